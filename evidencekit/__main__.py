@@ -1,0 +1,3 @@
+from evidencekit.cli.main import main
+
+main()

@@ -1,0 +1,105 @@
+"""One error hierarchy. Each error carries a message for people and the exit code the CLI uses.
+
+The CLI catches only :class:`EvidenceKitError`; anything else is a bug and is reported as such.
+"""
+
+from __future__ import annotations
+
+
+class ExitCode:
+    """Documented process exit codes (README, "Exit codes")."""
+
+    OK = 0
+    EVIDENCE_PROBLEM = 1  # verification failed, bundle damaged or tampered with
+    USAGE = 2  # bad arguments, unreadable input, bad key file
+    CAPTURE_INCOMPLETE = 3  # bundle written, but some items were unreadable or changed
+    NO_MATCHING_KEY = 4  # none of the given keys or passphrases opens the payload
+    INTERNAL = 5  # a bug in evidencekit
+    INTERRUPTED = 130  # Ctrl-C / SIGTERM
+
+
+class EvidenceKitError(Exception):
+    """Base class: ``str(err)`` is the one-line message for people; ``hint`` the next step."""
+
+    exit_code: int = ExitCode.USAGE
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UsageError(EvidenceKitError):
+    """The command was called wrongly (missing or conflicting options)."""
+
+    exit_code = ExitCode.USAGE
+
+
+class InputError(EvidenceKitError):
+    """An input file (source, key, recipient file) cannot be used."""
+
+    exit_code = ExitCode.USAGE
+
+
+class KeyFileError(InputError):
+    """A key file is missing, unreadable or not a supported key."""
+
+
+class PassphraseRequired(KeyFileError):
+    """A passphrase is needed (for a key file or a bundle) and none could be obtained."""
+
+
+class BadPassphrase(KeyFileError):
+    """The passphrase given for a private key file is wrong."""
+
+
+class RecipientError(InputError):
+    """A recipient string or file is not an age1… or ssh-ed25519 public key."""
+
+
+class BundleError(EvidenceKitError):
+    """The bundle is damaged, tampered with, or not an evidencekit bundle."""
+
+    exit_code = ExitCode.EVIDENCE_PROBLEM
+
+
+class SignatureError(BundleError):
+    """An SSH signature is malformed or does not verify."""
+
+
+class AgeError(BundleError):
+    """Base for age format problems (see evidencekit.crypto.age)."""
+
+
+class AgeHeaderError(AgeError):
+    """The age header is malformed (CCTV 'header failure')."""
+
+
+class AgeHeaderMacError(AgeError):
+    """The age header MAC does not verify (CCTV 'HMAC failure')."""
+
+
+class AgePayloadError(AgeError):
+    """The age payload is truncated, tampered with or malformed (CCTV 'payload failure')."""
+
+
+class AgeArmorError(AgeError):
+    """The ASCII armor around an age file is malformed (CCTV 'armor failure')."""
+
+
+class NoMatchingKey(EvidenceKitError):
+    """None of the identities or passphrases given can open the payload (CCTV 'no match')."""
+
+    exit_code = ExitCode.NO_MATCHING_KEY
+
+
+class OutputError(EvidenceKitError):
+    """The output cannot be written (exists, unwritable directory, disk full)."""
+
+    exit_code = ExitCode.USAGE
+
+
+class Interrupted(EvidenceKitError):
+    """The user interrupted the work (Ctrl-C or SIGTERM)."""
+
+    exit_code = ExitCode.INTERRUPTED
