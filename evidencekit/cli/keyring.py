@@ -1,0 +1,90 @@
+"""Turn command-line key arguments into library objects: recipients, identities, trusted keys."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from evidencekit.crypto import age
+from evidencekit.crypto.keys import (
+    PublicKey,
+    SigningKey,
+    load_public_key_file,
+    load_signing_key,
+    private_key_is_encrypted,
+)
+from evidencekit.errors import InputError, KeyFileError, RecipientError
+
+OPENSSH_PRIVATE = b"-----BEGIN OPENSSH PRIVATE KEY-----"
+
+
+def config_dir() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "evidencekit"
+
+
+def default_signing_key_path() -> Path:
+    return config_dir() / "id_ed25519"
+
+
+def recipients_from(inline: tuple[str, ...], files: tuple[Path, ...]) -> list[age.Recipient]:
+    """Parse ``--recipient`` values and ``--recipient-file`` files (one key per line, # comments)."""
+    recipients = [age.parse_recipient(value.strip()) for value in inline]
+    for path in files:
+        try:
+            text = path.read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RecipientError(f"cannot read the recipient file {path}: {exc}") from None
+        lines = [line.strip() for line in text.splitlines()]
+        found = [age.parse_recipient(line) for line in lines if line and not line.startswith("#")]
+        if not found:
+            raise RecipientError(f"the recipient file {path} holds no public key")
+        recipients.extend(found)
+    return recipients
+
+
+def load_signing(path: Path, passphrase: Callable[[], bytes]) -> SigningKey:
+    """Load a signing key, asking for its passphrase only when the key is protected."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise KeyFileError(f"signing key not found: {path}",
+                           hint="create one with: evidencekit key generate -o PATH") from None
+    except OSError as exc:
+        raise KeyFileError(f"cannot read the signing key {path}: {exc.strerror}") from None
+    secret = passphrase() if private_key_is_encrypted(data) else None
+    return load_signing_key(path, secret)
+
+
+def identities_from(paths: tuple[Path, ...], passphrase: Callable[[Path], bytes]
+                    ) -> list[age.Identity]:
+    """Load ``-i`` files: age identity files and OpenSSH ed25519 private keys."""
+    identities: list[age.Identity] = []
+    for path in paths:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise KeyFileError(f"cannot read the key file {path}: {exc.strerror}") from None
+        if OPENSSH_PRIVATE in data:
+            secret = passphrase(path) if private_key_is_encrypted(data) else None
+            identities.append(age.SshEd25519Identity(load_signing_key(path, secret).private))
+        elif b"AGE-SECRET-KEY-" in data:
+            identities.extend(age.parse_identity_file(data))
+        else:
+            raise KeyFileError(f"{path} is neither an age identity file nor an OpenSSH private key",
+                               hint="give the private key (not the .pub file)")
+    return identities
+
+
+def trusted_from(values: tuple[str, ...]) -> list[PublicKey]:
+    """``--trusted-key`` values: a .pub file or an inline ``ssh-ed25519 AAAA…`` line."""
+    keys = []
+    for value in values:
+        if value.startswith("ssh-"):
+            keys.append(PublicKey.from_openssh_line(value))
+        elif os.path.exists(value):
+            keys.append(load_public_key_file(Path(value)))
+        else:
+            raise InputError(f"--trusted-key {value!r} is neither a file nor an ssh-ed25519 key")
+    return keys

@@ -1,0 +1,204 @@
+"""Everything the CLI prints: rich text for people, one JSON document for scripts."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from evidencekit.capture import CaptureResult
+from evidencekit.errors import EvidenceKitError, ExitCode
+from evidencekit.findings import Finding
+from evidencekit.format.documents import CustodyEvent, Seal
+from evidencekit.verify import Report
+
+JSON_SCHEMA_VERSION = 1
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def emit_json(document: dict[str, Any]) -> None:
+    document = {"schema_version": JSON_SCHEMA_VERSION, **document}
+    sys.stdout.write(json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def error(exc: EvidenceKitError, command: str, as_json: bool) -> None:
+    if as_json:
+        emit_json({"command": command, "ok": False, "exit_code": exc.exit_code,
+                   "error": {"kind": type(exc).__name__, "message": exc.message,
+                             "hint": exc.hint}})
+    err.print(f"[bold red]evidencekit: error:[/] {_escape(exc.message)}")
+    if exc.hint:
+        err.print(f"[yellow]evidencekit: hint:[/] {_escape(exc.hint)}")
+
+
+def _escape(text: str) -> str:
+    return text.replace("[", r"\[")
+
+
+class RichProgress:
+    """Progress bar with files, bytes, rate and ETA; only used on a terminal without --json."""
+
+    wants_totals = True
+
+    def __init__(self) -> None:
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
+            TextColumn("{task.fields[files]} files"), TransferSpeedColumn(), TimeRemainingColumn(),
+            console=err, transient=True,
+        )
+        self._task: TaskID | None = None
+        self._files = 0
+
+    def start(self, label: str, total_files: int | None, total_bytes: int | None) -> None:
+        self._progress.start()
+        self._task = self._progress.add_task(label, total=total_bytes, files=0)
+
+    def advance(self, files: int = 0, nbytes: int = 0) -> None:
+        if self._task is None:
+            return
+        self._files += files
+        self._progress.update(self._task, advance=nbytes, files=self._files)
+
+    def finish(self) -> None:
+        self._progress.stop()
+
+
+_ = MofNCompleteColumn  # kept importable for a future files-only bar
+
+
+def seal_json(seal: Seal) -> dict[str, Any]:
+    return {"case_id": seal.case_id, "created": seal.created,
+            "capture_started": seal.capture_started, "format_version": seal.format_version,
+            "payload": {"size": seal.payload_size, "sha256": seal.payload_sha256},
+            "manifest_root": seal.manifest_root, "counts": seal.counts,
+            "total_bytes": seal.total_bytes, "complete": seal.complete,
+            "signer": {"fingerprint": seal.signer.fingerprint,
+                       "public_key": seal.signer.public_key},
+            "tool_version": seal.tool_version}
+
+
+def event_json(event: CustodyEvent) -> dict[str, Any]:
+    return {"sequence": event.sequence, "action": event.action, "time": event.time,
+            "actor": event.actor_name, "fingerprint": event.actor.fingerprint,
+            "host": event.host, "note": event.note, "clock_source": event.clock_source,
+            "payload_sha256": event.payload_sha256}
+
+
+def capture_json(result: CaptureResult, exit_code: int) -> dict[str, Any]:
+    return {"command": "capture", "ok": True, "exit_code": exit_code,
+            "bundle": str(result.output), "seal_sha256": result.seal_sha256,
+            "custody_head_sha256": result.event_sha256, "seal": seal_json(result.seal),
+            "problems": [{"path": p.path, "problem": p.problem} for p in result.problems],
+            "warnings": result.warnings}
+
+
+def capture_text(result: CaptureResult) -> None:
+    seal = result.seal
+    counts = seal.counts
+    out.print(f"[bold green]Sealed[/] {_escape(str(result.output))}")
+    out.print(f"  case            {_escape(seal.case_id)}")
+    out.print(f"  captured        {counts['files']} files ({_size(seal.total_bytes)}), "
+              f"{counts['directories']} folders, {counts['symlinks']} links, "
+              f"{counts['special']} special files")
+    out.print(f"  root hash       {seal.manifest_root}")
+    out.print(f"  payload SHA-256 {seal.payload_sha256}")
+    out.print(f"  signed by       {seal.signer.fingerprint}")
+    for warning in result.warnings:
+        err.print(f"[yellow]evidencekit: warning:[/] {_escape(warning)}")
+    if result.problems:
+        err.print(f"[yellow]{len(result.problems)} item(s) could not be captured completely "
+                  "(recorded in the manifest):[/]")
+        for problem in result.problems[:50]:
+            err.print(f"  {_escape(problem.path)}: {_escape(problem.problem)}")
+        if len(result.problems) > 50:
+            err.print(f"  … and {len(result.problems) - 50} more (see --json)")
+    out.print("Keep this bundle unchanged. Check it any time with: evidencekit verify "
+              f"{_escape(str(result.output))}")
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+def report_json(report: Report, exit_code: int, command: str = "verify") -> dict[str, Any]:
+    return {"command": command, "ok": report.ok, "exit_code": exit_code,
+            "bundle": report.bundle,
+            "seal": seal_json(report.seal) if report.seal else None,
+            "signer": {"fingerprint": report.signer.fingerprint if report.signer else None,
+                       "trusted": report.trusted},
+            "decrypted": report.decrypted, "files_checked": report.files_checked,
+            "no_matching_key": report.no_matching_key,
+            "custody": [event_json(e) for e in report.events],
+            "findings": [f.to_json() for f in report.findings.items]}
+
+
+def report_text(report: Report) -> None:
+    seal = report.seal
+    if seal is not None:
+        out.print(f"Bundle   {_escape(report.bundle)}")
+        out.print(f"Case     {_escape(seal.case_id)}  (sealed {seal.created})")
+        trust = {None: "not checked against a trusted key (use --trusted-key)",
+                 True: "[green]a key you trust[/]", False: "[red]NOT a key you trust[/]"}
+        out.print(f"Signer   {seal.signer.fingerprint}: {trust[report.trusted]}")
+        out.print(f"Evidence {seal.counts['files']} files, {_size(seal.total_bytes)}"
+                  + ("" if seal.complete else " [yellow](capture was incomplete)[/]"))
+    if report.events:
+        custody_table(report.events)
+    for finding in report.findings.items:
+        _print_finding(finding)
+    if report.no_matching_key:
+        err.print(f"[bold red]Cannot decrypt:[/] {_escape(report.no_matching_key)}")
+    if report.ok:
+        what = (f"all {report.files_checked} files decrypted and match their hashes"
+                if report.decrypted else "seal, signatures, custody log and payload hash are "
+                "intact (give -i KEY to check every file too)")
+        out.print(f"[bold green]VERIFIED[/]: {what}")
+    else:
+        out.print(f"[bold red]VERIFICATION FAILED[/]: {len(report.findings.errors)} problem(s)")
+
+
+def _print_finding(finding: Finding) -> None:
+    colour = "red" if finding.severity == "error" else "yellow"
+    line = f"[{colour}]{finding.severity}[/] [{finding.check}] {_escape(finding.where)}: " \
+           f"{_escape(finding.problem)}"
+    if finding.expected is not None or finding.found is not None:
+        line += f" (expected {_escape(str(finding.expected))}, found {_escape(str(finding.found))})"
+    err.print(line)
+
+
+def custody_table(events: list[CustodyEvent]) -> None:
+    table = Table(title="Chain of custody", show_lines=False)
+    for column in ("#", "time (UTC)", "action", "by", "key", "note"):
+        table.add_column(column)
+    for e in events:
+        table.add_row(str(e.sequence), e.time, e.action, e.actor_name, e.actor.fingerprint,
+                      e.note[:60])
+    out.print(table)
+
+
+def exit_code_for(report: Report) -> int:
+    if report.findings.errors:
+        return ExitCode.EVIDENCE_PROBLEM
+    if report.no_matching_key:
+        return ExitCode.NO_MATCHING_KEY
+    return ExitCode.OK

@@ -1,0 +1,51 @@
+"""Where passphrases come from: a file, an environment variable, or a terminal prompt.
+
+Never a prompt without a terminal: a script that forgot a secret gets exit code 2 and the name of
+the flag or variable to use, instead of hanging.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from evidencekit.errors import InputError, PassphraseRequired
+
+PASSPHRASE_ENV = "EVIDENCEKIT_PASSPHRASE"
+KEY_PASSPHRASE_ENV = "EVIDENCEKIT_KEY_PASSPHRASE"
+
+
+def interactive() -> bool:
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def read_passphrase_file(path: Path) -> bytes:
+    """The first line of *path*, without its line ending."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read the passphrase file {path}: {exc.strerror}") from None
+    line = data.split(b"\n", 1)[0].rstrip(b"\r")
+    if not line:
+        raise InputError(f"the passphrase file {path} is empty")
+    return line
+
+
+def obtain(purpose: str, file: Path | None, env: str, flag: str, *, confirm: bool) -> bytes:
+    """A passphrase for *purpose* from --…-passphrase-file, then $env, then a prompt."""
+    if file is not None:
+        return read_passphrase_file(file)
+    if os.environ.get(env):
+        return os.environ[env].encode("utf-8")
+    if not interactive():
+        raise PassphraseRequired(
+            f"a passphrase is needed for {purpose}, and there is no terminal to ask on",
+            hint=f"pass {flag} FILE or set the environment variable {env}")
+    value: str = click.prompt(f"Passphrase for {purpose}", hide_input=True,
+                              confirmation_prompt=confirm, err=True)
+    if not value:
+        raise InputError("the passphrase is empty")
+    return value.encode("utf-8")

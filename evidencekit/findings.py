@@ -1,0 +1,43 @@
+"""Findings: what verification found, as data (what, where, expected, found)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str  # the numbered step's name, as in docs/FORMAT.md ("seal-signature", "file-hash", ...)
+    where: str  # the member or file concerned
+    problem: str  # one line for people
+    expected: str | None = None
+    found: str | None = None
+    severity: str = "error"  # "error" fails verification; "warning" does not
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Findings:
+    items: list[Finding] = field(default_factory=list)
+
+    def error(self, check: str, where: str, problem: str, expected: object = None,
+              found: object = None) -> None:
+        self.items.append(Finding(check, where, problem, _text(expected), _text(found)))
+
+    def warning(self, check: str, where: str, problem: str) -> None:
+        self.items.append(Finding(check, where, problem, severity="warning"))
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.items if f.severity == "error"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)

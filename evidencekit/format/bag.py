@@ -1,0 +1,75 @@
+"""BagIt (RFC 8493) pieces of the payload: tag files, manifest lines and their path encoding."""
+
+from __future__ import annotations
+
+from evidencekit.errors import BundleError
+
+BAG_ROOT = "bag"  # the payload tar holds one directory: bag/
+BAGIT_TXT = b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
+MANIFEST = "manifest-sha256.txt"
+TAGMANIFEST = "tagmanifest-sha256.txt"
+BAG_INFO = "bag-info.txt"
+BAGIT = "bagit.txt"
+EK_MANIFEST = "evidencekit/manifest.json"
+EK_MANIFEST_SIG = "evidencekit/manifest.json.sig"
+
+
+def encode_path(path: str) -> str:
+    """RFC 8493 §2.1.3: in manifest paths only CR, LF and % are percent-encoded."""
+    return path.replace("%", "%25").replace("\n", "%0A").replace("\r", "%0D")
+
+
+def decode_path(encoded: str) -> str:
+    out: list[str] = []
+    i = 0
+    while i < len(encoded):
+        if encoded[i] == "%":
+            code = encoded[i + 1 : i + 3].upper()
+            if code not in ("25", "0A", "0D"):
+                raise BundleError(f"manifest path {encoded!r} has an invalid percent escape")
+            out.append({"25": "%", "0A": "\n", "0D": "\r"}[code])
+            i += 3
+        else:
+            out.append(encoded[i])
+            i += 1
+    return "".join(out)
+
+
+def manifest_line(hexdigest: str, path: str) -> bytes:
+    """One manifest line: ``<sha256>  <path>`` (two spaces, as sha256sum writes)."""
+    return f"{hexdigest}  {encode_path(path)}\n".encode()
+
+
+def parse_manifest(data: bytes, what: str) -> dict[str, str]:
+    """Parse a manifest into {path: sha256}; every defect raises BundleError naming the line."""
+    entries: dict[str, str] = {}
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BundleError(f"{what} is not UTF-8") from None
+    if text and not text.endswith("\n"):
+        raise BundleError(f"{what} does not end with a newline")
+    for number, line in enumerate(text.splitlines(), start=1):
+        digest, sep, encoded = line.partition("  ")
+        if not sep or len(digest) != 64 or not _is_lower_hex(digest) or not encoded:
+            raise BundleError(f"{what} line {number} is malformed")
+        path = decode_path(encoded)
+        if path in entries:
+            raise BundleError(f"{what} lists {path!r} twice")
+        if path.startswith(("/", "~")) or ".." in path.split("/") or path[:1] == "\\":
+            raise BundleError(f"{what} line {number} has an unsafe path {path!r}")
+        entries[path] = digest
+    return entries
+
+
+def _is_lower_hex(text: str) -> bool:
+    return all(c in "0123456789abcdef" for c in text)
+
+
+def bag_info(fields: list[tuple[str, str]]) -> bytes:
+    """bag-info.txt; multi-line values are folded with leading spaces as RFC 8493 §2.2.2 allows."""
+    lines = []
+    for label, value in fields:
+        folded = "\n  ".join(value.replace("\r", "").split("\n"))
+        lines.append(f"{label}: {folded}\n")
+    return "".join(lines).encode("utf-8")

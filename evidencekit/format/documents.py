@@ -1,0 +1,236 @@
+"""The signed JSON documents of a bundle: the seal and custody events. Parse = validate.
+
+Both are canonical JSON (evidencekit.canonical) and carry a ``type`` field, so a signature made for
+one kind of document can never be passed off as another (the SSHSIG namespace is shared).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from evidencekit import canonical
+from evidencekit.clock import parse_rfc3339
+from evidencekit.errors import BundleError
+
+FORMAT_VERSION = 1
+SUPPORTED_VERSIONS = (1,)
+SEAL_TYPE = "evidencekit.seal"
+EVENT_TYPE = "evidencekit.custody-event"
+MANIFEST_TYPE = "evidencekit.manifest"
+
+README = "README.txt"
+PAYLOAD = "payload.age"
+SEAL = "seal.json"
+SEAL_SIG = "seal.json.sig"
+CUSTODY_DIR = "custody/"
+
+ACTIONS = ("captured", "transferred", "received", "verified", "accessed", "resealed", "exported",
+           "note")
+
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def custody_member(sequence: int) -> str:
+    return f"{CUSTODY_DIR}{sequence:06d}.json"
+
+
+class _Fields:
+    """Typed access to a parsed JSON object; every wrong type raises BundleError naming the field."""
+
+    def __init__(self, document: dict[str, Any], what: str) -> None:
+        self._doc = document
+        self._what = what
+
+    def _get(self, key: str, kind: type | tuple[type, ...], doc: dict[str, Any] | None = None) -> Any:
+        source = self._doc if doc is None else doc
+        if key not in source:
+            raise BundleError(f"{self._what} has no field {key!r}")
+        value = source[key]
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+            raise BundleError(f"{self._what}: field {key!r} has the wrong type")
+        return value
+
+    def str(self, key: str, doc: dict[str, Any] | None = None) -> str:
+        value: str = self._get(key, str, doc)
+        return value
+
+    def int(self, key: str, doc: dict[str, Any] | None = None) -> int:
+        value: int = self._get(key, int, doc)
+        if value < 0:
+            raise BundleError(f"{self._what}: field {key!r} is negative")
+        return value
+
+    def bool(self, key: str, doc: dict[str, Any] | None = None) -> bool:
+        value: bool = self._get(key, bool, doc)
+        return value
+
+    def obj(self, key: str, doc: dict[str, Any] | None = None) -> dict[str, Any]:
+        value: dict[str, Any] = self._get(key, dict, doc)
+        return value
+
+    def sha256(self, key: str, doc: dict[str, Any] | None = None) -> str:
+        value = self.str(key, doc)
+        if not _HEX64.match(value):
+            raise BundleError(f"{self._what}: field {key!r} is not a SHA-256 hex digest")
+        return value
+
+    def time(self, key: str, doc: dict[str, Any] | None = None) -> str:
+        value = self.str(key, doc)
+        try:
+            parse_rfc3339(value)
+        except ValueError:
+            raise BundleError(f"{self._what}: field {key!r} is not a UTC timestamp") from None
+        return value
+
+    def exact_keys(self, keys: set[str], doc: dict[str, Any] | None = None) -> None:
+        source = self._doc if doc is None else doc
+        extra = set(source) - keys
+        missing = keys - set(source)
+        if extra or missing:
+            raise BundleError(f"{self._what}: unexpected fields {sorted(extra)} / missing fields "
+                              f"{sorted(missing)}")
+
+
+def _check_header(fields: _Fields, expected_type: str) -> int:
+    if fields.str("type") != expected_type:
+        raise BundleError(f"{fields._what} is not of type {expected_type}")
+    version = fields.int("format_version")
+    if version not in SUPPORTED_VERSIONS:
+        raise BundleError(f"{fields._what} has format version {version}, which this evidencekit "
+                          f"does not know (it reads versions {list(SUPPORTED_VERSIONS)})",
+                          hint="update evidencekit")
+    return version
+
+
+@dataclass(frozen=True)
+class Signer:
+    public_key: str  # OpenSSH line without comment
+    fingerprint: str
+
+
+_SEAL_KEYS = {"type", "format_version", "case_id", "created", "capture_started", "readme_sha256",
+              "payload", "manifest_root", "manifest_sha256", "counts", "total_bytes", "complete",
+              "signer", "tool"}
+COUNT_KEYS = ("files", "directories", "symlinks", "special", "errors", "changed", "skipped")
+
+
+@dataclass(frozen=True)
+class Seal:
+    case_id: str
+    created: str
+    capture_started: str
+    readme_sha256: str
+    payload_size: int
+    payload_sha256: str
+    manifest_root: str
+    manifest_sha256: str
+    counts: dict[str, int]
+    total_bytes: int
+    complete: bool
+    signer: Signer
+    tool_version: str
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> bytes:
+        return canonical.dumps({
+            "type": SEAL_TYPE,
+            "format_version": self.format_version,
+            "case_id": self.case_id,
+            "created": self.created,
+            "capture_started": self.capture_started,
+            "readme_sha256": self.readme_sha256,
+            "payload": {"name": PAYLOAD, "size": self.payload_size, "sha256": self.payload_sha256},
+            "manifest_root": self.manifest_root,
+            "manifest_sha256": self.manifest_sha256,
+            "counts": self.counts,
+            "total_bytes": self.total_bytes,
+            "complete": self.complete,
+            "signer": {"public_key": self.signer.public_key,
+                       "fingerprint": self.signer.fingerprint},
+            "tool": {"name": "evidencekit", "version": self.tool_version},
+        })
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Seal:
+        f = _Fields(canonical.loads(data, "seal.json"), "seal.json")
+        version = _check_header(f, SEAL_TYPE)
+        f.exact_keys(_SEAL_KEYS)
+        payload = f.obj("payload")
+        f.exact_keys({"name", "size", "sha256"}, payload)
+        if f.str("name", payload) != PAYLOAD:
+            raise BundleError("seal.json names an unexpected payload member")
+        counts = f.obj("counts")
+        f.exact_keys(set(COUNT_KEYS), counts)
+        signer = f.obj("signer")
+        f.exact_keys({"public_key", "fingerprint"}, signer)
+        tool = f.obj("tool")
+        return cls(
+            case_id=f.str("case_id"), created=f.time("created"),
+            capture_started=f.time("capture_started"), readme_sha256=f.sha256("readme_sha256"),
+            payload_size=f.int("size", payload), payload_sha256=f.sha256("sha256", payload),
+            manifest_root=f.sha256("manifest_root"), manifest_sha256=f.sha256("manifest_sha256"),
+            counts={k: f.int(k, counts) for k in COUNT_KEYS}, total_bytes=f.int("total_bytes"),
+            complete=f.bool("complete"),
+            signer=Signer(f.str("public_key", signer), f.str("fingerprint", signer)),
+            tool_version=f.str("version", tool), format_version=version,
+        )
+
+
+_EVENT_KEYS = {"type", "format_version", "case_id", "sequence", "action", "time", "clock_source",
+               "actor", "host", "note", "payload_sha256", "previous_sha256"}
+
+
+@dataclass(frozen=True)
+class CustodyEvent:
+    case_id: str
+    sequence: int
+    action: str
+    time: str
+    clock_source: str
+    actor_name: str
+    actor: Signer
+    host: str
+    note: str
+    payload_sha256: str
+    previous_sha256: str  # SHA-256 of the previous event's JSON; of seal.json for the first
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> bytes:
+        return canonical.dumps({
+            "type": EVENT_TYPE,
+            "format_version": self.format_version,
+            "case_id": self.case_id,
+            "sequence": self.sequence,
+            "action": self.action,
+            "time": self.time,
+            "clock_source": self.clock_source,
+            "actor": {"name": self.actor_name, "public_key": self.actor.public_key,
+                      "fingerprint": self.actor.fingerprint},
+            "host": self.host,
+            "note": self.note,
+            "payload_sha256": self.payload_sha256,
+            "previous_sha256": self.previous_sha256,
+        })
+
+    @classmethod
+    def from_json(cls, data: bytes, what: str) -> CustodyEvent:
+        f = _Fields(canonical.loads(data, what), what)
+        version = _check_header(f, EVENT_TYPE)
+        f.exact_keys(_EVENT_KEYS)
+        actor = f.obj("actor")
+        f.exact_keys({"name", "public_key", "fingerprint"}, actor)
+        action = f.str("action")
+        if action not in ACTIONS:
+            raise BundleError(f"{what}: unknown custody action {action!r}")
+        sequence = f.int("sequence")
+        if sequence < 1:
+            raise BundleError(f"{what}: sequence must start at 1")
+        return cls(
+            case_id=f.str("case_id"), sequence=sequence, action=action, time=f.time("time"),
+            clock_source=f.str("clock_source"), actor_name=f.str("name", actor),
+            actor=Signer(f.str("public_key", actor), f.str("fingerprint", actor)),
+            host=f.str("host"), note=f.str("note"), payload_sha256=f.sha256("payload_sha256"),
+            previous_sha256=f.sha256("previous_sha256"), format_version=version,
+        )

@@ -1,0 +1,249 @@
+"""The outer layer of a bundle: a POSIX (pax) tar with a fixed, canonical header per member.
+
+Every member is stored as three 512-byte blocks of header followed by its data:
+
+1. a pax extended header (typeflag ``x``) named ``PaxHeaders/<name>``,
+2. one block holding exactly one pax record, ``<len> size=<decimal size>\\n``, zero-padded,
+3. the ustar header of the member itself,
+
+then the data, zero-padded to a multiple of 512. The archive ends with exactly two zero blocks.
+Every header field is fixed by (name, size, mtime) — see docs/FORMAT.md — so a reader regenerates the
+expected 1536 header bytes and compares: a changed byte in any header is detected even though
+headers are not signed. Fixed-size headers also let the writer stream the payload and fill in its
+size afterwards (seek back), because the header length does not depend on the size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from evidencekit.errors import BundleError
+
+BLOCK = 512
+HEADER_LEN = 3 * BLOCK
+END_OF_ARCHIVE = b"\0" * (2 * BLOCK)
+MEMBER_MODE = 0o444  # evidence is read-only
+_USTAR_MAX_SIZE = 8**11 - 1
+MAX_NAME = 99
+
+
+def _octal(value: int, width: int) -> bytes:
+    """A NUL-terminated, zero-padded octal field of *width* bytes."""
+    return b"%0*o\0" % (width - 1, value)
+
+
+def _ustar_block(name: bytes, size: int, mtime: int, typeflag: bytes) -> bytes:
+    fields = [
+        name.ljust(100, b"\0"),
+        _octal(MEMBER_MODE, 8),
+        _octal(0, 8),  # uid
+        _octal(0, 8),  # gid
+        _octal(size if size <= _USTAR_MAX_SIZE else 0, 12),
+        _octal(mtime, 12),
+        b" " * 8,  # checksum placeholder, per POSIX
+        typeflag,
+        b"\0" * 100,  # linkname
+        b"ustar\x0000",
+        b"\0" * 32,  # uname
+        b"\0" * 32,  # gname
+        _octal(0, 8),  # devmajor
+        _octal(0, 8),  # devminor
+        b"\0" * 155,  # prefix
+        b"\0" * 12,
+    ]
+    block = bytearray(b"".join(fields))
+    checksum = sum(block)
+    block[148:156] = b"%06o\0 " % checksum
+    return bytes(block)
+
+
+def _pax_size_record(size: int) -> bytes:
+    body = b" size=%d\n" % size
+    length = len(body) + 1
+    while len(b"%d" % length) + len(body) != length:
+        length += 1
+    return b"%d" % length + body
+
+
+def member_header(name: str, size: int, mtime: int) -> bytes:
+    """The canonical 1536 header bytes of an outer member."""
+    raw_name = name.encode("ascii")
+    if len(raw_name) > MAX_NAME - len(b"PaxHeaders/") or not raw_name:
+        raise ValueError(f"outer member name too long: {name}")
+    if mtime < 0 or size < 0:
+        raise ValueError("negative size or mtime")
+    record = _pax_size_record(size)
+    return (
+        _ustar_block(b"PaxHeaders/" + raw_name, len(record), mtime, b"x")
+        + record.ljust(BLOCK, b"\0")
+        + _ustar_block(raw_name, size, mtime, b"0")
+    )
+
+
+def padding(size: int) -> bytes:
+    return b"\0" * (-size % BLOCK)
+
+
+class OuterWriter:
+    """Writes outer members to a seekable binary file."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+
+    def add_bytes(self, name: str, data: bytes, mtime: int) -> None:
+        self._out.write(member_header(name, len(data), mtime))
+        self._out.write(data)
+        self._out.write(padding(len(data)))
+
+    @contextmanager
+    def add_stream(self, name: str, mtime: int) -> Iterator[HashingSink]:
+        """Yield a sink for a member of unknown size; its header is completed on exit."""
+        start = self._out.tell()
+        self._out.write(member_header(name, 0, mtime))
+        sink = HashingSink(self._out)
+        yield sink
+        end = self._out.tell()
+        self._out.seek(start)
+        self._out.write(member_header(name, sink.size, mtime))
+        self._out.seek(end)
+        self._out.write(padding(sink.size))
+
+    def finish(self) -> None:
+        self._out.write(END_OF_ARCHIVE)
+
+
+class HashingSink:
+    """A write-only stream that counts and SHA-256-hashes what passes through to *out*."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        self._hash.update(data)
+        written = self._out.write(data)
+        self.size += len(data)
+        return written if written is not None else len(data)
+
+    def flush(self) -> None:
+        self._out.flush()
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str
+    offset: int  # of the data
+    size: int
+    mtime: int
+    header_offset: int
+
+
+def read_members(f: BinaryIO) -> list[Member]:
+    """Parse the outer tar strictly; raise BundleError naming the byte offset of the first defect.
+
+    Reads only headers (data is skipped by seeking), so a huge declared size costs nothing.
+    """
+    file_size = os.fstat(f.fileno()).st_size
+    members: list[Member] = []
+    offset = 0
+    while True:
+        f.seek(offset)
+        first = f.read(BLOCK)
+        if len(first) < BLOCK:
+            raise BundleError(f"bundle is truncated at byte {offset}: the tar ends without its "
+                              "end-of-archive marker")
+        if first == b"\0" * BLOCK:
+            _check_end(f, offset, file_size)
+            return members
+        header = first + f.read(2 * BLOCK)
+        member = _parse_member(header, offset, file_size)
+        members.append(member)
+        offset = member.offset + member.size + len(padding(member.size))
+        f.seek(member.offset + member.size)
+        if f.read(len(padding(member.size))).strip(b"\0"):
+            raise BundleError(f"non-zero padding after member {member.name} "
+                              f"(byte {member.offset + member.size})")
+
+
+def _check_end(f: BinaryIO, offset: int, file_size: int) -> None:
+    f.seek(offset)
+    tail = f.read(2 * BLOCK + 1)
+    if tail[: 2 * BLOCK] != END_OF_ARCHIVE[: len(tail[: 2 * BLOCK])] or len(tail) < 2 * BLOCK:
+        raise BundleError(f"bundle is truncated or damaged at byte {offset}: incomplete "
+                          "end-of-archive marker")
+    if offset + 2 * BLOCK != file_size:
+        raise BundleError(f"{file_size - offset - 2 * BLOCK} unexpected bytes after the end of the "
+                          f"archive (byte {offset + 2 * BLOCK})")
+
+
+def _parse_member(header: bytes, offset: int, file_size: int) -> Member:
+    if len(header) < HEADER_LEN:
+        raise BundleError(f"bundle is truncated at byte {offset}: incomplete member header")
+    name = header[2 * BLOCK : 2 * BLOCK + 100].split(b"\0", 1)[0]
+    record = header[BLOCK : 2 * BLOCK].rstrip(b"\0")
+    try:
+        text = name.decode("ascii")
+        size = int(record.split(b" size=", 1)[1].rstrip(b"\n"))
+        mtime = int(header[2 * BLOCK + 136 : 2 * BLOCK + 147], 8)
+        expected = member_header(text, size, mtime)
+    except (UnicodeDecodeError, IndexError, ValueError):
+        raise BundleError(f"damaged tar header at byte {offset}: not an evidencekit member "
+                          "header") from None
+    if header != expected:
+        raise BundleError(f"damaged tar header for member {text!r} at byte "
+                          f"{offset + _first_difference(header, expected)}")
+    data_offset = offset + HEADER_LEN
+    if data_offset + size > file_size:
+        raise BundleError(f"bundle is truncated: member {text!r} declares {size} bytes but the file "
+                          f"ends {file_size - data_offset} bytes into it")
+    return Member(text, data_offset, size, mtime, offset)
+
+
+def _first_difference(a: bytes, b: bytes) -> int:
+    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), 0)
+
+
+def read_member(f: BinaryIO, member: Member, limit: int) -> bytes:
+    """Read a small member whole; refuse members larger than *limit* instead of allocating."""
+    if member.size > limit:
+        raise BundleError(f"member {member.name!r} is {member.size} bytes, more than the "
+                          f"{limit} allowed for it")
+    f.seek(member.offset)
+    return f.read(member.size)
+
+
+class MemberReader:
+    """A read-only stream over one member's data (e.g. the payload), hashing what it returns."""
+
+    def __init__(self, f: BinaryIO, member: Member) -> None:
+        self._f = f
+        self._left = member.size
+        self._hash = hashlib.sha256()
+        f.seek(member.offset)
+
+    def read(self, n: int = -1) -> bytes:
+        if n < 0 or n > self._left:
+            n = self._left
+        data = self._f.read(n)
+        self._left -= len(data)
+        self._hash.update(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def drain(self) -> None:
+        while self.read(1 << 20):
+            pass
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()

@@ -1,0 +1,42 @@
+"""Inspect: show what a bundle says about itself, without a key and without judging it.
+
+``verify`` is the command that judges; inspect only reads the public parts (and says so).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from evidencekit.crypto import age
+from evidencekit.errors import BundleError
+from evidencekit.format.documents import PAYLOAD, SEAL, CustodyEvent, Seal, custody_member
+from evidencekit.format.outer import Member, MemberReader
+from evidencekit.format.reader import open_bundle
+
+
+@dataclass
+class Inspection:
+    path: Path
+    members: list[Member]
+    seal: Seal
+    events: list[CustodyEvent] = field(default_factory=list)
+    recipient_types: list[str] = field(default_factory=list)
+
+
+def inspect_bundle(path: Path) -> Inspection:
+    bundle = open_bundle(path)
+    try:
+        if SEAL not in bundle.by_name:
+            raise BundleError(f"{path} has no seal.json: it is not an evidencekit bundle")
+        seal = Seal.from_json(bundle.read_small(SEAL))
+        events = [CustodyEvent.from_json(bundle.read_small(custody_member(n)), custody_member(n))
+                  for n in range(1, bundle.custody_count() + 1)
+                  if custody_member(n) in bundle.by_name]
+        types: list[str] = []
+        if PAYLOAD in bundle.by_name:
+            header = age.read_header(MemberReader(bundle.file, bundle.by_name[PAYLOAD]))  # type: ignore[arg-type]
+            types = [stanza.type for stanza in header.stanzas]
+        return Inspection(path, bundle.members, seal, events, types)
+    finally:
+        bundle.close()

@@ -1,0 +1,121 @@
+"""Manifest records: what capture writes down about every entry, as canonical JSON values."""
+
+from __future__ import annotations
+
+import base64
+import grp
+import os
+import pwd
+import stat
+from functools import lru_cache
+from typing import Any
+
+from evidencekit.clock import rfc3339
+from evidencekit.walk import Entry
+
+
+def bytes_field(key: str, value: bytes) -> dict[str, str]:
+    """``{key: text}`` when *value* is UTF-8, else ``{key_b64: base64}``: byte-exact either way."""
+    try:
+        return {key: value.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {f"{key}_b64": base64.b64encode(value).decode("ascii")}
+
+
+def bytes_from_field(record: dict[str, Any], key: str) -> bytes:
+    if f"{key}_b64" in record:
+        return base64.b64decode(record[f"{key}_b64"], validate=True)
+    value = record[key]
+    if not isinstance(value, str):
+        raise ValueError(f"{key} is not a string")
+    return value.encode("utf-8")
+
+
+@lru_cache(maxsize=1024)
+def owner_name(uid: int) -> str | None:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return None
+
+
+@lru_cache(maxsize=1024)
+def group_name(gid: int) -> str | None:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return None
+
+
+def birth_time(info: os.stat_result) -> str | None:
+    """Creation time where the OS reports it in stat (macOS, BSD); None elsewhere."""
+    birth = getattr(info, "st_birthtime_ns", None)
+    if birth is None and getattr(info, "st_birthtime", None) is not None:
+        birth = int(info.st_birthtime * 1_000_000_000)
+    return rfc3339(birth) if birth is not None else None
+
+
+def stat_fields(info: os.stat_result) -> dict[str, Any]:
+    return {
+        "mode": stat.S_IMODE(info.st_mode),
+        "uid": info.st_uid,
+        "gid": info.st_gid,
+        "owner": owner_name(info.st_uid),
+        "group": group_name(info.st_gid),
+        "mtime": rfc3339(info.st_mtime_ns),
+        "atime": rfc3339(info.st_atime_ns),
+        "ctime": rfc3339(info.st_ctime_ns),
+        "birthtime": birth_time(info),
+        "inode": info.st_ino,
+        "device": info.st_dev,
+        "nlink": info.st_nlink,
+    }
+
+
+def read_xattrs(entry: Entry, fd: int | None = None) -> dict[str, str] | None:
+    """Extended attributes as {name: base64 value}; None where the OS or file system has none."""
+    if not hasattr(os, "listxattr"):
+        return None
+    target: int | str = fd if fd is not None else _proc_path(entry)
+    follow = fd is not None
+    try:
+        names = os.listxattr(target, follow_symlinks=follow)
+        return {
+            name: base64.b64encode(os.getxattr(target, name, follow_symlinks=follow)).decode()
+            for name in sorted(names)
+        }
+    except OSError:
+        return None
+
+
+def _proc_path(entry: Entry) -> str:
+    # Reach the entry through its directory's descriptor, so no symlink on the way is followed.
+    return os.fsdecode(b"/proc/self/fd/%d/" % entry.dir_fd + entry.name)
+
+
+def base_record(entry: Entry) -> dict[str, Any]:
+    record: dict[str, Any] = {"source": entry.source.index, "bag_path": entry.bag_path,
+                              "kind": entry.kind, "error": entry.error}
+    record.update(bytes_field("path", entry.path))
+    if entry.lstat is not None:
+        record.update(stat_fields(entry.lstat))
+        record["size"] = entry.lstat.st_size
+    return record
+
+
+def special_record(entry: Entry) -> dict[str, Any]:
+    """Record for anything whose content is not captured: symlink, FIFO, socket, device."""
+    record = base_record(entry)
+    if entry.lstat is None:
+        return record
+    if entry.kind == "symlink":
+        try:
+            record.update(bytes_field("target", os.readlink(entry.name, dir_fd=entry.dir_fd)))
+        except OSError as exc:
+            record["error"] = f"could not read the link: {exc.strerror}"
+    elif entry.kind in ("char-device", "block-device"):
+        record["rdev_major"] = os.major(entry.lstat.st_rdev)
+        record["rdev_minor"] = os.minor(entry.lstat.st_rdev)
+    if entry.kind != "unknown":
+        record["xattrs"] = read_xattrs(entry)
+    return record

@@ -1,0 +1,368 @@
+"""Verification: numbered checks, cheapest first, every finding collected (docs/FORMAT.md §6).
+
+ 1. outer-structure   the outer tar parses strictly; members are exactly the prescribed ones
+ 2. seal              seal.json is canonical, of a known version, and well-typed
+ 3. seal-signature    seal.json.sig is a valid SSHSIG by the key the seal names
+ 4. readme            README.txt matches the hash in the seal
+ 5. member-times      outer header times equal the signed times
+ 6. custody           each event is well-formed, signed by its actor, chained, bound to the payload
+ 7. payload-hash      payload.age has the size and SHA-256 recorded in the seal
+ --- with a decryption key ---
+ 8. payload-decrypt   the age payload decrypts and authenticates to its last chunk
+ 9. bag               bagit.txt, manifest-sha256.txt (every file, no more, no less), tag manifest,
+                      Payload-Oxum; the manifest's hash is the seal's root hash
+10. manifest          evidencekit/manifest.json matches the seal and is signed by the sealer;
+                      every file entry matches what was decrypted
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evidencekit import canonical
+from evidencekit.clock import parse_rfc3339
+from evidencekit.crypto import age, sshsig
+from evidencekit.crypto.keys import PublicKey
+from evidencekit.errors import BundleError, EvidenceKitError, NoMatchingKey
+from evidencekit.findings import Findings
+from evidencekit.format import bag
+from evidencekit.format.documents import (
+    MANIFEST_TYPE,
+    PAYLOAD,
+    README,
+    SEAL,
+    SEAL_SIG,
+    CustodyEvent,
+    Seal,
+    custody_member,
+)
+from evidencekit.format.outer import MemberReader
+from evidencekit.format.reader import OuterBundle, open_bundle, structure_problems
+from evidencekit.payload import PayloadScan, Visitor, scan_payload
+
+
+@dataclass
+class Report:
+    bundle: str
+    findings: Findings = field(default_factory=Findings)
+    seal: Seal | None = None
+    events: list[CustodyEvent] = field(default_factory=list)
+    signer: PublicKey | None = None
+    trusted: bool | None = None  # None: no trusted keys were given
+    decrypted: bool = False
+    no_matching_key: str | None = None
+    files_checked: int = 0
+    manifest: dict[str, Any] | None = None
+    tag_files: dict[str, bytes] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.findings.ok and self.no_matching_key is None
+
+
+def verify(path: Path, identities: Sequence[age.Identity] = (),
+           trusted_keys: Sequence[PublicKey] = (), visitor: Visitor | None = None) -> Report:
+    """Run every check that the given keys allow; never stop at the first problem."""
+    report = Report(str(path))
+    try:
+        bundle = open_bundle(path)
+    except BundleError as exc:
+        report.findings.error("outer-structure", str(path), exc.message)
+        return report
+    try:
+        _verify_open(bundle, report, identities, trusted_keys, visitor)
+    finally:
+        bundle.close()
+    return report
+
+
+def _verify_open(bundle: OuterBundle, report: Report, identities: Sequence[age.Identity],
+                 trusted_keys: Sequence[PublicKey], visitor: Visitor | None) -> None:
+    findings = report.findings
+    for problem in structure_problems(bundle):  # step 1
+        findings.error("outer-structure", bundle.path.name, problem)
+    seal_json = _check_seal(bundle, report)  # steps 2-3
+    if report.seal is None or seal_json is None:
+        return
+    seal = report.seal
+    if trusted_keys:
+        report.trusted = any(k == report.signer for k in trusted_keys)
+        if not report.trusted:
+            findings.error("seal-signature", SEAL, "the bundle was sealed by a key you did not "
+                           "list as trusted", expected=", ".join(k.fingerprint for k in trusted_keys),
+                           found=seal.signer.fingerprint)
+    _check_readme(bundle, seal, findings)  # step 4
+    _check_member_times(bundle, seal, findings)  # step 5
+    report.events = check_custody(bundle, seal, hashlib.sha256(seal_json).hexdigest(), findings)
+    _check_payload(bundle, report, identities, visitor)  # steps 7-10
+
+
+def _check_seal(bundle: OuterBundle, report: Report) -> bytes | None:
+    findings = report.findings
+    if SEAL not in bundle.by_name:
+        return None
+    try:
+        seal_json = bundle.read_small(SEAL)
+        report.seal = Seal.from_json(seal_json)
+    except BundleError as exc:
+        findings.error("seal", SEAL, exc.message)
+        return None
+    if SEAL_SIG not in bundle.by_name:
+        return seal_json
+    try:
+        report.signer = sshsig.verify(bundle.read_small(SEAL_SIG), seal_json)
+    except BundleError as exc:
+        findings.error("seal-signature", SEAL_SIG, exc.message)
+        return seal_json
+    if report.signer.fingerprint != report.seal.signer.fingerprint or not _same_key(
+            report.signer, report.seal.signer.public_key):
+        findings.error("seal-signature", SEAL_SIG, "the seal was signed by a different key than "
+                       "the one it names", expected=report.seal.signer.fingerprint,
+                       found=report.signer.fingerprint)
+    return seal_json
+
+
+def _same_key(key: PublicKey, openssh_line: str) -> bool:
+    try:
+        return PublicKey.from_openssh_line(openssh_line) == key
+    except EvidenceKitError:
+        return False
+
+
+def _check_readme(bundle: OuterBundle, seal: Seal, findings: Findings) -> None:
+    if README not in bundle.by_name:
+        return
+    digest = hashlib.sha256(bundle.read_small(README)).hexdigest()
+    if digest != seal.readme_sha256:
+        findings.error("readme", README, "README.txt was changed", seal.readme_sha256, digest)
+
+
+def _check_member_times(bundle: OuterBundle, seal: Seal, findings: Findings) -> None:
+    expected = {README: seal.capture_started, PAYLOAD: seal.capture_started, SEAL: seal.created,
+                SEAL_SIG: seal.created}
+    for name, stamp in expected.items():
+        member = bundle.by_name.get(name)
+        seconds = parse_rfc3339(stamp) // 1_000_000_000
+        if member is not None and member.mtime != seconds:
+            findings.error("member-times", name, "tar header time differs from the signed time",
+                           seconds, member.mtime)
+
+
+def check_custody(bundle: OuterBundle, seal: Seal, seal_sha256: str,
+                  findings: Findings) -> list[CustodyEvent]:
+    """Step 6: parse, authenticate and chain every custody event."""
+    events: list[CustodyEvent] = []
+    previous = seal_sha256
+    previous_time: str | None = None
+    for sequence in range(1, bundle.custody_count() + 1):
+        name = custody_member(sequence)
+        if name not in bundle.by_name or name + ".sig" not in bundle.by_name:
+            findings.error("custody", name, "custody event or its signature is missing")
+            return events
+        data = bundle.read_small(name)
+        try:
+            event = CustodyEvent.from_json(data, name)
+        except BundleError as exc:
+            findings.error("custody", name, exc.message)
+            return events
+        _check_event(bundle, event, data, name, sequence, previous, seal, findings)
+        if previous_time and parse_rfc3339(event.time) < parse_rfc3339(previous_time):
+            findings.warning("custody", name, f"time goes backwards: this event is dated "
+                             f"{event.time}, the one before {previous_time}")
+        member = bundle.by_name[name]
+        if member.mtime != parse_rfc3339(event.time) // 1_000_000_000:
+            findings.error("member-times", name, "tar header time differs from the event time")
+        previous, previous_time = hashlib.sha256(data).hexdigest(), event.time
+        events.append(event)
+    if not events:
+        findings.error("custody", "custody/", "the custody log is empty")
+    elif events[0].action != "captured":
+        findings.error("custody", custody_member(1), "the first custody event is not 'captured'")
+    return events
+
+
+def _check_event(bundle: OuterBundle, event: CustodyEvent, data: bytes, name: str, sequence: int,
+                 previous: str, seal: Seal, findings: Findings) -> None:
+    if event.sequence != sequence:
+        findings.error("custody", name, "event sequence number is wrong", sequence, event.sequence)
+    if event.previous_sha256 != previous:
+        findings.error("custody", name, "event is not chained to the one before it (edited, "
+                       "removed, inserted or reordered events)", previous, event.previous_sha256)
+    if event.case_id != seal.case_id:
+        findings.error("custody", name, "event names another case", seal.case_id, event.case_id)
+    if event.payload_sha256 != seal.payload_sha256:
+        findings.error("custody", name, "event concerns another payload", seal.payload_sha256,
+                       event.payload_sha256)
+    if sequence == 1 and event.actor.fingerprint != seal.signer.fingerprint:
+        findings.error("custody", name, "the 'captured' event was not made by the sealer",
+                       seal.signer.fingerprint, event.actor.fingerprint)
+    try:
+        signer = sshsig.verify(bundle.read_small(name + ".sig"), data)
+    except BundleError as exc:
+        findings.error("custody", name + ".sig", exc.message)
+        return
+    if not _same_key(signer, event.actor.public_key) or signer.fingerprint != \
+            event.actor.fingerprint:
+        findings.error("custody", name + ".sig", "event is signed by a key other than the one it "
+                       "names", event.actor.fingerprint, signer.fingerprint)
+
+
+def _check_payload(bundle: OuterBundle, report: Report, identities: Sequence[age.Identity],
+                   visitor: Visitor | None) -> None:
+    member = bundle.by_name.get(PAYLOAD)
+    seal = report.seal
+    if member is None or seal is None:
+        return
+    reader = MemberReader(bundle.file, member)
+    if identities:
+        _decrypt_and_check(reader, report, identities, visitor)
+    reader.drain()
+    if member.size != seal.payload_size:
+        report.findings.error("payload-hash", PAYLOAD, "payload size differs from the seal",
+                              seal.payload_size, member.size)
+    if reader.hexdigest() != seal.payload_sha256:
+        report.findings.error("payload-hash", PAYLOAD, "payload SHA-256 differs from the seal "
+                              "(the encrypted evidence was changed)", seal.payload_sha256,
+                              reader.hexdigest())
+
+
+def _decrypt_and_check(reader: MemberReader, report: Report, identities: Sequence[age.Identity],
+                       visitor: Visitor | None) -> None:
+    findings = report.findings
+    try:
+        stream = age.AgeReader(reader, identities)  # type: ignore[arg-type]
+        scan = scan_payload(stream, findings, visitor)  # type: ignore[arg-type]
+    except NoMatchingKey as exc:
+        report.no_matching_key = exc.message
+        return
+    except BundleError as exc:
+        findings.error("payload-decrypt", PAYLOAD, exc.message)
+        return
+    except Exception as exc:  # tarfile.ReadError and friends on a damaged inner tar
+        findings.error("payload-decrypt", PAYLOAD, f"the decrypted payload is not a valid tar: "
+                       f"{exc}")
+        return
+    report.decrypted = True
+    report.tag_files = scan.tag_files
+    assert report.seal is not None
+    _check_bag(scan, report.seal, findings)
+    report.manifest = _check_manifest(scan, report, findings)
+    report.files_checked = len(scan.data_files)
+
+
+def _check_bag(scan: PayloadScan, seal: Seal, findings: Findings) -> None:
+    """Step 9: the bag is a valid BagIt bag and its manifest is the one the seal names."""
+    if scan.tag_files.get(bag.BAGIT) != bag.BAGIT_TXT:
+        findings.error("bag", bag.BAGIT, "bagit.txt is missing or not BagIt 1.0 / UTF-8")
+    manifest_data = scan.tag_files.get(bag.MANIFEST)
+    if manifest_data is None:
+        findings.error("bag", bag.MANIFEST, "the payload manifest is missing")
+        return
+    root = hashlib.sha256(manifest_data).hexdigest()
+    if root != seal.manifest_root:
+        findings.error("bag", bag.MANIFEST, "the manifest's hash is not the root hash in the seal",
+                       seal.manifest_root, root)
+    try:
+        listed = bag.parse_manifest(manifest_data, bag.MANIFEST)
+    except BundleError as exc:
+        findings.error("bag", bag.MANIFEST, exc.message)
+        return
+    _compare_files(listed, scan, findings)
+    _check_tag_manifest(scan, findings)
+    oxum = f"{sum(size for _, size in scan.data_files.values())}.{len(scan.data_files)}"
+    info = scan.tag_files.get(bag.BAG_INFO, b"").decode("utf-8", "replace")
+    if f"Payload-Oxum: {oxum}\n" not in info:
+        findings.error("bag", bag.BAG_INFO, "Payload-Oxum does not match the payload", found=oxum)
+
+
+def _compare_files(listed: dict[str, str], scan: PayloadScan, findings: Findings) -> None:
+    for path, expected in listed.items():
+        found = scan.data_files.get(path)
+        if found is None:
+            findings.error("bag", path, "file listed in the manifest is missing from the payload")
+        elif found[0] != expected:
+            findings.error("bag", path, "file content does not match its hash", expected, found[0])
+    for path in scan.data_files:
+        if path not in listed:
+            findings.error("bag", path, "file in the payload is not listed in the manifest")
+
+
+def _check_tag_manifest(scan: PayloadScan, findings: Findings) -> None:
+    data = scan.tag_files.get(bag.TAGMANIFEST)
+    if data is None:
+        findings.error("bag", bag.TAGMANIFEST, "the tag manifest is missing")
+        return
+    try:
+        listed = bag.parse_manifest(data, bag.TAGMANIFEST)
+    except BundleError as exc:
+        findings.error("bag", bag.TAGMANIFEST, exc.message)
+        return
+    for name in scan.tag_files:
+        if name != bag.TAGMANIFEST and name not in listed:
+            findings.error("bag", name, "tag file is not listed in the tag manifest")
+    for name, expected in listed.items():
+        found = scan.tag_hashes.get(name)
+        if found != expected:
+            findings.error("bag", name, "tag file is missing or changed", expected, found)
+
+
+def _check_manifest(scan: PayloadScan, report: Report, findings: Findings) -> dict[str, Any] | None:
+    """Step 10: the signed evidencekit manifest agrees with the seal and with the files."""
+    seal = report.seal
+    assert seal is not None
+    data = scan.tag_files.get(bag.EK_MANIFEST)
+    signature = scan.tag_files.get(bag.EK_MANIFEST_SIG)
+    if data is None or signature is None:
+        findings.error("manifest", bag.EK_MANIFEST, "the evidencekit manifest or its signature "
+                       "is missing")
+        return None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != seal.manifest_sha256:
+        findings.error("manifest", bag.EK_MANIFEST, "manifest differs from the one the seal names",
+                       seal.manifest_sha256, digest)
+    try:
+        signer = sshsig.verify(signature, data)
+        if signer.fingerprint != seal.signer.fingerprint:
+            findings.error("manifest", bag.EK_MANIFEST_SIG, "manifest signed by another key than "
+                           "the seal", seal.signer.fingerprint, signer.fingerprint)
+        manifest = canonical.loads(data, bag.EK_MANIFEST)
+        _check_manifest_entries(manifest, scan, seal, findings)
+    except BundleError as exc:
+        findings.error("manifest", bag.EK_MANIFEST, exc.message)
+        return None
+    return manifest
+
+
+def _check_manifest_entries(manifest: dict[str, Any], scan: PayloadScan, seal: Seal,
+                            findings: Findings) -> None:
+    if manifest.get("type") != MANIFEST_TYPE or manifest.get("format_version") != 1:
+        raise BundleError("manifest.json is not an evidencekit manifest of a known version")
+    try:
+        case_id = manifest["case"]["case_id"]
+        summary = manifest["summary"]
+        entries = manifest["entries"]
+        stored = {e["bag_path"]: e["sha256"] for e in entries
+                  if e["kind"] == "file" and e.get("sha256")}
+    except (KeyError, TypeError):
+        raise BundleError("manifest.json is missing required fields") from None
+    if case_id != seal.case_id:
+        findings.error("manifest", bag.EK_MANIFEST, "manifest names another case", seal.case_id,
+                       case_id)
+    if summary.get("counts") != seal.counts or summary.get("total_bytes") != seal.total_bytes:
+        findings.error("manifest", bag.EK_MANIFEST, "manifest counts differ from the seal")
+    if summary.get("manifest_root") != seal.manifest_root:
+        findings.error("manifest", bag.EK_MANIFEST, "manifest root hash differs from the seal")
+    for path, expected in stored.items():
+        found = scan.data_files.get(path)
+        if found is None:
+            findings.error("manifest", path, "file recorded in manifest.json is not in the payload")
+        elif found[0] != expected:
+            findings.error("manifest", path, "file content does not match manifest.json",
+                           expected, found[0])
+    for path in scan.data_files:
+        if path not in stored:
+            findings.error("manifest", path, "file in the payload is not in manifest.json")

@@ -1,0 +1,164 @@
+"""Walk the sources: a sorted, deterministic, read-only traversal that never follows a symlink.
+
+Directories are opened with ``O_NOFOLLOW | O_DIRECTORY`` and their children are reached through the
+directory's file descriptor (``dir_fd``), so a symlink swapped in during the walk is never followed
+and paths longer than PATH_MAX still work. Children are visited in byte order of their names.
+Every entry carries its ``lstat`` result; nothing here reads file content.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from evidencekit.errors import InputError
+
+KIND_BY_FORMAT = {
+    stat.S_IFREG: "file",
+    stat.S_IFDIR: "directory",
+    stat.S_IFLNK: "symlink",
+    stat.S_IFIFO: "fifo",
+    stat.S_IFSOCK: "socket",
+    stat.S_IFCHR: "char-device",
+    stat.S_IFBLK: "block-device",
+}
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def kind_of(mode: int) -> str:
+    return KIND_BY_FORMAT.get(stat.S_IFMT(mode), "unknown")
+
+
+@dataclass(frozen=True)
+class Source:
+    """One command-line source, as given and as resolved."""
+
+    index: int
+    given: bytes  # as typed (absolute form)
+    path: bytes  # what is captured: the symlink target when the user named a symlink
+    bag_name: str  # its top-level name under data/
+    via_symlink: bool
+
+
+@dataclass
+class Entry:
+    """One thing found by the walk. ``dir_fd`` and ``name`` reach it without following links."""
+
+    source: Source
+    path: bytes  # relative to the source's parent: starts with the source's own name
+    bag_path: str  # "data/..." as stored in the bag (UTF-8, reversible escaping)
+    kind: str
+    lstat: os.stat_result | None
+    dir_fd: int  # directory that holds it (or AT_FDCWD-style absolute access for a root)
+    name: bytes  # name inside dir_fd, or the absolute path for a root
+    error: str | None = None
+    children_error: str | None = field(default=None)
+
+
+def escape_name(name: bytes) -> str:
+    """A UTF-8 name for *name* in the bag: itself when valid UTF-8, else invalid bytes as ``\\xNN``.
+
+    The JSON manifest keeps the original bytes; ``extract`` restores them.
+    """
+    try:
+        return name.decode("utf-8")
+    except UnicodeDecodeError:
+        return name.decode("utf-8", errors="backslashreplace")
+
+
+def _unique(candidate: str, taken: set[str]) -> str:
+    """Make an escaped name unique among its siblings (an escaped name may equal a real one)."""
+    if candidate not in taken:
+        return candidate
+    counter = 1
+    while f"{candidate}~{counter}" in taken:
+        counter += 1
+    return f"{candidate}~{counter}"
+
+
+def resolve_sources(paths: list[bytes]) -> list[Source]:
+    """Check each source exists and give it a unique top-level name in the bag."""
+    sources: list[Source] = []
+    taken: set[str] = set()
+    for index, given in enumerate(paths):
+        absolute = os.path.abspath(given)
+        if not os.path.lexists(absolute):
+            raise InputError(f"source not found: {os.fsdecode(given)}",
+                             hint="check the path; nothing was written")
+        via_symlink = os.path.islink(absolute)
+        target = os.path.realpath(absolute) if via_symlink else absolute
+        if via_symlink and not os.path.exists(target):
+            raise InputError(f"source {os.fsdecode(given)} is a broken symbolic link")
+        base = os.path.basename(absolute.rstrip(b"/")) or b"root"
+        bag_name = _unique(escape_name(base), taken)
+        taken.add(bag_name)
+        sources.append(Source(index, absolute, target, bag_name, via_symlink))
+    return sources
+
+
+def walk(sources: list[Source], skip: set[tuple[int, int]] | None = None) -> Iterator[Entry]:
+    """Yield every entry of every source, parents before children, children in byte order.
+
+    ``skip`` holds (device, inode) pairs never to descend into or read (the bundle being written).
+    An entry's ``dir_fd`` stays open until the walk moves past it.
+    """
+    for source in sources:
+        yield from _walk_root(source, skip or set())
+
+
+def _walk_root(source: Source, skip: set[tuple[int, int]]) -> Iterator[Entry]:
+    name = os.path.basename(source.path.rstrip(b"/")) or b"root"
+    parent = os.path.dirname(source.path.rstrip(b"/")) or b"/"
+    parent_fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        display = os.path.basename(source.given.rstrip(b"/")) or b"root"
+        yield from _walk_at(source, parent_fd, name, display, f"data/{source.bag_name}", skip)
+    finally:
+        os.close(parent_fd)
+
+
+def _walk_at(source: Source, dir_fd: int, name: bytes, path: bytes, bag_path: str,
+             skip: set[tuple[int, int]]) -> Iterator[Entry]:
+    try:
+        info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except OSError as exc:
+        # Listed a moment ago, gone or unreadable now: record it, never drop it.
+        yield Entry(source, path, bag_path, "unknown", None, dir_fd, name, error=_describe(exc))
+        return
+    kind = kind_of(info.st_mode)
+    entry = Entry(source, path, bag_path, kind, info, dir_fd, name)
+    if (info.st_dev, info.st_ino) in skip:
+        entry.error = "skipped: this is the bundle being written"
+        yield entry
+        return
+    if kind != "directory":
+        yield entry
+        return
+    try:
+        fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except OSError as exc:
+        entry.children_error = f"could not open the folder: {_describe(exc)}"
+        yield entry
+        return
+    try:
+        try:
+            names = sorted(os.fsencode(child) for child in os.listdir(fd))
+        except OSError as exc:
+            entry.children_error = f"could not list the folder: {_describe(exc)}"
+            names = []
+        yield entry
+        taken: set[str] = set()
+        for child in names:
+            escaped = _unique(escape_name(child), taken)
+            taken.add(escaped)
+            yield from _walk_at(source, fd, child, path + b"/" + child, f"{bag_path}/{escaped}",
+                                skip)
+    finally:
+        os.close(fd)
+
+
+def _describe(exc: OSError) -> str:
+    return exc.strerror or str(exc)
