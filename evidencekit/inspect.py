@@ -11,7 +11,7 @@ from pathlib import Path
 from evidencekit.crypto import age
 from evidencekit.errors import BundleError
 from evidencekit.format.documents import PAYLOAD, SEAL, CustodyEvent, Seal, custody_member
-from evidencekit.format.outer import Member, MemberReader
+from evidencekit.format.outer import Member, open_member
 from evidencekit.format.reader import open_bundle
 
 
@@ -35,7 +35,7 @@ def inspect_bundle(path: Path) -> Inspection:
                   if custody_member(n) in bundle.by_name]
         types: list[str] = []
         if PAYLOAD in bundle.by_name:
-            header = age.read_header(MemberReader(bundle.file, bundle.by_name[PAYLOAD]))  # type: ignore[arg-type]
+            header = age.read_header(open_member(bundle.file, bundle.by_name[PAYLOAD])[0])
             types = [stanza.type for stanza in header.stanzas]
         return Inspection(path, bundle.members, seal, events, types)
     finally:

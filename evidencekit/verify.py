@@ -21,7 +21,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from evidencekit import canonical
 from evidencekit.clock import parse_rfc3339
@@ -40,7 +40,7 @@ from evidencekit.format.documents import (
     Seal,
     custody_member,
 )
-from evidencekit.format.outer import MemberReader
+from evidencekit.format.outer import drain, open_member
 from evidencekit.format.reader import OuterBundle, open_bundle, structure_problems
 from evidencekit.payload import PayloadScan, Visitor, scan_payload
 
@@ -217,10 +217,10 @@ def _check_payload(bundle: OuterBundle, report: Report, identities: Sequence[age
     seal = report.seal
     if member is None or seal is None:
         return
-    reader = MemberReader(bundle.file, member)
+    stream, reader = open_member(bundle.file, member)
     if identities:
-        _decrypt_and_check(reader, report, identities, visitor)
-    reader.drain()
+        _decrypt_and_check(stream, report, identities, visitor)
+    drain(stream)
     if member.size != seal.payload_size:
         report.findings.error("payload-hash", PAYLOAD, "payload size differs from the seal",
                               seal.payload_size, member.size)
@@ -230,12 +230,12 @@ def _check_payload(bundle: OuterBundle, report: Report, identities: Sequence[age
                               reader.hexdigest())
 
 
-def _decrypt_and_check(reader: MemberReader, report: Report, identities: Sequence[age.Identity],
+def _decrypt_and_check(reader: BinaryIO, report: Report, identities: Sequence[age.Identity],
                        visitor: Visitor | None) -> None:
     findings = report.findings
     try:
-        stream = age.AgeReader(reader, identities)  # type: ignore[arg-type]
-        scan = scan_payload(stream, findings, visitor)  # type: ignore[arg-type]
+        stream = age.AgeReader(reader, identities)
+        scan = scan_payload(stream, findings, visitor)
     except NoMatchingKey as exc:
         report.no_matching_key = exc.message
         return

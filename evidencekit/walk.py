@@ -26,6 +26,17 @@ KIND_BY_FORMAT = {
 }
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_NOATIME = getattr(os, "O_NOATIME", 0)
+
+
+def open_directory(name: bytes, dir_fd: int) -> int:
+    """Open a folder for listing without following a link and, where allowed, keeping its atime."""
+    try:
+        return os.open(name, _DIR_FLAGS | _NOATIME, dir_fd=dir_fd)
+    except PermissionError:
+        if not _NOATIME:
+            raise
+        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
 
 
 def kind_of(mode: int) -> str:
@@ -138,7 +149,7 @@ def _walk_at(source: Source, dir_fd: int, name: bytes, path: bytes, bag_path: st
         yield entry
         return
     try:
-        fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+        fd = open_directory(name, dir_fd)
     except OSError as exc:
         entry.children_error = f"could not open the folder: {_describe(exc)}"
         yield entry

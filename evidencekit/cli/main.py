@@ -35,7 +35,7 @@ from evidencekit.errors import (
 )
 from evidencekit.extract import extract
 from evidencekit.format.documents import PAYLOAD
-from evidencekit.format.outer import MemberReader
+from evidencekit.format.outer import open_member
 from evidencekit.format.reader import open_bundle
 from evidencekit.hostinfo import user_name
 from evidencekit.inspect import inspect_bundle
@@ -288,7 +288,7 @@ def _payload_needs_passphrase(bundle: Path) -> bool:
         member = opened.by_name.get(PAYLOAD)
         if member is None:
             return False
-        header = age.read_header(MemberReader(opened.file, member))  # type: ignore[arg-type]
+        header = age.read_header(open_member(opened.file, member)[0])
         return any(s.type == "scrypt" for s in header.stanzas)
     except EvidenceKitError:
         return False  # verify itself reports the damage

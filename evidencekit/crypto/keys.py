@@ -246,8 +246,7 @@ class SigningKey:
         """
         if passphrase is not None and not passphrase:
             raise UsageError(
-                "an empty passphrase cannot protect a key; give no passphrase to save it "
-                "unencrypted"
+                "an empty passphrase cannot protect a key; give no passphrase to save it unencrypted"
             )
         private_text = _encode_private_file(self, passphrase)
         public_text = (self.public.openssh_line() + "\n").encode("utf-8")
@@ -508,9 +507,7 @@ def _encode_private_file(key: SigningKey, passphrase: bytes | None) -> bytes:
         key_iv = bcrypt.kdf(
             passphrase, salt, spec.key_len + spec.iv_len, _NEW_KDF_ROUNDS, ignore_few_rounds=True
         )
-        cipher = Cipher(
-            algorithms.AES(key_iv[: spec.key_len]), modes.CTR(key_iv[spec.key_len :])
-        ).encryptor()
+        cipher = Cipher(algorithms.AES(key_iv[: spec.key_len]), modes.CTR(key_iv[spec.key_len :])).encryptor()
         plain = _private_section(key, spec.block_len)
         section = cipher.update(plain) + cipher.finalize()
         header = _container_header(_NEW_CIPHER, "bcrypt", kdf_options, public_wire)

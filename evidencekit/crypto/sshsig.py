@@ -60,25 +60,19 @@ class Signature:
 # --------------------------------------------------------------------------- signing
 
 
-def sign(
-    key: SigningKey, message: bytes, *, namespace: str = NAMESPACE, hash_alg: str = "sha512"
-) -> bytes:
+def sign(key: SigningKey, message: bytes, *, namespace: str = NAMESPACE, hash_alg: str = "sha512") -> bytes:
     """Sign ``message``; the armored result is byte for byte what ``ssh-keygen -Y sign`` writes."""
     _check_hash_alg(hash_alg)
     digest = hashlib.new(hash_alg, message).digest()
     return sign_digest(key, digest, hash_alg, namespace=namespace)
 
 
-def sign_digest(
-    key: SigningKey, digest: bytes, hash_alg: str, *, namespace: str = NAMESPACE
-) -> bytes:
+def sign_digest(key: SigningKey, digest: bytes, hash_alg: str, *, namespace: str = NAMESPACE) -> bytes:
     """Like :func:`sign`, for a message the caller has already hashed with ``hash_alg``."""
     _check_hash_alg(hash_alg)
     _check_namespace(namespace)
     if len(digest) != _DIGEST_SIZES[hash_alg]:
-        raise UsageError(
-            f"a {hash_alg} digest is {_DIGEST_SIZES[hash_alg]} bytes, got {len(digest)}"
-        )
+        raise UsageError(f"a {hash_alg} digest is {_DIGEST_SIZES[hash_alg]} bytes, got {len(digest)}")
     raw = key.private.sign(_signed_data(namespace, hash_alg, digest))
     blob = (
         _MAGIC
@@ -162,8 +156,10 @@ def _dearmor(armored: bytes) -> bytes:
     lines = text.removesuffix("\n").split("\n")
     if lines[0] != _BEGIN:
         raise SignatureError(f"signature file does not start with '{_BEGIN}'")
-    if len(lines) < 3 or lines[-1] != _END:
+    if len(lines) < 2 or lines[-1] != _END:
         raise SignatureError(f"signature file does not end with '{_END}'")
+    if len(lines) == 2:
+        raise SignatureError("signature file has nothing between its armor lines")
     body = lines[1:-1]
     if any(not line or len(line) > _MAX_READ_WIDTH for line in body):
         raise SignatureError("signature file has blank or over-long lines in its armor")
@@ -215,9 +211,7 @@ def verify_digest(
     # Compare namespaces before the cryptography: a signature for another purpose is refused
     # with a message that says so, even if it is otherwise valid.
     if sig.namespace != namespace:
-        raise SignatureError(
-            f"signature is for namespace {sig.namespace!r}, expected {namespace!r}"
-        )
+        raise SignatureError(f"signature is for namespace {sig.namespace!r}, expected {namespace!r}")
     digest = digest_by_alg(sig.hash_alg)
     if len(digest) != _DIGEST_SIZES[sig.hash_alg]:
         raise UsageError(f"digest_by_alg returned a wrong-sized {sig.hash_alg} digest")

@@ -68,8 +68,7 @@ class WireReader:
         """Read exactly ``count`` raw bytes."""
         if count > self.remaining:
             raise self.fail(
-                f"is truncated (needs {count} bytes at offset {self._offset}, "
-                f"only {self.remaining} left)"
+                f"is truncated (needs {count} bytes at offset {self._offset}, only {self.remaining} left)"
             )
         chunk = self._data[self._offset : self._offset + count]
         self._offset += count

@@ -16,11 +16,12 @@ size afterwards (seek back), because the header length does not depend on the si
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from evidencekit.errors import BundleError
 
@@ -221,29 +222,48 @@ def read_member(f: BinaryIO, member: Member, limit: int) -> bytes:
     return f.read(member.size)
 
 
-class MemberReader:
-    """A read-only stream over one member's data (e.g. the payload), hashing what it returns."""
+class MemberReader(io.RawIOBase):
+    """A read-only stream over one member's data (e.g. the payload), hashing what it returns.
+
+    Reads with ``pread`` at its own position, so other reads of the same file do not disturb it.
+    Wrap it in ``io.BufferedReader`` where line reads are needed (the age header).
+    """
 
     def __init__(self, f: BinaryIO, member: Member) -> None:
-        self._f = f
+        super().__init__()
+        self._fd = f.fileno()
+        self._position = member.offset
         self._left = member.size
         self._hash = hashlib.sha256()
-        f.seek(member.offset)
-
-    def read(self, n: int = -1) -> bytes:
-        if n < 0 or n > self._left:
-            n = self._left
-        data = self._f.read(n)
-        self._left -= len(data)
-        self._hash.update(data)
-        return data
 
     def readable(self) -> bool:
         return True
 
-    def drain(self) -> None:
-        while self.read(1 << 20):
-            pass
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        wanted = min(len(view), self._left)
+        if wanted == 0:
+            return 0
+        data = os.pread(self._fd, wanted, self._position)
+        if not data:
+            raise BundleError("the bundle file ended early while reading a member")
+        view[: len(data)] = data
+        self._position += len(data)
+        self._left -= len(data)
+        self._hash.update(data)
+        return len(data)
 
     def hexdigest(self) -> str:
         return self._hash.hexdigest()
+
+
+def open_member(f: BinaryIO, member: Member) -> tuple[io.BufferedReader, MemberReader]:
+    """A buffered stream over a member, and the raw reader that hashes everything read."""
+    raw = MemberReader(f, member)
+    return io.BufferedReader(raw, buffer_size=1 << 20), raw
+
+
+def drain(stream: io.BufferedReader) -> None:
+    """Read to the end (so the member's hash covers all of it)."""
+    while stream.read(1 << 20):
+        pass

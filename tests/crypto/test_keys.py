@@ -12,6 +12,7 @@ import hashlib
 import os
 import re
 import stat
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,7 +21,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from evidencekit.crypto import keys
 from evidencekit.crypto.keys import (
     PublicKey,
     SigningKey,
@@ -44,8 +44,7 @@ RFC8032_PUBLIC = bytes.fromhex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325
 # `ssh-keygen -lf` (OpenSSH 9.2) on that key.
 RFC8032_FINGERPRINT = "SHA256:bbXpuKG6zhzdmnxq256TlqzFBzRl2f6OOg722cYNbU8"
 RFC8032_LINE = (
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINdamAGCsQq31Uv+08lkBzoO4XLz2qYjJa8CGmj3B1Ea "
-    "rfc8032-test1"
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINdamAGCsQq31Uv+08lkBzoO4XLz2qYjJa8CGmj3B1Ea rfc8032-test1"
 )
 PASSPHRASE = b"correct horse battery staple"
 
@@ -60,8 +59,9 @@ def rfc8032_key(comment: str = "rfc8032-test1") -> SigningKey:
 def armor(blob: bytes) -> bytes:
     body = base64.b64encode(blob).decode()
     lines = [body[i : i + 70] for i in range(0, len(body), 70)]
-    return "\n".join(["-----BEGIN OPENSSH PRIVATE KEY-----", *lines,
-                      "-----END OPENSSH PRIVATE KEY-----", ""]).encode()  # fmt: skip
+    return "\n".join(
+        ["-----BEGIN OPENSSH PRIVATE KEY-----", *lines, "-----END OPENSSH PRIVATE KEY-----", ""]
+    ).encode()
 
 
 def dearmor(data: bytes) -> bytes:
@@ -205,8 +205,10 @@ def test_from_wire_rejects_junk(wire: bytes, message: str) -> None:
         ("ssh-ed25519 not*base64", "not valid base64"),
         ("ssh-ed25519 " + RFC8032_LINE.split()[1][:-1], "not valid base64"),
         # The line says ed25519 but the blob inside is an RSA key.
-        ("ssh-ed25519 " + base64.b64encode(ed25519_wire(RFC8032_PUBLIC, b"ssh-rsa")).decode(),
-         "is an RSA key"),  # fmt: skip
+        (
+            "ssh-ed25519 " + base64.b64encode(ed25519_wire(RFC8032_PUBLIC, b"ssh-rsa")).decode(),
+            "is an RSA key",
+        ),
         (RFC8032_LINE + "\x1b[31m", "control characters"),
     ],
 )
@@ -305,13 +307,9 @@ def test_cryptography_reads_our_files(tmp_path: Path, passphrase: bytes | None) 
 def test_we_read_cryptography_files(tmp_path: Path, passphrase: bytes | None) -> None:
     private = Ed25519PrivateKey.generate()
     encryption: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(passphrase)
-        if passphrase
-        else serialization.NoEncryption()
+        serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
     )
-    data = private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, encryption
-    )
+    data = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, encryption)
     loaded = load_signing_key(write(tmp_path, data), passphrase)
     assert loaded.public.raw == private.public_key().public_bytes_raw()
 
@@ -376,9 +374,7 @@ def test_save_refuses_a_dangling_symlink(tmp_path: Path) -> None:
     assert not (tmp_path / "elsewhere").exists()
 
 
-def test_race_on_second_file_rolls_back_the_first(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_race_on_second_file_rolls_back_the_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """If k.pub appears after the up-front check, k is removed again: all or nothing."""
     real_link = os.link
 
@@ -387,7 +383,7 @@ def test_race_on_second_file_rolls_back_the_first(
             Path(dst).write_text("someone else's")
         real_link(src, dst)
 
-    monkeypatch.setattr(keys.os, "link", link_then_collide)
+    monkeypatch.setattr(os, "link", link_then_collide)
     with pytest.raises(OutputError, match=r"k\.pub already exists"):
         SigningKey.generate().save(tmp_path / "k")
     assert [p.name for p in tmp_path.iterdir()] == ["k.pub"]
@@ -402,7 +398,7 @@ def test_interrupt_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.Mon
             raise KeyboardInterrupt
         real_link(src, dst)
 
-    monkeypatch.setattr(keys.os, "link", interrupted)
+    monkeypatch.setattr(os, "link", interrupted)
     with pytest.raises(KeyboardInterrupt):
         SigningKey.generate().save(tmp_path / "k")
     assert list(tmp_path.iterdir()) == []
@@ -412,7 +408,7 @@ def test_file_systems_without_hard_links(tmp_path: Path, monkeypatch: pytest.Mon
     def no_links(src: str, dst: str) -> None:
         raise OSError(errno.EPERM, "Operation not permitted")
 
-    monkeypatch.setattr(keys.os, "link", no_links)
+    monkeypatch.setattr(os, "link", no_links)
     key = SigningKey.generate("fat32")
     key.save(tmp_path / "k")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["k", "k.pub"]
@@ -432,7 +428,7 @@ def test_unwritable_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     def denied(*args: object, **kwargs: object) -> tuple[int, str]:
         raise PermissionError(errno.EACCES, "Permission denied")
 
-    monkeypatch.setattr(keys.tempfile, "mkstemp", denied)
+    monkeypatch.setattr(tempfile, "mkstemp", denied)
     with pytest.raises(OutputError, match="permission denied"):
         SigningKey.generate().save(tmp_path / "k")
     assert list(tmp_path.iterdir()) == []
@@ -442,7 +438,7 @@ def test_disk_full_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.Mon
     def full(fd: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(keys.os, "fsync", full)
+    monkeypatch.setattr(os, "fsync", full)
     with pytest.raises(OutputError, match="No space left on device"):
         SigningKey.generate().save(tmp_path / "k")
     assert list(tmp_path.iterdir()) == []
@@ -528,9 +524,7 @@ def _rsa_private() -> rsa.RSAPrivateKey:
         (lambda: b"x" * (65 * 1024), "too large"),
     ],
 )
-def test_foreign_files_are_named(
-    tmp_path: Path, make: Callable[[], bytes], message: str
-) -> None:
+def test_foreign_files_are_named(tmp_path: Path, make: Callable[[], bytes], message: str) -> None:
     path = write(tmp_path, make())
     with pytest.raises(KeyFileError, match=re.escape(message)):
         load_signing_key(path)
