@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from evidencekit import __version__, canonical, identify, records
 from evidencekit.clock import Clock, clock_source, rfc3339, system_clock
@@ -164,7 +164,8 @@ def _write_bundle(request: CaptureRequest, sources: list[Source], out: BinaryIO,
     else:
         request.progress.start("Capturing", None, None)
     with outer.add_stream(PAYLOAD, mtime) as payload_sink:
-        encryptor = age.AgeWriter(payload_sink, request.recipients, random=request.random)
+        encryptor = age.AgeWriter(cast(BinaryIO, payload_sink), request.recipients,
+                                  random=request.random)
         background = BackgroundWriter(encryptor)
         try:
             inner = InnerTarWriter(background)

@@ -42,7 +42,7 @@ def tool_versions() -> dict[str, str]:
     try:
         import magic
 
-        versions["libmagic"] = str(magic.version())
+        versions["libmagic"] = str(magic.version())  # type: ignore[no-untyped-call]
     except Exception:
         versions["libmagic"] = "not available"
     return versions

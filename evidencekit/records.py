@@ -50,8 +50,9 @@ def group_name(gid: int) -> str | None:
 def birth_time(info: os.stat_result) -> str | None:
     """Creation time where the OS reports it in stat (macOS, BSD); None elsewhere."""
     birth = getattr(info, "st_birthtime_ns", None)
-    if birth is None and getattr(info, "st_birthtime", None) is not None:
-        birth = int(info.st_birthtime * 1_000_000_000)
+    seconds = getattr(info, "st_birthtime", None)
+    if birth is None and seconds is not None:
+        birth = int(seconds * 1_000_000_000)
     return rfc3339(birth) if birth is not None else None
 
 

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -234,7 +235,7 @@ def _decrypt_and_check(reader: BinaryIO, report: Report, identities: Sequence[ag
                        visitor: Visitor | None) -> None:
     findings = report.findings
     try:
-        stream = age.AgeReader(reader, identities)
+        stream = io.BufferedReader(age.AgeReader(reader, identities), buffer_size=1 << 20)
         scan = scan_payload(stream, findings, visitor)
     except NoMatchingKey as exc:
         report.no_matching_key = exc.message

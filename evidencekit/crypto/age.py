@@ -614,6 +614,8 @@ def _read_version(src: BinaryIO) -> bytes:
         raise AgeHeaderError("not an age file: it does not start with 'age-encryption.org/v1'")
     if not line.endswith(b"\n"):
         raise AgeHeaderError("age header: the version line is cut off")
+    if line == VERSION_LINE[:-1] + b"\r\n":
+        raise AgeHeaderError("age header: line 1 ends with CR LF; age headers use LF only")
     raise AgeHeaderError("age header: unsupported age format version (only v1 is supported)")
 
 
@@ -630,6 +632,13 @@ def _parse_arguments(line: bytes, number: int) -> tuple[str, tuple[str, ...]]:
 
 def _parse_body_line(line: bytes, number: int) -> bytes:
     text = line[:-1]
+    if text.startswith(b"-"):
+        raise AgeHeaderError(
+            f"age header: line {number} starts a new section, but the stanza before it has not "
+            "ended with a body line shorter than 64 columns"
+        )
+    if text.endswith(b"\r"):
+        raise AgeHeaderError(f"age header: line {number} ends with CR LF; age headers use LF only")
     if len(text) > _COLUMNS:
         raise AgeHeaderError(f"age header: stanza body line {number} is longer than 64 columns")
     return _b64decode(text, f"stanza body line {number}")

@@ -52,17 +52,17 @@ class _Fields:
             raise BundleError(f"{self._what}: field {key!r} has the wrong type")
         return value
 
-    def str(self, key: str, doc: dict[str, Any] | None = None) -> str:
+    def text(self, key: str, doc: dict[str, Any] | None = None) -> str:
         value: str = self._get(key, str, doc)
         return value
 
-    def int(self, key: str, doc: dict[str, Any] | None = None) -> int:
+    def integer(self, key: str, doc: dict[str, Any] | None = None) -> int:
         value: int = self._get(key, int, doc)
         if value < 0:
             raise BundleError(f"{self._what}: field {key!r} is negative")
         return value
 
-    def bool(self, key: str, doc: dict[str, Any] | None = None) -> bool:
+    def flag(self, key: str, doc: dict[str, Any] | None = None) -> bool:
         value: bool = self._get(key, bool, doc)
         return value
 
@@ -71,13 +71,13 @@ class _Fields:
         return value
 
     def sha256(self, key: str, doc: dict[str, Any] | None = None) -> str:
-        value = self.str(key, doc)
+        value = self.text(key, doc)
         if not _HEX64.match(value):
             raise BundleError(f"{self._what}: field {key!r} is not a SHA-256 hex digest")
         return value
 
     def time(self, key: str, doc: dict[str, Any] | None = None) -> str:
-        value = self.str(key, doc)
+        value = self.text(key, doc)
         try:
             parse_rfc3339(value)
         except ValueError:
@@ -94,9 +94,9 @@ class _Fields:
 
 
 def _check_header(fields: _Fields, expected_type: str) -> int:
-    if fields.str("type") != expected_type:
+    if fields.text("type") != expected_type:
         raise BundleError(f"{fields._what} is not of type {expected_type}")
-    version = fields.int("format_version")
+    version = fields.integer("format_version")
     if version not in SUPPORTED_VERSIONS:
         raise BundleError(f"{fields._what} has format version {version}, which this evidencekit "
                           f"does not know (it reads versions {list(SUPPORTED_VERSIONS)})",
@@ -159,7 +159,7 @@ class Seal:
         f.exact_keys(_SEAL_KEYS)
         payload = f.obj("payload")
         f.exact_keys({"name", "size", "sha256"}, payload)
-        if f.str("name", payload) != PAYLOAD:
+        if f.text("name", payload) != PAYLOAD:
             raise BundleError("seal.json names an unexpected payload member")
         counts = f.obj("counts")
         f.exact_keys(set(COUNT_KEYS), counts)
@@ -167,14 +167,14 @@ class Seal:
         f.exact_keys({"public_key", "fingerprint"}, signer)
         tool = f.obj("tool")
         return cls(
-            case_id=f.str("case_id"), created=f.time("created"),
+            case_id=f.text("case_id"), created=f.time("created"),
             capture_started=f.time("capture_started"), readme_sha256=f.sha256("readme_sha256"),
-            payload_size=f.int("size", payload), payload_sha256=f.sha256("sha256", payload),
+            payload_size=f.integer("size", payload), payload_sha256=f.sha256("sha256", payload),
             manifest_root=f.sha256("manifest_root"), manifest_sha256=f.sha256("manifest_sha256"),
-            counts={k: f.int(k, counts) for k in COUNT_KEYS}, total_bytes=f.int("total_bytes"),
-            complete=f.bool("complete"),
-            signer=Signer(f.str("public_key", signer), f.str("fingerprint", signer)),
-            tool_version=f.str("version", tool), format_version=version,
+            counts={k: f.integer(k, counts) for k in COUNT_KEYS}, total_bytes=f.integer("total_bytes"),
+            complete=f.flag("complete"),
+            signer=Signer(f.text("public_key", signer), f.text("fingerprint", signer)),
+            tool_version=f.text("version", tool), format_version=version,
         )
 
 
@@ -221,16 +221,16 @@ class CustodyEvent:
         f.exact_keys(_EVENT_KEYS)
         actor = f.obj("actor")
         f.exact_keys({"name", "public_key", "fingerprint"}, actor)
-        action = f.str("action")
+        action = f.text("action")
         if action not in ACTIONS:
             raise BundleError(f"{what}: unknown custody action {action!r}")
-        sequence = f.int("sequence")
+        sequence = f.integer("sequence")
         if sequence < 1:
             raise BundleError(f"{what}: sequence must start at 1")
         return cls(
-            case_id=f.str("case_id"), sequence=sequence, action=action, time=f.time("time"),
-            clock_source=f.str("clock_source"), actor_name=f.str("name", actor),
-            actor=Signer(f.str("public_key", actor), f.str("fingerprint", actor)),
-            host=f.str("host"), note=f.str("note"), payload_sha256=f.sha256("payload_sha256"),
+            case_id=f.text("case_id"), sequence=sequence, action=action, time=f.time("time"),
+            clock_source=f.text("clock_source"), actor_name=f.text("name", actor),
+            actor=Signer(f.text("public_key", actor), f.text("fingerprint", actor)),
+            host=f.text("host"), note=f.text("note"), payload_sha256=f.sha256("payload_sha256"),
             previous_sha256=f.sha256("previous_sha256"), format_version=version,
         )

@@ -118,15 +118,19 @@ class OuterWriter:
         self._out.write(END_OF_ARCHIVE)
 
 
-class HashingSink:
+class HashingSink(io.RawIOBase):
     """A write-only stream that counts and SHA-256-hashes what passes through to *out*."""
 
     def __init__(self, out: BinaryIO) -> None:
+        super().__init__()
         self._out = out
         self._hash = hashlib.sha256()
         self.size = 0
 
-    def write(self, data: bytes | bytearray | memoryview) -> int:
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
         self._hash.update(data)
         written = self._out.write(data)
         self.size += len(data)
