@@ -1,0 +1,33 @@
+"""Bundles of every released format version must keep verifying and opening (docs/FORMAT.md)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from evidencekit.crypto import age
+from evidencekit.extract import extract
+from evidencekit.verify import verify
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+V1_PASSPHRASE = b"evidencekit format v1 test vector"  # public; see tests/assets/make_v1_bundle.py
+
+
+def test_format_v1_bundle_verifies_without_a_key():
+    report = verify(ASSETS / "format-v1.evidence")
+    assert report.ok, report.findings.items
+    assert report.seal is not None and report.seal.format_version == 1
+    assert report.seal.case_id == "COMPAT-V1"
+
+
+def test_format_v1_bundle_decrypts_and_extracts(tmp_path: Path):
+    identities = [age.ScryptIdentity(V1_PASSPHRASE)]
+    report = verify(ASSETS / "format-v1.evidence", identities)
+    assert report.ok and report.decrypted and report.files_checked == 5
+    result = extract(ASSETS / "format-v1.evidence", tmp_path / "out", identities)
+    assert result.output is not None
+    data = os.fsencode(tmp_path / "out" / "data" / "evidence")
+    assert sorted(os.listdir(data)) == sorted([b"empty-folder", b"empty.txt", b"latin1-\xe9.txt",
+                                               b"line\nbreak.txt", b"link", b"mail",
+                                               "Überweisung 100%.txt".encode()])
+    assert open(data + b"/latin1-\xe9.txt", "rb").read() == b"not utf-8\n"
