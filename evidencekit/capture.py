@@ -356,7 +356,7 @@ def _capture_file(entry: Entry, inner: InnerTarWriter, tally: _Tally,
         if not stat.S_ISREG(before.st_mode) or before.st_ino != entry.lstat.st_ino:
             record["error"] = "replaced by something else between listing and opening"
             return record
-        record.update(records.stat_fields(before))
+        record.update(records.stat_fields(before, entry))
         record["xattrs"] = records.read_xattrs(entry, fd)
         _stream_file(fd, before, entry, inner, record, tally, progress)
     finally:

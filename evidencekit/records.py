@@ -10,6 +10,7 @@ import stat
 from functools import lru_cache
 from typing import Any
 
+from evidencekit.birthtime import birth_time_ns
 from evidencekit.clock import rfc3339
 from evidencekit.walk import Entry
 
@@ -47,16 +48,8 @@ def group_name(gid: int) -> str | None:
         return None
 
 
-def birth_time(info: os.stat_result) -> str | None:
-    """Creation time where the OS reports it in stat (macOS, BSD); None elsewhere."""
-    birth = getattr(info, "st_birthtime_ns", None)
-    seconds = getattr(info, "st_birthtime", None)
-    if birth is None and seconds is not None:
-        birth = int(seconds * 1_000_000_000)
-    return rfc3339(birth) if birth is not None else None
-
-
-def stat_fields(info: os.stat_result) -> dict[str, Any]:
+def stat_fields(info: os.stat_result, entry: Entry) -> dict[str, Any]:
+    birth = birth_time_ns(entry.dir_fd, entry.name, info)
     return {
         "mode": stat.S_IMODE(info.st_mode),
         "uid": info.st_uid,
@@ -66,7 +59,7 @@ def stat_fields(info: os.stat_result) -> dict[str, Any]:
         "mtime": rfc3339(info.st_mtime_ns),
         "atime": rfc3339(info.st_atime_ns),
         "ctime": rfc3339(info.st_ctime_ns),
-        "birthtime": birth_time(info),
+        "birthtime": rfc3339(birth) if birth is not None else None,
         "inode": info.st_ino,
         "device": info.st_dev,
         "nlink": info.st_nlink,
@@ -99,7 +92,7 @@ def base_record(entry: Entry) -> dict[str, Any]:
                               "kind": entry.kind, "error": entry.error}
     record.update(bytes_field("path", entry.path))
     if entry.lstat is not None:
-        record.update(stat_fields(entry.lstat))
+        record.update(stat_fields(entry.lstat, entry))
         record["size"] = entry.lstat.st_size
     return record
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from evidencekit.birthtime import birth_time_ns
 from tests.e2e.conftest import make_tree, run_cli
 
 
@@ -97,6 +98,12 @@ def test_manifest_records_everything(tmp_path, home, keys, tree):
     big = next(e for e in by_kind["file"] if e.get("path") == "evidence/big.bin")
     assert big["sha256"] == hashlib.sha256((tree / "big.bin").read_bytes()).hexdigest()
     assert big["mime"] == "application/octet-stream"
+    parent_fd = os.open(tree, os.O_RDONLY)
+    try:
+        if birth_time_ns(parent_fd, b"big.bin", os.stat(tree / "big.bin")) is not None:
+            assert big["birthtime"].endswith("Z")
+    finally:
+        os.close(parent_fd)
     eml = next(e for e in by_kind["file"] if e.get("path", "").endswith("scam.eml"))
     assert eml["mime"].startswith(("message/", "text/"))
     for entry in by_kind["file"]:
