@@ -22,6 +22,7 @@ from evidencekit.clock import parse_rfc3339
 from evidencekit.crypto import age
 from evidencekit.crypto.keys import PublicKey
 from evidencekit.errors import OutputError
+from evidencekit.progress import Progress
 from evidencekit.records import bytes_from_field
 from evidencekit.verify import Report, verify
 
@@ -60,7 +61,8 @@ class _Writer:
 
 
 def extract(bundle: Path, output: Path, identities: Sequence[age.Identity],
-            trusted_keys: Sequence[PublicKey] = (), keep_untrusted: bool = False) -> ExtractResult:
+            trusted_keys: Sequence[PublicKey] = (), keep_untrusted: bool = False,
+            progress: Progress | None = None) -> ExtractResult:
     if output.exists() or output.is_symlink():
         raise OutputError(f"{output} already exists; extract writes into a new folder only",
                           hint="choose another folder with -o")
@@ -71,7 +73,7 @@ def extract(bundle: Path, output: Path, identities: Sequence[age.Identity],
     try:
         writer = _Writer(staging / "bag")
         os.mkdir(writer.root, 0o700)
-        report = verify(bundle, identities, trusted_keys, visitor=writer)
+        report = verify(bundle, identities, trusted_keys, visitor=writer, progress=progress)
         if not report.ok or not report.decrypted or report.manifest is None:
             return _discard(staging, output, report, keep_untrusted)
         result = ExtractResult(report, output, files=writer.files)

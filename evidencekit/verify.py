@@ -44,6 +44,7 @@ from evidencekit.format.documents import (
 from evidencekit.format.outer import drain, open_member
 from evidencekit.format.reader import OuterBundle, open_bundle, structure_problems
 from evidencekit.payload import PayloadScan, Visitor, scan_payload
+from evidencekit.progress import NoProgress, Progress
 
 
 @dataclass
@@ -66,23 +67,26 @@ class Report:
 
 
 def verify(path: Path, identities: Sequence[age.Identity] = (),
-           trusted_keys: Sequence[PublicKey] = (), visitor: Visitor | None = None) -> Report:
+           trusted_keys: Sequence[PublicKey] = (), visitor: Visitor | None = None,
+           progress: Progress | None = None) -> Report:
     """Run every check that the given keys allow; never stop at the first problem."""
     report = Report(str(path))
+    progress = progress or NoProgress()
     try:
         bundle = open_bundle(path)
     except BundleError as exc:
         report.findings.error("outer-structure", str(path), exc.message)
         return report
     try:
-        _verify_open(bundle, report, identities, trusted_keys, visitor)
+        _verify_open(bundle, report, identities, trusted_keys, visitor, progress)
     finally:
         bundle.close()
     return report
 
 
 def _verify_open(bundle: OuterBundle, report: Report, identities: Sequence[age.Identity],
-                 trusted_keys: Sequence[PublicKey], visitor: Visitor | None) -> None:
+                 trusted_keys: Sequence[PublicKey], visitor: Visitor | None,
+                 progress: Progress) -> None:
     findings = report.findings
     for problem in structure_problems(bundle):  # step 1
         findings.error("outer-structure", bundle.path.name, problem)
@@ -99,7 +103,7 @@ def _verify_open(bundle: OuterBundle, report: Report, identities: Sequence[age.I
     _check_readme(bundle, seal, findings)  # step 4
     _check_member_times(bundle, seal, findings)  # step 5
     report.events = check_custody(bundle, seal, hashlib.sha256(seal_json).hexdigest(), findings)
-    _check_payload(bundle, report, identities, visitor)  # steps 7-10
+    _check_payload(bundle, report, identities, visitor, progress)  # steps 7-10
 
 
 def _check_seal(bundle: OuterBundle, report: Report) -> bytes | None:
@@ -213,15 +217,20 @@ def _check_event(bundle: OuterBundle, event: CustodyEvent, data: bytes, name: st
 
 
 def _check_payload(bundle: OuterBundle, report: Report, identities: Sequence[age.Identity],
-                   visitor: Visitor | None) -> None:
+                   visitor: Visitor | None, progress: Progress) -> None:
     member = bundle.by_name.get(PAYLOAD)
     seal = report.seal
     if member is None or seal is None:
         return
-    stream, reader = open_member(bundle.file, member)
-    if identities:
-        _decrypt_and_check(stream, report, identities, visitor)
-    drain(stream)
+    progress.start("Decrypting and checking" if identities else "Checking payload", None,
+                   member.size)
+    stream, reader = open_member(bundle.file, member, lambda n: progress.advance(nbytes=n))
+    try:
+        if identities:
+            _decrypt_and_check(stream, report, identities, visitor)
+        drain(stream)
+    finally:
+        progress.finish()
     if member.size != seal.payload_size:
         report.findings.error("payload-hash", PAYLOAD, "payload size differs from the seal",
                               seal.payload_size, member.size)

@@ -39,7 +39,6 @@ from evidencekit.format.outer import open_member
 from evidencekit.format.reader import open_bundle
 from evidencekit.hostinfo import user_name
 from evidencekit.inspect import inspect_bundle
-from evidencekit.progress import NoProgress, Progress
 from evidencekit.verify import verify
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -185,10 +184,9 @@ def capture_command(sources: tuple[Path, ...], output: Path | None, case_id: str
         chosen = _encryption(recipients, recipient_files, use_passphrase, passphrase_file)
         signing = _signing_key(sign_key, sign_key_passphrase_file, as_json)
         target = output or Path(_safe_filename(case.case_id) + ".evidence")
-        progress: Progress = NoProgress() if as_json or not sys.stderr.isatty() \
-            else render.RichProgress()
         request = CaptureRequest([os.fsencode(s) for s in sources], target, case, chosen, signing,
-                                 command_line=list(sys.argv), progress=progress)
+                                 command_line=list(sys.argv),
+                                 progress=render.progress_for(as_json))
         result = capture(request)
         code = ExitCode.OK if result.seal.complete else ExitCode.CAPTURE_INCOMPLETE
         if as_json:
@@ -319,7 +317,7 @@ def verify_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
 
     def body() -> int:
         keys = _identities(identities, passphrase_file, ask_passphrase)
-        report = verify(bundle, keys, trusted_from(trusted))
+        report = verify(bundle, keys, trusted_from(trusted), progress=render.progress_for(as_json))
         code = render.exit_code_for(report)
         if as_json:
             render.emit_json(render.report_json(report, code))
@@ -352,7 +350,8 @@ def extract_command(bundle: Path, identities: tuple[Path, ...], passphrase_file:
             raise UsageError("a key is needed to open the bundle",
                              hint="give -i KEYFILE (age identity or OpenSSH private key), "
                              "or --passphrase-file FILE for a passphrase-protected bundle")
-        result = extract(bundle, output, keys, trusted_from(trusted), keep_untrusted)
+        result = extract(bundle, output, keys, trusted_from(trusted), keep_untrusted,
+                         render.progress_for(as_json))
         code = render.exit_code_for(result.report)
         if code == ExitCode.OK and result.output is None:
             code = ExitCode.EVIDENCE_PROBLEM

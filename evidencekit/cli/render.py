@@ -10,7 +10,6 @@ from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
-    MofNCompleteColumn,
     Progress,
     TaskID,
     TextColumn,
@@ -23,6 +22,8 @@ from evidencekit.capture import CaptureResult
 from evidencekit.errors import EvidenceKitError, ExitCode
 from evidencekit.findings import Finding
 from evidencekit.format.documents import CustodyEvent, Seal
+from evidencekit.progress import NoProgress
+from evidencekit.progress import Progress as ProgressSink
 from evidencekit.verify import Report
 
 JSON_SCHEMA_VERSION = 1
@@ -59,27 +60,31 @@ class RichProgress:
     def __init__(self) -> None:
         self._progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
-            TextColumn("{task.fields[files]} files"), TransferSpeedColumn(), TimeRemainingColumn(),
+            TextColumn("{task.fields[files]}"), TransferSpeedColumn(), TimeRemainingColumn(),
             console=err, transient=True,
         )
         self._task: TaskID | None = None
         self._files = 0
+        self._total_files: int | None = None
 
     def start(self, label: str, total_files: int | None, total_bytes: int | None) -> None:
+        self._total_files = total_files
         self._progress.start()
-        self._task = self._progress.add_task(label, total=total_bytes, files=0)
+        self._task = self._progress.add_task(label, total=total_bytes, files=self._files_text())
+
+    def _files_text(self) -> str:
+        if self._total_files is None:
+            return f"{self._files} files" if self._files else ""
+        return f"{self._files}/{self._total_files} files"
 
     def advance(self, files: int = 0, nbytes: int = 0) -> None:
         if self._task is None:
             return
         self._files += files
-        self._progress.update(self._task, advance=nbytes, files=self._files)
+        self._progress.update(self._task, advance=nbytes, files=self._files_text())
 
     def finish(self) -> None:
         self._progress.stop()
-
-
-_ = MofNCompleteColumn  # kept importable for a future files-only bar
 
 
 def seal_json(seal: Seal) -> dict[str, Any]:
@@ -202,3 +207,10 @@ def exit_code_for(report: Report) -> int:
     if report.no_matching_key:
         return ExitCode.NO_MATCHING_KEY
     return ExitCode.OK
+
+
+def progress_for(as_json: bool) -> ProgressSink:
+    """A progress bar on a terminal; nothing for scripts, pipes and --json."""
+    if as_json or not sys.stderr.isatty():
+        return NoProgress()
+    return RichProgress()

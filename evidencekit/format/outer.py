@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -233,8 +233,10 @@ class MemberReader(io.RawIOBase):
     Wrap it in ``io.BufferedReader`` where line reads are needed (the age header).
     """
 
-    def __init__(self, f: BinaryIO, member: Member) -> None:
+    def __init__(self, f: BinaryIO, member: Member,
+                 on_read: Callable[[int], None] | None = None) -> None:
         super().__init__()
+        self._on_read = on_read
         self._fd = f.fileno()
         self._position = member.offset
         self._left = member.size
@@ -255,15 +257,18 @@ class MemberReader(io.RawIOBase):
         self._position += len(data)
         self._left -= len(data)
         self._hash.update(data)
+        if self._on_read is not None:
+            self._on_read(len(data))
         return len(data)
 
     def hexdigest(self) -> str:
         return self._hash.hexdigest()
 
 
-def open_member(f: BinaryIO, member: Member) -> tuple[io.BufferedReader, MemberReader]:
+def open_member(f: BinaryIO, member: Member, on_read: Callable[[int], None] | None = None
+                ) -> tuple[io.BufferedReader, MemberReader]:
     """A buffered stream over a member, and the raw reader that hashes everything read."""
-    raw = MemberReader(f, member)
+    raw = MemberReader(f, member, on_read)
     return io.BufferedReader(raw, buffer_size=1 << 20), raw
 
 

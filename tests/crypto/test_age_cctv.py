@@ -98,9 +98,7 @@ def build_identities(vector: Vector) -> list[Identity]:
     return identities
 
 
-def run_vector(
-    vector: Vector, identities: list[Identity]
-) -> tuple[bytes, EvidenceKitError | None]:
+def run_vector(vector: Vector, identities: list[Identity]) -> tuple[bytes, EvidenceKitError | None]:
     """Decrypt as an application would; return (plaintext released, error raised or None)."""
     released = bytearray()
     try:
@@ -135,9 +133,8 @@ def test_cctv_vector(path: Path | None) -> None:
     if expected is None:
         assert error is None, f"expected success, got {type(error).__name__}: {error}"
     else:
-        assert type(error) is expected, (
-            f"expected {expected.__name__}, got "
-            + (f"{type(error).__name__}: {error}" if error else "success")
+        assert type(error) is expected, f"expected {expected.__name__}, got " + (
+            f"{type(error).__name__}: {error}" if error else "success"
         )
     if vector.payload_sha256 is not None:
         # For failures too: all plaintext released before the error must match (CCTV).

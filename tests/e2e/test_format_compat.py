@@ -30,4 +30,5 @@ def test_format_v1_bundle_decrypts_and_extracts(tmp_path: Path):
     assert sorted(os.listdir(data)) == sorted([b"empty-folder", b"empty.txt", b"latin1-\xe9.txt",
                                                b"line\nbreak.txt", b"link", b"mail",
                                                "Überweisung 100%.txt".encode()])
-    assert open(data + b"/latin1-\xe9.txt", "rb").read() == b"not utf-8\n"
+    with open(data + b"/latin1-\xe9.txt", "rb") as restored:
+        assert restored.read() == b"not utf-8\n"
