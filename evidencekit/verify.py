@@ -246,6 +246,9 @@ def _decrypt_and_check(reader: BinaryIO, report: Report, identities: Sequence[ag
     try:
         stream = io.BufferedReader(age.AgeReader(reader, identities), buffer_size=1 << 20)
         scan = scan_payload(stream, findings, visitor)
+        # tarfile stops at the tar's end-of-archive blocks: read the age stream to its authenticated
+        # end too, so truncation and anything hidden after the tar are caught.
+        _check_after_tar(stream, findings)
     except NoMatchingKey as exc:
         report.no_matching_key = exc.message
         return
@@ -262,6 +265,15 @@ def _decrypt_and_check(reader: BinaryIO, report: Report, identities: Sequence[ag
     _check_bag(scan, report.seal, findings)
     report.manifest = _check_manifest(scan, report, findings)
     report.files_checked = len(scan.data_files)
+
+
+def _check_after_tar(stream: BinaryIO, findings: Findings) -> None:
+    hidden = 0
+    while chunk := stream.read(1 << 20):
+        hidden += len(chunk) - chunk.count(0)
+    if hidden:
+        findings.error("payload-structure", PAYLOAD, f"{hidden} non-zero bytes follow the end of "
+                       "the payload tar")
 
 
 def _check_bag(scan: PayloadScan, seal: Seal, findings: Findings) -> None:

@@ -35,9 +35,6 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from evidencekit.crypto import bech32
-
-if TYPE_CHECKING:
-    from _typeshed import ReadableBuffer, WriteableBuffer
 from evidencekit.errors import (
     AgeArmorError,
     AgeHeaderError,
@@ -47,6 +44,9 @@ from evidencekit.errors import (
     NoMatchingKey,
     RecipientError,
 )
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer, WriteableBuffer
 
 __all__ = [
     "CHUNK_SIZE",
@@ -85,7 +85,6 @@ TAG_SIZE = 16
 ENCRYPTED_CHUNK_SIZE = CHUNK_SIZE + TAG_SIZE
 _COLUMNS = 64  # base64 characters per full stanza body line
 _WRAPPED_KEY_SIZE = FILE_KEY_SIZE + TAG_SIZE
-_MAC_SIZE = 32
 _ZERO_NONCE = bytes(12)
 
 _X25519_LABEL = b"age-encryption.org/v1/X25519"
@@ -364,6 +363,8 @@ class SshEd25519Recipient:
     @classmethod
     def from_ssh_line(cls, line: str) -> SshEd25519Recipient:
         fields = line.strip().split(None, 2)
+        if fields[:1] == ["ssh-ed25519"] and len(fields) < 2:
+            raise RecipientError("the ssh-ed25519 public key line has no key after the type")
         if len(fields) < 2 or fields[0] != "ssh-ed25519":
             raise RecipientError(
                 f"{_shorten(line)!r} is not an 'ssh-ed25519 AAAA…' public key line "
@@ -540,7 +541,7 @@ def parse_recipient(text: str) -> Recipient:
     stripped = text.strip()
     if stripped.startswith("age1"):
         return X25519Recipient.from_string(stripped)
-    if stripped.startswith("ssh-ed25519 "):
+    if stripped.split(None, 1)[0:1] == ["ssh-ed25519"]:
         return SshEd25519Recipient.from_ssh_line(stripped)
     raise RecipientError(
         f"{_shorten(stripped)!r} is not an age1… or ssh-ed25519 public key "
