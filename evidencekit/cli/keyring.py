@@ -14,7 +14,8 @@ from evidencekit.crypto.keys import (
     load_signing_key,
     private_key_is_encrypted,
 )
-from evidencekit.errors import InputError, KeyFileError, RecipientError
+from evidencekit.errors import InputError, KeyFileError, OutputError, RecipientError
+from evidencekit.hostinfo import user_name
 
 OPENSSH_PRIVATE = b"-----BEGIN OPENSSH PRIVATE KEY-----"
 
@@ -88,3 +89,12 @@ def trusted_from(values: tuple[str, ...]) -> list[PublicKey]:
         else:
             raise InputError(f"--trusted-key {value!r} is neither a file nor an ssh-ed25519 key")
     return keys
+
+
+def generate_key_files(output: Path, comment: str | None, secret: bytes | None) -> SigningKey:
+    if output.exists() or Path(f"{output}.pub").exists():
+        raise OutputError(f"{output} or {output}.pub already exists; keys are never overwritten")
+    output.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    signing = SigningKey.generate(comment or f"{user_name()}@{os.uname().nodename}")
+    signing.save(output, secret)
+    return signing

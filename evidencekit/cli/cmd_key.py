@@ -1,0 +1,51 @@
+"""evidencekit key …: signing keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from evidencekit.cli import render
+from evidencekit.cli.app import cli, json_option, run
+from evidencekit.cli.keyring import generate_key_files
+from evidencekit.cli.secrets import KEY_PASSPHRASE_ENV, obtain
+from evidencekit.errors import ExitCode
+
+
+@cli.group()
+def key() -> None:
+    """Create signing keys (OpenSSH ed25519)."""
+
+
+@key.command("generate")
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="Where to write the private key; the public key goes to OUTPUT.pub.")
+@click.option("--comment", default=None, help="Comment stored with the key (default: user@host).")
+@click.option("--passphrase-file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Protect the key with the passphrase in this file.")
+@click.option("--ask-passphrase", is_flag=True, help="Ask for a passphrase on the terminal.")
+@json_option
+def key_generate(output: Path, comment: str | None, passphrase_file: Path | None,
+                 ask_passphrase: bool, as_json: bool) -> None:
+    """Make a new signing key pair (never overwrites; never prompts unless asked)."""
+
+    def body() -> int:
+        secret = None
+        if passphrase_file or ask_passphrase:
+            secret = obtain("the new key", passphrase_file, KEY_PASSPHRASE_ENV,
+                            "--passphrase-file", confirm=True)
+        signing = generate_key_files(output, comment, secret)
+        if as_json:
+            render.emit_json({"command": "key generate", "ok": True, "exit_code": 0,
+                              "private_key": str(output), "public_key": f"{output}.pub",
+                              "fingerprint": signing.public.fingerprint,
+                              "public_key_line": signing.public.openssh_line()})
+        else:
+            render.out.print(f"Wrote {output} (private, keep it safe) and {output}.pub")
+            render.out.print(f"Fingerprint: {signing.public.fingerprint}")
+        return ExitCode.OK
+
+    run("key generate", as_json, body)
+
+

@@ -1,0 +1,164 @@
+"""evidencekit inspect, verify, extract: reading bundles."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from evidencekit.cli import render
+from evidencekit.cli.app import cli, identity_option, json_option, run, trusted_option
+from evidencekit.cli.keyring import (
+    identities_from,
+    trusted_from,
+)
+from evidencekit.cli.secrets import KEY_PASSPHRASE_ENV, PASSPHRASE_ENV, obtain
+from evidencekit.crypto import age
+from evidencekit.errors import (
+    EvidenceKitError,
+    ExitCode,
+    UsageError,
+)
+from evidencekit.extract import extract
+from evidencekit.format.documents import PAYLOAD
+from evidencekit.format.outer import open_member
+from evidencekit.format.reader import open_bundle
+from evidencekit.inspect import inspect_bundle
+from evidencekit.verify import verify
+
+
+# ------------------------------------------------------------------------------ inspect
+@cli.command("inspect")
+@click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
+@json_option
+def inspect_command(bundle: Path, as_json: bool) -> None:
+    """Show what a bundle says about itself (no key needed; use verify to check it)."""
+
+    def body() -> int:
+        info = inspect_bundle(bundle)
+        if as_json:
+            render.emit_json({"command": "inspect", "ok": True, "exit_code": 0,
+                              "bundle": str(bundle), "seal": render.seal_json(info.seal),
+                              "custody": [render.event_json(e) for e in info.events],
+                              "recipients": info.recipient_types,
+                              "members": [{"name": m.name, "size": m.size}
+                                          for m in info.members]})
+            return ExitCode.OK
+        seal = info.seal
+        render.out.print(f"Bundle      {bundle} (format version {seal.format_version})")
+        render.out.print(f"Case        {seal.case_id}")
+        render.out.print(f"Sealed      {seal.created} (capture started {seal.capture_started})")
+        render.out.print(f"Sealed by   {seal.signer.fingerprint}")
+        render.out.print(f"Contents    {seal.counts['files']} files, {seal.total_bytes} bytes, "
+                         f"{seal.counts['directories']} folders"
+                         + ("" if seal.complete else " (capture incomplete)"))
+        render.out.print(f"Root hash   {seal.manifest_root}")
+        render.out.print(f"Payload     {seal.payload_size} bytes, SHA-256 {seal.payload_sha256}")
+        render.out.print(f"Opens with  {', '.join(info.recipient_types)}")
+        render.custody_table(info.events)
+        render.out.print("Not verified: run 'evidencekit verify' to check seal and signatures.")
+        return ExitCode.OK
+
+    run("inspect", as_json, body)
+
+
+# ------------------------------------------------------------------------------- verify
+def _payload_needs_passphrase(bundle: Path) -> bool:
+    opened = open_bundle(bundle)
+    try:
+        member = opened.by_name.get(PAYLOAD)
+        if member is None:
+            return False
+        header = age.read_header(open_member(opened.file, member)[0])
+        return any(s.type == "scrypt" for s in header.stanzas)
+    except EvidenceKitError:
+        return False  # verify itself reports the damage
+    finally:
+        opened.close()
+
+
+def _identities(paths: tuple[Path, ...], passphrase_file: Path | None,
+                ask: bool) -> list[age.Identity]:
+    """Keys from -i files, plus a passphrase when one was given or should be asked for."""
+    identities = identities_from(paths, lambda p: obtain(f"the key {p}", None, KEY_PASSPHRASE_ENV,
+                                                         "--passphrase-file", confirm=False))
+    if ask or passphrase_file is not None or os.environ.get(PASSPHRASE_ENV):
+        secret = obtain("the bundle", passphrase_file, PASSPHRASE_ENV, "--passphrase-file",
+                        confirm=False)
+        identities.append(age.ScryptIdentity(secret))
+    return identities
+
+
+@cli.command("verify")
+@click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
+@identity_option
+@trusted_option
+@json_option
+def verify_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: Path | None,
+                   ask_passphrase: bool, trusted: tuple[str, ...], as_json: bool) -> None:
+    """Check a bundle: seal, signatures, custody and payload hash; with a key, every file too."""
+
+    def body() -> int:
+        keys = _identities(identities, passphrase_file, ask_passphrase)
+        report = verify(bundle, keys, trusted_from(trusted), progress=render.progress_for(as_json))
+        code = render.exit_code_for(report)
+        if as_json:
+            render.emit_json(render.report_json(report, code))
+        else:
+            render.report_text(report)
+        return code
+
+    run("verify", as_json, body)
+
+
+# ------------------------------------------------------------------------------ extract
+@cli.command("extract")
+@click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
+@identity_option
+@trusted_option
+@click.option("-o", "--output", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="A new folder to extract into (must not exist).")
+@click.option("--keep-untrusted", is_flag=True,
+              help="If verification fails, keep what was decrypted as OUTPUT.UNTRUSTED.")
+@json_option
+def extract_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: Path | None,
+                    ask_passphrase: bool, trusted: tuple[str, ...], output: Path,
+                    keep_untrusted: bool, as_json: bool) -> None:
+    """Verify and open a bundle into a new folder; nothing is kept unless every check passes."""
+
+    def body() -> int:
+        ask = ask_passphrase or (not identities and _payload_needs_passphrase(bundle))
+        keys = _identities(identities, passphrase_file, ask)
+        if not keys:
+            raise UsageError("a key is needed to open the bundle",
+                             hint="give -i KEYFILE (age identity or OpenSSH private key), "
+                             "or --passphrase-file FILE for a passphrase-protected bundle")
+        result = extract(bundle, output, keys, trusted_from(trusted), keep_untrusted,
+                         render.progress_for(as_json))
+        code = render.exit_code_for(result.report)
+        if code == ExitCode.OK and result.output is None:
+            code = ExitCode.EVIDENCE_PROBLEM
+        if as_json:
+            document = render.report_json(result.report, code, command="extract")
+            document.update({"output": str(result.output) if result.output else None,
+                             "untrusted": str(result.untrusted) if result.untrusted else None,
+                             "files": result.files, "symlinks": result.symlinks,
+                             "skipped_links": result.skipped_links,
+                             "renamed_to_original": result.renamed})
+            render.emit_json(document)
+            return code
+        render.report_text(result.report)
+        if result.output is not None:
+            render.out.print(f"Extracted {result.files} files into {result.output}")
+            for link in result.skipped_links:
+                render.err.print(f"  link not created (points outside the folder): {link}")
+        elif result.untrusted is not None:
+            render.err.print(f"[red]Nothing trusted was extracted.[/] What was decrypted is in "
+                             f"{result.untrusted}: do NOT rely on it.")
+        else:
+            render.err.print("[red]Nothing was extracted[/] because verification failed.")
+        return code
+
+    run("extract", as_json, body)
+
