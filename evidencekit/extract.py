@@ -62,7 +62,12 @@ class _Writer:
 
 def extract(bundle: Path, output: Path, identities: Sequence[age.Identity],
             trusted_keys: Sequence[PublicKey] = (), keep_untrusted: bool = False,
-            progress: Progress | None = None) -> ExtractResult:
+            progress: Progress | None = None, as_stored: bool = False) -> ExtractResult:
+    """Verify *bundle* while extracting it into the new folder *output*.
+
+    By default the original tree is restored (non-UTF-8 names, symbolic links inside the tree);
+    with *as_stored* the bag is left exactly as stored, which is always a valid BagIt bag.
+    """
     if output.exists() or output.is_symlink():
         raise OutputError(f"{output} already exists; extract writes into a new folder only",
                           hint="choose another folder with -o")
@@ -78,7 +83,7 @@ def extract(bundle: Path, output: Path, identities: Sequence[age.Identity],
             return _discard(staging, output, report, keep_untrusted)
         result = ExtractResult(report, output, files=writer.files)
         _write_tag_files(writer.root, report)
-        _finish_tree(writer.root, report.manifest, result)
+        _finish_tree(writer.root, report.manifest, result, restore=not as_stored)
         if output.exists():
             raise OutputError(f"{output} appeared while extracting; nothing was written there")
         os.rename(writer.root, output)
@@ -104,11 +109,13 @@ def _write_tag_files(root: Path, report: Report) -> None:
             out.write(data)
 
 
-def _finish_tree(root: Path, manifest: dict[str, Any], result: ExtractResult) -> None:
+def _finish_tree(root: Path, manifest: dict[str, Any], result: ExtractResult,
+                 restore: bool) -> None:
     """Links, original names, modes and times, deepest first so parents keep their times."""
     entries = sorted(manifest["entries"], key=lambda e: e["bag_path"].count("/"), reverse=True)
     for entry in entries:
-        if entry.get("kind") == "symlink" and ("target" in entry or "target_b64" in entry):
+        if restore and entry.get("kind") == "symlink" and (
+                "target" in entry or "target_b64" in entry):
             _make_link(root, entry, result)
     for entry in entries:
         path = root / entry["bag_path"]
@@ -116,7 +123,7 @@ def _finish_tree(root: Path, manifest: dict[str, Any], result: ExtractResult) ->
             continue
         _restore_metadata(path, entry)
         original = os.path.basename(bytes_from_field(entry, "path"))
-        if os.fsencode(path.name) != original:
+        if restore and os.fsencode(path.name) != original:
             os.rename(path, os.path.join(os.fsencode(path.parent), original))
             result.renamed += 1
 

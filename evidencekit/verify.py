@@ -44,7 +44,16 @@ from evidencekit.format.documents import (
 from evidencekit.format.outer import drain, open_member
 from evidencekit.format.reader import OuterBundle, open_bundle, structure_problems
 from evidencekit.payload import PayloadScan, Visitor, scan_payload
+from evidencekit.pipeline import Writable
 from evidencekit.progress import NoProgress, Progress
+
+
+@dataclass
+class PayloadExpectation:
+    """Which payload the custody log says the bundle should hold now (resealing changes it)."""
+
+    sha256: str
+    size: int
 
 
 @dataclass
@@ -60,6 +69,8 @@ class Report:
     files_checked: int = 0
     manifest: dict[str, Any] | None = None
     tag_files: dict[str, bytes] | None = None
+    payload: PayloadExpectation | None = None  # what the custody log says the payload is now
+    payload_sha256: str | None = None  # what it actually is (computed in step 7)
 
     @property
     def ok(self) -> bool:
@@ -68,8 +79,14 @@ class Report:
 
 def verify(path: Path, identities: Sequence[age.Identity] = (),
            trusted_keys: Sequence[PublicKey] = (), visitor: Visitor | None = None,
-           progress: Progress | None = None) -> Report:
-    """Run every check that the given keys allow; never stop at the first problem."""
+           progress: Progress | None = None, tee: Writable | None = None,
+           check_payload_hash: bool = True) -> Report:
+    """Run every check that the given keys allow; never stop at the first problem.
+
+    *tee* receives every plaintext byte of the payload as it is read (used by reseal); its
+    content is trustworthy only if the returned report is ok. ``check_payload_hash=False`` skips
+    step 7 (reading the whole payload) for a quick look at the custody log.
+    """
     report = Report(str(path))
     progress = progress or NoProgress()
     try:
@@ -78,7 +95,8 @@ def verify(path: Path, identities: Sequence[age.Identity] = (),
         report.findings.error("outer-structure", str(path), exc.message)
         return report
     try:
-        _verify_open(bundle, report, identities, trusted_keys, visitor, progress)
+        _verify_open(bundle, report, identities, trusted_keys, visitor, progress, tee,
+                     check_payload_hash)
     finally:
         bundle.close()
     return report
@@ -86,7 +104,8 @@ def verify(path: Path, identities: Sequence[age.Identity] = (),
 
 def _verify_open(bundle: OuterBundle, report: Report, identities: Sequence[age.Identity],
                  trusted_keys: Sequence[PublicKey], visitor: Visitor | None,
-                 progress: Progress) -> None:
+                 progress: Progress, tee: Writable | None, check_payload_hash: bool = True
+                 ) -> None:
     findings = report.findings
     for problem in structure_problems(bundle):  # step 1
         findings.error("outer-structure", bundle.path.name, problem)
@@ -102,8 +121,11 @@ def _verify_open(bundle: OuterBundle, report: Report, identities: Sequence[age.I
                            found=seal.signer.fingerprint)
     _check_readme(bundle, seal, findings)  # step 4
     _check_member_times(bundle, seal, findings)  # step 5
-    report.events = check_custody(bundle, seal, hashlib.sha256(seal_json).hexdigest(), findings)
-    _check_payload(bundle, report, identities, visitor, progress)  # steps 7-10
+    report.payload = PayloadExpectation(seal.payload_sha256, seal.payload_size)
+    report.events = check_custody(bundle, seal, hashlib.sha256(seal_json).hexdigest(), findings,
+                                  report.payload)
+    if check_payload_hash or identities:
+        _check_payload(bundle, report, identities, visitor, progress, tee)  # steps 7-10
 
 
 def _check_seal(bundle: OuterBundle, report: Report) -> bytes | None:
@@ -141,7 +163,11 @@ def _same_key(key: PublicKey, openssh_line: str) -> bool:
 def _check_readme(bundle: OuterBundle, seal: Seal, findings: Findings) -> None:
     if README not in bundle.by_name:
         return
-    digest = hashlib.sha256(bundle.read_small(README)).hexdigest()
+    try:
+        digest = hashlib.sha256(bundle.read_small(README)).hexdigest()
+    except BundleError as exc:
+        findings.error("readme", README, exc.message)
+        return
     if digest != seal.readme_sha256:
         findings.error("readme", README, "README.txt was changed", seal.readme_sha256, digest)
 
@@ -157,9 +183,14 @@ def _check_member_times(bundle: OuterBundle, seal: Seal, findings: Findings) -> 
                            seconds, member.mtime)
 
 
-def check_custody(bundle: OuterBundle, seal: Seal, seal_sha256: str,
-                  findings: Findings) -> list[CustodyEvent]:
-    """Step 6: parse, authenticate and chain every custody event."""
+def check_custody(bundle: OuterBundle, seal: Seal, seal_sha256: str, findings: Findings,
+                  expected: PayloadExpectation | None = None) -> list[CustodyEvent]:
+    """Step 6: parse, authenticate and chain every custody event.
+
+    *expected* starts as the sealed payload and follows every "resealed" event, so that afterwards
+    it names the payload the bundle must hold now (checked in step 7).
+    """
+    current = expected or PayloadExpectation(seal.payload_sha256, seal.payload_size)
     events: list[CustodyEvent] = []
     previous = seal_sha256
     previous_time: str | None = None
@@ -168,26 +199,50 @@ def check_custody(bundle: OuterBundle, seal: Seal, seal_sha256: str,
         if name not in bundle.by_name or name + ".sig" not in bundle.by_name:
             findings.error("custody", name, "custody event or its signature is missing")
             return events
-        data = bundle.read_small(name)
         try:
+            data = bundle.read_small(name)
             event = CustodyEvent.from_json(data, name)
         except BundleError as exc:
             findings.error("custody", name, exc.message)
             return events
         _check_event(bundle, event, data, name, sequence, previous, seal, findings)
+        _follow_payload(event, name, current, findings)
         if previous_time and parse_rfc3339(event.time) < parse_rfc3339(previous_time):
             findings.warning("custody", name, f"time goes backwards: this event is dated "
                              f"{event.time}, the one before {previous_time}")
-        member = bundle.by_name[name]
-        if member.mtime != parse_rfc3339(event.time) // 1_000_000_000:
-            findings.error("member-times", name, "tar header time differs from the event time")
+        for member_name in (name, name + ".sig"):
+            if bundle.by_name[member_name].mtime != parse_rfc3339(event.time) // 1_000_000_000:
+                findings.error("member-times", member_name, "tar header time differs from the "
+                               "event time")
         previous, previous_time = hashlib.sha256(data).hexdigest(), event.time
         events.append(event)
     if not events:
         findings.error("custody", "custody/", "the custody log is empty")
     elif events[0].action != "captured":
         findings.error("custody", custody_member(1), "the first custody event is not 'captured'")
+    elif any(e.action == "captured" for e in events[1:]):
+        findings.error("custody", "custody/", "only the first event may be 'captured'")
     return events
+
+
+def _follow_payload(event: CustodyEvent, name: str, current: PayloadExpectation,
+                    findings: Findings) -> None:
+    """Each event concerns the current payload; a "resealed" event replaces it by a new one."""
+    if event.action != "resealed":
+        if event.payload_sha256 != current.sha256:
+            findings.error("custody", name, "event concerns another payload than the one the "
+                           "bundle held at that point", current.sha256, event.payload_sha256)
+        return
+    old = event.details.get("old_payload_sha256")
+    new = event.details.get("new_payload_sha256")
+    size = event.details.get("new_payload_size", "")
+    if old != current.sha256:
+        findings.error("custody", name, "resealed event does not start from the payload the "
+                       "bundle held before", current.sha256, old)
+    if new != event.payload_sha256 or not size.isdigit():
+        findings.error("custody", name, "resealed event does not name its new payload properly")
+        return
+    current.sha256, current.size = new, int(size)
 
 
 def _check_event(bundle: OuterBundle, event: CustodyEvent, data: bytes, name: str, sequence: int,
@@ -199,9 +254,6 @@ def _check_event(bundle: OuterBundle, event: CustodyEvent, data: bytes, name: st
                        "removed, inserted or reordered events)", previous, event.previous_sha256)
     if event.case_id != seal.case_id:
         findings.error("custody", name, "event names another case", seal.case_id, event.case_id)
-    if event.payload_sha256 != seal.payload_sha256:
-        findings.error("custody", name, "event concerns another payload", seal.payload_sha256,
-                       event.payload_sha256)
     if sequence == 1 and event.actor.fingerprint != seal.signer.fingerprint:
         findings.error("custody", name, "the 'captured' event was not made by the sealer",
                        seal.signer.fingerprint, event.actor.fingerprint)
@@ -217,7 +269,7 @@ def _check_event(bundle: OuterBundle, event: CustodyEvent, data: bytes, name: st
 
 
 def _check_payload(bundle: OuterBundle, report: Report, identities: Sequence[age.Identity],
-                   visitor: Visitor | None, progress: Progress) -> None:
+                   visitor: Visitor | None, progress: Progress, tee: Writable | None) -> None:
     member = bundle.by_name.get(PAYLOAD)
     seal = report.seal
     if member is None or seal is None:
@@ -227,24 +279,29 @@ def _check_payload(bundle: OuterBundle, report: Report, identities: Sequence[age
     stream, reader = open_member(bundle.file, member, lambda n: progress.advance(nbytes=n))
     try:
         if identities:
-            _decrypt_and_check(stream, report, identities, visitor)
+            _decrypt_and_check(stream, report, identities, visitor, tee)
         drain(stream)
     finally:
         progress.finish()
-    if member.size != seal.payload_size:
-        report.findings.error("payload-hash", PAYLOAD, "payload size differs from the seal",
-                              seal.payload_size, member.size)
-    if reader.hexdigest() != seal.payload_sha256:
+    expected = report.payload or PayloadExpectation(seal.payload_sha256, seal.payload_size)
+    if member.size != expected.size:
+        report.findings.error("payload-hash", PAYLOAD, "payload size differs from the seal "
+                              "and custody log", expected.size, member.size)
+    report.payload_sha256 = reader.hexdigest()
+    if report.payload_sha256 != expected.sha256:
         report.findings.error("payload-hash", PAYLOAD, "payload SHA-256 differs from the seal "
-                              "(the encrypted evidence was changed)", seal.payload_sha256,
-                              reader.hexdigest())
+                              "and custody log (the encrypted evidence was changed)",
+                              expected.sha256, report.payload_sha256)
 
 
 def _decrypt_and_check(reader: BinaryIO, report: Report, identities: Sequence[age.Identity],
-                       visitor: Visitor | None) -> None:
+                       visitor: Visitor | None, tee: Writable | None = None) -> None:
     findings = report.findings
     try:
-        stream = io.BufferedReader(age.AgeReader(reader, identities), buffer_size=1 << 20)
+        plaintext: io.RawIOBase = age.AgeReader(reader, identities)
+        if tee is not None:
+            plaintext = _TeeReader(plaintext, tee)
+        stream = io.BufferedReader(plaintext, buffer_size=1 << 20)
         scan = scan_payload(stream, findings, visitor)
         # tarfile stops at the tar's end-of-archive blocks: read the age stream to its authenticated
         # end too, so truncation and anything hidden after the tar are caught.
@@ -265,6 +322,23 @@ def _decrypt_and_check(reader: BinaryIO, report: Report, identities: Sequence[ag
     _check_bag(scan, report.seal, findings)
     report.manifest = _check_manifest(scan, report, findings)
     report.files_checked = len(scan.data_files)
+
+
+class _TeeReader(io.RawIOBase):
+    """Passes every byte read from *source* on to *sink* as well."""
+
+    def __init__(self, source: io.RawIOBase, sink: Writable) -> None:
+        super().__init__()
+        self._source, self._sink = source, sink
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        count = self._source.readinto(buffer) or 0
+        if count:
+            self._sink.write(bytes(memoryview(buffer)[:count]))
+        return count
 
 
 def _check_after_tar(stream: BinaryIO, findings: Findings) -> None:

@@ -13,11 +13,20 @@ import click
 
 from evidencekit import __version__
 from evidencekit.cli import render
-from evidencekit.cli.secrets import PASSPHRASE_ENV
+from evidencekit.cli.keyring import (
+    default_signing_key_path,
+    generate_key_files,
+    load_signing,
+    recipients_from,
+)
+from evidencekit.cli.secrets import KEY_PASSPHRASE_ENV, PASSPHRASE_ENV, obtain
+from evidencekit.crypto import age
+from evidencekit.crypto.keys import SigningKey
 from evidencekit.errors import (
     EvidenceKitError,
     ExitCode,
     Interrupted,
+    UsageError,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -42,6 +51,19 @@ def trusted_option(f: F) -> F:
     return click.option("--trusted-key", "trusted", multiple=True, metavar="KEY",
                         help="A signer you trust: a .pub file or 'ssh-ed25519 AAAA…'. "
                         "Repeatable.")(f)
+
+
+def signing_options(f: F) -> F:
+    f = click.option("--sign-key-passphrase-file", type=click.Path(path_type=Path, dir_okay=False),
+                     help=f"Passphrase of the signing key (or set {KEY_PASSPHRASE_ENV}).")(f)
+    return click.option("--sign-key", type=click.Path(path_type=Path, dir_okay=False),
+                        help="Your signing key (default: your personal key, created on first "
+                        "use).")(f)
+
+
+def actor_option(f: F) -> F:
+    return click.option("--actor", help="Your name as it should appear in the custody log "
+                        "(default: your user name).")(f)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -71,6 +93,45 @@ def run(command: str, as_json: bool, body: Callable[[], int]) -> NoReturn:
                      command, as_json)
         code = ExitCode.INTERNAL
     sys.exit(code)
+
+
+# ----------------------------------------------------------- shared by capture, custody, reseal
+def encryption_for(recipients: tuple[str, ...], files: tuple[Path, ...], use_passphrase: bool,
+                passphrase_file: Path | None) -> list[age.Recipient]:
+    by_key = recipients_from(recipients, files)
+    wants_passphrase = use_passphrase or passphrase_file is not None or (
+        not by_key and bool(os.environ.get(PASSPHRASE_ENV)))
+    if by_key and wants_passphrase:
+        raise UsageError("choose either public keys (--recipient) or a passphrase, not both",
+                         hint="the age format allows a passphrase only on its own")
+    if by_key:
+        return by_key
+    if not wants_passphrase:
+        raise UsageError("no way to encrypt the bundle was given; evidencekit never writes "
+                         "evidence unencrypted",
+                         hint="add --recipient age1… (the investigator's key), --recipient-file "
+                         "FILE, or --passphrase")
+    secret = obtain("the bundle", passphrase_file, PASSPHRASE_ENV, "--passphrase-file",
+                    confirm=True)
+    return [age.ScryptRecipient(secret)]
+
+
+def resolve_signing_key(path: Path | None, passphrase_file: Path | None, quiet: bool) -> SigningKey:
+    def passphrase() -> bytes:
+        return obtain("the signing key", passphrase_file, KEY_PASSPHRASE_ENV,
+                      "--sign-key-passphrase-file", confirm=False)
+
+    if path is not None:
+        return load_signing(path, passphrase)
+    default = default_signing_key_path()
+    if default.exists():
+        return load_signing(default, passphrase)
+    signing = generate_key_files(default, None, None)
+    if not quiet:
+        render.err.print(f"Created your personal signing key {default}\n"
+                         f"  fingerprint {signing.public.fingerprint}\n"
+                         "  (it proves the bundles you make are yours; keep it safe)")
+    return signing
 
 
 def _on_sigterm(signum: int, frame: object) -> None:

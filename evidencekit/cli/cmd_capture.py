@@ -12,16 +12,8 @@ import click
 
 from evidencekit.capture import CaptureRequest, CaseInfo, capture
 from evidencekit.cli import render
-from evidencekit.cli.app import cli, json_option, run
-from evidencekit.cli.keyring import (
-    default_signing_key_path,
-    generate_key_files,
-    load_signing,
-    recipients_from,
-)
-from evidencekit.cli.secrets import KEY_PASSPHRASE_ENV, PASSPHRASE_ENV, obtain
-from evidencekit.crypto import age
-from evidencekit.crypto.keys import SigningKey
+from evidencekit.cli.app import cli, encryption_for, json_option, resolve_signing_key, run
+from evidencekit.cli.secrets import KEY_PASSPHRASE_ENV, PASSPHRASE_ENV
 from evidencekit.errors import (
     ExitCode,
     UsageError,
@@ -70,8 +62,8 @@ def capture_command(sources: tuple[Path, ...], output: Path | None, case_id: str
                              "-o case.evidence")
         case = CaseInfo(case_id or _default_case_id(), examiner or user_name(), description,
                         legal_basis, organisation)
-        chosen = _encryption(recipients, recipient_files, use_passphrase, passphrase_file)
-        signing = _signing_key(sign_key, sign_key_passphrase_file, as_json)
+        chosen = encryption_for(recipients, recipient_files, use_passphrase, passphrase_file)
+        signing = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json)
         target = output or Path(_safe_filename(case.case_id) + ".evidence")
         request = CaptureRequest([os.fsencode(s) for s in sources], target, case, chosen, signing,
                                  command_line=list(sys.argv),
@@ -95,40 +87,4 @@ def _safe_filename(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "evidence"
 
 
-def _encryption(recipients: tuple[str, ...], files: tuple[Path, ...], use_passphrase: bool,
-                passphrase_file: Path | None) -> list[age.Recipient]:
-    by_key = recipients_from(recipients, files)
-    wants_passphrase = use_passphrase or passphrase_file is not None or (
-        not by_key and bool(os.environ.get(PASSPHRASE_ENV)))
-    if by_key and wants_passphrase:
-        raise UsageError("choose either public keys (--recipient) or a passphrase, not both",
-                         hint="the age format allows a passphrase only on its own")
-    if by_key:
-        return by_key
-    if not wants_passphrase:
-        raise UsageError("no way to encrypt the bundle was given; evidencekit never writes "
-                         "evidence unencrypted",
-                         hint="add --recipient age1… (the investigator's key), --recipient-file "
-                         "FILE, or --passphrase")
-    secret = obtain("the bundle", passphrase_file, PASSPHRASE_ENV, "--passphrase-file",
-                    confirm=True)
-    return [age.ScryptRecipient(secret)]
-
-
-def _signing_key(path: Path | None, passphrase_file: Path | None, quiet: bool) -> SigningKey:
-    def passphrase() -> bytes:
-        return obtain("the signing key", passphrase_file, KEY_PASSPHRASE_ENV,
-                      "--sign-key-passphrase-file", confirm=False)
-
-    if path is not None:
-        return load_signing(path, passphrase)
-    default = default_signing_key_path()
-    if default.exists():
-        return load_signing(default, passphrase)
-    signing = generate_key_files(default, None, None)
-    if not quiet:
-        render.err.print(f"Created your personal signing key {default}\n"
-                         f"  fingerprint {signing.public.fingerprint}\n"
-                         "  (it proves the bundles you make are yours; keep it safe)")
-    return signing
 

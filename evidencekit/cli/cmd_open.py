@@ -8,24 +8,29 @@ from pathlib import Path
 import click
 
 from evidencekit.cli import render
-from evidencekit.cli.app import cli, identity_option, json_option, run, trusted_option
-from evidencekit.cli.keyring import (
-    identities_from,
-    trusted_from,
+from evidencekit.cli.app import (
+    F,
+    actor_option,
+    cli,
+    identity_option,
+    json_option,
+    resolve_signing_key,
+    run,
+    signing_options,
+    trusted_option,
 )
+from evidencekit.cli.keyring import identities_from, trusted_from
 from evidencekit.cli.secrets import KEY_PASSPHRASE_ENV, PASSPHRASE_ENV, obtain
 from evidencekit.crypto import age
-from evidencekit.errors import (
-    EvidenceKitError,
-    ExitCode,
-    UsageError,
-)
+from evidencekit.custody import EventRequest, append_event, check_receipt, parse_receipt
+from evidencekit.errors import EvidenceKitError, ExitCode, InputError, UsageError
 from evidencekit.extract import extract
 from evidencekit.format.documents import PAYLOAD
 from evidencekit.format.outer import open_member
 from evidencekit.format.reader import open_bundle
+from evidencekit.hostinfo import user_name
 from evidencekit.inspect import inspect_bundle
-from evidencekit.verify import verify
+from evidencekit.verify import Report, verify
 
 
 # ------------------------------------------------------------------------------ inspect
@@ -78,38 +83,90 @@ def _payload_needs_passphrase(bundle: Path) -> bool:
         opened.close()
 
 
-def _identities(paths: tuple[Path, ...], passphrase_file: Path | None,
-                ask: bool) -> list[age.Identity]:
-    """Keys from -i files, plus a passphrase when one was given or should be asked for."""
+def identities_for(bundle: Path, paths: tuple[Path, ...], passphrase_file: Path | None,
+                   ask: bool, required: bool = False) -> list[age.Identity]:
+    """Keys from -i files, plus a passphrase when one was given or should be asked for.
+
+    With *required*, a passphrase-protected bundle opened without -i asks for its passphrase
+    (or fails with exit code 2 naming --passphrase-file when there is no terminal).
+    """
+    ask = ask or (required and not paths and _payload_needs_passphrase(bundle))
     identities = identities_from(paths, lambda p: obtain(f"the key {p}", None, KEY_PASSPHRASE_ENV,
                                                          "--passphrase-file", confirm=False))
     if ask or passphrase_file is not None or os.environ.get(PASSPHRASE_ENV):
         secret = obtain("the bundle", passphrase_file, PASSPHRASE_ENV, "--passphrase-file",
                         confirm=False)
         identities.append(age.ScryptIdentity(secret))
+    if required and not identities:
+        raise UsageError("a key is needed to open the bundle",
+                         hint="give -i KEYFILE (age identity or OpenSSH private key), "
+                         "or --passphrase-file FILE for a passphrase-protected bundle")
     return identities
+
+
+def record_option(f: F) -> F:
+    f = signing_options(actor_option(f))
+    return click.option("--record", is_flag=True,
+                        help="Add a signed custody event saying you did this (needs your "
+                        "signing key).")(f)
+
+
+def _record(bundle: Path, report: Report, action: str, actor: str | None, sign_key: Path | None,
+            passphrase_file: Path | None, as_json: bool, details: dict[str, str]) -> str | None:
+    """Append a 'verified'/'accessed' event; return its summary line, or why it was not added."""
+    if not report.ok:
+        return "not recorded in the custody log: verification failed"
+    key = resolve_signing_key(sign_key, passphrase_file, as_json)
+    event = append_event(bundle, EventRequest(action, actor or user_name(), key,
+                                              details=details), report)
+    return f"recorded as custody event #{event.sequence} ({action})"
 
 
 @cli.command("verify")
 @click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
 @identity_option
 @trusted_option
+@click.option("--receipt", "receipt_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Also check the bundle against a receipt made by 'evidencekit receipt'.")
+@record_option
 @json_option
 def verify_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: Path | None,
-                   ask_passphrase: bool, trusted: tuple[str, ...], as_json: bool) -> None:
+                   ask_passphrase: bool, trusted: tuple[str, ...], receipt_file: Path | None,
+                   record: bool, actor: str | None, sign_key: Path | None,
+                   sign_key_passphrase_file: Path | None, as_json: bool) -> None:
     """Check a bundle: seal, signatures, custody and payload hash; with a key, every file too."""
 
     def body() -> int:
-        keys = _identities(identities, passphrase_file, ask_passphrase)
+        keys = identities_for(bundle, identities, passphrase_file, ask_passphrase)
+        receipt = _read_receipt(receipt_file) if receipt_file else None
         report = verify(bundle, keys, trusted_from(trusted), progress=render.progress_for(as_json))
+        if receipt is not None:
+            check_receipt(report, receipt, report.findings)
+        recorded = None
+        if record:
+            details = {"result": "ok", "decrypted": str(report.decrypted).lower(),
+                       "files_checked": str(report.files_checked)}
+            recorded = _record(bundle, report, "verified", actor, sign_key,
+                               sign_key_passphrase_file, as_json, details)
         code = render.exit_code_for(report)
         if as_json:
-            render.emit_json(render.report_json(report, code))
+            document = render.report_json(report, code)
+            document["recorded"] = recorded
+            render.emit_json(document)
         else:
             render.report_text(report)
+            if recorded:
+                render.err.print(recorded)
         return code
 
     run("verify", as_json, body)
+
+
+def _read_receipt(path: Path) -> dict[str, str]:
+    try:
+        return parse_receipt(path.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the receipt {path}: {exc}") from None
 
 
 # ------------------------------------------------------------------------------ extract
@@ -121,31 +178,37 @@ def verify_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
               help="A new folder to extract into (must not exist).")
 @click.option("--keep-untrusted", is_flag=True,
               help="If verification fails, keep what was decrypted as OUTPUT.UNTRUSTED.")
+@click.option("--as-stored", is_flag=True,
+              help="Keep the bag exactly as stored (escaped names, no symbolic links): always a "
+              "valid BagIt bag. By default original names and in-tree links are restored.")
+@record_option
 @json_option
 def extract_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: Path | None,
                     ask_passphrase: bool, trusted: tuple[str, ...], output: Path,
-                    keep_untrusted: bool, as_json: bool) -> None:
+                    keep_untrusted: bool, as_stored: bool, record: bool, actor: str | None,
+                    sign_key: Path | None, sign_key_passphrase_file: Path | None,
+                    as_json: bool) -> None:
     """Verify and open a bundle into a new folder; nothing is kept unless every check passes."""
 
     def body() -> int:
-        ask = ask_passphrase or (not identities and _payload_needs_passphrase(bundle))
-        keys = _identities(identities, passphrase_file, ask)
-        if not keys:
-            raise UsageError("a key is needed to open the bundle",
-                             hint="give -i KEYFILE (age identity or OpenSSH private key), "
-                             "or --passphrase-file FILE for a passphrase-protected bundle")
+        keys = identities_for(bundle, identities, passphrase_file, ask_passphrase, required=True)
         result = extract(bundle, output, keys, trusted_from(trusted), keep_untrusted,
-                         render.progress_for(as_json))
+                         render.progress_for(as_json), as_stored)
         code = render.exit_code_for(result.report)
         if code == ExitCode.OK and result.output is None:
             code = ExitCode.EVIDENCE_PROBLEM
+        recorded = None
+        if record and result.output is not None:
+            recorded = _record(bundle, result.report, "accessed", actor, sign_key,
+                               sign_key_passphrase_file, as_json,
+                               {"operation": "extract", "files": str(result.files)})
         if as_json:
             document = render.report_json(result.report, code, command="extract")
             document.update({"output": str(result.output) if result.output else None,
                              "untrusted": str(result.untrusted) if result.untrusted else None,
                              "files": result.files, "symlinks": result.symlinks,
                              "skipped_links": result.skipped_links,
-                             "renamed_to_original": result.renamed})
+                             "renamed_to_original": result.renamed, "recorded": recorded})
             render.emit_json(document)
             return code
         render.report_text(result.report)
@@ -153,6 +216,8 @@ def extract_command(bundle: Path, identities: tuple[Path, ...], passphrase_file:
             render.out.print(f"Extracted {result.files} files into {result.output}")
             for link in result.skipped_links:
                 render.err.print(f"  link not created (points outside the folder): {link}")
+            if recorded:
+                render.err.print(recorded)
         elif result.untrusted is not None:
             render.err.print(f"[red]Nothing trusted was extracted.[/] What was decrypted is in "
                              f"{result.untrusted}: do NOT rely on it.")
@@ -161,4 +226,3 @@ def extract_command(bundle: Path, identities: tuple[Path, ...], passphrase_file:
         return code
 
     run("extract", as_json, body)
-

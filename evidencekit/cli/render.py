@@ -19,6 +19,7 @@ from rich.progress import (
 from rich.table import Table
 
 from evidencekit.capture import CaptureResult
+from evidencekit.custody import event_summary
 from evidencekit.errors import EvidenceKitError, ExitCode
 from evidencekit.findings import Finding
 from evidencekit.format.documents import CustodyEvent, Seal
@@ -99,10 +100,7 @@ def seal_json(seal: Seal) -> dict[str, Any]:
 
 
 def event_json(event: CustodyEvent) -> dict[str, Any]:
-    return {"sequence": event.sequence, "action": event.action, "time": event.time,
-            "actor": event.actor_name, "fingerprint": event.actor.fingerprint,
-            "host": event.host, "note": event.note, "clock_source": event.clock_source,
-            "payload_sha256": event.payload_sha256}
+    return event_summary(event)
 
 
 def capture_json(result: CaptureResult, exit_code: int) -> dict[str, Any]:
@@ -170,7 +168,7 @@ def report_text(report: Report) -> None:
     if report.events:
         custody_table(report.events)
     for finding in report.findings.items:
-        _print_finding(finding)
+        print_finding(finding)
     if report.no_matching_key:
         err.print(f"[bold red]Cannot decrypt:[/] {_escape(report.no_matching_key)}")
     if report.ok:
@@ -182,7 +180,7 @@ def report_text(report: Report) -> None:
         out.print(f"[bold red]VERIFICATION FAILED[/]: {len(report.findings.errors)} problem(s)")
 
 
-def _print_finding(finding: Finding) -> None:
+def print_finding(finding: Finding) -> None:
     colour = "red" if finding.severity == "error" else "yellow"
     line = f"[{colour}]{finding.severity}[/] [{finding.check}] {_escape(finding.where)}: " \
            f"{_escape(finding.problem)}"
@@ -193,11 +191,11 @@ def _print_finding(finding: Finding) -> None:
 
 def custody_table(events: list[CustodyEvent]) -> None:
     table = Table(title="Chain of custody", show_lines=False)
-    for column in ("#", "time (UTC)", "action", "by", "key", "note"):
-        table.add_column(column)
+    for column in ("#", "time (UTC)", "action", "by", "key", "to/from", "note"):
+        table.add_column(column, overflow="fold")
     for e in events:
-        table.add_row(str(e.sequence), e.time, e.action, e.actor_name, e.actor.fingerprint,
-                      e.note[:60])
+        table.add_row(str(e.sequence), e.time[:19] + "Z", e.action, e.actor_name,
+                      e.actor.fingerprint[:19] + "…", e.counterparty, e.note[:80])
     out.print(table)
 
 

@@ -7,7 +7,7 @@ one kind of document can never be passed off as another (the SSHSIG namespace is
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from evidencekit import canonical
@@ -179,7 +179,8 @@ class Seal:
 
 
 _EVENT_KEYS = {"type", "format_version", "case_id", "sequence", "action", "time", "clock_source",
-               "actor", "host", "note", "payload_sha256", "previous_sha256"}
+               "actor", "host", "counterparty", "note", "details", "payload_sha256",
+               "previous_sha256"}
 
 
 @dataclass(frozen=True)
@@ -195,6 +196,8 @@ class CustodyEvent:
     note: str
     payload_sha256: str
     previous_sha256: str  # SHA-256 of the previous event's JSON; of seal.json for the first
+    counterparty: str = ""  # to whom (transferred) or from whom (received) the bundle went
+    details: dict[str, str] = field(default_factory=dict)  # action-specific facts (§6)
     format_version: int = FORMAT_VERSION
 
     def to_json(self) -> bytes:
@@ -209,7 +212,9 @@ class CustodyEvent:
             "actor": {"name": self.actor_name, "public_key": self.actor.public_key,
                       "fingerprint": self.actor.fingerprint},
             "host": self.host,
+            "counterparty": self.counterparty,
             "note": self.note,
+            "details": self.details,
             "payload_sha256": self.payload_sha256,
             "previous_sha256": self.previous_sha256,
         })
@@ -227,10 +232,14 @@ class CustodyEvent:
         sequence = f.integer("sequence")
         if sequence < 1:
             raise BundleError(f"{what}: sequence must start at 1")
+        details = f.obj("details")
+        if not all(isinstance(value, str) for value in details.values()):
+            raise BundleError(f"{what}: every value in 'details' must be a string")
         return cls(
             case_id=f.text("case_id"), sequence=sequence, action=action, time=f.time("time"),
             clock_source=f.text("clock_source"), actor_name=f.text("name", actor),
             actor=Signer(f.text("public_key", actor), f.text("fingerprint", actor)),
             host=f.text("host"), note=f.text("note"), payload_sha256=f.sha256("payload_sha256"),
-            previous_sha256=f.sha256("previous_sha256"), format_version=version,
+            previous_sha256=f.sha256("previous_sha256"), counterparty=f.text("counterparty"),
+            details=dict(details), format_version=version,
         )

@@ -1,0 +1,172 @@
+"""evidencekit custody add|show, reseal, receipt: the chain of custody."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from evidencekit.cli import render
+from evidencekit.cli.app import (
+    actor_option,
+    cli,
+    encryption_for,
+    identity_option,
+    json_option,
+    resolve_signing_key,
+    run,
+    signing_options,
+)
+from evidencekit.cli.cmd_open import identities_for
+from evidencekit.custody import (
+    APPENDABLE,
+    EventRequest,
+    append_event,
+    event_summary,
+    receipt_text,
+    reseal,
+)
+from evidencekit.errors import BundleError, ExitCode, OutputError, UsageError
+from evidencekit.hostinfo import user_name
+from evidencekit.verify import verify
+
+
+@cli.group()
+def custody() -> None:
+    """Record and show the chain of custody (no decryption key needed)."""
+
+
+@custody.command("add")
+@click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--action", required=True, type=click.Choice(APPENDABLE),
+              help="What happened to the bundle.")
+@click.option("--to", "to_party", help="Who received it (for 'transferred').")
+@click.option("--from", "from_party", help="Who it came from (for 'received').")
+@click.option("--note", default="", help="Free text: how, why, receipt or parcel numbers.")
+@actor_option
+@signing_options
+@json_option
+def custody_add(bundle: Path, action: str, to_party: str | None, from_party: str | None,
+                note: str, actor: str | None, sign_key: Path | None,
+                sign_key_passphrase_file: Path | None, as_json: bool) -> None:
+    """Append a signed event to the bundle's custody log (the evidence is not touched)."""
+
+    def body() -> int:
+        if to_party and from_party:
+            raise UsageError("give --to or --from, not both")
+        key = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json)
+        request = EventRequest(action, actor or user_name(), key, note,
+                               to_party or from_party or "")
+        event = append_event(bundle, request)
+        if as_json:
+            render.emit_json({"command": "custody add", "ok": True, "exit_code": 0,
+                              "bundle": str(bundle), "event": event_summary(event)})
+        else:
+            render.out.print(f"Added custody event #{event.sequence} ({event.action}) to "
+                             f"{bundle}, signed by {event.actor.fingerprint}")
+        return ExitCode.OK
+
+    run("custody add", as_json, body)
+
+
+@custody.command("show")
+@click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
+@json_option
+def custody_show(bundle: Path, as_json: bool) -> None:
+    """Show the custody log, checked: signatures, chain and payload links."""
+
+    def body() -> int:
+        report = verify(bundle, check_payload_hash=False)
+        code = render.exit_code_for(report)
+        if as_json:
+            render.emit_json({"command": "custody show", "ok": report.ok, "exit_code": code,
+                              "bundle": str(bundle),
+                              "custody": [event_summary(e) for e in report.events],
+                              "findings": [f.to_json() for f in report.findings.items]})
+        else:
+            render.custody_table(report.events)
+            for finding in report.findings.items:
+                render.print_finding(finding)
+            if report.ok:
+                render.out.print("[green]Custody log intact[/]: every event is signed by the key "
+                                 "it names and chained to the one before.")
+        return code
+
+    run("custody show", as_json, body)
+
+
+@cli.command("reseal")
+@click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
+@identity_option
+@click.option("-r", "--recipient", "recipients", multiple=True, metavar="KEY",
+              help="New holder's public key (age1… or 'ssh-ed25519 AAAA…'). Repeatable.")
+@click.option("-R", "--recipient-file", "recipient_files", multiple=True,
+              type=click.Path(path_type=Path, dir_okay=False),
+              help="File with the new holder's public keys. Repeatable.")
+@click.option("--new-passphrase-file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Protect the new bundle with the passphrase in this file instead.")
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="The new bundle to write.")
+@click.option("--note", default="", help="Why it is resealed (e.g. MLA request number).")
+@actor_option
+@signing_options
+@json_option
+def reseal_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: Path | None,
+                   ask_passphrase: bool, recipients: tuple[str, ...],
+                   recipient_files: tuple[Path, ...], new_passphrase_file: Path | None,
+                   output: Path, note: str, actor: str | None, sign_key: Path | None,
+                   sign_key_passphrase_file: Path | None, as_json: bool) -> None:
+    """Re-encrypt a bundle for a new holder; evidence, seal and custody log carry over."""
+
+    def body() -> int:
+        keys = identities_for(bundle, identities, passphrase_file, ask_passphrase)
+        new_recipients = encryption_for(recipients, recipient_files, False, new_passphrase_file)
+        signing = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json)
+        request = EventRequest("resealed", actor or user_name(), signing, note)
+        result = reseal(bundle, output, keys, new_recipients, request)
+        if as_json:
+            render.emit_json({"command": "reseal", "ok": True, "exit_code": 0,
+                              "bundle": str(bundle), "output": str(result.output),
+                              "files_checked": result.report.files_checked,
+                              "event": event_summary(result.event)})
+        else:
+            render.out.print(f"Resealed {bundle} → {result.output}: all "
+                             f"{result.report.files_checked} files verified and re-encrypted")
+            render.out.print(f"New payload SHA-256 {result.event.payload_sha256}; custody event "
+                             f"#{result.event.sequence} signed by {result.event.actor.fingerprint}")
+        return ExitCode.OK
+
+    run("reseal", as_json, body)
+
+
+@cli.command("receipt")
+@click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the receipt to this file (default: print it).")
+@json_option
+def receipt_command(bundle: Path, output: Path | None, as_json: bool) -> None:
+    """A short printable receipt proving later which bundle was handed over."""
+
+    def body() -> int:
+        report = verify(bundle)
+        if not report.ok or not report.events:
+            raise BundleError("the bundle does not verify; no receipt was made",
+                              hint="run 'evidencekit verify' to see every problem")
+        text = receipt_text(report, bundle.name)
+        if output is not None:
+            try:
+                with open(output, "x", encoding="utf-8") as f:
+                    f.write(text)
+            except FileExistsError:
+                raise OutputError(f"{output} already exists") from None
+        if as_json:
+            render.emit_json({"command": "receipt", "ok": True, "exit_code": 0,
+                              "bundle": str(bundle), "output": str(output) if output else None,
+                              "receipt": text})
+        elif output is None:
+            render.out.print(text, markup=False)
+        else:
+            render.out.print(f"Wrote {output}")
+        return ExitCode.OK
+
+    run("receipt", as_json, body)

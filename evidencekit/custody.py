@@ -1,0 +1,316 @@
+"""Chain of custody: append signed events, reseal for a new holder, and receipts.
+
+Appending never decrypts or rewrites the payload and needs no decryption key: the two new members
+replace the outer tar's end-of-archive blocks, and nothing before them changes. Resealing writes a
+new bundle whose payload is the same plaintext re-encrypted in one streaming pass; the seal and the
+custody log are carried over byte for byte and a signed "resealed" event links the old payload
+hash to the new one (docs/FORMAT.md §6).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import tempfile
+from collections.abc import Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, cast
+
+from evidencekit.clock import Clock, clock_source, rfc3339, system_clock
+from evidencekit.crypto import age, sshsig
+from evidencekit.crypto.keys import SigningKey
+from evidencekit.errors import BundleError, OutputError, UsageError
+from evidencekit.findings import Findings
+from evidencekit.format.documents import (
+    ACTIONS,
+    PAYLOAD,
+    README,
+    SEAL,
+    SEAL_SIG,
+    CustodyEvent,
+    Signer,
+    custody_member,
+)
+from evidencekit.format.outer import END_OF_ARCHIVE, OuterWriter, read_member
+from evidencekit.format.reader import SMALL_MEMBER_LIMIT, open_bundle
+from evidencekit.hostinfo import host_name
+from evidencekit.verify import Report, verify
+
+APPENDABLE = tuple(a for a in ACTIONS if a not in ("captured", "resealed"))
+
+
+@dataclass(frozen=True)
+class EventRequest:
+    action: str
+    actor_name: str
+    signing_key: SigningKey
+    note: str = ""
+    counterparty: str = ""
+    details: dict[str, str] = field(default_factory=dict)
+    clock: Clock = system_clock
+
+
+def signer_of(key: SigningKey) -> Signer:
+    public = key.public
+    return Signer(" ".join(public.openssh_line().split()[:2]), public.fingerprint)
+
+
+def _require_intact(report: Report) -> None:
+    """Refuse to add to a bundle whose public parts do not verify: the event would vouch for it."""
+    if not report.findings.ok or report.seal is None or report.payload_sha256 is None:
+        first = report.findings.errors[0] if report.findings.errors else None
+        where = f" ({first.where}: {first.problem})" if first else ""
+        raise BundleError(f"the bundle does not verify{where}; no custody event was added",
+                          hint="run 'evidencekit verify' to see every problem")
+
+
+def build_event(report: Report, request: EventRequest, *, action: str | None = None,
+                payload_sha256: str | None = None) -> CustodyEvent:
+    """The next event for a verified bundle (report from ``verify``)."""
+    assert report.seal is not None and report.events
+    last = report.events[-1]
+    previous_json = last.to_json()
+    return CustodyEvent(
+        case_id=report.seal.case_id, sequence=last.sequence + 1, action=action or request.action,
+        time=rfc3339(request.clock()), clock_source=clock_source(),
+        actor_name=request.actor_name, actor=signer_of(request.signing_key), host=host_name(),
+        note=request.note, payload_sha256=payload_sha256 or report.payload_sha256 or "",
+        previous_sha256=hashlib.sha256(previous_json).hexdigest(),
+        counterparty=request.counterparty, details=dict(request.details),
+    )
+
+
+def append_event(bundle: Path, request: EventRequest, report: Report | None = None) -> CustodyEvent:
+    """Verify the public parts of *bundle*, then append a signed event in place.
+
+    Pass a *report* from a verify that just ran (``verify --record``) to avoid a second pass.
+    """
+    if request.action not in APPENDABLE:
+        raise UsageError(f"action must be one of: {', '.join(APPENDABLE)}")
+    report = report or verify(bundle)
+    _require_intact(report)
+    event = build_event(report, request)
+    _append_members(bundle, event, request.signing_key)
+    return event
+
+
+def _append_members(bundle: Path, event: CustodyEvent, key: SigningKey) -> None:
+    data = event.to_json()
+    signature = sshsig.sign(key, data)
+    mtime = _seconds(event.time)
+    name = custody_member(event.sequence)
+    try:
+        f = open(bundle, "r+b")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise OutputError(f"cannot write to {bundle}: {exc.strerror}",
+                          hint="custody events are added to the bundle file itself") from None
+    with f:
+        end = os.fstat(f.fileno()).st_size
+        f.seek(end - len(END_OF_ARCHIVE))
+        if f.read(len(END_OF_ARCHIVE)) != END_OF_ARCHIVE:
+            raise BundleError("the bundle does not end with a tar end-of-archive marker")
+        try:
+            f.seek(end - len(END_OF_ARCHIVE))
+            writer = OuterWriter(f)
+            writer.add_bytes(name, data, mtime)
+            writer.add_bytes(name + ".sig", signature, mtime)
+            writer.finish()
+            f.flush()
+            os.fsync(f.fileno())
+        except BaseException:
+            # Put the bundle back exactly as it was: nothing before the old end has changed.
+            f.seek(end - len(END_OF_ARCHIVE))
+            f.write(END_OF_ARCHIVE)
+            f.truncate(end)
+            f.flush()
+            raise
+
+
+def _seconds(stamp: str) -> int:
+    from evidencekit.clock import parse_rfc3339
+
+    return parse_rfc3339(stamp) // 1_000_000_000
+
+
+# ------------------------------------------------------------------------------------- reseal
+class _Tee:
+    """Plaintext passes through to the new age stream as the verifier reads it."""
+
+    def __init__(self, sink: age.AgeWriter) -> None:
+        self.sink = sink
+
+    def write(self, data: bytes) -> int:
+        self.sink.write(data)
+        return len(data)
+
+
+@dataclass
+class ResealResult:
+    output: Path
+    report: Report
+    event: CustodyEvent
+
+
+def reseal(bundle: Path, output: Path, identities: Sequence[age.Identity],
+           recipients: Sequence[age.Recipient], request: EventRequest,
+           random: age.RandomSource = os.urandom) -> ResealResult:
+    """Re-encrypt *bundle*'s payload for *recipients* into a new bundle at *output*.
+
+    The old payload is decrypted, fully verified and re-encrypted in one pass; the new bundle is
+    published only if every check passed.
+    """
+    if output.exists() or output.is_symlink():
+        raise OutputError(f"{output} already exists; evidencekit never overwrites a bundle")
+    fd, temp_name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".partial",
+                                     dir=output.absolute().parent)
+    temp = Path(temp_name)
+    try:
+        with os.fdopen(fd, "w+b") as out:
+            result = _write_resealed(bundle, out, identities, recipients, request, random)
+            out.flush()
+            os.fsync(out.fileno())
+        os.link(temp, output)
+        result.output = output
+        return result
+    except FileExistsError:
+        raise OutputError(f"{output} appeared while resealing; nothing was written") from None
+    finally:
+        with suppress(FileNotFoundError):
+            temp.unlink()
+
+
+def _write_resealed(bundle: Path, out: BinaryIO, identities: Sequence[age.Identity],
+                    recipients: Sequence[age.Recipient], request: EventRequest,
+                    random: age.RandomSource) -> ResealResult:
+    source = open_bundle(bundle)
+    try:
+        carried = {m.name: read_member(source.file, m, SMALL_MEMBER_LIMIT)
+                   for m in source.members if m.name != PAYLOAD}
+        times = {m.name: m.mtime for m in source.members}
+    finally:
+        source.close()
+    writer = OuterWriter(out)
+    writer.add_bytes(README, carried[README], times[README])
+    with writer.add_stream(PAYLOAD, times[PAYLOAD]) as sink:
+        encryptor = age.AgeWriter(cast(BinaryIO, sink), recipients, random=random)
+        report = verify(bundle, identities, tee=_Tee(encryptor))
+        if not report.ok or not report.decrypted:
+            encryptor.abort()
+            _raise_failed(report)
+        encryptor.close()
+    for name in (SEAL, SEAL_SIG):
+        writer.add_bytes(name, carried[name], times[name])
+    for event in report.events:
+        member = custody_member(event.sequence)
+        writer.add_bytes(member, carried[member], times[member])
+        writer.add_bytes(member + ".sig", carried[member + ".sig"], times[member])
+    details = {"old_payload_sha256": report.payload_sha256 or "",
+               "new_payload_sha256": sink.hexdigest(), "new_payload_size": str(sink.size),
+               "recipients": ", ".join(_describe(r) for r in recipients)}
+    event = build_event(report, dataclasses.replace(request, details=details),
+                        action="resealed", payload_sha256=sink.hexdigest())
+    data = event.to_json()
+    member = custody_member(event.sequence)
+    writer.add_bytes(member, data, _seconds(event.time))
+    writer.add_bytes(member + ".sig", sshsig.sign(request.signing_key, data), _seconds(event.time))
+    writer.finish()
+    return ResealResult(Path(), report, event)
+
+
+def _describe(recipient: age.Recipient) -> str:
+    text = str(recipient)
+    return "passphrase" if isinstance(recipient, age.ScryptRecipient) else text
+
+
+def _raise_failed(report: Report) -> None:
+    from evidencekit.errors import NoMatchingKey
+
+    if report.no_matching_key:
+        raise NoMatchingKey(report.no_matching_key)
+    first = report.findings.errors[0] if report.findings.errors else None
+    detail = f": {first.where}: {first.problem}" if first else ""
+    raise BundleError(f"the bundle does not verify{detail}; it was not resealed",
+                      hint="run 'evidencekit verify -i KEY' to see every problem")
+
+
+# ------------------------------------------------------------------------------------ receipts
+RECEIPT_TITLE = "EVIDENCEKIT RECEIPT"
+RECEIPT_FIELDS = ("Case", "Sealed at", "Files", "Bytes", "Root hash", "Payload SHA-256",
+                  "Sealed by", "Custody events", "Newest event SHA-256", "Newest event")
+
+
+def receipt_fields(report: Report) -> dict[str, str]:
+    assert report.seal is not None and report.events
+    seal, last = report.seal, report.events[-1]
+    return {
+        "Case": seal.case_id,
+        "Sealed at": seal.created,
+        "Files": str(seal.counts["files"]),
+        "Bytes": str(seal.total_bytes),
+        "Root hash": seal.manifest_root,
+        "Payload SHA-256": report.payload_sha256 or "",
+        "Sealed by": seal.signer.fingerprint,
+        "Custody events": str(len(report.events)),
+        "Newest event SHA-256": hashlib.sha256(last.to_json()).hexdigest(),
+        "Newest event": f"#{last.sequence} {last.action} by {last.actor_name} at {last.time}",
+    }
+
+
+def receipt_text(report: Report, bundle_name: str) -> str:
+    """A short, printable summary that proves later which bundle was handed over."""
+    fields = receipt_fields(report)
+    width = max(map(len, fields))
+    lines = [RECEIPT_TITLE, "=" * len(RECEIPT_TITLE), f"Bundle file: {bundle_name}", ""]
+    lines += [f"{key + ':':<{width + 1}} {value}" for key, value in fields.items()]
+    lines += ["", "Keep this receipt. It identifies the evidence (root hash), the encrypted bundle",
+              "(payload SHA-256), who sealed it, and the newest custody event at hand-over. Check",
+              "a bundle against it with:  evidencekit verify BUNDLE --receipt THIS-FILE", ""]
+    return "\n".join(lines)
+
+
+def parse_receipt(text: str) -> dict[str, str]:
+    if not text.startswith(RECEIPT_TITLE):
+        raise UsageError("this is not an evidencekit receipt")
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() in RECEIPT_FIELDS:
+            fields[key.strip()] = value.strip()
+    missing = [k for k in RECEIPT_FIELDS if k not in fields]
+    if missing:
+        raise UsageError(f"the receipt is incomplete: missing {', '.join(missing)}")
+    return fields
+
+
+def check_receipt(report: Report, receipt: dict[str, str], findings: Findings) -> None:
+    """The bundle is the one the receipt describes, with its custody log at least as long."""
+    if report.seal is None:
+        return
+    actual = receipt_fields(report) if report.events else {}
+    for key in ("Case", "Sealed at", "Files", "Bytes", "Root hash", "Sealed by"):
+        if actual.get(key) != receipt[key]:
+            findings.error("receipt", key, "differs from the receipt", receipt[key],
+                           actual.get(key))
+    hashes = [hashlib.sha256(e.to_json()).hexdigest() for e in report.events]
+    newest = receipt["Newest event SHA-256"]
+    if newest not in hashes:
+        findings.error("receipt", "custody", "the custody event named on the receipt is not in "
+                       "the bundle's log (events were removed or the log was replaced)", newest)
+        return
+    position = hashes.index(newest)
+    payloads = {e.payload_sha256 for e in report.events[: position + 1]}
+    if receipt["Payload SHA-256"] not in payloads:
+        findings.error("receipt", "payload", "the payload on the receipt is not one this bundle's "
+                       "log knows", receipt["Payload SHA-256"], report.payload_sha256)
+
+
+def event_summary(event: CustodyEvent) -> dict[str, Any]:
+    return {"sequence": event.sequence, "action": event.action, "time": event.time,
+            "actor": event.actor_name, "fingerprint": event.actor.fingerprint,
+            "host": event.host, "counterparty": event.counterparty, "note": event.note,
+            "details": event.details, "clock_source": event.clock_source,
+            "payload_sha256": event.payload_sha256,
+            "event_sha256": hashlib.sha256(event.to_json()).hexdigest()}
