@@ -1,0 +1,868 @@
+"""Build hostile bundles programmatically: each defect a stranger could send, as a named builder.
+
+A crafted bundle is *self-consistent* unless the defect is an inconsistency: the attacker signs
+with their own (generated) key, so seal, signatures, hashes, counts and custody all check out and
+only the defect itself is left for evidencekit to catch. Outer members are written with
+evidencekit's own OuterWriter, the payload is encrypted with evidencekit's age implementation to a
+test identity, and the inner tar is built with ``tarfile`` (or by hand where tarfile refuses).
+
+Run as a script to write every crafted bundle into a folder for manual inspection:
+``python -m tests.hostile.craft OUTDIR``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import os
+import sys
+import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from evidencekit import canonical
+from evidencekit.capture import CaptureRequest, CaseInfo, first_event, readme_text
+from evidencekit.clock import rfc3339
+from evidencekit.crypto import age, sshsig
+from evidencekit.crypto.keys import SigningKey
+from evidencekit.format import bag
+from evidencekit.format.documents import (
+    MANIFEST_TYPE,
+    PAYLOAD,
+    README,
+    SEAL,
+    SEAL_SIG,
+    Seal,
+    Signer,
+    custody_member,
+)
+from evidencekit.format.outer import BLOCK, OuterWriter
+
+CASE = "HOSTILE-0001"
+STARTED = 1_780_000_000_123_456_789  # a fixed capture time (ns)
+FINISHED = STARTED + 5_000_000_000
+COUNT_KEYS = ("files", "directories", "symlinks", "special", "errors", "changed", "skipped")
+
+
+@dataclass
+class Keys:
+    signer: SigningKey
+    identity: age.X25519Identity
+    identity_file: Path
+    signer_file: Path
+
+    @classmethod
+    def create(cls, folder: Path) -> Keys:
+        folder.mkdir(parents=True, exist_ok=True)
+        signer = SigningKey.generate("attacker@test")
+        signer.save(folder / "attacker")
+        identity = age.X25519Identity.generate()
+        (folder / "identity.txt").write_text(f"{identity}\n")
+        return cls(signer, identity, folder / "identity.txt", folder / "attacker")
+
+
+# ------------------------------------------------------------------------------ inner tar
+
+
+@dataclass
+class Member:
+    """One inner tar member: a TarInfo-like description plus its data."""
+
+    name: str
+    data: bytes = b""
+    type: bytes = tarfile.REGTYPE
+    linkname: str = ""
+    pax: dict[str, str] = field(default_factory=dict)
+    size: int | None = None  # declared size, when it differs from len(data)
+    mode: int = 0o644
+    raw: bytes | None = None  # hand-made header+data bytes, written as they are
+
+    def encode(self) -> bytes:
+        if self.raw is not None:
+            return self.raw
+        info = tarfile.TarInfo(self.name)
+        info.type = self.type
+        info.mode = self.mode
+        info.mtime = STARTED // 1_000_000_000
+        info.linkname = self.linkname
+        info.size = len(self.data) if self.size is None else self.size
+        info.pax_headers = {"mtime": "%d.%09d" % divmod(STARTED, 1_000_000_000), **self.pax}
+        if self.type not in (tarfile.REGTYPE, tarfile.AREGTYPE):
+            info.size = self.size or 0
+        header = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+        return header + self.data + b"\0" * (-len(self.data) % BLOCK)
+
+
+def tar_bytes(members: list[Member]) -> bytes:
+    return b"".join(m.encode() for m in members) + b"\0" * (2 * BLOCK)
+
+
+@dataclass
+class Bag:
+    """The plaintext of a payload plus what the seal must say about it."""
+
+    plaintext: bytes
+    manifest_root: str
+    manifest_sha256: str
+    counts: dict[str, int]
+    total_bytes: int
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def file_entry(bag_path: str, data: bytes, **extra: Any) -> dict[str, Any]:
+    entry: dict[str, Any] = {"source": 0, "bag_path": bag_path, "kind": "file", "error": None,
+                             "path": bag_path[len("data/"):], "size": len(data),
+                             "sha256": _sha(data), "mime": "text/plain",
+                             "changed_during_read": False, "changes": [], "mode": 0o644}
+    entry.update(extra)
+    return entry
+
+
+def dir_entry(bag_path: str, **extra: Any) -> dict[str, Any]:
+    entry: dict[str, Any] = {"source": 0, "bag_path": bag_path, "kind": "directory",
+                             "error": None, "path": bag_path[len("data/"):], "mode": 0o755}
+    entry.update(extra)
+    return entry
+
+
+def link_entry(bag_path: str, target: str, **extra: Any) -> dict[str, Any]:
+    entry: dict[str, Any] = {"source": 0, "bag_path": bag_path, "kind": "symlink",
+                             "error": None, "path": bag_path[len("data/"):], "target": target}
+    entry.update(extra)
+    return entry
+
+
+def manifest_document(entries: list[dict[str, Any]], counts: dict[str, int], total: int,
+                      root: str) -> dict[str, Any]:
+    return {
+        "type": MANIFEST_TYPE, "format_version": 1,
+        "case": {"case_id": CASE, "examiner": "Mallory", "description": "", "legal_basis": "",
+                 "organisation": ""},
+        "capture": {"started": rfc3339(STARTED), "finished": rfc3339(FINISHED),
+                    "clock_source": "test", "host": "attacker", "user": "mallory", "os": "test",
+                    "command_line": ["craft"], "tools": {}, "cwd": "/",
+                    "python_executable": sys.executable},
+        "sources": [{"index": 0, "given": "/evidence", "path": "/evidence",
+                     "bag_name": "evidence", "via_symlink": False}],
+        "summary": {"counts": counts, "total_bytes": total, "manifest_root": root},
+        "entries": entries,
+    }
+
+
+def build_bag(keys: Keys, files: dict[str, bytes] | None = None, *,
+              directories: list[str] | None = None,
+              extra_entries: list[dict[str, Any]] | None = None,
+              entries: list[dict[str, Any]] | None = None,
+              extra_members: list[Member] | None = None,
+              data_members: list[Member] | None = None,
+              manifest_json: bytes | None = None,
+              edit_manifest: Callable[[dict[str, Any]], None] | None = None,
+              manifest_signer: SigningKey | None = None,
+              tail: bytes = b"") -> Bag:
+    """A complete, self-consistent bag; every keyword bends one part of it.
+
+    *files*: ``{"data/evidence/x": content}``, stored as tar members and listed everywhere.
+    *data_members*: raw tar members placed among the data (not listed anywhere).
+    *entries* replaces, *extra_entries* extends the manifest's entries; *edit_manifest* edits the
+    whole document; *manifest_json* replaces its bytes outright (still signed and hashed).
+    """
+    files = {"data/evidence/note.txt": b"hello\n"} if files is None else files
+    directories = ["data", "data/evidence"] if directories is None else directories
+    members = [Member(f"{bag.BAG_ROOT}/{bag.BAGIT}", bag.BAGIT_TXT)]
+    members += [Member(f"{bag.BAG_ROOT}/{d}", type=tarfile.DIRTYPE, mode=0o755)
+                for d in directories]
+    members += [Member(f"{bag.BAG_ROOT}/{name}", data) for name, data in files.items()]
+    members += data_members or []
+    manifest = b"".join(bag.manifest_line(_sha(data), name) for name, data in files.items())
+    root = _sha(manifest)
+    counts = dict.fromkeys(COUNT_KEYS, 0)
+    counts["files"] = len(files)
+    counts["directories"] = max(0, len(directories) - 1)
+    total = sum(len(d) for d in files.values())
+    info = bag.bag_info([("Bagging-Date", "2026-05-28"), ("External-Identifier", CASE),
+                         ("Payload-Oxum", f"{total}.{len(files)}")])
+    if entries is None:
+        entries = [dir_entry(d) for d in directories if d != "data"]
+        entries += [file_entry(name, data) for name, data in files.items()]
+    entries = entries + (extra_entries or [])
+    document = manifest_document(entries, counts, total, root)
+    if edit_manifest is not None:
+        edit_manifest(document)
+    ek_manifest = manifest_json if manifest_json is not None else canonical.dumps(document)
+    signature = sshsig.sign(manifest_signer or keys.signer, ek_manifest)
+    tags = [(bag.BAGIT, bag.BAGIT_TXT), (bag.MANIFEST, manifest), (bag.BAG_INFO, info),
+            (bag.EK_MANIFEST, ek_manifest), (bag.EK_MANIFEST_SIG, signature)]
+    members += [Member(f"{bag.BAG_ROOT}/{name}", data) for name, data in tags[1:]]
+    members += extra_members or []
+    tagmanifest = b"".join(bag.manifest_line(_sha(data), name) for name, data in tags)
+    members.append(Member(f"{bag.BAG_ROOT}/{bag.TAGMANIFEST}", tagmanifest))
+    return Bag(tar_bytes(members) + tail, root, _sha(ek_manifest), counts, total)
+
+
+# ---------------------------------------------------------------------------- outer layer
+
+
+@dataclass
+class Outer:
+    """Knobs for the outer layer."""
+
+    recipients: list[age.Recipient] | None = None
+    payload: bytes | None = None  # replaces the encrypted payload (the seal still matches it)
+    seal_edit: Callable[[Seal], Seal] | None = None
+    seal_json: bytes | None = None  # replaces seal.json's bytes (signed as they are)
+    seal_signer: SigningKey | None = None  # signs seal.json instead of the sealer
+    members: list[tuple[str, bytes]] | None = None  # replaces the member list entirely
+
+
+def encrypt(plaintext: bytes, recipients: list[age.Recipient]) -> bytes:
+    return age.encrypt(plaintext, recipients)
+
+
+def write_bundle(path: Path, keys: Keys, inner: Bag, outer: Outer | None = None) -> Path:
+    """Encrypt *inner*, seal and sign everything, write the outer tar at *path*."""
+    outer = outer or Outer()
+    recipients = outer.recipients or [keys.identity.recipient()]
+    payload = outer.payload if outer.payload is not None else encrypt(inner.plaintext, recipients)
+    readme = readme_text(CASE, rfc3339(STARTED)).encode()
+    signer = Signer(" ".join(keys.signer.public.openssh_line().split()[:2]),
+                    keys.signer.public.fingerprint)
+    seal = Seal(case_id=CASE, created=rfc3339(FINISHED), capture_started=rfc3339(STARTED),
+                readme_sha256=_sha(readme), payload_size=len(payload),
+                payload_sha256=_sha(payload), manifest_root=inner.manifest_root,
+                manifest_sha256=inner.manifest_sha256, counts=inner.counts,
+                total_bytes=inner.total_bytes, complete=True, signer=signer, tool_version="0.1.0")
+    if outer.seal_edit is not None:
+        seal = outer.seal_edit(seal)
+    seal_json = outer.seal_json if outer.seal_json is not None else seal.to_json()
+    seal_sig = sshsig.sign(outer.seal_signer or keys.signer, seal_json)
+    request = CaptureRequest([], path, CaseInfo(CASE, "Mallory"), recipients, keys.signer, [])
+    event = first_event(request, seal, _sha(seal_json), FINISHED).to_json()
+    members = outer.members or [
+        (README, readme), (PAYLOAD, payload), (SEAL, seal_json), (SEAL_SIG, seal_sig),
+        (custody_member(1), event), (custody_member(1) + ".sig", sshsig.sign(keys.signer, event)),
+    ]
+    mtimes = {README: STARTED, PAYLOAD: STARTED}
+    with open(path, "wb") as f:
+        writer = OuterWriter(f)
+        for name, data in members:
+            writer.add_bytes(name, data, mtimes.get(name, FINISHED) // 1_000_000_000)
+        writer.finish()
+    return path
+
+
+def seal_edit(**changes: Any) -> Callable[[Seal], Seal]:
+    return lambda seal: replace(seal, **changes)
+
+
+# ------------------------------------------------------------------- hand-made tar headers
+
+
+def raw_header(name: bytes, size: int, typeflag: bytes, *, base256_size: bool = False) -> bytes:
+    """A ustar header block built by hand (tarfile refuses some of what attackers write)."""
+    block = bytearray(BLOCK)
+    block[0 : len(name)] = name
+    block[100:108] = b"0000644\0"
+    block[108:116] = b"0000000\0"
+    block[116:124] = b"0000000\0"
+    if base256_size:
+        block[124:136] = b"\x80" + size.to_bytes(11, "big")
+    else:
+        block[124:136] = b"%011o\0" % size
+    block[136:148] = b"%011o\0" % (STARTED // 1_000_000_000)
+    block[148:156] = b" " * 8
+    block[156:157] = typeflag
+    block[257:265] = b"ustar\x0000"
+    block[148:156] = b"%06o\0 " % sum(block)
+    return bytes(block)
+
+
+def pax_record(key: str, value: str | bytes) -> bytes:
+    body = b" " + key.encode() + b"=" + (value if isinstance(value, bytes) else value.encode()) \
+        + b"\n"
+    length = len(body) + 1
+    while len(b"%d" % length) + len(body) != length:
+        length += 1
+    return b"%d" % length + body
+
+
+def raw_pax_member(name: str, records: bytes, data: bytes = b"", *, declared: int | None = None,
+                   typeflag: bytes = b"0") -> Member:
+    """A pax header holding *records* (any bytes), then a member; *declared* lies about the
+    pax header's own size (base-256 when large)."""
+    size = len(records) if declared is None else declared
+    header = raw_header(b"PaxHeaders/x", size, b"x", base256_size=size > 8**11 - 1)
+    body = records + b"\0" * (-len(records) % BLOCK)
+    member = raw_header(name.encode(), len(data), typeflag) + data + b"\0" * (-len(data) % BLOCK)
+    return Member(name, raw=header + body + member)
+
+
+# ------------------------------------------------------------------------- the catalogue
+#
+# Each builder writes one bundle named after its defect and returns its path. ``expected`` is
+# what verify must say (exit code and a phrase from the one-line finding or error).
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    build: Callable[[Path, Keys], Path]
+    exit_codes: tuple[int, ...] = (1,)
+    phrase: str = ""  # appears in the JSON report (findings or error message), lower-case
+    memory_bound: bool = False  # run under RLIMIT_AS
+
+
+CATALOGUE: list[Case] = []
+
+
+def case(name: str, exit_codes: tuple[int, ...] = (1,), phrase: str = "",
+         memory_bound: bool = False) -> Callable[[Callable[[Path, Keys], Path]],
+                                                 Callable[[Path, Keys], Path]]:
+    def register(build: Callable[[Path, Keys], Path]) -> Callable[[Path, Keys], Path]:
+        CATALOGUE.append(Case(name, build, exit_codes, phrase.lower(), memory_bound))
+        return build
+    return register
+
+
+def _bundle(folder: Path, name: str) -> Path:
+    return folder / f"{name}.evidence"
+
+
+@case("valid", exit_codes=(0,))
+def valid(folder: Path, keys: Keys) -> Path:
+    """Control: a correct crafted bundle verifies and extracts (the harness itself is sound)."""
+    files = {"data/evidence/note.txt": b"hello\n", "data/evidence/sub/deeper.txt": b"x" * 2000}
+    entries = [dir_entry("data/evidence"), dir_entry("data/evidence/sub"),
+               *(file_entry(n, d) for n, d in files.items()),
+               link_entry("data/evidence/link", "sub/deeper.txt")]
+    counts_fix = _counts(symlinks=1, directories=2)
+    return write_bundle(_bundle(folder, "valid"), keys,
+                        build_bag(keys, files, directories=["data", "data/evidence",
+                                                            "data/evidence/sub"],
+                                  entries=entries, edit_manifest=counts_fix),
+                        Outer(seal_edit=_seal_counts(symlinks=1, directories=2)))
+
+
+def _counts(**changes: int) -> Callable[[dict[str, Any]], None]:
+    def edit(document: dict[str, Any]) -> None:
+        document["summary"]["counts"].update(changes)
+    return edit
+
+
+def _seal_counts(**changes: int) -> Callable[[Seal], Seal]:
+    return lambda seal: replace(seal, counts={**seal.counts, **changes})
+
+
+# --- the payload is not what it should be
+
+
+@case("payload-not-age", phrase="not an age file")
+def payload_not_age(folder: Path, keys: Keys) -> Path:
+    return write_bundle(_bundle(folder, "payload-not-age"), keys, build_bag(keys),
+                        Outer(payload=b"PK\x03\x04 this is a zip, not age" + os.urandom(300)))
+
+
+@case("payload-empty", phrase="age header")
+def payload_empty(folder: Path, keys: Keys) -> Path:
+    return write_bundle(_bundle(folder, "payload-empty"), keys, build_bag(keys),
+                        Outer(payload=b""))
+
+
+@case("age-unknown-stanza-only", exit_codes=(4,), phrase="none of the")
+def age_unknown_stanza_only(folder: Path, keys: Keys) -> Path:
+    """Only a stanza type nobody knows: no key can open it (exit 4, not a crash)."""
+    payload = _restanza(encrypt(build_bag(keys).plaintext, [keys.identity.recipient()]),
+                        b"-> made-up-type arg1 arg2\nAAAA\n")
+    return write_bundle(_bundle(folder, "age-unknown-stanza-only"), keys, build_bag(keys),
+                        Outer(payload=payload))
+
+
+def _restanza(payload: bytes, stanzas: bytes) -> bytes:
+    """Replace every stanza of an age file by *stanzas* (the MAC no longer matches)."""
+    header_end = payload.index(b"\n---") + 1
+    first_line = payload.index(b"\n") + 1
+    return payload[:first_line] + stanzas + payload[header_end:]
+
+
+@case("age-malformed-stanza", phrase="age header")
+def age_malformed_stanza(folder: Path, keys: Keys) -> Path:
+    payload = encrypt(build_bag(keys).plaintext, [keys.identity.recipient()])
+    payload = _restanza(payload, b"-> X25519\n!!!not base64!!!\n")
+    return write_bundle(_bundle(folder, "age-malformed-stanza"), keys, build_bag(keys),
+                        Outer(payload=payload))
+
+
+@case("age-stanza-body-not-base64", phrase="age header")
+def age_stanza_body_not_base64(folder: Path, keys: Keys) -> Path:
+    payload = encrypt(build_bag(keys).plaintext, [keys.identity.recipient()])
+    start = payload.index(b"\n", payload.index(b"-> X25519")) + 1
+    payload = payload[:start] + b"*" * 10 + payload[start + 10:]
+    return write_bundle(_bundle(folder, "age-stanza-body-not-base64"), keys, build_bag(keys),
+                        Outer(payload=payload))
+
+
+@case("age-header-line-endless", phrase="age header", memory_bound=True)
+def age_header_line_endless(folder: Path, keys: Keys) -> Path:
+    """A header line of 4 MiB without a line feed: read with a bound, refused."""
+    payload = b"age-encryption.org/v1\n-> X25519 " + b"A" * (4 << 20)
+    return write_bundle(_bundle(folder, "age-header-line-endless"), keys, build_bag(keys),
+                        Outer(payload=payload))
+
+
+@case("age-too-many-stanzas", phrase="stanzas")
+def age_too_many_stanzas(folder: Path, keys: Keys) -> Path:
+    payload = encrypt(build_bag(keys).plaintext, [keys.identity.recipient()])
+    payload = _restanza(payload, b"-> other x\nAAAA\n" * 2000)
+    return write_bundle(_bundle(folder, "age-too-many-stanzas"), keys, build_bag(keys),
+                        Outer(payload=payload))
+
+
+@case("age-scrypt-huge-work-factor", exit_codes=(1, 4), phrase="work factor")
+def age_scrypt_huge_work_factor(folder: Path, keys: Keys) -> Path:
+    """A passphrase stanza demanding 2^40 scrypt work (memory/time bomb): refused up front."""
+    salt = base64.b64encode(os.urandom(16)).rstrip(b"=")
+    payload = encrypt(build_bag(keys).plaintext, [keys.identity.recipient()])
+    payload = _restanza(payload, b"-> scrypt " + salt + b" 40\n" + b"A" * 43 + b"\n")
+    return write_bundle(_bundle(folder, "age-scrypt-huge-work-factor"), keys, build_bag(keys),
+                        Outer(payload=payload))
+
+
+@case("age-truncated-payload", phrase="truncated")
+def age_truncated_payload(folder: Path, keys: Keys) -> Path:
+    payload = encrypt(build_bag(keys, {"data/evidence/big": os.urandom(200_000)}).plaintext,
+                      [keys.identity.recipient()])
+    return write_bundle(_bundle(folder, "age-truncated-payload"), keys,
+                        build_bag(keys, {"data/evidence/big": b""}),
+                        Outer(payload=payload[: len(payload) // 2]))
+
+
+# --- the inner tar tries to escape or confuse
+
+
+@case("tar-dotdot-member", phrase="unsafe")
+def tar_dotdot_member(folder: Path, keys: Keys) -> Path:
+    bad = [Member("bag/data/../../../../escaped-dotdot.txt", b"owned\n"),
+           Member("../escaped-top.txt", b"owned\n")]
+    return write_bundle(_bundle(folder, "tar-dotdot-member"), keys,
+                        build_bag(keys, data_members=bad))
+
+
+@case("tar-absolute-member", phrase="unsafe")
+def tar_absolute_member(folder: Path, keys: Keys) -> Path:
+    bad = [Member("/tmp/evidencekit-hostile-absolute.txt", b"owned\n"),
+           Member("bag//tmp/evidencekit-hostile-absolute2.txt", b"owned\n")]
+    return write_bundle(_bundle(folder, "tar-absolute-member"), keys,
+                        build_bag(keys, data_members=bad))
+
+
+@case("tar-symlink-escape", phrase="link")
+def tar_symlink_escape(folder: Path, keys: Keys) -> Path:
+    bad = [Member("bag/data/evidence/up", type=tarfile.SYMTYPE, linkname="../../../.."),
+           Member("bag/data/evidence/up/escaped-through-link.txt", b"owned\n")]
+    return write_bundle(_bundle(folder, "tar-symlink-escape"), keys,
+                        build_bag(keys, data_members=bad))
+
+
+@case("tar-hardlink-escape", phrase="link")
+def tar_hardlink_escape(folder: Path, keys: Keys) -> Path:
+    bad = [Member("bag/data/evidence/passwd", type=tarfile.LNKTYPE, linkname="/etc/passwd"),
+           Member("bag/data/evidence/h2", type=tarfile.LNKTYPE, linkname="../../outside")]
+    return write_bundle(_bundle(folder, "tar-hardlink-escape"), keys,
+                        build_bag(keys, data_members=bad))
+
+
+@case("tar-device-and-fifo", phrase="special")
+def tar_device_and_fifo(folder: Path, keys: Keys) -> Path:
+    bad = [Member("bag/data/evidence/null", type=tarfile.CHRTYPE),
+           Member("bag/data/evidence/fifo", type=tarfile.FIFOTYPE)]
+    return write_bundle(_bundle(folder, "tar-device-and-fifo"), keys,
+                        build_bag(keys, data_members=bad))
+
+
+@case("tar-duplicate-member", phrase="twice")
+def tar_duplicate_member(folder: Path, keys: Keys) -> Path:
+    bad = [Member("bag/data/evidence/note.txt", b"second copy with other content\n")]
+    return write_bundle(_bundle(folder, "tar-duplicate-member"), keys,
+                        build_bag(keys, data_members=bad))
+
+
+@case("tar-file-under-file", phrase="")
+def tar_file_under_file(folder: Path, keys: Keys) -> Path:
+    """A member whose parent is a file: extraction must refuse cleanly, not crash."""
+    bad = [Member("bag/data/evidence/note.txt/child", b"x\n")]
+    return write_bundle(_bundle(folder, "tar-file-under-file"), keys,
+                        build_bag(keys, data_members=bad))
+
+
+@case("tar-gnu-longname-escape", phrase="unsafe")
+def tar_gnu_longname_escape(folder: Path, keys: Keys) -> Path:
+    name = b"bag/data/" + b"../" * 40 + b"escaped-longname.txt"
+    longname = raw_header(b"././@LongLink", len(name) + 1, b"L") + name + b"\0" \
+        + b"\0" * (-(len(name) + 1) % BLOCK)
+    member = raw_header(b"short", 6, b"0") + b"owned\n" + b"\0" * (BLOCK - 6)
+    return write_bundle(_bundle(folder, "tar-gnu-longname-escape"), keys,
+                        build_bag(keys, data_members=[Member("x", raw=longname + member)]))
+
+
+@case("tar-pax-path-escape", phrase="unsafe")
+def tar_pax_path_escape(folder: Path, keys: Keys) -> Path:
+    """The ustar name is harmless, the pax ``path`` record (which wins) climbs out."""
+    records = pax_record("path", "bag/data/../../escaped-pax.txt")
+    return write_bundle(_bundle(folder, "tar-pax-path-escape"), keys,
+                        build_bag(keys, data_members=[raw_pax_member("bag/data/harmless",
+                                                                     records, b"owned\n")]))
+
+
+@case("tar-not-a-tar", phrase="")
+def tar_not_a_tar(folder: Path, keys: Keys) -> Path:
+    plain = build_bag(keys)
+    plain = replace(plain, plaintext=os.urandom(4096))
+    return write_bundle(_bundle(folder, "tar-not-a-tar"), keys, plain)
+
+
+@case("tar-data-after-end", phrase="follow the end")
+def tar_data_after_end(folder: Path, keys: Keys) -> Path:
+    return write_bundle(_bundle(folder, "tar-data-after-end"), keys,
+                        build_bag(keys, tail=b"hidden evidence after the tar's end\n"))
+
+
+# --- huge declared sizes and bombs (run under a 1 GiB address-space limit)
+
+HUGE = 10**15
+
+
+@case("huge-pax-size-on-file", phrase="", memory_bound=True)
+def huge_pax_size_on_file(folder: Path, keys: Keys) -> Path:
+    """A data file whose pax ``size`` claims a petabyte; the stream ends long before."""
+    records = pax_record("size", str(HUGE))
+    return write_bundle(_bundle(folder, "huge-pax-size-on-file"), keys,
+                        build_bag(keys, data_members=[raw_pax_member("bag/data/evidence/huge",
+                                                                     records, b"tiny\n")]))
+
+
+@case("huge-pax-size-on-tag-file", phrase="", memory_bound=True)
+def huge_pax_size_on_tag_file(folder: Path, keys: Keys) -> Path:
+    """A tag file (read into memory by design) claiming 900 MB: never allocated."""
+    records = pax_record("size", str(900_000_000))
+    return write_bundle(_bundle(folder, "huge-pax-size-on-tag-file"), keys,
+                        build_bag(keys, extra_members=[raw_pax_member("bag/extra-tag.txt",
+                                                                      records, b"tiny\n")]))
+
+
+@case("huge-pax-header", phrase="pax", memory_bound=True)
+def huge_pax_header(folder: Path, keys: Keys) -> Path:
+    """A pax header block that declares 10^15 bytes of its own: tarfile would read it whole."""
+    member = raw_pax_member("bag/data/evidence/x", pax_record("mtime", "1"), b"x",
+                            declared=HUGE)
+    filler = Member("bag/data/evidence/filler", os.urandom(8 << 20))  # data to slurp
+    return write_bundle(_bundle(folder, "huge-pax-header"), keys,
+                        build_bag(keys, data_members=[member, filler]))
+
+
+@case("pax-header-redos", phrase="pax")
+def pax_header_redos(folder: Path, keys: Keys) -> Path:
+    """A pax header of digits that makes tarfile's regular expressions quadratic (CVE-2024-6232
+    style): must be refused in linear time, not parsed for minutes."""
+    records = b"2 " * (512 * 1024)  # 1 MiB of malformed records
+    member = raw_pax_member("bag/data/evidence/x", records, b"x")
+    return write_bundle(_bundle(folder, "pax-header-redos"), keys,
+                        build_bag(keys, data_members=[member]))
+
+
+@case("pax-header-digits", phrase="pax")
+def pax_header_digits(folder: Path, keys: Keys) -> Path:
+    """A well-formed record whose value is 1 MiB of digits (quadratic hdrcharset search)."""
+    records = pax_record("comment", "1" * (1 << 20))
+    member = raw_pax_member("bag/data/evidence/x", records, b"x")
+    return write_bundle(_bundle(folder, "pax-header-digits"), keys,
+                        build_bag(keys, data_members=[member]))
+
+
+@case("huge-gnu-longname", phrase="", memory_bound=True)
+def huge_gnu_longname(folder: Path, keys: Keys) -> Path:
+    longname = raw_header(b"././@LongLink", HUGE, b"L", base256_size=True)
+    filler = Member("bag/data/evidence/filler", os.urandom(8 << 20))
+    return write_bundle(_bundle(folder, "huge-gnu-longname"), keys,
+                        build_bag(keys, data_members=[Member("x", raw=longname), filler]))
+
+
+@case("sparse-bomb-gnu", phrase="sparse", memory_bound=True)
+def sparse_bomb_gnu(folder: Path, keys: Keys) -> Path:
+    """An old-GNU sparse member: one tiny data block, a real size of a petabyte of zeros."""
+    header = bytearray(raw_header(b"bag/data/evidence/sparse", 512, b"S"))
+    # sparse map at 386: offset, numbytes (12 octal bytes each); isextended at 482; realsize 483
+    header[386:398] = b"%011o\0" % 0
+    header[398:410] = b"%011o\0" % 512
+    header[483:495] = b"\x80" + HUGE.to_bytes(11, "big")
+    header[148:156] = b" " * 8
+    header[148:156] = b"%06o\0 " % sum(header)
+    raw = bytes(header) + b"z" * 512
+    return write_bundle(_bundle(folder, "sparse-bomb-gnu"), keys,
+                        build_bag(keys, data_members=[Member("x", raw=raw)]))
+
+
+@case("sparse-bomb-pax", phrase="sparse", memory_bound=True)
+def sparse_bomb_pax(folder: Path, keys: Keys) -> Path:
+    """GNU sparse 1.0 in pax records: a petabyte real size and a map of a billion entries."""
+    records = (pax_record("GNU.sparse.major", "1") + pax_record("GNU.sparse.minor", "0")
+               + pax_record("GNU.sparse.name", "bag/data/evidence/sparse")
+               + pax_record("GNU.sparse.realsize", str(HUGE)))
+    sparse_map = b"1000000000\n" + b"0\n1\n" * 200_000
+    member = raw_pax_member("bag/data/evidence/GNUSparseFile.0/sparse", records,
+                            sparse_map + b"\0" * (-len(sparse_map) % BLOCK))
+    return write_bundle(_bundle(folder, "sparse-bomb-pax"), keys,
+                        build_bag(keys, data_members=[member]))
+
+
+@case("many-members-bomb", phrase="", memory_bound=True)
+def many_members_bomb(folder: Path, keys: Keys) -> Path:
+    """60,000 tiny members that nobody listed: memory and time stay linear (no quadratic
+    duplicate check), and each is reported without flooding the output."""
+    raw = b"".join(raw_header(b"bag/data/evidence/m%06d" % i, 0, b"0") for i in range(60_000))
+    return write_bundle(_bundle(folder, "many-members-bomb"), keys,
+                        build_bag(keys, data_members=[Member("x", raw=raw)]))
+
+
+@case("outer-member-huge-size", phrase="truncated", memory_bound=True)
+def outer_member_huge_size(folder: Path, keys: Keys) -> Path:
+    """An outer member (payload) whose header declares 10^15 bytes."""
+    path = write_bundle(_bundle(folder, "outer-member-huge-size"), keys, build_bag(keys))
+    data = bytearray(path.read_bytes())
+    from evidencekit.format.outer import read_members
+
+    with open(path, "rb") as f:
+        payload = next(m for m in read_members(f) if m.name == PAYLOAD)
+    header = __import__("evidencekit.format.outer", fromlist=["member_header"]).member_header(
+        PAYLOAD, HUGE, payload.mtime)
+    data[payload.header_offset : payload.header_offset + len(header)] = header
+    path.write_bytes(bytes(data))
+    return path
+
+
+# --- the manifest lies or is malformed (signed by the attacker, so signatures all pass)
+
+
+@case("manifest-lies-about-sizes", phrase="size")
+def manifest_lies_about_sizes(folder: Path, keys: Keys) -> Path:
+    files = {"data/evidence/note.txt": b"hello\n"}
+    entries = [dir_entry("data/evidence"),
+               file_entry("data/evidence/note.txt", b"hello\n", size=HUGE)]
+    return write_bundle(_bundle(folder, "manifest-lies-about-sizes"), keys,
+                        build_bag(keys, files, entries=entries))
+
+
+@case("seal-lies-about-total", phrase="")
+def seal_lies_about_total(folder: Path, keys: Keys) -> Path:
+    """Seal and manifest agree on a total the payload does not have (Oxum tells the truth)."""
+    def edit(document: dict[str, Any]) -> None:
+        document["summary"]["total_bytes"] = HUGE
+    return write_bundle(_bundle(folder, "seal-lies-about-total"), keys,
+                        build_bag(keys, edit_manifest=edit),
+                        Outer(seal_edit=seal_edit(total_bytes=HUGE)))
+
+
+@case("manifest-not-json", phrase="not valid json")
+def manifest_not_json(folder: Path, keys: Keys) -> Path:
+    return write_bundle(_bundle(folder, "manifest-not-json"), keys,
+                        build_bag(keys, manifest_json=b"{this is not json\n"))
+
+
+@case("manifest-deeply-nested", phrase="json")
+def manifest_deeply_nested(folder: Path, keys: Keys) -> Path:
+    """100,000 nested arrays: a recursion bomb for a JSON parser."""
+    return write_bundle(_bundle(folder, "manifest-deeply-nested"), keys,
+                        build_bag(keys, manifest_json=b"[" * 100_000 + b"]" * 100_000 + b"\n"))
+
+
+def _wrong_types(name: str, edit: Callable[[dict[str, Any]], None]) -> None:
+    def build(folder: Path, keys: Keys) -> Path:
+        return write_bundle(_bundle(folder, name), keys, build_bag(keys, edit_manifest=edit))
+    build.__name__ = name
+    case(name, phrase="manifest")(build)
+
+
+_wrong_types("manifest-entries-not-a-list", lambda d: d.update(entries={"a": 1}))
+_wrong_types("manifest-entry-not-an-object", lambda d: d.update(entries=[1, "two", None]))
+_wrong_types("manifest-summary-is-a-list", lambda d: d.update(summary=[1, 2]))
+_wrong_types("manifest-case-is-a-string", lambda d: d.update(case="x"))
+_wrong_types("manifest-bag-path-not-a-string",
+             lambda d: d["entries"].append({**link_entry("data/evidence/l", "x"), "bag_path": 7}))
+_wrong_types("manifest-kind-unknown",
+             lambda d: d["entries"].append({**link_entry("data/evidence/l", "x"),
+                                            "kind": "wormhole"}))
+_wrong_types("manifest-sha256-not-a-string",
+             lambda d: d["entries"][1].update(sha256=12345))
+_wrong_types("manifest-path-b64-invalid",
+             lambda d: d["entries"].append({**link_entry("data/evidence/l", "x"),
+                                            "path_b64": "!!!"}))
+_wrong_types("manifest-target-not-a-string",
+             lambda d: d["entries"].append({**link_entry("data/evidence/l", "x"),
+                                            "target": ["a"]}))
+_wrong_types("manifest-unknown-format-version", lambda d: d.update(format_version=2))
+
+
+# Entries that would make extract write, rename, chmod or link outside its folder.
+
+_wrong_types("manifest-bag-path-dotdot",
+             lambda d: d["entries"].append(link_entry("data/../../escaped-link", "data")))
+_wrong_types("manifest-bag-path-absolute",
+             lambda d: d["entries"].append({**link_entry("x", "y"),
+                                            "bag_path": "/tmp/evidencekit-hostile-abs"}))
+_wrong_types("manifest-chmod-outside",
+             lambda d: d["entries"].append({**dir_entry("data/evidence"),
+                                            "bag_path": "../../..", "mode": 0o777}))
+_wrong_types("manifest-rename-to-dotdot",
+             lambda d: d["entries"][1].update(path="evidence/.."))
+_wrong_types("manifest-rename-with-slash",
+             lambda d: d["entries"][1].update(path_b64=base64.b64encode(
+                 b"evidence/../../renamed-outside").decode(), path=None))
+_wrong_types("manifest-duplicate-bag-path",
+             lambda d: d["entries"].append(link_entry("data/evidence/note.txt", "x")))
+
+
+@case("manifest-symlink-chain-escape", phrase="link")
+def manifest_symlink_chain_escape(folder: Path, keys: Keys) -> Path:
+    """``a -> .`` makes ``a/../..`` look one level deeper than it is: a link ``a/l -> ../../x``
+    checked by its text alone stays inside, but resolves outside. And a link under a link."""
+    entries = [dir_entry("data/evidence"), file_entry("data/evidence/note.txt", b"hello\n"),
+               link_entry("data/evidence/a", "."),
+               link_entry("data/evidence/a/l", "../../../escaped-chain"),
+               link_entry("data/evidence/b", "a/a/a/../../../..")]
+    return write_bundle(_bundle(folder, "manifest-symlink-chain-escape"), keys,
+                        build_bag(keys, entries=entries, edit_manifest=_counts(symlinks=3)),
+                        Outer(seal_edit=_seal_counts(symlinks=3)))
+
+
+@case("manifest-symlink-onto-file", exit_codes=(0, 1), phrase="")
+def manifest_symlink_onto_file(folder: Path, keys: Keys) -> Path:
+    """A link entry named like a stored file: never replaces the verified file."""
+    entries = [dir_entry("data/evidence"), file_entry("data/evidence/note.txt", b"hello\n"),
+               link_entry("data/evidence/note.txt", "/etc/passwd")]
+    return write_bundle(_bundle(folder, "manifest-symlink-onto-file"), keys,
+                        build_bag(keys, entries=entries, edit_manifest=_counts(symlinks=1)),
+                        Outer(seal_edit=_seal_counts(symlinks=1)))
+
+
+@case("manifest-rename-swap", exit_codes=(0,), phrase="")
+def manifest_rename_swap(folder: Path, keys: Keys) -> Path:
+    """Two files whose original names are each other's stored names: nothing is overwritten."""
+    files = {"data/evidence/x": b"content of x\n", "data/evidence/y": b"content of y\n"}
+    entries = [dir_entry("data/evidence"),
+               file_entry("data/evidence/x", files["data/evidence/x"], path="evidence/y"),
+               file_entry("data/evidence/y", files["data/evidence/y"], path="evidence/x")]
+    return write_bundle(_bundle(folder, "manifest-rename-swap"), keys,
+                        build_bag(keys, files, entries=entries))
+
+
+# --- signatures, versions, outer structure
+
+
+@case("seal-signed-by-another-key", phrase="different key")
+def seal_signed_by_another_key(folder: Path, keys: Keys) -> Path:
+    return write_bundle(_bundle(folder, "seal-signed-by-another-key"), keys, build_bag(keys),
+                        Outer(seal_signer=SigningKey.generate("someone else")))
+
+
+@case("manifest-signed-by-another-key", phrase="another key")
+def manifest_signed_by_another_key(folder: Path, keys: Keys) -> Path:
+    return write_bundle(_bundle(folder, "manifest-signed-by-another-key"), keys,
+                        build_bag(keys, manifest_signer=SigningKey.generate("someone else")))
+
+
+@case("seal-unknown-format-version", phrase="format version 2")
+def seal_unknown_format_version(folder: Path, keys: Keys) -> Path:
+    return write_bundle(_bundle(folder, "seal-unknown-format-version"), keys, build_bag(keys),
+                        Outer(seal_edit=seal_edit(format_version=2)))
+
+
+@case("seal-not-json", phrase="not valid json")
+def seal_not_json(folder: Path, keys: Keys) -> Path:
+    return write_bundle(_bundle(folder, "seal-not-json"), keys, build_bag(keys),
+                        Outer(seal_json=b"\xff\xfe not json"))
+
+
+@case("seal-deeply-nested", phrase="json")
+def seal_deeply_nested(folder: Path, keys: Keys) -> Path:
+    return write_bundle(_bundle(folder, "seal-deeply-nested"), keys, build_bag(keys),
+                        Outer(seal_json=b"[" * 200_000 + b"]" * 200_000 + b"\n"))
+
+
+@case("seal-wrong-types", phrase="wrong type")
+def seal_wrong_types(folder: Path, keys: Keys) -> Path:
+    document = canonical.loads(_valid_seal_json(keys), "seal")
+    document["counts"] = {k: "many" for k in COUNT_KEYS}
+    document["total_bytes"] = "lots"
+    return write_bundle(_bundle(folder, "seal-wrong-types"), keys, build_bag(keys),
+                        Outer(seal_json=canonical.dumps(document)))
+
+
+def _valid_seal_json(keys: Keys) -> bytes:
+    captured: list[bytes] = []
+
+    def grab(seal: Seal) -> Seal:
+        captured.append(seal.to_json())
+        return seal
+    write_bundle(Path(os.devnull), keys, build_bag(keys), Outer(seal_edit=grab))
+    return captured[0]
+
+
+@case("outer-duplicate-member", phrase="appears 2 times")
+def outer_duplicate_member(folder: Path, keys: Keys) -> Path:
+    path = write_bundle(_bundle(folder, "outer-duplicate-member-base"), keys, build_bag(keys))
+    from evidencekit.format.outer import read_members
+
+    with open(path, "rb") as f:
+        members = [(m.name, _read(f, m.offset, m.size)) for m in read_members(f)]
+    path.unlink()
+    members.insert(2, members[1])  # payload.age twice
+    return write_bundle(_bundle(folder, "outer-duplicate-member"), keys, build_bag(keys),
+                        Outer(members=members))
+
+
+@case("outer-extra-member-escaping", phrase="unexpected member")
+def outer_extra_member_escaping(folder: Path, keys: Keys) -> Path:
+    path = write_bundle(_bundle(folder, "outer-extra-base"), keys, build_bag(keys))
+    from evidencekit.format.outer import read_members
+
+    with open(path, "rb") as f:
+        members = [(m.name, _read(f, m.offset, m.size)) for m in read_members(f)]
+    path.unlink()
+    members.append(("../../outer-escape.txt", b"owned\n"))
+    return write_bundle(_bundle(folder, "outer-extra-member-escaping"), keys, build_bag(keys),
+                        Outer(members=members))
+
+
+def _read(f: io.BufferedReader, offset: int, size: int) -> bytes:
+    f.seek(offset)
+    return f.read(size)
+
+
+@case("not-a-bundle-at-all", phrase="")
+def not_a_bundle_at_all(folder: Path, keys: Keys) -> Path:
+    path = _bundle(folder, "not-a-bundle-at-all")
+    path.write_bytes(b"%PDF-1.7\n" + os.urandom(5000))
+    return path
+
+
+@case("empty-file", phrase="truncated")
+def empty_file(folder: Path, keys: Keys) -> Path:
+    path = _bundle(folder, "empty-file")
+    path.write_bytes(b"")
+    return path
+
+
+def build_all(folder: Path) -> dict[str, Path]:
+    keys = Keys.create(folder / "keys")
+    return {c.name: c.build(folder, keys) for c in CATALOGUE}
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "hostile-bundles")
+    target.mkdir(parents=True, exist_ok=True)
+    for name, built in build_all(target).items():
+        print(f"{name:40} {built}")
