@@ -70,6 +70,8 @@ class CaptureRequest:
     clock: Clock = system_clock
     random: age.RandomSource = os.urandom
     progress: Progress = field(default_factory=NoProgress)
+    # Files never to capture (e.g. the private signing key, should it lie inside a source).
+    exclude_paths: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,7 @@ def capture(request: CaptureRequest) -> CaptureResult:
     try:
         with os.fdopen(fd, "w+b") as out:
             skip = {(os.fstat(out.fileno()).st_dev, os.fstat(out.fileno()).st_ino)}
+            skip.update(_identities_of(request.exclude_paths))
             result = _write_bundle(request, sources, out, started, skip)
             out.flush()
             os.fsync(out.fileno())
@@ -125,6 +128,15 @@ def capture(request: CaptureRequest) -> CaptureResult:
     finally:
         with suppress(FileNotFoundError):
             temp.unlink()
+
+
+def _identities_of(paths: tuple[Path, ...]) -> set[tuple[int, int]]:
+    found = set()
+    for path in paths:
+        with suppress(OSError):
+            info = os.stat(path)
+            found.add((info.st_dev, info.st_ino))
+    return found
 
 
 def _check_output(output: Path) -> None:

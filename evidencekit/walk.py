@@ -142,7 +142,7 @@ def _walk_at(source: Source, dir_fd: int, name: bytes, path: bytes, bag_path: st
     kind = kind_of(info.st_mode)
     entry = Entry(source, path, bag_path, kind, info, dir_fd, name)
     if (info.st_dev, info.st_ino) in skip:
-        entry.error = "skipped: this is the bundle being written"
+        entry.error = "skipped: evidencekit's own file (the bundle being written or the signing key)"
         yield entry
         return
     if kind != "directory":

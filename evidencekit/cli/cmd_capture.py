@@ -13,6 +13,7 @@ import click
 from evidencekit.capture import CaptureRequest, CaseInfo, capture
 from evidencekit.cli import render
 from evidencekit.cli.app import cli, encryption_for, json_option, resolve_signing_key, run
+from evidencekit.cli.keyring import default_signing_key_path
 from evidencekit.cli.secrets import KEY_PASSPHRASE_ENV, PASSPHRASE_ENV
 from evidencekit.errors import (
     ExitCode,
@@ -67,7 +68,8 @@ def capture_command(sources: tuple[Path, ...], output: Path | None, case_id: str
         target = output or Path(_safe_filename(case.case_id) + ".evidence")
         request = CaptureRequest([os.fsencode(s) for s in sources], target, case, chosen, signing,
                                  command_line=list(sys.argv),
-                                 progress=render.progress_for(as_json))
+                                 progress=render.progress_for(as_json),
+                                 exclude_paths=(sign_key or default_signing_key_path(),))
         result = capture(request)
         code = ExitCode.OK if result.seal.complete else ExitCode.CAPTURE_INCOMPLETE
         if as_json:

@@ -196,3 +196,21 @@ def test_json_mode_prints_only_json(tmp_path, home, keys, tree):
     bundle = capture(tmp_path, keys, tree / "mail")
     result = run_cli("verify", bundle, "--json")
     result.json()  # parses: nothing but one document on stdout
+
+
+def test_signing_key_inside_a_source_is_never_captured(tmp_path, home, keys):
+    import json
+
+    source = keys["signer"].parent  # holds the private signing key itself
+    out = tmp_path / "keys.evidence"
+    result = run_cli("capture", source, "-R", keys["recipient"], "--sign-key", keys["signer"],
+                     "-o", out, "--json")
+    assert result.code == 0, result.stderr
+    assert result.json()["seal"]["counts"]["skipped"] == 1
+    opened = tmp_path / "opened"
+    assert run_cli("extract", out, "-i", keys["identity"], "-o", opened).code == 0
+    assert not (opened / "data" / "keys" / "signer").exists()
+    assert (opened / "data" / "keys" / "signer.pub").exists()
+    manifest = json.loads((opened / "evidencekit" / "manifest.json").read_bytes())
+    skipped = [e for e in manifest["entries"] if e.get("path") == "keys/signer"]
+    assert skipped and skipped[0]["error"].startswith("skipped: evidencekit's own file")
