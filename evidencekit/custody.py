@@ -107,6 +107,16 @@ def _append_members(bundle: Path, event: CustodyEvent, key: SigningKey) -> None:
     except OSError as exc:
         raise OutputError(f"cannot write to {bundle}: {exc.strerror}",
                           hint="custody events are added to the bundle file itself") from None
+    try:
+        _write_members_at_end(f, name, data, signature, mtime)
+    except OSError as exc:
+        raise OutputError(f"could not add the custody event to {bundle}: "
+                          f"{exc.strerror or exc}; the bundle was left as it was",
+                          hint="check free space and permissions") from exc
+
+
+def _write_members_at_end(f: BinaryIO, name: str, data: bytes, signature: bytes,
+                          mtime: int) -> None:
     with f:
         end = os.fstat(f.fileno()).st_size
         f.seek(end - len(END_OF_ARCHIVE))
@@ -164,8 +174,12 @@ def reseal(bundle: Path, output: Path, identities: Sequence[age.Identity],
     """
     if output.exists() or output.is_symlink():
         raise OutputError(f"{output} already exists; evidencekit never overwrites a bundle")
-    fd, temp_name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".partial",
-                                     dir=output.absolute().parent)
+    try:
+        fd, temp_name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".partial",
+                                         dir=output.absolute().parent)
+    except OSError as exc:
+        raise OutputError(f"cannot write the new bundle {output}: {exc.strerror or exc}",
+                          hint="check that the folder exists and that you can write to it") from None
     temp = Path(temp_name)
     try:
         with os.fdopen(fd, "w+b") as out:
@@ -264,11 +278,16 @@ def receipt_text(report: Report, bundle_name: str) -> str:
     fields = receipt_fields(report)
     width = max(map(len, fields))
     lines = [RECEIPT_TITLE, "=" * len(RECEIPT_TITLE), f"Bundle file: {bundle_name}", ""]
-    lines += [f"{key + ':':<{width + 1}} {value}" for key, value in fields.items()]
+    lines += [f"{key + ':':<{width + 1}} {_printable(value)}" for key, value in fields.items()]
     lines += ["", "Keep this receipt. It identifies the evidence (root hash), the encrypted bundle",
               "(payload SHA-256), who sealed it, and the newest custody event at hand-over. Check",
               "a bundle against it with:  evidencekit verify BUNDLE --receipt THIS-FILE", ""]
     return "\n".join(lines)
+
+
+def _printable(value: str) -> str:
+    """One line, whatever the value holds: a name with a newline must not forge a receipt field."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in value)
 
 
 def parse_receipt(text: str) -> dict[str, str]:
@@ -278,6 +297,8 @@ def parse_receipt(text: str) -> dict[str, str]:
     for line in text.splitlines():
         key, sep, value = line.partition(":")
         if sep and key.strip() in RECEIPT_FIELDS:
+            if key.strip() in fields:
+                raise UsageError(f"the receipt names '{key.strip()}' twice; it was altered")
             fields[key.strip()] = value.strip()
     missing = [k for k in RECEIPT_FIELDS if k not in fields]
     if missing:

@@ -12,7 +12,8 @@
  9. bag               bagit.txt, manifest-sha256.txt (every file, no more, no less), tag manifest,
                       Payload-Oxum; the manifest's hash is the seal's root hash
 10. manifest          evidencekit/manifest.json matches the seal and is signed by the sealer;
-                      every file entry matches what was decrypted
+                      every file entry matches what was decrypted; evidencekit/incident.json,
+                      if any, is the one manifest.json names and is a valid incident record
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from evidencekit import canonical
+from evidencekit import canonical, incident
 from evidencekit.clock import parse_rfc3339
 from evidencekit.crypto import age, sshsig
 from evidencekit.crypto.keys import PublicKey
@@ -41,6 +42,7 @@ from evidencekit.format.documents import (
     Seal,
     custody_member,
 )
+from evidencekit.format.entries import entry_problems
 from evidencekit.format.outer import drain, open_member
 from evidencekit.format.reader import OuterBundle, open_bundle, structure_problems
 from evidencekit.payload import PayloadScan, Visitor, scan_payload
@@ -242,6 +244,9 @@ def _follow_payload(event: CustodyEvent, name: str, current: PayloadExpectation,
     if new != event.payload_sha256 or not size.isdigit():
         findings.error("custody", name, "resealed event does not name its new payload properly")
         return
+    if new == old:
+        findings.error("custody", name, "resealed event claims a new payload identical to the old "
+                       "one (a real reseal always changes the encrypted payload)")
     current.sha256, current.size = new, int(size)
 
 
@@ -427,10 +432,34 @@ def _check_manifest(scan: PayloadScan, report: Report, findings: Findings) -> di
                            "the seal", seal.signer.fingerprint, signer.fingerprint)
         manifest = canonical.loads(data, bag.EK_MANIFEST)
         _check_manifest_entries(manifest, scan, seal, findings)
+        _check_incident(manifest, scan, findings)
     except BundleError as exc:
         findings.error("manifest", bag.EK_MANIFEST, exc.message)
         return None
     return manifest
+
+
+def _check_incident(manifest: dict[str, Any], scan: PayloadScan, findings: Findings) -> None:
+    """Step 10: incident.json is the one manifest.json names (null or absent: none) and parses."""
+    expected = manifest.get("incident_sha256")
+    data = scan.tag_files.get(bag.EK_INCIDENT)
+    if expected is not None and not (isinstance(expected, str) and len(expected) == 64):
+        findings.error("manifest", bag.EK_MANIFEST, "incident_sha256 is not a SHA-256")
+    elif data is None:
+        if expected is not None:
+            findings.error("manifest", bag.EK_INCIDENT, "the incident record named in "
+                           "manifest.json is missing from the payload")
+    elif expected is None:
+        findings.error("manifest", bag.EK_INCIDENT, "the payload holds an incident record that "
+                       "manifest.json does not name (it was added after sealing)")
+    elif hashlib.sha256(data).hexdigest() != expected:
+        findings.error("manifest", bag.EK_INCIDENT, "the incident record differs from the one "
+                       "manifest.json names", expected, hashlib.sha256(data).hexdigest())
+    else:
+        try:
+            incident.from_json(data, bag.EK_INCIDENT)
+        except BundleError as exc:
+            findings.error("manifest", bag.EK_INCIDENT, exc.message)
 
 
 def _check_manifest_entries(manifest: dict[str, Any], scan: PayloadScan, seal: Seal,
@@ -441,10 +470,22 @@ def _check_manifest_entries(manifest: dict[str, Any], scan: PayloadScan, seal: S
         case_id = manifest["case"]["case_id"]
         summary = manifest["summary"]
         entries = manifest["entries"]
-        stored = {e["bag_path"]: e["sha256"] for e in entries
-                  if e["kind"] == "file" and e.get("sha256")}
     except (KeyError, TypeError):
         raise BundleError("manifest.json is missing required fields") from None
+    if not isinstance(summary, dict):
+        raise BundleError("manifest.json: 'summary' is not an object")
+    # Signed by whoever sealed it, which proves nothing about sanity: check every entry before
+    # extract acts on one (paths, links, names, modes, times).
+    for where, problem in entry_problems(entries):
+        findings.error("manifest", where, problem)
+    stored = {e["bag_path"]: e for e in entries if isinstance(e, dict) and
+              e.get("kind") == "file" and isinstance(e.get("sha256"), str) and
+              isinstance(e.get("bag_path"), str)} if isinstance(entries, list) else {}
+    sizes = [size for _, size in scan.data_files.values()]
+    if seal.total_bytes != sum(sizes) or seal.counts["files"] != len(sizes):
+        findings.error("manifest", SEAL, "the seal's file count or total size differs from the "
+                       "payload", f"{seal.counts['files']} files, {seal.total_bytes} bytes",
+                       f"{len(sizes)} files, {sum(sizes)} bytes")
     if case_id != seal.case_id:
         findings.error("manifest", bag.EK_MANIFEST, "manifest names another case", seal.case_id,
                        case_id)
@@ -452,13 +493,16 @@ def _check_manifest_entries(manifest: dict[str, Any], scan: PayloadScan, seal: S
         findings.error("manifest", bag.EK_MANIFEST, "manifest counts differ from the seal")
     if summary.get("manifest_root") != seal.manifest_root:
         findings.error("manifest", bag.EK_MANIFEST, "manifest root hash differs from the seal")
-    for path, expected in stored.items():
+    for path, entry in stored.items():
         found = scan.data_files.get(path)
         if found is None:
             findings.error("manifest", path, "file recorded in manifest.json is not in the payload")
-        elif found[0] != expected:
+        elif found[0] != entry["sha256"]:
             findings.error("manifest", path, "file content does not match manifest.json",
-                           expected, found[0])
+                           entry["sha256"], found[0])
+        elif entry.get("size") != found[1]:
+            findings.error("manifest", path, "file size does not match manifest.json",
+                           entry.get("size"), found[1])
     for path in scan.data_files:
         if path not in stored:
             findings.error("manifest", path, "file in the payload is not in manifest.json")

@@ -89,7 +89,8 @@ def custody_show(bundle: Path, as_json: bool) -> None:
                 render.print_finding(finding)
             if report.ok:
                 render.out.print("[green]Custody log intact[/]: every event is signed by the key "
-                                 "it names and chained to the one before.")
+                                 "it names and chained to the one before. (The payload itself "
+                                 "was not read: 'evidencekit verify' checks it too.)")
         return code
 
     run("custody show", as_json, body)
