@@ -128,6 +128,32 @@ def _verify_open(bundle: OuterBundle, report: Report, identities: Sequence[age.I
                                   report.payload)
     if check_payload_hash or identities:
         _check_payload(bundle, report, identities, visitor, progress, tee)  # steps 7-10
+    _check_resealers(report, trusted_keys)
+
+
+def _check_resealers(report: Report, trusted_keys: Sequence[PublicKey]) -> None:
+    """Whoever resealed the payload decided what the bundle holds now: weigh them like the sealer.
+
+    With a key, the content is proven against the sealer's signed manifest whoever resealed it,
+    so an unknown resealer is a warning; without one, only a trusted resealer vouches for it.
+    """
+    trusted = {key.fingerprint for key in trusted_keys}
+    for event in report.events:
+        if event.action != "resealed" or event.actor.fingerprint in trusted:
+            continue
+        where = custody_member(event.sequence)
+        who = f"{event.actor_name} ({event.actor.fingerprint})"
+        if trusted and not report.decrypted:
+            report.findings.error("custody", where, f"the payload was resealed by {who}, a key you "
+                                  "did not list as trusted; give -i KEY to check the evidence "
+                                  "itself against the sealer's signature")
+        elif not report.decrypted:
+            report.findings.warning("custody", where, f"the payload was resealed by {who}: without "
+                                    "--trusted-key or -i KEY nothing shows that this payload holds "
+                                    "the sealed evidence")
+        else:
+            report.findings.warning("custody", where, f"the payload was resealed by {who}; the "
+                                    "decrypted evidence matches the sealer's signed manifest")
 
 
 def _check_seal(bundle: OuterBundle, report: Report) -> bytes | None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from evidencekit import canonical
 from evidencekit.clock import parse_rfc3339, rfc3339
 from evidencekit.crypto import age, sshsig
 from evidencekit.crypto.keys import SigningKey
@@ -52,7 +53,8 @@ class Original:
     signer_file: Path
     identity: age.X25519Identity
     identity_file: Path
-    custody_head_sha256: str  # the receipt capture printed
+    custody_head_sha256: str  # the newest event's hash, as capture printed it
+    receipt: Path  # made by 'evidencekit receipt' right after the capture
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -81,8 +83,11 @@ def original(tmp_path_factory: pytest.TempPathFactory) -> Original:
                      identity.recipient(), "--sign-key", root / "signer", "-o", bundle, "--json")
     assert result.code == 0, result.stderr
     os.chmod(bundle, 0o444)
+    receipt = root / "case.receipt"
+    made = run_cli("receipt", bundle, "-o", receipt)
+    assert made.code == 0, made.stderr
     return Original(bundle, signer, root / "signer", identity, root / "identity.txt",
-                    result.json()["custody_head_sha256"])
+                    result.json()["custody_head_sha256"], receipt)
 
 
 @pytest.fixture
@@ -234,10 +239,11 @@ def test_bit_flip_anywhere_is_detected_with_and_without_key(tmp_path, original):
     payload = next(m for m in members if m.name == "payload.age")
     positions = flip_positions(original.path)
     assert len(positions) > 80
-    # With the key: every flip in or around the payload, and every third one elsewhere (the
-    # public checks run with a key too, so this only trims the runtime).
-    keyed = {p for p in positions if payload.header_offset <= p < payload.offset + payload.size}
-    keyed |= set(positions[::3])
+    # With the key: the payload's header blocks, age header, middle and last bytes, and every
+    # fourth position (the public checks run with a key too, so this only trims the runtime).
+    keyed = {p for p in positions if payload.header_offset <= p < payload.offset + 128
+             or payload.offset + payload.size - 32 <= p <= payload.offset + payload.size}
+    keyed |= {payload.offset + payload.size // 2, *positions[::4]}
     jobs: list[tuple] = []
     for position in positions:
         damaged = bytearray(source)
@@ -338,8 +344,7 @@ def test_swapped_members_are_detected(bundle, original, pair):
     i, j = order.index(pair[0]), order.index(pair[1])
     ranges[i], ranges[j] = ranges[j], ranges[i]
     bundle.write_bytes(b"".join(r for _, r in ranges) + end)
-    for result in in_parallel(verify, [(bundle,), (bundle, "-i", original.identity_file)]):
-        assert_finding(result, "outer-structure", outer(bundle), "not in the prescribed order")
+    assert_finding(verify(bundle), "outer-structure", outer(bundle), "not in the prescribed order")
 
 
 @pytest.mark.parametrize("member", MEMBER_NAMES)
@@ -355,7 +360,9 @@ def test_duplicated_member_is_detected(bundle, member):
 def test_removed_member_is_detected(bundle, original, member):
     ranges, end = raw_ranges(bundle)
     bundle.write_bytes(b"".join(r for n, r in ranges if n != member) + end)
-    for result in in_parallel(verify, [(bundle,), (bundle, "-i", original.identity_file)]):
+    jobs = [(bundle,), (bundle, "-i", original.identity_file)] if member == "payload.age" else [
+        (bundle,)]
+    for result in in_parallel(verify, jobs):
         errors = assert_finding(result, "outer-structure", outer(bundle))
         assert any(member in f["problem"] for f in errors if f["check"] == "outer-structure")
 
@@ -504,17 +511,18 @@ def test_custody_event_time_changed_without_header_is_detected(bundle, original)
     assert_finding(verify(bundle), "member-times", EVENT1)
 
 
-def test_custody_note_edited_and_resigned_by_sealer_shows_only_against_the_receipt(bundle, original):
+def test_custody_note_edited_and_resigned_by_sealer_is_caught_by_the_receipt(bundle, original):
     """Whoever holds the sealer's key can re-make the only event: it still chains to seal.json, is
-    signed by the key it names, concerns the sealed payload. FORMAT.md §6 documents this (like
-    removing the newest events); the remedy is the receipt, the newest event's hash."""
+    signed by the key it names, concerns the sealed payload, so verification alone passes. FORMAT.md
+    §6 documents this (like removing the newest events); the remedy is the receipt."""
     forged = edited_event(bundle, note="nothing to see")
     rebuild(bundle, replaced(contents(bundle), custody_000001_json=forged,
                              custody_000001_json_sig=sshsig.sign(original.signer, forged)))
-    result = verify(bundle)
-    assert result.code == 0, result.stdout
-    assert result.json()["custody"][0]["note"] == "nothing to see"  # shown, for a human to judge
+    alone, with_receipt = in_parallel(verify, [(bundle,), (bundle, "--receipt", original.receipt)])
+    assert alone.code == 0, alone.stdout
+    assert alone.json()["custody"][0]["note"] == "nothing to see"  # shown, for a human to judge
     assert hashlib.sha256(member_data(bundle, EVENT1)).hexdigest() != original.custody_head_sha256
+    assert_finding(with_receipt, "receipt", "custody", "not in the bundle's log")
 
 
 def test_second_event_by_another_actor_is_accepted(bundle, original):
@@ -589,6 +597,45 @@ def test_payload_encrypted_to_another_recipient_is_detected(bundle, original):
     keyed = verify(bundle, "-i", original.identity_file)
     assert_finding(keyed, "payload-hash", "payload.age")
     assert keyed.json()["no_matching_key"]
+
+
+def test_payload_swapped_back_after_a_reseal_is_detected(tmp_path, bundle, original):
+    """A legitimate reseal moves the expected payload to the new one: the old one no longer fits."""
+    resealed = tmp_path / "resealed.evidence"
+    holder = age.X25519Identity.generate()
+    result = run_cli("reseal", bundle, "-i", original.identity_file, "-r", holder.recipient(),
+                     "--sign-key", original.signer_file, "-o", resealed, "--json")
+    assert result.code == 0, result.stdout + result.stderr
+    baseline = verify(resealed, "--trusted-key", original.signer.public.openssh_line())
+    assert baseline.code == 0, baseline.stdout
+    rebuild(resealed, replaced(contents(resealed), payload_age=member_data(bundle, "payload.age")))
+    assert_finding(verify(resealed), "payload-hash", "payload.age")
+
+
+def test_payload_replaced_under_a_resealed_event_by_an_untrusted_key_is_detected(bundle, original):
+    """A stranger swaps payload.age and appends a well-formed 'resealed' event signed by his own
+    key. Even checked against the sealer's key and the hand-over receipt, that must not pass."""
+    members = contents(bundle)
+    seal = Seal.from_json(member_data(bundle, "seal.json"))
+    first = CustodyEvent.from_json(member_data(bundle, EVENT1), EVENT1)
+    stranger = SigningKey.generate("attacker")
+    junk = age.encrypt(b"not the evidence", [age.X25519Identity.generate().recipient()])
+    junk_sha256 = hashlib.sha256(junk).hexdigest()
+    later = parse_rfc3339(first.time) + 3600 * 10**9
+    event = CustodyEvent(
+        case_id=first.case_id, sequence=2, action="resealed", time=rfc3339(later),
+        clock_source=first.clock_source, actor_name="Mallory", actor=signer_of(stranger),
+        host="elsewhere", note="", payload_sha256=junk_sha256,
+        previous_sha256=hashlib.sha256(member_data(bundle, EVENT1)).hexdigest(),
+        details={"old_payload_sha256": seal.payload_sha256, "new_payload_sha256": junk_sha256,
+                 "new_payload_size": str(len(junk))})
+    data = event.to_json()
+    rebuild(bundle, [*replaced(members, payload_age=junk), (EVENT2, data, later // 10**9),
+                     (EVENT2 + ".sig", sshsig.sign(stranger, data), later // 10**9)])
+    result = verify(bundle, "--trusted-key", original.signer.public.openssh_line(),
+                    "--receipt", original.receipt)
+    assert_finding(result, {"payload-hash", "custody", "seal-signature"},
+                   {"payload.age", EVENT2, EVENT2 + ".sig"})
 
 
 # ------------------------------------------------------------------------- oversized members

@@ -12,6 +12,7 @@ import os
 import pty
 import re
 import select
+import shlex
 import shutil
 import subprocess
 import sys
@@ -412,12 +413,20 @@ def test_pyrage_decrypts_passphrase_bundle(tmp_path, home, keys):
 
 
 def documented_procedure() -> str:
-    """The shell block of FORMAT.md §7.2, as printed."""
+    """The shell block of FORMAT.md §7.2, as printed; a step commented "if present" runs only when
+    the file it names (its last argument) exists, as a reader would do."""
     text = (Path(__file__).parents[2] / "docs" / "FORMAT.md").read_text(encoding="utf-8")
     section = text.split("### 7.2", 1)[1]
     match = re.search(r"```sh\n(.*?)```", section, re.DOTALL)
     assert match, "FORMAT.md §7.2 has no ```sh block"
-    return match.group(1)
+    lines = []
+    for line in match.group(1).splitlines():
+        command, _, comment = line.partition("#")
+        if "if present" in comment and command.strip():
+            target = shlex.quote(command.split()[-1])
+            line = f"if [ -e {target} ]; then {command.strip()}; fi"
+        lines.append(line)
+    return "\n".join(lines) + "\n"
 
 
 def test_documented_procedure_runs_as_written(tmp_path, home, keys, clean_tree, monkeypatch):
