@@ -28,9 +28,18 @@ def loads(data: bytes, what: str) -> dict[str, Any]:
         document = json.loads(data.decode("utf-8"), parse_float=_no_float, parse_constant=_no_float)
     except (UnicodeDecodeError, ValueError) as exc:
         raise BundleError(f"{what} is not valid JSON: {exc}") from None
+    except RecursionError:  # "[[[[…": nesting deeper than any document evidencekit writes
+        raise BundleError(f"{what} is not valid JSON: nested too deeply") from None
     if not isinstance(document, dict):
         raise BundleError(f"{what} is not a JSON object")
-    if dumps(document) != data:
+    try:
+        reencoded = dumps(document)
+    except RecursionError:
+        raise BundleError(f"{what} is not valid JSON: nested too deeply") from None
+    except ValueError:  # "\ud800": an escaped unpaired surrogate has no UTF-8 form
+        raise BundleError(f"{what} is not valid JSON: it holds a string that is not Unicode "
+                          "text (an unpaired surrogate)") from None
+    if reencoded != data:
         raise BundleError(f"{what} is not in canonical form (it was edited or not made by evidencekit)")
     return document
 
@@ -39,12 +48,19 @@ def _no_float(value: str) -> Any:
     raise ValueError(f"number {value} is not an integer")
 
 
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
 def _reject_floats(value: Any) -> None:
-    if isinstance(value, float):
-        raise TypeError("canonical JSON holds no floats")
-    if isinstance(value, dict):
-        for item in value.values():
-            _reject_floats(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            _reject_floats(item)
+    # Without recursion: capture encodes one record per file, and calls are what cost.
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) in _PLAIN:  # the common case, decided without isinstance chains
+            continue
+        if isinstance(item, float):
+            raise TypeError("canonical JSON holds no floats")
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)

@@ -10,6 +10,7 @@ import os
 import re
 import time
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 
 Clock = Callable[[], int]  # returns nanoseconds since the Unix epoch, UTC
@@ -22,8 +23,12 @@ def system_clock() -> int:
 def rfc3339(ns: int) -> str:
     """Format nanoseconds since the epoch as ``YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`` (always 9 digits)."""
     seconds, fraction = divmod(ns, 1_000_000_000)
-    stamp = dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{stamp}.{fraction:09d}Z"
+    return f"{_seconds_text(seconds)}.{fraction:09d}Z"
+
+
+@lru_cache(maxsize=4096)  # files of one folder share their times' seconds: capture asks often
+def _seconds_text(seconds: int) -> str:
+    return dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 _RFC3339 = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\.(\d{9})Z$")
@@ -34,8 +39,16 @@ def parse_rfc3339(text: str) -> int:
     match = _RFC3339.match(text)
     if not match:
         raise ValueError(f"not a UTC timestamp with nanoseconds: {text!r}")
-    base = dt.datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=dt.timezone.utc)
-    return int(base.timestamp()) * 1_000_000_000 + int(match.group(2))
+    return _parse_seconds(match.group(1)) * 1_000_000_000 + int(match.group(2))
+
+
+@lru_cache(maxsize=4096)  # verify parses four times per manifest entry, mostly the same seconds
+def _parse_seconds(text: str) -> int:
+    # The fields sit at fixed places (the regular expression above); datetime() refuses
+    # out-of-range values exactly as strptime did (month 13, 30 February, hour 24, second 60).
+    base = dt.datetime(int(text[0:4]), int(text[5:7]), int(text[8:10]), int(text[11:13]),
+                       int(text[14:16]), int(text[17:19]), tzinfo=dt.timezone.utc)
+    return int(base.timestamp())
 
 
 def clock_source() -> str:

@@ -37,6 +37,7 @@ from evidencekit.format.documents import (
 from evidencekit.format.outer import END_OF_ARCHIVE, OuterWriter, read_member
 from evidencekit.format.reader import SMALL_MEMBER_LIMIT, open_bundle
 from evidencekit.hostinfo import host_name
+from evidencekit.progress import Progress
 from evidencekit.verify import Report, verify
 
 APPENDABLE = tuple(a for a in ACTIONS if a not in ("captured", "resealed"))
@@ -166,7 +167,8 @@ class ResealResult:
 
 def reseal(bundle: Path, output: Path, identities: Sequence[age.Identity],
            recipients: Sequence[age.Recipient], request: EventRequest,
-           random: age.RandomSource = os.urandom) -> ResealResult:
+           random: age.RandomSource = os.urandom, progress: Progress | None = None
+           ) -> ResealResult:
     """Re-encrypt *bundle*'s payload for *recipients* into a new bundle at *output*.
 
     The old payload is decrypted, fully verified and re-encrypted in one pass; the new bundle is
@@ -183,7 +185,8 @@ def reseal(bundle: Path, output: Path, identities: Sequence[age.Identity],
     temp = Path(temp_name)
     try:
         with os.fdopen(fd, "w+b") as out:
-            result = _write_resealed(bundle, out, identities, recipients, request, random)
+            result = _write_resealed(bundle, out, identities, recipients, request, random,
+                                     progress)
             out.flush()
             os.fsync(out.fileno())
         os.link(temp, output)
@@ -198,7 +201,7 @@ def reseal(bundle: Path, output: Path, identities: Sequence[age.Identity],
 
 def _write_resealed(bundle: Path, out: BinaryIO, identities: Sequence[age.Identity],
                     recipients: Sequence[age.Recipient], request: EventRequest,
-                    random: age.RandomSource) -> ResealResult:
+                    random: age.RandomSource, progress: Progress | None = None) -> ResealResult:
     source = open_bundle(bundle)
     try:
         carried = {m.name: read_member(source.file, m, SMALL_MEMBER_LIMIT)
@@ -210,7 +213,7 @@ def _write_resealed(bundle: Path, out: BinaryIO, identities: Sequence[age.Identi
     writer.add_bytes(README, carried[README], times[README])
     with writer.add_stream(PAYLOAD, times[PAYLOAD]) as sink:
         encryptor = age.AgeWriter(cast(BinaryIO, sink), recipients, random=random)
-        report = verify(bundle, identities, tee=_Tee(encryptor))
+        report = verify(bundle, identities, tee=_Tee(encryptor), progress=progress)
         if not report.ok or not report.decrypted:
             encryptor.abort()
             _raise_failed(report)

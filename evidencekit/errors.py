@@ -92,6 +92,11 @@ class NoMatchingKey(EvidenceKitError):
 
     exit_code = ExitCode.NO_MATCHING_KEY
 
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint or (
+            "the key or passphrase did not match: try again (check for typing mistakes), or ask "
+            "the person who made the bundle which key or passphrase it was made for"))
+
 
 class OutputError(EvidenceKitError):
     """The output cannot be written (exists, unwritable directory, disk full)."""

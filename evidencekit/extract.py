@@ -9,8 +9,11 @@ request), so nothing unverified is ever presented under the requested name.
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import os
 import shutil
+import stat
 import tarfile
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -21,12 +24,26 @@ from typing import Any
 from evidencekit.clock import parse_rfc3339
 from evidencekit.crypto import age
 from evidencekit.crypto.keys import PublicKey
-from evidencekit.errors import OutputError
+from evidencekit.errors import BundleError, OutputError
+from evidencekit.format.entries import raw_field, safe_bag_path
 from evidencekit.progress import Progress
-from evidencekit.records import bytes_from_field
 from evidencekit.verify import Report, verify
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_DIR_OPEN = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# What a crafted payload can cause (a name used twice, a file where a folder should be); any
+# other error is the output's fault (full disk, no permission) and ends extraction with exit 2.
+_CONFLICTS = (errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.ELOOP)
+_NAME_MAX = 255
+
+
+def _on_disk(name: bytes) -> bytes:
+    """The name used in the staging folder. A 255-byte name that is not UTF-8 is stored escaped
+    (``\\xNN`` per byte, up to 1020 bytes: docs/FORMAT.md §4.4), longer than any file system
+    allows; it gets a short stand-in until its original name is restored."""
+    if len(name) <= _NAME_MAX:
+        return name
+    return b".evidencekit-long-name-" + hashlib.sha256(name).hexdigest().encode()
 
 
 @dataclass
@@ -40,24 +57,104 @@ class ExtractResult:
     renamed: int = 0
 
 
-class _Writer:
-    """Payload visitor that writes the bag into the staging folder as it streams by."""
+class _Tree:
+    """The staging folder, reached only through directory descriptors.
+
+    Every folder on a path is opened relative to its parent with ``O_NOFOLLOW``, so no path handed
+    to the kernel is longer than one name (trees deeper than PATH_MAX extract) and no symbolic
+    link is ever followed on the way, whatever a manifest says. The last folder opened is kept.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.fd = os.open(root, _DIR_OPEN)
+        self._cached: tuple[tuple[bytes, ...], int] | None = None
+
+    def close(self) -> None:
+        self.forget()
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def forget(self) -> None:
+        if self._cached is not None:
+            os.close(self._cached[1])
+            self._cached = None
+
+    def folder(self, parts: tuple[bytes, ...], create: bool) -> int | None:
+        """A descriptor of the folder *parts* (owned by the tree), or None when a part is missing
+        (and not *create*), a file, or a link."""
+        if self._cached is not None and self._cached[0] == parts:
+            return self._cached[1]
+        current = os.dup(self.fd)
+        try:
+            for part in map(_on_disk, parts):
+                try:
+                    following = os.open(part, _DIR_OPEN, dir_fd=current)
+                except FileNotFoundError:
+                    if not create:
+                        os.close(current)
+                        return None
+                    os.mkdir(part, 0o700, dir_fd=current)
+                    following = os.open(part, _DIR_OPEN, dir_fd=current)
+                except OSError as exc:
+                    if exc.errno not in (errno.ENOTDIR, errno.ELOOP):
+                        raise
+                    os.close(current)
+                    return None
+                os.close(current)
+                current = following
+        except BaseException:
+            os.close(current)
+            raise
+        self.forget()
+        self._cached = (parts, current)
+        return current
+
+    def parent(self, relative: str, create: bool = False) -> tuple[int, bytes] | None:
+        """(descriptor of the folder holding *relative*, its name there), or None."""
+        parts = os.fsencode(relative).split(b"/")
+        fd = self.folder(tuple(parts[:-1]), create)
+        return None if fd is None else (fd, _on_disk(parts[-1]))
+
+
+class _Writer:
+    """Payload visitor that writes the bag into the staging folder as it streams by.
+
+    A name conflict planted in the payload becomes a finding (BundleError, caught by verify);
+    an error of the output itself is kept in ``failure`` so that extract can report it as such.
+    """
+
+    def __init__(self, tree: _Tree) -> None:
+        self.tree = tree
         self.files = 0
+        self.failure: OSError | None = None
 
     def directory(self, name: str, member: tarfile.TarInfo) -> None:
-        os.makedirs(self.root / name, mode=0o700, exist_ok=True)
+        try:
+            if self.tree.folder(tuple(os.fsencode(name).split(b"/")), create=True) is None:
+                raise BundleError(f"payload folder {name} lies under a file")
+        except OSError as exc:
+            raise self._failed(name, exc) from None
 
     def file(self, name: str, member: tarfile.TarInfo, chunks: Iterator[bytes]) -> None:
-        target = self.root / name
-        os.makedirs(target.parent, mode=0o700, exist_ok=True)
-        fd = os.open(target, _CREATE, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            for chunk in chunks:
-                out.write(chunk)
+        try:
+            where = self.tree.parent(name, create=True)
+            if where is None:
+                raise BundleError(f"payload file {name} lies under a file")
+            fd = os.open(where[1], _CREATE, 0o600, dir_fd=where[0])
+            with os.fdopen(fd, "wb") as out:
+                for chunk in chunks:
+                    out.write(chunk)
+        except OSError as exc:
+            raise self._failed(name, exc) from None
         self.files += 1
+
+    def _failed(self, name: str, exc: OSError) -> Exception:
+        if exc.errno in _CONFLICTS:
+            return BundleError(f"payload member {name} collides with another member")
+        self.failure = exc
+        return exc
 
 
 def extract(bundle: Path, output: Path, identities: Sequence[age.Identity],
@@ -74,22 +171,40 @@ def extract(bundle: Path, output: Path, identities: Sequence[age.Identity],
     parent = output.absolute().parent
     if not parent.is_dir():
         raise OutputError(f"the folder {parent} does not exist")
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".partial", dir=parent))
     try:
-        writer = _Writer(staging / "bag")
-        os.mkdir(writer.root, 0o700)
-        report = verify(bundle, identities, trusted_keys, visitor=writer, progress=progress)
-        if not report.ok or not report.decrypted or report.manifest is None:
-            return _discard(staging, output, report, keep_untrusted)
-        result = ExtractResult(report, output, files=writer.files)
-        _write_tag_files(writer.root, report)
-        _finish_tree(writer.root, report.manifest, result, restore=not as_stored)
+        staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".partial", dir=parent))
+    except OSError as exc:
+        raise _output_error(output, exc) from None
+    try:
+        root = staging / "bag"
+        os.mkdir(root, 0o700)
+        tree = _Tree(root)
+        try:
+            writer = _Writer(tree)
+            report = verify(bundle, identities, trusted_keys, visitor=writer, progress=progress)
+            if writer.failure is not None:
+                raise _output_error(output, writer.failure)
+            if not report.ok or not report.decrypted or report.manifest is None:
+                tree.close()
+                return _discard(staging, output, report, keep_untrusted)
+            result = ExtractResult(report, output, files=writer.files)
+            _write_tag_files(tree, report)
+            _finish_tree(tree, report.manifest, result, restore=not as_stored)
+        finally:
+            tree.close()
         if output.exists():
             raise OutputError(f"{output} appeared while extracting; nothing was written there")
-        os.rename(writer.root, output)
+        os.rename(root, output)
         return result
+    except OSError as exc:
+        raise _output_error(output, exc) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _output_error(output: Path, exc: OSError) -> OutputError:
+    return OutputError(f"could not write {output}: {exc.strerror or exc}",
+                       hint="check free space and permissions; nothing was left behind")
 
 
 def _discard(staging: Path, output: Path, report: Report, keep: bool) -> ExtractResult:
@@ -101,52 +216,105 @@ def _discard(staging: Path, output: Path, report: Report, keep: bool) -> Extract
     return ExtractResult(report, None)
 
 
-def _write_tag_files(root: Path, report: Report) -> None:
+def _write_tag_files(tree: _Tree, report: Report) -> None:
     for name, data in (report.tag_files or {}).items():
-        target = root / name
-        os.makedirs(target.parent, mode=0o700, exist_ok=True)
-        with os.fdopen(os.open(target, _CREATE, 0o644), "wb") as out:
+        where = tree.parent(name, create=True)
+        if where is None:
+            raise BundleError(f"tag file {name} lies under a file")
+        with os.fdopen(os.open(where[1], _CREATE, 0o644, dir_fd=where[0]), "wb") as out:
             out.write(data)
 
 
-def _finish_tree(root: Path, manifest: dict[str, Any], result: ExtractResult,
+def _finish_tree(tree: _Tree, manifest: dict[str, Any], result: ExtractResult,
                  restore: bool) -> None:
-    """Links, original names, modes and times, deepest first so parents keep their times."""
-    entries = sorted(manifest["entries"], key=lambda e: e["bag_path"].count("/"), reverse=True)
+    """Links, original names, modes and times, deepest first so parents keep their times.
+
+    The manifest was checked by verify (format/entries.py); entries that would still not be safe
+    to act on are skipped here too, and nothing is reached through a symbolic link.
+    """
+    entries = sorted((e for e in manifest["entries"] if isinstance(e, dict) and
+                      safe_bag_path(e.get("bag_path"))),
+                     key=lambda e: e["bag_path"].count("/"), reverse=True)
     for entry in entries:
-        if restore and entry.get("kind") == "symlink" and (
-                "target" in entry or "target_b64" in entry):
-            _make_link(root, entry, result)
+        if restore and entry.get("kind") == "symlink":
+            _make_link(tree, entry, result)
     for entry in entries:
-        path = root / entry["bag_path"]
-        if not os.path.lexists(path):
+        where = tree.parent(entry["bag_path"])
+        if where is None:
             continue
-        _restore_metadata(path, entry)
-        original = os.path.basename(bytes_from_field(entry, "path"))
-        if restore and os.fsencode(path.name) != original:
-            os.rename(path, os.path.join(os.fsencode(path.parent), original))
+        fd, name = where
+        try:
+            info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        _restore_metadata(fd, name, info, entry)
+        try:
+            original = os.path.basename(raw_field(entry, "path") or name)
+        except ValueError:
+            continue
+        if restore and original != name and _free_name(fd, original):
+            os.rename(name, original, src_dir_fd=fd, dst_dir_fd=fd)
             result.renamed += 1
 
 
-def _make_link(root: Path, entry: dict[str, Any], result: ExtractResult) -> None:
-    link = root / entry["bag_path"]
-    target = bytes_from_field(entry, "target")
-    resolved = os.path.normpath(os.path.join(os.fsencode(link.parent), target))
-    if target.startswith(b"/") or not resolved.startswith(os.fsencode(root) + b"/"):
+def _free_name(fd: int, name: bytes) -> bool:
+    """*name* is a usable new name in the folder *fd*: a real name that nothing holds yet."""
+    if name in (b"", b".", b"..") or b"\0" in name:
+        return False
+    try:
+        os.stat(name, dir_fd=fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return True
+    return False  # never replace a file that is already there
+
+
+def _make_link(tree: _Tree, entry: dict[str, Any], result: ExtractResult) -> None:
+    try:
+        target = raw_field(entry, "target")
+    except ValueError:
+        target = None
+    if target is None:
+        return
+    where = tree.parent(entry["bag_path"])
+    if not _link_stays_inside(entry["bag_path"], target) or where is None or \
+            not _free_name(*where):
         result.skipped_links.append(f"{entry['bag_path']} -> {os.fsdecode(target)}")
         return
-    os.symlink(target, link)
+    os.symlink(target, where[1], dir_fd=where[0])
     result.symlinks += 1
 
 
-def _restore_metadata(path: Path, entry: dict[str, Any]) -> None:
+def _link_stays_inside(bag_path: str, target: bytes) -> bool:
+    """Whether a link at *bag_path* pointing at *target* resolves inside the output folder.
+
+    Judged by its text, which only tells the truth when no ``..`` follows a name (a name may be
+    another link, and ``link/..`` is not where it looks): so ``..`` may only lead the target,
+    never climb above the output, and absolute targets are never created.
+    """
+    if target.startswith(b"/") or b"\0" in target:
+        return False
+    depth = bag_path.count("/")  # folders between the output and the link
+    names = 0
+    for part in target.split(b"/"):
+        if part in (b"", b"."):
+            continue
+        if part != b"..":
+            names += 1
+        elif names or depth == 0:
+            return False
+        else:
+            depth -= 1
+    return depth + names > 0
+
+
+def _restore_metadata(fd: int, name: bytes, info: os.stat_result, entry: dict[str, Any]) -> None:
     try:
-        if entry.get("kind") != "symlink" and isinstance(entry.get("mode"), int):
+        if not stat.S_ISLNK(info.st_mode) and isinstance(entry.get("mode"), int):
             # Never recreate set-user-ID, set-group-ID or sticky bits from a bundle.
-            os.chmod(path, entry["mode"] & 0o777, follow_symlinks=False)
-        if "mtime" in entry and "atime" in entry:
-            os.utime(path, ns=(parse_rfc3339(entry["atime"]), parse_rfc3339(entry["mtime"])),
-                     follow_symlinks=False)
+            os.chmod(name, entry["mode"] & 0o777, dir_fd=fd)
+        if isinstance(entry.get("mtime"), str) and isinstance(entry.get("atime"), str):
+            os.utime(name, ns=(parse_rfc3339(entry["atime"]), parse_rfc3339(entry["mtime"])),
+                     dir_fd=fd, follow_symlinks=False)
     except (OSError, ValueError, NotImplementedError):
         pass  # metadata is best effort; the content has been verified
 

@@ -10,13 +10,18 @@ import hashlib
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import IO, Protocol
+from functools import partial
+from typing import IO, Protocol, cast
 
 from evidencekit.findings import Findings
 from evidencekit.format.bag import BAG_ROOT
+from evidencekit.format.tarstream import EXTENDED_LIMIT, TarReader
 
 READ_SIZE = 1 << 20
 TAG_FILE_LIMIT = 1 << 30  # a manifest for millions of files; more is refused, never allocated
+# Extended headers (pax records, GNU long names) hold a path and a few numbers, so anything larger
+# is refused before it is read (docs/hostile-input.md).
+EXTENDED_HEADER_LIMIT = EXTENDED_LIMIT
 
 
 class Visitor(Protocol):
@@ -46,54 +51,79 @@ def safe_name(raw: str) -> str | None:
     return inner
 
 
-def scan_payload(stream: IO[bytes], findings: Findings, visitor: Visitor | None = None) -> PayloadScan:
+class PieceSource(Protocol):
+    def read_piece(self) -> bytes | memoryview: ...  # valid until the next call
+
+
+def scan_payload(stream: IO[bytes] | PieceSource, findings: Findings,
+                 visitor: Visitor | None = None) -> PayloadScan:
+    """Read the payload tar to the end of *stream* (so nothing hidden after it goes unseen).
+
+    *stream* is a binary stream, or anything with ``read_piece()`` (evidencekit.pipeline's
+    PieceReadAhead: decrypted chunks, read ahead on another thread). The tar is read with
+    evidencekit.format.tarstream, a strict streaming reader made for untrusted input.
+    """
     scan = PayloadScan()
-    with tarfile.open(fileobj=stream, mode="r|", bufsize=READ_SIZE) as tar:
-        for member in tar:
-            name = safe_name(member.name)
-            if name is None:
-                findings.error("payload-structure", member.name,
-                               "unsafe or unexpected member name in the payload (not extracted)")
-                continue
-            if name in scan.order:
-                findings.error("payload-structure", name, "member appears twice in the payload")
-                continue
-            scan.order.append(name)
-            if member.isdir():
-                scan.directories.add(name)
-                if visitor:
-                    visitor.directory(name, member)
-            elif member.isreg():
-                _scan_file(tar, member, name, scan, findings, visitor)
-            else:
-                findings.error("payload-structure", name, "payload member is a link or special "
-                               "file; evidencekit never stores those (not extracted)")
+    seen: set[str] = set()
+    read_piece = getattr(stream, "read_piece", None)
+    if read_piece is None:
+        reader = cast(IO[bytes], stream)
+        read_piece = partial(reader.read, READ_SIZE)
+    tar = TarReader(read_piece)
+    for member, problem in tar:
+        if problem is not None:
+            findings.error("payload-structure", member.name, problem)
+            continue
+        name = safe_name(member.name)
+        if name is None:
+            findings.error("payload-structure", member.name,
+                           "unsafe or unexpected member name in the payload (not extracted)")
+            continue
+        if name in seen:
+            findings.error("payload-structure", name, "member appears twice in the payload")
+            continue
+        seen.add(name)
+        scan.order.append(name)
+        if member.isdir():
+            scan.directories.add(name)
+            if visitor:
+                visitor.directory(name, member)
+        elif member.isreg():
+            _scan_file(tar, member, name, scan, findings, visitor)
+        else:
+            findings.error("payload-structure", name, "payload member is a link or special "
+                           "file; evidencekit never stores those (not extracted)")
+    hidden = tar.nonzero_after_end()
+    if hidden:
+        findings.error("payload-structure", "payload.age", f"{hidden} non-zero bytes follow the "
+                       "end of the payload tar")
     return scan
 
 
-def _chunks(reader: IO[bytes], digest: hashlib._Hash) -> Iterator[bytes]:
-    while chunk := reader.read(READ_SIZE):
-        digest.update(chunk)
-        yield chunk
+def _chunks(tar: TarReader, digest: hashlib._Hash) -> Iterator[bytes]:
+    for piece in tar.data():
+        digest.update(piece)
+        yield piece.tobytes()  # the visitor may keep it; the piece itself is only lent
 
 
-def _scan_file(tar: tarfile.TarFile, member: tarfile.TarInfo, name: str, scan: PayloadScan,
+def _scan_file(tar: TarReader, member: tarfile.TarInfo, name: str, scan: PayloadScan,
                findings: Findings, visitor: Visitor | None) -> None:
-    reader = tar.extractfile(member)
-    assert reader is not None
     digest = hashlib.sha256()
     if name.startswith("data/"):
-        chunks = _chunks(reader, digest)
         if visitor:
+            chunks = _chunks(tar, digest)
             visitor.file(name, member, chunks)
-        for _ in chunks:  # whatever the visitor left unread
-            pass
+            for _ in chunks:  # whatever the visitor left unread
+                pass
+        else:
+            for piece in tar.data():  # verify: hash the decrypted pieces where they lie
+                digest.update(piece)
         scan.data_files[name] = (digest.hexdigest(), member.size)
         return
     if member.size > TAG_FILE_LIMIT:
         findings.error("payload-structure", name, f"tag file is {member.size} bytes, more than "
                        f"the {TAG_FILE_LIMIT} allowed")
         return
-    data = b"".join(_chunks(reader, digest))
+    data = b"".join(_chunks(tar, digest))
     scan.tag_files[name] = data
     scan.tag_hashes[name] = digest.hexdigest()

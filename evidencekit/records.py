@@ -87,10 +87,20 @@ def _proc_path(entry: Entry) -> str:
     return os.fsdecode(b"/proc/self/fd/%d/" % entry.dir_fd + entry.name)
 
 
-def base_record(entry: Entry) -> dict[str, Any]:
+def base_record(entry: Entry, with_stat: bool = True) -> dict[str, Any]:
+    """The fields every entry has; *with_stat* False leaves out those from ``lstat`` (capture
+    fills them from ``fstat`` of the opened file instead, or with :func:`listing_fields`)."""
     record: dict[str, Any] = {"source": entry.source.index, "bag_path": entry.bag_path,
                               "kind": entry.kind, "error": entry.error}
     record.update(bytes_field("path", entry.path))
+    if with_stat and entry.lstat is not None:
+        record.update(listing_fields(entry))
+    return record
+
+
+def listing_fields(entry: Entry) -> dict[str, Any]:
+    """The ``lstat`` fields of *entry* (and its size), as base_record records them."""
+    record: dict[str, Any] = {}
     if entry.lstat is not None:
         record.update(stat_fields(entry.lstat, entry))
         record["size"] = entry.lstat.st_size

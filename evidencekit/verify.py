@@ -19,11 +19,10 @@
 from __future__ import annotations
 
 import hashlib
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from evidencekit import canonical, incident
 from evidencekit.clock import parse_rfc3339
@@ -46,7 +45,7 @@ from evidencekit.format.entries import entry_problems
 from evidencekit.format.outer import drain, open_member
 from evidencekit.format.reader import OuterBundle, open_bundle, structure_problems
 from evidencekit.payload import PayloadScan, Visitor, scan_payload
-from evidencekit.pipeline import Writable
+from evidencekit.pipeline import PieceReadAhead, ReadAheadStream, Writable
 from evidencekit.progress import NoProgress, Progress
 
 
@@ -328,57 +327,39 @@ def _check_payload(bundle: OuterBundle, report: Report, identities: Sequence[age
 def _decrypt_and_check(reader: BinaryIO, report: Report, identities: Sequence[age.Identity],
                        visitor: Visitor | None, tee: Writable | None = None) -> None:
     findings = report.findings
+    # Three stages (evidencekit.pipeline): one thread reads and hashes the ciphertext, one decrypts
+    # it (and feeds the tee), this one parses the tar and hashes every file. Every plaintext chunk
+    # is authenticated before it is handed on; the verdict is reached only at the end.
+    # Blocks larger than the stream's own 1 MiB buffer: BufferedReader then reads straight into
+    # them (one copy fewer).
+    ciphertext = ReadAheadStream(reader, depth=3, block_size=2 << 20)
+    plaintext: PieceReadAhead | None = None
     try:
-        plaintext: io.RawIOBase = age.AgeReader(reader, identities)
-        if tee is not None:
-            plaintext = _TeeReader(plaintext, tee)
-        stream = io.BufferedReader(plaintext, buffer_size=1 << 20)
-        scan = scan_payload(stream, findings, visitor)
-        # tarfile stops at the tar's end-of-archive blocks: read the age stream to its authenticated
-        # end too, so truncation and anything hidden after the tar are caught.
-        _check_after_tar(stream, findings)
+        decrypted = age.AgeReader(cast(BinaryIO, ciphertext), identities)
+        plaintext = PieceReadAhead(decrypted, tee=tee)
+        # Reads the age stream to its authenticated end, so truncation and anything hidden after
+        # the tar are caught too.
+        scan = scan_payload(plaintext, findings, visitor)
     except NoMatchingKey as exc:
         report.no_matching_key = exc.message
         return
     except BundleError as exc:
         findings.error("payload-decrypt", PAYLOAD, exc.message)
         return
-    except Exception as exc:  # tarfile.ReadError and friends on a damaged inner tar
+    except Exception as exc:  # a damaged inner tar that slipped past the reader's own checks
         findings.error("payload-decrypt", PAYLOAD, f"the decrypted payload is not a valid tar: "
                        f"{exc}")
         return
+    finally:
+        if plaintext is not None:
+            plaintext.close()
+        ciphertext.close()  # the caller reads (and hashes) the rest of the member
     report.decrypted = True
     report.tag_files = scan.tag_files
     assert report.seal is not None
     _check_bag(scan, report.seal, findings)
     report.manifest = _check_manifest(scan, report, findings)
     report.files_checked = len(scan.data_files)
-
-
-class _TeeReader(io.RawIOBase):
-    """Passes every byte read from *source* on to *sink* as well."""
-
-    def __init__(self, source: io.RawIOBase, sink: Writable) -> None:
-        super().__init__()
-        self._source, self._sink = source, sink
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        count = self._source.readinto(buffer) or 0
-        if count:
-            self._sink.write(bytes(memoryview(buffer)[:count]))
-        return count
-
-
-def _check_after_tar(stream: BinaryIO, findings: Findings) -> None:
-    hidden = 0
-    while chunk := stream.read(1 << 20):
-        hidden += len(chunk) - chunk.count(0)
-    if hidden:
-        findings.error("payload-structure", PAYLOAD, f"{hidden} non-zero bytes follow the end of "
-                       "the payload tar")
 
 
 def _check_bag(scan: PayloadScan, seal: Seal, findings: Findings) -> None:

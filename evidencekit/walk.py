@@ -27,6 +27,7 @@ KIND_BY_FORMAT = {
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NOATIME = getattr(os, "O_NOATIME", 0)
+_PATH_ONLY = getattr(os, "O_PATH", os.O_RDONLY)
 
 
 def open_directory(name: bytes, dir_fd: int) -> int:
@@ -123,7 +124,8 @@ def walk(sources: list[Source], skip: set[tuple[int, int]] | None = None) -> Ite
 def _walk_root(source: Source, skip: set[tuple[int, int]]) -> Iterator[Entry]:
     name = os.path.basename(source.path.rstrip(b"/")) or b"root"
     parent = os.path.dirname(source.path.rstrip(b"/")) or b"/"
-    parent_fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    # O_PATH: the parent only has to be searchable, not readable (nothing in it is listed).
+    parent_fd = os.open(parent, _PATH_ONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         display = os.path.basename(source.given.rstrip(b"/")) or b"root"
         yield from _walk_at(source, parent_fd, name, display, f"data/{source.bag_name}", skip)

@@ -10,16 +10,19 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from evidencekit import __version__
 from evidencekit.cli import render
 from evidencekit.cli.keyring import (
+    config_dir,
     default_signing_key_path,
     generate_key_files,
     load_signing,
     recipients_from,
 )
 from evidencekit.cli.secrets import KEY_PASSPHRASE_ENV, PASSPHRASE_ENV, obtain
+from evidencekit.config import CONFIG_ENV, PROGRESS_MODES, load_config
 from evidencekit.crypto import age
 from evidencekit.crypto.keys import SigningKey
 from evidencekit.errors import (
@@ -30,6 +33,7 @@ from evidencekit.errors import (
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
+CONFIG_HINT = "$XDG_CONFIG_HOME/evidencekit/config.yaml"
 
 json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print one JSON document on stdout (and nothing else there).")
@@ -66,16 +70,56 @@ def actor_option(f: F) -> F:
                         "(default: your user name).")(f)
 
 
+def progress_option(f: F) -> F:
+    return click.option("--progress", "progress", default="auto", show_default=True,
+                        type=click.Choice(PROGRESS_MODES),
+                        help="auto: a bar on a terminal (never with --json); bar; none; json: "
+                        "JSON Lines progress events on stderr (docs/schemas/progress.schema.json)."
+                        )(f)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="evidencekit")
-def cli() -> None:
+@click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
+              help=f"Read defaults from this YAML file (default: {CONFIG_HINT}, or "
+              f"${CONFIG_ENV}). Precedence: flags > EVIDENCEKIT_* variables > file.")
+@click.pass_context
+def cli(ctx: click.Context, config_file: Path | None) -> None:
     """Preserve digital evidence: capture files into one signed, encrypted bundle that anyone
     holding the key can verify and open, with evidencekit or with standard tools."""
+    ctx.obj = {"config": None, "config_error": None}
+    try:
+        config = load_config(config_file, config_dir())
+    except EvidenceKitError as exc:
+        ctx.obj["config_error"] = exc  # reported by run(), as text or JSON, with exit code 2
+        return
+    ctx.obj["config"] = config
+    ctx.default_map = config.default_map(_parameters_by_command(cli))
+
+
+def _parameters_by_command(group: click.Group, prefix: str = "") -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for name, command in group.commands.items():
+        path = f"{prefix}{name}"
+        if isinstance(command, click.Group):
+            found.update(_parameters_by_command(command, path + " "))
+        else:
+            found[path] = {p.name for p in command.params if p.name}
+    return found
+
+
+def _pending_config_error() -> EvidenceKitError | None:
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_root().obj if ctx is not None else None
+    return obj.get("config_error") if isinstance(obj, dict) else None
 
 
 def run(command: str, as_json: bool, body: Callable[[], int]) -> NoReturn:
     """Run a command body; map every outcome to one message and a documented exit code."""
     try:
+        pending = _pending_config_error()
+        if pending is not None:
+            raise pending
         code = body()
     except EvidenceKitError as exc:
         render.error(exc, command, as_json)
@@ -98,6 +142,7 @@ def run(command: str, as_json: bool, body: Callable[[], int]) -> NoReturn:
 # ----------------------------------------------------------- shared by capture, custody, reseal
 def encryption_for(recipients: tuple[str, ...], files: tuple[Path, ...], use_passphrase: bool,
                 passphrase_file: Path | None) -> list[age.Recipient]:
+    recipients, files = _flags_over_defaults(recipients, files)
     by_key = recipients_from(recipients, files)
     wants_passphrase = use_passphrase or passphrase_file is not None or (
         not by_key and bool(os.environ.get(PASSPHRASE_ENV)))
@@ -114,6 +159,24 @@ def encryption_for(recipients: tuple[str, ...], files: tuple[Path, ...], use_pas
     secret = obtain("the bundle", passphrase_file, PASSPHRASE_ENV, "--passphrase-file",
                     confirm=True)
     return [age.ScryptRecipient(secret)]
+
+
+def _flags_over_defaults(recipients: tuple[str, ...], files: tuple[Path, ...]
+                         ) -> tuple[tuple[str, ...], tuple[Path, ...]]:
+    """Recipients from the configuration or EVIDENCEKIT_RECIPIENTS apply only when no encryption
+    flag (-r, -R, -p, --passphrase-file) was given on the command line."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return recipients, files
+
+    def flagged(name: str) -> bool:
+        return ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
+
+    if any(flagged(n) for n in ("recipients", "recipient_files", "use_passphrase",
+                                "passphrase_file")):
+        return (recipients if flagged("recipients") else (),
+                files if flagged("recipient_files") else ())
+    return recipients, files
 
 
 def resolve_signing_key(path: Path | None, passphrase_file: Path | None, quiet: bool) -> SigningKey:
@@ -141,7 +204,7 @@ def _on_sigterm(signum: int, frame: object) -> None:
 def main() -> None:
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        cli.main(standalone_mode=False)
+        cli.main(prog_name="evidencekit", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:

@@ -2,24 +2,35 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from evidencekit.capture import CaptureRequest, CaseInfo, capture
-from evidencekit.cli import render
-from evidencekit.cli.app import cli, encryption_for, json_option, resolve_signing_key, run
-from evidencekit.cli.keyring import default_signing_key_path
-from evidencekit.cli.secrets import KEY_PASSPHRASE_ENV, PASSPHRASE_ENV
+from evidencekit.cli import guided, render
+from evidencekit.cli.app import (
+    cli,
+    encryption_for,
+    json_option,
+    progress_option,
+    resolve_signing_key,
+    run,
+)
+from evidencekit.cli.cmd_profiles import complete_profile, select_profile
+from evidencekit.cli.keyring import default_signing_key_path, recipients_from
+from evidencekit.cli.secrets import KEY_PASSPHRASE_ENV, PASSPHRASE_ENV, interactive
 from evidencekit.errors import (
     ExitCode,
     UsageError,
 )
 from evidencekit.hostinfo import user_name
+from evidencekit.profiles import OS_NAMES
 
 
 # ------------------------------------------------------------------------------ capture
@@ -45,35 +56,64 @@ from evidencekit.hostinfo import user_name
               help="Your signing key (default: your personal key, created on first use).")
 @click.option("--sign-key-passphrase-file", type=click.Path(path_type=Path, dir_okay=False),
               help=f"Passphrase of the signing key (or set {KEY_PASSPHRASE_ENV}).")
+@click.option("--profile", metavar="NAME|FILE", shell_complete=complete_profile,
+              help="Collect what this profile names on this machine (a built-in or your own "
+              "profile, or a .yaml file); see 'evidencekit profiles list'.")
+@click.option("--profile-os", type=click.Choice(OS_NAMES),
+              help="Use the profile's rules for this system (default: this machine's), e.g. "
+              "for a mounted Windows home with USERPROFILE set.")
+@progress_option
+@guided.incident_options
 @json_option
 def capture_command(sources: tuple[Path, ...], output: Path | None, case_id: str | None,
                     examiner: str | None, description: str, legal_basis: str, organisation: str,
                     recipients: tuple[str, ...], recipient_files: tuple[Path, ...],
                     use_passphrase: bool, passphrase_file: Path | None, sign_key: Path | None,
-                    sign_key_passphrase_file: Path | None, as_json: bool) -> None:
+                    sign_key_passphrase_file: Path | None, as_json: bool, profile: str | None,
+                    profile_os: str | None, progress: str, **incident_args: Any) -> None:
     """Capture files and folders into a signed, encrypted evidence bundle.
 
     The sources are only read, never changed. Every file is hashed (SHA-256) as it is copied.
+    Run it with no sources on a terminal for a guided session.
     """
 
     def body() -> int:
-        if not sources:
+        selection = select_profile(profile, profile_os, bool(sources), as_json) if profile else None
+        paths = [*sources, *(Path(p) for p in selection.resolution.sources)] if selection \
+            else list(sources)
+        given: dict[str, Any] = {"examiner": examiner, "description": description,
+                                 "legal_basis": legal_basis, "organisation": organisation}
+        fields = selection.case_fields(given) if selection else given
+        case = CaseInfo(case_id or _default_case_id(), fields["examiner"] or user_name(),
+                        fields["description"], fields["legal_basis"], fields["organisation"])
+        if not paths and interactive() and not as_json:
+            defaults = guided.GuidedDefaults(output, recipients=recipients_from(
+                recipients, recipient_files))
+            return guided.guided_capture(guided.RichPrompter(), defaults, case,
+                                         _safe_filename(case.case_id), sign_key,
+                                         sign_key_passphrase_file)
+        if not paths:
             raise UsageError("nothing to capture: name the files and folders to preserve",
                              hint="evidencekit capture ~/Downloads/invoice.pdf --passphrase "
-                             "-o case.evidence")
-        case = CaseInfo(case_id or _default_case_id(), examiner or user_name(), description,
-                        legal_basis, organisation)
+                             "-o case.evidence (or run 'evidencekit capture' on a terminal "
+                             "for a guided session)")
+        incident = guided.incident_from_options(incident_args)
         chosen = encryption_for(recipients, recipient_files, use_passphrase, passphrase_file)
         signing = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json)
         target = output or Path(_safe_filename(case.case_id) + ".evidence")
-        request = CaptureRequest([os.fsencode(s) for s in sources], target, case, chosen, signing,
+        request = CaptureRequest([os.fsencode(s) for s in paths], target, case, chosen, signing,
                                  command_line=list(sys.argv),
-                                 progress=render.progress_for(as_json),
-                                 exclude_paths=(sign_key or default_signing_key_path(),))
+                                 progress=render.progress_for(as_json, progress),
+                                 filters=selection.filters if selection else None,
+                                 exclude_paths=(sign_key or default_signing_key_path(),),
+                                 incident=incident)
         result = capture(request)
         code = ExitCode.OK if result.seal.complete else ExitCode.CAPTURE_INCOMPLETE
         if as_json:
-            render.emit_json(render.capture_json(result, code))
+            document = render.capture_json(result, code)
+            document["case"] = dataclasses.asdict(case)
+            document["profile"] = selection.to_json() if selection else None
+            render.emit_json(document)
         else:
             render.capture_text(result)
         return code

@@ -13,6 +13,7 @@ from evidencekit.cli.app import (
     encryption_for,
     identity_option,
     json_option,
+    progress_option,
     resolve_signing_key,
     run,
     signing_options,
@@ -111,20 +112,22 @@ def custody_show(bundle: Path, as_json: bool) -> None:
 @click.option("--note", default="", help="Why it is resealed (e.g. MLA request number).")
 @actor_option
 @signing_options
+@progress_option
 @json_option
 def reseal_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: Path | None,
                    ask_passphrase: bool, recipients: tuple[str, ...],
                    recipient_files: tuple[Path, ...], new_passphrase_file: Path | None,
                    output: Path, note: str, actor: str | None, sign_key: Path | None,
-                   sign_key_passphrase_file: Path | None, as_json: bool) -> None:
+                   sign_key_passphrase_file: Path | None, progress: str, as_json: bool) -> None:
     """Re-encrypt a bundle for a new holder; evidence, seal and custody log carry over."""
 
     def body() -> int:
-        keys = identities_for(bundle, identities, passphrase_file, ask_passphrase)
+        keys = identities_for(bundle, identities, passphrase_file, ask_passphrase, required=True)
         new_recipients = encryption_for(recipients, recipient_files, False, new_passphrase_file)
         signing = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json)
         request = EventRequest("resealed", actor or user_name(), signing, note)
-        result = reseal(bundle, output, keys, new_recipients, request)
+        result = reseal(bundle, output, keys, new_recipients, request,
+                        progress=render.progress_for(as_json, progress))
         if as_json:
             render.emit_json({"command": "reseal", "ok": True, "exit_code": 0,
                               "bundle": str(bundle), "output": str(result.output),

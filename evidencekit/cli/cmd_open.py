@@ -14,6 +14,7 @@ from evidencekit.cli.app import (
     cli,
     identity_option,
     json_option,
+    progress_option,
     resolve_signing_key,
     run,
     signing_options,
@@ -129,17 +130,19 @@ def _record(bundle: Path, report: Report, action: str, actor: str | None, sign_k
 @click.option("--receipt", "receipt_file", type=click.Path(path_type=Path, dir_okay=False),
               help="Also check the bundle against a receipt made by 'evidencekit receipt'.")
 @record_option
+@progress_option
 @json_option
 def verify_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: Path | None,
                    ask_passphrase: bool, trusted: tuple[str, ...], receipt_file: Path | None,
                    record: bool, actor: str | None, sign_key: Path | None,
-                   sign_key_passphrase_file: Path | None, as_json: bool) -> None:
+                   sign_key_passphrase_file: Path | None, progress: str, as_json: bool) -> None:
     """Check a bundle: seal, signatures, custody and payload hash; with a key, every file too."""
 
     def body() -> int:
         keys = identities_for(bundle, identities, passphrase_file, ask_passphrase)
         receipt = _read_receipt(receipt_file) if receipt_file else None
-        report = verify(bundle, keys, trusted_from(trusted), progress=render.progress_for(as_json))
+        report = verify(bundle, keys, trusted_from(trusted),
+                        progress=render.progress_for(as_json, progress))
         if receipt is not None:
             check_receipt(report, receipt, report.findings)
         recorded = None
@@ -182,18 +185,19 @@ def _read_receipt(path: Path) -> dict[str, str]:
               help="Keep the bag exactly as stored (escaped names, no symbolic links): always a "
               "valid BagIt bag. By default original names and in-tree links are restored.")
 @record_option
+@progress_option
 @json_option
 def extract_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: Path | None,
                     ask_passphrase: bool, trusted: tuple[str, ...], output: Path,
                     keep_untrusted: bool, as_stored: bool, record: bool, actor: str | None,
                     sign_key: Path | None, sign_key_passphrase_file: Path | None,
-                    as_json: bool) -> None:
+                    progress: str, as_json: bool) -> None:
     """Verify and open a bundle into a new folder; nothing is kept unless every check passes."""
 
     def body() -> int:
         keys = identities_for(bundle, identities, passphrase_file, ask_passphrase, required=True)
         result = extract(bundle, output, keys, trusted_from(trusted), keep_untrusted,
-                         render.progress_for(as_json), as_stored)
+                         render.progress_for(as_json, progress), as_stored)
         code = render.exit_code_for(result.report)
         if code == ExitCode.OK and result.output is None:
             code = ExitCode.EVIDENCE_PROBLEM

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.progress import (
@@ -25,9 +27,12 @@ from evidencekit.findings import Finding
 from evidencekit.format.documents import CustodyEvent, Seal
 from evidencekit.progress import NoProgress
 from evidencekit.progress import Progress as ProgressSink
+from evidencekit.selection import EXCLUDED, TOO_LARGE
 from evidencekit.verify import Report
 
 JSON_SCHEMA_VERSION = 1
+NO_KEY_HINT = ("the key or passphrase did not match: try again (check for typing mistakes), or "
+               "ask the person who made the bundle which key or passphrase it was made for")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -124,13 +129,18 @@ def capture_text(result: CaptureResult) -> None:
     out.print(f"  signed by       {seal.signer.fingerprint}")
     for warning in result.warnings:
         err.print(f"[yellow]evidencekit: warning:[/] {_escape(warning)}")
-    if result.problems:
-        err.print(f"[yellow]{len(result.problems)} item(s) could not be captured completely "
+    by_rule = [p for p in result.problems if p.problem.startswith((EXCLUDED, TOO_LARGE))]
+    problems = [p for p in result.problems if p not in by_rule]
+    if by_rule:
+        err.print(f"{len(by_rule)} file(s) not read, by the profile's rules (each is listed in the "
+                  "manifest as skipped, with the reason; --json lists them)")
+    if problems:
+        err.print(f"[yellow]{len(problems)} item(s) could not be captured completely "
                   "(recorded in the manifest):[/]")
-        for problem in result.problems[:50]:
+        for problem in problems[:50]:
             err.print(f"  {_escape(problem.path)}: {_escape(problem.problem)}")
-        if len(result.problems) > 50:
-            err.print(f"  … and {len(result.problems) - 50} more (see --json)")
+        if len(problems) > 50:
+            err.print(f"  … and {len(problems) - 50} more (see --json)")
     out.print("Keep this bundle unchanged. Check it any time with: evidencekit verify "
               f"{_escape(str(result.output))}")
 
@@ -171,6 +181,7 @@ def report_text(report: Report) -> None:
         print_finding(finding)
     if report.no_matching_key:
         err.print(f"[bold red]Cannot decrypt:[/] {_escape(report.no_matching_key)}")
+        err.print(f"[yellow]evidencekit: hint:[/] {NO_KEY_HINT}")
     if report.ok:
         what = (f"all {report.files_checked} files decrypted and match their hashes"
                 if report.decrypted else "seal, signatures, custody log and payload hash are "
@@ -207,8 +218,60 @@ def exit_code_for(report: Report) -> int:
     return ExitCode.OK
 
 
-def progress_for(as_json: bool) -> ProgressSink:
-    """A progress bar on a terminal; nothing for scripts, pipes and --json."""
-    if as_json or not sys.stderr.isatty():
+def progress_for(as_json: bool, mode: str = "auto") -> ProgressSink:
+    """What ``--progress MODE`` asks for. auto: a bar on a terminal; nothing for scripts, pipes
+    and --json. json: JSON Lines events on stderr (docs/schemas/progress.schema.json)."""
+    if mode == "json":
+        return JsonLinesProgress()
+    if mode == "bar":
+        return RichProgress()
+    if mode == "none" or as_json or not sys.stderr.isatty():
         return NoProgress()
     return RichProgress()
+
+
+class JsonLinesProgress:
+    """Progress as JSON Lines on stderr, for scripts: one ``start``, ``advance`` events at most
+    every *interval* seconds (10 a second by default), one ``finish`` with the final counts.
+
+    Each line: ``{"event", "label", "files", "bytes", "total_files", "total_bytes", "time"}``;
+    ``time`` is seconds since ``start``; totals are null when unknown.
+    """
+
+    wants_totals = True
+
+    def __init__(self, stream: TextIO | None = None, interval: float = 0.1,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._stream = stream
+        self._interval = interval
+        self._clock = clock
+        self._label = ""
+        self._files = self._bytes = 0
+        self._totals: tuple[int | None, int | None] = (None, None)
+        self._started = self._last = 0.0
+
+    def start(self, label: str, total_files: int | None, total_bytes: int | None) -> None:
+        self._label, self._totals = label, (total_files, total_bytes)
+        self._files = self._bytes = 0
+        self._started = self._last = self._clock()
+        self._emit("start")
+
+    def advance(self, files: int = 0, nbytes: int = 0) -> None:
+        self._files += files
+        self._bytes += nbytes
+        now = self._clock()
+        if now - self._last >= self._interval:
+            self._last = now
+            self._emit("advance")
+
+    def finish(self) -> None:
+        self._emit("finish")
+
+    def _emit(self, event: str) -> None:
+        line = {"event": event, "label": self._label, "files": self._files,
+                "bytes": self._bytes, "total_files": self._totals[0],
+                "total_bytes": self._totals[1],
+                "time": round(self._clock() - self._started, 3)}
+        stream = self._stream or sys.stderr
+        stream.write(json.dumps(line, ensure_ascii=False) + "\n")
+        stream.flush()

@@ -454,7 +454,13 @@ class SshEd25519Identity:
 
 def _scrypt_key(passphrase: bytes, salt: bytes, work_factor: int) -> bytes:
     kdf = Scrypt(salt=_SCRYPT_LABEL + salt, length=32, n=1 << work_factor, r=8, p=1)
-    return kdf.derive(passphrase)
+    try:
+        return kdf.derive(passphrase)
+    except MemoryError:  # 128 * r * 2^work_factor bytes: 4 GiB at the 2^22 readers accept
+        raise AgeHeaderError(
+            f"age header: scrypt work factor 2^{work_factor} needs {1 << (work_factor - 10)} MiB "
+            "of memory, more than this machine can give"
+        ) from None
 
 
 class ScryptRecipient:

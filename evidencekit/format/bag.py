@@ -12,6 +12,7 @@ BAG_INFO = "bag-info.txt"
 BAGIT = "bagit.txt"
 EK_MANIFEST = "evidencekit/manifest.json"
 EK_MANIFEST_SIG = "evidencekit/manifest.json.sig"
+EK_INCIDENT = "evidencekit/incident.json"  # optional; its SHA-256 is in manifest.json
 
 
 def encode_path(path: str) -> str:
@@ -20,6 +21,8 @@ def encode_path(path: str) -> str:
 
 
 def decode_path(encoded: str) -> str:
+    if "%" not in encoded:  # nearly every path: nothing to decode
+        return encoded
     out: list[str] = []
     i = 0
     while i < len(encoded):
@@ -49,7 +52,10 @@ def parse_manifest(data: bytes, what: str) -> dict[str, str]:
         raise BundleError(f"{what} is not UTF-8") from None
     if text and not text.endswith("\n"):
         raise BundleError(f"{what} does not end with a newline")
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Lines end with LF only: str.splitlines() would also split inside names holding a vertical
+    # tab, form feed, U+0085, U+2028 … (legal in file names, not percent-encoded by RFC 8493).
+    lines = text.split("\n")[:-1] if text else []
+    for number, line in enumerate(lines, start=1):
         digest, sep, encoded = line.partition("  ")
         if not sep or len(digest) != 64 or not _is_lower_hex(digest) or not encoded:
             raise BundleError(f"{what} line {number} is malformed")
@@ -63,7 +69,7 @@ def parse_manifest(data: bytes, what: str) -> dict[str, str]:
 
 
 def _is_lower_hex(text: str) -> bool:
-    return all(c in "0123456789abcdef" for c in text)
+    return not text.strip("0123456789abcdef")  # every character is one of those
 
 
 def bag_info(fields: list[tuple[str, str]]) -> bytes:

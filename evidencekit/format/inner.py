@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import tarfile
+from collections.abc import Iterable
 
 from evidencekit.format.bag import BAG_ROOT
 from evidencekit.format.outer import BLOCK, padding
@@ -18,8 +19,70 @@ def _pax_time(ns: int) -> str:
     return f"{seconds}.{fraction:09d}"
 
 
+_POSIX_MAGIC = b"ustar\x0000"
+_PAX_HEADER_NAME = b"././@PaxHeader"
+_MAX_OCTAL = {8: 8**7, 12: 8**11}  # first value an octal field of that width cannot hold
+
+
+def _octal(value: int, width: int) -> bytes:
+    return b"%0*o\0" % (width - 1, value)
+
+
+def _ustar_block(name: bytes, kind: bytes, size: int, mode: int, mtime: int, uid: int,
+                 gid: int) -> bytes:
+    """A ustar header block exactly as tarfile writes it (PAX_FORMAT, no device numbers)."""
+    block = b"".join((
+        name[:100].ljust(100, b"\0"), _octal(mode & 0o7777, 8), _octal(uid, 8), _octal(gid, 8),
+        _octal(size, 12), _octal(mtime, 12), b"        ", kind, bytes(100), _POSIX_MAGIC,
+        bytes(64 + 16 + 155 + 12),  # uname, gname, devmajor, devminor, prefix, padding
+    ))
+    return block[:148] + b"%06o\0" % sum(block) + block[155:]
+
+
+def _pax_record(keyword: str, value: str) -> bytes:
+    body = b" %s=%s\n" % (keyword.encode("utf-8"), value.encode("utf-8"))
+    length = len(body)  # the record's length includes its own decimal digits
+    while len(b"%d" % length) + len(body) != length:
+        length = len(b"%d" % length) + len(body)
+    return b"%d" % length + body
+
+
 def _header(name: str, kind: bytes, size: int, mode: int, mtime_ns: int,
             info: os.stat_result | None) -> bytes:
+    """The member's header: byte for byte what ``tarfile`` writes in PAX_FORMAT, about ten
+    times faster (it matters for folders of small files). Unusual names go through tarfile."""
+    path = f"{BAG_ROOT}/{name}/" if kind == tarfile.DIRTYPE and not name.endswith("/") \
+        else f"{BAG_ROOT}/{name}"
+    uid, gid = (info.st_uid, info.st_gid) if info is not None else (0, 0)
+    mtime = mtime_ns // 1_000_000_000
+    records = [_pax_record("mtime", _pax_time(mtime_ns))]
+    try:
+        encoded = path.encode("ascii")
+        if len(encoded) > 100:
+            records.append(_pax_record("path", path))
+    except UnicodeEncodeError:
+        try:
+            records.append(_pax_record("path", path))
+        except UnicodeEncodeError:  # surrogates: tarfile switches to hdrcharset=BINARY
+            return _tarfile_header(name, kind, size, mode, mtime_ns, info)
+        encoded = path.encode("ascii", "replace")
+    numbers = {"uid": uid, "gid": gid, "size": size}
+    for keyword, width in (("uid", 8), ("gid", 8), ("size", 12)):
+        if not 0 <= numbers[keyword] < _MAX_OCTAL[width]:
+            records.append(_pax_record(keyword, str(numbers[keyword])))
+            numbers[keyword] = 0
+    if not 0 <= mtime < _MAX_OCTAL[12]:
+        mtime = 0  # the pax mtime record holds it
+    data = b"".join(records)
+    return (_ustar_block(_PAX_HEADER_NAME, tarfile.XHDTYPE, len(data), 0, 0, 0, 0)
+            + data + padding(len(data))
+            + _ustar_block(encoded, kind, numbers["size"], mode, mtime, numbers["uid"],
+                           numbers["gid"]))
+
+
+def _tarfile_header(name: str, kind: bytes, size: int, mode: int, mtime_ns: int,
+                    info: os.stat_result | None) -> bytes:
+    """The reference: the header tarfile itself makes (what _header must equal)."""
     member = tarfile.TarInfo(f"{BAG_ROOT}/{name}")
     member.type = kind
     member.size = size
@@ -36,10 +99,23 @@ class InnerTarWriter:
 
     def __init__(self, out: Writable) -> None:
         self._out = out
+        self._scratch = bytearray()
 
     def add_bytes(self, name: str, data: bytes, mtime_ns: int) -> None:
         self._out.write(_header(name, tarfile.REGTYPE, len(data), TAG_MODE, mtime_ns, None))
-        self._out.write(data + padding(len(data)))
+        self._out.write(data)
+        self._out.write(padding(len(data)))
+
+    def add_chunks(self, name: str, chunks: Iterable[bytes], size: int, mtime_ns: int) -> None:
+        """A tag file given in pieces (of *size* bytes in all): the same bytes as add_bytes()."""
+        self._out.write(_header(name, tarfile.REGTYPE, size, TAG_MODE, mtime_ns, None))
+        written = 0
+        for chunk in chunks:
+            self._out.write(chunk)
+            written += len(chunk)
+        if written != size:
+            raise ValueError(f"{name}: {written} bytes given, {size} announced")
+        self._out.write(padding(size))
 
     def add_directory(self, name: str, info: os.stat_result) -> None:
         self._out.write(_header(name, tarfile.DIRTYPE, 0, stat.S_IMODE(info.st_mode) | 0o700,
@@ -51,6 +127,28 @@ class InnerTarWriter:
 
     def write(self, data: bytes) -> None:
         self._out.write(data)
+
+    def reserve(self, size: int) -> memoryview:
+        """Room for up to *size* bytes of file content, to read into; then :meth:`commit`.
+
+        With a BackgroundWriter underneath this is free space in its current block, so content is
+        read straight into the block that gets encrypted: no copy.
+        """
+        reserve = getattr(self._out, "reserve", None)
+        if reserve is not None:
+            view: memoryview = reserve(size)
+            return view
+        if len(self._scratch) < size:
+            self._scratch = bytearray(size)
+        return memoryview(self._scratch)[:size]
+
+    def commit(self, count: int) -> None:
+        """*count* bytes were put into the view from :meth:`reserve`: they follow in the stream."""
+        commit = getattr(self._out, "commit", None)
+        if commit is not None:
+            commit(count)
+        else:
+            self._out.write(bytes(self._scratch[:count]))
 
     def end_file(self, size: int) -> None:
         if size % BLOCK:

@@ -31,6 +31,7 @@ END_OF_ARCHIVE = b"\0" * (2 * BLOCK)
 MEMBER_MODE = 0o444  # evidence is read-only
 _USTAR_MAX_SIZE = 8**11 - 1
 MAX_NAME = 99
+_PREADV = getattr(os, "preadv", None)  # not on every platform (macOS)
 
 
 def _octal(value: int, width: int) -> bytes:
@@ -102,11 +103,16 @@ class OuterWriter:
         self._out.write(padding(len(data)))
 
     @contextmanager
-    def add_stream(self, name: str, mtime: int) -> Iterator[HashingSink]:
-        """Yield a sink for a member of unknown size; its header is completed on exit."""
+    def add_stream(self, name: str, mtime: int, through: Any = None) -> Iterator[HashingSink]:
+        """Yield a sink for a member of unknown size; its header is completed on exit.
+
+        With *through* (e.g. a BackgroundWriter writing to the same file), the sink writes the
+        data there instead; the caller makes sure all of it has reached the file before the
+        ``with`` block ends.
+        """
         start = self._out.tell()
         self._out.write(member_header(name, 0, mtime))
-        sink = HashingSink(self._out)
+        sink = HashingSink(self._out if through is None else through)
         yield sink
         end = self._out.tell()
         self._out.seek(start)
@@ -137,7 +143,9 @@ class HashingSink(io.RawIOBase):
         return written if written is not None else len(data)
 
     def flush(self) -> None:
-        self._out.flush()
+        flush = getattr(self._out, "flush", None)
+        if flush is not None:
+            flush()
 
     def hexdigest(self) -> str:
         return self._hash.hexdigest()
@@ -250,16 +258,22 @@ class MemberReader(io.RawIOBase):
         wanted = min(len(view), self._left)
         if wanted == 0:
             return 0
-        data = os.pread(self._fd, wanted, self._position)
-        if not data:
+        target = view[:wanted]
+        count: int
+        if _PREADV is not None:
+            count = _PREADV(self._fd, [target], self._position)  # straight into the buffer
+        else:
+            data = os.pread(self._fd, wanted, self._position)
+            count = len(data)
+            target[:count] = data
+        if not count:
             raise BundleError("the bundle file ended early while reading a member")
-        view[: len(data)] = data
-        self._position += len(data)
-        self._left -= len(data)
-        self._hash.update(data)
+        self._position += count
+        self._left -= count
+        self._hash.update(target[:count])
         if self._on_read is not None:
-            self._on_read(len(data))
-        return len(data)
+            self._on_read(count)
+        return count
 
     def hexdigest(self) -> str:
         return self._hash.hexdigest()
@@ -274,5 +288,6 @@ def open_member(f: BinaryIO, member: Member, on_read: Callable[[int], None] | No
 
 def drain(stream: io.BufferedReader) -> None:
     """Read to the end (so the member's hash covers all of it)."""
-    while stream.read(1 << 20):
+    buffer = bytearray(1 << 20)  # one buffer, reused: no allocation per read
+    while stream.readinto(buffer):
         pass

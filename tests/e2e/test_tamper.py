@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 
-from evidencekit import canonical
 from evidencekit.clock import parse_rfc3339, rfc3339
 from evidencekit.crypto import age, sshsig
 from evidencekit.crypto.keys import SigningKey

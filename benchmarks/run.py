@@ -1,0 +1,463 @@
+"""Benchmark evidencekit against the standard tools, side by side, and check issue 5's targets.
+
+Run from the repository root (the evidencekit under test is the one on PATH next to this Python):
+
+    python benchmarks/run.py            # the full data sets (2 GiB file, 20,000 and 100,000 files)
+    python benchmarks/run.py --quick    # everything scaled down, for a smoke test
+
+It builds the data sets under a temporary folder (``--work DIR`` keeps and reuses them), reads
+every input once so it is in the page cache, then runs each command ``--repeat`` times, interleaved,
+and keeps the fastest wall time and the largest peak RSS of each (GNU ``/usr/bin/time`` reports the
+peak RSS of the command and every descendant it waited for). The table prints each target of
+issue 5 as a ratio with "met" or "NOT met"; the same figures are written as JSON (``--json-out``,
+by default ``benchmarks/results/latest.json``).
+
+Targets (issue 5):
+ 1. capture of one 2 GiB file <= ``tar cf - | age -r`` and <= 1/4 of ``hashdeep`` + ``tar | age``
+ 2. verify with the key <= 1.3 x ``openssl dgst -sha256`` of the plaintext
+ 3. capture (and verify) of 20,000 files of 2-5 KB <= 3 x (``hashdeep`` + ``tar | age``)
+ 4. peak RSS < 100 MB for the 2 GiB file, < 200 MB for 100,000 files, flat with file size
+ 5. 10 x the bytes or 10 x the files costs <= 11 x the time
+ 6. the progress bar and --json cost < 2 % (pty via ``script -qc`` / --json vs plain)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+BIN = Path(sys.executable).parent
+EVIDENCEKIT = shutil.which("evidencekit", path=str(BIN)) or "evidencekit"
+MiB = 1 << 20
+GiB = 1 << 30
+
+
+# ------------------------------------------------------------------------------ data sets
+
+
+@dataclass
+class Scale:
+    big: int  # bytes of the one big file
+    tree_files: int  # the small-files tree (target 3)
+    many_files: int  # the memory tree (target 4)
+    folders: int = 100
+
+    @classmethod
+    def full(cls) -> Scale:
+        return cls(big=2 * GiB, tree_files=20_000, many_files=100_000)
+
+    @classmethod
+    def quick(cls) -> Scale:
+        return cls(big=128 * MiB, tree_files=2_000, many_files=10_000, folders=20)
+
+
+def write_random_file(path: Path, size: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            block = os.urandom(min(8 * MiB, left))
+            f.write(block)
+            left -= len(block)
+
+
+def write_tree(root: Path, files: int, folders: int, seed: int) -> None:
+    """*files* files of 2-5 KB of random bytes, spread over *folders* folders."""
+    rng = random.Random(seed)
+    for index in range(files):
+        folder = root / f"folder-{index % folders:03d}"
+        if index < folders:
+            folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"file-{index:06d}.bin").write_bytes(os.urandom(rng.randint(2048, 5120)))
+
+
+def build_data(work: Path, scale: Scale) -> dict[str, Path]:
+    """Build (or reuse, when the stamp matches) every data set; return their source paths."""
+    data = work / "data"
+    stamp = data / "stamp.json"
+    wanted = json.dumps(asdict(scale), sort_keys=True)
+    sets = {
+        "big": data / "big" / "big.bin",
+        "big_tenth": data / "big_tenth" / "big_tenth.bin",
+        "tree": data / "tree" / "evidence",
+        "tree_tenth": data / "tree_tenth" / "evidence",
+        "many": data / "many" / "evidence",
+    }
+    if stamp.exists() and stamp.read_text() == wanted:
+        return sets
+    shutil.rmtree(data, ignore_errors=True)
+    print(f"building data sets in {data} ...", file=sys.stderr)
+    write_random_file(sets["big"], scale.big)
+    write_random_file(sets["big_tenth"], scale.big // 10)
+    write_tree(sets["tree"], scale.tree_files, scale.folders, 1)
+    write_tree(sets["tree_tenth"], scale.tree_files // 10, scale.folders, 2)
+    write_tree(sets["many"], scale.many_files, scale.folders * 10, 3)
+    stamp.write_text(wanted)
+    return sets
+
+
+def warm(path: Path) -> None:
+    """Read everything under *path* once, so the timed runs find it in the page cache."""
+    paths = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for p in paths:
+        with open(p, "rb", buffering=0) as f:
+            while f.read(8 * MiB):
+                pass
+
+
+# ------------------------------------------------------------------------------ running
+
+
+@dataclass
+class Sample:
+    wall: float
+    user: float
+    system: float
+    max_rss_mb: float
+    code: int
+
+
+@dataclass
+class Measurement:
+    name: str
+    command: str
+    samples: list[Sample] = field(default_factory=list)
+
+    @property
+    def wall(self) -> float:
+        return min(s.wall for s in self.samples)
+
+    @property
+    def rss(self) -> float:
+        return max(s.max_rss_mb for s in self.samples)
+
+    @property
+    def cpu(self) -> float:
+        best = min(self.samples, key=lambda s: s.wall)
+        return best.user + best.system
+
+
+def run_once(command: str, cwd: Path) -> Sample:
+    """Run *command* with sh; wall time, CPU and the peak RSS of it and its descendants.
+
+    GNU time does the fork and exec: a child's peak RSS includes whatever its parent had mapped
+    before exec, so measuring from this (large) Python process would inflate small tools.
+    """
+    report = cwd / "time.txt"
+    started = time.perf_counter()
+    proc = subprocess.run(["/usr/bin/time", "-o", str(report), "-f", "%M %U %S", "/bin/sh", "-c",
+                           command], cwd=cwd, stdin=subprocess.DEVNULL,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"command failed ({proc.returncode}): {command}\n"
+                         f"{proc.stderr.decode(errors='replace')[-2000:]}")
+    rss_kb, user, system = report.read_text().split()[-3:]
+    return Sample(wall, float(user), float(system), int(rss_kb) / 1024, proc.returncode)
+
+
+@dataclass
+class Bench:
+    work: Path
+    sets: dict[str, Path]
+    recipient: str
+    identity: Path
+    sign_key: Path
+    repeat: int
+    measurements: dict[str, Measurement] = field(default_factory=dict)
+
+    def out(self, name: str) -> Path:
+        return self.work / "out" / name
+
+    def measure(self, name: str, command: str, cleanup: list[Path] | None = None) -> None:
+        entry = self.measurements.setdefault(name, Measurement(name, command))
+        for path in cleanup or []:
+            _remove(path)
+        sample = run_once(command, self.work)
+        entry.samples.append(sample)
+        print(f"  {name:28} {sample.wall:8.3f} s  cpu {sample.user + sample.system:7.2f} s  "
+              f"rss {sample.max_rss_mb:7.1f} MB", file=sys.stderr)
+
+    # --- commands
+
+    def capture(self, data: str, bundle: str, extra: str = "--json") -> str:
+        source = self.sets[data]
+        return (f"{shlex.quote(EVIDENCEKIT)} capture {shlex.quote(str(source))} "
+                f"-r {self.recipient} --sign-key {shlex.quote(str(self.sign_key))} "
+                f"--case BENCH -o {shlex.quote(str(self.out(bundle)))} {extra}")
+
+    def verify_run(self, name: str, bundle: str) -> None:
+        warm(self.out(bundle))  # capture may write around the page cache: read it in first
+        self.measure(name, self.verify(bundle))
+
+    def verify(self, bundle: str) -> str:
+        return (f"{shlex.quote(EVIDENCEKIT)} verify {shlex.quote(str(self.out(bundle)))} "
+                f"-i {shlex.quote(str(self.identity))} --json")
+
+    def tar_age(self, data: str) -> str:
+        source = self.sets[data]
+        return (f"tar cf - -C {shlex.quote(str(source.parent))} {shlex.quote(source.name)} | "
+                f"age -r {self.recipient} > {shlex.quote(str(self.out(data + '.tar.age')))}")
+
+    def hashdeep(self, data: str) -> str:
+        return f"hashdeep -r -c sha256 {shlex.quote(str(self.sets[data]))} > /dev/null"
+
+    def openssl(self, data: str) -> str:
+        return f"openssl dgst -sha256 {shlex.quote(str(self.sets[data]))} > /dev/null"
+
+    def capture_run(self, name: str, data: str, extra: str = "--json", pty: bool = False) -> None:
+        bundle = f"{name}.evidence"
+        command = self.capture(data, bundle, extra)
+        if pty:  # a pseudo-terminal, so the progress bar is drawn
+            command = f"script -qec {shlex.quote(command)} /dev/null"
+        self.measure(name, command, cleanup=[self.out(bundle)])
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+
+
+def setup_keys(work: Path) -> tuple[str, Path, Path]:
+    keys = work / "keys"
+    shutil.rmtree(keys, ignore_errors=True)
+    keys.mkdir(parents=True)
+    identity = keys / "identity.txt"
+    subprocess.run(["age-keygen", "-o", str(identity)], check=True, capture_output=True)
+    recipient = subprocess.run(["age-keygen", "-y", str(identity)], check=True,
+                               capture_output=True, text=True).stdout.strip()
+    sign_key = keys / "signer"
+    subprocess.run([EVIDENCEKIT, "key", "generate", "-o", str(sign_key), "--json"], check=True,
+                   capture_output=True)
+    return recipient, identity, sign_key
+
+
+# ------------------------------------------------------------------------------ targets
+
+
+@dataclass
+class Check:
+    target: int
+    what: str
+    value: float
+    limit: float
+    unit: str
+    met: bool
+    detail: str
+
+
+def check(target: int, what: str, value: float, limit: float, unit: str, detail: str,
+          at_least: bool = False) -> Check:
+    met = value >= limit if at_least else value <= limit
+    return Check(target, what, value, limit, unit, met, detail)
+
+
+def evaluate(m: dict[str, Measurement], selected: set[int]) -> list[Check]:
+    def w(name: str) -> float:
+        return m[name].wall
+
+    checks: list[Check] = []
+    if 1 in selected:
+        checks.append(check(1, "capture 2 GiB / tar\\|age", w("capture_big") / w("tar_age_big"), 1.0,
+                            "x", f"{w('capture_big'):.2f} s vs {w('tar_age_big'):.2f} s"))
+        two_pass = w("hashdeep_big") + w("tar_age_big")
+        checks.append(check(1, "(hashdeep + tar\\|age) / capture", two_pass / w("capture_big"), 4.0,
+                            "x", f"{two_pass:.2f} s vs {w('capture_big'):.2f} s", at_least=True))
+    if 2 in selected:
+        checks.append(check(2, "verify -i 2 GiB / openssl sha256", w("verify_big") /
+                            w("openssl_big"), 1.3, "x",
+                            f"{w('verify_big'):.2f} s vs {w('openssl_big'):.2f} s"))
+    if 3 in selected:
+        standard = w("hashdeep_tree") + w("tar_age_tree")
+        for op in ("capture", "verify"):
+            checks.append(check(3, f"{op} 20k files / (hashdeep + tar\\|age)",
+                                w(f"{op}_tree") / standard, 3.0, "x",
+                                f"{w(f'{op}_tree'):.2f} s vs {standard:.2f} s"))
+    if 4 in selected:
+        for op in ("capture", "verify"):
+            checks.append(check(4, f"{op} 2 GiB peak RSS", m[f"{op}_big"].rss, 100, "MB",
+                                f"{m[f'{op}_big'].rss:.1f} MB"))
+            checks.append(check(4, f"{op} 100k files peak RSS", m[f"{op}_many"].rss, 200, "MB",
+                                f"{m[f'{op}_many'].rss:.1f} MB"))
+            small, large = m[f"{op}_big_tenth"].rss, m[f"{op}_big"].rss
+            checks.append(check(4, f"{op} RSS growth 10x bytes", large - small, 5, "MB",
+                                f"{small:.1f} MB -> {large:.1f} MB (flat: < 5 MB more)"))
+    if 5 in selected:
+        for op in ("capture", "verify"):
+            for data, label in (("big", "bytes"), ("tree", "files")):
+                small, large = w(f"{op}_{data}_tenth"), w(f"{op}_{data}")
+                checks.append(check(5, f"{op} time 10x {label}", large / small, 11.0, "x",
+                                    f"{small:.2f} s -> {large:.2f} s"))
+    if 6 in selected:
+        for data in ("big", "tree"):
+            plain = w(f"capture_{data}_plain")
+            for mode, label in (("bar", "progress bar"), ("json", "--json")):
+                value = w(f"capture_{data}_{mode}")
+                checks.append(check(6, f"{label} cost, {data}", (value / plain - 1) * 100, 2.0, "%",
+                                    f"{value:.2f} s vs {plain:.2f} s plain"))
+    return checks
+
+
+def run_rounds(bench: Bench, selected: set[int]) -> None:
+    need_big = selected & {1, 2, 4, 5, 6}
+    need_tree = selected & {3, 5, 6}
+    for round_number in range(bench.repeat):
+        print(f"round {round_number + 1}/{bench.repeat}", file=sys.stderr)
+        if need_big:
+            warm(bench.sets["big"])
+            warm(bench.sets["big_tenth"])
+            bench.capture_run("capture_big", "big")
+            bench.verify_run("verify_big", "capture_big.evidence")
+            if 1 in selected:
+                bench.measure("tar_age_big", bench.tar_age("big"),
+                              cleanup=[bench.out("big.tar.age")])
+                _remove(bench.out("big.tar.age"))
+                bench.measure("hashdeep_big", bench.hashdeep("big"))
+            if 2 in selected:
+                bench.measure("openssl_big", bench.openssl("big"))
+            if selected & {4, 5}:
+                bench.capture_run("capture_big_tenth", "big_tenth")
+                bench.verify_run("verify_big_tenth", "capture_big_tenth.evidence")
+            for _ in range(2 if 6 in selected else 0):  # a 2 % effect: twice the samples
+                bench.capture_run("capture_big_plain", "big", extra="")
+                bench.capture_run("capture_big_json", "big")
+                bench.capture_run("capture_big_bar", "big", extra="", pty=True)
+        if need_tree:
+            warm(bench.sets["tree"])
+            warm(bench.sets["tree_tenth"])
+            bench.capture_run("capture_tree", "tree")
+            bench.verify_run("verify_tree", "capture_tree.evidence")
+            if 3 in selected:
+                bench.measure("tar_age_tree", bench.tar_age("tree"),
+                              cleanup=[bench.out("tree.tar.age")])
+                _remove(bench.out("tree.tar.age"))
+                bench.measure("hashdeep_tree", bench.hashdeep("tree"))
+            if 5 in selected:
+                bench.capture_run("capture_tree_tenth", "tree_tenth")
+                bench.verify_run("verify_tree_tenth", "capture_tree_tenth.evidence")
+            for _ in range(2 if 6 in selected else 0):
+                bench.capture_run("capture_tree_plain", "tree", extra="")
+                bench.capture_run("capture_tree_json", "tree")
+                bench.capture_run("capture_tree_bar", "tree", extra="", pty=True)
+        if 4 in selected and round_number == 0:  # memory does not need repeating
+            warm(bench.sets["many"])
+            bench.capture_run("capture_many", "many")
+            bench.verify_run("verify_many", "capture_many.evidence")
+            _remove(bench.out("capture_many.evidence"))
+
+
+# ------------------------------------------------------------------------------ output
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    flags = Path("/proc/cpuinfo").read_text()
+    tools = {}
+    for name, args in (("age", ["age", "--version"]), ("openssl", ["openssl", "version"]),
+                       ("tar", ["tar", "--version"]), ("hashdeep", ["hashdeep", "-V"]),
+                       ("evidencekit", [EVIDENCEKIT, "--version"])):
+        try:
+            result = subprocess.run(args, capture_output=True, text=True, timeout=30)
+            tools[name] = (result.stdout or result.stderr).strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.SubprocessError):
+            tools[name] = "?"
+    return {"cpu": model, "cores": os.cpu_count(), "sha_ni": " sha_ni" in flags,
+            "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9, 1),
+            "kernel": platform.release(), "python": platform.python_version(),
+            "load_average_at_start": os.getloadavg(), "tools": tools}
+
+
+def table(checks: list[Check], measurements: dict[str, Measurement]) -> str:
+    lines = ["| # | target | measured | limit | result | detail |",
+             "|---|---|---|---|---|---|"]
+    for c in checks:
+        bound = ">=" if c.what.startswith("(hashdeep") else "<="
+        value = f"{c.value:.2f} {c.unit}" if c.unit != "%" else f"{c.value:+.1f} %"
+        lines.append(f"| {c.target} | {c.what} | {value} | {bound} {c.limit:g} {c.unit} | "
+                     f"{'met' if c.met else '**NOT met**'} | {c.detail} |")
+    lines += ["", "| run | fastest wall (s) | CPU (s) | peak RSS (MB) | runs |",
+              "|---|---|---|---|---|"]
+    for m in measurements.values():
+        lines.append(f"| {m.name} | {m.wall:.3f} | {m.cpu:.2f} | {m.rss:.1f} | {len(m.samples)} |")
+    lines.append("")
+    per_target: dict[int, bool] = {}
+    for c in checks:
+        per_target[c.target] = per_target.get(c.target, True) and c.met
+    for target, met in sorted(per_target.items()):
+        lines.append(f"- target {target}: {'met' if met else 'NOT met'}")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="scale every data set down")
+    parser.add_argument("--repeat", type=int, default=None,
+                        help="runs of each command, fastest kept (default 3, quick 1)")
+    parser.add_argument("--targets", default="1,2,3,4,5,6", help="which targets, e.g. 1,2")
+    parser.add_argument("--work", type=Path, help="keep data sets here and reuse them")
+    parser.add_argument("--json-out", type=Path, default=HERE / "results" / "latest.json")
+    args = parser.parse_args()
+    for tool in ("tar", "age", "age-keygen", "hashdeep", "openssl", "script", "/usr/bin/time"):
+        if shutil.which(tool) is None:
+            parser.error(f"{tool} is not installed (apt install age hashdeep openssl tar "
+                         "bsdutils time)")
+    scale = Scale.quick() if args.quick else Scale.full()
+    selected = {int(t) for t in args.targets.split(",") if t.strip()}
+    work = args.work or Path(tempfile.mkdtemp(prefix="evidencekit-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        sets = build_data(work, scale)
+        (work / "out").mkdir(exist_ok=True)
+        recipient, identity, sign_key = setup_keys(work)
+        bench = Bench(work, sets, recipient, identity, sign_key,
+                      args.repeat or (1 if args.quick else 3))
+        info = machine()
+        started = time.time()
+        run_rounds(bench, selected)
+        checks = evaluate(bench.measurements, selected)
+        text = table(checks, bench.measurements)
+        print(text)
+        result = {
+            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+            "quick": args.quick, "scale": asdict(scale), "repeat": bench.repeat,
+            "machine": info, "load_average_at_end": os.getloadavg(),
+            "targets": [asdict(c) for c in checks],
+            "measurements": {n: {"command": m.command, "wall_s": m.wall, "cpu_s": m.cpu,
+                                 "max_rss_mb": m.rss,
+                                 "samples": [asdict(s) for s in m.samples]}
+                             for n, m in bench.measurements.items()},
+            "table": text,
+        }
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        args.json_out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"\nresults written to {args.json_out}", file=sys.stderr)
+        return 0 if all(c.met for c in checks) else 1
+    finally:
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            shutil.rmtree(work / "out", ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

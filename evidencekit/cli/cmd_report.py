@@ -1,0 +1,216 @@
+"""evidencekit report (HTML/PDF for police, banks, insurers) and evidencekit note (add to the
+incident record later, as a signed, public custody event)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.markup import escape
+
+from evidencekit import incident as inc
+from evidencekit.cli import render
+from evidencekit.cli.app import (
+    actor_option,
+    cli,
+    identity_option,
+    json_option,
+    resolve_signing_key,
+    run,
+    signing_options,
+    trusted_option,
+)
+from evidencekit.cli.cmd_open import _payload_needs_passphrase, identities_for
+from evidencekit.cli.guided import local_zone
+from evidencekit.cli.keyring import trusted_from
+from evidencekit.cli.secrets import interactive
+from evidencekit.clock import rfc3339, system_clock
+from evidencekit.custody import EventRequest, append_event, event_summary
+from evidencekit.errors import BundleError, ExitCode, NoMatchingKey, OutputError, UsageError
+from evidencekit.hostinfo import user_name
+from evidencekit.report import collect, report_format, write_report
+from evidencekit.verify import Report, verify
+
+
+# -------------------------------------------------------------------------------- report
+@cli.command("report")
+@click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
+@identity_option
+@trusted_option
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="The report to write: report.html or report.pdf (never overwritten).")
+@click.option("--format", "fmt", type=click.Choice(["html", "pdf"]),
+              help="html or pdf (default: from the output's name).")
+@click.option("--force", is_flag=True,
+              help="Make the report even if the bundle fails verification; it then says "
+              "VERIFICATION FAILED in large red letters, on every page.")
+@json_option
+def report_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: Path | None,
+                   ask_passphrase: bool, trusted: tuple[str, ...], output: Path,
+                   fmt: str | None, force: bool, as_json: bool) -> None:
+    """A printable report for police, banks and insurers (decrypts and verifies first).
+
+    It lists what happened (the incident record and notes added later), the losses, every
+    evidence item with its SHA-256, the chain of custody, who signed, and how to verify the
+    bundle. By default no report is made from a bundle that fails verification.
+    """
+
+    def body() -> int:
+        kind = report_format(output, fmt)
+        if output.exists() or output.is_symlink():
+            raise OutputError(f"{output} already exists; evidencekit does not overwrite it",
+                              hint="choose another name with -o")
+        keys = identities_for(bundle, identities, passphrase_file, ask_passphrase, required=True)
+        checked = verify(bundle, keys, trusted_from(trusted),
+                         progress=render.progress_for(as_json))
+        _refuse_unless_verified(checked, force, bundle)
+        data = collect(checked, bundle.name, rfc3339(system_clock()))
+        write_report(data, output, kind)
+        code = ExitCode.OK if data.verified else (render.exit_code_for(checked)
+                                                  or ExitCode.EVIDENCE_PROBLEM)
+        if as_json:
+            render.emit_json({"command": "report", "ok": code == ExitCode.OK,
+                              "exit_code": code, "bundle": str(bundle), "output": str(output),
+                              "format": kind, "verified": data.verified,
+                              "files": data.seal.counts["files"],
+                              "findings": [f.to_json() for f in checked.findings.items]})
+        elif data.verified:
+            render.out.print(f"[bold green]VERIFIED[/] and wrote the report {escape(str(output))}"
+                             f" ({data.seal.counts['files']} files, "
+                             f"{len(data.custody)} custody events).")
+        else:
+            render.err.print(f"[bold red]VERIFICATION FAILED[/]: wrote {escape(str(output))} "
+                             "anyway (--force); it is marked as failed on every page.")
+        return code
+
+    run("report", as_json, body)
+
+
+def _refuse_unless_verified(report: Report, force: bool, bundle: Path) -> None:
+    if report.no_matching_key and not force:
+        raise NoMatchingKey("the passphrase did not match this bundle"
+                            if _payload_needs_passphrase(bundle) else
+                            "none of the keys given (-i) opens this bundle")
+    if report.seal is None:
+        raise BundleError("this file is not a readable evidence bundle, so no report was made",
+                          hint="run 'evidencekit verify' on it to see what is wrong")
+    if not (report.ok and report.decrypted) and not force:
+        first = report.findings.errors[0] if report.findings.errors else None
+        detail = f" ({first.where}: {first.problem})" if first else ""
+        raise BundleError(f"the bundle did not pass verification{detail}, so no report was made",
+                          hint="run 'evidencekit verify BUNDLE -i KEY' to see every problem; "
+                          "--force makes a report anyway, marked VERIFICATION FAILED on "
+                          "every page")
+
+
+# ---------------------------------------------------------------------------------- note
+PUBLIC_WARNING = (
+    "[bold yellow]This note will be public.[/] Notes are kept outside the encryption: anyone "
+    "who has the bundle file can read it, without any key or passphrase. It is signed by you "
+    "and cannot be taken back later (removing it would break the custody log).")
+PRIVATE_ALTERNATIVE = (
+    "To keep it private instead, answer no and put it inside the encryption: make a new bundle "
+    "whose incident record holds it (evidencekit capture SOURCES --incident incident.yaml, or "
+    "the guided session), then reseal or hand over that one. The existing bundle stays as it is.")
+
+
+@cli.command("note")
+@click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--text", default="", help="The note: what happened, or what this entry is.")
+@click.option("--kind", type=click.Choice(inc.NOTE_KINDS), default="note", show_default=True,
+              help="timeline: a dated event (--time); identifier: a suspicious contact or "
+              "reference (--id-kind, --value); loss: money lost (--amount, --currency, ...).")
+@click.option("--time", "when", metavar="TIME",
+              help="timeline: when it happened, 'YYYY-MM-DD HH:MM' (+01:00 or a zone name if "
+              "not local time).")
+@click.option("--time-zone", metavar="ZONE", help="Time zone of --time when it has none.")
+@click.option("--id-kind", "identifier_kind", type=click.Choice(list(inc.IDENTIFIER_KINDS)),
+              help="identifier: what kind it is.")
+@click.option("--value", help="identifier: the phone number, address, account, … as seen.")
+@click.option("--amount", help="loss: the amount, e.g. 499.90.")
+@click.option("--currency", help="loss: ISO 4217 code, e.g. EUR.")
+@click.option("--date", help="loss: YYYY-MM-DD.")
+@click.option("--institution", default="", help="loss: the bank or service.")
+@click.option("--reference", default="", help="loss: the transaction reference.")
+@click.option("--yes", "confirmed", is_flag=True,
+              help="Write without asking, accepting that the note is public (needed without "
+              "a terminal).")
+@actor_option
+@signing_options
+@json_option
+def note_command(bundle: Path, text: str, kind: str, when: str | None, time_zone: str | None,
+                 identifier_kind: str | None, value: str | None, amount: str | None,
+                 currency: str | None, date: str | None, institution: str, reference: str,
+                 confirmed: bool, actor: str | None, sign_key: Path | None,
+                 sign_key_passphrase_file: Path | None, as_json: bool) -> None:
+    """Add to the incident record later, as a signed custody note (no key needed).
+
+    The note is public metadata: it is NOT encrypted. You are asked to confirm on a terminal;
+    scripts must pass --yes.
+    """
+
+    def body() -> int:
+        _check_kind_options(kind, text, when=when, id_kind=identifier_kind, value=value,
+                            amount=amount, currency=currency, date=date,
+                            institution=institution, reference=reference)
+        zone = inc.zone_named(time_zone, "--time-zone") if time_zone else local_zone()[0]
+        details = inc.note_details(kind, time=when, zone=zone, identifier_kind=identifier_kind,
+                                   value=value, amount=amount, currency=currency, date=date,
+                                   institution=institution, reference=reference)
+        note_text = inc.note_text(text)
+        checked = verify(bundle, check_payload_hash=True)
+        if not checked.ok:
+            first = checked.findings.errors[0] if checked.findings.errors else None
+            raise BundleError("the bundle does not verify, so no note was added"
+                              + (f" ({first.where}: {first.problem})" if first else ""),
+                              hint="run 'evidencekit verify' to see every problem")
+        if not confirmed and not _confirm_public(note_text, details, as_json):
+            render.err.print("Nothing was written.")
+            return ExitCode.OK
+        key = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json)
+        event = append_event(bundle, EventRequest("note", actor or user_name(), key, note_text,
+                                                  details=details), checked)
+        if as_json:
+            render.emit_json({"command": "note", "ok": True, "exit_code": 0,
+                              "bundle": str(bundle), "event": event_summary(event)})
+        else:
+            render.out.print(f"Added note #{event.sequence} ({details['kind']}) to "
+                             f"{escape(str(bundle))}, signed by {event.actor.fingerprint}. "
+                             "It is public: anyone with the bundle can read it.")
+        return ExitCode.OK
+
+    run("note", as_json, body)
+
+
+_KIND_OPTIONS = {"timeline": {"when"}, "identifier": {"id_kind", "value"},
+                 "loss": {"amount", "currency", "date", "institution", "reference"}, "note": set()}
+_FLAG = {"when": "--time", "id_kind": "--id-kind", "value": "--value", "amount": "--amount",
+         "currency": "--currency", "date": "--date", "institution": "--institution",
+         "reference": "--reference"}
+
+
+def _check_kind_options(kind: str, text: str, **given: str | None) -> None:
+    stray = [_FLAG[name] for name, value in given.items()
+             if value and name not in _KIND_OPTIONS[kind]]
+    if stray:
+        raise UsageError(f"{', '.join(stray)} cannot be used with --kind {kind}",
+                         hint="timeline: --time; identifier: --id-kind --value; loss: --amount "
+                         "--currency [--date --institution --reference]")
+    if kind in ("note", "timeline") and not text.strip():
+        raise UsageError(f"a {kind} note needs --text", hint='e.g. --text "The bank called '
+                         'back and blocked the card"')
+
+
+def _confirm_public(text: str, details: dict[str, str], as_json: bool) -> bool:
+    if as_json or not interactive():
+        raise UsageError("a note is public (it is not encrypted), so it is only written when "
+                         "you confirm",
+                         hint="add --yes to confirm that this note may be read by anyone who "
+                         "has the bundle")
+    render.err.print(PUBLIC_WARNING)
+    render.err.print("  The note: " + escape(text or "(no text)"))
+    for key, value in details.items():
+        if key != "kind":
+            render.err.print(f"    {escape(key)}: {escape(value)}")
+    render.err.print(f"[dim]{PRIVATE_ALTERNATIVE}[/]")
+    return click.confirm("Write this public note?", default=False, err=True)

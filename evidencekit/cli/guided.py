@@ -1,0 +1,674 @@
+"""For victims: the guided capture session, and the incident record from flags or a YAML file.
+
+``evidencekit capture`` with no sources on a terminal asks a few short questions (every one can be
+skipped with Enter), shows a summary, and writes nothing until the person says yes. All prompting
+goes through a :class:`Prompter`, so tests can drive every answer; :class:`RichPrompter` is the
+real terminal. Ctrl-C at any point leaves nothing behind (exit 130, handled by ``app.run``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import click
+from rich.markup import escape
+
+from evidencekit import incident as inc
+from evidencekit.capture import CaptureRequest, CaseInfo, capture
+from evidencekit.cli import render
+from evidencekit.cli.app import resolve_signing_key
+from evidencekit.cli.keyring import default_signing_key_path, recipients_from
+from evidencekit.crypto import age
+from evidencekit.errors import EvidenceKitError, ExitCode, InputError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+# ------------------------------------------------------------------------- prompting, injectable
+class Prompter(Protocol):
+    """Where the guided session talks and listens. Answers are returned stripped; "" = skipped."""
+
+    def say(self, text: str) -> None: ...
+
+    def ask(self, question: str, hint: str = "") -> str: ...
+
+    def secret(self, question: str) -> str: ...
+
+
+class RichPrompter:
+    """The terminal: rich text on stderr (stdout stays clean), answers from stdin."""
+
+    def __init__(self) -> None:
+        self.console = render.err
+
+    def say(self, text: str) -> None:
+        self.console.print(text)
+
+    def ask(self, question: str, hint: str = "") -> str:
+        if hint:
+            self.console.print(f"  [dim]{hint}[/]")
+        try:
+            return self.console.input(f"[bold cyan]?[/] {question} ").strip()
+        except EOFError:  # Ctrl-D: treat like Ctrl-C, nothing is written
+            raise KeyboardInterrupt from None
+
+    def secret(self, question: str) -> str:
+        try:
+            return self.console.input(f"[bold cyan]?[/] {question} ", password=True)
+        except EOFError:
+            raise KeyboardInterrupt from None
+
+
+# ------------------------------------------------------------------------------------ the plan
+@dataclass
+class GuidedDefaults:
+    """What the command line already said (used as defaults; the session never asks for it)."""
+
+    output: Path | None = None
+    case_id: str = ""
+    recipients: list[age.Recipient] = field(default_factory=list)
+    home: Path = field(default_factory=Path.home)
+    system: str = field(default_factory=platform.system)
+    cwd: Path = field(default_factory=Path.cwd)
+    zone: tuple[dt.tzinfo, str] | None = None  # (zone, IANA name or ""); default: this computer's
+
+
+@dataclass
+class Suggestion:
+    path: Path
+    why: str
+    selected: bool = True
+
+
+@dataclass
+class Plan:
+    """Everything the session collected; nothing has been written yet."""
+
+    incident: inc.Incident
+    sources: list[Path]
+    recipients: list[age.Recipient]
+    protection: str  # for people: "a passphrase", "the investigator's key (age1…)"
+    output: Path
+
+
+TYPE_EXPLANATIONS = {
+    "phishing": "a fake message or website asked for passwords, codes or card details",
+    "online-fraud": "you paid for something that never came, or were tricked into paying",
+    "account-takeover": "someone else got into one of your accounts",
+    "ransomware-extortion": "your files were locked, or someone threatens you unless you pay",
+    "harassment": "threatening, abusive or unwanted messages",
+    "identity-theft": "someone used your name, documents or details",
+    "other": "something else",
+}
+
+TYPE_ADVICE = {
+    "phishing": "Don't delete the messages or emails — we copy them; the originals stay untouched.",
+    "online-fraud": "Keep receipts, chats and bank statements. Call your bank soon: a quick "
+                    "report can sometimes stop or recall a payment.",
+    "account-takeover": "Take screenshots of the account's security page (recent logins, devices, "
+                        "changed settings) before you change anything.",
+    "ransomware-extortion": "Don't wipe or reinstall the computer yet. Keep the ransom note; a few "
+                            "of the locked files help too.",
+    "harassment": "Keep every message, even the worst ones: screenshots that show the date and "
+                  "the sender are best.",
+    "identity-theft": "Keep the letters, emails and statements about accounts or orders that are "
+                      "not yours.",
+    "other": "Keep everything — messages, screenshots, statements. We copy them; nothing is "
+             "changed.",
+}
+
+CURRENCY_SIGNS = {"€": "EUR", "$": "USD", "£": "GBP", "¥": "JPY", "₹": "INR", "₩": "KRW",
+                  "₺": "TRY", "₽": "RUB", "zł": "PLN", "CHF": "CHF"}
+
+
+def local_zone() -> tuple[dt.tzinfo, str]:
+    """This computer's time zone, by IANA name when it can be found (DST-correct for any date)."""
+    name = os.environ.get("TZ", "").lstrip(":")
+    if not name:
+        try:
+            name = Path("/etc/timezone").read_text("utf-8").strip()
+        except OSError:
+            target = os.path.realpath("/etc/localtime")
+            name = target.split("zoneinfo/", 1)[1] if "zoneinfo/" in target else ""
+    if name:
+        try:
+            return inc.zone_named(name), name
+        except inc.IncidentError:
+            pass
+    return dt.datetime.now().astimezone().tzinfo or dt.timezone.utc, ""
+
+
+# ------------------------------------------------------------------------- where evidence lives
+MAIL_SUFFIXES = (".eml", ".msg", ".mbox", ".emlx")
+
+
+def suggestions(incident_type: str | None, home: Path, system: str) -> list[Suggestion]:
+    """The usual places for evidence of this kind on this system; only existing ones selected."""
+    found: list[Suggestion] = []
+    screenshots = {"Darwin": [(home / "Desktop", "screenshots (macOS saves them on the Desktop)"),
+                              (home / "Pictures" / "Screenshots", "screenshots")],
+                   "Windows": [(home / "Pictures" / "Screenshots", "screenshots"),
+                               (home / "OneDrive" / "Pictures" / "Screenshots",
+                                "screenshots (OneDrive)")]}.get(
+        system, [(home / "Pictures" / "Screenshots", "screenshots")])
+    downloads = (home / "Downloads", "statements, invoices and attachments you downloaded")
+    desktop = (home / "Desktop", "files you saved on the desktop")
+    if incident_type == "ransomware-extortion":
+        places = [(home / "Desktop", "the ransom note usually appears on the desktop"), downloads,
+                  *screenshots]
+    else:
+        places = [*screenshots, downloads, desktop]
+    for path, why in places:
+        if all(s.path != path for s in found):
+            found.append(Suggestion(path, why, path.is_dir()))
+    for folder in (home / "Downloads", home / "Desktop", home / "Documents"):
+        for mail in _mail_exports(folder):
+            if not any(s.selected and s.path in mail.parents for s in found):
+                found.append(Suggestion(mail, "an exported email"))
+    return found
+
+
+def _mail_exports(folder: Path, limit: int = 2000) -> list[Path]:
+    """Exported emails directly in *folder* (bounded: a huge Downloads folder is not walked)."""
+    found = []
+    try:
+        with os.scandir(folder) as entries:
+            for n, entry in enumerate(entries):
+                if n >= limit:
+                    break
+                if entry.name.lower().endswith(MAIL_SUFFIXES) and entry.is_file(
+                        follow_symlinks=False):
+                    found.append(Path(entry.path))
+    except OSError:
+        pass
+    return sorted(found)
+
+
+def describe_size(path: Path, limit: int = 5000) -> str:
+    """'12 files, 3.4 MiB' for a folder (counting stops at *limit* entries), or a file's size."""
+    try:
+        if not path.is_dir():
+            return render._size(path.stat().st_size) if path.exists() else "not found"
+    except OSError:
+        return "cannot be read"
+    files = total = seen = 0
+    for folder, dirs, names in os.walk(path):
+        for name in names:
+            seen += 1
+            try:
+                total += os.lstat(os.path.join(folder, name)).st_size
+                files += 1
+            except OSError:
+                pass
+        seen += len(dirs)
+        if seen >= limit:
+            return f"more than {files} files, over {render._size(total)}"
+    return f"{files} file{'' if files == 1 else 's'}, {render._size(total)}"
+
+
+# --------------------------------------------------------------------------------- the session
+def _choose_type(p: Prompter) -> str | None:
+    keys = list(inc.INCIDENT_TYPES)
+    p.say("\n[bold]1. What happened?[/]")
+    for n, key in enumerate(keys, 1):
+        p.say(f"  {n}) [bold]{inc.INCIDENT_TYPES[key]}[/] — {TYPE_EXPLANATIONS[key]}")
+    while True:
+        answer = p.ask("Number:", "If you are not sure, pick the closest one — or press Enter "
+                       "to skip.")
+        if not answer:
+            return None
+        if answer.isdigit() and 1 <= int(answer) <= len(keys):
+            chosen = keys[int(answer) - 1]
+            p.say(f"  [green]✓[/] {inc.INCIDENT_TYPES[chosen]}. {TYPE_ADVICE[chosen]}")
+            return chosen
+        try:
+            return inc.incident_type(answer)
+        except inc.IncidentError:
+            p.say(f"  Please type a number from 1 to {len(keys)}, or press Enter to skip.")
+
+
+def _ask_moment(p: Prompter, question: str, zone: tuple[dt.tzinfo, str]) -> inc.Moment | None:
+    zone_text = zone[1] or "this computer's time zone"
+    while True:
+        answer = p.ask(question, f"Date and time, e.g. 2026-11-16 14:05 (in {zone_text}). A "
+                       "rough time is fine. Enter to skip.")
+        if not answer:
+            return None
+        try:
+            return inc.parse_moment(answer, "time", zone[0])
+        except inc.IncidentError as exc:
+            p.say(f"  {escape(exc.problem)}. {escape(exc.hint or '')}")
+
+
+def _ask_list(p: Prompter, question: str, hint: str) -> list[str]:
+    items: list[str] = []
+    while True:
+        answer = p.ask(question if not items else "Another one?", hint if not items else
+                       "Enter when done.")
+        if not answer:
+            return items
+        items.append(answer)
+
+
+def parse_money(text: str) -> tuple[str, str]:
+    """'499.90 EUR', 'EUR 499,90', '€499.90' → ('499.90', 'EUR'); raises IncidentError."""
+    compact = text.replace("\u00a0", " ").strip()
+    currency = ""
+    for sign, code in CURRENCY_SIGNS.items():
+        if sign in compact:
+            compact, currency = compact.replace(sign, " "), code
+    words = compact.split()
+    letters = [w for w in words if w.isalpha()]
+    numbers = [w for w in words if not w.isalpha()]
+    if letters:
+        currency = letters[0].upper()
+    if len(numbers) != 1:
+        raise inc.IncidentError("write the amount and the currency, e.g. 499.90 EUR",
+                                problem="write the amount and the currency, e.g. 499.90 EUR")
+    amount = numbers[0]
+    if re.fullmatch(r"\d+,\d{1,2}", amount):  # 499,90: a decimal comma
+        amount = amount.replace(",", ".")
+    if not currency:
+        raise inc.IncidentError("which currency?", problem="add the currency, e.g. 499.90 EUR")
+    return amount, currency
+
+
+def _ask_losses(p: Prompter) -> list[inc.Loss]:
+    losses: list[inc.Loss] = []
+    p.say("\n[bold]5. Did you lose money?[/]")
+    while True:
+        answer = p.ask("Amount and currency:" if not losses else "Another amount?",
+                       "e.g. 499.90 EUR — one payment at a time. Enter to skip." if not losses
+                       else "Enter when done.")
+        if not answer:
+            return losses
+        try:
+            amount, currency = parse_money(answer)
+            loss = inc.loss({"amount": amount, "currency": currency}, "loss")
+        except inc.IncidentError as exc:
+            p.say(f"  {escape(exc.problem)}. {escape(exc.hint or '')}")
+            continue
+        institution = p.ask("Paid through which bank or service?", "e.g. Example Bank, PayPal, "
+                            "a gift card shop. Enter to skip.")
+        date = _ask_date(p)
+        reference = p.ask("Transaction reference?", "From your statement or receipt. Enter to "
+                          "skip.")
+        losses.append(inc.Loss(loss.amount, loss.currency, date, institution, reference))
+        p.say(f"  [green]✓[/] {loss.amount} {loss.currency}")
+
+
+def _ask_date(p: Prompter) -> str | None:
+    while True:
+        answer = p.ask("On which date?", "YYYY-MM-DD, e.g. 2026-11-16. Enter to skip.")
+        try:
+            return inc.loss({"amount": "0", "currency": "EUR", "date": answer}, "loss").date
+        except inc.IncidentError as exc:
+            p.say(f"  {escape(exc.problem)}. {escape(exc.hint or '')}")
+
+
+def guess_identifier_kind(value: str) -> str:
+    text = value.strip()
+    compact = text.replace(" ", "").upper()
+    if re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", text):
+        return "email"
+    if re.fullmatch(r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}", compact):
+        try:
+            inc.identifier({"kind": "iban", "value": text}, "value")
+            return "iban"
+        except inc.IncidentError:
+            pass
+    if re.fullmatch(r"(0x[0-9a-fA-F]{40}|bc1[0-9a-z]{20,80}|[13][1-9A-HJ-NP-Za-km-z]{25,34}|"
+                    r"T[1-9A-HJ-NP-Za-km-z]{33})", text):
+        return "wallet"
+    if re.fullmatch(r"(https?://|www\.)\S+|[\w-]+(\.[\w-]+)+(/\S*)?", text, re.IGNORECASE):
+        return "url"
+    if re.fullmatch(r"\+?[\d\s().\-/]{6,40}", text) and sum(c.isdigit() for c in text) >= 6:
+        return "phone"
+    if text.startswith("@"):
+        return "username"
+    return "other"
+
+
+def _ask_identifiers(p: Prompter) -> list[inc.Identifier]:
+    found: list[inc.Identifier] = []
+    p.say("\n[bold]6. Contact details the criminals used[/]")
+    while True:
+        answer = p.ask("Phone, email, website, account, IBAN or wallet:" if not found else
+                       "Another one?", "Copy them exactly as you saw them. One at a time; "
+                       "Enter to skip." if not found else "Enter when done.")
+        if not answer:
+            return found
+        kind = guess_identifier_kind(answer)
+        try:
+            item = inc.identifier({"kind": kind, "value": answer}, "value")
+        except inc.IncidentError:
+            kind, item = "other", inc.Identifier("other", answer)
+        found.append(item)
+        p.say(f"  [green]✓[/] recorded as {inc.IDENTIFIER_KINDS[kind].lower()}")
+
+
+def _ask_sources(p: Prompter, incident_type: str | None, defaults: GuidedDefaults) -> list[Path]:
+    items = suggestions(incident_type, defaults.home, defaults.system)
+    p.say("\n[bold]7. What should be copied?[/]")
+    p.say("  Screenshots, downloaded statements and exported emails are the usual evidence. "
+          "Folders are copied whole. Nothing is moved or changed.")
+    while True:
+        for n, item in enumerate(items, 1):
+            mark = "[green]✓[/]" if item.selected else " "
+            state = describe_size(item.path) if item.path.exists() else "[dim]not found[/]"
+            p.say(f"  {mark} {n}) {escape(str(item.path))} — {escape(item.why)} ({state})")
+        if not items:
+            p.say("  (no suggestions: type the path of a file or folder to add it)")
+        answer = p.ask("Change the list?", "Enter to keep it. Type a number to leave it out or "
+                       "put it back, or the path of a file or folder to add.")
+        if not answer:
+            return [s.path for s in items if s.selected]
+        if answer.isdigit() and 1 <= int(answer) <= len(items):
+            item = items[int(answer) - 1]
+            if not item.path.exists():
+                p.say(f"  {escape(str(item.path))} does not exist on this computer.")
+            else:
+                item.selected = not item.selected
+            continue
+        path = _typed_path(answer)
+        if not os.path.lexists(path):
+            p.say(f"  Not found: {escape(str(path))}. Check the spelling, or drag the file into "
+                  "this window to paste its path.")
+        elif any(s.path == path for s in items):
+            next(s for s in items if s.path == path).selected = True
+        else:
+            items.append(Suggestion(path, "added by you"))
+
+
+def _typed_path(answer: str) -> Path:
+    """A path as typed or dragged into a terminal: quotes, ~ and backslash-escaped spaces."""
+    text = answer.strip().strip("'\"")
+    if not os.path.lexists(os.path.expanduser(text)) and "\\" in text:
+        text = re.sub(r"\\(.)", r"\1", text)  # macOS Terminal drags in "My\ File.png"
+    return Path(os.path.expanduser(text)).absolute()
+
+
+def _ask_protection(p: Prompter, defaults: GuidedDefaults) -> tuple[list[age.Recipient], str]:
+    if defaults.recipients:
+        return defaults.recipients, "the key(s) given on the command line"
+    p.say("\n[bold]8. How should the bundle be protected?[/] It is always encrypted.")
+    p.say("  1) with a [bold]passphrase[/] you choose — give it to the police separately, e.g. "
+          "by phone\n  2) with the [bold]investigator's key[/], if they gave you one (a line "
+          "starting with age1… or ssh-ed25519)")
+    while True:
+        choice = p.ask("1 or 2:", "Enter for a passphrase.")
+        if choice in ("", "1"):
+            secret = _ask_passphrase(p)
+            return ([age.ScryptRecipient(secret.encode("utf-8"))], "a passphrase") if secret \
+                else ([], "")
+        if choice == "2":
+            return _ask_key(p)
+        p.say("  Please type 1 or 2.")
+
+
+def _ask_passphrase(p: Prompter) -> str:
+    p.say("  Choose something long that you can read out over the phone, such as four random "
+          "words. Without it nobody can open the bundle — not even us — so write it down and "
+          "keep it apart from the bundle.")
+    for _ in range(3):
+        first = p.secret("Passphrase (hidden as you type):")
+        if not first:
+            p.say("  [yellow]No passphrase: without one (or a key) the bundle cannot be made.[/]")
+            return ""
+        if len(first) < 8:
+            p.say("  That is short and easy to guess: please use at least 8 characters.")
+            continue
+        if p.secret("The same passphrase again:") == first:
+            return first
+        p.say("  The two did not match. Let's try again.")
+    return ""
+
+
+def _ask_key(p: Prompter) -> tuple[list[age.Recipient], str]:
+    while True:
+        answer = p.ask("The investigator's key:", "Paste the line, or type the path of the file "
+                       "they sent (e.g. investigator.pub). Enter to skip.")
+        if not answer:
+            return [], ""
+        try:
+            path = Path(os.path.expanduser(answer.strip("'\"")))
+            found = recipients_from((), (path,)) if path.is_file() else recipients_from(
+                (answer,), ())
+            shown = str(found[0])
+            return found, f"the investigator's key ({shown[:24]}…)"
+        except EvidenceKitError as exc:
+            p.say(f"  That is not a key evidencekit can use: {escape(exc.message)}")
+
+
+def _ask_output(p: Prompter, defaults: GuidedDefaults, case_id: str) -> Path:
+    default = (defaults.output or defaults.cwd / f"{case_id}.evidence").absolute()
+    while True:
+        answer = p.ask("Where should the bundle be saved?", f"Enter for {escape(str(default))}")
+        target = Path(os.path.expanduser(answer.strip("'\""))).absolute() if answer else default
+        if target.is_dir():
+            target = target / default.name
+        if os.path.lexists(target):
+            p.say(f"  {escape(str(target))} already exists; evidencekit never overwrites a "
+                  "bundle. Please choose another name.")
+        elif not target.parent.is_dir():
+            p.say(f"  The folder {escape(str(target.parent))} does not exist.")
+        else:
+            return target
+
+
+def interview(p: Prompter, defaults: GuidedDefaults, case_id: str) -> Plan | None:
+    """Ask everything; return the plan once confirmed, None when the person says no."""
+    zone = defaults.zone or local_zone()
+    p.say("[bold]evidencekit — let's preserve what happened[/]\n"
+          "This makes one sealed, encrypted file (a [italic]bundle[/]) with copies of your "
+          "evidence and your own account of what happened, to give to the police, your bank or "
+          "your insurer.\n"
+          "• Nothing on this computer is changed or deleted: evidencekit only reads.\n"
+          "• Press Enter to skip any question. Ctrl-C stops at any time: nothing is saved "
+          "until you say yes at the end.")
+    incident_type = _choose_type(p)
+    p.say("\n[bold]2. In your own words[/]")
+    description = p.ask("What happened?", "A few sentences are enough. This stays encrypted "
+                        "inside the bundle. Enter to skip.")
+    p.say("\n[bold]3. When[/]")
+    started = _ask_moment(p, "When did it start?", zone)
+    noticed = _ask_moment(p, "When did you notice it?", zone)
+    p.say("\n[bold]4. What is affected[/]")
+    accounts = _ask_list(p, "Which accounts?", "e.g. online banking at Example Bank, an email "
+                         "address, a social media profile. One at a time; Enter to skip.")
+    devices = _ask_list(p, "Which devices?", "e.g. laptop, phone. One at a time; Enter to skip.")
+    losses = _ask_losses(p)
+    identifiers = _ask_identifiers(p)
+    sources = _ask_sources(p, incident_type, defaults)
+    recipients, protection = _ask_protection(p, defaults)
+    p.say("\n[bold]9. Saving[/]")
+    output = _ask_output(p, defaults, case_id)
+    record = inc.Incident(incident_type=incident_type, description=description,
+                          time_zone=zone[1], started=started, noticed=noticed,
+                          identifiers=tuple(identifiers), losses=tuple(losses),
+                          affected_accounts=tuple(accounts), affected_devices=tuple(devices))
+    plan = Plan(record, sources, recipients, protection, output)
+    _summary(p, plan)
+    if not sources or not recipients:
+        missing = "nothing to copy was chosen" if not sources else "no way to protect it was " \
+            "chosen (a passphrase or a key)"
+        p.say(f"\n[yellow]The bundle cannot be made: {missing}.[/] Nothing was written. Run "
+              "[bold]evidencekit capture[/] again when you are ready.")
+        return None
+    answer = p.ask("Make the bundle now? (yes/no)", "Nothing has been written yet.")
+    if answer.lower() not in ("y", "yes"):
+        p.say("Nothing was written. Run [bold]evidencekit capture[/] again when you are ready.")
+        return None
+    return plan
+
+
+def _summary(p: Prompter, plan: Plan) -> None:
+    record = plan.incident
+    p.say("\n[bold]Summary[/] — please check")
+    rows = [("What happened", record.type_label if record.incident_type else "not stated"),
+            ("Your account", _short(record.description) or "—"),
+            ("Started", inc.human_time(record.started) if record.started else "—"),
+            ("Noticed", inc.human_time(record.noticed) if record.noticed else "—"),
+            ("Accounts", ", ".join(record.affected_accounts) or "—"),
+            ("Devices", ", ".join(record.affected_devices) or "—"),
+            ("Money lost", ", ".join(f"{v} {c}" for c, v in inc.totals(record.losses).items())
+             or "—"),
+            ("Contacts used", str(len(record.identifiers)) if record.identifiers else "—"),
+            ("Copy", "\n".join(str(s) for s in plan.sources) or "nothing chosen"),
+            ("Protected by", plan.protection or "nothing chosen"),
+            ("Save as", str(plan.output))]
+    for label, value in rows:
+        lines = value.split("\n")
+        p.say(f"  [bold]{label + ':':<15}[/] {escape(lines[0])}")
+        for line in lines[1:]:
+            p.say(f"  {'':<15} {escape(line)}")
+
+
+def _short(text: str, width: int = 70) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def next_steps(plan: Plan) -> str:
+    name = escape(str(plan.output))
+    key_hint = "-p" if plan.protection == "a passphrase" else "-i KEY"
+    return (f"\n[bold]What now?[/]\n"
+            f"• Keep [bold]{name}[/] safe and make a copy (a USB stick is fine).\n"
+            "• Give it to the police, your bank or your insurer"
+            + (", and tell them the passphrase separately (by phone or in person)."
+               if plan.protection == "a passphrase" else ".") + "\n"
+            f"• A printable report for them: [bold]evidencekit report {name} {key_hint} "
+            "-o report.pdf[/]\n"
+            "• Remembered something later? [bold]evidencekit note[/] adds it (see --help).")
+
+
+# --------------------------------------------------------------------- incident flags and YAML
+def incident_options(f: F) -> F:
+    """The incident-record options of ``capture`` (all optional, combinable with --incident)."""
+    options = [
+        click.option("--incident", "incident_file", type=click.Path(path_type=Path,
+                                                                    dir_okay=False),
+                     help="Read the incident record from this YAML file (see docs/victims.md)."),
+        click.option("--incident-type", type=click.Choice(list(inc.INCIDENT_TYPES)),
+                     help="What happened."),
+        click.option("--narrative", help="What happened, in your own words (kept encrypted)."),
+        click.option("--started", metavar="TIME", help="When it started: 'YYYY-MM-DD HH:MM' "
+                     "(+01:00 or a zone name if not local time)."),
+        click.option("--noticed", metavar="TIME", help="When it was noticed."),
+        click.option("--time-zone", metavar="ZONE", help="Time zone of times without one "
+                     "(e.g. Europe/Berlin; default: this computer's)."),
+        click.option("--timeline", "timeline_entries", nargs=2, multiple=True,
+                     metavar="TIME TEXT", help="A dated event. Repeatable."),
+        click.option("--identifier", "identifier_entries", nargs=2, multiple=True,
+                     metavar="KIND VALUE", help="A suspicious identifier; KIND is one of "
+                     f"{', '.join(inc.IDENTIFIER_KINDS)}. Repeatable."),
+        click.option("--loss", "loss_entries", multiple=True,
+                     metavar="'AMOUNT CUR[; DATE[; INSTITUTION[; REF]]]'",
+                     help="Money lost, e.g. '499.90 EUR; 2026-11-16; Example Bank; TX-4411'. "
+                     "Repeatable."),
+        click.option("--affected-account", "affected_accounts", multiple=True,
+                     help="An affected account. Repeatable."),
+        click.option("--affected-device", "affected_devices", multiple=True,
+                     help="An affected device. Repeatable."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def incident_from_options(options: dict[str, Any]) -> bytes | None:
+    """The canonical incident.json bytes from --incident and the incident flags, or None."""
+    data: dict[str, Any] = {}
+    source = options.get("incident_file")
+    if source is not None:
+        try:
+            text = Path(source).read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read the incident file {source}: "
+                             f"{getattr(exc, 'strerror', None) or exc}") from None
+        loaded = inc.load_yaml(text, str(source))  # validates the file on its own first
+        data = _input_form(loaded)
+    zone = options.get("time_zone") or data.get("time_zone") or ""
+    default_zone = inc.zone_named(zone, "--time-zone") if zone else local_zone()[0]
+    for flag, key in (("incident_type", "incident_type"), ("narrative", "description"),
+                      ("time_zone", "time_zone")):
+        if options.get(flag):
+            data[key] = options[flag]
+    for flag in ("started", "noticed"):
+        if options.get(flag):
+            data[flag] = inc.parse_moment(options[flag], f"--{flag}", default_zone).local
+    for time, text in options.get("timeline_entries") or ():
+        moment = inc.parse_moment(time, "--timeline", default_zone)
+        data.setdefault("timeline", []).append({"time": moment.local, "description": text})
+    for kind, value in options.get("identifier_entries") or ():
+        found = inc.identifier({"kind": kind, "value": value}, "--identifier")
+        data.setdefault("identifiers", []).append(found.to_json())
+    for spec in options.get("loss_entries") or ():
+        data.setdefault("losses", []).append(parse_loss_flag(spec).to_json())
+    for key in ("affected_accounts", "affected_devices"):
+        data[key] = [*data.get(key, []), *(options.get(key) or ())]
+    record = inc.from_input(data, default_zone)
+    return None if record.empty else record.to_json()
+
+
+def _input_form(record: inc.Incident) -> dict[str, Any]:
+    """An Incident back in the input (YAML) shape, so flags can be merged into it."""
+    document = record.to_document()
+    del document["type"], document["format_version"]
+    for key in ("started", "noticed"):
+        document[key] = document[key]["time"] if document[key] else None
+    document["timeline"] = [{"time": e["time"], "description": e["description"]}
+                            for e in document["timeline"]]
+    return document
+
+
+def parse_loss_flag(spec: str) -> inc.Loss:
+    parts = [part.strip() for part in spec.split(";")]
+    if len(parts) > 4:
+        raise inc.IncidentError(f"--loss {spec!r}: at most four parts separated by ';'",
+                                hint="AMOUNT CURRENCY; DATE; INSTITUTION; REFERENCE")
+    try:
+        amount, currency = parse_money(parts[0])
+    except inc.IncidentError as exc:
+        raise inc.IncidentError(f"--loss {spec!r}: {exc.problem}",
+                                hint="e.g. --loss '499.90 EUR; 2026-11-16; Example Bank; "
+                                "TX-4411'") from None
+    fields = dict(zip(("date", "institution", "reference"), parts[1:], strict=False))
+    return inc.loss({"amount": amount, "currency": currency, **fields}, "--loss")
+
+
+def guided_capture(prompter: Prompter, defaults: GuidedDefaults, case: CaseInfo, file_stem: str,
+                   sign_key: Path | None, sign_key_passphrase_file: Path | None) -> int:
+    """``evidencekit capture`` with no sources on a terminal."""
+
+    def make_bundle(plan: Plan) -> int:
+        signing = resolve_signing_key(sign_key, sign_key_passphrase_file, False)
+        request = CaptureRequest(
+            [os.fsencode(s) for s in plan.sources], plan.output, case, plan.recipients, signing,
+            command_line=list(sys.argv), progress=render.progress_for(False),
+            exclude_paths=(sign_key or default_signing_key_path(),),
+            incident=None if plan.incident.empty else plan.incident.to_json())
+        result = capture(request)
+        render.capture_text(result)
+        return ExitCode.OK if result.seal.complete else ExitCode.CAPTURE_INCOMPLETE
+
+    return run_guided(prompter, defaults, file_stem, make_bundle)
+
+
+def run_guided(prompter: Prompter, defaults: GuidedDefaults, case_id: str,
+               make_bundle: Callable[[Plan], int]) -> int:
+    """The whole session: interview, then *make_bundle* (the capture), then what to do next."""
+    plan = interview(prompter, defaults, case_id)
+    if plan is None:
+        return ExitCode.OK
+    code = make_bundle(plan)
+    prompter.say(next_steps(plan))
+    return code

@@ -1,0 +1,113 @@
+"""The entries of ``manifest.json`` as read from a bundle: untrusted until every field is checked.
+
+A bundle from a stranger is signed by the stranger, so a signature that verifies says nothing about
+whether the manifest is sane. ``entry_problems`` checks each entry against docs/FORMAT.md §4.3
+before anything acts on it: ``extract`` uses ``bag_path``, ``path``, ``kind``, ``target``, ``mode``
+and the times to create links, rename and restore metadata, so each must be of the right type and
+every path must stay inside the bag.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from evidencekit.clock import parse_rfc3339
+
+KINDS = ("file", "directory", "symlink", "fifo", "socket", "char-device", "block-device",
+         "unknown")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_TIMES = ("mtime", "atime", "ctime", "birthtime")
+_INTEGERS = ("source", "mode", "uid", "gid", "size", "inode", "device", "nlink", "rdev_major",
+             "rdev_minor")
+
+
+def safe_relative(parts: list[str] | list[bytes]) -> bool:
+    """True when every component is a real name: not empty, ``.``, ``..``, and without NUL."""
+    return bool(parts) and all(
+        part not in ("", ".", "..", b"", b".", b"..") and ("\0" not in part if isinstance(
+            part, str) else b"\0" not in part) for part in parts)
+
+
+def safe_bag_path(value: object) -> bool:
+    """A ``bag_path``: ``data/…``, relative, without ``.``/``..`` or empty components."""
+    return isinstance(value, str) and value.startswith("data/") and safe_relative(value.split("/"))
+
+
+def raw_field(entry: dict[str, Any], key: str) -> bytes | None:
+    """The bytes of ``key`` or ``key_b64``; None when absent, ValueError when malformed."""
+    if f"{key}_b64" in entry:
+        value = entry[f"{key}_b64"]
+        if not isinstance(value, str):
+            raise ValueError(f"{key}_b64 is not a string")
+        try:
+            return base64.b64decode(value, validate=True)
+        except binascii.Error:
+            raise ValueError(f"{key}_b64 is not valid base64") from None
+    if key not in entry:
+        return None
+    value = entry[key]
+    if not isinstance(value, str):
+        raise ValueError(f"{key} is not a string")
+    return value.encode("utf-8", "surrogateescape")
+
+
+def entry_problems(entries: object) -> Iterator[tuple[str, str]]:
+    """(where, problem) for every entry that breaks §4.3; nothing for a sane list."""
+    if not isinstance(entries, list):
+        yield "entries", "manifest.json: 'entries' is not a list"
+        return
+    seen: set[str] = set()
+    for number, entry in enumerate(entries):
+        where = f"entries[{number}]"
+        if not isinstance(entry, dict):
+            yield where, "manifest entry is not an object"
+            continue
+        bag_path = entry.get("bag_path")
+        if not safe_bag_path(bag_path):
+            yield where, f"manifest entry has an unsafe or malformed bag_path {bag_path!r}"
+            continue
+        assert isinstance(bag_path, str)
+        if bag_path in seen:
+            yield bag_path, "manifest lists this bag_path twice"
+        seen.add(bag_path)
+        for problem in _field_problems(entry):
+            yield bag_path, f"manifest entry: {problem}"
+
+
+def _field_problems(entry: dict[str, Any]) -> Iterator[str]:
+    kind = entry.get("kind")
+    if kind not in KINDS:
+        yield f"unknown kind {kind!r}"
+    try:
+        path = raw_field(entry, "path")
+        target = raw_field(entry, "target")
+    except ValueError as exc:
+        yield str(exc)
+        return
+    if path is None or path.startswith(b"/") or not safe_relative(path.split(b"/")):
+        yield "path is missing, absolute, or has empty, '.' or '..' components"
+    if target is not None and b"\0" in target:
+        yield "link target holds a NUL byte"
+    error = entry.get("error")
+    if error is not None and not isinstance(error, str):
+        yield "error is neither null nor a string"
+    for key in _INTEGERS:
+        value = entry.get(key)
+        if key in entry and value is not None and (not isinstance(value, int) or
+                                                   isinstance(value, bool)):
+            yield f"{key} is not an integer"
+    for key in _TIMES:
+        value = entry.get(key)
+        if value is None:
+            continue
+        try:
+            parse_rfc3339(value)
+        except (TypeError, ValueError, AttributeError):
+            yield f"{key} is not a UTC timestamp"
+    sha256 = entry.get("sha256")
+    if sha256 is not None and not (isinstance(sha256, str) and _HEX64.fullmatch(sha256)):
+        yield "sha256 is not a SHA-256 hex digest"

@@ -1,0 +1,636 @@
+"""The incident record: what happened, in the victim's own words, kept inside the encrypted bag.
+
+One model, three ways in: a YAML file (``--incident incident.yaml``), command-line flags, or the
+guided session. All of them go through :func:`from_input`, which validates every field and names
+the field in its error ("losses[0].currency: 'EURO' is not an ISO 4217 currency code …"). The
+stored form is ``bag/evidencekit/incident.json`` (canonical JSON, docs/FORMAT.md §4.5); reading it
+back (:func:`from_json`) validates it again, strictly.
+
+Later additions made with ``evidencekit note`` are signed custody "note" events whose ``details``
+follow :func:`note_details`; :func:`notes_from_events` reads them back for the report.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from evidencekit import canonical
+from evidencekit.clock import rfc3339
+from evidencekit.errors import BundleError, InputError
+from evidencekit.format.documents import CustodyEvent
+
+INCIDENT_DOC_TYPE = "evidencekit.incident"
+INCIDENT_VERSION = 1
+
+# key → label for people (short enough for a table cell)
+INCIDENT_TYPES: dict[str, str] = {
+    "phishing": "Phishing",
+    "online-fraud": "Online fraud / payment scam",
+    "account-takeover": "Account takeover",
+    "ransomware-extortion": "Ransomware / extortion",
+    "harassment": "Harassment",
+    "identity-theft": "Identity theft",
+    "other": "Other",
+}
+
+IDENTIFIER_KINDS: dict[str, str] = {
+    "phone": "Phone number",
+    "email": "Email address",
+    "url": "Web address",
+    "account": "Account number",
+    "iban": "IBAN",
+    "wallet": "Wallet address",
+    "transaction": "Transaction reference",
+    "username": "User name or profile",
+    "other": "Other",
+}
+
+NOTE_KINDS = ("note", "timeline", "identifier", "loss")
+
+# ISO 4217 codes in use, plus a few recently withdrawn ones a loss may still be stated in.
+_ISO_4217_TABLE = """
+AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BOV BRL BSD BTN BWP
+BYN BZD CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB
+EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HRK HTG HUF IDR ILS INR IQD IRR ISK JMD JOD
+JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU
+MUR MVR MWK MXN MXV MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD
+RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SLL SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY
+TTD TWD TZS UAH UGX USD USN UYI UYU UYW UZS VED VES VND VUV WST XAF XAG XAU XCD XCG XDR XOF XPD
+XPF XPT XSU XUA YER ZAR ZMW ZWG ZWL
+"""
+ISO_4217 = frozenset(_ISO_4217_TABLE.split())
+
+MAX_TEXT = 100_000  # characters in one text field; a narrative, not a file
+MAX_ITEMS = 10_000  # entries in one list
+
+_ISO_WITH_OFFSET = re.compile(
+    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{6})?(Z|[+-]\d{2}:\d{2})$")
+_HUMAN_TIME = re.compile(
+    r"^(?P<date>\d{4}-\d{2}-\d{2})[T ]+(?P<h>\d{1,2}):(?P<m>\d{2})(?::(?P<s>\d{2})"
+    r"(?:\.(?P<f>\d{1,6}))?)?\s*(?P<off>Z|[+-]\d{2}:?\d{2})?(?:\s+(?P<zone>[A-Za-z][\w/+-]*))?$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_AMOUNT = re.compile(r"^(0|[1-9]\d{0,17})(\.\d{1,8})?$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_PHONE = re.compile(r"^\+?[\d\s().\-/]{3,40}$")
+_URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)?[^\s/]+\.[^\s/]+(/\S*)?$")
+_IBAN = re.compile(r"^[A-Z]{2}\d{2}[A-Z0-9]{11,30}$")
+
+
+class IncidentError(InputError):
+    """The incident record (YAML, flags or stored JSON) has a field that is missing or wrong."""
+
+    def __init__(self, message: str, *, hint: str | None = None, field: str = "",
+                 problem: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.field = field
+        self.problem = problem or message
+
+
+def _fail(where: str, problem: str, hint: str | None = None) -> IncidentError:
+    return IncidentError(f"incident record, field '{where}': {problem}", hint=hint, field=where,
+                         problem=problem)
+
+
+# ----------------------------------------------------------------------------------- the model
+@dataclass(frozen=True)
+class Moment:
+    """A time as the person gave it (ISO 8601 with its UTC offset) and the same instant in UTC."""
+
+    local: str  # e.g. 2026-11-16T14:05:00+01:00
+    utc: str  # e.g. 2026-11-16T13:05:00.000000000Z (docs/FORMAT.md conventions)
+
+    def to_json(self) -> dict[str, str]:
+        return {"time": self.local, "time_utc": self.utc}
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    moment: Moment
+    description: str
+
+    def to_json(self) -> dict[str, str]:
+        return {**self.moment.to_json(), "description": self.description}
+
+
+@dataclass(frozen=True)
+class Identifier:
+    kind: str
+    value: str
+    note: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        return {"kind": self.kind, "value": self.value, "note": self.note}
+
+
+@dataclass(frozen=True)
+class Loss:
+    amount: str  # a decimal number as text: canonical JSON holds no floats
+    currency: str  # ISO 4217
+    date: str | None = None  # YYYY-MM-DD
+    institution: str = ""
+    reference: str = ""
+    description: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"amount": self.amount, "currency": self.currency, "date": self.date,
+                "institution": self.institution, "reference": self.reference,
+                "description": self.description}
+
+
+@dataclass(frozen=True)
+class Incident:
+    incident_type: str | None = None
+    description: str = ""
+    time_zone: str = ""  # the IANA zone times were entered in, when one was named
+    started: Moment | None = None
+    noticed: Moment | None = None
+    timeline: tuple[TimelineEntry, ...] = ()
+    identifiers: tuple[Identifier, ...] = ()
+    losses: tuple[Loss, ...] = ()
+    affected_accounts: tuple[str, ...] = ()
+    affected_devices: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return self == Incident(time_zone=self.time_zone)
+
+    @property
+    def type_label(self) -> str:
+        return INCIDENT_TYPES.get(self.incident_type or "", "not stated")
+
+    def to_document(self) -> dict[str, Any]:
+        return {
+            "type": INCIDENT_DOC_TYPE,
+            "format_version": INCIDENT_VERSION,
+            "incident_type": self.incident_type,
+            "description": self.description,
+            "time_zone": self.time_zone,
+            "started": self.started.to_json() if self.started else None,
+            "noticed": self.noticed.to_json() if self.noticed else None,
+            "timeline": [e.to_json() for e in self.timeline],
+            "identifiers": [i.to_json() for i in self.identifiers],
+            "losses": [loss.to_json() for loss in self.losses],
+            "affected_accounts": list(self.affected_accounts),
+            "affected_devices": list(self.affected_devices),
+        }
+
+    def to_json(self) -> bytes:
+        """The bytes of ``bag/evidencekit/incident.json``."""
+        return canonical.dumps(self.to_document())
+
+
+_DOC_KEYS = {"type", "format_version", "incident_type", "description", "time_zone", "started",
+             "noticed", "timeline", "identifiers", "losses", "affected_accounts",
+             "affected_devices"}
+INPUT_KEYS = _DOC_KEYS - {"type", "format_version"}
+
+
+# ----------------------------------------------------------------------------- field validators
+def _text(value: Any, where: str, *, required: bool = False, limit: int = MAX_TEXT) -> str:
+    if value is None:
+        value = ""
+    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+        raise _fail(where, "must be text")
+    text = str(value).strip()
+    if required and not text:
+        raise _fail(where, "is empty")
+    if len(text) > limit:
+        raise _fail(where, f"is longer than {limit} characters")
+    if any(ord(c) < 32 and c not in "\n\t" for c in text):
+        raise _fail(where, "contains control characters")
+    return text
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _fail(where, "must be a list")
+    if len(value) > MAX_ITEMS:
+        raise _fail(where, f"has more than {MAX_ITEMS} entries")
+    return value
+
+
+def _mapping(value: Any, where: str, known: Iterable[str], required: Iterable[str] = ()
+             ) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise _fail(where, "must be a mapping (key: value lines)")
+    keys = set(known)
+    for key in value:
+        if key not in keys:
+            raise _fail(f"{where}.{key}" if where else str(key), "unknown field",
+                        hint=f"known fields here: {', '.join(sorted(keys))}")
+    for key in required:
+        if value.get(key) in (None, ""):
+            raise _fail(f"{where}.{key}" if where else key, "is missing")
+    return value
+
+
+def zone_named(name: str, where: str = "time_zone") -> dt.tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise _fail(where, f"{name!r} is not a known time zone",
+                    hint="use a name such as Europe/Berlin or America/New_York, or write the "
+                    "offset in each time (+01:00)") from None
+
+
+def parse_moment(value: Any, where: str, default_zone: dt.tzinfo | None = None) -> Moment:
+    """A time typed by a person: ``2026-11-16 14:05``, ``…T14:05:00+01:00``, ``… Europe/Berlin``.
+
+    Without an offset or zone name in the text, *default_zone* is used; without that either, the
+    time is refused (a time without a zone is ambiguous by hours).
+    """
+    text = _text(value.isoformat() if isinstance(value, dt.datetime) else value, where,
+                 required=True)
+    match = _HUMAN_TIME.match(text)
+    if not match:
+        raise _fail(where, f"{text!r} is not a date and time",
+                    hint="write it as YYYY-MM-DD HH:MM, e.g. 2026-11-16 14:05 (add +01:00 or a "
+                    "zone name such as Europe/Berlin if it is not your local time)")
+    try:
+        naive = dt.datetime.strptime(f"{match['date']} {int(match['h']):02d}:{match['m']}:"
+                                     f"{match['s'] or '00'}", "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        raise _fail(where, f"{text!r} is not a valid date and time") from None
+    fraction = match["f"] or ""
+    naive = naive.replace(microsecond=int((fraction + "000000")[:6]))
+    offset = match["off"]
+    if offset and match["zone"]:
+        raise _fail(where, f"{text!r} has both an offset and a zone name; give one")
+    if offset:
+        if offset == "Z":
+            zone: dt.tzinfo = dt.timezone.utc
+        else:
+            digits = offset.replace(":", "")
+            minutes = int(digits[1:3]) * 60 + int(digits[3:5])
+            if minutes >= 24 * 60 or int(digits[3:5]) >= 60:
+                raise _fail(where, f"{text!r} has an impossible UTC offset")
+            zone = dt.timezone(dt.timedelta(minutes=-minutes if digits[0] == "-" else minutes))
+    elif match["zone"]:
+        zone = zone_named(match["zone"], where)
+    elif default_zone is not None:
+        zone = default_zone
+    else:
+        raise _fail(where, f"{text!r} has no time zone",
+                    hint="add the offset (e.g. 2026-11-16 14:05 +01:00) or a zone name, or set "
+                    "time_zone: Europe/Berlin for the whole record")
+    aware = naive.replace(tzinfo=zone)
+    local = aware.isoformat(timespec="microseconds" if fraction else "seconds")
+    local = local.replace("+00:00", "Z") if offset == "Z" else local
+    return Moment(local, _utc_of(aware, fraction))
+
+
+def human_time(moment: Moment) -> str:
+    """'2026-11-16 14:05 (UTC+01:00)': the time as entered, readable."""
+    local = moment.local
+    offset = "UTC" if local.endswith("Z") else "UTC" + local[-6:]
+    clock = local[11:19]
+    clock = clock[:5] if clock.endswith(":00") else clock
+    return f"{local[:10]} {clock} ({offset})"
+
+
+def _utc_of(aware: dt.datetime, fraction: str) -> str:
+    seconds = int(aware.replace(microsecond=0).timestamp())
+    nanos = int((fraction + "000000000")[:9]) if fraction else 0
+    return rfc3339(seconds * 1_000_000_000 + nanos)
+
+
+def _amount(value: Any, where: str) -> str:
+    if isinstance(value, bool) or value is None:
+        raise _fail(where, "is missing" if value is None else "must be a number")
+    text = str(value).strip()
+    if text.startswith("-"):
+        raise _fail(where, f"{text!r} is negative", hint="write a loss as a positive amount")
+    if not _AMOUNT.match(text):
+        raise _fail(where, f"{text!r} is not an amount",
+                    hint="write digits with a dot for decimals and no thousands separator, "
+                    "e.g. 1499.90")
+    return text
+
+
+def _currency(value: Any, where: str) -> str:
+    text = _text(value, where, required=True).upper()
+    if text not in ISO_4217:
+        raise _fail(where, f"{text!r} is not an ISO 4217 currency code",
+                    hint="three letters such as EUR, USD, GBP, CHF; for crypto-assets give the "
+                    "value in money and the coin amount in the description")
+    return text
+
+
+def _date(value: Any, where: str) -> str | None:
+    if value is None or value == "":
+        return None
+    text = value.isoformat() if isinstance(value, dt.date) else _text(value, where)
+    try:
+        if not _DATE.match(text):
+            raise ValueError
+        dt.date.fromisoformat(text)
+    except ValueError:
+        raise _fail(where, f"{text!r} is not a date", hint="write it as YYYY-MM-DD") from None
+    return text
+
+
+def _identifier_value(kind: str, value: str, where: str) -> str:
+    checks = {"email": (_EMAIL, "an email address"), "phone": (_PHONE, "a phone number"),
+              "url": (_URL, "a web address")}
+    if kind in checks and not checks[kind][0].match(value):
+        raise _fail(where, f"{value!r} does not look like {checks[kind][1]}",
+                    hint="check it, or use kind 'other'")
+    if kind == "iban":
+        compact = value.replace(" ", "").upper()
+        if not _IBAN.match(compact) or _iban_mod97(compact) != 1:
+            raise _fail(where, f"{value!r} is not a valid IBAN (its check digits do not match)",
+                        hint="check it, or use kind 'account'")
+    return value
+
+
+def _iban_mod97(iban: str) -> int:
+    moved = iban[4:] + iban[:4]
+    return int("".join(str(int(c, 36)) for c in moved)) % 97
+
+
+def _kind(value: Any, where: str, allowed: Mapping[str, str] | tuple[str, ...]) -> str:
+    text = _text(value, where, required=True).lower().replace(" ", "-").replace("_", "-")
+    if text not in allowed:
+        raise _fail(where, f"{text!r} is not one of: {', '.join(allowed)}")
+    return text
+
+
+def incident_type(value: Any, where: str = "incident_type") -> str | None:
+    if value is None or value == "":
+        return None
+    text = _text(value, where).lower().replace(" ", "-").replace("_", "-")
+    aliases = {"fraud": "online-fraud", "payment-scam": "online-fraud", "scam": "online-fraud",
+               "ransomware": "ransomware-extortion", "extortion": "ransomware-extortion",
+               "takeover": "account-takeover", "hacked-account": "account-takeover"}
+    text = aliases.get(text, text)
+    if text not in INCIDENT_TYPES:
+        raise _fail(where, f"{value!r} is not a known incident type",
+                    hint=f"choose one of: {', '.join(INCIDENT_TYPES)}")
+    return text
+
+
+def identifier(raw: Any, where: str) -> Identifier:
+    item = _mapping(raw, where, ("kind", "value", "note"), ("kind", "value"))
+    kind = _kind(item.get("kind"), f"{where}.kind", IDENTIFIER_KINDS)
+    value = _text(item.get("value"), f"{where}.value", required=True, limit=2000)
+    return Identifier(kind, _identifier_value(kind, value, f"{where}.value"),
+                      _text(item.get("note"), f"{where}.note"))
+
+
+def loss(raw: Any, where: str) -> Loss:
+    item = _mapping(raw, where, ("amount", "currency", "date", "institution", "reference",
+                                 "description"), ("amount", "currency"))
+    return Loss(_amount(item.get("amount"), f"{where}.amount"),
+                _currency(item.get("currency"), f"{where}.currency"),
+                _date(item.get("date"), f"{where}.date"),
+                _text(item.get("institution"), f"{where}.institution", limit=2000),
+                _text(item.get("reference"), f"{where}.reference", limit=2000),
+                _text(item.get("description"), f"{where}.description"))
+
+
+# ---------------------------------------------------------------------------------- reading in
+def from_input(data: Any, default_zone: dt.tzinfo | None = None) -> Incident:
+    """Validate what a person wrote (YAML, flags or the guided session) into an Incident."""
+    if data is None:
+        data = {}
+    doc = _mapping(data, "", INPUT_KEYS)
+    zone_name = _text(doc.get("time_zone"), "time_zone", limit=100)
+    zone = zone_named(zone_name) if zone_name else default_zone
+
+    def moment(key: str) -> Moment | None:
+        value = doc.get(key)
+        return None if value in (None, "") else parse_moment(value, key, zone)
+
+    timeline = []
+    for n, raw in enumerate(_list(doc.get("timeline"), "timeline")):
+        where = f"timeline[{n}]"
+        item = _mapping(raw, where, ("time", "description"), ("time", "description"))
+        timeline.append(TimelineEntry(parse_moment(item["time"], f"{where}.time", zone),
+                                      _text(item["description"], f"{where}.description",
+                                            required=True)))
+    return Incident(
+        incident_type=incident_type(doc.get("incident_type")),
+        description=_text(doc.get("description"), "description"),
+        time_zone=zone_name,
+        started=moment("started"),
+        noticed=moment("noticed"),
+        timeline=tuple(timeline),
+        identifiers=tuple(identifier(raw, f"identifiers[{n}]")
+                          for n, raw in enumerate(_list(doc.get("identifiers"), "identifiers"))),
+        losses=tuple(loss(raw, f"losses[{n}]")
+                     for n, raw in enumerate(_list(doc.get("losses"), "losses"))),
+        affected_accounts=_strings(doc.get("affected_accounts"), "affected_accounts"),
+        affected_devices=_strings(doc.get("affected_devices"), "affected_devices"),
+    )
+
+
+def _strings(value: Any, where: str) -> tuple[str, ...]:
+    items = [_text(v, f"{where}[{n}]", limit=2000) for n, v in enumerate(_list(value, where))]
+    return tuple(i for i in items if i)
+
+
+def load_yaml(text: str, source: str = "incident file") -> Incident:
+    """Parse an incident YAML file. Numbers, dates and times are kept exactly as written."""
+    try:
+        data = yaml.load(text, Loader=_KeepScalars)  # a SafeLoader subclass: safe_load
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise IncidentError(f"{source} is not valid YAML{where}: "
+                            f"{getattr(exc, 'problem', None) or exc}",
+                            hint="check the indentation and quoting near that line") from None
+    try:
+        return from_input(data)
+    except IncidentError as exc:
+        raise IncidentError(f"{source}, field '{exc.field}': {exc.problem}", hint=exc.hint,
+                            field=exc.field, problem=exc.problem) from None
+
+
+class _KeepScalars(yaml.SafeLoader):
+    """``yaml.safe_load``, except that numbers, booleans, dates and times stay the text that was
+    written: an amount of 0.10 must not become a binary float, an account number 0012 the octal
+    integer 10, a time 14:05 the base-60 integer 845, nor a user name "no" the boolean False."""
+
+
+def _as_written(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+    return str(loader.construct_scalar(node))  # type: ignore[arg-type]
+
+
+for _tag in ("int", "float", "bool", "timestamp"):
+    _KeepScalars.add_constructor(f"tag:yaml.org,2002:{_tag}", _as_written)
+
+
+# ---------------------------------------------------------------------------- the stored record
+def from_json(data: bytes, what: str = "incident.json") -> Incident:
+    """Parse and strictly validate ``incident.json``: canonical, exact fields, values as written.
+
+    Raises BundleError (the bundle is damaged) rather than IncidentError.
+    """
+    document = canonical.loads(data, what)
+    if document.get("type") != INCIDENT_DOC_TYPE or document.get("format_version") != \
+            INCIDENT_VERSION:
+        raise BundleError(f"{what} is not an evidencekit incident record of a known version")
+    if set(document) != _DOC_KEYS:
+        raise BundleError(f"{what}: unexpected fields {sorted(set(document) - _DOC_KEYS)} / "
+                          f"missing fields {sorted(_DOC_KEYS - set(document))}")
+    try:
+        incident = _from_document(document)
+    except IncidentError as exc:
+        raise BundleError(f"{what}: {exc.message}") from None
+    if incident.to_json() != data:
+        raise BundleError(f"{what}: a value is not in the form evidencekit writes")
+    return incident
+
+
+def check_record(data: bytes) -> Incident:
+    """Like :func:`from_json`, for a record about to be written: errors are input errors."""
+    try:
+        return from_json(data)
+    except BundleError as exc:
+        raise IncidentError(f"the incident record cannot be stored: {exc.message}") from None
+
+
+def _from_document(doc: dict[str, Any]) -> Incident:
+    def moment(raw: Any, where: str) -> Moment | None:
+        if raw is None:
+            return None
+        item = _mapping(raw, where, ("time", "time_utc"), ("time", "time_utc"))
+        return _stored_moment(item, where)
+
+    timeline = []
+    for n, raw in enumerate(_list(doc["timeline"], "timeline")):
+        item = _mapping(raw, f"timeline[{n}]", ("time", "time_utc", "description"),
+                        ("time", "time_utc", "description"))
+        timeline.append(TimelineEntry(_stored_moment(item, f"timeline[{n}]"),
+                                      _text(item["description"], f"timeline[{n}].description")))
+    zone = doc["time_zone"]
+    if zone:
+        zone_named(_text(zone, "time_zone"))
+    losses = []
+    for n, raw in enumerate(_list(doc["losses"], "losses")):
+        item = _mapping(raw, f"losses[{n}]", ("amount", "currency", "date", "institution",
+                                              "reference", "description"))
+        if not isinstance(item.get("amount"), str):
+            raise _fail(f"losses[{n}].amount", "must be a decimal number written as a string")
+        losses.append(loss(item, f"losses[{n}]"))
+    return Incident(
+        incident_type=incident_type(doc["incident_type"]), description=_text(
+            doc["description"], "description"), time_zone=zone if isinstance(zone, str) else "",
+        started=moment(doc["started"], "started"), noticed=moment(doc["noticed"], "noticed"),
+        timeline=tuple(timeline),
+        identifiers=tuple(identifier(raw, f"identifiers[{n}]")
+                          for n, raw in enumerate(_list(doc["identifiers"], "identifiers"))),
+        losses=tuple(losses),
+        affected_accounts=_strings(doc["affected_accounts"], "affected_accounts"),
+        affected_devices=_strings(doc["affected_devices"], "affected_devices"),
+    )
+
+
+def _stored_moment(item: Mapping[str, Any], where: str) -> Moment:
+    local, utc = item.get("time"), item.get("time_utc")
+    if not isinstance(local, str) or not _ISO_WITH_OFFSET.match(local):
+        raise _fail(f"{where}.time", "is not an ISO 8601 time with a UTC offset")
+    parsed = parse_moment(local, f"{where}.time")
+    if parsed.utc != utc:
+        raise _fail(f"{where}.time_utc", "does not match the time given", )
+    return parsed
+
+
+# ----------------------------------------------------------------------- notes (custody events)
+@dataclass(frozen=True)
+class Note:
+    """An addition to the incident record made later as a signed custody "note" event."""
+
+    kind: str  # note, timeline, identifier, loss
+    text: str
+    sequence: int
+    time: str  # when the note was signed (UTC)
+    actor: str
+    fingerprint: str
+    moment: Moment | None = None  # timeline: when it happened
+    identifier: Identifier | None = None
+    loss: Loss | None = None
+    problem: str | None = None  # details that could not be read (the event itself is signed)
+
+
+def note_details(kind: str, *, time: str | None = None, zone: dt.tzinfo | None = None,
+                 identifier_kind: str | None = None, value: str | None = None,
+                 amount: str | None = None, currency: str | None = None,
+                 date: str | None = None, institution: str = "", reference: str = ""
+                 ) -> dict[str, str]:
+    """The ``details`` of a custody "note" event (string values only, docs/FORMAT.md §6)."""
+    kind = _kind(kind, "kind", NOTE_KINDS)
+    details = {"kind": kind}
+    if kind == "timeline":
+        if not time:
+            raise _fail("time", "is needed for a timeline note", hint="add --time 'YYYY-MM-DD "
+                        "HH:MM' (with +01:00 or a zone name if it is not your local time)")
+        moment = parse_moment(time, "time", zone)
+        details.update({"time": moment.local, "time_utc": moment.utc})
+    elif kind == "identifier":
+        found = identifier({"kind": identifier_kind or "", "value": value or ""}, "identifier")
+        details.update({"identifier_kind": found.kind, "value": found.value})
+    elif kind == "loss":
+        found_loss = loss({"amount": amount, "currency": currency, "date": date,
+                           "institution": institution, "reference": reference}, "loss")
+        details.update({"amount": found_loss.amount, "currency": found_loss.currency,
+                        "date": found_loss.date or "", "institution": found_loss.institution,
+                        "reference": found_loss.reference})
+    return details
+
+
+def note_text(text: str) -> str:
+    """The free text of a note (the custody event's ``note``), checked like any incident text."""
+    return _text(text, "--text")
+
+
+def notes_from_events(events: Iterable[CustodyEvent]) -> list[Note]:
+    """Every "note" custody event as a Note (the events have been verified by the caller)."""
+    notes = []
+    for event in events:
+        if event.action != "note":
+            continue
+        details = event.details
+
+        def make(kind: str, moment: Moment | None = None, found: Identifier | None = None,
+                 found_loss: Loss | None = None, problem: str | None = None,
+                 event: CustodyEvent = event) -> Note:
+            return Note(kind, event.note, event.sequence, event.time, event.actor_name,
+                        event.actor.fingerprint, moment, found, found_loss, problem)
+
+        kind = details.get("kind", "note")
+        try:
+            if kind == "timeline":
+                notes.append(make("timeline", moment=_stored_moment(details, "details")))
+            elif kind == "identifier":
+                notes.append(make("identifier", found=identifier(
+                    {"kind": details.get("identifier_kind", ""),
+                     "value": details.get("value", ""), "note": event.note}, "details")))
+            elif kind == "loss":
+                fields = {k: details.get(k) for k in ("amount", "currency", "date",
+                                                      "institution", "reference")}
+                notes.append(make("loss", found_loss=loss(
+                    {**fields, "description": event.note}, "details")))
+            else:
+                notes.append(make("note"))
+        except IncidentError as exc:
+            notes.append(make("note", problem=exc.message))
+    return notes
+
+
+def totals(losses: Iterable[Loss]) -> dict[str, str]:
+    """Sum of the amounts per currency, exactly (Decimal), as text, currencies sorted."""
+    sums: dict[str, Decimal] = {}
+    for item in losses:
+        sums[item.currency] = sums.get(item.currency, Decimal(0)) + Decimal(item.amount)
+    return {currency: str(sums[currency]) for currency in sorted(sums)}

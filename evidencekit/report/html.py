@@ -1,0 +1,331 @@
+"""The report as one self-contained HTML file: inline CSS, no scripts, no external resources.
+
+Readable on a phone (tables turn into cards on narrow screens) and on paper (A4, header rows
+repeated on every page, rows never split, page numbers where the browser supports them). Every
+piece of text goes through :func:`esc`: file names and notes are hostile input.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Sequence
+
+from evidencekit.report.model import (
+    ReportData,
+    how_to_verify,
+    short_fingerprint,
+    size_text,
+    utc_human,
+    visible,
+)
+
+ITEMS_PER_TABLE = 500  # long lists are split into numbered parts, each with its own heading
+
+CSS = """
+:root{--ink:#1b1b1b;--muted:#5b5b5b;--line:#cfd4da;--soft:#f3f5f7;--ok:#1b6e20;--bad:#b00020}
+*{box-sizing:border-box}
+html{-webkit-text-size-adjust:100%}
+body{font:15px/1.45 -apple-system,"Segoe UI",Roboto,"DejaVu Sans","Noto Sans",Arial,sans-serif;
+color:var(--ink);margin:0 auto;max-width:1100px;padding:16px}
+header h1{font-size:1.55em;margin:0 0 4px}
+h2{font-size:1.2em;border-bottom:2px solid var(--ink);padding-bottom:2px;margin:1.6em 0 .5em;
+break-after:avoid;page-break-after:avoid}
+h3{font-size:1em;margin:1.2em 0 .3em;break-after:avoid}
+p{margin:.4em 0}
+.muted{color:var(--muted)}
+.banner{padding:10px 14px;border-radius:6px;margin:12px 0;font-weight:bold}
+.banner.ok{background:#e7f4ea;border:2px solid var(--ok);color:var(--ok)}
+.banner.failed{background:#fde8eb;border:4px solid var(--bad);color:var(--bad);font-size:1.5em;
+text-align:center}
+.banner.failed ul{font-size:.6em;text-align:left;font-weight:normal;margin:.5em 0 0}
+.failed-mark{display:none}
+table{border-collapse:collapse;width:100%;margin:.4em 0 .8em}
+th,td{border:1px solid var(--line);padding:4px 6px;text-align:left;vertical-align:top}
+th{background:var(--soft);font-weight:600}
+td{overflow-wrap:anywhere}
+.num{text-align:right;white-space:nowrap}
+code,.mono{font-family:"DejaVu Sans Mono",Menlo,Consolas,monospace;font-size:.85em;
+word-break:break-all}
+dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:3px 14px;margin:.4em 0}
+dl.facts dt{font-weight:600}
+dl.facts dd{margin:0;overflow-wrap:anywhere}
+.narrative{white-space:pre-wrap;background:var(--soft);padding:8px 10px;border-radius:4px}
+nav.parts a{margin-right:.8em}
+ol.verify li{margin-bottom:.5em}
+ol.verify code{display:block;background:var(--soft);padding:4px 6px;margin-top:2px;
+word-break:break-all}
+footer{margin-top:2em;border-top:1px solid var(--line);padding-top:6px;font-size:.85em;
+color:var(--muted)}
+@media (max-width:700px){
+ body{padding:10px;font-size:14px}
+ table.cards,table.cards tbody,table.cards tr,table.cards td{display:block;width:100%}
+ table.cards thead{display:none}
+ table.cards tr{border:1px solid var(--line);border-radius:6px;margin:0 0 8px;padding:4px 0}
+ table.cards td{border:0;padding:2px 8px}
+ table.cards td::before{content:attr(data-label) ": ";font-weight:600}
+ table.cards td.num{text-align:left;white-space:normal}
+ dl.facts{grid-template-columns:1fr}
+ dl.facts dd{margin-bottom:6px}
+}
+@page{size:A4;margin:14mm 12mm 16mm
+;@bottom-right{content:"Page " counter(page) " of " counter(pages);font-size:8pt}}
+@media print{
+ body{max-width:none;padding:0;font-size:9.5pt}
+ nav.parts{display:none}
+ thead{display:table-header-group}
+ tr,.banner,dl.facts,ol.verify li{break-inside:avoid;page-break-inside:avoid}
+ section.page{break-before:page;page-break-before:always}
+ a{color:inherit;text-decoration:none}
+ .failed-mark{display:block;position:fixed;top:0;left:0;right:0;text-align:center;
+ color:var(--bad);font-weight:bold;font-size:9pt;border-bottom:2px solid var(--bad)}
+ body.failed{padding-top:6mm}
+}
+"""
+
+
+def esc(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], cls: str = "cards",
+           numeric: Sequence[int] = ()) -> str:
+    """*rows* hold already-escaped HTML; headers are escaped here (and used as card labels)."""
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = []
+    for row in rows:
+        cells = "".join(
+            f'<td data-label="{esc(h)}"{" class=num" if i in numeric else ""}>{cell}</td>'
+            for i, (h, cell) in enumerate(zip(headers, row, strict=True)))
+        body.append(f"<tr>{cells}</tr>")
+    return (f'<table class="{cls}"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table>")
+
+
+def _facts(pairs: Iterable[tuple[str, str]]) -> str:
+    """A definition list; values are already-escaped HTML."""
+    return '<dl class="facts">' + "".join(
+        f"<dt>{esc(k)}</dt><dd>{v}</dd>" for k, v in pairs) + "</dl>"
+
+
+def _mono(value: str) -> str:
+    return f"<code>{esc(value)}</code>" if value else '<span class="muted">—</span>'
+
+
+def render_html(data: ReportData) -> str:
+    parts = [_head(data), _status(data), _summary(data), _incident(data), _timeline(data),
+             _losses(data), _identifiers(data), _items(data), _custody(data), _signers(data),
+             _hashes(data), _verify(data), _footer(data)]
+    return "".join(parts) + "</body></html>\n"
+
+
+def _head(data: ReportData) -> str:
+    body_class = "" if data.verified else ' class="failed"'
+    mark = "" if data.verified else (
+        '<div class="failed-mark">VERIFICATION FAILED — do not rely on this report</div>')
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f'<meta name="generator" content="evidencekit {esc(data.tool_version)}">'
+            f"<title>{esc(visible(data.title))}</title><style>{CSS}</style></head>"
+            f"<body{body_class}>{mark}<header><h1>Evidence report</h1>"
+            f'<p class="muted">Case <b>{esc(visible(data.seal.case_id))}</b> · bundle '
+            f"{esc(visible(data.bundle_name))} · report made {esc(utc_human(data.generated))} "
+            f"by evidencekit {esc(data.tool_version)}</p></header>")
+
+
+def _status(data: ReportData) -> str:
+    if data.verified:
+        trust = {True: " The sealer's key is one the reader named as trusted.",
+                 False: "", None: " Check the sealer's fingerprint below with the person who "
+                 "made the bundle."}[data.trusted]
+        warnings = "".join(f"<li>{esc(w)}</li>" for w in data.warnings)
+        return (f'<div class="banner ok" id="status">VERIFIED: the bundle is intact. Every '
+                f"signature, the custody log and all {data.seal.counts['files']} files were "
+                f"checked when this report was made.{esc(trust)}"
+                + (f"<ul>{warnings}</ul>" if warnings else "") + "</div>")
+    problems = "".join(f"<li>{esc(p)}</li>" for p in data.problems) or \
+        "<li>the payload could not be decrypted and checked</li>"
+    return ('<div class="banner failed" id="status">VERIFICATION FAILED<br>'
+            "<span>This bundle is damaged or was changed. Do not rely on this report.</span>"
+            f"<ul>{problems}</ul></div>")
+
+
+def _summary(data: ReportData) -> str:
+    seal = data.seal
+    record = data.incident
+    counts = seal.counts
+    pairs = [
+        ("Case", esc(visible(seal.case_id))),
+        ("Incident", esc(record.type_label) if record else '<span class="muted">no incident '
+         "record</span>"),
+        ("Evidence", esc(f"{counts['files']} files ({size_text(seal.total_bytes)} bytes), "
+                         f"{counts['directories']} folders")
+         + ("" if seal.complete else " — <b>capture incomplete</b> (see remarks)")),
+        ("Money lost", esc(", ".join(f"{v} {c}" for c, v in data.totals.items()) or "none "
+                           "recorded")),
+        ("Captured by", esc(visible(data.case.get("examiner", ""))) or "—"),
+        ("Capture", esc(f"{utc_human(seal.capture_started)} to {utc_human(seal.created)}")),
+        ("Sealed by key", _mono(seal.signer.fingerprint)),
+        ("Root hash", _mono(seal.manifest_root)),
+        ("Payload SHA-256", _mono(data.payload_sha256)),
+    ]
+    return "<section><h2>Summary</h2>" + _facts(pairs) + "</section>"
+
+
+def _incident(data: ReportData) -> str:
+    out = ["<section><h2>1. What happened</h2>"]
+    record = data.incident
+    if data.incident_problem:
+        out.append(f"<p><b>The incident record could not be read:</b> "
+                   f"{esc(visible(data.incident_problem))}</p>")
+    if record is None:
+        out.append('<p class="muted">The bundle holds no incident record. Notes added later, if '
+                   "any, are in the timeline below.</p></section>")
+        return "".join(out)
+    out.append(_facts([
+        ("Type of incident", esc(record.type_label)),
+        ("Started", esc(_moment(record.started))),
+        ("Noticed", esc(_moment(record.noticed))),
+        ("Accounts affected", esc(", ".join(visible(a) for a in record.affected_accounts))
+         or "—"),
+        ("Devices affected", esc(", ".join(visible(d) for d in record.affected_devices)) or "—"),
+    ]))
+    if record.description:
+        out.append("<h3>In the words of the person who made the bundle</h3>"
+                   f'<div class="narrative">{esc(visible(record.description, True))}</div>')
+    out.append("</section>")
+    return "".join(out)
+
+
+def _moment(moment: object) -> str:
+    from evidencekit.incident import Moment, human_time
+
+    return human_time(moment) if isinstance(moment, Moment) else "—"
+
+
+def _timeline(data: ReportData) -> str:
+    rows = [(esc(r.when), esc(visible(r.what, True)).replace("\n", "<br>"),
+             f'<span class="muted">{esc(visible(r.source))}</span>') for r in data.timeline]
+    return ("<section><h2>2. Timeline</h2><p class=muted>Times as entered (with their UTC "
+            "offset), in order. Entries added after sealing are signed custody notes.</p>"
+            + _table(["When", "What happened", "Recorded in"], rows) + "</section>")
+
+
+def _losses(data: ReportData) -> str:
+    if not data.losses:
+        return "<section><h2>3. Financial losses</h2><p>None recorded.</p></section>"
+    rows = [(esc(r.loss.amount), esc(r.loss.currency), esc(r.loss.date or "—"),
+             esc(visible(r.loss.institution)) or "—", esc(visible(r.loss.reference)) or "—",
+             esc(visible(r.loss.description)),
+             f'<span class="muted">{esc(visible(r.source))}</span>') for r in data.losses]
+    totals = "".join(f"<tr><th>Total {esc(c)}</th><td class=num>{esc(v)}</td></tr>"
+                     for c, v in data.totals.items())
+    return ("<section><h2>3. Financial losses</h2>"
+            + _table(["Amount", "Currency", "Date", "Bank or service", "Reference", "Details",
+                      "Recorded in"], rows, numeric=(0,))
+            + f'<table class="totals" style="width:auto"><tbody>{totals}</tbody></table>'
+            "</section>")
+
+
+def _identifiers(data: ReportData) -> str:
+    from evidencekit.incident import IDENTIFIER_KINDS
+
+    if not data.identifiers:
+        return ("<section><h2>4. Suspicious contacts and references</h2><p>None recorded.</p>"
+                "</section>")
+    rows = [(esc(IDENTIFIER_KINDS.get(r.identifier.kind, r.identifier.kind)),
+             f"<code>{esc(visible(r.identifier.value))}</code>",
+             esc(visible(r.identifier.note)), f'<span class="muted">{esc(visible(r.source))}'
+             "</span>") for r in data.identifiers]
+    return ("<section><h2>4. Suspicious contacts and references</h2><p class=muted>Exactly as "
+            "entered. Web addresses are shown as text, never as links.</p>"
+            + _table(["Kind", "Value", "Note", "Recorded in"], rows) + "</section>")
+
+
+def _items(data: ReportData) -> str:
+    total = len(data.items)
+    out = ['<section class="page" id="items"><h2>5. Evidence items</h2>',
+           f"<p>{total} items recorded in the signed manifest, in capture order. Files are "
+           "identified by their SHA-256; times are UTC. Folders, links and special files are "
+           "recorded but hold no content.</p>"]
+    if not data.decrypted:
+        out.append("<p><b>The payload was not decrypted, so the item list is not available."
+                   "</b></p></section>")
+        return "".join(out)
+    chunks = [data.items[i:i + ITEMS_PER_TABLE] for i in range(0, total, ITEMS_PER_TABLE)]
+    if len(chunks) > 1:
+        links = " ".join(f'<a href="#items-{n}">{c[0].number}–{c[-1].number}</a>'
+                         for n, c in enumerate(chunks, 1))
+        out.append(f'<nav class="parts">Parts: {links}</nav>')
+    for n, chunk in enumerate(chunks, 1):
+        if len(chunks) > 1:
+            out.append(f'<h3 id="items-{n}">Items {chunk[0].number}–{chunk[-1].number} of '
+                       f"{total}</h3>")
+        rows = [(str(i.number), f"{esc(i.path)}" + (f"<br><code>{esc(i.sha256)}</code>"
+                                                     if i.sha256 else ""),
+                 esc(i.kind + (f" · {i.mime}" if i.mime else "")), esc(size_text(i.size)),
+                 esc(i.modified), esc(i.created) or '<span class="muted">—</span>',
+                 esc(i.remarks)) for i in chunk]
+        out.append(_table(["#", "Path and SHA-256", "Type", "Size (bytes)", "Modified",
+                           "Created", "Remarks"], rows, numeric=(0, 3)))
+    out.append("</section>")
+    return "".join(out)
+
+
+def _custody(data: ReportData) -> str:
+    rows = [(str(e.sequence), esc(utc_human(e.time)), esc(e.action),
+             esc(visible(e.actor_name)) + f"<br><code>{esc(e.actor.fingerprint)}</code>",
+             esc(visible(e.counterparty)) or "—", esc(visible(e.note, True)).replace("\n", "<br>")
+             + _details(e.details)) for e in data.custody]
+    return ('<section class="page" id="custody"><h2>6. Chain of custody</h2><p class=muted>'
+            "Every event is signed by the key shown and linked to the one before it.</p>"
+            + _table(["#", "Time", "Action", "By (key fingerprint)", "To / from",
+                      "Note and details"], rows, numeric=(0,)) + "</section>")
+
+
+def _details(details: dict[str, str]) -> str:
+    if not details:
+        return ""
+    items = "".join(f"<br><span class=muted>{esc(visible(k))}: {esc(visible(v))}</span>"
+                    for k, v in sorted(details.items()))
+    return items
+
+
+def _signers(data: ReportData) -> str:
+    rows = [(esc(visible(s.name)) or "—", esc(s.role), f"<code>{esc(s.fingerprint)}</code>",
+             f"<code>{esc(s.public_key)}</code>") for s in data.signers]
+    return ("<section><h2>7. Who signed</h2>"
+            + _table(["Name", "Role", "Key fingerprint", "Public key"], rows) + "</section>")
+
+
+def _hashes(data: ReportData) -> str:
+    seal = data.seal
+    capture = data.capture
+    pairs = [
+        ("Root hash (identifies the evidence)", _mono(seal.manifest_root)),
+        ("Payload SHA-256 now", _mono(data.payload_sha256)),
+        ("Payload SHA-256 when sealed", _mono(seal.payload_sha256)),
+        ("Manifest SHA-256", _mono(seal.manifest_sha256)),
+        ("Incident record SHA-256", _mono(data.incident_sha256 or "")),
+        ("Newest custody event SHA-256", _mono(data.newest_event_sha256)),
+        ("Sealer's key", _mono(seal.signer.public_key)),
+        ("Captured on", esc(visible(f"{capture.get('host', '')} ({capture.get('os', '')})"))
+         if capture else "—"),
+        ("Clock", esc(visible(str(capture.get("clock_source", "")))) or "—"),
+        ("Made with", esc(f"evidencekit {seal.tool_version}, bundle format "
+                          f"{seal.format_version}")),
+    ]
+    return "<section><h2>8. Hashes and technical details</h2>" + _facts(pairs) + "</section>"
+
+
+def _verify(data: ReportData) -> str:
+    steps = "".join(f"<li>{esc(text)}" + (f"<code>{esc(visible(cmd))}</code>" if cmd else "")
+                    + "</li>" for text, cmd in how_to_verify(data))
+    return ('<section id="verify"><h2>9. How to verify this bundle</h2>'
+            f'<ol class="verify">{steps}</ol></section>')
+
+
+def _footer(data: ReportData) -> str:
+    return (f"<footer>This report summarises the bundle {esc(visible(data.bundle_name))}; the "
+            "bundle itself is the evidence. Made by evidencekit "
+            f"{esc(data.tool_version)} at {esc(utc_human(data.generated))}. Sealer "
+            f"{esc(short_fingerprint(data.seal.signer.fingerprint))}.</footer>")

@@ -1,0 +1,270 @@
+"""What a report says, gathered once from a verified bundle; the HTML and PDF writers only lay it out.
+
+Everything shown comes from signed parts of the bundle: the seal, the signed manifest, the incident
+record it names, and the signed custody log (where "note" events add to the incident record).
+Text from the bundle is hostile input: :func:`visible` makes invisible and direction-changing
+characters visible, and each writer escapes for its own markup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any
+
+from evidencekit import __version__
+from evidencekit import incident as inc
+from evidencekit.errors import BundleError
+from evidencekit.format import bag
+from evidencekit.format.documents import CustodyEvent, Seal
+from evidencekit.records import bytes_from_field
+from evidencekit.verify import Report
+
+# Characters that would hide or reorder text in a name: shown as [U+XXXX] instead.
+_INVISIBLE = re.compile("[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u00ad\u061c\u115f\u1160"
+                        "\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff"
+                        "\ufff0-\ufffb]")
+
+
+def visible(text: str, keep_newlines: bool = False) -> str:
+    """*text* with control, invisible and bidirectional-override characters written as [U+XXXX]."""
+    def code(match: re.Match[str]) -> str:
+        return f"[U+{ord(match.group()):04X}]"
+
+    text = _INVISIBLE.sub(code, text)
+    text = text.replace("\t", "[TAB]")
+    if not keep_newlines:
+        text = text.replace("\r", "[CR]").replace("\n", "[LF]")
+    # Lone surrogates (from undecodable bytes) cannot be encoded: show their code too.
+    return "".join(c if unicodedata.category(c) != "Cs" else f"[U+{ord(c):04X}]"
+                   for c in text)
+
+
+def utc_human(stamp: str | None) -> str:
+    """'2026-11-16T13:05:07.123456789Z' → '2026-11-16 13:05:07 UTC'."""
+    if not stamp:
+        return ""
+    return f"{stamp[:10]} {stamp[11:19]} UTC" if len(stamp) >= 19 else stamp
+
+
+def short_fingerprint(fingerprint: str) -> str:
+    return fingerprint[:19] + "…" if len(fingerprint) > 20 else fingerprint
+
+
+@dataclass
+class EvidenceItem:
+    number: int
+    path: str  # for display (visible(); undecodable bytes as \xNN)
+    kind: str
+    mime: str
+    size: int | None
+    modified: str
+    created: str
+    sha256: str
+    remarks: str
+
+
+@dataclass
+class TimelineRow:
+    utc: str  # for sorting
+    when: str  # as entered, for people
+    what: str
+    source: str
+
+
+@dataclass
+class LossRow:
+    loss: inc.Loss
+    source: str
+
+
+@dataclass
+class IdentifierRow:
+    identifier: inc.Identifier
+    source: str
+
+
+@dataclass
+class SignerRow:
+    name: str
+    role: str
+    fingerprint: str
+    public_key: str
+
+
+@dataclass
+class ReportData:
+    bundle_name: str
+    generated: str
+    verified: bool
+    decrypted: bool
+    trusted: bool | None
+    problems: list[str]
+    warnings: list[str]
+    seal: Seal
+    payload_sha256: str
+    newest_event_sha256: str
+    case: dict[str, str] = field(default_factory=dict)
+    capture: dict[str, Any] = field(default_factory=dict)
+    incident: inc.Incident | None = None
+    incident_sha256: str | None = None
+    incident_problem: str | None = None
+    timeline: list[TimelineRow] = field(default_factory=list)
+    losses: list[LossRow] = field(default_factory=list)
+    totals: dict[str, str] = field(default_factory=dict)
+    identifiers: list[IdentifierRow] = field(default_factory=list)
+    items: list[EvidenceItem] = field(default_factory=list)
+    custody: list[CustodyEvent] = field(default_factory=list)
+    signers: list[SignerRow] = field(default_factory=list)
+    tool_version: str = __version__
+
+    @property
+    def title(self) -> str:
+        return f"Evidence report — case {self.seal.case_id}"
+
+
+def collect(report: Report, bundle_name: str, generated: str) -> ReportData:
+    """Gather the report from a finished ``verify`` (ideally one that decrypted and passed)."""
+    if report.seal is None:
+        raise BundleError("the bundle's seal cannot be read, so there is nothing to report",
+                          hint="run 'evidencekit verify' to see what is wrong")
+    seal = report.seal
+    events = report.events
+    data = ReportData(
+        bundle_name=bundle_name, generated=generated, verified=report.ok and report.decrypted,
+        decrypted=report.decrypted, trusted=report.trusted,
+        problems=[_finding_line(f) for f in report.findings.errors],
+        warnings=[_finding_line(f) for f in report.findings.items if f.severity != "error"],
+        seal=seal, payload_sha256=report.payload_sha256 or "",
+        newest_event_sha256=hashlib.sha256(events[-1].to_json()).hexdigest() if events else "",
+        custody=list(events))
+    if report.no_matching_key:
+        data.problems.append(f"could not decrypt: {report.no_matching_key}")
+    manifest = report.manifest or {}
+    data.case = {k: str(v) for k, v in (manifest.get("case") or {}).items()} or {
+        "case_id": seal.case_id}
+    data.capture = dict(manifest.get("capture") or {})
+    data.items = _items(manifest.get("entries") or [])
+    _incident(report, manifest, data)
+    _merge_notes(data, events)
+    data.signers = _signers(seal, events)
+    return data
+
+
+def _finding_line(finding: Any) -> str:
+    line = f"[{finding.check}] {finding.where}: {finding.problem}"
+    if finding.expected is not None or finding.found is not None:
+        line += f" (expected {finding.expected}, found {finding.found})"
+    return visible(line)
+
+
+def _items(entries: list[dict[str, Any]]) -> list[EvidenceItem]:
+    items = []
+    for number, entry in enumerate(entries, 1):
+        try:
+            raw = bytes_from_field(entry, "path")
+            path = visible(raw.decode("utf-8", "backslashreplace"))
+        except (ValueError, KeyError, TypeError):
+            path = "(unreadable name)"
+        remarks = []
+        if entry.get("error"):
+            remarks.append(str(entry["error"]))
+        remarks.extend(str(c) for c in entry.get("changes") or [])
+        if entry.get("kind") == "symlink":
+            try:
+                target = bytes_from_field(entry, "target").decode("utf-8", "backslashreplace")
+                remarks.append(f"link to {visible(target)} (not followed)")
+            except (ValueError, KeyError, TypeError):
+                pass
+        size = entry.get("size")
+        items.append(EvidenceItem(
+            number=number, path=path, kind=str(entry.get("kind", "")),
+            mime=str(entry.get("mime") or ""), size=size if isinstance(size, int) else None,
+            modified=utc_human(entry.get("mtime")), created=utc_human(entry.get("birthtime")),
+            sha256=str(entry.get("sha256") or ""), remarks=visible("; ".join(remarks))))
+    return items
+
+
+def _incident(report: Report, manifest: dict[str, Any], data: ReportData) -> None:
+    raw = (report.tag_files or {}).get(bag.EK_INCIDENT)
+    data.incident_sha256 = manifest.get("incident_sha256") if manifest else None
+    if raw is None:
+        return
+    try:
+        data.incident = inc.from_json(raw, bag.EK_INCIDENT)
+    except BundleError as exc:
+        data.incident_problem = exc.message
+        return
+    record = data.incident
+    sealer = f"incident record (sealed by {data.case.get('examiner') or 'the sealer'})"
+    for label, moment in (("It started", record.started), ("It was noticed", record.noticed)):
+        if moment is not None:
+            data.timeline.append(TimelineRow(moment.utc, inc.human_time(moment), label, sealer))
+    for entry in record.timeline:
+        data.timeline.append(TimelineRow(entry.moment.utc, inc.human_time(entry.moment),
+                                         entry.description, sealer))
+    data.losses.extend(LossRow(loss, sealer) for loss in record.losses)
+    data.identifiers.extend(IdentifierRow(i, sealer) for i in record.identifiers)
+
+
+def _merge_notes(data: ReportData, events: list[CustodyEvent]) -> None:
+    data.timeline.append(TimelineRow(data.seal.capture_started,
+                                     utc_human(data.seal.capture_started),
+                                     "Evidence captured and sealed (this bundle)",
+                                     f"seal, signed {short_fingerprint(data.seal.signer.fingerprint)}"))
+    for note in inc.notes_from_events(events):
+        source = (f"note #{note.sequence} by {note.actor} ({short_fingerprint(note.fingerprint)}),"
+                  f" signed {utc_human(note.time)}")
+        if note.moment is not None:
+            data.timeline.append(TimelineRow(note.moment.utc, inc.human_time(note.moment),
+                                             note.text, source))
+        elif note.loss is not None:
+            data.losses.append(LossRow(note.loss, source))
+        elif note.identifier is not None:
+            data.identifiers.append(IdentifierRow(note.identifier, source))
+        else:
+            text = note.text + (f" (details not readable: {note.problem})" if note.problem else "")
+            data.timeline.append(TimelineRow(note.time, utc_human(note.time),
+                                             f"Note added: {text}", source))
+    data.timeline.sort(key=lambda row: row.utc)
+    data.totals = inc.totals(row.loss for row in data.losses)
+
+
+def _signers(seal: Seal, events: list[CustodyEvent]) -> list[SignerRow]:
+    rows: dict[str, SignerRow] = {seal.signer.fingerprint: SignerRow(
+        events[0].actor_name if events else "", "sealed the evidence", seal.signer.fingerprint,
+        seal.signer.public_key)}
+    for event in events:
+        row = rows.get(event.actor.fingerprint)
+        if row is None:
+            rows[event.actor.fingerprint] = SignerRow(event.actor_name, f"custody: {event.action}",
+                                                      event.actor.fingerprint,
+                                                      event.actor.public_key)
+        elif event.action not in row.role and event.action != "captured":
+            row.role += f", {event.action}"
+    return list(rows.values())
+
+
+def size_text(size: int | None) -> str:
+    return "" if size is None else f"{size:,}"
+
+
+def how_to_verify(data: ReportData) -> list[tuple[str, str]]:
+    """(explanation, command) pairs for the "How to verify this bundle" section."""
+    name = data.bundle_name
+    return [
+        ("Anyone can check that the bundle is complete and unchanged, without any key. It "
+         "checks the seal, every signature and the custody log, and that the encrypted payload "
+         "has the SHA-256 shown in this report.", f"evidencekit verify {name}"),
+        ("Check who sealed it: ask the person who made the bundle for their key's fingerprint "
+         f"(by phone or in person) and compare it with {data.seal.signer.fingerprint}, or give "
+         "their public key file.", f"evidencekit verify {name} --trusted-key their_key.pub"),
+        ("With the decryption key or passphrase, every file is decrypted and checked against "
+         "the SHA-256 listed in this report.", f"evidencekit verify {name} -i KEY   (or -p)"),
+        ("Open it into a new folder; nothing is kept unless every check passes.",
+         f"evidencekit extract {name} -i KEY -o opened"),
+        ("Without evidencekit, standard tools are enough (tar, ssh-keygen, sha256sum, age): "
+         "see 'Verifying by hand' in the evidencekit bundle format (docs/FORMAT.md §7.2).", ""),
+    ]

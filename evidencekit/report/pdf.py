@@ -1,0 +1,530 @@
+"""The report as a PDF (ReportLab): real, extractable text; page numbers; tables that split across
+pages with their header repeated; a Unicode font so that names in any script print.
+
+Fonts: DejaVu Sans (shipped with most Linux systems, and common elsewhere) or the TrueType font
+named by ``EVIDENCEKIT_REPORT_FONT``; a fallback font for scripts DejaVu lacks (CJK) is used when
+one is installed. A character no available font can draw is printed as ``[U+XXXX]`` (exact, never
+silently dropped) and page 1 says so. Without any Unicode font, Helvetica is used and the report
+says clearly that names may be incomplete and where to find them exactly (the HTML report).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import IO, Any
+from xml.sax.saxutils import escape
+
+from reportlab.lib import colors
+from reportlab.lib.enums import TA_CENTER, TA_RIGHT
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.pdfgen.canvas import Canvas
+from reportlab.platypus import (
+    CondPageBreak,
+    Flowable,
+    KeepTogether,
+    LongTable,
+    PageBreak,
+    Paragraph,
+    SimpleDocTemplate,
+    Spacer,
+    TableStyle,
+)
+
+from evidencekit.incident import IDENTIFIER_KINDS, Moment, human_time
+from evidencekit.report.model import (
+    ReportData,
+    how_to_verify,
+    short_fingerprint,
+    size_text,
+    utc_human,
+    visible,
+)
+
+FONT_ENV = "EVIDENCEKIT_REPORT_FONT"
+FONT_DIRS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/dejavu",
+             "/usr/share/fonts/TTF", "/usr/share/fonts/truetype", "/usr/local/share/fonts",
+             "/opt/homebrew/share/fonts", "/Library/Fonts", os.path.expanduser("~/Library/Fonts"),
+             os.path.expanduser("~/.fonts"), os.path.expanduser("~/.local/share/fonts"),
+             "C:\\Windows\\Fonts")
+# When DejaVu is not installed (macOS, Windows): system fonts that cover Latin, Greek, Cyrillic.
+OTHER_REGULAR = ("/System/Library/Fonts/Supplemental/Arial Unicode.ttf",
+                 "/Library/Fonts/Arial Unicode.ttf", "C:\\Windows\\Fonts\\arial.ttf")
+FALLBACK_FONTS = ("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",
+                  "/usr/share/fonts/truetype/arphic/uming.ttc",
+                  "/System/Library/Fonts/Supplemental/Arial Unicode.ttf",
+                  "/Library/Fonts/Arial Unicode.ttf", "C:\\Windows\\Fonts\\ARIALUNI.TTF")
+
+RED = colors.HexColor("#b00020")
+GREEN = colors.HexColor("#1b6e20")
+SOFT = colors.HexColor("#f3f5f7")
+LINE = colors.HexColor("#cfd4da")
+MUTED = colors.HexColor("#5b5b5b")
+WIDTH = A4[0] - 30 * mm
+
+
+@dataclass
+class Fonts:
+    regular: str = "Helvetica"
+    bold: str = "Helvetica-Bold"
+    mono: str = "Courier"
+    unicode: bool = False
+    coverage: set[int] = field(default_factory=set)
+    fallback: str | None = None
+    fallback_coverage: set[int] = field(default_factory=set)
+    missing: set[str] = field(default_factory=set)  # characters shown as [U+XXXX]
+    note: str = ""
+
+    def text(self, value: object, *, newlines: bool = False) -> str:
+        """Paragraph markup for *value*: escaped, with characters no font has made explicit."""
+        text = visible(str(value), keep_newlines=newlines)
+        out: list[str] = []
+        fallback_run: list[str] = []
+
+        def flush() -> None:
+            if fallback_run:
+                out.append(f'<font name="{self.fallback}">{escape("".join(fallback_run))}'
+                           "</font>")
+                fallback_run.clear()
+
+        for char in text:
+            code = ord(char)
+            if char == "\n":
+                flush()
+                out.append("<br/>")
+            elif self._has(code):
+                flush()
+                out.append(escape(char))
+            elif self.fallback and code in self.fallback_coverage:
+                fallback_run.append(char)
+            else:
+                flush()
+                self.missing.add(char)
+                out.append(f"[U+{code:04X}]")
+        flush()
+        return "".join(out)
+
+    def _has(self, code: int) -> bool:
+        if code < 0x80:
+            return True
+        if self.unicode:
+            return code in self.coverage
+        try:
+            chr(code).encode("cp1252")
+            return True
+        except UnicodeEncodeError:
+            return False
+
+
+def _find(names: tuple[str, ...]) -> str | None:
+    for folder in FONT_DIRS:
+        for name in names:
+            path = os.path.join(folder, name)
+            if os.path.isfile(path):
+                return path
+    return None
+
+
+def load_fonts() -> Fonts:
+    """Register the best fonts available; never fails (falls back to Helvetica, saying so)."""
+    fonts = Fonts()
+    regular = os.environ.get(FONT_ENV) or _find(("DejaVuSans.ttf",)) or next(
+        (path for path in OTHER_REGULAR if os.path.isfile(path)), None)
+    if regular is None:
+        fonts.note = ("No Unicode font was found (install DejaVu fonts, e.g. 'apt install "
+                      f"fonts-dejavu-core', or set {FONT_ENV} to a .ttf file): characters outside "
+                      "Western European scripts are shown as [U+XXXX] codes. The HTML report "
+                      "shows every name exactly.")
+        return fonts
+    try:
+        face = TTFont("EK-Regular", regular)
+        pdfmetrics.registerFont(face)
+        bold_path = _find(("DejaVuSans-Bold.ttf",)) if regular.endswith("DejaVuSans.ttf") \
+            else None
+        pdfmetrics.registerFont(TTFont("EK-Bold", bold_path or regular))
+        mono_path = _find(("DejaVuSansMono.ttf",))
+        pdfmetrics.registerFont(TTFont("EK-Mono", mono_path or regular))
+    except Exception as exc:  # a broken or unsupported font file: say so, use Helvetica
+        fonts.note = f"The font {regular} could not be used ({exc}); Helvetica is used instead."
+        return fonts
+    fonts.regular, fonts.bold, fonts.mono, fonts.unicode = "EK-Regular", "EK-Bold", "EK-Mono", True
+    fonts.coverage = set(face.face.charToGlyph)
+    for path in FALLBACK_FONTS:
+        if os.path.isfile(path):
+            try:
+                fallback = TTFont("EK-Fallback", path)
+                pdfmetrics.registerFont(fallback)
+            except Exception:  # e.g. a font with PostScript outlines; try the next one
+                continue
+            fonts.fallback, fonts.fallback_coverage = "EK-Fallback", set(fallback.face.charToGlyph)
+            break
+    return fonts
+
+
+class _Styles:
+    def __init__(self, fonts: Fonts) -> None:
+        base = ParagraphStyle("base", fontName=fonts.regular, fontSize=9, leading=11.5)
+        self.body = base
+        self.small = ParagraphStyle("small", base, fontSize=7.5, leading=9.5)
+        self.muted = ParagraphStyle("muted", self.small, textColor=MUTED)
+        self.cell = ParagraphStyle("cell", base, fontSize=8, leading=10)
+        self.cell_break = ParagraphStyle("cellb", self.cell)  # long words split (splitLongWords)
+        self.cell_right = ParagraphStyle("cellr", self.cell, alignment=TA_RIGHT)
+        self.head = ParagraphStyle("head", self.cell, fontName=fonts.bold)
+        self.mono = ParagraphStyle("mono", self.cell, fontName=fonts.mono, fontSize=7,
+                                   leading=9)
+        self.title = ParagraphStyle("title", base, fontName=fonts.bold, fontSize=18, leading=22,
+                                    spaceAfter=2)
+        self.h2 = ParagraphStyle("h2", base, fontName=fonts.bold, fontSize=12, leading=15,
+                                 spaceBefore=10, spaceAfter=4)
+        self.h3 = ParagraphStyle("h3", base, fontName=fonts.bold, fontSize=9.5, leading=12,
+                                 spaceBefore=6, spaceAfter=2)
+        self.banner = ParagraphStyle("banner", base, fontName=fonts.bold, fontSize=11,
+                                     leading=14, textColor=GREEN)
+        self.failed = ParagraphStyle("failed", base, fontName=fonts.bold, fontSize=20,
+                                     leading=24, textColor=RED, alignment=TA_CENTER)
+        self.failed_detail = ParagraphStyle("failedd", self.cell, textColor=RED)
+
+
+class _Builder:
+    def __init__(self, data: ReportData, fonts: Fonts) -> None:
+        self.data, self.fonts, self.s = data, fonts, _Styles(fonts)
+        self.story: list[Flowable] = []
+
+    # helpers ---------------------------------------------------------------------------------
+    def t(self, value: object, newlines: bool = False) -> str:
+        return self.fonts.text(value, newlines=newlines)
+
+    def p(self, markup: str, style: ParagraphStyle | None = None) -> Paragraph:
+        return Paragraph(markup, style or self.s.body)
+
+    def h2(self, text: str) -> None:
+        self.story.append(CondPageBreak(30 * mm))
+        self.story.append(self.p(self.t(text), self.s.h2))
+
+    def table(self, headers: list[str], rows: list[list[Any]], widths: list[float],
+              right: tuple[int, ...] = ()) -> None:
+        """A table that splits across pages, its header row repeated; *right*: columns of
+        plain-string numbers to align right."""
+        head = [self.p(self.t(h), self.s.head) for h in headers]
+        table = LongTable([head, *rows] if rows else [head], colWidths=widths, repeatRows=1,
+                          splitByRow=1)
+        style: list[Any] = [("GRID", (0, 0), (-1, -1), 0.4, LINE),
+                 ("BACKGROUND", (0, 0), (-1, 0), SOFT),
+                 ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                 ("LEFTPADDING", (0, 0), (-1, -1), 3), ("RIGHTPADDING", (0, 0), (-1, -1), 3),
+                 ("TOPPADDING", (0, 0), (-1, -1), 2), ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
+                 ("FONTNAME", (0, 1), (-1, -1), self.fonts.regular),
+                 ("FONTSIZE", (0, 1), (-1, -1), 8), ("LEADING", (0, 1), (-1, -1), 10)]
+        style += [("ALIGN", (column, 1), (column, -1), "RIGHT") for column in right]
+        table.setStyle(TableStyle(style))
+        self.story.append(table)
+        self.story.append(Spacer(0, 4))
+
+    def facts(self, pairs: list[tuple[str, Any]]) -> None:
+        rows = [[self.p(self.t(k), self.s.head), v if isinstance(v, Flowable) else
+                 self.p(self.t(v), self.s.cell_break)] for k, v in pairs]
+        table = LongTable(rows, colWidths=[42 * mm, WIDTH - 42 * mm])
+        table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"),
+                                   ("LINEBELOW", (0, 0), (-1, -1), 0.3, LINE),
+                                   ("LEFTPADDING", (0, 0), (-1, -1), 2),
+                                   ("TOPPADDING", (0, 0), (-1, -1), 1.5),
+                                   ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5)]))
+        self.story.append(table)
+
+    def mono(self, value: str) -> Paragraph:
+        return self.p(self.t(value) if value else "—", self.s.mono)
+
+    def cell(self, value: object, newlines: bool = False, *, wrap_anywhere: bool = True
+             ) -> Paragraph:
+        return self.p(self.t(value, newlines) if value not in ("", None) else "—",
+                      self.s.cell_break if wrap_anywhere else self.s.cell)
+
+    def number(self, value: object) -> Paragraph:
+        return self.p(self.t(value) if value not in ("", None) else "—", self.s.cell_right)
+
+    # sections --------------------------------------------------------------------------------
+    def build(self) -> list[Flowable]:
+        data = self.data
+        self.story.append(self.p(self.t("Evidence report"), self.s.title))
+        self.story.append(self.p(self.t(
+            f"Case {data.seal.case_id} · bundle {data.bundle_name} · report made "
+            f"{utc_human(data.generated)} by evidencekit {data.tool_version}"), self.s.muted))
+        self.story.append(Spacer(0, 6))
+        self.status()
+        notes_at = len(self.story)
+        for section in (self.summary, self.incident, self.timeline, self.losses,
+                        self.identifiers, self.items, self.custody, self.signers, self.hashes,
+                        self.verify):
+            section()
+        notes = [self.fonts.note] if self.fonts.note else []
+        if self.fonts.missing and self.fonts.unicode:
+            codes = ", ".join(f"U+{ord(c):04X}" for c in sorted(self.fonts.missing)[:12])
+            notes.append(f"Some characters ({codes}{', …' if len(self.fonts.missing) > 12 else ''})"
+                         " are not in the fonts installed on the computer that made this PDF; "
+                         "they are printed as [U+XXXX] codes. The HTML report shows them as "
+                         "they are.")
+        self.story[notes_at:notes_at] = [self.p(self.t(n), self.s.failed_detail) for n in notes]
+        return self.story
+
+    def status(self) -> None:
+        data = self.data
+        if data.verified:
+            text = (f"VERIFIED: the bundle is intact. Every signature, the custody log and all "
+                    f"{data.seal.counts['files']} files were checked when this report was made.")
+            if data.trusted is None:
+                text += " Check the sealer's fingerprint below with the person who made it."
+            cells = [[self.p(self.t(text), self.s.banner)]]
+            cells += [[self.p(self.t(w), self.s.small)] for w in data.warnings]
+            border, background = GREEN, colors.HexColor("#e7f4ea")
+        else:
+            cells = [[self.p(self.t("VERIFICATION FAILED"), self.s.failed)],
+                     [self.p(self.t("This bundle is damaged or was changed. Do not rely on this "
+                                    "report."), self.s.failed_detail)]]
+            cells += [[self.p(self.t("• " + problem), self.s.failed_detail)]
+                      for problem in data.problems or ["the payload could not be decrypted"]]
+            border, background = RED, colors.HexColor("#fde8eb")
+        table = LongTable(cells, colWidths=[WIDTH])
+        table.setStyle(TableStyle([("BOX", (0, 0), (-1, -1), 2 if data.verified else 4, border),
+                                   ("BACKGROUND", (0, 0), (-1, -1), background),
+                                   ("LEFTPADDING", (0, 0), (-1, -1), 8),
+                                   ("TOPPADDING", (0, 0), (-1, -1), 4),
+                                   ("BOTTOMPADDING", (0, 0), (-1, -1), 4)]))
+        self.story += [table, Spacer(0, 6)]
+
+    def summary(self) -> None:
+        data, seal = self.data, self.data.seal
+        counts = seal.counts
+        self.h2("Summary")
+        self.facts([
+            ("Case", seal.case_id),
+            ("Incident", data.incident.type_label if data.incident else "no incident record"),
+            ("Evidence", f"{counts['files']} files ({size_text(seal.total_bytes)} bytes), "
+                         f"{counts['directories']} folders"
+                         + ("" if seal.complete else " — capture incomplete (see remarks)")),
+            ("Money lost", ", ".join(f"{v} {c}" for c, v in data.totals.items())
+             or "none recorded"),
+            ("Captured by", data.case.get("examiner", "") or "—"),
+            ("Capture", f"{utc_human(seal.capture_started)} to {utc_human(seal.created)}"),
+            ("Sealed by key", self.mono(seal.signer.fingerprint)),
+            ("Root hash", self.mono(seal.manifest_root)),
+            ("Payload SHA-256", self.mono(data.payload_sha256)),
+        ])
+
+    def incident(self) -> None:
+        data = self.data
+        self.h2("1. What happened")
+        if data.incident_problem:
+            self.story.append(self.p(self.t("The incident record could not be read: "
+                                            + data.incident_problem), self.s.failed_detail))
+        record = data.incident
+        if record is None:
+            self.story.append(self.p(self.t("The bundle holds no incident record. Notes added "
+                                            "later, if any, are in the timeline below."),
+                                     self.s.muted))
+            return
+
+        def moment(m: Moment | None) -> str:
+            return human_time(m) if m else "—"
+
+        self.facts([("Type of incident", record.type_label),
+                    ("Started", moment(record.started)), ("Noticed", moment(record.noticed)),
+                    ("Accounts affected", ", ".join(record.affected_accounts) or "—"),
+                    ("Devices affected", ", ".join(record.affected_devices) or "—")])
+        if record.description:
+            self.story.append(self.p(self.t("In the words of the person who made the bundle"),
+                                     self.s.h3))
+            for paragraph in record.description.split("\n\n"):
+                self.story.append(self.p(self.t(paragraph, newlines=True)))
+                self.story.append(Spacer(0, 3))
+
+    def timeline(self) -> None:
+        self.h2("2. Timeline")
+        self.story.append(self.p(self.t("Times as entered (with their UTC offset), in order. "
+                                        "Entries added after sealing are signed custody notes."),
+                                 self.s.muted))
+        rows = [[self.cell(r.when), self.cell(r.what, True), self.p(self.t(r.source),
+                                                                     self.s.muted)]
+                for r in self.data.timeline]
+        self.table(["When", "What happened", "Recorded in"], rows,
+                   [38 * mm, 92 * mm, WIDTH - 130 * mm])
+
+    def losses(self) -> None:
+        data = self.data
+        self.h2("3. Financial losses")
+        if not data.losses:
+            self.story.append(self.p(self.t("None recorded.")))
+            return
+        rows = [[self.number(r.loss.amount), self.cell(r.loss.currency),
+                 self.cell(r.loss.date or ""), self.cell(r.loss.institution),
+                 self.cell(r.loss.reference), self.cell(r.loss.description),
+                 self.p(self.t(r.source), self.s.muted)] for r in data.losses]
+        self.table(["Amount", "Currency", "Date", "Bank or service", "Reference", "Details",
+                    "Recorded in"], rows,
+                   [18 * mm, 18 * mm, 19 * mm, 30 * mm, 34 * mm, 25 * mm, WIDTH - 144 * mm])
+        totals = [[self.p(self.t(f"Total {c}"), self.s.head), self.p(self.t(v), self.s.head)]
+                  for c, v in data.totals.items()]
+        table = LongTable(totals, colWidths=[36 * mm, 30 * mm], hAlign="LEFT")
+        table.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.4, LINE),
+                                   ("BACKGROUND", (0, 0), (0, -1), SOFT),
+                                   ("ALIGN", (1, 0), (1, -1), "RIGHT")]))
+        self.story.append(KeepTogether([table]))
+
+    def identifiers(self) -> None:
+        self.h2("4. Suspicious contacts and references")
+        if not self.data.identifiers:
+            self.story.append(self.p(self.t("None recorded.")))
+            return
+        rows = [[self.cell(IDENTIFIER_KINDS.get(r.identifier.kind, r.identifier.kind)),
+                 self.mono(r.identifier.value), self.cell(r.identifier.note),
+                 self.p(self.t(r.source), self.s.muted)] for r in self.data.identifiers]
+        self.table(["Kind", "Value (exactly as entered)", "Note", "Recorded in"], rows,
+                   [28 * mm, 62 * mm, 40 * mm, WIDTH - 130 * mm])
+
+    def items(self) -> None:
+        data = self.data
+        self.story.append(PageBreak())
+        self.h2("5. Evidence items")
+        self.story.append(self.p(self.t(
+            f"{len(data.items)} items recorded in the signed manifest, in capture order. Files "
+            "are identified by their SHA-256; times are UTC. Folders, links and special files "
+            "are recorded but hold no content."), self.s.muted))
+        if not data.decrypted:
+            self.story.append(self.p(self.t("The payload was not decrypted, so the item list is "
+                                            "not available."), self.s.failed_detail))
+            return
+        rows = []
+        for item in data.items:
+            path = self.t(item.path) + (f'<br/><font name="{self.fonts.mono}" size="6.5">'
+                                        f"{self.t(item.sha256)}</font>" if item.sha256 else "")
+            kind = self.t(item.kind) + (f'<br/><font size="6.5">{self.t(item.mime)}</font>'
+                                        if item.mime else "")
+            # Plain strings where nothing needs wrapping: ReportLab lays them out much faster.
+            rows.append([str(item.number), self.p(path, self.s.cell_break),
+                         self.p(kind, self.s.cell_break), size_text(item.size),
+                         item.modified[:19].replace(" ", "\n") or "—",
+                         item.created[:19].replace(" ", "\n") or "—",
+                         self.cell(item.remarks) if item.remarks else "—"])
+        self.table(["#", "Path and SHA-256", "Type", "Size (bytes)", "Modified (UTC)",
+                    "Created (UTC)", "Remarks"], rows,
+                   [9 * mm, 60 * mm, 30 * mm, 16 * mm, 19 * mm, 19 * mm, WIDTH - 153 * mm],
+                   right=(0, 3))
+
+    def custody(self) -> None:
+        self.story.append(PageBreak())
+        self.h2("6. Chain of custody")
+        self.story.append(self.p(self.t("Every event is signed by the key shown and linked to "
+                                        "the one before it."), self.s.muted))
+        rows = []
+        for e in self.data.custody:
+            by = self.t(e.actor_name) + f'<br/><font name="{self.fonts.mono}" size="6.5">' \
+                f"{self.t(e.actor.fingerprint)}</font>"
+            note = self.t(e.note, True) + "".join(
+                f'<br/><font color="#5b5b5b">{self.t(k)}: {self.t(v)}</font>'
+                for k, v in sorted(e.details.items()))
+            rows.append([self.number(e.sequence),
+                         self.cell(utc_human(e.time)[:19], wrap_anywhere=False),
+                         self.cell(e.action), self.p(by, self.s.cell_break),
+                         self.cell(e.counterparty), self.p(note or "—", self.s.cell_break)])
+        self.table(["#", "Time (UTC)", "Action", "By (key fingerprint)", "To / from",
+                    "Note and details"], rows,
+                   [8 * mm, 20 * mm, 20 * mm, 46 * mm, 28 * mm, WIDTH - 122 * mm])
+
+    def signers(self) -> None:
+        self.h2("7. Who signed")
+        rows = [[self.cell(s.name), self.cell(s.role), self.mono(s.fingerprint),
+                 self.mono(s.public_key)] for s in self.data.signers]
+        self.table(["Name", "Role", "Key fingerprint", "Public key"], rows,
+                   [32 * mm, 32 * mm, 50 * mm, WIDTH - 114 * mm])
+
+    def hashes(self) -> None:
+        data, seal, capture = self.data, self.data.seal, self.data.capture
+        self.h2("8. Hashes and technical details")
+        self.facts([
+            ("Root hash (identifies the evidence)", self.mono(seal.manifest_root)),
+            ("Payload SHA-256 now", self.mono(data.payload_sha256)),
+            ("Payload SHA-256 when sealed", self.mono(seal.payload_sha256)),
+            ("Manifest SHA-256", self.mono(seal.manifest_sha256)),
+            ("Incident record SHA-256", self.mono(data.incident_sha256 or "")),
+            ("Newest custody event SHA-256", self.mono(data.newest_event_sha256)),
+            ("Sealer's key", self.mono(seal.signer.public_key)),
+            ("Captured on", f"{capture.get('host', '')} ({capture.get('os', '')})"
+             if capture else "—"),
+            ("Clock", str(capture.get("clock_source", "")) or "—"),
+            ("Made with", f"evidencekit {seal.tool_version}, bundle format "
+                          f"{seal.format_version}"),
+        ])
+
+    def verify(self) -> None:
+        self.h2("9. How to verify this bundle")
+        for n, (text, command) in enumerate(how_to_verify(self.data), 1):
+            block: list[Flowable] = [self.p(self.t(f"{n}. {text}"))]
+            if command:
+                block.append(self.p(self.t(command), ParagraphStyle(
+                    "cmd", self.s.mono, backColor=SOFT, leftIndent=10, borderPadding=2,
+                    spaceBefore=2)))
+            block.append(Spacer(0, 4))
+            self.story.append(KeepTogether(block))
+        self.story.append(Spacer(0, 8))
+        self.story.append(self.p(self.t(
+            f"This report summarises the bundle {self.data.bundle_name}; the bundle itself is "
+            "the evidence."), self.s.muted))
+
+
+def _canvas_class(data: ReportData, fonts: Fonts) -> type[Canvas]:
+    footer = visible(f"Case {data.seal.case_id} · evidence report · sealer "
+                     f"{short_fingerprint(data.seal.signer.fingerprint)}")
+    if not fonts.unicode:
+        footer = footer.encode("cp1252", "replace").decode("cp1252")
+
+    class NumberedCanvas(Canvas):
+        """Two passes: pages are kept until the end so each can say 'Page n of N'."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._pages: list[dict[str, Any]] = []
+
+        def showPage(self) -> None:  # ReportLab's name
+            self._pages.append(dict(self.__dict__))
+            self._startPage()  # type: ignore[attr-defined]
+
+        def save(self) -> None:
+            total = len(self._pages)
+            for state in self._pages:
+                self.__dict__.update(state)
+                self._decorate(total)
+                super().showPage()
+            super().save()
+
+        def _decorate(self, total: int) -> None:
+            self.saveState()
+            self.setFont(fonts.regular, 7.5)
+            self.setFillColor(MUTED)
+            self.drawString(15 * mm, 9 * mm, footer[:110])
+            self.drawRightString(A4[0] - 15 * mm, 9 * mm,
+                                 f"Page {self.getPageNumber()} of {total}")
+            if not data.verified:
+                self.setFillColor(RED)
+                self.setFont(fonts.bold, 9)
+                self.drawCentredString(A4[0] / 2, A4[1] - 9 * mm,
+                                       "VERIFICATION FAILED — do not rely on this report")
+            self.restoreState()
+
+    return NumberedCanvas
+
+
+def render_pdf(data: ReportData, output: IO[bytes]) -> Fonts:
+    """Write the PDF to the binary file *output*; return the fonts used."""
+    fonts = load_fonts()
+    story = _Builder(data, fonts).build()
+    document = SimpleDocTemplate(
+        output, pagesize=A4, leftMargin=15 * mm, rightMargin=15 * mm, topMargin=14 * mm,
+        bottomMargin=16 * mm, title=visible(data.title), author="evidencekit",
+        subject=f"Evidence report for case {visible(data.seal.case_id)}",
+        creator=f"evidencekit {data.tool_version}")
+    document.build(story, canvasmaker=_canvas_class(data, fonts))
+    return fonts

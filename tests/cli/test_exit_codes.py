@@ -1,0 +1,144 @@
+"""Every documented exit code (README, "Exit codes"), provoked for real."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+import evidencekit.capture as capture_module
+from evidencekit.crypto import age
+from evidencekit.errors import ExitCode
+from tests.cli.conftest import ROOT, invoke
+
+
+def capture_args(tmp_path: Path, keys, source: Path, name: str = "c") -> list[object]:
+    return ["capture", source, "-R", keys["recipient"], "--sign-key", keys["signer"],
+            "-o", tmp_path / f"{name}.evidence", "--json"]
+
+
+def test_readme_documents_every_code():
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
+    documented = {int(code) for code in re.findall(r"^\| (\d+) \|", table, re.M)}
+    declared = {v for k, v in vars(ExitCode).items() if k.isupper()}
+    assert documented == declared == {0, 1, 2, 3, 4, 5, 130}
+
+
+def test_0_ok(tmp_path: Path, user, keys, tree):
+    assert invoke(*capture_args(tmp_path, keys, tree)).code == ExitCode.OK
+
+
+def test_1_evidence_problem(tmp_path: Path, user, keys, bundle):
+    untrusted = invoke("verify", bundle, "--trusted-key", keys["stranger_pub"], "--json")
+    assert untrusted.code == ExitCode.EVIDENCE_PROBLEM
+    data = bytearray(bundle.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # inside the payload
+    bundle.write_bytes(bytes(data))
+    damaged = invoke("verify", bundle, "--json")
+    assert damaged.code == ExitCode.EVIDENCE_PROBLEM and damaged.json()["ok"] is False
+
+
+@pytest.mark.parametrize("args", [
+    ("capture", "missing-source", "-r", "age1qqq"),
+    ("capture", "--no-such-option"),
+    ("verify",),
+    ("profiles", "show", "no-such-profile"),
+    ("--config", "missing.yaml", "profiles", "list"),
+])
+def test_2_usage_or_input_error(args, user):
+    assert invoke(*args).code == ExitCode.USAGE
+
+
+def test_3_capture_incomplete_when_a_file_cannot_be_opened(tmp_path: Path, user, keys, tree,
+                                                            monkeypatch):
+    original = capture_module._open_readonly
+
+    def refuse(entry):
+        if entry.name == b"notes.txt":
+            raise PermissionError(13, "Permission denied")
+        return original(entry)
+
+    monkeypatch.setattr(capture_module, "_open_readonly", refuse)
+    result = invoke(*capture_args(tmp_path, keys, tree))
+    assert result.code == ExitCode.CAPTURE_INCOMPLETE, result.stderr
+    document = result.json()
+    assert document["exit_code"] == 3 and document["seal"]["complete"] is False
+    assert document["problems"] == [{"path": "evidence/notes.txt",
+                                     "problem": "could not open: Permission denied"}]
+    assert (tmp_path / "c.evidence").exists()  # the bundle is still written and valid
+    assert invoke("verify", tmp_path / "c.evidence", "-i", keys["identity"]).code == 0
+
+
+def test_4_no_matching_key(tmp_path: Path, user, keys, bundle):
+    result = invoke("verify", bundle, "-i", keys["other"], "--json")
+    assert result.code == ExitCode.NO_MATCHING_KEY
+    assert result.json()["no_matching_key"]
+
+
+def test_5_internal_error(tmp_path: Path, user, keys, tree, monkeypatch):
+    def broken(request):
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.delenv("EVIDENCEKIT_DEBUG", raising=False)
+    monkeypatch.setattr("evidencekit.cli.cmd_capture.capture", broken)
+    result = invoke(*capture_args(tmp_path, keys, tree))
+    assert result.code == ExitCode.INTERNAL
+    assert "internal error: RuntimeError: simulated bug" in result.json()["error"]["message"]
+
+
+def test_130_interrupted(tmp_path: Path, user, keys, tree, monkeypatch):
+    def interrupted(request):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("evidencekit.cli.cmd_capture.capture", interrupted)
+    result = invoke(*capture_args(tmp_path, keys, tree))
+    assert result.code == ExitCode.INTERRUPTED
+    assert result.json()["error"]["kind"] == "Interrupted"
+    assert not os.path.exists(tmp_path / "c.evidence")
+    # A real SIGINT/SIGTERM during capture: tests/e2e/test_interrupted.py.
+
+
+def test_3_for_real_as_user_nobody(tmp_path: Path):
+    """No monkeypatching: a file the capturing user may not read (run as nobody via setpriv)."""
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("needs root and setpriv to run as user nobody")
+    nobody = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+    base = Path(tempfile.mkdtemp(prefix="ek-nobody-"))
+    try:
+        base.chmod(0o755)
+        evidence = base / "evidence"
+        evidence.mkdir(mode=0o755)
+        (evidence / "readable.txt").write_text("anyone may read this\n")
+        (evidence / "readable.txt").chmod(0o644)
+        (evidence / "secret.txt").write_text("root only\n")
+        (evidence / "secret.txt").chmod(0o600)
+        home = base / "home"
+        home.mkdir()
+        os.chown(home, 65534, 65534)
+        probe = subprocess.run([*nobody, sys.executable, "-c", "import evidencekit.cli.main"],
+                               capture_output=True, cwd=home)
+        if probe.returncode != 0:
+            pytest.skip("user nobody cannot import evidencekit from this checkout")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCEKIT_")}
+        env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"))
+        recipient = age.X25519Identity.generate().recipient()
+        proc = subprocess.run([*nobody, sys.executable, "-m", "evidencekit", "capture", evidence,
+                               "-r", str(recipient), "-o", home / "out.evidence", "--json"],
+                              capture_output=True, text=True, env=env, cwd=home,
+                              stdin=subprocess.DEVNULL, timeout=120)
+        assert proc.returncode == ExitCode.CAPTURE_INCOMPLETE, proc.stderr
+        document = json.loads(proc.stdout)
+        assert document["problems"] == [{"path": "evidence/secret.txt",
+                                         "problem": "could not open: Permission denied"}]
+        assert document["seal"]["counts"]["files"] == 1
+    finally:
+        shutil.rmtree(base)

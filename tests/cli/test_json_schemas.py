@@ -1,0 +1,108 @@
+"""Every command's --json document validates against its JSON Schema in docs/schemas/."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import pytest
+
+from evidencekit.cli.main import cli
+from tests.cli.conftest import SCHEMAS, assert_valid, invoke, schema_validator
+
+
+def command_paths(group: click.Group = cli, prefix: str = "") -> list[str]:
+    paths: list[str] = []
+    for name, command in sorted(group.commands.items()):
+        if isinstance(command, click.Group):
+            paths += command_paths(command, f"{prefix}{name} ")
+        else:
+            paths.append(f"{prefix}{name}")
+    return paths
+
+
+def test_every_schema_is_a_valid_json_schema():
+    from jsonschema import Draft202012Validator
+
+    for path in SCHEMAS.glob("*.schema.json"):
+        document = json.loads(path.read_text("utf-8"))
+        Draft202012Validator.check_schema(document)
+        assert document["$id"].endswith("/" + path.name)
+        schema_validator(path.name.removesuffix(".schema.json"))  # references resolve
+
+
+def test_every_command_has_a_schema():
+    missing = [p for p in command_paths() if not (SCHEMAS / f"{p.replace(' ', '-')}.schema.json")
+               .is_file()]
+    assert not missing, f"commands without docs/schemas/<command>.schema.json: {missing}"
+
+
+def test_real_outputs_of_every_command_validate(tmp_path: Path, user, keys, tree, bundle):
+    seen: set[str] = set()
+
+    def check(name: str, *args: object, code: int = 0) -> dict:
+        result = invoke(*args, "--json")
+        assert result.code == code, (args, result.stdout, result.stderr)
+        document = result.json()
+        assert document["schema_version"] == 1 and document["exit_code"] == code
+        assert document["command"] == name
+        assert_valid(document, name.replace(" ", "-"))
+        seen.add(name)
+        return document
+
+    check("key generate", "key", "generate", "-o", tmp_path / "new_key")
+    (user / "Downloads").mkdir()
+    (user / "Downloads" / "invoice.pdf").write_bytes(b"%PDF-1.4 fake\n")
+    captured = check("capture", "capture", "--profile", "user-files", "-R", keys["recipient"],
+                     "--sign-key", keys["signer"], "-o", tmp_path / "profile.evidence")
+    assert captured["profile"]["name"] == "user-files"
+    assert captured["profile"]["sources"] == [str(user / "Downloads")]
+    check("inspect", "inspect", bundle)
+    check("verify", "verify", bundle, "-i", keys["identity"])
+    check("verify", "verify", bundle, "--trusted-key", keys["stranger_pub"], code=1)
+    check("extract", "extract", bundle, "-i", keys["identity"], "-o", tmp_path / "opened")
+    check("custody add", "custody", "add", bundle, "--action", "transferred", "--to", "Det. X",
+          "--sign-key", keys["signer"])
+    check("custody show", "custody", "show", bundle)
+    check("reseal", "reseal", bundle, "-i", keys["identity"], "-r", keys["recipient_line"],
+          "--sign-key", keys["signer"], "-o", tmp_path / "resealed.evidence")
+    check("receipt", "receipt", bundle)
+    check("note", "note", bundle, "--text", "the bank called", "--yes", "--sign-key",
+          keys["signer"])
+    check("report", "report", bundle, "-i", keys["identity"], "-o", tmp_path / "report.html")
+    check("profiles list", "profiles", "list")
+    shown = check("profiles show", "profiles", "show", "browser-history")
+    assert shown["profile"]["targets"][0]["paths"]["windows"]
+    assert seen == set(command_paths()), "a command is missing from this test"
+
+
+@pytest.mark.parametrize("args", [
+    ("capture", "does-not-exist", "-r", "age1xyz"),
+    ("verify", "no-such.evidence"),
+    ("profiles", "show", "no-such-profile"),
+    ("key", "generate", "-o", "{tmp}/k", "--passphrase-file", "{tmp}/missing"),
+])
+def test_errors_validate_against_the_command_schema(args, tmp_path: Path, user):
+    args = tuple(str(a).replace("{tmp}", str(tmp_path)) for a in args)
+    result = invoke(*args, "--json")
+    assert result.code == 2
+    document = result.json()
+    assert document["ok"] is False and document["error"]["message"]
+    assert_valid(document, document["command"].replace(" ", "-"))
+
+
+def test_progress_json_lines_validate(tmp_path: Path, user, keys, tree, bundle):
+    result = invoke("verify", bundle, "-i", keys["identity"], "--progress", "json", "--json")
+    assert result.code == 0
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert lines[0]["event"] == "start" and lines[-1]["event"] == "finish"
+    for line in lines:
+        assert_valid(line, "progress")
+    result = invoke("capture", tree, "-R", keys["recipient"], "--sign-key", keys["signer"],
+                    "-o", tmp_path / "p.evidence", "--progress", "json")
+    events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert [e["event"] for e in events][0::len(events) - 1] == ["start", "finish"]
+    assert events[0]["total_files"] == 2 and events[-1]["files"] == 2
+    for event in events:
+        assert_valid(event, "progress")

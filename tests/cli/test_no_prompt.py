@@ -1,0 +1,73 @@
+"""Without a terminal nothing ever prompts: every command that may want a secret (or a
+confirmation) exits with code 2 naming the flag or variable to use, at once.
+
+Real processes (python -m evidencekit) with stdin closed (/dev/null) and a new session, so there
+is no controlling terminal either (getpass could otherwise open /dev/tty).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from evidencekit.crypto.keys import SigningKey
+
+TIMEOUT = 60
+
+
+def test_every_secret_is_asked_for_by_name_never_prompted(tmp_path: Path, user, keys, tree,
+                                                          bundle, passphrase_bundle):
+    protected = keys["protected"]
+    protected_age_key = tmp_path / "protected_ssh_identity"
+    SigningKey.generate("p").save(protected_age_key, b"secret")
+    out = tmp_path / "out"
+    cases: dict[str, tuple[list[object], tuple[str, ...]]] = {
+        "capture -p": (["capture", tree, "-p", "-o", out / "a.evidence"],
+                       ("--passphrase-file", "EVIDENCEKIT_PASSPHRASE")),
+        "capture, protected signing key": (
+            ["capture", tree, "-R", keys["recipient"], "--sign-key", protected,
+             "-o", out / "b.evidence"],
+            ("--sign-key-passphrase-file", "EVIDENCEKIT_KEY_PASSPHRASE")),
+        "capture without sources (no guided session)": (["capture"], ("nothing to capture",)),
+        "key generate --ask-passphrase": (["key", "generate", "-o", out / "k",
+                                           "--ask-passphrase"],
+                                          ("--passphrase-file", "EVIDENCEKIT_KEY_PASSPHRASE")),
+        "verify -p": (["verify", passphrase_bundle, "-p"],
+                      ("--passphrase-file", "EVIDENCEKIT_PASSPHRASE")),
+        "verify, protected identity": (["verify", bundle, "-i", protected_age_key],
+                                       ("--passphrase-file", "EVIDENCEKIT_KEY_PASSPHRASE")),
+        "verify --record, protected signing key": (
+            ["verify", bundle, "--record", "--sign-key", protected],
+            ("--sign-key-passphrase-file", "EVIDENCEKIT_KEY_PASSPHRASE")),
+        "extract a passphrase bundle": (["extract", passphrase_bundle, "-o", out / "x"],
+                                        ("--passphrase-file", "EVIDENCEKIT_PASSPHRASE")),
+        "reseal a passphrase bundle": (["reseal", passphrase_bundle, "-r",
+                                        keys["recipient_line"], "-o", out / "r.evidence"],
+                                       ("--passphrase-file", "EVIDENCEKIT_PASSPHRASE")),
+        "custody add, protected signing key": (
+            ["custody", "add", bundle, "--action", "received", "--sign-key", protected],
+            ("--sign-key-passphrase-file", "EVIDENCEKIT_KEY_PASSPHRASE")),
+        "note without --yes": (["note", bundle, "--text", "x", "--sign-key", keys["signer"]],
+                               ("--yes",)),
+        "report on a passphrase bundle": (["report", passphrase_bundle, "-o", out / "r.html"],
+                                          ("--passphrase-file", "EVIDENCEKIT_PASSPHRASE")),
+    }
+    out.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCEKIT_")}
+    started = time.monotonic()
+    running = {
+        name: subprocess.Popen([sys.executable, "-m", "evidencekit", *map(str, args)],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+        for name, (args, _) in cases.items()}
+    for name, process in running.items():
+        _, stderr = process.communicate(timeout=TIMEOUT)
+        assert process.returncode == 2, f"{name}: exit {process.returncode}\n{stderr}"
+        for word in cases[name][1]:
+            assert word in stderr, f"{name}: {word!r} not named in\n{stderr}"
+        assert "Passphrase for" not in stderr and "[y/N]" not in stderr, name
+    assert time.monotonic() - started < TIMEOUT
+    assert not any(out.iterdir()), "nothing may be written"

@@ -1,0 +1,336 @@
+"""Opening what strangers send: every crafted defect (tests/hostile/craft.py) through the real CLI.
+
+For each bundle, ``verify --json`` and ``extract`` must exit 1 or 2 (4 when no key opens it) with
+one-line messages, never a traceback or exit 5, within seconds, without writing anything outside the
+output folder (the folder holding it is snapshotted before and after) and, for the cases that
+declare huge sizes, under a 1 GiB address-space limit (so nothing is allocated in proportion to a
+declared size). Truncations and bit flips at many offsets run in-process for speed, a sample of
+them through the CLI too.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from evidencekit.cli.render import exit_code_for
+from evidencekit.crypto import age
+from evidencekit.errors import EvidenceKitError, ExitCode
+from evidencekit.extract import extract
+from evidencekit.format.outer import BLOCK
+from evidencekit.verify import verify
+from tests.hostile import craft
+from tests.hostile.conftest import (
+    GIB,
+    Bounded,
+    assert_clean_failure,
+    run_bounded,
+    run_driver,
+    snapshot,
+)
+
+WORKERS = max(2, min(8, os.cpu_count() or 2))
+CASES = {c.name: c for c in craft.CATALOGUE}
+
+
+@dataclass
+class Outcome:
+    case: craft.Case
+    bundle: Path
+    verify: Bounded
+    extract: Bounded
+    output: Path
+    work_before: dict[bytes, tuple[int, int, int]]
+    work_after: dict[bytes, tuple[int, int, int]]
+    bundles_before: dict[bytes, tuple[int, int, int]]
+    bundles_after: dict[bytes, tuple[int, int, int]]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
+        patch.delenv("EVIDENCEKIT_PASSPHRASE", raising=False)
+        yield
+
+
+@pytest.fixture(scope="module")
+def crafted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, craft.Keys, dict[str, Path]]:
+    folder = tmp_path_factory.mktemp("crafted")
+    keys = craft.Keys.create(folder / "keys")
+    bundles = {c.name: c.build(folder, keys) for c in craft.CATALOGUE}
+    (folder / craft.SENTINEL).write_text("must stay as it is\n")
+    return folder, keys, bundles
+
+
+@pytest.fixture(scope="module")
+def outcomes(crafted: tuple[Path, craft.Keys, dict[str, Path]],
+             tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
+    """Run verify and extract on every crafted bundle through the CLI's entry point.
+
+    The command lines run in a few driver processes (tests/hostile/cli_driver.py), each under a
+    1 GiB address-space limit and a per-command alarm: the same code as ``python -m evidencekit``
+    without paying interpreter start-up a hundred and forty times.
+    """
+    folder, keys, bundles = crafted
+    works = {c.name: tmp_path_factory.mktemp(f"work-{c.name}") for c in craft.CATALOGUE}
+    for work in works.values():
+        (work / craft.SENTINEL).write_text("must stay as it is\n")
+    before = {name: snapshot(work) for name, work in works.items()}
+    bundles_before = snapshot(folder)
+    runs = []
+    for case in craft.CATALOGUE:
+        common = [str(bundles[case.name]), "--json", "-i", str(keys.identity_file)]
+        runs.append({"id": f"verify {case.name}", "argv": ["verify", *common]})
+        runs.append({"id": f"extract {case.name}",
+                     "argv": ["extract", *common, "-o", str(works[case.name] / "out")]})
+    results: dict[str, Bounded] = {}
+    batches = [runs[i::WORKERS] for i in range(WORKERS)]
+    scratch = tmp_path_factory.mktemp("driver")
+    with ThreadPoolExecutor(WORKERS) as pool:
+        for batch in pool.map(lambda b: run_driver(b, scratch, memory=GIB), batches):
+            results.update(batch)
+    bundles_after = snapshot(folder)
+    return {c.name: Outcome(c, bundles[c.name], results[f"verify {c.name}"],
+                            results[f"extract {c.name}"], works[c.name] / "out",
+                            before[c.name], snapshot(works[c.name], skip={"out"}),
+                            bundles_before, bundles_after)
+            for c in craft.CATALOGUE}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_verify_and_extract_fail_cleanly(outcomes: dict[str, Outcome], name: str) -> None:
+    outcome = outcomes[name]
+    case = outcome.case
+    for result in (outcome.verify, outcome.extract):
+        if case.exit_codes == (0,):
+            assert result.code == 0, result.stdout + result.stderr
+        else:
+            assert_clean_failure(result, case.exit_codes)
+            assert case.phrase in result.message().lower(), result.message()
+        assert result.seconds < 30, f"took {result.seconds:.1f} s"
+    # Nothing changed next to the output or next to the bundle (the sentinel files included)...
+    work_after = {k: v for k, v in outcome.work_after.items() if k != b"."}
+    work_before = {k: v for k, v in outcome.work_before.items() if k != b"."}
+    assert work_after == work_before
+    assert outcome.bundles_after == outcome.bundles_before
+    # ... nothing was published unless everything verified, and no staging folder is left.
+    leftovers = [p.name for p in outcome.output.parent.iterdir() if p.name.startswith(".out.")]
+    assert leftovers == []
+    if case.exit_codes == (0,):
+        _assert_links_stay_inside(outcome.output)
+    else:
+        assert not outcome.output.exists()
+
+
+def _assert_links_stay_inside(root: Path) -> None:
+    inside = os.path.realpath(root)
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = os.path.join(folder, name)
+            if os.path.islink(path):
+                assert os.path.realpath(path).startswith(inside + os.sep), path
+
+
+def test_no_file_named_escaped_anywhere(outcomes: dict[str, Outcome], tmp_path: Path) -> None:
+    """Members and links named ``escaped-*`` try to land outside; none may exist anywhere."""
+    escaping = ("escaped", "evidencekit-hostile", "renamed-")
+    for root in {o.output.parent.parent for o in outcomes.values()}:
+        for folder, dirs, files in os.walk(root):
+            assert not [f for f in files + dirs if f.startswith(escaping)], folder
+    for top in (Path("/"), Path("/tmp"), tmp_path.parent):
+        assert not [p for p in os.listdir(top) if p.startswith(escaping)], top
+
+
+def test_valid_crafted_bundle_extracts_with_its_link(outcomes: dict[str, Outcome]) -> None:
+    """The control case: the harness builds bundles evidencekit accepts."""
+    outcome = outcomes["valid"]
+    assert os.readlink(outcome.output / "data" / "evidence" / "link") == "sub/deeper.txt"
+    assert (outcome.output / "data" / "evidence" / "link").read_bytes() == b"x" * 2000
+
+
+def test_escaping_links_are_listed_not_created(outcomes: dict[str, Outcome]) -> None:
+    outcome = outcomes["manifest-symlink-chain-escape"]
+    skipped = outcome.extract.json()["skipped_links"]
+    assert "data/evidence/a/l -> ../../../escaped-chain" in skipped
+    assert "data/evidence/b -> a/a/a/../../../.." in skipped
+    assert os.readlink(outcome.output / "data" / "evidence" / "a") == "."
+
+
+def test_rename_never_replaces_a_verified_file(outcomes: dict[str, Outcome]) -> None:
+    folder = outcomes["manifest-rename-swap"].output / "data" / "evidence"
+    assert (folder / "x").read_bytes() == b"content of x\n"
+    assert (folder / "y").read_bytes() == b"content of y\n"
+
+
+# ------------------------------------------------------------------------ keys and passphrases
+
+
+@pytest.fixture(scope="module")
+def passphrase_bundle(crafted: tuple[Path, craft.Keys, dict[str, Path]]) -> Path:
+    folder, keys, _ = crafted
+    return craft.write_bundle(folder / "passphrase.evidence", keys, craft.build_bag(keys),
+                              craft.Outer(recipients=[age.ScryptRecipient(b"right", 10)]))
+
+
+def test_right_passphrase_opens(passphrase_bundle: Path) -> None:
+    result = run_bounded("verify", passphrase_bundle, "--json",
+                         env={"EVIDENCEKIT_PASSPHRASE": "right"})
+    assert result.code == 0, result.stdout
+
+
+@pytest.mark.parametrize("command", ["verify", "extract"])
+def test_wrong_passphrase_is_exit_4_with_a_clear_message(passphrase_bundle: Path, tmp_path: Path,
+                                                         command: str) -> None:
+    extra = ["-o", tmp_path / "out"] if command == "extract" else []
+    result = run_bounded(command, passphrase_bundle, "--json", *extra,
+                         env={"EVIDENCEKIT_PASSPHRASE": "wrong"})
+    assert_clean_failure(result, (ExitCode.NO_MATCHING_KEY,))
+    assert "none of the 1 key(s) or passphrase(s) given opens" in result.message()
+    assert not (tmp_path / "out").exists() and os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("key", ["x25519", "ssh-ed25519", "passphrase-bundle-given-a-key"])
+def test_wrong_key_is_exit_4_with_a_clear_message(crafted, passphrase_bundle: Path,
+                                                  tmp_path: Path, key: str) -> None:
+    folder, _, bundles = crafted
+    bundle = bundles["valid"]
+    if key == "x25519":
+        key_file = tmp_path / "other.txt"
+        key_file.write_text(f"{age.X25519Identity.generate()}\n")
+    elif key == "ssh-ed25519":
+        key_file = tmp_path / "other_ed25519"
+        craft.SigningKey.generate("other").save(key_file)
+    else:
+        key_file, bundle = folder / "keys" / "identity.txt", passphrase_bundle
+    for command in ("verify", "extract"):
+        extra = ["-o", tmp_path / "out"] if command == "extract" else []
+        result = run_bounded(command, bundle, "--json", "-i", key_file, *extra)
+        assert_clean_failure(result, (ExitCode.NO_MATCHING_KEY,))
+        assert "opens this age file" in result.message()
+        assert not (tmp_path / "out").exists()
+
+
+def test_scrypt_work_factor_bomb_with_a_passphrase_is_refused(crafted) -> None:
+    _, _, bundles = crafted
+    result = run_bounded("verify", bundles["age-scrypt-huge-work-factor"], "--json",
+                         env={"EVIDENCEKIT_PASSPHRASE": "anything"}, memory=GIB)
+    assert_clean_failure(result, (1,))
+    assert "work factor 2^40 exceeds" in result.message()
+
+
+def test_scrypt_memory_beyond_the_machine_is_a_clear_refusal(crafted) -> None:
+    """2^22 is accepted (as by age itself) but needs 4 GiB: where that is not available the
+    answer is a one-line finding, not a MemoryError."""
+    _, _, bundles = crafted
+    result = run_bounded("verify", bundles["age-scrypt-work-factor-22"], "--json",
+                         env={"EVIDENCEKIT_PASSPHRASE": "anything"}, memory=GIB)
+    assert_clean_failure(result, (1,))
+    assert "scrypt work factor 2^22 needs 4096 MiB of memory" in result.message()
+
+
+# ------------------------------------------------------------------ truncation and bit flips
+
+
+def _in_process(bundle: Path, identity: age.X25519Identity, out: Path) -> int:
+    """verify and extract in-process: must not raise anything but EvidenceKitError."""
+    try:
+        report = verify(bundle, [identity])
+        code = exit_code_for(report)
+        result = extract(bundle, out, [identity])
+        assert exit_code_for(result.report) == code
+        assert (result.output is None) == (code != 0)
+    except EvidenceKitError as exc:
+        return exc.exit_code
+    return code
+
+
+def test_truncated_at_every_block_boundary(crafted, tmp_path: Path) -> None:
+    _, keys, bundles = crafted
+    original = bundles["valid"].read_bytes()
+    cut = tmp_path / "cut.evidence"
+    for end in range(0, len(original), BLOCK):
+        cut.write_bytes(original[:end])
+        code = _in_process(cut, keys.identity, tmp_path / f"out-{end}")
+        assert code == ExitCode.EVIDENCE_PROBLEM, end
+        assert not (tmp_path / f"out-{end}").exists()
+    assert sorted(os.listdir(tmp_path)) == ["cut.evidence"]
+
+
+def test_truncated_through_the_cli_sample(crafted, tmp_path: Path) -> None:
+    """A sample of cuts through the CLI entry point (one driver process for all of them)."""
+    _, keys, bundles = crafted
+    original = bundles["valid"].read_bytes()
+    ends = sorted({0, 1, BLOCK, 3 * BLOCK, len(original) // 2, len(original) - 2 * BLOCK,
+                   len(original) - BLOCK, len(original) - 1})
+    runs = []
+    for end in ends:
+        cut = tmp_path / f"cut-{end}.evidence"
+        cut.write_bytes(original[:end])
+        common = [str(cut), "--json", "-i", str(keys.identity_file)]
+        runs += [{"id": f"verify {end}", "argv": ["verify", *common]},
+                 {"id": f"extract {end}", "argv": ["extract", *common, "-o",
+                                                   str(tmp_path / f"out-{end}")]}]
+    results = run_driver(runs, tmp_path)
+    for end in ends:
+        assert_clean_failure(results[f"verify {end}"], (1,))
+        assert_clean_failure(results[f"extract {end}"], (1,))
+        assert not (tmp_path / f"out-{end}").exists()
+
+
+def test_random_bit_flips(crafted, tmp_path: Path) -> None:
+    """Every single-bit flip is caught (the header, seal, signatures and payload hash cover every
+    byte of the file); 300 random positions in-process."""
+    _, keys, bundles = crafted
+    original = bytearray(bundles["valid"].read_bytes())
+    rng = random.Random(4)
+    flipped = tmp_path / "flipped.evidence"
+    for trial in range(300):
+        data = bytearray(original)
+        position = rng.randrange(len(data))
+        data[position] ^= 1 << rng.randrange(8)
+        flipped.write_bytes(bytes(data))
+        code = _in_process(flipped, keys.identity, tmp_path / "out")
+        assert code == ExitCode.EVIDENCE_PROBLEM, (trial, position)
+        assert not (tmp_path / "out").exists()
+
+
+def test_bit_flips_through_the_cli_sample(crafted, tmp_path: Path) -> None:
+    """A few flips through a fresh ``python -m evidencekit`` each, exactly as a user runs it."""
+    _, keys, bundles = crafted
+    original = bundles["valid"].read_bytes()
+    rng = random.Random(7)
+    positions = [rng.randrange(len(original)) for _ in range(4)]
+
+    def run(position: int) -> Bounded:
+        data = bytearray(original)
+        data[position] ^= 0x10
+        path = tmp_path / f"flip-{position}.evidence"
+        path.write_bytes(bytes(data))
+        return run_bounded("verify", path, "--json", "-i", keys.identity_file)
+
+    with ThreadPoolExecutor(WORKERS) as pool:
+        for result in pool.map(run, positions):
+            assert_clean_failure(result, (1,))
+
+
+def test_catalogue_names_its_defects() -> None:
+    """Each builder is named after its defect and documented in docs/hostile-input.md."""
+    doc = (Path(__file__).parents[2] / "docs" / "hostile-input.md").read_text()
+    missing = [name for name in CASES if f"`{name}`" not in doc]
+    assert not missing, f"not in docs/hostile-input.md: {missing}"
+    assert len(CASES) == len(craft.CATALOGUE)
+
+
+def test_craft_script_writes_every_bundle(tmp_path: Path) -> None:
+    built = craft.build_all(tmp_path)
+    assert set(built) == set(CASES)
+    assert all(path.exists() for path in built.values())
+    shutil.rmtree(tmp_path / "keys")

@@ -1,0 +1,758 @@
+"""Capturing from damaged, odd and hostile file systems: nothing hangs, nothing is lost silently,
+the bundle never swallows itself, and a failed write leaves nothing behind.
+
+Through the real CLI where the case can be set up for real (special files, names, deep trees,
+links, sparse files, a full disk on a small tmpfs, an unprivileged user for unreadable items), and
+through the library with an injected failure where it cannot (as root, permission bits do not stop
+reads; a file cannot be made to change at a precise moment otherwise). Interrupting a capture
+(Ctrl-C, SIGTERM) is tested in tests/e2e/test_interrupted.py.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from evidencekit.capture import CaptureRequest, CaptureResult, CaseInfo, capture
+from evidencekit.crypto import age
+from evidencekit.crypto.keys import SigningKey
+from evidencekit.errors import ExitCode, OutputError
+from evidencekit.verify import verify
+from tests.hostile.conftest import (
+    Bounded,
+    drop_privileges,
+    file_hashes,
+    run_bounded,
+    snapshot,
+)
+
+NOBODY = 65534
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def cli_capture(tmp_path: Path, keys: dict[str, Path], *sources: object, out: Path | None = None,
+                **run: Any) -> tuple[Bounded, Path]:
+    out = out or tmp_path / "case.evidence"
+    result = run_bounded("capture", *sources, "-R", keys["recipient"], "--sign-key",
+                         keys["signer"], "-o", out, "--json", **run)
+    assert "Traceback" not in result.stderr, result.stderr
+    return result, out
+
+
+def cli_manifest(bundle: Path, keys: dict[str, Path], out: Path) -> dict[str, Any]:
+    """Extract (which verifies everything) and return the manifest."""
+    result = run_bounded("extract", bundle, "-i", keys["identity"], "-o", out, "--json")
+    assert result.code == 0, result.stdout + result.stderr
+    return json.loads((out / "evidencekit" / "manifest.json").read_bytes())
+
+
+def by_path(manifest: dict[str, Any]) -> dict[bytes, dict[str, Any]]:
+    import base64
+
+    entries = {}
+    for entry in manifest["entries"]:
+        raw = (base64.b64decode(entry["path_b64"]) if "path_b64" in entry
+               else entry["path"].encode())
+        entries[raw] = entry
+    return entries
+
+
+class Library:
+    """Capture in-process (for injected failures) and read back the verified manifest."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.identity = age.X25519Identity.generate()
+        self.signer = SigningKey.generate("test")
+
+    def capture(self, *sources: Path, out: Path | None = None) -> CaptureResult:
+        out = out or self.tmp_path / f"lib-{time.monotonic_ns()}.evidence"
+        request = CaptureRequest([os.fsencode(s) for s in sources], out,
+                                 CaseInfo("HOSTILE-CAPTURE", "tester"),
+                                 [self.identity.recipient()], self.signer, ["test"])
+        return capture(request)
+
+    def manifest(self, bundle: Path) -> dict[bytes, dict[str, Any]]:
+        report = verify(bundle, [self.identity])
+        assert report.ok, report.findings.items
+        assert report.manifest is not None
+        return by_path(report.manifest)
+
+
+@pytest.fixture
+def lib(tmp_path: Path) -> Library:
+    return Library(tmp_path)
+
+
+def proc_name(fd: int) -> str:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return ""
+
+
+@contextmanager
+def alarm(seconds: int) -> Iterator[None]:
+    """Fail instead of hanging: a blocking open or read is interrupted by SIGALRM."""
+    def expired(signum: int, frame: object) -> None:
+        raise TimeoutError(f"blocked for more than {seconds} s")
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def hook_reads(monkeypatch: pytest.MonkeyPatch, name: str,
+               before: Callable[[int], None] | None = None,
+               after: Callable[[int], None] | None = None) -> list[int]:
+    """Call *before*/*after* (with the call number) around every content read (``os.read``,
+    ``os.readv``: whichever capture uses) of the file whose name is *name*; returns the list of
+    byte counts those calls returned (so a test fails loudly if capture reads some other way)."""
+    acted: list[int] = []
+    for function in ("read", "readv"):
+        real = getattr(os, function)
+
+        def wrapper(fd: int, *args: Any, _real: Callable[..., Any] = real) -> Any:
+            if not proc_name(fd).endswith("/" + name):
+                return _real(fd, *args)
+            acted.append(0)
+            if before is not None:
+                before(len(acted))
+            result = _real(fd, *args)
+            acted[-1] = result if isinstance(result, int) else len(result)
+            if after is not None:
+                after(len(acted))
+            return result
+
+        monkeypatch.setattr(os, function, wrapper)
+    return acted
+
+
+def hook_os(monkeypatch: pytest.MonkeyPatch, name: str, wrapper: Callable[..., Any]) -> list[int]:
+    """Replace ``os.<name>`` (as evidencekit's modules see it) by ``wrapper(real, *args)``;
+    returns a list that counts the calls the wrapper acted on (appended by the wrapper)."""
+    real = getattr(os, name)
+    acted: list[int] = []
+    monkeypatch.setattr(os, name, lambda *a, **k: wrapper(real, acted, *a, **k))
+    return acted
+
+
+# ------------------------------------------------------------------- special files, links
+
+
+def test_fifo_socket_and_devices_are_recorded_never_read(tmp_path, home, keys):
+    src = tmp_path / "src"
+    src.mkdir()
+    os.mkfifo(src / "fifo-without-writer")  # reading it would block forever
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(src / "socket"))
+    devices = {"zero-device": (stat.S_IFCHR, 1, 5), "loop-device": (stat.S_IFBLK, 7, 254)}
+    try:
+        for name, (kind, major, minor) in devices.items():
+            os.mknod(src / name, kind | 0o600, os.makedev(major, minor))  # /dev/zero: endless
+    except PermissionError:
+        pytest.skip("cannot create device nodes here (not root, or a restricted container)")
+    (src / "plain.txt").write_text("plain\n")
+    try:
+        result, bundle = cli_capture(tmp_path, keys, src, timeout=60)
+    finally:
+        server.close()
+    assert result.code == 0, result.stdout + result.stderr
+    assert result.json()["seal"]["counts"]["special"] == 4
+    entries = by_path(cli_manifest(bundle, keys, tmp_path / "out"))
+    assert entries[b"src/fifo-without-writer"]["kind"] == "fifo"
+    assert entries[b"src/socket"]["kind"] == "socket"
+    zero, loop = entries[b"src/zero-device"], entries[b"src/loop-device"]
+    assert (zero["kind"], zero["rdev_major"], zero["rdev_minor"]) == ("char-device", 1, 5)
+    assert (loop["kind"], loop["rdev_major"], loop["rdev_minor"]) == ("block-device", 7, 254)
+    for entry in (zero, loop, entries[b"src/fifo-without-writer"], entries[b"src/socket"]):
+        assert entry["error"] is None and "sha256" not in entry
+    assert sorted(os.listdir(tmp_path / "out" / "data" / "src")) == ["plain.txt"]
+
+
+def test_a_fifo_swapped_in_before_opening_never_blocks(tmp_path, lib, monkeypatch):
+    """Listed as a file, a FIFO by the time it is opened: opened non-blocking, refused."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "victim").write_text("was a file\n")
+
+    def swap(real, acted, path, flags, mode=0o777, *, dir_fd=None):
+        if path == b"victim" and not flags & os.O_DIRECTORY:
+            os.unlink(path, dir_fd=dir_fd)
+            os.mkfifo(path, dir_fd=dir_fd)
+            acted.append(1)
+        return real(path, flags, mode, dir_fd=dir_fd)
+
+    acted = hook_os(monkeypatch, "open", swap)
+    with alarm(20):
+        result = lib.capture(src)
+    monkeypatch.undo()
+    assert acted
+    assert not result.seal.complete
+    entry = lib.manifest(result.output)[b"src/victim"]
+    assert entry["error"] == "replaced by something else between listing and opening"
+
+
+def test_symlink_loops_and_links_outside_are_recorded_not_followed(tmp_path, home, keys):
+    src = tmp_path / "src"
+    (src / "dir").mkdir(parents=True)
+    (src / "dir" / "file.txt").write_text("inside\n")
+    os.symlink("loop-b", src / "loop-a")
+    os.symlink("loop-a", src / "loop-b")
+    os.symlink("self", src / "self")
+    os.symlink("..", src / "dir" / "up")
+    os.symlink("/etc", src / "outside-dir")
+    os.symlink("../../../../../../../../etc/passwd", src / "climbing")
+    os.symlink("dir/file.txt", src / "inside")
+    result, bundle = cli_capture(tmp_path, keys, src, timeout=60)
+    assert result.code == 0, result.stdout
+    entries = by_path(cli_manifest(bundle, keys, tmp_path / "out"))
+    targets = {p: e.get("target") for p, e in entries.items() if e["kind"] == "symlink"}
+    assert targets == {b"src/loop-a": "loop-b", b"src/loop-b": "loop-a", b"src/self": "self",
+                       b"src/dir/up": "..", b"src/outside-dir": "/etc",
+                       b"src/climbing": "../../../../../../../../etc/passwd",
+                       b"src/inside": "dir/file.txt"}
+    # never followed: nothing below a link was walked
+    assert not [p for p in entries if p.startswith((b"src/outside-dir/", b"src/dir/up/"))]
+    restored = tmp_path / "out" / "data" / "src"
+    assert os.readlink(restored / "inside") == "dir/file.txt"
+    assert not os.path.lexists(restored / "outside-dir")
+    assert not os.path.lexists(restored / "climbing")
+
+
+# ------------------------------------------------------- unreadable items (injected, as root)
+
+
+def test_unreadable_folder_and_file_are_recorded_and_capture_goes_on(tmp_path, lib, monkeypatch):
+    src = tmp_path / "src"
+    for folder in ("unlistable", "unopenable", "fine"):
+        (src / folder).mkdir(parents=True)
+        (src / folder / "inside.txt").write_text("x\n")
+    (src / "unreadable.txt").write_text("secret\n")
+
+    def deny_open(real, acted, path, flags, mode=0o777, *, dir_fd=None):
+        if path in (b"unreadable.txt", b"unopenable"):
+            acted.append(1)
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+        return real(path, flags, mode, dir_fd=dir_fd)
+
+    def deny_list(real, acted, path="."):
+        if isinstance(path, int) and proc_name(path).endswith("/unlistable"):
+            acted.append(1)
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+        return real(path)
+
+    opened, listed = hook_os(monkeypatch, "open", deny_open), hook_os(monkeypatch, "listdir",
+                                                                      deny_list)
+    result = lib.capture(src)
+    monkeypatch.undo()
+    assert opened and listed
+    assert not result.seal.complete and result.seal.counts["errors"] == 3
+    assert {p.path for p in result.problems} == {"src/unlistable", "src/unopenable",
+                                                 "src/unreadable.txt"}
+    entries = lib.manifest(result.output)
+    assert entries[b"src/unreadable.txt"]["error"] == "could not open: Permission denied"
+    assert entries[b"src/unlistable"]["error"] == "could not list the folder: Permission denied"
+    assert entries[b"src/unopenable"]["error"] == "could not open the folder: Permission denied"
+    assert entries[b"src/fine/inside.txt"]["sha256"] == hashlib.sha256(b"x\n").hexdigest()
+    assert b"src/unlistable/inside.txt" not in entries
+
+
+def test_read_error_in_the_middle_of_a_file_is_recorded(tmp_path, lib, monkeypatch):
+    src = tmp_path / "src"
+    src.mkdir()
+    content = os.urandom(3 << 20)
+    (src / "flaky.bin").write_bytes(content)
+
+    def fail_second(call: int) -> None:
+        if call == 2:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    acted = hook_reads(monkeypatch, "flaky.bin", before=fail_second)
+    result = lib.capture(src)
+    monkeypatch.undo()
+    assert len(acted) >= 2, "the reader hook was never called: capture reads some other way"
+    entry = lib.manifest(result.output)[b"src/flaky.bin"]
+    first = acted[0]  # the first read succeeded, the second failed
+    assert entry["error"].startswith(f"read error at byte {first}: Input/output error")
+    stored = content[:first] + bytes(len(content) - first)
+    assert entry["sha256"] == hashlib.sha256(stored).hexdigest()
+    assert not result.seal.complete and result.seal.counts["errors"] == 1
+
+
+@pytest.fixture
+def shared_tmp() -> Iterator[Path]:
+    """A folder an unprivileged user can reach (pytest's tmp_path is private to root)."""
+    folder = Path(tempfile.mkdtemp(prefix="evidencekit-hostile-test-", dir="/tmp"))
+    os.chmod(folder, 0o755)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["chmod", "-R", "u+rwx", folder], check=False)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _give_to_nobody(*paths: Path) -> None:
+    if os.geteuid() == 0:
+        for path in paths:
+            os.chown(path, NOBODY, NOBODY)
+
+
+def test_unreadable_items_for_real_as_an_unprivileged_user(shared_tmp, keys):
+    """Permission bits for real: capture run as nobody (setpriv/runuser) records both items,
+    goes on, and exits 3; an output folder it may not write to is exit 2, nothing created."""
+    drop_privileges("nobody")  # skips when there is no way to drop privileges
+    src, out_dir, config = shared_tmp / "src", shared_tmp / "out", shared_tmp / "config"
+    for folder in (src / "locked", out_dir, config):
+        folder.mkdir(parents=True)
+    (src / "locked" / "hidden.txt").write_text("cannot be listed\n")
+    (src / "secret.txt").write_text("cannot be read\n")
+    (src / "readable.txt").write_text("fine\n")
+    signer, recipient = shared_tmp / "signer", shared_tmp / "recipient.txt"
+    shutil.copy(keys["signer"], signer)
+    shutil.copy(keys["recipient"], recipient)
+    _give_to_nobody(out_dir, config, signer, src / "secret.txt", src / "locked")
+    os.chmod(src / "locked", 0o000)
+    os.chmod(src / "secret.txt", 0o000)
+    env = {"XDG_CONFIG_HOME": str(config), "HOME": str(config)}
+    bundle = out_dir / "case.evidence"
+    result = run_bounded("capture", src, "-R", recipient, "--sign-key", signer, "-o", bundle,
+                         "--json", env=env, user="nobody")
+    assert result.code == ExitCode.CAPTURE_INCOMPLETE, result.stdout + result.stderr
+    problems = {p["path"]: p["problem"] for p in result.json()["problems"]}
+    assert problems == {"src/locked": "could not open the folder: Permission denied",
+                        "src/secret.txt": "could not open: Permission denied"}
+    os.chmod(src / "locked", 0o755)
+    entries = by_path(cli_manifest(bundle, keys, shared_tmp / "opened"))
+    assert entries[b"src/readable.txt"]["sha256"] == hashlib.sha256(b"fine\n").hexdigest()
+    assert entries[b"src/secret.txt"]["error"] == "could not open: Permission denied"
+
+    # A source whose folder may be searched but not listed (mode 711): captured all the same.
+    search_only = shared_tmp / "search-only"
+    search_only.mkdir()
+    (search_only / "inside.txt").write_text("reachable by name\n")
+    os.chmod(search_only, 0o711)
+    reached = run_bounded("capture", search_only / "inside.txt", "-R", recipient, "--sign-key",
+                          signer, "-o", out_dir / "search-only.evidence", "--json", env=env,
+                          user="nobody")
+    assert reached.code == 0, reached.stdout + reached.stderr
+
+    root_owned = shared_tmp / "root-owned"
+    root_owned.mkdir(mode=0o755)
+    denied = run_bounded("capture", src / "readable.txt", "-R", recipient, "--sign-key", signer,
+                         "-o", root_owned / "x.evidence", "--json", env=env, user="nobody")
+    assert denied.code == ExitCode.USAGE and "cannot write to the folder" in denied.stderr
+    assert os.listdir(root_owned) == []
+
+
+# ----------------------------------------------------------- files that change while read
+
+
+def _hooked_capture(tmp_path: Path, lib: Library, monkeypatch: pytest.MonkeyPatch, name: str,
+                    change: Callable[[Path], None]) -> tuple[dict[str, Any], int]:
+    src = tmp_path / "src"
+    src.mkdir()
+    path = src / name
+    path.write_bytes(os.urandom(3 << 20))
+    os.utime(path, ns=(1_600_000_000_000_000_000, 1_600_000_000_000_000_000))
+
+    def after_first(call: int) -> None:
+        if call == 1:
+            change(path)  # after the first chunk was read
+
+    acted = hook_reads(monkeypatch, name, after=after_first)
+    result = lib.capture(src)
+    monkeypatch.undo()
+    assert acted, "the reader hook was never called: capture reads some other way"
+    assert not result.seal.complete and result.seal.counts["changed"] == 1
+    entry = lib.manifest(result.output)[f"src/{name}".encode()]
+    assert entry["changed_during_read"] is True
+    return entry, acted[0]
+
+
+def test_file_that_grows_while_read(tmp_path, lib, monkeypatch):
+    def grow(path: Path) -> None:
+        with open(path, "ab") as f:
+            f.write(b"appended while being read")
+    entry, _ = _hooked_capture(tmp_path, lib, monkeypatch, "growing.log", grow)
+    assert entry["size"] == 3 << 20  # stored at the size it had when opened
+    assert any(c.startswith(f"file grew while being read (from {3 << 20} to {(3 << 20) + 25} "
+                            "bytes)") for c in entry["changes"])
+    assert any("modification time changed" in c for c in entry["changes"])
+
+
+def test_file_that_shrinks_while_read(tmp_path, lib, monkeypatch):
+    entry, first = _hooked_capture(tmp_path, lib, monkeypatch, "shrinking.db",
+                                   lambda path: os.truncate(path, 1000))
+    assert entry["changes"][0] == (f"file shrank while being read: only {first} of {3 << 20} "
+                                   "bytes could be read; the rest is stored as zeros")
+
+
+def test_file_that_changes_in_place_while_read(tmp_path, lib, monkeypatch):
+    def rewrite(path: Path) -> None:
+        with open(path, "r+b") as f:
+            f.seek(2 << 20)
+            f.write(b"tampered")
+    entry, _ = _hooked_capture(tmp_path, lib, monkeypatch, "changing.doc", rewrite)
+    assert len(entry["changes"]) == 1
+    assert entry["changes"][0].startswith("modification time changed while being read "
+                                          "(2020-09-13T12:26:40.000000000Z → ")
+
+
+def test_file_written_by_another_process_during_capture_cli(tmp_path, home, keys):
+    """No hook: a thread keeps appending to a big file while the real CLI captures it."""
+    src = tmp_path / "src"
+    src.mkdir()
+    busy = src / "busy.log"
+    with open(busy, "wb") as f:
+        f.truncate(96 << 20)  # sparse: takes a moment to read, costs no disk
+    stop = threading.Event()
+
+    def append() -> None:
+        while not stop.is_set():
+            with open(busy, "ab") as f:
+                f.write(b"x")
+            time.sleep(0.002)
+
+    writer = threading.Thread(target=append)
+    writer.start()
+    try:
+        result, _ = cli_capture(tmp_path, keys, src, timeout=120)
+    finally:
+        stop.set()
+        writer.join()
+    assert result.code == ExitCode.CAPTURE_INCOMPLETE, result.stdout + result.stderr
+    problems = result.json()["problems"]
+    assert [p["path"] for p in problems] == ["src/busy.log"]
+    assert "changed while being read" in problems[0]["problem"] or "grew" in problems[0]["problem"]
+
+
+def test_deleted_between_listing_and_reading(tmp_path, lib, monkeypatch):
+    src = tmp_path / "src"
+    (src / "vanishing-dir").mkdir(parents=True)
+    (src / "vanishing.txt").write_text("here when listed\n")
+    (src / "gone-before-stat.txt").write_text("here when listed\n")
+    (src / "stays.txt").write_text("stays\n")
+
+    def delete_first(real, acted, path, flags, mode=0o777, *, dir_fd=None):
+        if path in (b"vanishing.txt", b"vanishing-dir"):
+            acted.append(1)
+            (os.rmdir if flags & os.O_DIRECTORY else os.unlink)(path, dir_fd=dir_fd)
+        return real(path, flags, mode, dir_fd=dir_fd)
+
+    def stat_after_delete(real, acted, path, *args, dir_fd=None, follow_symlinks=True):
+        if path == b"gone-before-stat.txt":
+            acted.append(1)
+            os.unlink(path, dir_fd=dir_fd)
+        return real(path, *args, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
+
+    opened = hook_os(monkeypatch, "open", delete_first)
+    statted = hook_os(monkeypatch, "stat", stat_after_delete)
+    result = lib.capture(src)
+    monkeypatch.undo()
+    assert opened and statted
+    entries = lib.manifest(result.output)
+    assert entries[b"src/vanishing.txt"]["error"] == "could not open: No such file or directory"
+    assert entries[b"src/vanishing-dir"]["error"] == ("could not open the folder: No such file "
+                                                      "or directory")
+    assert entries[b"src/gone-before-stat.txt"]["kind"] == "unknown"
+    assert entries[b"src/gone-before-stat.txt"]["error"] == "No such file or directory"
+    assert entries[b"src/stays.txt"]["error"] is None
+    assert not result.seal.complete and result.seal.counts["errors"] == 3
+
+
+# ---------------------------------------------------------------------- names and depth
+
+ODD_NAMES = [b"latin1-\xe9t\xe9.txt", b"line\nbreak", b"tab\there", b"back\\slash",
+             b"100% sure", b"literal-%0A-not-a-newline", b"%25", b"carriage\rreturn",
+             b"a" * 255, "é".encode() * 127, b"\xff" * 255, b"\xff", b"\\xff", b" leading space",
+             b"-dash", b"*?[glob]", b"'quotes\"", "emoji-\U0001f4a5".encode()]
+
+
+def _make_deep(root: Path, depth_bytes: int) -> bytes:
+    """Folders of 200-byte names nested beyond *depth_bytes*, built through dir fds (a path that
+    long cannot be passed to the kernel whole). Returns the relative path of the file at the end."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    relative = b""
+    level = 0
+    try:
+        while len(relative) <= depth_bytes:
+            name = b"%03d-" % level + b"d" * 196
+            os.mkdir(name, dir_fd=fd)
+            following = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = following
+            relative += name + b"/"
+            level += 1
+        file_fd = os.open(b"bottom.txt", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
+        os.write(file_fd, b"at the bottom of a very deep tree\n")
+        os.close(file_fd)
+    finally:
+        os.close(fd)
+    return relative + b"bottom.txt"
+
+
+def test_odd_names_long_names_and_deep_paths_round_trip(tmp_path, home, keys):
+    src = tmp_path / "src"
+    src.mkdir()
+    raw = os.fsencode(src)
+    for number, name in enumerate(ODD_NAMES):
+        with open(raw + b"/" + name, "wb") as f:
+            f.write(b"content %d\n" % number)
+    os.mkdir(raw + b"/" + b"\xfe" * 200)  # a folder with an escaped name too
+    with open(raw + b"/" + b"\xfe" * 200 + b"/" + b"\xfd" * 255, "wb") as f:
+        f.write(b"nested non-UTF-8\n")
+    deep = _make_deep(src, 4200)
+    assert len(os.fsencode(src) + b"/" + deep) > 4096
+    before = file_hashes(src)
+    result, bundle = cli_capture(tmp_path, keys, src, timeout=120)
+    assert result.code == 0, result.stdout + result.stderr
+    assert run_bounded("verify", bundle, "-i", keys["identity"], "--json").code == 0
+    entries = by_path(cli_manifest(bundle, keys, tmp_path / "out"))
+    assert b"src/" + deep in entries and entries[b"src/" + deep]["error"] is None
+    for name in ODD_NAMES:
+        assert b"src/" + name in entries, name
+    assert file_hashes(tmp_path / "out" / "data" / "src") == before  # byte-exact names
+    assert file_hashes(src) == before  # source untouched
+
+
+def test_sparse_file_hash_is_of_the_logical_content(tmp_path, home, keys):
+    src = tmp_path / "src"
+    src.mkdir()
+    sparse = src / "disk.img"
+    size = 64 << 20
+    with open(sparse, "wb") as f:
+        f.truncate(size)
+        for offset in (0, 32 << 20, size - 5):
+            f.seek(offset)
+            f.write(b"DATA!")
+    assert os.stat(sparse).st_blocks * 512 < size // 4  # really sparse
+    logical = hashlib.sha256()
+    with open(sparse, "rb") as f:
+        while chunk := f.read(1 << 20):
+            logical.update(chunk)
+    result, bundle = cli_capture(tmp_path, keys, src, timeout=120)
+    assert result.code == 0, result.stdout
+    entry = by_path(cli_manifest(bundle, keys, tmp_path / "out"))[b"src/disk.img"]
+    assert entry["size"] == size and entry["sha256"] == logical.hexdigest()
+    # no "sparse" field: the format stores holes as zeros (docs/FORMAT.md §8)
+    assert "sparse" not in entry
+    assert file_hashes(tmp_path / "out" / "data" / "src")[b"disk.img"] == logical.hexdigest()
+
+
+def test_hard_links_are_both_captured_with_the_same_inode(tmp_path, home, keys):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "original.txt").write_text("one inode, two names\n")
+    os.link(src / "original.txt", src / "hardlink.txt")
+    result, bundle = cli_capture(tmp_path, keys, src, timeout=60)
+    assert result.code == 0 and result.json()["seal"]["counts"]["files"] == 2
+    entries = by_path(cli_manifest(bundle, keys, tmp_path / "out"))
+    first, second = entries[b"src/original.txt"], entries[b"src/hardlink.txt"]
+    assert first["inode"] == second["inode"] and first["nlink"] == second["nlink"] == 2
+    assert first["sha256"] == second["sha256"]
+    restored = tmp_path / "out" / "data" / "src"
+    assert (restored / "hardlink.txt").read_text() == "one inode, two names\n"
+    assert os.stat(restored / "hardlink.txt").st_nlink == 1  # stored and restored as copies
+
+
+def test_empty_folders_are_kept(tmp_path, home, keys):
+    src = tmp_path / "src"
+    (src / "empty").mkdir(parents=True)
+    (src / "nested" / "empty" / "deeper").mkdir(parents=True)
+    result, bundle = cli_capture(tmp_path, keys, src, timeout=60)
+    assert result.code == 0
+    cli_manifest(bundle, keys, tmp_path / "out")
+    restored = tmp_path / "out" / "data" / "src"
+    assert os.listdir(restored / "empty") == []
+    assert os.listdir(restored / "nested" / "empty" / "deeper") == []
+
+
+# ------------------------------------------------------------ the output and the source
+
+
+def test_output_inside_the_source_is_never_swallowed(tmp_path, home, keys):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "evidence.txt").write_bytes(os.urandom(200_000))
+    result, bundle = cli_capture(tmp_path, keys, src, out=src / "case.evidence", timeout=60)
+    assert result.code == 0, result.stdout + result.stderr
+    assert result.json()["seal"]["counts"]["skipped"] == 1
+    assert bundle.stat().st_size < 300_000  # one copy of the evidence, not of the bundle
+    entries = by_path(cli_manifest(bundle, keys, tmp_path / "out"))
+    skipped = [e for e in entries.values() if e["error"]]
+    assert len(skipped) == 1
+    assert skipped[0]["error"].startswith("skipped: ")
+    assert "the bundle being written" in skipped[0]["error"]
+    assert "sha256" not in skipped[0]
+    assert sorted(os.listdir(tmp_path / "out" / "data" / "src")) == ["evidence.txt"]
+    # a second capture of the same folder keeps the first bundle as evidence, not itself
+    second, bundle2 = cli_capture(tmp_path, keys, src, out=src / "case2.evidence", timeout=60)
+    assert second.code == 0
+    entries = by_path(cli_manifest(bundle2, keys, tmp_path / "out2"))
+    assert entries[b"src/case.evidence"]["sha256"] == hashlib.sha256(
+        bundle.read_bytes()).hexdigest()
+
+
+def test_the_output_file_itself_as_source_is_refused(tmp_path, home, keys):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("a\n")
+    _, bundle = cli_capture(tmp_path, keys, src, timeout=60)
+    before = bundle.read_bytes()
+    again, _ = cli_capture(tmp_path, keys, bundle, out=bundle, timeout=60)
+    assert again.code == ExitCode.USAGE and "already exists" in again.json()["error"]["message"]
+    assert bundle.read_bytes() == before
+
+
+def _write_failure_leaves_nothing(result: Bounded, out_dir: Path, src: Path,
+                                  before: dict[bytes, tuple[int, int, int]], text: str) -> None:
+    assert result.code == ExitCode.USAGE, result.stdout + result.stderr
+    message = result.json()["error"]["message"]
+    assert text in message and "\n" not in message and "Traceback" not in result.stderr
+    assert os.listdir(out_dir) == [] or os.listdir(out_dir) == ["lost+found"]
+    assert snapshot(src) == before  # the source untouched
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+                          capture_output=True, check=False)
+    if proc.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here; test_disk_full_injected covers the case")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_disk_full_during_capture_on_a_small_tmpfs(tmp_path, home, keys, tiny_tmpfs):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "big.bin").write_bytes(os.urandom(3 << 20))
+    before = snapshot(src)
+    result, _ = cli_capture(tmp_path, keys, src, out=tiny_tmpfs / "case.evidence", timeout=60)
+    _write_failure_leaves_nothing(result, tiny_tmpfs, src, before, "No space left on device")
+
+
+def test_disk_full_during_extract_on_a_small_tmpfs(tmp_path, home, keys, tiny_tmpfs):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "big.bin").write_bytes(os.urandom(3 << 20))
+    result, bundle = cli_capture(tmp_path, keys, src, timeout=60)
+    assert result.code == 0
+    extracted = run_bounded("extract", bundle, "-i", keys["identity"], "-o",
+                            tiny_tmpfs / "out", "--json")
+    assert extracted.code == ExitCode.USAGE, extracted.stdout + extracted.stderr
+    assert "No space left on device" in extracted.json()["error"]["message"]
+    assert os.listdir(tiny_tmpfs) == []
+
+
+class _FullDisk:
+    """A file object that fails with ENOSPC once *room* bytes were written."""
+
+    def __init__(self, inner: Any, room: int) -> None:
+        self._inner, self._room = inner, room
+
+    def write(self, data: Any) -> int:
+        self._room -= len(data)
+        if self._room < 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        written: int = self._inner.write(data)
+        return written
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def __enter__(self) -> _FullDisk:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._inner.close()
+
+
+def test_disk_full_injected(tmp_path, lib, monkeypatch):
+    """The same without a tmpfs: the bundle file fails with ENOSPC after 100 kB."""
+    import evidencekit.capture as capture_module
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "big.bin").write_bytes(os.urandom(1 << 20))
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    real_fdopen = os.fdopen
+    monkeypatch.setattr(capture_module.os, "fdopen",
+                        lambda fd, *a, **k: _FullDisk(real_fdopen(fd, *a, **k), 100_000))
+    with pytest.raises(OutputError, match="No space left on device"):
+        lib.capture(src, out=out_dir / "case.evidence")
+    monkeypatch.undo()
+    assert os.listdir(out_dir) == []
+
+
+def test_unwritable_output_folder_even_for_root(tmp_path, home, keys):
+    """An immutable folder (chattr +i) refuses even root: exit 2, for capture and extract."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("a\n")
+    captured, bundle = cli_capture(tmp_path, keys, src, timeout=60)
+    assert captured.code == 0
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    if subprocess.run(["chattr", "+i", str(locked)], capture_output=True,
+                      check=False).returncode != 0:
+        pytest.skip("chattr +i is not available here; the unprivileged test covers the case")
+    try:
+        before = snapshot(src)
+        denied, _ = cli_capture(tmp_path, keys, src, out=locked / "case.evidence", timeout=60)
+        _write_failure_leaves_nothing(denied, locked, src, before, "cannot write to the folder")
+        extracted = run_bounded("extract", bundle, "-i", keys["identity"], "-o",
+                                locked / "out", "--json")
+        assert extracted.code == ExitCode.USAGE, extracted.stdout + extracted.stderr
+        assert "Traceback" not in extracted.stderr and os.listdir(locked) == []
+    finally:
+        subprocess.run(["chattr", "-i", str(locked)], check=False)
+
+
+def test_temporary_file_creation_failure_is_exit_2_not_a_crash(tmp_path, lib, monkeypatch):
+    """access() may say yes and creating the file still fail (ACLs, races, read-only mounts)."""
+    import evidencekit.capture as capture_module
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("a\n")
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+
+    monkeypatch.setattr(capture_module.tempfile, "mkstemp", refuse)
+    with pytest.raises(OutputError, match="cannot write to the folder"):
+        lib.capture(src)
+
+
+def test_interrupted_capture_is_covered_elsewhere():
+    """Ctrl-C and SIGTERM mid-capture: tests/e2e/test_interrupted.py (exit 130, nothing left)."""
+    here = Path(__file__).parents[1] / "e2e" / "test_interrupted.py"
+    assert "test_signal_mid_capture_leaves_nothing" in here.read_text()

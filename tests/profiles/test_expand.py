@@ -1,0 +1,176 @@
+"""Profile expansion on each system's variables, with fake home trees (any OS, on any OS)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from evidencekit.profiles import find_profile, resolve, variables
+from evidencekit.profiles.expand import UnsetVariable, expand_pattern
+from evidencekit.profiles.model import read_profile
+
+
+def touch(path: Path, data: bytes = b"x") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def profile(targets_yaml: str):
+    return read_profile("description: test\ntargets:\n" + targets_yaml, "test.yaml", "file", "test")
+
+
+def test_linux_variables(tmp_path: Path):
+    env = {"HOME": str(tmp_path / "h"), "USER": "jane"}
+    values = variables("linux", env)
+    assert values["home"] == values["userprofile"] == str(tmp_path / "h")
+    assert values["appdata"] == str(tmp_path / "h" / ".config")
+    assert values["localappdata"] == str(tmp_path / "h" / ".local" / "share")
+    assert values["tmp"] == "/tmp" and values["user"] == "jane"
+    env.update(XDG_CONFIG_HOME="/xdg/config", XDG_DATA_HOME="/xdg/data", TMPDIR="/scratch")
+    values = variables("linux", env)
+    assert (values["appdata"], values["localappdata"], values["tmp"]) == (
+        "/xdg/config", "/xdg/data", "/scratch")
+
+
+def test_macos_variables(tmp_path: Path):
+    home = tmp_path / "Users" / "jane"
+    values = variables("macos", {"HOME": str(home)})
+    assert values["library"] == str(home / "Library")
+    assert values["appdata"] == values["localappdata"] == str(home / "Library" /
+                                                               "Application Support")
+
+
+def test_windows_variables_are_case_insensitive_and_have_defaults():
+    values = variables("windows", {"UserProfile": "C:\\Users\\jane", "username": "jane"})
+    assert values["home"] == values["userprofile"] == "C:\\Users\\jane"
+    assert values["appdata"] == "C:\\Users\\jane/AppData/Roaming"
+    assert values["localappdata"] == "C:\\Users\\jane/AppData/Local"
+    assert values["tmp"] == "C:\\Users\\jane/AppData/Local/Temp"
+    assert values["systemroot"] == "C:\\Windows" and values["user"] == "jane"
+    values = variables("windows", {"USERPROFILE": "D:\\u", "APPDATA": "E:\\roam",
+                                   "LOCALAPPDATA": "E:\\local", "TEMP": "F:\\t"})
+    assert (values["appdata"], values["localappdata"], values["tmp"]) == (
+        "E:\\roam", "E:\\local", "F:\\t")
+
+
+def test_expand_braces_percent_and_tilde(tmp_path: Path):
+    env = {"HOME": "/home/j", "EDITOR_DIR": "/opt/ed"}
+    assert expand_pattern("~/.bash_history", "linux", env) == "/home/j/.bash_history"
+    assert expand_pattern("{home}/x", "linux", env) == "/home/j/x"
+    assert expand_pattern("%EDITOR_DIR%/conf", "linux", env) == "/opt/ed/conf"
+    win = {"USERPROFILE": "C:\\Users\\j", "APPDATA": "C:\\Users\\j\\AppData\\Roaming"}
+    assert expand_pattern("%userprofile%\\Desktop", "windows", win) == "C:/Users/j/Desktop"
+    assert expand_pattern("{appdata}\\Signal", "windows", win) == \
+        "C:/Users/j/AppData/Roaming/Signal"
+    assert expand_pattern("~\\Downloads", "windows", win) == "C:/Users/j/Downloads"
+    with pytest.raises(UnsetVariable, match="NOPE"):
+        expand_pattern("%NOPE%\\x", "windows", win)
+    with pytest.raises(UnsetVariable, match="library"):
+        expand_pattern("{library}/x", "linux", env)
+
+
+def test_glob_characters_in_a_home_are_not_patterns(tmp_path: Path):
+    home = tmp_path / "odd[1]"
+    touch(home / ".bash_history")
+    found = resolve(profile("  - name: t\n    linux: ['{home}/.bash_history']\n"), "linux",
+                    {"HOME": str(home)})
+    assert found.sources == [str(home / ".bash_history")]
+
+
+def test_linux_fake_home(tmp_path: Path):
+    home = tmp_path / "home" / "jane"
+    touch(home / ".bash_history")
+    touch(home / ".config" / "google-chrome" / "Default" / "History")
+    touch(home / ".mozilla" / "firefox" / "ab12.default-release" / "places.sqlite")
+    touch(home / ".local" / "share" / "TelegramDesktop" / "tdata" / "key_datas")
+    env = {"HOME": str(home)}
+    browsers = resolve(find_profile("browser-history"), "linux", env)
+    assert browsers.sources == [str(home / ".config" / "google-chrome"),
+                                str(home / ".mozilla" / "firefox")]
+    assert {m.target for m in browsers.missing} >= {"chromium", "edge", "brave"}
+    assert all(m.reason for m in browsers.missing)
+    chats = resolve(find_profile("chat-apps"), "linux", env)
+    assert chats.sources == [str(home / ".local" / "share" / "TelegramDesktop")]
+
+
+def test_macos_fake_home(tmp_path: Path):
+    home = tmp_path / "Users" / "jane"
+    support = home / "Library" / "Application Support"
+    touch(home / "Library" / "Safari" / "History.db")
+    touch(home / "Library" / "Cookies" / "Cookies.binarycookies")
+    touch(support / "Google" / "Chrome" / "Default" / "History")
+    touch(support / "Signal" / "sql" / "db.sqlite")
+    touch(home / "Library" / "Mail" / "V10" / "MailData" / "Envelope Index")
+    env = {"HOME": str(home)}
+    browsers = resolve(find_profile("browser-history"), "macos", env)
+    assert set(browsers.sources) == {str(support / "Google" / "Chrome"),
+                                     str(home / "Library" / "Safari"),
+                                     str(home / "Library" / "Cookies")}
+    assert resolve(find_profile("chat-apps"), "macos", env).sources == [str(support / "Signal")]
+    assert resolve(find_profile("mail"), "macos", env).sources == [str(home / "Library" / "Mail")]
+
+
+def test_windows_fake_home(tmp_path: Path):
+    profile_dir = tmp_path / "Users" / "jane"
+    local = profile_dir / "AppData" / "Local"
+    roaming = profile_dir / "AppData" / "Roaming"
+    windir = tmp_path / "Windows"
+    touch(local / "Google" / "Chrome" / "User Data" / "Default" / "History")
+    touch(local / "Microsoft" / "Edge" / "User Data" / "Default" / "History")
+    touch(roaming / "Mozilla" / "Firefox" / "Profiles" / "x.default" / "places.sqlite")
+    touch(local / "Microsoft" / "Outlook" / "jane@example.com.ost")
+    touch(profile_dir / "Documents" / "Outlook Files" / "archive.pst")
+    touch(roaming / "Microsoft" / "Windows" / "PowerShell" / "PSReadLine" /
+          "ConsoleHost_history.txt")
+    touch(windir / "System32" / "winevt" / "Logs" / "Security.evtx")
+    touch(profile_dir / "Downloads" / "invoice.pdf")
+    env = {"userprofile": str(profile_dir), "LocalAppData": str(local), "APPDATA": str(roaming),
+           "SystemRoot": str(windir)}
+    assert resolve(find_profile("browser-history"), "windows", env).sources == [
+        str(local / "Google" / "Chrome" / "User Data"),
+        str(local / "Microsoft" / "Edge" / "User Data"), str(roaming / "Mozilla" / "Firefox")]
+    assert resolve(find_profile("mail"), "windows", env).sources == [
+        str(local / "Microsoft" / "Outlook"), str(profile_dir / "Documents" / "Outlook Files")]
+    assert resolve(find_profile("shell-history"), "windows", env).sources == [
+        str(roaming / "Microsoft" / "Windows" / "PowerShell" / "PSReadLine" /
+            "ConsoleHost_history.txt")]
+    assert resolve(find_profile("system-logs"), "windows", env).sources == [
+        str(windir / "System32" / "winevt" / "Logs")]
+    assert resolve(find_profile("user-files"), "windows", env).sources == [
+        str(profile_dir / "Downloads")]
+
+
+def test_duplicates_and_nested_paths_are_captured_once(tmp_path: Path):
+    touch(tmp_path / "a" / "b" / "c.txt")
+    found = resolve(profile(f"""\
+  - name: inner
+    linux: ['{tmp_path}/a/b/*.txt', '{tmp_path}/a/b']
+  - name: outer
+    linux: ['{tmp_path}/a', '{tmp_path}/a']
+"""), "linux", {"HOME": str(tmp_path)})
+    assert found.sources == [str(tmp_path / "a")]
+    assert len(found.found) == 4
+
+
+def test_missing_paths_are_reported_with_their_reason(tmp_path: Path):
+    found = resolve(profile("""\
+  - name: t
+    linux: ['{home}/nothing-here', '{home}/none-*.txt', '%UNSET_VARIABLE_X%/x']
+    windows: ['{home}\\\\x']
+"""), "linux", {"HOME": str(tmp_path)})
+    assert found.sources == []
+    assert [(m.target, m.reason) for m in found.missing] == [
+        ("t", "not found"), ("t", "no match"),
+        ("t", "the environment variable %UNSET_VARIABLE_X% is not set")]
+    assert found.missing[0].path == str(tmp_path / "nothing-here")
+    assert found.missing[2].path == ""
+
+
+def test_another_systems_rules_on_a_mounted_home(tmp_path: Path):
+    """USERPROFILE pointing at a mounted Windows home: collected with the Windows rules."""
+    home = tmp_path / "mnt" / "c" / "Users" / "jane"
+    touch(home / "AppData" / "Roaming" / "Signal" / "config.json")
+    chats = resolve(find_profile("chat-apps"), "windows", {"USERPROFILE": str(home)})
+    assert chats.sources == [str(home / "AppData" / "Roaming" / "Signal")]

@@ -1,0 +1,144 @@
+"""The guided session through a real pseudo-terminal (pexpect): what a person at a terminal sees
+and types, including hidden passphrase entry and Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.victim.conftest import PASSPHRASE, run_cli
+
+pexpect = pytest.importorskip("pexpect")
+
+TIMEOUT = 30
+
+
+def spawn(tmp_path: Path, victim_home: Path, keys: dict[str, Path]):
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "HOME": str(victim_home), "XDG_CONFIG_HOME": str(tmp_path / "config"),
+           "TZ": "Europe/Berlin", "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "200"}
+    env.pop("EVIDENCEKIT_PASSPHRASE", None)
+    child = pexpect.spawn(sys.executable, ["-m", "evidencekit", "capture", "--case", "PTY-1",
+                                           "--sign-key", str(keys["signer"])],
+                          cwd=str(out), env=env, encoding="utf-8", timeout=TIMEOUT,
+                          dimensions=(50, 200))
+    return child, out
+
+
+def answer(child, prompt: str, text: str) -> None:
+    child.expect_exact(prompt)
+    child.sendline(text)
+
+
+def finish(child) -> str:
+    child.expect(pexpect.EOF)
+    child.close()
+    return child.before or ""
+
+
+def test_answering_through_a_terminal(tmp_path, victim_home, keys):
+    child, out = spawn(tmp_path, victim_home, keys)
+    answer(child, "Number:", "2")
+    child.expect_exact("Call your bank soon")  # advice for this kind of incident
+    answer(child, "What happened?", "Paid for a bike that never came")
+    answer(child, "When did it start?", "2026-11-14 10:30")
+    answer(child, "When did you notice it?", "")
+    answer(child, "Which accounts?", "online banking")
+    answer(child, "Another one?", "")
+    answer(child, "Which devices?", "")
+    answer(child, "Amount and currency:", "450 EUR")
+    answer(child, "Paid through which bank or service?", "Example Bank")
+    answer(child, "On which date?", "2026-11-15")
+    answer(child, "Transaction reference?", "")
+    answer(child, "Another amount?", "")
+    answer(child, "Phone, email, website, account, IBAN or wallet:", "bike@example.net")
+    answer(child, "Another one?", "")
+    child.expect_exact("Screenshots")  # the suggestion, found in the victim's home
+    answer(child, "Change the list?", "")
+    answer(child, "1 or 2:", "1")
+    answer(child, "Passphrase (hidden as you type):", PASSPHRASE)
+    answer(child, "The same passphrase again:", PASSPHRASE)
+    answer(child, "Where should the bundle be saved?", "")
+    child.expect_exact("Summary")
+    child.expect_exact("2026-11-14 10:30 (UTC+01:00)")
+    answer(child, "Make the bundle now? (yes/no)", "yes")
+    child.expect_exact("Sealed")
+    transcript = finish(child)
+    assert child.exitstatus == 0, transcript
+    assert PASSPHRASE not in transcript  # never echoed
+    bundle = out / "PTY-1.evidence"
+    result = run_cli("verify", bundle, "--passphrase-file", _secret(tmp_path), "--json")
+    assert result.code == 0, result.stdout
+    assert result.json()["files_checked"] == 3
+
+
+def _secret(tmp_path: Path) -> Path:
+    path = tmp_path / "secret.txt"
+    path.write_text(PASSPHRASE + "\n")
+    return path
+
+
+def test_skipping_everything_through_a_terminal(tmp_path, victim_home, keys):
+    child, out = spawn(tmp_path, victim_home, keys)
+    for prompt in ("Number:", "What happened?", "When did it start?", "When did you notice it?",
+                   "Which accounts?", "Which devices?", "Amount and currency:",
+                   "Phone, email, website, account, IBAN or wallet:", "Change the list?",
+                   "1 or 2:", "Passphrase (hidden as you type):",
+                   "Where should the bundle be saved?"):
+        answer(child, prompt, "")
+    child.expect_exact("Nothing was written")
+    finish(child)
+    assert child.exitstatus == 0
+    assert os.listdir(out) == []
+
+
+@pytest.mark.parametrize("where", ["question", "passphrase"])
+def test_ctrl_c_through_a_terminal_leaves_nothing(tmp_path, victim_home, keys, where):
+    child, out = spawn(tmp_path, victim_home, keys)
+    answer(child, "Number:", "1")
+    if where == "passphrase":
+        for prompt in ("What happened?", "When did it start?", "When did you notice it?",
+                       "Which accounts?", "Which devices?", "Amount and currency:",
+                       "Phone, email, website, account, IBAN or wallet:", "Change the list?"):
+            answer(child, prompt, "")
+        answer(child, "1 or 2:", "1")
+        child.expect_exact("Passphrase (hidden as you type):")
+        child.send("half a pass")
+    else:
+        child.expect_exact("What happened?")
+        child.send("I clicked a li")
+    child.send("\x03")  # Ctrl-C, as the terminal sends it
+    transcript = finish(child)
+    assert child.exitstatus == 130, transcript
+    assert "interrupted" in transcript and "Traceback" not in transcript
+    assert os.listdir(out) == []
+    assert not (tmp_path / "config" / "evidencekit").exists()
+
+
+@pytest.mark.parametrize(("reply", "written"), [("n", False), ("y", True)])
+def test_note_on_a_terminal_warns_that_it_is_public(tmp_path, keys, reply, written):
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    (evidence / "chat.png").write_bytes(b"\x89PNG")
+    bundle = tmp_path / "case.evidence"
+    assert run_cli("capture", evidence, "-R", keys["recipient"], "--sign-key", keys["signer"],
+                   "-o", bundle).code == 0
+    before = bundle.read_bytes()
+    env = {**os.environ, "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "200"}
+    child = pexpect.spawn(sys.executable, ["-m", "evidencekit", "note", str(bundle), "--text",
+                                           "Account number 12345678 was used",
+                                           "--sign-key", str(keys["signer"])],
+                          env=env, encoding="utf-8", timeout=TIMEOUT, dimensions=(50, 200))
+    child.expect_exact("This note will be public.")
+    child.expect_exact("To keep it private instead")
+    answer(child, "Write this public note? [y/N]:", reply)
+    transcript = finish(child)
+    assert child.exitstatus == 0, transcript
+    if written:
+        assert "Added note #2" in transcript and bundle.read_bytes() != before
+    else:
+        assert "Nothing was written" in transcript and bundle.read_bytes() == before

@@ -1,0 +1,147 @@
+"""The incident record: parse = validate, errors name the field, the stored form is exact."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from evidencekit import canonical
+from evidencekit import incident as inc
+from evidencekit.errors import BundleError, ExitCode
+from tests.victim.conftest import INCIDENT_YAML
+
+
+def test_yaml_is_read_exactly_as_written() -> None:
+    record = inc.load_yaml(INCIDENT_YAML)
+    assert record.incident_type == "online-fraud"
+    assert record.type_label == "Online fraud / payment scam"
+    assert record.started == inc.Moment("2026-11-14T10:30:00+01:00",
+                                        "2026-11-14T09:30:00.000000000Z")
+    # "08:12 +01:00" keeps its own offset; the record's zone applies only to times without one
+    assert record.timeline[1].moment.local == "2026-11-15T08:12:00+01:00"
+    assert record.timeline[1].moment.utc == "2026-11-15T07:12:00.000000000Z"
+    loss = record.losses[0]
+    assert (loss.amount, loss.currency, loss.date) == ("450.00", "EUR", "2026-11-15")  # not 450.0
+    assert record.identifiers[0] == inc.Identifier("iban", "GB82 WEST 1234 5698 7654 32",
+                                                   "the seller's account")
+    assert record.description.startswith("I bought a used bike")
+
+
+def test_stored_form_is_canonical_json_without_floats_and_round_trips() -> None:
+    record = inc.load_yaml(INCIDENT_YAML)
+    data = record.to_json()
+    assert canonical.loads(data, "incident.json")["losses"][0]["amount"] == "450.00"
+    assert inc.from_json(data) == record
+    document = json.loads(data)
+    assert document["type"] == "evidencekit.incident" and document["format_version"] == 1
+    assert set(document) == {"type", "format_version", "incident_type", "description",
+                             "time_zone", "started", "noticed", "timeline", "identifiers",
+                             "losses", "affected_accounts", "affected_devices"}
+
+
+def test_yaml_scalars_that_would_change_meaning_stay_text() -> None:
+    record = inc.load_yaml("identifiers:\n  - {kind: account, value: 0012345}\n"
+                           "  - {kind: username, value: no}\n"
+                           "losses:\n  - {amount: 0.10, currency: usd}\n")
+    assert record.identifiers[0].value == "0012345"  # YAML 1.1 would read octal 5349
+    assert record.identifiers[1].value == "no"  # ... and the boolean False
+    assert record.losses[0].amount == "0.10" and record.losses[0].currency == "USD"
+
+
+@pytest.mark.parametrize(("yaml_text", "field", "words"), [
+    ("losses:\n  - {amount: '12', currency: EURO}\n", "losses[0].currency", "ISO 4217"),
+    ("losses:\n  - {amount: '-5', currency: EUR}\n", "losses[0].amount", "negative"),
+    ("losses:\n  - {amount: '1,234.50', currency: EUR}\n", "losses[0].amount", "not an amount"),
+    ("losses:\n  - {currency: EUR}\n", "losses[0].amount", "missing"),
+    ("losses:\n  - {amount: 5, currency: EUR, date: 16.11.2026}\n", "losses[0].date", "date"),
+    ("started: 2026-11-16 14:05\n", "started", "no time zone"),
+    ("started: yesterday\n", "started", "not a date and time"),
+    ("time_zone: Mars/Olympus\nstarted: 2026-11-16 14:05\n", "time_zone", "time zone"),
+    ("timeline:\n  - {time: 2026-11-16 14:05 Z}\n", "timeline[0].description", "missing"),
+    ("identifiers:\n  - {kind: iban, value: DE00 1234 5678}\n", "identifiers[0].value", "IBAN"),
+    ("identifiers:\n  - {kind: email, value: not-an-address}\n", "identifiers[0].value",
+     "email"),
+    ("identifiers:\n  - {kind: fax, value: '123'}\n", "identifiers[0].kind", "not one of"),
+    ("incident_type: burglary\n", "incident_type", "not a known incident type"),
+    ("losse: []\n", "losse", "unknown field"),
+    ("affected_accounts: online banking\n", "affected_accounts", "must be a list"),
+])
+def test_errors_name_the_field(yaml_text: str, field: str, words: str) -> None:
+    with pytest.raises(inc.IncidentError) as caught:
+        inc.load_yaml(yaml_text, "incident.yaml")
+    error = caught.value
+    assert error.field == field
+    assert words in error.message and f"field '{field}'" in error.message
+    assert error.message.startswith("incident.yaml, ")
+    assert error.exit_code == ExitCode.USAGE
+
+
+def test_broken_yaml_names_the_line() -> None:
+    with pytest.raises(inc.IncidentError, match=r"not valid YAML \(line 3, column 3\)"):
+        inc.load_yaml("description: ok\nlosses: [\n  - {amount: 1\nnext: 2\n", "incident.yaml")
+
+
+def test_times_with_zone_names_offsets_and_z() -> None:
+    berlin = inc.parse_moment("2026-07-01 12:00 Europe/Berlin", "t")  # summer time: +02:00
+    assert berlin.local == "2026-07-01T12:00:00+02:00"
+    assert berlin.utc == "2026-07-01T10:00:00.000000000Z"
+    assert inc.parse_moment("2026-11-16T14:05:30Z", "t").local == "2026-11-16T14:05:30Z"
+    assert inc.parse_moment("2026-11-16 14:05 -0500", "t").utc == "2026-11-16T19:05:00.000000000Z"
+    assert inc.human_time(berlin) == "2026-07-01 12:00 (UTC+02:00)"
+    with pytest.raises(inc.IncidentError):
+        inc.parse_moment("2026-02-30 10:00 Z", "t")
+
+
+def test_totals_are_exact_per_currency() -> None:
+    losses = [inc.Loss("0.10", "EUR"), inc.Loss("0.20", "EUR"), inc.Loss("5", "GBP"),
+              inc.Loss("1499.90", "EUR")]
+    assert inc.totals(losses) == {"EUR": "1500.20", "GBP": "5"}
+
+
+@pytest.mark.parametrize("change", [
+    lambda d: d.update(amount_as_number=True) or d["losses"][0].update(amount=450),
+    lambda d: d["losses"][0].update(currency="eur"),
+    lambda d: d["timeline"][0].update(time_utc="2026-11-14T10:30:00.000000000Z"),
+    lambda d: d.update(extra="field"),
+    lambda d: d.pop("noticed"),
+    lambda d: d.update(incident_type="burglary"),
+    lambda d: d["identifiers"][0].update(value="GB00 WEST 1234 5698 7654 32"),
+])
+def test_stored_record_is_validated_strictly(change) -> None:
+    document = json.loads(inc.load_yaml(INCIDENT_YAML).to_json())
+    change(document)
+    document.pop("amount_as_number", None)
+    with pytest.raises(BundleError):
+        inc.from_json(canonical.dumps(document))
+
+
+def test_non_canonical_bytes_are_refused() -> None:
+    data = inc.load_yaml(INCIDENT_YAML).to_json()
+    pretty = json.dumps(json.loads(data), indent=1, ensure_ascii=False).encode() + b"\n"
+    with pytest.raises(BundleError, match="canonical"):
+        inc.from_json(pretty)
+    assert hashlib.sha256(data).hexdigest() != hashlib.sha256(pretty).hexdigest()
+
+
+def test_note_details_are_strings_and_read_back() -> None:
+    from evidencekit.format.documents import CustodyEvent, Signer
+
+    details = inc.note_details("loss", amount="35.50", currency="gbp", institution="PayPal")
+    assert details == {"kind": "loss", "amount": "35.50", "currency": "GBP", "date": "",
+                       "institution": "PayPal", "reference": ""}
+    timeline = inc.note_details("timeline", time="2026-11-17 09:00 +01:00")
+    assert timeline["time_utc"] == "2026-11-17T08:00:00.000000000Z"
+    signer = Signer("ssh-ed25519 AAAA", "SHA256:abc")
+    events = [CustodyEvent("C", n, "note", "2026-11-20T10:00:00.000000000Z", "clock", "Jane",
+                           signer, "host", text, "a" * 64, "b" * 64, details=d)
+              for n, (text, d) in enumerate([("found later", details),
+                                             ("bank called", timeline),
+                                             ("odd", {"kind": "loss", "amount": "x"})], 2)]
+    notes = inc.notes_from_events(events)
+    assert notes[0].loss == inc.Loss("35.50", "GBP", None, "PayPal", "", "found later")
+    assert notes[1].moment is not None and notes[1].text == "bank called"
+    assert notes[2].kind == "note" and notes[2].problem  # unreadable details: kept, flagged
+    with pytest.raises(inc.IncidentError, match="time"):
+        inc.note_details("timeline")
