@@ -26,6 +26,7 @@ from evidencekit.crypto import age
 from evidencekit.crypto.keys import PublicKey
 from evidencekit.errors import BundleError, OutputError
 from evidencekit.format.entries import raw_field, safe_bag_path
+from evidencekit.format.manifest import Manifest
 from evidencekit.progress import Progress
 from evidencekit.verify import Report, verify
 
@@ -225,36 +226,44 @@ def _write_tag_files(tree: _Tree, report: Report) -> None:
             out.write(data)
 
 
-def _finish_tree(tree: _Tree, manifest: dict[str, Any], result: ExtractResult,
-                 restore: bool) -> None:
+def _finish_tree(tree: _Tree, manifest: Manifest, result: ExtractResult, restore: bool) -> None:
     """Links, original names, modes and times, deepest first so parents keep their times.
 
     The manifest was checked by verify (format/entries.py); entries that would still not be safe
-    to act on are skipped here too, and nothing is reached through a symbolic link.
+    to act on are skipped here too, and nothing is reached through a symbolic link. Only the
+    depth and number of each entry are kept in memory; the entries are parsed again one by one.
     """
-    entries = sorted((e for e in manifest["entries"] if isinstance(e, dict) and
-                      safe_bag_path(e.get("bag_path"))),
-                     key=lambda e: e["bag_path"].count("/"), reverse=True)
-    for entry in entries:
-        if restore and entry.get("kind") == "symlink":
-            _make_link(tree, entry, result)
-    for entry in entries:
-        where = tree.parent(entry["bag_path"])
-        if where is None:
-            continue
-        fd, name = where
-        try:
-            info = os.stat(name, dir_fd=fd, follow_symlinks=False)
-        except FileNotFoundError:
-            continue
-        _restore_metadata(fd, name, info, entry)
-        try:
-            original = os.path.basename(raw_field(entry, "path") or name)
-        except ValueError:
-            continue
-        if restore and original != name and _free_name(fd, original):
-            os.rename(name, original, src_dir_fd=fd, dst_dir_fd=fd)
-            result.renamed += 1
+    order = sorted(((entry["bag_path"].count("/"), number)
+                    for number, entry in enumerate(manifest.entries())
+                    if isinstance(entry, dict) and safe_bag_path(entry.get("bag_path"))),
+                   key=lambda item: item[0], reverse=True)
+    if restore:
+        for _, number in order:
+            entry = manifest.entry(number)
+            if entry.get("kind") == "symlink":
+                _make_link(tree, entry, result)
+    for _, number in order:
+        _finish_entry(tree, manifest.entry(number), result, restore)
+
+
+def _finish_entry(tree: _Tree, entry: dict[str, Any], result: ExtractResult,
+                  restore: bool) -> None:
+    where = tree.parent(entry["bag_path"])
+    if where is None:
+        return
+    fd, name = where
+    try:
+        info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    _restore_metadata(fd, name, info, entry)
+    try:
+        original = os.path.basename(raw_field(entry, "path") or name)
+    except ValueError:
+        return
+    if restore and original != name and _free_name(fd, original):
+        os.rename(name, original, src_dir_fd=fd, dst_dir_fd=fd)
+        result.renamed += 1
 
 
 def _free_name(fd: int, name: bytes) -> bool:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from evidencekit import canonical, incident
+from evidencekit import incident
 from evidencekit.clock import parse_rfc3339
 from evidencekit.crypto import age, sshsig
 from evidencekit.crypto.keys import PublicKey
@@ -41,7 +41,9 @@ from evidencekit.format.documents import (
     Seal,
     custody_member,
 )
-from evidencekit.format.entries import entry_problems
+from evidencekit.format.entries import EntryChecker
+from evidencekit.format.manifest import Manifest
+from evidencekit.format.manifest import read as read_manifest
 from evidencekit.format.outer import drain, open_member
 from evidencekit.format.reader import OuterBundle, open_bundle, structure_problems
 from evidencekit.payload import PayloadScan, Visitor, scan_payload
@@ -68,7 +70,7 @@ class Report:
     decrypted: bool = False
     no_matching_key: str | None = None
     files_checked: int = 0
-    manifest: dict[str, Any] | None = None
+    manifest: Manifest | None = None
     tag_files: dict[str, bytes] | None = None
     payload: PayloadExpectation | None = None  # what the custody log says the payload is now
     payload_sha256: str | None = None  # what it actually is (computed in step 7)
@@ -375,11 +377,12 @@ def _check_bag(scan: PayloadScan, seal: Seal, findings: Findings) -> None:
         findings.error("bag", bag.MANIFEST, "the manifest's hash is not the root hash in the seal",
                        seal.manifest_root, root)
     try:
-        listed = bag.parse_manifest(manifest_data, bag.MANIFEST)
+        problems = _compare_files(manifest_data, scan)
     except BundleError as exc:
         findings.error("bag", bag.MANIFEST, exc.message)
         return
-    _compare_files(listed, scan, findings)
+    for where, problem, expected, found in problems:
+        findings.error("bag", where, problem, expected, found)
     _check_tag_manifest(scan, findings)
     oxum = f"{sum(size for _, size in scan.data_files.values())}.{len(scan.data_files)}"
     info = scan.tag_files.get(bag.BAG_INFO, b"").decode("utf-8", "replace")
@@ -387,16 +390,24 @@ def _check_bag(scan: PayloadScan, seal: Seal, findings: Findings) -> None:
         findings.error("bag", bag.BAG_INFO, "Payload-Oxum does not match the payload", found=oxum)
 
 
-def _compare_files(listed: dict[str, str], scan: PayloadScan, findings: Findings) -> None:
-    for path, expected in listed.items():
+def _compare_files(manifest_data: bytes, scan: PayloadScan) -> list[tuple[str, str, str | None,
+                                                                          str | None]]:
+    """Every line of manifest-sha256.txt against the payload, read line by line (a line per
+    file); the problems are returned only once the whole manifest proved well formed."""
+    problems: list[tuple[str, str, str | None, str | None]] = []
+    listed: set[str] = set()
+    for path, expected in bag.iter_manifest(manifest_data, bag.MANIFEST):
+        listed.add(path)
         found = scan.data_files.get(path)
         if found is None:
-            findings.error("bag", path, "file listed in the manifest is missing from the payload")
+            problems.append((path, "file listed in the manifest is missing from the payload",
+                             None, None))
         elif found[0] != expected:
-            findings.error("bag", path, "file content does not match its hash", expected, found[0])
+            problems.append((path, "file content does not match its hash", expected, found[0]))
     for path in scan.data_files:
         if path not in listed:
-            findings.error("bag", path, "file in the payload is not listed in the manifest")
+            problems.append((path, "file in the payload is not listed in the manifest", None, None))
+    return problems
 
 
 def _check_tag_manifest(scan: PayloadScan, findings: Findings) -> None:
@@ -418,7 +429,7 @@ def _check_tag_manifest(scan: PayloadScan, findings: Findings) -> None:
             findings.error("bag", name, "tag file is missing or changed", expected, found)
 
 
-def _check_manifest(scan: PayloadScan, report: Report, findings: Findings) -> dict[str, Any] | None:
+def _check_manifest(scan: PayloadScan, report: Report, findings: Findings) -> Manifest | None:
     """Step 10: the signed evidencekit manifest agrees with the seal and with the files."""
     seal = report.seal
     assert seal is not None
@@ -437,8 +448,12 @@ def _check_manifest(scan: PayloadScan, report: Report, findings: Findings) -> di
         if signer.fingerprint != seal.signer.fingerprint:
             findings.error("manifest", bag.EK_MANIFEST_SIG, "manifest signed by another key than "
                            "the seal", seal.signer.fingerprint, signer.fingerprint)
-        manifest = canonical.loads(data, bag.EK_MANIFEST)
-        _check_manifest_entries(manifest, scan, seal, findings)
+        # Entry problems are only reported once the whole document proved canonical: a broken
+        # manifest is one finding, not one per entry before the break.
+        entries = _EntryComparison(scan)
+        manifest = read_manifest(data, bag.EK_MANIFEST, entries.check)
+        _check_manifest_fields(manifest, scan, seal, findings)
+        entries.report(findings)
         _check_incident(manifest, scan, findings)
     except BundleError as exc:
         findings.error("manifest", bag.EK_MANIFEST, exc.message)
@@ -446,7 +461,7 @@ def _check_manifest(scan: PayloadScan, report: Report, findings: Findings) -> di
     return manifest
 
 
-def _check_incident(manifest: dict[str, Any], scan: PayloadScan, findings: Findings) -> None:
+def _check_incident(manifest: Manifest, scan: PayloadScan, findings: Findings) -> None:
     """Step 10: incident.json is the one manifest.json names (null or absent: none) and parses."""
     expected = manifest.get("incident_sha256")
     data = scan.tag_files.get(bag.EK_INCIDENT)
@@ -469,25 +484,17 @@ def _check_incident(manifest: dict[str, Any], scan: PayloadScan, findings: Findi
             findings.error("manifest", bag.EK_INCIDENT, exc.message)
 
 
-def _check_manifest_entries(manifest: dict[str, Any], scan: PayloadScan, seal: Seal,
-                            findings: Findings) -> None:
+def _check_manifest_fields(manifest: Manifest, scan: PayloadScan, seal: Seal,
+                           findings: Findings) -> None:
     if manifest.get("type") != MANIFEST_TYPE or manifest.get("format_version") != 1:
         raise BundleError("manifest.json is not an evidencekit manifest of a known version")
     try:
-        case_id = manifest["case"]["case_id"]
-        summary = manifest["summary"]
-        entries = manifest["entries"]
+        case_id = manifest.fields["case"]["case_id"]
+        summary = manifest.fields["summary"]
     except (KeyError, TypeError):
         raise BundleError("manifest.json is missing required fields") from None
     if not isinstance(summary, dict):
         raise BundleError("manifest.json: 'summary' is not an object")
-    # Signed by whoever sealed it, which proves nothing about sanity: check every entry before
-    # extract acts on one (paths, links, names, modes, times).
-    for where, problem in entry_problems(entries):
-        findings.error("manifest", where, problem)
-    stored = {e["bag_path"]: e for e in entries if isinstance(e, dict) and
-              e.get("kind") == "file" and isinstance(e.get("sha256"), str) and
-              isinstance(e.get("bag_path"), str)} if isinstance(entries, list) else {}
     sizes = [size for _, size in scan.data_files.values()]
     if seal.total_bytes != sum(sizes) or seal.counts["files"] != len(sizes):
         findings.error("manifest", SEAL, "the seal's file count or total size differs from the "
@@ -500,16 +507,42 @@ def _check_manifest_entries(manifest: dict[str, Any], scan: PayloadScan, seal: S
         findings.error("manifest", bag.EK_MANIFEST, "manifest counts differ from the seal")
     if summary.get("manifest_root") != seal.manifest_root:
         findings.error("manifest", bag.EK_MANIFEST, "manifest root hash differs from the seal")
-    for path, entry in stored.items():
-        found = scan.data_files.get(path)
+
+
+class _EntryComparison:
+    """Each manifest entry checked as it is read (format/entries.py) and against the file the
+    payload holds; only the problems and the paths already matched are kept."""
+
+    def __init__(self, scan: PayloadScan) -> None:
+        self._files = scan.data_files
+        self._sane = EntryChecker()
+        self._matched: set[str] = set()
+        self._problems: list[tuple[str, str, object, object]] = []
+
+    def check(self, entry: Any) -> None:
+        for where, problem in self._sane.problems(entry):
+            self._problems.append((where, problem, None, None))
+        if not (isinstance(entry, dict) and entry.get("kind") == "file" and
+                isinstance(entry.get("sha256"), str) and isinstance(entry.get("bag_path"), str)):
+            return
+        path = entry["bag_path"]
+        if path in self._matched:
+            return  # listed twice: reported by the sanity check
+        self._matched.add(path)
+        found = self._files.get(path)
         if found is None:
-            findings.error("manifest", path, "file recorded in manifest.json is not in the payload")
+            self._problems.append((path, "file recorded in manifest.json is not in the payload",
+                                   None, None))
         elif found[0] != entry["sha256"]:
-            findings.error("manifest", path, "file content does not match manifest.json",
-                           entry["sha256"], found[0])
+            self._problems.append((path, "file content does not match manifest.json",
+                                   entry["sha256"], found[0]))
         elif entry.get("size") != found[1]:
-            findings.error("manifest", path, "file size does not match manifest.json",
-                           entry.get("size"), found[1])
-    for path in scan.data_files:
-        if path not in stored:
-            findings.error("manifest", path, "file in the payload is not in manifest.json")
+            self._problems.append((path, "file size does not match manifest.json",
+                                   entry.get("size"), found[1]))
+
+    def report(self, findings: Findings) -> None:
+        for where, problem, expected, found in self._problems:
+            findings.error("manifest", where, problem, expected, found)
+        for path in self._files:
+            if path not in self._matched:
+                findings.error("manifest", path, "file in the payload is not in manifest.json")

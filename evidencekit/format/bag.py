@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from evidencekit.errors import BundleError
 
 BAG_ROOT = "bag"  # the payload tar holds one directory: bag/
@@ -45,27 +47,38 @@ def manifest_line(hexdigest: str, path: str) -> bytes:
 
 def parse_manifest(data: bytes, what: str) -> dict[str, str]:
     """Parse a manifest into {path: sha256}; every defect raises BundleError naming the line."""
-    entries: dict[str, str] = {}
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BundleError(f"{what} is not UTF-8") from None
-    if text and not text.endswith("\n"):
+    return dict(iter_manifest(data, what))
+
+
+def iter_manifest(data: bytes, what: str) -> Iterator[tuple[str, str]]:
+    """(path, sha256) for each line of a manifest, in order, checked as `parse_manifest` checks
+    them; what it keeps is the set of paths seen (a manifest lists a line per payload file)."""
+    if data and not data.endswith(b"\n"):
         raise BundleError(f"{what} does not end with a newline")
+    seen: set[str] = set()
+    start = 0
+    number = 0
     # Lines end with LF only: str.splitlines() would also split inside names holding a vertical
     # tab, form feed, U+0085, U+2028 … (legal in file names, not percent-encoded by RFC 8493).
-    lines = text.split("\n")[:-1] if text else []
-    for number, line in enumerate(lines, start=1):
+    # A LF byte is never part of a longer UTF-8 sequence, so each line decodes on its own.
+    while start < len(data):
+        end = data.index(b"\n", start)
+        number += 1
+        try:
+            line = data[start:end].decode("utf-8")
+        except UnicodeDecodeError:
+            raise BundleError(f"{what} is not UTF-8") from None
+        start = end + 1
         digest, sep, encoded = line.partition("  ")
         if not sep or len(digest) != 64 or not _is_lower_hex(digest) or not encoded:
             raise BundleError(f"{what} line {number} is malformed")
         path = decode_path(encoded)
-        if path in entries:
+        if path in seen:
             raise BundleError(f"{what} lists {path!r} twice")
         if path.startswith(("/", "~")) or ".." in path.split("/") or path[:1] == "\\":
             raise BundleError(f"{what} line {number} has an unsafe path {path!r}")
-        entries[path] = digest
-    return entries
+        seen.add(path)
+        yield path, digest
 
 
 def _is_lower_hex(text: str) -> bool:

@@ -60,20 +60,33 @@ def entry_problems(entries: object) -> Iterator[tuple[str, str]]:
     if not isinstance(entries, list):
         yield "entries", "manifest.json: 'entries' is not a list"
         return
-    seen: set[str] = set()
-    for number, entry in enumerate(entries):
-        where = f"entries[{number}]"
+    checker = EntryChecker()
+    for entry in entries:
+        yield from checker.problems(entry)
+
+
+class EntryChecker:
+    """`entry_problems` one entry at a time, for a manifest read as a stream: what it keeps
+    between entries is the set of bag paths seen, to catch one listed twice."""
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+        self._number = 0
+
+    def problems(self, entry: object) -> Iterator[tuple[str, str]]:
+        where = f"entries[{self._number}]"
+        self._number += 1
         if not isinstance(entry, dict):
             yield where, "manifest entry is not an object"
-            continue
+            return
         bag_path = entry.get("bag_path")
         if not safe_bag_path(bag_path):
             yield where, f"manifest entry has an unsafe or malformed bag_path {bag_path!r}"
-            continue
+            return
         assert isinstance(bag_path, str)
-        if bag_path in seen:
+        if bag_path in self._seen:
             yield bag_path, "manifest lists this bag_path twice"
-        seen.add(bag_path)
+        self._seen.add(bag_path)
         for problem in _field_problems(entry):
             yield bag_path, f"manifest entry: {problem}"
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,12 +143,13 @@ def collect(report: Report, bundle_name: str, generated: str) -> ReportData:
         custody=list(events))
     if report.no_matching_key:
         data.problems.append(f"could not decrypt: {report.no_matching_key}")
-    manifest = report.manifest or {}
-    data.case = {k: str(v) for k, v in (manifest.get("case") or {}).items()} or {
+    manifest = report.manifest
+    fields = manifest.fields if manifest is not None else {}
+    data.case = {k: str(v) for k, v in (fields.get("case") or {}).items()} or {
         "case_id": seal.case_id}
-    data.capture = dict(manifest.get("capture") or {})
-    data.items = _items(manifest.get("entries") or [])
-    _incident(report, manifest, data)
+    data.capture = dict(fields.get("capture") or {})
+    data.items = _items(manifest.entries() if manifest is not None else iter(()))
+    _incident(report, fields, data)
     _merge_notes(data, events)
     data.signers = _signers(seal, events)
     return data
@@ -160,9 +162,11 @@ def _finding_line(finding: Any) -> str:
     return visible(line)
 
 
-def _items(entries: list[dict[str, Any]]) -> list[EvidenceItem]:
+def _items(entries: Iterator[Any]) -> list[EvidenceItem]:
     items = []
     for number, entry in enumerate(entries, 1):
+        if not isinstance(entry, dict):
+            continue  # reported by verify; a report made with --force shows the rest
         try:
             raw = bytes_from_field(entry, "path")
             path = visible(raw.decode("utf-8", "backslashreplace"))

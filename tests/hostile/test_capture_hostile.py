@@ -33,6 +33,7 @@ from evidencekit.capture import CaptureRequest, CaptureResult, CaseInfo, capture
 from evidencekit.crypto import age
 from evidencekit.crypto.keys import SigningKey
 from evidencekit.errors import ExitCode, OutputError
+from evidencekit.format.manifest import Manifest
 from evidencekit.verify import verify
 from tests.hostile.conftest import (
     Bounded,
@@ -64,11 +65,12 @@ def cli_manifest(bundle: Path, keys: dict[str, Path], out: Path) -> dict[str, An
     return json.loads((out / "evidencekit" / "manifest.json").read_bytes())
 
 
-def by_path(manifest: dict[str, Any]) -> dict[bytes, dict[str, Any]]:
+def by_path(manifest: Manifest | dict[str, Any]) -> dict[bytes, dict[str, Any]]:
     import base64
 
     entries = {}
-    for entry in manifest["entries"]:
+    listed = manifest.entries() if isinstance(manifest, Manifest) else manifest["entries"]
+    for entry in listed:
         raw = (base64.b64decode(entry["path_b64"]) if "path_b64" in entry
                else entry["path"].encode())
         entries[raw] = entry

@@ -68,7 +68,7 @@ def test_all_answers_make_a_bundle_with_the_incident_record(tmp_path, victim_hom
 
     report = verify(bundle, [age.ScryptIdentity(PASSPHRASE.encode())])
     assert report.ok and report.decrypted, report.findings.items
-    assert {e["path"] for e in report.manifest["entries"]} == {
+    assert {e["path"] for e in report.manifest.entries()} == {
         "Screenshots", "Screenshots/chat.png", "seller.eml"}
     record = json.loads(report.tag_files["evidencekit/incident.json"])
     assert record["incident_type"] == "online-fraud"
