@@ -79,6 +79,8 @@ def _reject_floats(value: Any) -> None:
 
 _WINDOW = 1 << 20
 _DECODER = json.JSONDecoder(parse_float=_no_float, parse_constant=_no_float)
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                            allow_nan=False)  # what dumps does, without building one per call
 
 
 def load_streaming(data: bytes, what: str, list_key: str,
@@ -221,8 +223,7 @@ class _TextWindow:
 
 def _canonical_piece(value: Any, what: str) -> str:
     try:  # floats never get here: the decoder refuses them
-        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                          allow_nan=False)
+        text = _ENCODER.encode(value)
         text.encode("utf-8")
     except RecursionError:
         raise BundleError(f"{what} is not valid JSON: nested too deeply") from None

@@ -54,7 +54,7 @@ from evidencekit.hostinfo import host_name, operating_system, tool_versions, use
 from evidencekit.pipeline import BackgroundWriter
 from evidencekit.progress import NoProgress, Progress, Throttled, throttled
 from evidencekit.selection import Filters, relative_to_source
-from evidencekit.walk import Entry, Source, resolve_sources, walk
+from evidencekit.walk import Entry, Source, escape_name, resolve_sources, walk
 
 CHUNK = 1 << 20
 _MAX_PENDING = 1024  # records waiting for libmagic
@@ -89,6 +89,12 @@ class CaptureRequest:
     # Which files' content to read (a profile's include/exclude/limits); the others are recorded
     # as skipped, with the reason.
     filters: Filters | None = None
+    # Sources (among ``sources``) a profile named but the system refused to look up, e.g. behind
+    # a folder that may not be searched: (path, what went wrong). Each is recorded as a source
+    # whose one entry holds the error, so the capture is incomplete rather than silently smaller.
+    unreachable: Sequence[tuple[bytes, str]] = ()
+    # The profile used, if any: name, origin, sha256 (manifest.json capture.profile).
+    profile: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -192,7 +198,8 @@ class _Tally:
 def capture(request: CaptureRequest) -> CaptureResult:
     """Make the bundle described by *request*; raise EvidenceKitError on failure (nothing left)."""
     _check_case_id(request.case.case_id)
-    sources = resolve_sources(request.sources)
+    blocked = {os.path.normpath(path) for path, _ in request.unreachable}
+    sources = resolve_sources([s for s in request.sources if os.path.normpath(s) not in blocked])
     _check_output(request.output)
     if request.incident is not None:
         incident_record.check_record(request.incident)  # refuse a malformed record early
@@ -533,9 +540,12 @@ def _write_bag(request: CaptureRequest, sources: list[Source], inner: InnerTarWr
 
     tag(bag.BAGIT, bag.BAGIT_TXT)
     tally.identifier = identify.Identifier()
+    blocked = _unreachable_sources(request.unreachable, sources)
     try:
         for entry in walk(sources, skip):
             _capture_entry(entry, inner, tally, request.progress, request.filters)
+        for source, problem in blocked:
+            _capture_entry(_unreachable_entry(source, problem), inner, tally, request.progress)
         tally.finish_entries()
     finally:
         tally.identifier.close()
@@ -547,7 +557,8 @@ def _write_bag(request: CaptureRequest, sources: list[Source], inner: InnerTarWr
         tag(bag.EK_INCIDENT, request.incident)
     # manifest.json is written, hashed and signed piece by piece: for 100,000 files it is some
     # 60 MB, and joining it (then copying it to sign it) would double the peak memory.
-    prefix, suffix = _manifest_json(request, sources, tally, started, root)
+    prefix, suffix = _manifest_json(request, [*sources, *(s for s, _ in blocked)], tally,
+                                    started, root)
     digest, signed = hashlib.sha256(), hashlib.sha512()  # sha512: what SSHSIG signs
 
     def hashed() -> Iterator[bytes]:
@@ -597,7 +608,8 @@ def _manifest_json(request: CaptureRequest, sources: list[Source], tally: _Tally
                     "clock_source": clock_source(), "host": host_name(), "user": user_name(),
                     "os": operating_system(), "command_line": request.command_line,
                     "tools": tool_versions(), "cwd": os.getcwd(),
-                    "python_executable": sys.executable},
+                    "python_executable": sys.executable,
+                    **({} if request.profile is None else {"profile": request.profile})},
         "sources": [_source_record(s) for s in sources],
         "incident_sha256": None if request.incident is None else _sha256(request.incident),
         "summary": {"counts": tally.counts, "total_bytes": tally.total_bytes,
@@ -608,6 +620,29 @@ def _manifest_json(request: CaptureRequest, sources: list[Source], tally: _Tally
     # Splice the pre-encoded entries into the (sorted, canonical) "entries" list.
     prefix, suffix = encoded.split(b'"entries":[]', 1)
     return prefix + b'"entries":[', b"]" + suffix
+
+
+def _unreachable_sources(unreachable: Sequence[tuple[bytes, str]], sources: list[Source]
+                         ) -> list[tuple[Source, str]]:
+    """A source for each unreachable path, numbered and named after the reachable ones."""
+    taken = {s.bag_name for s in sources}
+    found: list[tuple[Source, str]] = []
+    for path, problem in unreachable:
+        base = escape_name(os.path.basename(path.rstrip(b"/")) or b"root")
+        name, counter = base, 0
+        while name in taken:  # as resolve_sources names a second source of the same name
+            counter += 1
+            name = f"{base}~{counter}"
+        taken.add(name)
+        found.append((Source(len(sources) + len(found), path, path, name, False), problem))
+    return found
+
+
+def _unreachable_entry(source: Source, problem: str) -> Entry:
+    """The one entry of an unreachable source: kind unknown (it could not even be stat'ed)."""
+    name = os.path.basename(source.path.rstrip(b"/")) or b"root"
+    return Entry(source, name, f"data/{source.bag_name}", "unknown", None, -1, source.path,
+                 error=problem)
 
 
 def _source_record(source: Source) -> dict[str, Any]:
@@ -677,6 +712,7 @@ def _capture_file(entry: Entry, inner: InnerTarWriter, tally: _Tally,
             return record
         record.update(records.stat_fields(before, entry))
         record["size"] = before.st_size  # what is stored, even if it changed since the listing
+        record.update(records.allocation_fields(before))  # sparse: say so (FORMAT.md §4.3)
         record["xattrs"] = records.read_xattrs(entry, fd)
         _stream_file(fd, before, entry, inner, record, tally, progress)
     finally:

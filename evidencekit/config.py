@@ -26,6 +26,8 @@ from evidencekit.profiles.yamlfile import Document, YamlFileError, load
 
 CONFIG_ENV = "EVIDENCEKIT_CONFIG"
 PROGRESS_MODES = ("auto", "bar", "json", "none")
+# Kinds of values that name keys or files, which an error message may quote back.
+QUOTED_KINDS = ("path", "paths", "list", "keys")
 
 
 class ConfigError(YamlFileError):
@@ -72,6 +74,15 @@ class Config:
     values: dict[str, Any] = field(default_factory=dict)
     origins: dict[str, str] = field(default_factory=dict)  # key → "env NAME" / "FILE, line N"
     file: Path | None = None
+
+    def origin_of(self, param: str) -> str | None:
+        """Where the key or file value of the click parameter *param* came from, if it was set
+        here ("environment variable EVIDENCEKIT_SIGN_KEY", "FILE, line N"); else None."""
+        for key, origin in self.origins.items():
+            setting = BY_KEY[key]
+            if param in setting.params and setting.kind in QUOTED_KINDS:
+                return origin
+        return None
 
     def default_map(self, commands: Mapping[str, set[str]]) -> dict[str, Any]:
         """A click default_map for *commands* (command path → its parameter names)."""

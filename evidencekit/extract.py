@@ -24,7 +24,7 @@ from typing import Any
 from evidencekit.clock import parse_rfc3339
 from evidencekit.crypto import age
 from evidencekit.crypto.keys import PublicKey
-from evidencekit.errors import BundleError, OutputError
+from evidencekit.errors import BundleError, Interrupted, OutputError
 from evidencekit.format.entries import raw_field, safe_bag_path
 from evidencekit.format.manifest import Manifest
 from evidencekit.progress import Progress
@@ -199,6 +199,11 @@ def extract(bundle: Path, output: Path, identities: Sequence[age.Identity],
         return result
     except OSError as exc:
         raise _output_error(output, exc) from None
+    except (KeyboardInterrupt, Interrupted):
+        # In extract's words (verify's say "checking"); the staging folder goes just below.
+        raise Interrupted("interrupted while extracting; nothing was extracted",
+                          hint=f"{output} was not created and the bundle was not changed"
+                          ) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

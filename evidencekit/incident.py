@@ -78,6 +78,7 @@ _HUMAN_TIME = re.compile(
     r"(?:\.(?P<f>\d{1,6}))?)?\s*(?P<off>Z|[+-]\d{2}:?\d{2})?(?:\s+(?P<zone>[A-Za-z][\w/+-]*))?$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _AMOUNT = re.compile(r"^(0|[1-9]\d{0,17})(\.\d{1,8})?$")
+_DECIMAL_COMMA = re.compile(r"^\d+,\d{1,2}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+?[\d\s().\-/]{3,40}$")
 _URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)?[^\s/]+\.[^\s/]+(/\S*)?$")
@@ -95,19 +96,30 @@ class IncidentError(InputError):
 
 
 def _fail(where: str, problem: str, hint: str | None = None) -> IncidentError:
-    return IncidentError(f"incident record, field '{where}': {problem}", hint=hint, field=where,
-                         problem=problem)
+    # A command-line option is named as typed ("--started: …"), a record field as a field.
+    place = where if where.startswith("--") else f"incident record, field '{where}'"
+    return IncidentError(f"{place}: {problem}", hint=hint, field=where, problem=problem)
 
 
 # ----------------------------------------------------------------------------------- the model
 @dataclass(frozen=True)
 class Moment:
-    """A time as the person gave it (ISO 8601 with its UTC offset) and the same instant in UTC."""
+    """A time as the person gave it (ISO 8601 with its UTC offset) and the same instant in UTC,
+    or a day alone when that is all the person knows (``local`` 2026-11-14, ``utc`` None)."""
 
-    local: str  # e.g. 2026-11-16T14:05:00+01:00
-    utc: str  # e.g. 2026-11-16T13:05:00.000000000Z (docs/FORMAT.md conventions)
+    local: str  # e.g. 2026-11-16T14:05:00+01:00, or 2026-11-16 for a date without a time
+    utc: str | None  # e.g. 2026-11-16T13:05:00.000000000Z (docs/FORMAT.md conventions)
 
-    def to_json(self) -> dict[str, str]:
+    @property
+    def date_only(self) -> bool:
+        return self.utc is None
+
+    @property
+    def sort_key(self) -> str:
+        """For putting moments in order: a day alone comes before the times of that day."""
+        return self.local if self.utc is None else self.utc
+
+    def to_json(self) -> dict[str, str | None]:
         return {"time": self.local, "time_utc": self.utc}
 
 
@@ -116,7 +128,7 @@ class TimelineEntry:
     moment: Moment
     description: str
 
-    def to_json(self) -> dict[str, str]:
+    def to_json(self) -> dict[str, str | None]:
         return {**self.moment.to_json(), "description": self.description}
 
 
@@ -244,18 +256,23 @@ def zone_named(name: str, where: str = "time_zone") -> dt.tzinfo:
 
 
 def parse_moment(value: Any, where: str, default_zone: dt.tzinfo | None = None) -> Moment:
-    """A time typed by a person: ``2026-11-16 14:05``, ``…T14:05:00+01:00``, ``… Europe/Berlin``.
+    """A time typed by a person: ``2026-11-16 14:05``, ``…T14:05:00+01:00``, ``… Europe/Berlin``,
+    or a date alone (``2026-11-16``) when the time of day is not known.
 
     Without an offset or zone name in the text, *default_zone* is used; without that either, the
-    time is refused (a time without a zone is ambiguous by hours).
+    time is refused (a time without a zone is ambiguous by hours). A date alone needs no zone: it
+    is the day on the person's calendar, and stays exactly that.
     """
-    text = _text(value.isoformat() if isinstance(value, dt.datetime) else value, where,
+    text = _text(value.isoformat() if isinstance(value, dt.date) else value, where,
                  required=True)
+    if _DATE.match(text):
+        return _day(text, where)
     match = _HUMAN_TIME.match(text)
     if not match:
         raise _fail(where, f"{text!r} is not a date and time",
-                    hint="write it as YYYY-MM-DD HH:MM, e.g. 2026-11-16 14:05 (add +01:00 or a "
-                    "zone name such as Europe/Berlin if it is not your local time)")
+                    hint="write it as YYYY-MM-DD HH:MM, e.g. 2026-11-16 14:05, or just the date "
+                    "(2026-11-16) if you don't know the time; add +01:00 or a zone name such as "
+                    "Europe/Berlin if it is not your local time")
     try:
         naive = dt.datetime.strptime(f"{match['date']} {int(match['h']):02d}:{match['m']}:"
                                      f"{match['s'] or '00'}", "%Y-%m-%d %H:%M:%S")
@@ -289,9 +306,20 @@ def parse_moment(value: Any, where: str, default_zone: dt.tzinfo | None = None) 
     return Moment(local, _utc_of(aware, fraction))
 
 
+def _day(text: str, where: str) -> Moment:
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        raise _fail(where, f"{text!r} is not a valid date") from None
+    # No UTC instant: converting a day to UTC would invent a time of day (and shift the date).
+    return Moment(text, None)
+
+
 def human_time(moment: Moment) -> str:
-    """'2026-11-16 14:05 (UTC+01:00)': the time as entered, readable."""
+    """'2026-11-16 14:05 (UTC+01:00)': the time as entered, readable; a date alone as the date."""
     local = moment.local
+    if moment.date_only:
+        return local
     offset = "UTC" if local.endswith("Z") else "UTC" + local[-6:]
     clock = local[11:19]
     clock = clock[:5] if clock.endswith(":00") else clock
@@ -304,16 +332,23 @@ def _utc_of(aware: dt.datetime, fraction: str) -> str:
     return rfc3339(seconds * 1_000_000_000 + nanos)
 
 
+def decimal_point(text: str) -> str:
+    """'499,90' → '499.90': a decimal comma, as much of Europe writes it. '1,500' is left alone
+    (a thousands separator or three decimals? it is refused as unclear, not guessed)."""
+    stripped = text.strip()
+    return stripped.replace(",", ".") if _DECIMAL_COMMA.match(stripped) else text
+
+
 def _amount(value: Any, where: str) -> str:
     if isinstance(value, bool) or value is None:
         raise _fail(where, "is missing" if value is None else "must be a number")
-    text = str(value).strip()
+    text = decimal_point(str(value).strip())
     if text.startswith("-"):
         raise _fail(where, f"{text!r} is negative", hint="write a loss as a positive amount")
     if not _AMOUNT.match(text):
         raise _fail(where, f"{text!r} is not an amount",
-                    hint="write digits with a dot for decimals and no thousands separator, "
-                    "e.g. 1499.90")
+                    hint="write digits with a dot or comma for decimals and no thousands "
+                    "separator, e.g. 1499.90")
     return text
 
 
@@ -504,13 +539,13 @@ def _from_document(doc: dict[str, Any]) -> Incident:
     def moment(raw: Any, where: str) -> Moment | None:
         if raw is None:
             return None
-        item = _mapping(raw, where, ("time", "time_utc"), ("time", "time_utc"))
+        item = _mapping(raw, where, ("time", "time_utc"), ("time",))
         return _stored_moment(item, where)
 
     timeline = []
     for n, raw in enumerate(_list(doc["timeline"], "timeline")):
         item = _mapping(raw, f"timeline[{n}]", ("time", "time_utc", "description"),
-                        ("time", "time_utc", "description"))
+                        ("time", "description"))
         timeline.append(TimelineEntry(_stored_moment(item, f"timeline[{n}]"),
                                       _text(item["description"], f"timeline[{n}].description")))
     zone = doc["time_zone"]
@@ -537,7 +572,15 @@ def _from_document(doc: dict[str, Any]) -> Incident:
 
 
 def _stored_moment(item: Mapping[str, Any], where: str) -> Moment:
+    if "time_utc" not in item:
+        raise _fail(f"{where}.time_utc", "is missing")
     local, utc = item.get("time"), item.get("time_utc")
+    if isinstance(local, str) and _DATE.match(local):
+        # A date alone: time_utc is null in incident.json, "" in a note (string values only);
+        # from_json's canonical round trip then insists on null.
+        if utc not in (None, ""):
+            raise _fail(f"{where}.time_utc", "must be empty for a date without a time")
+        return _day(local, f"{where}.time")
     if not isinstance(local, str) or not _ISO_WITH_OFFSET.match(local):
         raise _fail(f"{where}.time", "is not an ISO 8601 time with a UTC offset")
     parsed = parse_moment(local, f"{where}.time")
@@ -576,7 +619,7 @@ def note_details(kind: str, *, time: str | None = None, zone: dt.tzinfo | None =
             raise _fail("time", "is needed for a timeline note", hint="add --time 'YYYY-MM-DD "
                         "HH:MM' (with +01:00 or a zone name if it is not your local time)")
         moment = parse_moment(time, "time", zone)
-        details.update({"time": moment.local, "time_utc": moment.utc})
+        details.update({"time": moment.local, "time_utc": moment.utc or ""})
     elif kind == "identifier":
         found = identifier({"kind": identifier_kind or "", "value": value or ""}, "identifier")
         details.update({"identifier_kind": found.kind, "value": found.value})

@@ -66,6 +66,17 @@ def stat_fields(info: os.stat_result, entry: Entry) -> dict[str, Any]:
     }
 
 
+def allocation_fields(info: os.stat_result) -> dict[str, int]:
+    """``allocated_bytes`` for a file that occupies less disk than its size (sparse, with holes;
+    or compressed or inlined by the file system): recorded so the manifest says so, although
+    the bag stores the logical content, holes as zeros (docs/FORMAT.md §4.3). Nothing for a file
+    fully allocated, or where the OS reports no block count."""
+    blocks = getattr(info, "st_blocks", None)
+    if blocks is None or blocks * 512 >= info.st_size:  # st_blocks counts 512-byte units
+        return {}
+    return {"allocated_bytes": blocks * 512}
+
+
 def read_xattrs(entry: Entry, fd: int | None = None) -> dict[str, str] | None:
     """Extended attributes as {name: base64 value}; None where the OS or file system has none."""
     if not hasattr(os, "listxattr"):

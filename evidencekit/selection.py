@@ -27,6 +27,10 @@ EXCLUDED = "skipped: excluded by profile rule"
 TOO_LARGE = "skipped: larger than the profile's limit"
 
 
+class GlobError(ValueError):
+    """A glob pattern that cannot be matched (e.g. the range ``[z-a]``); ``str()`` says why."""
+
+
 @dataclass(frozen=True)
 class Filters:
     """Which files of the sources to read. Empty ``include`` means every file."""
@@ -76,7 +80,11 @@ def relative_to_source(entry_path: bytes) -> bytes:
 
 @lru_cache(maxsize=512)
 def compile_glob(pattern: str, case_sensitive: bool = True) -> re.Pattern[str]:
-    """A regular expression for a glob pattern (see the module docstring for the rules)."""
+    """A regular expression for a glob pattern (see the module docstring for the rules).
+
+    Raise GlobError for a pattern that has none (profiles are checked with this when read, so
+    that a bad pattern is an error in the file, not a crash in the middle of a capture).
+    """
     pattern = pattern.strip("/")
     out: list[str] = []
     i = 0
@@ -109,4 +117,13 @@ def compile_glob(pattern: str, case_sensitive: bool = True) -> re.Pattern[str]:
         else:
             out.append(re.escape(c))
             i += 1
-    return re.compile("".join(out), 0 if case_sensitive else re.IGNORECASE)
+    try:
+        return re.compile("".join(out), 0 if case_sensitive else re.IGNORECASE)
+    except re.error as exc:
+        raise GlobError(_glob_problem(exc)) from None
+
+
+def _glob_problem(exc: re.error) -> str:
+    # re's wording ("bad character range z-a at position 5") points into the regular expression,
+    # which the user never wrote: keep what is wrong, drop where it is in the translation.
+    return re.sub(r" at position \d+$", "", exc.msg)

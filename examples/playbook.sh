@@ -21,7 +21,8 @@ case_id=${CASE_ID:-IR-$host-$stamp}
 ek=${EVIDENCEKIT:-evidencekit}
 
 say() { printf '%s\n' "playbook: $*" >&2; }
-fail() { say "FAILED: $*"; exit "${2:-1}"; }
+# fail MESSAGE [EXIT-CODE]: the code is the exit status, not part of the message.
+fail() { say "FAILED: $1"; exit "${2:-1}"; }
 
 # json FILE PATH: the value at a dotted PATH (e.g. seal.counts.files); "length(PATH)" counts a list.
 json() {

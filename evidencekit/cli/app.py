@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -22,7 +23,7 @@ from evidencekit.cli.keyring import (
     recipients_from,
 )
 from evidencekit.cli.secrets import KEY_PASSPHRASE_ENV, PASSPHRASE_ENV, obtain
-from evidencekit.config import CONFIG_ENV, PROGRESS_MODES, load_config
+from evidencekit.config import CONFIG_ENV, PROGRESS_MODES, Config, load_config
 from evidencekit.crypto import age
 from evidencekit.crypto.keys import SigningKey
 from evidencekit.errors import (
@@ -108,10 +109,47 @@ def _parameters_by_command(group: click.Group, prefix: str = "") -> dict[str, se
     return found
 
 
-def _pending_config_error() -> EvidenceKitError | None:
+class InternalError(EvidenceKitError):
+    """A bug in evidencekit: an exception that is not an EvidenceKitError reached the CLI."""
+
+    exit_code = ExitCode.INTERNAL
+
+
+class DetailedError(EvidenceKitError):
+    """An error whose --json document carries more than the message: *fields* are added at the
+    top level (each documented in that command's schema)."""
+
+    def __init__(self, message: str, *, hint: str | None = None,
+                 fields: dict[str, Any] | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.fields = fields or {}
+
+
+def _root_obj() -> dict[str, Any]:
     ctx = click.get_current_context(silent=True)
     obj = ctx.find_root().obj if ctx is not None else None
-    return obj.get("config_error") if isinstance(obj, dict) else None
+    return obj if isinstance(obj, dict) else {}
+
+
+def _pending_config_error() -> EvidenceKitError | None:
+    error = _root_obj().get("config_error")
+    return error if isinstance(error, EvidenceKitError) else None
+
+
+def error_document(exc: EvidenceKitError, command: str) -> dict[str, Any]:
+    """The --json document of a failed command (common.schema.json#/$defs/error_document)."""
+    return {"command": command, "ok": False, "exit_code": exc.exit_code,
+            "error": {"kind": type(exc).__name__, "message": exc.message, "hint": exc.hint},
+            **(exc.fields if isinstance(exc, DetailedError) else {})}
+
+
+def report_error(exc: EvidenceKitError, command: str, as_json: bool) -> int:
+    """Print *exc*: its document on stdout with --json, the message and hint on stderr always;
+    return its exit code, the one the document states."""
+    if as_json:
+        render.emit_json(error_document(exc, command))
+    render.error(exc, command, as_json=False)
+    return exc.exit_code
 
 
 def run(command: str, as_json: bool, body: Callable[[], int]) -> NoReturn:
@@ -122,21 +160,56 @@ def run(command: str, as_json: bool, body: Callable[[], int]) -> NoReturn:
             raise pending
         code = body()
     except EvidenceKitError as exc:
-        render.error(exc, command, as_json)
-        code = exc.exit_code
-    except KeyboardInterrupt:
-        render.error(Interrupted("interrupted; nothing was written",
-                                 hint="the source was not changed"), command, as_json)
-        code = ExitCode.INTERRUPTED
+        code = report_error(_naming_the_source(exc), command, as_json)
+    except (KeyboardInterrupt, click.exceptions.Abort):  # Abort: Ctrl-C at a click prompt
+        code = report_error(Interrupted("interrupted; nothing was written",
+                                        hint="the source was not changed"), command, as_json)
     except Exception as exc:
         if os.environ.get("EVIDENCEKIT_DEBUG"):
             raise
-        render.error(EvidenceKitError(f"internal error: {type(exc).__name__}: {exc}",
-                                      hint="this is a bug in evidencekit; run again with "
-                                      "EVIDENCEKIT_DEBUG=1 and report the traceback"),
-                     command, as_json)
-        code = ExitCode.INTERNAL
+        code = report_error(InternalError(f"internal error: {type(exc).__name__}: {exc}",
+                                          hint="this is a bug in evidencekit; run again with "
+                                          "EVIDENCEKIT_DEBUG=1 and report the traceback"),
+                            command, as_json)
     sys.exit(code)
+
+
+def _naming_the_source(exc: EvidenceKitError) -> EvidenceKitError:
+    """*exc*, told where the value it quotes came from when that value was not typed on the
+    command line but taken from an EVIDENCEKIT_* variable or the configuration file: otherwise
+    "--trusted-key '/x.pub' is neither a file…" sends the user looking for a flag never given."""
+    ctx = click.get_current_context(silent=True)
+    config = _root_obj().get("config")
+    if ctx is None or not isinstance(config, Config):
+        return exc
+    for param in ctx.command.params:
+        name = param.name
+        if not name or ctx.get_parameter_source(name) is not ParameterSource.DEFAULT_MAP:
+            continue
+        origin = config.origin_of(name)
+        if origin is None or not any(v and v in exc.message for v in _texts(ctx.params.get(name))):
+            continue
+        named = copy.copy(exc)
+        named.message = f"{origin}: {_without_flag(exc.message, param.opts)}"
+        named.args = (named.message,)
+        named.hint = exc.hint or (f"fix or unset it there, or give {param.opts[-1]} on the "
+                                  "command line" if param.opts else None)
+        return named
+    return exc
+
+
+def _texts(value: object) -> list[str]:
+    if isinstance(value, (tuple, list)):
+        return [str(v) for v in value]
+    return [] if value is None else [str(value)]
+
+
+def _without_flag(message: str, opts: Sequence[str]) -> str:
+    # The library names the flag it expects values from; the origin replaces it.
+    for opt in opts:
+        if message.startswith(opt + " "):
+            return message[len(opt) + 1:]
+    return message
 
 
 # ----------------------------------------------------------- shared by capture, custody, reseal
@@ -201,15 +274,41 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def main() -> None:
+def main(args: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if args is None else args)
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        cli.main(prog_name="evidencekit", standalone_mode=False)
+        cli.main(args=argv, prog_name="evidencekit", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
+        if _wants_json(argv):  # click failed before any command ran: the document is ours
+            render.emit_json(error_document(_usage_error(exc), _command_of(exc)))
         sys.exit(ExitCode.USAGE)
     except click.exceptions.Abort:
         render.err.print("evidencekit: interrupted")
+        if _wants_json(argv):
+            render.emit_json(error_document(Interrupted("interrupted; nothing was written"),
+                                            ""))
         sys.exit(ExitCode.INTERRUPTED)
+
+
+def _wants_json(argv: list[str]) -> bool:
+    """--json among the options (not after ``--``, where it would be a file name)."""
+    options = argv[:argv.index("--")] if "--" in argv else argv
+    return "--json" in options
+
+
+def _usage_error(exc: click.ClickException) -> UsageError:
+    ctx = exc.ctx if isinstance(exc, click.UsageError) else None
+    hint = f"'{ctx.command_path} --help' shows how to use it" if ctx is not None else None
+    return UsageError(exc.format_message(), hint=hint)
+
+
+def _command_of(exc: click.ClickException) -> str:
+    """The subcommand the error is about ("capture", "profiles show"), "" before one is known."""
+    ctx = exc.ctx if isinstance(exc, click.UsageError) else None
+    if ctx is None:
+        return ""
+    return ctx.command_path.removeprefix(ctx.find_root().info_name or "").strip()

@@ -15,6 +15,7 @@ import click
 from evidencekit.capture import CaptureRequest, CaseInfo, capture
 from evidencekit.cli import guided, render
 from evidencekit.cli.app import (
+    _flags_over_defaults,
     cli,
     encryption_for,
     json_option,
@@ -25,6 +26,7 @@ from evidencekit.cli.app import (
 from evidencekit.cli.cmd_profiles import complete_profile, select_profile
 from evidencekit.cli.keyring import default_signing_key_path, recipients_from
 from evidencekit.cli.secrets import KEY_PASSPHRASE_ENV, PASSPHRASE_ENV, interactive
+from evidencekit.crypto import age
 from evidencekit.errors import (
     ExitCode,
     UsageError,
@@ -79,16 +81,18 @@ def capture_command(sources: tuple[Path, ...], output: Path | None, case_id: str
 
     def body() -> int:
         selection = select_profile(profile, profile_os, bool(sources), as_json) if profile else None
-        paths = [*sources, *(Path(p) for p in selection.resolution.sources)] if selection \
-            else list(sources)
+        paths = [*sources, *selection.paths] if selection else list(sources)
         given: dict[str, Any] = {"examiner": examiner, "description": description,
                                  "legal_basis": legal_basis, "organisation": organisation}
         fields = selection.case_fields(given) if selection else given
         case = CaseInfo(case_id or _default_case_id(), fields["examiner"] or user_name(),
                         fields["description"], fields["legal_basis"], fields["organisation"])
+        record = guided.incident_record(incident_args)  # checked before any question
         if not paths and interactive() and not as_json:
-            defaults = guided.GuidedDefaults(output, recipients=recipients_from(
-                recipients, recipient_files))
+            defaults = guided.GuidedDefaults(output, incident=record,
+                                             incident_source=guided.incident_source(incident_args))
+            _protection_defaults(defaults, recipients, recipient_files, use_passphrase,
+                                 passphrase_file)
             return guided.guided_capture(guided.RichPrompter(), defaults, case,
                                          _safe_filename(case.case_id), sign_key,
                                          sign_key_passphrase_file)
@@ -97,7 +101,7 @@ def capture_command(sources: tuple[Path, ...], output: Path | None, case_id: str
                              hint="evidencekit capture ~/Downloads/invoice.pdf --passphrase "
                              "-o case.evidence (or run 'evidencekit capture' on a terminal "
                              "for a guided session)")
-        incident = guided.incident_from_options(incident_args)
+        incident = None if record.empty else record.to_json()
         chosen = encryption_for(recipients, recipient_files, use_passphrase, passphrase_file)
         signing = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json)
         target = output or Path(_safe_filename(case.case_id) + ".evidence")
@@ -105,6 +109,8 @@ def capture_command(sources: tuple[Path, ...], output: Path | None, case_id: str
                                  command_line=list(sys.argv),
                                  progress=render.progress_for(as_json, progress),
                                  filters=selection.filters if selection else None,
+                                 unreachable=selection.unreachable if selection else (),
+                                 profile=selection.record() if selection else None,
                                  exclude_paths=(sign_key or default_signing_key_path(),),
                                  incident=incident)
         result = capture(request)
@@ -119,6 +125,34 @@ def capture_command(sources: tuple[Path, ...], output: Path | None, case_id: str
         return code
 
     run("capture", as_json, body)
+
+
+def _protection_defaults(defaults: guided.GuidedDefaults, recipients: tuple[str, ...],
+                         recipient_files: tuple[Path, ...], use_passphrase: bool,
+                         passphrase_file: Path | None) -> None:
+    """Put the protection the command line (or the settings) chose into *defaults*, so that the
+    guided session does not ask for it again. Problems (an unreadable key file, -p with -r) are
+    usage errors now, before the first question."""
+    from_env = bool(os.environ.get(PASSPHRASE_ENV))
+    if use_passphrase and passphrase_file is None and not from_env:
+        # -p alone: the session asks for the passphrase itself (with its explanations), after
+        # the same check encryption_for makes before it would prompt.
+        if recipients_from(*_flags_over_defaults(recipients, recipient_files)):
+            raise UsageError("choose either public keys (--recipient) or a passphrase, not both",
+                             hint="the age format allows a passphrase only on its own")
+        defaults.ask_passphrase = True
+        return
+    if not (recipients or recipient_files or use_passphrase or passphrase_file or from_env):
+        return  # nothing chosen: the session asks
+    defaults.recipients = encryption_for(recipients, recipient_files, use_passphrase,
+                                         passphrase_file)
+    if isinstance(defaults.recipients[0], age.ScryptRecipient):
+        defaults.protection = (f"the passphrase in the file {passphrase_file}" if passphrase_file
+                               else f"the passphrase in {PASSPHRASE_ENV}")
+    else:
+        shown = str(defaults.recipients[0])
+        more = len(defaults.recipients) - 1
+        defaults.protection = f"the key {shown[:24]}…" + (f" and {more} more" if more else "")
 
 
 def _default_case_id() -> str:

@@ -27,8 +27,9 @@ from evidencekit.custody import (
     receipt_text,
     reseal,
 )
-from evidencekit.errors import BundleError, ExitCode, OutputError, UsageError
+from evidencekit.errors import BundleError, ExitCode, NoMatchingKey, OutputError, UsageError
 from evidencekit.hostinfo import user_name
+from evidencekit.protection import wrong_key_for
 from evidencekit.verify import verify
 
 
@@ -126,8 +127,12 @@ def reseal_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
         new_recipients = encryption_for(recipients, recipient_files, False, new_passphrase_file)
         signing = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json)
         request = EventRequest("resealed", actor or user_name(), signing, note)
-        result = reseal(bundle, output, keys, new_recipients, request,
-                        progress=render.progress_for(as_json, progress))
+        try:
+            result = reseal(bundle, output, keys, new_recipients, request,
+                            progress=render.progress_for(as_json, progress))
+        except NoMatchingKey:  # say what protects the bundle, in plain words
+            advice = wrong_key_for(bundle, keys)
+            raise NoMatchingKey(advice.message, hint=advice.hint) from None
         if as_json:
             render.emit_json({"command": "reseal", "ok": True, "exit_code": 0,
                               "bundle": str(bundle), "output": str(result.output),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from evidencekit.cli import render
-from evidencekit.cli.app import cli, json_option, run
+from evidencekit.cli.app import DetailedError, cli, json_option, run
 from evidencekit.cli.keyring import config_dir
 from evidencekit.errors import EvidenceKitError, ExitCode, UsageError
 from evidencekit.profiles import (
@@ -68,33 +69,76 @@ class ProfileSelection:
                 filled[key] = value
         return filled
 
+    @property
+    def paths(self) -> list[Path]:
+        """What capture is given: the sources found, then those the system refused to reach
+        (which capture records as problems, see :attr:`unreachable`)."""
+        return [Path(p) for p in self.resolution.sources] + [
+            Path(u.path) for u in self.resolution.unreachable]
+
+    @property
+    def unreachable(self) -> list[tuple[bytes, str]]:
+        """What capture records as problems: (path, what went wrong) for each refused lookup."""
+        return [(os.fsencode(u.path), u.problem) for u in self.resolution.unreachable]
+
     def to_json(self) -> dict[str, Any]:
+        return {**profile_identity(self.profile), **resolution_json(self.resolution)}
+
+    def record(self) -> dict[str, str]:
+        """Which profile the bundle was made with, for the signed manifest (docs/FORMAT.md)."""
         return {"name": self.profile.name, "origin": self.profile.origin,
-                "file": self.profile.file, **resolution_json(self.resolution)}
+                "sha256": self.profile.sha256}
+
+
+class ProfileFoundNothing(DetailedError, UsageError):
+    """The profile names nothing that exists on this machine; its --json document says what
+    was looked for (``profile``: the resolution, as in a capture's document)."""
 
 
 def select_profile(name: str, os_name: str | None, other_sources: bool, quiet: bool
                    ) -> ProfileSelection:
     """Find the profile, resolve its paths here, report what is missing (stderr unless quiet)."""
     profile = find_profile(name, user_profile_dirs())
-    resolution = resolve(profile, os_name or current_os(), os.environ)
+    selection = ProfileSelection(profile, resolve(profile, os_name or current_os(), os.environ))
     if not quiet:
-        render.err.print(f"Profile {profile.name} ({profile.origin}, rules for {resolution.os}): "
-                         f"{len(resolution.sources)} path(s) to capture, "
-                         f"{len(resolution.missing)} not present here")
-        for missing in resolution.missing:
-            render.err.print(f"  [dim]not captured ({missing.target}): "
-                             f"{escape(missing.path or missing.pattern)}: "
-                             f"{escape(missing.reason)}[/]")
-    if not resolution.sources and not other_sources:
+        _print_resolution(selection)
+    resolution = selection.resolution
+    if not resolution.sources and not resolution.unreachable and not other_sources:
         oses = profile.operating_systems()
-        raise UsageError(f"the profile {profile.name} found nothing to capture on this machine "
-                         f"(rules for {resolution.os}; {len(resolution.missing)} path(s) "
-                         "looked for)",
-                         hint=("'evidencekit profiles show " + profile.name + "' lists what it "
-                               "looks for" + ("" if resolution.os in oses else
-                                              f"; it has rules only for {', '.join(oses)}")))
-    return ProfileSelection(profile, resolution)
+        raise ProfileFoundNothing(
+            f"the profile {profile.name} found nothing to capture on this machine (rules for "
+            f"{resolution.os}; {len(resolution.missing)} path(s) looked for)",
+            hint=(f"'evidencekit profiles show {_show_argument(profile)}' lists what it looks for"
+                  + ("" if resolution.os in oses else
+                     f"; it has rules only for {', '.join(oses)}")),
+            fields={"profile": selection.to_json()})
+    return selection
+
+
+def _print_resolution(selection: ProfileSelection) -> None:
+    profile, resolution = selection.profile, selection.resolution
+    render.err.print(f"Profile {profile.name} ({profile.origin}, rules for {resolution.os}): "
+                     f"{len(resolution.sources)} path(s) to capture, "
+                     f"{len(resolution.missing)} not present here"
+                     + (f", {len(resolution.unreachable)} not reachable"
+                        if resolution.unreachable else ""))
+    for missing in resolution.missing:
+        render.err.print(f"  [dim]not captured ({missing.target}): "
+                         f"{escape(missing.path or missing.pattern)}: "
+                         f"{escape(missing.reason)}[/]")
+    for refused in resolution.unreachable:
+        render.err.print(f"  [yellow]not reachable ({refused.target}):[/] "
+                         f"{escape(refused.problem)}")
+
+
+def _show_argument(profile: Profile) -> str:
+    # A profile given as a file is shown by its path: its name would find another one, or none.
+    return shlex.quote(profile.file) if profile.origin == "file" else profile.name
+
+
+def profile_identity(profile: Profile) -> dict[str, Any]:
+    return {"name": profile.name, "origin": profile.origin, "file": profile.file,
+            "sha256": profile.sha256}
 
 
 def resolution_json(resolution: Resolution) -> dict[str, Any]:
@@ -102,12 +146,15 @@ def resolution_json(resolution: Resolution) -> dict[str, Any]:
             "found": [{"target": f.target, "pattern": f.pattern, "path": f.path}
                       for f in resolution.found],
             "missing": [{"target": m.target, "pattern": m.pattern, "path": m.path or None,
-                         "reason": m.reason} for m in resolution.missing]}
+                         "reason": m.reason} for m in resolution.missing],
+            "unreachable": [{"target": u.target, "pattern": u.pattern, "path": u.path,
+                             "problem": u.problem} for u in resolution.unreachable]}
 
 
 def profile_json(profile: Profile) -> dict[str, Any]:
     return {"name": profile.name, "description": profile.description, "origin": profile.origin,
-            "file": profile.file, "operating_systems": profile.operating_systems(),
+            "file": profile.file, "sha256": profile.sha256,
+            "operating_systems": profile.operating_systems(),
             "case": profile.case, "include": list(profile.include),
             "exclude": list(profile.exclude),
             "limits": {"max_file_size": profile.max_file_size,
@@ -203,6 +250,8 @@ def _show_text(profile: Profile, resolution: Resolution) -> None:
     for missing in resolution.missing:
         render.out.print(f"  [dim]missing  {esc(missing.path or missing.pattern)} "
                          f"({esc(missing.reason)})[/]")
+    for refused in resolution.unreachable:
+        render.out.print(f"  [yellow]refused[/]  {esc(refused.problem)}")
 
 
 def _size(n: int) -> str:

@@ -20,14 +20,16 @@ from evidencekit.cli.app import (
     signing_options,
     trusted_option,
 )
-from evidencekit.cli.cmd_open import _payload_needs_passphrase, identities_for
+from evidencekit.cli.cmd_open import identities_for
 from evidencekit.cli.guided import local_zone
 from evidencekit.cli.keyring import trusted_from
 from evidencekit.cli.secrets import interactive
 from evidencekit.clock import rfc3339, system_clock
+from evidencekit.crypto import age
 from evidencekit.custody import EventRequest, append_event, event_summary
 from evidencekit.errors import BundleError, ExitCode, NoMatchingKey, OutputError, UsageError
 from evidencekit.hostinfo import user_name
+from evidencekit.protection import wrong_key_for
 from evidencekit.report import collect, report_format, write_report
 from evidencekit.verify import Report, verify
 
@@ -63,7 +65,7 @@ def report_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
         keys = identities_for(bundle, identities, passphrase_file, ask_passphrase, required=True)
         checked = verify(bundle, keys, trusted_from(trusted),
                          progress=render.progress_for(as_json))
-        _refuse_unless_verified(checked, force, bundle)
+        _refuse_unless_verified(checked, force, bundle, keys)
         data = collect(checked, bundle.name, rfc3339(system_clock()))
         write_report(data, output, kind)
         code = ExitCode.OK if data.verified else (render.exit_code_for(checked)
@@ -86,11 +88,11 @@ def report_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
     run("report", as_json, body)
 
 
-def _refuse_unless_verified(report: Report, force: bool, bundle: Path) -> None:
+def _refuse_unless_verified(report: Report, force: bool, bundle: Path,
+                            keys: list[age.Identity]) -> None:
     if report.no_matching_key and not force:
-        raise NoMatchingKey("the passphrase did not match this bundle"
-                            if _payload_needs_passphrase(bundle) else
-                            "none of the keys given (-i) opens this bundle")
+        advice = wrong_key_for(bundle, keys)
+        raise NoMatchingKey(f"{advice.message}, so no report was made", hint=advice.hint)
     if report.seal is None:
         raise BundleError("this file is not a readable evidence bundle, so no report was made",
                           hint="run 'evidencekit verify' on it to see what is wrong")
@@ -154,9 +156,13 @@ def note_command(bundle: Path, text: str, kind: str, when: str | None, time_zone
                             amount=amount, currency=currency, date=date,
                             institution=institution, reference=reference)
         zone = inc.zone_named(time_zone, "--time-zone") if time_zone else local_zone()[0]
-        details = inc.note_details(kind, time=when, zone=zone, identifier_kind=identifier_kind,
-                                   value=value, amount=amount, currency=currency, date=date,
-                                   institution=institution, reference=reference)
+        try:
+            details = inc.note_details(kind, time=when, zone=zone,
+                                       identifier_kind=identifier_kind, value=value,
+                                       amount=amount, currency=currency, date=date,
+                                       institution=institution, reference=reference)
+        except inc.IncidentError as exc:
+            raise _as_typed(exc) from None
         note_text = inc.note_text(text)
         checked = verify(bundle, check_payload_hash=True)
         if not checked.ok:
@@ -189,6 +195,23 @@ _FLAG = {"when": "--time", "id_kind": "--id-kind", "value": "--value", "amount":
          "reference": "--reference"}
 
 
+# note_details names the fields it checks; people typed the options.
+_OPTION_OF_FIELD = {"time": "--time", "identifier.kind": "--id-kind",
+                    "identifier.value": "--value", "loss.amount": "--amount",
+                    "loss.currency": "--currency", "loss.date": "--date",
+                    "loss.institution": "--institution", "loss.reference": "--reference"}
+
+
+def _as_typed(exc: inc.IncidentError) -> inc.IncidentError:
+    """*exc*, naming the option the person typed (--amount) instead of the field (loss.amount)."""
+    option = _OPTION_OF_FIELD.get(exc.field)
+    if option is None:
+        return exc
+    joined = f"{option} {exc.problem}" if exc.problem.startswith("is ") else \
+        f"{option}: {exc.problem}"  # "--amount is missing", "--amount: '1.2.3' is not …"
+    return inc.IncidentError(joined, hint=exc.hint, field=option, problem=exc.problem)
+
+
 def _check_kind_options(kind: str, text: str, **given: str | None) -> None:
     stray = [_FLAG[name] for name, value in given.items()
              if value and name not in _KIND_OPTIONS[kind]]
@@ -197,8 +220,9 @@ def _check_kind_options(kind: str, text: str, **given: str | None) -> None:
                          hint="timeline: --time; identifier: --id-kind --value; loss: --amount "
                          "--currency [--date --institution --reference]")
     if kind in ("note", "timeline") and not text.strip():
-        raise UsageError(f"a {kind} note needs --text", hint='e.g. --text "The bank called '
-                         'back and blocked the card"')
+        what = "a note" if kind == "note" else f"a {kind} note"
+        raise UsageError(f"{what} needs --text", hint='e.g. --text "The bank called back and '
+                         'blocked the card"')
 
 
 def _confirm_public(text: str, details: dict[str, str], as_json: bool) -> bool:

@@ -8,6 +8,7 @@ real terminal. Ctrl-C at any point leaves nothing behind (exit 130, handled by `
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import platform
@@ -68,6 +69,18 @@ class RichPrompter:
 
 
 # ------------------------------------------------------------------------------------ the plan
+@dataclass(frozen=True)
+class Protection:
+    """How the bundle will be encrypted, and how to say so to a person."""
+
+    recipients: list[age.Recipient]
+    label: str  # for people: "a passphrase", "the investigator's key (age1…)"
+    passphrase: bool = False
+
+
+NO_PROTECTION = Protection([], "")
+
+
 @dataclass
 class GuidedDefaults:
     """What the command line already said (used as defaults; the session never asks for it)."""
@@ -75,6 +88,10 @@ class GuidedDefaults:
     output: Path | None = None
     case_id: str = ""
     recipients: list[age.Recipient] = field(default_factory=list)
+    protection: str = ""  # how the recipients were given, for people
+    ask_passphrase: bool = False  # -p: the session asks for the passphrase and offers no key
+    incident: inc.Incident = field(default_factory=inc.Incident)  # prepared (--incident, flags)
+    incident_source: str = ""  # where the prepared record came from, for people
     home: Path = field(default_factory=Path.home)
     system: str = field(default_factory=platform.system)
     cwd: Path = field(default_factory=Path.cwd)
@@ -94,9 +111,9 @@ class Plan:
 
     incident: inc.Incident
     sources: list[Path]
-    recipients: list[age.Recipient]
-    protection: str  # for people: "a passphrase", "the investigator's key (age1…)"
+    protection: Protection
     output: Path
+    incident_source: str = ""
 
 
 TYPE_EXPLANATIONS = {
@@ -127,6 +144,17 @@ TYPE_ADVICE = {
 
 CURRENCY_SIGNS = {"€": "EUR", "$": "USD", "£": "GBP", "¥": "JPY", "₹": "INR", "₩": "KRW",
                   "₺": "TRY", "₽": "RUB", "zł": "PLN", "CHF": "CHF"}
+
+
+def explain(exc: inc.IncidentError) -> str:
+    """The problem and its hint as two sentences a person can read (escaped for rich)."""
+    return " ".join(escape(_sentence(text)) for text in (exc.problem, exc.hint or "") if text)
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "?", "!", ")")) else text + "."
 
 
 def local_zone() -> tuple[dt.tzinfo, str]:
@@ -235,17 +263,39 @@ def _choose_type(p: Prompter) -> str | None:
             p.say(f"  Please type a number from 1 to {len(keys)}, or press Enter to skip.")
 
 
-def _ask_moment(p: Prompter, question: str, zone: tuple[dt.tzinfo, str]) -> inc.Moment | None:
+def _ask_moment(p: Prompter, question: str, zone: tuple[dt.tzinfo, str],
+                hint: str = "") -> inc.Moment | None:
     zone_text = zone[1] or "this computer's time zone"
     while True:
-        answer = p.ask(question, f"Date and time, e.g. 2026-11-16 14:05 (in {zone_text}). A "
-                       "rough time is fine. Enter to skip.")
+        answer = p.ask(question, hint or f"Date and time, e.g. 2026-11-16 14:05 (in {zone_text})."
+                       " A rough time is fine, or just the date (2026-11-16). Enter to skip.")
         if not answer:
             return None
         try:
             return inc.parse_moment(answer, "time", zone[0])
         except inc.IncidentError as exc:
-            p.say(f"  {escape(exc.problem)}. {escape(exc.hint or '')}")
+            p.say(f"  {explain(exc)}")
+
+
+def _ask_timeline(p: Prompter, zone: tuple[dt.tzinfo, str]) -> list[inc.TimelineEntry]:
+    """'What happened when': a time and a few words, again and again until Enter on a time."""
+    entries: list[inc.TimelineEntry] = []
+    p.say("  Anything else that happened at a certain time? A short timeline helps the police "
+          "and the bank: the first message, each payment, a call from the \"bank\".")
+    while True:
+        if entries:
+            moment = _ask_moment(p, "Next time (or Enter when done):", zone,
+                                 "e.g. 2026-11-15 08:12, or just the date. Enter when done.")
+        else:
+            moment = _ask_moment(p, "What happened when? Time:", zone)
+        if moment is None:
+            return entries
+        text = p.ask("What happened then?", "A few words, e.g. paid 450 EUR by bank transfer.")
+        if not text:
+            p.say("  Left out: a time needs a few words saying what happened.")
+            continue
+        entries.append(inc.TimelineEntry(moment, text))
+        p.say(f"  [green]✓[/] {escape(inc.human_time(moment))}: {escape(_short(text, 50))}")
 
 
 def _ask_list(p: Prompter, question: str, hint: str) -> list[str]:
@@ -273,9 +323,7 @@ def parse_money(text: str) -> tuple[str, str]:
     if len(numbers) != 1:
         raise inc.IncidentError("write the amount and the currency, e.g. 499.90 EUR",
                                 problem="write the amount and the currency, e.g. 499.90 EUR")
-    amount = numbers[0]
-    if re.fullmatch(r"\d+,\d{1,2}", amount):  # 499,90: a decimal comma
-        amount = amount.replace(",", ".")
+    amount = inc.decimal_point(numbers[0])
     if not currency:
         raise inc.IncidentError("which currency?", problem="add the currency, e.g. 499.90 EUR")
     return amount, currency
@@ -294,7 +342,7 @@ def _ask_losses(p: Prompter) -> list[inc.Loss]:
             amount, currency = parse_money(answer)
             loss = inc.loss({"amount": amount, "currency": currency}, "loss")
         except inc.IncidentError as exc:
-            p.say(f"  {escape(exc.problem)}. {escape(exc.hint or '')}")
+            p.say(f"  {explain(exc)}")
             continue
         institution = p.ask("Paid through which bank or service?", "e.g. Example Bank, PayPal, "
                             "a gift card shop. Enter to skip.")
@@ -311,7 +359,7 @@ def _ask_date(p: Prompter) -> str | None:
         try:
             return inc.loss({"amount": "0", "currency": "EUR", "date": answer}, "loss").date
         except inc.IncidentError as exc:
-            p.say(f"  {escape(exc.problem)}. {escape(exc.hint or '')}")
+            p.say(f"  {explain(exc)}")
 
 
 def guess_identifier_kind(value: str) -> str:
@@ -396,22 +444,33 @@ def _typed_path(answer: str) -> Path:
     return Path(os.path.expanduser(text)).absolute()
 
 
-def _ask_protection(p: Prompter, defaults: GuidedDefaults) -> tuple[list[age.Recipient], str]:
-    if defaults.recipients:
-        return defaults.recipients, "the key(s) given on the command line"
+def _ask_protection(p: Prompter, defaults: GuidedDefaults) -> Protection:
     p.say("\n[bold]8. How should the bundle be protected?[/] It is always encrypted.")
+    if defaults.recipients:  # chosen on the command line: say so, don't ask
+        label = defaults.protection or "the key(s) given on the command line"
+        p.say(f"  [green]✓[/] With {escape(label)}, as given on the command line.")
+        return Protection(defaults.recipients, label, all(
+            isinstance(r, age.ScryptRecipient) for r in defaults.recipients))
+    if defaults.ask_passphrase:
+        p.say("  With a passphrase, as asked on the command line (-p).")
+        return _passphrase_protection(p)
     p.say("  1) with a [bold]passphrase[/] you choose — give it to the police separately, e.g. "
           "by phone\n  2) with the [bold]investigator's key[/], if they gave you one (a line "
           "starting with age1… or ssh-ed25519)")
     while True:
         choice = p.ask("1 or 2:", "Enter for a passphrase.")
         if choice in ("", "1"):
-            secret = _ask_passphrase(p)
-            return ([age.ScryptRecipient(secret.encode("utf-8"))], "a passphrase") if secret \
-                else ([], "")
+            return _passphrase_protection(p)
         if choice == "2":
             return _ask_key(p)
         p.say("  Please type 1 or 2.")
+
+
+def _passphrase_protection(p: Prompter) -> Protection:
+    secret = _ask_passphrase(p)
+    if not secret:
+        return NO_PROTECTION
+    return Protection([age.ScryptRecipient(secret.encode("utf-8"))], "a passphrase", True)
 
 
 def _ask_passphrase(p: Prompter) -> str:
@@ -432,18 +491,18 @@ def _ask_passphrase(p: Prompter) -> str:
     return ""
 
 
-def _ask_key(p: Prompter) -> tuple[list[age.Recipient], str]:
+def _ask_key(p: Prompter) -> Protection:
     while True:
         answer = p.ask("The investigator's key:", "Paste the line, or type the path of the file "
                        "they sent (e.g. investigator.pub). Enter to skip.")
         if not answer:
-            return [], ""
+            return NO_PROTECTION
         try:
             path = Path(os.path.expanduser(answer.strip("'\"")))
             found = recipients_from((), (path,)) if path.is_file() else recipients_from(
                 (answer,), ())
             shown = str(found[0])
-            return found, f"the investigator's key ({shown[:24]}…)"
+            return Protection(found, f"the investigator's key ({shown[:24]}…)")
         except EvidenceKitError as exc:
             p.say(f"  That is not a key evidencekit can use: {escape(exc.message)}")
 
@@ -466,38 +525,15 @@ def _ask_output(p: Prompter, defaults: GuidedDefaults, case_id: str) -> Path:
 
 def interview(p: Prompter, defaults: GuidedDefaults, case_id: str) -> Plan | None:
     """Ask everything; return the plan once confirmed, None when the person says no."""
-    zone = defaults.zone or local_zone()
-    p.say("[bold]evidencekit — let's preserve what happened[/]\n"
-          "This makes one sealed, encrypted file (a [italic]bundle[/]) with copies of your "
-          "evidence and your own account of what happened, to give to the police, your bank or "
-          "your insurer.\n"
-          "• Nothing on this computer is changed or deleted: evidencekit only reads.\n"
-          "• Press Enter to skip any question. Ctrl-C stops at any time: nothing is saved "
-          "until you say yes at the end.")
-    incident_type = _choose_type(p)
-    p.say("\n[bold]2. In your own words[/]")
-    description = p.ask("What happened?", "A few sentences are enough. This stays encrypted "
-                        "inside the bundle. Enter to skip.")
-    p.say("\n[bold]3. When[/]")
-    started = _ask_moment(p, "When did it start?", zone)
-    noticed = _ask_moment(p, "When did you notice it?", zone)
-    p.say("\n[bold]4. What is affected[/]")
-    accounts = _ask_list(p, "Which accounts?", "e.g. online banking at Example Bank, an email "
-                         "address, a social media profile. One at a time; Enter to skip.")
-    devices = _ask_list(p, "Which devices?", "e.g. laptop, phone. One at a time; Enter to skip.")
-    losses = _ask_losses(p)
-    identifiers = _ask_identifiers(p)
-    sources = _ask_sources(p, incident_type, defaults)
-    recipients, protection = _ask_protection(p, defaults)
+    _welcome(p, defaults)
+    record = _ask_incident(p, defaults.incident, _session_zone(defaults))
+    sources = _ask_sources(p, record.incident_type, defaults)
+    protection = _ask_protection(p, defaults)
     p.say("\n[bold]9. Saving[/]")
     output = _ask_output(p, defaults, case_id)
-    record = inc.Incident(incident_type=incident_type, description=description,
-                          time_zone=zone[1], started=started, noticed=noticed,
-                          identifiers=tuple(identifiers), losses=tuple(losses),
-                          affected_accounts=tuple(accounts), affected_devices=tuple(devices))
-    plan = Plan(record, sources, recipients, protection, output)
+    plan = Plan(record, sources, protection, output, defaults.incident_source)
     _summary(p, plan)
-    if not sources or not recipients:
+    if not sources or not protection.recipients:
         missing = "nothing to copy was chosen" if not sources else "no way to protect it was " \
             "chosen (a passphrase or a key)"
         p.say(f"\n[yellow]The bundle cannot be made: {missing}.[/] Nothing was written. Run "
@@ -510,6 +546,97 @@ def interview(p: Prompter, defaults: GuidedDefaults, case_id: str) -> Plan | Non
     return plan
 
 
+def _welcome(p: Prompter, defaults: GuidedDefaults) -> None:
+    p.say("[bold]evidencekit — let's preserve what happened[/]\n"
+          "This makes one sealed, encrypted file (a [italic]bundle[/]) with copies of your "
+          "evidence and your own account of what happened, to give to the police, your bank or "
+          "your insurer.\n"
+          "• Nothing on this computer is changed or deleted: evidencekit only reads.\n"
+          "• Press Enter to skip any question. Ctrl-C stops at any time: nothing is saved "
+          "until you say yes at the end.")
+    if not defaults.incident.empty:
+        p.say(f"• What happened was already written down for you "
+              f"({escape(defaults.incident_source or 'on the command line')}): the questions "
+              "it answers are shown with a [green]✓[/] and not asked again.")
+
+
+def _session_zone(defaults: GuidedDefaults) -> tuple[dt.tzinfo, str]:
+    """The zone of the prepared record when it names one (its times and the new answers must
+    agree), else this computer's."""
+    named = defaults.incident.time_zone
+    if named:
+        return inc.zone_named(named), named
+    return defaults.zone or local_zone()
+
+
+def _prepared(p: Prompter, label: str, value: str) -> None:
+    p.say(f"  [green]✓[/] {label}: {escape(value)} [dim](already written down)[/]")
+
+
+def _ask_incident(p: Prompter, prepared: inc.Incident, zone: tuple[dt.tzinfo, str]
+                  ) -> inc.Incident:
+    """Steps 1 to 6: what happened. Whatever *prepared* already holds is shown, not asked."""
+    record = dataclasses.replace(prepared, time_zone=prepared.time_zone or zone[1])
+    record = _ask_what(p, record)
+    record = _ask_when(p, record, zone)
+    p.say("\n[bold]4. What is affected[/]")
+    if record.affected_accounts:
+        _prepared(p, "Accounts", ", ".join(record.affected_accounts))
+    else:
+        record = dataclasses.replace(record, affected_accounts=tuple(_ask_list(
+            p, "Which accounts?", "e.g. online banking at Example Bank, an email address, a "
+            "social media profile. One at a time; Enter to skip.")))
+    if record.affected_devices:
+        _prepared(p, "Devices", ", ".join(record.affected_devices))
+    else:
+        record = dataclasses.replace(record, affected_devices=tuple(_ask_list(
+            p, "Which devices?", "e.g. laptop, phone. One at a time; Enter to skip.")))
+    if record.losses:
+        p.say("\n[bold]5. Did you lose money?[/]")
+        _prepared(p, "Money lost", _money(record.losses))
+    else:
+        record = dataclasses.replace(record, losses=tuple(_ask_losses(p)))
+    if record.identifiers:
+        p.say("\n[bold]6. Contact details the criminals used[/]")
+        _prepared(p, "Contacts used", _plural(len(record.identifiers), "contact"))
+    else:
+        record = dataclasses.replace(record, identifiers=tuple(_ask_identifiers(p)))
+    return record
+
+
+def _ask_what(p: Prompter, record: inc.Incident) -> inc.Incident:
+    if record.incident_type:
+        p.say("\n[bold]1. What happened?[/]")
+        _prepared(p, "Type", record.type_label)
+        p.say(f"  {TYPE_ADVICE[record.incident_type]}")
+    else:
+        record = dataclasses.replace(record, incident_type=_choose_type(p))
+    p.say("\n[bold]2. In your own words[/]")
+    if record.description:
+        _prepared(p, "What happened", _short(record.description))
+        return record
+    return dataclasses.replace(record, description=p.ask(
+        "What happened?", "A few sentences are enough. This stays encrypted inside the bundle. "
+        "Enter to skip."))
+
+
+def _ask_when(p: Prompter, record: inc.Incident, zone: tuple[dt.tzinfo, str]) -> inc.Incident:
+    p.say("\n[bold]3. When[/]")
+    if record.started:
+        _prepared(p, "Started", inc.human_time(record.started))
+    else:
+        record = dataclasses.replace(record, started=_ask_moment(p, "When did it start?", zone))
+    if record.noticed:
+        _prepared(p, "Noticed", inc.human_time(record.noticed))
+    else:
+        record = dataclasses.replace(record, noticed=_ask_moment(p, "When did you notice it?",
+                                                                 zone))
+    if record.timeline:
+        _prepared(p, "What happened when", _plural(len(record.timeline), "event"))
+        return record
+    return dataclasses.replace(record, timeline=tuple(_ask_timeline(p, zone)))
+
+
 def _summary(p: Prompter, plan: Plan) -> None:
     record = plan.incident
     p.say("\n[bold]Summary[/] — please check")
@@ -517,19 +644,31 @@ def _summary(p: Prompter, plan: Plan) -> None:
             ("Your account", _short(record.description) or "—"),
             ("Started", inc.human_time(record.started) if record.started else "—"),
             ("Noticed", inc.human_time(record.noticed) if record.noticed else "—"),
+            ("Timeline", "\n".join(f"{inc.human_time(e.moment)}: {_short(e.description, 50)}"
+                                   for e in record.timeline) or "—"),
             ("Accounts", ", ".join(record.affected_accounts) or "—"),
             ("Devices", ", ".join(record.affected_devices) or "—"),
-            ("Money lost", ", ".join(f"{v} {c}" for c, v in inc.totals(record.losses).items())
-             or "—"),
-            ("Contacts used", str(len(record.identifiers)) if record.identifiers else "—"),
+            ("Money lost", _money(record.losses) or "—"),
+            ("Contacts used", "\n".join(f"{inc.IDENTIFIER_KINDS[i.kind]}: {_short(i.value, 50)}"
+                                        for i in record.identifiers) or "—"),
             ("Copy", "\n".join(str(s) for s in plan.sources) or "nothing chosen"),
-            ("Protected by", plan.protection or "nothing chosen"),
+            ("Protected by", plan.protection.label or "nothing chosen"),
             ("Save as", str(plan.output))]
+    if plan.incident_source:
+        rows.insert(0, ("Written down in", plan.incident_source + ", with your answers"))
     for label, value in rows:
         lines = value.split("\n")
         p.say(f"  [bold]{label + ':':<15}[/] {escape(lines[0])}")
         for line in lines[1:]:
             p.say(f"  {'':<15} {escape(line)}")
+
+
+def _money(losses: tuple[inc.Loss, ...]) -> str:
+    return ", ".join(f"{v} {c}" for c, v in inc.totals(losses).items())
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _short(text: str, width: int = 70) -> str:
@@ -539,12 +678,12 @@ def _short(text: str, width: int = 70) -> str:
 
 def next_steps(plan: Plan) -> str:
     name = escape(str(plan.output))
-    key_hint = "-p" if plan.protection == "a passphrase" else "-i KEY"
+    key_hint = "-p" if plan.protection.passphrase else "-i KEY"
     return (f"\n[bold]What now?[/]\n"
             f"• Keep [bold]{name}[/] safe and make a copy (a USB stick is fine).\n"
             "• Give it to the police, your bank or your insurer"
             + (", and tell them the passphrase separately (by phone or in person)."
-               if plan.protection == "a passphrase" else ".") + "\n"
+               if plan.protection.passphrase else ".") + "\n"
             f"• A printable report for them: [bold]evidencekit report {name} {key_hint} "
             "-o report.pdf[/]\n"
             "• Remembered something later? [bold]evidencekit note[/] adds it (see --help).")
@@ -586,6 +725,22 @@ def incident_options(f: F) -> F:
 
 def incident_from_options(options: dict[str, Any]) -> bytes | None:
     """The canonical incident.json bytes from --incident and the incident flags, or None."""
+    record = incident_record(options)
+    return None if record.empty else record.to_json()
+
+
+def incident_source(options: dict[str, Any]) -> str:
+    """Where the prepared record comes from, for people: 'incident.yaml', 'the command line'."""
+    source = options.get("incident_file")
+    flags = any(value for key, value in options.items() if key != "incident_file")
+    if source is None:
+        return "the command line" if flags else ""
+    return f"{Path(source).name}" + (" and the command line" if flags else "")
+
+
+def incident_record(options: dict[str, Any]) -> inc.Incident:
+    """The incident record from --incident and the incident flags, validated (raises
+    IncidentError, a usage error, naming the file or flag and the field)."""
     data: dict[str, Any] = {}
     source = options.get("incident_file")
     if source is not None:
@@ -615,15 +770,14 @@ def incident_from_options(options: dict[str, Any]) -> bytes | None:
         data.setdefault("losses", []).append(parse_loss_flag(spec).to_json())
     for key in ("affected_accounts", "affected_devices"):
         data[key] = [*data.get(key, []), *(options.get(key) or ())]
-    record = inc.from_input(data, default_zone)
-    return None if record.empty else record.to_json()
+    return inc.from_input(data, default_zone)
 
 
 def _input_form(record: inc.Incident) -> dict[str, Any]:
     """An Incident back in the input (YAML) shape, so flags can be merged into it."""
     document = record.to_document()
     del document["type"], document["format_version"]
-    for key in ("started", "noticed"):
+    for key in ("started", "noticed"):  # a moment's time as entered (a date alone stays one)
         document[key] = document[key]["time"] if document[key] else None
     document["timeline"] = [{"time": e["time"], "description": e["description"]}
                             for e in document["timeline"]]
@@ -652,7 +806,8 @@ def guided_capture(prompter: Prompter, defaults: GuidedDefaults, case: CaseInfo,
     def make_bundle(plan: Plan) -> int:
         signing = resolve_signing_key(sign_key, sign_key_passphrase_file, False)
         request = CaptureRequest(
-            [os.fsencode(s) for s in plan.sources], plan.output, case, plan.recipients, signing,
+            [os.fsencode(s) for s in plan.sources], plan.output, case,
+            plan.protection.recipients, signing,
             command_line=list(sys.argv), progress=render.progress_for(False),
             exclude_paths=(sign_key or default_signing_key_path(),),
             incident=None if plan.incident.empty else plan.incident.to_json())

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from rich.console import Console
+from rich.markup import escape as escape_markup
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -27,10 +28,13 @@ from evidencekit.findings import Finding
 from evidencekit.format.documents import CustodyEvent, Seal
 from evidencekit.progress import NoProgress
 from evidencekit.progress import Progress as ProgressSink
+from evidencekit.protection import payload_protection, wrong_key
+from evidencekit.report.model import visible
 from evidencekit.selection import EXCLUDED, TOO_LARGE
 from evidencekit.verify import Report
 
 JSON_SCHEMA_VERSION = 1
+FINDINGS_SHOWN = 20  # per check on a terminal; --json lists every finding
 NO_KEY_HINT = ("the key or passphrase did not match: try again (check for typing mistakes), or "
                "ask the person who made the bundle which key or passphrase it was made for")
 
@@ -55,7 +59,14 @@ def error(exc: EvidenceKitError, command: str, as_json: bool) -> None:
 
 
 def _escape(text: str) -> str:
-    return text.replace("[", r"\[")
+    """Text from outside (names, bundle contents, messages quoting them) as it may be printed.
+
+    A name like ``"x\\n\\x1b[2K\\rVERIFIED: …"`` would otherwise print a forged line or move the
+    cursor: control, invisible and direction-changing characters are shown as ``[U+001B]``,
+    ``[LF]`` … (the same :func:`visible` as the reports), then rich markup is escaped. Only for
+    people: JSON output stays byte-faithful (JSON escapes control characters itself).
+    """
+    return escape_markup(visible(text))
 
 
 class RichProgress:
@@ -169,7 +180,7 @@ def report_text(report: Report) -> None:
     seal = report.seal
     if seal is not None:
         out.print(f"Bundle   {_escape(report.bundle)}")
-        out.print(f"Case     {_escape(seal.case_id)}  (sealed {seal.created})")
+        out.print(f"Case     {_escape(seal.case_id)}  (sealed {_escape(seal.created)})")
         trust = {None: "not checked against a trusted key (use --trusted-key)",
                  True: "[green]a key you trust[/]", False: "[red]NOT a key you trust[/]"}
         out.print(f"Signer   {seal.signer.fingerprint}: {trust[report.trusted]}")
@@ -177,24 +188,42 @@ def report_text(report: Report) -> None:
                   + ("" if seal.complete else " [yellow](capture was incomplete)[/]"))
     if report.events:
         custody_table(report.events)
-    for finding in report.findings.items:
-        print_finding(finding)
-    if report.no_matching_key:
-        err.print(f"[bold red]Cannot decrypt:[/] {_escape(report.no_matching_key)}")
-        err.print(f"[yellow]evidencekit: hint:[/] {NO_KEY_HINT}")
+    print_findings(report.findings.items)
+    if report.no_matching_key:  # in plain words; the age message stays in --json
+        advice = wrong_key(payload_protection(report.bundle))
+        err.print(f"[bold red]Cannot open the bundle:[/] {_escape(advice.message)}")
+        err.print(f"[yellow]evidencekit: hint:[/] {_escape(advice.hint)}")
     if report.ok:
         what = (f"all {report.files_checked} files decrypted and match their hashes"
                 if report.decrypted else "seal, signatures, custody log and payload hash are "
                 "intact (give -i KEY to check every file too)")
         out.print(f"[bold green]VERIFIED[/]: {what}")
+    elif not report.findings.errors:  # only the key failed: say so, not "0 problem(s)"
+        out.print("[bold red]VERIFICATION FAILED[/]: the bundle could not be opened, so its "
+                  "files were not checked")
     else:
-        out.print(f"[bold red]VERIFICATION FAILED[/]: {len(report.findings.errors)} problem(s)")
+        out.print(f"[bold red]VERIFICATION FAILED[/]: {len(report.findings.errors)} problem(s)"
+                  + (", and the bundle could not be opened" if report.no_matching_key else ""))
+
+
+def print_findings(findings: list[Finding], shown: int = FINDINGS_SHOWN) -> None:
+    """The first *shown* findings of each check, then how many more: a bundle of 40,000 unlisted
+    members must not print 40,000 lines on a terminal (--json keeps them all)."""
+    counts: dict[str, int] = {}
+    for finding in findings:
+        counts[finding.check] = counts.get(finding.check, 0) + 1
+        if counts[finding.check] <= shown:
+            print_finding(finding)
+    for check, count in counts.items():
+        if count > shown:
+            err.print(f"  … and {count - shown} more {check} problems; --json lists them all")
 
 
 def print_finding(finding: Finding) -> None:
     colour = "red" if finding.severity == "error" else "yellow"
-    line = f"[{colour}]{finding.severity}[/] [{finding.check}] {_escape(finding.where)}: " \
-           f"{_escape(finding.problem)}"
+    # "[bag]" unescaped would be taken for a rich style and vanish.
+    line = f"[{colour}]{finding.severity}[/] {_escape(f'[{finding.check}]')} " \
+           f"{_escape(finding.where)}: {_escape(finding.problem)}"
     if finding.expected is not None or finding.found is not None:
         line += f" (expected {_escape(str(finding.expected))}, found {_escape(str(finding.found))})"
     err.print(line)
@@ -205,8 +234,10 @@ def custody_table(events: list[CustodyEvent]) -> None:
     for column in ("#", "time (UTC)", "action", "by", "key", "to/from", "note"):
         table.add_column(column, overflow="fold")
     for e in events:
-        table.add_row(str(e.sequence), e.time[:19] + "Z", e.action, e.actor_name,
-                      e.actor.fingerprint[:19] + "…", e.counterparty, e.note[:80])
+        # Every cell comes from the bundle (signed by whoever made it): shown, not interpreted.
+        table.add_row(str(e.sequence), _escape(e.time[:19] + "Z"), _escape(e.action),
+                      _escape(e.actor_name), _escape(e.actor.fingerprint[:19] + "…"),
+                      _escape(e.counterparty), _escape(e.note[:80]))
     out.print(table)
 
 
@@ -225,7 +256,8 @@ def progress_for(as_json: bool, mode: str = "auto") -> ProgressSink:
         return JsonLinesProgress()
     if mode == "bar":
         return RichProgress()
-    if mode == "none" or as_json or not sys.stderr.isatty():
+    # sys.stderr is None when the process was started with stderr closed: not a terminal.
+    if mode == "none" or as_json or sys.stderr is None or not sys.stderr.isatty():
         return NoProgress()
     return RichProgress()
 

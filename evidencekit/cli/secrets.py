@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TextIO
 
 import click
 
@@ -19,7 +20,14 @@ KEY_PASSPHRASE_ENV = "EVIDENCEKIT_KEY_PASSPHRASE"
 
 
 def interactive() -> bool:
-    return sys.stdin.isatty() and sys.stderr.isatty()
+    """Whether a question can be asked: stdin and stderr are both terminals."""
+    return _is_terminal(sys.stdin) and _is_terminal(sys.stderr)
+
+
+def _is_terminal(stream: TextIO | None) -> bool:
+    # A descriptor closed before start (``<&-``) leaves the stream None, not a closed file: that
+    # is no terminal either, and must fail like /dev/null, naming the flag, never crash.
+    return stream is not None and stream.isatty()
 
 
 def read_passphrase_file(path: Path) -> bytes:

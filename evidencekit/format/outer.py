@@ -286,7 +286,7 @@ def open_member(f: BinaryIO, member: Member, on_read: Callable[[int], None] | No
     return io.BufferedReader(raw, buffer_size=1 << 20), raw
 
 
-def drain(stream: io.BufferedReader) -> None:
+def drain(stream: io.BufferedIOBase) -> None:
     """Read to the end (so the member's hash covers all of it)."""
     buffer = bytearray(1 << 20)  # one buffer, reused: no allocation per read
     while stream.readinto(buffer):

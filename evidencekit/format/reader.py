@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -39,15 +41,11 @@ class OuterBundle:
 
 
 def open_bundle(path: Path) -> OuterBundle:
-    """Open and strictly parse the outer tar; BundleError if it is not a well-formed bundle."""
-    try:
-        f = open(path, "rb")  # noqa: SIM115 - owned by the returned object
-    except FileNotFoundError:
-        raise InputError(f"bundle not found: {path}") from None
-    except IsADirectoryError:
-        raise InputError(f"{path} is a folder, not a bundle file") from None
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+    """Open and strictly parse the outer tar; BundleError if it is not a well-formed bundle.
+
+    InputError (exit 2) when *path* is missing, unreadable or not a regular file.
+    """
+    f = os.fdopen(_open_regular_file(path), "rb")
     try:
         members = read_members(f)
     except BundleError:
@@ -55,6 +53,42 @@ def open_bundle(path: Path) -> OuterBundle:
         raise
     bundle = OuterBundle(path, f, members, {m.name: m for m in members})
     return bundle
+
+
+def _open_regular_file(path: Path) -> int:
+    """A descriptor of *path*, only if it is a regular file.
+
+    Opened with O_NONBLOCK so that a FIFO without a writer cannot make the open hang, then
+    checked with fstat (of what was opened, not of the name: no race): a FIFO, device or socket
+    would hang or never end (``verify /dev/zero``), and has no size to check the tar against.
+    O_NONBLOCK is cleared again before reading: it means nothing for a regular file, but the
+    file object should not carry it.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise InputError(f"bundle not found: {path}") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise InputError(_not_a_file(path, mode))
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _not_a_file(path: Path, mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return f"{path} is a folder, not a bundle file"
+    kinds = {stat.S_ISFIFO: "a FIFO (named pipe)", stat.S_ISCHR: "a character device",
+             stat.S_ISBLK: "a block device", stat.S_ISSOCK: "a socket"}
+    kind = next((name for test, name in kinds.items() if test(mode)),
+                "something other than a regular file")
+    return f"{path} is {kind}, not a bundle file (only regular files are read)"
 
 
 def expected_names(custody_events: int) -> list[str]:

@@ -16,6 +16,10 @@ a POSIX pax (or ustar) writer produces and refuses the rest:
 * member data is handed out in the pieces it arrived in (no copy), and nothing is allocated in
   proportion to a size the archive declares.
 
+Damaged or hostile input raises :class:`TarFormatError` (a BundleError) and nothing else: verify
+reports only that as a damaged payload, so any other exception out of this module is a bug and
+surfaces as one (exit 5).
+
 Members come out as :class:`tarfile.TarInfo` objects, so visitors see the same type as before.
 """
 
@@ -255,7 +259,7 @@ class TarReader:
                 continue
             if kind in _LONG_NAME:  # the name of the next member: never used, the member refused
                 if info.size > EXTENDED_LIMIT:
-                    raise TarFormatError(f"payload tar: an extended (pax) header declares "
+                    raise TarFormatError(f"payload tar: a GNU long name header declares "
                                          f"{info.size} bytes, more than the {EXTENDED_LIMIT} "
                                          "allowed")
                 refused = "unsafe or unexpected member name in the payload (not extracted)"

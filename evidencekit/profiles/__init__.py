@@ -12,12 +12,20 @@ from importlib import resources
 from pathlib import Path
 
 from evidencekit.errors import InputError
-from evidencekit.profiles.expand import Found, Missing, Resolution, current_os, resolve, variables
+from evidencekit.profiles.expand import (
+    Found,
+    Missing,
+    Resolution,
+    Unreachable,
+    current_os,
+    resolve,
+    variables,
+)
 from evidencekit.profiles.model import OS_NAMES, Profile, ProfileError, Target, read_profile
 
 __all__ = ["OS_NAMES", "Found", "Missing", "Profile", "ProfileError", "Resolution", "Target",
-           "builtin_names", "current_os", "find_profile", "list_profiles", "load_file",
-           "resolve", "variables"]
+           "Unreachable", "builtin_names", "current_os", "find_profile", "list_profiles",
+           "load_file", "resolve", "variables"]
 
 SUFFIXES = (".yaml", ".yml")
 
@@ -33,7 +41,8 @@ def _builtin(name: str) -> Profile | None:
     for suffix in SUFFIXES:
         entry = folder.joinpath(name + suffix)
         if entry.is_file():
-            return read_profile(entry.read_text("utf-8"), f"built-in profile {name}{suffix}",
+            return read_profile(entry.read_bytes().decode("utf-8"),
+                                f"built-in profile {name}{suffix}",
                                 "built-in", name, name_must_match=True)
     return None
 
@@ -41,7 +50,7 @@ def _builtin(name: str) -> Profile | None:
 def load_file(path: Path, origin: str = "file", by_name: bool = False) -> Profile:
     """A profile from a file; *by_name*: found by its name, which a ``name`` key must match."""
     try:
-        text = path.read_text("utf-8")
+        text = path.read_bytes().decode("utf-8")  # as it is: its SHA-256 is recorded
     except FileNotFoundError:
         raise InputError(f"profile file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -7,17 +7,21 @@ rules of its own system: ``USERPROFILE=/mnt/c/Users/jane`` and ``--profile-os wi
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import os
 import re
+import stat
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from evidencekit.profiles.model import VARIABLES, Profile
 
 _BRACED = re.compile(r"\{([a-z]+)\}")
 _PERCENT = re.compile(r"%([A-Za-z_][A-Za-z0-9_()]*)%")
+# What "the path is not there" looks like; any other error means it may be there, unreachable.
+_ABSENT = (FileNotFoundError, NotADirectoryError)
 
 
 def current_os() -> str:
@@ -43,6 +47,17 @@ class Missing:
     reason: str
 
 
+@dataclass(frozen=True)
+class Unreachable:
+    """A lookup the system refused (a folder that may not be searched or listed): what the
+    pattern names may well be there. Not "missing": capture records it as a problem."""
+
+    target: str
+    pattern: str  # as written in the profile
+    path: str  # the path that could not be looked up, or the folder that could not be listed
+    problem: str  # e.g. "could not reach /home/bob/.bash_history: Permission denied"
+
+
 @dataclass
 class Resolution:
     """What a profile selects on one machine."""
@@ -51,6 +66,7 @@ class Resolution:
     sources: list[str] = field(default_factory=list)  # to capture: unique, none inside another
     found: list[Found] = field(default_factory=list)
     missing: list[Missing] = field(default_factory=list)
+    unreachable: list[Unreachable] = field(default_factory=list)  # none inside a source
 
 
 def variables(os_name: str, environ: Mapping[str, str]) -> dict[str, str]:
@@ -146,11 +162,13 @@ def expand_pattern(pattern: str, os_name: str, environ: Mapping[str, str]) -> st
 
 
 def resolve(profile: Profile, os_name: str, environ: Mapping[str, str]) -> Resolution:
-    """Every concrete path the profile names on this machine, and every pattern that found nothing.
+    """Every concrete path the profile names on this machine, every pattern that found nothing,
+    and every lookup the system refused.
 
     Matches are sorted; a path found twice, or inside another found folder, is captured once.
     """
     result = Resolution(os_name)
+    refused: list[Unreachable] = []
     for target in profile.targets:
         for pattern in target.paths.get(os_name, ()):
             try:
@@ -162,30 +180,122 @@ def resolve(profile: Profile, os_name: str, environ: Mapping[str, str]) -> Resol
                 result.missing.append(Missing(target.name, pattern, expanded,
                                               "not an absolute path on this machine"))
                 continue
-            matches, reason = _matches(expanded)
-            if not matches:
-                result.missing.append(Missing(target.name, pattern, expanded, reason))
-            result.found.extend(Found(target.name, pattern, m) for m in matches)
+            matches = _matches(expanded)
+            if not matches.paths and not matches.refused:
+                result.missing.append(Missing(target.name, pattern, expanded,
+                                              "not found" if not glob.has_magic(expanded)
+                                              else "no match"))
+            result.found.extend(Found(target.name, pattern, m) for m in matches.paths)
+            refused.extend(Unreachable(target.name, pattern, path, problem)
+                           for path, problem in matches.refused)
     chosen: list[str] = []
     for path in sorted({f.path for f in result.found}, key=lambda p: (len(p), p)):
-        if not any(path == c or path.startswith(c.rstrip("/") + "/") for c in chosen):
+        if not _within(path, chosen):
             chosen.append(path)
     order = {f.path: i for i, f in reversed(list(enumerate(result.found)))}
     result.sources = sorted(chosen, key=lambda p: order[p])
+    # A refusal inside a source is met again by the capture's own walk, which records it there.
+    seen: set[str] = set()
+    for item in refused:
+        if item.path not in seen and not _within(item.path, chosen):
+            seen.add(item.path)
+            result.unreachable.append(item)
     return result
 
 
-def _matches(pattern: str) -> tuple[list[str], str]:
+def _within(path: str, folders: list[str]) -> bool:
+    return any(path == f or path.startswith(f.rstrip("/") + "/") for f in folders)
+
+
+@dataclass
+class _Matches:
+    paths: list[str] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)  # (path, problem)
+
+
+def _matches(pattern: str) -> _Matches:
+    """The paths *pattern* (absolute, '/'-separated, maybe a glob) names, and every lookup on the
+    way that failed for a reason other than absence.
+
+    glob.glob would do the matching, but it treats every error as "no such file": a home folder
+    that may not be searched would silently look empty.
+    """
+    found = _Matches()
     if not glob.has_magic(pattern):
         path = os.path.normpath(pattern) if pattern not in ("/", "//") else pattern
-        try:
-            os.lstat(path)
-        except FileNotFoundError:
-            return [], "not found"
-        except NotADirectoryError:
-            return [], "not found"
-        except OSError as exc:
-            return [], f"cannot be reached: {exc.strerror or exc}"
-        return [path], ""
-    found = sorted(os.path.normpath(p) for p in glob.glob(pattern, recursive=True))
-    return found, "" if found else "no match"
+        if _lookup(path, found, must_be_folder=False):
+            found.paths.append(path)
+        return found
+    parts = [p for p in pattern.split("/") if p]
+    bases = ["/"]
+    for index, part in enumerate(parts):
+        last = index == len(parts) - 1
+        bases = [path for base in bases for path in _step(base, part, last, found)]
+    found.paths = sorted({os.path.normpath(p) for p in bases})
+    return found
+
+
+def _step(base: str, part: str, last: bool, found: _Matches) -> Iterator[str]:
+    """The paths one pattern component leads to from the folder *base* (folders only, unless
+    it is the *last* component), with glob's rules: ``*`` and ``?`` skip names starting with
+    '.' unless the component starts with one, ``**`` is any number of folders."""
+    if part == "**":
+        yield base
+        yield from _below(base, last, found)
+    elif glob.has_magic(part):
+        for name, is_folder in _listing(base, found):
+            hidden = name.startswith(".") and not part.startswith(".")
+            if not hidden and fnmatch.fnmatchcase(name, part) and (last or is_folder):
+                yield os.path.join(base, name)
+    else:
+        path = os.path.join(base, part)
+        if _lookup(path, found, must_be_folder=not last):
+            yield path
+
+
+def _below(folder: str, everything: bool, found: _Matches) -> Iterator[str]:
+    """What lies below *folder* for ``**``: its folders (and with *everything* its files too),
+    at any depth, hidden names left out. Links to folders are not followed: no cycles."""
+    for name, is_folder in _listing(folder, found, follow=False):
+        if name.startswith("."):
+            continue
+        path = os.path.join(folder, name)
+        if is_folder or everything:
+            yield path
+        if is_folder:
+            yield from _below(path, everything, found)
+
+
+def _listing(folder: str, found: _Matches, follow: bool = True) -> list[tuple[str, bool]]:
+    """(name, is a folder) for each entry of *folder*; a refusal is noted in *found*."""
+    try:
+        with os.scandir(folder) as entries:
+            return sorted((e.name, _is_folder(e, follow)) for e in entries)
+    except _ABSENT:
+        return []
+    except OSError as exc:
+        found.refused.append((folder, f"could not list the folder {folder}: {_reason(exc)}"))
+        return []
+
+
+def _is_folder(entry: os.DirEntry[str], follow: bool) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=follow)
+    except OSError:
+        return False
+
+
+def _lookup(path: str, found: _Matches, must_be_folder: bool) -> bool:
+    """Whether *path* exists (a folder, when *must_be_folder*); a refusal is noted in *found*."""
+    try:
+        info = os.stat(path) if must_be_folder else os.lstat(path)
+    except _ABSENT:
+        return False
+    except OSError as exc:
+        found.refused.append((path, f"could not reach {path}: {_reason(exc)}"))
+        return False
+    return not must_be_folder or stat.S_ISDIR(info.st_mode)
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)

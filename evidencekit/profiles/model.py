@@ -7,12 +7,13 @@ and line of every problem).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from evidencekit.profiles.yamlfile import Document, PathKey, YamlFileError, load
-from evidencekit.selection import Filters
+from evidencekit.selection import Filters, GlobError, compile_glob
 
 OS_NAMES = ("linux", "macos", "windows")
 CASE_FIELDS = ("examiner", "description", "organisation", "legal_basis")
@@ -59,6 +60,7 @@ class Profile:
     max_file_size: int | None = None
     max_total_bytes: int | None = None
     case: dict[str, str] = field(default_factory=dict)
+    sha256: str = ""  # of the YAML text (UTF-8): which version of the profile a bundle used
 
     def filters(self, os_name: str) -> Filters | None:
         """What capture applies to the files inside the profile's sources (None: nothing)."""
@@ -90,6 +92,9 @@ def parse_size(value: Any) -> int | None:
 def read_profile(text: str, file: str, origin: str, default_name: str | None = None,
                  name_must_match: bool = False) -> Profile:
     """Check *text* (the YAML of a profile read from *file*) and build the profile.
+
+    *text* must be the file's content exactly (no newline translation): the profile's
+    ``sha256`` is that of its UTF-8 encoding, so that it equals ``sha256sum FILE``.
 
     Without a ``name`` key the profile is called *default_name* (its file name); with
     *name_must_match* (profiles found by name) a ``name`` key must equal it.
@@ -136,7 +141,7 @@ def read_profile(text: str, file: str, origin: str, default_name: str | None = N
             raise doc.error(("targets", i, "name"), f"a target named {target_name!r} is already "
                             "defined above")
     return Profile(name, description, file, origin, parsed, include, exclude, max_file, max_total,
-                   case)
+                   case, hashlib.sha256(text.encode("utf-8")).hexdigest())
 
 
 def _kind(value: Any) -> str:
@@ -210,6 +215,10 @@ def _globs(doc: Document, path: PathKey, value: Any) -> tuple[str, ...]:
         if "\\" in pattern:
             raise doc.error((*path, i), f"{pattern!r}: write patterns with '/' (they are matched "
                             "against paths inside the source, on every system)")
+        try:
+            compile_glob(pattern)
+        except GlobError as exc:
+            raise doc.error((*path, i), f"{pattern!r} is not a valid pattern: {exc}") from None
         patterns.append(pattern)
     return tuple(patterns)
 

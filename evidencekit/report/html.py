@@ -11,8 +11,11 @@ import html
 from collections.abc import Iterable, Sequence
 
 from evidencekit.report.model import (
+    NOT_SEALED,
+    TIMELINE_NOTE,
     ReportData,
     how_to_verify,
+    plural,
     short_fingerprint,
     size_text,
     utc_human,
@@ -39,6 +42,7 @@ p{margin:.4em 0}
 text-align:center}
 .banner.failed ul{font-size:.6em;text-align:left;font-weight:normal;margin:.5em 0 0}
 .failed-mark{display:none}
+.unsealed{color:var(--bad);font-weight:bold;border-left:4px solid var(--bad);padding-left:8px}
 table{border-collapse:collapse;width:100%;margin:.4em 0 .8em}
 th,td{border:1px solid var(--line);padding:4px 6px;text-align:left;vertical-align:top}
 th{background:var(--soft);font-weight:600}
@@ -139,7 +143,7 @@ def _status(data: ReportData) -> str:
                  "made the bundle."}[data.trusted]
         warnings = "".join(f"<li>{esc(w)}</li>" for w in data.warnings)
         return (f'<div class="banner ok" id="status">VERIFIED: the bundle is intact. Every '
-                f"signature, the custody log and all {data.seal.counts['files']} files were "
+                f"signature, the custody log and {esc(_all_files(data))} were "
                 f"checked when this report was made.{esc(trust)}"
                 + (f"<ul>{warnings}</ul>" if warnings else "") + "</div>")
     problems = "".join(f"<li>{esc(p)}</li>" for p in data.problems) or \
@@ -155,10 +159,10 @@ def _summary(data: ReportData) -> str:
     counts = seal.counts
     pairs = [
         ("Case", esc(visible(seal.case_id))),
-        ("Incident", esc(record.type_label) if record else '<span class="muted">no incident '
-         "record</span>"),
-        ("Evidence", esc(f"{counts['files']} files ({size_text(seal.total_bytes)} bytes), "
-                         f"{counts['directories']} folders")
+        ("Incident", (esc(record.type_label) + _unsealed_mark(data, " — ")) if record else
+         '<span class="muted">no incident record</span>'),
+        ("Evidence", esc(f"{plural(counts['files'], 'file')} ({size_text(seal.total_bytes)} "
+                         f"bytes), {plural(counts['directories'], 'folder')}")
          + ("" if seal.complete else " — <b>capture incomplete</b> (see remarks)")),
         ("Money lost", esc(", ".join(f"{v} {c}" for c, v in data.totals.items()) or "none "
                            "recorded")),
@@ -171,8 +175,29 @@ def _summary(data: ReportData) -> str:
     return "<section><h2>Summary</h2>" + _facts(pairs) + "</section>"
 
 
+def _all_files(data: ReportData) -> str:
+    files = data.seal.counts["files"]
+    return "the 1 file" if files == 1 else f"all {files} files"
+
+
+def _unsealed_mark(data: ReportData, before: str = "") -> str:
+    """The warning for parts shown from an incident record that fails verification."""
+    if data.incident is None or data.incident_sealed:
+        return ""
+    return f'{before}<span class="unsealed">{esc(NOT_SEALED)}</span>'
+
+
+def _unsealed_note(data: ReportData) -> str:
+    if data.incident is None or data.incident_sealed:
+        return ""
+    return (f'<p class="unsealed">{esc(NOT_SEALED)}: the incident record in this bundle is not '
+            "the one its signed manifest names. What it says here may have been changed after "
+            "sealing.</p>")
+
+
 def _incident(data: ReportData) -> str:
-    out = ["<section><h2>1. What happened</h2>"]
+    out = ["<section><h2>1. What happened" + _unsealed_mark(data, " — ") + "</h2>",
+           _unsealed_note(data)]
     record = data.incident
     if data.incident_problem:
         out.append(f"<p><b>The incident record could not be read:</b> "
@@ -205,8 +230,8 @@ def _moment(moment: object) -> str:
 def _timeline(data: ReportData) -> str:
     rows = [(esc(r.when), esc(visible(r.what, True)).replace("\n", "<br>"),
              f'<span class="muted">{esc(visible(r.source))}</span>') for r in data.timeline]
-    return ("<section><h2>2. Timeline</h2><p class=muted>Times as entered (with their UTC "
-            "offset), in order. Entries added after sealing are signed custody notes.</p>"
+    return (f"<section><h2>2. Timeline</h2>{_unsealed_note(data)}<p class=muted>"
+            f"{esc(TIMELINE_NOTE)}</p>"
             + _table(["When", "What happened", "Recorded in"], rows) + "</section>")
 
 
@@ -219,7 +244,7 @@ def _losses(data: ReportData) -> str:
              f'<span class="muted">{esc(visible(r.source))}</span>') for r in data.losses]
     totals = "".join(f"<tr><th>Total {esc(c)}</th><td class=num>{esc(v)}</td></tr>"
                      for c, v in data.totals.items())
-    return ("<section><h2>3. Financial losses</h2>"
+    return ("<section><h2>3. Financial losses</h2>" + _unsealed_note(data)
             + _table(["Amount", "Currency", "Date", "Bank or service", "Reference", "Details",
                       "Recorded in"], rows, numeric=(0,))
             + f'<table class="totals" style="width:auto"><tbody>{totals}</tbody></table>'
@@ -236,8 +261,8 @@ def _identifiers(data: ReportData) -> str:
              f"<code>{esc(visible(r.identifier.value))}</code>",
              esc(visible(r.identifier.note)), f'<span class="muted">{esc(visible(r.source))}'
              "</span>") for r in data.identifiers]
-    return ("<section><h2>4. Suspicious contacts and references</h2><p class=muted>Exactly as "
-            "entered. Web addresses are shown as text, never as links.</p>"
+    return ("<section><h2>4. Suspicious contacts and references</h2>" + _unsealed_note(data)
+            + "<p class=muted>Exactly as entered. Web addresses are shown as text, never as links.</p>"
             + _table(["Kind", "Value", "Note", "Recorded in"], rows) + "</section>")
 
 

@@ -19,7 +19,8 @@ from evidencekit import __version__
 from evidencekit import incident as inc
 from evidencekit.errors import BundleError
 from evidencekit.format import bag
-from evidencekit.format.documents import CustodyEvent, Seal
+from evidencekit.format.documents import SEAL_SIG, CustodyEvent, Seal
+from evidencekit.protection import payload_protection, wrong_key
 from evidencekit.records import bytes_from_field
 from evidencekit.verify import Report
 
@@ -69,7 +70,7 @@ class EvidenceItem:
 
 @dataclass
 class TimelineRow:
-    utc: str  # for sorting
+    utc: str  # for sorting (a date given without a time: that date)
     when: str  # as entered, for people
     what: str
     source: str
@@ -112,6 +113,7 @@ class ReportData:
     incident: inc.Incident | None = None
     incident_sha256: str | None = None
     incident_problem: str | None = None
+    incident_sealed: bool = True  # False: the record shown is not the one the signed manifest names
     timeline: list[TimelineRow] = field(default_factory=list)
     losses: list[LossRow] = field(default_factory=list)
     totals: dict[str, str] = field(default_factory=dict)
@@ -141,8 +143,9 @@ def collect(report: Report, bundle_name: str, generated: str) -> ReportData:
         seal=seal, payload_sha256=report.payload_sha256 or "",
         newest_event_sha256=hashlib.sha256(events[-1].to_json()).hexdigest() if events else "",
         custody=list(events))
-    if report.no_matching_key:
-        data.problems.append(f"could not decrypt: {report.no_matching_key}")
+    if report.no_matching_key:  # in plain words; the age message names stanza types
+        advice = wrong_key(payload_protection(report.bundle))
+        data.problems.append(f"the bundle could not be opened: {advice.message}")
     manifest = report.manifest
     fields = manifest.fields if manifest is not None else {}
     data.case = {k: str(v) for k, v in (fields.get("case") or {}).items()} or {
@@ -202,15 +205,36 @@ def _incident(report: Report, manifest: dict[str, Any], data: ReportData) -> Non
         data.incident_problem = exc.message
         return
     record = data.incident
-    sealer = f"incident record (sealed by {data.case.get('examiner') or 'the sealer'})"
+    data.incident_sealed = incident_is_sealed(report)
+    sealer = (f"incident record (sealed by {data.case.get('examiner') or 'the sealer'})"
+              if data.incident_sealed else f"incident record — {NOT_SEALED}")
     for label, moment in (("It started", record.started), ("It was noticed", record.noticed)):
         if moment is not None:
-            data.timeline.append(TimelineRow(moment.utc, inc.human_time(moment), label, sealer))
+            data.timeline.append(TimelineRow(moment.sort_key, inc.human_time(moment), label,
+                                             sealer))
     for entry in record.timeline:
-        data.timeline.append(TimelineRow(entry.moment.utc, inc.human_time(entry.moment),
+        data.timeline.append(TimelineRow(entry.moment.sort_key, inc.human_time(entry.moment),
                                          entry.description, sealer))
     data.losses.extend(LossRow(loss, sealer) for loss in record.losses)
     data.identifiers.extend(IdentifierRow(i, sealer) for i in record.identifiers)
+
+
+NOT_SEALED = "NOT the sealed record — it fails verification"
+TIMELINE_NOTE = ("Times as entered (with their UTC offset), in order; a date alone where no time "
+                 "was given. Entries added after sealing are signed custody notes.")
+
+# Where a verification error means the incident record shown may not be the one that was sealed:
+# the record itself, the signed manifest that names it, or the seal's signature that names the
+# manifest. (A sealer missing from --trusted-key is not one: the record is still the sealed one.)
+_INCIDENT_TRUST = {bag.EK_INCIDENT, bag.EK_MANIFEST, bag.EK_MANIFEST_SIG, SEAL_SIG}
+
+
+def incident_is_sealed(report: Report) -> bool:
+    """True when verification ties the incident record to the signed manifest and seal."""
+    if not report.decrypted or report.manifest is None or report.signer is None:
+        return False
+    return not any(f.where in _INCIDENT_TRUST or f.check == "seal"
+                   for f in report.findings.errors)
 
 
 def _merge_notes(data: ReportData, events: list[CustodyEvent]) -> None:
@@ -222,7 +246,7 @@ def _merge_notes(data: ReportData, events: list[CustodyEvent]) -> None:
         source = (f"note #{note.sequence} by {note.actor} ({short_fingerprint(note.fingerprint)}),"
                   f" signed {utc_human(note.time)}")
         if note.moment is not None:
-            data.timeline.append(TimelineRow(note.moment.utc, inc.human_time(note.moment),
+            data.timeline.append(TimelineRow(note.moment.sort_key, inc.human_time(note.moment),
                                              note.text, source))
         elif note.loss is not None:
             data.losses.append(LossRow(note.loss, source))
@@ -251,6 +275,11 @@ def _signers(seal: Seal, events: list[CustodyEvent]) -> list[SignerRow]:
     return list(rows.values())
 
 
+def plural(count: int, noun: str) -> str:
+    """'1 folder', '3 folders'."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 def size_text(size: int | None) -> str:
     return "" if size is None else f"{size:,}"
 
@@ -259,6 +288,9 @@ def how_to_verify(data: ReportData) -> list[tuple[str, str]]:
     """(explanation, command) pairs for the "How to verify this bundle" section."""
     name = data.bundle_name
     return [
+        ("Get evidencekit, free and open source, on Linux, macOS or Windows (it needs Python "
+         "3.10 or newer): type this in a terminal. (Or: python3 -m pip install --user "
+         "evidencekit.)", "pipx install evidencekit"),
         ("Anyone can check that the bundle is complete and unchanged, without any key. It "
          "checks the seal, every signature and the custody log, and that the encrypted payload "
          "has the SHA-256 shown in this report.", f"evidencekit verify {name}"),

@@ -37,8 +37,12 @@ from reportlab.platypus import (
 
 from evidencekit.incident import IDENTIFIER_KINDS, Moment, human_time
 from evidencekit.report.model import (
+    NOT_SEALED,
+    TIMELINE_NOTE,
+    EvidenceItem,
     ReportData,
     how_to_verify,
+    plural,
     short_fingerprint,
     size_text,
     utc_human,
@@ -65,6 +69,9 @@ SOFT = colors.HexColor("#f3f5f7")
 LINE = colors.HexColor("#cfd4da")
 MUTED = colors.HexColor("#5b5b5b")
 WIDTH = A4[0] - 30 * mm
+# Evidence list: #, path with its SHA-256 below, type, size, the two times.
+ITEM_WIDTHS = [8 * mm, 103 * mm, 24 * mm, 16 * mm, WIDTH - 151 * mm]
+ITEM_HASH_SIZE = 6.5  # points, unless the font is too wide for the hash to fit on one line
 
 
 @dataclass
@@ -120,6 +127,13 @@ class Fonts:
             return False
 
 
+def _fitting_size(font: str, largest: float, width: float) -> float:
+    """The font size (at most *largest*) at which a SHA-256 in hex fits on one line of *width*
+    points, in the widest case for *font* (a proportional fallback font is not monospaced)."""
+    widest = max(pdfmetrics.stringWidth(c, font, 1) for c in "0123456789abcdef")
+    return min(largest, width / (64 * widest))
+
+
 def _find(names: tuple[str, ...]) -> str | None:
     for folder in FONT_DIRS:
         for name in names:
@@ -173,6 +187,7 @@ class _Styles:
         self.muted = ParagraphStyle("muted", self.small, textColor=MUTED)
         self.cell = ParagraphStyle("cell", base, fontSize=8, leading=10)
         self.cell_break = ParagraphStyle("cellb", self.cell)  # long words split (splitLongWords)
+        self.item = ParagraphStyle("item", self.cell, leading=9.2)  # evidence list: dense
         self.cell_right = ParagraphStyle("cellr", self.cell, alignment=TA_RIGHT)
         self.head = ParagraphStyle("head", self.cell, fontName=fonts.bold)
         self.mono = ParagraphStyle("mono", self.cell, fontName=fonts.mono, fontSize=7,
@@ -207,10 +222,10 @@ class _Builder:
         self.story.append(self.p(self.t(text), self.s.h2))
 
     def table(self, headers: list[str], rows: list[list[Any]], widths: list[float],
-              right: tuple[int, ...] = ()) -> None:
+              right: tuple[int, ...] = (), extra: list[Any] | None = None) -> None:
         """A table that splits across pages, its header row repeated; *right*: columns of
-        plain-string numbers to align right."""
-        head = [self.p(self.t(h), self.s.head) for h in headers]
+        plain-string numbers to align right; *extra*: more TableStyle commands."""
+        head = [self.p(self.t(h, newlines=True), self.s.head) for h in headers]
         table = LongTable([head, *rows] if rows else [head], colWidths=widths, repeatRows=1,
                           splitByRow=1)
         style: list[Any] = [("GRID", (0, 0), (-1, -1), 0.4, LINE),
@@ -221,6 +236,7 @@ class _Builder:
                  ("FONTNAME", (0, 1), (-1, -1), self.fonts.regular),
                  ("FONTSIZE", (0, 1), (-1, -1), 8), ("LEADING", (0, 1), (-1, -1), 10)]
         style += [("ALIGN", (column, 1), (column, -1), "RIGHT") for column in right]
+        style += extra or []
         table.setStyle(TableStyle(style))
         self.story.append(table)
         self.story.append(Spacer(0, 4))
@@ -274,8 +290,10 @@ class _Builder:
     def status(self) -> None:
         data = self.data
         if data.verified:
-            text = (f"VERIFIED: the bundle is intact. Every signature, the custody log and all "
-                    f"{data.seal.counts['files']} files were checked when this report was made.")
+            files = data.seal.counts["files"]
+            text = ("VERIFIED: the bundle is intact. Every signature, the custody log and "
+                    + ("the 1 file" if files == 1 else f"all {files} files")
+                    + " were checked when this report was made.")
             if data.trusted is None:
                 text += " Check the sealer's fingerprint below with the person who made it."
             cells = [[self.p(self.t(text), self.s.banner)]]
@@ -302,9 +320,10 @@ class _Builder:
         self.h2("Summary")
         self.facts([
             ("Case", seal.case_id),
-            ("Incident", data.incident.type_label if data.incident else "no incident record"),
-            ("Evidence", f"{counts['files']} files ({size_text(seal.total_bytes)} bytes), "
-                         f"{counts['directories']} folders"
+            ("Incident", (data.incident.type_label + self.unsealed_suffix()) if data.incident
+             else "no incident record"),
+            ("Evidence", f"{plural(counts['files'], 'file')} ({size_text(seal.total_bytes)} "
+                         f"bytes), {plural(counts['directories'], 'folder')}"
                          + ("" if seal.complete else " — capture incomplete (see remarks)")),
             ("Money lost", ", ".join(f"{v} {c}" for c, v in data.totals.items())
              or "none recorded"),
@@ -315,9 +334,22 @@ class _Builder:
             ("Payload SHA-256", self.mono(data.payload_sha256)),
         ])
 
+    def unsealed_suffix(self) -> str:
+        data = self.data
+        return "" if data.incident is None or data.incident_sealed else f" — {NOT_SEALED}"
+
+    def unsealed_note(self) -> None:
+        """Under each section that shows an incident record failing verification."""
+        if self.unsealed_suffix():
+            self.story.append(self.p(self.t(
+                f"{NOT_SEALED}: the incident record in this bundle is not the one its signed "
+                "manifest names. What it says here may have been changed after sealing."),
+                self.s.failed_detail))
+
     def incident(self) -> None:
         data = self.data
-        self.h2("1. What happened")
+        self.h2("1. What happened" + self.unsealed_suffix())
+        self.unsealed_note()
         if data.incident_problem:
             self.story.append(self.p(self.t("The incident record could not be read: "
                                             + data.incident_problem), self.s.failed_detail))
@@ -344,9 +376,8 @@ class _Builder:
 
     def timeline(self) -> None:
         self.h2("2. Timeline")
-        self.story.append(self.p(self.t("Times as entered (with their UTC offset), in order. "
-                                        "Entries added after sealing are signed custody notes."),
-                                 self.s.muted))
+        self.unsealed_note()
+        self.story.append(self.p(self.t(TIMELINE_NOTE), self.s.muted))
         rows = [[self.cell(r.when), self.cell(r.what, True), self.p(self.t(r.source),
                                                                      self.s.muted)]
                 for r in self.data.timeline]
@@ -359,6 +390,7 @@ class _Builder:
         if not data.losses:
             self.story.append(self.p(self.t("None recorded.")))
             return
+        self.unsealed_note()
         rows = [[self.number(r.loss.amount), self.cell(r.loss.currency),
                  self.cell(r.loss.date or ""), self.cell(r.loss.institution),
                  self.cell(r.loss.reference), self.cell(r.loss.description),
@@ -379,6 +411,7 @@ class _Builder:
         if not self.data.identifiers:
             self.story.append(self.p(self.t("None recorded.")))
             return
+        self.unsealed_note()
         rows = [[self.cell(IDENTIFIER_KINDS.get(r.identifier.kind, r.identifier.kind)),
                  self.mono(r.identifier.value), self.cell(r.identifier.note),
                  self.p(self.t(r.source), self.s.muted)] for r in self.data.identifiers]
@@ -397,22 +430,28 @@ class _Builder:
             self.story.append(self.p(self.t("The payload was not decrypted, so the item list is "
                                             "not available."), self.s.failed_detail))
             return
-        rows = []
-        for item in data.items:
-            path = self.t(item.path) + (f'<br/><font name="{self.fonts.mono}" size="6.5">'
-                                        f"{self.t(item.sha256)}</font>" if item.sha256 else "")
-            kind = self.t(item.kind) + (f'<br/><font size="6.5">{self.t(item.mime)}</font>'
-                                        if item.mime else "")
-            # Plain strings where nothing needs wrapping: ReportLab lays them out much faster.
-            rows.append([str(item.number), self.p(path, self.s.cell_break),
-                         self.p(kind, self.s.cell_break), size_text(item.size),
-                         item.modified[:19].replace(" ", "\n") or "—",
-                         item.created[:19].replace(" ", "\n") or "—",
-                         self.cell(item.remarks) if item.remarks else "—"])
-        self.table(["#", "Path and SHA-256", "Type", "Size (bytes)", "Modified (UTC)",
-                    "Created (UTC)", "Remarks"], rows,
-                   [9 * mm, 60 * mm, 30 * mm, 16 * mm, 19 * mm, 19 * mm, WIDTH - 153 * mm],
-                   right=(0, 3))
+        hash_size = _fitting_size(self.fonts.mono, ITEM_HASH_SIZE, ITEM_WIDTHS[1] - 6)
+        rows = [self.item_row(item, hash_size) for item in data.items]
+        # Two lines per item for ordinary paths (the hash on one line under the path, the two
+        # times in one cell): 30 and more items a page instead of 13.
+        self.table(["#", "Path and SHA-256", "Type", "Size (bytes)",
+                    "Modified (UTC)\nCreated (UTC)"], rows, ITEM_WIDTHS, right=(0, 3),
+                   extra=[("FONTSIZE", (4, 1), (4, -1), 7), ("LEADING", (4, 1), (4, -1), 9),
+                          ("FONTNAME", (0, 0), (-1, 0), self.fonts.bold)])
+
+    def item_row(self, item: EvidenceItem, hash_size: float) -> list[Any]:
+        path = self.t(item.path)
+        if item.sha256:
+            path += (f'<br/><font name="{self.fonts.mono}" size="{hash_size:.2f}">'
+                     f"{self.t(item.sha256)}</font>")
+        if item.remarks:  # rare: errors, changes during capture, link targets
+            path += f'<br/><font size="6.5" color="#b00020">{self.t(item.remarks)}</font>'
+        kind = self.t(item.kind) + (f'<br/><font size="6.5">{self.t(item.mime)}</font>'
+                                    if item.mime else "")
+        # Plain strings where nothing needs wrapping: ReportLab lays them out much faster.
+        times = f"{item.modified[:19] or '—'}\n{item.created[:19] or '—'}"
+        return [str(item.number), self.p(path, self.s.item), self.p(kind, self.s.item),
+                size_text(item.size), times]
 
     def custody(self) -> None:
         self.story.append(PageBreak())
@@ -461,18 +500,21 @@ class _Builder:
 
     def verify(self) -> None:
         self.h2("9. How to verify this bundle")
-        for n, (text, command) in enumerate(how_to_verify(self.data), 1):
+        steps = how_to_verify(self.data)
+        for n, (text, command) in enumerate(steps, 1):
             block: list[Flowable] = [self.p(self.t(f"{n}. {text}"))]
             if command:
                 block.append(self.p(self.t(command), ParagraphStyle(
                     "cmd", self.s.mono, backColor=SOFT, leftIndent=10, borderPadding=2,
                     spaceBefore=2)))
             block.append(Spacer(0, 4))
+            if n == len(steps):
+                # The closing sentence stays with the last step: alone on a last page it would
+                # look like a page holding only the footer.
+                block += [Spacer(0, 6), self.p(self.t(
+                    f"This report summarises the bundle {self.data.bundle_name}; the bundle "
+                    "itself is the evidence."), self.s.muted)]
             self.story.append(KeepTogether(block))
-        self.story.append(Spacer(0, 8))
-        self.story.append(self.p(self.t(
-            f"This report summarises the bundle {self.data.bundle_name}; the bundle itself is "
-            "the evidence."), self.s.muted))
 
 
 def _canvas_class(data: ReportData, fonts: Fonts) -> type[Canvas]:

@@ -155,3 +155,31 @@ def test_progress_default_from_the_environment(tmp_path: Path, user, keys, bundl
     monkeypatch.setenv("EVIDENCEKIT_PROGRESS", "sideways")
     bad = invoke("verify", bundle, "--json")
     assert bad.code == 2 and "EVIDENCEKIT_PROGRESS" in bad.json()["error"]["message"]
+
+
+def test_errors_from_configured_values_name_their_source(tmp_path: Path, config_dir: Path, keys,
+                                                         tree, bundle: Path, monkeypatch):
+    """A value the user never typed: the error says where it came from, not which flag."""
+    monkeypatch.setenv("EVIDENCEKIT_TRUSTED_KEYS", "/nonexistent.pub")
+    from_env = invoke("verify", bundle, "--json")
+    assert from_env.code == 2
+    assert from_env.json()["error"]["message"] == (
+        "environment variable EVIDENCEKIT_TRUSTED_KEYS: '/nonexistent.pub' is neither a file "
+        "nor an ssh-ed25519 key")
+    assert "--trusted-key" in from_env.json()["error"]["hint"]  # how to override it
+    typed = invoke("verify", bundle, "--trusted-key", "/typed.pub", "--json")
+    assert typed.json()["error"]["message"].startswith("--trusted-key '/typed.pub' is neither")
+    monkeypatch.delenv("EVIDENCEKIT_TRUSTED_KEYS")
+
+    config = write_config(config_dir, "examiner: Jane\nsign_key: /nonexistent/id_ed25519\n")
+    from_file = invoke("capture", tree, "-R", keys["recipient"], "-o", tmp_path / "c.evidence",
+                       "--json")
+    assert from_file.code == 2
+    assert from_file.json()["error"]["message"] == (
+        f"{config}, line 2: signing key not found: /nonexistent/id_ed25519")
+    monkeypatch.setenv("EVIDENCEKIT_SIGN_KEY", "/nonexistent/env_key")
+    from_env = invoke("capture", tree, "-R", keys["recipient"], "-o", tmp_path / "c.evidence")
+    assert from_env.code == 2
+    assert "environment variable EVIDENCEKIT_SIGN_KEY: signing key not found: " \
+           "/nonexistent/env_key" in from_env.stderr
+    assert not (tmp_path / "c.evidence").exists()

@@ -11,12 +11,13 @@ import sys
 import tempfile
 from pathlib import Path
 
+import click
 import pytest
 
 import evidencekit.capture as capture_module
 from evidencekit.crypto import age
 from evidencekit.errors import ExitCode
-from tests.cli.conftest import ROOT, invoke
+from tests.cli.conftest import ROOT, assert_valid, invoke
 
 
 def capture_args(tmp_path: Path, keys, source: Path, name: str = "c") -> list[object]:
@@ -91,7 +92,11 @@ def test_5_internal_error(tmp_path: Path, user, keys, tree, monkeypatch):
     monkeypatch.setattr("evidencekit.cli.cmd_capture.capture", broken)
     result = invoke(*capture_args(tmp_path, keys, tree))
     assert result.code == ExitCode.INTERNAL
-    assert "internal error: RuntimeError: simulated bug" in result.json()["error"]["message"]
+    document = result.json()
+    assert document["exit_code"] == ExitCode.INTERNAL  # the document states the process's code
+    assert document["error"]["kind"] == "InternalError"
+    assert "internal error: RuntimeError: simulated bug" in document["error"]["message"]
+    assert_valid(document, "capture")
 
 
 def test_130_interrupted(tmp_path: Path, user, keys, tree, monkeypatch):
@@ -102,7 +107,20 @@ def test_130_interrupted(tmp_path: Path, user, keys, tree, monkeypatch):
     result = invoke(*capture_args(tmp_path, keys, tree))
     assert result.code == ExitCode.INTERRUPTED
     assert result.json()["error"]["kind"] == "Interrupted"
+    assert result.json()["exit_code"] == ExitCode.INTERRUPTED
     assert not os.path.exists(tmp_path / "c.evidence")
+
+
+def test_130_when_a_click_prompt_is_interrupted(tmp_path: Path, user, keys, tree, monkeypatch):
+    """Ctrl-C at a click prompt arrives as click's Abort: an interruption, not a bug."""
+    def aborted(request):
+        raise click.exceptions.Abort
+
+    monkeypatch.setattr("evidencekit.cli.cmd_capture.capture", aborted)
+    result = invoke(*capture_args(tmp_path, keys, tree))
+    assert result.code == ExitCode.INTERRUPTED
+    assert result.json()["error"]["kind"] == "Interrupted"
+    assert result.json()["exit_code"] == ExitCode.INTERRUPTED
     # A real SIGINT/SIGTERM during capture: tests/e2e/test_interrupted.py.
 
 

@@ -8,8 +8,14 @@ from pathlib import Path
 import click
 import pytest
 
-from evidencekit.cli.main import cli
-from tests.cli.conftest import SCHEMAS, assert_valid, invoke, schema_validator
+from evidencekit.cli.main import cli, main
+from tests.cli.conftest import (
+    SCHEMAS,
+    assert_valid,
+    assert_valid_definition,
+    invoke,
+    schema_validator,
+)
 
 
 def command_paths(group: click.Group = cli, prefix: str = "") -> list[str]:
@@ -90,6 +96,36 @@ def test_errors_validate_against_the_command_schema(args, tmp_path: Path, user):
     document = result.json()
     assert document["ok"] is False and document["error"]["message"]
     assert_valid(document, document["command"].replace(" ", "-"))
+
+
+@pytest.mark.parametrize(("args", "command", "words"), [
+    (("capture", "--no-such-option"), "capture", "No such option '--no-such-option'"),
+    (("verify",), "verify", "Missing argument 'BUNDLE'"),
+    (("capture", "x", "--progress", "sideways"), "capture", "'sideways' is not one of"),
+    (("profiles", "show"), "profiles show", "Missing argument 'NAME'"),
+    (("custody", "frobnicate"), "custody", "No such command 'frobnicate'"),
+    (("--no-such-option", "verify"), "", "No such option '--no-such-option'"),
+])
+def test_usage_errors_print_one_error_document_with_json(args, command, words, user, capsys):
+    """click's own errors (before any command runs) keep the --json promise too."""
+    with pytest.raises(SystemExit) as exited:
+        main([*args, "--json"])
+    out, err = capsys.readouterr()
+    assert exited.value.code == 2
+    document = json.loads(out)
+    assert document["exit_code"] == 2 and document["command"] == command
+    assert document["error"]["kind"] == "UsageError" and words in document["error"]["message"]
+    assert_valid_definition(document, "error_document")
+    if (SCHEMAS / f"{command.replace(' ', '-')}.schema.json").is_file():
+        assert_valid(document, command.replace(" ", "-"))
+    assert "Usage: evidencekit" in err and words in err  # people still get click's message
+
+
+def test_usage_errors_without_json_print_nothing_on_stdout(user, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["verify", "--no-such-option"])
+    out, err = capsys.readouterr()
+    assert exited.value.code == 2 and out == "" and "No such option" in err
 
 
 def test_progress_json_lines_validate(tmp_path: Path, user, keys, tree, bundle):

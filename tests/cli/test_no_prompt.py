@@ -1,8 +1,9 @@
 """Without a terminal nothing ever prompts: every command that may want a secret (or a
 confirmation) exits with code 2 naming the flag or variable to use, at once.
 
-Real processes (python -m evidencekit) with stdin closed (/dev/null) and a new session, so there
-is no controlling terminal either (getpass could otherwise open /dev/tty).
+Real processes (python -m evidencekit) with stdin on /dev/null, or really closed (``<&-``: file
+descriptor 0 not open at all, so sys.stdin is None), and a new session, so there is no
+controlling terminal either (getpass could otherwise open /dev/tty).
 """
 
 from __future__ import annotations
@@ -12,14 +13,29 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from evidencekit.cli import secrets
 from evidencekit.crypto.keys import SigningKey
 
 TIMEOUT = 60
 
 
+def _close_stdin() -> None:
+    os.close(0)  # in the child, before exec: like `exec <&-` in a shell
+
+
+STDIN: dict[str, dict[str, Any]] = {
+    "/dev/null": {"stdin": subprocess.DEVNULL},
+    "closed": {"preexec_fn": _close_stdin},
+}
+
+
+@pytest.mark.parametrize("stdin", sorted(STDIN))
 def test_every_secret_is_asked_for_by_name_never_prompted(tmp_path: Path, user, keys, tree,
-                                                          bundle, passphrase_bundle):
+                                                          bundle, passphrase_bundle, stdin):
     protected = keys["protected"]
     protected_age_key = tmp_path / "protected_ssh_identity"
     SigningKey.generate("p").save(protected_age_key, b"secret")
@@ -60,14 +76,24 @@ def test_every_secret_is_asked_for_by_name_never_prompted(tmp_path: Path, user, 
     started = time.monotonic()
     running = {
         name: subprocess.Popen([sys.executable, "-m", "evidencekit", *map(str, args)],
-                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               start_new_session=True, **STDIN[stdin])
         for name, (args, _) in cases.items()}
     for name, process in running.items():
         _, stderr = process.communicate(timeout=TIMEOUT)
-        assert process.returncode == 2, f"{name}: exit {process.returncode}\n{stderr}"
+        assert process.returncode == 2, f"{name} (stdin {stdin}): exit {process.returncode}\n" \
+            f"{stderr}"
         for word in cases[name][1]:
             assert word in stderr, f"{name}: {word!r} not named in\n{stderr}"
         assert "Passphrase for" not in stderr and "[y/N]" not in stderr, name
     assert time.monotonic() - started < TIMEOUT
     assert not any(out.iterdir()), "nothing may be written"
+
+
+def test_a_missing_stream_is_no_terminal(monkeypatch: pytest.MonkeyPatch):
+    """sys.stdin or sys.stderr is None when its descriptor was closed before start."""
+    monkeypatch.setattr("sys.stdin", None)
+    assert secrets.interactive() is False
+    monkeypatch.undo()
+    monkeypatch.setattr("sys.stderr", None)
+    assert secrets.interactive() is False

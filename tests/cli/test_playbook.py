@@ -76,5 +76,9 @@ def test_playbook_stops_with_the_capture_exit_code(tmp_path: Path, host):
     result = playbook(tmp_path, host, "chat-apps", "nothing")
     assert result.returncode == 2
     assert "found nothing to capture" in result.stderr
+    assert "FAILED: capture exited with 2: the profile chat-apps found nothing" in result.stderr
+    assert result.stderr.rstrip().endswith("looked for)"), result.stderr  # not "… 2"
     again = playbook(tmp_path, host, "user-files", "nothing")
-    assert again.returncode == 2 and "already exists" in again.stderr
+    assert again.returncode == 2
+    assert again.stderr.splitlines()[-1] == \
+        "playbook: FAILED: nothing already exists; choose a new folder"

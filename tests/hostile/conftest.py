@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import resource
 import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,10 +19,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import skip_or_fail
 from tests.e2e.conftest import home, keys  # noqa: F401  (fixtures used by this suite)
 
 GIB = 1 << 30
 TIME_LIMIT = 60  # seconds; every hostile case must finish far below this
+# What must never reach a terminal from a name or a bundle: C0 controls (ESC, CR, BS, TAB, a
+# newline inside a line …), DEL, C1 controls (0x9b is a one-byte CSI), and the bidirectional
+# overrides and isolates that reorder what a line seems to say.
+TERMINAL_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass
@@ -29,6 +36,7 @@ class Bounded:
     stdout: str
     stderr: str
     seconds: float
+    peak_rss: int | None = None  # bytes, the child's own maximum resident set (run_measured)
 
     def json(self) -> dict:
         return json.loads(self.stdout)
@@ -61,6 +69,38 @@ def run_bounded(*args: object, env: dict[str, str] | None = None, memory: int | 
     return Bounded(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
 
 
+def run_measured(*args: object, env: dict[str, str] | None = None, memory: int | None = GIB,
+                 timeout: float = TIME_LIMIT) -> Bounded:
+    """run_bounded, plus the peak resident memory of that one child process.
+
+    The child is reaped with ``wait4``, which returns its own resource usage: unlike
+    ``getrusage(RUSAGE_CHILDREN)`` (the maximum over every child ever waited for) it is exact
+    even when other commands run in parallel.
+    """
+    command = [sys.executable, "-m", "evidencekit", *map(str, args)]
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.monotonic()
+        proc = subprocess.Popen(command, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                text=True, env={**os.environ, **(env or {})},
+                                preexec_fn=(lambda: _limit_memory(memory)) if memory else None)
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() - started > timeout:
+                proc.kill()
+                os.wait4(proc.pid, 0)
+                proc.returncode = -9
+                pytest.fail(f"{' '.join(map(str, args))} took more than {timeout} s")
+            time.sleep(0.02)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.monotonic() - started
+        out.seek(0)
+        err.seek(0)
+        # ru_maxrss is in KiB on Linux
+        return Bounded(proc.returncode, out.read(), err.read(), seconds, usage.ru_maxrss * 1024)
+
+
 def run_driver(runs: list[dict], scratch: Path, memory: int | None = None,
                timeout: float = 600) -> dict[str, Bounded]:
     """Run many command lines in one process (tests/hostile/cli_driver.py)."""
@@ -88,22 +128,32 @@ def drop_privileges(user: str) -> list[str]:
         return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
     if shutil.which("runuser"):
         return ["runuser", "-u", user, "--"]
-    if os.environ.get("EVIDENCEKIT_REQUIRE_TOOLS") == "1":
-        pytest.fail("neither setpriv nor runuser is installed: cannot run as an unprivileged user")
-    pytest.skip("neither setpriv nor runuser is installed: cannot run as an unprivileged user")
+    skip_or_fail("neither setpriv nor runuser is installed: cannot run as an unprivileged user")
 
 
 def assert_clean_failure(result: Bounded, codes: tuple[int, ...] = (1, 2)) -> None:
-    """An expected exit code, one JSON document, no traceback, every message on one line."""
+    """An expected exit code, one JSON document, no traceback, every message on one line, and
+    nothing on stderr that a terminal would act on."""
     assert result.code in codes, f"exit {result.code}: {result.stdout[-2000:]}{result.stderr[-2000:]}"
     assert "Traceback" not in result.stderr, result.stderr
     assert "internal error" not in result.stdout + result.stderr
+    assert_terminal_safe(result.stderr)
     document = result.json()
     assert document["exit_code"] == result.code
     message = result.message()
     assert message, f"no message: {result.stdout[-2000:]}"
     for line in message.splitlines():
         assert line.strip() and len(line) < 1000, line
+
+
+def assert_terminal_safe(text: str) -> None:
+    """*text*, as printed for people, holds no control character but the newline ending each
+    line: a hostile name can neither start a forged line nor move the cursor or recolour."""
+    lines = text.split("\n")
+    assert lines[-1] == "", f"output does not end with a newline: {text[-200:]!r}"
+    for line in lines[:-1]:
+        found = TERMINAL_CONTROLS.search(line)
+        assert found is None, f"control character {found.group()!r} printed raw: {line!r}"
 
 
 # ------------------------------------------------------------------------------ snapshots

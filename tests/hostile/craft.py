@@ -41,6 +41,7 @@ from evidencekit.format.documents import (
     custody_member,
 )
 from evidencekit.format.outer import BLOCK, OuterWriter
+from evidencekit.payload import TAG_FILE_LIMIT
 
 CASE = "HOSTILE-0001"
 STARTED = 1_780_000_000_123_456_789  # a fixed capture time (ns)
@@ -315,18 +316,31 @@ class Case:
     name: str
     build: Callable[[Path, Keys], Path]
     exit_codes: tuple[int, ...] = (1,)
-    phrase: str = ""  # appears in the JSON report (findings or error message), lower-case
-    memory_bound: bool = False  # run under RLIMIT_AS
+    # Appears in the JSON report (findings or error message), lower-case. Required for every
+    # failing case (an empty phrase would match any message); empty for the exit-0 cases.
+    phrase: str = ""
+    # When extract says it in other words than verify (it stops at the first write problem).
+    extract_phrase: str | None = None
+    # It declares a size far beyond what it holds: the peak memory of verify and extract is
+    # measured (test_memory_stays_flat) and must not grow with the declared size.
+    memory_bound: bool = False
+
+    def phrase_for(self, command: str) -> str:
+        return self.extract_phrase if command == "extract" and self.extract_phrase else self.phrase
 
 
 CATALOGUE: list[Case] = []
 
 
 def case(name: str, exit_codes: tuple[int, ...] = (1,), phrase: str = "",
-         memory_bound: bool = False) -> Callable[[Callable[[Path, Keys], Path]],
-                                                 Callable[[Path, Keys], Path]]:
+         memory_bound: bool = False, extract_phrase: str | None = None
+         ) -> Callable[[Callable[[Path, Keys], Path]], Callable[[Path, Keys], Path]]:
+    if exit_codes != (0,) and not phrase.strip():
+        raise ValueError(f"case {name}: a failing case needs the phrase its message must hold")
+
     def register(build: Callable[[Path, Keys], Path]) -> Callable[[Path, Keys], Path]:
-        CATALOGUE.append(Case(name, build, exit_codes, phrase.lower(), memory_bound))
+        CATALOGUE.append(Case(name, build, exit_codes, phrase.lower(),
+                              extract_phrase.lower() if extract_phrase else None, memory_bound))
         return build
     return register
 
@@ -503,7 +517,8 @@ def tar_duplicate_member(folder: Path, keys: Keys) -> Path:
                         build_bag(keys, data_members=bad))
 
 
-@case("tar-file-under-file", phrase="")
+@case("tar-file-under-file", phrase="file in the payload is not listed in the manifest",
+      extract_phrase="payload file data/evidence/note.txt/child lies under a file")
 def tar_file_under_file(folder: Path, keys: Keys) -> Path:
     """A member whose parent is a file: extraction must refuse cleanly, not crash."""
     bad = [Member("bag/data/evidence/note.txt/child", b"x\n")]
@@ -530,11 +545,30 @@ def tar_pax_path_escape(folder: Path, keys: Keys) -> Path:
                                                                      records, b"owned\n")]))
 
 
-@case("tar-not-a-tar", phrase="")
+@case("tar-not-a-tar", phrase="the decrypted payload is not a valid tar: no tar header at "
+      "byte 0")
 def tar_not_a_tar(folder: Path, keys: Keys) -> Path:
     plain = build_bag(keys)
     plain = replace(plain, plaintext=os.urandom(4096))
     return write_bundle(_bundle(folder, "tar-not-a-tar"), keys, plain)
+
+
+# Names a terminal would act on: a line of its own that claims success, a cursor that goes back
+# to overwrite the line (ESC [2K, CR), a right-to-left override that reverses what follows.
+TERMINAL_NAMES = ("bag/data/evidence/x\x1b[2K\rVERIFIED: all 9 files decrypted and match",
+                  "bag/data/evidence/y\nVERIFIED: everything fine",
+                  "bag/data/evidence/report\u202etxt.exe",
+                  "bag/data/evidence/\x9b31mred")
+
+
+@case("tar-member-name-terminal-escape", phrase="file in the payload is not listed in the "
+      "manifest")
+def tar_member_name_terminal_escape(folder: Path, keys: Keys) -> Path:
+    """Member names with control characters: reported (they are not listed), and printed for
+    people with the controls made visible (test_hostile_names_never_reach_the_terminal)."""
+    bad = [Member(name, b"x\n") for name in TERMINAL_NAMES]
+    return write_bundle(_bundle(folder, "tar-member-name-terminal-escape"), keys,
+                        build_bag(keys, data_members=bad))
 
 
 @case("tar-data-after-end", phrase="follow the end")
@@ -543,7 +577,8 @@ def tar_data_after_end(folder: Path, keys: Keys) -> Path:
                         build_bag(keys, tail=b"hidden evidence after the tar's end\n"))
 
 
-@case("tar-garbage-block-at-end", phrase="")
+@case("tar-garbage-block-at-end", phrase="the decrypted payload is not a valid tar: no tar "
+      "header at byte")
 def tar_garbage_block_at_end(folder: Path, keys: Keys) -> Path:
     """A non-zero block where the end-of-archive marker should be (tarfile takes any damaged
     header after the first member for the end of the archive)."""
@@ -559,7 +594,8 @@ HUGE = 10**15
 SENTINEL = "sentinel.txt"  # a file next to the output folder that no bundle may touch
 
 
-@case("huge-pax-size-on-file", phrase="", memory_bound=True)
+@case("huge-pax-size-on-file", phrase="member 'bag/data/evidence/huge' ends 999999999987200 "
+      "bytes short of its declared size", memory_bound=True)
 def huge_pax_size_on_file(folder: Path, keys: Keys) -> Path:
     """A data file whose pax ``size`` claims a petabyte; the stream ends long before."""
     records = pax_record("size", str(HUGE))
@@ -568,12 +604,24 @@ def huge_pax_size_on_file(folder: Path, keys: Keys) -> Path:
                                                                      records, b"tiny\n")]))
 
 
-@case("huge-pax-size-on-tag-file", phrase="", memory_bound=True)
+@case("huge-pax-size-on-tag-file", phrase="member 'bag/extra-tag.txt' ends 899996416 bytes "
+      "short of its declared size", memory_bound=True)
 def huge_pax_size_on_tag_file(folder: Path, keys: Keys) -> Path:
     """A tag file (read into memory by design) claiming 900 MB: never allocated."""
     records = pax_record("size", str(900_000_000))
     return write_bundle(_bundle(folder, "huge-pax-size-on-tag-file"), keys,
                         build_bag(keys, extra_members=[raw_pax_member("bag/extra-tag.txt",
+                                                                      records, b"tiny\n")]))
+
+
+@case("tag-file-above-limit", phrase=f"tag file is {TAG_FILE_LIMIT + 1} bytes, more than the "
+      f"{TAG_FILE_LIMIT} allowed", memory_bound=True)
+def tag_file_above_limit(folder: Path, keys: Keys) -> Path:
+    """A tag file declaring one byte more than payload.TAG_FILE_LIMIT (tag files are read into
+    memory, so they have a limit): refused by its declared size, before any of it is read."""
+    records = pax_record("size", str(TAG_FILE_LIMIT + 1))
+    return write_bundle(_bundle(folder, "tag-file-above-limit"), keys,
+                        build_bag(keys, extra_members=[raw_pax_member("bag/oversized-tag.txt",
                                                                       records, b"tiny\n")]))
 
 
@@ -607,7 +655,8 @@ def pax_header_digits(folder: Path, keys: Keys) -> Path:
                         build_bag(keys, data_members=[member]))
 
 
-@case("huge-gnu-longname", phrase="", memory_bound=True)
+@case("huge-gnu-longname", phrase="a gnu long name header declares 1000000000000000 bytes, "
+      "more than the 1048576 allowed", memory_bound=True)
 def huge_gnu_longname(folder: Path, keys: Keys) -> Path:
     longname = raw_header(b"././@LongLink", HUGE, b"L", base256_size=True)
     filler = Member("bag/data/evidence/filler", os.urandom(8 << 20))
@@ -643,7 +692,8 @@ def sparse_bomb_pax(folder: Path, keys: Keys) -> Path:
                         build_bag(keys, data_members=[member]))
 
 
-@case("many-members-bomb", phrase="", memory_bound=True)
+@case("many-members-bomb", phrase="file in the payload is not listed in the manifest",
+      memory_bound=True)
 def many_members_bomb(folder: Path, keys: Keys) -> Path:
     """20,000 tiny members that nobody listed: memory and time stay linear (the duplicate check
     was quadratic: 60,000 members took 48 s, now 5 s)."""
@@ -680,7 +730,8 @@ def manifest_lies_about_sizes(folder: Path, keys: Keys) -> Path:
                         build_bag(keys, files, entries=entries))
 
 
-@case("seal-lies-about-total", phrase="")
+@case("seal-lies-about-total", phrase="the seal's file count or total size differs from the "
+      "payload")
 def seal_lies_about_total(folder: Path, keys: Keys) -> Path:
     """Seal and manifest agree on a total the payload does not have (Oxum tells the truth)."""
     def edit(document: dict[str, Any]) -> None:
@@ -894,7 +945,8 @@ def _read(f: io.BufferedReader, offset: int, size: int) -> bytes:
     return f.read(size)
 
 
-@case("not-a-bundle-at-all", phrase="")
+@case("not-a-bundle-at-all", phrase="damaged tar header at byte 0: not an evidencekit member "
+      "header")
 def not_a_bundle_at_all(folder: Path, keys: Keys) -> Path:
     path = _bundle(folder, "not-a-bundle-at-all")
     path.write_bytes(b"%PDF-1.7\n" + os.urandom(5000))

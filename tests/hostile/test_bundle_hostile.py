@@ -10,29 +10,38 @@ them through the CLI too.
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import shutil
+import signal
+import socket
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from evidencekit.cli import render
 from evidencekit.cli.render import exit_code_for
 from evidencekit.crypto import age
-from evidencekit.errors import EvidenceKitError, ExitCode
+from evidencekit.errors import EvidenceKitError, ExitCode, InputError
 from evidencekit.extract import extract
 from evidencekit.format.outer import BLOCK
+from evidencekit.format.reader import open_bundle
 from evidencekit.verify import verify
 from tests.hostile import craft
 from tests.hostile.conftest import (
     GIB,
     Bounded,
     assert_clean_failure,
+    assert_terminal_safe,
     run_bounded,
     run_driver,
+    run_measured,
     snapshot,
 )
 
@@ -109,12 +118,15 @@ def outcomes(crafted: tuple[Path, craft.Keys, dict[str, Path]],
 def test_verify_and_extract_fail_cleanly(outcomes: dict[str, Outcome], name: str) -> None:
     outcome = outcomes[name]
     case = outcome.case
-    for result in (outcome.verify, outcome.extract):
+    for command, result in (("verify", outcome.verify), ("extract", outcome.extract)):
         if case.exit_codes == (0,):
             assert result.code == 0, result.stdout + result.stderr
+            assert result.json()["findings"] == [], result.json()["findings"]
         else:
             assert_clean_failure(result, case.exit_codes)
-            assert case.phrase in result.message().lower(), result.message()
+            phrase = case.phrase_for(command)
+            assert phrase, "an empty phrase matches any message"
+            assert phrase in result.message().lower(), result.message()
         assert result.seconds < 30, f"took {result.seconds:.1f} s"
     # Nothing changed next to the output or next to the bundle (the sentinel files included)...
     work_after = {k: v for k, v in outcome.work_after.items() if k != b"."}
@@ -334,3 +346,275 @@ def test_craft_script_writes_every_bundle(tmp_path: Path) -> None:
     assert set(built) == set(CASES)
     assert all(path.exists() for path in built.values())
     shutil.rmtree(tmp_path / "keys")
+
+
+# ------------------------------------------------------------------------- memory, measured
+
+MEMORY_BOUND = [c.name for c in craft.CATALOGUE if c.memory_bound]
+# Allowed above the control case (a valid bundle, same command): a fixed margin, plus memory in
+# proportion to what the bundle really holds (many-members-bomb's 20,000 real members give
+# 40,000 findings). The declared sizes (900 MB and up) are far beyond both, for bundles of at
+# most 10 MB: memory in proportion to a declared size cannot hide here.
+MEMORY_MARGIN = 64 << 20
+MEMORY_PER_BUNDLE_BYTE = 10
+
+
+@pytest.fixture(scope="module")
+def measured(crafted: tuple[Path, craft.Keys, dict[str, Path]],
+             tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Bounded]:
+    """verify and extract of every memory-bound case and of the control, each in its own
+    process (so its peak resident memory is its own), under the 1 GiB address-space limit."""
+    _, keys, bundles = crafted
+    out = tmp_path_factory.mktemp("measured")
+    jobs = [(name, command) for name in ["valid", *MEMORY_BOUND]
+            for command in ("verify", "extract")]
+
+    def run(job: tuple[str, str]) -> tuple[tuple[str, str], Bounded]:
+        name, command = job
+        extra = ["-o", out / f"{name}-out"] if command == "extract" else []
+        return job, run_measured(command, bundles[name], "--json", "-i", keys.identity_file,
+                                 *extra, memory=GIB)
+
+    with ThreadPoolExecutor(WORKERS) as pool:
+        return dict(pool.map(run, jobs))
+
+
+@pytest.mark.parametrize("name", MEMORY_BOUND)
+@pytest.mark.parametrize("command", ["verify", "extract"])
+def test_memory_stays_flat(measured: dict[tuple[str, str], Bounded], crafted, name: str,
+                           command: str) -> None:
+    """A declared size (10^15 bytes, a 900 MB or 1 GiB tag file, a billion-entry sparse map)
+    never shows in memory: the peak stays within a margin of what a valid bundle needs."""
+    case = CASES[name]
+    result = measured[(name, command)]
+    assert_clean_failure(result, case.exit_codes)
+    assert case.phrase_for(command) in result.message().lower(), result.message()
+    baseline = measured[("valid", command)]
+    assert baseline.code == 0 and baseline.peak_rss and result.peak_rss
+    size = crafted[2][name].stat().st_size
+    assert size <= 16 << 20  # so that the allowance stays far below any declared size
+    allowed = baseline.peak_rss + MEMORY_MARGIN + MEMORY_PER_BUNDLE_BYTE * size
+    assert result.peak_rss <= allowed, (
+        f"{command} {name}: peak {result.peak_rss >> 20} MiB, allowed {allowed >> 20} MiB "
+        f"(a valid bundle: {baseline.peak_rss >> 20} MiB)")
+
+
+def test_every_failing_case_names_what_it_expects() -> None:
+    """An empty phrase is in every message: each failing case must say what it expects."""
+    vague = [c.name for c in craft.CATALOGUE if c.exit_codes != (0,) and not c.phrase.strip()]
+    assert vague == []
+    with pytest.raises(ValueError, match="needs the phrase"):
+        craft.case("vague", phrase="")
+
+
+# ------------------------------------------------------------------- what people are shown
+
+
+def _assert_no_forged_line(text: str) -> None:
+    for line in text.splitlines():
+        assert not line.lstrip().startswith("VERIFIED:"), line
+
+
+@pytest.mark.parametrize("command", ["verify", "extract"])
+def test_hostile_names_never_reach_the_terminal(crafted, tmp_path: Path, command: str) -> None:
+    """Member names with ESC [2K, CR, LF, a one-byte CSI and a right-to-left override, printed
+    for people (no --json): shown as [U+001B], [LF] …, never acted on; no forged VERIFIED line."""
+    _, keys, bundles = crafted
+    extra = ["-o", tmp_path / "out"] if command == "extract" else []
+    result = run_bounded(command, bundles["tar-member-name-terminal-escape"], "-i",
+                         keys.identity_file, *extra)
+    assert result.code == 1, result.stdout + result.stderr
+    for text in (result.stdout, result.stderr):
+        assert_terminal_safe(text)
+        _assert_no_forged_line(text)
+    assert "x[U+001B][2K[U+000D]VERIFIED" in result.stderr
+    assert "y[LF]VERIFIED: everything fine" in result.stderr
+    assert "report[U+202E]txt.exe" in result.stderr
+    assert "[bag]" in result.stderr  # the check's name, once taken for a rich style and dropped
+
+
+def test_json_keeps_hostile_names_byte_faithful(outcomes: dict[str, Outcome]) -> None:
+    """--json is for programs: the names exactly as stored (JSON escapes what needs it)."""
+    where = {f["where"] for f in outcomes["tar-member-name-terminal-escape"].verify.json()[
+        "findings"]}
+    for name in craft.TERMINAL_NAMES:
+        assert name.removeprefix("bag/") in where
+
+
+def test_a_control_character_in_an_error_message_is_shown_not_sent(tmp_path: Path) -> None:
+    """The bundle path (typed, or from a script) is quoted by the error message."""
+    missing = tmp_path / "gone\x1b[2K\rVERIFIED: fine\n.evidence"
+    result = run_bounded("verify", missing, "--json")
+    assert_clean_failure(result, (ExitCode.USAGE,))
+    assert "bundle not found" in result.message()
+    assert "[U+001B][2K[U+000D]VERIFIED: fine[LF].evidence" in result.stderr
+
+
+def test_findings_are_capped_per_check_on_a_terminal(crafted) -> None:
+    """40,000 findings (many-members-bomb): 20 per check are printed, then a count; --json has
+    them all (test_verify_and_extract_fail_cleanly reads them there)."""
+    _, keys, bundles = crafted
+    result = run_bounded("verify", bundles["many-members-bomb"], "-i", keys.identity_file)
+    assert result.code == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) < 100, len(lines)
+    assert "  … and 19981 more bag problems; --json lists them all" in lines
+    assert "  … and 19981 more manifest problems; --json lists them all" in lines
+    assert sum("file in the payload is not listed in the manifest" in line
+               for line in lines) == render.FINDINGS_SHOWN
+
+
+# ---------------------------------------------------------- what is not a bundle file at all
+
+
+@pytest.fixture
+def not_files(tmp_path: Path) -> Iterator[dict[str, Path]]:
+    fifo = tmp_path / "fifo.evidence"
+    os.mkfifo(fifo)  # no writer: a plain open() blocks forever
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(tmp_path / "socket.evidence"))
+    try:
+        yield {"fifo": fifo, "socket": tmp_path / "socket.evidence",
+               "char-device": Path("/dev/zero"), "folder": tmp_path}
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "socket", "char-device", "folder"])
+@pytest.mark.parametrize("command", ["verify", "extract", "inspect"])
+def test_only_regular_files_are_opened_as_bundles(not_files: dict[str, Path], tmp_path: Path,
+                                                  crafted, kind: str, command: str) -> None:
+    """A FIFO hung verify and extract forever; /dev/zero gave "-1024 unexpected bytes after the
+    end of the archive". Opened without blocking and refused: exit 2, one line, at once."""
+    _, keys, _ = crafted
+    extra: list[object] = []
+    if command == "extract":
+        extra = ["-i", keys.identity_file, "-o", tmp_path / "out"]
+    result = run_bounded(command, not_files[kind], "--json", *extra, timeout=20)
+    assert_clean_failure(result, (ExitCode.USAGE,))
+    assert result.seconds < 10
+    message = result.message()
+    if kind == "folder":  # refused by click already (dir_okay=False), and by open_bundle
+        assert "is a directory" in message, message
+    else:
+        assert "not a bundle file" in message or "cannot read" in message, message
+    assert "unexpected bytes" not in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_open_bundle_refuses_a_fifo_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with _alarm(10), pytest.raises(InputError, match="is a FIFO"):
+        open_bundle(fifo)
+    with pytest.raises(InputError, match="is a character device"):
+        open_bundle(Path("/dev/zero"))
+
+
+def test_a_bundle_is_read_in_blocking_mode(crafted) -> None:
+    """O_NONBLOCK served the open only; the file object reads normally."""
+    _, _, bundles = crafted
+    bundle = open_bundle(bundles["valid"])
+    try:
+        assert os.get_blocking(bundle.file.fileno())
+    finally:
+        bundle.close()
+
+
+@contextmanager
+def _alarm(seconds: int) -> Iterator[None]:
+    def expired(signum: int, frame: object) -> None:
+        raise TimeoutError(f"blocked for more than {seconds} s")
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+# ------------------------------------------------- bugs are bugs, not damaged bundles (exit 5)
+
+
+def _cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+         *argv: object) -> tuple[int, str]:
+    """The CLI entry point in-process (so a failure can be injected); (exit code, stderr)."""
+    from evidencekit.cli.main import main
+
+    monkeypatch.setattr(sys, "argv", ["evidencekit", *map(str, argv)])
+    monkeypatch.delenv("EVIDENCEKIT_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as exited:
+        main()
+    code = exited.value.code
+    return code if isinstance(code, int) else 1, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("error", [IndexError("reader bug"), MemoryError(), TypeError("bug")])
+def test_a_reader_bug_is_an_internal_error_not_a_damaged_payload(crafted, monkeypatch,
+                                                                capsys, error) -> None:
+    """Only BundleError means a damaged payload. Everything else used to become "the decrypted
+    payload is not a valid tar: …" (exit 1), which hid bugs from the fuzzers and made the
+    memory limit unfalsifiable (a MemoryError passed for a clean refusal)."""
+    import evidencekit.verify as verify_module
+
+    _, keys, bundles = crafted
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(verify_module, "scan_payload", broken)
+    with pytest.raises(type(error)):
+        verify(bundles["valid"], [keys.identity])
+    code, stderr = _cli(monkeypatch, capsys, "verify", bundles["valid"], "-i", keys.identity_file)
+    assert code == ExitCode.INTERNAL, stderr
+    assert "internal error" in stderr and "not a valid tar" not in stderr
+
+
+def test_a_read_error_on_the_bundle_is_exit_2_naming_it(crafted, monkeypatch, capsys,
+                                                        tmp_path: Path) -> None:
+    """EIO from a damaged disk while reading the payload: the input's fault (exit 2), neither
+    a bug nor "not a valid tar"; extract leaves nothing."""
+    import evidencekit.format.outer as outer
+
+    _, keys, bundles = crafted
+
+    def failing(fd: int, buffers: list[memoryview], offset: int) -> int:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(outer, "_PREADV", failing)
+    for argv in (["verify", bundles["valid"]],
+                 ["verify", bundles["valid"], "-i", keys.identity_file],
+                 ["extract", bundles["valid"], "-i", keys.identity_file, "-o", tmp_path / "out"]):
+        code, stderr = _cli(monkeypatch, capsys, *argv)
+        assert code == ExitCode.USAGE, stderr
+        assert f"cannot read {bundles['valid']}: Input/output error" in stderr
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("command", ["verify", "extract"])
+def test_an_interrupted_verify_or_extract_says_what_it_was_doing(crafted, monkeypatch, capsys,
+                                                                tmp_path: Path,
+                                                                command: str) -> None:
+    """Ctrl-C (or SIGTERM, which the CLI turns into the same) mid-payload: exit 130 in the
+    reader's words, not capture's "nothing was written / the source was not changed"."""
+    import evidencekit.verify as verify_module
+
+    _, keys, bundles = crafted
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(verify_module, "scan_payload", interrupted)
+    extra = ["-o", tmp_path / "out"] if command == "extract" else []
+    code, stderr = _cli(monkeypatch, capsys, command, bundles["valid"], "-i", keys.identity_file,
+                        *extra)
+    assert code == ExitCode.INTERRUPTED, stderr
+    assert "source" not in stderr and "Traceback" not in stderr
+    if command == "verify":
+        assert "interrupted while checking the bundle; verification did not finish" in stderr
+        assert f"{bundles['valid']} was not changed" in stderr
+    else:
+        assert "interrupted while extracting; nothing was extracted" in stderr
+        assert f"{tmp_path / 'out'} was not created" in stderr
+        assert os.listdir(tmp_path) == []

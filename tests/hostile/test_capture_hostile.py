@@ -35,8 +35,10 @@ from evidencekit.crypto.keys import SigningKey
 from evidencekit.errors import ExitCode, OutputError
 from evidencekit.format.manifest import Manifest
 from evidencekit.verify import verify
+from tests.conftest import skip_or_fail
 from tests.hostile.conftest import (
     Bounded,
+    assert_terminal_safe,
     drop_privileges,
     file_hashes,
     run_bounded,
@@ -163,32 +165,47 @@ def hook_os(monkeypatch: pytest.MonkeyPatch, name: str, wrapper: Callable[..., A
 # ------------------------------------------------------------------- special files, links
 
 
-def test_fifo_socket_and_devices_are_recorded_never_read(tmp_path, home, keys):
+def test_fifo_and_socket_are_recorded_never_read(tmp_path, home, keys):
+    """Needs nothing special (unlike device nodes, below), so it runs everywhere."""
     src = tmp_path / "src"
     src.mkdir()
     os.mkfifo(src / "fifo-without-writer")  # reading it would block forever
     server = socket.socket(socket.AF_UNIX)
     server.bind(str(src / "socket"))
-    devices = {"zero-device": (stat.S_IFCHR, 1, 5), "loop-device": (stat.S_IFBLK, 7, 254)}
-    try:
-        for name, (kind, major, minor) in devices.items():
-            os.mknod(src / name, kind | 0o600, os.makedev(major, minor))  # /dev/zero: endless
-    except PermissionError:
-        pytest.skip("cannot create device nodes here (not root, or a restricted container)")
     (src / "plain.txt").write_text("plain\n")
     try:
         result, bundle = cli_capture(tmp_path, keys, src, timeout=60)
     finally:
         server.close()
     assert result.code == 0, result.stdout + result.stderr
-    assert result.json()["seal"]["counts"]["special"] == 4
+    assert result.json()["seal"]["counts"]["special"] == 2
     entries = by_path(cli_manifest(bundle, keys, tmp_path / "out"))
     assert entries[b"src/fifo-without-writer"]["kind"] == "fifo"
     assert entries[b"src/socket"]["kind"] == "socket"
+    for entry in (entries[b"src/fifo-without-writer"], entries[b"src/socket"]):
+        assert entry["error"] is None and "sha256" not in entry
+    assert sorted(os.listdir(tmp_path / "out" / "data" / "src")) == ["plain.txt"]
+
+
+def test_device_nodes_are_recorded_never_read(tmp_path, home, keys):
+    """/dev/zero's numbers (reading would never end) and a block device: needs mknod (root)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    devices = {"zero-device": (stat.S_IFCHR, 1, 5), "loop-device": (stat.S_IFBLK, 7, 254)}
+    try:
+        for name, (kind, major, minor) in devices.items():
+            os.mknod(src / name, kind | 0o600, os.makedev(major, minor))
+    except PermissionError:
+        skip_or_fail("cannot create device nodes here (not root, or a restricted container)")
+    (src / "plain.txt").write_text("plain\n")
+    result, bundle = cli_capture(tmp_path, keys, src, timeout=60)
+    assert result.code == 0, result.stdout + result.stderr
+    assert result.json()["seal"]["counts"]["special"] == 2
+    entries = by_path(cli_manifest(bundle, keys, tmp_path / "out"))
     zero, loop = entries[b"src/zero-device"], entries[b"src/loop-device"]
     assert (zero["kind"], zero["rdev_major"], zero["rdev_minor"]) == ("char-device", 1, 5)
     assert (loop["kind"], loop["rdev_major"], loop["rdev_minor"]) == ("block-device", 7, 254)
-    for entry in (zero, loop, entries[b"src/fifo-without-writer"], entries[b"src/socket"]):
+    for entry in (zero, loop):
         assert entry["error"] is None and "sha256" not in entry
     assert sorted(os.listdir(tmp_path / "out" / "data" / "src")) == ["plain.txt"]
 
@@ -550,17 +567,36 @@ def test_sparse_file_hash_is_of_the_logical_content(tmp_path, home, keys):
             f.seek(offset)
             f.write(b"DATA!")
     assert os.stat(sparse).st_blocks * 512 < size // 4  # really sparse
+    (src / "full.bin").write_bytes(os.urandom(1 << 20))
     logical = hashlib.sha256()
     with open(sparse, "rb") as f:
         while chunk := f.read(1 << 20):
             logical.update(chunk)
     result, bundle = cli_capture(tmp_path, keys, src, timeout=120)
     assert result.code == 0, result.stdout
-    entry = by_path(cli_manifest(bundle, keys, tmp_path / "out"))[b"src/disk.img"]
+    entries = by_path(cli_manifest(bundle, keys, tmp_path / "out"))
+    entry = entries[b"src/disk.img"]
     assert entry["size"] == size and entry["sha256"] == logical.hexdigest()
-    # no "sparse" field: the format stores holes as zeros (docs/FORMAT.md §8)
-    assert "sparse" not in entry
+    # Recorded as sparse: what it occupied on disk (FORMAT.md §4.3); stored with its holes as
+    # zeros all the same (§8), so the hash is of the logical content.
+    assert entry["allocated_bytes"] == os.stat(sparse).st_blocks * 512 < size // 4
     assert file_hashes(tmp_path / "out" / "data" / "src")[b"disk.img"] == logical.hexdigest()
+    # A file that fills its blocks carries no such field.
+    assert "allocated_bytes" not in entries[b"src/full.bin"]
+
+
+def test_allocated_bytes_is_checked_like_every_integer_field():
+    """An optional field: absent is fine (older bundles), a non-negative integer is fine,
+    anything else is a malformed entry."""
+    from evidencekit.format.entries import entry_problems
+
+    base = {"source": 0, "bag_path": "data/src/f", "kind": "file", "error": None,
+            "path": "src/f", "size": 10}
+    assert list(entry_problems([base])) == []
+    assert list(entry_problems([{**base, "allocated_bytes": 4096}])) == []
+    for bad in ("4096", -1, True, 1.5):
+        problems = [p for _, p in entry_problems([{**base, "allocated_bytes": bad}])]
+        assert problems and "allocated_bytes" in problems[0], bad
 
 
 def test_hard_links_are_both_captured_with_the_same_inode(tmp_path, home, keys):
@@ -644,7 +680,7 @@ def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
     proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
                           capture_output=True, check=False)
     if proc.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here; test_disk_full_injected covers the case")
+        skip_or_fail("cannot mount a tmpfs here; test_disk_full_injected covers the case")
     try:
         yield mount
     finally:
@@ -725,7 +761,7 @@ def test_unwritable_output_folder_even_for_root(tmp_path, home, keys):
     locked.mkdir()
     if subprocess.run(["chattr", "+i", str(locked)], capture_output=True,
                       check=False).returncode != 0:
-        pytest.skip("chattr +i is not available here; the unprivileged test covers the case")
+        skip_or_fail("chattr +i is not available here; the unprivileged test covers the case")
     try:
         before = snapshot(src)
         denied, _ = cli_capture(tmp_path, keys, src, out=locked / "case.evidence", timeout=60)
@@ -758,3 +794,111 @@ def test_interrupted_capture_is_covered_elsewhere():
     """Ctrl-C and SIGTERM mid-capture: tests/e2e/test_interrupted.py (exit 130, nothing left)."""
     here = Path(__file__).parents[1] / "e2e" / "test_interrupted.py"
     assert "test_signal_mid_capture_leaves_nothing" in here.read_text()
+
+
+# ------------------------------------------------------------------- what people are shown
+
+EVIL_NAMES = (b"evil\nVERIFIED: everything fine", b"esc\x1b[2K\rVERIFIED: all 9 files fine",
+              "rtl\u202etxt.exe".encode(), b"csi\xc2\x9b31m")  # U+009B, a one-byte CSI
+
+
+def _assert_shown_not_sent(stderr: str) -> None:
+    assert_terminal_safe(stderr)
+    for line in stderr.splitlines():
+        assert not line.lstrip().startswith("VERIFIED"), line
+    assert "evil[LF]VERIFIED: everything fine" in stderr
+    assert "esc[U+001B][2K[U+000D]VERIFIED: all 9 files fine" in stderr
+    assert "rtl[U+202E]txt.exe" in stderr and "csi[U+009B]31m" in stderr
+
+
+def test_unreadable_files_with_hostile_names_are_listed_safely(tmp_path, lib, monkeypatch,
+                                                               capsys):
+    """Capture lists what it could not read on stderr: names with LF, ESC [2K, CR, a
+    right-to-left override or a C1 CSI are shown ([LF], [U+001B] …), never sent raw."""
+    from evidencekit.cli import render
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in EVIL_NAMES:
+        with open(os.fsencode(src) + b"/" + name, "wb") as f:
+            f.write(b"x\n")
+
+    def deny_open(real, acted, path, flags, mode=0o777, *, dir_fd=None):
+        if path in EVIL_NAMES:
+            acted.append(1)
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+        return real(path, flags, mode, dir_fd=dir_fd)
+
+    acted = hook_os(monkeypatch, "open", deny_open)
+    result = lib.capture(src)
+    monkeypatch.undo()
+    assert acted and len(result.problems) == len(EVIL_NAMES)
+    capsys.readouterr()
+    render.capture_text(result)
+    _assert_shown_not_sent(capsys.readouterr().err)
+
+
+def test_unreadable_files_with_hostile_names_for_real(shared_tmp, keys):
+    """The same through the CLI, run as nobody so that the files really cannot be read."""
+    drop_privileges("nobody")
+    src, out_dir, config = shared_tmp / "src", shared_tmp / "out", shared_tmp / "config"
+    for folder in (src, out_dir, config):
+        folder.mkdir()
+    for name in EVIL_NAMES:
+        path = os.fsencode(src) + b"/" + name
+        with open(path, "wb") as f:
+            f.write(b"secret\n")
+        os.chmod(path, 0o000)
+    signer, recipient = shared_tmp / "signer", shared_tmp / "recipient.txt"
+    shutil.copy(keys["signer"], signer)
+    shutil.copy(keys["recipient"], recipient)
+    _give_to_nobody(out_dir, config, signer)
+    result = run_bounded("capture", src, "-R", recipient, "--sign-key", signer, "-o",
+                         out_dir / "case.evidence", env={"XDG_CONFIG_HOME": str(config),
+                                                         "HOME": str(config)}, user="nobody")
+    assert result.code == ExitCode.CAPTURE_INCOMPLETE, result.stdout + result.stderr
+    _assert_shown_not_sent(result.stderr)
+    assert_terminal_safe(result.stdout)
+
+
+@pytest.mark.xfail(strict=True, reason="evidencekit/config.py (another developer's) lets the "
+                   "PermissionError out; remove this mark with the fix")
+def test_an_unreadable_config_folder_is_not_a_traceback(shared_tmp, home, keys):
+    """HOME is a folder the user may not enter (``sudo -u``, a service account, HOME=/root):
+    looking for the config file there raised PermissionError out of
+    evidencekit/config.py ``load_config`` (``default_config_file(config_dir).is_file()``),
+    outside the error mapping: a traceback, exit 1. Either answer is fine as long as it is
+    one: go on without a config file (verify exits 0), or refuse with exit 2 naming the folder.
+    """
+    drop_privileges("nobody")
+    src = shared_tmp / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("a\n")
+    bundle = shared_tmp / "case.evidence"
+    captured = run_bounded("capture", src, "-R", keys["recipient"], "--sign-key", keys["signer"],
+                           "-o", bundle, "--json")
+    assert captured.code == 0, captured.stdout + captured.stderr
+    locked_home = shared_tmp / "home"
+    (locked_home / ".config" / "evidencekit").mkdir(parents=True)
+    os.chmod(locked_home, 0o700)  # root's; nobody may not enter it
+    env = {"HOME": str(locked_home), "XDG_CONFIG_HOME": "", "EVIDENCEKIT_CONFIG": ""}
+    result = run_bounded("verify", bundle, "--json", env=env, user="nobody")
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.code in (ExitCode.OK, ExitCode.USAGE), result.stdout + result.stderr
+    if result.code == ExitCode.USAGE:
+        assert str(locked_home) in result.json()["error"]["message"]
+
+
+def test_no_hostile_case_is_skipped_silently(monkeypatch):
+    """Every "cannot do that here" goes through tests.conftest.skip_or_fail, which fails in CI
+    (EVIDENCEKIT_REQUIRE_TOOLS=1) instead of skipping."""
+    bare = "pytest." + "skip("
+    offenders = [path.name for path in Path(__file__).parent.glob("*.py")
+                 if bare in path.read_text()]
+    assert offenders == []
+    monkeypatch.setenv("EVIDENCEKIT_REQUIRE_TOOLS", "1")
+    with pytest.raises(pytest.fail.Exception, match="cannot here"):
+        skip_or_fail("cannot here")
+    monkeypatch.delenv("EVIDENCEKIT_REQUIRE_TOOLS")
+    with pytest.raises(pytest.skip.Exception, match="cannot here"):
+        skip_or_fail("cannot here")

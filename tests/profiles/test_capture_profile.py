@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
-from tests.cli.conftest import invoke
+import pytest
+
+from evidencekit.crypto import age
+from tests.cli.conftest import ROOT, assert_valid, invoke
 
 
 def touch(path: Path, data: bytes = b"x") -> Path:
@@ -113,11 +123,169 @@ def test_profile_and_explicit_sources_together(tmp_path: Path, user: Path, keys,
 def test_a_profile_that_finds_nothing_is_a_usage_error(tmp_path: Path, user: Path, keys):
     result = invoke("capture", "--profile", "chat-apps", "-R", keys["recipient"], "--json")
     assert result.code == 2
-    error = result.json()["error"]
+    document = result.json()
+    error = document["error"]
     assert "found nothing to capture" in error["message"]
     assert "evidencekit profiles show chat-apps" in error["hint"]
+    # What was looked for, as in a capture's document: scripts need not run 'profiles show'.
+    looked_for = document["profile"]
+    assert looked_for["name"] == "chat-apps" and looked_for["sources"] == []
+    assert {m["target"] for m in looked_for["missing"]} >= {"signal", "telegram"}
+    assert all(m["reason"] == "not found" for m in looked_for["missing"] if m["path"])
+    assert_valid(document, "capture")
     unknown = invoke("capture", "--profile", "no-such", "-R", keys["recipient"])
     assert unknown.code == 2 and "known profiles: browser-history" in unknown.stderr
+
+
+def test_a_profile_file_that_finds_nothing_is_shown_by_its_path(tmp_path: Path, user: Path,
+                                                                keys):
+    path = tmp_path / "my triage.yaml"
+    path.write_text("description: x\ntargets:\n  - {name: t, linux: ['{home}/not-there']}\n")
+    result = invoke("capture", "--profile", path, "-R", keys["recipient"], "--json")
+    assert result.code == 2
+    document = result.json()
+    assert f"'evidencekit profiles show '{path}'' lists what it looks for" in \
+        document["error"]["hint"]  # quoted for the shell: the name has a space
+    assert document["profile"]["missing"] == [{"target": "t", "pattern": "{home}/not-there",
+                                               "path": str(user / "not-there"),
+                                               "reason": "not found"}]
+    assert invoke("profiles", "show", str(path)).code == 0  # the hint works
+
+
+def _refusing_lookup(monkeypatch, refused: str) -> None:
+    """stat of *refused* fails as behind a folder nobody but its owner may search (as root,
+    permission bits stop nothing: the failure is injected; for real: the test run as nobody)."""
+    real = os.lstat
+
+    def lstat(path, *args, **kwargs):
+        if isinstance(path, (str, bytes, os.PathLike)) and os.fsdecode(path) == refused:
+            raise PermissionError(errno.EACCES, "Permission denied", refused)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "lstat", lstat)
+
+
+def test_a_path_that_cannot_be_reached_makes_the_capture_incomplete(tmp_path: Path, user: Path,
+                                                                    keys, monkeypatch):
+    """Not "absent" and exit 0: recorded in the manifest like an unreadable file, exit 3."""
+    touch(user / "Downloads" / "invoice.pdf")
+    locked = str(user / "private" / "notes.txt")
+    profile = tmp_path / "reach.yaml"
+    profile.write_text("description: x\ntargets:\n"
+                       "  - {name: t, linux: ['{home}/Downloads', '{home}/private/notes.txt']}\n")
+    out = tmp_path / "r.evidence"
+    _refusing_lookup(monkeypatch, locked)
+    result = invoke("capture", "--profile", profile, "-R", keys["recipient"], "--sign-key",
+                    keys["signer"], "-o", out, "--json")
+    monkeypatch.undo()
+    assert result.code == 3, result.stderr
+    document = result.json()
+    assert_valid(document, "capture")
+    problem = f"could not reach {locked}: Permission denied"
+    assert document["problems"] == [{"path": "notes.txt", "problem": problem}]
+    assert document["seal"]["complete"] is False and document["seal"]["counts"]["errors"] == 1
+    assert document["profile"]["missing"] == []
+    assert document["profile"]["unreachable"] == [
+        {"target": "t", "pattern": "{home}/private/notes.txt", "path": locked,
+         "problem": problem}]
+    manifest = manifest_of(out, keys, tmp_path / "opened")
+    assert [s["given"] for s in manifest["sources"]] == [str(user / "Downloads"), locked]
+    entry = entries_by_path(manifest)["notes.txt"]
+    assert (entry["kind"], entry["error"], entry["source"]) == ("unknown", problem, 1)
+    assert invoke("verify", out, "-i", keys["identity"]).code == 0  # intact, and incomplete
+
+
+def test_a_profile_that_reaches_nothing_still_records_what_was_refused(tmp_path: Path,
+                                                                       user: Path, keys):
+    """No injection: a link that loops fails with ELOOP even for root. Nothing was found, but
+    something may be there: a bundle that says so (exit 3), not 'found nothing' (exit 2)."""
+    (user / "loop").symlink_to(user / "loop")
+    profile = tmp_path / "loop.yaml"
+    profile.write_text("description: x\ntargets:\n  - {name: t, linux: ['{home}/loop/x']}\n")
+    result = invoke("capture", "--profile", profile, "-R", keys["recipient"], "--sign-key",
+                    keys["signer"], "-o", tmp_path / "l.evidence", "--json")
+    assert result.code == 3, result.stderr
+    document = result.json()
+    assert document["problems"] == [{"path": "x", "problem": f"could not reach {user}/loop/x: "
+                                     "Too many levels of symbolic links"}]
+    assert document["seal"]["counts"]["files"] == 0
+
+
+def test_the_manifest_records_which_profile_was_used(tmp_path: Path, user: Path, keys, tree):
+    touch(user / "Downloads" / "invoice.pdf")
+    out = tmp_path / "u.evidence"
+    result = invoke("capture", "--profile", "user-files", "-R", keys["recipient"],
+                    "--sign-key", keys["signer"], "-o", out, "--json")
+    assert result.code == 0, result.stderr
+    builtin = ROOT / "evidencekit" / "profiles" / "builtin" / "user-files.yaml"
+    digest = hashlib.sha256(builtin.read_bytes()).hexdigest()
+    assert manifest_of(out, keys, tmp_path / "o1")["capture"]["profile"] == {
+        "name": "user-files", "origin": "built-in", "sha256": digest}
+    assert result.json()["profile"]["sha256"] == digest
+    own = tmp_path / "Mine.yaml"
+    own.write_bytes(b"description: mine\r\ntargets:\r\n  - {name: d, linux: ['{home}/Downloads']}"
+                    b"\r\n")  # CRLF: hashed as the bytes of the file, as sha256sum does
+    mine = invoke("capture", "--profile", own, "-R", keys["recipient"], "--sign-key",
+                  keys["signer"], "-o", tmp_path / "m.evidence", "--json")
+    assert mine.code == 0, mine.stderr
+    assert manifest_of(tmp_path / "m.evidence", keys, tmp_path / "o2")["capture"]["profile"] == {
+        "name": "mine", "origin": "file", "sha256": hashlib.sha256(own.read_bytes()).hexdigest()}
+    plain = invoke("capture", tree, "-R", keys["recipient"], "--sign-key", keys["signer"],
+                   "-o", tmp_path / "p.evidence", "--json")
+    assert "profile" not in manifest_of(tmp_path / "p.evidence", keys, tmp_path / "o3")["capture"]
+    assert plain.code == 0
+
+
+def test_unreachable_paths_for_real_as_user_nobody(user, keys):
+    """No injection: capture --profile run as nobody (setpriv), a home and a folder it may not
+    search. Both are problems in the bundle, exit 3; the readable home is captured."""
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("needs root and setpriv to run as user nobody")
+    nobody = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+    base = Path(tempfile.mkdtemp(prefix="ek-nobody-profile-"))  # pytest's tmp_path is root's
+    try:
+        base.chmod(0o755)
+        work = base / "work"
+        work.mkdir()
+        os.chown(work, 65534, 65534)
+        probe = subprocess.run([*nobody, sys.executable, "-c", "import evidencekit.cli.main"],
+                               capture_output=True, cwd=work)
+        if probe.returncode != 0:
+            pytest.skip("user nobody cannot import evidencekit from this checkout")
+        alice = touch(base / "homes" / "alice" / ".bash_history", b"ls\n")
+        touch(base / "homes" / "bob" / ".bash_history", b"secret\n")
+        touch(base / "locked" / "notes.txt")
+        for path in (base / "homes", base / "homes" / "alice"):
+            path.chmod(0o755)
+        alice.chmod(0o644)
+        (base / "homes" / "bob").chmod(0o700)  # root's: nobody may not search it
+        (base / "locked").chmod(0o700)
+        profile = base / "homes.yaml"
+        profile.write_text(f"description: x\ntargets:\n  - name: t\n    linux: "
+                           f"['{base}/homes/*/.bash_history', '{base}/locked/notes.txt']\n")
+        profile.chmod(0o644)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCEKIT_")}
+        env.update(HOME=str(work), XDG_CONFIG_HOME=str(work / ".config"))
+        identity = age.X25519Identity.generate()
+        proc = subprocess.run([*nobody, sys.executable, "-m", "evidencekit", "capture",
+                               "--profile", profile, "-r", str(identity.recipient()),
+                               "-o", work / "out.evidence", "--json"],
+                              capture_output=True, text=True, env=env, cwd=work,
+                              stdin=subprocess.DEVNULL, timeout=120)
+        assert proc.returncode == 3, proc.stdout + proc.stderr
+        document = json.loads(proc.stdout)
+        bob, locked = f"{base}/homes/bob/.bash_history", f"{base}/locked/notes.txt"
+        assert sorted(p["problem"] for p in document["problems"]) == [
+            f"could not reach {bob}: Permission denied",
+            f"could not reach {locked}: Permission denied"]
+        assert document["profile"]["sources"] == [str(alice)]
+        assert document["seal"]["counts"] == {**document["seal"]["counts"], "files": 1,
+                                              "errors": 2}
+        (work / "identity.txt").write_text(f"{identity}\n")
+        assert invoke("verify", work / "out.evidence", "-i", work / "identity.txt").code == 0
+    finally:
+        shutil.rmtree(base)
 
 
 def test_profile_rules_of_another_system(tmp_path: Path, user: Path, keys, monkeypatch):

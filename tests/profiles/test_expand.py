@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import pytest
@@ -174,3 +176,59 @@ def test_another_systems_rules_on_a_mounted_home(tmp_path: Path):
     touch(home / "AppData" / "Roaming" / "Signal" / "config.json")
     chats = resolve(find_profile("chat-apps"), "windows", {"USERPROFILE": str(home)})
     assert chats.sources == [str(home / "AppData" / "Roaming" / "Signal")]
+
+
+def _refusing(monkeypatch: pytest.MonkeyPatch, lookups: set[str] = frozenset(),
+              listings: set[str] = frozenset()) -> None:
+    """Make stat of *lookups* (behind a folder that may not be searched) and listing of
+    *listings* (a folder that may not be read) fail as they do for an unprivileged user: root
+    passes any permission bits, so the tests that run as root need the failure injected."""
+    for name, refused in (("lstat", lookups), ("stat", lookups), ("scandir", listings)):
+        real = getattr(os, name)
+
+        def call(path, *args, _real=real, _refused=refused, **kwargs):
+            if isinstance(path, (str, bytes, os.PathLike)) and os.fsdecode(path) in _refused:
+                raise PermissionError(errno.EACCES, "Permission denied", os.fsdecode(path))
+            return _real(path, *args, **kwargs)
+
+        monkeypatch.setattr(os, name, call)
+
+
+def test_refused_lookups_are_unreachable_not_missing(tmp_path: Path, monkeypatch):
+    """"Not found" is the only failure that means absent: a home that may not be searched, or a
+    folder that may not be listed, may hold what the profile names."""
+    homes = tmp_path / "home"
+    touch(homes / "alice" / ".bash_history")
+    touch(homes / "bob" / ".bash_history")
+    touch(tmp_path / "locked" / "secret.txt")
+    touch(tmp_path / "unlistable" / "app.log")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")  # real, even as root: ELOOP
+    bob, secret = str(homes / "bob" / ".bash_history"), str(tmp_path / "locked" / "secret.txt")
+    checked = profile(f"""\
+  - name: shells
+    linux: ['{homes}/*/.bash_history', '{secret}', '{tmp_path}/unlistable/*.log',
+            '{tmp_path}/loop/x', '{tmp_path}/gone']
+""")
+    _refusing(monkeypatch, lookups={bob, secret}, listings={str(tmp_path / "unlistable")})
+    found = resolve(checked, "linux", {"HOME": str(tmp_path)})
+    monkeypatch.undo()
+    assert found.sources == [str(homes / "alice" / ".bash_history")]
+    assert [(u.pattern, u.path, u.problem) for u in found.unreachable] == [
+        (f"{homes}/*/.bash_history", bob, f"could not reach {bob}: Permission denied"),
+        (secret, secret, f"could not reach {secret}: Permission denied"),
+        (f"{tmp_path}/unlistable/*.log", str(tmp_path / "unlistable"),
+         f"could not list the folder {tmp_path / 'unlistable'}: Permission denied"),
+        (f"{tmp_path}/loop/x", str(tmp_path / "loop" / "x"),
+         f"could not reach {tmp_path / 'loop' / 'x'}: Too many levels of symbolic links")]
+    assert [(m.path, m.reason) for m in found.missing] == [(str(tmp_path / "gone"), "not found")]
+
+
+def test_a_refusal_inside_a_source_is_left_to_the_capture(tmp_path: Path, monkeypatch):
+    """The walk of the source meets the same folder and records it there: not twice."""
+    touch(tmp_path / "data" / "locked" / "a.log")
+    checked = profile(f"  - name: t\n    linux: ['{tmp_path}/data/locked/*.log', "
+                      f"'{tmp_path}/data']\n")
+    _refusing(monkeypatch, listings={str(tmp_path / "data" / "locked")})
+    found = resolve(checked, "linux", {"HOME": str(tmp_path)})
+    monkeypatch.undo()
+    assert found.sources == [str(tmp_path / "data")] and found.unreachable == []

@@ -58,6 +58,10 @@ BAD = [
      ["not a valid profile name"], True),
     ("description: 42\ntargets:\n  - {name: a, linux: [/a]}\n", 1,
      ["description", "expected text", "a number (42)"], True),
+    ("description: x\ninclude:\n  - '*.db'\n  - '[z-a]*'\ntargets:\n  - {name: a, linux: [/a]}\n",
+     4, ["include[1]", "'[z-a]*' is not a valid pattern: bad character range z-a"], False),
+    ("description: x\nexclude: ['Cache', 'a[^]']\ntargets:\n  - {name: a, linux: [/a]}\n", 2,
+     ["exclude[1]", "not a valid pattern: unterminated character set"], False),
 ]
 
 
@@ -143,6 +147,27 @@ def test_cli_reports_a_bad_profile_with_exit_code_2(tmp_path: Path, user):
     assert error["message"].startswith(f"{path}, line 6: ")
     shown = invoke("profiles", "show", path)
     assert shown.code == 2 and "line 6" in shown.stderr and "{nope}" in shown.stderr
+
+
+def test_a_bad_glob_stops_capture_before_it_starts_not_in_the_middle(tmp_path: Path, user, keys):
+    """It used to pass 'profiles show' and crash the capture with exit 5 ("bad character
+    range"); it is an error in the file, with its line, exit code 2, and nothing written."""
+    (user / "app").mkdir()
+    (user / "app" / "data.db").write_bytes(b"x")
+    path = tmp_path / "bad-glob.yaml"
+    path.write_text("description: x\nexclude: ['[z-a]']\ntargets:\n"
+                    "  - {name: a, linux: ['{home}/app']}\n")
+    out = tmp_path / "b.evidence"
+    result = invoke("capture", "--profile", path, "-R", keys["recipient"], "--sign-key",
+                    keys["signer"], "-o", out, "--json")
+    assert result.code == 2, result.stderr
+    error = result.json()["error"]
+    assert error["kind"] == "ProfileError"
+    assert error["message"] == (f"{path}, line 2: exclude[0]: '[z-a]' is not a valid pattern: "
+                                "bad character range z-a")
+    assert not out.exists()
+    shown = invoke("profiles", "show", path)
+    assert shown.code == 2 and "line 2" in shown.stderr
 
 
 def test_read_profile_directly():

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from evidencekit.selection import EXCLUDED, TOO_LARGE, Filters, compile_glob, relative_to_source
+from evidencekit.selection import (
+    EXCLUDED,
+    TOO_LARGE,
+    Filters,
+    GlobError,
+    compile_glob,
+    relative_to_source,
+)
 
 
 @pytest.mark.parametrize(("pattern", "path", "matches"), [
@@ -30,6 +37,18 @@ def test_glob_rules(pattern, path, matches):
     filters = Filters(exclude=(pattern,))
     reason = filters.skip_reason(path.encode(), 1, 0)
     assert (reason is not None) == matches, (pattern, path, reason)
+
+
+@pytest.mark.parametrize(("pattern", "problem"), [
+    ("[z-a]", "bad character range z-a"),
+    ("logs/[z-a]*.log", "bad character range z-a"),
+    ("a[^]", "unterminated character set"),
+])
+def test_a_pattern_that_cannot_match_is_a_glob_error(pattern, problem):
+    """Not re.error from deep inside a capture: GlobError, saying what is wrong in the glob."""
+    with pytest.raises(GlobError) as caught:
+        compile_glob(pattern)
+    assert str(caught.value) == problem
 
 
 def test_case_insensitive_for_windows_and_macos():

@@ -154,3 +154,18 @@ def test_step_10_rules() -> None:
     broken = record.replace(b'"450.00"', b'"45x.00"')
     assert "amount" in _step10({"incident_sha256": hashlib.sha256(broken).hexdigest()},
                                {bag.EK_INCIDENT: broken})[0]
+
+
+def test_dates_without_a_time_from_flags_and_yaml(tmp_path, home, keys):
+    incident = tmp_path / "incident.yaml"
+    incident.write_text("noticed: 2026-11-16\n")
+    bundle, result = capture(tmp_path, keys, "--incident", incident, "--started", "2026-11-14",
+                             "--timeline", "2026-11-15", "Paid the seller")
+    assert result.code == 0, result.stderr
+    assert run_cli("verify", bundle, "-i", keys["identity"]).code == 0
+    record = json.loads((opened(tmp_path, bundle, keys) / "evidencekit" /
+                         "incident.json").read_bytes())
+    assert record["started"] == {"time": "2026-11-14", "time_utc": None}
+    assert record["noticed"] == {"time": "2026-11-16", "time_utc": None}
+    assert record["timeline"] == [{"time": "2026-11-15", "time_utc": None,
+                                   "description": "Paid the seller"}]

@@ -35,6 +35,9 @@ ALL_ANSWERS = [
     "I paid for a bike that never came.",
     "2026-11-14 10:30",  # started (Berlin time)
     "2026-11-16 19:05 +01:00",  # noticed
+    "2026-11-15 08:12", "Paid 450 EUR by bank transfer",  # what happened when
+    "2026-11-15", "The seller stopped answering",  # a date without a time is fine
+    "",  # no more events
     "online banking at Example Bank", "",  # accounts
     "laptop", "phone", "",  # devices
     "450,00 €", "Example Bank", "2026-11-15", "TX-4411",  # a loss
@@ -79,7 +82,12 @@ def test_all_answers_make_a_bundle_with_the_incident_record(tmp_path, victim_hom
         ("450.00", "EUR", "Example Bank"), ("35.50", "GBP", "PayPal")]
     assert [x["kind"] for x in record["identifiers"]] == ["phone", "email", "iban"]
     assert record["affected_devices"] == ["laptop", "phone"]
-    assert "evidencekit report" in text  # the next step is suggested
+    assert record["timeline"] == [
+        {"time": "2026-11-15T08:12:00+01:00", "time_utc": "2026-11-15T07:12:00.000000000Z",
+         "description": "Paid 450 EUR by bank transfer"},
+        {"time": "2026-11-15", "time_utc": None, "description": "The seller stopped answering"}]
+    assert "2026-11-15: The seller stopped answering" in text  # in the summary
+    assert "evidencekit report" in text and "-p -o report.pdf" in text  # the next step
 
 
 class SkipEverything(ScriptedPrompter):
@@ -139,7 +147,7 @@ def test_the_investigators_key_instead_of_a_passphrase(tmp_path, victim_home, ke
 def test_mistakes_are_explained_and_asked_again(tmp_path, victim_home, keys):
     out = tmp_path / "out"
     out.mkdir()
-    answers = ["9", "", "", "yesterday", "", "", "", "", "12 EURO", "lots", "", "",
+    answers = ["9", "", "", "yesterday", "", "", "", "", "", "12 EURO", "lots", "", "",
                str(tmp_path / "missing"), "", "1", "short", PASSPHRASE, "different",
                PASSPHRASE, PASSPHRASE, str(victim_home / "Downloads" / "statement.csv"),
                str(tmp_path / "nowhere" / "x.evidence"), "", "no"]
@@ -148,9 +156,12 @@ def test_mistakes_are_explained_and_asked_again(tmp_path, victim_home, keys):
     assert prompter.answers == []
     text = prompter.transcript
     for words in ("type a number from 1 to 7", "not a date and time", "ISO 4217",
-                  "write the amount and the currency", "Not found", "at least 8 characters",
+                  "Write the amount and the currency", "Not found", "at least 8 characters",
                   "did not match", "already exists", "does not exist"):
         assert words in text, words
+    # a hint after a full stop is a sentence of its own
+    assert "is not a date and time. Write it as YYYY-MM-DD HH:MM" in text
+    assert ". write" not in text and ". three letters" not in text
 
 
 def test_suggested_places_depend_on_the_system_and_the_incident(tmp_path):
@@ -200,3 +211,115 @@ def test_without_a_terminal_capture_needs_sources(tmp_path, home):
     assert "guided session" in result.stderr
     as_json = run_cli("capture", "--json")
     assert as_json.code == 2 and as_json.json()["error"]["kind"] == "UsageError"
+
+
+# ------------------------------------------------------------- a record prepared beforehand
+INCIDENT_QUESTIONS = ("Number:", "What happened?", "When did it start?",
+                      "When did you notice it?", "What happened when? Time:", "Which accounts?",
+                      "Which devices?", "Amount and currency:",
+                      "Phone, email, website, account, IBAN or wallet:")
+
+
+def test_a_prepared_record_is_used_and_its_questions_are_not_asked(tmp_path, victim_home,
+                                                                   keys):
+    """A support worker wrote incident.yaml; the victim only picks the files and says yes."""
+    from evidencekit import incident as inc
+    from tests.victim.conftest import INCIDENT_YAML
+
+    out = tmp_path / "out"
+    out.mkdir()
+    prepared = inc.load_yaml(INCIDENT_YAML + "affected_devices:\n  - laptop\n")
+    prompter = ScriptedPrompter(["", "1", PASSPHRASE, PASSPHRASE, "", "yes"])
+    plan_defaults = guided.GuidedDefaults(home=victim_home, system="Linux", cwd=out,
+                                          zone=(ZoneInfo("America/New_York"), "America/New_York"),
+                                          incident=prepared, incident_source="incident.yaml")
+    code = guided.guided_capture(prompter, plan_defaults, CaseInfo("EK-TEST", "Jane"),
+                                 "EK-TEST", keys["signer"], None)
+    assert code == ExitCode.OK and prompter.answers == []
+    assert not set(INCIDENT_QUESTIONS) & set(prompter.asked)
+    text = prompter.transcript
+    assert "Online fraud / payment scam" in text and "already written down" in text
+    assert "Written down in:" in text and "incident.yaml, with your answers" in text
+    assert "GB82 WEST 1234 5698 7654 32" in text and "450.00 EUR" in text
+    assert "First message from the" in text  # the prepared timeline, in the summary
+    from evidencekit.crypto import age
+
+    report = verify(out / "EK-TEST.evidence", [age.ScryptIdentity(PASSPHRASE.encode())])
+    assert report.ok, report.findings.items
+    stored = inc.from_json(report.tag_files["evidencekit/incident.json"])
+    assert stored == prepared  # exactly the prepared record, its own time zone kept
+
+
+def test_a_partly_prepared_record_asks_only_what_is_missing(tmp_path, victim_home, keys):
+    from evidencekit import incident as inc
+
+    out = tmp_path / "out"
+    out.mkdir()
+    prepared = inc.from_input({"incident_type": "phishing", "started": "2026-11-14 10:30 +01:00"})
+    prompter = SkipEverything()
+    plan_defaults = guided.GuidedDefaults(home=victim_home, system="Linux", cwd=out, zone=BERLIN,
+                                          incident=prepared, incident_source="the command line")
+    guided.guided_capture(prompter, plan_defaults, CaseInfo("EK-TEST", "Jane"), "EK-TEST",
+                          keys["signer"], None)
+    assert "Number:" not in prompter.asked and "When did it start?" not in prompter.asked
+    assert "What happened?" in prompter.asked and "When did you notice it?" in prompter.asked
+    assert "Phishing" in prompter.transcript
+
+
+def test_protection_from_the_command_line_is_not_asked_again(tmp_path, victim_home, keys):
+    from evidencekit.crypto import age
+
+    out = tmp_path / "out"
+    out.mkdir()
+    recipient = age.parse_recipient(keys["recipient"].read_text().strip())
+    plan_defaults = guided.GuidedDefaults(home=victim_home, system="Linux", cwd=out, zone=BERLIN,
+                                          recipients=[recipient],
+                                          protection="the key age1… (investigator.pub)")
+    index = ALL_ANSWERS.index("1")
+    prompter = ScriptedPrompter([*ALL_ANSWERS[:index], "", "yes"])
+    assert guided.guided_capture(prompter, plan_defaults, CaseInfo("EK-TEST", "Jane"),
+                                 "EK-TEST", keys["signer"], None) == ExitCode.OK
+    assert "1 or 2:" not in prompter.asked and prompter.answers == []
+    assert "investigator.pub" in prompter.transcript
+    assert "-i KEY -o report.pdf" in prompter.transcript  # not -p: there is no passphrase
+    assert run_cli("verify", out / "EK-TEST.evidence", "-i", keys["identity"]).code == 0
+
+
+def test_passphrase_flag_goes_straight_to_the_passphrase(tmp_path, victim_home, keys):
+    out = tmp_path / "out"
+    out.mkdir()
+    plan_defaults = guided.GuidedDefaults(home=victim_home, system="Linux", cwd=out, zone=BERLIN,
+                                          ask_passphrase=True)
+    index = ALL_ANSWERS.index("1")
+    prompter = ScriptedPrompter([*ALL_ANSWERS[:index], *ALL_ANSWERS[index + 1:]])
+    assert guided.guided_capture(prompter, plan_defaults, CaseInfo("EK-TEST", "Jane"),
+                                 "EK-TEST", keys["signer"], None) == ExitCode.OK
+    assert "1 or 2:" not in prompter.asked and prompter.answers == []
+    assert "(-p)" in prompter.transcript
+
+
+def test_protection_options_are_checked_and_labelled_before_the_session(tmp_path, keys,
+                                                                        monkeypatch):
+    from evidencekit.cli.cmd_capture import _protection_defaults
+    from evidencekit.crypto import age
+    from evidencekit.errors import UsageError
+
+    monkeypatch.delenv("EVIDENCEKIT_PASSPHRASE", raising=False)
+    recipient = keys["recipient"].read_text().strip()
+    with pytest.raises(UsageError, match="not both"):  # -p with -r: refused, nothing asked
+        _protection_defaults(guided.GuidedDefaults(), (recipient,), (), True, None)
+    by_key = guided.GuidedDefaults()
+    _protection_defaults(by_key, (), (keys["recipient"],), False, None)
+    assert str(by_key.recipients[0]) == recipient and recipient[:20] in by_key.protection
+    secret = tmp_path / "pass.txt"
+    secret.write_text(PASSPHRASE + "\n")
+    by_file = guided.GuidedDefaults()
+    _protection_defaults(by_file, (), (), False, secret)
+    assert isinstance(by_file.recipients[0], age.ScryptRecipient)
+    assert "pass.txt" in by_file.protection and not by_file.ask_passphrase
+    asked = guided.GuidedDefaults()
+    _protection_defaults(asked, (), (), True, None)
+    assert asked.ask_passphrase and not asked.recipients
+    nothing = guided.GuidedDefaults()
+    _protection_defaults(nothing, (), (), False, None)
+    assert not nothing.ask_passphrase and not nothing.recipients  # the session asks

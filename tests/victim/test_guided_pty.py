@@ -3,6 +3,7 @@ and types, including hidden passphrase entry and Ctrl-C."""
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from pathlib import Path
@@ -16,17 +17,22 @@ pexpect = pytest.importorskip("pexpect")
 TIMEOUT = 30
 
 
-def spawn(tmp_path: Path, victim_home: Path, keys: dict[str, Path]):
+def spawn(tmp_path: Path, victim_home: Path, keys: dict[str, Path], *extra: str):
     out = tmp_path / "out"
     out.mkdir()
     env = {**os.environ, "HOME": str(victim_home), "XDG_CONFIG_HOME": str(tmp_path / "config"),
            "TZ": "Europe/Berlin", "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "200"}
     env.pop("EVIDENCEKIT_PASSPHRASE", None)
     child = pexpect.spawn(sys.executable, ["-m", "evidencekit", "capture", "--case", "PTY-1",
-                                           "--sign-key", str(keys["signer"])],
+                                           "--sign-key", str(keys["signer"]), *extra],
                           cwd=str(out), env=env, encoding="utf-8", timeout=TIMEOUT,
                           dimensions=(50, 200))
+    child.logfile_read = io.StringIO()  # everything the person saw, for the assertions
     return child, out
+
+
+def seen(child) -> str:
+    return child.logfile_read.getvalue()
 
 
 def answer(child, prompt: str, text: str) -> None:
@@ -47,6 +53,9 @@ def test_answering_through_a_terminal(tmp_path, victim_home, keys):
     answer(child, "What happened?", "Paid for a bike that never came")
     answer(child, "When did it start?", "2026-11-14 10:30")
     answer(child, "When did you notice it?", "")
+    answer(child, "What happened when? Time:", "2026-11-15")  # a date alone is fine
+    answer(child, "What happened then?", "Paid the seller")
+    answer(child, "Next time (or Enter when done):", "")
     answer(child, "Which accounts?", "online banking")
     answer(child, "Another one?", "")
     answer(child, "Which devices?", "")
@@ -85,7 +94,7 @@ def _secret(tmp_path: Path) -> Path:
 def test_skipping_everything_through_a_terminal(tmp_path, victim_home, keys):
     child, out = spawn(tmp_path, victim_home, keys)
     for prompt in ("Number:", "What happened?", "When did it start?", "When did you notice it?",
-                   "Which accounts?", "Which devices?", "Amount and currency:",
+                   "What happened when? Time:", "Which accounts?", "Which devices?", "Amount and currency:",
                    "Phone, email, website, account, IBAN or wallet:", "Change the list?",
                    "1 or 2:", "Passphrase (hidden as you type):",
                    "Where should the bundle be saved?"):
@@ -102,7 +111,8 @@ def test_ctrl_c_through_a_terminal_leaves_nothing(tmp_path, victim_home, keys, w
     answer(child, "Number:", "1")
     if where == "passphrase":
         for prompt in ("What happened?", "When did it start?", "When did you notice it?",
-                       "Which accounts?", "Which devices?", "Amount and currency:",
+                       "What happened when? Time:", "Which accounts?", "Which devices?",
+                       "Amount and currency:",
                        "Phone, email, website, account, IBAN or wallet:", "Change the list?"):
             answer(child, prompt, "")
         answer(child, "1 or 2:", "1")
@@ -117,6 +127,72 @@ def test_ctrl_c_through_a_terminal_leaves_nothing(tmp_path, victim_home, keys, w
     assert "interrupted" in transcript and "Traceback" not in transcript
     assert os.listdir(out) == []
     assert not (tmp_path / "config" / "evidencekit").exists()
+
+
+def test_prepared_incident_file_on_a_terminal_only_asks_for_the_files(tmp_path, victim_home,
+                                                                      keys):
+    """A support worker prepared incident.yaml and the passphrase file; the victim runs
+    'capture --incident incident.yaml' and answers only: which files, where, and yes."""
+    from tests.victim.conftest import INCIDENT_YAML
+
+    incident = tmp_path / "incident.yaml"
+    incident.write_text(INCIDENT_YAML + "affected_devices:\n  - laptop\n")
+    child, out = spawn(tmp_path, victim_home, keys, "--incident", str(incident),
+                       "--passphrase-file", str(_secret(tmp_path)))
+    child.expect_exact("already written down for you (incident.yaml)")
+    answer(child, "Change the list?", "")
+    child.expect_exact("the passphrase in the file")
+    answer(child, "Where should the bundle be saved?", "")
+    child.expect_exact("Summary")
+    child.expect_exact("incident.yaml, with your answers")
+    child.expect_exact("Online fraud / payment scam")
+    answer(child, "Make the bundle now? (yes/no)", "yes")
+    child.expect_exact("Sealed")
+    transcript = finish(child)
+    assert child.exitstatus == 0, transcript
+    for question in ("Number:", "What happened?", "When did it start?", "1 or 2:",
+                     "Passphrase (hidden as you type):"):
+        assert f"? {question}" not in seen(child), question  # "?" marks a question asked
+    opened = tmp_path / "opened"
+    result = run_cli("extract", out / "PTY-1.evidence", "--passphrase-file", _secret(tmp_path),
+                     "-o", opened, "--as-stored")
+    assert result.code == 0, result.stderr
+    record = (opened / "evidencekit" / "incident.json").read_text()
+    assert "used bike" in record and "GB82 WEST" in record and "laptop" in record
+
+
+def test_invalid_incident_file_on_a_terminal_fails_before_any_question(tmp_path, victim_home,
+                                                                       keys):
+    incident = tmp_path / "incident.yaml"
+    incident.write_text("losses:\n  - amount: 10\n    currency: EURO\n")
+    child, out = spawn(tmp_path, victim_home, keys, "--incident", str(incident))
+    transcript = finish(child)
+    assert child.exitstatus == 2, transcript
+    assert "losses[0].currency" in transcript and "ISO 4217" in transcript
+    assert "Number:" not in transcript and "let's preserve" not in transcript
+    assert os.listdir(out) == []
+
+
+def test_passphrase_flag_on_a_terminal_asks_only_for_the_passphrase(tmp_path, victim_home, keys):
+    child, out = spawn(tmp_path, victim_home, keys, "-p", "--narrative", "Paid for a bike",
+                       "--incident-type", "online-fraud")
+    answer(child, "When did it start?", "2026-11-14")
+    for prompt in ("When did you notice it?", "What happened when? Time:", "Which accounts?",
+                   "Which devices?", "Amount and currency:",
+                   "Phone, email, website, account, IBAN or wallet:", "Change the list?"):
+        answer(child, prompt, "")
+    child.expect_exact("as asked on the command line (-p)")
+    answer(child, "Passphrase (hidden as you type):", PASSPHRASE)
+    answer(child, "The same passphrase again:", PASSPHRASE)
+    answer(child, "Where should the bundle be saved?", "")
+    child.expect_exact("Paid for a bike")  # the --narrative, in the summary
+    answer(child, "Make the bundle now? (yes/no)", "yes")
+    transcript = finish(child)
+    assert child.exitstatus == 0, transcript
+    assert "? 1 or 2:" not in seen(child) and "? Number:" not in seen(child)
+    assert PASSPHRASE not in seen(child)
+    result = run_cli("verify", out / "PTY-1.evidence", "--passphrase-file", _secret(tmp_path))
+    assert result.code == 0, result.stderr
 
 
 @pytest.mark.parametrize(("reply", "written"), [("n", False), ("y", True)])

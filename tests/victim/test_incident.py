@@ -145,3 +145,63 @@ def test_note_details_are_strings_and_read_back() -> None:
     assert notes[2].kind == "note" and notes[2].problem  # unreadable details: kept, flagged
     with pytest.raises(inc.IncidentError, match="time"):
         inc.note_details("timeline")
+
+
+# ---------------------------------------------------------- a date without a time of day
+DATE_ONLY_YAML = """\
+started: 2026-11-14
+noticed: 2026-11-16 19:05 +01:00
+timeline:
+  - time: 2026-11-15
+    description: Paid the seller
+  - time: 2026-11-15 08:12 +01:00
+    description: The seller's last message
+"""
+
+
+def test_a_date_alone_is_a_moment_without_a_time() -> None:
+    day = inc.parse_moment("2026-11-14", "--started")  # no zone needed: it is a calendar day
+    assert day == inc.Moment("2026-11-14", None) and day.date_only
+    assert inc.human_time(day) == "2026-11-14"
+    with pytest.raises(inc.IncidentError, match="not a valid date"):
+        inc.parse_moment("2026-02-30", "t")
+    record = inc.load_yaml(DATE_ONLY_YAML)
+    assert record.started == day
+    document = json.loads(record.to_json())
+    assert document["started"] == {"time": "2026-11-14", "time_utc": None}
+    assert document["format_version"] == 1  # an optional form of §4.5, not a new version
+    assert inc.from_json(record.to_json()) == record
+    # in time order, a day alone comes before the times of that day
+    entries = sorted(record.timeline, key=lambda e: e.moment.sort_key)
+    assert [e.description for e in entries] == ["Paid the seller", "The seller's last message"]
+
+
+@pytest.mark.parametrize("moment", [
+    {"time": "2026-11-14", "time_utc": "2026-11-14T00:00:00.000000000Z"},  # would invent a time
+    {"time": "2026-11-14", "time_utc": ""},  # "" only in custody notes (string values)
+    {"time": "2026-11-14"},  # time_utc is always there
+    {"time": "2026-13-14", "time_utc": None},
+])
+def test_stored_date_alone_is_validated_strictly(moment) -> None:
+    document = json.loads(inc.load_yaml(DATE_ONLY_YAML).to_json())
+    document["started"] = moment
+    with pytest.raises(BundleError):
+        inc.from_json(canonical.dumps(document))
+
+
+def test_a_date_alone_in_a_timeline_note() -> None:
+    from evidencekit.format.documents import CustodyEvent, Signer
+
+    details = inc.note_details("timeline", time="2026-11-17")
+    assert details == {"kind": "timeline", "time": "2026-11-17", "time_utc": ""}
+    event = CustodyEvent("C", 2, "note", "2026-11-20T10:00:00.000000000Z", "clock", "Jane",
+                         Signer("ssh-ed25519 AAAA", "SHA256:abc"), "host", "card blocked",
+                         "a" * 64, "b" * 64, details=details)
+    note = inc.notes_from_events([event])[0]
+    assert note.moment == inc.Moment("2026-11-17", None) and note.problem is None
+
+
+def test_a_decimal_comma_is_read_as_a_decimal_point() -> None:
+    record = inc.from_input({"losses": [{"amount": "499,90", "currency": "EUR"}]})
+    assert record.losses[0].amount == "499.90"
+    assert inc.decimal_point("1,5") == "1.5" and inc.decimal_point("1,500") == "1,500"

@@ -41,6 +41,11 @@ def test_without_a_terminal_a_note_needs_yes(bundle, keys):
       "--institution", "PayPal", "--reference", "PP-1"],
      {"kind": "loss", "amount": "35.50", "currency": "GBP", "date": "2026-11-18",
       "institution": "PayPal", "reference": "PP-1"}),
+    (["--kind", "loss", "--amount", "1,5", "--currency", "EUR"],  # a decimal comma, as --loss
+     {"kind": "loss", "amount": "1.5", "currency": "EUR", "date": "",
+      "institution": "", "reference": ""}),
+    (["--kind", "timeline", "--time", "2026-11-17", "--text", "card blocked"],  # a date alone
+     {"kind": "timeline", "time": "2026-11-17", "time_utc": ""}),
 ])
 def test_note_is_a_signed_custody_event(bundle, keys, args, details):
     result = run_cli("note", bundle, *args, "--yes", "--actor", "Jane", "--sign-key",
@@ -61,13 +66,24 @@ def test_note_is_a_signed_custody_event(bundle, keys, args, details):
     (["--kind", "timeline", "--time", "soon", "--text", "x"], "not a date"),
     (["--kind", "identifier", "--id-kind", "iban", "--value", "DE00 1"], "IBAN"),
     (["--text", "x", "--amount", "5"], "--amount cannot be used with --kind note"),
-    (["--kind", "note"], "needs --text"),
+    (["--kind", "note"], "error: a note needs --text"),
+    (["--text", ""], "error: a note needs --text"),
+    (["--kind", "timeline", "--time", "2026-11-17 9:00 Mars/Base", "--text", "x"], "--time:"),
+    (["--kind", "loss", "--amount", "1.2.3", "--currency", "EUR"], "--amount: '1.2.3'"),
+    (["--kind", "loss", "--amount", "5", "--currency", "EURO"], "--currency: 'EURO'"),
+    (["--kind", "loss", "--amount", "5", "--currency", "EUR", "--date", "17.11.2026"],
+     "--date: '17.11.2026'"),
+    (["--kind", "identifier", "--value", "x@scam.example"], "--id-kind is missing"),
+    (["--kind", "identifier", "--id-kind", "email"], "--value is missing"),
 ])
 def test_bad_notes_are_usage_errors_naming_what_to_fix(bundle, keys, args, words):
     before = bundle.read_bytes()
     result = run_cli("note", bundle, *args, "--yes", "--sign-key", keys["signer"])
     assert result.code == 2, result.stderr
-    assert words in result.stderr and "Traceback" not in result.stderr
+    assert words in " ".join(result.stderr.split()) and "Traceback" not in result.stderr
+    assert "note note" not in result.stderr
+    for field in ("'time'", "loss.", "identifier.", "field '"):  # the flags typed, not fields
+        assert field not in result.stderr, field
     assert bundle.read_bytes() == before
 
 

@@ -246,3 +246,226 @@ def test_pdf_without_a_unicode_font_says_so_and_loses_no_character(case, tmp_pat
     assert "No Unicode font was found" in text and "fonts-dejavu-core" in text
     assert "[U+0416]" in text.replace(" ", "")  # Ж, written as its code point, not dropped
     assert "Überweisung" in text  # Latin-1 letters still print
+
+
+# ----------------------------------------------------- wrong key or passphrase, in plain words
+@pytest.fixture(scope="module")
+def passphrase_case(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
+    """A small passphrase-protected bundle, its passphrase file, and keys (for the wrong tries)."""
+    folder = tmp_path_factory.mktemp("passphrase-case")
+    key_files = make_keys(folder)
+    (folder / "evidence").mkdir()
+    (folder / "evidence" / "chat.png").write_bytes(b"\x89PNG")
+    secret = folder / "pass.txt"
+    secret.write_text("correct horse battery staple\n")
+    bundle = folder / "case.evidence"
+    made = run_cli("capture", folder / "evidence", "--passphrase-file", secret, "--sign-key",
+                   key_files["signer"], "-o", bundle)
+    assert made.code == 0, made.stderr
+    return bundle, secret, key_files
+
+
+JARGON = ("stanza", "scrypt", "X25519", "did not match", "none of the keys given (-i)")
+
+
+def test_report_on_a_passphrase_bundle_given_a_key_says_to_use_the_passphrase(passphrase_case,
+                                                                              tmp_path):
+    bundle, _, key_files = passphrase_case
+    result = run_cli("report", bundle, "-i", key_files["identity"], "-o", tmp_path / "r.html")
+    assert result.code == 4 and not (tmp_path / "r.html").exists()
+    text = " ".join(result.stderr.split())
+    assert "this bundle is protected by a passphrase, not a key" in text
+    assert "use -p" in text and "ask the person who made the bundle for the passphrase" in text
+    assert not [word for word in JARGON if word in text]
+
+
+def test_report_on_a_key_bundle_given_a_passphrase_says_to_use_the_key(case, passphrase_case,
+                                                                       tmp_path):
+    _, secret, _ = passphrase_case
+    result = run_cli("report", case.path, "--passphrase-file", secret, "-o", tmp_path / "r.pdf")
+    assert result.code == 4 and not (tmp_path / "r.pdf").exists()
+    text = " ".join(result.stderr.split())
+    assert "this bundle is protected by a key, not a passphrase" in text
+    assert "-i KEYFILE" in text and "ask the person who made the bundle" in text
+    assert "passphrase did not match" not in text and "(-i)" not in text
+
+
+@pytest.mark.parametrize("command", ["verify", "extract"])
+def test_wrong_passphrase_on_verify_and_extract_is_plain_and_consistent(passphrase_case,
+                                                                        tmp_path, command):
+    bundle, _, _ = passphrase_case
+    wrong = tmp_path / "wrong.txt"
+    wrong.write_text("not the passphrase\n")
+    extra = ["-o", tmp_path / "out"] if command == "extract" else []
+    result = run_cli(command, bundle, "--passphrase-file", wrong, *extra)
+    assert result.code == 4, result.stderr
+    text = " ".join((result.stdout + result.stderr).split())
+    assert "protected by a passphrase" in text and "ask the person who made the bundle" in text
+    assert "stanza" not in text and "0 problem(s)" not in text
+    assert "could not be opened" in text
+    assert not (tmp_path / "out").exists()
+
+
+def test_forced_report_without_the_key_says_plainly_why(passphrase_case, tmp_path):
+    bundle, _, key_files = passphrase_case
+    output = tmp_path / "r.html"
+    result = run_cli("report", bundle, "-i", key_files["identity"], "-o", output, "--force")
+    assert result.code == 4, result.stderr
+    page = Page()
+    page.feed(output.read_text("utf-8"))
+    assert "the bundle could not be opened: this bundle is protected by a passphrase" in \
+        page.plain
+    assert "stanza" not in page.plain
+
+
+# -------------------------------------------- an incident record that fails verification
+@pytest.fixture(scope="module")
+def edited_incident(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """A bundle resealed by someone who changed the incident record on the way (the signed
+    manifest still names the original), as in test_capture_incident."""
+    from evidencekit import custody
+    from evidencekit.crypto import age
+    from evidencekit.crypto.keys import load_signing_key
+    from evidencekit.custody import EventRequest, reseal
+    from tests.victim.conftest import INCIDENT_YAML
+
+    folder = tmp_path_factory.mktemp("edited")
+    key_files = make_keys(folder)
+    (folder / "evidence").mkdir()
+    (folder / "evidence" / "statement.csv").write_text("2026-11-15,-450.00,EUR\n")
+    incident = folder / "incident.yaml"
+    incident.write_text(INCIDENT_YAML)
+    bundle = folder / "case.evidence"
+    made = run_cli("capture", folder / "evidence", "--incident", incident, "-R",
+                   key_files["recipient"], "--sign-key", key_files["signer"], "-o", bundle)
+    assert made.code == 0, made.stderr
+    original = custody._Tee.write
+    custody._Tee.write = lambda self, data: original(  # type: ignore[method-assign]
+        self, data.replace(b"used bike", b"new bike!"))
+    try:
+        identity = age.parse_identity_file(key_files["identity"].read_bytes())
+        reseal(bundle, folder / "edited.evidence", identity, [identity[0].recipient()],
+               EventRequest("resealed", "Mallory", load_signing_key(key_files["signer"], None)))
+    finally:
+        custody._Tee.write = original  # type: ignore[method-assign]
+    return folder / "edited.evidence", key_files
+
+
+def test_forced_report_marks_an_edited_incident_record_as_not_sealed(edited_incident, tmp_path):
+    bundle, key_files = edited_incident
+    html_out, pdf_out = tmp_path / "r.html", tmp_path / "r.pdf"
+    for output in (html_out, pdf_out):
+        result = run_cli("report", bundle, "-i", key_files["identity"], "-o", output, "--force")
+        assert result.code == 1, result.stderr
+    page = Page()
+    page.feed(html_out.read_text("utf-8"))
+    plain = page.plain
+    assert "new bike!" in plain  # shown, since --force was given ...
+    assert "1. What happened — NOT the sealed record — it fails verification" in plain
+    assert "sealed by" not in plain.replace("Sealed by key", "")  # ... but never as sealed
+    assert plain.count("incident record — NOT the sealed record — it fails verification") >= 4
+    pdf = " ".join(" ".join(p.extract_text() for p in PdfReader(pdf_out).pages).split())
+    assert "1. What happened — NOT the sealed record — it fails verification" in pdf
+    assert "(sealed by" not in pdf and "NOT the sealed record" in pdf
+
+
+def test_report_of_a_verified_bundle_calls_the_record_sealed(case, tmp_path):
+    output = tmp_path / "r.html"
+    assert report(case, output).code == 0
+    page = Page()
+    page.feed(output.read_text("utf-8"))
+    assert "incident record (sealed by Jane Victim)" in page.plain
+    assert "NOT the sealed record" not in page.plain
+
+
+# ------------------------------------------------------------------ wording and dates
+def test_how_to_verify_says_where_to_get_evidencekit(case, tmp_path):
+    output = tmp_path / "r.html"
+    assert report(case, output).code == 0
+    page = Page()
+    page.feed(output.read_text("utf-8"))
+    section = page.plain[page.plain.index("How to verify this bundle"):]
+    assert "pipx install evidencekit" in section
+    assert "python3 -m pip install --user evidencekit" in section
+    assert section.index("pipx install") < section.index("evidencekit verify case.evidence")
+
+
+def test_dates_without_a_time_and_counts_of_one(tmp_path):
+    """A date given without a time is shown as that date; '1 folder', 'the 1 file'."""
+    import io
+
+    from evidencekit import incident as inc
+    from evidencekit.capture import CaptureRequest, CaseInfo, capture
+    from evidencekit.crypto import age
+    from evidencekit.crypto.keys import SigningKey
+    from evidencekit.report import collect
+    from evidencekit.report.html import render_html
+    from evidencekit.report.pdf import render_pdf
+    from evidencekit.verify import verify
+
+    tree = tmp_path / "shots"
+    tree.mkdir()
+    (tree / "one.png").write_bytes(b"\x89PNG")
+    record = inc.from_input({"started": "2026-11-14", "timeline": [
+        {"time": "2026-11-15", "description": "Paid the seller"}]})
+    identity = age.X25519Identity.generate()
+    bundle = tmp_path / "one.evidence"
+    capture(CaptureRequest([os.fsencode(tree)], bundle, CaseInfo("ONE-1", "Jane"),
+                           [identity.recipient()], SigningKey.generate(), ["test"],
+                           incident=record.to_json()))
+    data = collect(verify(bundle, [identity]), bundle.name, "2026-11-24T10:00:00.000000000Z")
+    page = Page()
+    page.feed(render_html(data))
+    plain = page.plain
+    assert "2026-11-15 Paid the seller" in plain and "2026-11-14 It started" in plain
+    assert "2026-11-14 00:00" not in plain and "(UTC" not in plain.split("Timeline")[1][:300]
+    assert "1 file (" in plain and "1 folder" in plain and "1 folders" not in plain
+    assert "the 1 file were checked" in plain and "all 1 files" not in plain
+    out = io.BytesIO()
+    render_pdf(data, out)
+    out.seek(0)
+    pdf = " ".join(" ".join(p.extract_text() for p in PdfReader(out).pages).split())
+    assert "1 folder" in pdf and "1 folders" not in pdf and "all 1 files" not in pdf
+    assert "2026-11-15 Paid the seller" in pdf
+
+
+# ----------------------------------------------------------------- PDF evidence list density
+def test_pdf_evidence_list_fits_25_items_a_page(tmp_path):
+    """300 files with ordinary names: the hash fits on one line under the path, so a page holds
+    25 items or more (13 before); and no page holds nothing but the footer."""
+    import io
+    import re
+
+    from evidencekit.capture import CaptureRequest, CaseInfo, capture
+    from evidencekit.crypto import age
+    from evidencekit.crypto.keys import SigningKey
+    from evidencekit.report import collect
+    from evidencekit.report.pdf import render_pdf
+    from evidencekit.verify import verify
+
+    tree = tmp_path / "Screenshots" / "2026-11"
+    tree.mkdir(parents=True)
+    for n in range(300):
+        (tree / f"Screenshot 2026-11-16 at 14.{n:05d}.png").write_bytes(b"\x89PNG %d" % n)
+    identity = age.X25519Identity.generate()
+    bundle = tmp_path / "many.evidence"
+    capture(CaptureRequest([os.fsencode(tmp_path / "Screenshots")], bundle,
+                           CaseInfo("MANY-1", "Jane"), [identity.recipient()],
+                           SigningKey.generate(), ["test"]))
+    data = collect(verify(bundle, [identity]), bundle.name, "2026-11-24T10:00:00.000000000Z")
+    out = io.BytesIO()
+    render_pdf(data, out)
+    out.seek(0)
+    pages = [p.extract_text() for p in PdfReader(out).pages]
+    counts = [len(re.findall(r"at 14\.\d{5}\.png", page)) for page in pages]
+    full_pages = [c for c in counts if c][1:-1]  # the first and last list pages are partial
+    assert full_pages and min(full_pages) >= 25, counts
+    assert sum(counts) == 300
+    hashes = {item.sha256 for item in data.items if item.sha256}
+    one_line = {line.strip() for page in pages for line in page.splitlines()}
+    assert hashes <= one_line  # every SHA-256 whole on one line
+    for number, page in enumerate(pages, 1):
+        body = [line for line in page.splitlines()
+                if line.strip() and "evidence report · sealer" not in line
+                and not line.startswith("Page ")]
+        assert len(" ".join(body)) > 200, f"page {number} is almost empty: {body}"
