@@ -105,12 +105,23 @@ def default_config_file(config_dir: Path) -> Path:
     return config_dir / "config.yaml"
 
 
+def _default_exists(path: Path) -> bool:
+    """Whether the default config file is there; a folder the user may not enter (``sudo -u``,
+    HOME=/root) is an error naming it, never a traceback, and never silently skipped."""
+    try:
+        return path.is_file()
+    except OSError as exc:
+        raise InputError(f"cannot look for the configuration file {path}: {exc.strerror}",
+                         hint="set XDG_CONFIG_HOME to a folder you can read, or give --config "
+                         "FILE") from None
+
+
 def load_config(explicit: Path | None, config_dir: Path,
                 environ: Mapping[str, str] = os.environ) -> Config:
     """Read the configuration file (if any) and overlay the EVIDENCEKIT_* variables."""
     config = Config()
     path = explicit or (Path(environ[CONFIG_ENV]) if environ.get(CONFIG_ENV) else None)
-    if path is None and default_config_file(config_dir).is_file():
+    if path is None and _default_exists(default_config_file(config_dir)):
         path = default_config_file(config_dir)
     if path is not None:
         _read_file(path, config, required=True)

@@ -618,3 +618,11 @@ def test_an_interrupted_verify_or_extract_says_what_it_was_doing(crafted, monkey
         assert "interrupted while extracting; nothing was extracted" in stderr
         assert f"{tmp_path / 'out'} was not created" in stderr
         assert os.listdir(tmp_path) == []
+
+
+def test_no_progress_bar_when_stderr_is_closed(monkeypatch) -> None:
+    """Started with stderr closed (``2>&-``), Python has sys.stderr None: not a terminal."""
+    from evidencekit.progress import NoProgress
+
+    monkeypatch.setattr(sys, "stderr", None)
+    assert isinstance(render.progress_for(as_json=False), NoProgress)

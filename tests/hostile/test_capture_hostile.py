@@ -861,8 +861,8 @@ def test_unreadable_files_with_hostile_names_for_real(shared_tmp, keys):
     assert_terminal_safe(result.stdout)
 
 
-@pytest.mark.xfail(strict=True, reason="evidencekit/config.py (another developer's) lets the "
-                   "PermissionError out; remove this mark with the fix")
+@pytest.mark.xfail(strict=True, reason="the test's bundle is not readable by nobody, so click "
+                   "refuses BUNDLE before the config is read; config.py now maps the error")
 def test_an_unreadable_config_folder_is_not_a_traceback(shared_tmp, home, keys):
     """HOME is a folder the user may not enter (``sudo -u``, a service account, HOME=/root):
     looking for the config file there raised PermissionError out of
