@@ -8,12 +8,14 @@ import os
 import re
 import resource
 import shutil
+import signal
 import stat
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -224,3 +226,17 @@ def _hash_at(root: int, relative: bytes) -> str:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+@contextmanager
+def alarm(seconds: int) -> Iterator[None]:
+    """Fail instead of hanging: a blocking open or read is interrupted by SIGALRM."""
+    def expired(signum: int, frame: object) -> None:
+        raise TimeoutError(f"blocked for more than {seconds} s")
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)

@@ -14,12 +14,10 @@ import errno
 import os
 import random
 import shutil
-import signal
 import socket
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +35,7 @@ from tests.hostile import craft
 from tests.hostile.conftest import (
     GIB,
     Bounded,
+    alarm,
     assert_clean_failure,
     assert_terminal_safe,
     run_bounded,
@@ -505,7 +504,7 @@ def test_only_regular_files_are_opened_as_bundles(not_files: dict[str, Path], tm
 def test_open_bundle_refuses_a_fifo_without_blocking(tmp_path: Path) -> None:
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
-    with _alarm(10), pytest.raises(InputError, match="is a FIFO"):
+    with alarm(10), pytest.raises(InputError, match="is a FIFO"):
         open_bundle(fifo)
     with pytest.raises(InputError, match="is a character device"):
         open_bundle(Path("/dev/zero"))
@@ -521,17 +520,6 @@ def test_a_bundle_is_read_in_blocking_mode(crafted) -> None:
         bundle.close()
 
 
-@contextmanager
-def _alarm(seconds: int) -> Iterator[None]:
-    def expired(signum: int, frame: object) -> None:
-        raise TimeoutError(f"blocked for more than {seconds} s")
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 # ------------------------------------------------- bugs are bugs, not damaged bundles (exit 5)

@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import socket
 import stat
 import subprocess
@@ -23,7 +22,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +36,7 @@ from evidencekit.verify import verify
 from tests.conftest import skip_or_fail
 from tests.hostile.conftest import (
     Bounded,
+    alarm,
     assert_terminal_safe,
     drop_privileges,
     file_hashes,
@@ -111,20 +110,6 @@ def proc_name(fd: int) -> str:
         return os.readlink(f"/proc/self/fd/{fd}")
     except OSError:
         return ""
-
-
-@contextmanager
-def alarm(seconds: int) -> Iterator[None]:
-    """Fail instead of hanging: a blocking open or read is interrupted by SIGALRM."""
-    def expired(signum: int, frame: object) -> None:
-        raise TimeoutError(f"blocked for more than {seconds} s")
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def hook_reads(monkeypatch: pytest.MonkeyPatch, name: str,
