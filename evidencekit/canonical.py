@@ -191,8 +191,8 @@ class _TextWindow:
         piece = self._text[self._pos:end]
         encoded = _canonical_piece(value, self._what)
         if encoded != piece:
-            raise BundleError(f"{self._what} is not in canonical form (it was edited or not made "
-                              "by evidencekit)")
+            raise _not_canonical(encoded, self._what)
+        # Equal to text decoded from UTF-8, so it has a UTF-8 form: encoded once, for the offset.
         self._advance(len(piece), len(piece.encode("utf-8")))
         return value
 
@@ -223,11 +223,18 @@ class _TextWindow:
 
 def _canonical_piece(value: Any, what: str) -> str:
     try:  # floats never get here: the decoder refuses them
-        text = _ENCODER.encode(value)
-        text.encode("utf-8")
+        return _ENCODER.encode(value)
     except RecursionError:
         raise BundleError(f"{what} is not valid JSON: nested too deeply") from None
-    except (TypeError, ValueError):  # "\ud800": an escaped unpaired surrogate has no UTF-8 form
-        raise BundleError(f"{what} is not valid JSON: it holds a string that is not Unicode "
-                          "text (an unpaired surrogate)") from None
-    return text
+
+
+def _not_canonical(encoded: str, what: str) -> BundleError:
+    """Why a piece differs from its canonical encoding: an escaped unpaired surrogate ("\\ud800",
+    which has no UTF-8 form) is named as such, anything else is an edit."""
+    try:
+        encoded.encode("utf-8")
+    except UnicodeEncodeError:
+        return BundleError(f"{what} is not valid JSON: it holds a string that is not Unicode "
+                           "text (an unpaired surrogate)")
+    return BundleError(f"{what} is not in canonical form (it was edited or not made by "
+                       "evidencekit)")
