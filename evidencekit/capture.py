@@ -161,6 +161,9 @@ class _Tally:
     # Records not yet encoded, in walk order: a file's waits for its MIME type (a Future).
     pending: deque[dict[str, Any]] = field(default_factory=deque)
     pending_bytes: int = 0  # first blocks held for libmagic by pending records
+    # Files with more than one name, by (device, inode): the record of the first name stored, so
+    # that the others become hard links to it in the bag instead of copies (FORMAT.md §4.2).
+    linked: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
 
     def problem(self, record: dict[str, Any], text: str) -> None:
         path = record.get("path") or records.bytes_from_field(record, "path").decode(
@@ -191,7 +194,7 @@ class _Tally:
         mime = record.get("mime")
         if isinstance(mime, Future):
             record["mime"] = mime.result()
-            self.pending_bytes -= record.pop("_first_size")
+            self.pending_bytes -= record.pop("_first_size", 0)  # a hard link holds none
         self.entries.append(canonical.dumps(record).rstrip(b"\n"))
 
 
@@ -661,7 +664,12 @@ def _capture_entry(entry: Entry, inner: InnerTarWriter, tally: _Tally, progress:
         if entry.error is not None:
             progress.advance(files=1, nbytes=entry.lstat.st_size)
     if entry.kind == "file" and entry.error is None:
-        record = _capture_file(entry, inner, tally, progress)
+        first = _first_name(entry, tally)
+        if first is not None:
+            record = _capture_hard_link(entry, first, inner, tally, progress)
+        else:
+            record = _capture_file(entry, inner, tally, progress)
+            _remember_if_linked(record, tally)
     else:
         record = records.special_record(entry)
         if entry.kind == "directory" and entry.lstat is not None and entry.error is None:
@@ -679,6 +687,45 @@ def _capture_entry(entry: Entry, inner: InnerTarWriter, tally: _Tally, progress:
         tally.counts[key] += 1
         tally.problem(record, str(record["error"]))
     tally.add_entry(record)
+
+
+def _first_name(entry: Entry, tally: _Tally) -> dict[str, Any] | None:
+    """The record of the file *entry* is another name of, when that one is stored unchanged:
+    same inode, same size and times (else the inode was reused, or the file changed, and this
+    name is read like any file)."""
+    info = entry.lstat
+    if info is None or info.st_nlink < 2:
+        return None
+    first = tally.linked.get((info.st_dev, info.st_ino))
+    if first is None or first["size"] != info.st_size or \
+            first["mtime"] != rfc3339(info.st_mtime_ns) or \
+            first["ctime"] != rfc3339(info.st_ctime_ns):
+        return None
+    return first
+
+
+def _remember_if_linked(record: dict[str, Any], tally: _Tally) -> None:
+    if record.get("nlink", 1) > 1 and record.get("error") is None and \
+            not record.get("changed_during_read") and "sha256" in record:
+        tally.linked[(record["device"], record["inode"])] = record
+
+
+def _capture_hard_link(entry: Entry, first: dict[str, Any], inner: InnerTarWriter,
+                       tally: _Tally, progress: Progress) -> dict[str, Any]:
+    """Another name of a file already stored: recorded in full, stored as a tar hard link to
+    the first name (no second copy, and the content is not read again)."""
+    assert entry.lstat is not None
+    record = records.base_record(entry)
+    record.update(records.allocation_fields(entry.lstat))
+    record["xattrs"] = records.read_xattrs(entry)
+    inner.add_hard_link(entry.bag_path, first["bag_path"], entry.lstat)
+    record.update(link_to=first["bag_path"], sha256=first["sha256"], mime=first["mime"],
+                  changed_during_read=False, changes=[])
+    tally.counts["files"] += 1
+    tally.total_bytes += entry.lstat.st_size
+    tally.manifest_lines.append(bag.manifest_line(record["sha256"], entry.bag_path))
+    progress.advance(files=1, nbytes=entry.lstat.st_size)
+    return record
 
 
 def _open_readonly(entry: Entry) -> int:

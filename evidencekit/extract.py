@@ -1,8 +1,9 @@
 """Extract: verify while writing into a fresh staging folder; publish it only if all checks pass.
 
-Files are written with O_EXCL | O_NOFOLLOW under names already checked to stay inside ``bag/``;
-symbolic links (from the signed manifest, never from the tar) are created last and only when they
-point inside the output; original non-UTF-8 names, modes (without set-id bits) and times are then
+Files are written with O_EXCL | O_NOFOLLOW under names already checked to stay inside ``bag/``
+(a file's second name, format version 2, is a hard link to the first one written); symbolic
+links (from the signed manifest, never from the tar) are created last and only when they point
+inside the output; original non-UTF-8 names, modes (without set-id bits) and times are then
 restored. On any failed check the staging folder is deleted (or kept as ``OUT.UNTRUSTED`` on
 request), so nothing unverified is ever presented under the requested name.
 """
@@ -36,6 +37,8 @@ _DIR_OPEN = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # other error is the output's fault (full disk, no permission) and ends extraction with exit 2.
 _CONFLICTS = (errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.ELOOP)
 _NAME_MAX = 255
+# A file system without hard links (FAT, some network shares): the second name becomes a copy.
+_NO_HARD_LINKS = (errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP)
 
 
 def _on_disk(name: bytes) -> bytes:
@@ -151,11 +154,43 @@ class _Writer:
             raise self._failed(name, exc) from None
         self.files += 1
 
+    def hard_link(self, name: str, member: tarfile.TarInfo, target: str) -> None:
+        """Another name of *target* (already written, checked by scan_payload): a hard link,
+        or a copy where the output's file system has none."""
+        try:
+            source = self.tree.parent(target)
+            if source is None:
+                raise BundleError(f"payload hard link {name}: {target} is not there")
+            source_fd, source_name = os.dup(source[0]), source[1]  # the tree keeps one folder
+            try:
+                where = self.tree.parent(name, create=True)
+                if where is None:
+                    raise BundleError(f"payload file {name} lies under a file")
+                try:
+                    os.link(source_name, where[1], src_dir_fd=source_fd, dst_dir_fd=where[0],
+                            follow_symlinks=False)
+                except OSError as exc:
+                    if exc.errno not in _NO_HARD_LINKS:
+                        raise
+                    _copy_file(source_fd, source_name, where)
+            finally:
+                os.close(source_fd)
+        except OSError as exc:
+            raise self._failed(name, exc) from None
+        self.files += 1
+
     def _failed(self, name: str, exc: OSError) -> Exception:
         if exc.errno in _CONFLICTS:
             return BundleError(f"payload member {name} collides with another member")
         self.failure = exc
         return exc
+
+
+def _copy_file(source_fd: int, source_name: bytes, where: tuple[int, bytes]) -> None:
+    with os.fdopen(os.open(source_name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                           dir_fd=source_fd), "rb") as source, \
+            os.fdopen(os.open(where[1], _CREATE, 0o600, dir_fd=where[0]), "wb") as out:
+        shutil.copyfileobj(source, out, 1 << 20)
 
 
 def extract(bundle: Path, output: Path, identities: Sequence[age.Identity],

@@ -1,7 +1,8 @@
 """Read the decrypted payload tar in one streaming pass, hashing every file as it goes by.
 
-Shared by verify (hash only) and extract (hash and write). Anything but regular files and folders
-under ``bag/``, and any unsafe name, is a finding, never followed.
+Shared by verify (hash only) and extract (hash and write). Anything but regular files, folders
+and (format version 2) hard links between files of ``bag/data/``, and any unsafe name, is a
+finding, never followed.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class Visitor(Protocol):
 
     def file(self, name: str, member: tarfile.TarInfo, chunks: Iterator[bytes]) -> None: ...
 
+    def hard_link(self, name: str, member: tarfile.TarInfo, target: str) -> None: ...
+
 
 @dataclass
 class PayloadScan:
@@ -38,6 +41,7 @@ class PayloadScan:
     tag_hashes: dict[str, str] = field(default_factory=dict)
     directories: set[str] = field(default_factory=set)
     order: list[str] = field(default_factory=list)
+    hard_links: dict[str, str] = field(default_factory=dict)  # data/... → the data/... it links to
 
 
 def safe_name(raw: str) -> str | None:
@@ -91,6 +95,8 @@ def scan_payload(stream: IO[bytes] | PieceSource, findings: Findings,
                 visitor.directory(name, member)
         elif member.isreg():
             _scan_file(tar, member, name, scan, findings, visitor)
+        elif member.islnk():
+            _scan_hard_link(member, name, scan, findings, visitor)
         else:
             findings.error("payload-structure", name, "payload member is a link or special "
                            "file; evidencekit never stores those (not extracted)")
@@ -99,6 +105,24 @@ def scan_payload(stream: IO[bytes] | PieceSource, findings: Findings,
         findings.error("payload-structure", "payload.age", f"{hidden} non-zero bytes follow the "
                        "end of the payload tar")
     return scan
+
+
+def _scan_hard_link(member: tarfile.TarInfo, name: str, scan: PayloadScan, findings: Findings,
+                    visitor: Visitor | None) -> None:
+    """A second name of a stored file (format version 2): allowed only in data/, and only to a
+    regular file stored earlier in data/, so it can never reach outside the bag or a tag file.
+    It counts as a file with that file's content."""
+    target = safe_name(member.linkname)
+    if not name.startswith("data/") or target is None or target not in scan.data_files or \
+            target in scan.hard_links:
+        findings.error("payload-structure", name, "payload member is a hard link to "
+                       f"{member.linkname[:200]!r}, which is not a file stored before it in "
+                       "data/ (not extracted)")
+        return
+    if visitor:
+        visitor.hard_link(name, member, target)
+    scan.hard_links[name] = target
+    scan.data_files[name] = scan.data_files[target]
 
 
 def _chunks(tar: TarReader, digest: hashlib._Hash) -> Iterator[bytes]:

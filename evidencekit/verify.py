@@ -44,6 +44,7 @@ from evidencekit.format.documents import (
     README,
     SEAL,
     SEAL_SIG,
+    SUPPORTED_VERSIONS,
     CustodyEvent,
     Seal,
     custody_member,
@@ -520,7 +521,7 @@ def _check_incident(manifest: Manifest, scan: PayloadScan, findings: Findings) -
 
 def _check_manifest_fields(manifest: Manifest, scan: PayloadScan, seal: Seal,
                            findings: Findings) -> None:
-    if manifest.get("type") != MANIFEST_TYPE or manifest.get("format_version") != 1:
+    if manifest.get("type") != MANIFEST_TYPE or manifest.get("format_version") not in SUPPORTED_VERSIONS:
         raise BundleError("manifest.json is not an evidencekit manifest of a known version")
     try:
         case_id = manifest.fields["case"]["case_id"]
@@ -541,6 +542,9 @@ def _check_manifest_fields(manifest: Manifest, scan: PayloadScan, seal: Seal,
         findings.error("manifest", bag.EK_MANIFEST, "manifest counts differ from the seal")
     if summary.get("manifest_root") != seal.manifest_root:
         findings.error("manifest", bag.EK_MANIFEST, "manifest root hash differs from the seal")
+    if manifest.get("format_version") == 1:
+        for path in scan.hard_links:  # version 1 stores every name as a copy (FORMAT.md §8)
+            findings.error("manifest", path, "a format version 1 bundle holds a hard link")
 
 
 class _EntryComparison:
@@ -549,6 +553,7 @@ class _EntryComparison:
 
     def __init__(self, scan: PayloadScan) -> None:
         self._files = scan.data_files
+        self._hard_links = scan.hard_links
         self._sane = EntryChecker()
         self._matched: set[str] = set()
         self._problems: list[tuple[str, str, object, object]] = []
@@ -573,6 +578,10 @@ class _EntryComparison:
         elif entry.get("size") != found[1]:
             self._problems.append((path, "file size does not match manifest.json",
                                    entry.get("size"), found[1]))
+        if entry.get("link_to") != self._hard_links.get(path):
+            self._problems.append((path, "manifest.json and the payload disagree on which file "
+                                   "this one is a hard link to", entry.get("link_to"),
+                                   self._hard_links.get(path)))
 
     def report(self, findings: Findings) -> None:
         for where, problem, expected, found in self._problems:

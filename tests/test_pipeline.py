@@ -310,16 +310,20 @@ def test_fast_headers_are_byte_for_byte_what_tarfile_writes(seed: int):
     for _ in range(2000):
         name = "data/" + "".join(rng.choice(alphabet) for _ in range(
             rng.choice([1, 90, 94, 95, 96, 99, 100, 101, 300])))
-        kind = rng.choice([tarfile.REGTYPE, tarfile.DIRTYPE])
-        size = 0 if kind == tarfile.DIRTYPE else rng.choice([0, 1, 512, 8**11 - 1, 8**11, 10**13])
+        kind = rng.choice([tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.LNKTYPE])
+        size = 0 if kind != tarfile.REGTYPE else rng.choice([0, 1, 512, 8**11 - 1, 8**11, 10**13])
         mtime = rng.choice([0, -1, -(10**18), 1_780_000_000_123_456_789, 8**11 * 10**9, 10**20])
         info = rng.choice([None, _Stat(1000, 1000), _Stat(8**7, 5), _Stat(2**32 - 1, 8**7 - 1)])
         mode = rng.randrange(0o10000)
-        assert _header(name, kind, size, mode, mtime, info) == \
-            _tarfile_header(name, kind, size, mode, mtime, info), name  # type: ignore[arg-type]
+        link = None if kind != tarfile.LNKTYPE else "data/" + "".join(
+            rng.choice(alphabet) for _ in range(rng.choice([1, 94, 95, 96, 300])))
+        assert _header(name, kind, size, mode, mtime, info, link) == \
+            _tarfile_header(name, kind, size, mode, mtime, info, link), name  # type: ignore[arg-type]
     odd = "data/not-utf8-\udce9"
     assert _header(odd, tarfile.REGTYPE, 1, 0o644, 5, None) == \
         _tarfile_header(odd, tarfile.REGTYPE, 1, 0o644, 5, None)
+    assert _header("data/a", tarfile.LNKTYPE, 0, 0o644, 5, None, odd) == \
+        _tarfile_header("data/a", tarfile.LNKTYPE, 0, 0o644, 5, None, odd)
 
 
 def test_rfc3339_is_unchanged_by_its_cache():
@@ -561,6 +565,9 @@ class Recorder:
                 break  # a visitor may stop early: the rest is still hashed
         self.files[name] = b"".join(parts)
 
+    def hard_link(self, name: str, member: tarfile.TarInfo, target: str) -> None:
+        self.files[name] = self.files[target]
+
 
 def test_scan_payload_hashes_files_and_reports_every_unsafe_member():
     big = os.urandom(200_000)
@@ -585,8 +592,32 @@ def test_scan_payload_hashes_files_and_reports_every_unsafe_member():
     assert visitor.directories == ["data"] and big.startswith(visitor.files["data/big"])
     problems = [(f.where, f.problem) for f in findings.items]
     assert sum("unsafe" in p for _, p in problems) == 3
-    assert sum("link or special" in p for _, p in problems) == 4
+    assert sum("link or special" in p for _, p in problems) == 3
+    assert ("data/hard", "payload member is a hard link to '/etc/passwd', which is not a file "
+            "stored before it in data/ (not extracted)") in problems
     assert ("data/big", "member appears twice in the payload") in problems
+
+
+def test_scan_payload_takes_a_hard_link_only_to_a_file_stored_before_it_in_data():
+    members = [
+        _member("bag/data/a", b"content"),
+        _member("bag/data/b", kind=tarfile.LNKTYPE, linkname="bag/data/a"),
+        _member("bag/data/before", kind=tarfile.LNKTYPE, linkname="bag/data/later"),
+        _member("bag/data/later", b"x"),
+        _member("bag/data/up", kind=tarfile.LNKTYPE, linkname="bag/data/../data/a"),
+        _member("bag/data/tag", kind=tarfile.LNKTYPE, linkname="bag/bagit.txt"),
+        _member("bag/data/chain", kind=tarfile.LNKTYPE, linkname="bag/data/b"),
+        _member("bag/bagit.txt", b"tag"),
+        _member("bag/outside", kind=tarfile.LNKTYPE, linkname="bag/data/a"),
+    ]
+    findings = Findings()
+    visitor = Recorder()
+    scan = scan_payload(io.BytesIO(_tar(members)), findings, visitor)
+    assert scan.hard_links == {"data/b": "data/a"}
+    assert scan.data_files["data/b"] == scan.data_files["data/a"]
+    assert visitor.files["data/b"] == b"content"
+    refused = sorted(f.where for f in findings.items if "hard link" in f.problem)
+    assert refused == ["data/before", "data/chain", "data/tag", "data/up", "outside"]
 
 
 def test_scan_payload_reports_hidden_bytes_after_the_tar():

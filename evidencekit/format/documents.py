@@ -14,8 +14,8 @@ from evidencekit import canonical
 from evidencekit.clock import parse_rfc3339
 from evidencekit.errors import BundleError
 
-FORMAT_VERSION = 1
-SUPPORTED_VERSIONS = (1,)
+FORMAT_VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)
 SEAL_TYPE = "evidencekit.seal"
 EVENT_TYPE = "evidencekit.custody-event"
 MANIFEST_TYPE = "evidencekit.manifest"

@@ -124,6 +124,10 @@ def _field_problems(entry: dict[str, Any]) -> Iterator[str]:
             parse_rfc3339(value)
         except (TypeError, ValueError, AttributeError):
             yield f"{key} is not a UTC timestamp"
+    link_to = entry.get("link_to")
+    if "link_to" in entry and (kind != "file" or not safe_bag_path(link_to) or
+                               link_to == entry.get("bag_path")):
+        yield "link_to is not the bag_path of another file"
     sha256 = entry.get("sha256")
     if sha256 is not None and not (isinstance(sha256, str) and _HEX64.fullmatch(sha256)):
         yield "sha256 is not a SHA-256 hex digest"

@@ -29,11 +29,12 @@ def _octal(value: int, width: int) -> bytes:
 
 
 def _ustar_block(name: bytes, kind: bytes, size: int, mode: int, mtime: int, uid: int,
-                 gid: int) -> bytes:
+                 gid: int, linkname: bytes = b"") -> bytes:
     """A ustar header block exactly as tarfile writes it (PAX_FORMAT, no device numbers)."""
     block = b"".join((
         name[:100].ljust(100, b"\0"), _octal(mode & 0o7777, 8), _octal(uid, 8), _octal(gid, 8),
-        _octal(size, 12), _octal(mtime, 12), b"        ", kind, bytes(100), _POSIX_MAGIC,
+        _octal(size, 12), _octal(mtime, 12), b"        ", kind, linkname[:100].ljust(100, b"\0"),
+        _POSIX_MAGIC,
         bytes(64 + 16 + 155 + 12),  # uname, gname, devmajor, devminor, prefix, padding
     ))
     return block[:148] + b"%06o\0" % sum(block) + block[155:]
@@ -48,24 +49,23 @@ def _pax_record(keyword: str, value: str) -> bytes:
 
 
 def _header(name: str, kind: bytes, size: int, mode: int, mtime_ns: int,
-            info: os.stat_result | None) -> bytes:
+            info: os.stat_result | None, link_to: str | None = None) -> bytes:
     """The member's header: byte for byte what ``tarfile`` writes in PAX_FORMAT, about ten
-    times faster (it matters for folders of small files). Unusual names go through tarfile."""
+    times faster (it matters for folders of small files). Unusual names go through tarfile.
+
+    *link_to* (a hard link, format version 2) is the bag name of the file it links to."""
     path = f"{BAG_ROOT}/{name}/" if kind == tarfile.DIRTYPE and not name.endswith("/") \
         else f"{BAG_ROOT}/{name}"
     uid, gid = (info.st_uid, info.st_gid) if info is not None else (0, 0)
     mtime = mtime_ns // 1_000_000_000
     records = [_pax_record("mtime", _pax_time(mtime_ns))]
+    encoded_link = b""
     try:
-        encoded = path.encode("ascii")
-        if len(encoded) > 100:
-            records.append(_pax_record("path", path))
-    except UnicodeEncodeError:
-        try:
-            records.append(_pax_record("path", path))
-        except UnicodeEncodeError:  # surrogates: tarfile switches to hdrcharset=BINARY
-            return _tarfile_header(name, kind, size, mode, mtime_ns, info)
-        encoded = path.encode("ascii", "replace")
+        encoded = _pax_field(records, "path", path)
+        if link_to is not None:
+            encoded_link = _pax_field(records, "linkpath", f"{BAG_ROOT}/{link_to}")
+    except UnicodeEncodeError:  # surrogates: tarfile switches to hdrcharset=BINARY
+        return _tarfile_header(name, kind, size, mode, mtime_ns, info, link_to)
     numbers = {"uid": uid, "gid": gid, "size": size}
     for keyword, width in (("uid", 8), ("gid", 8), ("size", 12)):
         if not 0 <= numbers[keyword] < _MAX_OCTAL[width]:
@@ -77,14 +77,28 @@ def _header(name: str, kind: bytes, size: int, mode: int, mtime_ns: int,
     return (_ustar_block(_PAX_HEADER_NAME, tarfile.XHDTYPE, len(data), 0, 0, 0, 0)
             + data + padding(len(data))
             + _ustar_block(encoded, kind, numbers["size"], mode, mtime, numbers["uid"],
-                           numbers["gid"]))
+                           numbers["gid"], encoded_link))
+
+
+def _pax_field(records: list[bytes], keyword: str, value: str) -> bytes:
+    """The ustar field for *value*; a pax record too when it is not ASCII or too long for it."""
+    try:
+        encoded = value.encode("ascii")
+        if len(encoded) > 100:
+            records.append(_pax_record(keyword, value))
+    except UnicodeEncodeError:
+        records.append(_pax_record(keyword, value))  # raises again for surrogates
+        encoded = value.encode("ascii", "replace")
+    return encoded
 
 
 def _tarfile_header(name: str, kind: bytes, size: int, mode: int, mtime_ns: int,
-                    info: os.stat_result | None) -> bytes:
+                    info: os.stat_result | None, link_to: str | None = None) -> bytes:
     """The reference: the header tarfile itself makes (what _header must equal)."""
     member = tarfile.TarInfo(f"{BAG_ROOT}/{name}")
     member.type = kind
+    if link_to is not None:
+        member.linkname = f"{BAG_ROOT}/{link_to}"
     member.size = size
     member.mode = mode
     member.mtime = mtime_ns // 1_000_000_000
@@ -124,6 +138,11 @@ class InnerTarWriter:
     def begin_file(self, name: str, size: int, info: os.stat_result) -> None:
         self._out.write(_header(name, tarfile.REGTYPE, size, stat.S_IMODE(info.st_mode),
                                 info.st_mtime_ns, info))
+
+    def add_hard_link(self, name: str, link_to: str, info: os.stat_result) -> None:
+        """A second name of a file already stored as *link_to* (format version 2): no data."""
+        self._out.write(_header(name, tarfile.LNKTYPE, 0, stat.S_IMODE(info.st_mode),
+                                info.st_mtime_ns, info, link_to))
 
     def write(self, data: bytes) -> None:
         self._out.write(data)

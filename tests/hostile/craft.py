@@ -31,6 +31,7 @@ from evidencekit.crypto import age, sshsig
 from evidencekit.crypto.keys import SigningKey
 from evidencekit.format import bag
 from evidencekit.format.documents import (
+    FORMAT_VERSION,
     MANIFEST_TYPE,
     PAYLOAD,
     README,
@@ -144,7 +145,7 @@ def link_entry(bag_path: str, target: str, **extra: Any) -> dict[str, Any]:
 def manifest_document(entries: list[dict[str, Any]], counts: dict[str, int], total: int,
                       root: str) -> dict[str, Any]:
     return {
-        "type": MANIFEST_TYPE, "format_version": 1,
+        "type": MANIFEST_TYPE, "format_version": FORMAT_VERSION,
         "case": {"case_id": CASE, "examiner": "Mallory", "description": "", "legal_basis": "",
                  "organisation": ""},
         "capture": {"started": rfc3339(STARTED), "finished": rfc3339(FINISHED),
@@ -167,6 +168,7 @@ def build_bag(keys: Keys, files: dict[str, bytes] | None = None, *,
               manifest_json: bytes | None = None,
               edit_manifest: Callable[[dict[str, Any]], None] | None = None,
               manifest_signer: SigningKey | None = None,
+              hard_links: dict[str, str] | None = None,
               tail: bytes = b"") -> Bag:
     """A complete, self-consistent bag; every keyword bends one part of it.
 
@@ -174,13 +176,18 @@ def build_bag(keys: Keys, files: dict[str, bytes] | None = None, *,
     *data_members*: raw tar members placed among the data (not listed anywhere).
     *entries* replaces, *extra_entries* extends the manifest's entries; *edit_manifest* edits the
     whole document; *manifest_json* replaces its bytes outright (still signed and hashed).
+    *hard_links*: ``{name: earlier name}`` for files stored as a tar hard link (format 2).
     """
+    hard_links = hard_links or {}
     files = {"data/evidence/note.txt": b"hello\n"} if files is None else files
     directories = ["data", "data/evidence"] if directories is None else directories
     members = [Member(f"{bag.BAG_ROOT}/{bag.BAGIT}", bag.BAGIT_TXT)]
     members += [Member(f"{bag.BAG_ROOT}/{d}", type=tarfile.DIRTYPE, mode=0o755)
                 for d in directories]
-    members += [Member(f"{bag.BAG_ROOT}/{name}", data) for name, data in files.items()]
+    members += [Member(f"{bag.BAG_ROOT}/{name}", data) if name not in hard_links else
+                Member(f"{bag.BAG_ROOT}/{name}", type=tarfile.LNKTYPE,
+                       linkname=f"{bag.BAG_ROOT}/{hard_links[name]}")
+                for name, data in files.items()]
     members += data_members or []
     manifest = b"".join(bag.manifest_line(_sha(data), name) for name, data in files.items())
     root = _sha(manifest)
@@ -192,7 +199,9 @@ def build_bag(keys: Keys, files: dict[str, bytes] | None = None, *,
                          ("Payload-Oxum", f"{total}.{len(files)}")])
     if entries is None:
         entries = [dir_entry(d) for d in directories if d != "data"]
-        entries += [file_entry(name, data) for name, data in files.items()]
+        entries += [file_entry(name, data, **({"link_to": hard_links[name]}
+                                              if name in hard_links else {}))
+                    for name, data in files.items()]
     entries = entries + (extra_entries or [])
     document = manifest_document(entries, counts, total, root)
     if edit_manifest is not None:
@@ -502,6 +511,44 @@ def tar_hardlink_escape(folder: Path, keys: Keys) -> Path:
                         build_bag(keys, data_members=bad))
 
 
+_LINKED = {"data/evidence/note.txt": b"hello\n", "data/evidence/second-name.txt": b"hello\n"}
+_SECOND_NAME = {"data/evidence/second-name.txt": "data/evidence/note.txt"}
+
+
+@case("valid-hard-link", exit_codes=(0,))
+def valid_hard_link(folder: Path, keys: Keys) -> Path:
+    """Control: a second name of a file, stored as a tar hard link (format 2), verifies."""
+    return write_bundle(_bundle(folder, "valid-hard-link"), keys,
+                        build_bag(keys, dict(_LINKED), hard_links=_SECOND_NAME))
+
+
+@case("tar-hardlink-unlisted", phrase="disagree")
+def tar_hardlink_unlisted(folder: Path, keys: Keys) -> Path:
+    """A hard link in the tar where the signed manifest records a plain file."""
+    def drop_link_to(document: dict[str, Any]) -> None:
+        for entry in document["entries"]:
+            entry.pop("link_to", None)
+    return write_bundle(_bundle(folder, "tar-hardlink-unlisted"), keys,
+                        build_bag(keys, dict(_LINKED), hard_links=_SECOND_NAME,
+                                  edit_manifest=drop_link_to))
+
+
+@case("tar-hardlink-in-format-1", phrase="format version 1 bundle holds a hard link")
+def tar_hardlink_in_format_1(folder: Path, keys: Keys) -> Path:
+    return write_bundle(_bundle(folder, "tar-hardlink-in-format-1"), keys,
+                        build_bag(keys, dict(_LINKED), hard_links=_SECOND_NAME,
+                                  edit_manifest=lambda d: d.update(format_version=1)))
+
+
+@case("manifest-link-to-itself", phrase="link_to is not the bag_path of another file")
+def manifest_link_to_itself(folder: Path, keys: Keys) -> Path:
+    def self_link(document: dict[str, Any]) -> None:
+        document["entries"][-1]["link_to"] = document["entries"][-1]["bag_path"]
+    return write_bundle(_bundle(folder, "manifest-link-to-itself"), keys,
+                        build_bag(keys, dict(_LINKED), hard_links=_SECOND_NAME,
+                                  edit_manifest=self_link))
+
+
 @case("tar-device-and-fifo", phrase="special")
 def tar_device_and_fifo(folder: Path, keys: Keys) -> Path:
     bad = [Member("bag/data/evidence/null", type=tarfile.CHRTYPE),
@@ -788,7 +835,7 @@ _wrong_types("manifest-path-b64-invalid",
 _wrong_types("manifest-target-not-a-string",
              lambda d: d["entries"].append({**link_entry("data/evidence/l", "x"),
                                             "target": ["a"]}))
-_wrong_types("manifest-unknown-format-version", lambda d: d.update(format_version=2))
+_wrong_types("manifest-unknown-format-version", lambda d: d.update(format_version=3))
 
 
 # Entries that would make extract write, rename, chmod or link outside its folder.
@@ -863,10 +910,10 @@ def manifest_signed_by_another_key(folder: Path, keys: Keys) -> Path:
                         build_bag(keys, manifest_signer=SigningKey.generate("someone else")))
 
 
-@case("seal-unknown-format-version", phrase="format version 2")
+@case("seal-unknown-format-version", phrase="format version 3")
 def seal_unknown_format_version(folder: Path, keys: Keys) -> Path:
     return write_bundle(_bundle(folder, "seal-unknown-format-version"), keys, build_bag(keys),
-                        Outer(seal_edit=seal_edit(format_version=2)))
+                        Outer(seal_edit=seal_edit(format_version=3)))
 
 
 @case("seal-not-json", phrase="not valid json")

@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 
 from evidencekit.capture import CaptureRequest, CaptureResult, CaseInfo, capture
+from evidencekit.clock import rfc3339
 from evidencekit.crypto import age
 from evidencekit.crypto.keys import SigningKey
 from evidencekit.errors import ExitCode, OutputError
@@ -584,20 +585,57 @@ def test_allocated_bytes_is_checked_like_every_integer_field():
         assert problems and "allocated_bytes" in problems[0], bad
 
 
-def test_hard_links_are_both_captured_with_the_same_inode(tmp_path, home, keys):
+def test_hard_links_are_stored_once_and_linked_the_second_time(tmp_path, home, keys):
+    src = tmp_path / "src"
+    (src / "b").mkdir(parents=True)
+    content = os.urandom(1 << 20)  # walked in byte order: a-original.bin comes first
+    (src / "a-original.bin").write_bytes(content)
+    os.link(src / "a-original.bin", src / "b" / "second.bin")
+    os.link(src / "a-original.bin", src / "third.bin")
+    result, bundle = cli_capture(tmp_path, keys, src, timeout=60)
+    assert result.code == 0 and result.json()["seal"]["counts"]["files"] == 3
+    assert bundle.stat().st_size < 1.5 * len(content)  # one copy, not three
+    entries = by_path(cli_manifest(bundle, keys, tmp_path / "out"))
+    first = entries[b"src/a-original.bin"]
+    assert "link_to" not in first and first["nlink"] == 3
+    for name in (b"src/b/second.bin", b"src/third.bin"):
+        entry = entries[name]
+        assert entry["link_to"] == "data/src/a-original.bin" and entry["kind"] == "file"
+        assert (entry["inode"], entry["sha256"], entry["size"]) == \
+            (first["inode"], first["sha256"], first["size"])
+    restored = tmp_path / "out" / "data" / "src"
+    assert (restored / "b" / "second.bin").read_bytes() == content
+    assert os.stat(restored / "a-original.bin").st_ino == os.stat(restored / "third.bin").st_ino
+    assert os.stat(restored / "a-original.bin").st_nlink == 3  # linked again, not copied
+
+
+def test_a_name_of_a_changed_file_is_not_linked(tmp_path):
+    """Another name is linked only when its inode, size and times are those of the stored
+    file: a reused inode, or a file changed between the two names, is read again."""
+    from evidencekit.capture import _first_name, _remember_if_linked, _Tally
+    from evidencekit.walk import resolve_sources, walk
+
     src = tmp_path / "src"
     src.mkdir()
-    (src / "original.txt").write_text("one inode, two names\n")
-    os.link(src / "original.txt", src / "hardlink.txt")
-    result, bundle = cli_capture(tmp_path, keys, src, timeout=60)
-    assert result.code == 0 and result.json()["seal"]["counts"]["files"] == 2
-    entries = by_path(cli_manifest(bundle, keys, tmp_path / "out"))
-    first, second = entries[b"src/original.txt"], entries[b"src/hardlink.txt"]
-    assert first["inode"] == second["inode"] and first["nlink"] == second["nlink"] == 2
-    assert first["sha256"] == second["sha256"]
-    restored = tmp_path / "out" / "data" / "src"
-    assert (restored / "hardlink.txt").read_text() == "one inode, two names\n"
-    assert os.stat(restored / "hardlink.txt").st_nlink == 1  # stored and restored as copies
+    (src / "a").write_bytes(b"one")
+    os.link(src / "a", src / "b")
+    tally = _Tally()
+    found = {e.path: e for e in walk(resolve_sources([os.fsencode(src)]))}
+    first, second = found[b"src/a"], found[b"src/b"]
+    info = first.lstat
+    assert info is not None
+    record = {"bag_path": first.bag_path, "sha256": "0" * 64, "nlink": 2, "error": None,
+              "changed_during_read": False, "device": info.st_dev, "inode": info.st_ino,
+              "size": info.st_size, "mtime": rfc3339(info.st_mtime_ns),
+              "ctime": rfc3339(info.st_ctime_ns)}
+    _remember_if_linked(record, tally)
+    assert _first_name(second, tally) is record
+    for changed in ({"size": 4}, {"mtime": rfc3339(0)}, {"ctime": rfc3339(0)}):
+        tally.linked[(info.st_dev, info.st_ino)] = {**record, **changed}
+        assert _first_name(second, tally) is None, changed
+    tally.linked.clear()
+    _remember_if_linked({**record, "changed_during_read": True}, tally)
+    assert not tally.linked  # a file that changed while read is no one's original
 
 
 def test_empty_folders_are_kept(tmp_path, home, keys):

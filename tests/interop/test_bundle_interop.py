@@ -435,6 +435,9 @@ def test_documented_procedure_runs_as_written(tmp_path, home, keys, clean_tree, 
     # bagit.py is installed next to the interpreter running the tests
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     require_tool("bagit.py")
+    # A second name of a file: stored as a tar hard link (format 2), which tar re-creates.
+    original = next(p for p in sorted(clean_tree.rglob("*")) if p.is_file() and not p.is_symlink())
+    os.link(original, clean_tree / "zz-second-name")
     bundle, _ = capture(tmp_path, keys, clean_tree)
     work = tmp_path / "by-hand"
     work.mkdir()
@@ -456,3 +459,7 @@ def test_documented_procedure_runs_as_written(tmp_path, home, keys, clean_tree, 
     assert f"{seal['payload']['sha256']}  payload.age" in output
     assert f"{seal['manifest_root']}  manifest-sha256.txt" in output
     assert "FAILED" not in output and "is valid" in output  # sha256sum -c, bagit.py
+    data = work / "outer" / "bag" / "data" / clean_tree.name
+    assert os.stat(data / "zz-second-name").st_ino == \
+        os.stat(data / original.relative_to(clean_tree)).st_ino
+    assert "zz-second-name: OK" in output
