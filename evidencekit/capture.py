@@ -149,6 +149,51 @@ class _PackedEntries:
             yield zlib.decompress(block)
 
 
+class _OutputRoom:
+    """The free space left where the bundle is being written, asked before each large file.
+
+    The bag stores a file's full logical size (a sparse file's holes as zeros, FORMAT.md §8), so
+    a 16 TiB sparse file holding a few kilobytes would fill the disk and end the whole capture
+    in "disk full". A file that cannot fit is skipped instead, with the reason in the manifest,
+    and the rest of the evidence is still captured (the capture is then incomplete: an error,
+    exit 3, not a skip by rule).
+    """
+
+    CHECK_FROM = 64 << 20  # smaller files are left to the disk-full handling
+    MARGIN = 16 << 20  # for the headers, the manifest and age's 16 bytes per 64 KiB
+
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+
+    def refusal(self, info: os.stat_result) -> str | None:
+        size = info.st_size
+        if size < self.CHECK_FROM:
+            return None
+        try:
+            found = os.statvfs(self._folder)
+        except OSError:
+            return None  # unknown: try, and let a real disk-full say so
+        free = found.f_bavail * found.f_frsize
+        needed = size + size // 4096 + self.MARGIN
+        if needed <= free:
+            return None
+        sparse = records.allocation_fields(info).get("allocated_bytes")
+        why = "" if sparse is None else (f" (a sparse file, {human_size(sparse)} on disk: the bundle "
+                                          "stores its full logical size)")
+        return (f"not read: {human_size(size)}{why} does not fit in the {human_size(free)} free "
+                "where the bundle is written")
+
+
+def human_size(size: int) -> str:
+    """``1.5 GiB``: binary units, one decimal; ``123 bytes`` below a KiB."""
+    value = float(size)
+    for unit in ("KiB", "MiB", "GiB", "TiB", "PiB"):
+        value /= 1024
+        if value < 1024 or unit == "PiB":
+            return f"{size} bytes" if size < 1024 else f"{value:.1f} {unit}"
+    return f"{size} bytes"  # not reached
+
+
 @dataclass
 class _Tally:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
@@ -164,6 +209,7 @@ class _Tally:
     # Files with more than one name, by (device, inode): the record of the first name stored, so
     # that the others become hard links to it in the bag instead of copies (FORMAT.md §4.2).
     linked: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
+    room: _OutputRoom | None = None  # free space where the bundle is written
 
     def problem(self, record: dict[str, Any], text: str) -> None:
         path = record.get("path") or records.bytes_from_field(record, "path").decode(
@@ -543,6 +589,7 @@ def _write_bag(request: CaptureRequest, sources: list[Source], inner: InnerTarWr
 
     tag(bag.BAGIT, bag.BAGIT_TXT)
     tally.identifier = identify.Identifier()
+    tally.room = _OutputRoom(request.output.absolute().parent)
     blocked = _unreachable_sources(request.unreachable, sources)
     try:
         for entry in walk(sources, skip):
@@ -663,8 +710,13 @@ def _capture_entry(entry: Entry, inner: InnerTarWriter, tally: _Tally, progress:
                                           tally.total_bytes)  # "skipped: …" or None
         if entry.error is not None:
             progress.advance(files=1, nbytes=entry.lstat.st_size)
+    first = _first_name(entry, tally) if entry.kind == "file" and entry.error is None else None
+    if first is None and tally.room is not None and entry.kind == "file" and \
+            entry.error is None and entry.lstat:
+        entry.error = tally.room.refusal(entry.lstat)  # "not read: …" or None
+        if entry.error is not None:
+            progress.advance(files=1, nbytes=entry.lstat.st_size)
     if entry.kind == "file" and entry.error is None:
-        first = _first_name(entry, tally)
         if first is not None:
             record = _capture_hard_link(entry, first, inner, tally, progress)
         else:

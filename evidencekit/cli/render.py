@@ -22,6 +22,7 @@ from rich.progress import (
 from rich.table import Table
 
 from evidencekit.capture import CaptureResult
+from evidencekit.capture import human_size as _size
 from evidencekit.custody import event_summary
 from evidencekit.errors import EvidenceKitError, ExitCode
 from evidencekit.findings import Finding
@@ -29,7 +30,7 @@ from evidencekit.format.documents import CustodyEvent, Seal
 from evidencekit.progress import NoProgress
 from evidencekit.progress import Progress as ProgressSink
 from evidencekit.protection import payload_protection, wrong_key
-from evidencekit.report.model import visible
+from evidencekit.report.model import plural, visible
 from evidencekit.selection import EXCLUDED, TOO_LARGE
 from evidencekit.verify import Report
 
@@ -132,9 +133,10 @@ def capture_text(result: CaptureResult) -> None:
     counts = seal.counts
     out.print(f"[bold green]Sealed[/] {_escape(str(result.output))}")
     out.print(f"  case            {_escape(seal.case_id)}")
-    out.print(f"  captured        {counts['files']} files ({_size(seal.total_bytes)}), "
-              f"{counts['directories']} folders, {counts['symlinks']} links, "
-              f"{counts['special']} special files")
+    out.print(f"  captured        {plural(counts['files'], 'file')} "
+              f"({_size(seal.total_bytes)}), {plural(counts['directories'], 'folder')}, "
+              f"{plural(counts['symlinks'], 'symbolic link')}, "
+              f"{plural(counts['special'], 'special file')}")
     out.print(f"  root hash       {seal.manifest_root}")
     out.print(f"  payload SHA-256 {seal.payload_sha256}")
     out.print(f"  signed by       {seal.signer.fingerprint}")
@@ -154,14 +156,6 @@ def capture_text(result: CaptureResult) -> None:
             err.print(f"  … and {len(problems) - 50} more (see --json)")
     out.print("Keep this bundle unchanged. Check it any time with: evidencekit verify "
               f"{_escape(str(result.output))}")
-
-
-def _size(n: int) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return str(n)
 
 
 def report_json(report: Report, exit_code: int, command: str = "verify") -> dict[str, Any]:

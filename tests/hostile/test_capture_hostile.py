@@ -732,6 +732,28 @@ def test_disk_full_during_extract_on_a_small_tmpfs(tmp_path, home, keys, tiny_tm
     assert os.listdir(tiny_tmpfs) == []
 
 
+def test_a_sparse_file_larger_than_the_free_space_is_not_read_not_a_full_disk(
+        tmp_path, home, keys, tiny_tmpfs):
+    """A 1 TiB sparse file holding 5 bytes (like /var/log/lastlog) would be stored in full:
+    instead of filling the disk it is recorded as not read, and the rest is still captured."""
+    src = tmp_path / "src"
+    src.mkdir()
+    with open(src / "lastlog", "wb") as f:
+        f.truncate(1 << 40)
+        f.write(b"DATA!")
+    (src / "note.txt").write_text("still captured\n")
+    before = snapshot(src)
+    result, bundle = cli_capture(tmp_path, keys, src, out=tiny_tmpfs / "case.evidence", timeout=60)
+    assert result.code == ExitCode.CAPTURE_INCOMPLETE, result.stdout + result.stderr
+    assert snapshot(src) == before
+    problems = {p["path"]: p["problem"] for p in result.json()["problems"]}
+    assert problems["src/lastlog"].startswith("not read: 1.0 TiB (a sparse file, ")
+    assert "does not fit in the" in problems["src/lastlog"]
+    entries = by_path(cli_manifest(bundle, keys, tmp_path / "out"))
+    assert entries[b"src/lastlog"]["size"] == 1 << 40 and "sha256" not in entries[b"src/lastlog"]
+    assert "sha256" in entries[b"src/note.txt"]
+
+
 class _FullDisk:
     """A file object that fails with ENOSPC once *room* bytes were written."""
 
@@ -884,8 +906,6 @@ def test_unreadable_files_with_hostile_names_for_real(shared_tmp, keys):
     assert_terminal_safe(result.stdout)
 
 
-@pytest.mark.xfail(strict=True, reason="the test's bundle is not readable by nobody, so click "
-                   "refuses BUNDLE before the config is read; config.py now maps the error")
 def test_an_unreadable_config_folder_is_not_a_traceback(shared_tmp, home, keys):
     """HOME is a folder the user may not enter (``sudo -u``, a service account, HOME=/root):
     looking for the config file there raised PermissionError out of
@@ -901,9 +921,13 @@ def test_an_unreadable_config_folder_is_not_a_traceback(shared_tmp, home, keys):
     captured = run_bounded("capture", src, "-R", keys["recipient"], "--sign-key", keys["signer"],
                            "-o", bundle, "--json")
     assert captured.code == 0, captured.stdout + captured.stderr
+    # The bundle is written 0600 (root's): nobody must be able to read it, or click refuses the
+    # BUNDLE argument before the configuration is ever looked for.
+    os.chmod(bundle, 0o644)
     locked_home = shared_tmp / "home"
     (locked_home / ".config" / "evidencekit").mkdir(parents=True)
-    os.chmod(locked_home, 0o700)  # root's; nobody may not enter it
+    # nobody (and, when the suite runs unprivileged, the owner itself) may not enter it
+    os.chmod(locked_home, 0o000)
     env = {"HOME": str(locked_home), "XDG_CONFIG_HOME": "", "EVIDENCEKIT_CONFIG": ""}
     result = run_bounded("verify", bundle, "--json", env=env, user="nobody")
     assert "Traceback" not in result.stderr, result.stderr
