@@ -431,8 +431,7 @@ def _compare_files(manifest_data: bytes, scan: PayloadScan) -> list[tuple[str, s
     file); the problems are returned only once the whole manifest proved well formed."""
     problems: list[tuple[str, str, str | None, str | None]] = []
     listed: set[str] = set()
-    for path, expected in bag.iter_manifest(manifest_data, bag.MANIFEST):
-        listed.add(path)
+    for path, expected in bag.iter_manifest(manifest_data, bag.MANIFEST, seen=listed):
         found = scan.data_files.get(path)
         if found is None:
             problems.append((path, "file listed in the manifest is missing from the payload",

@@ -50,12 +50,14 @@ def parse_manifest(data: bytes, what: str) -> dict[str, str]:
     return dict(iter_manifest(data, what))
 
 
-def iter_manifest(data: bytes, what: str) -> Iterator[tuple[str, str]]:
+def iter_manifest(data: bytes, what: str, seen: set[str] | None = None
+                  ) -> Iterator[tuple[str, str]]:
     """(path, sha256) for each line of a manifest, in order, checked as `parse_manifest` checks
-    them; what it keeps is the set of paths seen (a manifest lists a line per payload file)."""
+    them; what it keeps is the set of paths seen (a manifest lists a line per payload file),
+    which it fills into *seen* when given, so a caller needing it has no second copy."""
     if data and not data.endswith(b"\n"):
         raise BundleError(f"{what} does not end with a newline")
-    seen: set[str] = set()
+    seen = set() if seen is None else seen
     start = 0
     number = 0
     # Lines end with LF only: str.splitlines() would also split inside names holding a vertical
