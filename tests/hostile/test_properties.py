@@ -64,13 +64,43 @@ def _capture(source: Path, output: Path) -> None:
                            [IDENTITY.recipient()], SIGNER, ["property"]))
 
 
+# Further names for files of the tree: (which file, which folder, the new name), as indices.
+links = st.lists(st.tuples(st.integers(0, 99), st.integers(0, 99), names), max_size=3)
+
+
+def _link(source: bytes, wanted: list[tuple[int, int, bytes]]) -> None:
+    """Give some files of the tree another name (a hard link), anywhere in it."""
+    files, folders = [], [source]
+    for folder, subfolders, names_here in os.walk(source):
+        folders += [os.path.join(folder, d) for d in subfolders]
+        files += [os.path.join(folder, n) for n in names_here]
+    for file_index, folder_index, name in wanted:
+        target = os.path.join(folders[folder_index % len(folders)], name)
+        if files and not os.path.lexists(target):
+            os.link(files[file_index % len(files)], target)
+
+
+def _inode_groups(folder: Path) -> set[frozenset[bytes]]:
+    """The names of each file with more than one, relative to *folder*."""
+    groups: dict[int, set[bytes]] = {}
+    base = os.fsencode(folder)
+    for where, _, names_here in os.walk(base):
+        for name in names_here:
+            path = os.path.join(where, name)
+            if os.lstat(path).st_nlink > 1:
+                groups.setdefault(os.lstat(path).st_ino, set()).add(os.path.relpath(path, base))
+    return {frozenset(g) for g in groups.values()}
+
+
 @BOUNDED
-@given(tree=trees)
-def test_any_small_tree_round_trips(tree: dict) -> None:
+@given(tree=trees, extra_names=links)
+def test_any_small_tree_round_trips(tree: dict, extra_names: list[tuple[int, int, bytes]]
+                                    ) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         source, bundle = Path(tmp) / "src", Path(tmp) / "case.evidence"
         os.mkdir(source)
         _build(os.fsencode(source), tree)
+        _link(os.fsencode(source), extra_names)
         _capture(source, bundle)
         report = verify(bundle, [IDENTITY])
         assert report.ok, report.findings.items
@@ -78,6 +108,8 @@ def test_any_small_tree_round_trips(tree: dict) -> None:
         result = extract(bundle, Path(tmp) / "out", [IDENTITY])
         assert result.output is not None, result.report.findings.items
         assert file_hashes(result.output / "data" / "src") == file_hashes(source)
+        # hard links come back as hard links, between the same names
+        assert _inode_groups(result.output / "data" / "src") == _inode_groups(source)
 
 
 @dataclass(frozen=True)
