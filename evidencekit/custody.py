@@ -4,7 +4,8 @@ Appending never decrypts or rewrites the payload and needs no decryption key: th
 replace the outer tar's end-of-archive blocks, and nothing before them changes. Resealing writes a
 new bundle whose payload is the same plaintext re-encrypted in one streaming pass; the seal and the
 custody log are carried over byte for byte and a signed "resealed" event links the old payload
-hash to the new one (docs/FORMAT.md §6).
+hash to the new one (docs/FORMAT.md §6). A reseal may also add an addendum: a signed note written
+into the new payload after the bag, which the "resealed" event names (§4.6, evidencekit.addenda).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
+from evidencekit import addenda
 from evidencekit.clock import Clock, clock_source, rfc3339, system_clock
 from evidencekit.crypto import age, sshsig
 from evidencekit.crypto.keys import SigningKey
@@ -148,14 +150,51 @@ def _seconds(stamp: str) -> int:
 
 # ------------------------------------------------------------------------------------- reseal
 class _Tee:
-    """Plaintext passes through to the new age stream as the verifier reads it."""
+    """Plaintext passes through to the new age stream as the verifier reads it, except its
+    final run of zero bytes, which is only counted (it holds the tar's end-of-archive blocks).
+
+    Where the payload tar ends is known only once the verifier has read it (``plaintext_end``),
+    and an addendum is written just there, before two new zero blocks (docs/FORMAT.md §4.6):
+    :meth:`finish` writes the withheld zeros up to that point, the addendum members, and the
+    end. Nothing is buffered, so memory stays flat whatever the size of the evidence.
+    """
+
+    ZEROS = bytes(1 << 16)
 
     def __init__(self, sink: age.AgeWriter) -> None:
         self.sink = sink
+        self.size = 0  # plaintext bytes seen
+        self.withheld = 0  # zero bytes at the end of what was seen, not written yet
 
     def write(self, data: bytes) -> int:
-        self.sink.write(data)
+        self.size += len(data)
+        kept = data.rstrip(b"\0")
+        if not kept:
+            self.withheld += len(data)
+            return len(data)
+        self._zeros(self.withheld)
+        self.sink.write(kept)
+        self.withheld = len(data) - len(kept)
         return len(data)
+
+    def _zeros(self, count: int) -> None:
+        while count:
+            piece = min(count, len(self.ZEROS))
+            self.sink.write(self.ZEROS[:piece])
+            count -= piece
+
+    def finish(self, end: int | None = None, members: bytes = b"") -> None:
+        """The rest of the plaintext: as it was; or, with *members*, the tar up to its end (the
+        offset *end*, from the verifier), *members*, and two zero blocks."""
+        if not members:
+            self._zeros(self.withheld)
+            return
+        written = self.size - self.withheld
+        if end is None or not written <= end <= self.size:  # verify would have said so
+            raise BundleError("the payload tar's end could not be found; nothing was resealed")
+        self._zeros(end - written)
+        self.sink.write(members)
+        self.sink.write(END_OF_ARCHIVE)
 
 
 @dataclass
@@ -163,16 +202,18 @@ class ResealResult:
     output: Path
     report: Report
     event: CustodyEvent
+    addendum: addenda.Addendum | None = None  # the encrypted addition made by this reseal
 
 
 def reseal(bundle: Path, output: Path, identities: Sequence[age.Identity],
            recipients: Sequence[age.Recipient], request: EventRequest,
-           random: age.RandomSource = os.urandom, progress: Progress | None = None
-           ) -> ResealResult:
+           random: age.RandomSource = os.urandom, progress: Progress | None = None,
+           addendum: addenda.NoteContent | None = None) -> ResealResult:
     """Re-encrypt *bundle*'s payload for *recipients* into a new bundle at *output*.
 
     The old payload is decrypted, fully verified and re-encrypted in one pass; the new bundle is
-    published only if every check passed.
+    published only if every check passed. With *addendum*, the new payload also holds it as an
+    addendum signed by the resealer (docs/FORMAT.md §4.6), and the "resealed" event names it.
     """
     if output.exists() or output.is_symlink():
         raise OutputError(f"{output} already exists; evidencekit never overwrites a bundle")
@@ -186,7 +227,7 @@ def reseal(bundle: Path, output: Path, identities: Sequence[age.Identity],
     try:
         with os.fdopen(fd, "w+b") as out:
             result = _write_resealed(bundle, out, identities, recipients, request, random,
-                                     progress)
+                                     progress, addendum)
             out.flush()
             os.fsync(out.fileno())
         os.link(temp, output)
@@ -201,7 +242,8 @@ def reseal(bundle: Path, output: Path, identities: Sequence[age.Identity],
 
 def _write_resealed(bundle: Path, out: BinaryIO, identities: Sequence[age.Identity],
                     recipients: Sequence[age.Recipient], request: EventRequest,
-                    random: age.RandomSource, progress: Progress | None = None) -> ResealResult:
+                    random: age.RandomSource, progress: Progress | None = None,
+                    content: addenda.NoteContent | None = None) -> ResealResult:
     source = open_bundle(bundle)
     try:
         carried = {m.name: read_member(source.file, m, SMALL_MEMBER_LIMIT)
@@ -209,14 +251,27 @@ def _write_resealed(bundle: Path, out: BinaryIO, identities: Sequence[age.Identi
         times = {m.name: m.mtime for m in source.members}
     finally:
         source.close()
+    added: addenda.Addendum | None = None
     writer = OuterWriter(out)
     writer.add_bytes(README, carried[README], times[README])
     with writer.add_stream(PAYLOAD, times[PAYLOAD]) as sink:
         encryptor = age.AgeWriter(cast(BinaryIO, sink), recipients, random=random)
-        report = verify(bundle, identities, tee=_Tee(encryptor), progress=progress)
+        tee = _Tee(encryptor)
+        report = verify(bundle, identities, tee=tee, progress=progress)
         if not report.ok or not report.decrypted:
             encryptor.abort()
             _raise_failed(report)
+        now = request.clock()  # the time of the "resealed" event and of its addendum
+        request = dataclasses.replace(request, clock=lambda: now)
+        try:
+            if content is None:
+                tee.finish()
+            else:
+                added, members = _addendum_members(report, request, content, now)
+                tee.finish(report.plaintext_end, members)
+        except BaseException:
+            encryptor.abort()
+            raise
         encryptor.close()
     for name in (SEAL, SEAL_SIG):
         writer.add_bytes(name, carried[name], times[name])
@@ -227,6 +282,8 @@ def _write_resealed(bundle: Path, out: BinaryIO, identities: Sequence[age.Identi
     details = {"old_payload_sha256": report.payload_sha256 or "",
                "new_payload_sha256": sink.hexdigest(), "new_payload_size": str(sink.size),
                "recipients": ", ".join(_describe(r) for r in recipients)}
+    if added is not None:
+        details[addenda.DETAIL] = hashlib.sha256(added.to_json()).hexdigest()
     event = build_event(report, dataclasses.replace(request, details=details),
                         action="resealed", payload_sha256=sink.hexdigest())
     data = event.to_json()
@@ -234,7 +291,23 @@ def _write_resealed(bundle: Path, out: BinaryIO, identities: Sequence[age.Identi
     writer.add_bytes(member, data, _seconds(event.time))
     writer.add_bytes(member + ".sig", sshsig.sign(request.signing_key, data), _seconds(event.time))
     writer.finish()
-    return ResealResult(Path(), report, event)
+    return ResealResult(Path(), report, event, added)
+
+
+def _addendum_members(report: Report, request: EventRequest, content: addenda.NoteContent,
+                      now: int) -> tuple[addenda.Addendum, bytes]:
+    """The addendum of the coming "resealed" event, signed, as plaintext tar members."""
+    assert report.seal is not None and report.events
+    if len(report.addenda) >= addenda.MAX_ADDENDA:
+        raise UsageError(f"the bundle already holds {len(report.addenda)} addenda, the most a "
+                         "bundle may hold; nothing was resealed",
+                         hint="make a new bundle whose incident record holds the note")
+    sequence = report.events[-1].sequence + 1
+    document = addenda.new_addendum(report.seal.case_id, sequence, rfc3339(now),
+                                    request.actor_name, signer_of(request.signing_key), content)
+    data = document.to_json()
+    signature = sshsig.sign(request.signing_key, data)
+    return document, addenda.tar_members(sequence, data, signature, now // 1_000_000_000)
 
 
 def _describe(recipient: age.Recipient) -> str:

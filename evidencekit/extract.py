@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evidencekit import addenda
 from evidencekit.clock import parse_rfc3339
 from evidencekit.crypto import age
 from evidencekit.crypto.keys import PublicKey
@@ -225,6 +226,7 @@ def extract(bundle: Path, output: Path, identities: Sequence[age.Identity],
                 return _discard(staging, output, report, keep_untrusted)
             result = ExtractResult(report, output, files=writer.files)
             _write_tag_files(tree, report)
+            addenda.write_files(tree, report.addenda)  # addenda/NNNNNN.json next to them
             _finish_tree(tree, report.manifest, result, restore=not as_stored)
         finally:
             tree.close()

@@ -7,7 +7,9 @@ stored form is ``bag/evidencekit/incident.json`` (canonical JSON, docs/FORMAT.md
 back (:func:`from_json`) validates it again, strictly.
 
 Later additions made with ``evidencekit note`` are signed custody "note" events whose ``details``
-follow :func:`note_details`; :func:`notes_from_events` reads them back for the report.
+follow :func:`note_details`; :func:`notes_from_events` reads them back for the report. With
+``--private`` the same details and text are an addendum inside the payload (evidencekit.addenda),
+read by :func:`note_from_details` and checked strictly by :func:`check_note`.
 """
 
 from __future__ import annotations
@@ -611,21 +613,39 @@ def note_details(kind: str, *, time: str | None = None, zone: dt.tzinfo | None =
                  amount: str | None = None, currency: str | None = None,
                  date: str | None = None, institution: str = "", reference: str = ""
                  ) -> dict[str, str]:
-    """The ``details`` of a custody "note" event (string values only, docs/FORMAT.md §6)."""
+    """The ``details`` of a custody "note" event (string values only, docs/FORMAT.md §6), and
+    of an addendum (§4.6), which holds the same content inside the encryption."""
     kind = _kind(kind, "kind", NOTE_KINDS)
-    details = {"kind": kind}
     if kind == "timeline":
         if not time:
             raise _fail("time", "is needed for a timeline note", hint="add --time 'YYYY-MM-DD "
                         "HH:MM' (with +01:00 or a zone name if it is not your local time)")
-        moment = parse_moment(time, "time", zone)
+        return _fields_of(kind, moment=parse_moment(time, "time", zone))
+    if kind == "identifier":
+        return _fields_of(kind, found=identifier(
+            {"kind": identifier_kind or "", "value": value or ""}, "identifier"))
+    if kind == "loss":
+        return _fields_of(kind, found_loss=loss(
+            {"amount": amount, "currency": currency, "date": date, "institution": institution,
+             "reference": reference}, "loss"))
+    return {"kind": kind}
+
+
+# The fields of a note's details for each kind, besides "kind" itself.
+NOTE_FIELDS: dict[str, tuple[str, ...]] = {
+    "note": (), "timeline": ("time", "time_utc"), "identifier": ("identifier_kind", "value"),
+    "loss": ("amount", "currency", "date", "institution", "reference")}
+
+
+def _fields_of(kind: str, moment: Moment | None = None, found: Identifier | None = None,
+               found_loss: Loss | None = None) -> dict[str, str]:
+    """The details that :func:`note_details` writes for what a note says."""
+    details = {"kind": kind}
+    if moment is not None:
         details.update({"time": moment.local, "time_utc": moment.utc or ""})
-    elif kind == "identifier":
-        found = identifier({"kind": identifier_kind or "", "value": value or ""}, "identifier")
+    if found is not None:
         details.update({"identifier_kind": found.kind, "value": found.value})
-    elif kind == "loss":
-        found_loss = loss({"amount": amount, "currency": currency, "date": date,
-                           "institution": institution, "reference": reference}, "loss")
+    if found_loss is not None:
         details.update({"amount": found_loss.amount, "currency": found_loss.currency,
                         "date": found_loss.date or "", "institution": found_loss.institution,
                         "reference": found_loss.reference})
@@ -637,38 +657,62 @@ def note_text(text: str) -> str:
     return _text(text, "--text")
 
 
+def note_from_details(details: Mapping[str, str], text: str, *, sequence: int, time: str,
+                      actor: str, fingerprint: str) -> Note:
+    """What a note says, read from its *details* and *text* (a custody "note" event's, or an
+    addendum's); details that cannot be read make a plain note with a ``problem``."""
+
+    def make(kind: str, moment: Moment | None = None, found: Identifier | None = None,
+             found_loss: Loss | None = None, problem: str | None = None) -> Note:
+        return Note(kind, text, sequence, time, actor, fingerprint, moment, found, found_loss,
+                    problem)
+
+    kind = details.get("kind", "note")
+    try:
+        if kind == "timeline":
+            return make("timeline", moment=_stored_moment(details, "details"))
+        if kind == "identifier":
+            return make("identifier", found=identifier(
+                {"kind": details.get("identifier_kind", ""), "value": details.get("value", ""),
+                 "note": text}, "details"))
+        if kind == "loss":
+            fields = {k: details.get(k) for k in NOTE_FIELDS["loss"]}
+            return make("loss", found_loss=loss({**fields, "description": text}, "details"))
+        return make("note")
+    except IncidentError as exc:
+        return make("note", problem=exc.message)
+
+
+def check_note(details: Mapping[str, str], text: str) -> Note:
+    """Strictly what :func:`note_details` and :func:`note_text` write: a known kind, exactly its
+    fields, every value valid and in the form evidencekit writes it (an addendum, §4.6).
+
+    Raises IncidentError naming what is wrong.
+    """
+    kind = details.get("kind")
+    if kind not in NOTE_FIELDS:
+        raise IncidentError(f"the note's kind {kind!r} is not one of: {', '.join(NOTE_KINDS)}")
+    expected = {"kind", *NOTE_FIELDS[kind]}
+    if set(details) != expected or not all(isinstance(v, str) for v in details.values()):
+        raise IncidentError(f"a {kind} note has exactly the text fields {sorted(expected)}, "
+                            f"not {sorted(details)}")
+    note = note_from_details(details, text, sequence=1, time="", actor="", fingerprint="")
+    if note.problem is not None:
+        raise IncidentError(note.problem)
+    if note_text(text) != text:
+        raise IncidentError("the note's text is not in the form evidencekit writes (trimmed, "
+                            "without control characters)")
+    if _fields_of(kind, note.moment, note.identifier, note.loss) != dict(details):
+        raise IncidentError("a value of the note is not in the form evidencekit writes")
+    return note
+
+
 def notes_from_events(events: Iterable[CustodyEvent]) -> list[Note]:
     """Every "note" custody event as a Note (the events have been verified by the caller)."""
-    notes = []
-    for event in events:
-        if event.action != "note":
-            continue
-        details = event.details
-
-        def make(kind: str, moment: Moment | None = None, found: Identifier | None = None,
-                 found_loss: Loss | None = None, problem: str | None = None,
-                 event: CustodyEvent = event) -> Note:
-            return Note(kind, event.note, event.sequence, event.time, event.actor_name,
-                        event.actor.fingerprint, moment, found, found_loss, problem)
-
-        kind = details.get("kind", "note")
-        try:
-            if kind == "timeline":
-                notes.append(make("timeline", moment=_stored_moment(details, "details")))
-            elif kind == "identifier":
-                notes.append(make("identifier", found=identifier(
-                    {"kind": details.get("identifier_kind", ""),
-                     "value": details.get("value", ""), "note": event.note}, "details")))
-            elif kind == "loss":
-                fields = {k: details.get(k) for k in ("amount", "currency", "date",
-                                                      "institution", "reference")}
-                notes.append(make("loss", found_loss=loss(
-                    {**fields, "description": event.note}, "details")))
-            else:
-                notes.append(make("note"))
-        except IncidentError as exc:
-            notes.append(make("note", problem=exc.message))
-    return notes
+    return [note_from_details(event.details, event.note, sequence=event.sequence,
+                              time=event.time, actor=event.actor_name,
+                              fingerprint=event.actor.fingerprint)
+            for event in events if event.action == "note"]
 
 
 def totals(losses: Iterable[Loss]) -> dict[str, str]:

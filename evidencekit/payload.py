@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import IO, Protocol, cast
 
+from evidencekit.addenda import ADDENDA_DIR, FoundAddendum, scan_member
+from evidencekit.addenda import CHECK as ADDENDA_CHECK
 from evidencekit.findings import Findings
 from evidencekit.format.bag import BAG_ROOT
 from evidencekit.format.tarstream import EXTENDED_LIMIT, TarReader
@@ -42,6 +44,8 @@ class PayloadScan:
     directories: set[str] = field(default_factory=set)
     order: list[str] = field(default_factory=list)
     hard_links: dict[str, str] = field(default_factory=dict)  # data/... → the data/... it links to
+    addenda: list[FoundAddendum] = field(default_factory=list)  # after the bag (v2)
+    end_offset: int | None = None  # where the tar's end-of-archive blocks start
 
 
 def safe_name(raw: str) -> str | None:
@@ -79,6 +83,8 @@ def scan_payload(stream: IO[bytes] | PieceSource, findings: Findings,
         if problem is not None:
             findings.error("payload-structure", member.name, problem)
             continue
+        if _in_addenda(tar, member, scan, findings):
+            continue
         name = safe_name(member.name)
         if name is None:
             findings.error("payload-structure", member.name,
@@ -100,11 +106,26 @@ def scan_payload(stream: IO[bytes] | PieceSource, findings: Findings,
         else:
             findings.error("payload-structure", name, "payload member is a link or special "
                            "file; evidencekit never stores those (not extracted)")
+    scan.end_offset = tar.end_offset
     hidden = tar.nonzero_after_end()
     if hidden:
         findings.error("payload-structure", "payload.age", f"{hidden} non-zero bytes follow the "
                        "end of the payload tar")
     return scan
+
+
+def _in_addenda(tar: TarReader, member: tarfile.TarInfo, scan: PayloadScan,
+                findings: Findings) -> bool:
+    """Format version 2: the ``addenda/`` members, which come after every ``bag/`` member
+    (evidencekit.addenda). True when *member* is one, handled here; a member after them is a
+    finding (and is read as usual)."""
+    if member.name.startswith(ADDENDA_DIR):
+        scan_member(tar, member, scan.addenda, findings)
+        return True
+    if scan.addenda:
+        findings.error(ADDENDA_CHECK, member.name, "payload member after the addenda (the "
+                       "addenda/ members come after every bag/ member)")
+    return False
 
 
 def _scan_hard_link(member: tarfile.TarInfo, name: str, scan: PayloadScan, findings: Findings,

@@ -14,6 +14,8 @@
 10. manifest          evidencekit/manifest.json matches the seal and is signed by the sealer;
                       every file entry matches what was decrypted; evidencekit/incident.json,
                       if any, is the one manifest.json names and is a valid incident record
+11. addenda           (format version 2) each addenda/NNNNNN.json after the bag is signed by its
+                      author and is the one its "resealed" custody event names; none is missing
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from evidencekit import incident
+from evidencekit import addenda, incident
+from evidencekit.addenda import FoundAddendum
 from evidencekit.clock import parse_rfc3339
 from evidencekit.crypto import age, sshsig
 from evidencekit.crypto.keys import PublicKey
@@ -82,6 +85,8 @@ class Report:
     tag_files: dict[str, bytes] | None = None
     payload: PayloadExpectation | None = None  # what the custody log says the payload is now
     payload_sha256: str | None = None  # what it actually is (computed in step 7)
+    addenda: list[FoundAddendum] = field(default_factory=list)  # step 11: those that parsed
+    plaintext_end: int | None = None  # where the payload tar's end-of-archive blocks start
 
     @property
     def ok(self) -> bool:
@@ -250,6 +255,7 @@ def check_custody(bundle: OuterBundle, seal: Seal, seal_sha256: str, findings: F
             return events
         _check_event(bundle, event, data, name, sequence, previous, seal, findings)
         _follow_payload(event, name, current, findings)
+        addenda.check_event(event, name, findings)
         if previous_time and parse_rfc3339(event.time) < parse_rfc3339(previous_time):
             findings.warning("custody", name, f"time goes backwards: this event is dated "
                              f"{event.time}, the one before {previous_time}")
@@ -397,6 +403,8 @@ def _decrypt_and_check(reader: BinaryIO, report: Report, identities: Sequence[ag
     _check_bag(scan, report.seal, findings)
     report.manifest = _check_manifest(scan, report, findings)
     report.files_checked = len(scan.data_files)
+    report.addenda = addenda.check_addenda(scan.addenda, report.events, report.seal, findings)
+    report.plaintext_end = scan.end_offset
 
 
 def _check_bag(scan: PayloadScan, seal: Seal, findings: Findings) -> None:

@@ -71,6 +71,18 @@ def actor_option(f: F) -> F:
                         "(default: your user name).")(f)
 
 
+def new_recipient_options(f: F) -> F:
+    """Who can open a new bundle made from an existing one (reseal, note --private)."""
+    f = click.option("--new-passphrase-file", type=click.Path(path_type=Path, dir_okay=False),
+                     help="Protect the new bundle with the passphrase in this file instead.")(f)
+    f = click.option("-R", "--recipient-file", "recipient_files", multiple=True,
+                     type=click.Path(path_type=Path, dir_okay=False),
+                     help="File with the new holder's public keys. Repeatable.")(f)
+    return click.option("-r", "--recipient", "recipients", multiple=True, metavar="KEY",
+                        help="New holder's public key (age1… or 'ssh-ed25519 AAAA…'). "
+                        "Repeatable.")(f)
+
+
 def progress_option(f: F) -> F:
     return click.option("--progress", "progress", default="auto", show_default=True,
                         type=click.Choice(PROGRESS_MODES),

@@ -13,6 +13,7 @@ from evidencekit.cli.app import (
     encryption_for,
     identity_option,
     json_option,
+    new_recipient_options,
     progress_option,
     resolve_signing_key,
     run,
@@ -101,13 +102,7 @@ def custody_show(bundle: Path, as_json: bool) -> None:
 @cli.command("reseal")
 @click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
 @identity_option
-@click.option("-r", "--recipient", "recipients", multiple=True, metavar="KEY",
-              help="New holder's public key (age1… or 'ssh-ed25519 AAAA…'). Repeatable.")
-@click.option("-R", "--recipient-file", "recipient_files", multiple=True,
-              type=click.Path(path_type=Path, dir_okay=False),
-              help="File with the new holder's public keys. Repeatable.")
-@click.option("--new-passphrase-file", type=click.Path(path_type=Path, dir_okay=False),
-              help="Protect the new bundle with the passphrase in this file instead.")
+@new_recipient_options
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
               help="The new bundle to write.")
 @click.option("--note", default="", help="Why it is resealed (e.g. MLA request number).")

@@ -1,20 +1,28 @@
 """evidencekit report (HTML/PDF for police, banks, insurers) and evidencekit note (add to the
-incident record later, as a signed, public custody event)."""
+incident record later, as a signed, public custody event; or, with --private, encrypted inside
+a new bundle as an addendum, docs/FORMAT.md §4.6)."""
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 from rich.markup import escape
 
+from evidencekit import addenda
 from evidencekit import incident as inc
+from evidencekit.addenda import NoteContent
 from evidencekit.cli import render
 from evidencekit.cli.app import (
     actor_option,
     cli,
+    encryption_for,
     identity_option,
     json_option,
+    new_recipient_options,
+    progress_option,
     resolve_signing_key,
     run,
     signing_options,
@@ -23,13 +31,13 @@ from evidencekit.cli.app import (
 from evidencekit.cli.cmd_open import identities_for
 from evidencekit.cli.guided import local_zone
 from evidencekit.cli.keyring import trusted_from
-from evidencekit.cli.secrets import interactive
+from evidencekit.cli.secrets import PASSPHRASE_ENV, interactive, obtain
 from evidencekit.clock import rfc3339, system_clock
 from evidencekit.crypto import age
-from evidencekit.custody import EventRequest, append_event, event_summary
+from evidencekit.custody import EventRequest, append_event, event_summary, reseal
 from evidencekit.errors import BundleError, ExitCode, NoMatchingKey, OutputError, UsageError
 from evidencekit.hostinfo import user_name
-from evidencekit.protection import wrong_key_for
+from evidencekit.protection import needs_passphrase, payload_protection, wrong_key_for
 from evidencekit.report import collect, report_format, write_report
 from evidencekit.verify import Report, verify
 
@@ -111,9 +119,11 @@ PUBLIC_WARNING = (
     "who has the bundle file can read it, without any key or passphrase. It is signed by you "
     "and cannot be taken back later (removing it would break the custody log).")
 PRIVATE_ALTERNATIVE = (
-    "To keep it private instead, answer no and put it inside the encryption: make a new bundle "
-    "whose incident record holds it (evidencekit capture SOURCES --incident incident.yaml, or "
-    "the guided session), then reseal or hand over that one. The existing bundle stays as it is.")
+    "To keep it private instead, answer no and add it inside the encryption. This writes a new "
+    "bundle holding the note, signed by you (it needs the bundle's {needs}); the existing "
+    "bundle stays as it is:")
+PRIVATE_OPTIONS = ("identities", "passphrase_file", "ask_passphrase", "recipients",
+                   "recipient_files", "new_passphrase_file", "output")
 
 
 @cli.command("note")
@@ -137,24 +147,39 @@ PRIVATE_ALTERNATIVE = (
 @click.option("--yes", "confirmed", is_flag=True,
               help="Write without asking, accepting that the note is public (needed without "
               "a terminal).")
+@click.option("--private", is_flag=True,
+              help="Keep the note encrypted instead: write a new bundle (-o) whose payload holds "
+              "it, signed by you, as 'reseal' does (needs the bundle's key, -i, or passphrase, "
+              "-p; the new bundle is for -r/-R, or a new passphrase).")
+@identity_option
+@new_recipient_options
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
+              help="--private: the new bundle to write (never overwritten).")
 @actor_option
 @signing_options
+@progress_option
 @json_option
 def note_command(bundle: Path, text: str, kind: str, when: str | None, time_zone: str | None,
                  identifier_kind: str | None, value: str | None, amount: str | None,
                  currency: str | None, date: str | None, institution: str, reference: str,
-                 confirmed: bool, actor: str | None, sign_key: Path | None,
-                 sign_key_passphrase_file: Path | None, as_json: bool) -> None:
+                 confirmed: bool, private: bool, identities: tuple[Path, ...],
+                 passphrase_file: Path | None, ask_passphrase: bool, recipients: tuple[str, ...],
+                 recipient_files: tuple[Path, ...], new_passphrase_file: Path | None,
+                 output: Path | None, actor: str | None, sign_key: Path | None,
+                 sign_key_passphrase_file: Path | None, progress: str, as_json: bool) -> None:
     """Add to the incident record later, as a signed custody note (no key needed).
 
     The note is public metadata: it is NOT encrypted. You are asked to confirm on a terminal;
-    scripts must pass --yes.
+    scripts must pass --yes. With --private the note is kept encrypted instead, in a new bundle
+    (-o) that holds it inside its payload (docs/FORMAT.md §4.6).
     """
 
     def body() -> int:
         _check_kind_options(kind, text, when=when, id_kind=identifier_kind, value=value,
                             amount=amount, currency=currency, date=date,
                             institution=institution, reference=reference)
+        if not private:
+            _refuse_private_options()
         zone = inc.zone_named(time_zone, "--time-zone") if time_zone else local_zone()[0]
         try:
             details = inc.note_details(kind, time=when, zone=zone,
@@ -164,20 +189,25 @@ def note_command(bundle: Path, text: str, kind: str, when: str | None, time_zone
         except inc.IncidentError as exc:
             raise _as_typed(exc) from None
         note_text = inc.note_text(text)
+        if private:
+            return _private_note(bundle, NoteContent(details, note_text), identities,
+                                 passphrase_file, ask_passphrase, recipients, recipient_files,
+                                 new_passphrase_file, output, actor, sign_key,
+                                 sign_key_passphrase_file, progress, as_json)
         checked = verify(bundle, check_payload_hash=True)
         if not checked.ok:
             first = checked.findings.errors[0] if checked.findings.errors else None
             raise BundleError("the bundle does not verify, so no note was added"
                               + (f" ({first.where}: {first.problem})" if first else ""),
                               hint="run 'evidencekit verify' to see every problem")
-        if not confirmed and not _confirm_public(note_text, details, as_json):
+        if not confirmed and not _confirm_public(note_text, details, as_json, bundle):
             render.err.print("Nothing was written.")
             return ExitCode.OK
         key = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json)
         event = append_event(bundle, EventRequest("note", actor or user_name(), key, note_text,
                                                   details=details), checked)
         if as_json:
-            render.emit_json({"command": "note", "ok": True, "exit_code": 0,
+            render.emit_json({"command": "note", "ok": True, "exit_code": 0, "private": False,
                               "bundle": str(bundle), "event": event_summary(event)})
         else:
             render.out.print(f"Added note #{event.sequence} ({details['kind']}) to "
@@ -186,6 +216,103 @@ def note_command(bundle: Path, text: str, kind: str, when: str | None, time_zone
         return ExitCode.OK
 
     run("note", as_json, body)
+
+
+def _refuse_private_options() -> None:
+    """-o, -i, -r … typed without --private: the person meant an encrypted note, not this."""
+    ctx = click.get_current_context()
+    typed = [param for param in ctx.command.params if param.name in PRIVATE_OPTIONS and
+             ctx.get_parameter_source(param.name) is ParameterSource.COMMANDLINE]
+    if typed:
+        raise UsageError(f"{', '.join(p.opts[-1] for p in typed)}: only with --private (an "
+                         "encrypted note, written into a new bundle)",
+                         hint="add --private to keep the note encrypted, or leave them out for "
+                         "a public note")
+
+
+def _private_note(bundle: Path, content: NoteContent, identities: tuple[Path, ...],
+                  passphrase_file: Path | None, ask_passphrase: bool,
+                  recipients: tuple[str, ...], recipient_files: tuple[Path, ...],
+                  new_passphrase_file: Path | None, output: Path | None, actor: str | None,
+                  sign_key: Path | None, sign_key_passphrase_file: Path | None, progress: str,
+                  as_json: bool) -> int:
+    """note --private: a reseal whose new payload holds the note as a signed addendum."""
+    if output is None:
+        raise UsageError("--private writes a new bundle: give its name with -o",
+                         hint=f"e.g. -o {_private_name(bundle)}")
+    keys = identities_for(bundle, identities, passphrase_file, ask_passphrase, required=True)
+    new_recipients = _new_protection(keys, recipients, recipient_files, new_passphrase_file)
+    signing = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json)
+    request = EventRequest("resealed", actor or user_name(), signing, addenda.RESEAL_NOTE)
+    try:
+        result = reseal(bundle, output, keys, new_recipients, request,
+                        progress=render.progress_for(as_json, progress), addendum=content)
+    except NoMatchingKey:  # say what protects the bundle, in plain words (as reseal does)
+        advice = wrong_key_for(bundle, keys)
+        raise NoMatchingKey(advice.message, hint=advice.hint) from None
+    added = result.addendum
+    assert added is not None
+    digest = result.event.details[addenda.DETAIL]
+    if as_json:
+        render.emit_json({"command": "note", "ok": True, "exit_code": 0, "private": True,
+                          "bundle": str(bundle), "output": str(result.output),
+                          "files_checked": result.report.files_checked,
+                          "event": event_summary(result.event),
+                          "addendum": {"sequence": added.sequence, "time": added.time,
+                                       "author": added.author_name,
+                                       "fingerprint": added.author.fingerprint,
+                                       "details": added.details, "text": added.text,
+                                       "sha256": digest}})
+    else:
+        render.out.print(f"Wrote {escape(str(result.output))} with the note "
+                         f"({content.details['kind']}) inside its encryption, as "
+                         f"{addenda.addendum_member(added.sequence)}, signed by "
+                         f"{added.author.fingerprint}; all {result.report.files_checked} files "
+                         "verified and re-encrypted.")
+        render.out.print(f"Its public custody log only says that event #{added.sequence} "
+                         "resealed it with an encrypted addition. The original bundle "
+                         f"{escape(str(bundle))} is unchanged: hand over the new one.")
+    return ExitCode.OK
+
+
+def _new_protection(keys: list[age.Identity], recipients: tuple[str, ...],
+                    recipient_files: tuple[Path, ...], new_passphrase_file: Path | None
+                    ) -> list[age.Recipient]:
+    """Who can open the new bundle: -r/-R/--new-passphrase-file as for reseal; without them, a
+    bundle opened with a passphrase gets a passphrase again (asked twice on a terminal, or
+    EVIDENCEKIT_PASSPHRASE)."""
+    ctx = click.get_current_context()
+    given = any(ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
+                for name in ("recipients", "recipient_files", "new_passphrase_file"))
+    if given or not any(isinstance(k, age.ScryptIdentity) for k in keys):
+        return encryption_for(recipients, recipient_files, False, new_passphrase_file)
+    secret = obtain("the new bundle (it may be the same as before)", None, PASSPHRASE_ENV,
+                    "--new-passphrase-file", confirm=True)
+    return [age.ScryptRecipient(secret)]
+
+
+def _private_name(bundle: Path) -> str:
+    return bundle.with_name(f"{bundle.stem}-private{bundle.suffix or '.evidence'}").name
+
+
+def private_command(bundle: Path, text: str, details: dict[str, str]) -> str:
+    """The command that adds the same note encrypted (note --private), ready to copy."""
+    needs = "-p" if needs_passphrase(payload_protection(bundle)) else "-i KEY -r RECIPIENT"
+    words = ["evidencekit", "note", str(bundle), "--private", *needs.split(), "-o",
+             str(bundle.with_name(_private_name(bundle)))]
+    kind = details.get("kind", "note")
+    if kind != "note":
+        words += ["--kind", kind]
+    options = {"time": "--time", "identifier_kind": "--id-kind", "value": "--value",
+               "amount": "--amount", "currency": "--currency", "date": "--date",
+               "institution": "--institution", "reference": "--reference"}
+    for key, flag in options.items():
+        if details.get(key):
+            words += [flag, details[key]]
+    if text:
+        words += ["--text", text]
+    return " ".join(word if word in ("KEY", "RECIPIENT") else shlex.quote(word)
+                    for word in words)
 
 
 _KIND_OPTIONS = {"timeline": {"when"}, "identifier": {"id_kind", "value"},
@@ -225,16 +352,20 @@ def _check_kind_options(kind: str, text: str, **given: str | None) -> None:
                          'blocked the card"')
 
 
-def _confirm_public(text: str, details: dict[str, str], as_json: bool) -> bool:
+def _confirm_public(text: str, details: dict[str, str], as_json: bool, bundle: Path) -> bool:
     if as_json or not interactive():
         raise UsageError("a note is public (it is not encrypted), so it is only written when "
                          "you confirm",
                          hint="add --yes to confirm that this note may be read by anyone who "
-                         "has the bundle")
+                         "has the bundle, or use --private to keep it encrypted (in a new "
+                         "bundle: --private -i KEY or -p, -o NEW.evidence)")
     render.err.print(PUBLIC_WARNING)
     render.err.print("  The note: " + escape(text or "(no text)"))
     for key, value in details.items():
         if key != "kind":
             render.err.print(f"    {escape(key)}: {escape(value)}")
-    render.err.print(f"[dim]{PRIVATE_ALTERNATIVE}[/]")
+    needs = "passphrase" if needs_passphrase(payload_protection(bundle)) else \
+        "key, and the new holder's public key"
+    render.err.print(f"[dim]{PRIVATE_ALTERNATIVE.format(needs=needs)}[/]")
+    render.err.print("  " + render._escape(private_command(bundle, text, details)))
     return click.confirm("Write this public note?", default=False, err=True)

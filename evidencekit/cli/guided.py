@@ -23,7 +23,7 @@ import click
 from rich.markup import escape
 
 from evidencekit import incident as inc
-from evidencekit.capture import CaptureRequest, CaseInfo, capture
+from evidencekit.capture import CaptureRequest, CaseInfo, capture, human_size
 from evidencekit.cli import render
 from evidencekit.cli.app import resolve_signing_key
 from evidencekit.cli.keyring import default_signing_key_path, recipients_from
@@ -224,7 +224,7 @@ def describe_size(path: Path, limit: int = 5000) -> str:
     """'12 files, 3.4 MiB' for a folder (counting stops at *limit* entries), or a file's size."""
     try:
         if not path.is_dir():
-            return render._size(path.stat().st_size) if path.exists() else "not found"
+            return human_size(path.stat().st_size) if path.exists() else "not found"
     except OSError:
         return "cannot be read"
     files = total = seen = 0
@@ -238,8 +238,8 @@ def describe_size(path: Path, limit: int = 5000) -> str:
                 pass
         seen += len(dirs)
         if seen >= limit:
-            return f"more than {files} files, over {render._size(total)}"
-    return f"{files} file{'' if files == 1 else 's'}, {render._size(total)}"
+            return f"more than {files} files, over {human_size(total)}"
+    return f"{files} file{'' if files == 1 else 's'}, {human_size(total)}"
 
 
 # --------------------------------------------------------------------------------- the session

@@ -21,6 +21,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from evidencekit import addenda
 from evidencekit.capture import CaptureResult
 from evidencekit.capture import human_size as _size
 from evidencekit.custody import event_summary
@@ -167,6 +168,7 @@ def report_json(report: Report, exit_code: int, command: str = "verify") -> dict
             "decrypted": report.decrypted, "files_checked": report.files_checked,
             "no_matching_key": report.no_matching_key,
             "custody": [event_json(e) for e in report.events],
+            "addenda": [addenda.summary(a) for a in report.addenda if a.document],
             "findings": [f.to_json() for f in report.findings.items]}
 
 
@@ -182,6 +184,7 @@ def report_text(report: Report) -> None:
                   + ("" if seal.complete else " [yellow](capture was incomplete)[/]"))
     if report.events:
         custody_table(report.events)
+    addenda_text(report)
     print_findings(report.findings.items)
     if report.no_matching_key:  # in plain words; the age message stays in --json
         advice = wrong_key(payload_protection(report.bundle))
@@ -231,8 +234,23 @@ def custody_table(events: list[CustodyEvent]) -> None:
         # Every cell comes from the bundle (signed by whoever made it): shown, not interpreted.
         table.add_row(str(e.sequence), _escape(e.time[:19] + "Z"), _escape(e.action),
                       _escape(e.actor_name), _escape(e.actor.fingerprint[:19] + "…"),
-                      _escape(e.counterparty), _escape(e.note[:80]))
+                      _escape(e.counterparty), _escape(e.note[:80])
+                      + (f" {ADDENDUM_MARK}" if addenda.DETAIL in e.details else ""))
     out.print(table)
+
+
+ADDENDUM_MARK = "(+ an encrypted addition, readable with the key)"
+
+
+def addenda_text(report: Report) -> None:
+    """The encrypted additions to the incident record that verify decrypted (addenda)."""
+    shown = [a for a in report.addenda if a.document]
+    if not shown:
+        return
+    out.print(f"Encrypted additions to the incident record ({len(shown)}; inside the payload, "
+              "each signed by its author; not the public custody notes):")
+    for addendum in shown:
+        out.print("  " + addenda.describe(addendum, _escape))
 
 
 def exit_code_for(report: Report) -> int:

@@ -230,6 +230,9 @@ class TarReader:
         self._left = 0  # data bytes of the current member not yet consumed
         self._padding = 0
         self._current = ""
+        # Where the end-of-archive block starts, once the loop has reached it (reseal writes
+        # the addenda there: docs/FORMAT.md §4.6).
+        self.end_offset: int | None = None
 
     def __iter__(self) -> Iterator[tuple[tarfile.TarInfo, str | None]]:
         source = self._input
@@ -246,6 +249,7 @@ class TarReader:
                 if pending is not None or refused is not None:
                     raise TarFormatError(f"{_NOT_TAR}an extended header is not followed "
                                          "by a member")
+                self.end_offset = offset
                 return
             info = parse_header(block, offset)
             kind = info.type

@@ -1,7 +1,8 @@
 """What a report says, gathered once from a verified bundle; the HTML and PDF writers only lay it out.
 
 Everything shown comes from signed parts of the bundle: the seal, the signed manifest, the incident
-record it names, and the signed custody log (where "note" events add to the incident record).
+record it names, the signed custody log (where "note" events add to the incident record) and the
+signed addenda inside the payload (encrypted additions, FORMAT.md §4.6).
 Text from the bundle is hostile input: :func:`visible` makes invisible and direction-changing
 characters visible, and each writer escapes for its own markup.
 """
@@ -153,7 +154,7 @@ def collect(report: Report, bundle_name: str, generated: str) -> ReportData:
     data.capture = dict(fields.get("capture") or {})
     data.items = _items(manifest.entries() if manifest is not None else iter(()))
     _incident(report, fields, data)
-    _merge_notes(data, events)
+    _merge_notes(data, events, [a.document.note() for a in report.addenda if a.document])
     data.signers = _signers(seal, events)
     return data
 
@@ -221,7 +222,9 @@ def _incident(report: Report, manifest: dict[str, Any], data: ReportData) -> Non
 
 NOT_SEALED = "NOT the sealed record — it fails verification"
 TIMELINE_NOTE = ("Times as entered (with their UTC offset), in order; a date alone where no time "
-                 "was given. Entries added after sealing are signed custody notes.")
+                 "was given. Entries added after sealing are signed custody notes (public: "
+                 "outside the encryption) or encrypted additions (inside it, added by a reseal).")
+ENCRYPTED_ADDITION = "encrypted addition"
 
 # Where a verification error means the incident record shown may not be the one that was sealed:
 # the record itself, the signed manifest that names it, or the seal's signature that names the
@@ -237,14 +240,19 @@ def incident_is_sealed(report: Report) -> bool:
                    for f in report.findings.errors)
 
 
-def _merge_notes(data: ReportData, events: list[CustodyEvent]) -> None:
+def _merge_notes(data: ReportData, events: list[CustodyEvent],
+                 encrypted: list[inc.Note] | None = None) -> None:
+    """The public custody notes and the encrypted additions (addenda), each where it belongs,
+    each with who signed it and when; an addendum says that it is one."""
     data.timeline.append(TimelineRow(data.seal.capture_started,
                                      utc_human(data.seal.capture_started),
                                      "Evidence captured and sealed (this bundle)",
                                      f"seal, signed {short_fingerprint(data.seal.signer.fingerprint)}"))
-    for note in inc.notes_from_events(events):
-        source = (f"note #{note.sequence} by {note.actor} ({short_fingerprint(note.fingerprint)}),"
-                  f" signed {utc_human(note.time)}")
+    notes = [(n, "note") for n in inc.notes_from_events(events)]
+    notes += [(n, ENCRYPTED_ADDITION) for n in encrypted or []]
+    for note, label in notes:
+        source = (f"{label} #{note.sequence} by {note.actor} "
+                  f"({short_fingerprint(note.fingerprint)}), signed {utc_human(note.time)}")
         if note.moment is not None:
             data.timeline.append(TimelineRow(note.moment.sort_key, inc.human_time(note.moment),
                                              note.text, source))
