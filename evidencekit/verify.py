@@ -463,7 +463,12 @@ def _check_tag_manifest(scan: PayloadScan, findings: Findings) -> None:
         findings.error("bag", bag.TAGMANIFEST, exc.message)
         return
     for name in scan.tag_files:
-        if name != bag.TAGMANIFEST and name not in listed:
+        if name not in bag.TAG_FILES:
+            # Tag files are not signed (only manifest.json and incident.json are, through the
+            # sealer's signature): anything else could be slipped in by whoever re-encrypts.
+            findings.error("bag", name, "tag file evidencekit never writes (no signature "
+                           "covers it)")
+        elif name != bag.TAGMANIFEST and name not in listed:
             findings.error("bag", name, "tag file is not listed in the tag manifest")
     for name, expected in listed.items():
         found = scan.tag_hashes.get(name)

@@ -15,6 +15,9 @@ BAGIT = "bagit.txt"
 EK_MANIFEST = "evidencekit/manifest.json"
 EK_MANIFEST_SIG = "evidencekit/manifest.json.sig"
 EK_INCIDENT = "evidencekit/incident.json"  # optional; its SHA-256 is in manifest.json
+# Every tag file a bag may hold (FORMAT.md §4.2); a reader refuses any other.
+TAG_FILES = frozenset({BAGIT, MANIFEST, BAG_INFO, EK_INCIDENT, EK_MANIFEST, EK_MANIFEST_SIG,
+                       TAGMANIFEST})
 
 
 def encode_path(path: str) -> str:

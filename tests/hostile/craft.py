@@ -169,6 +169,7 @@ def build_bag(keys: Keys, files: dict[str, bytes] | None = None, *,
               edit_manifest: Callable[[dict[str, Any]], None] | None = None,
               manifest_signer: SigningKey | None = None,
               hard_links: dict[str, str] | None = None,
+              extra_tags: list[tuple[str, bytes]] | None = None,
               tail: bytes = b"") -> Bag:
     """A complete, self-consistent bag; every keyword bends one part of it.
 
@@ -209,7 +210,8 @@ def build_bag(keys: Keys, files: dict[str, bytes] | None = None, *,
     ek_manifest = manifest_json if manifest_json is not None else canonical.dumps(document)
     signature = sshsig.sign(manifest_signer or keys.signer, ek_manifest)
     tags = [(bag.BAGIT, bag.BAGIT_TXT), (bag.MANIFEST, manifest), (bag.BAG_INFO, info),
-            (bag.EK_MANIFEST, ek_manifest), (bag.EK_MANIFEST_SIG, signature)]
+            (bag.EK_MANIFEST, ek_manifest), (bag.EK_MANIFEST_SIG, signature),
+            *(extra_tags or [])]
     members += [Member(f"{bag.BAG_ROOT}/{name}", data) for name, data in tags[1:]]
     members += extra_members or []
     tagmanifest = b"".join(bag.manifest_line(_sha(data), name) for name, data in tags)
@@ -659,6 +661,15 @@ def huge_pax_size_on_tag_file(folder: Path, keys: Keys) -> Path:
     return write_bundle(_bundle(folder, "huge-pax-size-on-tag-file"), keys,
                         build_bag(keys, extra_members=[raw_pax_member("bag/extra-tag.txt",
                                                                       records, b"tiny\n")]))
+
+
+@case("tag-file-unknown-but-listed", phrase="tag file evidencekit never writes")
+def tag_file_unknown_but_listed(folder: Path, keys: Keys) -> Path:
+    """An extra tag file, listed (with its right hash) in the unsigned tag manifest: what
+    anyone re-encrypting the payload could add; no signature covers it."""
+    return write_bundle(_bundle(folder, "tag-file-unknown-but-listed"), keys,
+                        build_bag(keys, extra_tags=[("evidencekit/notes.txt",
+                                                     b"the suspect confessed\n")]))
 
 
 @case("tag-file-above-limit", phrase=f"tag file is {TAG_FILE_LIMIT + 1} bytes, more than the "
