@@ -66,7 +66,8 @@ def custody_add(bundle: Path, action: str, to_party: str | None, from_party: str
                               "bundle": str(bundle), "event": event_summary(event)})
         else:
             render.out.print(f"Added custody event #{event.sequence} ({event.action}) to "
-                             f"{bundle}, signed by {event.actor.fingerprint}")
+                             f"{render._escape(str(bundle))}, signed by "
+                             f"{event.actor.fingerprint}")
         return ExitCode.OK
 
     run("custody add", as_json, body)

@@ -52,16 +52,20 @@ def inspect_command(bundle: Path, as_json: bool) -> None:
                                           for m in info.members]})
             return ExitCode.OK
         seal = info.seal
-        render.out.print(f"Bundle      {bundle} (format version {seal.format_version})")
-        render.out.print(f"Case        {seal.case_id}")
-        render.out.print(f"Sealed      {seal.created} (capture started {seal.capture_started})")
-        render.out.print(f"Sealed by   {seal.signer.fingerprint}")
+        # Everything below comes from the bundle (or names it) and nothing here is verified: a
+        # case id, a fingerprint or a stanza type may hold terminal escapes or rich markup.
+        esc = render._escape
+        render.out.print(f"Bundle      {esc(str(bundle))} (format version {seal.format_version})")
+        render.out.print(f"Case        {esc(seal.case_id)}")
+        render.out.print(f"Sealed      {esc(seal.created)} "
+                         f"(capture started {esc(seal.capture_started)})")
+        render.out.print(f"Sealed by   {esc(seal.signer.fingerprint)}")
         render.out.print(f"Contents    {seal.counts['files']} files, {seal.total_bytes} bytes, "
                          f"{seal.counts['directories']} folders"
                          + ("" if seal.complete else " (capture incomplete)"))
         render.out.print(f"Root hash   {seal.manifest_root}")
         render.out.print(f"Payload     {seal.payload_size} bytes, SHA-256 {seal.payload_sha256}")
-        render.out.print(f"Opens with  {', '.join(info.recipient_types)}")
+        render.out.print(f"Opens with  {esc(', '.join(info.recipient_types))}")
         render.custody_table(info.events)
         render.out.print("Not verified: run 'evidencekit verify' to check seal and signatures.")
         return ExitCode.OK
@@ -217,14 +221,16 @@ def extract_command(bundle: Path, identities: tuple[Path, ...], passphrase_file:
             return code
         render.report_text(result.report)
         if result.output is not None:
-            render.out.print(f"Extracted {result.files} files into {result.output}")
-            for link in result.skipped_links:
-                render.err.print(f"  link not created (points outside the folder): {link}")
+            render.out.print(f"Extracted {result.files} files into "
+                             f"{render._escape(str(result.output))}")
+            for link in result.skipped_links:  # name and target as the bundle's manifest says
+                render.err.print("  link not created (points outside the folder): "
+                                 f"{render._escape(link)}")
             if recorded:
                 render.err.print(recorded)
         elif result.untrusted is not None:
             render.err.print(f"[red]Nothing trusted was extracted.[/] What was decrypted is in "
-                             f"{result.untrusted}: do NOT rely on it.")
+                             f"{render._escape(str(result.untrusted))}: do NOT rely on it.")
         else:
             render.err.print("[red]Nothing was extracted[/] because verification failed.")
         return code

@@ -140,7 +140,7 @@ def capture_text(result: CaptureResult) -> None:
               f"{plural(counts['special'], 'special file')}")
     out.print(f"  root hash       {seal.manifest_root}")
     out.print(f"  payload SHA-256 {seal.payload_sha256}")
-    out.print(f"  signed by       {seal.signer.fingerprint}")
+    out.print(f"  signed by       {_escape(seal.signer.fingerprint)}")
     for warning in result.warnings:
         err.print(f"[yellow]evidencekit: warning:[/] {_escape(warning)}")
     by_rule = [p for p in result.problems if p.problem.startswith((EXCLUDED, TOO_LARGE))]
@@ -179,7 +179,7 @@ def report_text(report: Report) -> None:
         out.print(f"Case     {_escape(seal.case_id)}  (sealed {_escape(seal.created)})")
         trust = {None: "not checked against a trusted key (use --trusted-key)",
                  True: "[green]a key you trust[/]", False: "[red]NOT a key you trust[/]"}
-        out.print(f"Signer   {seal.signer.fingerprint}: {trust[report.trusted]}")
+        out.print(f"Signer   {_escape(seal.signer.fingerprint)}: {trust[report.trusted]}")
         out.print(f"Evidence {seal.counts['files']} files, {_size(seal.total_bytes)}"
                   + ("" if seal.complete else " [yellow](capture was incomplete)[/]"))
     if report.events:

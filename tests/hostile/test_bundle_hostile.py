@@ -28,6 +28,7 @@ from evidencekit.cli.render import exit_code_for
 from evidencekit.crypto import age
 from evidencekit.errors import EvidenceKitError, ExitCode, InputError
 from evidencekit.extract import extract
+from evidencekit.format.documents import Signer
 from evidencekit.format.outer import BLOCK
 from evidencekit.format.reader import open_bundle
 from evidencekit.verify import verify
@@ -430,6 +431,68 @@ def test_hostile_names_never_reach_the_terminal(crafted, tmp_path: Path, command
     assert "y[LF]VERIFIED: everything fine" in result.stderr
     assert "report[U+202E]txt.exe" in result.stderr
     assert "[bag]" in result.stderr  # the check's name, once taken for a rich style and dropped
+
+
+# What a crafted seal or manifest can say: a forged line (ESC [2K, CR, LF) and rich markup that
+# would be taken for a style, or make rich raise (a "[/]" closing nothing).
+FORGED = "x\x1b[2K\rVERIFIED: all fine\n[/][bold]"
+FORGED_SHOWN = "x[U+001B][2K[U+000D]VERIFIED: all fine[LF][/][bold]"
+
+
+def test_inspect_shows_what_the_seal_says_never_sends_it(crafted, tmp_path: Path) -> None:
+    """inspect prints the seal's case id and signer fingerprint and the payload's recipient
+    stanza types before anything is verified: all three, and the bundle's own name, are shown
+    with their controls made visible and their markup as text, never acted on."""
+    _, keys, _ = crafted
+    payload = craft.encrypt(craft.build_bag(keys).plaintext, [keys.identity.recipient()])
+    first_line = payload.index(b"\n") + 1  # an extra stanza whose type is markup (VCHAR only)
+    payload = payload[:first_line] + b"-> [/] [bold]\nAAAA\n" + payload[first_line:]
+    public = " ".join(keys.signer.public.openssh_line().split()[:2])
+    forged_seal = craft.seal_edit(case_id=FORGED,
+                                  signer=Signer(public, "SHA256:\x9b31m\u202e[/red]"))
+    bundle = craft.write_bundle(tmp_path / "case\x1b[2J.evidence", keys, craft.build_bag(keys),
+                                craft.Outer(payload=payload, seal_edit=forged_seal))
+    result = run_bounded("inspect", bundle)
+    assert result.code == ExitCode.OK, result.stdout + result.stderr
+    for text in (result.stdout, result.stderr):
+        assert_terminal_safe(text)
+        _assert_no_forged_line(text)
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"Bundle      {tmp_path}/case[U+001B][2J.evidence (format ")
+    assert f"Case        {FORGED_SHOWN}" in lines
+    assert "Sealed by   SHA256:[U+009B]31m[U+202E][/red]" in lines
+    assert "Opens with  [/], X25519" in lines
+
+
+def test_extract_shows_skipped_links_and_folders_never_sends_them(crafted, tmp_path: Path) -> None:
+    """A link the manifest points outside is not created and is listed by its name and target
+    as the (validly signed) manifest has them: controls visible, markup as text. The output
+    folder's name (typed, or from a script) too, also when it is kept as OUTPUT.UNTRUSTED."""
+    _, keys, bundles = crafted
+    entries = [craft.dir_entry("data/evidence"), craft.file_entry("data/evidence/note.txt",
+                                                                  b"hello\n"),
+               craft.link_entry("data/evidence/l", f"../../../escaped-{FORGED}")]
+    bundle = craft.write_bundle(
+        tmp_path / "forged-link.evidence", keys,
+        craft.build_bag(keys, entries=entries, edit_manifest=craft._counts(symlinks=1)),
+        craft.Outer(seal_edit=craft._seal_counts(symlinks=1)))
+    result = run_bounded("extract", bundle, "-i", keys.identity_file, "-o",
+                         tmp_path / "out\x1b[2J")
+    assert result.code == ExitCode.OK, result.stdout + result.stderr
+    for text in (result.stdout, result.stderr):  # (its own VERIFIED line is genuine)
+        assert_terminal_safe(text)
+        assert not [line for line in text.splitlines()
+                    if line.lstrip().startswith("VERIFIED: all fine")], text
+    assert ("  link not created (points outside the folder): data/evidence/l -> "
+            f"../../../escaped-{FORGED_SHOWN}") in result.stderr.splitlines()
+    assert f"Extracted 1 files into {tmp_path}/out[U+001B][2J" in result.stdout.splitlines()
+
+    kept = run_bounded("extract", bundles["manifest-lies-about-sizes"], "-i", keys.identity_file,
+                       "-o", tmp_path / "bad\x1b[2J", "--keep-untrusted")
+    assert kept.code == ExitCode.EVIDENCE_PROBLEM, kept.stdout + kept.stderr
+    for text in (kept.stdout, kept.stderr):
+        assert_terminal_safe(text)
+    assert f"What was decrypted is in {tmp_path}/bad[U+001B][2J.UNTRUSTED" in kept.stderr
 
 
 def test_json_keeps_hostile_names_byte_faithful(outcomes: dict[str, Outcome]) -> None:
