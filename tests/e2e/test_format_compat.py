@@ -32,3 +32,31 @@ def test_format_v1_bundle_decrypts_and_extracts(tmp_path: Path):
                                                "Überweisung 100%.txt".encode()])
     with open(data + b"/latin1-\xe9.txt", "rb") as restored:
         assert restored.read() == b"not utf-8\n"
+
+
+V2_PASSPHRASE = b"evidencekit format v2 test vector"  # public; see tests/assets/make_v2_bundle.py
+
+
+def test_format_v2_bundle_verifies_without_a_key():
+    report = verify(ASSETS / "format-v2.evidence")
+    assert report.ok, report.findings.items
+    assert report.seal is not None and report.seal.format_version == 2
+    assert report.seal.case_id == "COMPAT-V2"
+    assert [e.action for e in report.events] == ["captured", "resealed"]
+
+
+def test_format_v2_bundle_keeps_its_hard_links_and_its_encrypted_addendum(tmp_path: Path):
+    identities = [age.ScryptIdentity(V2_PASSPHRASE)]
+    report = verify(ASSETS / "format-v2.evidence", identities)
+    assert report.ok and report.decrypted and report.files_checked == 5, report.findings.items
+    [addendum] = report.addenda
+    assert addendum.document is not None and addendum.sequence == 2
+    assert addendum.document.text == "the second charge was refunded on 2026-12-01"
+    result = extract(ASSETS / "format-v2.evidence", tmp_path / "out", identities)
+    assert result.output is not None
+    data = tmp_path / "out" / "data" / "evidence"
+    names = [data / "mail" / "phish.eml", data / "phish-copy.eml", data / "zz-third-name.eml"]
+    assert len({os.stat(n).st_ino for n in names}) == 1  # one file, three names, as captured
+    assert names[1].read_bytes().startswith(b"From: bank@examp1e.com")
+    with open(os.fsencode(data) + b"/latin1-\xe9.txt", "rb") as restored:
+        assert restored.read() == b"not utf-8\n"
