@@ -17,6 +17,7 @@ from evidencekit.findings import Findings
 from evidencekit.format import bag
 from evidencekit.payload import PayloadScan
 from evidencekit.verify import _check_incident, verify
+from tests.cli.conftest import assert_valid
 from tests.victim.conftest import INCIDENT_YAML, run_cli
 
 
@@ -54,6 +55,7 @@ def test_incident_from_yaml_and_flags_is_stored_signed_and_verified(tmp_path, ho
     tags = (out / "tagmanifest-sha256.txt").read_text()
     assert f"{hashlib.sha256(data).hexdigest()}  evidencekit/incident.json\n" in tags
     record = json.loads(data)
+    assert_valid(record, "incident")  # docs/schemas/incident.schema.json
     assert [loss["amount"] for loss in record["losses"]] == ["450.00", "25"]
     assert record["identifiers"][-1] == {"kind": "phone", "value": "+44 7700 900123", "note": ""}
     assert record["timeline"][-1]["time_utc"] == "2026-11-16T18:05:00.000000000Z"
