@@ -263,14 +263,21 @@ KINDS: dict[str, Callable[[random.Random, int], bytes]] = {
 }
 
 
-def write_realistic_tree(root: Path, files: int, folders: int, seed: int, low: int, high: int) -> None:
-    """*files* files of *low*-*high* bytes of the KINDS above, spread over *folders* folders."""
-    rng = random.Random(seed)
-    kinds = list(KINDS.items())
+def tree_layout(root: Path, files: int, folders: int) -> Iterator[tuple[int, Path]]:
+    """(index, folder) for *files* files dealt round-robin over *folders* folders, made on the
+    way: the shape every small-files data set shares (run.py's random tree too)."""
     for index in range(files):
         folder = root / f"folder-{index % folders:03d}"
         if index < folders:
             folder.mkdir(parents=True, exist_ok=True)
+        yield index, folder
+
+
+def write_realistic_tree(root: Path, files: int, folders: int, seed: int, low: int, high: int) -> None:
+    """*files* files of *low*-*high* bytes of the KINDS above, spread over *folders* folders."""
+    rng = random.Random(seed)
+    kinds = list(KINDS.items())
+    for index, folder in tree_layout(root, files, folders):
         extension, make = rng.choice(kinds)
         body = make(rng, rng.randint(low + _SLACK, high))
         if not low <= len(body) <= high:  # a generator's bug; the data set must keep target 3's shape

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 from realistic_content import VERSION as REALISTIC_VERSION
-from realistic_content import write_realistic_tree
+from realistic_content import tree_layout, write_realistic_tree
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -91,10 +91,7 @@ def write_random_file(path: Path, size: int) -> None:
 def write_tree(root: Path, files: int, folders: int, seed: int) -> None:
     """*files* files of 2-5 KB of random bytes, spread over *folders* folders."""
     rng = random.Random(seed)
-    for index in range(files):
-        folder = root / f"folder-{index % folders:03d}"
-        if index < folders:
-            folder.mkdir(parents=True, exist_ok=True)
+    for index, folder in tree_layout(root, files, folders):
         (folder / f"file-{index:06d}.bin").write_bytes(os.urandom(rng.randint(*SMALL_FILE_SIZES)))
 
 
