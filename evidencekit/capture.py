@@ -23,7 +23,6 @@ import tempfile
 import zlib
 from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,8 +201,9 @@ class _Tally:
     problems: list[Problem] = field(default_factory=list)
     manifest_lines: list[bytes] = field(default_factory=list)
     entries: _PackedEntries = field(default_factory=lambda: _PackedEntries())
-    identifier: identify.Identifier | None = None  # libmagic on background threads
-    # Records not yet encoded, in walk order: a file's waits for its MIME type (a Future).
+    identifier: identify.Identifier | None = None  # libmagic in worker processes
+    type_warnings: list[str] = field(default_factory=list)  # files libmagic crashed on
+    # Records not yet encoded, in walk order: a file's waits for its MIME type (identify.Pending).
     pending: deque[dict[str, Any]] = field(default_factory=deque)
     pending_bytes: int = 0  # first blocks held for libmagic by pending records
     # Files with more than one name, by (device, inode): the record of the first name stored, so
@@ -212,22 +212,20 @@ class _Tally:
     room: _OutputRoom | None = None  # free space where the bundle is written
 
     def problem(self, record: dict[str, Any], text: str) -> None:
-        path = record.get("path") or records.bytes_from_field(record, "path").decode(
-            "utf-8", "backslashreplace")
-        self.problems.append(Problem(str(path), text))
+        self.problems.append(Problem(_shown_path(record), text))
 
-    def mime(self, first_block: bytes) -> str | Future[str]:
+    def mime(self, first_block: bytes) -> str | identify.Pending:
         if self.identifier is None or not first_block:
             return identify.mime_type(first_block)
         self.pending_bytes += len(first_block)
-        return self.identifier.submit(first_block)
+        return self.identifier.identify(first_block)
 
     def add_entry(self, record: dict[str, Any]) -> None:
         """Encode *record* into the manifest's entries, in walk order, once its MIME is known."""
         self.pending.append(record)
         while self.pending:
             mime = self.pending[0].get("mime")
-            if isinstance(mime, Future) and not mime.done() and \
+            if isinstance(mime, identify.Pending) and not mime.done() and \
                     len(self.pending) < _MAX_PENDING and self.pending_bytes < _MAX_PENDING_BYTES:
                 return
             self._encode(self.pending.popleft())
@@ -238,10 +236,20 @@ class _Tally:
 
     def _encode(self, record: dict[str, Any]) -> None:
         mime = record.get("mime")
-        if isinstance(mime, Future):
+        if isinstance(mime, identify.Pending):
             record["mime"] = mime.result()
+            if record["mime"] is None:  # the content is stored all the same; only its type is lost
+                record["mime"] = identify.FALLBACK
+                self.type_warnings.append(f"{_shown_path(record)}: libmagic crashed or hung on this file, "
+                                          f"so its type is recorded as {identify.FALLBACK}")
             self.pending_bytes -= record.pop("_first_size", 0)  # a hard link holds none
         self.entries.append(canonical.dumps(record).rstrip(b"\n"))
+
+
+def _shown_path(record: dict[str, Any]) -> str:
+    path = record.get("path") or records.bytes_from_field(record, "path").decode(
+        "utf-8", "backslashreplace")
+    return str(path)
 
 
 def capture(request: CaptureRequest) -> CaptureResult:
@@ -380,7 +388,8 @@ def _write_bundle(request: CaptureRequest, sources: list[Source], out: BinaryIO,
     outer.add_bytes(custody_member(1) + ".sig", sshsig.sign(request.signing_key, event_json),
                     seal_mtime)
     outer.finish()
-    warnings = [w for w in [identify.unavailable_reason()] if w]
+    unavailable = tally.identifier.unavailable_reason() if tally.identifier else None
+    warnings = [w for w in [unavailable] if w] + tally.type_warnings
     return CaptureResult(request.output, seal, _sha256(seal_json), _sha256(event_json),
                          tally.problems, warnings)
 
@@ -854,8 +863,8 @@ def _stream_file(fd: int, before: os.stat_result, entry: Entry, inner: InnerTarW
         progress.advance(nbytes=count)
     inner.end_file(size)
     _check_unchanged(fd, before, changes)
-    record["mime"] = tally.mime(bytes(first))  # maybe a Future: see _Tally.add_entry
-    if isinstance(record["mime"], Future):
+    record["mime"] = tally.mime(bytes(first))  # maybe Pending: see _Tally.add_entry
+    if isinstance(record["mime"], identify.Pending):
         record["_first_size"] = len(first)
     record["sha256"] = digest.hexdigest()
     record["changed_during_read"] = bool(changes)

@@ -26,7 +26,6 @@ from evidencekit.errors import AgePayloadError, BundleError
 from evidencekit.findings import Findings
 from evidencekit.format.inner import InnerTarWriter, _header, _tarfile_header
 from evidencekit.format.tarstream import EXTENDED_LIMIT, TarFormatError, TarReader, pax_records
-from evidencekit.identify import Identifier, mime_type
 from evidencekit.payload import scan_payload
 from evidencekit.pipeline import BackgroundWriter, PieceReadAhead, ReadAhead, ReadAheadStream
 from evidencekit.progress import NoProgress, Throttled, throttled
@@ -666,17 +665,6 @@ def test_throttled_progress_keeps_exact_totals():
     assert inner.calls < 100
     quiet = NoProgress()
     assert throttled(quiet) is quiet
-
-
-def test_background_identifier_gives_the_same_answers():
-    samples = [b"", b"%PDF-1.7\n", b"hello world\n" * 10, os.urandom(3000),
-               b"\x89PNG\r\n\x1a\n" + bytes(100), b"PK\x03\x04" + bytes(100)]
-    identifier = Identifier(threads=2)
-    try:
-        futures = [identifier.submit(sample) for sample in samples]
-        assert [f.result() for f in futures] == [mime_type(sample) for sample in samples]
-    finally:
-        identifier.close()
 
 
 def test_throttled_progress_counts_totals_on_a_thread_and_starts_late():

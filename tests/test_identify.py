@@ -1,0 +1,180 @@
+"""libmagic in worker processes (evidencekit/identify.py): same answers as in-process, in order,
+and a file that crashes libmagic costs that file's type only."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from evidencekit import identify
+from evidencekit.identify import Identifier, mime_type
+
+SAMPLES = [b"%PDF-1.7\n", b"hello world\n" * 10, os.urandom(3000), b"\x89PNG\r\n\x1a\n" + bytes(100),
+           b"PK\x03\x04" + bytes(100), b"<html><body>hi</body></html>\n", b'{"a": [1, 2]}\n',
+           b"From: a@example.com\nTo: b@example.com\nSubject: hi\n\nbody\n", bytes(5000)]
+
+
+def _identify_all(identifier: Identifier, blocks: list[bytes]) -> list[str | None]:
+    try:
+        pending = [identifier.identify(block) for block in blocks]
+        return [p.result() for p in pending]
+    finally:
+        identifier.close()
+
+
+def _fake_worker(tmp_path: Path, body: str) -> list[str]:
+    """A worker that runs the real protocol (identify.serve) but misbehaves as *body* says."""
+    script = tmp_path / "worker.py"
+    script.write_text(textwrap.dedent("""\
+        import os, signal, sys
+        from evidencekit import identify
+        real_ask = identify._ask
+        """) + textwrap.dedent(body) + "\nidentify.serve(sys.stdin.buffer, sys.stdout.buffer)\n")
+    return [sys.executable, str(script)]
+
+
+CRASH_ON_MARK = """
+def _ask(handle, block):
+    if block.startswith(b"CRASH"):
+        os.kill(os.getpid(), signal.SIGSEGV)  # what a libmagic bug would do
+    return real_ask(handle, block)
+identify._ask = _ask
+"""
+
+
+def test_workers_give_the_same_answers_as_libmagic_in_process_in_order():
+    blocks = SAMPLES * 30  # several batches, spread over two workers
+    identifier = Identifier(workers=2)
+    identifier.BATCH_FILES = 7
+    assert _identify_all(identifier, blocks) == [mime_type(b) for b in blocks]
+
+
+def test_a_large_first_block_is_cut_to_what_libmagic_reads():
+    big = b"%PDF-1.7\n" + os.urandom(3 * identify.MAGIC_BYTES)
+    assert _identify_all(Identifier(workers=1), [big]) == [mime_type(big[:identify.MAGIC_BYTES])]
+
+
+def test_done_turns_true_without_waiting_once_the_answer_is_in():
+    identifier = Identifier(workers=1)
+    try:
+        pending = identifier.identify(b"hello\n")
+        assert not pending.done()  # still collecting its batch: not sent yet
+        identifier.flush()
+        deadline = time.monotonic() + 30
+        while not pending.done():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert pending.result() == "text/plain"
+    finally:
+        identifier.close()
+
+
+def test_a_file_that_crashes_libmagic_loses_only_its_own_type(tmp_path: Path):
+    blocks = [*SAMPLES[:4], b"CRASH this one", *SAMPLES[4:]]
+    identifier = Identifier(workers=2, command=_fake_worker(tmp_path, CRASH_ON_MARK))
+    answers = _identify_all(identifier, blocks)
+    expected: list[str | None] = [mime_type(b) for b in blocks]
+    expected[4] = None
+    assert answers == expected and identifier.crashes == 1
+
+
+def test_a_file_that_hangs_libmagic_is_given_up_on_after_a_while(tmp_path: Path):
+    command = _fake_worker(tmp_path, """
+        def _ask(handle, block):
+            if block.startswith(b"HANG"):
+                signal.pause()  # what a pattern that backtracks for ever would do
+            return real_ask(handle, block)
+        identify._ask = _ask
+        """)
+    identifier = Identifier(workers=1, command=command, hang_seconds=1.0)
+    started = time.monotonic()
+    answers = _identify_all(identifier, [b"hello\n", b"HANG here", b"%PDF-1.7\n"])
+    assert answers == ["text/plain", None, "application/pdf"]
+    assert identifier.crashes == 1 and time.monotonic() - started < 20
+
+
+def test_after_too_many_crashes_the_rest_go_untyped_instead_of_restarting_forever(tmp_path: Path):
+    command = _fake_worker(tmp_path, CRASH_ON_MARK)
+    identifier = Identifier(workers=1, command=command)
+    blocks = [b"CRASH %d" % n for n in range(Identifier.MAX_CRASHES + 10)] + [b"hello\n"]
+    answers = _identify_all(identifier, blocks)
+    assert answers[:-1] == [None] * (len(blocks) - 1)
+    assert identifier.crashes == Identifier.MAX_CRASHES
+
+
+@pytest.mark.parametrize("command", [
+    ["/nonexistent/evidencekit-worker"],  # cannot be started at all
+    [sys.executable, "-c", "pass"],  # exits before saying it is ready
+    [sys.executable, "-c", "import sys; sys.stdout.buffer.write(b'\\0\\0\\0\\x0bUNAVAILABLE')"],
+], ids=["cannot-start", "exits-at-once", "no-libmagic"])
+def test_without_a_working_worker_libmagic_runs_in_this_process(command: list[str]):
+    identifier = Identifier(workers=2, command=command)
+    assert _identify_all(identifier, SAMPLES) == [mime_type(b) for b in SAMPLES]
+    assert identifier.crashes == 0
+
+
+def test_a_garbled_answer_is_trusted_for_no_file(tmp_path: Path):
+    command = _fake_worker(tmp_path, """
+        def _serve(stdin, stdout):
+            identify._write_frame(stdout, identify._READY)
+            while (header := identify._read_exact(stdin, 4)) is not None:
+                count = identify._LENGTH.unpack(header)[0]
+                for _ in range(count):
+                    size = identify._LENGTH.unpack(identify._read_exact(stdin, 4))[0]
+                    identify._read_exact(stdin, size)
+                identify._write_frame(stdout, b"text/plain")  # one answer, whatever the count
+        identify.serve = _serve
+        """)
+    identifier = Identifier(workers=1, command=command)
+    identifier.BATCH_FILES = 3
+    answers = _identify_all(identifier, [b"a\n", b"b\n", b"c\n"])
+    assert answers == [None, None, None]
+
+
+def test_the_worker_ignores_ctrl_c_and_leaves_when_its_input_closes():
+    worker = subprocess.Popen([sys.executable, "-m", "evidencekit.identify"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert worker.stdout is not None and worker.stdin is not None
+    assert worker.stdout.read(9) == b"\0\0\0\x05READY"
+    worker.send_signal(2)
+    worker.stdin.write(b"\0\0\0\x01\0\0\0\x06hello\n")
+    worker.stdin.close()
+    assert worker.stdout.read() == b"\0\0\0\x0atext/plain"
+    assert worker.wait(timeout=30) == 0
+
+
+def test_capture_records_a_crash_as_untyped_and_says_which_file(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch):
+    from evidencekit.capture import CaptureRequest, CaseInfo, capture
+    from evidencekit.crypto import age
+    from evidencekit.crypto.keys import SigningKey
+    from evidencekit.verify import verify
+
+    monkeypatch.setattr(identify, "worker_command",
+                        lambda: _fake_worker(tmp_path, CRASH_ON_MARK))
+    tree = tmp_path / "evidence"
+    tree.mkdir()
+    (tree / "a-note.txt").write_bytes(b"hello\n")
+    (tree / "b-sample.bin").write_bytes(b"CRASH libmagic\n")
+    (tree / "c-page.html").write_bytes(b"<html><body>hi</body></html>\n")
+    identity = age.X25519Identity.generate()
+    bundle = tmp_path / "out.evidence"
+    result = capture(CaptureRequest([os.fsencode(tree)], bundle, CaseInfo("CRASH-1", "Jane"),
+                                    [identity.recipient()], SigningKey.generate(), ["test"]))
+    assert result.warnings == ["evidence/b-sample.bin: libmagic crashed or hung on this file, so its "
+                               "type is recorded as application/octet-stream"]
+    assert result.problems == [] and result.seal.complete
+    report = verify(bundle, [identity])
+    assert report.ok and report.files_checked == 3
+    assert report.manifest is not None
+    with_mime = {e["path"]: e["mime"] for e in report.manifest.entries() if e["kind"] == "file"}
+    assert with_mime == {"evidence/a-note.txt": "text/plain",
+                         "evidence/b-sample.bin": "application/octet-stream",
+                         "evidence/c-page.html": "text/html"}
+
