@@ -80,7 +80,9 @@ class RichProgress:
         self._progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
             TextColumn("{task.fields[files]}"), TransferSpeedColumn(), TimeRemainingColumn(),
-            console=err, transient=True,
+            # 4 redraws a second look as live as rich's 10, and leave more of the CPU to the
+            # capture: in a folder of small files every core is busy (issue 5, target 6)
+            console=err, transient=True, refresh_per_second=4,
         )
         self._task: TaskID | None = None
         self._files = 0
