@@ -3,9 +3,11 @@
     pip install -e '.[fuzz]'
     taskset -c 0 python benchmarks/fuzz_bundle_reader.py --seconds 600
 
-The seeds are real bundles made with evidencekit's own capture API (a small tree with odd names,
-a symbolic link, an empty file and an incident record; the same with a custody event appended;
-a single file), written into a work folder (``--work``, default a new /tmp/ek-fuzz-*) with the
+The seeds are real bundles made with evidencekit's own capture API: a small tree with odd names,
+a symbolic link, a hard link (a second name of one file), an empty file and an incident record; a
+single file; the single file with a custody event appended; the single file resealed with an
+encrypted addendum (``addenda/000002.json``, made with ``custody.reseal`` as ``note --private``
+makes it). They are written into a work folder (``--work``, default a new /tmp/ek-fuzz-*) with the
 keys they were made with. The first input byte picks what the rest is:
 
 0. a whole bundle file   → ``verify`` without a key (outer tar, seal, signatures, custody log,
@@ -219,11 +221,11 @@ def _write_json(path: Path, document: dict[str, Any]) -> None:
 
 def prepare_work(work: Path) -> int:
     """Keys and a seed corpus of real bundles (capture API); returns the number of seeds."""
-    from evidencekit import incident
+    from evidencekit import addenda, incident
     from evidencekit.capture import CaptureRequest, CaseInfo, capture
     from evidencekit.crypto import age
     from evidencekit.crypto.keys import SigningKey
-    from evidencekit.custody import EventRequest, append_event
+    from evidencekit.custody import EventRequest, append_event, reseal
     from evidencekit.verify import verify
 
     corpus = work / "corpus"
@@ -247,6 +249,7 @@ def prepare_work(work: Path) -> int:
     with open(os.fsencode(tree) + b"/latin1-\xe9t\xe9.txt", "wb") as f:
         f.write(b"not utf-8 name\n")
     os.symlink("mail/inbox/scam.eml", tree / "link-to-scam")
+    os.link(tree / "mail" / "inbox" / "scam.eml", tree / "scam-again.eml")  # a tar hard link
     (tree / "random.bin").write_bytes(os.urandom(3000))
     single = seeds / "single.txt"
     single.write_text("one small file\n")
@@ -267,6 +270,16 @@ def prepare_work(work: Path) -> int:
     append_event(handed_on, EventRequest("transferred", "Fuzzer", signer,
                                          note="handed over", counterparty="Det. Smith"))
     bundles["custody"] = handed_on
+    # An encrypted addendum (FORMAT.md §4.6), added the way `note --private` adds it: a reseal.
+    sealed = made("addendum-source", single)
+    private = work / "addendum.evidence"
+    note = addenda.NoteContent(incident.note_details("loss", amount="35,50", currency="gbp",
+                                                     institution="PayPal", reference="PP-1"),
+                               incident.note_text("a second payment, to the same seller"))
+    reseal(sealed, private, [identity], [identity.recipient()],
+           EventRequest("resealed", "Fuzzer", signer, addenda.RESEAL_NOTE), addendum=note)
+    sealed.unlink()
+    bundles["addendum"] = private
     (keys / "seeds.json").write_text(json.dumps(
         [hashlib.sha256(b.read_bytes()).hexdigest() for b in bundles.values()]))
     for name, bundle in bundles.items():
@@ -274,6 +287,11 @@ def prepare_work(work: Path) -> int:
         plaintext = io.BytesIO()
         report = verify(bundle, [identity], tee=plaintext)
         assert report.ok, report.findings.items
+        if name == "tree":  # the second name of scam.eml is a tar hard link, not a copy
+            assert report.manifest is not None
+            assert any("link_to" in e for e in report.manifest.entries()), "no hard link"
+        if name == "addendum":
+            assert len(report.addenda) == 1, report.addenda
         (corpus / f"{name}-no-key").write_bytes(b"\0" + data)
         (corpus / f"{name}-with-key").write_bytes(b"\1" + data)
         (corpus / f"{name}-payload-verify").write_bytes(b"\2" + plaintext.getvalue())
