@@ -91,7 +91,8 @@ class Pending:
         self._index = index
 
     def done(self) -> bool:
-        return self._batch.answers is not None or self._batch.owner.collect_ready(self._batch)
+        batch = self._batch
+        return batch.answers is not None or (batch.sent and batch.owner.collect_ready(batch))
 
     def result(self) -> str | None:
         return self._batch.owner.wait(self._batch)[self._index]
@@ -103,6 +104,7 @@ class _Batch:
         self.blocks: list[bytes] = []
         self.size = 0
         self.sent = False
+        self.worker: _Worker | None = None  # the one it was sent to
         self.answers: list[str | None] | None = None
 
 
@@ -134,12 +136,15 @@ class _Worker:
         parts = [_LENGTH.pack(len(batch.blocks))]
         for block in batch.blocks:
             parts += [_LENGTH.pack(len(block)), block]
+        data = memoryview(b"".join(parts))
         try:
-            self.stdin.write(b"".join(parts))
-        except (BrokenPipeError, OSError):
+            while data:  # a raw write may stop short (a signal in the middle of a large one)
+                data = data[self.stdin.write(data) or 0:]
+        except OSError:  # BrokenPipeError: it died
             self.dead = True
             return False
         self.in_flight.append(batch)
+        batch.worker = self
         return True
 
     def readable(self) -> bool:
@@ -202,6 +207,13 @@ class _suppressed:
         return exc[0] is not None and issubclass(exc[0], OSError)  # type: ignore[arg-type]
 
 
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # what this process may use (a container, taskset)
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def worker_command() -> list[str]:
     return [sys.executable, "-m", "evidencekit.identify"]
 
@@ -226,7 +238,7 @@ class Identifier:
                  hang_seconds: float = 60.0) -> None:
         # libmagic takes milliseconds per file: a worker silent for a minute is stuck
         self._hang_seconds = hang_seconds
-        self._max_workers = workers or max(1, min(4, os.cpu_count() or 1))
+        self._max_workers = workers or max(1, min(4, _usable_cpus()))
         self._command = list(command or worker_command())
         self._workers: list[_Worker] = []
         self._in_process = False  # no worker could be started: libmagic runs here
@@ -253,12 +265,15 @@ class Identifier:
             self._send(batch)
 
     def collect_ready(self, batch: _Batch) -> bool:
-        """Take in the answers that have arrived, without waiting; True when *batch* has one."""
-        for worker in list(self._workers):  # _recover may drop one
-            while worker.in_flight and not worker.dead and worker.readable():
-                worker.read_some()
-            if worker.dead:
-                self._recover(worker)
+        """Take in what *batch*'s worker has answered, without waiting; True when *batch* has
+        its answers. (Only that worker is asked: a poll for every file of a folder of small
+        files, of every worker, cost 4 % of the capture.)"""
+        worker = batch.worker
+        while batch.answers is None and worker is not None and not worker.dead and \
+                worker.readable():
+            worker.read_some()
+        if worker is not None and worker.dead:
+            self._recover(worker)
         return batch.answers is not None
 
     def wait(self, batch: _Batch) -> list[str | None]:
@@ -269,7 +284,8 @@ class Identifier:
             else:  # pragma: no cover - every batch is sent when it is replaced
                 self._send(batch)
         while batch.answers is None:
-            worker = next(w for w in self._workers if batch in w.in_flight)
+            worker = batch.worker
+            assert worker is not None  # sent, and not answered: some worker has it
             worker.read_some()
             if worker.dead:
                 self._recover(worker)
