@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import click
+from click.core import ParameterSource
 from rich.markup import escape
 
 from evidencekit import incident as inc
@@ -29,6 +30,7 @@ from evidencekit.cli.app import resolve_signing_key
 from evidencekit.cli.keyring import default_signing_key_path, recipients_from
 from evidencekit.crypto import age
 from evidencekit.errors import EvidenceKitError, ExitCode, InputError
+from evidencekit.hostinfo import user_name
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -96,6 +98,8 @@ class GuidedDefaults:
     system: str = field(default_factory=platform.system)
     cwd: Path = field(default_factory=Path.cwd)
     zone: tuple[dt.tzinfo, str] | None = None  # (zone, IANA name or ""); default: this computer's
+    examiner: str = ""  # the name offered for the record (settings, or the user name if "")
+    examiner_given: bool = False  # --examiner was given: that name is used, not asked
 
 
 @dataclass
@@ -114,6 +118,7 @@ class Plan:
     protection: Protection
     output: Path
     incident_source: str = ""
+    examiner: str = ""  # who is capturing, as the record (custody log, manifest) will say
 
 
 TYPE_EXPLANATIONS = {
@@ -507,6 +512,18 @@ def _ask_key(p: Prompter) -> Protection:
             p.say(f"  That is not a key evidencekit can use: {escape(exc.message)}")
 
 
+def _ask_name(p: Prompter, defaults: GuidedDefaults) -> str:
+    """Who is capturing, in their own words (default: the settings' name or the user name)."""
+    name = defaults.examiner or user_name()
+    if defaults.examiner_given:
+        p.say(f"  [green]✓[/] Your name: {escape(name)}, as given on the command line.")
+        return name
+    answer = p.ask("Your name, as it should appear in the record:",
+                   "The bundle says who made it, and anyone who has the file can read this "
+                   f"name: it is not encrypted. Enter for {escape(name)}.")
+    return answer or name
+
+
 def _ask_output(p: Prompter, defaults: GuidedDefaults, case_id: str) -> Path:
     default = (defaults.output or defaults.cwd / f"{case_id}.evidence").absolute()
     while True:
@@ -530,8 +547,9 @@ def interview(p: Prompter, defaults: GuidedDefaults, case_id: str) -> Plan | Non
     sources = _ask_sources(p, record.incident_type, defaults)
     protection = _ask_protection(p, defaults)
     p.say("\n[bold]9. Saving[/]")
+    examiner = _ask_name(p, defaults)
     output = _ask_output(p, defaults, case_id)
-    plan = Plan(record, sources, protection, output, defaults.incident_source)
+    plan = Plan(record, sources, protection, output, defaults.incident_source, examiner)
     _summary(p, plan)
     if not sources or not protection.recipients:
         missing = "nothing to copy was chosen" if not sources else "no way to protect it was " \
@@ -653,6 +671,7 @@ def _summary(p: Prompter, plan: Plan) -> None:
                                         for i in record.identifiers) or "—"),
             ("Copy", "\n".join(str(s) for s in plan.sources) or "nothing chosen"),
             ("Protected by", plan.protection.label or "nothing chosen"),
+            ("Your name", plan.examiner or "—"),
             ("Save as", str(plan.output))]
     if plan.incident_source:
         rows.insert(0, ("Written down in", plan.incident_source + ", with your answers"))
@@ -801,12 +820,18 @@ def parse_loss_flag(spec: str) -> inc.Loss:
 
 def guided_capture(prompter: Prompter, defaults: GuidedDefaults, case: CaseInfo, file_stem: str,
                    sign_key: Path | None, sign_key_passphrase_file: Path | None) -> int:
-    """``evidencekit capture`` with no sources on a terminal."""
+    """``evidencekit capture`` with no sources on a terminal. *case* is the case as the command
+    line and the settings make it; the session asks for the examiner's name unless --examiner
+    gave it."""
+    defaults = dataclasses.replace(
+        defaults, examiner=defaults.examiner or case.examiner,
+        examiner_given=defaults.examiner_given or _given_on_command_line("examiner"))
 
     def make_bundle(plan: Plan) -> int:
         signing = resolve_signing_key(sign_key, sign_key_passphrase_file, False)
         request = CaptureRequest(
-            [os.fsencode(s) for s in plan.sources], plan.output, case,
+            [os.fsencode(s) for s in plan.sources], plan.output,
+            dataclasses.replace(case, examiner=plan.examiner or case.examiner),
             plan.protection.recipients, signing,
             command_line=list(sys.argv), progress=render.progress_for(False),
             exclude_paths=(sign_key or default_signing_key_path(),),
@@ -816,6 +841,12 @@ def guided_capture(prompter: Prompter, defaults: GuidedDefaults, case: CaseInfo,
         return ExitCode.OK if result.seal.complete else ExitCode.CAPTURE_INCOMPLETE
 
     return run_guided(prompter, defaults, file_stem, make_bundle)
+
+
+def _given_on_command_line(parameter: str) -> bool:
+    """True when the running command got *parameter* as a flag (not from settings or defaults)."""
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and ctx.get_parameter_source(parameter) is ParameterSource.COMMANDLINE
 
 
 def run_guided(prompter: Prompter, defaults: GuidedDefaults, case_id: str,

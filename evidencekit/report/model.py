@@ -159,8 +159,32 @@ def collect(report: Report, bundle_name: str, generated: str) -> ReportData:
     return data
 
 
+# The verification steps (docs/FORMAT.md §7.1, and the custody receipt), named for the people who
+# read a report; a check not listed here is shown by its own name.
+CHECK_LABELS = {
+    "outer-structure": "Bundle file structure",
+    "seal": "Seal",
+    "seal-signature": "Seal signature",
+    "readme": "README file",
+    "member-times": "File times in the bundle",
+    "custody": "Chain of custody",
+    "payload-hash": "Encrypted evidence (fingerprint)",
+    "payload-decrypt": "Decryption",
+    "payload-structure": "Contents of the encrypted evidence",
+    "bag": "Evidence files and their fingerprints",
+    "manifest": "Signed list of the evidence",
+    "addenda": "Encrypted additions",
+    "receipt": "Custody receipt",
+}
+
+
+def check_label(check: str) -> str:
+    """'custody' → 'Chain of custody': a verification step as a report names it."""
+    return CHECK_LABELS.get(check, check)
+
+
 def _finding_line(finding: Any) -> str:
-    line = f"[{finding.check}] {finding.where}: {finding.problem}"
+    line = f"{check_label(finding.check)} — {finding.where}: {finding.problem}"
     if finding.expected is not None or finding.found is not None:
         line += f" (expected {finding.expected}, found {finding.found})"
     return visible(line)

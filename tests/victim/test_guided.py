@@ -48,6 +48,7 @@ ALL_ANSWERS = [
     "~/Documents/seller.eml",  # add a file (~ is the home folder)
     "",  # keep the list
     "1", PASSPHRASE, PASSPHRASE,  # passphrase, twice
+    "Jane Q. Victim",  # the name for the record (the default is the case's, "Jane Victim")
     "",  # default output
     "yes",
 ]
@@ -88,6 +89,48 @@ def test_all_answers_make_a_bundle_with_the_incident_record(tmp_path, victim_hom
         {"time": "2026-11-15", "time_utc": None, "description": "The seller stopped answering"}]
     assert "2026-11-15: The seller stopped answering" in text  # in the summary
     assert "evidencekit report" in text and "-p -o report.pdf" in text  # the next step
+    # the name typed is who captured it: in the summary, the custody log and the manifest
+    assert any("Your name:" in line and "Jane Q. Victim" in line for line in prompter.said)
+    assert [e.actor_name for e in report.events] == ["Jane Q. Victim"]
+    assert report.manifest.fields["case"]["examiner"] == "Jane Q. Victim"
+
+
+NAME_QUESTION = "Your name, as it should appear in the record:"
+
+
+def test_enter_at_the_name_keeps_the_default(tmp_path, victim_home, keys):
+    out = tmp_path / "out"
+    out.mkdir()
+    index = ALL_ANSWERS.index("Jane Q. Victim")
+    hints: dict[str, str] = {}
+
+    class WithHints(ScriptedPrompter):
+        def ask(self, question: str, hint: str = "") -> str:
+            hints[question] = hint
+            return super().ask(question, hint)
+
+    prompter = WithHints([*ALL_ANSWERS[:index], "", *ALL_ANSWERS[index + 1:]])
+    assert session(prompter, victim_home, out, keys) == ExitCode.OK
+    assert NAME_QUESTION in prompter.asked and prompter.answers == []
+    assert "Enter for Jane Victim" in hints[NAME_QUESTION]
+    assert "not encrypted" in hints[NAME_QUESTION]  # the custody log is public
+    assert any("Your name:" in line and "Jane Victim" in line for line in prompter.said)
+    bundle = out / "EK-TEST.evidence"
+    assert [e.actor_name for e in verify(bundle).events] == ["Jane Victim"]
+
+
+def test_the_name_from_examiner_is_not_asked_again(tmp_path, victim_home, keys):
+    out = tmp_path / "out"
+    out.mkdir()
+    index = ALL_ANSWERS.index("Jane Q. Victim")
+    prompter = ScriptedPrompter([*ALL_ANSWERS[:index], *ALL_ANSWERS[index + 1:]])
+    plan_defaults = guided.GuidedDefaults(home=victim_home, system="Linux", cwd=out, zone=BERLIN,
+                                          examiner_given=True)
+    assert guided.guided_capture(prompter, plan_defaults, CaseInfo("EK-TEST", "J. Examiner"),
+                                 "EK-TEST", keys["signer"], None) == ExitCode.OK
+    assert NAME_QUESTION not in prompter.asked and prompter.answers == []
+    assert "Your name: J. Examiner, as given on the command line." in prompter.transcript
+    assert [e.actor_name for e in verify(out / "EK-TEST.evidence").events] == ["J. Examiner"]
 
 
 class SkipEverything(ScriptedPrompter):
@@ -135,7 +178,7 @@ def test_the_investigators_key_instead_of_a_passphrase(tmp_path, victim_home, ke
     out.mkdir()
     index = ALL_ANSWERS.index("1")
     recipient = keys["recipient"].read_text().strip()
-    answers = [*ALL_ANSWERS[:index], "2", "not a key", str(keys["recipient"]), "", "yes"]
+    answers = [*ALL_ANSWERS[:index], "2", "not a key", str(keys["recipient"]), "", "", "yes"]
     prompter = ScriptedPrompter(answers)
     assert session(prompter, victim_home, out, keys) == ExitCode.OK
     assert "not a key evidencekit can use" in prompter.transcript
@@ -149,7 +192,7 @@ def test_mistakes_are_explained_and_asked_again(tmp_path, victim_home, keys):
     out.mkdir()
     answers = ["9", "", "", "yesterday", "", "", "", "", "", "12 EURO", "lots", "", "",
                str(tmp_path / "missing"), "", "1", "short", PASSPHRASE, "different",
-               PASSPHRASE, PASSPHRASE, str(victim_home / "Downloads" / "statement.csv"),
+               PASSPHRASE, PASSPHRASE, "", str(victim_home / "Downloads" / "statement.csv"),
                str(tmp_path / "nowhere" / "x.evidence"), "", "no"]
     prompter = ScriptedPrompter(answers)
     assert session(prompter, victim_home, out, keys) == ExitCode.OK
@@ -229,7 +272,7 @@ def test_a_prepared_record_is_used_and_its_questions_are_not_asked(tmp_path, vic
     out = tmp_path / "out"
     out.mkdir()
     prepared = inc.load_yaml(INCIDENT_YAML + "affected_devices:\n  - laptop\n")
-    prompter = ScriptedPrompter(["", "1", PASSPHRASE, PASSPHRASE, "", "yes"])
+    prompter = ScriptedPrompter(["", "1", PASSPHRASE, PASSPHRASE, "", "", "yes"])
     plan_defaults = guided.GuidedDefaults(home=victim_home, system="Linux", cwd=out,
                                           zone=(ZoneInfo("America/New_York"), "America/New_York"),
                                           incident=prepared, incident_source="incident.yaml")
@@ -276,7 +319,7 @@ def test_protection_from_the_command_line_is_not_asked_again(tmp_path, victim_ho
                                           recipients=[recipient],
                                           protection="the key age1… (investigator.pub)")
     index = ALL_ANSWERS.index("1")
-    prompter = ScriptedPrompter([*ALL_ANSWERS[:index], "", "yes"])
+    prompter = ScriptedPrompter([*ALL_ANSWERS[:index], "", "", "yes"])
     assert guided.guided_capture(prompter, plan_defaults, CaseInfo("EK-TEST", "Jane"),
                                  "EK-TEST", keys["signer"], None) == ExitCode.OK
     assert "1 or 2:" not in prompter.asked and prompter.answers == []

@@ -15,6 +15,7 @@ from tests.victim.conftest import PASSPHRASE, run_cli
 pexpect = pytest.importorskip("pexpect")
 
 TIMEOUT = 30
+NAME_QUESTION = "Your name, as it should appear in the record:"
 
 
 def spawn(tmp_path: Path, victim_home: Path, keys: dict[str, Path], *extra: str):
@@ -71,9 +72,11 @@ def test_answering_through_a_terminal(tmp_path, victim_home, keys):
     answer(child, "1 or 2:", "1")
     answer(child, "Passphrase (hidden as you type):", PASSPHRASE)
     answer(child, "The same passphrase again:", PASSPHRASE)
+    answer(child, NAME_QUESTION, "Jane Doe")
     answer(child, "Where should the bundle be saved?", "")
     child.expect_exact("Summary")
     child.expect_exact("2026-11-14 10:30 (UTC+01:00)")
+    child.expect_exact("Jane Doe")  # the name, in the summary
     answer(child, "Make the bundle now? (yes/no)", "yes")
     child.expect_exact("Sealed")
     transcript = finish(child)
@@ -83,6 +86,7 @@ def test_answering_through_a_terminal(tmp_path, victim_home, keys):
     result = run_cli("verify", bundle, "--passphrase-file", _secret(tmp_path), "--json")
     assert result.code == 0, result.stdout
     assert result.json()["files_checked"] == 3
+    assert [e["actor"] for e in result.json()["custody"]] == ["Jane Doe"]
 
 
 def _secret(tmp_path: Path) -> Path:
@@ -96,7 +100,7 @@ def test_skipping_everything_through_a_terminal(tmp_path, victim_home, keys):
     for prompt in ("Number:", "What happened?", "When did it start?", "When did you notice it?",
                    "What happened when? Time:", "Which accounts?", "Which devices?", "Amount and currency:",
                    "Phone, email, website, account, IBAN or wallet:", "Change the list?",
-                   "1 or 2:", "Passphrase (hidden as you type):",
+                   "1 or 2:", "Passphrase (hidden as you type):", NAME_QUESTION,
                    "Where should the bundle be saved?"):
         answer(child, prompt, "")
     child.expect_exact("Nothing was written")
@@ -142,6 +146,7 @@ def test_prepared_incident_file_on_a_terminal_only_asks_for_the_files(tmp_path, 
     child.expect_exact("already written down for you (incident.yaml)")
     answer(child, "Change the list?", "")
     child.expect_exact("the passphrase in the file")
+    answer(child, NAME_QUESTION, "")
     answer(child, "Where should the bundle be saved?", "")
     child.expect_exact("Summary")
     child.expect_exact("incident.yaml, with your answers")
@@ -184,6 +189,7 @@ def test_passphrase_flag_on_a_terminal_asks_only_for_the_passphrase(tmp_path, vi
     child.expect_exact("as asked on the command line (-p)")
     answer(child, "Passphrase (hidden as you type):", PASSPHRASE)
     answer(child, "The same passphrase again:", PASSPHRASE)
+    answer(child, NAME_QUESTION, "")
     answer(child, "Where should the bundle be saved?", "")
     child.expect_exact("Paid for a bike")  # the --narrative, in the summary
     answer(child, "Make the bundle now? (yes/no)", "yes")
@@ -193,6 +199,43 @@ def test_passphrase_flag_on_a_terminal_asks_only_for_the_passphrase(tmp_path, vi
     assert PASSPHRASE not in seen(child)
     result = run_cli("verify", out / "PTY-1.evidence", "--passphrase-file", _secret(tmp_path))
     assert result.code == 0, result.stderr
+
+
+def test_examiner_flag_on_a_terminal_is_the_name_and_not_asked(tmp_path, victim_home, keys):
+    child, out = spawn(tmp_path, victim_home, keys, "--examiner", "Jane Victim",
+                       "--passphrase-file", str(_secret(tmp_path)))
+    for prompt in ("Number:", "What happened?", "When did it start?", "When did you notice it?",
+                   "What happened when? Time:", "Which accounts?", "Which devices?",
+                   "Amount and currency:", "Phone, email, website, account, IBAN or wallet:",
+                   "Change the list?"):
+        answer(child, prompt, "")
+    child.expect_exact("Your name: Jane Victim, as given on the command line.")
+    answer(child, "Where should the bundle be saved?", "")
+    answer(child, "Make the bundle now? (yes/no)", "yes")
+    transcript = finish(child)
+    assert child.exitstatus == 0, transcript
+    assert f"? {NAME_QUESTION}" not in seen(child)
+    result = run_cli("verify", out / "PTY-1.evidence", "--json")
+    assert [e["actor"] for e in result.json()["custody"]] == ["Jane Victim"]
+
+
+def test_examiner_from_the_settings_is_offered_and_enter_keeps_it(tmp_path, victim_home, keys,
+                                                                  monkeypatch):
+    monkeypatch.setenv("EVIDENCEKIT_EXAMINER", "Jane From Settings")
+    child, out = spawn(tmp_path, victim_home, keys, "--passphrase-file", str(_secret(tmp_path)))
+    for prompt in ("Number:", "What happened?", "When did it start?", "When did you notice it?",
+                   "What happened when? Time:", "Which accounts?", "Which devices?",
+                   "Amount and currency:", "Phone, email, website, account, IBAN or wallet:",
+                   "Change the list?"):
+        answer(child, prompt, "")
+    child.expect_exact("Enter for Jane From Settings.")  # the hint names the default
+    answer(child, NAME_QUESTION, "")
+    answer(child, "Where should the bundle be saved?", "")
+    answer(child, "Make the bundle now? (yes/no)", "yes")
+    transcript = finish(child)
+    assert child.exitstatus == 0, transcript
+    result = run_cli("verify", out / "PTY-1.evidence", "--json")
+    assert [e["actor"] for e in result.json()["custody"]] == ["Jane From Settings"]
 
 
 @pytest.mark.parametrize(("reply", "written"), [("n", False), ("y", True)])

@@ -469,3 +469,30 @@ def test_pdf_evidence_list_fits_25_items_a_page(tmp_path):
                 if line.strip() and "evidence report · sealer" not in line
                 and not line.startswith("Page ")]
         assert len(" ".join(body)) > 200, f"page {number} is almost empty: {body}"
+
+
+def test_problems_are_named_in_plain_words_not_by_check_name():
+    from evidencekit.findings import Finding
+    from evidencekit.report.model import _finding_line
+
+    custody = Finding("custody", "custody/000003.json", "event does not chain to the one before",
+                      "ab12", "cd34")
+    assert _finding_line(custody) == ("Chain of custody — custody/000003.json: event does not "
+                                      "chain to the one before (expected ab12, found cd34)")
+    warning = Finding("custody", "custody/000002.json", "time goes backwards", severity="warning")
+    assert _finding_line(warning) == "Chain of custody — custody/000002.json: time goes backwards"
+    assert _finding_line(Finding("new-check", "x", "odd")) == "new-check — x: odd"  # fallback
+
+
+def test_a_forced_report_names_the_failed_checks_in_plain_words(case, tmp_path):
+    damaged = tmp_path / "damaged.evidence"
+    data = bytearray(case.path.read_bytes())
+    data[len(data) // 2] ^= 1  # inside payload.age
+    damaged.write_bytes(bytes(data))
+    output = tmp_path / "f.html"
+    assert run_cli("report", damaged, "-i", case.keys["identity"], "-o", output,
+                   "--force").code == 1
+    page = Page()
+    page.feed(output.read_text("utf-8"))
+    assert "Encrypted evidence (fingerprint) — payload.age:" in page.plain
+    assert "[payload-hash]" not in page.plain and "[payload-decrypt]" not in page.plain
