@@ -3,6 +3,7 @@
     pip install py-spy
     python benchmarks/profile.py -- evidencekit capture SRC -r age1... --sign-key KEY -o OUT --json
     python benchmarks/profile.py --native -- evidencekit verify OUT -i KEY --json
+    python benchmarks/profile.py --subprocesses -- evidencekit capture ...   # libmagic workers too
 
 Samples every thread (idle ones too, so waiting shows as waiting) at 200 Hz and prints, per
 thread, the share of samples per innermost function (``--native`` resolves C frames, e.g.
@@ -26,7 +27,11 @@ def summarize(raw: Path, top: int) -> str:
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         frames = stack.split(";")
-        thread = frames[0].split(":", 1)[-1].strip() or frames[0]
+        process = ""
+        # --subprocesses: one "process PID:cmdline" frame per level (parent first, then child)
+        while frames[0].startswith("process ") and len(frames) > 1:
+            process = frames.pop(0).split(":", 1)[0] + " "  # the innermost: "process 1234"
+        thread = process + (frames[0].split(":", 1)[-1].strip() or frames[0])
         leaf = frames[-1]
         if len(frames) > 1 and "(" in leaf and ".py:" not in leaf:  # a C frame: name its caller
             callers = [f for f in frames if ".py:" in f]
@@ -47,6 +52,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--native", action="store_true", help="include C frames")
     parser.add_argument("--top", type=int, default=8, help="functions shown per thread")
+    parser.add_argument("--subprocesses", action="store_true",
+                        help="profile child processes too (capture's libmagic workers)")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -61,6 +68,8 @@ def main() -> int:
         options = ["--idle", "--threads", "--rate", "200", "--format", "raw", "-o", str(raw)]
         if args.native:
             options.append("--native")
+        if args.subprocesses:
+            options.append("--subprocesses")
         subprocess.run([spy, "record", *options, "--", *command], check=True,
                        stdout=subprocess.DEVNULL)
         print(summarize(raw, args.top))
