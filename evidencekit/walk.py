@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from evidencekit.errors import InputError
@@ -30,14 +31,35 @@ _NOATIME = getattr(os, "O_NOATIME", 0)
 _PATH_ONLY = getattr(os, "O_PATH", os.O_RDONLY)
 
 
-def open_directory(name: bytes, dir_fd: int) -> int:
-    """Open a folder for listing without following a link and, where allowed, keeping its atime."""
+def open_directory(name: bytes, dir_fd: int | None = None, *, follow: bool = False) -> int:
+    """Open a folder for listing without following a link (unless *follow*: a folder the user
+    named may be one) and, where allowed, keeping its atime."""
+    flags = _DIR_FLAGS if not follow else _DIR_FLAGS & ~os.O_NOFOLLOW
     try:
-        return os.open(name, _DIR_FLAGS | _NOATIME, dir_fd=dir_fd)
+        return os.open(name, flags | _NOATIME, dir_fd=dir_fd)
     except PermissionError:
         if not _NOATIME:
             raise
-        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+        return os.open(name, flags, dir_fd=dir_fd)
+
+
+@contextmanager
+def scan_directory(path: str | bytes | os.PathLike[str],
+                   *, follow: bool = False) -> Iterator[Iterator[os.DirEntry[str]]]:
+    """``os.scandir`` for a folder that may hold evidence, keeping its access time.
+
+    Listing a folder by its path updates its atime (with relatime, whenever the atime is older
+    than the last change): anything that looks at the user's folders before or during a capture
+    (the progress bar's count, profile patterns, the guided session's suggestions) lists them
+    through a descriptor opened with O_NOATIME instead. The entries' ``path`` is their bare name;
+    their ``stat()`` and ``is_dir()`` work only inside the ``with`` block.
+    """
+    fd = open_directory(os.fsencode(path), follow=follow)
+    try:
+        with os.scandir(fd) as entries:
+            yield entries
+    finally:
+        os.close(fd)
 
 
 def kind_of(mode: int) -> str:

@@ -36,3 +36,29 @@ def require_env_dir(variable: str) -> str:
     if not value or not os.path.isdir(value):
         skip_or_fail(f"{variable} is not set to a directory")
     return value
+
+
+def stale_atimes(*folders: str | os.PathLike[str]) -> dict[str, int]:
+    """Give *folders* an access time older than their last change (so that listing them by path
+    updates it, with relatime as with strictatime) and return it, to compare afterwards.
+
+    Fails when listing a folder does not update its access time here at all (a noatime mount):
+    then a test of keeping access times could not fail, and proves nothing.
+    """
+    probe = os.path.join(os.fspath(folders[0]), ".atime-probe")
+    os.mkdir(probe)
+    os.utime(probe, ns=(1_000_000_000, os.stat(probe).st_mtime_ns))
+    os.listdir(probe)
+    updates = os.stat(probe).st_atime_ns != 1_000_000_000
+    os.rmdir(probe)
+    if not updates:
+        skip_or_fail("listing a folder does not update its access time on this file system")
+    stale = {}
+    for folder in folders:
+        os.utime(folder, ns=(1_000_000_000, os.stat(folder).st_mtime_ns))
+        stale[os.fspath(folder)] = 1_000_000_000
+    return stale
+
+
+def atimes(*folders: str | os.PathLike[str]) -> dict[str, int]:
+    return {os.fspath(folder): os.stat(folder).st_atime_ns for folder in folders}

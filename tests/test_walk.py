@@ -1,6 +1,9 @@
 import os
 
-from evidencekit.walk import escape_name, resolve_sources, walk
+import pytest
+
+from evidencekit.walk import escape_name, resolve_sources, scan_directory, walk
+from tests.conftest import atimes, stale_atimes
 
 
 def test_walk_is_sorted_and_never_follows_links(tmp_path):
@@ -40,3 +43,26 @@ def test_two_sources_with_the_same_name_get_distinct_bag_names(tmp_path):
     sources = resolve_sources([os.fsencode(tmp_path / "x" / "docs"),
                                os.fsencode(tmp_path / "y" / "docs")])
     assert [s.bag_name for s in sources] == ["docs", "docs~1"]
+
+
+def test_scan_directory_keeps_the_folders_access_time(tmp_path):
+    (tmp_path / "a.txt").write_text("x")
+    (tmp_path / "sub").mkdir()
+    stale = stale_atimes(tmp_path)
+    with scan_directory(tmp_path) as entries:
+        found = {e.name: (e.is_dir(follow_symlinks=False), e.stat(follow_symlinks=False).st_size)
+                 for e in entries}
+    assert found == {"a.txt": (False, 1), "sub": (True, found["sub"][1])}
+    assert atimes(tmp_path) == stale
+    os.listdir(tmp_path)  # what it replaces does change it
+    assert atimes(tmp_path) != stale
+
+
+def test_scan_directory_follows_a_link_only_when_asked(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "f").write_text("x")
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    with pytest.raises(OSError), scan_directory(tmp_path / "link"):
+        pass
+    with scan_directory(tmp_path / "link", follow=True) as entries:
+        assert [e.name for e in entries] == ["f"]

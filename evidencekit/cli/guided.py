@@ -31,6 +31,7 @@ from evidencekit.cli.keyring import default_signing_key_path, recipients_from
 from evidencekit.crypto import age
 from evidencekit.errors import EvidenceKitError, ExitCode, InputError
 from evidencekit.hostinfo import user_name
+from evidencekit.walk import scan_directory
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -213,13 +214,13 @@ def _mail_exports(folder: Path, limit: int = 2000) -> list[Path]:
     """Exported emails directly in *folder* (bounded: a huge Downloads folder is not walked)."""
     found = []
     try:
-        with os.scandir(folder) as entries:
+        with scan_directory(folder, follow=True) as entries:  # keeps the folder's access time
             for n, entry in enumerate(entries):
                 if n >= limit:
                     break
                 if entry.name.lower().endswith(MAIL_SUFFIXES) and entry.is_file(
                         follow_symlinks=False):
-                    found.append(Path(entry.path))
+                    found.append(folder / entry.name)
     except OSError:
         pass
     return sorted(found)
@@ -233,15 +234,24 @@ def describe_size(path: Path, limit: int = 5000) -> str:
     except OSError:
         return "cannot be read"
     files = total = seen = 0
-    for folder, dirs, names in os.walk(path):
-        for name in names:
-            seen += 1
-            try:
-                total += os.lstat(os.path.join(folder, name)).st_size
-                files += 1
-            except OSError:
-                pass
-        seen += len(dirs)
+    top = os.fsencode(path)
+    folders = [top]
+    while folders:  # os.walk, but keeping the folders' access times (walk.scan_directory)
+        folder = folders.pop()
+        try:
+            with scan_directory(folder, follow=folder is top) as entries:
+                for entry in entries:
+                    seen += 1
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            folders.append(os.path.join(folder, os.fsencode(entry.name)))
+                            continue
+                        total += entry.stat(follow_symlinks=False).st_size
+                        files += 1
+                    except OSError:
+                        pass
+        except OSError:
+            pass
         if seen >= limit:
             return f"more than {files} files, over {human_size(total)}"
     return f"{files} file{'' if files == 1 else 's'}, {human_size(total)}"

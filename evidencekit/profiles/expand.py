@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from evidencekit.profiles.model import VARIABLES, Profile
+from evidencekit.walk import scan_directory
 
 _BRACED = re.compile(r"\{([a-z]+)\}")
 _PERCENT = re.compile(r"%([A-Za-z_][A-Za-z0-9_()]*)%")
@@ -269,7 +270,9 @@ def _below(folder: str, everything: bool, found: _Matches) -> Iterator[str]:
 def _listing(folder: str, found: _Matches, follow: bool = True) -> list[tuple[str, bool]]:
     """(name, is a folder) for each entry of *folder*; a refusal is noted in *found*."""
     try:
-        with os.scandir(folder) as entries:
+        # the folder itself may be a link the user made (~/Documents elsewhere): followed; its
+        # access time is kept (this runs before the capture, on the user's own folders)
+        with scan_directory(folder, follow=True) as entries:
             return sorted((e.name, _is_folder(e, follow)) for e in entries)
     except _ABSENT:
         return []

@@ -11,6 +11,7 @@ import pytest
 from evidencekit.profiles import find_profile, resolve, variables
 from evidencekit.profiles.expand import UnsetVariable, expand_pattern
 from evidencekit.profiles.model import read_profile
+from tests.conftest import atimes, stale_atimes
 
 
 def touch(path: Path, data: bytes = b"x") -> Path:
@@ -183,7 +184,8 @@ def _refusing(monkeypatch: pytest.MonkeyPatch, lookups: set[str] = frozenset(),
     """Make stat of *lookups* (behind a folder that may not be searched) and listing of
     *listings* (a folder that may not be read) fail as they do for an unprivileged user: root
     passes any permission bits, so the tests that run as root need the failure injected."""
-    for name, refused in (("lstat", lookups), ("stat", lookups), ("scandir", listings)):
+    for name, refused in (("lstat", lookups), ("stat", lookups), ("scandir", listings),
+                          ("open", listings)):  # folders are listed through a descriptor
         real = getattr(os, name)
 
         def call(path, *args, _real=real, _refused=refused, **kwargs):
@@ -232,3 +234,16 @@ def test_a_refusal_inside_a_source_is_left_to_the_capture(tmp_path: Path, monkey
     found = resolve(checked, "linux", {"HOME": str(tmp_path)})
     monkeypatch.undo()
     assert found.sources == [str(tmp_path / "data")] and found.unreachable == []
+
+
+def test_patterns_keep_the_access_times_of_the_folders_they_look_in(tmp_path: Path):
+    home = tmp_path / "home"
+    touch(home / "Documents" / "2026" / "statement.pdf")
+    touch(home / "Documents" / "letter.pdf")
+    folders = [home, home / "Documents", home / "Documents" / "2026"]
+    stale = stale_atimes(*folders)
+    found = resolve(profile(f"  - name: t\n    linux: ['{home}/*/**/*.pdf']\n"), "linux",
+                    {"HOME": str(home)})
+    assert sorted(found.sources) == [str(home / "Documents" / "2026" / "statement.pdf"),
+                                     str(home / "Documents" / "letter.pdf")]
+    assert atimes(*folders) == stale

@@ -14,6 +14,7 @@ from evidencekit.capture import CaseInfo
 from evidencekit.cli import guided
 from evidencekit.errors import ExitCode
 from evidencekit.verify import verify
+from tests.conftest import atimes, stale_atimes
 from tests.victim.conftest import PASSPHRASE, ScriptedPrompter, run_cli
 
 BERLIN = (ZoneInfo("Europe/Berlin"), "Europe/Berlin")
@@ -366,3 +367,19 @@ def test_protection_options_are_checked_and_labelled_before_the_session(tmp_path
     nothing = guided.GuidedDefaults()
     _protection_defaults(nothing, (), (), False, None)
     assert not nothing.ask_passphrase and not nothing.recipients  # the session asks
+
+
+def test_looking_around_keeps_the_folders_access_times(tmp_path):
+    home = tmp_path / "h"
+    for folder in ("Desktop", "Downloads/bank", "Documents"):
+        (home / folder).mkdir(parents=True)
+    (home / "Documents" / "bank.eml").write_text("x")
+    (home / "Downloads" / "bank" / "statement.pdf").write_bytes(b"%PDF" + b"0" * 96)
+    (tmp_path / "elsewhere").symlink_to(home / "Downloads")
+    folders = [home / "Desktop", home / "Downloads", home / "Downloads" / "bank",
+               home / "Documents"]
+    stale = stale_atimes(*folders)
+    guided.suggestions("phishing", home, "Linux")
+    assert guided.describe_size(home / "Downloads") == "1 file, 100 bytes"
+    assert guided.describe_size(tmp_path / "elsewhere") == "1 file, 100 bytes"  # a link the user named
+    assert atimes(*folders) == stale

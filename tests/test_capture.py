@@ -1,0 +1,76 @@
+"""capture's own helpers: the progress bar's totals, and what looking at the sources leaves."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from evidencekit.capture import CaptureRequest, CaseInfo, capture, scan_totals
+from evidencekit.crypto import age
+from evidencekit.crypto.keys import SigningKey
+from evidencekit.progress import Throttled
+from evidencekit.walk import resolve_sources
+from tests.conftest import atimes, stale_atimes
+
+
+class Bar:
+    """A progress reporter that asks for totals, as the terminal bar does."""
+
+    wants_totals = True
+
+    def __init__(self) -> None:
+        self.totals: list[tuple[int | None, int | None]] = []
+
+    def start(self, label: str, total_files: int | None, total_bytes: int | None) -> None:
+        self.totals.append((total_files, total_bytes))
+
+    def advance(self, files: int = 0, nbytes: int = 0) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+def make_tree(root: Path) -> list[Path]:
+    """Files, a nested folder, a link to a folder outside and one to a file; the folders."""
+    outside = root.parent / f"{root.name}-outside"
+    (outside / "deep").mkdir(parents=True)
+    (outside / "deep" / "not-evidence.bin").write_bytes(b"z" * 1000)
+    (root / "mail" / "2026").mkdir(parents=True)
+    (root / "note.txt").write_bytes(b"12345")
+    (root / "mail" / "a.eml").write_bytes(b"x" * 300)
+    (root / "mail" / "2026" / "b.eml").write_bytes(b"y" * 40)
+    (root / "to-outside").symlink_to(outside)
+    (root / "to-note").symlink_to(root / "note.txt")
+    os.mkfifo(root / "pipe")
+    return [root, root / "mail", root / "mail" / "2026"]
+
+
+def test_totals_count_regular_files_and_follow_no_link(tmp_path: Path):
+    tree = tmp_path / "tree"
+    make_tree(tree)
+    sources = resolve_sources([os.fsencode(tree)])
+    assert scan_totals(sources, set()) == (3, 345)
+    skipped = os.stat(tree / "note.txt")
+    assert scan_totals(sources, {(skipped.st_dev, skipped.st_ino)}) == (2, 340)
+    single = resolve_sources([os.fsencode(tree / "note.txt")])
+    assert scan_totals(single, set()) == (1, 5)
+
+
+@pytest.mark.parametrize("counted_while_capturing", [True, False])
+def test_the_bars_count_keeps_the_folders_access_times(tmp_path: Path,
+                                                       counted_while_capturing: bool):
+    tree = tmp_path / "tree"
+    folders = make_tree(tree)
+    stale = stale_atimes(*folders)
+    bar = Bar()
+    progress = Throttled(bar) if counted_while_capturing else bar
+    identity = age.X25519Identity.generate()
+    result = capture(CaptureRequest([os.fsencode(tree)], tmp_path / "out.evidence",
+                                    CaseInfo("ATIME-1", "Jane"), [identity.recipient()],
+                                    SigningKey.generate(), ["test"], progress=progress))
+    assert result.seal.counts["files"] == 3
+    assert bar.totals == [(3, 345)]
+    assert atimes(*folders) == stale
