@@ -600,9 +600,9 @@ def _write_bag(request: CaptureRequest, sources: list[Source], inner: InnerTarWr
 
     tag(bag.BAGIT, bag.BAGIT_TXT)
     tally.identifier = identify.Identifier()
-    tally.room = _OutputRoom(request.output.absolute().parent)
-    blocked = _unreachable_sources(request.unreachable, sources)
     try:
+        tally.room = _OutputRoom(request.output.absolute().parent)
+        blocked = _unreachable_sources(request.unreachable, sources)
         for entry in walk(sources, skip):
             _capture_entry(entry, inner, tally, request.progress, request.filters)
         for source, problem in blocked:

@@ -1,6 +1,6 @@
 """File types with libmagic, from bytes already read (never a second open of the evidence).
 
-During a capture libmagic runs in worker processes (``python -m evidencekit.identify``), for two
+During a capture libmagic runs in worker processes (`worker_command`: this module), for two
 reasons. libmagic is a C parser and the evidence may be hostile (a malware sample, a crafted
 document): a crash in it must cost one file's type, not the capture. And it is the largest cost
 per file in a folder of small files (about 0.2 ms for binary data, 1 ms for text, whatever the
@@ -16,6 +16,7 @@ Protocol on the worker's stdin and stdout (big-endian lengths):
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import os
 import select
@@ -24,6 +25,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Sequence
 from typing import Any, BinaryIO
@@ -108,11 +110,16 @@ class _Batch:
         self.answers: list[str | None] | None = None
 
 
-def _widen_pipe(fd: int) -> None:
+def _widen_pipe(fd: int) -> int:
     """Room in the pipe for the batches in flight: with the default 64 KiB, sending a batch
-    waited until the worker had finished the one before (Linux only; elsewhere it just waits)."""
+    waited until the worker had finished the one before (Linux only; elsewhere it just waits).
+    Returns what the pipe holds: a batch is sent to a busy worker only if it fits (see send)."""
     with _suppressed():
         fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_BYTES)
+    try:
+        return int(fcntl.fcntl(fd, getattr(fcntl, "F_GETPIPE_SZ", 1032)))
+    except OSError:
+        return 1 << 16  # POSIX promises less; every system in use gives at least this
 
 
 class _Worker:
@@ -122,15 +129,27 @@ class _Worker:
         self.hang_seconds = hang_seconds
         self.process = subprocess.Popen(
             list(command), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, bufsize=0)
+            stderr=subprocess.DEVNULL, bufsize=0, cwd="/")  # not the evidence (see main)
         assert self.process.stdin is not None and self.process.stdout is not None
         self.stdin: BinaryIO = self.process.stdin  # type: ignore[assignment]
-        _widen_pipe(self.stdin.fileno())
+        self.pipe_bytes = _widen_pipe(self.stdin.fileno())
         self.out_fd = self.process.stdout.fileno()
         self.buffer = bytearray()
         self.ready: bool | None = None  # None until its first frame
         self.in_flight: deque[_Batch] = deque()
         self.dead = False
+        self.untrusted = False  # it answered what it was not asked: nothing more is read
+
+    def can_take(self, batch: _Batch, in_flight_limit: int) -> bool:
+        """Whether *batch* may be sent now without risking a write that never ends.
+
+        The worker reads a whole batch before it types any of it, so while it works on one (and
+        perhaps hangs in libmagic) the pipe holds only what was sent after: a second batch is
+        sent only if it fits there. Writing is then never stuck behind a hung worker, and the
+        hang is found by read_some's timeout."""
+        if not self.in_flight:
+            return True
+        return len(self.in_flight) < in_flight_limit and _frame_size(batch) <= self.pipe_bytes
 
     def send(self, batch: _Batch) -> bool:
         parts = [_LENGTH.pack(len(batch.blocks))]
@@ -165,7 +184,24 @@ class _Worker:
             self.dead = True
             return
         self.buffer += data
-        while len(self.buffer) >= 4:
+        self._take_frames()
+
+    def drain(self) -> None:
+        """After its end: take in what it wrote before it died (READY, finished answers)."""
+        self.process.kill()  # if it is not dead yet (a broken pipe, a garbled answer)
+        self.process.wait()
+        while True:
+            try:
+                data = os.read(self.out_fd, 1 << 16)
+            except OSError:
+                return
+            if not data:
+                return
+            self.buffer += data
+            self._take_frames()
+
+    def _take_frames(self) -> None:
+        while len(self.buffer) >= 4 and not self.untrusted:
             (length,) = _LENGTH.unpack_from(self.buffer)
             if len(self.buffer) < 4 + length:
                 break
@@ -178,7 +214,7 @@ class _Worker:
             self.ready = frame == _READY
             return
         if not self.in_flight:  # an answer to nothing: this worker is not to be trusted
-            self.dead = True
+            self.dead = self.untrusted = True
             return
         batch = self.in_flight.popleft()
         answers: list[str | None] = list(frame.decode("utf-8", "replace").split("\n"))
@@ -186,11 +222,19 @@ class _Worker:
             answers = [None] * len(batch.blocks)
         batch.answers = answers
 
-    def close(self) -> None:
+    def close(self, wait: float = 5.0) -> None:
+        self.hang_up()
+        self.finish(wait)
+
+    def hang_up(self) -> None:
+        """Close its input: an idle worker then leaves."""
         with _suppressed():
             self.stdin.close()
+
+    def finish(self, wait: float) -> None:
+        """Give it *wait* seconds to leave (one stuck in libmagic never does), then kill it."""
         try:
-            self.process.wait(timeout=5)
+            self.process.wait(timeout=max(wait, 0.0))
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
@@ -215,7 +259,19 @@ def _usable_cpus() -> int:
 
 
 def worker_command() -> list[str]:
-    return [sys.executable, "-m", "evidencekit.identify"]
+    """How a worker is started: isolated (-I), with this process's import path given explicitly.
+
+    ``python -m`` (or ``-c``) would put the working folder first on the path, and that may be
+    the evidence (``cd /mnt/suspect && evidencekit capture .``): a ``magic.py`` there would run.
+    So the worker gets this process's absolute path entries, less the working folder."""
+    here = os.getcwd()
+    path = [p for p in sys.path if os.path.isabs(p) and p != here]
+    home = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # holds evidencekit
+    if home not in path:
+        path.insert(0, home)
+    code = (f"import sys; sys.path[:] = {path!r}; "
+            f"from evidencekit.identify import main; main(parent={os.getpid()})")
+    return [sys.executable, "-I", "-c", code]
 
 
 class Identifier:
@@ -298,7 +354,7 @@ class Identifier:
             if worker is None:
                 batch.answers = [mime_type(block) for block in batch.blocks]
                 return
-            while len(worker.in_flight) >= self.IN_FLIGHT and not worker.dead:
+            while not worker.dead and not worker.can_take(batch, self.IN_FLIGHT):
                 worker.read_some()
             if not worker.dead and worker.send(batch):
                 return
@@ -335,8 +391,12 @@ class Identifier:
         at work, in this process when it never got libmagic loaded (nothing to do with a file)."""
         if dead in self._workers:
             self._workers.remove(dead)
-        dead.close()
-        if not dead.ready:
+        dead.hang_up()
+        # Its death may have been noticed at a write (a broken pipe) before anything it wrote
+        # was read: READY, and answers it finished, are still in the pipe.
+        dead.drain()
+        dead.finish(0)
+        if dead.ready is not True:  # it never got libmagic loaded: nothing to do with a file
             self._in_process = True
         batches = list(dead.in_flight)
         dead.in_flight.clear()
@@ -374,9 +434,17 @@ class Identifier:
         return unavailable_reason() if self._in_process else None  # workers report only READY
 
     def close(self) -> None:
+        """End the workers: all are told at once, and given 5 s together (not each) to leave."""
         for worker in self._workers:
-            worker.close()
+            worker.hang_up()
+        deadline = time.monotonic() + 5.0
+        for worker in self._workers:
+            worker.finish(deadline - time.monotonic())
         self._workers.clear()
+
+
+def _frame_size(batch: _Batch) -> int:
+    return 4 + 4 * len(batch.blocks) + batch.size
 
 
 def _read_exact(stream: BinaryIO, size: int) -> bytes | None:
@@ -403,16 +471,33 @@ def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
     _write_frame(stdout, _READY)
     while (header := _read_exact(stdin, 4)) is not None:
         (count,) = _LENGTH.unpack(header)
-        answers = []
-        for _ in range(count):
+        blocks = []
+        for _ in range(count):  # the whole batch first: the pipe is then free (Worker.can_take)
             size = _read_exact(stdin, 4)
             block = _read_exact(stdin, _LENGTH.unpack(size)[0]) if size is not None else None
             if block is None:
                 return
-            answers.append(_ask(handle, block))
+            blocks.append(block)
+        answers = [_ask(handle, block) for block in blocks]
         _write_frame(stdout, "\n".join(answers).encode("utf-8"))
 
 
-if __name__ == "__main__":
+def _die_with(parent: int) -> None:
+    """Be killed when the capture ends, however it ends (Linux): a worker stuck in libmagic
+    would otherwise never notice, and run on."""
+    if sys.platform.startswith("linux"):
+        with _suppressed():
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it ended before that took effect
+        os._exit(0)
+
+
+def main(parent: int | None = None) -> None:
+    if parent is not None:
+        _die_with(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the capture, which closes us
     serve(sys.stdin.buffer, sys.stdout.buffer)
+
+
+if __name__ == "__main__":
+    main()

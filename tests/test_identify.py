@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -43,6 +44,14 @@ CRASH_ON_MARK = """
 def _ask(handle, block):
     if block.startswith(b"CRASH"):
         os.kill(os.getpid(), signal.SIGSEGV)  # what a libmagic bug would do
+    return real_ask(handle, block)
+identify._ask = _ask
+"""
+
+HANG_ON_MARK = """
+def _ask(handle, block):
+    if block.startswith(b"HANG"):
+        signal.pause()  # what a pattern that backtracks for ever would do
     return real_ask(handle, block)
 identify._ask = _ask
 """
@@ -85,14 +94,8 @@ def test_a_file_that_crashes_libmagic_loses_only_its_own_type(tmp_path: Path):
 
 
 def test_a_file_that_hangs_libmagic_is_given_up_on_after_a_while(tmp_path: Path):
-    command = _fake_worker(tmp_path, """
-        def _ask(handle, block):
-            if block.startswith(b"HANG"):
-                signal.pause()  # what a pattern that backtracks for ever would do
-            return real_ask(handle, block)
-        identify._ask = _ask
-        """)
-    identifier = Identifier(workers=1, command=command, hang_seconds=1.0)
+    identifier = Identifier(workers=1, command=_fake_worker(tmp_path, HANG_ON_MARK),
+                            hang_seconds=1.0)
     started = time.monotonic()
     answers = _identify_all(identifier, [b"hello\n", b"HANG here", b"%PDF-1.7\n"])
     assert answers == ["text/plain", None, "application/pdf"]
@@ -147,6 +150,90 @@ def test_the_worker_ignores_ctrl_c_and_leaves_when_its_input_closes():
     worker.stdin.close()
     assert worker.stdout.read() == b"\0\0\0\x0atext/plain"
     assert worker.wait(timeout=30) == 0
+
+
+def test_a_magic_py_in_the_working_folder_is_not_run(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch):
+    """`cd /mnt/suspect && evidencekit capture .`: the working folder is the evidence, and the
+    workers must not import from it (python -m would put it first on the path)."""
+    ran = tmp_path / "it-ran"
+    (tmp_path / "magic.py").write_text(f"open({str(ran)!r}, 'w').close()\nraise ImportError\n")
+    monkeypatch.chdir(tmp_path)
+    identifier = Identifier(workers=1)
+    assert _identify_all(identifier, SAMPLES) == [mime_type(b) for b in SAMPLES]
+    assert not ran.exists()
+    assert not identifier._in_process  # typed by the worker, not here
+
+
+def test_a_crash_first_noticed_while_sending_costs_only_that_files_type(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The worker dies on the first batch; the capture finds out when the next write fails
+    (broken pipe), before reading anything back. That is still one file's crash: READY is read
+    from the dead worker's pipe, and nothing is typed in the capture's own process."""
+    typed_here: list[bytes] = []
+    real = identify.mime_type
+    monkeypatch.setattr(identify, "mime_type", lambda b: typed_here.append(b) or real(b))
+    identifier = Identifier(workers=1, command=_fake_worker(tmp_path, CRASH_ON_MARK))
+    identifier.BATCH_FILES = 4
+    first = [identifier.identify(b) for b in [b"CRASH here", *SAMPLES[:3]]]
+    worker = identifier._workers[0]
+    deadline = time.monotonic() + 30
+    while worker.process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    second = [identifier.identify(b) for b in SAMPLES[3:7]]
+    try:
+        answers = [p.result() for p in first + second]
+    finally:
+        identifier.close()
+    assert answers == [None, *[real(b) for b in SAMPLES[:3]], *[real(b) for b in SAMPLES[3:7]]]
+    assert identifier.crashes == 1 and typed_here == []
+
+
+def test_a_hang_while_the_next_batch_is_sent_is_still_found(tmp_path: Path):
+    """A worker stuck in libmagic stops reading its pipe. Sending it more than the pipe holds
+    would wait for ever, before the hang could be noticed: the next batch waits instead."""
+    identifier = Identifier(workers=1, command=_fake_worker(tmp_path, HANG_ON_MARK),
+                            hang_seconds=1.0)
+    blocks = [b"HANG here", os.urandom(300 << 10), os.urandom(identify.MAGIC_BYTES)]
+    answers: list[list[str | None]] = []
+    run = threading.Thread(target=lambda: answers.append(_identify_all(identifier, blocks)),
+                           daemon=True)
+    run.start()
+    run.join(timeout=60)
+    assert not run.is_alive(), "sending to a hung worker never finished"
+    assert answers == [[None, "application/octet-stream", "application/octet-stream"]]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_worker_does_not_outlive_its_capture():
+    """Killed with the capture (kill -9), a worker stuck in libmagic would never see its input
+    close; it is killed with it instead."""
+    code = textwrap.dedent("""\
+        import subprocess, sys
+        worker = subprocess.Popen([sys.executable, "-c",
+            "import os, signal; from evidencekit.identify import _die_with; "
+            f"_die_with({__import__('os').getpid()}); signal.pause()"])
+        print(worker.pid, flush=True)
+        signal = __import__("signal"); signal.pause()
+        """)
+    capture = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    assert capture.stdout is not None
+    worker = int(capture.stdout.readline())
+    time.sleep(0.5)  # until the worker has asked to die with its parent
+    capture.kill()
+    capture.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _alive(worker):
+        time.sleep(0.05)
+    assert not _alive(worker)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return False
 
 
 def test_capture_records_a_crash_as_untyped_and_says_which_file(tmp_path: Path,

@@ -246,6 +246,8 @@ def describe_size(path: Path, limit: int = 5000) -> str:
                         if entry.is_dir(follow_symlinks=False):
                             folders.append(os.path.join(folder, os.fsencode(entry.name)))
                             continue
+                        if entry.is_symlink() and entry.is_dir():  # not followed, not a file
+                            continue
                         total += entry.stat(follow_symlinks=False).st_size
                         files += 1
                     except OSError:
