@@ -94,6 +94,9 @@ class CaptureRequest:
     unreachable: Sequence[tuple[bytes, str]] = ()
     # The profile used, if any: name, origin, sha256 (manifest.json capture.profile).
     profile: dict[str, str] | None = None
+    # Sources (among ``sources``) that a profile's patterns found rather than the user named: a
+    # symbolic link among them is recorded as a link, never followed (walk.resolve_sources).
+    found_by_profile: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -256,7 +259,8 @@ def capture(request: CaptureRequest) -> CaptureResult:
     """Make the bundle described by *request*; raise EvidenceKitError on failure (nothing left)."""
     _check_case_id(request.case.case_id)
     blocked = {os.path.normpath(path) for path, _ in request.unreachable}
-    sources = resolve_sources([s for s in request.sources if os.path.normpath(s) not in blocked])
+    sources = resolve_sources([s for s in request.sources if os.path.normpath(s) not in blocked],
+                              request.found_by_profile)
     _check_output(request.output)
     if request.incident is not None:
         incident_record.check_record(request.incident)  # refuse a malformed record early

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -113,8 +113,13 @@ def _unique(candidate: str, taken: set[str]) -> str:
     return f"{candidate}~{counter}"
 
 
-def resolve_sources(paths: list[bytes]) -> list[Source]:
-    """Check each source exists and give it a unique top-level name in the bag."""
+def resolve_sources(paths: list[bytes], unfollowed: Collection[bytes] = ()) -> list[Source]:
+    """Check each source exists and give it a unique top-level name in the bag.
+
+    A source that is a symbolic link is captured as what it points to: the user named it. Those
+    in *unfollowed* were found by a profile's pattern, not named, and a link among them is
+    recorded as the link itself: someone else's link (``/home/*/.bash_history`` pointing at
+    ``/etc/shadow``, or at ``/``) must not take the capture out of what was asked for."""
     sources: list[Source] = []
     taken: set[str] = set()
     for index, given in enumerate(paths):
@@ -122,7 +127,7 @@ def resolve_sources(paths: list[bytes]) -> list[Source]:
         if not os.path.lexists(absolute):
             raise InputError(f"source not found: {os.fsdecode(given)}",
                              hint="check the path; nothing was written")
-        via_symlink = os.path.islink(absolute)
+        via_symlink = os.path.islink(absolute) and given not in unfollowed
         target = os.path.realpath(absolute) if via_symlink else absolute
         if via_symlink and not os.path.exists(target):
             raise InputError(f"source {os.fsdecode(given)} is a broken symbolic link")
@@ -144,7 +149,8 @@ def walk(sources: list[Source], skip: set[tuple[int, int]] | None = None) -> Ite
 
 
 def _walk_root(source: Source, skip: set[tuple[int, int]]) -> Iterator[Entry]:
-    name = os.path.basename(source.path.rstrip(b"/")) or b"root"
+    # "/" has no name in a parent: it is "." of itself ("root" is only its name in the bag)
+    name = os.path.basename(source.path.rstrip(b"/")) or b"."
     parent = os.path.dirname(source.path.rstrip(b"/")) or b"/"
     # O_PATH: the parent only has to be searchable, not readable (nothing in it is listed).
     parent_fd = os.open(parent, _PATH_ONLY | os.O_DIRECTORY | os.O_CLOEXEC)

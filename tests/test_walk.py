@@ -66,3 +66,12 @@ def test_scan_directory_follows_a_link_only_when_asked(tmp_path):
         pass
     with scan_directory(tmp_path / "link", follow=True) as entries:
         assert [e.name for e in entries] == ["f"]
+
+
+def test_the_root_of_the_file_system_is_walked_as_itself():
+    """"/" has no name in a parent; looking up its bag name ("root") in "/" walked /root."""
+    (source,) = resolve_sources([b"/"])
+    first = next(iter(walk([source])))
+    assert first.lstat is not None
+    assert (first.lstat.st_dev, first.lstat.st_ino) == (os.stat("/").st_dev, os.stat("/").st_ino)
+    assert source.bag_name == "root"

@@ -23,7 +23,7 @@ from evidencekit.cli.app import (
     resolve_signing_key,
     run,
 )
-from evidencekit.cli.cmd_profiles import complete_profile, select_profile
+from evidencekit.cli.cmd_profiles import ProfileSelection, complete_profile, select_profile
 from evidencekit.cli.keyring import default_signing_key_path, recipients_from
 from evidencekit.cli.secrets import KEY_PASSPHRASE_ENV, PASSPHRASE_ENV, interactive
 from evidencekit.crypto import age
@@ -111,6 +111,7 @@ def capture_command(sources: tuple[Path, ...], output: Path | None, case_id: str
                                  filters=selection.filters if selection else None,
                                  unreachable=selection.unreachable if selection else (),
                                  profile=selection.record() if selection else None,
+                                 found_by_profile=_found_by_profile(selection, sources),
                                  exclude_paths=(sign_key or default_signing_key_path(),),
                                  incident=incident)
         result = capture(request)
@@ -163,4 +164,8 @@ def _safe_filename(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "evidence"
 
 
-
+def _found_by_profile(selection: ProfileSelection | None, typed: tuple[Path, ...]) -> tuple[bytes, ...]:
+    """The profile's sources that the user did not also name (those are followed if links)."""
+    named = {os.fsencode(os.fspath(path)) for path in typed}
+    found = (os.fsencode(os.fspath(path)) for path in (selection.paths if selection else ()))
+    return tuple(path for path in found if path not in named)

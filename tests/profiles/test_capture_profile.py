@@ -298,3 +298,36 @@ def test_profile_rules_of_another_system(tmp_path: Path, user: Path, keys, monke
     assert result.code == 0, result.stderr
     assert result.json()["profile"]["os"] == "windows"
     assert result.json()["profile"]["sources"] == [str(windows_home / "Downloads")]
+
+
+def test_a_link_that_a_pattern_finds_is_recorded_not_followed(tmp_path: Path, user: Path, keys):
+    """As root, `/home/*/.bash_history` also finds the link another user made to a file they may
+    not read: the capture keeps the link, never what it points to."""
+    secret = touch(tmp_path / "elsewhere" / "shadow", b"TOP SECRET")
+    touch(user / "alice" / ".bash_history", b"ls\n")
+    (user / "mallory").mkdir()
+    (user / "mallory" / ".bash_history").symlink_to(secret)
+    (tmp_path / "shells.yaml").write_text(
+        f"description: shells\ntargets:\n  - name: t\n    linux: ['{user}/*/.bash_history']\n")
+    out = tmp_path / "s.evidence"
+    result = invoke("capture", "--profile", tmp_path / "shells.yaml", "-R", keys["recipient"],
+                    "--sign-key", keys["signer"], "-o", out, "--json")
+    assert result.code == 0, result.stderr
+    assert result.json()["seal"]["counts"]["files"] == 1
+    assert result.json()["seal"]["counts"]["symlinks"] == 1
+    entries = list(entries_by_path(manifest_of(out, keys, tmp_path / "opened")).values())
+    link = next(e for e in entries if e["kind"] == "symlink")
+    assert link["target"] == str(secret) and "sha256" not in link
+    stored = b"".join(p.read_bytes() for p in (tmp_path / "opened" / "data").rglob("*")
+                      if p.is_file() and not p.is_symlink())
+    assert b"TOP SECRET" not in stored
+
+
+def test_a_link_named_on_the_command_line_is_still_followed(tmp_path: Path, user: Path, keys):
+    target = touch(tmp_path / "real" / "note.txt", b"mine")
+    (tmp_path / "shortcut").symlink_to(target.parent)
+    out = tmp_path / "n.evidence"
+    result = invoke("capture", tmp_path / "shortcut", "-R", keys["recipient"],
+                    "--sign-key", keys["signer"], "-o", out, "--json")
+    assert result.code == 0, result.stderr
+    assert result.json()["seal"]["counts"]["files"] == 1
