@@ -43,6 +43,21 @@ def open_directory(name: bytes, dir_fd: int | None = None, *, follow: bool = Fal
         return os.open(name, flags, dir_fd=dir_fd)
 
 
+def read_user_file(path: str | os.PathLike[str], limit: int = -1) -> bytes:
+    """A file the user hands to evidencekit (a key, a recipient list, a passphrase, a profile, an
+    incident record), read keeping its access time where allowed: it may lie in a folder being
+    captured (``investigator.pub`` in Downloads), and it is read before the walk records it."""
+    flags = os.O_RDONLY | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags | _NOATIME)
+    except PermissionError:
+        if not _NOATIME:
+            raise
+        fd = os.open(path, flags)
+    with os.fdopen(fd, "rb") as stream:
+        return stream.read(limit)  # at most *limit* bytes (all of it when negative)
+
+
 @contextmanager
 def scan_directory(path: str | bytes | os.PathLike[str],
                    *, follow: bool = False) -> Iterator[Iterator[os.DirEntry[str]]]:

@@ -31,7 +31,7 @@ from evidencekit.cli.keyring import default_signing_key_path, recipients_from
 from evidencekit.crypto import age
 from evidencekit.errors import EvidenceKitError, ExitCode, InputError
 from evidencekit.hostinfo import user_name
-from evidencekit.walk import scan_directory
+from evidencekit.walk import read_user_file, scan_directory
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -776,7 +776,7 @@ def incident_record(options: dict[str, Any]) -> inc.Incident:
     source = options.get("incident_file")
     if source is not None:
         try:
-            text = Path(source).read_text("utf-8")
+            text = read_user_file(source).decode("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise InputError(f"cannot read the incident file {source}: "
                              f"{getattr(exc, 'strerror', None) or exc}") from None

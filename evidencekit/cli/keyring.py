@@ -16,6 +16,7 @@ from evidencekit.crypto.keys import (
 )
 from evidencekit.errors import InputError, KeyFileError, OutputError, RecipientError
 from evidencekit.hostinfo import user_name
+from evidencekit.walk import read_user_file
 
 OPENSSH_PRIVATE = b"-----BEGIN OPENSSH PRIVATE KEY-----"
 
@@ -34,7 +35,7 @@ def recipients_from(inline: tuple[str, ...], files: tuple[Path, ...]) -> list[ag
     recipients = [age.parse_recipient(value.strip()) for value in inline]
     for path in files:
         try:
-            text = path.read_text("utf-8")
+            text = read_user_file(path).decode("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise RecipientError(f"cannot read the recipient file {path}: {exc}") from None
         lines = [line.strip() for line in text.splitlines()]
@@ -48,7 +49,7 @@ def recipients_from(inline: tuple[str, ...], files: tuple[Path, ...]) -> list[ag
 def load_signing(path: Path, passphrase: Callable[[], bytes]) -> SigningKey:
     """Load a signing key, asking for its passphrase only when the key is protected."""
     try:
-        data = path.read_bytes()
+        data = read_user_file(path)
     except FileNotFoundError:
         raise KeyFileError(f"signing key not found: {path}",
                            hint="create one with: evidencekit key generate -o PATH") from None
@@ -64,7 +65,7 @@ def identities_from(paths: tuple[Path, ...], passphrase: Callable[[Path], bytes]
     identities: list[age.Identity] = []
     for path in paths:
         try:
-            data = path.read_bytes()
+            data = read_user_file(path)
         except OSError as exc:
             raise KeyFileError(f"cannot read the key file {path}: {exc.strerror}") from None
         if OPENSSH_PRIVATE in data:

@@ -14,6 +14,7 @@ from typing import TextIO
 import click
 
 from evidencekit.errors import InputError, PassphraseRequired
+from evidencekit.walk import read_user_file
 
 PASSPHRASE_ENV = "EVIDENCEKIT_PASSPHRASE"
 KEY_PASSPHRASE_ENV = "EVIDENCEKIT_KEY_PASSPHRASE"
@@ -33,7 +34,7 @@ def _is_terminal(stream: TextIO | None) -> bool:
 def read_passphrase_file(path: Path) -> bytes:
     """The first line of *path*, without its line ending."""
     try:
-        data = path.read_bytes()
+        data = read_user_file(path)
     except OSError as exc:
         raise InputError(f"cannot read the passphrase file {path}: {exc.strerror}") from None
     line = data.split(b"\n", 1)[0].rstrip(b"\r")

@@ -42,6 +42,7 @@ from evidencekit.errors import (
     PassphraseRequired,
     UsageError,
 )
+from evidencekit.walk import read_user_file
 
 ED25519 = "ssh-ed25519"
 _ED25519_KEY_LEN = 32
@@ -294,8 +295,8 @@ def load_public_key_file(path: Path) -> PublicKey:
 
 def _read_key_text(path: Path) -> str:
     try:
-        with path.open("rb") as handle:
-            data = handle.read(_MAX_KEY_FILE_SIZE + 1)
+        # keeping its access time: the key may lie in a folder being captured
+        data = read_user_file(path, _MAX_KEY_FILE_SIZE + 1)
     except FileNotFoundError:
         raise KeyFileError(f"{path}: no such key file") from None
     except IsADirectoryError:

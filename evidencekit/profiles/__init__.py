@@ -22,6 +22,7 @@ from evidencekit.profiles.expand import (
     variables,
 )
 from evidencekit.profiles.model import OS_NAMES, Profile, ProfileError, Target, read_profile
+from evidencekit.walk import read_user_file
 
 __all__ = ["OS_NAMES", "Found", "Missing", "Profile", "ProfileError", "Resolution", "Target",
            "Unreachable", "builtin_names", "current_os", "find_profile", "list_profiles",
@@ -50,7 +51,7 @@ def _builtin(name: str) -> Profile | None:
 def load_file(path: Path, origin: str = "file", by_name: bool = False) -> Profile:
     """A profile from a file; *by_name*: found by its name, which a ``name`` key must match."""
     try:
-        text = path.read_bytes().decode("utf-8")  # as it is: its SHA-256 is recorded
+        text = read_user_file(path).decode("utf-8")  # as it is: its SHA-256 is recorded
     except FileNotFoundError:
         raise InputError(f"profile file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:

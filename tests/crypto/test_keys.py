@@ -462,10 +462,14 @@ def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     # Simulated: the tests may run as root, which can read any file.
     path = write(tmp_path, key_file())
 
-    def denied(self: Path, *args: object, **kwargs: object) -> None:
-        raise PermissionError(errno.EACCES, "Permission denied")
+    real_open = os.open
 
-    monkeypatch.setattr(Path, "open", denied)
+    def denied(name: object, *args: object, **kwargs: object) -> int:
+        if name == path:
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real_open(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", denied)
     with pytest.raises(KeyFileError, match="permission denied"):
         load_signing_key(path)
 
