@@ -68,3 +68,15 @@ def test_progress_modes():
     assert isinstance(progress_for(True, "json"), JsonLinesProgress)  # --json and events
     assert isinstance(progress_for(False, "none"), NoProgress)
     assert isinstance(progress_for(False, "auto"), NoProgress)  # stderr is not a terminal here
+
+
+def test_python_dash_m_does_not_import_from_the_working_folder(tmp_path: Path):
+    """`cd ~/Downloads && python3 -m evidencekit capture .`: the working folder is the evidence,
+    and Python puts it first on the import path; a `click.py` or `yaml.py` there must not run."""
+    ran = tmp_path / "it-ran"
+    for module in ("click", "rich", "yaml", "magic"):
+        (tmp_path / f"{module}.py").write_text(f"open({str(ran)!r}, 'a').write('{module}')\n")
+    result = subprocess.run([sys.executable, "-m", "evidencekit", "--version"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    assert not ran.exists(), ran.read_text()
