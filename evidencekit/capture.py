@@ -53,13 +53,20 @@ from evidencekit.hostinfo import host_name, operating_system, tool_versions, use
 from evidencekit.pipeline import BackgroundWriter
 from evidencekit.progress import NoProgress, Progress, Throttled, throttled
 from evidencekit.selection import Filters, relative_to_source
-from evidencekit.walk import Entry, Source, escape_name, resolve_sources, scan_directory, walk
+from evidencekit.walk import (
+    Entry,
+    Source,
+    escape_name,
+    open_keeping_atime,
+    resolve_sources,
+    scan_directory,
+    walk,
+)
 
 CHUNK = 1 << 20
 _MAX_PENDING = 1024  # records waiting for libmagic
 _MAX_PENDING_BYTES = 32 << 20  # and the first blocks they hold
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
-_NOATIME = getattr(os, "O_NOATIME", 0)
 
 
 @dataclass(frozen=True)
@@ -797,14 +804,7 @@ def _capture_hard_link(entry: Entry, first: dict[str, Any], inner: InnerTarWrite
 
 def _open_readonly(entry: Entry) -> int:
     """Open without following links, without blocking, and without touching the access time."""
-    try:
-        return os.open(entry.name, _OPEN_FLAGS | _NOATIME, dir_fd=entry.dir_fd)
-    except PermissionError:
-        if not _NOATIME:
-            raise
-        # O_NOATIME is refused for files we do not own; open plainly (atime may then change on
-        # file systems mounted strictatime; recorded as a limitation in docs/FORMAT.md).
-        return os.open(entry.name, _OPEN_FLAGS, dir_fd=entry.dir_fd)
+    return open_keeping_atime(entry.name, _OPEN_FLAGS, entry.dir_fd)
 
 
 def _capture_file(entry: Entry, inner: InnerTarWriter, tally: _Tally,

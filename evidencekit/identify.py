@@ -113,7 +113,7 @@ class _Batch:
 def _widen_pipe(fd: int) -> int:
     """Room in the pipe for the batches in flight: with the default 64 KiB, sending a batch
     waited until the worker had finished the one before (Linux only; elsewhere it just waits).
-    Returns what the pipe holds: a batch is sent to a busy worker only if it fits (see send)."""
+    Returns what the pipe holds: a batch is sent to a busy worker only if it fits (can_take)."""
     with _suppressed():
         fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_BYTES)
     try:

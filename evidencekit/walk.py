@@ -31,10 +31,12 @@ _NOATIME = getattr(os, "O_NOATIME", 0)
 _PATH_ONLY = getattr(os, "O_PATH", os.O_RDONLY)
 
 
-def open_directory(name: bytes, dir_fd: int | None = None, *, follow: bool = False) -> int:
-    """Open a folder for listing without following a link (unless *follow*: a folder the user
-    named may be one) and, where allowed, keeping its atime."""
-    flags = _DIR_FLAGS if not follow else _DIR_FLAGS & ~os.O_NOFOLLOW
+def open_keeping_atime(name: str | bytes | os.PathLike[str], flags: int,
+                       dir_fd: int | None = None) -> int:
+    """``os.open`` with O_NOATIME where allowed, so that reading leaves the access time as it was.
+
+    O_NOATIME is refused for what we do not own: that is opened plainly (its atime may then
+    change; recorded as a limitation in docs/FORMAT.md)."""
     try:
         return os.open(name, flags | _NOATIME, dir_fd=dir_fd)
     except PermissionError:
@@ -43,17 +45,18 @@ def open_directory(name: bytes, dir_fd: int | None = None, *, follow: bool = Fal
         return os.open(name, flags, dir_fd=dir_fd)
 
 
+def open_directory(name: bytes, dir_fd: int | None = None, *, follow: bool = False) -> int:
+    """Open a folder for listing without following a link (unless *follow*: a folder the user
+    named may be one) and, where allowed, keeping its atime."""
+    return open_keeping_atime(name, _DIR_FLAGS if not follow else _DIR_FLAGS & ~os.O_NOFOLLOW,
+                              dir_fd)
+
+
 def read_user_file(path: str | os.PathLike[str], limit: int = -1) -> bytes:
     """A file the user hands to evidencekit (a key, a recipient list, a passphrase, a profile, an
     incident record), read keeping its access time where allowed: it may lie in a folder being
     captured (``investigator.pub`` in Downloads), and it is read before the walk records it."""
-    flags = os.O_RDONLY | os.O_CLOEXEC
-    try:
-        fd = os.open(path, flags | _NOATIME)
-    except PermissionError:
-        if not _NOATIME:
-            raise
-        fd = os.open(path, flags)
+    fd = open_keeping_atime(path, os.O_RDONLY | os.O_CLOEXEC)
     with os.fdopen(fd, "rb") as stream:
         return stream.read(limit)  # at most *limit* bytes (all of it when negative)
 
