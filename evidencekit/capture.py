@@ -56,10 +56,11 @@ from evidencekit.selection import Filters, relative_to_source
 from evidencekit.walk import (
     Entry,
     Source,
+    entries_below,
     escape_name,
     open_keeping_atime,
     resolve_sources,
-    scan_directory,
+    source_reaching,
     walk,
 )
 
@@ -265,10 +266,8 @@ def _shown_path(record: dict[str, Any]) -> str:
 def capture(request: CaptureRequest) -> CaptureResult:
     """Make the bundle described by *request*; raise EvidenceKitError on failure (nothing left)."""
     _check_case_id(request.case.case_id)
-    blocked = {os.path.normpath(path) for path, _ in request.unreachable}
-    sources = resolve_sources([s for s in request.sources if os.path.normpath(s) not in blocked],
-                              request.found_by_profile)
-    _check_output(request.output)
+    sources = sources_of(request.sources, request.unreachable, request.found_by_profile)
+    check_output(request.output, sources)
     if request.incident is not None:
         incident_record.check_record(request.incident)  # refuse a malformed record early
     request = dataclasses.replace(request, progress=throttled(request.progress))
@@ -314,15 +313,44 @@ def _identities_of(paths: tuple[Path, ...]) -> set[tuple[int, int]]:
     return found
 
 
-def _check_output(output: Path) -> None:
+def sources_of(paths: Sequence[bytes], unreachable: Sequence[tuple[bytes, str]] = (),
+               found_by_profile: Sequence[bytes] = ()) -> list[Source]:
+    """The sources a capture of *paths* walks: those a profile could not reach are left out (they
+    are recorded as errors instead), each checked to exist (InputError)."""
+    blocked = {os.path.normpath(path) for path, _ in unreachable}
+    return resolve_sources([path for path in paths if os.path.normpath(path) not in blocked],
+                           found_by_profile)
+
+
+def check_output(output: Path, sources: list[Source]) -> None:
     if output.exists() or output.is_symlink():
         raise OutputError(f"{output} already exists; evidencekit never overwrites a bundle",
                           hint="choose another name with -o")
     if not output.parent.is_dir():
         raise OutputError(f"the folder {output.parent} does not exist")
+    _refuse_output_inside(output, sources)
     if not os.access(output.parent, os.W_OK):
         raise OutputError(f"cannot write to the folder {output.parent}",
                           hint="choose a folder you can write to with -o")
+
+
+def _refuse_output_inside(output: Path, sources: list[Source]) -> None:
+    """Writing the bundle (and its temporary file) into a folder being captured would change the
+    evidence, that folder's times and list of names, before the walk records it."""
+    inside = source_reaching(output.parent, sources)
+    if inside is not None:
+        raise OutputError(f"the bundle would be saved in {output.parent}, "
+                          f"{_part_of(output.parent, inside)}: saving it there would change the "
+                          "evidence",
+                          hint="save it outside what you capture, for example on a USB stick: "
+                          f"-o /media/usb/{output.name}")
+
+
+def _part_of(folder: Path, source: Source) -> str:
+    """``a folder being captured``, or which captured folder it lies in."""
+    if os.path.realpath(folder) == os.path.realpath(os.fsdecode(source.path)):
+        return "a folder being captured"
+    return f"which is inside {os.fsdecode(source.given)}, a folder being captured"
 
 
 def _publish(temp: Path, output: Path) -> None:
@@ -570,32 +598,22 @@ def scan_totals(sources: list[Source], skip: set[tuple[int, int]]) -> tuple[int,
 
     An estimate (one lstat per file, no records), a small fraction of the cost of the walk
     itself; nothing that is recorded depends on it. Folders are listed as the walk lists them
-    (walk.scan_directory: no link followed, access times kept), and each file is looked up in
+    (walk.entries_below: no link followed, access times kept), and each file is looked up in
     its folder's descriptor rather than by its full path (a quarter less CPU for small files).
     """
     files = size = 0
-    folders: list[bytes] = []
     for source in sources:
         with suppress(OSError):
             info = os.lstat(source.path)
             if stat.S_ISDIR(info.st_mode):
-                folders.append(source.path)
-            elif stat.S_ISREG(info.st_mode) and (info.st_dev, info.st_ino) not in skip:
-                files, size = files + 1, size + info.st_size
-    while folders:
-        folder = folders.pop()
-        try:
-            with scan_directory(folder) as listing:
-                for child in listing:
+                for child in entries_below(source.path):
                     with suppress(OSError):
-                        if child.is_dir(follow_symlinks=False):
-                            folders.append(os.path.join(folder, os.fsencode(child.name)))
-                        elif child.is_file(follow_symlinks=False):
+                        if child.is_file(follow_symlinks=False):
                             info = child.stat(follow_symlinks=False)
                             if (info.st_dev, info.st_ino) not in skip:
                                 files, size = files + 1, size + info.st_size
-        except OSError:
-            continue
+            elif stat.S_ISREG(info.st_mode) and (info.st_dev, info.st_ino) not in skip:
+                files, size = files + 1, size + info.st_size
     return files, size
 
 

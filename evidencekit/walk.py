@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Collection, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
 from evidencekit.errors import InputError
@@ -78,6 +78,42 @@ def scan_directory(path: str | bytes | os.PathLike[str],
             yield entries
     finally:
         os.close(fd)
+
+
+def entries_below(top: str | bytes | os.PathLike[str], *, follow: bool = False
+                  ) -> Iterator[os.DirEntry[str]]:
+    """Every entry below the folder *top*, for estimates (the progress bar's count, the guided
+    session's sizes): a folder's entries come before those of its subfolders, in no set order.
+
+    Each subfolder is opened through its parent's descriptor without following a link, so a
+    folder swapped for a link after it was listed is not followed (opening it by its full path
+    would follow a link in any of the path's components), and every folder is listed keeping its
+    access time. *top* itself is followed when *follow* (a folder the user named may be a
+    link). An entry's ``stat()`` works only until the next entry is asked for. Folders that
+    cannot be opened or listed are passed over; only *top* raises OSError.
+    """
+    folders = [open_directory(os.fsencode(top), follow=follow)]
+    waiting: list[list[str]] = []  # for each open folder, its subfolders not yet entered
+    try:
+        while folders:
+            if len(waiting) < len(folders):  # just opened: list it
+                subfolders: list[str] = []
+                with suppress(OSError), os.scandir(folders[-1]) as listing:
+                    for entry in listing:
+                        yield entry
+                        with suppress(OSError):
+                            if entry.is_dir(follow_symlinks=False):
+                                subfolders.append(entry.name)
+                waiting.append(subfolders)
+            elif waiting[-1]:
+                with suppress(OSError):
+                    folders.append(open_directory(os.fsencode(waiting[-1].pop()), folders[-1]))
+            else:
+                waiting.pop()
+                os.close(folders.pop())
+    finally:
+        for fd in folders:
+            os.close(fd)
 
 
 def kind_of(mode: int) -> str:
@@ -154,6 +190,27 @@ def resolve_sources(paths: list[bytes], unfollowed: Collection[bytes] = ()) -> l
         taken.add(bag_name)
         sources.append(Source(index, absolute, target, bag_name, via_symlink))
     return sources
+
+
+def source_reaching(folder: str | bytes | os.PathLike[str], sources: Collection[Source]
+                    ) -> Source | None:
+    """The source whose walk lists the existing *folder* (that folder itself or one below it).
+
+    Writing anything into such a folder (the bundle, its temporary file, a new signing key)
+    changes the evidence: the folder's modification time and its list of names. Paths are
+    compared once every link in them is resolved, so ``~/Downloads`` and a link to it are the
+    same folder. A source recorded as a link (not followed) lists nothing."""
+    real = os.path.realpath(os.fsencode(folder))
+    for source in sources:
+        try:
+            if not stat.S_ISDIR(os.lstat(source.path).st_mode):
+                continue
+        except OSError:
+            continue
+        top = os.path.realpath(source.path)
+        if real == top or real.startswith(top.rstrip(b"/") + b"/"):
+            return source
+    return None
 
 
 def walk(sources: list[Source], skip: set[tuple[int, int]] | None = None) -> Iterator[Entry]:

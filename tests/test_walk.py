@@ -2,7 +2,14 @@ import os
 
 import pytest
 
-from evidencekit.walk import escape_name, resolve_sources, scan_directory, walk
+from evidencekit.walk import (
+    entries_below,
+    escape_name,
+    resolve_sources,
+    scan_directory,
+    source_reaching,
+    walk,
+)
 from tests.conftest import atimes, stale_atimes
 
 
@@ -75,3 +82,59 @@ def test_the_root_of_the_file_system_is_walked_as_itself():
     assert first.lstat is not None
     assert (first.lstat.st_dev, first.lstat.st_ino) == (os.stat("/").st_dev, os.stat("/").st_ino)
     assert source.bag_name == "root"
+
+
+def test_source_reaching_finds_the_captured_folder_a_path_lies_in(tmp_path):
+    (tmp_path / "src" / "deep").mkdir(parents=True)
+    (tmp_path / "src2").mkdir()  # a sibling whose name starts like the source's
+    (tmp_path / "src" / "file").write_text("x")
+    (tmp_path / "to-src").symlink_to(tmp_path / "src")
+    src, file_source = resolve_sources([os.fsencode(tmp_path / "src"),
+                                        os.fsencode(tmp_path / "src" / "file")])
+    assert source_reaching(tmp_path / "src", [src]) is src
+    assert source_reaching(tmp_path / "src" / "deep", [src]) is src
+    assert source_reaching(tmp_path / "to-src" / "deep", [src]) is src  # the same folder
+    assert source_reaching(tmp_path / "src2", [src]) is None
+    assert source_reaching(tmp_path, [src]) is None  # its parent is not captured
+    assert source_reaching(tmp_path / "src", [file_source]) is None  # a file lists nothing
+    (followed,) = resolve_sources([os.fsencode(tmp_path / "to-src")])  # named: followed
+    assert source_reaching(tmp_path / "src" / "deep", [followed]) is followed
+    (unfollowed,) = resolve_sources([os.fsencode(tmp_path / "to-src")],
+                                    [os.fsencode(tmp_path / "to-src")])  # a profile found it
+    assert source_reaching(tmp_path / "src" / "deep", [unfollowed]) is None
+    (root,) = resolve_sources([b"/"])
+    assert source_reaching(tmp_path, [root]) is root
+
+
+def test_entries_below_never_follows_a_folder_swapped_for_a_link(tmp_path):
+    """A folder listed, then replaced by a link before its subfolders are entered: the count
+    goes on in the folder that was listed, not wherever the link points."""
+    (tmp_path / "top" / "a" / "b").mkdir(parents=True)
+    (tmp_path / "top" / "a" / "b" / "mine").write_text("x")
+    (tmp_path / "elsewhere" / "b").mkdir(parents=True)
+    (tmp_path / "elsewhere" / "b" / "not-mine").write_text("y")
+    seen = []
+    for entry in entries_below(tmp_path / "top"):
+        seen.append(entry.name)
+        if entry.name == "b":  # a is listed; b is entered next, through a
+            os.rename(tmp_path / "top" / "a", tmp_path / "top" / "a.moved")
+            (tmp_path / "top" / "a").symlink_to(tmp_path / "elsewhere")
+    assert seen == ["a", "b", "mine"]
+    # a link to a folder is listed, never entered; the top is followed only when asked
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere")
+    assert sorted(e.name for e in entries_below(tmp_path / "top")) == ["a", "a.moved", "b", "mine"]
+    with pytest.raises(OSError):
+        list(entries_below(tmp_path / "link"))
+    assert sorted(e.name for e in entries_below(tmp_path / "link", follow=True)) == [
+        "b", "not-mine"]
+
+
+def test_entries_below_closes_its_folders_when_left_early(tmp_path):
+    for n in range(3):
+        (tmp_path / f"d{n}" / "e").mkdir(parents=True)
+    before = len(os.listdir("/proc/self/fd"))
+    walker = entries_below(tmp_path)
+    next(walker)
+    walker.close()
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert len(list(entries_below(tmp_path))) == 6 and len(os.listdir("/proc/self/fd")) == before

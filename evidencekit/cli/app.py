@@ -21,6 +21,7 @@ from evidencekit.cli.keyring import (
     generate_key_files,
     load_signing,
     recipients_from,
+    refuse_new_key_inside,
 )
 from evidencekit.cli.secrets import KEY_PASSPHRASE_ENV, PASSPHRASE_ENV, obtain
 from evidencekit.config import CONFIG_ENV, PROGRESS_MODES, Config, load_config
@@ -32,6 +33,7 @@ from evidencekit.errors import (
     Interrupted,
     UsageError,
 )
+from evidencekit.walk import Source
 
 F = TypeVar("F", bound=Callable[..., Any])
 CONFIG_HINT = "$XDG_CONFIG_HOME/evidencekit/config.yaml"
@@ -264,7 +266,10 @@ def _flags_over_defaults(recipients: tuple[str, ...], files: tuple[Path, ...]
     return recipients, files
 
 
-def resolve_signing_key(path: Path | None, passphrase_file: Path | None, quiet: bool) -> SigningKey:
+def resolve_signing_key(path: Path | None, passphrase_file: Path | None, quiet: bool,
+                        captured: Sequence[Source] = ()) -> SigningKey:
+    """The key that signs: *path*, else the personal key, created on first use unless that
+    would write into one of the sources being *captured*."""
     def passphrase() -> bytes:
         return obtain("the signing key", passphrase_file, KEY_PASSPHRASE_ENV,
                       "--sign-key-passphrase-file", confirm=False)
@@ -274,6 +279,7 @@ def resolve_signing_key(path: Path | None, passphrase_file: Path | None, quiet: 
     default = default_signing_key_path()
     if default.exists():
         return load_signing(default, passphrase)
+    refuse_new_key_inside(default, captured)
     signing = generate_key_files(default, None, None)
     if not quiet:
         render.err.print(f"Created your personal signing key {default}\n"

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from evidencekit.capture import CaptureRequest, CaseInfo, capture
+from evidencekit.capture import CaptureRequest, CaseInfo, capture, check_output, sources_of
 from evidencekit.cli import guided, render
 from evidencekit.cli.app import (
     _flags_over_defaults,
@@ -103,15 +103,19 @@ def capture_command(sources: tuple[Path, ...], output: Path | None, case_id: str
                              "for a guided session)")
         incident = None if record.empty else record.to_json()
         chosen = encryption_for(recipients, recipient_files, use_passphrase, passphrase_file)
-        signing = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json)
+        wanted = [os.fsencode(s) for s in paths]
+        found_by_profile = _found_by_profile(selection, sources)
+        captured = sources_of(wanted, selection.unreachable if selection else (), found_by_profile)
         target = output or Path(_safe_filename(case.case_id) + ".evidence")
-        request = CaptureRequest([os.fsencode(s) for s in paths], target, case, chosen, signing,
+        check_output(target, captured)  # before a new signing key is made
+        signing = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json, captured)
+        request = CaptureRequest(wanted, target, case, chosen, signing,
                                  command_line=list(sys.argv),
                                  progress=render.progress_for(as_json, progress),
                                  filters=selection.filters if selection else None,
                                  unreachable=selection.unreachable if selection else (),
                                  profile=selection.record() if selection else None,
-                                 found_by_profile=_found_by_profile(selection, sources),
+                                 found_by_profile=found_by_profile,
                                  exclude_paths=(sign_key or default_signing_key_path(),),
                                  incident=incident)
         result = capture(request)

@@ -15,6 +15,7 @@ import platform
 import re
 import sys
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -24,14 +25,24 @@ from click.core import ParameterSource
 from rich.markup import escape
 
 from evidencekit import incident as inc
-from evidencekit.capture import CaptureRequest, CaseInfo, capture, human_size
+from evidencekit.capture import CaptureRequest, CaseInfo, capture, human_size, sources_of
 from evidencekit.cli import render
 from evidencekit.cli.app import resolve_signing_key
-from evidencekit.cli.keyring import default_signing_key_path, recipients_from
+from evidencekit.cli.keyring import (
+    default_signing_key_path,
+    recipients_from,
+    refuse_new_key_inside,
+)
 from evidencekit.crypto import age
-from evidencekit.errors import EvidenceKitError, ExitCode, InputError
+from evidencekit.errors import EvidenceKitError, ExitCode, InputError, OutputError
 from evidencekit.hostinfo import user_name
-from evidencekit.walk import read_user_file, scan_directory
+from evidencekit.walk import (
+    Source,
+    entries_below,
+    read_user_file,
+    scan_directory,
+    source_reaching,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -101,6 +112,7 @@ class GuidedDefaults:
     zone: tuple[dt.tzinfo, str] | None = None  # (zone, IANA name or ""); default: this computer's
     examiner: str = ""  # the name offered for the record (settings, or the user name if "")
     examiner_given: bool = False  # --examiner was given: that name is used, not asked
+    new_signing_key: Path | None = None  # the personal key the capture will create, if any
 
 
 @dataclass
@@ -233,29 +245,16 @@ def describe_size(path: Path, limit: int = 5000) -> str:
             return human_size(path.stat().st_size) if path.exists() else "not found"
     except OSError:
         return "cannot be read"
-    files = total = seen = 0
-    top = os.fsencode(path)
-    folders = [top]
-    while folders:  # os.walk, but keeping the folders' access times (walk.scan_directory)
-        folder = folders.pop()
-        try:
-            with scan_directory(folder, follow=folder is top) as entries:
-                for entry in entries:
-                    seen += 1
-                    try:
-                        if entry.is_dir(follow_symlinks=False):
-                            folders.append(os.path.join(folder, os.fsencode(entry.name)))
-                            continue
-                        if entry.is_symlink() and entry.is_dir():  # not followed, not a file
-                            continue
-                        total += entry.stat(follow_symlinks=False).st_size
-                        files += 1
-                    except OSError:
-                        pass
-        except OSError:
-            pass
-        if seen >= limit:
-            return f"more than {files} files, over {human_size(total)}"
+    files = total = 0
+    with suppress(OSError):  # the folder itself may be a link the user made: followed
+        for seen, entry in enumerate(entries_below(path, follow=True), 1):
+            if seen > limit:
+                return f"more than {files} files, over {human_size(total)}"
+            with suppress(OSError):
+                if entry.is_dir():  # a folder, or a link to one (not followed): not a file
+                    continue
+                total += entry.stat(follow_symlinks=False).st_size
+                files += 1
     return f"{files} file{'' if files == 1 else 's'}, {human_size(total)}"
 
 
@@ -536,20 +535,51 @@ def _ask_name(p: Prompter, defaults: GuidedDefaults) -> str:
     return answer or name
 
 
-def _ask_output(p: Prompter, defaults: GuidedDefaults, case_id: str) -> Path:
+def _ask_output(p: Prompter, defaults: GuidedDefaults, case_id: str, sources: list[Path]) -> Path:
+    captured = _walked(sources)
     default = (defaults.output or defaults.cwd / f"{case_id}.evidence").absolute()
+    if defaults.output is None and source_reaching(default.parent, captured):
+        default = defaults.home / default.name  # the current folder is being saved
     while True:
         answer = p.ask("Where should the bundle be saved?", f"Enter for {escape(str(default))}")
         target = Path(os.path.expanduser(answer.strip("'\""))).absolute() if answer else default
         if target.is_dir():
             target = target / default.name
+        inside = source_reaching(target.parent, captured) if target.parent.is_dir() else None
         if os.path.lexists(target):
             p.say(f"  {escape(str(target))} already exists; evidencekit never overwrites a "
                   "bundle. Please choose another name.")
         elif not target.parent.is_dir():
             p.say(f"  The folder {escape(str(target.parent))} does not exist.")
+        elif inside is not None:
+            p.say(f"  {escape(str(target.parent))} is part of what you are saving "
+                  f"({escape(os.fsdecode(inside.given))}): putting the bundle there would change "
+                  "your evidence. Please choose a place outside it, such as a USB stick.")
         else:
             return target
+
+
+def _walked(sources: list[Path]) -> list[Source]:
+    """The chosen sources as the capture will walk them (those gone since are left out)."""
+    found = [os.fsencode(path) for path in sources if os.path.lexists(path)]
+    return sources_of(found)
+
+
+def _key_would_change_sources(p: Prompter, defaults: GuidedDefaults, sources: list[Path]) -> bool:
+    """Say so when the personal signing key, made on first use, would be written into one of
+    the folders being saved (the whole home folder, ~/.config included)."""
+    if defaults.new_signing_key is None:
+        return False
+    try:
+        refuse_new_key_inside(defaults.new_signing_key, _walked(sources))
+    except OutputError:
+        key = escape(str(defaults.new_signing_key))
+        p.say(f"\n[yellow]The bundle cannot be made yet:[/] your personal signing key would be "
+              f"created as {key}, inside a folder you are saving, and that would change your "
+              f"evidence. Nothing was written. Create the key first with [bold]evidencekit key "
+              f"generate -o {key}[/], then run [bold]evidencekit capture[/] again.")
+        return True
+    return False
 
 
 def interview(p: Prompter, defaults: GuidedDefaults, case_id: str) -> Plan | None:
@@ -560,9 +590,11 @@ def interview(p: Prompter, defaults: GuidedDefaults, case_id: str) -> Plan | Non
     protection = _ask_protection(p, defaults)
     p.say("\n[bold]9. Saving[/]")
     examiner = _ask_name(p, defaults)
-    output = _ask_output(p, defaults, case_id)
+    output = _ask_output(p, defaults, case_id, sources)
     plan = Plan(record, sources, protection, output, defaults.incident_source, examiner)
     _summary(p, plan)
+    if _key_would_change_sources(p, defaults, sources):
+        return None
     if not sources or not protection.recipients:
         missing = "nothing to copy was chosen" if not sources else "no way to protect it was " \
             "chosen (a passphrase or a key)"
@@ -835,12 +867,15 @@ def guided_capture(prompter: Prompter, defaults: GuidedDefaults, case: CaseInfo,
     """``evidencekit capture`` with no sources on a terminal. *case* is the case as the command
     line and the settings make it; the session asks for the examiner's name unless --examiner
     gave it."""
+    personal = default_signing_key_path()
     defaults = dataclasses.replace(
         defaults, examiner=defaults.examiner or case.examiner,
-        examiner_given=defaults.examiner_given or _given_on_command_line("examiner"))
+        examiner_given=defaults.examiner_given or _given_on_command_line("examiner"),
+        new_signing_key=None if sign_key or personal.exists() else personal)
 
     def make_bundle(plan: Plan) -> int:
-        signing = resolve_signing_key(sign_key, sign_key_passphrase_file, False)
+        signing = resolve_signing_key(sign_key, sign_key_passphrase_file, False,
+                                      _walked(plan.sources))
         request = CaptureRequest(
             [os.fsencode(s) for s in plan.sources], plan.output,
             dataclasses.replace(case, examiner=plan.examiner or case.examiner),

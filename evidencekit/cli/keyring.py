@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from evidencekit.crypto import age
@@ -16,7 +16,7 @@ from evidencekit.crypto.keys import (
 )
 from evidencekit.errors import InputError, KeyFileError, OutputError, RecipientError
 from evidencekit.hostinfo import user_name
-from evidencekit.walk import read_user_file
+from evidencekit.walk import Source, read_user_file, source_reaching
 
 OPENSSH_PRIVATE = b"-----BEGIN OPENSSH PRIVATE KEY-----"
 
@@ -28,6 +28,26 @@ def config_dir() -> Path:
 
 def default_signing_key_path() -> Path:
     return config_dir() / "id_ed25519"
+
+
+def folder_changed_by_creating(path: Path) -> Path:
+    """The existing folder that creating *path* (and any missing folders above it) writes into."""
+    folder = path.absolute().parent
+    while not folder.is_dir() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
+def refuse_new_key_inside(path: Path, sources: Collection[Source]) -> None:
+    """Creating the personal signing key on first use writes into its folder: refuse when that
+    folder is being captured (e.g. capturing the whole home folder, ~/.config included)."""
+    inside = source_reaching(folder_changed_by_creating(path), sources)
+    if inside is not None:
+        raise OutputError(f"evidencekit would create your personal signing key {path} inside "
+                          f"{os.fsdecode(inside.given)}, a folder being captured: that would "
+                          "change the evidence",
+                          hint=f"create the key first, then capture again: evidencekit key "
+                          f"generate -o {path} (or use a key kept elsewhere: --sign-key FILE)")
 
 
 def recipients_from(inline: tuple[str, ...], files: tuple[Path, ...]) -> list[age.Recipient]:

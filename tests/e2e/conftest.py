@@ -25,11 +25,12 @@ class Run:
         return json.loads(self.stdout)
 
 
-def run_cli(*args: object, env: dict[str, str] | None = None, stdin: str | None = None) -> Run:
+def run_cli(*args: object, env: dict[str, str] | None = None, stdin: str | None = None,
+            cwd: Path | None = None) -> Run:
     """Run the real command (python -m evidencekit) without a terminal, as a script would."""
     full_env = {**os.environ, **(env or {})}
     proc = subprocess.run([sys.executable, "-m", "evidencekit", *map(str, args)],
-                          capture_output=True, text=True, env=full_env,
+                          capture_output=True, text=True, env=full_env, cwd=cwd,
                           input=stdin if stdin is not None else "", timeout=300)
     return Run(proc.returncode, proc.stdout, proc.stderr)
 

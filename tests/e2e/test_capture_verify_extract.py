@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
 from pathlib import Path
@@ -167,6 +168,51 @@ def test_default_signing_key_is_created_once(tmp_path, home, keys, tree):
     assert second.code == 0
     fingerprint = second.json()["seal"]["signer"]["fingerprint"]
     assert run_cli("inspect", out1, "--json").json()["seal"]["signer"]["fingerprint"] == fingerprint
+
+
+def _times(*folders: Path) -> list[tuple[int, int]]:
+    return [(os.lstat(f).st_mtime_ns, os.lstat(f).st_ctime_ns) for f in folders]
+
+
+def test_capturing_the_current_folder_asks_for_another_place_for_the_bundle(tmp_path, home,
+                                                                            keys, tree):
+    before = (sorted(os.listdir(tree)), _times(tree))
+    result = run_cli("capture", ".", "-R", keys["recipient"], "--sign-key", keys["signer"],
+                     "--case", "C-1", cwd=tree)
+    assert result.code == 2, result.stderr
+    assert "a folder being captured: saving it there would change the evidence" in result.stderr
+    assert "-o /media/usb/C-1.evidence" in result.stderr and "Traceback" not in result.stderr
+    assert (sorted(os.listdir(tree)), _times(tree)) == before
+    # from a folder outside the source, the default place is fine
+    outside = run_cli("capture", tree / "mail", "-R", keys["recipient"], "--sign-key",
+                      keys["signer"], "--case", "C-1", cwd=tmp_path)
+    assert outside.code == 0, outside.stderr
+    assert (tmp_path / "C-1.evidence").exists()
+
+
+def test_a_new_signing_key_is_never_created_inside_a_source(tmp_path, home, keys):
+    (home / "notes.txt").write_text("my notes\n")
+    key = home / "evidencekit" / "id_ed25519"
+    out = tmp_path / "home.evidence"
+    before = (sorted(os.listdir(home)), _times(home))
+    refused = run_cli("capture", home, "-R", keys["recipient"], "-o", out, "--json")
+    assert refused.code == 2, refused.stderr
+    error = refused.json()["error"]
+    assert error["kind"] == "OutputError" and "signing key" in error["message"]
+    assert "would change the evidence" in error["message"]
+    assert f"evidencekit key generate -o {key}" in error["hint"]
+    assert (sorted(os.listdir(home)), _times(home)) == before and not out.exists()
+    # as the hint says: make the key first, then capture; the private key is left out
+    assert run_cli("key", "generate", "-o", key).code == 0
+    done = run_cli("capture", home, "-R", keys["recipient"], "-o", out, "--json")
+    assert done.code == 0, done.stderr
+    inspected = run_cli("extract", out, "-i", keys["identity"], "-o", tmp_path / "x", "--json")
+    assert inspected.code == 0, inspected.stderr
+    manifest = json.loads((tmp_path / "x" / "evidencekit" / "manifest.json").read_bytes())
+    private = [e for e in manifest["entries"] if e.get("path", "").endswith("id_ed25519")]
+    assert len(private) == 1 and private[0]["error"].startswith("skipped: evidencekit's own")
+    # a key that exists already is only read: capturing a folder holding it works as before
+    assert (tmp_path / "x" / "data" / "config" / "evidencekit" / "id_ed25519.pub").exists()
 
 
 def test_wrong_key_gives_exit_4_and_untrusted_signer_fails(tmp_path, home, keys, tree):

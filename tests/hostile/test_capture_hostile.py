@@ -653,27 +653,39 @@ def test_empty_folders_are_kept(tmp_path, home, keys):
 # ------------------------------------------------------------ the output and the source
 
 
-def test_output_inside_the_source_is_never_swallowed(tmp_path, home, keys):
+@pytest.mark.parametrize("where", ["the source itself", "a folder below it", "a link to it"])
+def test_output_inside_the_source_is_refused_and_the_source_untouched(tmp_path, home, keys, where):
+    src = tmp_path / "src"
+    (src / "mail").mkdir(parents=True)
+    (src / "evidence.txt").write_bytes(os.urandom(20_000))
+    (tmp_path / "link").symlink_to(src)
+    folder = {"the source itself": src, "a folder below it": src / "mail",
+              "a link to it": tmp_path / "link"}[where]
+    before = {path: os.lstat(path) for path in (src, src / "mail")}
+    result, _ = cli_capture(tmp_path, keys, src, out=folder / "case.evidence", timeout=60)
+    assert result.code == 2, result.stdout + result.stderr
+    error = result.json()["error"]
+    assert error["kind"] == "OutputError" and "would change the evidence" in error["message"]
+    assert "-o /media/usb/case.evidence" in error["hint"]
+    assert sorted(os.listdir(src)) == ["evidence.txt", "mail"] and os.listdir(src / "mail") == []
+    for path, info in before.items():  # not even a temporary file came and went
+        assert (os.lstat(path).st_mtime_ns, os.lstat(path).st_ctime_ns) == (
+            info.st_mtime_ns, info.st_ctime_ns)
+
+
+def test_a_bundle_already_in_the_source_is_captured_as_evidence(tmp_path, home, keys):
     src = tmp_path / "src"
     src.mkdir()
-    (src / "evidence.txt").write_bytes(os.urandom(200_000))
-    result, bundle = cli_capture(tmp_path, keys, src, out=src / "case.evidence", timeout=60)
-    assert result.code == 0, result.stdout + result.stderr
-    assert result.json()["seal"]["counts"]["skipped"] == 1
-    assert bundle.stat().st_size < 300_000  # one copy of the evidence, not of the bundle
-    entries = by_path(cli_manifest(bundle, keys, tmp_path / "out"))
-    skipped = [e for e in entries.values() if e["error"]]
-    assert len(skipped) == 1
-    assert skipped[0]["error"].startswith("skipped: ")
-    assert "the bundle being written" in skipped[0]["error"]
-    assert "sha256" not in skipped[0]
-    assert sorted(os.listdir(tmp_path / "out" / "data" / "src")) == ["evidence.txt"]
-    # a second capture of the same folder keeps the first bundle as evidence, not itself
-    second, bundle2 = cli_capture(tmp_path, keys, src, out=src / "case2.evidence", timeout=60)
+    (src / "evidence.txt").write_bytes(os.urandom(20_000))
+    first, bundle = cli_capture(tmp_path, keys, src, out=tmp_path / "case.evidence", timeout=60)
+    assert first.code == 0
+    os.rename(bundle, src / "case.evidence")  # e.g. an earlier capture copied back
+    second, bundle2 = cli_capture(tmp_path, keys, src, out=tmp_path / "case2.evidence",
+                                  timeout=60)
     assert second.code == 0
     entries = by_path(cli_manifest(bundle2, keys, tmp_path / "out2"))
     assert entries[b"src/case.evidence"]["sha256"] == hashlib.sha256(
-        bundle.read_bytes()).hexdigest()
+        (src / "case.evidence").read_bytes()).hexdigest()
 
 
 def test_the_output_file_itself_as_source_is_refused(tmp_path, home, keys):

@@ -383,3 +383,34 @@ def test_looking_around_keeps_the_folders_access_times(tmp_path):
     assert guided.describe_size(home / "Downloads") == "1 file, 100 bytes"
     assert guided.describe_size(tmp_path / "elsewhere") == "1 file, 100 bytes"  # a link the user named
     assert atimes(*folders) == stale
+
+
+def test_the_bundle_is_never_saved_in_a_folder_being_saved(tmp_path, victim_home, keys,
+                                                           monkeypatch):
+    monkeypatch.setenv("HOME", str(victim_home))
+    screenshots = victim_home / "Pictures" / "Screenshots"  # chosen, and the current folder
+    before = (os.listdir(screenshots), os.lstat(screenshots).st_mtime_ns)
+    index = ALL_ANSWERS.index("Jane Q. Victim") + 1
+    answers = [*ALL_ANSWERS[:index], str(screenshots), "", "yes"]
+    prompter = ScriptedPrompter(answers)
+    assert session(prompter, victim_home, screenshots, keys) == ExitCode.OK
+    assert prompter.answers == []
+    assert "is part of what you are saving" in prompter.transcript
+    assert (victim_home / "EK-TEST.evidence").exists()  # Enter: the home folder instead
+    assert (os.listdir(screenshots), os.lstat(screenshots).st_mtime_ns) == before
+
+
+def test_a_new_signing_key_inside_a_folder_being_saved_stops_the_session(tmp_path, victim_home,
+                                                                          home):
+    out = tmp_path / "out"
+    out.mkdir()
+    before = (os.listdir(home), os.lstat(home).st_mtime_ns)
+    answers = [str(home) if a == "~/Documents/seller.eml" else a for a in ALL_ANSWERS[:-1]]
+    prompter = ScriptedPrompter(answers)
+    assert guided.guided_capture(prompter, defaults(victim_home, out),
+                                 CaseInfo("EK-TEST", "Jane"), "EK-TEST", None, None) == ExitCode.OK
+    assert prompter.answers == [] and "Make the bundle now? (yes/no)" not in prompter.asked
+    key = home / "evidencekit" / "id_ed25519"
+    assert f"evidencekit key generate -o {key}" in prompter.transcript
+    assert "Nothing was written" in prompter.transcript
+    assert os.listdir(out) == [] and (os.listdir(home), os.lstat(home).st_mtime_ns) == before
