@@ -607,11 +607,13 @@ def scan_totals(sources: list[Source], skip: set[tuple[int, int]]) -> tuple[int,
             info = os.lstat(source.path)
             if stat.S_ISDIR(info.st_mode):
                 for child in entries_below(source.path):
-                    with suppress(OSError):
+                    try:
                         if child.is_file(follow_symlinks=False):
                             info = child.stat(follow_symlinks=False)
                             if (info.st_dev, info.st_ino) not in skip:
                                 files, size = files + 1, size + info.st_size
+                    except OSError:
+                        pass  # gone since it was listed: the walk records what it finds
             elif stat.S_ISREG(info.st_mode) and (info.st_dev, info.st_ino) not in skip:
                 files, size = files + 1, size + info.st_size
     return files, size

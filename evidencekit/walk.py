@@ -101,9 +101,11 @@ def entries_below(top: str | bytes | os.PathLike[str], *, follow: bool = False
                 with suppress(OSError), os.scandir(folders[-1]) as listing:
                     for entry in listing:
                         yield entry
-                        with suppress(OSError):
+                        try:
                             if entry.is_dir(follow_symlinks=False):
                                 subfolders.append(entry.name)
+                        except OSError:
+                            pass  # gone, or no type in the listing and lstat refused
                 waiting.append(subfolders)
             elif waiting[-1]:
                 with suppress(OSError):
@@ -260,11 +262,19 @@ def _walk_at(source: Source, dir_fd: int, name: bytes, path: bytes, bag_path: st
         yield entry
         return
     try:
-        try:
-            names = sorted(os.fsencode(child) for child in os.listdir(fd))
-        except OSError as exc:
-            entry.children_error = f"could not list the folder: {_describe(exc)}"
+        opened = os.fstat(fd)
+        if (opened.st_dev, opened.st_ino) != (info.st_dev, info.st_ino):
+            # Renamed away and another folder put in its place: listing that one would record
+            # its contents under this folder's metadata (files are checked the same way).
+            entry.children_error = ("not listed: replaced by another folder between being "
+                                    "looked up and opened")
             names = []
+        else:
+            try:
+                names = sorted(os.fsencode(child) for child in os.listdir(fd))
+            except OSError as exc:
+                entry.children_error = f"could not list the folder: {_describe(exc)}"
+                names = []
         yield entry
         taken: set[str] = set()
         for child in names:

@@ -149,14 +149,24 @@ def collect(report: Report, bundle_name: str, generated: str) -> ReportData:
         data.problems.append(f"the bundle could not be opened: {advice.message}")
     manifest = report.manifest
     fields = manifest.fields if manifest is not None else {}
-    data.case = {k: str(v) for k, v in (fields.get("case") or {}).items()} or {
-        "case_id": seal.case_id}
+    data.case = {k: str(v) for k, v in (fields.get("case") or {}).items()} or _case_outside(
+        seal, events)
     data.capture = dict(fields.get("capture") or {})
     data.items = _items(manifest.entries() if manifest is not None else iter(()))
     _incident(report, fields, data)
     _merge_notes(data, events, [a.document.note() for a in report.addenda if a.document])
     data.signers = _signers(seal, events)
     return data
+
+
+def _case_outside(seal: Seal, events: list[CustodyEvent]) -> dict[str, str]:
+    """What the unencrypted part of the bundle says about the case when the manifest could not
+    be read: its id (the seal), and who captured it (the first custody event's actor, who is the
+    manifest's examiner)."""
+    case = {"case_id": seal.case_id}
+    if events and events[0].action == "captured":
+        case["examiner"] = events[0].actor_name
+    return case
 
 
 # The verification steps (docs/FORMAT.md §7.1, and the custody receipt), named for the people who

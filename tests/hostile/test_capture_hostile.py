@@ -219,6 +219,32 @@ def test_a_fifo_swapped_in_before_opening_never_blocks(tmp_path, lib, monkeypatc
     assert entry["error"] == "replaced by something else between listing and opening"
 
 
+def test_a_folder_replaced_before_opening_is_not_listed_as_itself(tmp_path, lib, monkeypatch):
+    """Looked up, then renamed away and another folder put in its place before it is opened:
+    the other folder's files must not be recorded under the first one's metadata."""
+    src = tmp_path / "src"
+    (src / "inbox").mkdir(parents=True)
+    (src / "inbox" / "real.eml").write_text("the real mail\n")
+    (tmp_path / "planted").mkdir()
+    (tmp_path / "planted" / "fake.eml").write_text("planted\n")
+
+    def swap(real, acted, path, flags, mode=0o777, *, dir_fd=None):
+        if path == b"inbox" and flags & os.O_DIRECTORY and not acted:
+            os.rename(src / "inbox", tmp_path / "inbox.away")
+            os.rename(tmp_path / "planted", src / "inbox")
+            acted.append(1)
+        return real(path, flags, mode, dir_fd=dir_fd)
+
+    acted = hook_os(monkeypatch, "open", swap)
+    result = lib.capture(src)
+    monkeypatch.undo()
+    assert acted and not result.seal.complete
+    entries = lib.manifest(result.output)
+    assert entries[b"src/inbox"]["error"] == ("not listed: replaced by another folder between "
+                                              "being looked up and opened")
+    assert b"src/inbox/fake.eml" not in entries and b"src/inbox/real.eml" not in entries
+
+
 def test_symlink_loops_and_links_outside_are_recorded_not_followed(tmp_path, home, keys):
     src = tmp_path / "src"
     (src / "dir").mkdir(parents=True)

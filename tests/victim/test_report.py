@@ -260,7 +260,7 @@ def passphrase_case(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pat
     secret.write_text("correct horse battery staple\n")
     bundle = folder / "case.evidence"
     made = run_cli("capture", folder / "evidence", "--passphrase-file", secret, "--sign-key",
-                   key_files["signer"], "-o", bundle)
+                   key_files["signer"], "-o", bundle, "--examiner", "Jane Victim")
     assert made.code == 0, made.stderr
     return bundle, secret, key_files
 
@@ -316,6 +316,8 @@ def test_forced_report_without_the_key_says_plainly_why(passphrase_case, tmp_pat
     assert "the bundle could not be opened: this bundle is protected by a passphrase" in \
         page.plain
     assert "stanza" not in page.plain
+    # who captured it is in the signed custody log, readable without the key
+    assert "Captured by Jane Victim" in " ".join(page.plain.split())
 
 
 # -------------------------------------------- an incident record that fails verification
