@@ -38,27 +38,32 @@ def require_env_dir(variable: str) -> str:
     return value
 
 
-def stale_atimes(*folders: str | os.PathLike[str]) -> dict[str, int]:
-    """Give *folders* an access time older than their last change (so that listing them by path
-    updates it, with relatime as with strictatime) and return it, to compare afterwards.
+def stale_atimes(*paths: str | os.PathLike[str]) -> dict[str, int]:
+    """Give *paths* (folders or files) an access time older than their last change (so that
+    listing a folder or reading a file updates it, with relatime as with strictatime) and
+    return it, to compare afterwards with ``atimes``.
 
-    Fails when listing a folder does not update its access time here at all (a noatime mount):
-    then a test of keeping access times could not fail, and proves nothing.
+    Fails when that does not update the access time here at all (a noatime mount): then a
+    test of keeping access times could not fail, and proves nothing.
     """
-    probe = os.path.join(os.fspath(folders[0]), ".atime-probe")
-    os.mkdir(probe)
+    first = os.fspath(paths[0])
+    probe = os.path.join(first if os.path.isdir(first) else os.path.dirname(first),
+                         ".atime-probe")
+    with open(probe, "w") as f:
+        f.write("x")
     os.utime(probe, ns=(1_000_000_000, os.stat(probe).st_mtime_ns))
-    os.listdir(probe)
+    with open(probe) as f:
+        f.read()
     updates = os.stat(probe).st_atime_ns != 1_000_000_000
-    os.rmdir(probe)
+    os.unlink(probe)
     if not updates:
-        skip_or_fail("listing a folder does not update its access time on this file system")
+        skip_or_fail("reading does not update access times on this file system")
     stale = {}
-    for folder in folders:
-        os.utime(folder, ns=(1_000_000_000, os.stat(folder).st_mtime_ns))
-        stale[os.fspath(folder)] = 1_000_000_000
+    for path in paths:
+        os.utime(path, ns=(1_000_000_000, os.stat(path).st_mtime_ns))
+        stale[os.fspath(path)] = 1_000_000_000
     return stale
 
 
-def atimes(*folders: str | os.PathLike[str]) -> dict[str, int]:
-    return {os.fspath(folder): os.stat(folder).st_atime_ns for folder in folders}
+def atimes(*paths: str | os.PathLike[str]) -> dict[str, int]:
+    return {os.fspath(path): os.stat(path).st_atime_ns for path in paths}

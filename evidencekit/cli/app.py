@@ -252,18 +252,18 @@ def _flags_over_defaults(recipients: tuple[str, ...], files: tuple[Path, ...]
                          ) -> tuple[tuple[str, ...], tuple[Path, ...]]:
     """Recipients from the configuration or EVIDENCEKIT_RECIPIENTS apply only when no encryption
     flag (-r, -R, -p, --passphrase-file) was given on the command line."""
-    ctx = click.get_current_context(silent=True)
-    if ctx is None:
-        return recipients, files
-
-    def flagged(name: str) -> bool:
-        return ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
-
+    flagged = given_on_command_line
     if any(flagged(n) for n in ("recipients", "recipient_files", "use_passphrase",
                                 "passphrase_file")):
         return (recipients if flagged("recipients") else (),
                 files if flagged("recipient_files") else ())
     return recipients, files
+
+
+def given_on_command_line(parameter: str) -> bool:
+    """True when the running command got *parameter* as a flag (not from settings or defaults)."""
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and ctx.get_parameter_source(parameter) is ParameterSource.COMMANDLINE
 
 
 def resolve_signing_key(path: Path | None, passphrase_file: Path | None, quiet: bool,

@@ -18,6 +18,7 @@ from evidencekit.cli.app import (
     _flags_over_defaults,
     cli,
     encryption_for,
+    given_on_command_line,
     json_option,
     progress_option,
     resolve_signing_key,
@@ -90,7 +91,8 @@ def capture_command(sources: tuple[Path, ...], output: Path | None, case_id: str
         record = guided.incident_record(incident_args)  # checked before any question
         if not paths and interactive() and not as_json:
             defaults = guided.GuidedDefaults(output, incident=record,
-                                             incident_source=guided.incident_source(incident_args))
+                                             incident_source=guided.incident_source(incident_args),
+                                             examiner_given=given_on_command_line("examiner"))
             _protection_defaults(defaults, recipients, recipient_files, use_passphrase,
                                  passphrase_file)
             return guided.guided_capture(guided.RichPrompter(), defaults, case,

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import click
-from click.core import ParameterSource
 from rich.markup import escape
 
 from evidencekit import incident as inc
@@ -870,7 +869,7 @@ def guided_capture(prompter: Prompter, defaults: GuidedDefaults, case: CaseInfo,
     personal = default_signing_key_path()
     defaults = dataclasses.replace(
         defaults, examiner=defaults.examiner or case.examiner,
-        examiner_given=defaults.examiner_given or _given_on_command_line("examiner"),
+        examiner_given=defaults.examiner_given,
         new_signing_key=None if sign_key or personal.exists() else personal)
 
     def make_bundle(plan: Plan) -> int:
@@ -888,12 +887,6 @@ def guided_capture(prompter: Prompter, defaults: GuidedDefaults, case: CaseInfo,
         return ExitCode.OK if result.seal.complete else ExitCode.CAPTURE_INCOMPLETE
 
     return run_guided(prompter, defaults, file_stem, make_bundle)
-
-
-def _given_on_command_line(parameter: str) -> bool:
-    """True when the running command got *parameter* as a flag (not from settings or defaults)."""
-    ctx = click.get_current_context(silent=True)
-    return ctx is not None and ctx.get_parameter_source(parameter) is ParameterSource.COMMANDLINE
 
 
 def run_guided(prompter: Prompter, defaults: GuidedDefaults, case_id: str,
