@@ -22,7 +22,7 @@ import sys
 import tempfile
 import zlib
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,9 +102,10 @@ class CaptureRequest:
     unreachable: Sequence[tuple[bytes, str]] = ()
     # The profile used, if any: name, origin, sha256 (manifest.json capture.profile).
     profile: dict[str, str] | None = None
-    # Sources (among ``sources``) that a profile's patterns found rather than the user named: a
-    # symbolic link among them is recorded as a link, never followed (walk.resolve_sources).
-    found_by_profile: tuple[bytes, ...] = ()
+    # Sources (among ``sources``) that a profile's patterns found rather than the user named,
+    # each with the leading folders its pattern names: a symbolic link is followed only there,
+    # and a source that is a link is recorded as the link (walk.resolve_sources).
+    found_by_profile: Mapping[bytes, bytes] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -314,7 +315,7 @@ def _identities_of(paths: tuple[Path, ...]) -> set[tuple[int, int]]:
 
 
 def sources_of(paths: Sequence[bytes], unreachable: Sequence[tuple[bytes, str]] = (),
-               found_by_profile: Sequence[bytes] = ()) -> list[Source]:
+               found_by_profile: Mapping[bytes, bytes] | None = None) -> list[Source]:
     """The sources a capture of *paths* walks: those a profile could not reach are left out (they
     are recorded as errors instead), each checked to exist (InputError)."""
     blocked = {os.path.normpath(path) for path, _ in unreachable}
@@ -337,10 +338,11 @@ def check_output(output: Path, sources: list[Source]) -> None:
 def _refuse_output_inside(output: Path, sources: list[Source]) -> None:
     """Writing the bundle (and its temporary file) into a folder being captured would change the
     evidence, that folder's times and list of names, before the walk records it."""
-    inside = source_reaching(output.parent, sources)
+    folder = output.absolute().parent  # "." would not tell a person where
+    inside = source_reaching(folder, sources)
     if inside is not None:
-        raise OutputError(f"the bundle would be saved in {output.parent}, "
-                          f"{_part_of(output.parent, inside)}: saving it there would change the "
+        raise OutputError(f"the bundle would be saved in {folder}, "
+                          f"{_part_of(folder, inside)}: saving it there would change the "
                           "evidence",
                           hint="save it outside what you capture, for example on a USB stick: "
                           f"-o /media/usb/{output.name}")

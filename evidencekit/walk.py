@@ -8,9 +8,10 @@ Every entry carries its ``lstat`` result; nothing here reads file content.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
@@ -131,6 +132,9 @@ class Source:
     path: bytes  # what is captured: the symlink target when the user named a symlink
     bag_name: str  # its top-level name under data/
     via_symlink: bool
+    # Found by a profile's pattern: the leading folders of ``path`` the pattern names, where a
+    # link is followed; below them none is, nor is ``path`` itself. None: the user named it.
+    followed: bytes | None = None
 
 
 @dataclass
@@ -169,13 +173,18 @@ def _unique(candidate: str, taken: set[str]) -> str:
     return f"{candidate}~{counter}"
 
 
-def resolve_sources(paths: list[bytes], unfollowed: Collection[bytes] = ()) -> list[Source]:
+def resolve_sources(paths: list[bytes], found_by_profile: Mapping[bytes, bytes] | None = None
+                    ) -> list[Source]:
     """Check each source exists and give it a unique top-level name in the bag.
 
     A source that is a symbolic link is captured as what it points to: the user named it. Those
-    in *unfollowed* were found by a profile's pattern, not named, and a link among them is
+    in *found_by_profile* were found by a profile's pattern, not named, and a link among them is
     recorded as the link itself: someone else's link (``/home/*/.bash_history`` pointing at
-    ``/etc/shadow``, or at ``/``) must not take the capture out of what was asked for."""
+    ``/etc/shadow``, or at ``/``) must not take the capture out of what was asked for. Nor is a
+    link followed among their folders below the part the pattern names (the value: "/home" for
+    ``/home/*/.local/share/fish/fish_history``), even one swapped in after the pattern matched.
+    """
+    found = found_by_profile or {}
     sources: list[Source] = []
     taken: set[str] = set()
     for index, given in enumerate(paths):
@@ -183,14 +192,16 @@ def resolve_sources(paths: list[bytes], unfollowed: Collection[bytes] = ()) -> l
         if not os.path.lexists(absolute):
             raise InputError(f"source not found: {os.fsdecode(given)}",
                              hint="check the path; nothing was written")
-        via_symlink = os.path.islink(absolute) and given not in unfollowed
+        via_symlink = os.path.islink(absolute) and given not in found
         target = os.path.realpath(absolute) if via_symlink else absolute
         if via_symlink and not os.path.exists(target):
             raise InputError(f"source {os.fsdecode(given)} is a broken symbolic link")
         base = os.path.basename(absolute.rstrip(b"/")) or b"root"
         bag_name = _unique(escape_name(base), taken)
         taken.add(bag_name)
-        sources.append(Source(index, absolute, target, bag_name, via_symlink))
+        followed = found.get(given)
+        sources.append(Source(index, absolute, target, bag_name, via_symlink,
+                              None if followed is None else os.path.abspath(followed)))
     return sources
 
 
@@ -229,13 +240,49 @@ def _walk_root(source: Source, skip: set[tuple[int, int]]) -> Iterator[Entry]:
     # "/" has no name in a parent: it is "." of itself ("root" is only its name in the bag)
     name = os.path.basename(source.path.rstrip(b"/")) or b"."
     parent = os.path.dirname(source.path.rstrip(b"/")) or b"/"
-    # O_PATH: the parent only has to be searchable, not readable (nothing in it is listed).
-    parent_fd = os.open(parent, _PATH_ONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    display = os.path.basename(source.given.rstrip(b"/")) or b"root"
     try:
-        display = os.path.basename(source.given.rstrip(b"/")) or b"root"
+        parent_fd = _open_parent(parent, source.followed)
+    except OSError as exc:
+        if source.followed is None:
+            raise
+        yield Entry(source, display, f"data/{source.bag_name}", "unknown", None, -1,
+                    source.path, error=_unreached(exc))
+        return
+    try:
         yield from _walk_at(source, parent_fd, name, display, f"data/{source.bag_name}", skip)
     finally:
         os.close(parent_fd)
+
+
+def _open_parent(parent: bytes, followed: bytes | None) -> int:
+    """The folder holding a source, opened with O_PATH (it only has to be searchable, not
+    readable: nothing in it is listed). Links are followed in *followed* (all of *parent* when
+    None); each folder below it is opened through the one above, refusing links (ENOTDIR)."""
+    if followed is None:
+        return os.open(parent, _PATH_ONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    top = followed.rstrip(b"/") or b"/"
+    if not (parent == top or parent.startswith(top.rstrip(b"/") + b"/")):
+        top = b"/"  # not expected: then no link is followed at all
+    fd = os.open(top, _PATH_ONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in parent[len(top):].split(b"/"):
+            if part:
+                below = os.open(part, _PATH_ONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                dir_fd=fd)
+                os.close(fd)
+                fd = below
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _unreached(exc: OSError) -> str:
+    if exc.errno in (errno.ENOTDIR, errno.ELOOP):
+        return ("not captured: a folder on its path is now a symbolic link (or not a folder), "
+                "and links there are not followed for what a profile found")
+    return f"not captured: the folder holding it could not be reached: {_describe(exc)}"
 
 
 def _walk_at(source: Source, dir_fd: int, name: bytes, path: bytes, bag_path: str,

@@ -100,7 +100,7 @@ def test_source_reaching_finds_the_captured_folder_a_path_lies_in(tmp_path):
     (followed,) = resolve_sources([os.fsencode(tmp_path / "to-src")])  # named: followed
     assert source_reaching(tmp_path / "src" / "deep", [followed]) is followed
     (unfollowed,) = resolve_sources([os.fsencode(tmp_path / "to-src")],
-                                    [os.fsencode(tmp_path / "to-src")])  # a profile found it
+                                    {os.fsencode(tmp_path / "to-src"): b"/"})  # profile-found
     assert source_reaching(tmp_path / "src" / "deep", [unfollowed]) is None
     (root,) = resolve_sources([b"/"])
     assert source_reaching(tmp_path, [root]) is root
@@ -138,3 +138,20 @@ def test_entries_below_closes_its_folders_when_left_early(tmp_path):
     walker.close()
     assert len(os.listdir("/proc/self/fd")) == before
     assert len(list(entries_below(tmp_path))) == 6 and len(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_folder_swapped_for_a_link_after_a_profile_found_a_source_is_not_followed(tmp_path):
+    (tmp_path / "home" / "mallory" / "cfg").mkdir(parents=True)
+    (tmp_path / "home" / "mallory" / "cfg" / "history").write_text("mine")
+    (tmp_path / "other" / "cfg").mkdir(parents=True)
+    (tmp_path / "other" / "cfg" / "history").write_text("not mallory's")
+    path = os.fsencode(tmp_path / "home" / "mallory" / "cfg" / "history")
+    (found,) = resolve_sources([path], {path: os.fsencode(tmp_path / "home")})
+    (named,) = resolve_sources([path])
+    os.rename(tmp_path / "home" / "mallory", tmp_path / "home" / "mallory.old")
+    (tmp_path / "home" / "mallory").symlink_to(tmp_path / "other")  # after the pattern matched
+    (entry,) = walk([found])
+    assert entry.lstat is None and entry.error is not None
+    assert entry.error.startswith("not captured: a folder on its path is now a symbolic link")
+    (entry,) = walk([named])  # a path the user typed is theirs to follow
+    assert entry.lstat is not None and entry.error is None

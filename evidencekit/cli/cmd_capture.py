@@ -170,8 +170,13 @@ def _safe_filename(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "evidence"
 
 
-def _found_by_profile(selection: ProfileSelection | None, typed: tuple[Path, ...]) -> tuple[bytes, ...]:
-    """The profile's sources that the user did not also name (those are followed if links)."""
+def _found_by_profile(selection: ProfileSelection | None, typed: tuple[Path, ...]
+                      ) -> dict[bytes, bytes]:
+    """The profile's sources that the user did not also name (those are followed if links),
+    each with the leading folders its pattern names (where links are followed)."""
+    if selection is None:
+        return {}
     named = {os.fsencode(os.fspath(path)) for path in typed}
-    found = (os.fsencode(os.fspath(path)) for path in (selection.paths if selection else ()))
-    return tuple(path for path in found if path not in named)
+    found = {os.fsencode(path): os.fsencode(selection.resolution.followed(path))
+             for path in selection.resolution.sources}
+    return {path: followed for path, followed in found.items() if path not in named}

@@ -38,6 +38,9 @@ class Found:
     target: str
     pattern: str
     path: str
+    # The leading folders of *path* written out in the pattern (before its first wildcard): a
+    # link among them is followed, as the profile's author named them. Below, none is.
+    followed: str = "/"
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,11 @@ class Resolution:
     found: list[Found] = field(default_factory=list)
     missing: list[Missing] = field(default_factory=list)
     unreachable: list[Unreachable] = field(default_factory=list)  # none inside a source
+
+    def followed(self, path: str) -> str:
+        """The part of the source *path* in which links may be followed (the shortest, when
+        several patterns found it)."""
+        return min((f.followed for f in self.found if f.path == path), key=len, default="/")
 
 
 def variables(os_name: str, environ: Mapping[str, str]) -> dict[str, str]:
@@ -186,7 +194,8 @@ def resolve(profile: Profile, os_name: str, environ: Mapping[str, str]) -> Resol
                 result.missing.append(Missing(target.name, pattern, expanded,
                                               "not found" if not glob.has_magic(expanded)
                                               else "no match"))
-            result.found.extend(Found(target.name, pattern, m) for m in matches.paths)
+            result.found.extend(Found(target.name, pattern, m, matches.followed)
+                                for m in matches.paths)
             refused.extend(Unreachable(target.name, pattern, path, problem)
                            for path, problem in matches.refused)
     chosen: list[str] = []
@@ -212,6 +221,7 @@ def _within(path: str, folders: list[str]) -> bool:
 class _Matches:
     paths: list[str] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)  # (path, problem)
+    followed: str = "/"  # the pattern's folders before its first wildcard (Found.followed)
 
 
 def _matches(pattern: str) -> _Matches:
@@ -224,56 +234,65 @@ def _matches(pattern: str) -> _Matches:
     found = _Matches()
     if not glob.has_magic(pattern):
         path = os.path.normpath(pattern) if pattern not in ("/", "//") else pattern
-        if _lookup(path, found, must_be_folder=False):
+        found.followed = os.path.dirname(path)
+        if _lookup(path, found, must_be_folder=False, follow=True):
             found.paths.append(path)
         return found
     parts = [p for p in pattern.split("/") if p]
+    first = next(index for index, part in enumerate(parts) if glob.has_magic(part))
+    found.followed = "/" + "/".join(parts[:first])
     bases = ["/"]
     for index, part in enumerate(parts):
         last = index == len(parts) - 1
-        bases = [path for base in bases for path in _step(base, part, last, found)]
+        # Up to the first wildcard, the bases are folders the pattern names (links followed);
+        # past it, they are what the wildcards matched, and no link among them is followed:
+        # someone else's link (/home/*/.local → /root/.local) must not take the capture there.
+        named = index <= first
+        bases = [path for base in bases for path in _step(base, part, last, found, named)]
     found.paths = sorted({os.path.normpath(p) for p in bases})
     return found
 
 
-def _step(base: str, part: str, last: bool, found: _Matches) -> Iterator[str]:
+def _step(base: str, part: str, last: bool, found: _Matches, named: bool) -> Iterator[str]:
     """The paths one pattern component leads to from the folder *base* (folders only, unless
     it is the *last* component), with glob's rules: ``*`` and ``?`` skip names starting with
-    '.' unless the component starts with one, ``**`` is any number of folders."""
+    '.' unless the component starts with one, ``**`` is any number of folders. A link is
+    followed only to reach a *named* base or, in the pattern's named folders, the next one."""
     if part == "**":
         yield base
-        yield from _below(base, last, found)
+        yield from _below(base, last, found, named)
     elif glob.has_magic(part):
-        for name, is_folder in _listing(base, found):
+        for name, is_folder in _listing(base, found, follow_folder=named):
             hidden = name.startswith(".") and not part.startswith(".")
             if not hidden and fnmatch.fnmatchcase(name, part) and (last or is_folder):
                 yield os.path.join(base, name)
     else:
         path = os.path.join(base, part)
-        if _lookup(path, found, must_be_folder=not last):
+        if _lookup(path, found, must_be_folder=not last, follow=named):
             yield path
 
 
-def _below(folder: str, everything: bool, found: _Matches) -> Iterator[str]:
+def _below(folder: str, everything: bool, found: _Matches, named: bool) -> Iterator[str]:
     """What lies below *folder* for ``**``: its folders (and with *everything* its files too),
     at any depth, hidden names left out. Links to folders are not followed: no cycles."""
-    for name, is_folder in _listing(folder, found, follow=False):
+    for name, is_folder in _listing(folder, found, follow_folder=named):
         if name.startswith("."):
             continue
         path = os.path.join(folder, name)
         if is_folder or everything:
             yield path
         if is_folder:
-            yield from _below(path, everything, found)
+            yield from _below(path, everything, found, named=False)
 
 
-def _listing(folder: str, found: _Matches, follow: bool = True) -> list[tuple[str, bool]]:
-    """(name, is a folder) for each entry of *folder*; a refusal is noted in *found*."""
+def _listing(folder: str, found: _Matches, follow_folder: bool) -> list[tuple[str, bool]]:
+    """(name, is a folder, not following links) for each entry of *folder*; a refusal is noted
+    in *found*. The folder itself is followed if it is a link only when *follow_folder* (one the
+    pattern names: ~/Documents may be a link the user made). Access times are kept: this runs
+    before the capture, on the user's own folders."""
     try:
-        # the folder itself may be a link the user made (~/Documents elsewhere): followed; its
-        # access time is kept (this runs before the capture, on the user's own folders)
-        with scan_directory(folder, follow=True) as entries:
-            return sorted((e.name, _is_folder(e, follow)) for e in entries)
+        with scan_directory(folder, follow=follow_folder) as entries:
+            return sorted((e.name, _is_folder(e)) for e in entries)
     except _ABSENT:
         return []
     except OSError as exc:
@@ -281,17 +300,18 @@ def _listing(folder: str, found: _Matches, follow: bool = True) -> list[tuple[st
         return []
 
 
-def _is_folder(entry: os.DirEntry[str], follow: bool) -> bool:
+def _is_folder(entry: os.DirEntry[str]) -> bool:
     try:
-        return entry.is_dir(follow_symlinks=follow)
+        return entry.is_dir(follow_symlinks=False)
     except OSError:
         return False
 
 
-def _lookup(path: str, found: _Matches, must_be_folder: bool) -> bool:
-    """Whether *path* exists (a folder, when *must_be_folder*); a refusal is noted in *found*."""
+def _lookup(path: str, found: _Matches, must_be_folder: bool, follow: bool) -> bool:
+    """Whether *path* exists (a folder, when *must_be_folder*: a link to one only if *follow*);
+    a refusal is noted in *found*."""
     try:
-        info = os.stat(path) if must_be_folder else os.lstat(path)
+        info = os.stat(path) if must_be_folder and follow else os.lstat(path)
     except _ABSENT:
         return False
     except OSError as exc:

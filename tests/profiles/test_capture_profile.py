@@ -331,3 +331,39 @@ def test_a_link_named_on_the_command_line_is_still_followed(tmp_path: Path, user
                     "--sign-key", keys["signer"], "-o", out, "--json")
     assert result.code == 0, result.stderr
     assert result.json()["seal"]["counts"]["files"] == 1
+
+
+def test_no_link_is_followed_on_the_way_below_a_wildcard(tmp_path: Path, user: Path, keys):
+    """As root, `/home/*/.local/share/fish/fish_history`: another user's `.local` made a link
+    to someone else's folder must not bring that folder's history in under their name."""
+    secret = touch(tmp_path / "elsewhere" / ".local" / "share" / "fish" / "fish_history",
+                   b"TOP SECRET")
+    touch(user / "alice" / ".local" / "share" / "fish" / "fish_history", b"ls\n")
+    (user / "mallory").mkdir()
+    (user / "mallory" / ".local").symlink_to(secret.parents[2])
+    (tmp_path / "fish.yaml").write_text(
+        "description: fish\ntargets:\n  - name: t\n"
+        f"    linux: ['{user}/*/.local/share/fish/fish_history']\n")
+    out = tmp_path / "f.evidence"
+    result = invoke("capture", "--profile", tmp_path / "fish.yaml", "-R", keys["recipient"],
+                    "--sign-key", keys["signer"], "-o", out, "--json")
+    assert result.code == 0, result.stderr
+    assert result.json()["profile"]["sources"] == [
+        str(user / "alice" / ".local" / "share" / "fish" / "fish_history")]
+    manifest_of(out, keys, tmp_path / "opened")
+    stored = b"".join(p.read_bytes() for p in (tmp_path / "opened" / "data").rglob("*")
+                      if p.is_file() and not p.is_symlink())
+    assert b"TOP SECRET" not in stored and b"ls\n" in stored
+
+
+def test_links_in_the_folders_a_pattern_names_are_followed(tmp_path: Path, user: Path, keys):
+    """~/Documents may be a link the user made: the pattern names it, so it is followed."""
+    touch(tmp_path / "disk" / "docs" / "statement.pdf", b"%PDF-1.4 mine")
+    (user / "Documents").symlink_to(tmp_path / "disk" / "docs")
+    (tmp_path / "docs.yaml").write_text(
+        "description: docs\ntargets:\n  - name: t\n    linux: ['{home}/Documents/*.pdf']\n")
+    out = tmp_path / "d.evidence"
+    result = invoke("capture", "--profile", tmp_path / "docs.yaml", "-R", keys["recipient"],
+                    "--sign-key", keys["signer"], "-o", out, "--json")
+    assert result.code == 0, result.stderr
+    assert result.json()["seal"]["counts"]["files"] == 1
