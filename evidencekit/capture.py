@@ -323,34 +323,37 @@ def sources_of(paths: Sequence[bytes], unreachable: Sequence[tuple[bytes, str]] 
                            found_by_profile)
 
 
-def check_output(output: Path, sources: list[Source]) -> None:
+def check_output(output: Path, sources: list[Source], default_place: bool = False) -> None:
+    """Refuse an *output* that exists, lies in a missing or read-only folder, or in a folder being
+    captured (*default_place*: the current folder was chosen for the user, so the error says
+    so)."""
     if output.exists() or output.is_symlink():
         raise OutputError(f"{output} already exists; evidencekit never overwrites a bundle",
                           hint="choose another name with -o")
     if not output.parent.is_dir():
         raise OutputError(f"the folder {output.parent} does not exist")
-    _refuse_output_inside(output, sources)
+    _refuse_output_inside(output, sources, default_place)
     if not os.access(output.parent, os.W_OK):
         raise OutputError(f"cannot write to the folder {output.parent}",
                           hint="choose a folder you can write to with -o")
 
 
-def _refuse_output_inside(output: Path, sources: list[Source]) -> None:
+def _refuse_output_inside(output: Path, sources: list[Source], default_place: bool) -> None:
     """Writing the bundle (and its temporary file) into a folder being captured would change the
     evidence, that folder's times and list of names, before the walk records it."""
     folder = output.absolute().parent  # "." would not tell a person where
     inside = source_reaching(folder, sources)
     if inside is not None:
-        raise OutputError(f"the bundle would be saved in {folder}, "
-                          f"{_part_of(folder, inside)}: saving it there would change the "
-                          "evidence",
-                          hint="save it outside what you capture, for example on a USB stick: "
-                          f"-o /media/usb/{output.name}")
+        where = f"the current folder, {folder}" if default_place else str(folder)
+        raise OutputError(f"the bundle would be saved in {where}, {_part_of(folder, inside)}: "
+                          "saving it there would change the evidence",
+                          hint="save it outside what you capture with -o, for example on a USB "
+                          f"stick: -o /path/to/the/stick/{output.name}")
 
 
 def _part_of(folder: Path, source: Source) -> str:
     """``a folder being captured``, or which captured folder it lies in."""
-    if os.path.realpath(folder) == os.path.realpath(os.fsdecode(source.path)):
+    if os.path.samefile(folder, os.fsdecode(source.path)):
         return "a folder being captured"
     return f"which is inside {os.fsdecode(source.given)}, a folder being captured"
 

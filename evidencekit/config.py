@@ -23,6 +23,7 @@ from typing import Any
 
 from evidencekit.errors import InputError
 from evidencekit.profiles.yamlfile import Document, YamlFileError, load
+from evidencekit.walk import read_user_file
 
 CONFIG_ENV = "EVIDENCEKIT_CONFIG"
 PROGRESS_MODES = ("auto", "bar", "json", "none")
@@ -136,7 +137,7 @@ def load_config(explicit: Path | None, config_dir: Path,
 
 def _read_file(path: Path, config: Config, required: bool) -> None:
     try:
-        text = path.read_text("utf-8")
+        text = read_user_file(path).decode("utf-8")  # keeping its atime: ~ may be captured
     except FileNotFoundError:
         if required:
             raise InputError(f"configuration file not found: {path}",

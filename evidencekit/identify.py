@@ -167,7 +167,14 @@ class _Worker:
         return True
 
     def readable(self) -> bool:
-        return bool(select.select([self.out_fd], [], [], 0)[0])
+        return self._wait_readable(0)
+
+    def _wait_readable(self, seconds: float) -> bool:
+        # poll, not select: select refuses descriptors from 1024 on, and a deep tree's walk
+        # may hold that many (the CLI raises the open-file limit for it)
+        poller = select.poll()
+        poller.register(self.out_fd, select.POLLIN)
+        return bool(poller.poll(seconds * 1000))
 
     def read_some(self) -> None:
         """Read what has arrived (waiting until something does) and hand out whole answers.
@@ -175,7 +182,7 @@ class _Worker:
         A worker silent for *hang_seconds* while it owes an answer is stuck in libmagic (a file
         built to make its patterns backtrack, say): it is killed, and so counts as dead."""
         try:
-            if not select.select([self.out_fd], [], [], self.hang_seconds)[0]:
+            if not self._wait_readable(self.hang_seconds):
                 self.process.kill()
             data = os.read(self.out_fd, 1 << 16)
         except OSError:

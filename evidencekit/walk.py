@@ -81,6 +81,9 @@ def scan_directory(path: str | bytes | os.PathLike[str],
         os.close(fd)
 
 
+ESTIMATE_DEPTH = 64  # entries_below keeps one descriptor open per level
+
+
 def entries_below(top: str | bytes | os.PathLike[str], *, follow: bool = False
                   ) -> Iterator[os.DirEntry[str]]:
     """Every entry below the folder *top*, for estimates (the progress bar's count, the guided
@@ -91,7 +94,9 @@ def entries_below(top: str | bytes | os.PathLike[str], *, follow: bool = False
     would follow a link in any of the path's components), and every folder is listed keeping its
     access time. *top* itself is followed when *follow* (a folder the user named may be a
     link). An entry's ``stat()`` works only until the next entry is asked for. Folders that
-    cannot be opened or listed are passed over; only *top* raises OSError.
+    cannot be opened or listed are passed over; only *top* raises OSError. Folders more than
+    ESTIMATE_DEPTH levels down are not entered: this runs beside the walk, which holds a
+    descriptor per level too, and together they must not run out of descriptors.
     """
     folders = [open_directory(os.fsencode(top), follow=follow)]
     waiting: list[list[str]] = []  # for each open folder, its subfolders not yet entered
@@ -108,7 +113,7 @@ def entries_below(top: str | bytes | os.PathLike[str], *, follow: bool = False
                         except OSError:
                             pass  # gone, or no type in the listing and lstat refused
                 waiting.append(subfolders)
-            elif waiting[-1]:
+            elif waiting[-1] and len(folders) < ESTIMATE_DEPTH:
                 with suppress(OSError):
                     folders.append(open_directory(os.fsencode(waiting[-1].pop()), folders[-1]))
             else:
@@ -210,20 +215,32 @@ def source_reaching(folder: str | bytes | os.PathLike[str], sources: Collection[
     """The source whose walk lists the existing *folder* (that folder itself or one below it).
 
     Writing anything into such a folder (the bundle, its temporary file, a new signing key)
-    changes the evidence: the folder's modification time and its list of names. Paths are
-    compared once every link in them is resolved, so ``~/Downloads`` and a link to it are the
-    same folder. A source recorded as a link (not followed) lists nothing."""
-    real = os.path.realpath(os.fsencode(folder))
+    changes the evidence: the folder's modification time and its list of names. Folders are
+    compared by device and inode, from *folder* up to the root, so that every way of naming the
+    same folder counts: a link to it, a bind mount, ``~/downloads`` on a case-insensitive disk.
+    A source recorded as a link (not followed) lists nothing."""
+    listed: dict[tuple[int, int], Source] = {}
     for source in sources:
         try:
             if not stat.S_ISDIR(os.lstat(source.path).st_mode):
                 continue
+            info = os.stat(source.path)
         except OSError:
             continue
-        top = os.path.realpath(source.path)
-        if real == top or real.startswith(top.rstrip(b"/") + b"/"):
-            return source
-    return None
+        listed.setdefault((info.st_dev, info.st_ino), source)
+    current = os.path.realpath(os.fsencode(folder))
+    while True:
+        try:
+            info = os.stat(current)
+        except OSError:
+            return None
+        found = listed.get((info.st_dev, info.st_ino))
+        if found is not None:
+            return found
+        above = os.path.dirname(current)
+        if above == current:
+            return None
+        current = above
 
 
 def walk(sources: list[Source], skip: set[tuple[int, int]] | None = None) -> Iterator[Entry]:

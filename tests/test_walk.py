@@ -1,8 +1,10 @@
 import os
+import subprocess
 
 import pytest
 
 from evidencekit.walk import (
+    ESTIMATE_DEPTH,
     entries_below,
     escape_name,
     resolve_sources,
@@ -10,7 +12,7 @@ from evidencekit.walk import (
     source_reaching,
     walk,
 )
-from tests.conftest import atimes, stale_atimes
+from tests.conftest import atimes, skip_or_fail, stale_atimes
 
 
 def test_walk_is_sorted_and_never_follows_links(tmp_path):
@@ -155,3 +157,35 @@ def test_a_folder_swapped_for_a_link_after_a_profile_found_a_source_is_not_follo
     assert entry.error.startswith("not captured: a folder on its path is now a symbolic link")
     (entry,) = walk([named])  # a path the user typed is theirs to follow
     assert entry.lstat is not None and entry.error is None
+
+
+def test_source_reaching_sees_the_same_folder_by_another_name(tmp_path):
+    """A bind mount (or a case-insensitive disk) names a captured folder differently: compared
+    by device and inode, it is still the captured folder."""
+    (tmp_path / "src" / "sub").mkdir(parents=True)
+    (tmp_path / "view").mkdir()
+    (src,) = resolve_sources([os.fsencode(tmp_path / "src")])
+    mounted = subprocess.run(["mount", "--bind", str(tmp_path / "src"), str(tmp_path / "view")],
+                             capture_output=True, check=False)
+    if mounted.returncode != 0:
+        skip_or_fail("cannot bind-mount here (needs root)")
+    try:
+        assert source_reaching(tmp_path / "view", [src]) is src
+        assert source_reaching(tmp_path / "view" / "sub", [src]) is src
+    finally:
+        subprocess.run(["umount", str(tmp_path / "view")], check=True)
+
+
+def test_entries_below_holds_few_descriptors_however_deep_the_tree(tmp_path):
+    """It runs beside the walk, which holds one descriptor per level itself: a deep tree must
+    not leave the walk without descriptors (a capture then missed files)."""
+    folder = tmp_path
+    for _ in range(ESTIMATE_DEPTH + 30):
+        folder = folder / "d"
+        folder.mkdir()
+    baseline = len(os.listdir("/proc/self/fd"))
+    most = depth = 0
+    for _entry in entries_below(tmp_path):
+        depth += 1
+        most = max(most, len(os.listdir("/proc/self/fd")) - baseline)
+    assert depth == ESTIMATE_DEPTH and most <= ESTIMATE_DEPTH + 1  # (+1: the listing's own)

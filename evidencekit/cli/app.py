@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import signal
@@ -292,9 +293,24 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _allow_more_open_files() -> None:
+    """The walk holds a descriptor per folder level, and the progress bar's count up to 64
+    more: a deep tree must not fail for want of descriptors while the system allows more."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
 def main(args: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if args is None else args)
     signal.signal(signal.SIGTERM, _on_sigterm)
+    _allow_more_open_files()
     try:
         cli.main(args=argv, prog_name="evidencekit", standalone_mode=False)
     except click.exceptions.Exit as exc:

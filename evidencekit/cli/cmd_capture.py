@@ -109,7 +109,7 @@ def capture_command(sources: tuple[Path, ...], output: Path | None, case_id: str
         found_by_profile = _found_by_profile(selection, sources)
         captured = sources_of(wanted, selection.unreachable if selection else (), found_by_profile)
         target = output or Path(_safe_filename(case.case_id) + ".evidence")
-        check_output(target, captured)  # before a new signing key is made
+        check_output(target, captured, default_place=output is None)  # before any key is made
         signing = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json, captured)
         request = CaptureRequest(wanted, target, case, chosen, signing,
                                  command_line=list(sys.argv),

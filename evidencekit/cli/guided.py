@@ -433,7 +433,10 @@ def _ask_sources(p: Prompter, incident_type: str | None, defaults: GuidedDefault
         answer = p.ask("Change the list?", "Enter to keep it. Type a number to leave it out or "
                        "put it back, or the path of a file or folder to add.")
         if not answer:
-            return [s.path for s in items if s.selected]
+            chosen = [s.path for s in items if s.selected]
+            if not _key_would_change(p, defaults, chosen):
+                return chosen
+            continue
         if answer.isdigit() and 1 <= int(answer) <= len(items):
             item = items[int(answer) - 1]
             if not item.path.exists():
@@ -536,26 +539,44 @@ def _ask_name(p: Prompter, defaults: GuidedDefaults) -> str:
 
 def _ask_output(p: Prompter, defaults: GuidedDefaults, case_id: str, sources: list[Path]) -> Path:
     captured = _walked(sources)
-    default = (defaults.output or defaults.cwd / f"{case_id}.evidence").absolute()
-    if defaults.output is None and source_reaching(default.parent, captured):
-        default = defaults.home / default.name  # the current folder is being saved
+    name = (defaults.output or Path(f"{case_id}.evidence")).name
+    offered = (defaults.output or defaults.cwd / name).absolute()
+    if defaults.output is None and _inside(offered.parent, captured):
+        offered = defaults.home / name  # the current folder is being saved
+    # the home folder too: then the person has to say where
+    default = None if _inside(offered.parent, captured) else offered
     while True:
-        answer = p.ask("Where should the bundle be saved?", f"Enter for {escape(str(default))}")
+        hint = f"Enter for {escape(str(default))}" if default else \
+            "Type a folder outside what you are saving, for example a USB stick"
+        answer = p.ask("Where should the bundle be saved?", hint)
+        if not answer and default is None:
+            p.say("  Please type where to save it: a folder outside the ones being saved.")
+            continue
         target = Path(os.path.expanduser(answer.strip("'\""))).absolute() if answer else default
+        assert target is not None
         if target.is_dir():
-            target = target / default.name
-        inside = source_reaching(target.parent, captured) if target.parent.is_dir() else None
+            target = target / name
         if os.path.lexists(target):
             p.say(f"  {escape(str(target))} already exists; evidencekit never overwrites a "
                   "bundle. Please choose another name.")
         elif not target.parent.is_dir():
             p.say(f"  The folder {escape(str(target.parent))} does not exist.")
-        elif inside is not None:
-            p.say(f"  {escape(str(target.parent))} is part of what you are saving "
-                  f"({escape(os.fsdecode(inside.given))}): putting the bundle there would change "
-                  "your evidence. Please choose a place outside it, such as a USB stick.")
+        elif (inside := _inside(target.parent, captured)) is not None:
+            p.say(f"  {escape(_where(target.parent, inside))}: putting the bundle there would "
+                  "change your evidence. Please choose a place outside it, such as a USB stick.")
         else:
             return target
+
+
+def _inside(folder: Path, captured: list[Source]) -> Source | None:
+    return source_reaching(folder, captured) if folder.is_dir() else None
+
+
+def _where(folder: Path, source: Source) -> str:
+    """'X is one of the folders you are saving', or which one it lies in."""
+    if os.path.samefile(folder, os.fsdecode(source.path)):
+        return f"{folder} is one of the folders you are saving"
+    return f"{folder} is inside {os.fsdecode(source.given)}, which you are saving"
 
 
 def _walked(sources: list[Path]) -> list[Source]:
@@ -564,19 +585,19 @@ def _walked(sources: list[Path]) -> list[Source]:
     return sources_of(found)
 
 
-def _key_would_change_sources(p: Prompter, defaults: GuidedDefaults, sources: list[Path]) -> bool:
+def _key_would_change(p: Prompter, defaults: GuidedDefaults, sources: list[Path]) -> bool:
     """Say so when the personal signing key, made on first use, would be written into one of
-    the folders being saved (the whole home folder, ~/.config included)."""
+    the folders chosen (the whole home folder, ~/.config included)."""
     if defaults.new_signing_key is None:
         return False
     try:
         refuse_new_key_inside(defaults.new_signing_key, _walked(sources))
     except OutputError:
         key = escape(str(defaults.new_signing_key))
-        p.say(f"\n[yellow]The bundle cannot be made yet:[/] your personal signing key would be "
-              f"created as {key}, inside a folder you are saving, and that would change your "
-              f"evidence. Nothing was written. Create the key first with [bold]evidencekit key "
-              f"generate -o {key}[/], then run [bold]evidencekit capture[/] again.")
+        p.say(f"  [yellow]Your personal signing key is made the first time, as {key}: that is "
+              "inside a folder in this list, and would change your evidence.[/] Type that "
+              "folder's number to leave it out, or press Ctrl-C to stop, create the key first "
+              f"with [bold]evidencekit key generate -o {key}[/], and start again.")
         return True
     return False
 
@@ -592,8 +613,6 @@ def interview(p: Prompter, defaults: GuidedDefaults, case_id: str) -> Plan | Non
     output = _ask_output(p, defaults, case_id, sources)
     plan = Plan(record, sources, protection, output, defaults.incident_source, examiner)
     _summary(p, plan)
-    if _key_would_change_sources(p, defaults, sources):
-        return None
     if not sources or not protection.recipients:
         missing = "nothing to copy was chosen" if not sources else "no way to protect it was " \
             "chosen (a passphrase or a key)"

@@ -46,8 +46,11 @@ def refuse_new_key_inside(path: Path, sources: Collection[Source]) -> None:
         raise OutputError(f"evidencekit would create your personal signing key {path} inside "
                           f"{os.fsdecode(inside.given)}, a folder being captured: that would "
                           "change the evidence",
-                          hint=f"create the key first, then capture again: evidencekit key "
-                          f"generate -o {path} (or use a key kept elsewhere: --sign-key FILE)")
+                          hint="keep your key outside what you capture: evidencekit key "
+                          "generate -o /path/to/the/stick/my-key, then capture with --sign-key "
+                          "/path/to/the/stick/my-key; or create it in its usual place first (it "
+                          "is then part of the folder before the capture, and recorded there): "
+                          f"evidencekit key generate -o {path}")
 
 
 def recipients_from(inline: tuple[str, ...], files: tuple[Path, ...]) -> list[age.Recipient]:

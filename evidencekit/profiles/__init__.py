@@ -22,7 +22,7 @@ from evidencekit.profiles.expand import (
     variables,
 )
 from evidencekit.profiles.model import OS_NAMES, Profile, ProfileError, Target, read_profile
-from evidencekit.walk import read_user_file
+from evidencekit.walk import read_user_file, scan_directory
 
 __all__ = ["OS_NAMES", "Found", "Missing", "Profile", "ProfileError", "Resolution", "Target",
            "Unreachable", "builtin_names", "current_os", "find_profile", "list_profiles",
@@ -82,8 +82,10 @@ def find_profile(name: str, user_dirs: Sequence[Path] = ()) -> Profile:
 
 
 def _yaml_in(folder: Path) -> list[Path]:
-    try:
-        return sorted(p for p in folder.iterdir() if p.suffix in SUFFIXES and p.is_file())
+    try:  # listed keeping its access time, like every folder the user may capture
+        with scan_directory(folder, follow=True) as entries:
+            return sorted(folder / e.name for e in entries
+                          if Path(e.name).suffix in SUFFIXES and e.is_file())
     except OSError:
         return []
 

@@ -160,3 +160,20 @@ def test_3_for_real_as_user_nobody(tmp_path: Path):
         assert document["seal"]["counts"]["files"] == 1
     finally:
         shutil.rmtree(base)
+
+
+def test_the_command_raises_its_open_file_limit_for_deep_trees():
+    import resource
+
+    from evidencekit.cli.app import _allow_more_open_files
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard <= 256:
+        pytest.skip("the hard limit leaves nothing to raise")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    try:
+        _allow_more_open_files()
+        raised, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        assert raised == (65536 if hard == resource.RLIM_INFINITY else min(hard, 65536))
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

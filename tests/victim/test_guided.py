@@ -395,22 +395,45 @@ def test_the_bundle_is_never_saved_in_a_folder_being_saved(tmp_path, victim_home
     prompter = ScriptedPrompter(answers)
     assert session(prompter, victim_home, screenshots, keys) == ExitCode.OK
     assert prompter.answers == []
-    assert "is part of what you are saving" in prompter.transcript
+    assert f"{screenshots} is one of the folders you are saving: putting the bundle there " \
+        "would change your evidence" in prompter.transcript
     assert (victim_home / "EK-TEST.evidence").exists()  # Enter: the home folder instead
     assert (os.listdir(screenshots), os.lstat(screenshots).st_mtime_ns) == before
 
 
-def test_a_new_signing_key_inside_a_folder_being_saved_stops_the_session(tmp_path, victim_home,
-                                                                          home):
+def test_a_new_signing_key_inside_a_folder_being_saved_is_said_when_choosing(tmp_path,
+                                                                           victim_home, home):
+    """Said at the list of folders, so that the person can leave that folder out there, before
+    answering the rest (not after every question, with nothing to do but start again)."""
     out = tmp_path / "out"
     out.mkdir()
     before = (os.listdir(home), os.lstat(home).st_mtime_ns)
-    answers = [str(home) if a == "~/Documents/seller.eml" else a for a in ALL_ANSWERS[:-1]]
+    index = ALL_ANSWERS.index("~/Documents/seller.eml")
+    # also add the folder holding the key's place, Enter (refused), leave it out (number 5,
+    # after the four suggestions), Enter, and the rest as usual
+    answers = [*ALL_ANSWERS[:index + 1], str(home), "", "5", "", *ALL_ANSWERS[index + 2:]]
     prompter = ScriptedPrompter(answers)
     assert guided.guided_capture(prompter, defaults(victim_home, out),
                                  CaseInfo("EK-TEST", "Jane"), "EK-TEST", None, None) == ExitCode.OK
-    assert prompter.answers == [] and "Make the bundle now? (yes/no)" not in prompter.asked
+    assert prompter.answers == []
     key = home / "evidencekit" / "id_ed25519"
     assert f"evidencekit key generate -o {key}" in prompter.transcript
-    assert "Nothing was written" in prompter.transcript
-    assert os.listdir(out) == [] and (os.listdir(home), os.lstat(home).st_mtime_ns) == before
+    assert "Type that folder's number to leave it out" in prompter.transcript
+    assert (out / "EK-TEST.evidence").exists() and key.exists()  # made once it was left out
+    assert before[0] == [] and os.listdir(home) == ["evidencekit"]
+
+
+def test_no_place_is_offered_when_the_home_folder_is_being_saved_too(tmp_path, victim_home,
+                                                                     keys, monkeypatch):
+    monkeypatch.setenv("HOME", str(victim_home))
+    out = tmp_path / "usb"
+    out.mkdir()
+    answers = [str(victim_home) if a == "~/Documents/seller.eml" else a for a in ALL_ANSWERS]
+    name_at = answers.index("Jane Q. Victim") + 1
+    answers[name_at:name_at + 1] = ["", str(out)]  # Enter offers nothing: a place is typed
+    prompter = ScriptedPrompter(answers)
+    assert session(prompter, victim_home, victim_home / "Downloads", keys) == ExitCode.OK
+    assert prompter.answers == []
+    assert "Please type where to save it" in prompter.transcript
+    assert (out / "EK-TEST.evidence").exists() and "EK-TEST.evidence" not in os.listdir(
+        victim_home)
