@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -29,7 +30,8 @@ KIND_BY_FORMAT = {
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NOATIME = getattr(os, "O_NOATIME", 0)
-_PATH_ONLY = getattr(os, "O_PATH", os.O_RDONLY)
+# Open a folder to reach what is in it, not to list it: search permission is enough.
+_PATH_ONLY = getattr(os, "O_PATH", 0) or getattr(os, "O_SEARCH", 0) or os.O_RDONLY
 
 
 def open_keeping_atime(name: str | bytes | os.PathLike[str], flags: int,
@@ -228,19 +230,59 @@ def source_reaching(folder: str | bytes | os.PathLike[str], sources: Collection[
         except OSError:
             continue
         listed.setdefault((info.st_dev, info.st_ino), source)
-    current = os.path.realpath(os.fsencode(folder))
+    real = os.path.realpath(os.fsencode(folder))
+    for name in (real, *_other_names(real)):
+        found = _listed_above(name, listed)
+        if found is not None:
+            return found
+    return None
+
+
+def _listed_above(folder: bytes, listed: dict[tuple[int, int], Source]) -> Source | None:
+    """The source among *listed* that is *folder* or a folder above it."""
     while True:
         try:
-            info = os.stat(current)
+            info = os.stat(folder)
         except OSError:
             return None
         found = listed.get((info.st_dev, info.st_ino))
         if found is not None:
             return found
-        above = os.path.dirname(current)
-        if above == current:
+        above = os.path.dirname(folder)
+        if above == folder:
             return None
-        current = above
+        folder = above
+
+
+_MOUNTINFO_ESCAPE = re.compile(rb"\\([0-7]{3})")
+
+
+def _other_names(real: bytes) -> list[bytes]:
+    """Where else the folder *real* is seen: through the other mounts of its file system (a bind
+    mount of a part of it shows that part elsewhere; Linux's /proc/self/mountinfo tells)."""
+    try:
+        with open("/proc/self/mountinfo", "rb") as table:
+            lines = table.read().splitlines()
+    except OSError:
+        return []
+
+    def unescaped(field: bytes) -> bytes:
+        return _MOUNTINFO_ESCAPE.sub(lambda m: bytes([int(m.group(1), 8)]), field)
+
+    mounts = []  # (device, root inside the file system, mount point)
+    for line in lines:
+        fields = line.split(b" ")
+        if len(fields) > 4:
+            mounts.append((fields[2], unescaped(fields[3]), unescaped(fields[4])))
+    holding = [m for m in mounts if _within(real, m[2])]
+    if not holding:
+        return []
+    # the innermost mount; of several at one place, the last (it covers the others)
+    device, root, point = max(reversed(holding), key=lambda m: len(m[2]))
+    inside = os.path.normpath(os.path.join(root, os.path.relpath(real, point)))
+    return [os.path.normpath(os.path.join(other_point, os.path.relpath(inside, other_root)))
+            for other_device, other_root, other_point in mounts
+            if other_device == device and other_point != point and _within(inside, other_root)]
 
 
 def walk(sources: list[Source], skip: set[tuple[int, int]] | None = None) -> Iterator[Entry]:
@@ -276,10 +318,11 @@ def _open_parent(parent: bytes, followed: bytes | None) -> int:
     """The folder holding a source, opened with O_PATH (it only has to be searchable, not
     readable: nothing in it is listed). Links are followed in *followed* (all of *parent* when
     None); each folder below it is opened through the one above, refusing links (ENOTDIR)."""
-    if followed is None:
+    top = (followed or b"/").rstrip(b"/") or b"/"
+    if followed is None or _within(top, parent):
+        # all of it named (``/var/log`` for ``/var/log/**``, which finds /var/log itself)
         return os.open(parent, _PATH_ONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    top = followed.rstrip(b"/") or b"/"
-    if not (parent == top or parent.startswith(top.rstrip(b"/") + b"/")):
+    if not _within(parent, top):
         top = b"/"  # not expected: then no link is followed at all
     fd = os.open(top, _PATH_ONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
@@ -293,6 +336,10 @@ def _open_parent(parent: bytes, followed: bytes | None) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def _within(path: bytes, folder: bytes) -> bool:
+    return path == folder or path.startswith(folder.rstrip(b"/") + b"/")
 
 
 def _unreached(exc: OSError) -> str:

@@ -174,6 +174,15 @@ def test_source_reaching_sees_the_same_folder_by_another_name(tmp_path):
         assert source_reaching(tmp_path / "view" / "sub", [src]) is src
     finally:
         subprocess.run(["umount", str(tmp_path / "view")], check=True)
+    # a bind mount of a folder inside the source: seen from the mount, the source is not above
+    (tmp_path / "src" / "sub" / "with space").mkdir()
+    subprocess.run(["mount", "--bind", str(tmp_path / "src" / "sub" / "with space"),
+                    str(tmp_path / "view")], check=True)
+    try:
+        assert source_reaching(tmp_path / "view", [src]) is src
+        assert source_reaching(tmp_path, [src]) is None
+    finally:
+        subprocess.run(["umount", str(tmp_path / "view")], check=True)
 
 
 def test_entries_below_holds_few_descriptors_however_deep_the_tree(tmp_path):

@@ -302,9 +302,13 @@ def _allow_more_open_files() -> None:
         return
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
-    if soft != resource.RLIM_INFINITY and soft < wanted:
+    # macOS says "unlimited" but refuses more than its per-process maximum (10240 by default)
+    for limit in (wanted, 10240, 4096):
+        if soft == resource.RLIM_INFINITY or soft >= limit:
+            return
         with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(limit, wanted), hard))
+            return
 
 
 def main(args: Sequence[str] | None = None) -> None:

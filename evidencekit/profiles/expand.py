@@ -23,6 +23,9 @@ _BRACED = re.compile(r"\{([a-z]+)\}")
 _PERCENT = re.compile(r"%([A-Za-z_][A-Za-z0-9_()]*)%")
 # What "the path is not there" looks like; any other error means it may be there, unreachable.
 _ABSENT = (FileNotFoundError, NotADirectoryError)
+# A glob character made literal by glob.escape (as in a variable's value: a home "h[x]").
+_ESCAPED = re.compile(r"\[([*?\[])\]")
+LINK_NOT_FOLLOWED = "a symbolic link: not followed below the pattern's first wildcard"
 
 
 def current_os() -> str:
@@ -190,10 +193,12 @@ def resolve(profile: Profile, os_name: str, environ: Mapping[str, str]) -> Resol
                                               "not an absolute path on this machine"))
                 continue
             matches = _matches(expanded)
-            if not matches.paths and not matches.refused:
+            result.missing.extend(Missing(target.name, pattern, link, LINK_NOT_FOLLOWED)
+                                  for link in matches.links)
+            if not matches.paths and not matches.refused and not matches.links:
                 result.missing.append(Missing(target.name, pattern, expanded,
-                                              "not found" if not glob.has_magic(expanded)
-                                              else "no match"))
+                                              "no match" if _has_wildcard(expanded)
+                                              else "not found"))
             result.found.extend(Found(target.name, pattern, m, matches.followed)
                                 for m in matches.paths)
             refused.extend(Unreachable(target.name, pattern, path, problem)
@@ -222,6 +227,7 @@ class _Matches:
     paths: list[str] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)  # (path, problem)
     followed: str = "/"  # the pattern's folders before its first wildcard (Found.followed)
+    links: list[str] = field(default_factory=list)  # links met on the way, not followed
 
 
 def _matches(pattern: str) -> _Matches:
@@ -232,15 +238,16 @@ def _matches(pattern: str) -> _Matches:
     that may not be searched would silently look empty.
     """
     found = _Matches()
-    if not glob.has_magic(pattern):
-        path = os.path.normpath(pattern) if pattern not in ("/", "//") else pattern
+    if not _has_wildcard(pattern):
+        literal = _unescaped(pattern)
+        path = os.path.normpath(literal) if literal not in ("/", "//") else literal
         found.followed = os.path.dirname(path)
         if _lookup(path, found, must_be_folder=False, follow=True):
             found.paths.append(path)
         return found
     parts = [p for p in pattern.split("/") if p]
-    first = next(index for index, part in enumerate(parts) if glob.has_magic(part))
-    found.followed = "/" + "/".join(parts[:first])
+    first = next(index for index, part in enumerate(parts) if _has_wildcard(part))
+    found.followed = "/" + "/".join(_unescaped(part) for part in parts[:first])
     bases = ["/"]
     for index, part in enumerate(parts):
         last = index == len(parts) - 1
@@ -261,13 +268,17 @@ def _step(base: str, part: str, last: bool, found: _Matches, named: bool) -> Ite
     if part == "**":
         yield base
         yield from _below(base, last, found, named)
-    elif glob.has_magic(part):
-        for name, is_folder in _listing(base, found, follow_folder=named):
+    elif _has_wildcard(part):
+        for name, is_folder, is_link in _listing(base, found, follow_folder=named):
             hidden = name.startswith(".") and not part.startswith(".")
-            if not hidden and fnmatch.fnmatchcase(name, part) and (last or is_folder):
+            if hidden or not fnmatch.fnmatchcase(name, part):
+                continue
+            if last or is_folder:
                 yield os.path.join(base, name)
+            elif is_link:
+                found.links.append(os.path.join(base, name))
     else:
-        path = os.path.join(base, part)
+        path = os.path.join(base, _unescaped(part))
         if _lookup(path, found, must_be_folder=not last, follow=named):
             yield path
 
@@ -275,7 +286,7 @@ def _step(base: str, part: str, last: bool, found: _Matches, named: bool) -> Ite
 def _below(folder: str, everything: bool, found: _Matches, named: bool) -> Iterator[str]:
     """What lies below *folder* for ``**``: its folders (and with *everything* its files too),
     at any depth, hidden names left out. Links to folders are not followed: no cycles."""
-    for name, is_folder in _listing(folder, found, follow_folder=named):
+    for name, is_folder, _ in _listing(folder, found, follow_folder=named):
         if name.startswith("."):
             continue
         path = os.path.join(folder, name)
@@ -285,14 +296,15 @@ def _below(folder: str, everything: bool, found: _Matches, named: bool) -> Itera
             yield from _below(path, everything, found, named=False)
 
 
-def _listing(folder: str, found: _Matches, follow_folder: bool) -> list[tuple[str, bool]]:
-    """(name, is a folder, not following links) for each entry of *folder*; a refusal is noted
-    in *found*. The folder itself is followed if it is a link only when *follow_folder* (one the
-    pattern names: ~/Documents may be a link the user made). Access times are kept: this runs
-    before the capture, on the user's own folders."""
+def _listing(folder: str, found: _Matches, follow_folder: bool
+             ) -> list[tuple[str, bool, bool]]:
+    """(name, is a folder (not following links), is a link) for each entry of *folder*; a
+    refusal is noted in *found*. The folder itself is followed if it is a link only when
+    *follow_folder* (one the pattern names: ~/Documents may be a link the user made). Access
+    times are kept: this runs before the capture, on the user's own folders."""
     try:
         with scan_directory(folder, follow=follow_folder) as entries:
-            return sorted((e.name, _is_folder(e)) for e in entries)
+            return sorted((e.name, _is_folder(e), e.is_symlink()) for e in entries)
     except _ABSENT:
         return []
     except OSError as exc:
@@ -312,12 +324,24 @@ def _lookup(path: str, found: _Matches, must_be_folder: bool, follow: bool) -> b
     a refusal is noted in *found*."""
     try:
         info = os.stat(path) if must_be_folder and follow else os.lstat(path)
+        if must_be_folder and stat.S_ISLNK(info.st_mode):
+            found.links.append(path)
+            return False
     except _ABSENT:
         return False
     except OSError as exc:
         found.refused.append((path, f"could not reach {path}: {_reason(exc)}"))
         return False
     return not must_be_folder or stat.S_ISDIR(info.st_mode)
+
+
+def _has_wildcard(pattern: str) -> bool:
+    """Whether *pattern* matches more than one name: escaped glob characters do not count."""
+    return glob.has_magic(_ESCAPED.sub("", pattern))
+
+
+def _unescaped(part: str) -> str:
+    return _ESCAPED.sub(r"\1", part)
 
 
 def _reason(exc: OSError) -> str:

@@ -177,3 +177,22 @@ def test_the_command_raises_its_open_file_limit_for_deep_trees():
         assert raised == (65536 if hard == resource.RLIM_INFINITY else min(hard, 65536))
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_refused_open_file_limit_is_tried_lower(monkeypatch):
+    """macOS reports no hard limit but refuses more than its per-process maximum."""
+    import resource
+
+    from evidencekit.cli import app
+
+    asked: list[int] = []
+
+    def refuse_above_10240(which, limits):
+        asked.append(limits[0])
+        if limits[0] > 10240:
+            raise ValueError("not allowed to raise maximum limit")
+
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (256, resource.RLIM_INFINITY))
+    monkeypatch.setattr(resource, "setrlimit", refuse_above_10240)
+    app._allow_more_open_files()
+    assert asked == [65536, 10240]

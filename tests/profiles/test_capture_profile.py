@@ -367,3 +367,18 @@ def test_links_in_the_folders_a_pattern_names_are_followed(tmp_path: Path, user:
                     "--sign-key", keys["signer"], "-o", out, "--json")
     assert result.code == 0, result.stderr
     assert result.json()["seal"]["counts"]["files"] == 1
+
+
+def test_a_pattern_that_finds_its_own_named_folder_follows_its_links(tmp_path: Path, user: Path,
+                                                                     keys):
+    """`/var/log/**` finds /var/log itself; on macOS /var is a link to /private/var."""
+    touch(tmp_path / "private" / "var" / "log" / "system.log", b"boot\n")
+    touch(tmp_path / "private" / "var" / "log" / "old" / "system.log.1", b"older\n")
+    (tmp_path / "var").symlink_to(tmp_path / "private" / "var")
+    (tmp_path / "logs.yaml").write_text(
+        f"description: logs\ntargets:\n  - name: t\n    linux: ['{tmp_path}/var/log/**']\n")
+    out = tmp_path / "l.evidence"
+    result = invoke("capture", "--profile", tmp_path / "logs.yaml", "-R", keys["recipient"],
+                    "--sign-key", keys["signer"], "-o", out, "--json")
+    assert result.code == 0, result.stdout + result.stderr
+    assert result.json()["seal"]["counts"]["files"] == 2

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from evidencekit.profiles import find_profile, resolve, variables
-from evidencekit.profiles.expand import UnsetVariable, expand_pattern
+from evidencekit.profiles.expand import LINK_NOT_FOLLOWED, UnsetVariable, expand_pattern
 from evidencekit.profiles.model import read_profile
 from tests.conftest import atimes, stale_atimes
 
@@ -247,3 +247,28 @@ def test_patterns_keep_the_access_times_of_the_folders_they_look_in(tmp_path: Pa
     assert sorted(found.sources) == [str(home / "Documents" / "2026" / "statement.pdf"),
                                      str(home / "Documents" / "letter.pdf")]
     assert atimes(*folders) == stale
+
+
+def test_links_not_followed_below_a_wildcard_are_reported(tmp_path: Path):
+    touch(tmp_path / "home" / "alice" / ".local" / "share" / "history")
+    touch(tmp_path / "elsewhere" / ".local" / "share" / "history")
+    (tmp_path / "home" / "bob").symlink_to(tmp_path / "elsewhere")  # a home that is a link
+    (tmp_path / "home" / "eve").mkdir()
+    (tmp_path / "home" / "eve" / ".local").symlink_to(tmp_path / "elsewhere" / ".local")
+    found = resolve(profile(f"  - name: t\n    linux: ['{tmp_path}/home/*/.local/share/history']\n"),
+                    "linux", {"HOME": str(tmp_path)})
+    assert found.sources == [str(tmp_path / "home" / "alice" / ".local" / "share" / "history")]
+    assert [(m.path, m.reason) for m in found.missing] == [
+        (str(tmp_path / "home" / "bob"), LINK_NOT_FOLLOWED),
+        (str(tmp_path / "home" / "eve" / ".local"), LINK_NOT_FOLLOWED)]
+
+
+def test_glob_characters_in_a_variable_are_literal_and_its_links_followed(tmp_path: Path):
+    """A home named "h[x]" (escaped when expanded) is a named folder, not a wildcard match."""
+    touch(tmp_path / "real" / "log" / "a.log")
+    (tmp_path / "h[x]").symlink_to(tmp_path / "real")
+    found = resolve(profile("  - name: t\n    linux: ['{home}/log/*.log', '{home}/log']\n"),
+                    "linux", {"HOME": str(tmp_path / "h[x]")})
+    assert found.sources == [str(tmp_path / "h[x]" / "log")]
+    assert [f.path for f in found.found] == [str(tmp_path / "h[x]" / "log" / "a.log"),
+                                             str(tmp_path / "h[x]" / "log")]
