@@ -185,11 +185,14 @@ def resolve_sources(paths: list[bytes], found_by_profile: Mapping[bytes, bytes] 
     """Check each source exists and give it a unique top-level name in the bag.
 
     A source that is a symbolic link is captured as what it points to: the user named it. Those
-    in *found_by_profile* were found by a profile's pattern, not named, and a link among them is
-    recorded as the link itself: someone else's link (``/home/*/.bash_history`` pointing at
+    in *found_by_profile* were found by a profile's pattern, and a link that a wildcard matched
+    is recorded as the link itself: someone else's link (``/home/*/.bash_history`` pointing at
     ``/etc/shadow``, or at ``/``) must not take the capture out of what was asked for. Nor is a
     link followed among their folders below the part the pattern names (the value: "/home" for
     ``/home/*/.local/share/fish/fish_history``), even one swapped in after the pattern matched.
+    A source the pattern names in full (the value is the source itself: ``{home}/Downloads``, or
+    ``{home}/Documents`` for ``{home}/Documents/**``) is followed like one named by the user: a
+    Downloads folder moved to another disk and linked back is what the profile asks for.
     """
     found = found_by_profile or {}
     sources: list[Source] = []
@@ -199,16 +202,24 @@ def resolve_sources(paths: list[bytes], found_by_profile: Mapping[bytes, bytes] 
         if not os.path.lexists(absolute):
             raise InputError(f"source not found: {os.fsdecode(given)}",
                              hint="check the path; nothing was written")
-        via_symlink = os.path.islink(absolute) and given not in found
+        followed = found.get(given)
+        if followed is not None:
+            followed = os.path.abspath(followed)
+        named_in_full = followed is None or followed == absolute
+        via_symlink = os.path.islink(absolute) and named_in_full
         target = os.path.realpath(absolute) if via_symlink else absolute
         if via_symlink and not os.path.exists(target):
-            raise InputError(f"source {os.fsdecode(given)} is a broken symbolic link")
+            if followed is not None:  # found, not named: recorded as the (broken) link it is
+                via_symlink, target = False, absolute
+            else:
+                raise InputError(f"source {os.fsdecode(given)} is a broken symbolic link")
         base = os.path.basename(absolute.rstrip(b"/")) or b"root"
         bag_name = _unique(escape_name(base), taken)
         taken.add(bag_name)
-        followed = found.get(given)
+        # A link followed to its target: what lies on the way there was resolved just now
+        # (realpath), as for a source the user named.
         sources.append(Source(index, absolute, target, bag_name, via_symlink,
-                              None if followed is None else os.path.abspath(followed)))
+                              None if via_symlink else followed))
     return sources
 
 

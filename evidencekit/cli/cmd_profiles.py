@@ -11,7 +11,6 @@ from typing import Any
 import click
 from click.core import ParameterSource
 from click.shell_completion import CompletionItem
-from rich.markup import escape
 from rich.table import Table
 
 from evidencekit.cli import render
@@ -123,12 +122,12 @@ def _print_resolution(selection: ProfileSelection) -> None:
                      + (f", {len(resolution.unreachable)} not reachable"
                         if resolution.unreachable else ""))
     for missing in resolution.missing:
-        render.err.print(f"  [dim]not captured ({missing.target}): "
-                         f"{escape(missing.path or missing.pattern)}: "
-                         f"{escape(missing.reason)}[/]")
+        render.err.print(f"  [dim]not captured ({render._escape(missing.target)}): "
+                         f"{render._escape(missing.path or missing.pattern)}: "
+                         f"{render._escape(missing.reason)}[/]")
     for refused in resolution.unreachable:
-        render.err.print(f"  [yellow]not reachable ({refused.target}):[/] "
-                         f"{escape(refused.problem)}")
+        render.err.print(f"  [yellow]not reachable ({render._escape(refused.target)}):[/] "
+                         f"{render._escape(refused.problem)}")
 
 
 def _show_argument(profile: Profile) -> str:
@@ -223,7 +222,7 @@ def profiles_show(name: str, os_name: str | None, as_json: bool) -> None:
 
 
 def _show_text(profile: Profile, resolution: Resolution) -> None:
-    esc = escape
+    esc = render._escape  # found names are outside text: no control characters printed
     render.out.print(f"[bold]{esc(profile.name)}[/]: {esc(profile.description)}")
     render.out.print(f"  from {esc(profile.file)} ({profile.origin})")
     if profile.case:
@@ -246,12 +245,21 @@ def _show_text(profile: Profile, resolution: Resolution) -> None:
     render.out.print(f"On this machine (rules for {resolution.os}): "
                      f"{len(resolution.sources)} path(s) to capture")
     for source in resolution.sources:
-        render.out.print(f"  [green]found[/]    {esc(source)}")
+        render.out.print(f"  [green]found[/]    {esc(source)}{esc(_link_note(resolution, source))}")
     for missing in resolution.missing:
         render.out.print(f"  [dim]missing  {esc(missing.path or missing.pattern)} "
                          f"({esc(missing.reason)})[/]")
     for refused in resolution.unreachable:
         render.out.print(f"  [yellow]refused[/]  {esc(refused.problem)}")
+
+
+def _link_note(resolution: Resolution, source: str) -> str:
+    """What capture does with *source* if it is a symbolic link (walk.resolve_sources)."""
+    if not os.path.islink(source):
+        return ""
+    if resolution.followed(source) == source:
+        return f" (a link to {os.path.realpath(source)}: captured through it)"
+    return " (a symbolic link: recorded as the link, not followed)"
 
 
 def _size(n: int) -> str:

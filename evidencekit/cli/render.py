@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -46,8 +47,27 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 def emit_json(document: dict[str, Any]) -> None:
     document = {"schema_version": JSON_SCHEMA_VERSION, **document}
-    sys.stdout.write(json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    sys.stdout.write(json_text(document) + "\n")
     sys.stdout.flush()
+
+
+# A name that is not valid UTF-8 reaches Python as str with each undecodable byte as a lone
+# surrogate (U+DC80-U+DCFF). Written out as it is, it would make the document invalid UTF-8, which
+# a script's JSON parser refuses whole. Each such byte is written as the text \xNN instead (the
+# bag's rule for names, FORMAT.md), any other lone surrogate as a JSON \uXXXX escape.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def json_text(document: Any) -> str:
+    """*document* as pretty JSON that is always valid UTF-8 (see _LONE_SURROGATE)."""
+    text = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False)
+    return _LONE_SURROGATE.sub(_escaped_surrogate, text)
+
+
+def _escaped_surrogate(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    # inside a JSON string: "\\xff" is the four characters \xff once parsed
+    return f"\\\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
 
 
 def error(exc: EvidenceKitError, command: str, as_json: bool) -> None:

@@ -42,7 +42,9 @@ class Found:
     pattern: str
     path: str
     # The leading folders of *path* written out in the pattern (before its first wildcard): a
-    # link among them is followed, as the profile's author named them. Below, none is.
+    # link among them is followed, as the profile's author named them. Below, none is. When it
+    # is *path* itself (a pattern without wildcards, or the folder ``**`` starts at), the pattern
+    # names all of it, and *path* is followed too, like a source named on the command line.
     followed: str = "/"
 
 
@@ -76,9 +78,11 @@ class Resolution:
     unreachable: list[Unreachable] = field(default_factory=list)  # none inside a source
 
     def followed(self, path: str) -> str:
-        """The part of the source *path* in which links may be followed (the shortest, when
-        several patterns found it)."""
-        return min((f.followed for f in self.found if f.path == path), key=len, default="/")
+        """The part of the source *path* in which links may be followed: all of it when a
+        pattern names it in full (``{home}/Pictures/Screenshots``, though
+        ``{home}/Pictures/Screenshot*`` matched it too), else the shortest of its patterns'."""
+        parts = [f.followed for f in self.found if f.path == path]
+        return path if path in parts else min(parts, key=len, default="/")
 
 
 def variables(os_name: str, environ: Mapping[str, str]) -> dict[str, str]:
@@ -241,11 +245,13 @@ def _matches(pattern: str) -> _Matches:
     if not _has_wildcard(pattern):
         literal = _unescaped(pattern)
         path = os.path.normpath(literal) if literal not in ("/", "//") else literal
-        found.followed = os.path.dirname(path)
+        found.followed = path
         if _lookup(path, found, must_be_folder=False, follow=True):
             found.paths.append(path)
         return found
-    parts = [p for p in pattern.split("/") if p]
+    # "." and ".." are taken by name, as capture takes its sources (os.path.abspath): matched
+    # through a link instead, "Documents/../l*" would find names that capture cannot reach.
+    parts = [p for p in os.path.normpath(pattern).split("/") if p]
     first = next(index for index, part in enumerate(parts) if _has_wildcard(part))
     found.followed = "/" + "/".join(_unescaped(part) for part in parts[:first])
     bases = ["/"]
@@ -256,7 +262,7 @@ def _matches(pattern: str) -> _Matches:
         # someone else's link (/home/*/.local → /root/.local) must not take the capture there.
         named = index <= first
         bases = [path for base in bases for path in _step(base, part, last, found, named)]
-    found.paths = sorted({os.path.normpath(p) for p in bases})
+    found.paths = sorted(set(bases))
     return found
 
 

@@ -382,3 +382,112 @@ def test_a_pattern_that_finds_its_own_named_folder_follows_its_links(tmp_path: P
                     "--sign-key", keys["signer"], "-o", out, "--json")
     assert result.code == 0, result.stdout + result.stderr
     assert result.json()["seal"]["counts"]["files"] == 2
+
+
+def _capture_with(tmp_path: Path, keys, patterns: list[str], name: str):
+    (tmp_path / f"{name}.yaml").write_text(
+        f"description: {name}\ntargets:\n  - name: t\n    linux: {patterns!r}\n")
+    out = tmp_path / f"{name}.evidence"
+    result = invoke("capture", "--profile", tmp_path / f"{name}.yaml", "-R", keys["recipient"],
+                    "--sign-key", keys["signer"], "-o", out, "--json")
+    assert result.code == 0, result.stdout + result.stderr
+    return result, out
+
+
+@pytest.mark.parametrize("pattern", ["{home}/Downloads", "{home}/Downloads/**"])
+def test_a_folder_the_pattern_names_in_full_is_followed_if_a_link(tmp_path: Path, user: Path,
+                                                                   keys, pattern: str):
+    """Downloads moved to a second disk and linked back: user-files must capture what is in it,
+    not the link alone, and the manifest says the source was reached through a link."""
+    touch(tmp_path / "disk" / "dl" / "invoice.pdf", b"%PDF-1.4 fake invoice")
+    touch(tmp_path / "disk" / "dl" / "sub" / "receipt.txt", b"paid")
+    (user / "Downloads").symlink_to(tmp_path / "disk" / "dl")
+    result, out = _capture_with(tmp_path, keys, [pattern], "dl")
+    assert result.json()["seal"]["counts"]["files"] == 2
+    assert result.json()["seal"]["counts"]["symlinks"] == 0
+    manifest = manifest_of(out, keys, tmp_path / "opened")
+    [source] = manifest["sources"]
+    assert source["given"] == str(user / "Downloads") and source["via_symlink"] is True
+    assert source["path"] == str(tmp_path / "disk" / "dl")
+    shown = invoke("profiles", "show", tmp_path / "dl.yaml").stdout
+    assert f"{user / 'Downloads'} (a link to {tmp_path / 'disk' / 'dl'}: captured through it)" \
+        in shown
+
+
+def test_a_file_the_pattern_names_in_full_is_followed_if_a_link(tmp_path: Path, user: Path, keys):
+    """A history kept in a dotfiles folder and linked into home (GNU stow and the like)."""
+    touch(tmp_path / "dotfiles" / "zsh_history", b": 1764806400:0;curl evil.example\n")
+    (user / ".zsh_history").symlink_to(tmp_path / "dotfiles" / "zsh_history")
+    result, out = _capture_with(tmp_path, keys, ["{home}/.zsh_history"], "zsh")
+    assert result.json()["seal"]["counts"]["files"] == 1
+    assert manifest_of(out, keys, tmp_path / "opened")["sources"][0]["via_symlink"] is True
+
+
+def test_a_broken_link_the_pattern_names_in_full_is_recorded(tmp_path: Path, user: Path, keys):
+    """Nothing to follow: the link is evidence of its own (a history pointed away), not an
+    error that stops the capture."""
+    (user / ".bash_history").symlink_to(tmp_path / "gone")
+    result, out = _capture_with(tmp_path, keys, ["{home}/.bash_history"], "broken")
+    assert result.json()["seal"]["counts"]["symlinks"] == 1
+    link = next(e for e in manifest_of(out, keys, tmp_path / "opened")["entries"]
+                if e["kind"] == "symlink")
+    assert link["target"] == str(tmp_path / "gone")
+
+
+def test_a_link_a_wildcard_matched_at_the_end_is_still_recorded(tmp_path: Path, user: Path, keys):
+    """`{home}/Pictures/Screenshot*`: the wildcard chose the name, so a link it matched is kept
+    as the link (the rule for `/home/*/.bash_history`)."""
+    touch(tmp_path / "elsewhere" / "shot.png", b"\x89PNG fake")
+    (user / "Pictures").mkdir()
+    (user / "Pictures" / "Screenshots").symlink_to(tmp_path / "elsewhere")
+    result, _ = _capture_with(tmp_path, keys, ["{home}/Pictures/Screenshot*"], "shots")
+    assert result.json()["seal"]["counts"]["files"] == 0
+    assert result.json()["seal"]["counts"]["symlinks"] == 1
+    shown = invoke("profiles", "show", tmp_path / "shots.yaml").stdout
+    assert "Screenshots (a symbolic link: recorded as the link, not followed)" in shown
+
+
+def test_a_link_named_in_full_is_followed_though_a_wildcard_matched_it_too(
+        tmp_path: Path, user: Path, keys):
+    """user-files has both `{home}/Pictures/Screenshots` and `{home}/Pictures/Screenshot*`."""
+    touch(tmp_path / "elsewhere" / "shot.png", b"\x89PNG fake")
+    (user / "Pictures").mkdir()
+    (user / "Pictures" / "Screenshots").symlink_to(tmp_path / "elsewhere")
+    result, _ = _capture_with(tmp_path, keys, ["{home}/Pictures/Screenshot*",
+                                               "{home}/Pictures/Screenshots"], "both")
+    assert result.json()["seal"]["counts"]["files"] == 1
+
+
+def test_names_found_are_shown_without_their_control_characters(tmp_path: Path, user: Path):
+    """A folder name can carry terminal escapes: `profiles show` must not print them raw."""
+    (user / "Pictures" / "Screenshots\x1b[2J\rfake").mkdir(parents=True)
+    (tmp_path / "esc.yaml").write_text(
+        "description: esc\ntargets:\n  - name: t\n    linux: ['{home}/Pictures/Screenshot*']\n")
+    shown = invoke("profiles", "show", tmp_path / "esc.yaml").stdout
+    assert "\x1b" not in shown and "Screenshots[U+001B]" in shown
+
+
+def test_json_stays_valid_utf8_with_a_name_that_is_not(tmp_path: Path, user: Path, keys):
+    """A folder named with Latin-1 bytes (an old archive, a USB stick from another system) found
+    by a wildcard: the --json documents of `profiles show` and `capture` must still parse, each
+    undecodable byte written as the text \\xNN (the bag's rule for names). Run as a real process:
+    the in-process runner would hide invalid bytes behind replacement characters."""
+    odd = os.fsencode(user / "Pictures") + b"/Screenshots-d\xe9c"
+    os.makedirs(odd)
+    touch(Path(os.fsdecode(odd)) / "shot.png", b"\x89PNG fake")
+    (tmp_path / "odd.yaml").write_text(
+        "description: odd\ntargets:\n  - name: t\n    linux: ['{home}/Pictures/Screenshot*']\n")
+
+    def run_json(*args: object) -> dict:
+        done = subprocess.run([sys.executable, "-m", "evidencekit", *map(str, args), "--json"],
+                              capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout.decode("utf-8"))  # strict: invalid UTF-8 raises
+
+    shown = run_json("profiles", "show", tmp_path / "odd.yaml")
+    expected = str(user / "Pictures") + "/Screenshots-d\\xe9c"
+    assert shown["resolved"]["sources"] == [expected]
+    captured = run_json("capture", "--profile", tmp_path / "odd.yaml", "-R", keys["recipient"],
+                        "--sign-key", keys["signer"], "-o", tmp_path / "odd.evidence")
+    assert captured["profile"]["sources"] == [expected]
+    assert captured["seal"]["counts"]["files"] == 1

@@ -272,3 +272,18 @@ def test_glob_characters_in_a_variable_are_literal_and_its_links_followed(tmp_pa
     assert found.sources == [str(tmp_path / "h[x]" / "log")]
     assert [f.path for f in found.found] == [str(tmp_path / "h[x]" / "log" / "a.log"),
                                              str(tmp_path / "h[x]" / "log")]
+
+
+def test_dot_dot_is_taken_by_name_as_capture_takes_it(tmp_path: Path):
+    """`{home}/Documents/../l*` with Documents a link elsewhere: matched through the link, it
+    would find names next to the link's target, which capture (taking ".." by name, as
+    os.path.abspath does) could not reach: "source not found", and the capture stopped."""
+    touch(tmp_path / "home" / "log-here.txt")
+    touch(tmp_path / "disk" / "log-there.txt")
+    (tmp_path / "disk" / "docs").mkdir()
+    (tmp_path / "home" / "Documents").symlink_to(tmp_path / "disk" / "docs")
+    found = resolve(profile("  - name: t\n    linux: ['{home}/Documents/../l*', "
+                            "'{home}/./Documents/../log-here.txt']\n"),
+                    "linux", {"HOME": str(tmp_path / "home")})
+    assert found.sources == [str(tmp_path / "home" / "log-here.txt")]
+    assert all(os.path.lexists(path) for path in found.sources)
