@@ -1,0 +1,61 @@
+"""benchmarks/run.py judges saved runs the same way it judges fresh ones (no timing here: the
+benchmarks are not part of the suite, only the script's bookkeeping is)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    sys.path.insert(0, str(BENCHMARKS))  # run.py imports realistic_content next to it
+    try:
+        spec = importlib.util.spec_from_file_location("bench_run", BENCHMARKS / "run.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up there
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop("bench_run", None)
+        sys.modules.pop("realistic_content", None)
+        sys.path.remove(str(BENCHMARKS))
+
+
+SAVED_RUNS = [*sorted(p.name for p in (BENCHMARKS / "results").glob("20*.json")), "latest.json"]
+
+
+@pytest.mark.parametrize("saved", SAVED_RUNS)
+def test_a_saved_run_is_judged_again_to_the_same_verdicts(bench, tmp_path: Path, saved: str):
+    copy = tmp_path / saved
+    shutil.copy(BENCHMARKS / "results" / saved, copy)
+    before = {(str(t["target"]), t["what"]): t for t in json.loads(copy.read_text())["targets"]}
+    bench.reevaluate(copy)
+    after = json.loads(copy.read_text())
+    assert "reevaluated" in after
+    assert {(str(t["target"]), t["what"]): (t["value"], t["met"]) for t in after["targets"]} == {
+        key: (t["value"], t["met"]) for key, t in before.items()}
+
+
+def test_growth_with_size_is_read_off_the_command_process(bench):
+    """One or two libmagic workers start depending on timing: the sum over processes may jump by
+    a worker's 15-25 MB between two runs without the capture itself growing at all."""
+    def measured(name: str, process: float, everything: float):
+        sample = bench.Sample(wall=1.0, user=1.0, system=0.1, max_rss_mb=process, code=0,
+                              tree_rss_mb=everything)
+        return bench.Measurement(name, "cmd", [sample])
+
+    measurements = {name: measured(name, 61.0, total) for name, total in (
+        ("capture_big", 84.7), ("capture_big_tenth", 62.8), ("capture_many", 105.0),
+        ("verify_big", 58.8), ("verify_big_tenth", 58.6), ("verify_many", 182.0))}
+    checks = {c.what: c for c in bench.evaluate(measurements, {4})}
+    assert checks["capture RSS growth 10x bytes"].met
+    assert checks["capture 2 GiB peak RSS"].value == pytest.approx(84.7)  # the limit: all of them
