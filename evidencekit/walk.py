@@ -15,6 +15,7 @@ import stat
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from typing import AnyStr
 
 from evidencekit.errors import InputError
 
@@ -180,6 +181,42 @@ def _unique(candidate: str, taken: set[str]) -> str:
     return f"{candidate}~{counter}"
 
 
+def trusted_owners() -> frozenset[int]:
+    """Whose symbolic links a profile's named paths may be followed through: the user running
+    the capture and root. Anyone else's may have been planted (by a user of the group that may
+    write /var/log: ``ln -s /etc/shadow /var/log/pacman.log``) to make root's capture take a file
+    the profile never asked for."""
+    geteuid = getattr(os, "geteuid", None)
+    return frozenset({0} if geteuid is None else {0, geteuid()})
+
+
+def link_owner(path: str | bytes) -> int | None:
+    """The owner of *path* when it is a symbolic link made by someone not trusted_owners()."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    if stat.S_ISLNK(info.st_mode) and info.st_uid not in trusted_owners():
+        return info.st_uid
+    return None
+
+
+def trusted_part(path: AnyStr) -> AnyStr:
+    """The leading folders of the absolute, normalized *path* (all of it, at best) reached with
+    no symbolic link but those of trusted_owners(): a link on the way is checked as it is met,
+    so that the part returned may be followed as the profile's author named it."""
+    sep = os.fsencode("/") if isinstance(path, bytes) else "/"
+    current = path[:1]  # the root
+    for part in path.split(sep):
+        if not part:
+            continue
+        candidate = os.path.join(current, part)
+        if link_owner(candidate) is not None:
+            return current
+        current = candidate
+    return current
+
+
 def resolve_sources(paths: list[bytes], found_by_profile: Mapping[bytes, bytes] | None = None
                     ) -> list[Source]:
     """Check each source exists and give it a unique top-level name in the bag.
@@ -192,7 +229,9 @@ def resolve_sources(paths: list[bytes], found_by_profile: Mapping[bytes, bytes] 
     ``/home/*/.local/share/fish/fish_history``), even one swapped in after the pattern matched.
     A source the pattern names in full (the value is the source itself: ``{home}/Downloads``, or
     ``{home}/Documents`` for ``{home}/Documents/**``) is followed like one named by the user: a
-    Downloads folder moved to another disk and linked back is what the profile asks for.
+    Downloads folder moved to another disk and linked back is what the profile asks for. That
+    holds only for links made by the user running the capture or by root (trusted_part): one
+    made by anyone else is not followed, and the source is recorded as the link it is.
     """
     found = found_by_profile or {}
     sources: list[Source] = []
@@ -204,7 +243,8 @@ def resolve_sources(paths: list[bytes], found_by_profile: Mapping[bytes, bytes] 
                              hint="check the path; nothing was written")
         followed = found.get(given)
         if followed is not None:
-            followed = os.path.abspath(followed)
+            # checked again now: a link may have been planted since the profile was expanded
+            followed = trusted_part(os.path.abspath(followed))
         named_in_full = followed is None or followed == absolute
         via_symlink = os.path.islink(absolute) and named_in_full
         target = os.path.realpath(absolute) if via_symlink else absolute
@@ -355,8 +395,9 @@ def _within(path: bytes, folder: bytes) -> bool:
 
 def _unreached(exc: OSError) -> str:
     if exc.errno in (errno.ENOTDIR, errno.ELOOP):
-        return ("not captured: a folder on its path is now a symbolic link (or not a folder), "
-                "and links there are not followed for what a profile found")
+        return ("not captured: a folder on its path is a symbolic link (or not a folder) that "
+                "is not followed for what a profile found: below the pattern's named folders, "
+                "or made by another user")
     return f"not captured: the folder holding it could not be reached: {_describe(exc)}"
 
 

@@ -45,6 +45,22 @@ def test_a_saved_run_is_judged_again_to_the_same_verdicts(bench, tmp_path: Path,
         key: (t["value"], t["met"]) for key, t in before.items()}
 
 
+def test_a_run_saved_before_a_measurement_existed_keeps_that_targets_verdict(
+        bench, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    """before.json predates the bar's pseudo-terminal baseline (capture_big_pty_plain)."""
+    copy = tmp_path / "before.json"
+    shutil.copy(BENCHMARKS / "results" / "before.json", copy)
+    def verdicts(targets: list[dict]) -> list[tuple]:
+        return [(t["what"], t["value"], t["met"]) for t in targets if t["target"] == 6]
+
+    saved = verdicts(json.loads(copy.read_text())["targets"])
+    bench.reevaluate(copy)
+    assert "target 6: not judged again" in capsys.readouterr().err
+    after = json.loads(copy.read_text())["targets"]
+    assert verdicts(after) == saved and saved
+    assert {str(t["target"]) for t in after} == {"1", "2", "3", "4", "5", "6"}
+
+
 def test_growth_with_size_is_read_off_the_command_process(bench):
     """One or two libmagic workers start depending on timing: the sum over processes may jump by
     a worker's 15-25 MB between two runs without the capture itself growing at all."""

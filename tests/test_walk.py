@@ -154,7 +154,7 @@ def test_a_folder_swapped_for_a_link_after_a_profile_found_a_source_is_not_follo
     (tmp_path / "home" / "mallory").symlink_to(tmp_path / "other")  # after the pattern matched
     (entry,) = walk([found])
     assert entry.lstat is None and entry.error is not None
-    assert entry.error.startswith("not captured: a folder on its path is now a symbolic link")
+    assert entry.error.startswith("not captured: a folder on its path is a symbolic link")
     (entry,) = walk([named])  # a path the user typed is theirs to follow
     assert entry.lstat is not None and entry.error is None
 

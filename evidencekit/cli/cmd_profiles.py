@@ -125,6 +125,11 @@ def _print_resolution(selection: ProfileSelection) -> None:
         render.err.print(f"  [dim]not captured ({render._escape(missing.target)}): "
                          f"{render._escape(missing.path or missing.pattern)}: "
                          f"{render._escape(missing.reason)}[/]")
+    for source in resolution.sources:
+        note = resolution.link_note(source)
+        if note is not None:
+            render.err.print(f"  [dim]link: {render._escape(source)}: "
+                             f"{render._escape(note.reason)}[/]")
     for refused in resolution.unreachable:
         render.err.print(f"  [yellow]not reachable ({render._escape(refused.target)}):[/] "
                          f"{render._escape(refused.problem)}")
@@ -141,7 +146,11 @@ def profile_identity(profile: Profile) -> dict[str, Any]:
 
 
 def resolution_json(resolution: Resolution) -> dict[str, Any]:
+    notes = {source: resolution.link_note(source) for source in resolution.sources}
     return {"os": resolution.os, "sources": resolution.sources,
+            "links": [{"source": source, "target": note.target, "followed": note.followed,
+                       "reason": note.reason}
+                      for source, note in notes.items() if note is not None],
             "found": [{"target": f.target, "pattern": f.pattern, "path": f.path}
                       for f in resolution.found],
             "missing": [{"target": m.target, "pattern": m.pattern, "path": m.path or None,
@@ -254,12 +263,8 @@ def _show_text(profile: Profile, resolution: Resolution) -> None:
 
 
 def _link_note(resolution: Resolution, source: str) -> str:
-    """What capture does with *source* if it is a symbolic link (walk.resolve_sources)."""
-    if not os.path.islink(source):
-        return ""
-    if resolution.followed(source) == source:
-        return f" (a link to {os.path.realpath(source)}: captured through it)"
-    return " (a symbolic link: recorded as the link, not followed)"
+    note = resolution.link_note(source)
+    return "" if note is None else f" ({note.reason})"
 
 
 def _size(n: int) -> str:

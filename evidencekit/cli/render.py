@@ -47,8 +47,16 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 def emit_json(document: dict[str, Any]) -> None:
     document = {"schema_version": JSON_SCHEMA_VERSION, **document}
-    sys.stdout.write(json_text(document) + "\n")
+    data = (json_text(document) + "\n").encode("utf-8")
+    # Always UTF-8 (RFC 8259), whatever the locale: a script run under LANG=C or with
+    # PYTHONIOENCODING=latin-1 would otherwise get an encoding error instead of its document.
     sys.stdout.flush()
+    binary = getattr(sys.stdout, "buffer", None)
+    if binary is None:  # a text-only stream (tests' capturing runners): it takes str
+        sys.stdout.write(data.decode("utf-8"))
+    else:
+        binary.write(data)
+        binary.flush()
 
 
 # A name that is not valid UTF-8 reaches Python as str with each undecodable byte as a lone

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from evidencekit.profiles.model import VARIABLES, Profile
-from evidencekit.walk import scan_directory
+from evidencekit.walk import link_owner, scan_directory, trusted_part
 
 _BRACED = re.compile(r"\{([a-z]+)\}")
 _PERCENT = re.compile(r"%([A-Za-z_][A-Za-z0-9_()]*)%")
@@ -26,6 +26,8 @@ _ABSENT = (FileNotFoundError, NotADirectoryError)
 # A glob character made literal by glob.escape (as in a variable's value: a home "h[x]").
 _ESCAPED = re.compile(r"\[([*?\[])\]")
 LINK_NOT_FOLLOWED = "a symbolic link: not followed below the pattern's first wildcard"
+LINK_BY_STRANGER = "a symbolic link made by another user (uid {uid}), not by you or root"
+LINK_NOT_TRUSTED = LINK_BY_STRANGER + ": not followed"
 
 
 def current_os() -> str:
@@ -67,15 +69,27 @@ class Unreachable:
     problem: str  # e.g. "could not reach /home/bob/.bash_history: Permission denied"
 
 
+@dataclass(frozen=True)
+class LinkNote:
+    """A source that is a symbolic link: where it points, and whether capture goes there."""
+
+    target: str  # as the link holds it
+    followed: bool
+    reason: str  # in plain words
+
+
 @dataclass
 class Resolution:
     """What a profile selects on one machine."""
 
     os: str
-    sources: list[str] = field(default_factory=list)  # to capture: unique, none inside another
+    # to capture: unique, none inside another whose walk reaches it (a link followed as its
+    # own source may lie in another: that one's walk records the link alone)
+    sources: list[str] = field(default_factory=list)
     found: list[Found] = field(default_factory=list)
     missing: list[Missing] = field(default_factory=list)
     unreachable: list[Unreachable] = field(default_factory=list)  # none inside a source
+    _is_link: dict[str, bool] = field(default_factory=dict, repr=False, compare=False)
 
     def followed(self, path: str) -> str:
         """The part of the source *path* in which links may be followed: all of it when a
@@ -83,6 +97,44 @@ class Resolution:
         ``{home}/Pictures/Screenshot*`` matched it too), else the shortest of its patterns'."""
         parts = [f.followed for f in self.found if f.path == path]
         return path if path in parts else min(parts, key=len, default="/")
+
+    def link_note(self, source: str) -> LinkNote | None:
+        """What capture does with *source* if it is a symbolic link (walk.resolve_sources)."""
+        try:
+            target = os.readlink(source)
+        except OSError:
+            return None  # not a link
+        if self.followed(source) == source:
+            if os.path.exists(source):
+                return LinkNote(target, True, f"a link to {os.path.realpath(source)}: "
+                                              "captured through it")
+            return LinkNote(target, False, "a broken link: recorded as the link")
+        owner = link_owner(source)
+        if owner is not None:
+            return LinkNote(target, False, LINK_BY_STRANGER.format(uid=owner)
+                            + ": recorded as the link, not followed")
+        return LinkNote(target, False, "a symbolic link: recorded as the link, not followed")
+
+    def _reached_by(self, path: str, folder: str) -> bool:
+        """Whether capturing *folder* captures *path* (inside it) as capturing *path* would: no
+        link on the way, and *path* is not a link that is followed as a source."""
+        if not _within(path, [folder]):
+            return False
+        if path == folder:
+            return True
+        on_the_way = folder
+        for part in path[len(folder.rstrip("/")) + 1:].split("/")[:-1]:
+            on_the_way = os.path.join(on_the_way, part)
+            if self._link(on_the_way):
+                return False
+        note = self.link_note(path) if self._link(path) else None
+        return note is None or not note.followed
+
+    def _link(self, path: str) -> bool:
+        # cached: `{home}/**` finds every path of a home, each checked against its folders
+        if path not in self._is_link:
+            self._is_link[path] = os.path.islink(path)
+        return self._is_link[path]
 
 
 def variables(os_name: str, environ: Mapping[str, str]) -> dict[str, str]:
@@ -197,8 +249,8 @@ def resolve(profile: Profile, os_name: str, environ: Mapping[str, str]) -> Resol
                                               "not an absolute path on this machine"))
                 continue
             matches = _matches(expanded)
-            result.missing.extend(Missing(target.name, pattern, link, LINK_NOT_FOLLOWED)
-                                  for link in matches.links)
+            result.missing.extend(Missing(target.name, pattern, link, reason)
+                                  for link, reason in matches.links)
             if not matches.paths and not matches.refused and not matches.links:
                 result.missing.append(Missing(target.name, pattern, expanded,
                                               "no match" if _has_wildcard(expanded)
@@ -209,7 +261,7 @@ def resolve(profile: Profile, os_name: str, environ: Mapping[str, str]) -> Resol
                            for path, problem in matches.refused)
     chosen: list[str] = []
     for path in sorted({f.path for f in result.found}, key=lambda p: (len(p), p)):
-        if not _within(path, chosen):
+        if not any(result._reached_by(path, folder) for folder in chosen):
             chosen.append(path)
     order = {f.path: i for i, f in reversed(list(enumerate(result.found)))}
     result.sources = sorted(chosen, key=lambda p: order[p])
@@ -231,7 +283,17 @@ class _Matches:
     paths: list[str] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)  # (path, problem)
     followed: str = "/"  # the pattern's folders before its first wildcard (Found.followed)
-    links: list[str] = field(default_factory=list)  # links met on the way, not followed
+    links: list[tuple[str, str]] = field(default_factory=list)  # (link, why not followed)
+
+    def may_follow(self, path: str) -> bool:
+        """Whether a link at *path* may be followed: it is one of the pattern's named folders
+        (or what it names in full), none of them reached through another user's link."""
+        return _within(self.followed, [path])
+
+    def note_link(self, path: str) -> None:
+        owner = link_owner(path)
+        self.links.append((path, LINK_NOT_FOLLOWED if owner is None
+                           else LINK_NOT_TRUSTED.format(uid=owner)))
 
 
 def _matches(pattern: str) -> _Matches:
@@ -242,50 +304,62 @@ def _matches(pattern: str) -> _Matches:
     that may not be searched would silently look empty.
     """
     found = _Matches()
-    if not _has_wildcard(pattern):
-        literal = _unescaped(pattern)
-        path = os.path.normpath(literal) if literal not in ("/", "//") else literal
-        found.followed = path
-        if _lookup(path, found, must_be_folder=False, follow=True):
-            found.paths.append(path)
-        return found
     # "." and ".." are taken by name, as capture takes its sources (os.path.abspath): matched
     # through a link instead, "Documents/../l*" would find names that capture cannot reach.
-    parts = [p for p in os.path.normpath(pattern).split("/") if p]
+    # That may leave no wildcard at all ("{home}/*/.." is {home}).
+    normalized = os.path.normpath(pattern) if pattern not in ("/", "//") else pattern
+    if not _has_wildcard(normalized):
+        path = _unescaped(normalized)
+        found.followed = trusted_part(path)
+        if found.followed != path and found.followed != os.path.dirname(path):
+            # another user's link among the folders on the way: capture does not go through it
+            found.note_link(_next_part(found.followed, path))
+        elif _lookup(path, found, must_be_folder=False, follow=True):
+            found.paths.append(path)
+        return found
+    parts = [p for p in normalized.split("/") if p]
     first = next(index for index, part in enumerate(parts) if _has_wildcard(part))
-    found.followed = "/" + "/".join(_unescaped(part) for part in parts[:first])
+    # Up to the first wildcard, the bases are folders the pattern names, and a link among them
+    # is followed (unless another user made it); past it, they are what the wildcards matched,
+    # and no link among them is: someone else's link (/home/*/.local → /root/.local) must not
+    # take the capture there.
+    found.followed = trusted_part("/" + "/".join(_unescaped(part) for part in parts[:first]))
     bases = ["/"]
     for index, part in enumerate(parts):
         last = index == len(parts) - 1
-        # Up to the first wildcard, the bases are folders the pattern names (links followed);
-        # past it, they are what the wildcards matched, and no link among them is followed:
-        # someone else's link (/home/*/.local → /root/.local) must not take the capture there.
-        named = index <= first
-        bases = [path for base in bases for path in _step(base, part, last, found, named)]
+        bases = [path for base in bases for path in _step(base, part, last, found)]
     found.paths = sorted(set(bases))
     return found
 
 
-def _step(base: str, part: str, last: bool, found: _Matches, named: bool) -> Iterator[str]:
+def _next_part(folder: str, path: str) -> str:
+    """The path one component deeper than *folder* on the way to *path* (below it)."""
+    rest = path[len(folder.rstrip("/")) + 1:]
+    return os.path.join(folder, rest.split("/", 1)[0])
+
+
+def _step(base: str, part: str, last: bool, found: _Matches) -> Iterator[str]:
     """The paths one pattern component leads to from the folder *base* (folders only, unless
     it is the *last* component), with glob's rules: ``*`` and ``?`` skip names starting with
     '.' unless the component starts with one, ``**`` is any number of folders. A link is
-    followed only to reach a *named* base or, in the pattern's named folders, the next one."""
+    followed only among the pattern's named folders (found.may_follow)."""
     if part == "**":
         yield base
-        yield from _below(base, last, found, named)
+        yield from _below(base, last, found, found.may_follow(base))
     elif _has_wildcard(part):
-        for name, is_folder, is_link in _listing(base, found, follow_folder=named):
+        # base may be the named folder itself, after a "**" that matched no folder
+        for name, is_folder, is_link in _listing(base, found,
+                                                 follow_folder=found.may_follow(base)):
             hidden = name.startswith(".") and not part.startswith(".")
             if hidden or not fnmatch.fnmatchcase(name, part):
                 continue
             if last or is_folder:
                 yield os.path.join(base, name)
             elif is_link:
-                found.links.append(os.path.join(base, name))
+                found.note_link(os.path.join(base, name))
     else:
         path = os.path.join(base, _unescaped(part))
-        if _lookup(path, found, must_be_folder=not last, follow=named):
+        if _lookup(path, found, must_be_folder=not last, follow=found.may_follow(path)):
             yield path
 
 
@@ -311,9 +385,12 @@ def _listing(folder: str, found: _Matches, follow_folder: bool
     try:
         with scan_directory(folder, follow=follow_folder) as entries:
             return sorted((e.name, _is_folder(e), e.is_symlink()) for e in entries)
-    except _ABSENT:
-        return []
     except OSError as exc:
+        if not follow_folder and os.path.islink(folder):
+            found.note_link(folder)  # the named folder is a link capture will not follow
+            return []
+        if isinstance(exc, _ABSENT):
+            return []
         found.refused.append((folder, f"could not list the folder {folder}: {_reason(exc)}"))
         return []
 
@@ -331,7 +408,7 @@ def _lookup(path: str, found: _Matches, must_be_folder: bool, follow: bool) -> b
     try:
         info = os.stat(path) if must_be_folder and follow else os.lstat(path)
         if must_be_folder and stat.S_ISLNK(info.st_mode):
-            found.links.append(path)
+            found.note_link(path)
             return False
     except _ABSENT:
         return False

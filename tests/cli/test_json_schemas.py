@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -142,3 +145,19 @@ def test_progress_json_lines_validate(tmp_path: Path, user, keys, tree, bundle):
     assert events[0]["total_files"] == 2 and events[-1]["files"] == 2
     for event in events:
         assert_valid(event, "progress")
+
+
+@pytest.mark.parametrize("encoding", ["latin-1", "ascii"])
+def test_json_is_utf8_whatever_the_locale_encoding(tmp_path: Path, encoding: str):
+    """A playbook run under LANG=C (or PYTHONIOENCODING=latin-1) still gets its document, in
+    UTF-8, not an encoding error: run as a real process, where stdout has the locale's codec."""
+    (tmp_path / "p.yaml").write_text(
+        "description: Beweis \u2014 \u8a3c\u62e0\ntargets:\n  - name: t\n    linux: ['/nowhere']\n",
+        encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "evidencekit", "profiles", "show",
+                           str(tmp_path / "p.yaml"), "--json"], capture_output=True, timeout=120,
+                          stdin=subprocess.DEVNULL,
+                          env={**os.environ, "PYTHONIOENCODING": encoding, "HOME": str(tmp_path)})
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    document = json.loads(done.stdout.decode("utf-8"))
+    assert document["profile"]["description"] == "Beweis \u2014 \u8a3c\u62e0"

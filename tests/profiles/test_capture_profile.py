@@ -491,3 +491,64 @@ def test_json_stays_valid_utf8_with_a_name_that_is_not(tmp_path: Path, user: Pat
                         "--sign-key", keys["signer"], "-o", tmp_path / "odd.evidence")
     assert captured["profile"]["sources"] == [expected]
     assert captured["seal"]["counts"]["files"] == 1
+
+
+def test_another_users_link_the_pattern_names_in_full_is_recorded_not_followed(
+        tmp_path: Path, user: Path, keys, plant):
+    """A member of the group that may write /var/log runs `ln -s /etc/shadow
+    /var/log/pacman.log`; root's capture with a profile naming that log must not take
+    /etc/shadow: the link is recorded, and both capture and `profiles show` say why."""
+    touch(tmp_path / "secret", b"root:$6$hash")
+    (tmp_path / "logs").mkdir()
+    link = plant(tmp_path / "logs" / "pacman.log", tmp_path / "secret")
+    result, out = _capture_with(tmp_path, keys, [str(link)], "planted")
+    counts = result.json()["seal"]["counts"]
+    assert (counts["files"], counts["symlinks"]) == (0, 1)
+    [noted] = result.json()["profile"]["links"]
+    assert "made by another user" in noted["reason"] and noted["followed"] is False
+    [source] = manifest_of(out, keys, tmp_path / "opened")["sources"]
+    assert source["via_symlink"] is False
+    shown = invoke("profiles", "show", tmp_path / "planted.yaml")
+    assert "made by another user" in shown.stdout and "recorded as the link" in shown.stdout
+    [listed] = invoke("profiles", "show", tmp_path / "planted.yaml", "--json").json()[
+        "resolved"]["links"]
+    assert listed["source"] == str(link) and listed["followed"] is False
+
+
+def test_a_link_planted_after_the_profile_was_expanded_is_not_followed(
+        tmp_path: Path, user: Path, keys, plant):
+    """The owner is checked again when the capture opens its sources (walk.resolve_sources)."""
+    from evidencekit.walk import resolve_sources
+    touch(tmp_path / "secret", b"root:$6$hash")
+    (tmp_path / "logs").mkdir()
+    link = os.fsencode(plant(tmp_path / "logs" / "pacman.log", tmp_path / "secret"))
+    [source] = resolve_sources([link], {link: link})
+    assert (source.path, source.via_symlink) == (link, False)
+
+
+def test_a_named_link_inside_another_source_is_captured_through(tmp_path: Path, user: Path,
+                                                                 keys):
+    """user-files has `{home}/Pictures/**` and `{home}/Pictures/Screenshots`; Screenshots linked
+    to another disk: its files are captured (as a source of their own), and Pictures' walk
+    records the link."""
+    touch(user / "Pictures" / "cat.jpg", b"\xff\xd8 cat")
+    touch(tmp_path / "disk" / "shots" / "shot.png", b"\x89PNG fake")
+    (user / "Pictures" / "Screenshots").symlink_to(tmp_path / "disk" / "shots")
+    result, out = _capture_with(tmp_path, keys, ["{home}/Pictures/**",
+                                                 "{home}/Pictures/Screenshots"], "nested")
+    counts = result.json()["seal"]["counts"]
+    assert (counts["files"], counts["symlinks"]) == (2, 1)
+    paths = set(entries_by_path(manifest_of(out, keys, tmp_path / "opened")))
+    assert {"Pictures/cat.jpg", "Pictures/Screenshots", "Screenshots/shot.png"} <= paths
+
+
+def test_a_broken_link_named_in_full_is_shown_as_recorded(tmp_path: Path, user: Path):
+    (user / ".bash_history").symlink_to(tmp_path / "gone")
+    (tmp_path / "b.yaml").write_text(
+        "description: b\ntargets:\n  - name: t\n    linux: ['{home}/.bash_history']\n")
+    shown = invoke("profiles", "show", tmp_path / "b.yaml").stdout
+    assert "(a broken link: recorded as the link)" in shown
+    [listed] = invoke("profiles", "show", tmp_path / "b.yaml", "--json").json()[
+        "resolved"]["links"]
+    assert listed == {"source": str(user / ".bash_history"), "target": str(tmp_path / "gone"),
+                      "followed": False, "reason": "a broken link: recorded as the link"}

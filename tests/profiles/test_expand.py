@@ -9,7 +9,12 @@ from pathlib import Path
 import pytest
 
 from evidencekit.profiles import find_profile, resolve, variables
-from evidencekit.profiles.expand import LINK_NOT_FOLLOWED, UnsetVariable, expand_pattern
+from evidencekit.profiles.expand import (
+    LINK_NOT_FOLLOWED,
+    LINK_NOT_TRUSTED,
+    UnsetVariable,
+    expand_pattern,
+)
 from evidencekit.profiles.model import read_profile
 from tests.conftest import atimes, stale_atimes
 
@@ -287,3 +292,79 @@ def test_dot_dot_is_taken_by_name_as_capture_takes_it(tmp_path: Path):
                     "linux", {"HOME": str(tmp_path / "home")})
     assert found.sources == [str(tmp_path / "home" / "log-here.txt")]
     assert all(os.path.lexists(path) for path in found.sources)
+
+
+def test_another_users_link_among_the_named_folders_is_not_followed(tmp_path: Path, plant):
+    """A literal pattern names /var/log/journal/system.log; someone of the group that may write
+    /var/log replaced journal with a link to /etc: the pattern must not find /etc/system.log."""
+    touch(tmp_path / "etc" / "system.log", b"root:secret")
+    (tmp_path / "log").mkdir()
+    plant(tmp_path / "log" / "journal", tmp_path / "etc")
+    found = resolve(profile(f"  - name: t\n    linux: ['{tmp_path}/log/journal/system.log', "
+                            f"'{tmp_path}/log/journal/*.log']\n"), "linux", {"HOME": str(tmp_path)})
+    assert found.sources == []
+    reasons = {(m.path, m.reason) for m in found.missing}
+    assert reasons == {(str(tmp_path / "log" / "journal"),
+                        LINK_NOT_TRUSTED.format(uid=os.lstat(tmp_path / "log" / "journal").st_uid))}
+
+
+def test_another_users_link_the_pattern_names_in_full_is_found_as_the_link(tmp_path: Path,
+                                                                            plant):
+    touch(tmp_path / "secret", b"root:secret")
+    (tmp_path / "log").mkdir()
+    link = plant(tmp_path / "log" / "pacman.log", tmp_path / "secret")
+    found = resolve(profile(f"  - name: t\n    linux: ['{link}']\n"), "linux",
+                    {"HOME": str(tmp_path)})
+    assert found.sources == [str(link)]
+    assert found.followed(str(link)) != str(link)
+    note = found.link_note(str(link))
+    assert note is not None and not note.followed and "made by another user" in note.reason
+
+
+def test_a_pattern_normalized_to_no_wildcard_is_taken_literally(tmp_path: Path):
+    """`{home}/*/..` is {home} once ".." is taken by name: no wildcard is left to expand."""
+    (tmp_path / "home" / "Documents").mkdir(parents=True)
+    found = resolve(profile("  - name: t\n    linux: ['{home}/*/..', '{home}/[*]/..']\n"),
+                    "linux", {"HOME": str(tmp_path / "home")})
+    assert found.sources == [str(tmp_path / "home")]
+
+
+def test_files_directly_in_a_named_folder_that_is_a_link_are_found_after_double_star(
+        tmp_path: Path):
+    """`{home}/Documents/**/*.pdf` with Documents moved and linked back: "**" matches no folder
+    too, so the PDFs in Documents itself count."""
+    touch(tmp_path / "disk" / "docs" / "top.pdf")
+    touch(tmp_path / "disk" / "docs" / "2026" / "deep.pdf")
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "Documents").symlink_to(tmp_path / "disk" / "docs")
+    found = resolve(profile("  - name: t\n    linux: ['{home}/Documents/**/*.pdf']\n"),
+                    "linux", {"HOME": str(tmp_path / "home")})
+    docs = tmp_path / "home" / "Documents"
+    assert sorted(found.sources) == [str(docs / "2026" / "deep.pdf"), str(docs / "top.pdf")]
+    assert found.missing == []
+
+
+def test_a_named_folder_that_is_another_users_link_is_reported_not_absent(tmp_path: Path,
+                                                                          plant):
+    touch(tmp_path / "disk" / "docs" / "top.pdf")
+    (tmp_path / "home").mkdir()
+    docs = plant(tmp_path / "home" / "Documents", tmp_path / "disk" / "docs")
+    found = resolve(profile("  - name: t\n    linux: ['{home}/Documents/**/*.pdf']\n"),
+                    "linux", {"HOME": str(tmp_path / "home")})
+    assert found.sources == []
+    assert [(m.path, m.reason) for m in found.missing] == [
+        (str(docs), LINK_NOT_TRUSTED.format(uid=os.lstat(docs).st_uid))]
+
+
+def test_a_link_followed_as_its_own_source_is_kept_inside_another(tmp_path: Path):
+    """`{home}/Pictures/**` records Screenshots (a link) as the link; the pattern naming
+    Screenshots follows it, so it is a source of its own, not one "already inside Pictures"."""
+    pictures = tmp_path / "home" / "Pictures"
+    touch(pictures / "cat.jpg")
+    touch(tmp_path / "disk" / "shots" / "shot.png")
+    (pictures / "Screenshots").symlink_to(tmp_path / "disk" / "shots")
+    touch(pictures / "Albums" / "dog.jpg")
+    found = resolve(profile("  - name: t\n    linux: ['{home}/Pictures/**', "
+                            "'{home}/Pictures/Screenshots', '{home}/Pictures/Albums']\n"),
+                    "linux", {"HOME": str(tmp_path / "home")})
+    assert found.sources == [str(pictures), str(pictures / "Screenshots")]
