@@ -141,7 +141,8 @@ class Source:
     bag_name: str  # its top-level name under data/
     via_symlink: bool
     # Found by a profile's pattern: the leading folders of ``path`` the pattern names, where a
-    # link is followed; below them none is, nor is ``path`` itself. None: the user named it.
+    # link is followed (if trusted_owners() made it); below them none is, nor is ``path``
+    # itself. A link the pattern names in full, followed: its target. None: the user named it.
     followed: bytes | None = None
 
 
@@ -202,19 +203,62 @@ def link_owner(path: str | bytes) -> int | None:
 
 
 def trusted_part(path: AnyStr) -> AnyStr:
-    """The leading folders of the absolute, normalized *path* (all of it, at best) reached with
-    no symbolic link but those of trusted_owners(): a link on the way is checked as it is met,
-    so that the part returned may be followed as the profile's author named it."""
+    """The leading folders of the absolute, normalized *path* (all of it, at best) that resolve
+    through no symbolic link but those of trusted_owners(), the links in a link's target
+    included: the part returned may be followed as the profile's author named it."""
     sep = os.fsencode("/") if isinstance(path, bytes) else "/"
     current = path[:1]  # the root
     for part in path.split(sep):
         if not part:
             continue
         candidate = os.path.join(current, part)
-        if link_owner(candidate) is not None:
+        if not _resolves_through_trusted_links(candidate):
             return current
         current = candidate
     return current
+
+
+_MAX_LINKS = 40  # as Linux's ELOOP limit: past it, nothing is followed
+
+
+def _resolves_through_trusted_links(path: AnyStr) -> bool:
+    """Whether resolving the absolute *path* (as the system would, one component at a time)
+    meets only links of trusted_owners(). A part that is absent or cannot be looked up stops
+    the check: nothing is followed there, and opening it later fails and is reported."""
+    sep = os.fsencode("/") if isinstance(path, bytes) else "/"
+    dot, dotdot = (b".", b"..") if isinstance(path, bytes) else (".", "..")
+    root = path[:1]
+    pending = list(reversed(path.split(sep)))
+    resolved = root  # no link in it: ".." is its parent
+    hops = 0
+    while pending:
+        part = pending.pop()
+        if not part or part == dot:
+            continue
+        if part == dotdot:
+            resolved = os.path.dirname(resolved)
+            continue
+        candidate = os.path.join(resolved, part)
+        try:
+            info = os.lstat(candidate)
+        except OSError:
+            return True
+        if not stat.S_ISLNK(info.st_mode):
+            resolved = candidate
+            continue
+        if info.st_uid not in trusted_owners():
+            return False
+        hops += 1
+        if hops > _MAX_LINKS:
+            return True  # a loop: the system refuses it (ELOOP), and that is reported
+        try:
+            target = os.readlink(candidate)
+        except OSError:
+            return True
+        if target.startswith(root):
+            resolved = root
+        pending.extend(reversed(target.split(sep)))
+    return True
 
 
 def resolve_sources(paths: list[bytes], found_by_profile: Mapping[bytes, bytes] | None = None
@@ -257,9 +301,9 @@ def resolve_sources(paths: list[bytes], found_by_profile: Mapping[bytes, bytes] 
         bag_name = _unique(escape_name(base), taken)
         taken.add(bag_name)
         # A link followed to its target: what lies on the way there was resolved just now
-        # (realpath), as for a source the user named.
+        # (realpath); a profile's source is opened checking that again (_open_resolving).
         sources.append(Source(index, absolute, target, bag_name, via_symlink,
-                              None if via_symlink else followed))
+                              target if via_symlink and followed is not None else followed))
     return sources
 
 
@@ -367,26 +411,80 @@ def _walk_root(source: Source, skip: set[tuple[int, int]]) -> Iterator[Entry]:
 
 def _open_parent(parent: bytes, followed: bytes | None) -> int:
     """The folder holding a source, opened with O_PATH (it only has to be searchable, not
-    readable: nothing in it is listed). Links are followed in *followed* (all of *parent* when
-    None); each folder below it is opened through the one above, refusing links (ENOTDIR)."""
-    top = (followed or b"/").rstrip(b"/") or b"/"
-    if followed is None or _within(top, parent):
-        # all of it named (``/var/log`` for ``/var/log/**``, which finds /var/log itself)
+    readable: nothing in it is listed). Every link is followed when *followed* is None (a source
+    the user named); else see _open_resolving."""
+    if followed is None:
         return os.open(parent, _PATH_ONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    if not _within(parent, top):
-        top = b"/"  # not expected: then no link is followed at all
-    fd = os.open(top, _PATH_ONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    return _open_resolving(parent, (followed or b"/").rstrip(b"/") or b"/")
+
+
+def _open_resolving(path: bytes, followed: bytes) -> int:
+    """Open the folder *path* one component at a time from the root, each through the one
+    above, so that what is checked is what is opened (a folder swapped for a link while earlier
+    sources were walked is met here, not followed). A link is followed only among the leading
+    folders in *followed*, only if trusted_owners() made it, and its target is resolved the
+    same way; any other link raises ENOTDIR (recorded by the walk as not reached)."""
+    stack = [os.open(b"/", _PATH_ONLY | os.O_DIRECTORY | os.O_CLOEXEC)]
+    parts = [p for p in path.split(b"/") if p]
+    # (name, whether a link there may be followed): the path's own parts up to *followed*,
+    # and every part of a followed link's target
+    pending = [(part, _within(followed, b"/" + b"/".join(parts[:i + 1])))
+               for i, part in enumerate(parts)][::-1]
+    hops = 0
     try:
-        for part in parent[len(top):].split(b"/"):
-            if part:
-                below = os.open(part, _PATH_ONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                                dir_fd=fd)
-                os.close(fd)
-                fd = below
-    except BaseException:
-        os.close(fd)
-        raise
+        while pending:
+            part, may_follow = pending.pop()
+            if part == b".":
+                continue
+            if part == b"..":
+                if len(stack) > 1:
+                    os.close(stack.pop())
+                continue
+            try:
+                stack.append(os.open(part, _PATH_ONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+                                     | os.O_CLOEXEC, dir_fd=stack[-1]))
+                continue
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTDIR, errno.ELOOP):
+                    raise
+            target = _trusted_link_target(stack[-1], part) if may_follow else None
+            hops += 1
+            if target is None or hops > _MAX_LINKS:
+                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+            if target.startswith(b"/"):
+                while len(stack) > 1:
+                    os.close(stack.pop())
+            pending.extend((p, True) for p in reversed(target.split(b"/")) if p)
+        fd = stack.pop()
+    finally:
+        for left in stack:
+            os.close(left)
     return fd
+
+
+def _trusted_link_target(dir_fd: int, name: bytes) -> bytes | None:
+    """What the link *name* in *dir_fd* holds, if trusted_owners() made it (None otherwise, or if
+    it is not a link). The owner and the target are read off one open of the link where the
+    system allows it (Linux's O_PATH), so another link renamed over it in between is not read."""
+    try:
+        if getattr(os, "O_PATH", 0):
+            link = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+            try:
+                info = os.fstat(link)
+                target = os.readlink(b"", dir_fd=link) if stat.S_ISLNK(info.st_mode) else None
+            finally:
+                os.close(link)
+        else:
+            info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            target = os.readlink(name, dir_fd=dir_fd) if stat.S_ISLNK(info.st_mode) else None
+            after = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            if (after.st_dev, after.st_ino) != (info.st_dev, info.st_ino):
+                return None
+    except OSError:
+        return None
+    if target is None or info.st_uid not in trusted_owners():
+        return None
+    return os.fsencode(target)
 
 
 def _within(path: bytes, folder: bytes) -> bool:

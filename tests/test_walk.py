@@ -198,3 +198,31 @@ def test_entries_below_holds_few_descriptors_however_deep_the_tree(tmp_path):
         depth += 1
         most = max(most, len(os.listdir("/proc/self/fd")) - baseline)
     assert depth == ESTIMATE_DEPTH and most <= ESTIMATE_DEPTH + 1  # (+1: the listing's own)
+
+
+def test_a_trusted_link_through_a_strangers_link_is_not_trusted(tmp_path, monkeypatch):
+    """Root's own link whose target runs through a link someone else made is followed no
+    further than that: the kernel would take the stranger's link too."""
+    from evidencekit import walk as walking
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "shadow").write_text("root:hash")
+    (tmp_path / "spool").mkdir()
+    (tmp_path / "spool" / "user").symlink_to(tmp_path / "etc")  # the stranger's
+    (tmp_path / "log").mkdir()
+    (tmp_path / "log" / "app.log").symlink_to(tmp_path / "spool" / "user" / "shadow")  # root's
+    stranger = os.lstat(tmp_path / "spool" / "user").st_ino
+    real_lstat = os.lstat
+
+    def lstat(path, *args, **kwargs):
+        info = real_lstat(path, *args, **kwargs)
+        if info.st_ino == stranger:  # as if another uid had made it
+            return os.stat_result((info.st_mode, info.st_ino, info.st_dev, info.st_nlink, 54321,
+                                   *info[5:]))
+        return info
+
+    monkeypatch.setattr(walking.os, "lstat", lstat)
+    log = str(tmp_path / "log" / "app.log")
+    assert walking.trusted_part(log) == str(tmp_path / "log")
+    assert walking.trusted_part(str(tmp_path / "log")) == str(tmp_path / "log")
+    (tmp_path / "log" / "ok.log").symlink_to("../etc/shadow")  # relative, no stranger on the way
+    assert walking.trusted_part(str(tmp_path / "log" / "ok.log")) == str(tmp_path / "log" / "ok.log")

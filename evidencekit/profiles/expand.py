@@ -122,6 +122,9 @@ class Resolution:
             return False
         if path == folder:
             return True
+        recorded = self.link_note(folder) if self._link(folder) else None
+        if recorded is not None and not recorded.followed:
+            return False  # recorded as the link: its walk lists nothing
         on_the_way = folder
         for part in path[len(folder.rstrip("/")) + 1:].split("/")[:-1]:
             on_the_way = os.path.join(on_the_way, part)
@@ -307,7 +310,9 @@ def _matches(pattern: str) -> _Matches:
     # "." and ".." are taken by name, as capture takes its sources (os.path.abspath): matched
     # through a link instead, "Documents/../l*" would find names that capture cannot reach.
     # That may leave no wildcard at all ("{home}/*/.." is {home}).
-    normalized = os.path.normpath(pattern) if pattern not in ("/", "//") else pattern
+    normalized = os.path.normpath(pattern)
+    if normalized.startswith("//"):  # POSIX keeps a leading "//" ({home} = "/"): one root here
+        normalized = "/" + normalized.lstrip("/")
     if not _has_wildcard(normalized):
         path = _unescaped(normalized)
         found.followed = trusted_part(path)

@@ -552,3 +552,37 @@ def test_a_broken_link_named_in_full_is_shown_as_recorded(tmp_path: Path, user: 
         "resolved"]["links"]
     assert listed == {"source": str(user / ".bash_history"), "target": str(tmp_path / "gone"),
                       "followed": False, "reason": "a broken link: recorded as the link"}
+
+
+def test_a_named_folder_swapped_for_a_strangers_link_during_the_capture_is_not_followed(
+        tmp_path: Path, plant):
+    """The owner is checked as the folder is opened, not only when the capture starts: one of
+    the group that may write /var/log swaps `apt` for a link to /root/.ssh while the capture
+    walks earlier sources."""
+    from evidencekit.walk import resolve_sources, walk
+    touch(tmp_path / "log" / "apt" / "id_rsa", b"decoy")
+    touch(tmp_path / "root" / ".ssh" / "id_rsa", b"ROOT-PRIVATE-KEY")
+    wanted = os.fsencode(tmp_path / "log" / "apt" / "id_rsa")
+    [source] = resolve_sources([wanted], {wanted: os.fsencode(tmp_path / "log" / "apt")})
+    os.rename(tmp_path / "log" / "apt", tmp_path / "log" / "apt.old")
+    plant(tmp_path / "log" / "apt", tmp_path / "root" / ".ssh")
+    (entry,) = walk([source])
+    assert entry.lstat is None and entry.error is not None
+    assert entry.error.startswith("not captured: a folder on its path is a symbolic link")
+
+
+def test_a_link_named_in_full_is_opened_checking_its_target_again(tmp_path: Path, plant):
+    """Downloads (the user's link) leads to disk/dl; disk swapped for a stranger's link after
+    the capture resolved the target: not followed."""
+    from evidencekit.walk import resolve_sources, walk
+    touch(tmp_path / "disk" / "dl" / "invoice.pdf", b"%PDF")
+    touch(tmp_path / "secret" / "dl" / "key", b"SECRET")
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "Downloads").symlink_to(tmp_path / "disk" / "dl")
+    given = os.fsencode(tmp_path / "home" / "Downloads")
+    [source] = resolve_sources([given], {given: given})
+    assert source.via_symlink
+    os.rename(tmp_path / "disk", tmp_path / "disk.old")
+    plant(tmp_path / "disk", tmp_path / "secret")
+    (entry,) = walk([source])
+    assert entry.lstat is None and entry.error is not None

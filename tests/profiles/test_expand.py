@@ -368,3 +368,24 @@ def test_a_link_followed_as_its_own_source_is_kept_inside_another(tmp_path: Path
                             "'{home}/Pictures/Screenshots', '{home}/Pictures/Albums']\n"),
                     "linux", {"HOME": str(tmp_path / "home")})
     assert found.sources == [str(pictures), str(pictures / "Screenshots")]
+
+
+def test_a_home_that_is_the_root_finds_its_named_files(tmp_path: Path):
+    """HOME=/ makes `{home}/etc/x` the POSIX "//etc/x", which normpath keeps: one root here."""
+    found = resolve(profile(f"  - name: t\n    linux: ['{{home}}{tmp_path}', "
+                            f"'{{home}}{tmp_path}/*/..']\n"), "linux", {"HOME": "/"})
+    assert found.sources == [str(tmp_path)] and found.missing == []
+
+
+def test_a_path_inside_a_link_recorded_as_the_link_is_a_source_of_its_own(tmp_path: Path):
+    """`{home}/Pictures/*` records Screenshots (a link) as the link; a PNG that
+    `{home}/Pictures/Screenshots/*.png` found through it is not "inside" that source."""
+    pictures = tmp_path / "home" / "Pictures"
+    pictures.mkdir(parents=True)
+    touch(tmp_path / "disk" / "a.png")
+    (pictures / "Screenshots").symlink_to(tmp_path / "disk")
+    found = resolve(profile("  - name: t\n    linux: ['{home}/Pictures/*', "
+                            "'{home}/Pictures/Screenshots/*.png']\n"),
+                    "linux", {"HOME": str(tmp_path / "home")})
+    assert found.sources == [str(pictures / "Screenshots"),
+                             str(pictures / "Screenshots" / "a.png")]
