@@ -212,7 +212,7 @@ def trusted_part(path: AnyStr) -> AnyStr:
         if not part:
             continue
         candidate = os.path.join(current, part)
-        if not _resolves_through_trusted_links(candidate):
+        if not resolves_through_trusted_links(candidate):
             return current
         current = candidate
     return current
@@ -221,7 +221,7 @@ def trusted_part(path: AnyStr) -> AnyStr:
 _MAX_LINKS = 40  # as Linux's ELOOP limit: past it, nothing is followed
 
 
-def _resolves_through_trusted_links(path: AnyStr) -> bool:
+def resolves_through_trusted_links(path: AnyStr) -> bool:
     """Whether resolving the absolute *path* (as the system would, one component at a time)
     meets only links of trusted_owners(). A part that is absent or cannot be looked up stops
     the check: nothing is followed there, and opening it later fails and is reported."""

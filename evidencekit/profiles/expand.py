@@ -17,7 +17,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from evidencekit.profiles.model import VARIABLES, Profile
-from evidencekit.walk import link_owner, scan_directory, trusted_part
+from evidencekit.walk import (
+    link_owner,
+    resolves_through_trusted_links,
+    scan_directory,
+    trusted_part,
+)
 
 _BRACED = re.compile(r"\{([a-z]+)\}")
 _PERCENT = re.compile(r"%([A-Za-z_][A-Za-z0-9_()]*)%")
@@ -28,6 +33,8 @@ _ESCAPED = re.compile(r"\[([*?\[])\]")
 LINK_NOT_FOLLOWED = "a symbolic link: not followed below the pattern's first wildcard"
 LINK_BY_STRANGER = "a symbolic link made by another user (uid {uid}), not by you or root"
 LINK_NOT_TRUSTED = LINK_BY_STRANGER + ": not followed"
+LINK_THROUGH_STRANGER = ("a symbolic link whose target goes through a link made by another user, "
+                         "not by you or root")
 
 
 def current_os() -> str:
@@ -109,10 +116,9 @@ class Resolution:
                 return LinkNote(target, True, f"a link to {os.path.realpath(source)}: "
                                               "captured through it")
             return LinkNote(target, False, "a broken link: recorded as the link")
-        owner = link_owner(source)
-        if owner is not None:
-            return LinkNote(target, False, LINK_BY_STRANGER.format(uid=owner)
-                            + ": recorded as the link, not followed")
+        stranger = _stranger(source)
+        if stranger is not None:
+            return LinkNote(target, False, stranger + ": recorded as the link, not followed")
         return LinkNote(target, False, "a symbolic link: recorded as the link, not followed")
 
     def _reached_by(self, path: str, folder: str) -> bool:
@@ -294,9 +300,19 @@ class _Matches:
         return _within(self.followed, [path])
 
     def note_link(self, path: str) -> None:
-        owner = link_owner(path)
-        self.links.append((path, LINK_NOT_FOLLOWED if owner is None
-                           else LINK_NOT_TRUSTED.format(uid=owner)))
+        stranger = _stranger(path)
+        self.links.append((path, LINK_NOT_FOLLOWED if stranger is None
+                           else stranger + ": not followed"))
+
+
+def _stranger(link: str) -> str | None:
+    """Why the link *link* is not followed if another user made it, or a link in its target."""
+    owner = link_owner(link)
+    if owner is not None:
+        return LINK_BY_STRANGER.format(uid=owner)
+    if not resolves_through_trusted_links(link):
+        return LINK_THROUGH_STRANGER
+    return None
 
 
 def _matches(pattern: str) -> _Matches:

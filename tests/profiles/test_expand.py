@@ -12,6 +12,7 @@ from evidencekit.profiles import find_profile, resolve, variables
 from evidencekit.profiles.expand import (
     LINK_NOT_FOLLOWED,
     LINK_NOT_TRUSTED,
+    LINK_THROUGH_STRANGER,
     UnsetVariable,
     expand_pattern,
 )
@@ -389,3 +390,18 @@ def test_a_path_inside_a_link_recorded_as_the_link_is_a_source_of_its_own(tmp_pa
                     "linux", {"HOME": str(tmp_path / "home")})
     assert found.sources == [str(pictures / "Screenshots"),
                              str(pictures / "Screenshots" / "a.png")]
+
+
+def test_a_link_through_another_users_link_says_so(tmp_path: Path, plant):
+    """Root's own link into a folder reached through a stranger's link: not followed, and the
+    reason names the stranger's link, not the wildcard."""
+    touch(tmp_path / "etc" / "shadow", b"root:hash")
+    (tmp_path / "spool").mkdir()
+    plant(tmp_path / "spool" / "user", tmp_path / "etc")
+    (tmp_path / "log").mkdir()
+    (tmp_path / "log" / "app.log").symlink_to(tmp_path / "spool" / "user" / "shadow")
+    found = resolve(profile(f"  - name: t\n    linux: ['{tmp_path}/log/app.log']\n"), "linux",
+                    {"HOME": str(tmp_path)})
+    note = found.link_note(str(tmp_path / "log" / "app.log"))
+    assert note is not None and not note.followed
+    assert note.reason == LINK_THROUGH_STRANGER + ": recorded as the link, not followed"
