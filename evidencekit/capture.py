@@ -58,6 +58,7 @@ from evidencekit.walk import (
     Source,
     entries_below,
     escape_name,
+    named_again,
     open_keeping_atime,
     resolve_sources,
     source_reaching,
@@ -317,10 +318,20 @@ def _identities_of(paths: tuple[Path, ...]) -> set[tuple[int, int]]:
 def sources_of(paths: Sequence[bytes], unreachable: Sequence[tuple[bytes, str]] = (),
                found_by_profile: Mapping[bytes, bytes] | None = None) -> list[Source]:
     """The sources a capture of *paths* walks: those a profile could not reach are left out (they
-    are recorded as errors instead), each checked to exist (InputError)."""
+    are recorded as errors instead), as are those named again (warned of by repeat_warnings),
+    each checked to exist (InputError)."""
     blocked = {os.path.normpath(path) for path, _ in unreachable}
-    return resolve_sources([path for path in paths if os.path.normpath(path) not in blocked],
+    again = {position for later in named_again(paths).values() for position in later}
+    return resolve_sources([path for position, path in enumerate(paths)
+                            if position not in again and os.path.normpath(path) not in blocked],
                            found_by_profile)
+
+
+def repeat_warnings(paths: Sequence[bytes]) -> list[str]:
+    """One warning per source named more than once (typed twice, or typed and found by a
+    profile), which is captured once (sources_of)."""
+    return [f"{os.fsdecode(paths[kept])}: named more than once: captured once"
+            for kept in named_again(paths)]
 
 
 def check_output(output: Path, sources: list[Source], default_place: bool = False) -> None:
@@ -433,7 +444,8 @@ def _write_bundle(request: CaptureRequest, sources: list[Source], out: BinaryIO,
                     seal_mtime)
     outer.finish()
     unavailable = tally.identifier.unavailable_reason() if tally.identifier else None
-    warnings = [w for w in [unavailable] if w] + tally.type_warnings
+    warnings = (repeat_warnings(request.sources) + [w for w in [unavailable] if w]
+                + tally.type_warnings)
     return CaptureResult(request.output, seal, _sha256(seal_json), _sha256(event_json),
                          tally.problems, warnings)
 

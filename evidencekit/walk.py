@@ -12,7 +12,7 @@ import errno
 import os
 import re
 import stat
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import AnyStr
@@ -259,6 +259,20 @@ def resolves_through_trusted_links(path: AnyStr) -> bool:
             resolved = root
         pending.extend(reversed(target.split(sep)))
     return True
+
+
+def named_again(paths: Sequence[bytes]) -> dict[int, list[int]]:
+    """For each path in *paths* named again later (``src`` and ``./src/``; a folder typed that a
+    profile also found), its position and those of the later ones: walking it again would store
+    the same files twice, under two names, so it is captured once. A different path to the same
+    file (a link and its target) is not one of them: the user may want both recorded."""
+    first: dict[bytes, int] = {}
+    again: dict[int, list[int]] = {}
+    for position, path in enumerate(paths):
+        kept = first.setdefault(os.path.abspath(path), position)
+        if kept != position:
+            again.setdefault(kept, []).append(position)
+    return again
 
 
 def resolve_sources(paths: list[bytes], found_by_profile: Mapping[bytes, bytes] | None = None

@@ -74,3 +74,20 @@ def test_the_bars_count_keeps_the_folders_access_times(tmp_path: Path,
     assert result.seal.counts["files"] == 3
     assert bar.totals == [(3, 345)]
     assert atimes(*folders) == stale
+
+
+def test_a_source_named_again_is_captured_once_with_a_warning(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch):
+    tree = tmp_path / "tree"
+    make_tree(tree)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "x.txt").write_bytes(b"x")
+    monkeypatch.chdir(tmp_path)
+    identity = age.X25519Identity.generate()
+    named = [b"tree", os.fsencode(other), b"./tree/", os.fsencode(tree)]
+    result = capture(CaptureRequest(named, tmp_path / "out.evidence",
+                                    CaseInfo("TWICE-1", "Jane"), [identity.recipient()],
+                                    SigningKey.generate(), ["test"]))
+    assert result.seal.counts["files"] == 4
+    assert result.warnings == ["tree: named more than once: captured once"]

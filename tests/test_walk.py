@@ -7,6 +7,7 @@ from evidencekit.walk import (
     ESTIMATE_DEPTH,
     entries_below,
     escape_name,
+    named_again,
     resolve_sources,
     scan_directory,
     source_reaching,
@@ -226,3 +227,12 @@ def test_a_trusted_link_through_a_strangers_link_is_not_trusted(tmp_path, monkey
     assert walking.trusted_part(str(tmp_path / "log")) == str(tmp_path / "log")
     (tmp_path / "log" / "ok.log").symlink_to("../etc/shadow")  # relative, no stranger on the way
     assert walking.trusted_part(str(tmp_path / "log" / "ok.log")) == str(tmp_path / "log" / "ok.log")
+
+
+def test_a_path_named_again_is_found_whatever_its_spelling(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "docs")
+    paths = [b"docs", b"link", os.fsencode(tmp_path / "docs"), b"./docs/"]
+    # a link to the folder is another path to it: both are recorded, as the user asked
+    assert named_again(paths) == {0: [2, 3]}

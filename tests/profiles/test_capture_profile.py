@@ -586,3 +586,19 @@ def test_a_link_named_in_full_is_opened_checking_its_target_again(tmp_path: Path
     plant(tmp_path / "disk", tmp_path / "secret")
     (entry,) = walk([source])
     assert entry.lstat is None and entry.error is not None
+
+
+def test_a_folder_typed_that_the_profile_also_finds_is_captured_once(tmp_path: Path, user: Path,
+                                                                     keys):
+    """`capture ~/Downloads --profile user-files`: the folder is stored once, not again as
+    Downloads~1, and the user is told why only one copy is there."""
+    touch(user / "Downloads" / "invoice.pdf")
+    out = tmp_path / "u.evidence"
+    result = invoke("capture", user / "Downloads", "--profile", "user-files",
+                    "-R", keys["recipient"], "--sign-key", keys["signer"], "-o", out, "--json")
+    assert result.code == 0, result.stderr
+    document = result.json()
+    assert document["seal"]["counts"]["files"] == 1
+    assert document["warnings"] == [f"{user / 'Downloads'}: named more than once: captured once"]
+    manifest = manifest_of(out, keys, tmp_path / "opened")
+    assert [s["bag_name"] for s in manifest["sources"]] == ["Downloads"]
