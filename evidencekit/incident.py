@@ -14,6 +14,7 @@ read by :func:`note_from_details` and checked strictly by :func:`check_note`.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from collections.abc import Iterable, Mapping
@@ -24,7 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from evidencekit import canonical
+from evidencekit import amounts, canonical
 from evidencekit.clock import rfc3339
 from evidencekit.errors import BundleError, InputError
 from evidencekit.format.documents import CustodyEvent
@@ -79,8 +80,9 @@ _HUMAN_TIME = re.compile(
     r"^(?P<date>\d{4}-\d{2}-\d{2})[T ]+(?P<h>\d{1,2}):(?P<m>\d{2})(?::(?P<s>\d{2})"
     r"(?:\.(?P<f>\d{1,6}))?)?\s*(?P<off>Z|[+-]\d{2}:?\d{2})?(?:\s+(?P<zone>[A-Za-z][\w/+-]*))?$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# 14.11.2026 (day.month.year, as much of Europe writes it), alone or before a time
+_DOTTED_DATE = re.compile(r"^(?P<d>\d{1,2})\.(?P<m>\d{1,2})\.(?P<y>\d{4})\.?(?:,?\s+|$)")
 _AMOUNT = re.compile(r"^(0|[1-9]\d{0,17})(\.\d{1,8})?$")
-_DECIMAL_COMMA = re.compile(r"^\d+,\d{1,2}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+?[\d\s().\-/]{3,40}$")
 _URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)?[^\s/]+\.[^\s/]+(/\S*)?$")
@@ -265,16 +267,16 @@ def parse_moment(value: Any, where: str, default_zone: dt.tzinfo | None = None) 
     time is refused (a time without a zone is ambiguous by hours). A date alone needs no zone: it
     is the day on the person's calendar, and stays exactly that.
     """
-    text = _text(value.isoformat() if isinstance(value, dt.date) else value, where,
-                 required=True)
+    text = iso_date_first(_text(value.isoformat() if isinstance(value, dt.date) else value,
+                                where, required=True))
     if _DATE.match(text):
         return _day(text, where)
     match = _HUMAN_TIME.match(text)
     if not match:
         raise _fail(where, f"{text!r} is not a date and time",
-                    hint="write it as YYYY-MM-DD HH:MM, e.g. 2026-11-16 14:05, or just the date "
-                    "(2026-11-16) if you don't know the time; add +01:00 or a zone name such as "
-                    "Europe/Berlin if it is not your local time")
+                    hint="write it as YYYY-MM-DD HH:MM, e.g. 2026-11-16 14:05 (or 16.11.2026 "
+                    "14:05), or just the date (2026-11-16) if you don't know the time; add "
+                    "+01:00 or a zone name such as Europe/Berlin if it is not your local time")
     try:
         naive = dt.datetime.strptime(f"{match['date']} {int(match['h']):02d}:{match['m']}:"
                                      f"{match['s'] or '00'}", "%Y-%m-%d %H:%M:%S")
@@ -308,6 +310,17 @@ def parse_moment(value: Any, where: str, default_zone: dt.tzinfo | None = None) 
     return Moment(local, _utc_of(aware, fraction))
 
 
+def iso_date_first(text: str) -> str:
+    """'14.11.2026 14:05' → '2026-11-14 14:05': a day.month.year date with dots (unambiguous:
+    nobody writes month.day.year with dots) rewritten as ISO 8601; anything else unchanged."""
+    match = _DOTTED_DATE.match(text)
+    if match is None:
+        return text
+    rest = text[match.end():]
+    iso = f"{match['y']}-{int(match['m']):02d}-{int(match['d']):02d}"
+    return f"{iso} {rest}" if rest else iso
+
+
 def _day(text: str, where: str) -> Moment:
     try:
         dt.date.fromisoformat(text)
@@ -334,24 +347,49 @@ def _utc_of(aware: dt.datetime, fraction: str) -> str:
     return rfc3339(seconds * 1_000_000_000 + nanos)
 
 
-def decimal_point(text: str) -> str:
-    """'499,90' → '499.90': a decimal comma, as much of Europe writes it. '1,500' is left alone
-    (a thousands separator or three decimals? it is refused as unclear, not guessed)."""
-    stripped = text.strip()
-    return stripped.replace(",", ".") if _DECIMAL_COMMA.match(stripped) else text
-
-
-def _amount(value: Any, where: str) -> str:
+def _amount(value: Any, where: str, typed: bool) -> str:
+    """An amount typed by a person (*typed*: any unambiguous form, evidencekit.amounts), or one
+    read back from a bundle (digits, optional '.' and decimals, exactly as stored)."""
     if isinstance(value, bool) or value is None:
         raise _fail(where, "is missing" if value is None else "must be a number")
-    text = decimal_point(str(value).strip())
+    text = str(value).strip()
+    if typed:
+        try:
+            return amounts.parse_amount(text)
+        except amounts.AmountError as exc:
+            raise _fail(where, exc.message, hint=exc.hint) from None
     if text.startswith("-"):
         raise _fail(where, f"{text!r} is negative", hint="write a loss as a positive amount")
     if not _AMOUNT.match(text):
         raise _fail(where, f"{text!r} is not an amount",
-                    hint="write digits with a dot or comma for decimals and no thousands "
-                    "separator, e.g. 1499.90")
+                    hint="write digits with a dot for decimals and no thousands separator, "
+                    "e.g. 1499.90")
     return text
+
+
+class AmbiguousMoney(IncidentError):
+    """An amount that reads two ways ('1.250 €'): both readings, for a person to choose from."""
+
+    def __init__(self, found: amounts.AmbiguousAmount, where: str) -> None:
+        place = where if where.startswith("--") else f"incident record, field '{where}'"
+        super().__init__(f"{place}: {found.message}", hint=found.hint, field=where,
+                         problem=found.message)
+        self.text = found.text
+        self.readings = (found.thousands, found.decimal)
+        self.currency = found.currency
+
+
+def money(text: str, where: str) -> amounts.Money:
+    """An amount with its currency as a person typed it ('1.250,00 €', 'EUR 1,250.00'), the
+    currency checked. Raises AmbiguousMoney for a form that reads two ways ('1.250 €'), for
+    the caller to ask about or refuse; IncidentError for anything else wrong."""
+    try:
+        found = amounts.parse_money(text)
+    except amounts.AmbiguousAmount as exc:
+        raise AmbiguousMoney(exc, where) from None
+    except amounts.AmountError as exc:
+        raise _fail(where, exc.message, hint=exc.hint) from None
+    return dataclasses.replace(found, currency=_currency(found.currency, f"{where}.currency"))
 
 
 def _currency(value: Any, where: str) -> str:
@@ -363,16 +401,19 @@ def _currency(value: Any, where: str) -> str:
     return text
 
 
-def _date(value: Any, where: str) -> str | None:
+def _date(value: Any, where: str, typed: bool = False) -> str | None:
     if value is None or value == "":
         return None
     text = value.isoformat() if isinstance(value, dt.date) else _text(value, where)
+    if typed:
+        text = iso_date_first(text)
     try:
         if not _DATE.match(text):
             raise ValueError
         dt.date.fromisoformat(text)
     except ValueError:
-        raise _fail(where, f"{text!r} is not a date", hint="write it as YYYY-MM-DD") from None
+        raise _fail(where, f"{text!r} is not a date",
+                    hint="write it as YYYY-MM-DD or DD.MM.YYYY") from None
     return text
 
 
@@ -424,12 +465,14 @@ def identifier(raw: Any, where: str) -> Identifier:
                       _text(item.get("note"), f"{where}.note"))
 
 
-def loss(raw: Any, where: str) -> Loss:
+def loss(raw: Any, where: str, typed: bool = True) -> Loss:
+    """A loss as a person gave it (*typed*: amounts and dates in any unambiguous form), or as a
+    bundle stores it (``typed=False``: exactly the stored forms)."""
     item = _mapping(raw, where, ("amount", "currency", "date", "institution", "reference",
                                  "description"), ("amount", "currency"))
-    return Loss(_amount(item.get("amount"), f"{where}.amount"),
+    return Loss(_amount(item.get("amount"), f"{where}.amount", typed),
                 _currency(item.get("currency"), f"{where}.currency"),
-                _date(item.get("date"), f"{where}.date"),
+                _date(item.get("date"), f"{where}.date", typed),
                 _text(item.get("institution"), f"{where}.institution", limit=2000),
                 _text(item.get("reference"), f"{where}.reference", limit=2000),
                 _text(item.get("description"), f"{where}.description"))
@@ -559,7 +602,7 @@ def _from_document(doc: dict[str, Any]) -> Incident:
                                               "reference", "description"))
         if not isinstance(item.get("amount"), str):
             raise _fail(f"losses[{n}].amount", "must be a decimal number written as a string")
-        losses.append(loss(item, f"losses[{n}]"))
+        losses.append(loss(item, f"losses[{n}]", typed=False))
     return Incident(
         incident_type=incident_type(doc["incident_type"]), description=_text(
             doc["description"], "description"), time_zone=zone if isinstance(zone, str) else "",
@@ -677,7 +720,8 @@ def note_from_details(details: Mapping[str, str], text: str, *, sequence: int, t
                  "note": text}, "details"))
         if kind == "loss":
             fields = {k: details.get(k) for k in NOTE_FIELDS["loss"]}
-            return make("loss", found_loss=loss({**fields, "description": text}, "details"))
+            return make("loss", found_loss=loss({**fields, "description": text}, "details",
+                                                typed=False))
         return make("note")
     except IncidentError as exc:
         return make("note", problem=exc.message)

@@ -139,9 +139,10 @@ PRIVATE_OPTIONS = ("identities", "passphrase_file", "ask_passphrase", "recipient
 @click.option("--id-kind", "identifier_kind", type=click.Choice(list(inc.IDENTIFIER_KINDS)),
               help="identifier: what kind it is.")
 @click.option("--value", help="identifier: the phone number, address, account, … as seen.")
-@click.option("--amount", help="loss: the amount, e.g. 499.90.")
+@click.option("--amount", help="loss: the amount, e.g. 499.90 or 1.250,00 (an amount that "
+              "reads two ways, such as 1.250, is refused: write 1250 or 1.25).")
 @click.option("--currency", help="loss: ISO 4217 code, e.g. EUR.")
-@click.option("--date", help="loss: YYYY-MM-DD.")
+@click.option("--date", help="loss: YYYY-MM-DD or DD.MM.YYYY.")
 @click.option("--institution", default="", help="loss: the bank or service.")
 @click.option("--reference", default="", help="loss: the transaction reference.")
 @click.option("--yes", "confirmed", is_flag=True,

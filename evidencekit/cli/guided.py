@@ -23,6 +23,7 @@ from typing import Any, Protocol, TypeVar
 import click
 from rich.markup import escape
 
+from evidencekit import amounts
 from evidencekit import incident as inc
 from evidencekit.capture import CaptureRequest, CaseInfo, capture, human_size, sources_of
 from evidencekit.cli import render
@@ -158,10 +159,6 @@ TYPE_ADVICE = {
     "other": "Keep everything — messages, screenshots, statements. We copy them; nothing is "
              "changed.",
 }
-
-CURRENCY_SIGNS = {"€": "EUR", "$": "USD", "£": "GBP", "¥": "JPY", "₹": "INR", "₩": "KRW",
-                  "₺": "TRY", "₽": "RUB", "zł": "PLN", "CHF": "CHF"}
-
 
 def explain(exc: inc.IncidentError) -> str:
     """The problem and its hint as two sentences a person can read (escaped for rich)."""
@@ -323,49 +320,60 @@ def _ask_list(p: Prompter, question: str, hint: str) -> list[str]:
         items.append(answer)
 
 
-def parse_money(text: str) -> tuple[str, str]:
-    """'499.90 EUR', 'EUR 499,90', '€499.90' → ('499.90', 'EUR'); raises IncidentError."""
-    compact = text.replace("\u00a0", " ").strip()
-    currency = ""
-    for sign, code in CURRENCY_SIGNS.items():
-        if sign in compact:
-            compact, currency = compact.replace(sign, " "), code
-    words = compact.split()
-    letters = [w for w in words if w.isalpha()]
-    numbers = [w for w in words if not w.isalpha()]
-    if letters:
-        currency = letters[0].upper()
-    if len(numbers) != 1:
-        raise inc.IncidentError("write the amount and the currency, e.g. 499.90 EUR",
-                                problem="write the amount and the currency, e.g. 499.90 EUR")
-    amount = inc.decimal_point(numbers[0])
-    if not currency:
-        raise inc.IncidentError("which currency?", problem="add the currency, e.g. 499.90 EUR")
-    return amount, currency
-
-
 def _ask_losses(p: Prompter) -> list[inc.Loss]:
     losses: list[inc.Loss] = []
     p.say("\n[bold]5. Did you lose money?[/]")
     while True:
         answer = p.ask("Amount and currency:" if not losses else "Another amount?",
-                       "e.g. 499.90 EUR — one payment at a time. Enter to skip." if not losses
-                       else "Enter when done.")
+                       "e.g. 1250.00 EUR or 1.250,00 € — one payment at a time. Enter to skip."
+                       if not losses else "Enter when done.")
         if not answer:
             return losses
-        try:
-            amount, currency = parse_money(answer)
-            loss = inc.loss({"amount": amount, "currency": currency}, "loss")
-        except inc.IncidentError as exc:
-            p.say(f"  {explain(exc)}")
+        money = _ask_money(p, answer)
+        if money is None:
             continue
         institution = p.ask("Paid through which bank or service?", "e.g. Example Bank, PayPal, "
                             "a gift card shop. Enter to skip.")
         date = _ask_date(p)
         reference = p.ask("Transaction reference?", "From your statement or receipt. Enter to "
                           "skip.")
-        losses.append(inc.Loss(loss.amount, loss.currency, date, institution, reference))
-        p.say(f"  [green]✓[/] {loss.amount} {loss.currency}")
+        losses.append(inc.Loss(money.amount, money.currency, date, institution, reference))
+
+
+def _ask_money(p: Prompter, answer: str) -> amounts.Money | None:
+    """The amount typed, read back in words; a form that reads two ways is asked about."""
+    money: amounts.Money | None
+    try:
+        money = inc.money(answer, "loss")
+    except inc.AmbiguousMoney as exc:
+        money = _which_reading(p, exc)
+    except inc.IncidentError as exc:
+        p.say(f"  {explain(exc)}")
+        return None
+    if money is None:
+        return None
+    p.say(f"  [green]✓[/] {escape(amounts.described(money))}")
+    return money
+
+
+def _which_reading(p: Prompter, exc: inc.AmbiguousMoney) -> amounts.Money | None:
+    currency = exc.currency
+    readings = exc.readings
+    p.say(f"  {escape(exc.text)} can be read two ways:")
+    for n, amount in enumerate(readings, 1):
+        p.say(f"    {n}) {escape(amounts.shown(amount, currency))} — "
+              f"{escape(amounts.in_words(amount, currency))}")
+    while True:
+        choice = p.ask("Which one did you mean? 1 or 2:", "Enter to type the amount again.")
+        if not choice:
+            return None
+        if choice in ("1", "2"):
+            try:
+                return inc.money(f"{readings[int(choice) - 1]} {currency}", "loss")
+            except inc.IncidentError as error:
+                p.say(f"  {explain(error)}")
+                return None
+        p.say("  Please type 1 or 2, or press Enter to type the amount again.")
 
 
 def _ask_date(p: Prompter) -> str | None:
@@ -871,13 +879,13 @@ def parse_loss_flag(spec: str) -> inc.Loss:
         raise inc.IncidentError(f"--loss {spec!r}: at most four parts separated by ';'",
                                 hint="AMOUNT CURRENCY; DATE; INSTITUTION; REFERENCE")
     try:
-        amount, currency = parse_money(parts[0])
+        found = inc.money(parts[0], "--loss")
     except inc.IncidentError as exc:
         raise inc.IncidentError(f"--loss {spec!r}: {exc.problem}",
-                                hint="e.g. --loss '499.90 EUR; 2026-11-16; Example Bank; "
-                                "TX-4411'") from None
+                                hint=exc.hint or "e.g. --loss '499.90 EUR; 2026-11-16; Example "
+                                "Bank; TX-4411'") from None
     fields = dict(zip(("date", "institution", "reference"), parts[1:], strict=False))
-    return inc.loss({"amount": amount, "currency": currency, **fields}, "--loss")
+    return inc.loss({"amount": found.amount, "currency": found.currency, **fields}, "--loss")
 
 
 def guided_capture(prompter: Prompter, defaults: GuidedDefaults, case: CaseInfo, file_stem: str,

@@ -42,7 +42,8 @@ def test_incident_from_yaml_and_flags_is_stored_signed_and_verified(tmp_path, ho
     incident = tmp_path / "incident.yaml"
     incident.write_text(INCIDENT_YAML)
     bundle, result = capture(tmp_path, keys, "--incident", incident, "--loss",
-                             "25 EUR; 2026-11-15; Example Bank; TX-9", "--identifier", "phone",
+                             "25 EUR; 2026-11-15; Example Bank; TX-9", "--loss",
+                             "1.250,00 €; 16.11.2026", "--identifier", "phone",
                              "+44 7700 900123", "--timeline", "2026-11-16 19:05 +01:00",
                              "Noticed the seller was gone", "--affected-device", "phone")
     assert result.code == 0, result.stderr
@@ -56,7 +57,8 @@ def test_incident_from_yaml_and_flags_is_stored_signed_and_verified(tmp_path, ho
     assert f"{hashlib.sha256(data).hexdigest()}  evidencekit/incident.json\n" in tags
     record = json.loads(data)
     assert_valid(record, "incident")  # docs/schemas/incident.schema.json
-    assert [loss["amount"] for loss in record["losses"]] == ["450.00", "25"]
+    assert [loss["amount"] for loss in record["losses"]] == ["450.00", "25", "1250.00"]
+    assert record["losses"][-1]["date"] == "2026-11-16"
     assert record["identifiers"][-1] == {"kind": "phone", "value": "+44 7700 900123", "note": ""}
     assert record["timeline"][-1]["time_utc"] == "2026-11-16T18:05:00.000000000Z"
     assert record["affected_devices"] == ["phone"]
@@ -76,7 +78,8 @@ def test_without_an_incident_the_manifest_says_null(tmp_path, home, keys):
 
 
 @pytest.mark.parametrize(("args", "words"), [
-    (["--loss", "12 EURO"], "ISO 4217"),
+    (["--loss", "12 ECU"], "ISO 4217"),
+    (["--loss", "1.250 EUR"], "can be read two ways"),
     (["--started", "2026-13-01 10:00 Z"], "--started"),
     (["--identifier", "iban", "DE00 0000"], "IBAN"),
     (["--time-zone", "Atlantis/City"], "time zone"),

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from evidencekit import incident as inc
 from evidencekit.capture import CaseInfo
 from evidencekit.cli import guided
 from evidencekit.errors import ExitCode
@@ -191,7 +192,7 @@ def test_the_investigators_key_instead_of_a_passphrase(tmp_path, victim_home, ke
 def test_mistakes_are_explained_and_asked_again(tmp_path, victim_home, keys):
     out = tmp_path / "out"
     out.mkdir()
-    answers = ["9", "", "", "yesterday", "", "", "", "", "", "12 EURO", "lots", "", "",
+    answers = ["9", "", "", "yesterday", "", "", "", "", "", "12 ECU", "lots", "", "",
                str(tmp_path / "missing"), "", "1", "short", PASSPHRASE, "different",
                PASSPHRASE, PASSPHRASE, "", str(victim_home / "Downloads" / "statement.csv"),
                str(tmp_path / "nowhere" / "x.evidence"), "", "no"]
@@ -200,7 +201,7 @@ def test_mistakes_are_explained_and_asked_again(tmp_path, victim_home, keys):
     assert prompter.answers == []
     text = prompter.transcript
     for words in ("type a number from 1 to 7", "not a date and time", "ISO 4217",
-                  "Write the amount and the currency", "Not found", "at least 8 characters",
+                  "write the amount and the currency", "Not found", "at least 8 characters",
                   "did not match", "already exists", "does not exist"):
         assert words in text, words
     # a hint after a full stop is a sentence of its own
@@ -234,7 +235,8 @@ def test_suggested_places_depend_on_the_system_and_the_incident(tmp_path):
     ("€499.90", ("499.90", "EUR")), ("£20", ("20", "GBP")), ("12 chf", ("12", "CHF")),
 ])
 def test_money_as_people_write_it(text, expected):
-    assert guided.parse_money(text) == expected
+    found = inc.money(text, "loss")
+    assert (found.amount, found.currency) == expected
 
 
 @pytest.mark.parametrize(("value", "kind"), [
@@ -437,3 +439,21 @@ def test_no_place_is_offered_when_the_home_folder_is_being_saved_too(tmp_path, v
     assert "Please type where to save it" in prompter.transcript
     assert (out / "EK-TEST.evidence").exists() and "EK-TEST.evidence" not in os.listdir(
         victim_home)
+
+
+def test_an_amount_that_reads_two_ways_is_asked_about_and_said_back():
+    prompter = ScriptedPrompter([
+        "1.250 €", "1", "Example Bank", "14.11.2026", "TX-1",  # German: one thousand …
+        "1,250 EUR", "2", "", "", "",  # … or one and a quarter, as the person says
+        "1.250 €", "", "1.250,00 €", "", "", "",  # Enter: type it again, unambiguously
+        ""])
+    losses = guided._ask_losses(prompter)
+    assert prompter.answers == []
+    assert [(x.amount, x.currency, x.date) for x in losses] == [
+        ("1250", "EUR", "2026-11-14"), ("1.25", "EUR", None), ("1250.00", "EUR", None)]
+    text = prompter.transcript
+    assert "1 250 EUR — one thousand two hundred fifty euros" in text
+    assert "1.25 EUR — one and 25/100 euros" in text
+    assert prompter.asked.count("Which one did you mean? 1 or 2:") == 3
+    # every amount is said back one way before the next question
+    assert "✓[/] 1 250.00 EUR (one thousand two hundred fifty euros)" in text

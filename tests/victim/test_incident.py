@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -53,9 +54,11 @@ def test_yaml_scalars_that_would_change_meaning_stay_text() -> None:
 @pytest.mark.parametrize(("yaml_text", "field", "words"), [
     ("losses:\n  - {amount: '12', currency: EURO}\n", "losses[0].currency", "ISO 4217"),
     ("losses:\n  - {amount: '-5', currency: EUR}\n", "losses[0].amount", "negative"),
-    ("losses:\n  - {amount: '1,234.50', currency: EUR}\n", "losses[0].amount", "not an amount"),
+    ("losses:\n  - {amount: '1,234', currency: EUR}\n", "losses[0].amount",
+     "can be read two ways"),
+    ("losses:\n  - {amount: '1,23,4', currency: EUR}\n", "losses[0].amount", "not an amount"),
     ("losses:\n  - {currency: EUR}\n", "losses[0].amount", "missing"),
-    ("losses:\n  - {amount: 5, currency: EUR, date: 16.11.2026}\n", "losses[0].date", "date"),
+    ("losses:\n  - {amount: 5, currency: EUR, date: 16/11/2026}\n", "losses[0].date", "date"),
     ("started: 2026-11-16 14:05\n", "started", "no time zone"),
     ("started: yesterday\n", "started", "not a date and time"),
     ("time_zone: Mars/Olympus\nstarted: 2026-11-16 14:05\n", "time_zone", "time zone"),
@@ -204,4 +207,48 @@ def test_a_date_alone_in_a_timeline_note() -> None:
 def test_a_decimal_comma_is_read_as_a_decimal_point() -> None:
     record = inc.from_input({"losses": [{"amount": "499,90", "currency": "EUR"}]})
     assert record.losses[0].amount == "499.90"
-    assert inc.decimal_point("1,5") == "1.5" and inc.decimal_point("1,500") == "1,500"
+
+
+@pytest.mark.parametrize(("typed", "stored"), [
+    ("1.250,00", "1250.00"), ("1,250.00", "1250.00"), ("1 250,00", "1250.00"),
+    ("1\u00a0250,00", "1250.00"), ("1\u202f250.00", "1250.00"), ("1'250.50", "1250.50"),
+    ("1\u2019250.50", "1250.50"), ("1.250,-", "1250"), ("1.250.000", "1250000"),
+    ("1,250,000.5", "1250000.5"), ("0,125", "0.125"), ("1250.000", "1250.000"), ("12,5", "12.5"),
+])
+def test_a_yaml_amount_is_read_in_either_convention(typed: str, stored: str) -> None:
+    record = inc.from_input({"losses": [{"amount": typed, "currency": "EUR"}]})
+    assert record.losses[0].amount == stored
+
+
+def test_a_yaml_amount_that_reads_two_ways_is_refused_saying_how_to_write_it() -> None:
+    # before, '1.250' was stored as 1.250 (one and a quarter) although a German means 1250
+    with pytest.raises(inc.IncidentError) as caught:
+        inc.load_yaml("losses:\n  - {amount: 1.250, currency: EUR}\n")
+    assert "can be read two ways" in caught.value.message
+    assert "one thousand two hundred fifty" in caught.value.message
+    assert "write it as 1250 or as 1.25" in (caught.value.hint or "")
+
+
+def test_a_stored_amount_is_read_exactly_as_stored() -> None:
+    # A bundle written before holds '1.250' as typed then: it is read back as it is, not asked
+    loss = inc.loss({"amount": "1.250", "currency": "EUR"}, "losses[0]", typed=False)
+    assert loss.amount == "1.250"
+    with pytest.raises(inc.IncidentError):
+        inc.loss({"amount": "1.250,00", "currency": "EUR"}, "losses[0]", typed=False)
+
+
+@pytest.mark.parametrize(("typed", "local"), [
+    ("14.11.2026", "2026-11-14"), ("1.2.2026", "2026-02-01"),
+    ("14.11.2026 14:05", "2026-11-14T14:05:00+01:00"),
+    ("14.11.2026, 14:05", "2026-11-14T14:05:00+01:00"),
+])
+def test_a_day_month_year_date_with_dots_is_read(typed: str, local: str) -> None:
+    assert inc.parse_moment(typed, "started", ZoneInfo("Europe/Berlin")).local == local
+
+
+def test_a_loss_date_with_dots_is_read() -> None:
+    record = inc.from_input({"losses": [{"amount": "5", "currency": "EUR",
+                                         "date": "14.11.2026"}]})
+    assert record.losses[0].date == "2026-11-14"
+    with pytest.raises(inc.IncidentError):
+        inc.from_input({"losses": [{"amount": "5", "currency": "EUR", "date": "31.02.2026"}]})

@@ -44,6 +44,12 @@ def test_without_a_terminal_a_note_needs_yes(bundle, keys):
     (["--kind", "loss", "--amount", "1,5", "--currency", "EUR"],  # a decimal comma, as --loss
      {"kind": "loss", "amount": "1.5", "currency": "EUR", "date": "",
       "institution": "", "reference": ""}),
+    (["--kind", "loss", "--amount", "1.250,00", "--currency", "EUR", "--date", "18.11.2026"],
+     {"kind": "loss", "amount": "1250.00", "currency": "EUR", "date": "2026-11-18",
+      "institution": "", "reference": ""}),  # German forms, stored one way
+    (["--kind", "timeline", "--time", "17.11.2026 09:00 +01:00", "--text", "card blocked"],
+     {"kind": "timeline", "time": "2026-11-17T09:00:00+01:00",
+      "time_utc": "2026-11-17T08:00:00.000000000Z"}),
     (["--kind", "timeline", "--time", "2026-11-17", "--text", "card blocked"],  # a date alone
      {"kind": "timeline", "time": "2026-11-17", "time_utc": ""}),
 ])
@@ -71,8 +77,10 @@ def test_note_is_a_signed_custody_event(bundle, keys, args, details):
     (["--kind", "timeline", "--time", "2026-11-17 9:00 Mars/Base", "--text", "x"], "--time:"),
     (["--kind", "loss", "--amount", "1.2.3", "--currency", "EUR"], "--amount: '1.2.3'"),
     (["--kind", "loss", "--amount", "5", "--currency", "EURO"], "--currency: 'EURO'"),
-    (["--kind", "loss", "--amount", "5", "--currency", "EUR", "--date", "17.11.2026"],
-     "--date: '17.11.2026'"),
+    (["--kind", "loss", "--amount", "5", "--currency", "EUR", "--date", "17/11/2026"],
+     "--date: '17/11/2026'"),
+    (["--kind", "loss", "--amount", "1.250", "--currency", "EUR"],
+     "--amount: '1.250' can be read two ways"),
     (["--kind", "identifier", "--value", "x@scam.example"], "--id-kind is missing"),
     (["--kind", "identifier", "--id-kind", "email"], "--value is missing"),
 ])
