@@ -1,8 +1,9 @@
 """A bundle made by ``evidencekit capture`` checked with standard tools only (docs/FORMAT.md §7.2).
 
 Each test follows one step of "Verifying by hand" with the real tool (tar, ssh-keygen, sha256sum,
-age, pyrage, bagit-python), and one test runs the documented shell procedure verbatim, so that the
-documented procedure itself stays true. Keys, trees and bundles live in pytest's tmp_path.
+age, pyrage, bagit-python); tests/interop/test_by_hand.py runs the documented procedure itself,
+taken from FORMAT.md, on good and forged bundles. Keys, trees and bundles live in pytest's
+tmp_path.
 """
 
 from __future__ import annotations
@@ -10,10 +11,7 @@ from __future__ import annotations
 import json
 import os
 import pty
-import re
 import select
-import shlex
-import shutil
 import subprocess
 import sys
 import time
@@ -407,59 +405,3 @@ def test_pyrage_decrypts_passphrase_bundle(tmp_path, home, keys):
     assert (bag / "manifest-sha256.txt").is_file()
     with pytest.raises(Exception, match=r"(?i)decrypt|passphrase|key"):
         pyrage.passphrase.decrypt((outer / "payload.age").read_bytes(), "wrong passphrase")
-
-
-# --------------------------------------------------------------- §7.2, the procedure verbatim
-
-
-def documented_procedure() -> str:
-    """The shell block of FORMAT.md §7.2, as printed; a step commented "if present" runs only when
-    the file it names (its last argument) exists, as a reader would do."""
-    text = (Path(__file__).parents[2] / "docs" / "FORMAT.md").read_text(encoding="utf-8")
-    section = text.split("### 7.2", 1)[1]
-    match = re.search(r"```sh\n(.*?)```", section, re.DOTALL)
-    assert match, "FORMAT.md §7.2 has no ```sh block"
-    lines = []
-    for line in match.group(1).splitlines():
-        command, _, comment = line.partition("#")
-        if "if present" in comment and command.strip():
-            target = shlex.quote(command.split()[-1])
-            line = f"if [ -e {target} ]; then {command.strip()}; fi"
-        lines.append(line)
-    return "\n".join(lines) + "\n"
-
-
-def test_documented_procedure_runs_as_written(tmp_path, home, keys, clean_tree, monkeypatch):
-    for tool in ("tar", "ssh-keygen", "sha256sum", "age", "python3", "bash"):
-        require_tool(tool)
-    # bagit.py is installed next to the interpreter running the tests
-    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    require_tool("bagit.py")
-    # A second name of a file: stored as a tar hard link (format 2), which tar re-creates.
-    original = next(p for p in sorted(clean_tree.rglob("*")) if p.is_file() and not p.is_symlink())
-    os.link(original, clean_tree / "zz-second-name")
-    bundle, _ = capture(tmp_path, keys, clean_tree)
-    work = tmp_path / "by-hand"
-    work.mkdir()
-    shutil.copyfile(bundle, work / "case.evidence")
-
-    script = documented_procedure()
-    assert "~/key.txt" in script and "case.evidence" in script
-    script = script.replace("~/key.txt", str(keys["identity"]))
-    env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
-    result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=work, env=env,
-                            capture_output=True, timeout=300, check=False)
-    output = (result.stdout + result.stderr).decode(errors="replace")
-    assert result.returncode == 0, output
-
-    seal = seal_of(work / "outer")
-    assert output.count('Good "evidencekit" signature') == 3  # seal, custody event, manifest
-    assert seal["signer"]["fingerprint"] in output  # ssh-keygen -lf
-    assert f"{seal['readme_sha256']}  README.txt" in output
-    assert f"{seal['payload']['sha256']}  payload.age" in output
-    assert f"{seal['manifest_root']}  manifest-sha256.txt" in output
-    assert "FAILED" not in output and "is valid" in output  # sha256sum -c, bagit.py
-    data = work / "outer" / "bag" / "data" / clean_tree.name
-    assert os.stat(data / "zz-second-name").st_ino == \
-        os.stat(data / original.relative_to(clean_tree)).st_ino
-    assert "zz-second-name: OK" in output

@@ -586,32 +586,30 @@ def test_age_tar_and_ssh_keygen_open_and_check_the_addenda(case: Case, tmp_path:
 
 
 @pytest.mark.interop
+@pytest.mark.parametrize("forgery", [None, "hash differs", "other key", "removed"])
 def test_the_documented_procedure_checks_an_addendum(case: Case, tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """FORMAT.md §7.2 as printed, with NNNNNN the resealed event that added the addendum."""
-    from tests.interop.test_bundle_interop import documented_procedure
+                                                     forgery: str | None) -> None:
+    """FORMAT.md §7.2 as printed (tests/interop/test_by_hand.py runs it): a resealed bundle
+    with an addendum and an incident record passes; each forged addendum fails, named."""
+    from tests.interop.test_by_hand import by_hand, failed, passed, toolbox_in
 
-    for tool in ("tar", "ssh-keygen", "sha256sum", "age", "python3", "bash"):
-        require_tool(tool)
-    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    require_tool("bagit.py")
-    work = tmp_path / "by-hand"
-    work.mkdir()
-    shutil.copyfile(case.resealed, work / "case.evidence")
-    script = documented_procedure()
-    assert "addenda/NNNNNN.json" in script
-    script = script.replace("~/key.txt", str(_identity_file(case, tmp_path)))
-    script = script.replace("NNNNNN", "000002")
-    env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
-    result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=work, env=env,
-                            capture_output=True, timeout=300, check=False)
-    output = (result.stdout + result.stderr).decode(errors="replace")
-    assert result.returncode == 0, output
-    # seal, two custody events, the manifest, the addendum
-    assert output.count('Good "evidencekit" signature') == 5, output
-    digest = verify(case.resealed, case.keys()).addenda[0].sha256
-    assert f"{digest}  addenda/000002.json" in output
-    assert "FAILED" not in output
+    toolbox = toolbox_in(tmp_path / "toolbox")
+    bundle = tmp_path / "case.evidence"
+    if forgery is None:
+        shutil.copyfile(case.resealed, bundle)
+        output = passed(by_hand(toolbox, bundle, "-i", _identity_file(case, tmp_path)))
+        # seal, two custody events, the manifest, the addendum
+        assert output.count('Good "evidencekit" signature') == 5, output
+        assert "addenda/000002.json is the addendum that custody event 000002 names" in output
+        assert "incident.json is the one manifest.json names" in output
+        return
+    build = {"hash differs": _hash_differs, "other key": _other_key, "removed": _removed}
+    shutil.copyfile(build[forgery](case, tmp_path), bundle)
+    phrase = {"hash differs": "addenda/000002.json is not named by a 'resealed' custody event",
+              "other key": "addendum 000002, by its author (addenda/000002.json) is not signed "
+                           "by the key it names",
+              "removed": "custody event 000002 names an addendum that the payload does not hold"}
+    failed(by_hand(toolbox, bundle, "-i", _identity_file(case, tmp_path)), phrase[forgery])
 
 
 # ------------------------------------------------------------------ evidencekit note --private

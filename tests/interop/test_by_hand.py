@@ -1,0 +1,568 @@
+"""docs/FORMAT.md §7.2, "Verifying by hand", run literally on good and forged bundles.
+
+The shell blocks of §7.2 are taken from FORMAT.md itself, joined and run with dash (Debian's
+/bin/sh, so nothing beyond POSIX sh slips in) with a PATH that holds only the standard tools the
+section names: no python3, no evidencekit. docs/verify-by-hand.sh must be those blocks byte for
+byte. Good bundles (an age identity, an OpenSSH key, a passphrase typed on a terminal, names that
+need escaping, a legitimate reseal, an addendum) must pass; each forgery must fail with a message
+naming what is wrong. Bundles are made with the real CLI, forgeries with evidencekit's own
+writers (the payload re-encrypted, the events re-signed), so only the check under test can
+object.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import os
+import pty
+import re
+import select
+import shutil
+import subprocess
+import tarfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from evidencekit.clock import parse_rfc3339, rfc3339
+from evidencekit.crypto import age, sshsig
+from evidencekit.crypto.keys import SigningKey
+from evidencekit.format.documents import CustodyEvent, Signer, custody_member
+from evidencekit.format.outer import OuterWriter, read_member, read_members
+from tests.conftest import require_tool
+from tests.e2e.conftest import Run, make_tree, run_cli
+
+pytestmark = pytest.mark.interop
+
+ROOT = Path(__file__).parents[2]
+CASE = "FRAUD-2026-0117"
+PASSPHRASE = "correct horse battery staple"
+SECOND = 10**9
+# Everything the procedure may call; nothing else is on PATH when it runs.
+TOOLS = ("dash", "tar", "age", "ssh-keygen", "sha256sum", "awk", "sed", "grep", "find", "sort",
+         "uniq", "comm", "cut", "paste", "wc", "tr", "cmp", "diff", "mkdir", "rm", "cat", "tail",
+         "basename", "expr", "printf")
+Member = tuple[str, bytes, int]  # outer member: name, data, header mtime
+
+
+# ---------------------------------------------------------------------- the procedure itself
+
+
+def documented_blocks() -> list[str]:
+    """The ```sh blocks of FORMAT.md §7.2, in order."""
+    text = (ROOT / "docs" / "FORMAT.md").read_text(encoding="utf-8")
+    section = text.split("### 7.2", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"^```sh\n(.*?)^```$", section, re.DOTALL | re.MULTILINE)
+    assert len(blocks) >= 10, "FORMAT.md §7.2 lost its shell blocks"
+    return blocks
+
+
+def documented_procedure() -> str:
+    return "\n".join(documented_blocks())
+
+
+def test_the_script_in_docs_is_the_documented_procedure() -> None:
+    script = (ROOT / "docs" / "verify-by-hand.sh").read_text(encoding="utf-8")
+    assert script == documented_procedure(), \
+        "docs/verify-by-hand.sh and FORMAT.md §7.2 differ: keep them the same, block by block"
+    assert "python" not in script.replace("no Python", "")
+    # every step of §7.1 that can be done by hand has its block, and says so when it runs
+    for step in ("1.", "2, 3.", "4.", "6.", "7.", "8.", "9.", "10.", "11."):
+        assert f'step "{step} ' in script
+
+
+def toolbox_in(folder: Path) -> Path:
+    """A folder of links to the allowed tools only: the procedure's whole PATH."""
+    folder.mkdir(exist_ok=True)
+    for tool in TOOLS:
+        os.symlink(require_tool(tool), folder / tool)
+    os.symlink(require_tool("dash"), folder / "sh")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def toolbox(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return toolbox_in(tmp_path_factory.mktemp("toolbox"))
+
+
+@dataclass
+class Outcome:
+    code: int
+    output: str
+
+    @property
+    def verdict(self) -> str:
+        return self.output.rsplit("== Verdict", 1)[-1]
+
+
+def by_hand(toolbox: Path, bundle: Path, *options: str | Path, answer: str | None = None
+            ) -> Outcome:
+    """Run the procedure taken from FORMAT.md on *bundle*, in a fresh folder. With *answer*, on
+    a terminal (age asks for a passphrase there) and answering age's prompt with it."""
+    script = bundle.parent / "by-hand.sh"
+    script.write_text(documented_procedure(), encoding="utf-8")
+    work = bundle.parent / f"{bundle.name}.checked"
+    shutil.rmtree(work, ignore_errors=True)
+    argv = [str(toolbox / "dash"), str(script), *map(str, options), str(bundle)]
+    env = {"PATH": str(toolbox), "HOME": str(bundle.parent), "LC_ALL": "C"}
+    if answer is None:
+        result = subprocess.run(argv, cwd=bundle.parent, env=env, capture_output=True,
+                                timeout=300, check=False)
+        return Outcome(result.returncode, (result.stdout + result.stderr).decode(
+            errors="replace"))
+    return on_a_terminal(argv, bundle.parent, env, answer)
+
+
+def on_a_terminal(argv: list[str], cwd: Path, env: dict[str, str], answer: str) -> Outcome:
+    pid, fd = pty.fork()
+    if pid == 0:  # child
+        try:
+            os.chdir(cwd)
+            os.execve(argv[0], argv, env)
+        finally:
+            os._exit(127)
+    output, answered = b"", False
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 1)
+            if not ready:
+                continue
+            try:
+                data = os.read(fd, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            output += data
+            if not answered and b"Enter passphrase" in output:
+                os.write(fd, answer.encode() + b"\n")
+                answered = True
+    finally:
+        os.close(fd)
+        _, status = os.waitpid(pid, 0)
+    return Outcome(os.waitstatus_to_exitcode(status), output.decode(errors="replace"))
+
+
+def passed(outcome: Outcome, *, evidence: bool = True) -> str:
+    assert outcome.code == 0, outcome.output
+    assert "FAILED" not in outcome.output, outcome.output
+    expected = "VERIFIED BY HAND" if evidence else "PUBLIC PARTS VERIFIED BY HAND"
+    assert expected in outcome.verdict, outcome.output
+    return outcome.output
+
+
+def failed(outcome: Outcome, *phrases: str) -> str:
+    """Exit 1, the verdict says so, and names what is wrong (each phrase in a FAILED line)."""
+    assert outcome.code == 1, outcome.output
+    assert "VERIFICATION FAILED" in outcome.verdict, outcome.output
+    lines = [line for line in outcome.output.splitlines() if "FAILED:" in line or
+             line.startswith(" - ")]
+    for phrase in phrases:
+        assert any(phrase in line for line in lines), f"{phrase!r} not in:\n{outcome.output}"
+    return outcome.output
+
+
+# ------------------------------------------------------------------------- bundles and keys
+
+
+@dataclass(frozen=True)
+class Keys:
+    folder: Path
+    sealer: SigningKey
+    officer: SigningKey
+    stranger: SigningKey
+    identity: age.X25519Identity
+
+    def file(self, name: str) -> Path:
+        return self.folder / name
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
+    folder = tmp_path_factory.mktemp("keys")
+    sealer, officer, stranger = (SigningKey.generate(n) for n in ("victim", "officer", "mallory"))
+    for name, key in (("sealer", sealer), ("officer", officer), ("stranger", stranger)):
+        key.save(folder / name)
+    identity = age.X25519Identity.generate()
+    (folder / "identity.txt").write_text(f"# test identity\n{identity}\n")
+    (folder / "passphrase.txt").write_text(PASSPHRASE + "\n")
+    (folder / "trusted.pub").write_text(f"{sealer.public.openssh_line()}\n"
+                                        f"{officer.public.openssh_line()}\n")
+    return Keys(folder, sealer, officer, stranger, identity)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
+        patch.delenv("EVIDENCEKIT_PASSPHRASE", raising=False)
+        patch.delenv("EVIDENCEKIT_KEY_PASSPHRASE", raising=False)
+        yield
+
+
+def ok(result: Run) -> Run:
+    assert result.code == 0, f"exit {result.code}: {result.stdout}{result.stderr}"
+    return result
+
+
+def capture(folder: Path, keys: Keys, tree: Path, *encryption: object) -> Path:
+    out = folder / "case.evidence"
+    ok(run_cli("capture", tree, "--case", CASE, "--examiner", "Victim V.",
+               *(encryption or ("-r", str(keys.identity.recipient()))),
+               "--sign-key", keys.file("sealer"), "-o", out))
+    return out
+
+
+@pytest.fixture(scope="module")
+def logged(tmp_path_factory: pytest.TempPathFactory, keys: Keys) -> Path:
+    """A bundle with odd names (and a hard link) and three custody events: 1 captured,
+    2 transferred (victim), 3 received (officer)."""
+    folder = tmp_path_factory.mktemp("logged")
+    tree = make_tree(folder, big=3 * 1024 * 1024)
+    (tree / "quo'te\"s.txt").write_text("quotes\n")
+    (tree / "mail" / "folder with\nnewline").mkdir()
+    (tree / "mail" / "folder with\nnewline" / "tab\there").write_text("tab\n")
+    os.link(tree / "mail" / "inbox" / "scam.eml", tree / "second-name.eml")
+    bundle = capture(folder, keys, tree)
+    ok(run_cli("custody", "add", bundle, "--action", "transferred", "--to", "Det. A. Smith",
+               "--note", "USB stick, receipt 4411", "--actor", "Victim V.",
+               "--sign-key", keys.file("sealer")))
+    ok(run_cli("custody", "add", bundle, "--action", "received", "--from", "Victim V.",
+               "--actor", "Det. A. Smith", "--sign-key", keys.file("officer")))
+    os.chmod(bundle, 0o444)
+    return bundle
+
+
+def copy_of(bundle: Path, tmp_path: Path, name: str = "case.evidence") -> Path:
+    copy = tmp_path / name
+    shutil.copyfile(bundle, copy)
+    return copy
+
+
+# --------------------------------------------------------------------------- bundle surgery
+
+
+def contents(path: Path) -> list[Member]:
+    with open(path, "rb") as f:
+        return [(m.name, read_member(f, m, 1 << 34), m.mtime) for m in read_members(f)]
+
+
+def rebuild(path: Path, members: list[Member]) -> Path:
+    """A structurally perfect bundle (canonical headers) from (name, data, mtime) members."""
+    with open(path, "wb") as f:
+        writer = OuterWriter(f)
+        for name, data, mtime in members:
+            writer.add_bytes(name, data, mtime)
+        writer.finish()
+    return path
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def event_of(members: list[Member], sequence: int) -> CustodyEvent:
+    data = dict((n, d) for n, d, _ in members)[custody_member(sequence)]
+    return CustodyEvent.from_json(data, custody_member(sequence))
+
+
+def replace_event(members: list[Member], sequence: int, event: CustodyEvent,
+                  key: SigningKey) -> list[Member]:
+    """Event *sequence* replaced by *event*, signed by *key* (whatever key the event names)."""
+    data = event.to_json()
+    stamp = parse_rfc3339(event.time) // SECOND
+    replaced = {custody_member(sequence): (data, stamp),
+                custody_member(sequence) + ".sig": (sshsig.sign(key, data), stamp)}
+    return [(n, *replaced[n]) if n in replaced else (n, d, t) for n, d, t in members]
+
+
+def signer_of(key: SigningKey) -> Signer:
+    return Signer(" ".join(key.public.openssh_line().split()[:2]), key.public.fingerprint)
+
+
+def forged_reseal(bundle: Path, out: Path, keys: Keys,
+                  edit: Callable[[list[tuple[tarfile.TarInfo, bytes]]], None],
+                  resealer: SigningKey | None = None) -> Path:
+    """What a custodian who can decrypt could do: decrypt, change the plaintext tar (*edit* on
+    its members), re-encrypt to the same key and append a well-formed 'resealed' event, signed
+    by *resealer* and chained to the log; the seal and everything before are untouched."""
+    members = contents(bundle)
+    data = {n: d for n, d, _ in members}
+    plaintext = age.decrypt(data["payload.age"], [keys.identity])
+    with tarfile.open(fileobj=io.BytesIO(plaintext), format=tarfile.PAX_FORMAT,
+                      encoding="utf-8", errors="surrogateescape") as tar:
+        items = [(m, tar.extractfile(m).read() if m.isfile() else b"")  # type: ignore[union-attr]
+                 for m in tar.getmembers()]
+    edit(items)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8",
+                      errors="surrogateescape") as tar:
+        for info, content in items:
+            info.size = len(content) if info.isfile() else 0
+            tar.addfile(info, io.BytesIO(content) if info.isfile() else None)
+    payload = age.encrypt(buffer.getvalue(), [keys.identity.recipient()])
+    events = (len(members) - 4) // 2
+    last = event_of(members, events)
+    key = resealer or keys.stranger
+    event = dataclasses.replace(
+        last, sequence=events + 1, action="resealed", actor=signer_of(key), actor_name="Mallory",
+        time=rfc3339(parse_rfc3339(last.time) + 60 * SECOND), note="re-encrypted",
+        counterparty="", payload_sha256=sha(payload), previous_sha256=sha(data[custody_member(events)]),
+        details={"old_payload_sha256": sha(data["payload.age"]),
+                 "new_payload_sha256": sha(payload), "new_payload_size": str(len(payload)),
+                 "recipients": str(keys.identity.recipient())})
+    event_json = event.to_json()
+    stamp = parse_rfc3339(event.time) // SECOND
+    rebuilt = [(n, payload if n == "payload.age" else d, t) for n, d, t in members]
+    rebuilt += [(custody_member(events + 1), event_json, stamp),
+                (custody_member(events + 1) + ".sig", sshsig.sign(key, event_json), stamp)]
+    return rebuild(out, rebuilt)
+
+
+def member_named(items: list[tuple[tarfile.TarInfo, bytes]], name: str) -> int:
+    return next(i for i, (info, _) in enumerate(items) if info.name == name)
+
+
+def add_folder(name: str) -> Callable[[list[tuple[tarfile.TarInfo, bytes]]], None]:
+    def edit(items: list[tuple[tarfile.TarInfo, bytes]]) -> None:
+        info = tarfile.TarInfo(name)
+        info.type, info.mode = tarfile.DIRTYPE, 0o755
+        at = member_named(items, "bag/manifest-sha256.txt")
+        items.insert(at, (info, b""))
+    return edit
+
+
+def change_file(name: str, content: bytes) -> Callable[[list[tuple[tarfile.TarInfo, bytes]]],
+                                                       None]:
+    def edit(items: list[tuple[tarfile.TarInfo, bytes]]) -> None:
+        at = member_named(items, name)
+        items[at] = (items[at][0], content)
+    return edit
+
+
+# ------------------------------------------------------------------------------ good bundles
+
+
+def test_a_good_bundle_with_odd_names_and_a_custody_log_passes(logged: Path, keys: Keys,
+                                                                 toolbox: Path,
+                                                                 tmp_path: Path) -> None:
+    bundle = copy_of(logged, tmp_path)
+    output = passed(by_hand(toolbox, bundle, "-i", keys.file("identity.txt")))
+    # seal, three events, manifest: each checked against the key its document names
+    assert output.count('Good "evidencekit" signature for signer') == 5
+    assert keys.sealer.public.fingerprint in output and keys.officer.public.fingerprint in output
+    assert "3 custody events" in output
+    # every file, names with a newline, a tab, quotes, % and a hard link included
+    files = sum(1 for _ in (tmp_path / "case.evidence.checked" / "payload" / "bag")
+                .joinpath("manifest-sha256.txt").open("rb"))
+    assert f"the {files} files of manifest-sha256.txt are there" in output
+    data = tmp_path / "case.evidence.checked" / "payload" / "bag" / "data" / "evidence"
+    assert (data / "mail" / "folder with\nnewline" / "tab\there").read_text() == "tab\n"
+    assert os.stat(data / "second-name.eml").st_ino == \
+        os.stat(data / "mail" / "inbox" / "scam.eml").st_ino
+    assert "the 5 folders manifest.json lists are there, and no others" in output
+    # without -t the sealer's fingerprint is shown, to compare with the one given
+    assert f"the sealer is {keys.sealer.public.fingerprint}: compare" in output
+
+
+def test_trusted_keys_are_weighed(logged: Path, keys: Keys, toolbox: Path,
+                                  tmp_path: Path) -> None:
+    bundle = copy_of(logged, tmp_path)
+    output = passed(by_hand(toolbox, bundle, "-t", keys.file("trusted.pub")), evidence=False)
+    assert "is in" in output and "warning: no key given" in output
+    stranger = tmp_path / "stranger.pub"
+    stranger.write_text(keys.stranger.public.openssh_line() + "\n")
+    failed(by_hand(toolbox, bundle, "-t", stranger),
+           f"the sealer, {keys.sealer.public.fingerprint}, is not one of the keys")
+
+
+def test_a_bundle_for_an_openssh_key_passes(tmp_path: Path, keys: Keys, toolbox: Path) -> None:
+    tree = tmp_path / "evidence"
+    tree.mkdir()
+    (tree / "chat.png").write_bytes(b"\x89PNG fake")
+    bundle = capture(tmp_path, keys, tree, "-r", keys.officer.public.openssh_line())
+    passed(by_hand(toolbox, bundle, "-i", keys.file("officer")))
+    # the wrong key: age refuses, and the procedure says so
+    failed(by_hand(toolbox, bundle, "-i", keys.file("stranger")),
+           "age could not decrypt payload.age")
+
+
+def test_a_passphrase_bundle_passes_with_the_passphrase_typed(tmp_path: Path, keys: Keys,
+                                                               toolbox: Path) -> None:
+    tree = tmp_path / "evidence"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "sub" / "statement.csv").write_text("2026-11-16,-499.00,EUR\n")
+    bundle = capture(tmp_path, keys, tree, "--passphrase-file", keys.file("passphrase.txt"))
+    output = passed(by_hand(toolbox, bundle, "-p", answer=PASSPHRASE))
+    assert "Enter passphrase" in output
+    failed(by_hand(toolbox, bundle, "-p", answer="wrong passphrase"),
+           "age could not decrypt payload.age")
+
+
+def test_a_legitimate_reseal_passes_with_a_warning(logged: Path, keys: Keys, toolbox: Path,
+                                                   tmp_path: Path) -> None:
+    new = age.X25519Identity.generate()
+    (tmp_path / "new.txt").write_text(f"{new}\n")
+    resealed = tmp_path / "resealed.evidence"
+    ok(run_cli("reseal", logged, "-i", keys.file("identity.txt"), "-r", str(new.recipient()),
+               "-o", resealed, "--actor", "Det. A. Smith", "--sign-key", keys.file("officer")))
+    output = passed(by_hand(toolbox, resealed, "-i", tmp_path / "new.txt",
+                            "-t", keys.file("trusted.pub")))
+    assert f"event 4: the payload was resealed (re-encrypted) by " \
+           f"{keys.officer.public.fingerprint}" in output
+    # the old key no longer opens it
+    failed(by_hand(toolbox, resealed, "-i", keys.file("identity.txt")),
+           "age could not decrypt")
+
+
+def test_a_reseal_by_a_stranger_that_changes_nothing_is_weighed(logged: Path, keys: Keys,
+                                                                toolbox: Path,
+                                                                tmp_path: Path) -> None:
+    """Re-encrypted by a key nobody trusts, the evidence untouched: with the key, the payload
+    is checked against the sealer's manifest (a warning); without it, an error under -t."""
+    forged = forged_reseal(logged, tmp_path / "case.evidence", keys, lambda items: None)
+    output = passed(by_hand(toolbox, forged, "-i", keys.file("identity.txt"),
+                            "-t", keys.file("trusted.pub")))
+    assert "but the payload is exactly what the sealer signed" in output
+    failed(by_hand(toolbox, forged, "-t", keys.file("trusted.pub")),
+           "resealed by a key not in", "the payload was not checked")
+
+
+# ---------------------------------------------------------------------------------- forgeries
+
+
+def test_a_custody_event_resigned_by_a_strangers_key_fails(logged: Path, keys: Keys,
+                                                            toolbox: Path,
+                                                            tmp_path: Path) -> None:
+    """The officer's event edited (another note) and re-signed by a stranger: ssh-keygen
+    check-novalidate would say "Good signature"; the event names the officer's key."""
+    members = contents(logged)
+    event = dataclasses.replace(event_of(members, 3), note="never received anything")
+    forged = rebuild(tmp_path / "case.evidence",
+                     replace_event(members, 3, event, keys.stranger))
+    output = failed(by_hand(toolbox, forged),
+                    "custody/000003.json) is not signed by the key it names, "
+                    f"{keys.officer.public.fingerprint}")
+    assert output.count("   FAILED:") == 1
+
+
+def test_a_middle_event_rewritten_by_a_stranger_breaks_the_chain(logged: Path, keys: Keys,
+                                                                 toolbox: Path,
+                                                                 tmp_path: Path) -> None:
+    """Event 2 rewritten and signed consistently by the stranger it now names: its signature
+    holds, but event 3 no longer chains to it."""
+    members = contents(logged)
+    event = dataclasses.replace(event_of(members, 2), actor=signer_of(keys.stranger),
+                                counterparty="Mallory")
+    forged = rebuild(tmp_path / "case.evidence",
+                     replace_event(members, 2, event, keys.stranger))
+    failed(by_hand(toolbox, forged, "-i", keys.file("identity.txt")),
+           "custody/000003.json: previous_sha256 is not the SHA-256 of the event before")
+
+
+def test_an_event_removed_from_the_middle_breaks_the_chain(logged: Path, keys: Keys,
+                                                           toolbox: Path,
+                                                           tmp_path: Path) -> None:
+    """Event 2 dropped, event 3 renumbered and re-signed by its own actor (the officer)."""
+    members = contents(logged)
+    third = dataclasses.replace(event_of(members, 3), sequence=2)
+    kept = [m for m in members if not m[0].startswith(custody_member(3))]
+    forged = rebuild(tmp_path / "case.evidence", replace_event(kept, 2, third, keys.officer))
+    failed(by_hand(toolbox, forged),
+           "custody/000002.json: previous_sha256 is not the SHA-256 of the event before")
+
+
+def test_an_event_about_another_payload_fails(logged: Path, keys: Keys, toolbox: Path,
+                                              tmp_path: Path) -> None:
+    members = contents(logged)
+    event = dataclasses.replace(event_of(members, 3), payload_sha256="0" * 64)
+    forged = rebuild(tmp_path / "case.evidence", replace_event(members, 3, event, keys.officer))
+    failed(by_hand(toolbox, forged), "custody/000003.json: payload_sha256 is not the payload")
+
+
+def test_a_tampered_manifest_json_fails(logged: Path, keys: Keys, toolbox: Path,
+                                        tmp_path: Path) -> None:
+    """manifest.json edited in the payload (another examiner): its SHA-256 is no longer the
+    seal's manifest_sha256, and the sealer's signature no longer holds."""
+    def edit(items: list[tuple[tarfile.TarInfo, bytes]]) -> None:
+        at = member_named(items, "bag/evidencekit/manifest.json")
+        items[at] = (items[at][0], items[at][1].replace(b"Victim V.", b"Someone E"))
+    forged = forged_reseal(logged, tmp_path / "case.evidence", keys, edit)
+    failed(by_hand(toolbox, forged, "-i", keys.file("identity.txt")),
+           "evidencekit/manifest.json: its SHA-256 is not the seal's manifest_sha256",
+           "the manifest, by the sealer (evidencekit/manifest.json) is not signed by the key")
+
+
+def test_a_tampered_file_in_the_bag_fails(logged: Path, keys: Keys, toolbox: Path,
+                                          tmp_path: Path) -> None:
+    forged = forged_reseal(logged, tmp_path / "case.evidence", keys,
+                           change_file("bag/data/evidence/mail/inbox/scam.eml",
+                                       b"From: a@b\n\nPay to another account\n"))
+    failed(by_hand(toolbox, forged, "-i", keys.file("identity.txt")),
+           "data/evidence/mail/inbox/scam.eml: FAILED")
+
+
+@pytest.mark.parametrize(("name", "why"), [
+    ("bag/data/evidence/new-folder/", "an added folder"),
+    ("bag/data/evidence/link-to-scam/", "a symbolic link turned into a folder"),
+])
+def test_a_folder_added_in_a_resealed_payload_fails(logged: Path, keys: Keys, toolbox: Path,
+                                                    tmp_path: Path, name: str,
+                                                    why: str) -> None:
+    forged = forged_reseal(logged, tmp_path / "case.evidence", keys, add_folder(name))
+    failed(by_hand(toolbox, forged, "-i", keys.file("identity.txt")),
+           "bag/data holds 6 folders, manifest.json lists 5: folders were added or removed; "
+           f"not listed: {name[4:-1]}")
+
+
+def test_an_empty_folder_dropped_from_a_resealed_payload_fails(logged: Path, keys: Keys,
+                                                               toolbox: Path,
+                                                               tmp_path: Path) -> None:
+    def edit(items: list[tuple[tarfile.TarInfo, bytes]]) -> None:
+        del items[member_named(items, "bag/data/evidence/empty-folder")]
+    forged = forged_reseal(logged, tmp_path / "case.evidence", keys, edit)
+    failed(by_hand(toolbox, forged, "-i", keys.file("identity.txt")),
+           "folder data/evidence/empty-folder (listed in manifest.json) is not in the payload")
+
+
+@pytest.mark.parametrize("kind", ["symlink", "extra file", "file outside the bag"])
+def test_a_member_that_is_not_in_the_manifest_fails(logged: Path, keys: Keys, toolbox: Path,
+                                                    tmp_path: Path, kind: str) -> None:
+    def edit(items: list[tuple[tarfile.TarInfo, bytes]]) -> None:
+        at = member_named(items, "bag/manifest-sha256.txt")
+        if kind == "symlink":
+            info = tarfile.TarInfo("bag/data/evidence/link-to-scam")
+            info.type, info.linkname = tarfile.SYMTYPE, "mail/inbox/scam.eml"
+            items.insert(at, (info, b""))
+        else:
+            name = "bag/data/evidence/planted.txt" if kind == "extra file" else "notes.txt"
+            items.insert(at, (tarfile.TarInfo(name), b"attacker text\n"))
+    forged = forged_reseal(logged, tmp_path / "case.evidence", keys, edit)
+    phrase = {"symlink": "not a file, folder or hard link of the bag (tar type l)",
+              "extra file": "bag/data holds 11 files, manifest-sha256.txt lists 10, the seal counts "
+                            "10: files were added or removed; not listed: "
+                            "data/evidence/planted.txt",
+              "file outside the bag": "not a file, folder or hard link of the bag (tar type -)"}
+    failed(by_hand(toolbox, forged, "-i", keys.file("identity.txt")), phrase[kind])
+
+
+def test_a_payload_swapped_without_a_reseal_event_fails(logged: Path, keys: Keys,
+                                                        toolbox: Path, tmp_path: Path) -> None:
+    members = contents(logged)
+    forged_payload = age.encrypt(b"\0" * 1024, [keys.identity.recipient()])
+    forged = rebuild(tmp_path / "case.evidence",
+                     [(n, forged_payload if n == "payload.age" else d, t) for n, d, t in members])
+    failed(by_hand(toolbox, forged), "payload.age: its SHA-256 or size is not the seal's")
+
+
+def test_an_extra_outer_member_fails(logged: Path, keys: Keys, toolbox: Path,
+                                     tmp_path: Path) -> None:
+    members = contents(logged)
+    forged = rebuild(tmp_path / "case.evidence", [*members, ("notes.txt", b"hello\n", 0)])
+    failed(by_hand(toolbox, forged), "the members are not README.txt, payload.age")
