@@ -43,7 +43,10 @@ from evidencekit.profiles import OS_NAMES
               help="The bundle to write (default: CASE.evidence in the current folder).")
 @click.option("--case", "case_id", help="Case or reference number (default: EK-date-time).")
 @click.option("--examiner", help="Who is capturing (default: your user name).")
-@click.option("--description", default="", help="What happened, in a sentence or two.")
+@click.option("--description", default="",
+              help="A short neutral label for the case, printed in the PUBLIC custody log that "
+              "anyone with the bundle can read (e.g. 'phishing, reported to the police'). Put "
+              "private details in --narrative instead, which is encrypted.")
 @click.option("--legal-basis", default="", help="Authorisation or legal basis, if any.")
 @click.option("--organisation", default="", help="Organisation capturing the evidence.")
 @click.option("-r", "--recipient", "recipients", multiple=True, metavar="KEY",

@@ -39,6 +39,7 @@ from evidencekit.errors import BundleError, ExitCode, NoMatchingKey, OutputError
 from evidencekit.hostinfo import user_name
 from evidencekit.protection import needs_passphrase, payload_protection, wrong_key_for
 from evidencekit.report import collect, report_format, write_report
+from evidencekit.report.model import plural
 from evidencekit.verify import Report, verify
 
 
@@ -86,8 +87,8 @@ def report_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
                               "findings": [f.to_json() for f in checked.findings.items]})
         elif data.verified:
             render.out.print(f"[bold green]VERIFIED[/] and wrote the report {escape(str(output))}"
-                             f" ({data.seal.counts['files']} files, "
-                             f"{len(data.custody)} custody events).")
+                             f" ({plural(data.seal.counts['files'], 'file')}, "
+                             f"{plural(len(data.custody), 'custody event')}).")
         else:
             render.err.print(f"[bold red]VERIFICATION FAILED[/]: wrote {escape(str(output))} "
                              "anyway (--force); it is marked as failed on every page.")

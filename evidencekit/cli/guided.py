@@ -34,7 +34,13 @@ from evidencekit.cli.keyring import (
     refuse_new_key_inside,
 )
 from evidencekit.crypto import age
-from evidencekit.errors import EvidenceKitError, ExitCode, InputError, OutputError
+from evidencekit.errors import (
+    EvidenceKitError,
+    ExitCode,
+    InputError,
+    Interrupted,
+    OutputError,
+)
 from evidencekit.hostinfo import user_name
 from evidencekit.walk import (
     Source,
@@ -65,11 +71,13 @@ class RichPrompter:
         self.console = render.err
 
     def say(self, text: str) -> None:
-        self.console.print(text)
+        # The shared console soft-wraps (a long path in a message stays one line to copy);
+        # sentences for people wrap at words instead of where the terminal cuts them.
+        self.console.print(text, soft_wrap=False)
 
     def ask(self, question: str, hint: str = "") -> str:
         if hint:
-            self.console.print(f"  [dim]{hint}[/]")
+            self.console.print(f"  [dim]{hint}[/]", soft_wrap=False)
         try:
             return self.console.input(f"[bold cyan]?[/] {question} ").strip()
         except EOFError:  # Ctrl-D: treat like Ctrl-C, nothing is written
@@ -417,13 +425,40 @@ def _ask_identifiers(p: Prompter) -> list[inc.Identifier]:
                        "Enter to skip." if not found else "Enter when done.")
         if not answer:
             return found
-        kind = guess_identifier_kind(answer)
-        try:
-            item = inc.identifier({"kind": kind, "value": answer}, "value")
-        except inc.IncidentError:
-            kind, item = "other", inc.Identifier("other", answer)
-        found.append(item)
-        p.say(f"  [green]✓[/] recorded as {inc.IDENTIFIER_KINDS[kind].lower()}")
+        item = _identified(p, answer)
+        if item is not None:
+            found.append(item)
+            p.say(f"  [green]✓[/] recorded as {escape(kind_label(item.kind))}")
+
+
+def looks_like_iban(value: str) -> bool:
+    return re.fullmatch(r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}", value.replace(" ", "").upper()) \
+        is not None
+
+
+def _identified(p: Prompter, answer: str) -> inc.Identifier | None:
+    """*answer* as the kind it looks like; an IBAN whose check digits fail is said so, to be
+    typed again or kept as written (as 'other'), never changed in silence. None: typed again."""
+    kind = guess_identifier_kind(answer)
+    if kind == "other" and looks_like_iban(answer):
+        p.say(f"  [yellow]{escape(answer)} looks like an IBAN, but its check digits do not "
+              "match:[/] a letter or digit may have been mistyped.")
+        again = p.ask("Type it again to correct it, or press Enter to keep it as written:",
+                      "Kept as written, it is recorded as 'other' (not as an IBAN).")
+        if again:
+            return _identified(p, again)
+        return inc.Identifier("other", answer)
+    try:
+        return inc.identifier({"kind": kind, "value": answer}, "value")
+    except inc.IncidentError:
+        return inc.Identifier("other", answer)
+
+
+def kind_label(kind: str) -> str:
+    """'phone number', 'IBAN': the kind's label inside a sentence (acronyms kept)."""
+    label = inc.IDENTIFIER_KINDS[kind]
+    first, _, rest = label.partition(" ")
+    return label if first.isupper() else f"{first.lower()} {rest}".strip()
 
 
 def _ask_sources(p: Prompter, incident_type: str | None, defaults: GuidedDefaults) -> list[Path]:
@@ -449,17 +484,51 @@ def _ask_sources(p: Prompter, incident_type: str | None, defaults: GuidedDefault
             item = items[int(answer) - 1]
             if not item.path.exists():
                 p.say(f"  {escape(str(item.path))} does not exist on this computer.")
+            elif item.selected:
+                item.selected = False
             else:
-                item.selected = not item.selected
+                _select(p, item, items)
             continue
         path = _typed_path(answer)
         if not os.path.lexists(path):
             p.say(f"  Not found: {escape(str(path))}. Check the spelling, or drag the file into "
                   "this window to paste its path.")
         elif any(s.path == path for s in items):
-            next(s for s in items if s.path == path).selected = True
+            _select(p, next(s for s in items if s.path == path), items)
         else:
-            items.append(Suggestion(path, "added by you"))
+            item = Suggestion(path, "added by you", selected=False)
+            if _select(p, item, items):
+                items.append(item)
+
+
+def _select(p: Prompter, item: Suggestion, items: list[Suggestion]) -> bool:
+    """Put *item* in the list unless a folder already chosen holds it (it would be copied
+    twice); chosen items inside it are taken out, since it brings them. Says what it did."""
+    chosen = [s for s in items if s.selected and s is not item]
+    holder = _holding(item.path, [s.path for s in chosen])
+    if holder is not None:
+        p.say(f"  {escape(str(item.path))} is inside {escape(str(holder))}, which is already "
+              "being copied: it is copied with it, not added a second time.")
+        return False
+    item.selected = True
+    for inner in chosen:
+        if _holding(inner.path, [item.path]) is not None:
+            inner.selected = False
+            p.say(f"  {escape(str(inner.path))} is inside {escape(str(item.path))}: it is "
+                  "copied with it, so it is no longer listed on its own.")
+    return True
+
+
+def _holding(path: Path, folders: list[Path]) -> Path | None:
+    """The one of *folders* whose copy includes *path* (the same folder, or one inside it),
+    compared as the capture compares them (device and inode: links, other spellings)."""
+    place = path if path.is_dir() and not path.is_symlink() else path.parent
+    if not place.is_dir():
+        return None
+    for folder in folders:
+        if folder.is_dir() and source_reaching(place, _walked([folder])) is not None:
+            return folder
+    return None
 
 
 def _typed_path(answer: str) -> Path:
@@ -787,7 +856,8 @@ def incident_options(f: F) -> F:
                      help="Read the incident record from this YAML file (see docs/victims.md)."),
         click.option("--incident-type", type=click.Choice(list(inc.INCIDENT_TYPES)),
                      help="What happened."),
-        click.option("--narrative", help="What happened, in your own words (kept encrypted)."),
+        click.option("--narrative", help="What happened, in your own words: kept encrypted "
+                     "inside the bundle (unlike --description, which is public)."),
         click.option("--started", metavar="TIME", help="When it started: 'YYYY-MM-DD HH:MM' "
                      "(+01:00 or a zone name if not local time)."),
         click.option("--noticed", metavar="TIME", help="When it was noticed."),
@@ -919,7 +989,13 @@ def guided_capture(prompter: Prompter, defaults: GuidedDefaults, case: CaseInfo,
 def run_guided(prompter: Prompter, defaults: GuidedDefaults, case_id: str,
                make_bundle: Callable[[Plan], int]) -> int:
     """The whole session: interview, then *make_bundle* (the capture), then what to do next."""
-    plan = interview(prompter, defaults, case_id)
+    try:
+        plan = interview(prompter, defaults, case_id)
+    except KeyboardInterrupt:
+        # Not the capture's "the source was not changed": maybe no source was chosen yet.
+        raise Interrupted("interrupted; nothing was written",
+                          hint="evidencekit only read this computer, nothing on it was changed; "
+                          "run 'evidencekit capture' again to start over") from None
     if plan is None:
         return ExitCode.OK
     code = make_bundle(plan)

@@ -15,12 +15,14 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    Task,
     TaskID,
     TextColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from evidencekit import addenda
 from evidencekit.capture import CaptureResult
@@ -99,6 +101,16 @@ def _escape(text: str) -> str:
     return escape_markup(visible(text))
 
 
+class BinarySpeedColumn(TransferSpeedColumn):
+    """The transfer rate in the binary units of every other size shown (``12.5 MiB/s``)."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        if speed is None:
+            return Text("?", style="progress.data.speed")
+        return Text(f"{_size(int(speed))}/s", style="progress.data.speed")
+
+
 class RichProgress:
     """Progress bar with files, bytes, rate and ETA; only used on a terminal without --json."""
 
@@ -106,8 +118,9 @@ class RichProgress:
 
     def __init__(self) -> None:
         self._progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
-            TextColumn("{task.fields[files]}"), TransferSpeedColumn(), TimeRemainingColumn(),
+            # binary units (KiB, MiB), as every size evidencekit prints: not rich's kB and MB
+            TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(binary_units=True),
+            TextColumn("{task.fields[files]}"), BinarySpeedColumn(), TimeRemainingColumn(),
             # 4 redraws a second look as live as rich's 10, and leave more of the CPU to the
             # capture: in a folder of small files every core is busy (issue 5, target 6)
             console=err, transient=True, refresh_per_second=4,
@@ -123,8 +136,8 @@ class RichProgress:
 
     def _files_text(self) -> str:
         if self._total_files is None:
-            return f"{self._files} files" if self._files else ""
-        return f"{self._files}/{self._total_files} files"
+            return plural(self._files, "file") if self._files else ""
+        return f"{self._files:,}/{plural(self._total_files, 'file')}"
 
     def advance(self, files: int = 0, nbytes: int = 0) -> None:
         if self._task is None:

@@ -13,7 +13,7 @@ import pytest
 from evidencekit import incident as inc
 from evidencekit.capture import CaseInfo
 from evidencekit.cli import guided
-from evidencekit.errors import ExitCode
+from evidencekit.errors import ExitCode, Interrupted
 from evidencekit.verify import verify
 from tests.conftest import atimes, stale_atimes
 from tests.victim.conftest import PASSPHRASE, ScriptedPrompter, run_cli
@@ -69,7 +69,7 @@ def test_all_answers_make_a_bundle_with_the_incident_record(tmp_path, victim_hom
     text = prompter.transcript
     assert "don't delete" in text.lower() or "Keep receipts" in text
     assert "nothing is saved until you say yes" in text
-    assert "recorded as phone number" in text and "recorded as iban" in text.lower()
+    assert "recorded as phone number" in text and "recorded as IBAN" in text
     from evidencekit.crypto import age
 
     report = verify(bundle, [age.ScryptIdentity(PASSPHRASE.encode())])
@@ -457,3 +457,43 @@ def test_an_amount_that_reads_two_ways_is_asked_about_and_said_back():
     assert prompter.asked.count("Which one did you mean? 1 or 2:") == 3
     # every amount is said back one way before the next question
     assert "✓[/] 1 250.00 EUR (one thousand two hundred fifty euros)" in text
+
+
+def test_an_iban_with_wrong_check_digits_is_said_and_can_be_fixed_or_kept():
+    prompter = ScriptedPrompter([
+        "GB82 WEST 1234 5698 7654 33", "GB82 WEST 1234 5698 7654 32",  # a typo, fixed
+        "DE00 1234 5678 9012 3456 78", "",  # kept as written, knowingly
+        ""])
+    found = guided._ask_identifiers(prompter)
+    assert prompter.answers == []
+    assert [(i.kind, i.value) for i in found] == [
+        ("iban", "GB82 WEST 1234 5698 7654 32"), ("other", "DE00 1234 5678 9012 3456 78")]
+    text = prompter.transcript
+    assert text.count("looks like an IBAN, but its check digits do not match") == 2
+    assert "recorded as IBAN" in text and "recorded as other" in text
+    assert "recorded as iban" not in text
+
+
+def test_a_file_inside_a_folder_already_chosen_is_not_added_twice(victim_home, tmp_path):
+    shots = victim_home / "Pictures" / "Screenshots"
+    prompter = ScriptedPrompter([
+        str(shots / "chat.png"),  # inside Screenshots, which is chosen: said, not added
+        "2",  # leave Downloads out
+        str(victim_home / "Downloads" / "statement.csv"),  # Downloads is out: added alone
+        "2",  # Downloads back in: the statement inside it is no longer listed on its own
+        ""])
+    chosen = guided._ask_sources(prompter, None, defaults(victim_home, tmp_path))
+    assert prompter.answers == []
+    assert chosen == [shots, victim_home / "Downloads", victim_home / "Documents" / "seller.eml"]
+    text = " ".join(prompter.transcript.split())
+    assert "chat.png is inside" in text and "not added a second time" in text
+    assert "statement.csv is inside" in text and "no longer listed on its own" in text
+
+
+def test_ctrl_c_before_anything_was_chosen_does_not_speak_of_a_source(tmp_path, victim_home,
+                                                                       keys):
+    prompter = ScriptedPrompter([KeyboardInterrupt()])
+    with pytest.raises(Interrupted) as caught:
+        session(prompter, victim_home, tmp_path, keys)
+    assert "source" not in f"{caught.value.message} {caught.value.hint}"
+    assert caught.value.exit_code == ExitCode.INTERRUPTED

@@ -18,16 +18,17 @@ TIMEOUT = 30
 NAME_QUESTION = "Your name, as it should appear in the record:"
 
 
-def spawn(tmp_path: Path, victim_home: Path, keys: dict[str, Path], *extra: str):
+def spawn(tmp_path: Path, victim_home: Path, keys: dict[str, Path], *extra: str,
+          columns: int = 200):
     out = tmp_path / "out"
     out.mkdir()
     env = {**os.environ, "HOME": str(victim_home), "XDG_CONFIG_HOME": str(tmp_path / "config"),
-           "TZ": "Europe/Berlin", "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "200"}
+           "TZ": "Europe/Berlin", "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": str(columns)}
     env.pop("EVIDENCEKIT_PASSPHRASE", None)
     child = pexpect.spawn(sys.executable, ["-m", "evidencekit", "capture", "--case", "PTY-1",
                                            "--sign-key", str(keys["signer"]), *extra],
                           cwd=str(out), env=env, encoding="utf-8", timeout=TIMEOUT,
-                          dimensions=(50, 200))
+                          dimensions=(50, columns))
     child.logfile_read = io.StringIO()  # everything the person saw, for the assertions
     return child, out
 
@@ -50,7 +51,7 @@ def finish(child) -> str:
 def test_answering_through_a_terminal(tmp_path, victim_home, keys):
     child, out = spawn(tmp_path, victim_home, keys)
     answer(child, "Number:", "2")
-    child.expect_exact("Call your bank soon")  # advice for this kind of incident
+    child.expect_exact("Keep receipts")  # advice for this kind of incident
     answer(child, "What happened?", "Paid for a bike that never came")
     answer(child, "When did it start?", "2026-11-14 10:30")
     answer(child, "When did you notice it?", "")
@@ -129,8 +130,24 @@ def test_ctrl_c_through_a_terminal_leaves_nothing(tmp_path, victim_home, keys, w
     transcript = finish(child)
     assert child.exitstatus == 130, transcript
     assert "interrupted" in transcript and "Traceback" not in transcript
+    # no source may have been chosen yet: not "the source was not changed"
+    assert "source" not in " ".join(transcript.split()) and "nothing on it was changed" in \
+        " ".join(transcript.split())
     assert os.listdir(out) == []
     assert not (tmp_path / "config" / "evidencekit").exists()
+
+
+def test_long_sentences_wrap_at_words_on_a_narrow_terminal(tmp_path, victim_home, keys):
+    # rich treats TERM=dumb as 80 columns wide (a real terminal: its own width)
+    child, _out = spawn(tmp_path, victim_home, keys, columns=80)
+    child.expect_exact("Number:")
+    child.send("\x03")
+    finish(child)
+    welcome = seen(child).split("1. What happened?")[0]
+    lines = [line.rstrip() for line in welcome.replace("\r", "").split("\n") if line.strip()]
+    # rich breaks the lines itself, at spaces: a line the terminal would cut mid-word is none
+    assert lines and all(len(line) <= 80 for line in lines), lines
+    assert "nothing is saved until you say yes" in " ".join(" ".join(lines).split())
 
 
 def test_prepared_incident_file_on_a_terminal_only_asks_for_the_files(tmp_path, victim_home,
