@@ -36,6 +36,7 @@ from evidencekit.format.documents import CustodyEvent, Signer, custody_member
 from evidencekit.format.outer import OuterWriter, read_member, read_members
 from tests.conftest import require_tool
 from tests.e2e.conftest import Run, make_tree, run_cli
+from tests.hostile.craft import pax_record, raw_pax_member
 
 pytestmark = pytest.mark.interop
 
@@ -288,10 +289,11 @@ def signer_of(key: SigningKey) -> Signer:
 
 def forged_reseal(bundle: Path, out: Path, keys: Keys,
                   edit: Callable[[list[tuple[tarfile.TarInfo, bytes]]], None],
-                  resealer: SigningKey | None = None) -> Path:
+                  resealer: SigningKey | None = None, raw: bytes = b"") -> Path:
     """What a custodian who can decrypt could do: decrypt, change the plaintext tar (*edit* on
-    its members), re-encrypt to the same key and append a well-formed 'resealed' event, signed
-    by *resealer* and chained to the log; the seal and everything before are untouched."""
+    its members; *raw*: hand-made members after them), re-encrypt to the same key and append a
+    well-formed 'resealed' event, signed by *resealer* and chained to the log; the seal and
+    everything before are untouched."""
     members = contents(bundle)
     data = {n: d for n, d, _ in members}
     plaintext = age.decrypt(data["payload.age"], [keys.identity])
@@ -306,6 +308,8 @@ def forged_reseal(bundle: Path, out: Path, keys: Keys,
         for info, content in items:
             info.size = len(content) if info.isfile() else 0
             tar.addfile(info, io.BytesIO(content) if info.isfile() else None)
+        tar.fileobj.write(raw)  # type: ignore[union-attr]
+        tar.offset += len(raw)
     payload = age.encrypt(buffer.getvalue(), [keys.identity.recipient()])
     events = (len(members) - 4) // 2
     last = event_of(members, events)
@@ -566,3 +570,17 @@ def test_an_extra_outer_member_fails(logged: Path, keys: Keys, toolbox: Path,
     members = contents(logged)
     forged = rebuild(tmp_path / "case.evidence", [*members, ("notes.txt", b"hello\n", 0)])
     failed(by_hand(toolbox, forged), "the members are not README.txt, payload.age")
+
+
+def test_a_pax_path_record_that_renames_a_listed_file_fails(logged: Path, keys: Keys,
+                                                            toolbox: Path,
+                                                            tmp_path: Path) -> None:
+    """A header trick (issue 19): the ustar name is a listed file, a pax 'path' record names
+    another. The procedure checks what tar itself lists and unpacks, so it sees the file under
+    the name tar gives it, which no manifest lists."""
+    raw = raw_pax_member("bag/data/evidence/empty.txt",
+                         pax_record("path", "bag/data/evidence/planted.txt"),
+                         b"attacker text\n").encode()
+    forged = forged_reseal(logged, tmp_path / "case.evidence", keys, lambda items: None, raw=raw)
+    failed(by_hand(toolbox, forged, "-i", keys.file("identity.txt")),
+           "not listed: data/evidence/planted.txt")
