@@ -584,3 +584,17 @@ def test_a_pax_path_record_that_renames_a_listed_file_fails(logged: Path, keys: 
     forged = forged_reseal(logged, tmp_path / "case.evidence", keys, lambda items: None, raw=raw)
     failed(by_hand(toolbox, forged, "-i", keys.file("identity.txt")),
            "not listed: data/evidence/planted.txt")
+
+
+@pytest.mark.parametrize(("asset", "passphrase"), [
+    ("format-v1.evidence", "evidencekit format v1 test vector"),
+    ("format-v2.evidence", "evidencekit format v2 test vector"),
+])
+def test_the_bundles_of_every_format_version_pass(asset: str, passphrase: str, toolbox: Path,
+                                                  tmp_path: Path) -> None:
+    """tests/assets (public test passphrases, tests/e2e/test_format_compat.py): version 1, and
+    version 2 with a file of three names and an addendum."""
+    bundle = copy_of(ROOT / "tests" / "assets" / asset, tmp_path)
+    output = passed(by_hand(toolbox, bundle, "-p", answer=passphrase))
+    if asset == "format-v2.evidence":
+        assert re.search(r"ok: addenda/\d{6}\.json is the addendum that custody event", output)
