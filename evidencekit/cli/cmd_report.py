@@ -40,6 +40,7 @@ from evidencekit.hostinfo import user_name
 from evidencekit.protection import needs_passphrase, payload_protection, wrong_key_for
 from evidencekit.report import collect, report_format, write_report
 from evidencekit.report.model import plural
+from evidencekit.report.previews import PreviewCollector
 from evidencekit.verify import Report, verify
 
 
@@ -61,8 +62,9 @@ def report_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
                    fmt: str | None, force: bool, as_json: bool) -> None:
     """A printable report for police, banks and insurers (decrypts and verifies first).
 
-    It lists what happened (the incident record and notes added later), the losses, every
-    evidence item with its SHA-256, the chain of custody, who signed, and how to verify the
+    It lists what happened (the incident record and notes added later), the losses, small
+    copies of the pictures and the senders and subjects of the e-mails, every evidence item
+    with its SHA-256, the chain of custody, who signed, and how to verify the
     bundle. By default no report is made from a bundle that fails verification.
     """
 
@@ -72,10 +74,11 @@ def report_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
             raise OutputError(f"{output} already exists; evidencekit does not overwrite it",
                               hint="choose another name with -o")
         keys = identities_for(bundle, identities, passphrase_file, ask_passphrase, required=True)
-        checked = verify(bundle, keys, trusted_from(trusted),
+        seen = PreviewCollector()  # pictures and e-mails, from the decrypted payload itself
+        checked = verify(bundle, keys, trusted_from(trusted), visitor=seen,
                          progress=render.progress_for(as_json))
         _refuse_unless_verified(checked, force, bundle, keys)
-        data = collect(checked, bundle.name, rfc3339(system_clock()))
+        data = collect(checked, bundle.name, rfc3339(system_clock()), seen)
         write_report(data, output, kind)
         code = ExitCode.OK if data.verified else (render.exit_code_for(checked)
                                                   or ExitCode.EVIDENCE_PROBLEM)

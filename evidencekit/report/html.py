@@ -1,5 +1,9 @@
 """The report as one self-contained HTML file: inline CSS, no scripts, no external resources.
 
+A Content-Security-Policy allows nothing but that one style sheet (by its hash) and pictures
+written into the file itself (data: URIs of the previews, re-encoded JPEGs), so even a name that
+slipped through escaping could load or run nothing.
+
 Readable on a phone (tables turn into cards on narrow screens) and on paper (A4, header rows
 repeated on every page, rows never split, page numbers where the browser supports them). Every
 piece of text goes through :func:`esc`: file names and notes are hostile input.
@@ -7,20 +11,29 @@ piece of text goes through :func:`esc`: file names and notes are hostile input.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 from collections.abc import Iterable, Sequence
 
 from evidencekit.report.model import (
+    BY_HAND_INTRO,
+    BY_HAND_MORE,
     NOT_SEALED,
+    PREVIEWS_NOTE,
     TIMELINE_NOTE,
+    VERIFY_INTRO,
     ReportData,
     how_to_verify,
     plural,
+    previewed,
     short_fingerprint,
     size_text,
     utc_human,
+    verify_by_hand,
     visible,
 )
+from evidencekit.report.previews import MAX_PICTURES, Picture
 
 ITEMS_PER_TABLE = 500  # long lists are split into numbered parts, each with its own heading
 
@@ -55,6 +68,15 @@ dl.facts dt{font-weight:600}
 dl.facts dd{margin:0;overflow-wrap:anywhere}
 .narrative{white-space:pre-wrap;background:var(--soft);padding:8px 10px;border-radius:4px}
 nav.parts a{margin-right:.8em}
+.totals{width:auto}
+.pictures{display:grid;grid-template-columns:repeat(auto-fill,minmax(230px,1fr));gap:12px;
+margin:.4em 0 .8em}
+.pictures figure{margin:0;border:1px solid var(--line);border-radius:4px;padding:6px;
+break-inside:avoid;page-break-inside:avoid}
+.pictures img{display:block;margin:0 auto;max-width:100%;height:auto;max-height:420px;
+object-fit:contain}
+.pictures figcaption{font-size:.85em;margin-top:4px;overflow-wrap:anywhere}
+.pictures .none{padding:2em .5em;text-align:center;background:var(--soft);color:var(--muted)}
 ol.verify li{margin-bottom:.5em}
 ol.verify code{display:block;background:var(--soft);padding:4px 6px;margin-top:2px;
 word-break:break-all}
@@ -78,13 +100,20 @@ color:var(--muted)}
  nav.parts{display:none}
  thead{display:table-header-group}
  tr,.banner,dl.facts,ol.verify li{break-inside:avoid;page-break-inside:avoid}
- section.page{break-before:page;page-break-before:always}
  a{color:inherit;text-decoration:none}
+ .pictures{grid-template-columns:repeat(3,1fr)}
+ .pictures img{max-height:85mm}
  .failed-mark{display:block;position:fixed;top:0;left:0;right:0;text-align:center;
  color:var(--bad);font-weight:bold;font-size:9pt;border-bottom:2px solid var(--bad)}
  body.failed{padding-top:6mm}
 }
 """
+
+
+# Nothing may load or run: the one style sheet is allowed by its hash, pictures only from data:.
+CSP = ("default-src 'none'; img-src data:; style-src 'sha256-"
+       + base64.b64encode(hashlib.sha256(CSS.encode()).digest()).decode()
+       + "'; base-uri 'none'; form-action 'none'")
 
 
 def esc(value: object) -> str:
@@ -117,7 +146,8 @@ def _mono(value: str) -> str:
 
 def render_html(data: ReportData) -> str:
     parts = [_head(data), _status(data), _summary(data), _incident(data), _timeline(data),
-             _losses(data), _identifiers(data), _items(data), _custody(data), _signers(data),
+             _losses(data), _identifiers(data), _previews(data), _items(data), _custody(data),
+             _signers(data),
              _hashes(data), _verify(data), _footer(data)]
     return "".join(parts) + "</body></html>\n"
 
@@ -127,6 +157,7 @@ def _head(data: ReportData) -> str:
     mark = "" if data.verified else (
         '<div class="failed-mark">VERIFICATION FAILED — do not rely on this report</div>')
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f'<meta name="generator" content="evidencekit {esc(data.tool_version)}">'
             f"<title>{esc(visible(data.title))}</title><style>{CSS}</style></head>"
@@ -141,7 +172,7 @@ def _status(data: ReportData) -> str:
         trust = {True: " The sealer's key is one the reader named as trusted.",
                  False: "", None: " Check the sealer's fingerprint below with the person who "
                  "made the bundle."}[data.trusted]
-        warnings = "".join(f"<li>{esc(w)}</li>" for w in data.warnings)
+        warnings = "".join(f"<li>{esc(w)}</li>" for w in data.notices)
         return (f'<div class="banner ok" id="status">VERIFIED: the bundle is intact. Every '
                 f"signature, the custody log and {esc(_all_files(data))} were "
                 f"checked when this report was made.{esc(trust)}"
@@ -247,7 +278,7 @@ def _losses(data: ReportData) -> str:
     return ("<section><h2>3. Financial losses</h2>" + _unsealed_note(data)
             + _table(["Amount", "Currency", "Date", "Bank or service", "Reference", "Details",
                       "Recorded in"], rows, numeric=(0,))
-            + f'<table class="totals" style="width:auto"><tbody>{totals}</tbody></table>'
+            + f'<table class="totals"><tbody>{totals}</tbody></table>'
             "</section>")
 
 
@@ -266,9 +297,55 @@ def _identifiers(data: ReportData) -> str:
             + _table(["Kind", "Value", "Note", "Recorded in"], rows) + "</section>")
 
 
+def _previews(data: ReportData) -> str:
+    out = ['<section id="previews"><h2>5. Pictures and e-mails in the evidence</h2>']
+    if not data.verified:
+        out.append("<p><b>Not shown: the bundle did not pass verification, so nothing in it is "
+                   "shown as evidence.</b></p></section>")
+        return "".join(out)
+    pictures, emails = previewed(data)
+    found = data.previews
+    if not (pictures or emails):
+        out.append("<p>No pictures or e-mails were found among the evidence files.</p></section>")
+        return "".join(out)
+    out.append(f"<p class=muted>{esc(PREVIEWS_NOTE)}</p>")
+    if pictures:
+        out.append('<div class="pictures">')
+        for item, picture in pictures:
+            out.append(_figure(item.number, item.path, picture))
+        out.append("</div>")
+    if found.pictures_left_out:
+        out.append(f"<p>{esc(plural(found.pictures_left_out, 'more picture'))} not shown here "
+                   f"(at most {MAX_PICTURES}); the evidence list names every file.</p>")
+    if emails:
+        rows = [(str(item.number), esc(item.path), esc(visible(e.sender)) or "—",
+                 esc(visible(e.to)) or "—", esc(visible(e.date)) or "—",
+                 esc(visible(e.subject)) or "—"
+                 + (f'<br><span class="muted">{esc(visible(e.problem))}</span>'
+                    if e.problem else "")) for item, e in emails]
+        out.append("<h3>E-mails</h3>" + _table(["#", "File", "From", "To", "Date", "Subject"],
+                                                 rows, numeric=(0,)))
+    if found.emails_left_out:
+        out.append(f"<p>{esc(plural(found.emails_left_out, 'more e-mail'))} not shown here; the "
+                   "evidence list names every file.</p>")
+    out.append("</section>")
+    return "".join(out)
+
+
+def _figure(number: int, path: str, picture: Picture) -> str:
+    size = f"{picture.width} × {picture.height} pixels, " if picture.width else ""
+    caption = (f"<figcaption><b>#{number}</b> {esc(path)}<br><span class=muted>{esc(size)}"
+               f"{esc(picture.format)}, {esc(size_text(picture.size))} bytes</span></figcaption>")
+    if picture.thumbnail is None:
+        return (f'<figure><div class="none">{esc(picture.problem)}</div>{caption}</figure>')
+    uri = "data:image/jpeg;base64," + base64.b64encode(picture.thumbnail).decode("ascii")
+    return (f'<figure><img src="{uri}" alt="Picture #{number}: {esc(path)}">'
+            f"{caption}</figure>")
+
+
 def _items(data: ReportData) -> str:
     total = len(data.items)
-    out = ['<section class="page" id="items"><h2>5. Evidence items</h2>',
+    out = ['<section id="items"><h2>6. Evidence items</h2>',
            f"<p>{total} items recorded in the signed manifest, in capture order. Files are "
            "identified by their SHA-256; times are UTC. Folders, links and special files are "
            "recorded but hold no content.</p>"]
@@ -301,7 +378,7 @@ def _custody(data: ReportData) -> str:
              esc(visible(e.actor_name)) + f"<br><code>{esc(e.actor.fingerprint)}</code>",
              esc(visible(e.counterparty)) or "—", esc(visible(e.note, True)).replace("\n", "<br>")
              + _details(e.details)) for e in data.custody]
-    return ('<section class="page" id="custody"><h2>6. Chain of custody</h2><p class=muted>'
+    return ('<section id="custody"><h2>7. Chain of custody</h2><p class=muted>'
             "Every event is signed by the key shown and linked to the one before it.</p>"
             + _table(["#", "Time", "Action", "By (key fingerprint)", "To / from",
                       "Note and details"], rows, numeric=(0,)) + "</section>")
@@ -318,7 +395,7 @@ def _details(details: dict[str, str]) -> str:
 def _signers(data: ReportData) -> str:
     rows = [(esc(visible(s.name)) or "—", esc(s.role), f"<code>{esc(s.fingerprint)}</code>",
              f"<code>{esc(s.public_key)}</code>") for s in data.signers]
-    return ("<section><h2>7. Who signed</h2>"
+    return ("<section><h2>8. Who signed</h2>"
             + _table(["Name", "Role", "Key fingerprint", "Public key"], rows) + "</section>")
 
 
@@ -339,14 +416,21 @@ def _hashes(data: ReportData) -> str:
         ("Made with", esc(f"evidencekit {seal.tool_version}, bundle format "
                           f"{seal.format_version}")),
     ]
-    return "<section><h2>8. Hashes and technical details</h2>" + _facts(pairs) + "</section>"
+    notes = "".join(f"<li>{esc(w)}</li>" for w in data.warnings)
+    return ("<section><h2>9. Hashes and technical details</h2>" + _facts(pairs)
+            + (f'<h3 id="check-notes">Notes from the checks</h3><ul>{notes}</ul>' if notes else "")
+            + "</section>")
 
 
 def _verify(data: ReportData) -> str:
     steps = "".join(f"<li>{esc(text)}" + (f"<code>{esc(visible(cmd))}</code>" if cmd else "")
                     + "</li>" for text, cmd in how_to_verify(data))
-    return ('<section id="verify"><h2>9. How to verify this bundle</h2>'
-            f'<ol class="verify">{steps}</ol></section>')
+    by_hand = "".join(f"<li>{esc(text)}<code>{esc(visible(cmd))}</code></li>"
+                      for text, cmd in verify_by_hand(data))
+    return ('<section id="verify"><h2>10. How to verify this bundle</h2>'
+            f"<p>{esc(VERIFY_INTRO)}</p>"
+            f'<ol class="verify">{steps}</ol><h3>Without evidencekit</h3><p>{esc(BY_HAND_INTRO)}'
+            f'</p><ol class="verify">{by_hand}</ol><p>{esc(BY_HAND_MORE)}</p></section>')
 
 
 def _footer(data: ReportData) -> str:

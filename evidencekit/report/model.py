@@ -20,9 +20,10 @@ from evidencekit import __version__
 from evidencekit import incident as inc
 from evidencekit.errors import BundleError
 from evidencekit.format import bag
-from evidencekit.format.documents import SEAL_SIG, CustodyEvent, Seal
+from evidencekit.format.documents import SEAL_SIG, CustodyEvent, Seal, custody_member
 from evidencekit.protection import payload_protection, wrong_key
 from evidencekit.records import bytes_from_field
+from evidencekit.report.previews import Email, Picture, PreviewCollector, Previews, matching
 from evidencekit.verify import Report
 
 # Characters that would hide or reorder text in a name: shown as [U+XXXX] instead.
@@ -67,6 +68,7 @@ class EvidenceItem:
     created: str
     sha256: str
     remarks: str
+    bag_path: str = ""  # where the payload holds it (data/…): what previews are matched by
 
 
 @dataclass
@@ -105,7 +107,7 @@ class ReportData:
     decrypted: bool
     trusted: bool | None
     problems: list[str]
-    warnings: list[str]
+    warnings: list[str]  # technical, for the details section
     seal: Seal
     payload_sha256: str
     newest_event_sha256: str
@@ -123,14 +125,18 @@ class ReportData:
     custody: list[CustodyEvent] = field(default_factory=list)
     signers: list[SignerRow] = field(default_factory=list)
     tool_version: str = __version__
+    previews: Previews = field(default_factory=Previews)  # only from files that verified
+    notices: list[str] = field(default_factory=list)  # the warnings in plain words, for the banner
 
     @property
     def title(self) -> str:
         return f"Evidence report — case {self.seal.case_id}"
 
 
-def collect(report: Report, bundle_name: str, generated: str) -> ReportData:
-    """Gather the report from a finished ``verify`` (ideally one that decrypted and passed)."""
+def collect(report: Report, bundle_name: str, generated: str,
+            seen: PreviewCollector | None = None) -> ReportData:
+    """Gather the report from a finished ``verify`` (ideally one that decrypted and passed);
+    *seen*: the preview collector that verify was given as its visitor, if any."""
     if report.seal is None:
         raise BundleError("the bundle's seal cannot be read, so there is nothing to report",
                           hint="run 'evidencekit verify' to see what is wrong")
@@ -144,6 +150,7 @@ def collect(report: Report, bundle_name: str, generated: str) -> ReportData:
         seal=seal, payload_sha256=report.payload_sha256 or "",
         newest_event_sha256=hashlib.sha256(events[-1].to_json()).hexdigest() if events else "",
         custody=list(events))
+    data.notices = _notices([f for f in report.findings.items if f.severity != "error"], events)
     if report.no_matching_key:  # in plain words; the age message names stanza types
         advice = wrong_key(payload_protection(report.bundle))
         data.problems.append(f"the bundle could not be opened: {advice.message}")
@@ -156,6 +163,9 @@ def collect(report: Report, bundle_name: str, generated: str) -> ReportData:
     _incident(report, fields, data)
     _merge_notes(data, events, [a.document.note() for a in report.addenda if a.document])
     data.signers = _signers(seal, events)
+    if seen is not None and data.verified:  # a bundle that fails shows none of its content
+        data.previews = matching(seen.found, {i.bag_path: (i.sha256, i.size) for i in data.items
+                                              if i.kind == "file" and i.bag_path})
     return data
 
 
@@ -200,6 +210,31 @@ def _finding_line(finding: Any) -> str:
     return visible(line)
 
 
+def _notices(warnings: list[Any], events: list[CustodyEvent]) -> list[str]:
+    """What the verification's warnings mean, in words for a bank clerk (each once); the
+    warnings themselves, with file names and fingerprints, are in the details section."""
+    by_file = {custody_member(e.sequence): e for e in events}
+    notices: list[str] = []
+    for warning in warnings:
+        event = by_file.get(warning.where)
+        if "resealed by" in warning.problem and "matches the sealer's signed manifest" in \
+                warning.problem and event is not None:
+            text = (f"The evidence was re-encrypted on {utc_human(event.time)[:10]} by "
+                    f"{visible(event.actor_name) or 'someone'} (for example to hand it to "
+                    "someone else). The files inside were checked against the original seal: "
+                    "they are exactly those that were sealed.")
+        elif "time goes backwards" in warning.problem:
+            text = ("One entry in the chain of custody is dated earlier than the entry before "
+                    "it: a computer's clock was probably wrong. The entries are intact.")
+        else:
+            text = (f"The check \"{check_label(warning.check)}\" noted something that does not "
+                    "make the bundle fail; see \"Notes from the checks\" in the technical "
+                    "details.")
+        if text not in notices:
+            notices.append(text)
+    return notices
+
+
 def _items(entries: Iterator[Any]) -> list[EvidenceItem]:
     items = []
     for number, entry in enumerate(entries, 1):
@@ -225,7 +260,8 @@ def _items(entries: Iterator[Any]) -> list[EvidenceItem]:
             number=number, path=path, kind=str(entry.get("kind", "")),
             mime=str(entry.get("mime") or ""), size=size if isinstance(size, int) else None,
             modified=utc_human(entry.get("mtime")), created=utc_human(entry.get("birthtime")),
-            sha256=str(entry.get("sha256") or ""), remarks=visible("; ".join(remarks))))
+            sha256=str(entry.get("sha256") or ""), remarks=visible("; ".join(remarks)),
+            bag_path=str(entry.get("bag_path") or "")))
     return items
 
 
@@ -259,6 +295,10 @@ TIMELINE_NOTE = ("Times as entered (with their UTC offset), in order; a date alo
                  "was given. Entries added after sealing are signed custody notes (public: "
                  "outside the encryption) or encrypted additions (inside it, added by a reseal).")
 ENCRYPTED_ADDITION = "encrypted addition"
+PREVIEWS_NOTE = ("Small copies of the pictures (screenshots, photos) and the sender, recipients, "
+                 "date and subject of the e-mails among the evidence, made from the decrypted "
+                 "files after each one's SHA-256 matched the signed list of the evidence. The "
+                 "files themselves are in the bundle; # is their number in the evidence list.")
 
 # Where a verification error means the incident record shown may not be the one that was sealed:
 # the record itself, the signed manifest that names it, or the seal's signature that names the
@@ -326,6 +366,14 @@ def size_text(size: int | None) -> str:
     return "" if size is None else f"{size:,}"
 
 
+def previewed(data: ReportData) -> tuple[list[tuple[EvidenceItem, Picture]],
+                                          list[tuple[EvidenceItem, Email]]]:
+    """The previews with the evidence item each was made from (its number and name)."""
+    items = {item.bag_path: item for item in data.items if item.bag_path}
+    return ([(items[p.bag_path], p) for p in data.previews.pictures if p.bag_path in items],
+            [(items[e.bag_path], e) for e in data.previews.emails if e.bag_path in items])
+
+
 def how_to_verify(data: ReportData) -> list[tuple[str, str]]:
     """(explanation, command) pairs for the "How to verify this bundle" section."""
     name = data.bundle_name
@@ -343,6 +391,41 @@ def how_to_verify(data: ReportData) -> list[tuple[str, str]]:
          "the SHA-256 listed in this report.", f"evidencekit verify {name} -i KEY   (or -p)"),
         ("Open it into a new folder; nothing is kept unless every check passes.",
          f"evidencekit extract {name} -i KEY -o opened"),
-        ("Without evidencekit, standard tools are enough (tar, ssh-keygen, sha256sum, age): "
-         "see 'Verifying by hand' in the evidencekit bundle format (docs/FORMAT.md §7.2).", ""),
+    ]
+
+
+VERIFY_INTRO = ("You need not do any of this to rely on this report: it was made by running these "
+                "checks (see the box at the top of page 1). To have the bundle checked "
+                "independently, give the bundle file and this report to an IT expert or to the "
+                "police's digital forensics team; these are the steps for them.")
+BY_HAND_INTRO = ("Without evidencekit, with standard tools only (tar, ssh-keygen, sha256sum and "
+                 "age, free on Linux, macOS and Windows), an expert can check the essentials "
+                 "like this, in a terminal, in an empty folder holding the bundle:")
+BY_HAND_MORE = ("The chain of custody (the custody folder, each entry signed like the seal) can "
+                "be checked the same way; the complete procedure is \"Verifying by hand\" in "
+                "evidencekit's documentation of the bundle format.")
+
+
+def verify_by_hand(data: ReportData) -> list[tuple[str, str]]:
+    """(explanation, command) pairs: the essentials of checking the bundle with standard tools
+    only, in plain words (tests/report runs these commands on real bundles)."""
+    name = data.bundle_name
+    return [
+        ("Unpack the bundle (it is a tar archive) into a folder named outer.",
+         f"mkdir outer && tar -xf {name} -C outer"),
+        ("Check the seal's signature. It must say Good \"evidencekit\" signature, with the key "
+         f"{data.seal.signer.fingerprint} (the sealer's, as in this report).",
+         "ssh-keygen -Y check-novalidate -n evidencekit -s outer/seal.json.sig < outer/seal.json"),
+        ("Check the encrypted evidence: the number printed must be the payload SHA-256 in this "
+         f"report, {data.payload_sha256 or '(see the technical details)'}, which is payload.sha256 in "
+         "seal.json or, if the evidence was re-encrypted later, new_payload_sha256 in the last "
+         "\"resealed\" entry of the custody folder.", "sha256sum outer/payload.age"),
+        ("Decrypt it into a folder named opened, with the decryption key (KEY: the key file). "
+         "For a passphrase, leave out -i KEY: age asks for it.",
+         "mkdir opened && age -d -i KEY outer/payload.age | tar -x -C opened"),
+        ("Check every file: each line must end in OK.",
+         "(cd opened/bag && sha256sum -c manifest-sha256.txt)"),
+        ("Check that this list of files is the sealed one: the number printed must be the root "
+         f"hash in this report, {data.seal.manifest_root}, which is manifest_root in seal.json.",
+         "sha256sum opened/bag/manifest-sha256.txt"),
     ]

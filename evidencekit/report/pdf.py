@@ -10,6 +10,7 @@ says clearly that names may be incomplete and where to find them exactly (the HT
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -26,9 +27,9 @@ from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import (
     CondPageBreak,
     Flowable,
+    Image,
     KeepTogether,
     LongTable,
-    PageBreak,
     Paragraph,
     SimpleDocTemplate,
     Spacer,
@@ -37,17 +38,24 @@ from reportlab.platypus import (
 
 from evidencekit.incident import IDENTIFIER_KINDS, Moment, human_time
 from evidencekit.report.model import (
+    BY_HAND_INTRO,
+    BY_HAND_MORE,
     NOT_SEALED,
+    PREVIEWS_NOTE,
     TIMELINE_NOTE,
+    VERIFY_INTRO,
     EvidenceItem,
     ReportData,
     how_to_verify,
     plural,
+    previewed,
     short_fingerprint,
     size_text,
     utc_human,
+    verify_by_hand,
     visible,
 )
+from evidencekit.report.previews import MAX_PICTURES, Picture
 
 FONT_ENV = "EVIDENCEKIT_REPORT_FONT"
 FONT_DIRS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/dejavu",
@@ -72,6 +80,9 @@ WIDTH = A4[0] - 30 * mm
 # Evidence list: #, path with its SHA-256 below, type, size, the two times.
 ITEM_WIDTHS = [8 * mm, 103 * mm, 24 * mm, 16 * mm, WIDTH - 151 * mm]
 ITEM_HASH_SIZE = 6.5  # points, unless the font is too wide for the hash to fit on one line
+PICTURES_PER_ROW = 3
+PICTURE_BOX = ((WIDTH / PICTURES_PER_ROW) - 8, 78 * mm)  # width, height: a row and its captions
+#  take under a third of a page, so a row that no longer fits leaves little blank
 
 
 @dataclass
@@ -274,7 +285,8 @@ class _Builder:
         self.status()
         notes_at = len(self.story)
         for section in (self.summary, self.incident, self.timeline, self.losses,
-                        self.identifiers, self.items, self.custody, self.signers, self.hashes,
+                        self.identifiers, self.previews, self.items, self.custody, self.signers,
+                        self.hashes,
                         self.verify):
             section()
         notes = [self.fonts.note] if self.fonts.note else []
@@ -297,7 +309,7 @@ class _Builder:
             if data.trusted is None:
                 text += " Check the sealer's fingerprint below with the person who made it."
             cells = [[self.p(self.t(text), self.s.banner)]]
-            cells += [[self.p(self.t(w), self.s.small)] for w in data.warnings]
+            cells += [[self.p(self.t(w), self.s.small)] for w in data.notices]
             border, background = GREEN, colors.HexColor("#e7f4ea")
         else:
             cells = [[self.p(self.t("VERIFICATION FAILED"), self.s.failed)],
@@ -418,10 +430,81 @@ class _Builder:
         self.table(["Kind", "Value (exactly as entered)", "Note", "Recorded in"], rows,
                    [28 * mm, 62 * mm, 40 * mm, WIDTH - 130 * mm])
 
+    def previews(self) -> None:
+        data = self.data
+        self.h2("5. Pictures and e-mails in the evidence")
+        if not data.verified:
+            self.story.append(self.p(self.t(
+                "Not shown: the bundle did not pass verification, so nothing in it is shown as "
+                "evidence."), self.s.failed_detail))
+            return
+        pictures, emails = previewed(data)
+        if not (pictures or emails):
+            self.story.append(self.p(self.t(
+                "No pictures or e-mails were found among the evidence files.")))
+            return
+        self.story.append(self.p(self.t(PREVIEWS_NOTE), self.s.muted))
+        self.story.append(Spacer(0, 3))
+        cells: list[Any] = [self.figure(item.number, item.path, picture) for item, picture in pictures]
+        if cells:
+            rows = [cells[i:i + PICTURES_PER_ROW] for i in range(0, len(cells), PICTURES_PER_ROW)]
+            rows[-1] += [""] * (PICTURES_PER_ROW - len(rows[-1]))
+            grid = LongTable(rows, colWidths=[WIDTH / PICTURES_PER_ROW] * PICTURES_PER_ROW)
+            grid.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "BOTTOM"),
+                                      ("ALIGN", (0, 0), (-1, -1), "CENTER"),
+                                      ("LEFTPADDING", (0, 0), (-1, -1), 4),
+                                      ("RIGHTPADDING", (0, 0), (-1, -1), 4),
+                                      ("BOTTOMPADDING", (0, 0), (-1, -1), 6)]))
+            self.story.append(grid)
+        left_out = data.previews.pictures_left_out
+        if left_out:
+            self.story.append(self.p(self.t(
+                f"{plural(left_out, 'more picture')} not shown here (at most {MAX_PICTURES}); "
+                "the evidence list names every file.")))
+        if emails:
+            self.story.append(self.p(self.t("E-mails"), self.s.h3))
+            email_rows = [[self.number(item.number), self.cell(item.path), self.cell(e.sender),
+                     self.cell(e.to), self.cell(e.date),
+                     self.p(self.t(e.subject or "—") + (
+                         f'<br/><font color="#5b5b5b">{self.t(e.problem)}</font>'
+                         if e.problem else ""), self.s.cell_break)] for item, e in emails]
+            self.table(["#", "File", "From", "To", "Date", "Subject"], email_rows,
+                       [8 * mm, 34 * mm, 36 * mm, 36 * mm, 30 * mm, WIDTH - 144 * mm])
+        if data.previews.emails_left_out:
+            self.story.append(self.p(self.t(
+                f"{plural(data.previews.emails_left_out, 'more e-mail')} not shown here; the "
+                "evidence list names every file.")))
+
+    def figure(self, number: int, path: str, picture: Picture) -> list[Flowable]:
+        """A picture scaled into its box, with its number, name and size under it."""
+        box_width, box_height = PICTURE_BOX
+        caption_text = (f"<b>#{number}</b> {self.t(path)}<br/>"
+                        f'<font color="#5b5b5b">'
+                        + self.t((f"{picture.width} × {picture.height} pixels, "
+                                  if picture.width else "")
+                                 + f"{picture.format}, {size_text(picture.size)} bytes")
+                        + "</font>")
+        caption = self.p(caption_text, ParagraphStyle("caption", self.s.small,
+                                                      alignment=TA_CENTER))
+        if picture.thumbnail is None:
+            return [self.p(self.t(picture.problem), ParagraphStyle(
+                "nopreview", self.s.muted, alignment=TA_CENTER, backColor=SOFT,
+                borderPadding=6)), Spacer(0, 8), caption]
+        shown = _scaled(picture.thumbnail, box_width, box_height - 14 * mm)
+        if shown is None:  # ReportLab refused what Pillow wrote: say so rather than fail
+            return [self.p(self.t("no preview"), self.s.muted), caption]
+        framed = LongTable([[shown]], colWidths=[shown.drawWidth + 1],
+                           rowHeights=[shown.drawHeight + 1])
+        framed.setStyle(TableStyle([("BOX", (0, 0), (-1, -1), 0.5, LINE),
+                                    ("LEFTPADDING", (0, 0), (-1, -1), 0.5),
+                                    ("RIGHTPADDING", (0, 0), (-1, -1), 0.5),
+                                    ("TOPPADDING", (0, 0), (-1, -1), 0.5),
+                                    ("BOTTOMPADDING", (0, 0), (-1, -1), 0.5)]))
+        return [framed, Spacer(0, 2), caption]
+
     def items(self) -> None:
         data = self.data
-        self.story.append(PageBreak())
-        self.h2("5. Evidence items")
+        self.h2("6. Evidence items")
         self.story.append(self.p(self.t(
             f"{len(data.items)} items recorded in the signed manifest, in capture order. Files "
             "are identified by their SHA-256; times are UTC. Folders, links and special files "
@@ -454,8 +537,7 @@ class _Builder:
                 size_text(item.size), times]
 
     def custody(self) -> None:
-        self.story.append(PageBreak())
-        self.h2("6. Chain of custody")
+        self.h2("7. Chain of custody")
         self.story.append(self.p(self.t("Every event is signed by the key shown and linked to "
                                         "the one before it."), self.s.muted))
         rows = []
@@ -474,7 +556,7 @@ class _Builder:
                    [8 * mm, 20 * mm, 20 * mm, 46 * mm, 28 * mm, WIDTH - 122 * mm])
 
     def signers(self) -> None:
-        self.h2("7. Who signed")
+        self.h2("8. Who signed")
         rows = [[self.cell(s.name), self.cell(s.role), self.mono(s.fingerprint),
                  self.mono(s.public_key)] for s in self.data.signers]
         self.table(["Name", "Role", "Key fingerprint", "Public key"], rows,
@@ -482,7 +564,7 @@ class _Builder:
 
     def hashes(self) -> None:
         data, seal, capture = self.data, self.data.seal, self.data.capture
-        self.h2("8. Hashes and technical details")
+        self.h2("9. Hashes and technical details")
         self.facts([
             ("Root hash (identifies the evidence)", self.mono(seal.manifest_root)),
             ("Payload SHA-256 now", self.mono(data.payload_sha256)),
@@ -497,10 +579,22 @@ class _Builder:
             ("Made with", f"evidencekit {seal.tool_version}, bundle format "
                           f"{seal.format_version}"),
         ])
+        if data.warnings:  # what the banner said in plain words, as the checks put it
+            self.story.append(self.p(self.t("Notes from the checks"), self.s.h3))
+            self.story += [self.p(self.t("• " + warning), self.s.cell_break)
+                           for warning in data.warnings]
 
     def verify(self) -> None:
-        self.h2("9. How to verify this bundle")
-        steps = how_to_verify(self.data)
+        self.h2("10. How to verify this bundle")
+        self.story.append(self.p(self.t(VERIFY_INTRO)))
+        self.story.append(Spacer(0, 4))
+        self.steps(how_to_verify(self.data))
+        self.story.append(self.p(self.t("Without evidencekit"), self.s.h3))
+        self.story.append(self.p(self.t(BY_HAND_INTRO)))
+        self.story.append(Spacer(0, 3))
+        self.steps(verify_by_hand(self.data), closing=BY_HAND_MORE)
+
+    def steps(self, steps: list[tuple[str, str]], closing: str = "") -> None:
         for n, (text, command) in enumerate(steps, 1):
             block: list[Flowable] = [self.p(self.t(f"{n}. {text}"))]
             if command:
@@ -508,13 +602,24 @@ class _Builder:
                     "cmd", self.s.mono, backColor=SOFT, leftIndent=10, borderPadding=2,
                     spaceBefore=2)))
             block.append(Spacer(0, 4))
-            if n == len(steps):
-                # The closing sentence stays with the last step: alone on a last page it would
+            if n == len(steps) and closing:
+                # The closing sentences stay with the last step: alone on a last page they would
                 # look like a page holding only the footer.
-                block += [Spacer(0, 6), self.p(self.t(
+                block += [self.p(self.t(closing)), Spacer(0, 6), self.p(self.t(
                     f"This report summarises the bundle {self.data.bundle_name}; the bundle "
                     "itself is the evidence."), self.s.muted)]
             self.story.append(KeepTogether(block))
+
+
+def _scaled(jpeg: bytes, width: float, height: float) -> Image | None:
+    """*jpeg* as a flowable as large as fits in *width* × *height*, its proportions kept."""
+    try:
+        shown = Image(io.BytesIO(jpeg))
+        scale = min(width / shown.imageWidth, height / shown.imageHeight)
+    except Exception:  # a thumbnail is ours (Pillow wrote it), but a report never fails on one
+        return None
+    shown.drawWidth, shown.drawHeight = shown.imageWidth * scale, shown.imageHeight * scale
+    return shown
 
 
 def _canvas_class(data: ReportData, fonts: Fonts) -> type[Canvas]:
