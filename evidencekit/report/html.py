@@ -18,12 +18,12 @@ from collections.abc import Iterable, Sequence
 
 from evidencekit.report.model import (
     BY_HAND_INTRO,
-    BY_HAND_MORE,
     NOT_SEALED,
     PREVIEWS_NOTE,
     TIMELINE_NOTE,
     VERIFY_INTRO,
     ReportData,
+    by_hand_more,
     how_to_verify,
     plural,
     previewed,
@@ -430,7 +430,7 @@ def _verify(data: ReportData) -> str:
     return ('<section id="verify"><h2>10. How to verify this bundle</h2>'
             f"<p>{esc(VERIFY_INTRO)}</p>"
             f'<ol class="verify">{steps}</ol><h3>Without evidencekit</h3><p>{esc(BY_HAND_INTRO)}'
-            f'</p><ol class="verify">{by_hand}</ol><p>{esc(BY_HAND_MORE)}</p></section>')
+            f'</p><ol class="verify">{by_hand}</ol><p>{esc(visible(by_hand_more(data)))}</p></section>')
 
 
 def _footer(data: ReportData) -> str:

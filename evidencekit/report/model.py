@@ -401,9 +401,16 @@ VERIFY_INTRO = ("You need not do any of this to rely on this report: it was made
 BY_HAND_INTRO = ("Without evidencekit, with standard tools only (tar, ssh-keygen, sha256sum and "
                  "age, free on Linux, macOS and Windows), an expert can check the essentials "
                  "like this, in a terminal, in an empty folder holding the bundle:")
-BY_HAND_MORE = ("The chain of custody (the custody folder, each entry signed like the seal) can "
-                "be checked the same way; the complete procedure is \"Verifying by hand\" in "
-                "evidencekit's documentation of the bundle format.")
+_BY_HAND_MORE = ("The chain of custody (the custody folder, each entry signed like the seal) "
+                 "and the rest are checked the same way. evidencekit's documentation comes with "
+                 "a script that makes every check with these tools only, the procedure "
+                 "\"Verifying by hand\" of the bundle format: sh verify-by-hand.sh -i KEY "
+                 "{bundle} (the file docs/verify-by-hand.sh).")
+
+
+def by_hand_more(data: ReportData) -> str:
+    """The closing words of the steps by hand: where the complete procedure is."""
+    return _BY_HAND_MORE.format(bundle=data.bundle_name)
 
 
 def verify_by_hand(data: ReportData) -> list[tuple[str, str]]:
@@ -417,9 +424,10 @@ def verify_by_hand(data: ReportData) -> list[tuple[str, str]]:
          f"{data.seal.signer.fingerprint} (the sealer's, as in this report).",
          "ssh-keygen -Y check-novalidate -n evidencekit -s outer/seal.json.sig < outer/seal.json"),
         ("Check the encrypted evidence: the number printed must be the payload SHA-256 in this "
-         f"report, {data.payload_sha256 or '(see the technical details)'}, which is payload.sha256 in "
-         "seal.json or, if the evidence was re-encrypted later, new_payload_sha256 in the last "
-         "\"resealed\" entry of the custody folder.", "sha256sum outer/payload.age"),
+         f"report, {data.payload_sha256 or '(see the technical details)'}, which is "
+         "payload.sha256 in seal.json or, if the evidence was re-encrypted later, "
+         "new_payload_sha256 in the last \"resealed\" entry of the custody folder.",
+         "sha256sum outer/payload.age"),
         ("Decrypt it into a folder named opened, with the decryption key (KEY: the key file). "
          "For a passphrase, leave out -i KEY: age asks for it.",
          "mkdir opened && age -d -i KEY outer/payload.age | tar -x -C opened"),

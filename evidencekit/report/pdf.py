@@ -39,13 +39,13 @@ from reportlab.platypus import (
 from evidencekit.incident import IDENTIFIER_KINDS, Moment, human_time
 from evidencekit.report.model import (
     BY_HAND_INTRO,
-    BY_HAND_MORE,
     NOT_SEALED,
     PREVIEWS_NOTE,
     TIMELINE_NOTE,
     VERIFY_INTRO,
     EvidenceItem,
     ReportData,
+    by_hand_more,
     how_to_verify,
     plural,
     previewed,
@@ -592,7 +592,7 @@ class _Builder:
         self.story.append(self.p(self.t("Without evidencekit"), self.s.h3))
         self.story.append(self.p(self.t(BY_HAND_INTRO)))
         self.story.append(Spacer(0, 3))
-        self.steps(verify_by_hand(self.data), closing=BY_HAND_MORE)
+        self.steps(verify_by_hand(self.data), closing=by_hand_more(self.data))
 
     def steps(self, steps: list[tuple[str, str]], closing: str = "") -> None:
         for n, (text, command) in enumerate(steps, 1):
