@@ -382,10 +382,27 @@ def parse_receipt(text: str) -> dict[str, str]:
     return fields
 
 
-def check_receipt(report: Report, receipt: dict[str, str], findings: Findings) -> None:
-    """The bundle is the one the receipt describes, with its custody log at least as long."""
+@dataclass(frozen=True)
+class ReceiptCheck:
+    """What checking a bundle against a receipt found: *matches* is None when the bundle could
+    not be read far enough to tell; *newest_event* is the sequence number of the receipt's
+    newest event in this bundle's log, *events_since* how many were added after it."""
+
+    matches: bool | None
+    newest_event: int | None = None
+    events_since: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"matches": self.matches, "newest_event": self.newest_event,
+                "events_since": self.events_since}
+
+
+def check_receipt(report: Report, receipt: dict[str, str], findings: Findings) -> ReceiptCheck:
+    """The bundle is the one the receipt describes, with its custody log at least as long.
+    Each difference is an error in *findings*; the outcome says whether all matched."""
     if report.seal is None:
-        return
+        return ReceiptCheck(None)
+    before = len(findings.errors)
     actual = receipt_fields(report) if report.events else {}
     for key in ("Case", "Sealed at", "Files", "Bytes", "Root hash", "Sealed by"):
         if actual.get(key) != receipt[key]:
@@ -396,12 +413,14 @@ def check_receipt(report: Report, receipt: dict[str, str], findings: Findings) -
     if newest not in hashes:
         findings.error("receipt", "custody", "the custody event named on the receipt is not in "
                        "the bundle's log (events were removed or the log was replaced)", newest)
-        return
+        return ReceiptCheck(False)
     position = hashes.index(newest)
     payloads = {e.payload_sha256 for e in report.events[: position + 1]}
     if receipt["Payload SHA-256"] not in payloads:
         findings.error("receipt", "payload", "the payload on the receipt is not one this bundle's "
                        "log knows", receipt["Payload SHA-256"], report.payload_sha256)
+    return ReceiptCheck(len(findings.errors) == before, report.events[position].sequence,
+                        len(report.events) - position - 1)
 
 
 def event_summary(event: CustodyEvent) -> dict[str, Any]:

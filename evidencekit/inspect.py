@@ -13,6 +13,7 @@ from evidencekit.errors import BundleError
 from evidencekit.format.documents import PAYLOAD, SEAL, CustodyEvent, Seal, custody_member
 from evidencekit.format.outer import Member, open_member
 from evidencekit.format.reader import open_bundle
+from evidencekit.protection import RecipientInfo, recipients_in
 
 
 @dataclass
@@ -22,6 +23,7 @@ class Inspection:
     seal: Seal
     events: list[CustodyEvent] = field(default_factory=list)
     recipient_types: list[str] = field(default_factory=list)
+    recipients: list[RecipientInfo] = field(default_factory=list)  # one per stanza, in order
 
 
 def inspect_bundle(path: Path) -> Inspection:
@@ -33,10 +35,11 @@ def inspect_bundle(path: Path) -> Inspection:
         events = [CustodyEvent.from_json(bundle.read_small(custody_member(n)), custody_member(n))
                   for n in range(1, bundle.custody_count() + 1)
                   if custody_member(n) in bundle.by_name]
-        types: list[str] = []
+        recipients: list[RecipientInfo] = []
         if PAYLOAD in bundle.by_name:
             header = age.read_header(open_member(bundle.file, bundle.by_name[PAYLOAD])[0])
-            types = [stanza.type for stanza in header.stanzas]
-        return Inspection(path, bundle.members, seal, events, types)
+            recipients = recipients_in(header.stanzas)
+        return Inspection(path, bundle.members, seal, events, [r.type for r in recipients],
+                          recipients)
     finally:
         bundle.close()

@@ -9,7 +9,8 @@ words, and the next step.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import re
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,27 +28,110 @@ ASK = "ask the person who made the bundle"
 
 @dataclass(frozen=True)
 class Advice:
-    message: str
+    """What to tell a person: *summary* (one clause), *details* (what the bundle opens with and
+    what was tried, each a phrase) and the next step (*hint*)."""
+
+    summary: str
     hint: str
+    details: tuple[str, ...] = ()
+
+    @property
+    def message(self) -> str:
+        """The summary, then its details: one line, for an error message."""
+        return self.message_with("")
+
+    def message_with(self, consequence: str) -> str:
+        """:attr:`message` with *consequence* (", so no report was made") after the summary."""
+        return self.summary + consequence + (f": {'; '.join(self.details)}" if self.details
+                                             else "")
+
+
+# A 4-byte tag in canonical unpadded base64: 5 characters, then one holding the last 2 bits.
+_KEY_TAG = re.compile(r"[A-Za-z0-9+/]{5}[AQgw]")
+
+
+@dataclass(frozen=True)
+class RecipientInfo:
+    """What one recipient stanza of the payload's age header reveals about who can open it.
+
+    An ssh-ed25519 stanza carries a tag of the key (the first 4 bytes of SHA-256 of its SSH wire
+    form), which also starts its ``SHA256:`` fingerprint; an X25519 stanza reveals nothing about
+    the key (age hides recipients on purpose); scrypt is a passphrase.
+    """
+
+    type: str
+    key_tag: str | None = None
+
+    @property
+    def fingerprint_start(self) -> str | None:
+        """``SHA256:`` and the first 5 characters every fingerprint of the tagged key has."""
+        return f"SHA256:{self.key_tag[:5]}" if self.key_tag else None
+
+    @property
+    def identifies_key(self) -> bool:
+        return self.key_tag is not None
+
+    def describe(self) -> str:
+        """In plain words (the type comes from the bundle: escape it before printing)."""
+        if self.type == PASSPHRASE:
+            return "a passphrase"
+        if self.type == "ssh-ed25519":
+            if self.key_tag is None:
+                return "an SSH key (ssh-ed25519) whose key tag is malformed"
+            return (f"the SSH key whose fingerprint starts {self.fingerprint_start} "
+                    f"(key tag {self.key_tag})")
+        if self.type == "X25519":
+            return "an age key (age1…), the bundle does not reveal which"
+        return f"a key of type {self.type}, which evidencekit does not support"
+
+    def to_json(self) -> dict[str, object]:
+        return {"type": self.type, "key_tag": self.key_tag,
+                "fingerprint_start": self.fingerprint_start,
+                "identifies_key": self.identifies_key, "description": self.describe()}
+
+
+def recipients_in(stanzas: Iterable[age.Stanza]) -> list[RecipientInfo]:
+    """One :class:`RecipientInfo` per stanza, in the header's order."""
+    found = []
+    for stanza in stanzas:
+        tag = stanza.args[0] if stanza.type == "ssh-ed25519" and stanza.args else None
+        found.append(RecipientInfo(stanza.type, tag if tag and _KEY_TAG.fullmatch(tag) else None))
+    return found
+
+
+def payload_recipients(bundle: Path | str) -> list[RecipientInfo]:
+    """The recipients of the bundle's payload; empty when the bundle cannot be read that far
+    (verification reports why)."""
+    try:
+        opened = open_bundle(Path(bundle))
+    except EvidenceKitError:
+        return []
+    try:
+        member = opened.by_name.get(PAYLOAD)
+        if member is None:
+            return []
+        return recipients_in(age.read_header(open_member(opened.file, member)[0]).stanzas)
+    except EvidenceKitError:
+        return []
+    finally:
+        opened.close()
 
 
 def payload_protection(bundle: Path | str) -> frozenset[str]:
     """The age stanza types of the bundle's payload ('scrypt', 'X25519', …); empty when the
     bundle cannot be read that far (verification reports why)."""
-    try:
-        opened = open_bundle(Path(bundle))
-    except EvidenceKitError:
-        return frozenset()
-    try:
-        member = opened.by_name.get(PAYLOAD)
-        if member is None:
-            return frozenset()
-        header = age.read_header(open_member(opened.file, member)[0])
-        return frozenset(stanza.type for stanza in header.stanzas)
-    except EvidenceKitError:
-        return frozenset()
-    finally:
-        opened.close()
+    return frozenset(recipient.type for recipient in payload_recipients(bundle))
+
+
+def describe_identity(identity: age.Identity) -> str:
+    """A key or passphrase given, by what identifies it without revealing it."""
+    if isinstance(identity, age.SshEd25519Identity):
+        return f"the SSH key {identity.fingerprint} (key tag {identity.key_tag})"
+    if isinstance(identity, age.X25519Identity):
+        return f"the age key {identity.recipient()}"
+    if isinstance(identity, age.ScryptIdentity):
+        return "a passphrase"
+    return "a key"
 
 
 def needs_passphrase(kinds: Collection[str]) -> bool:
@@ -55,18 +139,56 @@ def needs_passphrase(kinds: Collection[str]) -> bool:
 
 
 def wrong_key(kinds: Collection[str], gave_passphrase: bool | None = None,
-              gave_keys: bool | None = None) -> Advice:
+              gave_keys: bool | None = None, *, recipients: Sequence[RecipientInfo] = (),
+              tried: Sequence[age.Identity] = ()) -> Advice:
     """The message and next step when nothing given opens a payload protected by *kinds*.
 
     *gave_passphrase* / *gave_keys*: what the person gave, when the caller knows (None: the
-    wording holds either way).
+    wording holds either way). *recipients* (the payload's, when read) and *tried* (the keys
+    given) add what the bundle opens with and which keys were tried, each by what identifies it.
     """
     if not kinds:
         return Advice("the key or passphrase given does not open this bundle",
                       f"check that it is the right one, or {ASK} what it was made for")
     if needs_passphrase(kinds):
         return _passphrase_needed(gave_passphrase, gave_keys)
-    return _key_needed(kinds, gave_passphrase, gave_keys)
+    advice = _key_needed(kinds, gave_passphrase, gave_keys)
+    details = _key_details(recipients, tried)
+    if not details:
+        return advice
+    hint = advice.hint
+    if any(r.identifies_key for r in recipients):
+        hint += " ('ssh-keygen -lf KEYFILE' shows the fingerprint of an SSH key)"
+    return Advice(advice.summary, hint, details)
+
+
+def _key_details(recipients: Sequence[RecipientInfo], tried: Sequence[age.Identity]
+                 ) -> tuple[str, ...]:
+    """'it opens with …' and 'tried …', for a bundle protected by keys."""
+    details = []
+    keys = [r for r in recipients if r.type != PASSPHRASE]
+    named = [r.describe() for r in keys if r.type != "X25519"]
+    unnamed = sum(r.type == "X25519" for r in keys)
+    if unnamed:
+        named.append("an age key (age1…), the bundle does not reveal which" if unnamed == 1 else
+                     f"any of {unnamed} age keys (age1…), the bundle does not reveal which")
+    if named:
+        details.append("it opens with " + ", or ".join(named))
+    tags = {r.key_tag for r in keys if r.key_tag}
+    given = []
+    for identity in tried:
+        if isinstance(identity, age.ScryptIdentity):
+            continue
+        if isinstance(identity, age.SshEd25519Identity) and keys:
+            match = ("the bundle's, yet it does not open it" if identity.key_tag in tags
+                     else "not the bundle's")
+            given.append(f"the SSH key {identity.fingerprint} (key tag {identity.key_tag}, "
+                         f"{match})")
+        else:
+            given.append(describe_identity(identity))
+    if given:
+        details.append("tried " + ", and ".join(given))
+    return tuple(details)
 
 
 def _passphrase_needed(gave_passphrase: bool | None, gave_keys: bool | None) -> Advice:
@@ -101,5 +223,29 @@ def _key_needed(kinds: Collection[str], gave_passphrase: bool | None,
 def wrong_key_for(bundle: Path | str, identities: Sequence[age.Identity]) -> Advice:
     """:func:`wrong_key` for a bundle that none of *identities* opens (what was given is known)."""
     passphrases = [isinstance(identity, age.ScryptIdentity) for identity in identities]
-    return wrong_key(payload_protection(bundle), any(passphrases),
-                     not all(passphrases) if passphrases else False)
+    recipients = payload_recipients(bundle)
+    return wrong_key({r.type for r in recipients}, any(passphrases),
+                     not all(passphrases) if passphrases else False,
+                     recipients=recipients, tried=identities)
+
+
+def passphrase_opens(bundle: Path | str, identity: age.ScryptIdentity) -> bool | None:
+    """Whether *identity* opens the payload of a passphrase-protected bundle, from its header
+    alone (no payload is read). None when that cannot be told here: no passphrase protects it,
+    or the bundle is damaged (verification then says what is wrong)."""
+    try:
+        opened = open_bundle(Path(bundle))
+    except EvidenceKitError:
+        return None
+    try:
+        member = opened.by_name.get(PAYLOAD)
+        if member is None:
+            return None
+        header = age.read_header(open_member(opened.file, member)[0])
+        if not needs_passphrase({stanza.type for stanza in header.stanzas}):
+            return None
+        return identity.unwrap(header.stanzas) is not None
+    except EvidenceKitError:
+        return None
+    finally:
+        opened.close()

@@ -94,7 +94,29 @@ def progress_option(f: F) -> F:
                         )(f)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+EPILOG = """\b
+Start here:
+  evidencekit capture           guided session for victims (no arguments,
+                                on a terminal): questions, then one bundle
+  evidencekit verify B -i KEY   check bundle B and every file in it
+  evidencekit COMMAND --help    the options of one command
+
+\b
+Exit codes:
+  0    success (verify: everything checked is intact)
+  1    verification failed: damaged, tampered with, or not signed by a
+       trusted key
+  2    usage or input error: bad arguments, missing file or passphrase
+       without a terminal, output exists
+  3    capture wrote a valid bundle, but some items were unreadable or
+       changed while being read (recorded in the manifest)
+  4    none of the given keys or passphrases opens the bundle
+  5    internal error (a bug: please report it)
+  130  interrupted (Ctrl-C, SIGTERM); nothing was written
+"""
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
 @click.version_option(__version__, prog_name="evidencekit")
 @click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
               help=f"Read defaults from this YAML file (default: {CONFIG_HINT}, or "

@@ -37,7 +37,7 @@ from evidencekit.profiles import OS_NAMES
 
 
 # ------------------------------------------------------------------------------ capture
-@cli.command("capture")
+@cli.command("capture", short_help="Capture files and folders into a signed, encrypted bundle.")
 @click.argument("sources", nargs=-1, type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="The bundle to write (default: CASE.evidence in the current folder).")

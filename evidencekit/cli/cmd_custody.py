@@ -39,7 +39,8 @@ def custody() -> None:
     """Record and show the chain of custody (no decryption key needed)."""
 
 
-@custody.command("add")
+@custody.command("add",
+                 short_help="Append a signed event to the custody log (evidence untouched).")
 @click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--action", required=True, type=click.Choice(APPENDABLE),
               help="What happened to the bundle.")
@@ -100,7 +101,7 @@ def custody_show(bundle: Path, as_json: bool) -> None:
     run("custody show", as_json, body)
 
 
-@cli.command("reseal")
+@cli.command("reseal", short_help="Re-encrypt a bundle for a new holder; custody log kept.")
 @click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
 @identity_option
 @new_recipient_options
@@ -144,7 +145,7 @@ def reseal_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
     run("reseal", as_json, body)
 
 
-@cli.command("receipt")
+@cli.command("receipt", short_help="A printable receipt of the bundle handed over.")
 @click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the receipt to this file (default: print it).")

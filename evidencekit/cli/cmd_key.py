@@ -1,4 +1,4 @@
-"""evidencekit key …: signing keys."""
+"""evidencekit key …: key pairs, which sign (custody, seals) and open bundles made for them."""
 
 from __future__ import annotations
 
@@ -13,9 +13,14 @@ from evidencekit.cli.secrets import KEY_PASSPHRASE_ENV, obtain
 from evidencekit.errors import ExitCode
 
 
-@cli.group()
+@cli.group(short_help="Create key pairs: to sign, and to open bundles made for you.")
 def key() -> None:
-    """Create signing keys (OpenSSH ed25519)."""
+    """Create key pairs (OpenSSH ed25519).
+
+    One key pair does both jobs: the private key signs what you do (--sign-key) and opens
+    bundles made for you (-i KEY); others encrypt bundles for you with the public key
+    (KEY.pub, given to them for -R).
+    """
 
 
 @key.command("generate")
@@ -28,7 +33,12 @@ def key() -> None:
 @json_option
 def key_generate(output: Path, comment: str | None, passphrase_file: Path | None,
                  ask_passphrase: bool, as_json: bool) -> None:
-    """Make a new signing key pair (never overwrites; never prompts unless asked)."""
+    """Make a new key pair: OUTPUT (private) and OUTPUT.pub (public).
+
+    Sign with it (--sign-key OUTPUT), open bundles made for it (-i OUTPUT), and give
+    OUTPUT.pub to whoever should encrypt bundles for you (-R OUTPUT.pub). Never overwrites;
+    never prompts unless asked.
+    """
 
     def body() -> int:
         secret = None

@@ -21,7 +21,7 @@ from evidencekit.cli.app import (
     trusted_option,
 )
 from evidencekit.cli.keyring import identities_from, trusted_from
-from evidencekit.cli.secrets import KEY_PASSPHRASE_ENV, PASSPHRASE_ENV, obtain
+from evidencekit.cli.secrets import KEY_PASSPHRASE_ENV, PASSPHRASE_ENV, interactive, obtain
 from evidencekit.crypto import age
 from evidencekit.custody import EventRequest, append_event, check_receipt, parse_receipt
 from evidencekit.errors import EvidenceKitError, ExitCode, InputError, UsageError
@@ -31,11 +31,12 @@ from evidencekit.format.outer import open_member
 from evidencekit.format.reader import open_bundle
 from evidencekit.hostinfo import user_name
 from evidencekit.inspect import inspect_bundle
+from evidencekit.protection import passphrase_opens
 from evidencekit.verify import Report, verify
 
 
 # ------------------------------------------------------------------------------ inspect
-@cli.command("inspect")
+@cli.command("inspect", short_help="Show what a bundle says about itself (no key needed).")
 @click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
 @json_option
 def inspect_command(bundle: Path, as_json: bool) -> None:
@@ -48,6 +49,7 @@ def inspect_command(bundle: Path, as_json: bool) -> None:
                               "bundle": str(bundle), "seal": render.seal_json(info.seal),
                               "custody": [render.event_json(e) for e in info.events],
                               "recipients": info.recipient_types,
+                              "recipient_details": [r.to_json() for r in info.recipients],
                               "members": [{"name": m.name, "size": m.size}
                                           for m in info.members]})
             return ExitCode.OK
@@ -66,6 +68,8 @@ def inspect_command(bundle: Path, as_json: bool) -> None:
         render.out.print(f"Root hash   {seal.manifest_root}")
         render.out.print(f"Payload     {seal.payload_size} bytes, SHA-256 {seal.payload_sha256}")
         render.out.print(f"Opens with  {esc(', '.join(info.recipient_types))}")
+        for number, recipient in enumerate(info.recipients, start=1):
+            render.out.print(f"  {number}. {esc(recipient.describe())}")
         render.custody_table(info.events)
         render.out.print("Not verified: run 'evidencekit verify' to check seal and signatures.")
         return ExitCode.OK
@@ -99,14 +103,34 @@ def identities_for(bundle: Path, paths: tuple[Path, ...], passphrase_file: Path 
     identities = identities_from(paths, lambda p: obtain(f"the key {p}", None, KEY_PASSPHRASE_ENV,
                                                          "--passphrase-file", confirm=False))
     if ask or passphrase_file is not None or os.environ.get(PASSPHRASE_ENV):
-        secret = obtain("the bundle", passphrase_file, PASSPHRASE_ENV, "--passphrase-file",
-                        confirm=False)
-        identities.append(age.ScryptIdentity(secret))
+        identities.append(_bundle_passphrase(bundle, passphrase_file))
     if required and not identities:
         raise UsageError("a key is needed to open the bundle",
                          hint="give -i KEYFILE (age identity or OpenSSH private key), "
                          "or --passphrase-file FILE for a passphrase-protected bundle")
     return identities
+
+
+PASSPHRASE_TRIES = 3
+
+
+def _bundle_passphrase(bundle: Path, passphrase_file: Path | None) -> age.ScryptIdentity:
+    """The bundle's passphrase from the file, the variable or the terminal. Typed on a terminal,
+    it is checked against the bundle's header at once and asked again when it does not open it
+    (a few tries), as a login would: a typing mistake must not end the command."""
+    def ask() -> age.ScryptIdentity:
+        return age.ScryptIdentity(obtain("the bundle", passphrase_file, PASSPHRASE_ENV,
+                                         "--passphrase-file", confirm=False))
+
+    typed = passphrase_file is None and not os.environ.get(PASSPHRASE_ENV) and interactive()
+    identity, tries = ask(), 1
+    while typed and tries < PASSPHRASE_TRIES and passphrase_opens(bundle, identity) is False:
+        left = PASSPHRASE_TRIES - tries
+        render.err.print("[yellow]That passphrase does not open this bundle.[/] Check Caps Lock "
+                         "and the keyboard layout, and try again "
+                         f"({left} {'try' if left == 1 else 'tries'} left).")
+        identity, tries = ask(), tries + 1
+    return identity  # the last one, right or not: verification then says what opens the bundle
 
 
 def record_option(f: F) -> F:
@@ -127,7 +151,7 @@ def _record(bundle: Path, report: Report, action: str, actor: str | None, sign_k
     return f"recorded as custody event #{event.sequence} ({action})"
 
 
-@cli.command("verify")
+@cli.command("verify", short_help="Check a bundle: seal, signatures, custody log, files.")
 @click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
 @identity_option
 @trusted_option
@@ -147,8 +171,7 @@ def verify_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
         receipt = _read_receipt(receipt_file) if receipt_file else None
         report = verify(bundle, keys, trusted_from(trusted),
                         progress=render.progress_for(as_json, progress))
-        if receipt is not None:
-            check_receipt(report, receipt, report.findings)
+        checked = None if receipt is None else check_receipt(report, receipt, report.findings)
         recorded = None
         if record:
             details = {"result": "ok", "decrypted": str(report.decrypted).lower(),
@@ -159,9 +182,12 @@ def verify_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
         if as_json:
             document = render.report_json(report, code)
             document["recorded"] = recorded
+            document["receipt"] = None if checked is None else {
+                "file": str(receipt_file), **checked.to_json()}
             render.emit_json(document)
         else:
-            render.report_text(report)
+            render.report_text(report, keys, None if checked is None else
+                               (str(receipt_file), checked))
             if recorded:
                 render.err.print(recorded)
         return code
@@ -177,7 +203,7 @@ def _read_receipt(path: Path) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------------------ extract
-@cli.command("extract")
+@cli.command("extract", short_help="Verify a bundle and open it into a new folder.")
 @click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
 @identity_option
 @trusted_option
@@ -219,7 +245,7 @@ def extract_command(bundle: Path, identities: tuple[Path, ...], passphrase_file:
                              "renamed_to_original": result.renamed, "recorded": recorded})
             render.emit_json(document)
             return code
-        render.report_text(result.report)
+        render.report_text(result.report, keys)
         if result.output is not None:
             render.out.print(f"Extracted {result.files} files into "
                              f"{render._escape(str(result.output))}")

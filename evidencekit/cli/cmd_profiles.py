@@ -173,12 +173,12 @@ def profile_json(profile: Profile) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- commands
-@cli.group("profiles")
+@cli.group("profiles", short_help="Collection profiles: what capture --profile NAME collects.")
 def profiles_group() -> None:
     """Collection profiles: what 'capture --profile NAME' collects on each system."""
 
 
-@profiles_group.command("list")
+@profiles_group.command("list", short_help="List the built-in profiles and your own.")
 @json_option
 def profiles_list(as_json: bool) -> None:
     """List the built-in profiles and your own (in the profiles folder of your config)."""
@@ -208,7 +208,7 @@ def profiles_list(as_json: bool) -> None:
     run("profiles list", as_json, body)
 
 
-@profiles_group.command("show")
+@profiles_group.command("show", short_help="Show a profile and what it finds on this machine.")
 @click.argument("name", shell_complete=complete_profile)
 @click.option("--os", "os_name", type=click.Choice(OS_NAMES),
               help="Resolve the rules for this system (default: this machine's).")

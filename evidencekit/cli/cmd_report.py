@@ -45,7 +45,7 @@ from evidencekit.verify import Report, verify
 
 
 # -------------------------------------------------------------------------------- report
-@cli.command("report")
+@cli.command("report", short_help="A printable report for police, banks and insurers.")
 @click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
 @identity_option
 @trusted_option
@@ -104,7 +104,7 @@ def _refuse_unless_verified(report: Report, force: bool, bundle: Path,
                             keys: list[age.Identity]) -> None:
     if report.no_matching_key and not force:
         advice = wrong_key_for(bundle, keys)
-        raise NoMatchingKey(f"{advice.message}, so no report was made", hint=advice.hint)
+        raise NoMatchingKey(advice.message_with(", so no report was made"), hint=advice.hint)
     if report.seal is None:
         raise BundleError("this file is not a readable evidence bundle, so no report was made",
                           hint="run 'evidencekit verify' on it to see what is wrong")
@@ -130,7 +130,7 @@ PRIVATE_OPTIONS = ("identities", "passphrase_file", "ask_passphrase", "recipient
                    "recipient_files", "new_passphrase_file", "output")
 
 
-@cli.command("note")
+@cli.command("note", short_help="Add to the incident record later (a signed note).")
 @click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--text", default="", help="The note: what happened, or what this entry is.")
 @click.option("--kind", type=click.Choice(inc.NOTE_KINDS), default="note", show_default=True,

@@ -19,6 +19,7 @@ from evidencekit.hostinfo import user_name
 from evidencekit.walk import Source, read_user_file, source_reaching
 
 OPENSSH_PRIVATE = b"-----BEGIN OPENSSH PRIVATE KEY-----"
+AGE_SECRET = "AGE-SECRET-KEY-"
 
 
 def config_dir() -> Path:
@@ -55,18 +56,62 @@ def refuse_new_key_inside(path: Path, sources: Collection[Source]) -> None:
 
 def recipients_from(inline: tuple[str, ...], files: tuple[Path, ...]) -> list[age.Recipient]:
     """Parse ``--recipient`` values and ``--recipient-file`` files (one key per line, # comments)."""
-    recipients = [age.parse_recipient(value.strip()) for value in inline]
+    recipients = [_inline_recipient(value.strip()) for value in inline]
     for path in files:
         try:
-            text = read_user_file(path).decode("utf-8")
+            data = read_user_file(path)
+            text = data.decode("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise RecipientError(f"cannot read the recipient file {path}: {exc}") from None
+        _refuse_private_key_file(path, data)
         lines = [line.strip() for line in text.splitlines()]
         found = [age.parse_recipient(line) for line in lines if line and not line.startswith("#")]
         if not found:
             raise RecipientError(f"the recipient file {path} holds no public key")
         recipients.extend(found)
     return recipients
+
+
+def _inline_recipient(value: str) -> age.Recipient:
+    """One ``--recipient`` value; a file name or a secret key given there is named as such (a
+    secret key is never repeated in the message)."""
+    if value.startswith(AGE_SECRET):
+        raise RecipientError("the value given as a public key is a secret key "
+                             "(AGE-SECRET-KEY-…): it was not used, and should not be shared",
+                             hint="give the public key (age1…) instead: 'age-keygen -y FILE' "
+                             "prints it")
+    if value.startswith(("age1", "ssh-")):
+        return age.parse_recipient(value)
+    if os.path.isfile(value):
+        raise RecipientError(f"{value!r} is a file, not a public key",
+                             hint=f"to encrypt to the public keys in a file, use -R {value} "
+                             "(--recipient-file); -r takes the key itself (age1… or "
+                             "'ssh-ed25519 AAAA…')")
+    if value.endswith((".pub", ".txt", ".key")) or os.sep in value:
+        raise RecipientError(f"{value!r} is not a public key, and no such file exists",
+                             hint="-R FILE (--recipient-file) reads the public keys in a file; "
+                             "-r takes the key itself (age1… or 'ssh-ed25519 AAAA…')")
+    return age.parse_recipient(value)
+
+
+def _refuse_private_key_file(path: Path, data: bytes) -> None:
+    """A private key given as recipient file: say so and point at its public key, without ever
+    quoting the secret."""
+    if OPENSSH_PRIVATE in data:
+        public = Path(f"{path}.pub")
+        raise RecipientError(f"{path} is a private key; encrypting needs the public key",
+                             hint=f"use -R {public} (the public key next to it)" if
+                             public.is_file() else f"use its public key: 'ssh-keygen -y -f "
+                             f"{path} > {public}' writes it, then -R {public}")
+    if AGE_SECRET.encode() in data:
+        try:
+            publics = [str(i.recipient()) for i in age.parse_identity_file(data)]
+        except KeyFileError:
+            publics = []
+        raise RecipientError(f"{path} is an age identity (a secret key); encrypting needs the "
+                             "public key", hint=f"use -r {publics[0]} (its public key)"
+                             if len(publics) == 1 else
+                             f"use its public key (age1…): 'age-keygen -y {path}' prints it")
 
 
 def load_signing(path: Path, passphrase: Callable[[], bytes]) -> SigningKey:

@@ -6,7 +6,7 @@ import json
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from rich.console import Console
@@ -27,13 +27,14 @@ from rich.text import Text
 from evidencekit import addenda
 from evidencekit.capture import CaptureResult
 from evidencekit.capture import human_size as _size
-from evidencekit.custody import event_summary
+from evidencekit.crypto import age
+from evidencekit.custody import ReceiptCheck, event_summary
 from evidencekit.errors import EvidenceKitError, ExitCode
 from evidencekit.findings import Finding
 from evidencekit.format.documents import CustodyEvent, Seal
 from evidencekit.progress import NoProgress
 from evidencekit.progress import Progress as ProgressSink
-from evidencekit.protection import payload_protection, wrong_key
+from evidencekit.protection import payload_protection, wrong_key, wrong_key_for
 from evidencekit.report.model import plural, visible
 from evidencekit.selection import EXCLUDED, TOO_LARGE
 from evidencekit.verify import Report
@@ -215,7 +216,10 @@ def report_json(report: Report, exit_code: int, command: str = "verify") -> dict
             "findings": [f.to_json() for f in report.findings.items]}
 
 
-def report_text(report: Report) -> None:
+def report_text(report: Report, tried: Sequence[age.Identity] | None = None,
+                receipt: tuple[str, ReceiptCheck] | None = None) -> None:
+    """The report for people; *tried*: the keys and passphrases given, when known, to say which
+    were tried when none opens the bundle; *receipt*: the receipt file checked, and how."""
     seal = report.seal
     if seal is not None:
         out.print(f"Bundle   {_escape(report.bundle)}")
@@ -225,13 +229,18 @@ def report_text(report: Report) -> None:
         out.print(f"Signer   {_escape(seal.signer.fingerprint)}: {trust[report.trusted]}")
         out.print(f"Evidence {seal.counts['files']} files, {_size(seal.total_bytes)}"
                   + ("" if seal.complete else " [yellow](capture was incomplete)[/]"))
+    if receipt is not None:
+        out.print(f"Receipt  {receipt_line(*receipt)}")
     if report.events:
         custody_table(report.events)
     addenda_text(report)
     print_findings(report.findings.items)
     if report.no_matching_key:  # in plain words; the age message stays in --json
-        advice = wrong_key(payload_protection(report.bundle))
-        err.print(f"[bold red]Cannot open the bundle:[/] {_escape(advice.message)}")
+        advice = (wrong_key(payload_protection(report.bundle)) if tried is None
+                  else wrong_key_for(report.bundle, tried))
+        err.print(f"[bold red]Cannot open the bundle:[/] {_escape(advice.summary)}")
+        for detail in advice.details:
+            err.print(f"  {_escape(detail)}")
         err.print(f"[yellow]evidencekit: hint:[/] {_escape(advice.hint)}")
     if report.ok:
         what = (f"all {report.files_checked} files decrypted and match their hashes"
@@ -244,6 +253,18 @@ def report_text(report: Report) -> None:
     else:
         out.print(f"[bold red]VERIFICATION FAILED[/]: {len(report.findings.errors)} problem(s)"
                   + (", and the bundle could not be opened" if report.no_matching_key else ""))
+
+
+def receipt_line(name: str, check: ReceiptCheck) -> str:
+    """How the bundle compares with the receipt *name*, in words."""
+    if check.matches is None:
+        return f"{_escape(name)} not checked: the bundle could not be read"
+    if not check.matches:
+        return f"[red]does NOT match[/] {_escape(name)} (the differences are listed below)"
+    since = ("none was added since" if not check.events_since else
+             f"{check.events_since:,} {'was' if check.events_since == 1 else 'were'} added since")
+    return (f"[green]matches[/] {_escape(name)}: the same bundle; the receipt's newest custody "
+            f"event is #{check.newest_event}, and {since}")
 
 
 def print_findings(findings: list[Finding], shown: int = FINDINGS_SHOWN) -> None:

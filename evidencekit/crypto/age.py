@@ -385,6 +385,11 @@ class SshEd25519Recipient:
     def __repr__(self) -> str:
         return f"SshEd25519Recipient({str(self)!r})"
 
+    @property
+    def key_tag(self) -> str:
+        """The tag its stanzas carry: base64 of the first 4 bytes of SHA-256(SSH wire key)."""
+        return self._tag
+
     def wrap(self, file_key: bytes, random: RandomSource) -> Stanza:
         ephemeral = _random(random, 32)
         share = _x25519_base(ephemeral)
@@ -413,6 +418,17 @@ class SshEd25519Identity:
 
     def recipient(self) -> SshEd25519Recipient:
         return self._recipient
+
+    @property
+    def key_tag(self) -> str:
+        """The tag its stanzas carry: base64 of the first 4 bytes of SHA-256(SSH wire key)."""
+        return self._tag
+
+    @property
+    def fingerprint(self) -> str:
+        """``SHA256:…`` as ``ssh-keygen -lf`` prints it; its first 5 characters after the colon
+        are the key tag's first 5 (both encode the same leading SHA-256 bits)."""
+        return "SHA256:" + _b64encode(hashlib.sha256(self._wire).digest())
 
     def unwrap(self, stanzas: Sequence[Stanza]) -> bytes | None:
         for stanza in stanzas:
@@ -490,6 +506,9 @@ class ScryptIdentity:
     def __init__(self, passphrase: bytes, max_work_factor: int = _DEFAULT_MAX_WORK_FACTOR) -> None:
         self._passphrase = bytes(passphrase)
         self._max_work_factor = max_work_factor
+        # The derived key per (salt, work factor): checking a typed passphrase against the
+        # header and then opening the payload must not pay for scrypt (about a second) twice.
+        self._derived: dict[tuple[bytes, int], bytes] = {}
 
     def __repr__(self) -> str:
         return f"ScryptIdentity(max_work_factor={self._max_work_factor})"
@@ -508,7 +527,11 @@ class ScryptIdentity:
             raise AgeHeaderError(f"age header: scrypt salt is {len(salt)} bytes, expected 16")
         work_factor = self._work_factor(stanza.args[1])
         _expect_wrapped_key(stanza)
-        return _unwrap_key(_scrypt_key(self._passphrase, salt, work_factor), stanza.body)
+        derived = self._derived.get((salt, work_factor))
+        if derived is None:
+            derived = self._derived[salt, work_factor] = _scrypt_key(self._passphrase, salt,
+                                                                     work_factor)
+        return _unwrap_key(derived, stanza.body)
 
     def _work_factor(self, text: str) -> int:
         # Decimal without sign or leading zero: the only canonical form the spec allows.

@@ -300,7 +300,9 @@ def test_wrong_passphrase_on_verify_and_extract_is_plain_and_consistent(passphra
     result = run_cli(command, bundle, "--passphrase-file", wrong, *extra)
     assert result.code == 4, result.stderr
     text = " ".join((result.stdout + result.stderr).split())
-    assert "protected by a passphrase" in text and "ask the person who made the bundle" in text
+    # what was given is known: a passphrase, the wrong one (as report says it)
+    assert "the passphrase does not open this bundle" in text
+    assert "ask the person who made the bundle" in text
     assert "stanza" not in text and "0 problem(s)" not in text
     assert "could not be opened" in text
     assert not (tmp_path / "out").exists()
