@@ -13,6 +13,7 @@ import datetime as dt
 import os
 import platform
 import re
+import shlex
 import sys
 from collections.abc import Callable
 from contextlib import suppress
@@ -34,6 +35,7 @@ from evidencekit.cli.keyring import (
     refuse_new_key_inside,
 )
 from evidencekit.crypto import age
+from evidencekit.crypto.keys import SigningKey
 from evidencekit.errors import (
     EvidenceKitError,
     ExitCode,
@@ -121,6 +123,10 @@ class GuidedDefaults:
     examiner: str = ""  # the name offered for the record (settings, or the user name if "")
     examiner_given: bool = False  # --examiner was given: that name is used, not asked
     new_signing_key: Path | None = None  # the personal key the capture will create, if any
+    # The key that signs (the personal key, or --sign-key): a bundle protected by someone
+    # else's key is encrypted to it too, so that the person who made it can open it and print
+    # its report (docs/decisions/own-key.md). None: not added.
+    own_key: Path | None = None
 
 
 @dataclass
@@ -140,6 +146,11 @@ class Plan:
     output: Path
     incident_source: str = ""
     examiner: str = ""  # who is capturing, as the record (custody log, manifest) will say
+    own_key: Path | None = None  # also encrypted to this signing key (never with a passphrase)
+
+    @property
+    def opened_with_own_key(self) -> bool:
+        return self.own_key is not None and not self.protection.passphrase
 
 
 TYPE_EXPLANATIONS = {
@@ -544,8 +555,10 @@ def _ask_protection(p: Prompter, defaults: GuidedDefaults) -> Protection:
     if defaults.recipients:  # chosen on the command line: say so, don't ask
         label = defaults.protection or "the key(s) given on the command line"
         p.say(f"  [green]✓[/] With {escape(label)}, as given on the command line.")
-        return Protection(defaults.recipients, label, all(
-            isinstance(r, age.ScryptRecipient) for r in defaults.recipients))
+        passphrase = all(isinstance(r, age.ScryptRecipient) for r in defaults.recipients)
+        if defaults.own_key and not passphrase:
+            p.say(OWN_KEY_TOO)
+        return Protection(defaults.recipients, label, passphrase)
     if defaults.ask_passphrase:
         p.say("  With a passphrase, as asked on the command line (-p).")
         return _passphrase_protection(p)
@@ -557,7 +570,7 @@ def _ask_protection(p: Prompter, defaults: GuidedDefaults) -> Protection:
         if choice in ("", "1"):
             return _passphrase_protection(p)
         if choice == "2":
-            return _ask_key(p)
+            return _ask_key(p, defaults.own_key is not None)
         p.say("  Please type 1 or 2.")
 
 
@@ -586,7 +599,11 @@ def _ask_passphrase(p: Prompter) -> str:
     return ""
 
 
-def _ask_key(p: Prompter) -> Protection:
+OWN_KEY_TOO = ("  [green]✓[/] The bundle is also locked with your own key, so that you can "
+               "open it yourself and print your report.")
+
+
+def _ask_key(p: Prompter, own_key: bool) -> Protection:
     while True:
         answer = p.ask("The investigator's key:", "Paste the line, or type the path of the file "
                        "they sent (e.g. investigator.pub). Enter to skip.")
@@ -597,6 +614,8 @@ def _ask_key(p: Prompter) -> Protection:
             found = recipients_from((), (path,)) if path.is_file() else recipients_from(
                 (answer,), ())
             shown = str(found[0])
+            if own_key:
+                p.say(OWN_KEY_TOO)
             return Protection(found, f"the investigator's key ({shown[:24]}…)")
         except EvidenceKitError as exc:
             p.say(f"  That is not a key evidencekit can use: {escape(exc.message)}")
@@ -688,7 +707,8 @@ def interview(p: Prompter, defaults: GuidedDefaults, case_id: str) -> Plan | Non
     p.say("\n[bold]9. Saving[/]")
     examiner = _ask_name(p, defaults)
     output = _ask_output(p, defaults, case_id, sources)
-    plan = Plan(record, sources, protection, output, defaults.incident_source, examiner)
+    plan = Plan(record, sources, protection, output, defaults.incident_source, examiner,
+                defaults.own_key)
     _summary(p, plan)
     if not sources or not protection.recipients:
         missing = "nothing to copy was chosen" if not sources else "no way to protect it was " \
@@ -809,7 +829,7 @@ def _summary(p: Prompter, plan: Plan) -> None:
             ("Contacts used", "\n".join(f"{inc.IDENTIFIER_KINDS[i.kind]}: {_short(i.value, 50)}"
                                         for i in record.identifiers) or "—"),
             ("Copy", "\n".join(str(s) for s in plan.sources) or "nothing chosen"),
-            ("Protected by", plan.protection.label or "nothing chosen"),
+            ("Protected by", _protected_by(plan)),
             ("Your name", plan.examiner or "—"),
             ("Save as", str(plan.output))]
     if plan.incident_source:
@@ -819,6 +839,15 @@ def _summary(p: Prompter, plan: Plan) -> None:
         p.say(f"  [bold]{label + ':':<15}[/] {escape(lines[0])}")
         for line in lines[1:]:
             p.say(f"  {'':<15} {escape(line)}")
+
+
+def _protected_by(plan: Plan) -> str:
+    if not plan.protection.label:
+        return "nothing chosen"
+    if plan.opened_with_own_key:
+        return (f"{plan.protection.label}, and your own key (so that you can open it and print "
+                "your report)")
+    return plan.protection.label
 
 
 def _money(losses: tuple[inc.Loss, ...]) -> str:
@@ -836,7 +865,12 @@ def _short(text: str, width: int = 70) -> str:
 
 def next_steps(plan: Plan) -> str:
     name = escape(str(plan.output))
-    key_hint = "-p" if plan.protection.passphrase else "-i KEY"
+    if plan.protection.passphrase:
+        key_hint = "-p"
+    elif plan.opened_with_own_key:
+        key_hint = f"-i {escape(shlex.quote(str(plan.own_key)))}"
+    else:  # not reached from the session (it always adds the own key): say what is needed
+        key_hint = "-i KEY (a key the bundle was made for)"
     return (f"\n[bold]What now?[/]\n"
             f"• Keep [bold]{name}[/] safe and make a copy (a USB stick is fine).\n"
             "• Give it to the police, your bank or your insurer"
@@ -958,6 +992,15 @@ def parse_loss_flag(spec: str) -> inc.Loss:
     return inc.loss({"amount": found.amount, "currency": found.currency, **fields}, "--loss")
 
 
+def with_own_key(recipients: list[age.Recipient], signing: SigningKey) -> list[age.Recipient]:
+    """*recipients* and the signer's own key (an ssh-ed25519 key is an age recipient), so that
+    whoever made the bundle can open it again, e.g. to print its report."""
+    own = age.SshEd25519Recipient(signing.private.public_key())
+    if any(str(r) == str(own) for r in recipients):
+        return recipients
+    return [*recipients, own]
+
+
 def guided_capture(prompter: Prompter, defaults: GuidedDefaults, case: CaseInfo, file_stem: str,
                    sign_key: Path | None, sign_key_passphrase_file: Path | None) -> int:
     """``evidencekit capture`` with no sources on a terminal. *case* is the case as the command
@@ -967,15 +1010,19 @@ def guided_capture(prompter: Prompter, defaults: GuidedDefaults, case: CaseInfo,
     defaults = dataclasses.replace(
         defaults, examiner=defaults.examiner or case.examiner,
         examiner_given=defaults.examiner_given,
-        new_signing_key=None if sign_key or personal.exists() else personal)
+        new_signing_key=None if sign_key or personal.exists() else personal,
+        own_key=sign_key or personal)
 
     def make_bundle(plan: Plan) -> int:
         signing = resolve_signing_key(sign_key, sign_key_passphrase_file, False,
                                       _walked(plan.sources))
+        recipients = plan.protection.recipients
+        if plan.opened_with_own_key:
+            recipients = with_own_key(recipients, signing)
         request = CaptureRequest(
             [os.fsencode(s) for s in plan.sources], plan.output,
             dataclasses.replace(case, examiner=plan.examiner or case.examiner),
-            plan.protection.recipients, signing,
+            recipients, signing,
             command_line=list(sys.argv), progress=render.progress_for(False),
             exclude_paths=(sign_key or default_signing_key_path(),),
             incident=None if plan.incident.empty else plan.incident.to_json())

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -168,7 +170,7 @@ def test_ctrl_c_midway_leaves_nothing_behind(tmp_path, victim_home, keys, home, 
     out = tmp_path / "out"
     out.mkdir()
     answers = [*ALL_ANSWERS[:stop_at], KeyboardInterrupt()]
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Interrupted):  # said as "interrupted; nothing was written", exit 130
         guided.guided_capture(ScriptedPrompter(answers), defaults(victim_home, out),
                               CaseInfo("EK-TEST", "Jane"), "EK-TEST", None, None)
     assert os.listdir(out) == []
@@ -327,8 +329,11 @@ def test_protection_from_the_command_line_is_not_asked_again(tmp_path, victim_ho
                                  "EK-TEST", keys["signer"], None) == ExitCode.OK
     assert "1 or 2:" not in prompter.asked and prompter.answers == []
     assert "investigator.pub" in prompter.transcript
-    assert "-i KEY -o report.pdf" in prompter.transcript  # not -p: there is no passphrase
+    # not -p: there is no passphrase; the signing key, which the bundle is also encrypted to
+    assert f"-i {keys['signer']} -o report.pdf" in prompter.transcript
+    assert "also locked with your own key" in prompter.transcript
     assert run_cli("verify", out / "EK-TEST.evidence", "-i", keys["identity"]).code == 0
+    assert run_cli("verify", out / "EK-TEST.evidence", "-i", keys["signer"]).code == 0
 
 
 def test_passphrase_flag_goes_straight_to_the_passphrase(tmp_path, victim_home, keys):
@@ -497,3 +502,42 @@ def test_ctrl_c_before_anything_was_chosen_does_not_speak_of_a_source(tmp_path, 
         session(prompter, victim_home, tmp_path, keys)
     assert "source" not in f"{caught.value.message} {caught.value.hint}"
     assert caught.value.exit_code == ExitCode.INTERRUPTED
+
+
+def test_a_victim_who_used_the_investigators_key_can_print_their_own_report(
+        tmp_path, victim_home, keys, home):
+    """The bundle is encrypted to the investigator's key and to the victim's own (personal)
+    signing key; the report command the session suggests works, literally as printed."""
+    out = tmp_path / "out"
+    out.mkdir()
+    prompter = ScriptedPrompter([*[""] * 9, "",  # skip the questions, keep the list
+                                 "2", str(keys["recipient"]),  # the investigator's key
+                                 "", "", "yes"])
+    code = guided.guided_capture(prompter, defaults(victim_home, out),
+                                 CaseInfo("EK-TEST", "Jane Victim"), "EK-TEST", None, None)
+    assert code == ExitCode.OK and prompter.answers == []
+    personal = home / "evidencekit" / "id_ed25519"  # made on first use, unprotected
+    assert personal.exists()
+    text = prompter.transcript
+    assert "also locked with your own key" in text
+    assert any("Protected by:" in line and "your own key" in line for line in prompter.said)
+    suggested = re.search(r"\[bold\](evidencekit report [^\[]*)\[/\]", text)
+    assert suggested is not None, text
+    words = shlex.split(suggested.group(1))
+    assert words[words.index("-i") + 1] == str(personal)
+    made = run_cli(*words[1:], cwd=tmp_path)  # "-o report.pdf", in the current folder
+    assert made.code == 0, made.stderr
+    assert (tmp_path / "report.pdf").read_bytes().startswith(b"%PDF")
+    # and the investigator's own key still opens it
+    assert run_cli("verify", out / "EK-TEST.evidence", "-i", keys["identity"]).code == 0
+
+
+def test_with_a_passphrase_the_report_command_asks_for_it_and_no_key_is_added(
+        tmp_path, victim_home, keys):
+    out = tmp_path / "out"
+    out.mkdir()
+    prompter = ScriptedPrompter([*[""] * 10, "1", PASSPHRASE, PASSPHRASE, "", "", "yes"])
+    assert session(prompter, victim_home, out, keys) == ExitCode.OK
+    assert "evidencekit report" in prompter.transcript and "-p -o report.pdf" in \
+        prompter.transcript
+    assert "your own key" not in prompter.transcript  # age allows a passphrase only alone
