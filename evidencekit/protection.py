@@ -24,6 +24,7 @@ PASSPHRASE = "scrypt"  # the age stanza type of a passphrase
 KEY_KINDS = {"X25519": "an age key (age1…)", "ssh-ed25519": "an SSH key (ssh-ed25519)",
              "ssh-rsa": "an SSH key (ssh-rsa)"}
 ASK = "ask the person who made the bundle"
+NAMED_AT_MOST = 5  # recipients named in a wrong-key message
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,9 @@ def _key_details(recipients: Sequence[RecipientInfo], tried: Sequence[age.Identi
     if unnamed:
         named.append("an age key (age1…), the bundle does not reveal which" if unnamed == 1 else
                      f"any of {unnamed} age keys (age1…), the bundle does not reveal which")
+    if len(named) > NAMED_AT_MOST:  # a header may hold 1024 stanzas: keep the message short
+        named[NAMED_AT_MOST - 1:] = [f"{len(named) - NAMED_AT_MOST + 1} more keys "
+                                     "('evidencekit inspect' lists them all)"]
     if named:
         details.append("it opens with " + ", or ".join(named))
     tags = {r.key_tag for r in keys if r.key_tag}

@@ -201,3 +201,17 @@ def test_verify_json_is_unchanged_by_the_new_wording(bundle: Path, keys: dict[st
     document = invoke("verify", bundle, "-i", keys["other"], "--json").json()
     assert document["no_matching_key"].startswith("none of the 1 key(s) or passphrase(s) given")
     assert json.dumps(document)  # one document, nothing else on stdout
+
+
+def test_a_wrong_key_message_stays_short_and_shows_only_well_formed_tags() -> None:
+    """A hostile header: 1000 ssh-ed25519 stanzas, one with a tag that is markup, not base64."""
+    from evidencekit.protection import wrong_key
+
+    stanzas = [age.Stanza("ssh-ed25519", (f"AAAA{n % 10}Q", "x"), b"") for n in range(1000)]
+    stanzas.append(age.Stanza("ssh-ed25519", ("[bold]x", "x"), b""))
+    recipients = recipients_in(stanzas)
+    assert recipients[-1].key_tag is None
+    assert recipients[-1].describe() == "an SSH key (ssh-ed25519) whose key tag is malformed"
+    advice = wrong_key({"ssh-ed25519"}, False, True, recipients=recipients)
+    assert len(advice.message) < 600
+    assert "997 more keys ('evidencekit inspect' lists them all)" in advice.message
