@@ -173,11 +173,9 @@ def _key_details(recipients: Sequence[RecipientInfo], tried: Sequence[age.Identi
     if unnamed:
         named.append("an age key (age1…), the bundle does not reveal which" if unnamed == 1 else
                      f"any of {unnamed} age keys (age1…), the bundle does not reveal which")
-    if len(named) > NAMED_AT_MOST:  # a header may hold 1024 stanzas: keep the message short
-        named[NAMED_AT_MOST - 1:] = [f"{len(named) - NAMED_AT_MOST + 1} more keys "
-                                     "('evidencekit inspect' lists them all)"]
     if named:
-        details.append("it opens with " + ", or ".join(named))
+        details.append("it opens with " + ", or ".join(
+            _at_most(named, "more keys ('evidencekit inspect' lists them all)")))
     tags = {r.key_tag for r in keys if r.key_tag}
     given = []
     for identity in tried:
@@ -191,8 +189,16 @@ def _key_details(recipients: Sequence[RecipientInfo], tried: Sequence[age.Identi
         else:
             given.append(describe_identity(identity))
     if given:
-        details.append("tried " + ", and ".join(given))
+        details.append("tried " + ", and ".join(_at_most(given, "more keys")))
     return tuple(details)
+
+
+def _at_most(phrases: list[str], more: str) -> list[str]:
+    """The first few *phrases*, then how many more: a header may hold 1024 stanzas, and an
+    identity file as many keys; the message must stay a line."""
+    if len(phrases) <= NAMED_AT_MOST:
+        return phrases
+    return [*phrases[:NAMED_AT_MOST - 1], f"{len(phrases) - NAMED_AT_MOST + 1} {more}"]
 
 
 def _passphrase_needed(gave_passphrase: bool | None, gave_keys: bool | None) -> Advice:

@@ -215,3 +215,14 @@ def test_a_wrong_key_message_stays_short_and_shows_only_well_formed_tags() -> No
     advice = wrong_key({"ssh-ed25519"}, False, True, recipients=recipients)
     assert len(advice.message) < 600
     assert "997 more keys ('evidencekit inspect' lists them all)" in advice.message
+
+
+def test_many_keys_tried_are_counted_not_listed() -> None:
+    from evidencekit.protection import RecipientInfo, wrong_key
+
+    tried = [age.X25519Identity.generate() for _ in range(40)]
+    advice = wrong_key({"X25519"}, False, True, recipients=[RecipientInfo("X25519")],
+                       tried=tried)
+    assert f"tried the age key {tried[0].recipient()}" in advice.message
+    assert str(tried[10].recipient()) not in advice.message
+    assert advice.message.endswith(", and 36 more keys")
