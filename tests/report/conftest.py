@@ -102,7 +102,6 @@ def capture_case(folder: Path, keys: dict[str, Path], evidence: Path,
 
 @pytest.fixture(scope="module")
 def fraud_case(tmp_path_factory: pytest.TempPathFactory) -> FraudCase:
-    pytest.importorskip("PIL")  # comes with ReportLab, a dependency
     folder = tmp_path_factory.mktemp("fraud")
     keys = make_keys(folder)
     return FraudCase(capture_case(folder, keys, make_evidence(folder)), folder, keys)

@@ -21,8 +21,6 @@ from tests.report.conftest import SELLER_SUBJECT, FraudCase, report_of, screensh
 from tests.victim.conftest import run_cli
 from tests.victim.test_report import Page
 
-PIL = pytest.importorskip("PIL")
-
 
 def thumbnails(html: str) -> list[bytes]:
     return [base64.b64decode(uri) for uri in
