@@ -7,7 +7,6 @@ import json
 import os
 import re
 import resource
-import shutil
 import signal
 import stat
 import subprocess
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import skip_or_fail
+from tests.conftest import unprivileged_python
 from tests.e2e.conftest import home, keys  # noqa: F401  (fixtures used by this suite)
 
 GIB = 1 << 30
@@ -60,10 +59,13 @@ def _limit_memory(limit: int) -> None:
 
 def run_bounded(*args: object, env: dict[str, str] | None = None, memory: int | None = None,
                 timeout: float = TIME_LIMIT, user: str | None = None) -> Bounded:
-    """Run ``python -m evidencekit`` with a time limit, optionally under RLIMIT_AS or as *user*."""
-    command = [sys.executable, "-m", "evidencekit", *map(str, args)]
+    """Run ``python -m evidencekit`` with a time limit, optionally under RLIMIT_AS or as user
+    nobody (*user* ``"nobody"``: see tests.conftest.unprivileged_python)."""
+    python = [sys.executable]
     if user is not None:
-        command = [*drop_privileges(user), *command]
+        assert user == "nobody", "only user nobody is set up for tests"
+        python = unprivileged_python()
+    command = [*python, "-m", "evidencekit", *map(str, args)]
     started = time.monotonic()
     proc = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL,
                           env={**os.environ, **(env or {})}, timeout=timeout,
@@ -120,17 +122,6 @@ def run_driver(runs: list[dict], scratch: Path, memory: int | None = None,
         out.unlink(missing_ok=True)
     return {key: Bounded(r["code"], r["stdout"], r["stderr"], r["seconds"])
             for key, r in raw.items()}
-
-
-def drop_privileges(user: str) -> list[str]:
-    """A command prefix that runs as *user* (uid 65534 for "nobody"), or skip when impossible."""
-    if os.geteuid() != 0:
-        return []  # already unprivileged
-    if shutil.which("setpriv"):
-        return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
-    if shutil.which("runuser"):
-        return ["runuser", "-u", user, "--"]
-    skip_or_fail("neither setpriv nor runuser is installed: cannot run as an unprivileged user")
 
 
 def assert_clean_failure(result: Bounded, codes: tuple[int, ...] = (1, 2)) -> None:

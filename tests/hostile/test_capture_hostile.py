@@ -34,19 +34,15 @@ from evidencekit.crypto.keys import SigningKey
 from evidencekit.errors import ExitCode, OutputError
 from evidencekit.format.manifest import Manifest
 from evidencekit.verify import verify
-from tests.conftest import skip_or_fail
+from tests.conftest import NOBODY, skip_or_fail, unprivileged_python
 from tests.hostile.conftest import (
     Bounded,
     alarm,
     assert_terminal_safe,
-    drop_privileges,
     file_hashes,
     run_bounded,
     snapshot,
 )
-
-NOBODY = 65534
-
 
 # ------------------------------------------------------------------------------ helpers
 
@@ -353,7 +349,7 @@ def _give_to_nobody(*paths: Path) -> None:
 def test_unreadable_items_for_real_as_an_unprivileged_user(shared_tmp, keys):
     """Permission bits for real: capture run as nobody (setpriv/runuser) records both items,
     goes on, and exits 3; an output folder it may not write to is exit 2, nothing created."""
-    drop_privileges("nobody")  # skips when there is no way to drop privileges
+    unprivileged_python()  # skips (locally) when there is no way to drop privileges
     src, out_dir, config = shared_tmp / "src", shared_tmp / "out", shared_tmp / "config"
     for folder in (src / "locked", out_dir, config):
         folder.mkdir(parents=True)
@@ -923,7 +919,7 @@ def test_unreadable_files_with_hostile_names_are_listed_safely(tmp_path, lib, mo
 
 def test_unreadable_files_with_hostile_names_for_real(shared_tmp, keys):
     """The same through the CLI, run as nobody so that the files really cannot be read."""
-    drop_privileges("nobody")
+    unprivileged_python()
     src, out_dir, config = shared_tmp / "src", shared_tmp / "out", shared_tmp / "config"
     for folder in (src, out_dir, config):
         folder.mkdir()
@@ -951,7 +947,7 @@ def test_an_unreadable_config_folder_is_not_a_traceback(shared_tmp, home, keys):
     outside the error mapping: a traceback, exit 1. Either answer is fine as long as it is
     one: go on without a config file (verify exits 0), or refuse with exit 2 naming the folder.
     """
-    drop_privileges("nobody")
+    unprivileged_python()
     src = shared_tmp / "src"
     src.mkdir()
     (src / "a.txt").write_text("a\n")
