@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from evidencekit import __version__, canonical, identify, records
+from evidencekit import __version__, canonical, identify, kernel_files, records
 from evidencekit import incident as incident_record
 from evidencekit.clock import Clock, clock_source, rfc3339, system_clock
 from evidencekit.crypto import age, sshsig
@@ -873,13 +873,39 @@ def _capture_file(entry: Entry, inner: InnerTarWriter, tally: _Tally,
 
 def _stream_file(fd: int, before: os.stat_result, entry: Entry, inner: InnerTarWriter,
                  record: dict[str, Any], tally: _Tally, progress: Progress) -> None:
+    changes: list[str] = []
+    if kernel_files.read_to_end(before):
+        digest, first, size = _store_read_to_end(fd, before, entry, inner, record, progress)
+        _check_times_unchanged(before, os.fstat(fd), changes)
+    else:
+        digest, first, size = _store_sized(fd, before, entry, inner, record, changes, progress)
+        _check_unchanged(fd, before, changes)
+    record["mime"] = tally.mime(first)  # maybe Pending: see _Tally.add_entry
+    if isinstance(record["mime"], identify.Pending):
+        record["_first_size"] = len(first)
+    record["sha256"] = digest.hexdigest()
+    record["changed_during_read"] = bool(changes)
+    record["changes"] = changes
+    tally.counts["files"] += 1
+    tally.total_bytes += size
+    tally.manifest_lines.append(bag.manifest_line(record["sha256"], entry.bag_path))
+    if changes:
+        tally.counts["changed"] += 1
+        tally.problem(record, "; ".join(changes))
+    progress.advance(files=1)
+
+
+def _store_sized(fd: int, before: os.stat_result, entry: Entry, inner: InnerTarWriter,
+                 record: dict[str, Any], changes: list[str], progress: Progress
+                 ) -> tuple[Any, bytes, int]:
+    """Store the file at the size ``fstat`` gave when it was opened, streamed (FORMAT.md §4.3:
+    what is missing at the end as zeros); returns the hash, the first bytes and that size."""
     size = before.st_size
     if size > CHUNK:
         with suppress(OSError, AttributeError):
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
     inner.begin_file(entry.bag_path, size, before)
     digest = hashlib.sha256()
-    changes: list[str] = []
     left = size
     first = bytearray()  # the first bytes, for libmagic
     while left:
@@ -905,20 +931,50 @@ def _stream_file(fd: int, before: os.stat_result, entry: Entry, inner: InnerTarW
         left -= count
         progress.advance(nbytes=count)
     inner.end_file(size)
-    _check_unchanged(fd, before, changes)
-    record["mime"] = tally.mime(bytes(first))  # maybe Pending: see _Tally.add_entry
-    if isinstance(record["mime"], identify.Pending):
-        record["_first_size"] = len(first)
-    record["sha256"] = digest.hexdigest()
-    record["changed_during_read"] = bool(changes)
-    record["changes"] = changes
-    tally.counts["files"] += 1
-    tally.total_bytes += size
-    tally.manifest_lines.append(bag.manifest_line(record["sha256"], entry.bag_path))
-    if changes:
-        tally.counts["changed"] += 1
-        tally.problem(record, "; ".join(changes))
-    progress.advance(files=1)
+    return digest, bytes(first), size
+
+
+def _store_read_to_end(fd: int, before: os.stat_result, entry: Entry, inner: InnerTarWriter,
+                       record: dict[str, Any], progress: Progress) -> tuple[Any, bytes, int]:
+    """Store a file whose size says nothing (kernel_files: /proc, /sys, or a size of 0) at the
+    length read to its end: read whole first, since the tar header names the size before the
+    content. The manifest's ``size`` is what is stored; ``reported_size`` what fstat said."""
+    content = _read_whole(fd, before, record)
+    size = len(content)
+    inner.begin_file(entry.bag_path, size, before)
+    inner.write(content)
+    inner.end_file(size)
+    progress.advance(nbytes=size)
+    record["size"] = size
+    if size != before.st_size:
+        record["reported_size"] = before.st_size
+        record.pop("allocated_bytes", None)  # the blocks of a file made as read say nothing
+    return hashlib.sha256(content), content[: identify.MAGIC_BYTES], size
+
+
+def _read_whole(fd: int, before: os.stat_result, record: dict[str, Any]) -> bytes:
+    """Everything *fd* gives until its end, at most kernel_files.READ_TO_END_LIMIT bytes; a read
+    error, or more to read past the limit, is the record's ``error`` (what was read is kept)."""
+    limit = kernel_files.READ_TO_END_LIMIT
+    pieces: list[bytes] = []
+    read = 0
+    try:
+        while read < limit:
+            piece = os.read(fd, min(CHUNK, limit - read))
+            if not piece:
+                return b"".join(pieces)
+            pieces.append(piece)
+            read += len(piece)
+        more = bool(os.read(fd, 1))
+    except OSError as exc:
+        record["error"] = (f"read error at byte {read}: {exc.strerror}; the {read} bytes read "
+                           "before it are stored")
+        return b"".join(pieces)
+    if more:
+        record["error"] = (f"not read to its end: the file system reported {before.st_size} "
+                           f"bytes, and it still gave more after {human_size(limit)}; the first "
+                           f"{limit} bytes are stored")
+    return b"".join(pieces)
 
 
 def _zero_fill(count: int, digest: Any, inner: InnerTarWriter, progress: Progress) -> None:
@@ -943,6 +999,11 @@ def _check_unchanged(fd: int, before: os.stat_result, changes: list[str]) -> Non
     elif after.st_size < before.st_size and not changes:
         changes.append(f"file shrank while being read (from {before.st_size} to "
                        f"{after.st_size} bytes)")
+    _check_times_unchanged(before, after, changes)
+
+
+def _check_times_unchanged(before: os.stat_result, after: os.stat_result,
+                           changes: list[str]) -> None:
     if after.st_mtime_ns != before.st_mtime_ns:
         changes.append(f"modification time changed while being read ({rfc3339(before.st_mtime_ns)}"
                        f" → {rfc3339(after.st_mtime_ns)})")

@@ -22,7 +22,7 @@ KINDS = ("file", "directory", "symlink", "fifo", "socket", "char-device", "block
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _TIMES = ("mtime", "atime", "ctime", "birthtime")
 _INTEGERS = ("source", "mode", "uid", "gid", "size", "inode", "device", "nlink", "rdev_major",
-             "rdev_minor", "allocated_bytes")
+             "rdev_minor", "allocated_bytes", "reported_size")
 
 
 def safe_relative(parts: list[str] | list[bytes]) -> bool:
@@ -113,9 +113,10 @@ def _field_problems(entry: dict[str, Any]) -> Iterator[str]:
         if key in entry and value is not None and (not isinstance(value, int) or
                                                    isinstance(value, bool)):
             yield f"{key} is not an integer"
-    allocated = entry.get("allocated_bytes")
-    if isinstance(allocated, int) and not isinstance(allocated, bool) and allocated < 0:
-        yield "allocated_bytes is negative"
+    for key in ("allocated_bytes", "reported_size"):
+        value = entry.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+            yield f"{key} is negative"
     for key in _TIMES:
         value = entry.get(key)
         if value is None:

@@ -249,6 +249,9 @@ def _items(entries: Iterator[Any]) -> list[EvidenceItem]:
         if entry.get("error"):
             remarks.append(str(entry["error"]))
         remarks.extend(str(c) for c in entry.get("changes") or [])
+        if isinstance(entry.get("reported_size"), int):
+            remarks.append(f"the system reported {entry['reported_size']} bytes; what it gave when "
+                           "read to its end is stored (a file made as it is read, as in /proc)")
         if entry.get("kind") == "symlink":
             try:
                 target = bytes_from_field(entry, "target").decode("utf-8", "backslashreplace")

@@ -593,7 +593,8 @@ def test_sparse_file_hash_is_of_the_logical_content(tmp_path, home, keys):
     assert "allocated_bytes" not in entries[b"src/full.bin"]
 
 
-def test_allocated_bytes_is_checked_like_every_integer_field():
+@pytest.mark.parametrize("field", ["allocated_bytes", "reported_size"])
+def test_allocated_bytes_is_checked_like_every_integer_field(field):
     """An optional field: absent is fine (older bundles), a non-negative integer is fine,
     anything else is a malformed entry."""
     from evidencekit.format.entries import entry_problems
@@ -601,10 +602,73 @@ def test_allocated_bytes_is_checked_like_every_integer_field():
     base = {"source": 0, "bag_path": "data/src/f", "kind": "file", "error": None,
             "path": "src/f", "size": 10}
     assert list(entry_problems([base])) == []
-    assert list(entry_problems([{**base, "allocated_bytes": 4096}])) == []
+    assert list(entry_problems([{**base, field: 4096}])) == []
     for bad in ("4096", -1, True, 1.5):
-        problems = [p for _, p in entry_problems([{**base, "allocated_bytes": bad}])]
-        assert problems and "allocated_bytes" in problems[0], bad
+        problems = [p for _, p in entry_problems([{**base, field: bad}])]
+        assert problems and field in problems[0], bad
+
+
+def _kernel_made_files() -> list[Path]:
+    """Files of Linux's /proc (reporting 0 bytes) and /sys (4096) whose content stays the same."""
+    found = [Path("/proc/version"), Path("/sys/class/net/lo/mtu")]
+    missing = [str(path) for path in found if not path.is_file()]
+    if missing:
+        skip_or_fail(f"{', '.join(missing)} not here: /proc or /sys is not mounted")
+    return found
+
+
+def test_files_whose_size_lies_are_stored_as_read_to_their_end(tmp_path, home, keys):
+    """/proc/version reports 0 bytes, /sys/class/net/lo/mtu 4096; each holds a line. Stored at
+    the length read to the end (not empty, not padded with zeros), with what the system reported
+    in reported_size; no 'grew from 0 to 0 bytes', exit 0. An empty file stays empty."""
+    proc, sys_file = _kernel_made_files()
+    assert (os.stat(proc).st_size, os.stat(sys_file).st_size) == (0, 4096)
+    (tmp_path / "empty.txt").touch()
+    expected = {b"version": proc.read_bytes(), b"mtu": sys_file.read_bytes(),
+                b"empty.txt": b""}
+    assert expected[b"version"] and len(expected[b"mtu"]) < 4096
+    result, bundle = cli_capture(tmp_path, keys, proc, sys_file, tmp_path / "empty.txt")
+    assert result.code == 0, result.stdout + result.stderr
+    assert result.json()["problems"] == []
+    entries = by_path(cli_manifest(bundle, keys, tmp_path / "out"))
+    for name, reported in ((b"version", 0), (b"mtu", 4096), (b"empty.txt", None)):
+        entry, content = entries[name], expected[name]
+        assert entry["size"] == len(content), name
+        assert entry["sha256"] == hashlib.sha256(content).hexdigest(), name
+        assert entry.get("reported_size") == reported, name
+        assert "allocated_bytes" not in entry and not entry["changed_during_read"], name
+        assert (tmp_path / "out" / "data" / name.decode()).read_bytes() == content
+
+
+def test_a_file_that_reports_no_size_and_never_ends_is_stored_up_to_the_limit(lib, monkeypatch):
+    """/proc/self/pagemap reports 0 bytes and gives gigabytes; whatever reports no size is read
+    to its end only up to kernel_files.READ_TO_END_LIMIT (held in memory): the first bytes are
+    stored and the error says why (here with the limit lowered, on /proc/self/maps)."""
+    from evidencekit import kernel_files
+
+    proc_maps = Path("/proc/self/maps")
+    if not proc_maps.is_file():
+        skip_or_fail("/proc is not mounted")
+    monkeypatch.setattr(kernel_files, "READ_TO_END_LIMIT", 100)
+    result = lib.capture(proc_maps)
+    entry = lib.manifest(result.output)[b"maps"]
+    assert entry["size"] == 100 and entry["reported_size"] == 0
+    assert entry["error"] == ("not read to its end: the file system reported 0 bytes, and it "
+                              "still gave more after 100 bytes; the first 100 bytes are stored")
+    assert not result.seal.complete and result.seal.counts["errors"] == 1
+
+
+def test_the_file_systems_that_make_files_as_read_are_found_in_mountinfo():
+    from evidencekit.kernel_files import _kernel_made
+
+    lines = [b"22 28 0:21 / /proc rw,nosuid shared:12 - proc proc rw",
+             b"23 28 0:22 / /sys rw,nosuid shared:2 master:1 - sysfs sysfs rw",
+             b"28 1 254:0 / / rw,relatime - ext4 /dev/vda rw",
+             b"40 23 0:35 / /sys/kernel/debug rw - debugfs debugfs rw",
+             b"41 28 0:36 / /odd\\040name rw - cgroup2 cgroup2 rw",
+             b"broken line", b""]
+    assert _kernel_made(lines) == {os.makedev(0, 21), os.makedev(0, 22), os.makedev(0, 35),
+                                   os.makedev(0, 36)}
 
 
 def test_hard_links_are_stored_once_and_linked_the_second_time(tmp_path, home, keys):
