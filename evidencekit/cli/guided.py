@@ -472,8 +472,14 @@ def kind_label(kind: str) -> str:
     return label if first.isupper() else f"{first.lower()} {rest}".strip()
 
 
-def _ask_sources(p: Prompter, incident_type: str | None, defaults: GuidedDefaults) -> list[Path]:
+def _ask_sources(p: Prompter, incident_type: str | None, defaults: GuidedDefaults,
+                 chosen: list[Path] | None = None) -> list[Path]:
     items = suggestions(incident_type, defaults.home, defaults.system)
+    if chosen is not None:  # changing the list from the summary: start from what was chosen
+        for item in items:
+            item.selected = item.path in chosen
+        items += [Suggestion(path, "added by you") for path in chosen
+                  if all(item.path != path for item in items)]
     p.say("\n[bold]7. What should be copied?[/]")
     p.say("  Screenshots, downloaded statements and exported emails are the usual evidence. "
           "Folders are copied whole. Nothing is moved or changed.")
@@ -699,7 +705,8 @@ def _key_would_change(p: Prompter, defaults: GuidedDefaults, sources: list[Path]
 
 
 def interview(p: Prompter, defaults: GuidedDefaults, case_id: str) -> Plan | None:
-    """Ask everything; return the plan once confirmed, None when the person says no."""
+    """Ask everything, show the summary, let the person change any part of it; return the plan
+    once confirmed, None when they stop without saving."""
     _welcome(p, defaults)
     record = _ask_incident(p, defaults.incident, _session_zone(defaults))
     sources = _ask_sources(p, record.incident_type, defaults)
@@ -709,18 +716,87 @@ def interview(p: Prompter, defaults: GuidedDefaults, case_id: str) -> Plan | Non
     output = _ask_output(p, defaults, case_id, sources)
     plan = Plan(record, sources, protection, output, defaults.incident_source, examiner,
                 defaults.own_key)
-    _summary(p, plan)
-    if not sources or not protection.recipients:
-        missing = "nothing to copy was chosen" if not sources else "no way to protect it was " \
-            "chosen (a passphrase or a key)"
-        p.say(f"\n[yellow]The bundle cannot be made: {missing}.[/] Nothing was written. Run "
-              "[bold]evidencekit capture[/] again when you are ready.")
-        return None
-    answer = p.ask("Make the bundle now? (yes/no)", "Nothing has been written yet.")
-    if answer.lower() not in ("y", "yes"):
-        p.say("Nothing was written. Run [bold]evidencekit capture[/] again when you are ready.")
-        return None
-    return plan
+    while True:
+        _summary(p, plan)
+        section = _confirm(p, plan)
+        if section is None:
+            return plan
+        if section == 0:
+            p.say("Nothing was written. Run [bold]evidencekit capture[/] again when you are "
+                  "ready.")
+            return None
+        plan = _change(p, plan, section, defaults, case_id)
+
+
+SECTIONS = {1: "What happened", 2: "In your own words", 3: "When", 4: "What is affected",
+            5: "Money lost", 6: "Contact details", 7: "What is copied", 8: "Protection",
+            9: "Your name and where it is saved"}
+
+
+def _confirm(p: Prompter, plan: Plan) -> int | None:
+    """None: make the bundle; 0: stop without saving; 1–9: change that part of the summary."""
+    missing = "" if plan.sources and plan.protection.recipients else (
+        "nothing to copy was chosen (7)" if not plan.sources else
+        "no way to protect it was chosen, a passphrase or a key (8)")
+    if missing:
+        p.say(f"\n[yellow]The bundle cannot be made yet: {missing}.[/]")
+    question = "Which part do you want to change?" if missing else \
+        "Make the bundle now? (yes/no)"
+    hint = ("Nothing has been written yet. Type yes to make it, or the number of a part "
+            "(1–9) to change it." if not missing else
+            "Type the number of a part (1–9) to change it, or press Enter to stop without "
+            "saving anything.")
+    while True:
+        answer = p.ask(question, hint).lower()
+        if answer in ("y", "yes") and not missing:
+            return None
+        if answer.isdigit() and int(answer) in SECTIONS:
+            return int(answer)
+        if answer in ("n", "no", "") and question != "Which part do you want to change?":
+            question = "Which part do you want to change?"
+            hint = ("Type the number of a part (1–9) to change it, or press Enter to stop "
+                    "without saving anything.")
+            continue
+        if answer == "" or answer in ("n", "no", "stop", "quit"):
+            return 0
+        p.say("  Please type yes, or a number from 1 to 9.")
+
+
+def _change(p: Prompter, plan: Plan, section: int, defaults: GuidedDefaults,
+            case_id: str) -> Plan:
+    """Ask one part of the summary again (its earlier answers are replaced)."""
+    p.say(f"\n[bold]Changing {section}. {SECTIONS[section]}[/] — the questions of this part "
+          "are asked again; your other answers stay as they are.")
+    record = plan.incident
+    zone = _session_zone(defaults)
+    if section == 1:
+        record = dataclasses.replace(record, incident_type=_choose_type(p))
+    elif section == 2:
+        record = dataclasses.replace(record, description=_ask_description(p))
+    elif section == 3:
+        record = _ask_when(p, dataclasses.replace(record, started=None, noticed=None,
+                                                  timeline=()), zone)
+    elif section == 4:
+        record = _ask_affected(p, dataclasses.replace(record, affected_accounts=(),
+                                                      affected_devices=()))
+    elif section == 5:
+        record = dataclasses.replace(record, losses=tuple(_ask_losses(p)))
+    elif section == 6:
+        record = dataclasses.replace(record, identifiers=tuple(_ask_identifiers(p)))
+    elif section == 7:
+        sources = _ask_sources(p, record.incident_type, defaults, plan.sources)
+        plan = dataclasses.replace(plan, sources=sources)
+        if _inside(plan.output.parent, _walked(sources)) is not None:
+            p.say("  The place chosen for the bundle is inside what is now being copied: "
+                  "please choose another.")
+            plan = dataclasses.replace(plan, output=_ask_output(p, defaults, case_id, sources))
+    elif section == 8:
+        plan = dataclasses.replace(plan, protection=_ask_protection(p, defaults))
+    else:
+        given = dataclasses.replace(defaults, examiner=plan.examiner or defaults.examiner)
+        plan = dataclasses.replace(plan, examiner=_ask_name(p, given),
+                                   output=_ask_output(p, defaults, case_id, plan.sources))
+    return dataclasses.replace(plan, incident=record)
 
 
 def _welcome(p: Prompter, defaults: GuidedDefaults) -> None:
@@ -756,6 +832,21 @@ def _ask_incident(p: Prompter, prepared: inc.Incident, zone: tuple[dt.tzinfo, st
     record = dataclasses.replace(prepared, time_zone=prepared.time_zone or zone[1])
     record = _ask_what(p, record)
     record = _ask_when(p, record, zone)
+    record = _ask_affected(p, record)
+    if record.losses:
+        p.say("\n[bold]5. Did you lose money?[/]")
+        _prepared(p, "Money lost", _money(record.losses))
+    else:
+        record = dataclasses.replace(record, losses=tuple(_ask_losses(p)))
+    if record.identifiers:
+        p.say("\n[bold]6. Contact details the criminals used[/]")
+        _prepared(p, "Contacts used", _plural(len(record.identifiers), "contact"))
+    else:
+        record = dataclasses.replace(record, identifiers=tuple(_ask_identifiers(p)))
+    return record
+
+
+def _ask_affected(p: Prompter, record: inc.Incident) -> inc.Incident:
     p.say("\n[bold]4. What is affected[/]")
     if record.affected_accounts:
         _prepared(p, "Accounts", ", ".join(record.affected_accounts))
@@ -768,16 +859,6 @@ def _ask_incident(p: Prompter, prepared: inc.Incident, zone: tuple[dt.tzinfo, st
     else:
         record = dataclasses.replace(record, affected_devices=tuple(_ask_list(
             p, "Which devices?", "e.g. laptop, phone. One at a time; Enter to skip.")))
-    if record.losses:
-        p.say("\n[bold]5. Did you lose money?[/]")
-        _prepared(p, "Money lost", _money(record.losses))
-    else:
-        record = dataclasses.replace(record, losses=tuple(_ask_losses(p)))
-    if record.identifiers:
-        p.say("\n[bold]6. Contact details the criminals used[/]")
-        _prepared(p, "Contacts used", _plural(len(record.identifiers), "contact"))
-    else:
-        record = dataclasses.replace(record, identifiers=tuple(_ask_identifiers(p)))
     return record
 
 
@@ -792,9 +873,12 @@ def _ask_what(p: Prompter, record: inc.Incident) -> inc.Incident:
     if record.description:
         _prepared(p, "What happened", _short(record.description))
         return record
-    return dataclasses.replace(record, description=p.ask(
-        "What happened?", "A few sentences are enough. This stays encrypted inside the bundle. "
-        "Enter to skip."))
+    return dataclasses.replace(record, description=_ask_description(p))
+
+
+def _ask_description(p: Prompter) -> str:
+    return p.ask("What happened?", "A few sentences are enough. This stays encrypted inside "
+                 "the bundle. Enter to skip.")
 
 
 def _ask_when(p: Prompter, record: inc.Incident, zone: tuple[dt.tzinfo, str]) -> inc.Incident:
@@ -817,28 +901,33 @@ def _ask_when(p: Prompter, record: inc.Incident, zone: tuple[dt.tzinfo, str]) ->
 def _summary(p: Prompter, plan: Plan) -> None:
     record = plan.incident
     p.say("\n[bold]Summary[/] — please check")
-    rows = [("What happened", record.type_label if record.incident_type else "not stated"),
-            ("Your account", _short(record.description) or "—"),
-            ("Started", inc.human_time(record.started) if record.started else "—"),
-            ("Noticed", inc.human_time(record.noticed) if record.noticed else "—"),
-            ("Timeline", "\n".join(f"{inc.human_time(e.moment)}: {_short(e.description, 50)}"
-                                   for e in record.timeline) or "—"),
-            ("Accounts", ", ".join(record.affected_accounts) or "—"),
-            ("Devices", ", ".join(record.affected_devices) or "—"),
-            ("Money lost", _money(record.losses) or "—"),
-            ("Contacts used", "\n".join(f"{inc.IDENTIFIER_KINDS[i.kind]}: {_short(i.value, 50)}"
-                                        for i in record.identifiers) or "—"),
-            ("Copy", "\n".join(str(s) for s in plan.sources) or "nothing chosen"),
-            ("Protected by", _protected_by(plan)),
-            ("Your name", plan.examiner or "—"),
-            ("Save as", str(plan.output))]
+    rows = [(1, "What happened", record.type_label if record.incident_type else "not stated"),
+            (2, "Your account", _short(record.description) or "—"),
+            (3, "Started", inc.human_time(record.started) if record.started else "—"),
+            (3, "Noticed", inc.human_time(record.noticed) if record.noticed else "—"),
+            (3, "Timeline", "\n".join(f"{inc.human_time(e.moment)}: "
+                                      f"{_short(e.description, 50)}"
+                                      for e in record.timeline) or "—"),
+            (4, "Accounts", ", ".join(record.affected_accounts) or "—"),
+            (4, "Devices", ", ".join(record.affected_devices) or "—"),
+            (5, "Money lost", _money(record.losses) or "—"),
+            (6, "Contacts used", "\n".join(f"{inc.IDENTIFIER_KINDS[i.kind]}: "
+                                           f"{_short(i.value, 50)}"
+                                           for i in record.identifiers) or "—"),
+            (7, "Copy", "\n".join(str(s) for s in plan.sources) or "nothing chosen"),
+            (8, "Protected by", _protected_by(plan)),
+            (9, "Your name", plan.examiner or "—"),
+            (9, "Save as", str(plan.output))]
     if plan.incident_source:
-        rows.insert(0, ("Written down in", plan.incident_source + ", with your answers"))
-    for label, value in rows:
+        rows.insert(0, (0, "Written down in", plan.incident_source + ", with your answers"))
+    shown = 0
+    for section, label, value in rows:
+        number = f"{section})" if section and section != shown else ""
+        shown = section
         lines = value.split("\n")
-        p.say(f"  [bold]{label + ':':<15}[/] {escape(lines[0])}")
+        p.say(f"  {number:<3}[bold]{label + ':':<15}[/] {escape(lines[0])}")
         for line in lines[1:]:
-            p.say(f"  {'':<15} {escape(line)}")
+            p.say(f"     {'':<15} {escape(line)}")
 
 
 def _protected_by(plan: Plan) -> str:
@@ -851,7 +940,7 @@ def _protected_by(plan: Plan) -> str:
 
 
 def _money(losses: tuple[inc.Loss, ...]) -> str:
-    return ", ".join(f"{v} {c}" for c, v in inc.totals(losses).items())
+    return ", ".join(amounts.shown(v, c) for c, v in inc.totals(losses).items())
 
 
 def _plural(count: int, noun: str) -> str:

@@ -160,9 +160,50 @@ def test_every_question_can_be_skipped_and_then_nothing_is_written(tmp_path, vic
 def test_no_at_the_summary_writes_nothing(tmp_path, victim_home, keys):
     out = tmp_path / "out"
     out.mkdir()
-    answers = [*ALL_ANSWERS[:-1], ""]  # Enter at "Make the bundle now?" means no
-    assert session(ScriptedPrompter(answers), victim_home, out, keys) == ExitCode.OK
+    # Enter at "Make the bundle now?" means no; then Enter at "Which part…?": stop
+    answers = [*ALL_ANSWERS[:-1], "", ""]
+    prompter = ScriptedPrompter(answers)
+    assert session(prompter, victim_home, out, keys) == ExitCode.OK
+    assert prompter.answers == [] and "Which part do you want to change?" in prompter.asked
     assert os.listdir(out) == []
+
+
+def test_any_part_can_be_changed_from_the_summary(tmp_path, victim_home, keys):
+    """Before, "no" at the summary threw the whole session away."""
+    out = tmp_path / "out"
+    out.mkdir()
+    answers = [*ALL_ANSWERS[:-1],
+               "no", "5",  # the amounts were wrong: asked again, the others kept
+               "1.250,00 €", "Example Bank", "14.11.2026", "TX-1", "",
+               "9", "Jane Doe", "",  # and the name
+               "yes"]
+    prompter = ScriptedPrompter(answers)
+    assert session(prompter, victim_home, out, keys) == ExitCode.OK
+    assert prompter.answers == []
+    assert prompter.asked.count("Make the bundle now? (yes/no)") == 3  # the summary each time
+    from evidencekit.crypto import age
+
+    report = verify(out / "EK-TEST.evidence", [age.ScryptIdentity(PASSPHRASE.encode())])
+    assert report.ok and report.decrypted
+    record = json.loads(report.tag_files["evidencekit/incident.json"])
+    assert [(x["amount"], x["date"]) for x in record["losses"]] == [("1250.00", "2026-11-14")]
+    assert record["incident_type"] == "online-fraud" and len(record["identifiers"]) == 3
+    assert [e.actor_name for e in report.events] == ["Jane Doe"]
+    assert any("Money lost:" in line and "1 250.00 EUR" in line for line in prompter.said)
+
+
+def test_what_is_missing_can_be_chosen_from_the_summary(tmp_path, victim_home, keys):
+    out = tmp_path / "out"
+    out.mkdir()
+    index = ALL_ANSWERS.index("1")
+    answers = [*ALL_ANSWERS[:index], "1", "", *ALL_ANSWERS[index + 3:-1],  # no passphrase
+               "8", "1", PASSPHRASE, PASSPHRASE,  # chosen from the summary
+               "yes"]
+    prompter = ScriptedPrompter(answers)
+    assert session(prompter, victim_home, out, keys) == ExitCode.OK
+    assert prompter.answers == []
+    assert "no way to protect it was chosen" in prompter.transcript
+    assert (out / "EK-TEST.evidence").exists()
 
 
 @pytest.mark.parametrize("stop_at", [1, 12, len(ALL_ANSWERS) - 2, len(ALL_ANSWERS) - 1])
@@ -197,7 +238,7 @@ def test_mistakes_are_explained_and_asked_again(tmp_path, victim_home, keys):
     answers = ["9", "", "", "yesterday", "", "", "", "", "", "12 ECU", "lots", "", "",
                str(tmp_path / "missing"), "", "1", "short", PASSPHRASE, "different",
                PASSPHRASE, PASSPHRASE, "", str(victim_home / "Downloads" / "statement.csv"),
-               str(tmp_path / "nowhere" / "x.evidence"), "", "no"]
+               str(tmp_path / "nowhere" / "x.evidence"), "", "no", ""]
     prompter = ScriptedPrompter(answers)
     assert session(prompter, victim_home, out, keys) == ExitCode.OK
     assert prompter.answers == []

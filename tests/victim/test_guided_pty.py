@@ -102,7 +102,8 @@ def test_skipping_everything_through_a_terminal(tmp_path, victim_home, keys):
                    "What happened when? Time:", "Which accounts?", "Which devices?", "Amount and currency:",
                    "Phone, email, website, account, IBAN or wallet:", "Change the list?",
                    "1 or 2:", "Passphrase (hidden as you type):", NAME_QUESTION,
-                   "Where should the bundle be saved?"):
+                   "Where should the bundle be saved?",
+                   "Which part do you want to change?"):  # no protection: Enter stops
         answer(child, prompt, "")
     child.expect_exact("Nothing was written")
     finish(child)
