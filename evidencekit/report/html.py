@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 
 from evidencekit.report.model import (
     BY_HAND_INTRO,
+    NOT_GATHERED,
     NOT_SEALED,
     PREVIEWS_NOTE,
     TIMELINE_NOTE,
@@ -305,6 +306,9 @@ def _previews(data: ReportData) -> str:
         return "".join(out)
     pictures, emails = previewed(data)
     found = data.previews
+    if not found.gathered:
+        out.append(f"<p>{esc(NOT_GATHERED)}</p></section>")
+        return "".join(out)
     if not (pictures or emails):
         out.append("<p>No pictures or e-mails were found among the evidence files.</p></section>")
         return "".join(out)

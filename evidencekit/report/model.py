@@ -298,6 +298,8 @@ TIMELINE_NOTE = ("Times as entered (with their UTC offset), in order; a date alo
                  "was given. Entries added after sealing are signed custody notes (public: "
                  "outside the encryption) or encrypted additions (inside it, added by a reseal).")
 ENCRYPTED_ADDITION = "encrypted addition"
+NOT_GATHERED = ("Pictures and e-mails were not looked for when this report was made; the "
+                "evidence list below names every file.")
 PREVIEWS_NOTE = ("Small copies of the pictures (screenshots, photos) and the sender, recipients, "
                  "date and subject of the e-mails among the evidence, made from the decrypted "
                  "files after each one's SHA-256 matched the signed list of the evidence. The "

@@ -39,6 +39,7 @@ from reportlab.platypus import (
 from evidencekit.incident import IDENTIFIER_KINDS, Moment, human_time
 from evidencekit.report.model import (
     BY_HAND_INTRO,
+    NOT_GATHERED,
     NOT_SEALED,
     PREVIEWS_NOTE,
     TIMELINE_NOTE,
@@ -439,6 +440,9 @@ class _Builder:
                 "evidence."), self.s.failed_detail))
             return
         pictures, emails = previewed(data)
+        if not data.previews.gathered:
+            self.story.append(self.p(self.t(NOT_GATHERED)))
+            return
         if not (pictures or emails):
             self.story.append(self.p(self.t(
                 "No pictures or e-mails were found among the evidence files.")))

@@ -94,13 +94,14 @@ class Previews:
     emails: list[Email] = field(default_factory=list)
     pictures_left_out: int = 0  # beyond MAX_PICTURES
     emails_left_out: int = 0
+    gathered: bool = False  # False: nobody looked (verify ran without a PreviewCollector)
 
 
 class PreviewCollector:
     """A payload visitor (evidencekit.payload.Visitor) that makes previews as files go by."""
 
     def __init__(self) -> None:
-        self.found = Previews()
+        self.found = Previews(gathered=True)
 
     def directory(self, name: str, member: tarfile.TarInfo) -> None:
         pass
@@ -266,4 +267,5 @@ def matching(previews: Previews, listed: dict[str, tuple[str, int | None]]) -> P
     return Previews(
         pictures=[p for p in previews.pictures if verified(p.bag_path, p.sha256, p.size)],
         emails=[e for e in previews.emails if verified(e.bag_path, e.sha256, e.size)],
-        pictures_left_out=previews.pictures_left_out, emails_left_out=previews.emails_left_out)
+        pictures_left_out=previews.pictures_left_out, emails_left_out=previews.emails_left_out,
+        gathered=previews.gathered)

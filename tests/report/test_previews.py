@@ -235,3 +235,17 @@ def test_only_the_head_of_an_e_mail_is_kept():
     collector.file("data/big.eml", member, iter(chunks))
     email = collector.found.emails[0]
     assert email.subject == "big" and email.sha256 == hashlib.sha256(raw).hexdigest()
+
+
+def test_a_report_made_without_looking_does_not_say_there_is_nothing(fraud_case, tmp_path):
+    """collect() without the collector (a library caller): the section says nobody looked,
+    never "no pictures were found"."""
+    from evidencekit.crypto import age
+    from evidencekit.report import collect
+    from evidencekit.report.html import render_html
+    from evidencekit.verify import verify
+
+    identities = age.parse_identity_file(fraud_case.keys["identity"].read_bytes())
+    html = render_html(collect(verify(fraud_case.path, identities), "case.evidence",
+                               "2026-11-24T10:00:00.000000000Z"))
+    assert "were not looked for" in html and "No pictures or e-mails were found" not in html
