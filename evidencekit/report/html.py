@@ -29,6 +29,7 @@ from evidencekit.report.model import (
     plural,
     previewed,
     short_fingerprint,
+    shown_in_previews,
     size_text,
     utc_human,
     verify_by_hand,
@@ -194,7 +195,8 @@ def _summary(data: ReportData) -> str:
         ("Incident", (esc(record.type_label) + _unsealed_mark(data, " — ")) if record else
          '<span class="muted">no incident record</span>'),
         ("Evidence", esc(f"{plural(counts['files'], 'file')} ({size_text(seal.total_bytes)} "
-                         f"bytes), {plural(counts['directories'], 'folder')}")
+                         f"bytes), {plural(counts['directories'], 'folder')}"
+                         + shown_in_previews(data))
          + ("" if seal.complete else " — <b>capture incomplete</b> (see remarks)")),
         ("Money lost", esc(", ".join(f"{v} {c}" for c, v in data.totals.items()) or "none "
                            "recorded")),

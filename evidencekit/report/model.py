@@ -379,6 +379,15 @@ def previewed(data: ReportData) -> tuple[list[tuple[EvidenceItem, Picture]],
             [(items[e.bag_path], e) for e in data.previews.emails if e.bag_path in items])
 
 
+def shown_in_previews(data: ReportData) -> str:
+    """'; 2 pictures and 1 e-mail shown in section 5' for the summary, or ''."""
+    pictures, emails = previewed(data)
+    pictures = [(item, p) for item, p in pictures if p.thumbnail is not None]
+    shown = [plural(len(pictures), "picture")] if pictures else []
+    shown += [plural(len(emails), "e-mail")] if emails else []
+    return f"; {' and '.join(shown)} shown in section 5" if shown else ""
+
+
 def how_to_verify(data: ReportData) -> list[tuple[str, str]]:
     """(explanation, command) pairs for the "How to verify this bundle" section."""
     name = data.bundle_name

@@ -51,6 +51,7 @@ from evidencekit.report.model import (
     plural,
     previewed,
     short_fingerprint,
+    shown_in_previews,
     size_text,
     utc_human,
     verify_by_hand,
@@ -337,6 +338,7 @@ class _Builder:
              else "no incident record"),
             ("Evidence", f"{plural(counts['files'], 'file')} ({size_text(seal.total_bytes)} "
                          f"bytes), {plural(counts['directories'], 'folder')}"
+                         + shown_in_previews(data)
                          + ("" if seal.complete else " — capture incomplete (see remarks)")),
             ("Money lost", ", ".join(f"{v} {c}" for c, v in data.totals.items())
              or "none recorded"),

@@ -41,6 +41,8 @@ def test_the_html_report_shows_the_pictures_and_e_mails(fraud_case: FraudCase, t
     page = Page()
     page.feed(html)
     plain = page.plain
+    assert "6 files (" in plain and "3 folders; 2 pictures and 2 e-mails shown in section 5" \
+        in plain  # on page 1, in the summary
     section = plain[plain.index("5. Pictures and e-mails"):plain.index("6. Evidence items")]
     assert "evidence/Screenshots/chat with the seller.png" in section
     assert "1080 × 2340 pixels, PNG" in section and "1280 × 800 pixels, JPEG" in section
