@@ -19,7 +19,6 @@ import mmap
 import os
 import stat
 import sys
-import tempfile
 import zlib
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
@@ -28,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from evidencekit import __version__, canonical, identify, kernel_files, records
+from evidencekit import __version__, canonical, fs, identify, kernel_files, records
 from evidencekit import incident as incident_record
 from evidencekit.clock import Clock, clock_source, rfc3339, system_clock
 from evidencekit.crypto import age, sshsig
@@ -272,31 +271,65 @@ def capture(request: CaptureRequest) -> CaptureResult:
     check_output(request.output, sources)
     if request.incident is not None:
         incident_record.check_record(request.incident)  # refuse a malformed record early
+    _refuse_too_big_for_destination(request.output, sources, request.exclude_paths)
     request = dataclasses.replace(request, progress=throttled(request.progress))
     started = request.clock()
     try:
-        fd, temp_name = tempfile.mkstemp(prefix=f".{request.output.name}.", suffix=".partial",
-                                         dir=request.output.parent)
-    except OSError as exc:  # e.g. an immutable or read-only folder that access() let through
-        raise OutputError(f"cannot write to the folder {request.output.parent}: "
-                          f"{exc.strerror or exc}",
-                          hint="choose a folder you can write to with -o") from exc
-    temp = Path(temp_name)
-    try:
-        with os.fdopen(fd, "w+b") as out:
+        with fs.staged(request.output) as stage:
+            out = stage.file
             skip = {(os.fstat(out.fileno()).st_dev, os.fstat(out.fileno()).st_ino)}
             skip.update(_identities_of(request.exclude_paths))
             result = _write_bundle(request, sources, out, started, skip)
-            out.flush()
-            os.fsync(out.fileno())
-        _publish(temp, request.output)
         return result
+    except fs.CannotCreate as exc:  # e.g. an immutable or read-only folder that access() let through
+        raise OutputError(f"cannot write to the folder {request.output.parent}: "
+                          f"{exc.strerror or exc}",
+                          hint="choose a folder you can write to with -o") from exc
+    except FileExistsError:
+        raise OutputError(f"{request.output} appeared while capturing; the bundle was not saved"
+                          ) from None
     except OSError as exc:
         raise OutputError(f"could not write {request.output}: {exc.strerror or exc}",
-                          hint="check free space and permissions; nothing was left behind") from exc
-    finally:
-        with suppress(FileNotFoundError):
-            temp.unlink()
+                          hint=_write_failed_hint(exc, request.output)) from exc
+
+
+# Per file in the bundle besides its content: tar headers (a pax header for long or non-ASCII
+# names), the manifest line and the BagIt manifest line. Generous: the estimate only decides
+# whether to refuse a destination that cannot hold the bundle.
+_BYTES_PER_FILE = 4096
+
+
+def _refuse_too_big_for_destination(output: Path, sources: list[Source],
+                                    exclude: tuple[Path, ...]) -> None:
+    """On FAT32 (most small USB sticks) a file cannot reach 4 GiB: refuse before reading any
+    evidence when the bundle would be larger (estimated from the sources' sizes)."""
+    largest = fs.largest_file(output.absolute().parent)
+    if largest is None:
+        return
+    files, size = scan_totals(sources, _identities_of(exclude))
+    plaintext = size + files * _BYTES_PER_FILE + (1 << 20)
+    estimate = plaintext + (plaintext // age.CHUNK_SIZE + 1) * age.TAG_SIZE
+    if estimate > largest:
+        raise OutputError(too_big_message(output, estimate, largest),
+                          hint="save it on a stick formatted as exFAT or NTFS, or in another "
+                          "folder (your computer's disk), with -o")
+
+
+def too_big_message(output: Path, estimate: int, largest: int) -> str:
+    return (f"the bundle would be about {_gib(estimate)}, but {output.absolute().parent} is on a "
+            f"FAT32 file system, which cannot hold a file of {fs.describe_limit(largest + 1)} or "
+            "more; nothing was written")
+
+
+def _gib(size: int) -> str:
+    return f"{size / (1 << 30):.1f} GiB" if size >= 1 << 30 else f"{size / (1 << 20):.0f} MiB"
+
+
+def _write_failed_hint(exc: OSError, output: Path) -> str:
+    if exc.errno == errno.EFBIG:
+        return ("the destination cannot hold a file that large (FAT32 stops at 4 GiB): use an "
+                "exFAT or NTFS stick, or another folder, with -o")
+    return "check free space and permissions; nothing was left behind"
 
 
 def _check_case_id(case_id: str) -> None:
@@ -367,19 +400,6 @@ def _part_of(folder: Path, source: Source) -> str:
     if os.path.samefile(folder, os.fsdecode(source.path)):
         return "a folder being captured"
     return f"which is inside {os.fsdecode(source.given)}, a folder being captured"
-
-
-def _publish(temp: Path, output: Path) -> None:
-    """Give the finished bundle its name without ever replacing an existing file."""
-    try:
-        os.link(temp, output)
-    except FileExistsError:
-        raise OutputError(f"{output} appeared while capturing; the bundle was not saved") from None
-    dir_fd = os.open(output.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def _write_bundle(request: CaptureRequest, sources: list[Source], out: BinaryIO, started: int,
@@ -501,6 +521,8 @@ class _DiskWriter:
         self._position = self._out.tell()
         if not _O_DIRECT or type(self._out) is not io.BufferedRandom:
             return  # e.g. a wrapped file object in tests: everything goes through it
+        if fs.on_fuse(self._out.fileno()):
+            return  # USB sticks through exfat-fuse or fusefat: see fs.on_fuse
         try:
             self._direct = os.open(f"/proc/self/fd/{self._out.fileno()}",
                                    os.O_WRONLY | os.O_CLOEXEC | _O_DIRECT)

@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import os
-import tempfile
-from collections.abc import Sequence
-from contextlib import suppress
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from evidencekit import addenda
+from evidencekit import addenda, fs
 from evidencekit.clock import Clock, clock_source, rfc3339, system_clock
 from evidencekit.crypto import age, sshsig
 from evidencekit.crypto.keys import SigningKey
-from evidencekit.errors import BundleError, OutputError, UsageError
+from evidencekit.errors import BundleError, InputError, OutputError, UsageError
 from evidencekit.findings import Findings
 from evidencekit.format.documents import (
     ACTIONS,
@@ -86,60 +85,79 @@ def build_event(report: Report, request: EventRequest, *, action: str | None = N
     )
 
 
-def append_event(bundle: Path, request: EventRequest, report: Report | None = None) -> CustodyEvent:
-    """Verify the public parts of *bundle*, then append a signed event in place.
+def append_event(bundle: Path, request: EventRequest, report: Report | None = None,
+                 waiting: Callable[[], None] | None = None) -> CustodyEvent:
+    """Verify the public parts of *bundle*, then append a signed event, atomically: the bundle
+    is replaced by a copy that holds the event (evidencekit.fs.replace_end), so a kill or a full
+    disk at any instant leaves it whole, with or without the event.
 
-    Pass a *report* from a verify that just ran (``verify --record``) to avoid a second pass.
+    One writer at a time: another evidencekit command appending to the same bundle is waited
+    for (*waiting* is called when that happens), and the bundle is checked again once it is
+    ours, so the event follows whatever that command added. A *report* from a verify that just
+    ran (``verify --record``) must describe the same payload as the bundle found then.
     """
     if request.action not in APPENDABLE:
         raise UsageError(f"action must be one of: {', '.join(APPENDABLE)}")
-    report = report or verify(bundle)
-    _require_intact(report)
-    event = build_event(report, request)
-    _append_members(bundle, event, request.signing_key)
+    target = _appendable(bundle)
+    try:
+        with fs.locked(target, waiting) as fd:
+            current = verify(target)
+            _require_intact(current)
+            if report is not None and report.payload_sha256 != current.payload_sha256:
+                raise BundleError("the bundle changed while it was being checked; no custody "
+                                  "event was added", hint="run the command again")
+            event = build_event(current, request)
+            _append_members(target, fd, event, request.signing_key)
+    except fs.NotEnoughSpace as exc:
+        raise OutputError(f"not enough free space next to {bundle} to add the custody event: "
+                          f"it needs {_mib(exc.needed)} (a copy of the bundle), "
+                          f"{_mib(exc.free)} are free; the bundle was left as it was",
+                          hint="free some space on that disk, or copy the bundle to a disk "
+                          "with more room and add the event there") from None
+    except FileNotFoundError:
+        raise InputError(f"cannot read {bundle}: it does not exist") from None
+    except OSError as exc:
+        raise OutputError(f"could not add the custody event to {bundle}: "
+                          f"{exc.strerror or exc}; the bundle was left as it was",
+                          hint="check free space and permissions") from None
     return event
 
 
-def _append_members(bundle: Path, event: CustodyEvent, key: SigningKey) -> None:
+def _appendable(bundle: Path) -> Path:
+    """The file to replace: a symbolic link's target (the link stays a link), and one that may
+    be written (a bundle made read-only on purpose is not changed behind its owner's back)."""
+    target = Path(os.path.realpath(bundle))
+    if target.exists() and not os.access(target, os.W_OK):
+        raise OutputError(f"cannot write to {bundle}: it is read-only",
+                          hint="custody events are added to the bundle file itself")
+    if target.exists() and not os.access(target.parent, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write to the folder {target.parent}",
+                          hint="custody events are added by replacing the bundle with a copy "
+                          "that holds them, in the same folder")
+    return target
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1 << 20):.1f} MiB"
+
+
+def _append_members(bundle: Path, fd: int, event: CustodyEvent, key: SigningKey) -> None:
+    """The bundle with its end-of-archive blocks replaced by the event's two members and new
+    ones: every byte before the old end stays as it was (docs/FORMAT.md §6)."""
     data = event.to_json()
     signature = sshsig.sign(key, data)
     mtime = _seconds(event.time)
     name = custody_member(event.sequence)
-    try:
-        f = open(bundle, "r+b")  # noqa: SIM115 - closed below
-    except OSError as exc:
-        raise OutputError(f"cannot write to {bundle}: {exc.strerror}",
-                          hint="custody events are added to the bundle file itself") from None
-    try:
-        _write_members_at_end(f, name, data, signature, mtime)
-    except OSError as exc:
-        raise OutputError(f"could not add the custody event to {bundle}: "
-                          f"{exc.strerror or exc}; the bundle was left as it was",
-                          hint="check free space and permissions") from exc
-
-
-def _write_members_at_end(f: BinaryIO, name: str, data: bytes, signature: bytes,
-                          mtime: int) -> None:
-    with f:
-        end = os.fstat(f.fileno()).st_size
-        f.seek(end - len(END_OF_ARCHIVE))
-        if f.read(len(END_OF_ARCHIVE)) != END_OF_ARCHIVE:
-            raise BundleError("the bundle does not end with a tar end-of-archive marker")
-        try:
-            f.seek(end - len(END_OF_ARCHIVE))
-            writer = OuterWriter(f)
-            writer.add_bytes(name, data, mtime)
-            writer.add_bytes(name + ".sig", signature, mtime)
-            writer.finish()
-            f.flush()
-            os.fsync(f.fileno())
-        except BaseException:
-            # Put the bundle back exactly as it was: nothing before the old end has changed.
-            f.seek(end - len(END_OF_ARCHIVE))
-            f.write(END_OF_ARCHIVE)
-            f.truncate(end)
-            f.flush()
-            raise
+    end = os.fstat(fd).st_size
+    if end < len(END_OF_ARCHIVE) or \
+            os.pread(fd, len(END_OF_ARCHIVE), end - len(END_OF_ARCHIVE)) != END_OF_ARCHIVE:
+        raise BundleError("the bundle does not end with a tar end-of-archive marker")
+    members = io.BytesIO()
+    writer = OuterWriter(members)
+    writer.add_bytes(name, data, mtime)
+    writer.add_bytes(name + ".sig", signature, mtime)
+    writer.finish()
+    fs.replace_end(bundle, fd, end - len(END_OF_ARCHIVE), members.getvalue())
 
 
 def _seconds(stamp: str) -> int:
@@ -217,27 +235,38 @@ def reseal(bundle: Path, output: Path, identities: Sequence[age.Identity],
     """
     if output.exists() or output.is_symlink():
         raise OutputError(f"{output} already exists; evidencekit never overwrites a bundle")
+    _refuse_too_big_for_destination(bundle, output)
     try:
-        fd, temp_name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".partial",
-                                         dir=output.absolute().parent)
-    except OSError as exc:
-        raise OutputError(f"cannot write the new bundle {output}: {exc.strerror or exc}",
-                          hint="check that the folder exists and that you can write to it") from None
-    temp = Path(temp_name)
-    try:
-        with os.fdopen(fd, "w+b") as out:
-            result = _write_resealed(bundle, out, identities, recipients, request, random,
+        with fs.staged(output) as stage:
+            result = _write_resealed(bundle, stage.file, identities, recipients, request, random,
                                      progress, addendum)
-            out.flush()
-            os.fsync(out.fileno())
-        os.link(temp, output)
         result.output = output
         return result
+    except fs.CannotCreate as exc:
+        raise OutputError(f"cannot write the new bundle {output}: {exc.strerror or exc}",
+                          hint="check that the folder exists and that you can write to it") from None
     except FileExistsError:
         raise OutputError(f"{output} appeared while resealing; nothing was written") from None
-    finally:
-        with suppress(FileNotFoundError):
-            temp.unlink()
+    except OSError as exc:
+        raise OutputError(f"could not write the new bundle {output}: {exc.strerror or exc}; "
+                          "nothing was left behind", hint="check free space and permissions; a "
+                          "FAT32 stick cannot hold a file of 4 GiB or more") from None
+
+
+def _refuse_too_big_for_destination(bundle: Path, output: Path) -> None:
+    """The new bundle is about as large as the old one (the same plaintext, a few more small
+    members): refuse a FAT32 destination that cannot hold it before decrypting anything."""
+    largest = fs.largest_file(output.absolute().parent)
+    try:
+        estimate = os.stat(bundle).st_size + (1 << 20)
+    except OSError:
+        return  # verify says why the bundle cannot be read
+    if largest is not None and estimate > largest:
+        from evidencekit.capture import too_big_message
+
+        raise OutputError(too_big_message(output, estimate, largest),
+                          hint="save it on a stick formatted as exFAT or NTFS, or in another "
+                          "folder, with -o")
 
 
 def _write_resealed(bundle: Path, out: BinaryIO, identities: Sequence[age.Identity],

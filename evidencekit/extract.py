@@ -18,11 +18,12 @@ import stat
 import tarfile
 import tempfile
 from collections.abc import Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evidencekit import addenda
+from evidencekit import addenda, fs
 from evidencekit.clock import parse_rfc3339
 from evidencekit.crypto import age
 from evidencekit.crypto.keys import PublicKey
@@ -39,7 +40,7 @@ _DIR_OPEN = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _CONFLICTS = (errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.ELOOP)
 _NAME_MAX = 255
 # A file system without hard links (FAT, some network shares): the second name becomes a copy.
-_NO_HARD_LINKS = (errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP)
+_NO_HARD_LINKS = fs.NO_HARD_LINKS | {errno.EXDEV}
 
 
 def _on_disk(name: bytes) -> bytes:
@@ -73,6 +74,7 @@ class _Tree:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.fd = os.open(root, _DIR_OPEN)
+        self.made: set[tuple[bytes, ...]] = set()  # folders this tree created, by their names
         self._cached: tuple[tuple[bytes, ...], int] | None = None
 
     def close(self) -> None:
@@ -93,14 +95,18 @@ class _Tree:
             return self._cached[1]
         current = os.dup(self.fd)
         try:
-            for part in map(_on_disk, parts):
+            for depth, part in enumerate(map(_on_disk, parts), 1):
                 try:
                     following = os.open(part, _DIR_OPEN, dir_fd=current)
+                    if create and parts[:depth] not in self.made:
+                        refuse_name_clash(current, part)  # found, not made: another name?
+                        self.made.add(parts[:depth])
                 except FileNotFoundError:
                     if not create:
                         os.close(current)
                         return None
                     os.mkdir(part, 0o700, dir_fd=current)
+                    self.made.add(parts[:depth])
                     following = os.open(part, _DIR_OPEN, dir_fd=current)
                 except OSError as exc:
                     if exc.errno not in (errno.ENOTDIR, errno.ELOOP):
@@ -181,10 +187,37 @@ class _Writer:
         self.files += 1
 
     def _failed(self, name: str, exc: OSError) -> Exception:
+        if exc.errno == errno.EEXIST:
+            where = self.tree.parent(name)
+            if where is not None:
+                refuse_name_clash(*where)
         if exc.errno in _CONFLICTS:
             return BundleError(f"payload member {name} collides with another member")
         self.failure = exc
         return exc
+
+
+class NameClash(OutputError):
+    """The output folder's file system takes two names of the evidence for the same one
+    (a.txt and A.TXT on exFAT, FAT, NTFS, macOS): a problem of the destination, not of the
+    evidence (docs/decisions/atomic-publish.md)."""
+
+
+def refuse_name_clash(folder_fd: int, name: bytes) -> None:
+    """Raise NameClash when *name* is not in the folder under that exact name although the file
+    system finds it: it found another name it holds for the same (case, Unicode form)."""
+    held = [os.fsencode(n) for n in os.listdir(folder_fd)]
+    if name in held:
+        return
+    other = next((h for h in held if os.fsdecode(h).casefold() == os.fsdecode(name).casefold()),
+                 None)
+    shown = os.fsdecode(other) if other is not None else "another name"
+    raise NameClash(f"the destination folder treats {os.fsdecode(name)!r} and {shown!r} as the "
+                    "same name (its file system ignores upper and lower case, as exFAT, FAT, "
+                    "NTFS and macOS do), but the evidence holds both; nothing was extracted. "
+                    "The bundle itself was not found faulty",
+                    hint="extract onto a disk that tells upper and lower case apart (a Linux "
+                    "folder such as your home folder, ext4)")
 
 
 def _copy_file(source_fd: int, source_name: bytes, where: tuple[int, bytes]) -> None:
@@ -230,9 +263,11 @@ def extract(bundle: Path, output: Path, identities: Sequence[age.Identity],
             _finish_tree(tree, report.manifest, result, restore=not as_stored)
         finally:
             tree.close()
-        if output.exists():
-            raise OutputError(f"{output} appeared while extracting; nothing was written there")
-        os.rename(root, output)
+        try:
+            fs.publish_folder(root, output)
+        except FileExistsError:
+            raise OutputError(f"{output} appeared while extracting; nothing was written there"
+                              ) from None
         return result
     except OSError as exc:
         raise _output_error(output, exc) from None
@@ -253,8 +288,8 @@ def _output_error(output: Path, exc: OSError) -> OutputError:
 def _discard(staging: Path, output: Path, report: Report, keep: bool) -> ExtractResult:
     if keep and report.decrypted:
         untrusted = output.with_name(output.name + ".UNTRUSTED")
-        if not untrusted.exists():
-            os.rename(staging / "bag", untrusted)
+        with suppress(FileExistsError):
+            fs.publish_folder(staging / "bag", untrusted)
             return ExtractResult(report, None, untrusted=untrusted)
     return ExtractResult(report, None)
 

@@ -189,11 +189,10 @@ def test_failed_append_leaves_the_file_identical(bundle: Path, sealed: Sealed, c
                                                  monkeypatch: pytest.MonkeyPatch, fail_on: int,
                                                  error: BaseException) -> None:
     before = bundle.read_bytes()
-    event = build_event(verify(bundle), request(courier))
     calls = _failing_add_bytes(monkeypatch, fail_on, error)
     # I/O errors reach people as OutputError (exit 2); Ctrl-C stays KeyboardInterrupt.
     with pytest.raises(OutputError if isinstance(error, OSError) else type(error)):
-        custody._append_members(bundle, event, courier)
+        append_event(bundle, request(courier))
     assert calls == [custody_member(2), custody_member(2) + ".sig"][:fail_on]
     assert bundle.read_bytes() == before
     monkeypatch.undo()
@@ -203,14 +202,13 @@ def test_failed_append_leaves_the_file_identical(bundle: Path, sealed: Sealed, c
 def test_failed_fsync_leaves_the_file_identical(bundle: Path, courier: SigningKey,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     before = bundle.read_bytes()
-    event = build_event(verify(bundle), request(courier))
 
     def fsync(fd: int) -> None:
         raise OSError(errno.EIO, "Input/output error")
 
     monkeypatch.setattr(custody.os, "fsync", fsync)
     with pytest.raises(OutputError):
-        custody._append_members(bundle, event, courier)
+        append_event(bundle, request(courier))
     assert bundle.read_bytes() == before
 
 
@@ -234,8 +232,8 @@ def test_append_refuses_a_file_without_an_end_of_archive_marker(bundle: Path, co
             f.seek(0, os.SEEK_END)
         f.write(tail)
     before = bundle.read_bytes()
-    with pytest.raises(BundleError, match="end-of-archive"):
-        custody._append_members(bundle, event, courier)
+    with pytest.raises(BundleError, match="end-of-archive"), open(bundle, "rb") as f:
+        custody._append_members(bundle, f.fileno(), event, courier)
     assert bundle.read_bytes() == before
 
 

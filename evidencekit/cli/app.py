@@ -315,6 +315,42 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _on_sigpipe(signum: int, frame: object) -> None:
+    """The reader of our output went away (``evidencekit … | head`` closed): end as Ctrl-C does.
+    A pipe to a libmagic worker that died raises SIGPIPE too; that one is handled where it is
+    written (one file's type unknown), so only a broken standard output or error ends the work."""
+    if _broken(1) or _broken(2):
+        raise KeyboardInterrupt
+
+
+def _broken(fd: int) -> bool:
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(fd, 0)  # POLLERR and POLLHUP are always reported
+        return any(events & (select.POLLERR | select.POLLHUP | select.POLLNVAL)
+                   for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+# Signals that end a command cleaning up as Ctrl-C does (temporary files and partial folders
+# removed, nothing half-written left): kill, an ssh session or terminal dropping (SIGHUP),
+# Ctrl-\ (SIGQUIT); and SIGPIPE when our output's reader went away (Python ignores SIGPIPE, so
+# a write would fail later, with the work half done and its files left behind).
+_ENDING_SIGNALS = ("SIGTERM", "SIGHUP", "SIGQUIT")
+
+
+def _clean_up_on_ending_signals() -> None:
+    for name in _ENDING_SIGNALS:
+        number = getattr(signal, name, None)
+        if number is not None:  # Windows has only SIGTERM of these
+            signal.signal(number, _on_sigterm)
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, _on_sigpipe)
+
+
 def _allow_more_open_files() -> None:
     """The walk holds a descriptor per folder level, and the progress bar's count up to 64
     more: a deep tree must not fail for want of descriptors while the system allows more."""
@@ -335,7 +371,7 @@ def _allow_more_open_files() -> None:
 
 def main(args: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if args is None else args)
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    _clean_up_on_ending_signals()
     _allow_more_open_files()
     try:
         cli.main(args=argv, prog_name="evidencekit", standalone_mode=False)

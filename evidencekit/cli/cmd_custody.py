@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
 
+from evidencekit import fs
 from evidencekit.cli import render
 from evidencekit.cli.app import (
     actor_option,
@@ -61,7 +63,7 @@ def custody_add(bundle: Path, action: str, to_party: str | None, from_party: str
         key = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json)
         request = EventRequest(action, actor or user_name(), key, note,
                                to_party or from_party or "")
-        event = append_event(bundle, request)
+        event = append_event(bundle, request, waiting=render.waiting_for_writer(bundle))
         if as_json:
             render.emit_json({"command": "custody add", "ok": True, "exit_code": 0,
                               "bundle": str(bundle), "event": event_summary(event)})
@@ -145,6 +147,19 @@ def reseal_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
     run("reseal", as_json, body)
 
 
+def _write_receipt(output: Path, text: str) -> None:
+    """Whole or not at all, never over another file, as open() would have made it."""
+    if os.path.lexists(output):
+        raise OutputError(f"{output} already exists")
+    try:
+        with fs.staged(output, fs.umask_mode(0o666)) as stage:
+            stage.file.write(text.encode("utf-8"))
+    except FileExistsError:
+        raise OutputError(f"{output} already exists") from None
+    except OSError as exc:
+        raise OutputError(f"could not write {output}: {exc.strerror or exc}") from None
+
+
 @cli.command("receipt", short_help="A printable receipt of the bundle handed over.")
 @click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
@@ -160,11 +175,7 @@ def receipt_command(bundle: Path, output: Path | None, as_json: bool) -> None:
                               hint="run 'evidencekit verify' to see every problem")
         text = receipt_text(report, bundle.name)
         if output is not None:
-            try:
-                with open(output, "x", encoding="utf-8") as f:
-                    f.write(text)
-            except FileExistsError:
-                raise OutputError(f"{output} already exists") from None
+            _write_receipt(output, text)
         if as_json:
             render.emit_json({"command": "receipt", "ok": True, "exit_code": 0,
                               "bundle": str(bundle), "output": str(output) if output else None,

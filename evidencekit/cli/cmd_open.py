@@ -147,7 +147,8 @@ def _record(bundle: Path, report: Report, action: str, actor: str | None, sign_k
         return "not recorded in the custody log: verification failed"
     key = resolve_signing_key(sign_key, passphrase_file, as_json)
     event = append_event(bundle, EventRequest(action, actor or user_name(), key,
-                                              details=details), report)
+                                              details=details), report,
+                         waiting=render.waiting_for_writer(bundle))
     return f"recorded as custody event #{event.sequence} ({action})"
 
 

@@ -7,6 +7,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 from rich.console import Console
@@ -79,6 +80,14 @@ def _escaped_surrogate(match: re.Match[str]) -> str:
     code = ord(match.group())
     # inside a JSON string: "\\xff" is the four characters \xff once parsed
     return f"\\\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+
+
+def waiting_for_writer(bundle: Path) -> Callable[[], None]:
+    """What to say when another command is adding to the same bundle and this one waits."""
+    def say() -> None:
+        err.print(f"Another evidencekit command is adding to {_escape(str(bundle))}; waiting for "
+                  "it to finish (Ctrl-C to stop: nothing will have been changed)…")
+    return say
 
 
 def error(exc: EvidenceKitError, command: str, as_json: bool) -> None:

@@ -14,9 +14,7 @@ import base64
 import errno
 import hashlib
 import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from evidencekit import fs
 from evidencekit.crypto.sshwire import (
     WireReader,
     decode_base64_strict,
@@ -553,10 +552,14 @@ def _write_new_files(files: list[tuple[Path, bytes, int]]) -> None:
     published: list[Path] = []
     try:
         for path, data, mode in files:
-            with _synced_temp_file(path, data, mode) as temp:
-                _publish(temp, path)
-                published.append(path)
-        _sync_directory(files[0][0].parent)
+            try:
+                with fs.staged(path, mode) as stage:  # exact mode, whatever the umask
+                    stage.file.write(data)
+            except FileExistsError:
+                raise OutputError(f"{path} already exists; refusing to overwrite it") from None
+            except OSError as exc:
+                raise _output_error(path, exc) from None
+            published.append(path)
     except BaseException:
         # Includes Ctrl-C: remove what this call created so no half-made key pair remains.
         for path in published:
@@ -565,58 +568,9 @@ def _write_new_files(files: list[tuple[Path, bytes, int]]) -> None:
         raise
 
 
-@contextmanager
-def _synced_temp_file(path: Path, data: bytes, mode: int) -> Iterator[Path]:
-    """A temporary file next to ``path`` holding ``data`` on disk; removed on exit."""
-    try:
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise _output_error(path, exc) from None
-    temp = Path(name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), mode)  # exact mode, whatever the umask
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        yield temp
-    except OSError as exc:
-        raise _output_error(path, exc) from None
-    finally:
-        with suppress(OSError):
-            temp.unlink()
-
-
-def _publish(temp: Path, path: Path) -> None:
-    """Give the finished temp file its final name, failing if that name is taken."""
-    try:
-        os.link(temp, path)  # atomic and exclusive: never replaces an existing file
-    except FileExistsError:
-        raise OutputError(f"{path} already exists; refusing to overwrite it") from None
-    except OSError as exc:
-        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
-            raise
-        # File systems without hard links: reserve the name exclusively, then rename over it.
-        try:
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        except FileExistsError:
-            raise OutputError(f"{path} already exists; refusing to overwrite it") from None
-        os.replace(temp, path)
-
-
-def _sync_directory(directory: Path) -> None:
-    """Make the new directory entries durable (best effort: not every OS allows it)."""
-    with suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def _output_error(path: Path, exc: OSError) -> OutputError:
-    if isinstance(exc, FileNotFoundError):
+    if exc.errno == errno.ENOENT:
         return OutputError(f"cannot write {path}: the directory {path.parent} does not exist")
-    if isinstance(exc, PermissionError):
+    if exc.errno in (errno.EACCES, errno.EPERM):
         return OutputError(f"cannot write {path}: permission denied")
     return OutputError(f"cannot write {path}: {exc.strerror or exc}")

@@ -7,10 +7,9 @@
 from __future__ import annotations
 
 import os
-import tempfile
-from contextlib import suppress
 from pathlib import Path
 
+from evidencekit import fs
 from evidencekit.errors import OutputError, UsageError
 from evidencekit.report.model import ReportData, collect
 
@@ -39,28 +38,18 @@ def write_report(data: ReportData, output: Path, kind: str) -> None:
     if not parent.is_dir():
         raise OutputError(f"the folder {parent} does not exist")
     try:
-        fd, temp_name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".partial", dir=parent)
-    except OSError as exc:
-        raise OutputError(f"cannot write to the folder {parent}: {exc.strerror}") from None
-    temp = Path(temp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
+        # Decrypted names, hashes and the incident record: 0600 while written, then no more
+        # open than the umask allows (a report is meant to be shared, but not by default).
+        with fs.staged(output, fs.umask_mode(0o644)) as stage:
             if kind == "pdf":
                 from evidencekit.report.pdf import render_pdf
 
-                render_pdf(data, out)
+                render_pdf(data, stage.file)
             else:
                 from evidencekit.report.html import render_html
 
-                out.write(render_html(data).encode("utf-8"))
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temp, 0o644)
-        os.link(temp, output)
+                stage.file.write(render_html(data).encode("utf-8"))
     except FileExistsError:
         raise OutputError(f"{output} appeared while the report was written") from None
     except OSError as exc:
         raise OutputError(f"could not write {output}: {exc.strerror or exc}") from None
-    finally:
-        with suppress(FileNotFoundError):
-            temp.unlink()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -11,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+ENDING = [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT]
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+
+@pytest.mark.parametrize("sig", ENDING)
 def test_signal_mid_capture_leaves_nothing(tmp_path: Path, home: Path, keys: dict[str, Path],
                                            sig: signal.Signals) -> None:
     source = tmp_path / "big.bin"
@@ -34,3 +37,109 @@ def test_signal_mid_capture_leaves_nothing(tmp_path: Path, home: Path, keys: dic
     assert "interrupted" in stderr and "Traceback" not in stderr
     assert os.listdir(out_dir) == []
     assert source.stat().st_size == 3 * 1024**3
+
+
+def _start(*args: object, **kwargs: object) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "evidencekit", *map(str, args)],
+                            text=True, **kwargs)  # type: ignore[call-overload]
+
+
+def _when_writing(proc: subprocess.Popen[str], folder: Path) -> None:
+    """Wait until *proc* writes its temporary file or staging folder into *folder*."""
+    deadline = time.monotonic() + 60
+    while not any(folder.iterdir()) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the command ended before it could be interrupted"
+    time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def large_bundle(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A bundle whose extract and reseal take seconds (a sparse 1 GiB file), and its keys."""
+    from evidencekit.crypto import age
+    from evidencekit.crypto.keys import SigningKey
+
+    root = tmp_path_factory.mktemp("large")
+    signer = SigningKey.generate("t")
+    signer.save(root / "signer")
+    identity = age.X25519Identity.generate()
+    (root / "identity.txt").write_text(f"{identity}\n")
+    (root / "recipient.txt").write_text(f"{identity.recipient()}\n")
+    (root / "evidence").mkdir()
+    with open(root / "evidence" / "disk.img", "wb") as f:
+        f.truncate(1 << 30)
+    proc = _start("capture", root / "evidence", "-R", root / "recipient.txt", "--sign-key",
+                  root / "signer", "-o", root / "case.evidence",
+                  env={**os.environ, "XDG_CONFIG_HOME": str(root)},
+                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.wait(timeout=300) == 0
+    return {"bundle": root / "case.evidence", "identity": root / "identity.txt",
+            "recipient": root / "recipient.txt", "signer": root / "signer"}
+
+
+@pytest.mark.parametrize("sig", ENDING)
+def test_signal_mid_extract_leaves_no_decrypted_file(tmp_path: Path, home: Path,
+                                                     large_bundle: dict[str, Path],
+                                                     sig: signal.Signals) -> None:
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    proc = _start("extract", large_bundle["bundle"], "-i", large_bundle["identity"], "-o",
+                  out_dir / "opened", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _when_writing(proc, out_dir)
+    staging = next(out_dir.iterdir())
+    assert stat.S_IMODE(staging.stat().st_mode) == 0o700  # decrypted, unchecked: owner only
+    for path in staging.rglob("*"):
+        assert stat.S_IMODE(path.lstat().st_mode) in (0o600, 0o700), path
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert os.listdir(out_dir) == []
+
+
+@pytest.mark.parametrize("sig", ENDING)
+def test_signal_mid_reseal_leaves_nothing(tmp_path: Path, home: Path,
+                                          large_bundle: dict[str, Path],
+                                          sig: signal.Signals) -> None:
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    proc = _start("reseal", large_bundle["bundle"], "-i", large_bundle["identity"], "-R",
+                  large_bundle["recipient"], "--sign-key", large_bundle["signer"], "-o",
+                  out_dir / "new.evidence", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _when_writing(proc, out_dir)
+    assert stat.S_IMODE(next(out_dir.iterdir()).stat().st_mode) == 0o600
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert os.listdir(out_dir) == []
+
+
+def test_sigpipe_from_a_closed_output_cleans_up(tmp_path: Path, home: Path,
+                                                 large_bundle: dict[str, Path]) -> None:
+    """``evidencekit extract … | head`` with head gone: the broken output ends the command."""
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    reader, writer = os.pipe()
+    proc = _start("extract", large_bundle["bundle"], "-i", large_bundle["identity"], "-o",
+                  out_dir / "opened", stdout=writer, stderr=subprocess.PIPE)
+    os.close(writer)
+    _when_writing(proc, out_dir)
+    os.close(reader)  # the reader of its output goes away
+    proc.send_signal(signal.SIGPIPE)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert os.listdir(out_dir) == []
+
+
+def test_sigpipe_with_the_output_intact_does_not_stop_the_work(
+        tmp_path: Path, home: Path, large_bundle: dict[str, Path]) -> None:
+    """A pipe to a libmagic worker that died raises SIGPIPE too: that is no reason to stop."""
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    proc = _start("extract", large_bundle["bundle"], "-i", large_bundle["identity"], "-o",
+                  out_dir / "opened", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _when_writing(proc, out_dir)
+    proc.send_signal(signal.SIGPIPE)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    assert os.listdir(out_dir) == ["opened"]

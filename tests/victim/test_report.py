@@ -219,6 +219,20 @@ def test_report_needs_a_key_and_never_overwrites(case, tmp_path):
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".partial")]
 
 
+@pytest.mark.parametrize(("umask", "mode"), [(0o077, 0o600), (0o027, 0o640), (0o022, 0o644)])
+@pytest.mark.parametrize("name", ["report.html", "report.pdf"])
+def test_report_is_never_more_open_than_the_umask_allows(case, tmp_path, umask, mode, name):
+    """It holds decrypted names, hashes and the incident record."""
+    old = os.umask(umask)
+    try:
+        result = report(case, tmp_path / name)
+    finally:
+        os.umask(old)
+    assert result.code == 0, result.stderr
+    assert (tmp_path / name).stat().st_mode & 0o777 == mode
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")] == []
+
+
 def test_report_does_not_change_the_bundle(case, tmp_path):
     before = hashlib.sha256(case.path.read_bytes()).hexdigest()
     assert report(case, tmp_path / "r.html").code == 0

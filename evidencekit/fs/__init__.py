@@ -1,0 +1,45 @@
+"""Files on disk: publishing a finished file under its name (one way, for every command),
+replacing a bundle atomically under a lock (custody appends), and what a destination can hold.
+
+Opening files without touching their access times still lives in evidencekit.walk.
+"""
+
+from evidencekit.fs.limits import (
+    FAT32_LARGEST,
+    describe_limit,
+    file_system_type,
+    largest_file,
+    on_fuse,
+)
+from evidencekit.fs.publish import (
+    NO_HARD_LINKS,
+    CannotCreate,
+    Staged,
+    publish,
+    publish_folder,
+    set_mode,
+    staged,
+    sync_folder,
+    umask_mode,
+)
+from evidencekit.fs.replace import NotEnoughSpace, locked, replace_end
+
+__all__ = [
+    "FAT32_LARGEST",
+    "NO_HARD_LINKS",
+    "CannotCreate",
+    "NotEnoughSpace",
+    "Staged",
+    "describe_limit",
+    "file_system_type",
+    "largest_file",
+    "locked",
+    "on_fuse",
+    "publish",
+    "publish_folder",
+    "replace_end",
+    "set_mode",
+    "staged",
+    "sync_folder",
+    "umask_mode",
+]

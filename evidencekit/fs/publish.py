@@ -1,0 +1,210 @@
+"""One way to put a finished file under its name: never half-written, never over another file.
+
+Every writing command (capture, reseal, report, receipt, extract's addenda, key generate) writes
+into a temporary file in the destination's own folder, fsyncs it, and only then gives it its
+name with :func:`publish`, which never replaces an existing file:
+
+1. a hard link (atomic and exclusive everywhere it exists);
+2. where hard links are refused (exFAT, FAT32, some network shares answer EPERM): an exclusive
+   rename, ``renameat2(RENAME_NOREPLACE)`` on Linux or ``renamex_np(RENAME_EXCL)`` on macOS;
+3. where that is refused too (FUSE file systems answer EINVAL): the name is reserved with an
+   ``O_EXCL`` empty placeholder, then the temporary file is renamed over the placeholder. Only
+   this step can leave something behind when killed at the wrong instant: an empty file under
+   the final name, which nothing mistakes for a valid bundle, report or key.
+
+The folder is fsynced afterwards so the new name survives a power cut.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import BinaryIO
+
+# What a file system without hard links answers to link().
+NO_HARD_LINKS = frozenset({errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP,
+                           errno.ENOSYS})
+# What a file system (or a kernel) without exclusive renames answers to renameat2/renamex_np.
+_NO_EXCLUSIVE_RENAME = frozenset({errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP})
+# What chmod answers on a file system that has no permissions (fusefat: ENOSYS).
+NO_PERMISSIONS = frozenset({errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM})
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1  # Linux
+_RENAME_EXCL = 0x4  # macOS
+
+
+def publish(temp: Path, final: Path) -> None:
+    """Give the finished file *temp* (in *final*'s folder) the name *final*; *temp* is gone
+    afterwards. Raises FileExistsError when *final* exists: nothing is ever replaced."""
+    try:
+        os.link(temp, final)
+    except OSError as exc:
+        if exc.errno not in NO_HARD_LINKS:
+            raise
+        if not _rename_exclusive(temp, final):
+            _rename_onto_placeholder(temp, final)
+    else:
+        with suppress(FileNotFoundError):
+            os.unlink(temp)
+    sync_folder(final.absolute().parent)
+
+
+def publish_folder(temp: Path, final: Path) -> None:
+    """Give the finished folder *temp* the name *final*, never replacing anything:
+    FileExistsError when *final* exists.
+
+    Without an exclusive rename (FUSE file systems such as exfat-fuse and fusefat), *final* is
+    made with mkdir (exclusive) and filled by renaming the files one by one, folders made anew:
+    fusefat loses a folder's contents when the folder itself is renamed, and refuses renaming
+    one over an empty placeholder. Ctrl-C or an error on the way removes *final* again; only a
+    kill -9 in that moment can leave it incomplete (docs/decisions/atomic-publish.md).
+    """
+    if not _rename_exclusive(temp, final):
+        os.mkdir(final, 0o700)
+        try:
+            _move_children(os.fsencode(temp), os.fsencode(final))
+            _copy_folder_metadata(os.fsencode(temp), os.fsencode(final))
+        except BaseException:
+            shutil.rmtree(final, ignore_errors=True)
+            raise
+    sync_folder(final.absolute().parent)
+
+
+def _move_children(source: bytes, target: bytes) -> None:
+    for entry in os.scandir(source):
+        moved = os.path.join(target, entry.name)
+        if entry.is_dir(follow_symlinks=False):
+            os.mkdir(moved, 0o700)
+            _move_children(entry.path, moved)
+            _copy_folder_metadata(entry.path, moved)
+        else:
+            os.rename(entry.path, moved)
+
+
+def _copy_folder_metadata(source: bytes, target: bytes) -> None:
+    """A folder made anew keeps the mode and times the old one was given (best effort)."""
+    with suppress(OSError):
+        info = os.stat(source, follow_symlinks=False)
+        os.chmod(target, info.st_mode & 0o7777)
+        os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns))
+
+
+def _rename_exclusive(temp: Path, final: Path) -> bool:
+    """Rename *temp* to *final* unless *final* exists (FileExistsError); False where the system
+    or file system cannot rename exclusively."""
+    libc = _libc()
+    if libc is None:
+        return False
+    if sys.platform == "darwin":
+        function, flags = getattr(libc, "renamex_np", None), _RENAME_EXCL
+        args: tuple[object, ...] = (os.fsencode(temp), os.fsencode(final), flags)
+    else:
+        function, flags = getattr(libc, "renameat2", None), _RENAME_NOREPLACE
+        args = (_AT_FDCWD, os.fsencode(temp), _AT_FDCWD, os.fsencode(final), flags)
+    if function is None:
+        return False
+    if function(*args) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in _NO_EXCLUSIVE_RENAME:
+        return False
+    raise OSError(code, os.strerror(code), str(final))
+
+
+def _rename_onto_placeholder(temp: Path, final: Path) -> None:
+    """Reserve *final* with an exclusive empty file, then rename *temp* over it."""
+    os.close(os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+    try:
+        os.replace(temp, final)
+    except BaseException:
+        with suppress(OSError):
+            if os.stat(final, follow_symlinks=False).st_size == 0:
+                os.unlink(final)  # our placeholder, still empty
+        raise
+
+
+_LIBC: list[ctypes.CDLL | None] = []
+
+
+def _libc() -> ctypes.CDLL | None:
+    if not _LIBC:
+        try:
+            _LIBC.append(ctypes.CDLL(None, use_errno=True))
+        except OSError:  # pragma: no cover - no C library to speak of (Windows)
+            _LIBC.append(None)
+    return _LIBC[0]
+
+
+def sync_folder(folder: Path) -> None:
+    """Make new names in *folder* durable (best effort: not every system can fsync a folder)."""
+    with suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def set_mode(fd: int, mode: int) -> None:
+    """chmod, except where the file system has no permissions at all (FAT, exFAT)."""
+    try:
+        os.fchmod(fd, mode)
+    except OSError as exc:
+        if exc.errno not in NO_PERMISSIONS:
+            raise
+
+
+def umask_mode(mode: int = 0o666) -> int:
+    """*mode* as the umask allows it (what open() would have given a new file)."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mode & ~mask
+
+
+class CannotCreate(OSError):
+    """The temporary file could not be created: the folder is missing or not writable."""
+
+
+class Staged:
+    """A temporary file in the destination's folder: :attr:`file` to write, :attr:`path`."""
+
+    def __init__(self, file: BinaryIO, path: Path) -> None:
+        self.file = file
+        self.path = path
+
+
+@contextmanager
+def staged(final: Path, mode: int = 0o600, *, replace: bool = False) -> Iterator[Staged]:
+    """Write a new file for *final*: yields a :class:`Staged` temporary file (mode 0600 while it
+    is written, whatever it holds). When the block ends normally, the file is flushed, fsynced,
+    given *mode* and published under *final* (never replacing a file, FileExistsError; with
+    *replace*, atomically renamed over *final* instead). On any exception, including Ctrl-C and
+    the signals the CLI turns into it, the temporary file is removed and *final* is untouched.
+    """
+    folder = final.absolute().parent
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".partial", dir=folder)
+    except OSError as exc:
+        raise CannotCreate(exc.errno, exc.strerror, str(folder)) from None
+    temp = Path(name)
+    try:
+        with os.fdopen(fd, "w+b") as out:
+            yield Staged(out, temp)
+            out.flush()
+            os.fsync(out.fileno())
+            set_mode(out.fileno(), mode)
+        if replace:
+            os.replace(temp, final)
+            sync_folder(folder)
+        else:
+            publish(temp, final)
+    finally:
+        with suppress(FileNotFoundError):
+            os.unlink(temp)

@@ -1,0 +1,18 @@
+"""Fixtures: a mounted exFAT or FAT32 stick (tests.fs.mounts), and the e2e keys and runner."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import home, keys  # noqa: F401 - fixtures used by these tests
+from tests.fs.mounts import KINDS, mounted
+
+
+@pytest.fixture(params=KINDS)
+def stick(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
+    """A USB stick's file system, exFAT and FAT32 in turn, mounted for the test only."""
+    with mounted(request.param, tmp_path) as where:
+        yield where
