@@ -151,6 +151,28 @@ def test_files_evidencekit_reads_validate(text: str) -> None:
     assert errors(read_as_evidencekit_does(text) or {}, "incident-input") == []
 
 
+EUROPEAN_YAML = """\
+started: 14.11.2026 10:30 Europe/Berlin
+noticed: "14.11.2026, 18:05 +01:00"
+timeline: [{time: 15.11.2026, description: called the bank}]
+losses:
+  - {amount: '1.250,00', currency: EUR, date: 14.11.2026}
+  - {amount: '1,250.00', currency: USD, date: 1.12.2026}
+  - {amount: "1 250,50", currency: EUR}
+  - {amount: "1'250.50", currency: CHF}
+  - {amount: '1.250,-', currency: EUR}
+  - {amount: '12,5', currency: EUR}
+"""
+
+
+def test_european_dates_and_amounts_validate_and_are_read_exactly() -> None:
+    record = inc.load_yaml(EUROPEAN_YAML)
+    assert [loss.amount for loss in record.losses] == [
+        "1250.00", "1250.00", "1250.50", "1250.50", "1250", "12.5"]
+    assert [loss.date for loss in record.losses][:2] == ["2026-11-14", "2026-12-01"]
+    assert errors(read_as_evidencekit_does(EUROPEAN_YAML), "incident-input") == []
+
+
 def test_the_guides_examples_validate_and_are_read() -> None:
     for block in guide_examples():
         inc.load_yaml(block)
@@ -174,7 +196,8 @@ BROKEN_FILES = {
     "loss-amount-negative": "losses: [{amount: -5, currency: EUR}]\n",
     "loss-amount-thousands": "losses: [{amount: '1,500', currency: EUR}]\n",
     "loss-field-unknown": "losses: [{amount: 1, currency: EUR, bank: X}]\n",
-    "loss-date-not-iso": "losses: [{amount: 1, currency: EUR, date: 15.11.2026}]\n",
+    "loss-date-with-slashes": "losses: [{amount: 1, currency: EUR, date: 15/11/2026}]\n",
+    "loss-amount-thousands-dot": "losses: [{amount: '1.500', currency: EUR}]\n",
     "time-in-words": "started: yesterday evening\n",
     "timeline-without-description": "timeline: [{time: 2026-11-14 10:30 Z}]\n",
     "timeline-entry-a-string": "timeline: ['2026-11-14 10:30 Z: paid']\n",
