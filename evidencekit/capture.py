@@ -21,7 +21,7 @@ import stat
 import sys
 import zlib
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,16 +52,17 @@ from evidencekit.hostinfo import host_name, operating_system, tool_versions, use
 from evidencekit.pipeline import BackgroundWriter
 from evidencekit.progress import NoProgress, Progress, Throttled, throttled
 from evidencekit.selection import Filters, relative_to_source
+from evidencekit.sources import FileSource, StreamEntry
+from evidencekit.sources import Source as EvidenceSource  # walk.Source: one root of FileSource
+from evidencekit.sources.files import scan_totals as scan_totals  # where it was
+from evidencekit.spool import Spool
 from evidencekit.walk import (
     Entry,
     Source,
-    entries_below,
-    escape_name,
     named_again,
     open_keeping_atime,
     resolve_sources,
     source_reaching,
-    walk,
 )
 
 CHUNK = 1 << 20
@@ -106,6 +107,8 @@ class CaptureRequest:
     # each with the leading folders its pattern names: a symbolic link is followed only there,
     # and a source that is a link is recorded as the link (walk.resolve_sources).
     found_by_profile: Mapping[bytes, bytes] = field(default_factory=dict)
+    # Evidence other than files, captured after them (evidencekit.sources: e.g. StdinSource).
+    more_sources: Sequence[EvidenceSource] = ()
 
 
 @dataclass(frozen=True)
@@ -222,6 +225,7 @@ class _Tally:
     # that the others become hard links to it in the bag instead of copies (FORMAT.md §4.2).
     linked: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
     room: _OutputRoom | None = None  # free space where the bundle is written
+    spool_folder: Path = Path(".")  # where a stream of unknown length waits, encrypted
 
     def problem(self, record: dict[str, Any], text: str) -> None:
         self.problems.append(Problem(_shown_path(record), text))
@@ -409,11 +413,12 @@ def _write_bundle(request: CaptureRequest, sources: list[Source], out: BinaryIO,
     readme = readme_text(request.case.case_id, rfc3339(started)).encode("utf-8")
     outer.add_bytes(README, readme, mtime)
     tally = _Tally()
+    evidence = _placed([FileSource(sources, request.unreachable), *request.more_sources])
     if getattr(request.progress, "wants_totals", False):
         if isinstance(request.progress, Throttled):  # count while capturing, not before
-            request.progress.start_counting("Capturing", lambda: scan_totals(sources, skip))
+            request.progress.start_counting("Capturing", lambda: _estimate(evidence, skip))
         else:
-            total_files, total_bytes = scan_totals(sources, skip)
+            total_files, total_bytes = _estimate(evidence, skip)
             request.progress.start("Capturing", total_files, total_bytes)
     else:
         request.progress.start("Capturing", None, None)
@@ -428,7 +433,7 @@ def _write_bundle(request: CaptureRequest, sources: list[Source], out: BinaryIO,
             background = BackgroundWriter(encryptor, name="evidencekit-encrypt")
             try:
                 inner = InnerTarWriter(background)
-                manifest_sha256, root = _write_bag(request, sources, inner, tally, started,
+                manifest_sha256, root = _write_bag(request, evidence, inner, tally, started,
                                                    skip)
                 background.close()
             except BaseException:
@@ -632,33 +637,31 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def scan_totals(sources: list[Source], skip: set[tuple[int, int]]) -> tuple[int, int]:
-    """Count files and bytes for the progress bar (metadata only; content is read once, later).
-
-    An estimate (one lstat per file, no records), a small fraction of the cost of the walk
-    itself; nothing that is recorded depends on it. Folders are listed as the walk lists them
-    (walk.entries_below: no link followed, access times kept), and each file is looked up in
-    its folder's descriptor rather than by its full path (a quarter less CPU for small files).
-    """
-    files = size = 0
-    for source in sources:
-        with suppress(OSError):
-            info = os.lstat(source.path)
-            if stat.S_ISDIR(info.st_mode):
-                for child in entries_below(source.path):
-                    try:
-                        if child.is_file(follow_symlinks=False):
-                            info = child.stat(follow_symlinks=False)
-                            if (info.st_dev, info.st_ino) not in skip:
-                                files, size = files + 1, size + info.st_size
-                    except OSError:
-                        pass  # gone since it was listed: the walk records what it finds
-            elif stat.S_ISREG(info.st_mode) and (info.st_dev, info.st_ino) not in skip:
-                files, size = files + 1, size + info.st_size
-    return files, size
+def _placed(evidence: list[EvidenceSource]) -> list[EvidenceSource]:
+    """*evidence* numbered and named in order: the file walk first (its sources as given), then
+    each other source after the ones before it."""
+    taken: set[str] = set()
+    index = 0
+    for source in evidence:
+        source.place(index, taken)
+        index += len(source.records())
+    return evidence
 
 
-def _write_bag(request: CaptureRequest, sources: list[Source], inner: InnerTarWriter,
+def _estimate(evidence: list[EvidenceSource], skip: set[tuple[int, int]]
+              ) -> tuple[int, int | None]:
+    """Files and bytes to expect, for the progress bar (bytes None when a stream's is unknown)."""
+    files, size = 0, 0
+    known = True
+    for source in evidence:
+        more_files, more_bytes = source.estimate(skip)
+        files += more_files
+        known = known and more_bytes is not None
+        size += more_bytes or 0
+    return files, size if known else None
+
+
+def _write_bag(request: CaptureRequest, evidence: list[EvidenceSource], inner: InnerTarWriter,
                tally: _Tally, started: int, skip: set[tuple[int, int]]) -> tuple[str, str]:
     """Write the whole bag into *inner*; return the SHA-256 of the signed manifest.json and the
     root hash."""
@@ -672,11 +675,10 @@ def _write_bag(request: CaptureRequest, sources: list[Source], inner: InnerTarWr
     tally.identifier = identify.Identifier()
     try:
         tally.room = _OutputRoom(request.output.absolute().parent)
-        blocked = _unreachable_sources(request.unreachable, sources)
-        for entry in walk(sources, skip):
-            _capture_entry(entry, inner, tally, request.progress, request.filters)
-        for source, problem in blocked:
-            _capture_entry(_unreachable_entry(source, problem), inner, tally, request.progress)
+        tally.spool_folder = request.output.absolute().parent  # outside the sources, writable
+        for source in evidence:
+            for entry in source.entries(skip):
+                _capture_entry(entry, inner, tally, request.progress, request.filters)
         tally.finish_entries()
     finally:
         tally.identifier.close()
@@ -688,8 +690,7 @@ def _write_bag(request: CaptureRequest, sources: list[Source], inner: InnerTarWr
         tag(bag.EK_INCIDENT, request.incident)
     # manifest.json is written, hashed and signed piece by piece: for 100,000 files it is some
     # 60 MB, and joining it (then copying it to sign it) would double the peak memory.
-    prefix, suffix = _manifest_json(request, [*sources, *(s for s, _ in blocked)], tally,
-                                    started, root)
+    prefix, suffix = _manifest_json(request, evidence, tally, started, root)
     digest, signed = hashlib.sha256(), hashlib.sha512()  # sha512: what SSHSIG signs
 
     def hashed() -> Iterator[bytes]:
@@ -722,8 +723,8 @@ def _bag_info(case: CaseInfo, tally: _Tally, started: int) -> bytes:
     return bag.bag_info(fields)
 
 
-def _manifest_json(request: CaptureRequest, sources: list[Source], tally: _Tally, started: int,
-                   root: str) -> tuple[bytes, bytes]:
+def _manifest_json(request: CaptureRequest, evidence: list[EvidenceSource], tally: _Tally,
+                   started: int, root: str) -> tuple[bytes, bytes]:
     """The signed evidencekit manifest but its entries: what goes before them and after them.
 
     The document is ``prefix + tally.entries.joined() + suffix``; the entries are pre-encoded
@@ -741,7 +742,7 @@ def _manifest_json(request: CaptureRequest, sources: list[Source], tally: _Tally
                     "tools": tool_versions(), "cwd": os.getcwd(),
                     "python_executable": sys.executable,
                     **({} if request.profile is None else {"profile": request.profile})},
-        "sources": [_source_record(s) for s in sources],
+        "sources": [record.to_json() for source in evidence for record in source.records()],
         "incident_sha256": None if request.incident is None else _sha256(request.incident),
         "summary": {"counts": tally.counts, "total_bytes": tally.total_bytes,
                     "manifest_root": root},
@@ -753,39 +754,11 @@ def _manifest_json(request: CaptureRequest, sources: list[Source], tally: _Tally
     return prefix + b'"entries":[', b"]" + suffix
 
 
-def _unreachable_sources(unreachable: Sequence[tuple[bytes, str]], sources: list[Source]
-                         ) -> list[tuple[Source, str]]:
-    """A source for each unreachable path, numbered and named after the reachable ones."""
-    taken = {s.bag_name for s in sources}
-    found: list[tuple[Source, str]] = []
-    for path, problem in unreachable:
-        base = escape_name(os.path.basename(path.rstrip(b"/")) or b"root")
-        name, counter = base, 0
-        while name in taken:  # as resolve_sources names a second source of the same name
-            counter += 1
-            name = f"{base}~{counter}"
-        taken.add(name)
-        found.append((Source(len(sources) + len(found), path, path, name, False), problem))
-    return found
-
-
-def _unreachable_entry(source: Source, problem: str) -> Entry:
-    """The one entry of an unreachable source: kind unknown (it could not even be stat'ed)."""
-    name = os.path.basename(source.path.rstrip(b"/")) or b"root"
-    return Entry(source, name, f"data/{source.bag_name}", "unknown", None, -1, source.path,
-                 error=problem)
-
-
-def _source_record(source: Source) -> dict[str, Any]:
-    record: dict[str, Any] = {"index": source.index, "bag_name": source.bag_name,
-                              "via_symlink": source.via_symlink}
-    record.update(records.bytes_field("given", source.given))
-    record.update(records.bytes_field("path", source.path))
-    return record
-
-
-def _capture_entry(entry: Entry, inner: InnerTarWriter, tally: _Tally, progress: Progress,
-                   filters: Filters | None = None) -> None:
+def _capture_entry(entry: Entry | StreamEntry, inner: InnerTarWriter, tally: _Tally,
+                   progress: Progress, filters: Filters | None = None) -> None:
+    if isinstance(entry, StreamEntry):  # a profile's filters are about files: not applied
+        _add_record(_capture_stream(entry, inner, tally, progress), tally)
+        return
     if filters is not None and entry.kind == "file" and entry.error is None and entry.lstat:
         entry.error = filters.skip_reason(relative_to_source(entry.path), entry.lstat.st_size,
                                           tally.total_bytes)  # "skipped: …" or None
@@ -815,6 +788,11 @@ def _capture_entry(entry: Entry, inner: InnerTarWriter, tally: _Tally, progress:
             tally.counts["symlinks"] += 1
         elif entry.kind not in ("file", "directory", "unknown"):
             tally.counts["special"] += 1
+    _add_record(record, tally)
+
+
+def _add_record(record: dict[str, Any], tally: _Tally) -> None:
+    """Count *record*'s error, if any, and put it in the manifest's entries."""
     if record.get("error"):
         key = "skipped" if str(record["error"]).startswith("skipped") else "errors"
         tally.counts[key] += 1
@@ -900,8 +878,20 @@ def _stream_file(fd: int, before: os.stat_result, entry: Entry, inner: InnerTarW
         digest, first, size = _store_read_to_end(fd, before, entry, inner, record, progress)
         _check_times_unchanged(before, os.fstat(fd), changes)
     else:
-        digest, first, size = _store_sized(fd, before, entry, inner, record, changes, progress)
+        if before.st_size > CHUNK:
+            with suppress(OSError, AttributeError):
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        digest, first, size = _store_sized(lambda room: os.readv(fd, [room]), before,
+                                           entry.bag_path, inner, record, changes, progress)
         _check_unchanged(fd, before, changes)
+    _file_stored(record, entry.bag_path, (digest, first, size), changes, tally, progress)
+
+
+def _file_stored(record: dict[str, Any], bag_path: str, stored: tuple[Any, bytes, int],
+                 changes: list[str], tally: _Tally, progress: Progress) -> None:
+    """Complete the *record* of a file whose content is now in the bag: *stored* is its hash,
+    first bytes (for libmagic) and size; *changes* what reading it found."""
+    digest, first, size = stored
     record["mime"] = tally.mime(first)  # maybe Pending: see _Tally.add_entry
     if isinstance(record["mime"], identify.Pending):
         record["_first_size"] = len(first)
@@ -910,23 +900,20 @@ def _stream_file(fd: int, before: os.stat_result, entry: Entry, inner: InnerTarW
     record["changes"] = changes
     tally.counts["files"] += 1
     tally.total_bytes += size
-    tally.manifest_lines.append(bag.manifest_line(record["sha256"], entry.bag_path))
+    tally.manifest_lines.append(bag.manifest_line(record["sha256"], bag_path))
     if changes:
         tally.counts["changed"] += 1
         tally.problem(record, "; ".join(changes))
     progress.advance(files=1)
 
 
-def _store_sized(fd: int, before: os.stat_result, entry: Entry, inner: InnerTarWriter,
-                 record: dict[str, Any], changes: list[str], progress: Progress
-                 ) -> tuple[Any, bytes, int]:
-    """Store the file at the size ``fstat`` gave when it was opened, streamed (FORMAT.md §4.3:
+def _store_sized(read: Callable[[memoryview], int], before: os.stat_result, bag_path: str,
+                 inner: InnerTarWriter, record: dict[str, Any], changes: list[str],
+                 progress: Progress) -> tuple[Any, bytes, int]:
+    """Store ``before.st_size`` bytes from *read* (like ``readinto``), streamed (FORMAT.md §4.3:
     what is missing at the end as zeros); returns the hash, the first bytes and that size."""
     size = before.st_size
-    if size > CHUNK:
-        with suppress(OSError, AttributeError):
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-    inner.begin_file(entry.bag_path, size, before)
+    inner.begin_file(bag_path, size, before)
     digest = hashlib.sha256()
     left = size
     first = bytearray()  # the first bytes, for libmagic
@@ -934,7 +921,7 @@ def _store_sized(fd: int, before: os.stat_result, entry: Entry, inner: InnerTarW
         # Read straight into the block that will be encrypted (no copy), hash the same bytes.
         room = inner.reserve(min(CHUNK, left))
         try:
-            count = os.readv(fd, [room])
+            count = read(room)
         except OSError as exc:
             record["error"] = (f"read error at byte {size - left}: {exc.strerror}; the remaining "
                                f"{left} bytes are stored as zeros")
@@ -1031,6 +1018,62 @@ def _check_times_unchanged(before: os.stat_result, after: os.stat_result,
                        f" → {rfc3339(after.st_mtime_ns)})")
     elif after.st_ctime_ns != before.st_ctime_ns:
         changes.append("status change time changed while being read")
+
+
+def _capture_stream(entry: StreamEntry, inner: InnerTarWriter, tally: _Tally,
+                    progress: Progress) -> dict[str, Any]:
+    """Store a file whose content is a stream (evidencekit.sources), read once: at its size when
+    that is known, like any file; else held until its end (evidencekit.spool)."""
+    record: dict[str, Any] = {"source": entry.source, "bag_path": entry.bag_path, "kind": "file",
+                              "error": None, **records.bytes_field("path", entry.path)}
+    changes: list[str] = []
+    size = entry.content.size
+    if size is None:
+        stored = _store_spooled(entry, inner, record, tally.spool_folder, progress)
+    else:
+        stored = _store_sized(entry.content.readinto, _tar_info(entry, size), entry.bag_path,
+                              inner, record, changes, progress)
+    changes.extend(entry.content.changes())
+    record["size"] = stored[2]
+    _file_stored(record, entry.bag_path, stored, changes, tally, progress)
+    return record
+
+
+def _store_spooled(entry: StreamEntry, inner: InnerTarWriter, record: dict[str, Any],
+                   folder: Path, progress: Progress) -> tuple[Any, bytes, int]:
+    """Read the stream to its end into a Spool (hashed as it is read), then store it; a read
+    error keeps what was read before it (and ``error`` says so)."""
+    digest = hashlib.sha256()
+    first = bytearray()
+    buffer = memoryview(bytearray(CHUNK))
+    with Spool(folder) as spool:
+        while True:
+            try:
+                count = entry.content.readinto(buffer)
+            except OSError as exc:
+                record["error"] = (f"read error at byte {spool.size}: {exc.strerror}; the "
+                                   f"{spool.size} bytes read before it are stored")
+                break
+            if not count:
+                break
+            data = buffer[:count]
+            if len(first) < identify.MAGIC_BYTES:
+                first += data[: identify.MAGIC_BYTES - len(first)]
+            digest.update(data)
+            spool.write(data)
+            progress.advance(nbytes=count)
+        inner.begin_file(entry.bag_path, spool.size, _tar_info(entry, spool.size))
+        for block in spool.blocks():
+            inner.write(block)
+        inner.end_file(spool.size)
+        return digest, bytes(first), spool.size
+
+
+def _tar_info(entry: StreamEntry, size: int) -> os.stat_result:
+    """What the payload tar header of a stream says: its mode and time, owner 0, *size*."""
+    seconds = entry.mtime_ns // 1_000_000_000
+    return os.stat_result((stat.S_IFREG | entry.mode, 0, 0, 1, 0, 0, size, seconds, seconds,
+                           seconds), {"st_mtime_ns": entry.mtime_ns})
 
 
 def readme_text(case_id: str, created: str) -> str:

@@ -46,7 +46,7 @@ class Throttled:
         self._bytes = 0
         self._next = 0.0
         self._counter: threading.Thread | None = None
-        self._counted: list[tuple[int, int]] = []
+        self._counted: list[tuple[int, int | None]] = []
         self._label = ""
         self.wants_totals = getattr(inner, "wants_totals", False)
 
@@ -54,15 +54,16 @@ class Throttled:
         self._inner.start(label, total_files, total_bytes)
         self._next = time.monotonic() + self._interval
 
-    def start_counting(self, label: str, count: Callable[[], tuple[int, int]]) -> None:
+    def start_counting(self, label: str, count: Callable[[], tuple[int, int | None]]) -> None:
         """Start once ``count()`` (run on its own thread, while the work goes on) returns the
-        totals (files, bytes); what is reported meanwhile is passed on then."""
+        totals (files, bytes; bytes None when unknown); what is reported meanwhile is passed on
+        then."""
         self._label = label
         self._counter = threading.Thread(target=self._count, args=(count,),
                                          name="evidencekit-count", daemon=True)
         self._counter.start()
 
-    def _count(self, count: Callable[[], tuple[int, int]]) -> None:
+    def _count(self, count: Callable[[], tuple[int, int | None]]) -> None:
         with contextlib.suppress(Exception):  # if counting fails, the bar shows no ETA
             self._counted.append(count())
 

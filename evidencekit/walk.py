@@ -172,7 +172,7 @@ def escape_name(name: bytes) -> str:
         return name.decode("utf-8", errors="backslashreplace")
 
 
-def _unique(candidate: str, taken: set[str]) -> str:
+def unique_name(candidate: str, taken: set[str]) -> str:
     """Make an escaped name unique among its siblings (an escaped name may equal a real one)."""
     if candidate not in taken:
         return candidate
@@ -312,7 +312,7 @@ def resolve_sources(paths: list[bytes], found_by_profile: Mapping[bytes, bytes] 
             else:
                 raise InputError(f"source {os.fsdecode(given)} is a broken symbolic link")
         base = os.path.basename(absolute.rstrip(b"/")) or b"root"
-        bag_name = _unique(escape_name(base), taken)
+        bag_name = unique_name(escape_name(base), taken)
         taken.add(bag_name)
         # A link followed to its target: what lies on the way there was resolved just now
         # (realpath); a profile's source is opened checking that again (_open_resolving).
@@ -553,7 +553,7 @@ def _walk_at(source: Source, dir_fd: int, name: bytes, path: bytes, bag_path: st
         yield entry
         taken: set[str] = set()
         for child in names:
-            escaped = _unique(escape_name(child), taken)
+            escaped = unique_name(escape_name(child), taken)
             taken.add(escaped)
             yield from _walk_at(source, fd, child, path + b"/" + child, f"{bag_path}/{escaped}",
                                 skip)

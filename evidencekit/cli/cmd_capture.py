@@ -34,6 +34,7 @@ from evidencekit.errors import (
 )
 from evidencekit.hostinfo import user_name
 from evidencekit.profiles import OS_NAMES
+from evidencekit.sources import StdinSource
 
 
 # ------------------------------------------------------------------------------ capture
@@ -65,6 +66,9 @@ from evidencekit.profiles import OS_NAMES
 @click.option("--profile", metavar="NAME|FILE", shell_complete=complete_profile,
               help="Collect what this profile names on this machine (a built-in or your own "
               "profile, or a .yaml file); see 'evidencekit profiles list'.")
+@click.option("--stdin", "stdin_name", metavar="NAME",
+              help="Also capture what is piped in, as the file NAME (e.g. 'journalctl -o export "
+              "| evidencekit capture --stdin journal.export …').")
 @click.option("--profile-os", type=click.Choice(OS_NAMES),
               help="Use the profile's rules for this system (default: this machine's), e.g. "
               "for a mounted Windows home with USERPROFILE set.")
@@ -76,7 +80,8 @@ def capture_command(sources: tuple[Path, ...], output: Path | None, case_id: str
                     recipients: tuple[str, ...], recipient_files: tuple[Path, ...],
                     use_passphrase: bool, passphrase_file: Path | None, sign_key: Path | None,
                     sign_key_passphrase_file: Path | None, as_json: bool, profile: str | None,
-                    profile_os: str | None, progress: str, **incident_args: Any) -> None:
+                    profile_os: str | None, progress: str, stdin_name: str | None,
+                    **incident_args: Any) -> None:
     """Capture files and folders into a signed, encrypted evidence bundle.
 
     The sources are only read, never changed. Every file is hashed (SHA-256) as it is copied.
@@ -92,7 +97,8 @@ def capture_command(sources: tuple[Path, ...], output: Path | None, case_id: str
         case = CaseInfo(case_id or _default_case_id(), fields["examiner"] or user_name(),
                         fields["description"], fields["legal_basis"], fields["organisation"])
         record = guided.incident_record(incident_args)  # checked before any question
-        if not paths and interactive() and not as_json:
+        piped = () if stdin_name is None else (StdinSource(stdin_name),)  # refuses a terminal
+        if not paths and not piped and interactive() and not as_json:
             defaults = guided.GuidedDefaults(output, incident=record,
                                              incident_source=guided.incident_source(incident_args),
                                              examiner_given=given_on_command_line("examiner"))
@@ -101,7 +107,7 @@ def capture_command(sources: tuple[Path, ...], output: Path | None, case_id: str
             return guided.guided_capture(guided.RichPrompter(), defaults, case,
                                          _safe_filename(case.case_id), sign_key,
                                          sign_key_passphrase_file)
-        if not paths:
+        if not paths and not piped:
             raise UsageError("nothing to capture: name the files and folders to preserve",
                              hint="evidencekit capture ~/Downloads/invoice.pdf --passphrase "
                              "-o case.evidence (or run 'evidencekit capture' on a terminal "
@@ -122,7 +128,7 @@ def capture_command(sources: tuple[Path, ...], output: Path | None, case_id: str
                                  profile=selection.record() if selection else None,
                                  found_by_profile=found_by_profile,
                                  exclude_paths=(sign_key or default_signing_key_path(),),
-                                 incident=incident)
+                                 incident=incident, more_sources=piped)
         result = capture(request)
         code = ExitCode.OK if result.seal.complete else ExitCode.CAPTURE_INCOMPLETE
         if as_json:
