@@ -16,6 +16,7 @@ space of ISO 80000-1), and :func:`in_words` spells out the whole part.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from evidencekit.errors import InputError
@@ -23,13 +24,19 @@ from evidencekit.errors import InputError
 MAX_WHOLE_DIGITS = 18  # as the stored form allows (incident.py)
 MAX_DECIMALS = 8
 
-# Currency signs people type, for the ISO 4217 code they stand for. "$" is read as US dollars,
-# and said so when the amount is shown back, since many countries write their dollar that way.
+# Currency signs people type, for the ISO 4217 code they stand for. "$" is read as US dollars
+# and "¥" as Japanese yen, and said so when the amount is shown back (SHARED_SIGNS), since many
+# countries write their dollar with "$", and China its yuan with "¥".
 CURRENCY_SIGNS: dict[str, str] = {
     "US$": "USD", "A$": "AUD", "C$": "CAD", "NZ$": "NZD", "HK$": "HKD", "R$": "BRL",
     "€": "EUR", "$": "USD", "£": "GBP", "¥": "JPY", "₹": "INR", "₩": "KRW", "₺": "TRY",
     "₽": "RUB", "₴": "UAH", "₪": "ILS", "₫": "VND", "₱": "PHP", "฿": "THB", "zł": "PLN",
     "Kč": "CZK", "Fr.": "CHF", "Fr": "CHF", "SFr.": "CHF",
+}
+# Signs that stand for more than one currency: what the reading says, so the person can correct it.
+SHARED_SIGNS: dict[str, str] = {
+    "$": "\"$\" was read as US dollars: write CAD, AUD… for another dollar",
+    "¥": "\"¥\" was read as Japanese yen: write CNY for Chinese yuan",
 }
 # Currency names people type (lower case) for their code.
 CURRENCY_WORDS: dict[str, str] = {
@@ -45,8 +52,10 @@ CURRENCY_NAMES: dict[str, str] = {
 
 _SPACES = "\u00a0\u202f\u2009\u2007 "  # no-break, narrow no-break, thin, figure space, space
 _APOSTROPHES = "'\u2019\u02bc\u00b4`"  # Swiss thousands marks as keyboards type them
-_GROUPED = re.compile(r"^[1-9]\d{0,2}(?:(?P<sep>[., '])\d{3})(?:(?P=sep)\d{3})*$")
-_NUMBER = re.compile(r"^[\d., ']+$")
+# ASCII digits only (re.ASCII): other scripts' digits are made ASCII first (_normalised), and
+# anything else that Python calls a digit ('²', '①') is no digit of an amount.
+_GROUPED = re.compile(r"^[1-9]\d{0,2}(?:(?P<sep>[., '])\d{3})(?:(?P=sep)\d{3})*$", re.ASCII)
+_NUMBER = re.compile(r"^[\d., ']+$", re.ASCII)
 
 
 class AmountError(InputError):
@@ -76,7 +85,7 @@ class AmbiguousAmount(AmountError):
 class Money:
     amount: str  # the stored form: "1250.00"
     currency: str  # as typed, upper case; incident.py checks it is ISO 4217
-    dollar_sign: bool = False  # "$" was read as USD
+    shared_sign: str = ""  # "$" or "¥": a sign several currencies use, read as `currency`
 
 
 def unambiguous_hint(amount: str) -> str:
@@ -101,6 +110,9 @@ def parse_amount(text: str) -> str:
     if number.endswith((",-", ".-", ",--", ".--", ",\u2013", ".\u2013")):
         # "1.250,-": whole units, the separator before the dash is the decimal one
         number = number.rstrip("-\u2013")
+        if not _NUMBER.match(number):
+            raise AmountError(f"{raw.strip()!r} is not an amount",
+                              hint="write digits, e.g. 1250.00 or 1.250,00")
         return _checked(_whole(number[:-1], decimal_separator=number[-1], raw=raw), "", raw)
     if not number or not _NUMBER.match(number):
         raise AmountError(f"{raw.strip()!r} is not an amount",
@@ -123,7 +135,16 @@ def _normalised(text: str) -> str:
     for mark in _APOSTROPHES:
         number = number.replace(mark, "'")
     number = re.sub(r" +", " ", number)
+    number = "".join(_ascii_digit(c) for c in number)
     return number.replace("\u2212", "-")  # the minus sign
+
+
+def _ascii_digit(char: str) -> str:
+    """'١' (Arabic-Indic), '１' (full width), '४' (Devanagari) → the ASCII digit they are; the
+    stored form (§4.5) and every reader know only 0-9. Other characters as they are."""
+    if char.isdecimal() and not char.isascii():
+        return str(unicodedata.decimal(char))
+    return char
 
 
 def _decimal_mark(number: str, raw: str) -> str | None:
@@ -140,16 +161,18 @@ def _decimal_mark(number: str, raw: str) -> str | None:
     if len(marks) > 1:  # "1.250.000": the only mark, repeated: thousands
         return None
     whole, decimals = number.split(last)
-    if len(decimals) != 3 or " " in number or "'" in number or whole in ("", "0") \
+    if len(decimals) != 3 or " " in number or "'" in number or whole[:1] in ("", "0") \
             or len(whole) > 3:
-        return last  # "499,90", "1 250,000", "0.125", "1250.000": decimals, whatever the custom
+        # "499,90", "1 250,000", "0.125", "00,125", "1250.000": decimals, whatever the custom
+        # (a group of thousands never starts with 0, see _GROUPED)
+        return last
     raise AmbiguousAmount(raw.strip(), (whole + decimals).lstrip("0"),
                           unambiguous_hint(f"{whole}.{decimals}"))
 
 
 def _whole(text: str, decimal_separator: str | None, raw: str) -> str:
     """The digits of the whole part, its thousands separators checked and removed."""
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return text
     match = _GROUPED.match(text)
     if match is None or match["sep"] == decimal_separator:
@@ -172,11 +195,12 @@ def parse_money(text: str, default_currency: str = "") -> Money:
     """An amount and its currency, as typed: '1.250,00 €', 'EUR 1,250.00', "CHF 1'250",
     '€499.90', '450 euros'. Raises AmbiguousAmount or AmountError."""
     rest = _normalised(text)
-    currency, dollar = "", False
+    currency, shared = "", ""
     for sign in sorted(CURRENCY_SIGNS, key=len, reverse=True):
         found = _strip_affix(rest, sign)
         if found is not None:
-            rest, currency, dollar = found, CURRENCY_SIGNS[sign], sign == "$"
+            rest, currency = found, CURRENCY_SIGNS[sign]
+            shared = sign if sign in SHARED_SIGNS else ""
             break
     if not currency:
         match = re.match(r"^([A-Za-zł]+)\s*(.*)$", rest)
@@ -201,7 +225,7 @@ def parse_money(text: str, default_currency: str = "") -> Money:
     if not currency:
         raise AmountError(f"{text.strip()!r}: which currency?",
                           hint="add the currency, e.g. 499.90 EUR")
-    return Money(amount, currency, dollar)
+    return Money(amount, currency, shared)
 
 
 def _strip_affix(text: str, sign: str) -> str | None:
@@ -281,9 +305,10 @@ def in_words(amount: str, currency: str) -> str:
 
 
 def described(money: Money) -> str:
-    """'1 250.00 EUR (one thousand two hundred fifty euros)'; a "$" says how it was read."""
+    """'1 250.00 EUR (one thousand two hundred fifty euros)'; a "$" or "¥" says how it was
+    read."""
     text = f"{shown(money.amount, money.currency)} ({in_words(money.amount, money.currency)})"
-    if money.dollar_sign:
-        text += "; \"$\" was read as US dollars: write CAD, AUD… for another dollar"
+    if money.shared_sign:
+        text += "; " + SHARED_SIGNS[money.shared_sign]
     return text
 

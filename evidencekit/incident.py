@@ -19,7 +19,7 @@ import datetime as dt
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, Inexact, localcontext
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -82,7 +82,7 @@ _HUMAN_TIME = re.compile(
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # 14.11.2026 (day.month.year, as much of Europe writes it), alone or before a time
 _DOTTED_DATE = re.compile(r"^(?P<d>\d{1,2})\.(?P<m>\d{1,2})\.(?P<y>\d{4})\.?(?:,?\s+|$)")
-_AMOUNT = re.compile(r"^(0|[1-9]\d{0,17})(\.\d{1,8})?$")
+_AMOUNT = re.compile(r"^(0|[1-9]\d{0,17})(\.\d{1,8})?$", re.ASCII)  # 0-9, as the schema's \d
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+?[\d\s().\-/]{3,40}$")
 _URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)?[^\s/]+\.[^\s/]+(/\S*)?$")
@@ -762,6 +762,11 @@ def notes_from_events(events: Iterable[CustodyEvent]) -> list[Note]:
 def totals(losses: Iterable[Loss]) -> dict[str, str]:
     """Sum of the amounts per currency, exactly (Decimal), as text, currencies sorted."""
     sums: dict[str, Decimal] = {}
-    for item in losses:
-        sums[item.currency] = sums.get(item.currency, Decimal(0)) + Decimal(item.amount)
+    with localcontext() as exact:
+        # The default 28 significant digits round a sum of a few hundred 18-digit amounts
+        # with 8 decimals; 200 digits hold any number of them, and rounding would raise.
+        exact.prec = 200
+        exact.traps[Inexact] = True
+        for item in losses:
+            sums[item.currency] = sums.get(item.currency, Decimal(0)) + Decimal(item.amount)
     return {currency: str(sums[currency]) for currency in sorted(sums)}

@@ -252,3 +252,20 @@ def test_a_loss_date_with_dots_is_read() -> None:
     assert record.losses[0].date == "2026-11-14"
     with pytest.raises(inc.IncidentError):
         inc.from_input({"losses": [{"amount": "5", "currency": "EUR", "date": "31.02.2026"}]})
+
+
+def test_totals_are_exact_however_many_large_amounts() -> None:
+    largest = "999999999999999999.99999999"  # 18 digits and 8 decimals, the most one may hold
+    losses = [inc.Loss(largest, "EUR", None, "", "", "")] * 2000
+    assert inc.totals(losses) == {"EUR": "1999999999999999999999.99998000"}
+
+
+@pytest.mark.parametrize(("typed", "stored"), [("00,000 EUR", "0.000"), ("01,250 EUR", "1.250"),
+                                               ("\u0661\u0662\u0665\u0660 €", "1250")])
+def test_odd_amounts_are_read_or_refused_never_a_traceback(typed: str, stored: str) -> None:
+    assert inc.money(typed, "loss").amount == stored
+
+
+def test_a_stored_amount_is_ascii_digits() -> None:
+    with pytest.raises(inc.IncidentError):
+        inc.loss({"amount": "1\u0662\u0665\u0660", "currency": "EUR"}, "loss", typed=False)
