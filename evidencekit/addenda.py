@@ -347,12 +347,14 @@ def summary(addendum: FoundAddendum) -> dict[str, Any]:
             "details": document.details, "text": document.text, "sha256": addendum.sha256}
 
 
-def describe(addendum: FoundAddendum, shown: Callable[[str], str] = str) -> str:
-    """One line for people: '#5 2026-11-17T… by Jane (SHA256:…): loss (amount: 35.50, …): text'."""
+def describe(addendum: FoundAddendum, shown: Callable[[str], str] = str,
+             author: str | None = None) -> str:
+    """One line for people: '#5 2026-11-17T… by Jane (SHA256:…): loss (amount: 35.50, …): text'.
+    *author*: how to name the author (by default, the name the addendum claims)."""
     document = addendum.document
     assert document is not None
     details = ", ".join(f"{k}: {v}" for k, v in document.details.items() if k != "kind" and v)
-    return shown(f"#{document.sequence} {document.time} by {document.author_name} "
+    return shown(f"#{document.sequence} {document.time} by {author or document.author_name} "
                  f"({document.author.fingerprint}): {document.details.get('kind', 'note')}"
                  + (f" ({details})" if details else "") + (f": {document.text}"
                                                              if document.text else ""))

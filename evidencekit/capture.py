@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from evidencekit import __version__, canonical, fs, identify, kernel_files, records
+from evidencekit import __version__, canonical, fs, identify, kernel_files, publictext, records
 from evidencekit import incident as incident_record
 from evidencekit.clock import Clock, clock_source, rfc3339, system_clock
 from evidencekit.crypto import age, sshsig
@@ -270,7 +270,7 @@ def _shown_path(record: dict[str, Any]) -> str:
 
 def capture(request: CaptureRequest) -> CaptureResult:
     """Make the bundle described by *request*; raise EvidenceKitError on failure (nothing left)."""
-    _check_case_id(request.case.case_id)
+    check_case(request.case)
     sources = sources_of(request.sources, request.unreachable, request.found_by_profile)
     check_output(request.output, sources)
     if request.incident is not None:
@@ -336,11 +336,22 @@ def _write_failed_hint(exc: OSError, output: Path) -> str:
     return "check free space and permissions; nothing was left behind"
 
 
+def check_case(case: CaseInfo) -> None:
+    """Refuse, before anything is read, case fields a reader could not read back or would show
+    wrongly: they go into the public seal and first custody event (docs/FORMAT.md §6)."""
+    _check_case_id(case.case_id)
+    publictext.check_line(case.examiner, "--examiner")
+    publictext.check_text(case.description, "--description")
+    publictext.check_text(case.legal_basis, "--legal-basis")
+    publictext.check_line(case.organisation, "--organisation")
+
+
 def _check_case_id(case_id: str) -> None:
     """A case id is matched exactly later (receipts, reports): no hidden spaces or controls."""
     if not case_id or case_id != case_id.strip() or not case_id.isprintable():
-        raise UsageError(f"the case id {case_id!r} is empty, starts or ends with spaces, or holds "
-                         "control characters", hint="use e.g. --case FRAUD-2026-0117")
+        raise UsageError(f"the case id {case_id[:100]!r} is empty, starts or ends with spaces, or "
+                         "holds control characters", hint="use e.g. --case FRAUD-2026-0117")
+    publictext.check_line(case_id, "--case", hint="use e.g. --case FRAUD-2026-0117")
 
 
 def _identities_of(paths: tuple[Path, ...]) -> set[tuple[int, int]]:
@@ -464,6 +475,7 @@ def _write_bundle(request: CaptureRequest, sources: list[Source], out: BinaryIO,
     outer.add_bytes(SEAL_SIG, sshsig.sign(request.signing_key, seal_json), seal_mtime)
     event = first_event(request, seal, _sha256(seal_json), finished)
     event_json = event.to_json()
+    publictext.check_readable(event_json, custody_member(1))
     outer.add_bytes(custody_member(1), event_json, seal_mtime)
     outer.add_bytes(custody_member(1) + ".sig", sshsig.sign(request.signing_key, event_json),
                     seal_mtime)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from evidencekit import addenda, fs
+from evidencekit import addenda, fs, publictext
 from evidencekit.clock import Clock, clock_source, rfc3339, system_clock
 from evidencekit.crypto import age, sshsig
 from evidencekit.crypto.keys import SigningKey
@@ -46,6 +46,9 @@ APPENDABLE = tuple(a for a in ACTIONS if a not in ("captured", "resealed"))
 
 @dataclass(frozen=True)
 class EventRequest:
+    """A custody event to sign. Its texts are checked when it is made, before any bundle is
+    read: what a reader could not read back is never written (evidencekit.publictext)."""
+
     action: str
     actor_name: str
     signing_key: SigningKey
@@ -53,6 +56,47 @@ class EventRequest:
     counterparty: str = ""
     details: dict[str, str] = field(default_factory=dict)
     clock: Clock = system_clock
+
+    def __post_init__(self) -> None:
+        publictext.check_line(self.actor_name, "--actor")
+        publictext.check_text(self.note, "--note")
+        publictext.check_line(self.counterparty, COUNTERPARTY_OPTION.get(self.action, "--to"))
+
+
+# Who else took part (FORMAT.md §6, ``counterparty``): to whom a bundle was handed, from whom
+# it was received. Only these two actions have one, and each needs it.
+COUNTERPARTY_OPTION = {"transferred": "--to", "received": "--from"}
+
+
+def counterparty_for(action: str, to_party: str | None, from_party: str | None) -> str:
+    """The ``counterparty`` of a new event: --to for 'transferred', --from for 'received' (each
+    required there), neither for any other action."""
+    wanted = COUNTERPARTY_OPTION.get(action)
+    given = {"--to": to_party, "--from": from_party}
+    for option, value in given.items():
+        if value and option != wanted:
+            where = f"for '{action}' give {wanted}" if wanted else \
+                "put who else took part into --note"
+            raise UsageError(f"{option} cannot be used with --action {action}; {where}",
+                             hint="--to is whom a bundle was handed to (transferred); --from "
+                             "is who handed it over (received)")
+    if wanted is None:
+        return ""
+    value = given[wanted]
+    if not value or not value.strip():
+        whom = "to whom the bundle was handed" if action == "transferred" else \
+            "who handed the bundle over"
+        raise UsageError(f"--action {action} needs {wanted}: {whom}",
+                         hint=f'e.g. {wanted} "Det. A. Smith, Cyber Unit"')
+    return value
+
+
+def counterparty_text(event: CustodyEvent) -> str:
+    """'to Det. Smith', 'from J. Doe': the counterparty as people read it."""
+    if not event.counterparty:
+        return ""
+    word = {"transferred": "to", "received": "from"}.get(event.action)
+    return f"{word} {event.counterparty}" if word else event.counterparty
 
 
 def signer_of(key: SigningKey) -> Signer:
@@ -107,6 +151,7 @@ def append_event(bundle: Path, request: EventRequest, report: Report | None = No
                 raise BundleError("the bundle changed while it was being checked; no custody "
                                   "event was added", hint="run the command again")
             event = build_event(current, request)
+            publictext.check_readable(event.to_json(), custody_member(event.sequence))
             _append_members(target, fd, event, request.signing_key)
     except fs.NotEnoughSpace as exc:
         raise OutputError(f"not enough free space next to {bundle} to add the custody event: "
@@ -317,6 +362,7 @@ def _write_resealed(bundle: Path, out: BinaryIO, identities: Sequence[age.Identi
                         action="resealed", payload_sha256=sink.hexdigest())
     data = event.to_json()
     member = custody_member(event.sequence)
+    publictext.check_readable(data, member)
     writer.add_bytes(member, data, _seconds(event.time))
     writer.add_bytes(member + ".sig", sshsig.sign(request.signing_key, data), _seconds(event.time))
     writer.finish()

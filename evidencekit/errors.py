@@ -15,6 +15,9 @@ class ExitCode:
     CAPTURE_INCOMPLETE = 3  # bundle written, but some items were unreadable or changed
     NO_MATCHING_KEY = 4  # none of the given keys or passphrases opens the payload
     INTERNAL = 5  # a bug in evidencekit
+    # verify/extract/report/custody show with --trusted-key: intact, but some custody events,
+    # notes or encrypted additions are signed by keys not listed (shown by key, not counted)
+    UNTRUSTED_SIGNERS = 6
     INTERRUPTED = 130  # Ctrl-C / SIGTERM
 
 

@@ -696,8 +696,11 @@ def _fields_of(kind: str, moment: Moment | None = None, found: Identifier | None
 
 
 def note_text(text: str) -> str:
-    """The free text of a note (the custody event's ``note``), checked like any incident text."""
-    return _text(text, "--text")
+    """The free text of a note (the custody event's ``note``), checked like any incident text
+    and as every public text is (no C1 controls either: evidencekit.publictext)."""
+    from evidencekit.publictext import check_text
+
+    return check_text(_text(text, "--text"), "--text")
 
 
 def note_from_details(details: Mapping[str, str], text: str, *, sequence: int, time: str,

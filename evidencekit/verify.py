@@ -70,6 +70,25 @@ class PayloadExpectation:
     size: int
 
 
+# Where a signer stands (docs/FORMAT.md §7.1, step 6). With --trusted-key: trusted or untrusted.
+# Without: the sealer's key (it made the bundle, whoever holds it) or unknown. Only trusted keys
+# (or, without a list, the sealer's) speak for someone: what the others sign (notes, losses,
+# custody events, encrypted additions) is shown by their key and not counted.
+TRUSTED, UNTRUSTED, SEALER, UNKNOWN = "trusted", "untrusted", "sealer", "unknown"
+
+
+def signer_label(standing: str, claimed: str) -> str:
+    """Who signed, for people: a name in quotes is only the signer's claim; a key not trusted
+    is named as such first (its fingerprint is shown next to it)."""
+    if standing == TRUSTED:
+        return f"{claimed} (trusted key)"
+    if standing == UNTRUSTED:
+        return f"NOT TRUSTED (claims \u201c{claimed}\u201d)"
+    if standing == SEALER:
+        return f"\u201c{claimed}\u201d (sealer)"
+    return f"\u201c{claimed}\u201d (claimed)"
+
+
 @dataclass
 class Report:
     bundle: str
@@ -87,10 +106,63 @@ class Report:
     payload_sha256: str | None = None  # what it actually is (computed in step 7)
     addenda: list[FoundAddendum] = field(default_factory=list)  # step 11: those that parsed
     plaintext_end: int | None = None  # where the payload tar's end-of-archive blocks start
+    trusted_keys: frozenset[str] | None = None  # fingerprints from --trusted-key; None: none given
 
     @property
     def ok(self) -> bool:
+        """Intact: no check failed and the key (if any) opened it. Untrusted signers are
+        another matter (:attr:`untrusted_entries`)."""
         return self.findings.ok and self.no_matching_key is None
+
+    def standing(self, fingerprint: str) -> str:
+        """TRUSTED or UNTRUSTED with --trusted-key; else SEALER or UNKNOWN."""
+        if self.trusted_keys is not None:
+            return TRUSTED if fingerprint in self.trusted_keys else UNTRUSTED
+        if self.seal is not None and fingerprint == self.seal.signer.fingerprint:
+            return SEALER
+        return UNKNOWN
+
+    def speaks_for_someone(self, fingerprint: str) -> bool:
+        """Whether what this key signed counts (in a report's totals, as someone's word)."""
+        return self.standing(fingerprint) in (TRUSTED, SEALER)
+
+    @property
+    def untrusted_entries(self) -> list[str]:
+        """With --trusted-key: the custody events and addenda signed by a key not listed (the
+        members, in order); empty without --trusted-key (nothing was asked)."""
+        if self.trusted_keys is None:
+            return []
+        found = [custody_member(e.sequence) for e in self.events
+                 if e.actor.fingerprint not in self.trusted_keys]
+        found += [a.name for a in self.addenda
+                  if a.document and a.document.author.fingerprint not in self.trusted_keys]
+        return found
+
+    def signers(self) -> list[dict[str, Any]]:
+        """Every key that signed something in the bundle, with its standing (for --json)."""
+        rows: dict[str, dict[str, Any]] = {}
+
+        def row(fingerprint: str, public_key: str, name: str) -> dict[str, Any]:
+            entry = rows.setdefault(fingerprint, {
+                "fingerprint": fingerprint, "public_key": public_key,
+                "standing": self.standing(fingerprint), "sealer": False, "names": [],
+                "events": [], "addenda": []})
+            if name not in entry["names"]:
+                entry["names"].append(name)
+            return entry
+
+        if self.seal is not None:
+            row(self.seal.signer.fingerprint, self.seal.signer.public_key, "")["sealer"] = True
+            rows[self.seal.signer.fingerprint]["names"].remove("")
+        for event in self.events:
+            row(event.actor.fingerprint, event.actor.public_key,
+                event.actor_name)["events"].append(event.sequence)
+        for addendum in self.addenda:
+            if addendum.document is not None:
+                author = addendum.document.author
+                row(author.fingerprint, author.public_key,
+                    addendum.document.author_name)["addenda"].append(addendum.sequence)
+        return list(rows.values())
 
 
 def verify(path: Path, identities: Sequence[age.Identity] = (),
@@ -136,6 +208,7 @@ def _verify_open(bundle: OuterBundle, report: Report, identities: Sequence[age.I
         return
     seal = report.seal
     if trusted_keys:
+        report.trusted_keys = frozenset(k.fingerprint for k in trusted_keys)
         report.trusted = any(k == report.signer for k in trusted_keys)
         if not report.trusted:
             findings.error("seal-signature", SEAL, "the bundle was sealed by a key you did not "
@@ -149,6 +222,7 @@ def _verify_open(bundle: OuterBundle, report: Report, identities: Sequence[age.I
     if check_payload_hash or identities:
         _check_payload(bundle, report, identities, visitor, progress, tee)  # steps 7-10
     _check_resealers(report, trusted_keys)
+    _check_other_signers(report)
 
 
 def _check_resealers(report: Report, trusted_keys: Sequence[PublicKey]) -> None:
@@ -162,7 +236,8 @@ def _check_resealers(report: Report, trusted_keys: Sequence[PublicKey]) -> None:
         if event.action != "resealed" or event.actor.fingerprint in trusted:
             continue
         where = custody_member(event.sequence)
-        who = f"{event.actor_name} ({event.actor.fingerprint})"
+        who = (f"the key {event.actor.fingerprint} (it calls itself "
+               f"\u201c{event.actor_name[:100]}\u201d)")
         if trusted and not report.decrypted:
             report.findings.error("custody", where, f"the payload was resealed by {who}, a key you "
                                   "did not list as trusted; give -i KEY to check the evidence "
@@ -174,6 +249,35 @@ def _check_resealers(report: Report, trusted_keys: Sequence[PublicKey]) -> None:
         else:
             report.findings.warning("custody", where, f"the payload was resealed by {who}; the "
                                     "decrypted evidence matches the sealer's signed manifest")
+
+
+def _check_other_signers(report: Report) -> None:
+    """With --trusted-key, every event and addendum signed by a key not listed is said (a
+    warning each, and verify's exit code 6): a stranger holding the file can add a note, a loss
+    or an event in anyone's name, and only a trusted key speaks for someone. The sealer's own
+    events are judged with the seal (step 3); resealers by _check_resealers."""
+    if report.trusted_keys is None or report.seal is None:
+        return
+    sealer = report.seal.signer.fingerprint
+    for event in report.events:
+        fingerprint = event.actor.fingerprint
+        if fingerprint in report.trusted_keys or event.action == "resealed" or \
+                fingerprint == sealer:
+            continue
+        report.findings.warning("custody", custody_member(event.sequence),
+                                f"'{event.action}' event signed by the key {fingerprint}, which "
+                                "you did not list as trusted (it calls itself "
+                                f"\u201c{event.actor_name[:100]}\u201d): it is not counted as "
+                                "anyone's word")
+    for addendum in report.addenda:
+        document = addendum.document
+        if document is None or document.author.fingerprint in report.trusted_keys:
+            continue
+        report.findings.warning(addenda.CHECK, addendum.name,
+                                f"encrypted addition signed by the key "
+                                f"{document.author.fingerprint}, which you did not list as "
+                                f"trusted (it calls itself \u201c{document.author_name[:100]}"
+                                "\u201d): it is not counted as anyone's word")
 
 
 def _check_seal(bundle: OuterBundle, report: Report) -> bytes | None:

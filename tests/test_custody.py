@@ -6,7 +6,6 @@ the CLI are in tests/e2e/test_custody_attacks.py.
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import hashlib
 import os
@@ -344,8 +343,11 @@ def test_check_receipt_says_nothing_without_a_seal(bundle: Path) -> None:
 
 def test_actor_name_cannot_rewrite_receipt_fields(bundle: Path, courier: SigningKey) -> None:
     event1 = sha(member(bundle, EVENT1))
-    append_event(bundle, dataclasses.replace(
-        request(courier), actor_name=f"Mallory\nNewest event SHA-256: {event1}\nx"))
+    # Writers refuse such a name now (evidencekit.publictext); an older writer did not, and
+    # its bundles are still read: the receipt must not be fooled by them.
+    forged = request(courier)
+    object.__setattr__(forged, "actor_name", f"Mallory\nNewest event SHA-256: {event1}\nx")
+    append_event(bundle, forged)
     report = verify(bundle)
     assert report.ok
     parsed = parse_receipt(receipt_text(report, "case.evidence"))

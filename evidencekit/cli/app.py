@@ -32,8 +32,11 @@ from evidencekit.errors import (
     EvidenceKitError,
     ExitCode,
     Interrupted,
+    KeyFileError,
     UsageError,
 )
+from evidencekit.hostinfo import user_name
+from evidencekit.publictext import check_line
 from evidencekit.walk import Source
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -65,13 +68,25 @@ def signing_options(f: F) -> F:
     f = click.option("--sign-key-passphrase-file", type=click.Path(path_type=Path, dir_okay=False),
                      help=f"Passphrase of the signing key (or set {KEY_PASSPHRASE_ENV}).")(f)
     return click.option("--sign-key", type=click.Path(path_type=Path, dir_okay=False),
-                        help="Your signing key (default: your personal key, created on first "
-                        "use).")(f)
+                        help="Your signing key (default: your personal key; only capture "
+                        "creates it, on first use).")(f)
 
 
 def actor_option(f: F) -> F:
     return click.option("--actor", help="Your name as it should appear in the custody log "
-                        "(default: your user name).")(f)
+                        "(default: your signing key's name, its comment).")(f)
+
+
+def actor_name(actor: str | None, key: SigningKey) -> str:
+    """Who signs, as the custody log names them: --actor (or the configured examiner), else the
+    signing key's own name (its comment: ``evidencekit key generate --comment``), else the user
+    name. Checked like every public text (evidencekit.publictext)."""
+    if actor is not None:
+        return check_line(actor, "--actor")
+    if key.comment.strip():
+        return check_line(key.comment.strip(), "the signing key's name (its comment)",
+                          hint="give your name with --actor")
+    return check_line(user_name(), "your user name", hint="give your name with --actor")
 
 
 def new_recipient_options(f: F) -> F:
@@ -290,9 +305,12 @@ def given_on_command_line(parameter: str) -> bool:
 
 
 def resolve_signing_key(path: Path | None, passphrase_file: Path | None, quiet: bool,
-                        captured: Sequence[Source] = ()) -> SigningKey:
-    """The key that signs: *path*, else the personal key, created on first use unless that
-    would write into one of the sources being *captured*."""
+                        captured: Sequence[Source] = (), *, may_create: bool = False
+                        ) -> SigningKey:
+    """The key that signs: *path*, else the personal key. Only a capture (*may_create*) creates
+    that key on first use, and not where it would write into one of the sources being
+    *captured*: a custody event signed by a key minted on the spot proves nothing about who
+    signed it, so the other commands refuse instead (exit 2)."""
     def passphrase() -> bytes:
         return obtain("the signing key", passphrase_file, KEY_PASSPHRASE_ENV,
                       "--sign-key-passphrase-file", confirm=False)
@@ -302,6 +320,12 @@ def resolve_signing_key(path: Path | None, passphrase_file: Path | None, quiet: 
     default = default_signing_key_path()
     if default.exists():
         return load_signing(default, passphrase)
+    if not may_create:
+        raise KeyFileError(f"no signing key was given, and you have no personal signing key "
+                           f"({default}) yet",
+                           hint="give the key you sign with: --sign-key PATH (or sign_key in "
+                           "the configuration); or create your personal key once with: "
+                           f"evidencekit key generate -o {default}")
     refuse_new_key_inside(default, captured)
     signing = generate_key_files(default, None, None)
     if not quiet:

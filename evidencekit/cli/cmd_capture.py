@@ -12,10 +12,18 @@ from typing import Any
 
 import click
 
-from evidencekit.capture import CaptureRequest, CaseInfo, capture, check_output, sources_of
+from evidencekit.capture import (
+    CaptureRequest,
+    CaseInfo,
+    capture,
+    check_case,
+    check_output,
+    sources_of,
+)
 from evidencekit.cli import guided, render
 from evidencekit.cli.app import (
     _flags_over_defaults,
+    actor_name,
     cli,
     encryption_for,
     given_on_command_line,
@@ -43,7 +51,8 @@ from evidencekit.sources import StdinSource
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="The bundle to write (default: CASE.evidence in the current folder).")
 @click.option("--case", "case_id", help="Case or reference number (default: EK-date-time).")
-@click.option("--examiner", help="Who is capturing (default: your user name).")
+@click.option("--examiner", help="Who is capturing (default: your signing key's name, its "
+              "comment; else your user name).")
 @click.option("--description", default="",
               help="A short neutral label for the case, printed in the PUBLIC custody log that "
               "anyone with the bundle can read (e.g. 'phishing, reported to the police'). Put "
@@ -96,6 +105,7 @@ def capture_command(sources: tuple[Path, ...], output: Path | None, case_id: str
         fields = selection.case_fields(given) if selection else given
         case = CaseInfo(case_id or _default_case_id(), fields["examiner"] or user_name(),
                         fields["description"], fields["legal_basis"], fields["organisation"])
+        check_case(case)  # what the bundle could not be read back with: refused before anything
         record = guided.incident_record(incident_args)  # checked before any question
         piped = () if stdin_name is None else (StdinSource(stdin_name),)  # refuses a terminal
         if not paths and not piped and interactive() and not as_json:
@@ -119,7 +129,10 @@ def capture_command(sources: tuple[Path, ...], output: Path | None, case_id: str
         captured = sources_of(wanted, selection.unreachable if selection else (), found_by_profile)
         target = output or Path(_safe_filename(case.case_id) + ".evidence")
         check_output(target, captured, default_place=output is None)  # before any key is made
-        signing = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json, captured)
+        signing = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json, captured,
+                                      may_create=True)
+        if not fields["examiner"]:  # the key's own name, as every custody event does
+            case = dataclasses.replace(case, examiner=actor_name(None, signing))
         request = CaptureRequest(wanted, target, case, chosen, signing,
                                  command_line=list(sys.argv),
                                  progress=render.progress_for(as_json, progress),

@@ -10,6 +10,7 @@ import click
 from evidencekit import fs
 from evidencekit.cli import render
 from evidencekit.cli.app import (
+    actor_name,
     actor_option,
     cli,
     encryption_for,
@@ -20,18 +21,20 @@ from evidencekit.cli.app import (
     resolve_signing_key,
     run,
     signing_options,
+    trusted_option,
 )
 from evidencekit.cli.cmd_open import identities_for
+from evidencekit.cli.keyring import trusted_from
 from evidencekit.custody import (
     APPENDABLE,
     EventRequest,
     append_event,
+    counterparty_for,
     event_summary,
     receipt_text,
     reseal,
 )
-from evidencekit.errors import BundleError, ExitCode, NoMatchingKey, OutputError, UsageError
-from evidencekit.hostinfo import user_name
+from evidencekit.errors import BundleError, ExitCode, NoMatchingKey, OutputError
 from evidencekit.protection import wrong_key_for
 from evidencekit.verify import verify
 
@@ -46,8 +49,8 @@ def custody() -> None:
 @click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--action", required=True, type=click.Choice(APPENDABLE),
               help="What happened to the bundle.")
-@click.option("--to", "to_party", help="Who received it (for 'transferred').")
-@click.option("--from", "from_party", help="Who it came from (for 'received').")
+@click.option("--to", "to_party", help="transferred: to whom it was handed (required there).")
+@click.option("--from", "from_party", help="received: who handed it over (required there).")
 @click.option("--note", default="", help="Free text: how, why, receipt or parcel numbers.")
 @actor_option
 @signing_options
@@ -58,11 +61,9 @@ def custody_add(bundle: Path, action: str, to_party: str | None, from_party: str
     """Append a signed event to the bundle's custody log (the evidence is not touched)."""
 
     def body() -> int:
-        if to_party and from_party:
-            raise UsageError("give --to or --from, not both")
+        counterparty = counterparty_for(action, to_party, from_party)
         key = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json)
-        request = EventRequest(action, actor or user_name(), key, note,
-                               to_party or from_party or "")
+        request = EventRequest(action, actor_name(actor, key), key, note, counterparty)
         event = append_event(bundle, request, waiting=render.waiting_for_writer(bundle))
         if as_json:
             render.emit_json({"command": "custody add", "ok": True, "exit_code": 0,
@@ -78,23 +79,29 @@ def custody_add(bundle: Path, action: str, to_party: str | None, from_party: str
 
 @custody.command("show")
 @click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
+@trusted_option
 @json_option
-def custody_show(bundle: Path, as_json: bool) -> None:
+def custody_show(bundle: Path, trusted: tuple[str, ...], as_json: bool) -> None:
     """Show the custody log, checked: signatures, chain and payload links."""
 
     def body() -> int:
-        report = verify(bundle, check_payload_hash=False)
+        report = verify(bundle, trusted_keys=trusted_from(trusted), check_payload_hash=False)
         code = render.exit_code_for(report)
         if as_json:
-            render.emit_json({"command": "custody show", "ok": report.ok, "exit_code": code,
-                              "bundle": str(bundle),
+            render.emit_json({"command": "custody show", "ok": report.ok and code == 0,
+                              "exit_code": code, "bundle": str(bundle),
                               "custody": [event_summary(e) for e in report.events],
+                              **render.trust_json(report),
                               "findings": [f.to_json() for f in report.findings.items]})
         else:
-            render.custody_table(report.events)
+            render.custody_table(report.events, report)
             for finding in report.findings.items:
                 render.print_finding(finding)
-            if report.ok:
+            if report.ok and report.untrusted_entries:
+                render.out.print("[bold yellow]Custody log intact, but not every signer is "
+                                 "trusted[/]: the events signed by keys you did not list with "
+                                 "--trusted-key are marked (exit code 6).")
+            elif report.ok:
                 render.out.print("[green]Custody log intact[/]: every event is signed by the key "
                                  "it names and chained to the one before. (The payload itself "
                                  "was not read: 'evidencekit verify' checks it too.)")
@@ -125,7 +132,7 @@ def reseal_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
         keys = identities_for(bundle, identities, passphrase_file, ask_passphrase, required=True)
         new_recipients = encryption_for(recipients, recipient_files, False, new_passphrase_file)
         signing = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json)
-        request = EventRequest("resealed", actor or user_name(), signing, note)
+        request = EventRequest("resealed", actor_name(actor, signing), signing, note)
         try:
             result = reseal(bundle, output, keys, new_recipients, request,
                             progress=render.progress_for(as_json, progress))

@@ -10,6 +10,7 @@ import click
 from evidencekit.cli import render
 from evidencekit.cli.app import (
     F,
+    actor_name,
     actor_option,
     cli,
     identity_option,
@@ -29,7 +30,6 @@ from evidencekit.extract import extract
 from evidencekit.format.documents import PAYLOAD
 from evidencekit.format.outer import open_member
 from evidencekit.format.reader import open_bundle
-from evidencekit.hostinfo import user_name
 from evidencekit.inspect import inspect_bundle
 from evidencekit.protection import passphrase_opens
 from evidencekit.verify import Report, verify
@@ -146,7 +146,7 @@ def _record(bundle: Path, report: Report, action: str, actor: str | None, sign_k
     if not report.ok:
         return "not recorded in the custody log: verification failed"
     key = resolve_signing_key(sign_key, passphrase_file, as_json)
-    event = append_event(bundle, EventRequest(action, actor or user_name(), key,
+    event = append_event(bundle, EventRequest(action, actor_name(actor, key), key,
                                               details=details), report,
                          waiting=render.waiting_for_writer(bundle))
     return f"recorded as custody event #{event.sequence} ({action})"

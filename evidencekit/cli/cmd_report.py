@@ -16,6 +16,7 @@ from evidencekit import incident as inc
 from evidencekit.addenda import NoteContent
 from evidencekit.cli import render
 from evidencekit.cli.app import (
+    actor_name,
     actor_option,
     cli,
     encryption_for,
@@ -36,7 +37,6 @@ from evidencekit.clock import rfc3339, system_clock
 from evidencekit.crypto import age
 from evidencekit.custody import EventRequest, append_event, event_summary, reseal
 from evidencekit.errors import BundleError, ExitCode, NoMatchingKey, OutputError, UsageError
-from evidencekit.hostinfo import user_name
 from evidencekit.protection import needs_passphrase, payload_protection, wrong_key_for
 from evidencekit.report import collect, report_format, write_report
 from evidencekit.report.model import plural
@@ -80,18 +80,23 @@ def report_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
         _refuse_unless_verified(checked, force, bundle, keys)
         data = collect(checked, bundle.name, rfc3339(system_clock()), seen)
         write_report(data, output, kind)
-        code = ExitCode.OK if data.verified else (render.exit_code_for(checked)
-                                                  or ExitCode.EVIDENCE_PROBLEM)
+        # Verified: 0, or 6 when --trusted-key was given and not every signer is listed.
+        code = render.exit_code_for(checked) if data.verified else (
+            render.exit_code_for(checked) or ExitCode.EVIDENCE_PROBLEM)
         if as_json:
             render.emit_json({"command": "report", "ok": code == ExitCode.OK,
                               "exit_code": code, "bundle": str(bundle), "output": str(output),
                               "format": kind, "verified": data.verified,
                               "files": data.seal.counts["files"],
+                              "not_counted": data.not_counted,
+                              "totals": data.totals, **render.trust_json(checked),
                               "findings": [f.to_json() for f in checked.findings.items]})
         elif data.verified:
             render.out.print(f"[bold green]VERIFIED[/] and wrote the report {escape(str(output))}"
                              f" ({plural(data.seal.counts['files'], 'file')}, "
                              f"{plural(len(data.custody), 'custody event')}).")
+            if data.not_counted:
+                render.err.print(f"[yellow]evidencekit: warning:[/] {escape(data.notices[0])}")
         else:
             render.err.print(f"[bold red]VERIFICATION FAILED[/]: wrote {escape(str(output))} "
                              "anyway (--force); it is marked as failed on every page.")
@@ -209,8 +214,8 @@ def note_command(bundle: Path, text: str, kind: str, when: str | None, time_zone
             render.err.print("Nothing was written.")
             return ExitCode.OK
         key = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json)
-        event = append_event(bundle, EventRequest("note", actor or user_name(), key, note_text,
-                                                  details=details), checked,
+        event = append_event(bundle, EventRequest("note", actor_name(actor, key), key,
+                                                  note_text, details=details), checked,
                              waiting=render.waiting_for_writer(bundle))
         if as_json:
             render.emit_json({"command": "note", "ok": True, "exit_code": 0, "private": False,
@@ -249,7 +254,7 @@ def _private_note(bundle: Path, content: NoteContent, identities: tuple[Path, ..
     keys = identities_for(bundle, identities, passphrase_file, ask_passphrase, required=True)
     new_recipients = _new_protection(keys, recipients, recipient_files, new_passphrase_file)
     signing = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json)
-    request = EventRequest("resealed", actor or user_name(), signing, addenda.RESEAL_NOTE)
+    request = EventRequest("resealed", actor_name(actor, signing), signing, addenda.RESEAL_NOTE)
     try:
         result = reseal(bundle, output, keys, new_recipients, request,
                         progress=render.progress_for(as_json, progress), addendum=content)

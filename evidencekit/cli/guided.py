@@ -44,6 +44,7 @@ from evidencekit.errors import (
     OutputError,
 )
 from evidencekit.hostinfo import user_name
+from evidencekit.publictext import check_line
 from evidencekit.walk import (
     Source,
     entries_below,
@@ -633,10 +634,14 @@ def _ask_name(p: Prompter, defaults: GuidedDefaults) -> str:
     if defaults.examiner_given:
         p.say(f"  [green]✓[/] Your name: {escape(name)}, as given on the command line.")
         return name
-    answer = p.ask("Your name, as it should appear in the record:",
-                   "The bundle says who made it, and anyone who has the file can read this "
-                   f"name: it is not encrypted. Enter for {escape(name)}.")
-    return answer or name
+    while True:
+        answer = p.ask("Your name, as it should appear in the record:",
+                       "The bundle says who made it, and anyone who has the file can read this "
+                       f"name: it is not encrypted. Enter for {escape(name)}.") or name
+        try:  # public text: one line a reader can read back (evidencekit.publictext)
+            return check_line(answer, "Your name")
+        except EvidenceKitError as exc:
+            p.say(f"  {escape(exc.message)}")
 
 
 def _ask_output(p: Prompter, defaults: GuidedDefaults, case_id: str, sources: list[Path]) -> Path:
@@ -1104,7 +1109,7 @@ def guided_capture(prompter: Prompter, defaults: GuidedDefaults, case: CaseInfo,
 
     def make_bundle(plan: Plan) -> int:
         signing = resolve_signing_key(sign_key, sign_key_passphrase_file, False,
-                                      _walked(plan.sources))
+                                      _walked(plan.sources), may_create=True)
         recipients = plan.protection.recipients
         if plan.opened_with_own_key:
             recipients = with_own_key(recipients, signing)

@@ -29,7 +29,7 @@ from evidencekit import addenda
 from evidencekit.capture import CaptureResult
 from evidencekit.capture import human_size as _size
 from evidencekit.crypto import age
-from evidencekit.custody import ReceiptCheck, event_summary
+from evidencekit.custody import ReceiptCheck, counterparty_text, event_summary
 from evidencekit.errors import EvidenceKitError, ExitCode
 from evidencekit.findings import Finding
 from evidencekit.format.documents import CustodyEvent, Seal
@@ -38,7 +38,7 @@ from evidencekit.progress import Progress as ProgressSink
 from evidencekit.protection import payload_protection, wrong_key, wrong_key_for
 from evidencekit.report.model import plural, visible
 from evidencekit.selection import EXCLUDED, TOO_LARGE
-from evidencekit.verify import Report
+from evidencekit.verify import UNKNOWN, UNTRUSTED, Report, signer_label
 
 JSON_SCHEMA_VERSION = 1
 FINDINGS_SHOWN = 20  # per check on a terminal; --json lists every finding
@@ -213,7 +213,8 @@ def capture_text(result: CaptureResult) -> None:
 
 
 def report_json(report: Report, exit_code: int, command: str = "verify") -> dict[str, Any]:
-    return {"command": command, "ok": report.ok, "exit_code": exit_code,
+    return {"command": command, "ok": report.ok and exit_code == ExitCode.OK,
+            "exit_code": exit_code, **trust_json(report),
             "bundle": report.bundle,
             "seal": seal_json(report.seal) if report.seal else None,
             "signer": {"fingerprint": report.signer.fingerprint if report.signer else None,
@@ -223,6 +224,14 @@ def report_json(report: Report, exit_code: int, command: str = "verify") -> dict
             "custody": [event_json(e) for e in report.events],
             "addenda": [addenda.summary(a) for a in report.addenda if a.document],
             "findings": [f.to_json() for f in report.findings.items]}
+
+
+def trust_json(report: Report) -> dict[str, Any]:
+    """Who signed what, and whether their word counts (added to verify's and custody show's
+    --json; common.schema.json#/$defs/report)."""
+    return {"trusted_keys": sorted(report.trusted_keys) if report.trusted_keys is not None
+            else None,
+            "signers": report.signers(), "untrusted_entries": report.untrusted_entries}
 
 
 def report_text(report: Report, tried: Sequence[age.Identity] | None = None,
@@ -241,7 +250,7 @@ def report_text(report: Report, tried: Sequence[age.Identity] | None = None,
     if receipt is not None:
         out.print(f"Receipt  {receipt_line(*receipt)}")
     if report.events:
-        custody_table(report.events)
+        custody_table(report.events, report)
     addenda_text(report)
     print_findings(report.findings.items)
     if report.no_matching_key:  # in plain words; the age message stays in --json
@@ -255,7 +264,17 @@ def report_text(report: Report, tried: Sequence[age.Identity] | None = None,
         what = (f"all {report.files_checked} files decrypted and match their hashes"
                 if report.decrypted else "seal, signatures, custody log and payload hash are "
                 "intact (give -i KEY to check every file too)")
+        untrusted = report.untrusted_entries
+        if untrusted:
+            out.print(f"[bold yellow]VERIFIED, BUT NOT ALL SIGNERS ARE TRUSTED[/]: {what}; "
+                      f"{plural(len(untrusted), 'entry')} (custody events, notes, encrypted "
+                      "additions) signed by keys you did not list with --trusted-key: shown by "
+                      "their key, not counted as anyone's word (exit code 6)")
+            return
         out.print(f"[bold green]VERIFIED[/]: {what}")
+        if report.trusted_keys is None and len(report.signers()) > 1:
+            out.print("Names in quotes are what each signer claims; the key column says who "
+                      "signed: compare it, or give --trusted-key.")
     elif not report.findings.errors:  # only the key failed: say so, not "0 problem(s)"
         out.print("[bold red]VERIFICATION FAILED[/]: the bundle could not be opened, so its "
                   "files were not checked")
@@ -299,15 +318,20 @@ def print_finding(finding: Finding) -> None:
     err.print(line)
 
 
-def custody_table(events: list[CustodyEvent]) -> None:
+def custody_table(events: list[CustodyEvent], report: Report | None = None) -> None:
+    """The custody log. With *report* (verified), who signed is said with the key's standing;
+    without (inspect: nothing checked), every name is shown as the claim it is."""
     table = Table(title="Chain of custody", show_lines=False)
-    for column in ("#", "time (UTC)", "action", "by", "key", "to/from", "note"):
+    for column in ("#", "time (UTC)", "action", "signed by", "key", "to/from", "note"):
         table.add_column(column, overflow="fold")
     for e in events:
         # Every cell comes from the bundle (signed by whoever made it): shown, not interpreted.
+        standing = report.standing(e.actor.fingerprint) if report is not None else UNKNOWN
+        by = signer_label(standing, e.actor_name[:200])
         table.add_row(str(e.sequence), _escape(e.time[:19] + "Z"), _escape(e.action),
-                      _escape(e.actor_name), _escape(e.actor.fingerprint[:19] + "…"),
-                      _escape(e.counterparty), _escape(e.note[:80])
+                      ("[bold red]" if standing == UNTRUSTED else "[default]") + _escape(by)
+                      + "[/]", _escape(e.actor.fingerprint[:19] + "…"),
+                      _escape(counterparty_text(e)), _escape(e.note[:80])
                       + (f" {ADDENDUM_MARK}" if addenda.DETAIL in e.details else ""))
     out.print(table)
 
@@ -323,7 +347,11 @@ def addenda_text(report: Report) -> None:
     out.print(f"Encrypted additions to the incident record ({len(shown)}; inside the payload, "
               "each signed by its author; not the public custody notes):")
     for addendum in shown:
-        out.print("  " + addenda.describe(addendum, _escape))
+        assert addendum.document is not None
+        standing = report.standing(addendum.document.author.fingerprint)
+        out.print("  " + addenda.describe(addendum, _escape,
+                                          signer_label(standing,
+                                                       addendum.document.author_name[:200])))
 
 
 def exit_code_for(report: Report) -> int:
@@ -331,6 +359,8 @@ def exit_code_for(report: Report) -> int:
         return ExitCode.EVIDENCE_PROBLEM
     if report.no_matching_key:
         return ExitCode.NO_MATCHING_KEY
+    if report.untrusted_entries:  # asked with --trusted-key, and not everyone is
+        return ExitCode.UNTRUSTED_SIGNERS
     return ExitCode.OK
 
 

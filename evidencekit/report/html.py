@@ -16,6 +16,7 @@ import hashlib
 import html
 from collections.abc import Iterable, Sequence
 
+from evidencekit.custody import counterparty_text
 from evidencekit.report.model import (
     BY_HAND_INTRO,
     NOT_GATHERED,
@@ -198,8 +199,7 @@ def _summary(data: ReportData) -> str:
                          f"bytes), {plural(counts['directories'], 'folder')}"
                          + shown_in_previews(data))
          + ("" if seal.complete else " — <b>capture incomplete</b> (see remarks)")),
-        ("Money lost", esc(", ".join(f"{v} {c}" for c, v in data.totals.items()) or "none "
-                           "recorded")),
+        ("Money lost", esc(data.money_lost)),
         ("Captured by", esc(visible(data.case.get("examiner", ""))) or "—"),
         ("Capture", esc(f"{utc_human(seal.capture_started)} to {utc_human(seal.created)}")),
         ("Sealed by key", _mono(seal.signer.fingerprint)),
@@ -272,7 +272,7 @@ def _timeline(data: ReportData) -> str:
 def _losses(data: ReportData) -> str:
     if not data.losses:
         return "<section><h2>3. Financial losses</h2><p>None recorded.</p></section>"
-    rows = [(esc(r.loss.amount), esc(r.loss.currency), esc(r.loss.date or "—"),
+    rows = [(esc(r.amount_text), esc(r.loss.currency), esc(r.loss.date or "—"),
              esc(visible(r.loss.institution)) or "—", esc(visible(r.loss.reference)) or "—",
              esc(visible(r.loss.description)),
              f'<span class="muted">{esc(visible(r.source))}</span>') for r in data.losses]
@@ -381,8 +381,8 @@ def _items(data: ReportData) -> str:
 
 def _custody(data: ReportData) -> str:
     rows = [(str(e.sequence), esc(utc_human(e.time)), esc(e.action),
-             esc(visible(e.actor_name)) + f"<br><code>{esc(e.actor.fingerprint)}</code>",
-             esc(visible(e.counterparty)) or "—", esc(visible(e.note, True)).replace("\n", "<br>")
+             esc(visible(data.actor_label(e))) + f"<br><code>{esc(e.actor.fingerprint)}</code>",
+             esc(visible(counterparty_text(e))) or "—", esc(visible(e.note, True)).replace("\n", "<br>")
              + _details(e.details)) for e in data.custody]
     return ('<section id="custody"><h2>7. Chain of custody</h2><p class=muted>'
             "Every event is signed by the key shown and linked to the one before it.</p>"

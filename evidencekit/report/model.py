@@ -24,7 +24,7 @@ from evidencekit.format.documents import SEAL_SIG, CustodyEvent, Seal, custody_m
 from evidencekit.protection import payload_protection, wrong_key
 from evidencekit.records import bytes_from_field
 from evidencekit.report.previews import Email, Picture, PreviewCollector, Previews, matching
-from evidencekit.verify import Report
+from evidencekit.verify import SEALER, TRUSTED, UNKNOWN, UNTRUSTED, Report, signer_label
 
 # Characters that would hide or reorder text in a name: shown as [U+XXXX] instead.
 _INVISIBLE = re.compile("[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u00ad\u061c\u115f\u1160"
@@ -83,6 +83,11 @@ class TimelineRow:
 class LossRow:
     loss: inc.Loss
     source: str
+    counted: bool = True  # False: signed by a key that does not speak for anyone here
+
+    @property
+    def amount_text(self) -> str:
+        return self.loss.amount if self.counted else f"{self.loss.amount} (not counted)"
 
 
 @dataclass
@@ -93,10 +98,11 @@ class IdentifierRow:
 
 @dataclass
 class SignerRow:
-    name: str
+    name: str  # as the report shows it: a claim unless the key is trusted (verify.signer_label)
     role: str
     fingerprint: str
     public_key: str
+    standing: str = UNKNOWN  # verify.TRUSTED, UNTRUSTED, SEALER or UNKNOWN
 
 
 @dataclass
@@ -124,9 +130,26 @@ class ReportData:
     items: list[EvidenceItem] = field(default_factory=list)
     custody: list[CustodyEvent] = field(default_factory=list)
     signers: list[SignerRow] = field(default_factory=list)
+    actor_labels: dict[int, str] = field(default_factory=dict)  # event sequence → who signed
+    not_counted: int = 0  # notes, losses … signed by keys that do not speak for anyone here
+    untrusted_losses: int = 0  # losses among them, shown but left out of the totals
     tool_version: str = __version__
     previews: Previews = field(default_factory=Previews)  # only from files that verified
     notices: list[str] = field(default_factory=list)  # the warnings in plain words, for the banner
+
+    def actor_label(self, event: CustodyEvent) -> str:
+        """Who signed *event*, as the report names them (a claim unless trusted)."""
+        return self.actor_labels.get(event.sequence, event.actor_name)
+
+    @property
+    def money_lost(self) -> str:
+        """The summary's "Money lost": the counted totals, and how many losses were not."""
+        text = ", ".join(f"{v} {c}" for c, v in self.totals.items()) or "none recorded"
+        count = self.untrusted_losses
+        if count:
+            text += (f" (not counted: {count} more {'loss' if count == 1 else 'losses'} signed "
+                     "by keys that do not speak for the victim; see section 3)")
+        return text
 
     @property
     def title(self) -> str:
@@ -150,7 +173,8 @@ def collect(report: Report, bundle_name: str, generated: str,
         seal=seal, payload_sha256=report.payload_sha256 or "",
         newest_event_sha256=hashlib.sha256(events[-1].to_json()).hexdigest() if events else "",
         custody=list(events))
-    data.notices = _notices([f for f in report.findings.items if f.severity != "error"], events)
+    data.notices = _notices([f for f in report.findings.items if f.severity != "error"], events,
+                            report)
     if report.no_matching_key:  # in plain words; the age message names stanza types
         advice = wrong_key(payload_protection(report.bundle))
         data.problems.append(f"the bundle could not be opened: {advice.message}")
@@ -161,12 +185,25 @@ def collect(report: Report, bundle_name: str, generated: str,
     data.capture = dict(fields.get("capture") or {})
     data.items = _items(manifest.entries() if manifest is not None else iter(()))
     _incident(report, fields, data)
-    _merge_notes(data, events, [a.document.note() for a in report.addenda if a.document])
-    data.signers = _signers(seal, events)
+    _merge_notes(data, events, [a.document.note() for a in report.addenda if a.document],
+                 report)
+    data.signers = _signers(seal, events, report)
+    data.actor_labels = {e.sequence: signer_label(report.standing(e.actor.fingerprint),
+                                                  e.actor_name) for e in events}
+    if data.not_counted:  # said first in the banner, in plain words
+        data.notices.insert(0, _not_counted_warning(data, report))
     if seen is not None and data.verified:  # a bundle that fails shows none of its content
         data.previews = matching(seen.found, {i.bag_path: (i.sha256, i.size) for i in data.items
                                               if i.kind == "file" and i.bag_path})
     return data
+
+
+def _not_counted_warning(data: ReportData, report: Report) -> str:
+    who = ("keys not listed as trusted" if report.trusted_keys is not None else
+           "keys other than the sealer's (no trusted keys were given)")
+    return (f"{plural(data.not_counted, 'entry')} (notes, losses, contacts, timeline entries) "
+            f"{'is' if data.not_counted == 1 else 'are'} signed by {who}: shown by key "
+            f"fingerprint, marked {UNTRUSTED_MARK}, and left out of the totals.")
 
 
 def _case_outside(seal: Seal, events: list[CustodyEvent]) -> dict[str, str]:
@@ -210,7 +247,8 @@ def _finding_line(finding: Any) -> str:
     return visible(line)
 
 
-def _notices(warnings: list[Any], events: list[CustodyEvent]) -> list[str]:
+def _notices(warnings: list[Any], events: list[CustodyEvent],
+             report: Report | None = None) -> list[str]:
     """What the verification's warnings mean, in words for a bank clerk (each once); the
     warnings themselves, with file names and fingerprints, are in the details section."""
     by_file = {custody_member(e.sequence): e for e in events}
@@ -219,10 +257,16 @@ def _notices(warnings: list[Any], events: list[CustodyEvent]) -> list[str]:
         event = by_file.get(warning.where)
         if "resealed by" in warning.problem and "matches the sealer's signed manifest" in \
                 warning.problem and event is not None:
+            # the name is only the resealer's claim unless their key is trusted
+            who = signer_label(report.standing(event.actor.fingerprint), event.actor_name) \
+                if report is not None else event.actor_name
             text = (f"The evidence was re-encrypted on {utc_human(event.time)[:10]} by "
-                    f"{visible(event.actor_name) or 'someone'} (for example to hand it to "
-                    "someone else). The files inside were checked against the original seal: "
-                    "they are exactly those that were sealed.")
+                    f"{visible(who) or 'someone'} (key {short_fingerprint(event.actor.fingerprint)};"
+                    " for example to hand it to someone else). The files inside were checked "
+                    "against the original seal: they are exactly those that were sealed.")
+        elif "not counted as anyone's word" in warning.problem:
+            text = ("Some entries are signed by keys the reader did not name as trusted: each "
+                    "is shown with its key, marked, and not counted as anyone's word.")
         elif "time goes backwards" in warning.problem:
             text = ("One entry in the chain of custody is dated earlier than the entry before "
                     "it: a computer's clock was probably wrong. The entries are intact.")
@@ -304,6 +348,7 @@ PREVIEWS_NOTE = ("Small copies of the pictures (screenshots, photos) and the sen
                  "date and subject of the e-mails among the evidence, made from the decrypted "
                  "files after each one's SHA-256 matched the signed list of the evidence. The "
                  "files themselves are in the bundle; # is their number in the evidence list.")
+UNTRUSTED_MARK = "UNTRUSTED SIGNER"  # an entry whose key does not speak for anyone here
 
 # Where a verification error means the incident record shown may not be the one that was sealed:
 # the record itself, the signed manifest that names it, or the seal's signature that names the
@@ -320,9 +365,12 @@ def incident_is_sealed(report: Report) -> bool:
 
 
 def _merge_notes(data: ReportData, events: list[CustodyEvent],
-                 encrypted: list[inc.Note] | None = None) -> None:
+                 encrypted: list[inc.Note] | None = None, report: Report | None = None) -> None:
     """The public custody notes and the encrypted additions (addenda), each where it belongs,
-    each with who signed it and when; an addendum says that it is one."""
+    each with who signed it and when; an addendum says that it is one. Anyone holding the file
+    can add a note in anyone's name: one signed by a key that does not speak for anyone here
+    (not trusted; without --trusted-key, not the sealer's) is shown by its key, marked, and its
+    loss left out of the totals."""
     data.timeline.append(TimelineRow(data.seal.capture_started,
                                      utc_human(data.seal.capture_started),
                                      "Evidence captured and sealed (this bundle)",
@@ -330,13 +378,23 @@ def _merge_notes(data: ReportData, events: list[CustodyEvent],
     notes = [(n, "note") for n in inc.notes_from_events(events)]
     notes += [(n, ENCRYPTED_ADDITION) for n in encrypted or []]
     for note, label in notes:
-        source = (f"{label} #{note.sequence} by {note.actor} "
-                  f"({short_fingerprint(note.fingerprint)}), signed {utc_human(note.time)}")
+        standing = report.standing(note.fingerprint) if report is not None else SEALER
+        counted = standing in (TRUSTED, SEALER)
+        if counted:
+            source = (f"{label} #{note.sequence} by {note.actor} "
+                      f"({short_fingerprint(note.fingerprint)}), signed {utc_human(note.time)}")
+        else:
+            data.not_counted += 1
+            source = (f"{UNTRUSTED_MARK} — {label} #{note.sequence} signed {utc_human(note.time)} by "
+                      f"the key {note.fingerprint}, "
+                      + ("NOT trusted" if standing == UNTRUSTED else "not the sealer's")
+                      + f" (it calls itself \u201c{note.actor}\u201d)")
         if note.moment is not None:
             data.timeline.append(TimelineRow(note.moment.sort_key, inc.human_time(note.moment),
                                              note.text, source))
         elif note.loss is not None:
-            data.losses.append(LossRow(note.loss, source))
+            data.losses.append(LossRow(note.loss, source, counted))
+            data.untrusted_losses += not counted
         elif note.identifier is not None:
             data.identifiers.append(IdentifierRow(note.identifier, source))
         else:
@@ -344,19 +402,25 @@ def _merge_notes(data: ReportData, events: list[CustodyEvent],
             data.timeline.append(TimelineRow(note.time, utc_human(note.time),
                                              f"Note added: {text}", source))
     data.timeline.sort(key=lambda row: row.utc)
-    data.totals = inc.totals(row.loss for row in data.losses)
+    data.totals = inc.totals(row.loss for row in data.losses if row.counted)
 
 
-def _signers(seal: Seal, events: list[CustodyEvent]) -> list[SignerRow]:
-    rows: dict[str, SignerRow] = {seal.signer.fingerprint: SignerRow(
-        events[0].actor_name if events else "", "sealed the evidence", seal.signer.fingerprint,
-        seal.signer.public_key)}
+def _signers(seal: Seal, events: list[CustodyEvent], report: Report | None = None
+             ) -> list[SignerRow]:
+    def standing(fingerprint: str) -> str:
+        return report.standing(fingerprint) if report is not None else UNKNOWN
+
+    sealer = seal.signer.fingerprint
+    rows: dict[str, SignerRow] = {sealer: SignerRow(
+        signer_label(standing(sealer), events[0].actor_name if events else ""),
+        "sealed the evidence", sealer, seal.signer.public_key, standing(sealer))}
     for event in events:
         row = rows.get(event.actor.fingerprint)
         if row is None:
-            rows[event.actor.fingerprint] = SignerRow(event.actor_name, f"custody: {event.action}",
-                                                      event.actor.fingerprint,
-                                                      event.actor.public_key)
+            fingerprint = event.actor.fingerprint
+            rows[fingerprint] = SignerRow(signer_label(standing(fingerprint), event.actor_name),
+                                          f"custody: {event.action}", fingerprint,
+                                          event.actor.public_key, standing(fingerprint))
         elif event.action not in row.role and event.action != "captured":
             row.role += f", {event.action}"
     return list(rows.values())

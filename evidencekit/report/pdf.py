@@ -36,6 +36,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from evidencekit.custody import counterparty_text
 from evidencekit.incident import IDENTIFIER_KINDS, Moment, human_time
 from evidencekit.report.model import (
     BY_HAND_INTRO,
@@ -340,8 +341,7 @@ class _Builder:
                          f"bytes), {plural(counts['directories'], 'folder')}"
                          + shown_in_previews(data)
                          + ("" if seal.complete else " — capture incomplete (see remarks)")),
-            ("Money lost", ", ".join(f"{v} {c}" for c, v in data.totals.items())
-             or "none recorded"),
+            ("Money lost", data.money_lost),
             ("Captured by", data.case.get("examiner", "") or "—"),
             ("Capture", f"{utc_human(seal.capture_started)} to {utc_human(seal.created)}"),
             ("Sealed by key", self.mono(seal.signer.fingerprint)),
@@ -406,7 +406,7 @@ class _Builder:
             self.story.append(self.p(self.t("None recorded.")))
             return
         self.unsealed_note()
-        rows = [[self.number(r.loss.amount), self.cell(r.loss.currency),
+        rows = [[self.number(r.amount_text), self.cell(r.loss.currency),
                  self.cell(r.loss.date or ""), self.cell(r.loss.institution),
                  self.cell(r.loss.reference), self.cell(r.loss.description),
                  self.p(self.t(r.source), self.s.muted)] for r in data.losses]
@@ -548,7 +548,7 @@ class _Builder:
                                         "the one before it."), self.s.muted))
         rows = []
         for e in self.data.custody:
-            by = self.t(e.actor_name) + f'<br/><font name="{self.fonts.mono}" size="6.5">' \
+            by = self.t(self.data.actor_label(e)) + f'<br/><font name="{self.fonts.mono}" size="6.5">' \
                 f"{self.t(e.actor.fingerprint)}</font>"
             note = self.t(e.note, True) + "".join(
                 f'<br/><font color="#5b5b5b">{self.t(k)}: {self.t(v)}</font>'
@@ -556,7 +556,8 @@ class _Builder:
             rows.append([self.number(e.sequence),
                          self.cell(utc_human(e.time)[:19], wrap_anywhere=False),
                          self.cell(e.action), self.p(by, self.s.cell_break),
-                         self.cell(e.counterparty), self.p(note or "—", self.s.cell_break)])
+                         self.cell(counterparty_text(e)),
+                         self.p(note or "—", self.s.cell_break)])
         self.table(["#", "Time (UTC)", "Action", "By (key fingerprint)", "To / from",
                     "Note and details"], rows,
                    [8 * mm, 20 * mm, 20 * mm, 46 * mm, 28 * mm, WIDTH - 122 * mm])

@@ -102,7 +102,7 @@ def test_precedence_flags_env_config_builtin(tmp_path: Path, config_dir: Path, k
 
     monkeypatch.setenv("EVIDENCEKIT_RECIPIENTS", keys["recipient_line"])  # env: no -r needed
     builtin = capture("builtin")
-    assert examiner_of(builtin) == __import__("evidencekit.hostinfo").hostinfo.user_name()
+    assert examiner_of(builtin) == "examiner@test"  # the signing key's own name (its comment)
     write_config(config_dir, f"examiner: From Config\norganisation: Config Org\n"
                              f"sign_key: {keys['signer']}\n")
     assert examiner_of(capture("config")) == "From Config"
@@ -127,7 +127,7 @@ def test_config_fills_sign_key_trusted_keys_and_actor(tmp_path: Path, config_dir
     verified = invoke("verify", bundle, "--json")
     assert verified.code == 1 and verified.json()["signer"]["trusted"] is False
     assert invoke("verify", bundle, "--json", "--trusted-key", keys["signer_pub"]).code == 0
-    added = invoke("custody", "add", bundle, "--action", "received", "--json")
+    added = invoke("custody", "add", bundle, "--action", "received", "--from", "Bob", "--json")
     assert added.code == 0, added.stderr
     assert added.json()["event"]["actor"] == "Det. Config"
     assert added.json()["event"]["fingerprint"] == verified.json()["seal"]["signer"]["fingerprint"]

@@ -359,8 +359,8 @@ def test_custody_add_refuses_a_bundle_that_fails_verification(bundle: Path, setu
     """An event would vouch for the bundle as it is: refused, and the file is not touched."""
     where = damage(bundle, setup)
     before = bundle.read_bytes()
-    result = run_cli("custody", "add", bundle, "--action", "received", "--sign-key",
-                     setup.officer_file, "--json")
+    result = run_cli("custody", "add", bundle, "--action", "received", "--from", "Victim V.",
+                     "--sign-key", setup.officer_file, "--json")
     assert result.code == 1, result.stdout + result.stderr
     error = result.json()["error"]
     assert error["kind"] == "BundleError"

@@ -58,9 +58,14 @@ def test_victim_to_officer_to_foreign_authority(tmp_path: Path, home: Path) -> N
 
     # The officer's key no longer opens the new bundle; the foreign authority's does.
     assert run_cli("verify", resealed, "-i", officer["identity"]).code == 4
+    # Trusting the victim alone: intact, but the officer's events are not the victim's word.
+    partly = run_cli("verify", resealed, "-i", foreign["identity"], "--trusted-key",
+                     victim["pub"], "--json")
+    assert partly.code == 6, partly.stdout
+    assert partly.json()["untrusted_entries"] == ["custody/000003.json", "custody/000004.json"]
     checked = run_cli("verify", resealed, "-i", foreign["identity"], "--trusted-key",
-                      victim["pub"], "--record", "--sign-key", foreign["sign"],
-                      "--actor", "Foreign Authority", "--json")
+                      victim["pub"], "--trusted-key", officer["pub"], "--record", "--sign-key",
+                      foreign["sign"], "--actor", "Foreign Authority", "--json")
     assert checked.code == 0, checked.stdout
     opened = tmp_path / "opened"
     extracted = run_cli("extract", resealed, "-i", foreign["identity"], "-o", opened, "--record",

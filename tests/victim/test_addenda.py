@@ -249,7 +249,15 @@ def test_without_a_key_the_addendum_is_only_a_hash_in_the_public_log(case: Case)
 
 
 def test_report_shows_the_addendum_as_an_encrypted_addition(case: Case) -> None:
-    report = verify(case.resealed, case.keys())
+    # Without trusted keys only the sealer's word counts: the officer's loss is shown, by key,
+    # and left out of the totals (issue 19.4).
+    unknown = collect(verify(case.resealed, case.keys()), case.resealed.name,
+                      "2030-01-01T00:00:00.000000000Z")
+    row, = [r for r in unknown.losses if r.loss.institution == "PayPal"]
+    assert not row.counted and "GBP" not in unknown.totals and unknown.not_counted == 1
+    assert row.source.startswith("UNTRUSTED SIGNER — encrypted addition #2 signed")
+    assert case.officer.public.fingerprint in row.source
+    report = verify(case.resealed, case.keys(), [case.sealer.public, case.officer.public])
     data = collect(report, case.resealed.name, "2030-01-01T00:00:00.000000000Z")
     rows = [r for r in data.losses if r.loss.institution == "PayPal"]
     assert len(rows) == 1 and rows[0].loss.amount == "35.50"
