@@ -261,9 +261,9 @@ def _notices(warnings: list[Any], events: list[CustodyEvent],
             who = signer_label(report.standing(event.actor.fingerprint), event.actor_name) \
                 if report is not None else event.actor_name
             text = (f"The evidence was re-encrypted on {utc_human(event.time)[:10]} by "
-                    f"{visible(who) or 'someone'} (key {short_fingerprint(event.actor.fingerprint)};"
-                    " for example to hand it to someone else). The files inside were checked "
-                    "against the original seal: they are exactly those that were sealed.")
+                    f"{visible(who) or 'someone'} (for example to hand it to someone else). "
+                    "The files inside were checked against the original seal: they are exactly "
+                    "those that were sealed.")
         elif "not counted as anyone's word" in warning.problem:
             text = ("Some entries are signed by keys the reader did not name as trusted: each "
                     "is shown with its key, marked, and not counted as anyone's word.")

@@ -88,8 +88,9 @@ def test_a_resealed_bundle_is_explained_in_plain_words(fraud_case, resealed, tmp
     page = Page()
     page.feed(text)
     details = page.plain[page.plain.index("Notes from the checks"):]
-    assert re.search(r"custody/0000\d\d\.json: the payload was resealed by Bank investigator "
-                     r"\(SHA256:", details)
+    # named by its key; the name only as its claim (issue 19.4)
+    assert re.search(r"custody/0000\d\d\.json: the payload was resealed by the key SHA256:\S+ "
+                     r"\(it calls itself “Bank investigator”\)", details)
 
     pdf = tmp_path / "r.pdf"
     assert run_cli("report", resealed, "-i", fraud_case.keys["identity"], "-o", pdf).code == 0
@@ -97,7 +98,8 @@ def test_a_resealed_bundle_is_explained_in_plain_words(fraud_case, resealed, tmp
     first = pages[0][:pages[0].index("Summary")]
     assert "re-encrypted" in first and "Bank investigator" in first
     assert "custody/0000" not in first and "SHA256:" not in first
-    assert any("the payload was resealed by Bank investigator" in p for p in pages[1:])
+    assert any("the payload was resealed by the key SHA256:" in p and "Bank investigator" in p
+               for p in pages[1:])
 
 
 # ------------------------------------------------------------------------------ how to verify
