@@ -160,7 +160,7 @@ def test_a_waiting_writer_adds_after_the_other_one_replaced_the_bundle(
         _wait_for_text(waiter, "waiting")
         shutil.copy(bundle, elsewhere / "case.evidence")
         assert run_cli("custody", "add", elsewhere / "case.evidence", "--action", "received",
-                       "--sign-key", keys["signer"]).code == 0
+                       "--from", "Victim", "--sign-key", keys["signer"]).code == 0
         os.replace(elsewhere / "case.evidence", bundle)  # what the other writer publishes
         time.sleep(0.3)
     _out, err = waiter.communicate(timeout=120)
