@@ -127,6 +127,8 @@ Exit codes:
        changed while being read (recorded in the manifest)
   4    none of the given keys or passphrases opens the bundle
   5    internal error (a bug: please report it)
+  6    with --trusted-key: intact, but some entries are signed by keys not
+       listed (shown by their key, not counted)
   130  interrupted (Ctrl-C, SIGTERM); nothing was written
 """
 

@@ -26,7 +26,9 @@ def key() -> None:
 @key.command("generate")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
               help="Where to write the private key; the public key goes to OUTPUT.pub.")
-@click.option("--comment", default=None, help="Comment stored with the key (default: user@host).")
+@click.option("--comment", default=None,
+              help="The key's name, e.g. your own (default: user@host): what you sign with it "
+              "is in this name unless --actor says otherwise.")
 @click.option("--passphrase-file", type=click.Path(path_type=Path, dir_okay=False),
               help="Protect the key with the passphrase in this file.")
 @click.option("--ask-passphrase", is_flag=True, help="Ask for a passphrase on the terminal.")

@@ -16,6 +16,7 @@ from evidencekit.crypto.keys import (
 )
 from evidencekit.errors import InputError, KeyFileError, OutputError, RecipientError
 from evidencekit.hostinfo import user_name
+from evidencekit.publictext import check_line
 from evidencekit.walk import Source, read_user_file, source_reaching
 
 OPENSSH_PRIVATE = b"-----BEGIN OPENSSH PRIVATE KEY-----"
@@ -161,6 +162,8 @@ def trusted_from(values: tuple[str, ...]) -> list[PublicKey]:
 
 
 def generate_key_files(output: Path, comment: str | None, secret: bytes | None) -> SigningKey:
+    if comment:  # the name custody events are signed in by default: one a reader can read back
+        check_line(comment, "--comment", hint="give a shorter name, e.g. your own")
     if output.exists() or Path(f"{output}.pub").exists():
         raise OutputError(f"{output} or {output}.pub already exists; keys are never overwritten")
     output.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

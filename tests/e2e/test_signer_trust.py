@@ -361,6 +361,10 @@ def test_a_signing_keys_name_that_is_too_long_is_refused_naming_actor(
     assert "--actor" in refused.stderr
     ok(cli(config, "custody", "add", bundle, "--action", "verified", "--sign-key", key,
            "--actor", "Det. Long"))
+    # key generate makes no such name in the first place
+    refused = cli(config, "key", "generate", "-o", tmp_path / "new", "--comment", "x" * 1001)
+    assert refused.code == 2 and "--comment is 1,001 characters long" in refused.stderr
+    assert not list(tmp_path.glob("new*"))
 
 
 def test_bundles_from_older_writers_with_control_characters_still_verify(
