@@ -173,10 +173,11 @@ def make_thumbnail(data: bytes, picture: Picture) -> None:
                     picture.problem = (f"no preview: the picture has more pixels than a preview "
                                        f"is made of ({picture.width} × {picture.height})")
                     return
-                image.draft("RGB", (THUMBNAIL_SIDE, THUMBNAIL_SIDE))  # JPEG: decode scaled down
-                small = _upright(image)
-                small.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
-                picture.thumbnail = _as_jpeg(small)
+                # Shrunk in place before anything else (JPEG: decoded scaled down): turning the
+                # full picture upright first copied it, three times its pixels in memory at once
+                # (a 190 KB PNG of 7000 × 7000 pixels took 650 MB).
+                image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+                picture.thumbnail = _as_jpeg(_upright(image))
     except Exception as exc:  # any damage in hostile bytes: no preview, never a traceback
         picture.thumbnail = None
         picture.problem = _damage(exc)
@@ -222,8 +223,12 @@ def read_envelope(head: bytes, email: Email) -> None:
     """From, To, Date and Subject of the e-mail whose first bytes are *head*, decoded."""
     try:
         message = BytesHeaderParser(policy=policy.compat32).parsebytes(head)
-        values = {name: _header(message.get_all(name) or [])
-                  for name in ("From", "To", "Date", "Subject")}
+        # raw_items: the values as stored; get_all would have replaced 8-bit bytes already
+        raw: dict[str, list[str]] = {"from": [], "to": [], "date": [], "subject": []}
+        for name, value in message.raw_items():
+            if name.lower() in raw:
+                raw[name.lower()].append(value)
+        values = {name: _header(raw[name.lower()]) for name in ("From", "To", "Date", "Subject")}
     except Exception:  # hostile bytes: say so, never a traceback
         email.problem = "the e-mail's headers could not be read"
         return
@@ -237,12 +242,19 @@ def _header(raw_values: Sequence[object]) -> str:
     """A header as people read it: encoded words decoded, folding removed, cut to length."""
     parts = []
     for raw in raw_values:
-        text = str(raw)[:HEADER_CHARS * 4]  # before decoding: decoding time stays bounded
+        text = _eight_bit(str(raw)[:HEADER_CHARS * 4])  # cut first: decoding time stays bounded
         with suppress(Exception):  # when it cannot be decoded: shown as stored
             text = str(email_header.make_header(email_header.decode_header(text)))
         parts.append(" ".join(text.split()))
     joined = ", ".join(p for p in parts if p)
     return joined if len(joined) <= HEADER_CHARS else joined[:HEADER_CHARS - 1] + "…"
+
+
+def _eight_bit(text: str) -> str:
+    """A header's raw 8-bit bytes read as UTF-8 (RFC 6532: 'Subject: Überweisung' sent as is,
+    as many mailers do), not as the replacement characters of the ASCII the parser assumes;
+    bytes that are not UTF-8 stay replacement characters (no guess at another charset)."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _date(text: str) -> str:

@@ -251,3 +251,42 @@ def test_a_report_made_without_looking_does_not_say_there_is_nothing(fraud_case,
     html = render_html(collect(verify(fraud_case.path, identities), "case.evidence",
                                "2026-11-24T10:00:00.000000000Z"))
     assert "were not looked for" in html and "No pictures or e-mails were found" not in html
+
+
+def test_raw_utf8_headers_are_read_as_utf8():
+    """RFC 6532: mailers send 'Subject: Überweisung' as raw UTF-8; the report shows it so, not
+    as replacement characters. Bytes that are not UTF-8 stay replacement characters."""
+    sent = envelope("Subject: Überweisung bestätigt\r\nFrom: Jürgen Müller <j@x.de>\r\n"
+                    "To: a@x.de,\r\n b@x.de\r\nTo: c@x.de\r\n\r\nbody".encode())
+    assert sent.subject == "Überweisung bestätigt"
+    assert sent.sender == "Jürgen Müller <j@x.de>" and sent.to == "a@x.de, b@x.de, c@x.de"
+    assert envelope("Subject: Überweisung\n\n".encode("latin-1")).subject == "\ufffdberweisung"
+
+
+_MEMORY_PROBE = """
+import resource, struct, zlib
+from evidencekit.report import previews
+import PIL.Image, PIL.ImageOps, PIL.PngImagePlugin, PIL.JpegImagePlugin
+w = h = 5000
+def chunk(t, d): return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+z = zlib.compressobj(9)
+idat = b"".join(z.compress(b"\\0" + b"\\0" * (w * 3)) for _ in range(h)) + z.flush()
+data = (b"\\x89PNG\\r\\n\\x1a\\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+picture = previews.Picture("data/x.png", "", len(data), "PNG")
+previews.make_thumbnail(data, picture)
+assert picture.thumbnail, picture.problem
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+
+
+def test_a_picture_is_shrunk_without_copying_it_whole():
+    """A 300 KB PNG of 5000 × 5000 pixels decodes to 95 MiB; making its preview must not hold
+    copies of it (turning it upright before shrinking it took 228 MiB, now about 130)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _MEMORY_PROBE], capture_output=True, text=True,
+                          check=True, timeout=120)
+    assert int(done.stdout) < 170, done.stdout
