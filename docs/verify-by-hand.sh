@@ -32,9 +32,10 @@ done
 shift $((OPTIND - 1))
 [ $# -eq 1 ] || { echo "$usage" >&2; exit 2; }
 bundle=$1
-[ -n "$work" ] || work=$(basename "$bundle").checked
+[ -n "$work" ] || work=${bundle##*/}.checked  # (a name may start with -, which basename reads as an option)
 absolute() { case $1 in /*|'') printf '%s\n' "$1" ;; *) printf '%s\n' "$PWD/$1" ;; esac; }
 bundle=$(absolute "$bundle") identity=$(absolute "$identity") trusted=$(absolute "$trusted")
+work=$(absolute "$work")
 mkdir "$work" || exit 2
 cd "$work" || exit 2
 top=$PWD problems=0 failures='' warnings=0 checked_payload=no untrusted_reseal='' addenda=''
@@ -53,7 +54,7 @@ is_sha256() { case $1 in *[!0-9a-f]*) return 1 ;; esac; [ ${#1} -eq 64 ]; }
 is_key() { case $1 in 'ssh-ed25519 '*) ;; *) return 1 ;; esac
            case ${1#ssh-ed25519 } in ''|*[!A-Za-z0-9+/=]*) return 1 ;; esac; }
 fingerprint() { printf '%s\n' "$1" > "$top/key.pub" && ssh-keygen -lf "$top/key.pub" | awk '{print $2}'; }
-trusts() { [ -n "$trusted" ] && awk '{print $1 " " $2}' "$trusted" | grep -qxF "$1"; }
+trusts() { [ -n "$trusted" ] && awk '{ sub(/\r$/, ""); print $1 " " $2 }' "$trusted" | grep -qxF "$1"; }
 
 # jget FILE KEY ERE [details]: the value of "KEY" in a canonical JSON document (§Conventions:
 # one line, keys sorted, no spaces), printed as it is written ("…" for a string); strings
@@ -252,8 +253,14 @@ if [ "$decrypted" = yes ]; then
   else
     fail "the payload holds members that are not those of §4.2 and §4.6 (listed above)"
   fi
-  grep '^h' payload.tv | sed 's/.* link to //' | grep -v '^bag/data/.' > bad.links &&
-    fail "hard links to something outside bag/data: $(cat bad.links)"
+  # a hard link's target: what follows its own name and " link to " (a name may hold those words)
+  paste -d '\n' payload.names payload.tv | awk '
+      NR % 2 { name = $0; next }
+      substr($0, 1, 1) == "h" {
+        target = substr($0, index($0, " " name " link to ") + length(name) + 10)
+        if (target !~ /^bag\/data\/./) print target
+      }' > bad.links
+  [ ! -s bad.links ] || fail "hard links to something outside bag/data: $(cat bad.links)"
   sed 's,/$,,' payload.names | sort | uniq -d > twice
   [ ! -s twice ] || fail "members stored more than once: $(cat twice)"
   awk '/^addenda\// { print }' payload.names > addenda.names

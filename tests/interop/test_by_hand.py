@@ -598,3 +598,57 @@ def test_the_bundles_of_every_format_version_pass(asset: str, passphrase: str, t
     output = passed(by_hand(toolbox, bundle, "-p", answer=passphrase))
     if asset == "format-v2.evidence":
         assert re.search(r"ok: addenda/\d{6}\.json is the addendum that custody event", output)
+
+
+def test_a_hard_link_whose_target_name_says_link_to_passes(tmp_path: Path, keys: Keys,
+                                                           toolbox: Path) -> None:
+    """tar -tv writes a hard link as 'NAME link to TARGET': the target is found after the
+    link's own name, not after the last ' link to ' (a file may be named so)."""
+    tree = tmp_path / "evidence"
+    tree.mkdir()
+    (tree / "a link to b").write_text("the first name\n")
+    os.link(tree / "a link to b", tree / "second name")
+    (tree / "back\\slash").write_text("backslash\n")
+    bundle = capture(tmp_path, keys, tree)
+    output = passed(by_hand(toolbox, bundle, "-i", keys.file("identity.txt")))
+    assert "all regular files, folders or hard links under bag/" in output
+
+
+def _hard_link(name: str, target: str) -> Callable[[list[tuple[tarfile.TarInfo, bytes]]], None]:
+    def edit(items: list[tuple[tarfile.TarInfo, bytes]]) -> None:
+        at = member_named(items, name)
+        info = tarfile.TarInfo(name)
+        info.type, info.linkname = tarfile.LNKTYPE, target
+        items[at] = (info, b"")
+    return edit
+
+
+@pytest.mark.parametrize("target", ["bag/bag-info.txt", "bag/data/x link to bag/bagit.txt"])
+def test_a_hard_link_out_of_the_data_folder_fails(logged: Path, keys: Keys, toolbox: Path,
+                                                  tmp_path: Path, target: str) -> None:
+    forged = forged_reseal(logged, tmp_path / "case.evidence", keys,
+                           _hard_link("bag/data/evidence/second-name.eml", target))
+    failed(by_hand(toolbox, forged, "-i", keys.file("identity.txt")),
+           "hard links to something outside bag/data" if target.startswith("bag/bag-info")
+           else "payload was not unpacked")
+
+
+
+def test_a_bundle_named_with_a_leading_dash_and_a_windows_trusted_key_file_pass(
+        logged: Path, keys: Keys, toolbox: Path, tmp_path: Path) -> None:
+    """'-- -case.evidence' (basename took the name for an option and unpacked into a hidden
+    '.checked'); a trusted-keys file saved on Windows (CRLF) trusts as evidencekit does."""
+    copy_of(logged, tmp_path, "-case.evidence")
+    trusted = tmp_path / "trusted.pub"
+    trusted.write_bytes(b"".join(b" ".join(line.split()[:2]) + b"\r\n" for line in
+                                 keys.file("trusted.pub").read_bytes().splitlines()))
+    script = tmp_path / "by-hand.sh"
+    script.write_text(documented_procedure(), encoding="utf-8")
+    done = subprocess.run([str(toolbox / "dash"), str(script), "-i",
+                           str(keys.file("identity.txt")), "-t", "trusted.pub", "--",
+                           "-case.evidence"], cwd=tmp_path, capture_output=True,
+                          env={"PATH": str(toolbox), "HOME": str(tmp_path), "LC_ALL": "C"},
+                          timeout=300, check=False)
+    output = passed(Outcome(done.returncode, (done.stdout + done.stderr).decode()))
+    assert f"{tmp_path}/-case.evidence.checked/payload/bag/data" in output
+    assert "is in" in output
