@@ -7,8 +7,13 @@ The seeds are real bundles made with evidencekit's own capture API: a small tree
 a symbolic link, a hard link (a second name of one file), an empty file and an incident record; a
 single file; the single file with a custody event appended; the single file resealed with an
 encrypted addendum (``addenda/000002.json``, made with ``custody.reseal`` as ``note --private``
-makes it). They are written into a work folder (``--work``, default a new /tmp/ek-fuzz-*) with the
-keys they were made with. The first input byte picks what the rest is:
+makes it). The tree also holds an empty folder and a FIFO, and three more payload seeds are that
+tree's plaintext with a header trick or a tree change (issue 19): a folder the manifest does not
+list, an old-style member (type NUL) under a pax ``path``, a pax keyword evidencekit never
+writes; so the canonical-header check (format/tarstream.py) and the comparison of the tar with
+manifest.json (format/tree.py) are fuzzed from both sides. They are written into a work folder
+(``--work``, default a new /tmp/ek-fuzz-*) with the keys they were made with. The first input
+byte picks what the rest is:
 
 0. a whole bundle file   → ``verify`` without a key (outer tar, seal, signatures, custody log,
                            payload hash)
@@ -249,6 +254,8 @@ def prepare_work(work: Path) -> int:
     with open(os.fsencode(tree) + b"/latin1-\xe9t\xe9.txt", "wb") as f:
         f.write(b"not utf-8 name\n")
     os.symlink("mail/inbox/scam.eml", tree / "link-to-scam")
+    (tree / "empty-folder").mkdir()  # a folder member with nothing under it
+    os.mkfifo(tree / "fifo")  # in manifest.json only
     os.link(tree / "mail" / "inbox" / "scam.eml", tree / "scam-again.eml")  # a tar hard link
     (tree / "random.bin").write_bytes(os.urandom(3000))
     single = seeds / "single.txt"
@@ -296,9 +303,40 @@ def prepare_work(work: Path) -> int:
         (corpus / f"{name}-with-key").write_bytes(b"\1" + data)
         (corpus / f"{name}-payload-verify").write_bytes(b"\2" + plaintext.getvalue())
         (corpus / f"{name}-payload-extract").write_bytes(b"\3" + plaintext.getvalue())
+        if name == "tree":
+            for trick, changed in header_tricks(plaintext.getvalue()).items():
+                (corpus / f"tree-{trick}-payload-verify").write_bytes(b"\2" + changed)
         bundle.unlink()
     shutil.rmtree(seeds)
     return len(list(corpus.iterdir()))
+
+
+def header_tricks(plaintext: bytes) -> dict[str, bytes]:
+    """The plaintext with one member more before its end-of-archive blocks: a folder nobody
+    listed, a type-NUL member whose pax ``path`` names a file, a file with an unknown pax
+    keyword. Each must give findings (never a crash); they seed the fuzzer at those checks."""
+    import tarfile
+
+    from evidencekit.format.inner import _PAX_HEADER_NAME, _pax_record, _ustar_block, member_header
+    from evidencekit.format.outer import BLOCK, padding
+
+    body, when = plaintext[: -2 * BLOCK], 1_780_000_000 * 10**9
+
+    def pax(records: bytes, block: bytes) -> bytes:
+        return (_ustar_block(_PAX_HEADER_NAME, tarfile.XHDTYPE, len(records), 0, 0, 0, 0)
+                + records + padding(len(records)) + block)
+
+    folder = member_header("bag/data/evidence/planted", tarfile.DIRTYPE, 0, 0o755, when, 0, 0)
+    mtime = _pax_record("mtime", f"{when // 10**9}.000000000")
+    old_style = pax(mtime + _pax_record("path", "bag/data/evidence/receipt.txt"),
+                    _ustar_block(b"bag/data/evidence/d/", tarfile.AREGTYPE, 0, 0o644,
+                                 when // 10**9, 0, 0))
+    keyword = pax(mtime + _pax_record("SCHILY.xattr.user.x", "y"),
+                  _ustar_block(b"bag/data/evidence/x.txt", tarfile.REGTYPE, 2, 0o644,
+                               when // 10**9, 0, 0)) + b"x\n" + padding(2)
+    end = bytes(2 * BLOCK)
+    return {"extra-folder": body + (folder or b"") + end, "old-style": body + old_style + end,
+            "pax-keyword": body + keyword + end}
 
 
 # ---------------------------------------------------------------------------- the supervisor

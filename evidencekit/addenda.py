@@ -159,6 +159,11 @@ def scan_member(tar: _Data, member: tarfile.TarInfo, found: list[FoundAddendum],
     if not member.isreg():
         findings.error(CHECK, name, "addendum member is not a regular file")
         return
+    if member.pax_headers or member.mode != MEMBER_MODE or member.uid or member.gid:
+        # Nothing signs the header; tar -x would give the file that mode and owner.
+        findings.error(CHECK, name, "addendum member's tar header is not the one evidencekit "
+                       "writes (ustar, mode 0644, owner 0:0)")
+        return
     sequence, is_signature = int(match[1]), match[2] is not None
     limit = SIGNATURE_LIMIT if is_signature else ADDENDUM_LIMIT
     if member.size > limit:  # refused before anything is read

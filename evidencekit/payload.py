@@ -19,7 +19,7 @@ from evidencekit.addenda import ADDENDA_DIR, FoundAddendum, scan_member
 from evidencekit.addenda import CHECK as ADDENDA_CHECK
 from evidencekit.findings import Findings
 from evidencekit.format.bag import BAG_ROOT
-from evidencekit.format.tarstream import EXTENDED_LIMIT, TarReader
+from evidencekit.format.tarstream import EXTENDED_LIMIT, TarReader, mtime_ns
 
 READ_SIZE = 1 << 20
 TAG_FILE_LIMIT = 1 << 30  # a manifest for millions of files; more is refused, never allocated
@@ -36,6 +36,18 @@ class Visitor(Protocol):
     def hard_link(self, name: str, member: tarfile.TarInfo, target: str) -> None: ...
 
 
+@dataclass(frozen=True)
+class StoredMember:
+    """What the payload tar says about one member of ``bag/`` (docs/FORMAT.md §4.2): compared
+    with manifest.json's entry (data/) or with what the writer gives every tag file."""
+
+    kind: str  # "file", "directory" or "hard link"
+    mode: int
+    uid: int
+    gid: int
+    mtime_ns: int
+
+
 @dataclass
 class PayloadScan:
     data_files: dict[str, tuple[str, int]] = field(default_factory=dict)  # data/... → sha256, size
@@ -44,6 +56,10 @@ class PayloadScan:
     directories: set[str] = field(default_factory=set)
     order: list[str] = field(default_factory=list)
     hard_links: dict[str, str] = field(default_factory=dict)  # data/... → the data/... it links to
+    # Every member of bag/ as the tar has it, and the data/ ones in their order (checked
+    # against manifest.json: the payload must be exactly the tree the sealer signed).
+    members: dict[str, StoredMember] = field(default_factory=dict)
+    data_order: list[str] = field(default_factory=list)
     addenda: list[FoundAddendum] = field(default_factory=list)  # after the bag (v2)
     end_offset: int | None = None  # where the tar's end-of-archive blocks start
 
@@ -95,7 +111,11 @@ def scan_payload(stream: IO[bytes] | PieceSource, findings: Findings,
             continue
         seen.add(name)
         scan.order.append(name)
+        _remember(member, name, scan)
         if member.isdir():
+            if not name.startswith("data/"):
+                findings.error("payload-structure", name, "folder outside data/ in the payload "
+                               "(evidencekit stores folders of the evidence only)")
             scan.directories.add(name)
             if visitor:
                 visitor.directory(name, member)
@@ -112,6 +132,13 @@ def scan_payload(stream: IO[bytes] | PieceSource, findings: Findings,
         findings.error("payload-structure", "payload.age", f"{hidden} non-zero bytes follow the "
                        "end of the payload tar")
     return scan
+
+
+def _remember(member: tarfile.TarInfo, name: str, scan: PayloadScan) -> None:
+    kind = "directory" if member.isdir() else "hard link" if member.islnk() else "file"
+    scan.members[name] = StoredMember(kind, member.mode, member.uid, member.gid, mtime_ns(member))
+    if name.startswith("data/"):
+        scan.data_order.append(name)
 
 
 def _in_addenda(tar: TarReader, member: tarfile.TarInfo, scan: PayloadScan,

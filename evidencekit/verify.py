@@ -57,7 +57,8 @@ from evidencekit.format.manifest import Manifest
 from evidencekit.format.manifest import read as read_manifest
 from evidencekit.format.outer import MemberReader, drain
 from evidencekit.format.reader import OuterBundle, open_bundle, structure_problems
-from evidencekit.payload import PayloadScan, Visitor, scan_payload
+from evidencekit.format.tree import TreeComparison
+from evidencekit.payload import PayloadScan, StoredMember, Visitor, scan_payload
 from evidencekit.pipeline import PieceReadAhead, ReadAheadStream, Writable
 from evidencekit.progress import NoProgress, Progress
 
@@ -605,11 +606,43 @@ def _check_manifest(scan: PayloadScan, report: Report, findings: Findings) -> Ma
         manifest = read_manifest(data, bag.EK_MANIFEST, entries.check)
         _check_manifest_fields(manifest, scan, seal, findings)
         entries.report(findings)
+        _check_tag_headers(manifest, scan, findings)
         _check_incident(manifest, scan, findings)
     except BundleError as exc:
         findings.error("manifest", bag.EK_MANIFEST, exc.message)
         return None
     return manifest
+
+
+TAG_MODE = 0o644
+
+
+def _check_tag_headers(manifest: Manifest, scan: PayloadScan, findings: Findings) -> None:
+    """Step 10: the tag files' tar headers are the writer's (mode 0644, owner 0:0, the capture's
+    start as mtime): nothing signs them, so anything else was put there by someone else, and
+    ``tar -x`` would give the files that mode and owner."""
+    capture = manifest.get("capture")
+    started = capture.get("started") if isinstance(capture, dict) else None
+    for name, member in scan.members.items():
+        if name.startswith("data/") or member.kind == "directory":
+            continue  # data/: the tree comparison; a folder outside data/: the scan
+        if (member.mode, member.uid, member.gid) != (TAG_MODE, 0, 0) or \
+                not _same_time(started, member.mtime_ns):
+            findings.error("bag", name, "tag file's tar header is not the one evidencekit writes "
+                           "(mode 0644, owner 0:0, mtime the capture's start)",
+                           f"mode 0644, uid 0, gid 0, mtime {started}", _described(member))
+
+
+def _same_time(text: object, ns: int) -> bool:
+    try:
+        return isinstance(text, str) and parse_rfc3339(text) == ns
+    except ValueError:
+        return False
+
+
+def _described(member: StoredMember) -> str:
+    return (f"mode {member.mode:04o}, uid {member.uid}, gid {member.gid}, mtime "
+            f"{member.mtime_ns} ns")
 
 
 def _check_incident(manifest: Manifest, scan: PayloadScan, findings: Findings) -> None:
@@ -672,17 +705,22 @@ class _EntryComparison:
         self._hard_links = scan.hard_links
         self._sane = EntryChecker()
         self._matched: set[str] = set()
+        self._seen: set[str] = set()
+        self._tree = TreeComparison(scan.members, scan.data_order)
         self._problems: list[tuple[str, str, object, object]] = []
 
     def check(self, entry: Any) -> None:
         for where, problem in self._sane.problems(entry):
             self._problems.append((where, problem, None, None))
-        if not (isinstance(entry, dict) and entry.get("kind") == "file" and
-                isinstance(entry.get("sha256"), str) and isinstance(entry.get("bag_path"), str)):
+        if not (isinstance(entry, dict) and isinstance(entry.get("bag_path"), str)):
             return
         path = entry["bag_path"]
-        if path in self._matched:
+        if path in self._seen:
             return  # listed twice: reported by the sanity check
+        self._seen.add(path)
+        self._tree.check(entry, path)
+        if not (entry.get("kind") == "file" and isinstance(entry.get("sha256"), str)):
+            return
         self._matched.add(path)
         found = self._files.get(path)
         if found is None:
@@ -700,8 +738,9 @@ class _EntryComparison:
                                    self._hard_links.get(path)))
 
     def report(self, findings: Findings) -> None:
-        for where, problem, expected, found in self._problems:
+        unlisted = [path for path in self._files if path not in self._matched]
+        tree = self._tree.problems(check_order=not (self._problems or unlisted))
+        for where, problem, expected, found in [*self._problems, *tree]:
             findings.error("manifest", where, problem, expected, found)
-        for path in self._files:
-            if path not in self._matched:
-                findings.error("manifest", path, "file in the payload is not in manifest.json")
+        for path in unlisted:
+            findings.error("manifest", path, "file in the payload is not in manifest.json")

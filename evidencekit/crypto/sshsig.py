@@ -7,9 +7,12 @@ Anyone can check an evidencekit signature without evidencekit::
 Ed25519 signing is deterministic and we lay the signature out exactly as ssh-keygen does, so
 for the same key and message our armored bytes equal ``ssh-keygen -Y sign``'s.
 
-Parsing is validation and is stricter than ssh-keygen in one documented way: the spec says to
-ignore a non-empty ``reserved`` field, but it is not covered by the signature, so accepting it
-would let anyone change the signature file's bytes without invalidating it. We refuse it.
+Parsing is validation and is stricter than ssh-keygen in two documented ways, both so that no one
+can change a signature file's bytes without invalidating it (every byte has one meaning, as in
+canonical JSON): the spec says to ignore a non-empty ``reserved`` field, but it is not covered by
+the signature, so we refuse it; and the armor must be exactly the one written here and by
+``ssh-keygen -Y sign`` (base64 in lines of 70 characters, the exact BEGIN/END lines, one final
+newline), so a re-wrapped signature is refused although it would decode to the same blob.
 
 :func:`verify` proves only that *the key inside the signature* signed the data; callers must
 still decide whether they trust that key (compare it with a known :class:`PublicKey`).
@@ -42,8 +45,8 @@ _ED25519_SIGNATURE_LEN = 64
 
 _BEGIN = "-----BEGIN SSH SIGNATURE-----"
 _END = "-----END SSH SIGNATURE-----"
-_WRITE_WIDTH = 70  # what ssh-keygen writes
-_MAX_READ_WIDTH = 76  # what the spec recommends; we accept any width up to it
+_WRITE_WIDTH = 70  # what ssh-keygen writes, and the only width read
+_MAX_READ_WIDTH = 76  # what the spec recommends: wider lines get their own message
 _MAX_ARMORED_SIZE = 16 * 1024  # an ed25519 signature is about 300 bytes; refuse floods early
 
 
@@ -166,6 +169,12 @@ def _dearmor(armored: bytes) -> bytes:
     blob = decode_base64_strict("".join(body))
     if blob is None:
         raise SignatureError("signature file is damaged (its base64 body is invalid)")
+    if _armor(blob) != armored:
+        # Same blob, other bytes (lines of another width, no final newline): the file was
+        # re-wrapped or re-typed after signing. Refused, so that it cannot change unseen.
+        raise SignatureError("signature file is not in the exact form evidencekit and ssh-keygen "
+                             f"write (base64 in lines of {_WRITE_WIDTH} characters, one final "
+                             "newline): it was re-wrapped or edited")
     return blob
 
 

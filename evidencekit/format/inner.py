@@ -54,18 +54,30 @@ def _header(name: str, kind: bytes, size: int, mode: int, mtime_ns: int,
     times faster (it matters for folders of small files). Unusual names go through tarfile.
 
     *link_to* (a hard link, format version 2) is the bag name of the file it links to."""
-    path = f"{BAG_ROOT}/{name}/" if kind == tarfile.DIRTYPE and not name.endswith("/") \
-        else f"{BAG_ROOT}/{name}"
     uid, gid = (info.st_uid, info.st_gid) if info is not None else (0, 0)
+    header = member_header(f"{BAG_ROOT}/{name}", kind, size, mode, mtime_ns, uid, gid,
+                           None if link_to is None else f"{BAG_ROOT}/{link_to}")
+    if header is None:  # surrogates: tarfile switches to hdrcharset=BINARY
+        return _tarfile_header(name, kind, size, mode, mtime_ns, info, link_to)
+    return header
+
+
+def member_header(path: str, kind: bytes, size: int, mode: int, mtime_ns: int, uid: int,
+                  gid: int, linkpath: str | None = None) -> bytes | None:
+    """The canonical header bytes of a payload member (pax header, its records, ustar block):
+    the one encoding evidencekit writes for these fields, so that a reader can regenerate it
+    and compare (evidencekit.format.tarstream). None when a name is not valid UTF-8 text."""
+    if kind == tarfile.DIRTYPE and not path.endswith("/"):
+        path += "/"
     mtime = mtime_ns // 1_000_000_000
     records = [_pax_record("mtime", _pax_time(mtime_ns))]
     encoded_link = b""
     try:
         encoded = _pax_field(records, "path", path)
-        if link_to is not None:
-            encoded_link = _pax_field(records, "linkpath", f"{BAG_ROOT}/{link_to}")
-    except UnicodeEncodeError:  # surrogates: tarfile switches to hdrcharset=BINARY
-        return _tarfile_header(name, kind, size, mode, mtime_ns, info, link_to)
+        if linkpath is not None:
+            encoded_link = _pax_field(records, "linkpath", linkpath)
+    except UnicodeEncodeError:
+        return None
     numbers = {"uid": uid, "gid": gid, "size": size}
     for keyword, width in (("uid", 8), ("gid", 8), ("size", 12)):
         if not 0 <= numbers[keyword] < _MAX_OCTAL[width]:
@@ -78,6 +90,21 @@ def _header(name: str, kind: bytes, size: int, mode: int, mtime_ns: int,
             + data + padding(len(data))
             + _ustar_block(encoded, kind, numbers["size"], mode, mtime, numbers["uid"],
                            numbers["gid"], encoded_link))
+
+
+def ustar_header(name: str, kind: bytes, size: int, mode: int, mtime: int, uid: int,
+                 gid: int) -> bytes | None:
+    """A bare ustar header (no pax records), as tarfile's USTAR_FORMAT writes it for a short
+    ASCII name and small numbers: the form of the addenda members (evidencekit.addenda); None
+    when these fields need pax records."""
+    try:
+        encoded = name.encode("ascii")
+    except UnicodeEncodeError:
+        return None
+    if len(encoded) > 100 or not (0 <= uid < _MAX_OCTAL[8] and 0 <= gid < _MAX_OCTAL[8] and
+                                  0 <= size < _MAX_OCTAL[12] and 0 <= mtime < _MAX_OCTAL[12]):
+        return None
+    return _ustar_block(encoded, kind, size, mode, mtime, uid, gid)
 
 
 def _pax_field(records: list[bytes], keyword: str, value: str) -> bytes:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -17,9 +19,22 @@ from evidencekit.format.documents import (
     SEAL_SIG,
     custody_member,
 )
-from evidencekit.format.outer import Member, read_member, read_members
+from evidencekit.format.outer import BLOCK, Member, read_member, read_members
 
 SMALL_MEMBER_LIMIT = 1 << 20  # README, seal, signatures, custody events
+# Structure problems of one kind listed one by one; beyond, one line says how many more (a
+# hostile bundle of 100,000 junk members gets a readable report, not 100,000 lines).
+LISTED_PROBLEMS = 100
+_EVENT_NAME = re.compile(re.escape(CUSTODY_DIR) + r"[0-9]{6}\.json")
+_README = README.encode("ascii")
+_README_PAX_NAME = b"PaxHeaders/" + _README  # the name in a bundle's very first header
+_MEMBER_NAMES = tuple(name.encode("ascii") for name in (README, PAYLOAD, SEAL, SEAL_SIG))
+_EVENT_MEMBER = re.compile(rb"custody/[0-9]{6}\.json(\.sig)?\Z")
+
+
+class NotABundle(InputError):
+    """The file is not an evidencekit bundle at all (a receipt, a report, another archive): the
+    wrong file was given, which says nothing about any evidence (exit 2, not 1)."""
 
 
 @dataclass
@@ -33,8 +48,9 @@ class OuterBundle:
         return read_member(self.file, self.by_name[name], SMALL_MEMBER_LIMIT)
 
     def custody_count(self) -> int:
-        return sum(1 for m in self.members if m.name.startswith(CUSTODY_DIR) and
-                   m.name.endswith(".json"))
+        """How many custody events the members name (``custody/NNNNNN.json``, six digits):
+        other names in custody/ are unexpected members, not events to look for."""
+        return sum(1 for m in self.members if _EVENT_NAME.fullmatch(m.name))
 
     def close(self) -> None:
         self.file.close()
@@ -47,12 +63,53 @@ def open_bundle(path: Path) -> OuterBundle:
     """
     f = os.fdopen(_open_regular_file(path), "rb")
     try:
+        _check_looks_like_a_bundle(f, path)
         members = read_members(f)
-    except BundleError:
+    except (BundleError, InputError):
         f.close()
         raise
     bundle = OuterBundle(path, f, members, {m.name: m for m in members})
     return bundle
+
+
+def _check_looks_like_a_bundle(f: BinaryIO, path: Path) -> None:
+    """NotABundle unless the file starts as a bundle does (docs/FORMAT.md §2): its first member
+    is README.txt (or another bundle member: members in another order are damage). Whatever is
+    wrong further on is damage to a bundle (exit 1).
+
+    The name is looked for in two headers, the pax header's (``PaxHeaders/README.txt``) and the
+    member's own (block 3), so that a bundle with one damaged byte still counts as a bundle; a
+    file shorter than that name counts when it is its beginning (a truncated copy).
+    """
+    head = f.read(3 * BLOCK)
+    f.seek(0)
+    why = _why_not_a_bundle(head)
+    if why is not None:
+        raise NotABundle(f"{path} is not an evidencekit bundle: {why}",
+                         hint="give the .evidence file itself: a receipt, a report or a file "
+                         "taken out of a bundle is not one")
+
+
+def _why_not_a_bundle(head: bytes) -> str | None:
+    if not head:
+        return "the file is empty"
+    if len(head) < len(_README_PAX_NAME):
+        return None if _README_PAX_NAME.startswith(head) else "it is not a tar archive"
+    first = head[:100].split(b"\0", 1)[0]
+    if _names_a_member(first) or _names_a_member(head[2 * BLOCK : 2 * BLOCK + 100].split(b"\0", 1)[0]):
+        return None
+    if head[257:262] != b"ustar":
+        return "it is not a tar archive"
+    shown = first[:60].decode("ascii", "backslashreplace")
+    return (f"it is a tar archive, but its first member is {shown!r}, not the bundle's "
+            f"{README}")
+
+
+def _names_a_member(name: bytes) -> bool:
+    """True for the name of a bundle member, or of its pax header (``PaxHeaders/…``, or any
+    prefix another tar writes when it re-packs a bundle): members in another order, or
+    re-packed, are a damaged bundle, not another file."""
+    return name.endswith(_MEMBER_NAMES) or _EVENT_MEMBER.search(name) is not None
 
 
 def _open_regular_file(path: Path) -> int:
@@ -99,19 +156,28 @@ def expected_names(custody_events: int) -> list[str]:
 
 
 def structure_problems(bundle: OuterBundle) -> list[str]:
-    """Every way the member list differs from what the format prescribes."""
+    """Every way the member list differs from what the format prescribes.
+
+    Linear in the number of members (counted once, looked up in sets): a hostile bundle of
+    100,000 junk members is refused in about a second (docs/hostile-input.md)."""
     names = [m.name for m in bundle.members]
-    problems = []
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    for name in duplicates:
-        problems.append(f"member {name} appears {names.count(name)} times")
+    counts = Counter(names)
     expected = expected_names(bundle.custody_count())
-    for name in expected:
-        if name not in names:
-            problems.append(f"member {name} is missing")
-    for name in names:
-        if name not in expected:
-            problems.append(f"unexpected member {name}")
+    allowed = set(expected)
+    problems = _listed([f"member {name} appears {count} times"
+                        for name, count in sorted(counts.items()) if count > 1],
+                       "members appear more than once")
+    problems += _listed([f"member {name} is missing" for name in expected if name not in counts],
+                        "members are missing")
+    problems += _listed([f"unexpected member {name}" for name in names if name not in allowed],
+                        "unexpected members")
     if not problems and names != expected:
         problems.append("members are not in the prescribed order: " + ", ".join(names))
     return problems
+
+
+def _listed(problems: list[str], what: str) -> list[str]:
+    if len(problems) <= LISTED_PROBLEMS:
+        return problems
+    return [*problems[:LISTED_PROBLEMS],
+            f"{len(problems) - LISTED_PROBLEMS} more {what} (not listed one by one)"]

@@ -2,17 +2,26 @@
 
 Used instead of ``tarfile`` for decrypted payloads, which may come from anyone. ``tarfile`` copies
 member data through several buffers, keeps every member it has seen, reads extended headers whole
-whatever size they declare and understands formats evidencekit never writes. This reader takes what
-a POSIX pax (or ustar) writer produces and refuses the rest:
+whatever size they declare and understands formats evidencekit never writes. This reader takes
+only the headers evidencekit's writer produces (evidencekit.format.inner) and refuses the rest:
 
 * every header block must carry the ustar magic and a correct checksum; a damaged header, or a
   stream that ends before the end-of-archive block, stops reading (:class:`TarFormatError`)
   instead of being guessed at;
-* pax extended headers (``x``) and global headers (``g``) hold at most :data:`EXTENDED_LIMIT`
-  bytes (checked before reading them), their records are parsed in one linear pass, and only
-  ``path``, ``size``, ``mtime``, ``uid``, ``gid``, ``uname``, ``gname`` and ``linkpath`` are used;
-* GNU long names (``L``, ``K``) are refused: they, and the member they would name, are reported
-  and skipped; sparse members (``S``, or ``GNU.sparse.*`` records) stop reading;
+* members are regular files (``0``), folders (``5``) and hard links (``1``), each after one pax
+  extended header (``x``), or, for the addenda, a bare ustar header. Any other type (symbolic
+  links, devices, FIFOs, GNU long names ``L``/``K``, pax global headers ``g``, sparse ``S``,
+  ``7`` …) stops reading: evidencekit never writes one, and some are read differently by
+  different tar programs;
+* **canonical headers**: each member's header bytes are regenerated from the fields read
+  (name, type, size, mode, owner, mtime, link) and must be exactly those evidencekit writes, as
+  the outer tar's are (docs/FORMAT.md §4.2). So a header that GNU tar or bsdtar could read
+  differently from this reader (a pax ``path`` whose ustar name or prefix says something else,
+  unknown or repeated pax keywords, a pax ``size`` on a folder, base-256 numbers, a signed
+  checksum, bytes after a name's NUL …) is refused rather than interpreted: what this reader
+  checks is what ``tar -x`` extracts;
+* pax extended headers hold at most :data:`EXTENDED_LIMIT` bytes (checked before reading them),
+  their records are parsed in one linear pass;
 * member data is handed out in the pieces it arrived in (no copy), and nothing is allocated in
   proportion to a size the archive declares.
 
@@ -20,7 +29,8 @@ Damaged or hostile input raises :class:`TarFormatError` (a BundleError) and noth
 reports only that as a damaged payload, so any other exception out of this module is a bug and
 surfaces as one (exit 5).
 
-Members come out as :class:`tarfile.TarInfo` objects, so visitors see the same type as before.
+Members come out as :class:`tarfile.TarInfo` objects, so visitors see the same type as before;
+:func:`mtime_ns` gives a member's exact modification time.
 """
 
 from __future__ import annotations
@@ -31,22 +41,39 @@ import tarfile
 from collections.abc import Callable, Iterator
 
 from evidencekit.errors import BundleError
+from evidencekit.format.inner import member_header, ustar_header
 
 BLOCK = 512
 EXTENDED_LIMIT = 1 << 20  # bytes of one pax header: a path and a few numbers fit many times over
 _ZERO_BLOCK = bytes(BLOCK)
 _POSIX_MAGIC = b"ustar\x00"
 _GNU_MAGIC = b"ustar  \x00"
-_REGULAR = (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.CONTTYPE)
-# Types whose header is all there is: tarfile does not skip data after them either.
-_NO_DATA = (tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.CHRTYPE, tarfile.BLKTYPE,
-            tarfile.FIFOTYPE)
-_LONG_NAME = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
-_PAX = (tarfile.XHDTYPE, tarfile.SOLARIS_XHDTYPE)
+_MEMBER_TYPES = (tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.LNKTYPE)  # all evidencekit writes
+_NO_DATA = (tarfile.DIRTYPE, tarfile.LNKTYPE)
+_PAX = tarfile.XHDTYPE
+# What a type evidencekit never writes is, in the words of the refusal.
+_FOREIGN_TYPES = {
+    tarfile.AREGTYPE: "an old-style regular file (type NUL)",
+    tarfile.SYMTYPE: "a symbolic link",
+    tarfile.CHRTYPE: "a character device (a special file)",
+    tarfile.BLKTYPE: "a block device (a special file)",
+    tarfile.FIFOTYPE: "a FIFO (a special file)",
+    tarfile.CONTTYPE: "a contiguous file (type '7')",
+    tarfile.XGLTYPE: "a pax global header (type 'g')",
+    tarfile.SOLARIS_XHDTYPE: "a Solaris extended header (type 'X')",
+    tarfile.GNUTYPE_LONGNAME: "a GNU long name (type 'L')",
+    tarfile.GNUTYPE_LONGLINK: "a GNU long link name (type 'K')",
+    tarfile.GNUTYPE_SPARSE: "a GNU sparse member (type 'S')",
+}
 _DECIMAL = re.compile(r"[0-9]{1,20}")
 _TIME = re.compile(r"-?[0-9]{1,20}(\.[0-9]{0,30})?")
+_PAX_MTIME = re.compile(r"(-?[0-9]{1,20})\.([0-9]{9})")  # as evidencekit writes it
 _LENGTH_DIGITS = 20
 _NOT_TAR = "the decrypted payload is not a valid tar: "
+_FOREIGN = "the decrypted payload holds a tar header evidencekit never writes: "
+_DEVICE_FIELDS = slice(329, 345)
+ADDENDA_PREFIX = "addenda/"  # evidencekit.addenda.ADDENDA_DIR: its members have no pax header
+_OCTAL_ZERO_DEVICES = b"0000000\x00" * 2  # older tarfile wrote these for every member
 
 Piece = bytes | bytearray | memoryview
 
@@ -163,13 +190,63 @@ def parse_header(block: bytes, offset: int) -> tarfile.TarInfo:
     info.gname = _text(block[297:329])
     if info.size < 0:
         raise TarFormatError(f"{_NOT_TAR}header at byte {offset} declares a negative size")
-    if info.type == tarfile.AREGTYPE and info.name.endswith("/"):
-        info.type = tarfile.DIRTYPE
-    elif info.type == tarfile.AREGTYPE:
-        info.type = tarfile.REGTYPE
     if info.type == tarfile.DIRTYPE:
         info.name = info.name.rstrip("/")
     return info
+
+
+def mtime_ns(member: tarfile.TarInfo) -> int:
+    """The member's modification time in nanoseconds: the pax ``mtime`` record, as evidencekit
+    writes it (seconds, a dot, nine digits), or the ustar field (whole seconds)."""
+    record = member.pax_headers.get("mtime")
+    if record is not None:
+        match = _PAX_MTIME.fullmatch(record)
+        if match is not None:
+            return int(match[1]) * 1_000_000_000 + int(match[2])
+    return int(member.mtime) * 1_000_000_000
+
+
+def _canonical(info: tarfile.TarInfo, pax: bool) -> bytes | None:
+    """The header bytes evidencekit writes for these fields; None when it writes none (a
+    type, a link name, a size or a time it never writes)."""
+    if info.type not in _MEMBER_TYPES or (info.type in _NO_DATA and info.size):
+        return None
+    if info.linkname and info.type != tarfile.LNKTYPE:
+        return None
+    if not pax:
+        if info.type != tarfile.REGTYPE or not info.name.startswith(ADDENDA_PREFIX):
+            return None  # bare ustar headers are only for the addenda's files
+        return ustar_header(info.name, info.type, info.size, info.mode, int(info.mtime),
+                            info.uid, info.gid)
+    record = info.pax_headers.get("mtime")
+    if record is None or _PAX_MTIME.fullmatch(record) is None:
+        return None
+    return member_header(info.name, info.type, info.size, info.mode, mtime_ns(info), info.uid,
+                         info.gid, info.linkname if info.type == tarfile.LNKTYPE else None)
+
+
+def _same_header(found: bytes, expected: bytes) -> int | None:
+    """None when *found* is *expected*; else the offset of the first byte that differs.
+
+    One variant is taken as the same: device numbers written as octal zeros instead of NULs
+    in a header block (Python's tarfile did so for every member before 3.11.4 or so, and the
+    addenda are written by tarfile); every tar reads both as 0, and they mean nothing for the
+    types accepted here."""
+    if found == expected:
+        return None
+    if len(found) == len(expected):
+        patched = bytearray(expected)
+        for start in {0, len(expected) - BLOCK}:
+            block = found[start : start + BLOCK]
+            if block[_DEVICE_FIELDS] == _OCTAL_ZERO_DEVICES and \
+                    not any(expected[start + 329 : start + 345]):
+                patched[start + 329 : start + 345] = _OCTAL_ZERO_DEVICES
+                patched[start + 148 : start + 156] = b"        "
+                patched[start + 148 : start + 155] = b"%06o\0" % sum(patched[start:start + BLOCK])
+        if found == patched:
+            return None
+    return next((i for i, (a, b) in enumerate(zip(found, expected, strict=False)) if a != b),
+                min(len(found), len(expected)))
 
 
 def pax_records(data: bytes) -> dict[str, str]:
@@ -237,7 +314,8 @@ class TarReader:
     def __iter__(self) -> Iterator[tuple[tarfile.TarInfo, str | None]]:
         source = self._input
         pending: dict[str, str] | None = None
-        refused: str | None = None
+        extended = b""  # the raw pax header (block, records, padding) of the next member
+        start = 0  # where the next member's headers begin
         while True:
             self._finish_member()
             offset = source.offset
@@ -246,41 +324,37 @@ class TarReader:
                 raise TarFormatError(f"{_NOT_TAR}unexpected end of data (no end-of-archive "
                                      f"block at byte {offset})")
             if block == _ZERO_BLOCK:
-                if pending is not None or refused is not None:
+                if pending is not None:
                     raise TarFormatError(f"{_NOT_TAR}an extended header is not followed "
                                          "by a member")
                 self.end_offset = offset
                 return
             info = parse_header(block, offset)
             kind = info.type
-            if kind in _PAX or kind == tarfile.XGLTYPE:
-                records = self._read_extended(info, offset)
-                if kind != tarfile.XGLTYPE:
-                    if pending is not None:
-                        raise TarFormatError(f"{_NOT_TAR}two pax headers in a row (byte "
-                                             f"{offset})")
-                    pending = records
+            if kind == _PAX:
+                if pending is not None:
+                    raise TarFormatError(f"{_NOT_TAR}two pax headers in a row (byte "
+                                         f"{offset})")
+                start = offset
+                pending, extended = self._read_extended(info, block, offset)
                 continue
-            if kind in _LONG_NAME:  # the name of the next member: never used, the member refused
-                if info.size > EXTENDED_LIMIT:
-                    raise TarFormatError(f"payload tar: a GNU long name header declares "
-                                         f"{info.size} bytes, more than the {EXTENDED_LIMIT} "
-                                         "allowed")
-                refused = "unsafe or unexpected member name in the payload (not extracted)"
-                self._expect(info, info.size)
-                continue
-            if kind == tarfile.GNUTYPE_SPARSE:
-                raise TarFormatError("payload tar holds a sparse member; evidencekit never writes "
-                                     "those")
+            if kind not in _MEMBER_TYPES:
+                what = _FOREIGN_TYPES.get(kind, f"of a type evidencekit never writes ({kind!r})")
+                raise TarFormatError(f"{_FOREIGN}the member at byte {offset} is {what}")
             if pending is not None:
                 _apply_pax(info, pending)
-                pending = None
-            has_data = info.type not in _NO_DATA
-            self._expect(info, info.size if has_data else 0)
-            if refused is not None:
-                yield info, refused
-                refused = None
-                continue
+            else:
+                start = offset
+            found = extended + block if pending is not None else block
+            expected = _canonical(info, pending is not None)
+            difference = len(found) if expected is None else _same_header(found, expected)
+            if difference is not None:
+                raise TarFormatError(
+                    f"{_FOREIGN}the header of member {info.name[:200]!r} at byte {start} is not "
+                    f"in the form evidencekit writes (byte {start + difference} differs), so "
+                    "another tar program could read it differently")
+            pending, extended = None, b""
+            self._expect(info, 0 if info.type in _NO_DATA else info.size)
             yield info, None
 
     def _expect(self, info: tarfile.TarInfo, size: int) -> None:
@@ -304,16 +378,19 @@ class TarReader:
         raise TarFormatError(f"{_NOT_TAR}unexpected end of data (member {self._current!r} "
                              f"ends {self._left - got} bytes short of its declared size)")
 
-    def _read_extended(self, info: tarfile.TarInfo, offset: int) -> dict[str, str]:
+    def _read_extended(self, info: tarfile.TarInfo, block: bytes, offset: int
+                       ) -> tuple[dict[str, str], bytes]:
+        """The records of a pax header, and its raw bytes (header block, records, padding)."""
         if info.size > EXTENDED_LIMIT:
             raise TarFormatError(f"payload tar: an extended (pax) header declares {info.size} "
                                  f"bytes, more than the {EXTENDED_LIMIT} allowed")
         data = self._input.read_exact(info.size)
         if len(data) < info.size:
             raise TarFormatError(f"{_NOT_TAR}unexpected end of data (in a pax header)")
-        if self._input.skip(-info.size % BLOCK) < -info.size % BLOCK:
+        padding = self._input.read_exact(-info.size % BLOCK)
+        if len(padding) < -info.size % BLOCK:
             raise TarFormatError(f"{_NOT_TAR}unexpected end of data (in a pax header)")
-        return pax_records(data)
+        return pax_records(data), block + data + padding
 
     def data(self) -> Iterator[memoryview]:
         """The current member's data, in the pieces it arrives in (valid until the next read)."""

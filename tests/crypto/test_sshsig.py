@@ -281,8 +281,20 @@ def test_parse_refuses_bad_armor(armored: bytes, message: str) -> None:
         armor(blob_of(SSH_KEYGEN_SIGNATURE), width=64),
         armor(blob_of(SSH_KEYGEN_SIGNATURE), final_newline=False),
     ],
+    ids=["76-columns", "64-columns", "no-final-newline"],
 )
-def test_parse_accepts_other_wrapping(key: SigningKey, armored: bytes) -> None:
+def test_parse_refuses_rewrapped_armor(armored: bytes) -> None:
+    """The same blob in other lines decodes fine but changes the file's bytes: refused, so a
+    signature file has one form only (issue 19, item 5)."""
+    assert blob_of(armored) == blob_of(SSH_KEYGEN_SIGNATURE)
+    with pytest.raises(SignatureError, match="not in the exact form evidencekit and ssh-keygen "
+                       "write"):
+        parse(armored)
+
+
+def test_parse_accepts_exactly_what_is_written(key: SigningKey) -> None:
+    armored = sshsig.sign(key, MESSAGE)
+    assert armor(blob_of(armored)) == armored
     assert verify(armored, MESSAGE) == key.public
 
 

@@ -291,7 +291,8 @@ def test_bit_flip_in_payload_is_caught_by_decryption_too(bundle, original):
 def test_truncation_at_every_block_boundary_is_detected(tmp_path, original):
     source = original.path.read_bytes()
     payload = next(m for m in layout(original.path) if m.name == "payload.age")
-    lengths = set(range(0, len(source), BLOCK))
+    # From one byte: an empty file is no bundle at all (exit 2, tests/format/test_reader.py)
+    lengths = set(range(BLOCK, len(source), BLOCK)) | {1}
     lengths |= {payload.offset + 1, payload.offset + payload.size // 2,
                 payload.offset + payload.size - 1, len(source) - 1}
     jobs = []
@@ -440,6 +441,32 @@ def test_bundle_resealed_entirely_by_another_key_is_untrusted(bundle, original):
     assert_finding(keyed, "manifest", "evidencekit/manifest.json.sig", "signed by another key")
     # Without a trust anchor and without the key nothing can tell: that is what --trusted-key is for.
     assert anchorless.code == 0, anchorless.stdout
+
+
+def rewrapped(armored: bytes, width: int, final_newline: bool = True) -> bytes:
+    """The same signature blob in lines of *width* characters: what a text editor or a mail
+    program may do to a signature file."""
+    lines = armored.decode().splitlines()
+    body = "".join(lines[1:-1])
+    text = "\n".join([lines[0], *(body[i:i + width] for i in range(0, len(body), width)),
+                      lines[-1]])
+    return (text + ("\n" if final_newline else "")).encode()
+
+
+@pytest.mark.parametrize(("member", "check"), [("seal.json.sig", "seal-signature"),
+                                               (EVENT1 + ".sig", "custody")])
+@pytest.mark.parametrize(("width", "final_newline"), [(64, True), (76, True), (70, False)],
+                         ids=["64-columns", "76-columns", "no-final-newline"])
+def test_rewrapped_signature_armor_is_a_finding_naming_the_member(bundle, member, check, width,
+                                                                   final_newline):
+    """Every byte has one meaning (issue 19, item 5): a signature re-wrapped after signing still
+    decodes to the same valid signature, but the bundle's bytes changed, so it is refused and the
+    finding names the member."""
+    original = member_data(bundle, member)
+    changed = rewrapped(original, width, final_newline)
+    assert changed != original
+    rebuild(bundle, [(n, changed if n == member else d, t) for n, d, t in contents(bundle)])
+    assert_finding(verify(bundle), check, member, "not in the exact form")
 
 
 def test_seal_signature_over_another_document_is_detected(bundle):

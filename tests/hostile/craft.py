@@ -41,6 +41,7 @@ from evidencekit.format.documents import (
     Signer,
     custody_member,
 )
+from evidencekit.format.inner import member_header
 from evidencekit.format.outer import BLOCK, OuterWriter
 from evidencekit.payload import TAG_FILE_LIMIT
 
@@ -119,18 +120,23 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# What the tar headers of Member say (mode aside): the manifest records the same, as capture's.
+_STAT = {"mode": 0o644, "uid": 0, "gid": 0, "mtime": rfc3339(STARTED)}
+
+
 def file_entry(bag_path: str, data: bytes, **extra: Any) -> dict[str, Any]:
     entry: dict[str, Any] = {"source": 0, "bag_path": bag_path, "kind": "file", "error": None,
                              "path": bag_path[len("data/"):], "size": len(data),
                              "sha256": _sha(data), "mime": "text/plain",
-                             "changed_during_read": False, "changes": [], "mode": 0o644}
+                             "changed_during_read": False, "changes": [], **_STAT}
     entry.update(extra)
     return entry
 
 
 def dir_entry(bag_path: str, **extra: Any) -> dict[str, Any]:
     entry: dict[str, Any] = {"source": 0, "bag_path": bag_path, "kind": "directory",
-                             "error": None, "path": bag_path[len("data/"):], "mode": 0o755}
+                             "error": None, "path": bag_path[len("data/"):], **_STAT,
+                             "mode": 0o755}
     entry.update(extra)
     return entry
 
@@ -181,7 +187,8 @@ def build_bag(keys: Keys, files: dict[str, bytes] | None = None, *,
     """
     hard_links = hard_links or {}
     files = {"data/evidence/note.txt": b"hello\n"} if files is None else files
-    directories = ["data", "data/evidence"] if directories is None else directories
+    # Capture writes a folder member for each folder it found, never for data/ itself.
+    directories = ["data/evidence"] if directories is None else directories
     members = [Member(f"{bag.BAG_ROOT}/{bag.BAGIT}", bag.BAGIT_TXT)]
     members += [Member(f"{bag.BAG_ROOT}/{d}", type=tarfile.DIRTYPE, mode=0o755)
                 for d in directories]
@@ -194,12 +201,12 @@ def build_bag(keys: Keys, files: dict[str, bytes] | None = None, *,
     root = _sha(manifest)
     counts = dict.fromkeys(COUNT_KEYS, 0)
     counts["files"] = len(files)
-    counts["directories"] = max(0, len(directories) - 1)
+    counts["directories"] = len(directories)
     total = sum(len(d) for d in files.values())
     info = bag.bag_info([("Bagging-Date", "2026-05-28"), ("External-Identifier", CASE),
                          ("Payload-Oxum", f"{total}.{len(files)}")])
     if entries is None:
-        entries = [dir_entry(d) for d in directories if d != "data"]
+        entries = [dir_entry(d) for d in directories]
         entries += [file_entry(name, data, **({"link_to": hard_links[name]}
                                               if name in hard_links else {}))
                     for name, data in files.items()]
@@ -305,6 +312,15 @@ def pax_record(key: str, value: str | bytes) -> bytes:
     return b"%d" % length + body
 
 
+def canonical_member(name: str, data: bytes = b"", *, size: int | None = None,
+                     kind: bytes = tarfile.REGTYPE, mode: int = 0o644) -> Member:
+    """A member whose header is exactly what evidencekit writes (whatever size it declares):
+    it passes the reader's canonical-header check, so what follows is what is tested."""
+    header = member_header(name, kind, len(data) if size is None else size, mode, STARTED, 0, 0)
+    assert header is not None
+    return Member(name, raw=header + data + b"\0" * (-len(data) % BLOCK))
+
+
 def raw_pax_member(name: str, records: bytes, data: bytes = b"", *, declared: int | None = None,
                    typeflag: bytes = b"0") -> Member:
     """A pax header holding *records* (any bytes), then a member; *declared* lies about the
@@ -369,7 +385,7 @@ def valid(folder: Path, keys: Keys) -> Path:
                link_entry("data/evidence/link", "sub/deeper.txt")]
     counts_fix = _counts(symlinks=1, directories=2)
     return write_bundle(_bundle(folder, "valid"), keys,
-                        build_bag(keys, files, directories=["data", "data/evidence",
+                        build_bag(keys, files, directories=["data/evidence",
                                                             "data/evidence/sub"],
                                   entries=entries, edit_manifest=counts_fix),
                         Outer(seal_edit=_seal_counts(symlinks=1, directories=2)))
@@ -575,7 +591,7 @@ def tar_file_under_file(folder: Path, keys: Keys) -> Path:
                         build_bag(keys, data_members=bad))
 
 
-@case("tar-gnu-longname-escape", phrase="unsafe")
+@case("tar-gnu-longname-escape", phrase="is a gnu long name (type 'l')")
 def tar_gnu_longname_escape(folder: Path, keys: Keys) -> Path:
     name = b"bag/data/" + b"../" * 40 + b"escaped-longname.txt"
     longname = raw_header(b"././@LongLink", len(name) + 1, b"L") + name + b"\0" \
@@ -585,13 +601,109 @@ def tar_gnu_longname_escape(folder: Path, keys: Keys) -> Path:
                         build_bag(keys, data_members=[Member("x", raw=longname + member)]))
 
 
-@case("tar-pax-path-escape", phrase="unsafe")
+@case("tar-pax-path-escape", phrase="holds a tar header evidencekit never writes: the header of "
+      "member 'bag/data/../../escaped-pax.txt'")
 def tar_pax_path_escape(folder: Path, keys: Keys) -> Path:
     """The ustar name is harmless, the pax ``path`` record (which wins) climbs out."""
     records = pax_record("path", "bag/data/../../escaped-pax.txt")
     return write_bundle(_bundle(folder, "tar-pax-path-escape"), keys,
                         build_bag(keys, data_members=[raw_pax_member("bag/data/harmless",
                                                                      records, b"owned\n")]))
+
+
+# --- headers another tar program reads differently, and trees other than the signed one
+# (issue 19: what a forged reseal would hold; tests/e2e/test_forged_reseal.py forges those for
+# real, these are the same defects signed by the attacker alone)
+
+
+@case("tar-pax-path-trick", phrase="holds a tar header evidencekit never writes")
+def tar_pax_path_trick(folder: Path, keys: Keys) -> Path:
+    """Type NUL, ustar name ending in '/', pax ``path`` naming a file: read as a folder from the
+    ustar name, it was a regular file holding the next block for GNU tar (which applies the
+    pax path first)."""
+    records = pax_record("mtime", f"{STARTED // 10**9}.{STARTED % 10**9:09d}") + \
+        pax_record("path", "bag/data/evidence/receipt.txt")
+    text = canonical_member("bag/data/evidence/PAID IN FULL", kind=tarfile.DIRTYPE,
+                            mode=0o755).raw or b""
+    raw = (raw_header(b"PaxHeaders/x", len(records), b"x") + records
+           + b"\0" * (-len(records) % BLOCK)
+           + raw_header(b"bag/data/evidence/d/", BLOCK, b"\0") + text[-BLOCK:])
+    return write_bundle(_bundle(folder, "tar-pax-path-trick"), keys,
+                        build_bag(keys, data_members=[Member("x", raw=raw)]))
+
+
+@case("tar-old-style-member", phrase="is an old-style regular file (type nul)")
+def tar_old_style_member(folder: Path, keys: Keys) -> Path:
+    return write_bundle(_bundle(folder, "tar-old-style-member"), keys,
+                        build_bag(keys, data_members=[Member("bag/data/evidence/old",
+                                                             b"x\n", type=tarfile.AREGTYPE)]))
+
+
+@case("tar-pax-global-header", phrase="is a pax global header (type 'g')")
+def tar_pax_global_header(folder: Path, keys: Keys) -> Path:
+    records = pax_record("path", "bag/data/evidence/everything.txt")
+    raw = raw_header(b"PaxHeaders/g", len(records), b"g") + records \
+        + b"\0" * (-len(records) % BLOCK)
+    return write_bundle(_bundle(folder, "tar-pax-global-header"), keys,
+                        build_bag(keys, data_members=[Member("g", raw=raw)]))
+
+
+@case("tar-pax-unknown-keyword", phrase="holds a tar header evidencekit never writes: the header "
+      "of member 'bag/data/evidence/note.txt'")
+def tar_pax_unknown_keyword(folder: Path, keys: Keys) -> Path:
+    """A listed file whose pax header also carries a keyword evidencekit never writes (here
+    ``SCHILY.xattr``: what bsdtar and GNU tar --xattrs act on, evidencekit not)."""
+    files = {"data/evidence/note.txt": b"hello\n"}
+    inner = build_bag(keys, files)
+    plain = inner.plaintext.replace(
+        tar_bytes([Member("bag/data/evidence/note.txt", b"hello\n")])[:-2 * BLOCK],
+        tar_bytes([Member("bag/data/evidence/note.txt", b"hello\n",
+                          pax={"SCHILY.xattr.user.note": "planted"})])[:-2 * BLOCK])
+    assert plain != inner.plaintext
+    return write_bundle(_bundle(folder, "tar-pax-unknown-keyword"), keys,
+                        replace(inner, plaintext=plain))
+
+
+@case("tar-pax-duplicate-path", phrase="holds a tar header evidencekit never writes")
+def tar_pax_duplicate_path(folder: Path, keys: Keys) -> Path:
+    """Two ``path`` records in one pax header: tar programs differ on which one wins."""
+    records = (pax_record("mtime", f"{STARTED // 10**9}.{STARTED % 10**9:09d}")
+               + pax_record("path", "bag/data/evidence/note.txt")
+               + pax_record("path", "bag/data/evidence/other.txt"))
+    member = raw_pax_member("bag/data/evidence/note.txt", records, b"hello\n")
+    return write_bundle(_bundle(folder, "tar-pax-duplicate-path"), keys,
+                        build_bag(keys, data_members=[member]))
+
+
+@case("tree-extra-folder", phrase="folder in the payload is not in manifest.json")
+def tree_extra_folder(folder: Path, keys: Keys) -> Path:
+    planted = Member("bag/data/evidence/planted", type=tarfile.DIRTYPE, mode=0o755)
+    return write_bundle(_bundle(folder, "tree-extra-folder"), keys,
+                        build_bag(keys, data_members=[planted]))
+
+
+@case("tree-missing-folder", phrase="folder recorded in manifest.json is not in the payload")
+def tree_missing_folder(folder: Path, keys: Keys) -> Path:
+    return write_bundle(_bundle(folder, "tree-missing-folder"), keys,
+                        build_bag(keys, extra_entries=[dir_entry("data/evidence/empty")]))
+
+
+@case("tree-symlink-stored-as-folder", phrase="the payload holds a folder where manifest.json "
+      "records a symbolic link")
+def tree_symlink_stored_as_folder(folder: Path, keys: Keys) -> Path:
+    stored = Member("bag/data/evidence/link", type=tarfile.DIRTYPE, mode=0o755)
+    return write_bundle(_bundle(folder, "tree-symlink-stored-as-folder"), keys,
+                        build_bag(keys, extra_entries=[link_entry("data/evidence/link",
+                                                                  "note.txt")],
+                                  data_members=[stored]))
+
+
+@case("tree-metadata-differs", phrase="the payload's tar header differs from manifest.json (mode)")
+def tree_metadata_differs(folder: Path, keys: Keys) -> Path:
+    def private(document: dict[str, Any]) -> None:
+        document["entries"][-1]["mode"] = 0o600  # the tar says 0644
+    return write_bundle(_bundle(folder, "tree-metadata-differs"), keys,
+                        build_bag(keys, edit_manifest=private))
 
 
 @case("tar-not-a-tar", phrase="the decrypted payload is not a valid tar: no tar header at "
@@ -640,6 +752,7 @@ def tar_garbage_block_at_end(folder: Path, keys: Keys) -> Path:
 # --- huge declared sizes and bombs (run under a 1 GiB address-space limit)
 
 HUGE = 10**15
+MANY_MEMBERS = 10_000  # canonical headers are three blocks: 15 MB, under the memory test's 16 MiB
 SENTINEL = "sentinel.txt"  # a file next to the output folder that no bundle may touch
 
 
@@ -647,20 +760,18 @@ SENTINEL = "sentinel.txt"  # a file next to the output folder that no bundle may
       "bytes short of its declared size", memory_bound=True)
 def huge_pax_size_on_file(folder: Path, keys: Keys) -> Path:
     """A data file whose pax ``size`` claims a petabyte; the stream ends long before."""
-    records = pax_record("size", str(HUGE))
     return write_bundle(_bundle(folder, "huge-pax-size-on-file"), keys,
-                        build_bag(keys, data_members=[raw_pax_member("bag/data/evidence/huge",
-                                                                     records, b"tiny\n")]))
+                        build_bag(keys, data_members=[canonical_member("bag/data/evidence/huge",
+                                                                       b"tiny\n", size=HUGE)]))
 
 
 @case("huge-pax-size-on-tag-file", phrase="member 'bag/extra-tag.txt' ends 899996416 bytes "
       "short of its declared size", memory_bound=True)
 def huge_pax_size_on_tag_file(folder: Path, keys: Keys) -> Path:
     """A tag file (read into memory by design) claiming 900 MB: never allocated."""
-    records = pax_record("size", str(900_000_000))
     return write_bundle(_bundle(folder, "huge-pax-size-on-tag-file"), keys,
-                        build_bag(keys, extra_members=[raw_pax_member("bag/extra-tag.txt",
-                                                                      records, b"tiny\n")]))
+                        build_bag(keys, extra_members=[canonical_member(
+                            "bag/extra-tag.txt", b"tiny\n", size=900_000_000)]))
 
 
 @case("tag-file-unknown-but-listed", phrase="tag file evidencekit never writes")
@@ -677,10 +788,9 @@ def tag_file_unknown_but_listed(folder: Path, keys: Keys) -> Path:
 def tag_file_above_limit(folder: Path, keys: Keys) -> Path:
     """A tag file declaring one byte more than payload.TAG_FILE_LIMIT (tag files are read into
     memory, so they have a limit): refused by its declared size, before any of it is read."""
-    records = pax_record("size", str(TAG_FILE_LIMIT + 1))
     return write_bundle(_bundle(folder, "tag-file-above-limit"), keys,
-                        build_bag(keys, extra_members=[raw_pax_member("bag/oversized-tag.txt",
-                                                                      records, b"tiny\n")]))
+                        build_bag(keys, extra_members=[canonical_member(
+                            "bag/oversized-tag.txt", b"tiny\n", size=TAG_FILE_LIMIT + 1)]))
 
 
 @case("huge-pax-header", phrase="pax", memory_bound=True)
@@ -703,18 +813,18 @@ def pax_header_redos(folder: Path, keys: Keys) -> Path:
                         build_bag(keys, data_members=[member]))
 
 
-@case("pax-header-digits", phrase="not listed")
+@case("pax-header-digits", phrase="holds a tar header evidencekit never writes")
 def pax_header_digits(folder: Path, keys: Keys) -> Path:
     """A well-formed record whose value is 512 KiB of digits: tarfile's hdrcharset search is
-    quadratic in a run of digits (~400 s here); parsed linearly, it is just an unlisted file."""
+    quadratic in a run of digits (~400 s here): parsed linearly, then refused (evidencekit writes
+    no ``comment`` record)."""
     records = pax_record("comment", "1" * (512 << 10))
     member = raw_pax_member("bag/data/evidence/x", records, b"x")
     return write_bundle(_bundle(folder, "pax-header-digits"), keys,
                         build_bag(keys, data_members=[member]))
 
 
-@case("huge-gnu-longname", phrase="a gnu long name header declares 1000000000000000 bytes, "
-      "more than the 1048576 allowed", memory_bound=True)
+@case("huge-gnu-longname", phrase="is a gnu long name (type 'l')", memory_bound=True)
 def huge_gnu_longname(folder: Path, keys: Keys) -> Path:
     longname = raw_header(b"././@LongLink", HUGE, b"L", base256_size=True)
     filler = Member("bag/data/evidence/filler", os.urandom(8 << 20))
@@ -753,9 +863,10 @@ def sparse_bomb_pax(folder: Path, keys: Keys) -> Path:
 @case("many-members-bomb", phrase="file in the payload is not listed in the manifest",
       memory_bound=True)
 def many_members_bomb(folder: Path, keys: Keys) -> Path:
-    """20,000 tiny members that nobody listed: memory and time stay linear (the duplicate check
-    was quadratic: 60,000 members took 48 s, now 5 s)."""
-    raw = b"".join(raw_header(b"bag/data/evidence/m%06d" % i, 0, b"0") for i in range(20_000))
+    """10,000 tiny members that nobody listed (each with the header evidencekit writes): memory
+    and time stay linear (the duplicate check was quadratic: 60,000 members took 48 s, now 5 s)."""
+    raw = b"".join(canonical_member(f"bag/data/evidence/m{i:06d}").raw or b""
+                   for i in range(MANY_MEMBERS))
     return write_bundle(_bundle(folder, "many-members-bomb"), keys,
                         build_bag(keys, data_members=[Member("x", raw=raw)]))
 
@@ -1003,15 +1114,15 @@ def _read(f: io.BufferedReader, offset: int, size: int) -> bytes:
     return f.read(size)
 
 
-@case("not-a-bundle-at-all", phrase="damaged tar header at byte 0: not an evidencekit member "
-      "header")
+@case("not-a-bundle-at-all", exit_codes=(2,), phrase="is not an evidencekit bundle: it is not a "
+      "tar archive")
 def not_a_bundle_at_all(folder: Path, keys: Keys) -> Path:
     path = _bundle(folder, "not-a-bundle-at-all")
     path.write_bytes(b"%PDF-1.7\n" + os.urandom(5000))
     return path
 
 
-@case("empty-file", phrase="truncated")
+@case("empty-file", exit_codes=(2,), phrase="is not an evidencekit bundle: the file is empty")
 def empty_file(folder: Path, keys: Keys) -> Path:
     path = _bundle(folder, "empty-file")
     path.write_bytes(b"")
