@@ -16,7 +16,8 @@ capture writes them (evidencekit.capture):
 * nothing else is stored: symbolic links, FIFOs, sockets, devices and what could not be read are
   in manifest.json only;
 * a stored member carries the entry's ``mode`` (a folder's with the owner's rwx added), ``uid``,
-  ``gid`` and ``mtime`` (to the nanosecond), and the members come in the manifest's order.
+  ``gid`` and ``mtime`` (to the nanosecond); an entry without stat fields (a stream, ``capture
+  --stdin``) is a member with mode 0600 and owner 0; the members come in the manifest's order.
 
 Files missing or extra, and their content, are the hash comparison's (evidencekit.verify); this
 module reports folders, kinds, metadata and order.
@@ -33,6 +34,7 @@ Problem = tuple[str, str, object, object]  # where, what, expected, found
 
 DIRECTORY = "directory"
 _FOLDER_OWNER_BITS = 0o700  # added to a folder's mode so that tar -x can fill it
+STREAM_MODE = 0o600  # the member of an entry without stat fields (evidencekit.sources)
 _KIND_WORDS = {"file": "a file", "hard link": "a hard link to another file",
                DIRECTORY: "a folder", "symlink": "a symbolic link", "fifo": "a FIFO",
                "socket": "a socket", "char-device": "a character device",
@@ -98,16 +100,22 @@ class TreeComparison:
         self._compare_metadata(entry, path, member)
 
     def _compare_metadata(self, entry: dict[str, Any], path: str, member: StoredMember) -> None:
-        mode = entry.get("mode")
-        if isinstance(mode, int) and member.kind == DIRECTORY:
-            mode |= _FOLDER_OWNER_BITS
+        if "mode" not in entry:
+            # A stream (capture --stdin) has no stat fields: its member has mode 0600, owner 0
+            # and the time reading began, which the manifest does not record (FORMAT.md §4.3).
+            fields = [("mode", _octal(STREAM_MODE), _octal(member.mode)),
+                      ("uid", 0, member.uid), ("gid", 0, member.gid)]
+        else:
+            mode = entry.get("mode")
+            if isinstance(mode, int) and member.kind == DIRECTORY:
+                mode |= _FOLDER_OWNER_BITS
+            fields = [("mode", _octal(mode), _octal(member.mode)),
+                      ("uid", entry.get("uid"), member.uid),
+                      ("gid", entry.get("gid"), member.gid),
+                      ("mtime", entry.get("mtime"), _time(member.mtime_ns))]
         expected: list[str] = []
         found: list[str] = []
-        for field, wanted, actual in (
-                ("mode", _octal(mode), _octal(member.mode)),
-                ("uid", entry.get("uid"), member.uid),
-                ("gid", entry.get("gid"), member.gid),
-                ("mtime", entry.get("mtime"), _time(member.mtime_ns))):
+        for field, wanted, actual in fields:
             if wanted != actual:
                 expected.append(f"{field} {wanted}")
                 found.append(f"{field} {actual}")

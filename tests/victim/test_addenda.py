@@ -135,6 +135,10 @@ def tar_of(members: Members) -> bytes:
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for member, data in members:
+            if "mtime" in member.pax_headers:
+                # tarfile read the pax mtime as a float and would round it into the ustar
+                # field; evidencekit writes its whole seconds (the header must be canonical)
+                member.mtime = int(member.pax_headers["mtime"].split(".")[0])
             tar.addfile(member, io.BytesIO(data) if data is not None else None)
     return out.getvalue()
 
