@@ -1,4 +1,5 @@
-"""Capture: walk the sources once, hash and stream every file into a signed, encrypted bundle.
+"""Capture: read every source once (evidencekit.sources), hash and stream it into a signed,
+encrypted bundle.
 
 One read of each file feeds SHA-256, libmagic (first block only) and the payload tar. The payload
 tar is encrypted (age) and hashed on a second thread while the next buffer is read and hashed.
@@ -944,15 +945,19 @@ def _store_sized(read: Callable[[memoryview], int], before: os.stat_result, bag_
                                "could be read; the rest is stored as zeros")
             _zero_fill(left, digest, inner, progress)
             break
-        data = room[:count]
-        if len(first) < identify.MAGIC_BYTES:
-            first += data[: identify.MAGIC_BYTES - len(first)]
-        digest.update(data)
+        _hash_and_peek(room[:count], digest, first)
         inner.commit(count)
         left -= count
         progress.advance(nbytes=count)
     inner.end_file(size)
     return digest, bytes(first), size
+
+
+def _hash_and_peek(data: memoryview, digest: Any, first: bytearray) -> None:
+    """Hash *data*, the next bytes of a file, keeping its first bytes for libmagic in *first*."""
+    if len(first) < identify.MAGIC_BYTES:
+        first += data[: identify.MAGIC_BYTES - len(first)]
+    digest.update(data)
 
 
 def _store_read_to_end(fd: int, before: os.stat_result, entry: Entry, inner: InnerTarWriter,
@@ -1068,11 +1073,8 @@ def _store_spooled(entry: StreamEntry, inner: InnerTarWriter, record: dict[str, 
                 break
             if not count:
                 break
-            data = buffer[:count]
-            if len(first) < identify.MAGIC_BYTES:
-                first += data[: identify.MAGIC_BYTES - len(first)]
-            digest.update(data)
-            spool.write(data)
+            _hash_and_peek(buffer[:count], digest, first)
+            spool.write(buffer[:count])
             progress.advance(nbytes=count)
         inner.begin_file(entry.bag_path, spool.size, _tar_info(entry, spool.size))
         for block in spool.blocks():

@@ -58,6 +58,8 @@ class StdinSource:
             raise UsageError("--stdin reads what is piped in, and standard input is a terminal",
                              hint=f"pipe the data in: COMMAND | evidencekit capture --stdin {name} "
                              "…  (or redirect a file: < FILE)")
+        # a redirected file is stored at the length it has now, like any file (FORMAT.md §4.3)
+        self._size = _known_size(fd, self._info)
         self._index = 0
         self._bag_name = escape_name(self._raw)
 
@@ -70,10 +72,10 @@ class StdinSource:
         return [SourceRecord(self._index, GIVEN, GIVEN, self._bag_name, kind=KIND)]
 
     def estimate(self, skip: Skip) -> tuple[int, int | None]:
-        return 1, _known_size(self._fd, self._info)
+        return 1, self._size
 
     def entries(self, skip: Skip) -> Iterator[Entry | StreamEntry]:
-        content = _StdinContent(self._fd, _known_size(self._fd, os.fstat(self._fd)))
+        content = _StdinContent(self._fd, self._size, self._info)
         yield StreamEntry(self._index, self._raw, f"data/{self._bag_name}", content,
                           mtime_ns=self._clock())
 
@@ -89,10 +91,10 @@ def _known_size(fd: int, info: os.stat_result) -> int | None:
 
 
 class _StdinContent:
-    def __init__(self, fd: int, size: int | None) -> None:
+    def __init__(self, fd: int, size: int | None, before: os.stat_result) -> None:
         self._fd = fd
         self._size = size
-        self._before = os.fstat(fd)
+        self._before = before
 
     @property
     def size(self) -> int | None:

@@ -30,3 +30,16 @@ def test_the_file_count_is_plural_only_when_it_should_be():
     assert bar._files_text() == "1/1 file"
     bar._files, bar._total_files = 3, 12
     assert bar._files_text() == "3/12 files"
+
+
+def test_the_bar_shows_what_was_read_when_the_total_is_unknown():
+    # capture --stdin: a stream's length is known only at its end
+    bar = RichProgress()
+    progress = Progress()
+    task_id = progress.add_task("Capturing", total=None, files="")
+    progress.update(task_id, completed=5 * 1024 * 1024)
+    task = progress.tasks[0]
+    shown = " ".join(str(column.render(task)) for column in bar._progress.columns
+                     if type(column).__name__ != "BarColumn")
+    assert "5.0/? MiB" in shown
+    bar._progress.columns[1].render(task)  # the bar itself: pulsing, no error
