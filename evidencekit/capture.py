@@ -49,6 +49,7 @@ from evidencekit.format.documents import (
 )
 from evidencekit.format.inner import InnerTarWriter
 from evidencekit.format.outer import OuterWriter
+from evidencekit.format.tree import STREAM_MODE
 from evidencekit.hostinfo import host_name, operating_system, tool_versions, user_name
 from evidencekit.pipeline import BackgroundWriter
 from evidencekit.progress import NoProgress, Progress, Throttled, throttled
@@ -1084,9 +1085,9 @@ def _store_spooled(entry: StreamEntry, inner: InnerTarWriter, record: dict[str, 
 
 
 def _tar_info(entry: StreamEntry, size: int) -> os.stat_result:
-    """What the payload tar header of a stream says: its mode and time, owner 0, *size*."""
+    """What the payload tar header of a stream says: mode 0600, owner 0, *size*, its time."""
     seconds = entry.mtime_ns // 1_000_000_000
-    return os.stat_result((stat.S_IFREG | entry.mode, 0, 0, 1, 0, 0, size, seconds, seconds,
+    return os.stat_result((stat.S_IFREG | STREAM_MODE, 0, 0, 1, 0, 0, size, seconds, seconds,
                            seconds), {"st_mtime_ns": entry.mtime_ns})
 
 

@@ -52,8 +52,9 @@ class StreamEntry:
     path: bytes  # the manifest's ``path``: starts with the source's own name
     bag_path: str  # "data/…", as in walk.Entry
     content: Content
-    mtime_ns: int  # the payload tar member's modification time
-    mode: int = 0o600  # the payload tar member's permissions
+    # The payload tar member's modification time (not in the manifest). Its mode is 0600 and
+    # its owner 0, which verify expects of an entry without stat fields (FORMAT.md §4.2).
+    mtime_ns: int
 
 
 @dataclass(frozen=True)
