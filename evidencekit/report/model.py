@@ -457,8 +457,10 @@ def how_to_verify(data: ReportData) -> list[tuple[str, str]]:
     name = data.bundle_name
     return [
         ("Get evidencekit, free and open source, on Linux, macOS or Windows (it needs Python "
-         "3.10 or newer): type this in a terminal. (Or: python3 -m pip install --user "
-         "evidencekit.)", "pipx install evidencekit"),
+         "3.10 or newer): from its release files, install the wheel by typing this in a "
+         "terminal, in the folder that holds it. (Or, on Linux, run the single file "
+         "evidencekit.pyz without installing: type python3 evidencekit.pyz wherever evidencekit "
+         "is written below.)", f"pipx install ./evidencekit-{__version__}-py3-none-any.whl"),
         ("Anyone can check that the bundle is complete and unchanged, without any key. It "
          "checks the seal, every signature and the custody log, and that the encrypted payload "
          "has the SHA-256 shown in this report.", f"evidencekit verify {name}"),

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
+from evidencekit import __version__
 from tests.victim.conftest import CaseBundle, make_case_bundle, make_keys, run_cli
 
 
@@ -404,8 +405,10 @@ def test_how_to_verify_says_where_to_get_evidencekit(case, tmp_path):
     page = Page()
     page.feed(output.read_text("utf-8"))
     section = page.plain[page.plain.index("How to verify this bundle"):]
-    assert "pipx install evidencekit" in section
-    assert "python3 -m pip install --user evidencekit" in section
+    # no package index has it (issue 20.7): the release's wheel, or its single-file app
+    assert f"pipx install ./evidencekit-{__version__}-py3-none-any.whl" in section
+    assert "python3 evidencekit.pyz" in section
+    assert "pipx install evidencekit " not in section + " "
     assert section.index("pipx install") < section.index("evidencekit verify case.evidence")
 
 

@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""Build a release without a package index: dist/evidencekit-X-py3-none-any.whl, the sdist
+dist/evidencekit-X.tar.gz, and dist/evidencekit.pyz, one file that runs with Python 3.10 or newer
+on the kind of system it was built on (``python3 evidencekit.pyz capture``).
+
+    python3 .ci/build_release.py [--outdir dist] [--this-python-only]
+
+Needs ``build`` (pip install build) and pip; the packages come from the configured index or
+cache. The .pyz holds evidencekit and its dependencies as installed for this Python, and, for
+each other Python from 3.10 on, the wheels of the dependencies that are compiled for one Python
+version (cffi, Pillow, PyYAML …); a version whose wheels cannot be had is left out, and the
+build says which versions the .pyz serves. ``--this-python-only`` skips them (offline builds).
+See docs/decisions/release.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import email.parser
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import zipapp
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHONS = ("3.10", "3.11", "3.12", "3.13", "3.14")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--outdir", type=Path, default=ROOT / "dist")
+    parser.add_argument("--this-python-only", action="store_true",
+                        help="a .pyz for this Python's version only (no wheels fetched for others)")
+    args = parser.parse_args()
+    outdir = args.outdir.resolve()
+    outdir.mkdir(parents=True, exist_ok=True)
+    for old in [*outdir.glob("evidencekit-*"), outdir / "evidencekit.pyz"]:
+        old.unlink(missing_ok=True)
+    run(sys.executable, "-m", "build", "--outdir", outdir, ROOT)
+    wheel = next(outdir.glob("evidencekit-*-py3-none-any.whl"))
+    with tempfile.TemporaryDirectory(prefix="evidencekit-pyz-") as scratch:
+        stage = Path(scratch) / "app"
+        pythons = stage_app(wheel, stage, args.this_python_only)
+        pyz = outdir / "evidencekit.pyz"
+        zipapp.create_archive(stage, pyz, interpreter="/usr/bin/env python3", compressed=True)
+    print(f"built {', '.join(sorted(p.name for p in outdir.glob('evidencekit*')))} in {outdir}")
+    print(f"evidencekit.pyz serves Python {', '.join(pythons)} on {sysconfig.get_platform()}")
+    return 0
+
+
+def stage_app(wheel: Path, stage: Path, this_python_only: bool) -> list[str]:
+    """Lay out the .pyz's files: __main__.py, evidencekit_pyz.json, lib/common (everything, as
+    installed for this Python) and lib/cpXY (for each other Python: its own builds of the
+    dependencies compiled for one version). Returns the Python versions served."""
+    common = stage / "lib" / "common"
+    pip_install("--target", common, wheel)
+    pinned = version_bound(common)
+    this = f"{sys.version_info.major}.{sys.version_info.minor}"
+    served = [this]
+    for python in PYTHONS:
+        if python == this or this_python_only or not pinned:
+            continue
+        target = stage / "lib" / f"cp{python.replace('.', '')}"
+        # the same versions as for this Python, else the newest that still serve that one
+        if not any(fetch_for(python, target, wanted)
+                   for wanted in (pinned, [p.split("==")[0] for p in pinned])):
+            print(f"note: no wheels of {', '.join(pinned)} for Python {python}: left out")
+            continue
+        served.append(python)
+    served.sort(key=lambda v: tuple(map(int, v.split("."))))
+    shutil.copy(ROOT / ".ci" / "pyz_main.py", stage / "__main__.py")
+    (stage / "evidencekit_pyz.json").write_text(json.dumps(
+        {"build": build_id(stage / "lib"), "platform": sysconfig.get_platform(),
+         "pythons": served}, indent=1) + "\n")
+    return served
+
+
+def fetch_for(python: str, target: Path, wanted: list[str]) -> bool:
+    """Install the wheels of *wanted* built for *python* on this system into *target*."""
+    try:
+        pip_install("--target", target, "--no-deps", "--only-binary=:all:",
+                    "--implementation", "cp", "--python-version", python,
+                    *[arg for tag in platform_tags() for arg in ("--platform", tag)],
+                    *wanted, quiet_failure=True)
+        return True
+    except subprocess.CalledProcessError:
+        shutil.rmtree(target, ignore_errors=True)
+        return False
+
+
+def version_bound(site: Path) -> list[str]:
+    """``name==version`` of every distribution in *site* built for one Python version only
+    (a wheel tagged cpXY-cpXY, not abi3 or pure)."""
+    found = []
+    for info in sorted(site.glob("*.dist-info")):
+        tags = [line.split(":", 1)[1].strip() for line in (info / "WHEEL").read_text().splitlines()
+                if line.startswith("Tag:")]
+        if any(tag.split("-")[1].startswith("cp") and tag.split("-")[1] != "abi3"
+               for tag in tags):
+            metadata = email.parser.Parser().parsestr((info / "METADATA").read_text())
+            found.append(f"{metadata['Name']}=={metadata['Version']}")
+    return found
+
+
+def platform_tags() -> list[str]:
+    """The wheel platform tags this system accepts (manylinux_2_X_…, macosx_…, win_…)."""
+    from packaging import tags  # pip's dependency; also installed with the test extras
+
+    return list(dict.fromkeys(tag.platform for tag in tags.sys_tags()))
+
+
+def build_id(lib: Path) -> str:
+    """The SHA-256 of every file the .pyz unpacks (names and bytes): a new build unpacks anew."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in lib.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(lib).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def pip_install(*args: object, quiet_failure: bool = False) -> None:
+    run(sys.executable, "-m", "pip", "install", "--quiet", "--no-compile",
+        "--disable-pip-version-check", *args, quiet_failure=quiet_failure)
+
+
+def run(*command: object, quiet_failure: bool = False) -> None:
+    done = subprocess.run([str(c) for c in command], capture_output=quiet_failure, text=True)
+    done.check_returncode()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
