@@ -7,16 +7,17 @@ on the kind of system it was built on (``python3 evidencekit.pyz capture``).
 
 Needs ``build`` (pip install build) and pip; the packages come from the configured index or
 cache. The .pyz holds evidencekit and its dependencies as installed for this Python, and, for
-each other Python from 3.10 on, the wheels of the dependencies that are compiled for one Python
-version (cffi, Pillow, PyYAML …); a version whose wheels cannot be had is left out, and the
-build says which versions the .pyz serves. ``--this-python-only`` skips them (offline builds).
+each other Python from 3.10 on, what that version gets otherwise (its builds of cffi, Pillow,
+PyYAML, cryptography …, a dependency only it needs); a version whose wheels cannot be had is
+left out, and the build says which versions the .pyz serves. ``--this-python-only`` skips
+them (offline builds).
 See docs/decisions/release.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import email.parser
+import csv
 import hashlib
 import json
 import shutil
@@ -55,24 +56,30 @@ def main() -> int:
 
 def stage_app(wheel: Path, stage: Path, this_python_only: bool) -> list[str]:
     """Lay out the .pyz's files: __main__.py, evidencekit_pyz.json, lib/common (everything, as
-    installed for this Python) and lib/cpXY (for each other Python: its own builds of the
-    dependencies compiled for one version). Returns the Python versions served."""
+    installed for this Python) and lib/cpXY for each other Python: what it gets otherwise (a
+    build of a compiled dependency for that version, a dependency only that version needs).
+    Returns the Python versions served."""
     common = stage / "lib" / "common"
     pip_install("--target", common, wheel)
-    pinned = version_bound(common)
     this = f"{sys.version_info.major}.{sys.version_info.minor}"
     served = [this]
     for python in PYTHONS:
-        if python == this or this_python_only or not pinned:
+        if python == this or this_python_only:
             continue
-        target = stage / "lib" / f"cp{python.replace('.', '')}"
-        # the same versions as for this Python, else the newest that still serve that one
-        if not any(fetch_for(python, target, wanted)
-                   for wanted in (pinned, [p.split("==")[0] for p in pinned])):
-            print(f"note: no wheels of {', '.join(pinned)} for Python {python}: left out")
+        own = stage / "for" / python
+        try:
+            pip_install("--target", own, "--only-binary=:all:", "--implementation", "cp",
+                        "--python-version", python,
+                        *[arg for tag in platform_tags() for arg in ("--platform", tag)],
+                        wheel, quiet_failure=True)
+        except subprocess.CalledProcessError:
+            print(f"note: evidencekit's dependencies have no wheels for Python {python} here: "
+                  "left out")
             continue
+        move_differing(own, common, stage / "lib" / f"cp{python.replace('.', '')}")
         served.append(python)
-    served.sort(key=lambda v: tuple(map(int, v.split("."))))
+    shutil.rmtree(stage / "for", ignore_errors=True)
+    served.sort(key=version_tuple)
     shutil.copy(ROOT / ".ci" / "pyz_main.py", stage / "__main__.py")
     (stage / "evidencekit_pyz.json").write_text(json.dumps(
         {"build": build_id(stage / "lib"), "platform": sysconfig.get_platform(),
@@ -80,31 +87,30 @@ def stage_app(wheel: Path, stage: Path, this_python_only: bool) -> list[str]:
     return served
 
 
-def fetch_for(python: str, target: Path, wanted: list[str]) -> bool:
-    """Install the wheels of *wanted* built for *python* on this system into *target*."""
-    try:
-        pip_install("--target", target, "--no-deps", "--only-binary=:all:",
-                    "--implementation", "cp", "--python-version", python,
-                    *[arg for tag in platform_tags() for arg in ("--platform", tag)],
-                    *wanted, quiet_failure=True)
-        return True
-    except subprocess.CalledProcessError:
-        shutil.rmtree(target, ignore_errors=True)
-        return False
+def move_differing(own: Path, common: Path, target: Path) -> None:
+    """Move into *target* each distribution of *own* that *common* lacks in the same build
+    (same name, version and wheel tags: then the files are the same)."""
+    for info in sorted(own.glob("*.dist-info")):
+        if (common / info.name).is_dir() and wheel_tags(common / info.name) == wheel_tags(info):
+            continue
+        with open(info / "RECORD", newline="") as record:
+            listed = [row[0] for row in csv.reader(record) if row]
+        for relative in listed:
+            source = own / relative
+            if relative.startswith("..") or not source.is_file():
+                continue  # console scripts (bin/), and files RECORD names but pip did not keep
+            (target / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(source, target / relative)
 
 
-def version_bound(site: Path) -> list[str]:
-    """``name==version`` of every distribution in *site* built for one Python version only
-    (a wheel tagged cpXY-cpXY, not abi3 or pure)."""
-    found = []
-    for info in sorted(site.glob("*.dist-info")):
-        tags = [line.split(":", 1)[1].strip() for line in (info / "WHEEL").read_text().splitlines()
-                if line.startswith("Tag:")]
-        if any(tag.split("-")[1].startswith("cp") and tag.split("-")[1] != "abi3"
-               for tag in tags):
-            metadata = email.parser.Parser().parsestr((info / "METADATA").read_text())
-            found.append(f"{metadata['Name']}=={metadata['Version']}")
-    return found
+def wheel_tags(info: Path) -> list[str]:
+    return sorted(line.split(":", 1)[1].strip()
+                  for line in (info / "WHEEL").read_text().splitlines() if line.startswith("Tag:"))
+
+
+def version_tuple(version: str) -> tuple[int, int]:
+    major, minor = version.split(".")[:2]
+    return int(major), int(minor)
 
 
 def platform_tags() -> list[str]:

@@ -60,6 +60,9 @@ def _unpacked(app, build):
             os.makedirs(cache, mode=0o700, exist_ok=True)
             fresh = tempfile.mkdtemp(prefix=".unpacking-", dir=cache)
             _unpack(app, fresh, build)
+            if os.path.isdir(folder) and not os.path.islink(folder) and \
+                    not _complete_and_ours(folder, build):
+                shutil.rmtree(folder, ignore_errors=True)  # a broken one would never complete
             try:
                 os.rename(fresh, folder)
             except OSError:  # another run unpacked it first (or a stale one is in the way)

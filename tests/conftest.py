@@ -26,6 +26,19 @@ import evidencekit
 NOBODY = 65534  # uid and gid of the unprivileged user the permission tests run as
 
 
+SLOW_TESTS = frozenset(
+    line.strip() for line in (Path(__file__).parent / "slow_tests.txt").read_text().splitlines()
+    if line.strip() and not line.startswith("#"))
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m "not slow" deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests listed in tests/slow_tests.txt slow (every parameter case of each)."""
+    for item in items:
+        if item.nodeid.split("[", 1)[0] in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
+
+
 def skip_or_fail(message: str) -> NoReturn:
     """A test that cannot run here: skip it locally, fail it in CI (EVIDENCEKIT_REQUIRE_TOOLS=1),
     so that no case of the suite is lost there without anyone noticing."""
