@@ -267,13 +267,14 @@ def parse_moment(value: Any, where: str, default_zone: dt.tzinfo | None = None) 
     time is refused (a time without a zone is ambiguous by hours). A date alone needs no zone: it
     is the day on the person's calendar, and stays exactly that.
     """
-    text = iso_date_first(_text(value.isoformat() if isinstance(value, dt.date) else value,
-                                where, required=True))
+    typed = _text(value.isoformat() if isinstance(value, dt.date) else value, where,
+                  required=True)
+    text = iso_date_first(typed)  # messages quote what was typed ('31.02.2026', not 2026-02-31)
     if _DATE.match(text):
-        return _day(text, where)
+        return _day(text, where, typed)
     match = _HUMAN_TIME.match(text)
     if not match:
-        raise _fail(where, f"{text!r} is not a date and time",
+        raise _fail(where, f"{typed!r} is not a date and time",
                     hint="write it as YYYY-MM-DD HH:MM, e.g. 2026-11-16 14:05 (or 16.11.2026 "
                     "14:05), or just the date (2026-11-16) if you don't know the time; add "
                     "+01:00 or a zone name such as Europe/Berlin if it is not your local time")
@@ -281,12 +282,12 @@ def parse_moment(value: Any, where: str, default_zone: dt.tzinfo | None = None) 
         naive = dt.datetime.strptime(f"{match['date']} {int(match['h']):02d}:{match['m']}:"
                                      f"{match['s'] or '00'}", "%Y-%m-%d %H:%M:%S")
     except ValueError:
-        raise _fail(where, f"{text!r} is not a valid date and time") from None
+        raise _fail(where, f"{typed!r} is not a valid date and time") from None
     fraction = match["f"] or ""
     naive = naive.replace(microsecond=int((fraction + "000000")[:6]))
     offset = match["off"]
     if offset and match["zone"]:
-        raise _fail(where, f"{text!r} has both an offset and a zone name; give one")
+        raise _fail(where, f"{typed!r} has both an offset and a zone name; give one")
     if offset:
         if offset == "Z":
             zone: dt.tzinfo = dt.timezone.utc
@@ -294,14 +295,14 @@ def parse_moment(value: Any, where: str, default_zone: dt.tzinfo | None = None) 
             digits = offset.replace(":", "")
             minutes = int(digits[1:3]) * 60 + int(digits[3:5])
             if minutes >= 24 * 60 or int(digits[3:5]) >= 60:
-                raise _fail(where, f"{text!r} has an impossible UTC offset")
+                raise _fail(where, f"{typed!r} has an impossible UTC offset")
             zone = dt.timezone(dt.timedelta(minutes=-minutes if digits[0] == "-" else minutes))
     elif match["zone"]:
         zone = zone_named(match["zone"], where)
     elif default_zone is not None:
         zone = default_zone
     else:
-        raise _fail(where, f"{text!r} has no time zone",
+        raise _fail(where, f"{typed!r} has no time zone",
                     hint="add the offset (e.g. 2026-11-16 14:05 +01:00) or a zone name, or set "
                     "time_zone: Europe/Berlin for the whole record")
     aware = naive.replace(tzinfo=zone)
@@ -321,11 +322,11 @@ def iso_date_first(text: str) -> str:
     return f"{iso} {rest}" if rest else iso
 
 
-def _day(text: str, where: str) -> Moment:
+def _day(text: str, where: str, typed: str | None = None) -> Moment:
     try:
         dt.date.fromisoformat(text)
     except ValueError:
-        raise _fail(where, f"{text!r} is not a valid date") from None
+        raise _fail(where, f"{typed or text!r} is not a valid date") from None
     # No UTC instant: converting a day to UTC would invent a time of day (and shift the date).
     return Moment(text, None)
 
@@ -404,15 +405,14 @@ def _currency(value: Any, where: str) -> str:
 def _date(value: Any, where: str, typed: bool = False) -> str | None:
     if value is None or value == "":
         return None
-    text = value.isoformat() if isinstance(value, dt.date) else _text(value, where)
-    if typed:
-        text = iso_date_first(text)
+    written = value.isoformat() if isinstance(value, dt.date) else _text(value, where)
+    text = iso_date_first(written) if typed else written
     try:
         if not _DATE.match(text):
             raise ValueError
         dt.date.fromisoformat(text)
     except ValueError:
-        raise _fail(where, f"{text!r} is not a date",
+        raise _fail(where, f"{written!r} is not a date",
                     hint="write it as YYYY-MM-DD or DD.MM.YYYY") from None
     return text
 

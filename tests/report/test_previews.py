@@ -290,3 +290,32 @@ def test_a_picture_is_shrunk_without_copying_it_whole():
     done = subprocess.run([sys.executable, "-c", _MEMORY_PROBE], capture_output=True, text=True,
                           check=True, timeout=120)
     assert int(done.stdout) < 170, done.stdout
+
+
+@pytest.mark.parametrize("resealer", ["stranger", "sealer"])
+def test_a_resealed_bundle_whose_picture_was_swapped_shows_no_attacker_content(
+        fraud_case: FraudCase, tmp_path: Path, resealer: str):
+    """A custodian who can decrypt swaps a screenshot for one of their own and reseals (a
+    well-formed 'resealed' event, even one signed by the sealer's own key): the report fails,
+    and neither picture nor any other preview is shown."""
+    from types import SimpleNamespace
+
+    from evidencekit.crypto import age
+    from evidencekit.crypto.keys import SigningKey, load_signing_key
+    from tests.interop.test_by_hand import change_file, forged_reseal
+
+    planted = screenshot((1080, 2340), ["PLANTED by the attacker"], "PNG")
+    keys = SimpleNamespace(
+        identity=age.parse_identity_file(fraud_case.keys["identity"].read_bytes())[0],
+        stranger=SigningKey.generate("mallory"))
+    signer = load_signing_key(fraud_case.keys["signer"]) if resealer == "sealer" else None
+    name = "bag/data/evidence/Screenshots/chat with the seller.png"
+    forged = forged_reseal(fraud_case.path, tmp_path / "forged.evidence",
+                           keys,  # type: ignore[arg-type]
+                           change_file(name, planted), resealer=signer)
+    output = tmp_path / "forged.html"
+    made = run_cli("report", forged, "-i", fraud_case.keys["identity"], "-o", output, "--force")
+    assert made.code == 1, made.stdout + made.stderr
+    html = output.read_text("utf-8")
+    assert thumbnails(html) == [] and "Jürgen" not in html
+    assert "Not shown: the bundle did not pass verification" in html

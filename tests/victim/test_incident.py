@@ -269,3 +269,13 @@ def test_odd_amounts_are_read_or_refused_never_a_traceback(typed: str, stored: s
 def test_a_stored_amount_is_ascii_digits() -> None:
     with pytest.raises(inc.IncidentError):
         inc.loss({"amount": "1\u0662\u0665\u0660", "currency": "EUR"}, "loss", typed=False)
+
+
+@pytest.mark.parametrize("typed", ["31.02.2026", "14.13.2026 10:00", "31.02.2026 10:00"])
+def test_a_wrong_date_is_quoted_as_it_was_typed(typed: str) -> None:
+    """Not as the ISO form it was rewritten to ('2026-02-31' is not what the person typed)."""
+    for read in (lambda: inc.parse_moment(typed, "when", ZoneInfo("Europe/Berlin")),
+                 lambda: inc.loss({"amount": "1", "currency": "EUR", "date": typed}, "loss")):
+        with pytest.raises(inc.IncidentError) as caught:
+            read()
+        assert repr(typed) in caught.value.message and "2026-" not in caught.value.message
