@@ -161,7 +161,7 @@ def _check_against_oracle(typed: str) -> None:
     assert Decimal(stored) == next(iter(readings)), (typed, stored, readings)
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=1500, deadline=None)
 @given(st.text(alphabet="0123456789.,' \u00a0" + "".join(_OTHER_SCRIPTS), max_size=16))
 def test_any_typed_number_is_read_exactly_or_not_at_all(typed: str) -> None:
     _check_against_oracle(typed)
@@ -171,7 +171,7 @@ _CONVENTIONS = [(",", "."), (".", ","), (" ", ","), (" ", "."), ("'", "."), ("\u
                 ("", "."), ("", ",")]
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=1500, deadline=None)
 @given(st.integers(0, 10**19), st.text(alphabet="0123456789", max_size=9),
        st.sampled_from(_CONVENTIONS), st.booleans())
 def test_numbers_written_in_either_convention(whole: int, fraction: str,
