@@ -49,6 +49,11 @@ CURRENCY_NAMES: dict[str, str] = {
     "EUR": "euros", "USD": "US dollars", "GBP": "pounds sterling", "CHF": "Swiss francs",
     "JPY": "yen", "PLN": "złoty", "CAD": "Canadian dollars", "AUD": "Australian dollars",
 }
+# ... and for exactly one of them ('one euro', not 'one euros')
+CURRENCY_NAME_ONE: dict[str, str] = {
+    "EUR": "euro", "USD": "US dollar", "GBP": "pound sterling", "CHF": "Swiss franc",
+    "JPY": "yen", "PLN": "złoty", "CAD": "Canadian dollar", "AUD": "Australian dollar",
+}
 
 _SPACES = "\u00a0\u202f\u2009\u2007 "  # no-break, narrow no-break, thin, figure space, space
 _APOSTROPHES = "'\u2019\u02bc\u00b4`"  # Swiss thousands marks as keyboards type them
@@ -297,7 +302,8 @@ def in_words(amount: str, currency: str) -> str:
     """'one thousand two hundred fifty euros', '… and 50/100 euros' (the decimals as a fraction,
     as on a cheque, so nothing depends on a decimal mark)."""
     whole, _, decimals = amount.partition(".")
-    name = CURRENCY_NAMES.get(currency, currency)
+    exactly_one = int(whole) == 1 and not (decimals and int(decimals))
+    name = (CURRENCY_NAME_ONE if exactly_one else CURRENCY_NAMES).get(currency, currency)
     words = number_in_words(int(whole))
     if decimals and int(decimals):
         words += f" and {decimals}/1{'0' * len(decimals)}"

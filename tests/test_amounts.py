@@ -84,6 +84,9 @@ def test_an_amount_is_shown_back_one_way_in_every_convention() -> None:
     assert amounts.in_words("1250", "EUR") == "one thousand two hundred fifty euros"
     assert amounts.in_words("21.05", "XYZ") == "twenty-one and 05/100 XYZ"
     assert amounts.number_in_words(1_000_001) == "one million one"
+    assert amounts.in_words("1", "EUR") == "one euro"  # not 'one euros'
+    assert amounts.in_words("1.00", "USD") == "one US dollar"
+    assert amounts.in_words("1.50", "EUR") == "one and 50/100 euros"
     assert amounts.number_in_words(0) == "zero"
 
 
