@@ -223,13 +223,16 @@ def parse_money(text: str, default_currency: str = "") -> Money:
         raise AmountError(f"{text.strip()!r}: write the amount and the currency, e.g. "
                           "1250.00 EUR or 1.250,00 €", hint="one amount at a time")
     currency = currency or default_currency
+    which_currency = AmountError(f"{text.strip()!r}: which currency?",
+                                 hint="add the currency, e.g. 499.90 EUR")
     try:
         amount = parse_amount(rest)
     except AmbiguousAmount as exc:
+        if not currency:  # asked first: choosing a reading, then being told to type it all
+            raise which_currency from None  # again with a currency, is asking twice
         raise exc.with_currency(currency) from None
     if not currency:
-        raise AmountError(f"{text.strip()!r}: which currency?",
-                          hint="add the currency, e.g. 499.90 EUR")
+        raise which_currency
     return Money(amount, currency, shared)
 
 

@@ -58,6 +58,7 @@ def test_both_readings_are_said_in_words() -> None:
     ("12 34 EUR", "not an amount"), ("1250. EUR", "not an amount"), ("-5 EUR", "negative"),
     ("1e5 EUR", "write the amount"), ("1.250,00", "which currency"), ("EUR", "write the amount"),
     ("1.250,00,00 EUR", "not an amount"),
+    ("1.250", "which currency"),  # the currency first: the reading is asked once it is there
 ])
 def test_what_cannot_be_read_says_so(typed: str, words: str) -> None:
     with pytest.raises(amounts.AmountError) as caught:
