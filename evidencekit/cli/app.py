@@ -129,7 +129,8 @@ Exit codes:
   5    internal error (a bug: please report it)
   6    with --trusted-key: intact, but some entries are signed by keys not
        listed (shown by their key, not counted)
-  130  interrupted (Ctrl-C, SIGTERM); nothing was written
+  130  interrupted (Ctrl-C, SIGTERM); nothing was written (a signal
+       after the work is made no longer interrupts: the command finishes)
 """
 
 
@@ -208,6 +209,9 @@ def report_error(exc: EvidenceKitError, command: str, as_json: bool) -> int:
 
 def run(command: str, as_json: bool, body: Callable[[], int]) -> NoReturn:
     """Run a command body; map every outcome to one message and a documented exit code."""
+    from evidencekit import fs
+
+    fs.begin()
     try:
         pending = _pending_config_error()
         if pending is not None:
@@ -216,8 +220,7 @@ def run(command: str, as_json: bool, body: Callable[[], int]) -> NoReturn:
     except EvidenceKitError as exc:
         code = report_error(_naming_the_source(exc), command, as_json)
     except (KeyboardInterrupt, click.exceptions.Abort):  # Abort: Ctrl-C at a click prompt
-        code = report_error(Interrupted("interrupted; nothing was written",
-                                        hint="the source was not changed"), command, as_json)
+        code = report_error(_interrupted(), command, as_json)
     except Exception as exc:
         if os.environ.get("EVIDENCEKIT_DEBUG"):
             raise
@@ -226,6 +229,20 @@ def run(command: str, as_json: bool, body: Callable[[], int]) -> NoReturn:
                                           "EVIDENCEKIT_DEBUG=1 and report the traceback"),
                             command, as_json)
     sys.exit(code)
+
+
+def _interrupted() -> Interrupted:
+    """What an interrupt left: nothing; or, stopped in a wait after its main work was done
+    (extract --record waiting for another writer), what it had made already."""
+    from evidencekit import fs
+
+    made = fs.made()
+    if not made:
+        return Interrupted("interrupted; nothing was written", hint="the source was not changed")
+    names = ", ".join(str(path) for path in made)
+    return Interrupted(f"interrupted after {names} was written (it is complete); the rest of "
+                       "the command was not done", hint="with --record: no custody event was "
+                       "added; run 'evidencekit custody add' to add one")
 
 
 def _naming_the_source(exc: EvidenceKitError) -> EvidenceKitError:
@@ -338,15 +355,89 @@ def resolve_signing_key(path: Path | None, passphrase_file: Path | None, quiet: 
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+    """End the work as Ctrl-C does (everything undone), unless what the command was asked to
+    make is made: then it finishes and says so (evidencekit.fs.commit)."""
+    from evidencekit import fs
+
+    if fs.interruptible_now():
+        raise KeyboardInterrupt
+    fs.hold()
 
 
 def _on_sigpipe(signum: int, frame: object) -> None:
     """The reader of our output went away (``evidencekit … | head`` closed): end as Ctrl-C does.
     A pipe to a libmagic worker that died raises SIGPIPE too; that one is handled where it is
     written (one file's type unknown), so only a broken standard output or error ends the work."""
-    if _broken(1) or _broken(2):
+    from evidencekit import fs
+
+    broken = [fd for fd in (1, 2) if _broken(fd)]
+    for fd in broken:
+        _silence(fd)  # what is still said goes nowhere, rather than failing the command
+    if broken and fs.interruptible_now():
         raise KeyboardInterrupt
+
+
+def _silence(fd: int) -> None:
+    """Point *fd* (a pipe whose reader is gone) at the null device."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.dup2(null, fd)
+    except OSError:
+        pass
+    finally:
+        os.close(null)
+
+
+class _Tolerant:
+    """Standard output or error whose reader may go away (``evidencekit … | head``). The write
+    that finds the pipe broken fails with EPIPE before the SIGPIPE handler runs; that failure
+    must neither turn finished work into an internal error nor, in an error message, exit 1
+    ("verification failed"). The stream is pointed at the null device and the work goes on:
+    SIGPIPE decides whether it stops (the handler above)."""
+
+    def __init__(self, stream: Any, fd: int) -> None:
+        self._stream = stream
+        self._fd = fd
+
+    def write(self, data: Any) -> int:
+        try:
+            return int(self._stream.write(data))
+        except BrokenPipeError:
+            _silence(self._fd)
+            return len(data)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            _silence(self._fd)
+            with contextlib.suppress(OSError):
+                self._stream.flush()  # what the buffer held now goes to the null device
+
+    @property
+    def buffer(self) -> _Tolerant:
+        return _Tolerant(self._stream.buffer, self._fd)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _tolerate_broken_output() -> None:
+    for name, fd in (("stdout", 1), ("stderr", 2)):
+        stream = getattr(sys, name)
+        if stream is not None and not isinstance(stream, _Tolerant) and \
+                _fileno(stream) == fd:
+            setattr(sys, name, _Tolerant(stream, fd))
+
+
+def _fileno(stream: Any) -> int | None:
+    try:
+        return int(stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _broken(fd: int) -> bool:
@@ -365,7 +456,7 @@ def _broken(fd: int) -> bool:
 # removed, nothing half-written left): kill, an ssh session or terminal dropping (SIGHUP),
 # Ctrl-\ (SIGQUIT); and SIGPIPE when our output's reader went away (Python ignores SIGPIPE, so
 # a write would fail later, with the work half done and its files left behind).
-_ENDING_SIGNALS = ("SIGTERM", "SIGHUP", "SIGQUIT")
+_ENDING_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
 
 
 def _clean_up_on_ending_signals() -> None:
@@ -397,6 +488,7 @@ def _allow_more_open_files() -> None:
 
 def main(args: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if args is None else args)
+    _tolerate_broken_output()
     _clean_up_on_ending_signals()
     _allow_more_open_files()
     try:

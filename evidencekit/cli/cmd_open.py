@@ -24,6 +24,7 @@ from evidencekit.cli.app import (
 from evidencekit.cli.keyring import identities_from, trusted_from
 from evidencekit.cli.secrets import KEY_PASSPHRASE_ENV, PASSPHRASE_ENV, interactive, obtain
 from evidencekit.crypto import age
+from evidencekit.crypto.keys import SigningKey
 from evidencekit.custody import EventRequest, append_event, check_receipt, parse_receipt
 from evidencekit.errors import EvidenceKitError, ExitCode, InputError, UsageError
 from evidencekit.extract import extract
@@ -140,12 +141,11 @@ def record_option(f: F) -> F:
                         "signing key).")(f)
 
 
-def _record(bundle: Path, report: Report, action: str, actor: str | None, sign_key: Path | None,
-            passphrase_file: Path | None, as_json: bool, details: dict[str, str]) -> str | None:
+def _record(bundle: Path, report: Report, action: str, actor: str | None, key: SigningKey,
+            details: dict[str, str]) -> str | None:
     """Append a 'verified'/'accessed' event; return its summary line, or why it was not added."""
     if not report.ok:
         return "not recorded in the custody log: verification failed"
-    key = resolve_signing_key(sign_key, passphrase_file, as_json)
     event = append_event(bundle, EventRequest(action, actor_name(actor, key), key,
                                               details=details), report,
                          waiting=render.waiting_for_writer(bundle))
@@ -170,6 +170,9 @@ def verify_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
     def body() -> int:
         keys = identities_for(bundle, identities, passphrase_file, ask_passphrase)
         receipt = _read_receipt(receipt_file) if receipt_file else None
+        # Asked for (and checked) before the work, not once it is done.
+        signer = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json) \
+            if record else None
         report = verify(bundle, keys, trusted_from(trusted),
                         progress=render.progress_for(as_json, progress))
         checked = None if receipt is None else check_receipt(report, receipt, report.findings)
@@ -177,8 +180,8 @@ def verify_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
         if record:
             details = {"result": "ok", "decrypted": str(report.decrypted).lower(),
                        "files_checked": str(report.files_checked)}
-            recorded = _record(bundle, report, "verified", actor, sign_key,
-                               sign_key_passphrase_file, as_json, details)
+            assert signer is not None
+            recorded = _record(bundle, report, "verified", actor, signer, details)
         code = render.exit_code_for(report)
         if as_json:
             document = render.report_json(report, code)
@@ -227,15 +230,18 @@ def extract_command(bundle: Path, identities: tuple[Path, ...], passphrase_file:
 
     def body() -> int:
         keys = identities_for(bundle, identities, passphrase_file, ask_passphrase, required=True)
+        # Asked for (and checked) before extracting: a key that cannot be used must not leave
+        # a finished folder behind an error.
+        signer = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json) \
+            if record else None
         result = extract(bundle, output, keys, trusted_from(trusted), keep_untrusted,
                          render.progress_for(as_json, progress), as_stored)
         code = render.exit_code_for(result.report)
         if code == ExitCode.OK and result.output is None:
             code = ExitCode.EVIDENCE_PROBLEM
         recorded = None
-        if record and result.output is not None:
-            recorded = _record(bundle, result.report, "accessed", actor, sign_key,
-                               sign_key_passphrase_file, as_json,
+        if signer is not None and result.output is not None:
+            recorded = _record(bundle, result.report, "accessed", actor, signer,
                                {"operation": "extract", "files": str(result.files)})
         if as_json:
             document = render.report_json(result.report, code, command="extract")

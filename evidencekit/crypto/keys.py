@@ -553,7 +553,9 @@ def _write_new_files(files: list[tuple[Path, bytes, int]]) -> None:
     try:
         for path, data, mode in files:
             try:
-                with fs.staged(path, mode) as stage:  # exact mode, whatever the umask
+                # Exact mode, whatever the umask. Not a result: a capture making the
+                # personal key first must stay interruptible (evidencekit.fs.commit).
+                with fs.staged(path, mode, result=False) as stage:
                     stage.file.write(data)
             except FileExistsError:
                 raise OutputError(f"{path} already exists; refusing to overwrite it") from None

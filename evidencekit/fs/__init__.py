@@ -4,6 +4,14 @@ replacing a bundle atomically under a lock (custody appends), and what a destina
 Opening files without touching their access times still lives in evidencekit.walk.
 """
 
+from evidencekit.fs.commit import (
+    begin,
+    committing,
+    hold,
+    interruptible_now,
+    interruptible_wait,
+    made,
+)
 from evidencekit.fs.limits import (
     FAT32_LARGEST,
     describe_limit,
@@ -30,10 +38,16 @@ __all__ = [
     "CannotCreate",
     "NotEnoughSpace",
     "Staged",
+    "begin",
+    "committing",
     "describe_limit",
     "file_system_type",
+    "hold",
+    "interruptible_now",
+    "interruptible_wait",
     "largest_file",
     "locked",
+    "made",
     "on_fuse",
     "publish",
     "publish_folder",

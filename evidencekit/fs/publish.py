@@ -28,6 +28,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO
 
+from evidencekit.fs.commit import committing
+
 # What a file system without hard links answers to link().
 NO_HARD_LINKS = frozenset({errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP,
                            errno.ENOSYS})
@@ -63,18 +65,20 @@ def publish_folder(temp: Path, final: Path) -> None:
     Without an exclusive rename (FUSE file systems such as exfat-fuse and fusefat), *final* is
     made with mkdir (exclusive) and filled by renaming the files one by one, folders made anew:
     fusefat loses a folder's contents when the folder itself is renamed, and refuses renaming
-    one over an empty placeholder. Ctrl-C or an error on the way removes *final* again; only a
-    kill -9 in that moment can leave it incomplete (docs/decisions/atomic-publish.md).
+    one over an empty placeholder. An error on the way removes *final* again, and signals wait
+    until it is done (evidencekit.fs.commit): only a kill -9 in that moment can leave it
+    incomplete (docs/decisions/atomic-publish.md).
     """
-    if not _rename_exclusive(temp, final):
-        os.mkdir(final, 0o700)
-        try:
-            _move_children(os.fsencode(temp), os.fsencode(final))
-            _copy_folder_metadata(os.fsencode(temp), os.fsencode(final))
-        except BaseException:
-            shutil.rmtree(final, ignore_errors=True)
-            raise
-    sync_folder(final.absolute().parent)
+    with committing(final):
+        if not _rename_exclusive(temp, final):
+            os.mkdir(final, 0o700)
+            try:
+                _move_children(os.fsencode(temp), os.fsencode(final))
+                _copy_folder_metadata(os.fsencode(temp), os.fsencode(final))
+            except BaseException:
+                shutil.rmtree(final, ignore_errors=True)
+                raise
+        sync_folder(final.absolute().parent)
 
 
 def _move_children(source: bytes, target: bytes) -> None:
@@ -181,12 +185,14 @@ class Staged:
 
 
 @contextmanager
-def staged(final: Path, mode: int = 0o600, *, replace: bool = False) -> Iterator[Staged]:
+def staged(final: Path, mode: int = 0o600, *, replace: bool = False,
+           result: bool = True) -> Iterator[Staged]:
     """Write a new file for *final*: yields a :class:`Staged` temporary file (mode 0600 while it
     is written, whatever it holds). When the block ends normally, the file is flushed, fsynced,
     given *mode* and published under *final* (never replacing a file, FileExistsError; with
     *replace*, atomically renamed over *final* instead). On any exception, including Ctrl-C and
     the signals the CLI turns into it, the temporary file is removed and *final* is untouched.
+    Once named, a *result* is no longer undone by a signal (evidencekit.fs.commit).
     """
     folder = final.absolute().parent
     try:
@@ -200,11 +206,12 @@ def staged(final: Path, mode: int = 0o600, *, replace: bool = False) -> Iterator
             out.flush()
             os.fsync(out.fileno())
             set_mode(out.fileno(), mode)
-        if replace:
-            os.replace(temp, final)
-            sync_folder(folder)
-        else:
-            publish(temp, final)
+        with committing(final, result):
+            if replace:
+                os.replace(temp, final)
+                sync_folder(folder)
+            else:
+                publish(temp, final)
     finally:
         with suppress(FileNotFoundError):
             os.unlink(temp)

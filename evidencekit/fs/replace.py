@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from evidencekit.fs.commit import interruptible_wait
 from evidencekit.fs.publish import staged
 
 _FICLONE = 0x40049409  # Linux ioctl: share all blocks of a file (Btrfs, XFS, bcachefs …)
@@ -51,10 +52,11 @@ def locked(path: Path, waiting: Callable[[], None] | None = None) -> Iterator[in
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                if waiting is not None and not told:
-                    waiting()
-                    told = True
-                fcntl.flock(fd, fcntl.LOCK_EX)
+                with interruptible_wait():  # Ctrl-C may stop a wait, whatever was made before
+                    if waiting is not None and not told:
+                        waiting()
+                        told = True
+                    fcntl.flock(fd, fcntl.LOCK_EX)
             if _names(path, fd):
                 yield fd
                 return
