@@ -287,6 +287,9 @@ def capture(request: CaptureRequest) -> CaptureResult:
             skip.update(_identities_of(request.exclude_paths))
             result = _write_bundle(request, sources, out, started, skip)
         return result
+    except fs.NameNotAllowed as exc:
+        raise OutputError(f"cannot write {request.output}: {exc.strerror}; nothing was written",
+                          hint="choose another name with -o") from None
     except fs.CannotCreate as exc:  # e.g. an immutable or read-only folder that access() let through
         raise OutputError(f"cannot write to the folder {request.output.parent}: "
                           f"{exc.strerror or exc}",

@@ -287,6 +287,9 @@ def reseal(bundle: Path, output: Path, identities: Sequence[age.Identity],
                                      progress, addendum)
         result.output = output
         return result
+    except fs.NameNotAllowed as exc:
+        raise OutputError(f"cannot write the new bundle {output}: {exc.strerror}; nothing was "
+                          "written", hint="choose another name with -o") from None
     except fs.CannotCreate as exc:
         raise OutputError(f"cannot write the new bundle {output}: {exc.strerror or exc}",
                           hint="check that the folder exists and that you can write to it") from None

@@ -191,6 +191,10 @@ class _Writer:
             where = self.tree.parent(name)
             if where is not None:
                 refuse_name_clash(*where)
+        if exc.errno in fs.NAME_REFUSED:
+            where = self.tree.parent(name)
+            if where is not None and fs.takes_new_files(where[0]):
+                raise NameNotAllowed(name)
         if exc.errno in _CONFLICTS:
             return BundleError(f"payload member {name} collides with another member")
         self.failure = exc
@@ -201,6 +205,19 @@ class NameClash(OutputError):
     """The output folder's file system takes two names of the evidence for the same one
     (a.txt and A.TXT on exFAT, FAT, NTFS, macOS): a problem of the destination, not of the
     evidence (docs/decisions/atomic-publish.md)."""
+
+
+class NameNotAllowed(OutputError):
+    """The output folder's file system does not allow a name the evidence holds (``:``, ``?``
+    … on FAT and exFAT): a problem of the destination, not of the evidence."""
+
+    def __init__(self, member: str) -> None:
+        shown = member.rsplit("/", 1)[-1]
+        super().__init__(f"the destination folder's file system does not allow the name "
+                         f"{shown!r} (the evidence file {member}; {fs.NAME_RULE}); nothing was "
+                         "extracted. The bundle itself was not found faulty",
+                         hint="extract onto a disk that allows any name (a Linux folder such "
+                         "as your home folder, ext4)")
 
 
 def refuse_name_clash(folder_fd: int, name: bytes) -> None:

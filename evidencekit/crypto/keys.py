@@ -571,6 +571,8 @@ def _write_new_files(files: list[tuple[Path, bytes, int]]) -> None:
 
 
 def _output_error(path: Path, exc: OSError) -> OutputError:
+    if isinstance(exc, fs.NameNotAllowed):
+        return OutputError(f"cannot write {path}: {exc.strerror}")
     if exc.errno == errno.ENOENT:
         return OutputError(f"cannot write {path}: the directory {path.parent} does not exist")
     if exc.errno in (errno.EACCES, errno.EPERM):

@@ -20,22 +20,30 @@ from evidencekit.fs.limits import (
     on_fuse,
 )
 from evidencekit.fs.publish import (
+    NAME_REFUSED,
+    NAME_RULE,
     NO_HARD_LINKS,
     CannotCreate,
+    NameNotAllowed,
     Staged,
     publish,
     publish_folder,
+    refuses_name,
     set_mode,
     staged,
     sync_folder,
+    takes_new_files,
     umask_mode,
 )
 from evidencekit.fs.replace import NotEnoughSpace, locked, replace_end
 
 __all__ = [
     "FAT32_LARGEST",
+    "NAME_REFUSED",
+    "NAME_RULE",
     "NO_HARD_LINKS",
     "CannotCreate",
+    "NameNotAllowed",
     "NotEnoughSpace",
     "Staged",
     "begin",
@@ -51,9 +59,11 @@ __all__ = [
     "on_fuse",
     "publish",
     "publish_folder",
+    "refuses_name",
     "replace_end",
     "set_mode",
     "staged",
     "sync_folder",
+    "takes_new_files",
     "umask_mode",
 ]

@@ -176,6 +176,50 @@ class CannotCreate(OSError):
     """The temporary file could not be created: the folder is missing or not writable."""
 
 
+# What a file system answers to a name it does not allow: exfat-fuse ENOENT, fusefat EPERM,
+# the kernel's FAT and NTFS drivers EINVAL, some EILSEQ.
+NAME_REFUSED = frozenset({errno.ENOENT, errno.EINVAL, errno.EPERM, errno.EILSEQ})
+NAME_RULE = ("FAT and exFAT sticks, like Windows, refuse some names that Linux allows, such as "
+             "those with \" * : < > ? \\ | or control characters")
+
+
+def takes_new_files(folder_fd: int) -> bool:
+    """Whether the open folder *folder_fd* takes a new file of a plain name: if so, a refused
+    creation there was about the name, not about the folder."""
+    probe = f".evidencekit-probe-{os.getpid()}.tmp"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600,
+                         dir_fd=folder_fd))
+    except OSError:
+        return False
+    with suppress(OSError):
+        os.unlink(probe, dir_fd=folder_fd)
+    return True
+
+
+def refuses_name(folder: Path, error: OSError) -> bool:
+    """Whether creating a file in *folder* failed with *error* because of the file's name."""
+    if error.errno not in NAME_REFUSED:
+        return False
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return takes_new_files(fd)
+    finally:
+        os.close(fd)
+
+
+class NameNotAllowed(CannotCreate):
+    """The folder takes new files, but not one of this name (FAT, exFAT: ``:``, ``?`` …)."""
+
+    def __init__(self, final: Path, error: OSError) -> None:
+        super().__init__(error.errno, f"its file system does not allow the name {final.name!r} "
+                         f"({NAME_RULE})", str(final.absolute().parent))
+        self.final = final
+
+
 class Staged:
     """A temporary file in the destination's folder: :attr:`file` to write, :attr:`path`."""
 
@@ -198,6 +242,8 @@ def staged(final: Path, mode: int = 0o600, *, replace: bool = False,
     try:
         fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".partial", dir=folder)
     except OSError as exc:
+        if refuses_name(folder, exc):  # the temporary name holds the final one
+            raise NameNotAllowed(final, exc) from None
         raise CannotCreate(exc.errno, exc.strerror, str(folder)) from None
     temp = Path(name)
     try:

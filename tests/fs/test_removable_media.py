@@ -131,3 +131,31 @@ def _fresh(tmp_path: Path) -> Path:
     folder = tmp_path / "second"
     folder.mkdir()
     return folder
+
+
+def test_a_name_the_stick_does_not_allow_is_named_as_such(stick: Path, tmp_path: Path,
+                                                          keys: dict[str, Path],
+                                                          home: Path) -> None:
+    """FAT and exFAT refuse " * : < > ? \\ | and control characters in names. That is said, of
+    an output name (-o) and of an evidence file's name (extract): never a folder blamed for
+    "No such file or directory" or "Operation not permitted", never the evidence."""
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    (evidence / "call 10:42.txt").write_text("bank called\n")
+    (evidence / "ok.txt").write_text("fine\n")
+    bundle = tmp_path / "case.evidence"
+    made = run_cli("capture", evidence, "-R", keys["recipient"], "--sign-key", keys["signer"],
+                   "-o", bundle)
+    assert made.code == 0, made.stderr
+    refused = run_cli("capture", evidence, "-R", keys["recipient"], "--sign-key",
+                      keys["signer"], "-o", stick / "case 10:42.evidence")
+    assert refused.code == 2, refused.stderr
+    assert "does not allow the name 'case 10:42.evidence'" in refused.stderr, refused.stderr
+    report = run_cli("report", bundle, "-i", keys["identity"], "-o", stick / "why?.html")
+    assert report.code == 2 and "does not allow the name 'why?.html'" in report.stderr
+    opened = run_cli("extract", bundle, "-i", keys["identity"], "-o", stick / "opened", "--json")
+    assert opened.code == 2, opened.stdout + opened.stderr
+    message = opened.json()["error"]["message"]
+    assert "does not allow the name 'call 10:42.txt'" in message, message
+    assert "not found faulty" in message
+    assert os.listdir(stick) == []
