@@ -23,6 +23,10 @@ from evidencekit.errors import InputError
 
 MAX_WHOLE_DIGITS = 18  # as the stored form allows (incident.py)
 MAX_DECIMALS = 8
+# Characters of an amount with its currency as typed: the longest one readable (18 digits and
+# their separators, 8 decimals, a currency name, spaces) fits; past it, parse_money's currency
+# patterns would take time that grows with the square of the length.
+MAX_TYPED = 100
 
 # Currency signs people type, for the ISO 4217 code they stand for. "$" is read as US dollars
 # and "¥" as Japanese yen, and said so when the amount is shown back (SHARED_SIGNS), since many
@@ -199,6 +203,9 @@ def _checked(whole: str, decimals: str, raw: str) -> str:
 def parse_money(text: str, default_currency: str = "") -> Money:
     """An amount and its currency, as typed: '1.250,00 €', 'EUR 1,250.00', "CHF 1'250",
     '€499.90', '450 euros'. Raises AmbiguousAmount or AmountError."""
+    if len(text) > MAX_TYPED:
+        raise AmountError(f"{text[:40].strip()!r}… is too long to be an amount",
+                          hint="one amount at a time, with its currency, e.g. 1250.00 EUR")
     rest = _normalised(text)
     currency, shared = "", ""
     for sign in sorted(CURRENCY_SIGNS, key=len, reverse=True):

@@ -219,3 +219,17 @@ def test_digits_of_other_scripts_are_stored_as_ascii(typed: str, amount: str) ->
 def test_what_python_calls_a_digit_is_not_one_of_an_amount(typed: str) -> None:
     with pytest.raises(amounts.AmountError):
         amounts.parse_money(typed, default_currency="EUR")
+
+
+def test_a_long_paste_is_refused_at_once() -> None:
+    """The currency patterns take time that grows with the square of the text's length: a
+    pasted page (64 000 characters took about 30 s) is refused before they run."""
+    import time
+
+    started = time.monotonic()
+    for pasted in ("1" + "\t" * 64_000 + "1", "a" * 64_000 + "1 ", "1" + "\u3000" * 64_000):
+        with pytest.raises(amounts.AmountError, match="too long"):
+            amounts.parse_money(pasted)
+    assert time.monotonic() - started < 1
+    longest = "CHF 999'999'999'999'999'999.12345678"  # the longest readable, within
+    assert len(longest) < amounts.MAX_TYPED and amounts.parse_money(longest).currency == "CHF"
