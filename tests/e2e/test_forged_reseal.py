@@ -261,14 +261,18 @@ def extract_refused(path: Path, setup: Setup, tmp_path: Path) -> None:
 def test_an_honest_reseal_by_an_untrusted_key_verifies_with_a_warning(setup: Setup,
                                                                      tmp_path: Path) -> None:
     """Control: the same plaintext re-encrypted under the forged event is accepted (a warning
-    names the resealer), so the refusals below come from the changed tree alone."""
+    names the resealer by key, exit 6: intact, but not every signer is trusted), so the refusals
+    below come from the changed tree alone."""
     plaintext = plaintext_of(setup)
     assert joined(pieces(plaintext)) == plaintext  # the cutting helpers lose nothing
     bundle = resealed(setup, plaintext, tmp_path / "honest.evidence")
     result = verify(bundle, setup)
-    assert result.code == 0, result.stdout + result.stderr
-    warnings = [f["problem"] for f in result.json()["findings"] if f["severity"] == "warning"]
-    assert any("resealed by Custodian C." in w for w in warnings), warnings
+    assert result.code == 6, result.stdout + result.stderr
+    findings = result.json()["findings"]
+    assert not [f for f in findings if f["severity"] == "error"], findings
+    warnings = [f["problem"] for f in findings if f["severity"] == "warning"]
+    assert any("resealed by the key" in w and "\u201cCustodian C.\u201d" in w
+               and "matches the sealer's signed manifest" in w for w in warnings), warnings
 
 
 FORGERIES: dict[str, tuple[Callable[[bytes], bytes], str, str]] = {

@@ -919,7 +919,9 @@ def test_unwritable_output_folder_even_for_root(tmp_path, home, keys):
 
 def test_temporary_file_creation_failure_is_exit_2_not_a_crash(tmp_path, lib, monkeypatch):
     """access() may say yes and creating the file still fail (ACLs, races, read-only mounts)."""
-    import evidencekit.capture as capture_module
+    import importlib
+
+    publish_module = importlib.import_module("evidencekit.fs.publish")  # fs.publish is a function
 
     src = tmp_path / "src"
     src.mkdir()
@@ -928,7 +930,7 @@ def test_temporary_file_creation_failure_is_exit_2_not_a_crash(tmp_path, lib, mo
     def refuse(*args: object, **kwargs: object) -> None:
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
 
-    monkeypatch.setattr(capture_module.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(publish_module.tempfile, "mkstemp", refuse)
     with pytest.raises(OutputError, match="cannot write to the folder"):
         lib.capture(src)
 
