@@ -130,7 +130,8 @@ def build_event(report: Report, request: EventRequest, *, action: str | None = N
 
 
 def append_event(bundle: Path, request: EventRequest, report: Report | None = None,
-                 waiting: Callable[[], None] | None = None) -> CustodyEvent:
+                 waiting: Callable[[], None] | None = None,
+                 linked: Callable[[int], None] | None = None) -> CustodyEvent:
     """Verify the public parts of *bundle*, then append a signed event, atomically: the bundle
     is replaced by a copy that holds the event (evidencekit.fs.replace_end), so a kill or a full
     disk at any instant leaves it whole, with or without the event.
@@ -139,6 +140,9 @@ def append_event(bundle: Path, request: EventRequest, report: Report | None = No
     for (*waiting* is called when that happens), and the bundle is checked again once it is
     ours, so the event follows whatever that command added. A *report* from a verify that just
     ran (``verify --record``) must describe the same payload as the bundle found then.
+
+    The bundle is replaced, so another name it had (a hard link) keeps the bundle as it was:
+    *linked* is then told how many such names there were, to say so.
     """
     if request.action not in APPENDABLE:
         raise UsageError(f"action must be one of: {', '.join(APPENDABLE)}")
@@ -152,6 +156,7 @@ def append_event(bundle: Path, request: EventRequest, report: Report | None = No
                                   "event was added", hint="run the command again")
             event = build_event(current, request)
             publictext.check_readable(event.to_json(), custody_member(event.sequence))
+            others = os.fstat(fd).st_nlink - 1
             _append_members(target, fd, event, request.signing_key)
     except fs.NotEnoughSpace as exc:
         raise OutputError(f"not enough free space next to {bundle} to add the custody event: "
@@ -165,6 +170,8 @@ def append_event(bundle: Path, request: EventRequest, report: Report | None = No
         raise OutputError(f"could not add the custody event to {bundle}: "
                           f"{exc.strerror or exc}; the bundle was left as it was",
                           hint="check free space and permissions") from None
+    if others > 0 and linked is not None:
+        linked(others)
     return event
 
 

@@ -64,7 +64,8 @@ def custody_add(bundle: Path, action: str, to_party: str | None, from_party: str
         counterparty = counterparty_for(action, to_party, from_party)
         key = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json)
         request = EventRequest(action, actor_name(actor, key), key, note, counterparty)
-        event = append_event(bundle, request, waiting=render.waiting_for_writer(bundle))
+        event = append_event(bundle, request, waiting=render.waiting_for_writer(bundle),
+                             linked=render.other_names_left(bundle))
         if as_json:
             render.emit_json({"command": "custody add", "ok": True, "exit_code": 0,
                               "bundle": str(bundle), "event": event_summary(event)})

@@ -148,7 +148,8 @@ def _record(bundle: Path, report: Report, action: str, actor: str | None, key: S
         return "not recorded in the custody log: verification failed"
     event = append_event(bundle, EventRequest(action, actor_name(actor, key), key,
                                               details=details), report,
-                         waiting=render.waiting_for_writer(bundle))
+                         waiting=render.waiting_for_writer(bundle),
+                         linked=render.other_names_left(bundle))
     return f"recorded as custody event #{event.sequence} ({action})"
 
 

@@ -216,7 +216,8 @@ def note_command(bundle: Path, text: str, kind: str, when: str | None, time_zone
         key = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json)
         event = append_event(bundle, EventRequest("note", actor_name(actor, key), key,
                                                   note_text, details=details), checked,
-                             waiting=render.waiting_for_writer(bundle))
+                             waiting=render.waiting_for_writer(bundle),
+                             linked=render.other_names_left(bundle))
         if as_json:
             render.emit_json({"command": "note", "ok": True, "exit_code": 0, "private": False,
                               "bundle": str(bundle), "event": event_summary(event)})

@@ -90,6 +90,17 @@ def waiting_for_writer(bundle: Path) -> Callable[[], None]:
     return say
 
 
+def other_names_left(bundle: Path) -> Callable[[int], None]:
+    """What to say when the bundle had hard links: they still name the bundle without the
+    event (it was replaced by a copy that holds it, docs/decisions/atomic-publish.md)."""
+    def say(count: int) -> None:
+        names = "another name (a hard link)" if count == 1 else f"{count} other names (hard links)"
+        err.print(f"[yellow]Note:[/] {_escape(str(bundle))} had {names}: "
+                  f"{'it still shows' if count == 1 else 'they still show'} the bundle without "
+                  "this event. Copy the bundle there again if it should have it too.")
+    return say
+
+
 def error(exc: EvidenceKitError, command: str, as_json: bool) -> None:
     if as_json:
         emit_json({"command": command, "ok": False, "exit_code": exc.exit_code,

@@ -47,7 +47,9 @@ def locked(path: Path, waiting: Callable[[], None] | None = None) -> Iterator[in
     """
     told = False
     while True:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        # O_NONBLOCK: a named pipe's open() would wait for a writer for ever; opened at once,
+        # it is refused by the check that follows the lock, as every reader refuses it.
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

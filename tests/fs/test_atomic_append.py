@@ -200,3 +200,29 @@ def test_the_copy_keeps_mode_and_a_link_stays_a_link(tmp_path: Path, keys: dict[
     assert result.returncode == 0, result.stderr
     assert link.is_symlink() and _events(bundle) == [1, 2]
     assert bundle.stat().st_mode & 0o7777 == 0o640
+
+
+def test_a_named_pipe_given_as_the_bundle_is_refused_not_waited_on(
+        tmp_path: Path, keys: dict[str, Path], home: Path) -> None:
+    """Taking the lock opens the file: a FIFO's open() waits for a writer that never comes (it
+    hung for ever). It is refused as every reader refuses it."""
+    pipe = tmp_path / "case.evidence"
+    os.mkfifo(pipe)
+    result = subprocess.run(_add(pipe, keys), capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2, result.stderr
+    assert "FIFO" in result.stderr and "not a bundle file" in result.stderr
+
+
+def test_a_hard_link_keeps_the_old_bundle_and_that_is_said(tmp_path: Path,
+                                                           keys: dict[str, Path],
+                                                           home: Path) -> None:
+    """An append replaces the bundle, so another name of it (a hard link, a backup made with
+    cp -al) keeps the bundle as it was, whole: said, never silent."""
+    bundle = _capture(tmp_path, keys, 1 << 16, tmp_path)
+    other = tmp_path / "copy-for-police.evidence"
+    os.link(bundle, other)
+    result = subprocess.run(_add(bundle, keys), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "had another name (a hard link)" in result.stderr
+    assert _events(bundle) == [1, 2] and _events(other) == [1]
+    assert _verifies(other)
