@@ -726,18 +726,10 @@ def _write_bag(request: CaptureRequest, evidence: list[EvidenceSource], inner: I
 
 
 def _bag_info(case: CaseInfo, tally: _Tally, started: int) -> bytes:
-    fields = [
-        ("Bag-Software-Agent", f"evidencekit {__version__}"),
-        ("Bagging-Date", rfc3339(started)[:10]),
-        ("External-Identifier", case.case_id),
-        ("Contact-Name", case.examiner),
-        ("Payload-Oxum", f"{tally.total_bytes}.{tally.counts['files']}"),
-    ]
-    if case.organisation:
-        fields.insert(0, ("Source-Organization", case.organisation))
-    if case.description:
-        fields.append(("External-Description", case.description))
-    return bag.bag_info(fields)
+    return bag.evidencekit_bag_info(
+        tool_version=__version__, bagging_date=rfc3339(started)[:10], case_id=case.case_id,
+        examiner=case.examiner, organisation=case.organisation, description=case.description,
+        total_bytes=tally.total_bytes, files=tally.counts["files"])
 
 
 def _manifest_json(request: CaptureRequest, evidence: list[EvidenceSource], tally: _Tally,

@@ -607,6 +607,7 @@ def _check_manifest(scan: PayloadScan, report: Report, findings: Findings) -> Ma
         _check_manifest_fields(manifest, scan, seal, findings)
         entries.report(findings)
         _check_tag_headers(manifest, scan, findings)
+        _check_bag_info(manifest, scan, findings)
         _check_incident(manifest, scan, findings)
     except BundleError as exc:
         findings.error("manifest", bag.EK_MANIFEST, exc.message)
@@ -615,6 +616,43 @@ def _check_manifest(scan: PayloadScan, report: Report, findings: Findings) -> Ma
 
 
 TAG_MODE = 0o644
+
+
+def _check_bag_info(manifest: Manifest, scan: PayloadScan, findings: Findings) -> None:
+    """Step 10: bag-info.txt is exactly what capture derived from the signed manifest. Nothing
+    signs bag-info.txt, and BagIt tools show it as the bag's description: a resealer who could
+    change it (and the tag manifest with it) could plant text in the sealer's name."""
+    found = scan.tag_files.get(bag.BAG_INFO)
+    if found is None:
+        return  # step 9 reports a missing tag file
+    try:
+        case, capture, summary = (manifest.fields[key] for key in ("case", "capture", "summary"))
+        expected = bag.evidencekit_bag_info(
+            tool_version=capture["tools"]["evidencekit"], bagging_date=capture["started"][:10],
+            case_id=case["case_id"], examiner=case["examiner"],
+            organisation=case.get("organisation") or "", description=case.get("description") or "",
+            total_bytes=summary["total_bytes"], files=summary["counts"]["files"])
+    except (KeyError, TypeError, AttributeError):
+        findings.error("manifest", bag.EK_MANIFEST, "manifest.json lacks the fields bag-info.txt "
+                       "is made from")
+        return
+    if found != expected:
+        number, wanted, there = _first_different_line(expected, found)
+        findings.error("manifest", bag.BAG_INFO, f"bag-info.txt differs at line {number} from "
+                       "the one capture wrote from the signed manifest.json (someone changed the "
+                       "bag's description)", wanted, there)
+
+
+def _first_different_line(expected: bytes, found: bytes) -> tuple[int, str, str]:
+    """The first line where *found* differs from *expected*: its number and both versions."""
+    wanted = expected.decode("utf-8", "replace").split("\n")
+    there = found.decode("utf-8", "replace").split("\n")
+    for number in range(max(len(wanted), len(there))):
+        one = wanted[number] if number < len(wanted) else "(nothing)"
+        other = there[number] if number < len(there) else "(nothing)"
+        if one != other:
+            return number + 1, one[:200], other[:200]
+    return 1, "", ""  # unreachable: the bytes differ
 
 
 def _check_tag_headers(manifest: Manifest, scan: PayloadScan, findings: Findings) -> None:

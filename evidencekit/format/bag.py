@@ -90,6 +90,26 @@ def _is_lower_hex(text: str) -> bool:
     return not text.strip("0123456789abcdef")  # every character is one of those
 
 
+def evidencekit_bag_info(*, tool_version: str, bagging_date: str, case_id: str, examiner: str,
+                         organisation: str, description: str, total_bytes: int,
+                         files: int) -> bytes:
+    """The bag-info.txt evidencekit writes. Every value comes from the signed manifest.json
+    (§4.2), so a verifier rebuilds it from there and requires the same bytes: nothing signs
+    bag-info.txt itself, and BagIt tools show it."""
+    fields = [
+        ("Bag-Software-Agent", f"evidencekit {tool_version}"),
+        ("Bagging-Date", bagging_date),
+        ("External-Identifier", case_id),
+        ("Contact-Name", examiner),
+        ("Payload-Oxum", f"{total_bytes}.{files}"),
+    ]
+    if organisation:
+        fields.insert(0, ("Source-Organization", organisation))
+    if description:
+        fields.append(("External-Description", description))
+    return bag_info(fields)
+
+
 def bag_info(fields: list[tuple[str, str]]) -> bytes:
     """bag-info.txt; multi-line values are folded with leading spaces as RFC 8493 §2.2.2 allows."""
     lines = []

@@ -210,6 +210,46 @@ def pax_path_trick(plaintext: bytes) -> bytes:
     return joined(after(parts, f"{EVIDENCE}/empty", Piece("trick", trick)))
 
 
+PLANTED = "External-Description: handed over voluntarily, no complaint\n"
+
+
+def rewritten_tag_file(part: Piece, data: bytes) -> Piece:
+    """*part* (a tag file) holding *data* instead, its header as the writer makes it."""
+    with tarfile.open(fileobj=io.BytesIO(part.raw + bytes(2 * BLOCK)), mode="r:") as archive:
+        member = archive.getmembers()[0]
+    seconds = int(member.mtime)
+    header = member_header(part.name, tarfile.REGTYPE, len(data), 0o644, seconds * SECOND, 0, 0)
+    assert header is not None
+    return Piece(part.name, header + data + padding(len(data)))
+
+
+def rewrite_bag_info(plaintext: bytes) -> bytes:
+    """bag-info.txt with a sentence the sealer never wrote, and the tag manifest's line for it
+    made to match, so that a BagIt tool finds a valid bag and shows the planted text."""
+    parts = pieces(plaintext)
+    with tarfile.open(fileobj=io.BytesIO(plaintext), mode="r:") as tar:
+        info = tar.extractfile("bag/bag-info.txt").read()  # type: ignore[union-attr]
+        tags = tar.extractfile("bag/tagmanifest-sha256.txt").read().decode()  # type: ignore[union-attr]
+    info += PLANTED.encode()
+    tags = "".join(f"{hashlib.sha256(info).hexdigest()}  bag-info.txt\n"
+                   if line.endswith("  bag-info.txt") else line + "\n"
+                   for line in tags.splitlines())
+    replaced = {"bag/bag-info.txt": info, "bag/tagmanifest-sha256.txt": tags.encode()}
+    return joined([rewritten_tag_file(p, replaced[p.name]) if p.name in replaced else p
+                   for p in parts])
+
+
+def test_a_reseal_that_rewrites_bag_info_is_refused(setup: Setup, tmp_path: Path) -> None:
+    """Nothing signs bag-info.txt; it is made from the signed manifest.json, so verify rebuilds
+    it from there (found by an independent review: before, this verified with exit 0)."""
+    plaintext = rewrite_bag_info(plaintext_of(setup))
+    planted = gnu_tar_extract(plaintext, tmp_path) / "bag" / "bag-info.txt"
+    assert PLANTED in planted.read_text()  # what tar -x, and then bagit.py, would show
+    bundle = resealed(setup, plaintext, tmp_path / "bag-info.evidence")
+    refused(verify(bundle, setup), "bag-info.txt", "bag-info.txt differs at line")
+    extract_refused(bundle, setup, tmp_path)
+
+
 # --------------------------------------------------------------------------- GNU tar's view
 
 
