@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import copy
 import os
@@ -359,6 +360,8 @@ def _on_sigterm(signum: int, frame: object) -> None:
     make is made: then it finishes and says so (evidencekit.fs.commit)."""
     from evidencekit import fs
 
+    if _finished[0]:
+        return
     if fs.interruptible_now():
         raise KeyboardInterrupt
     fs.hold()
@@ -373,7 +376,7 @@ def _on_sigpipe(signum: int, frame: object) -> None:
     broken = [fd for fd in (1, 2) if _broken(fd)]
     for fd in broken:
         _silence(fd)  # what is still said goes nowhere, rather than failing the command
-    if broken and fs.interruptible_now():
+    if broken and fs.interruptible_now() and not _finished[0]:
         raise KeyboardInterrupt
 
 
@@ -460,12 +463,31 @@ _ENDING_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
 
 
 def _clean_up_on_ending_signals() -> None:
+    """Handle the ending signals, except those ignored when we started: ``nohup`` ignores
+    SIGHUP, a shell ignores SIGINT for its background jobs, so that logging out or Ctrl-C in the
+    terminal does not stop them; a handler would undo that. (SIGPIPE is always taken: Python
+    itself ignores it at start-up.)"""
+    _finished[0] = False
     for name in _ENDING_SIGNALS:
         number = getattr(signal, name, None)
-        if number is not None:  # Windows has only SIGTERM of these
-            signal.signal(number, _on_sigterm)
+        if number is not None and signal.getsignal(number) is not signal.SIG_IGN:
+            signal.signal(number, _on_sigterm)  # Windows has only SIGTERM of these
     if hasattr(signal, "SIGPIPE"):
         signal.signal(signal.SIGPIPE, _on_sigpipe)
+    atexit.register(_ignore_ending_signals)
+
+
+_finished = [False]  # the outcome is told: a signal now must not change the exit code
+
+
+def _ignore_ending_signals() -> None:
+    """At exit, after the outcome was told. Python's shutdown gives handled signals back their
+    default action, which would kill the process (exit 128+N) after it finished its work."""
+    for name in (*_ENDING_SIGNALS, "SIGPIPE"):
+        number = getattr(signal, name, None)
+        if number is not None:
+            with contextlib.suppress(OSError, ValueError):
+                signal.signal(number, signal.SIG_IGN)
 
 
 def _allow_more_open_files() -> None:
@@ -491,6 +513,13 @@ def main(args: Sequence[str] | None = None) -> None:
     _tolerate_broken_output()
     _clean_up_on_ending_signals()
     _allow_more_open_files()
+    try:
+        _run_cli(argv)
+    finally:
+        _finished[0] = True
+
+
+def _run_cli(argv: list[str]) -> None:
     try:
         cli.main(args=argv, prog_name="evidencekit", standalone_mode=False)
     except click.exceptions.Exit as exc:

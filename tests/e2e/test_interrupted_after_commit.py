@@ -173,3 +173,32 @@ def test_a_capture_that_first_made_the_personal_key_can_still_be_stopped(
     assert "personal signing key" in stderr  # made on the way
     assert proc.returncode == 130, stderr
     assert os.listdir(out) == []
+
+
+def test_nohup_is_obeyed(tmp_path: Path, keys: dict[str, Path], home: Path) -> None:
+    """``nohup evidencekit capture … &`` (SIGHUP ignored before the start, as nohup does, and
+    SIGINT as a shell does for background jobs): logging out must not stop the capture. The
+    handlers that clean up on SIGHUP/SIGINT are only installed for signals not ignored."""
+    source = tmp_path / "disk.img"
+    with open(source, "wb") as f:
+        f.truncate(1 << 30)  # sparse: no disk used, a second or more to capture
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def like_nohup() -> None:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    proc = subprocess.Popen([sys.executable, "-m", "evidencekit", "capture", str(source), "-R",
+                             str(keys["recipient"]), "--sign-key", str(keys["signer"]), "-o",
+                             str(out / "case.evidence")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, preexec_fn=like_nohup)
+    deadline = time.monotonic() + 60
+    while not any(out.iterdir()) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGHUP)
+    proc.send_signal(signal.SIGINT)
+    stderr = proc.communicate(timeout=120)[1].decode()
+    assert proc.returncode == 0, stderr
+    assert os.listdir(out) == ["case.evidence"]
