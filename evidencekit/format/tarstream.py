@@ -213,6 +213,11 @@ def _canonical(info: tarfile.TarInfo, pax: bool) -> bytes | None:
         return None
     if info.linkname and info.type != tarfile.LNKTYPE:
         return None
+    if (info.type != tarfile.DIRTYPE and info.name.endswith("/")) or \
+            info.linkname.endswith("/"):
+        # GNU tar makes a folder of a regular file whose name ends in '/', and a hard link to
+        # 'x/' fails; evidencekit would strip the slash and read a file: refuse, never guess.
+        return None
     if not pax:
         if info.type != tarfile.REGTYPE or not info.name.startswith(ADDENDA_PREFIX):
             return None  # bare ustar headers are only for the addenda's files
@@ -369,9 +374,14 @@ class TarReader:
                 self._truncated(skipped)
             self._left = 0
         if self._padding:
-            if self._input.skip(self._padding) < self._padding:
+            padding = self._input.read_exact(self._padding)  # less than a block
+            if len(padding) < self._padding:
                 raise TarFormatError(f"{_NOT_TAR}unexpected end of data (in the padding "
                                      f"after member {self._current!r})")
+            if padding.count(0) != len(padding):
+                # No tar shows these bytes: something hidden in the payload, as after its end.
+                raise TarFormatError(f"{_NOT_TAR}non-zero bytes in the padding after member "
+                                     f"{self._current[:200]!r}")
             self._padding = 0
 
     def _truncated(self, got: int) -> None:

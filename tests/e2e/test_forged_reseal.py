@@ -356,3 +356,26 @@ def test_a_pax_path_trick_read_differently_by_gnu_tar_is_refused(setup: Setup,
     bundle = resealed(setup, plaintext, tmp_path / "pax-trick.evidence")
     refused(verify(bundle, setup), PAYLOAD, "holds a tar header evidencekit never writes")
     extract_refused(bundle, setup, tmp_path)
+
+
+def with_ustar_field(part: Piece, field: slice, value: bytes) -> Piece:
+    """*part* (pax header block, one block of records, ustar block, data) with one field of
+    its ustar block set to *value*, the checksum made right again."""
+    block = bytearray(part.raw[2 * BLOCK : 3 * BLOCK])
+    block[field] = value.ljust(field.stop - field.start, b"\0")
+    block[148:156] = b"        "
+    block[148:155] = b"%06o\0" % sum(block)
+    return Piece(part.name, part.raw[: 2 * BLOCK] + bytes(block) + part.raw[3 * BLOCK :])
+
+
+def test_a_file_whose_name_ends_in_a_slash_is_refused(setup: Setup, tmp_path: Path) -> None:
+    """GNU tar makes a folder of a regular file whose ustar name ends in '/'; evidencekit read
+    the file (slash stripped) and verified with exit 6 (found by an independent review)."""
+    name = f"{EVIDENCE}/mail/scam.eml"
+    plaintext = joined([with_ustar_field(p, slice(0, 100), f"{name}/".encode())
+                        if p.name == name else p for p in pieces(plaintext_of(setup))])
+    line = line_for(gnu_tar_listing(plaintext, tmp_path), f"{name}/")
+    assert line is not None and line.startswith("d"), line  # a folder for GNU tar
+    bundle = resealed(setup, plaintext, tmp_path / "slash.evidence")
+    refused(verify(bundle, setup), PAYLOAD, "holds a tar header evidencekit never writes")
+    extract_refused(bundle, setup, tmp_path)
