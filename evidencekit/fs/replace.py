@@ -89,11 +89,27 @@ def replace_end(path: Path, fd: int, keep: int, tail: bytes) -> None:
         with suppress(OSError):
             if (info.st_uid, info.st_gid) != (os.getuid(), os.getgid()):
                 os.fchown(out, info.st_uid, info.st_gid)  # root appending to someone's bundle
+        _copy_attributes(fd, out)
         if not _clone(fd, out, keep):
             _require_space(path.absolute().parent, keep + len(tail))
             _copy(fd, out, keep)
         stage.file.seek(keep)
         stage.file.write(tail)
+
+
+def _copy_attributes(source: int, target: int) -> None:
+    """The extended attributes, where POSIX ACLs (a bundle shared with a colleague), security
+    labels and tags live: the copy must not take them away (best effort: a label the system
+    does not let us set stays behind)."""
+    if not hasattr(os, "listxattr"):  # pragma: no cover - not Linux
+        return
+    try:
+        names = os.listxattr(source)
+    except OSError:
+        return  # the file system has none
+    for name in names:
+        with suppress(OSError):
+            os.setxattr(target, name, os.getxattr(source, name))
 
 
 def _clone(source: int, target: int, keep: int) -> bool:

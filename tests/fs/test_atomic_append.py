@@ -226,3 +226,18 @@ def test_a_hard_link_keeps_the_old_bundle_and_that_is_said(tmp_path: Path,
     assert "had another name (a hard link)" in result.stderr
     assert _events(bundle) == [1, 2] and _events(other) == [1]
     assert _verifies(other)
+
+
+def test_the_copy_keeps_extended_attributes(tmp_path: Path, keys: dict[str, Path],
+                                            home: Path) -> None:
+    """Extended attributes (where POSIX ACLs, labels and tags live: a bundle shared with a
+    colleague through an ACL) are carried over to the copy that replaces the bundle."""
+    bundle = _capture(tmp_path, keys, 1 << 16, tmp_path)
+    try:
+        os.setxattr(bundle, "user.evidencekit-test", b"case 4411")
+    except OSError:  # pragma: no cover - a file system without user attributes
+        pytest.skip("this file system keeps no user extended attributes")
+    result = subprocess.run(_add(bundle, keys), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert _events(bundle) == [1, 2]
+    assert os.getxattr(bundle, "user.evidencekit-test") == b"case 4411"
