@@ -99,8 +99,9 @@ def _index(node: yaml.Node, path: PathKey, document: Document) -> None:
             _index(value_node, child, document)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            document.lines[(*path, i)] = item.start_mark.line + 1
-            _index(item, (*path, i), document)
+            child = (*path, i)
+            document.lines[child] = item.start_mark.line + 1
+            _index(item, child, document)
 
 
 def _key(node: yaml.Node) -> Any:
