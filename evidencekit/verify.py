@@ -34,7 +34,6 @@ from evidencekit.crypto import age, sshsig
 from evidencekit.crypto.keys import PublicKey
 from evidencekit.errors import (
     BundleError,
-    EvidenceKitError,
     InputError,
     Interrupted,
     NoMatchingKey,
@@ -298,19 +297,12 @@ def _check_seal(bundle: OuterBundle, report: Report) -> bytes | None:
     except BundleError as exc:
         findings.error("seal-signature", SEAL_SIG, exc.message)
         return seal_json
-    if report.signer.fingerprint != report.seal.signer.fingerprint or not _same_key(
-            report.signer, report.seal.signer.public_key):
+    if report.signer.fingerprint != report.seal.signer.fingerprint or \
+            not report.signer.is_named_by(report.seal.signer.public_key):
         findings.error("seal-signature", SEAL_SIG, "the seal was signed by a different key than "
                        "the one it names", expected=report.seal.signer.fingerprint,
                        found=report.signer.fingerprint)
     return seal_json
-
-
-def _same_key(key: PublicKey, openssh_line: str) -> bool:
-    try:
-        return PublicKey.from_openssh_line(openssh_line) == key
-    except EvidenceKitError:
-        return False
 
 
 def _check_readme(bundle: OuterBundle, seal: Seal, findings: Findings) -> None:
@@ -419,7 +411,7 @@ def _check_event(bundle: OuterBundle, event: CustodyEvent, data: bytes, name: st
     except BundleError as exc:
         findings.error("custody", name + ".sig", exc.message)
         return
-    if not _same_key(signer, event.actor.public_key) or signer.fingerprint != \
+    if not signer.is_named_by(event.actor.public_key) or signer.fingerprint != \
             event.actor.fingerprint:
         findings.error("custody", name + ".sig", "event is signed by a key other than the one it "
                        "names", event.actor.fingerprint, signer.fingerprint)
