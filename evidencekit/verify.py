@@ -168,17 +168,19 @@ class Report:
 def verify(path: Path, identities: Sequence[age.Identity] = (),
            trusted_keys: Sequence[PublicKey] = (), visitor: Visitor | None = None,
            progress: Progress | None = None, tee: Writable | None = None,
-           check_payload_hash: bool = True) -> Report:
+           check_payload_hash: bool = True, opened: OuterBundle | None = None) -> Report:
     """Run every check that the given keys allow; never stop at the first problem.
 
     *tee* receives every plaintext byte of the payload as it is read (used by reseal); its
     content is trustworthy only if the returned report is ok. ``check_payload_hash=False`` skips
-    step 7 (reading the whole payload) for a quick look at the custody log.
+    step 7 (reading the whole payload) for a quick look at the custody log. *opened*: the
+    bundle at *path* already open (reseal carries members of the very file it verified, not of
+    one that a custody append put under that name meanwhile); it is left open.
     """
     report = Report(str(path))
     progress = progress or NoProgress()
     try:
-        bundle = open_bundle(path)
+        bundle = open_bundle(path) if opened is None else opened
     except BundleError as exc:
         report.findings.error("outer-structure", str(path), exc.message)
         return report
@@ -192,7 +194,8 @@ def verify(path: Path, identities: Sequence[age.Identity] = (),
                           hint=f"{path} was not changed; run the command again to check it"
                           ) from None
     finally:
-        bundle.close()
+        if opened is None:
+            bundle.close()
     return report
 
 
