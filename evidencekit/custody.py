@@ -175,6 +175,12 @@ def append_event(bundle: Path, request: EventRequest, report: Report | None = No
     return event
 
 
+def check_appendable(bundle: Path) -> None:
+    """Refuse now (OutputError) a bundle that a custody event could not be added to later
+    (read-only, in a folder that cannot be written): asked before a long extract --record."""
+    _appendable(bundle)
+
+
 def _appendable(bundle: Path) -> Path:
     """The file to replace: a symbolic link's target (the link stays a link), and one that may
     be written (a bundle made read-only on purpose is not changed behind its owner's back)."""

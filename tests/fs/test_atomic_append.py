@@ -265,3 +265,31 @@ def test_a_reseal_while_an_event_is_added_reads_one_bundle(tmp_path: Path,
     assert reseal.returncode == 0, err
     assert run_cli("verify", resealed, "-i", keys["identity"]).code == 0
     assert _events(bundle) == [1, 2] and _verifies(bundle)
+
+
+def test_extract_record_that_cannot_add_its_event_says_the_folder_is_there(
+        tmp_path: Path, keys: dict[str, Path], home: Path) -> None:
+    """extract --record: the folder is made first, then the event added. When the event cannot
+    be added (no room for the copy), the error must say that the folder was extracted: before,
+    it named only the event, and a script saw exit 2 with a finished folder it knew nothing of."""
+    if os.geteuid() != 0:
+        skip_or_fail("mounting a small tmpfs needs root")
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(small)], check=True)
+    try:
+        bundle = _capture(small, keys, 1 << 20, tmp_path)
+        with open(small / "filler", "wb") as filler:  # room for less than a copy of the bundle
+            filler.write(b"\1" * (os.statvfs(small).f_bavail * os.statvfs(small).f_frsize
+                                  - (512 << 10)))
+        opened = tmp_path / "opened"
+        result = run_cli("extract", bundle, "-i", keys["identity"], "-o", opened, "--record",
+                         "--sign-key", keys["signer"], "--json")
+        assert result.code == 2, result.stderr
+        message = result.json()["error"]["message"]
+        assert f"{opened} was extracted (complete and verified), but no custody event was " \
+               "added: not enough free space" in message, message
+        assert (opened / "data" / f"evidence-{1 << 20}" / "photo.bin").stat().st_size == 1 << 20
+        assert _events(bundle) == [1]
+    finally:
+        subprocess.run(["umount", "-l", str(small)], check=False)
