@@ -108,17 +108,27 @@ if awk 'substr($0, 1, 1) != "-" { bad = 1 } END { exit bad }' outer.types; then
 else
   fail "the bundle holds members that are not regular files"
 fi
-events=$(( ($(wc -l < outer.names) - 4) / 2 ))
+grep -v '^timestamps/' outer.names > outer.main
+grep '^timestamps/' outer.names > outer.stamps
+stamps=$(( $(wc -l < outer.stamps) ))
+events=$(( ($(wc -l < outer.main) - 4) / 2 ))
 { printf '%s\n' README.txt payload.age seal.json seal.json.sig
   i=1
   while [ "$i" -le "$events" ]; do
     printf 'custody/%06d.json\ncustody/%06d.json.sig\n' "$i" "$i"
     i=$((i + 1))
   done; } > outer.expected
-if [ "$events" -ge 1 ] && cmp -s outer.expected outer.names; then
+if [ "$events" -ge 1 ] && cmp -s outer.expected outer.main; then
   ok "README.txt, payload.age, seal.json, seal.json.sig and $events custody events"
 else
-  fail "the members are not README.txt, payload.age, seal.json, seal.json.sig, custody/000001.json, custody/000001.json.sig, ... in that order: $(diff outer.expected outer.names)"
+  fail "the members are not README.txt, payload.age, seal.json, seal.json.sig, custody/000001.json, custody/000001.json.sig, ... in that order: $(diff outer.expected outer.main)"
+fi
+i=1
+while [ "$i" -le "$stamps" ]; do printf 'timestamps/%06d.tsr\n' "$i"; i=$((i + 1)); done > stamps.expected
+if ! cmp -s stamps.expected outer.stamps; then
+  fail "the timestamps are not timestamps/000001.tsr, timestamps/000002.tsr, ... in that order: $(diff stamps.expected outer.stamps)"
+elif [ "$stamps" -ge 1 ]; then
+  ok "and $stamps trusted timestamps (check each with openssl ts -verify: FORMAT.md §7.2, at its end)"
 fi
 mkdir outer && tar -xf "$bundle" -C outer 2> tar.err || fail "tar -x: $(cat tar.err)"
 cd outer || exit 2

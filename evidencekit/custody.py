@@ -30,13 +30,12 @@ from evidencekit.format.documents import (
     PAYLOAD,
     README,
     SEAL,
-    SEAL_SIG,
     CustodyEvent,
     Signer,
     custody_member,
 )
 from evidencekit.format.outer import END_OF_ARCHIVE, OuterWriter, read_member
-from evidencekit.format.reader import SMALL_MEMBER_LIMIT, OuterBundle, open_bundle
+from evidencekit.format.reader import SMALL_MEMBER_LIMIT, open_bundle
 from evidencekit.hostinfo import host_name
 from evidencekit.progress import Progress
 from evidencekit.verify import Report, verify
@@ -173,12 +172,6 @@ def append_event(bundle: Path, request: EventRequest, report: Report | None = No
     if others > 0 and linked is not None:
         linked(others)
     return event
-
-
-def check_appendable(bundle: Path) -> None:
-    """Refuse now (OutputError) a bundle that a custody event could not be added to later
-    (read-only, in a folder that cannot be written): asked before a long extract --record."""
-    _appendable(bundle)
 
 
 def _appendable(bundle: Path) -> Path:
@@ -334,31 +327,21 @@ def _write_resealed(bundle: Path, out: BinaryIO, identities: Sequence[age.Identi
                     recipients: Sequence[age.Recipient], request: EventRequest,
                     random: age.RandomSource, progress: Progress | None = None,
                     content: addenda.NoteContent | None = None) -> ResealResult:
-    # One open of the bundle for the members carried over and for the verify: a custody append
-    # may put a new file under that name meanwhile (it replaces the bundle), whose log holds
-    # an event the members read before do not.
     source = open_bundle(bundle)
     try:
-        return _reseal_open(source, bundle, out, identities, recipients, request, random,
-                            progress, content)
+        carried = {m.name: read_member(source.file, m, SMALL_MEMBER_LIMIT)
+                   for m in source.members if m.name != PAYLOAD}
+        times = {m.name: m.mtime for m in source.members}
+        order = [m.name for m in source.members]
     finally:
         source.close()
-
-
-def _reseal_open(source: OuterBundle, bundle: Path, out: BinaryIO,
-                 identities: Sequence[age.Identity], recipients: Sequence[age.Recipient],
-                 request: EventRequest, random: age.RandomSource, progress: Progress | None,
-                 content: addenda.NoteContent | None) -> ResealResult:
-    carried = {m.name: read_member(source.file, m, SMALL_MEMBER_LIMIT)
-               for m in source.members if m.name != PAYLOAD}
-    times = {m.name: m.mtime for m in source.members}
     added: addenda.Addendum | None = None
     writer = OuterWriter(out)
     writer.add_bytes(README, carried[README], times[README])
     with writer.add_stream(PAYLOAD, times[PAYLOAD]) as sink:
         encryptor = age.AgeWriter(cast(BinaryIO, sink), recipients, random=random)
         tee = _Tee(encryptor)
-        report = verify(bundle, identities, tee=tee, progress=progress, opened=source)
+        report = verify(bundle, identities, tee=tee, progress=progress)
         if not report.ok or not report.decrypted:
             encryptor.abort()
             _raise_failed(report)
@@ -374,12 +357,10 @@ def _reseal_open(source: OuterBundle, bundle: Path, out: BinaryIO,
             encryptor.abort()
             raise
         encryptor.close()
-    for name in (SEAL, SEAL_SIG):
+    # The seal, the custody log and any timestamps (format version 3, which countersign the
+    # seal's signature and so stay valid), byte for byte and in their order.
+    for name in order[order.index(SEAL):]:
         writer.add_bytes(name, carried[name], times[name])
-    for event in report.events:
-        member = custody_member(event.sequence)
-        writer.add_bytes(member, carried[member], times[member])
-        writer.add_bytes(member + ".sig", carried[member + ".sig"], times[member])
     details = {"old_payload_sha256": report.payload_sha256 or "",
                "new_payload_sha256": sink.hexdigest(), "new_payload_size": str(sink.size),
                "recipients": ", ".join(_describe(r) for r in recipients)}

@@ -18,6 +18,9 @@ class ExitCode:
     # verify/extract/report/custody show with --trusted-key: intact, but some custody events,
     # notes or encrypted additions are signed by keys not listed (shown by key, not counted)
     UNTRUSTED_SIGNERS = 6
+    # capture --tsa / timestamp: the bundle is written and whole, but a timestamp asked for could
+    # not be added (TSA unreachable or its answer refused); the command to add it is printed
+    TIMESTAMP_MISSING = 7
     INTERRUPTED = 130  # Ctrl-C / SIGTERM
 
 

@@ -16,6 +16,9 @@
                       if any, is the one manifest.json names and is a valid incident record
 11. addenda           (format version 2) each addenda/NNNNNN.json after the bag is signed by its
                       author and is the one its "resealed" custody event names; none is missing
+--- without a key too ---
+12. timestamps        (format version 3) each timestamps/NNNNNN.tsr is an RFC 3161 response over
+                      seal.json.sig; with --tsa-ca, signed by a TSA chaining to that root
 """
 
 from __future__ import annotations
@@ -27,13 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from evidencekit import addenda, incident
+from evidencekit import addenda, incident, timestamps
 from evidencekit.addenda import FoundAddendum
 from evidencekit.clock import parse_rfc3339
 from evidencekit.crypto import age, sshsig
 from evidencekit.crypto.keys import PublicKey
 from evidencekit.errors import (
     BundleError,
+    EvidenceKitError,
     InputError,
     Interrupted,
     NoMatchingKey,
@@ -54,8 +58,13 @@ from evidencekit.format.documents import (
 from evidencekit.format.entries import EntryChecker
 from evidencekit.format.manifest import Manifest
 from evidencekit.format.manifest import read as read_manifest
-from evidencekit.format.outer import MemberReader, drain
-from evidencekit.format.reader import OuterBundle, open_bundle, structure_problems
+from evidencekit.format.outer import MemberReader, drain, read_member
+from evidencekit.format.reader import (
+    OuterBundle,
+    open_bundle,
+    structure_problems,
+    timestamp_names,
+)
 from evidencekit.format.tree import TreeComparison
 from evidencekit.payload import PayloadScan, StoredMember, Visitor, scan_payload
 from evidencekit.pipeline import PieceReadAhead, ReadAheadStream, Writable
@@ -107,6 +116,7 @@ class Report:
     addenda: list[FoundAddendum] = field(default_factory=list)  # step 11: those that parsed
     plaintext_end: int | None = None  # where the payload tar's end-of-archive blocks start
     trusted_keys: frozenset[str] | None = None  # fingerprints from --trusted-key; None: none given
+    timestamps: list[timestamps.Checked] = field(default_factory=list)  # step 12
 
     @property
     def ok(self) -> bool:
@@ -168,25 +178,26 @@ class Report:
 def verify(path: Path, identities: Sequence[age.Identity] = (),
            trusted_keys: Sequence[PublicKey] = (), visitor: Visitor | None = None,
            progress: Progress | None = None, tee: Writable | None = None,
-           check_payload_hash: bool = True, opened: OuterBundle | None = None) -> Report:
+           check_payload_hash: bool = True,
+           tsa_roots: Sequence[timestamps.Certificate] | None = None) -> Report:
     """Run every check that the given keys allow; never stop at the first problem.
 
     *tee* receives every plaintext byte of the payload as it is read (used by reseal); its
     content is trustworthy only if the returned report is ok. ``check_payload_hash=False`` skips
-    step 7 (reading the whole payload) for a quick look at the custody log. *opened*: the
-    bundle at *path* already open (reseal carries members of the very file it verified, not of
-    one that a custody append put under that name meanwhile); it is left open.
+    step 7 (reading the whole payload) for a quick look at the custody log. *tsa_roots*
+    (``--tsa-ca``): the roots timestamps are checked against; without them a timestamp's
+    imprint is checked but it is reported as not checked against a trusted root.
     """
     report = Report(str(path))
     progress = progress or NoProgress()
     try:
-        bundle = open_bundle(path) if opened is None else opened
+        bundle = open_bundle(path)
     except BundleError as exc:
         report.findings.error("outer-structure", str(path), exc.message)
         return report
     try:
         _verify_open(bundle, report, identities, trusted_keys, visitor, progress, tee,
-                     check_payload_hash)
+                     check_payload_hash, tsa_roots)
     except KeyboardInterrupt:
         # Said here, not by the CLI's generic "nothing was written / the source was not changed"
         # (capture's words): what a reader of bundles was doing, and that the bundle is intact.
@@ -194,15 +205,14 @@ def verify(path: Path, identities: Sequence[age.Identity] = (),
                           hint=f"{path} was not changed; run the command again to check it"
                           ) from None
     finally:
-        if opened is None:
-            bundle.close()
+        bundle.close()
     return report
 
 
 def _verify_open(bundle: OuterBundle, report: Report, identities: Sequence[age.Identity],
                  trusted_keys: Sequence[PublicKey], visitor: Visitor | None,
-                 progress: Progress, tee: Writable | None, check_payload_hash: bool = True
-                 ) -> None:
+                 progress: Progress, tee: Writable | None, check_payload_hash: bool = True,
+                 tsa_roots: Sequence[timestamps.Certificate] | None = None) -> None:
     findings = report.findings
     for problem in structure_problems(bundle):  # step 1
         findings.error("outer-structure", bundle.path.name, problem)
@@ -222,6 +232,7 @@ def _verify_open(bundle: OuterBundle, report: Report, identities: Sequence[age.I
     report.payload = PayloadExpectation(seal.payload_sha256, seal.payload_size)
     report.events = check_custody(bundle, seal, hashlib.sha256(seal_json).hexdigest(), findings,
                                   report.payload)
+    report.timestamps = _check_timestamps(bundle, seal, findings, tsa_roots)  # step 12
     if check_payload_hash or identities:
         _check_payload(bundle, report, identities, visitor, progress, tee)  # steps 7-10
     _check_resealers(report, trusted_keys)
@@ -300,12 +311,19 @@ def _check_seal(bundle: OuterBundle, report: Report) -> bytes | None:
     except BundleError as exc:
         findings.error("seal-signature", SEAL_SIG, exc.message)
         return seal_json
-    if report.signer.fingerprint != report.seal.signer.fingerprint or \
-            not report.signer.is_named_by(report.seal.signer.public_key):
+    if report.signer.fingerprint != report.seal.signer.fingerprint or not _same_key(
+            report.signer, report.seal.signer.public_key):
         findings.error("seal-signature", SEAL_SIG, "the seal was signed by a different key than "
                        "the one it names", expected=report.seal.signer.fingerprint,
                        found=report.signer.fingerprint)
     return seal_json
+
+
+def _same_key(key: PublicKey, openssh_line: str) -> bool:
+    try:
+        return PublicKey.from_openssh_line(openssh_line) == key
+    except EvidenceKitError:
+        return False
 
 
 def _check_readme(bundle: OuterBundle, seal: Seal, findings: Findings) -> None:
@@ -318,6 +336,42 @@ def _check_readme(bundle: OuterBundle, seal: Seal, findings: Findings) -> None:
         return
     if digest != seal.readme_sha256:
         findings.error("readme", README, "README.txt was changed", seal.readme_sha256, digest)
+
+
+def _check_timestamps(bundle: OuterBundle, seal: Seal, findings: Findings,
+                      roots: Sequence[timestamps.Certificate] | None) -> list[timestamps.Checked]:
+    """Step 12: every timestamp is a response over the exact bytes of seal.json.sig, its tar
+    header time is its genTime; with *roots*, it verifies against them at its own time. The
+    trusted time far from the signer's claimed ``created`` is a warning."""
+    names = timestamp_names(bundle)
+    if not names or SEAL_SIG not in bundle.by_name:
+        return []
+    signature = bundle.read_small(SEAL_SIG)
+    claimed = parse_rfc3339(seal.created) // 1_000_000_000
+    results = []
+    for name in names:
+        try:
+            data = read_member(bundle.file, bundle.by_name[name], timestamps.MAX_TOKEN)
+            result = timestamps.examine(name, data, signature, roots)
+        except BundleError as exc:
+            findings.error("timestamps", name, exc.message)
+            continue
+        results.append(result)
+        if result.problem is not None:
+            findings.error("timestamps", name, result.problem)
+            continue
+        if bundle.by_name[name].mtime != result.seconds:
+            findings.error("member-times", name, "tar header time differs from the time the "
+                           "timestamp gives", result.seconds, bundle.by_name[name].mtime)
+        apart = result.seconds - claimed
+        if abs(apart) > timestamps.CLOCK_TOLERANCE_SECONDS:
+            meaning = ("it shows the seal existed by then, not that it was made at the claimed "
+                       "time" if apart > 0 else "the signer's clock was ahead, or the seal time "
+                       "is not what it claims")
+            findings.warning("timestamps", name, f"the trusted time {result.time} is "
+                             f"{timestamps.describe_gap(apart)} the signer's claimed seal time "
+                             f"{seal.created}: {meaning}")
+    return results
 
 
 def _check_member_times(bundle: OuterBundle, seal: Seal, findings: Findings) -> None:
@@ -414,7 +468,7 @@ def _check_event(bundle: OuterBundle, event: CustodyEvent, data: bytes, name: st
     except BundleError as exc:
         findings.error("custody", name + ".sig", exc.message)
         return
-    if not signer.is_named_by(event.actor.public_key) or signer.fingerprint != \
+    if not _same_key(signer, event.actor.public_key) or signer.fingerprint != \
             event.actor.fingerprint:
         findings.error("custody", name + ".sig", "event is signed by a key other than the one it "
                        "names", event.actor.fingerprint, signer.fingerprint)

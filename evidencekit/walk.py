@@ -383,7 +383,7 @@ def _other_names(real: bytes) -> list[bytes]:
         fields = line.split(b" ")
         if len(fields) > 4:
             mounts.append((fields[2], unescaped(fields[3]), unescaped(fields[4])))
-    holding = [m for m in mounts if is_within(real, m[2])]
+    holding = [m for m in mounts if _within(real, m[2])]
     if not holding:
         return []
     # the innermost mount; of several at one place, the last (it covers the others)
@@ -391,7 +391,7 @@ def _other_names(real: bytes) -> list[bytes]:
     inside = os.path.normpath(os.path.join(root, os.path.relpath(real, point)))
     return [os.path.normpath(os.path.join(other_point, os.path.relpath(inside, other_root)))
             for other_device, other_root, other_point in mounts
-            if other_device == device and other_point != point and is_within(inside, other_root)]
+            if other_device == device and other_point != point and _within(inside, other_root)]
 
 
 def walk(sources: list[Source], skip: set[tuple[int, int]] | None = None) -> Iterator[Entry]:
@@ -442,7 +442,7 @@ def _open_resolving(path: bytes, followed: bytes) -> int:
     parts = [p for p in path.split(b"/") if p]
     # (name, whether a link there may be followed): the path's own parts up to *followed*,
     # and every part of a followed link's target
-    pending = [(part, is_within(followed, b"/" + b"/".join(parts[:i + 1])))
+    pending = [(part, _within(followed, b"/" + b"/".join(parts[:i + 1])))
                for i, part in enumerate(parts)][::-1]
     hops = 0
     try:
@@ -501,11 +501,8 @@ def _trusted_link_target(dir_fd: int, name: bytes) -> bytes | None:
     return os.fsencode(target)
 
 
-def is_within(path: AnyStr, folder: AnyStr) -> bool:
-    """Whether *path* is *folder* or inside it, by name alone (nothing is resolved)."""
-    if isinstance(path, bytes):
-        return path == folder or path.startswith(folder.rstrip(b"/") + b"/")
-    return path == folder or path.startswith(folder.rstrip("/") + "/")
+def _within(path: bytes, folder: bytes) -> bool:
+    return path == folder or path.startswith(folder.rstrip(b"/") + b"/")
 
 
 def _unreached(exc: OSError) -> str:

@@ -78,17 +78,16 @@ def actor_option(f: F) -> F:
                         "(default: your signing key's name, its comment).")(f)
 
 
-def actor_name(actor: str | None, key: SigningKey, option: str = "--actor") -> str:
+def actor_name(actor: str | None, key: SigningKey) -> str:
     """Who signs, as the custody log names them: --actor (or the configured examiner), else the
     signing key's own name (its comment: ``evidencekit key generate --comment``), else the user
-    name. Checked like every public text (evidencekit.publictext). *option* is the command's
-    own option for the name (capture: --examiner), which the hint names."""
+    name. Checked like every public text (evidencekit.publictext)."""
     if actor is not None:
-        return check_line(actor, option)
-    hint = f"give your name with {option}"
+        return check_line(actor, "--actor")
     if key.comment.strip():
-        return check_line(key.comment.strip(), "the signing key's name (its comment)", hint=hint)
-    return check_line(user_name(), "your user name", hint=hint)
+        return check_line(key.comment.strip(), "the signing key's name (its comment)",
+                          hint="give your name with --actor")
+    return check_line(user_name(), "your user name", hint="give your name with --actor")
 
 
 def new_recipient_options(f: F) -> F:
@@ -131,6 +130,8 @@ Exit codes:
   5    internal error (a bug: please report it)
   6    with --trusted-key: intact, but some entries are signed by keys not
        listed (shown by their key, not counted)
+  7    capture --tsa, timestamp: the bundle is whole, but a trusted
+       timestamp asked for is missing (the command to add it is shown)
   130  interrupted (Ctrl-C, SIGTERM); nothing was written (a signal
        after the work is made no longer interrupts: the command finishes)
 """

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from evidencekit import timestamps
 from evidencekit.capture import (
     CaptureRequest,
     CaseInfo,
@@ -33,16 +34,26 @@ from evidencekit.cli.app import (
     run,
 )
 from evidencekit.cli.cmd_profiles import ProfileSelection, complete_profile, select_profile
+from evidencekit.cli.cmd_timestamp import (
+    checked_urls,
+    roots_from,
+    say_stamped,
+    stamped_json,
+    tsa_ca_option,
+    tsa_option,
+)
 from evidencekit.cli.keyring import default_signing_key_path, recipients_from
 from evidencekit.cli.secrets import KEY_PASSPHRASE_ENV, PASSPHRASE_ENV, interactive
 from evidencekit.crypto import age
 from evidencekit.errors import (
+    EvidenceKitError,
     ExitCode,
     UsageError,
 )
 from evidencekit.hostinfo import user_name
 from evidencekit.profiles import OS_NAMES
 from evidencekit.sources import StdinSource
+from evidencekit.stamping import Stamped, add_timestamps, later_command
 
 
 # ------------------------------------------------------------------------------ capture
@@ -81,6 +92,8 @@ from evidencekit.sources import StdinSource
 @click.option("--profile-os", type=click.Choice(OS_NAMES),
               help="Use the profile's rules for this system (default: this machine's), e.g. "
               "for a mounted Windows home with USERPROFILE set.")
+@tsa_option
+@tsa_ca_option
 @progress_option
 @guided.incident_options
 @json_option
@@ -90,6 +103,7 @@ def capture_command(sources: tuple[Path, ...], output: Path | None, case_id: str
                     use_passphrase: bool, passphrase_file: Path | None, sign_key: Path | None,
                     sign_key_passphrase_file: Path | None, as_json: bool, profile: str | None,
                     profile_os: str | None, progress: str, stdin_name: str | None,
+                    tsa_urls: tuple[str, ...], tsa_ca: Path | None,
                     **incident_args: Any) -> None:
     """Capture files and folders into a signed, encrypted evidence bundle.
 
@@ -106,6 +120,8 @@ def capture_command(sources: tuple[Path, ...], output: Path | None, case_id: str
         case = CaseInfo(case_id or _default_case_id(), fields["examiner"] or user_name(),
                         fields["description"], fields["legal_basis"], fields["organisation"])
         check_case(case)  # what the bundle could not be read back with: refused before anything
+        urls = checked_urls(tsa_urls)
+        tsa_roots = roots_from(tsa_ca)
         record = guided.incident_record(incident_args)  # checked before any question
         piped = () if stdin_name is None else (StdinSource(stdin_name),)  # refuses a terminal
         if not paths and not piped and interactive() and not as_json:
@@ -132,7 +148,7 @@ def capture_command(sources: tuple[Path, ...], output: Path | None, case_id: str
         signing = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json, captured,
                                       may_create=True)
         if not fields["examiner"]:  # the key's own name, as every custody event does
-            case = dataclasses.replace(case, examiner=actor_name(None, signing, "--examiner"))
+            case = dataclasses.replace(case, examiner=actor_name(None, signing))
         request = CaptureRequest(wanted, target, case, chosen, signing,
                                  command_line=list(sys.argv),
                                  progress=render.progress_for(as_json, progress),
@@ -143,14 +159,21 @@ def capture_command(sources: tuple[Path, ...], output: Path | None, case_id: str
                                  exclude_paths=(sign_key or default_signing_key_path(),),
                                  incident=incident, more_sources=piped)
         result = capture(request)
+        stamped = _timestamp(result.output, urls, tsa_roots, as_json)
         code = ExitCode.OK if result.seal.complete else ExitCode.CAPTURE_INCOMPLETE
+        if code == ExitCode.OK and stamped.failed:
+            code = ExitCode.TIMESTAMP_MISSING
         if as_json:
             document = render.capture_json(result, code)
             document["case"] = dataclasses.asdict(case)
             document["profile"] = selection.to_json() if selection else None
+            document["timestamps"] = stamped_json(stamped)
+            document["timestamps"]["later"] = later_command(
+                result.output, [u for u, _ in stamped.failed]) if stamped.failed else None
             render.emit_json(document)
         else:
             render.capture_text(result)
+            say_stamped(result.output, stamped)
         return code
 
     run("capture", as_json, body)
@@ -182,6 +205,21 @@ def _protection_defaults(defaults: guided.GuidedDefaults, recipients: tuple[str,
         shown = str(defaults.recipients[0])
         more = len(defaults.recipients) - 1
         defaults.protection = f"the key {shown[:24]}…" + (f" and {more} more" if more else "")
+
+
+def _timestamp(bundle: Path, urls: list[str], roots: list[timestamps.Certificate] | None,
+               as_json: bool) -> Stamped:
+    """Timestamps for a bundle just written: whatever goes wrong here, the capture stands (a
+    TSA that cannot be reached, or even a failure to add its answer, is only reported)."""
+    if not urls:
+        return Stamped()
+    if not as_json:
+        render.err.print(f"Asking {len(urls)} time stamping authorit"
+                         f"{'y' if len(urls) == 1 else 'ies'} to countersign the seal…")
+    try:
+        return add_timestamps(bundle, urls, roots)
+    except EvidenceKitError as exc:
+        return Stamped(failed=[(url, str(exc)) for url in urls])
 
 
 def _default_case_id() -> str:

@@ -21,17 +21,12 @@ from evidencekit.cli.app import (
     signing_options,
     trusted_option,
 )
+from evidencekit.cli.cmd_timestamp import roots_from, tsa_ca_option
 from evidencekit.cli.keyring import identities_from, trusted_from
 from evidencekit.cli.secrets import KEY_PASSPHRASE_ENV, PASSPHRASE_ENV, interactive, obtain
 from evidencekit.crypto import age
 from evidencekit.crypto.keys import SigningKey
-from evidencekit.custody import (
-    EventRequest,
-    append_event,
-    check_appendable,
-    check_receipt,
-    parse_receipt,
-)
+from evidencekit.custody import EventRequest, append_event, check_receipt, parse_receipt
 from evidencekit.errors import EvidenceKitError, ExitCode, InputError, UsageError
 from evidencekit.extract import extract
 from evidencekit.format.documents import PAYLOAD
@@ -165,23 +160,26 @@ def _record(bundle: Path, report: Report, action: str, actor: str | None, key: S
 @trusted_option
 @click.option("--receipt", "receipt_file", type=click.Path(path_type=Path, dir_okay=False),
               help="Also check the bundle against a receipt made by 'evidencekit receipt'.")
+@tsa_ca_option
 @record_option
 @progress_option
 @json_option
 def verify_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: Path | None,
                    ask_passphrase: bool, trusted: tuple[str, ...], receipt_file: Path | None,
                    record: bool, actor: str | None, sign_key: Path | None,
-                   sign_key_passphrase_file: Path | None, progress: str, as_json: bool) -> None:
+                   sign_key_passphrase_file: Path | None, progress: str, as_json: bool,
+                   tsa_ca: Path | None) -> None:
     """Check a bundle: seal, signatures, custody and payload hash; with a key, every file too."""
 
     def body() -> int:
         keys = identities_for(bundle, identities, passphrase_file, ask_passphrase)
         receipt = _read_receipt(receipt_file) if receipt_file else None
+        tsa_roots = roots_from(tsa_ca)
         # Asked for (and checked) before the work, not once it is done.
         signer = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json) \
             if record else None
         report = verify(bundle, keys, trusted_from(trusted),
-                        progress=render.progress_for(as_json, progress))
+                        progress=render.progress_for(as_json, progress), tsa_roots=tsa_roots)
         checked = None if receipt is None else check_receipt(report, receipt, report.findings)
         recorded = None
         if record:
@@ -241,8 +239,6 @@ def extract_command(bundle: Path, identities: tuple[Path, ...], passphrase_file:
         # a finished folder behind an error.
         signer = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json) \
             if record else None
-        if record:
-            check_appendable(bundle)
         result = extract(bundle, output, keys, trusted_from(trusted), keep_untrusted,
                          render.progress_for(as_json, progress), as_stored)
         code = render.exit_code_for(result.report)
@@ -250,14 +246,8 @@ def extract_command(bundle: Path, identities: tuple[Path, ...], passphrase_file:
             code = ExitCode.EVIDENCE_PROBLEM
         recorded = None
         if signer is not None and result.output is not None:
-            try:
-                recorded = _record(bundle, result.report, "accessed", actor, signer,
-                                   {"operation": "extract", "files": str(result.files)})
-            except EvidenceKitError as exc:  # never silent about the folder that is there
-                exc.message = (f"{result.output} was extracted (complete and verified), but no "
-                               f"custody event was added: {exc.message}")
-                exc.args = (exc.message,)
-                raise
+            recorded = _record(bundle, result.report, "accessed", actor, signer,
+                               {"operation": "extract", "files": str(result.files)})
         if as_json:
             document = render.report_json(result.report, code, command="extract")
             document.update({"output": str(result.output) if result.output else None,

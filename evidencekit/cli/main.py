@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from evidencekit.cli import cmd_capture, cmd_custody, cmd_key, cmd_open, cmd_profiles, cmd_report
+from evidencekit.cli import (
+           cmd_capture,
+           cmd_custody,
+           cmd_key,
+           cmd_open,
+           cmd_profiles,
+           cmd_report,
+           cmd_timestamp,
+)
 from evidencekit.cli.app import cli, main
 
 __all__ = ["cli", "cmd_capture", "cmd_custody", "cmd_key", "cmd_open", "cmd_profiles",
-           "cmd_report", "main"]
+           "cmd_report", "cmd_timestamp", "main"]

@@ -122,6 +122,9 @@ def _escape(text: str) -> str:
     return escape_markup(visible(text))
 
 
+escape = _escape  # for other CLI modules
+
+
 class BinarySpeedColumn(TransferSpeedColumn):
     """The transfer rate in the binary units of every other size shown (``12.5 MiB/s``)."""
 
@@ -234,6 +237,7 @@ def report_json(report: Report, exit_code: int, command: str = "verify") -> dict
             "no_matching_key": report.no_matching_key,
             "custody": [event_json(e) for e in report.events],
             "addenda": [addenda.summary(a) for a in report.addenda if a.document],
+            "timestamps": [t.to_json() for t in report.timestamps],
             "findings": [f.to_json() for f in report.findings.items]}
 
 
@@ -263,6 +267,7 @@ def report_text(report: Report, tried: Sequence[age.Identity] | None = None,
     if report.events:
         custody_table(report.events, report)
     addenda_text(report)
+    timestamps_text(report)
     print_findings(report.findings.items)
     if report.no_matching_key:  # in plain words; the age message stays in --json
         advice = (wrong_key(payload_protection(report.bundle)) if tried is None
@@ -363,6 +368,22 @@ def addenda_text(report: Report) -> None:
         out.print("  " + addenda.describe(addendum, _escape,
                                           signer_label(standing,
                                                        addendum.document.author_name[:200])))
+
+
+def timestamps_text(report: Report) -> None:
+    """Each trusted timestamp beside the signer's claimed seal time, and how far it was checked."""
+    if not report.timestamps or report.seal is None:
+        return
+    out.print(f"Trusted timestamps (the signer's clock said {_escape(report.seal.created)}):")
+    for stamp in report.timestamps:
+        if stamp.problem is not None:
+            standing = "[red]does not verify[/] (see below)"
+        elif stamp.trusted:
+            standing = "[green]checked against your --tsa-ca root[/]"
+        else:
+            standing = "not checked against a trusted root (give --tsa-ca ROOT.pem)"
+        out.print(f"  {_escape(stamp.time)}  by {_escape(stamp.tsa or 'an unnamed TSA')}, "
+                  f"policy {_escape(stamp.policy)}: {standing}")
 
 
 def exit_code_for(report: Report) -> int:

@@ -36,6 +36,13 @@ def custody_member(sequence: int) -> str:
     return f"{CUSTODY_DIR}{sequence:06d}.json"
 
 
+TIMESTAMP_DIR = "timestamps/"  # format version 3: RFC 3161 responses (docs/FORMAT.md §6.1)
+
+
+def timestamp_member(sequence: int) -> str:
+    return f"{TIMESTAMP_DIR}{sequence:06d}.tsr"
+
+
 class _Fields:
     """Typed access to a parsed JSON object; every wrong type raises BundleError naming the field."""
 

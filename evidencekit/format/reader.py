@@ -18,6 +18,7 @@ from evidencekit.format.documents import (
     SEAL,
     SEAL_SIG,
     custody_member,
+    timestamp_member,
 )
 from evidencekit.format.outer import BLOCK, Member, read_member, read_members
 
@@ -30,6 +31,7 @@ _README = README.encode("ascii")
 _README_PAX_NAME = b"PaxHeaders/" + _README  # the name in a bundle's very first header
 _MEMBER_NAMES = tuple(name.encode("ascii") for name in (README, PAYLOAD, SEAL, SEAL_SIG))
 _EVENT_MEMBER = re.compile(rb"custody/[0-9]{6}\.json(\.sig)?\Z")
+_TIMESTAMP = re.compile(r"timestamps/[0-9]{6}\.tsr")
 
 
 class NotABundle(InputError):
@@ -155,16 +157,23 @@ def expected_names(custody_events: int) -> list[str]:
     return names
 
 
+def timestamp_names(bundle: OuterBundle) -> list[str]:
+    """The ``timestamps/NNNNNN.tsr`` members (format version 3), in the order they appear."""
+    return [m.name for m in bundle.members if _TIMESTAMP.fullmatch(m.name)]
+
+
 def structure_problems(bundle: OuterBundle) -> list[str]:
     """Every way the member list differs from what the format prescribes.
 
     Linear in the number of members (counted once, looked up in sets): a hostile bundle of
     100,000 junk members is refused in about a second (docs/hostile-input.md)."""
-    names = [m.name for m in bundle.members]
+    everything = [m.name for m in bundle.members]
+    names = [name for name in everything if not _TIMESTAMP.fullmatch(name)]
+    problems = _timestamp_problems(everything)
     counts = Counter(names)
     expected = expected_names(bundle.custody_count())
     allowed = set(expected)
-    problems = _listed([f"member {name} appears {count} times"
+    problems += _listed([f"member {name} appears {count} times"
                         for name, count in sorted(counts.items()) if count > 1],
                        "members appear more than once")
     problems += _listed([f"member {name} is missing" for name in expected if name not in counts],
@@ -174,6 +183,27 @@ def structure_problems(bundle: OuterBundle) -> list[str]:
     if not problems and names != expected:
         problems.append("members are not in the prescribed order: " + ", ".join(names))
     return problems
+
+
+def _timestamp_problems(names: list[str]) -> list[str]:
+    """Timestamps (docs/FORMAT.md §1) are numbered 1, 2, … in the order they appear, and each
+    comes after seal.json.sig and not between a custody event and its signature (the member
+    before it is seal.json.sig, an event's signature or another timestamp)."""
+    problems: list[str] = []
+    expected = 1
+    for index, name in enumerate(names):
+        if not _TIMESTAMP.fullmatch(name):
+            continue
+        if name != timestamp_member(expected):
+            problems.append(f"timestamp {name} is out of sequence: expected "
+                            f"{timestamp_member(expected)} here")
+        expected += 1
+        before = names[index - 1] if index else ""
+        if not (before == SEAL_SIG or (before.endswith(".sig") and before.startswith(CUSTODY_DIR))
+                or _TIMESTAMP.fullmatch(before)):
+            problems.append(f"timestamp {name} is not where timestamps may be (after "
+                            f"{SEAL_SIG}, and never between a custody event and its signature)")
+    return _listed(problems, "timestamp problems")
 
 
 def _listed(problems: list[str], what: str) -> list[str]:

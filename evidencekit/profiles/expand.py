@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 
 from evidencekit.profiles.model import VARIABLES, Profile
 from evidencekit.walk import (
-    is_within,
     link_owner,
     resolves_through_trusted_links,
     scan_directory,
@@ -125,7 +124,7 @@ class Resolution:
     def _reached_by(self, path: str, folder: str) -> bool:
         """Whether capturing *folder* captures *path* (inside it) as capturing *path* would: no
         link on the way, and *path* is not a link that is followed as a source."""
-        if not is_within(path, folder):
+        if not _within(path, [folder]):
             return False
         if path == folder:
             return True
@@ -278,10 +277,14 @@ def resolve(profile: Profile, os_name: str, environ: Mapping[str, str]) -> Resol
     # A refusal inside a source is met again by the capture's own walk, which records it there.
     seen: set[str] = set()
     for item in refused:
-        if item.path not in seen and not any(is_within(item.path, folder) for folder in chosen):
+        if item.path not in seen and not _within(item.path, chosen):
             seen.add(item.path)
             result.unreachable.append(item)
     return result
+
+
+def _within(path: str, folders: list[str]) -> bool:
+    return any(path == f or path.startswith(f.rstrip("/") + "/") for f in folders)
 
 
 @dataclass
@@ -294,7 +297,7 @@ class _Matches:
     def may_follow(self, path: str) -> bool:
         """Whether a link at *path* may be followed: it is one of the pattern's named folders
         (or what it names in full), none of them reached through another user's link."""
-        return is_within(self.followed, path)
+        return _within(self.followed, [path])
 
     def note_link(self, path: str) -> None:
         stranger = _stranger(path)

@@ -30,7 +30,17 @@ def test_readme_documents_every_code():
     table = readme.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
     documented = {int(code) for code in re.findall(r"^\| (\d+) \|", table, re.M)}
     declared = {v for k, v in vars(ExitCode).items() if k.isupper()}
-    assert documented == declared == {0, 1, 2, 3, 4, 5, 6, 130}
+    assert documented == declared == {0, 1, 2, 3, 4, 5, 6, 7, 130}
+
+
+def test_7_timestamp_missing(tmp_path: Path, user, keys, tree):
+    """The bundle is written; the TSA could not be reached (tests/cli/test_timestamps.py has
+    the rest: a refused answer, one TSA of two)."""
+    from tests.tsa_server import down_url
+
+    result = invoke(*capture_args(tmp_path, keys, tree), "--tsa", down_url())
+    assert result.code == ExitCode.TIMESTAMP_MISSING
+    assert result.json()["ok"] is True and (tmp_path / "c.evidence").is_file()
 
 
 def test_0_ok(tmp_path: Path, user, keys, tree):

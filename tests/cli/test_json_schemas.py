@@ -19,6 +19,7 @@ from tests.cli.conftest import (
     invoke,
     schema_validator,
 )
+from tests.tsa_server import down_url
 
 
 def command_paths(group: click.Group = cli, prefix: str = "") -> list[str]:
@@ -77,6 +78,8 @@ def test_real_outputs_of_every_command_validate(tmp_path: Path, user, keys, tree
     check("reseal", "reseal", bundle, "-i", keys["identity"], "-r", keys["recipient_line"],
           "--sign-key", keys["signer"], "-o", tmp_path / "resealed.evidence")
     check("receipt", "receipt", bundle)
+    missed = check("timestamp", "timestamp", bundle, "--tsa", down_url(), code=7)
+    assert missed["added"] == [] and missed["later"].startswith("evidencekit timestamp ")
     check("note", "note", bundle, "--text", "the bank called", "--yes", "--sign-key",
           keys["signer"])
     check("report", "report", bundle, "-i", keys["identity"], "-o", tmp_path / "report.html")

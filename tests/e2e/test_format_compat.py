@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
+
+import pytest
 
 from evidencekit.crypto import age
 from evidencekit.extract import extract
@@ -60,3 +63,25 @@ def test_format_v2_bundle_keeps_its_hard_links_and_its_encrypted_addendum(tmp_pa
     assert names[1].read_bytes().startswith(b"From: bank@examp1e.com")
     with open(os.fsencode(data) + b"/latin1-\xe9.txt", "rb") as restored:
         assert restored.read() == b"not utf-8\n"
+
+
+@pytest.mark.parametrize(("name", "passphrase"), [("format-v1.evidence", V1_PASSPHRASE),
+                                                  ("format-v2.evidence", V2_PASSPHRASE)])
+def test_old_bundles_take_a_trusted_timestamp_and_still_verify(tmp_path: Path, name: str,
+                                                                passphrase: bytes):
+    """Format version 3 adds timestamp members to a bundle of any version (FORMAT.md §9)."""
+    from evidencekit import timestamps
+    from evidencekit.stamping import add_timestamps
+    from tests.tsa_server import running_tsa
+
+    bundle = tmp_path / name
+    shutil.copyfile(ASSETS / name, bundle)
+    os.chmod(bundle, 0o644)
+    with running_tsa(tmp_path / "pki") as tsa:
+        stamped = add_timestamps(bundle, [tsa.url])
+        roots = timestamps.load_roots(str(tsa.root))
+    assert not stamped.failed and len(stamped.added) == 1
+    report = verify(bundle, [age.ScryptIdentity(passphrase)], tsa_roots=roots)
+    assert report.ok and report.decrypted, report.findings.items
+    assert [t.trusted for t in report.timestamps] == [True]
+    assert report.seal is not None and report.seal.format_version == int(name[8])

@@ -37,6 +37,7 @@ from evidencekit.format.outer import OuterWriter, read_member, read_members
 from tests.conftest import require_tool
 from tests.e2e.conftest import Run, make_tree, run_cli
 from tests.hostile.craft import pax_record, raw_pax_member
+from tests.tsa_server import running_tsa
 
 pytestmark = pytest.mark.interop
 
@@ -652,3 +653,27 @@ def test_a_bundle_named_with_a_leading_dash_and_a_windows_trusted_key_file_pass(
     output = passed(Outcome(done.returncode, (done.stdout + done.stderr).decode()))
     assert f"{tmp_path}/-case.evidence.checked/payload/bag/data" in output
     assert "is in" in output
+
+
+def test_a_bundle_with_trusted_timestamps_passes_and_openssl_checks_them(
+        tmp_path: Path, keys: Keys, toolbox: Path) -> None:
+    """Format version 3: timestamps between custody events are counted by step 1, and the
+    §7.2 openssl command (after the script) checks one against the TSA's root."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "a.txt").write_text("a\n")
+    with running_tsa(tmp_path / "pki") as tsa:
+        bundle = capture(tmp_path, keys, tree)
+        ok(run_cli("timestamp", bundle, "--tsa", tsa.url))
+        ok(run_cli("custody", "add", bundle, "--action", "note", "--note", "n",
+                   "--sign-key", keys.file("sealer")))
+        ok(run_cli("timestamp", bundle, "--tsa", tsa.url))
+    output = passed(by_hand(toolbox, bundle, "-i", keys.file("identity.txt")))
+    assert "and 2 trusted timestamps" in output
+    outer = tmp_path / "outer"
+    with tarfile.open(bundle) as tar:
+        tar.extractall(outer, filter="data")
+    proc = subprocess.run([require_tool("openssl"), "ts", "-verify", "-data",
+                           outer / "seal.json.sig", "-in", outer / "timestamps" / "000002.tsr",
+                           "-CAfile", tsa.root], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0 and "Verification: OK" in proc.stdout, proc.stderr

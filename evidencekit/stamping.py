@@ -1,0 +1,121 @@
+"""Adding trusted timestamps to a bundle: ask each TSA, then append what they answered.
+
+The TSAs are asked first, outside the bundle's lock (a slow TSA must not hold up another writer),
+with the bytes of ``seal.json.sig`` read from the bundle; then, under the lock, the bundle is
+verified again, its ``seal.json.sig`` must still be those bytes, and every good token is appended
+at once by the same atomic replacement as custody events (evidencekit.fs.replace_end): a kill or a
+full disk at any instant leaves the bundle whole, with all the new timestamps or none.
+
+A TSA that cannot be reached, or answers with something that is not a good token for this
+request, never stops anything: it is reported in :attr:`Stamped.failed` with the reason, so the
+caller can say how to add the timestamp later.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from evidencekit import fs, timestamps
+from evidencekit.custody import _appendable, _mib, _require_intact
+from evidencekit.errors import BundleError, InputError, OutputError
+from evidencekit.format.documents import SEAL_SIG, timestamp_member
+from evidencekit.format.outer import END_OF_ARCHIVE, OuterWriter
+from evidencekit.format.reader import open_bundle, timestamp_names
+from evidencekit.verify import verify
+
+
+@dataclass
+class Stamped:
+    added: list[tuple[str, str, timestamps.Token]] = field(default_factory=list)  # member, URL
+    failed: list[tuple[str, str]] = field(default_factory=list)  # URL, why
+
+
+def later_command(bundle: Path, urls: Sequence[str]) -> str:
+    """The command that adds the missing timestamps later."""
+    tsas = " ".join(f"--tsa {url}" for url in urls)
+    return f"evidencekit timestamp {_quoted(str(bundle))} {tsas}"
+
+
+def _quoted(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)
+
+
+def add_timestamps(bundle: Path, urls: Sequence[str],
+                   roots: Sequence[timestamps.Certificate] | None = None,
+                   waiting: Callable[[], None] | None = None) -> Stamped:
+    """Ask every TSA in *urls* to timestamp the bundle's seal signature and append the good
+    answers (docs/FORMAT.md §6.1). With *roots*, an answer must also verify against them."""
+    signature = _seal_signature(bundle)
+    result = Stamped()
+    tokens: list[tuple[str, timestamps.Token]] = []
+    for url in urls:
+        try:
+            tokens.append((url, timestamps.request(url, signature, list(roots) if roots else None)))
+        except timestamps.TimestampError as exc:
+            result.failed.append((url, str(exc)))
+    if not tokens:
+        return result
+    target = _appendable(bundle)
+    try:
+        with fs.locked(target, waiting) as fd:
+            current = verify(target)
+            _require_intact(current)
+            if _seal_signature(target) != signature:
+                raise BundleError("the bundle's seal changed while the TSAs were asked; no "
+                                  "timestamp was added", hint="run the command again")
+            result.added = _append(target, fd, tokens)
+    except fs.NotEnoughSpace as exc:
+        raise OutputError(f"not enough free space next to {bundle} to add the timestamp: "
+                          f"it needs {_mib(exc.needed)} (a copy of the bundle), "
+                          f"{_mib(exc.free)} are free; the bundle was left as it was",
+                          hint="free some space on that disk, then run the command again"
+                          ) from None
+    except FileNotFoundError:
+        raise InputError(f"cannot read {bundle}: it does not exist") from None
+    except OSError as exc:
+        raise OutputError(f"could not add the timestamp to {bundle}: {exc.strerror or exc}; "
+                          "the bundle was left as it was",
+                          hint="check free space and permissions") from None
+    return result
+
+
+def _seal_signature(bundle: Path) -> bytes:
+    opened = open_bundle(bundle)
+    try:
+        if SEAL_SIG not in opened.by_name:
+            raise BundleError(f"{bundle} has no {SEAL_SIG}: there is nothing to timestamp",
+                              hint="run 'evidencekit verify' to see every problem")
+        return opened.read_small(SEAL_SIG)
+    finally:
+        opened.close()
+
+
+def _append(bundle: Path, fd: int, tokens: list[tuple[str, timestamps.Token]]
+            ) -> list[tuple[str, str, timestamps.Token]]:
+    """Replace the end-of-archive blocks by the new timestamp members and a new end. Each
+    member's header time is its token's genTime (whole seconds), which verify checks."""
+    opened = open_bundle(bundle)
+    try:
+        first = len(timestamp_names(opened)) + 1
+    finally:
+        opened.close()
+    end = os.fstat(fd).st_size
+    if end < len(END_OF_ARCHIVE) or \
+            os.pread(fd, len(END_OF_ARCHIVE), end - len(END_OF_ARCHIVE)) != END_OF_ARCHIVE:
+        raise BundleError("the bundle does not end with a tar end-of-archive marker")
+    members = io.BytesIO()
+    writer = OuterWriter(members)
+    added = []
+    for offset, (url, token) in enumerate(tokens):
+        name = timestamp_member(first + offset)
+        writer.add_bytes(name, token.der, int(token.gen_time.timestamp()))
+        added.append((name, url, token))
+    writer.finish()
+    fs.replace_end(bundle, fd, end - len(END_OF_ARCHIVE), members.getvalue())
+    return added

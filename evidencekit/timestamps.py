@@ -1,0 +1,277 @@
+"""Trusted timestamps (RFC 3161): a time stamping authority (TSA) countersigns the seal.
+
+What is timestamped is the exact bytes of ``seal.json.sig`` (SHA-256 imprint): the TSA then
+attests that the seal's signature existed at its time, which the signer's own clock cannot. Each
+TSA's whole response (DER ``TimeStampResp``) is stored as a public outer member
+``timestamps/NNNNNN.tsr`` (docs/FORMAT.md §1, §6.1), whose tar header time is the token's
+``genTime`` in whole seconds.
+
+At request time the response must be granted, carry our nonce and imprint, and be signed by the
+certificate it carries (with the critical timeStamping usage): anything else is refused and not
+stored. Offline (``verify --tsa-ca``) the token is checked against a root the reader trusts, at
+the token's time. The nonce only guards the request against a replayed answer; nothing about it is
+stored (a reader has no way to know which nonce was sent).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import re
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import ExtendedKeyUsageOID
+from rfc3161_client import (
+    HashAlgorithm,
+    PKIStatus,
+    TimestampRequestBuilder,
+    TimeStampResponse,
+    VerificationError,
+    VerifierBuilder,
+    decode_timestamp_response,
+)
+
+from evidencekit.clock import rfc3339
+from evidencekit.errors import BundleError, InputError
+
+Certificate = x509.Certificate
+
+MAX_TOKEN = 64 * 1024  # a response with a chain of a few certificates is 2-10 KB
+REQUEST_TIMEOUT = 20.0  # seconds per TSA
+# More than this between the TSA's time and the signer's claimed time is a warning.
+CLOCK_TOLERANCE_SECONDS = 300
+_SHA256_OID = x509.ObjectIdentifier("2.16.840.1.101.3.4.2.1")
+
+
+class TimestampError(Exception):
+    """A TSA gave no usable answer (not an EvidenceKitError: capture goes on without it)."""
+
+
+@dataclass(frozen=True)
+class Token:
+    """What a stored response says, parsed (not yet trusted)."""
+
+    der: bytes
+    gen_time: datetime.datetime  # UTC
+    policy: str
+    serial: int
+    tsa: str  # the signing certificate's subject, or "" when the response carries none
+    imprint_matches: bool
+
+
+def request(url: str, signature: bytes, roots: list[x509.Certificate] | None = None,
+            timeout: float = REQUEST_TIMEOUT) -> Token:
+    """Ask the TSA at *url* to timestamp *signature* (the bytes of seal.json.sig).
+
+    TimestampError when it cannot be reached or its answer is not a good token for this request:
+    not granted, another nonce or imprint, no signing certificate with the critical
+    timeStamping usage; with *roots*, also not signed by a certificate chaining to them. Without
+    roots the signature itself is left to ``verify --tsa-ca`` (nothing here would anchor it)."""
+    query = (TimestampRequestBuilder().data(signature).hash_algorithm(HashAlgorithm.SHA256)
+             .nonce(nonce=True).cert_request(cert_request=True).build())
+    http = urllib.request.Request(url, data=query.as_bytes(), method="POST",
+                                  headers={"Content-Type": "application/timestamp-query",
+                                           "Accept": "application/timestamp-reply"})
+    try:
+        with urllib.request.urlopen(http, timeout=timeout) as answer:
+            der = answer.read(MAX_TOKEN + 1)
+    except urllib.error.HTTPError as exc:
+        raise TimestampError(f"the TSA answered HTTP {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TimestampError(f"could not reach the TSA ({reason})") from None
+    if len(der) > MAX_TOKEN:
+        raise TimestampError(f"the TSA's answer is larger than {MAX_TOKEN} bytes")
+    try:
+        response = decode_timestamp_response(der)
+    except ValueError:
+        raise TimestampError("the TSA's answer is not an RFC 3161 response") from None
+    if PKIStatus(response.status) not in (PKIStatus.GRANTED, PKIStatus.GRANTED_WITH_MODS):
+        raise TimestampError(f"the TSA refused the request (status {response.status}: "
+                             f"{' '.join(response.status_string) or 'no reason given'})")
+    if response.tst_info.nonce != query.nonce:
+        raise TimestampError("the TSA's answer carries another nonce than the request (a "
+                             "replayed or misdirected answer); it was not stored")
+    if roots is not None:
+        _check_signed(response, signature, roots)
+    token = parse(der, signature)
+    if not token.imprint_matches:
+        raise TimestampError("the TSA's answer timestamps other data than the seal's signature")
+    cert = _signing_certificate(response)
+    if cert is None:
+        raise TimestampError("the TSA's answer carries no signing certificate with the critical "
+                             "timeStamping usage")
+    if not cert.not_valid_before_utc <= token.gen_time <= cert.not_valid_after_utc:
+        raise TimestampError(f"the TSA's certificate was not valid at the time it gave "
+                             f"({token.gen_time:%Y-%m-%d %H:%M:%S} UTC; valid "
+                             f"{cert.not_valid_before_utc:%Y-%m-%d} to "
+                             f"{cert.not_valid_after_utc:%Y-%m-%d})")
+    return token
+
+
+def parse(der: bytes, signature: bytes) -> Token:
+    """Parse a stored response; BundleError when it is not one."""
+    try:
+        response = decode_timestamp_response(der)
+        info = response.tst_info
+        imprint = info.message_imprint
+        matches = (imprint.hash_algorithm == _SHA256_OID
+                   and imprint.message == hashlib.sha256(signature).digest())
+        return Token(der, info.gen_time.astimezone(datetime.timezone.utc), info.policy.dotted_string,
+                     info.serial_number, _signer_subject(response), matches)
+    except (ValueError, AttributeError) as exc:
+        raise BundleError(f"not a readable RFC 3161 response ({exc})") from None
+
+
+def check(token: Token, signature: bytes, roots: Sequence[x509.Certificate]) -> None:
+    """Verify *token* offline against *roots*: the chain at the token's time, the TSA
+    certificate's critical timeStamping usage, and the imprint. BundleError saying why not."""
+    response = decode_timestamp_response(token.der)
+    try:
+        _check_signed(response, signature, list(roots))
+    except TimestampError as exc:
+        raise BundleError(str(exc)) from None
+
+
+@dataclass(frozen=True)
+class Checked:
+    """One stored timestamp as verify found it (docs/FORMAT.md §7.1, step 12)."""
+
+    name: str
+    time: str  # the TSA's genTime, RFC 3339
+    seconds: int
+    policy: str
+    serial: int
+    tsa: str
+    trusted: bool | None  # None: no --tsa-ca given, so not checked against a root
+    problem: str | None
+
+    def to_json(self) -> dict[str, object]:
+        return {"member": self.name, "time": self.time, "policy": self.policy,
+                "serial": str(self.serial), "tsa": self.tsa, "trusted": self.trusted,
+                "problem": self.problem}
+
+
+def examine(name: str, der: bytes, signature: bytes,
+            roots: Sequence[x509.Certificate] | None) -> Checked:
+    """Parse a stored response and check it (against *roots* when given); BundleError when it
+    cannot even be read."""
+    try:
+        token = parse(der, signature)
+    except BundleError as exc:
+        raise BundleError(f"{exc.message}") from None
+    ns = int(token.gen_time.timestamp()) * 1_000_000_000 + token.gen_time.microsecond * 1000
+    problem: str | None = None
+    trusted: bool | None = None
+    if not token.imprint_matches:
+        problem = "this timestamp is not over this bundle's seal.json.sig (its imprint differs)"
+    elif roots is not None:
+        try:
+            check(token, signature, roots)
+            trusted = True
+        except BundleError as exc:
+            problem, trusted = exc.message, False
+    return Checked(name, rfc3339(ns), int(token.gen_time.timestamp()), token.policy,
+                   token.serial, token.tsa, trusted, problem)
+
+
+def describe_gap(seconds: int) -> str:
+    """'12 minutes after', '3 hours before' (the trusted time against the claimed one)."""
+    side = "after" if seconds > 0 else "before"
+    amount = abs(seconds)
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if amount >= size:
+            count = amount // size
+            return f"{count} {unit}{'s' if count != 1 else ''} {side}"
+    return f"{amount} seconds {side}"
+
+
+def _check_signed(response: TimeStampResponse, signature: bytes,
+                  roots: list[x509.Certificate]) -> None:
+    """The response's signature and its chain to *roots* at the token's time, the signing
+    certificate's critical timeStamping usage and the imprint (rfc3161-client's verifier)."""
+    carried = [x509.load_der_x509_certificate(c) for c in response.signed_data.certificates]
+    builder = VerifierBuilder(roots=list(roots),
+                              intermediates=[c for c in carried if c not in roots])
+    try:
+        builder.build().verify_message(response, signature)
+    except (VerificationError, ValueError) as exc:
+        raise TimestampError(f"the timestamp does not verify: {_plain(exc)}") from None
+
+
+_OPENSSL_REASON = re.compile(r'Verify error: ([^"]+)"')
+_PLAIN = {
+    "unable to get local issuer certificate":
+        "the TSA's certificate does not chain to the given root",
+    "certificate has expired": "the TSA's certificate had expired at the token's time",
+    "certificate is not yet valid": "the TSA's certificate was not yet valid at the token's time",
+}
+
+
+def _plain(exc: Exception) -> str:
+    """openssl's verify reason in plain words (the library's text is a Rust error stack)."""
+    text = str(exc)
+    found = _OPENSSL_REASON.search(text)
+    if found:
+        return _PLAIN.get(found.group(1), found.group(1))
+    if "signature" in text.lower() and "pkcs7" in text.lower():
+        return "the TSA's signature over the token is not valid (the token was changed)"
+    if text == "Mismatch between messages":
+        return "it timestamps other data than this seal's signature"
+    return text
+
+
+def _signer(response: TimeStampResponse) -> x509.Certificate | None:
+    """The carried certificate the (single) SignerInfo names."""
+    infos = list(response.signed_data.signer_infos)
+    for der in response.signed_data.certificates:
+        cert = x509.load_der_x509_certificate(der)
+        if len(infos) == 1 and cert.issuer == infos[0].issuer \
+                and cert.serial_number == infos[0].serial_number:
+            return cert
+    return None
+
+
+def _signer_subject(response: TimeStampResponse) -> str:
+    cert = _signer(response)
+    return "" if cert is None else cert.subject.rfc4514_string()
+
+
+def _signing_certificate(response: TimeStampResponse) -> x509.Certificate | None:
+    """The signer's certificate if it has the critical timeStamping usage (RFC 3161 §2.3)."""
+    cert = _signer(response)
+    if cert is None:
+        return None
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+    except x509.ExtensionNotFound:
+        return None
+    if not usage.critical or ExtendedKeyUsageOID.TIME_STAMPING not in usage.value:
+        return None
+    return cert
+
+
+def load_roots(path: str) -> list[x509.Certificate]:
+    """The PEM certificates of a --tsa-ca file (InputError when there are none)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(1 << 20)
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        roots = x509.load_pem_x509_certificates(data)
+    except ValueError:
+        roots = []
+    if not roots:
+        raise InputError(f"{path} holds no PEM certificate",
+                         hint="give the TSA's root certificate, as PEM (-----BEGIN CERTIFICATE)")
+    return roots
+
+
+def pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(Encoding.PEM)

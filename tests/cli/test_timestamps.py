@@ -1,0 +1,306 @@
+"""Trusted timestamps (RFC 3161) end to end, against a real TSA on 127.0.0.1 (openssl ts -reply):
+capture --tsa, timestamp, verify --tsa-ca, and openssl ts -verify on the stored token."""
+
+from __future__ import annotations
+
+import subprocess
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from evidencekit.errors import ExitCode
+from evidencekit.format.documents import SEAL_SIG
+from evidencekit.format.outer import END_OF_ARCHIVE, OuterWriter, member_header
+from evidencekit.format.reader import open_bundle
+from evidencekit.verify import verify
+from tests.cli.conftest import assert_valid, invoke
+from tests.conftest import require_tool
+from tests.tsa_server import LocalTSA, down_url, make_pki, running_tsa
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("pki")
+    make_pki(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def other_pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("other-pki")
+    make_pki(folder, "Another Root")
+    return folder
+
+
+@pytest.fixture
+def tsa(pki: Path) -> Iterator[LocalTSA]:
+    with running_tsa(pki) as server:
+        yield server
+
+
+def capture(tmp_path: Path, keys: dict[str, Any], tree: Path, *tsa_args: str,
+            code: int = 0) -> tuple[Path, dict[str, Any]]:
+    tmp_path.mkdir(exist_ok=True)
+    out = tmp_path / "case.evidence"
+    result = invoke("capture", tree, "--case", "TS-1", "-R", keys["recipient"], "--sign-key",
+                    keys["signer"], "-o", out, *tsa_args, "--json")
+    assert result.code == code, result.stdout + result.stderr
+    document = result.json()
+    assert_valid(document, "capture")
+    return out, document
+
+
+def members(bundle: Path) -> list[str]:
+    opened = open_bundle(bundle)
+    try:
+        return [m.name for m in opened.members]
+    finally:
+        opened.close()
+
+
+def member_data(bundle: Path, name: str) -> bytes:
+    opened = open_bundle(bundle)
+    try:
+        return opened.read_small(name)
+    finally:
+        opened.close()
+
+
+def test_capture_with_a_tsa_stores_a_token_that_verifies_here_and_with_openssl(
+        tmp_path: Path, user: Path, keys: dict[str, Any], tree: Path, tsa: LocalTSA):
+    bundle, document = capture(tmp_path, keys, tree, "--tsa", tsa.url)
+    [added] = document["timestamps"]["added"]
+    assert added["member"] == "timestamps/000001.tsr" and added["tsa_name"] == "CN=Test TSA"
+    assert document["timestamps"]["failed"] == [] and document["timestamps"]["later"] is None
+    assert members(bundle)[-1] == "timestamps/000001.tsr"
+
+    checked = invoke("verify", bundle, "--tsa-ca", tsa.root, "--json")
+    assert checked.code == 0, checked.stdout
+    [stamp] = checked.json()["timestamps"]
+    assert stamp["trusted"] is True and stamp["problem"] is None
+    assert stamp["policy"] == "1.2.3.4.1"  # the TSA's policy, recorded
+    assert_valid(checked.json(), "verify")
+    people = invoke("verify", bundle, "--tsa-ca", tsa.root)
+    assert "checked against your --tsa-ca root" in people.stdout
+    unanchored = invoke("verify", bundle, "--json")
+    assert unanchored.code == 0 and unanchored.json()["timestamps"][0]["trusted"] is None
+    assert "not checked against a trusted root" in invoke("verify", bundle).stdout
+
+    # Interop: the stored response is what openssl ts -verify reads, over seal.json.sig
+    out = tmp_path / "out"
+    with tarfile.open(bundle) as tar:
+        tar.extractall(out, filter="data")
+    proc = subprocess.run([require_tool("openssl"), "ts", "-verify", "-data",
+                           out / SEAL_SIG, "-in", out / "timestamps" / "000001.tsr",
+                           "-CAfile", tsa.root], capture_output=True, text=True)
+    assert proc.returncode == 0 and "Verification: OK" in proc.stdout, proc.stderr
+    wrong = subprocess.run([require_tool("openssl"), "ts", "-verify", "-data",
+                            out / "seal.json", "-in", out / "timestamps" / "000001.tsr",
+                            "-CAfile", tsa.root], capture_output=True, text=True)
+    assert wrong.returncode != 0  # the test can fail: openssl does check the imprint
+
+
+def test_a_tsa_that_is_down_never_loses_the_capture(tmp_path: Path, user: Path,
+                                                    keys: dict[str, Any], tree: Path):
+    url = down_url()
+    bundle, document = capture(tmp_path, keys, tree, "--tsa", url,
+                               code=ExitCode.TIMESTAMP_MISSING)
+    assert document["ok"] is True and document["timestamps"]["added"] == []
+    [(failed)] = document["timestamps"]["failed"]
+    assert failed["tsa"] == url and "could not reach" in failed["problem"]
+    assert document["timestamps"]["later"] == f"evidencekit timestamp {bundle} --tsa {url}"
+    assert verify(bundle).ok and not any(m.startswith("timestamps/") for m in members(bundle))
+
+
+def test_capture_without_json_says_how_to_add_the_timestamp_later(
+        tmp_path: Path, user: Path, keys: dict[str, Any], tree: Path):
+    url = down_url()
+    out = tmp_path / "case.evidence"
+    result = invoke("capture", tree, "-R", keys["recipient"], "--sign-key", keys["signer"],
+                    "-o", out, "--tsa", url)
+    assert result.code == ExitCode.TIMESTAMP_MISSING
+    assert "Sealed" in result.stdout
+    assert f"no timestamp from {url}" in result.stderr
+    assert f"evidencekit timestamp {out} --tsa {url}" in result.stderr.replace("\n", "")
+
+
+def test_two_tsas_one_down_keeps_the_good_token_and_names_the_other(
+        tmp_path: Path, user: Path, keys: dict[str, Any], tree: Path, tsa: LocalTSA):
+    url = down_url()
+    bundle, document = capture(tmp_path, keys, tree, "--tsa", url, "--tsa", tsa.url,
+                               code=ExitCode.TIMESTAMP_MISSING)
+    assert [a["tsa"] for a in document["timestamps"]["added"]] == [tsa.url]
+    assert [f["tsa"] for f in document["timestamps"]["failed"]] == [url]
+    assert document["timestamps"]["later"].endswith(f"--tsa {url}")
+    report = verify(bundle)
+    assert report.ok and len(report.timestamps) == 1
+
+
+def test_timestamp_added_later_coexists_with_custody_appends_and_a_reseal(
+        tmp_path: Path, user: Path, keys: dict[str, Any], tree: Path, tsa: LocalTSA):
+    bundle, _ = capture(tmp_path, keys, tree)
+    added = invoke("timestamp", bundle, "--tsa", tsa.url, "--json")
+    assert added.code == 0, added.stdout + added.stderr
+    assert_valid(added.json(), "timestamp")
+    note = invoke("custody", "add", bundle, "--action", "note", "--note", "x", "--sign-key",
+                  keys["signer"])
+    assert note.code == 0, note.stderr
+    again = invoke("timestamp", bundle, "--tsa", tsa.url, "--tsa-ca", tsa.root, "--json")
+    assert again.code == 0 and again.json()["added"][0]["member"] == "timestamps/000002.tsr"
+    assert members(bundle)[4:] == ["custody/000001.json", "custody/000001.json.sig",
+                                   "timestamps/000001.tsr", "custody/000002.json",
+                                   "custody/000002.json.sig", "timestamps/000002.tsr"]
+    report = verify(bundle, tsa_roots=[_root(tsa)])
+    assert report.ok and [t.trusted for t in report.timestamps] == [True, True]
+
+    resealed = tmp_path / "resealed.evidence"
+    done = invoke("reseal", bundle, "-i", keys["identity"], "-r", keys["recipient_line"],
+                  "--sign-key", keys["signer"], "-o", resealed)
+    assert done.code == 0, done.stderr
+    assert [m for m in members(resealed) if m.startswith("timestamps/")] == \
+        ["timestamps/000001.tsr", "timestamps/000002.tsr"]
+    assert verify(resealed, tsa_roots=[_root(tsa)]).ok
+
+
+def _root(tsa: LocalTSA) -> Any:
+    from evidencekit import timestamps
+
+    return timestamps.load_roots(str(tsa.root))[0]
+
+
+def test_a_token_from_another_root_is_refused_with_tsa_ca(
+        tmp_path: Path, user: Path, keys: dict[str, Any], tree: Path, tsa: LocalTSA,
+        other_pki: Path):
+    bundle, _ = capture(tmp_path, keys, tree, "--tsa", tsa.url)
+    checked = invoke("verify", bundle, "--tsa-ca", other_pki / "ca.crt", "--json")
+    assert checked.code == ExitCode.EVIDENCE_PROBLEM
+    [stamp] = checked.json()["timestamps"]
+    assert stamp["trusted"] is False
+    assert "does not chain to the given root" in stamp["problem"]
+
+
+def test_a_tampered_token_signature_is_an_error(
+        tmp_path: Path, user: Path, keys: dict[str, Any], tree: Path, tsa: LocalTSA):
+    bundle, _ = capture(tmp_path, keys, tree, "--tsa", tsa.url)
+    opened = open_bundle(bundle)
+    member = opened.by_name["timestamps/000001.tsr"]
+    opened.close()
+    with open(bundle, "r+b") as f:  # the last bytes of the DER are the ECDSA signature
+        f.seek(member.offset + member.size - 5)
+        byte = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([byte[0] ^ 0x01]))
+    checked = invoke("verify", bundle, "--tsa-ca", tsa.root, "--json")
+    assert checked.code == ExitCode.EVIDENCE_PROBLEM
+    problem = checked.json()["timestamps"][0]["problem"]
+    assert "signature" in problem and "not valid" in problem
+
+
+def test_a_token_over_other_data_is_an_error_even_without_tsa_ca(
+        tmp_path: Path, user: Path, keys: dict[str, Any], tree: Path, tsa: LocalTSA):
+    """A token lifted from another bundle: its imprint is not this seal's signature."""
+    first, _ = capture(tmp_path / "a", keys, tree, "--tsa", tsa.url)
+    second, _ = capture(tmp_path / "b", keys, tree)
+    token = member_data(first, "timestamps/000001.tsr")
+    opened = open_bundle(first)
+    mtime = opened.by_name["timestamps/000001.tsr"].mtime
+    opened.close()
+    _append_raw(second, "timestamps/000001.tsr", token, mtime)
+    report = verify(second)
+    assert not report.ok
+    assert any(f.check == "timestamps" and "imprint" in f.problem
+               for f in report.findings.errors)
+
+
+def test_an_answer_with_another_nonce_is_refused_at_request_time(
+        tmp_path: Path, user: Path, keys: dict[str, Any], tree: Path, tsa: LocalTSA):
+    tsa.mode = "other-nonce"
+    bundle, document = capture(tmp_path, keys, tree, "--tsa", tsa.url,
+                               code=ExitCode.TIMESTAMP_MISSING)
+    [failed] = document["timestamps"]["failed"]
+    assert "another nonce" in failed["problem"]
+    assert not any(m.startswith("timestamps/") for m in members(bundle))
+
+
+def test_a_tsa_certificate_that_had_expired_is_refused(
+        tmp_path: Path, user: Path, keys: dict[str, Any], tree: Path, tsa: LocalTSA):
+    tsa.mode = "expired"
+    bundle, document = capture(tmp_path, keys, tree, "--tsa", tsa.url,
+                               code=ExitCode.TIMESTAMP_MISSING)
+    assert "was not valid at the time" in document["timestamps"]["failed"][0]["problem"]
+    # and a verifier refuses such a token too (stored here by hand, as a forger would)
+    tsa.mode = "expired"
+    from evidencekit import timestamps
+
+    response = _raw_response(tsa, member_data(bundle, SEAL_SIG))
+    token = timestamps.parse(response, member_data(bundle, SEAL_SIG))
+    _append_raw(bundle, "timestamps/000001.tsr", response, int(token.gen_time.timestamp()))
+    checked = invoke("verify", bundle, "--tsa-ca", tsa.root, "--json")
+    assert checked.code == ExitCode.EVIDENCE_PROBLEM
+    assert "had expired" in checked.json()["timestamps"][0]["problem"]
+
+
+def test_timestamps_out_of_place_or_sequence_or_time_are_structure_errors(
+        tmp_path: Path, user: Path, keys: dict[str, Any], tree: Path, tsa: LocalTSA):
+    bundle, _ = capture(tmp_path, keys, tree, "--tsa", tsa.url)
+    token = member_data(bundle, "timestamps/000001.tsr")
+    mtime = next(m.mtime for m in open_bundle(bundle).members
+                 if m.name == "timestamps/000001.tsr")
+    skipped = tmp_path / "skipped.evidence"
+    skipped.write_bytes(bundle.read_bytes())
+    _append_raw(skipped, "timestamps/000003.tsr", token, mtime)
+    assert any("out of sequence" in f.problem for f in verify(skipped).findings.errors)
+    retimed = tmp_path / "retimed.evidence"
+    retimed.write_bytes(bundle.read_bytes())
+    _append_raw(retimed, "timestamps/000002.tsr", token, mtime + 3600)
+    assert [f.check for f in verify(retimed).findings.errors] == ["member-times"]
+    # between a custody event and its signature
+    data = bundle.read_bytes()
+    opened = open_bundle(bundle)
+    sig = opened.by_name["custody/000001.json.sig"]
+    opened.close()
+    start = sig.header_offset
+    inserted = member_header("timestamps/000001.tsr", len(token), mtime) + token + \
+        b"\0" * (-len(token) % 512)
+    cut = data[:start] + inserted + data[start:]
+    # remove the original timestamp at the end (it would be a duplicate)
+    last = len(member_header("x", 0, 0)) + len(token) + (-len(token) % 512)
+    cut = cut[: len(cut) - len(END_OF_ARCHIVE) - last] + END_OF_ARCHIVE
+    misplaced = tmp_path / "misplaced.evidence"
+    misplaced.write_bytes(cut)
+    assert any("not where timestamps may be" in f.problem
+               for f in verify(misplaced).findings.errors)
+
+
+def test_tsa_must_be_an_http_url(tmp_path: Path, user: Path, keys: dict[str, Any], tree: Path):
+    result = invoke("capture", tree, "-R", keys["recipient"], "--sign-key", keys["signer"],
+                    "-o", tmp_path / "x.evidence", "--tsa", "file:///etc/passwd")
+    assert result.code == ExitCode.USAGE and not (tmp_path / "x.evidence").exists()
+
+
+def _append_raw(bundle: Path, name: str, data: bytes, mtime: int) -> None:
+    """Append a member as a forger (or a careless tool) would: no checks."""
+    content = bundle.read_bytes()
+    assert content.endswith(END_OF_ARCHIVE)
+    import io
+
+    out = io.BytesIO()
+    writer = OuterWriter(out)
+    writer.add_bytes(name, data, mtime)
+    writer.finish()
+    bundle.write_bytes(content[: -len(END_OF_ARCHIVE)] + out.getvalue())
+
+
+def _raw_response(tsa: LocalTSA, signature: bytes) -> bytes:
+    import urllib.request
+
+    from rfc3161_client import HashAlgorithm, TimestampRequestBuilder
+
+    query = (TimestampRequestBuilder().data(signature).hash_algorithm(HashAlgorithm.SHA256)
+             .nonce(nonce=True).cert_request(cert_request=True).build())
+    request = urllib.request.Request(tsa.url, data=query.as_bytes(), method="POST")
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return bytes(answer.read())
