@@ -317,22 +317,23 @@ def header_tricks(plaintext: bytes) -> dict[str, bytes]:
     keyword. Each must give findings (never a crash); they seed the fuzzer at those checks."""
     import tarfile
 
-    from evidencekit.format.inner import _PAX_HEADER_NAME, _pax_record, _ustar_block, member_header
+    from evidencekit.format.inner import PAX_HEADER_NAME, member_header
     from evidencekit.format.outer import BLOCK, padding
+    from evidencekit.format.ustar import pax_record, ustar_block
 
     body, when = plaintext[: -2 * BLOCK], 1_780_000_000 * 10**9
 
     def pax(records: bytes, block: bytes) -> bytes:
-        return (_ustar_block(_PAX_HEADER_NAME, tarfile.XHDTYPE, len(records), 0, 0, 0, 0)
+        return (ustar_block(PAX_HEADER_NAME, tarfile.XHDTYPE, len(records), 0, 0, 0, 0)
                 + records + padding(len(records)) + block)
 
     folder = member_header("bag/data/evidence/planted", tarfile.DIRTYPE, 0, 0o755, when, 0, 0)
-    mtime = _pax_record("mtime", f"{when // 10**9}.000000000")
-    old_style = pax(mtime + _pax_record("path", "bag/data/evidence/receipt.txt"),
-                    _ustar_block(b"bag/data/evidence/d/", tarfile.AREGTYPE, 0, 0o644,
+    mtime = pax_record("mtime", f"{when // 10**9}.000000000")
+    old_style = pax(mtime + pax_record("path", "bag/data/evidence/receipt.txt"),
+                    ustar_block(b"bag/data/evidence/d/", tarfile.AREGTYPE, 0, 0o644,
                                  when // 10**9, 0, 0))
-    keyword = pax(mtime + _pax_record("SCHILY.xattr.user.x", "y"),
-                  _ustar_block(b"bag/data/evidence/x.txt", tarfile.REGTYPE, 2, 0o644,
+    keyword = pax(mtime + pax_record("SCHILY.xattr.user.x", "y"),
+                  ustar_block(b"bag/data/evidence/x.txt", tarfile.REGTYPE, 2, 0o644,
                                when // 10**9, 0, 0)) + b"x\n" + padding(2)
     end = bytes(2 * BLOCK)
     return {"extra-folder": body + (folder or b"") + end, "old-style": body + old_style + end,

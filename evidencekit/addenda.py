@@ -28,8 +28,7 @@ from typing import Any, Protocol
 from evidencekit import canonical
 from evidencekit import incident as inc
 from evidencekit.crypto import sshsig
-from evidencekit.crypto.keys import PublicKey
-from evidencekit.errors import BundleError, EvidenceKitError
+from evidencekit.errors import BundleError
 from evidencekit.findings import Findings
 from evidencekit.format.documents import (
     CustodyEvent,
@@ -262,17 +261,10 @@ def _check_signature(signature: bytes, data: bytes, document: Addendum, where: s
     except BundleError as exc:
         findings.error(CHECK, where + ".sig", exc.message)
         return
-    if not _same_key(signer, document.author.public_key) or \
+    if not signer.is_named_by(document.author.public_key) or \
             signer.fingerprint != document.author.fingerprint:
         findings.error(CHECK, where + ".sig", "addendum is signed by a key other than its "
                        "author's", document.author.fingerprint, signer.fingerprint)
-
-
-def _same_key(key: PublicKey, openssh_line: str) -> bool:
-    try:
-        return PublicKey.from_openssh_line(openssh_line) == key
-    except EvidenceKitError:
-        return False
 
 
 def _check_against_event(addendum: FoundAddendum, document: Addendum,

@@ -35,7 +35,7 @@ from evidencekit.format.documents import (
     custody_member,
 )
 from evidencekit.format.outer import END_OF_ARCHIVE, OuterWriter, read_member
-from evidencekit.format.reader import SMALL_MEMBER_LIMIT, open_bundle
+from evidencekit.format.reader import SMALL_MEMBER_LIMIT, OuterBundle, open_bundle
 from evidencekit.hostinfo import host_name
 from evidencekit.progress import Progress
 from evidencekit.verify import Report, verify
@@ -172,6 +172,12 @@ def append_event(bundle: Path, request: EventRequest, report: Report | None = No
     if others > 0 and linked is not None:
         linked(others)
     return event
+
+
+def check_appendable(bundle: Path) -> None:
+    """Refuse now (OutputError) a bundle that a custody event could not be added to later
+    (read-only, in a folder that cannot be written): asked before a long extract --record."""
+    _appendable(bundle)
 
 
 def _appendable(bundle: Path) -> Path:
@@ -327,21 +333,32 @@ def _write_resealed(bundle: Path, out: BinaryIO, identities: Sequence[age.Identi
                     recipients: Sequence[age.Recipient], request: EventRequest,
                     random: age.RandomSource, progress: Progress | None = None,
                     content: addenda.NoteContent | None = None) -> ResealResult:
+    # One open of the bundle for the members carried over and for the verify: a custody append
+    # may put a new file under that name meanwhile (it replaces the bundle), whose log holds
+    # an event the members read before do not.
     source = open_bundle(bundle)
     try:
-        carried = {m.name: read_member(source.file, m, SMALL_MEMBER_LIMIT)
-                   for m in source.members if m.name != PAYLOAD}
-        times = {m.name: m.mtime for m in source.members}
-        order = [m.name for m in source.members]
+        return _reseal_open(source, bundle, out, identities, recipients, request, random,
+                            progress, content)
     finally:
         source.close()
+
+
+def _reseal_open(source: OuterBundle, bundle: Path, out: BinaryIO,
+                 identities: Sequence[age.Identity], recipients: Sequence[age.Recipient],
+                 request: EventRequest, random: age.RandomSource, progress: Progress | None,
+                 content: addenda.NoteContent | None) -> ResealResult:
+    carried = {m.name: read_member(source.file, m, SMALL_MEMBER_LIMIT)
+               for m in source.members if m.name != PAYLOAD}
+    times = {m.name: m.mtime for m in source.members}
+    order = [m.name for m in source.members]
     added: addenda.Addendum | None = None
     writer = OuterWriter(out)
     writer.add_bytes(README, carried[README], times[README])
     with writer.add_stream(PAYLOAD, times[PAYLOAD]) as sink:
         encryptor = age.AgeWriter(cast(BinaryIO, sink), recipients, random=random)
         tee = _Tee(encryptor)
-        report = verify(bundle, identities, tee=tee, progress=progress)
+        report = verify(bundle, identities, tee=tee, progress=progress, opened=source)
         if not report.ok or not report.decrypted:
             encryptor.abort()
             _raise_failed(report)

@@ -140,20 +140,29 @@ class _Writer:
         self.tree = tree
         self.files = 0
         self.failure: OSError | None = None
+        self.largest = fs.largest_file(tree.root)  # FAT32: below 4 GiB
+        self.creating = False  # a failure now may be about the name (FAT: "a:b.txt")
 
     def directory(self, name: str, member: tarfile.TarInfo) -> None:
         try:
+            self.creating = True
             if self.tree.folder(tuple(os.fsencode(name).split(b"/")), create=True) is None:
                 raise BundleError(f"payload folder {name} lies under a file")
         except OSError as exc:
             raise self._failed(name, exc) from None
+        finally:
+            self.creating = False
 
     def file(self, name: str, member: tarfile.TarInfo, chunks: Iterator[bytes]) -> None:
+        if self.largest is not None and member.size > self.largest:
+            raise TooBigForDestination(name, member.size, self.largest)
         try:
             where = self.tree.parent(name, create=True)
             if where is None:
                 raise BundleError(f"payload file {name} lies under a file")
+            self.creating = True
             fd = os.open(where[1], _CREATE, 0o600, dir_fd=where[0])
+            self.creating = False
             with os.fdopen(fd, "wb") as out:
                 for chunk in chunks:
                     out.write(chunk)
@@ -191,7 +200,8 @@ class _Writer:
             where = self.tree.parent(name)
             if where is not None:
                 refuse_name_clash(*where)
-        if exc.errno in fs.NAME_REFUSED:
+        if self.creating and exc.errno in fs.NAME_REFUSED:
+            self.creating = False
             where = self.tree.parent(name)
             if where is not None and fs.takes_new_files(where[0]):
                 raise NameNotAllowed(name)
@@ -205,6 +215,18 @@ class NameClash(OutputError):
     """The output folder's file system takes two names of the evidence for the same one
     (a.txt and A.TXT on exFAT, FAT, NTFS, macOS): a problem of the destination, not of the
     evidence (docs/decisions/atomic-publish.md)."""
+
+
+class TooBigForDestination(OutputError):
+    """An evidence file FAT32 cannot hold (4 GiB or more): refused before it is written."""
+
+    def __init__(self, member: str, size: int, largest: int) -> None:
+        super().__init__(f"the destination folder is on a FAT32 file system, which cannot hold a "
+                         f"file of {fs.describe_limit(largest + 1)} or more, but the evidence "
+                         f"file {member} is {size / (1 << 30):.1f} GiB; nothing was extracted. "
+                         "The bundle itself was not found faulty",
+                         hint="extract onto a stick formatted as exFAT or NTFS, or onto your "
+                         "computer's disk")
 
 
 class NameNotAllowed(OutputError):

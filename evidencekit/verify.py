@@ -37,7 +37,6 @@ from evidencekit.crypto import age, sshsig
 from evidencekit.crypto.keys import PublicKey
 from evidencekit.errors import (
     BundleError,
-    EvidenceKitError,
     InputError,
     Interrupted,
     NoMatchingKey,
@@ -178,20 +177,22 @@ class Report:
 def verify(path: Path, identities: Sequence[age.Identity] = (),
            trusted_keys: Sequence[PublicKey] = (), visitor: Visitor | None = None,
            progress: Progress | None = None, tee: Writable | None = None,
-           check_payload_hash: bool = True,
+           check_payload_hash: bool = True, opened: OuterBundle | None = None,
            tsa_roots: Sequence[timestamps.Certificate] | None = None) -> Report:
     """Run every check that the given keys allow; never stop at the first problem.
 
     *tee* receives every plaintext byte of the payload as it is read (used by reseal); its
     content is trustworthy only if the returned report is ok. ``check_payload_hash=False`` skips
-    step 7 (reading the whole payload) for a quick look at the custody log. *tsa_roots*
+    step 7 (reading the whole payload) for a quick look at the custody log. *opened*: the
+    bundle at *path* already open (reseal carries members of the very file it verified, not of
+    one that a custody append put under that name meanwhile); it is left open. *tsa_roots*
     (``--tsa-ca``): the roots timestamps are checked against; without them a timestamp's
     imprint is checked but it is reported as not checked against a trusted root.
     """
     report = Report(str(path))
     progress = progress or NoProgress()
     try:
-        bundle = open_bundle(path)
+        bundle = open_bundle(path) if opened is None else opened
     except BundleError as exc:
         report.findings.error("outer-structure", str(path), exc.message)
         return report
@@ -205,7 +206,8 @@ def verify(path: Path, identities: Sequence[age.Identity] = (),
                           hint=f"{path} was not changed; run the command again to check it"
                           ) from None
     finally:
-        bundle.close()
+        if opened is None:
+            bundle.close()
     return report
 
 
@@ -311,19 +313,12 @@ def _check_seal(bundle: OuterBundle, report: Report) -> bytes | None:
     except BundleError as exc:
         findings.error("seal-signature", SEAL_SIG, exc.message)
         return seal_json
-    if report.signer.fingerprint != report.seal.signer.fingerprint or not _same_key(
-            report.signer, report.seal.signer.public_key):
+    if report.signer.fingerprint != report.seal.signer.fingerprint or \
+            not report.signer.is_named_by(report.seal.signer.public_key):
         findings.error("seal-signature", SEAL_SIG, "the seal was signed by a different key than "
                        "the one it names", expected=report.seal.signer.fingerprint,
                        found=report.signer.fingerprint)
     return seal_json
-
-
-def _same_key(key: PublicKey, openssh_line: str) -> bool:
-    try:
-        return PublicKey.from_openssh_line(openssh_line) == key
-    except EvidenceKitError:
-        return False
 
 
 def _check_readme(bundle: OuterBundle, seal: Seal, findings: Findings) -> None:
@@ -468,7 +463,7 @@ def _check_event(bundle: OuterBundle, event: CustodyEvent, data: bytes, name: st
     except BundleError as exc:
         findings.error("custody", name + ".sig", exc.message)
         return
-    if not _same_key(signer, event.actor.public_key) or signer.fingerprint != \
+    if not signer.is_named_by(event.actor.public_key) or signer.fingerprint != \
             event.actor.fingerprint:
         findings.error("custody", name + ".sig", "event is signed by a key other than the one it "
                        "names", event.actor.fingerprint, signer.fingerprint)

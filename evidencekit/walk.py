@@ -12,7 +12,7 @@ import errno
 import os
 import re
 import stat
-from collections.abc import Collection, Generator, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import AnyStr
@@ -383,7 +383,7 @@ def _other_names(real: bytes) -> list[bytes]:
         fields = line.split(b" ")
         if len(fields) > 4:
             mounts.append((fields[2], unescaped(fields[3]), unescaped(fields[4])))
-    holding = [m for m in mounts if _within(real, m[2])]
+    holding = [m for m in mounts if is_within(real, m[2])]
     if not holding:
         return []
     # the innermost mount; of several at one place, the last (it covers the others)
@@ -391,7 +391,7 @@ def _other_names(real: bytes) -> list[bytes]:
     inside = os.path.normpath(os.path.join(root, os.path.relpath(real, point)))
     return [os.path.normpath(os.path.join(other_point, os.path.relpath(inside, other_root)))
             for other_device, other_root, other_point in mounts
-            if other_device == device and other_point != point and _within(inside, other_root)]
+            if other_device == device and other_point != point and is_within(inside, other_root)]
 
 
 def walk(sources: list[Source], skip: set[tuple[int, int]] | None = None) -> Iterator[Entry]:
@@ -442,7 +442,7 @@ def _open_resolving(path: bytes, followed: bytes) -> int:
     parts = [p for p in path.split(b"/") if p]
     # (name, whether a link there may be followed): the path's own parts up to *followed*,
     # and every part of a followed link's target
-    pending = [(part, _within(followed, b"/" + b"/".join(parts[:i + 1])))
+    pending = [(part, is_within(followed, b"/" + b"/".join(parts[:i + 1])))
                for i, part in enumerate(parts)][::-1]
     hops = 0
     try:
@@ -501,8 +501,11 @@ def _trusted_link_target(dir_fd: int, name: bytes) -> bytes | None:
     return os.fsencode(target)
 
 
-def _within(path: bytes, folder: bytes) -> bool:
-    return path == folder or path.startswith(folder.rstrip(b"/") + b"/")
+def is_within(path: AnyStr, folder: AnyStr) -> bool:
+    """Whether *path* is *folder* or inside it, by name alone (nothing is resolved)."""
+    if isinstance(path, bytes):
+        return path == folder or path.startswith(folder.rstrip(b"/") + b"/")
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
 
 
 def _unreached(exc: OSError) -> str:
@@ -515,57 +518,27 @@ def _unreached(exc: OSError) -> str:
 
 def _walk_at(source: Source, dir_fd: int, name: bytes, path: bytes, bag_path: str,
              skip: set[tuple[int, int]]) -> Iterator[Entry]:
-    """*name* in *dir_fd* and everything below it, depth first. A loop over an explicit stack of
-    the folders being listed, not a recursion: nested generators, one a level, stopped a tree
-    about 1000 levels deep with Python's RecursionError (a crash, exit 5). A folder's
-    descriptor stays open while its children are walked (they are reached through it)."""
-    stack: list[tuple[int, Iterator[tuple[bytes, bytes, str]]]] = []
-    node: tuple[int, bytes, bytes, str] | None = (dir_fd, name, path, bag_path)
-    try:
-        while node is not None:
-            opened = yield from _visit(source, *node, skip)
-            if opened is not None:
-                stack.append(opened)
-            node = None
-            while stack and node is None:
-                fd, children = stack[-1]
-                child = next(children, None)
-                if child is None:
-                    stack.pop()
-                    os.close(fd)
-                else:
-                    node = (fd, *child)
-    finally:
-        for fd, _ in stack:
-            os.close(fd)
-
-
-def _visit(source: Source, dir_fd: int, name: bytes, path: bytes, bag_path: str,
-           skip: set[tuple[int, int]]
-           ) -> Generator[Entry, None, tuple[int, Iterator[tuple[bytes, bytes, str]]] | None]:
-    """Yield the entry of *name* in *dir_fd*; for a folder to descend into, return its open
-    descriptor and its children (name, path, bag path) in byte order."""
     try:
         info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     except OSError as exc:
         # Listed a moment ago, gone or unreadable now: record it, never drop it.
         yield Entry(source, path, bag_path, "unknown", None, dir_fd, name, error=_describe(exc))
-        return None
+        return
     kind = kind_of(info.st_mode)
     entry = Entry(source, path, bag_path, kind, info, dir_fd, name)
     if (info.st_dev, info.st_ino) in skip:
         entry.error = "skipped: evidencekit's own file (the bundle being written or the signing key)"
         yield entry
-        return None
+        return
     if kind != "directory":
         yield entry
-        return None
+        return
     try:
         fd = open_directory(name, dir_fd)
     except OSError as exc:
         entry.children_error = f"could not open the folder: {_describe(exc)}"
         yield entry
-        return None
+        return
     try:
         opened = os.fstat(fd)
         if (opened.st_dev, opened.st_ino) != (info.st_dev, info.st_ino):
@@ -581,19 +554,14 @@ def _visit(source: Source, dir_fd: int, name: bytes, path: bytes, bag_path: str,
                 entry.children_error = f"could not list the folder: {_describe(exc)}"
                 names = []
         yield entry
-    except BaseException:
+        taken: set[str] = set()
+        for child in names:
+            escaped = unique_name(escape_name(child), taken)
+            taken.add(escaped)
+            yield from _walk_at(source, fd, child, path + b"/" + child, f"{bag_path}/{escaped}",
+                                skip)
+    finally:
         os.close(fd)
-        raise
-    return fd, _children(names, path, bag_path)
-
-
-def _children(names: list[bytes], path: bytes, bag_path: str
-              ) -> Iterator[tuple[bytes, bytes, str]]:
-    taken: set[str] = set()
-    for child in names:
-        escaped = unique_name(escape_name(child), taken)
-        taken.add(escaped)
-        yield child, path + b"/" + child, f"{bag_path}/{escaped}"
 
 
 def _describe(exc: OSError) -> str:

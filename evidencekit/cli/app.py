@@ -78,16 +78,17 @@ def actor_option(f: F) -> F:
                         "(default: your signing key's name, its comment).")(f)
 
 
-def actor_name(actor: str | None, key: SigningKey) -> str:
+def actor_name(actor: str | None, key: SigningKey, option: str = "--actor") -> str:
     """Who signs, as the custody log names them: --actor (or the configured examiner), else the
     signing key's own name (its comment: ``evidencekit key generate --comment``), else the user
-    name. Checked like every public text (evidencekit.publictext)."""
+    name. Checked like every public text (evidencekit.publictext). *option* is the command's
+    own option for the name (capture: --examiner), which the hint names."""
     if actor is not None:
-        return check_line(actor, "--actor")
+        return check_line(actor, option)
+    hint = f"give your name with {option}"
     if key.comment.strip():
-        return check_line(key.comment.strip(), "the signing key's name (its comment)",
-                          hint="give your name with --actor")
-    return check_line(user_name(), "your user name", hint="give your name with --actor")
+        return check_line(key.comment.strip(), "the signing key's name (its comment)", hint=hint)
+    return check_line(user_name(), "your user name", hint=hint)
 
 
 def new_recipient_options(f: F) -> F:

@@ -148,7 +148,7 @@ def capture_command(sources: tuple[Path, ...], output: Path | None, case_id: str
         signing = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json, captured,
                                       may_create=True)
         if not fields["examiner"]:  # the key's own name, as every custody event does
-            case = dataclasses.replace(case, examiner=actor_name(None, signing))
+            case = dataclasses.replace(case, examiner=actor_name(None, signing, "--examiner"))
         request = CaptureRequest(wanted, target, case, chosen, signing,
                                  command_line=list(sys.argv),
                                  progress=render.progress_for(as_json, progress),

@@ -26,7 +26,13 @@ from evidencekit.cli.keyring import identities_from, trusted_from
 from evidencekit.cli.secrets import KEY_PASSPHRASE_ENV, PASSPHRASE_ENV, interactive, obtain
 from evidencekit.crypto import age
 from evidencekit.crypto.keys import SigningKey
-from evidencekit.custody import EventRequest, append_event, check_receipt, parse_receipt
+from evidencekit.custody import (
+    EventRequest,
+    append_event,
+    check_appendable,
+    check_receipt,
+    parse_receipt,
+)
 from evidencekit.errors import EvidenceKitError, ExitCode, InputError, UsageError
 from evidencekit.extract import extract
 from evidencekit.format.documents import PAYLOAD
@@ -239,6 +245,8 @@ def extract_command(bundle: Path, identities: tuple[Path, ...], passphrase_file:
         # a finished folder behind an error.
         signer = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json) \
             if record else None
+        if record:
+            check_appendable(bundle)
         result = extract(bundle, output, keys, trusted_from(trusted), keep_untrusted,
                          render.progress_for(as_json, progress), as_stored)
         code = render.exit_code_for(result.report)
@@ -246,8 +254,14 @@ def extract_command(bundle: Path, identities: tuple[Path, ...], passphrase_file:
             code = ExitCode.EVIDENCE_PROBLEM
         recorded = None
         if signer is not None and result.output is not None:
-            recorded = _record(bundle, result.report, "accessed", actor, signer,
-                               {"operation": "extract", "files": str(result.files)})
+            try:
+                recorded = _record(bundle, result.report, "accessed", actor, signer,
+                                   {"operation": "extract", "files": str(result.files)})
+            except EvidenceKitError as exc:  # never silent about the folder that is there
+                exc.message = (f"{result.output} was extracted (complete and verified), but no "
+                               f"custody event was added: {exc.message}")
+                exc.args = (exc.message,)
+                raise
         if as_json:
             document = render.report_json(result.report, code, command="extract")
             document.update({"output": str(result.output) if result.output else None,

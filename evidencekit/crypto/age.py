@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from evidencekit.crypto import bech32
+from evidencekit.crypto.sshwire import encode_string, encode_uint32
 from evidencekit.errors import (
     AgeArmorError,
     AgeHeaderError,
@@ -325,13 +326,9 @@ class X25519Identity:
 # --- ssh-ed25519 (defined by the reference implementation) ----------------------------------
 
 
-def _ssh_string(value: bytes) -> bytes:
-    return len(value).to_bytes(4, "big") + value
-
-
 def _ssh_wire(public_key: Ed25519PublicKey) -> bytes:
     """The SSH wire encoding of an Ed25519 public key (RFC 8709)."""
-    return _ssh_string(b"ssh-ed25519") + _ssh_string(public_key.public_bytes_raw())
+    return encode_string(b"ssh-ed25519") + encode_string(public_key.public_bytes_raw())
 
 
 def _ssh_tag(wire: bytes) -> str:
@@ -374,7 +371,7 @@ class SshEd25519Recipient:
             wire = base64.b64decode(fields[1], validate=True)
         except binascii.Error:
             raise RecipientError(f"ssh-ed25519 key {_shorten(line)!r}: the key is not base64") from None
-        prefix = _ssh_string(b"ssh-ed25519") + (32).to_bytes(4, "big")
+        prefix = encode_string(b"ssh-ed25519") + encode_uint32(32)
         if len(wire) != len(prefix) + 32 or not wire.startswith(prefix):
             raise RecipientError(f"ssh-ed25519 key {_shorten(line)!r}: malformed key blob")
         return cls(Ed25519PublicKey.from_public_bytes(wire[len(prefix) :]))

@@ -36,6 +36,7 @@ from evidencekit.crypto.sshwire import (
 )
 from evidencekit.errors import (
     BadPassphrase,
+    EvidenceKitError,
     KeyFileError,
     OutputError,
     PassphraseRequired,
@@ -167,6 +168,13 @@ class PublicKey:
     def from_wire(cls, data: bytes) -> PublicKey:
         """Parse the RFC 4253 wire form; KeyFileError unless it is exactly one ed25519 key."""
         return _parse_public_wire(data, "public key")
+
+    def is_named_by(self, openssh_line: str) -> bool:
+        """True if ``openssh_line`` is this key (comment aside); False if it is another or unreadable."""
+        try:
+            return PublicKey.from_openssh_line(openssh_line) == self
+        except EvidenceKitError:
+            return False
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, PublicKey):

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 
 from evidencekit.format.bag import BAG_ROOT
 from evidencekit.format.outer import BLOCK, padding
+from evidencekit.format.ustar import MAX_OCTAL, pax_record, ustar_block
 from evidencekit.pipeline import Writable
 
 TAG_MODE = 0o644
@@ -19,33 +20,7 @@ def _pax_time(ns: int) -> str:
     return f"{seconds}.{fraction:09d}"
 
 
-_POSIX_MAGIC = b"ustar\x0000"
-_PAX_HEADER_NAME = b"././@PaxHeader"
-_MAX_OCTAL = {8: 8**7, 12: 8**11}  # first value an octal field of that width cannot hold
-
-
-def _octal(value: int, width: int) -> bytes:
-    return b"%0*o\0" % (width - 1, value)
-
-
-def _ustar_block(name: bytes, kind: bytes, size: int, mode: int, mtime: int, uid: int,
-                 gid: int, linkname: bytes = b"") -> bytes:
-    """A ustar header block exactly as tarfile writes it (PAX_FORMAT, no device numbers)."""
-    block = b"".join((
-        name[:100].ljust(100, b"\0"), _octal(mode & 0o7777, 8), _octal(uid, 8), _octal(gid, 8),
-        _octal(size, 12), _octal(mtime, 12), b"        ", kind, linkname[:100].ljust(100, b"\0"),
-        _POSIX_MAGIC,
-        bytes(64 + 16 + 155 + 12),  # uname, gname, devmajor, devminor, prefix, padding
-    ))
-    return block[:148] + b"%06o\0" % sum(block) + block[155:]
-
-
-def _pax_record(keyword: str, value: str) -> bytes:
-    body = b" %s=%s\n" % (keyword.encode("utf-8"), value.encode("utf-8"))
-    length = len(body)  # the record's length includes its own decimal digits
-    while len(b"%d" % length) + len(body) != length:
-        length = len(b"%d" % length) + len(body)
-    return b"%d" % length + body
+PAX_HEADER_NAME = b"././@PaxHeader"
 
 
 def _header(name: str, kind: bytes, size: int, mode: int, mtime_ns: int,
@@ -70,7 +45,7 @@ def member_header(path: str, kind: bytes, size: int, mode: int, mtime_ns: int, u
     if kind == tarfile.DIRTYPE and not path.endswith("/"):
         path += "/"
     mtime = mtime_ns // 1_000_000_000
-    records = [_pax_record("mtime", _pax_time(mtime_ns))]
+    records = [pax_record("mtime", _pax_time(mtime_ns))]
     encoded_link = b""
     try:
         encoded = _pax_field(records, "path", path)
@@ -80,16 +55,16 @@ def member_header(path: str, kind: bytes, size: int, mode: int, mtime_ns: int, u
         return None
     numbers = {"uid": uid, "gid": gid, "size": size}
     for keyword, width in (("uid", 8), ("gid", 8), ("size", 12)):
-        if not 0 <= numbers[keyword] < _MAX_OCTAL[width]:
-            records.append(_pax_record(keyword, str(numbers[keyword])))
+        if not 0 <= numbers[keyword] < MAX_OCTAL[width]:
+            records.append(pax_record(keyword, str(numbers[keyword])))
             numbers[keyword] = 0
-    if not 0 <= mtime < _MAX_OCTAL[12]:
+    if not 0 <= mtime < MAX_OCTAL[12]:
         mtime = 0  # the pax mtime record holds it
     data = b"".join(records)
-    return (_ustar_block(_PAX_HEADER_NAME, tarfile.XHDTYPE, len(data), 0, 0, 0, 0)
+    return (ustar_block(PAX_HEADER_NAME, tarfile.XHDTYPE, len(data), 0, 0, 0, 0)
             + data + padding(len(data))
-            + _ustar_block(encoded, kind, numbers["size"], mode, mtime, numbers["uid"],
-                           numbers["gid"], encoded_link))
+            + ustar_block(encoded, kind, numbers["size"], mode, mtime, numbers["uid"],
+                          numbers["gid"], encoded_link))
 
 
 def ustar_header(name: str, kind: bytes, size: int, mode: int, mtime: int, uid: int,
@@ -101,10 +76,10 @@ def ustar_header(name: str, kind: bytes, size: int, mode: int, mtime: int, uid: 
         encoded = name.encode("ascii")
     except UnicodeEncodeError:
         return None
-    if len(encoded) > 100 or not (0 <= uid < _MAX_OCTAL[8] and 0 <= gid < _MAX_OCTAL[8] and
-                                  0 <= size < _MAX_OCTAL[12] and 0 <= mtime < _MAX_OCTAL[12]):
+    if len(encoded) > 100 or not (0 <= uid < MAX_OCTAL[8] and 0 <= gid < MAX_OCTAL[8] and
+                                  0 <= size < MAX_OCTAL[12] and 0 <= mtime < MAX_OCTAL[12]):
         return None
-    return _ustar_block(encoded, kind, size, mode, mtime, uid, gid)
+    return ustar_block(encoded, kind, size, mode, mtime, uid, gid)
 
 
 def _pax_field(records: list[bytes], keyword: str, value: str) -> bytes:
@@ -112,9 +87,9 @@ def _pax_field(records: list[bytes], keyword: str, value: str) -> bytes:
     try:
         encoded = value.encode("ascii")
         if len(encoded) > 100:
-            records.append(_pax_record(keyword, value))
+            records.append(pax_record(keyword, value))
     except UnicodeEncodeError:
-        records.append(_pax_record(keyword, value))  # raises again for surrogates
+        records.append(pax_record(keyword, value))  # raises again for surrogates
         encoded = value.encode("ascii", "replace")
     return encoded
 

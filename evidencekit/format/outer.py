@@ -24,52 +24,14 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from evidencekit.errors import BundleError
+from evidencekit.format.ustar import MAX_OCTAL, pax_record, ustar_block
 
 BLOCK = 512
 HEADER_LEN = 3 * BLOCK
 END_OF_ARCHIVE = b"\0" * (2 * BLOCK)
 MEMBER_MODE = 0o444  # evidence is read-only
-_USTAR_MAX_SIZE = 8**11 - 1
 MAX_NAME = 99
 _PREADV = getattr(os, "preadv", None)  # not on every platform (macOS)
-
-
-def _octal(value: int, width: int) -> bytes:
-    """A NUL-terminated, zero-padded octal field of *width* bytes."""
-    return b"%0*o\0" % (width - 1, value)
-
-
-def _ustar_block(name: bytes, size: int, mtime: int, typeflag: bytes) -> bytes:
-    fields = [
-        name.ljust(100, b"\0"),
-        _octal(MEMBER_MODE, 8),
-        _octal(0, 8),  # uid
-        _octal(0, 8),  # gid
-        _octal(size if size <= _USTAR_MAX_SIZE else 0, 12),
-        _octal(mtime, 12),
-        b" " * 8,  # checksum placeholder, per POSIX
-        typeflag,
-        b"\0" * 100,  # linkname
-        b"ustar\x0000",
-        b"\0" * 32,  # uname
-        b"\0" * 32,  # gname
-        _octal(0, 8),  # devmajor
-        _octal(0, 8),  # devminor
-        b"\0" * 155,  # prefix
-        b"\0" * 12,
-    ]
-    block = bytearray(b"".join(fields))
-    checksum = sum(block)
-    block[148:156] = b"%06o\0 " % checksum
-    return bytes(block)
-
-
-def _pax_size_record(size: int) -> bytes:
-    body = b" size=%d\n" % size
-    length = len(body) + 1
-    while len(b"%d" % length) + len(body) != length:
-        length += 1
-    return b"%d" % length + body
 
 
 def member_header(name: str, size: int, mtime: int) -> bytes:
@@ -79,11 +41,13 @@ def member_header(name: str, size: int, mtime: int) -> bytes:
         raise ValueError(f"outer member name too long: {name}")
     if mtime < 0 or size < 0:
         raise ValueError("negative size or mtime")
-    record = _pax_size_record(size)
+    record = pax_record("size", str(size))
+    ustar_size = size if size < MAX_OCTAL[12] else 0  # the pax record holds it
     return (
-        _ustar_block(b"PaxHeaders/" + raw_name, len(record), mtime, b"x")
+        ustar_block(b"PaxHeaders/" + raw_name, b"x", len(record), MEMBER_MODE, mtime, 0, 0,
+                    device_numbers=True)
         + record.ljust(BLOCK, b"\0")
-        + _ustar_block(raw_name, size, mtime, b"0")
+        + ustar_block(raw_name, b"0", ustar_size, MEMBER_MODE, mtime, 0, 0, device_numbers=True)
     )
 
 

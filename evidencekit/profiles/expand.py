@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from evidencekit.profiles.model import VARIABLES, Profile
 from evidencekit.walk import (
+    is_within,
     link_owner,
     resolves_through_trusted_links,
     scan_directory,
@@ -124,7 +125,7 @@ class Resolution:
     def _reached_by(self, path: str, folder: str) -> bool:
         """Whether capturing *folder* captures *path* (inside it) as capturing *path* would: no
         link on the way, and *path* is not a link that is followed as a source."""
-        if not _within(path, [folder]):
+        if not is_within(path, folder):
             return False
         if path == folder:
             return True
@@ -277,14 +278,10 @@ def resolve(profile: Profile, os_name: str, environ: Mapping[str, str]) -> Resol
     # A refusal inside a source is met again by the capture's own walk, which records it there.
     seen: set[str] = set()
     for item in refused:
-        if item.path not in seen and not _within(item.path, chosen):
+        if item.path not in seen and not any(is_within(item.path, folder) for folder in chosen):
             seen.add(item.path)
             result.unreachable.append(item)
     return result
-
-
-def _within(path: str, folders: list[str]) -> bool:
-    return any(path == f or path.startswith(f.rstrip("/") + "/") for f in folders)
 
 
 @dataclass
@@ -297,7 +294,7 @@ class _Matches:
     def may_follow(self, path: str) -> bool:
         """Whether a link at *path* may be followed: it is one of the pattern's named folders
         (or what it names in full), none of them reached through another user's link."""
-        return _within(self.followed, [path])
+        return is_within(self.followed, path)
 
     def note_link(self, path: str) -> None:
         stranger = _stranger(path)

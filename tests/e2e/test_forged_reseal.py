@@ -30,8 +30,9 @@ from evidencekit.clock import parse_rfc3339, rfc3339
 from evidencekit.crypto import age, sshsig
 from evidencekit.crypto.keys import SigningKey
 from evidencekit.format.documents import PAYLOAD, CustodyEvent, Signer, custody_member
-from evidencekit.format.inner import _PAX_HEADER_NAME, _pax_record, _ustar_block, member_header
+from evidencekit.format.inner import PAX_HEADER_NAME, member_header
 from evidencekit.format.outer import BLOCK, OuterWriter, padding, read_member, read_members
+from evidencekit.format.ustar import pax_record, ustar_block
 from tests.conftest import skip_or_fail
 from tests.e2e.conftest import Run, run_cli
 
@@ -200,11 +201,11 @@ def pax_path_trick(plaintext: bytes) -> bytes:
     parts = pieces(plaintext)
     when = mtime_ns_of(plaintext, f"{EVIDENCE}/empty")
     text_block = folder(f"{EVIDENCE}/{ATTACKER_TEXT}", when).raw[-BLOCK:]
-    records = (_pax_record("mtime", f"{when // SECOND}.{when % SECOND:09d}")
-               + _pax_record("path", f"{EVIDENCE}/receipt.txt"))
-    trick = (_ustar_block(_PAX_HEADER_NAME, tarfile.XHDTYPE, len(records), 0, 0, 0, 0)
+    records = (pax_record("mtime", f"{when // SECOND}.{when % SECOND:09d}")
+               + pax_record("path", f"{EVIDENCE}/receipt.txt"))
+    trick = (ustar_block(PAX_HEADER_NAME, tarfile.XHDTYPE, len(records), 0, 0, 0, 0)
              + records + padding(len(records))
-             + _ustar_block(f"{EVIDENCE}/empty/x/".encode(), tarfile.AREGTYPE, BLOCK, 0o644,
+             + ustar_block(f"{EVIDENCE}/empty/x/".encode(), tarfile.AREGTYPE, BLOCK, 0o644,
                             when // SECOND, 0, 0)
              + text_block)
     return joined(after(parts, f"{EVIDENCE}/empty", Piece("trick", trick)))

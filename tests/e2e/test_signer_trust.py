@@ -361,6 +361,13 @@ def test_a_signing_keys_name_that_is_too_long_is_refused_naming_actor(
     assert "--actor" in refused.stderr
     ok(cli(config, "custody", "add", bundle, "--action", "verified", "--sign-key", key,
            "--actor", "Det. Long"))
+    # capture names its examiner with --examiner: the hint must say that option (it said
+    # --actor, which capture does not have; found by an independent review)
+    (tmp_path / "evidence.txt").write_text("e")
+    refused = cli(config, "capture", tmp_path / "evidence.txt", "--sign-key", key, "-r",
+                  str(age.X25519Identity.generate().recipient()), "-o", tmp_path / "n.evidence")
+    assert refused.code == 2 and "signing key's name" in refused.stderr
+    assert "give your name with --examiner" in refused.stderr, refused.stderr
     # key generate makes no such name in the first place
     refused = cli(config, "key", "generate", "-o", tmp_path / "new", "--comment", "x" * 1001)
     assert refused.code == 2 and "--comment is 1,001 characters long" in refused.stderr

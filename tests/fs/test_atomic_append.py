@@ -241,3 +241,55 @@ def test_the_copy_keeps_extended_attributes(tmp_path: Path, keys: dict[str, Path
     assert result.returncode == 0, result.stderr
     assert _events(bundle) == [1, 2]
     assert os.getxattr(bundle, "user.evidencekit-test") == b"case 4411"
+
+
+def test_a_reseal_while_an_event_is_added_reads_one_bundle(tmp_path: Path,
+                                                            keys: dict[str, Path],
+                                                            home: Path) -> None:
+    """reseal read the members it carries over from one open of the bundle and verified a
+    second open: an append replacing the bundle in between gave 'internal error: KeyError'
+    (exit 5). strace holds reseal's second read of the bundle while the append runs."""
+    strace = require_tool("strace")
+    bundle = _capture(tmp_path, keys, 1 << 16, tmp_path)
+    resealed = tmp_path / "resealed.evidence"
+    reseal = subprocess.Popen(
+        [strace, "-f", "-qq", "-o", os.devnull, "-P", str(bundle), "-e", "trace=read",
+         "-e", "inject=read:delay_enter=2000000:when=2", sys.executable, "-m", "evidencekit",
+         "reseal", str(bundle), "-i", str(keys["identity"]), "-R", str(keys["recipient"]),
+         "--sign-key", str(keys["signer"]), "-o", str(resealed)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.2)  # reseal is held in its second read of the bundle
+    added = subprocess.run(_add(bundle, keys), capture_output=True, text=True, timeout=120)
+    assert added.returncode == 0, added.stderr
+    _out, err = reseal.communicate(timeout=120)
+    assert reseal.returncode == 0, err
+    assert run_cli("verify", resealed, "-i", keys["identity"]).code == 0
+    assert _events(bundle) == [1, 2] and _verifies(bundle)
+
+
+def test_extract_record_that_cannot_add_its_event_says_the_folder_is_there(
+        tmp_path: Path, keys: dict[str, Path], home: Path) -> None:
+    """extract --record: the folder is made first, then the event added. When the event cannot
+    be added (no room for the copy), the error must say that the folder was extracted: before,
+    it named only the event, and a script saw exit 2 with a finished folder it knew nothing of."""
+    if os.geteuid() != 0:
+        skip_or_fail("mounting a small tmpfs needs root")
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(small)], check=True)
+    try:
+        bundle = _capture(small, keys, 1 << 20, tmp_path)
+        with open(small / "filler", "wb") as filler:  # room for less than a copy of the bundle
+            filler.write(b"\1" * (os.statvfs(small).f_bavail * os.statvfs(small).f_frsize
+                                  - (512 << 10)))
+        opened = tmp_path / "opened"
+        result = run_cli("extract", bundle, "-i", keys["identity"], "-o", opened, "--record",
+                         "--sign-key", keys["signer"], "--json")
+        assert result.code == 2, result.stderr
+        message = result.json()["error"]["message"]
+        assert f"{opened} was extracted (complete and verified), but no custody event was " \
+               "added: not enough free space" in message, message
+        assert (opened / "data" / f"evidence-{1 << 20}" / "photo.bin").stat().st_size == 1 << 20
+        assert _events(bundle) == [1]
+    finally:
+        subprocess.run(["umount", "-l", str(small)], check=False)

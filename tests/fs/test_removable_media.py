@@ -7,6 +7,8 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.conftest import run_cli
 from tests.fs.mounts import mounted
 
@@ -159,3 +161,28 @@ def test_a_name_the_stick_does_not_allow_is_named_as_such(stick: Path, tmp_path:
     assert "does not allow the name 'call 10:42.txt'" in message, message
     assert "not found faulty" in message
     assert os.listdir(stick) == []
+
+
+@pytest.mark.slow  # captures 4 GiB (sparse: no disk used, about 20 s of encryption)
+def test_extract_refuses_a_file_fat32_cannot_hold_before_writing_it(tmp_path: Path,
+                                                                    keys: dict[str, Path],
+                                                                    home: Path) -> None:
+    """An evidence file of 4 GiB or more cannot go onto FAT32. Said at that file, before 4 GiB
+    are written through the stick, in words about the destination: before, fusefat's error at
+    the limit came out as 'does not allow the name' or 'Operation not permitted'."""
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    with open(evidence / "disk.img", "wb") as f:
+        f.truncate((1 << 32) + 1)
+    bundle = tmp_path / "case.evidence"
+    made = run_cli("capture", evidence, "-R", keys["recipient"], "--sign-key", keys["signer"],
+                   "-o", bundle)
+    assert made.code == 0, made.stderr
+    with mounted("fat32", tmp_path) as stick:
+        started = time.monotonic()
+        result = run_cli("extract", bundle, "-i", keys["identity"], "-o", stick / "opened")
+        assert result.code == 2, result.stderr
+        assert "FAT32" in result.stderr and "data/evidence/disk.img is 4.0 GiB" in result.stderr
+        assert "does not allow the name" not in result.stderr
+        assert os.listdir(stick) == []
+    assert time.monotonic() - started < 60  # refused at the file, not after writing 4 GiB
