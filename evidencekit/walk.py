@@ -12,7 +12,7 @@ import errno
 import os
 import re
 import stat
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import AnyStr
@@ -518,27 +518,57 @@ def _unreached(exc: OSError) -> str:
 
 def _walk_at(source: Source, dir_fd: int, name: bytes, path: bytes, bag_path: str,
              skip: set[tuple[int, int]]) -> Iterator[Entry]:
+    """*name* in *dir_fd* and everything below it, depth first. A loop over an explicit stack of
+    the folders being listed, not a recursion: nested generators, one a level, stopped a tree
+    about 1000 levels deep with Python's RecursionError (a crash, exit 5). A folder's
+    descriptor stays open while its children are walked (they are reached through it)."""
+    stack: list[tuple[int, Iterator[tuple[bytes, bytes, str]]]] = []
+    node: tuple[int, bytes, bytes, str] | None = (dir_fd, name, path, bag_path)
+    try:
+        while node is not None:
+            opened = yield from _visit(source, *node, skip)
+            if opened is not None:
+                stack.append(opened)
+            node = None
+            while stack and node is None:
+                fd, children = stack[-1]
+                child = next(children, None)
+                if child is None:
+                    stack.pop()
+                    os.close(fd)
+                else:
+                    node = (fd, *child)
+    finally:
+        for fd, _ in stack:
+            os.close(fd)
+
+
+def _visit(source: Source, dir_fd: int, name: bytes, path: bytes, bag_path: str,
+           skip: set[tuple[int, int]]
+           ) -> Generator[Entry, None, tuple[int, Iterator[tuple[bytes, bytes, str]]] | None]:
+    """Yield the entry of *name* in *dir_fd*; for a folder to descend into, return its open
+    descriptor and its children (name, path, bag path) in byte order."""
     try:
         info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     except OSError as exc:
         # Listed a moment ago, gone or unreadable now: record it, never drop it.
         yield Entry(source, path, bag_path, "unknown", None, dir_fd, name, error=_describe(exc))
-        return
+        return None
     kind = kind_of(info.st_mode)
     entry = Entry(source, path, bag_path, kind, info, dir_fd, name)
     if (info.st_dev, info.st_ino) in skip:
         entry.error = "skipped: evidencekit's own file (the bundle being written or the signing key)"
         yield entry
-        return
+        return None
     if kind != "directory":
         yield entry
-        return
+        return None
     try:
         fd = open_directory(name, dir_fd)
     except OSError as exc:
         entry.children_error = f"could not open the folder: {_describe(exc)}"
         yield entry
-        return
+        return None
     try:
         opened = os.fstat(fd)
         if (opened.st_dev, opened.st_ino) != (info.st_dev, info.st_ino):
@@ -554,14 +584,19 @@ def _walk_at(source: Source, dir_fd: int, name: bytes, path: bytes, bag_path: st
                 entry.children_error = f"could not list the folder: {_describe(exc)}"
                 names = []
         yield entry
-        taken: set[str] = set()
-        for child in names:
-            escaped = unique_name(escape_name(child), taken)
-            taken.add(escaped)
-            yield from _walk_at(source, fd, child, path + b"/" + child, f"{bag_path}/{escaped}",
-                                skip)
-    finally:
+    except BaseException:
         os.close(fd)
+        raise
+    return fd, _children(names, path, bag_path)
+
+
+def _children(names: list[bytes], path: bytes, bag_path: str
+              ) -> Iterator[tuple[bytes, bytes, str]]:
+    taken: set[str] = set()
+    for child in names:
+        escaped = unique_name(escape_name(child), taken)
+        taken.add(escaped)
+        yield child, path + b"/" + child, f"{bag_path}/{escaped}"
 
 
 def _describe(exc: OSError) -> str:

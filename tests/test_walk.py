@@ -236,3 +236,36 @@ def test_a_path_named_again_is_found_whatever_its_spelling(tmp_path, monkeypatch
     paths = [b"docs", b"link", os.fsencode(tmp_path / "docs"), b"./docs/"]
     # a link to the folder is another path to it: both are recorded, as the user asked
     assert named_again(paths) == {0: [2, 3]}
+
+
+def test_a_tree_thousands_of_levels_deep_is_walked_in_order(tmp_path):
+    """The walk is a loop, not a recursion: a tree 2000 levels deep (one folder and one file a
+    level) stopped capture with RecursionError, an internal error (exit 5), past about 970
+    (found by an independent review). Order and names are those of a shallow tree."""
+    DEPTH = 1500  # well past Python's default recursion limit of 1000
+    root = tmp_path / "deep"
+    root.mkdir()
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _ in range(DEPTH):
+            os.close(os.open("f", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd))
+            os.mkdir("a", dir_fd=fd)
+            inner = os.open("a", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+    finally:
+        os.close(fd)
+    try:
+        entries = list(walk(resolve_sources([os.fsencode(root)])))
+    finally:
+        # pytest's own clean-up (shutil.rmtree) recurses, and would fail for every later
+        # session sharing the base folder; rm walks any depth
+        subprocess.run(["rm", "-rf", root], check=True)
+    assert len(entries) == 1 + DEPTH * 2
+    assert [e.bag_path for e in entries[:5]] == ["data/deep", "data/deep/a", "data/deep/a/a",
+                                                 "data/deep/a/a/a", "data/deep/a/a/a/a"]
+    assert entries[DEPTH].bag_path == "data/deep" + "/a" * DEPTH
+    assert entries[DEPTH + 1].bag_path == "data/deep" + "/a" * (DEPTH - 1) + "/f"  # then back up
+    assert entries[-1].bag_path == "data/deep/f"
+    assert all(e.error is None and e.children_error is None for e in entries)
+
