@@ -58,6 +58,7 @@ from evidencekit.sources import FileSource, StreamEntry
 from evidencekit.sources import Source as EvidenceSource  # walk.Source: one root of FileSource
 from evidencekit.sources.files import scan_totals as scan_totals  # where it was
 from evidencekit.spool import Spool
+from evidencekit.text import human_size
 from evidencekit.walk import (
     Entry,
     Source,
@@ -198,16 +199,6 @@ class _OutputRoom:
                                           "stores its full logical size)")
         return (f"not read: {human_size(size)}{why} does not fit in the {human_size(free)} free "
                 "where the bundle is written")
-
-
-def human_size(size: int) -> str:
-    """``1.5 GiB``: binary units, one decimal; ``123 bytes`` below a KiB."""
-    value = float(size)
-    for unit in ("KiB", "MiB", "GiB", "TiB", "PiB"):
-        value /= 1024
-        if value < 1024 or unit == "PiB":
-            return f"{size} bytes" if size < 1024 else f"{value:.1f} {unit}"
-    return f"{size} bytes"  # not reached
 
 
 @dataclass

@@ -27,6 +27,7 @@ from evidencekit.profiles import (
     resolve,
 )
 from evidencekit.selection import Filters
+from evidencekit.text import exact_size
 
 
 def user_profile_dirs() -> list[Path]:
@@ -241,7 +242,7 @@ def _show_text(profile: Profile, resolution: Resolution) -> None:
         render.out.print("  reads only:    " + esc(", ".join(profile.include)))
     if profile.exclude:
         render.out.print("  skips:         " + esc(", ".join(profile.exclude)))
-    limits = [f"{k} {_size(v)}" for k, v in (("max_file_size", profile.max_file_size),
+    limits = [f"{k} {exact_size(v)}" for k, v in (("max_file_size", profile.max_file_size),
                                                     ("max_total", profile.max_total_bytes)) if v]
     if limits:
         render.out.print("  limits:        " + ", ".join(limits))
@@ -267,8 +268,3 @@ def _link_note(resolution: Resolution, source: str) -> str:
     return "" if note is None else f" ({note.reason})"
 
 
-def _size(n: int) -> str:
-    for unit, factor in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= factor and n % factor == 0:
-            return f"{n // factor} {unit}"
-    return f"{n} bytes"

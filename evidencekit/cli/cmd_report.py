@@ -39,8 +39,8 @@ from evidencekit.custody import EventRequest, append_event, event_summary, resea
 from evidencekit.errors import BundleError, ExitCode, NoMatchingKey, OutputError, UsageError
 from evidencekit.protection import needs_passphrase, payload_protection, wrong_key_for
 from evidencekit.report import collect, report_format, write_report
-from evidencekit.report.model import plural
 from evidencekit.report.previews import PreviewCollector
+from evidencekit.text import plural
 from evidencekit.verify import Report, verify
 
 

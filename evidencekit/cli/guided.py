@@ -26,7 +26,7 @@ from rich.markup import escape
 
 from evidencekit import amounts
 from evidencekit import incident as inc
-from evidencekit.capture import CaptureRequest, CaseInfo, capture, human_size, sources_of
+from evidencekit.capture import CaptureRequest, CaseInfo, capture, sources_of
 from evidencekit.cli import render
 from evidencekit.cli.app import resolve_signing_key
 from evidencekit.cli.keyring import (
@@ -45,6 +45,7 @@ from evidencekit.errors import (
 )
 from evidencekit.hostinfo import user_name
 from evidencekit.publictext import check_line
+from evidencekit.text import human_size, plural
 from evidencekit.walk import (
     Source,
     entries_below,
@@ -845,7 +846,7 @@ def _ask_incident(p: Prompter, prepared: inc.Incident, zone: tuple[dt.tzinfo, st
         record = dataclasses.replace(record, losses=tuple(_ask_losses(p)))
     if record.identifiers:
         p.say("\n[bold]6. Contact details the criminals used[/]")
-        _prepared(p, "Contacts used", _plural(len(record.identifiers), "contact"))
+        _prepared(p, "Contacts used", plural(len(record.identifiers), "contact"))
     else:
         record = dataclasses.replace(record, identifiers=tuple(_ask_identifiers(p)))
     return record
@@ -898,7 +899,7 @@ def _ask_when(p: Prompter, record: inc.Incident, zone: tuple[dt.tzinfo, str]) ->
         record = dataclasses.replace(record, noticed=_ask_moment(p, "When did you notice it?",
                                                                  zone))
     if record.timeline:
-        _prepared(p, "What happened when", _plural(len(record.timeline), "event"))
+        _prepared(p, "What happened when", plural(len(record.timeline), "event"))
         return record
     return dataclasses.replace(record, timeline=tuple(_ask_timeline(p, zone)))
 
@@ -946,10 +947,6 @@ def _protected_by(plan: Plan) -> str:
 
 def _money(losses: tuple[inc.Loss, ...]) -> str:
     return ", ".join(amounts.shown(v, c) for c, v in inc.totals(losses).items())
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _short(text: str, width: int = 70) -> str:

@@ -27,7 +27,6 @@ from rich.text import Text
 
 from evidencekit import addenda
 from evidencekit.capture import CaptureResult
-from evidencekit.capture import human_size as _size
 from evidencekit.crypto import age
 from evidencekit.custody import ReceiptCheck, counterparty_text, event_summary
 from evidencekit.errors import EvidenceKitError, ExitCode
@@ -36,8 +35,9 @@ from evidencekit.format.documents import CustodyEvent, Seal
 from evidencekit.progress import NoProgress
 from evidencekit.progress import Progress as ProgressSink
 from evidencekit.protection import payload_protection, wrong_key, wrong_key_for
-from evidencekit.report.model import plural, visible
+from evidencekit.report.model import visible
 from evidencekit.selection import EXCLUDED, TOO_LARGE
+from evidencekit.text import human_size, plural
 from evidencekit.verify import UNKNOWN, UNTRUSTED, Report, signer_label
 
 JSON_SCHEMA_VERSION = 1
@@ -132,7 +132,7 @@ class BinarySpeedColumn(TransferSpeedColumn):
         speed = task.finished_speed or task.speed
         if speed is None:
             return Text("?", style="progress.data.speed")
-        return Text(f"{_size(int(speed))}/s", style="progress.data.speed")
+        return Text(f"{human_size(int(speed))}/s", style="progress.data.speed")
 
 
 class RichProgress:
@@ -202,7 +202,7 @@ def capture_text(result: CaptureResult) -> None:
     out.print(f"[bold green]Sealed[/] {_escape(str(result.output))}")
     out.print(f"  case            {_escape(seal.case_id)}")
     out.print(f"  captured        {plural(counts['files'], 'file')} "
-              f"({_size(seal.total_bytes)}), {plural(counts['directories'], 'folder')}, "
+              f"({human_size(seal.total_bytes)}), {plural(counts['directories'], 'folder')}, "
               f"{plural(counts['symlinks'], 'symbolic link')}, "
               f"{plural(counts['special'], 'special file')}")
     out.print(f"  root hash       {seal.manifest_root}")
@@ -260,7 +260,7 @@ def report_text(report: Report, tried: Sequence[age.Identity] | None = None,
         trust = {None: "not checked against a trusted key (use --trusted-key)",
                  True: "[green]a key you trust[/]", False: "[red]NOT a key you trust[/]"}
         out.print(f"Signer   {_escape(seal.signer.fingerprint)}: {trust[report.trusted]}")
-        out.print(f"Evidence {seal.counts['files']} files, {_size(seal.total_bytes)}"
+        out.print(f"Evidence {seal.counts['files']} files, {human_size(seal.total_bytes)}"
                   + ("" if seal.complete else " [yellow](capture was incomplete)[/]"))
     if receipt is not None:
         out.print(f"Receipt  {receipt_line(*receipt)}")

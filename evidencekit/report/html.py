@@ -27,16 +27,15 @@ from evidencekit.report.model import (
     ReportData,
     by_hand_more,
     how_to_verify,
-    plural,
     previewed,
     short_fingerprint,
     shown_in_previews,
-    size_text,
     utc_human,
     verify_by_hand,
     visible,
 )
 from evidencekit.report.previews import MAX_PICTURES, Picture
+from evidencekit.text import plural, size_text
 
 ITEMS_PER_TABLE = 500  # long lists are split into numbered parts, each with its own heading
 

@@ -24,6 +24,7 @@ from evidencekit.format.documents import SEAL_SIG, CustodyEvent, Seal, custody_m
 from evidencekit.protection import payload_protection, wrong_key
 from evidencekit.records import bytes_from_field
 from evidencekit.report.previews import Email, Picture, PreviewCollector, Previews, matching
+from evidencekit.text import plural
 from evidencekit.verify import SEALER, TRUSTED, UNKNOWN, UNTRUSTED, Report, signer_label
 
 # Characters that would hide or reorder text in a name: shown as [U+XXXX] instead.
@@ -424,15 +425,6 @@ def _signers(seal: Seal, events: list[CustodyEvent], report: Report | None = Non
         elif event.action not in row.role and event.action != "captured":
             row.role += f", {event.action}"
     return list(rows.values())
-
-
-def plural(count: int, noun: str) -> str:
-    """'1 folder', '3 folders'."""
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"
-
-
-def size_text(size: int | None) -> str:
-    return "" if size is None else f"{size:,}"
 
 
 def previewed(data: ReportData) -> tuple[list[tuple[EvidenceItem, Picture]],

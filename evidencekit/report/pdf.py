@@ -49,16 +49,15 @@ from evidencekit.report.model import (
     ReportData,
     by_hand_more,
     how_to_verify,
-    plural,
     previewed,
     short_fingerprint,
     shown_in_previews,
-    size_text,
     utc_human,
     verify_by_hand,
     visible,
 )
 from evidencekit.report.previews import MAX_PICTURES, Picture
+from evidencekit.text import plural, size_text
 
 FONT_ENV = "EVIDENCEKIT_REPORT_FONT"
 FONT_DIRS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/dejavu",

@@ -1,0 +1,33 @@
+"""Counts and sizes in plain words, the same in every output made for people (terminal,
+guided session, reports). Machine output (``--json``) gives the numbers themselves."""
+
+from __future__ import annotations
+
+
+def plural(count: int, noun: str) -> str:
+    """'1 folder', '3 folders', '1,200 files'."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def human_size(size: int) -> str:
+    """``1.5 GiB``: binary units, one decimal; ``123 bytes`` below a KiB."""
+    value = float(size)
+    for unit in ("KiB", "MiB", "GiB", "TiB", "PiB"):
+        value /= 1024
+        if value < 1024 or unit == "PiB":
+            return f"{size} bytes" if size < 1024 else f"{value:.1f} {unit}"
+    return f"{size} bytes"  # not reached
+
+
+def exact_size(size: int) -> str:
+    """A size as a setting is written: ``5 GiB`` when it is a whole number of a unit, else
+    ``5000 bytes`` (never rounded: a limit shown must be the limit applied)."""
+    for unit, factor in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor} {unit}"
+    return f"{size} bytes"
+
+
+def size_text(size: int | None) -> str:
+    """A byte count with thousands separators ('1,234,567'); empty when unknown."""
+    return "" if size is None else f"{size:,}"
