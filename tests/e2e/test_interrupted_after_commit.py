@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.conftest import run_cli
 
 
@@ -175,6 +177,7 @@ def test_a_capture_that_first_made_the_personal_key_can_still_be_stopped(
     assert os.listdir(out) == []
 
 
+@pytest.mark.slow  # a 1 GiB capture (sparse)
 def test_nohup_is_obeyed(tmp_path: Path, keys: dict[str, Path], home: Path) -> None:
     """``nohup evidencekit capture … &`` (SIGHUP ignored before the start, as nohup does, and
     SIGINT as a shell does for background jobs): logging out must not stop the capture. The

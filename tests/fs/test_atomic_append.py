@@ -243,6 +243,7 @@ def test_the_copy_keeps_extended_attributes(tmp_path: Path, keys: dict[str, Path
     assert os.getxattr(bundle, "user.evidencekit-test") == b"case 4411"
 
 
+@pytest.mark.slow  # strace holds reseal for 2 s
 def test_a_reseal_while_an_event_is_added_reads_one_bundle(tmp_path: Path,
                                                             keys: dict[str, Path],
                                                             home: Path) -> None:
