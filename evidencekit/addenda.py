@@ -32,10 +32,10 @@ from evidencekit.errors import BundleError
 from evidencekit.findings import Findings
 from evidencekit.format.documents import (
     CustodyEvent,
+    Fields,
     Seal,
     Signer,
-    _check_header,
-    _Fields,
+    check_header,
 )
 
 CHECK = "addenda"  # the verification step (docs/FORMAT.md §7.1)
@@ -86,8 +86,8 @@ class Addendum:
 
     @classmethod
     def from_json(cls, data: bytes, what: str) -> Addendum:
-        f = _Fields(canonical.loads(data, what), what)
-        version = _check_header(f, ADDENDUM_TYPE)
+        f = Fields(canonical.loads(data, what), what)
+        version = check_header(f, ADDENDUM_TYPE)
         if version < FIRST_VERSION:
             raise BundleError(f"{what} says format version {version}; addenda exist from "
                               f"version {FIRST_VERSION} on")

@@ -290,7 +290,7 @@ def _without_flag(message: str, opts: Sequence[str]) -> str:
 # ----------------------------------------------------------- shared by capture, custody, reseal
 def encryption_for(recipients: tuple[str, ...], files: tuple[Path, ...], use_passphrase: bool,
                 passphrase_file: Path | None) -> list[age.Recipient]:
-    recipients, files = _flags_over_defaults(recipients, files)
+    recipients, files = flags_over_defaults(recipients, files)
     by_key = recipients_from(recipients, files)
     wants_passphrase = use_passphrase or passphrase_file is not None or (
         not by_key and bool(os.environ.get(PASSPHRASE_ENV)))
@@ -309,7 +309,7 @@ def encryption_for(recipients: tuple[str, ...], files: tuple[Path, ...], use_pas
     return [age.ScryptRecipient(secret)]
 
 
-def _flags_over_defaults(recipients: tuple[str, ...], files: tuple[Path, ...]
+def flags_over_defaults(recipients: tuple[str, ...], files: tuple[Path, ...]
                          ) -> tuple[tuple[str, ...], tuple[Path, ...]]:
     """Recipients from the configuration or EVIDENCEKIT_RECIPIENTS apply only when no encryption
     flag (-r, -R, -p, --passphrase-file) was given on the command line."""

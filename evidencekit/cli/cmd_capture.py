@@ -23,10 +23,10 @@ from evidencekit.capture import (
 )
 from evidencekit.cli import guided, render
 from evidencekit.cli.app import (
-    _flags_over_defaults,
     actor_name,
     cli,
     encryption_for,
+    flags_over_defaults,
     given_on_command_line,
     json_option,
     progress_option,
@@ -189,7 +189,7 @@ def _protection_defaults(defaults: guided.GuidedDefaults, recipients: tuple[str,
     if use_passphrase and passphrase_file is None and not from_env:
         # -p alone: the session asks for the passphrase itself (with its explanations), after
         # the same check encryption_for makes before it would prompt.
-        if recipients_from(*_flags_over_defaults(recipients, recipient_files)):
+        if recipients_from(*flags_over_defaults(recipients, recipient_files)):
             raise UsageError("choose either public keys (--recipient) or a passphrase, not both",
                              hint="the age format allows a passphrase only on its own")
         defaults.ask_passphrase = True

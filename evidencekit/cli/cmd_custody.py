@@ -71,7 +71,7 @@ def custody_add(bundle: Path, action: str, to_party: str | None, from_party: str
                               "bundle": str(bundle), "event": event_summary(event)})
         else:
             render.out.print(f"Added custody event #{event.sequence} ({event.action}) to "
-                             f"{render._escape(str(bundle))}, signed by "
+                             f"{render.escape(str(bundle))}, signed by "
                              f"{event.actor.fingerprint}")
         return ExitCode.OK
 

@@ -64,7 +64,7 @@ def inspect_command(bundle: Path, as_json: bool) -> None:
         seal = info.seal
         # Everything below comes from the bundle (or names it) and nothing here is verified: a
         # case id, a fingerprint or a stanza type may hold terminal escapes or rich markup.
-        esc = render._escape
+        esc = render.escape
         render.out.print(f"Bundle      {esc(str(bundle))} (format version {seal.format_version})")
         render.out.print(f"Case        {esc(seal.case_id)}")
         render.out.print(f"Sealed      {esc(seal.created)} "
@@ -274,15 +274,15 @@ def extract_command(bundle: Path, identities: tuple[Path, ...], passphrase_file:
         render.report_text(result.report, keys)
         if result.output is not None:
             render.out.print(f"Extracted {result.files} files into "
-                             f"{render._escape(str(result.output))}")
+                             f"{render.escape(str(result.output))}")
             for link in result.skipped_links:  # name and target as the bundle's manifest says
                 render.err.print("  link not created (points outside the folder): "
-                                 f"{render._escape(link)}")
+                                 f"{render.escape(link)}")
             if recorded:
                 render.err.print(recorded)
         elif result.untrusted is not None:
             render.err.print(f"[red]Nothing trusted was extracted.[/] What was decrypted is in "
-                             f"{render._escape(str(result.untrusted))}: do NOT rely on it.")
+                             f"{render.escape(str(result.untrusted))}: do NOT rely on it.")
         else:
             render.err.print("[red]Nothing was extracted[/] because verification failed.")
         return code

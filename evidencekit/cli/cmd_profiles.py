@@ -123,17 +123,17 @@ def _print_resolution(selection: ProfileSelection) -> None:
                      + (f", {len(resolution.unreachable)} not reachable"
                         if resolution.unreachable else ""))
     for missing in resolution.missing:
-        render.err.print(f"  [dim]not captured ({render._escape(missing.target)}): "
-                         f"{render._escape(missing.path or missing.pattern)}: "
-                         f"{render._escape(missing.reason)}[/]")
+        render.err.print(f"  [dim]not captured ({render.escape(missing.target)}): "
+                         f"{render.escape(missing.path or missing.pattern)}: "
+                         f"{render.escape(missing.reason)}[/]")
     for source in resolution.sources:
         note = resolution.link_note(source)
         if note is not None:
-            render.err.print(f"  [dim]link: {render._escape(source)}: "
-                             f"{render._escape(note.reason)}[/]")
+            render.err.print(f"  [dim]link: {render.escape(source)}: "
+                             f"{render.escape(note.reason)}[/]")
     for refused in resolution.unreachable:
-        render.err.print(f"  [yellow]not reachable ({render._escape(refused.target)}):[/] "
-                         f"{render._escape(refused.problem)}")
+        render.err.print(f"  [yellow]not reachable ({render.escape(refused.target)}):[/] "
+                         f"{render.escape(refused.problem)}")
 
 
 def _show_argument(profile: Profile) -> str:
@@ -232,7 +232,7 @@ def profiles_show(name: str, os_name: str | None, as_json: bool) -> None:
 
 
 def _show_text(profile: Profile, resolution: Resolution) -> None:
-    esc = render._escape  # found names are outside text: no control characters printed
+    esc = render.escape  # found names are outside text: no control characters printed
     render.out.print(f"[bold]{esc(profile.name)}[/]: {esc(profile.description)}")
     render.out.print(f"  from {esc(profile.file)} ({profile.origin})")
     if profile.case:

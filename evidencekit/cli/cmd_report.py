@@ -379,5 +379,5 @@ def _confirm_public(text: str, details: dict[str, str], as_json: bool, bundle: P
     needs = "passphrase" if needs_passphrase(payload_protection(bundle)) else \
         "key, and the new holder's public key"
     render.err.print(f"[dim]{PRIVATE_ALTERNATIVE.format(needs=needs)}[/]")
-    render.err.print("  " + render._escape(private_command(bundle, text, details)))
+    render.err.print("  " + render.escape(private_command(bundle, text, details)))
     return click.confirm("Write this public note?", default=False, err=True)

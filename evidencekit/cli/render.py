@@ -85,7 +85,7 @@ def _escaped_surrogate(match: re.Match[str]) -> str:
 def waiting_for_writer(bundle: Path) -> Callable[[], None]:
     """What to say when another command is adding to the same bundle and this one waits."""
     def say() -> None:
-        err.print(f"Another evidencekit command is adding to {_escape(str(bundle))}; waiting for "
+        err.print(f"Another evidencekit command is adding to {escape(str(bundle))}; waiting for "
                   "it to finish (Ctrl-C to stop: nothing will have been changed)…")
     return say
 
@@ -95,7 +95,7 @@ def other_names_left(bundle: Path) -> Callable[[int], None]:
     event (it was replaced by a copy that holds it, docs/decisions/atomic-publish.md)."""
     def say(count: int) -> None:
         names = "another name (a hard link)" if count == 1 else f"{count} other names (hard links)"
-        err.print(f"[yellow]Note:[/] {_escape(str(bundle))} had {names}: "
+        err.print(f"[yellow]Note:[/] {escape(str(bundle))} had {names}: "
                   f"{'it still shows' if count == 1 else 'they still show'} the bundle without "
                   "this event. Copy the bundle there again if it should have it too.")
     return say
@@ -106,12 +106,12 @@ def error(exc: EvidenceKitError, command: str, as_json: bool) -> None:
         emit_json({"command": command, "ok": False, "exit_code": exc.exit_code,
                    "error": {"kind": type(exc).__name__, "message": exc.message,
                              "hint": exc.hint}})
-    err.print(f"[bold red]evidencekit: error:[/] {_escape(exc.message)}")
+    err.print(f"[bold red]evidencekit: error:[/] {escape(exc.message)}")
     if exc.hint:
-        err.print(f"[yellow]evidencekit: hint:[/] {_escape(exc.hint)}")
+        err.print(f"[yellow]evidencekit: hint:[/] {escape(exc.hint)}")
 
 
-def _escape(text: str) -> str:
+def escape(text: str) -> str:
     """Text from outside (names, bundle contents, messages quoting them) as it may be printed.
 
     A name like ``"x\\n\\x1b[2K\\rVERIFIED: …"`` would otherwise print a forged line or move the
@@ -120,9 +120,6 @@ def _escape(text: str) -> str:
     people: JSON output stays byte-faithful (JSON escapes control characters itself).
     """
     return escape_markup(visible(text))
-
-
-escape = _escape  # for other CLI modules
 
 
 class BinarySpeedColumn(TransferSpeedColumn):
@@ -199,17 +196,17 @@ def capture_json(result: CaptureResult, exit_code: int) -> dict[str, Any]:
 def capture_text(result: CaptureResult) -> None:
     seal = result.seal
     counts = seal.counts
-    out.print(f"[bold green]Sealed[/] {_escape(str(result.output))}")
-    out.print(f"  case            {_escape(seal.case_id)}")
+    out.print(f"[bold green]Sealed[/] {escape(str(result.output))}")
+    out.print(f"  case            {escape(seal.case_id)}")
     out.print(f"  captured        {plural(counts['files'], 'file')} "
               f"({human_size(seal.total_bytes)}), {plural(counts['directories'], 'folder')}, "
               f"{plural(counts['symlinks'], 'symbolic link')}, "
               f"{plural(counts['special'], 'special file')}")
     out.print(f"  root hash       {seal.manifest_root}")
     out.print(f"  payload SHA-256 {seal.payload_sha256}")
-    out.print(f"  signed by       {_escape(seal.signer.fingerprint)}")
+    out.print(f"  signed by       {escape(seal.signer.fingerprint)}")
     for warning in result.warnings:
-        err.print(f"[yellow]evidencekit: warning:[/] {_escape(warning)}")
+        err.print(f"[yellow]evidencekit: warning:[/] {escape(warning)}")
     by_rule = [p for p in result.problems if p.problem.startswith((EXCLUDED, TOO_LARGE))]
     problems = [p for p in result.problems if p not in by_rule]
     if by_rule:
@@ -219,11 +216,11 @@ def capture_text(result: CaptureResult) -> None:
         err.print(f"[yellow]{len(problems)} item(s) could not be captured completely "
                   "(recorded in the manifest):[/]")
         for problem in problems[:50]:
-            err.print(f"  {_escape(problem.path)}: {_escape(problem.problem)}")
+            err.print(f"  {escape(problem.path)}: {escape(problem.problem)}")
         if len(problems) > 50:
             err.print(f"  … and {len(problems) - 50} more (see --json)")
     out.print("Keep this bundle unchanged. Check it any time with: evidencekit verify "
-              f"{_escape(str(result.output))}")
+              f"{escape(str(result.output))}")
 
 
 def report_json(report: Report, exit_code: int, command: str = "verify") -> dict[str, Any]:
@@ -255,11 +252,11 @@ def report_text(report: Report, tried: Sequence[age.Identity] | None = None,
     were tried when none opens the bundle; *receipt*: the receipt file checked, and how."""
     seal = report.seal
     if seal is not None:
-        out.print(f"Bundle   {_escape(report.bundle)}")
-        out.print(f"Case     {_escape(seal.case_id)}  (sealed {_escape(seal.created)})")
+        out.print(f"Bundle   {escape(report.bundle)}")
+        out.print(f"Case     {escape(seal.case_id)}  (sealed {escape(seal.created)})")
         trust = {None: "not checked against a trusted key (use --trusted-key)",
                  True: "[green]a key you trust[/]", False: "[red]NOT a key you trust[/]"}
-        out.print(f"Signer   {_escape(seal.signer.fingerprint)}: {trust[report.trusted]}")
+        out.print(f"Signer   {escape(seal.signer.fingerprint)}: {trust[report.trusted]}")
         out.print(f"Evidence {seal.counts['files']} files, {human_size(seal.total_bytes)}"
                   + ("" if seal.complete else " [yellow](capture was incomplete)[/]"))
     if receipt is not None:
@@ -272,10 +269,10 @@ def report_text(report: Report, tried: Sequence[age.Identity] | None = None,
     if report.no_matching_key:  # in plain words; the age message stays in --json
         advice = (wrong_key(payload_protection(report.bundle)) if tried is None
                   else wrong_key_for(report.bundle, tried))
-        err.print(f"[bold red]Cannot open the bundle:[/] {_escape(advice.summary)}")
+        err.print(f"[bold red]Cannot open the bundle:[/] {escape(advice.summary)}")
         for detail in advice.details:
-            err.print(f"  {_escape(detail)}")
-        err.print(f"[yellow]evidencekit: hint:[/] {_escape(advice.hint)}")
+            err.print(f"  {escape(detail)}")
+        err.print(f"[yellow]evidencekit: hint:[/] {escape(advice.hint)}")
     if report.ok:
         what = (f"all {report.files_checked} files decrypted and match their hashes"
                 if report.decrypted else "seal, signatures, custody log and payload hash are "
@@ -302,12 +299,12 @@ def report_text(report: Report, tried: Sequence[age.Identity] | None = None,
 def receipt_line(name: str, check: ReceiptCheck) -> str:
     """How the bundle compares with the receipt *name*, in words."""
     if check.matches is None:
-        return f"{_escape(name)} not checked: the bundle could not be read"
+        return f"{escape(name)} not checked: the bundle could not be read"
     if not check.matches:
-        return f"[red]does NOT match[/] {_escape(name)} (the differences are listed below)"
+        return f"[red]does NOT match[/] {escape(name)} (the differences are listed below)"
     since = ("none was added since" if not check.events_since else
              f"{check.events_since:,} {'was' if check.events_since == 1 else 'were'} added since")
-    return (f"[green]matches[/] {_escape(name)}: the same bundle; the receipt's newest custody "
+    return (f"[green]matches[/] {escape(name)}: the same bundle; the receipt's newest custody "
             f"event is #{check.newest_event}, and {since}")
 
 
@@ -327,10 +324,10 @@ def print_findings(findings: list[Finding], shown: int = FINDINGS_SHOWN) -> None
 def print_finding(finding: Finding) -> None:
     colour = "red" if finding.severity == "error" else "yellow"
     # "[bag]" unescaped would be taken for a rich style and vanish.
-    line = f"[{colour}]{finding.severity}[/] {_escape(f'[{finding.check}]')} " \
-           f"{_escape(finding.where)}: {_escape(finding.problem)}"
+    line = f"[{colour}]{finding.severity}[/] {escape(f'[{finding.check}]')} " \
+           f"{escape(finding.where)}: {escape(finding.problem)}"
     if finding.expected is not None or finding.found is not None:
-        line += f" (expected {_escape(str(finding.expected))}, found {_escape(str(finding.found))})"
+        line += f" (expected {escape(str(finding.expected))}, found {escape(str(finding.found))})"
     err.print(line)
 
 
@@ -344,10 +341,10 @@ def custody_table(events: list[CustodyEvent], report: Report | None = None) -> N
         # Every cell comes from the bundle (signed by whoever made it): shown, not interpreted.
         standing = report.standing(e.actor.fingerprint) if report is not None else UNKNOWN
         by = signer_label(standing, e.actor_name[:200])
-        table.add_row(str(e.sequence), _escape(e.time[:19] + "Z"), _escape(e.action),
-                      ("[bold red]" if standing == UNTRUSTED else "[default]") + _escape(by)
-                      + "[/]", _escape(e.actor.fingerprint[:19] + "…"),
-                      _escape(counterparty_text(e)), _escape(e.note[:80])
+        table.add_row(str(e.sequence), escape(e.time[:19] + "Z"), escape(e.action),
+                      ("[bold red]" if standing == UNTRUSTED else "[default]") + escape(by)
+                      + "[/]", escape(e.actor.fingerprint[:19] + "…"),
+                      escape(counterparty_text(e)), escape(e.note[:80])
                       + (f" {ADDENDUM_MARK}" if addenda.DETAIL in e.details else ""))
     out.print(table)
 
@@ -365,7 +362,7 @@ def addenda_text(report: Report) -> None:
     for addendum in shown:
         assert addendum.document is not None
         standing = report.standing(addendum.document.author.fingerprint)
-        out.print("  " + addenda.describe(addendum, _escape,
+        out.print("  " + addenda.describe(addendum, escape,
                                           signer_label(standing,
                                                        addendum.document.author_name[:200])))
 
@@ -374,7 +371,7 @@ def timestamps_text(report: Report) -> None:
     """Each trusted timestamp beside the signer's claimed seal time, and how far it was checked."""
     if not report.timestamps or report.seal is None:
         return
-    out.print(f"Trusted timestamps (the signer's clock said {_escape(report.seal.created)}):")
+    out.print(f"Trusted timestamps (the signer's clock said {escape(report.seal.created)}):")
     for stamp in report.timestamps:
         if stamp.problem is not None:
             standing = "[red]does not verify[/] (see below)"
@@ -382,8 +379,8 @@ def timestamps_text(report: Report) -> None:
             standing = "[green]checked against your --tsa-ca root[/]"
         else:
             standing = "not checked against a trusted root (give --tsa-ca ROOT.pem)"
-        out.print(f"  {_escape(stamp.time)}  by {_escape(stamp.tsa or 'an unnamed TSA')}, "
-                  f"policy {_escape(stamp.policy)}: {standing}")
+        out.print(f"  {escape(stamp.time)}  by {escape(stamp.tsa or 'an unnamed TSA')}, "
+                  f"policy {escape(stamp.policy)}: {standing}")
 
 
 def exit_code_for(report: Report) -> int:

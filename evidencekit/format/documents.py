@@ -43,7 +43,7 @@ def timestamp_member(sequence: int) -> str:
     return f"{TIMESTAMP_DIR}{sequence:06d}.tsr"
 
 
-class _Fields:
+class Fields:
     """Typed access to a parsed JSON object; every wrong type raises BundleError naming the field."""
 
     def __init__(self, document: dict[str, Any], what: str) -> None:
@@ -100,7 +100,7 @@ class _Fields:
                               f"{sorted(missing)}")
 
 
-def _check_header(fields: _Fields, expected_type: str) -> int:
+def check_header(fields: Fields, expected_type: str) -> int:
     if fields.text("type") != expected_type:
         raise BundleError(f"{fields._what} is not of type {expected_type}")
     version = fields.integer("format_version")
@@ -161,8 +161,8 @@ class Seal:
 
     @classmethod
     def from_json(cls, data: bytes) -> Seal:
-        f = _Fields(canonical.loads(data, "seal.json"), "seal.json")
-        version = _check_header(f, SEAL_TYPE)
+        f = Fields(canonical.loads(data, "seal.json"), "seal.json")
+        version = check_header(f, SEAL_TYPE)
         f.exact_keys(_SEAL_KEYS)
         payload = f.obj("payload")
         f.exact_keys({"name", "size", "sha256"}, payload)
@@ -228,8 +228,8 @@ class CustodyEvent:
 
     @classmethod
     def from_json(cls, data: bytes, what: str) -> CustodyEvent:
-        f = _Fields(canonical.loads(data, what), what)
-        version = _check_header(f, EVENT_TYPE)
+        f = Fields(canonical.loads(data, what), what)
+        version = check_header(f, EVENT_TYPE)
         f.exact_keys(_EVENT_KEYS)
         actor = f.obj("actor")
         f.exact_keys({"name", "public_key", "fingerprint"}, actor)
