@@ -42,6 +42,7 @@ from evidencekit.errors import BundleError, InputError
 Certificate = x509.Certificate
 
 MAX_TOKEN = 64 * 1024  # a response with a chain of a few certificates is 2-10 KB
+MAX_TIMESTAMPS = 1000  # per bundle (docs/FORMAT.md §6.1): verify parses every one
 REQUEST_TIMEOUT = 20.0  # seconds per TSA
 # More than this between the TSA's time and the signer's claimed time is a warning.
 CLOCK_TOLERANCE_SECONDS = 300

@@ -341,6 +341,11 @@ def _check_timestamps(bundle: OuterBundle, seal: Seal, findings: Findings,
     names = timestamp_names(bundle)
     if not names or SEAL_SIG not in bundle.by_name:
         return []
+    if len(names) > timestamps.MAX_TIMESTAMPS:  # each is parsed: a bound on the work
+        findings.error("timestamps", names[timestamps.MAX_TIMESTAMPS],
+                       f"{len(names)} timestamps, more than the {timestamps.MAX_TIMESTAMPS} "
+                       "allowed; only the first ones were checked")
+        names = names[: timestamps.MAX_TIMESTAMPS]
     signature = bundle.read_small(SEAL_SIG)
     claimed = parse_rfc3339(seal.created) // 1_000_000_000
     results = []

@@ -304,3 +304,16 @@ def _raw_response(tsa: LocalTSA, signature: bytes) -> bytes:
     request = urllib.request.Request(tsa.url, data=query.as_bytes(), method="POST")
     with urllib.request.urlopen(request, timeout=10) as answer:
         return bytes(answer.read())
+
+
+def test_an_unreadable_timestamp_member_is_a_finding_not_a_crash(
+        tmp_path: Path, user: Path, keys: dict[str, Any], tree: Path):
+    bundle, _ = capture(tmp_path, keys, tree)
+    opened = open_bundle(bundle)
+    mtime = opened.by_name["seal.json"].mtime
+    opened.close()
+    _append_raw(bundle, "timestamps/000001.tsr", b"\x30\x03\x02\x01\x00 not DER", mtime)
+    result = invoke("verify", bundle, "--json")
+    assert result.code == ExitCode.EVIDENCE_PROBLEM and "Traceback" not in result.stderr
+    [finding] = [f for f in result.json()["findings"] if f["check"] == "timestamps"]
+    assert "not a readable RFC 3161 response" in finding["problem"]
