@@ -581,6 +581,7 @@ def _check_bag(scan: PayloadScan, seal: Seal, findings: Findings) -> None:
     for where, problem, expected, found in problems:
         findings.error("bag", where, problem, expected, found)
     _check_tag_manifest(scan, findings)
+    _check_tag_order(scan, findings)
     oxum = f"{sum(size for _, size in scan.data_files.values())}.{len(scan.data_files)}"
     info = scan.tag_files.get(bag.BAG_INFO, b"").decode("utf-8", "replace")
     if f"Payload-Oxum: {oxum}\n" not in info:
@@ -604,6 +605,34 @@ def _compare_files(manifest_data: bytes, scan: PayloadScan) -> list[tuple[str, s
         if path not in listed:
             problems.append((path, "file in the payload is not listed in the manifest", None, None))
     return problems
+
+
+# The tag files around bag/data/, in the order capture writes them (docs/FORMAT.md §4.2).
+_TAGS_AFTER_DATA = (bag.MANIFEST, bag.BAG_INFO, bag.EK_INCIDENT, bag.EK_MANIFEST,
+                    bag.EK_MANIFEST_SIG, bag.TAGMANIFEST)
+
+
+def _check_tag_order(scan: PayloadScan, findings: Findings) -> None:
+    """Step 9: the tag files come in the writer's order, and tagmanifest-sha256.txt lists them
+    in that order, as capture writes it. Nothing signs either: a resealer could reorder them or
+    the tag manifest's lines (the same files, other bytes, unseen); found by an independent
+    review. Only said when the tag files are otherwise right (else that is the finding)."""
+    if not findings.ok or any(name not in bag.TAG_FILES for name in scan.tag_files):
+        return
+    data = [name for name in scan.order if name.startswith("data/")]
+    expected = [bag.BAGIT, *data, *(n for n in _TAGS_AFTER_DATA if n in scan.tag_files)]
+    if scan.order != expected:
+        where = next((found for wanted, found in zip(expected, scan.order, strict=False)
+                      if wanted != found), bag.TAGMANIFEST)
+        findings.error("bag", where, "the payload's tag files are not in the order evidencekit "
+                       "writes them (bagit.txt, the data, manifest-sha256.txt, bag-info.txt, "
+                       "incident.json, manifest.json and its signature, tagmanifest-sha256.txt)")
+        return
+    listed = b"".join(bag.manifest_line(scan.tag_hashes[name], name) for name in expected
+                      if not name.startswith("data/") and name != bag.TAGMANIFEST)
+    if scan.tag_files.get(bag.TAGMANIFEST) != listed:
+        findings.error("bag", bag.TAGMANIFEST, "tagmanifest-sha256.txt is not the one "
+                       "evidencekit writes (its lines reordered or rewritten)")
 
 
 def _check_tag_manifest(scan: PayloadScan, findings: Findings) -> None:

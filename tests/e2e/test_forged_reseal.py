@@ -380,3 +380,45 @@ def test_a_file_whose_name_ends_in_a_slash_is_refused(setup: Setup, tmp_path: Pa
     bundle = resealed(setup, plaintext, tmp_path / "slash.evidence")
     refused(verify(bundle, setup), PAYLOAD, "holds a tar header evidencekit never writes")
     extract_refused(bundle, setup, tmp_path)
+
+
+def tag_file_holding(plaintext: bytes, part: Piece, data: bytes) -> Piece:
+    """*part* (a tag file) holding *data*, its header the writer's to the nanosecond."""
+    header = member_header(part.name, tarfile.REGTYPE, len(data), 0o644,
+                           mtime_ns_of(plaintext, part.name), 0, 0)
+    assert header is not None
+    return Piece(part.name, header + data + padding(len(data)))
+
+
+def reorder_tag_files(plaintext: bytes) -> bytes:
+    """bag-info.txt before bagit.txt: the same files, other bytes."""
+    parts = pieces(plaintext)
+    names = [p.name for p in parts]
+    first, second = names.index("bag/bagit.txt"), names.index("bag/bag-info.txt")
+    parts[first], parts[second] = parts[second], parts[first]
+    return joined(parts)
+
+
+def reorder_tag_manifest(plaintext: bytes) -> bytes:
+    """tagmanifest-sha256.txt's lines in another order: the same hashes, other bytes."""
+    with tarfile.open(fileobj=io.BytesIO(plaintext), mode="r:") as tar:
+        lines = tar.extractfile("bag/tagmanifest-sha256.txt").read().splitlines()  # type: ignore[union-attr]
+    data = b"".join(line + b"\n" for line in reversed(lines))
+    return joined([tag_file_holding(plaintext, p, data) if p.name == "bag/tagmanifest-sha256.txt"
+                   else p for p in pieces(plaintext)])
+
+
+@pytest.mark.parametrize(("forge", "where", "problem"), [
+    (reorder_tag_files, "bag-info.txt", "tag files are not in the order evidencekit writes"),
+    (reorder_tag_manifest, "tagmanifest-sha256.txt", "tagmanifest-sha256.txt is not the one "
+                                                     "evidencekit writes"),
+])
+def test_tag_files_in_another_order_are_refused(setup: Setup, tmp_path: Path,
+                                                forge: Callable[[bytes], bytes], where: str,
+                                                problem: str) -> None:
+    """Nothing signs the tag files' order or the tag manifest's; every bundle evidencekit
+    writes has the order of FORMAT.md §4.2, so any other is a resealer's (both verified with
+    exit 6 before; found by an independent review)."""
+    bundle = resealed(setup, forge(plaintext_of(setup)), tmp_path / "tags.evidence")
+    refused(verify(bundle, setup), where, problem)
+    extract_refused(bundle, setup, tmp_path)
