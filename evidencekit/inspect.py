@@ -8,12 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evidencekit.crypto import age
 from evidencekit.errors import BundleError
-from evidencekit.format.documents import PAYLOAD, SEAL, CustodyEvent, Seal, custody_member
-from evidencekit.format.outer import Member, open_member
+from evidencekit.format.documents import SEAL, CustodyEvent, Seal, custody_member
+from evidencekit.format.outer import Member
 from evidencekit.format.reader import open_bundle
-from evidencekit.protection import RecipientInfo, recipients_in
+from evidencekit.protection import RecipientInfo, read_payload_header, recipients_in
 
 
 @dataclass
@@ -35,10 +34,8 @@ def inspect_bundle(path: Path) -> Inspection:
         events = [CustodyEvent.from_json(bundle.read_small(custody_member(n)), custody_member(n))
                   for n in range(1, bundle.custody_count() + 1)
                   if custody_member(n) in bundle.by_name]
-        recipients: list[RecipientInfo] = []
-        if PAYLOAD in bundle.by_name:
-            header = age.read_header(open_member(bundle.file, bundle.by_name[PAYLOAD])[0])
-            recipients = recipients_in(header.stanzas)
+        header = read_payload_header(bundle)
+        recipients = [] if header is None else recipients_in(header.stanzas)
         return Inspection(path, bundle.members, seal, events, [r.type for r in recipients],
                           recipients)
     finally:

@@ -18,7 +18,7 @@ from evidencekit.crypto import age
 from evidencekit.errors import EvidenceKitError
 from evidencekit.format.documents import PAYLOAD
 from evidencekit.format.outer import open_member
-from evidencekit.format.reader import open_bundle
+from evidencekit.format.reader import OuterBundle, open_bundle
 
 PASSPHRASE = "scrypt"  # the age stanza type of a passphrase
 KEY_KINDS = {"X25519": "an age key (age1…)", "ssh-ed25519": "an SSH key (ssh-ed25519)",
@@ -100,22 +100,35 @@ def recipients_in(stanzas: Iterable[age.Stanza]) -> list[RecipientInfo]:
     return found
 
 
+def read_payload_header(bundle: OuterBundle) -> age.Header | None:
+    """The age header of an opened bundle's payload, read alone (the payload is not); None when
+    the bundle has no payload. The one place the header is peeked at (inspect, verify's
+    questions, the advice on a wrong key)."""
+    member = bundle.by_name.get(PAYLOAD)
+    return None if member is None else age.read_header(open_member(bundle.file, member)[0])
+
+
+def payload_header(bundle: Path | str) -> age.Header | None:
+    """The age header of the payload of the bundle at *bundle*; None when it has no payload or
+    its header cannot be read (verification reports why). What ``open_bundle`` raises when the
+    bundle itself cannot be opened is raised."""
+    opened = open_bundle(Path(bundle))
+    try:
+        return read_payload_header(opened)
+    except EvidenceKitError:
+        return None
+    finally:
+        opened.close()
+
+
 def payload_recipients(bundle: Path | str) -> list[RecipientInfo]:
     """The recipients of the bundle's payload; empty when the bundle cannot be read that far
     (verification reports why)."""
     try:
-        opened = open_bundle(Path(bundle))
+        header = payload_header(bundle)
     except EvidenceKitError:
         return []
-    try:
-        member = opened.by_name.get(PAYLOAD)
-        if member is None:
-            return []
-        return recipients_in(age.read_header(open_member(opened.file, member)[0]).stanzas)
-    except EvidenceKitError:
-        return []
-    finally:
-        opened.close()
+    return [] if header is None else recipients_in(header.stanzas)
 
 
 def payload_protection(bundle: Path | str) -> frozenset[str]:
@@ -244,18 +257,9 @@ def passphrase_opens(bundle: Path | str, identity: age.ScryptIdentity) -> bool |
     alone (no payload is read). None when that cannot be told here: no passphrase protects it,
     or the bundle is damaged (verification then says what is wrong)."""
     try:
-        opened = open_bundle(Path(bundle))
-    except EvidenceKitError:
-        return None
-    try:
-        member = opened.by_name.get(PAYLOAD)
-        if member is None:
-            return None
-        header = age.read_header(open_member(opened.file, member)[0])
-        if not needs_passphrase({stanza.type for stanza in header.stanzas}):
+        header = payload_header(bundle)
+        if header is None or not needs_passphrase({stanza.type for stanza in header.stanzas}):
             return None
         return identity.unwrap(header.stanzas) is not None
     except EvidenceKitError:
         return None
-    finally:
-        opened.close()

@@ -35,11 +35,8 @@ from evidencekit.custody import (
 )
 from evidencekit.errors import EvidenceKitError, ExitCode, InputError, UsageError
 from evidencekit.extract import extract
-from evidencekit.format.documents import PAYLOAD
-from evidencekit.format.outer import open_member
-from evidencekit.format.reader import open_bundle
 from evidencekit.inspect import inspect_bundle
-from evidencekit.protection import passphrase_opens
+from evidencekit.protection import passphrase_opens, payload_header
 from evidencekit.verify import Report, verify
 
 
@@ -87,17 +84,8 @@ def inspect_command(bundle: Path, as_json: bool) -> None:
 
 # ------------------------------------------------------------------------------- verify
 def _payload_needs_passphrase(bundle: Path) -> bool:
-    opened = open_bundle(bundle)
-    try:
-        member = opened.by_name.get(PAYLOAD)
-        if member is None:
-            return False
-        header = age.read_header(open_member(opened.file, member)[0])
-        return any(s.type == "scrypt" for s in header.stanzas)
-    except EvidenceKitError:
-        return False  # verify itself reports the damage
-    finally:
-        opened.close()
+    header = payload_header(bundle)  # None when damaged: verify itself reports the damage
+    return header is not None and any(s.type == "scrypt" for s in header.stanzas)
 
 
 def identities_for(bundle: Path, paths: tuple[Path, ...], passphrase_file: Path | None,
