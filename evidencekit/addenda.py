@@ -78,8 +78,7 @@ class Addendum:
             "case_id": self.case_id,
             "sequence": self.sequence,
             "time": self.time,
-            "author": {"name": self.author_name, "public_key": self.author.public_key,
-                       "fingerprint": self.author.fingerprint},
+            "author": self.author.person_json(self.author_name),
             "details": self.details,
             "text": self.text,
         })
@@ -92,19 +91,16 @@ class Addendum:
             raise BundleError(f"{what} says format version {version}; addenda exist from "
                               f"version {FIRST_VERSION} on")
         f.exact_keys(_KEYS)
-        author = f.obj("author")
-        f.exact_keys({"name", "public_key", "fingerprint"}, author)
+        author = f.person("author")
         sequence = f.integer("sequence")
         if sequence < 1:
             raise BundleError(f"{what}: sequence must start at 1")
-        details = f.obj("details")
-        if not all(isinstance(value, str) for value in details.values()):
-            raise BundleError(f"{what}: every value in 'details' must be a string")
+        details = f.text_map("details")
         return cls(
             case_id=f.text("case_id"), sequence=sequence, time=f.time("time"),
             author_name=f.text("name", author),
-            author=Signer(f.text("public_key", author), f.text("fingerprint", author)),
-            details=dict(details), text=f.text("text"), format_version=version)
+            author=f.signer(author),
+            details=details, text=f.text("text"), format_version=version)
 
     def note(self) -> inc.Note:
         """What it says, as the report shows notes (evidencekit.incident)."""

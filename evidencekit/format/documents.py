@@ -77,6 +77,22 @@ class Fields:
         value: dict[str, Any] = self._get(key, dict, doc)
         return value
 
+    def text_map(self, key: str) -> dict[str, str]:
+        """An object whose values are all strings (the ``details`` of events and addenda)."""
+        value = self.obj(key)
+        if not all(isinstance(item, str) for item in value.values()):
+            raise BundleError(f"{self._what}: every value in {key!r} must be a string")
+        return dict(value)
+
+    def person(self, key: str) -> dict[str, Any]:
+        """The object naming who signed (``actor``, ``author``): exactly name, key, fingerprint."""
+        value = self.obj(key)
+        self.exact_keys({"name", "public_key", "fingerprint"}, value)
+        return value
+
+    def signer(self, person: dict[str, Any]) -> Signer:
+        return Signer(self.text("public_key", person), self.text("fingerprint", person))
+
     def sha256(self, key: str, doc: dict[str, Any] | None = None) -> str:
         value = self.text(key, doc)
         if not _HEX64.match(value):
@@ -115,6 +131,10 @@ def check_header(fields: Fields, expected_type: str) -> int:
 class Signer:
     public_key: str  # OpenSSH line without comment
     fingerprint: str
+
+    def person_json(self, name: str) -> dict[str, str]:
+        """The object naming who signed, as events and addenda hold it."""
+        return {"name": name, "public_key": self.public_key, "fingerprint": self.fingerprint}
 
 
 _SEAL_KEYS = {"type", "format_version", "case_id", "created", "capture_started", "readme_sha256",
@@ -216,8 +236,7 @@ class CustodyEvent:
             "action": self.action,
             "time": self.time,
             "clock_source": self.clock_source,
-            "actor": {"name": self.actor_name, "public_key": self.actor.public_key,
-                      "fingerprint": self.actor.fingerprint},
+            "actor": self.actor.person_json(self.actor_name),
             "host": self.host,
             "counterparty": self.counterparty,
             "note": self.note,
@@ -231,22 +250,19 @@ class CustodyEvent:
         f = Fields(canonical.loads(data, what), what)
         version = check_header(f, EVENT_TYPE)
         f.exact_keys(_EVENT_KEYS)
-        actor = f.obj("actor")
-        f.exact_keys({"name", "public_key", "fingerprint"}, actor)
+        actor = f.person("actor")
         action = f.text("action")
         if action not in ACTIONS:
             raise BundleError(f"{what}: unknown custody action {action!r}")
         sequence = f.integer("sequence")
         if sequence < 1:
             raise BundleError(f"{what}: sequence must start at 1")
-        details = f.obj("details")
-        if not all(isinstance(value, str) for value in details.values()):
-            raise BundleError(f"{what}: every value in 'details' must be a string")
+        details = f.text_map("details")
         return cls(
             case_id=f.text("case_id"), sequence=sequence, action=action, time=f.time("time"),
             clock_source=f.text("clock_source"), actor_name=f.text("name", actor),
-            actor=Signer(f.text("public_key", actor), f.text("fingerprint", actor)),
+            actor=f.signer(actor),
             host=f.text("host"), note=f.text("note"), payload_sha256=f.sha256("payload_sha256"),
             previous_sha256=f.sha256("previous_sha256"), counterparty=f.text("counterparty"),
-            details=dict(details), format_version=version,
+            details=details, format_version=version,
         )
