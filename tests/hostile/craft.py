@@ -156,7 +156,7 @@ def manifest_document(entries: list[dict[str, Any]], counts: dict[str, int], tot
                  "organisation": ""},
         "capture": {"started": rfc3339(STARTED), "finished": rfc3339(FINISHED),
                     "clock_source": "test", "host": "attacker", "user": "mallory", "os": "test",
-                    "command_line": ["craft"], "tools": {}, "cwd": "/",
+                    "command_line": ["craft"], "tools": {"evidencekit": "craft"}, "cwd": "/",
                     "python_executable": sys.executable},
         "sources": [{"index": 0, "given": "/evidence", "path": "/evidence",
                      "bag_name": "evidence", "via_symlink": False}],
@@ -203,8 +203,10 @@ def build_bag(keys: Keys, files: dict[str, bytes] | None = None, *,
     counts["files"] = len(files)
     counts["directories"] = len(directories)
     total = sum(len(d) for d in files.values())
-    info = bag.bag_info([("Bagging-Date", "2026-05-28"), ("External-Identifier", CASE),
-                         ("Payload-Oxum", f"{total}.{len(files)}")])
+    info = bag.evidencekit_bag_info(  # what the manifest_document below says, as capture makes it
+        tool_version="craft", bagging_date=rfc3339(STARTED)[:10], case_id=CASE,
+        examiner="Mallory", organisation="", description="", total_bytes=total,
+        files=len(files))
     if entries is None:
         entries = [dir_entry(d) for d in directories]
         entries += [file_entry(name, data, **({"link_to": hard_links[name]}
