@@ -68,10 +68,11 @@ def stage_app(wheel: Path, stage: Path, this_python_only: bool) -> list[str]:
             continue
         own = stage / "for" / python
         try:
-            pip_install("--target", own, "--only-binary=:all:", "--implementation", "cp",
-                        "--python-version", python,
-                        *[arg for tag in platform_tags() for arg in ("--platform", tag)],
-                        wheel, quiet_failure=True)
+            install_for(python, own, [str(wheel)])
+            # pip decides environment markers (typing-extensions; python_version < "3.11") by
+            # the Python it runs on, not by --python-version: add what that version needs.
+            while missing := needed_for(python, own):
+                install_for(python, own, missing)
         except subprocess.CalledProcessError:
             print(f"note: evidencekit's dependencies have no wheels for Python {python} here: "
                   "left out")
@@ -85,6 +86,36 @@ def stage_app(wheel: Path, stage: Path, this_python_only: bool) -> list[str]:
         {"build": build_id(stage / "lib"), "platform": sysconfig.get_platform(),
          "pythons": served}, indent=1) + "\n")
     return served
+
+
+def install_for(python: str, target: Path, requirements: list[str]) -> None:
+    pip_install("--target", target, "--only-binary=:all:", "--implementation", "cp",
+                "--python-version", python,
+                *[arg for tag in platform_tags() for arg in ("--platform", tag)],
+                *requirements, quiet_failure=True)
+
+
+def needed_for(python: str, target: Path) -> list[str]:
+    """The requirements of the distributions in *target* that Python *python* needs (markers
+    evaluated for that version) and that are not installed there yet."""
+    from packaging.markers import default_environment
+    from packaging.metadata import Metadata
+    from packaging.utils import canonicalize_name
+
+    environment = {key: str(value) for key, value in default_environment().items()}
+    environment.update(python_version=python, python_full_version=f"{python}.0", extra="")
+    installed = {canonicalize_name(info.name.split("-")[0]) for info in target.glob("*.dist-info")}
+    missing: dict[str, str] = {}
+    for info in sorted(target.glob("*.dist-info")):
+        metadata = Metadata.from_email((info / "METADATA").read_bytes(), validate=False)
+        for requirement in metadata.requires_dist or []:
+            if requirement.marker is not None and not requirement.marker.evaluate(environment):
+                continue
+            name = canonicalize_name(requirement.name)
+            if name not in installed:
+                requirement.marker = None
+                missing.setdefault(name, str(requirement))
+    return sorted(missing.values())
 
 
 def move_differing(own: Path, common: Path, target: Path) -> None:
