@@ -103,7 +103,7 @@ def signer_of(key: SigningKey) -> Signer:
     return Signer(" ".join(public.openssh_line().split()[:2]), public.fingerprint)
 
 
-def _require_intact(report: Report) -> None:
+def require_intact(report: Report) -> None:
     """Refuse to add to a bundle whose public parts do not verify: the event would vouch for it."""
     if not report.findings.ok or report.seal is None or report.payload_sha256 is None:
         first = report.findings.errors[0] if report.findings.errors else None
@@ -145,11 +145,11 @@ def append_event(bundle: Path, request: EventRequest, report: Report | None = No
     """
     if request.action not in APPENDABLE:
         raise UsageError(f"action must be one of: {', '.join(APPENDABLE)}")
-    target = _appendable(bundle)
+    target = appendable(bundle)
     try:
         with fs.locked(target, waiting) as fd:
             current = verify(target)
-            _require_intact(current)
+            require_intact(current)
             if report is not None and report.payload_sha256 != current.payload_sha256:
                 raise BundleError("the bundle changed while it was being checked; no custody "
                                   "event was added", hint="run the command again")
@@ -159,8 +159,8 @@ def append_event(bundle: Path, request: EventRequest, report: Report | None = No
             _append_members(target, fd, event, request.signing_key)
     except fs.NotEnoughSpace as exc:
         raise OutputError(f"not enough free space next to {bundle} to add the custody event: "
-                          f"it needs {_mib(exc.needed)} (a copy of the bundle), "
-                          f"{_mib(exc.free)} are free; the bundle was left as it was",
+                          f"it needs {mib(exc.needed)} (a copy of the bundle), "
+                          f"{mib(exc.free)} are free; the bundle was left as it was",
                           hint="free some space on that disk, or copy the bundle to a disk "
                           "with more room and add the event there") from None
     except FileNotFoundError:
@@ -177,10 +177,10 @@ def append_event(bundle: Path, request: EventRequest, report: Report | None = No
 def check_appendable(bundle: Path) -> None:
     """Refuse now (OutputError) a bundle that a custody event could not be added to later
     (read-only, in a folder that cannot be written): asked before a long extract --record."""
-    _appendable(bundle)
+    appendable(bundle)
 
 
-def _appendable(bundle: Path) -> Path:
+def appendable(bundle: Path) -> Path:
     """The file to replace: a symbolic link's target (the link stays a link), and one that may
     be written (a bundle made read-only on purpose is not changed behind its owner's back)."""
     target = Path(os.path.realpath(bundle))
@@ -194,27 +194,33 @@ def _appendable(bundle: Path) -> Path:
     return target
 
 
-def _mib(size: int) -> str:
+def mib(size: int) -> str:
     return f"{size / (1 << 20):.1f} MiB"
 
 
 def _append_members(bundle: Path, fd: int, event: CustodyEvent, key: SigningKey) -> None:
-    """The bundle with its end-of-archive blocks replaced by the event's two members and new
-    ones: every byte before the old end stays as it was (docs/FORMAT.md §6)."""
+    """The bundle with the event's two members appended (docs/FORMAT.md §6)."""
     data = event.to_json()
-    signature = sshsig.sign(key, data)
     mtime = _seconds(event.time)
     name = custody_member(event.sequence)
+    append_outer_members(bundle, fd, [(name, data, mtime),
+                                      (name + ".sig", sshsig.sign(key, data), mtime)])
+
+
+def append_outer_members(bundle: Path, fd: int, members: list[tuple[str, bytes, int]]) -> None:
+    """The bundle (open as *fd*, under the lock) with its end-of-archive blocks replaced by
+    *members* (name, data, header mtime in seconds) and a new end: every byte before the old
+    end stays as it was; the whole file is replaced at once (evidencekit.fs.replace_end)."""
     end = os.fstat(fd).st_size
     if end < len(END_OF_ARCHIVE) or \
             os.pread(fd, len(END_OF_ARCHIVE), end - len(END_OF_ARCHIVE)) != END_OF_ARCHIVE:
         raise BundleError("the bundle does not end with a tar end-of-archive marker")
-    members = io.BytesIO()
-    writer = OuterWriter(members)
-    writer.add_bytes(name, data, mtime)
-    writer.add_bytes(name + ".sig", signature, mtime)
+    encoded = io.BytesIO()
+    writer = OuterWriter(encoded)
+    for name, data, mtime in members:
+        writer.add_bytes(name, data, mtime)
     writer.finish()
-    fs.replace_end(bundle, fd, end - len(END_OF_ARCHIVE), members.getvalue())
+    fs.replace_end(bundle, fd, end - len(END_OF_ARCHIVE), encoded.getvalue())
 
 
 def _seconds(stamp: str) -> int:

@@ -13,17 +13,14 @@ caller can say how to add the timestamp later.
 
 from __future__ import annotations
 
-import io
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evidencekit import fs, timestamps
-from evidencekit.custody import _appendable, _mib, _require_intact
+from evidencekit import custody, fs, timestamps
+from evidencekit.custody import appendable, mib, require_intact
 from evidencekit.errors import BundleError, InputError, OutputError
 from evidencekit.format.documents import SEAL_SIG, timestamp_member
-from evidencekit.format.outer import END_OF_ARCHIVE, OuterWriter
 from evidencekit.format.reader import open_bundle, timestamp_names
 from evidencekit.verify import verify
 
@@ -61,19 +58,19 @@ def add_timestamps(bundle: Path, urls: Sequence[str],
             result.failed.append((url, str(exc)))
     if not tokens:
         return result
-    target = _appendable(bundle)
+    target = appendable(bundle)
     try:
         with fs.locked(target, waiting) as fd:
             current = verify(target)
-            _require_intact(current)
+            require_intact(current)
             if _seal_signature(target) != signature:
                 raise BundleError("the bundle's seal changed while the TSAs were asked; no "
                                   "timestamp was added", hint="run the command again")
             result.added = _append(target, fd, tokens)
     except fs.NotEnoughSpace as exc:
         raise OutputError(f"not enough free space next to {bundle} to add the timestamp: "
-                          f"it needs {_mib(exc.needed)} (a copy of the bundle), "
-                          f"{_mib(exc.free)} are free; the bundle was left as it was",
+                          f"it needs {mib(exc.needed)} (a copy of the bundle), "
+                          f"{mib(exc.free)} are free; the bundle was left as it was",
                           hint="free some space on that disk, then run the command again"
                           ) from None
     except FileNotFoundError:
@@ -105,17 +102,9 @@ def _append(bundle: Path, fd: int, tokens: list[tuple[str, timestamps.Token]]
         first = len(timestamp_names(opened)) + 1
     finally:
         opened.close()
-    end = os.fstat(fd).st_size
-    if end < len(END_OF_ARCHIVE) or \
-            os.pread(fd, len(END_OF_ARCHIVE), end - len(END_OF_ARCHIVE)) != END_OF_ARCHIVE:
-        raise BundleError("the bundle does not end with a tar end-of-archive marker")
-    members = io.BytesIO()
-    writer = OuterWriter(members)
-    added = []
-    for offset, (url, token) in enumerate(tokens):
-        name = timestamp_member(first + offset)
-        writer.add_bytes(name, token.der, int(token.gen_time.timestamp()))
-        added.append((name, url, token))
-    writer.finish()
-    fs.replace_end(bundle, fd, end - len(END_OF_ARCHIVE), members.getvalue())
+    names = [timestamp_member(first + offset) for offset in range(len(tokens))]
+    custody.append_outer_members(bundle, fd, [
+        (name, token.der, int(token.gen_time.timestamp()))
+        for name, (_, token) in zip(names, tokens, strict=True)])
+    added = [(name, url, token) for name, (url, token) in zip(names, tokens, strict=True)]
     return added
