@@ -25,12 +25,11 @@ from evidencekit.clock import parse_rfc3339, rfc3339
 from evidencekit.crypto import age, sshsig
 from evidencekit.crypto.keys import SigningKey
 from evidencekit.format.documents import CustodyEvent, Signer, custody_member
-from evidencekit.format.outer import OuterWriter, read_member, read_members
 from tests.e2e.conftest import Run, run_cli
+from tests.support.bundles import Member, contents, rebuild
 
 CASE = "FRAUD-2026-0117"
 SECOND = 10**9
-Member = tuple[str, bytes, int]  # (name, data, header mtime)
 
 
 def ev(sequence: int) -> str:
@@ -194,21 +193,6 @@ class Entry:
     data: bytes
     sig: bytes
     mtime: int
-
-
-def contents(path: Path) -> list[Member]:
-    with open(path, "rb") as f:
-        return [(m.name, read_member(f, m, 1 << 30), m.mtime) for m in read_members(f)]
-
-
-def rebuild(path: Path, members: Iterable[Member]) -> Path:
-    """Write a structurally perfect bundle from (name, data, mtime) members."""
-    with open(path, "wb") as f:
-        writer = OuterWriter(f)
-        for name, data, mtime in members:
-            writer.add_bytes(name, data, mtime)
-        writer.finish()
-    return path
 
 
 def split(path: Path) -> tuple[list[Member], list[Entry]]:

@@ -23,8 +23,9 @@ from evidencekit.clock import parse_rfc3339, rfc3339
 from evidencekit.crypto import age, sshsig
 from evidencekit.crypto.keys import SigningKey
 from evidencekit.format.documents import CustodyEvent, Seal, Signer
-from evidencekit.format.outer import BLOCK, Member, OuterWriter, read_member, read_members
+from evidencekit.format.outer import BLOCK, Member, read_members
 from tests.e2e.conftest import Run, run_cli
+from tests.support.bundles import contents, rebuild
 
 CASE = "FRAUD-2026-0117"
 EVENT1 = "custody/000001.json"
@@ -136,22 +137,6 @@ def in_parallel(function: Callable[..., Run], jobs: Iterable[tuple]) -> list[Run
 def layout(path: Path) -> list[Member]:
     with open(path, "rb") as f:
         return read_members(f)
-
-
-def contents(path: Path) -> list[tuple[str, bytes, int]]:
-    """(name, data, header mtime) of every member, in order."""
-    with open(path, "rb") as f:
-        return [(m.name, read_member(f, m, 1 << 30), m.mtime) for m in read_members(f)]
-
-
-def rebuild(path: Path, members: Iterable[tuple[str, bytes, int]]) -> Path:
-    """Write a structurally perfect bundle from (name, data, mtime) members."""
-    with open(path, "wb") as f:
-        writer = OuterWriter(f)
-        for name, data, mtime in members:
-            writer.add_bytes(name, data, mtime)
-        writer.finish()
-    return path
 
 
 def replaced(members: list[tuple[str, bytes, int]], **changes: bytes) -> list[tuple[str, bytes, int]]:

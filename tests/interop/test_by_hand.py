@@ -33,10 +33,10 @@ from evidencekit.clock import parse_rfc3339, rfc3339
 from evidencekit.crypto import age, sshsig
 from evidencekit.crypto.keys import SigningKey
 from evidencekit.format.documents import CustodyEvent, Signer, custody_member
-from evidencekit.format.outer import OuterWriter, read_member, read_members
 from tests.conftest import require_tool
 from tests.e2e.conftest import Run, make_tree, run_cli
 from tests.hostile.craft import pax_record, raw_pax_member
+from tests.support.bundles import Member, contents, rebuild
 from tests.tsa_server import running_tsa
 
 pytestmark = pytest.mark.interop
@@ -49,7 +49,6 @@ SECOND = 10**9
 TOOLS = ("dash", "tar", "age", "ssh-keygen", "sha256sum", "awk", "sed", "grep", "find", "sort",
          "uniq", "comm", "cut", "paste", "wc", "tr", "cmp", "diff", "mkdir", "rm", "cat", "tail",
          "basename", "expr", "printf")
-Member = tuple[str, bytes, int]  # outer member: name, data, header mtime
 
 
 # ---------------------------------------------------------------------- the procedure itself
@@ -248,21 +247,6 @@ def copy_of(bundle: Path, tmp_path: Path, name: str = "case.evidence") -> Path:
 
 
 # --------------------------------------------------------------------------- bundle surgery
-
-
-def contents(path: Path) -> list[Member]:
-    with open(path, "rb") as f:
-        return [(m.name, read_member(f, m, 1 << 34), m.mtime) for m in read_members(f)]
-
-
-def rebuild(path: Path, members: list[Member]) -> Path:
-    """A structurally perfect bundle (canonical headers) from (name, data, mtime) members."""
-    with open(path, "wb") as f:
-        writer = OuterWriter(f)
-        for name, data, mtime in members:
-            writer.add_bytes(name, data, mtime)
-        writer.finish()
-    return path
 
 
 def sha(data: bytes) -> str:
