@@ -54,7 +54,7 @@ from evidencekit.hostinfo import host_name, operating_system, tool_versions, use
 from evidencekit.pipeline import BackgroundWriter
 from evidencekit.progress import NoProgress, Progress, Throttled, throttled
 from evidencekit.selection import Filters, relative_to_source
-from evidencekit.sources import FileSource, StreamEntry
+from evidencekit.sources import FileSource, PartlyRead, StreamEntry
 from evidencekit.sources import Source as EvidenceSource  # walk.Source: one root of FileSource
 from evidencekit.sources.files import scan_totals as scan_totals  # where it was
 from evidencekit.spool import Spool
@@ -1038,6 +1038,8 @@ def _capture_stream(entry: StreamEntry, inner: InnerTarWriter, tally: _Tally,
         stored = _store_sized(entry.content.readinto, _tar_info(entry, size), entry.bag_path,
                               inner, record, changes, progress)
     changes.extend(entry.content.changes())
+    if isinstance(entry.content, PartlyRead) and record["error"] is None:
+        record["error"] = entry.content.unread()  # gaps the content filled with zeros itself
     record["size"] = stored[2]
     _file_stored(record, entry.bag_path, stored, changes, tally, progress)
     return record

@@ -12,6 +12,18 @@ order. An entry is one of two kinds:
   known before reading (its size, if any; its tar mode and time) is in the entry; what the
   reader learns while reading (a short read, a change) ends up in the manifest entry.
 
+What a source learns while being read (a device's bad sectors, its hash windows) reaches the
+bundle three ways, all signed with the manifest:
+
+- the pipeline takes the entries one at a time, storing each completely before it asks for the
+  next: an entry yielded after another may be a document of what reading that one found
+  (:class:`BytesContent`, e.g. a mapfile of the sectors that could not be read);
+- :meth:`Source.records` is asked again after every entry was stored, for manifest.json: a
+  record's ``details`` may hold counts learned while reading;
+- a :class:`Content` that filled gaps itself (sectors that never read, stored as zeros) says so
+  after reading through :class:`PartlyRead`: the entry's ``error`` is that sentence, and the
+  capture is incomplete.
+
 A new kind of evidence is one module here implementing :class:`Source`; capture.py does not change.
 """
 
@@ -19,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from evidencekit.records import bytes_field
 from evidencekit.walk import Entry
@@ -42,6 +54,37 @@ class Content(Protocol):
     def changes(self) -> list[str]:
         """After reading: a sentence for each sign that the content changed while it was read
         (none when nothing can tell). A short read of a known size is noted by the pipeline."""
+
+
+@runtime_checkable
+class PartlyRead(Protocol):
+    """A :class:`Content` that may have stored some of its bytes as zeros because they could not
+    be read (a device's bad sectors), and goes on reading past them rather than raising."""
+
+    def unread(self) -> str | None:
+        """After reading: a sentence saying what could not be read and was stored as zeros, or
+        None when everything was read. The manifest entry's ``error`` is that sentence."""
+
+
+class BytesContent:
+    """Content already in memory: a document a source wrote about what it read."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = memoryview(data)
+        self._offset = 0
+
+    @property
+    def size(self) -> int:
+        return len(self._data)
+
+    def readinto(self, buffer: memoryview) -> int:
+        count = min(len(buffer), len(self._data) - self._offset)
+        buffer[:count] = self._data[self._offset:self._offset + count]
+        self._offset += count
+        return count
+
+    def changes(self) -> list[str]:
+        return []
 
 
 @dataclass
@@ -67,6 +110,9 @@ class SourceRecord:
     bag_name: str  # its name under data/
     via_symlink: bool = False
     kind: str | None = None  # None: files in the file system (the field is left out)
+    # What the source of this kind says about itself (docs/FORMAT.md §4.3, by kind), e.g. a
+    # device's size and bad-sector counts; None: the field is left out.
+    details: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         record: dict[str, Any] = {"index": self.index, "bag_name": self.bag_name,
@@ -75,6 +121,8 @@ class SourceRecord:
         record.update(bytes_field("path", self.path))
         if self.kind is not None:
             record["kind"] = self.kind
+        if self.details is not None:
+            record["details"] = self.details
         return record
 
 
@@ -86,7 +134,9 @@ class Source(Protocol):
         among those not in *taken* (adding them to it). Called once, before anything else."""
 
     def records(self) -> list[SourceRecord]:
-        """Its records for manifest.json's ``sources``, numbered from the first index placed."""
+        """Its records for manifest.json's ``sources``, numbered from the first index placed.
+        Asked once after placing (to count them) and again after all entries were stored: the
+        number and names must not change, their ``details`` may have grown."""
 
     def estimate(self, skip: Skip) -> tuple[int, int | None]:
         """Files and bytes to expect, for the progress bar only (bytes None: not known). From

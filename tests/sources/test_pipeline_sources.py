@@ -3,6 +3,7 @@ written here, in the test, is sealed, verified and extracted like the file walk'
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import os
@@ -15,7 +16,7 @@ from evidencekit.capture import CaptureRequest, CaptureResult, CaseInfo, capture
 from evidencekit.crypto import age
 from evidencekit.crypto.keys import SigningKey
 from evidencekit.extract import extract
-from evidencekit.sources import Skip, SourceRecord, StreamEntry
+from evidencekit.sources import BytesContent, Skip, SourceRecord, StreamEntry
 from evidencekit.verify import Report, verify
 from evidencekit.walk import Entry, unique_name
 
@@ -162,3 +163,45 @@ def test_streams_come_after_the_files_and_take_free_names(tmp_path: Path) -> Non
         == [(0, "x", None), (1, "x~1", "test"), (2, "x~2", "test")]
     assert [e["source"] for e in report.manifest.entries()] == [0, 0, 1, 2]
     assert bar.totals == [(3, None)]  # one size unknown: no byte total to promise
+
+
+class WithGap(Pieces):
+    """Content that stored a gap as zeros itself (as a device's bad sector) and says so."""
+
+    def unread(self) -> str | None:
+        return "bytes 3 to 5 could not be read; stored as zeros"
+
+
+class Learning(OneStream):
+    """A source that reports what reading taught it: a document after its stream, and
+    ``details`` in its record once every entry was stored."""
+
+    def __init__(self, name: str, content: Pieces) -> None:
+        super().__init__(name, content)
+        self.read_sizes: list[int] = []
+
+    def records(self) -> list[SourceRecord]:
+        [record] = super().records()
+        details = {"seen": self.read_sizes[-1]} if self.read_sizes else None
+        return [dataclasses.replace(record, details=details)]
+
+    def entries(self, skip: Skip) -> Iterator[Entry | StreamEntry]:
+        yield from super().entries(skip)
+        # the pipeline stored the stream completely before asking for this one
+        self.read_sizes.append(len(self._content._pieces))
+        yield StreamEntry(self._index, b"dev.notes", f"data/{self._bag_name}.notes",
+                          BytesContent(b"pieces left: %d\n" % len(self._content._pieces)),
+                          mtime_ns=NOW)
+
+
+def test_a_source_reports_what_reading_taught_it(tmp_path: Path) -> None:
+    source = Learning("dev", WithGap([b"abc", bytes(3), b"xyz"], 9))
+    result, report, out = sealed(tmp_path, source)
+    assert (out / "dev").read_bytes() == b"abc\0\0\0xyz"
+    assert (out / "dev.notes").read_bytes() == b"pieces left: 0\n"
+    assert entry(report, "data/dev")["error"] == "bytes 3 to 5 could not be read; stored as zeros"
+    assert entry(report, "data/dev.notes")["error"] is None
+    assert result.seal.counts["errors"] == 1 and not result.seal.complete
+    assert report.manifest is not None
+    [record] = report.manifest.get("sources")
+    assert record["details"] == {"seen": 0}
