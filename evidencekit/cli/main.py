@@ -5,6 +5,7 @@ from __future__ import annotations
 from evidencekit.cli import (
            cmd_capture,
            cmd_custody,
+           cmd_export,
            cmd_key,
            cmd_open,
            cmd_profiles,
@@ -13,5 +14,5 @@ from evidencekit.cli import (
 )
 from evidencekit.cli.app import cli, main
 
-__all__ = ["cli", "cmd_capture", "cmd_custody", "cmd_key", "cmd_open", "cmd_profiles",
+__all__ = ["cli", "cmd_capture", "cmd_custody", "cmd_export", "cmd_key", "cmd_open", "cmd_profiles",
            "cmd_report", "cmd_timestamp", "main"]

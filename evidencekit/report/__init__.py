@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import BinaryIO
 
 from evidencekit import fs
 from evidencekit.errors import OutputError, UsageError
 from evidencekit.report.model import ReportData, collect
 
-__all__ = ["FORMATS", "ReportData", "collect", "report_format", "write_report"]
+__all__ = ["FORMATS", "ReportData", "collect", "render_into", "report_format", "write_report"]
 
 FORMATS = {".html": "html", ".htm": "html", ".pdf": "pdf"}
 
@@ -41,15 +42,20 @@ def write_report(data: ReportData, output: Path, kind: str) -> None:
         # Decrypted names, hashes and the incident record: 0600 while written, then no more
         # open than the umask allows (a report is meant to be shared, but not by default).
         with fs.staged(output, fs.umask_mode(0o644)) as stage:
-            if kind == "pdf":
-                from evidencekit.report.pdf import render_pdf
-
-                render_pdf(data, stage.file)
-            else:
-                from evidencekit.report.html import render_html
-
-                stage.file.write(render_html(data).encode("utf-8"))
+            render_into(data, stage.file, kind)
     except FileExistsError:
         raise OutputError(f"{output} appeared while the report was written") from None
     except OSError as exc:
         raise OutputError(f"could not write {output}: {exc.strerror or exc}") from None
+
+
+def render_into(data: ReportData, out: BinaryIO, kind: str) -> None:
+    """Lay *data* out as *kind* ('html' or 'pdf') into the open file *out*."""
+    if kind == "pdf":
+        from evidencekit.report.pdf import render_pdf
+
+        render_pdf(data, out)
+    else:
+        from evidencekit.report.html import render_html
+
+        out.write(render_html(data).encode("utf-8"))

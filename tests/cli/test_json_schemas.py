@@ -83,6 +83,8 @@ def test_real_outputs_of_every_command_validate(tmp_path: Path, user, keys, tree
     check("note", "note", bundle, "--text", "the bank called", "--yes", "--sign-key",
           keys["signer"])
     check("report", "report", bundle, "-i", keys["identity"], "-o", tmp_path / "report.html")
+    check("export", "export", bundle, "-i", keys["identity"], "--format", "hashdeep", "-o",
+          tmp_path / "known.txt", "--record", "--sign-key", keys["signer"])
     check("profiles list", "profiles", "list")
     shown = check("profiles show", "profiles", "show", "browser-history")
     assert shown["profile"]["targets"][0]["paths"]["windows"]

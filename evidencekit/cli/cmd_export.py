@@ -1,0 +1,95 @@
+"""evidencekit export: what investigators' tools read (hashdeep, the report; evidencekit.export)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from evidencekit import __version__
+from evidencekit import export as exports
+from evidencekit.cli import render
+from evidencekit.cli.app import (
+    actor_name,
+    cli,
+    identity_option,
+    json_option,
+    progress_option,
+    resolve_signing_key,
+    run,
+    trusted_option,
+)
+from evidencekit.cli.cmd_open import identities_for, record_option
+from evidencekit.cli.keyring import trusted_from
+from evidencekit.clock import rfc3339, system_clock
+from evidencekit.custody import EventRequest, append_event, check_appendable, event_summary
+from evidencekit.errors import ExitCode
+
+
+def _format_help() -> str:
+    return "; ".join(f"{name}: {exports.get(name).title}" for name in exports.names())
+
+
+@cli.command("export", short_help="Export for investigators' tools (hashdeep, report).")
+@click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
+@identity_option
+@trusted_option
+@click.option("--format", "fmt", required=True, type=click.Choice(exports.names()),
+              help=_format_help())
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="The file to write (never overwritten).")
+@record_option
+@progress_option
+@json_option
+def export_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: Path | None,
+                   ask_passphrase: bool, trusted: tuple[str, ...], fmt: str, output: Path,
+                   record: bool, actor: str | None, sign_key: Path | None,
+                   sign_key_passphrase_file: Path | None, progress: str, as_json: bool) -> None:
+    """Decrypt and verify a bundle, and export it in a format investigators' tools read.
+
+    Nothing is written unless every check passes. The export is made from the decrypted
+    payload as it is read: no other copy of the evidence is put on disk. With --record, a
+    signed 'exported' custody event names the format and the export's SHA-256.
+    """
+
+    def body() -> int:
+        chosen = exports.get(fmt)
+        if record:
+            check_appendable(bundle)  # asked now, not after a long export
+        signer = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json) \
+            if record else None
+        keys = identities_for(bundle, identities, passphrase_file, ask_passphrase, required=True)
+        context = exports.ExportContext(bundle, rfc3339(system_clock()),
+                                        f"evidencekit {__version__}")
+        done = exports.export(bundle, chosen, output, context, keys, trusted_from(trusted),
+                              progress=render.progress_for(as_json, progress))
+        event = None
+        if signer is not None:
+            details = {"format": done.format, "sha256": done.sha256, "size": str(done.size)}
+            event = append_event(bundle, EventRequest("exported", actor_name(actor, signer),
+                                                      signer, details=details), done.report,
+                                 waiting=render.waiting_for_writer(bundle),
+                                 linked=render.other_names_left(bundle))
+        code = render.exit_code_for(done.report) or \
+            (ExitCode.CAPTURE_INCOMPLETE if done.written.left_out else ExitCode.OK)
+        if as_json:
+            render.emit_json({"command": "export", "ok": code == ExitCode.OK,
+                              "exit_code": code, "bundle": str(bundle), "format": done.format,
+                              "output": str(done.output), "sha256": done.sha256,
+                              "size": done.size, "left_out": done.written.left_out,
+                              "notices": done.written.notices,
+                              "recorded": None if event is None else event_summary(event),
+                              **render.trust_json(done.report),
+                              "findings": [f.to_json() for f in done.report.findings.items]})
+            return code
+        render.out.print(f"[bold green]VERIFIED[/] and exported {done.format} to "
+                         f"{render.escape(str(done.output))} (SHA-256 {done.sha256}).")
+        for notice in done.written.notices:
+            render.err.print(f"[yellow]evidencekit: warning:[/] {render.escape(notice)}")
+        for item in done.written.left_out[:20]:
+            render.err.print(f"  left out: {render.escape(repr(item))}")
+        if event is not None:
+            render.err.print(f"recorded as custody event #{event.sequence} (exported)")
+        return code
+
+    run("export", as_json, body)

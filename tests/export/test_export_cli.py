@@ -1,0 +1,83 @@
+"""evidencekit export: the registry's formats, refusals, no overwrite, --record."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from evidencekit.crypto import age
+from tests.export.conftest import Sealed
+from tests.support.bundles import contents, rebuild
+
+
+def test_unknown_format_is_a_usage_error(sealed: Sealed, tmp_path: Path) -> None:
+    done = sealed.export("nonsense", tmp_path / "x")
+    assert done.code == 2
+    assert not (tmp_path / "x").exists()
+
+
+def test_an_existing_output_is_never_replaced(sealed: Sealed, tmp_path: Path) -> None:
+    output = tmp_path / "known.txt"
+    output.write_text("mine")
+    done = sealed.export("hashdeep", output)
+    assert done.code == 2
+    assert "already exists" in done.stderr
+    assert output.read_text() == "mine"
+
+
+def test_a_bundle_that_does_not_verify_is_refused(sealed: Sealed, tmp_path: Path) -> None:
+    damaged = tmp_path / "damaged.evidence"
+    edited = [(name, data.replace(b"evidence", b"evidencE", 1) if name == "README.txt" else data,
+               mtime) for name, data, mtime in contents(sealed.bundle)]
+    rebuild(damaged, edited)
+    output = tmp_path / "known.txt"
+    done = run_export(sealed, damaged, output)
+    assert done.returncode == 1, done.stderr
+    assert "did not pass verification" in done.stderr and "nothing was exported" in done.stderr
+    assert list(tmp_path.iterdir()) == [damaged]  # no output, no temporary file left
+
+
+def test_the_wrong_key_is_refused(sealed: Sealed, tmp_path: Path) -> None:
+    other = tmp_path / "other.txt"
+    other.write_text(f"{age.X25519Identity.generate()}\n")
+    done = sealed.cli("export", sealed.bundle, "-i", other, "--format", "hashdeep",
+                      "-o", tmp_path / "known.txt")
+    assert done.code == 4
+    assert not (tmp_path / "known.txt").exists()
+
+
+def test_record_appends_a_signed_exported_event(sealed: Sealed, tmp_path: Path) -> None:
+    bundle = tmp_path / "copy.evidence"
+    bundle.write_bytes(sealed.bundle.read_bytes())
+    output = tmp_path / "report.html"
+    done = sealed.cli("export", bundle, "-i", sealed.identity, "--format", "html", "-o", output,
+                      "--record", "--sign-key", sealed.signer, "--json")
+    assert done.code == 0, done.stderr
+    result = done.json()
+    digest = hashlib.sha256(output.read_bytes()).hexdigest()
+    assert result["sha256"] == digest
+    assert b"<html" in output.read_bytes()[:400].lower()
+    event = result["recorded"]
+    assert event["action"] == "exported"
+    assert event["details"] == {"format": "html", "sha256": digest,
+                                "size": str(output.stat().st_size)}
+    shown = sealed.cli("custody", "show", bundle, "--json")
+    assert shown.code == 0, shown.stderr
+    assert [e["action"] for e in shown.json()["custody"]] == ["captured", "exported"]
+    assert sealed.cli("verify", bundle, "-i", sealed.identity).code == 0
+
+
+def run_export(sealed: Sealed, bundle: Path, output: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "evidencekit", "export", str(bundle), "-i",
+                           str(sealed.identity), "--format", "hashdeep", "-o", str(output)],
+                          capture_output=True, text=True, env={**os.environ, **sealed.env},
+                          timeout=120)
+
+
+def test_help_lists_every_registered_format(sealed: Sealed) -> None:
+    done = sealed.cli("export", "--help")
+    for name in ("hashdeep", "html", "pdf"):
+        assert name in done.stdout
