@@ -37,6 +37,7 @@ from evidencekit.format.documents import (
     Signer,
     check_header,
 )
+from evidencekit.incident import NoteContent as NoteContent  # its home; addenda.NoteContent kept
 
 CHECK = "addenda"  # the verification step (docs/FORMAT.md §7.1)
 ADDENDA_DIR = "addenda/"
@@ -107,15 +108,6 @@ class Addendum:
         return inc.note_from_details(self.details, self.text, sequence=self.sequence,
                                      time=self.time, actor=self.author_name,
                                      fingerprint=self.author.fingerprint)
-
-
-@dataclass(frozen=True)
-class NoteContent:
-    """What a reseal is asked to add: the details and text of a note, checked by the caller
-    with evidencekit.incident.note_details and note_text (as for a public note)."""
-
-    details: dict[str, str]
-    text: str
 
 
 # ------------------------------------------------------------------------ read from the payload

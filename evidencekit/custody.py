@@ -112,6 +112,19 @@ def require_intact(report: Report) -> None:
                           hint="run 'evidencekit verify' to see every problem")
 
 
+def checked_for_note(bundle: Path) -> Report:
+    """*bundle* verified (its payload's hash too, no key needed) before a person is asked to
+    confirm a public note: a note would vouch for it. append_event checks again under the
+    lock; this check comes first so that nobody confirms a note that cannot be added."""
+    checked = verify(bundle, check_payload_hash=True)
+    if not checked.ok:
+        first = checked.findings.errors[0] if checked.findings.errors else None
+        raise BundleError("the bundle does not verify, so no note was added"
+                          + (f" ({first.where}: {first.problem})" if first else ""),
+                          hint="run 'evidencekit verify' to see every problem")
+    return checked
+
+
 def build_event(report: Report, request: EventRequest, *, action: str | None = None,
                 payload_sha256: str | None = None) -> CustodyEvent:
     """The next event for a verified bundle (report from ``verify``)."""

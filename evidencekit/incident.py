@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, Inexact, localcontext
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -27,7 +29,7 @@ import yaml
 
 from evidencekit import amounts, canonical
 from evidencekit.clock import rfc3339
-from evidencekit.errors import BundleError, InputError
+from evidencekit.errors import BundleError, InputError, UsageError
 from evidencekit.format.documents import CustodyEvent
 
 INCIDENT_DOC_TYPE = "evidencekit.incident"
@@ -259,6 +261,23 @@ def zone_named(name: str, where: str = "time_zone") -> dt.tzinfo:
                     "offset in each time (+01:00)") from None
 
 
+def local_zone() -> tuple[dt.tzinfo, str]:
+    """This computer's time zone, by IANA name when it can be found (DST-correct for any date)."""
+    name = os.environ.get("TZ", "").lstrip(":")
+    if not name:
+        try:
+            name = Path("/etc/timezone").read_text("utf-8").strip()
+        except OSError:
+            target = os.path.realpath("/etc/localtime")
+            name = target.split("zoneinfo/", 1)[1] if "zoneinfo/" in target else ""
+    if name:
+        try:
+            return zone_named(name), name
+        except IncidentError:
+            pass
+    return dt.datetime.now().astimezone().tzinfo or dt.timezone.utc, ""
+
+
 def parse_moment(value: Any, where: str, default_zone: dt.tzinfo | None = None) -> Moment:
     """A time typed by a person: ``2026-11-16 14:05``, ``…T14:05:00+01:00``, ``… Europe/Berlin``,
     or a date alone (``2026-11-16``) when the time of day is not known.
@@ -393,6 +412,35 @@ def money(text: str, where: str) -> amounts.Money:
     return dataclasses.replace(found, currency=_currency(found.currency, f"{where}.currency"))
 
 
+def reading(ambiguous: AmbiguousMoney, choice: int, where: str) -> amounts.Money:
+    """The money *ambiguous* stands for, read the way a person chose (1: the first of its
+    ``readings``, with thousands separators; 2: the second, with a decimal mark)."""
+    return money(f"{ambiguous.readings[choice - 1]} {ambiguous.currency}", where)
+
+
+def loss_date(text: str, where: str = "loss") -> str | None:
+    """The date of a loss as a person typed it (YYYY-MM-DD or DD.MM.YYYY), as stored; None for
+    none. The error names the field ``{where}.date``."""
+    return _date(text, f"{where}.date", typed=True)
+
+
+def parse_loss_spec(spec: str, option: str = "--loss") -> Loss:
+    """A loss written on one line, 'AMOUNT CURRENCY; DATE; INSTITUTION; REFERENCE' (capture's
+    --loss): the amount in any unambiguous form, the rest optional."""
+    parts = [part.strip() for part in spec.split(";")]
+    if len(parts) > 4:
+        raise IncidentError(f"{option} {spec!r}: at most four parts separated by ';'",
+                            hint="AMOUNT CURRENCY; DATE; INSTITUTION; REFERENCE")
+    try:
+        found = money(parts[0], option)
+    except IncidentError as exc:
+        raise IncidentError(f"{option} {spec!r}: {exc.problem}",
+                            hint=exc.hint or f"e.g. {option} '499.90 EUR; 2026-11-16; Example "
+                            "Bank; TX-4411'") from None
+    fields = dict(zip(("date", "institution", "reference"), parts[1:], strict=False))
+    return loss({"amount": found.amount, "currency": found.currency, **fields}, option)
+
+
 def _currency(value: Any, where: str) -> str:
     text = _text(value, where, required=True).upper()
     if text not in ISO_4217:
@@ -434,6 +482,50 @@ def _identifier_value(kind: str, value: str, where: str) -> str:
 def _iban_mod97(iban: str) -> int:
     moved = iban[4:] + iban[:4]
     return int("".join(str(int(c, 36)) for c in moved)) % 97
+
+
+def looks_like_iban(value: str) -> bool:
+    """Shaped like an IBAN (country, check digits, account), whether or not its digits check."""
+    return _IBAN.fullmatch(value.replace(" ", "").upper()) is not None
+
+
+def guess_identifier_kind(value: str) -> str:
+    """The kind a value typed by a person looks like ('email', 'iban', …, else 'other'): an
+    IBAN only when its check digits match."""
+    text = value.strip()
+    if re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", text):
+        return "email"
+    if looks_like_iban(text):
+        try:
+            identifier({"kind": "iban", "value": text}, "value")
+            return "iban"
+        except IncidentError:
+            pass
+    if re.fullmatch(r"(0x[0-9a-fA-F]{40}|bc1[0-9a-z]{20,80}|[13][1-9A-HJ-NP-Za-km-z]{25,34}|"
+                    r"T[1-9A-HJ-NP-Za-km-z]{33})", text):
+        return "wallet"
+    if re.fullmatch(r"(https?://|www\.)\S+|[\w-]+(\.[\w-]+)+(/\S*)?", text, re.IGNORECASE):
+        return "url"
+    if re.fullmatch(r"\+?[\d\s().\-/]{6,40}", text) and sum(c.isdigit() for c in text) >= 6:
+        return "phone"
+    if text.startswith("@"):
+        return "username"
+    return "other"
+
+
+def guessed_identifier(value: str) -> Identifier:
+    """*value* as the kind it looks like; kept as 'other' when it is not valid as that kind."""
+    try:
+        return identifier({"kind": guess_identifier_kind(value), "value": value}, "value")
+    except IncidentError:
+        return Identifier("other", value)
+
+
+def kind_label(kind: str) -> str:
+    """'phone number', 'IBAN': an identifier kind's label inside a sentence (acronyms kept)."""
+    label = IDENTIFIER_KINDS[kind]
+    first, _, rest = label.partition(" ")
+    return label if first.isupper() else f"{first.lower()} {rest}".strip()
 
 
 def _kind(value: Any, where: str, allowed: Mapping[str, str] | tuple[str, ...]) -> str:
@@ -649,6 +741,90 @@ class Note:
     identifier: Identifier | None = None
     loss: Loss | None = None
     problem: str | None = None  # details that could not be read (the event itself is signed)
+
+
+@dataclass(frozen=True)
+class NoteContent:
+    """What a note says: the ``details`` of a custody "note" event (or of an addendum) and its
+    text, as :func:`note_details` and :func:`note_text` check them."""
+
+    details: dict[str, str]
+    text: str
+
+
+# A note's fields as people type them (evidencekit note's options); errors name the option.
+NOTE_OPTIONS = {"time": "--time", "identifier_kind": "--id-kind", "value": "--value",
+                "amount": "--amount", "currency": "--currency", "date": "--date",
+                "institution": "--institution", "reference": "--reference"}
+_OPTIONS_OF_KIND = {"note": (), "timeline": ("time",), "identifier": ("identifier_kind", "value"),
+                    "loss": ("amount", "currency", "date", "institution", "reference")}
+# note_details names the fields it checks (loss.amount); people typed the options (--amount).
+_OPTION_OF_FIELD = {"time": "--time", "identifier.kind": "--id-kind",
+                    "identifier.value": "--value", "loss.amount": "--amount",
+                    "loss.currency": "--currency", "loss.date": "--date",
+                    "loss.institution": "--institution", "loss.reference": "--reference"}
+KIND_OPTIONS_HINT = ("timeline: --time; identifier: --id-kind --value; loss: --amount "
+                     "--currency [--date --institution --reference]")
+
+
+@dataclass(frozen=True)
+class NoteRequest:
+    """A note as a person asked for it (``evidencekit note``'s options), not yet checked:
+    :meth:`content` checks it and says what is wrong in the words of the options."""
+
+    kind: str = "note"
+    text: str = ""
+    time: str | None = None  # timeline: when it happened, as typed
+    time_zone: str | None = None  # of *time*, when it names none
+    identifier_kind: str | None = None
+    value: str | None = None
+    amount: str | None = None
+    currency: str | None = None
+    date: str | None = None
+    institution: str = ""
+    reference: str = ""
+
+    def given(self) -> dict[str, str]:
+        """The kind's fields given (not empty), by name as in :data:`NOTE_OPTIONS`."""
+        values = {name: getattr(self, name) for name in NOTE_OPTIONS}
+        return {name: value for name, value in values.items() if value}
+
+    def check_options(self) -> None:
+        """Refuse (UsageError) options that belong to another kind, and a note or timeline entry
+        without text: cheap checks, made before anything is read."""
+        stray = [NOTE_OPTIONS[name] for name in self.given()
+                 if name not in _OPTIONS_OF_KIND.get(self.kind, ())]
+        if stray:
+            raise UsageError(f"{', '.join(stray)} cannot be used with --kind {self.kind}",
+                             hint=KIND_OPTIONS_HINT)
+        if self.kind in ("note", "timeline") and not self.text.strip():
+            what = "a note" if self.kind == "note" else f"a {self.kind} note"
+            raise UsageError(f"{what} needs --text", hint='e.g. --text "The bank called back '
+                             'and blocked the card"')
+
+    def content(self, local_zone: dt.tzinfo) -> NoteContent:
+        """The checked details and text (IncidentError naming the option typed, e.g. --amount);
+        a time without its own zone is in *time_zone*, else in *local_zone*."""
+        self.check_options()
+        zone = zone_named(self.time_zone, "--time-zone") if self.time_zone else local_zone
+        try:
+            details = note_details(self.kind, time=self.time, zone=zone,
+                                   identifier_kind=self.identifier_kind, value=self.value,
+                                   amount=self.amount, currency=self.currency, date=self.date,
+                                   institution=self.institution, reference=self.reference)
+        except IncidentError as exc:
+            raise _as_option(exc) from None
+        return NoteContent(details, note_text(self.text))
+
+
+def _as_option(exc: IncidentError) -> IncidentError:
+    """*exc*, naming the option the person typed (--amount) instead of the field (loss.amount)."""
+    option = _OPTION_OF_FIELD.get(exc.field)
+    if option is None:
+        return exc
+    joined = f"{option} {exc.problem}" if exc.problem.startswith("is ") else \
+        f"{option}: {exc.problem}"  # "--amount is missing", "--amount: '1.2.3' is not …"
+    return IncidentError(joined, hint=exc.hint, field=option, problem=exc.problem)
 
 
 def note_details(kind: str, *, time: str | None = None, zone: dt.tzinfo | None = None,

@@ -358,3 +358,17 @@ def test_case_id_with_spaces_is_refused_so_receipts_always_match(tmp_path: Path)
     # parse_receipt strips values, so capture refuses case ids that would not round-trip.
     with pytest.raises(UsageError):
         _capture(tmp_path, "FRAUD-2026-0117 ")
+
+
+# ------------------------------------------------------------------------- before a public note
+def test_a_note_is_checked_for_before_anyone_is_asked(bundle: Path) -> None:
+    checked = custody.checked_for_note(bundle)
+    assert checked.ok and checked.payload_sha256 is not None
+
+
+def test_no_note_is_offered_for_a_bundle_that_does_not_verify(bundle: Path) -> None:
+    data = bytearray(bundle.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # in the payload: its hash no longer matches the custody log
+    bundle.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=r"^the bundle does not verify, so no note was added \("):
+        custody.checked_for_note(bundle)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import atexit
 import contextlib
 import copy
+import functools
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar, cast
 
 import click
 from click.core import ParameterSource
@@ -101,6 +102,24 @@ def new_recipient_options(f: F) -> F:
     return click.option("-r", "--recipient", "recipients", multiple=True, metavar="KEY",
                         help="New holder's public key (age1… or 'ssh-ed25519 AAAA…'). "
                         "Repeatable.")(f)
+
+
+def gathered(name: str, make: Callable[..., Any], parameters: Mapping[str, str]
+             ) -> Callable[[F], F]:
+    """A decorator, written right above the command's ``def``: the options *parameters* names
+    (click's name → *make*'s keyword) reach the command as one typed object, ``make(...)``,
+    under *name*, so a command takes a request instead of a long list of options."""
+
+    def decorate(command: F) -> F:
+        @functools.wraps(command)
+        def gathering(*args: Any, **options: Any) -> Any:
+            options[name] = make(**{keyword: options.pop(parameter)
+                                    for parameter, keyword in parameters.items()})
+            return command(*args, **options)
+
+        return cast(F, gathering)
+
+    return decorate
 
 
 def progress_option(f: F) -> F:

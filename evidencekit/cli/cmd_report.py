@@ -5,6 +5,7 @@ a new bundle as an addendum, docs/FORMAT.md §4.6)."""
 from __future__ import annotations
 
 import shlex
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -13,13 +14,13 @@ from rich.markup import escape
 
 from evidencekit import addenda
 from evidencekit import incident as inc
-from evidencekit.addenda import NoteContent
 from evidencekit.cli import render
 from evidencekit.cli.app import (
     actor_name,
     actor_option,
     cli,
     encryption_for,
+    gathered,
     identity_option,
     json_option,
     new_recipient_options,
@@ -30,18 +31,19 @@ from evidencekit.cli.app import (
     trusted_option,
 )
 from evidencekit.cli.cmd_open import identities_for
-from evidencekit.cli.guided import local_zone
 from evidencekit.cli.keyring import trusted_from
 from evidencekit.cli.secrets import PASSPHRASE_ENV, interactive, obtain
 from evidencekit.clock import rfc3339, system_clock
 from evidencekit.crypto import age
-from evidencekit.custody import EventRequest, append_event, event_summary, reseal
-from evidencekit.errors import BundleError, ExitCode, NoMatchingKey, OutputError, UsageError
+from evidencekit.crypto.keys import SigningKey
+from evidencekit.custody import EventRequest, append_event, checked_for_note, event_summary, reseal
+from evidencekit.errors import ExitCode, NoMatchingKey, OutputError, UsageError
+from evidencekit.incident import NoteContent
 from evidencekit.protection import needs_passphrase, payload_protection, wrong_key_for
-from evidencekit.report import collect, report_format, write_report
+from evidencekit.report import collect, report_format, require_verified, write_report
 from evidencekit.report.previews import PreviewCollector
 from evidencekit.text import plural
-from evidencekit.verify import Report, verify
+from evidencekit.verify import verify
 
 
 # -------------------------------------------------------------------------------- report
@@ -77,7 +79,7 @@ def report_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
         seen = PreviewCollector()  # pictures and e-mails, from the decrypted payload itself
         checked = verify(bundle, keys, trusted_from(trusted), visitor=seen,
                          progress=render.progress_for(as_json))
-        _refuse_unless_verified(checked, force, bundle, keys)
+        require_verified(checked, force, bundle, keys)
         data = collect(checked, bundle.name, rfc3339(system_clock()), seen)
         write_report(data, output, kind)
         # Verified: 0, or 6 when --trusted-key was given and not every signer is listed.
@@ -105,23 +107,6 @@ def report_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
     run("report", as_json, body)
 
 
-def _refuse_unless_verified(report: Report, force: bool, bundle: Path,
-                            keys: list[age.Identity]) -> None:
-    if report.no_matching_key and not force:
-        advice = wrong_key_for(bundle, keys)
-        raise NoMatchingKey(advice.message_with(", so no report was made"), hint=advice.hint)
-    if report.seal is None:
-        raise BundleError("this file is not a readable evidence bundle, so no report was made",
-                          hint="run 'evidencekit verify' on it to see what is wrong")
-    if not (report.ok and report.decrypted) and not force:
-        first = report.findings.errors[0] if report.findings.errors else None
-        detail = f" ({first.where}: {first.problem})" if first else ""
-        raise BundleError(f"the bundle did not pass verification{detail}, so no report was made",
-                          hint="run 'evidencekit verify BUNDLE -i KEY' to see every problem; "
-                          "--force makes a report anyway, marked VERIFICATION FAILED on "
-                          "every page")
-
-
 # ---------------------------------------------------------------------------------- note
 PUBLIC_WARNING = (
     "[bold yellow]This note will be public.[/] Notes are kept outside the encryption: anyone "
@@ -133,6 +118,34 @@ PRIVATE_ALTERNATIVE = (
     "bundle stays as it is:")
 PRIVATE_OPTIONS = ("identities", "passphrase_file", "ask_passphrase", "recipients",
                    "recipient_files", "new_passphrase_file", "output")
+# The note's own fields, by their click names (as NoteRequest names them, but --time: "when").
+NOTE_FIELD_OPTIONS = {name: name for name in inc.NOTE_OPTIONS if name != "time"}
+
+
+@dataclass(frozen=True)
+class _PrivateTarget:
+    """note --private: the bundle's key, who can open the new bundle, and its name."""
+
+    identities: tuple[Path, ...]
+    passphrase_file: Path | None
+    ask_passphrase: bool
+    recipients: tuple[str, ...]
+    recipient_files: tuple[Path, ...]
+    new_passphrase_file: Path | None
+    output: Path | None
+
+
+@dataclass(frozen=True)
+class _Signer:
+    """Who signs the note: --actor, --sign-key and its passphrase file."""
+
+    actor: str | None
+    sign_key: Path | None
+    sign_key_passphrase_file: Path | None
+
+    def resolve(self, as_json: bool) -> tuple[SigningKey, str]:
+        key = resolve_signing_key(self.sign_key, self.sign_key_passphrase_file, as_json)
+        return key, actor_name(self.actor, key)
 
 
 @cli.command("note", short_help="Add to the incident record later (a signed note).")
@@ -169,14 +182,13 @@ PRIVATE_OPTIONS = ("identities", "passphrase_file", "ask_passphrase", "recipient
 @signing_options
 @progress_option
 @json_option
-def note_command(bundle: Path, text: str, kind: str, when: str | None, time_zone: str | None,
-                 identifier_kind: str | None, value: str | None, amount: str | None,
-                 currency: str | None, date: str | None, institution: str, reference: str,
-                 confirmed: bool, private: bool, identities: tuple[Path, ...],
-                 passphrase_file: Path | None, ask_passphrase: bool, recipients: tuple[str, ...],
-                 recipient_files: tuple[Path, ...], new_passphrase_file: Path | None,
-                 output: Path | None, actor: str | None, sign_key: Path | None,
-                 sign_key_passphrase_file: Path | None, progress: str, as_json: bool) -> None:
+@gathered("asked", inc.NoteRequest, {"kind": "kind", "text": "text", "when": "time",
+                                     "time_zone": "time_zone", **NOTE_FIELD_OPTIONS})
+@gathered("target", _PrivateTarget, {name: name for name in PRIVATE_OPTIONS})
+@gathered("signer", _Signer, {name: name for name in ("actor", "sign_key",
+                                                       "sign_key_passphrase_file")})
+def note_command(bundle: Path, asked: inc.NoteRequest, confirmed: bool, private: bool,
+                 target: _PrivateTarget, signer: _Signer, progress: str, as_json: bool) -> None:
     """Add to the incident record later, as a signed custody note (no key needed).
 
     The note is public metadata: it is NOT encrypted. You are asked to confirm on a terminal;
@@ -185,44 +197,26 @@ def note_command(bundle: Path, text: str, kind: str, when: str | None, time_zone
     """
 
     def body() -> int:
-        _check_kind_options(kind, text, when=when, id_kind=identifier_kind, value=value,
-                            amount=amount, currency=currency, date=date,
-                            institution=institution, reference=reference)
+        asked.check_options()
         if not private:
             _refuse_private_options()
-        zone = inc.zone_named(time_zone, "--time-zone") if time_zone else local_zone()[0]
-        try:
-            details = inc.note_details(kind, time=when, zone=zone,
-                                       identifier_kind=identifier_kind, value=value,
-                                       amount=amount, currency=currency, date=date,
-                                       institution=institution, reference=reference)
-        except inc.IncidentError as exc:
-            raise _as_typed(exc) from None
-        note_text = inc.note_text(text)
+        content = asked.content(inc.local_zone()[0])
         if private:
-            return _private_note(bundle, NoteContent(details, note_text), identities,
-                                 passphrase_file, ask_passphrase, recipients, recipient_files,
-                                 new_passphrase_file, output, actor, sign_key,
-                                 sign_key_passphrase_file, progress, as_json)
-        checked = verify(bundle, check_payload_hash=True)
-        if not checked.ok:
-            first = checked.findings.errors[0] if checked.findings.errors else None
-            raise BundleError("the bundle does not verify, so no note was added"
-                              + (f" ({first.where}: {first.problem})" if first else ""),
-                              hint="run 'evidencekit verify' to see every problem")
-        if not confirmed and not _confirm_public(note_text, details, as_json, bundle):
+            return _private_note(bundle, content, target, signer, progress, as_json)
+        checked = checked_for_note(bundle)
+        if not confirmed and not _confirm_public(content.text, content.details, as_json, bundle):
             render.err.print("Nothing was written.")
             return ExitCode.OK
-        key = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json)
-        event = append_event(bundle, EventRequest("note", actor_name(actor, key), key,
-                                                  note_text, details=details), checked,
+        key, actor = signer.resolve(as_json)
+        event = append_event(bundle, EventRequest("note", actor, key, content.text,
+                                                  details=content.details), checked,
                              waiting=render.waiting_for_writer(bundle),
                              linked=render.other_names_left(bundle))
         if as_json:
             render.emit_json({"command": "note", "ok": True, "exit_code": 0, "private": False,
                               "bundle": str(bundle), "event": event_summary(event)})
         else:
-            render.out.print(f"Added note #{event.sequence} ({details['kind']}) to "
+            render.out.print(f"Added note #{event.sequence} ({content.details['kind']}) to "
                              f"{escape(str(bundle))}, signed by {event.actor.fingerprint}. "
                              "It is public: anyone with the bundle can read it.")
         return ExitCode.OK
@@ -242,22 +236,20 @@ def _refuse_private_options() -> None:
                          "a public note")
 
 
-def _private_note(bundle: Path, content: NoteContent, identities: tuple[Path, ...],
-                  passphrase_file: Path | None, ask_passphrase: bool,
-                  recipients: tuple[str, ...], recipient_files: tuple[Path, ...],
-                  new_passphrase_file: Path | None, output: Path | None, actor: str | None,
-                  sign_key: Path | None, sign_key_passphrase_file: Path | None, progress: str,
-                  as_json: bool) -> int:
+def _private_note(bundle: Path, content: NoteContent, target: _PrivateTarget, signer: _Signer,
+                  progress: str, as_json: bool) -> int:
     """note --private: a reseal whose new payload holds the note as a signed addendum."""
-    if output is None:
+    if target.output is None:
         raise UsageError("--private writes a new bundle: give its name with -o",
                          hint=f"e.g. -o {_private_name(bundle)}")
-    keys = identities_for(bundle, identities, passphrase_file, ask_passphrase, required=True)
-    new_recipients = _new_protection(keys, recipients, recipient_files, new_passphrase_file)
-    signing = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json)
-    request = EventRequest("resealed", actor_name(actor, signing), signing, addenda.RESEAL_NOTE)
+    keys = identities_for(bundle, target.identities, target.passphrase_file,
+                          target.ask_passphrase, required=True)
+    new_recipients = _new_protection(keys, target.recipients, target.recipient_files,
+                                     target.new_passphrase_file)
+    signing, actor = signer.resolve(as_json)
+    request = EventRequest("resealed", actor, signing, addenda.RESEAL_NOTE)
     try:
-        result = reseal(bundle, output, keys, new_recipients, request,
+        result = reseal(bundle, target.output, keys, new_recipients, request,
                         progress=render.progress_for(as_json, progress), addendum=content)
     except NoMatchingKey:  # say what protects the bundle, in plain words (as reseal does)
         advice = wrong_key_for(bundle, keys)
@@ -315,53 +307,13 @@ def private_command(bundle: Path, text: str, details: dict[str, str]) -> str:
     kind = details.get("kind", "note")
     if kind != "note":
         words += ["--kind", kind]
-    options = {"time": "--time", "identifier_kind": "--id-kind", "value": "--value",
-               "amount": "--amount", "currency": "--currency", "date": "--date",
-               "institution": "--institution", "reference": "--reference"}
-    for key, flag in options.items():
+    for key, flag in inc.NOTE_OPTIONS.items():
         if details.get(key):
             words += [flag, details[key]]
     if text:
         words += ["--text", text]
     return " ".join(word if word in ("KEY", "RECIPIENT") else shlex.quote(word)
                     for word in words)
-
-
-_KIND_OPTIONS = {"timeline": {"when"}, "identifier": {"id_kind", "value"},
-                 "loss": {"amount", "currency", "date", "institution", "reference"}, "note": set()}
-_FLAG = {"when": "--time", "id_kind": "--id-kind", "value": "--value", "amount": "--amount",
-         "currency": "--currency", "date": "--date", "institution": "--institution",
-         "reference": "--reference"}
-
-
-# note_details names the fields it checks; people typed the options.
-_OPTION_OF_FIELD = {"time": "--time", "identifier.kind": "--id-kind",
-                    "identifier.value": "--value", "loss.amount": "--amount",
-                    "loss.currency": "--currency", "loss.date": "--date",
-                    "loss.institution": "--institution", "loss.reference": "--reference"}
-
-
-def _as_typed(exc: inc.IncidentError) -> inc.IncidentError:
-    """*exc*, naming the option the person typed (--amount) instead of the field (loss.amount)."""
-    option = _OPTION_OF_FIELD.get(exc.field)
-    if option is None:
-        return exc
-    joined = f"{option} {exc.problem}" if exc.problem.startswith("is ") else \
-        f"{option}: {exc.problem}"  # "--amount is missing", "--amount: '1.2.3' is not …"
-    return inc.IncidentError(joined, hint=exc.hint, field=option, problem=exc.problem)
-
-
-def _check_kind_options(kind: str, text: str, **given: str | None) -> None:
-    stray = [_FLAG[name] for name, value in given.items()
-             if value and name not in _KIND_OPTIONS[kind]]
-    if stray:
-        raise UsageError(f"{', '.join(stray)} cannot be used with --kind {kind}",
-                         hint="timeline: --time; identifier: --id-kind --value; loss: --amount "
-                         "--currency [--date --institution --reference]")
-    if kind in ("note", "timeline") and not text.strip():
-        what = "a note" if kind == "note" else f"a {kind} note"
-        raise UsageError(f"{what} needs --text", hint='e.g. --text "The bank called back and '
-                         'blocked the card"')
 
 
 def _confirm_public(text: str, details: dict[str, str], as_json: bool, bundle: Path) -> bool:

@@ -192,23 +192,6 @@ def _sentence(text: str) -> str:
     return text if text.endswith((".", "?", "!", ")")) else text + "."
 
 
-def local_zone() -> tuple[dt.tzinfo, str]:
-    """This computer's time zone, by IANA name when it can be found (DST-correct for any date)."""
-    name = os.environ.get("TZ", "").lstrip(":")
-    if not name:
-        try:
-            name = Path("/etc/timezone").read_text("utf-8").strip()
-        except OSError:
-            target = os.path.realpath("/etc/localtime")
-            name = target.split("zoneinfo/", 1)[1] if "zoneinfo/" in target else ""
-    if name:
-        try:
-            return inc.zone_named(name), name
-        except inc.IncidentError:
-            pass
-    return dt.datetime.now().astimezone().tzinfo or dt.timezone.utc, ""
-
-
 # ------------------------------------------------------------------------- where evidence lives
 MAIL_SUFFIXES = (".eml", ".msg", ".mbox", ".emlx")
 
@@ -390,7 +373,7 @@ def _which_reading(p: Prompter, exc: inc.AmbiguousMoney) -> amounts.Money | None
             return None
         if choice in ("1", "2"):
             try:
-                return inc.money(f"{readings[int(choice) - 1]} {currency}", "loss")
+                return inc.reading(exc, int(choice), "loss")
             except inc.IncidentError as error:
                 p.say(f"  {explain(error)}")
                 return None
@@ -401,32 +384,9 @@ def _ask_date(p: Prompter) -> str | None:
     while True:
         answer = p.ask("On which date?", "YYYY-MM-DD, e.g. 2026-11-16. Enter to skip.")
         try:
-            return inc.loss({"amount": "0", "currency": "EUR", "date": answer}, "loss").date
+            return inc.loss_date(answer)
         except inc.IncidentError as exc:
             p.say(f"  {explain(exc)}")
-
-
-def guess_identifier_kind(value: str) -> str:
-    text = value.strip()
-    compact = text.replace(" ", "").upper()
-    if re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", text):
-        return "email"
-    if re.fullmatch(r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}", compact):
-        try:
-            inc.identifier({"kind": "iban", "value": text}, "value")
-            return "iban"
-        except inc.IncidentError:
-            pass
-    if re.fullmatch(r"(0x[0-9a-fA-F]{40}|bc1[0-9a-z]{20,80}|[13][1-9A-HJ-NP-Za-km-z]{25,34}|"
-                    r"T[1-9A-HJ-NP-Za-km-z]{33})", text):
-        return "wallet"
-    if re.fullmatch(r"(https?://|www\.)\S+|[\w-]+(\.[\w-]+)+(/\S*)?", text, re.IGNORECASE):
-        return "url"
-    if re.fullmatch(r"\+?[\d\s().\-/]{6,40}", text) and sum(c.isdigit() for c in text) >= 6:
-        return "phone"
-    if text.startswith("@"):
-        return "username"
-    return "other"
 
 
 def _ask_identifiers(p: Prompter) -> list[inc.Identifier]:
@@ -441,37 +401,21 @@ def _ask_identifiers(p: Prompter) -> list[inc.Identifier]:
         item = _identified(p, answer)
         if item is not None:
             found.append(item)
-            p.say(f"  [green]✓[/] recorded as {escape(kind_label(item.kind))}")
-
-
-def looks_like_iban(value: str) -> bool:
-    return re.fullmatch(r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}", value.replace(" ", "").upper()) \
-        is not None
+            p.say(f"  [green]✓[/] recorded as {escape(inc.kind_label(item.kind))}")
 
 
 def _identified(p: Prompter, answer: str) -> inc.Identifier | None:
     """*answer* as the kind it looks like; an IBAN whose check digits fail is said so, to be
     typed again or kept as written (as 'other'), never changed in silence. None: typed again."""
-    kind = guess_identifier_kind(answer)
-    if kind == "other" and looks_like_iban(answer):
+    found = inc.guessed_identifier(answer)
+    if found.kind == "other" and inc.looks_like_iban(answer):
         p.say(f"  [yellow]{escape(answer)} looks like an IBAN, but its check digits do not "
               "match:[/] a letter or digit may have been mistyped.")
         again = p.ask("Type it again to correct it, or press Enter to keep it as written:",
                       "Kept as written, it is recorded as 'other' (not as an IBAN).")
         if again:
             return _identified(p, again)
-        return inc.Identifier("other", answer)
-    try:
-        return inc.identifier({"kind": kind, "value": answer}, "value")
-    except inc.IncidentError:
-        return inc.Identifier("other", answer)
-
-
-def kind_label(kind: str) -> str:
-    """'phone number', 'IBAN': the kind's label inside a sentence (acronyms kept)."""
-    label = inc.IDENTIFIER_KINDS[kind]
-    first, _, rest = label.partition(" ")
-    return label if first.isupper() else f"{first.lower()} {rest}".strip()
+    return found
 
 
 def _ask_sources(p: Prompter, incident_type: str | None, defaults: GuidedDefaults,
@@ -825,7 +769,7 @@ def _session_zone(defaults: GuidedDefaults) -> tuple[dt.tzinfo, str]:
     named = defaults.incident.time_zone
     if named:
         return inc.zone_named(named), named
-    return defaults.zone or local_zone()
+    return defaults.zone or inc.local_zone()
 
 
 def _prepared(p: Prompter, label: str, value: str) -> None:
@@ -1036,7 +980,7 @@ def incident_record(options: dict[str, Any]) -> inc.Incident:
         loaded = inc.load_yaml(text, str(source))  # validates the file on its own first
         data = _input_form(loaded)
     zone = options.get("time_zone") or data.get("time_zone") or ""
-    default_zone = inc.zone_named(zone, "--time-zone") if zone else local_zone()[0]
+    default_zone = inc.zone_named(zone, "--time-zone") if zone else inc.local_zone()[0]
     for flag, key in (("incident_type", "incident_type"), ("narrative", "description"),
                       ("time_zone", "time_zone")):
         if options.get(flag):
@@ -1051,7 +995,7 @@ def incident_record(options: dict[str, Any]) -> inc.Incident:
         found = inc.identifier({"kind": kind, "value": value}, "--identifier")
         data.setdefault("identifiers", []).append(found.to_json())
     for spec in options.get("loss_entries") or ():
-        data.setdefault("losses", []).append(parse_loss_flag(spec).to_json())
+        data.setdefault("losses", []).append(inc.parse_loss_spec(spec).to_json())
     for key in ("affected_accounts", "affected_devices"):
         data[key] = [*data.get(key, []), *(options.get(key) or ())]
     return inc.from_input(data, default_zone)
@@ -1066,21 +1010,6 @@ def _input_form(record: inc.Incident) -> dict[str, Any]:
     document["timeline"] = [{"time": e["time"], "description": e["description"]}
                             for e in document["timeline"]]
     return document
-
-
-def parse_loss_flag(spec: str) -> inc.Loss:
-    parts = [part.strip() for part in spec.split(";")]
-    if len(parts) > 4:
-        raise inc.IncidentError(f"--loss {spec!r}: at most four parts separated by ';'",
-                                hint="AMOUNT CURRENCY; DATE; INSTITUTION; REFERENCE")
-    try:
-        found = inc.money(parts[0], "--loss")
-    except inc.IncidentError as exc:
-        raise inc.IncidentError(f"--loss {spec!r}: {exc.problem}",
-                                hint=exc.hint or "e.g. --loss '499.90 EUR; 2026-11-16; Example "
-                                "Bank; TX-4411'") from None
-    fields = dict(zip(("date", "institution", "reference"), parts[1:], strict=False))
-    return inc.loss({"amount": found.amount, "currency": found.currency, **fields}, "--loss")
 
 
 def with_own_key(recipients: list[age.Recipient], signing: SigningKey) -> list[age.Recipient]:

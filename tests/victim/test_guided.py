@@ -290,7 +290,7 @@ def test_money_as_people_write_it(text, expected):
     ("order 55-AB", "other"),
 ])
 def test_identifier_kinds_are_guessed(value, kind):
-    assert guided.guess_identifier_kind(value) == kind
+    assert inc.guess_identifier_kind(value) == kind
 
 
 def test_without_a_terminal_capture_needs_sources(tmp_path, home):

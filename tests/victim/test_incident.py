@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from zoneinfo import ZoneInfo
@@ -10,7 +11,7 @@ import pytest
 
 from evidencekit import canonical
 from evidencekit import incident as inc
-from evidencekit.errors import BundleError, ExitCode
+from evidencekit.errors import BundleError, ExitCode, UsageError
 from tests.victim.conftest import INCIDENT_YAML
 
 
@@ -279,3 +280,94 @@ def test_a_wrong_date_is_quoted_as_it_was_typed(typed: str) -> None:
         with pytest.raises(inc.IncidentError) as caught:
             read()
         assert repr(typed) in caught.value.message and "2026-" not in caught.value.message
+
+
+# ------------------------------------------------- what people type, read in the library (issue 21)
+@pytest.mark.parametrize(("value", "kind"), [
+    ("scam@example.com", "email"), ("GB82 WEST 1234 5698 7654 32", "iban"),
+    ("GB82 WEST 1234 5698 7654 33", "other"),  # check digits fail: not an IBAN
+    ("+44 7700 900123", "phone"), ("12345", "other"), ("@scammer_99", "username"),
+])
+def test_identifier_kind_is_guessed_and_an_iban_must_check(value: str, kind: str) -> None:
+    assert inc.guess_identifier_kind(value) == kind
+    assert inc.guessed_identifier(value) == inc.Identifier(kind, value)
+
+
+def test_a_bad_iban_still_looks_like_one() -> None:
+    assert inc.looks_like_iban("gb82 west 1234 5698 7654 33")
+    assert not inc.looks_like_iban("GB82 WEST")
+
+
+def test_kind_labels_keep_acronyms() -> None:
+    assert inc.kind_label("phone") == "phone number"
+    assert inc.kind_label("iban") == "IBAN"
+
+
+def test_an_ambiguous_amount_is_read_the_way_chosen() -> None:
+    with pytest.raises(inc.AmbiguousMoney) as caught:
+        inc.money("1.250 EUR", "loss")
+    thousands, decimal = inc.reading(caught.value, 1, "loss"), inc.reading(caught.value, 2, "loss")
+    assert (thousands.amount, thousands.currency) == ("1250", "EUR")
+    assert (decimal.amount, decimal.currency) == ("1.25", "EUR")
+
+
+def test_a_loss_date_is_read_in_either_form_or_refused() -> None:
+    assert inc.loss_date("18.11.2026") == "2026-11-18"
+    assert inc.loss_date("") is None
+    with pytest.raises(inc.IncidentError, match=r"loss\.date") as caught:
+        inc.loss_date("2026-13-01")
+    assert caught.value.field == "loss.date"
+
+
+def test_a_loss_on_one_line() -> None:
+    found = inc.parse_loss_spec("1.250,00 € ; 18.11.2026; Example Bank; TX-1")
+    assert found == inc.Loss("1250.00", "EUR", "2026-11-18", "Example Bank", "TX-1")
+    with pytest.raises(inc.IncidentError, match=r"^--loss '1;2;3;4;5': at most four parts"):
+        inc.parse_loss_spec("1;2;3;4;5")
+    with pytest.raises(inc.IncidentError, match=r"^--loss '12 ZZZ': 'ZZZ' is not an ISO 4217") as caught:
+        inc.parse_loss_spec("12 ZZZ")
+    assert caught.value.hint
+
+
+def test_a_note_request_becomes_its_details_and_text() -> None:
+    asked = inc.NoteRequest(kind="loss", amount="35,50", currency="gbp", institution="PayPal")
+    assert asked.content(ZoneInfo("Europe/Berlin")) == inc.NoteContent(
+        {"kind": "loss", "amount": "35.50", "currency": "GBP", "date": "",
+         "institution": "PayPal", "reference": ""}, "")
+    timeline = inc.NoteRequest(kind="timeline", text=" card blocked ", time="2026-11-17 09:00")
+    content = timeline.content(ZoneInfo("Europe/Berlin"))  # no zone typed: the local one
+    assert content.details["time"] == "2026-11-17T09:00:00+01:00"
+    assert content.text == "card blocked"
+    in_zone = dataclasses.replace(timeline, time_zone="UTC").content(ZoneInfo("Europe/Berlin"))
+    assert in_zone.details["time"] == "2026-11-17T09:00:00+00:00"
+
+
+@pytest.mark.parametrize(("asked", "message"), [
+    (inc.NoteRequest(kind="note", text="x", amount="5"), "--amount cannot be used with --kind note"),
+    (inc.NoteRequest(kind="loss", currency="EUR", time="2026-01-01"),
+     "--time cannot be used with --kind loss"),
+    (inc.NoteRequest(kind="timeline", time="2026-11-17"), "a timeline note needs --text"),
+    (inc.NoteRequest(kind="note", text="  "), "a note needs --text"),
+])
+def test_a_note_request_refuses_options_of_another_kind(asked: inc.NoteRequest,
+                                                         message: str) -> None:
+    with pytest.raises(UsageError, match=f"^{message}$"):
+        asked.content(ZoneInfo("UTC"))
+
+
+@pytest.mark.parametrize(("asked", "message"), [
+    (inc.NoteRequest(kind="loss", currency="EUR"), "--amount is missing"),
+    (inc.NoteRequest(kind="loss", amount="1.2.3", currency="EUR"), "--amount: "),
+    (inc.NoteRequest(kind="identifier", identifier_kind="email", value="nope"), "--value: "),
+    (inc.NoteRequest(kind="timeline", text="x", time="soon"), "--time: "),
+])
+def test_a_note_request_names_the_option_typed(asked: inc.NoteRequest, message: str) -> None:
+    with pytest.raises(inc.IncidentError) as caught:
+        asked.content(ZoneInfo("UTC"))
+    assert caught.value.message.startswith(message)
+    assert caught.value.field.startswith("--")
+
+
+def test_the_local_zone_follows_tz(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    assert inc.local_zone()[1] == "Europe/Berlin"
