@@ -110,6 +110,13 @@ class OutputError(EvidenceKitError):
     exit_code = ExitCode.USAGE
 
 
+class StoreError(EvidenceKitError):
+    """An evidence store (S3) cannot be reached, refuses the credentials or the request, or
+    lacks the protection asked for; nothing was stored or fetched."""
+
+    exit_code = ExitCode.USAGE
+
+
 class Interrupted(EvidenceKitError):
     """The user interrupted the work (Ctrl-C or SIGTERM)."""
 

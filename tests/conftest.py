@@ -17,7 +17,7 @@ import sys
 import sysconfig
 import tempfile
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
@@ -188,3 +188,12 @@ def _link_or_copy(source: str, target: str) -> str:
     shutil.copy2(source, target)
     os.chmod(target, os.stat(target).st_mode | stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
     return target
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A real S3 server (SeaweedFS) on 127.0.0.1 for the whole session (support/s3server)."""
+    from tests.support.s3server import seaweedfs
+
+    with seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server

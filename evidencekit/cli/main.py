@@ -10,9 +10,10 @@ from evidencekit.cli import (
            cmd_open,
            cmd_profiles,
            cmd_report,
+           cmd_store,
            cmd_timestamp,
 )
 from evidencekit.cli.app import cli, main
 
 __all__ = ["cli", "cmd_capture", "cmd_custody", "cmd_export", "cmd_key", "cmd_open", "cmd_profiles",
-           "cmd_report", "cmd_timestamp", "main"]
+           "cmd_report", "cmd_store", "cmd_timestamp", "main"]

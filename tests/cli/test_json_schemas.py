@@ -85,6 +85,10 @@ def test_real_outputs_of_every_command_validate(tmp_path: Path, user, keys, tree
     check("report", "report", bundle, "-i", keys["identity"], "-o", tmp_path / "report.html")
     check("export", "export", bundle, "-i", keys["identity"], "--format", "hashdeep", "-o",
           tmp_path / "known.txt", "--record", "--sign-key", keys["signer"])
+    check("store put", "store", "put", bundle, tmp_path / "copy.evidence", "--sign-key",
+          keys["signer"])
+    check("store list", "store", "list", "s3://Not_A_Bucket/", code=2)  # tests/cli/test_store.py
+    check("store get", "store", "get", "s3://bucket/", "-o", tmp_path / "got", code=2)
     check("profiles list", "profiles", "list")
     shown = check("profiles show", "profiles", "show", "browser-history")
     assert shown["profile"]["targets"][0]["paths"]["windows"]

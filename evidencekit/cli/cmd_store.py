@@ -1,0 +1,196 @@
+"""evidencekit store put|list|get: bundles in an evidence store (S3 with object lock), or copied
+to a local file; each delivery recorded in the bundle's custody log."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import click
+
+from evidencekit import fs
+from evidencekit.cli import render
+from evidencekit.cli.app import (
+    actor_name,
+    actor_option,
+    cli,
+    json_option,
+    progress_option,
+    resolve_signing_key,
+    run,
+    signing_options,
+)
+from evidencekit.custody import EventRequest
+from evidencekit.deliver import (
+    Delivery,
+    Destination,
+    LocalFile,
+    already_recorded,
+    checked_facts,
+    record_delivery,
+)
+from evidencekit.errors import ExitCode, OutputError, UsageError
+
+endpoint_option = click.option(
+    "--endpoint", metavar="URL",
+    help="An S3-compatible store's address (default: AWS, or $AWS_ENDPOINT_URL). Credentials "
+    "come from the usual AWS places: environment, profile, instance role.")
+
+
+@cli.group(short_help="Keep bundles in an S3 evidence store with object lock.")
+def store() -> None:
+    """Keep bundles in an evidence store (S3 with object lock): put, list, get."""
+
+
+@store.command("put", short_help="Upload a bundle, locked, and record it in its custody log.")
+@click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("destination")
+@click.option("--retain-until", metavar="DATE",
+              help="Nobody may delete or change it before this date (YYYY-MM-DD, UTC).")
+@click.option("--retain-days", type=int, metavar="N", help="... or for N days from now.")
+@click.option("--legal-hold", is_flag=True,
+              help="Also place a legal hold (kept until someone allowed to lifts it).")
+@click.option("--no-lock", is_flag=True,
+              help="Accept a bucket without object lock (recorded in the custody event).")
+@endpoint_option
+@click.option("--note", default="", help="Free text for the custody event (why, who asked).")
+@actor_option
+@signing_options
+@progress_option
+@json_option
+def store_put(bundle: Path, destination: str, retain_until: str | None,
+              retain_days: int | None, legal_hold: bool, no_lock: bool, endpoint: str | None,
+              note: str, actor: str | None, sign_key: Path | None,
+              sign_key_passphrase_file: Path | None, progress: str, as_json: bool) -> None:
+    """Copy BUNDLE to DESTINATION (s3://BUCKET/PREFIX/ or a local path), check the copy, and
+    add a signed 'transferred' event to BUNDLE naming where it went."""
+
+    def body() -> int:
+        target = _destination(destination, retain_until, retain_days, legal_hold, no_lock,
+                              endpoint)
+        key = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json)
+        request = EventRequest("transferred", actor_name(actor, key), key, note)
+        facts, report = checked_facts(bundle)
+        delivery = target.deliver(bundle, facts, render.progress_for(as_json, progress))
+        event = None
+        if not already_recorded(report, delivery):
+            event = record_delivery(bundle, delivery, request, report,
+                                    waiting=render.waiting_for_writer(bundle))
+        _say_put(bundle, delivery, event.sequence if event else None, as_json)
+        return ExitCode.OK
+
+    run("store put", as_json, body)
+
+
+def _destination(text: str, retain_until: str | None, retain_days: int | None,
+                 legal_hold: bool, no_lock: bool, endpoint: str | None) -> Destination:
+    from evidencekit.deliver import s3
+
+    if not s3.is_s3_url(text):
+        if retain_until or retain_days is not None or legal_hold or no_lock or endpoint:
+            raise UsageError("--retain-until, --retain-days, --legal-hold, --no-lock and "
+                             "--endpoint are for an s3:// store")
+        return LocalFile(Path(text))
+    lock = s3.Lock.from_options(retain_until, retain_days, legal_hold, no_lock,
+                                datetime.now(timezone.utc))
+    return s3.S3Store(s3.S3Url.parse(text), lock, endpoint)
+
+
+def _say_put(bundle: Path, delivery: Delivery, sequence: int | None, as_json: bool) -> None:
+    if as_json:
+        render.emit_json({"command": "store put", "ok": True, "exit_code": 0,
+                          "bundle": str(bundle), "location": delivery.location,
+                          "already_there": delivery.already_there,
+                          "details": delivery.details, "custody_event": sequence})
+        return
+    d = delivery.details
+    said = "was already" if delivery.already_there else "is now"
+    render.out.print(f"{render.escape(str(bundle))} {said} at "
+                     f"{render.escape(delivery.location)}")
+    if d.get("destination") == "s3":
+        lock = (f"locked (COMPLIANCE) until {d['retain_until']}" if d["retention_mode"]
+                else "[bold yellow]not locked[/]: it can be deleted or replaced")
+        hold = ", legal hold on" if d["legal_hold"] == "on" else ""
+        render.out.print(f"  version {render.escape(d['version_id'])}, {lock}{hold}")
+    if sequence is not None:
+        render.out.print(f"Recorded as custody event #{sequence} (transferred).")
+    else:
+        render.out.print("Its custody log already records this delivery; nothing was added.")
+
+
+@store.command("list", short_help="List the bundles under an s3:// prefix, with their locks.")
+@click.argument("location")
+@endpoint_option
+@json_option
+def store_list(location: str, endpoint: str | None, as_json: bool) -> None:
+    """List the objects under LOCATION (s3://BUCKET/PREFIX/): size, version, lock."""
+
+    def body() -> int:
+        from evidencekit.deliver import s3
+
+        url = s3.S3Url.parse(location)
+        objects = s3.list_objects(s3.make_client(endpoint), url)
+        if as_json:
+            render.emit_json({"command": "store list", "ok": True, "exit_code": 0,
+                              "location": str(url), "objects": [o.to_json() for o in objects]})
+            return ExitCode.OK
+        if not objects:
+            render.out.print(f"Nothing under {render.escape(str(url))}")
+        for item in objects:
+            lock = f"locked until {item.retain_until}" if item.retention_mode else "not locked"
+            hold = ", legal hold" if item.legal_hold else ""
+            render.out.print(f"{render.escape(item.key)}  {item.size:,} bytes  "
+                             f"{item.last_modified}  {lock}{hold}")
+        return ExitCode.OK
+
+    run("store list", as_json, body)
+
+
+@store.command("get", short_help="Download a bundle from an s3:// store to a new file.")
+@click.argument("location")
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="The new file to write (never replaced).")
+@endpoint_option
+@progress_option
+@json_option
+def store_get(location: str, output: Path, endpoint: str | None, progress: str,
+              as_json: bool) -> None:
+    """Download the object at LOCATION (s3://BUCKET/KEY) to OUTPUT, checking its SHA-256
+    against the one recorded when it was uploaded."""
+
+    def body() -> int:
+        from evidencekit.deliver import s3
+
+        url = s3.S3Url.parse(location)
+        if not url.key or url.key.endswith("/"):
+            raise UsageError(f"{location}: name one object (s3://BUCKET/KEY); "
+                             "'evidencekit store list' shows them")
+        client = s3.make_client(endpoint)
+        try:
+            with fs.staged(output) as stage:
+                digest, recorded = s3.download(client, url, stage.file,
+                                               render.progress_for(as_json, progress))
+        except FileExistsError:
+            raise OutputError(f"{output} exists; nothing was written",
+                              hint="choose another name with -o") from None
+        except OSError as exc:
+            raise OutputError(f"could not write {output}: {exc.strerror or exc}") from None
+        _say_get(url, output, digest, recorded, as_json)
+        return ExitCode.OK
+
+    run("store get", as_json, body)
+
+
+def _say_get(url: Any, output: Path, digest: str, recorded: str, as_json: bool) -> None:
+    if as_json:
+        render.emit_json({"command": "store get", "ok": True, "exit_code": 0,
+                          "location": str(url), "output": str(output), "sha256": digest,
+                          "sha256_checked": bool(recorded)})
+        return
+    render.out.print(f"Wrote {render.escape(str(output))} (SHA-256 {digest})")
+    if recorded:
+        render.out.print("  same SHA-256 as recorded when it was uploaded")
+    else:
+        render.err.print("[yellow]evidencekit: warning:[/] the store recorded no SHA-256 for "
+                         "this object; 'evidencekit verify' checks the bundle itself")

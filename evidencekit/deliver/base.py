@@ -1,0 +1,81 @@
+"""What every destination shares: the facts of a bundle it is given, what a delivery tells, and
+how a delivery is recorded in the bundle's custody log.
+
+A destination receives the bytes of a finished bundle and says where they went
+(:class:`Delivery`). The delivery is then recorded as a ``transferred`` custody event in the
+local bundle (docs/FORMAT.md §6): the copy that was delivered does not hold that event (it did
+not exist yet), the bundle that stays behind does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from evidencekit.custody import EventRequest, append_event, require_intact
+from evidencekit.format.documents import CustodyEvent
+from evidencekit.progress import Progress
+from evidencekit.verify import Report, verify
+
+
+@dataclass(frozen=True)
+class BundleFacts:
+    """What a destination may name a bundle by: its case, the host that captured it (custody
+    event 1) and its current payload's SHA-256; read from a bundle that verified."""
+
+    case_id: str
+    host: str
+    payload_sha256: str
+
+    @classmethod
+    def of(cls, report: Report) -> BundleFacts:
+        require_intact(report)
+        assert report.seal is not None and report.payload_sha256 is not None
+        return cls(report.seal.case_id, report.events[0].host, report.payload_sha256)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Where a bundle went. *counterparty* and *details* become the custody event's fields of
+    the same names; *already_there*: an earlier delivery of the same payload was found there
+    (nothing was written again)."""
+
+    location: str
+    counterparty: str
+    details: dict[str, str] = field(default_factory=dict)
+    already_there: bool = False
+
+
+class Destination(Protocol):
+    """A place a finished bundle can be delivered to (deliver.local, deliver.s3)."""
+
+    def deliver(self, bundle: Path, facts: BundleFacts, progress: Progress) -> Delivery:
+        """Copy *bundle* there, never over something else, and check the copy; raise an
+        EvidenceKitError when it cannot be done (nothing that looks valid is left behind)."""
+        ...
+
+
+def checked_facts(bundle: Path) -> tuple[BundleFacts, Report]:
+    """Verify the public parts of *bundle* (signatures, custody chain, payload hash) and return
+    what destinations name it by: only an intact bundle is delivered."""
+    report = verify(bundle)
+    return BundleFacts.of(report), report
+
+
+def already_recorded(report: Report, delivery: Delivery) -> bool:
+    """Whether the bundle's log already holds this very delivery (a retry after success)."""
+    return any(event.action == "transferred" and event.details == delivery.details
+               for event in report.events)
+
+
+def record_delivery(bundle: Path, delivery: Delivery, request: EventRequest, report: Report,
+                    waiting: Callable[[], None] | None = None) -> CustodyEvent:
+    """Append the ``transferred`` event for *delivery* to the local *bundle* (signed by
+    *request*'s key); *report* is the verification the delivery was based on, so an event is
+    never added to a bundle whose payload changed meanwhile."""
+    event_request = EventRequest("transferred", request.actor_name, request.signing_key,
+                                 request.note, delivery.counterparty, dict(delivery.details),
+                                 request.clock)
+    return append_event(bundle, event_request, report=report, waiting=waiting)

@@ -1,0 +1,69 @@
+"""A local file as a destination: a copy of the bundle published with evidencekit.fs (never over
+another file, never half-written), read back and compared before it gets its name."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import BinaryIO
+
+from evidencekit import fs
+from evidencekit.deliver.base import BundleFacts, Delivery
+from evidencekit.errors import BundleError, InputError, OutputError
+from evidencekit.progress import Progress
+
+_CHUNK = 1 << 20
+
+
+class LocalFile:
+    """Deliver to the file *path* (or into the folder *path*, under the bundle's own name)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def target(self, bundle: Path) -> Path:
+        return self.path / bundle.name if self.path.is_dir() else self.path
+
+    def deliver(self, bundle: Path, facts: BundleFacts, progress: Progress) -> Delivery:
+        target = self.target(bundle)
+        if target.exists():
+            raise OutputError(f"{target} exists; nothing was copied",
+                              hint="choose another name or folder")
+        try:
+            with bundle.open("rb") as source, fs.staged(target, 0o444) as stage:
+                digest, size = _copy(source, stage.file, progress)
+                stage.file.flush()
+                stage.file.seek(0)
+                if _sha256_of(stage.file) != digest:
+                    raise BundleError(f"the copy at {target} differs from {bundle} when read "
+                                      "back; it was not kept", hint="check the disk")
+        except FileExistsError:
+            raise OutputError(f"{target} appeared while copying; nothing was copied") from None
+        except FileNotFoundError:
+            raise InputError(f"cannot read {bundle}: it does not exist") from None
+        except OSError as exc:
+            raise OutputError(f"could not copy {bundle} to {target}: {exc.strerror or exc}; "
+                              "nothing was left there") from None
+        return Delivery(str(target), f"a copy at {target}",
+                        {"destination": "file", "path": str(target), "sha256": digest,
+                         "size": str(size), "payload_sha256": facts.payload_sha256})
+
+
+def _copy(source: BinaryIO, out: BinaryIO, progress: Progress) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    progress.start("Copying", None, None)
+    while block := source.read(_CHUNK):
+        digest.update(block)
+        out.write(block)
+        size += len(block)
+        progress.advance(nbytes=len(block))
+    progress.finish()
+    return digest.hexdigest(), size
+
+
+def _sha256_of(f: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    while block := f.read(_CHUNK):
+        digest.update(block)
+    return digest.hexdigest()

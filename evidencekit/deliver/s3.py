@@ -1,0 +1,555 @@
+"""An S3 bucket as an evidence store: bundles land there under object lock, never overwritten.
+
+Facts this module is built on (docs/decisions/s3-store.md, docs/FORMAT.md §6):
+
+- an object's key comes from the bundle's case, the host that captured it and its payload's
+  SHA-256 (:func:`object_key`): two bundles never share a key, and a retry finds the first
+  delivery instead of making a second object;
+- every upload is a multipart upload completed with ``If-None-Match: *``: the server refuses to
+  complete it over an existing object, and until it is completed nothing is visible under the
+  key (an interrupted upload is aborted and leaves no object);
+- each part carries its SHA-256 (``x-amz-checksum-sha256``), which the server checks: botocore
+  no longer adds Content-MD5 by itself, and a locked upload needs a checksum;
+- retention is COMPLIANCE mode (nobody, not even the account's root, can shorten it or delete
+  the object before the date), plus an optional legal hold; a bucket without object lock is
+  refused unless the caller says so (``--no-lock``, recorded in the custody event);
+- after the upload the object is read back and compared part by part with what was sent.
+
+Credentials come from boto3's standard chain (environment, profile, instance role); nothing
+here prints or records them. boto3 is an optional extra (``pip install 'evidencekit[s3]'``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, BinaryIO, NoReturn
+
+from evidencekit.deliver.base import BundleFacts, Delivery
+from evidencekit.errors import BundleError, StoreError, UsageError
+from evidencekit.progress import Progress
+
+SCHEME = "s3://"
+SUFFIX = ".evidence"
+PART_SIZE = 16 << 20  # parts grow past 1000 of them (see part_size): 880 GiB in 10,000 parts
+MIN_PART = 5 << 20  # S3's smallest part but the last
+UPLOAD_THREADS = 2
+_READ_CHUNK = 1 << 20
+_SAFE = re.compile(r"[^A-Za-z0-9._-]")
+INSTALL_HINT = "install the S3 support with: pip install 'evidencekit[s3]'"
+
+
+@dataclass(frozen=True)
+class S3Url:
+    """``s3://bucket/key-or-prefix``."""
+
+    bucket: str
+    key: str
+
+    @classmethod
+    def parse(cls, text: str) -> S3Url:
+        if not is_s3_url(text):
+            raise UsageError(f"{text}: an S3 location starts with s3://")
+        bucket, _, key = text[len(SCHEME):].partition("/")
+        if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket):
+            raise UsageError(f"{text}: {bucket!r} is not an S3 bucket name",
+                             hint="write s3://BUCKET/PREFIX/, e.g. s3://evidence/CASE-1/")
+        return cls(bucket, key)
+
+    @property
+    def prefix(self) -> str:
+        """The key as a folder: '' or ending with '/'."""
+        return self.key if not self.key or self.key.endswith("/") else self.key + "/"
+
+    def __str__(self) -> str:
+        return f"{SCHEME}{self.bucket}/{self.key}"
+
+
+def is_s3_url(text: str) -> bool:
+    return text.lower().startswith(SCHEME)
+
+
+def object_key(prefix: str, facts: BundleFacts) -> str:
+    """``PREFIX/CASE/HOST/PAYLOAD-SHA256.evidence``: names made of letters, digits, '.', '_' and
+    '-' only (others become '_'); the hash alone keeps two bundles apart."""
+    return f"{prefix}{_safe(facts.case_id)}/{_safe(facts.host)}/{facts.payload_sha256}{SUFFIX}"
+
+
+def _safe(text: str) -> str:
+    name = _SAFE.sub("_", text)[:100]
+    return "_" if name in ("", ".", "..") else name
+
+
+@dataclass(frozen=True)
+class Lock:
+    """What protects a new object: COMPLIANCE retention until *retain_until* and an optional
+    legal hold; ``enabled`` False when the caller accepted a bucket without object lock."""
+
+    retain_until: datetime | None
+    legal_hold: bool = False
+    enabled: bool = True
+
+    @classmethod
+    def from_options(cls, retain_until: str | None, retain_days: int | None, legal_hold: bool,
+                     no_lock: bool, now: datetime) -> Lock:
+        if no_lock:
+            if retain_until or retain_days is not None or legal_hold:
+                raise UsageError("--no-lock cannot be combined with --retain-until, "
+                                 "--retain-days or --legal-hold")
+            return cls(None, False, False)
+        if retain_until and retain_days is not None:
+            raise UsageError("give --retain-until or --retain-days, not both")
+        if retain_days is not None:
+            if retain_days < 1:
+                raise UsageError("--retain-days must be 1 or more")
+            until = now + timedelta(days=retain_days)
+        elif retain_until:
+            until = _parse_date(retain_until)
+        else:
+            raise UsageError("say how long the store must keep the bundle: --retain-until DATE "
+                             "or --retain-days N",
+                             hint="nobody can delete it or shorten that time (COMPLIANCE "
+                             "mode); --no-lock stores it without protection")
+        if until <= now:
+            raise UsageError(f"--retain-until {retain_until}: that date has passed")
+        return cls(until.replace(microsecond=0), legal_hold, True)
+
+    def upload_arguments(self) -> dict[str, Any]:
+        if not self.enabled or self.retain_until is None:
+            return {}
+        arguments: dict[str, Any] = {"ObjectLockMode": "COMPLIANCE",
+                                     "ObjectLockRetainUntilDate": self.retain_until}
+        if self.legal_hold:
+            arguments["ObjectLockLegalHoldStatus"] = "ON"
+        return arguments
+
+
+def _parse_date(text: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"--retain-until {text}: not a date",
+                         hint="write YYYY-MM-DD (midnight UTC) or YYYY-MM-DDTHH:MM:SSZ") from None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def rfc3339(when: datetime) -> str:
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- talking to the store ------------------------------------------------------------------
+
+def make_client(endpoint: str | None) -> Any:
+    """An S3 client with boto3's standard credential chain; *endpoint* for S3-compatible
+    stores (path-style addressing there: their buckets are rarely DNS names)."""
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError:
+        raise UsageError("S3 support is not installed", hint=INSTALL_HINT) from None
+    config = Config(retries={"max_attempts": 5, "mode": "standard"},
+                    s3={"addressing_style": "path"} if endpoint else {},
+                    # the checksums are given explicitly (SHA-256), never guessed
+                    request_checksum_calculation="when_required",
+                    response_checksum_validation="when_required")
+    with talking_to(endpoint or "S3"):
+        return boto3.session.Session().client("s3", endpoint_url=endpoint, config=config)
+
+
+@contextmanager
+def talking_to(where: str) -> Iterator[None]:
+    """Turn botocore's errors into StoreError with plain words (never a credential)."""
+    try:
+        import botocore.exceptions as bx
+    except ImportError:
+        raise UsageError("S3 support is not installed", hint=INSTALL_HINT) from None
+    try:
+        yield
+    except bx.NoCredentialsError:
+        raise StoreError(f"no credentials for {where}",
+                         hint="set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, "
+                         "or run where an instance role gives them") from None
+    except (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError) as exc:
+        raise StoreError(f"cannot reach {where}: {exc}",
+                         hint="check --endpoint and the network") from None
+    except bx.ClientError as exc:
+        _raise_refusal(exc, where)
+    except bx.BotoCoreError as exc:
+        raise StoreError(f"{where}: {exc}") from None
+
+
+_CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken",
+                     "ExpiredToken", "InvalidClientTokenId"}
+
+
+def _raise_refusal(exc: Any, where: str) -> NoReturn:
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", ""))
+    message = str(error.get("Message", "")) or code
+    if code in _CREDENTIAL_CODES:
+        raise StoreError(f"{where} refused the credentials ({code})",
+                         hint="check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the profile"
+                         ) from None
+    if code == "NoSuchBucket":
+        raise StoreError(f"{where}: there is no such bucket") from None
+    if code in ("NoSuchKey", "404", "NotFound"):
+        raise StoreError(f"{where}: there is no such object") from None
+    if code in ("AccessDenied", "403"):
+        raise StoreError(f"{where} refused: access denied", hint="the credentials may lack a "
+                         "permission this needs") from None
+    raise StoreError(f"{where} refused: {message} ({code})") from None
+
+
+def error_code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None)
+    return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
+
+
+def bucket_has_lock(client: Any, bucket: str) -> bool:
+    import botocore.exceptions as bx
+
+    with talking_to(f"{SCHEME}{bucket}"):
+        try:
+            answer = client.get_object_lock_configuration(Bucket=bucket)
+        except bx.ClientError as exc:
+            if error_code(exc) == "ObjectLockConfigurationNotFoundError":
+                return False
+            raise
+    return bool(answer.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") == "Enabled")
+
+
+# --- writing one object ----------------------------------------------------------------------
+
+def part_size(number: int) -> int:
+    """The size of part *number* (1-based): 16 MiB, one more 16 MiB every 1000 parts, so that
+    10,000 parts (S3's limit) hold 880 GiB with memory that stays small."""
+    return PART_SIZE * (1 + (number - 1) // 1000)
+
+
+def _b64_sha256(data: bytes | bytearray | memoryview) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
+
+
+class ObjectExists(StoreError):
+    """The key is taken: the conditional upload was refused (HTTP 412), nothing was written."""
+
+
+@dataclass
+class Uploaded:
+    key: str
+    version_id: str
+    size: int
+    parts: list[tuple[int, str]] = field(default_factory=list)  # (size, SHA-256 hex) per part
+
+
+class ObjectWriter:
+    """Uploads one new object as it is written, in parts, on *threads* threads (at most
+    ``threads + 1`` parts in memory). Nothing is visible under the key until :meth:`complete`,
+    which never replaces an object; :meth:`abort` (or any exception) leaves none.
+
+    With *hold_first*, the first part is kept in memory until :meth:`complete`, which may change
+    it (``patch``) before sending it: S3 assembles the parts by number, not by arrival, so a
+    header at the start can be completed at the end (capture's payload size).
+    """
+
+    def __init__(self, client: Any, bucket: str, key: str, lock: Lock,
+                 metadata: dict[str, str] | None = None, *, hold_first: bool = False,
+                 threads: int = UPLOAD_THREADS) -> None:
+        self._client, self.bucket, self.key = client, bucket, key
+        self._where = f"{SCHEME}{bucket}/{key}"
+        with talking_to(self._where):
+            answer = client.create_multipart_upload(
+                Bucket=bucket, Key=key, ChecksumAlgorithm="SHA256",
+                ContentType="application/octet-stream", Metadata=metadata or {},
+                **lock.upload_arguments())
+        self._upload_id: str = answer["UploadId"]
+        self._hold_first = hold_first
+        self.held: bytearray | None = None
+        self._number = 1
+        self._buffer = bytearray(part_size(1))
+        self._filled = 0
+        self._parts: dict[int, tuple[int, str, str]] = {}  # number -> size, checksum, ETag
+        self._futures: list[Future[None]] = []
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="evidencekit-s3")
+        self._slots = threading.BoundedSemaphore(threads + 1)
+        self.size = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        view = memoryview(data).cast("B")
+        total = len(view)
+        while view:
+            room = len(self._buffer) - self._filled
+            count = min(room, len(view))
+            self._buffer[self._filled : self._filled + count] = view[:count]
+            self._filled += count
+            view = view[count:]
+            if self._filled == len(self._buffer):
+                self._send_buffer()
+        self.size += total
+        return total
+
+    def _send_buffer(self) -> None:
+        part = self._buffer if self._filled == len(self._buffer) else \
+            self._buffer[: self._filled]
+        number = self._number
+        self._number += 1
+        self._buffer = bytearray(part_size(self._number))
+        self._filled = 0
+        if number == 1 and self._hold_first:
+            self.held = part
+            return
+        self._send(number, part)
+
+    def _send(self, number: int, part: bytearray) -> None:
+        self._raise_failed()
+        self._slots.acquire()
+        future = self._pool.submit(self._upload_part, number, part)
+        future.add_done_callback(lambda _: self._slots.release())
+        self._futures.append(future)
+
+    def _raise_failed(self) -> None:
+        for future in self._futures:
+            if future.done() and future.exception() is not None:
+                future.result()
+
+    def _upload_part(self, number: int, part: bytearray) -> None:
+        checksum = _b64_sha256(part)
+        with talking_to(self._where):
+            answer = self._client.upload_part(
+                Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, PartNumber=number,
+                Body=bytes(part), ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum)
+        self._parts[number] = (len(part), checksum, str(answer["ETag"]))
+
+    def complete(self, patch: Callable[[bytearray], None] | None = None) -> Uploaded:
+        """Send what is left (the held first part last, after *patch*), and complete the
+        upload unless an object exists under the key (:class:`ObjectExists`)."""
+        if self._filled or self._number == 1:
+            self._send_buffer()
+        if self.held is not None:
+            if patch is not None:
+                patch(self.held)
+            held, self.held = self.held, None
+            self._send(1, held)
+        for future in self._futures:
+            future.result()
+        self._pool.shutdown()
+        numbers = sorted(self._parts)
+        parts = [{"PartNumber": n, "ETag": self._parts[n][2],
+                  "ChecksumSHA256": self._parts[n][1]} for n in numbers]
+        import botocore.exceptions as bx
+
+        with talking_to(self._where):
+            try:
+                answer = self._client.complete_multipart_upload(
+                    Bucket=self.bucket, Key=self.key, UploadId=self._upload_id,
+                    MultipartUpload={"Parts": parts}, IfNoneMatch="*")
+            except bx.ClientError as exc:
+                if error_code(exc) in ("PreconditionFailed", "ConditionalRequestConflict"):
+                    self.abort()
+                    raise ObjectExists(f"{self._where} exists already; nothing was "
+                                       "overwritten") from None
+                raise
+        sizes = [(self._parts[n][0], base64.b64decode(self._parts[n][1]).hex()) for n in numbers]
+        return Uploaded(self.key, str(answer.get("VersionId") or ""), self.size, sizes)
+
+    def abort(self) -> None:
+        """Give up: no object is left (parts already sent are discarded by the server)."""
+        for future in self._futures:
+            future.cancel()
+        self._pool.shutdown(wait=True)
+        self.held = None
+        with suppress(Exception):  # the error that made us give up is the one to report
+            self._client.abort_multipart_upload(Bucket=self.bucket, Key=self.key,
+                                                UploadId=self._upload_id)
+
+
+def read_back(client: Any, uploaded: Uploaded, bucket: str) -> str:
+    """Read the object just uploaded and compare it, part by part, with what was sent; its
+    SHA-256 (hex). BundleError when the store holds other bytes."""
+    where = f"{SCHEME}{bucket}/{uploaded.key}"
+    whole = hashlib.sha256()
+    with talking_to(where):
+        body = client.get_object(Bucket=bucket, Key=uploaded.key,
+                                 **({"VersionId": uploaded.version_id}
+                                    if uploaded.version_id else {}))["Body"]
+        for number, (size, expected) in enumerate(uploaded.parts, 1):
+            part = hashlib.sha256()
+            left = size
+            while left:
+                block = body.read(min(left, _READ_CHUNK))
+                if not block:
+                    break
+                part.update(block)
+                whole.update(block)
+                left -= len(block)
+            if left or part.hexdigest() != expected:
+                raise BundleError(f"{where}: part {number} read back differs from what was "
+                                  "sent", hint="the store does not keep what it is given; "
+                                  "do not rely on this copy")
+        if body.read(1):
+            raise BundleError(f"{where}: the object read back is longer than what was sent")
+    return whole.hexdigest()
+
+
+# --- the destination -------------------------------------------------------------------------
+
+class S3Store:
+    """Deliver bundles into ``s3://bucket/prefix/`` (see the module's docstring)."""
+
+    def __init__(self, url: S3Url, lock: Lock, endpoint: str | None = None,
+                 client: Any = None) -> None:
+        self.url = url
+        self.lock = lock
+        self.endpoint = endpoint
+        self.client = client if client is not None else make_client(endpoint)
+
+    def check_bucket(self) -> None:
+        """Refuse a bucket without object lock unless the lock was explicitly given up."""
+        if self.lock.enabled and not bucket_has_lock(self.client, self.url.bucket):
+            raise StoreError(f"the bucket {self.url.bucket} has no object lock: a bundle there "
+                             "could be deleted or replaced; nothing was stored",
+                             hint="use a bucket created with object lock, or say --no-lock to "
+                             "store it unprotected (the custody event records that)")
+
+    def deliver(self, bundle: Path, facts: BundleFacts, progress: Progress) -> Delivery:
+        self.check_bucket()
+        key = object_key(self.url.prefix, facts)
+        existing = self._existing(key)
+        if existing is not None:
+            return self._delivery(key, existing, already_there=True)
+        digest = _sha256_of_file(bundle)
+        writer = ObjectWriter(self.client, self.url.bucket, key, self.lock,
+                              {"sha256": digest})
+        try:
+            with bundle.open("rb") as source:
+                progress.start("Uploading", None, bundle.stat().st_size)
+                while block := source.read(_READ_CHUNK):
+                    writer.write(block)
+                    progress.advance(nbytes=len(block))
+                progress.finish()
+            uploaded = writer.complete()
+        except ObjectExists:
+            found = self._existing(key)
+            if found is None:
+                raise
+            return self._delivery(key, found, already_there=True)
+        except BaseException:
+            writer.abort()
+            raise
+        read = read_back(self.client, uploaded, self.url.bucket)
+        if read != digest:
+            raise BundleError(f"{SCHEME}{self.url.bucket}/{key}: what the store holds is not "
+                              f"{bundle}", hint="do not rely on this copy")
+        facts_now = self._existing(key, uploaded.version_id)
+        assert facts_now is not None
+        return self._delivery(key, facts_now, already_there=False)
+
+    def _existing(self, key: str, version_id: str = "") -> dict[str, Any] | None:
+        """The object's head (with its lock), or None when there is none."""
+        import botocore.exceptions as bx
+
+        where = f"{SCHEME}{self.url.bucket}/{key}"
+        with talking_to(where):
+            try:
+                return dict(self.client.head_object(
+                    Bucket=self.url.bucket, Key=key, ChecksumMode="ENABLED",
+                    **({"VersionId": version_id} if version_id else {})))
+            except bx.ClientError as exc:
+                if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                    return None
+                raise
+
+    def _delivery(self, key: str, head: dict[str, Any], already_there: bool) -> Delivery:
+        location = f"{SCHEME}{self.url.bucket}/{key}"
+        until = head.get("ObjectLockRetainUntilDate")
+        details = {
+            "destination": "s3",
+            "endpoint": self.endpoint or "",
+            "bucket": self.url.bucket,
+            "key": key,
+            "version_id": str(head.get("VersionId") or ""),
+            "sha256": str(head.get("Metadata", {}).get("sha256", "")),
+            "size": str(head.get("ContentLength", "")),
+            "retention_mode": str(head.get("ObjectLockMode") or ""),
+            "retain_until": rfc3339(until) if isinstance(until, datetime) else "",
+            "legal_hold": "on" if head.get("ObjectLockLegalHoldStatus") == "ON" else "off",
+            "object_lock": "required" if self.lock.enabled else "not required (--no-lock)",
+        }
+        where = f" at {self.endpoint}" if self.endpoint else ""
+        return Delivery(location, f"S3 store {location}{where}", details, already_there)
+
+
+def _sha256_of_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(_READ_CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --- reading the store ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size: int
+    last_modified: str
+    version_id: str
+    sha256: str
+    retention_mode: str
+    retain_until: str
+    legal_hold: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"key": self.key, "size": self.size, "last_modified": self.last_modified,
+                "version_id": self.version_id, "sha256": self.sha256,
+                "retention_mode": self.retention_mode, "retain_until": self.retain_until,
+                "legal_hold": self.legal_hold}
+
+
+def list_objects(client: Any, url: S3Url) -> list[StoredObject]:
+    """Every object under *url*'s prefix, with its lock as the store reports it."""
+    found: list[StoredObject] = []
+    with talking_to(str(url)):
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=url.bucket,
+                                                                 Prefix=url.prefix)
+        for page in pages:
+            for item in page.get("Contents", []):
+                head = client.head_object(Bucket=url.bucket, Key=item["Key"])
+                until = head.get("ObjectLockRetainUntilDate")
+                found.append(StoredObject(
+                    item["Key"], int(item["Size"]), rfc3339(item["LastModified"]),
+                    str(head.get("VersionId") or ""),
+                    str(head.get("Metadata", {}).get("sha256", "")),
+                    str(head.get("ObjectLockMode") or ""),
+                    rfc3339(until) if isinstance(until, datetime) else "",
+                    head.get("ObjectLockLegalHoldStatus") == "ON"))
+    return found
+
+
+def download(client: Any, url: S3Url, out: BinaryIO, progress: Progress) -> tuple[str, str]:
+    """Write the object at *url* to *out*; (its SHA-256 as read, the one recorded at upload or
+    ''). BundleError when they differ."""
+    digest = hashlib.sha256()
+    with talking_to(str(url)):
+        answer = client.get_object(Bucket=url.bucket, Key=url.key)
+        recorded = str(answer.get("Metadata", {}).get("sha256", ""))
+        progress.start("Downloading", None, int(answer.get("ContentLength") or 0) or None)
+        body = answer["Body"]
+        while block := body.read(_READ_CHUNK):
+            digest.update(block)
+            out.write(block)
+            progress.advance(nbytes=len(block))
+        progress.finish()
+    if recorded and recorded != digest.hexdigest():
+        raise BundleError(f"{url}: the object read is not the one uploaded (SHA-256 "
+                          f"{digest.hexdigest()}, recorded {recorded}); nothing was kept")
+    return digest.hexdigest(), recorded

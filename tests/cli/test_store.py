@@ -1,0 +1,178 @@
+"""evidencekit store put|list|get against a real S3 server (SeaweedFS on 127.0.0.1, started once
+per session by the ``s3_server`` fixture), and store put to a local file."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from evidencekit.verify import verify
+from tests.cli.conftest import assert_valid, invoke
+from tests.support.s3server import S3Server
+
+
+def _put(bundle: Path, keys: dict[str, Any], server: S3Server, url: str, *options: object,
+         secret: str | None = None) -> Any:
+    return invoke("store", "put", bundle, url, "--endpoint", server.endpoint,
+                  "--sign-key", keys["signer"], "--json", *options, env=server.env(secret))
+
+
+def test_put_locks_the_bundle_and_records_it(bundle: Path, keys: dict[str, Any],
+                                             s3_server: S3Server) -> None:
+    bucket = s3_server.new_bucket()
+    sent = hashlib.sha256(bundle.read_bytes()).hexdigest()
+    size = str(bundle.stat().st_size)
+    result = _put(bundle, keys, s3_server, f"s3://{bucket}/CASE-1/", "--retain-days", "2",
+                  "--legal-hold")
+    assert result.code == 0, result.stderr
+    document = result.json()
+    assert_valid(document, "store-put")
+    details = document["details"]
+    report = verify(bundle)
+    assert report.findings.ok
+    key = f"CASE-1/CASE-1/{report.events[0].host}/{report.payload_sha256}.evidence"
+    assert details["key"] == key and document["location"] == f"s3://{bucket}/{key}"
+    assert (details["sha256"], details["size"]) == (sent, size)
+    assert details["retention_mode"] == "COMPLIANCE" and details["legal_hold"] == "on"
+    until = datetime.fromisoformat(details["retain_until"].replace("Z", "+00:00"))
+    assert timedelta(days=1, hours=23) < until - datetime.now(timezone.utc) <= timedelta(days=2)
+    # the local bundle got the event, the store holds the bundle as it was before it
+    event = report.events[-1]
+    assert (event.sequence, event.action, event.details) == (2, "transferred", details)
+    assert event.counterparty.startswith(f"S3 store s3://{bucket}/{key}")
+    client = s3_server.client()
+    head = client.head_object(Bucket=bucket, Key=key)
+    assert head["VersionId"] == details["version_id"]
+    assert head["ObjectLockMode"] == "COMPLIANCE" and head["ObjectLockLegalHoldStatus"] == "ON"
+    stored = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert hashlib.sha256(stored).hexdigest() == sent
+
+    # a retry finds it: no second object, no second event
+    again = _put(bundle, keys, s3_server, f"s3://{bucket}/CASE-1/", "--retain-days", "2")
+    assert again.code == 0, again.stderr
+    assert again.json()["already_there"] is True
+    assert again.json()["details"]["version_id"] == details["version_id"]
+    assert [o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]] == [key]
+    assert len(client.list_object_versions(Bucket=bucket)["Versions"]) == 1
+
+
+@pytest.fixture
+def stored(bundle: Path, keys: dict[str, Any], s3_server: S3Server) -> tuple[str, str, str]:
+    """(bucket, key, version id) of the bundle stored with 1 day of COMPLIANCE retention."""
+    bucket = s3_server.new_bucket()
+    result = _put(bundle, keys, s3_server, f"s3://{bucket}/", "--retain-days", "1")
+    assert result.code == 0, result.stderr
+    details = result.json()["details"]
+    return bucket, details["key"], details["version_id"]
+
+
+def _refused(call: Any, **arguments: Any) -> str:
+    with pytest.raises(ClientError) as caught:
+        call(**arguments)
+    return str(caught.value.response["Error"]["Code"])
+
+
+def test_the_store_refuses_delete_overwrite_and_shorter_retention(
+        stored: tuple[str, str, str], s3_server: S3Server) -> None:
+    bucket, key, version = stored
+    client = s3_server.client()
+    assert _refused(client.delete_object, Bucket=bucket, Key=key, VersionId=version) in (
+        "AccessDenied", "InvalidRequest")
+    assert _refused(client.put_object, Bucket=bucket, Key=key, Body=b"forged",
+                    IfNoneMatch="*") == "PreconditionFailed"
+    sooner = datetime.now(timezone.utc) + timedelta(hours=1)
+    assert _refused(client.put_object_retention, Bucket=bucket, Key=key, VersionId=version,
+                    Retention={"Mode": "COMPLIANCE", "RetainUntilDate": sooner}) in (
+        "AccessDenied", "InvalidRequest")
+    head = client.head_object(Bucket=bucket, Key=key, VersionId=version)
+    assert head["ObjectLockRetainUntilDate"] > sooner + timedelta(hours=20)
+
+
+def test_list_and_get(stored: tuple[str, str, str], bundle: Path, tmp_path: Path,
+                      s3_server: S3Server) -> None:
+    bucket, key, version = stored
+    listed = invoke("store", "list", f"s3://{bucket}/", "--endpoint", s3_server.endpoint,
+                    "--json", env=s3_server.env())
+    assert listed.code == 0, listed.stderr
+    assert_valid(listed.json(), "store-list")
+    [item] = listed.json()["objects"]
+    assert (item["key"], item["version_id"], item["retention_mode"]) == (
+        key, version, "COMPLIANCE")
+    out = tmp_path / "fetched.evidence"
+    got = invoke("store", "get", f"s3://{bucket}/{key}", "-o", out, "--endpoint",
+                 s3_server.endpoint, "--json", env=s3_server.env())
+    assert got.code == 0, got.stderr
+    assert_valid(got.json(), "store-get")
+    assert got.json()["sha256_checked"] is True
+    assert got.json()["sha256"] == item["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    fetched = verify(out)
+    assert fetched.findings.ok and [e.action for e in fetched.events] == ["captured"]
+    again = invoke("store", "get", f"s3://{bucket}/{key}", "-o", out, "--endpoint",
+                   s3_server.endpoint, env=s3_server.env())
+    assert again.code == 2 and "exists" in again.stderr
+
+
+def test_wrong_credentials_are_refused_and_never_shown(bundle: Path, keys: dict[str, Any],
+                                                       s3_server: S3Server) -> None:
+    bucket = s3_server.new_bucket()
+    before = bundle.read_bytes()
+    wrong = "not-the-secret-0123456789abcdef"
+    result = _put(bundle, keys, s3_server, f"s3://{bucket}/", "--retain-days", "1",
+                  secret=wrong)
+    assert result.code == 2
+    error = result.json()["error"]
+    assert "refused the credentials" in error["message"]
+    assert wrong not in result.stdout + result.stderr
+    assert s3_server.secret_key not in result.stdout + result.stderr
+    assert bundle.read_bytes() == before  # no event recorded
+
+
+def test_a_bucket_without_lock_is_refused_unless_no_lock(bundle: Path, keys: dict[str, Any],
+                                                         s3_server: S3Server) -> None:
+    bucket = s3_server.new_bucket(lock=False)
+    refused = _put(bundle, keys, s3_server, f"s3://{bucket}/", "--retain-days", "1")
+    assert refused.code == 2
+    assert "has no object lock" in refused.json()["error"]["message"]
+    assert "Contents" not in s3_server.client().list_objects_v2(Bucket=bucket)
+    taken = _put(bundle, keys, s3_server, f"s3://{bucket}/", "--no-lock")
+    assert taken.code == 0, taken.stderr
+    details = taken.json()["details"]
+    assert details["object_lock"] == "not required (--no-lock)"
+    assert details["retention_mode"] == "" and details["retain_until"] == ""
+    assert verify(bundle).events[-1].details == details
+
+
+def test_retention_must_be_asked_for(bundle: Path, keys: dict[str, Any]) -> None:
+    for options, words in [((), "say how long"), (("--retain-until", "2001-01-01"), "passed"),
+                           (("--no-lock", "--legal-hold"), "cannot be combined")]:
+        result = invoke("store", "put", bundle, "s3://any-bucket/", "--sign-key",
+                        keys["signer"], "--json", *options)
+        assert result.code == 2 and words in result.json()["error"]["message"], options
+
+
+def test_put_to_a_local_file(bundle: Path, keys: dict[str, Any], tmp_path: Path) -> None:
+    copy = tmp_path / "copy.evidence"
+    before = bundle.read_bytes()
+    result = invoke("store", "put", bundle, copy, "--sign-key", keys["signer"], "--json")
+    assert result.code == 0, result.stderr
+    assert copy.read_bytes() == before
+    event = verify(bundle).events[-1]
+    assert event.action == "transferred" and event.details["path"] == str(copy)
+    assert event.details["sha256"] == hashlib.sha256(before).hexdigest()
+    again = invoke("store", "put", bundle, copy, "--sign-key", keys["signer"])
+    assert again.code == 2 and "exists" in again.stderr
+
+
+def test_without_boto3_the_message_says_how_to_install(bundle: Path, keys: dict[str, Any],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "boto3", None)
+    result = invoke("store", "list", "s3://evidence/", "--json")
+    assert result.code == 2
+    assert "evidencekit[s3]" in result.json()["error"]["hint"]
