@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from evidencekit.errors import InputError
-from evidencekit.profiles.yamlfile import Document, YamlFileError, load
-from evidencekit.walk import read_user_file
+from evidencekit.fs.noatime import read_user_file
+from evidencekit.yamlfile import Document, YamlFileError, load
 
 CONFIG_ENV = "EVIDENCEKIT_CONFIG"
 PROGRESS_MODES = ("auto", "bar", "json", "none")

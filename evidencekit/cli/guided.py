@@ -43,16 +43,11 @@ from evidencekit.errors import (
     Interrupted,
     OutputError,
 )
+from evidencekit.fs.noatime import read_user_file, scan_directory
 from evidencekit.hostinfo import user_name
 from evidencekit.publictext import check_line
 from evidencekit.text import human_size, plural
-from evidencekit.walk import (
-    Source,
-    entries_below,
-    read_user_file,
-    scan_directory,
-    source_reaching,
-)
+from evidencekit.walk import Source, entries_below, source_reaching
 
 F = TypeVar("F", bound=Callable[..., Any])
 

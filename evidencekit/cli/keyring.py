@@ -15,9 +15,10 @@ from evidencekit.crypto.keys import (
     private_key_is_encrypted,
 )
 from evidencekit.errors import InputError, KeyFileError, OutputError, RecipientError
+from evidencekit.fs.noatime import read_user_file
 from evidencekit.hostinfo import user_name
 from evidencekit.publictext import check_line
-from evidencekit.walk import Source, read_user_file, source_reaching
+from evidencekit.walk import Source, source_reaching
 
 OPENSSH_PRIVATE = b"-----BEGIN OPENSSH PRIVATE KEY-----"
 AGE_SECRET = "AGE-SECRET-KEY-"

@@ -14,7 +14,7 @@ from typing import TextIO
 import click
 
 from evidencekit.errors import InputError, PassphraseRequired
-from evidencekit.walk import read_user_file
+from evidencekit.fs.noatime import read_user_file
 
 PASSPHRASE_ENV = "EVIDENCEKIT_PASSPHRASE"
 KEY_PASSPHRASE_ENV = "EVIDENCEKIT_KEY_PASSPHRASE"

@@ -42,7 +42,7 @@ from evidencekit.errors import (
     PassphraseRequired,
     UsageError,
 )
-from evidencekit.walk import read_user_file
+from evidencekit.fs.noatime import read_user_file
 
 ED25519 = "ssh-ed25519"
 _ED25519_KEY_LEN = 32

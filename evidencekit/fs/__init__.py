@@ -1,7 +1,6 @@
 """Files on disk: publishing a finished file under its name (one way, for every command),
-replacing a bundle atomically under a lock (custody appends), and what a destination can hold.
-
-Opening files without touching their access times still lives in evidencekit.walk.
+replacing a bundle atomically under a lock (custody appends), what a destination can hold, and
+opening what may be evidence without touching its access time (``fs.noatime``).
 """
 
 from evidencekit.fs.commit import (

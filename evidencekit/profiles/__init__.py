@@ -12,6 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 from evidencekit.errors import InputError
+from evidencekit.fs.noatime import read_user_file, scan_directory
 from evidencekit.profiles.expand import (
     Found,
     Missing,
@@ -22,7 +23,6 @@ from evidencekit.profiles.expand import (
     variables,
 )
 from evidencekit.profiles.model import OS_NAMES, Profile, ProfileError, Target, read_profile
-from evidencekit.walk import read_user_file, scan_directory
 
 __all__ = ["OS_NAMES", "Found", "Missing", "Profile", "ProfileError", "Resolution", "Target",
            "Unreachable", "builtin_names", "current_os", "find_profile", "list_profiles",

@@ -16,12 +16,12 @@ import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
+from evidencekit.fs.noatime import scan_directory
 from evidencekit.profiles.model import VARIABLES, Profile
 from evidencekit.walk import (
     is_within,
     link_owner,
     resolves_through_trusted_links,
-    scan_directory,
     trusted_part,
 )
 

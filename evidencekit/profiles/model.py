@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from evidencekit.profiles.yamlfile import Document, PathKey, YamlFileError, load
 from evidencekit.selection import Filters, GlobError, compile_glob
+from evidencekit.yamlfile import Document, PathKey, YamlFileError, load
 
 OS_NAMES = ("linux", "macos", "windows")
 CASE_FIELDS = ("examiner", "description", "organisation", "legal_basis")
