@@ -15,12 +15,10 @@ import dataclasses
 import errno
 import hashlib
 import io
-import itertools
 import mmap
 import os
 import stat
 import sys
-import zlib
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import suppress
@@ -28,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from evidencekit import __version__, canonical, fs, identify, kernel_files, publictext, records
+from evidencekit import __version__, fs, identify, kernel_files, publictext, records
 from evidencekit import incident as incident_record
 from evidencekit.clock import Clock, clock_source, rfc3339, system_clock
 from evidencekit.crypto import age, sshsig
@@ -37,7 +35,6 @@ from evidencekit.errors import OutputError, UsageError
 from evidencekit.format import bag
 from evidencekit.format.documents import (
     FORMAT_VERSION,
-    MANIFEST_TYPE,
     PAYLOAD,
     README,
     SEAL,
@@ -47,7 +44,9 @@ from evidencekit.format.documents import (
     Signer,
     custody_member,
 )
+from evidencekit.format.entries import ManifestEntry, Stored
 from evidencekit.format.inner import InnerTarWriter
+from evidencekit.format.manifest import ManifestHead, ManifestWriter
 from evidencekit.format.outer import OuterWriter
 from evidencekit.format.tree import STREAM_MODE
 from evidencekit.hostinfo import host_name, operating_system, tool_versions, user_name
@@ -130,42 +129,6 @@ class CaptureResult:
     warnings: list[str]
 
 
-class _PackedEntries:
-    """The canonical JSON of each record, in order, zlib-compressed in blocks of about 1 MiB.
-
-    For 100,000 files the entries are some 60 MB of JSON, held until the manifest is written at
-    the end; compressed they take a tenth of that (at a cost of about 10 ms per MB).
-    """
-
-    def __init__(self) -> None:
-        self._blocks: list[bytes] = []
-        self._current: list[bytes] = []
-        self._current_size = 0
-        self.count = 0
-        self.size = 0  # of the entries joined with commas
-
-    def append(self, encoded: bytes) -> None:
-        self.size += len(encoded) + (1 if self.count else 0)
-        self.count += 1
-        self._current.append(encoded)
-        self._current_size += len(encoded)
-        if self._current_size >= 1 << 20:
-            self._pack()
-
-    def _pack(self) -> None:
-        if self._current:
-            self._blocks.append(zlib.compress(b",".join(self._current), 1))
-            self._current, self._current_size = [], 0
-
-    def joined(self) -> Iterator[bytes]:
-        """The entries joined with commas, in pieces of about 1 MiB (``size`` bytes in all)."""
-        self._pack()
-        for index, block in enumerate(self._blocks):
-            if index:
-                yield b","
-            yield zlib.decompress(block)
-
-
 class _OutputRoom:
     """The free space left where the bundle is being written, asked before each large file.
 
@@ -194,11 +157,20 @@ class _OutputRoom:
         needed = size + size // 4096 + self.MARGIN
         if needed <= free:
             return None
-        sparse = records.allocation_fields(info).get("allocated_bytes")
+        sparse = records.allocated_bytes(info)
         why = "" if sparse is None else (f" (a sparse file, {human_size(sparse)} on disk: the bundle "
                                           "stores its full logical size)")
         return (f"not read: {human_size(size)}{why} does not fit in the {human_size(free)} free "
                 "where the bundle is written")
+
+
+@dataclass
+class _Waiting:
+    """A manifest entry on its way into the manifest: encoded once libmagic has typed it."""
+
+    record: ManifestEntry
+    mime: identify.Pending | None = None  # its MIME type, while libmagic decides it
+    first_size: int = 0  # the bytes of its first block that libmagic holds (a hard link: none)
 
 
 @dataclass
@@ -208,20 +180,20 @@ class _Tally:
     total_bytes: int = 0
     problems: list[Problem] = field(default_factory=list)
     manifest_lines: list[bytes] = field(default_factory=list)
-    entries: _PackedEntries = field(default_factory=lambda: _PackedEntries())
+    entries: ManifestWriter = field(default_factory=ManifestWriter)
     identifier: identify.Identifier | None = None  # libmagic in worker processes
     type_warnings: list[str] = field(default_factory=list)  # files libmagic crashed on
     # Records not yet encoded, in walk order: a file's waits for its MIME type (identify.Pending).
-    pending: deque[dict[str, Any]] = field(default_factory=deque)
+    pending: deque[_Waiting] = field(default_factory=deque)
     pending_bytes: int = 0  # first blocks held for libmagic by pending records
     # Files with more than one name, by (device, inode): the record of the first name stored, so
     # that the others become hard links to it in the bag instead of copies (FORMAT.md §4.2).
-    linked: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
+    linked: dict[tuple[int, int], _Waiting] = field(default_factory=dict)
     room: _OutputRoom | None = None  # free space where the bundle is written
     spool_folder: Path = Path(".")  # where a stream of unknown length waits, encrypted
 
-    def problem(self, record: dict[str, Any], text: str) -> None:
-        self.problems.append(Problem(_shown_path(record), text))
+    def problem(self, record: ManifestEntry, text: str) -> None:
+        self.problems.append(Problem(record.shown_path(), text))
 
     def mime(self, first_block: bytes) -> str | identify.Pending:
         if self.identifier is None or not first_block:
@@ -229,12 +201,13 @@ class _Tally:
         self.pending_bytes += len(first_block)
         return self.identifier.identify(first_block)
 
-    def add_entry(self, record: dict[str, Any]) -> None:
-        """Encode *record* into the manifest's entries, in walk order, once its MIME is known."""
-        self.pending.append(record)
+    def add_entry(self, waiting: _Waiting) -> None:
+        """Encode *waiting*'s record into the manifest's entries, in walk order, once its MIME
+        is known."""
+        self.pending.append(waiting)
         while self.pending:
-            mime = self.pending[0].get("mime")
-            if isinstance(mime, identify.Pending) and not mime.done() and \
+            mime = self.pending[0].mime
+            if mime is not None and not mime.done() and \
                     len(self.pending) < _MAX_PENDING and self.pending_bytes < _MAX_PENDING_BYTES:
                 return
             self._encode(self.pending.popleft())
@@ -243,22 +216,16 @@ class _Tally:
         while self.pending:
             self._encode(self.pending.popleft())
 
-    def _encode(self, record: dict[str, Any]) -> None:
-        mime = record.get("mime")
-        if isinstance(mime, identify.Pending):
-            record["mime"] = mime.result()
-            if record["mime"] is None:  # the content is stored all the same; only its type is lost
-                record["mime"] = identify.FALLBACK
-                self.type_warnings.append(f"{_shown_path(record)}: libmagic crashed or hung on this file, "
+    def _encode(self, waiting: _Waiting) -> None:
+        record = waiting.record
+        if waiting.mime is not None:
+            record.mime = waiting.mime.result()
+            if record.mime is None:  # the content is stored all the same; only its type is lost
+                record.mime = identify.FALLBACK
+                self.type_warnings.append(f"{record.shown_path()}: libmagic crashed or hung on this file, "
                                           f"so its type is recorded as {identify.FALLBACK}")
-            self.pending_bytes -= record.pop("_first_size", 0)  # a hard link holds none
-        self.entries.append(canonical.dumps(record).rstrip(b"\n"))
-
-
-def _shown_path(record: dict[str, Any]) -> str:
-    path = record.get("path") or records.bytes_from_field(record, "path").decode(
-        "utf-8", "backslashreplace")
-    return str(path)
+            self.pending_bytes -= waiting.first_size
+        self.entries.add(record)
 
 
 def capture(request: CaptureRequest) -> CaptureResult:
@@ -698,17 +665,16 @@ def _write_bag(request: CaptureRequest, evidence: list[EvidenceSource], inner: I
         tag(bag.EK_INCIDENT, request.incident)
     # manifest.json is written, hashed and signed piece by piece: for 100,000 files it is some
     # 60 MB, and joining it (then copying it to sign it) would double the peak memory.
-    prefix, suffix = _manifest_json(request, evidence, tally, started, root)
+    pieces, size = tally.entries.document(_manifest_head(request, evidence, tally, started, root))
     digest, signed = hashlib.sha256(), hashlib.sha512()  # sha512: what SSHSIG signs
 
     def hashed() -> Iterator[bytes]:
-        for piece in itertools.chain((prefix,), tally.entries.joined(), (suffix,)):
+        for piece in pieces:
             digest.update(piece)
             signed.update(piece)
             yield piece
 
-    inner.add_chunks(bag.EK_MANIFEST, hashed(), len(prefix) + tally.entries.size + len(suffix),
-                     started)
+    inner.add_chunks(bag.EK_MANIFEST, hashed(), size, started)
     tag_digests.append(bag.manifest_line(digest.hexdigest(), bag.EK_MANIFEST))
     tag(bag.EK_MANIFEST_SIG, sshsig.sign_digest(request.signing_key, signed.digest(), "sha512"))
     inner.add_bytes(bag.TAGMANIFEST, b"".join(tag_digests), started)
@@ -723,35 +689,22 @@ def _bag_info(case: CaseInfo, tally: _Tally, started: int) -> bytes:
         total_bytes=tally.total_bytes, files=tally.counts["files"])
 
 
-def _manifest_json(request: CaptureRequest, evidence: list[EvidenceSource], tally: _Tally,
-                   started: int, root: str) -> tuple[bytes, bytes]:
-    """The signed evidencekit manifest but its entries: what goes before them and after them.
-
-    The document is ``prefix + tally.entries.joined() + suffix``; the entries are pre-encoded
-    (and packed) to keep memory small."""
-    head: dict[str, Any] = {
-        "type": MANIFEST_TYPE,
-        "format_version": FORMAT_VERSION,
-        "case": {"case_id": request.case.case_id, "examiner": request.case.examiner,
-                 "description": request.case.description,
-                 "legal_basis": request.case.legal_basis,
-                 "organisation": request.case.organisation},
-        "capture": {"started": rfc3339(started), "finished": rfc3339(request.clock()),
-                    "clock_source": clock_source(), "host": host_name(), "user": user_name(),
-                    "os": operating_system(), "command_line": request.command_line,
-                    "tools": tool_versions(), "cwd": os.getcwd(),
-                    "python_executable": sys.executable,
-                    **({} if request.profile is None else {"profile": request.profile})},
-        "sources": [record.to_json() for source in evidence for record in source.records()],
-        "incident_sha256": None if request.incident is None else _sha256(request.incident),
-        "summary": {"counts": tally.counts, "total_bytes": tally.total_bytes,
-                    "manifest_root": root},
-        "entries": [],
-    }
-    encoded = canonical.dumps(head)
-    # Splice the pre-encoded entries into the (sorted, canonical) "entries" list.
-    prefix, suffix = encoded.split(b'"entries":[]', 1)
-    return prefix + b'"entries":[', b"]" + suffix
+def _manifest_head(request: CaptureRequest, evidence: list[EvidenceSource], tally: _Tally,
+                   started: int, root: str) -> ManifestHead:
+    """The signed evidencekit manifest but its entries (written one by one, in tally.entries)."""
+    return ManifestHead(
+        case={"case_id": request.case.case_id, "examiner": request.case.examiner,
+              "description": request.case.description, "legal_basis": request.case.legal_basis,
+              "organisation": request.case.organisation},
+        capture={"started": rfc3339(started), "finished": rfc3339(request.clock()),
+                 "clock_source": clock_source(), "host": host_name(), "user": user_name(),
+                 "os": operating_system(), "command_line": request.command_line,
+                 "tools": tool_versions(), "cwd": os.getcwd(),
+                 "python_executable": sys.executable,
+                 **({} if request.profile is None else {"profile": request.profile})},
+        sources=[record.to_json() for source in evidence for record in source.records()],
+        incident_sha256=None if request.incident is None else _sha256(request.incident),
+        counts=tally.counts, total_bytes=tally.total_bytes, manifest_root=root)
 
 
 def _capture_entry(entry: Entry | StreamEntry, inner: InnerTarWriter, tally: _Tally,
@@ -772,35 +725,35 @@ def _capture_entry(entry: Entry | StreamEntry, inner: InnerTarWriter, tally: _Ta
             progress.advance(files=1, nbytes=entry.lstat.st_size)
     if entry.kind == "file" and entry.error is None:
         if first is not None:
-            record = _capture_hard_link(entry, first, inner, tally, progress)
+            waiting = _capture_hard_link(entry, first, inner, tally, progress)
         else:
-            record = _capture_file(entry, inner, tally, progress)
-            _remember_if_linked(record, tally)
+            waiting = _capture_file(entry, inner, tally, progress)
+            _remember_if_linked(waiting, tally)
     else:
-        record = records.special_record(entry)
+        record = records.special_record(entry)  # with its xattrs
         if entry.kind == "directory" and entry.lstat is not None and entry.error is None:
             tally.counts["directories"] += 1
             inner.add_directory(entry.bag_path, entry.lstat)
-            record["xattrs"] = records.read_xattrs(entry)
             if entry.children_error:
-                record["error"] = entry.children_error
+                record.error = entry.children_error
         elif entry.kind == "symlink":
             tally.counts["symlinks"] += 1
         elif entry.kind not in ("file", "directory", "unknown"):
             tally.counts["special"] += 1
-    _add_record(record, tally)
+        waiting = _Waiting(record)
+    _add_record(waiting, tally)
 
 
-def _add_record(record: dict[str, Any], tally: _Tally) -> None:
-    """Count *record*'s error, if any, and put it in the manifest's entries."""
-    if record.get("error"):
-        key = "skipped" if str(record["error"]).startswith("skipped") else "errors"
-        tally.counts[key] += 1
-        tally.problem(record, str(record["error"]))
-    tally.add_entry(record)
+def _add_record(waiting: _Waiting, tally: _Tally) -> None:
+    """Count the record's error, if any, and put it in the manifest's entries."""
+    error = waiting.record.error
+    if error:
+        tally.counts["skipped" if error.startswith("skipped") else "errors"] += 1
+        tally.problem(waiting.record, error)
+    tally.add_entry(waiting)
 
 
-def _first_name(entry: Entry, tally: _Tally) -> dict[str, Any] | None:
+def _first_name(entry: Entry, tally: _Tally) -> _Waiting | None:
     """The record of the file *entry* is another name of, when that one is stored unchanged:
     same inode, same size and times (else the inode was reused, or the file changed, and this
     name is read like any file)."""
@@ -808,35 +761,42 @@ def _first_name(entry: Entry, tally: _Tally) -> dict[str, Any] | None:
     if info is None or info.st_nlink < 2:
         return None
     first = tally.linked.get((info.st_dev, info.st_ino))
-    if first is None or first["size"] != info.st_size or \
-            first["mtime"] != rfc3339(info.st_mtime_ns) or \
-            first["ctime"] != rfc3339(info.st_ctime_ns):
+    if first is None:
+        return None
+    record = first.record
+    assert record.stat is not None  # only a file read whole is remembered
+    if record.size != info.st_size or record.stat.mtime != rfc3339(info.st_mtime_ns) or \
+            record.stat.ctime != rfc3339(info.st_ctime_ns):
         return None
     return first
 
 
-def _remember_if_linked(record: dict[str, Any], tally: _Tally) -> None:
-    if record.get("nlink", 1) > 1 and record.get("error") is None and \
-            not record.get("changed_during_read") and "sha256" in record:
-        tally.linked[(record["device"], record["inode"])] = record
+def _remember_if_linked(waiting: _Waiting, tally: _Tally) -> None:
+    record = waiting.record
+    if record.stat is not None and record.stat.nlink > 1 and record.error is None and \
+            record.stored is not None and not record.stored.changes:
+        tally.linked[(record.stat.device, record.stat.inode)] = waiting
 
 
-def _capture_hard_link(entry: Entry, first: dict[str, Any], inner: InnerTarWriter,
-                       tally: _Tally, progress: Progress) -> dict[str, Any]:
+def _capture_hard_link(entry: Entry, first: _Waiting, inner: InnerTarWriter,
+                       tally: _Tally, progress: Progress) -> _Waiting:
     """Another name of a file already stored: recorded in full, stored as a tar hard link to
     the first name (no second copy, and the content is not read again)."""
-    assert entry.lstat is not None
+    assert entry.lstat is not None and first.record.stored is not None
     record = records.base_record(entry)
-    record.update(records.allocation_fields(entry.lstat))
-    record["xattrs"] = records.read_xattrs(entry)
-    inner.add_hard_link(entry.bag_path, first["bag_path"], entry.lstat)
-    record.update(link_to=first["bag_path"], sha256=first["sha256"], mime=first["mime"],
-                  changed_during_read=False, changes=[])
+    record.allocated_bytes = records.allocated_bytes(entry.lstat)
+    record.xattrs = records.read_xattrs(entry)
+    inner.add_hard_link(entry.bag_path, first.record.bag_path, entry.lstat)
+    record.link_to = first.record.bag_path
+    record.stored = Stored(first.record.stored.sha256)
+    # Its type is the first name's: known, or still being decided (the same Pending).
+    record.mime = first.record.mime
+    waiting = _Waiting(record, mime=first.mime if record.mime is None else None)
     tally.counts["files"] += 1
     tally.total_bytes += entry.lstat.st_size
-    tally.manifest_lines.append(bag.manifest_line(record["sha256"], entry.bag_path))
+    tally.manifest_lines.append(bag.manifest_line(record.stored.sha256, entry.bag_path))
     progress.advance(files=1, nbytes=entry.lstat.st_size)
-    return record
+    return waiting
 
 
 def _open_readonly(entry: Entry) -> int:
@@ -845,34 +805,33 @@ def _open_readonly(entry: Entry) -> int:
 
 
 def _capture_file(entry: Entry, inner: InnerTarWriter, tally: _Tally,
-                  progress: Progress) -> dict[str, Any]:
+                  progress: Progress) -> _Waiting:
     record = records.base_record(entry, with_stat=False)  # stat fields: from fstat, below
     assert entry.lstat is not None
     try:
         fd = _open_readonly(entry)
     except OSError as exc:
-        record.update(records.listing_fields(entry))
-        record["error"] = f"could not open: {exc.strerror or exc}"
+        records.add_listing(record, entry)
+        record.error = f"could not open: {exc.strerror or exc}"
         progress.advance(files=1, nbytes=entry.lstat.st_size)
-        return record
+        return _Waiting(record)
     try:
         before = os.fstat(fd)
         if not stat.S_ISREG(before.st_mode) or before.st_ino != entry.lstat.st_ino:
-            record.update(records.listing_fields(entry))
-            record["error"] = "replaced by something else between listing and opening"
-            return record
-        record.update(records.stat_fields(before, entry))
-        record["size"] = before.st_size  # what is stored, even if it changed since the listing
-        record.update(records.allocation_fields(before))  # sparse: say so (FORMAT.md §4.3)
-        record["xattrs"] = records.read_xattrs(entry, fd)
-        _stream_file(fd, before, entry, inner, record, tally, progress)
+            records.add_listing(record, entry)
+            record.error = "replaced by something else between listing and opening"
+            return _Waiting(record)
+        record.stat = records.stat_fields(before, entry)
+        record.size = before.st_size  # what is stored, even if it changed since the listing
+        record.allocated_bytes = records.allocated_bytes(before)  # sparse: say so (FORMAT.md §4.3)
+        record.xattrs = records.read_xattrs(entry, fd)
+        return _stream_file(fd, before, entry, inner, record, tally, progress)
     finally:
         os.close(fd)
-    return record
 
 
 def _stream_file(fd: int, before: os.stat_result, entry: Entry, inner: InnerTarWriter,
-                 record: dict[str, Any], tally: _Tally, progress: Progress) -> None:
+                 record: ManifestEntry, tally: _Tally, progress: Progress) -> _Waiting:
     changes: list[str] = []
     if kernel_files.read_to_end(before):
         digest, first, size = _store_read_to_end(fd, before, entry, inner, record, progress)
@@ -884,31 +843,33 @@ def _stream_file(fd: int, before: os.stat_result, entry: Entry, inner: InnerTarW
         digest, first, size = _store_sized(lambda room: os.readv(fd, [room]), before,
                                            entry.bag_path, inner, record, changes, progress)
         _check_unchanged(fd, before, changes)
-    _file_stored(record, entry.bag_path, (digest, first, size), changes, tally, progress)
+    return _file_stored(record, entry.bag_path, (digest, first, size), changes, tally, progress)
 
 
-def _file_stored(record: dict[str, Any], bag_path: str, stored: tuple[Any, bytes, int],
-                 changes: list[str], tally: _Tally, progress: Progress) -> None:
+def _file_stored(record: ManifestEntry, bag_path: str, stored: tuple[Any, bytes, int],
+                 changes: list[str], tally: _Tally, progress: Progress) -> _Waiting:
     """Complete the *record* of a file whose content is now in the bag: *stored* is its hash,
     first bytes (for libmagic) and size; *changes* what reading it found."""
     digest, first, size = stored
-    record["mime"] = tally.mime(first)  # maybe Pending: see _Tally.add_entry
-    if isinstance(record["mime"], identify.Pending):
-        record["_first_size"] = len(first)
-    record["sha256"] = digest.hexdigest()
-    record["changed_during_read"] = bool(changes)
-    record["changes"] = changes
+    waiting = _Waiting(record)
+    mime = tally.mime(first)  # maybe Pending: see _Tally.add_entry
+    if isinstance(mime, identify.Pending):
+        waiting.mime, waiting.first_size = mime, len(first)
+    else:
+        record.mime = mime
+    record.stored = Stored(digest.hexdigest(), tuple(changes))
     tally.counts["files"] += 1
     tally.total_bytes += size
-    tally.manifest_lines.append(bag.manifest_line(record["sha256"], bag_path))
+    tally.manifest_lines.append(bag.manifest_line(record.stored.sha256, bag_path))
     if changes:
         tally.counts["changed"] += 1
         tally.problem(record, "; ".join(changes))
     progress.advance(files=1)
+    return waiting
 
 
 def _store_sized(read: Callable[[memoryview], int], before: os.stat_result, bag_path: str,
-                 inner: InnerTarWriter, record: dict[str, Any], changes: list[str],
+                 inner: InnerTarWriter, record: ManifestEntry, changes: list[str],
                  progress: Progress) -> tuple[Any, bytes, int]:
     """Store ``before.st_size`` bytes from *read* (like ``readinto``), streamed (FORMAT.md §4.3:
     what is missing at the end as zeros); returns the hash, the first bytes and that size."""
@@ -923,11 +884,11 @@ def _store_sized(read: Callable[[memoryview], int], before: os.stat_result, bag_
         try:
             count = read(room)
         except OSError as exc:
-            record["error"] = (f"read error at byte {size - left}: {exc.strerror}; the remaining "
-                               f"{left} bytes are stored as zeros")
+            record.error = (f"read error at byte {size - left}: {exc.strerror}; the remaining "
+                            f"{left} bytes are stored as zeros")
             count = 0
         if not count:
-            if "error" not in record or record["error"] is None:
+            if record.error is None:
                 changes.append(f"file shrank while being read: only {size - left} of {size} bytes "
                                "could be read; the rest is stored as zeros")
             _zero_fill(left, digest, inner, progress)
@@ -948,7 +909,7 @@ def _hash_and_peek(data: memoryview, digest: Any, first: bytearray) -> None:
 
 
 def _store_read_to_end(fd: int, before: os.stat_result, entry: Entry, inner: InnerTarWriter,
-                       record: dict[str, Any], progress: Progress) -> tuple[Any, bytes, int]:
+                       record: ManifestEntry, progress: Progress) -> tuple[Any, bytes, int]:
     """Store a file whose size says nothing (kernel_files: /proc, /sys, or a size of 0) at the
     length read to its end: read whole first, since the tar header names the size before the
     content. The manifest's ``size`` is what is stored; ``reported_size`` what fstat said."""
@@ -958,14 +919,14 @@ def _store_read_to_end(fd: int, before: os.stat_result, entry: Entry, inner: Inn
     inner.write(content)
     inner.end_file(size)
     progress.advance(nbytes=size)
-    record["size"] = size
+    record.size = size
     if size != before.st_size:
-        record["reported_size"] = before.st_size
-        record.pop("allocated_bytes", None)  # the blocks of a file made as read say nothing
+        record.reported_size = before.st_size
+        record.allocated_bytes = None  # the blocks of a file made as read say nothing
     return hashlib.sha256(content), content[: identify.MAGIC_BYTES], size
 
 
-def _read_whole(fd: int, before: os.stat_result, record: dict[str, Any]) -> bytes:
+def _read_whole(fd: int, before: os.stat_result, record: ManifestEntry) -> bytes:
     """Everything *fd* gives until its end, at most kernel_files.READ_TO_END_LIMIT bytes; a read
     error, or more to read past the limit, is the record's ``error`` (what was read is kept)."""
     limit = kernel_files.READ_TO_END_LIMIT
@@ -980,13 +941,13 @@ def _read_whole(fd: int, before: os.stat_result, record: dict[str, Any]) -> byte
             read += len(piece)
         more = bool(os.read(fd, 1))
     except OSError as exc:
-        record["error"] = (f"read error at byte {read}: {exc.strerror}; the {read} bytes read "
-                           "before it are stored")
+        record.error = (f"read error at byte {read}: {exc.strerror}; the {read} bytes read "
+                        "before it are stored")
         return b"".join(pieces)
     if more:
-        record["error"] = (f"not read to its end: the file system reported {before.st_size} "
-                           f"bytes, and it still gave more after {human_size(limit)}; the first "
-                           f"{limit} bytes are stored")
+        record.error = (f"not read to its end: the file system reported {before.st_size} "
+                        f"bytes, and it still gave more after {human_size(limit)}; the first "
+                        f"{limit} bytes are stored")
     return b"".join(pieces)
 
 
@@ -1025,11 +986,10 @@ def _check_times_unchanged(before: os.stat_result, after: os.stat_result,
 
 
 def _capture_stream(entry: StreamEntry, inner: InnerTarWriter, tally: _Tally,
-                    progress: Progress) -> dict[str, Any]:
+                    progress: Progress) -> _Waiting:
     """Store a file whose content is a stream (evidencekit.sources), read once: at its size when
     that is known, like any file; else held until its end (evidencekit.spool)."""
-    record: dict[str, Any] = {"source": entry.source, "bag_path": entry.bag_path, "kind": "file",
-                              "error": None, **records.bytes_field("path", entry.path)}
+    record = ManifestEntry(entry.source, entry.bag_path, "file", entry.path)
     changes: list[str] = []
     size = entry.content.size
     if size is None:
@@ -1038,14 +998,13 @@ def _capture_stream(entry: StreamEntry, inner: InnerTarWriter, tally: _Tally,
         stored = _store_sized(entry.content.readinto, _tar_info(entry, size), entry.bag_path,
                               inner, record, changes, progress)
     changes.extend(entry.content.changes())
-    if isinstance(entry.content, PartlyRead) and record["error"] is None:
-        record["error"] = entry.content.unread()  # gaps the content filled with zeros itself
-    record["size"] = stored[2]
-    _file_stored(record, entry.bag_path, stored, changes, tally, progress)
-    return record
+    if isinstance(entry.content, PartlyRead) and record.error is None:
+        record.error = entry.content.unread()  # gaps the content filled with zeros itself
+    record.size = stored[2]
+    return _file_stored(record, entry.bag_path, stored, changes, tally, progress)
 
 
-def _store_spooled(entry: StreamEntry, inner: InnerTarWriter, record: dict[str, Any],
+def _store_spooled(entry: StreamEntry, inner: InnerTarWriter, record: ManifestEntry,
                    folder: Path, progress: Progress) -> tuple[Any, bytes, int]:
     """Read the stream to its end into a Spool (hashed as it is read), then store it; a read
     error keeps what was read before it (and ``error`` says so)."""
@@ -1057,8 +1016,8 @@ def _store_spooled(entry: StreamEntry, inner: InnerTarWriter, record: dict[str, 
             try:
                 count = entry.content.readinto(buffer)
             except OSError as exc:
-                record["error"] = (f"read error at byte {spool.size}: {exc.strerror}; the "
-                                   f"{spool.size} bytes read before it are stored")
+                record.error = (f"read error at byte {spool.size}: {exc.strerror}; the "
+                                f"{spool.size} bytes read before it are stored")
                 break
             if not count:
                 break

@@ -1,4 +1,5 @@
-"""Manifest records: what capture writes down about every entry, as canonical JSON values."""
+"""Manifest records of what the file walk finds: the fields of a `ManifestEntry`
+(evidencekit.format.entries) read from the file system (stat, owner names, xattrs, link targets)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,9 @@ from typing import Any
 
 from evidencekit.birthtime import birth_time_ns
 from evidencekit.clock import rfc3339
+from evidencekit.format.entries import ManifestEntry, StatFields
+from evidencekit.format.entries import bytes_field as bytes_field  # where it was
 from evidencekit.walk import Entry
-
-
-def bytes_field(key: str, value: bytes) -> dict[str, str]:
-    """``{key: text}`` when *value* is UTF-8, else ``{key_b64: base64}``: byte-exact either way."""
-    try:
-        return {key: value.decode("utf-8")}
-    except UnicodeDecodeError:
-        return {f"{key}_b64": base64.b64encode(value).decode("ascii")}
 
 
 def bytes_from_field(record: dict[str, Any], key: str) -> bytes:
@@ -48,33 +43,33 @@ def group_name(gid: int) -> str | None:
         return None
 
 
-def stat_fields(info: os.stat_result, entry: Entry) -> dict[str, Any]:
+def stat_fields(info: os.stat_result, entry: Entry) -> StatFields:
     birth = birth_time_ns(entry.dir_fd, entry.name, info)
-    return {
-        "mode": stat.S_IMODE(info.st_mode),
-        "uid": info.st_uid,
-        "gid": info.st_gid,
-        "owner": owner_name(info.st_uid),
-        "group": group_name(info.st_gid),
-        "mtime": rfc3339(info.st_mtime_ns),
-        "atime": rfc3339(info.st_atime_ns),
-        "ctime": rfc3339(info.st_ctime_ns),
-        "birthtime": rfc3339(birth) if birth is not None else None,
-        "inode": info.st_ino,
-        "device": info.st_dev,
-        "nlink": info.st_nlink,
-    }
+    return StatFields(
+        mode=stat.S_IMODE(info.st_mode),
+        uid=info.st_uid,
+        gid=info.st_gid,
+        owner=owner_name(info.st_uid),
+        group=group_name(info.st_gid),
+        mtime=rfc3339(info.st_mtime_ns),
+        atime=rfc3339(info.st_atime_ns),
+        ctime=rfc3339(info.st_ctime_ns),
+        birthtime=rfc3339(birth) if birth is not None else None,
+        inode=info.st_ino,
+        device=info.st_dev,
+        nlink=info.st_nlink,
+    )
 
 
-def allocation_fields(info: os.stat_result) -> dict[str, int]:
+def allocated_bytes(info: os.stat_result) -> int | None:
     """``allocated_bytes`` for a file that occupies less disk than its size (sparse, with holes;
     or compressed or inlined by the file system): recorded so the manifest says so, although
-    the bag stores the logical content, holes as zeros (docs/FORMAT.md §4.3). Nothing for a file
+    the bag stores the logical content, holes as zeros (docs/FORMAT.md §4.3). None for a file
     fully allocated, or where the OS reports no block count."""
     blocks = getattr(info, "st_blocks", None)
     if blocks is None or blocks * 512 >= info.st_size:  # st_blocks counts 512-byte units
-        return {}
-    return {"allocated_bytes": blocks * 512}
+        return None
+    return int(blocks * 512)
 
 
 def read_xattrs(entry: Entry, fd: int | None = None) -> dict[str, str] | None:
@@ -98,39 +93,36 @@ def _proc_path(entry: Entry) -> str:
     return os.fsdecode(b"/proc/self/fd/%d/" % entry.dir_fd + entry.name)
 
 
-def base_record(entry: Entry, with_stat: bool = True) -> dict[str, Any]:
+def base_record(entry: Entry, with_stat: bool = True) -> ManifestEntry:
     """The fields every entry has; *with_stat* False leaves out those from ``lstat`` (capture
-    fills them from ``fstat`` of the opened file instead, or with :func:`listing_fields`)."""
-    record: dict[str, Any] = {"source": entry.source.index, "bag_path": entry.bag_path,
-                              "kind": entry.kind, "error": entry.error}
-    record.update(bytes_field("path", entry.path))
-    if with_stat and entry.lstat is not None:
-        record.update(listing_fields(entry))
+    fills them from ``fstat`` of the opened file instead, or with :func:`add_listing`)."""
+    record = ManifestEntry(entry.source.index, entry.bag_path, entry.kind, entry.path,
+                           entry.error)
+    if with_stat:
+        add_listing(record, entry)
     return record
 
 
-def listing_fields(entry: Entry) -> dict[str, Any]:
+def add_listing(record: ManifestEntry, entry: Entry) -> None:
     """The ``lstat`` fields of *entry* (and its size), as base_record records them."""
-    record: dict[str, Any] = {}
     if entry.lstat is not None:
-        record.update(stat_fields(entry.lstat, entry))
-        record["size"] = entry.lstat.st_size
-    return record
+        record.stat = stat_fields(entry.lstat, entry)
+        record.size = entry.lstat.st_size
 
 
-def special_record(entry: Entry) -> dict[str, Any]:
-    """Record for anything whose content is not captured: symlink, FIFO, socket, device."""
+def special_record(entry: Entry) -> ManifestEntry:
+    """Record for anything whose content is not captured: folder, symlink, FIFO, socket, device,
+    a file not read, an error."""
     record = base_record(entry)
     if entry.lstat is None:
         return record
     if entry.kind == "symlink":
         try:
-            record.update(bytes_field("target", os.readlink(entry.name, dir_fd=entry.dir_fd)))
+            record.target = os.readlink(entry.name, dir_fd=entry.dir_fd)
         except OSError as exc:
-            record["error"] = f"could not read the link: {exc.strerror}"
+            record.error = f"could not read the link: {exc.strerror}"
     elif entry.kind in ("char-device", "block-device"):
-        record["rdev_major"] = os.major(entry.lstat.st_rdev)
-        record["rdev_minor"] = os.minor(entry.lstat.st_rdev)
+        record.rdev = (os.major(entry.lstat.st_rdev), os.minor(entry.lstat.st_rdev))
     if entry.kind != "unknown":
-        record["xattrs"] = read_xattrs(entry)
+        record.xattrs = read_xattrs(entry)
     return record

@@ -1,4 +1,5 @@
-"""The entries of ``manifest.json`` as read from a bundle: untrusted until every field is checked.
+"""The entries of ``manifest.json``: `ManifestEntry` as capture writes one, and the checks of an
+entry read from a bundle, untrusted until every field is checked.
 
 A bundle from a stranger is signed by the stranger, so a signature that verifies says nothing about
 whether the manifest is sane. ``entry_problems`` checks each entry against docs/FORMAT.md §4.3
@@ -11,9 +12,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import enum
 import re
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from evidencekit.clock import parse_rfc3339
 
@@ -23,6 +26,105 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 _TIMES = ("mtime", "atime", "ctime", "birthtime")
 _INTEGERS = ("source", "mode", "uid", "gid", "size", "inode", "device", "nlink", "rdev_major",
              "rdev_minor", "allocated_bytes", "reported_size")
+
+
+def bytes_field(key: str, value: bytes) -> dict[str, str]:
+    """``{key: text}`` when *value* is UTF-8, else ``{key_b64: base64}``: byte-exact either way."""
+    try:
+        return {key: value.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {f"{key}_b64": base64.b64encode(value).decode("ascii")}
+
+
+class NotRead(enum.Enum):
+    """``xattrs`` never asked for: the field is left out (None says they were asked for and the
+    OS or file system has none to give)."""
+
+    NOT_READ = "not read"
+
+
+NOT_READ: Literal[NotRead.NOT_READ] = NotRead.NOT_READ
+
+
+@dataclass(frozen=True, slots=True)
+class StatFields:
+    """What ``lstat`` (or ``fstat`` of the opened file) said of an entry: all present, or none."""
+
+    mode: int  # permission bits only
+    uid: int
+    gid: int
+    owner: str | None  # None: the uid has no name here
+    group: str | None
+    mtime: str  # RFC 3339, nanoseconds
+    atime: str
+    ctime: str
+    birthtime: str | None  # None: the system does not tell
+    inode: int
+    device: int
+    nlink: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"mode": self.mode, "uid": self.uid, "gid": self.gid, "owner": self.owner,
+                "group": self.group, "mtime": self.mtime, "atime": self.atime,
+                "ctime": self.ctime, "birthtime": self.birthtime, "inode": self.inode,
+                "device": self.device, "nlink": self.nlink}
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A file whose content is in the bag: its hash and what reading it found changed."""
+
+    sha256: str
+    changes: tuple[str, ...] = ()  # a sentence each; ``changed_during_read`` when any
+
+
+@dataclass(slots=True)
+class ManifestEntry:
+    """One entry of manifest.json as capture writes it (docs/FORMAT.md §4.3); a field that is
+    None (``xattrs``: NOT_READ) is left out, except ``error``, always there (null: no error).
+
+    Built in steps while the entry is captured; `to_json` is its canonical JSON value."""
+
+    source: int  # the index of its ``sources`` record
+    bag_path: str
+    kind: str  # one of KINDS
+    path: bytes
+    error: str | None = None
+    stat: StatFields | None = None
+    size: int | None = None  # what is stored (a file), or what lstat said
+    allocated_bytes: int | None = None  # a sparse file: what it occupies on disk
+    reported_size: int | None = None  # what fstat said, when reading to the end gave another size
+    xattrs: dict[str, str] | Literal[NotRead.NOT_READ] | None = NOT_READ  # name: base64 value
+    target: bytes | None = None  # a symbolic link's
+    rdev: tuple[int, int] | None = None  # a device's (major, minor)
+    link_to: str | None = None  # another name of a file stored once: the first name's bag_path
+    mime: str | None = None
+    stored: Stored | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        record: dict[str, Any] = {"source": self.source, "bag_path": self.bag_path,
+                                  "kind": self.kind, "error": self.error}
+        record.update(bytes_field("path", self.path))
+        if self.stat is not None:
+            record.update(self.stat.to_json())
+        optional = (("size", self.size), ("allocated_bytes", self.allocated_bytes),
+                    ("reported_size", self.reported_size), ("link_to", self.link_to),
+                    ("mime", self.mime))
+        record.update((key, value) for key, value in optional if value is not None)
+        if self.xattrs is not NOT_READ:
+            record["xattrs"] = self.xattrs
+        if self.target is not None:
+            record.update(bytes_field("target", self.target))
+        if self.rdev is not None:
+            record["rdev_major"], record["rdev_minor"] = self.rdev
+        if self.stored is not None:
+            record.update(sha256=self.stored.sha256, changed_during_read=bool(self.stored.changes),
+                          changes=list(self.stored.changes))
+        return record
+
+    def shown_path(self) -> str:
+        """The path for people: bytes that are not UTF-8 as backslash escapes."""
+        return self.path.decode("utf-8", "backslashreplace")
 
 
 def safe_relative(parts: list[str] | list[bytes]) -> bool:

@@ -698,7 +698,10 @@ def test_hard_links_are_stored_once_and_linked_the_second_time(tmp_path, home, k
 def test_a_name_of_a_changed_file_is_not_linked(tmp_path):
     """Another name is linked only when its inode, size and times are those of the stored
     file: a reused inode, or a file changed between the two names, is read again."""
-    from evidencekit.capture import _first_name, _remember_if_linked, _Tally
+    from dataclasses import replace
+
+    from evidencekit.capture import _first_name, _remember_if_linked, _Tally, _Waiting
+    from evidencekit.format.entries import ManifestEntry, StatFields, Stored
     from evidencekit.walk import resolve_sources, walk
 
     src = tmp_path / "src"
@@ -710,17 +713,18 @@ def test_a_name_of_a_changed_file_is_not_linked(tmp_path):
     first, second = found[b"src/a"], found[b"src/b"]
     info = first.lstat
     assert info is not None
-    record = {"bag_path": first.bag_path, "sha256": "0" * 64, "nlink": 2, "error": None,
-              "changed_during_read": False, "device": info.st_dev, "inode": info.st_ino,
-              "size": info.st_size, "mtime": rfc3339(info.st_mtime_ns),
-              "ctime": rfc3339(info.st_ctime_ns)}
-    _remember_if_linked(record, tally)
-    assert _first_name(second, tally) is record
-    for changed in ({"size": 4}, {"mtime": rfc3339(0)}, {"ctime": rfc3339(0)}):
-        tally.linked[(info.st_dev, info.st_ino)] = {**record, **changed}
+    status = StatFields(0o644, 0, 0, None, None, rfc3339(info.st_mtime_ns), rfc3339(0),
+                        rfc3339(info.st_ctime_ns), None, info.st_ino, info.st_dev, 2)
+    record = ManifestEntry(0, first.bag_path, "file", b"src/a", stat=status, size=info.st_size,
+                           stored=Stored("0" * 64))
+    _remember_if_linked(_Waiting(record), tally)
+    assert _first_name(second, tally).record is record
+    for changed in (replace(record, size=4), replace(record, stat=replace(status, mtime=rfc3339(0))),
+                    replace(record, stat=replace(status, ctime=rfc3339(0)))):
+        tally.linked[(info.st_dev, info.st_ino)] = _Waiting(changed)
         assert _first_name(second, tally) is None, changed
     tally.linked.clear()
-    _remember_if_linked({**record, "changed_during_read": True}, tally)
+    _remember_if_linked(_Waiting(replace(record, stored=Stored("0" * 64, ("grew",)))), tally)
     assert not tally.linked  # a file that changed while read is no one's original
 
 
