@@ -1,0 +1,134 @@
+"""Time capture and verify of several versions of evidencekit on the same data, in the same run.
+
+A restructuring must not make evidencekit slower (issue 21), and on a shared machine only runs
+interleaved in one session can be compared. Run from the repository root:
+
+    python benchmarks/compare.py 155c0cd 2d27bff HEAD          # git revisions, the first is the base
+    python benchmarks/compare.py --files 20000 --big-mib 1024 --repeat 3 main HEAD
+
+Each revision's ``evidencekit/`` is exported (``git archive``) and run with this Python
+(``python -m evidencekit``, the revision first on PYTHONPATH), so the dependencies are the ones
+installed here. The data sets are run.py's (20,000 files of 2-5 KB of random bytes in 100 folders,
+and one file of random bytes), built once in ``--work`` and kept there. Every round runs every
+revision once on each data set, in turn; the fastest wall time of each is kept (run.py's
+``run_once``: GNU time, peak RSS of all processes) and printed with its ratio to the first revision.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from run import Measurement, MiB, run_once, warm, write_random_file, write_tree
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def export(revision: str, trees: Path) -> Path:
+    """The ``evidencekit/`` package of *revision*, under *trees* (a folder named by its hash)."""
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", revision],
+                            check=True, capture_output=True, text=True).stdout.strip()
+    target = trees / commit
+    if not target.exists():
+        target.mkdir(parents=True)
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit, "evidencekit"],
+                                 check=True, capture_output=True).stdout
+        subprocess.run(["tar", "xf", "-", "-C", str(target)], input=archive, check=True)
+    return target
+
+
+def build(work: Path, files: int, big: int) -> dict[str, Path]:
+    data = work / "data"
+    sets = {"tree": data / "tree" / "evidence", "big": data / "big" / "big.bin"}
+    stamp = data / "stamp.json"
+    wanted = json.dumps({"files": files, "big": big})
+    if not (stamp.exists() and stamp.read_text() == wanted):
+        shutil.rmtree(data, ignore_errors=True)
+        print(f"building data sets in {data} ...", file=sys.stderr)
+        write_tree(sets["tree"], files, 100, 1)
+        write_random_file(sets["big"], big)
+        stamp.write_text(wanted)
+    return sets
+
+
+def keys(work: Path, tree: Path) -> tuple[str, Path, Path]:
+    folder = work / "keys"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    identity = folder / "identity.txt"
+    subprocess.run(["age-keygen", "-o", str(identity)], check=True, capture_output=True)
+    recipient = subprocess.run(["age-keygen", "-y", str(identity)], check=True,
+                               capture_output=True, text=True).stdout.strip()
+    sign_key = folder / "signer"
+    subprocess.run([sys.executable, "-m", "evidencekit", "key", "generate", "-o", str(sign_key),
+                    "--json"], check=True, capture_output=True, env=_env(tree))
+    return recipient, identity, sign_key
+
+
+def _env(tree: Path) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(tree)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("revisions", nargs="+", help="git revisions; ratios are to the first")
+    parser.add_argument("--files", type=int, default=20_000)
+    parser.add_argument("--big-mib", type=int, default=1024)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--work", type=Path, help="keep the data sets here and reuse them")
+    parser.add_argument("--no-verify", action="store_true", help="time capture only")
+    args = parser.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="evidencekit-compare-"))
+    sets = build(work, args.files, args.big_mib * MiB)
+    trees = {revision: export(revision, work / "trees") for revision in args.revisions}
+    recipient, identity, sign_key = keys(work, trees[args.revisions[0]])
+    out = work / "out"
+    out.mkdir(exist_ok=True)
+    python = shlex.quote(sys.executable)
+    results: dict[str, Measurement] = {}
+    try:
+        for round_number in range(args.repeat):
+            print(f"round {round_number + 1} of {args.repeat}", file=sys.stderr)
+            for data, source in sets.items():
+                warm(source)
+                for revision, tree in trees.items():
+                    bundle = out / f"{tree.name}-{data}.evidence"
+                    bundle.unlink(missing_ok=True)
+                    prefix = f"PYTHONPATH={shlex.quote(str(tree))} {python} -m evidencekit"
+                    commands = {"capture": (f"{prefix} capture {shlex.quote(str(source))} -r "
+                                            f"{recipient} --sign-key {shlex.quote(str(sign_key))} "
+                                            f"--case BENCH -o {shlex.quote(str(bundle))} --json")}
+                    if not args.no_verify:
+                        commands["verify"] = (f"{prefix} verify {shlex.quote(str(bundle))} -i "
+                                              f"{shlex.quote(str(identity))} --json")
+                    for step, command in commands.items():
+                        name = f"{step} {data} {revision}"
+                        sample = run_once(command, work)
+                        if sample.code != 0:
+                            print(f"  {name}: exit {sample.code}", file=sys.stderr)
+                        results.setdefault(name, Measurement(name, command)).samples.append(sample)
+                        print(f"  {name:40} {sample.wall:8.3f} s  rss {sample.max_rss_mb:7.1f} MB",
+                              file=sys.stderr)
+                    bundle.unlink(missing_ok=True)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+    print(f"{'measurement':40} {'best wall':>10} {'ratio':>7} {'peak RSS':>10}")
+    base = args.revisions[0]
+    for name, measurement in results.items():
+        step, data, revision = name.split(" ", 2)
+        ratio = measurement.wall / results[f"{step} {data} {base}"].wall
+        print(f"{name:40} {measurement.wall:9.3f}s {ratio:7.3f} {measurement.rss:8.1f}MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
