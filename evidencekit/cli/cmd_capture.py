@@ -53,6 +53,8 @@ from evidencekit.errors import (
 from evidencekit.hostinfo import user_name
 from evidencekit.profiles import OS_NAMES
 from evidencekit.sources import StdinSource
+from evidencekit.sources.base import Source as EvidenceSource
+from evidencekit.sources.device import DeviceSource, parse_hashes
 from evidencekit.stamping import Stamped, add_timestamps, later_command
 
 
@@ -89,6 +91,15 @@ from evidencekit.stamping import Stamped, add_timestamps, later_command
 @click.option("--stdin", "stdin_name", metavar="NAME",
               help="Also capture what is piped in, as the file NAME (e.g. 'journalctl -o export "
               "| evidencekit capture --stdin journal.export …').")
+@click.option("--device", "devices", multiple=True, metavar="DEVICE|IMAGE",
+              help="Image this whole block device (e.g. /dev/sdb: set read-only first) or raw "
+              "disk image file, bad sectors and all. Repeatable.")
+@click.option("--retries", type=click.IntRange(0, 100), default=2, show_default=True,
+              help="With --device: how many more times to try a sector that would not read.")
+@click.option("--no-write-block", is_flag=True,
+              help="With --device: do not set the device read-only in the kernel (recorded).")
+@click.option("--hash", "extra_hashes", default="", metavar="md5,sha1",
+              help="With --device: hashes of the image beside SHA-256 (which is the one sealed).")
 @click.option("--profile-os", type=click.Choice(OS_NAMES),
               help="Use the profile's rules for this system (default: this machine's), e.g. "
               "for a mounted Windows home with USERPROFILE set.")
@@ -103,7 +114,8 @@ def capture_command(sources: tuple[Path, ...], output: Path | None, case_id: str
                     use_passphrase: bool, passphrase_file: Path | None, sign_key: Path | None,
                     sign_key_passphrase_file: Path | None, as_json: bool, profile: str | None,
                     profile_os: str | None, progress: str, stdin_name: str | None,
-                    tsa_urls: tuple[str, ...], tsa_ca: Path | None,
+                    tsa_urls: tuple[str, ...], tsa_ca: Path | None, devices: tuple[str, ...],
+                    retries: int, no_write_block: bool, extra_hashes: str,
                     **incident_args: Any) -> None:
     """Capture files and folders into a signed, encrypted evidence bundle.
 
@@ -123,7 +135,11 @@ def capture_command(sources: tuple[Path, ...], output: Path | None, case_id: str
         urls = checked_urls(tsa_urls)
         tsa_roots = roots_from(tsa_ca)
         record = guided.incident_record(incident_args)  # checked before any question
-        piped = () if stdin_name is None else (StdinSource(stdin_name),)  # refuses a terminal
+        piped: tuple[EvidenceSource, ...] = () if stdin_name is None else (
+            StdinSource(stdin_name),)  # refuses a terminal
+        hashes = parse_hashes(extra_hashes)
+        piped += tuple(DeviceSource(device, write_block=not no_write_block, retries=retries,
+                                    hashes=hashes) for device in devices)
         if not paths and not piped and interactive() and not as_json:
             defaults = guided.GuidedDefaults(output, incident=record,
                                              incident_source=guided.incident_source(incident_args),

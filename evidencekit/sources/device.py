@@ -1,0 +1,518 @@
+"""A whole block device (a USB stick, an SD card, a disk) or a raw disk image file, imaged into
+the bundle (``capture --device /dev/sdb`` or ``--device disk.img``).
+
+Before reading, a block device is refused if one of its file systems is mounted read-write, and
+it and its partitions are set read-only in the kernel (BLKROSET, as ``blockdev --setro`` does)
+unless ``--no-write-block``; its write counters (/sys/block/X/stat) are read before and after.
+Its identity comes from ioctls and sysfs (udev is often absent), each value with where it came
+from, "unknown" when absent.
+
+The image is read by :mod:`evidencekit.sources.sectors` (O_DIRECT, bad sectors split down to
+the logical sector and retried, zeros only where nothing read). The source stores, under
+``data/``:
+
+- ``NAME`` the raw image (``sdb.raw`` for /dev/sdb; an image file keeps its name);
+- ``NAME.mapfile`` a GNU ddrescue mapfile of what read (``+``), what did not (``-``) and what
+  was never tried (``?``, after the device vanished);
+- ``NAME.windows`` the SHA-256 of every window of :data:`WINDOW` bytes (``offset size sha256``
+  per line), so that ``verify --against`` can name the parts of a device that differ;
+- ``NAME.device.json`` identity, write blocking, write counters, read summary, extra hashes
+  (docs/schemas/device.schema.json).
+
+The manifest's source record has ``kind: "device"`` and ``details`` with the counts (FORMAT.md
+§4.3).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import stat
+import struct
+import subprocess
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from evidencekit import __version__, canonical
+from evidencekit.clock import Clock, rfc3339, system_clock
+from evidencekit.errors import UsageError
+from evidencekit.sources.base import BytesContent, Skip, SourceRecord, StreamEntry
+from evidencekit.sources.sectors import BAD, DEFAULT_RETRIES, READ, UNTRIED, SectorReader
+from evidencekit.walk import Entry, escape_name, unique_name
+
+KIND = "device"
+WINDOW = 16 << 20  # bytes per hash window: 4,096 lines for 64 GiB, a change found to 16 MiB
+EXTRA_HASHES = ("md5", "sha1")
+UNKNOWN = "unknown"
+DOCUMENTS = (".mapfile", ".windows", ".device.json")
+
+BLKROSET = 0x125D
+BLKROGET = 0x125E
+BLKSSZGET = 0x1268
+BLKPBSZGET = 0x127B
+BLKGETSIZE64 = 0x80081272
+_NOATIME = getattr(os, "O_NOATIME", 0)
+_DIRECT = getattr(os, "O_DIRECT", 0)
+
+
+def parse_hashes(text: str) -> tuple[str, ...]:
+    """``--hash md5,sha1``: the extra hashes asked for (SHA-256 is always made)."""
+    names = tuple(dict.fromkeys(n.strip().lower() for n in text.split(",") if n.strip()))
+    wrong = [n for n in names if n not in EXTRA_HASHES and n != "sha256"]
+    if wrong:
+        raise UsageError(f"--hash: unknown hash {wrong[0]!r}",
+                         hint="choose among md5, sha1 (SHA-256 is always made), e.g. --hash "
+                         "md5,sha1")
+    return tuple(n for n in names if n != "sha256")
+
+
+def _field(value: Any, origin: str | None) -> dict[str, Any]:
+    if value is None or value == "":
+        return {"value": UNKNOWN, "origin": None}
+    return {"value": value, "origin": origin}
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(errors="replace").strip() or None
+    except OSError:
+        return None
+
+
+def _ioctl_int(fd: int, request: int, fmt: str) -> int | None:
+    try:
+        raw = fcntl.ioctl(fd, request, bytes(struct.calcsize(fmt)))
+    except OSError:
+        return None
+    value: int = struct.unpack(fmt, raw)[0]
+    return value
+
+
+class DeviceSource:
+    """The device or image file at *given*, as a Source of one image and its three documents.
+
+    Everything that can be refused is refused here, before the bundle is begun: not a block
+    device or regular file, unreadable, a file system of it mounted read-write."""
+
+    def __init__(self, given: str, *, write_block: bool = True, retries: int = DEFAULT_RETRIES,
+                 hashes: Sequence[str] = (), clock: Clock = system_clock,
+                 mountinfo: Path = Path("/proc/self/mountinfo")) -> None:
+        if retries < 0:
+            raise UsageError("--retries must be 0 or more")
+        self._given = given
+        self._retries = retries
+        self._hashes = tuple(hashes)
+        self._clock = clock
+        self._path = os.path.realpath(given)
+        try:
+            info = os.stat(self._path)
+        except OSError as exc:
+            raise UsageError(f"--device {given}: {exc.strerror}",
+                             hint="name a block device (e.g. /dev/sdb) or a raw image file"
+                             ) from None
+        self._block = stat.S_ISBLK(info.st_mode)
+        if not self._block and not stat.S_ISREG(info.st_mode):
+            raise UsageError(f"--device {given}: neither a block device nor a file",
+                             hint="name a block device (e.g. /dev/sdb) or a raw image file")
+        self._sys = _sys_block(info) if self._block else None
+        if self._block:
+            _refuse_mounted_read_write(given, info, self._sys, mountinfo)
+        self._fd, self._direct = _open(self._path, given)
+        self._info = os.fstat(self._fd)
+        self.identity = self._identify()
+        self.size: int = self.identity["size"]["value"]
+        self.sector: int = self.identity["logical_sector_size"]["value"]
+        self.write_block = self._block_writes(write_block)
+        self._index = 0
+        raw_name = os.path.basename(self._path).encode()
+        self._name = escape_name(raw_name + b".raw" if self._block else raw_name)
+        self._reader: SectorReader | None = None
+        self._content: DeviceContent | None = None
+        self._counters_before = _write_counters(self._sys)
+        self._counters_after: dict[str, int] | None = None
+        self._started = ""
+        self._finished = ""
+
+    # --- Source ---------------------------------------------------------------------------
+    def place(self, first_index: int, taken: set[str]) -> None:
+        self._index = first_index
+        base = self._name
+        name = base
+        number = 0
+        while name in taken or any(name + suffix in taken for suffix in DOCUMENTS):
+            number += 1
+            name = unique_name(f"{base}~{number}", set())
+        self._name = name
+        taken.update([name, *(name + suffix for suffix in DOCUMENTS)])
+
+    def records(self) -> list[SourceRecord]:
+        return [SourceRecord(self._index, os.fsencode(self._given), os.fsencode(self._path),
+                             self._name, kind=KIND, details=self._details())]
+
+    def estimate(self, skip: Skip) -> tuple[int, int | None]:
+        return 1 + len(DOCUMENTS), self.size
+
+    def entries(self, skip: Skip) -> Iterator[Entry | StreamEntry]:
+        self._reader = SectorReader(self._fd, self.size, self.sector, direct=self._direct,
+                                    retries=self._retries, still_there=self._still_there)
+        self._content = DeviceContent(self._reader, self._hashes, self._path if not self._block
+                                      else None, self._info)
+        self._started = rfc3339(self._clock())
+        yield StreamEntry(self._index, self._name.encode(), f"data/{self._name}",
+                          self._content, mtime_ns=self._clock())
+        # The image is stored: what reading it taught follows, in documents of its own.
+        self._finished = rfc3339(self._clock())
+        self._counters_after = _write_counters(self._sys)
+        self._reader.close()
+        os.close(self._fd)
+        now = self._clock()
+        for suffix, data in ((".mapfile", self._mapfile()), (".windows", self._windows()),
+                             (".device.json", self._document())):
+            yield StreamEntry(self._index, (self._name + suffix).encode(),
+                              f"data/{self._name}{suffix}", BytesContent(data), mtime_ns=now)
+
+    # --- what is learned -------------------------------------------------------------------
+    def _details(self) -> dict[str, Any]:
+        details: dict[str, Any] = {"size": self.size, "logical_sector_size": self.sector,
+                                   "block_device": self._block, "window_size": WINDOW}
+        if self._reader is not None and self._content is not None and self._content.done:
+            reader = self._reader
+            details.update(bad_sectors=reader.map.count(BAD) // self.sector,
+                           bad_bytes=reader.map.count(BAD),
+                           untried_bytes=reader.map.count(UNTRIED),
+                           read_bytes=reader.map.count(READ),
+                           vanished=reader.vanished is not None)
+        return details
+
+    def _mapfile(self) -> bytes:
+        assert self._reader is not None
+        return self._reader.map.mapfile([
+            f"Mapfile. Created by evidencekit {__version__} (GNU ddrescue mapfile format)",
+            f"Command line: evidencekit capture --device {self._given}",
+            f"Start time:   {self._started}",
+            f"Current time: {self._finished}",
+            "Finished" if self._reader.vanished is None else
+            f"Interrupted: {self._reader.vanished.how}"])
+
+    def _windows(self) -> bytes:
+        assert self._content is not None
+        lines = [f"# SHA-256 of each window of {WINDOW} bytes of {self._name} (the last may be "
+                 "shorter), as stored (zeros where nothing read): offset size sha256"]
+        lines += [f"{offset} {size} {digest}" for offset, size, digest in self._content.windows]
+        return ("\n".join(lines) + "\n").encode("ascii")
+
+    def _document(self) -> bytes:
+        assert self._reader is not None and self._content is not None
+        reader = self._reader
+        document: dict[str, Any] = {
+            "type": "evidencekit.device", "version": 1,
+            "given": self._given, "path": self._path, "image": f"data/{self._name}",
+            "block_device": self._block, "identity": self.identity,
+            "write_block": self.write_block,
+            "write_counters": {"before": self._counters_before, "after": self._counters_after,
+                               "origin": None if self._sys is None else
+                               f"{self._sys}/stat"},
+            "read": {"started": self._started, "finished": self._finished,
+                     "o_direct": self._direct, "block_size": reader._block,
+                     "retries": reader.retries, "failed_reads": reader.reads_failed,
+                     "bad_ranges": [[p, s] for p, s in reader.map.ranges(BAD)],
+                     "bad_bytes": reader.map.count(BAD),
+                     "untried_ranges": [[p, s] for p, s in reader.map.ranges(UNTRIED)],
+                     "vanished": None if reader.vanished is None else
+                     {"at": reader.vanished.at, "how": reader.vanished.how}},
+            "window_size": WINDOW,
+            # SHA-256 of the whole image is the manifest entry's, sealed; these are beside it
+            "extra_hashes": self._content.extra,
+        }
+        document["write_counters"]["unchanged"] = (
+            None if self._counters_before is None or self._counters_after is None else
+            all(self._counters_before[key] == self._counters_after[key]
+                for key in ("writes_completed", "sectors_written")))
+        return canonical.dumps(document)
+
+    # --- before reading ---------------------------------------------------------------------
+    def _identify(self) -> dict[str, Any]:
+        fd, sys_dir = self._fd, self._sys
+        if not self._block:
+            return {"size": _field(self._info.st_size, "fstat"),
+                    "logical_sector_size": _field(512, "assumed for an image file"),
+                    "physical_sector_size": _field(None, None)}
+        size = _ioctl_int(fd, BLKGETSIZE64, "Q")
+        identity: dict[str, Any] = {
+            "size": _field(size, "ioctl BLKGETSIZE64"),
+            "logical_sector_size": _field(_ioctl_int(fd, BLKSSZGET, "i"), "ioctl BLKSSZGET"),
+            "physical_sector_size": _field(_ioctl_int(fd, BLKPBSZGET, "I"), "ioctl BLKPBSZGET"),
+        }
+        if identity["logical_sector_size"]["value"] == UNKNOWN:
+            identity["logical_sector_size"] = _field(512, "assumed: BLKSSZGET failed")
+        if size is None:
+            raise UsageError(f"--device {self._given}: its size cannot be read (BLKGETSIZE64)")
+        assert sys_dir is not None
+        for name, places in _SYSFS_FIELDS.items():
+            identity[name] = _field(None, None)
+            for place in places:
+                value = _read_text(sys_dir / place)
+                if value is not None:
+                    identity[name] = _field(value, f"{sys_dir}/{place}")
+                    break
+        identity["transport"] = _field(*_transport(sys_dir))
+        identity["partitions"] = _field(_partitions(sys_dir), f"{sys_dir}/*/partition")
+        identity["hpa_dco"] = _hpa_dco(self._path, identity["transport"]["value"])
+        return identity
+
+    def _block_writes(self, wanted: bool) -> dict[str, Any]:
+        if not self._block:
+            return {"done": False, "why": "an image file: opened read-only, nothing to block"}
+        if not wanted:
+            return {"done": False, "why": "--no-write-block"}
+        assert self._sys is not None
+        devices = [self._path] + [f"/dev/{p['name']}" for p in _partitions(self._sys)]
+        results = [_set_read_only(path) for path in devices]
+        return {"done": all(r["read_only_after"] for r in results), "how": "ioctl BLKROSET",
+                "devices": results}
+
+    def _still_there(self) -> bool:
+        return self._sys is None or self._sys.exists()
+
+
+_SYSFS_FIELDS = {
+    "model": ("device/model",),
+    "vendor": ("device/vendor",),
+    "revision": ("device/rev", "device/firmware_rev"),
+    "serial": ("device/serial", "serial"),
+    "wwid": ("wwid", "device/wwid"),
+    "removable": ("removable",),
+    "kernel_read_only": ("ro",),
+    "loop_backing_file": ("loop/backing_file",),
+}
+
+
+def _sys_block(info: os.stat_result) -> Path:
+    """/sys/class/block/NAME of the device (a whole disk or a partition)."""
+    link = Path(f"/sys/dev/block/{os.major(info.st_rdev)}:{os.minor(info.st_rdev)}")
+    return Path(os.path.realpath(link))
+
+
+def _transport(sys_dir: Path) -> tuple[str | None, str | None]:
+    real = str(sys_dir)
+    for marker, name in (("/usb", "usb"), ("/nvme", "nvme"), ("/mmc", "mmc"), ("/ata", "ata"),
+                         ("/virtio", "virtio"), ("/devices/virtual/", "virtual")):
+        if marker in real:
+            return name, f"sysfs path {real}"
+    return None, None
+
+
+def _partitions(sys_dir: Path) -> list[dict[str, Any]]:
+    """The partitions the kernel found: name, start and size in bytes (sysfs counts in 512-byte
+    units whatever the sector size)."""
+    found = []
+    for child in sorted(sys_dir.iterdir()) if sys_dir.is_dir() else []:
+        number = _read_text(child / "partition")
+        if number is None:
+            continue
+        start, size = _read_text(child / "start"), _read_text(child / "size")
+        found.append({"name": child.name, "number": int(number),
+                      "start": int(start) * 512 if start else None,
+                      "size": int(size) * 512 if size else None})
+    return found
+
+
+def _hpa_dco(path: str, transport: object) -> dict[str, Any]:
+    """Host protected area and device configuration overlay, through hdparm on ATA disks only."""
+    if transport != "ata":
+        return {"checked": False, "why": "not checked: hdparm -N applies to ATA disks only"}
+    hdparm = shutil.which("hdparm")
+    if hdparm is None:
+        return {"checked": False, "why": "not checked: hdparm is not installed"}
+    said = {}
+    for option in ("-N", "--dco-identify"):
+        try:
+            done = subprocess.run([hdparm, option, path], capture_output=True, text=True,
+                                  timeout=30)
+            said[option] = (done.stdout + done.stderr).strip()
+        except (OSError, subprocess.SubprocessError) as exc:
+            said[option] = f"failed: {exc}"
+    return {"checked": True, "how": "hdparm -N, hdparm --dco-identify", "output": said}
+
+
+def _set_read_only(path: str) -> dict[str, Any]:
+    result: dict[str, Any] = {"device": path}
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        return {**result, "read_only_before": None, "read_only_after": False,
+                "error": f"could not open: {exc.strerror}"}
+    try:
+        result["read_only_before"] = bool(_ioctl_int(fd, BLKROGET, "i"))
+        try:
+            fcntl.ioctl(fd, BLKROSET, struct.pack("i", 1))
+        except OSError as exc:
+            result["error"] = f"BLKROSET refused: {exc.strerror}"
+        result["read_only_after"] = bool(_ioctl_int(fd, BLKROGET, "i"))
+    finally:
+        os.close(fd)
+    return result
+
+
+def _write_counters(sys_dir: Path | None) -> dict[str, int] | None:
+    """From /sys/block/X/stat (Documentation/block/stat.rst): writes completed and sectors
+    written; None for an image file or when unreadable."""
+    if sys_dir is None:
+        return None
+    text = _read_text(sys_dir / "stat")
+    if text is None:
+        return None
+    fields = text.split()
+    return {"writes_completed": int(fields[4]), "sectors_written": int(fields[6]),
+            "reads_completed": int(fields[0])}
+
+
+def _refuse_mounted_read_write(given: str, info: os.stat_result, sys_dir: Path | None,
+                               mountinfo: Path) -> None:
+    """A file system mounted read-write on the device (or one of its partitions) writes to it;
+    a read-only mount may too (journal replay), but that is the user's choice, recorded."""
+    numbers = {f"{os.major(info.st_rdev)}:{os.minor(info.st_rdev)}"}
+    names = {os.path.realpath(given)}
+    if sys_dir is not None and sys_dir.is_dir():
+        for child in sys_dir.iterdir():
+            dev = _read_text(child / "dev")
+            if dev and (child / "partition").exists():
+                numbers.add(dev)
+                names.add(f"/dev/{child.name}")
+    try:
+        lines = mountinfo.read_text().splitlines()
+    except OSError:
+        return
+    for line in lines:
+        # proc(5): ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [TAGS…] - FSTYPE SOURCE SUPER
+        fields = line.split()
+        if len(fields) < 6 or "rw" not in fields[5].split(","):
+            continue
+        after = fields[fields.index("-") + 1:] if "-" in fields else []
+        source = os.path.realpath(after[1]) if len(after) > 1 and after[1].startswith("/") \
+            else None
+        # a FUSE file system (ntfs-3g, exfat-fuse) has numbers of its own: its source names it
+        if fields[2] in numbers or source in names:
+            raise UsageError(f"--device {given}: a file system on it is mounted read-write at "
+                             f"{fields[4]}; imaging it now would copy a moving target, and the "
+                             "system may write to it",
+                             hint=f"unmount it first (umount {fields[4]}), then capture again")
+    writer = _open_for_writing(names)
+    if writer is not None:
+        raise UsageError(f"--device {given}: {writer} has it open for writing (a FUSE file "
+                         "system such as ntfs-3g or exfat-fuse mounted read-write shows only "
+                         "this way); imaging it now would copy a moving target",
+                         hint="unmount it or stop that program, then capture again")
+
+
+def _open_for_writing(names: set[str]) -> str | None:
+    """The first other process that holds one of *names* open for writing (/proc/PID/fdinfo
+    flags), as "NAME (process PID)"; None when none does or /proc cannot say."""
+    for pid in (p for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpid()):
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") not in names:
+                    continue
+                flags = Path(f"/proc/{pid}/fdinfo/{fd}").read_text().split("flags:")[1].split()[0]
+            except (OSError, IndexError):
+                continue
+            if int(flags, 8) & os.O_ACCMODE in (os.O_WRONLY, os.O_RDWR):
+                command = _read_text(Path(f"/proc/{pid}/comm")) or "a program"
+                return f"{command} (process {pid})"
+    return None
+
+
+def _open(path: str, given: str) -> tuple[int, bool]:
+    """Read-only, with O_DIRECT where the kernel takes it (tmpfs does not), without updating
+    an image file's access time where allowed."""
+    for flags, direct in ((os.O_RDONLY | _DIRECT | _NOATIME, True),
+                          (os.O_RDONLY | _DIRECT, True),
+                          (os.O_RDONLY | _NOATIME, False), (os.O_RDONLY, False)):
+        if direct and not _DIRECT:
+            continue
+        try:
+            return os.open(path, flags), direct
+        except OSError as exc:
+            last = exc
+    raise UsageError(f"--device {given}: cannot be opened: {last.strerror}",
+                     hint="imaging a device needs root (sudo)")
+
+
+class DeviceContent:
+    """The image as the pipeline reads it, hashed per window (and with --hash) on the way."""
+
+    def __init__(self, reader: SectorReader, hashes: Sequence[str], file_path: str | None,
+                 before: os.stat_result) -> None:
+        self._reader = reader
+        self._blocks = reader.blocks()
+        self._blocks.on_block = self._hash_block
+        self._extra = {name: hashlib.new(name) for name in hashes}
+        self._window: Any = hashlib.sha256()
+        self._window_start = 0
+        self._file_path = file_path
+        self._before = before
+        self.windows: list[tuple[int, int, str]] = []
+        self.done = False
+        self.extra: dict[str, str] = {}
+
+    @property
+    def size(self) -> int:
+        return self._reader.size
+
+    def readinto(self, buffer: memoryview) -> int:
+        count = self._blocks.readinto(buffer)
+        if self._blocks.exhausted and not self.done:  # the pipeline stops at the known size
+            self._close_window(self._reader.size)
+            self.done = True
+            self.extra = {name: digest.hexdigest() for name, digest in self._extra.items()}
+        return count
+
+    def _hash_block(self, position: int, block: memoryview) -> None:
+        if position - self._window_start >= WINDOW:
+            self._close_window(position)
+        self._window.update(block)
+        for digest in self._extra.values():
+            digest.update(block)
+
+    def _close_window(self, end: int) -> None:
+        if end > self._window_start or not self.windows:
+            self.windows.append((self._window_start, end - self._window_start,
+                                 self._window.hexdigest()))
+        self._window = hashlib.sha256()
+        self._window_start = end
+
+    def changes(self) -> list[str]:
+        if self._file_path is None:
+            return []
+        try:
+            after = os.stat(self._file_path)
+        except OSError as exc:
+            return [f"the image file could not be looked at after reading: {exc.strerror}"]
+        if (after.st_size, after.st_mtime_ns) != (self._before.st_size,
+                                                  self._before.st_mtime_ns):
+            return ["the image file was modified while being read"]
+        return []
+
+    def unread(self) -> str | None:
+        reader = self._reader
+        bad = reader.map.count(BAD)
+        untried = reader.map.count(UNTRIED)
+        said = []
+        if bad:
+            ranges = reader.map.ranges(BAD)
+            said.append(f"{bad // reader.sector} bad sector{'s' if bad // reader.sector != 1 else ''}"
+                        f" ({bad} bytes in {len(ranges)} range{'s' if len(ranges) != 1 else ''}, "
+                        f"the first at byte {ranges[0][0]}) could not be read after "
+                        f"{reader.retries} retries")
+        if reader.vanished is not None:
+            said.append(f"{reader.vanished.how}; the last {untried} bytes were never read")
+        if not said:
+            return None
+        return "; ".join(said) + "; stored as zeros (see the .mapfile beside the image)"

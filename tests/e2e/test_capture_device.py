@@ -1,0 +1,59 @@
+"""capture --device end to end: the real command on a loop device with two bad sectors (exit 3,
+everything else kept), then verify, extract, and the same bytes found by hand (tar, age -d,
+tar -x, sha256sum), the bad ranges read back by GNU ddrescue's own ddrescuelog."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from tests.conftest import require_tool
+from tests.e2e.test_capture_stdin import by_hand, capture, evidencekit, manifest
+from tests.support.badfs import Faults, bad_disk
+
+MIB = 1 << 20
+
+
+def test_a_disk_with_bad_sectors_is_imaged_incomplete_and_checkable_by_hand(
+        tmp_path: Path, keys: dict[str, Path], home: Path) -> None:
+    content = os.urandom(6 * MIB)
+    bad = (2 * MIB + 4096, 2 * MIB + 5120)
+    with bad_disk(tmp_path, content, Faults(bad=[bad])) as device:
+        done = capture(tmp_path, keys, "--device", device, "--hash", "md5")
+    name = f"{os.path.basename(device)}.raw"
+    assert done.returncode == 3, done.stderr  # incomplete: two sectors never read
+    result = json.loads(done.stdout)
+    assert not result["seal"]["complete"] and result["seal"]["counts"]["errors"] == 1
+    [problem] = result["problems"]
+    assert "2 bad sectors" in problem["problem"] and problem["path"] == name
+
+    checked = evidencekit("verify", tmp_path / "out.evidence", "-i", keys["identity"], "--json")
+    assert checked.returncode == 0 and json.loads(checked.stdout)["ok"], checked.stdout
+    extracted = evidencekit("extract", tmp_path / "out.evidence", "-i", keys["identity"],
+                            "-o", tmp_path / "out")
+    assert extracted.returncode == 0, extracted.stderr
+    expected = content[:bad[0]] + bytes(bad[1] - bad[0]) + content[bad[1]:]
+    assert (tmp_path / "out/data" / name).read_bytes() == expected
+
+    digest = hashlib.sha256(expected).hexdigest()
+    assert by_hand(tmp_path / "out.evidence", keys["identity"], tmp_path / "hand",
+                   f"data/{name}") == digest
+    found = manifest(tmp_path / "hand")
+    record = found["sources"][0]
+    assert record["kind"] == "device" and record["details"]["bad_sectors"] == 2
+    require_tool("ddrescuelog")
+    listed = subprocess.run(["ddrescuelog", "-l-", "-b512",
+                             str(tmp_path / "hand/bag/data" / f"{name}.mapfile")],
+                            capture_output=True, text=True, check=True).stdout.split()
+    assert listed == [str(bad[0] // 512), str(bad[0] // 512 + 1)]
+
+
+def test_a_missing_device_is_a_usage_error(tmp_path: Path, keys: dict[str, Path],
+                                          home: Path) -> None:
+    done = capture(tmp_path, keys, "--device", tmp_path / "nothing")
+    assert done.returncode == 2
+    assert "No such file" in json.loads(done.stdout)["error"]["message"]
+    assert not (tmp_path / "out.evidence").exists()

@@ -1,0 +1,248 @@
+"""Device imaging (evidencekit.sources.device and .sectors) on real loop devices: over plain
+files, and over a FUSE file that fails where a bad disk would (tests/support/badfs.py).
+
+Oracles: GNU ddrescue and dc3dd, run on the same device, must find the same bad sectors and
+make an image with the same SHA-256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from evidencekit.capture import CaptureRequest, CaptureResult, CaseInfo, capture
+from evidencekit.crypto import age
+from evidencekit.crypto.keys import SigningKey
+from evidencekit.errors import UsageError
+from evidencekit.extract import extract
+from evidencekit.sources.device import WINDOW, DeviceSource
+from evidencekit.verify import Report, verify
+from tests.conftest import require_tool
+from tests.support.badfs import Faults, bad_disk, loop_device
+
+MIB = 1 << 20
+
+
+def image_of(tmp_path: Path, source: DeviceSource) -> tuple[CaptureResult, Report, Path]:
+    """Seal *source*, verify the bundle and extract it; the extracted data/ folder."""
+    identity = age.X25519Identity.generate()
+    output = tmp_path / "dev.evidence"
+    request = CaptureRequest([], output, CaseInfo("DEV-1", "Jane"), [identity.recipient()],
+                             SigningKey.generate(), ["test"], more_sources=[source])
+    result = capture(request)
+    report = verify(output, [identity])
+    assert report.ok, report.findings.items
+    extract(output, tmp_path / "out", [identity])
+    return result, report, tmp_path / "out" / "data"
+
+
+def document(data: Path, name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((data / f"{name}.device.json").read_text())
+    return loaded
+
+
+def mapfile_runs(path: Path) -> list[tuple[int, int, str]]:
+    runs = []
+    lines = [line for line in path.read_text().splitlines() if not line.startswith("#")]
+    for line in lines[1:]:  # the first is the status line
+        position, size, status = line.split()
+        runs.append((int(position, 16), int(size, 16), status))
+    return runs
+
+
+def patterned(size: int) -> bytes:
+    """Content where every sector differs (so that a misplaced sector changes the hash)."""
+    return b"".join(hashlib.sha256(i.to_bytes(8, "big")).digest() * 16 for i in range(size // 512))
+
+
+def test_an_image_file_is_imaged_with_windows_and_a_clean_map(tmp_path: Path) -> None:
+    content = os.urandom(WINDOW + 3 * MIB + 100)  # not a whole number of sectors, nor windows
+    (tmp_path / "disk.img").write_bytes(content)
+    result, report, data = image_of(tmp_path, DeviceSource(str(tmp_path / "disk.img"),
+                                                           hashes=["md5", "sha1"]))
+    assert result.seal.complete
+    assert (data / "disk.img").read_bytes() == content
+    assert mapfile_runs(data / "disk.img.mapfile") == [(0, len(content), "+")]
+    windows = [line.split() for line in (data / "disk.img.windows").read_text().splitlines()
+               if not line.startswith("#")]
+    assert windows == [["0", str(WINDOW), hashlib.sha256(content[:WINDOW]).hexdigest()],
+                       [str(WINDOW), str(len(content) - WINDOW),
+                        hashlib.sha256(content[WINDOW:]).hexdigest()]]
+    found = document(data, "disk.img")
+    assert found["extra_hashes"] == {"md5": hashlib.md5(content).hexdigest(),
+                                     "sha1": hashlib.sha1(content).hexdigest()}
+    assert found["identity"]["size"] == {"value": len(content), "origin": "fstat"}
+    assert report.manifest is not None
+    [record] = report.manifest.get("sources")
+    assert record["kind"] == "device" and record["bag_name"] == "disk.img"
+    assert record["details"]["bad_sectors"] == 0 and record["details"]["size"] == len(content)
+
+
+def test_a_loop_device_is_write_blocked_and_identified(tmp_path: Path) -> None:
+    content = patterned(4 * MIB)
+    (tmp_path / "backing").write_bytes(content)
+    with loop_device(tmp_path / "backing", read_only=False) as device:
+        name = os.path.basename(device)
+        ro = Path(f"/sys/block/{name}/ro")
+        assert ro.read_text().strip() == "0"
+        result, _, data = image_of(tmp_path, DeviceSource(device))
+        assert ro.read_text().strip() == "1"  # BLKROSET: the kernel refuses writes now
+        fd = os.open(device, os.O_WRONLY)
+        try:
+            with pytest.raises(PermissionError):  # EPERM, as after blockdev --setro
+                os.write(fd, b"x" * 512)
+        finally:
+            os.close(fd)
+    assert result.seal.complete
+    assert (data / f"{name}.raw").read_bytes() == content
+    found = document(data, f"{name}.raw")
+    identity = found["identity"]
+    assert identity["size"] == {"value": len(content), "origin": "ioctl BLKGETSIZE64"}
+    assert identity["logical_sector_size"]["value"] == 512
+    assert identity["loop_backing_file"]["value"] == str(tmp_path / "backing")
+    assert identity["serial"] == {"value": "unknown", "origin": None}  # never invented
+    assert identity["transport"]["value"] == "virtual"
+    assert identity["hpa_dco"]["checked"] is False
+    assert found["write_block"]["done"] is True
+    assert found["write_block"]["devices"][0]["read_only_before"] is False
+    counters = found["write_counters"]
+    assert counters["unchanged"] is True and counters["before"] is not None
+
+
+def test_no_write_block_is_recorded(tmp_path: Path) -> None:
+    (tmp_path / "backing").write_bytes(bytes(MIB))
+    with loop_device(tmp_path / "backing", read_only=False) as device:
+        _, _, data = image_of(tmp_path, DeviceSource(device, write_block=False))
+        assert Path(f"/sys/block/{os.path.basename(device)}/ro").read_text().strip() == "0"
+    found = document(data, f"{os.path.basename(device)}.raw")
+    assert found["write_block"] == {"done": False, "why": "--no-write-block"}
+
+
+def test_a_device_mounted_read_write_is_refused(tmp_path: Path) -> None:
+    require_tool("mkfs.vfat")
+    require_tool("fusefat")
+    image = tmp_path / "fat.img"
+    with open(image, "wb") as f:
+        f.truncate(34 * MIB)
+    subprocess.run(["mkfs.vfat", "-F", "32", str(image)], check=True, capture_output=True)
+    where = tmp_path / "mnt"
+    where.mkdir()
+    with loop_device(image, read_only=False) as device:
+        subprocess.run(["fusefat", "-o", "rw+", device, str(where)], check=True)
+        try:
+            with pytest.raises(UsageError, match="mounted read-write"):
+                DeviceSource(device)
+        finally:
+            subprocess.run(["fusermount", "-u", str(where)], capture_output=True)
+
+
+def bad_sectors_by_ddrescue(device: str, folder: Path) -> tuple[list[tuple[int, int]], str]:
+    require_tool("ddrescue")
+    subprocess.run(["ddrescue", "-d", "-r2", device, str(folder / "dd.img"),
+                    str(folder / "dd.map")], check=True, capture_output=True)
+    runs = mapfile_runs(folder / "dd.map")
+    digest = hashlib.sha256((folder / "dd.img").read_bytes()).hexdigest()
+    return [(p, s) for p, s, status in runs if status == "-"], digest
+
+
+def bad_sectors_by_dc3dd(device: str, folder: Path) -> tuple[list[tuple[int, int]], str]:
+    require_tool("dc3dd")
+    subprocess.run(["dc3dd", f"if={device}", f"of={folder / 'dc.img'}", "hash=sha256",
+                    f"log={folder / 'dc.log'}"], check=True, capture_output=True)
+    log = (folder / "dc.log").read_text()
+    bad = []  # "at sector N" for one, "from sector N to sector M" for several
+    for one, first, last in re.findall(r"(?:at sector (\d+)|from sector (\d+) to sector (\d+))",
+                                       log):
+        start, end = (int(one), int(one)) if one else (int(first), int(last))
+        bad.append((start * 512, (end - start + 1) * 512))
+    [digest] = re.findall(r"([0-9a-f]{64}) \(sha256\)", log)
+    return bad, digest
+
+
+@pytest.mark.parametrize("bad", [
+    [(3 * MIB, 3 * MIB + 1024)],  # two bad sectors
+    [(512, 1024), (6 * MIB - 512, 6 * MIB + 512)],  # one early, two across a block boundary
+], ids=["two-sectors", "scattered"])
+def test_bad_sectors_are_exact_and_agree_with_ddrescue_and_dc3dd(tmp_path: Path,
+                                                                  bad: list[tuple[int, int]]
+                                                                  ) -> None:
+    image_and_oracles_agree(tmp_path, bad)
+
+
+def test_a_bad_mib_is_exact_and_agrees_with_ddrescue_and_dc3dd(tmp_path: Path) -> None:
+    image_and_oracles_agree(tmp_path, [(2 * MIB, 3 * MIB)])  # 2,048 sectors, each tried 3 times
+
+
+def image_and_oracles_agree(tmp_path: Path, bad: list[tuple[int, int]]) -> None:
+    content = patterned(8 * MIB)
+    with bad_disk(tmp_path, content, Faults(bad=bad)) as device:
+        result, report, data = image_of(tmp_path, DeviceSource(device))
+        by_ddrescue = bad_sectors_by_ddrescue(device, tmp_path)
+        by_dc3dd = bad_sectors_by_dc3dd(device, tmp_path)
+    name = f"{os.path.basename(device)}.raw"
+    expected = [(start, end - start) for start, end in bad]
+    image = (data / name).read_bytes()
+    zeroed = bytearray(content)
+    for start, end in bad:
+        zeroed[start:end] = bytes(end - start)
+    assert image == bytes(zeroed)  # every sector that read is kept; only the bad ones zeroed
+    ours = [(p, s) for p, s, status in mapfile_runs(data / f"{name}.mapfile") if status == "-"]
+    digest = hashlib.sha256(image).hexdigest()
+    assert ours == expected
+    assert by_ddrescue == (expected, digest)
+    assert by_dc3dd == (expected, digest)
+    assert not result.seal.complete and result.seal.counts["errors"] == 1
+    sectors = sum(s for _, s in expected) // 512
+    [problem] = result.problems
+    assert f"{sectors} bad sector" in problem.problem
+    assert report.manifest is not None
+    [record] = report.manifest.get("sources")
+    assert record["details"]["bad_sectors"] == sectors
+    found = document(data, name)
+    assert found["read"]["bad_ranges"] == [list(r) for r in expected]
+
+
+def test_a_sector_that_fails_once_is_read_again(tmp_path: Path) -> None:
+    content = patterned(4 * MIB)
+    log = tmp_path / "reads.log"
+    with bad_disk(tmp_path, content, Faults(fail_once=[(MIB, MIB + 512)]), log=log) as device:
+        result, _, data = image_of(tmp_path, DeviceSource(device))
+    assert result.seal.complete
+    assert (data / f"{os.path.basename(device)}.raw").read_bytes() == content
+    reads = [tuple(map(int, line.split())) for line in log.read_text().splitlines()]
+    assert sum(1 for offset, size in reads if offset <= MIB < offset + size) >= 2
+
+
+def test_a_slow_sector_is_waited_for(tmp_path: Path) -> None:
+    content = patterned(2 * MIB)
+    with bad_disk(tmp_path, content, Faults(slow=[(MIB, MIB + 512)], slow_seconds=0.5)
+                  ) as device:
+        result, _, data = image_of(tmp_path, DeviceSource(device))
+    assert result.seal.complete
+    assert (data / f"{os.path.basename(device)}.raw").read_bytes() == content
+
+
+def test_a_device_that_vanishes_is_recorded_and_what_was_read_kept(tmp_path: Path) -> None:
+    content = patterned(8 * MIB)
+    with bad_disk(tmp_path, content, Faults(vanish_at=5 * MIB)) as device:
+        result, _, data = image_of(tmp_path, DeviceSource(device))
+    name = f"{os.path.basename(device)}.raw"
+    image = (data / name).read_bytes()
+    runs = mapfile_runs(data / f"{name}.mapfile")
+    assert runs[0][2] == "+" and runs[-1][2] == "?" and runs[-1][0] + runs[-1][1] == len(content)
+    kept = runs[0][1]
+    assert kept >= 4 * MIB and image[:kept] == content[:kept]  # the blocks before it, kept
+    assert image[kept:] == bytes(len(content) - kept)
+    assert "-" not in [status for _, _, status in runs]  # not taken for bad sectors
+    [problem] = result.problems
+    assert "stopped answering" in problem.problem and "never read" in problem.problem
+    assert not result.seal.complete
+    found = document(data, name)
+    assert found["read"]["vanished"]["at"] == kept
