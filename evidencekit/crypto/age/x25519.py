@@ -1,0 +1,136 @@
+"""The X25519 recipient and identity (``age1…``, ``AGE-SECRET-KEY-1…``), c2sp.org/age."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from evidencekit.crypto import bech32
+from evidencekit.crypto.age.stanza import (
+    RandomSource,
+    Stanza,
+    b64encode,
+    decode_share,
+    decrypt_file_key,
+    encrypt_file_key,
+    expect_args,
+    expect_wrapped_key,
+    hkdf,
+    random_bytes,
+    shorten,
+    x25519_base,
+    x25519_exchange,
+)
+from evidencekit.errors import AgeHeaderError, KeyFileError, RecipientError
+
+_X25519_LABEL = b"age-encryption.org/v1/X25519"
+
+
+class X25519Recipient:
+    """An ``age1…`` public key."""
+
+    def __init__(self, public_key: bytes) -> None:
+        if len(public_key) != 32:
+            raise RecipientError("an X25519 recipient is 32 bytes long")
+        self._public = bytes(public_key)
+
+    @classmethod
+    def from_string(cls, text: str) -> X25519Recipient:
+        try:
+            hrp, data = bech32.decode(text)
+        except ValueError as err:
+            raise RecipientError(f"recipient {shorten(text)!r} is not a valid age1… key: {err}") from None
+        if hrp != "age":
+            raise RecipientError(
+                f"recipient {shorten(text)!r} is not an X25519 age1… key "
+                "(upper-case, post-quantum, tag and plugin recipients are not supported)"
+            )
+        if len(data) != 32:
+            raise RecipientError(f"recipient {shorten(text)!r} has {len(data)} key bytes, not 32")
+        return cls(data)
+
+    @property
+    def public_bytes(self) -> bytes:
+        return self._public
+
+    def __str__(self) -> str:
+        return bech32.encode("age", self._public)
+
+    def __repr__(self) -> str:
+        return f"X25519Recipient({str(self)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, X25519Recipient) and other._public == self._public
+
+    def __hash__(self) -> int:
+        return hash(self._public)
+
+    def wrap(self, file_key: bytes, random: RandomSource) -> Stanza:
+        ephemeral = random_bytes(random, 32)
+        share = x25519_base(ephemeral)
+        try:
+            shared = x25519_exchange(ephemeral, self._public)
+        except ValueError:
+            raise RecipientError(f"recipient {self} is a low-order point and cannot be used") from None
+        wrap_key = hkdf(shared, share + self._public, _X25519_LABEL)
+        return Stanza("X25519", (b64encode(share),), encrypt_file_key(wrap_key, file_key))
+
+
+class X25519Identity:
+    """An ``AGE-SECRET-KEY-1…`` secret key."""
+
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) != 32:
+            raise KeyFileError("an X25519 identity is 32 bytes long")
+        self._secret = bytes(secret)
+        self._public = x25519_base(self._secret)
+
+    @classmethod
+    def generate(cls, random: RandomSource = os.urandom) -> X25519Identity:
+        return cls(random_bytes(random, 32))
+
+    @classmethod
+    def from_string(cls, text: str) -> X25519Identity:
+        # Never put the key text into messages: it is a secret.
+        try:
+            hrp, data = bech32.decode(text)
+        except ValueError as err:
+            raise KeyFileError(f"not a valid AGE-SECRET-KEY-1… identity: {err}") from None
+        if hrp != "AGE-SECRET-KEY-":
+            raise KeyFileError(
+                "not an X25519 AGE-SECRET-KEY-1… identity (it must be upper case; "
+                "post-quantum and plugin identities are not supported)"
+            )
+        if len(data) != 32:
+            raise KeyFileError(f"the AGE-SECRET-KEY-1… identity holds {len(data)} bytes, not 32")
+        return cls(data)
+
+    def __str__(self) -> str:
+        return bech32.encode("AGE-SECRET-KEY-", self._secret)
+
+    def __repr__(self) -> str:
+        return f"X25519Identity(recipient={str(self.recipient())!r})"  # never the secret
+
+    def recipient(self) -> X25519Recipient:
+        return X25519Recipient(self._public)
+
+    def unwrap(self, stanzas: Sequence[Stanza]) -> bytes | None:
+        for stanza in stanzas:
+            if stanza.type != "X25519":
+                continue
+            file_key = self._unwrap_one(stanza)
+            if file_key is not None:
+                return file_key
+        return None
+
+    def _unwrap_one(self, stanza: Stanza) -> bytes | None:
+        expect_args(stanza, 1)
+        share = decode_share(stanza, stanza.args[0])
+        expect_wrapped_key(stanza)
+        try:
+            shared = x25519_exchange(self._secret, share)
+        except ValueError:
+            raise AgeHeaderError(
+                "age header: X25519 stanza share is a low-order point (all-zero shared secret)"
+            ) from None
+        return decrypt_file_key(hkdf(shared, share + self._public, _X25519_LABEL), stanza.body)
