@@ -436,7 +436,7 @@ def _write_bundle(request: CaptureRequest, sources: list[Source], out: BinaryIO,
     seal_mtime = finished // 1_000_000_000
     outer.add_bytes(SEAL, seal_json, seal_mtime)
     outer.add_bytes(SEAL_SIG, sshsig.sign(request.signing_key, seal_json), seal_mtime)
-    event = first_event(request, seal, _sha256(seal_json), finished)
+    event = first_event(request, seal, _sha256(seal_json), finished, _public_details(evidence))
     event_json = event.to_json()
     publictext.check_readable(event_json, custody_member(1))
     outer.add_bytes(custody_member(1), event_json, seal_mtime)
@@ -598,13 +598,14 @@ def _line_without_comment(line: str) -> str:
     return " ".join(line.split()[:2])
 
 
-def first_event(request: CaptureRequest, seal: Seal, seal_sha256: str, now: int) -> CustodyEvent:
+def first_event(request: CaptureRequest, seal: Seal, seal_sha256: str, now: int,
+                details: dict[str, str] | None = None) -> CustodyEvent:
     return CustodyEvent(
         case_id=seal.case_id, sequence=1, action="captured", time=rfc3339(now),
         clock_source=clock_source(), actor_name=request.case.examiner,
         actor=_signer(request.signing_key), host=host_name(),
         note=request.case.description, payload_sha256=seal.payload_sha256,
-        previous_sha256=seal_sha256,
+        previous_sha256=seal_sha256, details=details or {},
     )
 
 
@@ -621,6 +622,22 @@ def _placed(evidence: list[EvidenceSource]) -> list[EvidenceSource]:
         source.place(index, taken)
         index += len(source.records())
     return evidence
+
+
+def _collection_order(evidence: list[EvidenceSource]) -> list[EvidenceSource]:
+    """The order sources are read in: a volatile one (the live system's state, which changes by
+    the second) before the rest, as RFC 3227 asks; the manifest lists entries as read."""
+    return sorted(evidence, key=lambda source: not getattr(source, "volatile", False))
+
+
+def _public_details(evidence: list[EvidenceSource]) -> dict[str, str]:
+    """What sources say in public, in the first custody event (counts only, e.g. live)."""
+    details: dict[str, str] = {}
+    for source in evidence:
+        said = getattr(source, "public_details", None)
+        if callable(said):
+            details.update(said())
+    return details
 
 
 def _estimate(evidence: list[EvidenceSource], skip: set[tuple[int, int]]
@@ -651,7 +668,7 @@ def _write_bag(request: CaptureRequest, evidence: list[EvidenceSource], inner: I
     try:
         tally.room = _OutputRoom(request.output.absolute().parent)
         tally.spool_folder = request.output.absolute().parent  # outside the sources, writable
-        for source in evidence:
+        for source in _collection_order(evidence):
             for entry in source.entries(skip):
                 _capture_entry(entry, inner, tally, request.progress, request.filters)
         tally.finish_entries()

@@ -43,6 +43,7 @@ from evidencekit.cli.cmd_timestamp import (
     tsa_option,
 )
 from evidencekit.cli.keyring import default_signing_key_path, recipients_from
+from evidencekit.cli.live import live_options, live_sources
 from evidencekit.cli.secrets import KEY_PASSPHRASE_ENV, PASSPHRASE_ENV, interactive
 from evidencekit.crypto import age
 from evidencekit.errors import (
@@ -52,6 +53,7 @@ from evidencekit.errors import (
 )
 from evidencekit.hostinfo import user_name
 from evidencekit.profiles import OS_NAMES
+from evidencekit.sources import Source as EvidenceSource
 from evidencekit.sources import StdinSource
 from evidencekit.sources.base import Source as EvidenceSource
 from evidencekit.sources.device import DeviceSource, parse_hashes
@@ -103,6 +105,7 @@ from evidencekit.stamping import Stamped, add_timestamps, later_command
 @click.option("--profile-os", type=click.Choice(OS_NAMES),
               help="Use the profile's rules for this system (default: this machine's), e.g. "
               "for a mounted Windows home with USERPROFILE set.")
+@live_options
 @tsa_option
 @tsa_ca_option
 @progress_option
@@ -116,6 +119,7 @@ def capture_command(sources: tuple[Path, ...], output: Path | None, case_id: str
                     profile_os: str | None, progress: str, stdin_name: str | None,
                     tsa_urls: tuple[str, ...], tsa_ca: Path | None, devices: tuple[str, ...],
                     retries: int, no_write_block: bool, extra_hashes: str,
+                    live: bool, memory_tool: Path | None, memory_timeout: float,
                     **incident_args: Any) -> None:
     """Capture files and folders into a signed, encrypted evidence bundle.
 
@@ -140,6 +144,8 @@ def capture_command(sources: tuple[Path, ...], output: Path | None, case_id: str
         hashes = parse_hashes(extra_hashes)
         piped += tuple(DeviceSource(device, write_block=not no_write_block, retries=retries,
                                     hashes=hashes) for device in devices)
+        piped += live_sources(live or bool(selection and selection.profile.live), memory_tool,
+                              memory_timeout)
         if not paths and not piped and interactive() and not as_json:
             defaults = guided.GuidedDefaults(output, incident=record,
                                              incident_source=guided.incident_source(incident_args),

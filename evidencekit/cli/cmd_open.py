@@ -70,6 +70,9 @@ def inspect_command(bundle: Path, as_json: bool) -> None:
         render.out.print(f"Contents    {seal.counts['files']} files, {seal.total_bytes} bytes, "
                          f"{seal.counts['directories']} folders"
                          + ("" if seal.complete else " (capture incomplete)"))
+        live = info.events[0].details.get("live") if info.events else None
+        if live is not None:  # counts only, as the sealer's first custody event states them
+            render.out.print(f"Live state  {esc(live)}")
         render.out.print(f"Root hash   {seal.manifest_root}")
         render.out.print(f"Payload     {seal.payload_size} bytes, SHA-256 {seal.payload_sha256}")
         render.out.print(f"Opens with  {esc(', '.join(info.recipient_types))}")

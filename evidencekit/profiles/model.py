@@ -18,7 +18,7 @@ from evidencekit.yamlfile import Document, PathKey, YamlFileError, load
 OS_NAMES = ("linux", "macos", "windows")
 CASE_FIELDS = ("examiner", "description", "organisation", "legal_basis")
 PROFILE_KEYS = ("name", "description", "version", "case", "limits", "include", "exclude",
-                "targets")
+                "targets", "live")
 TARGET_KEYS = ("name", "description", *OS_NAMES)
 LIMIT_KEYS = ("max_file_size", "max_total")
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
@@ -61,6 +61,7 @@ class Profile:
     max_total_bytes: int | None = None
     case: dict[str, str] = field(default_factory=dict)
     sha256: str = ""  # of the YAML text (UTF-8): which version of the profile a bundle used
+    live: bool = False  # also collect the running system's state (capture --live)
 
     def filters(self, os_name: str) -> Filters | None:
         """What capture applies to the files inside the profile's sources (None: nothing)."""
@@ -140,8 +141,11 @@ def read_profile(text: str, file: str, origin: str, default_name: str | None = N
         if target_name in names[:i]:
             raise doc.error(("targets", i, "name"), f"a target named {target_name!r} is already "
                             "defined above")
+    live = data.get("live", False)
+    if not isinstance(live, bool):
+        raise doc.error(("live",), f"expected true or false, found {_kind(live)}")
     return Profile(name, description, file, origin, parsed, include, exclude, max_file, max_total,
-                   case, hashlib.sha256(text.encode("utf-8")).hexdigest())
+                   case, hashlib.sha256(text.encode("utf-8")).hexdigest(), live)
 
 
 def _kind(value: Any) -> str:

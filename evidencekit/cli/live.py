@@ -1,0 +1,49 @@
+"""``capture --live``, ``--memory-tool``, ``--memory-timeout``: the options and the checks made
+before anything is collected (evidencekit.sources.live collects)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from evidencekit.errors import UsageError
+from evidencekit.sources.live import DEFAULT_IDLE_TIMEOUT, LiveSource
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def live_options(command: F) -> F:
+    command = click.option(
+        "--memory-timeout", type=click.FloatRange(min=1), default=DEFAULT_IDLE_TIMEOUT,
+        show_default=True, metavar="SECONDS",
+        help="Stop the memory tool when it writes nothing for this long (recorded).")(command)
+    command = click.option(
+        "--memory-tool", type=click.Path(path_type=Path, dir_okay=False),
+        help="With --live: acquire RAM with this tool (AVML, or a wrapper around LiME, WinPmem "
+        "…), run as 'PATH OUTPUT'; what it writes to OUTPUT (a pipe) goes straight into the "
+        "encrypted bundle.")(command)
+    return click.option(
+        "--live", is_flag=True,
+        help="Also collect the running system's state, most volatile first: clock, network "
+        "connections, processes, sessions, kernel modules, mounts (see 'Live response' in the "
+        "README).")(command)
+
+
+def live_sources(live: bool, memory_tool: Path | None, memory_timeout: float
+                 ) -> tuple[LiveSource, ...]:
+    """The live source asked for, checked (UsageError) before anything is read."""
+    if memory_tool is not None and not live:
+        raise UsageError("--memory-tool acquires RAM as part of --live",
+                         hint="add --live (or use a profile with 'live: true')")
+    if not live:
+        return ()
+    if memory_tool is not None:
+        if not memory_tool.is_file() or not os.access(memory_tool, os.X_OK):
+            raise UsageError(f"--memory-tool {memory_tool}: not an executable file",
+                             hint="give the path of the acquisition tool (e.g. /usr/local/bin/avml)")
+        memory_tool = memory_tool.absolute()
+    return (LiveSource(memory_tool, memory_idle_timeout=memory_timeout),)

@@ -1,0 +1,192 @@
+"""Live response (``capture --live``): the state of the running system, collected in the order
+of volatility (RFC 3227) and stored as JSON documents under ``data/live/`` (docs/FORMAT.md §4.3).
+
+1. ``01-clock.json``: the system clock (UTC), how it is kept, the kernel's NTP state, uptime;
+2. ``02-memory.image`` and ``02-memory.json``: RAM, only through ``--memory-tool`` (memory.py);
+3. ``03-network.json``: connections and their owners, routes, ARP, interfaces;
+4. ``04-processes.json``, and ``04-executables/PID-NAME``: each running executable whose file was
+   deleted, copied in full from ``/proc/PID/exe``;
+5. ``05-system.json``: sessions, kernel modules, mounts;
+6. ``06-second-snapshot.json``: processes and connections again, and what changed;
+7. ``collection.json``: how the collection went: who ran it, its own process, what it disturbs.
+
+Connections are read just before the processes, so that a connection's owner can be named from
+the process list; each document says when it was collected. Nothing on the system is changed:
+no module is loaded, no setting written; what the collection itself disturbs is listed in
+``collection.json`` (``DISTURBS``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from evidencekit import __version__
+from evidencekit.clock import Clock, rfc3339, system_clock
+from evidencekit.hostinfo import host_name, operating_system
+from evidencekit.sources.base import Skip, SourceRecord, StreamEntry
+from evidencekit.sources.live import changes, clock, network, processes, system
+from evidencekit.sources.live.common import Document, Gaps, encoded, envelope
+from evidencekit.sources.live.memory import DEFAULT_IDLE_TIMEOUT, MemoryImage
+from evidencekit.walk import Entry, unique_name
+
+KIND = "live"
+GIVEN = b"--live"
+NAME = "live"
+
+DISTURBS = [
+    "evidencekit's own process (marked \"evidencekit\": true in the process lists), its threads "
+    "and the processes it starts (marked \"started_by_evidencekit\"): libmagic workers, and the "
+    "memory tool when one is named",
+    "the memory it uses (tens of MiB, more while the process list is encoded) and the page cache "
+    "filled by reading each running executable once to hash it",
+    "files opened for reading: /proc (Linux), each running executable (through /proc/PID/exe; "
+    "its access time may change where the file system records it and O_NOATIME is refused), "
+    "the password database (user names), /etc/localtime",
+    "the bundle being written, and with --memory-tool a private temporary folder holding one "
+    "named pipe (removed at the end) and the encrypted spool next to the bundle",
+    "the memory tool itself, when one is named: it may load a driver or kernel module of its "
+    "own (LiME, WinPmem); evidencekit loads none and writes no setting",
+]
+
+
+class _Bytes:
+    """A document already encoded, as the Content of its entry."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = memoryview(data)
+        self._offset = 0
+
+    @property
+    def size(self) -> int | None:
+        return len(self._data)
+
+    def readinto(self, buffer: memoryview) -> int:
+        count = min(len(buffer), len(self._data) - self._offset)
+        buffer[:count] = self._data[self._offset:self._offset + count]
+        self._offset += count
+        return count
+
+    def changes(self) -> list[str]:
+        return []
+
+
+class _HeldFile:
+    """A deleted executable, read through the descriptor held since the process list."""
+
+    def __init__(self, held: processes.DeletedExecutable) -> None:
+        self._held = held
+        self._offset = 0
+
+    @property
+    def size(self) -> int | None:
+        return self._held.size
+
+    def readinto(self, buffer: memoryview) -> int:
+        count = os.preadv(self._held.fd, [buffer], self._offset)
+        self._offset += count
+        return count
+
+    def changes(self) -> list[str]:
+        return []
+
+
+class LiveSource:
+    """The running system as a Source: one record (kind ``live``), collected when its entries
+    are read. ``volatile``: capture reads it before the file walk (order of volatility)."""
+
+    volatile = True
+
+    def __init__(self, memory_tool: Path | None = None, clock_: Clock = system_clock,
+                 memory_idle_timeout: float = DEFAULT_IDLE_TIMEOUT) -> None:
+        self._memory_tool = memory_tool
+        self._clock = clock_
+        self._idle_timeout = memory_idle_timeout
+        self._index = 0
+        self._bag_name = NAME
+        self.counts: dict[str, int] = {}
+
+    def place(self, first_index: int, taken: set[str]) -> None:
+        self._index = first_index
+        self._bag_name = unique_name(NAME, taken)
+        taken.add(self._bag_name)
+
+    def records(self) -> list[SourceRecord]:
+        return [SourceRecord(self._index, GIVEN, os.fsencode(host_name()), self._bag_name,
+                             kind=KIND)]
+
+    def estimate(self, skip: Skip) -> tuple[int, int | None]:
+        return 7 + (2 if self._memory_tool else 0), None  # sizes known only once collected
+
+    def public_details(self) -> dict[str, str]:
+        """Counts only, for the public first custody event (``inspect`` shows them)."""
+        if not self.counts:
+            return {}
+        return {"live": ", ".join(f"{key} {value}" for key, value in sorted(self.counts.items()))}
+
+    def entries(self, skip: Skip) -> Iterator[Entry | StreamEntry]:
+        started = self._clock()
+        yield self._document("01-clock.json", clock.collect(self._clock))
+        if self._memory_tool is not None:
+            yield from self._memory(self._memory_tool)
+        connections_first = network.collect(self._clock, {})
+        snapshot = processes.collect(self._clock)
+        names = {p["pid"]: p["name"] for p in snapshot.document["processes"]}
+        for connection in connections_first["connections"] or []:
+            if connection["pid"] in names:
+                connection["process"] = names[connection["pid"]]
+        yield self._document("03-network.json", connections_first)
+        yield self._document("04-processes.json", snapshot.document)
+        try:
+            for held in snapshot.deleted:
+                name = f"{processes.EXECUTABLES}/{held.name}"
+                yield StreamEntry(self._index, self._path(name), self._bag(name),
+                                  _HeldFile(held), mtime_ns=self._clock())
+        finally:
+            for held in snapshot.deleted:
+                os.close(held.fd)
+        yield self._document("05-system.json", system.collect(self._clock))
+        second = changes.collect(self._clock, snapshot.document, connections_first["connections"])
+        yield self._document("06-second-snapshot.json", second)
+        self.counts = {"processes": snapshot.document["count"],
+                       "connections": len(connections_first["connections"] or []),
+                       "deleted executables copied": len(snapshot.deleted),
+                       "memory images": 1 if self._memory_tool else 0}
+        yield self._document("collection.json", self._collection(started))
+
+    def _memory(self, tool: Path) -> Iterator[StreamEntry]:
+        image = MemoryImage(tool, self._clock, self._idle_timeout)
+        try:
+            yield StreamEntry(self._index, self._path("02-memory.image"),
+                              self._bag("02-memory.image"), image, mtime_ns=self._clock())
+        finally:
+            image.close()
+        yield self._document("02-memory.json", image.document())
+
+    def _collection(self, started: int) -> Document:
+        body: dict[str, Any] = {
+            "evidencekit_version": __version__, "own_pid": os.getpid(),
+            "host": host_name(), "os": operating_system(), "platform": sys.platform,
+            "effective_uid": os.geteuid() if hasattr(os, "geteuid") else None,
+            "order": ["clock", "memory", "network", "processes", "system", "second_snapshot"],
+            "memory_tool": None if self._memory_tool is None else str(self._memory_tool),
+            "disturbs": DISTURBS, "counts": self.counts,
+            "finished": rfc3339(self._clock()),
+        }
+        return envelope("collection", self._clock, started, Gaps(), body)
+
+    def _path(self, name: str) -> bytes:
+        return f"{NAME}/{name}".encode()
+
+    def _bag(self, name: str) -> str:
+        return f"data/{self._bag_name}/{name}"
+
+    def _document(self, name: str, document: Document) -> StreamEntry:
+        return StreamEntry(self._index, self._path(name), self._bag(name),
+                           _Bytes(encoded(document)), mtime_ns=self._clock())
+
+
+__all__ = ["DEFAULT_IDLE_TIMEOUT", "KIND", "LiveSource"]

@@ -1,0 +1,182 @@
+"""capture --live through the library: the running system sealed, verified and extracted, with
+child processes the test knows (command lines, a deleted executable, a listening socket on
+127.0.0.1) and fake memory tools (one that works, one that fails, one that hangs)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pwd
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from evidencekit.capture import CaptureRequest, CaptureResult, CaseInfo, capture
+from evidencekit.crypto import age
+from evidencekit.crypto.keys import SigningKey
+from evidencekit.extract import extract
+from evidencekit.sources.live import LiveSource
+from evidencekit.verify import verify
+from tests.cli.conftest import assert_valid
+from tests.support.processes import children
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="the /proc details and the deleted executable are Linux's")
+
+LIME_HEADER = b"EMiL" + (1).to_bytes(4, "little") + (0x1000).to_bytes(8, "little") + \
+    (0x1FFFF).to_bytes(8, "little") + bytes(8)
+KNOWN = bytes(range(256)) * 400
+
+
+def sealed(tmp_path: Path, source: LiveSource) -> tuple[CaptureResult, Path, dict[str, Any]]:
+    identity = age.X25519Identity.generate()
+    output = tmp_path / "live.evidence"
+    result = capture(CaptureRequest([], output, CaseInfo("LIVE-1", "Jane"),
+                                    [identity.recipient()], SigningKey.generate(), ["test"],
+                                    more_sources=[source]))
+    report = verify(output, [identity])
+    assert report.ok, report.findings.items
+    extract(output, tmp_path / "out", [identity])
+    assert report.manifest is not None
+    entries = {e["bag_path"]: e for e in report.manifest.entries()}
+    return result, tmp_path / "out" / "data" / "live", entries
+
+
+def document(folder: Path, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = json.loads((folder / name).read_bytes())
+    assert_valid(found, "live")
+    return found
+
+
+def tool(tmp_path: Path, body: str) -> Path:
+    script = tmp_path / "memtool"
+    script.write_text("#!/bin/sh\n" + body)
+    script.chmod(0o755)
+    return script
+
+
+def test_the_running_system_is_in_the_bundle(tmp_path: Path) -> None:
+    with children() as running:
+        known, known_program = running.sleeper(tmp_path, "ek-known", "7")
+        ghost, ghost_program = running.sleeper(tmp_path, "ek-ghost")
+        ghost_bytes = ghost_program.read_bytes()
+        os.unlink(ghost_program)  # still running, from a file that is gone
+        listener, port = running.listener()
+        result, folder, entries = sealed(tmp_path, LiveSource())
+
+    assert result.seal.complete
+    processes = {p["pid"]: p for p in document(folder, "04-processes.json")["processes"]}
+    me = pwd.getpwuid(os.getuid()).pw_name
+
+    found = processes[known.pid]
+    assert found["cmdline"] == [str(known_program), "600", "7"]
+    assert found["exe"] == str(known_program) and found["exe_deleted"] is False
+    assert found["exe_sha256"] == hashlib.sha256(known_program.read_bytes()).hexdigest()
+    assert found["ppid"] == os.getpid() and found["user"] == me
+    assert found["cwd"] == os.getcwd() and found["memory_maps"]
+    assert any("PYTEST_CURRENT_TEST=" in e for e in found["environment"])
+    assert processes[os.getpid()]["evidencekit"] is True and found["evidencekit"] is False
+    assert found["started_by_evidencekit"] is True  # the test is evidencekit's process here
+
+    gone = processes[ghost.pid]
+    assert gone["exe_deleted"] is True and gone["exe"] == str(ghost_program)
+    assert gone["exe_sha256"] == hashlib.sha256(ghost_bytes).hexdigest()
+    copy = folder / gone["exe_copy"]
+    assert copy.read_bytes() == ghost_bytes  # byte for byte, from /proc/PID/exe
+    assert entries[f"data/live/{gone['exe_copy']}"]["sha256"] == gone["exe_sha256"]
+
+    network = document(folder, "03-network.json")
+    [socket] = [c for c in network["connections"] if c["local"] == f"127.0.0.1:{port}"]
+    assert socket["status"] == "LISTEN" and socket["protocol"] == "tcp"
+    assert socket["pid"] == listener.pid and socket["process"] == processes[listener.pid]["name"]
+    assert network["interfaces"] and network["routes_ipv4"] is not None
+    assert "ipv6_neighbours" in network["not_collected"]  # said, not silently absent
+
+    clock = document(folder, "01-clock.json")
+    assert clock["uptime_seconds"] > 0 and clock["clock_source"]
+    system = document(folder, "05-system.json")
+    assert any(m["mount_point"] == "/" for m in system["mounts"])
+    second = document(folder, "06-second-snapshot.json")
+    assert {p["pid"] for p in second["processes"]} >= {known.pid, ghost.pid, listener.pid}
+    collection = document(folder, "collection.json")
+    assert collection["own_pid"] == os.getpid() and collection["disturbs"]
+    assert collection["counts"]["processes"] == len(processes)
+    # collected in the order of volatility: each document begins after the one before
+    times = [document(folder, name)["collected_started"] for name in
+             ("01-clock.json", "03-network.json", "04-processes.json", "05-system.json",
+              "06-second-snapshot.json")]
+    assert times == sorted(times)
+
+
+def test_the_second_snapshot_records_what_started_and_ended(tmp_path: Path) -> None:
+    from evidencekit.clock import system_clock
+    from evidencekit.sources.live import changes, processes
+
+    with children() as running:
+        first = processes.collect(system_clock).document
+        ended = {"pid": 4_000_000, "ppid": 1, "name": "gone", "start_time": None,
+                 "cmdline": ["gone"], "exe": None, "user": "x"}
+        first["processes"].append(ended)
+        late, _ = running.sleeper(tmp_path, "ek-late")
+        second = changes.collect(system_clock, first, [])
+    assert_valid(second, "live")
+    assert late.pid in {p["pid"] for p in second["processes_started"]}
+    assert ended in second["processes_ended"]  # (others may end too: the machine is shared)
+
+
+def test_a_memory_tool_streams_its_image_into_the_bundle(tmp_path: Path) -> None:
+    expected = LIME_HEADER + KNOWN
+    (tmp_path / "expected").write_bytes(expected)
+    script = tool(tmp_path, f'cat "{tmp_path / "expected"}" > "$1"\necho acquired >&2\n')
+    result, folder, entries = sealed(tmp_path, LiveSource(script, memory_idle_timeout=5))
+    assert result.seal.complete
+    assert (folder / "02-memory.image").read_bytes() == expected
+    memory = document(folder, "02-memory.json")
+    digest = hashlib.sha256(expected).hexdigest()
+    assert memory["image_sha256"] == digest == entries["data/live/02-memory.image"]["sha256"]
+    assert memory["tool_sha256"] == hashlib.sha256(script.read_bytes()).hexdigest()
+    assert memory["exit_status"] == 0 and memory["problem"] is None
+    assert memory["image_format"] == "lime" and memory["image_bytes"] == len(expected)
+    assert memory["command_line"][0] == str(script) and "acquired" in memory["tool_output"]
+    assert not Path(memory["command_line"][1]).exists()  # the private pipe is gone
+
+
+def test_a_failing_memory_tool_is_recorded_and_the_capture_incomplete(tmp_path: Path) -> None:
+    script = tool(tmp_path, 'printf EMiL > "$1"\necho "cannot read /dev/crash" >&2\nexit 3\n')
+    result, folder, entries = sealed(tmp_path, LiveSource(script, memory_idle_timeout=5))
+    assert not result.seal.complete and result.seal.counts["errors"] == 1
+    assert "exited with status 3" in entries["data/live/02-memory.image"]["error"]
+    memory = document(folder, "02-memory.json")
+    assert memory["exit_status"] == 3 and "status 3" in memory["problem"]
+    assert "cannot read /dev/crash" in memory["tool_output"]
+    assert (folder / "02-memory.image").read_bytes() == b"EMiL"  # what it wrote is kept
+    assert (folder / "04-processes.json").is_file()  # the rest is collected all the same
+
+
+def test_a_hanging_memory_tool_is_stopped_and_recorded(tmp_path: Path) -> None:
+    script = tool(tmp_path, 'printf EMiL > "$1" &\nsleep 600\n')
+    started = time.monotonic()
+    result, folder, entries = sealed(tmp_path, LiveSource(script, memory_idle_timeout=1))
+    assert time.monotonic() - started < 30
+    assert not result.seal.complete
+    assert "wrote nothing for 1 s" in entries["data/live/02-memory.image"]["error"]
+    memory = document(folder, "02-memory.json")
+    assert memory["signal"] == "SIGTERM" and memory["exit_status"] is None
+    assert not psutil.pid_exists(memory["pid"])  # stopped, with what it started
+    assert not any(p.info["cmdline"] == ["sleep", "600"] and p.info["ppid"] == memory["pid"]
+                   for p in psutil.process_iter(["cmdline", "ppid"]))
+
+
+def test_a_memory_tool_that_cannot_start_leaves_an_error(tmp_path: Path) -> None:
+    script = tmp_path / "not-a-program"
+    script.write_bytes(b"\x00\x01garbage")
+    script.chmod(0o755)
+    result, folder, entries = sealed(tmp_path, LiveSource(script, memory_idle_timeout=1))
+    assert not result.seal.complete
+    assert "could not be started" in entries["data/live/02-memory.image"]["error"]
+    assert "could not be started" in document(folder, "02-memory.json")["problem"]
