@@ -53,7 +53,6 @@ from evidencekit.errors import (
 )
 from evidencekit.hostinfo import user_name
 from evidencekit.profiles import OS_NAMES
-from evidencekit.sources import Source as EvidenceSource
 from evidencekit.sources import StdinSource
 from evidencekit.sources.base import Source as EvidenceSource
 from evidencekit.sources.device import DeviceSource, parse_hashes

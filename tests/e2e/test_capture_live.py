@@ -49,7 +49,7 @@ def test_live_state_files_and_memory_in_one_bundle(tmp_path: Path, keys: dict[st
     assert [s.get("kind") for s in found["sources"]] == [None, "live"]
     assert found["sources"][1]["given"] == "--live" and found["sources"][1]["bag_name"] == "live"
     # the live state was read first (order of volatility), the folder after it
-    assert [e["source"] for e in found["entries"]][0] == 1
+    assert found["entries"][0]["source"] == 1
     assert found["entries"][-1]["bag_path"] == "data/notes/a.txt"
     listed = json.loads((tmp_path / "hand/bag/data/live/04-processes.json").read_bytes())
     [mine] = [p for p in listed["processes"] if p["pid"] == sleeper.pid]
