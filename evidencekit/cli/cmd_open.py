@@ -21,6 +21,7 @@ from evidencekit.cli.app import (
     signing_options,
     trusted_option,
 )
+from evidencekit.cli.cmd_store import BUNDLE_OR_STORE, endpoint_option, open_stored
 from evidencekit.cli.cmd_timestamp import roots_from, tsa_ca_option
 from evidencekit.cli.keyring import identities_from, trusted_from
 from evidencekit.cli.secrets import KEY_PASSPHRASE_ENV, PASSPHRASE_ENV, interactive, obtain
@@ -152,23 +153,29 @@ def _record(bundle: Path, report: Report, action: str, actor: str | None, key: S
 
 
 @cli.command("verify", short_help="Check a bundle: seal, signatures, custody log, files.")
-@click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("bundle", type=BUNDLE_OR_STORE)
 @identity_option
 @trusted_option
 @click.option("--receipt", "receipt_file", type=click.Path(path_type=Path, dir_okay=False),
               help="Also check the bundle against a receipt made by 'evidencekit receipt'.")
 @tsa_ca_option
 @record_option
+@endpoint_option
 @progress_option
 @json_option
-def verify_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: Path | None,
-                   ask_passphrase: bool, trusted: tuple[str, ...], receipt_file: Path | None,
-                   record: bool, actor: str | None, sign_key: Path | None,
-                   sign_key_passphrase_file: Path | None, progress: str, as_json: bool,
-                   tsa_ca: Path | None) -> None:
-    """Check a bundle: seal, signatures, custody and payload hash; with a key, every file too."""
+def verify_command(bundle: Path | str, identities: tuple[Path, ...],
+                   passphrase_file: Path | None, ask_passphrase: bool, trusted: tuple[str, ...],
+                   receipt_file: Path | None, record: bool, actor: str | None,
+                   sign_key: Path | None, sign_key_passphrase_file: Path | None, progress: str,
+                   as_json: bool, tsa_ca: Path | None, endpoint: str | None) -> None:
+    """Check a bundle: seal, signatures, custody and payload hash; with a key, every file too.
+    BUNDLE may be s3://BUCKET/KEY: it is read in place, never copied to disk."""
+    if isinstance(bundle, str):
+        _verify_stored(bundle, identities, passphrase_file, ask_passphrase, trusted, record,
+                       receipt_file, endpoint, progress, as_json, tsa_ca)
 
     def body() -> int:
+        assert isinstance(bundle, Path)
         keys = identities_for(bundle, identities, passphrase_file, ask_passphrase)
         receipt = _read_receipt(receipt_file) if receipt_file else None
         tsa_roots = roots_from(tsa_ca)
@@ -196,6 +203,43 @@ def verify_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
                                (str(receipt_file), checked))
             if recorded:
                 render.err.print(recorded)
+        return code
+
+    run("verify", as_json, body)
+
+
+def _verify_stored(location: str, identities: tuple[Path, ...], passphrase_file: Path | None,
+                   ask_passphrase: bool, trusted: tuple[str, ...], record: bool,
+                   receipt_file: Path | None, endpoint: str | None, progress: str,
+                   as_json: bool, tsa_ca: Path | None) -> None:
+    """verify s3://BUCKET/KEY: the object is read by ranges as verification goes, once."""
+
+    def body() -> int:
+        if record:
+            raise UsageError("--record adds to the bundle itself, and a stored bundle cannot "
+                             "change", hint="'evidencekit store get' it first, then verify "
+                             "the copy with --record")
+        keys = identities_for(Path(location), identities, passphrase_file, ask_passphrase)
+        receipt = _read_receipt(receipt_file) if receipt_file else None
+        opened = open_stored(location, endpoint)
+        try:
+            report = verify(opened.path, keys, trusted_from(trusted),
+                            progress=render.progress_for(as_json, progress), opened=opened,
+                            tsa_roots=roots_from(tsa_ca))
+        finally:
+            opened.close()
+        report.bundle = location
+        checked = None if receipt is None else check_receipt(report, receipt, report.findings)
+        code = render.exit_code_for(report)
+        if as_json:
+            document = render.report_json(report, code)
+            document["recorded"] = None
+            document["receipt"] = None if checked is None else {
+                "file": str(receipt_file), **checked.to_json()}
+            render.emit_json(document)
+        else:
+            render.report_text(report, keys, None if checked is None else
+                               (str(receipt_file), checked))
         return code
 
     run("verify", as_json, body)

@@ -194,3 +194,27 @@ def _say_get(url: Any, output: Path, digest: str, recorded: str, as_json: bool) 
     else:
         render.err.print("[yellow]evidencekit: warning:[/] the store recorded no SHA-256 for "
                          "this object; 'evidencekit verify' checks the bundle itself")
+
+
+class BundleOrStore(click.ParamType):  # type: ignore[type-arg]
+    """A bundle's path, or ``s3://BUCKET/KEY`` (kept as text: a Path would fold its '//')."""
+
+    name = "BUNDLE"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Path | str:
+        from evidencekit.deliver import s3
+
+        if isinstance(value, str) and s3.is_s3_url(value):
+            return value
+        return Path(value)
+
+
+BUNDLE_OR_STORE = BundleOrStore()
+
+
+def open_stored(location: str, endpoint: str | None) -> Any:
+    """The bundle at an s3:// location, opened to be read in place (verify)."""
+    from evidencekit.deliver import s3
+
+    return s3.open_remote_bundle(s3.make_client(endpoint), s3.S3Url.parse(location))

@@ -129,7 +129,7 @@ def read_members(f: BinaryIO) -> list[Member]:
 
     Reads only headers (data is skipped by seeking), so a huge declared size costs nothing.
     """
-    file_size = os.fstat(f.fileno()).st_size
+    file_size = f.seek(0, os.SEEK_END)
     members: list[Member] = []
     offset = 0
     while True:
@@ -201,7 +201,8 @@ def read_member(f: BinaryIO, member: Member, limit: int) -> bytes:
 class MemberReader(io.RawIOBase):
     """A read-only stream over one member's data (e.g. the payload), hashing what it returns.
 
-    Reads with ``pread`` at its own position, so other reads of the same file do not disturb it.
+    Reads with ``pread`` at its own position, so other reads of the same file do not disturb it
+    (a file without a descriptor, an object in a store, offers ``pread_into`` for the same).
     Wrap it in ``io.BufferedReader`` where line reads are needed (the age header).
     """
 
@@ -209,7 +210,9 @@ class MemberReader(io.RawIOBase):
                  on_read: Callable[[int], None] | None = None) -> None:
         super().__init__()
         self._on_read = on_read
-        self._fd = f.fileno()
+        self._pread_into: Callable[[memoryview, int], int] | None = getattr(
+            f, "pread_into", None)
+        self._fd = f.fileno() if self._pread_into is None else -1
         self._position = member.offset
         self._left = member.size
         self._hash = hashlib.sha256()
@@ -224,7 +227,9 @@ class MemberReader(io.RawIOBase):
             return 0
         target = view[:wanted]
         count: int
-        if _PREADV is not None:
+        if self._pread_into is not None:
+            count = self._pread_into(target, self._position)
+        elif _PREADV is not None:
             count = _PREADV(self._fd, [target], self._position)  # straight into the buffer
         else:
             data = os.pread(self._fd, wanted, self._position)

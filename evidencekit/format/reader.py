@@ -63,15 +63,19 @@ def open_bundle(path: Path) -> OuterBundle:
 
     InputError (exit 2) when *path* is missing, unreadable or not a regular file.
     """
-    f = os.fdopen(_open_regular_file(path), "rb")
+    return open_stream(os.fdopen(_open_regular_file(path), "rb"), path)
+
+
+def open_stream(f: BinaryIO, path: Path) -> OuterBundle:
+    """Parse the outer tar of the seekable file *f* (a local file, or an object read by range
+    from a store: evidencekit.deliver.s3.RemoteObject); *f* is closed when that fails."""
     try:
         _check_looks_like_a_bundle(f, path)
         members = read_members(f)
     except (BundleError, InputError):
         f.close()
         raise
-    bundle = OuterBundle(path, f, members, {m.name: m for m in members})
-    return bundle
+    return OuterBundle(path, f, members, {m.name: m for m in members})
 
 
 def _check_looks_like_a_bundle(f: BinaryIO, path: Path) -> None:

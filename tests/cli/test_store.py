@@ -176,3 +176,34 @@ def test_without_boto3_the_message_says_how_to_install(bundle: Path, keys: dict[
     result = invoke("store", "list", "s3://evidence/", "--json")
     assert result.code == 2
     assert "evidencekit[s3]" in result.json()["error"]["hint"]
+
+
+def test_verify_reads_a_stored_bundle_in_place(stored: tuple[str, str, str], bundle: Path,
+                                               keys: dict[str, Any], tmp_path: Path,
+                                               s3_server: S3Server) -> None:
+    bucket, key, _ = stored
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = invoke("verify", f"s3://{bucket}/{key}", "-i", keys["identity"], "--endpoint",
+                    s3_server.endpoint, "--json", env=s3_server.env())
+    assert result.code == 0, result.stdout + result.stderr
+    document = result.json()
+    assert_valid(document, "verify")
+    assert document["bundle"] == f"s3://{bucket}/{key}"
+    assert document["decrypted"] is True and document["files_checked"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no local copy
+    refused = invoke("verify", f"s3://{bucket}/{key}", "--record", "--endpoint",
+                     s3_server.endpoint, "--json", env=s3_server.env())
+    assert refused.code == 2 and "cannot change" in refused.json()["error"]["message"]
+
+
+def test_verify_finds_a_changed_byte_in_a_stored_bundle(bundle: Path, keys: dict[str, Any],
+                                                        s3_server: S3Server) -> None:
+    bucket = s3_server.new_bucket(lock=False)
+    data = bytearray(bundle.read_bytes())
+    data[len(data) // 2] ^= 1  # inside the payload
+    s3_server.client().put_object(Bucket=bucket, Key="changed.evidence", Body=bytes(data))
+    result = invoke("verify", f"s3://{bucket}/changed.evidence", "--endpoint",
+                    s3_server.endpoint, "--json", env=s3_server.env())
+    assert result.code == 1, result.stdout + result.stderr
+    assert any(f["check"] == "payload-hash" or "payload" in f["problem"]
+               for f in result.json()["findings"]), result.stdout

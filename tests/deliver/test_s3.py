@@ -1,0 +1,132 @@
+"""deliver.s3: names, lock options, and the multipart writer against a real S3 server
+(SeaweedFS on 127.0.0.1, the session's ``s3_server``)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from evidencekit.deliver import BundleFacts
+from evidencekit.deliver.s3 import (
+    MIN_PART,
+    PART_SIZE,
+    Lock,
+    ObjectExists,
+    ObjectWriter,
+    S3Url,
+    object_key,
+    part_size,
+    read_back,
+)
+from evidencekit.errors import StoreError, UsageError
+from tests.support.s3server import S3Server
+
+NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+
+
+def test_object_key_from_case_host_and_payload() -> None:
+    facts = BundleFacts("CASE 7/../x", "web-17.example", "ab" * 32)
+    assert object_key("evidence/", facts) == f"evidence/CASE_7_.._x/web-17.example/{'ab' * 32}.evidence"
+    assert object_key("", BundleFacts("..", "", "cd" * 32)) == f"_/_/{'cd' * 32}.evidence"
+
+
+def test_urls() -> None:
+    assert S3Url.parse("s3://evidence/CASE-1").prefix == "CASE-1/"
+    assert S3Url.parse("s3://evidence").prefix == ""
+    with pytest.raises(UsageError):
+        S3Url.parse("s3://Bad_Bucket/x")
+
+
+def test_lock_options() -> None:
+    assert Lock.from_options(None, 10, True, False, NOW) == Lock(NOW + timedelta(days=10), True)
+    assert Lock.from_options("2030-05-01", None, False, False, NOW).retain_until == datetime(
+        2030, 5, 1, tzinfo=timezone.utc)
+    assert Lock.from_options(None, None, False, True, NOW).upload_arguments() == {}
+    for args in [("2030-05-01", 3, False, False), ("yesterday", None, False, False),
+                 (None, 0, False, False), (None, None, False, False)]:
+        with pytest.raises(UsageError):
+            Lock.from_options(*args, NOW)
+
+
+def test_parts_grow_so_10000_hold_880_gib() -> None:
+    assert part_size(1) == part_size(1000) == PART_SIZE >= MIN_PART
+    assert part_size(1001) == 2 * PART_SIZE
+    assert sum(part_size(n) for n in range(1, 10_001)) == 55_000 * PART_SIZE
+
+
+def _lock() -> Lock:
+    return Lock(datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=1))
+
+
+def _no_object(client: Any, bucket: str, key: str) -> None:
+    with pytest.raises(ClientError) as caught:
+        client.head_object(Bucket=bucket, Key=key)
+    assert caught.value.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound")
+    uploads = client.list_multipart_uploads(Bucket=bucket).get("Uploads") or []
+    assert [u for u in uploads if u["Key"] == key] == []
+
+
+def test_an_interrupted_upload_leaves_no_object(s3_server: S3Server) -> None:
+    client = s3_server.client()
+    bucket = s3_server.new_bucket()
+    writer = ObjectWriter(client, bucket, "cut/short.evidence", _lock())
+    writer.write(os.urandom(PART_SIZE + 1000))  # one part sent, the next begun
+    writer.abort()
+    _no_object(client, bucket, "cut/short.evidence")
+
+
+def test_a_failing_part_aborts_and_leaves_no_object(s3_server: S3Server) -> None:
+    client = s3_server.client()
+    bucket = s3_server.new_bucket()
+    sent = {"parts": 0}
+    real = client.upload_part
+
+    def fails_second(**arguments: Any) -> Any:
+        sent["parts"] += 1
+        if arguments["PartNumber"] == 2:
+            raise ClientError({"Error": {"Code": "InternalError", "Message": "disk"}}, "UploadPart")
+        return real(**arguments)
+
+    client.upload_part = fails_second
+    writer = ObjectWriter(client, bucket, "fails.evidence", _lock())
+    with pytest.raises(StoreError):
+        writer.write(os.urandom(2 * PART_SIZE + 10))
+        writer.complete()
+    writer.abort()
+    _no_object(s3_server.client(), bucket, "fails.evidence")
+
+
+def test_the_held_first_part_is_patched_and_sent_last(s3_server: S3Server) -> None:
+    client = s3_server.client()
+    bucket = s3_server.new_bucket()
+    data = bytearray(os.urandom(PART_SIZE + MIN_PART // 2))
+    writer = ObjectWriter(client, bucket, "held.evidence", _lock(), hold_first=True)
+    writer.write(data)
+
+    def patch(first: bytearray) -> None:
+        first[10:14] = b"SIZE"
+
+    uploaded = writer.complete(patch)
+    data[10:14] = b"SIZE"
+    stored = client.get_object(Bucket=bucket, Key="held.evidence")["Body"].read()
+    assert stored == data
+    assert read_back(client, uploaded, bucket) == hashlib.sha256(data).hexdigest()
+    head = client.head_object(Bucket=bucket, Key="held.evidence")
+    assert head["ObjectLockMode"] == "COMPLIANCE"
+
+
+def test_completion_never_replaces_an_object(s3_server: S3Server) -> None:
+    client = s3_server.client()
+    bucket = s3_server.new_bucket()
+    client.put_object(Bucket=bucket, Key="taken.evidence", Body=b"first")
+    writer = ObjectWriter(client, bucket, "taken.evidence", _lock())
+    writer.write(b"second")
+    with pytest.raises(ObjectExists):
+        writer.complete()
+    assert client.get_object(Bucket=bucket, Key="taken.evidence")["Body"].read() == b"first"
+    assert len(client.list_object_versions(Bucket=bucket)["Versions"]) == 1
