@@ -33,6 +33,7 @@ from evidencekit.cli.app import (
     resolve_signing_key,
     run,
 )
+from evidencekit.cli.capture_web import web_options, web_sources
 from evidencekit.cli.cmd_profiles import ProfileSelection, complete_profile, select_profile
 from evidencekit.cli.cmd_timestamp import (
     checked_urls,
@@ -105,6 +106,7 @@ from evidencekit.stamping import Stamped, add_timestamps, later_command
               help="Use the profile's rules for this system (default: this machine's), e.g. "
               "for a mounted Windows home with USERPROFILE set.")
 @live_options
+@web_options
 @tsa_option
 @tsa_ca_option
 @progress_option
@@ -137,6 +139,7 @@ def capture_command(sources: tuple[Path, ...], output: Path | None, case_id: str
         check_case(case)  # what the bundle could not be read back with: refused before anything
         urls = checked_urls(tsa_urls)
         tsa_roots = roots_from(tsa_ca)
+        web = web_sources(incident_args)  # its options out of the incident's; URLs checked
         record = guided.incident_record(incident_args)  # checked before any question
         piped: tuple[EvidenceSource, ...] = () if stdin_name is None else (
             StdinSource(stdin_name),)  # refuses a terminal
@@ -145,6 +148,7 @@ def capture_command(sources: tuple[Path, ...], output: Path | None, case_id: str
                                     hashes=hashes) for device in devices)
         piped += live_sources(live or bool(selection and selection.profile.live), memory_tool,
                               memory_timeout)
+        piped += web
         if not paths and not piped and interactive() and not as_json:
             defaults = guided.GuidedDefaults(output, incident=record,
                                              incident_source=guided.incident_source(incident_args),

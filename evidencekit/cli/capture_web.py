@@ -1,0 +1,48 @@
+"""The web page options of ``capture`` (``--url`` and its limits), kept out of cmd_capture.py."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from evidencekit.sources.web import Limits, WebSource
+from evidencekit.sources.web.page import DEFAULT_USER_AGENT
+
+F = TypeVar("F", bound=Callable[..., Any])
+_DEFAULTS = Limits()
+_KEYS = ("urls", "url_timeout", "url_max_size", "user_agent")
+
+
+def web_options(f: F) -> F:
+    options = [
+        click.option("--url", "urls", multiple=True, metavar="URL",
+                     help="Also capture this web page (http or https) with its images, style "
+                     "sheets and scripts, as WARC, with a screenshot and PDF made by Chromium "
+                     "if installed. Repeatable."),
+        click.option("--url-timeout", type=click.FloatRange(0.1, 3600), metavar="SECONDS",
+                     default=_DEFAULTS.timeout, show_default=True,
+                     help="Time allowed for each request of --url (a server that does not "
+                     "answer, or answers forever, is recorded as such)."),
+        click.option("--url-max-size", type=click.IntRange(1024, 1 << 32), metavar="BYTES",
+                     default=_DEFAULTS.max_response, show_default=True,
+                     help="Largest answer kept for each request of --url (larger ones are "
+                     "kept cut, and recorded as cut)."),
+        click.option("--user-agent", metavar="TEXT", default=DEFAULT_USER_AGENT,
+                     help="The User-Agent sent with --url (default: evidencekit's own, which "
+                     "says what it is; a site that hides from robots may need a browser's)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def web_sources(options: dict[str, Any]) -> tuple[WebSource, ...]:
+    """The web source the options ask for (none without --url); the options are taken out of
+    *options* (the command's remaining keyword arguments)."""
+    urls, timeout, max_size, user_agent = (options.pop(key) for key in _KEYS)
+    if not urls:
+        return ()
+    limits = Limits(timeout=timeout, max_response=max_size, user_agent=user_agent)
+    return (WebSource(list(urls), limits),)  # checks every URL before anything is read

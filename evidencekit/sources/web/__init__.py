@@ -1,0 +1,158 @@
+"""Web pages as evidence (``capture --url URL``): each URL a source of kind ``web``.
+
+For each URL, under ``data/HOST/`` (docs/FORMAT.md §4.3):
+
+- ``page.warc.gz``: every HTTP exchange as WARC 1.1 records (warc.py): the page, the redirects
+  followed to it, its own resources one level deep (resources.py), each exchange's resolved
+  addresses and TLS certificate chain (a metadata record);
+- ``screenshot.png`` and ``page.pdf``: made by headless Chromium from the capture, not from the
+  network (render.py), when Chromium is installed; the capture document says why otherwise;
+- ``web-capture.json``: what was fetched, when, from where, how it ended
+  (docs/schemas/web-capture.schema.json).
+
+A page that was not captured whole (no answer, an answer cut by a limit, a resource that failed)
+is stored as far as it came and recorded as an error of ``page.warc.gz``: the capture is then
+incomplete (exit code 3), never silent.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+
+from evidencekit import canonical
+from evidencekit.clock import Clock, system_clock
+from evidencekit.errors import UsageError
+from evidencekit.sources.base import BytesContent, Content, Skip, SourceRecord, StreamEntry
+from evidencekit.sources.web.fetch import Limits
+from evidencekit.sources.web.page import (
+    DEFAULT_USER_AGENT,
+    PageCapture,
+    capture_json,
+    capture_page,
+)
+from evidencekit.sources.web.render import Rendering, render
+from evidencekit.walk import Entry, unique_name
+
+KIND = "web"
+WARC_NAME = "page.warc.gz"
+SCREENSHOT_NAME = "screenshot.png"
+PDF_NAME = "page.pdf"
+DOCUMENT_NAME = "web-capture.json"
+
+Renderer = Callable[[str, dict[str, bytes]], Rendering]
+
+__all__ = ["KIND", "Limits", "WebSource", "check_url"]
+
+
+def check_url(text: str) -> str:
+    """*text* as the URL to fetch: http or https, a host, no user name or password in it (they
+    would be stored in the manifest), non-ASCII host names in IDNA and non-ASCII paths
+    percent-encoded. UsageError otherwise."""
+    parts = urllib.parse.urlsplit(text.strip())
+    hint = "e.g. --url https://fake-bank.example/login"
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"--url needs an http:// or https:// address, not {text!r}", hint=hint)
+    if parts.username is not None or parts.password is not None:
+        raise UsageError("--url: leave the user name and password out of the address (they "
+                         "would be stored in the bundle's records)", hint=hint)
+    try:
+        host = parts.hostname.encode("idna").decode("ascii")
+        port = f":{parts.port}" if parts.port else ""
+    except (UnicodeError, ValueError):
+        raise UsageError(f"--url: the address {text!r} has no usable host name or port",
+                         hint=hint) from None
+    if ":" in host:
+        host = f"[{host}]"
+    path = urllib.parse.quote(parts.path or "/", safe="/%:@!$&'()*+,;=-._~")
+    query = urllib.parse.quote(parts.query, safe="/%:@!$&'()*+,;=-._~?")
+    return urllib.parse.urlunsplit((parts.scheme.lower(), host + port, path, query, ""))
+
+
+class _WarcContent(BytesContent):
+    """The WARC, with what is missing from it (:class:`evidencekit.sources.PartlyRead`): the
+    manifest entry's ``error``, and the capture incomplete, when the page was not captured
+    whole."""
+
+    def __init__(self, data: bytes, problems: list[str]) -> None:
+        super().__init__(data)
+        self._problems = problems
+
+    def unread(self) -> str | None:
+        return "; ".join(self._problems) or None
+
+
+class WebSource:
+    """The pages at *urls* (checked with :func:`check_url`), fetched when the pipeline asks for
+    their entries: within the capture, so that its start and end bracket every fetch."""
+
+    def __init__(self, urls: list[str], limits: Limits | None = None,
+                 renderer: Renderer = render, clock: Clock = system_clock) -> None:
+        self._urls = [check_url(url) for url in urls]
+        self._given = list(urls)
+        limits = limits or Limits()
+        self._limits = limits if limits.user_agent else replace(limits,
+                                                                user_agent=DEFAULT_USER_AGENT)
+        self._renderer = renderer
+        self._clock = clock
+        self._first = 0
+        self._names = [_host_name(url) for url in self._urls]
+        self._final = list(self._urls)
+        self.captured: list[PageCapture] = []  # for the command's summary, once read
+
+    def place(self, first_index: int, taken: set[str]) -> None:
+        self._first = first_index
+        for number, name in enumerate(self._names):
+            self._names[number] = unique_name(name, taken)
+            taken.add(self._names[number])
+
+    def records(self) -> list[SourceRecord]:
+        return [SourceRecord(self._first + number, given.encode("utf-8"),
+                             self._final[number].encode("utf-8"), self._names[number], kind=KIND)
+                for number, given in enumerate(self._given)]
+
+    def estimate(self, skip: Skip) -> tuple[int, int | None]:
+        return 4 * len(self._urls), None
+
+    def entries(self, skip: Skip) -> Iterator[Entry | StreamEntry]:
+        for number, url in enumerate(self._urls):
+            yield from self._page(number, url)
+
+    def _page(self, number: int, url: str) -> Iterator[StreamEntry]:
+        index, name = self._first + number, self._names[number]
+        capture = capture_page(url, self._limits, self._clock, warc_name=WARC_NAME)
+        self.captured.append(capture)
+        self._final[number] = capture.final_url
+        replay = capture.replay()
+        if replay:
+            rendering = self._renderer(url, replay)
+        else:
+            nothing = "nothing was received from the site: there is nothing to render"
+            rendering = Rendering(absent={"screenshot": nothing, "pdf": nothing})
+        problems = capture.problems()
+
+        def entry(file: str, content: Content) -> StreamEntry:
+            return StreamEntry(index, f"{name}/{file}".encode(), f"data/{name}/{file}",
+                               content, mtime_ns=capture.started_ns)
+
+        yield entry(WARC_NAME, _WarcContent(capture.warc, problems))
+        files: dict[str, object] = {"warc": WARC_NAME, "screenshot": None, "pdf": None,
+                                    "absent": rendering.absent, "browser": rendering.browser,
+                                    "rendered_from": "the WARC, through a replay proxy on "
+                                    "127.0.0.1 (no second fetch)",
+                                    "asked_by_browser_not_captured": rendering.not_captured}
+        if rendering.screenshot is not None:
+            files["screenshot"] = SCREENSHOT_NAME
+            yield entry(SCREENSHOT_NAME, BytesContent(rendering.screenshot))
+        if rendering.pdf is not None:
+            files["pdf"] = PDF_NAME
+            yield entry(PDF_NAME, BytesContent(rendering.pdf))
+        yield entry(DOCUMENT_NAME, BytesContent(canonical.dumps(capture_json(capture, files))))
+
+
+def _host_name(url: str) -> str:
+    """The folder name of a page: its host (an IPv6 address's colons as ``_``, for file systems
+    that refuse them)."""
+    host = urllib.parse.urlsplit(url).hostname or "page"
+    return host.replace(":", "_")

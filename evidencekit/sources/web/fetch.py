@@ -1,0 +1,343 @@
+"""One HTTP/1.1 exchange, kept byte for byte: what was sent, what came back, over which address
+and which TLS certificates, within a time and a size limit.
+
+The standard library's HTTP clients parse and forget; evidence needs the bytes as they crossed
+the wire (status line, headers, chunked framing, compressed body), so the exchange is spoken here
+on a plain socket: one request with ``Connection: close``, then the response read until it is
+complete (its ``Content-Length``, its last chunk, or the server closing), until the time limit
+(a server that never answers, or answers forever), or until the size limit. Nothing here raises
+on the network's account: every outcome is an :class:`Exchange` that says what happened.
+
+A certificate that does not verify (self-signed, expired, another name: common on phishing
+sites) is recorded with the reason, and the page is fetched all the same without trusting it:
+the evidence is what the site served, and a victim needs it most when the site is a fake.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+import urllib.parse
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from evidencekit.clock import Clock, system_clock
+
+_RECEIVE = 1 << 16
+_MAX_HEADER = 1 << 20  # a header block larger than this is not HTTP we can use
+REDIRECTS = (301, 302, 303, 307, 308)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How long and how much (documented in README and FORMAT.md §4.3)."""
+
+    timeout: float = 30.0  # seconds for one exchange: resolve, connect, TLS, request, response
+    max_response: int = 20 << 20  # bytes of one response (headers and body as received)
+    max_resources: int = 100  # images, style sheets, scripts... of one page
+    max_redirects: int = 10
+    user_agent: str = ""
+
+
+@dataclass
+class TlsInfo:
+    version: str | None = None
+    cipher: str | None = None
+    verified: bool = False
+    verify_error: str | None = None  # why the chain or the name did not verify
+    chain: list[bytes] = field(default_factory=list)  # DER, the server's certificate first
+
+
+@dataclass
+class Exchange:
+    """One request and what came back (or why nothing did)."""
+
+    url: str
+    started_ns: int
+    addresses: list[str] = field(default_factory=list)  # what the name resolved to
+    address: str | None = None  # the one connected to
+    port: int = 0
+    tls: TlsInfo | None = None
+    request: bytes = b""  # as sent; empty when it could not be sent
+    response: bytes = b""  # as received: status line, headers and body
+    response_started_ns: int | None = None
+    finished_ns: int = 0
+    truncated: str | None = None  # WARC-Truncated: "time", "length" or "disconnect"
+    error: str | None = None  # the exchange failed: no (complete) answer
+    status: int | None = None
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body_offset: int = 0  # where the body starts in ``response``
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers:
+            if key.lower() == name.lower():
+                return value
+        return None
+
+    @property
+    def redirect_to(self) -> str | None:
+        location = self.header("Location")
+        if self.status in REDIRECTS and location:
+            return urllib.parse.urljoin(self.url, location.strip())
+        return None
+
+    def body(self) -> bytes:
+        """The entity: transfer coding undone and gzip/deflate content coding undone (what
+        could not be undone is returned as it is)."""
+        raw = self.response[self.body_offset:]
+        if (self.header("Transfer-Encoding") or "").lower().strip().endswith("chunked"):
+            raw = _dechunk(raw)
+        coding = (self.header("Content-Encoding") or "").lower().strip()
+        try:
+            if coding in ("gzip", "x-gzip"):
+                return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(raw)
+            if coding == "deflate":
+                return zlib.decompress(raw)
+        except zlib.error:
+            return raw
+        return raw
+
+
+class _Deadline:
+    def __init__(self, seconds: float, monotonic: Callable[[], float]) -> None:
+        self._monotonic = monotonic
+        self._end = monotonic() + seconds
+        self.seconds = seconds
+
+    def left(self) -> float:
+        left = self._end - self._monotonic()
+        if left <= 0:
+            raise TimeoutError
+        return left
+
+
+def fetch(url: str, limits: Limits, clock: Clock = system_clock,
+          monotonic: Callable[[], float] = time.monotonic) -> Exchange:
+    """GET *url* (http or https) once; never raises for what the network does."""
+    exchange = Exchange(url, clock())
+    deadline = _Deadline(limits.timeout, monotonic)
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    exchange.port = parts.port or (443 if parts.scheme == "https" else 80)
+    sock: socket.socket | None = None
+    try:
+        exchange.addresses = _resolve(host, exchange.port)
+        sock = _connect(exchange, deadline)
+        if parts.scheme == "https":
+            sock = _tls(sock, host, exchange, deadline)
+        exchange.request = _request(parts, limits.user_agent)
+        sock.settimeout(deadline.left())
+        sock.sendall(exchange.request)
+        _receive(sock, exchange, limits, deadline, clock)
+    except TimeoutError:
+        exchange.error = (f"no complete answer within {deadline.seconds:g} s"
+                          if exchange.response else
+                          f"the server did not answer within {deadline.seconds:g} s")
+        if exchange.response:
+            exchange.truncated = "time"
+    except socket.gaierror as exc:
+        exchange.error = f"the name {host!r} could not be resolved: {exc.strerror}"
+    except ssl.SSLError as exc:
+        exchange.error = f"TLS failed: {exc.reason or exc}"
+    except OSError as exc:
+        exchange.error = f"the connection failed: {exc.strerror or exc}"
+    finally:
+        if sock is not None:
+            sock.close()
+        exchange.finished_ns = clock()
+    _parse_head(exchange)
+    return exchange
+
+
+def _resolve(host: str, port: int) -> list[str]:
+    found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addresses: list[str] = []
+    for _, _, _, _, address in found:
+        if str(address[0]) not in addresses:
+            addresses.append(str(address[0]))
+    return addresses
+
+
+def _connect(exchange: Exchange, deadline: _Deadline) -> socket.socket:
+    last: OSError = OSError("no address to connect to")
+    for address in exchange.addresses:
+        try:
+            sock = socket.create_connection((address, exchange.port), timeout=deadline.left())
+        except TimeoutError:
+            raise
+        except OSError as exc:
+            last = exc
+            continue
+        exchange.address = address
+        return sock
+    raise last
+
+
+def _tls(sock: socket.socket, host: str, exchange: Exchange, deadline: _Deadline
+         ) -> socket.socket:
+    """TLS, verified against the system's roots; when that fails, the reason is kept and the
+    connection made again without verifying (the site is recorded, not trusted)."""
+    info = exchange.tls = TlsInfo()
+    context = ssl.create_default_context()
+    context.set_alpn_protocols(["http/1.1"])
+    try:
+        sock.settimeout(deadline.left())
+        wrapped = context.wrap_socket(sock, server_hostname=host)
+        info.verified = True
+    except ssl.SSLCertVerificationError as exc:
+        sock.close()
+        info.verify_error = str(exc.verify_message or exc.reason or exc)
+        plain = socket.create_connection((exchange.address or host, exchange.port),
+                                         timeout=deadline.left())
+        unchecked = ssl.create_default_context()
+        unchecked.check_hostname = False
+        unchecked.verify_mode = ssl.CERT_NONE
+        unchecked.set_alpn_protocols(["http/1.1"])
+        wrapped = unchecked.wrap_socket(plain, server_hostname=host)
+    info.version = wrapped.version()
+    cipher = wrapped.cipher()
+    info.cipher = cipher[0] if cipher else None
+    info.chain = _chain(wrapped, info.verified)
+    return wrapped
+
+
+def _chain(sock: ssl.SSLSocket, verified: bool) -> list[bytes]:
+    """The certificates the server sent (DER), its own first. Python 3.13 names the methods;
+    3.10 to 3.12 have them on the underlying object only."""
+    inner = getattr(sock, "_sslobj", None)
+    getter = getattr(sock, "get_unverified_chain", None) or \
+        getattr(inner, "get_unverified_chain", None)
+    if getter is not None:
+        der = getattr(ssl, "_ssl").ENCODING_DER  # noqa: B009 (not re-exported before 3.13)
+        return [c if isinstance(c, bytes) else c.public_bytes(der) for c in getter() or []]
+    leaf = sock.getpeercert(binary_form=True)
+    return [leaf] if leaf else []
+
+
+def _request(parts: urllib.parse.SplitResult, user_agent: str) -> bytes:
+    target = parts.path or "/"
+    if parts.query:
+        target += "?" + parts.query
+    default_port = 443 if parts.scheme == "https" else 80
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if parts.port and parts.port != default_port:
+        host += f":{parts.port}"
+    lines = [f"GET {target} HTTP/1.1", f"Host: {host}", f"User-Agent: {user_agent}",
+             "Accept: */*", "Accept-Encoding: gzip, identity", "Connection: close"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii", "strict")
+
+
+def _receive(sock: socket.socket, exchange: Exchange, limits: Limits, deadline: _Deadline,
+             clock: Clock) -> None:
+    received = bytearray()
+    ends = _End()
+    while True:
+        sock.settimeout(deadline.left())
+        try:
+            piece = sock.recv(min(_RECEIVE, limits.max_response - len(received)))
+        except TimeoutError:
+            exchange.response = bytes(received)
+            raise
+        if not piece:
+            break
+        if exchange.response_started_ns is None:
+            exchange.response_started_ns = clock()
+        received += piece
+        if ends.complete(received):
+            break
+        if len(received) >= limits.max_response:
+            exchange.truncated = "length"
+            exchange.error = (f"the answer was cut at {limits.max_response} bytes "
+                              "(the size limit for one answer)")
+            break
+    exchange.response = bytes(received)
+    if not received:
+        exchange.error = "the server closed the connection without answering"
+    elif exchange.truncated is None and not ends.complete(received, closed=True):
+        exchange.truncated = "disconnect"
+        exchange.error = "the server closed the connection before the end of its answer"
+
+
+class _End:
+    """Whether a response received so far is complete."""
+
+    def complete(self, data: bytearray, closed: bool = False) -> bool:
+        head_end = data.find(b"\r\n\r\n")
+        if head_end < 0:
+            return False
+        body = memoryview(data)[head_end + 4:]
+        head = bytes(data[:head_end]).decode("latin-1").lower()
+        status = head.split(" ", 2)[1] if head.count(" ") >= 1 else ""
+        if status in ("204", "304") or status.startswith("1"):
+            return True
+        length = _header_in(head, "content-length")
+        if (_header_in(head, "transfer-encoding") or "").strip().endswith("chunked"):
+            return _chunks_end(bytes(body)) is not None
+        if length is not None and length.strip().isdigit():
+            return len(body) >= int(length)
+        return closed  # delimited by the connection closing
+
+
+def _header_in(head: str, name: str, default: str | None = None) -> str | None:
+    for line in head.split("\r\n")[1:]:
+        key, _, value = line.partition(":")
+        if key.strip() == name:
+            return value.strip()
+    return default
+
+
+def _chunks_end(body: bytes) -> int | None:
+    """The offset just past the last chunk (and its trailers), or None if not there yet."""
+    at = 0
+    while True:
+        line_end = body.find(b"\r\n", at)
+        if line_end < 0:
+            return None
+        size_text = body[at:line_end].split(b";", 1)[0].strip()
+        try:
+            size = int(size_text, 16)
+        except ValueError:
+            return len(body)  # not chunked after all: nothing more to wait for
+        at = line_end + 2
+        if size == 0:
+            trailer_end = body.find(b"\r\n\r\n", at - 2)
+            return None if trailer_end < 0 else trailer_end + 4
+        at += size + 2
+        if at > len(body):
+            return None
+
+
+def _dechunk(raw: bytes) -> bytes:
+    out = bytearray()
+    at = 0
+    while True:
+        line_end = raw.find(b"\r\n", at)
+        if line_end < 0:
+            return bytes(out)
+        try:
+            size = int(raw[at:line_end].split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            return bytes(out)
+        if size == 0:
+            return bytes(out)
+        out += raw[line_end + 2:line_end + 2 + size]
+        at = line_end + 2 + size + 2
+
+
+def _parse_head(exchange: Exchange) -> None:
+    head_end = exchange.response.find(b"\r\n\r\n")
+    if head_end < 0 or head_end > _MAX_HEADER:
+        return
+    lines = exchange.response[:head_end].decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ", 2)
+    if len(parts) >= 2 and parts[0].startswith("HTTP/") and parts[1].isdigit():
+        exchange.status = int(parts[1])
+    for line in lines[1:]:
+        key, sep, value = line.partition(":")
+        if sep:
+            exchange.headers.append((key.strip(), value.strip()))
+    exchange.body_offset = head_end + 4

@@ -1,0 +1,216 @@
+"""One page: its URL fetched (redirects followed), then its own resources, every exchange written
+to one WARC file, and a JSON document describing the fetch (docs/schemas/web-capture.schema.json).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography import x509
+
+from evidencekit import __version__, canonical
+from evidencekit.clock import Clock, rfc3339, system_clock
+from evidencekit.sources.web import warc
+from evidencekit.sources.web.fetch import Exchange, Limits, fetch
+from evidencekit.sources.web.resources import charset_of, is_html, page_resources
+
+DOCUMENT_TYPE = "evidencekit.web-capture"
+DEFAULT_USER_AGENT = (f"evidencekit/{__version__} (evidence preservation: one page and its own "
+                      "resources; +https://github.com/evidencekit/evidencekit)")
+PAGE_TIME_FACTOR = 10  # a whole page (redirects and resources) gets ten exchanges' time
+
+
+@dataclass
+class PageCapture:
+    """What :func:`capture_page` got: the WARC's bytes and the exchanges, in order."""
+
+    given: str
+    started_ns: int
+    limits: Limits
+    exchanges: list[tuple[str, Exchange]] = field(default_factory=list)  # (role, exchange)
+    not_fetched: list[tuple[str, str]] = field(default_factory=list)  # (url, why)
+    record_ids: list[tuple[str, str | None]] = field(default_factory=list)  # request, response
+    warc: bytes = b""
+    finished_ns: int = 0
+
+    @property
+    def page(self) -> Exchange | None:
+        """The last exchange of the redirect chain: the page itself."""
+        chain = [exchange for role, exchange in self.exchanges if role != "resource"]
+        return chain[-1] if chain else None
+
+    @property
+    def final_url(self) -> str:
+        page = self.page
+        return page.url if page else self.given
+
+    def problems(self) -> list[str]:
+        """Sentences for what is missing: the page's own failure first, then its resources'."""
+        found = []
+        page = self.page
+        if page is None or page.error:
+            found.append(f"the page {self.final_url} was not captured whole: "
+                         f"{page.error if page else 'nothing fetched'}")
+        elif page.redirect_to:
+            found.append(f"the page {self.given} redirects more than {self.limits.max_redirects} "
+                         "times; the redirects are recorded, the page is not")
+        failed = [(e.url, e.error) for role, e in self.exchanges if role == "resource" and e.error]
+        for url, why in failed + self.not_fetched:
+            found.append(f"the resource {url} was not captured whole: {why}")
+        return found
+
+    def replay(self) -> dict[str, bytes]:
+        """URL → the response as received, for rendering from the WARC (render.py)."""
+        return {exchange.url: exchange.response for _, exchange in self.exchanges
+                if exchange.response}
+
+
+def capture_page(url: str, limits: Limits, clock: Clock = system_clock,
+                 monotonic: Callable[[], float] = time.monotonic,
+                 warc_name: str = "page.warc.gz") -> PageCapture:
+    capture = PageCapture(url, clock(), limits)
+    deadline = monotonic() + limits.timeout * PAGE_TIME_FACTOR
+    out = [warc.warcinfo(capture.started_ns, warc_name, warc.record_id())]
+    current: str | None = url
+    for hop in range(limits.max_redirects + 1):
+        assert current is not None
+        exchange = fetch(current, limits, clock, monotonic)
+        capture.exchanges.append(("page" if hop == 0 else "redirected", exchange))
+        out.extend(_records(exchange, capture))
+        current = exchange.redirect_to
+        if current is None:
+            break
+    page = capture.page
+    if page is not None and page.redirect_to is None and page.status == 200 and \
+            not page.error:
+        body = page.body()
+        content_type = page.header("Content-Type")
+        if is_html(content_type, body):
+            wanted = page_resources(body, page.url, charset_of(content_type))
+            for index, resource in enumerate(wanted):
+                if index >= limits.max_resources:
+                    capture.not_fetched.append(
+                        (resource, f"not fetched: more than {limits.max_resources} resources"))
+                elif monotonic() >= deadline:
+                    capture.not_fetched.append(
+                        (resource, "not fetched: the time for the whole page "
+                         f"({limits.timeout * PAGE_TIME_FACTOR:g} s) had run out"))
+                else:
+                    out.extend(_fetch_resource(resource, limits, clock, monotonic, capture))
+    capture.warc = b"".join(out)
+    capture.finished_ns = clock()
+    return capture
+
+
+def _fetch_resource(url: str, limits: Limits, clock: Clock, monotonic: Callable[[], float],
+                    capture: PageCapture) -> list[bytes]:
+    out: list[bytes] = []
+    current: str | None = url
+    for _ in range(limits.max_redirects + 1):
+        assert current is not None
+        exchange = fetch(current, limits, clock, monotonic)
+        capture.exchanges.append(("resource", exchange))
+        out.extend(_records(exchange, capture))
+        current = exchange.redirect_to
+        if current is None:
+            break
+    return out
+
+
+def _records(exchange: Exchange, capture: PageCapture) -> list[bytes]:
+    """The request, the response (when any byte came back) and the connection's metadata
+    (addresses, TLS, what went wrong) of one exchange."""
+    out: list[bytes] = []
+    request_id = warc.record_id()
+    response_id = warc.record_id() if exchange.response else None
+    common = [("WARC-Target-URI", exchange.url)]
+    if exchange.address:
+        common.append(("WARC-IP-Address", exchange.address))
+    if exchange.request:
+        concurrent = [("WARC-Concurrent-To", response_id)] if response_id else []
+        out.append(warc.record("request", exchange.request, exchange.started_ns,
+                               "application/http;msgtype=request", common + concurrent,
+                               request_id, payload_offset=len(exchange.request)))
+    if response_id is not None:
+        extra = [("WARC-Truncated", exchange.truncated)] if exchange.truncated else []
+        offset = exchange.body_offset if exchange.status is not None else None
+        out.append(warc.record("response", exchange.response,
+                               exchange.response_started_ns or exchange.started_ns,
+                               "application/http;msgtype=response", common + extra,
+                               response_id, payload_offset=offset))
+    about = response_id or (request_id if exchange.request else None)
+    refers = [("WARC-Concurrent-To", about)] if about else []
+    metadata = canonical.dumps(connection_json(exchange))
+    out.append(warc.record("metadata", metadata, exchange.started_ns, "application/json",
+                           [("WARC-Target-URI", exchange.url), *refers], warc.record_id()))
+    capture.record_ids.append((request_id if exchange.request else "", response_id))
+    return out
+
+
+def connection_json(exchange: Exchange) -> dict[str, Any]:
+    """What the exchange was, beyond its bytes: where it went, over what, and how it ended."""
+    tls = None
+    if exchange.tls is not None:
+        tls = {"version": exchange.tls.version, "cipher": exchange.tls.cipher,
+               "verified": exchange.tls.verified, "verify_error": exchange.tls.verify_error,
+               "certificates": [certificate_json(der) for der in exchange.tls.chain]}
+    return {
+        "url": exchange.url, "started": rfc3339(exchange.started_ns),
+        "finished": rfc3339(exchange.finished_ns),
+        "resolved_addresses": exchange.addresses, "address": exchange.address,
+        "port": exchange.port, "tls": tls, "status": exchange.status,
+        "content_type": exchange.header("Content-Type"),
+        "redirect_to": exchange.redirect_to,
+        "request_bytes": len(exchange.request), "response_bytes": len(exchange.response),
+        "truncated": exchange.truncated, "error": exchange.error,
+    }
+
+
+def certificate_json(der: bytes) -> dict[str, Any]:
+    """A certificate as sent (DER, base64) with what a reader looks for first."""
+    found: dict[str, Any] = {"sha256": hashlib.sha256(der).hexdigest(),
+                             "der_b64": base64.b64encode(der).decode("ascii")}
+    try:
+        cert = x509.load_der_x509_certificate(der)
+        found.update({"subject": cert.subject.rfc4514_string(),
+                      "issuer": cert.issuer.rfc4514_string(),
+                      "serial": format(cert.serial_number, "x"),
+                      "not_before": cert.not_valid_before_utc.isoformat(),
+                      "not_after": cert.not_valid_after_utc.isoformat()})
+    except ValueError:
+        found["subject"] = None  # kept as sent all the same
+    return found
+
+
+def capture_json(capture: PageCapture, files: dict[str, Any]) -> dict[str, Any]:
+    """The document stored beside the WARC (docs/schemas/web-capture.schema.json)."""
+    page = capture.page
+    exchanges = []
+    for (role, exchange), (request_id, response_id) in zip(capture.exchanges,
+                                                          capture.record_ids, strict=True):
+        exchanges.append({"role": role, **connection_json(exchange),
+                          "warc_request_id": request_id or None,
+                          "warc_response_id": response_id})
+    return {
+        "type": DOCUMENT_TYPE, "version": 1,
+        "url": capture.given, "final_url": capture.final_url,
+        "host": urllib.parse.urlsplit(capture.final_url).hostname,
+        "started": rfc3339(capture.started_ns), "finished": rfc3339(capture.finished_ns),
+        "user_agent": capture.limits.user_agent,
+        "limits": {"timeout_ms": round(capture.limits.timeout * 1000),
+                   "max_response_bytes": capture.limits.max_response,
+                   "max_resources": capture.limits.max_resources,
+                   "max_redirects": capture.limits.max_redirects},
+        "status": page.status if page else None,
+        "complete": not capture.problems(),
+        "problems": capture.problems(),
+        "exchanges": exchanges,
+        "not_fetched": [{"url": url, "reason": why} for url, why in capture.not_fetched],
+        "files": files,
+    }

@@ -1,0 +1,247 @@
+"""A screenshot (PNG) and a print (PDF) of a captured page, made by headless Chromium from the
+capture itself, never from the network.
+
+Letting the browser load the URL would fetch the page a second time, perhaps served differently
+(phishing kits show a harmless page to a second visit, or to a browser from elsewhere), and the
+pictures would not show the evidence. So Chromium is pointed at a replay proxy on 127.0.0.1
+(this module) that answers every request with the response recorded in the WARC, byte for byte,
+and with 404 for anything the capture does not hold (a script's own requests, a style sheet's
+fonts): those are listed in the capture document as ``asked_by_browser_not_captured``. HTTPS
+requests reach the proxy as CONNECT: it answers them with TLS under a certificate it makes for
+the occasion, which Chromium is told to accept; the site's own certificates are those recorded
+in the WARC. Chromium runs with its own empty profile and no background services, so that it
+has no other way out (FORMAT.md §4.3, README "Web pages").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+BROWSER_ENV = "EVIDENCEKIT_CHROMIUM"
+RENDER_TIMEOUT = 60.0  # seconds for one picture
+WINDOW = "1280,1024"
+# The browser's own calls home, turned off (the replay proxy would refuse them anyway).
+_QUIET_FEATURES = ("NetworkTimeServiceQuerying", "AutofillServerCommunication",
+                   "OptimizationHints", "MediaRouter", "Translate", "SafeBrowsing",
+                   "CertificateTransparencyComponentUpdater", "AccountConsistency",
+                   "DialMediaRouteProvider", "InterestFeedContentSuggestions")
+_NOT_CAPTURED = (b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 44\r\n"
+                 b"Connection: close\r\n\r\nNot part of the evidencekit capture (replay)\n")
+
+
+@dataclass
+class Rendering:
+    """The pictures made (bytes), or why each is absent."""
+
+    screenshot: bytes | None = None
+    pdf: bytes | None = None
+    absent: dict[str, str] = field(default_factory=dict)  # "screenshot"/"pdf" -> why
+    browser: str | None = None  # the browser's version line
+    not_captured: list[str] = field(default_factory=list)  # asked by the browser, 404
+
+
+def find_browser() -> str | None:
+    chosen = os.environ.get(BROWSER_ENV)
+    if chosen:
+        return shutil.which(chosen) or (chosen if os.access(chosen, os.X_OK) else None)
+    for name in BROWSERS:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def render(url: str, replay: dict[str, bytes], browser: str | None = None) -> Rendering:
+    """Pictures of *url* as replayed from *replay* (URL -> response as received)."""
+    result = Rendering()
+    program = browser or find_browser()
+    if not program:
+        missing = ("Chromium is not installed (Debian/Ubuntu: apt install chromium; or set "
+                   f"{BROWSER_ENV} to a Chromium or Chrome program)")
+        result.absent = {"screenshot": missing, "pdf": missing}
+        return result
+    result.browser = _version(program)
+    with _ReplayProxy(replay) as proxy, tempfile.TemporaryDirectory(prefix="ek-web-") as work:
+        folder = Path(work)
+        for what, flag, name in (("screenshot", "--screenshot", "page.png"),
+                                 ("pdf", "--print-to-pdf", "page.pdf")):
+            made, why = _run(program, url, proxy.port, folder, [f"{flag}={folder / name}"],
+                             folder / name)
+            if what == "screenshot":
+                result.screenshot = made
+            else:
+                result.pdf = made
+            if why:
+                result.absent[what] = why
+        result.not_captured = sorted(proxy.missing)
+    return result
+
+
+def _version(browser: str) -> str | None:
+    try:
+        done = subprocess.run([browser, "--version"], capture_output=True, timeout=30,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.decode("utf-8", "replace").strip() or None
+
+
+def _run(browser: str, url: str, port: int, folder: Path, output: list[str], made: Path
+         ) -> tuple[bytes | None, str | None]:
+    profile = folder / "profile"
+    command = [browser, "--headless", "--disable-gpu", f"--user-data-dir={profile}",
+               f"--proxy-server=http://127.0.0.1:{port}", "--proxy-bypass-list=<-loopback>",
+               "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+               "--ignore-certificate-errors", "--no-first-run", "--no-default-browser-check",
+               "--disable-background-networking", "--disable-component-update",
+               "--disable-sync", "--disable-default-apps", "--disable-extensions",
+               "--disable-domain-reliability", "--disable-breakpad", "--metrics-recording-only",
+               "--disable-client-side-phishing-detection", "--no-pings",
+               "--disable-features=" + ",".join(_QUIET_FEATURES),
+               "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
+               "--mute-audio", "--hide-scrollbars", f"--window-size={WINDOW}",
+               "--no-pdf-header-footer", "--virtual-time-budget=5000", *output, url]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.insert(1, "--no-sandbox")  # Chromium refuses to start as root otherwise
+    try:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, start_new_session=True)
+    except OSError as exc:
+        return None, f"Chromium could not be started: {exc.strerror or exc}"
+    try:
+        _, err = process.communicate(timeout=RENDER_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        return None, f"Chromium did not finish within {RENDER_TIMEOUT:g} s"
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    if made.is_file() and made.stat().st_size > 0:
+        return made.read_bytes(), None
+    last = err.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no message"]
+    return None, f"Chromium made no file (exit status {process.returncode}: {last[0][:300]})"
+
+
+def _key(url: str) -> tuple[str, str, int, str]:
+    parts = urllib.parse.urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return parts.scheme, (parts.hostname or "").lower(), port, target
+
+
+class _ReplayProxy:
+    """An HTTP proxy on 127.0.0.1 that only replays recorded responses."""
+
+    def __init__(self, replay: dict[str, bytes]) -> None:
+        self._responses = {_key(url): response for url, response in replay.items()}
+        self.missing: set[str] = set()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._tls = _tls_context()
+        self._threads: list[threading.Thread] = []
+        self._accepting = threading.Thread(target=self._accept, daemon=True,
+                                           name="evidencekit-replay")
+
+    def __enter__(self) -> _ReplayProxy:
+        self._accepting.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._listener.close()
+        self._accepting.join(timeout=5)
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            thread = threading.Thread(target=self._serve, args=(connection,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _serve(self, connection: socket.socket) -> None:
+        connection.settimeout(RENDER_TIMEOUT)
+        try:
+            head = _read_head(connection)
+            method, target = _request_line(head)
+            if method == "CONNECT":
+                host, _, port = target.rpartition(":")
+                connection.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                connection = self._tls.wrap_socket(connection, server_side=True)
+                _, inner = _request_line(_read_head(connection))
+                url = f"https://{host.strip('[]')}:{port}{inner}"
+            else:
+                url = target
+            self._answer(connection, url)
+        except (OSError, ValueError, ssl.SSLError):
+            pass  # the browser gave up or spoke nonsense: nothing to replay
+        finally:
+            connection.close()
+
+    def _answer(self, connection: socket.socket, url: str) -> None:
+        response = self._responses.get(_key(url))
+        if response is None:
+            self.missing.add(url)
+            response = _NOT_CAPTURED
+        connection.sendall(response)
+
+
+def _read_head(connection: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        piece = connection.recv(4096)
+        if not piece or len(data) > 65536:
+            raise ValueError("no request")
+        data += piece
+    return data
+
+
+def _request_line(head: bytes) -> tuple[str, str]:
+    parts = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ")
+    if len(parts) < 2:
+        raise ValueError("not HTTP")
+    return parts[0], parts[1]
+
+
+def _tls_context() -> ssl.SSLContext:
+    """A server context under a certificate made now, for the replay only (Chromium is told to
+    accept any certificate: it only ever talks to this proxy)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "evidencekit replay")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    with tempfile.TemporaryDirectory(prefix="ek-replay-") as folder:
+        cert_path, key_path = Path(folder) / "cert.pem", Path(folder) / "key.pem"
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                               serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert_path, key_path)
+    return context

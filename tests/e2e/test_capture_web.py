@@ -1,0 +1,117 @@
+"""capture --url end to end: a real HTTPS site on 127.0.0.1 captured by the real command, then
+verify, extract, and the files and records read back (WARC, pictures, the capture document
+against its JSON Schema, the manifest's source of kind "web")."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from evidencekit.crypto import age
+from evidencekit.sources.web.render import BROWSER_ENV
+from evidencekit.verify import verify
+from tests.cli.conftest import SCHEMAS
+from tests.conftest import require_tool
+from tests.support.web_server import PNG, Site, https_site
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    with https_site(tmp_path) as running:
+        yield running
+
+
+def evidencekit(*args: object, env: dict[str, str] | None = None
+                ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "evidencekit", *map(str, args)],
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300,
+                          env={**os.environ, **(env or {})})
+
+
+def capture(tmp_path: Path, keys: dict[str, Path], *args: object,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return evidencekit("capture", "--case", "WEB-1", "-R", keys["recipient"], "--sign-key",
+                       keys["signer"], "-o", tmp_path / "out.evidence", "--json",
+                       "--url-timeout", "2", *args, env=env)
+
+
+def extracted(tmp_path: Path, keys: dict[str, Path]) -> Path:
+    checked = evidencekit("verify", tmp_path / "out.evidence", "-i", keys["identity"], "--json")
+    assert checked.returncode == 0 and json.loads(checked.stdout)["ok"], checked.stdout
+    done = evidencekit("extract", tmp_path / "out.evidence", "-i", keys["identity"],
+                       "-o", tmp_path / "out")
+    assert done.returncode == 0, done.stderr
+    return tmp_path / "out" / "data"
+
+
+def valid_capture_document(path: Path) -> dict[str, Any]:
+    from jsonschema import Draft202012Validator
+    schema = json.loads((SCHEMAS / "web-capture.schema.json").read_text())
+    document: dict[str, Any] = json.loads(path.read_bytes())
+    errors = list(Draft202012Validator(schema).iter_errors(document))
+    assert not errors, [e.message for e in errors]
+    return document
+
+
+def test_a_web_page_is_captured_verified_and_extracted(tmp_path: Path, keys: dict[str, Path],
+                                                       home: Path, site: Site) -> None:
+    require_tool("chromium")
+    done = capture(tmp_path, keys, "--url", site.base + "/")
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert json.loads(done.stdout)["seal"]["complete"]
+    data = extracted(tmp_path, keys)
+    folder = data / "127.0.0.1"
+    assert sorted(p.name for p in folder.iterdir()) == ["page.pdf", "page.warc.gz",
+                                                       "screenshot.png", "web-capture.json"]
+    assert (folder / "screenshot.png").read_bytes().startswith(b"\x89PNG")
+    assert (folder / "page.pdf").read_bytes().startswith(b"%PDF-")
+    warc = (folder / "page.warc.gz").read_bytes()
+    assert PNG not in warc  # each record is compressed on its own (.warc.gz)
+    document = valid_capture_document(folder / "web-capture.json")
+    assert document["url"] == site.base + "/" and document["final_url"] == \
+        site.base + "/page.html"
+    assert document["complete"] and document["status"] == 200
+    assert [e["role"] for e in document["exchanges"]] == ["page", "redirected"] + \
+        ["resource"] * 4
+    tls = document["exchanges"][1]["tls"]
+    assert tls["verified"] is False and "self-signed" in tls["verify_error"]
+    assert tls["certificates"][0]["subject"] == "CN=fake-bank.test"
+    assert document["files"]["screenshot"] == "screenshot.png"
+
+    report = verify(tmp_path / "out.evidence",
+                    age.parse_identity_file(keys["identity"].read_bytes()))
+    assert report.ok and report.manifest is not None
+    assert report.manifest.get("sources") == [
+        {"index": 0, "given": site.base + "/", "path": site.base + "/page.html",
+         "bag_name": "127.0.0.1", "via_symlink": False, "kind": "web"}]
+    entries = {e["bag_path"]: e for e in report.manifest.entries()}
+    assert entries["data/127.0.0.1/page.warc.gz"]["error"] is None
+    assert entries["data/127.0.0.1/page.warc.gz"]["path"] == "127.0.0.1/page.warc.gz"
+
+
+def test_a_page_that_never_answers_makes_an_incomplete_capture(
+        tmp_path: Path, keys: dict[str, Path], home: Path, site: Site) -> None:
+    done = capture(tmp_path, keys, "--url", site.base + "/slow",
+                   env={BROWSER_ENV: str(tmp_path / "no-browser")})
+    assert done.returncode == 3, done.stderr + done.stdout
+    result = json.loads(done.stdout)
+    assert not result["seal"]["complete"] and result["seal"]["counts"]["errors"] == 1
+    assert "did not answer within 2 s" in json.dumps(result)
+    data = extracted(tmp_path, keys)
+    document = valid_capture_document(data / "127.0.0.1" / "web-capture.json")
+    assert not document["complete"] and document["files"]["screenshot"] is None
+    assert "nothing was received" in document["files"]["absent"]["screenshot"]
+
+
+def test_a_url_that_cannot_be_fetched_is_a_usage_error(tmp_path: Path, keys: dict[str, Path],
+                                                       home: Path) -> None:
+    done = capture(tmp_path, keys, "--url", "ftp://example.org/file")
+    assert done.returncode == 2 and "http:// or https://" in done.stdout + done.stderr
+    assert not (tmp_path / "out.evidence").exists()

@@ -1,0 +1,180 @@
+"""Web pages (evidencekit.sources.web) against a real HTTPS server on 127.0.0.1 (tests/support/
+web_server.py), with warcio's own commands as the WARC oracle and headless Chromium for the
+pictures."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from warcio.archiveiterator import ArchiveIterator
+
+from evidencekit.errors import UsageError
+from evidencekit.sources.web import check_url
+from evidencekit.sources.web.fetch import Limits
+from evidencekit.sources.web.page import PageCapture, capture_page
+from evidencekit.sources.web.render import BROWSER_ENV, render
+from tests.conftest import require_tool, skip_or_fail
+from tests.support.web_server import CSS, PNG, SCRIPT, Site, https_site
+
+QUICK = Limits(timeout=1.0, user_agent="evidencekit-test")
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    with https_site(tmp_path) as running:
+        yield running
+
+
+def warcio_command() -> str:
+    """warcio's command line (the test extra installs it beside this Python)."""
+    beside = Path(sys.executable).parent / "warcio"
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which("warcio")
+    if found is None:
+        skip_or_fail("the warcio command is not installed (pip install -e '.[test]')")
+    assert found is not None
+    return found
+
+
+def checked_by_warcio(tmp_path: Path, capture: PageCapture) -> list[str]:
+    """``warcio check`` and ``warcio index`` accept the WARC; the index lines."""
+    path = tmp_path / "page.warc.gz"
+    path.write_bytes(capture.warc)
+    checked = subprocess.run([warcio_command(), "check", "-v", str(path)], capture_output=True,
+                             text=True, timeout=60)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "digest pass" in checked.stdout and "fail" not in checked.stdout
+    index = subprocess.run([warcio_command(), "index", "-f", "warc-type,warc-target-uri",
+                            str(path)], capture_output=True, text=True, timeout=60)
+    assert index.returncode == 0, index.stderr
+    return index.stdout.splitlines()
+
+
+def responses(capture: PageCapture) -> dict[str, tuple[dict[str, str], bytes]]:
+    """URL -> (WARC headers, HTTP payload as warcio decodes it) of each response record."""
+    found = {}
+    for record in ArchiveIterator(io.BytesIO(capture.warc)):
+        if record.rec_type == "response":
+            found[record.rec_headers.get_header("WARC-Target-URI")] = (
+                dict(record.rec_headers.headers), record.content_stream().read())
+    return found
+
+
+def test_a_page_its_redirect_and_resources_are_one_valid_warc(site: Site,
+                                                              tmp_path: Path) -> None:
+    capture = capture_page(site.base + "/", QUICK)
+    roles = [(role, e.url.removeprefix(site.base), e.status) for role, e in capture.exchanges]
+    assert roles == [("page", "/", 302), ("redirected", "/page.html", 200),
+                     ("resource", "/style.css", 200), ("resource", "/app.js", 200),
+                     ("resource", "/logo.png", 200), ("resource", "/missing.png", 404)]
+    assert capture.final_url == site.base + "/page.html" and capture.problems() == []
+
+    index = checked_by_warcio(tmp_path, capture)
+    assert index[0] == '{"warc-type": "warcinfo"}'
+    kinds = [line.split('"')[3] for line in index[1:]]
+    assert kinds == ["request", "response", "metadata"] * 6
+
+    found = responses(capture)
+    assert found[site.base + "/logo.png"][1] == PNG
+    assert found[site.base + "/app.js"][1] == SCRIPT  # chunked on the wire, undone by warcio
+    assert found[site.base + "/style.css"][1] == CSS  # gzip on the wire, undone by warcio
+    headers = found[site.base + "/page.html"][0]
+    assert headers["WARC-IP-Address"] == "127.0.0.1"
+    assert headers["WARC-Block-Digest"].startswith("sha1:")
+
+    page = capture.page
+    assert page is not None and page.tls is not None
+    assert page.addresses == ["127.0.0.1"] and page.address == "127.0.0.1"
+    assert page.tls.chain == [site.certificate_der]  # the certificate the server sent
+    assert not page.tls.verified and "self-signed" in (page.tls.verify_error or "")
+    assert b"User-Agent: evidencekit-test\r\n" in page.request
+
+
+def test_a_server_that_never_answers_is_recorded_not_waited_for(site: Site,
+                                                                tmp_path: Path) -> None:
+    started = time.monotonic()
+    capture = capture_page(site.base + "/slow", QUICK)
+    assert time.monotonic() - started < 4
+    [(_, exchange)] = capture.exchanges
+    assert exchange.response == b"" and exchange.status is None
+    assert exchange.error == "the server did not answer within 1 s"
+    assert capture.problems() == [f"the page {site.base}/slow was not captured whole: "
+                                  "the server did not answer within 1 s"]
+    kinds = [line.split('"')[3] for line in checked_by_warcio(tmp_path, capture)[1:]]
+    assert kinds == ["request", "metadata"]  # what was asked, and how it ended
+
+
+@pytest.mark.parametrize(("limits", "cut"), [
+    (Limits(timeout=2.5, user_agent="t"), "time"),  # time for a TLS handshake on a busy machine
+    (Limits(timeout=30.0, max_response=64 << 10, user_agent="t"), "length")],
+    ids=["time", "size"])
+def test_an_answer_that_never_ends_is_cut_and_recorded_as_cut(site: Site, tmp_path: Path,
+                                                              limits: Limits, cut: str) -> None:
+    started = time.monotonic()
+    capture = capture_page(site.base + "/forever", limits)
+    assert time.monotonic() - started < 10
+    [(_, exchange)] = capture.exchanges
+    assert exchange.status == 200 and exchange.truncated == cut
+    assert exchange.response.startswith(b"HTTP/1.0 200") or \
+        exchange.response.startswith(b"HTTP/1.1 200")
+    if cut == "length":
+        assert len(exchange.response) == 64 << 10
+    assert "was not captured whole" in capture.problems()[0]
+    checked_by_warcio(tmp_path, capture)
+    [(headers, payload)] = responses(capture).values()
+    assert headers["WARC-Truncated"] == cut and payload.startswith(b"<html><body><p>and more")
+
+
+def test_nothing_at_the_address_is_recorded(tmp_path: Path) -> None:
+    import socket
+    with socket.create_server(("127.0.0.1", 0)) as closed:
+        port = closed.getsockname()[1]
+    capture = capture_page(f"https://127.0.0.1:{port}/", QUICK)
+    [(_, exchange)] = capture.exchanges
+    assert exchange.error is not None and exchange.error.startswith("the connection failed")
+    assert exchange.request == b"" and capture.problems()
+
+
+def test_chromium_renders_the_capture_without_fetching_again(site: Site) -> None:
+    browser = require_tool("chromium")
+    capture = capture_page(site.base + "/", QUICK)
+    before = dict(site.hits)
+    rendering = render(site.base + "/", capture.replay(), browser)
+    assert rendering.absent == {}
+    assert rendering.screenshot is not None and rendering.screenshot.startswith(b"\x89PNG\r\n")
+    assert rendering.pdf is not None and rendering.pdf.startswith(b"%PDF-")
+    assert site.hits == before  # the pictures come from the WARC: the site saw nothing more
+    assert f"{site.base}/favicon.ico" in rendering.not_captured  # asked, refused, listed
+    assert rendering.browser is not None and "Chromium" in rendering.browser
+
+
+def test_without_chromium_the_pictures_are_recorded_absent(monkeypatch: pytest.MonkeyPatch,
+                                                           tmp_path: Path) -> None:
+    monkeypatch.setenv(BROWSER_ENV, str(tmp_path / "no-such-browser"))
+    rendering = render("https://example.invalid/", {"https://example.invalid/": b"HTTP/1.1 200"})
+    assert rendering.screenshot is None and rendering.pdf is None
+    assert "Chromium is not installed" in rendering.absent["screenshot"]
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    ("https://Fake-Bank.example/login?x=1#top", "https://fake-bank.example/login?x=1"),
+    ("http://bücher.example/ä b", "http://xn--bcher-kva.example/%C3%A4%20b"),
+    ("https://[::1]:8443", "https://[::1]:8443/"),
+])
+def test_urls_are_normalised(given: str, expected: str) -> None:
+    assert check_url(given) == expected
+
+
+@pytest.mark.parametrize("given", ["ftp://example.org/", "example.org", "https://",
+                                   "https://jane:secret@example.org/"])
+def test_urls_that_cannot_be_fetched_are_refused(given: str) -> None:
+    with pytest.raises(UsageError):
+        check_url(given)

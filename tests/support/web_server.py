@@ -1,0 +1,169 @@
+"""A small HTTPS site on 127.0.0.1 for the web capture tests, under a self-signed certificate made
+by the test: a page with an image, a style sheet and a script, a redirect to it, a response that
+never comes (``/slow``) and one that never ends (``/forever``).
+
+:func:`https_site` is a context manager: it waits until the server answers and stops it (and
+wakes every handler still waiting) whatever happens.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+import ssl
+import threading
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+# a 1x1 red PNG (made by hand: signature, IHDR, IDAT, IEND)
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de0000000c4944415408d763"
+    "f8cfc0000003010100c9fe92ef0000000049454e44ae426082")
+CSS = b"body { background: #ffeecc; font-family: sans-serif; }\nh1 { color: #aa0000; }\n"
+SCRIPT = b"document.title = 'Fake Bank - sign in';\n"
+PAGE = b"""<!doctype html>
+<html><head><meta charset="utf-8"><title>Fake Bank</title>
+<link rel="stylesheet" href="/style.css"><script src="app.js"></script></head>
+<body><h1>Fake Bank: sign in</h1><img src="/logo.png" alt="logo">
+<form><input name="user"><input name="password" type="password"></form>
+<img src="/missing.png"></body></html>
+"""
+
+
+@dataclass
+class Site:
+    base: str  # https://127.0.0.1:PORT
+    certificate_der: bytes
+    hits: dict[str, int]
+
+
+def _certificate(folder: Path) -> tuple[Path, Path, bytes]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake-bank.test")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("fake-bank.test")]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = folder / "site.pem", folder / "site.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path, cert.public_bytes(serialization.Encoding.DER)
+
+
+@contextmanager
+def https_site(folder: Path, slow_seconds: float = 5.0) -> Iterator[Site]:
+    cert_path, key_path, der = _certificate(folder)
+    stopping = threading.Event()
+    hits: dict[str, int] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def _send(self, status: int, body: bytes, content_type: str,
+                  extra: dict[str, str] | None = None) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            for key, value in (extra or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            hits[self.path] = hits.get(self.path, 0) + 1
+            if self.path == "/":
+                self._send(302, b"", "text/html", {"Location": "/page.html"})
+            elif self.path == "/page.html":
+                self._send(200, PAGE, "text/html; charset=utf-8")
+            elif self.path == "/style.css":
+                gzipped = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+                body = gzipped.compress(CSS) + gzipped.flush()
+                self._send(200, body, "text/css", {"Content-Encoding": "gzip"})
+            elif self.path == "/app.js":
+                self._chunked(SCRIPT, "application/javascript")
+            elif self.path == "/logo.png":
+                self._send(200, PNG, "image/png")
+            elif self.path == "/slow":
+                stopping.wait(slow_seconds)
+                self._send(200, b"too late", "text/plain")
+            elif self.path == "/forever":
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.end_headers()
+                self.wfile.write(b"<html><body>")
+                while not stopping.is_set():
+                    self.wfile.write(b"<p>and more</p>\n" * 64)
+                    self.wfile.flush()
+                    stopping.wait(0.01)
+            else:
+                self._send(404, b"not here\n", "text/plain")
+
+        def _chunked(self, body: bytes, content_type: str) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            half = len(body) // 2
+            for piece in (body[:half], body[half:], b""):
+                self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+
+        def get_request(self) -> tuple[socket.socket, object]:
+            connection, address = super().get_request()
+            return context.wrap_socket(connection, server_side=True,
+                                       do_handshake_on_connect=False), address
+
+        def handle_error(self, request: object, client_address: object) -> None:
+            pass  # a client that hung up (the capture's time and size limits do that)
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    server = Server(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    port = server.server_address[1]
+    try:
+        _wait_until_answering(port)
+        yield Site(f"https://127.0.0.1:{port}", der, hits)
+    finally:
+        stopping.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def _wait_until_answering(port: int) -> None:
+    unchecked = ssl.create_default_context()
+    unchecked.check_hostname = False
+    unchecked.verify_mode = ssl.CERT_NONE
+    for _ in range(200):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as raw, \
+                    unchecked.wrap_socket(raw) as tls:
+                tls.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                if tls.recv(16).startswith(b"HTTP/1."):
+                    return
+        except OSError:
+            threading.Event().wait(0.05)
+    raise RuntimeError(f"the test HTTPS server on 127.0.0.1:{port} never answered")
