@@ -22,7 +22,7 @@ from evidencekit.sources.web.resources import charset_of, is_html, page_resource
 
 DOCUMENT_TYPE = "evidencekit.web-capture"
 DEFAULT_USER_AGENT = (f"evidencekit/{__version__} (evidence preservation: one page and its own "
-                      "resources; +https://github.com/evidencekit/evidencekit)")
+                      "resources)")
 PAGE_TIME_FACTOR = 10  # a whole page (redirects and resources) gets ten exchanges' time
 
 
