@@ -37,6 +37,7 @@ from evidencekit.format.documents import (
 from evidencekit.format.outer import END_OF_ARCHIVE, OuterWriter, read_member
 from evidencekit.format.reader import SMALL_MEMBER_LIMIT, OuterBundle, open_bundle
 from evidencekit.hostinfo import host_name
+from evidencekit.payload import PayloadReaders
 from evidencekit.progress import Progress
 from evidencekit.verify import Report, verify
 
@@ -247,10 +248,11 @@ class _Tee:
     """Plaintext passes through to the new age stream as the verifier reads it, except its
     final run of zero bytes, which is only counted (it holds the tar's end-of-archive blocks).
 
-    Where the payload tar ends is known only once the verifier has read it (``plaintext_end``),
-    and an addendum is written just there, before two new zero blocks (docs/FORMAT.md §4.6):
-    :meth:`finish` writes the withheld zeros up to that point, the addendum members, and the
-    end. Nothing is buffered, so memory stays flat whatever the size of the evidence.
+    It is verify's ``PayloadReaders.plaintext``. Where the payload tar ends is known only once
+    the verifier has read it (:meth:`tar_ended`), and an addendum is written just there, before
+    two new zero blocks (docs/FORMAT.md §4.6): :meth:`finish` writes the withheld zeros up to
+    that point, the addendum members, and the end. Nothing is buffered, so memory stays flat
+    whatever the size of the evidence.
     """
 
     ZEROS = bytes(1 << 16)
@@ -259,6 +261,7 @@ class _Tee:
         self.sink = sink
         self.size = 0  # plaintext bytes seen
         self.withheld = 0  # zero bytes at the end of what was seen, not written yet
+        self.end: int | None = None  # where the tar's end-of-archive blocks start, once known
 
     def write(self, data: bytes) -> int:
         self.size += len(data)
@@ -277,13 +280,17 @@ class _Tee:
             self.sink.write(self.ZEROS[:piece])
             count -= piece
 
-    def finish(self, end: int | None = None, members: bytes = b"") -> None:
+    def tar_ended(self, offset: int) -> None:
+        self.end = offset
+
+    def finish(self, members: bytes = b"") -> None:
         """The rest of the plaintext: as it was; or, with *members*, the tar up to its end (the
-        offset *end*, from the verifier), *members*, and two zero blocks."""
+        offset the verifier found), *members*, and two zero blocks."""
         if not members:
             self._zeros(self.withheld)
             return
         written = self.size - self.withheld
+        end = self.end
         if end is None or not written <= end <= self.size:  # verify would have said so
             raise BundleError("the payload tar's end could not be found; nothing was resealed")
         self._zeros(end - written)
@@ -377,7 +384,8 @@ def _reseal_open(source: OuterBundle, bundle: Path, out: BinaryIO,
     with writer.add_stream(PAYLOAD, times[PAYLOAD]) as sink:
         encryptor = age.AgeWriter(cast(BinaryIO, sink), recipients, random=random)
         tee = _Tee(encryptor)
-        report = verify(bundle, identities, tee=tee, progress=progress, opened=source)
+        report = verify(bundle, identities, progress=progress, opened=source,
+                        readers=PayloadReaders(plaintext=tee))
         if not report.ok or not report.decrypted:
             encryptor.abort()
             _raise_failed(report)
@@ -388,7 +396,7 @@ def _reseal_open(source: OuterBundle, bundle: Path, out: BinaryIO,
                 tee.finish()
             else:
                 added, members = _addendum_members(report, request, content, now)
-                tee.finish(report.plaintext_end, members)
+                tee.finish(members)
         except BaseException:
             encryptor.abort()
             raise

@@ -30,6 +30,7 @@ from evidencekit.crypto.keys import PublicKey
 from evidencekit.errors import BundleError, Interrupted, OutputError
 from evidencekit.format.entries import raw_field, safe_bag_path
 from evidencekit.format.manifest import Manifest
+from evidencekit.payload import PayloadReaders
 from evidencekit.progress import Progress
 from evidencekit.verify import Report, verify
 
@@ -329,7 +330,8 @@ def extract(bundle: Path, output: Path, identities: Sequence[age.Identity],
         tree = _Tree(root)
         try:
             writer = _Writer(tree)
-            report = verify(bundle, identities, trusted_keys, visitor=writer, progress=progress)
+            report = verify(bundle, identities, trusted_keys, progress=progress,
+                            readers=PayloadReaders(files=writer))
             if writer.failure is not None:
                 raise _output_error(output, writer.failure)
             if not report.ok or not report.decrypted or report.manifest is None:

@@ -29,11 +29,35 @@ EXTENDED_HEADER_LIMIT = EXTENDED_LIMIT
 
 
 class Visitor(Protocol):
+    """Sees each member of the bag as the payload is read (extract writes them, the report and
+    exports keep what they show). Nothing it is given is trustworthy until the verification it
+    took part in is ok."""
+
     def directory(self, name: str, member: tarfile.TarInfo) -> None: ...
 
     def file(self, name: str, member: tarfile.TarInfo, chunks: Iterator[bytes]) -> None: ...
 
     def hard_link(self, name: str, member: tarfile.TarInfo, target: str) -> None: ...
+
+
+class PlaintextCopy(Protocol):
+    """Receives the decrypted payload as it is read (reseal re-encrypts it): every byte in
+    order, on the decrypting thread; then, once the tar was read to its end, the offset where its
+    end-of-archive blocks start (never called when the tar has no proper end)."""
+
+    def write(self, data: bytes, /) -> object: ...
+
+    def tar_ended(self, offset: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class PayloadReaders:
+    """Who else reads the decrypted payload while verify checks it, in the same single pass (the
+    payload is read once, whatever its size): *files* sees each member of the bag, *plaintext*
+    every byte. What they were given is the evidence only if the verification is ok."""
+
+    files: Visitor | None = None
+    plaintext: PlaintextCopy | None = None
 
 
 @dataclass(frozen=True)

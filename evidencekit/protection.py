@@ -131,6 +131,15 @@ def payload_recipients(bundle: Path | str) -> list[RecipientInfo]:
     return [] if header is None else recipients_in(header.stanzas)
 
 
+def protection_of(recipients: Sequence[RecipientInfo] | None, bundle: Path | str
+                  ) -> frozenset[str]:
+    """The stanza types of *recipients* (the payload's, already read); read from *bundle* when
+    they were not."""
+    if recipients is None:
+        return payload_protection(bundle)
+    return frozenset(recipient.type for recipient in recipients)
+
+
 def payload_protection(bundle: Path | str) -> frozenset[str]:
     """The age stanza types of the bundle's payload ('scrypt', 'X25519', …); empty when the
     bundle cannot be read that far (verification reports why)."""
@@ -243,10 +252,13 @@ def _key_needed(kinds: Collection[str], gave_passphrase: bool | None,
                   f"{ASK} which key that is")
 
 
-def wrong_key_for(bundle: Path | str, identities: Sequence[age.Identity]) -> Advice:
-    """:func:`wrong_key` for a bundle that none of *identities* opens (what was given is known)."""
+def wrong_key_for(bundle: Path | str, identities: Sequence[age.Identity],
+                  recipients: Sequence[RecipientInfo] | None = None) -> Advice:
+    """:func:`wrong_key` for a bundle that none of *identities* opens (what was given is known).
+    *recipients*: the payload's, when already read (verify's report has them); else read here."""
     passphrases = [isinstance(identity, age.ScryptIdentity) for identity in identities]
-    recipients = payload_recipients(bundle)
+    if recipients is None:
+        recipients = payload_recipients(bundle)
     return wrong_key({r.type for r in recipients}, any(passphrases),
                      not all(passphrases) if passphrases else False,
                      recipients=recipients, tried=identities)

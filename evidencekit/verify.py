@@ -37,6 +37,7 @@ from evidencekit.crypto import age, sshsig
 from evidencekit.crypto.keys import PublicKey
 from evidencekit.errors import (
     BundleError,
+    EvidenceKitError,
     InputError,
     Interrupted,
     NoMatchingKey,
@@ -65,9 +66,10 @@ from evidencekit.format.reader import (
     timestamp_names,
 )
 from evidencekit.format.tree import TreeComparison
-from evidencekit.payload import PayloadScan, StoredMember, Visitor, scan_payload
-from evidencekit.pipeline import PieceReadAhead, ReadAheadStream, Writable
+from evidencekit.payload import PayloadReaders, PayloadScan, StoredMember, Visitor, scan_payload
+from evidencekit.pipeline import PieceReadAhead, ReadAheadStream
 from evidencekit.progress import NoProgress, Progress
+from evidencekit.protection import RecipientInfo, read_payload_header, recipients_in
 
 
 @dataclass
@@ -113,7 +115,9 @@ class Report:
     payload: PayloadExpectation | None = None  # what the custody log says the payload is now
     payload_sha256: str | None = None  # what it actually is (computed in step 7)
     addenda: list[FoundAddendum] = field(default_factory=list)  # step 11: those that parsed
-    plaintext_end: int | None = None  # where the payload tar's end-of-archive blocks start
+    # The payload's recipients, from its age header: read when a key was given (the advice when
+    # none opens it names them); None when not read.
+    recipients: list[RecipientInfo] | None = None
     trusted_keys: frozenset[str] | None = None  # fingerprints from --trusted-key; None: none given
     timestamps: list[timestamps.Checked] = field(default_factory=list)  # step 12
 
@@ -176,13 +180,16 @@ class Report:
 
 def verify(path: Path, identities: Sequence[age.Identity] = (),
            trusted_keys: Sequence[PublicKey] = (), visitor: Visitor | None = None,
-           progress: Progress | None = None, tee: Writable | None = None,
-           check_payload_hash: bool = True, opened: OuterBundle | None = None,
-           tsa_roots: Sequence[timestamps.Certificate] | None = None) -> Report:
+           progress: Progress | None = None, check_payload_hash: bool = True,
+           opened: OuterBundle | None = None,
+           tsa_roots: Sequence[timestamps.Certificate] | None = None,
+           readers: PayloadReaders | None = None) -> Report:
     """Run every check that the given keys allow; never stop at the first problem.
 
-    *tee* receives every plaintext byte of the payload as it is read (used by reseal); its
-    content is trustworthy only if the returned report is ok. ``check_payload_hash=False`` skips
+    *readers* take the decrypted payload as it is checked (extract, reseal, the report and the
+    exports: payload.PayloadReaders); what they were given is trustworthy only if the returned
+    report is ok. *visitor* is ``readers=PayloadReaders(files=visitor)``, kept for the callers
+    written before PayloadReaders. ``check_payload_hash=False`` skips
     step 7 (reading the whole payload) for a quick look at the custody log. *opened*: the
     bundle at *path* already open (reseal carries members of the very file it verified, not of
     one that a custody append put under that name meanwhile); it is left open. *tsa_roots*
@@ -191,14 +198,16 @@ def verify(path: Path, identities: Sequence[age.Identity] = (),
     """
     report = Report(str(path))
     progress = progress or NoProgress()
+    if visitor is not None:
+        readers = PayloadReaders(visitor, None if readers is None else readers.plaintext)
     try:
         bundle = open_bundle(path) if opened is None else opened
     except BundleError as exc:
         report.findings.error("outer-structure", str(path), exc.message)
         return report
     try:
-        _verify_open(bundle, report, identities, trusted_keys, visitor, progress, tee,
-                     check_payload_hash, tsa_roots)
+        _verify_open(bundle, report, identities, trusted_keys, readers or PayloadReaders(),
+                     progress, check_payload_hash, tsa_roots)
     except KeyboardInterrupt:
         # Said here, not by the CLI's generic "nothing was written / the source was not changed"
         # (capture's words): what a reader of bundles was doing, and that the bundle is intact.
@@ -212,8 +221,8 @@ def verify(path: Path, identities: Sequence[age.Identity] = (),
 
 
 def _verify_open(bundle: OuterBundle, report: Report, identities: Sequence[age.Identity],
-                 trusted_keys: Sequence[PublicKey], visitor: Visitor | None,
-                 progress: Progress, tee: Writable | None, check_payload_hash: bool = True,
+                 trusted_keys: Sequence[PublicKey], readers: PayloadReaders,
+                 progress: Progress, check_payload_hash: bool = True,
                  tsa_roots: Sequence[timestamps.Certificate] | None = None) -> None:
     findings = report.findings
     for problem in structure_problems(bundle):  # step 1
@@ -236,7 +245,7 @@ def _verify_open(bundle: OuterBundle, report: Report, identities: Sequence[age.I
                                   report.payload)
     report.timestamps = _check_timestamps(bundle, seal, findings, tsa_roots)  # step 12
     if check_payload_hash or identities:
-        _check_payload(bundle, report, identities, visitor, progress, tee)  # steps 7-10
+        _check_payload(bundle, report, identities, readers, progress)  # steps 7-10
     _check_resealers(report, trusted_keys)
     _check_other_signers(report)
 
@@ -475,18 +484,20 @@ def _check_event(bundle: OuterBundle, event: CustodyEvent, data: bytes, name: st
 
 
 def _check_payload(bundle: OuterBundle, report: Report, identities: Sequence[age.Identity],
-                   visitor: Visitor | None, progress: Progress, tee: Writable | None) -> None:
+                   readers: PayloadReaders, progress: Progress) -> None:
     member = bundle.by_name.get(PAYLOAD)
     seal = report.seal
     if member is None or seal is None:
         return
+    if identities:
+        report.recipients = _recipients(bundle)
     progress.start("Decrypting and checking" if identities else "Checking payload", None,
                    member.size)
     reader = MemberReader(bundle.file, member, lambda n: progress.advance(nbytes=n))
     stream = io.BufferedReader(_BundleReads(reader, bundle.path), buffer_size=1 << 20)
     try:
         if identities:
-            _decrypt_and_check(stream, report, identities, visitor, tee)
+            _decrypt_and_check(stream, report, identities, readers)
         drain(stream)
     finally:
         progress.finish()
@@ -499,6 +510,16 @@ def _check_payload(bundle: OuterBundle, report: Report, identities: Sequence[age
         report.findings.error("payload-hash", PAYLOAD, "payload SHA-256 differs from the seal "
                               "and custody log (the encrypted evidence was changed)",
                               expected.sha256, report.payload_sha256)
+
+
+def _recipients(bundle: OuterBundle) -> list[RecipientInfo] | None:
+    """The payload's recipients, from its header alone; None when it cannot be read (the
+    decryption that follows says why)."""
+    try:
+        header = read_payload_header(bundle)
+    except EvidenceKitError:
+        return None
+    return None if header is None else recipients_in(header.stanzas)
 
 
 class _BundleReads(io.RawIOBase):
@@ -522,10 +543,10 @@ class _BundleReads(io.RawIOBase):
 
 
 def _decrypt_and_check(reader: BinaryIO, report: Report, identities: Sequence[age.Identity],
-                       visitor: Visitor | None, tee: Writable | None = None) -> None:
+                       readers: PayloadReaders) -> None:
     findings = report.findings
     # Three stages (evidencekit.pipeline): one thread reads and hashes the ciphertext, one decrypts
-    # it (and feeds the tee), this one parses the tar and hashes every file. Every plaintext chunk
+    # it (and feeds readers.plaintext), this one parses the tar and hashes every file. Every plaintext chunk
     # is authenticated before it is handed on; the verdict is reached only at the end.
     # Blocks larger than the stream's own 1 MiB buffer: BufferedReader then reads straight into
     # them (one copy fewer).
@@ -533,10 +554,10 @@ def _decrypt_and_check(reader: BinaryIO, report: Report, identities: Sequence[ag
     plaintext: PieceReadAhead | None = None
     try:
         decrypted = age.AgeReader(cast(BinaryIO, ciphertext), identities)
-        plaintext = PieceReadAhead(decrypted, tee=tee)
+        plaintext = PieceReadAhead(decrypted, tee=readers.plaintext)
         # Reads the age stream to its authenticated end, so truncation and anything hidden after
         # the tar are caught too.
-        scan = scan_payload(plaintext, findings, visitor)
+        scan = scan_payload(plaintext, findings, readers.files)
     except NoMatchingKey as exc:
         report.no_matching_key = exc.message
         return
@@ -558,7 +579,8 @@ def _decrypt_and_check(reader: BinaryIO, report: Report, identities: Sequence[ag
     report.manifest = _check_manifest(scan, report, findings)
     report.files_checked = len(scan.data_files)
     report.addenda = addenda.check_addenda(scan.addenda, report.events, report.seal, findings)
-    report.plaintext_end = scan.end_offset
+    if readers.plaintext is not None and scan.end_offset is not None:
+        readers.plaintext.tar_ended(scan.end_offset)
 
 
 def _check_bag(scan: PayloadScan, seal: Seal, findings: Findings) -> None:

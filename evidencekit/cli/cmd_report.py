@@ -39,6 +39,7 @@ from evidencekit.crypto.keys import SigningKey
 from evidencekit.custody import EventRequest, append_event, checked_for_note, event_summary, reseal
 from evidencekit.errors import ExitCode, NoMatchingKey, OutputError, UsageError
 from evidencekit.incident import NoteContent
+from evidencekit.payload import PayloadReaders
 from evidencekit.protection import needs_passphrase, payload_protection, wrong_key_for
 from evidencekit.report import collect, report_format, require_verified, write_report
 from evidencekit.report.previews import PreviewCollector
@@ -77,8 +78,8 @@ def report_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
                               hint="choose another name with -o")
         keys = identities_for(bundle, identities, passphrase_file, ask_passphrase, required=True)
         seen = PreviewCollector()  # pictures and e-mails, from the decrypted payload itself
-        checked = verify(bundle, keys, trusted_from(trusted), visitor=seen,
-                         progress=render.progress_for(as_json))
+        checked = verify(bundle, keys, trusted_from(trusted),
+                         progress=render.progress_for(as_json), readers=PayloadReaders(files=seen))
         require_verified(checked, force, bundle, keys)
         data = collect(checked, bundle.name, rfc3339(system_clock()), seen)
         write_report(data, output, kind)

@@ -34,7 +34,7 @@ from evidencekit.findings import Finding
 from evidencekit.format.documents import CustodyEvent, Seal
 from evidencekit.progress import NoProgress
 from evidencekit.progress import Progress as ProgressSink
-from evidencekit.protection import payload_protection, wrong_key, wrong_key_for
+from evidencekit.protection import protection_of, wrong_key, wrong_key_for
 from evidencekit.report.model import visible
 from evidencekit.selection import EXCLUDED, TOO_LARGE
 from evidencekit.text import human_size, plural
@@ -267,8 +267,8 @@ def report_text(report: Report, tried: Sequence[age.Identity] | None = None,
     timestamps_text(report)
     print_findings(report.findings.items)
     if report.no_matching_key:  # in plain words; the age message stays in --json
-        advice = (wrong_key(payload_protection(report.bundle)) if tried is None
-                  else wrong_key_for(report.bundle, tried))
+        advice = (wrong_key(protection_of(report.recipients, report.bundle)) if tried is None
+                  else wrong_key_for(report.bundle, tried, report.recipients))
         err.print(f"[bold red]Cannot open the bundle:[/] {escape(advice.summary)}")
         for detail in advice.details:
             err.print(f"  {escape(detail)}")

@@ -19,6 +19,7 @@ from evidencekit.crypto import age
 from evidencekit.crypto.keys import PublicKey
 from evidencekit.errors import BundleError, NoMatchingKey, OutputError
 from evidencekit.export.registry import ExportContext, Format, Written
+from evidencekit.payload import PayloadReaders
 from evidencekit.progress import Progress
 from evidencekit.protection import wrong_key_for
 from evidencekit.verify import Report, verify
@@ -45,8 +46,8 @@ def export(bundle: Path, fmt: Format, output: Path, context: ExportContext,
     job = fmt.start(context)
     try:
         with fs.staged(output, 0o600 if fmt.holds_content else fs.umask_mode(0o644)) as stage:
-            checked = verify(bundle, identities, trusted_keys, visitor=job.visitor(),
-                             progress=progress)
+            checked = verify(bundle, identities, trusted_keys, progress=progress,
+                             readers=PayloadReaders(files=job.visitor()))
             refuse_unless_verified(checked, bundle, identities)
             written = job.finish(checked, stage.file, stage.path)
             stage.file.flush()

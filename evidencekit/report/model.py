@@ -21,7 +21,7 @@ from evidencekit import incident as inc
 from evidencekit.errors import BundleError
 from evidencekit.format import bag
 from evidencekit.format.documents import SEAL_SIG, CustodyEvent, Seal, custody_member
-from evidencekit.protection import payload_protection, wrong_key
+from evidencekit.protection import protection_of, wrong_key
 from evidencekit.records import bytes_from_field
 from evidencekit.report.previews import Email, Picture, PreviewCollector, Previews, matching
 from evidencekit.text import plural
@@ -177,7 +177,7 @@ def collect(report: Report, bundle_name: str, generated: str,
     data.notices = _notices([f for f in report.findings.items if f.severity != "error"], events,
                             report)
     if report.no_matching_key:  # in plain words; the age message names stanza types
-        advice = wrong_key(payload_protection(report.bundle))
+        advice = wrong_key(protection_of(report.recipients, report.bundle))
         data.problems.append(f"the bundle could not be opened: {advice.message}")
     manifest = report.manifest
     fields = manifest.fields if manifest is not None else {}
