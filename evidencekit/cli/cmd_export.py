@@ -30,7 +30,7 @@ def _format_help() -> str:
     return "; ".join(f"{name}: {exports.get(name).title}" for name in exports.names())
 
 
-@cli.command("export", short_help="Export for investigators' tools (CASE, hashdeep, report).")
+@cli.command("export", short_help="Export for investigators' tools (CASE, DFXML, hashdeep, report).")
 @click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
 @identity_option
 @trusted_option

@@ -22,8 +22,6 @@ added later. Nodes are written one at a time: memory stays flat however many fil
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import posixpath
 import uuid
@@ -32,7 +30,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from evidencekit.export.registry import ExportContext, Format, NoContent, Written, register
-from evidencekit.export.stored import evidence_files
+from evidencekit.export.stored import evidence_files, original_path
 from evidencekit.format.documents import CustodyEvent
 from evidencekit.verify import Report
 
@@ -228,7 +226,7 @@ def _file(ids: Identifiers, entry: dict[str, Any]) -> Iterator[Node]:
 
 
 def _file_facet(ids: Identifiers, entry: dict[str, Any]) -> Node:
-    path = _original_path(entry)
+    path = original_path(entry)
     facet: Node = {"@id": ids("file-facet", entry["bag_path"]),
                    "@type": "uco-observable:FileFacet",
                    "uco-observable:fileName": [posixpath.basename(path)],
@@ -244,17 +242,6 @@ def _file_facet(ids: Identifiers, entry: dict[str, Any]) -> Node:
         if isinstance(entry.get(key), str):
             facet[f"uco-observable:{term}"] = _time(entry[key])
     return facet
-
-
-def _original_path(entry: dict[str, Any]) -> str:
-    """The path as captured; bytes that are not UTF-8 written as \\xNN (as in bag paths)."""
-    if isinstance(entry.get("path"), str):
-        return str(entry["path"])
-    try:
-        raw = base64.b64decode(str(entry.get("path_b64", "")), validate=True)
-    except binascii.Error:
-        return str(entry["bag_path"])
-    return raw.decode("utf-8", "backslashreplace")
 
 
 def _unstored(report: Report) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -8,6 +8,8 @@ the verified addenda, hashed here from the bytes verify read.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -60,3 +62,14 @@ def all_files(report: Report) -> Iterator[StoredFile]:
 
 def _small(name: str, data: bytes) -> StoredFile:
     return StoredFile(name, hashlib.sha256(data).hexdigest(), len(data), content=data)
+
+
+def original_path(entry: dict[str, Any]) -> str:
+    """The path as captured; bytes that are not UTF-8 written as \\xNN (as in bag paths)."""
+    if isinstance(entry.get("path"), str):
+        return str(entry["path"])
+    try:
+        raw = base64.b64decode(str(entry.get("path_b64", "")), validate=True)
+    except binascii.Error:
+        return str(entry["bag_path"])
+    return raw.decode("utf-8", "backslashreplace")
