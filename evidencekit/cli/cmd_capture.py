@@ -21,7 +21,7 @@ from evidencekit.capture import (
     check_output,
     sources_of,
 )
-from evidencekit.cli import guided, render
+from evidencekit.cli import capture_mail, guided, render
 from evidencekit.cli.app import (
     actor_name,
     cli,
@@ -107,6 +107,7 @@ from evidencekit.stamping import Stamped, add_timestamps, later_command
               "for a mounted Windows home with USERPROFILE set.")
 @live_options
 @web_options
+@capture_mail.imap_options
 @tsa_option
 @tsa_ca_option
 @progress_option
@@ -149,7 +150,8 @@ def capture_command(sources: tuple[Path, ...], output: Path | None, case_id: str
         piped += live_sources(live or bool(selection and selection.profile.live), memory_tool,
                               memory_timeout)
         piped += web
-        if not paths and not piped and interactive() and not as_json:
+        mail = capture_mail.requested()  # asks for the password now, before any other work
+        if not paths and not piped and not mail and interactive() and not as_json:
             defaults = guided.GuidedDefaults(output, incident=record,
                                              incident_source=guided.incident_source(incident_args),
                                              examiner_given=given_on_command_line("examiner"))
@@ -158,7 +160,7 @@ def capture_command(sources: tuple[Path, ...], output: Path | None, case_id: str
             return guided.guided_capture(guided.RichPrompter(), defaults, case,
                                          _safe_filename(case.case_id), sign_key,
                                          sign_key_passphrase_file)
-        if not paths and not piped:
+        if not paths and not piped and not mail:
             raise UsageError("nothing to capture: name the files and folders to preserve",
                              hint="evidencekit capture ~/Downloads/invoice.pdf --passphrase "
                              "-o case.evidence (or run 'evidencekit capture' on a terminal "
@@ -174,6 +176,7 @@ def capture_command(sources: tuple[Path, ...], output: Path | None, case_id: str
                                       may_create=True)
         if not fields["examiner"]:  # the key's own name, as every custody event does
             case = dataclasses.replace(case, examiner=actor_name(None, signing, "--examiner"))
+        mailbox = capture_mail.connected(mail, signing, as_json) if mail else None
         request = CaptureRequest(wanted, target, case, chosen, signing,
                                  command_line=list(sys.argv),
                                  progress=render.progress_for(as_json, progress),
@@ -182,8 +185,15 @@ def capture_command(sources: tuple[Path, ...], output: Path | None, case_id: str
                                  profile=selection.record() if selection else None,
                                  found_by_profile=found_by_profile,
                                  exclude_paths=(sign_key or default_signing_key_path(),),
-                                 incident=incident, more_sources=piped)
-        result = capture(request)
+                                 incident=incident,
+                                 more_sources=(*piped, *([mailbox] if mailbox else [])))
+        try:
+            result = capture(request)
+        finally:
+            if mailbox is not None:
+                mailbox.close()
+        if mailbox is not None:
+            mailbox.finished()  # the bundle holds every message: the resume state goes
         stamped = _timestamp(result.output, urls, tsa_roots, as_json)
         code = ExitCode.OK if result.seal.complete else ExitCode.CAPTURE_INCOMPLETE
         if code == ExitCode.OK and stamped.failed:
@@ -193,11 +203,14 @@ def capture_command(sources: tuple[Path, ...], output: Path | None, case_id: str
             document["case"] = dataclasses.asdict(case)
             document["profile"] = selection.to_json() if selection else None
             document["timestamps"] = stamped_json(stamped)
+            document["mail"] = capture_mail.summary(mailbox) if mailbox else None
             document["timestamps"]["later"] = later_command(
                 result.output, [u for u, _ in stamped.failed]) if stamped.failed else None
             render.emit_json(document)
         else:
             render.capture_text(result)
+            if mailbox is not None:
+                capture_mail.say_done(mailbox)
             say_stamped(result.output, stamped)
         return code
 

@@ -1,0 +1,230 @@
+"""Reading folders and messages, read-only: EXAMINE (never SELECT) and FETCH BODY.PEEK[] (never
+BODY[] or RFC822, which set \\Seen).
+
+FETCH responses are parsed here from imapclient's tokens rather than by ``IMAPClient.fetch``:
+its parser turns INTERNALDATE into a datetime (dropping the time-zone offset by default), and
+the record keeps the date exactly as the server wrote it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from evidencekit.sources.mail.account import MailError
+
+BATCH_BYTES = 8 << 20  # messages fetched in one command: at most this much (or one message)
+BATCH_COUNT = 500
+SIZES_BATCH = 2000  # UIDs per command when only sizes are asked
+
+
+@dataclass
+class Folder:
+    """A folder as LISTed, EXAMINEd and SEARCHed."""
+
+    name: str  # decoded from modified UTF-7
+    name_utf7: str  # as the server names it
+    delimiter: str | None
+    flags: list[str]
+    uidvalidity: int = 0
+    uidnext: int | None = None
+    exists: int = 0
+    highestmodseq: int | None = None
+    uids: list[int] = field(default_factory=list)  # matched by the search, ascending
+    sizes: dict[int, int] = field(default_factory=dict)  # RFC822.SIZE of each
+
+
+@dataclass
+class Message:
+    """One message's attributes (from a FETCH), and its bytes when they were asked for."""
+
+    uid: int
+    internaldate: str | None = None  # exactly as served, e.g. "07-Dec-2026 05:00:00 +0100"
+    flags: list[str] = field(default_factory=list)
+    rfc822_size: int | None = None
+    modseq: int | None = None
+    gmail: dict[str, Any] | None = None
+    body: bytes | None = None
+
+
+def list_folders(client: Any) -> list[Folder]:
+    from imapclient import imap_utf7
+
+    found = []
+    for flags, delimiter, name in client.list_folders():
+        folder_name = name if isinstance(name, str) else imap_utf7.decode(name)
+        found.append(Folder(folder_name, _text(imap_utf7.encode(folder_name)),
+                            _text(delimiter) if delimiter else None, [_text(f) for f in flags]))
+    return sorted(found, key=lambda f: (f.name.upper() != "INBOX", f.name))
+
+
+def selectable(folder: Folder) -> bool:
+    return not {f.lower() for f in folder.flags} & {"\\noselect", "\\nonexistent"}
+
+
+def examine(client: Any, folder: Folder) -> None:
+    """EXAMINE *folder* (read-only) and fill in its numbers; MailError if the server says the
+    folder is open for writing after all."""
+    info = client.select_folder(folder.name, readonly=True)
+    if info.get(b"READ-WRITE"):
+        raise MailError(f"the server opened the folder {folder.name!r} for writing although it "
+                        "was asked to open it read-only (EXAMINE); stopped so that nothing changes")
+    folder.uidvalidity = int(info.get(b"UIDVALIDITY", 0))
+    folder.uidnext = _int(info.get(b"UIDNEXT"))
+    folder.exists = int(info.get(b"EXISTS", 0))
+    folder.highestmodseq = _int(info.get(b"HIGHESTMODSEQ"))
+
+
+def search(client: Any, criteria: str) -> list[int]:
+    charset = None if criteria.isascii() else "UTF-8"
+    return sorted(int(uid) for uid in client.search(criteria, charset))
+
+
+def fetch_sizes(client: Any, uids: Sequence[int]) -> dict[int, int]:
+    sizes: dict[int, int] = {}
+    for start in range(0, len(uids), SIZES_BATCH):
+        for message in fetch(client, uids[start:start + SIZES_BATCH], ["RFC822.SIZE"]):
+            if message.rfc822_size is not None:
+                sizes[message.uid] = message.rfc822_size
+    return sizes
+
+
+def batches(uids: Sequence[int], sizes: dict[int, int]) -> Iterator[list[int]]:
+    """*uids* in groups of at most BATCH_BYTES (by their announced sizes) or BATCH_COUNT."""
+    batch: list[int] = []
+    total = 0
+    for uid in uids:
+        size = sizes.get(uid, 0)
+        if batch and (total + size > BATCH_BYTES or len(batch) >= BATCH_COUNT):
+            yield batch
+            batch, total = [], 0
+        batch.append(uid)
+        total += size
+    if batch:
+        yield batch
+
+
+def attributes(capabilities: Sequence[str]) -> list[str]:
+    """What is asked of every message besides its bytes, by what the server offers."""
+    wanted = ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE"]
+    offered = {c.upper() for c in capabilities}
+    if "CONDSTORE" in offered:
+        wanted.append("MODSEQ")
+    if "X-GM-EXT-1" in offered:
+        wanted += ["X-GM-MSGID", "X-GM-THRID", "X-GM-LABELS"]
+    return wanted
+
+
+def fetch(client: Any, uids: Sequence[int], items: Sequence[str]) -> list[Message]:
+    """UID FETCH *items* of *uids*; the messages the server answered for, in UID order."""
+    from imapclient.response_parser import gen_parsed_response
+
+    if not uids:
+        return []
+    imap = client._imap
+    tag = imap._command("UID", "FETCH", uid_set(uids), "(" + " ".join(items) + ")")
+    kind, data = imap._command_complete("FETCH", tag)
+    if kind != "OK":
+        raise MailError(f"the server refused to send messages: {_text(data[0] if data else '')}")
+    kind, data = imap._untagged_response(kind, data, "FETCH")
+    found: dict[int, Message] = {}
+    if data == [None]:
+        return []
+    tokens = gen_parsed_response(data)
+    for _sequence in tokens:
+        values = next(tokens)
+        if not isinstance(values, tuple) or len(values) % 2:
+            raise MailError(f"the server's answer to FETCH could not be read: {values!r:.200}")
+        message = _message(values)
+        if message is not None:  # an unsolicited FETCH without UID (flags of another message)
+            found.setdefault(message.uid, message).__dict__.update(
+                {k: v for k, v in message.__dict__.items() if v is not None and k != "uid"})
+    wanted = set(uids)
+    return [found[uid] for uid in sorted(found) if uid in wanted]
+
+
+def _message(values: tuple[Any, ...]) -> Message | None:
+    fields = {_text(values[i]).upper(): values[i + 1] for i in range(0, len(values), 2)}
+    if "UID" not in fields:
+        return None
+    message = Message(int(fields["UID"]))
+    if "INTERNALDATE" in fields and fields["INTERNALDATE"] is not None:
+        message.internaldate = _text(fields["INTERNALDATE"])
+    if "FLAGS" in fields:
+        message.flags = [_text(flag) for flag in fields["FLAGS"] or ()]
+    message.rfc822_size = _int(fields.get("RFC822.SIZE"))
+    if "MODSEQ" in fields:
+        value = fields["MODSEQ"]
+        message.modseq = _int(value[0] if isinstance(value, tuple) else value)
+    if "X-GM-MSGID" in fields or "X-GM-THRID" in fields or "X-GM-LABELS" in fields:
+        message.gmail = {"msgid": _text(fields.get("X-GM-MSGID", "")),
+                         "thrid": _text(fields.get("X-GM-THRID", "")),
+                         "labels": [_label(label) for label in fields.get("X-GM-LABELS") or ()]}
+    body = fields.get("BODY[]")
+    if isinstance(body, bytes):
+        message.body = body
+    return message
+
+
+def uid_set(uids: Sequence[int]) -> str:
+    """An IMAP sequence set, runs of consecutive UIDs as ``first:last`` (a short command)."""
+    ordered = sorted(set(uids))
+    runs: list[str] = []
+    start = previous = ordered[0]
+    for uid in [*ordered[1:], None]:
+        if uid is not None and uid == previous + 1:
+            previous = uid
+            continue
+        runs.append(str(start) if start == previous else f"{start}:{previous}")
+        if uid is not None:
+            start = previous = uid
+    return ",".join(runs)
+
+
+_MONTHS = {name: number for number, name in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+
+
+def internaldate_rfc3339(text: str) -> str | None:
+    """``"07-Dec-2026 05:00:00 +0100"`` as ``"2026-12-07T05:00:00+01:00"``; None if malformed."""
+    try:
+        day, month, rest = text.strip().split("-", 2)
+        year, clock, zone = rest.split(" ")
+        hour, minute, second = (int(part) for part in clock.split(":"))
+        sign = 1 if zone[0] == "+" else -1 if zone[0] == "-" else 0
+        offset = dt.timedelta(hours=int(zone[1:3]), minutes=int(zone[3:5])) * sign
+        if not sign or len(zone) != 5:
+            return None
+        moment = dt.datetime(int(year), _MONTHS[month.capitalize()], int(day), hour, minute,
+                             second, tzinfo=dt.timezone(offset))
+    except (ValueError, KeyError, IndexError):
+        return None
+    return moment.isoformat()
+
+
+def _label(value: Any) -> str:
+    from imapclient import imap_utf7
+
+    if isinstance(value, bytes):
+        try:
+            return str(imap_utf7.decode(value))
+        except (ValueError, UnicodeError):
+            return _text(value)
+    return str(value)
+
+
+def _int(value: Any) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    return str(value)

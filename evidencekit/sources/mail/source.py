@@ -1,0 +1,412 @@
+"""A mailbox as a Source: ``data/USER@HOST/`` holding ``server.json``, then one folder per IMAP
+folder with ``UID.eml`` (the message exactly as served) and ``UID.json`` (its record) for each
+message, and ``folder.json`` (what was asked and found) after them (docs/FORMAT.md §4.3).
+
+:meth:`MailSource.connect` runs before the capture starts (so a wrong password or an untrusted
+server stops everything before a bundle is begun): it connects, logs in, examines and searches
+the folders and asks each message's size (for the progress bar and for fetching in batches of
+bounded size). The messages themselves are fetched while the bundle is written, batch by batch:
+only one batch is held in memory at a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import imaplib
+import socket
+import ssl
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from email import header as email_header
+from email import policy
+from email.parser import HeaderParser
+from typing import Any
+
+from evidencekit import canonical
+from evidencekit.clock import Clock, rfc3339, system_clock
+from evidencekit.errors import UsageError
+from evidencekit.sources.base import BytesContent, Skip, SourceRecord, StreamEntry
+from evidencekit.sources.mail import fetch as imap
+from evidencekit.sources.mail.account import Account, Credential, MailError
+from evidencekit.sources.mail.fetch import Folder, Message
+from evidencekit.sources.mail.resume import FolderState, ResumeState
+from evidencekit.sources.mail.server import Trust, log_in, open_connection
+from evidencekit.walk import Entry, escape_name, unique_name
+
+KIND = "mail"
+SERVER_DOCUMENT = "server.json"
+FOLDER_DOCUMENT = "folder.json"
+_RECORD_ESTIMATE = 1024  # bytes of a message's JSON record, for the progress bar
+_HEAD_LIMIT = 64 << 10  # bytes of a message read for its Date, From and Subject
+_MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which messages: some folders (by name) or all of them, since a date, matching a search."""
+
+    folders: tuple[str, ...] = ()  # empty: every folder that can be opened
+    since: str | None = None  # an IMAP date, e.g. 1-Nov-2026
+    search: str | None = None  # IMAP SEARCH criteria, as typed
+
+    def criteria(self) -> str:
+        parts = ([f"SINCE {self.since}"] if self.since else []) + \
+            ([f"({self.search})"] if self.search else [])
+        return " ".join(parts) or "ALL"
+
+
+class MailSource:
+    """One IMAP account as a Source (kind ``mail``)."""
+
+    def __init__(self, account: Account, credential: Credential, selection: Selection,
+                 trust: Trust | None = None, resume: ResumeState | None = None,
+                 clock: Clock = system_clock) -> None:
+        self.account = account
+        self._credential = credential
+        self.selection = selection
+        self._trust = trust or Trust()
+        self._resume = resume
+        self._clock = clock
+        self._client: Any = None
+        self._server: dict[str, Any] = {}
+        self._capabilities: list[str] = []
+        self.folders: list[Folder] = []
+        self._listed: list[Folder] = []
+        self._index = 0
+        self._bag_name = escape_name(account.name.encode("utf-8"))
+        self.fetched = 0  # messages asked of the server in this run
+        self.resumed = 0  # messages read from an earlier run's state
+
+    # -------------------------------------------------------------------- before the capture
+    def connect(self) -> None:
+        """Connect, log in, choose, examine and search the folders, ask the messages' sizes."""
+        self._client, self._server = open_connection(self.account, self._trust, self._clock)
+        self._capabilities = log_in(self._client, self.account, self._credential)
+        with self._connection_kept("listing the folders"):
+            self._listed = imap.list_folders(self._client)
+            self.folders = self._chosen(self._listed)
+            for folder in self.folders:
+                imap.examine(self._client, folder)
+                if folder.exists:
+                    folder.uids = imap.search(self._client, self.selection.criteria())
+                    folder.sizes = imap.fetch_sizes(self._client, folder.uids)
+
+    def _chosen(self, listed: list[Folder]) -> list[Folder]:
+        if not self.selection.folders:
+            return [folder for folder in listed if imap.selectable(folder)]
+        by_name = {folder.name: folder for folder in listed}
+        by_name.update({f.name.upper(): f for f in listed if f.name.upper() == "INBOX"})
+        chosen, missing = [], []
+        for name in self.selection.folders:
+            found = by_name.get(name.upper() if name.upper() == "INBOX" else name)
+            if found is None or not imap.selectable(found):
+                missing.append(name)
+            elif found not in chosen:
+                chosen.append(found)
+        if missing:
+            self.close()
+            names = ", ".join(repr(f.name) for f in listed if imap.selectable(f))
+            raise UsageError(f"no folder {', '.join(map(repr, missing))} in this mailbox",
+                             hint=f"its folders: {names}")
+        return chosen
+
+    def close(self) -> None:
+        if self._client is not None:
+            with contextlib.suppress(Exception):  # the connection may be gone already
+                self._client.logout()
+            self._client = None
+        if self._resume is not None:
+            self._resume.close()
+
+    def finished(self) -> None:
+        """The bundle holding every message is published: forget the resume state."""
+        self.close()
+        if self._resume is not None:
+            self._resume.discard()
+
+    @property
+    def messages(self) -> int:
+        return sum(len(folder.uids) for folder in self.folders)
+
+    # -------------------------------------------------------------------- Source
+    def place(self, first_index: int, taken: set[str]) -> None:
+        self._index = first_index
+        self._bag_name = unique_name(escape_name(self.account.name.encode("utf-8")), taken)
+        taken.add(self._bag_name)
+
+    def records(self) -> list[SourceRecord]:
+        return [SourceRecord(self._index, self.account.given.encode("utf-8"),
+                             self.account.url.encode("utf-8"), self._bag_name, kind=KIND,
+                             details=self._details())]
+
+    def _details(self) -> dict[str, Any]:
+        """The source record's ``details`` (asked again once every entry is stored)."""
+        return {"folders": len(self.folders), "messages": self.messages,
+                "fetched": self.fetched, "from_earlier_run": self.resumed}
+
+    def estimate(self, skip: Skip) -> tuple[int, int | None]:
+        files = 1 + sum(1 + 2 * len(folder.uids) for folder in self.folders)
+        size = sum(sum(folder.sizes.values()) + _RECORD_ESTIMATE * len(folder.uids)
+                   for folder in self.folders)
+        return files, size
+
+    def entries(self, skip: Skip) -> Iterator[Entry | StreamEntry]:
+        if self._client is None:
+            raise RuntimeError("MailSource.connect() must be called before the capture")
+        yield self._document(SERVER_DOCUMENT, self._server_document(), self._clock())
+        names = {SERVER_DOCUMENT}
+        for folder in self.folders:
+            directory = unique_name(_folder_file_name(folder.name), names)
+            names.add(directory)
+            yield from self._folder_entries(folder, directory)
+        self.close()
+
+    # -------------------------------------------------------------------- the messages
+    def _folder_entries(self, folder: Folder, directory: str) -> Iterator[StreamEntry]:
+        planned = folder.uidvalidity
+        summary: dict[str, Any] = {"failed": [], "stored": 0, "from_earlier_run": 0}
+        with self._connection_kept(f"opening the folder {folder.name!r}"):
+            imap.examine(self._client, folder)
+        examined = self._clock()
+        if folder.uidvalidity != planned:
+            problem = ("the folder was renumbered on the server (its UIDVALIDITY changed) while "
+                       "the capture ran; capture it again")
+            for uid in folder.uids:
+                summary["failed"].append({"uid": uid, "problem": problem})
+                yield self._failed(directory, folder, uid, problem)
+        else:
+            state = None if self._resume is None else \
+                self._resume.folder_state(folder.name_utf7, folder.uidvalidity)
+            for batch in imap.batches(folder.uids, folder.sizes):
+                for uid, message, fetched, earlier in self._fetched(folder, batch, state):
+                    if message is None or message.body is None:
+                        problem = ("the message was no longer on the server when it was fetched "
+                                   "(deleted or moved meanwhile)")
+                        summary["failed"].append({"uid": uid, "problem": problem})
+                        yield self._failed(directory, folder, uid, problem)
+                        continue
+                    summary["stored"] += 1
+                    summary["from_earlier_run"] += earlier
+                    yield from self._message_entries(directory, folder, message, fetched, earlier)
+        yield self._document(f"{directory}/{FOLDER_DOCUMENT}",
+                             self._folder_document(folder, summary, examined), examined)
+
+    def _fetched(self, folder: Folder, batch: list[int], state: FolderState | None
+                 ) -> Iterator[tuple[int, Message | None, int, bool]]:
+        """Each UID of *batch* with its message (None if the server no longer has it), when its
+        bytes were fetched, and whether that was by an earlier run."""
+        kept: dict[int, tuple[bytes, int]] = {}
+        if state is not None:
+            for uid in batch:
+                if uid in state:
+                    found = state.read(uid)
+                    if found is not None:
+                        kept[uid] = found
+        items = imap.attributes(self._capabilities)
+        with self._connection_kept(f"fetching messages of {folder.name!r}"):
+            fresh = imap.fetch(self._client, [u for u in batch if u not in kept],
+                               [*items, "BODY.PEEK[]"])
+            known = imap.fetch(self._client, sorted(kept), items) if kept else []
+        now = self._clock()
+        if state is not None:
+            for message in fresh:
+                if message.body is not None:
+                    state.add(message.uid, now, message.body)
+            state.flush()
+        answered = {message.uid: message for message in [*fresh, *known]}
+        self.fetched += len(fresh)
+        for uid in batch:
+            reply = answered.get(uid)
+            if uid in kept and reply is not None:
+                reply.body, fetched = kept[uid]
+                self.resumed += 1
+                yield uid, reply, fetched, True
+            else:
+                yield uid, reply, now, False
+
+    def _message_entries(self, directory: str, folder: Folder, message: Message, fetched: int,
+                         earlier: bool) -> Iterator[StreamEntry]:
+        import hashlib
+
+        assert message.body is not None
+        body = message.body
+        moment = imap.internaldate_rfc3339(message.internaldate or "")
+        record = {
+            "type": "evidencekit.mail.message",
+            "folder": folder.name, "folder_utf7": folder.name_utf7,
+            "uidvalidity": folder.uidvalidity, "uid": message.uid,
+            "internaldate": message.internaldate,
+            "internaldate_rfc3339": moment,
+            "flags": message.flags, "rfc822_size": message.rfc822_size, "size": len(body),
+            "sha256": hashlib.sha256(body).hexdigest(), "modseq": message.modseq,
+            "gmail": message.gmail, "fetched": rfc3339(fetched), "from_earlier_run": earlier,
+            "file": f"{message.uid}.eml", "headers": headers_of(body),
+        }
+        when = _seconds_ns(moment) or fetched
+        name = f"{directory}/{message.uid}"
+        yield self._stream(f"{name}.eml", body, when)
+        yield self._document(f"{name}.json", record, when)
+
+    def _failed(self, directory: str, folder: Folder, uid: int, problem: str) -> StreamEntry:
+        path = f"{self._bag_name}/{directory}/{uid}.eml"
+        return StreamEntry(self._index, path.encode("utf-8"), f"data/{path}",
+                           _Unfetched(problem), mtime_ns=self._clock())
+
+    # -------------------------------------------------------------------- documents
+    def _server_document(self) -> dict[str, Any]:
+        return {
+            "type": "evidencekit.mail.server",
+            "account": {"url": self.account.url, "user": self.account.user,
+                        "host": self.account.host, "port": self.account.port},
+            "server": self._server,
+            "capability": self._capabilities,
+            "authentication": "xoauth2" if type(self._credential).__name__ == "BearerToken"
+            else "password",
+            "folders_listed": [{"name": f.name, "name_utf7": f.name_utf7,
+                                "delimiter": f.delimiter, "flags": f.flags}
+                               for f in self._listed],
+            "selection": {"folders": list(self.selection.folders) or None,
+                          "since": self.selection.since, "search": self.selection.search,
+                          "criteria": self.selection.criteria()},
+            "read_only": "EXAMINE and BODY.PEEK[] only: no flag was changed",
+        }
+
+    def _folder_document(self, folder: Folder, summary: dict[str, Any], examined: int
+                         ) -> dict[str, Any]:
+        return {
+            "type": "evidencekit.mail.folder",
+            "folder": folder.name, "folder_utf7": folder.name_utf7,
+            "delimiter": folder.delimiter, "flags": folder.flags,
+            "uidvalidity": folder.uidvalidity, "uidnext": folder.uidnext,
+            "exists": folder.exists, "highestmodseq": folder.highestmodseq,
+            "examined": rfc3339(examined), "criteria": self.selection.criteria(),
+            "matched": len(folder.uids), **summary,
+        }
+
+    def _document(self, relative: str, document: dict[str, Any], when: int) -> StreamEntry:
+        return self._stream(relative, canonical.dumps(document), when)
+
+    def _stream(self, relative: str, data: bytes, when: int) -> StreamEntry:
+        path = f"{self._bag_name}/{relative}"
+        return StreamEntry(self._index, path.encode("utf-8"), f"data/{path}", BytesContent(data),
+                           mtime_ns=when)
+
+    def _connection_kept(self, doing: str) -> _ConnectionKept:
+        return _ConnectionKept(self, doing)
+
+    def lost(self, doing: str, exc: BaseException) -> MailError:
+        kept = self.fetched + self.resumed
+        saved = (f"; the {kept} message{'s' if kept != 1 else ''} fetched so far are kept "
+                 "(encrypted) for the next run" if self._resume is not None and kept else "")
+        self._client = None
+        if self._resume is not None:
+            self._resume.close()
+        return MailError(f"the connection to {self.account.host} was lost while {doing}: "
+                         f"{_why(exc)}; no bundle was written{saved}",
+                         hint="run the same command again: it goes on from where it stopped")
+
+
+class _ConnectionKept:
+    """Turns a lost connection (or a server gone mad) into a MailError that says what was kept."""
+
+    def __init__(self, source: MailSource, doing: str) -> None:
+        self._source = source
+        self._doing = doing
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: Any) -> None:
+        if error is None or isinstance(error, (MailError, UsageError)):
+            return
+        if isinstance(error, (OSError, ssl.SSLError, imaplib.IMAP4.error, EOFError)) or \
+                type(error).__module__.startswith("imapclient"):
+            raise self._source.lost(self._doing, error) from None
+
+
+def headers_of(body: bytes) -> dict[str, str]:
+    """Date, From, To, Subject and Message-ID, decoded for lists and reports (the .eml is the
+    evidence; these are a convenience, made from at most its first 64 KiB)."""
+    head = body[:_HEAD_LIMIT]
+    end = head.find(b"\r\n\r\n")
+    raw = head if end < 0 else head[:end + 4]
+    try:  # 8-bit headers (RFC 6532): UTF-8 as a rule, else read as Latin-1 rather than lost
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    parsed = HeaderParser(policy=policy.compat32).parsestr(text)
+    found: dict[str, str] = {}
+    for name in ("Date", "From", "To", "Subject", "Message-ID"):
+        value = parsed.get(name)
+        if value is not None:
+            found[name.lower()] = _decoded(value)[:1000]
+    return found
+
+
+def _decoded(value: Any) -> str:
+    try:
+        parts = email_header.decode_header(str(value))
+        return "".join(part.decode(charset or "utf-8", "replace") if isinstance(part, bytes)
+                       else part for part, charset in parts).strip()
+    except (LookupError, ValueError, UnicodeError, AssertionError):
+        return str(value).strip()
+
+
+def _folder_file_name(name: str) -> str:
+    """A folder's name as one file name: '/' (which the delimiter may be) as '∕'."""
+    cleaned = name.replace("/", "∕").replace("\x00", "")
+    return cleaned if cleaned not in ("", ".", "..") else f"_{cleaned}"
+
+
+def _seconds_ns(text: str | None) -> int | None:
+    import datetime as dt
+
+    if not text:
+        return None
+    return int(dt.datetime.fromisoformat(text).timestamp()) * 1_000_000_000
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, socket.timeout):
+        return "no answer (timed out)"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+class _Unfetched(BytesContent):
+    """A message listed but not fetched: an empty file whose entry's ``error`` says why (the
+    capture is incomplete, exit code 3)."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(b"")
+        self._problem = problem
+
+    def unread(self) -> str:
+        return self._problem
+
+
+def selection_from(folders: Sequence[str], all_folders: bool, since: str | None,
+                   search: str | None) -> Selection:
+    """The options' Selection; UsageError for a folder list with --all-folders or a bad date."""
+    if folders and all_folders:
+        raise UsageError("choose either --folder NAME… or --all-folders, not both")
+    return Selection(tuple(folders), imap_date(since) if since else None, search or None)
+
+
+def imap_date(text: str) -> str:
+    """``2026-11-01`` (or 1-Nov-2026) as IMAP's ``1-Nov-2026``."""
+    import datetime as dt
+
+    given = text.strip()
+    parts = given.split("-")
+    if len(parts) == 3 and parts[1].capitalize() in _MONTH_NAMES:  # already 1-Nov-2026
+        given = f"{parts[2]}-{_MONTH_NAMES.index(parts[1].capitalize()) + 1:02d}-{parts[0]}"
+    for pattern in ("%Y-%m-%d",):
+        try:
+            day = dt.datetime.strptime(given, pattern)
+        except ValueError:
+            continue
+        return f"{day.day}-{_MONTH_NAMES[day.month - 1]}-{day.year}"
+    raise UsageError(f"--since needs a date like 2026-11-01, not {text!r}")

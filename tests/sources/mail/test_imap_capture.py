@@ -1,0 +1,272 @@
+"""capture --imap against a real Dovecot (tests/support/dovecot.py), through the real command:
+several folders (one not ASCII), a message with 8-bit headers, a 20 MB attachment; nothing
+changed on the server; a dropped connection resumed; a wrong password; a certificate that is
+not the one pinned. One server for the whole module."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import dovecot
+from tests.support.dovecot import PASSWORD, Dovecot, deliver, message
+
+BIG = os.urandom(15 << 20)  # base64: some 20 MB of message
+EIGHT_BIT = ("Subject: Überweisung für Sie\nFrom: Bänk <bank@example.net>\n"
+             "To: jane@example.org\nDate: Sun, 06 Dec 2026 10:00:00 -0500\n\nGeld.\n"
+             ).encode()
+
+
+def big_message() -> bytes:
+    encoded = base64.encodebytes(BIG)
+    return (b"From: scam@example.net\nTo: jane@example.org\nSubject: invoice attached\n"
+            b"Date: Mon, 07 Dec 2026 07:00:00 +0000\nMIME-Version: 1.0\n"
+            b"Content-Type: multipart/mixed; boundary=XX\n\n--XX\nContent-Type: text/plain\n\n"
+            b"See attachment.\n--XX\nContent-Type: application/octet-stream\n"
+            b"Content-Transfer-Encoding: base64\n\n" + encoded + b"--XX--\n")
+
+
+def fill(server: Dovecot) -> None:
+    inbox = server.maildir
+    deliver(inbox, "seen", message("first, already read"), flags="S", received=1_796_000_000)
+    deliver(inbox, "unseen", message("second, never opened"), received=1_796_000_100)
+    deliver(inbox, "8bit", EIGHT_BIT, flags="F", received=1_796_000_200)
+    deliver(inbox, "big", big_message(), received=1_796_000_300)
+    deliver(server.folder("Junk"), "junk", message("You won"), received=1_796_000_400)
+    deliver(server.folder("Re&AOc-u"), "recu", message("dans Reçu"), received=1_796_000_500)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Dovecot]:
+    with dovecot.running(fill) as running:
+        yield running
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """No terminal, an isolated configuration and resume state, the password in a file."""
+    (tmp_path / "password").write_text(PASSWORD + "\n")
+    state = tmp_path / "state"
+    config = tmp_path / "config"
+    config.mkdir(exist_ok=True)
+    return {**os.environ, "XDG_STATE_HOME": str(state), "XDG_CONFIG_HOME": str(config),
+            "EVIDENCEKIT_PASSPHRASE": "test passphrase of the bundle"}
+
+
+def capture(tmp_path: Path, env: dict[str, str], *args: object, url: str,
+            name: str = "mail.evidence") -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "evidencekit", "capture", "--case", "MAIL-1", "-p",
+               "--sign-key", _signer(tmp_path), "-o", tmp_path / name, "--json",
+               "--imap", url, "--imap-password-file", tmp_path / "password", *args]
+    return subprocess.run([str(a) for a in command], capture_output=True, text=True, env=env,
+                          stdin=subprocess.DEVNULL, timeout=300)
+
+
+def _signer(tmp_path: Path) -> Path:
+    from evidencekit.crypto.keys import SigningKey
+
+    path = tmp_path / "signer"
+    if not path.exists():
+        SigningKey.generate("examiner@test").save(path)
+    return path
+
+
+def pin(server: Dovecot) -> str:
+    return "SHA256:" + server.fingerprint.hex()
+
+
+def extracted(tmp_path: Path, env: dict[str, str], bundle: Path) -> Path:
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "evidencekit", "extract", str(bundle), "-o",
+                           str(out), "--passphrase-file", str(_passphrase(tmp_path, env))],
+                          capture_output=True, text=True, env=env, timeout=300,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def _passphrase(tmp_path: Path, env: dict[str, str]) -> Path:
+    path = tmp_path / "bundle-passphrase"
+    path.write_text(env["EVIDENCEKIT_PASSPHRASE"] + "\n")
+    return path
+
+
+def flags(record: dict[str, Any]) -> list[str]:
+    """The message's flags but \\Recent (a session flag: recorded as served, but whether it is
+    still set depends on whether another session has opened the folder)."""
+    return [flag for flag in record["flags"] if flag != "\\Recent"]
+
+
+def crlf(data: bytes) -> bytes:
+    return data.replace(b"\n", b"\r\n")
+
+
+def test_a_mailbox_is_captured_whole_and_left_unchanged(server: Dovecot, tmp_path: Path,
+                                                         env: dict[str, str]) -> None:
+    before = server.file_names()
+    done = capture(tmp_path, env, "--imap-fingerprint", pin(server), url=server.url)
+    assert done.returncode == 0, done.stderr
+    assert server.file_names() == before  # no flag changed: \Seen would rename the file (:2,S)
+    report = json.loads(done.stdout)
+    assert report["mail"]["messages"] == 6 and report["mail"]["fetched"] == 6
+    data = extracted(tmp_path, env, tmp_path / "mail.evidence") / "data" / "jane@127.0.0.1"
+    assert sorted(p.name for p in data.iterdir()) == ["INBOX", "Junk", "Reçu", "server.json"]
+    inbox = data / "INBOX"
+    assert sorted(p.name for p in inbox.iterdir()) == [
+        "1.eml", "1.json", "2.eml", "2.json", "3.eml", "3.json", "4.eml", "4.json", "folder.json"]
+    # exactly the bytes served: Dovecot keeps LF and serves CRLF
+    assert (inbox / "3.eml").read_bytes() == crlf(EIGHT_BIT)
+    assert (inbox / "4.eml").read_bytes() == crlf(big_message())
+    record = json.loads((inbox / "3.json").read_bytes())
+    assert record["sha256"] == hashlib.sha256(crlf(EIGHT_BIT)).hexdigest()
+    assert flags(record) == ["\\Flagged"] and record["size"] == record["rfc822_size"]
+    assert record["internaldate"].endswith(("+0000", "+0100", "-0000")) or \
+        record["internaldate"][-5] in "+-"
+    assert record["internaldate_rfc3339"] is not None and record["modseq"] is not None
+    assert record["headers"]["subject"] == "Überweisung für Sie"
+    assert record["uidvalidity"] > 0 and record["uid"] == 3 and record["folder"] == "INBOX"
+    assert flags(json.loads((inbox / "1.json").read_bytes())) == ["\\Seen"]
+    assert flags(json.loads((inbox / "2.json").read_bytes())) == []
+    recu = json.loads((data / "Reçu" / "1.json").read_bytes())
+    assert (recu["folder"], recu["folder_utf7"]) == ("Reçu", "Re&AOc-u")
+    folder = json.loads((inbox / "folder.json").read_bytes())
+    assert folder["matched"] == folder["stored"] == 4 and folder["failed"] == []
+    facts = json.loads((data / "server.json").read_bytes())
+    assert facts["server"]["connected_to"] == "127.0.0.1"
+    assert facts["server"]["tls"]["chain"][0]["sha256"] == server.fingerprint.hex()
+    assert facts["server"]["greeting"].startswith("* OK") or "Dovecot" in \
+        facts["server"]["greeting"]
+    assert "IMAP4REV1" in facts["capability"]
+    # the password is nowhere: not in the bundle's public parts, not in what it holds
+    secret = PASSWORD.encode()
+    assert secret not in (tmp_path / "mail.evidence").read_bytes()
+    for path in (tmp_path / "out").rglob("*"):
+        if path.is_file():
+            assert secret not in path.read_bytes(), path
+    assert not any(Path(env["XDG_STATE_HOME"]).rglob("*.state"))  # resume state gone
+
+
+class Cutter:
+    """A TCP relay on 127.0.0.1 to the server that cuts both sides once *limit* bytes came
+    from the server (a connection dropped in the middle of a FETCH)."""
+
+    def __init__(self, port: int, limit: int) -> None:
+        self._port = port
+        self._limit = limit
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.cut = False
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        with self._listener:
+            self._listener.settimeout(60)
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self._port))
+            threading.Thread(target=self._pump, args=(client, upstream, None), daemon=True
+                             ).start()
+            self._pump(upstream, client, self._limit)
+
+    def _pump(self, source: socket.socket, sink: socket.socket, limit: int | None) -> None:
+        passed = 0
+        try:
+            while data := source.recv(65536):
+                if limit is not None and passed + len(data) > limit:
+                    self.cut = True
+                    break
+                sink.sendall(data)
+                passed += len(data)
+        except OSError:
+            pass
+        for side in (source, sink):
+            with contextlib.suppress(OSError):
+                side.shutdown(socket.SHUT_RDWR)
+            side.close()
+
+    def close(self) -> None:
+        self._listener.close()
+        self._thread.join(timeout=10)
+
+
+def test_a_dropped_connection_is_resumed_without_fetching_again(
+        server: Dovecot, tmp_path: Path, env: dict[str, str]) -> None:
+    cutter = Cutter(server.port, limit=4 << 20)  # within the 20 MB message, after the others
+    try:
+        url = f"imaps://jane@127.0.0.1:{cutter.port}"
+        dropped = capture(tmp_path, env, "--imap-fingerprint", pin(server), "--folder", "INBOX",
+                          url=url)
+    finally:
+        cutter.close()
+    assert cutter.cut
+    assert dropped.returncode == 2, dropped.stderr
+    error = json.loads(dropped.stdout)["error"]
+    assert "connection" in error["message"] and "3 messages fetched so far are kept" in \
+        error["message"], error
+    assert not (tmp_path / "mail.evidence").exists()
+    assert list(Path(env["XDG_STATE_HOME"]).rglob("*.state"))
+    again = capture(tmp_path, env, "--imap-fingerprint", pin(server), "--folder", "INBOX",
+                    url=server.url)
+    assert again.returncode == 0, again.stderr
+    mail = json.loads(again.stdout)["mail"]
+    assert (mail["messages"], mail["fetched"], mail["from_earlier_run"]) == (4, 1, 3)
+    inbox = extracted(tmp_path, env, tmp_path / "mail.evidence") / "data/jane@127.0.0.1/INBOX"
+    assert (inbox / "3.eml").read_bytes() == crlf(EIGHT_BIT)
+    assert (inbox / "4.eml").read_bytes() == crlf(big_message())
+    assert json.loads((inbox / "1.json").read_bytes())["from_earlier_run"] is True
+    assert json.loads((inbox / "4.json").read_bytes())["from_earlier_run"] is False
+    assert not any(Path(env["XDG_STATE_HOME"]).rglob("*.state"))
+
+
+def test_a_wrong_password_is_refused_plainly(server: Dovecot, tmp_path: Path,
+                                             env: dict[str, str]) -> None:
+    (tmp_path / "password").write_text("not the password\n")
+    done = capture(tmp_path, env, "--imap-fingerprint", pin(server), url=server.url)
+    assert done.returncode == 2
+    error: dict[str, Any] = json.loads(done.stdout)["error"]
+    assert "refused the login of jane" in error["message"] and "app password" in error["hint"]
+    assert "Traceback" not in done.stderr and not (tmp_path / "mail.evidence").exists()
+
+
+def test_a_certificate_that_is_not_the_pinned_one_is_refused(server: Dovecot, tmp_path: Path,
+                                                              env: dict[str, str]) -> None:
+    done = capture(tmp_path, env, "--imap-fingerprint", "SHA256:" + "00" * 32, url=server.url)
+    assert done.returncode == 2
+    message_text = json.loads(done.stdout)["error"]["message"]
+    assert "not the one pinned" in message_text and server.fingerprint.hex()[:2].upper() in \
+        message_text and "nothing was sent" in message_text
+    assert not (tmp_path / "mail.evidence").exists()
+
+
+def test_a_self_signed_certificate_is_not_trusted_without_a_pin(
+        server: Dovecot, tmp_path: Path, env: dict[str, str]) -> None:
+    done = capture(tmp_path, env, url=server.url)
+    assert done.returncode == 2
+    assert "is not trusted" in json.loads(done.stdout)["error"]["message"]
+
+
+def test_folders_and_a_search_choose_the_messages(server: Dovecot, tmp_path: Path,
+                                                  env: dict[str, str]) -> None:
+    done = capture(tmp_path, env, "--imap-fingerprint", pin(server), "--folder", "Junk",
+                   "--folder", "Reçu", "--search", "SUBJECT won", url=server.url)
+    assert done.returncode == 0, done.stderr
+    mail = json.loads(done.stdout)["mail"]
+    assert [(f["name"], f["messages"]) for f in mail["folders"]] == [("Junk", 1), ("Reçu", 0)]
+    missing = capture(tmp_path, env, "--imap-fingerprint", pin(server), "--folder", "Nope",
+                      url=server.url, name="other.evidence")
+    assert missing.returncode == 2 and "no folder 'Nope'" in missing.stdout
