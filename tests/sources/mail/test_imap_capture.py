@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from tests.cli.conftest import assert_valid
 from tests.support import dovecot
 from tests.support.dovecot import PASSWORD, Dovecot, deliver, message
 
@@ -120,6 +121,7 @@ def test_a_mailbox_is_captured_whole_and_left_unchanged(server: Dovecot, tmp_pat
     assert done.returncode == 0, done.stderr
     assert server.file_names() == before  # no flag changed: \Seen would rename the file (:2,S)
     report = json.loads(done.stdout)
+    assert_valid(report, "capture")
     assert report["mail"]["messages"] == 6 and report["mail"]["fetched"] == 6
     data = extracted(tmp_path, env, tmp_path / "mail.evidence") / "data" / "jane@127.0.0.1"
     assert sorted(p.name for p in data.iterdir()) == ["INBOX", "Junk", "Reçu", "server.json"]
@@ -149,6 +151,10 @@ def test_a_mailbox_is_captured_whole_and_left_unchanged(server: Dovecot, tmp_pat
     assert facts["server"]["greeting"].startswith("* OK") or "Dovecot" in \
         facts["server"]["greeting"]
     assert "IMAP4REV1" in facts["capability"]
+    for path in data.rglob("*.json"):  # every document against its schema (docs/schemas/)
+        document = json.loads(path.read_bytes())
+        assert_valid(document, {"server.json": "mail-server", "folder.json": "mail-folder"}
+                     .get(path.name, "mail-message"))
     # the password is nowhere: not in the bundle's public parts, not in what it holds
     secret = PASSWORD.encode()
     assert secret not in (tmp_path / "mail.evidence").read_bytes()
