@@ -168,6 +168,7 @@ def profile_json(profile: Profile) -> dict[str, Any]:
             "exclude": list(profile.exclude),
             "limits": {"max_file_size": profile.max_file_size,
                        "max_total": profile.max_total_bytes},
+            "live": profile.live,
             "targets": [{"name": t.name, "description": t.description,
                          "paths": {o: list(t.paths[o]) for o in OS_NAMES if o in t.paths}}
                         for t in profile.targets]}
@@ -246,6 +247,8 @@ def _show_text(profile: Profile, resolution: Resolution) -> None:
                                                     ("max_total", profile.max_total_bytes)) if v]
     if limits:
         render.out.print("  limits:        " + ", ".join(limits))
+    if profile.live:
+        render.out.print("  live state:    collected first, as with capture --live")
     for target in profile.targets:
         render.out.print(f"[bold]{esc(target.name)}[/]" + (f" — {esc(target.description)}"
                                                           if target.description else ""))

@@ -137,6 +137,7 @@ class ReportData:
     tool_version: str = __version__
     previews: Previews = field(default_factory=Previews)  # only from files that verified
     notices: list[str] = field(default_factory=list)  # the warnings in plain words, for the banner
+    live: str = ""  # capture --live: what was collected, in counts ("" when not collected)
 
     def actor_label(self, event: CustodyEvent) -> str:
         """Who signed *event*, as the report names them (a claim unless trusted)."""
@@ -185,6 +186,7 @@ def collect(report: Report, bundle_name: str, generated: str,
         seal, events)
     data.capture = dict(fields.get("capture") or {})
     data.items = _items(manifest.entries() if manifest is not None else iter(()))
+    data.live = _live(events, fields)
     _incident(report, fields, data)
     _merge_notes(data, events, [a.document.note() for a in report.addenda if a.document],
                  report)
@@ -197,6 +199,21 @@ def collect(report: Report, bundle_name: str, generated: str,
         data.previews = matching(seen.found, {i.bag_path: (i.sha256, i.size) for i in data.items
                                               if i.kind == "file" and i.bag_path})
     return data
+
+
+def _live(events: list[CustodyEvent], manifest: dict[str, Any]) -> str:
+    """The live state's summary: the counts the sealer signed in the first custody event
+    (FORMAT.md §6), where it is in the bag and from which host (the manifest's source record)."""
+    if not events or events[0].action != "captured" or "live" not in events[0].details:
+        return ""
+    counts = visible(events[0].details["live"])
+    sources = manifest.get("sources")
+    record = next((s for s in sources if isinstance(s, dict) and s.get("kind") == "live"), None) \
+        if isinstance(sources, list) else None
+    if record is None:
+        return counts
+    host = visible(str(record.get("path", "?")))
+    return f"{counts} (collected on {host}; in data/{visible(str(record.get('bag_name', '')))}/)"
 
 
 def _not_counted_warning(data: ReportData, report: Report) -> str:

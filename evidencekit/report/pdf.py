@@ -341,6 +341,7 @@ class _Builder:
                          + shown_in_previews(data)
                          + ("" if seal.complete else " — capture incomplete (see remarks)")),
             ("Money lost", data.money_lost),
+            *([("Live state", data.live)] if data.live else []),
             ("Captured by", data.case.get("examiner", "") or "—"),
             ("Capture", f"{utc_human(seal.capture_started)} to {utc_human(seal.created)}"),
             ("Sealed by key", self.mono(seal.signer.fingerprint)),

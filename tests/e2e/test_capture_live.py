@@ -42,6 +42,12 @@ def test_live_state_files_and_memory_in_one_bundle(tmp_path: Path, keys: dict[st
     assert shown.returncode == 0 and b"Live state" in shown.stdout
     assert b"memory images 1" in shown.stdout and b"processes " in shown.stdout
 
+    made = evidencekit("report", tmp_path / "out.evidence", "-i", keys["identity"],
+                       "-o", tmp_path / "report.html")
+    assert made.returncode == 0, made.stderr
+    page = (tmp_path / "report.html").read_text()
+    assert "Live state" in page and "memory images 1" in page and "in data/live/" in page
+
     digest = hashlib.sha256(image).hexdigest()
     assert by_hand(tmp_path / "out.evidence", keys["identity"], tmp_path / "hand",
                    "data/live/02-memory.image") == digest
