@@ -42,6 +42,11 @@ def live_sources(live: bool, memory_tool: Path | None, memory_timeout: float
     if not live:
         return ()
     if memory_tool is not None:
+        if not hasattr(os, "mkfifo"):  # the image is passed through a named pipe (memory.py)
+            raise UsageError("--memory-tool needs a named pipe, which this system (Windows) "
+                             "does not offer to evidencekit",
+                             hint="run the acquisition tool (e.g. WinPmem) on its own, then "
+                             "capture its image file, or use --live without --memory-tool")
         if not memory_tool.is_file() or not os.access(memory_tool, os.X_OK):
             raise UsageError(f"--memory-tool {memory_tool}: not an executable file",
                              hint="give the path of the acquisition tool (e.g. /usr/local/bin/avml)")

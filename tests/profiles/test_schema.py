@@ -62,6 +62,8 @@ BAD = [
      4, ["include[1]", "'[z-a]*' is not a valid pattern: bad character range z-a"], False),
     ("description: x\nexclude: ['Cache', 'a[^]']\ntargets:\n  - {name: a, linux: [/a]}\n", 2,
      ["exclude[1]", "not a valid pattern: unterminated character set"], False),
+    ("description: x\nlive: yes please\ntargets:\n  - {name: a, linux: [/a]}\n", 2,
+     ["live", "expected true or false"], True),
 ]
 
 
