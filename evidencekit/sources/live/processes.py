@@ -19,13 +19,14 @@ from typing import Any
 import psutil
 
 from evidencekit.clock import Clock, rfc3339
-from evidencekit.sources.live.common import IS_LINUX, Document, Gaps, envelope, text
+from evidencekit.sources.live.common import IS_LINUX, Document, Gaps, envelope, reason, text
 from evidencekit.walk import open_keeping_atime
 
 EXECUTABLES = "04-executables"  # the folder of the source holding deleted executables' copies
 _DELETED = b" (deleted)"
 _CHUNK = 1 << 20
 _BASIC = ["pid", "ppid", "name", "create_time", "status", "num_threads"]
+_DENIED = object()
 
 
 @dataclass
@@ -80,9 +81,13 @@ def _process(process: psutil.Process, users: dict[int, str | None],
     gaps = Gaps()
     try:
         with process.oneshot():
-            info = process.as_dict(_BASIC)
+            info = process.as_dict(_BASIC, ad_value=_DENIED)
     except psutil.NoSuchProcess:
         return None  # ended between the listing and the reading: it was not there to record
+    for key, value in info.items():
+        if value is _DENIED:  # as_dict's stand-in for a field the system refused
+            gaps.items[key] = reason(psutil.AccessDenied(process.pid))
+            info[key] = None
     record["ppid"] = info["ppid"]
     record["name"] = info["name"]
     record["status"] = info["status"]
