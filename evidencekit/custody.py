@@ -23,7 +23,7 @@ from evidencekit import addenda, fs, publictext
 from evidencekit.clock import Clock, clock_source, rfc3339, system_clock
 from evidencekit.crypto import age, sshsig
 from evidencekit.crypto.keys import SigningKey
-from evidencekit.errors import BundleError, InputError, OutputError, UsageError
+from evidencekit.errors import BundleError, EvidenceKitError, InputError, OutputError, UsageError
 from evidencekit.findings import Findings
 from evidencekit.format.documents import (
     ACTIONS,
@@ -39,6 +39,7 @@ from evidencekit.format.reader import SMALL_MEMBER_LIMIT, OuterBundle, open_bund
 from evidencekit.hostinfo import host_name
 from evidencekit.payload import PayloadReaders
 from evidencekit.progress import Progress
+from evidencekit.text import human_size
 from evidencekit.verify import Report, verify
 
 APPENDABLE = tuple(a for a in ACTIONS if a not in ("captured", "resealed"))
@@ -171,18 +172,10 @@ def append_event(bundle: Path, request: EventRequest, report: Report | None = No
             publictext.check_readable(event.to_json(), custody_member(event.sequence))
             others = os.fstat(fd).st_nlink - 1
             _append_members(target, fd, event, request.signing_key)
-    except fs.NotEnoughSpace as exc:
-        raise OutputError(f"not enough free space next to {bundle} to add the custody event: "
-                          f"it needs {mib(exc.needed)} (a copy of the bundle), "
-                          f"{mib(exc.free)} are free; the bundle was left as it was",
-                          hint="free some space on that disk, or copy the bundle to a disk "
-                          "with more room and add the event there") from None
-    except FileNotFoundError:
-        raise InputError(f"cannot read {bundle}: it does not exist") from None
     except OSError as exc:
-        raise OutputError(f"could not add the custody event to {bundle}: "
-                          f"{exc.strerror or exc}; the bundle was left as it was",
-                          hint="check free space and permissions") from None
+        raise append_failed(bundle, "the custody event", exc,
+                            "free some space on that disk, or copy the bundle to a disk with "
+                            "more room and add the event there") from None
     if others > 0 and linked is not None:
         linked(others)
     return event
@@ -208,8 +201,18 @@ def appendable(bundle: Path) -> Path:
     return target
 
 
-def mib(size: int) -> str:
-    return f"{size / (1 << 20):.1f} MiB"
+def append_failed(bundle: Path, what: str, exc: OSError, space_hint: str) -> EvidenceKitError:
+    """What to tell people when adding *what* ("the custody event", "the timestamp") to
+    *bundle* failed on the disk (evidencekit.fs.replace_end): the bundle is as it was."""
+    if isinstance(exc, fs.NotEnoughSpace):
+        return OutputError(f"not enough free space next to {bundle} to add {what}: it needs "
+                           f"{human_size(exc.needed)} (a copy of the bundle), "
+                           f"{human_size(exc.free)} are free; the bundle was left as it was",
+                           hint=space_hint)
+    if isinstance(exc, FileNotFoundError):
+        return InputError(f"cannot read {bundle}: it does not exist")
+    return OutputError(f"could not add {what} to {bundle}: {exc.strerror or exc}; the bundle "
+                       "was left as it was", hint="check free space and permissions")
 
 
 def _append_members(bundle: Path, fd: int, event: CustodyEvent, key: SigningKey) -> None:

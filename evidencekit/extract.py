@@ -32,6 +32,7 @@ from evidencekit.format.entries import raw_field, safe_bag_path
 from evidencekit.format.manifest import Manifest
 from evidencekit.payload import PayloadReaders
 from evidencekit.progress import Progress
+from evidencekit.text import human_size
 from evidencekit.verify import Report, verify
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -263,7 +264,7 @@ class TooBigForDestination(OutputError):
     def __init__(self, member: str, size: int, largest: int) -> None:
         super().__init__(f"the destination folder is on a FAT32 file system, which cannot hold a "
                          f"file of {fs.describe_limit(largest + 1)} or more, but the evidence "
-                         f"file {member} is {size / (1 << 30):.1f} GiB; nothing was extracted. "
+                         f"file {member} is {human_size(size)}; nothing was extracted. "
                          "The bundle itself was not found faulty",
                          hint="extract onto a stick formatted as exFAT or NTFS, or onto your "
                          "computer's disk")
@@ -314,12 +315,9 @@ def extract(bundle: Path, output: Path, identities: Sequence[age.Identity],
     By default the original tree is restored (non-UTF-8 names, symbolic links inside the tree);
     with *as_stored* the bag is left exactly as stored, which is always a valid BagIt bag.
     """
-    if output.exists() or output.is_symlink():
-        raise OutputError(f"{output} already exists; extract writes into a new folder only",
-                          hint="choose another folder with -o")
+    fs.require_new(output, refusal="extract writes into a new folder only",
+                   hint="choose another folder with -o")
     parent = output.absolute().parent
-    if not parent.is_dir():
-        raise OutputError(f"the folder {parent} does not exist")
     try:
         staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".partial", dir=parent))
     except OSError as exc:

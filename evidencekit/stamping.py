@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evidencekit import custody, fs, timestamps
-from evidencekit.custody import appendable, mib, require_intact
-from evidencekit.errors import BundleError, InputError, OutputError
+from evidencekit.custody import append_failed, appendable, require_intact
+from evidencekit.errors import BundleError
 from evidencekit.format.documents import SEAL_SIG, timestamp_member
 from evidencekit.format.reader import open_bundle, timestamp_names
 from evidencekit.verify import verify
@@ -67,18 +67,9 @@ def add_timestamps(bundle: Path, urls: Sequence[str],
                 raise BundleError("the bundle's seal changed while the TSAs were asked; no "
                                   "timestamp was added", hint="run the command again")
             result.added = _append(target, fd, tokens)
-    except fs.NotEnoughSpace as exc:
-        raise OutputError(f"not enough free space next to {bundle} to add the timestamp: "
-                          f"it needs {mib(exc.needed)} (a copy of the bundle), "
-                          f"{mib(exc.free)} are free; the bundle was left as it was",
-                          hint="free some space on that disk, then run the command again"
-                          ) from None
-    except FileNotFoundError:
-        raise InputError(f"cannot read {bundle}: it does not exist") from None
     except OSError as exc:
-        raise OutputError(f"could not add the timestamp to {bundle}: {exc.strerror or exc}; "
-                          "the bundle was left as it was",
-                          hint="check free space and permissions") from None
+        raise append_failed(bundle, "the timestamp", exc,
+                            "free some space on that disk, then run the command again") from None
     return result
 
 

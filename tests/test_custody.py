@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from evidencekit import custody
+from evidencekit import custody, fs
 from evidencekit.capture import CaptureRequest, CaseInfo, capture
 from evidencekit.clock import parse_rfc3339, rfc3339
 from evidencekit.crypto import age
@@ -372,3 +372,23 @@ def test_no_note_is_offered_for_a_bundle_that_does_not_verify(bundle: Path) -> N
     bundle.write_bytes(bytes(data))
     with pytest.raises(BundleError, match=r"^the bundle does not verify, so no note was added \("):
         custody.checked_for_note(bundle)
+
+
+# ------------------------------------------------------------------- an append that failed on disk
+def test_an_append_that_did_not_fit_says_how_much_in_the_units_of_every_size(tmp_path: Path) -> None:
+    error = custody.append_failed(tmp_path / "b.evidence", "the timestamp",
+                                  fs.NotEnoughSpace(3 << 30, 5 << 20, tmp_path), "free space")
+    assert isinstance(error, OutputError) and error.hint == "free space"
+    assert error.message.startswith(f"not enough free space next to {tmp_path / 'b.evidence'} to "
+                                    "add the timestamp: it needs 3.0 GiB (a copy of the bundle), "
+                                    "5.0 MiB are free; the bundle was left as it was")
+
+
+def test_an_append_to_a_bundle_that_went_away_is_an_input_error(tmp_path: Path) -> None:
+    error = custody.append_failed(tmp_path / "b.evidence", "the custody event",
+                                  FileNotFoundError(2, "gone"), "")
+    assert error.message == f"cannot read {tmp_path / 'b.evidence'}: it does not exist"
+    other = custody.append_failed(tmp_path / "b.evidence", "the custody event",
+                                  PermissionError(13, "Permission denied"), "")
+    assert other.message == (f"could not add the custody event to {tmp_path / 'b.evidence'}: "
+                             "Permission denied; the bundle was left as it was")

@@ -12,7 +12,7 @@ import click
 from click.core import ParameterSource
 from rich.markup import escape
 
-from evidencekit import addenda
+from evidencekit import addenda, fs
 from evidencekit import incident as inc
 from evidencekit.cli import render
 from evidencekit.cli.app import (
@@ -37,11 +37,12 @@ from evidencekit.clock import rfc3339, system_clock
 from evidencekit.crypto import age
 from evidencekit.crypto.keys import SigningKey
 from evidencekit.custody import EventRequest, append_event, checked_for_note, event_summary, reseal
-from evidencekit.errors import ExitCode, NoMatchingKey, OutputError, UsageError
+from evidencekit.errors import ExitCode, NoMatchingKey, UsageError
+from evidencekit.export import refuse_unless_verified
 from evidencekit.incident import NoteContent
 from evidencekit.payload import PayloadReaders
 from evidencekit.protection import needs_passphrase, payload_protection, wrong_key_for
-from evidencekit.report import collect, report_format, require_verified, write_report
+from evidencekit.report import collect, report_format, write_report
 from evidencekit.report.previews import PreviewCollector
 from evidencekit.text import plural
 from evidencekit.verify import verify
@@ -73,14 +74,14 @@ def report_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
 
     def body() -> int:
         kind = report_format(output, fmt)
-        if output.exists() or output.is_symlink():
-            raise OutputError(f"{output} already exists; evidencekit does not overwrite it",
-                              hint="choose another name with -o")
+        fs.require_new(output)  # before any passphrase is asked
         keys = identities_for(bundle, identities, passphrase_file, ask_passphrase, required=True)
         seen = PreviewCollector()  # pictures and e-mails, from the decrypted payload itself
         checked = verify(bundle, keys, trusted_from(trusted),
                          progress=render.progress_for(as_json), readers=PayloadReaders(files=seen))
-        require_verified(checked, force, bundle, keys)
+        refuse_unless_verified(checked, bundle, keys, outcome="no report was made", force=force,
+                               forcing="--force makes a report anyway, marked VERIFICATION "
+                               "FAILED on every page")
         data = collect(checked, bundle.name, rfc3339(system_clock()), seen)
         write_report(data, output, kind)
         # Verified: 0, or 6 when --trusted-key was given and not every signer is listed.

@@ -9,7 +9,6 @@ and the export's SHA-256 (docs/FORMAT.md §6).
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +41,7 @@ def export(bundle: Path, fmt: Format, output: Path, context: ExportContext,
            progress: Progress | None = None) -> Exported:
     """Verify *bundle* with *identities*, let *fmt* watch the decrypted files, and publish its
     export as *output* (never over an existing file) only if the bundle verified."""
-    _check_output(output)
+    fs.require_new(output)
     job = fmt.start(context)
     try:
         with fs.staged(output, 0o600 if fmt.holds_content else fs.umask_mode(0o644)) as stage:
@@ -65,31 +64,25 @@ def export(bundle: Path, fmt: Format, output: Path, context: ExportContext,
     return Exported(output, fmt.name, digest, size, checked, written)
 
 
-def refuse_unless_verified(report: Report, bundle: Path,
-                           identities: Sequence[age.Identity]) -> None:
-    """No export from a bundle that did not verify to its last file (as ``report`` without
-    --force): an export vouches for what it lists."""
-    if report.no_matching_key:
+def refuse_unless_verified(report: Report, bundle: Path, identities: Sequence[age.Identity],
+                           *, outcome: str = "nothing was exported", force: bool = False,
+                           forcing: str = "") -> None:
+    """No export from a bundle that did not verify to its last file: an export vouches for
+    what it lists. *outcome* says what was not done ("no report was made"). With *force*
+    (``report --force``, whose report then says VERIFICATION FAILED) only a file that is not a
+    bundle at all is refused; *forcing* tells how to force it, in the hint."""
+    if report.no_matching_key and not force:
         advice = wrong_key_for(bundle, identities)
-        raise NoMatchingKey(advice.message_with(", so nothing was exported"), hint=advice.hint)
+        raise NoMatchingKey(advice.message_with(f", so {outcome}"), hint=advice.hint)
     if report.seal is None:
-        raise BundleError("this file is not a readable evidence bundle, so nothing was exported",
+        raise BundleError(f"this file is not a readable evidence bundle, so {outcome}",
                           hint="run 'evidencekit verify' on it to see what is wrong")
-    if not (report.ok and report.decrypted):
+    if not (report.ok and report.decrypted) and not force:
         first = report.findings.errors[0] if report.findings.errors else None
         detail = f" ({first.where}: {first.problem})" if first else ""
-        raise BundleError(f"the bundle did not pass verification{detail}, so nothing was "
-                          "exported", hint="run 'evidencekit verify BUNDLE -i KEY' to see every "
-                          "problem")
-
-
-def _check_output(output: Path) -> None:
-    if os.path.lexists(output):
-        raise OutputError(f"{output} already exists; evidencekit does not overwrite it",
-                          hint="choose another name with -o")
-    parent = output.absolute().parent
-    if not parent.is_dir():
-        raise OutputError(f"the folder {parent} does not exist")
+        raise BundleError(f"the bundle did not pass verification{detail}, so {outcome}",
+                          hint="run 'evidencekit verify BUNDLE -i KEY' to see every problem"
+                          + (f"; {forcing}" if forcing else ""))
 
 
 def _sha256_of(staged: Path) -> tuple[str, int]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from evidencekit.text import exact_size
+
 FAT32_LARGEST = (1 << 32) - 1
 # File system types as /proc/self/mountinfo names them: the kernel's own FAT drivers and FUSE
 # ones (fusefat). exFAT (kernel "exfat", FUSE "fuseblk") holds files of any size.
@@ -59,4 +61,5 @@ def largest_file(folder: Path) -> int | None:
 
 
 def describe_limit(size: int) -> str:
-    return f"{size / (1 << 30):.0f} GiB" if size >= 1 << 30 else f"{size} bytes"
+    """A destination's limit in words, never rounded ('4 GiB'): evidencekit.text.exact_size."""
+    return exact_size(size)

@@ -28,6 +28,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO
 
+from evidencekit.errors import OutputError
 from evidencekit.fs.commit import committing
 
 # What a file system without hard links answers to link().
@@ -40,6 +41,17 @@ NO_PERMISSIONS = frozenset({errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP, errno
 _AT_FDCWD = -100
 _RENAME_NOREPLACE = 1  # Linux
 _RENAME_EXCL = 0x4  # macOS
+
+
+def require_new(output: Path, *, refusal: str = "evidencekit does not overwrite it",
+                hint: str = "choose another name with -o") -> None:
+    """Refuse (OutputError) an *output* that exists, even as a dangling link, or whose folder
+    does not: asked before the work, since the work is only published under a new name."""
+    if os.path.lexists(output):
+        raise OutputError(f"{output} already exists; {refusal}", hint=hint)
+    parent = output.absolute().parent
+    if not parent.is_dir():
+        raise OutputError(f"the folder {parent} does not exist")
 
 
 def publish(temp: Path, final: Path) -> None:
