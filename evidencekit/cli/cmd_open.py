@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from evidencekit.against import WindowsCollector, compare
 from evidencekit.cli import render
 from evidencekit.cli.app import (
     F,
@@ -36,6 +37,7 @@ from evidencekit.custody import (
 )
 from evidencekit.errors import EvidenceKitError, ExitCode, InputError, UsageError
 from evidencekit.extract import extract
+from evidencekit.findings import Findings
 from evidencekit.inspect import inspect_bundle
 from evidencekit.protection import passphrase_opens, payload_header
 from evidencekit.verify import Report, verify
@@ -159,6 +161,9 @@ def _record(bundle: Path, report: Report, action: str, actor: str | None, key: S
 @click.option("--receipt", "receipt_file", type=click.Path(path_type=Path, dir_okay=False),
               help="Also check the bundle against a receipt made by 'evidencekit receipt'.")
 @tsa_ca_option
+@click.option("--against", metavar="DEVICE|IMAGE",
+              help="Read this device (or an image of it) again and say which parts of the "
+              "device image in the bundle it no longer matches (needs -i).")
 @record_option
 @endpoint_option
 @progress_option
@@ -167,10 +172,14 @@ def verify_command(bundle: Path | str, identities: tuple[Path, ...],
                    passphrase_file: Path | None, ask_passphrase: bool, trusted: tuple[str, ...],
                    receipt_file: Path | None, record: bool, actor: str | None,
                    sign_key: Path | None, sign_key_passphrase_file: Path | None, progress: str,
-                   as_json: bool, tsa_ca: Path | None, endpoint: str | None) -> None:
+                   as_json: bool, tsa_ca: Path | None, endpoint: str | None,
+                   against: str | None) -> None:
     """Check a bundle: seal, signatures, custody and payload hash; with a key, every file too.
     BUNDLE may be s3://BUCKET/KEY: it is read in place, never copied to disk."""
     if isinstance(bundle, str):
+        if against:
+            run("verify", as_json, _against_needs_a_local_bundle)
+            return
         _verify_stored(bundle, identities, passphrase_file, ask_passphrase, trusted, record,
                        receipt_file, endpoint, progress, as_json, tsa_ca)
 
@@ -182,8 +191,12 @@ def verify_command(bundle: Path | str, identities: tuple[Path, ...],
         # Asked for (and checked) before the work, not once it is done.
         signer = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json) \
             if record else None
-        report = verify(bundle, keys, trusted_from(trusted),
+        windows = WindowsCollector() if against else None
+        report = verify(bundle, keys, trusted_from(trusted), visitor=windows,
                         progress=render.progress_for(as_json, progress), tsa_roots=tsa_roots)
+        against_findings = Findings()
+        compared = None if against is None or windows is None else compare(
+            report, windows, against, against_findings, render.progress_for(as_json, progress))
         checked = None if receipt is None else check_receipt(report, receipt, report.findings)
         recorded = None
         if record:
@@ -192,15 +205,21 @@ def verify_command(bundle: Path | str, identities: tuple[Path, ...],
             assert signer is not None
             recorded = _record(bundle, report, "verified", actor, signer, details)
         code = render.exit_code_for(report)
+        if against_findings.errors and code == ExitCode.OK:
+            code = ExitCode.EVIDENCE_PROBLEM  # the bundle is sound; the device is not the same
         if as_json:
+            report.findings.items += against_findings.items
             document = render.report_json(report, code)
             document["recorded"] = recorded
+            document["against"] = None if compared is None else compared.to_json()
             document["receipt"] = None if checked is None else {
                 "file": str(receipt_file), **checked.to_json()}
             render.emit_json(document)
         else:
             render.report_text(report, keys, None if checked is None else
                                (str(receipt_file), checked))
+            if against is not None:
+                render.against_text(compared, against_findings)
             if recorded:
                 render.err.print(recorded)
         return code
@@ -243,6 +262,11 @@ def _verify_stored(location: str, identities: tuple[Path, ...], passphrase_file:
         return code
 
     run("verify", as_json, body)
+
+
+def _against_needs_a_local_bundle() -> int:
+    raise UsageError("--against needs a bundle on this machine, not one in a store",
+                     hint="fetch it first: evidencekit store get … -o FILE")
 
 
 def _read_receipt(path: Path) -> dict[str, str]:

@@ -26,11 +26,12 @@ from rich.table import Table
 from rich.text import Text
 
 from evidencekit import addenda
+from evidencekit.against import Comparison
 from evidencekit.capture import CaptureResult
 from evidencekit.crypto import age
 from evidencekit.custody import ReceiptCheck, counterparty_text, event_summary
 from evidencekit.errors import EvidenceKitError, ExitCode
-from evidencekit.findings import Finding
+from evidencekit.findings import Finding, Findings
 from evidencekit.format.documents import CustodyEvent, Seal
 from evidencekit.progress import NoProgress
 from evidencekit.progress import Progress as ProgressSink
@@ -451,3 +452,27 @@ class JsonLinesProgress:
         stream = self._stream or sys.stderr
         stream.write(json.dumps(line, ensure_ascii=False) + "\n")
         stream.flush()
+
+
+def against_text(compared: Comparison | None, findings: Findings) -> None:
+    """What ``verify --against`` found, after the bundle's own report."""
+    if compared is None:
+        for finding in findings.items:
+            out.print(f"[red]NOT COMPARED[/]: {escape(finding.problem)}")
+        return
+    differing = compared.differing
+    total = len(compared.windows)
+    if not differing and compared.image_size == compared.target_size:
+        out.print(f"[green]SAME[/]: {escape(compared.target)} matches the image "
+                  f"{escape(compared.image)} in all {total} hash windows "
+                  f"({human_size(compared.image_size)})")
+        return
+    out.print(f"[red]DIFFERENT[/]: {escape(compared.target)} differs from the image "
+              f"{escape(compared.image)} in {len(differing)} of {total} hash windows"
+              + ("" if compared.image_size == compared.target_size else
+                 f"; it holds {compared.target_size} bytes, the image {compared.image_size}"))
+    for window in differing[:20]:
+        unread = f" ({window.unread_now} bytes unreadable now)" if window.unread_now else ""
+        out.print(f"  bytes {window.offset}–{window.offset + window.size - 1}{unread}")
+    if len(differing) > 20:
+        out.print(f"  … and {len(differing) - 20} more (--json lists them all)")

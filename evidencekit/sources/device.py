@@ -33,6 +33,7 @@ import stat
 import struct
 import subprocess
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +83,7 @@ def _read_text(path: Path) -> str | None:
         return None
 
 
-def _ioctl_int(fd: int, request: int, fmt: str) -> int | None:
+def ioctl_int(fd: int, request: int, fmt: str) -> int | None:
     try:
         raw = fcntl.ioctl(fd, request, bytes(struct.calcsize(fmt)))
     except OSError:
@@ -120,7 +121,7 @@ class DeviceSource:
         self._sys = _sys_block(info) if self._block else None
         if self._block:
             _refuse_mounted_read_write(given, info, self._sys, mountinfo)
-        self._fd, self._direct = _open(self._path, given)
+        self._fd, self._direct = _open(self._path, given, direct=self._block)
         self._info = os.fstat(self._fd)
         self.identity = self._identify()
         self.size: int = self.identity["size"]["value"]
@@ -161,13 +162,16 @@ class DeviceSource:
         self._content = DeviceContent(self._reader, self._hashes, self._path if not self._block
                                       else None, self._info)
         self._started = rfc3339(self._clock())
-        yield StreamEntry(self._index, self._name.encode(), f"data/{self._name}",
-                          self._content, mtime_ns=self._clock())
+        try:
+            yield StreamEntry(self._index, self._name.encode(), f"data/{self._name}",
+                              self._content, mtime_ns=self._clock())
+        finally:  # also when the capture stops here (Ctrl-C, a full disk)
+            self._content.close()
+            self._reader.close()
+            os.close(self._fd)
         # The image is stored: what reading it taught follows, in documents of its own.
         self._finished = rfc3339(self._clock())
         self._counters_after = _write_counters(self._sys)
-        self._reader.close()
-        os.close(self._fd)
         now = self._clock()
         for suffix, data in ((".mapfile", self._mapfile()), (".windows", self._windows()),
                              (".device.json", self._document())):
@@ -240,11 +244,11 @@ class DeviceSource:
             return {"size": _field(self._info.st_size, "fstat"),
                     "logical_sector_size": _field(512, "assumed for an image file"),
                     "physical_sector_size": _field(None, None)}
-        size = _ioctl_int(fd, BLKGETSIZE64, "Q")
+        size = ioctl_int(fd, BLKGETSIZE64, "Q")
         identity: dict[str, Any] = {
             "size": _field(size, "ioctl BLKGETSIZE64"),
-            "logical_sector_size": _field(_ioctl_int(fd, BLKSSZGET, "i"), "ioctl BLKSSZGET"),
-            "physical_sector_size": _field(_ioctl_int(fd, BLKPBSZGET, "I"), "ioctl BLKPBSZGET"),
+            "logical_sector_size": _field(ioctl_int(fd, BLKSSZGET, "i"), "ioctl BLKSSZGET"),
+            "physical_sector_size": _field(ioctl_int(fd, BLKPBSZGET, "I"), "ioctl BLKPBSZGET"),
         }
         if identity["logical_sector_size"]["value"] == UNKNOWN:
             identity["logical_sector_size"] = _field(512, "assumed: BLKSSZGET failed")
@@ -346,12 +350,12 @@ def _set_read_only(path: str) -> dict[str, Any]:
         return {**result, "read_only_before": None, "read_only_after": False,
                 "error": f"could not open: {exc.strerror}"}
     try:
-        result["read_only_before"] = bool(_ioctl_int(fd, BLKROGET, "i"))
+        result["read_only_before"] = bool(ioctl_int(fd, BLKROGET, "i"))
         try:
             fcntl.ioctl(fd, BLKROSET, struct.pack("i", 1))
         except OSError as exc:
             result["error"] = f"BLKROSET refused: {exc.strerror}"
-        result["read_only_after"] = bool(_ioctl_int(fd, BLKROGET, "i"))
+        result["read_only_after"] = bool(ioctl_int(fd, BLKROGET, "i"))
     finally:
         os.close(fd)
     return result
@@ -429,16 +433,18 @@ def _open_for_writing(names: set[str]) -> str | None:
     return None
 
 
-def _open(path: str, given: str) -> tuple[int, bool]:
-    """Read-only, with O_DIRECT where the kernel takes it (tmpfs does not), without updating
-    an image file's access time where allowed."""
-    for flags, direct in ((os.O_RDONLY | _DIRECT | _NOATIME, True),
-                          (os.O_RDONLY | _DIRECT, True),
-                          (os.O_RDONLY | _NOATIME, False), (os.O_RDONLY, False)):
-        if direct and not _DIRECT:
+def _open(path: str, given: str, direct: bool) -> tuple[int, bool]:
+    """Read-only, a device with O_DIRECT where the kernel takes it (a device's bad sector then
+    fails alone, not with its readahead window), an image file through the page cache (it may
+    be there already; its own disk's errors are the file system's) without updating its
+    access time where allowed."""
+    for flags, with_direct in ((os.O_RDONLY | _DIRECT | _NOATIME, True),
+                               (os.O_RDONLY | _DIRECT, True),
+                               (os.O_RDONLY | _NOATIME, False), (os.O_RDONLY, False)):
+        if with_direct and not (direct and _DIRECT):
             continue
         try:
-            return os.open(path, flags), direct
+            return os.open(path, flags), with_direct
         except OSError as exc:
             last = exc
     raise UsageError(f"--device {given}: cannot be opened: {last.strerror}",
@@ -446,18 +452,25 @@ def _open(path: str, given: str) -> tuple[int, bool]:
 
 
 class DeviceContent:
-    """The image as the pipeline reads it, hashed per window (and with --hash) on the way."""
+    """The image as the pipeline reads it, hashed per window (and with --hash) on the way.
+
+    The window hashes are a second SHA-256 over every byte (the pipeline makes the first, the
+    image's): they are made on a thread of their own, over each block while the pipeline
+    copies and hashes the same block, so that imaging stays at the speed of one hash."""
 
     def __init__(self, reader: SectorReader, hashes: Sequence[str], file_path: str | None,
                  before: os.stat_result) -> None:
         self._reader = reader
         self._blocks = reader.blocks()
-        self._blocks.on_block = self._hash_block
+        self._blocks.on_block = self._hash_soon
+        self._blocks.before_next = self._wait
         self._extra = {name: hashlib.new(name) for name in hashes}
         self._window: Any = hashlib.sha256()
         self._window_start = 0
         self._file_path = file_path
         self._before = before
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="evidencekit-windows")
+        self._pending: Future[None] | None = None
         self.windows: list[tuple[int, int, str]] = []
         self.done = False
         self.extra: dict[str, str] = {}
@@ -469,17 +482,36 @@ class DeviceContent:
     def readinto(self, buffer: memoryview) -> int:
         count = self._blocks.readinto(buffer)
         if self._blocks.exhausted and not self.done:  # the pipeline stops at the known size
+            self.close()
             self._close_window(self._reader.size)
             self.done = True
             self.extra = {name: digest.hexdigest() for name, digest in self._extra.items()}
         return count
 
+    def close(self) -> None:
+        """Wait for the last block's hashes and stop the thread (also when interrupted)."""
+        try:
+            self._wait()
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def _hash_soon(self, position: int, block: memoryview) -> None:
+        self._pending = self._pool.submit(self._hash_block, position, block)
+
+    def _wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
     def _hash_block(self, position: int, block: memoryview) -> None:
-        if position - self._window_start >= WINDOW:
-            self._close_window(position)
-        self._window.update(block)
-        for digest in self._extra.values():
-            digest.update(block)
+        try:
+            if position - self._window_start >= WINDOW:
+                self._close_window(position)
+            self._window.update(block)
+            for digest in self._extra.values():
+                digest.update(block)
+        finally:
+            block.release()
 
     def _close_window(self, end: int) -> None:
         if end > self._window_start or not self.windows:

@@ -204,7 +204,10 @@ class Blocks:
         self._position = 0  # the next byte of the image to read from the device
         self._block: memoryview | None = None  # the block being handed out, from _offset
         self._offset = 0
+        # Told of each block as it is read (a view of the reader's buffer, to release when
+        # done with it), and asked to be done with it before the buffer is read into again.
         self.on_block: Callable[[int, memoryview], None] | None = None
+        self.before_next: Callable[[], None] | None = None
 
     @property
     def exhausted(self) -> bool:
@@ -215,10 +218,12 @@ class Blocks:
         if self._block is None:
             if self._position >= self._reader.size:
                 return 0
+            if self.before_next is not None:
+                self.before_next()
             self._block = self._reader.read_block(self._position)
             self._offset = 0
             if self.on_block is not None:
-                self.on_block(self._position, self._block)
+                self.on_block(self._position, self._block[:])
             self._position += len(self._block)
         count = min(len(buffer), len(self._block) - self._offset)
         buffer[:count] = self._block[self._offset:self._offset + count]

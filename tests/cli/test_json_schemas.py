@@ -71,6 +71,12 @@ def test_real_outputs_of_every_command_validate(tmp_path: Path, user, keys, tree
     check("inspect", "inspect", bundle)
     check("verify", "verify", bundle, "-i", keys["identity"])
     check("verify", "verify", bundle, "--trusted-key", keys["stranger_pub"], code=1)
+    (tmp_path / "disk.img").write_bytes(bytes(range(256)) * 4096)
+    check("capture", "capture", "--device", tmp_path / "disk.img", "-R", keys["recipient"],
+          "--sign-key", keys["signer"], "-o", tmp_path / "device.evidence")
+    compared = check("verify", "verify", tmp_path / "device.evidence", "-i", keys["identity"],
+                     "--against", tmp_path / "disk.img")
+    assert compared["against"]["same"] is True
     check("extract", "extract", bundle, "-i", keys["identity"], "-o", tmp_path / "opened")
     check("custody add", "custody", "add", bundle, "--action", "transferred", "--to", "Det. X",
           "--sign-key", keys["signer"])

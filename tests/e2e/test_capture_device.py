@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tests.conftest import require_tool
 from tests.e2e.test_capture_stdin import by_hand, capture, evidencekit, manifest
-from tests.support.badfs import Faults, bad_disk
+from tests.support.badfs import Faults, bad_disk, loop_device
 
 MIB = 1 << 20
 
@@ -57,3 +57,49 @@ def test_a_missing_device_is_a_usage_error(tmp_path: Path, keys: dict[str, Path]
     assert done.returncode == 2
     assert "No such file" in json.loads(done.stdout)["error"]["message"]
     assert not (tmp_path / "out.evidence").exists()
+
+
+def test_verify_against_names_the_windows_that_differ(tmp_path: Path, keys: dict[str, Path],
+                                                      home: Path) -> None:
+    image = tmp_path / "stick.img"
+    content = bytearray(os.urandom(33 * MIB))  # three windows of 16 MiB, the last of 1 MiB
+    image.write_bytes(content)
+    assert capture(tmp_path, keys, "--device", image).returncode == 0
+    bundle = tmp_path / "out.evidence"
+
+    same = evidencekit("verify", bundle, "-i", keys["identity"], "--against", image, "--json")
+    assert same.returncode == 0, same.stdout
+    assert json.loads(same.stdout)["against"]["same"] is True
+    text = evidencekit("verify", bundle, "-i", keys["identity"], "--against", image)
+    assert b"SAME" in text.stdout and b"all 3 hash windows" in text.stdout
+
+    content[20 * MIB] ^= 1  # one bit in the second window
+    (tmp_path / "changed.img").write_bytes(content)
+    changed = evidencekit("verify", bundle, "-i", keys["identity"], "--against",
+                          tmp_path / "changed.img", "--json")
+    assert changed.returncode == 1
+    result = json.loads(changed.stdout)
+    assert [(w["offset"], w["size"]) for w in result["against"]["differing"]] == \
+        [(16 * MIB, 16 * MIB)]
+    text = evidencekit("verify", bundle, "-i", keys["identity"], "--against",
+                       tmp_path / "changed.img")
+    assert text.returncode == 1
+    assert b"VERIFIED" in text.stdout  # the bundle is sound: the device is what changed
+    assert b"DIFFERENT" in text.stdout and f"bytes {16 * MIB}".encode() in text.stdout
+
+    without_key = evidencekit("verify", bundle, "--against", image)
+    assert without_key.returncode == 1 and b"NOT COMPARED" in without_key.stdout
+
+
+def test_verify_against_the_same_loop_device(tmp_path: Path, keys: dict[str, Path],
+                                             home: Path) -> None:
+    (tmp_path / "backing").write_bytes(os.urandom(2 * MIB))
+    with loop_device(tmp_path / "backing") as device:
+        assert capture(tmp_path, keys, "--device", device).returncode == 0
+        same = evidencekit("verify", tmp_path / "out.evidence", "-i", keys["identity"],
+                           "--against", device, "--json")
+    assert same.returncode == 0, same.stdout
+    assert json.loads(same.stdout)["against"] == {
+        "target": device, "image": f"data/{os.path.basename(device)}.raw",
+        "image_size": 2 * MIB, "target_size": 2 * MIB, "windows": 1, "differing": [],
+        "same": True}

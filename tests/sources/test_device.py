@@ -43,8 +43,16 @@ def image_of(tmp_path: Path, source: DeviceSource) -> tuple[CaptureResult, Repor
     return result, report, tmp_path / "out" / "data"
 
 
+SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs/schemas/device.schema.json")
+                    .read_text())
+
+
 def document(data: Path, name: str) -> dict[str, Any]:
+    """data/NAME.device.json, checked against its JSON Schema."""
+    from jsonschema import Draft202012Validator
+
     loaded: dict[str, Any] = json.loads((data / f"{name}.device.json").read_text())
+    Draft202012Validator(SCHEMA).validate(loaded)
     return loaded
 
 
