@@ -8,6 +8,7 @@ nowhere but to the server.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -105,6 +106,9 @@ def requested() -> MailRequest | None:
                              "it needs --imap imaps://USER@HOST")
         return None
     account = parse_account(url)
+    if importlib.util.find_spec("imapclient") is None:
+        raise UsageError("capture --imap needs the package imapclient, which is not installed",
+                         hint="install evidencekit's mail extra: pip install 'evidencekit[mail]'")
     selection = selection_from(given.get("folders") or (), bool(given.get("all_folders")),
                                given.get("since"), given.get("search"))
     trust = Trust(parse_fingerprint(given["imap_fingerprint"])) \

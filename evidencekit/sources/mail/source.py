@@ -296,8 +296,9 @@ class MailSource:
 
     def lost(self, doing: str, exc: BaseException) -> MailError:
         kept = self.fetched + self.resumed
-        saved = (f"; the {kept} message{'s' if kept != 1 else ''} fetched so far are kept "
-                 "(encrypted) for the next run" if self._resume is not None and kept else "")
+        saved = (f"; the {kept} message{'s' if kept != 1 else ''} fetched so far are kept, "
+                 f"encrypted, in {self._resume.folder} for the next run"
+                 if self._resume is not None and kept else "")
         self._client = None
         if self._resume is not None:
             self._resume.close()

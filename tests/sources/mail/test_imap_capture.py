@@ -222,7 +222,7 @@ def test_a_dropped_connection_is_resumed_without_fetching_again(
     assert cutter.cut
     assert dropped.returncode == 2, dropped.stderr
     error = json.loads(dropped.stdout)["error"]
-    assert "connection" in error["message"] and "3 messages fetched so far are kept" in \
+    assert "connection" in error["message"] and "3 messages fetched so far are kept, encrypted, in" in \
         error["message"], error
     assert not (tmp_path / "mail.evidence").exists()
     assert list(Path(env["XDG_STATE_HOME"]).rglob("*.state"))

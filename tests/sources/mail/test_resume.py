@@ -1,0 +1,61 @@
+"""sources/mail/resume.py: the encrypted state of messages an interrupted capture fetched."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from evidencekit.sources.mail import parse_account
+from evidencekit.sources.mail.resume import ResumeState, derive_key
+
+ACCOUNT = parse_account("imaps://jane@mail.example.com")
+
+
+def state(root: Path, seed: bytes = b"s" * 32) -> ResumeState:
+    return ResumeState(ACCOUNT, derive_key(seed, ACCOUNT), root)
+
+
+def test_messages_kept_are_read_back_by_the_next_run_only(tmp_path: Path) -> None:
+    first = state(tmp_path).folder_state("INBOX", 7)
+    first.add(3, 111, b"message three")
+    first.add(9, 222, b"nine" * 1000)
+    first.flush()
+    first.close()
+    again = state(tmp_path).folder_state("INBOX", 7)
+    assert 3 in again and 9 in again and 4 not in again and len(again) == 2
+    assert again.read(3) == (b"message three", 111) and again.read(9) == (b"nine" * 1000, 222)
+    assert len(state(tmp_path).folder_state("INBOX", 8)) == 0  # another UIDVALIDITY
+    assert len(state(tmp_path).folder_state("Junk", 7)) == 0
+    assert len(state(tmp_path, b"t" * 32).folder_state("INBOX", 7)) == 0  # another key
+
+
+def test_nothing_is_kept_in_clear(tmp_path: Path) -> None:
+    kept = state(tmp_path).folder_state("INBOX", 1)
+    kept.add(1, 1, b"From: scam@example.net\r\nSubject: pay now")
+    kept.close()
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert b"scam@example.net" not in path.read_bytes()
+            assert b"INBOX" not in os.fsencode(path)
+
+
+def test_a_record_cut_short_is_dropped_and_the_rest_kept(tmp_path: Path) -> None:
+    kept = state(tmp_path).folder_state("INBOX", 1)
+    kept.add(1, 1, b"one")
+    kept.add(2, 2, b"two" * 100)
+    kept.close()
+    [path] = list(tmp_path.rglob("*.state"))
+    path.write_bytes(path.read_bytes()[:-10])  # a crash in the middle of the second record
+    again = state(tmp_path).folder_state("INBOX", 1)
+    assert 1 in again and 2 not in again
+    again.add(2, 3, b"fetched again")
+    again.close()
+    last = state(tmp_path).folder_state("INBOX", 1)
+    assert last.read(2) == (b"fetched again", 3) and last.read(1) == (b"one", 1)
+
+
+def test_discard_removes_everything(tmp_path: Path) -> None:
+    whole = state(tmp_path)
+    whole.folder_state("INBOX", 1).add(1, 1, b"x")
+    whole.discard()
+    assert not whole.folder.exists()
