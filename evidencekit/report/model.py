@@ -213,7 +213,7 @@ def _live(events: list[CustodyEvent], manifest: dict[str, Any]) -> str:
     if record is None:
         return counts
     host = visible(str(record.get("path", "?")))
-    return f"{counts} (collected on {host}; in data/{visible(str(record.get('bag_name', '')))}/)"
+    return f"{counts} (collected on {host}; in data/{visible(str(record.get('bag_name', '')))}.*)"
 
 
 def _not_counted_warning(data: ReportData, report: Report) -> str:

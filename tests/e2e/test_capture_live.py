@@ -1,6 +1,7 @@
 """capture --live end to end through the real command: with a folder and a fake memory tool in
-one bundle, verified, extracted, shown by inspect (counts only) and found by hand with tar, age
-and sha256sum; the IR triage profile turns --live on; misuse is refused before anything runs."""
+one bundle, verified (also by FORMAT.md §7.2's procedure), extracted, shown by inspect (counts
+only) and by the report, and found by hand with tar, age and sha256sum; a profile turns --live
+on; misuse is refused before anything runs."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_capture_stdin import by_hand, capture, evidencekit, manifest
+from tests.interop import test_by_hand
 from tests.support.processes import children
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
@@ -46,22 +48,27 @@ def test_live_state_files_and_memory_in_one_bundle(tmp_path: Path, keys: dict[st
                        "-o", tmp_path / "report.html")
     assert made.returncode == 0, made.stderr
     page = (tmp_path / "report.html").read_text()
-    assert "Live state" in page and "memory images 1" in page and "in data/live/" in page
+    assert "Live state" in page and "memory images 1" in page and "in data/live.*" in page
 
     digest = hashlib.sha256(image).hexdigest()
     assert by_hand(tmp_path / "out.evidence", keys["identity"], tmp_path / "hand",
-                   "data/live/02-memory.image") == digest
+                   "data/live.02-memory.image") == digest
     found = manifest(tmp_path / "hand")
     assert [s.get("kind") for s in found["sources"]] == [None, "live"]
     assert found["sources"][1]["given"] == "--live" and found["sources"][1]["bag_name"] == "live"
     # the live state was read first (order of volatility), the folder after it
     assert found["entries"][0]["source"] == 1
     assert found["entries"][-1]["bag_path"] == "data/notes/a.txt"
-    listed = json.loads((tmp_path / "hand/bag/data/live/04-processes.json").read_bytes())
+    listed = json.loads((tmp_path / "hand/bag/data/live.04-processes.json").read_bytes())
     [mine] = [p for p in listed["processes"] if p["pid"] == sleeper.pid]
     assert mine["cmdline"] == [str(program), "600"]
     evidencekit_pids = [p["pid"] for p in listed["processes"] if p["evidencekit"]]
     assert evidencekit_pids == [listed["own_pid"]] and listed["own_pid"] != os.getpid()
+
+    # FORMAT.md §7.2's procedure, standard tools only: the live files are plain files of the bag
+    toolbox = test_by_hand.toolbox_in(tmp_path / "toolbox")
+    checked = test_by_hand.by_hand(toolbox, tmp_path / "out.evidence", "-i", keys["identity"])
+    assert checked.code == 0, checked.verdict
 
 
 def test_a_profile_with_live_collects_the_live_state(tmp_path: Path, keys: dict[str, Path],
@@ -78,7 +85,7 @@ def test_a_profile_with_live_collects_the_live_state(tmp_path: Path, keys: dict[
     extracted = evidencekit("extract", tmp_path / "out.evidence", "-i", keys["identity"],
                             "-o", tmp_path / "out")
     assert extracted.returncode == 0, extracted.stderr
-    assert (tmp_path / "out/data/live/04-processes.json").is_file()
+    assert (tmp_path / "out/data/live.04-processes.json").is_file()
     assert (tmp_path / "out/data/logs/auth.log").read_bytes() == b"sshd: accepted\n"
 
 

@@ -44,11 +44,11 @@ def sealed(tmp_path: Path, source: LiveSource) -> tuple[CaptureResult, Path, dic
     extract(output, tmp_path / "out", [identity])
     assert report.manifest is not None
     entries = {e["bag_path"]: e for e in report.manifest.entries()}
-    return result, tmp_path / "out" / "data" / "live", entries
+    return result, tmp_path / "out" / "data", entries
 
 
 def document(folder: Path, name: str) -> dict[str, Any]:
-    found: dict[str, Any] = json.loads((folder / name).read_bytes())
+    found: dict[str, Any] = json.loads((folder / f"live.{name}").read_bytes())
     assert_valid(found, "live")
     return found
 
@@ -86,9 +86,11 @@ def test_the_running_system_is_in_the_bundle(tmp_path: Path) -> None:
     gone = processes[ghost.pid]
     assert gone["exe_deleted"] is True and gone["exe"] == str(ghost_program)
     assert gone["exe_sha256"] == hashlib.sha256(ghost_bytes).hexdigest()
+    assert gone["exe_copy"] == f"live.04-executable.{ghost.pid}-ek-ghost"
     copy = folder / gone["exe_copy"]
     assert copy.read_bytes() == ghost_bytes  # byte for byte, from /proc/PID/exe
-    assert entries[f"data/live/{gone['exe_copy']}"]["sha256"] == gone["exe_sha256"]
+    assert entries[f"data/{gone['exe_copy']}"]["sha256"] == gone["exe_sha256"]
+    assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == []  # no folder of its own
 
     network = document(folder, "03-network.json")
     [socket] = [c for c in network["connections"] if c["local"] == f"127.0.0.1:{port}"]
@@ -103,7 +105,7 @@ def test_the_running_system_is_in_the_bundle(tmp_path: Path) -> None:
     assert any(m["mount_point"] == "/" for m in system["mounts"])
     second = document(folder, "06-second-snapshot.json")
     assert {p["pid"] for p in second["processes"]} >= {known.pid, ghost.pid, listener.pid}
-    collection = document(folder, "collection.json")
+    collection = document(folder, "07-collection.json")
     assert collection["own_pid"] == os.getpid() and collection["disturbs"]
     assert collection["counts"]["processes"] == len(processes)
     # collected in the order of volatility: each document begins after the one before
@@ -135,10 +137,10 @@ def test_a_memory_tool_streams_its_image_into_the_bundle(tmp_path: Path) -> None
     script = tool(tmp_path, f'cat "{tmp_path / "expected"}" > "$1"\necho acquired >&2\n')
     result, folder, entries = sealed(tmp_path, LiveSource(script, memory_idle_timeout=5))
     assert result.seal.complete
-    assert (folder / "02-memory.image").read_bytes() == expected
+    assert (folder / "live.02-memory.image").read_bytes() == expected
     memory = document(folder, "02-memory.json")
     digest = hashlib.sha256(expected).hexdigest()
-    assert memory["image_sha256"] == digest == entries["data/live/02-memory.image"]["sha256"]
+    assert memory["image_sha256"] == digest == entries["data/live.02-memory.image"]["sha256"]
     assert memory["tool_sha256"] == hashlib.sha256(script.read_bytes()).hexdigest()
     assert memory["exit_status"] == 0 and memory["problem"] is None
     assert memory["image_format"] == "lime" and memory["image_bytes"] == len(expected)
@@ -150,12 +152,12 @@ def test_a_failing_memory_tool_is_recorded_and_the_capture_incomplete(tmp_path: 
     script = tool(tmp_path, 'printf EMiL > "$1"\necho "cannot read /dev/crash" >&2\nexit 3\n')
     result, folder, entries = sealed(tmp_path, LiveSource(script, memory_idle_timeout=5))
     assert not result.seal.complete and result.seal.counts["errors"] == 1
-    assert "exited with status 3" in entries["data/live/02-memory.image"]["error"]
+    assert "exited with status 3" in entries["data/live.02-memory.image"]["error"]
     memory = document(folder, "02-memory.json")
     assert memory["exit_status"] == 3 and "status 3" in memory["problem"]
     assert "cannot read /dev/crash" in memory["tool_output"]
-    assert (folder / "02-memory.image").read_bytes() == b"EMiL"  # what it wrote is kept
-    assert (folder / "04-processes.json").is_file()  # the rest is collected all the same
+    assert (folder / "live.02-memory.image").read_bytes() == b"EMiL"  # what it wrote is kept
+    assert (folder / "live.04-processes.json").is_file()  # the rest is collected all the same
 
 
 def test_a_hanging_memory_tool_is_stopped_and_recorded(tmp_path: Path) -> None:
@@ -164,7 +166,7 @@ def test_a_hanging_memory_tool_is_stopped_and_recorded(tmp_path: Path) -> None:
     result, folder, entries = sealed(tmp_path, LiveSource(script, memory_idle_timeout=1))
     assert time.monotonic() - started < 30
     assert not result.seal.complete
-    assert "wrote nothing for 1 s" in entries["data/live/02-memory.image"]["error"]
+    assert "wrote nothing for 1 s" in entries["data/live.02-memory.image"]["error"]
     memory = document(folder, "02-memory.json")
     assert memory["signal"] == "SIGTERM" and memory["exit_status"] is None
     assert not psutil.pid_exists(memory["pid"])  # stopped, with what it started
@@ -178,5 +180,14 @@ def test_a_memory_tool_that_cannot_start_leaves_an_error(tmp_path: Path) -> None
     script.chmod(0o755)
     result, folder, entries = sealed(tmp_path, LiveSource(script, memory_idle_timeout=1))
     assert not result.seal.complete
-    assert "could not be started" in entries["data/live/02-memory.image"]["error"]
+    assert "could not be started" in entries["data/live.02-memory.image"]["error"]
     assert "could not be started" in document(folder, "02-memory.json")["problem"]
+
+
+def test_its_names_stay_free_beside_the_other_sources() -> None:
+    taken = {"notes", "live.03-network.json"}  # e.g. a file source of that name
+    source = LiveSource()
+    source.place(1, taken)
+    [record] = source.records()
+    assert record.bag_name == "live~1" and record.kind == "live" and record.index == 1
+    assert {"live~1", "live~1.01-clock.json", "live~1.07-collection.json"} <= taken

@@ -1,19 +1,26 @@
 """Live response (``capture --live``): the state of the running system, collected in the order
-of volatility (RFC 3227) and stored as JSON documents under ``data/live/`` (docs/FORMAT.md §4.3).
+of volatility (RFC 3227) and stored as JSON documents in ``data/`` (docs/FORMAT.md §4.3).
+
+Every file is ``data/live.NAME`` (the source's name, ``live`` unless taken, a dot, then):
 
 1. ``01-clock.json``: the system clock (UTC), how it is kept, the kernel's NTP state, uptime;
 2. ``02-memory.image`` and ``02-memory.json``: RAM, only through ``--memory-tool`` (memory.py);
 3. ``03-network.json``: connections and their owners, routes, ARP, interfaces;
-4. ``04-processes.json``, and ``04-executables/PID-NAME``: each running executable whose file was
+4. ``04-processes.json``, and ``04-executable.PID-NAME``: each running executable whose file was
    deleted, copied in full from ``/proc/PID/exe``;
 5. ``05-system.json``: sessions, kernel modules, mounts;
 6. ``06-second-snapshot.json``: processes and connections again, and what changed;
-7. ``collection.json``: how the collection went: who ran it, its own process, what it disturbs.
+7. ``07-collection.json``: how the collection went: who ran it, its own process, what it
+   disturbs.
+
+The names are flat, beside the other sources' names in ``data/``, not in a folder of their own: a
+folder in the bag is a folder that was captured, with its own manifest entry and stat fields
+(checked by hand too, FORMAT.md §7.2), and the live state has none.
 
 Connections are read just before the processes, so that a connection's owner can be named from
 the process list; each document says when it was collected. Nothing on the system is changed:
 no module is loaded, no setting written; what the collection itself disturbs is listed in
-``collection.json`` (``DISTURBS``).
+``07-collection.json`` (``DISTURBS``).
 """
 
 from __future__ import annotations
@@ -36,7 +43,9 @@ from evidencekit.walk import Entry, unique_name
 KIND = "live"
 GIVEN = b"--live"
 NAME = "live"
-
+FIXED = ("01-clock.json", "02-memory.image", "02-memory.json", "03-network.json",
+         "04-processes.json", "05-system.json", "06-second-snapshot.json", "07-collection.json")
+EXECUTABLE = "04-executable."  # + PID-NAME: a deleted executable's copy
 DISTURBS = [
     "evidencekit's own process (marked \"evidencekit\": true in the process lists), its threads "
     "and the processes it starts (marked \"started_by_evidencekit\"): libmagic workers, and the "
@@ -107,12 +116,22 @@ class LiveSource:
         self._idle_timeout = memory_idle_timeout
         self._index = 0
         self._bag_name = NAME
+        self._taken: set[str] = set()
         self.counts: dict[str, int] = {}
 
     def place(self, first_index: int, taken: set[str]) -> None:
+        """Take ``live`` (else ``live~1`` …) such that every ``NAME.FILE`` is free too; keep
+        *taken* to name the deleted executables' copies once the other sources have theirs."""
         self._index = first_index
-        self._bag_name = unique_name(NAME, taken)
-        taken.add(self._bag_name)
+        candidate = NAME
+        number = 0
+        while candidate in taken or any(f"{candidate}.{name}" in taken for name in FIXED):
+            number += 1
+            candidate = f"{NAME}~{number}"
+        self._bag_name = candidate
+        taken.add(candidate)
+        taken.update(f"{candidate}.{name}" for name in FIXED)
+        self._taken = taken
 
     def records(self) -> list[SourceRecord]:
         return [SourceRecord(self._index, GIVEN, os.fsencode(host_name()), self._bag_name,
@@ -138,11 +157,11 @@ class LiveSource:
         for connection in connections_first["connections"] or []:
             if connection["pid"] in names:
                 connection["process"] = names[connection["pid"]]
+        copies = self._name_copies(snapshot)
         yield self._document("03-network.json", connections_first)
         yield self._document("04-processes.json", snapshot.document)
         try:
-            for held in snapshot.deleted:
-                name = f"{processes.EXECUTABLES}/{held.name}"
+            for held, name in copies:
                 yield StreamEntry(self._index, self._path(name), self._bag(name),
                                   _HeldFile(held), mtime_ns=self._clock())
         finally:
@@ -155,7 +174,21 @@ class LiveSource:
                        "connections": len(connections_first["connections"] or []),
                        "deleted executables copied": len(snapshot.deleted),
                        "memory images": 1 if self._memory_tool else 0}
-        yield self._document("collection.json", self._collection(started))
+        yield self._document("07-collection.json", self._collection(started))
+
+    def _name_copies(self, snapshot: processes.Snapshot
+                     ) -> list[tuple[processes.DeletedExecutable, str]]:
+        """A free name for each deleted executable's copy, written into the process records
+        that run it (``exe_copy``: its name in data/)."""
+        by_pid = {p["pid"]: p for p in snapshot.document["processes"]}
+        named = []
+        for held in snapshot.deleted:
+            full = unique_name(f"{self._bag_name}.{EXECUTABLE}{held.name}", self._taken)
+            self._taken.add(full)
+            for pid in held.pids:
+                by_pid[pid]["exe_copy"] = full
+            named.append((held, full[len(self._bag_name) + 1:]))
+        return named
 
     def _memory(self, tool: Path) -> Iterator[StreamEntry]:
         image = MemoryImage(tool, self._clock, self._idle_timeout)
@@ -179,10 +212,10 @@ class LiveSource:
         return envelope("collection", self._clock, started, Gaps(), body)
 
     def _path(self, name: str) -> bytes:
-        return f"{NAME}/{name}".encode()
+        return f"{NAME}.{name}".encode()
 
     def _bag(self, name: str) -> str:
-        return f"data/{self._bag_name}/{name}"
+        return f"data/{self._bag_name}.{name}"
 
     def _document(self, name: str, document: Document) -> StreamEntry:
         return StreamEntry(self._index, self._path(name), self._bag(name),

@@ -22,7 +22,6 @@ from evidencekit.clock import Clock, rfc3339
 from evidencekit.sources.live.common import IS_LINUX, Document, Gaps, envelope, reason, text
 from evidencekit.walk import open_keeping_atime
 
-EXECUTABLES = "04-executables"  # the folder of the source holding deleted executables' copies
 _DELETED = b" (deleted)"
 _CHUNK = 1 << 20
 _BASIC = ["pid", "ppid", "name", "create_time", "status", "num_threads"]
@@ -36,7 +35,7 @@ class DeletedExecutable:
 
     fd: int
     size: int
-    name: str  # in the source's EXECUTABLES folder: "PID-NAME"
+    name: str  # "PID-NAME", of the first process found running it
     pids: list[int]
 
 
@@ -183,8 +182,7 @@ def _hash_exe(record: dict[str, Any], executables: _Executables, gaps: Gaps,
                 name = f"{record['pid']}-{_safe(record['name'])}"
                 held = executables.deleted[key] = DeletedExecutable(fd, info.st_size, name, [])
                 keep = True
-            held.pids.append(record["pid"])
-            record["exe_copy"] = f"{EXECUTABLES}/{held.name}"
+            held.pids.append(record["pid"])  # its copy's name is the source's (exe_copy)
     finally:
         if not keep:
             os.close(fd)
