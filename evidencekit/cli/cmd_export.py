@@ -20,6 +20,7 @@ from evidencekit.cli.app import (
     trusted_option,
 )
 from evidencekit.cli.cmd_open import identities_for, record_option
+from evidencekit.cli.cmd_timestamp import roots_from, tsa_ca_option
 from evidencekit.cli.keyring import trusted_from
 from evidencekit.clock import rfc3339, system_clock
 from evidencekit.custody import EventRequest, append_event, check_appendable, event_summary
@@ -38,12 +39,13 @@ def _format_help() -> str:
               help=_format_help())
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
               help="The file to write (never overwritten).")
+@tsa_ca_option
 @record_option
 @progress_option
 @json_option
 def export_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: Path | None,
                    ask_passphrase: bool, trusted: tuple[str, ...], fmt: str, output: Path,
-                   record: bool, actor: str | None, sign_key: Path | None,
+                   tsa_ca: Path | None, record: bool, actor: str | None, sign_key: Path | None,
                    sign_key_passphrase_file: Path | None, progress: str, as_json: bool) -> None:
     """Decrypt and verify a bundle, and export it in a format investigators' tools read.
 
@@ -54,6 +56,7 @@ def export_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
 
     def body() -> int:
         chosen = exports.get(fmt)
+        tsa_roots = roots_from(tsa_ca)
         if record:
             check_appendable(bundle)  # asked now, not after a long export
         signer = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json) \
@@ -62,7 +65,8 @@ def export_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
         context = exports.ExportContext(bundle, rfc3339(system_clock()),
                                         f"evidencekit {__version__}")
         done = exports.export(bundle, chosen, output, context, keys, trusted_from(trusted),
-                              progress=render.progress_for(as_json, progress))
+                              progress=render.progress_for(as_json, progress),
+                              tsa_roots=tsa_roots)
         event = None
         if signer is not None:
             details = {"format": done.format, "sha256": done.sha256, "size": str(done.size)}

@@ -31,6 +31,7 @@ from evidencekit.cli.app import (
     trusted_option,
 )
 from evidencekit.cli.cmd_open import identities_for
+from evidencekit.cli.cmd_timestamp import roots_from, tsa_ca_option
 from evidencekit.cli.keyring import trusted_from
 from evidencekit.cli.secrets import PASSPHRASE_ENV, interactive, obtain
 from evidencekit.clock import rfc3339, system_clock
@@ -60,10 +61,11 @@ from evidencekit.verify import verify
 @click.option("--force", is_flag=True,
               help="Make the report even if the bundle fails verification; it then says "
               "VERIFICATION FAILED in large red letters, on every page.")
+@tsa_ca_option
 @json_option
 def report_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: Path | None,
                    ask_passphrase: bool, trusted: tuple[str, ...], output: Path,
-                   fmt: str | None, force: bool, as_json: bool) -> None:
+                   fmt: str | None, force: bool, tsa_ca: Path | None, as_json: bool) -> None:
     """A printable report for police, banks and insurers (decrypts and verifies first).
 
     It lists what happened (the incident record and notes added later), the losses, small
@@ -75,10 +77,12 @@ def report_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
     def body() -> int:
         kind = report_format(output, fmt)
         fs.require_new(output)  # before any passphrase is asked
+        tsa_roots = roots_from(tsa_ca)
         keys = identities_for(bundle, identities, passphrase_file, ask_passphrase, required=True)
         seen = PreviewCollector()  # pictures and e-mails, from the decrypted payload itself
         checked = verify(bundle, keys, trusted_from(trusted),
-                         progress=render.progress_for(as_json), readers=PayloadReaders(files=seen))
+                         progress=render.progress_for(as_json), readers=PayloadReaders(files=seen),
+                         tsa_roots=tsa_roots)
         refuse_unless_verified(checked, bundle, keys, outcome="no report was made", force=force,
                                forcing="--force makes a report anyway, marked VERIFICATION "
                                "FAILED on every page")

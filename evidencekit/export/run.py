@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from evidencekit import fs
+from evidencekit import fs, timestamps
 from evidencekit.crypto import age
 from evidencekit.crypto.keys import PublicKey
 from evidencekit.errors import BundleError, NoMatchingKey, OutputError
@@ -38,7 +38,8 @@ class Exported:
 
 def export(bundle: Path, fmt: Format, output: Path, context: ExportContext,
            identities: Sequence[age.Identity], trusted_keys: Sequence[PublicKey] = (),
-           progress: Progress | None = None) -> Exported:
+           progress: Progress | None = None,
+           tsa_roots: Sequence[timestamps.Certificate] | None = None) -> Exported:
     """Verify *bundle* with *identities*, let *fmt* watch the decrypted files, and publish its
     export as *output* (never over an existing file) only if the bundle verified."""
     fs.require_new(output)
@@ -46,7 +47,7 @@ def export(bundle: Path, fmt: Format, output: Path, context: ExportContext,
     try:
         with fs.staged(output, 0o600 if fmt.holds_content else fs.umask_mode(0o644)) as stage:
             checked = verify(bundle, identities, trusted_keys, progress=progress,
-                             readers=PayloadReaders(files=job.visitor()))
+                             readers=PayloadReaders(files=job.visitor()), tsa_roots=tsa_roots)
             refuse_unless_verified(checked, bundle, identities)
             written = job.finish(checked, stage.file, stage.path)
             stage.file.flush()

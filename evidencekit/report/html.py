@@ -387,7 +387,20 @@ def _custody(data: ReportData) -> str:
     return ('<section id="custody"><h2>7. Chain of custody</h2><p class=muted>'
             "Every event is signed by the key shown and linked to the one before it.</p>"
             + _table(["#", "Time", "Action", "By (key fingerprint)", "To / from",
-                      "Note and details"], rows, numeric=(0,)) + "</section>")
+                      "Note and details"], rows, numeric=(0,)) + _timestamps(data)
+            + "</section>")
+
+
+def _timestamps(data: ReportData) -> str:
+    if not data.timestamps:
+        return ('<h3 id="timestamps">Trusted timestamps</h3><p>None: the time of the seal is '
+                "the signer's own clock.</p>")
+    rows = [(esc(utc_human(t.time)), esc(visible(t.authority)), f"<code>{esc(t.policy)}</code>",
+             f"<code>{esc(t.serial)}</code>", esc(t.checked)) for t in data.timestamps]
+    return ('<h3 id="timestamps">Trusted timestamps</h3><p class=muted>A time stamping '
+            "authority (RFC 3161) countersigned the seal's signature: the sealed evidence "
+            "existed at that time.</p>"
+            + _table(["Time (UTC)", "Authority", "Policy", "Serial", "Checked"], rows))
 
 
 def _details(details: dict[str, str]) -> str:

@@ -25,6 +25,7 @@ from evidencekit.protection import protection_of, wrong_key
 from evidencekit.records import bytes_from_field
 from evidencekit.report.previews import Email, Picture, PreviewCollector, Previews, matching
 from evidencekit.text import plural
+from evidencekit.timestamps import Checked
 from evidencekit.verify import SEALER, TRUSTED, UNKNOWN, UNTRUSTED, Report, signer_label
 
 # Characters that would hide or reorder text in a name: shown as [U+XXXX] instead.
@@ -107,6 +108,17 @@ class SignerRow:
 
 
 @dataclass
+class TimestampRow:
+    """A trusted (RFC 3161) timestamp of the seal, as verify checked it (step 12)."""
+
+    time: str  # the TSA's time, RFC 3339 (UTC)
+    authority: str  # the TSA as its certificate names it
+    policy: str
+    serial: str
+    checked: str  # in words: whether it was checked against a root the reader trusts
+
+
+@dataclass
 class ReportData:
     bundle_name: str
     generated: str
@@ -138,6 +150,7 @@ class ReportData:
     previews: Previews = field(default_factory=Previews)  # only from files that verified
     notices: list[str] = field(default_factory=list)  # the warnings in plain words, for the banner
     live: str = ""  # capture --live: what was collected, in counts ("" when not collected)
+    timestamps: list[TimestampRow] = field(default_factory=list)  # those that passed step 12
 
     def actor_label(self, event: CustodyEvent) -> str:
         """Who signed *event*, as the report names them (a claim unless trusted)."""
@@ -191,6 +204,7 @@ def collect(report: Report, bundle_name: str, generated: str,
     _merge_notes(data, events, [a.document.note() for a in report.addenda if a.document],
                  report)
     data.signers = _signers(seal, events, report)
+    data.timestamps = [_timestamp_row(t) for t in report.timestamps if t.problem is None]
     data.actor_labels = {e.sequence: signer_label(report.standing(e.actor.fingerprint),
                                                   e.actor_name) for e in events}
     if data.not_counted:  # said first in the banner, in plain words
@@ -214,6 +228,14 @@ def _live(events: list[CustodyEvent], manifest: dict[str, Any]) -> str:
         return counts
     host = visible(str(record.get("path", "?")))
     return f"{counts} (collected on {host}; in data/{visible(str(record.get('bag_name', '')))}.*)"
+
+
+def _timestamp_row(stamp: Checked) -> TimestampRow:
+    checked = ("checked against the trusted root given (--tsa-ca)" if stamp.trusted else
+               "its signature matches the seal, but it was not checked against a root you "
+               "trust: give the TSA's root certificate with --tsa-ca")
+    return TimestampRow(stamp.time, stamp.tsa or "unnamed authority", stamp.policy,
+                        str(stamp.serial), checked)
 
 
 def _not_counted_warning(data: ReportData, report: Report) -> str:

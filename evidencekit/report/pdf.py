@@ -561,6 +561,22 @@ class _Builder:
         self.table(["#", "Time (UTC)", "Action", "By (key fingerprint)", "To / from",
                     "Note and details"], rows,
                    [8 * mm, 20 * mm, 20 * mm, 46 * mm, 28 * mm, WIDTH - 122 * mm])
+        self.timestamps()
+
+    def timestamps(self) -> None:
+        self.story.append(self.p(self.t("Trusted timestamps"), self.s.h3))
+        if not self.data.timestamps:
+            self.story.append(self.p(self.t("None: the time of the seal is the signer's own "
+                                            "clock.")))
+            return
+        self.story.append(self.p(self.t("A time stamping authority (RFC 3161) countersigned the "
+                                        "seal's signature: the sealed evidence existed at that "
+                                        "time."), self.s.muted))
+        rows = [[self.cell(utc_human(t.time)[:19], wrap_anywhere=False), self.cell(t.authority),
+                 self.mono(t.policy), self.mono(t.serial), self.cell(t.checked)]
+                for t in self.data.timestamps]
+        self.table(["Time (UTC)", "Authority", "Policy", "Serial", "Checked"], rows,
+                   [22 * mm, 40 * mm, 28 * mm, 34 * mm, WIDTH - 124 * mm])
 
     def signers(self) -> None:
         self.h2("8. Who signed")

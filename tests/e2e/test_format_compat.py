@@ -85,3 +85,31 @@ def test_old_bundles_take_a_trusted_timestamp_and_still_verify(tmp_path: Path, n
     assert report.ok and report.decrypted, report.findings.items
     assert [t.trusted for t in report.timestamps] == [True]
     assert report.seal is not None and report.seal.format_version == int(name[8])
+
+
+V3_PASSPHRASE = b"evidencekit format v3 test vector"  # public; see tests/assets/make_v3_bundle.py
+
+
+def test_format_v3_bundle_verifies_its_timestamp_against_its_root():
+    from evidencekit import timestamps
+
+    roots = timestamps.load_roots(str(ASSETS / "format-v3-tsa-root.pem"))
+    report = verify(ASSETS / "format-v3.evidence", tsa_roots=roots)
+    assert report.ok, report.findings.items
+    assert report.seal is not None and report.seal.case_id == "COMPAT-V3"
+    assert [e.action for e in report.events] == ["captured", "transferred"]
+    [stamp] = report.timestamps
+    assert (stamp.name, stamp.trusted, stamp.problem, stamp.tsa) == \
+        ("timestamps/000001.tsr", True, None, "CN=Test TSA")
+
+
+def test_format_v3_bundle_decrypts_and_extracts(tmp_path: Path):
+    identities = [age.ScryptIdentity(V3_PASSPHRASE)]
+    report = verify(ASSETS / "format-v3.evidence", identities)
+    assert report.ok and report.decrypted and report.files_checked == 4, report.findings.items
+    assert [t.trusted for t in report.timestamps] == [None]  # no root given: imprint only
+    result = extract(ASSETS / "format-v3.evidence", tmp_path / "out", identities)
+    assert result.output is not None
+    data = tmp_path / "out" / "data" / "evidence"
+    assert (data / "phish-copy.eml").read_bytes().startswith(b"From: bank@examp1e.com")
+    assert os.stat(data / "phish-copy.eml").st_ino == os.stat(data / "mail" / "phish.eml").st_ino
