@@ -191,3 +191,21 @@ def test_its_names_stay_free_beside_the_other_sources() -> None:
     [record] = source.records()
     assert record.bag_name == "live~1" and record.kind == "live" and record.index == 1
     assert {"live~1", "live~1.01-clock.json", "live~1.07-collection.json"} <= taken
+
+
+def test_a_memory_tool_abandoned_by_a_capture_that_ends_is_stopped(tmp_path: Path) -> None:
+    """The capture fails or is interrupted before the image was read: when evidencekit's
+    process ends, the tool (and what it started) is stopped and its pipe's folder removed."""
+    import subprocess
+
+    script = tool(tmp_path, "sleep 613\n")  # a number no other test sleeps for
+    program = ("import sys\nfrom pathlib import Path\nfrom evidencekit.clock import system_clock\n"
+               "from evidencekit.sources.live.memory import MemoryImage\n"
+               "image = MemoryImage(Path(sys.argv[1]), system_clock, 1)\n"
+               "print(image.document()['pid'], image._folder, flush=True)\n")
+    done = subprocess.run([sys.executable, "-c", program, str(script)], capture_output=True,
+                          timeout=60, check=True, text=True)
+    pid, folder = done.stdout.split()
+    assert not psutil.pid_exists(int(pid)) and not Path(folder).exists()
+    assert not any(p.info["cmdline"] == ["sleep", "613"]
+                   for p in psutil.process_iter(["cmdline"]))

@@ -26,6 +26,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,12 @@ def tool_version(path: Path, folder: str, timeout: float) -> str:
         return shown
     return f"unknown: '--version' exited with status {process.returncode}" + \
         (f": {shown}" if shown else "")
+
+
+def _abandon(process: subprocess.Popen[bytes], folder: str) -> None:
+    if process.poll() is None:
+        _stop_group(process)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _stop_group(process: subprocess.Popen[bytes]) -> None:
@@ -135,6 +142,9 @@ class MemoryImage:
                                          stderr=subprocess.STDOUT, start_new_session=True,
                                          cwd=self._folder)
         self._facts["pid"] = self._process.pid
+        # however the capture ends (an error, Ctrl-C, the interpreter exiting with the reading
+        # never finished): no tool left running, no folder left behind
+        weakref.finalize(self, _abandon, self._process, self._folder)
         self._reader = threading.Thread(target=self._keep_output, name="evidencekit-memory-log",
                                         daemon=True)
         self._reader.start()
