@@ -46,6 +46,7 @@ from evidencekit.errors import (
 from evidencekit.fs.noatime import read_user_file, scan_directory
 from evidencekit.hostinfo import user_name
 from evidencekit.publictext import check_line
+from evidencekit.sources.web import WebSource, check_url
 from evidencekit.text import human_size, plural
 from evidencekit.walk import Source, entries_below, source_reaching
 
@@ -144,6 +145,7 @@ class Plan:
     incident_source: str = ""
     examiner: str = ""  # who is capturing, as the record (custody log, manifest) will say
     own_key: Path | None = None  # also encrypted to this signing key (never with a passphrase)
+    pages: list[str] = field(default_factory=list)  # web pages to save (capture --url)
 
     @property
     def opened_with_own_key(self) -> bool:
@@ -413,8 +415,44 @@ def _identified(p: Prompter, answer: str) -> inc.Identifier | None:
     return found
 
 
+@dataclass
+class Page:
+    """A web page offered for saving (``capture --url``): one named in the contact details
+    (offered, not chosen: the site sees who fetches it), or typed in."""
+
+    url: str
+    why: str
+    selected: bool = False
+
+
+def _named_pages(record: inc.Incident, chosen: list[str] | None = None) -> list[Page]:
+    """The pages already chosen, then the web addresses of the contact details (6) not chosen."""
+    pages = [Page(url, "added by you", True) for url in chosen or []]
+    for identifier in record.identifiers:
+        url = _page_url(identifier.value) if identifier.kind == "url" else None
+        if url and all(page.url != url for page in pages):
+            pages.append(Page(url, "a web address you named (6): type its number to save the "
+                          "page as it is now"))
+    return pages
+
+
+def _page_url(text: str) -> str | None:
+    """*text* as a web address to fetch (``https://`` added when no scheme was written); None
+    when it cannot be one."""
+    text = text.strip()
+    if "://" not in text:
+        text = "https://" + text
+    try:
+        return check_url(text)
+    except EvidenceKitError:
+        return None
+
+
 def _ask_sources(p: Prompter, incident_type: str | None, defaults: GuidedDefaults,
-                 chosen: list[Path] | None = None) -> list[Path]:
+                 chosen: list[Path] | None = None, pages: list[Page] | None = None
+                 ) -> list[Path]:
+    """The files and folders to copy; with *pages*, web pages too (typed as https://…, chosen
+    in *pages* itself)."""
     items = suggestions(incident_type, defaults.home, defaults.system)
     if chosen is not None:  # changing the list from the summary: start from what was chosen
         for item in items:
@@ -424,15 +462,26 @@ def _ask_sources(p: Prompter, incident_type: str | None, defaults: GuidedDefault
     p.say("\n[bold]7. What should be copied?[/]")
     p.say("  Screenshots, downloaded statements and exported emails are the usual evidence. "
           "Folders are copied whole. Nothing is moved or changed.")
+    if pages is not None:
+        p.say("  A web page used against you (a fake shop, a fake bank's sign-in page) can be "
+              "saved as it is now, with its pictures and a screenshot: paste its address "
+              "(https://…). The site sees this computer's internet address, as when you "
+              "visited it.")
     while True:
         for n, item in enumerate(items, 1):
             mark = "[green]✓[/]" if item.selected else " "
             state = describe_size(item.path) if item.path.exists() else "[dim]not found[/]"
             p.say(f"  {mark} {n}) {escape(str(item.path))} — {escape(item.why)} ({state})")
-        if not items:
+        for n, page in enumerate(pages or [], len(items) + 1):
+            mark = "[green]✓[/]" if page.selected else " "
+            p.say(f"  {mark} {n}) {escape(page.url)} — {escape(page.why)}")
+        if not items and not pages:
             p.say("  (no suggestions: type the path of a file or folder to add it)")
         answer = p.ask("Change the list?", "Enter to keep it. Type a number to leave it out or "
-                       "put it back, or the path of a file or folder to add.")
+                       "put it back, or the path of a file or folder to add"
+                       + (", or a web address." if pages is not None else "."))
+        if pages is not None and _page_answer(p, answer, pages, len(items)):
+            continue
         if not answer:
             chosen = [s.path for s in items if s.selected]
             if not _key_would_change(p, defaults, chosen):
@@ -457,6 +506,25 @@ def _ask_sources(p: Prompter, incident_type: str | None, defaults: GuidedDefault
             item = Suggestion(path, "added by you", selected=False)
             if _select(p, item, items):
                 items.append(item)
+
+
+def _page_answer(p: Prompter, answer: str, pages: list[Page], first: int) -> bool:
+    """Whether *answer* was about a web page (its number after the *first* files, or an
+    address typed): then *pages* is changed and what happened said."""
+    if answer.isdigit() and first < int(answer) <= first + len(pages):
+        page = pages[int(answer) - first - 1]
+        page.selected = not page.selected
+        return True
+    if "://" not in answer and not answer.lower().startswith("www."):
+        return False  # a path
+    url = _page_url(answer)
+    if url is None:
+        p.say(f"  {escape(answer)} is not a web address evidencekit can save.")
+    elif any(page.url == url for page in pages):
+        next(page for page in pages if page.url == url).selected = True
+    else:
+        pages.append(Page(url, "added by you", True))
+    return True
 
 
 def _select(p: Prompter, item: Suggestion, items: list[Suggestion]) -> bool:
@@ -654,13 +722,14 @@ def interview(p: Prompter, defaults: GuidedDefaults, case_id: str) -> Plan | Non
     once confirmed, None when they stop without saving."""
     _welcome(p, defaults)
     record = _ask_incident(p, defaults.incident, _session_zone(defaults))
-    sources = _ask_sources(p, record.incident_type, defaults)
+    pages = _named_pages(record)
+    sources = _ask_sources(p, record.incident_type, defaults, pages=pages)
     protection = _ask_protection(p, defaults)
     p.say("\n[bold]9. Saving[/]")
     examiner = _ask_name(p, defaults)
     output = _ask_output(p, defaults, case_id, sources)
     plan = Plan(record, sources, protection, output, defaults.incident_source, examiner,
-                defaults.own_key)
+                defaults.own_key, [page.url for page in pages if page.selected])
     while True:
         _summary(p, plan)
         section = _confirm(p, plan)
@@ -680,8 +749,8 @@ SECTIONS = {1: "What happened", 2: "In your own words", 3: "When", 4: "What is a
 
 def _confirm(p: Prompter, plan: Plan) -> int | None:
     """None: make the bundle; 0: stop without saving; 1–9: change that part of the summary."""
-    missing = "" if plan.sources and plan.protection.recipients else (
-        "nothing to copy was chosen (7)" if not plan.sources else
+    missing = "" if (plan.sources or plan.pages) and plan.protection.recipients else (
+        "nothing to copy was chosen (7)" if not (plan.sources or plan.pages) else
         "no way to protect it was chosen, a passphrase or a key (8)")
     if missing:
         p.say(f"\n[yellow]The bundle cannot be made yet: {missing}.[/]")
@@ -729,8 +798,10 @@ def _change(p: Prompter, plan: Plan, section: int, defaults: GuidedDefaults,
     elif section == 6:
         record = dataclasses.replace(record, identifiers=tuple(_ask_identifiers(p)))
     elif section == 7:
-        sources = _ask_sources(p, record.incident_type, defaults, plan.sources)
-        plan = dataclasses.replace(plan, sources=sources)
+        pages = _named_pages(record, plan.pages)
+        sources = _ask_sources(p, record.incident_type, defaults, plan.sources, pages)
+        plan = dataclasses.replace(plan, sources=sources,
+                                   pages=[page.url for page in pages if page.selected])
         if _inside(plan.output.parent, _walked(sources)) is not None:
             p.say("  The place chosen for the bundle is inside what is now being copied: "
                   "please choose another.")
@@ -859,7 +930,7 @@ def _summary(p: Prompter, plan: Plan) -> None:
             (6, "Contacts used", "\n".join(f"{inc.IDENTIFIER_KINDS[i.kind]}: "
                                            f"{_short(i.value, 50)}"
                                            for i in record.identifiers) or "—"),
-            (7, "Copy", "\n".join(str(s) for s in plan.sources) or "nothing chosen"),
+            (7, "Copy", "\n".join([*map(str, plan.sources), *plan.pages]) or "nothing chosen"),
             (8, "Protected by", _protected_by(plan)),
             (9, "Your name", plan.examiner or "—"),
             (9, "Save as", str(plan.output))]
@@ -1040,7 +1111,8 @@ def guided_capture(prompter: Prompter, defaults: GuidedDefaults, case: CaseInfo,
             recipients, signing,
             command_line=list(sys.argv), progress=render.progress_for(False),
             exclude_paths=(sign_key or default_signing_key_path(),),
-            incident=None if plan.incident.empty else plan.incident.to_json())
+            incident=None if plan.incident.empty else plan.incident.to_json(),
+            more_sources=(WebSource(plan.pages),) if plan.pages else ())
         result = capture(request)
         render.capture_text(result)
         return ExitCode.OK if result.seal.complete else ExitCode.CAPTURE_INCOMPLETE

@@ -582,3 +582,40 @@ def test_with_a_passphrase_the_report_command_asks_for_it_and_no_key_is_added(
     assert "evidencekit report" in prompter.transcript and "-p -o report.pdf" in \
         prompter.transcript
     assert "your own key" not in prompter.transcript  # age allows a passphrase only alone
+
+
+def test_a_web_page_used_against_the_victim_is_offered_and_saved(tmp_path, victim_home, keys,
+                                                                 monkeypatch):
+    from evidencekit.sources.web.render import BROWSER_ENV
+    from tests.support.web_server import https_site
+
+    monkeypatch.setenv("HOME", str(victim_home))
+    monkeypatch.setenv(BROWSER_ENV, str(tmp_path / "no-browser"))  # the pictures: test_web.py
+    out = tmp_path / "out"
+    out.mkdir()
+    with https_site(tmp_path) as site:
+        answers = list(ALL_ANSWERS)
+        # a web address among the contact details: offered in 7, not chosen (the site would
+        # see who fetches it) until its number is typed
+        at = answers.index("GB82 WEST 1234 5698 7654 32")
+        answers.insert(at + 1, "fake-shop.invalid/bikes")
+        at = answers.index("~/Documents/seller.eml")
+        answers[at + 1:at + 1] = [site.base + "/", "ftp://nope.invalid/", ""]
+        prompter = ScriptedPrompter(answers)
+        assert session(prompter, victim_home, out, keys) == ExitCode.OK
+    assert prompter.answers == []
+    text = " ".join(prompter.transcript.split())
+    assert any(line.startswith("    5) https://fake-shop.invalid/bikes — a web address you "
+                               "named (6)") for line in prompter.said)  # offered, not chosen
+    assert f"  [green]✓[/] 6) {site.base}/ — added by you" in prompter.said
+    assert "ftp://nope.invalid/ is not a web address evidencekit can save" in text
+    assert any("Copy:" in line for line in prompter.said) and \
+        any(line.strip() == site.base + "/" for line in prompter.said)  # in the summary
+
+    from evidencekit.crypto import age
+    report = verify(out / "EK-TEST.evidence", [age.ScryptIdentity(PASSPHRASE.encode())])
+    assert report.ok and report.manifest is not None
+    [web] = [s for s in report.manifest.get("sources") if s.get("kind") == "web"]
+    assert web["given"] == site.base + "/" and web["path"] == site.base + "/page.html"
+    assert {e["path"] for e in report.manifest.entries() if e["source"] == web["index"]} == {
+        "127.0.0.1/page.warc.gz", "127.0.0.1/web-capture.json"}
