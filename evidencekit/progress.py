@@ -90,6 +90,9 @@ class Throttled:
             files, nbytes, self._files, self._bytes = self._files, self._bytes, 0, 0
             self._inner.advance(files=files, nbytes=nbytes)
 
+    def status(self, text: str) -> None:
+        show_status(self._inner, text)
+
     def finish(self) -> None:
         if self._counter is not None:
             self._counter.join()
@@ -101,3 +104,11 @@ class Throttled:
 def throttled(progress: Progress) -> Progress:
     """*progress* behind a Throttled (NoProgress stays as it is: it costs nothing)."""
     return progress if isinstance(progress, (NoProgress, Throttled)) else Throttled(progress)
+
+
+def show_status(progress: object, text: str) -> None:
+    """Tell *progress* (if it can show one) a short status beside the bar: what went wrong so
+    far, e.g. "2 bad sectors". Shown at once, not throttled: a source says it rarely."""
+    status = getattr(progress, "status", None)
+    if status is not None:
+        status(text)

@@ -7,6 +7,7 @@ import datetime as dt
 import os
 import re
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,7 @@ from evidencekit.errors import (
 )
 from evidencekit.hostinfo import user_name
 from evidencekit.profiles import OS_NAMES
+from evidencekit.progress import show_status
 from evidencekit.sources import StdinSource
 from evidencekit.sources.base import Source as EvidenceSource
 from evidencekit.sources.device import DeviceSource, parse_hashes
@@ -145,8 +147,10 @@ def capture_command(sources: tuple[Path, ...], output: Path | None, case_id: str
         piped: tuple[EvidenceSource, ...] = () if stdin_name is None else (
             StdinSource(stdin_name),)  # refuses a terminal
         hashes = parse_hashes(extra_hashes)
+        bar = render.progress_for(as_json, progress)
         piped += tuple(DeviceSource(device, write_block=not no_write_block, retries=retries,
-                                    hashes=hashes) for device in devices)
+                                    hashes=hashes, status=partial(show_status, bar))
+                       for device in devices)
         piped += live_sources(live or bool(selection and selection.profile.live), memory_tool,
                               memory_timeout)
         piped += web
@@ -179,7 +183,7 @@ def capture_command(sources: tuple[Path, ...], output: Path | None, case_id: str
         mailbox = capture_mail.connected(mail, signing, as_json) if mail else None
         request = CaptureRequest(wanted, target, case, chosen, signing,
                                  command_line=list(sys.argv),
-                                 progress=render.progress_for(as_json, progress),
+                                 progress=bar,
                                  filters=selection.filters if selection else None,
                                  unreachable=selection.unreachable if selection else (),
                                  profile=selection.record() if selection else None,

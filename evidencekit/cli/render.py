@@ -16,6 +16,7 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    ProgressColumn,
     Task,
     TaskID,
     TextColumn,
@@ -133,6 +134,13 @@ class BinarySpeedColumn(TransferSpeedColumn):
         return Text(f"{human_size(int(speed))}/s", style="progress.data.speed")
 
 
+class StatusColumn(ProgressColumn):
+    """What went wrong so far, as a source said it (``2 bad sectors``); empty otherwise."""
+
+    def render(self, task: Task) -> Text:
+        return Text(str(task.fields.get("status", "")), style="yellow")
+
+
 class RichProgress:
     """Progress bar with files, bytes, rate and ETA; only used on a terminal without --json."""
 
@@ -143,6 +151,7 @@ class RichProgress:
             # binary units (KiB, MiB), as every size evidencekit prints: not rich's kB and MB
             TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(binary_units=True),
             TextColumn("{task.fields[files]}"), BinarySpeedColumn(), TimeRemainingColumn(),
+            StatusColumn(),
             # 4 redraws a second look as live as rich's 10, and leave more of the CPU to the
             # capture: in a folder of small files every core is busy (issue 5, target 6)
             console=err, transient=True, refresh_per_second=4,
@@ -154,7 +163,13 @@ class RichProgress:
     def start(self, label: str, total_files: int | None, total_bytes: int | None) -> None:
         self._total_files = total_files
         self._progress.start()
-        self._task = self._progress.add_task(label, total=total_bytes, files=self._files_text())
+        self._task = self._progress.add_task(label, total=total_bytes, files=self._files_text(),
+                                             status="")
+
+    def status(self, text: str) -> None:
+        """A short note beside the bar (e.g. "2 bad sectors"), kept until the next one."""
+        if self._task is not None:
+            self._progress.update(self._task, status=text)
 
     def _files_text(self) -> str:
         if self._total_files is None:
@@ -412,7 +427,8 @@ class JsonLinesProgress:
     every *interval* seconds (10 a second by default), one ``finish`` with the final counts.
 
     Each line: ``{"event", "label", "files", "bytes", "total_files", "total_bytes", "time"}``;
-    ``time`` is seconds since ``start``; totals are null when unknown.
+    ``time`` is seconds since ``start``; totals are null when unknown; ``status`` (e.g. "2 bad
+    sectors") once a source has said one, in every line after.
     """
 
     wants_totals = True
@@ -426,6 +442,12 @@ class JsonLinesProgress:
         self._files = self._bytes = 0
         self._totals: tuple[int | None, int | None] = (None, None)
         self._started = self._last = 0.0
+        self._status: str | None = None
+
+    def status(self, text: str) -> None:
+        self._status = text
+        self._last = self._clock()
+        self._emit("advance")
 
     def start(self, label: str, total_files: int | None, total_bytes: int | None) -> None:
         self._label, self._totals = label, (total_files, total_bytes)
@@ -449,6 +471,8 @@ class JsonLinesProgress:
                 "bytes": self._bytes, "total_files": self._totals[0],
                 "total_bytes": self._totals[1],
                 "time": round(self._clock() - self._started, 3)}
+        if self._status is not None:
+            line["status"] = self._status
         stream = self._stream or sys.stderr
         stream.write(json.dumps(line, ensure_ascii=False) + "\n")
         stream.flush()

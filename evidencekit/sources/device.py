@@ -32,7 +32,7 @@ import shutil
 import stat
 import struct
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -100,13 +100,15 @@ class DeviceSource:
 
     def __init__(self, given: str, *, write_block: bool = True, retries: int = DEFAULT_RETRIES,
                  hashes: Sequence[str] = (), clock: Clock = system_clock,
-                 mountinfo: Path = Path("/proc/self/mountinfo")) -> None:
+                 mountinfo: Path = Path("/proc/self/mountinfo"),
+                 status: Callable[[str], None] | None = None) -> None:
         if retries < 0:
             raise UsageError("--retries must be 0 or more")
         self._given = given
         self._retries = retries
         self._hashes = tuple(hashes)
         self._clock = clock
+        self._status = status  # for the progress bar: "2 bad sectors" as soon as known
         self._path = os.path.realpath(given)
         try:
             info = os.stat(self._path)
@@ -160,7 +162,7 @@ class DeviceSource:
         self._reader = SectorReader(self._fd, self.size, self.sector, direct=self._direct,
                                     retries=self._retries, still_there=self._still_there)
         self._content = DeviceContent(self._reader, self._hashes, self._path if not self._block
-                                      else None, self._info)
+                                      else None, self._info, self._status)
         self._started = rfc3339(self._clock())
         try:
             yield StreamEntry(self._index, self._name.encode(), f"data/{self._name}",
@@ -459,8 +461,10 @@ class DeviceContent:
     copies and hashes the same block, so that imaging stays at the speed of one hash."""
 
     def __init__(self, reader: SectorReader, hashes: Sequence[str], file_path: str | None,
-                 before: os.stat_result) -> None:
+                 before: os.stat_result, status: Callable[[str], None] | None = None) -> None:
         self._reader = reader
+        self._status = status
+        self._said = ""
         self._blocks = reader.blocks()
         self._blocks.on_block = self._hash_soon
         self._blocks.before_next = self._wait
@@ -497,6 +501,19 @@ class DeviceContent:
 
     def _hash_soon(self, position: int, block: memoryview) -> None:
         self._pending = self._pool.submit(self._hash_block, position, block)
+        if self._status is not None:
+            self._say_status()
+
+    def _say_status(self) -> None:
+        """Bad sectors so far (and a vanished device), for the progress bar."""
+        assert self._status is not None
+        bad = self._reader.map.count(BAD) // self._reader.sector
+        text = f"{bad} bad sector{'' if bad == 1 else 's'}" if bad else ""
+        if self._reader.vanished is not None:
+            text = (text + "; " if text else "") + "device gone"
+        if text != self._said:
+            self._said = text
+            self._status(text)
 
     def _wait(self) -> None:
         if self._pending is not None:

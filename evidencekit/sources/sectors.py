@@ -15,6 +15,7 @@ sector by sector: what is left is recorded as never tried and stored as zeros, a
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import mmap
 import os
@@ -96,8 +97,11 @@ class SectorReader:
         self._good_sector: int | None = None  # a sector that read well, to tell "gone" apart
 
     def close(self) -> None:
-        self._buffer.close()
-        self._probe.close()
+        """Free the buffers; when a view of one is still held (reading was interrupted midway
+        through a block), it is freed with the last view instead."""
+        for buffer in (self._buffer, self._probe):
+            with contextlib.suppress(BufferError):
+                buffer.close()
 
     def blocks(self) -> Blocks:
         return Blocks(self)

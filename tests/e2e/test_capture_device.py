@@ -7,7 +7,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 from tests.conftest import require_tool
@@ -22,13 +25,16 @@ def test_a_disk_with_bad_sectors_is_imaged_incomplete_and_checkable_by_hand(
     content = os.urandom(6 * MIB)
     bad = (2 * MIB + 4096, 2 * MIB + 5120)
     with bad_disk(tmp_path, content, Faults(bad=[bad])) as device:
-        done = capture(tmp_path, keys, "--device", device, "--hash", "md5")
+        done = capture(tmp_path, keys, "--device", device, "--hash", "md5", "--progress", "json")
     name = f"{os.path.basename(device)}.raw"
     assert done.returncode == 3, done.stderr  # incomplete: two sectors never read
     result = json.loads(done.stdout)
     assert not result["seal"]["complete"] and result["seal"]["counts"]["errors"] == 1
     [problem] = result["problems"]
     assert "2 bad sectors" in problem["problem"] and problem["path"] == name
+    lines = [json.loads(line) for line in done.stderr.decode().splitlines() if line.startswith("{")]
+    said = [line.get("status") for line in lines]
+    assert said[-1] == "2 bad sectors"
 
     checked = evidencekit("verify", tmp_path / "out.evidence", "-i", keys["identity"], "--json")
     assert checked.returncode == 0 and json.loads(checked.stdout)["ok"], checked.stdout
@@ -103,3 +109,24 @@ def test_verify_against_the_same_loop_device(tmp_path: Path, keys: dict[str, Pat
         "target": device, "image": f"data/{os.path.basename(device)}.raw",
         "image_size": 2 * MIB, "target_size": 2 * MIB, "windows": 1, "differing": [],
         "same": True}
+
+
+def test_an_interrupted_imaging_leaves_nothing(tmp_path: Path, keys: dict[str, Path],
+                                               home: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    slow = Faults(slow=[(0, 8 * MIB)], slow_seconds=0.1)  # every read waits: seconds in all
+    with bad_disk(tmp_path, os.urandom(8 * MIB), slow) as device:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "evidencekit", "capture", "--device", device, "-R",
+             keys["recipient"], "--sign-key", keys["signer"], "-o", out / "disk.evidence"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while not any(out.iterdir()) and time.monotonic() < deadline:  # writing has begun
+            time.sleep(0.05)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert os.listdir(out) == []
