@@ -31,7 +31,7 @@ def _format_help() -> str:
     return "; ".join(f"{name}: {exports.get(name).title}" for name in exports.names())
 
 
-@cli.command("export", short_help="Export for investigators' tools (CASE, DFXML, hashdeep, report).")
+@cli.command("export", short_help="Export for investigators' tools (CASE, DFXML, E01, hashdeep).")
 @click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
 @identity_option
 @trusted_option
@@ -63,7 +63,7 @@ def export_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
             if record else None
         keys = identities_for(bundle, identities, passphrase_file, ask_passphrase, required=True)
         context = exports.ExportContext(bundle, rfc3339(system_clock()),
-                                        f"evidencekit {__version__}")
+                                        f"evidencekit {__version__}", output)
         done = exports.export(bundle, chosen, output, context, keys, trusted_from(trusted),
                               progress=render.progress_for(as_json, progress),
                               tsa_roots=tsa_roots)

@@ -6,7 +6,7 @@ case.py (CASE/UCO JSON-LD), dfxml.py (DFXML), hashdeep.py (a known-hash list), r
 :func:`export` (run.py) verifies, lets the format watch the decrypted files, and publishes.
 """
 
-from evidencekit.export import case, dfxml, hashdeep, report  # noqa: F401  (each registers its formats)
+from evidencekit.export import case, dfxml, e01, hashdeep, report  # noqa: F401  (each registers its formats)
 from evidencekit.export.registry import ExportContext, Format, Job, Written, get, names, register
 from evidencekit.export.run import Exported, export, refuse_unless_verified
 

@@ -26,6 +26,8 @@ class ExportContext:
     bundle: Path  # the bundle's path as given
     generated: str  # RFC 3339 time of the export (a parameter, so tests can fix it)
     tool: str  # "evidencekit X.Y.Z"
+    output: Path | None = None  # where the export will be published (a format written by another
+    # program, E01, puts its file next to it before it takes the staged file's place)
 
 
 @dataclass

@@ -1,0 +1,178 @@
+"""E01 (EnCase 6 Expert Witness Format) of a disk image in the bundle, written by Debian's
+``ewfacquirestream`` (ewf-tools, libewf) from the decrypted image as verify reads it.
+
+Why that program: the PyPI build of libewf-python is compiled without zlib and refuses to write
+(docs/decisions/e01.md). ``ewfacquirestream`` reads the image on its standard input and writes
+one segment file with the case fields, the MD5 and SHA-1 of the data, which ``ewfverify``
+checks.
+
+Which image: the bundle's payload holds the evidence before its manifest, so the choice is
+made as the files go by: the first stored file is streamed. At the end, the signed manifest
+must confirm it: it is the image of a ``capture --device`` source, or the only stored file of
+the bundle (a raw image captured as a file). Otherwise nothing is published and the export
+says why. EWF stores whole 512-byte sectors: an image of another size is refused too (its
+digests would not match what ewfverify reads back).
+
+The case fields come from the bundle's public parts: case number (the seal's case id),
+description (the capture event's note, the case's public label), examiner (who signed the
+capture, as they call themself), evidence number (the image's path in the bag), notes.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from contextlib import suppress
+from pathlib import Path
+from typing import IO, Any, BinaryIO
+
+from evidencekit.errors import BundleError, OutputError, UsageError
+from evidencekit.export.registry import ExportContext, Format, Written, register
+from evidencekit.export.stored import evidence_files
+from evidencekit.payload import Visitor
+from evidencekit.verify import Report, verify
+
+SECTOR = 512
+PROGRAM = "ewfacquirestream"
+SEGMENT = "7.9EiB"  # EnCase 6's largest: one segment file, whatever the image's size
+
+
+class E01Job:
+    def __init__(self, context: ExportContext) -> None:
+        if context.output is None:
+            raise UsageError("an E01 export needs an output name")
+        program = shutil.which(PROGRAM)
+        if program is None:
+            raise UsageError(f"E01 export needs {PROGRAM} (Debian/Ubuntu: apt install ewf-tools)",
+                             hint="it writes the E01; evidencekit feeds it the verified image")
+        self.program = program
+        self.context = context
+        self.fields = _public_fields(context.bundle)
+        folder = context.output.absolute().parent
+        self.target = folder / f".{context.output.name}.{secrets.token_hex(6)}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.errors: IO[bytes] | None = None
+        self.streamed: str | None = None  # the bag path of the file fed to ewfacquirestream
+        self.refused: str | None = None  # why the first file could not become an E01
+
+    @property
+    def segment(self) -> Path:
+        return self.target.with_name(self.target.name + ".E01")
+
+    # ------------------------------------------------------------------ the payload visitor
+    def visitor(self) -> Visitor | None:
+        return self
+
+    def directory(self, name: str, member: tarfile.TarInfo) -> None:
+        return None
+
+    def hard_link(self, name: str, member: tarfile.TarInfo, target: str) -> None:
+        return None
+
+    def file(self, name: str, member: tarfile.TarInfo, chunks: Iterator[bytes]) -> None:
+        if self.streamed is not None or self.refused is not None:
+            return
+        if member.size == 0 or member.size % SECTOR:
+            self.refused = (f"{name} is {member.size} bytes, not a whole number of "
+                            f"{SECTOR}-byte sectors, which EWF stores")
+            return
+        self.streamed = name
+        self._start(name)
+        assert self.process is not None and self.process.stdin is not None
+        try:
+            for chunk in chunks:
+                self.process.stdin.write(chunk)
+            self.process.stdin.close()
+        except BrokenPipeError:
+            pass  # said below, with what the program wrote
+        if self.process.wait() != 0:
+            raise OutputError(f"{PROGRAM} failed: {self._said()}",
+                              hint="check free space next to the output")
+
+    def _start(self, name: str) -> None:
+        fields = self.fields
+        self.errors = tempfile.TemporaryFile()  # noqa: SIM115  (closed by abandon())
+        command = [self.program, "-q", "-f", "encase6", "-d", "sha1", "-c", "empty-block",
+                   "-S", SEGMENT, "-P", str(SECTOR), "-t", str(self.target),
+                   "-C", fields["case"], "-D", fields["description"] or "-",
+                   "-e", fields["examiner"], "-E", name,
+                   "-N", f"Exported by {self.context.tool} from the verified evidence bundle "
+                   f"{self.context.bundle.name}, sealed by {fields['sealer']}"]
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE,
+                                        stdout=subprocess.DEVNULL, stderr=self.errors)
+
+    def _said(self) -> str:
+        if self.errors is None:
+            return "no output"
+        self.errors.seek(0)
+        text = self.errors.read()[-2000:].decode("utf-8", "replace").strip()
+        return " ".join(text.split()) or "no output"
+
+    # --------------------------------------------------------------------------- the end
+    def finish(self, checked: Report, out: BinaryIO, staged: Path) -> Written:
+        if self.refused is not None:
+            raise UsageError(f"no E01 was made: {self.refused}")
+        if self.streamed is None or not self.segment.exists():
+            raise UsageError("no E01 was made: the bundle holds no stored file")
+        problem = _not_an_image(checked, self.streamed)
+        if problem is not None:
+            raise UsageError(f"no E01 was made: {problem}",
+                             hint="E01 holds one disk image: a bundle made by 'capture "
+                             "--device', or one that holds a single raw image file")
+        fd = os.open(self.segment, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.chmod(self.segment, 0o600)
+        os.replace(self.segment, staged)  # the E01 takes the staged file's place, then its name
+        return Written()
+
+    def abandon(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        if self.errors is not None:
+            self.errors.close()
+        for leftover in (self.segment, self.target):
+            with suppress(FileNotFoundError):
+                os.unlink(leftover)
+
+
+def _public_fields(bundle: Path) -> dict[str, str]:
+    """Case fields from the parts anyone can read, before anything is decrypted."""
+    public = verify(bundle, check_payload_hash=False)
+    if public.seal is None or not public.events:
+        raise BundleError("this file is not a readable evidence bundle, so nothing was exported",
+                          hint="run 'evidencekit verify' on it to see what is wrong")
+    captured = public.events[0]
+    return {"case": _one_line(public.seal.case_id), "description": _one_line(captured.note),
+            "examiner": _one_line(captured.actor_name),
+            "sealer": public.seal.signer.fingerprint}
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:1000]
+
+
+def _not_an_image(checked: Report, streamed: str) -> str | None:
+    """None when the signed manifest says *streamed* is a disk image; else why not."""
+    sources: Any = checked.manifest.get("sources") if checked.manifest is not None else None
+    for record in sources if isinstance(sources, list) else []:
+        if isinstance(record, dict) and record.get("kind") == "device" and \
+                f"data/{record.get('bag_name')}" == streamed:
+            return None
+    stored = [f.path for f in evidence_files(checked)]
+    if stored == [streamed]:
+        return None
+    return (f"the bundle holds {len(stored)} stored files and the first, {streamed}, is not the "
+            "image of a device source")
+
+
+FORMAT = register(Format("e01", "EnCase 6 E01 of a disk image (MD5, SHA-1; ewfverify checks it)",
+                         ".E01", E01Job, holds_content=True))

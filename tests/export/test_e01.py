@@ -1,0 +1,66 @@
+"""E01 export of a disk image, written by the real ewfacquirestream and checked by ewfverify."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require_tool
+from tests.export.conftest import Sealed, seal
+
+pytestmark = pytest.mark.interop
+
+
+@pytest.fixture(scope="module")
+def imaged(tmp_path_factory: pytest.TempPathFactory) -> tuple[Sealed, Path, Path]:
+    require_tool("ewfacquirestream")
+    root = tmp_path_factory.mktemp("imaged")
+    sealed = seal(root, odd_names=False)
+    image = root / "stick.img"
+    image.write_bytes(os.urandom(1 << 20) + bytes(1 << 19))  # 1.5 MiB: data, then empty sectors
+    bundle = root / "stick.evidence"
+    done = sealed.cli("capture", "--device", image, "-o", bundle, "--case", "CASE-25-E01",
+                      "--description", "USB stick from the desk", "-R",
+                      sealed.identity.with_name("recipient.txt"), "--sign-key", sealed.signer)
+    assert done.code == 0, done.stderr
+    return sealed, bundle, image
+
+
+def test_e01_of_a_device_image_passes_ewfverify_with_the_case_fields(
+        imaged: tuple[Sealed, Path, Path], tmp_path: Path) -> None:
+    sealed, bundle, image = imaged
+    output = tmp_path / "stick.E01"
+    done = sealed.cli("export", bundle, "-i", sealed.identity, "--format", "e01", "-o", output,
+                      "--json")
+    assert done.code == 0, done.stderr
+    assert done.json()["sha256"] == hashlib.sha256(output.read_bytes()).hexdigest()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stick.E01"]  # nothing else left
+    assert output.stat().st_mode & 0o777 == 0o600  # it holds the evidence itself
+    checked = subprocess.run([require_tool("ewfverify"), "-q", str(output)], capture_output=True,
+                             text=True, timeout=120)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "ewfverify: SUCCESS" in checked.stdout
+    content = image.read_bytes()
+    info = subprocess.run([require_tool("ewfinfo"), str(output)], capture_output=True, text=True,
+                          timeout=60).stdout
+    assert "EnCase 6" in info
+    assert "CASE-25-E01" in info and "USB stick from the desk" in info
+    assert "Det. Example" in info and "data/stick.img" in info
+    assert hashlib.md5(content).hexdigest() in info
+    assert hashlib.sha1(content).hexdigest() in checked.stdout + info
+
+
+def test_a_bundle_of_ordinary_files_is_refused_and_leaves_nothing(tmp_path: Path) -> None:
+    require_tool("ewfacquirestream")
+    (tmp_path / "files").mkdir()
+    sealed = seal(tmp_path / "files", odd_names=False)
+    out = tmp_path / "out"
+    out.mkdir()
+    done = sealed.export("e01", out / "files.E01")
+    assert done.code == 2, done.stderr
+    assert "no E01 was made" in done.stderr
+    assert list(out.iterdir()) == []
