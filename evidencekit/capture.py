@@ -21,7 +21,7 @@ import stat
 import sys
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -31,6 +31,7 @@ from evidencekit import incident as incident_record
 from evidencekit.clock import Clock, clock_source, rfc3339, system_clock
 from evidencekit.crypto import age, sshsig
 from evidencekit.crypto.keys import SigningKey
+from evidencekit.deliver.target import StreamTarget
 from evidencekit.errors import OutputError, UsageError
 from evidencekit.format import bag
 from evidencekit.format.documents import (
@@ -111,6 +112,9 @@ class CaptureRequest:
     found_by_profile: Mapping[bytes, bytes] = field(default_factory=dict)
     # Evidence other than files, captured after them (evidencekit.sources: e.g. StdinSource).
     more_sources: Sequence[EvidenceSource] = ()
+    # Where the bundle goes instead of the file *output* (deliver.s3.S3Capture: straight to a
+    # store, nothing on local disk); its public details join the first custody event's.
+    stream_to: StreamTarget | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,7 @@ class CaptureResult:
     event_sha256: str
     problems: list[Problem]
     warnings: list[str]
+    location: str = ""  # where it went, when not the file *output* (s3://BUCKET/KEY)
 
 
 class _OutputRoom:
@@ -232,18 +237,23 @@ def capture(request: CaptureRequest) -> CaptureResult:
     """Make the bundle described by *request*; raise EvidenceKitError on failure (nothing left)."""
     check_case(request.case)
     sources = sources_of(request.sources, request.unreachable, request.found_by_profile)
-    check_output(request.output, sources)
+    if request.stream_to is None:
+        check_output(request.output, sources)
+    else:
+        request.stream_to.check()
     if request.incident is not None:
         incident_record.check_record(request.incident)  # refuse a malformed record early
-    _refuse_too_big_for_destination(request.output, sources, request.exclude_paths)
+    if request.stream_to is None:
+        _refuse_too_big_for_destination(request.output, sources, request.exclude_paths)
     request = dataclasses.replace(request, progress=throttled(request.progress))
     started = request.clock()
     try:
-        with fs.staged(request.output) as stage:
-            out = stage.file
-            skip = {(os.fstat(out.fileno()).st_dev, os.fstat(out.fileno()).st_ino)}
+        with _opened_output(request) as out:
+            skip = _identity_of(out)
             skip.update(_identities_of(request.exclude_paths))
             result = _write_bundle(request, sources, out, started, skip)
+        if request.stream_to is not None:
+            result.location = request.stream_to.location
         return result
     except fs.NameNotAllowed as exc:
         raise OutputError(f"cannot write {request.output}: {exc.strerror}; nothing was written",
@@ -258,6 +268,27 @@ def capture(request: CaptureRequest) -> CaptureResult:
     except OSError as exc:
         raise OutputError(f"could not write {request.output}: {exc.strerror or exc}",
                           hint=_write_failed_hint(exc, request.output)) from exc
+
+
+@contextmanager
+def _opened_output(request: CaptureRequest) -> Iterator[BinaryIO]:
+    """The file the bundle is written to: a temporary file published under *output* at the end
+    (fs.staged), or the stream of *stream_to*, committed at the end; on failure, nothing."""
+    if request.stream_to is not None:
+        with request.stream_to.open() as stream:
+            yield stream
+    else:
+        with fs.staged(request.output) as stage:
+            yield stage.file
+
+
+def _identity_of(out: BinaryIO) -> set[tuple[int, int]]:
+    """The bundle's own file, never captured into itself (none for a stream to a store)."""
+    try:
+        info = os.fstat(out.fileno())
+    except (OSError, io.UnsupportedOperation):
+        return set()
+    return {(info.st_dev, info.st_ino)}
 
 
 # Per file in the bundle besides its content: tar headers (a pax header for long or non-ASCII
@@ -436,7 +467,9 @@ def _write_bundle(request: CaptureRequest, sources: list[Source], out: BinaryIO,
     seal_mtime = finished // 1_000_000_000
     outer.add_bytes(SEAL, seal_json, seal_mtime)
     outer.add_bytes(SEAL_SIG, sshsig.sign(request.signing_key, seal_json), seal_mtime)
-    event = first_event(request, seal, _sha256(seal_json), finished, _public_details(evidence))
+    event = first_event(request, seal, _sha256(seal_json), finished,
+                        {**_public_details(evidence),
+                         **(request.stream_to.public_details() if request.stream_to else {})})
     event_json = event.to_json()
     publictext.check_readable(event_json, custody_member(1))
     outer.add_bytes(custody_member(1), event_json, seal_mtime)
@@ -472,6 +505,7 @@ class _DiskWriter:
         self._staged = 0
         self._written = 0  # normally written, for sync_file_range
         self._flushed = 0
+        self._a_file = type(out) is io.BufferedRandom  # not a stream to a store (stream_to)
 
     def write(self, data: memoryview) -> None:
         if self._position < 0:
@@ -515,7 +549,8 @@ class _DiskWriter:
         self._out.write(data)
         self._position += len(data)
         self._written += len(data)
-        if self._written - self._flushed >= _WRITEBACK_STEP and _sync_file_range is not None:
+        if (self._written - self._flushed >= _WRITEBACK_STEP and _sync_file_range is not None
+                and self._a_file):
             self._out.flush()
             _sync_file_range(self._out.fileno(), self._position - (self._written - self._flushed),
                              self._written - self._flushed, _SYNC_FILE_RANGE_WRITE)  # a hint

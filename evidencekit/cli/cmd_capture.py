@@ -36,6 +36,7 @@ from evidencekit.cli.app import (
 )
 from evidencekit.cli.capture_web import web_options, web_sources
 from evidencekit.cli.cmd_profiles import ProfileSelection, complete_profile, select_profile
+from evidencekit.cli.cmd_store import BUNDLE_OR_STORE, capture_target, lock_options, say_stored
 from evidencekit.cli.cmd_timestamp import (
     checked_urls,
     roots_from,
@@ -65,8 +66,9 @@ from evidencekit.stamping import Stamped, add_timestamps, later_command
 # ------------------------------------------------------------------------------ capture
 @cli.command("capture", short_help="Capture files and folders into a signed, encrypted bundle.")
 @click.argument("sources", nargs=-1, type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
-              help="The bundle to write (default: CASE.evidence in the current folder).")
+@click.option("-o", "--output", type=BUNDLE_OR_STORE,
+              help="The bundle to write (default: CASE.evidence in the current folder), or "
+              "s3://BUCKET/PREFIX/ to write it straight to a store (see 'store put').")
 @click.option("--case", "case_id", help="Case or reference number (default: EK-date-time).")
 @click.option("--examiner", help="Who is capturing (default: your signing key's name, its "
               "comment; else your user name).")
@@ -112,10 +114,11 @@ from evidencekit.stamping import Stamped, add_timestamps, later_command
 @capture_mail.imap_options
 @tsa_option
 @tsa_ca_option
+@lock_options
 @progress_option
 @guided.incident_options
 @json_option
-def capture_command(sources: tuple[Path, ...], output: Path | None, case_id: str | None,
+def capture_command(sources: tuple[Path, ...], output: Path | str | None, case_id: str | None,
                     examiner: str | None, description: str, legal_basis: str, organisation: str,
                     recipients: tuple[str, ...], recipient_files: tuple[Path, ...],
                     use_passphrase: bool, passphrase_file: Path | None, sign_key: Path | None,
@@ -124,7 +127,8 @@ def capture_command(sources: tuple[Path, ...], output: Path | None, case_id: str
                     tsa_urls: tuple[str, ...], tsa_ca: Path | None, devices: tuple[str, ...],
                     retries: int, no_write_block: bool, extra_hashes: str,
                     live: bool, memory_tool: Path | None, memory_timeout: float,
-                    **incident_args: Any) -> None:
+                    retain_until: str | None, retain_days: int | None, legal_hold: bool,
+                    no_lock: bool, endpoint: str | None, **incident_args: Any) -> None:
     """Capture files and folders into a signed, encrypted evidence bundle.
 
     The sources are only read, never changed. Every file is hashed (SHA-256) as it is copied.
@@ -141,6 +145,9 @@ def capture_command(sources: tuple[Path, ...], output: Path | None, case_id: str
                         fields["description"], fields["legal_basis"], fields["organisation"])
         check_case(case)  # what the bundle could not be read back with: refused before anything
         urls = checked_urls(tsa_urls)
+        store = capture_target(output, case.case_id, retain_until, retain_days, legal_hold,
+                               no_lock, endpoint, bool(urls))
+        local = output if isinstance(output, Path) else None
         tsa_roots = roots_from(tsa_ca)
         web = web_sources(incident_args)  # its options out of the incident's; URLs checked
         record = guided.incident_record(incident_args)  # checked before any question
@@ -155,8 +162,9 @@ def capture_command(sources: tuple[Path, ...], output: Path | None, case_id: str
                               memory_timeout)
         piped += web
         mail = capture_mail.requested()  # asks for the password now, before any other work
-        if not paths and not piped and not mail and interactive() and not as_json:
-            defaults = guided.GuidedDefaults(output, incident=record,
+        if (not paths and not piped and not mail and interactive() and not as_json
+                and store is None):
+            defaults = guided.GuidedDefaults(local, incident=record,
                                              incident_source=guided.incident_source(incident_args),
                                              examiner_given=given_on_command_line("examiner"))
             _protection_defaults(defaults, recipients, recipient_files, use_passphrase,
@@ -174,8 +182,9 @@ def capture_command(sources: tuple[Path, ...], output: Path | None, case_id: str
         wanted = [os.fsencode(s) for s in paths]
         found_by_profile = _found_by_profile(selection, sources)
         captured = sources_of(wanted, selection.unreachable if selection else (), found_by_profile)
-        target = output or Path(_safe_filename(case.case_id) + ".evidence")
-        check_output(target, captured, default_place=output is None)  # before any key is made
+        target = local or Path(_safe_filename(case.case_id) + ".evidence")
+        if store is None:
+            check_output(target, captured, default_place=output is None)  # before any key
         signing = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json, captured,
                                       may_create=True)
         if not fields["examiner"]:  # the key's own name, as every custody event does
@@ -190,7 +199,8 @@ def capture_command(sources: tuple[Path, ...], output: Path | None, case_id: str
                                  found_by_profile=found_by_profile,
                                  exclude_paths=(sign_key or default_signing_key_path(),),
                                  incident=incident,
-                                 more_sources=(*piped, *([mailbox] if mailbox else [])))
+                                 more_sources=(*piped, *([mailbox] if mailbox else [])),
+                                 stream_to=store)
         try:
             result = capture(request)
         finally:
@@ -210,11 +220,15 @@ def capture_command(sources: tuple[Path, ...], output: Path | None, case_id: str
             document["mail"] = capture_mail.summary(mailbox) if mailbox else None
             document["timestamps"]["later"] = later_command(
                 result.output, [u for u, _ in stamped.failed]) if stamped.failed else None
+            if store is not None and store.delivery is not None:
+                document["store"] = store.delivery.details
             render.emit_json(document)
         else:
             render.capture_text(result)
             if mailbox is not None:
                 capture_mail.say_done(mailbox)
+            if store is not None and store.delivery is not None:
+                say_stored(store.delivery)
             say_stamped(result.output, stamped)
         return code
 

@@ -3,9 +3,10 @@ to a local file; each delivery recorded in the bundle's custody log."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -32,6 +33,8 @@ from evidencekit.deliver import (
 )
 from evidencekit.errors import ExitCode, OutputError, UsageError
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 endpoint_option = click.option(
     "--endpoint", metavar="URL",
     help="An S3-compatible store's address (default: AWS, or $AWS_ENDPOINT_URL). Credentials "
@@ -43,17 +46,23 @@ def store() -> None:
     """Keep bundles in an evidence store (S3 with object lock): put, list, get."""
 
 
+def lock_options(f: F) -> F:
+    """How a bundle is kept in an s3:// store (store put, capture -o s3://)."""
+    f = endpoint_option(f)
+    f = click.option("--no-lock", is_flag=True, help="s3://: accept a bucket without object "
+                     "lock (recorded in the custody event).")(f)
+    f = click.option("--legal-hold", is_flag=True, help="s3://: also place a legal hold (kept "
+                     "until someone allowed to lifts it).")(f)
+    f = click.option("--retain-days", type=int, metavar="N",
+                     help="s3://: ... or for N days from now.")(f)
+    return click.option("--retain-until", metavar="DATE", help="s3://: nobody may delete or "
+                        "change the bundle before this date (YYYY-MM-DD, UTC).")(f)
+
+
 @store.command("put", short_help="Upload a bundle, locked, and record it in its custody log.")
 @click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
 @click.argument("destination")
-@click.option("--retain-until", metavar="DATE",
-              help="Nobody may delete or change it before this date (YYYY-MM-DD, UTC).")
-@click.option("--retain-days", type=int, metavar="N", help="... or for N days from now.")
-@click.option("--legal-hold", is_flag=True,
-              help="Also place a legal hold (kept until someone allowed to lifts it).")
-@click.option("--no-lock", is_flag=True,
-              help="Accept a bucket without object lock (recorded in the custody event).")
-@endpoint_option
+@lock_options
 @click.option("--note", default="", help="Free text for the custody event (why, who asked).")
 @actor_option
 @signing_options
@@ -97,6 +106,32 @@ def _destination(text: str, retain_until: str | None, retain_days: int | None,
     return s3.S3Store(s3.S3Url.parse(text), lock, endpoint)
 
 
+def capture_target(output: Path | str | None, case_id: str, retain_until: str | None,
+                   retain_days: int | None, legal_hold: bool, no_lock: bool,
+                   endpoint: str | None, timestamps: bool) -> Any:
+    """``capture -o s3://…``: the store the bundle is written to (deliver.s3.S3Capture), or
+    None for a local file (then the store's options are refused)."""
+    if not isinstance(output, str):
+        if retain_until or retain_days is not None or legal_hold or no_lock or endpoint:
+            raise UsageError("--retain-until, --retain-days, --legal-hold, --no-lock and "
+                             "--endpoint are for -o s3://BUCKET/PREFIX/")
+        return None
+    import secrets
+
+    from evidencekit.deliver import s3
+    from evidencekit.hostinfo import host_name
+
+    if timestamps:
+        raise UsageError("--tsa cannot be used with -o s3://: a timestamp is added to the "
+                         "bundle, and a stored bundle cannot change",
+                         hint="capture to a file with --tsa, then 'evidencekit store put' it")
+    now = datetime.now(timezone.utc)
+    lock = s3.Lock.from_options(retain_until, retain_days, legal_hold, no_lock, now)
+    url = s3.S3Url.parse(output)
+    return s3.S3Capture(s3.S3Store(url, lock, endpoint), case_id, host_name(), now,
+                        secrets.token_hex(4))
+
+
 def _say_put(bundle: Path, delivery: Delivery, sequence: int | None, as_json: bool) -> None:
     if as_json:
         render.emit_json({"command": "store put", "ok": True, "exit_code": 0,
@@ -104,19 +139,26 @@ def _say_put(bundle: Path, delivery: Delivery, sequence: int | None, as_json: bo
                           "already_there": delivery.already_there,
                           "details": delivery.details, "custody_event": sequence})
         return
-    d = delivery.details
     said = "was already" if delivery.already_there else "is now"
     render.out.print(f"{render.escape(str(bundle))} {said} at "
                      f"{render.escape(delivery.location)}")
-    if d.get("destination") == "s3":
-        lock = (f"locked (COMPLIANCE) until {d['retain_until']}" if d["retention_mode"]
-                else "[bold yellow]not locked[/]: it can be deleted or replaced")
-        hold = ", legal hold on" if d["legal_hold"] == "on" else ""
-        render.out.print(f"  version {render.escape(d['version_id'])}, {lock}{hold}")
+    say_stored(delivery)
     if sequence is not None:
         render.out.print(f"Recorded as custody event #{sequence} (transferred).")
     else:
         render.out.print("Its custody log already records this delivery; nothing was added.")
+
+
+def say_stored(delivery: Delivery) -> None:
+    """How an object in a store is kept: its version and lock."""
+    d = delivery.details
+    if d.get("destination") != "s3":
+        return
+    lock = (f"locked (COMPLIANCE) until {d['retain_until']}" if d["retention_mode"]
+            else "[bold yellow]not locked[/]: it can be deleted or replaced")
+    hold = ", legal hold on" if d["legal_hold"] == "on" else ""
+    render.out.print(f"  stored as {render.escape(delivery.location)}, version "
+                     f"{render.escape(d['version_id'])}, {lock}{hold}")
 
 
 @store.command("list", short_help="List the bundles under an s3:// prefix, with their locks.")

@@ -203,7 +203,7 @@ def event_json(event: CustodyEvent) -> dict[str, Any]:
 
 def capture_json(result: CaptureResult, exit_code: int) -> dict[str, Any]:
     return {"command": "capture", "ok": True, "exit_code": exit_code,
-            "bundle": str(result.output), "seal_sha256": result.seal_sha256,
+            "bundle": result.location or str(result.output), "seal_sha256": result.seal_sha256,
             "custody_head_sha256": result.event_sha256, "seal": seal_json(result.seal),
             "problems": [{"path": p.path, "problem": p.problem} for p in result.problems],
             "warnings": result.warnings}
@@ -212,7 +212,7 @@ def capture_json(result: CaptureResult, exit_code: int) -> dict[str, Any]:
 def capture_text(result: CaptureResult) -> None:
     seal = result.seal
     counts = seal.counts
-    out.print(f"[bold green]Sealed[/] {escape(str(result.output))}")
+    out.print(f"[bold green]Sealed[/] {escape(result.location or str(result.output))}")
     out.print(f"  case            {escape(seal.case_id)}")
     out.print(f"  captured        {plural(counts['files'], 'file')} "
               f"({human_size(seal.total_bytes)}), {plural(counts['directories'], 'folder')}, "
@@ -236,7 +236,7 @@ def capture_text(result: CaptureResult) -> None:
         if len(problems) > 50:
             err.print(f"  … and {len(problems) - 50} more (see --json)")
     out.print("Keep this bundle unchanged. Check it any time with: evidencekit verify "
-              f"{escape(str(result.output))}")
+              f"{escape(result.location or str(result.output))}")
 
 
 def report_json(report: Report, exit_code: int, command: str = "verify") -> dict[str, Any]:

@@ -14,6 +14,7 @@ from evidencekit.deliver.base import (
     record_delivery,
 )
 from evidencekit.deliver.local import LocalFile
+from evidencekit.deliver.target import StreamTarget
 
-__all__ = ["BundleFacts", "Delivery", "Destination", "LocalFile", "already_recorded",
+__all__ = ["BundleFacts", "Delivery", "Destination", "LocalFile", "StreamTarget", "already_recorded",
            "checked_facts", "record_delivery"]

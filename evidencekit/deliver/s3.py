@@ -297,6 +297,17 @@ class ObjectWriter:
         self.size += total
         return total
 
+    def overwrite(self, offset: int, data: memoryview) -> None:
+        """Change bytes already written, which must lie in the first part while it is still
+        here (held, or not yet full): capture completing the payload's header."""
+        end = offset + len(data)
+        if self.held is not None and end <= len(self.held):
+            self.held[offset:end] = data
+        elif self._number == 1 and end <= self._filled:
+            self._buffer[offset:end] = data
+        else:
+            raise ValueError(f"bytes {offset}-{end} of an upload were already sent")
+
     def _send_buffer(self) -> None:
         part = self._buffer if self._filled == len(self._buffer) else \
             self._buffer[: self._filled]
@@ -326,7 +337,7 @@ class ObjectWriter:
         with talking_to(self._where):
             answer = self._client.upload_part(
                 Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, PartNumber=number,
-                Body=bytes(part), ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum)
+                Body=part, ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum)
         self._parts[number] = (len(part), checksum, str(answer["ETag"]))
 
     def complete(self, patch: Callable[[bytearray], None] | None = None) -> Uploaded:
@@ -423,9 +434,9 @@ class S3Store:
     def deliver(self, bundle: Path, facts: BundleFacts, progress: Progress) -> Delivery:
         self.check_bucket()
         key = object_key(self.url.prefix, facts)
-        existing = self._existing(key)
+        existing = self.head(key)
         if existing is not None:
-            return self._delivery(key, existing, already_there=True)
+            return self.delivery(key, existing, already_there=True)
         digest = _sha256_of_file(bundle)
         writer = ObjectWriter(self.client, self.url.bucket, key, self.lock,
                               {"sha256": digest})
@@ -438,10 +449,10 @@ class S3Store:
                 progress.finish()
             uploaded = writer.complete()
         except ObjectExists:
-            found = self._existing(key)
+            found = self.head(key)
             if found is None:
                 raise
-            return self._delivery(key, found, already_there=True)
+            return self.delivery(key, found, already_there=True)
         except BaseException:
             writer.abort()
             raise
@@ -449,11 +460,11 @@ class S3Store:
         if read != digest:
             raise BundleError(f"{SCHEME}{self.url.bucket}/{key}: what the store holds is not "
                               f"{bundle}", hint="do not rely on this copy")
-        facts_now = self._existing(key, uploaded.version_id)
+        facts_now = self.head(key, uploaded.version_id)
         assert facts_now is not None
-        return self._delivery(key, facts_now, already_there=False)
+        return self.delivery(key, facts_now, already_there=False)
 
-    def _existing(self, key: str, version_id: str = "") -> dict[str, Any] | None:
+    def head(self, key: str, version_id: str = "") -> dict[str, Any] | None:
         """The object's head (with its lock), or None when there is none."""
         import botocore.exceptions as bx
 
@@ -468,7 +479,7 @@ class S3Store:
                     return None
                 raise
 
-    def _delivery(self, key: str, head: dict[str, Any], already_there: bool) -> Delivery:
+    def delivery(self, key: str, head: dict[str, Any], already_there: bool) -> Delivery:
         location = f"{SCHEME}{self.url.bucket}/{key}"
         until = head.get("ObjectLockRetainUntilDate")
         details = {
@@ -494,6 +505,97 @@ def _sha256_of_file(path: Path) -> str:
         while block := f.read(_READ_CHUNK):
             digest.update(block)
     return digest.hexdigest()
+
+
+# --- a capture straight into the store ------------------------------------------------------
+
+class SeekableUpload:
+    """The file capture writes a bundle to, when it goes straight to a store: writes append to
+    an :class:`ObjectWriter` that holds the first part back; a seek back (to complete the
+    payload's outer header, which lies in the first kilobytes) changes that held part."""
+
+    def __init__(self, writer: ObjectWriter) -> None:
+        self._writer = writer
+        self._position = 0
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        if self._position == self._writer.size:
+            self._writer.write(view)
+        else:
+            self._writer.overwrite(self._position, view)
+        self._position += len(view)
+        return len(view)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_END:
+            offset += self._writer.size
+        elif whence == io.SEEK_CUR:
+            offset += self._position
+        if not 0 <= offset <= self._writer.size:
+            raise ValueError(f"cannot seek to {offset} in an upload")
+        self._position = offset
+        return offset
+
+    def tell(self) -> int:
+        return self._position
+
+    def flush(self) -> None:
+        pass
+
+    def fileno(self) -> int:
+        raise io.UnsupportedOperation("an upload has no file descriptor")
+
+
+class S3Capture:
+    """A capture's destination in a store (``capture -o s3://BUCKET/PREFIX/``): the bundle is
+    uploaded as it is sealed, nothing is written to local disk, and the object appears only
+    when the capture has finished (an interrupted capture aborts the upload: no object).
+
+    Its key is ``PREFIX/CASE/HOST/capture-TIME-RANDOM.evidence``: S3 fixes a key when the upload
+    starts, before the payload's hash exists, and cannot rename (a server-side copy would write
+    every byte twice), so the payload hash that names ``store put``'s objects cannot name
+    this one. The lock is set when the upload starts, as for ``store put``.
+    """
+
+    def __init__(self, store: S3Store, case_id: str, host: str, now: datetime,
+                 random_hex: str) -> None:
+        self.store = store
+        stamp = now.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        self.key = (f"{store.url.prefix}{_safe(case_id)}/{_safe(host)}/"
+                    f"capture-{stamp}-{random_hex}{SUFFIX}")
+        self.location = f"{SCHEME}{store.url.bucket}/{self.key}"
+        self.delivery: Delivery | None = None
+
+    def public_details(self) -> dict[str, str]:
+        """For the first custody event: where the bundle is written and how it is locked."""
+        lock = self.store.lock
+        return {"destination": "s3", "endpoint": self.store.endpoint or "",
+                "bucket": self.store.url.bucket, "key": self.key,
+                "retention_mode": "COMPLIANCE" if lock.enabled else "",
+                "retain_until": rfc3339(lock.retain_until) if lock.retain_until else "",
+                "legal_hold": "on" if lock.legal_hold else "off",
+                "object_lock": "required" if lock.enabled else "not required (--no-lock)"}
+
+    def check(self) -> None:
+        """Before any evidence is read: the bucket is reachable and locked (or --no-lock)."""
+        self.store.check_bucket()
+
+    @contextmanager
+    def open(self) -> Iterator[BinaryIO]:
+        writer = ObjectWriter(self.store.client, self.store.url.bucket, self.key,
+                              self.store.lock, hold_first=True)
+        try:
+            yield cast(BinaryIO, SeekableUpload(writer))
+            uploaded = writer.complete()
+        except BaseException:
+            writer.abort()
+            raise
+        head = self.store.head(self.key, uploaded.version_id)
+        if head is None or int(head.get("ContentLength", -1)) != uploaded.size:
+            raise BundleError(f"{self.location}: the store does not hold what was uploaded",
+                              hint="do not rely on this copy")
+        self.delivery = self.store.delivery(self.key, head, already_there=False)
 
 
 # --- reading the store ------------------------------------------------------------------------

@@ -4,6 +4,7 @@ per session by the ``s3_server`` fixture), and store put to a local file."""
 from __future__ import annotations
 
 import hashlib
+import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -207,3 +208,46 @@ def test_verify_finds_a_changed_byte_in_a_stored_bundle(bundle: Path, keys: dict
     assert result.code == 1, result.stdout + result.stderr
     assert any(f["check"] == "payload-hash" or "payload" in f["problem"]
                for f in result.json()["findings"]), result.stdout
+
+
+def test_capture_straight_to_the_store(tmp_path: Path, tree: Path, keys: dict[str, Any],
+                                       user: Path, s3_server: S3Server) -> None:
+    bucket = s3_server.new_bucket()
+    (tree / "big.bin").write_bytes(os.urandom(17 << 20))  # past the first (held) part
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = invoke("capture", tree, "--case", "CASE-9", "-R", keys["recipient"], "--sign-key",
+                    keys["signer"], "-o", f"s3://{bucket}/cases/", "--endpoint",
+                    s3_server.endpoint, "--retain-days", "1", "--legal-hold", "--json",
+                    env=s3_server.env())
+    assert result.code == 0, result.stdout + result.stderr
+    document = result.json()
+    assert_valid(document, "capture")
+    stored = document["store"]
+    assert document["bundle"] == f"s3://{bucket}/{stored['key']}"
+    assert stored["key"].startswith("cases/CASE-9/")
+    assert (stored["retention_mode"], stored["legal_hold"]) == ("COMPLIANCE", "on")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing on local disk
+    checked = invoke("verify", document["bundle"], "-i", keys["identity"], "--endpoint",
+                     s3_server.endpoint, "--json", env=s3_server.env())
+    assert checked.code == 0, checked.stdout
+    assert checked.json()["files_checked"] == 3
+    [event] = checked.json()["custody"]
+    assert event["details"]["key"] == stored["key"]
+    assert event["details"]["object_lock"] == "required"
+    head = s3_server.client().head_object(Bucket=bucket, Key=stored["key"])
+    assert head["ObjectLockMode"] == "COMPLIANCE" and head["ContentLength"] == int(
+        stored["size"])
+
+
+def test_capture_to_a_bucket_without_lock_is_refused_before_reading(
+        tree: Path, keys: dict[str, Any], user: Path, s3_server: S3Server) -> None:
+    bucket = s3_server.new_bucket(lock=False)
+    result = invoke("capture", tree, "--case", "CASE-9", "-R", keys["recipient"], "--sign-key",
+                    keys["signer"], "-o", f"s3://{bucket}/", "--endpoint", s3_server.endpoint,
+                    "--retain-days", "1", "--json", env=s3_server.env())
+    assert result.code == 2 and "has no object lock" in result.json()["error"]["message"]
+    assert "Contents" not in s3_server.client().list_objects_v2(Bucket=bucket)
+    refused = invoke("capture", tree, "-R", keys["recipient"], "--sign-key", keys["signer"],
+                     "-o", f"s3://{bucket}/", "--no-lock", "--tsa", "http://127.0.0.1:9/",
+                     "--json", env=s3_server.env())
+    assert refused.code == 2 and "--tsa" in refused.json()["error"]["message"]

@@ -11,6 +11,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from evidencekit.capture import CaptureRequest, CaseInfo, capture
+from evidencekit.crypto import age
+from evidencekit.crypto.keys import SigningKey
 from evidencekit.deliver import BundleFacts
 from evidencekit.deliver.s3 import (
     MIN_PART,
@@ -18,12 +21,15 @@ from evidencekit.deliver.s3 import (
     Lock,
     ObjectExists,
     ObjectWriter,
+    S3Capture,
+    S3Store,
     S3Url,
     object_key,
     part_size,
     read_back,
 )
 from evidencekit.errors import StoreError, UsageError
+from tests.sources.test_pipeline_sources import OneStream, Pieces
 from tests.support.s3server import S3Server
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
@@ -76,6 +82,8 @@ def test_an_interrupted_upload_leaves_no_object(s3_server: S3Server) -> None:
     bucket = s3_server.new_bucket()
     writer = ObjectWriter(client, bucket, "cut/short.evidence", _lock())
     writer.write(os.urandom(PART_SIZE + 1000))  # one part sent, the next begun
+    uploads = client.list_multipart_uploads(Bucket=bucket).get("Uploads") or []
+    assert [u["Key"] for u in uploads] == ["cut/short.evidence"]  # what _no_object looks for
     writer.abort()
     _no_object(client, bucket, "cut/short.evidence")
 
@@ -130,3 +138,31 @@ def test_completion_never_replaces_an_object(s3_server: S3Server) -> None:
         writer.complete()
     assert client.get_object(Bucket=bucket, Key="taken.evidence")["Body"].read() == b"first"
     assert len(client.list_object_versions(Bucket=bucket)["Versions"]) == 1
+
+
+class _CutShort(Pieces):
+    """40 MiB of content (two parts sent), then Ctrl-C (as the CLI turns SIGINT and SIGTERM into)."""
+
+    def __init__(self) -> None:
+        super().__init__([os.urandom(1 << 20) for _ in range(40)], 80 << 20)
+
+    def readinto(self, buffer: memoryview) -> int:
+        count = super().readinto(buffer)
+        if not count:
+            raise KeyboardInterrupt
+        return count
+
+
+def test_an_interrupted_capture_to_the_store_leaves_no_object(tmp_path: Any,
+                                                              s3_server: S3Server) -> None:
+    bucket = s3_server.new_bucket()
+    store = S3Store(S3Url(bucket, "cut/"), _lock(), s3_server.endpoint, s3_server.client())
+    target = S3Capture(store, "CASE-1", "host", datetime.now(timezone.utc), "0123abcd")
+    request = CaptureRequest([], tmp_path / "never.evidence", CaseInfo("CASE-1", "tester"),
+                             [age.X25519Identity.generate().recipient()],
+                             SigningKey.generate("t@test"), command_line=["test"],
+                             more_sources=[OneStream("stdin", _CutShort())], stream_to=target)
+    with pytest.raises(KeyboardInterrupt):
+        capture(request)
+    _no_object(s3_server.client(), bucket, target.key)
+    assert list(tmp_path.iterdir()) == []
