@@ -253,6 +253,7 @@ def _verify_stored(location: str, identities: tuple[Path, ...], passphrase_file:
         if as_json:
             document = render.report_json(report, code)
             document["recorded"] = None
+            document["against"] = None
             document["receipt"] = None if checked is None else {
                 "file": str(receipt_file), **checked.to_json()}
             render.emit_json(document)
