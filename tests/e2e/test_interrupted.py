@@ -143,3 +143,26 @@ def test_sigpipe_with_the_output_intact_does_not_stop_the_work(
     _, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0, stderr
     assert os.listdir(out_dir) == ["opened"]
+
+
+@pytest.mark.parametrize(("fmt", "sig"), [("hashdeep", signal.SIGINT), ("e01", signal.SIGTERM)])
+def test_signal_mid_export_leaves_nothing(tmp_path: Path, home: Path,
+                                          large_bundle: dict[str, Path], fmt: str,
+                                          sig: signal.Signals) -> None:
+    """An export is staged next to its name from the start (E01: also ewfacquirestream's file):
+    interrupted, neither is left, and no half-written export under the name."""
+    if fmt == "e01":
+        from tests.conftest import require_tool
+
+        require_tool("ewfacquirestream")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    proc = _start("export", large_bundle["bundle"], "-i", large_bundle["identity"], "--format",
+                  fmt, "-o", out_dir / "export.out", stdout=subprocess.PIPE,
+                  stderr=subprocess.PIPE)
+    _when_writing(proc, out_dir)
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert os.listdir(out_dir) == []
