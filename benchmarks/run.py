@@ -537,7 +537,7 @@ def table(checks: list[Check], measurements: dict[str, Measurement]) -> str:
     lines = ["| # | target | measured | limit | result | detail |",
              "|---|---|---|---|---|---|"]
     for c in checks:
-        bound = ">=" if c.what.startswith("(hashdeep") else "<="
+        bound = ">=" if c.what.startswith(("(hashdeep", "(dc3dd")) else "<="
         value = f"{c.value:.2f} {c.unit}" if c.unit != "%" else f"{c.value:+.1f} %"
         if c.informational:
             result = f"info ({'within' if c.met else 'over'})"
@@ -628,6 +628,92 @@ def live_snapshot(processes: int, repeat: int, json_out: Path | None) -> int:
     return 0 if met else 1
 
 
+DEVICE_LIMIT_DD_AGE = 1.1  # issue 22: imaging <= 1.1 x dd bs=1M | age -r R (which does not hash)
+DEVICE_LIMIT_DC3DD = 3.0  # issue 22: imaging at least 3 x faster than dc3dd hash=sha256
+
+
+def device_imaging(size: int, repeat: int, json_out: Path | None) -> int:
+    """Issue 22's targets, in one run: ``capture --device`` of a read-only loop device over a
+    file of *size* random bytes held in the page cache, against ``dd if=DEV bs=1M | age -r R``
+    and ``dc3dd if=DEV of=IMAGE hash=sha256``, interleaved, fastest of *repeat* each. Needs
+    root (losetup); the loop device is detached whatever happens."""
+    for tool in ("losetup", "dd", "age", "age-keygen", "dc3dd", "/usr/bin/time"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is not installed (apt install mount coreutils age dc3dd "
+                             "time)")
+    work = Path(tempfile.mkdtemp(prefix="evidencekit-bench-device-"))
+    device = ""
+    try:
+        image = work / "disk.img"
+        write_random_file(image, size)
+        warm(image)
+        recipient, _, sign_key = setup_keys(work)
+        device = subprocess.run(["losetup", "--find", "--show", "-r", str(image)], check=True,
+                                capture_output=True, text=True).stdout.strip()
+        out = work / "out"
+        out.mkdir()
+        dev = shlex.quote(device)
+        commands = {
+            "capture_device": (f"{shlex.quote(EVIDENCEKIT)} capture --device {dev} -r {recipient} "
+                               f"--sign-key {shlex.quote(str(sign_key))} --case BENCH "
+                               f"-o {shlex.quote(str(out / 'disk.evidence'))} --json",
+                               out / "disk.evidence"),
+            "dd_age_device": (f"dd if={dev} bs=1M status=none | age -r {recipient} > "
+                              f"{shlex.quote(str(out / 'disk.age'))}", out / "disk.age"),
+            "dc3dd_device": (f"dc3dd if={dev} of={shlex.quote(str(out / 'dc3dd.img'))} "
+                             f"hash=sha256 log={shlex.quote(str(out / 'dc3dd.log'))} "
+                             "> /dev/null 2>&1", out / "dc3dd.img"),
+        }
+        measurements = {name: Measurement(name, command) for name, (command, _) in commands.items()}
+        for turn in range(repeat):
+            for name, (command, output) in commands.items():
+                _remove(output)
+                sample = run_once(command, work)
+                measurements[name].samples.append(sample)
+                print(f"  {turn + 1}/{repeat} {name:16} {sample.wall:8.3f} s  cpu "
+                      f"{sample.user + sample.system:6.2f} s  rss {sample.max_rss_mb:6.1f} MB",
+                      file=sys.stderr)
+                _remove(output)
+    finally:
+        if device:
+            _writable_again(device)
+            subprocess.run(["losetup", "-d", device], capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+    ours = measurements["capture_device"].wall
+    checks = [
+        check(22, "capture --device / dd\\|age", ours / measurements["dd_age_device"].wall,
+              DEVICE_LIMIT_DD_AGE, "x",
+              f"{ours:.2f} s vs {measurements['dd_age_device'].wall:.2f} s"),
+        check(22, "(dc3dd hash=sha256) / capture --device", measurements["dc3dd_device"].wall / ours,
+              DEVICE_LIMIT_DC3DD, "x",
+              f"{measurements['dc3dd_device'].wall:.2f} s vs {ours:.2f} s", at_least=True),
+        check(22, "capture --device peak RSS", measurements["capture_device"].rss, 100, "MB",
+              f"{measurements['capture_device'].rss:.1f} MB"),
+    ]
+    text = table(checks, measurements)
+    print(f"device imaging, {size / GiB:.2f} GiB loop device over a file in the page cache, "
+          f"fastest of {repeat}:\n{text}")
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps({
+            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "size": size,
+            "repeat": repeat, "cpus": os.cpu_count(), "load_average_at_end": os.getloadavg(),
+            **judged(checks, measurements, text)}, indent=2) + "\n")
+    return _exit_code(checks)
+
+
+def _writable_again(device: str) -> None:
+    """Undo capture's BLKROSET: the kernel keeps it on /dev/loopN after detaching."""
+    import fcntl
+    import struct
+
+    fd = os.open(device, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        fcntl.ioctl(fd, 0x125D, struct.pack("i", 0))
+    finally:
+        os.close(fd)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="scale every data set down")
@@ -644,7 +730,14 @@ def main() -> int:
                         help="run nothing else: time capture --live's snapshot (no memory) with "
                              "this many more processes running (default 500; issue 23: <= 2 s); "
                              "results in benchmarks/results/live-latest.json")
+    parser.add_argument("--device", action="store_true",
+                        help="run nothing else: time capture --device of a 2 GiB loop device "
+                             "(--quick: 256 MiB) against dd | age and dc3dd (issue 22; needs "
+                             "root); results in benchmarks/results/device-latest.json")
     args = parser.parse_args()
+    if args.device:
+        return device_imaging(256 * MiB if args.quick else 2 * GiB, args.repeat or 3,
+                              HERE / "results" / "device-latest.json")
     if args.reevaluate:
         return reevaluate(args.reevaluate)
     if args.live is not None:
