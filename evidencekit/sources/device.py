@@ -216,7 +216,8 @@ class DeviceSource:
         document: dict[str, Any] = {
             "type": "evidencekit.device", "version": 1,
             "given": self._given, "path": self._path, "image": f"data/{self._name}",
-            "block_device": self._block, "identity": self.identity,
+            "block_device": self._block,
+            "identity": {**self.identity, "partition_table": self._content.partition_table},
             "write_block": self.write_block,
             "write_counters": {"before": self._counters_before, "after": self._counters_after,
                                "origin": None if self._sys is None else
@@ -257,12 +258,15 @@ class DeviceSource:
         if size is None:
             raise UsageError(f"--device {self._given}: its size cannot be read (BLKGETSIZE64)")
         assert sys_dir is not None
+        # a partition (/dev/sdb1) has no model or serial of its own: its disk's are given
+        disk = sys_dir.parent if (sys_dir / "partition").exists() else sys_dir
         for name, places in _SYSFS_FIELDS.items():
             identity[name] = _field(None, None)
             for place in places:
-                value = _read_text(sys_dir / place)
+                where = sys_dir if place in ("ro", "stat") else disk
+                value = _read_text(where / place)
                 if value is not None:
-                    identity[name] = _field(value, f"{sys_dir}/{place}")
+                    identity[name] = _field(value, f"{where}/{place}")
                     break
         identity["transport"] = _field(*_transport(sys_dir))
         identity["partitions"] = _field(_partitions(sys_dir), f"{sys_dir}/*/partition")
@@ -453,6 +457,17 @@ def _open(path: str, given: str, direct: bool) -> tuple[int, bool]:
                      hint="imaging a device needs root (sudo)")
 
 
+def partition_table(first: bytes, sector: int) -> dict[str, Any]:
+    """The kind of partition table the image starts with: "gpt" (the signature "EFI PART" at
+    the start of the second sector), "mbr" (0x55AA at byte 510), or "none found"."""
+    origin = "the image's first bytes (0x55AA at byte 510; 'EFI PART' at the second sector)"
+    if first[sector:sector + 8] == b"EFI PART" and len(first) >= sector + 8:
+        return _field("gpt", origin)
+    if first[510:512] == b"\x55\xaa":
+        return _field("mbr", origin)
+    return _field("none found", origin)
+
+
 class DeviceContent:
     """The image as the pipeline reads it, hashed per window (and with --hash) on the way.
 
@@ -476,6 +491,7 @@ class DeviceContent:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="evidencekit-windows")
         self._pending: Future[None] | None = None
         self.windows: list[tuple[int, int, str]] = []
+        self.partition_table: dict[str, Any] = _field(None, None)
         self.done = False
         self.extra: dict[str, str] = {}
 
@@ -521,6 +537,9 @@ class DeviceContent:
             pending.result()
 
     def _hash_block(self, position: int, block: memoryview) -> None:
+        if position == 0:
+            self.partition_table = partition_table(bytes(block[: 2 * self._reader.sector]),
+                                                   self._reader.sector)
         try:
             if position - self._window_start >= WINDOW:
                 self._close_window(position)

@@ -254,3 +254,21 @@ def test_a_device_that_vanishes_is_recorded_and_what_was_read_kept(tmp_path: Pat
     assert not result.seal.complete
     found = document(data, name)
     assert found["read"]["vanished"]["at"] == kept
+
+
+
+@pytest.mark.parametrize(("first", "kind"), [
+    ({510: b"\x55\xaa"}, "mbr"),
+    ({510: b"\x55\xaa", 512: b"EFI PART"}, "gpt"),  # a protective MBR, then the GPT header
+    ({}, "none found"),
+])
+def test_the_partition_table_is_named(tmp_path: Path, first: dict[int, bytes], kind: str
+                                      ) -> None:
+    # (this kernel finds no partitions on loop devices, so the partitions' write blocking is
+    # not tested here; the table's kind comes from the image's own first bytes)
+    content = bytearray(MIB)
+    for offset, data in first.items():
+        content[offset:offset + len(data)] = data
+    (tmp_path / "disk.img").write_bytes(content)
+    _, _, data = image_of(tmp_path, DeviceSource(str(tmp_path / "disk.img")))
+    assert document(data, "disk.img")["identity"]["partition_table"]["value"] == kind
