@@ -62,6 +62,9 @@ SETTINGS: tuple[Setting, ...] = (
             ("capture",), help="files with the public keys new bundles are encrypted to"),
     Setting("trusted_keys", "EVIDENCEKIT_TRUSTED_KEYS", "keys", ("trusted",),
             help="signers you trust (.pub files or 'ssh-ed25519 AAAA…' lines)"),
+    Setting("tsa", "EVIDENCEKIT_TSA", "list", ("tsa_urls",), ("capture", "timestamp"),
+            help="RFC 3161 time stamping authorities that countersign new bundles (capture "
+            "--tsa; the guided session offers them)"),
     Setting("progress", "EVIDENCEKIT_PROGRESS", "progress", ("progress",),
             help="progress display: auto, bar, json or none"),
 )

@@ -166,7 +166,8 @@ def capture_command(sources: tuple[Path, ...], output: Path | str | None, case_i
                 and store is None):
             defaults = guided.GuidedDefaults(local, incident=record,
                                              incident_source=guided.incident_source(incident_args),
-                                             examiner_given=given_on_command_line("examiner"))
+                                             examiner_given=given_on_command_line("examiner"),
+                                             tsa_urls=tuple(urls), tsa_roots=tsa_roots)
             _protection_defaults(defaults, recipients, recipient_files, use_passphrase,
                                  passphrase_file)
             return guided.guided_capture(guided.RichPrompter(), defaults, case,

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import click
 from rich.markup import escape
@@ -49,6 +49,9 @@ from evidencekit.publictext import check_line
 from evidencekit.sources.web import WebSource, check_url
 from evidencekit.text import human_size, plural
 from evidencekit.walk import Source, entries_below, source_reaching
+
+if TYPE_CHECKING:
+    from cryptography.x509 import Certificate
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -120,6 +123,8 @@ class GuidedDefaults:
     zone: tuple[dt.tzinfo, str] | None = None  # (zone, IANA name or ""); default: this computer's
     examiner: str = ""  # the name offered for the record (settings, or the user name if "")
     examiner_given: bool = False  # --examiner was given: that name is used, not asked
+    tsa_urls: tuple[str, ...] = ()  # --tsa or the configured TSAs: offered after the capture
+    tsa_roots: list[Certificate] | None = None  # --tsa-ca: their answers are checked against
     new_signing_key: Path | None = None  # the personal key the capture will create, if any
     # The key that signs (the personal key, or --sign-key): a bundle protected by someone
     # else's key is encrypted to it too, so that the person who made it can open it and print
@@ -1115,9 +1120,32 @@ def guided_capture(prompter: Prompter, defaults: GuidedDefaults, case: CaseInfo,
             more_sources=(WebSource(plan.pages),) if plan.pages else ())
         result = capture(request)
         render.capture_text(result)
-        return ExitCode.OK if result.seal.complete else ExitCode.CAPTURE_INCOMPLETE
+        code = ExitCode.OK if result.seal.complete else ExitCode.CAPTURE_INCOMPLETE
+        if defaults.tsa_urls and offer_timestamp(prompter, defaults, result.output) and \
+                code == ExitCode.OK:
+            code = ExitCode.TIMESTAMP_MISSING
+        return code
 
     return run_guided(prompter, defaults, file_stem, make_bundle)
+
+
+def offer_timestamp(p: Prompter, defaults: GuidedDefaults, bundle: Path) -> bool:
+    """Ask whether the configured time stamping authorities may countersign the new bundle (it
+    goes over the internet: only the seal's signature is sent, nothing of the evidence). True
+    when one was asked and failed (the bundle stands; the command to retry is said)."""
+    from evidencekit.cli.cmd_timestamp import say_stamped
+    from evidencekit.stamping import add_timestamps
+
+    names = ", ".join(defaults.tsa_urls)
+    p.say(f"\nA trusted timestamp from {escape(names)} would prove when this bundle existed. "
+          "Only a fingerprint of its seal is sent over the internet, nothing of the evidence.")
+    answer = p.ask("Add the timestamp now? (yes/no)", "Enter for yes; you can also add it "
+                   "later with 'evidencekit timestamp'.").lower()
+    if answer not in ("", "y", "yes"):
+        return False
+    stamped = add_timestamps(bundle, list(defaults.tsa_urls), defaults.tsa_roots)
+    say_stamped(bundle, stamped)
+    return bool(stamped.failed)
 
 
 def run_guided(prompter: Prompter, defaults: GuidedDefaults, case_id: str,

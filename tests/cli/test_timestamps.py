@@ -317,3 +317,18 @@ def test_an_unreadable_timestamp_member_is_a_finding_not_a_crash(
     assert result.code == ExitCode.EVIDENCE_PROBLEM and "Traceback" not in result.stderr
     [finding] = [f for f in result.json()["findings"] if f["check"] == "timestamps"]
     assert "not a readable RFC 3161 response" in finding["problem"]
+
+
+def test_a_configured_tsa_countersigns_every_capture(tmp_path: Path, user: Path,
+                                                      keys: dict[str, Any], tree: Path,
+                                                      tsa: LocalTSA):
+    """``tsa:`` in the configuration file is capture's --tsa (docs/playbooks.md)."""
+    config = tmp_path / "config.yaml"
+    config.write_text(f"tsa: [{tsa.url}]\n")
+    out = tmp_path / "configured.evidence"
+    result = invoke("--config", config, "capture", tree, "--case", "TS-CFG", "-R",
+                    keys["recipient"], "--sign-key", keys["signer"], "-o", out, "--json")
+    assert result.code == 0, result.stdout + result.stderr
+    [added] = result.json()["timestamps"]["added"]
+    assert added["tsa"] == tsa.url
+    assert members(out)[-1] == "timestamps/000001.tsr"

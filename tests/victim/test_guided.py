@@ -619,3 +619,29 @@ def test_a_web_page_used_against_the_victim_is_offered_and_saved(tmp_path, victi
     assert web["given"] == site.base + "/" and web["path"] == site.base + "/page.html"
     assert {e["path"] for e in report.manifest.entries() if e["source"] == web["index"]} == {
         "127.0.0.1/page.warc.gz", "127.0.0.1/web-capture.json"}
+
+
+@pytest.mark.parametrize("answer", ["yes", "no"])
+def test_a_configured_tsa_is_offered_after_the_capture(tmp_path, victim_home, keys, monkeypatch,
+                                                       answer):
+    """With a TSA configured (or --tsa), the session offers a trusted timestamp once the bundle
+    is written; yes adds it, no leaves the bundle as it is."""
+    from evidencekit import timestamps
+    from tests.tsa_server import running_tsa
+
+    monkeypatch.setenv("HOME", str(victim_home))
+    out = tmp_path / "out"
+    out.mkdir()
+    prompter = ScriptedPrompter([*ALL_ANSWERS, answer])
+    with running_tsa(tmp_path / "pki") as tsa:
+        plan_defaults = guided.GuidedDefaults(home=victim_home, system="Linux", cwd=out,
+                                              zone=BERLIN, tsa_urls=(tsa.url,),
+                                              tsa_roots=timestamps.load_roots(str(tsa.root)))
+        code = guided.guided_capture(prompter, plan_defaults, CaseInfo("EK-TEST", "Jane Victim"),
+                                     "EK-TEST", keys["signer"], None)
+    assert code == ExitCode.OK
+    assert prompter.answers == []
+    assert "trusted timestamp" in prompter.transcript
+    report = verify(out / "EK-TEST.evidence")
+    assert report.ok, report.findings.items
+    assert len(report.timestamps) == (1 if answer == "yes" else 0)
