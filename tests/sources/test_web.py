@@ -178,3 +178,45 @@ def test_urls_are_normalised(given: str, expected: str) -> None:
 def test_urls_that_cannot_be_fetched_are_refused(given: str) -> None:
     with pytest.raises(UsageError):
         check_url(given)
+
+
+def test_odd_addresses_in_a_page_are_encoded_or_refused_never_a_crash(site: Site) -> None:
+    capture = capture_page(site.base + "/odd.html", QUICK)
+    fetched = [e.url.removeprefix(site.base) for role, e in capture.exchanges
+               if role == "resource"]
+    assert fetched == ["/bild-%C3%A4.png", "/small.png", "/large.png"]
+    assert capture.not_fetched == [
+        ("https://jane:secret@127.0.0.1/private.png",
+         "not fetched: https://jane:secret@127.0.0.1/private.png cannot be fetched (--url: "
+         "leave the user name and password out of the address (they would be stored in the "
+         "bundle's records))")]
+
+
+@pytest.mark.parametrize(("path", "why"), [
+    ("/loop", "more than 10 redirects"),
+    ("/to-ftp", "not fetched: ftp://127.0.0.1/file cannot be fetched")])
+def test_redirects_that_lead_nowhere_are_recorded(site: Site, tmp_path: Path, path: str,
+                                                 why: str) -> None:
+    capture = capture_page(site.base + path, QUICK)
+    assert capture.unfollowed is not None and capture.unfollowed.startswith(why)
+    assert capture.problems()[0].startswith(f"the page {site.base}{path} was not reached: {why}")
+    assert all(e.status in (301, 302) for _, e in capture.exchanges)
+    checked_by_warcio(tmp_path, capture)
+
+
+def test_the_end_of_an_answer_is_found_however_it_arrives() -> None:
+    from evidencekit.sources.web.fetch import _End
+    chunked = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+               + b"".join(f"{len(p):x}\r\n".encode() + p + b"\r\n" for p in [b"ab"] * 50)
+               + b"0\r\nX-Trailer: 1\r\n\r\n")
+    sized = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+    for whole in (chunked, sized):
+        end, received = _End(), bytearray()
+        seen = []
+        for byte in whole:  # one byte at a time: every cut a network could make
+            received.append(byte)
+            seen.append(end.complete(received))
+        assert seen[-1] and not any(seen[:-1])
+    closed = _End()
+    assert not closed.complete(bytearray(b"HTTP/1.0 200 OK\r\n\r\nbody"))
+    assert closed.complete(bytearray(b"HTTP/1.0 200 OK\r\n\r\nbody"), closed=True)

@@ -38,6 +38,13 @@ PAGE = b"""<!doctype html>
 <img src="/missing.png"></body></html>
 """
 
+# Names a page may hold that cannot go on a request line as they are, or not at all
+ODD_PAGE = """<!doctype html><html><body>
+<img src="/bild-ä.png"><img src="https://jane:secret@127.0.0.1/private.png">
+<img srcset="/small.png 1x, /large.png 2x"><a href="javascript:alert(1)">x</a>
+<script src="data:text/javascript,1"></script></body></html>
+""".encode()
+
 
 @dataclass
 class Site:
@@ -101,6 +108,12 @@ def https_site(folder: Path, slow_seconds: float = 5.0) -> Iterator[Site]:
                 self._chunked(SCRIPT, "application/javascript")
             elif self.path == "/logo.png":
                 self._send(200, PNG, "image/png")
+            elif self.path == "/odd.html":
+                self._send(200, ODD_PAGE, "text/html; charset=utf-8")
+            elif self.path == "/loop":
+                self._send(302, b"", "text/html", {"Location": "/loop"})
+            elif self.path == "/to-ftp":
+                self._send(301, b"", "text/html", {"Location": "ftp://127.0.0.1/file"})
             elif self.path == "/slow":
                 stopping.wait(slow_seconds)
                 self._send(200, b"too late", "text/plain")

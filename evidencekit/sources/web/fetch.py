@@ -37,6 +37,7 @@ class Limits:
     timeout: float = 30.0  # seconds for one exchange: resolve, connect, TLS, request, response
     max_response: int = 20 << 20  # bytes of one response (headers and body as received)
     max_resources: int = 100  # images, style sheets, scripts... of one page
+    max_page: int = 100 << 20  # bytes of all a page's answers: no resource asked for past it
     max_redirects: int = 10
     user_agent: str = ""
 
@@ -236,8 +237,8 @@ def _receive(sock: socket.socket, exchange: Exchange, limits: Limits, deadline: 
     received = bytearray()
     ends = _End()
     while True:
-        sock.settimeout(deadline.left())
-        try:
+        try:  # the time runs out in recv, or between two (deadline.left raises)
+            sock.settimeout(deadline.left())
             piece = sock.recv(min(_RECEIVE, limits.max_response - len(received)))
         except TimeoutError:
             exchange.response = bytes(received)
@@ -263,52 +264,71 @@ def _receive(sock: socket.socket, exchange: Exchange, limits: Limits, deadline: 
 
 
 class _End:
-    """Whether a response received so far is complete."""
+    """Whether a response received so far is complete, learned incrementally: the header block
+    is parsed once, chunks are walked once (a 20 MiB answer is not scanned again at each read)."""
+
+    def __init__(self) -> None:
+        self._body_at: int | None = None  # where the body starts, once the header block is in
+        self._length: int | None = None  # Content-Length, when given
+        self._chunked = False
+        self._no_body = False
+        self._next_chunk = 0  # offset in the body of the next chunk-size line
+        self._done = False
 
     def complete(self, data: bytearray, closed: bool = False) -> bool:
-        head_end = data.find(b"\r\n\r\n")
-        if head_end < 0:
-            return False
-        body = memoryview(data)[head_end + 4:]
-        head = bytes(data[:head_end]).decode("latin-1").lower()
-        status = head.split(" ", 2)[1] if head.count(" ") >= 1 else ""
-        if status in ("204", "304") or status.startswith("1"):
+        if self._done:
             return True
-        length = _header_in(head, "content-length")
-        if (_header_in(head, "transfer-encoding") or "").strip().endswith("chunked"):
-            return _chunks_end(bytes(body)) is not None
-        if length is not None and length.strip().isdigit():
-            return len(body) >= int(length)
-        return closed  # delimited by the connection closing
+        if self._body_at is None and not self._head(data):
+            return False
+        assert self._body_at is not None
+        body = len(data) - self._body_at
+        if self._no_body:
+            self._done = True
+        elif self._chunked:
+            self._done = self._chunks_end(data)
+        elif self._length is not None:
+            self._done = body >= self._length
+        else:
+            self._done = closed  # delimited by the connection closing
+        return self._done
 
+    def _head(self, data: bytearray) -> bool:
+        end = data.find(b"\r\n\r\n")
+        if end < 0:
+            return False
+        self._body_at = end + 4
+        lines = bytes(data[:end]).decode("latin-1").split("\r\n")
+        status = lines[0].split(" ", 2)[1] if lines[0].count(" ") else ""
+        self._no_body = status in ("204", "304") or status.startswith("1")
+        for line in lines[1:]:
+            key, _, value = line.partition(":")
+            key, value = key.strip().lower(), value.strip()
+            if key == "transfer-encoding" and value.lower().endswith("chunked"):
+                self._chunked = True
+            elif key == "content-length" and value.isdigit():
+                self._length = int(value)
+        return True
 
-def _header_in(head: str, name: str, default: str | None = None) -> str | None:
-    for line in head.split("\r\n")[1:]:
-        key, _, value = line.partition(":")
-        if key.strip() == name:
-            return value.strip()
-    return default
-
-
-def _chunks_end(body: bytes) -> int | None:
-    """The offset just past the last chunk (and its trailers), or None if not there yet."""
-    at = 0
-    while True:
-        line_end = body.find(b"\r\n", at)
-        if line_end < 0:
-            return None
-        size_text = body[at:line_end].split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            return len(body)  # not chunked after all: nothing more to wait for
-        at = line_end + 2
-        if size == 0:
-            trailer_end = body.find(b"\r\n\r\n", at - 2)
-            return None if trailer_end < 0 else trailer_end + 4
-        at += size + 2
-        if at > len(body):
-            return None
+    def _chunks_end(self, data: bytearray) -> bool:
+        """Walk the chunks received since the last call; True past the last one and its
+        trailers (or when the framing is not chunked after all: nothing more to wait for)."""
+        assert self._body_at is not None
+        while True:
+            at = self._body_at + self._next_chunk
+            line_end = data.find(b"\r\n", at)
+            if line_end < 0:
+                return False
+            size_text = bytes(data[at:line_end]).split(b";", 1)[0].strip()
+            try:
+                size = int(size_text, 16)
+            except ValueError:
+                return True
+            if size == 0:
+                return data.find(b"\r\n\r\n", line_end) >= 0
+            following = line_end + 2 + size + 2
+            if following > len(data):
+                return False
+            self._next_chunk = following - self._body_at
 
 
 def _dechunk(raw: bytes) -> bytes:

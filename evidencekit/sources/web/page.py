@@ -16,9 +16,11 @@ from cryptography import x509
 
 from evidencekit import __version__, canonical
 from evidencekit.clock import Clock, rfc3339, system_clock
+from evidencekit.errors import UsageError
 from evidencekit.sources.web import warc
 from evidencekit.sources.web.fetch import Exchange, Limits, fetch
 from evidencekit.sources.web.resources import charset_of, is_html, page_resources
+from evidencekit.sources.web.urls import check_url
 
 DOCUMENT_TYPE = "evidencekit.web-capture"
 DEFAULT_USER_AGENT = (f"evidencekit/{__version__} (evidence preservation: one page and its own "
@@ -36,6 +38,7 @@ class PageCapture:
     exchanges: list[tuple[str, Exchange]] = field(default_factory=list)  # (role, exchange)
     not_fetched: list[tuple[str, str]] = field(default_factory=list)  # (url, why)
     record_ids: list[tuple[str, str | None]] = field(default_factory=list)  # request, response
+    unfollowed: str | None = None  # why the page's redirects were not followed to the end
     warc: bytes = b""
     finished_ns: int = 0
 
@@ -57,9 +60,9 @@ class PageCapture:
         if page is None or page.error:
             found.append(f"the page {self.final_url} was not captured whole: "
                          f"{page.error if page else 'nothing fetched'}")
-        elif page.redirect_to:
-            found.append(f"the page {self.given} redirects more than {self.limits.max_redirects} "
-                         "times; the redirects are recorded, the page is not")
+        elif self.unfollowed:
+            found.append(f"the page {self.given} was not reached: {self.unfollowed}; the "
+                         "redirects are recorded")
         failed = [(e.url, e.error) for role, e in self.exchanges if role == "resource" and e.error]
         for url, why in failed + self.not_fetched:
             found.append(f"the resource {url} was not captured whole: {why}")
@@ -74,53 +77,71 @@ class PageCapture:
 def capture_page(url: str, limits: Limits, clock: Clock = system_clock,
                  monotonic: Callable[[], float] = time.monotonic,
                  warc_name: str = "page.warc.gz") -> PageCapture:
+    """Fetch *url* (checked by urls.check_url), its redirects and its own resources."""
     capture = PageCapture(url, clock(), limits)
-    deadline = monotonic() + limits.timeout * PAGE_TIME_FACTOR
-    out = [warc.warcinfo(capture.started_ns, warc_name, warc.record_id())]
-    current: str | None = url
-    for hop in range(limits.max_redirects + 1):
-        assert current is not None
-        exchange = fetch(current, limits, clock, monotonic)
-        capture.exchanges.append(("page" if hop == 0 else "redirected", exchange))
-        out.extend(_records(exchange, capture))
-        current = exchange.redirect_to
-        if current is None:
-            break
+    run = _Run(capture, monotonic() + limits.timeout * PAGE_TIME_FACTOR, clock, monotonic)
+    run.out.append(warc.warcinfo(capture.started_ns, warc_name, warc.record_id()))
+    capture.unfollowed = run.follow(url, "page")
     page = capture.page
-    if page is not None and page.redirect_to is None and page.status == 200 and \
+    if page is not None and capture.unfollowed is None and page.status == 200 and \
             not page.error:
         body = page.body()
         content_type = page.header("Content-Type")
         if is_html(content_type, body):
-            wanted = page_resources(body, page.url, charset_of(content_type))
-            for index, resource in enumerate(wanted):
-                if index >= limits.max_resources:
-                    capture.not_fetched.append(
-                        (resource, f"not fetched: more than {limits.max_resources} resources"))
-                elif monotonic() >= deadline:
-                    capture.not_fetched.append(
-                        (resource, "not fetched: the time for the whole page "
-                         f"({limits.timeout * PAGE_TIME_FACTOR:g} s) had run out"))
-                else:
-                    out.extend(_fetch_resource(resource, limits, clock, monotonic, capture))
-    capture.warc = b"".join(out)
+            for index, resource in enumerate(page_resources(body, page.url,
+                                                            charset_of(content_type))):
+                why = run.refusal(index)
+                if why is None:
+                    why = run.follow(resource, "resource")
+                if why is not None:
+                    capture.not_fetched.append((resource, why))
+    capture.warc = b"".join(run.out)
     capture.finished_ns = clock()
     return capture
 
 
-def _fetch_resource(url: str, limits: Limits, clock: Clock, monotonic: Callable[[], float],
-                    capture: PageCapture) -> list[bytes]:
-    out: list[bytes] = []
-    current: str | None = url
-    for _ in range(limits.max_redirects + 1):
-        assert current is not None
-        exchange = fetch(current, limits, clock, monotonic)
-        capture.exchanges.append(("resource", exchange))
-        out.extend(_records(exchange, capture))
-        current = exchange.redirect_to
-        if current is None:
-            break
-    return out
+class _Run:
+    """One page's fetches under its limits: the WARC records so far, the time and bytes left."""
+
+    def __init__(self, capture: PageCapture, deadline: float, clock: Clock,
+                 monotonic: Callable[[], float]) -> None:
+        self.capture = capture
+        self.deadline = deadline
+        self.clock = clock
+        self.monotonic = monotonic
+        self.out: list[bytes] = []
+        self.received = 0
+
+    def refusal(self, index: int) -> str | None:
+        """Why the resource numbered *index* is not asked for (a limit reached), or None."""
+        limits = self.capture.limits
+        if index >= limits.max_resources:
+            return f"not fetched: more than {limits.max_resources} resources"
+        if self.monotonic() >= self.deadline:
+            return ("not fetched: the time for the whole page "
+                    f"({limits.timeout * PAGE_TIME_FACTOR:g} s) had run out")
+        if self.received >= limits.max_page:
+            return f"not fetched: the page's answers reached {limits.max_page} bytes in all"
+        return None
+
+    def follow(self, url: str, role: str) -> str | None:
+        """Fetch *url* and the redirects it leads to; why they were not followed to the end
+        (None when they were: the last exchange is the answer, whatever it is)."""
+        current = url
+        for hop in range(self.capture.limits.max_redirects + 1):
+            try:
+                current = check_url(current)
+            except UsageError as exc:
+                return f"not fetched: {current} cannot be fetched ({exc.message})"
+            exchange = fetch(current, self.capture.limits, self.clock, self.monotonic)
+            self.capture.exchanges.append((role if role == "resource" or hop == 0
+                                           else "redirected", exchange))
+            self.out.extend(_records(exchange, self.capture))
+            self.received += len(exchange.response)
+            if exchange.redirect_to is None:
+                return None
+            current = exchange.redirect_to
+        return f"more than {self.capture.limits.max_redirects} redirects"
 
 
 def _records(exchange: Exchange, capture: PageCapture) -> list[bytes]:
@@ -206,6 +227,7 @@ def capture_json(capture: PageCapture, files: dict[str, Any]) -> dict[str, Any]:
         "limits": {"timeout_ms": round(capture.limits.timeout * 1000),
                    "max_response_bytes": capture.limits.max_response,
                    "max_resources": capture.limits.max_resources,
+                   "max_page_bytes": capture.limits.max_page,
                    "max_redirects": capture.limits.max_redirects},
         "status": page.status if page else None,
         "complete": not capture.problems(),
