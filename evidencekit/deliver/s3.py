@@ -253,12 +253,13 @@ class Uploaded:
 
 class ObjectWriter:
     """Uploads one new object as it is written, in parts, on *threads* threads (at most
-    ``threads + 1`` parts in memory). Nothing is visible under the key until :meth:`complete`,
-    which never replaces an object; :meth:`abort` (or any exception) leaves none.
+    ``threads`` parts on their way, one filling, and a held first one in memory). Nothing is
+    visible under the key until :meth:`complete`, which never replaces an object; :meth:`abort`
+    (or any exception) leaves none.
 
-    With *hold_first*, the first part is kept in memory until :meth:`complete`, which may change
-    it (``patch``) before sending it: S3 assembles the parts by number, not by arrival, so a
-    header at the start can be completed at the end (capture's payload size).
+    With *hold_first*, the first part (5 MiB) is kept in memory until :meth:`complete`, which
+    may change it (``patch``) before sending it: S3 assembles the parts by number, not by
+    arrival, so a header at the start can be completed at the end (capture's payload size).
     """
 
     def __init__(self, client: Any, bucket: str, key: str, lock: Lock,
@@ -275,12 +276,13 @@ class ObjectWriter:
         self._hold_first = hold_first
         self.held: bytearray | None = None
         self._number = 1
-        self._buffer = bytearray(part_size(1))
+        # A held first part is as small as S3 allows: it is sent last, after everything else.
+        self._buffer = bytearray(MIN_PART if hold_first else part_size(1))
         self._filled = 0
         self._parts: dict[int, tuple[int, str, str]] = {}  # number -> size, checksum, ETag
         self._futures: list[Future[None]] = []
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="evidencekit-s3")
-        self._slots = threading.BoundedSemaphore(threads + 1)
+        self._slots = threading.BoundedSemaphore(threads)
         self.size = 0
 
     def write(self, data: bytes | bytearray | memoryview) -> int:

@@ -21,6 +21,6 @@ class StreamTarget(Protocol):
         ...
 
     def open(self) -> AbstractContextManager[BinaryIO]:
-        """A file to write the bundle to; it may seek back only within its first 16 MiB. The
+        """A file to write the bundle to; it may seek back only within its first 5 MiB. The
         bundle is committed when the block ends normally; on an exception nothing is left."""
         ...
