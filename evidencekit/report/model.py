@@ -24,7 +24,7 @@ from evidencekit.format.documents import SEAL_SIG, CustodyEvent, Seal, custody_m
 from evidencekit.protection import protection_of, wrong_key
 from evidencekit.records import bytes_from_field
 from evidencekit.report.previews import Email, Picture, PreviewCollector, Previews, matching
-from evidencekit.text import plural
+from evidencekit.text import plural, size_text
 from evidencekit.timestamps import Checked
 from evidencekit.verify import SEALER, TRUSTED, UNKNOWN, UNTRUSTED, Report, signer_label
 
@@ -150,6 +150,7 @@ class ReportData:
     previews: Previews = field(default_factory=Previews)  # only from files that verified
     notices: list[str] = field(default_factory=list)  # the warnings in plain words, for the banner
     live: str = ""  # capture --live: what was collected, in counts ("" when not collected)
+    devices: list[str] = field(default_factory=list)  # capture --device: one line per image
     timestamps: list[TimestampRow] = field(default_factory=list)  # those that passed step 12
 
     def actor_label(self, event: CustodyEvent) -> str:
@@ -200,6 +201,7 @@ def collect(report: Report, bundle_name: str, generated: str,
     data.capture = dict(fields.get("capture") or {})
     data.items = _items(manifest.entries() if manifest is not None else iter(()))
     data.live = _live(events, fields)
+    data.devices = _devices(fields)
     _incident(report, fields, data)
     _merge_notes(data, events, [a.document.note() for a in report.addenda if a.document],
                  report)
@@ -228,6 +230,41 @@ def _live(events: list[CustodyEvent], manifest: dict[str, Any]) -> str:
         return counts
     host = visible(str(record.get("path", "?")))
     return f"{counts} (collected on {host}; in data/{visible(str(record.get('bag_name', '')))}.*)"
+
+
+def _devices(manifest: dict[str, Any]) -> list[str]:
+    """Each imaged device in a line, from its signed source record (FORMAT.md §4.3, kind
+    ``device``): where from, model and serial, size, and what could not be read."""
+    sources = manifest.get("sources")
+    found = []
+    for record in sources if isinstance(sources, list) else []:
+        if not isinstance(record, dict) or record.get("kind") != "device":
+            continue
+        given = record.get("details")
+        details: dict[str, Any] = given if isinstance(given, dict) else {}
+        name = visible(str(record.get("bag_name", "?")))
+        said = [f"data/{name} imaged from {visible(str(record.get('path', '?')))}"]
+        known = [f"{label} {visible(str(details[key]))}" for key, label in
+                 (("model", "model"), ("serial", "serial"))
+                 if details.get(key) not in (None, "unknown")]
+        if known:
+            said.append(", ".join(known))
+        if isinstance(details.get("size"), int):
+            said.append(f"{size_text(details['size'])} bytes")
+        bad = details.get("bad_sectors")
+        if isinstance(bad, int) and bad:
+            said.append(f"{plural(bad, 'bad sector')} stored as zeros, the first at byte "
+                        f"{visible(str(details.get('first_bad_byte')))} (every range in "
+                        f"data/{name}.mapfile)")
+        elif bad == 0:
+            said.append("every sector read")
+        if details.get("vanished"):
+            said.append(f"the device stopped answering: {details.get('untried_bytes')} bytes "
+                        "never read")
+        said.append(f"SHA-256 of every 16 MiB in data/{name}.windows, identity in "
+                    f"data/{name}.device.json")
+        found.append("; ".join(said))
+    return found
 
 
 def _timestamp_row(stamp: Checked) -> TimestampRow:

@@ -342,6 +342,7 @@ class _Builder:
                          + ("" if seal.complete else " — capture incomplete (see remarks)")),
             ("Money lost", data.money_lost),
             *([("Live state", data.live)] if data.live else []),
+            *[("Device image", line) for line in data.devices],
             ("Captured by", data.case.get("examiner", "") or "—"),
             ("Capture", f"{utc_human(seal.capture_started)} to {utc_human(seal.created)}"),
             ("Sealed by key", self.mono(seal.signer.fingerprint)),

@@ -183,11 +183,16 @@ class DeviceSource:
     # --- what is learned -------------------------------------------------------------------
     def _details(self) -> dict[str, Any]:
         details: dict[str, Any] = {"size": self.size, "logical_sector_size": self.sector,
-                                   "block_device": self._block, "window_size": WINDOW}
+                                   "block_device": self._block, "window_size": WINDOW,
+                                   "model": self.identity.get("model", _field(None, None))["value"],
+                                   "serial": self.identity.get("serial",
+                                                               _field(None, None))["value"]}
         if self._reader is not None and self._content is not None and self._content.done:
             reader = self._reader
+            bad = reader.map.ranges(BAD)
             details.update(bad_sectors=reader.map.count(BAD) // self.sector,
                            bad_bytes=reader.map.count(BAD),
+                           first_bad_byte=bad[0][0] if bad else None,
                            untried_bytes=reader.map.count(UNTRIED),
                            read_bytes=reader.map.count(READ),
                            vanished=reader.vanished is not None)

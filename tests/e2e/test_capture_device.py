@@ -44,6 +44,13 @@ def test_a_disk_with_bad_sectors_is_imaged_incomplete_and_checkable_by_hand(
     expected = content[:bad[0]] + bytes(bad[1] - bad[0]) + content[bad[1]:]
     assert (tmp_path / "out/data" / name).read_bytes() == expected
 
+    reported = evidencekit("report", tmp_path / "out.evidence", "-i", keys["identity"], "-o",
+                           tmp_path / "report.html")
+    assert reported.returncode == 0, reported.stderr
+    page = (tmp_path / "report.html").read_text()
+    assert "Device image" in page and f"2 bad sectors stored as zeros, the first at byte {bad[0]}" \
+        in page
+
     digest = hashlib.sha256(expected).hexdigest()
     assert by_hand(tmp_path / "out.evidence", keys["identity"], tmp_path / "hand",
                    f"data/{name}") == digest

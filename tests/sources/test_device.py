@@ -22,7 +22,9 @@ from evidencekit.crypto import age
 from evidencekit.crypto.keys import SigningKey
 from evidencekit.errors import UsageError
 from evidencekit.extract import extract
+from evidencekit.report.model import collect
 from evidencekit.sources.device import WINDOW, DeviceSource
+from evidencekit.text import plural
 from evidencekit.verify import Report, verify
 from tests.conftest import require_tool
 from tests.support.badfs import Faults, bad_disk, loop_device
@@ -215,6 +217,10 @@ def image_and_oracles_agree(tmp_path: Path, bad: list[tuple[int, int]]) -> None:
     assert record["details"]["bad_sectors"] == sectors
     found = document(data, name)
     assert found["read"]["bad_ranges"] == [list(r) for r in expected]
+    [line] = collect(report, "dev.evidence", "now").devices  # the report's summary
+    assert f"data/{name} imaged from {device}" in line
+    assert f"{plural(sectors, 'bad sector')} stored as zeros, the first at byte {bad[0][0]}" \
+        in line and f"data/{name}.mapfile" in line
 
 
 def test_a_sector_that_fails_once_is_read_again(tmp_path: Path) -> None:
