@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import click
+from rich.markup import escape
 
+from evidencekit.cli import render
 from evidencekit.sources.web import Limits, WebSource
 from evidencekit.sources.web.page import DEFAULT_USER_AGENT
 
 F = TypeVar("F", bound=Callable[..., Any])
 _DEFAULTS = Limits()
+_PICTURES = {"screenshot": "screenshot", "pdf": "PDF"}
 _KEYS = ("urls", "url_timeout", "url_max_size", "user_agent")
 
 
@@ -46,3 +49,34 @@ def web_sources(options: dict[str, Any]) -> tuple[WebSource, ...]:
         return ()
     limits = Limits(timeout=timeout, max_response=max_size, user_agent=user_agent)
     return (WebSource(list(urls), limits),)  # checks every URL before anything is read
+
+
+def summary(sources: Sequence[WebSource]) -> list[dict[str, Any]] | None:
+    """For ``capture --json``: each page captured (null without --url)."""
+    if not sources:
+        return None
+    return [page.to_json() for source in sources for page in source.captured]
+
+
+def say_done(sources: Sequence[WebSource]) -> None:
+    """Each page in a few plain lines on stderr: where it went, what is missing and why."""
+    for source in sources:
+        for page in source.captured:
+            found = page.to_json()
+            status = f"HTTP {found['status']}" if found["status"] else "no answer"
+            moved = f" → {found['final_url']}" if found["final_url"] != found["url"] else ""
+            pictures = ("a screenshot and a PDF made from the capture"
+                        if found["screenshot"] and found["pdf"] else "no screenshot or PDF"
+                        if not (found["screenshot"] or found["pdf"]) else
+                        "a screenshot" if found["screenshot"] else "a PDF")
+            render.err.print(f"Web page {escape(found['url'])}{escape(moved)}: {status}, "
+                             f"{found['requests']} request{'s' if found['requests'] != 1 else ''}"
+                             f", {pictures}; in {found['folder']}")
+            if found["certificate_error"]:
+                render.err.print("  [yellow]Its certificate is not trusted "
+                                 f"({escape(found['certificate_error'])}):[/] recorded, and the "
+                                 "page captured anyway, as it was served.")
+            for problem in found["problems"]:
+                render.err.print(f"  [yellow]Missing:[/] {escape(problem)}")
+            for what, why in sorted(found["absent"].items()):
+                render.err.print(f"  No {_PICTURES.get(what, what)}: {escape(why)}")

@@ -22,7 +22,7 @@ from evidencekit.capture import (
     check_output,
     sources_of,
 )
-from evidencekit.cli import capture_mail, guided, render
+from evidencekit.cli import capture_mail, capture_web, guided, render
 from evidencekit.cli.app import (
     actor_name,
     cli,
@@ -219,6 +219,7 @@ def capture_command(sources: tuple[Path, ...], output: Path | str | None, case_i
             document["profile"] = selection.to_json() if selection else None
             document["timestamps"] = stamped_json(stamped)
             document["mail"] = capture_mail.summary(mailbox) if mailbox else None
+            document["web"] = capture_web.summary(web)
             document["timestamps"]["later"] = later_command(
                 result.output, [u for u, _ in stamped.failed]) if stamped.failed else None
             if store is not None and store.delivery is not None:
@@ -228,6 +229,7 @@ def capture_command(sources: tuple[Path, ...], output: Path | str | None, case_i
             render.capture_text(result)
             if mailbox is not None:
                 capture_mail.say_done(mailbox)
+            capture_web.say_done(web)
             if store is not None and store.delivery is not None:
                 say_stored(store.delivery)
             say_stamped(result.output, stamped)

@@ -29,6 +29,7 @@ from evidencekit import incident as inc
 from evidencekit.capture import CaptureRequest, CaseInfo, capture, sources_of
 from evidencekit.cli import render
 from evidencekit.cli.app import resolve_signing_key
+from evidencekit.cli.capture_web import say_done as say_pages
 from evidencekit.cli.keyring import (
     default_signing_key_path,
     recipients_from,
@@ -1110,6 +1111,7 @@ def guided_capture(prompter: Prompter, defaults: GuidedDefaults, case: CaseInfo,
         recipients = plan.protection.recipients
         if plan.opened_with_own_key:
             recipients = with_own_key(recipients, signing)
+        pages = (WebSource(plan.pages),) if plan.pages else ()
         request = CaptureRequest(
             [os.fsencode(s) for s in plan.sources], plan.output,
             dataclasses.replace(case, examiner=plan.examiner or case.examiner),
@@ -1117,9 +1119,10 @@ def guided_capture(prompter: Prompter, defaults: GuidedDefaults, case: CaseInfo,
             command_line=list(sys.argv), progress=render.progress_for(False),
             exclude_paths=(sign_key or default_signing_key_path(),),
             incident=None if plan.incident.empty else plan.incident.to_json(),
-            more_sources=(WebSource(plan.pages),) if plan.pages else ())
+            more_sources=pages)
         result = capture(request)
         render.capture_text(result)
+        say_pages(pages)
         code = ExitCode.OK if result.seal.complete else ExitCode.CAPTURE_INCOMPLETE
         if defaults.tsa_urls and offer_timestamp(prompter, defaults, result.output) and \
                 code == ExitCode.OK:

@@ -17,7 +17,7 @@ import pytest
 from evidencekit.crypto import age
 from evidencekit.sources.web.render import BROWSER_ENV
 from evidencekit.verify import verify
-from tests.cli.conftest import SCHEMAS
+from tests.cli.conftest import SCHEMAS, assert_valid
 from tests.conftest import require_tool
 from tests.support.web_server import PNG, Site, https_site
 
@@ -65,7 +65,15 @@ def test_a_web_page_is_captured_verified_and_extracted(tmp_path: Path, keys: dic
     require_tool("chromium")
     done = capture(tmp_path, keys, "--url", site.base + "/")
     assert done.returncode == 0, done.stderr + done.stdout
-    assert json.loads(done.stdout)["seal"]["complete"]
+    result = json.loads(done.stdout)
+    assert_valid(result, "capture")
+    assert result["seal"]["complete"]
+    assert result["web"] == [{
+        "url": site.base + "/", "final_url": site.base + "/page.html",
+        "folder": "data/127.0.0.1/", "status": 200, "requests": 6, "complete": True,
+        "problems": [], "certificate_verified": False,
+        "certificate_error": "self-signed certificate", "screenshot": True, "pdf": True,
+        "absent": {}}]
     data = extracted(tmp_path, keys)
     folder = data / "127.0.0.1"
     assert sorted(p.name for p in folder.iterdir()) == ["page.pdf", "page.warc.gz",
@@ -102,6 +110,7 @@ def test_a_page_that_never_answers_makes_an_incomplete_capture(
                    env={BROWSER_ENV: str(tmp_path / "no-browser")})
     assert done.returncode == 3, done.stderr + done.stdout
     result = json.loads(done.stdout)
+    assert_valid(result, "capture")
     assert not result["seal"]["complete"] and result["seal"]["counts"]["errors"] == 1
     assert "did not answer within 2 s" in json.dumps(result)
     data = extracted(tmp_path, keys)
@@ -115,3 +124,23 @@ def test_a_url_that_cannot_be_fetched_is_a_usage_error(tmp_path: Path, keys: dic
     done = capture(tmp_path, keys, "--url", "ftp://example.org/file")
     assert done.returncode == 2 and "http:// or https://" in done.stdout + done.stderr
     assert not (tmp_path / "out.evidence").exists()
+
+
+def test_the_text_summary_says_what_was_captured_and_what_is_missing(
+        tmp_path: Path, keys: dict[str, Path], home: Path, site: Site) -> None:
+    done = evidencekit("capture", "--case", "WEB-2", "-R", keys["recipient"], "--sign-key",
+                       keys["signer"], "-o", tmp_path / "out.evidence", "--url-timeout", "1",
+                       "--url", site.base + "/odd.html", "--url", site.base + "/slow",
+                       env={BROWSER_ENV: str(tmp_path / "no-browser"), "COLUMNS": "200"})
+    assert done.returncode == 3, done.stderr
+    said = " ".join(done.stderr.split())
+    assert f"Web page {site.base}/odd.html: HTTP 200, 4 requests, no screenshot or PDF; in " \
+        "data/127.0.0.1/" in said
+    assert "Its certificate is not trusted (self-signed certificate): recorded, and the page " \
+        "captured anyway" in said
+    assert "No screenshot: Chromium is not installed" in said
+    assert f"Web page {site.base}/slow: no answer, 1 request" in said and "data/127.0.0.1~1/" \
+        in said
+    assert "Missing: the page " + site.base + "/slow was not captured whole: the server did " \
+        "not answer within 1 s" in said
+    assert "Traceback" not in done.stderr

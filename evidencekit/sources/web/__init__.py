@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import Any
 
 from evidencekit import canonical
 from evidencekit.clock import Clock, system_clock
@@ -44,6 +45,27 @@ DOCUMENT_NAME = "web-capture.json"
 Renderer = Callable[[str, dict[str, bytes]], Rendering]
 
 __all__ = ["KIND", "Limits", "WebSource", "check_url"]
+
+
+@dataclass(frozen=True)
+class Captured:
+    """One page as captured, for the command's summary."""
+
+    capture: PageCapture
+    rendering: Rendering
+    folder: str  # "data/HOST/"
+
+    def to_json(self) -> dict[str, Any]:
+        page = self.capture.page
+        tls = page.tls if page else None
+        return {"url": self.capture.given, "final_url": self.capture.final_url,
+                "folder": self.folder, "status": page.status if page else None,
+                "requests": len(self.capture.exchanges),
+                "complete": not self.capture.problems(), "problems": self.capture.problems(),
+                "certificate_verified": tls.verified if tls else None,
+                "certificate_error": tls.verify_error if tls else None,
+                "screenshot": self.rendering.screenshot is not None,
+                "pdf": self.rendering.pdf is not None, "absent": self.rendering.absent}
 
 
 class _WarcContent(BytesContent):
@@ -75,7 +97,7 @@ class WebSource:
         self._first = 0
         self._names = [_host_name(url) for url in self._urls]
         self._final = list(self._urls)
-        self.captured: list[PageCapture] = []  # for the command's summary, once read
+        self.captured: list[Captured] = []  # for the command's summary, once read
 
     def place(self, first_index: int, taken: set[str]) -> None:
         self._first = first_index
@@ -98,7 +120,6 @@ class WebSource:
     def _page(self, number: int, url: str) -> Iterator[StreamEntry]:
         index, name = self._first + number, self._names[number]
         capture = capture_page(url, self._limits, self._clock, warc_name=WARC_NAME)
-        self.captured.append(capture)
         self._final[number] = capture.final_url
         replay = capture.replay()
         if replay:
@@ -106,6 +127,7 @@ class WebSource:
         else:
             nothing = "nothing was received from the site: there is nothing to render"
             rendering = Rendering(absent={"screenshot": nothing, "pdf": nothing})
+        self.captured.append(Captured(capture, rendering, f"data/{name}/"))
         problems = capture.problems()
 
         def entry(file: str, content: Content) -> StreamEntry:
