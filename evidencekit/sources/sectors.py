@@ -8,7 +8,8 @@ stored as zeros, and the :class:`ReadMap` holds exactly which: a GNU ddrescue ma
 (``+`` read, ``-`` bad sector, ``?`` never tried).
 
 A device that disappears while it is read (a USB stick pulled out: ENODEV, ENXIO, ENOMEDIUM, a
-short read, or a failure where a sector that read well before no longer reads) is not hammered
+short read, a failure where a sector that read well before no longer reads, or :data:`DEAD_AFTER`
+sectors failing in a row before any read at all) is not hammered
 sector by sector: what is left is recorded as never tried and stored as zeros, and
 :attr:`SectorReader.vanished` says where and how it went.
 """
@@ -24,6 +25,10 @@ from dataclasses import dataclass, field
 
 BLOCK = 4 << 20  # bytes per read: large enough to stream at the device's speed
 DEFAULT_RETRIES = 2
+# A device none of whose sectors has read yet is taken as not answering at all (dead, or
+# gone before it could be probed) after this many sectors failed every try in a row: on real
+# hardware each failed read can take seconds, and reading the rest sector by sector would not end.
+DEAD_AFTER = 64
 _GONE = {errno.ENODEV, errno.ENXIO, errno.ENOMEDIUM, errno.ESHUTDOWN, errno.ENOTCONN}
 
 READ, BAD, UNTRIED = "+", "-", "?"
@@ -95,6 +100,7 @@ class SectorReader:
         self._buffer = mmap.mmap(-1, self._block)
         self._probe = mmap.mmap(-1, max(sector, mmap.PAGESIZE))
         self._good_sector: int | None = None  # a sector that read well, to tell "gone" apart
+        self._failed_in_a_row = 0  # sectors that failed every try since the last good read
 
     def close(self) -> None:
         """Free the buffers; when a view of one is still held (reading was interrupted midway
@@ -130,6 +136,10 @@ class SectorReader:
     def _read_span(self, position: int, view: memoryview) -> None:
         """Fill *view* from *position*: whole, or split where it fails."""
         length = len(view)
+        if self.vanished is not None:  # gone while an earlier part of this block was read
+            view[:] = bytes(length)
+            self._add(position, length, UNTRIED)
+            return
         try:
             got = self._pread(view, position)
         except OSError as exc:
@@ -152,6 +162,7 @@ class SectorReader:
             return
         if self._good_sector is None:
             self._good_sector = position
+        self._failed_in_a_row = 0
         self._add(position, length, READ)
 
     def _retry_sector(self, position: int, view: memoryview) -> None:
@@ -159,6 +170,7 @@ class SectorReader:
             try:
                 if self._pread(view, position) == min(len(view), self.size - position):
                     self._add(position, len(view), READ)
+                    self._failed_in_a_row = 0
                     return
             except OSError as exc:
                 if self._gone(exc):
@@ -166,6 +178,11 @@ class SectorReader:
                                  f"{position} ({exc.strerror or exc})")
                     return
                 self.reads_failed += 1
+        self._failed_in_a_row += 1
+        if self._good_sector is None and self._failed_in_a_row >= DEAD_AFTER:
+            self._vanish(position, view, f"the device does not answer: none of the first "
+                         f"{DEAD_AFTER} sectors tried could be read")
+            return
         view[:] = bytes(len(view))
         self._add(position, len(view), BAD)
 
@@ -196,7 +213,8 @@ class SectorReader:
 
     def _vanish(self, position: int, view: memoryview, how: str) -> None:
         view[:] = bytes(len(view))
-        self.vanished = Vanished(position, how)
+        if self.vanished is None:
+            self.vanished = Vanished(position, how)
         self._add(position, len(view), UNTRIED)
 
 

@@ -278,3 +278,18 @@ def test_the_partition_table_is_named(tmp_path: Path, first: dict[int, bytes], k
     (tmp_path / "disk.img").write_bytes(content)
     _, _, data = image_of(tmp_path, DeviceSource(str(tmp_path / "disk.img")))
     assert document(data, "disk.img")["identity"]["partition_table"]["value"] == kind
+
+
+def test_a_device_that_never_answers_is_not_read_sector_by_sector(tmp_path: Path) -> None:
+    content = patterned(8 * MIB)
+    log = tmp_path / "reads.log"
+    with bad_disk(tmp_path, content, Faults(bad=[(0, 8 * MIB)]), log=log) as device:
+        result, _, data = image_of(tmp_path, DeviceSource(device))
+    name = f"{os.path.basename(device)}.raw"
+    assert (data / name).read_bytes() == bytes(len(content))
+    runs = mapfile_runs(data / f"{name}.mapfile")
+    assert runs[0] == (0, 63 * 512, "-") and runs[-1][2] == "?"
+    assert runs[-1][0] + runs[-1][1] == len(content)
+    assert len(log.read_text().splitlines()) < 1000  # not 16,384 sectors x 3 tries
+    [problem] = result.problems
+    assert "does not answer" in problem.problem
