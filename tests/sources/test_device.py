@@ -293,3 +293,20 @@ def test_a_device_that_never_answers_is_not_read_sector_by_sector(tmp_path: Path
     assert len(log.read_text().splitlines()) < 1000  # not 16,384 sectors x 3 tries
     [problem] = result.problems
     assert "does not answer" in problem.problem
+
+
+@pytest.mark.parametrize(("options", "refused"), [("rw,relatime", True), ("ro,relatime", False)])
+def test_a_mount_of_the_device_is_read_from_mountinfo(tmp_path: Path, options: str,
+                                                      refused: bool) -> None:
+    # (a kernel file system cannot be mounted here; its mountinfo line is what is checked)
+    (tmp_path / "backing").write_bytes(bytes(MIB))
+    with loop_device(tmp_path / "backing", read_only=False) as device:
+        rdev = os.stat(device).st_rdev
+        mountinfo = tmp_path / "mountinfo"
+        mountinfo.write_text(f"36 25 {os.major(rdev)}:{os.minor(rdev)} / /media/stick {options} "
+                             f"shared:1 - vfat {device} rw\n")
+        if refused:
+            with pytest.raises(UsageError, match="mounted read-write at /media/stick"):
+                DeviceSource(device, mountinfo=mountinfo)
+        else:
+            DeviceSource(device, write_block=False, mountinfo=mountinfo)
