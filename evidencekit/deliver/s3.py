@@ -438,7 +438,7 @@ class S3Store:
         key = object_key(self.url.prefix, facts)
         existing = self.head(key)
         if existing is not None:
-            return self.delivery(key, existing, already_there=True)
+            return self.delivery(key, self.ensure_locked(key, existing), already_there=True)
         digest = _sha256_of_file(bundle)
         writer = ObjectWriter(self.client, self.url.bucket, key, self.lock,
                               {"sha256": digest})
@@ -454,7 +454,7 @@ class S3Store:
             found = self.head(key)
             if found is None:
                 raise
-            return self.delivery(key, found, already_there=True)
+            return self.delivery(key, self.ensure_locked(key, found), already_there=True)
         except BaseException:
             writer.abort()
             raise
@@ -464,7 +464,44 @@ class S3Store:
                               f"{bundle}", hint="do not rely on this copy")
         facts_now = self.head(key, uploaded.version_id)
         assert facts_now is not None
-        return self.delivery(key, facts_now, already_there=False)
+        return self.delivery(key, self.ensure_locked(key, facts_now), already_there=False)
+
+    def ensure_locked(self, key: str, head: dict[str, Any]) -> dict[str, Any]:
+        """The object's head once it holds the protection asked for. A store may ignore the lock
+        asked for with the upload (moto's server does, for multipart uploads), and an object
+        found from an earlier delivery may be held for less time: the retention is then set on
+        that version (only ever lengthened) and read again. StoreError when the store still
+        does not hold it: the object exists, unprotected, and the caller must know."""
+        if not self.lock.enabled or self._holds(head):
+            return head
+        version = str(head.get("VersionId") or "")
+        where = f"{SCHEME}{self.url.bucket}/{key}"
+        target = {"Bucket": self.url.bucket, "Key": key,
+                  **({"VersionId": version} if version else {})}
+        with talking_to(where):
+            if not self._retained(head):
+                self.client.put_object_retention(**target, Retention={
+                    "Mode": "COMPLIANCE", "RetainUntilDate": self.lock.retain_until})
+            if self.lock.legal_hold and head.get("ObjectLockLegalHoldStatus") != "ON":
+                self.client.put_object_legal_hold(**target, LegalHold={"Status": "ON"})
+        again = self.head(key, version)
+        if again is None or not self._holds(again):
+            raise StoreError(f"{where} was stored, but the store does not hold the lock asked "
+                             "for (COMPLIANCE retention until "
+                             f"{rfc3339(self.lock.retain_until or datetime.now(timezone.utc))})",
+                             hint="this store does not keep object lock: use another, or "
+                             "--no-lock knowingly")
+        return again
+
+    def _retained(self, head: dict[str, Any]) -> bool:
+        until = head.get("ObjectLockRetainUntilDate")
+        asked = self.lock.retain_until
+        return (head.get("ObjectLockMode") == "COMPLIANCE" and isinstance(until, datetime)
+                and asked is not None and until >= asked - timedelta(seconds=1))
+
+    def _holds(self, head: dict[str, Any]) -> bool:
+        return self._retained(head) and (not self.lock.legal_hold
+                                         or head.get("ObjectLockLegalHoldStatus") == "ON")
 
     def head(self, key: str, version_id: str = "") -> dict[str, Any] | None:
         """The object's head (with its lock), or None when there is none."""
@@ -597,7 +634,8 @@ class S3Capture:
         if head is None or int(head.get("ContentLength", -1)) != uploaded.size:
             raise BundleError(f"{self.location}: the store does not hold what was uploaded",
                               hint="do not rely on this copy")
-        self.delivery = self.store.delivery(self.key, head, already_there=False)
+        self.delivery = self.store.delivery(self.key, self.store.ensure_locked(self.key, head),
+                                            already_there=False)
 
 
 # --- reading the store ------------------------------------------------------------------------

@@ -1,0 +1,97 @@
+"""evidencekit store put and capture -o s3:// against moto's server on 127.0.0.1: strict about
+AWS's headers (checksums, conditional writes), and a store that ignores the object lock asked
+for with a multipart upload, which evidencekit must notice and make good (or refuse)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from evidencekit.verify import verify
+from tests.cli.conftest import invoke
+from tests.conftest import skip_or_fail
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[dict[str, str]]:
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        skip_or_fail("moto's server is not installed (PyPI moto[server])")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        _wait_until_it_answers(endpoint)
+        yield {"endpoint": endpoint, "AWS_ACCESS_KEY_ID": "moto", "AWS_SECRET_ACCESS_KEY": "moto",
+               "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
+    finally:
+        server.stop()
+
+
+def _wait_until_it_answers(endpoint: str) -> None:
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(endpoint, timeout=1).close()
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("moto's server did not answer")
+
+
+def _client(moto: dict[str, str]) -> Any:
+    import boto3
+
+    return boto3.session.Session().client(
+        "s3", endpoint_url=moto["endpoint"], aws_access_key_id="moto",
+        aws_secret_access_key="moto", region_name="us-east-1")
+
+
+def _env(moto: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in moto.items() if k != "endpoint"}
+
+
+def test_put_to_a_strict_store_that_ignores_the_upload_lock(bundle: Path, keys: dict[str, Any],
+                                                            moto: dict[str, str]) -> None:
+    client = _client(moto)
+    client.create_bucket(Bucket="strict-locked", ObjectLockEnabledForBucket=True)
+    result = invoke("store", "put", bundle, "s3://strict-locked/cases/", "--endpoint",
+                    moto["endpoint"], "--retain-days", "3", "--legal-hold", "--sign-key",
+                    keys["signer"], "--json", env=_env(moto))
+    assert result.code == 0, result.stdout + result.stderr
+    details = result.json()["details"]
+    # moto drops the lock headers of CreateMultipartUpload; the lock was then set on the version
+    head = client.head_object(Bucket="strict-locked", Key=details["key"])
+    assert head["ObjectLockMode"] == "COMPLIANCE" and head["ObjectLockLegalHoldStatus"] == "ON"
+    assert details["retention_mode"] == "COMPLIANCE" and details["legal_hold"] == "on"
+    stored = client.get_object(Bucket="strict-locked", Key=details["key"])["Body"].read()
+    assert hashlib.sha256(stored).hexdigest() == details["sha256"]
+    assert verify(bundle).events[-1].details == details
+
+
+def test_capture_to_a_strict_store(tree: Path, keys: dict[str, Any], user: Path,
+                                   moto: dict[str, str]) -> None:
+    client = _client(moto)
+    client.create_bucket(Bucket="strict-capture", ObjectLockEnabledForBucket=True)
+    (tree / "big.bin").write_bytes(os.urandom(6 << 20))  # past the held first part
+    result = invoke("capture", tree, "--case", "CASE-M", "-R", keys["recipient"], "--sign-key",
+                    keys["signer"], "-o", "s3://strict-capture/", "--endpoint", moto["endpoint"],
+                    "--retain-days", "1", "--json", env=_env(moto))
+    assert result.code == 0, result.stdout + result.stderr
+    stored = result.json()["store"]
+    assert stored["retention_mode"] == "COMPLIANCE"
+    checked = invoke("verify", result.json()["bundle"], "-i", keys["identity"], "--endpoint",
+                     moto["endpoint"], "--json", env=_env(moto))
+    assert checked.code == 0, checked.stdout
+    assert checked.json()["files_checked"] == 3
