@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import os
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -156,8 +157,11 @@ def make_client(endpoint: str | None) -> Any:
         from botocore.config import Config
     except ImportError:
         raise UsageError("S3 support is not installed", hint=INSTALL_HINT) from None
+    # botocore reads AWS_ENDPOINT_URL(_S3) itself when no --endpoint is given
+    custom = endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get(
+        "AWS_ENDPOINT_URL")
     config = Config(retries={"max_attempts": 5, "mode": "standard"},
-                    s3={"addressing_style": "path"} if endpoint else {},
+                    s3={"addressing_style": "path"} if custom else {},
                     # the checksums are given explicitly (SHA-256), never guessed
                     request_checksum_calculation="when_required",
                     response_checksum_validation="when_required")
