@@ -121,3 +121,18 @@ class Interrupted(EvidenceKitError):
     """The user interrupted the work (Ctrl-C or SIGTERM)."""
 
     exit_code = ExitCode.INTERRUPTED
+
+
+class RemoteError(EvidenceKitError):
+    """A remote capture (capture --remote) could not be made: the host could not be reached or
+    its host key is not the one pinned, or the capture there failed or was cut off; nothing
+    that looks like a bundle was kept. *exit_code* is the remote evidencekit's own when it
+    failed there (its message is passed on)."""
+
+    exit_code = ExitCode.USAGE
+
+    def __init__(self, message: str, *, hint: str | None = None,
+                 exit_code: int | None = None) -> None:
+        super().__init__(message, hint=hint)
+        if exit_code is not None:
+            self.exit_code = exit_code

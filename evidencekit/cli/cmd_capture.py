@@ -9,7 +9,7 @@ import re
 import sys
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 
@@ -22,7 +22,7 @@ from evidencekit.capture import (
     check_output,
     sources_of,
 )
-from evidencekit.cli import capture_mail, capture_web, guided, render
+from evidencekit.cli import capture_mail, capture_remote, capture_web, guided, render
 from evidencekit.cli.app import (
     actor_name,
     cli,
@@ -112,6 +112,7 @@ from evidencekit.stamping import Stamped, add_timestamps, later_command
 @live_options
 @web_options
 @capture_mail.imap_options
+@capture_remote.remote_options
 @tsa_option
 @tsa_ca_option
 @lock_options
@@ -136,6 +137,19 @@ def capture_command(sources: tuple[Path, ...], output: Path | str | None, case_i
     """
 
     def body() -> int:
+        remote = capture_remote.requested()
+        if remote is not None:  # made on another host, over SSH (cli/capture_remote.py)
+            capture_remote.refuse_local_only(stdin=stdin_name, device=devices, tsa=tsa_urls,
+                                             memory_tool=memory_tool, profile_os=profile_os,
+                                             url=incident_args.get("urls"),
+                                             output_to_a_store=not isinstance(output, Path | None))
+            case = CaseInfo(case_id or _default_case_id(), examiner or "", description,
+                            legal_basis, organisation)
+            return capture_remote.run_remote(
+                remote, sources, cast(Path, output) or Path(_safe_filename(case.case_id)
+                                                             + ".evidence"), case,
+                encryption_for(recipients, recipient_files, use_passphrase, passphrase_file),
+                sign_key, sign_key_passphrase_file, profile, live, as_json, progress)
         selection = select_profile(profile, profile_os, bool(sources), as_json) if profile else None
         paths = [*sources, *selection.paths] if selection else list(sources)
         given: dict[str, Any] = {"examiner": examiner, "description": description,

@@ -25,6 +25,8 @@ from tests.tsa_server import down_url
 def command_paths(group: click.Group = cli, prefix: str = "") -> list[str]:
     paths: list[str] = []
     for name, command in sorted(group.commands.items()):
+        if command.hidden:  # serve-capture: the remote end of capture --remote, no --json
+            continue
         if isinstance(command, click.Group):
             paths += command_paths(command, f"{prefix}{name} ")
         else:

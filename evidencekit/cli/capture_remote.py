@@ -1,0 +1,267 @@
+"""``capture --remote``: the options of a capture made on another host over SSH, and the hidden
+``serve-capture`` command the remote evidencekit runs (it writes the bundle to its standard
+output, framed: evidencekit.remote.protocol).
+
+The options are kept in click's context (``expose_value=False``), as capture --imap's are, so
+that cmd_capture.py only asks :func:`requested` for them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, TypeVar, cast
+
+import click
+
+from evidencekit import fs
+from evidencekit.capture import CaptureRequest, CaseInfo, capture, check_case
+from evidencekit.cli import render
+from evidencekit.cli.app import actor_name, cli, resolve_signing_key, run
+from evidencekit.cli.keyring import recipients_from
+from evidencekit.cli.live import live_sources
+from evidencekit.crypto import age
+from evidencekit.crypto.keys import SigningKey
+from evidencekit.errors import ExitCode, UsageError
+from evidencekit.hostinfo import host_name
+from evidencekit.remote import protocol
+from evidencekit.remote.receive import (
+    PROBLEM_PREFIX,
+    SERVE_COMMAND,
+    RemoteRequest,
+    RemoteResult,
+    capture_remote,
+)
+from evidencekit.remote.ssh import (
+    Endpoint,
+    HostKey,
+    check_fingerprint,
+    pin_by_fingerprint,
+    pin_from_known_hosts,
+)
+
+_META = "evidencekit.remote"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _keep(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    ctx.meta.setdefault(_META, {})[param.name] = value
+    return value
+
+
+def remote_options(command: F) -> F:
+    """The remote options of ``capture`` (kept in the context: see :func:`requested`)."""
+    options = [
+        click.option("--remote", metavar="USER@HOST[:PORT]", callback=_keep, expose_value=False,
+                     help="Capture on this host over SSH: evidencekit there seals and encrypts "
+                     "the bundle and sends it back; the SOURCES are paths on that host."),
+        click.option("--host-key", metavar="SHA256:…", callback=_keep, expose_value=False,
+                     help="With --remote: the host's SSH key fingerprint; any other key is "
+                     "refused (default: the key known_hosts records; an unknown host is "
+                     "refused)."),
+        click.option("--known-hosts", type=click.Path(path_type=Path, dir_okay=False),
+                     callback=_keep, expose_value=False,
+                     help="With --remote: the known_hosts file to pin the host key from."),
+        click.option("--remote-command", metavar="COMMAND", default="evidencekit",
+                     callback=_keep, expose_value=False, show_default=True,
+                     help="With --remote: how evidencekit is started there, e.g. "
+                     "'sudo evidencekit' or a path."),
+        click.option("--ssh-identity", type=click.Path(path_type=Path, dir_okay=False),
+                     callback=_keep, expose_value=False,
+                     help="With --remote: log in with this SSH private key (default: ssh's)."),
+        click.option("--ssh-config", type=click.Path(path_type=Path, dir_okay=False),
+                     callback=_keep, expose_value=False,
+                     help="With --remote: use this ssh configuration file instead of yours."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@dataclass(frozen=True)
+class RemoteAsked:
+    endpoint: Endpoint
+    fingerprint: str | None
+    known_hosts: Path | None
+    command: str
+    identity: Path | None
+    config: Path | None
+
+    def pinned(self) -> HostKey:
+        if self.fingerprint is not None:
+            return pin_by_fingerprint(self.endpoint, self.fingerprint)
+        return pin_from_known_hosts(self.endpoint, self.known_hosts)
+
+
+def requested() -> RemoteAsked | None:
+    """The remote capture the options ask for; None without --remote (UsageError for remote
+    options without it)."""
+    given = click.get_current_context().meta.get(_META, {})
+    if not given.get("remote"):
+        used = [name for name in ("host_key", "known_hosts", "ssh_identity", "ssh_config")
+                if given.get(name)]
+        if used:
+            raise UsageError(f"--{used[0].replace('_', '-')} is for a remote capture: it needs "
+                             "--remote USER@HOST")
+        return None
+    fingerprint = given.get("host_key")
+    return RemoteAsked(Endpoint.parse(given["remote"]),
+                       check_fingerprint(fingerprint) if fingerprint else None,
+                       given.get("known_hosts"), given.get("remote_command") or "evidencekit",
+                       given.get("ssh_identity"), given.get("ssh_config"))
+
+
+def refuse_local_only(**given: Any) -> None:
+    """Options that name something on this machine have no meaning for a remote capture."""
+    for option, value in given.items():
+        if value:
+            named = "-o s3://…" if option == "output_to_a_store" else \
+                f"--{option.replace('_', '-')}"
+            raise UsageError(f"{named} cannot be used with --remote",
+                             hint="a remote capture collects paths (and --live) on the remote "
+                             "host; capture the rest separately")
+
+
+def say_received(result: RemoteResult, case: CaseInfo, as_json: bool) -> int:
+    code = ExitCode.OK if result.seal.complete else ExitCode.CAPTURE_INCOMPLETE
+    details = result.event.details
+    if as_json:
+        render.emit_json({
+            "command": "capture", "ok": True, "exit_code": code, "bundle": str(result.output),
+            "seal_sha256": hashlib.sha256(result.seal.to_json()).hexdigest(),
+            "custody_head_sha256": hashlib.sha256(result.event.to_json()).hexdigest(),
+            "seal": render.seal_json(result.seal),
+            "problems": [{"path": p, "problem": why} for p, why in result.problems],
+            "warnings": [], "case": dataclasses.asdict(case), "profile": None, "web": None,
+            "remote": {"host": details["remote"], "host_key": details["host_key"],
+                       "command": result.command, "bytes": result.size,
+                       "received_event": result.event.sequence,
+                       "signer": details["remote_signer"],
+                       "messages": result.remote_messages}})
+        return code
+    if result.remote_messages:
+        render.err.print(render.escape(result.remote_messages))
+    render.out.print(f"[bold green]Captured on[/] {render.escape(details['remote'])} (host key "
+                     f"{details['host_key']}) and received as "
+                     f"{render.escape(str(result.output))} ({result.size:,} bytes)")
+    counts = result.seal.counts
+    render.out.print(f"  {counts.get('files', 0):,} files; sealed there with a key made for "
+                     f"this acquisition ({details['remote_signer']})")
+    if result.problems:
+        render.err.print(f"[yellow]{len(result.problems)} item(s) could not be captured "
+                         "completely there (recorded in the manifest):[/]")
+        for path, why in result.problems[:50]:
+            render.err.print(f"  {render.escape(path)}: {render.escape(why)}")
+    render.out.print(f"Recorded as custody event #{result.event.sequence} (received), signed "
+                     "by you.")
+    return code
+
+
+def run_remote(asked: RemoteAsked, paths: tuple[Path, ...], output: Path, case: CaseInfo,
+               recipients: list[age.Recipient], sign_key: Path | None,
+               sign_key_passphrase_file: Path | None, profile: str | None, live: bool,
+               as_json: bool, progress: str) -> int:
+    """capture --remote, from the options cmd_capture.py parsed (*case* without an examiner
+    takes the signing key's name, as a local capture does)."""
+    check_case(case)
+    fs.require_new(output)
+    signing = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json, may_create=True)
+    if not case.examiner:
+        case = dataclasses.replace(case, examiner=actor_name(None, signing, "--examiner"))
+    key = asked.pinned()
+    request = RemoteRequest(asked.endpoint, key, asked.command, [str(p) for p in paths],
+                            output, case, recipients, signing, case.examiner, live=live,
+                            profile=profile, identity=asked.identity, ssh_config=asked.config,
+                            progress=render.progress_for(as_json, progress))
+    return say_received(capture_remote(request), case, as_json)
+
+
+# ----------------------------------------------------------------------- the remote side
+@cli.command(SERVE_COMMAND, hidden=True)
+@click.argument("sources", nargs=-1)
+@click.option("--case", "case_id", required=True)
+@click.option("--examiner", required=True)
+@click.option("--description", default="")
+@click.option("--legal-basis", default="")
+@click.option("--organisation", default="")
+@click.option("-r", "--recipient", "recipients", multiple=True, required=True)
+@click.option("--profile", default=None)
+@click.option("--live", is_flag=True)
+def serve_capture(sources: tuple[str, ...], case_id: str, examiner: str, description: str,
+                  legal_basis: str, organisation: str, recipients: tuple[str, ...],
+                  profile: str | None, live: bool) -> None:
+    """Capture here for 'capture --remote' on another machine: the bundle, framed, on standard
+    output (nothing else ever goes there); messages on standard error."""
+    data = _take_standard_output()
+
+    def body() -> int:
+        case = CaseInfo(case_id, examiner, description, legal_basis, organisation)
+        check_case(case)
+        chosen = recipients_from(recipients, ())
+        paths = list(sources)
+        selection = None
+        if profile:
+            from evidencekit.cli.cmd_profiles import select_profile
+
+            selection = select_profile(profile, None, bool(sources), True)
+            paths += [os.fsdecode(p) if isinstance(p, bytes) else str(p)
+                      for p in selection.paths]
+        more = live_sources(live or bool(selection and selection.profile.live), None, 60.0)
+        if not paths and not more:
+            raise UsageError("nothing to capture: name the paths on the remote host")
+        key = SigningKey.generate(f"evidencekit per-acquisition key, {case_id} on "
+                                  f"{host_name()}")
+        target = _FramedTarget(data)
+        result = capture(CaptureRequest(
+            [os.fsencode(p) for p in paths], Path("remote.evidence"), case, chosen, key,
+            command_line=list(sys.argv),
+            filters=selection.filters if selection else None,
+            unreachable=selection.unreachable if selection else (),
+            profile=selection.record() if selection else None,
+            more_sources=more, stream_to=target))
+        for problem in result.problems:  # read by the receiving side (remote.receive)
+            sys.stderr.write(PROBLEM_PREFIX + json.dumps(
+                {"path": problem.path, "problem": problem.problem}) + "\n")
+        return ExitCode.OK if result.seal.complete else ExitCode.CAPTURE_INCOMPLETE
+
+    run("serve-capture", False, body)
+
+
+def _take_standard_output() -> BinaryIO:
+    """Standard output for the stream alone: a copy of it is kept, and descriptor 1 (and
+    sys.stdout) now lead to standard error, so that nothing printed by mistake corrupts the
+    stream."""
+    sys.stdout.flush()
+    kept = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return open(kept, "wb", buffering=1 << 20)
+
+
+class _FramedTarget:
+    """capture's ``stream_to`` for a remote capture: the bundle framed on *out*, the end frame
+    written only when the capture has finished."""
+
+    location = "(sent over SSH)"
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+
+    def check(self) -> None:
+        pass
+
+    def public_details(self) -> dict[str, str]:
+        return {"destination": "ssh-stream"}
+
+    @contextmanager
+    def open(self) -> Iterator[BinaryIO]:
+        writer = protocol.FramedWriter(self._out)
+        yield cast(BinaryIO, writer)
+        writer.finish()

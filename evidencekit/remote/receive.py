@@ -1,0 +1,300 @@
+"""capture --remote: evidencekit on another host captures there and streams the bundle back.
+
+1. The host key is pinned (--host-key, or known_hosts) before anything is asked of the host.
+2. ``ssh HOST REMOTE-COMMAND serve-capture …`` runs evidencekit there: it seals and encrypts the
+   bundle to the recipients given here and signs it with a key made for this acquisition only
+   (docs/decisions/remote-capture.md); only ciphertext crosses the wire.
+3. The framed stream (evidencekit.remote.protocol) is written into a temporary file next to the
+   output, the payload hashed as it arrives.
+4. The bundle's public parts are verified, its payload's hash compared with the seal's, and a
+   ``received`` custody event signed here is added (FORMAT.md §6): the host, its host key's
+   fingerprint, the command, the byte count, the times.
+5. Only then does the file get its name (evidencekit.fs): a dropped connection, a failed remote
+   capture or a bundle that does not verify leaves nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shlex
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, BinaryIO
+
+from evidencekit import fs, publictext
+from evidencekit.capture import CaseInfo
+from evidencekit.clock import Clock, rfc3339, system_clock
+from evidencekit.crypto import age, sshsig
+from evidencekit.crypto.keys import SigningKey
+from evidencekit.custody import EventRequest, build_event, require_intact
+from evidencekit.errors import BundleError, ExitCode, OutputError, RemoteError, UsageError
+from evidencekit.format.documents import CustodyEvent, Seal, custody_member
+from evidencekit.format.outer import END_OF_ARCHIVE, OuterWriter
+from evidencekit.progress import NoProgress, Progress
+from evidencekit.remote import protocol
+from evidencekit.remote.ssh import Connection, Endpoint, HostKey, connection
+from evidencekit.verify import Report, verify
+
+SERVE_COMMAND = "serve-capture"  # the remote evidencekit's hidden command (cli/capture_remote)
+PROBLEM_PREFIX = "evidencekit-remote-problem "  # a line on its stderr: one item not fully read
+_LARGEST_BUNDLE = 1 << 50  # a frame beyond this is a broken stream, not a bundle
+_STDERR_KEPT = 16 << 20  # its messages, one line per item it could not read
+
+
+@dataclass(frozen=True)
+class RemoteRequest:
+    endpoint: Endpoint
+    host_key: HostKey  # pinned (evidencekit.remote.ssh)
+    remote_command: str  # how evidencekit is started there, e.g. "sudo evidencekit"
+    paths: Sequence[str]  # on the remote host
+    output: Path
+    case: CaseInfo
+    recipients: Sequence[age.Recipient]
+    signing_key: SigningKey  # signs the 'received' event, here
+    actor_name: str
+    live: bool = False
+    profile: str | None = None
+    identity: Path | None = None
+    ssh_config: Path | None = None
+    note: str = ""
+    progress: Progress = field(default_factory=NoProgress)
+    clock: Clock = system_clock
+
+
+@dataclass(frozen=True)
+class RemoteResult:
+    output: Path
+    seal: Seal
+    event: CustodyEvent  # the 'received' event added here
+    size: int
+    command: str
+    remote_exit: int
+    remote_messages: str  # what the remote evidencekit said (warnings), as it said it
+    problems: list[tuple[str, str]]  # what it could not read completely: (path, problem)
+
+
+def serve_arguments(request: RemoteRequest) -> list[str]:
+    """The remote evidencekit's arguments: the case, the recipients (public keys only), what to
+    capture. Each is one word for the remote shell (shlex.join)."""
+    args = [SERVE_COMMAND, "--case", request.case.case_id, "--examiner", request.case.examiner]
+    for option, value in (("--description", request.case.description),
+                          ("--legal-basis", request.case.legal_basis),
+                          ("--organisation", request.case.organisation),
+                          ("--profile", request.profile or "")):
+        if value:
+            args += [option, value]
+    for recipient in request.recipients:
+        args += ["-r", str(recipient)]
+    if request.live:
+        args.append("--live")
+    return [*args, "--", *request.paths]
+
+
+def remote_command_line(request: RemoteRequest) -> str:
+    try:
+        prefix = shlex.split(request.remote_command)
+    except ValueError as exc:
+        raise UsageError(f"--remote-command {request.remote_command!r}: {exc}") from None
+    if not prefix:
+        raise UsageError("--remote-command is empty", hint="e.g. --remote-command evidencekit")
+    return shlex.join([*prefix, *serve_arguments(request)])
+
+
+def capture_remote(request: RemoteRequest) -> RemoteResult:
+    """Capture on the remote host and keep the bundle at *request.output* (see the module's
+    docstring); raise an EvidenceKitError (nothing left) on failure."""
+    if any(isinstance(r, age.ScryptRecipient) for r in request.recipients):
+        raise UsageError("a remote capture is encrypted to public keys, not a passphrase",
+                         hint="give the investigator's public key with -R or -r")
+    fs.require_new(request.output)
+    command = remote_command_line(request)
+    with connection(request.endpoint, request.host_key, request.identity,
+                    request.ssh_config) as conn:
+        try:
+            with fs.staged(request.output) as stage:
+                result = _receive_and_record(request, conn, command, stage)
+        except FileExistsError:
+            raise OutputError(f"{request.output} appeared while receiving; it was not "
+                              "replaced and nothing was kept") from None
+        except OSError as exc:
+            raise OutputError(f"could not write {request.output}: {exc.strerror or exc}; "
+                              "nothing was kept", hint="check free space and permissions"
+                              ) from None
+    return result
+
+
+def _receive_and_record(request: RemoteRequest, conn: Connection, command: str,
+                        stage: fs.Staged) -> RemoteResult:
+    started = request.clock()
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen([*conn.ssh_argv(), command], stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=errors)
+        assert process.stdout is not None
+        try:
+            received = _receive(request, process.stdout, stage.file)
+        except protocol.StreamBroken as exc:
+            _stop(process)
+            raise _failure(request, conn, process.returncode, _said(errors), str(exc)) from None
+        except BaseException:
+            _stop(process)
+            raise
+        code = process.wait()
+        said = _said(errors)
+    finished = request.clock()
+    if code not in (ExitCode.OK, ExitCode.CAPTURE_INCOMPLETE):
+        raise _failure(request, conn, code, said, "it failed after sending its bundle")
+    stage.file.flush()
+    report = _verified(stage.path, received, request.endpoint)
+    assert report.seal is not None
+    details = {"via": "ssh", "remote": str(request.endpoint),
+               "host_key": conn.key.fingerprint, "host_key_type": conn.key.kind,
+               "command": command, "bytes": str(received.size),
+               "started": rfc3339(started), "finished": rfc3339(finished),
+               "remote_exit": str(code), "remote_signer": report.seal.signer.fingerprint}
+    event_request = EventRequest("received", request.actor_name, request.signing_key,
+                                 request.note, f"evidencekit on {request.endpoint} over SSH",
+                                 details, request.clock)
+    event = build_event(report, event_request)
+    publictext.check_readable(event.to_json(), custody_member(event.sequence))
+    _append_in_place(stage.file, received.size, event, request.signing_key)
+    after = verify(stage.path, check_payload_hash=False)
+    if not after.findings.ok:  # never: the event was built from this very bundle
+        raise BundleError("the received bundle did not verify once its custody event was "
+                          "added; nothing was kept")
+    problems, messages = _problems_of(said)
+    return RemoteResult(request.output, report.seal, event, received.size, command, code,
+                        messages, problems)
+
+
+def _problems_of(said: str) -> tuple[list[tuple[str, str]], str]:
+    """The remote's problem lines (PROBLEM_PREFIX + JSON), and the rest of what it said."""
+    problems: list[tuple[str, str]] = []
+    rest = []
+    for line in said.splitlines():
+        if line.startswith(PROBLEM_PREFIX):
+            try:
+                item = json.loads(line[len(PROBLEM_PREFIX):])
+                problems.append((str(item["path"]), str(item["problem"])))
+                continue
+            except (ValueError, KeyError, TypeError):
+                pass
+        rest.append(line)
+    return problems, "\n".join(rest).strip()
+
+
+def _receive(request: RemoteRequest, stdout: IO[bytes], out: BinaryIO) -> protocol.Received:
+    request.progress.start(f"Receiving from {request.endpoint.host}", None, None)
+    received = protocol.receive(stdout, out.fileno(), lambda n: request.progress.advance(
+        nbytes=n), _LARGEST_BUNDLE)
+    request.progress.finish()
+    return received
+
+
+def _verified(path: Path, received: protocol.Received, endpoint: Endpoint) -> Report:
+    """The received bundle's public parts verified; its payload's hash is the one computed as
+    it arrived when it could be (else read again), and must be the seal's."""
+    report = verify(path, check_payload_hash=received.payload_sha256 is None)
+    if report.payload is not None and received.payload_sha256 is not None and \
+            report.findings.ok and report.payload_sha256 is None:
+        if (received.payload_sha256, received.payload_size) != \
+                (report.payload.sha256, report.payload.size):
+            raise BundleError(f"the payload received from {endpoint} is not the one its seal "
+                              "names; nothing was kept", hint="try again; if it happens again, "
+                              "the host or the connection is not to be trusted")
+        report.payload_sha256 = received.payload_sha256
+    try:
+        require_intact(report)
+    except BundleError as exc:
+        raise BundleError(f"the bundle received from {endpoint} does not verify; nothing was "
+                          f"kept ({exc.message})", hint="try again; if it happens again, the "
+                          "remote evidencekit or the host is not to be trusted") from None
+    return report
+
+
+def _append_in_place(out: BinaryIO, size: int, event: CustodyEvent, key: SigningKey) -> None:
+    """The event's two members written over the end-of-archive blocks of the file still being
+    staged (nobody else can see it yet), then a new end."""
+    fd = out.fileno()
+    at = size - len(END_OF_ARCHIVE)
+    if at < 0 or os.pread(fd, len(END_OF_ARCHIVE), at) != END_OF_ARCHIVE:
+        raise BundleError("the received bundle does not end with a tar end-of-archive marker")
+    data = event.to_json()
+    mtime = _seconds(event.time)
+    encoded = io.BytesIO()
+    writer = OuterWriter(encoded)
+    name = custody_member(event.sequence)
+    writer.add_bytes(name, data, mtime)
+    writer.add_bytes(name + ".sig", sshsig.sign(key, data), mtime)
+    writer.finish()
+    os.pwrite(fd, encoded.getvalue(), at)
+
+
+def _seconds(stamp: str) -> int:
+    from evidencekit.clock import parse_rfc3339
+
+    return parse_rfc3339(stamp) // 1_000_000_000
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """ssh ended (its exit code tells why) or is made to (a stream that breaks the protocol)."""
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _said(errors: IO[bytes]) -> str:
+    errors.seek(0)
+    return errors.read(_STDERR_KEPT).decode("utf-8", "replace").strip()
+
+
+_SSH_FAILED = 255  # ssh's own exit code: it could not connect, authenticate, or lost the link
+_NOT_FOUND = (126, 127)  # the shell's: the command could not be run, or does not exist
+
+
+def _failure(request: RemoteRequest, conn: Connection, code: int | None, said: str,
+             what: str) -> RemoteError:
+    """What to tell people when the stream did not end well, from ssh's exit code and what the
+    remote side wrote on its error channel."""
+    where = str(request.endpoint)
+    last = _last_message(said)
+    if code == _SSH_FAILED:
+        if "Host key verification failed" in said or "REMOTE HOST IDENTIFICATION" in said:
+            return RemoteError(f"{where}: the host key is not the one pinned "
+                               f"({conn.key.fingerprint}); nothing was captured", exit_code=1,
+                               hint="check the fingerprint with the host's administrator")
+        return RemoteError(f"could not capture over SSH from {where}: {last or what}; nothing "
+                           "was kept", hint="check the address, your SSH key (--ssh-identity) "
+                           "and the network; an interrupted capture can simply be run again")
+    if code in _NOT_FOUND:
+        return RemoteError(f"evidencekit could not be started on {where} "
+                           f"({last or 'command not found'}); nothing was captured",
+                           hint="install evidencekit there, give its path with "
+                           "--remote-command, or read the files over SFTP with --sftp")
+    if code is not None and code not in (ExitCode.OK, ExitCode.CAPTURE_INCOMPLETE):
+        return RemoteError(f"the capture on {where} failed (its exit code {code}): "
+                           f"{last or what}; nothing was kept",
+                           hint="the message above is the remote evidencekit's",
+                           exit_code=code if 0 < code < 128 else None)
+    return RemoteError(f"the bundle from {where} did not arrive whole ({what}); nothing was "
+                       "kept", hint="run the capture again: the source was only read")
+
+
+def _last_message(said: str) -> str:
+    """The remote's error message: its 'evidencekit: error:' line if it wrote one, else its
+    last line."""
+    lines = [line.strip() for line in said.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if "error:" in line:
+            return line.split("error:", 1)[1].strip()
+    return lines[-1] if lines else ""

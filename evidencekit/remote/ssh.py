@@ -1,0 +1,198 @@
+"""Talking to a remote host with the system's OpenSSH client, its host key pinned.
+
+OpenSSH does the cryptography, the authentication (keys, agent, ~/.ssh/config) and the host key
+check; evidencekit decides which host key it accepts. The key is pinned in a known_hosts file of
+one line, written for this connection only, with StrictHostKeyChecking=yes and the host key
+algorithm restricted to that key's: ssh itself refuses any other key
+(docs/decisions/remote-capture.md).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from evidencekit.errors import RemoteError, UsageError
+
+_ALIAS = "evidencekit-pinned-host"
+_TIMEOUT = 20  # seconds to connect (ssh-keyscan and ssh)
+# Host key algorithms a key type may be checked with (RSA keys sign with SHA-2 today).
+_ALGORITHMS = {"ssh-rsa": "rsa-sha2-512,rsa-sha2-256,ssh-rsa"}
+_FINGERPRINT = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}=?$")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """``user@host[:port]`` (``user@[::1]:2222`` for an IPv6 address)."""
+
+    user: str
+    host: str
+    port: int = 22
+
+    @classmethod
+    def parse(cls, text: str) -> Endpoint:
+        match = re.fullmatch(r"([^@\s]+)@(\[[0-9A-Fa-f:.]+\]|[^:@\s\[\]]+)(?::(\d{1,5}))?", text)
+        if not match or match.group(1).startswith("-") or match.group(2).startswith("-"):
+            raise UsageError(f"--remote {text!r}: expected USER@HOST or USER@HOST:PORT",
+                             hint="e.g. --remote admin@web-17.example:22")
+        port = int(match.group(3) or 22)
+        if not 0 < port < 65536:
+            raise UsageError(f"--remote {text!r}: {port} is not a port number")
+        return cls(match.group(1), match.group(2).strip("[]"), port)
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.user}@{host}" + (f":{self.port}" if self.port != 22 else "")
+
+
+@dataclass(frozen=True)
+class HostKey:
+    """One of a host's public keys: its type, its base64 blob, and SHA256:… as ssh shows it."""
+
+    kind: str
+    blob: str
+
+    @property
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256(base64.b64decode(self.blob)).digest()
+        return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
+
+
+def check_fingerprint(text: str) -> str:
+    """A --host-key as given (``SHA256:`` and 43 base64 characters), or UsageError."""
+    if not _FINGERPRINT.match(text.strip()):
+        raise UsageError(f"--host-key {text!r} is not a SHA-256 key fingerprint",
+                         hint="ask the host's administrator for 'ssh-keygen -lf "
+                         "/etc/ssh/ssh_host_ed25519_key.pub' (SHA256:…)")
+    return text.strip().rstrip("=")
+
+
+def host_keys(endpoint: Endpoint) -> list[HostKey]:
+    """The keys the host offers (ssh-keyscan). They are only candidates: the connection that
+    follows checks that the host holds the private half of the one pinned."""
+    tool = _tool("ssh-keyscan")
+    try:
+        done = subprocess.run([tool, "-p", str(endpoint.port), "-T", str(_TIMEOUT), "--",
+                               endpoint.host], capture_output=True, timeout=_TIMEOUT * 3,
+                              check=False)
+    except subprocess.TimeoutExpired:
+        raise RemoteError(f"{endpoint.host} port {endpoint.port} did not answer") from None
+    keys = []
+    for line in done.stdout.decode("ascii", "replace").splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and not line.startswith("#"):
+            keys.append(HostKey(fields[1], fields[2]))
+    if not keys:
+        raise RemoteError(f"cannot reach an SSH server at {endpoint.host} port {endpoint.port}",
+                          hint="check the address, the port and the network")
+    return keys
+
+
+def pin_by_fingerprint(endpoint: Endpoint, fingerprint: str) -> HostKey:
+    """The host's key whose fingerprint is *fingerprint*; RemoteError when it offers none."""
+    offered = host_keys(endpoint)
+    for key in offered:
+        if key.fingerprint == fingerprint:
+            return key
+    raise RemoteError(
+        f"the host key of {endpoint.host} port {endpoint.port} is not the one given "
+        f"(--host-key {fingerprint}); it offers {', '.join(k.fingerprint for k in offered)}. "
+        "Nothing was captured", exit_code=1,
+        hint="someone may be impersonating the host, or its keys were changed: check the "
+        "fingerprint with its administrator over another channel before trying again")
+
+
+def pin_from_known_hosts(endpoint: Endpoint, known_hosts: Path | None = None) -> HostKey:
+    """The host's key as known_hosts records it (StrictHostKeyChecking=yes: an unknown host is
+    refused, never learned)."""
+    files = [known_hosts] if known_hosts else [Path.home() / ".ssh" / "known_hosts",
+                                                Path("/etc/ssh/ssh_known_hosts")]
+    name = endpoint.host if endpoint.port == 22 else f"[{endpoint.host}]:{endpoint.port}"
+    known: list[HostKey] = []
+    for path in files:
+        if path.is_file():
+            done = subprocess.run([_tool("ssh-keygen"), "-F", name, "-f", str(path)],
+                                  capture_output=True, check=False)
+            for line in done.stdout.decode("ascii", "replace").splitlines():
+                fields = line.split()
+                if len(fields) >= 3 and not line.startswith("#"):
+                    known.append(HostKey(fields[1], fields[2]))
+    if not known:
+        raise RemoteError(f"{name} is not in known_hosts; its host key was not pinned, so "
+                          "nothing was captured", exit_code=1,
+                          hint="give its fingerprint with --host-key SHA256:… (ask its "
+                          "administrator for it over another channel)")
+    offered = {(k.kind, k.blob) for k in host_keys(endpoint)}
+    for key in known:
+        if (key.kind, key.blob) in offered:
+            return key
+    raise RemoteError(f"the host key of {name} has CHANGED: it offers none of the keys "
+                      "known_hosts records for it. Nothing was captured", exit_code=1,
+                      hint="someone may be impersonating the host: check with its "
+                      "administrator before trusting a new key")
+
+
+@dataclass(frozen=True)
+class Connection:
+    """How to run commands on *endpoint* with ssh, the host key pinned to *key*."""
+
+    endpoint: Endpoint
+    key: HostKey
+    known_hosts: Path
+    identity: Path | None = None
+    config: Path | None = None
+
+    def ssh_argv(self, *, subsystem: bool = False) -> list[str]:
+        """ssh's options, up to the destination (the remote command follows)."""
+        argv = [_tool("ssh"), "-T", "-x", "-a", "-p", str(self.endpoint.port),
+                "-l", self.endpoint.user,
+                "-o", "BatchMode=yes",
+                "-o", "StrictHostKeyChecking=yes",
+                "-o", f"UserKnownHostsFile={self.known_hosts}",
+                "-o", "GlobalKnownHostsFile=/dev/null",
+                "-o", f"HostKeyAlias={_ALIAS}",
+                "-o", f"HostKeyAlgorithms={_ALGORITHMS.get(self.key.kind, self.key.kind)}",
+                "-o", "UpdateHostKeys=no", "-o", "CheckHostIP=no",
+                "-o", "ClearAllForwardings=yes", "-o", "PermitLocalCommand=no",
+                "-o", f"ConnectTimeout={_TIMEOUT}",
+                "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4",
+                "-o", "LogLevel=ERROR"]
+        if self.config is not None:
+            argv[1:1] = ["-F", str(self.config)]
+        if self.identity is not None:
+            argv += ["-i", str(self.identity), "-o", "IdentitiesOnly=yes"]
+        if subsystem:
+            argv.append("-s")
+        return [*argv, "--", self.endpoint.host]
+
+
+@contextmanager
+def connection(endpoint: Endpoint, key: HostKey, identity: Path | None = None,
+               config: Path | None = None) -> Iterator[Connection]:
+    """A :class:`Connection` whose known_hosts file (one line: *key*) lives while it is used."""
+    folder = tempfile.mkdtemp(prefix="evidencekit-ssh-")
+    try:
+        known = Path(folder) / "known_hosts"
+        fd = os.open(known, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{_ALIAS} {key.kind} {key.blob}\n")
+        yield Connection(endpoint, key, known, identity, config)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        raise RemoteError(f"{name} was not found: remote capture uses the system's OpenSSH "
+                          "client", hint="install OpenSSH's client (Debian: openssh-client)")
+    return found

@@ -1,0 +1,176 @@
+"""capture --remote against a real OpenSSH server on 127.0.0.1 (tests/support/sshd.py), logging in
+a user that is not root, who runs this worktree's evidencekit there (--remote-command)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from evidencekit.crypto.keys import load_public_key_file
+from evidencekit.format.documents import custody_member
+from tests.cli.conftest import assert_valid
+from tests.e2e.conftest import run_cli
+from tests.support import sshd as sshd_support
+from tests.support.bundles import contents
+
+REMOTE_COMMAND = ""  # the remote evidencekit: this worktree's (set by the server fixture)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[sshd_support.Sshd]:
+    global REMOTE_COMMAND
+    with sshd_support.running() as running:
+        REMOTE_COMMAND = running.evidencekit_command()
+        yield running
+
+
+@pytest.fixture
+def remote_tree(server: sshd_support.Sshd) -> Iterator[Path]:
+    """Files on the 'remote host', owned by the login user."""
+    folder = server.root / f"data-{os.urandom(4).hex()}"
+    (folder / "logs").mkdir(parents=True)
+    (folder / "logs" / "auth.log").write_bytes(b"Dec  7 sshd[1]: Accepted publickey\n" * 100)
+    (folder / "notes.txt").write_text("what the admin saw\n")
+    (folder / "big.bin").write_bytes(os.urandom(3 << 20))
+    server.owned(folder)
+    yield folder
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    config = tmp_path / "config"
+    config.mkdir(exist_ok=True)
+    return {"XDG_CONFIG_HOME": str(config), "PYTHONPATH": str(Path(__file__).parents[2])}
+
+
+def _capture(server: sshd_support.Sshd, keys: dict[str, Path], out: Path, *paths: object,
+             host_key: str | None = None, command: str | None = None,
+             extra: tuple[str, ...] = ()) -> object:
+    return run_cli("capture", "--remote", server.remote, "--host-key",
+                   host_key or server.fingerprint, "--ssh-identity", server.client_key,
+                   "--remote-command", command or REMOTE_COMMAND, "-R", keys["recipient"], "--sign-key",
+                   keys["signer"], "--case", "IR-7", "-o", out, "--json", *extra, *paths,
+                   env=_env(out.parent))
+
+
+def test_a_remote_capture_arrives_verified_with_a_received_event(
+        server: sshd_support.Sshd, remote_tree: Path, keys: dict[str, Path],
+        tmp_path: Path) -> None:
+    out = tmp_path / "web-17.evidence"
+    done = _capture(server, keys, out, remote_tree / "logs", remote_tree / "notes.txt",
+                    remote_tree / "big.bin")
+    assert done.code == 0, done.stderr
+    document = done.json()
+    assert_valid(document, "capture")
+    remote = document["remote"]
+    assert remote["host_key"] == server.fingerprint
+    assert remote["received_event"] == 2
+    assert document["seal"]["complete"] is True and document["problems"] == []
+    # verified here, with the investigator's key, by the real command
+    checked = run_cli("verify", out, "-i", keys["identity"], "--json", env=_env(tmp_path))
+    assert checked.code in (0, 6), checked.stdout + checked.stderr  # 6: the remote's own key
+    report = checked.json()
+    assert report["ok"] is True
+    members = dict((name, data) for name, data, _ in contents(out))
+    event = members[custody_member(2)]
+    received = json.loads(event)
+    assert received["action"] == "received"
+    assert received["details"]["host_key"] == server.fingerprint
+    assert received["details"]["bytes"] == str(remote["bytes"])
+    assert "serve-capture" in received["details"]["command"]
+    # signed here, by the investigator's key; the seal by a key made for this acquisition
+    investigator = load_public_key_file(keys["signer_pub"]).fingerprint
+    assert received["actor"]["fingerprint"] == investigator
+    assert received["details"]["remote_signer"] != investigator
+    assert received["details"]["remote_signer"] == remote["signer"]
+    # no plaintext of the evidence in the bundle
+    assert b"what the admin saw" not in out.read_bytes()
+    assert b"Accepted publickey" not in out.read_bytes()
+    # extract gives the files back as they were
+    extracted = tmp_path / "x"
+    done = run_cli("extract", out, "-i", keys["identity"], "-o", extracted, env=_env(tmp_path))
+    assert done.code in (0, 6), done.stderr
+    found = list(extracted.rglob("notes.txt"))
+    assert found and found[0].read_text() == "what the admin saw\n"
+
+
+def test_a_wrong_host_key_is_refused_before_anything(
+        server: sshd_support.Sshd, remote_tree: Path, keys: dict[str, Path],
+        tmp_path: Path) -> None:
+    out = tmp_path / "x.evidence"
+    wrong = "SHA256:" + "A" * 43
+    done = _capture(server, keys, out, remote_tree / "notes.txt", host_key=wrong)
+    assert done.code == 1, done.stderr
+    assert "is not the one given" in done.stderr
+    assert server.fingerprint in done.stderr  # what it offers, to compare by phone
+    assert not list(tmp_path.glob("*.evidence*")) and not list(tmp_path.glob(".x.evidence*"))
+
+
+def test_a_host_missing_from_known_hosts_is_refused(
+        server: sshd_support.Sshd, remote_tree: Path, keys: dict[str, Path],
+        tmp_path: Path) -> None:
+    known = tmp_path / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{server.port} {_other_key_line(tmp_path)}\n")
+    out = tmp_path / "x.evidence"
+    done = run_cli("capture", "--remote", server.remote, "--known-hosts", known,
+                   "--ssh-identity", server.client_key, "--remote-command", REMOTE_COMMAND,
+                   "-R", keys["recipient"], "--sign-key", keys["signer"], "-o", out,
+                   remote_tree / "notes.txt", env=_env(tmp_path))
+    assert done.code == 1, done.stderr
+    assert "CHANGED" in done.stderr
+    assert not out.exists()
+    known.write_text(f"[127.0.0.1]:{server.port} {server.host_key_line}\n")
+    done = run_cli("capture", "--remote", server.remote, "--known-hosts", known,
+                   "--ssh-identity", server.client_key, "--remote-command", REMOTE_COMMAND,
+                   "-R", keys["recipient"], "--sign-key", keys["signer"], "-o", out,
+                   remote_tree / "notes.txt", env=_env(tmp_path))
+    assert done.code == 0, done.stderr
+    assert out.exists()
+
+
+def _other_key_line(tmp_path: Path) -> str:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
+                    str(tmp_path / "other")], check=True)
+    return " ".join((tmp_path / "other.pub").read_text().split()[:2])
+
+
+def test_a_stream_cut_mid_way_leaves_nothing(
+        server: sshd_support.Sshd, remote_tree: Path, keys: dict[str, Path],
+        tmp_path: Path) -> None:
+    # The remote command passes on only the first 200 kB of the stream and then exits 0, as a
+    # connection that drops would leave it: the end frame never arrives.
+    cut = server.root / "cut.sh"
+    cut.write_text(f"#!/bin/sh\n{REMOTE_COMMAND} \"$@\" | head -c 200000\n")
+    cut.chmod(0o755)
+    server.owned(cut)
+    out = tmp_path / "cut.evidence"
+    done = _capture(server, keys, out, remote_tree / "big.bin", command=str(cut))
+    assert done.code != 0
+    assert "did not arrive whole" in done.stderr, done.stderr
+    assert os.listdir(tmp_path) == ["config"] or not any(
+        name.endswith((".evidence", ".partial")) for name in os.listdir(tmp_path))
+
+
+def test_a_remote_capture_that_fails_says_why_with_its_exit_code(
+        server: sshd_support.Sshd, keys: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "x.evidence"
+    done = _capture(server, keys, out, "/no/such/place")
+    assert done.code == 2, done.stderr
+    assert "failed (its exit code 2)" in done.stderr
+    assert "/no/such/place" in done.stderr  # the remote evidencekit's own message
+    assert not out.exists()
+
+
+def test_no_evidencekit_on_the_remote_is_said_plainly(
+        server: sshd_support.Sshd, remote_tree: Path, keys: dict[str, Path],
+        tmp_path: Path) -> None:
+    out = tmp_path / "x.evidence"
+    done = _capture(server, keys, out, remote_tree / "notes.txt",
+                    command="/nonexistent/evidencekit")
+    assert done.code == 2, done.stderr
+    assert "could not be started" in done.stderr
+    assert not out.exists()

@@ -1,0 +1,186 @@
+"""A real OpenSSH server for tests, on 127.0.0.1 only, logging in a user that is not root.
+
+Everything lives in a temporary folder: the server's own configuration (``sshd -f FILE``, nothing
+of /etc/ssh), a host key made here (its fingerprint is what the tests pin), the client's key and
+an authorized_keys file. When the tests run as root (CI), the server runs as the unprivileged
+account :data:`USER`, made here once if missing (an sshd that is not root logs in only its own
+user, and needs no privilege separation folder); otherwise it runs as, and logs in, the user
+running the tests. :func:`running` waits until the server answers and stops it whatever happens.
+A missing sshd skips locally and fails in CI (tests/conftest.skip_or_fail).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import os
+import pwd
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.conftest import require_tool, skip_or_fail
+
+USER = "ek-remote"  # the unprivileged account logged in when the tests run as root
+SSHD = "/usr/sbin/sshd"
+
+
+@dataclass
+class Sshd:
+    root: Path  # the temporary folder, owned by the login user
+    port: int
+    user: str
+    client_key: Path  # private key the client logs in with
+    host_key_line: str  # "ssh-ed25519 AAAA…"
+    fingerprint: str  # SHA256:… of the host key
+    process: subprocess.Popen[bytes]
+
+    @property
+    def remote(self) -> str:
+        return f"{self.user}@127.0.0.1:{self.port}"
+
+    def owned(self, path: Path) -> Path:
+        """*path* (made under :attr:`root`) and what it holds, given to the login user."""
+        info = pwd.getpwnam(self.user)
+        if os.geteuid() == 0:
+            for folder, dirs, files in os.walk(path):
+                os.chown(folder, info.pw_uid, info.pw_gid)
+                for name in dirs + files:
+                    os.lchown(os.path.join(folder, name), info.pw_uid, info.pw_gid)
+        return path
+
+    def ssh(self, *command: str) -> subprocess.CompletedProcess[bytes]:
+        """Run *command* there (host key not checked: this is the test's own server)."""
+        return subprocess.run(["ssh", "-T", "-i", str(self.client_key), "-p", str(self.port),
+                               "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+                               "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+                               f"{self.user}@127.0.0.1", *command],
+                              capture_output=True, check=False, timeout=60)
+
+
+    def evidencekit_command(self) -> str:
+        """How the login user runs this worktree's evidencekit there: the tests' interpreter if
+        that user may run it, else the system's Python of the same version, given the tests'
+        packages (compiled for that version) on PYTHONPATH."""
+        worktree = Path(__file__).resolve().parents[2]
+        packages = [p for p in sys.path if p.endswith("site-packages")]
+        path = ":".join([str(worktree), *packages])
+        version = f"{sys.version_info.major}.{sys.version_info.minor}"
+        for python in (os.path.realpath(sys.executable), f"/usr/bin/python{version}"):
+            command = shlex.join(["env", f"PYTHONPATH={path}", python, "-m", "evidencekit"])
+            if self.ssh(command + " --version").returncode == 0:
+                return command
+        skip_or_fail(f"no Python {version} that {self.user} may run evidencekit with")
+
+
+def fingerprint_of(line: str) -> str:
+    digest = hashlib.sha256(base64.b64decode(line.split()[1])).digest()
+    return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
+
+
+def _login_user() -> str:
+    if os.geteuid() != 0:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    try:
+        pwd.getpwnam(USER)
+    except KeyError:
+        subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", USER], check=True,
+                       capture_output=True)
+    return USER
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_until_answering(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"sshd stopped: {log.read_text(errors='replace')}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                if s.recv(4).startswith(b"SSH-"):
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"sshd did not answer on 127.0.0.1:{port}")
+
+
+@contextmanager
+def running() -> Iterator[Sshd]:
+    if not os.path.exists(SSHD):
+        skip_or_fail("OpenSSH's server is not installed (Debian: openssh-server)")
+    for tool in ("ssh", "ssh-keygen", "ssh-keyscan"):
+        require_tool(tool)
+    user = _login_user()
+    root = Path(tempfile.mkdtemp(prefix="evidencekit-sshd-"))
+    os.chmod(root, 0o755)
+    process: subprocess.Popen[bytes] | None = None
+    client: Path | None = None
+    try:
+        for name in ("host_key", "client_key"):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name,
+                            "-f", str(root / name)], check=True)
+        shutil.copy(root / "client_key.pub", root / "authorized_keys")
+        port = _free_port()
+        (root / "sshd_config").write_text(
+            f"ListenAddress 127.0.0.1\nPort {port}\nHostKey {root / 'host_key'}\n"
+            f"AuthorizedKeysFile {root / 'authorized_keys'}\nPidFile none\n"
+            "StrictModes no\nUsePAM no\nPasswordAuthentication no\n"
+            "KbdInteractiveAuthentication no\nPermitRootLogin no\n"
+            "Subsystem sftp internal-sftp\n")
+        client = Path(tempfile.mkdtemp(prefix="evidencekit-ssh-client-"))
+        shutil.move(root / "client_key", client / "client_key")  # the test's, not the user's
+        host_line = (root / "host_key.pub").read_text().strip()
+        sshd = Sshd(root, port, user, client / "client_key", " ".join(host_line.split()[:2]),
+                    fingerprint_of(host_line), None)  # type: ignore[arg-type]
+        sshd.owned(root)
+        info = pwd.getpwnam(user)
+        log = root / "sshd.log"
+        as_user = {"user": info.pw_uid, "group": info.pw_gid, "extra_groups": []} \
+            if os.geteuid() == 0 else {}
+        with log.open("wb") as log_file:
+            process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(root / "sshd_config")],
+                                       stdin=subprocess.DEVNULL, stdout=log_file,
+                                       stderr=subprocess.STDOUT, **as_user)  # type: ignore[call-overload]
+        sshd.process = process
+        _wait_until_answering(port, process, log)
+        yield sshd
+    finally:
+        if process is not None:
+            _stop_with_sessions(process)
+        shutil.rmtree(root, ignore_errors=True)
+        if client is not None:
+            shutil.rmtree(client, ignore_errors=True)
+
+
+def _stop_with_sessions(process: subprocess.Popen[bytes]) -> None:
+    """The server and every process it started (sessions left by a test that cut one)."""
+    import psutil
+
+    try:
+        started = psutil.Process(process.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        started = []
+    process.terminate()
+    for child in started:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    psutil.wait_procs(started, timeout=10)
