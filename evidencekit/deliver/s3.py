@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn, cast
+from urllib.parse import urlsplit, urlunsplit
 
 from evidencekit.deliver.base import BundleFacts, Delivery
 from evidencekit.errors import BundleError, StoreError, UsageError
@@ -165,7 +166,7 @@ def make_client(endpoint: str | None) -> Any:
                     # the checksums are given explicitly (SHA-256), never guessed
                     request_checksum_calculation="when_required",
                     response_checksum_validation="when_required")
-    with talking_to(endpoint or "S3"):
+    with talking_to(_without_secrets(endpoint) if endpoint else "S3"):
         return boto3.session.Session().client("s3", endpoint_url=endpoint, config=config)
 
 
@@ -426,7 +427,7 @@ class S3Store:
                  client: Any = None) -> None:
         self.url = url
         self.lock = lock
-        self.endpoint = endpoint
+        self.endpoint = _without_secrets(endpoint) if endpoint else endpoint  # as recorded
         self.client = client if client is not None else make_client(endpoint)
 
     def check_bucket(self) -> None:
@@ -540,6 +541,18 @@ class S3Store:
         }
         where = f" at {self.endpoint}" if self.endpoint else ""
         return Delivery(location, f"S3 store {location}{where}", details, already_there)
+
+
+def _without_secrets(endpoint: str) -> str:
+    """An endpoint as it may be recorded and shown: without a user name or password in it."""
+    parts = urlsplit(endpoint)
+    if parts.username is None and parts.password is None:
+        return endpoint
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _sha256_of_file(path: Path) -> str:

@@ -41,6 +41,12 @@ def test_object_key_from_case_host_and_payload() -> None:
     assert object_key("", BundleFacts("..", "", "cd" * 32)) == f"_/_/{'cd' * 32}.evidence"
 
 
+def test_an_endpoint_is_recorded_without_a_password() -> None:
+    store = S3Store(S3Url("evidence", ""), Lock(None, False, False),
+                    "https://user:secret@store.example:9000/", client=object())
+    assert store.endpoint == "https://store.example:9000/"
+
+
 def test_urls() -> None:
     assert S3Url.parse("s3://evidence/CASE-1").prefix == "CASE-1/"
     assert S3Url.parse("s3://evidence").prefix == ""
