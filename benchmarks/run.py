@@ -28,6 +28,10 @@ Issue 23 (``--live``, run on its own): the live snapshot without memory (``captu
 collection of clock, network, processes, system state and the second snapshot) at most 2 s with
 500 more processes running.
 
+Issue 24 (``--mail``, run on its own): ``capture --imap`` of 10,000 messages of about 20 KB from
+a local Dovecot (tests/support/dovecot.py) at most 1.5 x the time imapclient alone takes to fetch
+them (the same EXAMINE, SEARCH and batches of BODY.PEEK[], bytes only kept in memory).
+
 Informational (not one of issue 5's targets, never counted as met or not met):
  3r. target 3's measurements on a tree of the same shape holding text, e-mails, HTML, JSON, CSV,
      PNG, PDF and ZIP files (``realistic_content.py``) instead of random bytes, libmagic's worst
@@ -776,6 +780,95 @@ def s3_capture(size: int, repeat: int, json_out: Path | None) -> int:
     return 0 if met else 1
 
 
+MAIL_LIMIT_RATIO = 1.5  # issue 24: capture --imap against imapclient alone
+
+_IMAPCLIENT_ALONE = """
+import ssl, sys, time
+from imapclient import IMAPClient
+port, user, password, batch = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+context.check_hostname = False
+context.verify_mode = ssl.CERT_NONE
+client = IMAPClient("127.0.0.1", port, ssl=True, ssl_context=context)
+client.login(user, password)
+client.select_folder("INBOX", readonly=True)
+uids = client.search("ALL")
+total = 0
+for start in range(0, len(uids), batch):
+    for data in client.fetch(uids[start:start + batch], ["BODY.PEEK[]"]).values():
+        total += len(data[b"BODY[]"])
+client.logout()
+print(len(uids), total)
+"""
+
+
+def mail_capture(messages: int, repeat: int, json_out: Path | None) -> int:
+    """Issue 24's target: ``capture --imap`` of *messages* messages of about 20 KB from a local
+    Dovecot, against imapclient alone fetching the same (both as fresh processes, interleaved,
+    fastest of *repeat*)."""
+    sys.path.insert(0, str(HERE.parent))
+    from evidencekit.sources.mail.fetch import BATCH_COUNT
+    from tests.support import dovecot
+
+    rng = random.Random(24)
+    words = [bytes(rng.choice(b"abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 9)))
+             for _ in range(2000)]
+
+    def fill(server: Any) -> None:
+        for number in range(messages):
+            body = b" ".join(rng.choice(words) for _ in range(3300))  # about 20 KB
+            lines = b"\n".join(body[i:i + 76] for i in range(0, len(body), 76))
+            dovecot.deliver(server.maildir, f"m{number}", dovecot.message(
+                f"message {number}", "") + lines + b"\n", received=1_796_000_000 + number)
+
+    work = Path(tempfile.mkdtemp(prefix="evidencekit-mail-bench-"))
+    try:
+        recipient, _identity, sign_key = setup_keys(work)
+        (work / "password").write_text(dovecot.PASSWORD + "\n")
+        env = {**os.environ, "XDG_STATE_HOME": str(work / "state")}
+        with dovecot.running(fill) as server:
+            alone = [sys.executable, "-c", _IMAPCLIENT_ALONE, str(server.port), dovecot.USER,
+                     dovecot.PASSWORD, str(BATCH_COUNT)]
+            warm = subprocess.run(alone, capture_output=True, text=True, check=True)  # indexes
+            count, size = (int(x) for x in warm.stdout.split())
+            times: dict[str, list[float]] = {"imapclient": [], "capture": []}
+            for round_number in range(repeat):
+                started = time.perf_counter()
+                subprocess.run(alone, capture_output=True, check=True)
+                times["imapclient"].append(time.perf_counter() - started)
+                output = work / f"mail-{round_number}.evidence"
+                started = time.perf_counter()
+                done = subprocess.run(
+                    [EVIDENCEKIT, "capture", "--imap", server.url, "--imap-fingerprint",
+                     "SHA256:" + server.fingerprint.hex(), "--imap-password-file",
+                     str(work / "password"), "-r", recipient, "--sign-key", str(sign_key),
+                     "--case", "BENCH-MAIL", "-o", str(output), "--progress", "none"],
+                    capture_output=True, text=True, env=env)
+                times["capture"].append(time.perf_counter() - started)
+                if done.returncode != 0:
+                    print(done.stderr, file=sys.stderr)
+                    return 2
+                output.unlink()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    best = {name: min(values) for name, values in times.items()}
+    ratio = best["capture"] / best["imapclient"]
+    met = ratio <= MAIL_LIMIT_RATIO
+    print(f"capture --imap of {count} messages ({size / MiB:.0f} MiB as served): fastest "
+          f"{best['capture']:.2f} s; imapclient alone {best['imapclient']:.2f} s; ratio "
+          f"{ratio:.2f} (limit {MAIL_LIMIT_RATIO}: {'met' if met else 'NOT met'})")
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps({
+            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "target": "issue 24: capture --imap <= 1.5 x imapclient alone, 10,000 x 20 KB",
+            "messages": count, "bytes": size, "seconds": times, "fastest": best,
+            "ratio": ratio, "met": met, "cpus": os.cpu_count(),
+            "load_average_at_end": os.getloadavg(), "python": platform.python_version()},
+            indent=2) + "\n")
+    return 0 if met else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="scale every data set down")
@@ -800,7 +893,14 @@ def main() -> int:
                         help="run nothing else: capture one file of MIB MiB (default 2048) to a "
                              "local file and to s3:// on SeaweedFS on 127.0.0.1 (issue 26: <= "
                              "1.2 x); results in benchmarks/results/s3-latest.json")
+    parser.add_argument("--mail", type=int, metavar="MESSAGES", nargs="?", const=10_000,
+                        help="run nothing else: time capture --imap of this many messages of "
+                             "about 20 KB from a local Dovecot against imapclient alone (default "
+                             "10,000; issue 24: <= 1.5 x); results in "
+                             "benchmarks/results/mail-latest.json")
     args = parser.parse_args()
+    if args.mail is not None:
+        return mail_capture(args.mail, args.repeat or 3, HERE / "results" / "mail-latest.json")
     if args.device:
         return device_imaging(256 * MiB if args.quick else 2 * GiB, args.repeat or 3,
                               HERE / "results" / "device-latest.json")

@@ -12,15 +12,16 @@ only one batch is held in memory at a time.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import imaplib
+import queue
 import socket
 import ssl
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from email import header as email_header
-from email import policy
-from email.parser import HeaderParser
-from typing import Any
+from typing import Any, TypeVar
 
 from evidencekit import canonical
 from evidencekit.clock import Clock, rfc3339, system_clock
@@ -36,9 +37,29 @@ from evidencekit.walk import Entry, escape_name, unique_name
 KIND = "mail"
 SERVER_DOCUMENT = "server.json"
 FOLDER_DOCUMENT = "folder.json"
+# The manifest's types of what this source stores, known without libmagic (1 ms a message)
+MESSAGE_MIME = "message/rfc822"
+JSON_MIME = "application/json"
 _RECORD_ESTIMATE = 1024  # bytes of a message's JSON record, for the progress bar
 _HEAD_LIMIT = 64 << 10  # bytes of a message read for its Date, From and Subject
 _MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A message ready to be stored: its bytes, its record, its time in the payload tar."""
+
+    uid: int
+    body: bytes
+    record: bytes  # canonical JSON
+    when: int
+    earlier: bool  # fetched by an earlier run
+
+
+@dataclass(frozen=True)
+class _Examined:
+    when: int
+    renumbered: bool  # UIDVALIDITY differs from when the folder was searched
 
 
 @dataclass(frozen=True)
@@ -151,50 +172,69 @@ class MailSource:
         return files, size
 
     def entries(self, skip: Skip) -> Iterator[Entry | StreamEntry]:
+        """The documents and messages, in order. The server is asked on a thread of its own,
+        a batch ahead (background_fetching): while one batch is sealed, the next one travels."""
         if self._client is None:
             raise RuntimeError("MailSource.connect() must be called before the capture")
         yield self._document(SERVER_DOCUMENT, self._server_document(), self._clock())
         names = {SERVER_DOCUMENT}
-        for folder in self.folders:
-            directory = unique_name(_folder_file_name(folder.name), names)
-            names.add(directory)
-            yield from self._folder_entries(folder, directory)
+        directory, examined = "", 0
+        summary: dict[str, Any] = {}
+        for folder, news in in_background(self._fetching()):
+            if isinstance(news, _Examined):
+                directory = unique_name(_folder_file_name(folder.name), names)
+                names.add(directory)
+                summary = {"failed": [], "stored": 0, "from_earlier_run": 0}
+                examined = news.when
+                if news.renumbered:
+                    problem = ("the folder was renumbered on the server (its UIDVALIDITY changed) "
+                               "while the capture ran; capture it again")
+                    for uid in folder.uids:
+                        summary["failed"].append({"uid": uid, "problem": problem})
+                        yield self._failed(directory, folder, uid, problem)
+            elif isinstance(news, list):
+                yield from self._batch_entries(directory, folder, news, summary)
+            else:
+                yield self._document(f"{directory}/{FOLDER_DOCUMENT}",
+                                     self._folder_document(folder, summary, examined), examined)
         self.close()
 
     # -------------------------------------------------------------------- the messages
-    def _folder_entries(self, folder: Folder, directory: str) -> Iterator[StreamEntry]:
-        planned = folder.uidvalidity
-        summary: dict[str, Any] = {"failed": [], "stored": 0, "from_earlier_run": 0}
-        with self._connection_kept(f"opening the folder {folder.name!r}"):
-            imap.examine(self._client, folder)
-        examined = self._clock()
-        if folder.uidvalidity != planned:
-            problem = ("the folder was renumbered on the server (its UIDVALIDITY changed) while "
-                       "the capture ran; capture it again")
-            for uid in folder.uids:
-                summary["failed"].append({"uid": uid, "problem": problem})
-                yield self._failed(directory, folder, uid, problem)
-        else:
-            state = None if self._resume is None else \
-                self._resume.folder_state(folder.name_utf7, folder.uidvalidity)
-            for batch in imap.batches(folder.uids, folder.sizes):
-                for uid, message, fetched, earlier in self._fetched(folder, batch, state):
-                    if message is None or message.body is None:
-                        problem = ("the message was no longer on the server when it was fetched "
-                                   "(deleted or moved meanwhile)")
-                        summary["failed"].append({"uid": uid, "problem": problem})
-                        yield self._failed(directory, folder, uid, problem)
-                        continue
-                    summary["stored"] += 1
-                    summary["from_earlier_run"] += earlier
-                    yield from self._message_entries(directory, folder, message, fetched, earlier)
-        yield self._document(f"{directory}/{FOLDER_DOCUMENT}",
-                             self._folder_document(folder, summary, examined), examined)
+    def _fetching(self) -> Iterator[tuple[Folder, _Examined | list[_Prepared | int] | None]]:
+        """All the server traffic of the capture, run on the fetching thread: for each folder,
+        that it was examined, each batch of its messages, and None at its end."""
+        for folder in self.folders:
+            planned = folder.uidvalidity
+            with self._connection_kept(f"opening the folder {folder.name!r}"):
+                imap.examine(self._client, folder)
+            renumbered = folder.uidvalidity != planned
+            yield folder, _Examined(self._clock(), renumbered)
+            if not renumbered:
+                state = None if self._resume is None else \
+                    self._resume.folder_state(folder.name_utf7, folder.uidvalidity)
+                for batch in imap.batches(folder.uids, folder.sizes):
+                    yield folder, self._fetched(folder, batch, state)
+            yield folder, None
+
+    def _batch_entries(self, directory: str, folder: Folder, batch: list[_Prepared | int],
+                       summary: dict[str, Any]) -> Iterator[StreamEntry]:
+        for item in batch:
+            if isinstance(item, int):
+                problem = ("the message was no longer on the server when it was fetched "
+                           "(deleted or moved meanwhile)")
+                summary["failed"].append({"uid": item, "problem": problem})
+                yield self._failed(directory, folder, item, problem)
+                continue
+            summary["stored"] += 1
+            summary["from_earlier_run"] += item.earlier
+            name = f"{directory}/{item.uid}"
+            yield self._stream(f"{name}.eml", item.body, item.when, MESSAGE_MIME)
+            yield self._stream(f"{name}.json", item.record, item.when, JSON_MIME)
 
     def _fetched(self, folder: Folder, batch: list[int], state: FolderState | None
-                 ) -> Iterator[tuple[int, Message | None, int, bool]]:
-        """Each UID of *batch* with its message (None if the server no longer has it), when its
-        bytes were fetched, and whether that was by an earlier run."""
+                 ) -> list[_Prepared | int]:
+        """Each message of *batch* with its record, or its UID alone if the server no longer
+        has it; from an earlier run's state when it is there."""
         kept: dict[int, tuple[bytes, int]] = {}
         if state is not None:
             for uid in batch:
@@ -215,19 +255,23 @@ class MailSource:
             state.flush()
         answered = {message.uid: message for message in [*fresh, *known]}
         self.fetched += len(fresh)
+        result: list[_Prepared | int] = []
         for uid in batch:
             reply = answered.get(uid)
             if uid in kept and reply is not None:
                 reply.body, fetched = kept[uid]
                 self.resumed += 1
-                yield uid, reply, fetched, True
+                result.append(self._record(folder, reply, fetched, True))
+            elif reply is not None and reply.body is not None:
+                result.append(self._record(folder, reply, now, False))
             else:
-                yield uid, reply, now, False
+                result.append(uid)
+        return result
 
-    def _message_entries(self, directory: str, folder: Folder, message: Message, fetched: int,
-                         earlier: bool) -> Iterator[StreamEntry]:
-        import hashlib
-
+    def _record(self, folder: Folder, message: Message, fetched: int, earlier: bool
+                ) -> _Prepared:
+        """The message's record (UID.json) and its time, made on the fetching thread (the
+        hash and the headers there, beside the sealing of the batch before)."""
         assert message.body is not None
         body = message.body
         moment = imap.internaldate_rfc3339(message.internaldate or "")
@@ -242,10 +286,8 @@ class MailSource:
             "gmail": message.gmail, "fetched": rfc3339(fetched), "from_earlier_run": earlier,
             "file": f"{message.uid}.eml", "headers": headers_of(body),
         }
-        when = _seconds_ns(moment) or fetched
-        name = f"{directory}/{message.uid}"
-        yield self._stream(f"{name}.eml", body, when)
-        yield self._document(f"{name}.json", record, when)
+        return _Prepared(message.uid, body, canonical.dumps(record), _seconds_ns(moment) or fetched,
+                         earlier)
 
     def _failed(self, directory: str, folder: Folder, uid: int, problem: str) -> StreamEntry:
         path = f"{self._bag_name}/{directory}/{uid}.eml"
@@ -284,12 +326,12 @@ class MailSource:
         }
 
     def _document(self, relative: str, document: dict[str, Any], when: int) -> StreamEntry:
-        return self._stream(relative, canonical.dumps(document), when)
+        return self._stream(relative, canonical.dumps(document), when, JSON_MIME)
 
-    def _stream(self, relative: str, data: bytes, when: int) -> StreamEntry:
+    def _stream(self, relative: str, data: bytes, when: int, mime: str) -> StreamEntry:
         path = f"{self._bag_name}/{relative}"
         return StreamEntry(self._index, path.encode("utf-8"), f"data/{path}", BytesContent(data),
-                           mtime_ns=when)
+                           mtime_ns=when, mime=mime)
 
     def _connection_kept(self, doing: str) -> _ConnectionKept:
         return _ConnectionKept(self, doing)
@@ -326,32 +368,90 @@ class _ConnectionKept:
             raise self._source.lost(self._doing, error) from None
 
 
+_LISTED = {b"date": "date", b"from": "from", b"to": "to", b"subject": "subject",
+           b"message-id": "message-id"}
+
+
+T = TypeVar("T")
+
+
+def in_background(items: Iterator[T], depth: int = 1) -> Iterator[T]:
+    """*items*, made on a thread of their own at most *depth* ahead of the one taking them; an
+    exception there is raised here. Stopping early (the capture failed) stops the thread at
+    its next item."""
+    ready: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def hand(done: bool, value: Any) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put((done, value), timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def make() -> None:
+        try:
+            for item in items:
+                if not hand(False, item):
+                    return
+            hand(True, None)
+        except BaseException as exc:  # handed to the taker, who raises it
+            hand(True, exc)
+
+    worker = threading.Thread(target=make, name="evidencekit-imap", daemon=True)
+    worker.start()
+    try:
+        while True:
+            done, value = ready.get()
+            if done:
+                if value is not None:
+                    raise value
+                return
+            yield value
+    finally:
+        stop.set()
+        worker.join(timeout=1)
+
+
 def headers_of(body: bytes) -> dict[str, str]:
     """Date, From, To, Subject and Message-ID, decoded for lists and reports (the .eml is the
-    evidence; these are a convenience, made from at most its first 64 KiB)."""
+    evidence; these are a convenience, made from at most its first 64 KiB). Read line by line
+    rather than by the email package's parser: a tenth of the time, for 10,000s of messages."""
     head = body[:_HEAD_LIMIT]
     end = head.find(b"\r\n\r\n")
-    raw = head if end < 0 else head[:end + 4]
+    ends = [at for at in (end, head.find(b"\n\n", 0, end if end >= 0 else len(head)))
+            if at >= 0]
+    found: dict[str, bytes] = {}
+    current = None
+    for line in head[:min(ends)].splitlines() if ends else head.splitlines():
+        if line[:1] in (b" ", b"\t"):  # a folded line continues the header before it
+            if current is not None:
+                found[current] += b" " + line.strip()
+            continue
+        name, colon, value = line.partition(b":")
+        current = _LISTED.get(name.strip().lower()) if colon else None
+        if current in found:  # the first of a repeated header, as mail programs show
+            current = None
+        if current is not None:
+            found[current] = value.strip()
+    return {name: _decoded(value)[:1000] for name, value in found.items()}
+
+
+def _decoded(raw: bytes) -> str:
     try:  # 8-bit headers (RFC 6532): UTF-8 as a rule, else read as Latin-1 rather than lost
-        text = raw.decode("utf-8")
+        value = raw.decode("utf-8")
     except UnicodeDecodeError:
-        text = raw.decode("latin-1")
-    parsed = HeaderParser(policy=policy.compat32).parsestr(text)
-    found: dict[str, str] = {}
-    for name in ("Date", "From", "To", "Subject", "Message-ID"):
-        value = parsed.get(name)
-        if value is not None:
-            found[name.lower()] = _decoded(value)[:1000]
-    return found
-
-
-def _decoded(value: Any) -> str:
+        value = raw.decode("latin-1")
+    if "=?" not in value:  # no RFC 2047 encoded words
+        return value
     try:
-        parts = email_header.decode_header(str(value))
+        parts = email_header.decode_header(value)
         return "".join(part.decode(charset or "utf-8", "replace") if isinstance(part, bytes)
                        else part for part, charset in parts).strip()
     except (LookupError, ValueError, UnicodeError, AssertionError):
-        return str(value).strip()
+        return value
 
 
 def _folder_file_name(name: str) -> str:
