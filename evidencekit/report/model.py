@@ -151,6 +151,7 @@ class ReportData:
     notices: list[str] = field(default_factory=list)  # the warnings in plain words, for the banner
     live: str = ""  # capture --live: what was collected, in counts ("" when not collected)
     devices: list[str] = field(default_factory=list)  # capture --device: one line per image
+    web_pages: list[str] = field(default_factory=list)  # capture --url: one line per page
     timestamps: list[TimestampRow] = field(default_factory=list)  # those that passed step 12
 
     def actor_label(self, event: CustodyEvent) -> str:
@@ -202,6 +203,7 @@ def collect(report: Report, bundle_name: str, generated: str,
     data.items = _items(manifest.entries() if manifest is not None else iter(()))
     data.live = _live(events, fields)
     data.devices = _devices(fields)
+    data.web_pages = web_pages(fields)
     _incident(report, fields, data)
     _merge_notes(data, events, [a.document.note() for a in report.addenda if a.document],
                  report)
@@ -230,6 +232,40 @@ def _live(events: list[CustodyEvent], manifest: dict[str, Any]) -> str:
         return counts
     host = visible(str(record.get("path", "?")))
     return f"{counts} (collected on {host}; in data/{visible(str(record.get('bag_name', '')))}.*)"
+
+
+def web_pages(manifest: dict[str, Any]) -> list[str]:
+    """Each captured web page in a line, from its signed source record (FORMAT.md §4.3, kind
+    ``web``): the address asked for and where it led, when, from which IP address, under which
+    certificate, and whether it is whole."""
+    sources = manifest.get("sources")
+    found = []
+    for record in sources if isinstance(sources, list) else []:
+        if not isinstance(record, dict) or record.get("kind") != "web":
+            continue
+        given = record.get("details")
+        details: dict[str, Any] = given if isinstance(given, dict) else {}
+        asked, reached = visible(str(record.get("given", "?"))), visible(str(record.get("path")))
+        said = [asked + (f" → {reached}" if reached != asked else "")]
+        if isinstance(details.get("started"), str):
+            said.append(f"fetched {utc_human(details['started'])}")
+        status, address = details.get("status"), details.get("address")
+        said.append((f"HTTP {status}" if isinstance(status, int) else "no answer")
+                    + (f" from {visible(str(address))}" if address else ""))
+        fingerprint = details.get("certificate_sha256")
+        if isinstance(fingerprint, str):
+            trust = ("trusted" if details.get("certificate_verified") is True else
+                     f"not trusted: {visible(str(details.get('certificate_error')))}")
+            said.append(f"certificate SHA-256 {visible(fingerprint)} ({trust})")
+        pictures = [name for name, key in (("screenshot", "screenshot"), ("PDF", "pdf"))
+                    if details.get(key) is True]
+        said.append(" and ".join(pictures) + " made from the capture" if pictures
+                    else "no screenshot")
+        if details.get("complete") is False:
+            said.append("NOT CAPTURED WHOLE (see remarks)")
+        said.append(f"in data/{visible(str(record.get('bag_name', '?')))}/")
+        found.append("; ".join(said))
+    return found
 
 
 def _devices(manifest: dict[str, Any]) -> list[str]:

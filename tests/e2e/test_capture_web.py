@@ -4,6 +4,7 @@ against its JSON Schema, the manifest's source of kind "web")."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -96,9 +97,29 @@ def test_a_web_page_is_captured_verified_and_extracted(tmp_path: Path, keys: dic
     report = verify(tmp_path / "out.evidence",
                     age.parse_identity_file(keys["identity"].read_bytes()))
     assert report.ok and report.manifest is not None
-    assert report.manifest.get("sources") == [
+    assert [{k: v for k, v in s.items() if k != "details"} for s in
+            report.manifest.get("sources")] == [
         {"index": 0, "given": site.base + "/", "path": site.base + "/page.html",
          "bag_name": "127.0.0.1", "via_symlink": False, "kind": "web"}]
+    [source] = report.manifest.get("sources")
+    assert source["details"]["certificate_sha256"] == hashlib.sha256(site.certificate_der) \
+        .hexdigest()
+    assert source["details"]["address"] == "127.0.0.1" and source["details"]["complete"]
+
+    # the report for the police lists the page, from the signed manifest
+    for name in ("report.html", "report.pdf"):
+        made = evidencekit("report", tmp_path / "out.evidence", "-i", keys["identity"],
+                           "-o", tmp_path / name)
+        assert made.returncode == 0, made.stderr
+    html = (tmp_path / "report.html").read_text()
+    assert "Web page" in html and f"{site.base}/ → {site.base}/page.html" in html
+    assert f"HTTP 200 from 127.0.0.1; certificate SHA-256 {source['details']['certificate_sha256']}" \
+        " (not trusted: self-signed certificate); screenshot and PDF made from the capture; in " \
+        "data/127.0.0.1/" in html
+    from pypdf import PdfReader
+    text = " ".join(" ".join(page.extract_text() for page in
+                             PdfReader(tmp_path / "report.pdf").pages).split())
+    assert "Web page" in text and "self-signed certificate" in text
     entries = {e["bag_path"]: e for e in report.manifest.entries()}
     assert entries["data/127.0.0.1/page.warc.gz"]["error"] is None
     assert entries["data/127.0.0.1/page.warc.gz"]["path"] == "127.0.0.1/page.warc.gz"

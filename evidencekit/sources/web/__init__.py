@@ -17,13 +17,14 @@ incomplete (exit code 3), never silent.
 
 from __future__ import annotations
 
+import hashlib
 import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
 from evidencekit import canonical
-from evidencekit.clock import Clock, system_clock
+from evidencekit.clock import Clock, rfc3339, system_clock
 from evidencekit.sources.base import BytesContent, Content, Skip, SourceRecord, StreamEntry
 from evidencekit.sources.web.fetch import Limits
 from evidencekit.sources.web.page import (
@@ -54,6 +55,23 @@ class Captured:
     capture: PageCapture
     rendering: Rendering
     folder: str  # "data/HOST/"
+
+    def details(self) -> dict[str, Any]:
+        """The source record's ``details``: the page's status, address and certificate, and
+        whether it is whole (signed with the manifest; the rest is in web-capture.json)."""
+        page = self.capture.page
+        tls = page.tls if page else None
+        return {"started": rfc3339(self.capture.started_ns),
+                "status": page.status if page else None,
+                "address": page.address if page else None,
+                "requests": len(self.capture.exchanges),
+                "complete": not self.capture.problems(),
+                "certificate_sha256": hashlib.sha256(tls.chain[0]).hexdigest()
+                if tls and tls.chain else None,
+                "certificate_verified": tls.verified if tls else None,
+                "certificate_error": tls.verify_error if tls else None,
+                "screenshot": self.rendering.screenshot is not None,
+                "pdf": self.rendering.pdf is not None}
 
     def to_json(self) -> dict[str, Any]:
         page = self.capture.page
@@ -106,8 +124,13 @@ class WebSource:
             taken.add(self._names[number])
 
     def records(self) -> list[SourceRecord]:
+        """One per URL; once a page is captured, its ``path`` is where the redirects ended and
+        its ``details`` what a reader looks for first (FORMAT.md §4.3)."""
+        done = {page.folder: page for page in self.captured}
         return [SourceRecord(self._first + number, given.encode("utf-8"),
-                             self._final[number].encode("utf-8"), self._names[number], kind=KIND)
+                             self._final[number].encode("utf-8"), self._names[number], kind=KIND,
+                             details=done[f"data/{self._names[number]}/"].details()
+                             if f"data/{self._names[number]}/" in done else None)
                 for number, given in enumerate(self._given)]
 
     def estimate(self, skip: Skip) -> tuple[int, int | None]:
