@@ -115,6 +115,20 @@ def test_the_running_system_is_in_the_bundle(tmp_path: Path) -> None:
     assert times == sorted(times)
 
 
+def test_a_process_named_with_bytes_that_are_not_utf8_is_recorded(tmp_path: Path) -> None:
+    # Any local user can start one: it made the whole live capture fail (UnicodeEncodeError).
+    name = os.fsdecode(b"ek-\xff\nodd")
+    with children() as running:
+        odd, _ = running.sleeper(tmp_path, name)
+        result, folder, _ = sealed(tmp_path, LiveSource())
+    assert result.seal.complete
+    processes = {p["pid"]: p for p in document(folder, "04-processes.json")["processes"]}
+    found = processes[odd.pid]
+    assert found["cmdline"] == [str(tmp_path) + "/ek-\\xff\nodd", "600"]
+    assert found["exe"] == str(tmp_path) + "/ek-\\xff\nodd"
+    assert found["name"] == "ek-\\xff\nodd"
+
+
 def test_the_second_snapshot_records_what_started_and_ended(tmp_path: Path) -> None:
     from evidencekit.clock import system_clock
     from evidencekit.sources.live import changes, processes

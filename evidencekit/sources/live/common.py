@@ -75,7 +75,32 @@ def envelope(kind: str, clock: Clock, started: int, gaps: Gaps, body: Document) 
 
 
 def encoded(document: Document) -> bytes:
-    return canonical.dumps(document)
+    try:
+        return canonical.dumps(document)
+    except UnicodeEncodeError:  # a string from psutil holding bytes that are not UTF-8
+        return canonical.dumps(_as_text(document))
+
+
+def from_system(value: str) -> str:
+    """A string psutil made from the system's bytes (undecodable ones kept as lone surrogates,
+    Python's "surrogateescape"), as JSON text: those bytes as \\xNN escapes, like :func:`text`.
+    A process's name, command line, user or a session's host are whatever bytes a local user
+    chose: unencodable, they made the whole capture fail."""
+    try:
+        return text(value.encode("utf-8", "surrogateescape"))
+    except UnicodeEncodeError:  # a surrogate that is not an escaped byte
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _as_text(value: Any) -> Any:
+    """*value* with every string (and key) made encodable by :func:`from_system`."""
+    if isinstance(value, str):
+        return from_system(value)
+    if isinstance(value, dict):
+        return {_as_text(key): _as_text(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_as_text(item) for item in value]
+    return value
 
 
 def own_pid() -> int:
