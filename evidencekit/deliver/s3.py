@@ -44,6 +44,7 @@ SCHEME = "s3://"
 SUFFIX = ".evidence"
 PART_SIZE = 16 << 20  # parts grow past 1000 of them (see part_size): 880 GiB in 10,000 parts
 MIN_PART = 5 << 20  # S3's smallest part but the last
+MAX_PARTS = 10_000  # S3's most parts in one upload
 UPLOAD_THREADS = 2
 _READ_CHUNK = 1 << 20
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -319,6 +320,10 @@ class ObjectWriter:
         part = self._buffer if self._filled == len(self._buffer) else \
             self._buffer[: self._filled]
         number = self._number
+        if number > MAX_PARTS:
+            raise StoreError(f"{self._where}: more than an S3 object can hold in {MAX_PARTS:,} "
+                             f"parts ({sum(map(part_size, range(1, MAX_PARTS + 1))) >> 30} GiB); "
+                             "nothing was stored", hint="capture to a local file instead")
         self._number += 1
         self._buffer = bytearray(part_size(self._number))
         self._filled = 0

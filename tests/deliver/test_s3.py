@@ -172,3 +172,28 @@ def test_an_interrupted_capture_to_the_store_leaves_no_object(tmp_path: Any,
         capture(request)
     _no_object(s3_server.client(), bucket, target.key)
     assert list(tmp_path.iterdir()) == []
+
+
+class _Recorder:
+    """A client that accepts every part (the part-count limit is the writer's own rule)."""
+
+    def create_multipart_upload(self, **arguments: Any) -> dict[str, str]:
+        return {"UploadId": "upload"}
+
+    def upload_part(self, **arguments: Any) -> dict[str, str]:
+        return {"ETag": f"part{arguments['PartNumber']}"}
+
+    def abort_multipart_upload(self, **arguments: Any) -> None:
+        pass
+
+
+def test_more_parts_than_s3_allows_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from evidencekit.deliver import s3
+
+    monkeypatch.setattr(s3, "MAX_PARTS", 2)
+    monkeypatch.setattr(s3, "PART_SIZE", MIN_PART)
+    writer = ObjectWriter(_Recorder(), "b", "k", Lock(None, False, False))
+    writer.write(bytes(2 * MIN_PART))
+    with pytest.raises(StoreError, match="more than an S3 object can hold"):
+        writer.write(bytes(MIN_PART))
+    writer.abort()
