@@ -228,7 +228,7 @@ class DeviceSource:
                                "origin": None if self._sys is None else
                                f"{self._sys}/stat"},
             "read": {"started": self._started, "finished": self._finished,
-                     "o_direct": self._direct, "block_size": reader._block,
+                     "o_direct": self._direct, "block_size": reader.block_size,
                      "retries": reader.retries, "failed_reads": reader.reads_failed,
                      "bad_ranges": [[p, s] for p, s in reader.map.ranges(BAD)],
                      "bad_bytes": reader.map.count(BAD),

@@ -102,6 +102,11 @@ class SectorReader:
         self._good_sector: int | None = None  # a sector that read well, to tell "gone" apart
         self._failed_in_a_row = 0  # sectors that failed every try since the last good read
 
+    @property
+    def block_size(self) -> int:
+        """Bytes asked for in one read (before any split)."""
+        return self._block
+
     def close(self) -> None:
         """Free the buffers; when a view of one is still held (reading was interrupted midway
         through a block), it is freed with the last view instead."""
