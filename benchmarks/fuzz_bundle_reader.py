@@ -74,7 +74,7 @@ class Targets:
     def __init__(self, work: Path, scratch: Path) -> None:
         from evidencekit.crypto import age
         from evidencekit.crypto.keys import load_signing_key
-        from tests.hostile import craft
+        from tests.support import craft
 
         keys = work / "keys"
         identity = age.X25519Identity.from_string(
@@ -117,7 +117,7 @@ class Targets:
         return self._extract()
 
     def _seal_payload(self, plaintext: bytes) -> None:
-        from tests.hostile import craft
+        from tests.support import craft
 
         bag = craft.Bag(plaintext, "0" * 64, "0" * 64, dict.fromkeys(craft.COUNT_KEYS, 0), 0)
         craft.write_bundle(self.bundle, self.keys, bag)
@@ -164,7 +164,7 @@ def child_main() -> None:
     with atheris.instrument_imports(include=["evidencekit"]):
         import evidencekit.extract
         import evidencekit.verify  # noqa: F401
-        import tests.hostile.craft  # noqa: F401
+        import tests.support.craft  # noqa: F401
     base = Path("/dev/shm") if os.path.isdir("/dev/shm") else Path(tempfile.gettempdir())
     scratch = Path(tempfile.mkdtemp(prefix=f"ek-fuzz-{os.getpid()}-", dir=base))
     targets = Targets(work, scratch)

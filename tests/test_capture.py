@@ -12,7 +12,7 @@ from evidencekit.crypto import age
 from evidencekit.crypto.keys import SigningKey
 from evidencekit.progress import Throttled
 from evidencekit.walk import resolve_sources
-from tests.conftest import atimes, stale_atimes
+from tests.support.tools import atimes, stale_atimes
 
 
 class Bar:

@@ -13,7 +13,7 @@ from evidencekit.walk import (
     source_reaching,
     walk,
 )
-from tests.conftest import atimes, skip_or_fail, stale_atimes
+from tests.support.tools import atimes, skip_or_fail, stale_atimes
 
 
 def test_walk_is_sorted_and_never_follows_links(tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from evidencekit.config import ConfigError, load_config
-from tests.cli.conftest import invoke
+from tests.support.cli import invoke
 
 
 def write_config(user_config: Path, text: str) -> Path:

@@ -12,7 +12,7 @@ from pathlib import Path
 from evidencekit import __version__
 from evidencekit.cli.render import JsonLinesProgress, progress_for
 from evidencekit.progress import NoProgress
-from tests.cli.conftest import assert_valid
+from tests.support.schemas import assert_valid
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

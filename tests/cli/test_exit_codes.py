@@ -16,8 +16,9 @@ import pytest
 import evidencekit.capture as capture_module
 from evidencekit.crypto import age
 from evidencekit.errors import ExitCode
-from tests.cli.conftest import ROOT, assert_valid, invoke
-from tests.conftest import unprivileged_python
+from tests.support.cli import invoke
+from tests.support.schemas import ROOT, assert_valid
+from tests.support.tools import unprivileged_python
 
 
 def capture_args(tmp_path: Path, keys, source: Path, name: str = "c") -> list[object]:

@@ -12,7 +12,8 @@ import pytest
 
 from evidencekit.cli.main import cli
 from evidencekit.errors import ExitCode
-from tests.cli.conftest import assert_valid, invoke
+from tests.support.cli import invoke
+from tests.support.schemas import assert_valid
 
 
 def help_of(*path: str, columns: int = 80) -> str:

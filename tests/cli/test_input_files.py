@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from tests.cli.conftest import invoke
-from tests.conftest import atimes, stale_atimes
+from tests.support.cli import invoke
+from tests.support.tools import atimes, stale_atimes
 
 
 def test_keys_recipients_and_profile_are_read_keeping_their_access_times(tmp_path: Path, keys):

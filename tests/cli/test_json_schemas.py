@@ -12,13 +12,8 @@ import click
 import pytest
 
 from evidencekit.cli.main import cli, main
-from tests.cli.conftest import (
-    SCHEMAS,
-    assert_valid,
-    assert_valid_definition,
-    invoke,
-    schema_validator,
-)
+from tests.support.cli import invoke
+from tests.support.schemas import SCHEMAS, assert_valid, assert_valid_definition, schema_validator
 from tests.tsa_server import down_url
 
 

@@ -17,8 +17,9 @@ from evidencekit.crypto import age
 from evidencekit.crypto.keys import SigningKey, load_signing_key
 from evidencekit.errors import ExitCode
 from evidencekit.protection import recipients_in
-from tests.cli.conftest import assert_valid, invoke
-from tests.conftest import require_tool
+from tests.support.cli import invoke
+from tests.support.schemas import assert_valid
+from tests.support.tools import require_tool
 
 
 def flat(text: str) -> str:
@@ -182,7 +183,8 @@ def test_a_private_ssh_key_given_to_capital_r_suggests_the_pub_file(
 def test_an_age_identity_given_as_recipient_is_never_repeated(tmp_path: Path, user: Path,
                                                               tree: Path,
                                                               keys: dict[str, Any]) -> None:
-    secret_line = keys["identity"].read_text().strip()
+    secret_line = next(line for line in keys["identity"].read_text().splitlines()
+                       if line.startswith("AGE-SECRET-KEY-"))
     identity = age.X25519Identity.from_string(secret_line)
     as_file = invoke("capture", tree, "-R", keys["identity"], "--sign-key", keys["signer"],
                      "-o", tmp_path / "x.evidence", "--json")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from evidencekit.crypto import age
-from tests.cli.conftest import ROOT
+from tests.support.schemas import ROOT
 
 PLAYBOOK = ROOT / "examples" / "playbook.sh"
 

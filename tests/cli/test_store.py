@@ -13,8 +13,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from evidencekit.verify import verify
-from tests.cli.conftest import assert_valid, invoke
+from tests.support.cli import invoke
 from tests.support.s3server import S3Server
+from tests.support.schemas import assert_valid
 
 
 def _put(bundle: Path, keys: dict[str, Any], server: S3Server, url: str, *options: object,

@@ -16,8 +16,9 @@ from evidencekit.format.documents import SEAL_SIG
 from evidencekit.format.outer import END_OF_ARCHIVE, OuterWriter, member_header
 from evidencekit.format.reader import open_bundle
 from evidencekit.verify import verify
-from tests.cli.conftest import assert_valid, invoke
-from tests.conftest import require_tool
+from tests.support.cli import invoke
+from tests.support.schemas import assert_valid
+from tests.support.tools import require_tool
 from tests.tsa_server import LocalTSA, down_url, make_pki, running_tsa
 
 

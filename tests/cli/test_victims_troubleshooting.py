@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from evidencekit.crypto.keys import SigningKey
-from tests.cli.conftest import ROOT, Result, invoke
+from tests.support.cli import Result, invoke
+from tests.support.schemas import ROOT
 
 DOC = ROOT / "docs" / "victims.md"
 CODE = ROOT / "evidencekit"

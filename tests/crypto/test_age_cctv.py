@@ -33,7 +33,7 @@ from evidencekit.errors import (
     EvidenceKitError,
     NoMatchingKey,
 )
-from tests.conftest import require_env_dir
+from tests.support.tools import require_env_dir
 
 ENV = "CCTV_AGE_DIR"
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import require_tool
+from tests.support.tools import require_tool
 
 
 def capture(tmp_path: Path, keys: dict[str, Path], *args: object, stdin: Any = None,

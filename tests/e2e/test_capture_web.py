@@ -18,8 +18,8 @@ import pytest
 from evidencekit.crypto import age
 from evidencekit.sources.web.render import BROWSER_ENV
 from evidencekit.verify import verify
-from tests.cli.conftest import SCHEMAS, assert_valid
-from tests.conftest import require_tool
+from tests.support.schemas import SCHEMAS, assert_valid
+from tests.support.tools import require_tool
 from tests.support.web_server import PNG, Site, https_site
 
 

@@ -14,7 +14,7 @@ import dataclasses
 import hashlib
 import os
 import shutil
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +27,9 @@ from evidencekit.crypto.keys import SigningKey
 from evidencekit.format.documents import CustodyEvent, Signer, custody_member
 from tests.e2e.conftest import Run, run_cli
 from tests.support.bundles import Member, contents, rebuild
+
+# No test here touches the real ~/.config or inherits a passphrase (tests/support/env.py).
+pytestmark = pytest.mark.usefixtures("isolated_environment")
 
 CASE = "FRAUD-2026-0117"
 SECOND = 10**9
@@ -60,16 +63,6 @@ class Setup:
 
     def key_for(self, fingerprint: str) -> SigningKey:
         return {k.public.fingerprint: k for k in (self.victim, self.officer)}[fingerprint]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """No test here touches the real ~/.config or inherits a bundle passphrase."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
-        patch.delenv("EVIDENCEKIT_PASSPHRASE", raising=False)
-        patch.delenv("EVIDENCEKIT_KEY_PASSPHRASE", raising=False)
-        yield
 
 
 def ok(result: Run) -> Run:

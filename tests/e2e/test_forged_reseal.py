@@ -20,7 +20,7 @@ import os
 import shutil
 import subprocess
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,8 +33,11 @@ from evidencekit.format.documents import PAYLOAD, CustodyEvent, Signer, custody_
 from evidencekit.format.inner import PAX_HEADER_NAME, member_header
 from evidencekit.format.outer import BLOCK, OuterWriter, padding, read_member, read_members
 from evidencekit.format.ustar import pax_record, ustar_block
-from tests.conftest import skip_or_fail
-from tests.e2e.conftest import Run, run_cli
+from tests.support.cli import Run, run_cli
+from tests.support.tools import skip_or_fail
+
+# No test here touches the real ~/.config or inherits a passphrase (tests/support/env.py).
+pytestmark = pytest.mark.usefixtures("isolated_environment")
 
 CASE = "FRAUD-2026-0200"
 SECOND = 10**9
@@ -48,14 +51,6 @@ class Setup:
     identity: age.X25519Identity
     identity_file: Path
     outsider: SigningKey
-
-
-@pytest.fixture(scope="module", autouse=True)
-def isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
-        patch.delenv("EVIDENCEKIT_PASSPHRASE", raising=False)
-        yield
 
 
 @pytest.fixture(scope="module")

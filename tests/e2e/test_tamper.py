@@ -12,7 +12,7 @@ import dataclasses
 import hashlib
 import os
 import shutil
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +26,9 @@ from evidencekit.format.documents import CustodyEvent, Seal, Signer
 from evidencekit.format.outer import BLOCK, Member, read_members
 from tests.e2e.conftest import Run, run_cli
 from tests.support.bundles import contents, rebuild
+
+# No test here touches the real ~/.config or inherits a passphrase (tests/support/env.py).
+pytestmark = pytest.mark.usefixtures("isolated_environment")
 
 CASE = "FRAUD-2026-0117"
 EVENT1 = "custody/000001.json"
@@ -55,15 +58,6 @@ class Original:
     identity_file: Path
     custody_head_sha256: str  # the newest event's hash, as capture printed it
     receipt: Path  # made by 'evidencekit receipt' right after the capture
-
-
-@pytest.fixture(scope="module", autouse=True)
-def isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """No test here touches the real ~/.config or inherits a bundle passphrase."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
-        patch.delenv("EVIDENCEKIT_PASSPHRASE", raising=False)
-        yield
 
 
 @pytest.fixture(scope="module")

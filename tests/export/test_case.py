@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import skip_or_fail
-from tests.export.conftest import Sealed
+from tests.support.sealed import Sealed
+from tests.support.tools import skip_or_fail
 
 pytestmark = pytest.mark.interop
 

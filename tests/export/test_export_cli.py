@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from evidencekit.crypto import age
-from tests.export.conftest import Sealed
 from tests.support.bundles import contents, rebuild
+from tests.support.sealed import Sealed
 
 
 def test_unknown_format_is_a_usage_error(sealed: Sealed, tmp_path: Path) -> None:

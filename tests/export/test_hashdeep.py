@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_tool
-from tests.export.conftest import Sealed
+from tests.support.sealed import Sealed
+from tests.support.tools import require_tool
 
 pytestmark = pytest.mark.interop
 
@@ -65,7 +65,7 @@ def test_md5_is_of_the_decrypted_content(sealed: Sealed, tmp_path: Path) -> None
 
 
 def test_a_name_hashdeep_cannot_hold_is_left_out_and_said(tmp_path: Path) -> None:
-    from tests.export.conftest import seal
+    from tests.support.sealed import seal
 
     sealed = seal(tmp_path, odd_names=False)
     (sealed.evidence / "line\nbreak.txt").write_text("newline in name\n")

@@ -14,7 +14,7 @@ import pytest
 from evidencekit.format.outer import OuterWriter, read_members
 from evidencekit.format.reader import LISTED_PROBLEMS, NotABundle, open_bundle
 from tests.e2e.conftest import run_cli
-from tests.hostile import craft
+from tests.support import craft
 
 JUNK = 100_000
 

@@ -14,7 +14,7 @@ import pytest
 from evidencekit.format.inner import member_header
 from evidencekit.format.outer import BLOCK, padding
 from evidencekit.format.tarstream import TarFormatError, TarReader
-from tests.conftest import skip_or_fail
+from tests.support.tools import skip_or_fail
 
 MTIME_NS = 1_796_615_241_878_401_155
 CONTENT = b"From: bank@examp1e.com\n\nPay now\n"

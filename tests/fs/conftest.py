@@ -1,4 +1,4 @@
-"""Fixtures: a mounted exFAT or FAT32 stick (tests.fs.mounts), and the e2e keys and runner."""
+"""Fixtures: a mounted exFAT or FAT32 stick (tests.fs.mounts); keys and the runner are shared."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import home, keys  # noqa: F401 - fixtures used by these tests
 from tests.fs.mounts import KINDS, mounted
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.conftest import require_tool, skip_or_fail
+from tests.support.tools import require_tool, skip_or_fail
 
 KINDS = ("exfat", "fat32")
 _TOOLS = {"exfat": ("mkfs.exfat", "mount.exfat-fuse"), "fat32": ("mkfs.vfat", "fusefat")}

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_tool, skip_or_fail
-from tests.e2e.conftest import run_cli
+from tests.support.cli import run_cli
+from tests.support.tools import require_tool, skip_or_fail
 
 BIG_NOTE = "parcel 4411, " * 1000  # 13 KB: more than one write() of a buffered file
 

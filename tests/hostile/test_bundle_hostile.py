@@ -1,4 +1,4 @@
-"""Opening what strangers send: every crafted defect (tests/hostile/craft.py) through the real CLI.
+"""Opening what strangers send: every crafted defect (tests/support/craft.py) through the real CLI.
 
 For each bundle, ``verify --json`` and ``extract`` must exit 1 or 2 (4 when no key opens it) with
 one-line messages, never a traceback or exit 5, within seconds, without writing anything outside the
@@ -32,8 +32,8 @@ from evidencekit.format.documents import Signer
 from evidencekit.format.outer import BLOCK
 from evidencekit.format.reader import open_bundle
 from evidencekit.verify import verify
-from tests.hostile import craft
-from tests.hostile.conftest import (
+from tests.support import craft
+from tests.support.hostile import (
     GIB,
     Bounded,
     alarm,
@@ -44,6 +44,9 @@ from tests.hostile.conftest import (
     run_measured,
     snapshot,
 )
+
+# No test here touches the real ~/.config or inherits a passphrase (tests/support/env.py).
+pytestmark = pytest.mark.usefixtures("isolated_environment")
 
 WORKERS = max(2, min(8, os.cpu_count() or 2))
 CASES = {c.name: c for c in craft.CATALOGUE}
@@ -60,14 +63,6 @@ class Outcome:
     work_after: dict[bytes, tuple[int, int, int]]
     bundles_before: dict[bytes, tuple[int, int, int]]
     bundles_after: dict[bytes, tuple[int, int, int]]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
-        patch.delenv("EVIDENCEKIT_PASSPHRASE", raising=False)
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -34,15 +34,8 @@ from evidencekit.crypto.keys import SigningKey
 from evidencekit.errors import ExitCode, OutputError
 from evidencekit.format.manifest import Manifest
 from evidencekit.verify import verify
-from tests.conftest import NOBODY, skip_or_fail, unprivileged_python
-from tests.hostile.conftest import (
-    Bounded,
-    alarm,
-    assert_terminal_safe,
-    file_hashes,
-    run_bounded,
-    snapshot,
-)
+from tests.support.hostile import Bounded, alarm, assert_terminal_safe, file_hashes, run_bounded, snapshot
+from tests.support.tools import NOBODY, skip_or_fail, unprivileged_python
 
 # ------------------------------------------------------------------------------ helpers
 

@@ -28,7 +28,7 @@ from evidencekit.crypto.keys import SigningKey
 from evidencekit.errors import EvidenceKitError, ExitCode
 from evidencekit.extract import extract
 from evidencekit.verify import verify
-from tests.hostile.conftest import file_hashes
+from tests.support.hostile import file_hashes
 
 EXAMPLES = int(os.environ.get("EVIDENCEKIT_PROPERTY_EXAMPLES", "30"))
 BOUNDED = settings(max_examples=EXAMPLES, deadline=None, database=None,

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import io
 import os
-import pty
-import select
 import subprocess
 import tarfile
-import time
 from pathlib import Path
 from types import ModuleType
 
@@ -35,7 +32,8 @@ from evidencekit.crypto.age import (
     parse_identity_file,
     parse_recipient,
 )
-from tests.conftest import require_tool
+from tests.support.terminal import on_a_terminal
+from tests.support.tools import require_tool
 
 pytestmark = pytest.mark.interop
 
@@ -68,34 +66,8 @@ def run(argv: list[str], data: bytes = b"") -> bytes:
 
 def run_with_tty(argv: list[str], answers: list[str], timeout: float = 120) -> str:
     """Run argv on a pseudo-terminal, answering each passphrase prompt in turn."""
-    pid, fd = pty.fork()
-    if pid == 0:  # child: the pty is its controlling terminal, so /dev/tty works
-        try:
-            os.execvp(argv[0], argv)
-        finally:
-            os._exit(127)
-    output = b""
-    pending = list(answers)
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 1)
-            if not ready:
-                continue
-            try:
-                data = os.read(fd, 4096)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not data:
-                break
-            output += data
-            if pending and output.lower().count(b"passphrase") > len(answers) - len(pending):
-                os.write(fd, pending.pop(0).encode() + b"\n")
-    finally:
-        os.close(fd)
-        _, status = os.waitpid(pid, 0)
-    text = output.decode(errors="replace")
-    assert os.waitstatus_to_exitcode(status) == 0, f"{argv[0]} failed on the tty: {text}"
+    code, text = on_a_terminal(argv, answers, timeout=timeout)
+    assert code == 0, f"{argv[0]} failed on the tty: {text}"
     return text
 
 

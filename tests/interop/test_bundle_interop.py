@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import select
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import ModuleType
 
@@ -22,15 +19,15 @@ import pytest
 
 from evidencekit.crypto.keys import SigningKey
 from evidencekit.format.outer import read_member, read_members
-from tests.conftest import require_tool
-from tests.e2e.conftest import home, keys, make_tree, run_cli
+from tests.support.cli import run_cli
+from tests.support.terminal import on_a_terminal
+from tests.support.tools import require_tool
+from tests.support.trees import make_tree
 
 pytestmark = pytest.mark.interop
 
 CASE = "FRAUD-2026-0117"
 PASSPHRASE = "correct horse battery staple"
-# The e2e fixtures (isolated config folder, keys), shared with this module.
-__all__ = ["home", "keys"]
 BIG = 2 * 1024 * 1024
 MEMBERS = ["README.txt", "payload.age", "seal.json", "seal.json.sig", "custody/000001.json",
            "custody/000001.json.sig"]
@@ -69,33 +66,7 @@ def run(argv: list[str | Path], *, stdin: bytes = b"", cwd: Path | None = None,
 
 def run_with_tty(argv: list[str], answers: list[str], timeout: float = 120) -> tuple[int, str]:
     """Run argv with a pseudo-terminal as its controlling terminal, answering passphrase prompts."""
-    pid, fd = pty.fork()
-    if pid == 0:  # child
-        try:
-            os.execvp(argv[0], argv)
-        finally:
-            os._exit(127)
-    output = b""
-    pending = list(answers)
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 1)
-            if not ready:
-                continue
-            try:
-                data = os.read(fd, 4096)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not data:
-                break
-            output += data
-            if pending and output.lower().count(b"passphrase") > len(answers) - len(pending):
-                os.write(fd, pending.pop(0).encode() + b"\n")
-    finally:
-        os.close(fd)
-        _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
+    return on_a_terminal(argv, answers, timeout=timeout)
 
 
 def tree_without(tmp_path: Path, *names: str | bytes, big: int = BIG) -> Path:

@@ -22,7 +22,7 @@ from evidencekit.crypto.keys import (
 from evidencekit.crypto.sshsig import NAMESPACE, parse, sign, verify
 from evidencekit.crypto.sshwire import encode_string
 from evidencekit.errors import BadPassphrase, KeyFileError, PassphraseRequired, SignatureError
-from tests.conftest import require_tool
+from tests.support.tools import require_tool
 
 pytestmark = pytest.mark.interop
 

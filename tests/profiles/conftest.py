@@ -1,5 +1,5 @@
-"""The CLI fixtures (isolated user, keys, evidence tree) for the profile tests too, and links
-made as another user would make them."""
+"""Links made as another user would make them; the isolated user, keys and evidence tree are
+the shared fixtures of tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -10,9 +10,6 @@ from pathlib import Path
 import pytest
 
 from evidencekit import walk
-from tests.cli.conftest import bundle, keys, tree, user
-
-__all__ = ["bundle", "keys", "plant", "tree", "user"]
 
 STRANGER = 54321  # a uid that is neither root nor the user running the tests
 

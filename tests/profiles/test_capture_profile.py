@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from evidencekit.crypto import age
-from tests.cli.conftest import ROOT, assert_valid, invoke
-from tests.conftest import unprivileged_python
+from tests.support.cli import invoke
+from tests.support.schemas import ROOT, assert_valid
+from tests.support.tools import unprivileged_python
 
 
 def touch(path: Path, data: bytes = b"x") -> Path:

@@ -17,7 +17,7 @@ from evidencekit.profiles.expand import (
     expand_pattern,
 )
 from evidencekit.profiles.model import read_profile
-from tests.conftest import atimes, stale_atimes
+from tests.support.tools import atimes, stale_atimes
 
 
 def touch(path: Path, data: bytes = b"x") -> Path:

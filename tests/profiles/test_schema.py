@@ -11,7 +11,8 @@ import yaml
 
 from evidencekit.profiles import ProfileError, builtin_names, find_profile, list_profiles
 from evidencekit.profiles.model import parse_size, read_profile
-from tests.cli.conftest import SCHEMAS, assert_valid, invoke, schema_validator
+from tests.support.cli import invoke
+from tests.support.schemas import SCHEMAS, assert_valid, schema_validator
 
 GOOD = """\
 name: mine

@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 from pypdf import PdfReader
 
-from tests.conftest import require_tool
-from tests.report.conftest import FraudCase, report_of
-from tests.victim.conftest import run_cli
+from tests.support.cli import run_cli
+from tests.support.fraud_case import FraudCase, report_of
+from tests.support.tools import require_tool
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 

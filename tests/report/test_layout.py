@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from tests.conftest import require_tool
-from tests.report.conftest import FraudCase, report_of
-from tests.victim.conftest import make_case_bundle, make_keys, run_cli
-from tests.victim.test_report import Page
+from tests.support.cli import run_cli
+from tests.support.fraud_case import FraudCase, report_of
+from tests.support.html import Page
+from tests.support.keys import make_keys
+from tests.support.tools import require_tool
+from tests.support.victim import make_case_bundle
 
 FOOTER_BAND = 40  # points above the page's bottom edge: the footer ("Page n of N")
 BOTTOM_MARGIN = 16 / 25.4 * 72  # pdf.py's bottomMargin

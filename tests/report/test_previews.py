@@ -17,9 +17,9 @@ from pypdf import PdfReader
 
 from evidencekit.report import previews
 from evidencekit.report.previews import Email, Picture, PreviewCollector, Previews, matching
-from tests.report.conftest import SELLER_SUBJECT, FraudCase, report_of, screenshot
-from tests.victim.conftest import run_cli
-from tests.victim.test_report import Page
+from tests.support.cli import run_cli
+from tests.support.fraud_case import SELLER_SUBJECT, FraudCase, report_of, screenshot
+from tests.support.html import Page
 
 
 def thumbnails(html: str) -> list[bytes]:
@@ -302,7 +302,7 @@ def test_a_resealed_bundle_whose_picture_was_swapped_shows_no_attacker_content(
 
     from evidencekit.crypto import age
     from evidencekit.crypto.keys import SigningKey, load_signing_key
-    from tests.interop.test_by_hand import change_file, forged_reseal
+    from tests.support.by_hand import change_file, forged_reseal
 
     planted = screenshot((1080, 2340), ["PLANTED by the attacker"], "PNG")
     keys = SimpleNamespace(

@@ -26,8 +26,8 @@ from evidencekit.report.model import collect
 from evidencekit.sources.device import WINDOW, DeviceSource
 from evidencekit.text import plural
 from evidencekit.verify import Report, verify
-from tests.conftest import require_tool
 from tests.support.badfs import Faults, bad_disk, loop_device
+from tests.support.tools import require_tool
 
 MIB = 1 << 20
 

@@ -22,8 +22,8 @@ from evidencekit.crypto.keys import SigningKey
 from evidencekit.extract import extract
 from evidencekit.sources.live import LiveSource
 from evidencekit.verify import verify
-from tests.cli.conftest import assert_valid
 from tests.support.processes import children
+from tests.support.schemas import assert_valid
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="the /proc details and the deleted executable are Linux's")

@@ -20,7 +20,7 @@ from evidencekit.sources.web import check_url
 from evidencekit.sources.web.fetch import Limits
 from evidencekit.sources.web.page import PageCapture, capture_page
 from evidencekit.sources.web.render import BROWSER_ENV, render
-from tests.conftest import require_tool, skip_or_fail
+from tests.support.tools import require_tool, skip_or_fail
 from tests.support.web_server import CSS, PNG, SCRIPT, Site, https_site
 
 QUICK = Limits(timeout=1.0, user_agent="evidencekit-test")

@@ -115,7 +115,7 @@ def _run(*args: object) -> str:
 
 def require_loop_and_fuse() -> None:
     """Skip (locally) or fail (CI) where loop devices or FUSE cannot be used."""
-    from tests.conftest import require_tool, skip_or_fail
+    from tests.support.tools import require_tool, skip_or_fail
 
     for tool in ("losetup", "fusermount"):
         require_tool(tool)

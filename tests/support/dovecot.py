@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.conftest import skip_or_fail
+from tests.support.tools import skip_or_fail
 
 USER = "jane"
 PASSWORD = "correct horse battery staple 42"  # made up for the test; grepped for in bundles

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import skip_or_fail
+from tests.support.tools import skip_or_fail
 
 READY_WITHIN = 60.0  # seconds; about 12 s on a busy two-core machine
 

@@ -46,9 +46,10 @@ from evidencekit.format.outer import OuterWriter, read_member, read_members
 from evidencekit.report import collect
 from evidencekit.report.html import render_html
 from evidencekit.verify import Report, verify
-from tests.cli.conftest import assert_valid
-from tests.conftest import require_tool
-from tests.victim.conftest import INCIDENT_YAML, PASSPHRASE, run_cli
+from tests.support.cli import run_cli
+from tests.support.schemas import assert_valid
+from tests.support.tools import require_tool
+from tests.support.victim import INCIDENT_YAML, PASSPHRASE
 
 CASE = "FRAUD-2026-0117"
 LOSS = NoteContent(inc.note_details("loss", amount="35,50", currency="gbp",
@@ -603,7 +604,7 @@ def test_the_documented_procedure_checks_an_addendum(case: Case, tmp_path: Path,
                                                      forgery: str | None) -> None:
     """FORMAT.md §7.2 as printed (tests/interop/test_by_hand.py runs it): a resealed bundle
     with an addendum and an incident record passes; each forged addendum fails, named."""
-    from tests.interop.test_by_hand import by_hand, failed, passed, toolbox_in
+    from tests.support.by_hand import by_hand, failed, passed, toolbox_in
 
     toolbox = toolbox_in(tmp_path / "toolbox")
     bundle = tmp_path / "case.evidence"

@@ -17,8 +17,9 @@ from evidencekit.findings import Findings
 from evidencekit.format import bag
 from evidencekit.payload import PayloadScan
 from evidencekit.verify import _check_incident, verify
-from tests.cli.conftest import assert_valid
-from tests.victim.conftest import INCIDENT_YAML, run_cli
+from tests.support.cli import run_cli
+from tests.support.schemas import assert_valid
+from tests.support.victim import INCIDENT_YAML
 
 
 def capture(tmp_path: Path, keys: dict[str, Path], *extra: object) -> tuple[Path, object]:

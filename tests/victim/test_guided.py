@@ -17,8 +17,9 @@ from evidencekit.capture import CaseInfo
 from evidencekit.cli import guided
 from evidencekit.errors import ExitCode, Interrupted
 from evidencekit.verify import verify
-from tests.conftest import atimes, stale_atimes
-from tests.victim.conftest import PASSPHRASE, ScriptedPrompter, run_cli
+from tests.support.cli import run_cli
+from tests.support.tools import atimes, stale_atimes
+from tests.support.victim import PASSPHRASE, ScriptedPrompter
 
 BERLIN = (ZoneInfo("Europe/Berlin"), "Europe/Berlin")
 
@@ -313,7 +314,7 @@ def test_a_prepared_record_is_used_and_its_questions_are_not_asked(tmp_path, vic
                                                                    keys):
     """A support worker wrote incident.yaml; the victim only picks the files and says yes."""
     from evidencekit import incident as inc
-    from tests.victim.conftest import INCIDENT_YAML
+    from tests.support.victim import INCIDENT_YAML
 
     out = tmp_path / "out"
     out.mkdir()

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.victim.conftest import PASSPHRASE, run_cli
+from tests.support.cli import run_cli
+from tests.support.victim import PASSPHRASE
 
 pexpect = pytest.importorskip("pexpect")
 
@@ -155,7 +156,7 @@ def test_prepared_incident_file_on_a_terminal_only_asks_for_the_files(tmp_path, 
                                                                       keys):
     """A support worker prepared incident.yaml and the passphrase file; the victim runs
     'capture --incident incident.yaml' and answers only: which files, where, and yes."""
-    from tests.victim.conftest import INCIDENT_YAML
+    from tests.support.victim import INCIDENT_YAML
 
     incident = tmp_path / "incident.yaml"
     incident.write_text(INCIDENT_YAML + "affected_devices:\n  - laptop\n")

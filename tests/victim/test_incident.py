@@ -12,7 +12,7 @@ import pytest
 from evidencekit import canonical
 from evidencekit import incident as inc
 from evidencekit.errors import BundleError, ExitCode, UsageError
-from tests.victim.conftest import INCIDENT_YAML
+from tests.support.victim import DATE_ONLY_YAML, INCIDENT_YAML
 
 
 def test_yaml_is_read_exactly_as_written() -> None:
@@ -152,15 +152,6 @@ def test_note_details_are_strings_and_read_back() -> None:
 
 
 # ---------------------------------------------------------- a date without a time of day
-DATE_ONLY_YAML = """\
-started: 2026-11-14
-noticed: 2026-11-16 19:05 +01:00
-timeline:
-  - time: 2026-11-15
-    description: Paid the seller
-  - time: 2026-11-15 08:12 +01:00
-    description: The seller's last message
-"""
 
 
 def test_a_date_alone_is_a_moment_without_a_time() -> None:

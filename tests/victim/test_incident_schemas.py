@@ -18,9 +18,8 @@ import yaml
 from evidencekit import canonical
 from evidencekit import incident as inc
 from evidencekit.errors import BundleError
-from tests.cli.conftest import SCHEMAS, schema_validator
-from tests.victim.conftest import INCIDENT_YAML
-from tests.victim.test_incident import DATE_ONLY_YAML
+from tests.support.schemas import SCHEMAS, schema_validator
+from tests.support.victim import DATE_ONLY_YAML, INCIDENT_YAML
 
 VICTIMS_GUIDE = Path(__file__).parents[2] / "docs" / "victims.md"
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.victim.conftest import run_cli
+from tests.support.cli import run_cli
 
 
 @pytest.fixture

@@ -5,49 +5,22 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 from pypdf import PdfReader
 
 from evidencekit import __version__
-from tests.victim.conftest import CaseBundle, make_case_bundle, make_keys, run_cli
+from tests.support.cli import run_cli
+from tests.support.html import Page
+from tests.support.keys import make_keys
+from tests.support.victim import CaseBundle, make_case_bundle
 
 
 @pytest.fixture(scope="module")
 def case(tmp_path_factory: pytest.TempPathFactory) -> CaseBundle:
     folder = tmp_path_factory.mktemp("case")
     return make_case_bundle(folder, make_keys(folder))
-
-
-class Page(HTMLParser):
-    """Collects the text, the tags and every attribute of an HTML document."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tags: list[str] = []
-        self.attributes: list[tuple[str, str | None]] = []
-        self.text: list[str] = []
-        self._skip = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append(tag)
-        self.attributes.extend(attrs)
-        if tag == "style":
-            self._skip += 1
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "style":
-            self._skip -= 1
-
-    def handle_data(self, data: str) -> None:
-        if not self._skip:
-            self.text.append(data)
-
-    @property
-    def plain(self) -> str:
-        return " ".join(" ".join(self.text).split())
 
 
 def manifest_of(case: CaseBundle, tmp_path: Path) -> dict:
@@ -346,7 +319,7 @@ def edited_incident(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dic
     from evidencekit.crypto import age
     from evidencekit.crypto.keys import load_signing_key
     from evidencekit.custody import EventRequest, reseal
-    from tests.victim.conftest import INCIDENT_YAML
+    from tests.support.victim import INCIDENT_YAML
 
     folder = tmp_path_factory.mktemp("edited")
     key_files = make_keys(folder)

@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from tests.cli.conftest import assert_valid
 from tests.support import dovecot
 from tests.support.dovecot import PASSWORD, Dovecot, deliver, message
+from tests.support.schemas import assert_valid
 
 BIG = os.urandom(15 << 20)  # base64: some 20 MB of message
 EIGHT_BIT = ("Subject: Überweisung für Sie\nFrom: Bänk <bank@example.net>\n"
