@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from evidencekit.verify import verify
-from tests.cli.conftest import invoke
-from tests.conftest import skip_or_fail
+from tests.support.cli import invoke
+from tests.support.tools import skip_or_fail
 
 
 @pytest.fixture(scope="module")

@@ -152,7 +152,7 @@ def test_signal_mid_export_leaves_nothing(tmp_path: Path, home: Path,
     """An export is staged next to its name from the start (E01: also ewfacquirestream's file):
     interrupted, neither is left, and no half-written export under the name."""
     if fmt == "e01":
-        from tests.conftest import require_tool
+        from tests.support.tools import require_tool
 
         require_tool("ewfacquirestream")
     out_dir = tmp_path / "out"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_tool
-from tests.export.conftest import Sealed, seal
+from tests.support.sealed import Sealed, seal
+from tests.support.tools import require_tool
 
 pytestmark = pytest.mark.interop
 

@@ -13,10 +13,10 @@ import pytest
 
 from evidencekit.crypto.keys import load_public_key_file
 from evidencekit.format.documents import custody_member
-from tests.cli.conftest import assert_valid
-from tests.e2e.conftest import run_cli
 from tests.support import sshd as sshd_support
 from tests.support.bundles import contents
+from tests.support.cli import run_cli
+from tests.support.schemas import assert_valid
 
 REMOTE_COMMAND = ""  # the remote evidencekit: this worktree's (set by the server fixture)
 

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.conftest import require_tool, skip_or_fail
+from tests.support.tools import require_tool, skip_or_fail
 
 USER = "ek-remote"  # the unprivileged account logged in when the tests run as root
 SSHD = "/usr/sbin/sshd"
