@@ -188,6 +188,23 @@ def test_a_hanging_memory_tool_is_stopped_and_recorded(tmp_path: Path) -> None:
                    for p in psutil.process_iter(["cmdline", "ppid"]))
 
 
+def test_a_memory_tool_that_leaves_its_output_open_behind_it_is_bounded(tmp_path: Path) -> None:
+    # It exits at once, but what it started holds the pipe and writes nothing: the capture
+    # waited for ever (the idle time counted only while the tool itself ran), and a capture
+    # interrupted then left that process running.
+    script = tool(tmp_path, 'printf EMiL > "$1"\n(sleep 614) > "$1" &\nexit 0\n')
+    started = time.monotonic()
+    result, folder, entries = sealed(tmp_path, LiveSource(script, memory_idle_timeout=1))
+    assert time.monotonic() - started < 30
+    assert not result.seal.complete
+    assert "kept its output open" in entries["data/live.02-memory.image"]["error"]
+    memory = document(folder, "02-memory.json")
+    assert memory["exit_status"] == 0 and "kept its output open" in memory["problem"]
+    assert (folder / "live.02-memory.image").read_bytes() == b"EMiL"
+    assert not any(p.info["cmdline"] == ["sleep", "614"]
+                   for p in psutil.process_iter(["cmdline"]))
+
+
 def test_a_memory_tool_that_cannot_start_leaves_an_error(tmp_path: Path) -> None:
     script = tmp_path / "not-a-program"
     script.write_bytes(b"\x00\x01garbage")

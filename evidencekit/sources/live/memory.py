@@ -73,23 +73,27 @@ def tool_version(path: Path, folder: str, timeout: float) -> str:
 
 
 def _abandon(process: subprocess.Popen[bytes], folder: str) -> None:
-    if process.poll() is None:
-        _stop_group(process)
+    _stop_group(process)
     shutil.rmtree(folder, ignore_errors=True)
 
 
 def _stop_group(process: subprocess.Popen[bytes]) -> None:
-    """Stop *process* and everything it started (its own session): TERM, then KILL."""
-    for sent in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, sent)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=5)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    """Stop *process* and everything it started (its own session, which outlives the tool when
+    the tool left something running): TERM, up to 5 s for the tool to end, then KILL what is
+    left. A group whose every process ended is not there to signal."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    process.wait()
 
 
 class MemoryImage:
@@ -185,15 +189,26 @@ class MemoryImage:
         self._last_byte = time.monotonic()
 
     def _watch(self) -> None:
-        """Between reads: the tool ended (let the pipe drain to its end), or stalled (stop it)."""
+        """Between reads: the tool ended (let the pipe drain to its end), or nothing came for
+        the idle time: stop the tool and what it started, and end the image there. Also once
+        the tool ended: what it left running may hold the pipe open and write nothing (the
+        capture waited for it for ever), or hold it from outside the tool's session (so the
+        image ends here, not when the pipe does)."""
         assert self._process is not None
-        if self._process.poll() is not None:
+        ended = self._process.poll() is not None
+        if ended:
             self._close_writer()
-        elif time.monotonic() - self._last_byte > self._idle_timeout:
-            self._problem = (f"the memory tool wrote nothing for {self._idle_timeout:g} s and was "
-                             f"stopped after {self._size} bytes")
-            self._stop()
-            self._close_writer()
+        if time.monotonic() - self._last_byte <= self._idle_timeout:
+            return
+        self._problem = (f"the memory tool wrote nothing for {self._idle_timeout:g} s and was "
+                         f"stopped after {self._size} bytes" if not ended else
+                         f"the memory tool ended, but what it left running kept its output open "
+                         f"and wrote nothing for {self._idle_timeout:g} s: stopped after "
+                         f"{self._size} bytes")
+        self._stop()
+        self._close_writer()
+        self._end()
+        raise OSError(errno.EIO, self._problem)
 
     def _stop(self) -> None:
         assert self._process is not None
@@ -237,9 +252,10 @@ class MemoryImage:
 
     def close(self) -> None:
         """Whatever happened to the reading: no tool left running, no pipe left behind."""
-        if self._process is not None and self._process.poll() is None:
-            self._problem = self._problem or "the capture stopped before the memory tool ended"
-            self._stop()
+        if self._process is not None:
+            if self._process.poll() is None:
+                self._problem = self._problem or "the capture stopped before the memory tool ended"
+            self._stop()  # also what it left running once it ended
         self._cleanup()
 
     def document(self) -> Document:
