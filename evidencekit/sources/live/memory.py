@@ -16,6 +16,7 @@ incomplete, never silently without memory.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -85,10 +86,8 @@ def _stop_group(process: subprocess.Popen[bytes]) -> None:
         os.killpg(process.pid, signal.SIGTERM)
     except ProcessLookupError:
         return
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        pass
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except ProcessLookupError:
