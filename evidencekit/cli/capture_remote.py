@@ -22,19 +22,21 @@ from typing import Any, BinaryIO, TypeVar, cast
 import click
 
 from evidencekit import fs
-from evidencekit.capture import CaptureRequest, CaseInfo, capture, check_case
+from evidencekit.capture import CaptureRequest, CaptureResult, CaseInfo, capture, check_case
 from evidencekit.cli import render
 from evidencekit.cli.app import actor_name, cli, resolve_signing_key, run
-from evidencekit.cli.keyring import recipients_from
+from evidencekit.cli.keyring import default_signing_key_path, recipients_from
 from evidencekit.cli.live import live_sources
 from evidencekit.crypto import age
 from evidencekit.crypto.keys import SigningKey
 from evidencekit.errors import ExitCode, UsageError
 from evidencekit.hostinfo import host_name
 from evidencekit.remote import protocol
+from evidencekit.remote.fallback import capture_over_sftp
 from evidencekit.remote.receive import (
     PROBLEM_PREFIX,
     SERVE_COMMAND,
+    NotInstalled,
     RemoteRequest,
     RemoteResult,
     capture_remote,
@@ -46,6 +48,7 @@ from evidencekit.remote.ssh import (
     pin_by_fingerprint,
     pin_from_known_hosts,
 )
+from evidencekit.sources.remote_logical import ACCESS_TIME, NOT_RECORDED
 
 _META = "evidencekit.remote"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -76,6 +79,10 @@ def remote_options(command: F) -> F:
         click.option("--ssh-identity", type=click.Path(path_type=Path, dir_okay=False),
                      callback=_keep, expose_value=False,
                      help="With --remote: log in with this SSH private key (default: ssh's)."),
+        click.option("--sftp", is_flag=True, callback=_keep, expose_value=False,
+                     help="With --remote: read the files over SFTP and seal them here, as when "
+                     "evidencekit is not installed there (less is recorded: no ctime, inode "
+                     "or extended attributes, and access times there may change)."),
         click.option("--ssh-config", type=click.Path(path_type=Path, dir_okay=False),
                      callback=_keep, expose_value=False,
                      help="With --remote: use this ssh configuration file instead of yours."),
@@ -93,6 +100,7 @@ class RemoteAsked:
     command: str
     identity: Path | None
     config: Path | None
+    sftp: bool = False
 
     def pinned(self) -> HostKey:
         if self.fingerprint is not None:
@@ -105,7 +113,8 @@ def requested() -> RemoteAsked | None:
     options without it)."""
     given = click.get_current_context().meta.get(_META, {})
     if not given.get("remote"):
-        used = [name for name in ("host_key", "known_hosts", "ssh_identity", "ssh_config")
+        used = [name for name in ("host_key", "known_hosts", "ssh_identity", "ssh_config",
+                                  "sftp")
                 if given.get(name)]
         if used:
             raise UsageError(f"--{used[0].replace('_', '-')} is for a remote capture: it needs "
@@ -115,7 +124,8 @@ def requested() -> RemoteAsked | None:
     return RemoteAsked(Endpoint.parse(given["remote"]),
                        check_fingerprint(fingerprint) if fingerprint else None,
                        given.get("known_hosts"), given.get("remote_command") or "evidencekit",
-                       given.get("ssh_identity"), given.get("ssh_config"))
+                       given.get("ssh_identity"), given.get("ssh_config"),
+                       bool(given.get("sftp")))
 
 
 def refuse_local_only(**given: Any) -> None:
@@ -180,7 +190,43 @@ def run_remote(asked: RemoteAsked, paths: tuple[Path, ...], output: Path, case: 
                             output, case, recipients, signing, case.examiner, live=live,
                             profile=profile, identity=asked.identity, ssh_config=asked.config,
                             progress=render.progress_for(as_json, progress))
-    return say_received(capture_remote(request), case, as_json)
+    if not asked.sftp:
+        try:
+            return say_received(capture_remote(request), case, as_json)
+        except NotInstalled as exc:
+            if live or profile:
+                raise
+            fell_back = f"{exc.message}; reading the files over SFTP instead"
+            render.err.print(f"[yellow]evidencekit: warning:[/] {render.escape(fell_back)}")
+            result = capture_over_sftp(request, list(sys.argv),
+                                       (sign_key or default_signing_key_path(),))
+            result.warnings.insert(0, fell_back)
+            return say_sftp(result, request, case, as_json)
+    elif live or profile:
+        raise UsageError("--live and --profile need evidencekit on the remote host, not --sftp")
+    exclude = (sign_key or default_signing_key_path(),)
+    result = capture_over_sftp(request, list(sys.argv), exclude)
+    return say_sftp(result, request, case, as_json)
+
+
+def say_sftp(result: CaptureResult, request: RemoteRequest, case: CaseInfo,
+             as_json: bool) -> int:
+    code = ExitCode.OK if result.seal.complete else ExitCode.CAPTURE_INCOMPLETE
+    logical: dict[str, Any] = {"host": str(request.endpoint),
+                               "host_key": request.host_key.fingerprint,
+                               "not_recorded": NOT_RECORDED, "access_time": ACCESS_TIME}
+    if as_json:
+        document = render.capture_json(result, code)
+        document.update({"case": dataclasses.asdict(case), "profile": None, "web": None,
+                         "remote_logical": logical})
+        render.emit_json(document)
+        return code
+    render.capture_text(result)
+    render.err.print(f"[bold yellow]Remote-logical capture[/] of "
+                     f"{render.escape(str(request.endpoint))} (host key "
+                     f"{request.host_key.fingerprint}), read over SFTP and sealed here. Not "
+                     f"recorded: {', '.join(NOT_RECORDED)}; {ACCESS_TIME}.")
+    return code
 
 
 # ----------------------------------------------------------------------- the remote side

@@ -46,6 +46,10 @@ _LARGEST_BUNDLE = 1 << 50  # a frame beyond this is a broken stream, not a bundl
 _STDERR_KEPT = 16 << 20  # its messages, one line per item it could not read
 
 
+class NotInstalled(RemoteError):
+    """evidencekit could not be started on the host (the shell's exit code 126 or 127)."""
+
+
 @dataclass(frozen=True)
 class RemoteRequest:
     endpoint: Endpoint
@@ -277,7 +281,7 @@ def _failure(request: RemoteRequest, conn: Connection, code: int | None, said: s
                            "was kept", hint="check the address, your SSH key (--ssh-identity) "
                            "and the network; an interrupted capture can simply be run again")
     if code in _NOT_FOUND:
-        return RemoteError(f"evidencekit could not be started on {where} "
+        return NotInstalled(f"evidencekit could not be started on {where} "
                            f"({last or 'command not found'}); nothing was captured",
                            hint="install evidencekit there, give its path with "
                            "--remote-command, or read the files over SFTP with --sftp")

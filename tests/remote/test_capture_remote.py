@@ -13,6 +13,7 @@ import pytest
 
 from evidencekit.crypto.keys import load_public_key_file
 from evidencekit.format.documents import custody_member
+from tests.support.by_hand import by_hand, passed, toolbox_in
 from tests.support import sshd as sshd_support
 from tests.support.bundles import contents
 from tests.support.cli import run_cli
@@ -165,12 +166,71 @@ def test_a_remote_capture_that_fails_says_why_with_its_exit_code(
     assert not out.exists()
 
 
-def test_no_evidencekit_on_the_remote_is_said_plainly(
+def test_no_evidencekit_there_reads_the_files_over_sftp_labelled_remote_logical(
         server: sshd_support.Sshd, remote_tree: Path, keys: dict[str, Path],
         tmp_path: Path) -> None:
-    out = tmp_path / "x.evidence"
-    done = _capture(server, keys, out, remote_tree / "notes.txt",
-                    command="/nonexistent/evidencekit")
-    assert done.code == 2, done.stderr
-    assert "could not be started" in done.stderr
-    assert not out.exists()
+    out = tmp_path / "sftp.evidence"
+    done = _capture(server, keys, out, remote_tree, command="/nonexistent/evidencekit")
+    assert done.code == 0, done.stderr
+    assert "reading the files over SFTP instead" in done.stderr
+    document = done.json()
+    assert_valid(document, "capture")
+    assert document["remote_logical"]["host_key"] == server.fingerprint
+    assert "ctime (change time)" in document["remote_logical"]["not_recorded"]
+    assert b"what the admin saw" not in out.read_bytes()
+    opened = tmp_path / "opened"
+    done = run_cli("extract", out, "-i", keys["identity"], "-o", opened, "--as-stored",
+                   env=_env(tmp_path))
+    assert done.code in (0, 6), done.stderr
+    data = next(opened.rglob("data"))
+    names = sorted(p.name for p in data.iterdir())
+    flat = "127.0.0.1." + str(remote_tree).strip("/").replace("/", "\u2215")
+    assert f"{flat}\u2215notes.txt" in names and f"{flat}\u2215logs\u2215auth.log" in names
+    assert all(p.is_file() for p in data.iterdir())  # flat: no folder the manifest lacks
+    assert (data / f"{flat}\u2215big.bin").read_bytes() == (remote_tree / "big.bin").read_bytes()
+    described = json.loads((data / "127.0.0.1.remote-logical.json").read_text())
+    assert_valid(described, "remote-logical")
+    kinds = {item["path"]: item["type"] for item in described["items"]}
+    assert kinds[str(remote_tree / "logs")] == "directory"
+    assert kinds[str(remote_tree / "notes.txt")] == "file"
+    manifest = json.loads(next(opened.rglob("manifest.json")).read_text())
+    assert [s["kind"] for s in manifest["sources"]] == ["remote-logical"]
+    # the by-hand procedure of FORMAT.md §7.2 accepts it, and a bundle made there too
+    toolbox = toolbox_in(tmp_path / "toolbox")
+    passed(by_hand(toolbox, out, "-i", keys["identity"]))
+
+
+def test_the_bundle_made_there_verifies_by_hand(
+        server: sshd_support.Sshd, remote_tree: Path, keys: dict[str, Path],
+        tmp_path: Path) -> None:
+    out = tmp_path / "there.evidence"
+    done = _capture(server, keys, out, remote_tree / "notes.txt")
+    assert done.code == 0, done.stderr
+    passed(by_hand(toolbox_in(tmp_path / "toolbox"), out, "-i", keys["identity"]))
+
+
+def test_what_sftp_cannot_read_makes_an_incomplete_capture(
+        server: sshd_support.Sshd, remote_tree: Path, keys: dict[str, Path],
+        tmp_path: Path) -> None:
+    (remote_tree / "secret").write_text("root only")
+    (remote_tree / "secret").chmod(0)
+    out = tmp_path / "part.evidence"
+    done = _capture(server, keys, out, remote_tree / "secret", remote_tree / "notes.txt",
+                    extra=("--sftp",))
+    assert done.code == 3, done.stderr
+    problems = done.json()["problems"]
+    assert any("secret" in p["path"] and "permission denied" in p["problem"]
+               for p in problems), problems
+
+
+def test_a_remote_capture_of_something_unreadable_is_incomplete(
+        server: sshd_support.Sshd, remote_tree: Path, keys: dict[str, Path],
+        tmp_path: Path) -> None:
+    (remote_tree / "secret").write_text("root only")
+    (remote_tree / "secret").chmod(0)
+    out = tmp_path / "part.evidence"
+    done = _capture(server, keys, out, remote_tree / "secret", remote_tree / "notes.txt")
+    assert done.code == 3, done.stderr
+    problems = done.json()["problems"]
+    assert any(p["path"].endswith("secret") for p in problems), problems
+    assert out.exists()

@@ -1,0 +1,49 @@
+"""capture --remote without evidencekit on the host: the files read over SFTP and sealed here
+(a source of kind ``remote-logical``, evidencekit.sources.remote_logical). The plaintext only
+passes through this process's memory into the encrypted payload: nothing unencrypted is
+written to disk here, and nothing is written there."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+
+from evidencekit.capture import CaptureRequest, CaptureResult, capture
+from evidencekit.errors import RemoteError
+from evidencekit.remote.receive import RemoteRequest
+from evidencekit.remote.sftp import SftpError, SftpSession
+from evidencekit.remote.ssh import connection
+from evidencekit.sources.remote_logical import RemoteHost, RemoteLogicalSource, remote_paths
+
+
+def capture_over_sftp(request: RemoteRequest, command_line: list[str],
+                      exclude: tuple[Path, ...] = ()) -> CaptureResult:
+    """Read *request.paths* over SFTP and seal them into *request.output*, signed here."""
+    endpoint = request.endpoint
+    with connection(endpoint, request.host_key, request.identity, request.ssh_config) as conn, \
+            tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen([*conn.ssh_argv(subsystem=True), "sftp"],
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors)
+        try:
+            session = SftpSession(process)
+        except SftpError:
+            process.kill()
+            process.wait()
+            errors.seek(0)
+            said = errors.read(4096).decode("utf-8", "replace").strip()
+            raise RemoteError(f"could not open an SFTP session on {endpoint}: "
+                              f"{said or 'the server offers no SFTP'}; nothing was captured",
+                              hint="check the address and your SSH key (--ssh-identity), or "
+                              "install evidencekit there") from None
+        host = RemoteHost(str(endpoint), endpoint.host, endpoint.port, endpoint.user,
+                          request.host_key.fingerprint, request.host_key.kind)
+        source = RemoteLogicalSource(session, host, remote_paths(list(request.paths)),
+                                     clock=request.clock)
+        try:
+            return capture(CaptureRequest(
+                [], request.output, request.case, request.recipients, request.signing_key,
+                command_line=command_line, clock=request.clock, progress=request.progress,
+                exclude_paths=exclude, more_sources=(source,)))
+        finally:
+            session.close()

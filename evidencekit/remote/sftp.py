@@ -1,0 +1,288 @@
+"""A read-only SFTP client (protocol version 3, draft-ietf-secsh-filexfer-02) over the system's
+``ssh -s HOST sftp``, for hosts without evidencekit (capture --remote falls back to it).
+
+Only what reading evidence needs: LSTAT, OPENDIR/READDIR, READLINK, OPEN for reading, READ
+(several requests in flight, so that a file comes at the link's speed), FSTAT, CLOSE. Nothing
+that writes or changes anything on the server is ever sent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import struct
+import subprocess
+from collections import deque
+from dataclasses import dataclass
+from typing import IO
+
+_INIT, _VERSION = 1, 2
+_OPEN, _CLOSE, _READ, _LSTAT, _FSTAT = 3, 4, 5, 7, 8
+_OPENDIR, _READDIR, _READLINK = 11, 12, 19
+_STATUS, _HANDLE, _DATA, _NAME, _ATTRS = 101, 102, 103, 104, 105
+_READ_FLAG = 0x1
+_SIZE, _UIDGID, _PERMISSIONS, _ACMODTIME, _EXTENDED = 0x1, 0x2, 0x4, 0x8, 0x80000000
+_EOF = 1
+_NO_SUCH_FILE, _PERMISSION_DENIED = 2, 3
+_CHUNK = 64 << 10  # bytes per READ (servers serve at least 32 KiB; OpenSSH 256 KiB)
+_IN_FLIGHT = 32  # READ requests outstanding at once
+_LARGEST_PACKET = 1 << 20
+
+
+class SftpError(OSError):
+    """A request the server refused (its status code and message) or a broken session."""
+
+
+@dataclass(frozen=True)
+class Attrs:
+    """What SFTP v3 says about a file: no ctime, no inode, no extended attributes, times in
+    whole seconds."""
+
+    size: int | None
+    uid: int | None
+    gid: int | None
+    mode: int | None
+    atime: int | None
+    mtime: int | None
+
+    def to_json(self) -> dict[str, int | str | None]:
+        return {"size": self.size, "uid": self.uid, "gid": self.gid,
+                "mode": None if self.mode is None else f"{self.mode:o}",
+                "atime": self.atime, "mtime": self.mtime}
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.at = 0
+
+    def u8(self) -> int:
+        self.at += 1
+        return self.data[self.at - 1]
+
+    def u32(self) -> int:
+        value: int = struct.unpack_from(">I", self.data, self.at)[0]
+        self.at += 4
+        return value
+
+    def u64(self) -> int:
+        value: int = struct.unpack_from(">Q", self.data, self.at)[0]
+        self.at += 8
+        return value
+
+    def string(self) -> bytes:
+        length = self.u32()
+        self.at += length
+        if self.at > len(self.data):
+            raise SftpError("a truncated SFTP packet")
+        return self.data[self.at - length:self.at]
+
+    def attrs(self) -> Attrs:
+        flags = self.u32()
+        size = self.u64() if flags & _SIZE else None
+        uid, gid = (self.u32(), self.u32()) if flags & _UIDGID else (None, None)
+        mode = self.u32() if flags & _PERMISSIONS else None
+        atime, mtime = (self.u32(), self.u32()) if flags & _ACMODTIME else (None, None)
+        if flags & _EXTENDED:
+            for _ in range(self.u32()):
+                self.string()
+                self.string()
+        return Attrs(size, uid, gid, mode, atime, mtime)
+
+
+def _string(data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + data
+
+
+class SftpSession:
+    """One SFTP session over *process* (``ssh … -s HOST sftp``), its pipes as given."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        assert process.stdin is not None and process.stdout is not None
+        self.process = process
+        self._in: IO[bytes] = process.stdout
+        self._out: IO[bytes] = process.stdin
+        self._next_id = 0
+        self._send(_INIT, struct.pack(">I", 3), with_id=False)
+        kind, body = self._packet()
+        if kind != _VERSION:
+            raise SftpError("the server did not start an SFTP session")
+        self.version = struct.unpack_from(">I", body)[0]
+
+    # -- wire
+    def _send(self, kind: int, body: bytes, with_id: bool = True) -> int:
+        request = self._next_id
+        self._next_id = (self._next_id + 1) & 0xFFFFFFFF
+        payload = bytes([kind]) + (struct.pack(">I", request) if with_id else b"") + body
+        try:
+            self._out.write(struct.pack(">I", len(payload)) + payload)
+            self._out.flush()
+        except (BrokenPipeError, ValueError):
+            raise SftpError("the SFTP session ended") from None
+        return request
+
+    def _exactly(self, count: int) -> bytes:
+        parts = []
+        while count:
+            block = self._in.read(count)
+            if not block:
+                raise SftpError("the SFTP session ended")
+            parts.append(block)
+            count -= len(block)
+        return b"".join(parts)
+
+    def _packet(self) -> tuple[int, bytes]:
+        (length,) = struct.unpack(">I", self._exactly(4))
+        if not 1 <= length <= _LARGEST_PACKET:
+            raise SftpError("a malformed SFTP packet")
+        data = self._exactly(length)
+        return data[0], data[1:]
+
+    def _reply(self, request: int) -> tuple[int, _Reader]:
+        kind, body = self._packet()
+        reader = _Reader(body)
+        if reader.u32() != request:
+            raise SftpError("an SFTP answer out of order")
+        return kind, reader
+
+    def _expect(self, request: int, wanted: int, what: str) -> _Reader:
+        kind, reader = self._reply(request)
+        if kind == wanted:
+            return reader
+        if kind == _STATUS:
+            raise _status_error(reader, what)
+        raise SftpError(f"{what}: an unexpected SFTP answer ({kind})")
+
+    # -- requests
+    def lstat(self, path: bytes) -> Attrs:
+        return self._expect(self._send(_LSTAT, _string(path)), _ATTRS, _text(path)).attrs()
+
+    def readlink(self, path: bytes) -> bytes:
+        reader = self._expect(self._send(_READLINK, _string(path)), _NAME, _text(path))
+        reader.u32()
+        return reader.string()
+
+    def listdir(self, path: bytes) -> list[tuple[bytes, Attrs]]:
+        handle = self._expect(self._send(_OPENDIR, _string(path)), _HANDLE,
+                              _text(path)).string()
+        found: list[tuple[bytes, Attrs]] = []
+        try:
+            while True:
+                kind, reader = self._reply(self._send(_READDIR, _string(handle)))
+                if kind == _STATUS:
+                    code = reader.u32()
+                    if code == _EOF:
+                        break
+                    reader.at -= 4
+                    raise _status_error(reader, _text(path))
+                if kind != _NAME:
+                    raise SftpError(f"{_text(path)}: an unexpected SFTP answer ({kind})")
+                for _ in range(reader.u32()):
+                    name = reader.string()
+                    reader.string()  # the ls -l line, not a specified format
+                    attrs = reader.attrs()
+                    if name not in (b".", b".."):
+                        found.append((name, attrs))
+        finally:
+            self._close(handle)
+        return sorted(found)
+
+    def open(self, path: bytes) -> RemoteFile:
+        body = _string(path) + struct.pack(">II", _READ_FLAG, 0)
+        handle = self._expect(self._send(_OPEN, body), _HANDLE, _text(path)).string()
+        return RemoteFile(self, handle, path)
+
+    def _close(self, handle: bytes) -> None:
+        kind, _reader = self._reply(self._send(_CLOSE, _string(handle)))
+        if kind != _STATUS:
+            raise SftpError("an unexpected answer to CLOSE")
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._out.close()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class RemoteFile:
+    """A file open for reading, read in order with several READs in flight."""
+
+    def __init__(self, session: SftpSession, handle: bytes, path: bytes) -> None:
+        self._session = session
+        self._handle = handle
+        self._path = path
+        self._pending: deque[int] = deque()
+        self._offset = 0  # of the next READ to send
+        self._eof = False
+        self._left = b""
+
+    def _fill(self) -> None:
+        while not self._eof and len(self._pending) < _IN_FLIGHT:
+            body = _string(self._handle) + struct.pack(">QI", self._offset, _CHUNK)
+            self._pending.append(self._session._send(_READ, body))
+            self._offset += _CHUNK
+
+    def read(self) -> bytes:
+        """The next bytes in order; b"" at the end."""
+        if self._left:
+            data, self._left = self._left, b""
+            return data
+        self._fill()
+        while self._pending:
+            request = self._pending.popleft()
+            kind, reader = self._session._reply(request)
+            if kind == _DATA:
+                data = reader.string()
+                if len(data) < _CHUNK:  # a short read: ask again from where it stopped
+                    self._restart(request, len(data))
+                return data
+            if kind == _STATUS and reader.u32() == _EOF:
+                self._eof = True
+                continue
+            reader.at -= 4
+            raise _status_error(reader, _text(self._path))
+        return b""
+
+    def _restart(self, request: int, got: int) -> None:
+        """After a short answer the requests already sent ask for the wrong offsets: drain
+        them and ask again from the byte after the short one."""
+        ahead = len(self._pending)
+        position = self._offset - (ahead + 1) * _CHUNK + got
+        while self._pending:
+            pending = self._pending.popleft()
+            kind, reader = self._session._reply(pending)
+            if kind == _STATUS and reader.u32() not in (_EOF,):
+                reader.at -= 4
+                raise _status_error(reader, _text(self._path))
+        self._offset = position
+
+    def fstat(self) -> Attrs:
+        self._drain()
+        return self._session._expect(self._session._send(_FSTAT, _string(self._handle)),
+                                     _ATTRS, _text(self._path)).attrs()
+
+    def _drain(self) -> None:
+        while self._pending:
+            self._session._reply(self._pending.popleft())
+
+    def close(self) -> None:
+        self._drain()
+        self._session._close(self._handle)
+
+
+def _status_error(reader: _Reader, what: str) -> SftpError:
+    code = reader.u32()
+    message = reader.string().decode("utf-8", "replace") if reader.at < len(reader.data) \
+        else ""
+    text = {_NO_SUCH_FILE: "no such file or folder",
+            _PERMISSION_DENIED: "permission denied"}.get(code, message or f"SFTP status {code}")
+    error = SftpError(f"{what}: {text}")
+    error.errno = {_NO_SUCH_FILE: 2, _PERMISSION_DENIED: 13}.get(code)
+    error.strerror = text
+    return error
+
+
+def _text(path: bytes) -> str:
+    return path.decode("utf-8", "backslashreplace")

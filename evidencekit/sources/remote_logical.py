@@ -1,0 +1,232 @@
+"""Files read over SFTP from a host without evidencekit (``capture --remote``'s fallback), as a
+source of kind ``remote-logical`` (docs/FORMAT.md §4.3).
+
+The bundle is sealed here; the host only serves files. SFTP (version 3, what OpenSSH serves)
+says less than the host's own file system would: no change time (ctime), no inode or device,
+no extended attributes or ACLs, no birth time, times in whole seconds; reading a file may
+update its access time there (SFTP cannot open a file without it). So every regular file is
+stored flat under ``data/`` (``BAG.var∕log∕auth.log``: a path's ``/`` written ``∕``, U+2215, so
+that ``data/`` holds no folder the manifest does not list) without stat fields, and what SFTP
+did say about every item found (files, folders, links, others, and errors) is in one JSON
+document, ``data/BAG.remote-logical.json`` (docs/schemas/remote-logical.schema.json), which
+also names what is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from evidencekit import canonical
+from evidencekit.clock import Clock, rfc3339, system_clock
+from evidencekit.remote.sftp import Attrs, RemoteFile, SftpError, SftpSession
+from evidencekit.sources.base import BytesContent, Skip, SourceRecord, StreamEntry
+from evidencekit.walk import Entry, escape_name, unique_name
+
+KIND = "remote-logical"
+DOCUMENT = "remote-logical.json"
+DOCUMENT_TYPE = "evidencekit.remote-logical"
+NOT_RECORDED = ["ctime (change time)", "inode and device numbers", "link counts",
+                "extended attributes and ACLs", "birth time", "sub-second times",
+                "owner and group names (numbers only)"]
+ACCESS_TIME = ("reading a file over SFTP may have updated its access time on the remote host "
+               "(the atime recorded here is from before it was read)")
+_SEPARATOR = "\u2215"  # DIVISION SLASH: a path's "/" in a flat name
+
+
+@dataclass(frozen=True)
+class RemoteHost:
+    """Who was asked: for the source record and the JSON document."""
+
+    given: str  # USER@HOST[:PORT] as typed
+    host: str
+    port: int
+    user: str
+    host_key: str  # SHA256:…
+    host_key_type: str
+
+
+@dataclass
+class _Item:
+    path: bytes
+    kind: str
+    attrs: Attrs | None
+    stored_as: str | None = None
+    link_target: bytes | None = None
+    error: str | None = None
+    changes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        item: dict[str, Any] = {"path": escape_name(self.path), "type": self.kind,
+                                "stored_as": self.stored_as, "error": self.error}
+        item.update(self.attrs.to_json() if self.attrs else {
+            "size": None, "uid": None, "gid": None, "mode": None, "atime": None,
+            "mtime": None})
+        if self.link_target is not None:
+            item["link_target"] = escape_name(self.link_target)
+        if self.changes:
+            item["changes"] = self.changes
+        return item
+
+
+class RemoteLogicalSource:
+    """The remote *paths* read over *session*, one source record of kind ``remote-logical``."""
+
+    def __init__(self, session: SftpSession, host: RemoteHost, paths: list[bytes],
+                 clock: Clock = system_clock) -> None:
+        self._session = session
+        self._host = host
+        self._paths = paths
+        self._clock = clock
+        self._index = 0
+        self._bag_name = _bag_candidate(host.host)
+        self._taken: set[str] = set()
+        self.items: list[_Item] = []
+        self._started = 0
+        self._bytes = 0
+
+    def place(self, first_index: int, taken: set[str]) -> None:
+        self._index = first_index
+        candidate, number = _bag_candidate(self._host.host), 0
+        while candidate in taken or f"{candidate}.{DOCUMENT}" in taken:
+            number += 1
+            candidate = f"{_bag_candidate(self._host.host)}~{number}"
+        self._bag_name = candidate
+        taken.update({candidate, f"{candidate}.{DOCUMENT}"})
+        self._taken = taken
+
+    def records(self) -> list[SourceRecord]:
+        files = [i for i in self.items if i.kind == "file"]
+        details = {"host": self._host.host, "host_key": self._host.host_key,
+                   "files": len(files), "bytes": self._bytes,
+                   "errors": sum(1 for i in self.items if i.error),
+                   "not_recorded": ", ".join(NOT_RECORDED)}
+        return [SourceRecord(self._index, self._host.given.encode("utf-8"),
+                             self._host.host.encode("utf-8"), self._bag_name, kind=KIND,
+                             details=details)]
+
+    def estimate(self, skip: Skip) -> tuple[int, int | None]:
+        return len(self._paths), None
+
+    def entries(self, skip: Skip) -> Iterator[Entry | StreamEntry]:
+        self._started = self._clock()
+        for path in self._paths:
+            yield from self._walk(path)
+        document = self._document(self._clock())
+        yield StreamEntry(self._index, f"{self._bag_name}.{DOCUMENT}".encode(),
+                          f"data/{self._bag_name}.{DOCUMENT}", BytesContent(document),
+                          mtime_ns=self._clock())
+
+    def _walk(self, path: bytes) -> Iterator[StreamEntry]:
+        try:
+            attrs = self._session.lstat(path)
+        except SftpError as exc:
+            self.items.append(_Item(path, "missing", None, error=exc.strerror or str(exc)))
+            return
+        mode = attrs.mode or 0
+        if stat.S_ISDIR(mode):
+            item = _Item(path, "directory", attrs)
+            self.items.append(item)
+            try:
+                children = self._session.listdir(path)
+            except SftpError as exc:
+                item.error = f"its contents could not be listed: {exc.strerror or exc}"
+                return
+            for name, _ in children:
+                yield from self._walk(path.rstrip(b"/") + b"/" + name)
+        elif stat.S_ISREG(mode):
+            yield self._file(path, attrs)
+        elif stat.S_ISLNK(mode):
+            item = _Item(path, "symlink", attrs)
+            try:
+                item.link_target = self._session.readlink(path)
+            except SftpError as exc:
+                item.error = f"its target could not be read: {exc.strerror or exc}"
+            self.items.append(item)
+        else:
+            self.items.append(_Item(path, "other", attrs))
+
+    def _file(self, path: bytes, attrs: Attrs) -> StreamEntry:
+        flat = escape_name(path.strip(b"/")).replace("/", _SEPARATOR)
+        name = unique_name(f"{self._bag_name}.{flat}", self._taken)
+        self._taken.add(name)
+        item = _Item(path, "file", attrs, stored_as=f"data/{name}")
+        self.items.append(item)
+        self._bytes += attrs.size or 0
+        mtime = attrs.mtime * 1_000_000_000 if attrs.mtime is not None else self._clock()
+        return StreamEntry(self._index, name.encode("utf-8"), f"data/{name}",
+                           _SftpContent(self._session, path, attrs, item), mtime_ns=mtime)
+
+    def _document(self, finished: int) -> bytes:
+        host = self._host
+        return canonical.dumps({
+            "type": DOCUMENT_TYPE, "version": 1,
+            "remote": {"given": host.given, "host": host.host, "port": host.port,
+                       "user": host.user, "host_key": host.host_key,
+                       "host_key_type": host.host_key_type},
+            "protocol": f"SFTP version {self._session.version}, over the system's OpenSSH "
+                        "client (ssh -s HOST sftp)",
+            "collected_started": rfc3339(self._started), "collected_finished": rfc3339(finished),
+            "paths_given": [escape_name(p) for p in self._paths],
+            "items": [item.to_json() for item in self.items],
+            "not_recorded": NOT_RECORDED, "access_time": ACCESS_TIME,
+        })
+
+
+def _bag_candidate(host: str) -> str:
+    return host.replace(":", "_") or "remote"
+
+
+class _SftpContent:
+    """A remote file, opened when first read; its size is what LSTAT said."""
+
+    def __init__(self, session: SftpSession, path: bytes, attrs: Attrs, item: _Item) -> None:
+        self._session = session
+        self._path = path
+        self._attrs = attrs
+        self._item = item
+        self._file: RemoteFile | None = None
+        self._left = memoryview(b"")
+
+    @property
+    def size(self) -> int | None:
+        return self._attrs.size
+
+    def readinto(self, buffer: memoryview) -> int:
+        try:
+            if self._file is None:
+                self._file = self._session.open(self._path)
+            if not self._left:
+                self._left = memoryview(self._file.read())
+        except SftpError as exc:
+            self._item.error = exc.strerror or str(exc)
+            raise
+        count = min(len(buffer), len(self._left))
+        buffer[:count] = self._left[:count]
+        self._left = self._left[count:]
+        return count
+
+    def changes(self) -> list[str]:
+        if self._file is None:
+            return []
+        found = []
+        try:
+            after = self._file.fstat()
+            self._file.close()
+        except SftpError as exc:
+            return [f"it could not be checked after reading: {exc.strerror or exc}"]
+        if after.size != self._attrs.size:
+            found.append(f"its size changed while it was read (from {self._attrs.size} to "
+                         f"{after.size} bytes)")
+        if after.mtime != self._attrs.mtime and after.mtime is not None:
+            found.append("it was modified while it was read (mtime "
+                         f"{self._attrs.mtime} → {after.mtime})")
+        self._item.changes = found
+        return found
+
+
+def remote_paths(paths: list[str]) -> list[bytes]:
+    return [os.fsencode(p) for p in paths]
