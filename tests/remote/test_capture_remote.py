@@ -13,9 +13,9 @@ import pytest
 
 from evidencekit.crypto.keys import load_public_key_file
 from evidencekit.format.documents import custody_member
-from tests.support.by_hand import by_hand, passed, toolbox_in
 from tests.support import sshd as sshd_support
 from tests.support.bundles import contents
+from tests.support.by_hand import by_hand, passed, toolbox_in
 from tests.support.cli import run_cli
 from tests.support.schemas import assert_valid
 
