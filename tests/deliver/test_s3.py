@@ -29,8 +29,8 @@ from evidencekit.deliver.s3 import (
     read_back,
 )
 from evidencekit.errors import StoreError, UsageError
-from tests.sources.test_pipeline_sources import OneStream, Pieces
 from tests.support.s3server import S3Server
+from tests.support.streams import OneStream, Pieces
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 

@@ -13,8 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from tests.e2e.test_capture_stdin import by_hand, capture, evidencekit, manifest
 from tests.support.badfs import Faults, bad_disk, loop_device
+from tests.support.piped import by_hand, capture, evidencekit, manifest
 from tests.support.tools import require_tool
 
 MIB = 1 << 20

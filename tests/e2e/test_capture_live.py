@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_capture_stdin import by_hand, capture, evidencekit, manifest
 from tests.interop import test_by_hand
+from tests.support.piped import by_hand, capture, evidencekit, manifest
 from tests.support.processes import children
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
