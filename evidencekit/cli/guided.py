@@ -27,7 +27,7 @@ from rich.markup import escape
 from evidencekit import amounts
 from evidencekit import incident as inc
 from evidencekit.capture import CaptureRequest, CaseInfo, capture, sources_of
-from evidencekit.cli import render
+from evidencekit.cli import capture_mail, guided_mail, render
 from evidencekit.cli.app import resolve_signing_key
 from evidencekit.cli.capture_web import say_done as say_pages
 from evidencekit.cli.keyring import (
@@ -47,6 +47,7 @@ from evidencekit.errors import (
 from evidencekit.fs.noatime import read_user_file, scan_directory
 from evidencekit.hostinfo import user_name
 from evidencekit.publictext import check_line
+from evidencekit.sources.mail import Trust
 from evidencekit.sources.web import WebSource, check_url
 from evidencekit.text import human_size, plural
 from evidencekit.walk import Source, entries_below, source_reaching
@@ -131,6 +132,8 @@ class GuidedDefaults:
     # else's key is encrypted to it too, so that the person who made it can open it and print
     # its report (docs/decisions/own-key.md). None: not added.
     own_key: Path | None = None
+    # how mail servers' certificates are trusted (the system's authorities; a test pins)
+    mail_trust: Trust | None = None
 
 
 @dataclass
@@ -152,6 +155,7 @@ class Plan:
     examiner: str = ""  # who is capturing, as the record (custody log, manifest) will say
     own_key: Path | None = None  # also encrypted to this signing key (never with a passphrase)
     pages: list[str] = field(default_factory=list)  # web pages to save (capture --url)
+    mailboxes: list[guided_mail.MailChoice] = field(default_factory=list)  # capture --imap
 
     @property
     def opened_with_own_key(self) -> bool:
@@ -455,8 +459,8 @@ def _page_url(text: str) -> str | None:
 
 
 def _ask_sources(p: Prompter, incident_type: str | None, defaults: GuidedDefaults,
-                 chosen: list[Path] | None = None, pages: list[Page] | None = None
-                 ) -> list[Path]:
+                 chosen: list[Path] | None = None, pages: list[Page] | None = None,
+                 mailboxes: list[guided_mail.MailChoice] | None = None) -> list[Path]:
     """The files and folders to copy; with *pages*, web pages too (typed as https://…, chosen
     in *pages* itself)."""
     items = suggestions(incident_type, defaults.home, defaults.system)
@@ -473,6 +477,9 @@ def _ask_sources(p: Prompter, incident_type: str | None, defaults: GuidedDefault
               "saved as it is now, with its pictures and a screenshot: paste its address "
               "(https://…). The site sees this computer's internet address, as when you "
               "visited it.")
+    if mailboxes is not None:
+        p.say("  E-mails from your mailbox: type your e-mail address (e.g. jane@gmail.com) to "
+              "copy the messages from the mailbox itself, without marking anything read.")
     while True:
         for n, item in enumerate(items, 1):
             mark = "[green]✓[/]" if item.selected else " "
@@ -481,12 +488,18 @@ def _ask_sources(p: Prompter, incident_type: str | None, defaults: GuidedDefault
         for n, page in enumerate(pages or [], len(items) + 1):
             mark = "[green]✓[/]" if page.selected else " "
             p.say(f"  {mark} {n}) {escape(page.url)} — {escape(page.why)}")
+        for mailbox in mailboxes or []:
+            p.say(f"  [green]✓[/]    {escape(mailbox.label)} (type the address again to leave "
+                  "it out)")
         if not items and not pages:
             p.say("  (no suggestions: type the path of a file or folder to add it)")
         answer = p.ask("Change the list?", "Enter to keep it. Type a number to leave it out or "
                        "put it back, or the path of a file or folder to add"
                        + (", or a web address." if pages is not None else "."))
         if pages is not None and _page_answer(p, answer, pages, len(items)):
+            continue
+        if mailboxes is not None and guided_mail.take_answer(p, answer, mailboxes,
+                                                             defaults.mail_trust):
             continue
         if not answer:
             chosen = [s.path for s in items if s.selected]
@@ -729,13 +742,14 @@ def interview(p: Prompter, defaults: GuidedDefaults, case_id: str) -> Plan | Non
     _welcome(p, defaults)
     record = _ask_incident(p, defaults.incident, _session_zone(defaults))
     pages = _named_pages(record)
-    sources = _ask_sources(p, record.incident_type, defaults, pages=pages)
+    mailboxes: list[guided_mail.MailChoice] = []
+    sources = _ask_sources(p, record.incident_type, defaults, pages=pages, mailboxes=mailboxes)
     protection = _ask_protection(p, defaults)
     p.say("\n[bold]9. Saving[/]")
     examiner = _ask_name(p, defaults)
     output = _ask_output(p, defaults, case_id, sources)
     plan = Plan(record, sources, protection, output, defaults.incident_source, examiner,
-                defaults.own_key, [page.url for page in pages if page.selected])
+                defaults.own_key, [page.url for page in pages if page.selected], mailboxes)
     while True:
         _summary(p, plan)
         section = _confirm(p, plan)
@@ -755,8 +769,8 @@ SECTIONS = {1: "What happened", 2: "In your own words", 3: "When", 4: "What is a
 
 def _confirm(p: Prompter, plan: Plan) -> int | None:
     """None: make the bundle; 0: stop without saving; 1–9: change that part of the summary."""
-    missing = "" if (plan.sources or plan.pages) and plan.protection.recipients else (
-        "nothing to copy was chosen (7)" if not (plan.sources or plan.pages) else
+    missing = "" if (plan.sources or plan.pages or plan.mailboxes) and plan.protection.recipients else (
+        "nothing to copy was chosen (7)" if not (plan.sources or plan.pages or plan.mailboxes) else
         "no way to protect it was chosen, a passphrase or a key (8)")
     if missing:
         p.say(f"\n[yellow]The bundle cannot be made yet: {missing}.[/]")
@@ -805,7 +819,8 @@ def _change(p: Prompter, plan: Plan, section: int, defaults: GuidedDefaults,
         record = dataclasses.replace(record, identifiers=tuple(_ask_identifiers(p)))
     elif section == 7:
         pages = _named_pages(record, plan.pages)
-        sources = _ask_sources(p, record.incident_type, defaults, plan.sources, pages)
+        sources = _ask_sources(p, record.incident_type, defaults, plan.sources, pages,
+                               plan.mailboxes)
         plan = dataclasses.replace(plan, sources=sources,
                                    pages=[page.url for page in pages if page.selected])
         if _inside(plan.output.parent, _walked(sources)) is not None:
@@ -936,7 +951,8 @@ def _summary(p: Prompter, plan: Plan) -> None:
             (6, "Contacts used", "\n".join(f"{inc.IDENTIFIER_KINDS[i.kind]}: "
                                            f"{_short(i.value, 50)}"
                                            for i in record.identifiers) or "—"),
-            (7, "Copy", "\n".join([*map(str, plan.sources), *plan.pages]) or "nothing chosen"),
+            (7, "Copy", "\n".join([*map(str, plan.sources), *plan.pages,
+                                   *(m.label for m in plan.mailboxes)]) or "nothing chosen"),
             (8, "Protected by", _protected_by(plan)),
             (9, "Your name", plan.examiner or "—"),
             (9, "Save as", str(plan.output))]
@@ -1112,6 +1128,7 @@ def guided_capture(prompter: Prompter, defaults: GuidedDefaults, case: CaseInfo,
         if plan.opened_with_own_key:
             recipients = with_own_key(recipients, signing)
         pages = (WebSource(plan.pages),) if plan.pages else ()
+        mail = [capture_mail.connected(m.request, signing, False) for m in plan.mailboxes]
         request = CaptureRequest(
             [os.fsencode(s) for s in plan.sources], plan.output,
             dataclasses.replace(case, examiner=plan.examiner or case.examiner),
@@ -1119,10 +1136,18 @@ def guided_capture(prompter: Prompter, defaults: GuidedDefaults, case: CaseInfo,
             command_line=list(sys.argv), progress=render.progress_for(False),
             exclude_paths=(sign_key or default_signing_key_path(),),
             incident=None if plan.incident.empty else plan.incident.to_json(),
-            more_sources=pages)
-        result = capture(request)
+            more_sources=(*pages, *mail))
+        try:
+            result = capture(request)
+        finally:
+            for mailbox in mail:
+                mailbox.close()
+        for mailbox in mail:
+            mailbox.finished()  # the bundle holds every message: the resume state goes
         render.capture_text(result)
         say_pages(pages)
+        for mailbox in mail:
+            capture_mail.say_done(mailbox)
         code = ExitCode.OK if result.seal.complete else ExitCode.CAPTURE_INCOMPLETE
         if defaults.tsa_urls and offer_timestamp(prompter, defaults, result.output) and \
                 code == ExitCode.OK:

@@ -1,5 +1,8 @@
 """A real Dovecot IMAP server for tests, on 127.0.0.1 only, with TLS.
 
+The test user logs in as ``jane`` or with a whole address ``jane@…`` (the part before the @ is
+the user, as for the large providers, who want the whole address).
+
 Everything lives in a temporary folder: its own configuration (``dovecot -c FILE``, nothing of
 /etc/dovecot), a self-signed certificate made here (its fingerprint is what the tests pin), a
 passwd-file with one test user, and that user's Maildir, owned by an unprivileged account
@@ -134,16 +137,16 @@ auth_mechanisms = plain
 auth_failure_delay = 0
 disable_plaintext_auth = yes
 first_valid_uid = 1
-mail_location = maildir:{root}/home/%u/Maildir
+mail_location = maildir:{root}/home/%n/Maildir
 mail_uid = {uid}
 mail_gid = {group}
 passdb {{
   driver = passwd-file
-  args = scheme=PLAIN username_format=%u {root}/passwd
+  args = scheme=PLAIN username_format=%n {root}/passwd
 }}
 userdb {{
   driver = static
-  args = uid={uid} gid={gid} home={root}/home/%u
+  args = uid={uid} gid={gid} home={root}/home/%n
 }}
 service imap-login {{
   inet_listener imap {{

@@ -276,3 +276,65 @@ def test_folders_and_a_search_choose_the_messages(server: Dovecot, tmp_path: Pat
     missing = capture(tmp_path, env, "--imap-fingerprint", pin(server), "--folder", "Nope",
                       url=server.url, name="other.evidence")
     assert missing.returncode == 2 and "no folder 'Nope'" in missing.stdout
+
+
+class Answers:
+    """The guided session's prompter: each question answered by the first rule whose words it
+    contains (each rule's answers used in turn), else skipped with Enter."""
+
+    def __init__(self, rules: list[tuple[str, list[str]]]) -> None:
+        self.rules = rules
+        self.said: list[str] = []
+        self.asked: list[str] = []
+
+    def say(self, text: str) -> None:
+        self.said.append(text)
+
+    def ask(self, question: str, hint: str = "") -> str:
+        self.asked.append(question)
+        for words, answers in self.rules:
+            if words in question and answers:
+                return answers.pop(0)
+        return ""
+
+    secret = ask
+
+
+def test_the_guided_session_offers_the_mailbox(server: Dovecot, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from evidencekit.capture import CaseInfo
+    from evidencekit.cli import guided
+    from evidencekit.crypto.keys import SigningKey
+    from evidencekit.sources.mail import Trust
+    from evidencekit.verify import verify
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    home = tmp_path / "home"
+    home.mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    SigningKey.generate("jane").save(tmp_path / "signer")
+    wrong = Answers([("Change the list?", ["jane@127.0.0.1", "jane@127.0.0.1", ""]),
+                     ("IMAP server", [f"127.0.0.1:{server.port}"] * 2),
+                     ("Password for", ["wrong", PASSWORD]),
+                     ("Passphrase (hidden", ["correct pony stapler sunrise"]),
+                     ("same passphrase", ["correct pony stapler sunrise"]),
+                     ("Make the bundle now?", ["yes"])])
+    defaults = guided.GuidedDefaults(home=home, system="Linux", cwd=out,
+                                     mail_trust=Trust(server.fingerprint))
+    code = guided.guided_capture(wrong, defaults, CaseInfo("EK-MAIL", "Jane"), "EK-MAIL",  # type: ignore[arg-type]
+                                 tmp_path / "signer", None)
+    said = "\n".join(wrong.said)
+    assert code == 0, said
+    assert "refused the login" in said and "app password" in said  # the first password
+    assert "the e-mails of jane@127.0.0.1 will be copied" in said
+    assert PASSWORD not in said
+    [bundle] = out.glob("*.evidence")
+    from evidencekit.crypto import age
+
+    report = verify(bundle, [age.ScryptIdentity(b"correct pony stapler sunrise")])
+    assert report.ok, report.findings.items
+    assert report.manifest is not None
+    [source] = [s for s in report.manifest.get("sources") if s.get("kind") == "mail"]
+    assert source["details"]["messages"] == 6 and source["given"].endswith(
+        f"@127.0.0.1:{server.port}")
