@@ -90,8 +90,7 @@ class DfxmlJob:
     def _fileobject(self, number: int, entry: dict[str, Any]) -> str:
         lines = []
         if entry.get("error"):
-            why = str(entry["error"]).replace("--", "- -")
-            lines.append(f"  <!-- {self._text(why)} -->\n")
+            lines.append(f"  <!-- {self._text(comment_safe(str(entry['error'])))} -->\n")
         lines.append("  <fileobject>\n")
         lines.append(f"    <filename>{self._text(original_path(entry))}</filename>\n")
         lines.append(f"    <id>{number}</id>\n")
@@ -117,6 +116,13 @@ class DfxmlJob:
                          "</hashdigest>\n")
         lines.append("  </fileobject>\n")
         return "".join(lines)
+
+
+def comment_safe(text: str) -> str:
+    """*text* without "--", which XML forbids inside a comment: a space after each "-" that
+    another follows ("a---b" becomes "a- - -b"; replacing "--" by "- -" left "- --" there). The
+    error text comes from the bundle, a name in it from whoever named the file."""
+    return re.sub("-(?=-)", "- ", text)
 
 
 FORMAT = register(Format("dfxml", "DFXML file list (names, metadata, MD5, SHA-256)", ".xml",

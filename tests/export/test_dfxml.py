@@ -80,3 +80,18 @@ def test_a_name_xml_cannot_carry_is_escaped_and_said(tmp_path: Path) -> None:
     assert "XML cannot carry" in done.json()["notices"][0]
     well_formed(document)
     assert "evidence/bell\\x07.txt" in objects(document)
+
+
+@pytest.mark.parametrize("error", ["cannot read a--b", "cannot read a---b", "x----", "-"])
+def test_an_error_text_with_dashes_stays_a_well_formed_comment(error: str,
+                                                                tmp_path: Path) -> None:
+    # The comment before an item that could not be read: "a---b" (a file's name, in the error
+    # text) became "a- --b", and xmllint refused the whole export.
+    from evidencekit.export.dfxml import DfxmlJob
+    from evidencekit.export.registry import ExportContext
+
+    job = DfxmlJob(ExportContext(tmp_path / "b.evidence", "2026-01-01T00:00:00Z", "evidencekit 1"))
+    entry = {"kind": "file", "path": "a---b", "bag_path": "data/a---b", "error": error}
+    document = tmp_path / "files.xml"
+    document.write_text(f"<dfxml>\n{job._fileobject(1, entry)}</dfxml>\n", "utf-8")
+    well_formed(document)
