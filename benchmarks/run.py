@@ -800,6 +800,72 @@ def s3_capture(size: int, repeat: int, json_out: Path | None) -> int:
     return 0 if met else 1
 
 
+REMOTE_LIMIT_RATIO = 1.3  # issue 26: capture --remote at most 1.3 x ssh cat | age
+
+
+def remote_capture(size: int, repeat: int, json_out: Path | None) -> int:
+    """Issue 26's target: ``capture --remote`` of one *size*-byte file (random bytes) over SSH
+    on loopback takes at most 1.3 x ``ssh HOST cat FILE | age -r R > out``, runs interleaved,
+    fastest of *repeat*. The server is a real OpenSSH sshd on 127.0.0.1 logging in an
+    unprivileged user (tests/support/sshd.py), started here and stopped whatever happens; the
+    remote evidencekit is this checkout's. Both sides share the machine's CPUs."""
+    sys.path.insert(0, str(HERE.parent))
+    from tests.support.sshd import running
+
+    work = Path(tempfile.mkdtemp(prefix="evidencekit-bench-remote-"))
+    try:
+        (work / "out").mkdir()
+        recipient, _, sign_key = setup_keys(work)
+        with running() as server:
+            data = server.root / "bench"
+            data.mkdir()
+            source = data / "big.bin"
+            write_random_file(source, size)
+            server.owned(data)
+            command = server.evidencekit_command()
+            ssh = (f"ssh -T -i {shlex.quote(str(server.client_key))} -p {server.port} "
+                   "-o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+                   f"-o LogLevel=ERROR {server.user}@127.0.0.1")
+            baseline = f"{ssh} cat {shlex.quote(str(source))} | age -r {recipient} > out/ssh.age"
+            remote = (f"{shlex.quote(EVIDENCEKIT)} capture --remote {server.remote} --host-key "
+                      f"{server.fingerprint} --ssh-identity {shlex.quote(str(server.client_key))}"
+                      f" --remote-command {shlex.quote(command)} -r {recipient} --sign-key "
+                      f"{shlex.quote(str(sign_key))} --case BENCH --json -o out/remote.evidence "
+                      f"{shlex.quote(str(source))}")
+            measured = {"ssh_cat_age": Measurement("ssh_cat_age", baseline),
+                        "remote": Measurement("remote", remote)}
+            for turn in range(repeat):
+                warm(source)
+                for name in ("ssh_cat_age", "remote") if turn % 2 == 0 else (
+                        "remote", "ssh_cat_age"):
+                    _remove(work / "out" / "remote.evidence")
+                    sample = run_once(measured[name].command, work)
+                    measured[name].samples.append(sample)
+                    print(f"  {name:14} {sample.wall:8.3f} s  cpu "
+                          f"{sample.user + sample.system:7.2f} s  rss {sample.max_rss_mb:7.1f} MB",
+                          file=sys.stderr)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    floor, ours = measured["ssh_cat_age"].wall, measured["remote"].wall
+    ratio = ours / floor
+    met = ratio <= REMOTE_LIMIT_RATIO
+    print(f"remote capture of {size / MiB:.0f} MiB over SSH on 127.0.0.1: {ours:.2f} s; ssh cat "
+          f"| age {floor:.2f} s (fastest of {repeat}): {ratio:.2f} x (limit {REMOTE_LIMIT_RATIO}"
+          f" x: {'met' if met else 'NOT met'}); peak RSS {measured['remote'].rss:.0f} MB")
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps({
+            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "target": "issue 26: capture --remote <= 1.3 x ssh HOST cat FILE | age -r R > out",
+            "bytes": size, "ratio": ratio, "met": met,
+            "measurements": {n: {"command": m.command, "wall_s": m.wall, "cpu_s": m.cpu,
+                                 "max_rss_mb": m.rss, "samples": [asdict(s) for s in m.samples]}
+                             for n, m in measured.items()},
+            "cpus": os.cpu_count(), "load_average_at_end": os.getloadavg(),
+            "python": platform.python_version()}, indent=2) + "\n")
+    return 0 if met else 1
+
+
 MAIL_LIMIT_RATIO = 1.5  # issue 24: capture --imap against imapclient alone
 
 _IMAPCLIENT_ALONE = """
@@ -913,12 +979,20 @@ def main() -> int:
                         help="run nothing else: capture one file of MIB MiB (default 2048) to a "
                              "local file and to s3:// on SeaweedFS on 127.0.0.1 (issue 26: <= "
                              "1.2 x); results in benchmarks/results/s3-latest.json")
+    parser.add_argument("--remote", type=int, metavar="MIB", nargs="?", const=1024,
+                        help="run nothing else: capture --remote of one file of MIB MiB (default "
+                             "1024) over SSH on 127.0.0.1 against ssh cat | age (issue 26: <= "
+                             "1.3 x; starts its own sshd, as root: an unprivileged login user); "
+                             "results in benchmarks/results/remote-latest.json")
     parser.add_argument("--mail", type=int, metavar="MESSAGES", nargs="?", const=10_000,
                         help="run nothing else: time capture --imap of this many messages of "
                              "about 20 KB from a local Dovecot against imapclient alone (default "
                              "10,000; issue 24: <= 1.5 x); results in "
                              "benchmarks/results/mail-latest.json")
     args = parser.parse_args()
+    if args.remote is not None:
+        return remote_capture(args.remote * MiB, args.repeat or 3,
+                              HERE / "results" / "remote-latest.json")
     if args.mail is not None:
         return mail_capture(args.mail, args.repeat or 3, HERE / "results" / "mail-latest.json")
     if args.device:
