@@ -25,6 +25,7 @@ from evidencekit.cli.keyring import trusted_from
 from evidencekit.clock import rfc3339, system_clock
 from evidencekit.custody import EventRequest, append_event, check_appendable, event_summary
 from evidencekit.errors import ExitCode
+from evidencekit.text import plural
 
 
 def _format_help() -> str:
@@ -86,8 +87,17 @@ def export_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
                               **render.trust_json(done.report),
                               "findings": [f.to_json() for f in done.report.findings.items]})
             return code
-        render.out.print(f"[bold green]VERIFIED[/] and exported {done.format} to "
+        untrusted = done.report.untrusted_entries
+        headline = ("[bold yellow]VERIFIED, BUT NOT ALL SIGNERS ARE TRUSTED[/]" if untrusted
+                    else "[bold green]VERIFIED[/]")
+        render.out.print(f"{headline} and exported {done.format} to "
                          f"{render.escape(str(done.output))} (SHA-256 {done.sha256}).")
+        if untrusted:  # exit 6 must not come with nothing but "VERIFIED" to read
+            render.err.print(
+                f"[yellow]evidencekit: warning:[/] {plural(len(untrusted), 'entry')} (custody "
+                "events, notes, encrypted additions) signed by keys you did not list with "
+                "--trusted-key, and in the export as such: "
+                f"{render.escape(', '.join(untrusted))} (exit code 6)")
         for notice in done.written.notices:
             render.err.print(f"[yellow]evidencekit: warning:[/] {render.escape(notice)}")
         for item in done.written.left_out[:20]:

@@ -81,3 +81,21 @@ def test_help_lists_every_registered_format(sealed: Sealed) -> None:
     done = sealed.cli("export", "--help")
     for name in ("hashdeep", "html", "pdf"):
         assert name in done.stdout
+
+
+def test_an_entry_by_an_untrusted_key_is_said_not_only_exit_6(sealed: Sealed,
+                                                               tmp_path: Path) -> None:
+    # It printed "VERIFIED and exported" and nothing else, with exit code 6.
+    from evidencekit.crypto.keys import SigningKey
+
+    bundle = tmp_path / "copy.evidence"
+    bundle.write_bytes(sealed.bundle.read_bytes())
+    stranger = tmp_path / "stranger"
+    SigningKey.generate("Stranger").save(stranger)
+    assert sealed.cli("custody", "add", bundle, "--action", "note", "--note", "seen",
+                      "--sign-key", stranger).code == 0
+    done = sealed.cli("export", bundle, "-i", sealed.identity, "--format", "hashdeep",
+                      "-o", tmp_path / "known.txt", "--trusted-key", f"{sealed.signer}.pub")
+    assert done.code == 6, done.stderr
+    assert "VERIFIED, BUT NOT ALL SIGNERS ARE TRUSTED" in done.stdout
+    assert "custody/000002.json" in done.stderr and "--trusted-key" in done.stderr
