@@ -53,8 +53,12 @@ class E01Job:
         self.program = program
         self.context = context
         self.fields = _public_fields(context.bundle)
-        folder = context.output.absolute().parent
-        self.target = folder / f".{context.output.name}.{secrets.token_hex(6)}"
+        # ewfacquirestream writes the decrypted image under the umask (0644, for any user to
+        # read while it is written) and a kill -9 leaves an E01 that ewfverify passes: it writes
+        # in a private folder (0700) whose name says what it is, made at the first file.
+        self.folder = context.output.absolute().parent / \
+            f".{context.output.name}.{secrets.token_hex(6)}.partial-e01"
+        self.target = self.folder / "image"
         self.process: subprocess.Popen[bytes] | None = None
         self.errors: IO[bytes] | None = None
         self.streamed: str | None = None  # the bag path of the file fed to ewfacquirestream
@@ -97,6 +101,7 @@ class E01Job:
     def _start(self, name: str) -> None:
         fields = self.fields
         self.errors = tempfile.TemporaryFile()  # noqa: SIM115  (closed by abandon())
+        os.mkdir(self.folder, 0o700)
         command = [self.program, "-q", "-f", "encase6", "-d", "sha1", "-c", "empty-block",
                    "-S", SEGMENT, "-P", str(SECTOR), "-t", str(self.target),
                    "-C", fields["case"], "-D", fields["description"] or "-",
@@ -104,7 +109,8 @@ class E01Job:
                    "-N", f"Exported by {self.context.tool} from the verified evidence bundle "
                    f"{self.context.bundle.name}, sealed by {fields['sealer']}"]
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE,
-                                        stdout=subprocess.DEVNULL, stderr=self.errors)
+                                        stdout=subprocess.DEVNULL, stderr=self.errors,
+                                        umask=0o077)
 
     def _said(self) -> str:
         if self.errors is None:
@@ -142,6 +148,8 @@ class E01Job:
         for leftover in (self.segment, self.target):
             with suppress(FileNotFoundError):
                 os.unlink(leftover)
+        with suppress(FileNotFoundError, OSError):
+            os.rmdir(self.folder)
 
 
 def _public_fields(bundle: Path) -> dict[str, str]:

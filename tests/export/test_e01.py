@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -64,3 +65,41 @@ def test_a_bundle_of_ordinary_files_is_refused_and_leaves_nothing(tmp_path: Path
     assert done.code == 2, done.stderr
     assert "no E01 was made" in done.stderr
     assert list(out.iterdir()) == []
+
+
+def test_the_image_being_written_is_readable_by_no_one_else(
+        imaged: tuple[Sealed, Path, Path], tmp_path: Path) -> None:
+    # ewfacquirestream wrote the decrypted image 0644 beside the output (any local user could
+    # read it while it was written), and a kill -9 left it there as an E01 ewfverify passes.
+    import tarfile
+    import time
+
+    from evidencekit.export.e01 import E01Job
+    from evidencekit.export.registry import ExportContext
+
+    _, bundle, image = imaged
+    job = E01Job(ExportContext(bundle, "2026-01-01T00:00:00Z", "evidencekit 1",
+                               tmp_path / "stick.E01"))
+    seen: list[tuple[str, int, int]] = []
+
+    def chunks() -> Iterator[bytes]:
+        data = image.read_bytes()
+        yield data[:65536]
+        deadline = time.monotonic() + 30
+        while not job.segment.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        [(folder)] = [p for p in tmp_path.iterdir()]
+        seen.append((folder.name, folder.stat().st_mode & 0o777,
+                     job.segment.stat().st_mode & 0o077))
+        yield data[65536:]
+
+    member = tarfile.TarInfo("data/stick.img")
+    member.size = image.stat().st_size
+    try:
+        job.file("data/stick.img", member, chunks())
+    finally:
+        job.abandon()
+    [(name, folder_mode, others)] = seen
+    assert name.startswith(".stick.E01.") and name.endswith(".partial-e01")
+    assert folder_mode == 0o700 and others == 0
+    assert list(tmp_path.iterdir()) == []  # abandoned: nothing left
