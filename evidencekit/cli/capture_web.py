@@ -9,7 +9,7 @@ import click
 from rich.markup import escape
 
 from evidencekit.cli import render
-from evidencekit.sources.web import Limits, WebSource
+from evidencekit.sources.web import WARC_NAME, Limits, WebSource
 from evidencekit.sources.web.page import DEFAULT_USER_AGENT
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -71,7 +71,7 @@ def say_done(sources: Sequence[WebSource]) -> None:
                         "a screenshot" if found["screenshot"] else "a PDF")
             render.err.print(f"Web page {escape(found['url'])}{escape(moved)}: {status}, "
                              f"{found['requests']} request{'s' if found['requests'] != 1 else ''}"
-                             f", {pictures}; in {found['folder']}")
+                             f", {pictures}; stored as {found['files'][0].removesuffix(WARC_NAME)}*")
             if found["certificate_error"]:
                 render.err.print("  [yellow]Its certificate is not trusted "
                                  f"({escape(found['certificate_error'])}):[/] recorded, and the "

@@ -263,7 +263,7 @@ def web_pages(manifest: dict[str, Any]) -> list[str]:
                     else "no screenshot")
         if details.get("complete") is False:
             said.append("NOT CAPTURED WHOLE (see remarks)")
-        said.append(f"in data/{visible(str(record.get('bag_name', '?')))}/")
+        said.append(f"stored as data/{visible(str(record.get('bag_name', '?')))}.*")
         found.append("; ".join(said))
     return found
 

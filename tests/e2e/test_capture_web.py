@@ -18,6 +18,8 @@ import pytest
 from evidencekit.crypto import age
 from evidencekit.sources.web.render import BROWSER_ENV
 from evidencekit.verify import verify
+from tests.interop import test_by_hand
+from tests.sources.test_web import warcio_command
 from tests.support.schemas import SCHEMAS, assert_valid
 from tests.support.tools import require_tool
 from tests.support.web_server import PNG, Site, https_site
@@ -71,19 +73,21 @@ def test_a_web_page_is_captured_verified_and_extracted(tmp_path: Path, keys: dic
     assert result["seal"]["complete"]
     assert result["web"] == [{
         "url": site.base + "/", "final_url": site.base + "/page.html",
-        "folder": "data/127.0.0.1/", "status": 200, "requests": 6, "complete": True,
+        "files": ["data/127.0.0.1.page.warc.gz", "data/127.0.0.1.screenshot.png",
+                  "data/127.0.0.1.page.pdf", "data/127.0.0.1.web-capture.json"],
+        "status": 200, "requests": 6, "complete": True,
         "problems": [], "certificate_verified": False,
         "certificate_error": "self-signed certificate", "screenshot": True, "pdf": True,
         "absent": {}}]
     data = extracted(tmp_path, keys)
-    folder = data / "127.0.0.1"
-    assert sorted(p.name for p in folder.iterdir()) == ["page.pdf", "page.warc.gz",
-                                                       "screenshot.png", "web-capture.json"]
-    assert (folder / "screenshot.png").read_bytes().startswith(b"\x89PNG")
-    assert (folder / "page.pdf").read_bytes().startswith(b"%PDF-")
-    warc = (folder / "page.warc.gz").read_bytes()
+    assert sorted(p.name for p in data.iterdir()) == [  # flat: no folder the manifest lacks
+        "127.0.0.1.page.pdf", "127.0.0.1.page.warc.gz", "127.0.0.1.screenshot.png",
+        "127.0.0.1.web-capture.json"]
+    assert (data / "127.0.0.1.screenshot.png").read_bytes().startswith(b"\x89PNG")
+    assert (data / "127.0.0.1.page.pdf").read_bytes().startswith(b"%PDF-")
+    warc = (data / "127.0.0.1.page.warc.gz").read_bytes()
     assert PNG not in warc  # each record is compressed on its own (.warc.gz)
-    document = valid_capture_document(folder / "web-capture.json")
+    document = valid_capture_document(data / "127.0.0.1.web-capture.json")
     assert document["url"] == site.base + "/" and document["final_url"] == \
         site.base + "/page.html"
     assert document["complete"] and document["status"] == 200
@@ -92,7 +96,7 @@ def test_a_web_page_is_captured_verified_and_extracted(tmp_path: Path, keys: dic
     tls = document["exchanges"][1]["tls"]
     assert tls["verified"] is False and "self-signed" in tls["verify_error"]
     assert tls["certificates"][0]["subject"] == "CN=fake-bank.test"
-    assert document["files"]["screenshot"] == "screenshot.png"
+    assert document["files"]["screenshot"] == "127.0.0.1.screenshot.png"
 
     report = verify(tmp_path / "out.evidence",
                     age.parse_identity_file(keys["identity"].read_bytes()))
@@ -114,15 +118,25 @@ def test_a_web_page_is_captured_verified_and_extracted(tmp_path: Path, keys: dic
     html = (tmp_path / "report.html").read_text()
     assert "Web page" in html and f"{site.base}/ → {site.base}/page.html" in html
     assert f"HTTP 200 from 127.0.0.1; certificate SHA-256 {source['details']['certificate_sha256']}" \
-        " (not trusted: self-signed certificate); screenshot and PDF made from the capture; in " \
-        "data/127.0.0.1/" in html
+        " (not trusted: self-signed certificate); screenshot and PDF made from the capture; " \
+        "stored as data/127.0.0.1.*" in html
     from pypdf import PdfReader
     text = " ".join(" ".join(page.extract_text() for page in
                              PdfReader(tmp_path / "report.pdf").pages).split())
     assert "Web page" in text and "self-signed certificate" in text
     entries = {e["bag_path"]: e for e in report.manifest.entries()}
-    assert entries["data/127.0.0.1/page.warc.gz"]["error"] is None
-    assert entries["data/127.0.0.1/page.warc.gz"]["path"] == "127.0.0.1/page.warc.gz"
+    assert entries["data/127.0.0.1.page.warc.gz"]["error"] is None
+    assert entries["data/127.0.0.1.page.warc.gz"]["path"] == "127.0.0.1.page.warc.gz"
+
+    # FORMAT.md §7.2's procedure, standard tools only; then warcio on the WARC found by hand
+    toolbox = test_by_hand.toolbox_in(tmp_path / "toolbox")
+    checked = test_by_hand.by_hand(toolbox, tmp_path / "out.evidence", "-i", keys["identity"])
+    assert checked.code == 0, checked.verdict
+    found = tmp_path / "out.evidence.checked/payload/bag/data/127.0.0.1.page.warc.gz"
+    assert found.read_bytes() == warc
+    oracle = subprocess.run([warcio_command(), "check", str(found)], capture_output=True,
+                            text=True, timeout=60)
+    assert oracle.returncode == 0, oracle.stdout
 
 
 def test_a_page_that_never_answers_makes_an_incomplete_capture(
@@ -135,7 +149,7 @@ def test_a_page_that_never_answers_makes_an_incomplete_capture(
     assert not result["seal"]["complete"] and result["seal"]["counts"]["errors"] == 1
     assert "did not answer within 2 s" in json.dumps(result)
     data = extracted(tmp_path, keys)
-    document = valid_capture_document(data / "127.0.0.1" / "web-capture.json")
+    document = valid_capture_document(data / "127.0.0.1.web-capture.json")
     assert not document["complete"] and document["files"]["screenshot"] is None
     assert "nothing was received" in document["files"]["absent"]["screenshot"]
 
@@ -155,12 +169,12 @@ def test_the_text_summary_says_what_was_captured_and_what_is_missing(
                        env={BROWSER_ENV: str(tmp_path / "no-browser"), "COLUMNS": "200"})
     assert done.returncode == 3, done.stderr
     said = " ".join(done.stderr.split())
-    assert f"Web page {site.base}/odd.html: HTTP 200, 4 requests, no screenshot or PDF; in " \
-        "data/127.0.0.1/" in said
+    assert f"Web page {site.base}/odd.html: HTTP 200, 4 requests, no screenshot or PDF; stored " \
+        "as data/127.0.0.1.*" in said
     assert "Its certificate is not trusted (self-signed certificate): recorded, and the page " \
         "captured anyway" in said
     assert "No screenshot: Chromium is not installed" in said
-    assert f"Web page {site.base}/slow: no answer, 1 request" in said and "data/127.0.0.1~1/" \
+    assert f"Web page {site.base}/slow: no answer, 1 request" in said and "data/127.0.0.1~1.*" \
         in said
     assert "Missing: the page " + site.base + "/slow was not captured whole: the server did " \
         "not answer within 1 s" in said

@@ -17,7 +17,7 @@ def test_a_page_is_one_line_with_where_it_led_its_address_and_certificate() -> N
         "https://fake.example/ → https://fake.example/login; fetched 2026-11-16 13:05:07 UTC; "
         f"HTTP 200 from 203.0.113.7; certificate SHA-256 {'ab' * 32} (not trusted: "
         "certificate has expired); screenshot made from the capture; NOT CAPTURED WHOLE (see "
-        "remarks); in data/fake.example/"]
+        "remarks); stored as data/fake.example.*"]
 
 
 def test_odd_or_missing_details_are_said_plainly_never_a_crash() -> None:

@@ -619,7 +619,7 @@ def test_a_web_page_used_against_the_victim_is_offered_and_saved(tmp_path, victi
     [web] = [s for s in report.manifest.get("sources") if s.get("kind") == "web"]
     assert web["given"] == site.base + "/" and web["path"] == site.base + "/page.html"
     assert {e["path"] for e in report.manifest.entries() if e["source"] == web["index"]} == {
-        "127.0.0.1/page.warc.gz", "127.0.0.1/web-capture.json"}
+        "127.0.0.1.page.warc.gz", "127.0.0.1.web-capture.json"}
 
 
 @pytest.mark.parametrize("answer", ["yes", "no"])

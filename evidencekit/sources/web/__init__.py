@@ -1,6 +1,6 @@
 """Web pages as evidence (``capture --url URL``): each URL a source of kind ``web``.
 
-For each URL, under ``data/HOST/`` (docs/FORMAT.md §4.3):
+For each URL, files named ``data/HOST.`` then (docs/FORMAT.md §4.3):
 
 - ``page.warc.gz``: every HTTP exchange as WARC 1.1 records (warc.py): the page, the redirects
   followed to it, its own resources one level deep (resources.py), each exchange's resolved
@@ -13,6 +13,10 @@ For each URL, under ``data/HOST/`` (docs/FORMAT.md §4.3):
 A page that was not captured whole (no answer, an answer cut by a limit, a resource that failed)
 is stored as far as it came and recorded as an error of ``page.warc.gz``: the capture is then
 incomplete (exit code 3), never silent.
+
+The names are flat, beside the other sources' names in ``data/``, not in a folder of their own: a
+folder in the bag is a folder that was captured, with its own manifest entry and stat fields
+(checked by hand too, FORMAT.md §7.2), and a web page has none.
 """
 
 from __future__ import annotations
@@ -35,13 +39,14 @@ from evidencekit.sources.web.page import (
 )
 from evidencekit.sources.web.render import Rendering, render
 from evidencekit.sources.web.urls import check_url
-from evidencekit.walk import Entry, unique_name
+from evidencekit.walk import Entry
 
 KIND = "web"
 WARC_NAME = "page.warc.gz"
 SCREENSHOT_NAME = "screenshot.png"
 PDF_NAME = "page.pdf"
 DOCUMENT_NAME = "web-capture.json"
+FILES = (WARC_NAME, SCREENSHOT_NAME, PDF_NAME, DOCUMENT_NAME)  # data/HOST.FILE, in this order
 
 Renderer = Callable[[str, dict[str, bytes]], Rendering]
 
@@ -54,7 +59,13 @@ class Captured:
 
     capture: PageCapture
     rendering: Rendering
-    folder: str  # "data/HOST/"
+    name: str  # HOST (or HOST~1 …): its files are data/HOST.FILE
+
+    def files(self) -> list[str]:
+        """What is stored of the page, in data/."""
+        made = {SCREENSHOT_NAME: self.rendering.screenshot is not None,
+                PDF_NAME: self.rendering.pdf is not None}
+        return [f"data/{self.name}.{file}" for file in FILES if made.get(file, True)]
 
     def details(self) -> dict[str, Any]:
         """The source record's ``details``: the page's status, address and certificate, and
@@ -77,7 +88,7 @@ class Captured:
         page = self.capture.page
         tls = page.tls if page else None
         return {"url": self.capture.given, "final_url": self.capture.final_url,
-                "folder": self.folder, "status": page.status if page else None,
+                "files": self.files(), "status": page.status if page else None,
                 "requests": len(self.capture.exchanges),
                 "complete": not self.capture.problems(), "problems": self.capture.problems(),
                 "certificate_verified": tls.verified if tls else None,
@@ -118,20 +129,26 @@ class WebSource:
         self.captured: list[Captured] = []  # for the command's summary, once read
 
     def place(self, first_index: int, taken: set[str]) -> None:
+        """Take HOST (else HOST~1 …) for each page such that every ``HOST.FILE`` is free too."""
         self._first = first_index
-        for number, name in enumerate(self._names):
-            self._names[number] = unique_name(name, taken)
-            taken.add(self._names[number])
+        for number, host in enumerate(self._names):
+            candidate, count = host, 0
+            while candidate in taken or any(f"{candidate}.{file}" in taken for file in FILES):
+                count += 1
+                candidate = f"{host}~{count}"
+            self._names[number] = candidate
+            taken.add(candidate)
+            taken.update(f"{candidate}.{file}" for file in FILES)
 
     def records(self) -> list[SourceRecord]:
         """One per URL; once a page is captured, its ``path`` is where the redirects ended and
         its ``details`` what a reader looks for first (FORMAT.md §4.3)."""
-        done = {page.folder: page for page in self.captured}
+        done = {page.name: page for page in self.captured}
         return [SourceRecord(self._first + number, given.encode("utf-8"),
-                             self._final[number].encode("utf-8"), self._names[number], kind=KIND,
-                             details=done[f"data/{self._names[number]}/"].details()
-                             if f"data/{self._names[number]}/" in done else None)
-                for number, given in enumerate(self._given)]
+                             self._final[number].encode("utf-8"), name, kind=KIND,
+                             details=done[name].details() if name in done else None)
+                for number, (given, name) in enumerate(zip(self._given, self._names,
+                                                           strict=True))]
 
     def estimate(self, skip: Skip) -> tuple[int, int | None]:
         return 4 * len(self._urls), None
@@ -150,30 +167,31 @@ class WebSource:
         else:
             nothing = "nothing was received from the site: there is nothing to render"
             rendering = Rendering(absent={"screenshot": nothing, "pdf": nothing})
-        self.captured.append(Captured(capture, rendering, f"data/{name}/"))
+        self.captured.append(Captured(capture, rendering, name))
         problems = capture.problems()
 
         def entry(file: str, content: Content) -> StreamEntry:
-            return StreamEntry(index, f"{name}/{file}".encode(), f"data/{name}/{file}",
+            return StreamEntry(index, f"{name}.{file}".encode(), f"data/{name}.{file}",
                                content, mtime_ns=capture.started_ns)
 
         yield entry(WARC_NAME, _WarcContent(capture.warc, problems))
-        files: dict[str, object] = {"warc": WARC_NAME, "screenshot": None, "pdf": None,
+        files: dict[str, object] = {"warc": f"{name}.{WARC_NAME}", "screenshot": None,
+                                    "pdf": None,
                                     "absent": rendering.absent, "browser": rendering.browser,
                                     "rendered_from": "the WARC, through a replay proxy on "
                                     "127.0.0.1 (no second fetch)",
                                     "asked_by_browser_not_captured": rendering.not_captured}
         if rendering.screenshot is not None:
-            files["screenshot"] = SCREENSHOT_NAME
+            files["screenshot"] = f"{name}.{SCREENSHOT_NAME}"
             yield entry(SCREENSHOT_NAME, BytesContent(rendering.screenshot))
         if rendering.pdf is not None:
-            files["pdf"] = PDF_NAME
+            files["pdf"] = f"{name}.{PDF_NAME}"
             yield entry(PDF_NAME, BytesContent(rendering.pdf))
         yield entry(DOCUMENT_NAME, BytesContent(canonical.dumps(capture_json(capture, files))))
 
 
 def _host_name(url: str) -> str:
-    """The folder name of a page: its host (an IPv6 address's colons as ``_``, for file systems
+    """The name of a page's files: its host (an IPv6 address's colons as ``_``, for file systems
     that refuse them)."""
     host = urllib.parse.urlsplit(url).hostname or "page"
     return host.replace(":", "_")

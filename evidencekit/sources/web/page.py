@@ -16,11 +16,10 @@ from cryptography import x509
 
 from evidencekit import __version__, canonical
 from evidencekit.clock import Clock, rfc3339, system_clock
-from evidencekit.errors import UsageError
 from evidencekit.sources.web import warc
 from evidencekit.sources.web.fetch import Exchange, Limits, fetch
 from evidencekit.sources.web.resources import charset_of, is_html, page_resources
-from evidencekit.sources.web.urls import check_url
+from evidencekit.sources.web.urls import Unfetchable, fetchable
 
 DOCUMENT_TYPE = "evidencekit.web-capture"
 DEFAULT_USER_AGENT = (f"evidencekit/{__version__} (evidence preservation: one page and its own "
@@ -61,11 +60,13 @@ class PageCapture:
             found.append(f"the page {self.final_url} was not captured whole: "
                          f"{page.error if page else 'nothing fetched'}")
         elif self.unfollowed:
-            found.append(f"the page {self.given} was not reached: {self.unfollowed}; the "
-                         "redirects are recorded")
+            found.append(f"the page {self.given} was {self.unfollowed}; what came before is "
+                         "recorded")
         failed = [(e.url, e.error) for role, e in self.exchanges if role == "resource" and e.error]
-        for url, why in failed + self.not_fetched:
+        for url, why in failed:
             found.append(f"the resource {url} was not captured whole: {why}")
+        for url, why in self.not_fetched:
+            found.append(f"the resource {url} was {why}")
         return found
 
     def replay(self) -> dict[str, bytes]:
@@ -130,9 +131,10 @@ class _Run:
         current = url
         for hop in range(self.capture.limits.max_redirects + 1):
             try:
-                current = check_url(current)
-            except UsageError as exc:
-                return f"not fetched: {current} cannot be fetched ({exc.message})"
+                current = fetchable(current)
+            except Unfetchable as exc:
+                return (f"not fetched: {exc}" if hop == 0 else
+                        f"not reached: it redirects to {current}, which is not fetched: {exc}")
             exchange = fetch(current, self.capture.limits, self.clock, self.monotonic)
             self.capture.exchanges.append((role if role == "resource" or hop == 0
                                            else "redirected", exchange))
@@ -141,7 +143,7 @@ class _Run:
             if exchange.redirect_to is None:
                 return None
             current = exchange.redirect_to
-        return f"more than {self.capture.limits.max_redirects} redirects"
+        return f"not reached: more than {self.capture.limits.max_redirects} redirects"
 
 
 def _records(exchange: Exchange, capture: PageCapture) -> list[bytes]:

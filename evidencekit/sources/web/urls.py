@@ -9,25 +9,37 @@ from evidencekit.errors import UsageError
 _SAFE_PATH = "/%:@!$&'()*+,;=-._~"
 
 
-def check_url(text: str) -> str:
-    """*text* as the URL to fetch: http or https, a host, no user name or password in it (they
+class Unfetchable(ValueError):
+    """An address that is not fetched; ``str()`` says why, in words."""
+
+
+def fetchable(text: str) -> str:
+    """*text* as a URL to fetch: http or https, a host, no user name or password in it (they
     would be stored in the manifest), non-ASCII host names in IDNA and non-ASCII paths
-    percent-encoded. UsageError otherwise."""
+    percent-encoded, no fragment. Unfetchable otherwise."""
     parts = urllib.parse.urlsplit(text.strip())
-    hint = "e.g. --url https://fake-bank.example/login"
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"--url needs an http:// or https:// address, not {text!r}", hint=hint)
+        raise Unfetchable("it is not an http:// or https:// address")
     if parts.username is not None or parts.password is not None:
-        raise UsageError("--url: leave the user name and password out of the address (they "
-                         "would be stored in the bundle's records)", hint=hint)
+        raise Unfetchable("it holds a user name or password (they would be stored in the "
+                          "bundle's records)")
     try:
         host = parts.hostname.encode("idna").decode("ascii")
         port = f":{parts.port}" if parts.port else ""
     except (UnicodeError, ValueError):
-        raise UsageError(f"--url: the address {text!r} has no usable host name or port",
-                         hint=hint) from None
+        raise Unfetchable("it has no usable host name or port") from None
     if ":" in host:
         host = f"[{host}]"
-    path = urllib.parse.quote(parts.path or "/", safe="/%:@!$&'()*+,;=-._~")
-    query = urllib.parse.quote(parts.query, safe="/%:@!$&'()*+,;=-._~?")
+    path = urllib.parse.quote(parts.path or "/", safe=_SAFE_PATH)
+    query = urllib.parse.quote(parts.query, safe=_SAFE_PATH + "?")
     return urllib.parse.urlunsplit((parts.scheme.lower(), host + port, path, query, ""))
+
+
+def check_url(text: str) -> str:
+    """:func:`fetchable` for an address given to ``--url``: UsageError when it is not."""
+    try:
+        return fetchable(text)
+    except Unfetchable as exc:
+        raise UsageError(f"--url {text!r} cannot be captured: {exc}",
+                         hint="give an http:// or https:// address, without user name or "
+                         "password, e.g. --url https://fake-bank.example/login") from None
