@@ -18,8 +18,8 @@ import pytest
 from evidencekit.crypto import age
 from evidencekit.sources.web.render import BROWSER_ENV
 from evidencekit.verify import verify
-from tests.interop import test_by_hand
 from tests.sources.test_web import warcio_command
+from tests.support.by_hand import by_hand, toolbox_in
 from tests.support.schemas import SCHEMAS, assert_valid
 from tests.support.tools import require_tool
 from tests.support.web_server import PNG, Site, https_site
@@ -129,8 +129,8 @@ def test_a_web_page_is_captured_verified_and_extracted(tmp_path: Path, keys: dic
     assert entries["data/127.0.0.1.page.warc.gz"]["path"] == "127.0.0.1.page.warc.gz"
 
     # FORMAT.md §7.2's procedure, standard tools only; then warcio on the WARC found by hand
-    toolbox = test_by_hand.toolbox_in(tmp_path / "toolbox")
-    checked = test_by_hand.by_hand(toolbox, tmp_path / "out.evidence", "-i", keys["identity"])
+    toolbox = toolbox_in(tmp_path / "toolbox")
+    checked = by_hand(toolbox, tmp_path / "out.evidence", "-i", keys["identity"])
     assert checked.code == 0, checked.verdict
     found = tmp_path / "out.evidence.checked/payload/bag/data/127.0.0.1.page.warc.gz"
     assert found.read_bytes() == warc
