@@ -34,6 +34,7 @@ import struct
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ from evidencekit.clock import Clock, rfc3339, system_clock
 from evidencekit.errors import UsageError
 from evidencekit.sources.base import BytesContent, Skip, SourceRecord, StreamEntry
 from evidencekit.sources.sectors import BAD, DEFAULT_RETRIES, READ, UNTRIED, SectorReader
-from evidencekit.walk import Entry, escape_name, unique_name
+from evidencekit.walk import Entry, escape_name
 
 KIND = "device"
 WINDOW = 16 << 20  # bytes per hash window: 4,096 lines for 64 GiB, a change found to 16 MiB
@@ -147,7 +148,7 @@ class DeviceSource:
         number = 0
         while name in taken or any(name + suffix in taken for suffix in DOCUMENTS):
             number += 1
-            name = unique_name(f"{base}~{number}", set())
+            name = f"{base}~{number}"  # as walk.unique_name names, for all four names at once
         self._name = name
         taken.update([name, *(name + suffix for suffix in DOCUMENTS)])
 
@@ -162,7 +163,8 @@ class DeviceSource:
         self._reader = SectorReader(self._fd, self.size, self.sector, direct=self._direct,
                                     retries=self._retries, still_there=self._still_there)
         self._content = DeviceContent(self._reader, self._hashes, self._path if not self._block
-                                      else None, self._info, self._status)
+                                      else None, self._info, self._status,
+                                      partial(_write_counters, self._sys) if self._sys else None)
         self._started = rfc3339(self._clock())
         try:
             yield StreamEntry(self._index, self._name.encode(), f"data/{self._name}",
@@ -481,8 +483,11 @@ class DeviceContent:
     copies and hashes the same block, so that imaging stays at the speed of one hash."""
 
     def __init__(self, reader: SectorReader, hashes: Sequence[str], file_path: str | None,
-                 before: os.stat_result, status: Callable[[str], None] | None = None) -> None:
+                 before: os.stat_result, status: Callable[[str], None] | None = None,
+                 counters: Callable[[], dict[str, int] | None] | None = None) -> None:
         self._reader = reader
+        self._counters = counters  # the device's write counters now (None: an image file)
+        self._counters_before = counters() if counters is not None else None
         self._status = status
         self._said = ""
         self._blocks = reader.blocks()
@@ -563,7 +568,7 @@ class DeviceContent:
 
     def changes(self) -> list[str]:
         if self._file_path is None:
-            return []
+            return self._writes_meanwhile()
         try:
             after = os.stat(self._file_path)
         except OSError as exc:
@@ -571,6 +576,22 @@ class DeviceContent:
         if (after.st_size, after.st_mtime_ns) != (self._before.st_size,
                                                   self._before.st_mtime_ns):
             return ["the image file was modified while being read"]
+        return []
+
+    def _writes_meanwhile(self) -> list[str]:
+        """A device the kernel wrote to while it was read (possible with --no-write-block, or
+        where BLKROSET was refused) may not hold, at the end, what was read at the start."""
+        if self._counters is None or self._counters_before is None:
+            return []
+        after = self._counters()
+        if after is None:
+            return []
+        writes = after["writes_completed"] - self._counters_before["writes_completed"]
+        sectors = after["sectors_written"] - self._counters_before["sectors_written"]
+        if writes or sectors:
+            return [f"the kernel wrote to the device while it was read ({writes} writes, "
+                    f"{sectors} sectors of 512 bytes; /sys/block/…/stat): parts of the image "
+                    "may be from before them, parts from after"]
         return []
 
     def unread(self) -> str | None:

@@ -23,6 +23,7 @@ from evidencekit.crypto.keys import SigningKey
 from evidencekit.errors import UsageError
 from evidencekit.extract import extract
 from evidencekit.report.model import collect
+from evidencekit.sources.base import StreamEntry
 from evidencekit.sources.device import WINDOW, DeviceSource
 from evidencekit.text import plural
 from evidencekit.verify import Report, verify
@@ -310,3 +311,27 @@ def test_a_mount_of_the_device_is_read_from_mountinfo(tmp_path: Path, options: s
                 DeviceSource(device, mountinfo=mountinfo)
         else:
             DeviceSource(device, write_block=False, mountinfo=mountinfo)
+
+
+def test_writes_to_the_device_while_it_is_read_are_said(tmp_path: Path) -> None:
+    (tmp_path / "backing").write_bytes(patterned(8 * MIB))
+    with loop_device(tmp_path / "backing", read_only=False) as device:
+        source = DeviceSource(device, write_block=False)
+        source.place(0, set())
+        entries = source.entries(set())
+        image = next(entries)
+        assert isinstance(image, StreamEntry)
+        buffer = memoryview(bytearray(MIB))
+        assert image.content.readinto(buffer) == MIB
+        assert image.content.changes() == []
+        fd = os.open(device, os.O_WRONLY)  # someone else writes meanwhile
+        try:
+            os.pwrite(fd, b"x" * 4096, 6 * MIB)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        while image.content.readinto(buffer):
+            pass
+        [said] = image.content.changes()
+        assert "the kernel wrote to the device while it was read" in said
+        entries.close()
