@@ -202,6 +202,7 @@ def _summary(data: ReportData) -> str:
         *([("Live state", esc(data.live))] if data.live else []),
         *[("Device image", esc(line)) for line in data.devices],
         *[("Web page", esc(line)) for line in data.web_pages],
+        *[("Remote host", esc(line)) for line in data.remote],
         ("Captured by", esc(visible(data.case.get("examiner", ""))) or "—"),
         ("Capture", esc(f"{utc_human(seal.capture_started)} to {utc_human(seal.created)}")),
         ("Sealed by key", _mono(seal.signer.fingerprint)),

@@ -152,6 +152,7 @@ class ReportData:
     live: str = ""  # capture --live: what was collected, in counts ("" when not collected)
     devices: list[str] = field(default_factory=list)  # capture --device: one line per image
     web_pages: list[str] = field(default_factory=list)  # capture --url: one line per page
+    remote: list[str] = field(default_factory=list)  # capture --remote: how it came, per host
     timestamps: list[TimestampRow] = field(default_factory=list)  # those that passed step 12
 
     def actor_label(self, event: CustodyEvent) -> str:
@@ -204,6 +205,7 @@ def collect(report: Report, bundle_name: str, generated: str,
     data.live = _live(events, fields)
     data.devices = _devices(fields)
     data.web_pages = web_pages(fields)
+    data.remote = remote_hosts(fields, events)
     _incident(report, fields, data)
     _merge_notes(data, events, [a.document.note() for a in report.addenda if a.document],
                  report)
@@ -265,6 +267,36 @@ def web_pages(manifest: dict[str, Any]) -> list[str]:
             said.append("NOT CAPTURED WHOLE (see remarks)")
         said.append(f"stored as data/{visible(str(record.get('bag_name', '?')))}.*")
         found.append("; ".join(said))
+    return found
+
+
+def remote_hosts(manifest: dict[str, Any], events: list[CustodyEvent]) -> list[str]:
+    """How evidence came from another host (capture --remote): files read over SFTP and sealed
+    here, labelled remote-logical with what SFTP cannot tell (FORMAT.md §4.3); or a bundle made
+    there and received over SSH (its signed 'received' event, FORMAT.md §6)."""
+    sources = manifest.get("sources")
+    found = []
+    for record in sources if isinstance(sources, list) else []:
+        if not isinstance(record, dict) or record.get("kind") != "remote-logical":
+            continue
+        given = record.get("details")
+        details: dict[str, Any] = given if isinstance(given, dict) else {}
+        bag = visible(str(record.get("bag_name", "?")))
+        found.append(f"REMOTE-LOGICAL: files read over SFTP from {visible(str(record.get('given')))}"
+                     f" (host key {visible(str(details.get('host_key', '?')))}) and sealed by the "
+                     f"machine that read them; not recorded: "
+                     f"{visible(str(details.get('not_recorded', '?')))}; reading may have "
+                     f"changed access times there; every item in data/{bag}.remote-logical.json")
+    for event in events:
+        d = event.details
+        if event.action == "received" and d.get("via") == "ssh":
+            found.append(f"captured on {visible(d.get('remote', '?'))} by evidencekit there, "
+                         f"sealed by a key made for that acquisition "
+                         f"({visible(d.get('remote_signer', '?'))}), received over SSH from "
+                         f"the host key {visible(d.get('host_key', '?'))}: "
+                         f"{visible(d.get('bytes', '?'))} bytes, "
+                         f"{utc_human(d.get('started', ''))} to {utc_human(d.get('finished', ''))}"
+                         f" (custody event {event.sequence})")
     return found
 
 

@@ -344,6 +344,7 @@ class _Builder:
             *([("Live state", data.live)] if data.live else []),
             *[("Device image", line) for line in data.devices],
             *[("Web page", line) for line in data.web_pages],
+            *[("Remote host", line) for line in data.remote],
             ("Captured by", data.case.get("examiner", "") or "—"),
             ("Capture", f"{utc_human(seal.capture_started)} to {utc_human(seal.created)}"),
             ("Sealed by key", self.mono(seal.signer.fingerprint)),

@@ -95,6 +95,10 @@ def test_a_remote_capture_arrives_verified_with_a_received_event(
     extracted = tmp_path / "x"
     done = run_cli("extract", out, "-i", keys["identity"], "-o", extracted, env=_env(tmp_path))
     assert done.code in (0, 6), done.stderr
+    report = tmp_path / "report.html"
+    done = run_cli("report", out, "-i", keys["identity"], "-o", report, env=_env(tmp_path))
+    assert done.code in (0, 6), done.stderr
+    assert "received over SSH from the host key " + server.fingerprint in report.read_text()
     found = list(extracted.rglob("notes.txt"))
     assert found and found[0].read_text() == "what the admin saw\n"
 
@@ -195,6 +199,10 @@ def test_no_evidencekit_there_reads_the_files_over_sftp_labelled_remote_logical(
     assert kinds[str(remote_tree / "notes.txt")] == "file"
     manifest = json.loads(next(opened.rglob("manifest.json")).read_text())
     assert [s["kind"] for s in manifest["sources"]] == ["remote-logical"]
+    report = tmp_path / "report.html"
+    done = run_cli("report", out, "-i", keys["identity"], "-o", report, env=_env(tmp_path))
+    assert done.code in (0, 6), done.stderr
+    assert "REMOTE-LOGICAL: files read over SFTP" in report.read_text()
     # the by-hand procedure of FORMAT.md §7.2 accepts it, and a bundle made there too
     toolbox = toolbox_in(tmp_path / "toolbox")
     passed(by_hand(toolbox, out, "-i", keys["identity"]))
