@@ -224,3 +224,47 @@ def test_the_end_of_an_answer_is_found_however_it_arrives() -> None:
     closed = _End()
     assert not closed.complete(bytearray(b"HTTP/1.0 200 OK\r\n\r\nbody"))
     assert closed.complete(bytearray(b"HTTP/1.0 200 OK\r\n\r\nbody"), closed=True)
+
+
+def test_a_plain_http_page_has_no_tls_and_the_same_records(tmp_path: Path) -> None:
+    with https_site(tmp_path, tls=False) as site:
+        capture = capture_page(site.base + "/", QUICK)
+    assert site.base.startswith("http://") and capture.problems() == []
+    assert [e.status for _, e in capture.exchanges] == [302, 200, 200, 200, 200, 404]
+    assert all(e.tls is None for _, e in capture.exchanges)
+    assert responses(capture)[site.base + "/logo.png"][1] == PNG
+    checked_by_warcio(tmp_path, capture)
+
+
+def test_the_replay_proxy_serves_only_what_was_captured(site: Site) -> None:
+    """What Chromium sees, asked the way it asks: plain HTTP by absolute URL, HTTPS through
+    CONNECT (under the proxy's own certificate); anything else is 404 and listed."""
+    import http.client
+    import ssl
+
+    from evidencekit.sources.web.render import _ReplayProxy
+    capture = capture_page(site.base + "/", QUICK)
+    recorded = capture.replay()
+    recorded["http://plain.test/a"] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"
+    before = dict(site.hits)
+    with _ReplayProxy(recorded) as proxy:
+        plain = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
+        plain.request("GET", "http://plain.test/a")
+        assert plain.getresponse().read() == b"hi"
+        plain.close()
+        unchecked = ssl.create_default_context()
+        unchecked.check_hostname, unchecked.verify_mode = False, ssl.CERT_NONE
+        port = int(site.base.rsplit(":", 1)[1])
+        for path, status, body in (("/logo.png", 200, PNG), ("/page.html", 200, None),
+                                   ("/never-captured", 404, None)):
+            tunnel = http.client.HTTPSConnection("127.0.0.1", proxy.port, timeout=10,
+                                                 context=unchecked)
+            tunnel.set_tunnel("127.0.0.1", port)
+            tunnel.request("GET", path)
+            answer = tunnel.getresponse()
+            assert answer.status == status
+            data = answer.read()
+            assert body is None or data == body
+            tunnel.close()
+    assert proxy.missing == {f"{site.base}/never-captured"}
+    assert site.hits == before  # the site itself was never asked

@@ -73,7 +73,8 @@ def _certificate(folder: Path) -> tuple[Path, Path, bytes]:
 
 
 @contextmanager
-def https_site(folder: Path, slow_seconds: float = 5.0) -> Iterator[Site]:
+def https_site(folder: Path, slow_seconds: float = 5.0, tls: bool = True) -> Iterator[Site]:
+    """The site, over HTTPS (or plain HTTP when not *tls*)."""
     cert_path, key_path, der = _certificate(folder)
     stopping = threading.Event()
     hits: dict[str, int] = {}
@@ -143,6 +144,8 @@ def https_site(folder: Path, slow_seconds: float = 5.0) -> Iterator[Site]:
 
         def get_request(self) -> tuple[socket.socket, object]:
             connection, address = super().get_request()
+            if not tls:
+                return connection, address
             return context.wrap_socket(connection, server_side=True,
                                        do_handshake_on_connect=False), address
 
@@ -157,8 +160,8 @@ def https_site(folder: Path, slow_seconds: float = 5.0) -> Iterator[Site]:
     thread.start()
     port = server.server_address[1]
     try:
-        _wait_until_answering(port)
-        yield Site(f"https://127.0.0.1:{port}", der, hits)
+        _wait_until_answering(port, tls)
+        yield Site(f"{'https' if tls else 'http'}://127.0.0.1:{port}", der, hits)
     finally:
         stopping.set()
         server.shutdown()
@@ -166,16 +169,16 @@ def https_site(folder: Path, slow_seconds: float = 5.0) -> Iterator[Site]:
         thread.join(timeout=10)
 
 
-def _wait_until_answering(port: int) -> None:
+def _wait_until_answering(port: int, tls: bool) -> None:
     unchecked = ssl.create_default_context()
     unchecked.check_hostname = False
     unchecked.verify_mode = ssl.CERT_NONE
     for _ in range(200):
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as raw, \
-                    unchecked.wrap_socket(raw) as tls:
-                tls.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                if tls.recv(16).startswith(b"HTTP/1."):
+                    (unchecked.wrap_socket(raw) if tls else raw) as connection:
+                connection.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                if connection.recv(16).startswith(b"HTTP/1."):
                     return
         except OSError:
             threading.Event().wait(0.05)
