@@ -24,7 +24,7 @@ from evidencekit.cli.cmd_timestamp import roots_from, tsa_ca_option
 from evidencekit.cli.keyring import trusted_from
 from evidencekit.clock import rfc3339, system_clock
 from evidencekit.custody import EventRequest, append_event, check_appendable, event_summary
-from evidencekit.errors import ExitCode
+from evidencekit.errors import EvidenceKitError, ExitCode
 from evidencekit.text import plural
 
 
@@ -71,10 +71,13 @@ def export_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
         event = None
         if signer is not None:
             details = {"format": done.format, "sha256": done.sha256, "size": str(done.size)}
-            event = append_event(bundle, EventRequest("exported", actor_name(actor, signer),
-                                                      signer, details=details), done.report,
-                                 waiting=render.waiting_for_writer(bundle),
-                                 linked=render.other_names_left(bundle))
+            try:
+                event = append_event(bundle, EventRequest("exported", actor_name(actor, signer),
+                                                          signer, details=details), done.report,
+                                     waiting=render.waiting_for_writer(bundle),
+                                     linked=render.other_names_left(bundle))
+            except EvidenceKitError as exc:  # the export is there: say so, not only the error
+                raise _written_not_recorded(exc, done) from None
         code = render.exit_code_for(done.report) or \
             (ExitCode.CAPTURE_INCOMPLETE if done.written.left_out else ExitCode.OK)
         if as_json:
@@ -107,3 +110,15 @@ def export_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
         return code
 
     run("export", as_json, body)
+
+
+def _written_not_recorded(exc: EvidenceKitError, done: exports.Exported) -> EvidenceKitError:
+    """*exc* (the custody event could not be added: a full disk, another writer) saying that
+    the export itself was written: a script reading the exit code alone would think not."""
+    exc.message = (f"{exc.message}. The export {done.output} was written (SHA-256 "
+                   f"{done.sha256}) but is not recorded in the custody log")
+    exc.args = (exc.message,)
+    exc.hint = (f"{exc.hint}; then record it: " if exc.hint else "record it: ") + \
+        f"evidencekit custody add BUNDLE --action exported --note 'format {done.format}, " \
+        f"SHA-256 {done.sha256}'"
+    return exc

@@ -99,3 +99,26 @@ def test_an_entry_by_an_untrusted_key_is_said_not_only_exit_6(sealed: Sealed,
     assert done.code == 6, done.stderr
     assert "VERIFIED, BUT NOT ALL SIGNERS ARE TRUSTED" in done.stdout
     assert "custody/000002.json" in done.stderr and "--trusted-key" in done.stderr
+
+
+def test_record_that_fails_on_a_full_disk_says_the_export_was_written(
+        sealed: Sealed, tmp_path: Path) -> None:
+    # The export was published, then the event could not be added: exit 2 said only "not
+    # enough free space ... the bundle was left as it was", as if nothing had been exported.
+    bundle = tmp_path / "copy.evidence"
+    bundle.write_bytes(sealed.bundle.read_bytes())
+    output = tmp_path / "known.txt"
+    full_disk = ("import sys\nfrom pathlib import Path\nimport evidencekit.fs.replace as r\n"
+                 "def full(folder, needed):\n    raise r.NotEnoughSpace(needed, 0, Path(folder))\n"
+                 "r._require_space = full\nsys.argv[0] = 'evidencekit'\n"
+                 "from evidencekit.cli.main import main\nmain()\n")
+    done = subprocess.run([sys.executable, "-c", full_disk, "export", str(bundle), "-i",
+                           str(sealed.identity), "--format", "hashdeep", "-o", str(output),
+                           "--record", "--sign-key", str(sealed.signer)], capture_output=True,
+                          text=True, env={**os.environ, **sealed.env}, timeout=120)
+    assert done.returncode == 2, done.stderr
+    digest = hashlib.sha256(output.read_bytes()).hexdigest()
+    assert "not enough free space" in done.stderr
+    assert f"The export {output} was written (SHA-256 {digest})" in done.stderr
+    assert "custody add" in done.stderr
+    assert bundle.read_bytes() == sealed.bundle.read_bytes()
