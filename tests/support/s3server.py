@@ -8,6 +8,7 @@ A missing ``weed`` skips locally and fails under EVIDENCEKIT_REQUIRE_TOOLS=1.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import secrets
@@ -19,7 +20,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,7 +95,10 @@ def seaweedfs(folder: Path) -> Iterator[S3Server]:
     data = folder / "data"
     data.mkdir()
     ports = {name: _free_port() for name in ("master", "volume", "filer", "s3", "admin")}
-    command = [weed, "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+    logs = folder / "logs"
+    logs.mkdir()
+    # Its logs stay in *folder* (and whatever it puts in Go's temporary folder).
+    command = [weed, f"-logdir={logs}", "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
                f"-s3.config={config}", "-webdav=false", "-admin.ui=false",
                "-s3.port.iceberg=0", "-s3.port.lance=0",
                f"-filer.localSocket={folder / 'filer.sock'}",
@@ -102,7 +106,7 @@ def seaweedfs(folder: Path) -> Iterator[S3Server]:
                *(f"-{name}.port={port}" for name, port in ports.items())]
     log = (folder / "weed.log").open("wb")
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=folder,
-                               start_new_session=True)
+                               start_new_session=True, env={**os.environ, "TMPDIR": str(folder)})
     try:
         server = S3Server(f"http://127.0.0.1:{ports['s3']}", access, secret)
         _wait_until_ready(server, process, folder / "weed.log")
@@ -112,6 +116,16 @@ def seaweedfs(folder: Path) -> Iterator[S3Server]:
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
         log.close()
+        _remove_grpc_sockets(ports.values())
+
+
+def _remove_grpc_sockets(ports: Iterable[int]) -> None:
+    """weed makes a socket per gRPC port in /tmp whatever TMPDIR says, and a SIGKILL leaves them:
+    ours are the ones named after our ports' gRPC twins."""
+    for port in ports:
+        for path in glob.glob(f"/tmp/seaweedfs-*-grpc-{port + 10000}.sock"):
+            with suppress(FileNotFoundError):
+                os.unlink(path)
 
 
 def _wait_until_ready(server: S3Server, process: subprocess.Popen[bytes], log: Path) -> None:
