@@ -268,3 +268,16 @@ def test_the_replay_proxy_serves_only_what_was_captured(site: Site) -> None:
             tunnel.close()
     assert proxy.missing == {f"{site.base}/never-captured"}
     assert site.hits == before  # the site itself was never asked
+
+
+def test_many_resources_past_the_limit_are_counted_not_listed_one_by_one(site: Site) -> None:
+    capture = capture_page(site.base + "/page.html", Limits(timeout=5, max_resources=0,
+                                                            user_agent="t"))
+    assert len(capture.not_fetched) == 4 and capture.exchanges[-1][0] == "page"
+    with_many = PageCapture(capture.given, 0, capture.limits, capture.exchanges,
+                            [(f"https://x.example/{n}.png", "not fetched: more than 0 "
+                              "resources") for n in range(10_000)])
+    problems = with_many.problems()
+    assert len(problems) == 6 and problems[-1] == (
+        "9995 more resources were not fetched: more than 0 resources (each is listed in the "
+        "capture document)")

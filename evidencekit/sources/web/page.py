@@ -62,17 +62,33 @@ class PageCapture:
         elif self.unfollowed:
             found.append(f"the page {self.given} was {self.unfollowed}; what came before is "
                          "recorded")
-        failed = [(e.url, e.error) for role, e in self.exchanges if role == "resource" and e.error]
-        for url, why in failed:
-            found.append(f"the resource {url} was not captured whole: {why}")
-        for url, why in self.not_fetched:
-            found.append(f"the resource {url} was {why}")
-        return found
+        failed = [(e.url, f"not captured whole: {e.error}") for role, e in self.exchanges
+                  if role == "resource" and e.error]
+        return found + _grouped(failed + [(url, why) for url, why in self.not_fetched])
 
     def replay(self) -> dict[str, bytes]:
         """URL → the response as received, for rendering from the WARC (render.py)."""
         return {exchange.url: exchange.response for _, exchange in self.exchanges
                 if exchange.response}
+
+
+SHOWN_ONE_BY_ONE = 5  # resources named in the problems for one reason; past that, counted
+
+
+def _grouped(missing: list[tuple[str, str]]) -> list[str]:
+    """A sentence per resource missing, but for a reason shared by many (a page naming 10,000
+    images past the limit of 100): the first few, then how many more (all are in the capture
+    document)."""
+    by_reason: dict[str, list[str]] = {}
+    for url, why in missing:
+        by_reason.setdefault(why, []).append(url)
+    found = []
+    for why, urls in by_reason.items():
+        found += [f"the resource {url} was {why}" for url in urls[:SHOWN_ONE_BY_ONE]]
+        if len(urls) > SHOWN_ONE_BY_ONE:
+            found.append(f"{len(urls) - SHOWN_ONE_BY_ONE} more resources were {why} (each is "
+                         "listed in the capture document)")
+    return found
 
 
 def capture_page(url: str, limits: Limits, clock: Clock = system_clock,
