@@ -129,6 +129,29 @@ def test_a_process_named_with_bytes_that_are_not_utf8_is_recorded(tmp_path: Path
     assert found["name"] == "ek-\\xff\nodd"
 
 
+def test_a_closed_connection_is_not_said_to_be_hidden_by_permissions() -> None:
+    # Every socket without an owner was recorded as "another user's: permission denied",
+    # TIME_WAIT ones (owned by no process at all) too, and as root.
+    import socket
+
+    from evidencekit.clock import system_clock
+    from evidencekit.sources.live import network
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        client = socket.create_connection(server.getsockname())
+        accepted, _ = server.accept()
+        port = client.getsockname()[1]
+        client.close()  # closed first: this side waits in TIME_WAIT, with no owner
+        accepted.close()
+        found = network.collect(system_clock, {})
+    [waiting] = [c for c in found["connections"] if c["local"] == f"127.0.0.1:{port}"]
+    assert waiting["status"] == "TIME_WAIT" and waiting["pid"] is None
+    assert "permission" not in waiting["not_collected"]["pid"]
+    assert "closed" in waiting["not_collected"]["pid"]
+
+
 def test_the_second_snapshot_records_what_started_and_ended(tmp_path: Path) -> None:
     from evidencekit.clock import system_clock
     from evidencekit.sources.live import changes, processes

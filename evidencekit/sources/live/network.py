@@ -9,6 +9,7 @@ named: the others are recorded with the reason). Routes and the ARP table are re
 
 from __future__ import annotations
 
+import os
 import socket
 from typing import Any
 
@@ -20,6 +21,12 @@ from evidencekit.sources.live.common import IS_LINUX, Document, Gaps, envelope
 _FAMILIES = {socket.AF_INET: "ipv4", socket.AF_INET6: "ipv6"}
 _TYPES = {socket.SOCK_STREAM: "tcp", socket.SOCK_DGRAM: "udp"}
 _OWNER_HIDDEN = "the owning process could not be seen (another user's: permission denied)"
+# Said of every socket without a pid, these were false as root, and of TIME_WAIT for anyone:
+_OWNER_NONE = ("no process owns it: the connection was closed, and the system keeps it a while "
+               "to absorb late packets")
+_OWNER_UNSEEN = ("no process evidencekit can see holds it (a socket of the kernel itself, or "
+                 "of a process in another PID namespace, such as a container)")
+_NO_OWNER_STATES = {psutil.CONN_TIME_WAIT, psutil.CONN_CLOSE}
 
 
 def connections(gaps: Gaps, names: dict[int, str] | None = None) -> list[dict[str, Any]] | None:
@@ -47,10 +54,19 @@ def _connection(c: Any, names: dict[int, str]) -> dict[str, Any]:
         "status": c.status, "pid": c.pid, "fd": c.fd if c.fd is not None and c.fd >= 0 else -1,
     }
     if c.pid is None:
-        record["not_collected"] = {"pid": _OWNER_HIDDEN}
+        record["not_collected"] = {"pid": _no_owner(c.status)}
     elif c.pid in names:
         record["process"] = names[c.pid]
     return record
+
+
+def _no_owner(status: str) -> str:
+    """Why a socket has no owner: none can have one, or a privileged collection would have
+    seen it, or it is hidden from an unprivileged one."""
+    if status in _NO_OWNER_STATES:
+        return _OWNER_NONE
+    privileged = hasattr(os, "geteuid") and os.geteuid() == 0
+    return _OWNER_UNSEEN if privileged else _OWNER_HIDDEN
 
 
 def _address(address: Any) -> str:
