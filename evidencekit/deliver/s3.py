@@ -289,6 +289,8 @@ class ObjectWriter:
         self._futures: list[Future[None]] = []
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="evidencekit-s3")
         self._slots = threading.BoundedSemaphore(threads)
+        self._threads = threads
+        self._spare: dict[int, list[bytearray]] = {}  # sent parts' buffers, by size, to reuse
         self.size = 0
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
@@ -325,7 +327,7 @@ class ObjectWriter:
                              f"parts ({sum(map(part_size, range(1, MAX_PARTS + 1))) >> 30} GiB); "
                              "nothing was stored", hint="capture to a local file instead")
         self._number += 1
-        self._buffer = bytearray(part_size(self._number))
+        self._buffer = self._new_buffer()
         self._filled = 0
         if number == 1 and self._hold_first:
             self.held = part
@@ -340,9 +342,11 @@ class ObjectWriter:
         self._futures.append(future)
 
     def _raise_failed(self) -> None:
-        for future in self._futures:
-            if future.done() and future.exception() is not None:
-                future.result()
+        """Raise the error of a part that failed; forget the parts that are done (the list stays
+        as short as the parts on their way, whatever the number of parts)."""
+        for future in [f for f in self._futures if f.done()]:
+            future.result()
+            self._futures.remove(future)
 
     def _upload_part(self, number: int, part: bytearray) -> None:
         checksum = _b64_sha256(part)
@@ -351,6 +355,16 @@ class ObjectWriter:
                 Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, PartNumber=number,
                 Body=part, ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum)
         self._parts[number] = (len(part), checksum, str(answer["ETag"]))
+        spares = self._spare.setdefault(len(part), [])
+        if len(spares) < self._threads:
+            spares.append(part)  # the next part of this size is filled here: no new allocation
+
+    def _new_buffer(self) -> bytearray:
+        spares = self._spare.get(part_size(self._number))
+        try:
+            return spares.pop() if spares else bytearray(part_size(self._number))
+        except IndexError:  # taken by a race with an upload thread: make one
+            return bytearray(part_size(self._number))
 
     def complete(self, patch: Callable[[bytearray], None] | None = None) -> Uploaded:
         """Send what is left (the held first part last, after *patch*), and complete the
