@@ -96,6 +96,9 @@ def test_a_page_its_redirect_and_resources_are_one_valid_warc(site: Site,
     assert page.tls.chain == [site.certificate_der]  # the certificate the server sent
     assert not page.tls.verified and "self-signed" in (page.tls.verify_error or "")
     assert b"User-Agent: evidencekit-test\r\n" in page.request
+    [(_, logo)] = [(r, e) for r, e in capture.exchanges if e.url.endswith("/logo.png")]
+    assert f"Referer: {site.base}/page.html\r\n".encode() in logo.request  # as a browser does
+    assert b"Referer" not in page.request
 
 
 def test_a_server_that_never_answers_is_recorded_not_waited_for(site: Site,
@@ -281,3 +284,35 @@ def test_many_resources_past_the_limit_are_counted_not_listed_one_by_one(site: S
     assert len(problems) == 6 and problems[-1] == (
         "9995 more resources were not fetched: more than 0 resources (each is listed in the "
         "capture document)")
+
+
+def test_a_name_the_resolver_never_answers_is_recorded_in_time(monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    import socket
+    import threading
+
+    from evidencekit.sources.web import fetch as fetching
+    stuck = threading.Event()
+
+    def never(*args: object, **kwargs: object) -> object:
+        stuck.wait(5)
+        raise socket.gaierror(-2, "Name or service not known")
+
+    monkeypatch.setattr(fetching.socket, "getaddrinfo", never)
+    started = time.monotonic()
+    exchange = fetching.fetch("https://fake-bank.example/", Limits(timeout=0.5, user_agent="t"))
+    stuck.set()
+    assert time.monotonic() - started < 2
+    assert exchange.error == "the name 'fake-bank.example' was not resolved within 0.5 s"
+
+
+def test_a_compressed_page_is_read_for_its_resources_only_so_far() -> None:
+    import zlib
+
+    from evidencekit.sources.web.fetch import MAX_ENTITY, Exchange
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    bomb = packer.compress(bytes(2 * MAX_ENTITY)) + packer.flush()  # 64 MiB in some 64 KiB
+    head = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n\r\n"
+    exchange = Exchange("https://x.example/", 0, response=head + bomb, body_offset=len(head),
+                        headers=[("Content-Encoding", "gzip")])
+    assert len(bomb) < 1 << 20 and len(exchange.body()) == MAX_ENTITY

@@ -17,17 +17,20 @@ from __future__ import annotations
 
 import socket
 import ssl
+import threading
 import time
 import urllib.parse
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 from evidencekit.clock import Clock, system_clock
 
 _RECEIVE = 1 << 16
 _MAX_HEADER = 1 << 20  # a header block larger than this is not HTTP we can use
 REDIRECTS = (301, 302, 303, 307, 308)
+MAX_ENTITY = 32 << 20  # a compressed page is read (for its resources) up to this much: no bomb
 
 
 @dataclass(frozen=True)
@@ -93,12 +96,16 @@ class Exchange:
         coding = (self.header("Content-Encoding") or "").lower().strip()
         try:
             if coding in ("gzip", "x-gzip"):
-                return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(raw)
+                return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(raw, MAX_ENTITY)
             if coding == "deflate":
-                return zlib.decompress(raw)
+                return zlib.decompressobj().decompress(raw, MAX_ENTITY)
         except zlib.error:
             return raw
         return raw
+
+
+class _NameTimeout(TimeoutError):
+    """The system's resolver did not answer in time."""
 
 
 class _Deadline:
@@ -115,8 +122,11 @@ class _Deadline:
 
 
 def fetch(url: str, limits: Limits, clock: Clock = system_clock,
-          monotonic: Callable[[], float] = time.monotonic) -> Exchange:
-    """GET *url* (http or https) once; never raises for what the network does."""
+          monotonic: Callable[[], float] = time.monotonic, referer: str | None = None
+          ) -> Exchange:
+    """GET *url* (http or https) once; never raises for what the network does. *referer*: the
+    page a resource is fetched for (sent as a browser would: some sites refuse images
+    without it)."""
     exchange = Exchange(url, clock())
     deadline = _Deadline(limits.timeout, monotonic)
     parts = urllib.parse.urlsplit(url)
@@ -124,14 +134,16 @@ def fetch(url: str, limits: Limits, clock: Clock = system_clock,
     exchange.port = parts.port or (443 if parts.scheme == "https" else 80)
     sock: socket.socket | None = None
     try:
-        exchange.addresses = _resolve(host, exchange.port)
+        exchange.addresses = _resolve(host, exchange.port, deadline)
         sock = _connect(exchange, deadline)
         if parts.scheme == "https":
             sock = _tls(sock, host, exchange, deadline)
-        exchange.request = _request(parts, limits.user_agent)
+        exchange.request = _request(parts, limits.user_agent, referer)
         sock.settimeout(deadline.left())
         sock.sendall(exchange.request)
         _receive(sock, exchange, limits, deadline, clock)
+    except _NameTimeout:
+        exchange.error = f"the name {host!r} was not resolved within {deadline.seconds:g} s"
     except TimeoutError:
         exchange.error = (f"no complete answer within {deadline.seconds:g} s"
                           if exchange.response else
@@ -152,13 +164,31 @@ def fetch(url: str, limits: Limits, clock: Clock = system_clock,
     return exchange
 
 
-def _resolve(host: str, port: int) -> list[str]:
-    found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+def _resolve(host: str, port: int, deadline: _Deadline) -> list[str]:
+    """Every address *host* resolves to, within the deadline: the system's resolver has no
+    timeout of ours, so it runs on a thread that is left behind if it takes too long."""
+    answer: list[object] = []
+    asking = threading.Thread(target=_ask_resolver, args=(host, port, answer), daemon=True,
+                              name="evidencekit-resolve")
+    asking.start()
+    asking.join(deadline.left())
+    if not answer:
+        raise _NameTimeout
+    if isinstance(answer[0], OSError):
+        raise answer[0]
+    found = cast(list[tuple[Any, ...]], answer[0])
     addresses: list[str] = []
     for _, _, _, _, address in found:
         if str(address[0]) not in addresses:
             addresses.append(str(address[0]))
     return addresses
+
+
+def _ask_resolver(host: str, port: int, answer: list[object]) -> None:
+    try:
+        answer.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+    except OSError as exc:
+        answer.append(exc)
 
 
 def _connect(exchange: Exchange, deadline: _Deadline) -> socket.socket:
@@ -217,7 +247,7 @@ def _chain(sock: ssl.SSLSocket, verified: bool) -> list[bytes]:
     return [leaf] if leaf else []
 
 
-def _request(parts: urllib.parse.SplitResult, user_agent: str) -> bytes:
+def _request(parts: urllib.parse.SplitResult, user_agent: str, referer: str | None) -> bytes:
     target = parts.path or "/"
     if parts.query:
         target += "?" + parts.query
@@ -229,6 +259,8 @@ def _request(parts: urllib.parse.SplitResult, user_agent: str) -> bytes:
         host += f":{parts.port}"
     lines = [f"GET {target} HTTP/1.1", f"Host: {host}", f"User-Agent: {user_agent}",
              "Accept: */*", "Accept-Encoding: gzip, identity", "Connection: close"]
+    if referer:
+        lines.insert(3, f"Referer: {referer}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii", "strict")
 
 

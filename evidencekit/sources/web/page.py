@@ -109,7 +109,7 @@ def capture_page(url: str, limits: Limits, clock: Clock = system_clock,
                                                             charset_of(content_type))):
                 why = run.refusal(index)
                 if why is None:
-                    why = run.follow(resource, "resource")
+                    why = run.follow(resource, "resource", referer=page.url)
                 if why is not None:
                     capture.not_fetched.append((resource, why))
     capture.warc = b"".join(run.out)
@@ -141,7 +141,7 @@ class _Run:
             return f"not fetched: the page's answers reached {limits.max_page} bytes in all"
         return None
 
-    def follow(self, url: str, role: str) -> str | None:
+    def follow(self, url: str, role: str, referer: str | None = None) -> str | None:
         """Fetch *url* and the redirects it leads to; why they were not followed to the end
         (None when they were: the last exchange is the answer, whatever it is)."""
         current = url
@@ -151,7 +151,7 @@ class _Run:
             except Unfetchable as exc:
                 return (f"not fetched: {exc}" if hop == 0 else
                         f"not reached: it redirects to {current}, which is not fetched: {exc}")
-            exchange = fetch(current, self.capture.limits, self.clock, self.monotonic)
+            exchange = fetch(current, self.capture.limits, self.clock, self.monotonic, referer)
             self.capture.exchanges.append((role if role == "resource" or hop == 0
                                            else "redirected", exchange))
             self.out.extend(_records(exchange, self.capture))
