@@ -88,10 +88,11 @@ def pin(server: Dovecot) -> str:
     return "SHA256:" + server.fingerprint.hex()
 
 
-def extracted(tmp_path: Path, env: dict[str, str], bundle: Path) -> Path:
-    out = tmp_path / "out"
+def extracted(tmp_path: Path, env: dict[str, str], bundle: Path, *how: str,
+              name: str = "out") -> Path:
+    out = tmp_path / name
     done = subprocess.run([sys.executable, "-m", "evidencekit", "extract", str(bundle), "-o",
-                           str(out), "--passphrase-file", str(_passphrase(tmp_path, env))],
+                           str(out), "--passphrase-file", str(_passphrase(tmp_path, env)), *how],
                           capture_output=True, text=True, env=env, timeout=300,
                           stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stderr
@@ -155,12 +156,17 @@ def test_a_mailbox_is_captured_whole_and_left_unchanged(server: Dovecot, tmp_pat
         document = json.loads(path.read_bytes())
         assert_valid(document, {"server.json": "mail-server", "folder.json": "mail-folder"}
                      .get(path.name, "mail-message"))
-    # the password is nowhere: not in the bundle's public parts, not in what it holds
+    # the password is nowhere: not in the bundle's public parts, not in anything it holds (the
+    # bag as stored: the manifest and its command line too), not in what the command said
     secret = PASSWORD.encode()
     assert secret not in (tmp_path / "mail.evidence").read_bytes()
-    for path in (tmp_path / "out").rglob("*"):
+    stored = extracted(tmp_path, env, tmp_path / "mail.evidence", "--as-stored", name="bag")
+    manifest = next(stored.rglob("manifest.json"))
+    assert b"--imap-password-file" in manifest.read_bytes()  # the command line is in it
+    for path in [*(tmp_path / "out").rglob("*"), *stored.rglob("*")]:
         if path.is_file():
             assert secret not in path.read_bytes(), path
+    assert PASSWORD not in done.stdout + done.stderr
     assert not any(Path(env["XDG_STATE_HOME"]).rglob("*.state"))  # resume state gone
 
 
