@@ -7,7 +7,9 @@ one segment file with the case fields, the MD5 and SHA-1 of the data, which ``ew
 checks.
 
 Which image: the bundle's payload holds the evidence before its manifest, so the choice is
-made as the files go by: the first stored file is streamed. At the end, the signed manifest
+made as the files go by: the first stored file that can be a disk image (whole 512-byte
+sectors, not empty) is streamed; the files before it cannot be one (a device captured with a
+folder of notes: their files come first). At the end, the signed manifest
 must confirm it: it is the image of a ``capture --device`` source, or the only stored file of
 the bundle (a raw image captured as a file). Otherwise nothing is published and the export
 says why. EWF stores whole 512-byte sectors: an image of another size is refused too (its
@@ -62,7 +64,7 @@ class E01Job:
         self.process: subprocess.Popen[bytes] | None = None
         self.errors: IO[bytes] | None = None
         self.streamed: str | None = None  # the bag path of the file fed to ewfacquirestream
-        self.refused: str | None = None  # why the first file could not become an E01
+        self.refused: str | None = None  # why the first file passed by could not be an E01
 
     @property
     def segment(self) -> Path:
@@ -79,11 +81,11 @@ class E01Job:
         return None
 
     def file(self, name: str, member: tarfile.TarInfo, chunks: Iterator[bytes]) -> None:
-        if self.streamed is not None or self.refused is not None:
+        if self.streamed is not None:
             return
-        if member.size == 0 or member.size % SECTOR:
-            self.refused = (f"{name} is {member.size} bytes, not a whole number of "
-                            f"{SECTOR}-byte sectors, which EWF stores")
+        if member.size == 0 or member.size % SECTOR:  # not an image: the next file may be
+            self.refused = self.refused or (f"{name} is {member.size} bytes, not a whole "
+                                            f"number of {SECTOR}-byte sectors, which EWF stores")
             return
         self.streamed = name
         self._start(name)
@@ -121,7 +123,7 @@ class E01Job:
 
     # --------------------------------------------------------------------------- the end
     def finish(self, checked: Report, out: BinaryIO, staged: Path) -> Written:
-        if self.refused is not None:
+        if self.streamed is None and self.refused is not None:
             raise UsageError(f"no E01 was made: {self.refused}")
         if self.streamed is None or not self.segment.exists():
             raise UsageError("no E01 was made: the bundle holds no stored file")

@@ -103,3 +103,23 @@ def test_the_image_being_written_is_readable_by_no_one_else(
     assert name.startswith(".stick.E01.") and name.endswith(".partial-e01")
     assert folder_mode == 0o700 and others == 0
     assert list(tmp_path.iterdir()) == []  # abandoned: nothing left
+
+
+def test_a_device_captured_with_notes_is_exported(imaged: tuple[Sealed, Path, Path],
+                                                  tmp_path: Path) -> None:
+    # The notes' files come first in the payload: the first (a few bytes) was refused as "not a
+    # whole number of sectors", so a device captured with its notes could never become an E01.
+    sealed, _, image = imaged
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "seized.txt").write_text("seized at the desk, 09:12\n")
+    bundle = tmp_path / "with-notes.evidence"
+    assert sealed.cli("capture", notes, "--device", image, "-o", bundle, "--case", "CASE-25-N",
+                      "-R", sealed.identity.with_name("recipient.txt"), "--sign-key",
+                      sealed.signer).code == 0
+    output = tmp_path / "stick.E01"
+    done = sealed.cli("export", bundle, "-i", sealed.identity, "--format", "e01", "-o", output)
+    assert done.code == 0, done.stderr
+    info = subprocess.run([require_tool("ewfinfo"), str(output)], capture_output=True, text=True,
+                          timeout=60).stdout
+    assert hashlib.md5(image.read_bytes()).hexdigest() in info
