@@ -167,6 +167,16 @@ def test_a_mailbox_is_captured_whole_and_left_unchanged(server: Dovecot, tmp_pat
         if path.is_file():
             assert secret not in path.read_bytes(), path
     assert PASSWORD not in done.stdout + done.stderr
+    # the report lists the messages: date, sender, subject, and their SHA-256 in the evidence list
+    made = subprocess.run([sys.executable, "-m", "evidencekit", "report",
+                           str(tmp_path / "mail.evidence"), "--passphrase-file",
+                           str(_passphrase(tmp_path, env)), "-o", str(tmp_path / "report.html")],
+                          capture_output=True, text=True, env=env, timeout=300,
+                          stdin=subprocess.DEVNULL)
+    assert made.returncode == 0, made.stderr
+    html = (tmp_path / "report.html").read_text()
+    assert "Überweisung für Sie" in html and "jane@127.0.0.1/INBOX/3.eml" in html
+    assert record["sha256"] in html
     assert not any(Path(env["XDG_STATE_HOME"]).rglob("*.state"))  # resume state gone
 
 
@@ -279,6 +289,9 @@ def test_folders_and_a_search_choose_the_messages(server: Dovecot, tmp_path: Pat
     assert done.returncode == 0, done.stderr
     mail = json.loads(done.stdout)["mail"]
     assert [(f["name"], f["messages"]) for f in mail["folders"]] == [("Junk", 1), ("Reçu", 0)]
+    later = capture(tmp_path, env, "--imap-fingerprint", pin(server), "--since", "2030-01-01",
+                    url=server.url, name="later.evidence")
+    assert later.returncode == 0 and json.loads(later.stdout)["mail"]["messages"] == 0
     missing = capture(tmp_path, env, "--imap-fingerprint", pin(server), "--folder", "Nope",
                       url=server.url, name="other.evidence")
     assert missing.returncode == 2 and "no folder 'Nope'" in missing.stdout
