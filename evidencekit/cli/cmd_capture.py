@@ -47,6 +47,7 @@ from evidencekit.cli.cmd_timestamp import (
 )
 from evidencekit.cli.keyring import default_signing_key_path, recipients_from
 from evidencekit.cli.live import live_options, live_sources
+from evidencekit.cli.live import say_done as say_live_done
 from evidencekit.cli.secrets import KEY_PASSPHRASE_ENV, PASSPHRASE_ENV, interactive
 from evidencekit.crypto import age
 from evidencekit.errors import (
@@ -241,6 +242,7 @@ def capture_command(sources: tuple[Path, ...], output: Path | str | None, case_i
             render.emit_json(document)
         else:
             render.capture_text(result)
+            say_live_done(piped)
             if mailbox is not None:
                 capture_mail.say_done(mailbox)
             capture_web.say_done(web)

@@ -10,8 +10,10 @@ from typing import Any, TypeVar
 
 import click
 
+from evidencekit.cli import render
 from evidencekit.errors import UsageError
 from evidencekit.sources.live import DEFAULT_IDLE_TIMEOUT, LiveSource
+from evidencekit.sources.live.common import is_root
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -52,3 +54,19 @@ def live_sources(live: bool, memory_tool: Path | None, memory_timeout: float
                              hint="give the path of the acquisition tool (e.g. /usr/local/bin/avml)")
         memory_tool = memory_tool.absolute()
     return (LiveSource(memory_tool, memory_idle_timeout=memory_timeout),)
+
+
+def say_done(sources: tuple[object, ...]) -> None:
+    """On stderr, when the system refused part of the live state (not run as administrator or
+    root): how much, so that a capture that looks complete is not taken as the whole picture."""
+    for source in sources:
+        if not isinstance(source, LiveSource):
+            continue
+        processes, connections = source.withheld.get("processes", 0), \
+            source.withheld.get("connections", 0)
+        if processes or connections:
+            render.err.print(
+                f"[yellow]Live state: permission denied[/] for details of {processes} of "
+                f"{source.counts.get('processes', 0)} processes and the owners of {connections} "
+                "connections (recorded in the bundle, with each reason)" +
+                ("." if is_root() else "; run as administrator/root to collect them."))

@@ -263,3 +263,36 @@ def test_a_memory_tool_abandoned_by_a_capture_that_ends_is_stopped(tmp_path: Pat
     assert not psutil.pid_exists(int(pid)) and not Path(folder).exists()
     assert not any(p.info["cmdline"] == ["sleep", "613"]
                    for p in psutil.process_iter(["cmdline"]))
+
+
+@pytest.mark.parametrize("root", [True, False])
+def test_permission_denied_says_what_to_do_only_when_not_root(
+        root: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # Root was refused a process's details (a security policy, a protected process) and the
+    # record said "run as administrator/root to collect it"; the person was told nothing at all
+    # of what a capture as an ordinary user misses.
+    from evidencekit.cli import live as cli_live
+    from evidencekit.sources.live import common
+
+    monkeypatch.setattr(os, "geteuid", lambda: 0 if root else 1000)
+    said = common.reason(PermissionError(13, "Permission denied"))
+    assert "permission denied" in said
+    assert ("run as administrator/root" in said) is not root
+    source = LiveSource()
+    source.counts, source.withheld = {"processes": 120}, {"processes": 56, "connections": 93}
+    cli_live.say_done((source,))
+    told = " ".join(capsys.readouterr().err.split())
+    assert "permission denied for details of 56 of 120 processes and the owners of 93" in told
+    assert ("run as administrator/root" in told) is not root
+
+
+def test_what_the_system_refused_is_counted() -> None:
+    from evidencekit.sources.live import _withheld
+
+    denied = {"exe": "permission denied (run as administrator/root to collect it)"}
+    processes = {"processes": [{"not_collected": denied}, {"not_collected": {}},
+                               {"not_collected": {"exe": "not found"}}]}
+    connections = [{"pid": None, "not_collected": {"pid": "the owning process could not be "
+                                                   "seen (another user's: permission denied)"}},
+                   {"pid": 7}, {"pid": None, "not_collected": {"pid": "no process owns it"}}]
+    assert _withheld(processes, connections) == {"processes": 1, "connections": 1}

@@ -103,6 +103,17 @@ class _HeldFile:
         return []
 
 
+def _withheld(snapshot: Document, connections: list[dict[str, Any]]) -> dict[str, int]:
+    """How many processes lack a detail, and connections their owner, because the system
+    refused them (not run as administrator/root): each reason is in the documents, but a
+    person reading only "Sealed" would not know how much is missing."""
+    denied = "permission denied"
+    return {"processes": sum(1 for p in snapshot["processes"]
+                             if any(denied in why for why in p["not_collected"].values())),
+            "connections": sum(1 for c in connections
+                               if denied in c.get("not_collected", {}).get("pid", ""))}
+
+
 class LiveSource:
     """The running system as a Source: one record (kind ``live``), collected when its entries
     are read. ``volatile``: capture reads it before the file walk (order of volatility)."""
@@ -118,6 +129,7 @@ class LiveSource:
         self._bag_name = NAME
         self._taken: set[str] = set()
         self.counts: dict[str, int] = {}
+        self.withheld: dict[str, int] = {}  # what the system refused, for the person (not root)
 
     def place(self, first_index: int, taken: set[str]) -> None:
         """Take ``live`` (else ``live~1`` …) such that every ``NAME.FILE`` is free too; keep
@@ -170,6 +182,7 @@ class LiveSource:
         yield self._document("05-system.json", system.collect(self._clock))
         second = changes.collect(self._clock, snapshot.document, connections_first["connections"])
         yield self._document("06-second-snapshot.json", second)
+        self.withheld = _withheld(snapshot.document, connections_first["connections"] or [])
         self.counts = {"processes": snapshot.document["count"],
                        "connections": len(connections_first["connections"] or []),
                        "deleted executables copied": len(snapshot.deleted),

@@ -21,6 +21,16 @@ DOCUMENT_VERSION = 1
 IS_LINUX = sys.platform.startswith("linux")
 
 
+PERMISSION_DENIED = "permission denied (run as administrator/root to collect it)"
+# Root refused too: telling root to run as root was no explanation.
+PERMISSION_DENIED_TO_ROOT = ("permission denied, even to root (a security policy, or a process "
+                             "the system protects)")
+
+
+def is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
 def reason(exc: BaseException) -> str:
     """Why something could not be collected, in plain words (recorded in ``not_collected``)."""
     if isinstance(exc, psutil.ZombieProcess):
@@ -28,7 +38,7 @@ def reason(exc: BaseException) -> str:
     if isinstance(exc, psutil.NoSuchProcess):
         return "the process ended while it was being read"
     if isinstance(exc, psutil.AccessDenied | PermissionError):
-        return "permission denied (run as administrator/root to collect it)"
+        return PERMISSION_DENIED_TO_ROOT if is_root() else PERMISSION_DENIED
     if isinstance(exc, NotImplementedError | AttributeError):
         return f"not available on this system ({sys.platform})"
     if isinstance(exc, FileNotFoundError):

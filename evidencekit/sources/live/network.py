@@ -9,14 +9,13 @@ named: the others are recorded with the reason). Routes and the ARP table are re
 
 from __future__ import annotations
 
-import os
 import socket
 from typing import Any
 
 import psutil
 
 from evidencekit.clock import Clock
-from evidencekit.sources.live.common import IS_LINUX, Document, Gaps, envelope
+from evidencekit.sources.live.common import IS_LINUX, Document, Gaps, envelope, is_root
 
 _FAMILIES = {socket.AF_INET: "ipv4", socket.AF_INET6: "ipv6"}
 _TYPES = {socket.SOCK_STREAM: "tcp", socket.SOCK_DGRAM: "udp"}
@@ -65,8 +64,7 @@ def _no_owner(status: str) -> str:
     seen it, or it is hidden from an unprivileged one."""
     if status in _NO_OWNER_STATES:
         return _OWNER_NONE
-    privileged = hasattr(os, "geteuid") and os.geteuid() == 0
-    return _OWNER_UNSEEN if privileged else _OWNER_HIDDEN
+    return _OWNER_UNSEEN if is_root() else _OWNER_HIDDEN
 
 
 def _address(address: Any) -> str:
