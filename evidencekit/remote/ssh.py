@@ -27,6 +27,10 @@ _ALIAS = "evidencekit-pinned-host"
 _TIMEOUT = 20  # seconds to connect (ssh-keyscan and ssh)
 # Host key algorithms a key type may be checked with (RSA keys sign with SHA-2 today).
 _ALGORITHMS = {"ssh-rsa": "rsa-sha2-512,rsa-sha2-256,ssh-rsa"}
+# What the bundle crosses the wire in is already age ciphertext: SSH's own cipher is for the
+# channel, and AES-GCM (hardware-accelerated on most servers) costs the two ends the least CPU.
+# "^" moves these to the front of OpenSSH's defaults and keeps the rest after them.
+_CIPHERS = "^aes128-gcm@openssh.com,aes256-gcm@openssh.com"
 _FINGERPRINT = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}=?$")
 
 
@@ -165,6 +169,7 @@ class Connection:
                 "-o", "ClearAllForwardings=yes", "-o", "PermitLocalCommand=no",
                 "-o", f"ConnectTimeout={_TIMEOUT}",
                 "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4",
+                "-o", f"Ciphers={_CIPHERS}",
                 "-o", "LogLevel=ERROR"]
         if self.config is not None:
             argv[1:1] = ["-F", str(self.config)]

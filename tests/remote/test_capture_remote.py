@@ -143,21 +143,30 @@ def _other_key_line(tmp_path: Path) -> str:
     return " ".join((tmp_path / "other.pub").read_text().split()[:2])
 
 
+# How the stream is cut 200 kB in (the remote command passes that much on, then):
+CUTS = {
+    # ... exits 0, as a remote end that stopped writing would: the end frame never comes
+    "stream ends": ("", "did not arrive whole"),
+    # ... kills its own SSH session (sshd's process for this connection) with SIGKILL: the
+    # connection drops mid-stream and ssh fails
+    "connection dropped": ("; kill -9 $PPID; sleep 5", "could not capture over SSH"),
+}
+
+
+@pytest.mark.parametrize("how", sorted(CUTS))
 def test_a_stream_cut_mid_way_leaves_nothing(
-        server: sshd_support.Sshd, remote_tree: Path, keys: dict[str, Path],
+        how: str, server: sshd_support.Sshd, remote_tree: Path, keys: dict[str, Path],
         tmp_path: Path) -> None:
-    # The remote command passes on only the first 200 kB of the stream and then exits 0, as a
-    # connection that drops would leave it: the end frame never arrives.
-    cut = server.root / "cut.sh"
-    cut.write_text(f"#!/bin/sh\n{REMOTE_COMMAND} \"$@\" | head -c 200000\n")
+    then, said = CUTS[how]
+    cut = server.root / f"cut-{os.urandom(4).hex()}.sh"
+    cut.write_text(f"#!/bin/sh\n{REMOTE_COMMAND} \"$@\" | {{ head -c 200000{then}; }}\n")
     cut.chmod(0o755)
     server.owned(cut)
     out = tmp_path / "cut.evidence"
     done = _capture(server, keys, out, remote_tree / "big.bin", command=str(cut))
-    assert done.code != 0
-    assert "did not arrive whole" in done.stderr, done.stderr
-    assert os.listdir(tmp_path) == ["config"] or not any(
-        name.endswith((".evidence", ".partial")) for name in os.listdir(tmp_path))
+    assert done.code == 2, done.stderr
+    assert said in done.stderr and "nothing was kept" in done.stderr, done.stderr
+    assert not [n for n in os.listdir(tmp_path) if "cut.evidence" in n]  # nor a temporary file
 
 
 def test_a_remote_capture_that_fails_says_why_with_its_exit_code(
