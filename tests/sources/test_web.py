@@ -198,12 +198,13 @@ def test_odd_addresses_in_a_page_are_encoded_or_refused_never_a_crash(site: Site
 
 
 @pytest.mark.parametrize(("path", "why"), [
-    ("/loop", "not reached: more than 10 redirects"),
+    ("/loop", "not reached: more than 3 redirects"),
     ("/to-ftp", "not reached: it redirects to ftp://127.0.0.1/file, which is not fetched: it is "
      "not an http:// or https:// address")])
 def test_redirects_that_lead_nowhere_are_recorded(site: Site, tmp_path: Path, path: str,
                                                  why: str) -> None:
-    capture = capture_page(site.base + path, QUICK)
+    capture = capture_page(site.base + path, Limits(timeout=1.0, max_redirects=3,
+                                                    user_agent="t"))
     assert capture.unfollowed == why
     assert capture.problems() == [f"the page {site.base}{path} was {why}; what came before is "
                                   "recorded"]

@@ -155,6 +155,8 @@ class _ReplayProxy:
         self._responses = {_key(url): response for url, response in replay.items()}
         self.missing: set[str] = set()
         self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.1)  # closing it does not wake accept(): it looks again
+        self._stopping = threading.Event()
         self.port = self._listener.getsockname()[1]
         self._tls = _tls_context()
         self._threads: list[threading.Thread] = []
@@ -166,15 +168,18 @@ class _ReplayProxy:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._listener.close()
+        self._stopping.set()
         self._accepting.join(timeout=5)
+        self._listener.close()
         for thread in self._threads:
             thread.join(timeout=5)
 
     def _accept(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 connection, _ = self._listener.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return  # closed
             thread = threading.Thread(target=self._serve, args=(connection,), daemon=True)
@@ -182,7 +187,7 @@ class _ReplayProxy:
             thread.start()
 
     def _serve(self, connection: socket.socket) -> None:
-        connection.settimeout(RENDER_TIMEOUT)
+        connection.settimeout(5.0)  # the browser asks at once; a silent connection is dropped
         try:
             head = _read_head(connection)
             method, target = _request_line(head)
