@@ -1,0 +1,121 @@
+"""The framed stream of capture --remote (evidencekit.remote.protocol), without SSH: a real
+capture written through FramedWriter, received into a file, byte for byte the bundle."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import struct
+from pathlib import Path
+
+import pytest
+
+from evidencekit.capture import CaptureRequest, CaseInfo, capture
+from evidencekit.crypto import age
+from evidencekit.crypto.keys import SigningKey
+from evidencekit.errors import BundleError
+from evidencekit.remote import protocol
+from evidencekit.remote.receive import _verified
+from evidencekit.remote.ssh import Endpoint
+from evidencekit.verify import verify
+
+
+class _Target:
+    """capture's stream_to, framing into memory (as serve-capture frames onto stdout)."""
+
+    location = "(memory)"
+
+    def __init__(self) -> None:
+        self.stream = io.BytesIO()
+
+    def check(self) -> None:
+        pass
+
+    def public_details(self) -> dict[str, str]:
+        return {}
+
+    def open(self):  # type: ignore[no-untyped-def]
+        from contextlib import contextmanager
+
+        @contextmanager
+        def opened():  # type: ignore[no-untyped-def]
+            writer = protocol.FramedWriter(self.stream)
+            yield writer
+            writer.finish()
+
+        return opened()
+
+
+@pytest.fixture(scope="module")
+def framed(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    folder = tmp_path_factory.mktemp("framed")
+    (folder / "a.txt").write_text("evidence\n")
+    (folder / "b.bin").write_bytes(os.urandom(300_000))
+    target = _Target()
+    capture(CaptureRequest([os.fsencode(folder)], folder / "unused.evidence",
+                           CaseInfo("T-1", "tester"), [age.X25519Identity.generate().recipient()],
+                           SigningKey.generate("test"), command_line=["test"],
+                           stream_to=target))
+    return target.stream.getvalue()
+
+
+def _receive(data: bytes, into: Path) -> protocol.Received:
+    with into.open("wb") as out:
+        return protocol.receive(io.BytesIO(data), out.fileno(), lambda n: None, 1 << 40)
+
+
+def test_a_received_stream_is_the_bundle_with_its_payload_hashed_on_arrival(
+        framed: bytes, tmp_path: Path) -> None:
+    bundle = tmp_path / "got.evidence"
+    received = _receive(framed, bundle)
+    assert received.size == bundle.stat().st_size and received.wire_bytes == len(framed)
+    report = verify(bundle)
+    assert report.findings.ok, report.findings.errors
+    assert report.seal is not None
+    assert received.payload_sha256 == report.seal.payload_sha256
+    assert received.payload_size == report.seal.payload_size
+
+
+@pytest.mark.parametrize("cut", [0, 5, len(protocol.MAGIC) + 7, 4000, -14, -1])
+def test_a_stream_cut_anywhere_is_refused(framed: bytes, cut: int, tmp_path: Path) -> None:
+    with pytest.raises(protocol.StreamBroken):
+        _receive(framed[:cut], tmp_path / "cut")
+
+
+def test_bytes_after_the_end_are_refused(framed: bytes, tmp_path: Path) -> None:
+    with pytest.raises(protocol.StreamBroken, match="after its end"):
+        _receive(framed + b"x", tmp_path / "more")
+
+
+def test_something_else_than_evidencekit_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(protocol.StreamBroken, match="did not answer as evidencekit"):
+        _receive(b"Welcome to web-17!\n" + bytes(100), tmp_path / "motd")
+
+
+def test_a_frame_past_what_arrived_is_refused(tmp_path: Path) -> None:
+    stream = protocol.MAGIC + struct.pack(">cQI", b"D", 10, 3) + b"abc"
+    with pytest.raises(protocol.StreamBroken, match="breaks the protocol"):
+        _receive(stream, tmp_path / "gap")
+
+
+def test_an_end_that_names_another_size_is_refused(tmp_path: Path) -> None:
+    stream = (protocol.MAGIC + struct.pack(">cQI", b"D", 0, 3) + b"abc"
+              + struct.pack(">cQI", b"E", 4, 0))
+    with pytest.raises(protocol.StreamBroken, match="names 4 bytes, 3 arrived"):
+        _receive(stream, tmp_path / "short")
+
+
+def test_a_changed_byte_in_the_payload_is_refused_on_arrival(
+        framed: bytes, tmp_path: Path) -> None:
+    changed = bytearray(framed)
+    changed[len(changed) // 2] ^= 1  # inside the payload's ciphertext (a data frame)
+    bundle = tmp_path / "changed.evidence"
+    received = _receive(bytes(changed), bundle)
+    assert received.payload_sha256 is not None
+    assert received.payload_sha256 != hashlib.sha256(b"").hexdigest()
+    with pytest.raises(BundleError, match="is not the one its seal names"):
+        _verified(bundle, received, Endpoint("admin", "web-17.example"))
+    intact = tmp_path / "intact.evidence"
+    report = _verified(intact, _receive(framed, intact), Endpoint("admin", "web-17.example"))
+    assert report.payload_sha256 == _receive(framed, tmp_path / "again").payload_sha256

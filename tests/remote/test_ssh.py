@@ -1,0 +1,63 @@
+"""What capture --remote accepts as a host and a host key, and the ssh it runs
+(evidencekit.remote.ssh), without a server."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from evidencekit.errors import UsageError
+from evidencekit.remote.ssh import Endpoint, HostKey, check_fingerprint, connection
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("admin@web-17.example", Endpoint("admin", "web-17.example", 22)),
+    ("admin@web-17.example:2222", Endpoint("admin", "web-17.example", 2222)),
+    ("root@192.0.2.7:22", Endpoint("root", "192.0.2.7", 22)),
+    ("ops@[2001:db8::1]:2200", Endpoint("ops", "2001:db8::1", 2200)),
+])
+def test_a_remote_is_user_at_host_and_an_optional_port(text: str, expected: Endpoint) -> None:
+    assert Endpoint.parse(text) == expected
+    assert Endpoint.parse(str(expected)) == expected
+
+
+@pytest.mark.parametrize("text", ["web-17", "@host", "admin@", "-oProxyCommand=x@host",
+                                  "admin@-oProxyCommand=x", "admin@host:0", "admin@host:70000",
+                                  "admin@host:port", "a b@host"])
+def test_anything_else_is_refused_before_ssh_sees_it(text: str) -> None:
+    with pytest.raises(UsageError):
+        Endpoint.parse(text)
+
+
+def test_a_host_key_is_a_sha256_fingerprint() -> None:
+    good = "SHA256:" + "A" * 43
+    assert check_fingerprint(good) == good
+    assert check_fingerprint(good + "=") == good
+    for bad in ("MD5:aa:bb", "SHA256:short", "ssh-ed25519 AAAA", ""):
+        with pytest.raises(UsageError):
+            check_fingerprint(bad)
+
+
+def test_the_fingerprint_is_the_one_ssh_keygen_shows() -> None:
+    blob = base64.b64encode(b"\0\0\0\x0bssh-ed25519\0\0\0\x20" + bytes(range(32))).decode()
+    expected = "SHA256:" + base64.b64encode(
+        hashlib.sha256(base64.b64decode(blob)).digest()).decode().rstrip("=")
+    assert HostKey("ssh-ed25519", blob).fingerprint == expected
+
+
+def test_ssh_checks_exactly_the_pinned_key_and_asks_nothing(tmp_path: Path) -> None:
+    key = HostKey("ssh-ed25519", "AAAAC3NzaC1lZDI1NTE5AAAAIOfake")
+    with connection(Endpoint("admin", "web-17.example", 2222), key) as conn:
+        argv = conn.ssh_argv()
+        known = conn.known_hosts.read_text()
+        folder = conn.known_hosts.parent
+    assert known == "evidencekit-pinned-host ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOfake\n"
+    assert not folder.exists()  # the one-line known_hosts lives as long as the connection
+    options = " ".join(argv)
+    for wanted in ("BatchMode=yes", "StrictHostKeyChecking=yes", "HostKeyAlgorithms=ssh-ed25519",
+                   "GlobalKnownHostsFile=/dev/null", "UpdateHostKeys=no"):
+        assert wanted in options
+    assert argv[-2:] == ["--", "web-17.example"] and "-a" in argv and "-x" in argv
