@@ -251,3 +251,20 @@ def test_a_remote_capture_of_something_unreadable_is_incomplete(
     problems = done.json()["problems"]
     assert any(p["path"].endswith("secret") for p in problems), problems
     assert out.exists()
+
+
+def test_the_live_state_is_collected_there(
+        server: sshd_support.Sshd, remote_tree: Path, keys: dict[str, Path],
+        tmp_path: Path) -> None:
+    out = tmp_path / "live.evidence"
+    done = _capture(server, keys, out, remote_tree / "notes.txt", extra=("--live",))
+    assert done.code == 0, done.stderr
+    opened = tmp_path / "opened"
+    done = run_cli("extract", out, "-i", keys["identity"], "-o", opened, "--as-stored",
+                   env=_env(tmp_path))
+    assert done.code in (0, 6), done.stderr
+    data = next(opened.rglob("data"))
+    processes = json.loads((data / "live.04-processes.json").read_text())
+    # the processes of the remote host's session, among them the capture itself
+    assert any("serve-capture" in " ".join(p.get("cmdline") or []) for p in
+               processes["processes"]), "the remote capture's own process is missing"
