@@ -18,11 +18,10 @@ import pytest
 from evidencekit.crypto import age
 from evidencekit.sources.web.render import BROWSER_ENV
 from evidencekit.verify import verify
-from tests.sources.test_web import warcio_command
 from tests.support.by_hand import by_hand, toolbox_in
 from tests.support.schemas import SCHEMAS, assert_valid
 from tests.support.tools import require_tool
-from tests.support.web_server import PNG, Site, https_site
+from tests.support.web_server import PNG, Site, https_site, warcio_command
 
 
 @pytest.fixture

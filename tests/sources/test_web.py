@@ -5,23 +5,20 @@ pictures."""
 from __future__ import annotations
 
 import io
-import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from warcio.archiveiterator import ArchiveIterator
 
 from evidencekit.errors import UsageError
 from evidencekit.sources.web import check_url
 from evidencekit.sources.web.fetch import Limits
 from evidencekit.sources.web.page import PageCapture, capture_page
 from evidencekit.sources.web.render import BROWSER_ENV, render
-from tests.support.tools import require_tool, skip_or_fail
-from tests.support.web_server import CSS, PNG, SCRIPT, Site, https_site
+from tests.support.tools import require_tool
+from tests.support.web_server import CSS, PNG, SCRIPT, Site, https_site, warcio_command
 
 QUICK = Limits(timeout=1.0, user_agent="evidencekit-test")
 
@@ -30,18 +27,6 @@ QUICK = Limits(timeout=1.0, user_agent="evidencekit-test")
 def site(tmp_path: Path) -> Iterator[Site]:
     with https_site(tmp_path) as running:
         yield running
-
-
-def warcio_command() -> str:
-    """warcio's command line (the test extra installs it beside this Python)."""
-    beside = Path(sys.executable).parent / "warcio"
-    if beside.is_file():
-        return str(beside)
-    found = shutil.which("warcio")
-    if found is None:
-        skip_or_fail("the warcio command is not installed (pip install -e '.[test]')")
-    assert found is not None
-    return found
 
 
 def checked_by_warcio(tmp_path: Path, capture: PageCapture) -> list[str]:
@@ -60,6 +45,7 @@ def checked_by_warcio(tmp_path: Path, capture: PageCapture) -> list[str]:
 
 def responses(capture: PageCapture) -> dict[str, tuple[dict[str, str], bytes]]:
     """URL -> (WARC headers, HTTP payload as warcio decodes it) of each response record."""
+    from warcio.archiveiterator import ArchiveIterator  # the test extra's oracle
     found = {}
     for record in ArchiveIterator(io.BytesIO(capture.warc)):
         if record.rec_type == "response":

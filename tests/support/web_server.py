@@ -9,8 +9,10 @@ wakes every handler still waiting) whatever happens.
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import socket
 import ssl
+import sys
 import threading
 import zlib
 from collections.abc import Iterator
@@ -23,6 +25,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from tests.support.tools import skip_or_fail
 
 # a 1x1 red PNG (made by hand: signature, IHDR, IDAT, IEND)
 PNG = bytes.fromhex(
@@ -183,3 +187,15 @@ def _wait_until_answering(port: int, tls: bool) -> None:
         except OSError:
             threading.Event().wait(0.05)
     raise RuntimeError(f"the test HTTPS server on 127.0.0.1:{port} never answered")
+
+
+def warcio_command() -> str:
+    """warcio's command line (the test extra installs it beside this Python)."""
+    beside = Path(sys.executable).parent / "warcio"
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which("warcio")
+    if found is None:
+        skip_or_fail("the warcio command is not installed (pip install -e '.[test]')")
+    assert found is not None
+    return found
