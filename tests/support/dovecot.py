@@ -241,7 +241,14 @@ def _stop(binary: str, config: Path, root: Path, timeout: float = 10.0) -> None:
                        check=False)
         return
     try:
-        os.kill(pid, signal.SIGTERM)
+        # The master went to the background in a session of its own, with its children in
+        # its process group: all of them told at once (told one by one by the master, they
+        # take some 3 s to go)
+        group = os.getpgid(pid)
+        if group == pid:
+            os.killpg(group, signal.SIGTERM)
+        else:
+            os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout

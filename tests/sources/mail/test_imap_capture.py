@@ -47,6 +47,9 @@ def fill(server: Dovecot) -> None:
     deliver(inbox, "big", big_message(), received=1_796_000_300)
     deliver(server.folder("Junk"), "junk", message("You won"), received=1_796_000_400)
     deliver(server.folder("Re&AOc-u"), "recu", message("dans Reçu"), received=1_796_000_500)
+    # the last test of the module deletes one of these two while capturing
+    deliver(server.folder("Vanishing"), "stays", message("stays"), received=1_796_000_600)
+    deliver(server.folder("Vanishing"), "goes", message("goes"), received=1_796_000_700)
 
 
 @pytest.fixture(scope="module")
@@ -123,9 +126,10 @@ def test_a_mailbox_is_captured_whole_and_left_unchanged(server: Dovecot, tmp_pat
     assert server.file_names() == before  # no flag changed: \Seen would rename the file (:2,S)
     report = json.loads(done.stdout)
     assert_valid(report, "capture")
-    assert report["mail"]["messages"] == 6 and report["mail"]["fetched"] == 6
+    assert report["mail"]["messages"] == 8 and report["mail"]["fetched"] == 8
     data = extracted(tmp_path, env, tmp_path / "mail.evidence") / "data" / "jane@127.0.0.1"
-    assert sorted(p.name for p in data.iterdir()) == ["INBOX", "Junk", "Reçu", "server.json"]
+    assert sorted(p.name for p in data.iterdir()) == ["INBOX", "Junk", "Reçu", "Vanishing",
+                                                         "server.json"]
     inbox = data / "INBOX"
     assert sorted(p.name for p in inbox.iterdir()) == [
         "1.eml", "1.json", "2.eml", "2.json", "3.eml", "3.json", "4.eml", "4.json", "folder.json"]
@@ -355,5 +359,38 @@ def test_the_guided_session_offers_the_mailbox(server: Dovecot, tmp_path: Path,
     assert report.ok, report.findings.items
     assert report.manifest is not None
     [source] = [s for s in report.manifest.get("sources") if s.get("kind") == "mail"]
-    assert source["details"]["messages"] == 6 and source["given"].endswith(
+    assert source["details"]["messages"] == 8 and source["given"].endswith(
         f"@127.0.0.1:{server.port}")
+
+
+def test_a_message_deleted_while_capturing_is_recorded_not_lost(server: Dovecot, tmp_path: Path
+                                                                ) -> None:
+    """Listed and sized, then deleted on the server before its batch is fetched: an empty
+    entry whose error says so, the folder's document lists it, and the capture is incomplete.
+    (Run last: it deletes a message of the module's server.)"""
+    from evidencekit.capture import CaptureRequest, CaseInfo, capture
+    from evidencekit.crypto import age
+    from evidencekit.crypto.keys import SigningKey
+    from evidencekit.extract import extract
+    from evidencekit.sources.mail import MailSource, Password, Selection, Trust, parse_account
+    from evidencekit.verify import verify
+
+    source = MailSource(parse_account(server.url), Password(PASSWORD), Selection(("Vanishing",)),
+                        Trust(server.fingerprint))
+    source.connect()
+    [going] = (server.folder("Vanishing") / "cur").glob("*.goes.*")
+    going.unlink()
+    identity = age.X25519Identity.generate()
+    result = capture(CaptureRequest([], tmp_path / "v.evidence", CaseInfo("V-1", "Jane"),
+                                    [identity.recipient()], SigningKey.generate(), ["test"],
+                                    more_sources=(source,)))
+    assert not result.seal.complete and result.seal.counts["errors"] == 1
+    report = verify(tmp_path / "v.evidence", [identity])
+    assert report.ok, report.findings.items
+    assert report.manifest is not None
+    [gone] = [e for e in report.manifest.entries() if e["bag_path"].endswith("Vanishing/2.eml")]
+    assert "no longer on the server" in gone["error"] and gone["size"] == 0
+    extract(tmp_path / "v.evidence", tmp_path / "out", [identity])
+    folder = json.loads((tmp_path / "out/data/jane@127.0.0.1/Vanishing/folder.json").read_bytes())
+    assert (folder["matched"], folder["stored"]) == (2, 1)
+    assert [f["uid"] for f in folder["failed"]] == [2]
