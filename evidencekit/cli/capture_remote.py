@@ -111,7 +111,11 @@ class RemoteAsked:
 def requested() -> RemoteAsked | None:
     """The remote capture the options ask for; None without --remote (UsageError for remote
     options without it)."""
-    given = click.get_current_context().meta.get(_META, {})
+    context = click.get_current_context()
+    given = context.meta.get(_META, {})
+    if given.get("remote") and context.meta.get("evidencekit.imap", {}).get("imap_url"):
+        raise UsageError("--imap cannot be used with --remote",
+                         hint="capture the mailbox separately, from here")
     if not given.get("remote"):
         used = [name for name in ("host_key", "known_hosts", "ssh_identity", "ssh_config",
                                   "sftp")
@@ -128,8 +132,22 @@ def requested() -> RemoteAsked | None:
                        bool(given.get("sftp")))
 
 
+# capture's incident record options (cli/guided.incident_options): kept with a local capture.
+_INCIDENT_OPTIONS = ("incident_file", "incident_type", "narrative", "started", "noticed",
+                     "time_zone", "timeline_entries", "identifier_entries", "loss_entries",
+                     "affected_accounts", "affected_devices")
+
+
+def incident_given(options: dict[str, Any]) -> bool:
+    """Whether any incident record option was given among capture's other *options*."""
+    return any(options.get(name) for name in _INCIDENT_OPTIONS)
+
+
 def refuse_local_only(**given: Any) -> None:
     """Options that name something on this machine have no meaning for a remote capture."""
+    if given.pop("passphrase", False):
+        raise UsageError("a remote capture is encrypted to public keys, not a passphrase",
+                         hint="give the investigator's public key with -R FILE or -r KEY")
     for option, value in given.items():
         if value:
             named = "-o s3://…" if option == "output_to_a_store" else \

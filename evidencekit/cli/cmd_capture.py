@@ -143,7 +143,9 @@ def capture_command(sources: tuple[Path, ...], output: Path | str | None, case_i
             capture_remote.refuse_local_only(stdin=stdin_name, device=devices, tsa=tsa_urls,
                                              memory_tool=memory_tool, profile_os=profile_os,
                                              url=incident_args.get("urls"),
-                                             output_to_a_store=not isinstance(output, Path | None))
+                                             output_to_a_store=not isinstance(output, Path | None),
+                                             incident=capture_remote.incident_given(incident_args),
+                                             passphrase=use_passphrase or bool(passphrase_file))
             case = CaseInfo(case_id or _default_case_id(), examiner or "", description,
                             legal_basis, organisation)
             return capture_remote.run_remote(

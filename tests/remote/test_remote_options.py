@@ -1,0 +1,38 @@
+"""capture --remote's options, refused before anything is asked of a host (no server needed:
+the port given is never connected to)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.cli import invoke
+
+REMOTE = ("capture", "--remote", "admin@127.0.0.1:9", "--host-key", "SHA256:" + "A" * 43,
+          "-r", "age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq", "/var/log")
+
+
+@pytest.mark.parametrize(("extra", "said"), [
+    (("--passphrase-file", "/dev/null"), "encrypted to public keys, not a passphrase"),
+    (("--stdin", "x.txt"), "--stdin cannot be used with --remote"),
+    (("--narrative", "they called"), "--incident cannot be used with --remote"),
+    (("--tsa", "http://127.0.0.1:9/"), "--tsa cannot be used with --remote"),
+    (("--imap", "imaps://jane@127.0.0.1:9"), "--imap cannot be used with --remote"),
+])
+def test_what_only_a_local_capture_can_do_is_refused(extra: tuple[str, ...], said: str,
+                                                     user: object) -> None:
+    result = invoke(*REMOTE, *extra, "--json")
+    assert result.code == 2, result.stdout + result.stderr
+    assert said in result.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (("capture", "--host-key", "SHA256:" + "A" * 43, "/etc"), "--host-key is for a remote"),
+    (("capture", "--sftp", "/etc"), "--sftp is for a remote"),
+    (("capture", "--remote", "web-17", "/etc"), "expected USER@HOST"),
+    (("capture", "--remote", "a@b", "--host-key", "MD5:00:11", "/etc"), "not a SHA-256"),
+])
+def test_remote_options_are_checked_first(args: tuple[str, ...], said: str,
+                                          user: object) -> None:
+    result = invoke(*args, "--json")
+    assert result.code == 2, result.stdout + result.stderr
+    assert said in result.json()["error"]["message"]
