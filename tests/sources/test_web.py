@@ -5,12 +5,15 @@ pictures."""
 from __future__ import annotations
 
 import io
+import ipaddress
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from evidencekit.errors import UsageError
 from evidencekit.sources.web import check_url
@@ -303,3 +306,24 @@ def test_a_compressed_page_is_read_for_its_resources_only_so_far() -> None:
     exchange = Exchange("https://x.example/", 0, response=head + bomb, body_offset=len(head),
                         headers=[("Content-Encoding", "gzip")])
     assert len(bomb) < 1 << 20 and len(exchange.body()) == MAX_ENTITY
+
+
+@pytest.mark.parametrize(("names", "verified", "error"), [
+    ([ipaddress.ip_address("127.0.0.1")], True, None),
+    ([x509.DNSName("fake-bank.test")], False, "IP address mismatch")],
+    ids=["trusted", "wrong-name"])
+def test_a_trusted_certificate_verifies_and_a_wrong_name_is_recorded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, names: list[object], verified: bool,
+        error: str | None) -> None:
+    general = [x509.IPAddress(n) if not isinstance(n, x509.DNSName) else n for n in names]
+    with https_site(tmp_path, ca_names=general) as site:
+        assert site.ca_file is not None
+        monkeypatch.setenv("SSL_CERT_FILE", str(site.ca_file))  # the test CA, trusted
+        capture = capture_page(site.base + "/page.html", QUICK)
+    page = capture.page
+    assert page is not None and page.tls is not None and page.status == 200
+    assert page.tls.verified is verified
+    assert (page.tls.verify_error or "").startswith(error or "") and \
+        (page.tls.verify_error is None) is (error is None)
+    ca = x509.load_pem_x509_certificate(site.ca_file.read_bytes())
+    assert page.tls.chain == [site.certificate_der, ca.public_bytes(Encoding.DER)]

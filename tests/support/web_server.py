@@ -55,31 +55,56 @@ class Site:
     base: str  # https://127.0.0.1:PORT
     certificate_der: bytes
     hits: dict[str, int]
+    ca_file: Path | None = None  # the test CA that issued the certificate, if one did
 
 
-def _certificate(folder: Path) -> tuple[Path, Path, bytes]:
+def _certificate(folder: Path, ca_names: list[x509.GeneralName] | None
+                 ) -> tuple[Path, Path, bytes, Path | None]:
+    """The site's certificate (for fake-bank.test): self-signed, or with *ca_names* issued
+    for those names by a test CA whose certificate is written too (to be trusted through
+    SSL_CERT_FILE). Returns the chain and key files, the site's DER and the CA's file."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake-bank.test")])
     now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+    names = ca_names if ca_names is not None else [x509.DNSName("fake-bank.test")]
+    issuer_key, issuer, ca_cert = key, name, None
+    if ca_names is not None:
+        issuer_key = ec.generate_private_key(ec.SECP256R1())
+        issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "evidencekit test CA")])
+        ca_cert = (x509.CertificateBuilder().subject_name(issuer).issuer_name(issuer)
+                   .public_key(issuer_key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - dt.timedelta(hours=1))
+                   .not_valid_after(now + dt.timedelta(days=1))
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                   .add_extension(x509.KeyUsage(False, False, False, False, False, True, True,
+                                                False, False), critical=True)
+                   .sign(issuer_key, hashes.SHA256()))
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(issuer)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(hours=1))
             .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("fake-bank.test")]),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
+            .add_extension(x509.SubjectAlternativeName(names), critical=False)
+            .sign(issuer_key, hashes.SHA256()))
     cert_path, key_path = folder / "site.pem", folder / "site.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    chain = cert.public_bytes(serialization.Encoding.PEM)
+    ca_path = None
+    if ca_cert is not None:
+        ca_path = folder / "ca.pem"
+        ca_path.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+        chain += ca_cert.public_bytes(serialization.Encoding.PEM)
+    cert_path.write_bytes(chain)
     key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
                                            serialization.PrivateFormat.PKCS8,
                                            serialization.NoEncryption()))
-    return cert_path, key_path, cert.public_bytes(serialization.Encoding.DER)
+    return cert_path, key_path, cert.public_bytes(serialization.Encoding.DER), ca_path
 
 
 @contextmanager
-def https_site(folder: Path, slow_seconds: float = 5.0, tls: bool = True) -> Iterator[Site]:
-    """The site, over HTTPS (or plain HTTP when not *tls*)."""
-    cert_path, key_path, der = _certificate(folder)
+def https_site(folder: Path, slow_seconds: float = 5.0, tls: bool = True,
+               ca_names: list[x509.GeneralName] | None = None) -> Iterator[Site]:
+    """The site, over HTTPS (or plain HTTP when not *tls*), self-signed or, with *ca_names*,
+    under a certificate for those names from a test CA (``Site.ca_file``)."""
+    cert_path, key_path, der, ca_file = _certificate(folder, ca_names)
     stopping = threading.Event()
     hits: dict[str, int] = {}
 
@@ -165,7 +190,7 @@ def https_site(folder: Path, slow_seconds: float = 5.0, tls: bool = True) -> Ite
     port = server.server_address[1]
     try:
         _wait_until_answering(port, tls)
-        yield Site(f"{'https' if tls else 'http'}://127.0.0.1:{port}", der, hits)
+        yield Site(f"{'https' if tls else 'http'}://127.0.0.1:{port}", der, hits, ca_file)
     finally:
         stopping.set()
         server.shutdown()
