@@ -327,3 +327,12 @@ def test_a_trusted_certificate_verifies_and_a_wrong_name_is_recorded(
         (page.tls.verify_error is None) is (error is None)
     ca = x509.load_pem_x509_certificate(site.ca_file.read_bytes())
     assert page.tls.chain == [site.certificate_der, ca.public_bytes(Encoding.DER)]
+
+
+def test_an_answer_cut_inside_its_headers_is_kept_as_it_came(site: Site, tmp_path: Path) -> None:
+    capture = capture_page(site.base + "/half-head", QUICK)
+    [(_, exchange)] = capture.exchanges
+    assert exchange.response == b"HTTP/1.1 200 OK\r\nContent-Ty" and exchange.status is None
+    assert exchange.truncated == "time" and capture.problems()
+    kinds = [line.split('"')[3] for line in checked_by_warcio(tmp_path, capture)[1:]]
+    assert kinds == ["request", "response", "metadata"]

@@ -144,6 +144,11 @@ def https_site(folder: Path, slow_seconds: float = 5.0, tls: bool = True,
                 self._send(302, b"", "text/html", {"Location": "/loop"})
             elif self.path == "/to-ftp":
                 self._send(301, b"", "text/html", {"Location": "ftp://127.0.0.1/file"})
+            elif self.path == "/half-head":  # a status line, half a header, then nothing
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Ty")
+                self.wfile.flush()
+                stopping.wait(slow_seconds)
+                self.close_connection = True
             elif self.path == "/slow":
                 stopping.wait(slow_seconds)
                 self._send(200, b"too late", "text/plain")
