@@ -144,8 +144,8 @@ def _receive_and_record(request: RemoteRequest, conn: Connection, command: str,
         except protocol.StreamBroken as exc:
             _stop(process)
             raise _failure(request, conn, process.returncode, _said(errors), str(exc)) from None
-        except BaseException:
-            _stop(process)
+        except BaseException:  # interrupted here (Ctrl-C, SIGTERM): ssh is stopped at once
+            _stop(process, wait=0)
             raise
         code = process.wait()
         said = _said(errors)
@@ -244,10 +244,11 @@ def _seconds(stamp: str) -> int:
     return parse_rfc3339(stamp) // 1_000_000_000
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """ssh ended (its exit code tells why) or is made to (a stream that breaks the protocol)."""
+def _stop(process: subprocess.Popen[bytes], wait: float = 5) -> None:
+    """ssh ended (its exit code tells why), or is made to after *wait* seconds (a stream that
+    breaks the protocol, an interrupt)."""
     try:
-        process.wait(timeout=5)
+        process.wait(timeout=wait)
     except subprocess.TimeoutExpired:
         process.terminate()
         try:

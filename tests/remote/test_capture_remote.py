@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -268,3 +271,28 @@ def test_the_live_state_is_collected_there(
     # the processes of the remote host's session, among them the capture itself
     assert any("serve-capture" in " ".join(p.get("cmdline") or []) for p in
                processes["processes"]), "the remote capture's own process is missing"
+
+
+def test_an_interrupt_mid_stream_leaves_nothing_and_stops_ssh(
+        server: sshd_support.Sshd, remote_tree: Path, keys: dict[str, Path],
+        tmp_path: Path) -> None:
+    stall = server.root / f"stall-{os.urandom(4).hex()}.sh"  # 200 kB, then nothing for 10 s
+    stall.write_text(f"#!/bin/sh\n{REMOTE_COMMAND} \"$@\" | {{ head -c 200000; sleep 10; cat; }}\n")
+    stall.chmod(0o755)
+    server.owned(stall)
+    out = tmp_path / "stopped.evidence"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "evidencekit", "capture", "--remote", server.remote, "--host-key",
+         server.fingerprint, "--ssh-identity", str(server.client_key), "--remote-command",
+         str(stall), "-R", str(keys["recipient"]), "--sign-key", str(keys["signer"]), "-o",
+         str(out), str(remote_tree / "big.bin")],
+        env={**os.environ, **_env(tmp_path)}, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not [n for n in os.listdir(tmp_path) if n.endswith(".partial")]:
+        assert process.poll() is None and time.monotonic() < deadline, "nothing arrived"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, said = process.communicate(timeout=20)
+    assert process.returncode == 130, said
+    assert "interrupted; nothing was written" in said
+    assert not [n for n in os.listdir(tmp_path) if "stopped.evidence" in n]

@@ -3,6 +3,8 @@ the port given is never connected to)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.support.cli import invoke
@@ -36,3 +38,13 @@ def test_remote_options_are_checked_first(args: tuple[str, ...], said: str,
     result = invoke(*args, "--json")
     assert result.code == 2, result.stdout + result.stderr
     assert said in result.json()["error"]["message"]
+
+
+def test_a_host_not_in_known_hosts_is_refused_not_learned(user: object, tmp_path: Path) -> None:
+    known = tmp_path / "known_hosts"
+    known.write_text("[192.0.2.1]:22 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOfake\n")
+    result = invoke("capture", "--remote", "admin@127.0.0.1:9", "--known-hosts", known,
+                    "-r", REMOTE[6], "/var/log", "--json")
+    assert result.code == 1, result.stdout + result.stderr
+    assert "[127.0.0.1]:9 is not in known_hosts" in result.json()["error"]["message"]
+    assert known.read_text().count("\n") == 1  # nothing was added to it
