@@ -16,6 +16,8 @@ from __future__ import annotations
 import datetime as dt
 import grp
 import hashlib
+import http.server
+import json
 import os
 import pwd
 import shutil
@@ -24,7 +26,9 @@ import socket
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,6 +43,7 @@ from tests.support.tools import skip_or_fail
 
 USER = "jane"
 PASSWORD = "correct horse battery staple 42"  # made up for the test; grepped for in bundles
+TOKEN = "ya29.test-access-token-for-jane"  # an OAuth2 bearer token the test's endpoint accepts
 
 
 @dataclass
@@ -117,6 +122,32 @@ def _accounts() -> tuple[str, int, int, str, str]:
     return me.pw_name, me.pw_uid, me.pw_gid, me.pw_name, me.pw_name
 
 
+def _oauth2_config(root: Path, introspection: int) -> str:
+    """OAuth2 bearer tokens (XOAUTH2) checked by the test's introspection endpoint."""
+    return (f"introspection_mode = post\n"
+            f"introspection_url = http://127.0.0.1:{introspection}/introspect\n"
+            "username_attribute = username\nactive_attribute = active\nactive_value = true\n")
+
+
+class _Introspection(http.server.BaseHTTPRequestHandler):
+    """RFC 7662 token introspection: TOKEN is active, for the test user; nothing else is."""
+
+    def do_POST(self) -> None:  # the name http.server calls
+        length = int(self.headers.get("Content-Length") or 0)
+        form = urllib.parse.parse_qs(self.rfile.read(length).decode())
+        active = form.get("token") == [TOKEN]
+        body = json.dumps({"active": True, "username": USER} if active else
+                          {"active": False}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet
+        pass
+
+
 def _config(root: Path, port: int, cert: Path, key: Path, uid: int, gid: int, internal: str,
             login: str) -> str:
     group = grp.getgrgid(gid).gr_name
@@ -133,7 +164,7 @@ ssl = required
 ssl_cert = <{cert}
 ssl_key = <{key}
 ssl_min_protocol = TLSv1.2
-auth_mechanisms = plain
+auth_mechanisms = plain xoauth2
 auth_failure_delay = 0
 disable_plaintext_auth = yes
 first_valid_uid = 1
@@ -143,6 +174,10 @@ mail_gid = {group}
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%n {root}/passwd
+}}
+passdb {{
+  driver = oauth2
+  args = {root}/oauth2.conf.ext
 }}
 userdb {{
   driver = static
@@ -175,6 +210,7 @@ def running(populate: callable | None = None) -> Iterator[Dovecot]:  # type: ign
     root = Path(tempfile.mkdtemp(prefix="ek-dovecot-"))
     os.chmod(root, 0o755)  # the mail user and Dovecot's own accounts must reach what is theirs
     config = root / "dovecot.conf"
+    introspection: http.server.ThreadingHTTPServer | None = None
     try:
         cert, key, fingerprint = make_certificate(root)
         maildir = root / "home" / USER / "Maildir"
@@ -187,6 +223,9 @@ def running(populate: callable | None = None) -> Iterator[Dovecot]:  # type: ign
         for path in [root / "home", *(root / "home").rglob("*")]:
             os.chown(path, uid, gid)
         config.write_text(_config(root, server.port, cert, key, uid, gid, internal, login))
+        introspection = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Introspection)
+        threading.Thread(target=introspection.serve_forever, daemon=True).start()
+        (root / "oauth2.conf.ext").write_text(_oauth2_config(root, introspection.server_address[1]))
         # The master goes to the background and its children keep its descriptors: output to
         # a file, not a pipe (a pipe would wait for all of them)
         with open(root / "start.log", "wb") as out:
@@ -201,6 +240,9 @@ def running(populate: callable | None = None) -> Iterator[Dovecot]:  # type: ign
         finally:
             _stop(binary, config, root)
     finally:
+        if introspection is not None:
+            introspection.shutdown()
+            introspection.server_close()
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -28,7 +28,7 @@ from evidencekit.clock import Clock, rfc3339, system_clock
 from evidencekit.errors import UsageError
 from evidencekit.sources.base import BytesContent, Skip, SourceRecord, StreamEntry
 from evidencekit.sources.mail import fetch as imap
-from evidencekit.sources.mail.account import Account, Credential, MailError
+from evidencekit.sources.mail.account import Account, BearerToken, Credential, MailError
 from evidencekit.sources.mail.fetch import Folder, Message
 from evidencekit.sources.mail.resume import FolderState, ResumeState
 from evidencekit.sources.mail.server import Trust, log_in, open_connection
@@ -302,7 +302,7 @@ class MailSource:
                         "host": self.account.host, "port": self.account.port},
             "server": self._server,
             "capability": self._capabilities,
-            "authentication": "xoauth2" if type(self._credential).__name__ == "BearerToken"
+            "authentication": "xoauth2" if isinstance(self._credential, BearerToken)
             else "password",
             "folders_listed": [{"name": f.name, "name_utf7": f.name_utf7,
                                 "delimiter": f.delimiter, "flags": f.flags}

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.support import dovecot
-from tests.support.dovecot import PASSWORD, Dovecot, deliver, message
+from tests.support.dovecot import PASSWORD, TOKEN, Dovecot, deliver, message
 from tests.support.schemas import assert_valid
 
 BIG = os.urandom(15 << 20)  # base64: some 20 MB of message
@@ -70,10 +70,11 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 
 def capture(tmp_path: Path, env: dict[str, str], *args: object, url: str,
-            name: str = "mail.evidence") -> subprocess.CompletedProcess[str]:
+            name: str = "mail.evidence", login: tuple[object, ...] = ()
+            ) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "evidencekit", "capture", "--case", "MAIL-1", "-p",
                "--sign-key", _signer(tmp_path), "-o", tmp_path / name, "--json",
-               "--imap", url, "--imap-password-file", tmp_path / "password", *args]
+               "--imap", url, *(login or ("--imap-password-file", tmp_path / "password")), *args]
     return subprocess.run([str(a) for a in command], capture_output=True, text=True, env=env,
                           stdin=subprocess.DEVNULL, timeout=300)
 
@@ -257,6 +258,27 @@ def test_a_dropped_connection_is_resumed_without_fetching_again(
     assert json.loads((inbox / "1.json").read_bytes())["from_earlier_run"] is True
     assert json.loads((inbox / "4.json").read_bytes())["from_earlier_run"] is False
     assert not any(Path(env["XDG_STATE_HOME"]).rglob("*.state"))
+
+
+def test_an_oauth2_token_logs_in_with_xoauth2_and_is_kept_nowhere(
+        server: Dovecot, tmp_path: Path, env: dict[str, str]) -> None:
+    (tmp_path / "token").write_text(TOKEN + "\n")
+    done = capture(tmp_path, env, "--imap-fingerprint", pin(server), "--folder", "Junk",
+                   url=server.url, login=("--imap-token-file", tmp_path / "token"))
+    assert done.returncode == 0, done.stderr
+    data = extracted(tmp_path, env, tmp_path / "mail.evidence", "--as-stored", name="bag")
+    facts = json.loads(next(data.rglob("server.json")).read_bytes())
+    assert facts["authentication"] == "xoauth2" and "AUTH=XOAUTH2" in \
+        facts["server"]["capability_before_login"]
+    assert TOKEN.encode() not in (tmp_path / "mail.evidence").read_bytes()
+    for path in data.rglob("*"):
+        if path.is_file():
+            assert TOKEN.encode() not in path.read_bytes(), path
+    assert TOKEN not in done.stdout + done.stderr
+    (tmp_path / "token").write_text("ya29.not-a-valid-token\n")
+    refused = capture(tmp_path, env, "--imap-fingerprint", pin(server), url=server.url,
+                      login=("--imap-token-file", tmp_path / "token"), name="no.evidence")
+    assert refused.returncode == 2 and "refused the login" in refused.stdout
 
 
 def test_a_wrong_password_is_refused_plainly(server: Dovecot, tmp_path: Path,
