@@ -23,6 +23,7 @@ import pytest
 from tests.support import dovecot
 from tests.support.dovecot import PASSWORD, TOKEN, Dovecot, deliver, message
 from tests.support.schemas import assert_valid
+from tests.support.tools import require_tool
 
 BIG = os.urandom(15 << 20)  # base64: some 20 MB of message
 EIGHT_BIT = ("Subject: Überweisung für Sie\nFrom: Bänk <bank@example.net>\n"
@@ -70,9 +71,9 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 
 def capture(tmp_path: Path, env: dict[str, str], *args: object, url: str,
-            name: str = "mail.evidence", login: tuple[object, ...] = ()
-            ) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "evidencekit", "capture", "--case", "MAIL-1", "-p",
+            name: str = "mail.evidence", login: tuple[object, ...] = (),
+            protection: tuple[object, ...] = ("-p",)) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "evidencekit", "capture", "--case", "MAIL-1", *protection,
                "--sign-key", _signer(tmp_path), "-o", tmp_path / name, "--json",
                "--imap", url, *(login or ("--imap-password-file", tmp_path / "password")), *args]
     return subprocess.run([str(a) for a in command], capture_output=True, text=True, env=env,
@@ -279,6 +280,34 @@ def test_an_oauth2_token_logs_in_with_xoauth2_and_is_kept_nowhere(
     refused = capture(tmp_path, env, "--imap-fingerprint", pin(server), url=server.url,
                       login=("--imap-token-file", tmp_path / "token"), name="no.evidence")
     assert refused.returncode == 2 and "refused the login" in refused.stdout
+
+
+def test_a_message_is_checked_by_hand_with_tar_age_and_sha256sum(
+        server: Dovecot, tmp_path: Path, env: dict[str, str]) -> None:
+    from evidencekit.crypto import age
+
+    for tool in ("tar", "age", "sha256sum", "sh"):
+        require_tool(tool)
+    identity = age.X25519Identity.generate()
+    (tmp_path / "identity.txt").write_text(f"{identity}\n")
+    done = capture(tmp_path, env, "--imap-fingerprint", pin(server), "--folder", "Junk",
+                   url=server.url, protection=("-r", str(identity.recipient())))
+    assert done.returncode == 0, done.stderr
+    unpacked = tmp_path / "by-hand"
+    unpacked.mkdir()
+    subprocess.run(["sh", "-c", 'tar -xOf "$1" payload.age | age -d -i "$2" | tar -xf - -C "$3"',
+                    "sh", str(tmp_path / "mail.evidence"), str(tmp_path / "identity.txt"),
+                    str(unpacked)], check=True, timeout=300)
+    bag = unpacked / "bag"
+    eml = "data/jane@127.0.0.1/Junk/1.eml"
+    found = subprocess.run(["sha256sum", "--", eml], cwd=bag, check=True, capture_output=True,
+                           text=True, timeout=60).stdout.split()[0]
+    record = json.loads((bag / "data/jane@127.0.0.1/Junk/1.json").read_bytes())
+    assert found == record["sha256"] == hashlib.sha256(crlf(message("You won"))).hexdigest()
+    assert f"{found}  {eml}\n" in (bag / "manifest-sha256.txt").read_text()
+    checked = subprocess.run(["sha256sum", "-c", "manifest-sha256.txt"], cwd=bag,
+                             capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 def test_a_wrong_password_is_refused_plainly(server: Dovecot, tmp_path: Path,
