@@ -135,11 +135,19 @@ def test_nothing_at_the_address_is_recorded(tmp_path: Path) -> None:
     assert exchange.request == b"" and capture.problems()
 
 
-def test_chromium_renders_the_capture_without_fetching_again(site: Site) -> None:
+def test_chromium_renders_the_capture_without_fetching_again(site: Site, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
     browser = require_tool("chromium")
     capture = capture_page(site.base + "/", QUICK)
     before = dict(site.hits)
+    home = tmp_path / "victim-home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for name in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
+        monkeypatch.delenv(name, raising=False)
     rendering = render(site.base + "/", capture.replay(), browser)
+    assert list(home.iterdir()) == []  # Chromium left nothing in the user's home
     assert rendering.absent == {}
     assert rendering.screenshot is not None and rendering.screenshot.startswith(b"\x89PNG\r\n")
     assert rendering.pdf is not None and rendering.pdf.startswith(b"%PDF-")

@@ -120,9 +120,16 @@ def _run(browser: str, url: str, port: int, folder: Path, output: list[str], mad
                "--no-pdf-header-footer", "--virtual-time-budget=5000", *output, url]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.insert(1, "--no-sandbox")  # Chromium refuses to start as root otherwise
+    # Its own home too: Chromium writes crash settings, dconf and font caches under the user's
+    # home even with --user-data-dir, and this computer's files are not its to change.
+    home = folder / "home"
+    environment = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
+                   "XDG_CACHE_HOME": str(home / ".cache"),
+                   "XDG_DATA_HOME": str(home / ".local/share")}
     try:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, start_new_session=True)
+                                   stderr=subprocess.PIPE, start_new_session=True,
+                                   env=environment)
     except OSError as exc:
         return None, f"Chromium could not be started: {exc.strerror or exc}"
     try:
