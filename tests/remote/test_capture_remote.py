@@ -3,6 +3,7 @@ a user that is not root, who runs this worktree's evidencekit there (--remote-co
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from evidencekit.crypto.keys import load_public_key_file
@@ -150,12 +152,9 @@ def _other_key_line(tmp_path: Path) -> str:
 CUTS = {
     # ... exits 0, as a remote end that stopped writing would: the end frame never comes
     "stream ends": ("", "did not arrive whole"),
-    # ... kills its own SSH session (sshd's process for this connection) with SIGKILL: the
-    # connection drops mid-stream and ssh fails
-    "connection dropped": ("; kill -9 $PPID; sleep 5", "could not capture over SSH"),
+    # ... the remote shell is killed (SIGKILL): ssh reports the remote command's death
+    "remote command killed": ("; kill -9 $PPID; sleep 2", "could not capture over SSH"),
 }
-
-
 @pytest.mark.parametrize("how", sorted(CUTS))
 def test_a_stream_cut_mid_way_leaves_nothing(
         how: str, server: sshd_support.Sshd, remote_tree: Path, keys: dict[str, Path],
@@ -296,3 +295,32 @@ def test_an_interrupt_mid_stream_leaves_nothing_and_stops_ssh(
     assert process.returncode == 130, said
     assert "interrupted; nothing was written" in said
     assert not [n for n in os.listdir(tmp_path) if "stopped.evidence" in n]
+
+
+def test_a_connection_dropped_mid_stream_leaves_nothing(
+        server: sshd_support.Sshd, remote_tree: Path, keys: dict[str, Path],
+        tmp_path: Path) -> None:
+    stall = server.root / f"stall-{os.urandom(4).hex()}.sh"  # 200 kB, then nothing for 10 s
+    stall.write_text(f"#!/bin/sh\n{REMOTE_COMMAND} \"$@\" | {{ head -c 200000; sleep 10; cat; }}\n")
+    stall.chmod(0o755)
+    server.owned(stall)
+    out = tmp_path / "dropped.evidence"
+    before = set(psutil.Process(server.process.pid).children(recursive=True))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "evidencekit", "capture", "--remote", server.remote, "--host-key",
+         server.fingerprint, "--ssh-identity", str(server.client_key), "--remote-command",
+         str(stall), "-R", str(keys["recipient"]), "--sign-key", str(keys["signer"]), "-o",
+         str(out), str(remote_tree / "big.bin")],
+        env={**os.environ, **_env(tmp_path)}, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not [n for n in os.listdir(tmp_path) if n.endswith(".partial")]:
+        assert process.poll() is None and time.monotonic() < deadline, "nothing arrived"
+        time.sleep(0.05)
+    # the server's processes for this connection die, its TCP socket with them: the link is gone
+    for started in set(psutil.Process(server.process.pid).children(recursive=True)) - before:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            started.kill()
+    _, said = process.communicate(timeout=60)
+    assert process.returncode == 2, said
+    assert "could not capture over SSH" in said and "nothing was kept" in said, said
+    assert not [n for n in os.listdir(tmp_path) if "dropped.evidence" in n]
