@@ -271,12 +271,16 @@ def serve_capture(sources: tuple[str, ...], case_id: str, examiner: str, descrip
         chosen = recipients_from(recipients, ())
         paths = list(sources)
         selection = None
+        found_by_profile: dict[bytes, bytes] = {}
         if profile:
             from evidencekit.cli.cmd_profiles import select_profile
 
             selection = select_profile(profile, None, bool(sources), True)
-            paths += [os.fsdecode(p) if isinstance(p, bytes) else str(p)
-                      for p in selection.paths]
+            paths += [str(p) for p in selection.paths]
+            named = {os.fsencode(p) for p in sources}  # as cmd_capture: links named are followed
+            found = {os.fsencode(path): os.fsencode(selection.resolution.followed(path))
+                     for path in selection.resolution.sources}
+            found_by_profile = {k: v for k, v in found.items() if k not in named}
         more = live_sources(live or bool(selection and selection.profile.live), None, 60.0)
         if not paths and not more:
             raise UsageError("nothing to capture: name the paths on the remote host")
@@ -289,7 +293,7 @@ def serve_capture(sources: tuple[str, ...], case_id: str, examiner: str, descrip
             filters=selection.filters if selection else None,
             unreachable=selection.unreachable if selection else (),
             profile=selection.record() if selection else None,
-            more_sources=more, stream_to=target))
+            found_by_profile=found_by_profile, more_sources=more, stream_to=target))
         for problem in result.problems:  # read by the receiving side (remote.receive)
             sys.stderr.write(PROBLEM_PREFIX + json.dumps(
                 {"path": problem.path, "problem": problem.problem}) + "\n")

@@ -289,7 +289,7 @@ def _failure(request: RemoteRequest, conn: Connection, code: int | None, said: s
     if code is not None and code not in (ExitCode.OK, ExitCode.CAPTURE_INCOMPLETE):
         return RemoteError(f"the capture on {where} failed (its exit code {code}): "
                            f"{last or what}; nothing was kept",
-                           hint="the message above is the remote evidencekit's",
+                           hint="what follows the exit code is what evidencekit said there",
                            exit_code=code if 0 < code < 128 else None)
     return RemoteError(f"the bundle from {where} did not arrive whole ({what}); nothing was "
                        "kept", hint="run the capture again: the source was only read")

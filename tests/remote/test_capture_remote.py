@@ -222,9 +222,13 @@ def test_no_evidencekit_there_reads_the_files_over_sftp_labelled_remote_logical(
 def test_the_bundle_made_there_verifies_by_hand(
         server: sshd_support.Sshd, remote_tree: Path, keys: dict[str, Path],
         tmp_path: Path) -> None:
+    profile = remote_tree / "logs.yaml"  # a profile on the remote host, read there
+    profile.write_text(f"name: logs\ndescription: The logs\ntargets:\n  - name: logs\n    linux: ['{remote_tree}/logs']\n")
+    server.owned(profile)
     out = tmp_path / "there.evidence"
-    done = _capture(server, keys, out, remote_tree / "notes.txt")
+    done = _capture(server, keys, out, remote_tree / "notes.txt", extra=("--profile", str(profile)))
     assert done.code == 0, done.stderr
+    assert done.json()["seal"]["counts"]["files"] == 2  # notes.txt and logs/auth.log
     passed(by_hand(toolbox_in(tmp_path / "toolbox"), out, "-i", keys["identity"]))
 
 
