@@ -223,7 +223,8 @@ def test_the_bundle_made_there_verifies_by_hand(
         server: sshd_support.Sshd, remote_tree: Path, keys: dict[str, Path],
         tmp_path: Path) -> None:
     profile = remote_tree / "logs.yaml"  # a profile on the remote host, read there
-    profile.write_text(f"name: logs\ndescription: The logs\ntargets:\n  - name: logs\n    linux: ['{remote_tree}/logs']\n")
+    profile.write_text("name: logs\ndescription: The logs\ntargets:\n  - name: logs\n"
+                       f"    linux: ['{remote_tree}/logs']\n")
     server.owned(profile)
     out = tmp_path / "there.evidence"
     done = _capture(server, keys, out, remote_tree / "notes.txt", extra=("--profile", str(profile)))
