@@ -9,7 +9,8 @@ stored as zeros, and the :class:`ReadMap` holds exactly which: a GNU ddrescue ma
 
 A device that disappears while it is read (a USB stick pulled out: ENODEV, ENXIO, ENOMEDIUM, a
 short read, a failure where a sector that read well before no longer reads, or :data:`DEAD_AFTER`
-sectors failing in a row before any read at all) is not hammered
+sectors failing in a row before any read at all while none of :data:`PROBES` sectors further on
+reads either) is not hammered
 sector by sector: what is left is recorded as never tried and stored as zeros, and
 :attr:`SectorReader.vanished` says where and how it went.
 """
@@ -29,6 +30,8 @@ DEFAULT_RETRIES = 2
 # gone before it could be probed) after this many sectors failed every try in a row: on real
 # hardware each failed read can take seconds, and reading the rest sector by sector would not end.
 DEAD_AFTER = 64
+# ...unless one of this many sectors spread over the rest of it reads (the last one among them).
+PROBES = 16
 _GONE = {errno.ENODEV, errno.ENXIO, errno.ENOMEDIUM, errno.ESHUTDOWN, errno.ENOTCONN}
 
 READ, BAD, UNTRIED = "+", "-", "?"
@@ -101,6 +104,7 @@ class SectorReader:
         self._probe = mmap.mmap(-1, max(sector, mmap.PAGESIZE))
         self._good_sector: int | None = None  # a sector that read well, to tell "gone" apart
         self._failed_in_a_row = 0  # sectors that failed every try since the last good read
+        self._probed = False  # whether the rest was probed for a sector that reads
 
     @property
     def block_size(self) -> int:
@@ -184,12 +188,35 @@ class SectorReader:
                     return
                 self.reads_failed += 1
         self._failed_in_a_row += 1
-        if self._good_sector is None and self._failed_in_a_row >= DEAD_AFTER:
+        if (self._good_sector is None and self._failed_in_a_row >= DEAD_AFTER
+                and not self._answers_further_on(position + len(view))):
             self._vanish(position, view, f"the device does not answer: none of the first "
-                         f"{DEAD_AFTER} sectors tried could be read")
+                         f"{DEAD_AFTER} sectors tried could be read, nor any of "
+                         f"{PROBES} further on")
             return
         view[:] = bytes(len(view))
         self._add(position, len(view), BAD)
+
+    def _answers_further_on(self, start: int) -> bool:
+        """Whether any of :data:`PROBES` sectors spread from *start* to the device's end (the
+        last one included) reads: a disk whose first sectors are worn out (its partition table,
+        often) is not dead, and the rest of it must still be read. Asked once."""
+        if self._probed:
+            return False
+        self._probed = True
+        probe = memoryview(self._probe)[:self.sector]
+        sectors = -(-(self.size - start) // self.sector)
+        for number in range(1, PROBES + 1):
+            at = start + (sectors * number // PROBES - 1) * self.sector
+            if at < start:
+                continue
+            try:
+                if self._pread(probe, at) > 0:
+                    self._good_sector = at
+                    return True
+            except OSError:
+                continue
+        return False
 
     def _pread(self, view: memoryview, position: int) -> int:
         """Read all of *view* at *position* (short only at the device's end)."""

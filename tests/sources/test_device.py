@@ -191,6 +191,13 @@ def test_a_bad_mib_is_exact_and_agrees_with_ddrescue_and_dc3dd(tmp_path: Path) -
     image_and_oracles_agree(tmp_path, [(2 * MIB, 3 * MIB)])  # 2,048 sectors, each tried 3 times
 
 
+def test_a_disk_whose_first_sectors_are_all_bad_is_read_to_its_end(tmp_path: Path) -> None:
+    # 128 sectors bad from byte 0 (a worn partition table): more than DEAD_AFTER in a row before
+    # any sector read, yet the disk answers further on; it was taken for dead and its 8 MiB
+    # never read
+    image_and_oracles_agree(tmp_path, [(0, 64 << 10)])
+
+
 def image_and_oracles_agree(tmp_path: Path, bad: list[tuple[int, int]]) -> None:
     content = patterned(8 * MIB)
     with bad_disk(tmp_path, content, Faults(bad=bad)) as device:
