@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evidencekit.crypto import age
-from evidencekit.errors import EvidenceKitError
+from evidencekit.errors import EvidenceKitError, InputError
 from evidencekit.format.documents import PAYLOAD
 from evidencekit.format.outer import open_member
 from evidencekit.format.reader import OuterBundle, open_bundle
@@ -103,9 +103,15 @@ def recipients_in(stanzas: Iterable[age.Stanza]) -> list[RecipientInfo]:
 def read_payload_header(bundle: OuterBundle) -> age.Header | None:
     """The age header of an opened bundle's payload, read alone (the payload is not); None when
     the bundle has no payload. The one place the header is peeked at (inspect, verify's
-    questions, the advice on a wrong key)."""
+    questions, the advice on a wrong key). A read error there (EIO from a damaged disk) is the
+    input's fault, named like verify's own reads of the payload: InputError, not a bug."""
     member = bundle.by_name.get(PAYLOAD)
-    return None if member is None else age.read_header(open_member(bundle.file, member)[0])
+    if member is None:
+        return None
+    try:
+        return age.read_header(open_member(bundle.file, member)[0])
+    except OSError as exc:
+        raise InputError(f"cannot read {bundle.path}: {exc.strerror or exc}") from None
 
 
 def payload_header(bundle: Path | str) -> age.Header | None:

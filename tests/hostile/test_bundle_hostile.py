@@ -634,6 +634,7 @@ def test_a_read_error_on_the_bundle_is_exit_2_naming_it(crafted, monkeypatch, ca
     monkeypatch.setattr(outer, "_PREADV", failing)
     for argv in (["verify", bundles["valid"]],
                  ["verify", bundles["valid"], "-i", keys.identity_file],
+                 ["inspect", bundles["valid"]],
                  ["extract", bundles["valid"], "-i", keys.identity_file, "-o", tmp_path / "out"]):
         code, stderr = _cli(monkeypatch, capsys, *argv)
         assert code == ExitCode.USAGE, stderr
