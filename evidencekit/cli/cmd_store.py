@@ -239,9 +239,13 @@ def _say_get(url: Any, output: Path, digest: str, recorded: str, as_json: bool) 
 
 
 class BundleOrStore(click.ParamType):  # type: ignore[type-arg]
-    """A bundle's path, or ``s3://BUCKET/KEY`` (kept as text: a Path would fold its '//')."""
+    """A bundle's path, or ``s3://BUCKET/KEY`` (kept as text: a Path would fold its '//').
+
+    A path is checked as every other command's BUNDLE is (a folder refused in the same words
+    by verify, extract, inspect, report...)."""
 
     name = "BUNDLE"
+    _local = click.Path(path_type=Path, dir_okay=False)
 
     def convert(self, value: Any, param: click.Parameter | None,
                 ctx: click.Context | None) -> Path | str:
@@ -249,7 +253,7 @@ class BundleOrStore(click.ParamType):  # type: ignore[type-arg]
 
         if isinstance(value, str) and s3.is_s3_url(value):
             return value
-        return Path(value)
+        return self._local.convert(value, param, ctx)
 
 
 BUNDLE_OR_STORE = BundleOrStore()
