@@ -382,10 +382,11 @@ def test_the_tee_writes_the_addendum_where_the_tar_ends() -> None:
     body = b"header" + bytes(506) + b"data\0\0"  # member data may end in zeros
     for piece in (body[:300], body[300:], bytes(3000)):
         tee.write(piece)
-    tee.finish(len(body) + 2, b"ADDED")
+    tee.tar_ended(len(body) + 2)  # as verify tells it (PayloadReaders.plaintext)
+    tee.finish(b"ADDED")
     assert bytes(sink.data) == body + b"\0\0" + b"ADDED" + bytes(1024)
-    with pytest.raises(BundleError):
-        custody._Tee(_Sink()).finish(None, b"ADDED")  # type: ignore[arg-type]
+    with pytest.raises(BundleError):  # verify never said where the tar ends
+        custody._Tee(_Sink()).finish(b"ADDED")  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------------------- tampering
