@@ -193,10 +193,11 @@ def _problems_of(said: str) -> tuple[list[tuple[str, str]], str]:
 
 def _receive(request: RemoteRequest, stdout: IO[bytes], out: BinaryIO) -> protocol.Received:
     request.progress.start(f"Receiving from {request.endpoint.host}", None, None)
-    received = protocol.receive(stdout, out.fileno(), lambda n: request.progress.advance(
-        nbytes=n), _LARGEST_BUNDLE)
-    request.progress.finish()
-    return received
+    try:
+        return protocol.receive(stdout, out.fileno(), lambda n: request.progress.advance(
+            nbytes=n), _LARGEST_BUNDLE)
+    finally:
+        request.progress.finish()
 
 
 def _verified(path: Path, received: protocol.Received, endpoint: Endpoint) -> Report:
