@@ -133,6 +133,13 @@ def compare(report: Report, collected: WindowsCollector, target: str, findings: 
     return result
 
 
+def check_target(target: str) -> None:
+    """Refuse a target that cannot be compared (missing, a folder, a FIFO, not readable) before
+    the bundle is verified, which can take hours, rather than after."""
+    fd, _, _, _ = _open(target)
+    os.close(fd)
+
+
 def _read_windows(fd: int, size: int, sector: int, direct: bool, windows: list[Window],
                   progress: Progress) -> None:
     reader = SectorReader(fd, size, sector, direct=direct)

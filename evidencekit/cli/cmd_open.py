@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from evidencekit.against import WindowsCollector, compare
+from evidencekit.against import WindowsCollector, check_target, compare
 from evidencekit.cli import render
 from evidencekit.cli.app import (
     F,
@@ -185,12 +185,17 @@ def verify_command(bundle: Path | str, identities: tuple[Path, ...],
 
     def body() -> int:
         assert isinstance(bundle, Path)
-        keys = identities_for(bundle, identities, passphrase_file, ask_passphrase)
+        # --against compares with hash windows inside the payload: without a key there is
+        # nothing to compare, which is a usage error (2), not a device that differs (1)
+        keys = identities_for(bundle, identities, passphrase_file, ask_passphrase,
+                              required=bool(against))
         receipt = _read_receipt(receipt_file) if receipt_file else None
         tsa_roots = roots_from(tsa_ca)
         # Asked for (and checked) before the work, not once it is done.
         signer = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json) \
             if record else None
+        if against:
+            check_target(against)
         windows = WindowsCollector() if against else None
         report = verify(bundle, keys, trusted_from(trusted), visitor=windows,
                         progress=render.progress_for(as_json, progress), tsa_roots=tsa_roots)

@@ -100,8 +100,27 @@ def test_verify_against_names_the_windows_that_differ(tmp_path: Path, keys: dict
     assert b"VERIFIED" in text.stdout  # the bundle is sound: the device is what changed
     assert b"DIFFERENT" in text.stdout and f"bytes {16 * MIB}".encode() in text.stdout
 
-    without_key = evidencekit("verify", bundle, "--against", image)
-    assert without_key.returncode == 1 and b"NOT COMPARED" in without_key.stdout
+    # nothing to compare without the key (the windows are in the payload): a usage error, said
+    # before the bundle is read, not exit 1 as if the device differed
+    without_key = evidencekit("verify", bundle, "--against", image, "--json")
+    assert without_key.returncode == 2
+    assert "key is needed" in json.loads(without_key.stdout)["error"]["message"]
+
+
+def test_verify_against_what_cannot_be_compared_is_refused_before_verifying(
+        tmp_path: Path, keys: dict[str, Path], home: Path) -> None:
+    (tmp_path / "stick.img").write_bytes(os.urandom(MIB))
+    assert capture(tmp_path, keys, "--device", tmp_path / "stick.img").returncode == 0
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "folder").mkdir()
+    for target, said in ((tmp_path / "fifo", "neither a block device nor a file"),
+                         (tmp_path / "folder", "neither a block device nor a file"),
+                         (tmp_path / "missing", "No such file")):
+        done = evidencekit("verify", tmp_path / "out.evidence", "-i", keys["identity"],
+                           "--against", target, "--json", "--progress", "json")
+        assert done.returncode == 2, done.stdout
+        assert said in json.loads(done.stdout)["error"]["message"]
+        assert b"\"start\"" not in done.stderr  # refused before the bundle was read
 
 
 def test_verify_against_the_same_loop_device(tmp_path: Path, keys: dict[str, Path],
