@@ -192,7 +192,7 @@ class DeviceSource:
         if self._reader is not None and self._content is not None and self._content.done:
             reader = self._reader
             bad = reader.map.ranges(BAD)
-            details.update(bad_sectors=reader.map.count(BAD) // self.sector,
+            details.update(bad_sectors=reader.map.sectors(BAD, self.sector),
                            bad_bytes=reader.map.count(BAD),
                            first_bad_byte=bad[0][0] if bad else None,
                            untried_bytes=reader.map.count(UNTRIED),
@@ -533,7 +533,7 @@ class DeviceContent:
     def _say_status(self) -> None:
         """Bad sectors so far (and a vanished device), for the progress bar."""
         assert self._status is not None
-        bad = self._reader.map.count(BAD) // self._reader.sector
+        bad = self._reader.map.sectors(BAD, self._reader.sector)
         text = f"{bad} bad sector{'' if bad == 1 else 's'}" if bad else ""
         if self._reader.vanished is not None:
             text = (text + "; " if text else "") + "device gone"
@@ -601,7 +601,8 @@ class DeviceContent:
         said = []
         if bad:
             ranges = reader.map.ranges(BAD)
-            said.append(f"{bad // reader.sector} bad sector{'s' if bad // reader.sector != 1 else ''}"
+            sectors = reader.map.sectors(BAD, reader.sector)
+            said.append(f"{sectors} bad sector{'s' if sectors != 1 else ''}"
                         f" ({bad} bytes in {len(ranges)} range{'s' if len(ranges) != 1 else ''}, "
                         f"the first at byte {ranges[0][0]}) could not be read after "
                         f"{reader.retries} retries")

@@ -60,6 +60,12 @@ class ReadMap:
     def count(self, status: str) -> int:
         return sum(size for _, size in self.ranges(status))
 
+    def sectors(self, status: str, sector: int) -> int:
+        """Sectors with *status*, a partial one counted whole: a device whose size is not a
+        whole number of its logical sectors (a 4096-byte-sector loop device over a file of
+        512-byte multiples) ends in one the kernel will not read."""
+        return sum(-(-size // sector) for _, size in self.ranges(status))
+
     def mapfile(self, comments: list[str]) -> bytes:
         """The map as a GNU ddrescue mapfile (ddrescue's manual, "Mapfile structure"): comment
         lines, the status line (current position, ``+`` finished, pass 1), then one line per run,

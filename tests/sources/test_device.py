@@ -271,6 +271,29 @@ def test_a_device_that_vanishes_is_recorded_and_what_was_read_kept(tmp_path: Pat
 
 
 
+def test_a_4kn_disk_is_read_in_its_sectors_and_a_partial_last_one_counted(tmp_path: Path
+                                                                        ) -> None:
+    # a loop device of 4096-byte logical sectors over a file of 2 MiB + 2560 bytes: the kernel
+    # says 2 MiB + 2560 but reads none of the last 2560 (neither does ddrescue); that is one
+    # bad sector, not "0 bad sectors" and "every sector read" in the report
+    content = bytearray(patterned(2 * MIB + 2560))
+    content[510:512] = b"\x55\xaa"
+    content[4096:4104] = b"EFI PART"  # GPT header in the second (4096-byte) sector
+    (tmp_path / "disk").write_bytes(content)
+    with loop_device(tmp_path / "disk", sector_size=4096) as device:
+        result, report, data = image_of(tmp_path, DeviceSource(device))
+    name = f"{os.path.basename(device)}.raw"
+    assert (data / name).read_bytes() == bytes(content[:2 * MIB]) + bytes(2560)
+    found = document(data, name)
+    assert found["identity"]["logical_sector_size"]["value"] == 4096
+    assert found["identity"]["partition_table"]["value"] == "gpt"
+    assert found["read"]["bad_ranges"] == [[2 * MIB, 2560]]
+    [problem] = result.problems
+    assert problem.problem.startswith("1 bad sector (2560 bytes")
+    assert report.manifest is not None
+    assert report.manifest.get("sources")[0]["details"]["bad_sectors"] == 1
+
+
 @pytest.mark.parametrize(("first", "kind"), [
     ({510: b"\x55\xaa"}, "mbr"),
     ({510: b"\x55\xaa", 512: b"EFI PART"}, "gpt"),  # a protective MBR, then the GPT header

@@ -131,10 +131,13 @@ def require_loop_and_fuse() -> None:
 
 
 @contextmanager
-def loop_device(image: Path, read_only: bool = True) -> Iterator[str]:
-    """A loop device over *image*, detached afterwards whatever happened."""
+def loop_device(image: Path, read_only: bool = True, sector_size: int | None = None
+                ) -> Iterator[str]:
+    """A loop device over *image* (with logical sectors of *sector_size* bytes: 4096 for a
+    "4Kn" disk), detached afterwards whatever happened."""
     require_loop_and_fuse()
-    device = _run("losetup", "--find", "--show", *(["-r"] if read_only else []), image)
+    device = _run("losetup", "--find", "--show", *(["-r"] if read_only else []),
+                  *(["--sector-size", sector_size] if sector_size else []), image)
     try:
         yield device
     finally:
