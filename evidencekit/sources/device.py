@@ -1,8 +1,9 @@
 """A whole block device (a USB stick, an SD card, a disk) or a raw disk image file, imaged into
 the bundle (``capture --device /dev/sdb`` or ``--device disk.img``).
 
-Before reading, a block device is refused if one of its file systems is mounted read-write, and
-it and its partitions are set read-only in the kernel (BLKROSET, as ``blockdev --setro`` does)
+Before reading, a block device or image file is refused if one of its file systems is mounted
+read-write (an image file through a loop device) or a program has it open for writing, and a
+block device and its partitions are set read-only in the kernel (BLKROSET, as ``blockdev --setro`` does)
 unless ``--no-write-block``; its write counters (/sys/block/X/stat) are read before and after.
 Its identity comes from ioctls and sysfs (udev is often absent), each value with where it came
 from, "unknown" when absent.
@@ -122,8 +123,7 @@ class DeviceSource:
             raise UsageError(f"--device {given}: neither a block device nor a file",
                              hint="name a block device (e.g. /dev/sdb) or a raw image file")
         self._sys = _sys_block(info) if self._block else None
-        if self._block:
-            _refuse_mounted_read_write(given, info, self._sys, mountinfo)
+        _refuse_mounted_read_write(given, info, self._sys, mountinfo)
         self._fd, self._direct = _open(self._path, given, direct=self._block)
         self._info = os.fstat(self._fd)
         self.identity = self._identify()
@@ -390,15 +390,24 @@ def _write_counters(sys_dir: Path | None) -> dict[str, int] | None:
 def _refuse_mounted_read_write(given: str, info: os.stat_result, sys_dir: Path | None,
                                mountinfo: Path) -> None:
     """A file system mounted read-write on the device (or one of its partitions) writes to it;
-    a read-only mount may too (journal replay), but that is the user's choice, recorded."""
-    numbers = {f"{os.major(info.st_rdev)}:{os.minor(info.st_rdev)}"}
+    a read-only mount may too (journal replay), but that is the user's choice, recorded.
+
+    The same bytes can also be reached another way: an image file through a loop device over
+    it, a loop device through another loop device over the same file. A read-write mount of
+    any of them, or a program writing to any of them, is refused the same way."""
     names = {os.path.realpath(given)}
+    numbers = {f"{os.major(info.st_rdev)}:{os.minor(info.st_rdev)}"} if sys_dir else set()
     if sys_dir is not None and sys_dir.is_dir():
         for child in sys_dir.iterdir():
             dev = _read_text(child / "dev")
             if dev and (child / "partition").exists():
                 numbers.add(dev)
                 names.add(f"/dev/{child.name}")
+    backing = _loop_backing(sys_dir) if sys_dir is not None else (info.st_dev, info.st_ino)
+    if backing is not None:
+        for loop, dev, file in _loops_over(backing):
+            numbers.add(dev)
+            names.update({f"/dev/{loop}", file})
     try:
         lines = mountinfo.read_text().splitlines()
     except OSError:
@@ -423,6 +432,25 @@ def _refuse_mounted_read_write(given: str, info: os.stat_result, sys_dir: Path |
                          "system such as ntfs-3g or exfat-fuse mounted read-write shows only "
                          "this way); imaging it now would copy a moving target",
                          hint="unmount it or stop that program, then capture again")
+
+
+def _loop_backing(sys_dir: Path) -> tuple[int, int] | None:
+    """(st_dev, st_ino) of the file a loop device reads, None for any other device."""
+    path = _read_text(sys_dir / "loop" / "backing_file")
+    try:
+        found = os.stat(path) if path is not None else None
+    except OSError:
+        return None
+    return None if found is None else (found.st_dev, found.st_ino)
+
+
+def _loops_over(backing: tuple[int, int]) -> Iterator[tuple[str, str, str]]:
+    """(name, MAJ:MIN, backing file) of every loop device over the file *backing* names."""
+    for loop in sorted(Path("/sys/block").glob("loop*")):
+        dev = _read_text(loop / "dev")
+        path = _read_text(loop / "loop" / "backing_file")
+        if dev is not None and path is not None and _loop_backing(loop) == backing:
+            yield loop.name, dev, os.path.realpath(path)
 
 
 def _open_for_writing(names: set[str]) -> str | None:

@@ -343,6 +343,38 @@ def test_a_mount_of_the_device_is_read_from_mountinfo(tmp_path: Path, options: s
             DeviceSource(device, write_block=False, mountinfo=mountinfo)
 
 
+def test_the_same_bytes_mounted_read_write_another_way_are_refused(tmp_path: Path) -> None:
+    # an image file is the disk of a loop device, and a file may have two loop devices over it:
+    # a read-write mount of any of them is the same moving target (both were imaged, exit 0)
+    (tmp_path / "backing").write_bytes(bytes(MIB))
+    with loop_device(tmp_path / "backing", read_only=False) as mounted, \
+            loop_device(tmp_path / "backing") as other:
+        rdev = os.stat(mounted).st_rdev
+        mountinfo = tmp_path / "mountinfo"
+        mountinfo.write_text(f"36 25 {os.major(rdev)}:{os.minor(rdev)} / /media/disk "
+                             f"rw,relatime shared:1 - ext4 {mounted} rw\n")
+        for given in (str(tmp_path / "backing"), other):
+            with pytest.raises(UsageError, match="mounted read-write at /media/disk"):
+                DeviceSource(given, mountinfo=mountinfo)
+
+
+def test_an_image_file_still_being_written_is_refused(tmp_path: Path) -> None:
+    # e.g. ddrescue still writing the image an examiner starts to capture
+    image = tmp_path / "disk.img"
+    image.write_bytes(bytes(MIB))
+    writer = subprocess.Popen(["python3", "-c", "import sys, time; f = open(sys.argv[1], 'r+b');"
+                               " print(flush=True); time.sleep(60)", str(image)],
+                              stdout=subprocess.PIPE)
+    try:
+        assert writer.stdout is not None and writer.stdout.readline()  # it has the file open
+        with pytest.raises(UsageError, match=r"python3 \(process \d+\) has it open for writing"):
+            DeviceSource(str(image))
+    finally:
+        writer.kill()
+        writer.wait()
+    DeviceSource(str(image))  # once it is done
+
+
 def test_writes_to_the_device_while_it_is_read_are_said(tmp_path: Path) -> None:
     (tmp_path / "backing").write_bytes(patterned(8 * MIB))
     with loop_device(tmp_path / "backing", read_only=False) as device:
