@@ -107,8 +107,9 @@ def requested() -> MailRequest | None:
         return None
     account = parse_account(url)
     if importlib.util.find_spec("imapclient") is None:
-        raise UsageError("capture --imap needs the package imapclient, which is not installed",
-                         hint="install evidencekit's mail extra: pip install 'evidencekit[mail]'")
+        raise UsageError("capture --imap needs the package imapclient, which is missing from "
+                         "this installation", hint="install evidencekit again (from its wheel "
+                         "or release file): imapclient is one of its dependencies")
     selection = selection_from(given.get("folders") or (), bool(given.get("all_folders")),
                                given.get("since"), given.get("search"))
     trust = Trust(parse_fingerprint(given["imap_fingerprint"])) \
