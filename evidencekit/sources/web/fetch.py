@@ -275,6 +275,14 @@ def _receive(sock: socket.socket, exchange: Exchange, limits: Limits, deadline: 
         except TimeoutError:
             exchange.response = bytes(received)
             raise
+        except OSError as exc:  # a reset (or a TLS failure) mid-answer: keep what came
+            exchange.response = bytes(received)
+            if not received:
+                raise
+            exchange.truncated = "disconnect"
+            exchange.error = ("the connection failed before the end of the answer: "
+                              f"{exc.strerror or exc}")
+            return
         if not piece:
             break
         if exchange.response_started_ns is None:
@@ -350,10 +358,8 @@ class _End:
             line_end = data.find(b"\r\n", at)
             if line_end < 0:
                 return False
-            size_text = bytes(data[at:line_end]).split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
+            size = _chunk_size(bytes(data[at:line_end]))
+            if size is None:
                 return True
             if size == 0:
                 return data.find(b"\r\n\r\n", line_end) >= 0
@@ -363,6 +369,16 @@ class _End:
             self._next_chunk = following - self._body_at
 
 
+def _chunk_size(line: bytes) -> int | None:
+    """A chunk-size line's size: hexadecimal digits only (RFC 9112 §7.1), None otherwise.
+    ``int(…, 16)`` alone would take "-6", "+5" or "1_0": a negative size walks back over the
+    answer, and a site that sends one would keep the reader going round for ever."""
+    text = line.split(b";", 1)[0].strip()
+    if not text or text.strip(b"0123456789abcdefABCDEF"):
+        return None
+    return int(text, 16)
+
+
 def _dechunk(raw: bytes) -> bytes:
     out = bytearray()
     at = 0
@@ -370,11 +386,8 @@ def _dechunk(raw: bytes) -> bytes:
         line_end = raw.find(b"\r\n", at)
         if line_end < 0:
             return bytes(out)
-        try:
-            size = int(raw[at:line_end].split(b";", 1)[0].strip(), 16)
-        except ValueError:
-            return bytes(out)
-        if size == 0:
+        size = _chunk_size(raw[at:line_end])
+        if size is None or size == 0:
             return bytes(out)
         out += raw[line_end + 2:line_end + 2 + size]
         at = line_end + 2 + size + 2

@@ -1,0 +1,53 @@
+"""Web pages from a hostile or broken site (tests/support/raw_http.py answers with exactly the
+bytes each test scripts): lying framing, resets mid-answer, interim answers, odd charsets. Every
+case ends in bounded time with what came kept, and warcio accepts the WARC."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+from evidencekit.sources.web.fetch import Limits
+from evidencekit.sources.web.page import PageCapture, capture_page
+from tests.support.raw_http import PAUSE, RESET, raw_server
+from tests.support.web_server import warcio_command
+
+QUICK = Limits(timeout=2.0, user_agent="evidencekit-test")
+
+
+def warcio_accepts(tmp_path: Path, capture: PageCapture) -> None:
+    path = tmp_path / "page.warc.gz"
+    path.write_bytes(capture.warc)
+    checked = subprocess.run([warcio_command(), "check", "-v", str(path)], capture_output=True,
+                             text=True, timeout=60)
+    assert checked.returncode == 0 and "fail" not in checked.stdout, checked.stdout
+    index = subprocess.run([warcio_command(), "index", str(path)], capture_output=True,
+                           text=True, timeout=60)
+    assert index.returncode == 0, index.stderr
+
+
+def test_a_negative_chunk_size_ends_the_answer_instead_of_looping(tmp_path: Path) -> None:
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    for body in (b"-6\r\n", b"5\r\nhello\r\n-6\r\n", b"+5\r\nhello\r\n0\r\n\r\n",
+                 b"1_0\r\n" + bytes(16) + b"\r\n0\r\n\r\n"):
+        with raw_server([[head + body]]) as site:
+            started = time.monotonic()
+            capture = capture_page(site.base + "/", QUICK)
+        assert time.monotonic() - started < QUICK.timeout
+        page = capture.page
+        assert page is not None and page.response == head + body and page.status == 200
+        assert page.body() in (b"", b"hello")
+        warcio_accepts(tmp_path, capture)
+
+
+def test_an_answer_reset_mid_body_is_kept_as_far_as_it_came(tmp_path: Path) -> None:
+    sent = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\n" + \
+        b"a" * 500
+    with raw_server([[sent, PAUSE, RESET]]) as site:
+        capture = capture_page(site.base + "/", QUICK)
+    page = capture.page
+    assert page is not None and page.response == sent and page.status == 200
+    assert page.truncated == "disconnect" and "reset" in (page.error or "")
+    assert capture.problems()
+    warcio_accepts(tmp_path, capture)
