@@ -10,8 +10,10 @@ Each revision's ``evidencekit/`` is exported (``git archive``) and run with this
 (``python -m evidencekit``, the revision first on PYTHONPATH), so the dependencies are the ones
 installed here. The data sets are run.py's (20,000 files of 2-5 KB of random bytes in 100 folders,
 and one file of random bytes), built once in ``--work`` and kept there. Every round runs every
-revision once on each data set, in turn; the fastest wall time of each is kept (run.py's
-``run_once``: GNU time, peak RSS of all processes) and printed with its ratio to the first revision.
+revision once on each data set, in turn; the fastest wall time and the least CPU time (user +
+system, of the command and every process it waited for) of each are kept (run.py's ``run_once``:
+GNU time) and printed with their ratios to the first revision. On a machine shared with other
+work, the CPU time is the steadier of the two.
 """
 
 from __future__ import annotations
@@ -114,20 +116,28 @@ def main() -> int:
                         if sample.code != 0:
                             print(f"  {name}: exit {sample.code}", file=sys.stderr)
                         results.setdefault(name, Measurement(name, command)).samples.append(sample)
-                        print(f"  {name:40} {sample.wall:8.3f} s  rss {sample.max_rss_mb:7.1f} MB",
-                              file=sys.stderr)
+                        print(f"  {name:40} {sample.wall:8.3f} s  cpu "
+                              f"{sample.user + sample.system:7.2f} s  rss "
+                              f"{sample.max_rss_mb:7.1f} MB", file=sys.stderr)
                     bundle.unlink(missing_ok=True)
     finally:
         shutil.rmtree(out, ignore_errors=True)
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
-    print(f"{'measurement':40} {'best wall':>10} {'ratio':>7} {'peak RSS':>10}")
+    print(f"{'measurement':36} {'best wall':>10} {'ratio':>6} {'least CPU':>10} {'ratio':>6} "
+          f"{'peak RSS':>9}")
     base = args.revisions[0]
     for name, measurement in results.items():
         step, data, revision = name.split(" ", 2)
-        ratio = measurement.wall / results[f"{step} {data} {base}"].wall
-        print(f"{name:40} {measurement.wall:9.3f}s {ratio:7.3f} {measurement.rss:8.1f}MB")
+        first = results[f"{step} {data} {base}"]
+        print(f"{name:36} {measurement.wall:9.3f}s {measurement.wall / first.wall:6.3f} "
+              f"{_cpu(measurement):9.3f}s {_cpu(measurement) / _cpu(first):6.3f} "
+              f"{measurement.rss:7.1f}MB")
     return 0
+
+
+def _cpu(measurement: Measurement) -> float:
+    return min(sample.user + sample.system for sample in measurement.samples)
 
 
 if __name__ == "__main__":
