@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from evidencekit import __version__, fs, identify, kernel_files, publictext, records
+from evidencekit import __version__, fs, identify, publictext, records
 from evidencekit import incident as incident_record
 from evidencekit.clock import Clock, clock_source, rfc3339, system_clock
 from evidencekit.crypto import age, sshsig
@@ -56,6 +56,7 @@ from evidencekit.progress import NoProgress, Progress, Throttled, throttled
 from evidencekit.selection import Filters, relative_to_source
 from evidencekit.sources import FileSource, PartlyRead, StreamEntry
 from evidencekit.sources import Source as EvidenceSource  # walk.Source: one root of FileSource
+from evidencekit.sources.files import Replaced, open_regular
 from evidencekit.sources.files import scan_totals as scan_totals  # where it was
 from evidencekit.spool import Spool
 from evidencekit.text import human_size
@@ -63,7 +64,6 @@ from evidencekit.walk import (
     Entry,
     Source,
     named_again,
-    open_keeping_atime,
     resolve_sources,
     source_reaching,
 )
@@ -71,7 +71,6 @@ from evidencekit.walk import (
 CHUNK = 1 << 20
 _MAX_PENDING = 1024  # records waiting for libmagic
 _MAX_PENDING_BYTES = 32 << 20  # and the first blocks they hold
-_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
 @dataclass(frozen=True)
@@ -851,51 +850,36 @@ def _capture_hard_link(entry: Entry, first: _Waiting, inner: InnerTarWriter,
     return waiting
 
 
-def _open_readonly(entry: Entry) -> int:
-    """Open without following links, without blocking, and without touching the access time."""
-    return open_keeping_atime(entry.name, _OPEN_FLAGS, entry.dir_fd)
-
-
 def _capture_file(entry: Entry, inner: InnerTarWriter, tally: _Tally,
                   progress: Progress) -> _Waiting:
     record = records.base_record(entry, with_stat=False)  # stat fields: from fstat, below
     assert entry.lstat is not None
     try:
-        fd = _open_readonly(entry)
+        opened = open_regular(entry)
     except OSError as exc:
         records.add_listing(record, entry)
         record.error = f"could not open: {exc.strerror or exc}"
         progress.advance(files=1, nbytes=entry.lstat.st_size)
         return _Waiting(record)
-    try:
-        before = os.fstat(fd)
-        if not stat.S_ISREG(before.st_mode) or before.st_ino != entry.lstat.st_ino:
-            records.add_listing(record, entry)
-            record.error = "replaced by something else between listing and opening"
-            return _Waiting(record)
+    except Replaced as exc:
+        records.add_listing(record, entry)
+        record.error = str(exc)
+        return _Waiting(record)
+    with opened:
+        before = opened.before
         record.stat = records.stat_fields(before, entry)
-        record.size = before.st_size  # what is stored, even if it changed since the listing
         record.allocated_bytes = records.allocated_bytes(before)  # sparse: say so (FORMAT.md §4.3)
-        record.xattrs = records.read_xattrs(entry, fd)
-        return _stream_file(fd, before, entry, inner, record, tally, progress)
-    finally:
-        os.close(fd)
-
-
-def _stream_file(fd: int, before: os.stat_result, entry: Entry, inner: InnerTarWriter,
-                 record: ManifestEntry, tally: _Tally, progress: Progress) -> _Waiting:
-    changes: list[str] = []
-    if kernel_files.read_to_end(before):
-        digest, first, size = _store_read_to_end(fd, before, entry, inner, record, progress)
-        _check_times_unchanged(before, os.fstat(fd), changes)
-    else:
-        if before.st_size > CHUNK:
-            with suppress(OSError, AttributeError):
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-        digest, first, size = _store_sized(lambda room: os.readv(fd, [room]), before,
-                                           entry.bag_path, inner, record, changes, progress)
-        _check_unchanged(fd, before, changes)
-    return _file_stored(record, entry.bag_path, (digest, first, size), changes, tally, progress)
+        record.xattrs = records.read_xattrs(entry, opened.fd)
+        changes: list[str] = []
+        stored = _store_sized(opened.readinto, opened.size, before, entry.bag_path, inner,
+                              record, changes, progress)
+        changes.extend(opened.changes())
+        record.size = opened.size  # what is stored, even if it changed since the listing
+        if opened.size != before.st_size:  # read to its end: fstat's size said nothing
+            record.reported_size = before.st_size
+            record.allocated_bytes = None  # the blocks of a file made as read say nothing
+        record.error = record.error or opened.unread()
+        return _file_stored(record, entry.bag_path, stored, changes, tally, progress)
 
 
 def _file_stored(record: ManifestEntry, bag_path: str, stored: tuple[Any, bytes, int],
@@ -922,13 +906,13 @@ def _file_stored(record: ManifestEntry, bag_path: str, stored: tuple[Any, bytes,
     return waiting
 
 
-def _store_sized(read: Callable[[memoryview], int], before: os.stat_result, bag_path: str,
-                 inner: InnerTarWriter, record: ManifestEntry, changes: list[str],
+def _store_sized(read: Callable[[memoryview], int], size: int, tar_info: os.stat_result,
+                 bag_path: str, inner: InnerTarWriter, record: ManifestEntry, changes: list[str],
                  progress: Progress) -> tuple[Any, bytes, int]:
-    """Store ``before.st_size`` bytes from *read* (like ``readinto``), streamed (FORMAT.md §4.3:
-    what is missing at the end as zeros); returns the hash, the first bytes and that size."""
-    size = before.st_size
-    inner.begin_file(bag_path, size, before)
+    """Store *size* bytes from *read* (like ``readinto``), streamed (FORMAT.md §4.3: what is
+    missing at the end as zeros), under a tar header made from *tar_info*; returns the hash,
+    the first bytes and that size."""
+    inner.begin_file(bag_path, size, tar_info)
     digest = hashlib.sha256()
     left = size
     first = bytearray()  # the first bytes, for libmagic
@@ -962,49 +946,6 @@ def _hash_and_peek(data: memoryview, digest: Any, first: bytearray) -> None:
     digest.update(data)
 
 
-def _store_read_to_end(fd: int, before: os.stat_result, entry: Entry, inner: InnerTarWriter,
-                       record: ManifestEntry, progress: Progress) -> tuple[Any, bytes, int]:
-    """Store a file whose size says nothing (kernel_files: /proc, /sys, or a size of 0) at the
-    length read to its end: read whole first, since the tar header names the size before the
-    content. The manifest's ``size`` is what is stored; ``reported_size`` what fstat said."""
-    content = _read_whole(fd, before, record)
-    size = len(content)
-    inner.begin_file(entry.bag_path, size, before)
-    inner.write(content)
-    inner.end_file(size)
-    progress.advance(nbytes=size)
-    record.size = size
-    if size != before.st_size:
-        record.reported_size = before.st_size
-        record.allocated_bytes = None  # the blocks of a file made as read say nothing
-    return hashlib.sha256(content), content[: identify.MAGIC_BYTES], size
-
-
-def _read_whole(fd: int, before: os.stat_result, record: ManifestEntry) -> bytes:
-    """Everything *fd* gives until its end, at most kernel_files.READ_TO_END_LIMIT bytes; a read
-    error, or more to read past the limit, is the record's ``error`` (what was read is kept)."""
-    limit = kernel_files.READ_TO_END_LIMIT
-    pieces: list[bytes] = []
-    read = 0
-    try:
-        while read < limit:
-            piece = os.read(fd, min(CHUNK, limit - read))
-            if not piece:
-                return b"".join(pieces)
-            pieces.append(piece)
-            read += len(piece)
-        more = bool(os.read(fd, 1))
-    except OSError as exc:
-        record.error = (f"read error at byte {read}: {exc.strerror}; the {read} bytes read "
-                        "before it are stored")
-        return b"".join(pieces)
-    if more:
-        record.error = (f"not read to its end: the file system reported {before.st_size} "
-                        f"bytes, and it still gave more after {human_size(limit)}; the first "
-                        f"{limit} bytes are stored")
-    return b"".join(pieces)
-
-
 def _zero_fill(count: int, digest: Any, inner: InnerTarWriter, progress: Progress) -> None:
     while count:
         block = bytes(min(CHUNK, count))
@@ -1012,31 +953,6 @@ def _zero_fill(count: int, digest: Any, inner: InnerTarWriter, progress: Progres
         inner.write(block)
         count -= len(block)
         progress.advance(nbytes=len(block))
-
-
-def _check_unchanged(fd: int, before: os.stat_result, changes: list[str]) -> None:
-    """Compare the file's state after reading with before; note every difference."""
-    try:
-        grew = bool(os.pread(fd, 1, before.st_size))
-    except OSError:
-        grew = False
-    after = os.fstat(fd)
-    if grew or after.st_size > before.st_size:
-        changes.append(f"file grew while being read (from {before.st_size} to {after.st_size} "
-                       f"bytes); the first {before.st_size} bytes are stored")
-    elif after.st_size < before.st_size and not changes:
-        changes.append(f"file shrank while being read (from {before.st_size} to "
-                       f"{after.st_size} bytes)")
-    _check_times_unchanged(before, after, changes)
-
-
-def _check_times_unchanged(before: os.stat_result, after: os.stat_result,
-                           changes: list[str]) -> None:
-    if after.st_mtime_ns != before.st_mtime_ns:
-        changes.append(f"modification time changed while being read ({rfc3339(before.st_mtime_ns)}"
-                       f" → {rfc3339(after.st_mtime_ns)})")
-    elif after.st_ctime_ns != before.st_ctime_ns:
-        changes.append("status change time changed while being read")
 
 
 def _capture_stream(entry: StreamEntry, inner: InnerTarWriter, tally: _Tally,
@@ -1049,8 +965,8 @@ def _capture_stream(entry: StreamEntry, inner: InnerTarWriter, tally: _Tally,
     if size is None:
         stored = _store_spooled(entry, inner, record, tally.spool_folder, progress)
     else:
-        stored = _store_sized(entry.content.readinto, _tar_info(entry, size), entry.bag_path,
-                              inner, record, changes, progress)
+        stored = _store_sized(entry.content.readinto, size, _tar_info(entry, size),
+                              entry.bag_path, inner, record, changes, progress)
     changes.extend(entry.content.changes())
     # (hasattr first: an isinstance of a runtime Protocol costs 30 µs, per message of a mailbox)
     if hasattr(entry.content, "unread") and isinstance(entry.content, PartlyRead) and \

@@ -5,8 +5,9 @@ manifest.json's ``sources`` list, an estimate for the progress bar, and then its
 order. An entry is one of two kinds:
 
 - a :class:`evidencekit.walk.Entry`, something found in the file system: folders, links, special
-  files and errors are recorded from their metadata alone; a regular file is opened and read by
-  capture itself, through the entry's ``dir_fd`` and ``name`` (no link followed, access time kept);
+  files and errors are recorded from their metadata alone; a regular file is opened through the
+  entry's ``dir_fd`` and ``name`` (no link followed, access time kept) by files.open_regular, and
+  read by the pipeline like any Content;
 - a :class:`StreamEntry`, a file whose content comes from a :class:`Content` stream the pipeline
   reads once (hash, libmagic's first block and the payload tar from the same read). What is
   known before reading (its size, if any; its tar mode and time) is in the entry; what the

@@ -1,8 +1,10 @@
 """Files and folders in the file system: the sources named on the command line or found by a
 profile, walked by evidencekit.walk (sorted, read-only, no link followed).
 
-For now a thin adapter: resolving the paths (walk.resolve_sources, capture.sources_of) and the
-walk itself stay in walk.py, and capture.py still opens and reads each regular file itself.
+Each regular file the walk finds is opened and read here (`open_regular`, `OpenedFile`, a
+Content the pipeline reads once). Resolving the paths (walk.resolve_sources, capture.sources_of)
+and the walk itself are still in walk.py; what a file's manifest entry says from its metadata is
+in records.py.
 """
 
 from __future__ import annotations
@@ -11,8 +13,13 @@ import os
 import stat
 from collections.abc import Iterator, Sequence
 from contextlib import suppress
+from types import TracebackType
 
+from evidencekit import kernel_files
+from evidencekit.clock import rfc3339
+from evidencekit.fs.noatime import open_keeping_atime
 from evidencekit.sources.base import Skip, SourceRecord, StreamEntry
+from evidencekit.text import human_size
 from evidencekit.walk import Entry, entries_below, escape_name, unique_name, walk
 from evidencekit.walk import Source as Root
 
@@ -92,3 +99,149 @@ def scan_totals(sources: list[Root], skip: Skip) -> tuple[int, int]:
             elif stat.S_ISREG(info.st_mode) and (info.st_dev, info.st_ino) not in skip:
                 files, size = files + 1, size + info.st_size
     return files, size
+
+
+# ------------------------------------------------------------------------------ reading a file
+
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+_PIECE = 1 << 20  # what a read asks for when a file is read to its end
+_SEQUENTIAL_FROM = 1 << 20  # files larger than this are announced as read in order
+
+
+class Replaced(Exception):
+    """The name no longer holds the regular file that was listed (a race, or an attack)."""
+
+
+def open_regular(entry: Entry) -> OpenedFile:
+    """Open the regular file *entry* without following links, without blocking, and without
+    touching its access time. OSError when it cannot be opened; Replaced when what opened is
+    not the file listed."""
+    assert entry.lstat is not None
+    fd = open_keeping_atime(entry.name, _OPEN_FLAGS, entry.dir_fd)
+    try:
+        before = os.fstat(fd)
+        if not stat.S_ISREG(before.st_mode) or before.st_ino != entry.lstat.st_ino:
+            raise Replaced("replaced by something else between listing and opening")
+        return OpenedFile(fd, before)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+class OpenedFile:
+    """A regular file opened for capture: a Content read once, at the size ``fstat`` gave when it
+    was opened (``before``; what is missing at the end is the pipeline's to fill with zeros).
+
+    A file whose size says nothing (kernel_files: /proc, /sys, or a size of 0) is read to its
+    end first, at most kernel_files.READ_TO_END_LIMIT bytes, since the tar header names the size
+    before the content: ``size`` is then the length read, and ``unread`` says what went wrong.
+    """
+
+    def __init__(self, fd: int, before: os.stat_result) -> None:
+        self.fd = fd
+        self.before = before
+        self._ended_early = False  # a read gave nothing before the size: the pipeline says so
+        self._read_to_end = kernel_files.read_to_end(before)
+        self._whole: memoryview | None = None  # a file read to its end: what it gave
+        self._offset = 0
+        self._unread: str | None = None
+        if not self._read_to_end and before.st_size > _SEQUENTIAL_FROM:
+            with suppress(OSError, AttributeError):
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+
+    @property
+    def size(self) -> int:
+        """What is stored: the size when opened, or the length a file read to its end gave (it
+        is read on the first question)."""
+        if not self._read_to_end:
+            return self.before.st_size
+        return len(self._read_whole())
+
+    def readinto(self, buffer: memoryview) -> int:
+        if self._read_to_end:
+            whole = self._read_whole()
+            count = min(len(buffer), len(whole) - self._offset)
+            buffer[:count] = whole[self._offset:self._offset + count]
+            self._offset += count
+            return count
+        count = os.readv(self.fd, [buffer])
+        if not count:
+            self._ended_early = True
+        return count
+
+    def changes(self) -> list[str]:
+        """After reading: every difference between the file now and when it was opened."""
+        changes: list[str] = []
+        if not self._read_to_end:
+            grew = self._grew()
+            after = os.fstat(self.fd)
+            self._size_changes(grew, after, changes)
+        else:
+            after = os.fstat(self.fd)
+        _time_changes(self.before, after, changes)
+        return changes
+
+    def unread(self) -> str | None:
+        """A file read to its end: why not all of it was read (then what was is stored)."""
+        return self._unread
+
+    def _grew(self) -> bool:
+        """Whether there is more to read past the size the file had when opened."""
+        try:
+            return bool(os.pread(self.fd, 1, self.before.st_size))
+        except OSError:
+            return False
+
+    def _size_changes(self, grew: bool, after: os.stat_result, changes: list[str]) -> None:
+        before = self.before
+        if grew or after.st_size > before.st_size:
+            changes.append(f"file grew while being read (from {before.st_size} to "
+                           f"{after.st_size} bytes); the first {before.st_size} bytes are stored")
+        elif after.st_size < before.st_size and not self._ended_early:
+            changes.append(f"file shrank while being read (from {before.st_size} to "
+                           f"{after.st_size} bytes)")
+
+    def _read_whole(self) -> memoryview:
+        if self._whole is None:
+            self._whole = memoryview(self._read_until_end())
+        return self._whole
+
+    def _read_until_end(self) -> bytes:
+        limit = kernel_files.READ_TO_END_LIMIT
+        pieces: list[bytes] = []
+        read = 0
+        try:
+            while read < limit:
+                piece = os.read(self.fd, min(_PIECE, limit - read))
+                if not piece:
+                    return b"".join(pieces)
+                pieces.append(piece)
+                read += len(piece)
+            more = bool(os.read(self.fd, 1))
+        except OSError as exc:
+            self._unread = (f"read error at byte {read}: {exc.strerror}; the {read} bytes read "
+                            "before it are stored")
+            return b"".join(pieces)
+        if more:
+            self._unread = (f"not read to its end: the file system reported "
+                            f"{self.before.st_size} bytes, and it still gave more after "
+                            f"{human_size(limit)}; the first {limit} bytes are stored")
+        return b"".join(pieces)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    def __enter__(self) -> OpenedFile:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()
+
+
+def _time_changes(before: os.stat_result, after: os.stat_result, changes: list[str]) -> None:
+    if after.st_mtime_ns != before.st_mtime_ns:
+        changes.append(f"modification time changed while being read ({rfc3339(before.st_mtime_ns)}"
+                       f" → {rfc3339(after.st_mtime_ns)})")
+    elif after.st_ctime_ns != before.st_ctime_ns:
+        changes.append("status change time changed while being read")

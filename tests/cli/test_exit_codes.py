@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 import pytest
 
-import evidencekit.capture as capture_module
+import evidencekit.sources.files as files_module
 from evidencekit.crypto import age
 from evidencekit.errors import ExitCode
 from tests.support.cli import invoke
@@ -71,14 +71,14 @@ def test_2_usage_or_input_error(args, user):
 
 def test_3_capture_incomplete_when_a_file_cannot_be_opened(tmp_path: Path, user, keys, tree,
                                                             monkeypatch):
-    original = capture_module._open_readonly
+    original = files_module.open_keeping_atime
 
-    def refuse(entry):
-        if entry.name == b"notes.txt":
+    def refuse(name, flags, dir_fd=None):
+        if name == b"notes.txt":
             raise PermissionError(13, "Permission denied")
-        return original(entry)
+        return original(name, flags, dir_fd)
 
-    monkeypatch.setattr(capture_module, "_open_readonly", refuse)
+    monkeypatch.setattr(files_module, "open_keeping_atime", refuse)
     result = invoke(*capture_args(tmp_path, keys, tree))
     assert result.code == ExitCode.CAPTURE_INCOMPLETE, result.stderr
     document = result.json()
