@@ -18,7 +18,7 @@ from types import TracebackType
 from evidencekit import kernel_files
 from evidencekit.clock import rfc3339
 from evidencekit.fs.noatime import open_keeping_atime
-from evidencekit.sources.base import Skip, SourceRecord, StreamEntry
+from evidencekit.sources.base import BytesContent, Skip, SourceRecord, StreamEntry
 from evidencekit.text import human_size
 from evidencekit.walk import Entry, entries_below, escape_name, unique_name, walk
 from evidencekit.walk import Source as Root
@@ -142,8 +142,7 @@ class OpenedFile:
         self.before = before
         self._ended_early = False  # a read gave nothing before the size: the pipeline says so
         self._read_to_end = kernel_files.read_to_end(before)
-        self._whole: memoryview | None = None  # a file read to its end: what it gave
-        self._offset = 0
+        self._whole: BytesContent | None = None  # a file read to its end: what it gave
         self._unread: str | None = None
         if not self._read_to_end and before.st_size > _SEQUENTIAL_FROM:
             with suppress(OSError, AttributeError):
@@ -155,15 +154,11 @@ class OpenedFile:
         is read on the first question)."""
         if not self._read_to_end:
             return self.before.st_size
-        return len(self._read_whole())
+        return self._read_whole().size
 
     def readinto(self, buffer: memoryview) -> int:
         if self._read_to_end:
-            whole = self._read_whole()
-            count = min(len(buffer), len(whole) - self._offset)
-            buffer[:count] = whole[self._offset:self._offset + count]
-            self._offset += count
-            return count
+            return self._read_whole().readinto(buffer)
         count = os.readv(self.fd, [buffer])
         if not count:
             self._ended_early = True
@@ -201,9 +196,9 @@ class OpenedFile:
             changes.append(f"file shrank while being read (from {before.st_size} to "
                            f"{after.st_size} bytes)")
 
-    def _read_whole(self) -> memoryview:
+    def _read_whole(self) -> BytesContent:
         if self._whole is None:
-            self._whole = memoryview(self._read_until_end())
+            self._whole = BytesContent(self._read_until_end())
         return self._whole
 
     def _read_until_end(self) -> bytes:
