@@ -107,10 +107,16 @@ class ManifestEntry:
         record.update(bytes_field("path", self.path))
         if self.stat is not None:
             record.update(self.stat.to_json())
-        optional = (("size", self.size), ("allocated_bytes", self.allocated_bytes),
-                    ("reported_size", self.reported_size), ("link_to", self.link_to),
-                    ("mime", self.mime))
-        record.update((key, value) for key, value in optional if value is not None)
+        if self.size is not None:
+            record["size"] = self.size
+        if self.allocated_bytes is not None:
+            record["allocated_bytes"] = self.allocated_bytes
+        if self.reported_size is not None:
+            record["reported_size"] = self.reported_size
+        if self.link_to is not None:
+            record["link_to"] = self.link_to
+        if self.mime is not None:
+            record["mime"] = self.mime
         if self.xattrs is not NOT_READ:
             record["xattrs"] = self.xattrs
         if self.target is not None:
