@@ -184,7 +184,12 @@ def _open(target: str) -> tuple[int, int, int, bool]:
         raise UsageError(f"--against {target}: neither a block device nor a file")
     flags = os.O_RDONLY | (getattr(os, "O_DIRECT", 0) if device else 0)
     try:
-        fd = os.open(target, flags)
+        # without updating its access time, as capture reads it (O_NOATIME is allowed to the
+        # file's owner and to root; anyone else opens it as it is)
+        try:
+            fd = os.open(target, flags | getattr(os, "O_NOATIME", 0))
+        except PermissionError:
+            fd = os.open(target, flags)
     except OSError as exc:
         raise UsageError(f"--against {target}: cannot be opened: {exc.strerror}") from None
     if not device:

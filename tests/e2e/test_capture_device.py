@@ -77,11 +77,13 @@ def test_verify_against_names_the_windows_that_differ(tmp_path: Path, keys: dict
     image = tmp_path / "stick.img"
     content = bytearray(os.urandom(33 * MIB))  # three windows of 16 MiB, the last of 1 MiB
     image.write_bytes(content)
+    os.utime(image, ns=(10**18, image.stat().st_mtime_ns))  # an access time before it changed
     assert capture(tmp_path, keys, "--device", image).returncode == 0
     bundle = tmp_path / "out.evidence"
 
     same = evidencekit("verify", bundle, "-i", keys["identity"], "--against", image, "--json")
     assert same.returncode == 0, same.stdout
+    assert image.stat().st_atime_ns == 10**18  # read twice, its access time never updated
     assert json.loads(same.stdout)["against"]["same"] is True
     text = evidencekit("verify", bundle, "-i", keys["identity"], "--against", image)
     assert b"SAME" in text.stdout and b"all 3 hash windows" in text.stdout
