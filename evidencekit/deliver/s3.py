@@ -469,10 +469,18 @@ class S3Store:
         try:
             with bundle.open("rb") as source:
                 progress.start("Uploading", None, bundle.stat().st_size)
+                sent = hashlib.sha256()
                 while block := source.read(_READ_CHUNK):
+                    sent.update(block)
                     writer.write(block)
                     progress.advance(nbytes=len(block))
                 progress.finish()
+            # Checked before completing: once complete, the object is locked for years under
+            # the key that every retry takes as this bundle's delivery.
+            if sent.hexdigest() != digest:
+                raise BundleError(f"{bundle} changed while it was being uploaded; nothing was "
+                                  "stored", hint="let whatever writes to it finish, then run "
+                                  "'evidencekit store put' again")
             uploaded = writer.complete()
         except ObjectExists:
             found = self.head(key)

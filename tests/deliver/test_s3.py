@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from botocore.exceptions import ClientError
 from evidencekit.capture import CaptureRequest, CaseInfo, capture
 from evidencekit.crypto import age
 from evidencekit.crypto.keys import SigningKey
-from evidencekit.deliver import BundleFacts
+from evidencekit.deliver import BundleFacts, checked_facts
 from evidencekit.deliver.s3 import (
     MIN_PART,
     PART_SIZE,
@@ -28,7 +29,8 @@ from evidencekit.deliver.s3 import (
     part_size,
     read_back,
 )
-from evidencekit.errors import StoreError, UsageError
+from evidencekit.errors import BundleError, StoreError, UsageError
+from evidencekit.progress import NoProgress
 from tests.support.s3server import S3Server
 from tests.support.streams import OneStream, Pieces
 
@@ -197,3 +199,29 @@ def test_more_parts_than_s3_allows_is_refused(monkeypatch: pytest.MonkeyPatch) -
     with pytest.raises(StoreError, match="more than an S3 object can hold"):
         writer.write(bytes(MIN_PART))
     writer.abort()
+
+
+class _WritesToTheBundle(NoProgress):
+    """Progress that, as the upload starts (the bundle hashed, not yet read), changes the
+    bundle: another program writing to it while store put reads it."""
+
+    def __init__(self, bundle: Path) -> None:
+        self.bundle = bundle
+
+    def start(self, label: str, total_files: int | None, total_bytes: int | None) -> None:
+        with self.bundle.open("r+b") as f:
+            f.seek(-10, os.SEEK_END)
+            f.write(b"X" * 10)
+
+
+def test_a_bundle_changed_during_the_upload_leaves_no_object(bundle: Path,
+                                                              s3_server: S3Server) -> None:
+    """What is stored is what was hashed (and verified): a change while uploading aborts the
+    upload, instead of completing a locked object that every retry takes as the bundle."""
+    bucket = s3_server.new_bucket()
+    client = s3_server.client()
+    facts, _ = checked_facts(bundle)
+    store = S3Store(S3Url(bucket, "p/"), _lock(), s3_server.endpoint, client)
+    with pytest.raises(BundleError, match="changed while it was being uploaded"):
+        store.deliver(bundle, facts, _WritesToTheBundle(bundle))
+    _no_object(client, bucket, object_key("p/", facts))
