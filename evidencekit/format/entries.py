@@ -78,6 +78,9 @@ class Stored:
     changes: tuple[str, ...] = ()  # a sentence each; ``changed_during_read`` when any
 
 
+_LEFT_OUT_WHEN_NONE = ("size", "allocated_bytes", "reported_size", "link_to", "mime")
+
+
 @dataclass(slots=True)
 class ManifestEntry:
     """One entry of manifest.json as capture writes it (docs/FORMAT.md §4.3); a field that is
@@ -107,16 +110,10 @@ class ManifestEntry:
         record.update(bytes_field("path", self.path))
         if self.stat is not None:
             record.update(self.stat.to_json())
-        if self.size is not None:
-            record["size"] = self.size
-        if self.allocated_bytes is not None:
-            record["allocated_bytes"] = self.allocated_bytes
-        if self.reported_size is not None:
-            record["reported_size"] = self.reported_size
-        if self.link_to is not None:
-            record["link_to"] = self.link_to
-        if self.mime is not None:
-            record["mime"] = self.mime
+        for key in _LEFT_OUT_WHEN_NONE:
+            value = getattr(self, key)
+            if value is not None:
+                record[key] = value
         if self.xattrs is not NOT_READ:
             record["xattrs"] = self.xattrs
         if self.target is not None:
