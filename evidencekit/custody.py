@@ -191,7 +191,10 @@ def appendable(bundle: Path) -> Path:
     """The file to replace: a symbolic link's target (the link stays a link), and one that may
     be written (a bundle made read-only on purpose is not changed behind its owner's back)."""
     target = Path(os.path.realpath(bundle))
-    if target.exists() and not os.access(target, os.W_OK):
+    # No write bit at all is read-only on purpose, also for root, whom os.access lets write
+    # anything (a 0444 bundle was replaced by 'export --record' run as root).
+    if target.exists() and (not os.access(target, os.W_OK) or
+                            not target.stat().st_mode & 0o222):
         raise OutputError(f"cannot write to {bundle}: it is read-only",
                           hint="custody events are added to the bundle file itself")
     if target.exists() and not os.access(target.parent, os.W_OK | os.X_OK):

@@ -122,3 +122,16 @@ def test_record_that_fails_on_a_full_disk_says_the_export_was_written(
     assert f"The export {output} was written (SHA-256 {digest})" in done.stderr
     assert "custody add" in done.stderr
     assert bundle.read_bytes() == sealed.bundle.read_bytes()
+
+
+def test_record_leaves_a_read_only_bundle_alone_and_exports_nothing(
+        sealed: Sealed, tmp_path: Path) -> None:
+    # Run as root, 'export --record' replaced a bundle made read-only (0444) on purpose.
+    bundle = tmp_path / "copy.evidence"
+    bundle.write_bytes(sealed.bundle.read_bytes())
+    bundle.chmod(0o444)
+    output = tmp_path / "report.html"
+    done = sealed.cli("export", bundle, "-i", sealed.identity, "--format", "html", "-o", output,
+                      "--record", "--sign-key", sealed.signer)
+    assert done.code == 2 and "read-only" in done.stderr, done.stderr
+    assert bundle.read_bytes() == sealed.bundle.read_bytes() and not output.exists()
