@@ -51,3 +51,30 @@ def test_an_answer_reset_mid_body_is_kept_as_far_as_it_came(tmp_path: Path) -> N
     assert page.truncated == "disconnect" and "reset" in (page.error or "")
     assert capture.problems()
     warcio_accepts(tmp_path, capture)
+
+
+def test_an_early_hints_answer_is_passed_over_for_the_page_that_follows(tmp_path: Path) -> None:
+    hints = b"HTTP/1.1 103 Early Hints\r\nLink: </logo.png>; rel=preload\r\n\r\n"
+    html = b"<!doctype html><html><body><img src='/logo.png'></body></html>"
+    page_answer = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: "
+                   + str(len(html)).encode() + b"\r\n\r\n" + html)
+    image = b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 3\r\n\r\nPNG"
+    with raw_server([[hints, PAUSE, page_answer], [image]]) as site:
+        capture = capture_page(site.base + "/", QUICK)
+    page = capture.page
+    assert page is not None and page.response == hints + page_answer
+    assert page.status == 200 and page.body() == html and page.error is None
+    assert [e.url for _, e in capture.exchanges] == [site.base + "/", site.base + "/logo.png"]
+    assert capture.problems() == []
+    warcio_accepts(tmp_path, capture)
+
+
+def test_a_page_in_a_charset_python_cannot_decode_with_is_read_as_utf8(tmp_path: Path) -> None:
+    html = b"<!doctype html><html><body>\xff<img src='/logo.png'></body></html>"
+    image = b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 3\r\n\r\nPNG"
+    for charset in (b"undefined", b"idna", b"punycode", b"rot13", b"nonsense"):
+        answer = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=" + charset
+                  + b"\r\nContent-Length: " + str(len(html)).encode() + b"\r\n\r\n" + html)
+        with raw_server([[answer], [image]]) as site:
+            capture = capture_page(site.base + "/", QUICK)
+        assert [e.status for _, e in capture.exchanges] == [200, 200], charset

@@ -308,6 +308,7 @@ class _End:
     is parsed once, chunks are walked once (a 20 MiB answer is not scanned again at each read)."""
 
     def __init__(self) -> None:
+        self._head_at = 0  # where the header block being looked for starts (after 1xx ones)
         self._body_at: int | None = None  # where the body starts, once the header block is in
         self._length: int | None = None  # Content-Length, when given
         self._chunked = False
@@ -333,13 +334,19 @@ class _End:
         return self._done
 
     def _head(self, data: bytearray) -> bool:
-        end = data.find(b"\r\n\r\n")
-        if end < 0:
-            return False
+        """Parse the final header block once it is in: interim answers (1xx but 101, such as
+        103 Early Hints, which sites send before the real one) are passed over."""
+        while True:
+            end = data.find(b"\r\n\r\n", self._head_at)
+            if end < 0:
+                return False
+            lines = bytes(data[self._head_at:end]).decode("latin-1").split("\r\n")
+            status = lines[0].split(" ", 2)[1] if lines[0].count(" ") else ""
+            if not _interim(status):
+                break
+            self._head_at = end + 4
         self._body_at = end + 4
-        lines = bytes(data[:end]).decode("latin-1").split("\r\n")
-        status = lines[0].split(" ", 2)[1] if lines[0].count(" ") else ""
-        self._no_body = status in ("204", "304") or status.startswith("1")
+        self._no_body = status in ("204", "304", "101")
         for line in lines[1:]:
             key, _, value = line.partition(":")
             key, value = key.strip().lower(), value.strip()
@@ -393,14 +400,27 @@ def _dechunk(raw: bytes) -> bytes:
         at = line_end + 2 + size + 2
 
 
+def _interim(status: str) -> bool:
+    """An interim answer (1xx but 101 Switching Protocols): the final one follows it."""
+    return len(status) == 3 and status.startswith("1") and status != "101"
+
+
 def _parse_head(exchange: Exchange) -> None:
-    head_end = exchange.response.find(b"\r\n\r\n")
-    if head_end < 0 or head_end > _MAX_HEADER:
-        return
-    lines = exchange.response[:head_end].decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ", 2)
-    if len(parts) >= 2 and parts[0].startswith("HTTP/") and parts[1].isdigit():
+    """The final answer's status and headers, past any interim (1xx) ones."""
+    start = 0
+    while True:
+        head_end = exchange.response.find(b"\r\n\r\n", start)
+        if head_end < 0 or head_end > _MAX_HEADER:
+            exchange.status, exchange.headers = None, []
+            return
+        lines = exchange.response[start:head_end].decode("latin-1").split("\r\n")
+        parts = lines[0].split(" ", 2)
+        if not (len(parts) >= 2 and parts[0].startswith("HTTP/") and parts[1].isdigit()):
+            return
         exchange.status = int(parts[1])
+        if not _interim(parts[1]):
+            break
+        start = head_end + 4
     for line in lines[1:]:
         key, sep, value = line.partition(":")
         if sep:

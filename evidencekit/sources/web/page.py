@@ -178,7 +178,10 @@ def _records(exchange: Exchange, capture: PageCapture) -> list[bytes]:
                                request_id, payload_offset=len(exchange.request)))
     if response_id is not None:
         extra = [("WARC-Truncated", exchange.truncated)] if exchange.truncated else []
-        offset = exchange.body_offset if exchange.status is not None else None
+        # What follows the first header block, as warcio reads it: past an interim answer
+        # (103 Early Hints) the payload digest covers the final answer's head and body too.
+        offset = (exchange.response.find(b"\r\n\r\n") + 4
+                  if exchange.status is not None else None)
         out.append(warc.record("response", exchange.response,
                                exchange.response_started_ns or exchange.started_ns,
                                "application/http;msgtype=response", common + extra,

@@ -47,7 +47,11 @@ class _Finder(HTMLParser):
 def page_resources(html: bytes, url: str, charset: str | None = None) -> list[str]:
     """The resources *html* (served at *url*) names, absolute, each once, in order."""
     finder = _Finder(url)
-    finder.feed(html.decode(charset or "utf-8", errors="replace"))
+    try:
+        text = html.decode(charset or "utf-8", errors="replace")
+    except (LookupError, UnicodeError):  # a codec that refuses "replace" (idna, punycode)
+        text = html.decode("utf-8", errors="replace")
+    finder.feed(text)
     finder.close()
     return finder.found
 
@@ -65,9 +69,9 @@ def charset_of(content_type: str | None) -> str | None:
         key, _, value = part.partition("=")
         if key.strip().lower() == "charset":
             name = value.strip().strip('"')
-            try:
+            try:  # a text encoding Python knows ("undefined" raises UnicodeError at once)
                 "".encode(name)
-            except LookupError:
+            except (LookupError, UnicodeError):
                 return None
             return name
     return None
