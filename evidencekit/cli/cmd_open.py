@@ -39,6 +39,7 @@ from evidencekit.errors import EvidenceKitError, ExitCode, InputError, UsageErro
 from evidencekit.extract import extract
 from evidencekit.findings import Findings
 from evidencekit.inspect import inspect_bundle
+from evidencekit.payload import PayloadReaders
 from evidencekit.protection import passphrase_opens, payload_header
 from evidencekit.verify import Report, verify
 
@@ -197,8 +198,9 @@ def verify_command(bundle: Path | str, identities: tuple[Path, ...],
         if against:
             check_target(against)
         windows = WindowsCollector() if against else None
-        report = verify(bundle, keys, trusted_from(trusted), visitor=windows,
-                        progress=render.progress_for(as_json, progress), tsa_roots=tsa_roots)
+        report = verify(bundle, keys, trusted_from(trusted),
+                        progress=render.progress_for(as_json, progress), tsa_roots=tsa_roots,
+                        readers=PayloadReaders(files=windows))
         against_findings = Findings()
         compared = None if against is None or windows is None else compare(
             report, windows, against, against_findings, render.progress_for(as_json, progress))
