@@ -197,6 +197,17 @@ def test_a_failing_memory_tool_is_recorded_and_the_capture_incomplete(tmp_path: 
     assert (folder / "live.04-processes.json").is_file()  # the rest is collected all the same
 
 
+def test_a_memory_tool_that_writes_nothing_leaves_the_capture_incomplete(tmp_path: Path) -> None:
+    # It exited 0 and the capture said complete (exit 0): no memory image, and nothing said.
+    script = tool(tmp_path, "exit 0\n")
+    result, folder, entries = sealed(tmp_path, LiveSource(script, memory_idle_timeout=5))
+    assert not result.seal.complete
+    assert "wrote nothing" in entries["data/live.02-memory.image"]["error"]
+    memory = document(folder, "02-memory.json")
+    assert memory["exit_status"] == 0 and memory["image_bytes"] == 0
+    assert "wrote nothing" in memory["problem"]
+
+
 def test_a_hanging_memory_tool_is_stopped_and_recorded(tmp_path: Path) -> None:
     script = tool(tmp_path, 'printf EMiL > "$1" &\nsleep 600\n')
     started = time.monotonic()

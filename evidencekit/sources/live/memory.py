@@ -9,9 +9,9 @@ called through a small wrapper script.
 
 Recorded in ``memory.json``: the tool's path, SHA-256, version (``PATH --version``, bounded),
 command line, exit status, its messages, the image's SHA-256, size and format (from its first
-bytes). A tool that cannot start, fails, or writes nothing for ``idle_timeout`` seconds (then
-stopped, with everything it started) leaves the image entry with an error: the capture is
-incomplete, never silently without memory.
+bytes). A tool that cannot start, fails, ends having written nothing, or writes nothing for
+``idle_timeout`` seconds (then stopped, with everything it started) leaves the image entry with
+an error: the capture is incomplete, never silently without memory.
 """
 
 from __future__ import annotations
@@ -234,6 +234,8 @@ class MemoryImage:
         if status != 0 and self._problem is None:
             self._problem = (f"the memory tool exited with status {status}" if status > 0 else
                              f"the memory tool was ended by {signal.Signals(-status).name}")
+        if self._size == 0 and self._problem is None:  # "success" without an image is none
+            self._problem = "the memory tool exited with status 0 but wrote nothing"
         self._finished = True
         self._cleanup()
 
