@@ -26,7 +26,8 @@ def live_options(command: F) -> F:
     command = click.option(
         "--memory-tool", type=click.Path(path_type=Path, dir_okay=False),
         help="With --live: acquire RAM with this tool (AVML, or a wrapper around LiME, WinPmem "
-        "…), run as 'PATH OUTPUT'; what it writes to OUTPUT (a pipe) goes straight into the "
+        "…), run as 'PATH OUTPUT' (after 'PATH --version', recorded: a wrapper must answer "
+        "it and acquire nothing); what it writes to OUTPUT (a pipe) goes straight into the "
         "encrypted bundle.")(command)
     return click.option(
         "--live", is_flag=True,
