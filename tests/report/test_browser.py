@@ -16,6 +16,7 @@ import os
 import select
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,20 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
 TIMEOUT = 90.0
 
 
+@pytest.fixture(autouse=True)
+def users_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The home every test here runs under (empty, in the temporary folder), checked still
+    empty at the end: Chromium writes .config/chromium, .cache and .local/share under HOME even
+    with --user-data-dir, and a test run must not touch the real one."""
+    home = tmp_path / "users-home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for name in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    yield home
+    assert sorted(str(p.relative_to(home)) for p in home.rglob("*")) == []
+
+
 class Browser:
     """Just enough of the DevTools protocol: commands, their answers, and the events seen."""
 
@@ -48,10 +63,15 @@ class Browser:
             os.dup2(read, 3)
             os.dup2(write, 4)
 
+        home = profile.with_name(profile.name + "-home")  # its own home, beside its profile
+        environment = {**os.environ, "HOME": str(home),
+                       "XDG_CONFIG_HOME": str(home / ".config"),
+                       "XDG_CACHE_HOME": str(home / ".cache"),
+                       "XDG_DATA_HOME": str(home / ".local" / "share")}
         self.process = subprocess.Popen(
             [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            preexec_fn=as_fds_3_and_4, pass_fds=(3, 4))
+            preexec_fn=as_fds_3_and_4, pass_fds=(3, 4), env=environment)
         os.close(to_browser_read)
         os.close(from_browser_write)
         self._buffer = b""
