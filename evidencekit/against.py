@@ -22,7 +22,7 @@ from typing import Any
 from evidencekit.errors import UsageError
 from evidencekit.findings import Findings
 from evidencekit.progress import NoProgress, Progress
-from evidencekit.sources.sectors import BAD, SectorReader
+from evidencekit.sources.sectors import BAD, UNTRIED, SectorReader
 from evidencekit.verify import Report
 
 CHECK = "device-against"
@@ -62,6 +62,8 @@ class Comparison:
     image_size: int
     target_size: int
     windows: list[Window] = field(default_factory=list)
+    # how the target stopped answering while it was read (the rest compared as zeros), or None
+    stopped: str | None = None
 
     @property
     def differing(self) -> list[Window]:
@@ -73,7 +75,9 @@ class Comparison:
                 "differing": [{"offset": w.offset, "size": w.size, "sealed": w.sealed,
                                "found": w.found, "unread_now": w.unread_now}
                               for w in self.differing],
-                "same": not self.differing and self.image_size == self.target_size}
+                "same": not self.differing and self.image_size == self.target_size
+                and self.stopped is None,
+                "stopped": self.stopped}
 
 
 def parse_windows(text: bytes) -> list[Window]:
@@ -114,9 +118,13 @@ def compare(report: Report, collected: WindowsCollector, target: str, findings: 
     fd, size, sector, direct = _open(target)
     result = Comparison(target, image, image_size, size, windows)
     try:
-        _read_windows(fd, min(size, image_size), sector, direct, windows, progress or NoProgress())
+        result.stopped = _read_windows(fd, min(size, image_size), sector, direct, windows,
+                                       progress or NoProgress())
     finally:
         os.close(fd)
+    if result.stopped is not None:  # not a change of the device: said apart, before the windows
+        findings.error(CHECK, target, f"{target} stopped answering while it was read again "
+                       f"({result.stopped}); what was not read was compared as zeros")
     if size != image_size:
         findings.error(CHECK, target, f"{target} holds {size} bytes, the image {image} "
                        f"{image_size}", expected=image_size, found=size)
@@ -141,7 +149,8 @@ def check_target(target: str) -> None:
 
 
 def _read_windows(fd: int, size: int, sector: int, direct: bool, windows: list[Window],
-                  progress: Progress) -> None:
+                  progress: Progress) -> str | None:
+    """Each window's SHA-256 as read now; how the target stopped answering, if it did."""
     reader = SectorReader(fd, size, sector, direct=direct)
     blocks = reader.blocks()
     progress.start("Comparing", None, size)
@@ -162,9 +171,10 @@ def _read_windows(fd: int, size: int, sector: int, direct: bool, windows: list[W
                 progress.advance(nbytes=count)
             if end == window.offset + window.size:
                 window.found = digest.hexdigest()
-            window.unread_now = sum(
-                min(p + s, end) - max(p, window.offset) for p, s in reader.map.ranges(BAD)
-                if p < end and p + s > window.offset)
+            unread = reader.map.ranges(BAD) + reader.map.ranges(UNTRIED)
+            window.unread_now = sum(min(p + s, end) - max(p, window.offset) for p, s in unread
+                                    if p < end and p + s > window.offset)
+        return None if reader.vanished is None else reader.vanished.how
     finally:
         buffer.release()
         progress.finish()

@@ -486,7 +486,8 @@ def against_text(compared: Comparison | None, findings: Findings) -> None:
         return
     differing = compared.differing
     total = len(compared.windows)
-    if not differing and compared.image_size == compared.target_size:
+    if not differing and compared.image_size == compared.target_size \
+            and compared.stopped is None:
         out.print(f"[green]SAME[/]: {escape(compared.target)} matches the image "
                   f"{escape(compared.image)} in all {total} hash windows "
                   f"({human_size(compared.image_size)})")
@@ -495,6 +496,9 @@ def against_text(compared: Comparison | None, findings: Findings) -> None:
               f"{escape(compared.image)} in {len(differing)} of {total} hash windows"
               + ("" if compared.image_size == compared.target_size else
                  f"; it holds {compared.target_size} bytes, the image {compared.image_size}"))
+    if compared.stopped is not None:
+        out.print(f"  [red]{escape(compared.target)} stopped answering[/] while it was read: "
+                  f"{escape(compared.stopped)}; what was not read counts as unreadable now")
     for window in differing[:20]:
         unread = f" ({window.unread_now} bytes unreadable now)" if window.unread_now else ""
         out.print(f"  bytes {window.offset}–{window.offset + window.size - 1}{unread}")

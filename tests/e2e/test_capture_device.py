@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tests.support.badfs import Faults, bad_disk, loop_device
 from tests.support.piped import by_hand, capture, evidencekit, manifest
+from tests.support.schemas import assert_valid
 from tests.support.tools import require_tool
 
 MIB = 1 << 20
@@ -136,7 +137,30 @@ def test_verify_against_the_same_loop_device(tmp_path: Path, keys: dict[str, Pat
     assert json.loads(same.stdout)["against"] == {
         "target": device, "image": f"data/{os.path.basename(device)}.raw",
         "image_size": 2 * MIB, "target_size": 2 * MIB, "windows": 1, "differing": [],
-        "same": True}
+        "same": True, "stopped": None}
+
+
+def test_verify_against_a_device_that_stops_answering_says_so(tmp_path: Path,
+                                                             keys: dict[str, Path],
+                                                             home: Path) -> None:
+    # the windows it could not read again are not a device that changed: each says how much of
+    # it was not read, and the device's stopping is said (all three windows were "differing",
+    # the last two with nothing unread, as if their bytes had been altered)
+    content = os.urandom(40 * MIB)
+    (tmp_path / "disk.img").write_bytes(content)
+    assert capture(tmp_path, keys, "--device", tmp_path / "disk.img").returncode == 0
+    with bad_disk(tmp_path, content, Faults(vanish_at=20 * MIB)) as device:
+        done = evidencekit("verify", tmp_path / "out.evidence", "-i", keys["identity"],
+                           "--against", device, "--json")
+    assert done.returncode == 1
+    result = json.loads(done.stdout)
+    assert_valid(result, "verify")
+    against = result["against"]
+    assert "stopped answering at byte" in against["stopped"] and against["same"] is False
+    unread = {w["offset"]: w["unread_now"] for w in against["differing"]}
+    assert unread == {16 * MIB: 12 * MIB, 32 * MIB: 8 * MIB}  # the first window still the same
+    assert any("stopped answering while it was read again" in f["problem"]
+               for f in result["findings"])
 
 
 def test_an_interrupted_imaging_leaves_nothing(tmp_path: Path, keys: dict[str, Path],
