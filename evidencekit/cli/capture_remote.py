@@ -27,6 +27,7 @@ from evidencekit.cli import render
 from evidencekit.cli.app import actor_name, cli, resolve_signing_key, run
 from evidencekit.cli.keyring import default_signing_key_path, recipients_from
 from evidencekit.cli.live import live_sources
+from evidencekit.cli.secrets import recorded_command_line
 from evidencekit.crypto import age
 from evidencekit.crypto.keys import SigningKey
 from evidencekit.errors import ExitCode, UsageError
@@ -216,14 +217,14 @@ def run_remote(asked: RemoteAsked, paths: tuple[Path, ...], output: Path, case: 
                 raise
             fell_back = f"{exc.message}; reading the files over SFTP instead"
             render.err.print(f"[yellow]evidencekit: warning:[/] {render.escape(fell_back)}")
-            result = capture_over_sftp(request, list(sys.argv),
+            result = capture_over_sftp(request, recorded_command_line(),
                                        (sign_key or default_signing_key_path(),))
             result.warnings.insert(0, fell_back)
             return say_sftp(result, request, case, as_json)
     elif live or profile:
         raise UsageError("--live and --profile need evidencekit on the remote host, not --sftp")
     exclude = (sign_key or default_signing_key_path(),)
-    result = capture_over_sftp(request, list(sys.argv), exclude)
+    result = capture_over_sftp(request, recorded_command_line(), exclude)
     return say_sftp(result, request, case, as_json)
 
 
@@ -289,7 +290,7 @@ def serve_capture(sources: tuple[str, ...], case_id: str, examiner: str, descrip
         target = _FramedTarget(data)
         result = capture(CaptureRequest(
             [os.fsencode(p) for p in paths], Path("remote.evidence"), case, chosen, key,
-            command_line=list(sys.argv),
+            command_line=recorded_command_line(),
             filters=selection.filters if selection else None,
             unreachable=selection.unreachable if selection else (),
             profile=selection.record() if selection else None,

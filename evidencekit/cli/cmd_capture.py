@@ -6,7 +6,6 @@ import dataclasses
 import datetime as dt
 import os
 import re
-import sys
 from functools import partial
 from pathlib import Path
 from typing import Any, cast
@@ -48,7 +47,12 @@ from evidencekit.cli.cmd_timestamp import (
 from evidencekit.cli.keyring import default_signing_key_path, recipients_from
 from evidencekit.cli.live import live_options, live_sources
 from evidencekit.cli.live import say_done as say_live_done
-from evidencekit.cli.secrets import KEY_PASSPHRASE_ENV, PASSPHRASE_ENV, interactive
+from evidencekit.cli.secrets import (
+    KEY_PASSPHRASE_ENV,
+    PASSPHRASE_ENV,
+    interactive,
+    recorded_command_line,
+)
 from evidencekit.crypto import age
 from evidencekit.errors import (
     EvidenceKitError,
@@ -209,7 +213,7 @@ def capture_command(sources: tuple[Path, ...], output: Path | str | None, case_i
             case = dataclasses.replace(case, examiner=actor_name(None, signing, "--examiner"))
         mailbox = capture_mail.connected(mail, signing, as_json) if mail else None
         request = CaptureRequest(wanted, target, case, chosen, signing,
-                                 command_line=list(sys.argv),
+                                 command_line=recorded_command_line(),
                                  progress=bar,
                                  filters=selection.filters if selection else None,
                                  unreachable=selection.unreachable if selection else (),

@@ -14,7 +14,6 @@ import os
 import platform
 import re
 import shlex
-import sys
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from evidencekit.cli.keyring import (
     recipients_from,
     refuse_new_key_inside,
 )
+from evidencekit.cli.secrets import recorded_command_line
 from evidencekit.crypto import age
 from evidencekit.crypto.keys import SigningKey
 from evidencekit.errors import (
@@ -1133,7 +1133,7 @@ def guided_capture(prompter: Prompter, defaults: GuidedDefaults, case: CaseInfo,
             [os.fsencode(s) for s in plan.sources], plan.output,
             dataclasses.replace(case, examiner=plan.examiner or case.examiner),
             recipients, signing,
-            command_line=list(sys.argv), progress=render.progress_for(False),
+            command_line=recorded_command_line(), progress=render.progress_for(False),
             exclude_paths=(sign_key or default_signing_key_path(),),
             incident=None if plan.incident.empty else plan.incident.to_json(),
             more_sources=(*pages, *mail))

@@ -7,6 +7,7 @@ the flag or variable to use, instead of hanging.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -18,6 +19,13 @@ from evidencekit.fs.noatime import read_user_file
 
 PASSPHRASE_ENV = "EVIDENCEKIT_PASSPHRASE"
 KEY_PASSPHRASE_ENV = "EVIDENCEKIT_KEY_PASSPHRASE"
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]*@")
+
+
+def recorded_command_line() -> list[str]:
+    """The command line as a capture records it (signed, in the manifest, for good): without the
+    user name and password a URL may carry (``--endpoint https://KEY:SECRET@store/``)."""
+    return [_URL_USERINFO.sub(r"\1", argument) for argument in sys.argv]
 
 
 def interactive() -> bool:

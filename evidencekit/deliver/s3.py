@@ -185,12 +185,21 @@ def talking_to(where: str) -> Iterator[None]:
                          hint="set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, "
                          "or run where an instance role gives them") from None
     except (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError) as exc:
-        raise StoreError(f"cannot reach {where}: {exc}",
+        raise StoreError(f"cannot reach {where}: {_scrubbed(str(exc))}",
                          hint="check --endpoint and the network") from None
     except bx.ClientError as exc:
         _raise_refusal(exc, where)
     except bx.BotoCoreError as exc:
-        raise StoreError(f"{where}: {exc}") from None
+        raise StoreError(f"{where}: {_scrubbed(str(exc))}") from None
+
+
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s\"'<>]*@")
+
+
+def _scrubbed(text: str) -> str:
+    """*text* (botocore's words, which quote the endpoint's whole URL) without the user name
+    and password an endpoint may carry (https://KEY:SECRET@host/)."""
+    return _USERINFO.sub(r"\1", text)
 
 
 _CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken",
@@ -200,7 +209,7 @@ _CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToke
 def _raise_refusal(exc: Any, where: str) -> NoReturn:
     error = exc.response.get("Error", {})
     code = str(error.get("Code", ""))
-    message = str(error.get("Message", "")) or code
+    message = _scrubbed(str(error.get("Message", ""))) or code
     if code in _CREDENTIAL_CODES:
         raise StoreError(f"{where} refused the credentials ({code})",
                          hint="check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the profile"
