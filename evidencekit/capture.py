@@ -866,19 +866,12 @@ def _capture_file(entry: Entry, inner: InnerTarWriter, tally: _Tally,
         record.error = str(exc)
         return _Waiting(record)
     with opened:
-        before = opened.before
-        record.stat = records.stat_fields(before, entry)
-        record.allocated_bytes = records.allocated_bytes(before)  # sparse: say so (FORMAT.md §4.3)
-        record.xattrs = records.read_xattrs(entry, opened.fd)
+        opened.describe(record, entry)
         changes: list[str] = []
-        stored = _store_sized(opened.readinto, opened.size, before, entry.bag_path, inner,
+        stored = _store_sized(opened.readinto, opened.size, opened.before, entry.bag_path, inner,
                               record, changes, progress)
         changes.extend(opened.changes())
-        record.size = opened.size  # what is stored, even if it changed since the listing
-        if opened.size != before.st_size:  # read to its end: fstat's size said nothing
-            record.reported_size = before.st_size
-            record.allocated_bytes = None  # the blocks of a file made as read say nothing
-        record.error = record.error or opened.unread()
+        opened.described_after_reading(record)
         return _file_stored(record, entry.bag_path, stored, changes, tally, progress)
 
 

@@ -15,8 +15,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import suppress
 from types import TracebackType
 
-from evidencekit import kernel_files
+from evidencekit import kernel_files, records
 from evidencekit.clock import rfc3339
+from evidencekit.format.entries import ManifestEntry
 from evidencekit.fs.noatime import open_keeping_atime
 from evidencekit.sources.base import BytesContent, Skip, SourceRecord, StreamEntry
 from evidencekit.text import human_size
@@ -155,6 +156,25 @@ class OpenedFile:
         if not self._read_to_end:
             return self.before.st_size
         return self._read_whole().size
+
+    def describe(self, record: ManifestEntry, entry: Entry) -> None:
+        """Fill *record* (the manifest entry of *entry*) with what is known before reading: the
+        stat fields from ``fstat`` of the file opened, how much disk it occupies if less than
+        its size (sparse, FORMAT.md §4.3), its extended attributes."""
+        record.stat = records.stat_fields(self.before, entry)
+        record.allocated_bytes = records.allocated_bytes(self.before)
+        record.xattrs = records.read_xattrs(entry, self.fd)
+
+    def described_after_reading(self, record: ManifestEntry) -> None:
+        """Complete *record* once the file is stored: its ``size`` is what was stored (even if
+        the file changed since it was listed); for a file read to its end, ``reported_size`` is
+        what fstat said instead (its blocks say nothing then), and ``error`` why not all of it
+        was read."""
+        record.size = self.size
+        if self.size != self.before.st_size:
+            record.reported_size = self.before.st_size
+            record.allocated_bytes = None
+        record.error = record.error or self.unread()
 
     def readinto(self, buffer: memoryview) -> int:
         if self._read_to_end:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from evidencekit import kernel_files
+from evidencekit.format.entries import NOT_READ, ManifestEntry
 from evidencekit.sources.files import OpenedFile, Replaced, open_regular
 from evidencekit.walk import Entry, resolve_sources, walk
 
@@ -122,3 +123,34 @@ def test_a_name_that_no_longer_holds_the_listed_file_is_not_read(tmp_path: Path)
         os.symlink("/etc/passwd", path)
         with pytest.raises(OSError):  # never followed
             open_regular(entry)
+
+
+def test_the_manifest_entry_says_what_fstat_gave_and_what_was_stored(tmp_path: Path):
+    path = tmp_path / "sparse.img"
+    with open(path, "wb") as f:
+        f.truncate(8 << 20)  # a hole: occupies (almost) nothing
+    with _listed(path) as entry, open_regular(entry) as opened:
+        record = ManifestEntry(0, entry.bag_path, "file", entry.path)
+        opened.describe(record, entry)
+        assert record.stat is not None and record.stat.inode == opened.before.st_ino
+        assert record.allocated_bytes is not None and record.allocated_bytes < 8 << 20
+        assert record.xattrs is not NOT_READ
+        _read_all(opened, 1 << 20)
+        opened.described_after_reading(record)
+    assert (record.size, record.reported_size, record.error) == (8 << 20, None, None)
+
+
+def test_a_file_read_to_its_end_reports_the_size_fstat_gave_beside_the_size_stored(
+        tmp_path: Path, monkeypatch):
+    path = tmp_path / "status"
+    path.write_bytes(b"x" * 10)
+    monkeypatch.setattr(kernel_files, "read_to_end", lambda info: True)
+    monkeypatch.setattr(kernel_files, "READ_TO_END_LIMIT", 6)
+    with _listed(path) as entry, open_regular(entry) as opened:
+        record = ManifestEntry(0, entry.bag_path, "file", entry.path)
+        opened.describe(record, entry)
+        record.allocated_bytes = 1  # as if the blocks had said something: they do not count
+        _read_all(opened)
+        opened.described_after_reading(record)
+    assert (record.size, record.reported_size, record.allocated_bytes) == (6, 10, None)
+    assert record.error is not None and record.error.startswith("not read to its end")
