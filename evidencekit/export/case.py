@@ -78,7 +78,7 @@ class CaseJob(NoContent):
         out.write(b'{\n"@context": ' + json.dumps(CONTEXT, sort_keys=True).encode() +
                   b',\n"@graph": [\n')
         first = True
-        for node in graph(checked, self.context.bundle.name):
+        for node in graph(checked, self.context.bundle_name):
             if not first:
                 out.write(b",\n")
             out.write(json.dumps(node, sort_keys=True, ensure_ascii=False).encode("utf-8"))

@@ -79,12 +79,12 @@ class DfxmlJob:
             "    <program>evidencekit</program>\n"
             f"    <version>{self._text(self.context.tool.split()[-1])}</version>\n"
             "    <execution_environment>\n"
-            f"      <command_line>evidencekit export {self._text(self.context.bundle.name)} "
+            f"      <command_line>evidencekit export {self._text(self.context.bundle_name)} "
             "--format dfxml</command_line>\n"
             f"      <start_time>{self.context.generated}</start_time>\n"
             "    </execution_environment>\n"
             "  </creator>\n"
-            f"  <source><image_filename>{self._text(self.context.bundle.name)}</image_filename>"
+            f"  <source><image_filename>{self._text(self.context.bundle_name)}</image_filename>"
             "</source>\n")
 
     def _fileobject(self, number: int, entry: dict[str, Any]) -> str:

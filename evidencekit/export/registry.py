@@ -9,6 +9,7 @@ export itself, and nothing is published unless every check passed (evidencekit.e
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,12 @@ class ExportContext:
     tool: str  # "evidencekit X.Y.Z"
     output: Path | None = None  # where the export will be published (a format written by another
     # program, E01, puts its file next to it before it takes the staged file's place)
+
+    @property
+    def bundle_name(self) -> str:
+        """The bundle's file name as text, bytes that are not UTF-8 as \\xNN (as in bag paths):
+        a name made on another system made the CASE export fail (it cannot be UTF-8 encoded)."""
+        return os.fsencode(self.bundle.name).decode("utf-8", "backslashreplace")
 
 
 @dataclass

@@ -108,3 +108,18 @@ def test_case_validate_refuses_a_broken_hash(sealed: Sealed, tmp_path: Path) -> 
     assert checked.returncode != 0
     assert "Conforms: False" in checked.stdout
     assert os.path.getsize(broken) > 0
+
+
+def test_a_bundle_whose_name_is_not_utf8_is_exported(sealed: Sealed, tmp_path: Path) -> None:
+    # A bundle copied from another system: the CASE export ended in an internal error (exit 5).
+    bundle = Path(os.fsdecode(os.fsencode(tmp_path) + b"/case-\xff.evidence"))
+    bundle.write_bytes(sealed.bundle.read_bytes())
+    document = tmp_path / "case.jsonld"
+    done = sealed.cli("export", bundle, "-i", sealed.identity, "--format", "case", "-o", document)
+    assert done.code == 0, done.stderr
+    names = [n.get("uco-observable:fileName") for n in nodes(document).values()]
+    assert "case-\\xff.evidence" in names
+    dfxml = tmp_path / "files.xml"
+    done = sealed.cli("export", bundle, "-i", sealed.identity, "--format", "dfxml", "-o", dfxml)
+    assert done.code == 0, done.stderr
+    assert "<image_filename>case-\\xff.evidence</image_filename>" in dfxml.read_text("utf-8")
