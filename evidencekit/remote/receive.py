@@ -36,6 +36,7 @@ from evidencekit.errors import BundleError, ExitCode, OutputError, RemoteError, 
 from evidencekit.format.documents import CustodyEvent, Seal, custody_member
 from evidencekit.format.outer import END_OF_ARCHIVE, OuterWriter
 from evidencekit.progress import NoProgress, Progress
+from evidencekit.protection import payload_header, recipients_in
 from evidencekit.remote import protocol
 from evidencekit.remote.ssh import Connection, Endpoint, HostKey, connection
 from evidencekit.verify import Report, verify
@@ -155,6 +156,7 @@ def _receive_and_record(request: RemoteRequest, conn: Connection, command: str,
     stage.file.flush()
     report = _verified(stage.path, received, request.endpoint)
     assert report.seal is not None
+    _check_as_asked(stage.path, report.seal, request)
     details = {"via": "ssh", "remote": str(request.endpoint),
                "host_key": conn.key.fingerprint, "host_key_type": conn.key.kind,
                "command": command, "bytes": str(received.size),
@@ -219,6 +221,43 @@ def _verified(path: Path, received: protocol.Received, endpoint: Endpoint) -> Re
                           f"kept ({exc.message})", hint="try again; if it happens again, the "
                           "remote evidencekit or the host is not to be trusted") from None
     return report
+
+
+def _check_as_asked(path: Path, seal: Seal, request: RemoteRequest) -> None:
+    """A bundle that verifies may still not be the one asked for: the host (maybe the
+    compromised one) runs what it likes. Its case must be ours, and its payload's age header must
+    hold one stanza per recipient given here, of the same types, an ssh-ed25519 stanza with the
+    tag of one of our SSH keys. An age1 (X25519) stanza does not say whose key it is, so one age1
+    key swapped for another is not seen here (verify -i with the investigator's key sees it)."""
+    where = request.endpoint
+    if seal.case_id != request.case.case_id:
+        raise BundleError(f"the bundle received from {where} is for case {seal.case_id}, not "
+                          f"{request.case.case_id}; nothing was kept",
+                          hint="the remote evidencekit did not do what it was asked: the host "
+                          "is not to be trusted")
+    wanted = sorted(_stanza_signature(r.wrap(os.urandom(age.FILE_KEY_SIZE), os.urandom))
+                    for r in request.recipients)
+    header = payload_header(path)
+    found = sorted((r.type, r.key_tag if r.type == "ssh-ed25519" else None)
+                   for r in recipients_in(header.stanzas if header else ()))
+    if found != wanted:
+        raise BundleError(f"the bundle received from {where} is not encrypted to the "
+                          f"recipients given here ({_described(found)} instead of "
+                          f"{_described(wanted)}); nothing was kept",
+                          hint="the remote evidencekit did not do what it was asked: the host "
+                          "is not to be trusted")
+
+
+def _stanza_signature(stanza: age.Stanza) -> tuple[str, str | None]:
+    """What a recipient's stanza shows of it: its type, and the key tag of an SSH key."""
+    return stanza.type, stanza.args[0] if stanza.type == "ssh-ed25519" and stanza.args \
+        else None
+
+
+def _described(signatures: list[tuple[str, str | None]]) -> str:
+    if not signatures:
+        return "no recipient"
+    return ", ".join(f"{kind} {tag}" if tag else kind for kind, tag in signatures)
 
 
 def _append_in_place(out: BinaryIO, size: int, event: CustodyEvent, key: SigningKey) -> None:

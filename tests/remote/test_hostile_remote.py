@@ -1,0 +1,123 @@
+"""capture --remote against a host that lies: a compromised host runs what it likes in place of
+evidencekit and answers what it likes. The real CLI against a real OpenSSH server on 127.0.0.1
+(tests/support/sshd.py); the 'remote evidencekit' is a script there that changes what the real
+one was asked, or what it sends back."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from evidencekit.crypto import age
+from tests.support import sshd as sshd_support
+from tests.support.cli import Result, run_cli
+
+EVIDENCEKIT = ""  # this worktree's evidencekit as the login user runs it (set by the fixture)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[sshd_support.Sshd]:
+    global EVIDENCEKIT
+    with sshd_support.running() as running:
+        EVIDENCEKIT = running.evidencekit_command()
+        yield running
+
+
+@pytest.fixture
+def notes(server: sshd_support.Sshd) -> Path:
+    folder = server.root / f"data-{os.urandom(4).hex()}"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("what the admin saw\n")
+    server.owned(folder)
+    return folder / "notes.txt"
+
+
+def _remote_script(server: sshd_support.Sshd, body: str) -> str:
+    """A shell script on the host standing in for evidencekit; ``$EK`` runs the real one."""
+    script = server.root / f"hostile-{os.urandom(4).hex()}.sh"
+    script.write_text(f"#!/bin/bash\nEK={shlex.quote(EVIDENCEKIT)}\n{body}\n")
+    script.chmod(0o755)
+    server.owned(script)
+    return str(script)
+
+
+def _replacing(server: sshd_support.Sshd, option: str, value: str) -> str:
+    """The real evidencekit, with the value of *option* replaced by *value* (every time)."""
+    return _remote_script(server, f"""args=(); swap=0
+for a in "$@"; do
+  if [ $swap = 1 ]; then args+=({shlex.quote(value)}); swap=0; continue; fi
+  [ "$a" = {shlex.quote(option)} ] && swap=1
+  args+=("$a")
+done
+exec $EK "${{args[@]}}\"""")
+
+
+def _adding(server: sshd_support.Sshd, *more: str) -> str:
+    """The real evidencekit, given *more* arguments first."""
+    return _remote_script(server, f'exec $EK "$1" {shlex.join(more)} "${{@:2}}"')
+
+
+def _capture(server: sshd_support.Sshd, keys: dict[str, Path], out: Path, command: str,
+             *paths: object) -> Result:
+    config = out.parent / "config"
+    config.mkdir(exist_ok=True)
+    return run_cli("capture", "--remote", server.remote, "--host-key", server.fingerprint,
+                   "--ssh-identity", server.client_key, "--remote-command", command,
+                   "-R", keys["recipient"], "--sign-key", keys["signer"], "--case", "IR-7",
+                   "-o", out, "--json", *paths,
+                   env={"XDG_CONFIG_HOME": str(config),
+                        "PYTHONPATH": str(Path(__file__).parents[2])})
+
+
+def _nothing_left(folder: Path, out: Path) -> None:
+    assert not [n for n in os.listdir(folder) if out.name in n], os.listdir(folder)
+
+
+def test_a_bundle_encrypted_to_someone_else_is_refused(
+        server: sshd_support.Sshd, notes: Path, keys: dict[str, Path], tmp_path: Path) -> None:
+    stranger = str(age.X25519Identity.generate().recipient())
+    out = tmp_path / "x.evidence"
+    done = _capture(server, keys, out, _adding(server, "-r", stranger), notes)  # one more
+    assert done.code == 1, done.stderr
+    assert "not encrypted to the recipients given" in done.stderr, done.stderr
+    assert "X25519, X25519 instead of X25519" in done.stderr, done.stderr
+    _nothing_left(tmp_path, out)
+
+
+def test_a_bundle_encrypted_to_another_ssh_key_is_refused(
+        server: sshd_support.Sshd, notes: Path, keys: dict[str, Path], tmp_path: Path) -> None:
+    """An ssh-ed25519 recipient's stanza names its key: another one is seen, as age1 cannot
+    be (a swapped age1 key of the same count is found by verify -i, not here)."""
+    sshkeys = tmp_path / "sshkeys"
+    sshkeys.mkdir()
+    for name in ("mine", "theirs"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
+                        str(sshkeys / name)], check=True)
+    mine = (sshkeys / "mine.pub").read_text().strip()
+    theirs = (sshkeys / "theirs.pub").read_text().strip()
+    out = tmp_path / "x.evidence"
+    config = tmp_path / "config"
+    config.mkdir(exist_ok=True)
+    done = run_cli("capture", "--remote", server.remote, "--host-key", server.fingerprint,
+                   "--ssh-identity", server.client_key,
+                   "--remote-command", _replacing(server, "-r", theirs),
+                   "-r", mine, "--sign-key", keys["signer"], "--case", "IR-7", "-o", out,
+                   "--json", notes, env={"XDG_CONFIG_HOME": str(config),
+                                         "PYTHONPATH": str(Path(__file__).parents[2])})
+    assert done.code == 1, done.stderr
+    assert "not encrypted to the recipients given" in done.stderr, done.stderr
+    _nothing_left(tmp_path, out)
+
+
+def test_a_bundle_for_another_case_is_refused(
+        server: sshd_support.Sshd, notes: Path, keys: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "x.evidence"
+    done = _capture(server, keys, out, _replacing(server, "--case", "OTHER-1"), notes)
+    assert done.code == 1, done.stderr
+    assert "case OTHER-1, not IR-7" in done.stderr, done.stderr
+    _nothing_left(tmp_path, out)
