@@ -415,9 +415,13 @@ def _refuse_mounted_read_write(given: str, info: os.stat_result, sys_dir: Path |
     for line in lines:
         # proc(5): ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [TAGS…] - FSTYPE SOURCE SUPER
         fields = line.split()
-        if len(fields) < 6 or "rw" not in fields[5].split(","):
-            continue
         after = fields[fields.index("-") + 1:] if "-" in fields else []
+        # read-write either in this mount's options or in the file system's own (SUPER): a
+        # read-only bind mount of a file system mounted read-write is still written to (its
+        # journal, ext4's lazy inode table initialisation), and can be made writable again
+        if len(fields) < 6 or not ("rw" in fields[5].split(",")
+                                   or (len(after) > 2 and "rw" in after[2].split(","))):
+            continue
         source = os.path.realpath(after[1]) if len(after) > 1 and after[1].startswith("/") \
             else None
         # a FUSE file system (ntfs-3g, exfat-fuse) has numbers of its own: its source names it

@@ -326,7 +326,12 @@ def test_a_device_that_never_answers_is_not_read_sector_by_sector(tmp_path: Path
     assert "does not answer" in problem.problem
 
 
-@pytest.mark.parametrize(("options", "refused"), [("rw,relatime", True), ("ro,relatime", False)])
+@pytest.mark.parametrize(("options", "refused"), [
+    ("rw,relatime", True),
+    ("ro,relatime", False),
+    # a read-only bind mount of a file system whose super block is read-write
+    ("ro,relatime shared:1 - ext4 DEVICE rw", True),
+])
 def test_a_mount_of_the_device_is_read_from_mountinfo(tmp_path: Path, options: str,
                                                       refused: bool) -> None:
     # (a kernel file system cannot be mounted here; its mountinfo line is what is checked)
@@ -334,8 +339,10 @@ def test_a_mount_of_the_device_is_read_from_mountinfo(tmp_path: Path, options: s
     with loop_device(tmp_path / "backing", read_only=False) as device:
         rdev = os.stat(device).st_rdev
         mountinfo = tmp_path / "mountinfo"
-        mountinfo.write_text(f"36 25 {os.major(rdev)}:{os.minor(rdev)} / /media/stick {options} "
-                             f"shared:1 - vfat {device} rw\n")
+        line = f"36 25 {os.major(rdev)}:{os.minor(rdev)} / /media/stick {options}"
+        if " - " not in options:
+            line += f" shared:1 - vfat {device} {options.split(',')[0]}"
+        mountinfo.write_text(line.replace("DEVICE", device) + "\n")
         if refused:
             with pytest.raises(UsageError, match="mounted read-write at /media/stick"):
                 DeviceSource(device, mountinfo=mountinfo)
