@@ -66,6 +66,12 @@ class S3Url:
         if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket):
             raise UsageError(f"{text}: {bucket!r} is not an S3 bucket name",
                              hint="write s3://BUCKET/PREFIX/, e.g. s3://evidence/CASE-1/")
+        # S3 takes '..' and '//' literally, but stores in front of a file system (SeaweedFS,
+        # MinIO) fold them or refuse them: the key recorded would not be the key stored.
+        if any(part in ("", ".", "..") for part in key.removesuffix("/").split("/")) and key:
+            raise UsageError(f"{text}: a key or prefix with an empty, '.' or '..' part (such as "
+                             "'//' or '../') names different objects on different stores",
+                             hint="write s3://BUCKET/PREFIX/, e.g. s3://evidence/CASE-1/")
         return cls(bucket, key)
 
     @property
@@ -114,7 +120,11 @@ class Lock:
         if retain_days is not None:
             if retain_days < 1:
                 raise UsageError("--retain-days must be 1 or more")
-            until = now + timedelta(days=retain_days)
+            try:
+                until = now + timedelta(days=retain_days)
+            except OverflowError:
+                raise UsageError(f"--retain-days {retain_days}: that is past the year 9999"
+                                 ) from None
         elif retain_until:
             until = _parse_date(retain_until)
         else:

@@ -54,6 +54,24 @@ def test_urls() -> None:
     assert S3Url.parse("s3://evidence").prefix == ""
     with pytest.raises(UsageError):
         S3Url.parse("s3://Bad_Bucket/x")
+    assert S3Url.parse("s3://evidence/a.b/..c/é/").prefix == "a.b/..c/é/"
+
+
+@pytest.mark.parametrize("url", ["s3://evidence/../other/", "s3://evidence/a/../",
+                                 "s3://evidence/a//b/", "s3://evidence//a", "s3://evidence/./",
+                                 "s3://evidence/a/.", "s3://evidence//"])
+def test_a_prefix_that_different_stores_read_differently_is_refused(url: str) -> None:
+    """SeaweedFS stored s3://B/a//b/ as a/b/ while the custody event named a//b/, and answered
+    '..' and '.' with a bare 400; AWS would take them literally."""
+    with pytest.raises(UsageError, match="an empty, '\\.' or"):
+        S3Url.parse(url)
+
+
+def test_retain_days_past_the_year_9999_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="past the year 9999"):
+        Lock.from_options(None, 99_999_999, False, False, NOW)
+    with pytest.raises(UsageError, match="past the year 9999"):
+        Lock.from_options(None, 10**12, False, False, NOW)
 
 
 def test_lock_options() -> None:
