@@ -78,3 +78,47 @@ def test_a_page_in_a_charset_python_cannot_decode_with_is_read_as_utf8(tmp_path:
         with raw_server([[answer], [image]]) as site:
             capture = capture_page(site.base + "/", QUICK)
         assert [e.status for _, e in capture.exchanges] == [200, 200], charset
+
+
+def test_a_site_cannot_lead_the_capture_to_another_local_address(tmp_path: Path) -> None:
+    """A redirect or a resource pointing at this computer's other services (another port of
+    127.0.0.1, localhost, 0.0.0.0, an IPv4-mapped IPv6 literal) is refused before connecting,
+    and recorded; the page's own address (local here, as the person gave it) is fetched."""
+    image = b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 3\r\n\r\nPNG"
+    with raw_server([[b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecret"]]) as inside:
+        port = inside.base.rsplit(":", 1)[1]
+        html = "".join(f"<img src='{url}'>" for url in (
+            f"{inside.base}/printer", f"http://localhost:{port}/a",
+            f"http://0.0.0.0:{port}/b", f"http://[::ffff:127.0.0.1]:{port}/c", "/own.png"))
+        answer = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: "
+                  + str(len(html)).encode() + b"\r\n\r\n" + html.encode())
+        redirect = (b"HTTP/1.1 302 Found\r\nLocation: " + inside.base.encode()
+                    + b"/admin?reset=1\r\nContent-Length: 0\r\n\r\n")
+        with raw_server([[answer], [image]]) as site:
+            capture = capture_page(site.base + "/", QUICK)
+            assert len(site.requests) == 2  # the page and its own image
+        with raw_server([[redirect]]) as site:
+            redirected = capture_page(site.base + "/", QUICK)
+        assert inside.requests == []  # never asked
+    fetched = {e.url: e for _, e in capture.exchanges}
+    assert fetched[capture.given + "own.png"].status == 200
+    refused = [e for e in fetched.values() if e.error]
+    assert len(refused) == 4 and all(e.request == b"" for e in refused)
+    assert all("only the address given to --url may be local" in (e.error or "")
+               for e in refused)
+    assert len(capture.problems()) == 4
+    page = redirected.page
+    assert page is not None and page.url == inside.base + "/admin?reset=1" and page.error
+    assert redirected.problems()[0].startswith(f"the page {page.url} was not captured whole")
+    warcio_accepts(tmp_path, capture)
+    warcio_accepts(tmp_path, redirected)
+
+
+def test_local_addresses_are_told_from_public_ones() -> None:
+    from evidencekit.sources.web.page import is_local
+    for local in ("127.0.0.1", "10.1.2.3", "192.168.1.1", "169.254.169.254", "100.64.0.1",
+                  "0.0.0.0", "::1", "fe80::1%eth0", "fd00::1", "::ffff:127.0.0.1", "::",
+                  "224.0.0.1", "not an address"):
+        assert is_local(local), local
+    for public in ("93.184.215.14", "8.8.8.8", "2606:4700::1111", "::ffff:8.8.8.8"):
+        assert not is_local(public), public

@@ -104,6 +104,10 @@ class Exchange:
         return raw
 
 
+class _Refused(Exception):
+    """Every address the name resolved to is refused (``str()`` says why)."""
+
+
 class _NameTimeout(TimeoutError):
     """The system's resolver did not answer in time."""
 
@@ -121,12 +125,17 @@ class _Deadline:
         return left
 
 
+Refusal = Callable[[str], str | None]  # an address -> why it is not connected to, or None
+
+
 def fetch(url: str, limits: Limits, clock: Clock = system_clock,
-          monotonic: Callable[[], float] = time.monotonic, referer: str | None = None
-          ) -> Exchange:
+          monotonic: Callable[[], float] = time.monotonic, referer: str | None = None,
+          refuse: Refusal | None = None) -> Exchange:
     """GET *url* (http or https) once; never raises for what the network does. *referer*: the
     page a resource is fetched for (sent as a browser would: some sites refuse images
-    without it)."""
+    without it). *refuse*: addresses the name resolves to that are not connected to (checked
+    on the addresses actually connected to, so that a name cannot change its answer after a
+    check)."""
     exchange = Exchange(url, clock())
     deadline = _Deadline(limits.timeout, monotonic)
     parts = urllib.parse.urlsplit(url)
@@ -135,13 +144,15 @@ def fetch(url: str, limits: Limits, clock: Clock = system_clock,
     sock: socket.socket | None = None
     try:
         exchange.addresses = _resolve(host, exchange.port, deadline)
-        sock = _connect(exchange, deadline)
+        sock = _connect(exchange, deadline, refuse)
         if parts.scheme == "https":
             sock = _tls(sock, host, exchange, deadline)
         exchange.request = _request(parts, limits.user_agent, referer)
         sock.settimeout(deadline.left())
         sock.sendall(exchange.request)
         _receive(sock, exchange, limits, deadline, clock)
+    except _Refused as exc:
+        exchange.error = f"not connected to: {exc}"
     except _NameTimeout:
         exchange.error = f"the name {host!r} was not resolved within {deadline.seconds:g} s"
     except TimeoutError:
@@ -191,9 +202,15 @@ def _ask_resolver(host: str, port: int, answer: list[object]) -> None:
         answer.append(exc)
 
 
-def _connect(exchange: Exchange, deadline: _Deadline) -> socket.socket:
+def _connect(exchange: Exchange, deadline: _Deadline, refuse: Refusal | None
+             ) -> socket.socket:
+    judged = [(address, refuse(address) if refuse else None) for address in exchange.addresses]
+    allowed = [address for address, why in judged if why is None]
+    refusals = [why for _, why in judged if why]
+    if refusals and not allowed:
+        raise _Refused(refusals[0])
     last: OSError = OSError("no address to connect to")
-    for address in exchange.addresses:
+    for address in allowed:
         try:
             sock = socket.create_connection((address, exchange.port), timeout=deadline.left())
         except TimeoutError:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -117,8 +118,28 @@ def capture_page(url: str, limits: Limits, clock: Clock = system_clock,
     return capture
 
 
+def is_local(address: str) -> bool:
+    """An address of this computer or its local network (loopback, private, link-local,
+    unspecified, shared, multicast...): anything but the public Internet."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return True
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not ip.is_global or ip.is_multicast
+
+
 class _Run:
-    """One page's fetches under its limits: the WARC records so far, the time and bytes left."""
+    """One page's fetches under its limits: the WARC records so far, the time and bytes left.
+
+    A hostile site can point its redirects and resources at the victim's own computer or
+    network (``http://127.0.0.1:631/``, the router at ``192.168.1.1``): a GET there can change
+    a setting, and its answer would be stored in evidence the victim hands on. So once the
+    address the person gave has been asked, a local address is connected to only under that
+    same host and port, and only when the person's own address was local (a capture of one's
+    own router or test server): the person chose it, the site did not.
+    """
 
     def __init__(self, capture: PageCapture, deadline: float, clock: Clock,
                  monotonic: Callable[[], float]) -> None:
@@ -128,6 +149,22 @@ class _Run:
         self.monotonic = monotonic
         self.out: list[bytes] = []
         self.received = 0
+        self.own_local: tuple[str, int] | None = None  # the person's address, when local
+        self.asked = False  # whether the person's own address has been asked yet
+
+    def _refusal_for(self, url: str) -> Callable[[str], str | None] | None:
+        if not self.asked:
+            return None  # the address the person gave: theirs to choose
+        parts = urllib.parse.urlsplit(url)
+        origin = ((parts.hostname or "").lower(),
+                  parts.port or (443 if parts.scheme == "https" else 80))
+
+        def refuse(address: str) -> str | None:
+            if not is_local(address) or origin == self.own_local:
+                return None
+            return (f"{address} is on this computer or its local network, and the site led "
+                    "there (only the address given to --url may be local)")
+        return refuse
 
     def refusal(self, index: int) -> str | None:
         """Why the resource numbered *index* is not asked for (a limit reached), or None."""
@@ -151,7 +188,13 @@ class _Run:
             except Unfetchable as exc:
                 return (f"not fetched: {exc}" if hop == 0 else
                         f"not reached: it redirects to {current}, which is not fetched: {exc}")
-            exchange = fetch(current, self.capture.limits, self.clock, self.monotonic, referer)
+            exchange = fetch(current, self.capture.limits, self.clock, self.monotonic, referer,
+                             self._refusal_for(current))
+            if not self.asked:
+                self.asked = True
+                parts = urllib.parse.urlsplit(current)
+                if exchange.address is not None and is_local(exchange.address):
+                    self.own_local = ((parts.hostname or "").lower(), exchange.port)
             self.capture.exchanges.append((role if role == "resource" or hop == 0
                                            else "redirected", exchange))
             self.out.extend(_records(exchange, self.capture))
