@@ -123,7 +123,7 @@ class DeviceSource:
             raise UsageError(f"--device {given}: neither a block device nor a file",
                              hint="name a block device (e.g. /dev/sdb) or a raw image file")
         self._sys = _sys_block(info) if self._block else None
-        _refuse_mounted_read_write(given, info, self._sys, mountinfo)
+        self._mounts = _refuse_mounted_read_write(given, info, self._sys, mountinfo)
         self._fd, self._direct = _open(self._path, given, direct=self._block)
         self._info = os.fstat(self._fd)
         self.identity = self._identify()
@@ -226,6 +226,8 @@ class DeviceSource:
             "block_device": self._block,
             "identity": {**self.identity, "partition_table": self._content.partition_table},
             "write_block": self.write_block,
+            # file systems of it mounted read-only when reading began (read-write is refused)
+            "mounts": self._mounts,
             "write_counters": {"before": self._counters_before, "after": self._counters_after,
                                "origin": None if self._sys is None else
                                f"{self._sys}/stat"},
@@ -388,9 +390,10 @@ def _write_counters(sys_dir: Path | None) -> dict[str, int] | None:
 
 
 def _refuse_mounted_read_write(given: str, info: os.stat_result, sys_dir: Path | None,
-                               mountinfo: Path) -> None:
+                               mountinfo: Path) -> list[dict[str, str]]:
     """A file system mounted read-write on the device (or one of its partitions) writes to it;
-    a read-only mount may too (journal replay), but that is the user's choice, recorded.
+    a read-only mount may too (journal replay), but that is the user's choice, recorded: the
+    read-only mounts found are returned, for the device document.
 
     The same bytes can also be reached another way: an image file through a loop device over
     it, a loop device through another loop device over the same file. A read-write mount of
@@ -411,31 +414,35 @@ def _refuse_mounted_read_write(given: str, info: os.stat_result, sys_dir: Path |
     try:
         lines = mountinfo.read_text().splitlines()
     except OSError:
-        return
+        return []
+    mounted = []
     for line in lines:
         # proc(5): ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [TAGS…] - FSTYPE SOURCE SUPER
         fields = line.split()
         after = fields[fields.index("-") + 1:] if "-" in fields else []
+        if len(fields) < 6 or len(after) < 3:
+            continue
+        source = os.path.realpath(after[1]) if after[1].startswith("/") else None
+        # a FUSE file system (ntfs-3g, exfat-fuse) has numbers of its own: its source names it
+        if fields[2] not in numbers and source not in names:
+            continue
         # read-write either in this mount's options or in the file system's own (SUPER): a
         # read-only bind mount of a file system mounted read-write is still written to (its
         # journal, ext4's lazy inode table initialisation), and can be made writable again
-        if len(fields) < 6 or not ("rw" in fields[5].split(",")
-                                   or (len(after) > 2 and "rw" in after[2].split(","))):
-            continue
-        source = os.path.realpath(after[1]) if len(after) > 1 and after[1].startswith("/") \
-            else None
-        # a FUSE file system (ntfs-3g, exfat-fuse) has numbers of its own: its source names it
-        if fields[2] in numbers or source in names:
+        if "rw" in fields[5].split(",") or "rw" in after[2].split(","):
             raise UsageError(f"--device {given}: a file system on it is mounted read-write at "
                              f"{fields[4]}; imaging it now would copy a moving target, and the "
                              "system may write to it",
                              hint=f"unmount it first (umount {fields[4]}), then capture again")
+        mounted.append({"mountpoint": fields[4], "options": fields[5], "fstype": after[0],
+                        "source": after[1], "super_options": after[2]})
     writer = _open_for_writing(names)
     if writer is not None:
         raise UsageError(f"--device {given}: {writer} has it open for writing (a FUSE file "
                          "system such as ntfs-3g or exfat-fuse mounted read-write shows only "
                          "this way); imaging it now would copy a moving target",
                          hint="unmount it or stop that program, then capture again")
+    return mounted
 
 
 def _loop_backing(sys_dir: Path) -> tuple[int, int] | None:

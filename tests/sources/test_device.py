@@ -346,8 +346,12 @@ def test_a_mount_of_the_device_is_read_from_mountinfo(tmp_path: Path, options: s
         if refused:
             with pytest.raises(UsageError, match="mounted read-write at /media/stick"):
                 DeviceSource(device, mountinfo=mountinfo)
-        else:
-            DeviceSource(device, write_block=False, mountinfo=mountinfo)
+        else:  # imaged, and the mount recorded
+            source = DeviceSource(device, write_block=False, mountinfo=mountinfo)
+            _, _, data = image_of(tmp_path, source)
+            [mount] = document(data, f"{os.path.basename(device)}.raw")["mounts"]
+            assert mount == {"mountpoint": "/media/stick", "options": "ro,relatime",
+                             "fstype": "vfat", "source": device, "super_options": "ro"}
 
 
 def test_the_same_bytes_mounted_read_write_another_way_are_refused(tmp_path: Path) -> None:
