@@ -194,6 +194,8 @@ def test_a_failing_memory_tool_is_recorded_and_the_capture_incomplete(tmp_path: 
     assert memory["exit_status"] == 3 and "status 3" in memory["problem"]
     assert "cannot read /dev/crash" in memory["tool_output"]
     assert (folder / "live.02-memory.image").read_bytes() == b"EMiL"  # what it wrote is kept
+    # the public count (inspect) claimed a memory image all the same
+    assert document(folder, "07-collection.json")["counts"]["memory images"] == 0
     assert (folder / "live.04-processes.json").is_file()  # the rest is collected all the same
 
 

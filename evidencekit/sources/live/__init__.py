@@ -130,6 +130,7 @@ class LiveSource:
         self._taken: set[str] = set()
         self.counts: dict[str, int] = {}
         self.withheld: dict[str, int] = {}  # what the system refused, for the person (not root)
+        self._memory_images = 0  # whole images only: the public count said 1 for a failed tool
 
     def place(self, first_index: int, taken: set[str]) -> None:
         """Take ``live`` (else ``live~1`` …) such that every ``NAME.FILE`` is free too; keep
@@ -186,7 +187,7 @@ class LiveSource:
         self.counts = {"processes": snapshot.document["count"],
                        "connections": len(connections_first["connections"] or []),
                        "deleted executables copied": len(snapshot.deleted),
-                       "memory images": 1 if self._memory_tool else 0}
+                       "memory images": self._memory_images}
         yield self._document("07-collection.json", self._collection(started))
 
     def _name_copies(self, snapshot: processes.Snapshot
@@ -210,7 +211,9 @@ class LiveSource:
                               self._bag("02-memory.image"), image, mtime_ns=self._clock())
         finally:
             image.close()
-        yield self._document("02-memory.json", image.document())
+        document = image.document()
+        self._memory_images = 1 if document["problem"] is None else 0
+        yield self._document("02-memory.json", document)
 
     def _collection(self, started: int) -> Document:
         body: dict[str, Any] = {
