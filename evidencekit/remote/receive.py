@@ -24,7 +24,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import IO, BinaryIO, NoReturn
 
 from evidencekit import fs, publictext
 from evidencekit.capture import CaseInfo
@@ -156,7 +156,7 @@ def _receive_and_record(request: RemoteRequest, conn: Connection, command: str,
     stage.file.flush()
     report = _verified(stage.path, received, request.endpoint)
     assert report.seal is not None
-    _check_as_asked(stage.path, report.seal, request)
+    _check_as_asked(stage.path, report, request)
     details = {"via": "ssh", "remote": str(request.endpoint),
                "host_key": conn.key.fingerprint, "host_key_type": conn.key.kind,
                "command": command, "bytes": str(received.size),
@@ -223,29 +223,41 @@ def _verified(path: Path, received: protocol.Received, endpoint: Endpoint) -> Re
     return report
 
 
-def _check_as_asked(path: Path, seal: Seal, request: RemoteRequest) -> None:
+def _check_as_asked(path: Path, report: Report, request: RemoteRequest) -> None:
     """A bundle that verifies may still not be the one asked for: the host (maybe the
-    compromised one) runs what it likes. Its case must be ours, and its payload's age header must
+    compromised one) runs what it likes. It must be a fresh capture: one custody event, the
+    capture's, signed by the key that signed the seal (a history before it arrived, such as a
+    'transferred' in the investigator's name, would have the investigator's 'received' signed
+    after it). Its case must be ours, and its payload's age header must
     hold one stanza per recipient given here, of the same types, an ssh-ed25519 stanza with the
     tag of one of our SSH keys. An age1 (X25519) stanza does not say whose key it is, so one age1
     key swapped for another is not seen here (verify -i with the investigator's key sees it)."""
     where = request.endpoint
+    seal = report.seal
+    assert seal is not None
+    events = report.events
+    if len(events) != 1:
+        _not_asked(where, f"it has a custody log of {len(events)} events, where a capture "
+                   "made for this one has one")
+    if events[0].actor.fingerprint != seal.signer.fingerprint:
+        _not_asked(where, "its capture event is signed by a key other than the one that "
+                   "sealed it")
     if seal.case_id != request.case.case_id:
-        raise BundleError(f"the bundle received from {where} is for case {seal.case_id}, not "
-                          f"{request.case.case_id}; nothing was kept",
-                          hint="the remote evidencekit did not do what it was asked: the host "
-                          "is not to be trusted")
+        _not_asked(where, f"it is for case {seal.case_id}, not {request.case.case_id}")
     wanted = sorted(_stanza_signature(r.wrap(os.urandom(age.FILE_KEY_SIZE), os.urandom))
                     for r in request.recipients)
     header = payload_header(path)
     found = sorted((r.type, r.key_tag if r.type == "ssh-ed25519" else None)
                    for r in recipients_in(header.stanzas if header else ()))
     if found != wanted:
-        raise BundleError(f"the bundle received from {where} is not encrypted to the "
-                          f"recipients given here ({_described(found)} instead of "
-                          f"{_described(wanted)}); nothing was kept",
-                          hint="the remote evidencekit did not do what it was asked: the host "
-                          "is not to be trusted")
+        _not_asked(where, f"it is not encrypted to the recipients given here "
+                   f"({_described(found)} instead of {_described(wanted)})")
+
+
+def _not_asked(where: Endpoint, why: str) -> NoReturn:
+    raise BundleError(f"the bundle received from {where} is not the one asked for: {why}; "
+                      "nothing was kept", hint="the remote evidencekit did not do what it was "
+                      "asked: the host is not to be trusted")
 
 
 def _stanza_signature(stanza: age.Stanza) -> tuple[str, str | None]:

@@ -121,3 +121,32 @@ def test_a_bundle_for_another_case_is_refused(
     assert done.code == 1, done.stderr
     assert "case OTHER-1, not IR-7" in done.stderr, done.stderr
     _nothing_left(tmp_path, out)
+
+
+def _sender(server: sshd_support.Sshd, mode: str) -> str:
+    """tests.support.hostile_sender in *mode*, run there with this worktree's interpreter."""
+    python = EVIDENCEKIT.rsplit(" -m evidencekit", 1)[0]
+    worktree = shlex.quote(str(Path(__file__).parents[2]))
+    return _remote_script(server, f'cd {worktree} && exec {python} -m '
+                                  f'tests.support.hostile_sender {mode} "$@"')
+
+
+def test_a_bundle_with_a_custody_history_before_it_arrived_is_refused(
+        server: sshd_support.Sshd, notes: Path, keys: dict[str, Path], tmp_path: Path) -> None:
+    """A fresh capture has one custody event; a host that adds one ('transferred', in the
+    investigator's name, signed by a key of its own) must not get the investigator's
+    'received' signed after it."""
+    out = tmp_path / "x.evidence"
+    done = _capture(server, keys, out, _sender(server, "forged-custody"), notes)
+    assert done.code == 1, done.stdout + done.stderr
+    assert "custody log of 2 events" in done.stderr, done.stderr
+    _nothing_left(tmp_path, out)
+
+
+def test_a_bundle_with_a_member_more_is_refused(
+        server: sshd_support.Sshd, notes: Path, keys: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "x.evidence"
+    done = _capture(server, keys, out, _sender(server, "extra-member"), notes)
+    assert done.code == 1, done.stdout + done.stderr
+    assert "unexpected member zz-extra.txt" in done.stderr, done.stderr
+    _nothing_left(tmp_path, out)

@@ -1,0 +1,76 @@
+"""A compromised host's stand-in for ``evidencekit serve-capture`` (tests/remote): run there as
+``python -m tests.support.hostile_sender MODE serve-capture ARGS…``. It captures what it was
+asked with the real library, then sends back, framed as the real one does
+(evidencekit.remote.protocol), a bundle changed as MODE says."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from evidencekit.capture import CaptureRequest, CaseInfo, capture
+from evidencekit.crypto import age
+from evidencekit.crypto.keys import SigningKey
+from evidencekit.custody import EventRequest, append_event
+from evidencekit.format.outer import END_OF_ARCHIVE, OuterWriter
+from evidencekit.remote.protocol import FramedWriter
+
+
+def _asked(args: list[str]) -> tuple[CaseInfo, list[age.Recipient], list[str]]:
+    case, examiner, recipients, paths = "", "", [], []
+    at = args.index("--")
+    options, paths = args[:at], args[at + 1:]
+    for i, word in enumerate(options):
+        if word == "--case":
+            case = options[i + 1]
+        elif word == "--examiner":
+            examiner = options[i + 1]
+        elif word == "-r":
+            recipients.append(age.parse_recipient(options[i + 1]))
+    return CaseInfo(case, examiner), recipients, paths
+
+
+def _bundle(folder: Path, args: list[str]) -> Path:
+    case, recipients, paths = _asked(args)
+    out = folder / "made-here.evidence"
+    capture(CaptureRequest([os.fsencode(p) for p in paths], out, case, recipients,
+                           SigningKey.generate("per-acquisition"), command_line=["serve-capture"]))
+    return out
+
+
+def _forged_custody(bundle: Path) -> None:
+    """A second event, signed by a key of the attacker's, in the investigator's name."""
+    append_event(bundle, EventRequest("transferred", "The Investigator",
+                                      SigningKey.generate("The Investigator"),
+                                      "handed over to the investigator", "The Investigator"))
+
+
+def _extra_member(bundle: Path) -> None:
+    """One more member after the last, where the tar's end was."""
+    data = bundle.read_bytes()
+    assert data.endswith(END_OF_ARCHIVE)
+    with bundle.open("r+b") as f:
+        f.seek(len(data) - len(END_OF_ARCHIVE))
+        writer = OuterWriter(f)
+        writer.add_bytes("zz-extra.txt", b"not part of any bundle\n", 0)
+        writer.finish()
+
+
+MODES = {"forged-custody": _forged_custody, "extra-member": _extra_member}
+
+
+def main() -> None:
+    mode, args = sys.argv[1], sys.argv[3:]  # argv[2] is serve-capture
+    with tempfile.TemporaryDirectory() as folder:
+        bundle = _bundle(Path(folder), args)
+        MODES[mode](bundle)
+        out = os.fdopen(1, "wb")
+        writer = FramedWriter(out)
+        writer.write(bundle.read_bytes())
+        writer.finish()
+
+
+if __name__ == "__main__":
+    main()
