@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from evidencekit.sources.web.fetch import Limits
-from evidencekit.sources.web.page import PageCapture, capture_page
+from evidencekit.sources.web.page import PAGE_TIME_FACTOR, PageCapture, capture_page
 from tests.support.raw_http import PAUSE, RESET, raw_server
 from tests.support.web_server import warcio_command
 
@@ -122,3 +122,20 @@ def test_local_addresses_are_told_from_public_ones() -> None:
         assert is_local(local), local
     for public in ("93.184.215.14", "8.8.8.8", "2606:4700::1111", "::ffff:8.8.8.8"):
         assert not is_local(public), public
+
+
+def test_redirects_of_resources_stay_within_the_time_of_the_whole_page() -> None:
+    """Every exchange a little under the time limit, every resource a loop of redirects: the
+    page still ends within its time (ten exchanges' time), not a redirect chain past it."""
+    limits = Limits(timeout=0.15, user_agent="evidencekit-test")
+    html = b"".join(b"<img src='/r%d'>" % n for n in range(5))
+    answer = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: "
+              + str(len(html)).encode() + b"\r\n\r\n" + html)
+    loop = b"HTTP/1.1 302 Found\r\nLocation: /r\r\nContent-Length: 0\r\n\r\n"
+    with raw_server([[answer], [PAUSE, loop]]) as site:
+        started = time.monotonic()
+        capture = capture_page(site.base + "/", limits)
+        took = time.monotonic() - started
+    assert took < limits.timeout * PAGE_TIME_FACTOR + 0.3, took
+    assert any("the time for the whole page (1.5 s) had run out" in problem
+               for problem in capture.problems())

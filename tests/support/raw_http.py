@@ -46,7 +46,7 @@ def raw_server(answers: list[list[bytes]]) -> Iterator[RawSite]:
             site.requests.append(request)
             for part in parts:
                 if part == PAUSE:
-                    stopping.wait(0.2)
+                    stopping.wait(0.1)
                 elif part == RESET:
                     connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                                           struct.pack("ii", 1, 0))

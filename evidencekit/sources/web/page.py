@@ -10,7 +10,7 @@ import ipaddress
 import time
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cryptography import x509
@@ -172,11 +172,14 @@ class _Run:
         if index >= limits.max_resources:
             return f"not fetched: more than {limits.max_resources} resources"
         if self.monotonic() >= self.deadline:
-            return ("not fetched: the time for the whole page "
-                    f"({limits.timeout * PAGE_TIME_FACTOR:g} s) had run out")
+            return f"not fetched: {self._out_of_time()}"
         if self.received >= limits.max_page:
             return f"not fetched: the page's answers reached {limits.max_page} bytes in all"
         return None
+
+    def _out_of_time(self) -> str:
+        return (f"the time for the whole page ({self.capture.limits.timeout * PAGE_TIME_FACTOR:g}"
+                " s) had run out")
 
     def follow(self, url: str, role: str, referer: str | None = None) -> str | None:
         """Fetch *url* and the redirects it leads to; why they were not followed to the end
@@ -188,8 +191,14 @@ class _Run:
             except Unfetchable as exc:
                 return (f"not fetched: {exc}" if hop == 0 else
                         f"not reached: it redirects to {current}, which is not fetched: {exc}")
-            exchange = fetch(current, self.capture.limits, self.clock, self.monotonic, referer,
-                             self._refusal_for(current))
+            left = self.deadline - self.monotonic()
+            if left <= 0:  # each hop within the page's time, not only each resource's start
+                why = self._out_of_time()
+                return (f"not fetched: {why}" if hop == 0 else
+                        f"not reached: it redirects to {current}, which is not fetched: {why}")
+            limits = self.capture.limits
+            exchange = fetch(current, replace(limits, timeout=min(limits.timeout, left)),
+                             self.clock, self.monotonic, referer, self._refusal_for(current))
             if not self.asked:
                 self.asked = True
                 parts = urllib.parse.urlsplit(current)
