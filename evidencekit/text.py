@@ -5,8 +5,12 @@ from __future__ import annotations
 
 
 def plural(count: int, noun: str) -> str:
-    """'1 folder', '3 folders', '1,200 files'."""
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+    """'1 folder', '3 folders', '1,200 files', '2 entries' (not 'entrys'), '2 keys'."""
+    if count == 1:
+        return f"{count:,} {noun}"
+    if noun.endswith("y") and noun[-2:-1] not in ("a", "e", "i", "o", "u", ""):
+        return f"{count:,} {noun[:-1]}ies"
+    return f"{count:,} {noun}s"
 
 
 def human_size(size: int) -> str:
