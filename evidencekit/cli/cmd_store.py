@@ -31,7 +31,7 @@ from evidencekit.deliver import (
     checked_facts,
     record_delivery,
 )
-from evidencekit.errors import ExitCode, OutputError, UsageError
+from evidencekit.errors import EvidenceKitError, ExitCode, OutputError, UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -84,12 +84,27 @@ def store_put(bundle: Path, destination: str, retain_until: str | None,
         delivery = target.deliver(bundle, facts, render.progress_for(as_json, progress))
         event = None
         if not already_recorded(report, delivery):
-            event = record_delivery(bundle, delivery, request, report,
-                                    waiting=render.waiting_for_writer(bundle))
+            event = _record(bundle, delivery, request, report)
         _say_put(bundle, delivery, event.sequence if event else None, as_json)
         return ExitCode.OK
 
     run("store put", as_json, body)
+
+
+def _record(bundle: Path, delivery: Delivery, request: EventRequest, report: Any) -> Any:
+    """The delivery's custody event; when it cannot be added (a full disk), the error says that
+    the copy exists all the same (it may be locked for years) and how to record it later."""
+    try:
+        return record_delivery(bundle, delivery, request, report,
+                               waiting=render.waiting_for_writer(bundle))
+    except EvidenceKitError as exc:
+        exc.message = (f"{bundle} is now at {delivery.location}, but its custody log could not "
+                       f"record that: {exc.message}")
+        exc.args = (exc.message,)
+        exc.hint = ((exc.hint + "; then ") if exc.hint else "") + (
+            "run the same 'evidencekit store put' again: it finds the stored copy, stores "
+            "nothing twice, and records it")
+        raise
 
 
 def _destination(text: str, retain_until: str | None, retain_days: int | None,

@@ -252,3 +252,33 @@ def test_capture_to_a_bucket_without_lock_is_refused_before_reading(
                      "-o", f"s3://{bucket}/", "--no-lock", "--tsa", "http://127.0.0.1:9/",
                      "--json", env=s3_server.env())
     assert refused.code == 2 and "--tsa" in refused.json()["error"]["message"]
+
+
+def test_a_custody_log_that_cannot_record_the_delivery_says_the_copy_exists(
+        bundle: Path, keys: dict[str, Any], s3_server: S3Server,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Uploaded and locked, but the event could not be added (a full disk): the error says the
+    copy exists and how to record it; the retry records it without storing anything twice."""
+    import evidencekit.cli.cmd_store as cmd_store
+    from evidencekit.errors import OutputError
+
+    def disk_full(*_: Any, **__: Any) -> None:
+        raise OutputError(f"not enough free space next to {bundle} to add the custody event",
+                          hint="free some space on that disk")
+
+    bucket = s3_server.new_bucket()
+    before = bundle.read_bytes()
+    with monkeypatch.context() as patch:
+        patch.setattr(cmd_store, "record_delivery", disk_full)
+        failed = _put(bundle, keys, s3_server, f"s3://{bucket}/", "--retain-days", "1")
+    assert failed.code == 2
+    error = failed.json()["error"]
+    [item] = s3_server.client().list_objects_v2(Bucket=bucket)["Contents"]
+    assert f"is now at s3://{bucket}/{item['Key']}" in error["message"]
+    assert "not enough free space" in error["message"]
+    assert "run the same 'evidencekit store put' again" in error["hint"]
+    assert bundle.read_bytes() == before
+    again = _put(bundle, keys, s3_server, f"s3://{bucket}/", "--retain-days", "1")
+    assert again.code == 0 and again.json()["already_there"] is True
+    assert again.json()["custody_event"] == 2
+    assert [e.action for e in verify(bundle).events] == ["captured", "transferred"]
