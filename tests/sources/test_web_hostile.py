@@ -139,3 +139,18 @@ def test_redirects_of_resources_stay_within_the_time_of_the_whole_page() -> None
     assert took < limits.timeout * PAGE_TIME_FACTOR + 0.3, took
     assert any("the time for the whole page (1.5 s) had run out" in problem
                for problem in capture.problems())
+
+
+def test_an_answer_whose_lines_end_in_bare_line_feeds_is_read(tmp_path: Path) -> None:
+    html = b"<html><body><img src='/logo.png'></body></html>"
+    answer = (b"HTTP/1.1 200 OK\nContent-Type: text/html\nContent-Length: "
+              + str(len(html)).encode() + b"\n\n" + html)
+    image = b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 3\r\n\r\nPNG"
+    with raw_server([[answer], [image]]) as site:
+        capture = capture_page(site.base + "/", QUICK)
+    page = capture.page
+    assert page is not None and page.response == answer
+    assert page.status == 200 and page.error is None and page.body() == html
+    assert page.header("Content-Type") == "text/html"
+    assert capture.problems() == [] and len(capture.exchanges) == 2
+    warcio_accepts(tmp_path, capture)

@@ -15,6 +15,7 @@ the evidence is what the site served, and a victim needs it most when the site i
 
 from __future__ import annotations
 
+import re
 import socket
 import ssl
 import threading
@@ -354,15 +355,16 @@ class _End:
         """Parse the final header block once it is in: interim answers (1xx but 101, such as
         103 Early Hints, which sites send before the real one) are passed over."""
         while True:
-            end = data.find(b"\r\n\r\n", self._head_at)
-            if end < 0:
+            found = head_end(data, self._head_at)
+            if found is None:
                 return False
-            lines = bytes(data[self._head_at:end]).decode("latin-1").split("\r\n")
+            end, after = found
+            lines = _lines(bytes(data[self._head_at:end]))
             status = lines[0].split(" ", 2)[1] if lines[0].count(" ") else ""
             if not _interim(status):
                 break
-            self._head_at = end + 4
-        self._body_at = end + 4
+            self._head_at = after
+        self._body_at = after
         self._no_body = status in ("204", "304", "101")
         for line in lines[1:]:
             key, _, value = line.partition(":")
@@ -417,6 +419,21 @@ def _dechunk(raw: bytes) -> bytes:
         at = line_end + 2 + size + 2
 
 
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+
+
+def head_end(data: bytes | bytearray, start: int = 0) -> tuple[int, int] | None:
+    """Where the header block starting at *start* ends, and where what follows it starts: at
+    the first empty line, its lines ended by CRLF or by a bare LF (which browsers and warcio
+    accept, RFC 9112 §2.2; a site answering with bare LFs is still a site)."""
+    found = _BLANK_LINE.search(data, start)
+    return (found.start(), found.end()) if found else None
+
+
+def _lines(head: bytes) -> list[str]:
+    return [line.rstrip("\r") for line in head.decode("latin-1").split("\n")]
+
+
 def _interim(status: str) -> bool:
     """An interim answer (1xx but 101 Switching Protocols): the final one follows it."""
     return len(status) == 3 and status.startswith("1") and status != "101"
@@ -426,20 +443,21 @@ def _parse_head(exchange: Exchange) -> None:
     """The final answer's status and headers, past any interim (1xx) ones."""
     start = 0
     while True:
-        head_end = exchange.response.find(b"\r\n\r\n", start)
-        if head_end < 0 or head_end > _MAX_HEADER:
+        found = head_end(exchange.response, start)
+        if found is None or found[0] > _MAX_HEADER:
             exchange.status, exchange.headers = None, []
             return
-        lines = exchange.response[start:head_end].decode("latin-1").split("\r\n")
+        end, after = found
+        lines = _lines(exchange.response[start:end])
         parts = lines[0].split(" ", 2)
         if not (len(parts) >= 2 and parts[0].startswith("HTTP/") and parts[1].isdigit()):
             return
         exchange.status = int(parts[1])
         if not _interim(parts[1]):
             break
-        start = head_end + 4
+        start = after
     for line in lines[1:]:
         key, sep, value = line.partition(":")
         if sep:
             exchange.headers.append((key.strip(), value.strip()))
-    exchange.body_offset = head_end + 4
+    exchange.body_offset = after

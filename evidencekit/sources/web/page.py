@@ -18,7 +18,7 @@ from cryptography import x509
 from evidencekit import __version__, canonical
 from evidencekit.clock import Clock, rfc3339, system_clock
 from evidencekit.sources.web import warc
-from evidencekit.sources.web.fetch import Exchange, Limits, fetch
+from evidencekit.sources.web.fetch import Exchange, Limits, fetch, head_end
 from evidencekit.sources.web.resources import charset_of, is_html, page_resources
 from evidencekit.sources.web.urls import Unfetchable, fetchable
 
@@ -232,8 +232,8 @@ def _records(exchange: Exchange, capture: PageCapture) -> list[bytes]:
         extra = [("WARC-Truncated", exchange.truncated)] if exchange.truncated else []
         # What follows the first header block, as warcio reads it: past an interim answer
         # (103 Early Hints) the payload digest covers the final answer's head and body too.
-        offset = (exchange.response.find(b"\r\n\r\n") + 4
-                  if exchange.status is not None else None)
+        first = head_end(exchange.response)
+        offset = first[1] if first is not None and exchange.status is not None else None
         out.append(warc.record("response", exchange.response,
                                exchange.response_started_ns or exchange.started_ns,
                                "application/http;msgtype=response", common + extra,
