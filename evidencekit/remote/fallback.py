@@ -6,12 +6,11 @@ written to disk here, and nothing is written there."""
 from __future__ import annotations
 
 import subprocess
-import tempfile
 from pathlib import Path
 
 from evidencekit.capture import CaptureRequest, CaptureResult, capture
 from evidencekit.errors import RemoteError
-from evidencekit.remote.receive import RemoteRequest
+from evidencekit.remote.receive import ErrorChannel, RemoteRequest
 from evidencekit.remote.sftp import SftpError, SftpSession
 from evidencekit.remote.ssh import connection
 from evidencekit.sources.remote_logical import RemoteHost, RemoteLogicalSource, remote_paths
@@ -21,17 +20,18 @@ def capture_over_sftp(request: RemoteRequest, command_line: list[str],
                       exclude: tuple[Path, ...] = ()) -> CaptureResult:
     """Read *request.paths* over SFTP and seal them into *request.output*, signed here."""
     endpoint = request.endpoint
-    with connection(endpoint, request.host_key, request.identity, request.ssh_config) as conn, \
-            tempfile.TemporaryFile() as errors:
+    with connection(endpoint, request.host_key, request.identity, request.ssh_config) as conn:
         process = subprocess.Popen([*conn.ssh_argv(subsystem=True), "sftp"],
-                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors)
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE)
+        assert process.stderr is not None
+        errors = ErrorChannel(process.stderr)
         try:
             session = SftpSession(process)
         except SftpError:
             process.kill()
             process.wait()
-            errors.seek(0)
-            said = errors.read(4096).decode("utf-8", "replace").strip()
+            said = errors.said()[-4096:]
             raise RemoteError(f"could not open an SFTP session on {endpoint}: "
                               f"{said or 'the server offers no SFTP'}; nothing was captured",
                               hint="check the address and your SSH key (--ssh-identity), or "

@@ -15,12 +15,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import shlex
 import subprocess
-import tempfile
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,8 @@ SERVE_COMMAND = "serve-capture"  # the remote evidencekit's hidden command (cli/
 PROBLEM_PREFIX = "evidencekit-remote-problem "  # a line on its stderr: one item not fully read
 _LARGEST_BUNDLE = 1 << 50  # a frame beyond this is a broken stream, not a bundle
 _STDERR_KEPT = 16 << 20  # its messages, one line per item it could not read
+_STDERR_TAIL = 64 << 10  # and the last of them (its error), whatever came before
+_MESSAGE_SHOWN = 1000  # characters of the remote's own message in ours
 
 
 class NotInstalled(RemoteError):
@@ -136,20 +139,20 @@ def capture_remote(request: RemoteRequest) -> RemoteResult:
 def _receive_and_record(request: RemoteRequest, conn: Connection, command: str,
                         stage: fs.Staged) -> RemoteResult:
     started = request.clock()
-    with tempfile.TemporaryFile() as errors:
-        process = subprocess.Popen([*conn.ssh_argv(), command], stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.PIPE, stderr=errors)
-        assert process.stdout is not None
-        try:
-            received = _receive(request, process.stdout, stage.file)
-        except protocol.StreamBroken as exc:
-            _stop(process)
-            raise _failure(request, conn, process.returncode, _said(errors), str(exc)) from None
-        except BaseException:  # interrupted here (Ctrl-C, SIGTERM): ssh is stopped at once
-            _stop(process, wait=0)
-            raise
-        code = process.wait()
-        said = _said(errors)
+    process = subprocess.Popen([*conn.ssh_argv(), command], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    errors = ErrorChannel(process.stderr)
+    try:
+        received = _receive(request, process.stdout, stage.file)
+    except protocol.StreamBroken as exc:
+        _stop(process)
+        raise _failure(request, conn, process.returncode, errors.said(), str(exc)) from None
+    except BaseException:  # interrupted here (Ctrl-C, SIGTERM): ssh is stopped at once
+        _stop(process, wait=0)
+        raise
+    code = process.wait()
+    said = errors.said()
     finished = request.clock()
     if code not in (ExitCode.OK, ExitCode.CAPTURE_INCOMPLETE):
         raise _failure(request, conn, code, said, "it failed after sending its bundle")
@@ -310,9 +313,40 @@ def _stop(process: subprocess.Popen[bytes], wait: float = 5) -> None:
             process.wait()
 
 
-def _said(errors: IO[bytes]) -> str:
-    errors.seek(0)
-    return errors.read(_STDERR_KEPT).decode("utf-8", "replace").strip()
+class ErrorChannel:
+    """What the remote side writes on its error channel, read as it comes by a thread of its
+    own. The host may be the compromised one and write without end: only the first
+    _STDERR_KEPT bytes and the last _STDERR_TAIL are kept (in memory; nothing on disk), and
+    how many were dropped between them."""
+
+    def __init__(self, pipe: IO[bytes]) -> None:
+        self._pipe = pipe
+        self._head = bytearray()
+        self._tail = bytearray()
+        self._dropped = 0
+        self._thread = threading.Thread(target=self._read, name="ssh-stderr", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            while block := os.read(self._pipe.fileno(), 1 << 16):
+                room = _STDERR_KEPT - len(self._head)
+                self._head += block[:room]
+                self._tail += block[room:]
+                if len(self._tail) > _STDERR_TAIL:
+                    self._dropped += len(self._tail) - _STDERR_TAIL
+                    del self._tail[:len(self._tail) - _STDERR_TAIL]
+
+    def said(self) -> str:
+        """What was kept, once the channel has ended (or 10 s after being asked)."""
+        self._thread.join(timeout=10)
+        if not self._thread.is_alive():
+            self._pipe.close()
+        dropped = f"\n[{self._dropped:,} bytes of its messages not kept]\n" \
+            if self._dropped else ""
+        text = bytes(self._head).decode("utf-8", "replace") + dropped + \
+            bytes(self._tail).decode("utf-8", "replace")
+        return text.strip()
 
 
 _SSH_FAILED = 255  # ssh's own exit code: it could not connect, authenticate, or lost the link
@@ -353,5 +387,9 @@ def _last_message(said: str) -> str:
     lines = [line.strip() for line in said.splitlines() if line.strip()]
     for line in reversed(lines):
         if "error:" in line:
-            return line.split("error:", 1)[1].strip()
-    return lines[-1] if lines else ""
+            return _shortened(line.split("error:", 1)[1].strip())
+    return _shortened(lines[-1]) if lines else ""
+
+
+def _shortened(message: str) -> str:
+    return message if len(message) <= _MESSAGE_SHOWN else message[:_MESSAGE_SHOWN] + "…"

@@ -5,9 +5,12 @@ one was asked, or what it sends back."""
 
 from __future__ import annotations
 
+import json
 import os
+import resource
 import shlex
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -150,3 +153,45 @@ def test_a_bundle_with_a_member_more_is_refused(
     assert done.code == 1, done.stdout + done.stderr
     assert "unexpected member zz-extra.txt" in done.stderr, done.stderr
     _nothing_left(tmp_path, out)
+
+
+FLOOD = 40_000_000  # bytes the host writes on its error channel
+FILE_SIZE_LIMIT = 16 << 20  # the local side may write no file larger (RLIMIT_FSIZE)
+
+
+def _capture_limited(server: sshd_support.Sshd, keys: dict[str, Path], out: Path,
+                     command: str, *paths: object) -> subprocess.CompletedProcess[str]:
+    """capture --remote --json, no file written by it or its ssh larger than FILE_SIZE_LIMIT
+    (beyond it the kernel stops the writer with SIGXFSZ)."""
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_LIMIT, FILE_SIZE_LIMIT))
+
+    config = out.parent / "config"
+    config.mkdir(exist_ok=True)
+    return subprocess.run(
+        [sys.executable, "-m", "evidencekit", "capture", "--remote", server.remote,
+         "--host-key", server.fingerprint, "--ssh-identity", str(server.client_key),
+         "--remote-command", command, "-R", str(keys["recipient"]), "--sign-key",
+         str(keys["signer"]), "--case", "IR-7", "-o", str(out), "--json",
+         *map(str, paths)],
+        env={**os.environ, "XDG_CONFIG_HOME": str(config),
+             "PYTHONPATH": str(Path(__file__).parents[2])},
+        capture_output=True, text=True, errors="replace", timeout=300, preexec_fn=limited)
+
+
+def test_a_flood_on_the_error_channel_is_neither_stored_nor_printed_whole(
+        server: sshd_support.Sshd, notes: Path, keys: dict[str, Path], tmp_path: Path) -> None:
+    flood = f'head -c {FLOOD} /dev/zero | tr "\\0" A >&2'
+    out = tmp_path / "x.evidence"
+    done = _capture_limited(server, keys, out, _remote_script(server, f'{flood}\nexec $EK "$@"'),
+                            notes)
+    assert done.returncode == 0, done.stderr[-2000:]
+    messages = json.loads(done.stdout)["remote"]["messages"]
+    assert len(messages) < 20 << 20 and "not kept" in messages, len(messages)
+    failing = tmp_path / "failing.evidence"  # one endless line, then a failure
+    done = _capture_limited(server, keys, failing, _remote_script(server, f"{flood}\nexit 2"),
+                            notes)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "failed (its exit code 2)" in done.stderr and len(done.stderr) < 2000, \
+        len(done.stderr)
+    _nothing_left(tmp_path, failing)
