@@ -54,7 +54,7 @@ from evidencekit.hostinfo import host_name, operating_system, tool_versions, use
 from evidencekit.pipeline import BackgroundWriter
 from evidencekit.progress import NoProgress, Progress, Throttled, throttled
 from evidencekit.selection import Filters, relative_to_source
-from evidencekit.sources import FileSource, PartlyRead, StreamEntry
+from evidencekit.sources import FileSource, PartlyRead, StreamEntry, WholeOrNothing
 from evidencekit.sources import Source as EvidenceSource  # walk.Source: one root of FileSource
 from evidencekit.sources.files import Replaced, open_regular
 from evidencekit.sources.files import scan_totals as scan_totals  # where it was
@@ -243,7 +243,10 @@ def capture(request: CaptureRequest) -> CaptureResult:
     if request.incident is not None:
         incident_record.check_record(request.incident)  # refuse a malformed record early
     if request.stream_to is None:
-        _refuse_too_big_for_destination(request.output, sources, request.exclude_paths)
+        whole = sum(s.required_bytes() for s in request.more_sources
+                    if isinstance(s, WholeOrNothing))
+        _refuse_too_big_for_destination(request.output, sources, request.exclude_paths, whole)
+        _refuse_without_room(request.output, whole)
     request = dataclasses.replace(request, progress=throttled(request.progress))
     started = request.clock()
     try:
@@ -297,19 +300,38 @@ _BYTES_PER_FILE = 4096
 
 
 def _refuse_too_big_for_destination(output: Path, sources: list[Source],
-                                    exclude: tuple[Path, ...]) -> None:
+                                    exclude: tuple[Path, ...], whole: int = 0) -> None:
     """On FAT32 (most small USB sticks) a file cannot reach 4 GiB: refuse before reading any
-    evidence when the bundle would be larger (estimated from the sources' sizes)."""
+    evidence when the bundle would be larger (estimated from the sources' sizes, and the
+    *whole* bytes of disk images)."""
     largest = fs.largest_file(output.absolute().parent)
     if largest is None:
         return
     files, size = scan_totals(sources, _identities_of(exclude))
-    plaintext = size + files * _BYTES_PER_FILE + (1 << 20)
+    plaintext = size + whole + files * _BYTES_PER_FILE + (1 << 20)
     estimate = plaintext + (plaintext // age.CHUNK_SIZE + 1) * age.TAG_SIZE
     if estimate > largest:
         raise OutputError(too_big_message(output, estimate, largest),
                           hint="save it on a stick formatted as exFAT or NTFS, or in another "
                           "folder (your computer's disk), with -o")
+
+
+def _refuse_without_room(output: Path, whole: int) -> None:
+    """Disk images (*whole* bytes in all) that cannot fit in the free space where the bundle is
+    written: refused before anything is read, as a capture of a 1 TB disk onto 500 GB would
+    otherwise end in "disk full" hours later."""
+    if not whole:
+        return
+    try:
+        found = os.statvfs(output.absolute().parent)
+    except OSError:
+        return  # unknown: try, and let a real disk-full say so
+    free = found.f_bavail * found.f_frsize
+    if whole + whole // 4096 + _OutputRoom.MARGIN > free:
+        raise OutputError(f"the disk image ({human_size(whole)}) does not fit in the "
+                          f"{human_size(free)} free in {output.absolute().parent}; nothing was "
+                          "written", hint="write the bundle to a larger disk with -o (the image "
+                          "is stored whole, zeros included)")
 
 
 def too_big_message(output: Path, estimate: int, largest: int) -> str:

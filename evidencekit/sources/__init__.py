@@ -9,9 +9,10 @@ from evidencekit.sources.base import (
     Source,
     SourceRecord,
     StreamEntry,
+    WholeOrNothing,
 )
 from evidencekit.sources.files import FileSource
 from evidencekit.sources.stdin import StdinSource
 
 __all__ = ["BytesContent", "Content", "FileSource", "PartlyRead", "Skip", "Source", "SourceRecord",
-           "StdinSource", "StreamEntry"]
+           "StdinSource", "StreamEntry", "WholeOrNothing"]

@@ -67,6 +67,16 @@ class PartlyRead(Protocol):
         None when everything was read. The manifest entry's ``error`` is that sentence."""
 
 
+@runtime_checkable
+class WholeOrNothing(Protocol):
+    """A source whose content is all stored or is worthless (a disk image): the destination's
+    free space is checked for it before anything is written, not when the disk fills hours
+    later (a file that cannot fit is skipped instead, FORMAT.md §8)."""
+
+    def required_bytes(self) -> int:
+        """Bytes of content it will store."""
+
+
 class BytesContent:
     """Content already in memory: a document a source wrote about what it read."""
 

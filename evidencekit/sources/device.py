@@ -159,6 +159,9 @@ class DeviceSource:
     def estimate(self, skip: Skip) -> tuple[int, int | None]:
         return 1 + len(DOCUMENTS), self.size
 
+    def required_bytes(self) -> int:
+        return self.size
+
     def entries(self, skip: Skip) -> Iterator[Entry | StreamEntry]:
         self._reader = SectorReader(self._fd, self.size, self.sector, direct=self._direct,
                                     retries=self._retries, still_there=self._still_there)

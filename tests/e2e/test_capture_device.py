@@ -73,6 +73,22 @@ def test_a_missing_device_is_a_usage_error(tmp_path: Path, keys: dict[str, Path]
     assert not (tmp_path / "out.evidence").exists()
 
 
+def test_an_image_larger_than_the_free_space_is_refused_before_reading(
+        tmp_path: Path, keys: dict[str, Path], home: Path) -> None:
+    # a sparse image file larger than the free space: it was read (zeros, for hours on a real
+    # disk) until the destination filled up
+    found = os.statvfs(tmp_path)
+    image = tmp_path / "disk.img"
+    with open(image, "wb") as f:
+        f.truncate(found.f_bavail * found.f_frsize + (1 << 30))
+    started = time.monotonic()
+    done = capture(tmp_path, keys, "--device", image)
+    assert done.returncode == 2
+    assert "does not fit in the" in json.loads(done.stdout)["error"]["message"]
+    assert time.monotonic() - started < 30 and not (tmp_path / "out.evidence").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
+
+
 def test_verify_against_names_the_windows_that_differ(tmp_path: Path, keys: dict[str, Path],
                                                       home: Path) -> None:
     image = tmp_path / "stick.img"
