@@ -4,15 +4,23 @@ case ends in bounded time with what came kept, and warcio accepts the WARC."""
 
 from __future__ import annotations
 
+import importlib
+import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
+
+import pytest
 
 from evidencekit.sources.web.fetch import Limits
 from evidencekit.sources.web.page import PAGE_TIME_FACTOR, PageCapture, capture_page
 from tests.support.raw_http import PAUSE, RESET, raw_server
+from tests.support.tools import require_tool
 from tests.support.web_server import warcio_command
 
+# the module (the package's name "render" is its function)
+render_module = importlib.import_module("evidencekit.sources.web.render")
 QUICK = Limits(timeout=2.0, user_agent="evidencekit-test")
 
 
@@ -154,3 +162,30 @@ def test_an_answer_whose_lines_end_in_bare_line_feeds_is_read(tmp_path: Path) ->
     assert page.header("Content-Type") == "text/html"
     assert capture.problems() == [] and len(capture.exchanges) == 2
     warcio_accepts(tmp_path, capture)
+
+
+def test_a_page_that_hangs_chromium_is_bounded_recorded_and_leaves_nothing(
+        request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A script that never yields: Chromium is killed at the time limit, the pictures are
+    recorded absent with the reason, and nothing is left in the temporary folder (Chromium,
+    killed, leaves its own org.chromium.* folder in TMPDIR unless that is ours to remove)."""
+    browser = require_tool("chromium")
+    # short: Chromium's socket in TMPDIR must fit in 108 bytes (a pytest tmp_path is too long)
+    temporary = Path(tempfile.mkdtemp(prefix="ek-t-", dir="/tmp"))
+    request.addfinalizer(lambda: shutil.rmtree(temporary))
+    monkeypatch.setenv("TMPDIR", str(temporary))
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    monkeypatch.setattr(render_module, "RENDER_TIMEOUT", 3.0)
+    html = b"<html><body><h1>Fake Bank</h1><script>for (;;) {}</script></body></html>"
+    answer = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: "
+              + str(len(html)).encode() + b"\r\n\r\n" + html)
+    started = time.monotonic()
+    rendering = render_module.render("http://fake-bank.test/", {"http://fake-bank.test/": answer},
+                                     browser)
+    assert time.monotonic() - started < 2 * 3.0 + 10
+    assert rendering.screenshot is None and rendering.pdf is None
+    assert rendering.absent == {"screenshot": "Chromium did not finish within 3 s",
+                                "pdf": "Chromium did not finish within 3 s"}
+    assert list(temporary.iterdir()) == []
+    left = subprocess.run(["pgrep", "-f", str(temporary)], capture_output=True, text=True)
+    assert left.stdout == ""  # no Chromium process of ours still running

@@ -10,6 +10,7 @@ a close, ``PAUSE`` for a short pause (a second packet).
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import threading
@@ -35,6 +36,10 @@ def raw_server(answers: list[list[bytes]]) -> Iterator[RawSite]:
     site = RawSite(f"http://127.0.0.1:{listener.getsockname()[1]}")
 
     def answer(connection: socket.socket, parts: list[bytes]) -> None:
+        with contextlib.suppress(OSError):  # the client hung up (its limits do that)
+            answer_on(connection, parts)
+
+    def answer_on(connection: socket.socket, parts: list[bytes]) -> None:
         with connection:
             connection.settimeout(5)
             request = b""

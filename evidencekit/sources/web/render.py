@@ -121,11 +121,15 @@ def _run(browser: str, url: str, port: int, folder: Path, output: list[str], mad
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.insert(1, "--no-sandbox")  # Chromium refuses to start as root otherwise
     # Its own home too: Chromium writes crash settings, dconf and font caches under the user's
-    # home even with --user-data-dir, and this computer's files are not its to change.
-    home = folder / "home"
+    # home even with --user-data-dir, and this computer's files are not its to change. And its
+    # own TMPDIR: killed at the time limit (or by Ctrl-C), it leaves its org.chromium.Chromium.*
+    # folder there; inside ours, it goes with ours. (A short name: Chromium's socket in it must
+    # fit in 108 bytes.)
+    home, temporary = folder / "home", folder / "t"
+    temporary.mkdir(exist_ok=True)
     environment = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
                    "XDG_CACHE_HOME": str(home / ".cache"),
-                   "XDG_DATA_HOME": str(home / ".local/share")}
+                   "XDG_DATA_HOME": str(home / ".local/share"), "TMPDIR": str(temporary)}
     try:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, start_new_session=True,
