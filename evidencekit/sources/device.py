@@ -126,6 +126,9 @@ class DeviceSource:
         self._mounts = _refuse_mounted_read_write(given, info, self._sys, mountinfo)
         self._fd, self._direct = _open(self._path, given, direct=self._block)
         self._info = os.fstat(self._fd)
+        # the file whose change changes the image: the image file, or a loop device's backing
+        # file (written to directly, not through the device, the device's counters stay still)
+        self._watched = (self._path, self._info) if not self._block else _loop_file(self._sys)
         self.identity = self._identify()
         self.size: int = self.identity["size"]["value"]
         self.sector: int = self.identity["logical_sector_size"]["value"]
@@ -165,8 +168,7 @@ class DeviceSource:
     def entries(self, skip: Skip) -> Iterator[Entry | StreamEntry]:
         self._reader = SectorReader(self._fd, self.size, self.sector, direct=self._direct,
                                     retries=self._retries, still_there=self._still_there)
-        self._content = DeviceContent(self._reader, self._hashes, self._path if not self._block
-                                      else None, self._info, self._status,
+        self._content = DeviceContent(self._reader, self._hashes, self._watched, self._status,
                                       partial(_write_counters, self._sys) if self._sys else None)
         self._started = rfc3339(self._clock())
         try:
@@ -448,6 +450,15 @@ def _refuse_mounted_read_write(given: str, info: os.stat_result, sys_dir: Path |
     return mounted
 
 
+def _loop_file(sys_dir: Path | None) -> tuple[str, os.stat_result] | None:
+    """The file a loop device reads and how it is now; None for any other device."""
+    path = _read_text(sys_dir / "loop" / "backing_file") if sys_dir is not None else None
+    try:
+        return None if path is None else (path, os.stat(path))
+    except OSError:
+        return None
+
+
 def _loop_backing(sys_dir: Path) -> tuple[int, int] | None:
     """(st_dev, st_ino) of the file a loop device reads, None for any other device."""
     path = _read_text(sys_dir / "loop" / "backing_file")
@@ -524,8 +535,9 @@ class DeviceContent:
     image's): they are made on a thread of their own, over each block while the pipeline
     copies and hashes the same block, so that imaging stays at the speed of one hash."""
 
-    def __init__(self, reader: SectorReader, hashes: Sequence[str], file_path: str | None,
-                 before: os.stat_result, status: Callable[[str], None] | None = None,
+    def __init__(self, reader: SectorReader, hashes: Sequence[str],
+                 watched: tuple[str, os.stat_result] | None,
+                 status: Callable[[str], None] | None = None,
                  counters: Callable[[], dict[str, int] | None] | None = None) -> None:
         self._reader = reader
         self._counters = counters  # the device's write counters now (None: an image file)
@@ -538,8 +550,7 @@ class DeviceContent:
         self._extra = {name: hashlib.new(name) for name in hashes}
         self._window: Any = hashlib.sha256()
         self._window_start = 0
-        self._file_path = file_path
-        self._before = before
+        self._watched = watched  # (path, stat before reading) of the file behind the image
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="evidencekit-windows")
         self._pending: Future[None] | None = None
         self.windows: list[tuple[int, int, str]] = []
@@ -609,15 +620,19 @@ class DeviceContent:
         self._window_start = end
 
     def changes(self) -> list[str]:
-        if self._file_path is None:
-            return self._writes_meanwhile()
+        return self._file_changed() + self._writes_meanwhile()
+
+    def _file_changed(self) -> list[str]:
+        if self._watched is None:
+            return []
+        path, before = self._watched
+        what = "the image file" if self._counters is None else f"the loop device's file {path}"
         try:
-            after = os.stat(self._file_path)
+            after = os.stat(path)
         except OSError as exc:
-            return [f"the image file could not be looked at after reading: {exc.strerror}"]
-        if (after.st_size, after.st_mtime_ns) != (self._before.st_size,
-                                                  self._before.st_mtime_ns):
-            return ["the image file was modified while being read"]
+            return [f"{what} could not be looked at after reading: {exc.strerror}"]
+        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+            return [f"{what} was modified while being read"]
         return []
 
     def _writes_meanwhile(self) -> list[str]:
