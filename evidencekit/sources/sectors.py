@@ -68,12 +68,15 @@ class ReadMap:
 
     def mapfile(self, comments: list[str]) -> bytes:
         """The map as a GNU ddrescue mapfile (ddrescue's manual, "Mapfile structure"): comment
-        lines, the status line (current position, ``+`` finished, pass 1), then one line per run,
-        positions and sizes in hex."""
+        lines, the status line (current position, ``+`` finished, or ``?`` still copying where
+        the device stopped answering, as ddrescue leaves it when interrupted; pass 1), then one
+        line per run, positions and sizes in hex."""
         lines = [f"# {line}" for line in comments]
         lines.append("# current_pos  current_status  current_pass")
+        untried = self.ranges(UNTRIED)
         end = sum(int(run[1]) for run in self.runs)
-        lines.append(f"0x{end:08X}     +               1")
+        position, status = (untried[0][0], UNTRIED) if untried else (end, READ)
+        lines.append(f"0x{position:08X}     {status}               1")
         lines.append("#      pos        size  status")
         lines += [f"0x{int(p):08X}  0x{int(s):08X}  {st}" for p, s, st in self.runs]
         return ("\n".join(lines) + "\n").encode("ascii")

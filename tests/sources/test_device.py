@@ -268,6 +268,12 @@ def test_a_device_that_vanishes_is_recorded_and_what_was_read_kept(tmp_path: Pat
     assert not result.seal.complete
     found = document(data, name)
     assert found["read"]["vanished"]["at"] == kept
+    # not "finished" (ddrescuelog said so of a device gone after 5 of its 8 MiB): still copying
+    require_tool("ddrescuelog")
+    said = subprocess.run(["ddrescuelog", "-t", str(data / f"{name}.mapfile")],
+                          capture_output=True, text=True, check=True).stdout
+    assert "current status: copying" in said
+    assert f"\n0x{kept:08X}     ?               1\n" in (data / f"{name}.mapfile").read_text()
 
 
 
