@@ -14,8 +14,10 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import itertools
 import os
 import pwd
+import re
 import shlex
 import shutil
 import socket
@@ -28,9 +30,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from tests.support.tools import require_tool, skip_or_fail
 
-USER = "ek-remote"  # the unprivileged account logged in when the tests run as root
+ACCOUNT_PREFIX = "ek-remote"  # ek-remote-PID-N: the accounts made when the tests run as root
+_STALE = re.compile(rf"{ACCOUNT_PREFIX}(?:-(\d+)-\d+)?")  # bare: the name used until 2026-12
+_made = itertools.count(1)
 SSHD = "/usr/sbin/sshd"
 
 
@@ -87,15 +93,50 @@ def fingerprint_of(line: str) -> str:
     return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
 
 
-def _login_user() -> str:
+@contextmanager
+def _login_user(home: Path) -> Iterator[str]:
+    """The user the server logs in: the tests' own, or (as root) an account made for this server
+    alone, removed afterwards."""
     if os.geteuid() != 0:
-        return pwd.getpwuid(os.geteuid()).pw_name
+        yield pwd.getpwuid(os.geteuid()).pw_name
+        return
+    _remove_stale_accounts()
+    name = f"{ACCOUNT_PREFIX}-{os.getpid()}-{next(_made)}"
+    subprocess.run(["useradd", "--no-create-home", "--home-dir", str(home), "--shell", "/bin/sh",
+                    name], check=True, capture_output=True)
     try:
-        pwd.getpwnam(USER)
-    except KeyError:
-        subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", USER], check=True,
-                       capture_output=True)
-    return USER
+        yield name
+    finally:
+        _remove_account(name, end_its_processes=True)
+
+
+def _remove_stale_accounts() -> None:
+    """Accounts made by runs that ended without removing them (killed): the process that made
+    one is gone, and nothing runs as it."""
+    for entry in pwd.getpwall():
+        match = _STALE.fullmatch(entry.pw_name)
+        if match and not (match.group(1) and psutil.pid_exists(int(match.group(1)))):
+            # what still runs as an account of a dead run is its leftovers; the bare name may
+            # be in use by a run of the code before accounts were removed: left alone then
+            _remove_account(entry.pw_name, end_its_processes=bool(match.group(1)))
+
+
+def _remove_account(name: str, end_its_processes: bool) -> None:
+    """The account and its group (userdel refuses while a process runs as it: then a later
+    run removes it). Its processes are the server's sessions and what they left running (a
+    remote command whose shell a test killed)."""
+    uid = pwd.getpwnam(name).pw_uid
+    running = [p for p in psutil.process_iter(["uids"])
+               if p.info["uids"] is not None and uid in p.info["uids"]]
+    if running and not end_its_processes:
+        return
+    for process in running:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    psutil.wait_procs(running, timeout=10)
+    legacy = name == ACCOUNT_PREFIX  # had a home of its own under /home; later ones: the server's
+    subprocess.run(["userdel", *(["--remove"] if legacy else []), name], check=False,
+                   capture_output=True)
 
 
 def _free_port() -> int:
@@ -120,16 +161,21 @@ def _wait_until_answering(port: int, process: subprocess.Popen[bytes], log: Path
 
 @contextmanager
 def running() -> Iterator[Sshd]:
+    with contextlib.ExitStack() as stack:  # the account, if one is made, outlives the server
+        yield from _running(stack)
+
+
+def _running(stack: contextlib.ExitStack) -> Iterator[Sshd]:
     if not os.path.exists(SSHD):
         skip_or_fail("OpenSSH's server is not installed (Debian: openssh-server)")
     for tool in ("ssh", "ssh-keygen", "ssh-keyscan"):
         require_tool(tool)
-    user = _login_user()
     root = Path(tempfile.mkdtemp(prefix="evidencekit-sshd-"))
     os.chmod(root, 0o755)
     process: subprocess.Popen[bytes] | None = None
     client: Path | None = None
     try:
+        user = stack.enter_context(_login_user(root))
         for name in ("host_key", "client_key"):
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name,
                             "-f", str(root / name)], check=True)
@@ -168,8 +214,6 @@ def running() -> Iterator[Sshd]:
 
 def _stop_with_sessions(process: subprocess.Popen[bytes]) -> None:
     """The server and every process it started (sessions left by a test that cut one)."""
-    import psutil
-
     try:
         started = psutil.Process(process.pid).children(recursive=True)
     except psutil.NoSuchProcess:
