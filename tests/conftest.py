@@ -3,6 +3,7 @@ a library; a conftest never is)."""
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,15 @@ from tests.support.tools import (  # noqa: F401  (old names, kept while other br
 SLOW_TESTS = frozenset(
     line.strip() for line in (Path(__file__).parent / "slow_tests.txt").read_text().splitlines()
     if line.strip() and not line.startswith("#"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The commands the tests interrupt with Ctrl-C (SIGINT) must not inherit it ignored: a shell
+    without job control starts a background job (``pytest … &``) with SIGINT ignored, children
+    inherit that, and evidencekit then rightly keeps ignoring it (as under nohup), so those tests
+    failed only when pytest ran in the background. Python's own handler is not inherited."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m "not slow" deselects
