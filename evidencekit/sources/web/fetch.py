@@ -327,6 +327,7 @@ class _End:
 
     def __init__(self) -> None:
         self._head_at = 0  # where the header block being looked for starts (after 1xx ones)
+        self._scanned = 0  # no blank line before this (a huge header block is scanned once)
         self._body_at: int | None = None  # where the body starts, once the header block is in
         self._length: int | None = None  # Content-Length, when given
         self._chunked = False
@@ -355,8 +356,9 @@ class _End:
         """Parse the final header block once it is in: interim answers (1xx but 101, such as
         103 Early Hints, which sites send before the real one) are passed over."""
         while True:
-            found = head_end(data, self._head_at)
+            found = head_end(data, max(self._head_at, self._scanned))
             if found is None:
+                self._scanned = max(len(data) - 3, 0)  # a blank line may end in what comes
                 return False
             end, after = found
             lines = _lines(bytes(data[self._head_at:end]))
