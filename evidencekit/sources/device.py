@@ -43,7 +43,14 @@ from evidencekit import __version__, canonical
 from evidencekit.clock import Clock, rfc3339, system_clock
 from evidencekit.errors import UsageError
 from evidencekit.sources.base import BytesContent, Skip, SourceRecord, StreamEntry
-from evidencekit.sources.sectors import BAD, DEFAULT_RETRIES, READ, UNTRIED, SectorReader
+from evidencekit.sources.sectors import (
+    BAD,
+    DEFAULT_RETRIES,
+    READ,
+    UNTRIED,
+    SectorReader,
+    printable,
+)
 from evidencekit.walk import Entry, escape_name
 
 KIND = "device"
@@ -134,7 +141,7 @@ class DeviceSource:
         self.sector: int = self.identity["logical_sector_size"]["value"]
         self.write_block = self._block_writes(write_block)
         self._index = 0
-        raw_name = os.path.basename(self._path).encode()
+        raw_name = os.fsencode(os.path.basename(self._path))  # any bytes: not always UTF-8
         self._name = escape_name(raw_name + b".raw" if self._block else raw_name)
         self._reader: SectorReader | None = None
         self._content: DeviceContent | None = None
@@ -217,8 +224,8 @@ class DeviceSource:
 
     def _windows(self) -> bytes:
         assert self._content is not None
-        lines = [f"# SHA-256 of each window of {WINDOW} bytes of {self._name} (the last may be "
-                 "shorter), as stored (zeros where nothing read): offset size sha256"]
+        lines = [f"# SHA-256 of each window of {WINDOW} bytes of {printable(self._name)} (the "
+                 "last may be shorter), as stored (zeros where nothing read): offset size sha256"]
         lines += [f"{offset} {size} {digest}" for offset, size, digest in self._content.windows]
         return ("\n".join(lines) + "\n").encode("ascii")
 
@@ -227,7 +234,9 @@ class DeviceSource:
         reader = self._reader
         document: dict[str, Any] = {
             "type": "evidencekit.device", "version": 1,
-            "given": self._given, "path": self._path, "image": f"data/{self._name}",
+            # names as bytes may be any (the manifest's source record keeps them exactly)
+            "given": escape_name(os.fsencode(self._given)),
+            "path": escape_name(os.fsencode(self._path)), "image": f"data/{self._name}",
             "block_device": self._block,
             "identity": {**self.identity, "partition_table": self._content.partition_table},
             "write_block": self.write_block,

@@ -71,7 +71,7 @@ class ReadMap:
         lines, the status line (current position, ``+`` finished, or ``?`` still copying where
         the device stopped answering, as ddrescue leaves it when interrupted; pass 1), then one
         line per run, positions and sizes in hex."""
-        lines = [f"# {line}" for line in comments]
+        lines = [f"# {printable(line)}" for line in comments]
         lines.append("# current_pos  current_status  current_pass")
         untried = self.ranges(UNTRIED)
         end = sum(int(run[1]) for run in self.runs)
@@ -80,6 +80,15 @@ class ReadMap:
         lines.append("#      pos        size  status")
         lines += [f"0x{int(p):08X}  0x{int(s):08X}  {st}" for p, s, st in self.runs]
         return ("\n".join(lines) + "\n").encode("ascii")
+
+
+def printable(text: str) -> str:
+    """*text* in printable ASCII, anything else as a Python escape (``clé`` as ``cl\\xe9``, a
+    line feed as ``\\n``): a comment line of a mapfile or windows document holds a device's or
+    file's name, which may be anything, and must stay one line of ASCII for the tools that read
+    them."""
+    return "".join(c if " " <= c <= "~" and c != "\\" else
+                   c.encode("unicode_escape", "backslashreplace").decode("ascii") for c in text)
 
 
 @dataclass(frozen=True)

@@ -277,6 +277,25 @@ def test_a_device_that_vanishes_is_recorded_and_what_was_read_kept(tmp_path: Pat
 
 
 
+@pytest.mark.parametrize("name", [b"cl\xc3\xa9 USB.img", b"two\nlines.img", b"latin-1 \xe9.img"])
+def test_an_image_of_any_name_is_imaged_and_its_mapfile_read_by_ddrescuelog(
+        tmp_path: Path, name: bytes) -> None:
+    # a name that is not plain ASCII ended the capture with an internal error (exit 5) once the
+    # whole image had been read; a line feed in it broke the mapfile for ddrescuelog
+    image = os.path.join(os.fsencode(tmp_path), name)
+    content = patterned(MIB)
+    with open(image, "wb") as f:
+        f.write(content)
+    result, _, data = image_of(tmp_path, DeviceSource(os.fsdecode(image)))
+    assert result.seal.complete
+    [stored] = [p for p in data.iterdir() if p.name.endswith(".mapfile")]
+    require_tool("ddrescuelog")
+    said = subprocess.run(["ddrescuelog", "-t", str(stored)], capture_output=True, text=True)
+    assert said.returncode == 0 and "rescued:    1048 kB" in said.stdout, said.stderr
+    windows = stored.with_name(stored.name[:-len(".mapfile")] + ".windows")
+    assert len(windows.read_text("ascii").splitlines()) == 2  # the comment line, one window
+
+
 def test_a_4kn_disk_is_read_in_its_sectors_and_a_partial_last_one_counted(tmp_path: Path
                                                                         ) -> None:
     # a loop device of 4096-byte logical sectors over a file of 2 MiB + 2560 bytes: the kernel
