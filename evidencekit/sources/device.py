@@ -130,6 +130,8 @@ class DeviceSource:
             raise UsageError(f"--device {given}: neither a block device nor a file",
                              hint="name a block device (e.g. /dev/sdb) or a raw image file")
         self._sys = _sys_block(info) if self._block else None
+        # where sysfs does not show it (not mounted, a container), its absence says nothing
+        self._sys_shown = self._sys is not None and self._sys.exists()
         self._mounts = _refuse_mounted_read_write(given, info, self._sys, mountinfo)
         self._fd, self._direct = _open(self._path, given, direct=self._block)
         self._info = os.fstat(self._fd)
@@ -308,7 +310,7 @@ class DeviceSource:
                 "devices": results}
 
     def _still_there(self) -> bool:
-        return self._sys is None or self._sys.exists()
+        return self._sys is None or not self._sys_shown or self._sys.exists()
 
 
 _SYSFS_FIELDS = {

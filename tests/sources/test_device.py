@@ -231,6 +231,22 @@ def image_and_oracles_agree(tmp_path: Path, bad: list[tuple[int, int]]) -> None:
         in line and f"data/{name}.mapfile" in line
 
 
+def test_without_sysfs_a_bad_sector_is_not_taken_for_a_vanished_device(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # where /sys does not show the device (not mounted, a container), "is it still there?" was
+    # answered no at the first bad sector: the rest of the disk was never read
+    import evidencekit.sources.device as device_module
+
+    monkeypatch.setattr(device_module, "_sys_block", lambda info: tmp_path / "no-sysfs")
+    content = patterned(4 * MIB)
+    with bad_disk(tmp_path, content, Faults(bad=[(MIB, MIB + 512)])) as device:
+        result, _, data = image_of(tmp_path, DeviceSource(device, write_block=False))
+    image = (data / f"{os.path.basename(device)}.raw").read_bytes()
+    assert image == content[:MIB] + bytes(512) + content[MIB + 512:]
+    [problem] = result.problems
+    assert problem.problem.startswith("1 bad sector") and "never read" not in problem.problem
+
+
 def test_a_sector_that_fails_once_is_read_again(tmp_path: Path) -> None:
     content = patterned(4 * MIB)
     log = tmp_path / "reads.log"
