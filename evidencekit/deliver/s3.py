@@ -481,7 +481,7 @@ class S3Store:
         key = object_key(self.url.prefix, facts)
         existing = self.head(key)
         if existing is not None:
-            return self.delivery(key, self.ensure_locked(key, existing), already_there=True)
+            return self._found(key, existing)
         digest = _sha256_of_file(bundle)
         writer = ObjectWriter(self.client, self.url.bucket, key, self.lock,
                               {"sha256": digest})
@@ -505,7 +505,7 @@ class S3Store:
             found = self.head(key)
             if found is None:
                 raise
-            return self.delivery(key, self.ensure_locked(key, found), already_there=True)
+            return self._found(key, found)
         except BaseException:
             writer.abort()
             raise
@@ -516,6 +516,12 @@ class S3Store:
         facts_now = self.head(key, uploaded.version_id)
         assert facts_now is not None
         return self.delivery(key, self.ensure_locked(key, facts_now), already_there=False)
+
+    def _found(self, key: str, head: dict[str, Any]) -> Delivery:
+        """An earlier delivery under *key*: taken as this one only when nobody wrote over it
+        (the newest version would otherwise be locked and recorded as the bundle)."""
+        the_only_version(self.client, S3Url(self.url.bucket, key))
+        return self.delivery(key, self.ensure_locked(key, head), already_there=True)
 
     def ensure_locked(self, key: str, head: dict[str, Any]) -> dict[str, Any]:
         """The object's head once it holds the protection asked for. A store may ignore the lock
@@ -741,12 +747,50 @@ def list_objects(client: Any, url: S3Url) -> list[StoredObject]:
     return found
 
 
+def the_only_version(client: Any, url: S3Url) -> str:
+    """The version id of the object at *url* ('' when the store keeps no versions or does not
+    let these credentials list them). BundleError when the key was written over: object lock
+    keeps a version from being changed or deleted, not a new version from being put on top,
+    and a plain GET reads the newest. evidencekit writes a key once (If-None-Match: *), so a
+    second version, or a delete marker, is someone else's."""
+    import botocore.exceptions as bx
+
+    with talking_to(str(url)):
+        try:
+            answer = client.list_object_versions(Bucket=url.bucket, Prefix=url.key)
+        except bx.ClientError as exc:
+            if error_code(exc) in ("AccessDenied", "403", "NotImplemented", "501"):
+                return ""
+            raise
+    versions = [v for v in answer.get("Versions", []) if v.get("Key") == url.key]
+    markers = [m for m in answer.get("DeleteMarkers", []) if m.get("Key") == url.key]
+    if len(versions) + len(markers) <= 1:
+        return str(versions[0].get("VersionId") or "") if versions else ""
+    # S3 lists a key's versions newest first; times tie within a second
+    versions = sorted(reversed(versions), key=lambda v: v["LastModified"])
+    first = versions[0] if versions else None
+    raise BundleError(
+        f"{url} was written over: it has {_count(len(versions), 'version')}"
+        + (f" and {_count(len(markers), 'delete marker')}" if markers else "")
+        + ", and evidencekit stores a bundle under a key only once"
+        + (f"; the first, version {first.get('VersionId')} of "
+           f"{rfc3339(first['LastModified'])}, is the one it stored" if first else ""),
+        hint="read each version with the store's own tools (aws s3api list-object-versions, "
+        "get-object --version-id) and find out who wrote the others")
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
 def download(client: Any, url: S3Url, out: BinaryIO, progress: Progress) -> tuple[str, str]:
     """Write the object at *url* to *out*; (its SHA-256 as read, the one recorded at upload or
-    ''). BundleError when they differ."""
+    ''). BundleError when they differ, or when the key was written over."""
     digest = hashlib.sha256()
+    version = the_only_version(client, url)
     with talking_to(str(url)):
-        answer = client.get_object(Bucket=url.bucket, Key=url.key)
+        answer = client.get_object(Bucket=url.bucket, Key=url.key,
+                                   **({"VersionId": version} if version else {}))
         recorded = str(answer.get("Metadata", {}).get("sha256", ""))
         progress.start("Downloading", None, int(answer.get("ContentLength") or 0) or None)
         body = answer["Body"]
@@ -872,4 +916,5 @@ def open_remote_bundle(client: Any, url: S3Url) -> Any:
     if not url.key or url.key.endswith("/"):
         raise UsageError(f"{url}: name one object (s3://BUCKET/KEY); 'evidencekit store list' "
                          "shows them")
-    return open_stream(cast(BinaryIO, RemoteObject(client, url)), Path(url.key))
+    return open_stream(cast(BinaryIO, RemoteObject(client, url, the_only_version(client, url))),
+                       Path(url.key))

@@ -282,3 +282,30 @@ def test_a_custody_log_that_cannot_record_the_delivery_says_the_copy_exists(
     assert again.code == 0 and again.json()["already_there"] is True
     assert again.json()["custody_event"] == 2
     assert [e.action for e in verify(bundle).events] == ["captured", "transferred"]
+
+
+def test_a_key_written_over_is_never_read_as_the_bundle(
+        stored: tuple[str, str, str], bundle: Path, keys: dict[str, Any], tmp_path: Path,
+        s3_server: S3Server) -> None:
+    """Object lock keeps the stored version, but anyone allowed to PutObject can put a newer
+    version on top, which a plain GET reads: verify, get and a retried put refuse (exit 1)."""
+    bucket, key, version = stored
+    client = s3_server.client()
+    client.put_object(Bucket=bucket, Key=key, Body=bundle.read_bytes())  # valid, but not it
+    location = f"s3://{bucket}/{key}"
+    before = bundle.read_bytes()
+    out = tmp_path / "fetched.evidence"
+    for command in (("verify", location), ("store", "get", location, "-o", out)):
+        result = invoke(*command, "--endpoint", s3_server.endpoint, "--json",
+                        env=s3_server.env())
+        assert result.code == 1, result.stdout
+        message = result.json()["error"]["message"]
+        assert "was written over: it has 2 versions" in message and version in message
+    assert not out.exists()
+    again = _put(bundle, keys, s3_server, f"s3://{bucket}/", "--retain-days", "1")
+    assert again.code == 1 and "written over" in again.json()["error"]["message"]
+    assert bundle.read_bytes() == before  # nothing recorded about the newer version
+    client.delete_object(Bucket=bucket, Key=key)  # a delete marker: allowed under the lock
+    hidden = invoke("verify", location, "--endpoint", s3_server.endpoint, "--json",
+                    env=s3_server.env())
+    assert hidden.code == 1 and "and 1 delete marker" in hidden.json()["error"]["message"]
