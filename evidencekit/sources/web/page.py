@@ -25,6 +25,7 @@ from evidencekit.sources.web.urls import Unfetchable, fetchable
 DOCUMENT_TYPE = "evidencekit.web-capture"
 DEFAULT_USER_AGENT = (f"evidencekit/{__version__} (evidence preservation: one page and its own "
                       "resources)")
+LISTED_AT_MOST = 10_000  # resources of one page listed (fetched: Limits.max_resources)
 PAGE_TIME_FACTOR = 10  # a whole page (redirects and resources) gets ten exchanges' time
 
 
@@ -39,6 +40,7 @@ class PageCapture:
     not_fetched: list[tuple[str, str]] = field(default_factory=list)  # (url, why)
     record_ids: list[tuple[str, str | None]] = field(default_factory=list)  # request, response
     unfollowed: str | None = None  # why the page's redirects were not followed to the end
+    unlisted: str | None = None  # why some resources the page names are not even listed
     warc: bytes = b""
     finished_ns: int = 0
 
@@ -65,7 +67,8 @@ class PageCapture:
                          "recorded")
         failed = [(e.url, f"not captured whole: {e.error}") for role, e in self.exchanges
                   if role == "resource" and e.error]
-        return found + _grouped(failed + [(url, why) for url, why in self.not_fetched])
+        found += _grouped(failed + [(url, why) for url, why in self.not_fetched])
+        return found + ([self.unlisted] if self.unlisted else [])
 
     def replay(self) -> dict[str, bytes]:
         """URL → the response as received, for rendering from the WARC (render.py)."""
@@ -106,8 +109,14 @@ def capture_page(url: str, limits: Limits, clock: Clock = system_clock,
         body = page.body()
         content_type = page.header("Content-Type")
         if is_html(content_type, body):
-            for index, resource in enumerate(page_resources(body, page.url,
-                                                            charset_of(content_type))):
+            named = page_resources(body, page.url, charset_of(content_type),
+                                   at_most=LISTED_AT_MOST + 1)
+            if len(named) > LISTED_AT_MOST:
+                named = named[:LISTED_AT_MOST]
+                capture.unlisted = (f"the page names more than {LISTED_AT_MOST} resources: "
+                                    f"the first {LISTED_AT_MOST} are listed, the rest were not "
+                                    "looked for")
+            for index, resource in enumerate(named):
                 why = run.refusal(index)
                 if why is None:
                     why = run.follow(resource, "resource", referer=page.url)
