@@ -28,12 +28,25 @@ class BundleFacts:
     case_id: str
     host: str
     payload_sha256: str
+    # the file as it was when verified (file_state): a destination refuses to complete a copy
+    # of a file that has changed since, so what it stores is what was verified
+    verified_state: tuple[int, ...] | None = None
 
     @classmethod
-    def of(cls, report: Report) -> BundleFacts:
+    def of(cls, report: Report, verified_state: tuple[int, ...] | None = None) -> BundleFacts:
         require_intact(report)
         assert report.seal is not None and report.payload_sha256 is not None
-        return cls(report.seal.case_id, report.events[0].host, report.payload_sha256)
+        return cls(report.seal.case_id, report.events[0].host, report.payload_sha256,
+                   verified_state)
+
+    def changed_since_verified(self, bundle: Path) -> bool:
+        return self.verified_state is not None and file_state(bundle) != self.verified_state
+
+
+def file_state(path: Path) -> tuple[int, ...]:
+    """What changes when a file is written to or replaced: its inode, size and change times."""
+    st = path.stat()
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 @dataclass(frozen=True)
@@ -60,8 +73,9 @@ class Destination(Protocol):
 def checked_facts(bundle: Path) -> tuple[BundleFacts, Report]:
     """Verify the public parts of *bundle* (signatures, custody chain, payload hash) and return
     what destinations name it by: only an intact bundle is delivered."""
+    state = file_state(bundle)
     report = verify(bundle)
-    return BundleFacts.of(report), report
+    return BundleFacts.of(report, state), report
 
 
 def already_recorded(report: Report, delivery: Delivery) -> bool:

@@ -37,6 +37,10 @@ class LocalFile:
                 if _sha256_of(stage.file) != digest:
                     raise BundleError(f"the copy at {target} differs from {bundle} when read "
                                       "back; it was not kept", hint="check the disk")
+                if facts.changed_since_verified(bundle):
+                    raise BundleError(f"{bundle} changed while it was being verified or "
+                                      f"copied; nothing was left at {target}",
+                                      hint="let whatever writes to it finish, then try again")
         except FileExistsError:
             raise OutputError(f"{target} appeared while copying; nothing was copied") from None
         except FileNotFoundError:

@@ -496,10 +496,10 @@ class S3Store:
                 progress.finish()
             # Checked before completing: once complete, the object is locked for years under
             # the key that every retry takes as this bundle's delivery.
-            if sent.hexdigest() != digest:
-                raise BundleError(f"{bundle} changed while it was being uploaded; nothing was "
-                                  "stored", hint="let whatever writes to it finish, then run "
-                                  "'evidencekit store put' again")
+            if sent.hexdigest() != digest or facts.changed_since_verified(bundle):
+                raise BundleError(f"{bundle} changed while it was being verified or uploaded; "
+                                  "nothing was stored", hint="let whatever writes to it "
+                                  "finish, then run 'evidencekit store put' again")
             uploaded = writer.complete()
         except ObjectExists:
             found = self.head(key)

@@ -240,6 +240,22 @@ def test_a_bundle_changed_during_the_upload_leaves_no_object(bundle: Path,
     client = s3_server.client()
     facts, _ = checked_facts(bundle)
     store = S3Store(S3Url(bucket, "p/"), _lock(), s3_server.endpoint, client)
-    with pytest.raises(BundleError, match="changed while it was being uploaded"):
+    with pytest.raises(BundleError, match="changed while it was being verified or uploaded"):
         store.deliver(bundle, facts, _WritesToTheBundle(bundle))
     _no_object(client, bucket, object_key("p/", facts))
+
+
+def test_a_bundle_changed_after_it_was_verified_is_not_stored(bundle: Path,
+                                                               s3_server: S3Server) -> None:
+    """Changed between the verification and the upload: what would be stored is not what was
+    verified."""
+    bucket = s3_server.new_bucket()
+    client = s3_server.client()
+    facts, _ = checked_facts(bundle)
+    with bundle.open("r+b") as f:
+        f.seek(-10, os.SEEK_END)
+        f.write(b"X" * 10)
+    store = S3Store(S3Url(bucket, "v/"), _lock(), s3_server.endpoint, client)
+    with pytest.raises(BundleError, match="changed while it was being verified or uploaded"):
+        store.deliver(bundle, facts, NoProgress())
+    _no_object(client, bucket, object_key("v/", facts))
