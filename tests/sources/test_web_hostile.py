@@ -226,3 +226,18 @@ def test_a_page_naming_a_million_resources_is_listed_so_far_in_bounded_time() ->
     assert capture.problems()[-1] == (f"the page names more than {LISTED_AT_MOST} resources: "
                                       f"the first {LISTED_AT_MOST} are listed, the rest were "
                                       "not looked for")
+
+
+def test_a_long_host_name_still_makes_file_names_that_fit() -> None:
+    """Host names up to 253 bytes: HOST.web-capture.json must stay a file name (255 bytes at
+    most), or the bundle verifies but cannot be extracted ("File name too long")."""
+    from evidencekit.sources.web import FILES, WebSource
+    long = ".".join(["a" * 60] * 4)
+    urls = [f"http://{long}.example/", f"http://{long}.example.org/", f"http://{long}.example/",
+            "http://short.example/"]
+    source = WebSource(urls)
+    source.place(0, set())
+    names = [record.bag_name for record in source.records()]
+    assert len(set(names)) == 4 and names[3] == "short.example"
+    assert names[2] == names[0] + "~1"
+    assert all(len(f"{name}.{file}".encode()) <= 255 for name in names for file in FILES)

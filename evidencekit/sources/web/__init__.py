@@ -190,8 +190,15 @@ class WebSource:
         yield entry(DOCUMENT_NAME, BytesContent(canonical.dumps(capture_json(capture, files))))
 
 
+NAME_AT_MOST = 190  # bytes of HOST in HOST~N.FILE: a file name holds 255 at most
+
+
 def _host_name(url: str) -> str:
     """The name of a page's files: its host (an IPv6 address's colons as ``_``, for file systems
-    that refuse them)."""
-    host = urllib.parse.urlsplit(url).hostname or "page"
-    return host.replace(":", "_")
+    that refuse them). A host name may be 253 bytes long (phishing names often are long), and
+    HOST.web-capture.json would not fit in a file name: a bundle that cannot be extracted. A
+    longer one is cut, and ends with its hash (two long names stay two)."""
+    host = (urllib.parse.urlsplit(url).hostname or "page").replace(":", "_")
+    if len(host) <= NAME_AT_MOST:
+        return host
+    return host[:NAME_AT_MOST - 13] + "~" + hashlib.sha256(host.encode()).hexdigest()[:12]
