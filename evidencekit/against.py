@@ -34,6 +34,7 @@ class WindowsCollector:
 
     def __init__(self) -> None:
         self.documents: dict[str, bytes] = {}
+        self.mapfiles: dict[str, bytes] = {}  # what could not be read at capture
 
     def directory(self, name: str, member: tarfile.TarInfo) -> None:
         pass
@@ -44,6 +45,8 @@ class WindowsCollector:
     def file(self, name: str, member: tarfile.TarInfo, chunks: Iterator[bytes]) -> None:
         if name.startswith("data/") and name.endswith(".windows") and member.size <= _LARGEST:
             self.documents[name] = b"".join(chunks)
+        elif name.startswith("data/") and name.endswith(".mapfile") and member.size <= _LARGEST:
+            self.mapfiles[name] = b"".join(chunks)
 
 
 @dataclass
@@ -53,6 +56,7 @@ class Window:
     sealed: str
     found: str | None = None
     unread_now: int = 0  # bytes of it that could not be read this time
+    unread_at_capture: int = 0  # bytes of it stored as zeros because they could not be read
 
 
 @dataclass
@@ -73,11 +77,29 @@ class Comparison:
         return {"target": self.target, "image": self.image, "image_size": self.image_size,
                 "target_size": self.target_size, "windows": len(self.windows),
                 "differing": [{"offset": w.offset, "size": w.size, "sealed": w.sealed,
-                               "found": w.found, "unread_now": w.unread_now}
+                               "found": w.found, "unread_now": w.unread_now,
+                               "unread_at_capture": w.unread_at_capture}
                               for w in self.differing],
                 "same": not self.differing and self.image_size == self.target_size
                 and self.stopped is None,
                 "stopped": self.stopped}
+
+
+def unread_at_capture(mapfile: bytes) -> list[tuple[int, int]]:
+    """(position, size) of the runs of a device's mapfile that were not read (``-`` bad,
+    ``?`` never tried): stored as zeros, so a device that reads there now differs."""
+    runs = []
+    lines = [line for line in mapfile.decode("ascii").splitlines()
+             if line.strip() and not line.startswith("#")]
+    for line in lines[1:]:  # the first is the status line
+        position, size, status = line.split()
+        if status != "+":
+            runs.append((int(position, 16), int(size, 16)))
+    return runs
+
+
+def _overlap(ranges: list[tuple[int, int]], start: int, end: int) -> int:
+    return sum(min(p + s, end) - max(p, start) for p, s in ranges if p < end and p + s > start)
 
 
 def parse_windows(text: bytes) -> list[Window]:
@@ -115,6 +137,9 @@ def compare(report: Report, collected: WindowsCollector, target: str, findings: 
     image = name[: -len(".windows")]
     windows = parse_windows(text)
     image_size = sum(w.size for w in windows)
+    unread = unread_at_capture(collected.mapfiles.get(image + ".mapfile", b""))
+    for window in windows:
+        window.unread_at_capture = _overlap(unread, window.offset, window.offset + window.size)
     fd, size, sector, direct = _open(target)
     result = Comparison(target, image, image_size, size, windows)
     try:
@@ -136,6 +161,9 @@ def compare(report: Report, collected: WindowsCollector, target: str, findings: 
             said = f"bytes {window.offset}–{end} of the image {image} are past the end of {target}"
         elif window.unread_now:
             said += f" ({window.unread_now} bytes of it could not be read now)"
+        if window.unread_at_capture:
+            said += (f"; {window.unread_at_capture} bytes of it could not be read at capture and "
+                     "were stored as zeros (see the .mapfile), so a sector that reads now differs")
         findings.error(CHECK, f"{image} window {window.offset}", said, expected=window.sealed,
                        found=window.found)
     return result
@@ -171,9 +199,8 @@ def _read_windows(fd: int, size: int, sector: int, direct: bool, windows: list[W
                 progress.advance(nbytes=count)
             if end == window.offset + window.size:
                 window.found = digest.hexdigest()
-            unread = reader.map.ranges(BAD) + reader.map.ranges(UNTRIED)
-            window.unread_now = sum(min(p + s, end) - max(p, window.offset) for p, s in unread
-                                    if p < end and p + s > window.offset)
+            window.unread_now = _overlap(reader.map.ranges(BAD) + reader.map.ranges(UNTRIED),
+                                         window.offset, end)
         return None if reader.vanished is None else reader.vanished.how
     finally:
         buffer.release()

@@ -501,6 +501,9 @@ def against_text(compared: Comparison | None, findings: Findings) -> None:
                   f"{escape(compared.stopped)}; what was not read counts as unreadable now")
     for window in differing[:20]:
         unread = f" ({window.unread_now} bytes unreadable now)" if window.unread_now else ""
+        if window.unread_at_capture:
+            unread += (f" ({window.unread_at_capture} bytes were unreadable at capture, stored "
+                       "as zeros)")
         out.print(f"  bytes {window.offset}–{window.offset + window.size - 1}{unread}")
     if len(differing) > 20:
         out.print(f"  … and {len(differing) - 20} more (--json lists them all)")

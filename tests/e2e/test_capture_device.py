@@ -179,6 +179,27 @@ def test_verify_against_a_device_that_stops_answering_says_so(tmp_path: Path,
                for f in result["findings"])
 
 
+def test_verify_against_says_which_differences_were_unreadable_at_capture(
+        tmp_path: Path, keys: dict[str, Path], home: Path) -> None:
+    # a sector bad at capture (stored as zeros) that reads now differs; without the mapfile's
+    # word an examiner saw only "differs", as if the device had been altered
+    content = os.urandom(2 * MIB)
+    with bad_disk(tmp_path, content, Faults(bad=[(MIB, MIB + 512)])) as device:
+        assert capture(tmp_path, keys, "--device", device).returncode == 3
+    (tmp_path / "now.img").write_bytes(content)  # the same disk, every sector reading now
+    done = evidencekit("verify", tmp_path / "out.evidence", "-i", keys["identity"],
+                       "--against", tmp_path / "now.img", "--json")
+    assert done.returncode == 1
+    result = json.loads(done.stdout)
+    assert_valid(result, "verify")
+    [window] = result["against"]["differing"]
+    assert (window["unread_now"], window["unread_at_capture"]) == (0, 512)
+    assert any("could not be read at capture" in f["problem"] for f in result["findings"])
+    text = evidencekit("verify", tmp_path / "out.evidence", "-i", keys["identity"],
+                       "--against", tmp_path / "now.img")
+    assert b"512 bytes were unreadable at capture" in text.stdout
+
+
 def test_an_interrupted_imaging_leaves_nothing(tmp_path: Path, keys: dict[str, Path],
                                                home: Path) -> None:
     out = tmp_path / "out"
