@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 
 from tests.support.badfs import Faults, bad_disk, loop_device
+from tests.support.by_hand import by_hand as documented
+from tests.support.by_hand import passed, toolbox_in
 from tests.support.piped import by_hand, capture, evidencekit, manifest
 from tests.support.schemas import assert_valid
 from tests.support.tools import require_tool
@@ -55,6 +57,10 @@ def test_a_disk_with_bad_sectors_is_imaged_incomplete_and_checkable_by_hand(
     digest = hashlib.sha256(expected).hexdigest()
     assert by_hand(tmp_path / "out.evidence", keys["identity"], tmp_path / "hand",
                    f"data/{name}") == digest
+    # the whole procedure of FORMAT.md §7.2 too: the image and its documents are flat in data/
+    output = passed(documented(toolbox_in(tmp_path / "toolbox"), tmp_path / "out.evidence",
+                               "-i", keys["identity"]))
+    assert "the 0 folders manifest.json lists are there, and no others" in output
     found = manifest(tmp_path / "hand")
     record = found["sources"][0]
     assert record["kind"] == "device" and record["details"]["bad_sectors"] == 2

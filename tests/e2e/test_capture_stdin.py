@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.by_hand import by_hand as documented
+from tests.support.by_hand import passed, toolbox_in
 from tests.support.piped import by_hand, capture, evidencekit, manifest
 
 
@@ -48,6 +50,10 @@ def test_a_piped_stream_round_trips(tmp_path: Path, keys: dict[str, Path], home:
     [entry] = [e for e in found["entries"] if e["source"] == 1]
     assert entry["sha256"] == digest and entry["size"] == size and entry["kind"] == "file"
     assert entry["path"] == "journal.export" and entry["changes"] == []
+    if size == 0:  # the whole procedure of FORMAT.md §7.2 (once: it reads the same names)
+        output = passed(documented(toolbox_in(tmp_path / "toolbox"), tmp_path / "out.evidence",
+                                   "-i", keys["identity"]))
+        assert "the 1 folders manifest.json lists are there, and no others" in output
 
 
 def test_a_file_redirected_to_stdin_is_streamed_at_its_size(tmp_path: Path,

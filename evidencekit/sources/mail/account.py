@@ -37,7 +37,7 @@ class Account:
 
     @property
     def name(self) -> str:
-        """The account's name in the bag (``data/USER@HOST``)."""
+        """The account's name in the bag: its files are ``data/USER@HOST.…``."""
         return f"{self.user}@{self.host}"
 
 

@@ -1,6 +1,11 @@
-"""A mailbox as a Source: ``data/USER@HOST/`` holding ``server.json``, then one folder per IMAP
-folder with ``UID.eml`` (the message exactly as served) and ``UID.json`` (its record) for each
-message, and ``folder.json`` (what was asked and found) after them (docs/FORMAT.md §4.3).
+"""A mailbox as a Source, its files flat in ``data/`` (docs/FORMAT.md §4.3):
+``USER@HOST.server.json``, then for each IMAP folder ``USER@HOST.FOLDER.UID.eml`` (the message
+exactly as served) and ``USER@HOST.FOLDER.UID.json`` (its record) for each message, and
+``USER@HOST.FOLDER.folder.json`` (what was asked and found) after them. No folder of its own: a
+folder in the bag is one captured from a file system, listed in manifest.json, and the
+procedure by hand (§7.2) counts them.
+``FOLDER`` is the folder's name with its hierarchy delimiter (and any ``/``) written ``∕``,
+U+2215, as remote-logical writes a path: ``Reçu.Archiv`` (delimiter ``.``) is ``Reçu∕Archiv``.
 
 :meth:`MailSource.connect` runs before the capture starts (so a wrong password or an untrusted
 server stops everything before a bundle is begun): it connects, logs in, examines and searches
@@ -95,6 +100,7 @@ class MailSource:
         self._listed: list[Folder] = []
         self._index = 0
         self._bag_name = escape_name(account.name.encode("utf-8"))
+        self._flat: dict[str, str] = {}  # a folder's modified UTF-7 name: its FOLDER in names
         self.fetched = 0  # messages asked of the server in this run
         self.resumed = 0  # messages read from an earlier run's state
 
@@ -151,9 +157,21 @@ class MailSource:
 
     # -------------------------------------------------------------------- Source
     def place(self, first_index: int, taken: set[str]) -> None:
+        """Take ``USER@HOST`` (else ``USER@HOST~1`` …) such that no name taken is it or starts
+        with it and a dot: then every ``USER@HOST.…`` name of this source is free (the other
+        sources' names are all taken before the mailbox's, which comes last). Its own names
+        are unique by their shape: ``.server.json``, ``.FOLDER.folder.json`` and
+        ``.FOLDER.UID.eml|json`` (UID digits) with FOLDER unique among its folders."""
         self._index = first_index
-        self._bag_name = unique_name(escape_name(self.account.name.encode("utf-8")), taken)
-        taken.add(self._bag_name)
+        base = escape_name(self.account.name.encode("utf-8"))
+        candidate, number = base, 0
+        while _clashes(candidate, taken):
+            number += 1
+            candidate = f"{base}~{number}"
+        self._bag_name = candidate
+        self._flat = flat_folder_names(self.folders)
+        taken.update([candidate, self._name(SERVER_DOCUMENT),
+                      *(self._name(f"{flat}.{FOLDER_DOCUMENT}") for flat in self._flat.values())])
 
     def records(self) -> list[SourceRecord]:
         return [SourceRecord(self._index, self.account.given.encode("utf-8"),
@@ -176,14 +194,14 @@ class MailSource:
         a batch ahead (background_fetching): while one batch is sealed, the next one travels."""
         if self._client is None:
             raise RuntimeError("MailSource.connect() must be called before the capture")
+        if not self._flat:
+            self._flat = flat_folder_names(self.folders)
         yield self._document(SERVER_DOCUMENT, self._server_document(), self._clock())
-        names = {SERVER_DOCUMENT}
         directory, examined = "", 0
         summary: dict[str, Any] = {}
         for folder, news in in_background(self._fetching()):
             if isinstance(news, _Examined):
-                directory = unique_name(_folder_file_name(folder.name), names)
-                names.add(directory)
+                directory = self._flat[folder.name_utf7]
                 summary = {"failed": [], "stored": 0, "from_earlier_run": 0}
                 examined = news.when
                 if news.renumbered:
@@ -195,7 +213,7 @@ class MailSource:
             elif isinstance(news, list):
                 yield from self._batch_entries(directory, folder, news, summary)
             else:
-                yield self._document(f"{directory}/{FOLDER_DOCUMENT}",
+                yield self._document(f"{directory}.{FOLDER_DOCUMENT}",
                                      self._folder_document(folder, summary, examined), examined)
         self.close()
 
@@ -227,7 +245,7 @@ class MailSource:
                 continue
             summary["stored"] += 1
             summary["from_earlier_run"] += item.earlier
-            name = f"{directory}/{item.uid}"
+            name = f"{directory}.{item.uid}"
             yield self._stream(f"{name}.eml", item.body, item.when, MESSAGE_MIME)
             yield self._stream(f"{name}.json", item.record, item.when, JSON_MIME)
 
@@ -284,13 +302,14 @@ class MailSource:
             "flags": message.flags, "rfc822_size": message.rfc822_size, "size": len(body),
             "sha256": hashlib.sha256(body).hexdigest(), "modseq": message.modseq,
             "gmail": message.gmail, "fetched": rfc3339(fetched), "from_earlier_run": earlier,
-            "file": f"{message.uid}.eml", "headers": headers_of(body),
+            "file": self._name(f"{self._flat[folder.name_utf7]}.{message.uid}.eml"),
+            "headers": headers_of(body),
         }
         return _Prepared(message.uid, body, canonical.dumps(record), _seconds_ns(moment) or fetched,
                          earlier)
 
     def _failed(self, directory: str, folder: Folder, uid: int, problem: str) -> StreamEntry:
-        path = f"{self._bag_name}/{directory}/{uid}.eml"
+        path = self._name(f"{directory}.{uid}.eml")
         return StreamEntry(self._index, path.encode("utf-8"), f"data/{path}",
                            _Unfetched(problem), mtime_ns=self._clock())
 
@@ -328,8 +347,19 @@ class MailSource:
     def _document(self, relative: str, document: dict[str, Any], when: int) -> StreamEntry:
         return self._stream(relative, canonical.dumps(document), when, JSON_MIME)
 
+    def _name(self, relative: str) -> str:
+        """A file's name in data/: ``USER@HOST.`` and *relative*."""
+        return f"{self._bag_name}.{relative}"
+
+    def file_names(self, folder: Folder, uid: int | None = None) -> tuple[str, ...]:
+        """The names in data/ of *folder*'s document, or of message *uid*'s .eml and .json."""
+        flat = self._flat[folder.name_utf7]
+        if uid is None:
+            return (self._name(f"{flat}.{FOLDER_DOCUMENT}"),)
+        return self._name(f"{flat}.{uid}.eml"), self._name(f"{flat}.{uid}.json")
+
     def _stream(self, relative: str, data: bytes, when: int, mime: str) -> StreamEntry:
-        path = f"{self._bag_name}/{relative}"
+        path = self._name(relative)
         return StreamEntry(self._index, path.encode("utf-8"), f"data/{path}", BytesContent(data),
                            mtime_ns=when, mime=mime)
 
@@ -454,10 +484,31 @@ def _decoded(raw: bytes) -> str:
         return value
 
 
-def _folder_file_name(name: str) -> str:
-    """A folder's name as one file name: '/' (which the delimiter may be) as '∕'."""
-    cleaned = name.replace("/", "∕").replace("\x00", "")
-    return cleaned if cleaned not in ("", ".", "..") else f"_{cleaned}"
+_SEPARATOR = "\u2215"  # DIVISION SLASH: a folder hierarchy's delimiter (and any "/") in names
+
+
+def flat_folder_names(folders: Sequence[Folder]) -> dict[str, str]:
+    """Each folder's FOLDER in file names (by its modified UTF-7 name): its hierarchy delimiter
+    and any '/' written '∕', unique among the mailbox's folders (``~1`` … as §4.4 makes names
+    unique; the records say the folder's real name)."""
+    names: dict[str, str] = {}
+    for folder in folders:
+        names[folder.name_utf7] = unique_name(_folder_file_name(folder.name, folder.delimiter),
+                                              set(names.values()))
+    return names
+
+
+def _folder_file_name(name: str, delimiter: str | None) -> str:
+    if delimiter and delimiter != "/":
+        name = name.replace(delimiter, _SEPARATOR)
+    cleaned = name.replace("/", _SEPARATOR).replace("\x00", "")
+    return cleaned or "_"
+
+
+def _clashes(candidate: str, taken: set[str]) -> bool:
+    """Whether a name taken is *candidate* or one of the names ``candidate.…``."""
+    prefix = f"{candidate}."
+    return any(name == candidate or name.startswith(prefix) for name in taken)
 
 
 def _seconds_ns(text: str | None) -> int | None:

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from tests.support import dovecot
+from tests.support.by_hand import by_hand, passed, toolbox_in
 from tests.support.dovecot import PASSWORD, TOKEN, Dovecot, deliver, message
 from tests.support.schemas import assert_valid
 from tests.support.tools import require_tool
@@ -48,6 +49,9 @@ def fill(server: Dovecot) -> None:
     deliver(inbox, "big", big_message(), received=1_796_000_300)
     deliver(server.folder("Junk"), "junk", message("You won"), received=1_796_000_400)
     deliver(server.folder("Re&AOc-u"), "recu", message("dans Reçu"), received=1_796_000_500)
+    # a folder inside another (Maildir++: the hierarchy delimiter is ".")
+    deliver(server.folder("Re&AOc-u.Archiv"), "archived", message("archivé"),
+            received=1_796_000_550)
     # the last test of the module deletes one of these two while capturing
     deliver(server.folder("Vanishing"), "stays", message("stays"), received=1_796_000_600)
     deliver(server.folder("Vanishing"), "goes", message("goes"), received=1_796_000_700)
@@ -120,6 +124,17 @@ def crlf(data: bytes) -> bytes:
     return data.replace(b"\n", b"\r\n")
 
 
+class PrefixedFolder:
+    """A mail folder's files in data/ (``ACCOUNT.FOLDER.NAME``): ``inbox / "3.eml"``."""
+
+    def __init__(self, data: Path, prefix: str) -> None:
+        self._data = data
+        self._prefix = prefix
+
+    def __truediv__(self, name: str) -> Path:
+        return self._data / f"{self._prefix}.{name}"
+
+
 def test_a_mailbox_is_captured_whole_and_left_unchanged(server: Dovecot, tmp_path: Path,
                                                          env: dict[str, str]) -> None:
     before = server.file_names()
@@ -128,13 +143,19 @@ def test_a_mailbox_is_captured_whole_and_left_unchanged(server: Dovecot, tmp_pat
     assert server.file_names() == before  # no flag changed: \Seen would rename the file (:2,S)
     report = json.loads(done.stdout)
     assert_valid(report, "capture")
-    assert report["mail"]["messages"] == 8 and report["mail"]["fetched"] == 8
-    data = extracted(tmp_path, env, tmp_path / "mail.evidence") / "data" / "jane@127.0.0.1"
-    assert sorted(p.name for p in data.iterdir()) == ["INBOX", "Junk", "Reçu", "Vanishing",
-                                                         "server.json"]
-    inbox = data / "INBOX"
-    assert sorted(p.name for p in inbox.iterdir()) == [
-        "1.eml", "1.json", "2.eml", "2.json", "3.eml", "3.json", "4.eml", "4.json", "folder.json"]
+    assert report["mail"]["messages"] == 9 and report["mail"]["fetched"] == 9
+    data = extracted(tmp_path, env, tmp_path / "mail.evidence") / "data"
+    # flat in data/, no folder the manifest does not list (FORMAT.md §4.3): ACCOUNT.FOLDER.UID
+    account = "jane@127.0.0.1"
+    assert sorted(p.name for p in data.iterdir()) == sorted([
+        f"{account}.server.json",
+        *(f"{account}.INBOX.{n}" for n in ("1.eml", "1.json", "2.eml", "2.json", "3.eml",
+                                            "3.json", "4.eml", "4.json", "folder.json")),
+        *(f"{account}.{folder}.{n}" for folder in ("Junk", "Reçu", "Reçu∕Archiv")
+          for n in ("1.eml", "1.json", "folder.json")),
+        *(f"{account}.Vanishing.{n}" for n in ("1.eml", "1.json", "2.eml", "2.json",
+                                                "folder.json"))])
+    inbox = PrefixedFolder(data, f"{account}.INBOX")
     # exactly the bytes served: Dovecot keeps LF and serves CRLF
     assert (inbox / "3.eml").read_bytes() == crlf(EIGHT_BIT)
     assert (inbox / "4.eml").read_bytes() == crlf(big_message())
@@ -148,11 +169,14 @@ def test_a_mailbox_is_captured_whole_and_left_unchanged(server: Dovecot, tmp_pat
     assert record["uidvalidity"] > 0 and record["uid"] == 3 and record["folder"] == "INBOX"
     assert flags(json.loads((inbox / "1.json").read_bytes())) == ["\\Seen"]
     assert flags(json.loads((inbox / "2.json").read_bytes())) == []
-    recu = json.loads((data / "Reçu" / "1.json").read_bytes())
+    recu = json.loads((data / f"{account}.Reçu.1.json").read_bytes())
     assert (recu["folder"], recu["folder_utf7"]) == ("Reçu", "Re&AOc-u")
+    assert recu["file"] == f"{account}.Reçu.1.eml"
+    archived = json.loads((data / f"{account}.Reçu∕Archiv.folder.json").read_bytes())
+    assert (archived["folder"], archived["delimiter"]) == ("Reçu.Archiv", ".")
     folder = json.loads((inbox / "folder.json").read_bytes())
     assert folder["matched"] == folder["stored"] == 4 and folder["failed"] == []
-    facts = json.loads((data / "server.json").read_bytes())
+    facts = json.loads((data / f"{account}.server.json").read_bytes())
     assert facts["server"]["connected_to"] == "127.0.0.1"
     assert facts["server"]["tls"]["chain"][0]["sha256"] == server.fingerprint.hex()
     assert facts["server"]["greeting"].startswith("* OK") or "Dovecot" in \
@@ -161,7 +185,7 @@ def test_a_mailbox_is_captured_whole_and_left_unchanged(server: Dovecot, tmp_pat
     for path in data.rglob("*.json"):  # every document against its schema (docs/schemas/)
         document = json.loads(path.read_bytes())
         assert_valid(document, {"server.json": "mail-server", "folder.json": "mail-folder"}
-                     .get(path.name, "mail-message"))
+                     .get(path.name.rsplit(".", 2)[-2] + ".json", "mail-message"))
     # the password is nowhere: not in the bundle's public parts, not in anything it holds (the
     # bag as stored: the manifest and its command line too), not in what the command said
     secret = PASSWORD.encode()
@@ -181,7 +205,7 @@ def test_a_mailbox_is_captured_whole_and_left_unchanged(server: Dovecot, tmp_pat
                           stdin=subprocess.DEVNULL)
     assert made.returncode == 0, made.stderr
     html = (tmp_path / "report.html").read_text()
-    assert "Überweisung für Sie" in html and "jane@127.0.0.1/INBOX/3.eml" in html
+    assert "Überweisung für Sie" in html and "jane@127.0.0.1.INBOX.3.eml" in html
     assert record["sha256"] in html
     assert not any(Path(env["XDG_STATE_HOME"]).rglob("*.state"))  # resume state gone
 
@@ -253,7 +277,8 @@ def test_a_dropped_connection_is_resumed_without_fetching_again(
     assert again.returncode == 0, again.stderr
     mail = json.loads(again.stdout)["mail"]
     assert (mail["messages"], mail["fetched"], mail["from_earlier_run"]) == (4, 1, 3)
-    inbox = extracted(tmp_path, env, tmp_path / "mail.evidence") / "data/jane@127.0.0.1/INBOX"
+    inbox = PrefixedFolder(extracted(tmp_path, env, tmp_path / "mail.evidence") / "data",
+                           "jane@127.0.0.1.INBOX")
     assert (inbox / "3.eml").read_bytes() == crlf(EIGHT_BIT)
     assert (inbox / "4.eml").read_bytes() == crlf(big_message())
     assert json.loads((inbox / "1.json").read_bytes())["from_earlier_run"] is True
@@ -268,7 +293,7 @@ def test_an_oauth2_token_logs_in_with_xoauth2_and_is_kept_nowhere(
                    url=server.url, login=("--imap-token-file", tmp_path / "token"))
     assert done.returncode == 0, done.stderr
     data = extracted(tmp_path, env, tmp_path / "mail.evidence", "--as-stored", name="bag")
-    facts = json.loads(next(data.rglob("server.json")).read_bytes())
+    facts = json.loads(next(data.rglob("*.server.json")).read_bytes())
     assert facts["authentication"] == "xoauth2" and "AUTH=XOAUTH2" in \
         facts["server"]["capability_before_login"]
     assert TOKEN.encode() not in (tmp_path / "mail.evidence").read_bytes()
@@ -299,10 +324,10 @@ def test_a_message_is_checked_by_hand_with_tar_age_and_sha256sum(
                     "sh", str(tmp_path / "mail.evidence"), str(tmp_path / "identity.txt"),
                     str(unpacked)], check=True, timeout=300)
     bag = unpacked / "bag"
-    eml = "data/jane@127.0.0.1/Junk/1.eml"
+    eml = "data/jane@127.0.0.1.Junk.1.eml"
     found = subprocess.run(["sha256sum", "--", eml], cwd=bag, check=True, capture_output=True,
                            text=True, timeout=60).stdout.split()[0]
-    record = json.loads((bag / "data/jane@127.0.0.1/Junk/1.json").read_bytes())
+    record = json.loads((bag / "data/jane@127.0.0.1.Junk.1.json").read_bytes())
     assert found == record["sha256"] == hashlib.sha256(crlf(message("You won"))).hexdigest()
     assert f"{found}  {eml}\n" in (bag / "manifest-sha256.txt").read_text()
     checked = subprocess.run(["sha256sum", "-c", "manifest-sha256.txt"], cwd=bag,
@@ -410,7 +435,7 @@ def test_the_guided_session_offers_the_mailbox(server: Dovecot, tmp_path: Path,
     assert report.ok, report.findings.items
     assert report.manifest is not None
     [source] = [s for s in report.manifest.get("sources") if s.get("kind") == "mail"]
-    assert source["details"]["messages"] == 8 and source["given"].endswith(
+    assert source["details"]["messages"] == 9 and source["given"].endswith(
         f"@127.0.0.1:{server.port}")
 
 
@@ -439,9 +464,62 @@ def test_a_message_deleted_while_capturing_is_recorded_not_lost(server: Dovecot,
     report = verify(tmp_path / "v.evidence", [identity])
     assert report.ok, report.findings.items
     assert report.manifest is not None
-    [gone] = [e for e in report.manifest.entries() if e["bag_path"].endswith("Vanishing/2.eml")]
+    [gone] = [e for e in report.manifest.entries() if e["bag_path"].endswith(".Vanishing.2.eml")]
     assert "no longer on the server" in gone["error"] and gone["size"] == 0
     extract(tmp_path / "v.evidence", tmp_path / "out", [identity])
-    folder = json.loads((tmp_path / "out/data/jane@127.0.0.1/Vanishing/folder.json").read_bytes())
+    folder = json.loads((tmp_path / "out/data/jane@127.0.0.1.Vanishing.folder.json").read_bytes())
     assert (folder["matched"], folder["stored"]) == (2, 1)
     assert [f["uid"] for f in folder["failed"]] == [2]
+
+
+def test_a_mailbox_bundle_is_verified_by_hand(server: Dovecot, tmp_path: Path,
+                                              env: dict[str, str]) -> None:
+    """FORMAT.md §7.2's procedure, run literally (tests/support/by_hand), on a mailbox of a
+    folder inside another and folders whose names are not ASCII: the bag's data/ must hold no
+    folder that manifest.json does not list."""
+    from evidencekit.crypto import age
+
+    identity = age.X25519Identity.generate()
+    (tmp_path / "identity.txt").write_text(f"{identity}\n")
+    done = capture(tmp_path, env, "--imap-fingerprint", pin(server), "--folder", "Reçu",
+                   "--folder", "Reçu.Archiv", "--folder", "Junk", url=server.url,
+                   protection=("-r", str(identity.recipient())))
+    assert done.returncode == 0, done.stderr
+    assert [f["name"] for f in json.loads(done.stdout)["mail"]["folders"]] == \
+        ["Reçu", "Reçu.Archiv", "Junk"]
+    output = passed(by_hand(toolbox_in(tmp_path / "toolbox"), tmp_path / "mail.evidence",
+                            "-i", tmp_path / "identity.txt"))
+    assert "the 10 files of manifest-sha256.txt are there" in output
+    assert "the 0 folders manifest.json lists are there, and no others" in output
+    data = tmp_path / "mail.evidence.checked" / "payload" / "bag" / "data"
+    assert not [p for p in data.iterdir() if p.is_dir()]
+    # evidencekit says the same; extract gives the same flat files; the exports read them
+    key = ("-i", str(tmp_path / "identity.txt"))
+    checked = evidencekit(env, "verify", tmp_path / "mail.evidence", *key)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    evidencekit(env, "extract", tmp_path / "mail.evidence", *key, "-o", tmp_path / "out",
+                ok=True)
+    account = "jane@127.0.0.1"
+    assert sorted(p.name for p in (tmp_path / "out" / "data").iterdir()) == sorted([
+        f"{account}.server.json",
+        *(f"{account}.{folder}.{n}" for folder in ("Junk", "Reçu", "Reçu∕Archiv")
+          for n in ("1.eml", "1.json", "folder.json"))])
+    archived = tmp_path / "out" / "data" / f"{account}.Reçu∕Archiv.1.eml"
+    assert archived.read_bytes() == crlf(message("archivé"))
+    record = json.loads(archived.with_suffix(".json").read_bytes())
+    assert (record["folder"], record["file"]) == ("Reçu.Archiv", archived.name)
+    digest = hashlib.sha256(archived.read_bytes()).hexdigest()
+    for form, name in (("hashdeep", "list.txt"), ("case", "case.jsonld"), ("dfxml", "f.xml")):
+        evidencekit(env, "export", tmp_path / "mail.evidence", *key, "--format", form, "-o",
+                    tmp_path / name, ok=True)
+        exported = (tmp_path / name).read_text(encoding="utf-8")
+        assert digest in exported and "Reçu∕Archiv.1.eml" in exported, form
+
+
+def evidencekit(env: dict[str, str], *args: object, ok: bool = False
+                ) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([sys.executable, "-m", "evidencekit", *map(str, args)],
+                          capture_output=True, text=True, env=env, timeout=300,
+                          stdin=subprocess.DEVNULL)
+    assert not ok or done.returncode == 0, done.stdout + done.stderr
+    return done
