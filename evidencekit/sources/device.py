@@ -110,6 +110,7 @@ class DeviceSource:
     def __init__(self, given: str, *, write_block: bool = True, retries: int = DEFAULT_RETRIES,
                  hashes: Sequence[str] = (), clock: Clock = system_clock,
                  mountinfo: Path = Path("/proc/self/mountinfo"),
+                 swaps: Path = Path("/proc/swaps"),
                  status: Callable[[str], None] | None = None) -> None:
         if retries < 0:
             raise UsageError("--retries must be 0 or more")
@@ -132,7 +133,7 @@ class DeviceSource:
         self._sys = _sys_block(info) if self._block else None
         # where sysfs does not show it (not mounted, a container), its absence says nothing
         self._sys_shown = self._sys is not None and self._sys.exists()
-        self._mounts = _refuse_mounted_read_write(given, info, self._sys, mountinfo)
+        self._mounts = _refuse_mounted_read_write(given, info, self._sys, mountinfo, swaps)
         self._fd, self._direct = _open(self._path, given, direct=self._block)
         self._info = os.fstat(self._fd)
         # the file whose change changes the image: the image file, or a loop device's backing
@@ -406,7 +407,7 @@ def _write_counters(sys_dir: Path | None) -> dict[str, int] | None:
 
 
 def _refuse_mounted_read_write(given: str, info: os.stat_result, sys_dir: Path | None,
-                               mountinfo: Path) -> list[dict[str, str]]:
+                               mountinfo: Path, swaps: Path) -> list[dict[str, str]]:
     """A file system mounted read-write on the device (or one of its partitions) writes to it;
     a read-only mount may too (journal replay), but that is the user's choice, recorded: the
     read-only mounts found are returned, for the device document.
@@ -427,6 +428,7 @@ def _refuse_mounted_read_write(given: str, info: os.stat_result, sys_dir: Path |
         for loop, dev, file in _loops_over(backing):
             numbers.add(dev)
             names.update({f"/dev/{loop}", file})
+    _refuse_swap(given, numbers, names, swaps)
     try:
         lines = mountinfo.read_text().splitlines()
     except OSError:
@@ -459,6 +461,33 @@ def _refuse_mounted_read_write(given: str, info: os.stat_result, sys_dir: Path |
                          "this way); imaging it now would copy a moving target",
                          hint="unmount it or stop that program, then capture again")
     return mounted
+
+
+def _refuse_swap(given: str, numbers: set[str], names: set[str], swaps: Path) -> None:
+    """Swap space on it is written to at any moment, and setting it read-only would make the
+    kernel's swapping fail (processes killed on a live server): refused like a read-write
+    mount."""
+    try:
+        lines = swaps.read_text().splitlines()[1:]  # after the heading line
+    except OSError:
+        return
+    for line in lines:
+        # proc(5): Filename Type Size Used Priority (spaces in a name as \040)
+        fields = line.split()
+        if not fields:
+            continue
+        where = fields[0].replace("\\040", " ")
+        try:
+            info = os.stat(where)
+            number = f"{os.major(info.st_rdev)}:{os.minor(info.st_rdev)}" \
+                if stat.S_ISBLK(info.st_mode) else None
+        except OSError:
+            number = None
+        if os.path.realpath(where) in names or number in numbers:
+            raise UsageError(f"--device {given}: it is in use as swap space ({where}); imaging "
+                             "it now would copy a moving target, and making it read-only would "
+                             "make the system's swapping fail",
+                             hint=f"stop using it first (swapoff {where}), then capture again")
 
 
 def _loop_file(sys_dir: Path | None) -> tuple[str, os.stat_result] | None:

@@ -395,6 +395,23 @@ def test_a_mount_of_the_device_is_read_from_mountinfo(tmp_path: Path, options: s
                              "fstype": "vfat", "source": device, "super_options": "ro"}
 
 
+def test_a_device_in_use_as_swap_is_refused(tmp_path: Path) -> None:
+    # it was imaged (exit 0) and set read-only under the kernel's swapping
+    (tmp_path / "backing").write_bytes(bytes(MIB))
+    with loop_device(tmp_path / "backing", read_only=False) as device:
+        swaps = tmp_path / "swaps"
+        swaps.write_text("Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"
+                         f"{device}                              partition\t1020\t\t0\t\t-2\n")
+        with pytest.raises(UsageError, match=f"in use as swap space \\({device}\\)"):
+            DeviceSource(device, swaps=swaps)
+        assert not _read_only(device)  # refused before it was set read-only
+        DeviceSource(device, write_block=False, swaps=tmp_path / "no-swaps")
+
+
+def _read_only(device: str) -> bool:
+    return Path(f"/sys/class/block/{os.path.basename(device)}/ro").read_text().strip() == "1"
+
+
 def test_the_same_bytes_mounted_read_write_another_way_are_refused(tmp_path: Path) -> None:
     # an image file is the disk of a loop device, and a file may have two loop devices over it:
     # a read-write mount of any of them is the same moving target (both were imaged, exit 0)
