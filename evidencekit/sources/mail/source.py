@@ -169,7 +169,7 @@ class MailSource:
             number += 1
             candidate = f"{base}~{number}"
         self._bag_name = candidate
-        self._flat = flat_folder_names(self.folders)
+        self._flat = flat_folder_names(self.folders, len(candidate.encode("utf-8")))
         taken.update([candidate, self._name(SERVER_DOCUMENT),
                       *(self._name(f"{flat}.{FOLDER_DOCUMENT}") for flat in self._flat.values())])
 
@@ -195,7 +195,7 @@ class MailSource:
         if self._client is None:
             raise RuntimeError("MailSource.connect() must be called before the capture")
         if not self._flat:
-            self._flat = flat_folder_names(self.folders)
+            self._flat = flat_folder_names(self.folders, len(self._bag_name.encode("utf-8")))
         yield self._document(SERVER_DOCUMENT, self._server_document(), self._clock())
         directory, examined = "", 0
         summary: dict[str, Any] = {}
@@ -484,18 +484,30 @@ def _decoded(raw: bytes) -> str:
         return value
 
 
+_NAME_MAX = 255  # bytes of a file name on the usual file systems
 _SEPARATOR = "\u2215"  # DIVISION SLASH: a folder hierarchy's delimiter (and any "/") in names
 
 
-def flat_folder_names(folders: Sequence[Folder]) -> dict[str, str]:
+def flat_folder_names(folders: Sequence[Folder], account_bytes: int = 0) -> dict[str, str]:
     """Each folder's FOLDER in file names (by its modified UTF-7 name): its hierarchy delimiter
     and any '/' written '∕', unique among the mailbox's folders (``~1`` … as §4.4 makes names
-    unique; the records say the folder's real name)."""
+    unique; the records say the folder's real name). A name too long for a file system's 255
+    bytes beside an account name of *account_bytes* is cut, with ``~`` and 12 hex digits of
+    the SHA-256 of the folder's modified UTF-7 name after it."""
+    room = _NAME_MAX - account_bytes - len(".." + "4294967295" + ".json")
     names: dict[str, str] = {}
     for folder in folders:
-        names[folder.name_utf7] = unique_name(_folder_file_name(folder.name, folder.delimiter),
-                                              set(names.values()))
+        flat = _folder_file_name(folder.name, folder.delimiter)
+        if len(flat.encode("utf-8")) > room:
+            flat = _cut(flat, room, folder.name_utf7)
+        names[folder.name_utf7] = unique_name(flat, set(names.values()))
     return names
+
+
+def _cut(flat: str, room: int, name_utf7: str) -> str:
+    tag = "~" + hashlib.sha256(name_utf7.encode("utf-8")).hexdigest()[:12]
+    kept = flat.encode("utf-8")[:max(room - len(tag) - 4, 1)]  # 4: room for unique_name's ~N
+    return kept.decode("utf-8", errors="ignore") + tag
 
 
 def _folder_file_name(name: str, delimiter: str | None) -> str:

@@ -61,3 +61,16 @@ def test_the_account_name_is_free_of_every_name_taken_before_it() -> None:
     assert second.records()[0].bag_name == "jane@host~1.evil~1"
     names = ["jane@host.INBOX.1.eml", *all_names(first), *all_names(second)]
     assert len(names) == len(set(names))
+
+
+def test_a_name_too_long_for_a_file_system_is_cut_and_stays_unique() -> None:
+    deep = "Kunden/" * 40 + "Schriftverkehr"  # some 300 bytes once '/' is '∕'
+    source = mailbox("imaps://jane@mail.example.org", (deep + "/a", "/"), (deep + "/b", "/"),
+                     ("INBOX", "/"))
+    source.place(0, set())
+    names = all_names(source)
+    assert len(names) == len(set(names))
+    assert max(len(name.encode()) for name in names) <= 255
+    longest = source.file_names(source.folders[0], 4294967295)[1]
+    assert len(longest.encode()) <= 255 and longest.startswith("jane@mail.example.org.Kunden∕")
+    assert source.file_names(source.folders[2], 1)[0] == "jane@mail.example.org.INBOX.1.eml"
