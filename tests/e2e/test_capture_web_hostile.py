@@ -10,6 +10,8 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from evidencekit.sources.web.render import BROWSER_ENV
 from tests.e2e.test_capture_web import capture, extracted, valid_capture_document
 from tests.support.by_hand import by_hand, toolbox_in
@@ -56,3 +58,21 @@ def test_a_hostile_site_is_captured_as_far_as_it_went_and_says_what_is_missing(
     by_hand_result = by_hand(toolbox_in(tmp_path / "toolbox"), tmp_path / "out.evidence",
                              "-i", keys["identity"])
     assert by_hand_result.code == 0, by_hand_result.verdict
+
+
+@pytest.mark.parametrize(("option", "value", "said"), [
+    ("--user-agent", "Mozilla/5.0 …", "a User-Agent is printable ASCII on one line"),
+    ("--user-agent", "x\r\nX-Injected: 1", "a User-Agent is printable ASCII on one line"),
+    ("--url-timeout", "nan", "is not a number of seconds")],
+    ids=["ellipsis-copied-from-an-example", "line-end", "nan"])
+def test_limits_that_cannot_work_are_refused_before_anything_is_asked(
+        tmp_path: Path, keys: dict[str, Path], home: Path, option: str, value: str,
+        said: str) -> None:
+    """They stopped the capture with an internal error (exit 5: a User-Agent past ASCII, a
+    timeout of NaN), or added a header of their own to every request (a line end)."""
+    with raw_server([[answer(b"<p>page</p>")]]) as site:
+        done = capture(tmp_path, keys, "--url", site.base + "/", option, value)
+        assert site.requests == []
+    assert done.returncode == 2, done.stderr + done.stdout
+    assert said in done.stdout + done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "out.evidence").exists()

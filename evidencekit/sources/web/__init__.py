@@ -29,6 +29,7 @@ from typing import Any
 
 from evidencekit import canonical
 from evidencekit.clock import Clock, rfc3339, system_clock
+from evidencekit.errors import UsageError
 from evidencekit.sources.base import BytesContent, Content, Skip, SourceRecord, StreamEntry
 from evidencekit.sources.web.fetch import Limits
 from evidencekit.sources.web.page import (
@@ -38,7 +39,7 @@ from evidencekit.sources.web.page import (
     capture_page,
 )
 from evidencekit.sources.web.render import Rendering, render
-from evidencekit.sources.web.urls import check_url
+from evidencekit.sources.web.urls import check_url, check_user_agent
 from evidencekit.walk import Entry
 
 KIND = "web"
@@ -119,8 +120,10 @@ class WebSource:
         self._urls = [check_url(url) for url in urls]
         self._given = list(urls)
         limits = limits or Limits()
-        self._limits = limits if limits.user_agent else replace(limits,
-                                                                user_agent=DEFAULT_USER_AGENT)
+        self._limits = replace(limits, user_agent=check_user_agent(limits.user_agent)) \
+            if limits.user_agent else replace(limits, user_agent=DEFAULT_USER_AGENT)
+        if not limits.timeout > 0:  # NaN too: no deadline would ever come
+            raise UsageError(f"--url-timeout {limits.timeout} is not a number of seconds")
         self._renderer = renderer
         self._clock = clock
         self._first = 0

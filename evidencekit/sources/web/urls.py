@@ -43,3 +43,16 @@ def check_url(text: str) -> str:
         raise UsageError(f"--url {text!r} cannot be captured: {exc}",
                          hint="give an http:// or https:// address, without user name or "
                          "password, e.g. --url https://fake-bank.example/login") from None
+
+
+def check_user_agent(text: str) -> str:
+    """*text* as a User-Agent header value: printable ASCII and spaces only. A line end would
+    add headers of its own to every request; a character past ASCII (the "…" of an example
+    copied as it is) cannot be sent at all. UsageError otherwise."""
+    if text and all(" " <= char <= "~" for char in text):
+        return text
+    raise UsageError(f"--user-agent {text!r} cannot be sent: a User-Agent is printable ASCII "
+                     "on one line",
+                     hint='copy a browser\'s whole, e.g. --user-agent "Mozilla/5.0 (X11; Linux '
+                     'x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 '
+                     'Safari/537.36"')
