@@ -423,6 +423,12 @@ def _refuse_mounted_read_write(given: str, info: os.stat_result, sys_dir: Path |
             if dev and (child / "partition").exists():
                 numbers.add(dev)
                 names.add(f"/dev/{child.name}")
+    if sys_dir is not None:
+        for holder in _holders(sys_dir):  # LVM, dm-crypt, md RAID built on it
+            dev = _read_text(holder / "dev")
+            if dev:
+                numbers.add(dev)
+            names.add(f"/dev/{holder.name}")
     backing = _loop_backing(sys_dir) if sys_dir is not None else (info.st_dev, info.st_ino)
     if backing is not None:
         for loop, dev, file in _loops_over(backing):
@@ -461,6 +467,21 @@ def _refuse_mounted_read_write(given: str, info: os.stat_result, sys_dir: Path |
                          "this way); imaging it now would copy a moving target",
                          hint="unmount it or stop that program, then capture again")
     return mounted
+
+
+def _holders(sys_dir: Path, depth: int = 0) -> Iterator[Path]:
+    """The sysfs folders of the devices built on this one or its partitions (an LVM volume, a
+    dm-crypt mapping, an md RAID array), and of those built on them: a file system mounted on
+    any of them writes to this device."""
+    if depth > 16 or not sys_dir.is_dir():
+        return
+    places = [sys_dir] + [c for c in sorted(sys_dir.iterdir()) if (c / "partition").exists()]
+    for place in places:
+        folder = place / "holders"
+        for link in sorted(folder.iterdir()) if folder.is_dir() else []:
+            holder = link.resolve()
+            yield holder
+            yield from _holders(holder, depth + 1)
 
 
 def _refuse_swap(given: str, numbers: set[str], names: set[str], swaps: Path) -> None:

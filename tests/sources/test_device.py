@@ -408,6 +408,30 @@ def test_a_device_in_use_as_swap_is_refused(tmp_path: Path) -> None:
         DeviceSource(device, write_block=False, swaps=tmp_path / "no-swaps")
 
 
+def test_a_device_under_a_volume_mounted_read_write_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # an LVM or dm-crypt volume on it mounted read-write (/dev/mapper/…, a dm-N of its own) was
+    # not seen: the device was imaged, and set read-only under the volume's file system
+    # (this kernel has no device mapper: sysfs's holders/ links are made by hand, as it has them)
+    import evidencekit.sources.device as device_module
+
+    sys = tmp_path / "sys"
+    (sys / "dm-7").mkdir(parents=True)
+    (sys / "dm-7" / "dev").write_text("253:7\n")
+    (sys / "disk" / "disk1" / "holders").mkdir(parents=True)  # the volume is on a partition
+    (sys / "disk" / "disk1" / "partition").write_text("1\n")
+    (sys / "disk" / "disk1" / "holders" / "dm-7").symlink_to(sys / "dm-7")
+    monkeypatch.setattr(device_module, "_sys_block", lambda info: sys / "disk")
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text("36 25 253:7 / /srv rw,relatime - ext4 /dev/mapper/vg-srv rw\n")
+    (tmp_path / "backing").write_bytes(bytes(MIB))
+    with loop_device(tmp_path / "backing") as device:
+        with pytest.raises(UsageError, match="mounted read-write at /srv"):
+            DeviceSource(device, mountinfo=mountinfo)
+        mountinfo.write_text("36 25 253:7 / /srv ro,relatime - ext4 /dev/mapper/vg-srv ro\n")
+        DeviceSource(device, write_block=False, mountinfo=mountinfo)
+
+
 def _read_only(device: str) -> bool:
     return Path(f"/sys/class/block/{os.path.basename(device)}/ro").read_text().strip() == "1"
 
