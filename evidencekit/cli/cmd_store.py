@@ -31,7 +31,13 @@ from evidencekit.deliver import (
     checked_facts,
     record_delivery,
 )
-from evidencekit.errors import EvidenceKitError, ExitCode, OutputError, UsageError
+from evidencekit.errors import (
+    EvidenceKitError,
+    ExitCode,
+    Interrupted,
+    OutputError,
+    UsageError,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -105,6 +111,11 @@ def _record(bundle: Path, delivery: Delivery, request: EventRequest, report: Any
             "run the same 'evidencekit store put' again: it finds the stored copy, stores "
             "nothing twice, and records it")
         raise
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted after {bundle} was stored at {delivery.location}; its "
+                          "custody log does not record that (it was left as it was)",
+                          hint="run the same 'evidencekit store put' again: it finds the "
+                          "stored copy, stores nothing twice, and records it") from None
 
 
 def _destination(text: str, retain_until: str | None, retain_days: int | None,

@@ -37,7 +37,7 @@ from typing import Any, BinaryIO, NoReturn, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from evidencekit.deliver.base import BundleFacts, Delivery
-from evidencekit.errors import BundleError, StoreError, UsageError
+from evidencekit.errors import BundleError, Interrupted, StoreError, UsageError
 from evidencekit.progress import Progress
 
 SCHEME = "s3://"
@@ -456,6 +456,18 @@ def read_back(client: Any, uploaded: Uploaded, bucket: str) -> str:
     return whole.hexdigest()
 
 
+@contextmanager
+def stored_already(location: str, hint: str) -> Iterator[None]:
+    """Ctrl-C or SIGTERM once an object is complete: it exists (locked, perhaps for years), so
+    'nothing was written' would be false; say where it is and what was not done."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted after the bundle was stored at {location} (it stays "
+                          "there); checking and recording it were not finished",
+                          hint=hint) from None
+
+
 # --- the destination -------------------------------------------------------------------------
 
 class S3Store:
@@ -509,13 +521,15 @@ class S3Store:
         except BaseException:
             writer.abort()
             raise
-        read = read_back(self.client, uploaded, self.url.bucket)
-        if read != digest:
-            raise BundleError(f"{SCHEME}{self.url.bucket}/{key}: what the store holds is not "
-                              f"{bundle}", hint="do not rely on this copy")
-        facts_now = self.head(key, uploaded.version_id)
-        assert facts_now is not None
-        return self.delivery(key, self.ensure_locked(key, facts_now), already_there=False)
+        with stored_already(f"{SCHEME}{self.url.bucket}/{key}", "run the same 'evidencekit "
+                            "store put' again: it finds the stored copy, checks and records it"):
+            read = read_back(self.client, uploaded, self.url.bucket)
+            if read != digest:
+                raise BundleError(f"{SCHEME}{self.url.bucket}/{key}: what the store holds is "
+                                  f"not {bundle}", hint="do not rely on this copy")
+            facts_now = self.head(key, uploaded.version_id)
+            assert facts_now is not None
+            return self.delivery(key, self.ensure_locked(key, facts_now), already_there=False)
 
     def _found(self, key: str, head: dict[str, Any]) -> Delivery:
         """An earlier delivery under *key*: taken as this one only when nobody wrote over it
@@ -699,12 +713,13 @@ class S3Capture:
         except BaseException:
             writer.abort()
             raise
-        head = self.store.head(self.key, uploaded.version_id)
-        if head is None or int(head.get("ContentLength", -1)) != uploaded.size:
-            raise BundleError(f"{self.location}: the store does not hold what was uploaded",
-                              hint="do not rely on this copy")
-        self.delivery = self.store.delivery(self.key, self.store.ensure_locked(self.key, head),
-                                            already_there=False)
+        with stored_already(self.location, f"'evidencekit verify {self.location}' checks it"):
+            head = self.store.head(self.key, uploaded.version_id)
+            if head is None or int(head.get("ContentLength", -1)) != uploaded.size:
+                raise BundleError(f"{self.location}: the store does not hold what was uploaded",
+                                  hint="do not rely on this copy")
+            self.delivery = self.store.delivery(
+                self.key, self.store.ensure_locked(self.key, head), already_there=False)
 
 
 # --- reading the store ------------------------------------------------------------------------

@@ -309,3 +309,31 @@ def test_a_key_written_over_is_never_read_as_the_bundle(
     hidden = invoke("verify", location, "--endpoint", s3_server.endpoint, "--json",
                     env=s3_server.env())
     assert hidden.code == 1 and "and 1 delete marker" in hidden.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("where", ["read_back", "record"])
+def test_an_interrupt_once_the_object_exists_says_where_it_is(
+        bundle: Path, keys: dict[str, Any], s3_server: S3Server,
+        monkeypatch: pytest.MonkeyPatch, where: str) -> None:
+    """Ctrl-C after the upload was completed (while it is read back, or recorded): the locked
+    object exists, so the message names it instead of 'nothing was written'."""
+    import evidencekit.cli.cmd_store as cmd_store
+    import evidencekit.deliver.s3 as s3
+
+    def interrupt(*_: Any, **__: Any) -> None:
+        raise KeyboardInterrupt
+
+    bucket = s3_server.new_bucket()
+    before = bundle.read_bytes()
+    with monkeypatch.context() as patch:
+        patch.setattr(*((s3, "read_back") if where == "read_back"
+                        else (cmd_store, "record_delivery")), interrupt)
+        cut = _put(bundle, keys, s3_server, f"s3://{bucket}/", "--retain-days", "1")
+    assert cut.code == 130
+    [item] = s3_server.client().list_objects_v2(Bucket=bucket)["Contents"]
+    error = cut.json()["error"]
+    assert f"stored at s3://{bucket}/{item['Key']}" in error["message"]
+    assert "run the same 'evidencekit store put' again" in error["hint"]
+    assert bundle.read_bytes() == before
+    again = _put(bundle, keys, s3_server, f"s3://{bucket}/", "--retain-days", "1")
+    assert again.code == 0 and again.json()["custody_event"] == 2
