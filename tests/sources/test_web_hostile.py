@@ -241,3 +241,21 @@ def test_a_long_host_name_still_makes_file_names_that_fit() -> None:
     assert len(set(names)) == 4 and names[3] == "short.example"
     assert names[2] == names[0] + "~1"
     assert all(len(f"{name}.{file}".encode()) <= 255 for name in names for file in FILES)
+
+
+def test_redirects_of_resources_stay_within_the_bytes_of_the_whole_page() -> None:
+    """max_page bounds the memory a page takes: it was checked only before each resource, so
+    one asked just under it could bring 11 answers (10 redirects) of max_response each more."""
+    limits = Limits(timeout=2.0, max_response=4096, max_page=10_000,
+                    user_agent="evidencekit-test")
+    html = b"<img src='/r'>" + b" " * 3000
+    answer = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: "
+              + str(len(html)).encode() + b"\r\n\r\n" + html)
+    filler = b"x" * 3000
+    loop = (b"HTTP/1.1 302 Found\r\nLocation: /r\r\nContent-Length: "
+            + str(len(filler)).encode() + b"\r\n\r\n" + filler)
+    with raw_server([[answer], [loop]]) as site:
+        capture = capture_page(site.base + "/", limits)
+    assert sum(len(e.response) for _, e in capture.exchanges) <= limits.max_page
+    assert any("the page's answers reached 10000 bytes in all" in problem
+               for problem in capture.problems())

@@ -183,8 +183,11 @@ class _Run:
         if self.monotonic() >= self.deadline:
             return f"not fetched: {self._out_of_time()}"
         if self.received >= limits.max_page:
-            return f"not fetched: the page's answers reached {limits.max_page} bytes in all"
+            return f"not fetched: {self._out_of_room()}"
         return None
+
+    def _out_of_room(self) -> str:
+        return f"the page's answers reached {self.capture.limits.max_page} bytes in all"
 
     def _out_of_time(self) -> str:
         return (f"the time for the whole page ({self.capture.limits.timeout * PAGE_TIME_FACTOR:g}"
@@ -200,13 +203,16 @@ class _Run:
             except Unfetchable as exc:
                 return (f"not fetched: {exc}" if hop == 0 else
                         f"not reached: it redirects to {current}, which is not fetched: {exc}")
-            left = self.deadline - self.monotonic()
-            if left <= 0:  # each hop within the page's time, not only each resource's start
-                why = self._out_of_time()
+            # each hop within the page's time and bytes, not only each resource's start
+            limits = self.capture.limits
+            left, room = self.deadline - self.monotonic(), limits.max_page - self.received
+            why = (self._out_of_time() if left <= 0 else self._out_of_room() if room <= 0
+                   else None)
+            if why is not None:
                 return (f"not fetched: {why}" if hop == 0 else
                         f"not reached: it redirects to {current}, which is not fetched: {why}")
-            limits = self.capture.limits
-            exchange = fetch(current, replace(limits, timeout=min(limits.timeout, left)),
+            exchange = fetch(current, replace(limits, timeout=min(limits.timeout, left),
+                                              max_response=min(limits.max_response, room)),
                              self.clock, self.monotonic, referer, self._refusal_for(current))
             if not self.asked:
                 self.asked = True
