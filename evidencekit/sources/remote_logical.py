@@ -120,34 +120,53 @@ class RemoteLogicalSource:
                           f"data/{self._bag_name}.{DOCUMENT}", BytesContent(document),
                           mtime_ns=self._clock())
 
-    def _walk(self, path: bytes) -> Iterator[StreamEntry]:
+    def _walk(self, top: bytes) -> Iterator[StreamEntry]:
+        """*top* and what it holds, depth first in name order, without recursion: a tree may
+        be deeper than Python's stack (an SFTP path may be 4096 bytes long: 2,000 levels)."""
+        pending = [top]
+        while pending:
+            path = pending.pop()
+            try:
+                attrs = self._session.lstat(path)
+            except SftpError as exc:
+                self.items.append(_Item(path, "missing", None, error=exc.strerror or str(exc)))
+                continue
+            mode = attrs.mode or 0
+            if stat.S_ISDIR(mode):
+                pending.extend(reversed(self._directory(path, attrs)))
+            elif stat.S_ISREG(mode):
+                yield self._file(path, attrs)
+            elif stat.S_ISLNK(mode):
+                item = _Item(path, "symlink", attrs)
+                try:
+                    item.link_target = self._session.readlink(path)
+                except SftpError as exc:
+                    item.error = f"its target could not be read: {exc.strerror or exc}"
+                self.items.append(item)
+            else:
+                self.items.append(_Item(path, "other", attrs))
+
+    def _directory(self, path: bytes, attrs: Attrs) -> list[bytes]:
+        """The folder recorded; the paths of what it holds. A name no file system gives (empty,
+        or with a "/") is the server's invention: recorded as such, never followed (an empty
+        one would name the folder itself again, without end)."""
+        item = _Item(path, "directory", attrs)
+        self.items.append(item)
         try:
-            attrs = self._session.lstat(path)
+            children = self._session.listdir(path)
         except SftpError as exc:
-            self.items.append(_Item(path, "missing", None, error=exc.strerror or str(exc)))
-            return
-        mode = attrs.mode or 0
-        if stat.S_ISDIR(mode):
-            item = _Item(path, "directory", attrs)
-            self.items.append(item)
-            try:
-                children = self._session.listdir(path)
-            except SftpError as exc:
-                item.error = f"its contents could not be listed: {exc.strerror or exc}"
-                return
-            for name, _ in children:
-                yield from self._walk(path.rstrip(b"/") + b"/" + name)
-        elif stat.S_ISREG(mode):
-            yield self._file(path, attrs)
-        elif stat.S_ISLNK(mode):
-            item = _Item(path, "symlink", attrs)
-            try:
-                item.link_target = self._session.readlink(path)
-            except SftpError as exc:
-                item.error = f"its target could not be read: {exc.strerror or exc}"
-            self.items.append(item)
-        else:
-            self.items.append(_Item(path, "other", attrs))
+            item.error = f"its contents could not be listed: {exc.strerror or exc}"
+            return []
+        inside = []
+        for name, child in children:
+            joined = path.rstrip(b"/") + b"/" + name
+            if not name or b"/" in name:
+                self.items.append(_Item(joined, "other", child, error=(
+                    f"the server listed {escape_name(name)!r} in this folder, which is not a "
+                    "file name; not read")))
+            else:
+                inside.append(joined)
+        return inside
 
     def _file(self, path: bytes, attrs: Attrs) -> StreamEntry:
         flat = escape_name(path.strip(b"/")).replace("/", _SEPARATOR)

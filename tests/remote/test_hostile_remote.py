@@ -195,3 +195,21 @@ def test_a_flood_on_the_error_channel_is_neither_stored_nor_printed_whole(
     assert "failed (its exit code 2)" in done.stderr and len(done.stderr) < 2000, \
         len(done.stderr)
     _nothing_left(tmp_path, failing)
+
+
+def test_the_sftp_fallback_reads_a_tree_deeper_than_pythons_stack(
+        server: sshd_support.Sshd, keys: dict[str, Path], tmp_path: Path) -> None:
+    """1,100 folders deep (a path of 2.3 kB, as a host may have: sftp-server serves up to 4 kB):
+    a recursive walk ended in 'internal error: RecursionError' (exit 5)."""
+    top = server.root / f"deep-{os.urandom(4).hex()}"
+    subprocess.run(["sh", "-c", 'mkdir "$1" && cd "$1" && i=0 && while [ $i -lt 1100 ]; do '
+                    'mkdir d && cd d && i=$((i + 1)); done && echo found > bottom.txt',
+                    "sh", str(top)], check=True)
+    try:  # (os.walk and shutil.rmtree recurse too: chown and rm do not)
+        subprocess.run(["chown", "-R", server.user, str(top)], check=True)
+        out = tmp_path / "deep.evidence"
+        done = _capture(server, keys, out, "/nonexistent", "--sftp", top)
+        assert done.code == 0, done.stderr[-3000:]
+        assert done.json()["seal"]["counts"]["files"] == 2  # bottom.txt and the JSON document
+    finally:
+        subprocess.run(["rm", "-rf", str(top)], check=True)
