@@ -43,7 +43,7 @@ def main():
     found = [path for path in found if os.path.isdir(path)]
     # the app's folders before anything else; not the .pyz itself (nothing in it is imported)
     sys.path[:] = found + [p for p in sys.path if p and os.path.abspath(p) != archive]
-    from evidencekit.cli.main import main as evidencekit_main  # every command registered
+    from evidencekit.cli.main import main as evidencekit_main
 
     evidencekit_main()
 

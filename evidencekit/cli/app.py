@@ -6,6 +6,7 @@ import atexit
 import contextlib
 import copy
 import functools
+import importlib
 import os
 import signal
 import sys
@@ -157,7 +158,30 @@ Exit codes:
 """
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
+class LazyGroup(click.Group):
+    """A command group that imports a command's module only when that command is asked for (run,
+    listed by --help, completed): each command pays at start-up for its own imports only, not
+    for every other command's (issue 27). The module registers its commands itself, with
+    ``@cli.command`` as usual, when it is imported."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.modules: dict[str, str] = {}  # command name → the module that defines it
+
+    def add_lazy(self, modules: Mapping[str, str]) -> None:
+        self.modules.update(modules)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.modules})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.modules:
+            importlib.import_module(self.modules[cmd_name])
+        return self.commands.get(cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=EPILOG)
 @click.version_option(__version__, prog_name="evidencekit")
 @click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
               help=f"Read defaults from this YAML file (default: {CONFIG_HINT}, or "
@@ -177,6 +201,8 @@ def cli(ctx: click.Context, config_file: Path | None) -> None:
 
 
 def _parameters_by_command(group: click.Group, prefix: str = "") -> dict[str, set[str]]:
+    """The parameters of every command imported so far. That is enough for the defaults: click
+    resolves (imports) the command being run before it calls the group's function."""
     found: dict[str, set[str]] = {}
     for name, command in group.commands.items():
         path = f"{prefix}{name}"

@@ -1,19 +1,27 @@
-"""Entry point: the command group with every command module registered."""
+"""Entry point: the command group, and which module defines each command (imported only when that
+command is used, so that every command does not pay for every other one's imports)."""
 
 from __future__ import annotations
 
-from evidencekit.cli import (
-           cmd_capture,
-           cmd_custody,
-           cmd_export,
-           cmd_key,
-           cmd_open,
-           cmd_profiles,
-           cmd_report,
-           cmd_store,
-           cmd_timestamp,
-)
 from evidencekit.cli.app import cli, main
 
-__all__ = ["cli", "cmd_capture", "cmd_custody", "cmd_export", "cmd_key", "cmd_open", "cmd_profiles",
-           "cmd_report", "cmd_store", "cmd_timestamp", "main"]
+cli.add_lazy({
+    "capture": "evidencekit.cli.cmd_capture",
+    # hidden: the remote side of capture --remote (evidencekit.remote.receive.SERVE_COMMAND)
+    "serve-capture": "evidencekit.cli.capture_remote",
+    "custody": "evidencekit.cli.cmd_custody",
+    "reseal": "evidencekit.cli.cmd_custody",
+    "receipt": "evidencekit.cli.cmd_custody",
+    "export": "evidencekit.cli.cmd_export",
+    "key": "evidencekit.cli.cmd_key",
+    "inspect": "evidencekit.cli.cmd_open",
+    "verify": "evidencekit.cli.cmd_open",
+    "extract": "evidencekit.cli.cmd_open",
+    "profiles": "evidencekit.cli.cmd_profiles",
+    "report": "evidencekit.cli.cmd_report",
+    "note": "evidencekit.cli.cmd_report",
+    "store": "evidencekit.cli.cmd_store",
+    "timestamp": "evidencekit.cli.cmd_timestamp",
+})
+
+__all__ = ["cli", "main"]

@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.console import Console
 from rich.markup import escape as escape_markup
@@ -26,21 +26,24 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from evidencekit import addenda
-from evidencekit.against import Comparison
-from evidencekit.capture import CaptureResult
-from evidencekit.crypto import age
-from evidencekit.custody import ReceiptCheck, counterparty_text, event_summary
 from evidencekit.errors import EvidenceKitError, ExitCode
-from evidencekit.findings import Finding, Findings
-from evidencekit.format.documents import CustodyEvent, Seal
 from evidencekit.progress import NoProgress
-from evidencekit.progress import Progress as ProgressSink
-from evidencekit.protection import protection_of, wrong_key, wrong_key_for
-from evidencekit.report.model import visible
 from evidencekit.selection import EXCLUDED, TOO_LARGE
-from evidencekit.text import human_size, plural
-from evidencekit.verify import UNKNOWN, UNTRUSTED, Report, signer_label
+from evidencekit.text import human_size, plural, visible
+
+if TYPE_CHECKING:
+    from evidencekit.against import Comparison
+    from evidencekit.capture import CaptureResult
+    from evidencekit.crypto import age
+    from evidencekit.custody import ReceiptCheck
+    from evidencekit.findings import Finding, Findings
+    from evidencekit.format.documents import CustodyEvent, Seal
+    from evidencekit.progress import Progress as ProgressSink
+    from evidencekit.verify import Report
+
+# The modules that read a bundle (verify, custody, addenda, protection) are imported inside the
+# functions that show one: the commands calling those have imported them already, and the others
+# (and the error message any command may print) need not pay for them at start-up (issue 27).
 
 JSON_SCHEMA_VERSION = 1
 FINDINGS_SHOWN = 20  # per check on a terminal; --json lists every finding
@@ -198,6 +201,8 @@ def seal_json(seal: Seal) -> dict[str, Any]:
 
 
 def event_json(event: CustodyEvent) -> dict[str, Any]:
+    from evidencekit.custody import event_summary
+
     return event_summary(event)
 
 
@@ -240,6 +245,8 @@ def capture_text(result: CaptureResult) -> None:
 
 
 def report_json(report: Report, exit_code: int, command: str = "verify") -> dict[str, Any]:
+    from evidencekit import addenda
+
     return {"command": command, "ok": report.ok and exit_code == ExitCode.OK,
             "exit_code": exit_code, **trust_json(report),
             "bundle": report.bundle,
@@ -283,6 +290,8 @@ def report_text(report: Report, tried: Sequence[age.Identity] | None = None,
     timestamps_text(report)
     print_findings(report.findings.items)
     if report.no_matching_key:  # in plain words; the age message stays in --json
+        from evidencekit.protection import protection_of, wrong_key, wrong_key_for
+
         advice = (wrong_key(protection_of(report.recipients, report.bundle)) if tried is None
                   else wrong_key_for(report.bundle, tried, report.recipients))
         err.print(f"[bold red]Cannot open the bundle:[/] {escape(advice.summary)}")
@@ -350,6 +359,10 @@ def print_finding(finding: Finding) -> None:
 def custody_table(events: list[CustodyEvent], report: Report | None = None) -> None:
     """The custody log. With *report* (verified), who signed is said with the key's standing;
     without (inspect: nothing checked), every name is shown as the claim it is."""
+    from evidencekit import addenda
+    from evidencekit.custody import counterparty_text
+    from evidencekit.verify import UNKNOWN, UNTRUSTED, signer_label
+
     table = Table(title="Chain of custody", show_lines=False)
     for column in ("#", "time (UTC)", "action", "signed by", "key", "to/from", "note"):
         table.add_column(column, overflow="fold")
@@ -370,6 +383,9 @@ ADDENDUM_MARK = "(+ an encrypted addition, readable with the key)"
 
 def addenda_text(report: Report) -> None:
     """The encrypted additions to the incident record that verify decrypted (addenda)."""
+    from evidencekit import addenda
+    from evidencekit.verify import signer_label
+
     shown = [a for a in report.addenda if a.document]
     if not shown:
         return

@@ -32,10 +32,9 @@ from evidencekit.report.model import (
     shown_in_previews,
     utc_human,
     verify_by_hand,
-    visible,
 )
 from evidencekit.report.previews import MAX_PICTURES, Picture
-from evidencekit.text import plural, size_text
+from evidencekit.text import plural, size_text, visible
 
 ITEMS_PER_TABLE = 500  # long lists are split into numbered parts, each with its own heading
 

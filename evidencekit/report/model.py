@@ -10,8 +10,6 @@ characters visible, and each writer escapes for its own markup.
 from __future__ import annotations
 
 import hashlib
-import re
-import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,28 +22,9 @@ from evidencekit.format.documents import SEAL_SIG, CustodyEvent, Seal, custody_m
 from evidencekit.protection import protection_of, wrong_key
 from evidencekit.records import bytes_from_field
 from evidencekit.report.previews import Email, Picture, PreviewCollector, Previews, matching
-from evidencekit.text import plural, size_text
+from evidencekit.text import plural, size_text, visible
 from evidencekit.timestamps import Checked
 from evidencekit.verify import SEALER, TRUSTED, UNKNOWN, UNTRUSTED, Report, signer_label
-
-# Characters that would hide or reorder text in a name: shown as [U+XXXX] instead.
-_INVISIBLE = re.compile("[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u00ad\u061c\u115f\u1160"
-                        "\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff"
-                        "\ufff0-\ufffb]")
-
-
-def visible(text: str, keep_newlines: bool = False) -> str:
-    """*text* with control, invisible and bidirectional-override characters written as [U+XXXX]."""
-    def code(match: re.Match[str]) -> str:
-        return f"[U+{ord(match.group()):04X}]"
-
-    text = _INVISIBLE.sub(code, text)
-    text = text.replace("\t", "[TAB]")
-    if not keep_newlines:
-        text = text.replace("\r", "[CR]").replace("\n", "[LF]")
-    # Lone surrogates (from undecodable bytes) cannot be encoded: show their code too.
-    return "".join(c if unicodedata.category(c) != "Cs" else f"[U+{ord(c):04X}]"
-                   for c in text)
 
 
 def utc_human(stamp: str | None) -> str:

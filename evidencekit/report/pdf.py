@@ -54,10 +54,9 @@ from evidencekit.report.model import (
     shown_in_previews,
     utc_human,
     verify_by_hand,
-    visible,
 )
 from evidencekit.report.previews import MAX_PICTURES, Picture
-from evidencekit.text import plural, size_text
+from evidencekit.text import plural, size_text, visible
 
 FONT_ENV = "EVIDENCEKIT_REPORT_FONT"
 FONT_DIRS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/dejavu",

@@ -12,7 +12,7 @@ import pytest
 
 from evidencekit.cli.main import cli
 from evidencekit.errors import ExitCode
-from tests.support.cli import invoke
+from tests.support.cli import commands_of, invoke
 from tests.support.schemas import assert_valid
 
 
@@ -24,7 +24,7 @@ def help_of(*path: str, columns: int = 80) -> str:
 
 def groups(group: click.Group = cli, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     found = [path]
-    for name, command in group.commands.items():
+    for name, command in commands_of(group).items():
         if isinstance(command, click.Group):
             found += groups(command, (*path, name))
     return found
@@ -46,7 +46,7 @@ def test_every_command_has_a_sentence_in_the_list(user: Path) -> None:
     listed = commands_section(help_of())
     names = {line.split()[0] for line in listed.splitlines() if line.startswith("  ")
              and not line.startswith("   ")}
-    assert names == {name for name, command in cli.commands.items() if not command.hidden}
+    assert names == {name for name, command in commands_of().items() if not command.hidden}
     for line in listed.splitlines():
         assert line.rstrip().endswith((".", ")")), line
 

@@ -12,14 +12,14 @@ import click
 import pytest
 
 from evidencekit.cli.main import cli, main
-from tests.support.cli import invoke
+from tests.support.cli import commands_of, invoke
 from tests.support.schemas import SCHEMAS, assert_valid, assert_valid_definition, schema_validator
 from tests.tsa_server import down_url
 
 
 def command_paths(group: click.Group = cli, prefix: str = "") -> list[str]:
     paths: list[str] = []
-    for name, command in sorted(group.commands.items()):
+    for name, command in sorted(commands_of(group).items()):
         if command.hidden:  # serve-capture: the remote end of capture --remote, no --json
             continue
         if isinstance(command, click.Group):

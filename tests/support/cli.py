@@ -11,9 +11,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import click
 from click.testing import CliRunner
 
 from evidencekit.cli.main import cli
+
+
+def commands_of(group: click.Group = cli) -> dict[str, click.Command]:
+    """Every command of *group*, by name, its module imported (the group imports a command's
+    module only when it is asked for: evidencekit.cli.app.LazyGroup)."""
+    context = click.Context(group)
+    found = {name: group.get_command(context, name) for name in group.list_commands(context)}
+    return {name: command for name, command in found.items() if command is not None}
 
 
 @dataclass
