@@ -477,8 +477,8 @@ class S3Store:
                  client: Any = None) -> None:
         self.url = url
         self.lock = lock
-        self.endpoint = _without_secrets(endpoint) if endpoint else endpoint  # as recorded
         self.client = client if client is not None else make_client(endpoint)
+        self.endpoint = _recorded_endpoint(endpoint, self.client)
 
     def check_bucket(self) -> None:
         """Refuse a bucket without object lock unless the lock was explicitly given up."""
@@ -607,6 +607,18 @@ class S3Store:
         }
         where = f" at {self.endpoint}" if self.endpoint else ""
         return Delivery(location, f"S3 store {location}{where}", details, already_there)
+
+
+def _recorded_endpoint(endpoint: str | None, client: Any) -> str | None:
+    """The store's address as recorded (None: AWS). Without --endpoint, the one botocore took
+    from AWS_ENDPOINT_URL(_S3) or the profile's endpoint_url: recording none would say AWS."""
+    if endpoint:
+        return _without_secrets(endpoint)
+    used = str(getattr(getattr(client, "meta", None), "endpoint_url", "") or "")
+    host = urlsplit(used).hostname or ""
+    if not used or host == "amazonaws.com" or host.endswith(".amazonaws.com"):
+        return None
+    return _without_secrets(used)
 
 
 def _without_secrets(endpoint: str) -> str:

@@ -337,3 +337,15 @@ def test_an_interrupt_once_the_object_exists_says_where_it_is(
     assert bundle.read_bytes() == before
     again = _put(bundle, keys, s3_server, f"s3://{bucket}/", "--retain-days", "1")
     assert again.code == 0 and again.json()["custody_event"] == 2
+
+
+def test_an_endpoint_from_the_environment_is_recorded(bundle: Path, keys: dict[str, Any],
+                                                      s3_server: S3Server) -> None:
+    """AWS_ENDPOINT_URL instead of --endpoint: the event names that store, not AWS ('')."""
+    bucket = s3_server.new_bucket()
+    result = invoke("store", "put", bundle, f"s3://{bucket}/", "--retain-days", "1",
+                    "--sign-key", keys["signer"], "--json",
+                    env={**s3_server.env(), "AWS_ENDPOINT_URL": s3_server.endpoint})
+    assert result.code == 0, result.stdout + result.stderr
+    assert result.json()["details"]["endpoint"] == s3_server.endpoint
+    assert verify(bundle).events[-1].details["endpoint"] == s3_server.endpoint
