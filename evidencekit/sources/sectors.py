@@ -121,6 +121,7 @@ class SectorReader:
         self._buffer = mmap.mmap(-1, self._block)
         self._probe = mmap.mmap(-1, max(sector, mmap.PAGESIZE))
         self._good_sector: int | None = None  # a sector that read well, to tell "gone" apart
+        self._last_good: int | None = None  # the last sector of the latest span that read
         self._failed_in_a_row = 0  # sectors that failed every try since the last good read
         self._probed = False  # whether the rest was probed for a sector that reads
 
@@ -189,6 +190,7 @@ class SectorReader:
             return
         if self._good_sector is None:
             self._good_sector = position
+        self._last_good = position + (length - 1) // self.sector * self.sector
         self._failed_in_a_row = 0
         self._add(position, length, READ)
 
@@ -254,12 +256,19 @@ class SectorReader:
             return True
         if self._good_sector is None:
             return False
+        # Sectors that read well no longer do: not a bad spot, the device. Two are asked, the
+        # first and the latest that read: on a failing disk one sector that read once may
+        # have weakened since, and taking that for a vanished disk leaves the rest unread.
         probe = memoryview(self._probe)[:self.sector]
-        try:
-            os.preadv(self.fd, [probe], self._good_sector)
-        except OSError:
-            return True  # a sector that read well no longer does: not a bad spot, the device
-        return False
+        for position in dict.fromkeys((self._good_sector, self._last_good)):
+            if position is None:
+                continue
+            try:
+                os.preadv(self.fd, [probe], position)
+            except OSError:
+                continue
+            return False
+        return True
 
     def _vanish(self, position: int, view: memoryview, how: str) -> None:
         view[:] = bytes(len(view))

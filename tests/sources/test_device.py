@@ -258,6 +258,21 @@ def test_a_sector_that_fails_once_is_read_again(tmp_path: Path) -> None:
     assert sum(1 for offset, size in reads if offset <= MIB < offset + size) >= 2
 
 
+def test_a_sector_that_weakens_after_reading_is_not_taken_for_a_vanished_disk(
+        tmp_path: Path) -> None:
+    # the first sector that read well was the one asked "is the disk still there?" at every
+    # failure; once it failed too (a weak sector on a failing disk), the disk was recorded as
+    # gone and everything after the next bad sector was never read
+    content = patterned(8 * MIB)
+    faults = Faults(bad=[(5 * MIB, 5 * MIB + 512)], fail_later=[(0, 512)])
+    with bad_disk(tmp_path, content, faults) as device:
+        result, _, data = image_of(tmp_path, DeviceSource(device))
+    image = (data / f"{os.path.basename(device)}.raw").read_bytes()
+    assert image == content[:5 * MIB] + bytes(512) + content[5 * MIB + 512:]
+    [problem] = result.problems
+    assert problem.problem.startswith("1 bad sector") and "never read" not in problem.problem
+
+
 def test_a_slow_sector_is_waited_for(tmp_path: Path) -> None:
     content = patterned(2 * MIB)
     with bad_disk(tmp_path, content, Faults(slow=[(MIB, MIB + 512)], slow_seconds=0.5)

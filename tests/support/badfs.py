@@ -13,6 +13,7 @@ told what to do by a JSON spec:
 - ``image``: the file whose bytes ``disk`` shows;
 - ``bad``: ``[start, end)`` byte ranges whose every read fails;
 - ``fail_once``: ranges whose first read fails, later reads work;
+- ``fail_later``: ranges whose first read works, later reads fail (a weak sector);
 - ``slow``: ranges whose reads take ``slow_seconds`` each;
 - ``vanish_at``: once a read reaches this byte, every read fails (a disk pulled out);
 - ``log``: a file where each read is appended as ``offset size``.
@@ -38,6 +39,7 @@ Range = tuple[int, int]
 class Faults:
     bad: list[Range] = field(default_factory=list)
     fail_once: list[Range] = field(default_factory=list)
+    fail_later: list[Range] = field(default_factory=list)
     slow: list[Range] = field(default_factory=list)
     slow_seconds: float = 0.3
     vanish_at: int | None = None
@@ -60,6 +62,8 @@ def serve(spec_path: str, mountpoint: str) -> None:
     size = os.fstat(image).st_size
     bad = [tuple(r) for r in spec.get("bad", [])]
     once = [tuple(r) for r in spec.get("fail_once", [])]
+    later = [tuple(r) for r in spec.get("fail_later", [])]
+    read_once: set[tuple[int, int]] = set()
     slow = [tuple(r) for r in spec.get("slow", [])]
     vanish_at = spec.get("vanish_at")
     failed_once: set[tuple[int, int]] = set()
@@ -99,6 +103,10 @@ def serve(spec_path: str, mountpoint: str) -> None:
                 if fresh:
                     failed_once.update(fresh)
                     raise fuse.FuseOSError(errno.EIO)
+                weak = _touches(later, offset, length)
+                if any(r in read_once for r in weak):
+                    raise fuse.FuseOSError(errno.EIO)
+                read_once.update(weak)
             if _touches(slow, offset, length):
                 time.sleep(spec.get("slow_seconds", 0.3))
             return os.pread(image, length, offset)
@@ -171,6 +179,7 @@ def bad_disk(folder: Path, content: bytes, faults: Faults, log: Path | None = No
     spec = folder / "badfs-spec.json"
     spec.write_text(json.dumps({"image": str(image), "bad": faults.bad,
                                 "fail_once": faults.fail_once, "slow": faults.slow,
+                                "fail_later": faults.fail_later,
                                 "slow_seconds": faults.slow_seconds,
                                 "vanish_at": faults.vanish_at,
                                 "log": str(log) if log else None}))
