@@ -259,3 +259,19 @@ def test_redirects_of_resources_stay_within_the_bytes_of_the_whole_page() -> Non
     assert sum(len(e.response) for _, e in capture.exchanges) <= limits.max_page
     assert any("the page's answers reached 10000 bytes in all" in problem
                for problem in capture.problems())
+
+
+def test_under_a_long_temporary_folder_chromium_still_renders(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chromium aborts when its socket's path in TMPDIR passes 104-108 bytes: its own TMPDIR
+    inside ours is given only when short enough (a pytest tmp_path, or macOS's TMPDIR, is
+    not)."""
+    browser = require_tool("chromium")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    assert len(str(tmp_path)) > 50
+    html = b"<html><body><h1>Fake Bank</h1></body></html>"
+    answer = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: "
+              + str(len(html)).encode() + b"\r\n\r\n" + html)
+    rendering = render_module.render("http://fake-bank.test/", {"http://fake-bank.test/": answer},
+                                     browser)
+    assert rendering.absent == {} and rendering.screenshot is not None

@@ -37,6 +37,7 @@ BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stab
 BROWSER_ENV = "EVIDENCEKIT_CHROMIUM"
 RENDER_TIMEOUT = 60.0  # seconds for one picture
 WINDOW = "1280,1024"
+_TMPDIR_AT_MOST = 48  # bytes: + /org.chromium.Chromium.XXXXXX/SingletonSocket < 104
 # The browser's own calls home, turned off (the replay proxy would refuse them anyway).
 _QUIET_FEATURES = ("NetworkTimeServiceQuerying", "AutofillServerCommunication",
                    "OptimizationHints", "MediaRouter", "Translate", "SafeBrowsing",
@@ -123,13 +124,16 @@ def _run(browser: str, url: str, port: int, folder: Path, output: list[str], mad
     # Its own home too: Chromium writes crash settings, dconf and font caches under the user's
     # home even with --user-data-dir, and this computer's files are not its to change. And its
     # own TMPDIR: killed at the time limit (or by Ctrl-C), it leaves its org.chromium.Chromium.*
-    # folder there; inside ours, it goes with ours. (A short name: Chromium's socket in it must
-    # fit in 108 bytes.)
+    # folder there; inside ours, it goes with ours. Only when that name is short: Chromium's
+    # socket in it (org.chromium.Chromium.XXXXXX/SingletonSocket) must fit in 104-108 bytes,
+    # or Chromium aborts; under a long TMPDIR (macOS's are ~50 bytes) it keeps the system's.
     home, temporary = folder / "home", folder / "t"
-    temporary.mkdir(exist_ok=True)
     environment = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
                    "XDG_CACHE_HOME": str(home / ".cache"),
-                   "XDG_DATA_HOME": str(home / ".local/share"), "TMPDIR": str(temporary)}
+                   "XDG_DATA_HOME": str(home / ".local/share")}
+    if len(str(temporary).encode()) <= _TMPDIR_AT_MOST:
+        temporary.mkdir(exist_ok=True)
+        environment["TMPDIR"] = str(temporary)
     try:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, start_new_session=True,
