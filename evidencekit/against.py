@@ -186,7 +186,7 @@ def _read_windows(fd: int, size: int, sector: int, direct: bool, windows: list[W
     try:
         for window in windows:
             end = min(window.offset + window.size, size)
-            if window.offset >= size:
+            if window.offset >= size and window.size:  # (an empty image has one empty window)
                 break
             digest = hashlib.sha256()
             left = end - window.offset

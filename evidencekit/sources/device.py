@@ -189,6 +189,7 @@ class DeviceSource:
             self._reader.close()
             os.close(self._fd)
         # The image is stored: what reading it taught follows, in documents of its own.
+        self._content.finish()
         self._finished = rfc3339(self._clock())
         self._counters_after = _write_counters(self._sys)
         now = self._clock()
@@ -625,12 +626,19 @@ class DeviceContent:
 
     def readinto(self, buffer: memoryview) -> int:
         count = self._blocks.readinto(buffer)
-        if self._blocks.exhausted and not self.done:  # the pipeline stops at the known size
-            self.close()
-            self._close_window(self._reader.size)
-            self.done = True
-            self.extra = {name: digest.hexdigest() for name, digest in self._extra.items()}
+        if self._blocks.exhausted:  # the pipeline stops at the known size
+            self.finish()
         return count
+
+    def finish(self) -> None:
+        """The last window and the extra hashes, once every byte was handed out (at once for an
+        empty image, which the pipeline never asks to read)."""
+        if self.done or not self._blocks.exhausted:
+            return
+        self.close()
+        self._close_window(self._reader.size)
+        self.done = True
+        self.extra = {name: digest.hexdigest() for name, digest in self._extra.items()}
 
     def close(self) -> None:
         """Wait for the last block's hashes and stop the thread (also when interrupted)."""

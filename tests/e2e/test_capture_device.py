@@ -95,6 +95,16 @@ def test_an_image_larger_than_the_free_space_is_refused_before_reading(
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
 
 
+def test_an_empty_image_is_the_same_as_itself(tmp_path: Path, keys: dict[str, Path],
+                                              home: Path) -> None:
+    (tmp_path / "empty.img").write_bytes(b"")
+    assert capture(tmp_path, keys, "--device", tmp_path / "empty.img").returncode == 0
+    same = evidencekit("verify", tmp_path / "out.evidence", "-i", keys["identity"],
+                       "--against", tmp_path / "empty.img", "--json")
+    assert same.returncode == 0, same.stdout
+    assert json.loads(same.stdout)["against"]["same"] is True
+
+
 def test_verify_against_names_the_windows_that_differ(tmp_path: Path, keys: dict[str, Path],
                                                       home: Path) -> None:
     image = tmp_path / "stick.img"

@@ -350,6 +350,19 @@ def test_a_4kn_disk_is_read_in_its_sectors_and_a_partial_last_one_counted(tmp_pa
     assert report.manifest.get("sources")[0]["details"]["bad_sectors"] == 1
 
 
+def test_an_empty_image_is_documented_as_read(tmp_path: Path) -> None:
+    # the pipeline never reads an empty image: its counts were left out of the source record
+    # (the report did not say "every sector read"), no window and no --hash values were given
+    (tmp_path / "empty.img").write_bytes(b"")
+    _, report, data = image_of(tmp_path, DeviceSource(str(tmp_path / "empty.img"),
+                                                      hashes=["md5"]))
+    assert report.manifest is not None
+    assert report.manifest.get("sources")[0]["details"]["bad_sectors"] == 0
+    empty = hashlib.sha256(b"").hexdigest()
+    assert (data / "empty.img.windows").read_text().splitlines()[1:] == [f"0 0 {empty}"]
+    assert document(data, "empty.img")["extra_hashes"] == {"md5": hashlib.md5(b"").hexdigest()}
+
+
 @pytest.mark.parametrize(("first", "kind"), [
     ({510: b"\x55\xaa"}, "mbr"),
     ({510: b"\x55\xaa", 512: b"EFI PART"}, "gpt"),  # a protective MBR, then the GPT header
