@@ -22,22 +22,20 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
-from rfc3161_client import (
-    HashAlgorithm,
-    PKIStatus,
-    TimestampRequestBuilder,
-    TimeStampResponse,
-    VerificationError,
-    VerifierBuilder,
-    decode_timestamp_response,
-)
 
 from evidencekit.clock import rfc3339
 from evidencekit.errors import BundleError, InputError
+
+if TYPE_CHECKING:
+    from rfc3161_client import TimeStampResponse
+
+# rfc3161_client is imported by the functions that read or ask for a token: every command that
+# verifies imports this module, and most bundles carry no timestamp (issue 27, start-up cost).
 
 Certificate = x509.Certificate
 
@@ -73,6 +71,13 @@ def request(url: str, signature: bytes, roots: list[x509.Certificate] | None = N
     not granted, another nonce or imprint, no signing certificate with the critical
     timeStamping usage; with *roots*, also not signed by a certificate chaining to them. Without
     roots the signature itself is left to ``verify --tsa-ca`` (nothing here would anchor it)."""
+    from rfc3161_client import (
+        HashAlgorithm,
+        PKIStatus,
+        TimestampRequestBuilder,
+        decode_timestamp_response,
+    )
+
     query = (TimestampRequestBuilder().data(signature).hash_algorithm(HashAlgorithm.SHA256)
              .nonce(nonce=True).cert_request(cert_request=True).build())
     http = urllib.request.Request(url, data=query.as_bytes(), method="POST",
@@ -117,6 +122,8 @@ def request(url: str, signature: bytes, roots: list[x509.Certificate] | None = N
 
 def parse(der: bytes, signature: bytes) -> Token:
     """Parse a stored response; BundleError when it is not one."""
+    from rfc3161_client import decode_timestamp_response
+
     try:
         response = decode_timestamp_response(der)
         info = response.tst_info
@@ -132,6 +139,8 @@ def parse(der: bytes, signature: bytes) -> Token:
 def check(token: Token, signature: bytes, roots: Sequence[x509.Certificate]) -> None:
     """Verify *token* offline against *roots*: the chain at the token's time, the TSA
     certificate's critical timeStamping usage, and the imprint. BundleError saying why not."""
+    from rfc3161_client import decode_timestamp_response
+
     response = decode_timestamp_response(token.der)
     try:
         _check_signed(response, signature, list(roots))
@@ -196,6 +205,8 @@ def _check_signed(response: TimeStampResponse, signature: bytes,
                   roots: list[x509.Certificate]) -> None:
     """The response's signature and its chain to *roots* at the token's time, the signing
     certificate's critical timeStamping usage and the imprint (rfc3161-client's verifier)."""
+    from rfc3161_client import VerificationError, VerifierBuilder
+
     carried = [x509.load_der_x509_certificate(c) for c in response.signed_data.certificates]
     builder = VerifierBuilder(roots=list(roots),
                               intermediates=[c for c in carried if c not in roots])

@@ -34,9 +34,33 @@ def test_the_entry_point_imports_no_command_and_no_heavy_library() -> None:
                             "evidencekit.deliver", "evidencekit.sources")) == []
 
 
-def test_version_and_a_commands_help_import_no_heavy_library() -> None:
-    for argv in (["--version"],):
-        code = ("import sys\nfrom evidencekit.cli.main import main\n"
-                f"sys.argv = ['evidencekit', *{argv!r}]\n"
-                "try:\n    main()\nexcept SystemExit:\n    pass")
-        assert loaded(modules_after(code), HEAVY) == [], argv
+def modules_of_a_run(*argv: str) -> set[str]:
+    return modules_after("import sys\nfrom evidencekit.cli.main import main\n"
+                         f"sys.argv = ['evidencekit', *{argv!r}]\n"
+                         "try:\n    main()\nexcept SystemExit:\n    pass")
+
+
+def test_version_and_verify_import_no_heavy_library() -> None:
+    assert loaded(modules_of_a_run("--version"), HEAVY) == []
+    assert loaded(modules_of_a_run("verify", "--help"), HEAVY) == []
+
+
+def test_capture_imports_the_libraries_of_options_only_when_they_are_used() -> None:
+    # psutil not yet: capture's --live option takes its default from evidencekit.sources.live
+    others = tuple(name for name in HEAVY if name != "psutil")
+    assert loaded(modules_of_a_run("capture", "--help"), others) == []
+
+
+def test_every_command_defined_is_named_with_its_module() -> None:
+    # A command module that main.py does not name would never be imported: its command missing.
+    code = ("import pkgutil, importlib, evidencekit.cli as package\n"
+            "from evidencekit.cli.main import cli\n"
+            "named = dict(cli.modules)\n"
+            "for info in pkgutil.iter_modules(package.__path__):\n"
+            "    importlib.import_module(f'evidencekit.cli.{info.name}')\n"
+            "print(sorted(cli.commands) == sorted(named))\n"
+            "print(all(cli.commands[name].callback.__module__ == module\n"
+            "          for name, module in named.items()))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert done.stdout.split() == ["True", "True"], done.stderr
