@@ -25,6 +25,7 @@ from evidencekit.clock import Clock, rfc3339, system_clock
 from evidencekit.remote.sftp import Attrs, RemoteFile, SftpError, SftpSession
 from evidencekit.sources.base import BytesContent, Skip, SourceRecord, StreamEntry
 from evidencekit.walk import Entry, escape_name, unique_name
+from evidencekit.walk import Source as Root
 
 KIND = "remote-logical"
 DOCUMENT = "remote-logical.json"
@@ -87,6 +88,7 @@ class RemoteLogicalSource:
         self.items: list[_Item] = []
         self._started = 0
         self._bytes = 0
+        self._failed: list[_Item] = []
 
     def place(self, first_index: int, taken: set[str]) -> None:
         self._index = first_index
@@ -120,16 +122,17 @@ class RemoteLogicalSource:
                           f"data/{self._bag_name}.{DOCUMENT}", BytesContent(document),
                           mtime_ns=self._clock())
 
-    def _walk(self, top: bytes) -> Iterator[StreamEntry]:
+    def _walk(self, top: bytes) -> Iterator[Entry | StreamEntry]:
         """*top* and what it holds, depth first in name order, without recursion: a tree may
         be deeper than Python's stack (an SFTP path may be 4096 bytes long: 2,000 levels)."""
         pending = [top]
         while pending:
             path = pending.pop()
+            yield from self._unread()
             try:
                 attrs = self._session.lstat(path)
             except SftpError as exc:
-                self.items.append(_Item(path, "missing", None, error=exc.strerror or str(exc)))
+                self._record(_Item(path, "missing", None, error=exc.strerror or str(exc)))
                 continue
             mode = attrs.mode or 0
             if stat.S_ISDIR(mode):
@@ -142,26 +145,47 @@ class RemoteLogicalSource:
                     item.link_target = self._session.readlink(path)
                 except SftpError as exc:
                     item.error = f"its target could not be read: {exc.strerror or exc}"
-                self.items.append(item)
+                self._record(item)
             else:
                 self.items.append(_Item(path, "other", attrs))
+        yield from self._unread()
+
+    def _record(self, item: _Item) -> None:
+        """*item* in the JSON document; if it could not be read, in the manifest too, as an
+        entry of kind ``unknown`` with its error: the capture is then incomplete, said in the
+        report and the exit code (nothing silent)."""
+        self.items.append(item)
+        if item.error:
+            self._failed.append(item)
+
+    def _unread(self) -> Iterator[Entry]:
+        while self._failed:
+            item = self._failed.pop(0)
+            flat = escape_name(item.path.strip(b"/")).replace("/", _SEPARATOR)
+            name = unique_name(f"{self._bag_name}.{flat}", self._taken)
+            self._taken.add(name)
+            root = Root(self._index, self._host.given.encode("utf-8"), item.path,
+                        self._bag_name, False)
+            yield Entry(root, name.encode("utf-8"), f"data/{name}", "unknown", None, -1,
+                        item.path, error=item.error)
 
     def _directory(self, path: bytes, attrs: Attrs) -> list[bytes]:
         """The folder recorded; the paths of what it holds. A name no file system gives (empty,
         or with a "/") is the server's invention: recorded as such, never followed (an empty
         one would name the folder itself again, without end)."""
         item = _Item(path, "directory", attrs)
-        self.items.append(item)
         try:
             children = self._session.listdir(path)
         except SftpError as exc:
             item.error = f"its contents could not be listed: {exc.strerror or exc}"
+            self._record(item)
             return []
+        self.items.append(item)
         inside = []
         for name, child in children:
             joined = path.rstrip(b"/") + b"/" + name
             if not name or b"/" in name:
-                self.items.append(_Item(joined, "other", child, error=(
+                self._record(_Item(joined, "other", child, error=(
                     f"the server listed {escape_name(name)!r} in this folder, which is not a "
                     "file name; not read")))
             else:

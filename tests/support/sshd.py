@@ -160,12 +160,14 @@ def _wait_until_answering(port: int, process: subprocess.Popen[bytes], log: Path
 
 
 @contextmanager
-def running() -> Iterator[Sshd]:
+def running(sftp: str = "internal-sftp") -> Iterator[Sshd]:
+    """The server; *sftp*: the command it runs as its SFTP subsystem (through the login user's
+    shell)."""
     with contextlib.ExitStack() as stack:  # the account, if one is made, outlives the server
-        yield from _running(stack)
+        yield from _running(stack, sftp)
 
 
-def _running(stack: contextlib.ExitStack) -> Iterator[Sshd]:
+def _running(stack: contextlib.ExitStack, sftp: str) -> Iterator[Sshd]:
     if not os.path.exists(SSHD):
         skip_or_fail("OpenSSH's server is not installed (Debian: openssh-server)")
     for tool in ("ssh", "ssh-keygen", "ssh-keyscan"):
@@ -186,7 +188,7 @@ def _running(stack: contextlib.ExitStack) -> Iterator[Sshd]:
             f"AuthorizedKeysFile {root / 'authorized_keys'}\nPidFile none\n"
             "StrictModes no\nUsePAM no\nPasswordAuthentication no\n"
             "KbdInteractiveAuthentication no\nPermitRootLogin no\n"
-            "Subsystem sftp internal-sftp\n")
+            f"Subsystem sftp {sftp}\n")
         client = Path(tempfile.mkdtemp(prefix="evidencekit-ssh-client-"))
         shutil.move(root / "client_key", client / "client_key")  # the test's, not the user's
         host_line = (root / "host_key.pub").read_text().strip()

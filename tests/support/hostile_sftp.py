@@ -1,0 +1,114 @@
+"""A lying SFTP server for tests (version 3, on standard input and output, as sshd runs a
+``Subsystem``): ``python -m tests.support.hostile_sftp MODE``. It serves a made-up folder
+``/x`` holding ``f.txt`` (200,000 bytes), and as MODE says:
+
+- ``empty-name``: ``/x`` also lists an entry whose name is empty (``/x/`` is ``/x`` again);
+- ``reordered``: answers the READs it has been sent in reverse order.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import struct
+import sys
+from typing import BinaryIO
+
+CONTENT = bytes(range(256)) * 782  # 200,192 bytes
+_DIR, _FILE = 0o040755, 0o100644
+
+
+def _attrs(mode: int, size: int) -> bytes:
+    return struct.pack(">IQIII", 0x1 | 0x4 | 0x8, size, mode, 1_700_000_000, 1_700_000_000)
+
+
+def _string(data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + data
+
+
+class _Server:
+    def __init__(self, mode: str, inp: BinaryIO, out: BinaryIO) -> None:
+        self.mode, self.inp, self.out = mode, inp, out
+        self.listed: set[bytes] = set()
+        self.held: list[bytes] = []
+
+    def send(self, kind: int, body: bytes) -> None:
+        self.out.write(struct.pack(">IB", len(body) + 1, kind) + body)
+        self.out.flush()
+
+    def status(self, request: int, code: int) -> None:
+        self.send(101, struct.pack(">II", request, code) + _string(b"") + _string(b""))
+
+    def exactly(self, count: int) -> bytes:
+        data = b""
+        while len(data) < count:
+            block = os.read(self.inp.fileno(), count - len(data))  # unbuffered: see select
+            if not block:
+                return b""
+            data += block
+        return data
+
+    def packet(self) -> tuple[int, bytes] | None:
+        head = self.exactly(4)
+        if len(head) < 4:
+            return None
+        (length,) = struct.unpack(">I", head)
+        data = self.exactly(length)
+        return data[0], data[1:]
+
+    def serve(self) -> None:
+        while (got := self.packet()) is not None:
+            kind, body = got
+            if kind == 1:
+                self.send(2, struct.pack(">I", 3))
+                continue
+            (request,) = struct.unpack_from(">I", body)
+            (length,) = struct.unpack_from(">I", body, 4)
+            argument = body[8:8 + length]
+            self.answer(kind, request, argument, body)
+
+    def answer(self, kind: int, request: int, argument: bytes, body: bytes) -> None:
+        if kind == 7:  # LSTAT
+            if argument.rstrip(b"/") == b"/x":
+                self.send(105, struct.pack(">I", request) + _attrs(_DIR, 4096))
+            elif argument == b"/x/f.txt":
+                self.send(105, struct.pack(">I", request) + _attrs(_FILE, len(CONTENT)))
+            else:
+                self.status(request, 2)
+        elif kind in (11, 3):  # OPENDIR, OPEN
+            self.send(102, struct.pack(">I", request) + _string(argument))
+        elif kind == 12:  # READDIR
+            if argument in self.listed:
+                self.status(request, 1)
+                return
+            self.listed.add(argument)
+            names = [(b"f.txt", _attrs(_FILE, len(CONTENT)))]
+            if self.mode == "empty-name":
+                names.append((b"", _attrs(_DIR, 4096)))
+            self.send(104, struct.pack(">II", request, len(names)) + b"".join(
+                _string(n) + _string(n) + a for n, a in names))
+        elif kind == 4:  # CLOSE
+            self.listed.discard(argument)
+            self.status(request, 0)
+        elif kind == 8:  # FSTAT
+            self.send(105, struct.pack(">I", request) + _attrs(_FILE, len(CONTENT)))
+        elif kind == 5:  # READ
+            offset, count = struct.unpack_from(">QI", body, 8 + len(argument))
+            data = CONTENT[offset:offset + count]
+            reply = struct.pack(">I", request) + _string(data)
+            if not data:
+                self.status(request, 1)
+            elif self.mode == "reordered":
+                self.held.append(reply)
+                if not select.select([self.inp], [], [], 0.2)[0]:
+                    for held in reversed(self.held):
+                        self.send(103, held)
+                    self.held.clear()
+            else:
+                self.send(103, reply)
+        else:
+            self.status(request, 8)  # unsupported
+
+
+if __name__ == "__main__":
+    _Server(sys.argv[1], sys.stdin.buffer, sys.stdout.buffer).serve()
