@@ -78,6 +78,11 @@ def test_put_to_a_strict_store_that_ignores_the_upload_lock(bundle: Path, keys: 
     stored = client.get_object(Bucket="strict-locked", Key=details["key"])["Body"].read()
     assert hashlib.sha256(stored).hexdigest() == details["sha256"]
     assert verify(bundle).events[-1].details == details
+    # a newer version put on top (the lock does not stop that) is never read as the bundle
+    client.put_object(Bucket="strict-locked", Key=details["key"], Body=b"not the bundle")
+    over = invoke("verify", f"s3://strict-locked/{details['key']}", "--endpoint",
+                  moto["endpoint"], "--json", env=_env(moto))
+    assert over.code == 1 and details["version_id"] in over.json()["error"]["message"]
 
 
 def test_capture_to_a_strict_store(tree: Path, keys: dict[str, Any], user: Path,
