@@ -275,3 +275,19 @@ def test_under_a_long_temporary_folder_chromium_still_renders(
     rendering = render_module.render("http://fake-bank.test/", {"http://fake-bank.test/": answer},
                                      browser)
     assert rendering.absent == {} and rendering.screenshot is not None
+
+
+def test_a_redirect_to_a_path_past_ascii_asks_for_the_bytes_the_site_sent(tmp_path: Path) -> None:
+    """Location: /anmelden-bestätigen (UTF-8, as sites send it) and a latin-1 byte: asked as
+    a browser asks, each byte percent-encoded as it came."""
+    utf8 = "/anmelden-bestätigen".encode()
+    moved = (b"HTTP/1.1 302 Found\r\nLocation: " + utf8 + b"?n=\xe9\r\n"
+             b"Content-Length: 0\r\n\r\n")
+    page = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
+    with raw_server([[moved], [page]]) as site:
+        capture = capture_page(site.base + "/", QUICK)
+        asked = site.requests[1].split(b" ")[1]
+    assert asked == b"/anmelden-best%C3%A4tigen?n=%E9"
+    assert capture.final_url == site.base + "/anmelden-best%C3%A4tigen?n=%E9"
+    assert capture.problems() == []
+    warcio_accepts(tmp_path, capture)

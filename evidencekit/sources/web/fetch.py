@@ -85,7 +85,12 @@ class Exchange:
     def redirect_to(self) -> str | None:
         location = self.header("Location")
         if self.status in REDIRECTS and location:
-            return urllib.parse.urljoin(self.url, location.strip())
+            # the header's bytes (read as latin-1) past ASCII percent-encoded as they came, as
+            # browsers do: UTF-8 "ä" (C3 A4) is %C3%A4, not the %C3%83%C2%A4 of encoding the
+            # latin-1 reading again, which asked the site for a page it does not have
+            raw = location.strip().encode("latin-1")
+            ascii_only = urllib.parse.quote(raw, safe=bytes(range(0x21, 0x7f)))
+            return urllib.parse.urljoin(self.url, ascii_only)
         return None
 
     def body(self) -> bytes:
