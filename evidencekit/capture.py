@@ -24,14 +24,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from evidencekit import __version__, fs, identify, publictext, records
 from evidencekit import incident as incident_record
 from evidencekit.clock import Clock, clock_source, rfc3339, system_clock
 from evidencekit.crypto import age, sshsig
 from evidencekit.crypto.keys import SigningKey
-from evidencekit.deliver.target import StreamTarget
 from evidencekit.errors import OutputError, UsageError
 from evidencekit.format import bag
 from evidencekit.format.documents import (
@@ -67,6 +66,9 @@ from evidencekit.walk import (
     resolve_sources,
     source_reaching,
 )
+
+if TYPE_CHECKING:  # a package whose __init__ imports custody and verify, which capture needs not
+    from evidencekit.deliver.target import StreamTarget
 
 CHUNK = 1 << 20
 _MAX_PENDING = 1024  # records waiting for libmagic

@@ -64,3 +64,10 @@ def test_every_command_defined_is_named_with_its_module() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120, check=True)
     assert done.stdout.split() == ["True", "True"], done.stderr
+
+
+def test_the_capture_library_does_not_import_what_reads_bundles() -> None:
+    # evidencekit.deliver's __init__ imports custody and verify: capture needs only a type of it
+    modules = modules_after("import evidencekit.capture")
+    assert loaded(modules, ("evidencekit.verify", "evidencekit.custody",
+                            "evidencekit.deliver")) == []
