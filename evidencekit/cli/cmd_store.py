@@ -208,8 +208,11 @@ def store_list(location: str, endpoint: str | None, as_json: bool) -> None:
         for item in objects:
             lock = f"locked until {item.retain_until}" if item.retention_mode else "not locked"
             hold = ", legal hold" if item.legal_hold else ""
+            over = (f"  [bold red]WRITTEN OVER[/] ({item.versions} versions and delete markers:"
+                    " the newest, described here, is not the one stored)"
+                    if item.versions > 1 else "")
             render.out.print(f"{render.escape(item.key)}  {item.size:,} bytes  "
-                             f"{item.last_modified}  {lock}{hold}")
+                             f"{item.last_modified}  {lock}{hold}{over}")
         return ExitCode.OK
 
     run("store list", as_json, body)

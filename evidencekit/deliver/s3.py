@@ -746,17 +746,21 @@ class StoredObject:
     retention_mode: str
     retain_until: str
     legal_hold: bool
+    # versions and delete markers under this key (0: not known); more than 1: written over,
+    # and what the other fields describe (the newest) is not what evidencekit stored
+    versions: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {"key": self.key, "size": self.size, "last_modified": self.last_modified,
                 "version_id": self.version_id, "sha256": self.sha256,
                 "retention_mode": self.retention_mode, "retain_until": self.retain_until,
-                "legal_hold": self.legal_hold}
+                "legal_hold": self.legal_hold, "versions": self.versions}
 
 
 def list_objects(client: Any, url: S3Url) -> list[StoredObject]:
     """Every object under *url*'s prefix, with its lock as the store reports it."""
     found: list[StoredObject] = []
+    versions = _versions_per_key(client, url)
     with talking_to(str(url)):
         pages = client.get_paginator("list_objects_v2").paginate(Bucket=url.bucket,
                                                                  Prefix=url.prefix)
@@ -770,8 +774,28 @@ def list_objects(client: Any, url: S3Url) -> list[StoredObject]:
                     str(head.get("Metadata", {}).get("sha256", "")),
                     str(head.get("ObjectLockMode") or ""),
                     rfc3339(until) if isinstance(until, datetime) else "",
-                    head.get("ObjectLockLegalHoldStatus") == "ON"))
+                    head.get("ObjectLockLegalHoldStatus") == "ON",
+                    versions.get(item["Key"], 0)))
     return found
+
+
+def _versions_per_key(client: Any, url: S3Url) -> dict[str, int]:
+    """How many versions and delete markers each key under *url* has ({} when these
+    credentials may not list versions)."""
+    import botocore.exceptions as bx
+
+    counts: dict[str, int] = {}
+    with talking_to(str(url)):
+        try:
+            for page in client.get_paginator("list_object_versions").paginate(
+                    Bucket=url.bucket, Prefix=url.prefix):
+                for entry in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                    counts[entry["Key"]] = counts.get(entry["Key"], 0) + 1
+        except bx.ClientError as exc:
+            if error_code(exc) in ("AccessDenied", "403", "NotImplemented", "501"):
+                return {}
+            raise
+    return counts
 
 
 def the_only_version(client: Any, url: S3Url) -> str:

@@ -103,8 +103,8 @@ def test_list_and_get(stored: tuple[str, str, str], bundle: Path, tmp_path: Path
     assert listed.code == 0, listed.stderr
     assert_valid(listed.json(), "store-list")
     [item] = listed.json()["objects"]
-    assert (item["key"], item["version_id"], item["retention_mode"]) == (
-        key, version, "COMPLIANCE")
+    assert (item["key"], item["version_id"], item["retention_mode"], item["versions"]) == (
+        key, version, "COMPLIANCE", 1)
     out = tmp_path / "fetched.evidence"
     got = invoke("store", "get", f"s3://{bucket}/{key}", "-o", out, "--endpoint",
                  s3_server.endpoint, "--json", env=s3_server.env())
@@ -305,6 +305,13 @@ def test_a_key_written_over_is_never_read_as_the_bundle(
     again = _put(bundle, keys, s3_server, f"s3://{bucket}/", "--retain-days", "1")
     assert again.code == 1 and "written over" in again.json()["error"]["message"]
     assert bundle.read_bytes() == before  # nothing recorded about the newer version
+    listed = invoke("store", "list", f"s3://{bucket}/", "--endpoint", s3_server.endpoint,
+                    "--json", env=s3_server.env())
+    assert_valid(listed.json(), "store-list")
+    assert [o["versions"] for o in listed.json()["objects"]] == [2]
+    said = invoke("store", "list", f"s3://{bucket}/", "--endpoint", s3_server.endpoint,
+                  env=s3_server.env())
+    assert "WRITTEN OVER (2 versions" in said.stdout
     client.delete_object(Bucket=bucket, Key=key)  # a delete marker: allowed under the lock
     hidden = invoke("verify", location, "--endpoint", s3_server.endpoint, "--json",
                     env=s3_server.env())
