@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import getpass
-import importlib.metadata
 import platform
 import socket
 
@@ -27,6 +26,8 @@ def operating_system() -> str:
 
 def tool_versions() -> dict[str, str]:
     """Versions of evidencekit, Python and the libraries that touch the evidence or the crypto."""
+    import importlib.metadata  # here: every command imports this module, only capture asks
+
     versions = {"evidencekit": __version__, "python": platform.python_version()}
     for package in ("cryptography", "bcrypt", "python-magic"):
         try:
