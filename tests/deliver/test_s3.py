@@ -29,7 +29,7 @@ from evidencekit.deliver.s3 import (
     part_size,
     read_back,
 )
-from evidencekit.errors import BundleError, StoreError, UsageError
+from evidencekit.errors import BundleError, Interrupted, StoreError, UsageError
 from evidencekit.progress import NoProgress
 from tests.support.s3server import S3Server
 from tests.support.streams import OneStream, Pieces
@@ -259,3 +259,21 @@ def test_a_bundle_changed_after_it_was_verified_is_not_stored(bundle: Path,
     with pytest.raises(BundleError, match="changed while it was being verified or uploaded"):
         store.deliver(bundle, facts, NoProgress())
     _no_object(client, bucket, object_key("v/", facts))
+
+
+def test_an_interrupt_after_a_capture_was_stored_names_the_object(
+        s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while the finished object's size and lock are checked: it exists (locked), so
+    the interrupt says where, not 'nothing was written'."""
+    bucket = s3_server.new_bucket()
+    store = S3Store(S3Url(bucket, "late/"), _lock(), s3_server.endpoint, s3_server.client())
+    target = S3Capture(store, "CASE-1", "host", datetime.now(timezone.utc), "0123abcd")
+
+    def interrupt(*_: Any, **__: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(store, "head", interrupt)
+    with pytest.raises(Interrupted, match=f"stored at {target.location}"), target.open() as out:
+        out.write(b"x" * 1000)
+    monkeypatch.undo()
+    assert store.head(target.key) is not None
