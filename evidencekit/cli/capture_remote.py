@@ -334,3 +334,4 @@ class _FramedTarget:
         writer = protocol.FramedWriter(self._out)
         yield cast(BinaryIO, writer)
         writer.finish()
+        self._out.close()  # the receiver waits for the stream's end (protocol._require_end)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import select
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ _FRAME = struct.Struct(">cQI")
 DATA = b"D"
 END = b"E"
 _LARGEST_FRAME = 16 << 20  # what a sender never exceeds, so a receiver never holds more
+_END_GRACE = 20  # seconds a sender may take to close the stream after its end frame
 
 
 class FramedWriter:
@@ -151,8 +153,7 @@ def receive(source: IO[bytes], fd: int, advance: Callable[[int], None],
         if kind == END:
             if offset != size or length:
                 raise StreamBroken(f"its end names {offset} bytes, {size} arrived")
-            if _read_exactly(source, 1, at_end_ok=True):
-                raise StreamBroken("more came after its end")
+            _require_end(source)
             digest, payload_size = hasher.result()
             return Received(size, wire, digest, payload_size)
         if kind != DATA or length > _LARGEST_FRAME or offset > size or offset + length > largest:
@@ -170,6 +171,20 @@ def receive(source: IO[bytes], fd: int, advance: Callable[[int], None],
             hasher.patched(offset, data)
         else:
             raise StreamBroken(f"a frame at {offset} overlaps the end of what arrived")
+
+
+def _require_end(source: IO[bytes]) -> None:
+    """Nothing after the end frame, and the stream closed within _END_GRACE seconds (the
+    remote evidencekit closes it after the end frame): a sender that keeps it open, writing
+    nothing, would otherwise be waited for without end."""
+    try:
+        ended = bool(select.select([source.fileno()], [], [], _END_GRACE)[0])
+    except (io.UnsupportedOperation, AttributeError):  # not a pipe (a test's bytes): no wait
+        ended = True
+    if not ended:
+        raise StreamBroken(f"it was not closed within {_END_GRACE} seconds of its end")
+    if _read_exactly(source, 1, at_end_ok=True):
+        raise StreamBroken("more came after its end")
 
 
 def _member_size(header: bytes) -> int | None:

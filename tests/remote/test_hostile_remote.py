@@ -11,6 +11,7 @@ import resource
 import shlex
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -234,3 +235,17 @@ def test_what_the_sftp_fallback_could_not_list_makes_an_incomplete_capture(
     checked = run_cli("verify", out, "-i", keys["identity"], env={
         "XDG_CONFIG_HOME": str(tmp_path / "config")})
     assert checked.code in (0, 6), checked.stdout + checked.stderr
+
+
+def test_a_stream_left_open_after_its_end_is_not_waited_for_without_end(
+        server: sshd_support.Sshd, notes: Path, keys: dict[str, Path], tmp_path: Path) -> None:
+    """The whole bundle and its end frame, then the channel held open, nothing written: the
+    capture waited for ever."""
+    out = tmp_path / "x.evidence"
+    held = _remote_script(server, '$EK "$@"; sleep 120')
+    started = time.monotonic()
+    done = _capture(server, keys, out, held, notes)
+    assert time.monotonic() - started < 100
+    assert done.code == 2, done.stderr
+    assert "was not closed within 20 seconds of its end" in done.stderr, done.stderr
+    _nothing_left(tmp_path, out)
