@@ -34,12 +34,15 @@ SLOW_TESTS = frozenset(
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """The commands the tests interrupt with Ctrl-C (SIGINT) must not inherit it ignored: a shell
-    without job control starts a background job (``pytest … &``) with SIGINT ignored, children
-    inherit that, and evidencekit then rightly keeps ignoring it (as under nohup), so those tests
-    failed only when pytest ran in the background. Python's own handler is not inherited."""
+    """The commands the tests interrupt (Ctrl-C's SIGINT, Ctrl-\\'s SIGQUIT) must not inherit
+    those signals ignored: a shell without job control starts a background job (``pytest … &``)
+    with both ignored, children inherit that, and evidencekit then rightly keeps ignoring them
+    (as under nohup), so those tests failed only when pytest ran in the background. Python's own
+    SIGINT handler is not inherited; SIGQUIT gets its default action."""
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGQUIT) is signal.SIG_IGN:
+        signal.signal(signal.SIGQUIT, signal.SIG_DFL)
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m "not slow" deselects
