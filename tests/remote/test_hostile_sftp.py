@@ -27,13 +27,15 @@ def served() -> Iterator[tuple[sshd_support.Sshd, Path]]:
     mode = folder / "mode"
     mode.write_text("empty-name")
     os.chmod(mode, 0o644)
-    packages = ":".join([str(WORKTREE), *(p for p in sys.path if p.endswith("site-packages"))])
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    python = f"/usr/bin/{version}" if os.geteuid() == 0 else os.path.realpath(sys.executable)
+    if os.geteuid() == 0:  # the login user is another: it may not read a private checkout
+        packages, python = sshd_support.readable_python_path(), f"/usr/bin/{version}"
+    else:
+        packages, python = sshd_support.tests_python_path(), os.path.realpath(sys.executable)
     command = (f"env PYTHONPATH={shlex.quote(packages)} {python} -m "
                f"tests.support.hostile_sftp $(cat {mode})")
     script = folder / "sftp.sh"
-    script.write_text(f"#!/bin/sh\ncd {shlex.quote(str(WORKTREE))} && exec {command}\n")
+    script.write_text(f"#!/bin/sh\ncd / && exec {command}\n")
     os.chmod(script, 0o755)
     try:
         with sshd_support.running(sftp=f"/bin/sh {script}") as server:

@@ -11,9 +11,11 @@ A missing sshd skips locally and fails in CI (tests/conftest.skip_or_fail).
 
 from __future__ import annotations
 
+import atexit
 import base64
 import contextlib
 import hashlib
+import importlib.metadata
 import itertools
 import os
 import pwd
@@ -31,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from tests.support.tools import require_tool, skip_or_fail
 
@@ -77,15 +81,90 @@ class Sshd:
         """How the login user runs this worktree's evidencekit there: the tests' interpreter if
         that user may run it, else the system's Python of the same version, given the tests'
         packages (compiled for that version) on PYTHONPATH."""
-        worktree = Path(__file__).resolve().parents[2]
-        packages = [p for p in sys.path if p.endswith("site-packages")]
-        path = ":".join([str(worktree), *packages])
         version = f"{sys.version_info.major}.{sys.version_info.minor}"
-        for python in (os.path.realpath(sys.executable), f"/usr/bin/python{version}"):
+        for python, path in ((os.path.realpath(sys.executable), tests_python_path()),
+                             (f"/usr/bin/python{version}", tests_python_path()),
+                             (f"/usr/bin/python{version}", readable_python_path())):
             command = shlex.join(["env", f"PYTHONPATH={path}", python, "-m", "evidencekit"])
             if self.ssh(command + " --version").returncode == 0:
                 return command
         skip_or_fail(f"no Python {version} that {self.user} may run evidencekit with")
+
+
+WORKTREE = Path(__file__).resolve().parents[2]
+
+
+def tests_python_path() -> str:
+    """This checkout and the tests' packages, as the tests' own interpreter finds them."""
+    return ":".join([str(WORKTREE), *(p for p in sys.path if p.endswith("site-packages"))])
+
+
+_readable: list[Path] = []  # the copy readable_python_path made (once per test session)
+
+
+def readable_python_path() -> str:
+    """A PYTHONPATH another user may read: a checkout cloned into a private (0700) folder is
+    out of the login user's reach, so evidencekit, its run-time dependencies and the stdlib-only
+    test servers (tests/support/hostile_sftp.py) are linked, or copied, once into a 0755
+    temporary folder, removed when the tests end."""
+    if not _readable:
+        root = Path(tempfile.mkdtemp(prefix="evidencekit-readable-python-"))
+        os.chmod(root, 0o755)
+        _readable.append(root)
+        atexit.register(shutil.rmtree, root, True)
+        _share_tree(WORKTREE / "evidencekit", root / "evidencekit")
+        for relative in ("tests/__init__.py", "tests/support/__init__.py",
+                         "tests/support/hostile_sftp.py"):
+            _share_file(WORKTREE / relative, root / relative)
+        for distribution in _runtime_distributions("evidencekit"):
+            for file in distribution.files or ():
+                source = Path(str(distribution.locate_file(file)))
+                if source.is_file() and not file.parts[0].startswith(".."):
+                    _share_file(source, root / file)
+    return str(_readable[0])
+
+
+def _runtime_distributions(name: str) -> list[importlib.metadata.Distribution]:
+    """*name*'s distribution and every one its run-time requirements (no extras) reach."""
+    found: dict[str, importlib.metadata.Distribution] = {}
+    waiting = [name]
+    while waiting:
+        wanted = canonicalize_name(waiting.pop())
+        if wanted in found:
+            continue
+        distribution = importlib.metadata.distribution(wanted)
+        found[wanted] = distribution
+        for line in distribution.requires or ():
+            requirement = Requirement(line)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                waiting.append(requirement.name)
+    return list(found.values())
+
+
+def _share_tree(source: Path, target: Path) -> None:
+    for folder, _dirs, files in os.walk(source):
+        for file in files:
+            if not file.endswith(".pyc"):
+                path = Path(folder) / file
+                _share_file(path, target / path.relative_to(source))
+
+
+def _share_file(source: Path, target: Path) -> None:
+    """A hard link where the file system allows one (no copy of 100 MB of libraries), else a
+    copy; readable by all, like the folders leading to it."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for folder in (target.parent, *target.parent.parents):
+        if folder == Path(tempfile.gettempdir()):
+            break
+        os.chmod(folder, 0o755)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+    if os.stat(target).st_mode & 0o444 != 0o444:
+        shutil.copy2(source, target.with_name(target.name + ".tmp"))
+        os.replace(target.with_name(target.name + ".tmp"), target)
+        os.chmod(target, 0o644 | (os.stat(target).st_mode & 0o111))
 
 
 def fingerprint_of(line: str) -> str:
