@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
-from evidencekit import __version__, fs, identify, publictext, records
+from evidencekit import __version__, fs, identify, publictext
 from evidencekit import incident as incident_record
 from evidencekit.clock import Clock, clock_source, rfc3339, system_clock
 from evidencekit.crypto import age, sshsig
@@ -52,20 +52,21 @@ from evidencekit.format.tree import STREAM_MODE
 from evidencekit.hostinfo import host_name, operating_system, tool_versions, user_name
 from evidencekit.pipeline import BackgroundWriter
 from evidencekit.progress import NoProgress, Progress, Throttled, throttled
-from evidencekit.selection import Filters, relative_to_source
 from evidencekit.sources import FileSource, PartlyRead, StreamEntry, WholeOrNothing
 from evidencekit.sources import Source as EvidenceSource  # walk.Source: one root of FileSource
-from evidencekit.sources.files import Replaced, open_regular
-from evidencekit.sources.files import scan_totals as scan_totals  # where it was
-from evidencekit.spool import Spool
-from evidencekit.text import human_size
-from evidencekit.walk import (
+from evidencekit.sources.files import records
+from evidencekit.sources.files.selection import Filters, relative_to_source
+from evidencekit.sources.files.source import Replaced, open_regular
+from evidencekit.sources.files.source import scan_totals as scan_totals  # where it was
+from evidencekit.sources.files.walk import (
     Entry,
     Source,
     named_again,
     resolve_sources,
     source_reaching,
 )
+from evidencekit.spool import Spool
+from evidencekit.text import human_size
 
 if TYPE_CHECKING:  # a package whose __init__ imports custody and verify, which capture needs not
     from evidencekit.deliver.target import StreamTarget

@@ -11,7 +11,7 @@ from evidencekit.capture import CaptureRequest, CaseInfo, capture, scan_totals
 from evidencekit.crypto import age
 from evidencekit.crypto.keys import SigningKey
 from evidencekit.progress import Throttled
-from evidencekit.walk import resolve_sources
+from evidencekit.sources.files.walk import resolve_sources
 from tests.support.tools import atimes, stale_atimes
 
 

@@ -12,10 +12,10 @@ import pytest
 
 # module → what it must not pull in, directly or through anything it imports
 LOWER_LAYERS = {
-    "evidencekit.crypto.keys": ("evidencekit.walk", "evidencekit.profiles", "evidencekit.cli"),
-    "evidencekit.crypto.age": ("evidencekit.walk", "evidencekit.fs", "evidencekit.cli"),
-    "evidencekit.config": ("evidencekit.walk", "evidencekit.profiles", "evidencekit.cli"),
-    "evidencekit.fs": ("evidencekit.walk", "evidencekit.crypto", "evidencekit.cli"),
+    "evidencekit.crypto.keys": ("evidencekit.sources", "evidencekit.cli"),
+    "evidencekit.crypto.age": ("evidencekit.sources", "evidencekit.fs", "evidencekit.cli"),
+    "evidencekit.config": ("evidencekit.sources", "evidencekit.cli"),
+    "evidencekit.fs": ("evidencekit.sources", "evidencekit.crypto", "evidencekit.cli"),
     "evidencekit.incident": ("evidencekit.cli",),
     "evidencekit.custody": ("evidencekit.cli",),
     "evidencekit.report": ("evidencekit.cli",),

@@ -3,7 +3,7 @@ import subprocess
 
 import pytest
 
-from evidencekit.walk import (
+from evidencekit.sources.files.walk import (
     ESTIMATE_DEPTH,
     entries_below,
     escape_name,
@@ -204,7 +204,7 @@ def test_entries_below_holds_few_descriptors_however_deep_the_tree(tmp_path):
 def test_a_trusted_link_through_a_strangers_link_is_not_trusted(tmp_path, monkeypatch):
     """Root's own link whose target runs through a link someone else made is followed no
     further than that: the kernel would take the stranger's link too."""
-    from evidencekit import walk as walking
+    from evidencekit.sources.files import walk as walking
     (tmp_path / "etc").mkdir()
     (tmp_path / "etc" / "shadow").write_text("root:hash")
     (tmp_path / "spool").mkdir()

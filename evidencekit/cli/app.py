@@ -12,7 +12,7 @@ import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar, cast
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
 import click
 from click.core import ParameterSource
@@ -40,7 +40,9 @@ from evidencekit.errors import (
 )
 from evidencekit.hostinfo import user_name
 from evidencekit.publictext import check_line
-from evidencekit.walk import Source
+
+if TYPE_CHECKING:  # the walk is imported by capture, not by every command
+    from evidencekit.sources.files.walk import Source
 
 F = TypeVar("F", bound=Callable[..., Any])
 CONFIG_HINT = "$XDG_CONFIG_HOME/evidencekit/config.yaml"

@@ -21,6 +21,7 @@ from evidencekit.cli import render
 from evidencekit.cli.secrets import interactive
 from evidencekit.crypto.keys import SigningKey
 from evidencekit.errors import InputError, PassphraseRequired, UsageError
+from evidencekit.sources.files.walk import read_user_file
 from evidencekit.sources.mail import (
     Account,
     BearerToken,
@@ -34,7 +35,6 @@ from evidencekit.sources.mail import (
 )
 from evidencekit.sources.mail.resume import ResumeState, derive_key
 from evidencekit.sources.mail.source import selection_from
-from evidencekit.walk import read_user_file
 
 PASSWORD_ENV = "EVIDENCEKIT_IMAP_PASSWORD"
 _META = "evidencekit.imap"

@@ -60,11 +60,11 @@ from evidencekit.errors import (
     UsageError,
 )
 from evidencekit.hostinfo import user_name
-from evidencekit.profiles import OS_NAMES
 from evidencekit.progress import show_status
 from evidencekit.sources import StdinSource
 from evidencekit.sources.base import Source as EvidenceSource
 from evidencekit.sources.device import DeviceSource, parse_hashes
+from evidencekit.sources.files.profiles import OS_NAMES
 from evidencekit.stamping import Stamped, add_timestamps, later_command
 
 

@@ -17,7 +17,7 @@ from evidencekit.cli import render
 from evidencekit.cli.app import DetailedError, cli, json_option, run
 from evidencekit.cli.keyring import config_dir
 from evidencekit.errors import EvidenceKitError, ExitCode, UsageError
-from evidencekit.profiles import (
+from evidencekit.sources.files.profiles import (
     OS_NAMES,
     Profile,
     Resolution,
@@ -26,7 +26,7 @@ from evidencekit.profiles import (
     list_profiles,
     resolve,
 )
-from evidencekit.selection import Filters
+from evidencekit.sources.files.selection import Filters
 from evidencekit.text import exact_size
 
 

@@ -47,10 +47,10 @@ from evidencekit.errors import (
 from evidencekit.fs.noatime import read_user_file, scan_directory
 from evidencekit.hostinfo import user_name
 from evidencekit.publictext import check_line
+from evidencekit.sources.files.walk import Source, entries_below, source_reaching
 from evidencekit.sources.mail import Trust
 from evidencekit.sources.web import WebSource, check_url
 from evidencekit.text import human_size, plural
-from evidencekit.walk import Source, entries_below, source_reaching
 
 if TYPE_CHECKING:
     from cryptography.x509 import Certificate

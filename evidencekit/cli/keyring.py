@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Collection
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from evidencekit.crypto import age
 from evidencekit.crypto.keys import (
@@ -18,7 +19,9 @@ from evidencekit.errors import InputError, KeyFileError, OutputError, RecipientE
 from evidencekit.fs.noatime import read_user_file
 from evidencekit.hostinfo import user_name
 from evidencekit.publictext import check_line
-from evidencekit.walk import Source, source_reaching
+
+if TYPE_CHECKING:  # the walk is imported by capture, not by every command
+    from evidencekit.sources.files.walk import Source
 
 OPENSSH_PRIVATE = b"-----BEGIN OPENSSH PRIVATE KEY-----"
 AGE_SECRET = "AGE-SECRET-KEY-"
@@ -44,6 +47,8 @@ def folder_changed_by_creating(path: Path) -> Path:
 def refuse_new_key_inside(path: Path, sources: Collection[Source]) -> None:
     """Creating the personal signing key on first use writes into its folder: refuse when that
     folder is being captured (e.g. capturing the whole home folder, ~/.config included)."""
+    from evidencekit.sources.files.walk import source_reaching
+
     inside = source_reaching(folder_changed_by_creating(path), sources)
     if inside is not None:
         raise OutputError(f"evidencekit would create your personal signing key {path} inside "

@@ -28,7 +28,6 @@ from rich.text import Text
 
 from evidencekit.errors import EvidenceKitError, ExitCode
 from evidencekit.progress import NoProgress
-from evidencekit.selection import EXCLUDED, TOO_LARGE
 from evidencekit.text import human_size, plural, visible
 
 if TYPE_CHECKING:
@@ -228,6 +227,8 @@ def capture_text(result: CaptureResult) -> None:
     out.print(f"  signed by       {escape(seal.signer.fingerprint)}")
     for warning in result.warnings:
         err.print(f"[yellow]evidencekit: warning:[/] {escape(warning)}")
+    from evidencekit.sources.files.selection import EXCLUDED, TOO_LARGE  # capture's only
+
     by_rule = [p for p in result.problems if p.problem.startswith((EXCLUDED, TOO_LARGE))]
     problems = [p for p in result.problems if p not in by_rule]
     if by_rule:

@@ -20,8 +20,8 @@ from evidencekit.errors import BundleError
 from evidencekit.format import bag
 from evidencekit.format.documents import SEAL_SIG, CustodyEvent, Seal, custody_member
 from evidencekit.protection import protection_of, wrong_key
-from evidencekit.records import bytes_from_field
 from evidencekit.report.previews import Email, Picture, PreviewCollector, Previews, matching
+from evidencekit.sources.files.records import bytes_from_field
 from evidencekit.text import plural, size_text, visible
 from evidencekit.timestamps import Checked
 from evidencekit.verify import SEALER, TRUSTED, UNKNOWN, UNTRUSTED, Report, signer_label

@@ -11,7 +11,7 @@ from evidencekit.sources.base import (
     StreamEntry,
     WholeOrNothing,
 )
-from evidencekit.sources.files import FileSource
+from evidencekit.sources.files.source import FileSource
 from evidencekit.sources.stdin import StdinSource
 
 __all__ = ["BytesContent", "Content", "FileSource", "PartlyRead", "Skip", "Source", "SourceRecord",

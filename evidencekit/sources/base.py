@@ -4,7 +4,7 @@ A :class:`Source` is numbered and named once (:meth:`Source.place`), gives the r
 manifest.json's ``sources`` list, an estimate for the progress bar, and then its entries, in
 order. An entry is one of two kinds:
 
-- a :class:`evidencekit.walk.Entry`, something found in the file system: folders, links, special
+- a :class:`evidencekit.sources.files.walk.Entry`, something found in the file system: folders, links, special
   files and errors are recorded from their metadata alone; a regular file is opened through the
   entry's ``dir_fd`` and ``name`` (no link followed, access time kept) by files.open_regular, and
   read by the pipeline like any Content;
@@ -34,8 +34,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from evidencekit.records import bytes_field
-from evidencekit.walk import Entry
+from evidencekit.sources.files.records import bytes_field
+from evidencekit.sources.files.walk import Entry
 
 Skip = set[tuple[int, int]]  # (device, inode) never to read: the bundle being written, the key
 

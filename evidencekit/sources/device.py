@@ -43,6 +43,7 @@ from evidencekit import __version__, canonical
 from evidencekit.clock import Clock, rfc3339, system_clock
 from evidencekit.errors import UsageError
 from evidencekit.sources.base import BytesContent, Skip, SourceRecord, StreamEntry
+from evidencekit.sources.files.walk import Entry, escape_name
 from evidencekit.sources.sectors import (
     BAD,
     DEFAULT_RETRIES,
@@ -51,7 +52,6 @@ from evidencekit.sources.sectors import (
     SectorReader,
     printable,
 )
-from evidencekit.walk import Entry, escape_name
 
 KIND = "device"
 WINDOW = 16 << 20  # bytes per hash window: 4,096 lines for 64 GiB, a change found to 16 MiB

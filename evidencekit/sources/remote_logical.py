@@ -24,8 +24,8 @@ from evidencekit import canonical
 from evidencekit.clock import Clock, rfc3339, system_clock
 from evidencekit.remote.sftp import Attrs, RemoteFile, SftpError, SftpSession
 from evidencekit.sources.base import BytesContent, Skip, SourceRecord, StreamEntry
-from evidencekit.walk import Entry, escape_name, unique_name
-from evidencekit.walk import Source as Root
+from evidencekit.sources.files.walk import Entry, escape_name, unique_name
+from evidencekit.sources.files.walk import Source as Root
 
 KIND = "remote-logical"
 DOCUMENT = "remote-logical.json"

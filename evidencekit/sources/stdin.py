@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from evidencekit.clock import Clock, rfc3339, system_clock
 from evidencekit.errors import UsageError
 from evidencekit.sources.base import Skip, SourceRecord, StreamEntry
-from evidencekit.walk import Entry, escape_name, unique_name
+from evidencekit.sources.files.walk import Entry, escape_name, unique_name
 
 KIND = "stdin"
 GIVEN = b"-"  # how standard input is named by convention; the name chosen is the bag_name

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 import pytest
 
-import evidencekit.sources.files as files_module
+import evidencekit.sources.files.source as files_module
 from evidencekit.crypto import age
 from evidencekit.errors import ExitCode
 from tests.support.cli import invoke

@@ -90,7 +90,7 @@ def test_a_profile_with_live_collects_the_live_state(tmp_path: Path, keys: dict[
 
 
 def test_the_built_in_ir_triage_profile_pairs_live_with_logs_and_histories() -> None:
-    from evidencekit.profiles import find_profile
+    from evidencekit.sources.files.profiles import find_profile
 
     triage = find_profile("ir-triage")
     assert triage.live and triage.origin == "built-in"

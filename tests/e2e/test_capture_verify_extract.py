@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from evidencekit.birthtime import birth_time_ns
+from evidencekit.sources.files.birthtime import birth_time_ns
 from tests.e2e.conftest import make_tree, run_cli
 
 

@@ -76,7 +76,8 @@ def test_the_release_installs_and_runs_without_a_package_index(tmp_path: Path, k
     with tarfile.open(sdist) as source:  # the sdist holds what a build from it needs
         names = source.getnames()
     assert f"evidencekit-{__version__}/pyproject.toml" in names
-    assert f"evidencekit-{__version__}/evidencekit/profiles/builtin/browser-history.yaml" in names
+    profile = "evidencekit/sources/files/profiles/builtin/browser-history.yaml"
+    assert f"evidencekit-{__version__}/{profile}" in names
 
     # The wheel, into a fresh virtual environment (what pipx does).
     venv = tmp_path / "venv"

@@ -637,7 +637,7 @@ def test_a_file_that_reports_no_size_and_never_ends_is_stored_up_to_the_limit(li
     """/proc/self/pagemap reports 0 bytes and gives gigabytes; whatever reports no size is read
     to its end only up to kernel_files.READ_TO_END_LIMIT (held in memory): the first bytes are
     stored and the error says why (here with the limit lowered, on /proc/self/maps)."""
-    from evidencekit import kernel_files
+    from evidencekit.sources.files import kernel_files
 
     proc_maps = Path("/proc/self/maps")
     if not proc_maps.is_file():
@@ -652,7 +652,7 @@ def test_a_file_that_reports_no_size_and_never_ends_is_stored_up_to_the_limit(li
 
 
 def test_the_file_systems_that_make_files_as_read_are_found_in_mountinfo():
-    from evidencekit.kernel_files import _kernel_made
+    from evidencekit.sources.files.kernel_files import _kernel_made
 
     lines = [b"22 28 0:21 / /proc rw,nosuid shared:12 - proc proc rw",
              b"23 28 0:22 / /sys rw,nosuid shared:2 master:1 - sysfs sysfs rw",
@@ -695,7 +695,7 @@ def test_a_name_of_a_changed_file_is_not_linked(tmp_path):
 
     from evidencekit.capture import _first_name, _remember_if_linked, _Tally, _Waiting
     from evidencekit.format.entries import ManifestEntry, StatFields, Stored
-    from evidencekit.walk import resolve_sources, walk
+    from evidencekit.sources.files.walk import resolve_sources, walk
 
     src = tmp_path / "src"
     src.mkdir()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from evidencekit import walk
+from evidencekit.sources.files import walk
 
 STRANGER = 54321  # a uid that is neither root nor the user running the tests
 

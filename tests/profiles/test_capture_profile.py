@@ -219,7 +219,7 @@ def test_the_manifest_records_which_profile_was_used(tmp_path: Path, user: Path,
     result = invoke("capture", "--profile", "user-files", "-R", keys["recipient"],
                     "--sign-key", keys["signer"], "-o", out, "--json")
     assert result.code == 0, result.stderr
-    builtin = ROOT / "evidencekit" / "profiles" / "builtin" / "user-files.yaml"
+    builtin = ROOT / "evidencekit/sources/files/profiles/builtin/user-files.yaml"
     digest = hashlib.sha256(builtin.read_bytes()).hexdigest()
     assert manifest_of(out, keys, tmp_path / "o1")["capture"]["profile"] == {
         "name": "user-files", "origin": "built-in", "sha256": digest}
@@ -515,7 +515,7 @@ def test_another_users_link_the_pattern_names_in_full_is_recorded_not_followed(
 def test_a_link_planted_after_the_profile_was_expanded_is_not_followed(
         tmp_path: Path, user: Path, keys, plant):
     """The owner is checked again when the capture opens its sources (walk.resolve_sources)."""
-    from evidencekit.walk import resolve_sources
+    from evidencekit.sources.files.walk import resolve_sources
     touch(tmp_path / "secret", b"root:$6$hash")
     (tmp_path / "logs").mkdir()
     link = os.fsencode(plant(tmp_path / "logs" / "pacman.log", tmp_path / "secret"))
@@ -556,7 +556,7 @@ def test_a_named_folder_swapped_for_a_strangers_link_during_the_capture_is_not_f
     """The owner is checked as the folder is opened, not only when the capture starts: one of
     the group that may write /var/log swaps `apt` for a link to /root/.ssh while the capture
     walks earlier sources."""
-    from evidencekit.walk import resolve_sources, walk
+    from evidencekit.sources.files.walk import resolve_sources, walk
     touch(tmp_path / "log" / "apt" / "id_rsa", b"decoy")
     touch(tmp_path / "root" / ".ssh" / "id_rsa", b"ROOT-PRIVATE-KEY")
     wanted = os.fsencode(tmp_path / "log" / "apt" / "id_rsa")
@@ -571,7 +571,7 @@ def test_a_named_folder_swapped_for_a_strangers_link_during_the_capture_is_not_f
 def test_a_link_named_in_full_is_opened_checking_its_target_again(tmp_path: Path, plant):
     """Downloads (the user's link) leads to disk/dl; disk swapped for a stranger's link after
     the capture resolved the target: not followed."""
-    from evidencekit.walk import resolve_sources, walk
+    from evidencekit.sources.files.walk import resolve_sources, walk
     touch(tmp_path / "disk" / "dl" / "invoice.pdf", b"%PDF")
     touch(tmp_path / "secret" / "dl" / "key", b"SECRET")
     (tmp_path / "home").mkdir()

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from evidencekit.profiles import find_profile, resolve, variables
-from evidencekit.profiles.expand import (
+from evidencekit.sources.files.profiles import find_profile, resolve, variables
+from evidencekit.sources.files.profiles.expand import (
     LINK_NOT_FOLLOWED,
     LINK_NOT_TRUSTED,
     LINK_THROUGH_STRANGER,
     UnsetVariable,
     expand_pattern,
 )
-from evidencekit.profiles.model import read_profile
+from evidencekit.sources.files.profiles.model import read_profile
 from tests.support.tools import atimes, stale_atimes
 
 

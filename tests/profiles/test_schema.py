@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from evidencekit.profiles import ProfileError, builtin_names, find_profile, list_profiles
-from evidencekit.profiles.model import parse_size, read_profile
+from evidencekit.sources.files.profiles import ProfileError, builtin_names, find_profile, list_profiles
+from evidencekit.sources.files.profiles.model import parse_size, read_profile
 from tests.support.cli import invoke
 from tests.support.schemas import SCHEMAS, assert_valid, schema_validator
 
@@ -98,7 +98,7 @@ def test_builtin_profiles_are_valid_and_cover_every_system():
     names = builtin_names()
     assert {"browser-history", "mail", "shell-history", "system-logs", "user-files",
             "chat-apps"} <= set(names)
-    folder = Path(__file__).resolve().parents[2] / "evidencekit" / "profiles" / "builtin"
+    folder = Path(__file__).resolve().parents[2] / "evidencekit/sources/files/profiles/builtin"
     for name in names:
         profile = find_profile(name)
         assert profile.name == name and profile.origin == "built-in"

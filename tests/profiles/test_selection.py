@@ -1,10 +1,10 @@
-"""Include/exclude globs and size limits (evidencekit.selection)."""
+"""Include/exclude globs and size limits (evidencekit.sources.files.selection)."""
 
 from __future__ import annotations
 
 import pytest
 
-from evidencekit.selection import (
+from evidencekit.sources.files.selection import (
     EXCLUDED,
     TOO_LARGE,
     Filters,

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from evidencekit import kernel_files
 from evidencekit.format.entries import NOT_READ, ManifestEntry
-from evidencekit.sources.files import OpenedFile, Replaced, open_regular
-from evidencekit.walk import Entry, resolve_sources, walk
+from evidencekit.sources.files import kernel_files
+from evidencekit.sources.files.source import OpenedFile, Replaced, open_regular
+from evidencekit.sources.files.walk import Entry, resolve_sources, walk
 
 
 @contextmanager

@@ -16,8 +16,8 @@ from evidencekit.crypto import age
 from evidencekit.crypto.keys import SigningKey
 from evidencekit.extract import extract
 from evidencekit.sources import BytesContent, Skip, SourceRecord, StreamEntry
+from evidencekit.sources.files.walk import Entry
 from evidencekit.verify import Report, verify
-from evidencekit.walk import Entry
 from tests.support.streams import NOW, OneStream, Pieces
 
 

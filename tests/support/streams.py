@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterator
 
 from evidencekit.sources import Skip, SourceRecord, StreamEntry
-from evidencekit.walk import Entry, unique_name
+from evidencekit.sources.files.walk import Entry, unique_name
 
 NOW = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
 

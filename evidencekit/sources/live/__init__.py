@@ -35,10 +35,10 @@ from evidencekit import __version__
 from evidencekit.clock import Clock, rfc3339, system_clock
 from evidencekit.hostinfo import host_name, operating_system
 from evidencekit.sources.base import Skip, SourceRecord, StreamEntry
+from evidencekit.sources.files.walk import Entry, unique_name
 from evidencekit.sources.live import changes, clock, network, processes, system
 from evidencekit.sources.live.common import Document, Gaps, encoded, envelope
 from evidencekit.sources.live.memory import DEFAULT_IDLE_TIMEOUT, MemoryImage
-from evidencekit.walk import Entry, unique_name
 
 KIND = "live"
 GIVEN = b"--live"

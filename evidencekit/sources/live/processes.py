@@ -19,8 +19,8 @@ from typing import Any
 import psutil
 
 from evidencekit.clock import Clock, rfc3339
+from evidencekit.sources.files.walk import open_keeping_atime
 from evidencekit.sources.live.common import IS_LINUX, Document, Gaps, envelope, reason, text
-from evidencekit.walk import open_keeping_atime
 
 _DELETED = b" (deleted)"
 _CHUNK = 1 << 20

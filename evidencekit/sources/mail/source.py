@@ -32,12 +32,12 @@ from evidencekit import canonical
 from evidencekit.clock import Clock, rfc3339, system_clock
 from evidencekit.errors import UsageError
 from evidencekit.sources.base import BytesContent, Skip, SourceRecord, StreamEntry
+from evidencekit.sources.files.walk import Entry, escape_name, unique_name
 from evidencekit.sources.mail import fetch as imap
 from evidencekit.sources.mail.account import Account, BearerToken, Credential, MailError
 from evidencekit.sources.mail.fetch import Folder, Message
 from evidencekit.sources.mail.resume import FolderState, ResumeState
 from evidencekit.sources.mail.server import Trust, log_in, open_connection
-from evidencekit.walk import Entry, escape_name, unique_name
 
 KIND = "mail"
 SERVER_DOCUMENT = "server.json"

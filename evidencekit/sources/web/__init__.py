@@ -31,6 +31,7 @@ from evidencekit import canonical
 from evidencekit.clock import Clock, rfc3339, system_clock
 from evidencekit.errors import UsageError
 from evidencekit.sources.base import BytesContent, Content, Skip, SourceRecord, StreamEntry
+from evidencekit.sources.files.walk import Entry
 from evidencekit.sources.web.fetch import Limits
 from evidencekit.sources.web.page import (
     DEFAULT_USER_AGENT,
@@ -40,7 +41,6 @@ from evidencekit.sources.web.page import (
 )
 from evidencekit.sources.web.render import Rendering, render
 from evidencekit.sources.web.urls import check_url, check_user_agent
-from evidencekit.walk import Entry
 
 KIND = "web"
 WARC_NAME = "page.warc.gz"

@@ -1,6 +1,6 @@
 """Collection profiles: named, per-OS lists of what to collect, as YAML files.
 
-Built-in profiles ship in ``evidencekit/profiles/builtin/``; a user's own live in
+Built-in profiles ship in ``evidencekit/sources/files/profiles/builtin/``; a user's own live in
 ``$XDG_CONFIG_HOME/evidencekit/profiles/`` (found by name, before the built-in ones) or anywhere
 (``--profile ./mine.yaml``).
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from evidencekit.errors import InputError
 from evidencekit.fs.noatime import read_user_file, scan_directory
-from evidencekit.profiles.expand import (
+from evidencekit.sources.files.profiles.expand import (
     Found,
     Missing,
     Resolution,
@@ -22,7 +22,7 @@ from evidencekit.profiles.expand import (
     resolve,
     variables,
 )
-from evidencekit.profiles.model import OS_NAMES, Profile, ProfileError, Target, read_profile
+from evidencekit.sources.files.profiles.model import OS_NAMES, Profile, ProfileError, Target, read_profile
 
 __all__ = ["OS_NAMES", "Found", "Missing", "Profile", "ProfileError", "Resolution", "Target",
            "Unreachable", "builtin_names", "current_os", "find_profile", "list_profiles",

@@ -11,11 +11,11 @@ import stat
 from functools import lru_cache
 from typing import Any
 
-from evidencekit.birthtime import birth_time_ns
 from evidencekit.clock import rfc3339
 from evidencekit.format.entries import ManifestEntry, StatFields
 from evidencekit.format.entries import bytes_field as bytes_field  # where it was
-from evidencekit.walk import Entry
+from evidencekit.sources.files.birthtime import birth_time_ns
+from evidencekit.sources.files.walk import Entry
 
 
 def bytes_from_field(record: dict[str, Any], key: str) -> bytes:

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from evidencekit.selection import Filters, GlobError, compile_glob
+from evidencekit.sources.files.selection import Filters, GlobError, compile_glob
 from evidencekit.yamlfile import Document, PathKey, YamlFileError, load
 
 OS_NAMES = ("linux", "macos", "windows")
@@ -23,7 +23,7 @@ TARGET_KEYS = ("name", "description", *OS_NAMES)
 LIMIT_KEYS = ("max_file_size", "max_total")
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
-# Variables a path may use, per operating system (values: evidencekit.profiles.expand).
+# Variables a path may use, per operating system (values: evidencekit.sources.files.profiles.expand).
 VARIABLES: dict[str, tuple[str, ...]] = {
     "linux": ("home", "userprofile", "appdata", "localappdata", "tmp", "user"),
     "macos": ("home", "userprofile", "appdata", "localappdata", "library", "tmp", "user"),

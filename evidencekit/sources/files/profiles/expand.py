@@ -17,8 +17,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from evidencekit.fs.noatime import scan_directory
-from evidencekit.profiles.model import VARIABLES, Profile
-from evidencekit.walk import (
+from evidencekit.sources.files.profiles.model import VARIABLES, Profile
+from evidencekit.sources.files.walk import (
     is_within,
     link_owner,
     resolves_through_trusted_links,

@@ -1,5 +1,5 @@
 """Files and folders in the file system: the sources named on the command line or found by a
-profile, walked by evidencekit.walk (sorted, read-only, no link followed).
+profile, walked by evidencekit.sources.files.walk (sorted, read-only, no link followed).
 
 Each regular file the walk finds is opened and read here (`open_regular`, `OpenedFile`, a
 Content the pipeline reads once). Resolving the paths (walk.resolve_sources, capture.sources_of)
@@ -15,14 +15,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import suppress
 from types import TracebackType
 
-from evidencekit import kernel_files, records
 from evidencekit.clock import rfc3339
 from evidencekit.format.entries import ManifestEntry
 from evidencekit.fs.noatime import open_keeping_atime
 from evidencekit.sources.base import BytesContent, Skip, SourceRecord, StreamEntry
+from evidencekit.sources.files import kernel_files, records
+from evidencekit.sources.files.walk import Entry, entries_below, escape_name, unique_name, walk
+from evidencekit.sources.files.walk import Source as Root
 from evidencekit.text import human_size
-from evidencekit.walk import Entry, entries_below, escape_name, unique_name, walk
-from evidencekit.walk import Source as Root
 
 
 class FileSource:
