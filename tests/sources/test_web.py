@@ -18,10 +18,22 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from evidencekit.errors import UsageError
 from evidencekit.sources.web import check_url
 from evidencekit.sources.web.fetch import Limits
-from evidencekit.sources.web.page import PageCapture, capture_page
+from evidencekit.sources.web.page import PageCapture, capture_json, capture_page
 from evidencekit.sources.web.render import BROWSER_ENV, render
+from tests.support.schemas import assert_valid
 from tests.support.tools import require_tool
-from tests.support.web_server import CSS, PNG, SCRIPT, Site, https_site, warcio_command
+from tests.support.web_server import (
+    CSS,
+    FONT,
+    MORE_CSS,
+    PAGE,
+    PNG,
+    SCRIPT,
+    SITE_CSS,
+    Site,
+    https_site,
+    warcio_command,
+)
 
 QUICK = Limits(timeout=1.0, user_agent="evidencekit-test")
 
@@ -344,3 +356,70 @@ def test_an_answer_cut_inside_its_headers_is_kept_as_it_came(site: Site, tmp_pat
     assert exchange.truncated == "time" and capture.problems()
     kinds = [line.split('"')[3] for line in checked_by_warcio(tmp_path, capture)[1:]]
     assert kinds == ["request", "response", "metadata"]
+
+
+def test_what_style_sheets_name_is_fetched_and_recorded(site: Site, tmp_path: Path) -> None:
+    """Fonts, pictures and @import named by a linked style sheet, a <style> block and a style
+    attribute: fetched after the page's own, relative to the style sheet naming them, with it
+    as Referer; what a CSS comment names is not."""
+    capture = capture_page(site.base + "/styled.html", QUICK)
+    fetched = [(e.url.removeprefix(site.base), e.status) for role, e in capture.exchanges
+               if role == "resource"]
+    assert fetched == [("/css/site.css", 200), ("/img/hero.png", 200), ("/img/body.png", 200),
+                       ("/css/more.css", 200), ("/fonts/bank.woff2", 200),
+                       ("/img/logo-bg.png", 200)]
+    assert capture.problems() == [] and "/never.png" not in site.hits
+    assert "/commented.png" not in site.hits
+    [more] = [e for _, e in capture.exchanges if e.url.endswith("/more.css")]
+    assert f"Referer: {site.base}/css/site.css\r\n".encode() in more.request
+    checked_by_warcio(tmp_path, capture)
+    found = responses(capture)
+    assert found[site.base + "/fonts/bank.woff2"][1] == FONT
+    assert found[site.base + "/css/site.css"][1] == SITE_CSS
+    assert found[site.base + "/css/more.css"][1] == MORE_CSS
+    assert found[site.base + "/img/logo-bg.png"][1] == PNG
+
+
+def test_what_style_sheets_name_keeps_the_limit_on_resources(site: Site) -> None:
+    capture = capture_page(site.base + "/styled.html", Limits(timeout=1.0, max_resources=4,
+                                                              user_agent="t"))
+    assert [e.url.removeprefix(site.base) for role, e in capture.exchanges
+            if role == "resource"] == ["/css/site.css", "/img/hero.png", "/img/body.png",
+                                       "/css/more.css"]
+    assert capture.not_fetched == [(site.base + path, "not fetched: more than 4 resources")
+                                   for path in ("/fonts/bank.woff2", "/img/logo-bg.png")]
+
+
+def test_a_meta_refresh_is_followed_and_recorded_as_such(site: Site, tmp_path: Path) -> None:
+    capture = capture_page(site.base + "/landing.html", QUICK)
+    roles = [(role, e.url.removeprefix(site.base)) for role, e in capture.exchanges]
+    assert roles[:2] == [("page", "/landing.html"), ("refreshed", "/page.html")]
+    assert capture.final_url == site.base + "/page.html" and capture.problems() == []
+    assert [url for role, url in roles if role == "resource"] == [
+        "/style.css", "/app.js", "/logo.png", "/missing.png"]  # the final page's
+    [(_, refreshed)] = [(r, e) for r, e in capture.exchanges if r == "refreshed"]
+    assert f"Referer: {site.base}/landing.html\r\n".encode() in refreshed.request
+    found = responses(capture)
+    assert found[site.base + "/page.html"][1] == PAGE
+    checked_by_warcio(tmp_path, capture)
+    document = capture_json(capture, {"warc": "x.page.warc.gz", "screenshot": None,
+                                      "pdf": None, "absent": {}, "browser": None,
+                                      "rendered_from": "-",
+                                      "asked_by_browser_not_captured": []})
+    assert_valid(document, "web-capture")
+
+
+def test_refreshes_that_go_round_stop_at_the_redirect_limit(site: Site, tmp_path: Path) -> None:
+    capture = capture_page(site.base + "/refresh-loop.html",
+                           Limits(timeout=1.0, max_redirects=3, user_agent="t"))
+    assert [role for role, _ in capture.exchanges] == ["page"] + ["refreshed"] * 3
+    assert capture.unfollowed == "not reached: more than 3 redirects"
+    checked_by_warcio(tmp_path, capture)
+
+
+@pytest.mark.parametrize(("content", "target"), [
+    ("0; url=/next", "/next"), ("5;URL='/a b'", "/a b"), ('0, "/q"', "/q"),
+    ("30", None), ("0; url=", None), ("  3  ;  url = next.html ", "next.html")])
+def test_a_refresh_is_read_as_browsers_read_it(content: str, target: str | None) -> None:
+    from evidencekit.sources.web.resources import refresh_target
+    assert refresh_target(content) == target

@@ -1,6 +1,8 @@
 """A small HTTPS site on 127.0.0.1 for the web capture tests, under a self-signed certificate made
 by the test: a page with an image, a style sheet and a script, a redirect to it, a response that
-never comes (``/slow``) and one that never ends (``/forever``).
+never comes (``/slow``) and one that never ends (``/forever``), a page styled by style sheets
+that name fonts and pictures (``/styled.html``), a page that sends the browser on by a
+``<meta>`` refresh (``/landing.html``).
 
 :func:`https_site` is a context manager: it waits until the server answers and stops it (and
 wakes every handler still waiting) whatever happens.
@@ -40,6 +42,24 @@ PAGE = b"""<!doctype html>
 <body><h1>Fake Bank: sign in</h1><img src="/logo.png" alt="logo">
 <form><input name="user"><input name="password" type="password"></form>
 <img src="/missing.png"></body></html>
+"""
+
+# A page whose looks come from its style sheets: what they name is fetched too (fonts,
+# pictures, @import, relative to the style sheet), and what a comment names is not
+FONT = b"wOF2 not really a font"
+STYLED_PAGE = b"""<!doctype html><html><head><link rel="stylesheet" href="/css/site.css">
+<style>/* url(/commented.png) */ .hero { background: url('/img/hero.png') }</style></head>
+<body style="background-image: url(/img/body.png)"><h1 class="hero">Fake Bank</h1></body></html>
+"""
+SITE_CSS = b"""@import "more.css";
+@font-face { font-family: Bank; src: url("/fonts/bank.woff2") format("woff2"); }
+/* .old { background: url(/never.png) } */
+h1 { font-family: Bank; }
+"""
+MORE_CSS = b".logo { background: url(../img/logo-bg.png) no-repeat; }\n"
+# A phishing kit's landing page: a harmless text, and the browser sent on at once
+LANDING_PAGE = b"""<!doctype html><html><head>
+<meta http-equiv="Refresh" content="0; URL='/page.html'"></head><body>Loading</body></html>
 """
 
 # Names a page may hold that cannot go on a request line as they are, or not at all
@@ -138,6 +158,24 @@ def https_site(folder: Path, slow_seconds: float = 5.0, tls: bool = True,
                 self._chunked(SCRIPT, "application/javascript")
             elif self.path == "/logo.png":
                 self._send(200, PNG, "image/png")
+            elif self.path == "/styled.html":
+                self._send(200, STYLED_PAGE, "text/html; charset=utf-8")
+            elif self.path == "/css/site.css":
+                self._send(200, SITE_CSS, "text/css")
+            elif self.path == "/css/more.css":
+                self._send(200, MORE_CSS, "text/css; charset=utf-8")
+            elif self.path == "/fonts/bank.woff2":
+                self._send(200, FONT, "font/woff2")
+            elif self.path.startswith("/img/"):
+                self._send(200, PNG, "image/png")
+            elif self.path == "/landing.html":
+                self._send(200, LANDING_PAGE, "text/html")
+            elif self.path == "/refresh-loop.html":
+                self._send(200, b'<meta http-equiv="refresh" content="1;url=/refresh-loop2.html">',
+                           "text/html")
+            elif self.path == "/refresh-loop2.html":
+                self._send(200, b'<meta http-equiv="refresh" content="1;url=/refresh-loop.html">',
+                           "text/html")
             elif self.path == "/odd.html":
                 self._send(200, ODD_PAGE, "text/html; charset=utf-8")
             elif self.path == "/loop":

@@ -9,6 +9,7 @@ import hashlib
 import ipaddress
 import time
 import urllib.parse
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -19,7 +20,14 @@ from evidencekit import __version__, canonical
 from evidencekit.clock import Clock, rfc3339, system_clock
 from evidencekit.sources.web import warc
 from evidencekit.sources.web.fetch import Exchange, Limits, fetch, head_end
-from evidencekit.sources.web.resources import charset_of, is_html, page_resources
+from evidencekit.sources.web.resources import (
+    PageLinks,
+    charset_of,
+    is_css,
+    is_html,
+    read_page,
+    stylesheet_resources,
+)
 from evidencekit.sources.web.urls import Unfetchable, fetchable
 
 DOCUMENT_TYPE = "evidencekit.web-capture"
@@ -27,6 +35,7 @@ DEFAULT_USER_AGENT = (f"evidencekit/{__version__} (evidence preservation: one pa
                       "resources)")
 LISTED_AT_MOST = 10_000  # resources of one page listed (fetched: Limits.max_resources)
 PAGE_TIME_FACTOR = 10  # a whole page (redirects and resources) gets ten exchanges' time
+_NOT_THE_PAGE = ("resource",)  # roles of exchanges that are not on the way to the page
 
 
 @dataclass
@@ -47,7 +56,7 @@ class PageCapture:
     @property
     def page(self) -> Exchange | None:
         """The last exchange of the redirect chain: the page itself."""
-        chain = [exchange for role, exchange in self.exchanges if role != "resource"]
+        chain = [exchange for role, exchange in self.exchanges if role not in _NOT_THE_PAGE]
         return chain[-1] if chain else None
 
     @property
@@ -66,7 +75,7 @@ class PageCapture:
             found.append(f"the page {self.given} was {self.unfollowed}; what came before is "
                          "recorded")
         failed = [(e.url, f"not captured whole: {e.error}") for role, e in self.exchanges
-                  if role == "resource" and e.error]
+                  if role in _NOT_THE_PAGE and e.error]
         found += _grouped(failed + [(url, why) for url, why in self.not_fetched])
         return found + ([self.unlisted] if self.unlisted else [])
 
@@ -98,33 +107,97 @@ def _grouped(missing: list[tuple[str, str]]) -> list[str]:
 def capture_page(url: str, limits: Limits, clock: Clock = system_clock,
                  monotonic: Callable[[], float] = time.monotonic,
                  warc_name: str = "page.warc.gz") -> PageCapture:
-    """Fetch *url* (checked by urls.check_url), its redirects and its own resources."""
+    """Fetch *url* (checked by urls.check_url), its redirects (HTTP and ``<meta>`` refresh) and
+    its own resources, with what its style sheets name."""
     capture = PageCapture(url, clock(), limits)
     run = _Run(capture, monotonic() + limits.timeout * PAGE_TIME_FACTOR, clock, monotonic)
     run.out.append(warc.warcinfo(capture.started_ns, warc_name, warc.record_id()))
     capture.unfollowed = run.follow(url, "page")
+    links = _follow_refreshes(capture, run)
     page = capture.page
-    if page is not None and capture.unfollowed is None and page.status == 200 and \
-            not page.error:
-        body = page.body()
-        content_type = page.header("Content-Type")
-        if is_html(content_type, body):
-            named = page_resources(body, page.url, charset_of(content_type),
-                                   at_most=LISTED_AT_MOST + 1)
-            if len(named) > LISTED_AT_MOST:
-                named = named[:LISTED_AT_MOST]
-                capture.unlisted = (f"the page names more than {LISTED_AT_MOST} resources: "
-                                    f"the first {LISTED_AT_MOST} are listed, the rest were not "
-                                    "looked for")
-            for index, resource in enumerate(named):
-                why = run.refusal(index)
-                if why is None:
-                    why = run.follow(resource, "resource", referer=page.url)
-                if why is not None:
-                    capture.not_fetched.append((resource, why))
+    if links is not None and page is not None:
+        named = links.resources
+        if len(named) > LISTED_AT_MOST:
+            named = named[:LISTED_AT_MOST]
+            capture.unlisted = _unlisted()
+        _fetch_resources(capture, run, named, page.url)
     capture.warc = b"".join(run.out)
     capture.finished_ns = clock()
     return capture
+
+
+def _unlisted() -> str:
+    return (f"the page names more than {LISTED_AT_MOST} resources: the first {LISTED_AT_MOST} "
+            "are listed, the rest were not looked for")
+
+
+def _links(page: Exchange | None) -> PageLinks | None:
+    """What the page's HTML names (its resources, its refresh), when it is a whole HTML page."""
+    if page is None or page.status != 200 or page.error:
+        return None
+    body = page.body()
+    content_type = page.header("Content-Type")
+    if not is_html(content_type, body):
+        return None
+    return read_page(body, page.url, charset_of(content_type), at_most=LISTED_AT_MOST + 1)
+
+
+def _follow_refreshes(capture: PageCapture, run: _Run) -> PageLinks | None:
+    """Follow the page's ``<meta http-equiv="refresh">`` (a phishing kit's landing page often
+    sends the browser on this way, seconds later) as a browser would, within the same count as
+    HTTP redirects; the links of the page where it ends (None: not a whole HTML page)."""
+    limits = capture.limits
+    while capture.unfollowed is None:
+        page = capture.page
+        links = _links(page)
+        if page is None or links is None or links.refresh is None:
+            return links
+        try:
+            target = fetchable(links.refresh)
+        except Unfetchable as exc:
+            capture.unfollowed = (f"not reached: its <meta> refresh leads to {links.refresh}, "
+                                  f"which is not fetched: {exc}")
+            return None
+        if target == page.url:
+            return links  # a page that reloads itself
+        hops = sum(1 for role, _ in capture.exchanges if role not in _NOT_THE_PAGE) - 1
+        if hops >= limits.max_redirects:
+            capture.unfollowed = f"not reached: more than {limits.max_redirects} redirects"
+            return None
+        capture.unfollowed = run.follow(target, "refreshed", referer=page.url, first_hop=hops + 1)
+    return None
+
+
+STYLESHEET_DEPTH = 4  # page -> style sheet -> @import -> @import: what the last names is read
+
+
+def _fetch_resources(capture: PageCapture, run: _Run, named: list[str], page_url: str) -> None:
+    """Each resource once, in the page's order, then what its style sheets name (fonts,
+    pictures, @import), each asked with the page, or the style sheet naming it, as Referer."""
+    listed = set(named)
+    queue = deque((resource, page_url, 1) for resource in named)
+    index = 0
+    while queue:
+        resource, referer, depth = queue.popleft()
+        why = run.refusal(index)
+        index += 1
+        if why is None:
+            why = run.follow(resource, "resource", referer=referer)
+            answer = capture.exchanges[-1][1]
+            if why is None and depth < STYLESHEET_DEPTH and answer.status == 200 and \
+                    not answer.error and is_css(answer.header("Content-Type"), answer.url):
+                for found in stylesheet_resources(answer.body(), answer.url,
+                                                  charset_of(answer.header("Content-Type")),
+                                                  at_most=LISTED_AT_MOST + 1):
+                    if found in listed:
+                        continue
+                    if len(listed) >= LISTED_AT_MOST:
+                        capture.unlisted = _unlisted()
+                        break
+                    listed.add(found)
+                    queue.append((found, answer.url, depth + 1))
+        if why is not None:
+            capture.not_fetched.append((resource, why))
 
 
 def is_local(address: str) -> bool:
@@ -193,15 +266,17 @@ class _Run:
         return (f"the time for the whole page ({self.capture.limits.timeout * PAGE_TIME_FACTOR:g}"
                 " s) had run out")
 
-    def follow(self, url: str, role: str, referer: str | None = None) -> str | None:
+    def follow(self, url: str, role: str, referer: str | None = None, first_hop: int = 0
+               ) -> str | None:
         """Fetch *url* and the redirects it leads to; why they were not followed to the end
-        (None when they were: the last exchange is the answer, whatever it is)."""
+        (None when they were: the last exchange is the answer, whatever it is). *first_hop*:
+        redirects already followed to reach *url* (a page's refresh)."""
         current = url
-        for hop in range(self.capture.limits.max_redirects + 1):
+        for hop in range(first_hop, self.capture.limits.max_redirects + 1):
             try:
                 current = fetchable(current)
             except Unfetchable as exc:
-                return (f"not fetched: {exc}" if hop == 0 else
+                return (f"not fetched: {exc}" if hop == first_hop else
                         f"not reached: it redirects to {current}, which is not fetched: {exc}")
             # each hop within the page's time and bytes, not only each resource's start
             limits = self.capture.limits
@@ -209,7 +284,7 @@ class _Run:
             why = (self._out_of_time() if left <= 0 else self._out_of_room() if room <= 0
                    else None)
             if why is not None:
-                return (f"not fetched: {why}" if hop == 0 else
+                return (f"not fetched: {why}" if hop == first_hop else
                         f"not reached: it redirects to {current}, which is not fetched: {why}")
             exchange = fetch(current, replace(limits, timeout=min(limits.timeout, left),
                                               max_response=min(limits.max_response, room)),
@@ -219,7 +294,7 @@ class _Run:
                 parts = urllib.parse.urlsplit(current)
                 if exchange.address is not None and is_local(exchange.address):
                     self.own_local = ((parts.hostname or "").lower(), exchange.port)
-            self.capture.exchanges.append((role if role == "resource" or hop == 0
+            self.capture.exchanges.append((role if role in _NOT_THE_PAGE or hop == first_hop
                                            else "redirected", exchange))
             self.out.extend(_records(exchange, self.capture))
             self.received += len(exchange.response)

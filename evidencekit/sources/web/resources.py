@@ -1,13 +1,17 @@
-"""The page's own resources, one level deep: what its HTML names for the browser to load with it
-(images, style sheets, scripts, icons, media), as absolute http(s) URLs in the page's order.
+"""What a page asks the browser to load with it: what its HTML names (images, style sheets,
+scripts, icons, media, and the ``url(…)`` of its ``<style>`` blocks and ``style`` attributes),
+what its style sheets name in turn (``@import``, fonts, background pictures), and where a
+``<meta http-equiv="refresh">`` sends it: absolute http(s) URLs, in the page's order.
 
-What those resources name in turn (a style sheet's fonts, what a script loads) is not followed:
-the capture is the page as served and what it asks for directly (FORMAT.md §4.3).
+What a script loads is not read here (scripts are not run by the capture): the browser that
+makes the pictures asks for it, and render.py records it (FORMAT.md §4.3).
 """
 
 from __future__ import annotations
 
+import re
 import urllib.parse
+from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
 _LINK_RELS = {"stylesheet", "icon", "shortcut", "apple-touch-icon", "preload", "modulepreload",
@@ -20,11 +24,22 @@ _SOURCES = {"img": ("src",), "script": ("src",), "iframe": ("src",), "embed": ("
 _PIECE = 1 << 16  # characters of the page given to the parser at a time
 
 
+@dataclass
+class PageLinks:
+    """What a page's HTML sends the browser to: its resources, and a ``<meta>`` refresh."""
+
+    resources: list[str] = field(default_factory=list)
+    refresh: str | None = None  # the URL of the first <meta http-equiv="refresh"> naming one
+
+
 class _Finder(HTMLParser):
     def __init__(self, base: str) -> None:
         super().__init__(convert_charrefs=True)
         self.base = base
         self.found: list[str] = []
+        self.refresh: str | None = None
+        self._refreshed = False  # a browser obeys the first refresh only
+        self._style: list[str] | None = None  # a <style> block's text so far, inside one
         self._seen: set[str] = set()  # "not in found" was quadratic: a page of 40,000 tags, 23 s
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -32,14 +47,44 @@ class _Finder(HTMLParser):
         if tag == "base" and "href" in values:
             self.base = urllib.parse.urljoin(self.base, values["href"])
         elif tag == "link" and _LINK_RELS & set((values.get("rel") or "").lower().split()):
-            self._add(values.get("href"))
+            self.add(values.get("href"))
+        elif tag == "meta" and (values.get("http-equiv") or "").strip().lower() == "refresh":
+            self._meta_refresh(values.get("content") or "")
         for name in _SOURCES.get(tag, ()):
-            self._add(values.get(name))
+            self.add(values.get(name))
         if tag in ("img", "source") and "srcset" in values:
             for candidate in values["srcset"].split(","):
-                self._add(candidate.strip().split(" ")[0])
+                self.add(candidate.strip().split(" ")[0])
+        if "style" in values:
+            for reference in _css_references(values["style"], imports=False):
+                self.add(reference)
+        if tag == "style":
+            self._style = []
 
-    def _add(self, reference: str | None) -> None:
+    def handle_endtag(self, tag: str) -> None:
+        self.end_style()
+
+    def handle_data(self, data: str) -> None:
+        if self._style is not None:  # a <style> block comes whole or in pieces: kept whole
+            self._style.append(data)
+
+    def end_style(self) -> None:
+        if self._style is not None:
+            for reference in _css_references("".join(self._style)):
+                self.add(reference)
+            self._style = None
+
+    def _meta_refresh(self, content: str) -> None:
+        if self._refreshed:
+            return
+        self._refreshed = True
+        target = refresh_target(content)
+        if target:
+            url = urllib.parse.urldefrag(urllib.parse.urljoin(self.base, target))[0]
+            self.refresh = url if urllib.parse.urlsplit(url).scheme in ("http", "https") \
+                else None
+
+    def add(self, reference: str | None) -> None:
         if not reference:
             return
         url = urllib.parse.urljoin(self.base, reference.strip())
@@ -49,21 +94,87 @@ class _Finder(HTMLParser):
             self.found.append(url)
 
 
-def page_resources(html: bytes, url: str, charset: str | None = None,
-                   at_most: int | None = None) -> list[str]:
-    """The resources *html* (served at *url*) names, absolute, each once, in order; the
-    first *at_most* only (the rest of the page is not read: 20 MiB of tags took minutes)."""
-    finder = _Finder(url)
+def _decoded(data: bytes, charset: str | None) -> str:
     try:
-        text = html.decode(charset or "utf-8", errors="replace")
+        return data.decode(charset or "utf-8", errors="replace")
     except (LookupError, UnicodeError):  # a codec that refuses "replace" (idna, punycode)
-        text = html.decode("utf-8", errors="replace")
+        return data.decode("utf-8", errors="replace")
+
+
+def read_page(html: bytes, url: str, charset: str | None = None,
+              at_most: int | None = None) -> PageLinks:
+    """The resources *html* (served at *url*) names, absolute, each once, in order, and where
+    its refresh sends the browser; the first *at_most* resources only (the rest of the page is
+    not read: 20 MiB of tags took minutes)."""
+    finder = _Finder(url)
+    text = _decoded(html, charset)
     for at in range(0, len(text), _PIECE):
         finder.feed(text[at:at + _PIECE])
         if at_most is not None and len(finder.found) >= at_most:
-            return finder.found[:at_most]
+            return PageLinks(finder.found[:at_most], finder.refresh)
     finder.close()
+    finder.end_style()  # a <style> never closed
+    return PageLinks(finder.found, finder.refresh)
+
+
+def page_resources(html: bytes, url: str, charset: str | None = None,
+                   at_most: int | None = None) -> list[str]:
+    """The resources of :func:`read_page`."""
+    return read_page(html, url, charset, at_most).resources
+
+
+_REFRESH = re.compile(r"^\s*[0-9.]*\s*[;,]?\s*(?:url\s*=\s*)?(.*)$", re.IGNORECASE | re.DOTALL)
+
+
+def refresh_target(content: str) -> str | None:
+    """The address in a refresh's ``content`` ("0; url=/next", "5;URL='/next'", "0, /next"),
+    as the HTML standard reads it; None when it only reloads the page ("30")."""
+    found = _REFRESH.match(content)
+    target = found.group(1).strip() if found else ""
+    if target[:1] in ("'", '"'):
+        quote = target[0]
+        target = target[1:].split(quote, 1)[0]
+    return target.strip() or None
+
+
+# comments out first (a commented-out url() is not loaded); then, in the sheet's order,
+# @import "…" and url(…) quoted or not (the url(…) form of @import is a url(…) too)
+_CSS_COMMENT = re.compile(r"/\*.*?(?:\*/|$)", re.DOTALL)
+_CSS_REFERENCE = re.compile(r"""@import\s+(?:"([^"]*)"|'([^']*)')"""
+                            r"""|url\(\s*(?:"([^"]*)"|'([^']*)'|([^)"'\s]*))\s*\)""",
+                            re.IGNORECASE)
+
+
+def _css_references(text: str, imports: bool = True) -> list[str]:
+    """What CSS *text* names, in its order (*imports*: @import too; not in a style attribute)."""
+    found = []
+    for match in _CSS_REFERENCE.finditer(_CSS_COMMENT.sub(" ", text)):
+        if not imports and match.group(0)[0] == "@":
+            continue
+        reference = next(group for group in match.groups() if group is not None).strip()
+        if reference:
+            found.append(reference)
+    return found
+
+
+def stylesheet_resources(css: bytes, url: str, charset: str | None = None,
+                         at_most: int | None = None) -> list[str]:
+    """What a style sheet (served at *url*) names: ``@import``, fonts, pictures (absolute, each
+    once, in order; the first *at_most*). Relative names are read against the style sheet's
+    own address, as browsers do."""
+    finder = _Finder(url)
+    for reference in _css_references(_decoded(css, charset)):
+        finder.add(reference)  # the same resolving, each once
+        if at_most is not None and len(finder.found) >= at_most:
+            break
     return finder.found
+
+
+def is_css(content_type: str | None, url: str) -> bool:
+    """A style sheet: by its Content-Type, or, without one, by its name."""
+    if content_type:
+        return content_type.split(";")[0].strip().lower() == "text/css"
+    return urllib.parse.urlsplit(url).path.lower().endswith(".css")
 
 
 def is_html(content_type: str | None, body: bytes) -> bool:
