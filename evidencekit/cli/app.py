@@ -12,7 +12,7 @@ import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, TypeVar, cast
 
 import click
 from click.core import ParameterSource
@@ -403,6 +403,31 @@ def resolve_signing_key(path: Path | None, passphrase_file: Path | None, quiet: 
                          f"  fingerprint {signing.public.fingerprint}\n"
                          "  (it proves the bundles you make are yours; keep it safe)")
     return signing
+
+
+STDOUT = "-"  # -o -: standard output, by the usual convention
+
+
+def is_stdout(output: Path | str | None) -> bool:
+    """Whether -o named standard output (``-``): ``./-`` names a file called ``-``."""
+    return output is not None and str(output) == STDOUT
+
+
+def refuse_stdout(output: Path | str | None, what: str, hint: str | None = None) -> None:
+    """Refuse ``-o -`` for a command whose output cannot be a stream (*what*: "a bundle",
+    "a folder"): a file named ``-`` made silently is never what was meant."""
+    if is_stdout(output):
+        raise UsageError(f"-o - means standard output, and {what} cannot be written there",
+                         hint=hint or "give the output's name with -o (./- for a file named -)")
+
+
+def stdout_binary() -> BinaryIO:
+    """Standard output for bytes, without the tolerance of a broken pipe that messages get
+    (_Tolerant): an export that did not reach its reader whole must fail, not end 'written'."""
+    stream = sys.stdout
+    stream.flush()
+    raw = stream._stream if isinstance(stream, _Tolerant) else stream
+    return cast(BinaryIO, raw.buffer)
 
 
 def _on_sigterm(signum: int, frame: object) -> None:

@@ -30,6 +30,7 @@ from evidencekit.cli.app import (
     given_on_command_line,
     json_option,
     progress_option,
+    refuse_stdout,
     resolve_signing_key,
     run,
 )
@@ -142,6 +143,8 @@ def capture_command(sources: tuple[Path, ...], output: Path | str | None, case_i
     """
 
     def body() -> int:
+        refuse_stdout(output, "a bundle", hint="give the bundle's name with -o (a bundle is "
+                      "written to a file, then completed at its start), or s3://BUCKET/PREFIX/")
         remote = capture_remote.requested()
         if remote is not None:  # made on another host, over SSH (cli/capture_remote.py)
             capture_remote.refuse_local_only(stdin=stdin_name, device=devices, tsa=tsa_urls,

@@ -15,9 +15,11 @@ from evidencekit.cli.app import (
     cli,
     encryption_for,
     identity_option,
+    is_stdout,
     json_option,
     new_recipient_options,
     progress_option,
+    refuse_stdout,
     resolve_signing_key,
     run,
     signing_options,
@@ -130,6 +132,7 @@ def reseal_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
     """Re-encrypt a bundle for a new holder; evidence, seal and custody log carry over."""
 
     def body() -> int:
+        refuse_stdout(output, "a bundle")
         keys = identities_for(bundle, identities, passphrase_file, ask_passphrase, required=True)
         new_recipients = encryption_for(recipients, recipient_files, False, new_passphrase_file)
         signing = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json)
@@ -171,27 +174,28 @@ def _write_receipt(output: Path, text: str) -> None:
 @cli.command("receipt", short_help="A printable receipt of the bundle handed over.")
 @click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
-              help="Write the receipt to this file (default: print it).")
+              help="Write the receipt to this file (default, or -: print it).")
 @json_option
 def receipt_command(bundle: Path, output: Path | None, as_json: bool) -> None:
     """A short printable receipt proving later which bundle was handed over."""
 
     def body() -> int:
+        file = None if is_stdout(output) else output  # -o -: printed, as without -o
         report = verify(bundle)
         if not report.ok or not report.events:
             raise BundleError("the bundle does not verify; no receipt was made",
                               hint="run 'evidencekit verify' to see every problem")
         text = receipt_text(report, bundle.name)
-        if output is not None:
-            _write_receipt(output, text)
+        if file is not None:
+            _write_receipt(file, text)
         if as_json:
             render.emit_json({"command": "receipt", "ok": True, "exit_code": 0,
-                              "bundle": str(bundle), "output": str(output) if output else None,
+                              "bundle": str(bundle), "output": str(file) if file else None,
                               "receipt": text})
-        elif output is None:
+        elif file is None:
             render.out.print(text, markup=False)
         else:
-            render.out.print(f"Wrote {output}")
+            render.out.print(f"Wrote {file}")
         return ExitCode.OK
 
     run("receipt", as_json, body)

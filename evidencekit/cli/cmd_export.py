@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -13,10 +14,12 @@ from evidencekit.cli.app import (
     actor_name,
     cli,
     identity_option,
+    is_stdout,
     json_option,
     progress_option,
     resolve_signing_key,
     run,
+    stdout_binary,
     trusted_option,
 )
 from evidencekit.cli.cmd_open import identities_for, record_option
@@ -24,7 +27,7 @@ from evidencekit.cli.cmd_timestamp import roots_from, tsa_ca_option
 from evidencekit.cli.keyring import trusted_from
 from evidencekit.clock import rfc3339, system_clock
 from evidencekit.custody import EventRequest, append_event, check_appendable, event_summary
-from evidencekit.errors import EvidenceKitError, ExitCode
+from evidencekit.errors import EvidenceKitError, ExitCode, UsageError
 from evidencekit.text import plural
 
 
@@ -39,7 +42,8 @@ def _format_help() -> str:
 @click.option("--format", "fmt", required=True, type=click.Choice(exports.names()),
               help=_format_help())
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
-              help="The file to write (never overwritten).")
+              help="The file to write (never overwritten), or - for standard output (not e01; "
+              "pdf not to a terminal), once every check passed.")
 @tsa_ca_option
 @record_option
 @progress_option
@@ -57,6 +61,12 @@ def export_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
 
     def body() -> int:
         chosen = exports.get(fmt)
+        to_stdout = is_stdout(output)
+        if to_stdout:
+            if as_json:
+                raise UsageError("--json and -o - would both write to standard output",
+                                 hint="name the export's file with -o, or leave out --json")
+            exports.refuse_format_on_stdout(chosen, terminal=sys.stdout.isatty())
         tsa_roots = roots_from(tsa_ca)
         if record:
             check_appendable(bundle)  # asked now, not after a long export
@@ -64,8 +74,10 @@ def export_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
             if record else None
         keys = identities_for(bundle, identities, passphrase_file, ask_passphrase, required=True)
         context = exports.ExportContext(bundle, rfc3339(system_clock()),
-                                        f"evidencekit {__version__}", output)
-        done = exports.export(bundle, chosen, output, context, keys, trusted_from(trusted),
+                                        f"evidencekit {__version__}",
+                                        None if to_stdout else output)
+        done = exports.export(bundle, chosen, stdout_binary() if to_stdout else output,
+                              context, keys, trusted_from(trusted),
                               progress=render.progress_for(as_json, progress),
                               tsa_roots=tsa_roots)
         event = None
@@ -83,7 +95,7 @@ def export_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
         if as_json:
             render.emit_json({"command": "export", "ok": code == ExitCode.OK,
                               "exit_code": code, "bundle": str(bundle), "format": done.format,
-                              "output": str(done.output), "sha256": done.sha256,
+                              "output": str(output), "sha256": done.sha256,
                               "size": done.size, "left_out": done.written.left_out,
                               "notices": done.written.notices,
                               "recorded": None if event is None else event_summary(event),
@@ -93,8 +105,10 @@ def export_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
         untrusted = done.report.untrusted_entries
         headline = ("[bold yellow]VERIFIED, BUT NOT ALL SIGNERS ARE TRUSTED[/]" if untrusted
                     else "[bold green]VERIFIED[/]")
-        render.out.print(f"{headline} and exported {done.format} to "
-                         f"{render.escape(str(done.output))} (SHA-256 {done.sha256}).")
+        where = "standard output" if done.output is None else render.escape(str(done.output))
+        # Standard output holds the export itself: what is said about it goes to stderr.
+        (render.err if done.output is None else render.out).print(
+            f"{headline} and exported {done.format} to {where} (SHA-256 {done.sha256}).")
         if untrusted:  # exit 6 must not come with nothing but "VERIFIED" to read
             render.err.print(
                 f"[yellow]evidencekit: warning:[/] {plural(len(untrusted), 'entry')} (custody "
@@ -115,7 +129,8 @@ def export_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
 def _written_not_recorded(exc: EvidenceKitError, done: exports.Exported) -> EvidenceKitError:
     """*exc* (the custody event could not be added: a full disk, another writer) saying that
     the export itself was written: a script reading the exit code alone would think not."""
-    exc.message = (f"{exc.message}. The export {done.output} was written (SHA-256 "
+    where = "to standard output" if done.output is None else str(done.output)
+    exc.message = (f"{exc.message}. The export {where} was written (SHA-256 "
                    f"{done.sha256}) but is not recorded in the custody log")
     exc.args = (exc.message,)
     exc.hint = (f"{exc.hint}; then record it: " if exc.hint else "record it: ") + \

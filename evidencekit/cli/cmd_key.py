@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from evidencekit.cli import render
-from evidencekit.cli.app import cli, json_option, run
+from evidencekit.cli.app import cli, json_option, refuse_stdout, run
 from evidencekit.cli.keyring import generate_key_files
 from evidencekit.cli.secrets import KEY_PASSPHRASE_ENV, obtain
 from evidencekit.errors import ExitCode
@@ -43,6 +43,7 @@ def key_generate(output: Path, comment: str | None, passphrase_file: Path | None
     """
 
     def body() -> int:
+        refuse_stdout(output, "a key pair")
         secret = None
         if passphrase_file or ask_passphrase:
             secret = obtain("the new key", passphrase_file, KEY_PASSPHRASE_ENV,

@@ -17,6 +17,7 @@ from evidencekit.cli.app import (
     identity_option,
     json_option,
     progress_option,
+    refuse_stdout,
     resolve_signing_key,
     run,
     signing_options,
@@ -307,6 +308,7 @@ def extract_command(bundle: Path, identities: tuple[Path, ...], passphrase_file:
     """Verify and open a bundle into a new folder; nothing is kept unless every check passes."""
 
     def body() -> int:
+        refuse_stdout(output, "a folder", hint="give the new folder's name with -o")
         keys = identities_for(bundle, identities, passphrase_file, ask_passphrase, required=True)
         # Asked for (and checked) before extracting: a key that cannot be used must not leave
         # a finished folder behind an error.

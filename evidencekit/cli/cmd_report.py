@@ -25,6 +25,7 @@ from evidencekit.cli.app import (
     json_option,
     new_recipient_options,
     progress_option,
+    refuse_stdout,
     resolve_signing_key,
     run,
     signing_options,
@@ -75,6 +76,8 @@ def report_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
     """
 
     def body() -> int:
+        refuse_stdout(output, "this command's report", hint="'evidencekit export --format html "
+                      "-o -' writes the report to standard output; or name the file with -o")
         kind = report_format(output, fmt)
         fs.require_new(output)  # before any passphrase is asked
         tsa_roots = roots_from(tsa_ca)
@@ -208,6 +211,7 @@ def note_command(bundle: Path, asked: inc.NoteRequest, confirmed: bool, private:
             _refuse_private_options()
         content = asked.content(inc.local_zone()[0])
         if private:
+            refuse_stdout(target.output, "a bundle")
             return _private_note(bundle, content, target, signer, progress, as_json)
         checked = checked_for_note(bundle)
         if not confirmed and not _confirm_public(content.text, content.details, as_json, bundle):

@@ -18,6 +18,7 @@ from evidencekit.cli.app import (
     cli,
     json_option,
     progress_option,
+    refuse_stdout,
     resolve_signing_key,
     run,
     signing_options,
@@ -233,6 +234,7 @@ def store_get(location: str, output: Path, endpoint: str | None, progress: str,
     def body() -> int:
         from evidencekit.deliver import s3
 
+        refuse_stdout(output, "a bundle")
         url = s3.S3Url.parse(location)
         if not url.key or url.key.endswith("/"):
             raise UsageError(f"{location}: name one object (s3://BUCKET/KEY); "

@@ -7,8 +7,22 @@ case.py (CASE/UCO JSON-LD), dfxml.py (DFXML), hashdeep.py (a known-hash list), r
 """
 
 from evidencekit.export import case, dfxml, e01, hashdeep, report  # noqa: F401  (each registers its formats)
-from evidencekit.export.registry import ExportContext, Format, Job, Written, get, names, register
-from evidencekit.export.run import Exported, export, refuse_unless_verified
+from evidencekit.export.registry import (
+    ExportContext,
+    Format,
+    Job,
+    Stdout,
+    Written,
+    get,
+    names,
+    register,
+)
+from evidencekit.export.run import (
+    Exported,
+    export,
+    refuse_format_on_stdout,
+    refuse_unless_verified,
+)
 
-__all__ = ["ExportContext", "Exported", "Format", "Job", "Written", "export", "get", "names",
-           "refuse_unless_verified", "register"]
+__all__ = ["ExportContext", "Exported", "Format", "Job", "Stdout", "Written", "export", "get",
+           "names", "refuse_format_on_stdout", "refuse_unless_verified", "register"]

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO
 
 from evidencekit.errors import BundleError, OutputError, UsageError
-from evidencekit.export.registry import ExportContext, Format, Written, register
+from evidencekit.export.registry import ExportContext, Format, Stdout, Written, register
 from evidencekit.export.stored import evidence_files
 from evidencekit.payload import Visitor
 from evidencekit.verify import Report, verify
@@ -185,4 +185,4 @@ def _not_an_image(checked: Report, streamed: str) -> str | None:
 
 
 FORMAT = register(Format("e01", "EnCase 6 E01 of a disk image (MD5, SHA-1; ewfverify checks it)",
-                         ".E01", E01Job, holds_content=True))
+                         ".E01", E01Job, holds_content=True, stdout=Stdout.NEVER))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -28,7 +29,8 @@ class ExportContext:
     generated: str  # RFC 3339 time of the export (a parameter, so tests can fix it)
     tool: str  # "evidencekit X.Y.Z"
     output: Path | None = None  # where the export will be published (a format written by another
-    # program, E01, puts its file next to it before it takes the staged file's place)
+    # program, E01, puts its file next to it before it takes the staged file's place); None:
+    # standard output (-o -)
 
     @property
     def bundle_name(self) -> str:
@@ -58,6 +60,14 @@ class Job(Protocol):
         """Remove whatever the job made besides the staged file (the export failed)."""
 
 
+class Stdout(Enum):
+    """Whether a format may be written to standard output (``-o -``, for playbooks' pipes)."""
+
+    TEXT = "text"  # yes, even to a terminal
+    BINARY = "binary"  # to a pipe or a file, never to a terminal (bytes that garble it)
+    NEVER = "never"  # a file written by another program (E01), as large as the evidence
+
+
 @dataclass(frozen=True)
 class Format:
     name: str  # what --format takes
@@ -65,6 +75,7 @@ class Format:
     suffix: str  # the usual ending of the output's name
     start: Callable[[ExportContext], Job]
     holds_content: bool = False  # the export holds evidence content: 0600, whatever the umask
+    stdout: Stdout = Stdout.TEXT
 
 
 _FORMATS: dict[str, Format] = {}

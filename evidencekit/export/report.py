@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import BinaryIO
 
-from evidencekit.export.registry import ExportContext, Format, Written, register
+from evidencekit.export.registry import ExportContext, Format, Stdout, Written, register
 from evidencekit.payload import Visitor
 from evidencekit.report import collect, render_into
 from evidencekit.report.previews import PreviewCollector
@@ -38,4 +38,4 @@ class ReportJob:
 HTML = register(Format("html", "the printable report, as HTML", ".html",
                        lambda context: ReportJob(context, "html")))
 PDF = register(Format("pdf", "the printable report, as PDF", ".pdf",
-                      lambda context: ReportJob(context, "pdf")))
+                      lambda context: ReportJob(context, "pdf"), stdout=Stdout.BINARY))

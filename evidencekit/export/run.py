@@ -2,22 +2,29 @@
 
 The output is staged next to its final name (evidencekit.fs) and named only once every check
 passed and the format finished writing: an interrupted or refused export leaves nothing that
-looks like one. With a signing key, a signed ``exported`` custody event then names the format
+looks like one. To standard output (``-o -``), the export is staged in a private temporary
+folder and copied out only then, so a pipe too receives nothing from a bundle that fails to
+verify. With a signing key, a signed ``exported`` custody event then names the format
 and the export's SHA-256 (docs/FORMAT.md §6).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from evidencekit import fs, timestamps
 from evidencekit.crypto import age
 from evidencekit.crypto.keys import PublicKey
-from evidencekit.errors import BundleError, NoMatchingKey, OutputError
-from evidencekit.export.registry import ExportContext, Format, Written
+from evidencekit.errors import BundleError, NoMatchingKey, OutputError, UsageError
+from evidencekit.export.registry import ExportContext, Format, Stdout, Written
 from evidencekit.payload import PayloadReaders
 from evidencekit.progress import Progress
 from evidencekit.protection import wrong_key_for
@@ -28,7 +35,7 @@ READ_SIZE = 1 << 20
 
 @dataclass
 class Exported:
-    output: Path
+    output: Path | None  # None: written to the stream given (standard output)
     format: str
     sha256: str
     size: int
@@ -36,16 +43,24 @@ class Exported:
     written: Written
 
 
-def export(bundle: Path, fmt: Format, output: Path, context: ExportContext,
+def export(bundle: Path, fmt: Format, output: Path | BinaryIO, context: ExportContext,
            identities: Sequence[age.Identity], trusted_keys: Sequence[PublicKey] = (),
            progress: Progress | None = None,
            tsa_roots: Sequence[timestamps.Certificate] | None = None) -> Exported:
     """Verify *bundle* with *identities*, let *fmt* watch the decrypted files, and publish its
-    export as *output* (never over an existing file) only if the bundle verified."""
-    fs.require_new(output)
+    export as *output* (never over an existing file), or write it whole to the open stream
+    *output* (standard output), only if the bundle verified."""
+    named = output if isinstance(output, Path) else None
+    shown = named if named is not None else "standard output"
+    if named is not None:
+        fs.require_new(named)
+    elif fmt.stdout is Stdout.NEVER:
+        refuse_format_on_stdout(fmt, terminal=False)
     job = fmt.start(context)
     try:
-        with fs.staged(output, 0o600 if fmt.holds_content else fs.umask_mode(0o644)) as stage:
+        mode = 0o600 if fmt.holds_content else fs.umask_mode(0o644)
+        with fs.staged(output, mode) if isinstance(output, Path) else _staged_for(output) \
+                as stage:
             checked = verify(bundle, identities, trusted_keys, progress=progress,
                              readers=PayloadReaders(files=job.visitor()), tsa_roots=tsa_roots)
             refuse_unless_verified(checked, bundle, identities)
@@ -56,13 +71,41 @@ def export(bundle: Path, fmt: Format, output: Path, context: ExportContext,
         raise OutputError(f"{output} appeared while the export was written; it was left as it "
                           "was", hint="choose another name with -o") from None
     except fs.CannotCreate as exc:
-        raise OutputError(f"cannot write into {output.absolute().parent}: "
+        raise OutputError(f"cannot write into {exc.filename or exc}: "
                           f"{exc.strerror or exc}") from None
     except OSError as exc:
-        raise OutputError(f"could not write {output}: {exc.strerror or exc}") from None
+        raise OutputError(f"could not write {shown}: {exc.strerror or exc}") from None
     finally:
         job.abandon()
-    return Exported(output, fmt.name, digest, size, checked, written)
+    return Exported(named, fmt.name, digest, size, checked, written)
+
+
+def refuse_format_on_stdout(fmt: Format, *, terminal: bool) -> None:
+    """Refuse to write *fmt* to standard output when it cannot go there: never for a file
+    another program writes (E01), not to a *terminal* for binary bytes (PDF)."""
+    if fmt.stdout is Stdout.NEVER:
+        raise UsageError(f"{fmt.name} is written as a file, not to standard output",
+                         hint=f"name the file with -o, e.g. -o image{fmt.suffix}")
+    if fmt.stdout is Stdout.BINARY and terminal:
+        raise UsageError(f"{fmt.name} is binary and standard output is a terminal",
+                         hint=f"redirect it (-o - > export{fmt.suffix}, or into a pipe), or "
+                         f"name the file with -o, e.g. -o export{fmt.suffix}")
+
+
+@contextmanager
+def _staged_for(stream: BinaryIO) -> Iterator[fs.Staged]:
+    """fs.staged for standard output: the export is written into a private temporary folder
+    (0700, removed whatever happens) and copied to *stream* only when the block ends normally,
+    after every check passed."""
+    with tempfile.TemporaryDirectory(prefix="evidencekit-export-") as folder:
+        path = Path(folder) / "export"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "w+b") as file:
+            yield fs.Staged(file, path)
+            file.flush()
+            with open(path, "rb") as written:  # the path: a format may have replaced the file
+                shutil.copyfileobj(written, stream, READ_SIZE)
+            stream.flush()
 
 
 def refuse_unless_verified(report: Report, bundle: Path, identities: Sequence[age.Identity],
