@@ -162,6 +162,7 @@ def connected(request: MailRequest, signing: SigningKey, quiet: bool) -> MailSou
     (docs/decisions/mail-resume.md)."""
     seed = signing.private.private_bytes_raw()
     state = ResumeState(request.account, derive_key(seed, request.account))
+    state.lock()  # before the password is sent: a second capture of the account stops here
     source = MailSource(request.account, request.credential, request.selection, request.trust,
                         resume=state)
     if not quiet:

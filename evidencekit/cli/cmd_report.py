@@ -45,7 +45,8 @@ from evidencekit.incident import NoteContent
 from evidencekit.payload import PayloadReaders
 from evidencekit.protection import needs_passphrase, payload_protection, wrong_key_for
 from evidencekit.report import collect, report_format, write_report
-from evidencekit.report.previews import PreviewCollector
+from evidencekit.report.model import ReportData
+from evidencekit.report.previews import FEW_EMAILS, MAX_EMAILS, PreviewCollector
 from evidencekit.text import plural
 from evidencekit.verify import verify
 
@@ -62,17 +63,26 @@ from evidencekit.verify import verify
 @click.option("--force", is_flag=True,
               help="Make the report even if the bundle fails verification; it then says "
               "VERIFICATION FAILED in large red letters, on every page.")
+@click.option("--full-headers", "marks", multiple=True, metavar="NAME",
+              help="Show the whole header block (Received, DKIM, …) of the e-mails with this "
+              "file name, as the report lists it; * stands for any characters "
+              "('*.INBOX.42.eml'); repeatable. Without it, every e-mail's headers are shown "
+              f"when there are at most {FEW_EMAILS}.")
+@click.option("--all-emails", is_flag=True,
+              help=f"List every e-mail (sender, date, subject), not only the first {MAX_EMAILS}.")
 @tsa_ca_option
 @json_option
 def report_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: Path | None,
                    ask_passphrase: bool, trusted: tuple[str, ...], output: Path,
-                   fmt: str | None, force: bool, tsa_ca: Path | None, as_json: bool) -> None:
+                   fmt: str | None, force: bool, marks: tuple[str, ...], all_emails: bool,
+                   tsa_ca: Path | None, as_json: bool) -> None:
     """A printable report for police, banks and insurers (decrypts and verifies first).
 
     It lists what happened (the incident record and notes added later), the losses, small
-    copies of the pictures and the senders and subjects of the e-mails, every evidence item
-    with its SHA-256, the chain of custody, who signed, and how to verify the
-    bundle. By default no report is made from a bundle that fails verification.
+    copies of the pictures and the senders and subjects of the e-mails (and the full headers
+    of those asked for), every evidence item with its SHA-256, the chain of custody, who
+    signed, and how to verify the bundle. By default no report is made from a bundle that
+    fails verification.
     """
 
     def body() -> int:
@@ -82,7 +92,8 @@ def report_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
         fs.require_new(output)  # before any passphrase is asked
         tsa_roots = roots_from(tsa_ca)
         keys = identities_for(bundle, identities, passphrase_file, ask_passphrase, required=True)
-        seen = PreviewCollector()  # pictures and e-mails, from the decrypted payload itself
+        # pictures and e-mails, from the decrypted payload itself
+        seen = PreviewCollector(marks, email_limit=None if all_emails else MAX_EMAILS)
         checked = verify(bundle, keys, trusted_from(trusted),
                          progress=render.progress_for(as_json), readers=PayloadReaders(files=seen),
                          tsa_roots=tsa_roots)
@@ -101,6 +112,7 @@ def report_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
                               "files": data.seal.counts["files"],
                               "not_counted": data.not_counted,
                               "totals": data.totals, **render.trust_json(checked),
+                              "emails": _emails_json(data),
                               "findings": [f.to_json() for f in checked.findings.items]})
         elif data.verified:
             render.out.print(f"[bold green]VERIFIED[/] and wrote the report {escape(str(output))}"
@@ -108,12 +120,23 @@ def report_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
                              f"{plural(len(data.custody), 'custody event')}).")
             if data.not_counted:
                 render.err.print(f"[yellow]evidencekit: warning:[/] {escape(data.notices[0])}")
+            for mark in data.previews.marks_unmatched:
+                render.err.print(f"[yellow]evidencekit: warning:[/] --full-headers {mark!r} "
+                                 "names no e-mail in the evidence")
         else:
             render.err.print(f"[bold red]VERIFICATION FAILED[/]: wrote {escape(str(output))} "
                              "anyway (--force); it is marked as failed on every page.")
         return code
 
     run("report", as_json, body)
+
+
+def _emails_json(data: ReportData) -> dict[str, object]:
+    found = data.previews
+    return {"listed": len(found.emails), "not_listed": found.emails_left_out,
+            "full_headers": [h.bag_path for h in found.headers],
+            "full_headers_not_shown": found.headers_left_out,
+            "unmatched": list(found.marks_unmatched)}
 
 
 # ---------------------------------------------------------------------------------- note

@@ -26,6 +26,10 @@ from evidencekit.report.model import (
     VERIFY_INTRO,
     ReportData,
     by_hand_more,
+    emails_left_out_text,
+    full_headers,
+    full_headers_texts,
+    header_cut_text,
     how_to_verify,
     previewed,
     short_fingerprint,
@@ -33,7 +37,7 @@ from evidencekit.report.model import (
     utc_human,
     verify_by_hand,
 )
-from evidencekit.report.previews import MAX_PICTURES, Picture
+from evidencekit.report.previews import MAX_PICTURES, FullHeaders, Picture
 from evidencekit.text import plural, size_text, visible
 
 ITEMS_PER_TABLE = 500  # long lists are split into numbered parts, each with its own heading
@@ -67,6 +71,8 @@ word-break:break-all}
 dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:3px 14px;margin:.4em 0}
 dl.facts dt{font-weight:600}
 dl.facts dd{margin:0;overflow-wrap:anywhere}
+pre.headers{white-space:pre-wrap;overflow-wrap:anywhere;background:var(--soft);padding:8px 10px;
+border-radius:4px;font-family:"DejaVu Sans Mono",Menlo,Consolas,monospace;font-size:.8em}
 .narrative{white-space:pre-wrap;background:var(--soft);padding:8px 10px;border-radius:4px}
 nav.parts a{margin-right:.8em}
 .totals{width:auto}
@@ -326,18 +332,40 @@ def _previews(data: ReportData) -> str:
         out.append(f"<p>{esc(plural(found.pictures_left_out, 'more picture'))} not shown here "
                    f"(at most {MAX_PICTURES}); the evidence list names every file.</p>")
     if emails:
-        rows = [(str(item.number), esc(item.path), esc(visible(e.sender)) or "—",
+        rows = [(str(item.number), esc(item.path) + f'<br><span class="mono muted">'
+                 f"{esc(e.sha256)}</span>", esc(visible(e.sender)) or "—",
                  esc(visible(e.to)) or "—", esc(visible(e.date)) or "—",
                  esc(visible(e.subject)) or "—"
                  + (f'<br><span class="muted">{esc(visible(e.problem))}</span>'
                     if e.problem else "")) for item, e in emails]
-        out.append("<h3>E-mails</h3>" + _table(["#", "File", "From", "To", "Date", "Subject"],
-                                                 rows, numeric=(0,)))
+        out.append("<h3>E-mails</h3>" + _table(["#", "File and SHA-256", "From", "To", "Date",
+                                                  "Subject"], rows, numeric=(0,)))
     if found.emails_left_out:
-        out.append(f"<p>{esc(plural(found.emails_left_out, 'more e-mail'))} not shown here; the "
-                   "evidence list names every file.</p>")
+        out.append(f"<p>{esc(emails_left_out_text(found))}</p>")
+    if emails or found.headers:
+        out.append(_full_headers(data))
     out.append("</section>")
     return "".join(out)
+
+
+def _full_headers(data: ReportData) -> str:
+    """Each chosen e-mail's whole header block, as stored (and how to choose them)."""
+    shown = full_headers(data)
+    intro, notes = full_headers_texts(data)
+    out = []
+    if shown:
+        out.append(f'<h3 id="headers">Full headers</h3><p class=muted>{esc(intro)}</p>')
+        out += [_header_block(item.number, item.path, headers) for item, headers in shown]
+    out += [f"<p>{esc(note)}</p>" for note in notes]
+    return "".join(out)
+
+
+def _header_block(number: int, path: str, headers: FullHeaders) -> str:
+    lines = [esc(visible(line.expandtabs(8))) for line in headers.text.split("\n")]
+    cut = f"<p class=muted>{esc(header_cut_text())}</p>" if headers.cut else ""
+    return (f"<h4>#{number} {esc(path)}</h4><p class=muted>SHA-256 <span class=mono>"
+            f"{esc(headers.sha256)}</span></p><pre class=headers>{chr(10).join(lines)}</pre>"
+            + cut)
 
 
 def _figure(number: int, path: str, picture: Picture) -> str:

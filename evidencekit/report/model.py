@@ -20,7 +20,17 @@ from evidencekit.errors import BundleError
 from evidencekit.format import bag
 from evidencekit.format.documents import SEAL_SIG, CustodyEvent, Seal, custody_member
 from evidencekit.protection import protection_of, wrong_key
-from evidencekit.report.previews import Email, Picture, PreviewCollector, Previews, matching
+from evidencekit.report.previews import (
+    EMAIL_HEAD_BYTES,
+    FEW_EMAILS,
+    MAX_FULL_HEADERS,
+    Email,
+    FullHeaders,
+    Picture,
+    PreviewCollector,
+    Previews,
+    matching,
+)
 from evidencekit.sources.files.records import bytes_from_field
 from evidencekit.text import plural, size_text, visible
 from evidencekit.timestamps import Checked
@@ -195,7 +205,7 @@ def collect(report: Report, bundle_name: str, generated: str,
     if data.not_counted:  # said first in the banner, in plain words
         data.notices.insert(0, _not_counted_warning(data, report))
     if seen is not None and data.verified:  # a bundle that fails shows none of its content
-        data.previews = matching(seen.found, {i.bag_path: (i.sha256, i.size) for i in data.items
+        data.previews = matching(seen.finish(), {i.bag_path: (i.sha256, i.size) for i in data.items
                                               if i.kind == "file" and i.bag_path})
     return data
 
@@ -556,6 +566,51 @@ def previewed(data: ReportData) -> tuple[list[tuple[EvidenceItem, Picture]],
     items = {item.bag_path: item for item in data.items if item.bag_path}
     return ([(items[p.bag_path], p) for p in data.previews.pictures if p.bag_path in items],
             [(items[e.bag_path], e) for e in data.previews.emails if e.bag_path in items])
+
+
+def full_headers(data: ReportData) -> list[tuple[EvidenceItem, FullHeaders]]:
+    """The e-mails whose whole header block is shown, with their evidence items."""
+    items = {item.bag_path: item for item in data.items if item.bag_path}
+    return [(items[h.bag_path], h) for h in data.previews.headers if h.bag_path in items]
+
+
+def emails_left_out_text(found: Previews) -> str:
+    """Where the e-mails the list does not show are: never a silent cut."""
+    return (f"{plural(found.emails_left_out, 'more e-mail')} not listed here (the first "
+            f"{found.email_limit:,} are). The evidence list (section 6) names every one with its "
+            "SHA-256; 'evidencekit report --all-emails' lists them all here.")
+
+
+def full_headers_texts(data: ReportData) -> tuple[str, list[str]]:
+    """The introduction of the full headers, and the notes after them (plain text)."""
+    found = data.previews
+    marked = " ".join(repr(m) for m in found.marks)
+    if found.marks:
+        intro = (f"The whole header block of the e-mails asked for ({marked}): the route each "
+                 "message took (Received), the sender's authentication (DKIM, SPF), its "
+                 "identifiers.")
+    else:
+        intro = (f"The whole header block of every e-mail (shown for all of them when there are "
+                 f"at most {FEW_EMAILS}): the route each message took (Received), the sender's "
+                 "authentication (DKIM, SPF), its identifiers.")
+    intro += (" Exactly as stored, from the file whose SHA-256 is given; tabs are shown as "
+              "spaces and bytes that are not UTF-8 as \\xNN.")
+    notes = [f"Nothing matched {m!r}: no e-mail in the evidence has that name."
+             for m in found.marks_unmatched]
+    if found.headers_left_out:
+        notes.append(f"{plural(found.headers_left_out, 'more e-mail')} asked for not shown here "
+                     f"(at most {MAX_FULL_HEADERS} in one report): ask for fewer at a time; "
+                     "each file in the bundle holds its own headers.")
+    if not found.marks and found.emails_seen > FEW_EMAILS:
+        notes.append("The full headers of chosen e-mails are shown by 'evidencekit report "
+                     "--full-headers NAME' (a name in the File column; * stands for any "
+                     "characters, e.g. '*.INBOX.42.eml'; repeatable).")
+    return intro, notes
+
+
+def header_cut_text() -> str:
+    return (f"The header block goes on past the first {EMAIL_HEAD_BYTES >> 10} KiB of the file; "
+            "only those are shown.")
 
 
 def shown_in_previews(data: ReportData) -> str:

@@ -48,6 +48,10 @@ from evidencekit.report.model import (
     EvidenceItem,
     ReportData,
     by_hand_more,
+    emails_left_out_text,
+    full_headers,
+    full_headers_texts,
+    header_cut_text,
     how_to_verify,
     previewed,
     short_fingerprint,
@@ -55,7 +59,7 @@ from evidencekit.report.model import (
     utc_human,
     verify_by_hand,
 )
-from evidencekit.report.previews import MAX_PICTURES, Picture
+from evidencekit.report.previews import MAX_PICTURES, FullHeaders, Picture
 from evidencekit.text import plural, size_text, visible
 
 FONT_ENV = "EVIDENCEKIT_REPORT_FONT"
@@ -204,6 +208,8 @@ class _Styles:
         self.head = ParagraphStyle("head", self.cell, fontName=fonts.bold)
         self.mono = ParagraphStyle("mono", self.cell, fontName=fonts.mono, fontSize=7,
                                    leading=9)
+        self.header_line = ParagraphStyle("headerline", self.mono, fontSize=6.5, leading=8,
+                                          backColor=SOFT, splitLongWords=1)
         self.title = ParagraphStyle("title", base, fontName=fonts.bold, fontSize=18, leading=22,
                                     spaceAfter=2)
         self.h2 = ParagraphStyle("h2", base, fontName=fonts.bold, fontSize=12, leading=15,
@@ -471,17 +477,50 @@ class _Builder:
                 "the evidence list names every file.")))
         if emails:
             self.story.append(self.p(self.t("E-mails"), self.s.h3))
-            email_rows = [[self.number(item.number), self.cell(item.path), self.cell(e.sender),
+            email_rows = [[self.number(item.number), self.path_and_hash(item.path, e.sha256),
+                     self.cell(e.sender),
                      self.cell(e.to), self.cell(e.date),
                      self.p(self.t(e.subject or "—") + (
                          f'<br/><font color="#5b5b5b">{self.t(e.problem)}</font>'
                          if e.problem else ""), self.s.cell_break)] for item, e in emails]
-            self.table(["#", "File", "From", "To", "Date", "Subject"], email_rows,
-                       [8 * mm, 34 * mm, 36 * mm, 36 * mm, 30 * mm, WIDTH - 144 * mm])
+            self.table(["#", "File and SHA-256", "From", "To", "Date", "Subject"], email_rows,
+                       [8 * mm, 40 * mm, 34 * mm, 34 * mm, 28 * mm, WIDTH - 144 * mm])
         if data.previews.emails_left_out:
-            self.story.append(self.p(self.t(
-                f"{plural(data.previews.emails_left_out, 'more e-mail')} not shown here; the "
-                "evidence list names every file.")))
+            self.story.append(self.p(self.t(emails_left_out_text(data.previews))))
+        if emails or data.previews.headers:
+            self.full_headers()
+
+    def path_and_hash(self, path: str, sha256: str) -> Paragraph:
+        return self.p(self.t(path) + f'<br/><font name="{self.fonts.mono}" size="5.5" '
+                      f'color="#5b5b5b">{self.t(sha256)}</font>', self.s.cell_break)
+
+    def full_headers(self) -> None:
+        """Each chosen e-mail's whole header block, as stored (and how to choose them)."""
+        shown = full_headers(self.data)
+        intro, notes = full_headers_texts(self.data)
+        if shown:
+            self.story.append(self.p(self.t("Full headers"), self.s.h3))
+            self.story.append(self.p(self.t(intro), self.s.muted))
+            for item, headers in shown:
+                self.header_block(item.number, item.path, headers)
+        for note in notes:
+            self.story.append(self.p(self.t(note)))
+
+    def header_block(self, number: int, path: str, headers: FullHeaders) -> None:
+        self.story.append(self.p(f"<b>#{number}</b> {self.t(path)}<br/>"
+                                 f'<font color="#5b5b5b">SHA-256 </font><font name='
+                                 f'"{self.fonts.mono}">{self.t(headers.sha256)}</font>',
+                                 self.s.cell_break))
+        # A Paragraph per header line: long lines wrap anywhere; the leading blanks of a
+        # folded line are kept (a Paragraph would collapse them).
+        for line in headers.text.split("\n"):
+            expanded = line.expandtabs(8)
+            rest = expanded.lstrip(" ")
+            indent = "&nbsp;" * (len(expanded) - len(rest))
+            self.story.append(self.p(indent + self.t(rest), self.s.header_line))
+        if headers.cut:
+            self.story.append(self.p(self.t(header_cut_text()), self.s.muted))
+        self.story.append(Spacer(0, 4))
 
     def figure(self, number: int, path: str, picture: Picture) -> list[Flowable]:
         """A picture scaled into its box, with its number, name and size under it."""

@@ -13,11 +13,13 @@ shrunk, and re-encoded as a plain JPEG, so the report never carries the original
 Pillow cannot read gets no preview and a plain reason, never a traceback. E-mails: only the first
 :data:`EMAIL_HEAD_BYTES` bytes are kept (the headers), each header is cut to
 :data:`HEADER_CHARS` characters before it is decoded, and decoding errors fall back to the text
-as stored.
+as stored. The whole header block (:class:`FullHeaders`, at most :data:`EMAIL_HEAD_BYTES`) is
+kept for the e-mails marked (``report --full-headers``), or for all of them when they are few.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import io
 import tarfile
@@ -39,8 +41,10 @@ MAX_PICTURE_BYTES = 32 << 20  # a phone photo or a 4K screenshot fits
 MAX_PIXELS = 50_000_000  # checked from the header, before decoding
 THUMBNAIL_SIDE = 1000  # pixels, the longer side: a phone screenshot's text stays readable
 THUMBNAIL_QUALITY = 82
-MAX_EMAILS = 200
+MAX_EMAILS = 200  # e-mails listed in one report (None in a collector: all of them)
 EMAIL_HEAD_BYTES = 64 << 10
+FEW_EMAILS = 20  # a bundle with at most this many e-mails: every one's full headers are shown
+MAX_FULL_HEADERS = 200  # full header blocks in one report (each at most EMAIL_HEAD_BYTES)
 HEADER_CHARS = 300
 EMAIL_SUFFIXES = (".eml",)
 
@@ -87,6 +91,18 @@ class Email:
 
 
 @dataclass
+class FullHeaders:
+    """An e-mail's whole header block, as stored, for the investigator who asked for it."""
+
+    bag_path: str
+    sha256: str
+    size: int
+    text: str  # UTF-8 as a rule; other bytes written \xNN; line ends as "\n"
+    cut: bool = False  # the block goes on past EMAIL_HEAD_BYTES
+    marked: bool = False  # asked for (report --headers), not only shown because they are few
+
+
+@dataclass
 class Previews:
     """What the report shows of the evidence's content, and what it left out."""
 
@@ -95,13 +111,27 @@ class Previews:
     pictures_left_out: int = 0  # beyond MAX_PICTURES
     emails_left_out: int = 0
     gathered: bool = False  # False: nobody looked (verify ran without a PreviewCollector)
+    headers: list[FullHeaders] = field(default_factory=list)
+    headers_left_out: int = 0  # marked beyond MAX_FULL_HEADERS
+    marks: tuple[str, ...] = ()  # the --headers patterns
+    marks_unmatched: tuple[str, ...] = ()  # patterns that named no e-mail
+    email_limit: int | None = MAX_EMAILS  # None: every e-mail is listed
+
+    @property
+    def emails_seen(self) -> int:
+        return len(self.emails) + self.emails_left_out
 
 
 class PreviewCollector:
-    """A payload visitor (evidencekit.payload.Visitor) that makes previews as files go by."""
+    """A payload visitor (evidencekit.payload.Visitor) that makes previews as files go by.
 
-    def __init__(self) -> None:
-        self.found = Previews(gathered=True)
+    *marks*: patterns (fnmatch, on the file's name in ``data/`` or its whole path in the bag)
+    of the e-mails whose full headers are wanted; *email_limit*: how many e-mails are listed
+    (None: all of them)."""
+
+    def __init__(self, marks: Sequence[str] = (), email_limit: int | None = MAX_EMAILS) -> None:
+        self.found = Previews(gathered=True, marks=tuple(marks), email_limit=email_limit)
+        self._unmatched = dict.fromkeys(marks)
 
     def directory(self, name: str, member: tarfile.TarInfo) -> None:
         pass
@@ -146,18 +176,58 @@ class PreviewCollector:
 
     def _email(self, name: str, size: int, first: bytes, chunks: Iterator[bytes]) -> None:
         found = self.found
-        if len(found.emails) >= MAX_EMAILS:
+        # Nothing marked: every e-mail's headers, kept while the e-mails are few
+        few = not found.marks and found.emails_seen < FEW_EMAILS
+        listed = found.email_limit is None or len(found.emails) < found.email_limit
+        marked = self._marked(name)
+        if not listed:
             found.emails_left_out += 1
-            return
+        if not few and any(not h.marked for h in found.headers):
+            found.headers = [h for h in found.headers if h.marked]  # many: only the marked
+        full = marked or few
+        if marked and len(found.headers) >= MAX_FULL_HEADERS:
+            found.headers_left_out += 1
+            full = False
+        if not (listed or full):
+            return  # the payload reader reads (and checks) the rest of the file
         digest = hashlib.sha256(first)
         head = bytearray(first[:EMAIL_HEAD_BYTES])
         for chunk in chunks:
             digest.update(chunk)
             if len(head) < EMAIL_HEAD_BYTES:
                 head += chunk[:EMAIL_HEAD_BYTES - len(head)]
-        email = Email(name, digest.hexdigest(), size)
-        read_envelope(bytes(head), email)
-        found.emails.append(email)
+        if listed:
+            email = Email(name, digest.hexdigest(), size)
+            read_envelope(bytes(head), email)
+            found.emails.append(email)
+        if full:
+            text, cut = header_block(bytes(head))
+            found.headers.append(FullHeaders(name, digest.hexdigest(), size, text, cut, marked))
+
+    def _marked(self, name: str) -> bool:
+        """Whether a --headers pattern names the file (``X.eml`` in ``data/`` or its path)."""
+        short = name.removeprefix("data/")
+        hits = [mark for mark in self.found.marks
+                if fnmatch.fnmatchcase(short, mark) or fnmatch.fnmatchcase(name, mark)]
+        for mark in hits:
+            self._unmatched.pop(mark, None)
+        return bool(hits)
+
+    def finish(self) -> Previews:
+        """What was found, with the patterns that named no e-mail."""
+        self.found.marks_unmatched = tuple(self._unmatched)
+        return self.found
+
+
+def header_block(head: bytes) -> tuple[str, bool]:
+    """The header block at the start of *head* (up to the first empty line) as text, and
+    whether it goes on past *head*. Raw UTF-8 (RFC 6532) is read as such; any other byte is
+    written ``\\xNN`` (never guessed at); line ends become ``\\n``, a lone CR stays."""
+    ends = [at for at in (head.find(b"\r\n\r\n"), head.find(b"\n\n")) if at >= 0]
+    block = head[:min(ends)] if ends else head
+    cut = not ends and len(head) >= EMAIL_HEAD_BYTES
+    text = block.decode("utf-8", "backslashreplace")
+    return text.replace("\r\n", "\n"), cut
 
 
 def make_thumbnail(data: bytes, picture: Picture) -> None:
@@ -280,4 +350,7 @@ def matching(previews: Previews, listed: dict[str, tuple[str, int | None]]) -> P
         pictures=[p for p in previews.pictures if verified(p.bag_path, p.sha256, p.size)],
         emails=[e for e in previews.emails if verified(e.bag_path, e.sha256, e.size)],
         pictures_left_out=previews.pictures_left_out, emails_left_out=previews.emails_left_out,
-        gathered=previews.gathered)
+        gathered=previews.gathered,
+        headers=[h for h in previews.headers if verified(h.bag_path, h.sha256, h.size)],
+        headers_left_out=previews.headers_left_out, marks=previews.marks,
+        marks_unmatched=previews.marks_unmatched, email_limit=previews.email_limit)

@@ -16,10 +16,17 @@ the account in its info): only the same person, with the same key, can resume; n
 is stored beside the messages. A record that is cut short (a crash) or does not authenticate
 ends what is read of the file, and what follows it is fetched again. The folder is removed once
 the bundle is published (:meth:`ResumeState.discard`).
+
+One capture of an account at a time: :meth:`ResumeState.lock` holds an exclusive lock (flock)
+on ``<account>.lock`` beside the account's folder for the whole run, and a second capture of the
+same account on this machine stops at once with :class:`StateBusy`. Two runs appending to the
+same files would each keep its own idea of where the file ends, and write over each other.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
@@ -32,7 +39,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from evidencekit.sources.mail.account import Account
+from evidencekit.sources.mail.account import Account, MailError
 
 _INFO = b"evidencekit mail resume state v1\x00"
 _HEAD = struct.Struct(">I")  # length of nonce + sealed record
@@ -52,14 +59,46 @@ def derive_key(private_seed: bytes, account: Account) -> bytes:
                 info=_INFO + account.name.encode("utf-8")).derive(private_seed)
 
 
+class StateBusy(MailError):
+    """Another capture of the same account is running on this machine (exit code 2)."""
+
+
 class ResumeState:
     """The state of one account: a folder of per-folder files."""
 
     def __init__(self, account: Account, key: bytes, root: Path | None = None) -> None:
         label = hashlib.sha256(account.name.encode("utf-8")).hexdigest()[:32]  # any port
         self.folder = (root or state_root()) / label
+        self._lock_path = self.folder.with_name(f"{label}.lock")
+        self._account = account.name
         self._cipher = ChaCha20Poly1305(key)
         self._open: list[FolderState] = []
+        self._lock: int | None = None
+
+    def lock(self) -> None:
+        """Hold the account's lock until :meth:`discard` or the end of the process; StateBusy
+        if another capture holds it. A run that ended (even killed) has let go of it: the
+        kernel releases a flock with the process."""
+        if self._lock is not None:
+            return
+        self.folder.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        while True:
+            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise StateBusy(
+                    f"another capture of the mailbox {self._account} is running on this "
+                    "computer; two at once would spoil what each keeps for resuming",
+                    hint="wait until it has finished (or stop it), then run this again: the "
+                    "messages it fetched are not fetched again") from None
+            # The run before may have removed the file between our open and our lock
+            # (discard): then lock the file that the name names now.
+            if _same_file(self._lock_path, fd):
+                self._lock = fd
+                return
+            os.close(fd)
 
     def folder_state(self, folder_utf7: str, uidvalidity: int) -> FolderState:
         name = hashlib.sha256(folder_utf7.encode("utf-8")).hexdigest()[:32]
@@ -74,9 +113,23 @@ class ResumeState:
         self._open.clear()
 
     def discard(self) -> None:
-        """Forget everything kept: the bundle now holds it."""
+        """Forget everything kept: the bundle now holds it (and let go of the lock)."""
         self.close()
         shutil.rmtree(self.folder, ignore_errors=True)
+        if self._lock is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self._lock_path.unlink()  # while locked: a run that opened it opens anew
+            os.close(self._lock)
+            self._lock = None
+
+
+def _same_file(path: Path, fd: int) -> bool:
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
 
 
 class FolderState:

@@ -197,17 +197,43 @@ def test_a_mailbox_is_captured_whole_and_left_unchanged(server: Dovecot, tmp_pat
         if path.is_file():
             assert secret not in path.read_bytes(), path
     assert PASSWORD not in done.stdout + done.stderr
-    # the report lists the messages: date, sender, subject, and their SHA-256 in the evidence list
+    # the report lists the messages: date, sender, subject, SHA-256; and the full headers of
+    # the one marked, 8-bit bytes as sent
     made = subprocess.run([sys.executable, "-m", "evidencekit", "report",
                            str(tmp_path / "mail.evidence"), "--passphrase-file",
-                           str(_passphrase(tmp_path, env)), "-o", str(tmp_path / "report.html")],
+                           str(_passphrase(tmp_path, env)), "-o", str(tmp_path / "report.html"),
+                           "--full-headers", "*.INBOX.3.eml"],
                           capture_output=True, text=True, env=env, timeout=300,
                           stdin=subprocess.DEVNULL)
     assert made.returncode == 0, made.stderr
     html = (tmp_path / "report.html").read_text()
     assert "Überweisung für Sie" in html and "jane@127.0.0.1.INBOX.3.eml" in html
-    assert record["sha256"] in html
+    assert record["sha256"] in html and "You won" in html  # every message listed
+    assert html.count("<pre class=headers>") == 1
+    assert "<pre class=headers>Subject: Überweisung für Sie\nFrom: Bänk &lt;bank@example.net" \
+        in html
     assert not any(Path(env["XDG_STATE_HOME"]).rglob("*.state"))  # resume state gone
+    assert not any(Path(env["XDG_STATE_HOME"]).rglob("*.lock"))
+
+
+def test_a_second_capture_of_the_same_mailbox_stops_and_says_why(
+        server: Dovecot, tmp_path: Path, env: dict[str, str]) -> None:
+    """Two captures of one account at once would both append to its resume state: the second
+    stops before it logs in, and says so."""
+    from evidencekit.sources.mail import parse_account
+    from evidencekit.sources.mail.resume import ResumeState
+
+    running = ResumeState(parse_account(server.url), b"k" * 32,
+                          Path(env["XDG_STATE_HOME"]) / "evidencekit" / "mail-resume")
+    running.lock()  # as the first capture holds it
+    try:
+        second = capture(tmp_path, env, "--imap-fingerprint", pin(server), url=server.url)
+    finally:
+        running.discard()
+    assert second.returncode == 2, second.stderr
+    error = json.loads(second.stdout)["error"]
+    assert "another capture of the mailbox jane@127.0.0.1 is running" in error["message"]
+    assert not (tmp_path / "mail.evidence").exists()
 
 
 class Cutter:

@@ -59,3 +59,33 @@ def test_discard_removes_everything(tmp_path: Path) -> None:
     whole.folder_state("INBOX", 1).add(1, 1, b"x")
     whole.discard()
     assert not whole.folder.exists()
+
+
+def test_one_capture_of_an_account_at_a_time(tmp_path: Path) -> None:
+    """A second capture of the same account, here in another process, stops at once with a
+    plain message; once the first has finished (discard) or ended, the account is free."""
+    import subprocess
+    import sys
+
+    import pytest
+
+    from evidencekit.sources.mail.resume import StateBusy
+
+    first = state(tmp_path)
+    first.lock()
+    other = subprocess.run(
+        [sys.executable, "-c",
+         "import sys; from pathlib import Path; from tests.sources.mail.test_resume import state;"
+         "from evidencekit.sources.mail.resume import StateBusy\n"
+         "try: state(Path(sys.argv[1])).lock()\n"
+         "except StateBusy as e: print(e); sys.exit(7)", str(tmp_path)],
+        capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[3])
+    assert other.returncode == 7, other.stderr
+    assert "another capture of the mailbox jane@mail.example.com is running" in other.stdout
+    with pytest.raises(StateBusy):
+        state(tmp_path).lock()  # in the same process too (a guided session)
+    first.discard()
+    assert not any(tmp_path.rglob("*.lock"))
+    second = state(tmp_path)
+    second.lock()  # free again
+    second.discard()
