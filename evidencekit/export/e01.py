@@ -185,4 +185,4 @@ def _not_an_image(checked: Report, streamed: str) -> str | None:
 
 
 FORMAT = register(Format("e01", "EnCase 6 E01 of a disk image (MD5, SHA-1; ewfverify checks it)",
-                         ".E01", E01Job, holds_content=True, stdout=Stdout.NEVER))
+                         ".E01", E01Job, stdout=Stdout.NEVER))

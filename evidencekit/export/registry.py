@@ -74,7 +74,6 @@ class Format:
     title: str  # a few words for --help and messages
     suffix: str  # the usual ending of the output's name
     start: Callable[[ExportContext], Job]
-    holds_content: bool = False  # the export holds evidence content: 0600, whatever the umask
     stdout: Stdout = Stdout.TEXT
 
 

@@ -31,6 +31,7 @@ from evidencekit.protection import wrong_key_for
 from evidencekit.verify import Report, verify
 
 READ_SIZE = 1 << 20
+PRIVATE = 0o600  # an export's mode (the report's too: evidencekit.report.write_report)
 
 
 @dataclass
@@ -58,8 +59,9 @@ def export(bundle: Path, fmt: Format, output: Path | BinaryIO, context: ExportCo
         refuse_format_on_stdout(fmt, terminal=False)
     job = fmt.start(context)
     try:
-        mode = 0o600 if fmt.holds_content else fs.umask_mode(0o644)
-        with fs.staged(output, mode) if isinstance(output, Path) else _staged_for(output) \
+        # 0600 whatever the umask, as the bundle and the extracted folder: every format reveals
+        # the evidence (names, hashes, the incident record, pictures, an E01 the image itself).
+        with fs.staged(output, PRIVATE) if isinstance(output, Path) else _staged_for(output) \
                 as stage:
             checked = verify(bundle, identities, trusted_keys, progress=progress,
                              readers=PayloadReaders(files=job.visitor()), tsa_roots=tsa_roots)

@@ -33,9 +33,9 @@ def write_report(data: ReportData, output: Path, kind: str) -> None:
     """Render *data* as *kind* into *output*, which must not exist yet (written atomically)."""
     fs.require_new(output)
     try:
-        # Decrypted names, hashes and the incident record: 0600 while written, then no more
-        # open than the umask allows (a report is meant to be shared, but not by default).
-        with fs.staged(output, fs.umask_mode(0o644)) as stage:
+        # Decrypted names, hashes, the incident record and pictures: 0600 whatever the umask,
+        # as the bundle and every export (shared by a deliberate chmod or copy, not by default).
+        with fs.staged(output, 0o600) as stage:
             render_into(data, stage.file, kind)
     except FileExistsError:
         raise OutputError(f"{output} appeared while the report was written") from None

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from evidencekit.crypto import age
 from tests.support.bundles import contents, rebuild
 from tests.support.sealed import Sealed
@@ -135,3 +137,17 @@ def test_record_leaves_a_read_only_bundle_alone_and_exports_nothing(
                       "--record", "--sign-key", sealed.signer)
     assert done.code == 2 and "read-only" in done.stderr, done.stderr
     assert bundle.read_bytes() == sealed.bundle.read_bytes() and not output.exists()
+
+
+@pytest.mark.parametrize("fmt", ["hashdeep", "case", "dfxml", "html", "pdf"])
+def test_an_export_is_private_whatever_the_umask(sealed: Sealed, tmp_path: Path,
+                                                 fmt: str) -> None:
+    """It reveals the evidence (names, hashes, the incident record, pictures): 0600 like the
+    bundle and the extracted folder, not 0644 under the usual umask 022."""
+    output = tmp_path / f"export.{fmt}"
+    done = subprocess.run([sys.executable, "-m", "evidencekit", "export", str(sealed.bundle),
+                           "-i", str(sealed.identity), "--format", fmt, "-o", str(output)],
+                          capture_output=True, text=True, env={**os.environ, **sealed.env},
+                          timeout=120, umask=0o022)
+    assert done.returncode == 0, done.stderr
+    assert output.stat().st_mode & 0o777 == 0o600
