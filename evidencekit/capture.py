@@ -52,10 +52,10 @@ from evidencekit.format.tree import STREAM_MODE
 from evidencekit.hostinfo import host_name, operating_system, tool_versions, user_name
 from evidencekit.pipeline import BackgroundWriter
 from evidencekit.progress import NoProgress, Progress, Throttled, throttled
-from evidencekit.sources import FileSource, PartlyRead, StreamEntry, WholeOrNothing
+from evidencekit.sources import FileSource, PartlyRead, Skip, StreamEntry, WholeOrNothing
 from evidencekit.sources import Source as EvidenceSource  # walk.Source: one root of FileSource
 from evidencekit.sources.files import records
-from evidencekit.sources.files.selection import Filters, relative_to_source
+from evidencekit.sources.files.selection import Filters
 from evidencekit.sources.files.source import Replaced, open_regular
 from evidencekit.sources.files.source import scan_totals as scan_totals  # where it was
 from evidencekit.sources.files.walk import (
@@ -193,9 +193,10 @@ class _Tally:
     # Records not yet encoded, in walk order: a file's waits for its MIME type (identify.Pending).
     pending: deque[_Waiting] = field(default_factory=deque)
     pending_bytes: int = 0  # first blocks held for libmagic by pending records
-    # Files with more than one name, by (device, inode): the record of the first name stored, so
-    # that the others become hard links to it in the bag instead of copies (FORMAT.md §4.2).
-    linked: dict[tuple[int, int], _Waiting] = field(default_factory=dict)
+    # Files with more than one name, by bag path: a later name a source yields with ``link_to``
+    # is stored as a tar hard link to it, with its hash and type (FORMAT.md §4.2).
+    linked: dict[str, _Waiting] = field(default_factory=dict)
+    unread: Skip = field(default_factory=set)  # files no source reads: not in the estimate
     room: _OutputRoom | None = None  # free space where the bundle is written
     spool_folder: Path = Path(".")  # where a stream of unknown length waits, encrypted
 
@@ -442,7 +443,8 @@ def _write_bundle(request: CaptureRequest, sources: list[Source], out: BinaryIO,
     readme = readme_text(request.case.case_id, rfc3339(started)).encode("utf-8")
     outer.add_bytes(README, readme, mtime)
     tally = _Tally()
-    evidence = _placed([FileSource(sources, request.unreachable), *request.more_sources])
+    files = FileSource(sources, request.unreachable, request.filters, lambda: tally.total_bytes)
+    evidence = _placed([files, *request.more_sources])
     if getattr(request.progress, "wants_totals", False):
         if isinstance(request.progress, Throttled):  # count while capturing, not before
             request.progress.start_counting("Capturing", lambda: _estimate(evidence, skip))
@@ -727,9 +729,13 @@ def _write_bag(request: CaptureRequest, evidence: list[EvidenceSource], inner: I
     try:
         tally.room = _OutputRoom(request.output.absolute().parent)
         tally.spool_folder = request.output.absolute().parent  # outside the sources, writable
+        tally.unread = skip
         for source in _collection_order(evidence):
+            told = getattr(source, "stored", None)  # a source that learns from what was stored
             for entry in source.entries(skip):
-                _capture_entry(entry, inner, tally, request.progress, request.filters)
+                record = _capture_entry(entry, inner, tally, request.progress)
+                if told is not None:
+                    told(entry, record)
         tally.finish_entries()
     finally:
         tally.identifier.close()
@@ -784,21 +790,19 @@ def _manifest_head(request: CaptureRequest, evidence: list[EvidenceSource], tall
 
 
 def _capture_entry(entry: Entry | StreamEntry, inner: InnerTarWriter, tally: _Tally,
-                   progress: Progress, filters: Filters | None = None) -> None:
-    if isinstance(entry, StreamEntry):  # a profile's filters are about files: not applied
-        _add_record(_capture_stream(entry, inner, tally, progress), tally)
-        return
-    if filters is not None and entry.kind == "file" and entry.error is None and entry.lstat:
-        entry.error = filters.skip_reason(relative_to_source(entry.path), entry.lstat.st_size,
-                                          tally.total_bytes)  # "skipped: …" or None
-        if entry.error is not None:
-            progress.advance(files=1, nbytes=entry.lstat.st_size)
-    first = _first_name(entry, tally) if entry.kind == "file" and entry.error is None else None
-    if first is None and tally.room is not None and entry.kind == "file" and \
-            entry.error is None and entry.lstat:
-        entry.error = tally.room.refusal(entry.lstat)  # "not read: …" or None
-        if entry.error is not None:
-            progress.advance(files=1, nbytes=entry.lstat.st_size)
+                   progress: Progress) -> ManifestEntry:
+    """Store *entry* and put its record in the manifest's entries; return that record."""
+    if isinstance(entry, StreamEntry):
+        waiting = _capture_stream(entry, inner, tally, progress)
+        _add_record(waiting, tally)
+        return waiting.record
+    first = tally.linked.get(entry.link_to) if entry.link_to is not None else None
+    if entry.kind == "file" and entry.lstat is not None:
+        if first is None and tally.room is not None and entry.error is None:
+            entry.error = tally.room.refusal(entry.lstat)  # "not read: …" or None
+        info = entry.lstat
+        if entry.error is not None and (info.st_dev, info.st_ino) not in tally.unread:
+            progress.advance(files=1, nbytes=info.st_size)  # not read (a filter, no room)
     if entry.kind == "file" and entry.error is None:
         if first is not None:
             waiting = _capture_hard_link(entry, first, inner, tally, progress)
@@ -818,6 +822,7 @@ def _capture_entry(entry: Entry | StreamEntry, inner: InnerTarWriter, tally: _Ta
             tally.counts["special"] += 1
         waiting = _Waiting(record)
     _add_record(waiting, tally)
+    return waiting.record
 
 
 def _add_record(waiting: _Waiting, tally: _Tally) -> None:
@@ -829,29 +834,12 @@ def _add_record(waiting: _Waiting, tally: _Tally) -> None:
     tally.add_entry(waiting)
 
 
-def _first_name(entry: Entry, tally: _Tally) -> _Waiting | None:
-    """The record of the file *entry* is another name of, when that one is stored unchanged:
-    same inode, same size and times (else the inode was reused, or the file changed, and this
-    name is read like any file)."""
-    info = entry.lstat
-    if info is None or info.st_nlink < 2:
-        return None
-    first = tally.linked.get((info.st_dev, info.st_ino))
-    if first is None:
-        return None
-    record = first.record
-    assert record.stat is not None  # only a file read whole is remembered
-    if record.size != info.st_size or record.stat.mtime != rfc3339(info.st_mtime_ns) or \
-            record.stat.ctime != rfc3339(info.st_ctime_ns):
-        return None
-    return first
-
-
 def _remember_if_linked(waiting: _Waiting, tally: _Tally) -> None:
+    """A file with other names, stored whole and unchanged: what a later name may link to."""
     record = waiting.record
     if record.stat is not None and record.stat.nlink > 1 and record.error is None and \
             record.stored is not None and not record.stored.changes:
-        tally.linked[(record.stat.device, record.stat.inode)] = waiting
+        tally.linked[record.bag_path] = waiting
 
 
 def _capture_hard_link(entry: Entry, first: _Waiting, inner: InnerTarWriter,

@@ -158,3 +158,10 @@ class Source(Protocol):
 
     def entries(self, skip: Skip) -> Iterator[Entry | StreamEntry]:
         """Everything found, in the order the manifest lists it, a folder before what it holds."""
+
+    # A source may also have, and the pipeline uses them when it does (getattr):
+    # - ``volatile = True``: read before the other sources (RFC 3227's order of volatility);
+    # - ``public_details() -> dict[str, str]``: counts for the first custody event (public);
+    # - ``stored(entry, record)``: told what was recorded of each of its entries (the manifest
+    #   entry, a format.entries.ManifestEntry) before the next is asked for, e.g. the files
+    #   source remembers a file with more than one name, for the others to link to.

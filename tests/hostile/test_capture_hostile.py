@@ -693,32 +693,39 @@ def test_a_name_of_a_changed_file_is_not_linked(tmp_path):
     file: a reused inode, or a file changed between the two names, is read again."""
     from dataclasses import replace
 
-    from evidencekit.capture import _first_name, _remember_if_linked, _Tally, _Waiting
     from evidencekit.format.entries import ManifestEntry, StatFields, Stored
-    from evidencekit.sources.files.walk import resolve_sources, walk
+    from evidencekit.sources.files.source import FileSource
+    from evidencekit.sources.files.walk import resolve_sources
 
     src = tmp_path / "src"
     src.mkdir()
     (src / "a").write_bytes(b"one")
     os.link(src / "a", src / "b")
-    tally = _Tally()
-    found = {e.path: e for e in walk(resolve_sources([os.fsencode(src)]))}
-    first, second = found[b"src/a"], found[b"src/b"]
-    info = first.lstat
-    assert info is not None
+
+    def second_name_links_to(stored: ManifestEntry) -> str | None:
+        """What the files source says src/b is a link to, once src/a was stored as *stored*."""
+        source = FileSource(resolve_sources([os.fsencode(src)]))
+        source.place(0, set())
+        for entry in source.entries(set()):
+            if entry.path == b"src/a":
+                source.stored(entry, stored)
+            elif entry.path == b"src/b":
+                return entry.link_to
+        raise AssertionError("src/b was not walked")
+
+    info = os.lstat(src / "a")
     status = StatFields(0o644, 0, 0, None, None, rfc3339(info.st_mtime_ns), rfc3339(0),
                         rfc3339(info.st_ctime_ns), None, info.st_ino, info.st_dev, 2)
-    record = ManifestEntry(0, first.bag_path, "file", b"src/a", stat=status, size=info.st_size,
+    record = ManifestEntry(0, "data/src/a", "file", b"src/a", stat=status, size=info.st_size,
                            stored=Stored("0" * 64))
-    _remember_if_linked(_Waiting(record), tally)
-    assert _first_name(second, tally).record is record
+    assert second_name_links_to(record) == "data/src/a"
     for changed in (replace(record, size=4), replace(record, stat=replace(status, mtime=rfc3339(0))),
-                    replace(record, stat=replace(status, ctime=rfc3339(0)))):
-        tally.linked[(info.st_dev, info.st_ino)] = _Waiting(changed)
-        assert _first_name(second, tally) is None, changed
-    tally.linked.clear()
-    _remember_if_linked(_Waiting(replace(record, stored=Stored("0" * 64, ("grew",)))), tally)
-    assert not tally.linked  # a file that changed while read is no one's original
+                    replace(record, stat=replace(status, ctime=rfc3339(0))),
+                    replace(record, stat=replace(status, inode=info.st_ino + 1)),
+                    # a file that changed while read, or not read whole, is no one's original
+                    replace(record, stored=Stored("0" * 64, ("grew",))),
+                    replace(record, error="read error at byte 1")):
+        assert second_name_links_to(changed) is None, changed
 
 
 def test_empty_folders_are_kept(tmp_path, home, keys):

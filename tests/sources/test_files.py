@@ -1,5 +1,6 @@
-"""sources/files.py: a regular file opened and read for capture (open_regular, OpenedFile), the
-Content the sealing pipeline reads once; what changed while it was read is said after."""
+"""sources/files/source.py: the file walk as a source (FileSource: a profile's filters, hard
+links), a regular file opened and read for capture (open_regular, OpenedFile), the Content the
+sealing pipeline reads once; what changed while it was read is said after."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import pytest
 
 from evidencekit.format.entries import NOT_READ, ManifestEntry
 from evidencekit.sources.files import kernel_files
-from evidencekit.sources.files.source import OpenedFile, Replaced, open_regular
+from evidencekit.sources.files.selection import Filters
+from evidencekit.sources.files.source import FileSource, OpenedFile, Replaced, open_regular
 from evidencekit.sources.files.walk import Entry, resolve_sources, walk
 
 
@@ -154,3 +156,23 @@ def test_a_file_read_to_its_end_reports_the_size_fstat_gave_beside_the_size_stor
         opened.described_after_reading(record)
     assert (record.size, record.reported_size, record.allocated_bytes) == (6, 10, None)
     assert record.error is not None and record.error.startswith("not read to its end")
+
+
+def test_the_files_source_leaves_out_what_the_filters_say_counting_every_sources_bytes(
+        tmp_path: Path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for name, size in (("a.log", 10), ("b.txt", 10), ("c.txt", 30)):
+        (src / name).write_bytes(b"x" * size)
+    captured = [70]  # what the capture holds so far: other sources' bytes count too
+    source = FileSource(resolve_sources([os.fsencode(src)]), (),
+                        Filters(exclude=("*.log",), max_total_bytes=100), lambda: captured[0])
+    source.place(0, set())
+    errors = {}
+    for entry in source.entries(set()):
+        errors[entry.path] = entry.error
+        if entry.kind == "file" and entry.error is None and entry.lstat is not None:
+            captured[0] += entry.lstat.st_size  # stored, as the pipeline would
+    assert errors[b"src"] is None and errors[b"src/b.txt"] is None
+    assert errors[b"src/a.log"] == "skipped: excluded by profile rule (exclude '*.log')"
+    assert errors[b"src/c.txt"] is not None and "past max_total of 100 bytes" in errors[b"src/c.txt"]

@@ -1,18 +1,22 @@
 """Files and folders in the file system: the sources named on the command line or found by a
 profile, walked by evidencekit.sources.files.walk (sorted, read-only, no link followed).
 
-Each regular file the walk finds is opened and read here (`open_regular`, `OpenedFile`, a
-Content the pipeline reads once). Resolving the paths (walk.resolve_sources, capture.sources_of)
-and the walk itself are still in walk.py; what a file's manifest entry says from its metadata is
-in records.py.
+The source decides what the pipeline does with each file the walk finds (`FileSource`): a file
+a profile's filters leave out is yielded with the reason as its error (not read), and another
+name of a file already stored whole and unchanged is yielded with ``link_to`` (stored as a tar
+hard link to the first name, FORMAT.md §4.2). Each regular file to read is opened and read here
+(`open_regular`, `OpenedFile`, a Content the pipeline reads once). Resolving the paths
+(walk.resolve_sources, capture.sources_of) and the walk itself are in walk.py; what a file's
+manifest entry says from its metadata is in records.py.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import suppress
+from dataclasses import dataclass
 from types import TracebackType
 
 from evidencekit.clock import rfc3339
@@ -20,6 +24,7 @@ from evidencekit.format.entries import ManifestEntry
 from evidencekit.fs.noatime import open_keeping_atime
 from evidencekit.sources.base import BytesContent, Skip, SourceRecord, StreamEntry
 from evidencekit.sources.files import kernel_files, records
+from evidencekit.sources.files.selection import Filters, relative_to_source
 from evidencekit.sources.files.walk import Entry, entries_below, escape_name, unique_name, walk
 from evidencekit.sources.files.walk import Source as Root
 from evidencekit.text import human_size
@@ -31,12 +36,23 @@ class FileSource:
     that the capture is incomplete rather than silently smaller).
 
     Its roots are numbered from 0 and named when resolved (walk.resolve_sources): it is the
-    first source of every capture."""
+    first source of every capture.
 
-    def __init__(self, roots: list[Root], unreachable: Sequence[tuple[bytes, str]] = ()) -> None:
+    *filters* (a profile's) choose which files are read; *captured_bytes* says how much the
+    capture holds so far, every source's (a profile's ``max_total``).
+    """
+
+    def __init__(self, roots: list[Root], unreachable: Sequence[tuple[bytes, str]] = (),
+                 filters: Filters | None = None,
+                 captured_bytes: Callable[[], int] = lambda: 0) -> None:
         self._roots = roots
         self._unreachable = unreachable
         self._blocked: list[tuple[Root, str]] = []
+        self._filters = filters
+        self._captured_bytes = captured_bytes
+        # Files with more than one name, by (device, inode): the first name stored whole and
+        # unchanged, so that the others become hard links to it in the bag (FORMAT.md §4.2).
+        self._stored_once: dict[tuple[int, int], _FirstName] = {}
 
     def place(self, first_index: int, taken: set[str]) -> None:
         if first_index != 0 or taken:
@@ -52,9 +68,54 @@ class FileSource:
         return scan_totals(self._roots, skip)
 
     def entries(self, skip: Skip) -> Iterator[Entry | StreamEntry]:
-        yield from walk(self._roots, skip)
+        # The pipeline stores each entry before it asks for the next: what a file's filters and
+        # links depend on (the bytes captured, the names stored) is known when it is yielded.
+        for entry in walk(self._roots, skip):
+            if entry.kind == "file" and entry.error is None and entry.lstat is not None:
+                self._choose(entry, entry.lstat)
+            yield entry
         for root, problem in self._blocked:
             yield _unreachable_entry(root, problem)
+
+    def stored(self, entry: Entry | StreamEntry, record: ManifestEntry) -> None:
+        """What the pipeline recorded of *entry*, once stored: a file with other names stored
+        whole and unchanged is remembered, for them to link to."""
+        info = record.stat
+        if info is not None and info.nlink > 1 and record.link_to is None and \
+                record.error is None and record.stored is not None and not record.stored.changes:
+            self._stored_once[(info.device, info.inode)] = _FirstName(
+                record.bag_path, record.size, info.mtime, info.ctime)
+
+    def _choose(self, entry: Entry, info: os.stat_result) -> None:
+        """A file the filters leave out gets the reason as its ``error`` ("skipped: …": not
+        read); another name of a file stored gets ``link_to``."""
+        if self._filters is not None:
+            entry.error = self._filters.skip_reason(relative_to_source(entry.path), info.st_size,
+                                                    self._captured_bytes())
+        if entry.error is None:
+            entry.link_to = self._first_name(info)
+
+    def _first_name(self, info: os.stat_result) -> str | None:
+        """The bag path of the name this file was stored under, when it is the same file
+        unchanged: same inode, same size and times (else the inode was reused, or the file
+        changed, and this name is read like any file)."""
+        if info.st_nlink < 2:
+            return None
+        first = self._stored_once.get((info.st_dev, info.st_ino))
+        if first is None or first.size != info.st_size or \
+                first.mtime != rfc3339(info.st_mtime_ns) or first.ctime != rfc3339(info.st_ctime_ns):
+            return None
+        return first.bag_path
+
+
+@dataclass(frozen=True)
+class _FirstName:
+    """A file with more than one name, as stored under the first: what a later name must match."""
+
+    bag_path: str
+    size: int | None
+    mtime: str
+    ctime: str
 
 
 def _unreachable_roots(unreachable: Sequence[tuple[bytes, str]], first_index: int,

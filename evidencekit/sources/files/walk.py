@@ -112,6 +112,9 @@ class Entry:
     name: bytes  # name inside dir_fd, or the absolute path for a root
     error: str | None = None
     children_error: str | None = field(default=None)
+    # Another name of a file already stored (FileSource): the bag path it is stored under, to
+    # which this name is stored as a tar hard link, unread.
+    link_to: str | None = None
 
 
 def escape_name(name: bytes) -> str:
