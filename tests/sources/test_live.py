@@ -260,6 +260,34 @@ def test_its_names_stay_free_beside_the_other_sources() -> None:
     assert {"live~1", "live~1.01-clock.json", "live~1.07-collection.json"} <= taken
 
 
+def test_beside_a_file_of_its_name_every_path_is_its_own(tmp_path: Path) -> None:
+    # A file source named live.01-clock.json made the live state live~1, but its entries kept
+    # the path live.NAME: two entries had the path live.01-clock.json, and extract (which
+    # gives files back their path's name when free) split the live state between live~1.* and
+    # live.*, the process records' exe_copy naming files that were no longer there.
+    theirs = tmp_path / "evidence" / "live.01-clock.json"
+    theirs.parent.mkdir()
+    theirs.write_bytes(b"the person's own file\n")
+    identity = age.X25519Identity.generate()
+    output = tmp_path / "both.evidence"
+    capture(CaptureRequest([os.fsencode(theirs)], output, CaseInfo("LIVE-2", "Jane"), [identity.recipient()],
+                           SigningKey.generate(), ["test"], more_sources=[LiveSource()]))
+    report = verify(output, [identity])
+    assert report.ok, report.findings.items
+    assert report.manifest is not None
+    entries = list(report.manifest.entries())
+    live = [e for e in entries if e["source"] == 1]
+    assert live and all(e["path"] == e["bag_path"].removeprefix("data/") for e in live)
+    assert all(e["path"].startswith("live~1.") for e in live)
+    paths = [e["path"] for e in entries]
+    assert len(paths) == len(set(paths))
+    extract(output, tmp_path / "out", [identity])
+    folder = tmp_path / "out" / "data"
+    assert (folder / "live.01-clock.json").read_bytes() == b"the person's own file\n"
+    names = sorted(p.name for p in folder.iterdir() if p.name != "live.01-clock.json")
+    assert names and all(name.startswith("live~1.") for name in names), names
+
+
 def test_a_memory_tool_abandoned_by_a_capture_that_ends_is_stopped(tmp_path: Path) -> None:
     """The capture fails or is interrupted before the image was read: when evidencekit's
     process ends, the tool (and what it started) is stopped and its pipe's folder removed."""

@@ -1,7 +1,8 @@
 """Live response (``capture --live``): the state of the running system, collected in the order
 of volatility (RFC 3227) and stored as JSON documents in ``data/`` (docs/FORMAT.md §4.3).
 
-Every file is ``data/live.NAME`` (the source's name, ``live`` unless taken, a dot, then):
+Every file is ``data/live.NAME`` (the source's name, ``live`` unless taken, a dot, then; its
+path in the manifest is the same without ``data/``):
 
 1. ``01-clock.json``: the system clock (UTC), how it is kept, the kernel's NTP state, uptime;
 2. ``02-memory.image`` and ``02-memory.json``: RAM, only through ``--memory-tool`` (memory.py);
@@ -228,7 +229,10 @@ class LiveSource:
         return envelope("collection", self._clock, started, Gaps(), body)
 
     def _path(self, name: str) -> bytes:
-        return f"{NAME}.{name}".encode()
+        # The bag name, as for web pages: with live~1 (its name taken, e.g. by a file source
+        # named live.01-clock.json) a path live.NAME was another entry's, and extract, which
+        # gives each file its path's name when free, split the live state in two.
+        return f"{self._bag_name}.{name}".encode()
 
     def _bag(self, name: str) -> str:
         return f"data/{self._bag_name}.{name}"
