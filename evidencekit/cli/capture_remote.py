@@ -32,11 +32,13 @@ from evidencekit.crypto import age
 from evidencekit.crypto.keys import SigningKey
 from evidencekit.errors import ExitCode, UsageError
 from evidencekit.hostinfo import host_name
+from evidencekit.profiles.model import parse_size
 from evidencekit.remote import protocol
 from evidencekit.remote.fallback import capture_over_sftp
 from evidencekit.remote.receive import (
     PROBLEM_PREFIX,
     SERVE_COMMAND,
+    STALL_TIMEOUT,
     NotInstalled,
     RemoteRequest,
     RemoteResult,
@@ -87,6 +89,14 @@ def remote_options(command: F) -> F:
         click.option("--ssh-config", type=click.Path(path_type=Path, dir_okay=False),
                      callback=_keep, expose_value=False,
                      help="With --remote: use this ssh configuration file instead of yours."),
+        click.option("--stall-timeout", type=click.IntRange(5, 86400), metavar="SECONDS",
+                     callback=_keep, expose_value=False,
+                     help=f"With --remote: give up when nothing arrives for this long, keeping "
+                     f"nothing (exit 2)  [default: {STALL_TIMEOUT}]"),
+        click.option("--max-size", metavar="SIZE", callback=_keep, expose_value=False,
+                     help="With --remote: stop, keeping nothing (exit 2), when the bundle grows "
+                     "past SIZE (e.g. 20GB; default: it is stopped only before the disk "
+                     "here fills)."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -102,6 +112,8 @@ class RemoteAsked:
     identity: Path | None
     config: Path | None
     sftp: bool = False
+    stall_timeout: float = STALL_TIMEOUT
+    max_size: int | None = None
 
     def pinned(self) -> HostKey:
         if self.fingerprint is not None:
@@ -119,7 +131,7 @@ def requested() -> RemoteAsked | None:
                          hint="capture the mailbox separately, from here")
     if not given.get("remote"):
         used = [name for name in ("host_key", "known_hosts", "ssh_identity", "ssh_config",
-                                  "sftp")
+                                  "sftp", "stall_timeout", "max_size")
                 if given.get(name)]
         if used:
             raise UsageError(f"--{used[0].replace('_', '-')} is for a remote capture: it needs "
@@ -130,7 +142,18 @@ def requested() -> RemoteAsked | None:
                        check_fingerprint(fingerprint) if fingerprint else None,
                        given.get("known_hosts"), given.get("remote_command") or "evidencekit",
                        given.get("ssh_identity"), given.get("ssh_config"),
-                       bool(given.get("sftp")))
+                       bool(given.get("sftp")), given.get("stall_timeout") or STALL_TIMEOUT,
+                       _size_option(given.get("max_size")))
+
+
+def _size_option(text: str | None) -> int | None:
+    if text is None:
+        return None
+    size = parse_size(text.strip())
+    if not size:
+        raise UsageError(f"--max-size {text!r} is not a size", hint="e.g. --max-size 20GB or "
+                         "--max-size 500MiB")
+    return size
 
 
 # capture's incident record options (cli/guided.incident_options): kept with a local capture.
@@ -173,6 +196,7 @@ def say_received(result: RemoteResult, case: CaseInfo, as_json: bool) -> int:
                        "command": result.command, "bytes": result.size,
                        "received_event": result.event.sequence,
                        "signer": details["remote_signer"],
+                       "recipients_checked": details["recipients_checked"],
                        "messages": result.remote_messages}})
         return code
     if result.remote_messages:
@@ -190,6 +214,10 @@ def say_received(result: RemoteResult, case: CaseInfo, as_json: bool) -> int:
             render.err.print(f"  {render.escape(path)}: {render.escape(why)}")
     render.out.print(f"Recorded as custody event #{result.event.sequence} (received), signed "
                      "by you.")
+    if "X25519" in details.get("recipients_checked", ""):
+        render.out.print("  Checked on arrival: its recipients' number and types, but not which "
+                         "age1 keys (an age1 recipient cannot be recognised without its private "
+                         "key): 'evidencekit verify -i KEY' confirms that yours opens it.")
     return code
 
 
@@ -208,7 +236,8 @@ def run_remote(asked: RemoteAsked, paths: tuple[Path, ...], output: Path, case: 
     request = RemoteRequest(asked.endpoint, key, asked.command, [str(p) for p in paths],
                             output, case, recipients, signing, case.examiner, live=live,
                             profile=profile, identity=asked.identity, ssh_config=asked.config,
-                            progress=render.progress_for(as_json, progress))
+                            progress=render.progress_for(as_json, progress),
+                            stall_timeout=asked.stall_timeout, max_size=asked.max_size)
     if not asked.sftp:
         try:
             return say_received(capture_remote(request), case, as_json)

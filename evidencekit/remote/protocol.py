@@ -12,6 +12,9 @@ Data frames come in file order; the only one that goes back is the header rewrit
 payload's end, sent just then. So the receiver can hash the payload as it arrives. A stream
 without its end frame (a dropped connection, a remote failure) is never taken for a bundle.
 This is a transport between two evidencekit processes, not part of the bundle format.
+
+The sender flushes what it holds at least once a second, so a receiver that hears nothing for
+a while (``capture --remote --stall-timeout``) knows the capture there is not moving.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import io
 import os
 import select
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any, BinaryIO
@@ -31,8 +35,9 @@ MAGIC = b"evidencekit-remote 1\n"
 _FRAME = struct.Struct(">cQI")
 DATA = b"D"
 END = b"E"
-_LARGEST_FRAME = 16 << 20  # what a sender never exceeds, so a receiver never holds more
+LARGEST_FRAME = 16 << 20  # what a sender never exceeds, so a receiver never holds more
 _END_GRACE = 20  # seconds a sender may take to close the stream after its end frame
+_FLUSH_EVERY = 1.0  # seconds a sender holds bytes at most (see the module's docstring)
 
 
 class FramedWriter:
@@ -45,15 +50,21 @@ class FramedWriter:
         self._position = 0
         self._size = 0
         out.write(MAGIC)
+        out.flush()
+        self._flushed = time.monotonic()
 
     def write(self, data: Any) -> int:
         view = memoryview(data).cast("B")
-        for start in range(0, len(view), _LARGEST_FRAME):
-            piece = view[start:start + _LARGEST_FRAME]
+        for start in range(0, len(view), LARGEST_FRAME):
+            piece = view[start:start + LARGEST_FRAME]
             self._out.write(_FRAME.pack(DATA, self._position, len(piece)))
             self._out.write(piece)
             self._position += len(piece)
         self._size = max(self._size, self._position)
+        now = time.monotonic()
+        if now - self._flushed >= _FLUSH_EVERY:  # a slow capture's bytes are not held back
+            self._out.flush()
+            self._flushed = now
         return len(view)
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
@@ -83,6 +94,15 @@ class FramedWriter:
 
 class StreamBroken(Exception):
     """The stream ended early or does not follow the protocol (said in the message)."""
+
+
+class Stalled(StreamBroken):
+    """Nothing arrived for the time the receiver waits (the capture there is not moving)."""
+
+
+class Refused(StreamBroken):
+    """The receiver stopped the stream itself (*advance* raised it: too large, no room left).
+    Its message is said to people as it is."""
 
 
 @dataclass
@@ -136,11 +156,14 @@ class _PayloadHash:
 
 
 def receive(source: IO[bytes], fd: int, advance: Callable[[int], None],
-            largest: int) -> Received:
+            largest: int, stall: float | None = None) -> Received:
     """Write the framed bundle read from *source* into the file *fd* (empty, seekable); raise
     StreamBroken if it ends before its end frame, goes past *largest* bytes, or breaks the
-    protocol. The caller removes the file then."""
-    magic = _read_exactly(source, len(MAGIC))
+    protocol; Stalled if nothing arrives for *stall* seconds; what *advance* raises (called
+    with each new frame's byte count once it is written: progress, limits). The caller removes
+    the file then."""
+    incoming = _Incoming(source, stall)
+    magic = incoming.exactly(len(MAGIC))
     if magic != MAGIC:
         raise StreamBroken("it did not answer as evidencekit does")
     size = 0
@@ -148,18 +171,18 @@ def receive(source: IO[bytes], fd: int, advance: Callable[[int], None],
     head = b""
     hasher = _PayloadHash()
     while True:
-        kind, offset, length = _FRAME.unpack(_read_exactly(source, _FRAME.size))
+        kind, offset, length = _FRAME.unpack(incoming.exactly(_FRAME.size))
         wire += _FRAME.size + length
         if kind == END:
             if offset != size or length:
                 raise StreamBroken(f"its end names {offset} bytes, {size} arrived")
-            _require_end(source)
+            _require_end(incoming)
             digest, payload_size = hasher.result()
             return Received(size, wire, digest, payload_size)
-        if kind != DATA or length > _LARGEST_FRAME or offset > size or offset + length > largest:
+        if kind != DATA or length > LARGEST_FRAME or offset > size or offset + length > largest:
             raise StreamBroken(f"a frame ({kind!r} at {offset}, {length} bytes) breaks the "
                                "protocol")
-        data = memoryview(_read_exactly(source, length))
+        data = memoryview(incoming.exactly(length))
         _write_at(fd, data, offset)
         if offset == size:
             if len(head) < HEADER_LEN:
@@ -173,17 +196,51 @@ def receive(source: IO[bytes], fd: int, advance: Callable[[int], None],
             raise StreamBroken(f"a frame at {offset} overlaps the end of what arrived")
 
 
-def _require_end(source: IO[bytes]) -> None:
+class _Incoming:
+    """The stream's bytes, read exactly as asked (nothing read ahead), waiting at most *stall*
+    seconds for each (when *source* is a pipe; a test's bytes in memory never wait)."""
+
+    def __init__(self, source: IO[bytes], stall: float | None) -> None:
+        self._source = source
+        self._stall = stall
+        try:
+            self._fd: int | None = source.fileno()
+        except (io.UnsupportedOperation, AttributeError):
+            self._fd = None
+        if self._fd is not None:
+            self._poll = select.poll()
+            self._poll.register(self._fd, select.POLLIN)
+
+    def ready(self, seconds: float | None) -> bool:
+        """Whether bytes (or the stream's end) came within *seconds* (None: waits on)."""
+        if self._fd is None:
+            return True
+        return bool(self._poll.poll(None if seconds is None else int(seconds * 1000)))
+
+    def exactly(self, count: int, at_end_ok: bool = False) -> bytearray:
+        data = bytearray(count)
+        view = memoryview(data)
+        got = 0
+        while got < count:
+            if not self.ready(self._stall):
+                raise Stalled(f"nothing arrived for {self._stall:g} seconds")
+            read = os.readv(self._fd, [view[got:]]) if self._fd is not None \
+                else self._source.readinto(view[got:])  # type: ignore[attr-defined]
+            if not read:
+                if at_end_ok and got == 0:
+                    return bytearray()
+                raise StreamBroken("it ended before the whole bundle arrived")
+            got += read
+        return data
+
+
+def _require_end(incoming: _Incoming) -> None:
     """Nothing after the end frame, and the stream closed within _END_GRACE seconds (the
     remote evidencekit closes it after the end frame): a sender that keeps it open, writing
     nothing, would otherwise be waited for without end."""
-    try:
-        ended = bool(select.select([source.fileno()], [], [], _END_GRACE)[0])
-    except (io.UnsupportedOperation, AttributeError):  # not a pipe (a test's bytes): no wait
-        ended = True
-    if not ended:
+    if not incoming.ready(_END_GRACE):
         raise StreamBroken(f"it was not closed within {_END_GRACE} seconds of its end")
-    if _read_exactly(source, 1, at_end_ok=True):
+    if incoming.exactly(1, at_end_ok=True):
         raise StreamBroken("more came after its end")
 
 
@@ -201,17 +258,3 @@ def _write_at(fd: int, data: memoryview, offset: int) -> None:
         written = os.pwrite(fd, data, offset)
         data = data[written:]
         offset += written
-
-
-def _read_exactly(source: IO[bytes], count: int, at_end_ok: bool = False) -> bytes:
-    parts = []
-    left = count
-    while left:
-        block = source.read(left)
-        if not block:
-            if at_end_ok and left == count:
-                return b""
-            raise StreamBroken("it ended before the whole bundle arrived")
-        parts.append(block)
-        left -= len(block)
-    return b"".join(parts)

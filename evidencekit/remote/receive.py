@@ -16,13 +16,14 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import os
 import shlex
 import subprocess
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, BinaryIO, NoReturn
@@ -40,6 +41,7 @@ from evidencekit.progress import NoProgress, Progress
 from evidencekit.protection import payload_header, recipients_in
 from evidencekit.remote import protocol
 from evidencekit.remote.ssh import Connection, Endpoint, HostKey, connection
+from evidencekit.text import exact_size, human_size
 from evidencekit.verify import Report, verify
 
 SERVE_COMMAND = "serve-capture"  # the remote evidencekit's hidden command (cli/capture_remote)
@@ -48,6 +50,9 @@ _LARGEST_BUNDLE = 1 << 50  # a frame beyond this is a broken stream, not a bundl
 _STDERR_KEPT = 16 << 20  # its messages, one line per item it could not read
 _STDERR_TAIL = 64 << 10  # and the last of them (its error), whatever came before
 _MESSAGE_SHOWN = 1000  # characters of the remote's own message in ours
+STALL_TIMEOUT = 300  # seconds without a byte before a remote capture is given up (default)
+DISK_RESERVE = 64 << 20  # free bytes a received stream never eats into (more than a frame)
+_ROOM_CHECK_EVERY = 8 << 20  # bytes received between two looks at the free space
 
 
 class NotInstalled(RemoteError):
@@ -72,6 +77,8 @@ class RemoteRequest:
     note: str = ""
     progress: Progress = field(default_factory=NoProgress)
     clock: Clock = system_clock
+    stall_timeout: float | None = STALL_TIMEOUT  # seconds without a byte (None: no limit)
+    max_size: int | None = None  # bytes the received bundle may reach (None: what fits)
 
 
 @dataclass(frozen=True)
@@ -130,9 +137,11 @@ def capture_remote(request: RemoteRequest) -> RemoteResult:
             raise OutputError(f"{request.output} appeared while receiving; it was not "
                               "replaced and nothing was kept") from None
         except OSError as exc:
+            hint = ("the destination cannot hold a file that large (FAT32 stops at 4 GiB): "
+                    "use an exFAT or NTFS disk, or another folder, with -o"
+                    if exc.errno == errno.EFBIG else "check free space and permissions")
             raise OutputError(f"could not write {request.output}: {exc.strerror or exc}; "
-                              "nothing was kept", hint="check free space and permissions"
-                              ) from None
+                              "nothing was kept", hint=hint) from None
     return result
 
 
@@ -144,7 +153,10 @@ def _receive_and_record(request: RemoteRequest, conn: Connection, command: str,
     assert process.stdout is not None and process.stderr is not None
     errors = ErrorChannel(process.stderr)
     try:
-        received = _receive(request, process.stdout, stage.file)
+        received = _receive(request, process.stdout, stage.file, stage.path.parent)
+    except (protocol.Stalled, protocol.Refused) as exc:  # the remote may go on: it is stopped
+        _stop(process, wait=0)
+        raise _stopped(request, exc) from None
     except protocol.StreamBroken as exc:
         _stop(process)
         raise _failure(request, conn, process.returncode, errors.said(), str(exc)) from None
@@ -164,7 +176,8 @@ def _receive_and_record(request: RemoteRequest, conn: Connection, command: str,
                "host_key": conn.key.fingerprint, "host_key_type": conn.key.kind,
                "command": command, "bytes": str(received.size),
                "started": rfc3339(started), "finished": rfc3339(finished),
-               "remote_exit": str(code), "remote_signer": report.seal.signer.fingerprint}
+               "remote_exit": str(code), "remote_signer": report.seal.signer.fingerprint,
+               "recipients_checked": recipients_checked(request.recipients)}
     event_request = EventRequest("received", request.actor_name, request.signing_key,
                                  request.note, f"evidencekit on {request.endpoint} over SSH",
                                  details, request.clock)
@@ -196,13 +209,75 @@ def _problems_of(said: str) -> tuple[list[tuple[str, str]], str]:
     return problems, "\n".join(rest).strip()
 
 
-def _receive(request: RemoteRequest, stdout: IO[bytes], out: BinaryIO) -> protocol.Received:
+def _receive(request: RemoteRequest, stdout: IO[bytes], out: BinaryIO,
+             folder: Path) -> protocol.Received:
     request.progress.start(f"Receiving from {request.endpoint.host}", None, None)
+    limit = StreamLimit(folder, request.max_size, request.progress)
     try:
-        return protocol.receive(stdout, out.fileno(), lambda n: request.progress.advance(
-            nbytes=n), _LARGEST_BUNDLE)
+        return protocol.receive(stdout, out.fileno(), limit.advance, _LARGEST_BUNDLE,
+                                request.stall_timeout)
     finally:
         request.progress.finish()
+
+
+class StreamLimit:
+    """How far a stream may grow here. The host may send without end (a compromised one, or a
+    capture of something endless): it is stopped past --max-size, and as soon as the free space
+    where it is written is below DISK_RESERVE (looked at every _ROOM_CHECK_EVERY bytes, so at
+    most that and a frame more are written after a look: the disk keeps some 40 MiB), never
+    when the disk is full. (On FAT32 a write past 4 GiB fails: capture_remote says so.)"""
+
+    def __init__(self, folder: Path, max_size: int | None, progress: Progress,
+                 free_space: Callable[[Path], int | None] | None = None) -> None:
+        self._folder = folder
+        self._max_size = max_size
+        self._progress = progress
+        self._free_space = free_space or free_bytes
+        self._received = 0
+        self._unchecked = _ROOM_CHECK_EVERY  # look at once
+
+    def advance(self, count: int) -> None:
+        self._received += count
+        self._progress.advance(nbytes=count)
+        largest = self._max_size
+        if largest is not None and self._received > largest:
+            raise protocol.Refused(f"it grew past --max-size ({exact_size(largest)})")
+        self._unchecked += count
+        if self._unchecked >= _ROOM_CHECK_EVERY:
+            self._unchecked = 0
+            self._check_room()
+
+    def _check_room(self) -> None:
+        free = self._free_space(self._folder)
+        if free is not None and free < DISK_RESERVE:
+            got = human_size(self._received)
+            raise protocol.Refused(f"the disk it is written to ({self._folder}) has only "
+                                   f"{human_size(free)} free left after {got} received")
+
+
+def free_bytes(folder: Path) -> int | None:
+    """The bytes an unprivileged writer may still use in *folder*'s file system (None: unknown,
+    and a real disk-full ends the stream: OutputError, nothing kept)."""
+    try:
+        found = os.statvfs(folder)
+    except OSError:
+        return None
+    return found.f_bavail * found.f_frsize
+
+
+def _stopped(request: RemoteRequest, exc: protocol.StreamBroken) -> RemoteError:
+    """The receiver stopped the stream: it did not move for --stall-timeout, or grew too big."""
+    where = str(request.endpoint)
+    if isinstance(exc, protocol.Stalled):
+        return RemoteError(f"the capture on {where} stopped sending ({exc}); it was ended "
+                           "and nothing was kept", hint="the capture there may be stuck (a "
+                           "hung network file system, a device that does not answer) or the "
+                           "connection stalled: run it again, naming fewer paths, or with a "
+                           "longer --stall-timeout")
+    return RemoteError(f"the bundle from {where} was not received: {exc}; it was stopped and "
+                       "nothing was kept", hint="free some space, write it elsewhere with -o, "
+                       "or give a larger --max-size; a host that sends far more than it holds "
+                       "is not to be trusted")
 
 
 def _verified(path: Path, received: protocol.Received, endpoint: Endpoint) -> Report:
@@ -255,6 +330,22 @@ def _check_as_asked(path: Path, report: Report, request: RemoteRequest) -> None:
     if found != wanted:
         _not_asked(where, f"it is not encrypted to the recipients given here "
                    f"({_described(found)} instead of {_described(wanted)})")
+
+
+def recipients_checked(recipients: Sequence[age.Recipient]) -> str:
+    """What _check_as_asked could and could not check of the payload's recipients, said in
+    the 'received' event: an age1 (X25519) stanza holds an ephemeral share and the wrapped file
+    key, nothing naming its recipient, so without the private key one age1 key cannot be told
+    from another (FORMAT.md §6)."""
+    ssh = sum(1 for r in recipients if isinstance(r, age.SshEd25519Recipient))
+    x25519 = len(recipients) - ssh
+    said = [f"{len(recipients)} stanza(s) for {len(recipients)} recipient(s), types matched"]
+    if ssh:
+        said.append(f"{ssh} ssh-ed25519 by key tag")
+    if x25519:
+        said.append(f"{x25519} age1 (X25519) not by key: an X25519 stanza does not name its "
+                    "recipient; decrypting with the identity (verify -i) shows it")
+    return "; ".join(said)
 
 
 def _not_asked(where: Endpoint, why: str) -> NoReturn:

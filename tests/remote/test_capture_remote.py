@@ -93,6 +93,8 @@ def test_a_remote_capture_arrives_verified_with_a_received_event(
     assert received["actor"]["fingerprint"] == investigator
     assert received["details"]["remote_signer"] != investigator
     assert received["details"]["remote_signer"] == remote["signer"]
+    assert received["details"]["recipients_checked"] == remote["recipients_checked"]
+    assert "1 age1 (X25519) not by key" in remote["recipients_checked"]  # said, not hidden
     # no plaintext of the evidence in the bundle
     assert b"what the admin saw" not in out.read_bytes()
     assert b"Accepted publickey" not in out.read_bytes()

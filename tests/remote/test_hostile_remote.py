@@ -249,3 +249,27 @@ def test_a_stream_left_open_after_its_end_is_not_waited_for_without_end(
     assert done.code == 2, done.stderr
     assert "was not closed within 20 seconds of its end" in done.stderr, done.stderr
     _nothing_left(tmp_path, out)
+
+
+def test_a_capture_that_stops_sending_is_given_up_after_the_stall_timeout(
+        server: sshd_support.Sshd, notes: Path, keys: dict[str, Path], tmp_path: Path) -> None:
+    """Half a bundle, then the channel held open, nothing sent: it waited for ever."""
+    out = tmp_path / "x.evidence"
+    started = time.monotonic()
+    done = _capture(server, keys, out, _sender(server, "stalled"), "--stall-timeout", "5",
+                    notes)
+    assert time.monotonic() - started < 60
+    assert done.code == 2, done.stderr
+    assert "stopped sending (nothing arrived for 5 seconds)" in done.stderr, done.stderr
+    assert "--stall-timeout" in done.stderr  # the hint names the option
+    _nothing_left(tmp_path, out)
+
+
+def test_an_endless_stream_is_stopped_at_max_size(
+        server: sshd_support.Sshd, notes: Path, keys: dict[str, Path], tmp_path: Path) -> None:
+    """Frames in order without end: received until the disk was full."""
+    out = tmp_path / "x.evidence"
+    done = _capture(server, keys, out, _sender(server, "endless"), "--max-size", "8MiB", notes)
+    assert done.code == 2, done.stderr
+    assert "it grew past --max-size (8 MiB)" in done.stderr, done.stderr
+    _nothing_left(tmp_path, out)

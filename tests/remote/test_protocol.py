@@ -119,3 +119,25 @@ def test_a_changed_byte_in_the_payload_is_refused_on_arrival(
     intact = tmp_path / "intact.evidence"
     report = _verified(intact, _receive(framed, intact), Endpoint("admin", "web-17.example"))
     assert report.payload_sha256 == _receive(framed, tmp_path / "again").payload_sha256
+
+
+def test_a_stream_that_stops_moving_is_given_up(framed: bytes, tmp_path: Path) -> None:
+    """Half the stream, then the pipe held open, nothing written: received for ever."""
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, framed[:len(framed) // 2][:60_000])
+        with open(read_end, "rb", closefd=False) as source, (tmp_path / "stalled").open(
+                "w+b") as out, pytest.raises(protocol.Stalled, match=r"for 0\.3 seconds"):
+            protocol.receive(source, out.fileno(), lambda n: None, 1 << 40, stall=0.3)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+def test_what_the_receiver_refuses_on_the_way_ends_the_stream(framed: bytes,
+                                                               tmp_path: Path) -> None:
+    def refuse(count: int) -> None:
+        raise protocol.Refused("no room")
+
+    with (tmp_path / "x").open("w+b") as out, pytest.raises(protocol.Refused, match="no room"):
+        protocol.receive(io.BytesIO(framed), out.fileno(), refuse, 1 << 40)

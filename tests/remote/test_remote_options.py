@@ -32,6 +32,9 @@ def test_what_only_a_local_capture_can_do_is_refused(extra: tuple[str, ...], sai
     (("capture", "--sftp", "/etc"), "--sftp is for a remote"),
     (("capture", "--remote", "web-17", "/etc"), "expected USER@HOST"),
     (("capture", "--remote", "a@b", "--host-key", "MD5:00:11", "/etc"), "not a SHA-256"),
+    (("capture", "--stall-timeout", "60", "/etc"), "--stall-timeout is for a remote"),
+    (("capture", "--max-size", "1GB", "/etc"), "--max-size is for a remote"),
+    ((*REMOTE, "--max-size", "lots"), "--max-size 'lots' is not a size"),
 ])
 def test_remote_options_are_checked_first(args: tuple[str, ...], said: str,
                                           user: object) -> None:
@@ -48,3 +51,9 @@ def test_a_host_not_in_known_hosts_is_refused_not_learned(user: object, tmp_path
     assert result.code == 1, result.stdout + result.stderr
     assert "[127.0.0.1]:9 is not in known_hosts" in result.json()["error"]["message"]
     assert known.read_text().count("\n") == 1  # nothing was added to it
+
+
+def test_a_stall_timeout_too_short_to_mean_anything_is_refused(user: object) -> None:
+    result = invoke(*REMOTE, "--stall-timeout", "1")
+    assert result.code == 2, result.stdout + result.stderr
+    assert "1 is not in the range 5<=x<=86400" in result.stderr

@@ -1,13 +1,15 @@
 """A compromised host's stand-in for ``evidencekit serve-capture`` (tests/remote): run there as
 ``python -m tests.support.hostile_sender MODE serve-capture ARGS…``. It captures what it was
 asked with the real library, then sends back, framed as the real one does
-(evidencekit.remote.protocol), a bundle changed as MODE says."""
+(evidencekit.remote.protocol), a bundle changed as MODE says; or it sends as a STREAMS mode says
+(a capture that stops moving, one that never ends)."""
 
 from __future__ import annotations
 
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from evidencekit.capture import CaptureRequest, CaseInfo, capture
@@ -61,8 +63,32 @@ def _extra_member(bundle: Path) -> None:
 MODES = {"forged-custody": _forged_custody, "extra-member": _extra_member}
 
 
+def _stalled(writer: FramedWriter, bundle: bytes) -> None:
+    """Half the bundle, then nothing, the channel held open (a capture there stuck reading)."""
+    writer.write(bundle[:len(bundle) // 2])
+    writer.flush()
+    time.sleep(120)
+
+
+def _endless(writer: FramedWriter, bundle: bytes) -> None:
+    """Frames in order, without end (a capture of something endless, or a host filling the
+    receiver's disk)."""
+    block = bytes(1 << 20)
+    while True:
+        writer.write(block)
+
+
+STREAMS = {"stalled": _stalled, "endless": _endless}
+
+
 def main() -> None:
     mode, args = sys.argv[1], sys.argv[3:]  # argv[2] is serve-capture
+    if mode in STREAMS:
+        with tempfile.TemporaryDirectory() as folder:
+            data = _bundle(Path(folder), args).read_bytes()
+        writer = FramedWriter(os.fdopen(1, "wb"))
+        STREAMS[mode](writer, data)
+        return
     with tempfile.TemporaryDirectory() as folder:
         bundle = _bundle(Path(folder), args)
         MODES[mode](bundle)

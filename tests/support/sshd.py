@@ -151,7 +151,11 @@ def _share_tree(source: Path, target: Path) -> None:
 
 def _share_file(source: Path, target: Path) -> None:
     """A hard link where the file system allows one (no copy of 100 MB of libraries), else a
-    copy; readable by all, like the folders leading to it."""
+    copy; readable by all, like the folders leading to it. A file shared already is left: an
+    editable install's metadata (evidencekit.egg-info in the checkout) lists the checkout's own
+    files, linked already by _share_tree."""
+    if target.exists():
+        return
     target.parent.mkdir(parents=True, exist_ok=True)
     for folder in (target.parent, *target.parent.parents):
         if folder == Path(tempfile.gettempdir()):
