@@ -237,7 +237,8 @@ def prepare_work(work: Path) -> int:
     from evidencekit.capture import CaptureRequest, CaseInfo, capture
     from evidencekit.crypto import age
     from evidencekit.crypto.keys import SigningKey
-    from evidencekit.custody import EventRequest, append_event, reseal
+    from evidencekit.custody.events import EventRequest, append_event
+    from evidencekit.custody.resealing import reseal
     from evidencekit.payload import PayloadReaders
     from evidencekit.verify import verify
 

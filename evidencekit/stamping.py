@@ -17,8 +17,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evidencekit import custody, fs, timestamps
-from evidencekit.custody import append_failed, appendable, require_intact
+from evidencekit import fs, timestamps
+from evidencekit.custody.append import (
+    append_failed,
+    append_outer_members,
+    appendable,
+    require_intact,
+)
 from evidencekit.errors import BundleError
 from evidencekit.format.documents import SEAL_SIG, timestamp_member
 from evidencekit.format.reader import open_bundle, timestamp_names
@@ -94,7 +99,7 @@ def _append(bundle: Path, fd: int, tokens: list[tuple[str, timestamps.Token]]
     finally:
         opened.close()
     names = [timestamp_member(first + offset) for offset in range(len(tokens))]
-    custody.append_outer_members(bundle, fd, [
+    append_outer_members(bundle, fd, [
         (name, token.der, int(token.gen_time.timestamp()))
         for name, (_, token) in zip(names, tokens, strict=True)])
     added = [(name, url, token) for name, (url, token) in zip(names, tokens, strict=True)]

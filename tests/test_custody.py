@@ -15,16 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from evidencekit import custody, fs
+from evidencekit import fs
 from evidencekit.capture import CaptureRequest, CaseInfo, capture
 from evidencekit.clock import parse_rfc3339, rfc3339
 from evidencekit.crypto import age
 from evidencekit.crypto.keys import SigningKey
-from evidencekit.custody import (
+from evidencekit.custody import append, events, resealing
+from evidencekit.custody.events import EventRequest, append_event, build_event
+from evidencekit.custody.receipt import (
     RECEIPT_FIELDS,
-    EventRequest,
-    append_event,
-    build_event,
     check_receipt,
     parse_receipt,
     receipt_fields,
@@ -205,7 +204,7 @@ def test_failed_fsync_leaves_the_file_identical(bundle: Path, courier: SigningKe
     def fsync(fd: int) -> None:
         raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(custody.os, "fsync", fsync)
+    monkeypatch.setattr(os, "fsync", fsync)
     with pytest.raises(OutputError):
         append_event(bundle, request(courier))
     assert bundle.read_bytes() == before
@@ -232,7 +231,7 @@ def test_append_refuses_a_file_without_an_end_of_archive_marker(bundle: Path, co
         f.write(tail)
     before = bundle.read_bytes()
     with pytest.raises(BundleError, match="end-of-archive"), open(bundle, "rb") as f:
-        custody._append_members(bundle, f.fileno(), event, courier)
+        events.append_event_members(bundle, f.fileno(), event, courier)
     assert bundle.read_bytes() == before
 
 
@@ -244,7 +243,7 @@ def test_reseal_refuses_an_existing_output(bundle: Path, sealed: Sealed, courier
     existing = tmp_path / "new.evidence"
     existing.write_bytes(b"someone else's file")
     with pytest.raises(OutputError, match="already exists"):
-        custody.reseal(bundle, existing, [sealed.identity], [sealed.identity.recipient()],
+        resealing.reseal(bundle, existing, [sealed.identity], [sealed.identity.recipient()],
                        request(courier, "resealed"))
     assert existing.read_bytes() == b"someone else's file"
 
@@ -252,7 +251,7 @@ def test_reseal_refuses_an_existing_output(bundle: Path, sealed: Sealed, courier
 def test_reseal_into_a_missing_folder_is_an_output_error(bundle: Path, sealed: Sealed,
                                                          courier: SigningKey, tmp_path: Path) -> None:
     with pytest.raises(OutputError):
-        custody.reseal(bundle, tmp_path / "missing" / "new.evidence", [sealed.identity],
+        resealing.reseal(bundle, tmp_path / "missing" / "new.evidence", [sealed.identity],
                        [sealed.identity.recipient()], request(courier, "resealed"))
 
 
@@ -362,7 +361,7 @@ def test_case_id_with_spaces_is_refused_so_receipts_always_match(tmp_path: Path)
 
 # ------------------------------------------------------------------------- before a public note
 def test_a_note_is_checked_for_before_anyone_is_asked(bundle: Path) -> None:
-    checked = custody.checked_for_note(bundle)
+    checked = events.checked_for_note(bundle)
     assert checked.ok and checked.payload_sha256 is not None
 
 
@@ -371,12 +370,12 @@ def test_no_note_is_offered_for_a_bundle_that_does_not_verify(bundle: Path) -> N
     data[len(data) // 2] ^= 0xFF  # in the payload: its hash no longer matches the custody log
     bundle.write_bytes(bytes(data))
     with pytest.raises(BundleError, match=r"^the bundle does not verify, so no note was added \("):
-        custody.checked_for_note(bundle)
+        events.checked_for_note(bundle)
 
 
 # ------------------------------------------------------------------- an append that failed on disk
 def test_an_append_that_did_not_fit_says_how_much_in_the_units_of_every_size(tmp_path: Path) -> None:
-    error = custody.append_failed(tmp_path / "b.evidence", "the timestamp",
+    error = append.append_failed(tmp_path / "b.evidence", "the timestamp",
                                   fs.NotEnoughSpace(3 << 30, 5 << 20, tmp_path), "free space")
     assert isinstance(error, OutputError) and error.hint == "free space"
     assert error.message.startswith(f"not enough free space next to {tmp_path / 'b.evidence'} to "
@@ -385,10 +384,10 @@ def test_an_append_that_did_not_fit_says_how_much_in_the_units_of_every_size(tmp
 
 
 def test_an_append_to_a_bundle_that_went_away_is_an_input_error(tmp_path: Path) -> None:
-    error = custody.append_failed(tmp_path / "b.evidence", "the custody event",
+    error = append.append_failed(tmp_path / "b.evidence", "the custody event",
                                   FileNotFoundError(2, "gone"), "")
     assert error.message == f"cannot read {tmp_path / 'b.evidence'}: it does not exist"
-    other = custody.append_failed(tmp_path / "b.evidence", "the custody event",
+    other = append.append_failed(tmp_path / "b.evidence", "the custody event",
                                   PermissionError(13, "Permission denied"), "")
     assert other.message == (f"could not add the custody event to {tmp_path / 'b.evidence'}: "
                              "Permission denied; the bundle was left as it was")

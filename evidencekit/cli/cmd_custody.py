@@ -27,15 +27,9 @@ from evidencekit.cli.app import (
 )
 from evidencekit.cli.cmd_open import identities_for
 from evidencekit.cli.keyring import trusted_from
-from evidencekit.custody import (
-    APPENDABLE,
-    EventRequest,
-    append_event,
-    counterparty_for,
-    event_summary,
-    receipt_text,
-    reseal,
-)
+from evidencekit.custody.events import APPENDABLE, EventRequest, append_event, counterparty_for, event_summary
+from evidencekit.custody.receipt import receipt_text
+from evidencekit.custody.resealing import reseal
 from evidencekit.errors import BundleError, ExitCode, NoMatchingKey, OutputError
 from evidencekit.protection import wrong_key_for
 from evidencekit.verify import verify

@@ -26,7 +26,8 @@ from evidencekit.cli.cmd_open import identities_for, record_option
 from evidencekit.cli.cmd_timestamp import roots_from, tsa_ca_option
 from evidencekit.cli.keyring import trusted_from
 from evidencekit.clock import rfc3339, system_clock
-from evidencekit.custody import EventRequest, append_event, check_appendable, event_summary
+from evidencekit.custody.append import check_appendable
+from evidencekit.custody.events import EventRequest, append_event, event_summary
 from evidencekit.errors import EvidenceKitError, ExitCode, UsageError
 from evidencekit.text import plural
 

@@ -29,13 +29,9 @@ from evidencekit.cli.keyring import identities_from, trusted_from
 from evidencekit.cli.secrets import KEY_PASSPHRASE_ENV, PASSPHRASE_ENV, interactive, obtain
 from evidencekit.crypto import age
 from evidencekit.crypto.keys import SigningKey
-from evidencekit.custody import (
-    EventRequest,
-    append_event,
-    check_appendable,
-    check_receipt,
-    parse_receipt,
-)
+from evidencekit.custody.append import check_appendable
+from evidencekit.custody.events import EventRequest, append_event
+from evidencekit.custody.receipt import check_receipt, parse_receipt
 from evidencekit.errors import EvidenceKitError, ExitCode, InputError, UsageError
 from evidencekit.extract import extract
 from evidencekit.findings import Findings

@@ -38,7 +38,8 @@ from evidencekit.cli.secrets import PASSPHRASE_ENV, interactive, obtain
 from evidencekit.clock import rfc3339, system_clock
 from evidencekit.crypto import age
 from evidencekit.crypto.keys import SigningKey
-from evidencekit.custody import EventRequest, append_event, checked_for_note, event_summary, reseal
+from evidencekit.custody.events import EventRequest, append_event, checked_for_note, event_summary
+from evidencekit.custody.resealing import reseal
 from evidencekit.errors import ExitCode, NoMatchingKey, UsageError
 from evidencekit.export import refuse_unless_verified
 from evidencekit.incident import NoteContent

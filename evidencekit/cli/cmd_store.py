@@ -23,7 +23,7 @@ from evidencekit.cli.app import (
     run,
     signing_options,
 )
-from evidencekit.custody import EventRequest
+from evidencekit.custody.events import EventRequest
 from evidencekit.deliver import (
     Delivery,
     Destination,

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from evidencekit.against import Comparison
     from evidencekit.capture import CaptureResult
     from evidencekit.crypto import age
-    from evidencekit.custody import ReceiptCheck
+    from evidencekit.custody.receipt import ReceiptCheck
     from evidencekit.findings import Finding, Findings
     from evidencekit.format.documents import CustodyEvent, Seal
     from evidencekit.progress import Progress as ProgressSink
@@ -200,7 +200,7 @@ def seal_json(seal: Seal) -> dict[str, Any]:
 
 
 def event_json(event: CustodyEvent) -> dict[str, Any]:
-    from evidencekit.custody import event_summary
+    from evidencekit.custody.events import event_summary
 
     return event_summary(event)
 
@@ -361,7 +361,7 @@ def custody_table(events: list[CustodyEvent], report: Report | None = None) -> N
     """The custody log. With *report* (verified), who signed is said with the key's standing;
     without (inspect: nothing checked), every name is shown as the claim it is."""
     from evidencekit import addenda
-    from evidencekit.custody import counterparty_text
+    from evidencekit.custody.events import counterparty_text
     from evidencekit.verify import UNKNOWN, UNTRUSTED, signer_label
 
     table = Table(title="Chain of custody", show_lines=False)

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from evidencekit.custody import EventRequest, append_event, require_intact
+from evidencekit.custody.append import require_intact
+from evidencekit.custody.events import EventRequest, append_event
 from evidencekit.format.documents import CustodyEvent
 from evidencekit.progress import Progress
 from evidencekit.verify import Report, verify

@@ -33,7 +33,8 @@ from evidencekit.capture import CaseInfo
 from evidencekit.clock import Clock, rfc3339, system_clock
 from evidencekit.crypto import age, sshsig
 from evidencekit.crypto.keys import SigningKey
-from evidencekit.custody import EventRequest, build_event, require_intact
+from evidencekit.custody.append import require_intact
+from evidencekit.custody.events import EventRequest, build_event
 from evidencekit.errors import BundleError, ExitCode, OutputError, RemoteError, UsageError
 from evidencekit.format.documents import CustodyEvent, Seal, custody_member
 from evidencekit.format.outer import END_OF_ARCHIVE, OuterWriter

@@ -16,7 +16,7 @@ import hashlib
 import html
 from collections.abc import Iterable, Sequence
 
-from evidencekit.custody import counterparty_text
+from evidencekit.custody.events import counterparty_text
 from evidencekit.report.model import (
     BY_HAND_INTRO,
     NOT_GATHERED,

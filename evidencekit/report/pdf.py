@@ -36,7 +36,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from evidencekit.custody import counterparty_text
+from evidencekit.custody.events import counterparty_text
 from evidencekit.incident import IDENTIFIER_KINDS, Moment, human_time
 from evidencekit.report.model import (
     BY_HAND_INTRO,

@@ -20,7 +20,8 @@ from evidencekit.addenda import NoteContent
 from evidencekit.capture import CaptureRequest, CaseInfo, capture
 from evidencekit.crypto import age
 from evidencekit.crypto.keys import SigningKey
-from evidencekit.custody import EventRequest, reseal
+from evidencekit.custody.events import EventRequest
+from evidencekit.custody.resealing import reseal
 
 PASSPHRASE = b"evidencekit format v2 test vector"
 HERE = Path(__file__).resolve().parent

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from evidencekit.capture import CaptureRequest, CaseInfo, capture
 from evidencekit.crypto import age
 from evidencekit.crypto.keys import SigningKey
-from evidencekit.custody import EventRequest, append_event
+from evidencekit.custody.events import EventRequest, append_event
 from evidencekit.stamping import add_timestamps
 from tests.tsa_server import running_tsa
 

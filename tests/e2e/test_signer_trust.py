@@ -379,7 +379,7 @@ def test_bundles_from_older_writers_with_control_characters_still_verify(
     """Readers stay lenient: the rules are the writers'. An event with a control character in
     its note (as evidencekit 0.1 could write) still verifies."""
     from evidencekit import fs
-    from evidencekit.custody import EventRequest, _append_members, build_event
+    from evidencekit.custody.events import EventRequest, append_event_members, build_event
     from evidencekit.verify import verify
 
     bundle = case.copy(tmp_path)
@@ -388,7 +388,7 @@ def test_bundles_from_older_writers_with_control_characters_still_verify(
     event = build_event(report, EventRequest("note", "Old Writer", key, "fine"))
     old = dataclasses.replace(event, note="bell\x07 and escape\x1b[2J", actor_name="Old\x01")
     with fs.locked(bundle, None) as fd:  # as evidencekit.custody.append_event does
-        _append_members(bundle, fd, old, key)
+        append_event_members(bundle, fd, old, key)
     checked = run_cli("verify", bundle, "--json")
     assert checked.code == 0, checked.stderr
     assert checked.json()["custody"][1]["note"] == "bell\x07 and escape\x1b[2J"
@@ -401,7 +401,7 @@ def test_the_longest_texts_allowed_make_an_event_readers_accept() -> None:
     """Every limit at once, in the widest characters (four bytes in UTF-8), and the JSON
     escapes of the characters still allowed: the event stays far below the readers' 1 MiB."""
     from evidencekit.canonical import loads
-    from evidencekit.custody import EventRequest
+    from evidencekit.custody.events import EventRequest
     from evidencekit.format.documents import CustodyEvent, Signer
     from evidencekit.format.reader import SMALL_MEMBER_LIMIT
     from evidencekit.publictext import LINE_LIMIT, TEXT_LIMIT

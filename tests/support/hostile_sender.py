@@ -15,7 +15,7 @@ from pathlib import Path
 from evidencekit.capture import CaptureRequest, CaseInfo, capture
 from evidencekit.crypto import age
 from evidencekit.crypto.keys import SigningKey
-from evidencekit.custody import EventRequest, append_event
+from evidencekit.custody.events import EventRequest, append_event
 from evidencekit.format.outer import END_OF_ARCHIVE, OuterWriter
 from evidencekit.remote.protocol import FramedWriter
 

@@ -30,13 +30,15 @@ from pathlib import Path
 
 import pytest
 
-from evidencekit import addenda, custody
+from evidencekit import addenda
 from evidencekit import incident as inc
 from evidencekit.addenda import Addendum, NoteContent, addendum_member
 from evidencekit.capture import CaptureRequest, CaseInfo, capture
 from evidencekit.crypto import age, sshsig
 from evidencekit.crypto.keys import SigningKey
-from evidencekit.custody import EventRequest, reseal, signer_of
+from evidencekit.custody import events, resealing
+from evidencekit.custody.events import EventRequest, signer_of
+from evidencekit.custody.resealing import reseal
 from evidencekit.errors import BundleError, UsageError
 from evidencekit.extract import extract
 from evidencekit.findings import Finding
@@ -74,7 +76,7 @@ class Case:
         return [self.identity]
 
     def reseal(self, source: Path, name: str, content: NoteContent | None = None,
-               key: SigningKey | None = None, actor: str = "Det. A. Smith") -> custody.ResealResult:
+               key: SigningKey | None = None, actor: str = "Det. A. Smith") -> resealing.ResealResult:
         return reseal(source, self.folder / name, self.keys(), [self.identity.recipient()],
                       EventRequest("resealed", actor, key or self.officer), addendum=content)
 
@@ -369,7 +371,7 @@ class _Sink:
 ])
 def test_the_tee_passes_everything_through_when_nothing_is_added(pieces: list[bytes]) -> None:
     sink = _Sink()
-    tee = custody._Tee(sink)  # type: ignore[arg-type]
+    tee = resealing._Tee(sink)  # type: ignore[arg-type]
     for piece in pieces:
         tee.write(piece)
     tee.finish()
@@ -378,7 +380,7 @@ def test_the_tee_passes_everything_through_when_nothing_is_added(pieces: list[by
 
 def test_the_tee_writes_the_addendum_where_the_tar_ends() -> None:
     sink = _Sink()
-    tee = custody._Tee(sink)  # type: ignore[arg-type]
+    tee = resealing._Tee(sink)  # type: ignore[arg-type]
     body = b"header" + bytes(506) + b"data\0\0"  # member data may end in zeros
     for piece in (body[:300], body[300:], bytes(3000)):
         tee.write(piece)
@@ -386,7 +388,7 @@ def test_the_tee_writes_the_addendum_where_the_tar_ends() -> None:
     tee.finish(b"ADDED")
     assert bytes(sink.data) == body + b"\0\0" + b"ADDED" + bytes(1024)
     with pytest.raises(BundleError):  # verify never said where the tar ends
-        custody._Tee(_Sink()).finish(b"ADDED")  # type: ignore[arg-type]
+        resealing._Tee(_Sink()).finish(b"ADDED")  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------------------- tampering
@@ -550,7 +552,7 @@ def test_only_a_resealed_event_can_name_an_addendum(case: Case, tmp_path: Path) 
     bundle = tmp_path / "noted.evidence"
     shutil.copy(case.sealed, bundle)
     os.chmod(bundle, 0o644)
-    custody.append_event(bundle, EventRequest("note", "Jane", case.sealer, "hello",
+    events.append_event(bundle, EventRequest("note", "Jane", case.sealer, "hello",
                                               details={addenda.DETAIL: "ab" * 32}))
     assert_only(verify(bundle), "custody", custody_member(2), "only a 'resealed' event")
 

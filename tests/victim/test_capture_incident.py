@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from evidencekit import custody
 from evidencekit.crypto import age
 from evidencekit.crypto.keys import load_signing_key
-from evidencekit.custody import EventRequest, reseal
+from evidencekit.custody import resealing
+from evidencekit.custody.events import EventRequest
+from evidencekit.custody.resealing import reseal
 from evidencekit.findings import Findings
 from evidencekit.format import bag
 from evidencekit.payload import PayloadScan
@@ -109,12 +110,12 @@ def test_incident_changed_by_a_resealer_is_caught(tmp_path, home, keys, monkeypa
     incident.write_text(INCIDENT_YAML)
     bundle, result = capture(tmp_path, keys, "--incident", incident)
     assert result.code == 0, result.stderr
-    original_write = custody._Tee.write
+    original_write = resealing._Tee.write
 
-    def edit(self: custody._Tee, data: bytes) -> int:  # same length: the tar stays valid
+    def edit(self: resealing._Tee, data: bytes) -> int:  # same length: the tar stays valid
         return original_write(self, data.replace(b"used bike", b"new bike!"))
 
-    monkeypatch.setattr(custody._Tee, "write", edit)
+    monkeypatch.setattr(resealing._Tee, "write", edit)
     identity = age.parse_identity_file(keys["identity"].read_bytes())
     signer = load_signing_key(keys["signer"], None)
     # the reseal itself verifies the original (intact) payload, then writes the edited one

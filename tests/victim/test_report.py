@@ -316,10 +316,11 @@ def test_forced_report_without_the_key_says_plainly_why(passphrase_case, tmp_pat
 def edited_incident(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """A bundle resealed by someone who changed the incident record on the way (the signed
     manifest still names the original), as in test_capture_incident."""
-    from evidencekit import custody
     from evidencekit.crypto import age
     from evidencekit.crypto.keys import load_signing_key
-    from evidencekit.custody import EventRequest, reseal
+    from evidencekit.custody import resealing
+    from evidencekit.custody.events import EventRequest
+    from evidencekit.custody.resealing import reseal
     from tests.support.victim import INCIDENT_YAML
 
     folder = tmp_path_factory.mktemp("edited")
@@ -332,15 +333,15 @@ def edited_incident(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dic
     made = run_cli("capture", folder / "evidence", "--incident", incident, "-R",
                    key_files["recipient"], "--sign-key", key_files["signer"], "-o", bundle)
     assert made.code == 0, made.stderr
-    original = custody._Tee.write
-    custody._Tee.write = lambda self, data: original(  # type: ignore[method-assign]
+    original = resealing._Tee.write
+    resealing._Tee.write = lambda self, data: original(  # type: ignore[method-assign]
         self, data.replace(b"used bike", b"new bike!"))
     try:
         identity = age.parse_identity_file(key_files["identity"].read_bytes())
         reseal(bundle, folder / "edited.evidence", identity, [identity[0].recipient()],
                EventRequest("resealed", "Mallory", load_signing_key(key_files["signer"], None)))
     finally:
-        custody._Tee.write = original  # type: ignore[method-assign]
+        resealing._Tee.write = original  # type: ignore[method-assign]
     return folder / "edited.evidence", key_files
 
 
