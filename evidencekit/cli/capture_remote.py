@@ -32,7 +32,6 @@ from evidencekit.crypto import age
 from evidencekit.crypto.keys import SigningKey
 from evidencekit.errors import ExitCode, UsageError
 from evidencekit.hostinfo import host_name
-from evidencekit.profiles.model import parse_size
 from evidencekit.remote import protocol
 from evidencekit.remote.fallback import capture_over_sftp
 from evidencekit.remote.receive import (
@@ -51,6 +50,7 @@ from evidencekit.remote.ssh import (
     pin_by_fingerprint,
     pin_from_known_hosts,
 )
+from evidencekit.sources.files.profiles.model import parse_size
 from evidencekit.sources.remote_logical import ACCESS_TIME, NOT_RECORDED
 
 _META = "evidencekit.remote"
