@@ -22,7 +22,7 @@ from typing import Any
 from evidencekit.errors import UsageError
 from evidencekit.findings import Findings
 from evidencekit.progress import NoProgress, Progress
-from evidencekit.sources.sectors import BAD, UNTRIED, SectorReader
+from evidencekit.sources.sectors import BAD, NOT_READ, SectorReader
 from evidencekit.verify import Report
 
 CHECK = "device-against"
@@ -199,8 +199,7 @@ def _read_windows(fd: int, size: int, sector: int, direct: bool, windows: list[W
                 progress.advance(nbytes=count)
             if end == window.offset + window.size:
                 window.found = digest.hexdigest()
-            window.unread_now = _overlap(reader.map.ranges(BAD) + reader.map.ranges(UNTRIED),
-                                         window.offset, end)
+            window.unread_now = reader.map.overlap(BAD + NOT_READ, window.offset, end)
         return None if reader.vanished is None else reader.vanished.how
     finally:
         buffer.release()

@@ -179,8 +179,13 @@ def capture_command(sources: tuple[Path, ...], output: Path | str | None, case_i
             StdinSource(stdin_name),)  # refuses a terminal
         hashes = parse_hashes(extra_hashes)
         bar = render.progress_for(as_json, progress)
+        # what is read past a bad area waits beside the bundle, encrypted (not in /tmp, often
+        # a file system in memory)
+        spool_folder = local.absolute().parent if local else Path.cwd() if output is None \
+            else None
         piped += tuple(DeviceSource(device, write_block=not no_write_block, retries=retries,
-                                    hashes=hashes, status=partial(show_status, bar))
+                                    hashes=hashes, status=partial(show_status, bar),
+                                    spool_folder=spool_folder)
                        for device in devices)
         piped += live_sources(live or bool(selection and selection.profile.live), memory_tool,
                               memory_timeout)

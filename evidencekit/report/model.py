@@ -316,8 +316,9 @@ def _devices(manifest: dict[str, Any]) -> list[str]:
         elif bad == 0:
             said.append("every sector read")
         if details.get("vanished"):
-            said.append(f"the device stopped answering: {details.get('untried_bytes')} bytes "
-                        "never read")
+            unread = sum(details.get(key) or 0 for key in
+                         ("untried_bytes", "non_trimmed_bytes", "non_scraped_bytes"))
+            said.append(f"the device stopped answering: {unread} bytes never read")
         said.append(f"SHA-256 of every 16 MiB in data/{name}.windows, identity in "
                     f"data/{name}.device.json")
         found.append("; ".join(said))

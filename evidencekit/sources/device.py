@@ -14,7 +14,7 @@ the logical sector and retried, zeros only where nothing read). The source store
 
 - ``NAME`` the raw image (``sdb.raw`` for /dev/sdb; an image file keeps its name);
 - ``NAME.mapfile`` a GNU ddrescue mapfile of what read (``+``), what did not (``-``) and what
-  was never tried (``?``, after the device vanished);
+  was still unread when the device vanished (``?``, ``*``, ``/``);
 - ``NAME.windows`` the SHA-256 of every window of :data:`WINDOW` bytes (``offset size sha256``
   per line), so that ``verify --against`` can name the parts of a device that differ;
 - ``NAME.device.json`` identity, write blocking, write counters, read summary, extra hashes
@@ -33,22 +33,28 @@ import shutil
 import stat
 import struct
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from evidencekit import __version__, canonical
 from evidencekit.clock import Clock, rfc3339, system_clock
 from evidencekit.errors import UsageError
-from evidencekit.sources.base import BytesContent, Skip, SourceRecord, StreamEntry
+from evidencekit.sources.base import BytesContent, Content, Skip, SourceRecord, StreamEntry
 from evidencekit.sources.files.walk import Entry, escape_name
 from evidencekit.sources.sectors import (
     BAD,
     DEFAULT_RETRIES,
+    NON_SCRAPED,
+    NON_TRIMMED,
+    NOT_READ,
     READ,
     UNTRIED,
+    MapfileText,
     SectorReader,
     printable,
 )
@@ -58,6 +64,9 @@ WINDOW = 16 << 20  # bytes per hash window: 4,096 lines for 64 GiB, a change fou
 EXTRA_HASHES = ("md5", "sha1")
 UNKNOWN = "unknown"
 DOCUMENTS = (".mapfile", ".windows", ".device.json")
+# ranges of each kind listed in NAME.device.json: a disk with millions of bad ranges must not
+# make a document of hundreds of megabytes, built in memory; the .mapfile lists every one
+LISTED = 10_000
 
 BLKROSET = 0x125D
 BLKROGET = 0x125E
@@ -111,7 +120,8 @@ class DeviceSource:
                  hashes: Sequence[str] = (), clock: Clock = system_clock,
                  mountinfo: Path = Path("/proc/self/mountinfo"),
                  swaps: Path = Path("/proc/swaps"),
-                 status: Callable[[str], None] | None = None) -> None:
+                 status: Callable[[str], None] | None = None,
+                 spool_folder: Path | None = None) -> None:
         if retries < 0:
             raise UsageError("--retries must be 0 or more")
         self._given = given
@@ -119,6 +129,9 @@ class DeviceSource:
         self._hashes = tuple(hashes)
         self._clock = clock
         self._status = status  # for the progress bar: "2 bad sectors" as soon as known
+        # where the rest of the image waits, encrypted, while a bad area is read past and come
+        # back to (evidencekit.sources.rescue): the bundle's folder from the CLI
+        self._spool_folder = spool_folder or Path(tempfile.gettempdir())
         self._path = os.path.realpath(given)
         try:
             info = os.stat(self._path)
@@ -177,7 +190,9 @@ class DeviceSource:
 
     def entries(self, skip: Skip) -> Iterator[Entry | StreamEntry]:
         self._reader = SectorReader(self._fd, self.size, self.sector, direct=self._direct,
-                                    retries=self._retries, still_there=self._still_there)
+                                    retries=self._retries, still_there=self._still_there,
+                                    spool_folder=self._spool_folder)
+        self._reader.tell = self._status
         self._content = DeviceContent(self._reader, self._hashes, self._watched, self._status,
                                       partial(_write_counters, self._sys) if self._sys else None)
         self._started = rfc3339(self._clock())
@@ -193,10 +208,12 @@ class DeviceSource:
         self._finished = rfc3339(self._clock())
         self._counters_after = _write_counters(self._sys)
         now = self._clock()
-        for suffix, data in ((".mapfile", self._mapfile()), (".windows", self._windows()),
-                             (".device.json", self._document())):
+        documents: list[tuple[str, Content]] = [
+            (".mapfile", self._mapfile()), (".windows", BytesContent(self._windows())),
+            (".device.json", BytesContent(self._document()))]
+        for suffix, content in documents:
             yield StreamEntry(self._index, (self._name + suffix).encode(),
-                              f"data/{self._name}{suffix}", BytesContent(data), mtime_ns=now)
+                              f"data/{self._name}{suffix}", content, mtime_ns=now)
 
     # --- what is learned -------------------------------------------------------------------
     def _details(self) -> dict[str, Any]:
@@ -206,17 +223,17 @@ class DeviceSource:
                                    "serial": self.identity.get("serial",
                                                                _field(None, None))["value"]}
         if self._reader is not None and self._content is not None and self._content.done:
-            reader = self._reader
-            bad = reader.map.ranges(BAD)
-            details.update(bad_sectors=reader.map.sectors(BAD, self.sector),
-                           bad_bytes=reader.map.count(BAD),
-                           first_bad_byte=bad[0][0] if bad else None,
-                           untried_bytes=reader.map.count(UNTRIED),
-                           read_bytes=reader.map.count(READ),
-                           vanished=reader.vanished is not None)
+            found = self._reader.map
+            details.update(bad_sectors=found.sectors(BAD, self.sector),
+                           bad_bytes=found.count(BAD), first_bad_byte=found.first(BAD),
+                           untried_bytes=found.count(UNTRIED),
+                           non_trimmed_bytes=found.count(NON_TRIMMED),
+                           non_scraped_bytes=found.count(NON_SCRAPED),
+                           read_bytes=found.count(READ),
+                           vanished=self._reader.vanished is not None)
         return details
 
-    def _mapfile(self) -> bytes:
+    def _mapfile(self) -> MapfileText:
         assert self._reader is not None
         return self._reader.map.mapfile([
             f"Mapfile. Created by evidencekit {__version__} (GNU ddrescue mapfile format)",
@@ -224,7 +241,8 @@ class DeviceSource:
             f"Start time:   {self._started}",
             f"Current time: {self._finished}",
             "Finished" if self._reader.vanished is None else
-            f"Interrupted: {self._reader.vanished.how}"])
+            f"Interrupted: {self._reader.vanished.how}"], self._reader.phase,
+            None if self._reader.vanished is None else self._reader.vanished.at)
 
     def _windows(self) -> bytes:
         assert self._content is not None
@@ -252,9 +270,14 @@ class DeviceSource:
             "read": {"started": self._started, "finished": self._finished,
                      "o_direct": self._direct, "block_size": reader.block_size,
                      "retries": reader.retries, "failed_reads": reader.reads_failed,
-                     "bad_ranges": [[p, s] for p, s in reader.map.ranges(BAD)],
+                     "skip_ahead": reader.skip_ahead,
+                     "bad_ranges": _listed(reader.map.ranges(BAD)),
+                     "bad_range_count": reader.map.range_count(BAD),
                      "bad_bytes": reader.map.count(BAD),
-                     "untried_ranges": [[p, s] for p, s in reader.map.ranges(UNTRIED)],
+                     "untried_ranges": _listed(reader.map.ranges(UNTRIED)),
+                     "non_trimmed_ranges": _listed(reader.map.ranges(NON_TRIMMED)),
+                     "non_scraped_ranges": _listed(reader.map.ranges(NON_SCRAPED)),
+                     "ranges_listed_at_most": LISTED,
                      "vanished": None if reader.vanished is None else
                      {"at": reader.vanished.at, "how": reader.vanished.how}},
             "window_size": WINDOW,
@@ -579,6 +602,10 @@ def _open(path: str, given: str, direct: bool) -> tuple[int, bool]:
                      hint="imaging a device needs root (sudo)")
 
 
+def _listed(ranges: Iterator[tuple[int, int]]) -> list[list[int]]:
+    return [[position, size] for position, size in islice(ranges, LISTED)]
+
+
 def partition_table(first: bytes, sector: int) -> dict[str, Any]:
     """The kind of partition table the image starts with: "gpt" (the signature "EFI PART" at
     the start of the second sector), "mbr" (0x55AA at byte 510), or "none found"."""
@@ -722,18 +749,19 @@ class DeviceContent:
 
     def unread(self) -> str | None:
         reader = self._reader
-        bad = reader.map.count(BAD)
-        untried = reader.map.count(UNTRIED)
+        found = reader.map
+        bad = found.count(BAD)
+        unread = sum(found.count(status) for status in NOT_READ)
         said = []
         if bad:
-            ranges = reader.map.ranges(BAD)
-            sectors = reader.map.sectors(BAD, reader.sector)
+            ranges = found.range_count(BAD)
+            sectors = found.sectors(BAD, reader.sector)
             said.append(f"{sectors} bad sector{'s' if sectors != 1 else ''}"
-                        f" ({bad} bytes in {len(ranges)} range{'s' if len(ranges) != 1 else ''}, "
-                        f"the first at byte {ranges[0][0]}) could not be read after "
+                        f" ({bad} bytes in {ranges} range{'s' if ranges != 1 else ''}, "
+                        f"the first at byte {found.first(BAD)}) could not be read after "
                         f"{reader.retries} retries")
         if reader.vanished is not None:
-            said.append(f"{reader.vanished.how}; the last {untried} bytes were never read")
+            said.append(f"{reader.vanished.how}; {unread} bytes were never read")
         if not said:
             return None
         return "; ".join(said) + "; stored as zeros (see the .mapfile beside the image)"

@@ -2,10 +2,13 @@
 
 Large aligned reads with O_DIRECT (4 MiB at a time): buffered reads near a bad sector fail on a
 whole readahead window (some 32 sectors), O_DIRECT reads only on the sectors that are bad. When a
-read fails, the span is halved, and halved again, down to the logical sector; a sector that
-still fails is tried ``retries`` more times (default 2). Only the sectors that never read are
-stored as zeros, and the :class:`ReadMap` holds exactly which: a GNU ddrescue mapfile
-(``+`` read, ``-`` bad sector, ``?`` never tried).
+read fails and a spool folder was given (capture), the rest of the disk is read as GNU ddrescue
+does, past the failing area first (:mod:`evidencekit.sources.rescue`); otherwise (no room for the
+spool; verify --against), the span is halved, and halved again, down to the logical sector. A
+sector that still fails is tried ``retries`` more times (default 2). Only the sectors that never
+read are stored as zeros, and the :class:`ReadMap` holds exactly which: a GNU ddrescue mapfile
+(``+`` read, ``-`` bad sector, and while unfinished ``?`` never tried, ``*`` non-trimmed, ``/``
+non-scraped).
 
 A device that disappears while it is read (a USB stick pulled out: ENODEV, ENXIO, ENOMEDIUM, a
 short read, a failure where a sector that read well before no longer reads, or :data:`DEAD_AFTER`
@@ -21,8 +24,16 @@ import contextlib
 import errno
 import mmap
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from array import array
+from bisect import bisect_right
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from evidencekit.sources.rescue import ImageSpool
 
 BLOCK = 4 << 20  # bytes per read: large enough to stream at the device's speed
 DEFAULT_RETRIES = 2
@@ -34,52 +45,183 @@ DEAD_AFTER = 64
 PROBES = 16
 _GONE = {errno.ENODEV, errno.ENXIO, errno.ENOMEDIUM, errno.ESHUTDOWN, errno.ENOTCONN}
 
-READ, BAD, UNTRIED = "+", "-", "?"
+# GNU ddrescue's statuses: finished, bad sector, non-tried, non-trimmed, non-scraped (a failed
+# block not yet read sector by sector from its edges, then in its middle)
+READ, BAD, UNTRIED, NON_TRIMMED, NON_SCRAPED = "+", "-", "?", "*", "/"
+NOT_READ = UNTRIED + NON_TRIMMED + NON_SCRAPED  # what a pass would still have read
 
 
-@dataclass
 class ReadMap:
-    """Runs of ``[position, size, status]`` covering the image from byte 0, in order."""
+    """Runs of one status each covering the image from byte 0, adjacent runs of the same status
+    merged: a GNU ddrescue map.
 
-    runs: list[list[int | str]] = field(default_factory=list)
+    Kept compact, whatever the device: a run is its start in an ``array`` of 8-byte integers and
+    its status in a ``bytearray`` (9 bytes, where a list of Python objects took some 150), and
+    the bytes and runs of each status are counted as they change, so that the progress bar's
+    "N bad sectors" costs nothing on a disk with millions of them. A disk whose every other
+    sector is bad still needs 9 bytes per run (a million bad ranges: 18 MB).
+    """
+
+    def __init__(self) -> None:
+        self._starts = array("Q")
+        self._status = bytearray()
+        self.end = 0  # the first byte not yet in the map
+        self._bytes: dict[str, int] = {}
+        self._runs: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._status)
 
     def add(self, position: int, size: int, status: str) -> None:
+        """Append a run at the map's end (*position* must be :attr:`end`)."""
         if size <= 0:
             return
-        if self.runs:
-            last = self.runs[-1]
-            if last[2] == status and int(last[0]) + int(last[1]) == position:
-                last[1] = int(last[1]) + size
-                return
-        self.runs.append([position, size, status])
+        assert position == self.end, (position, self.end)
+        code = ord(status)
+        if self._status and self._status[-1] == code:
+            self.end += size
+            self._count(status, size, 0)
+            return
+        self._starts.append(position)
+        self._status.append(code)
+        self.end += size
+        self._count(status, size, 1)
 
-    def ranges(self, status: str) -> list[tuple[int, int]]:
+    def set(self, position: int, size: int, status: str) -> None:
+        """Give *status* to ``[position, position + size)``, inside the map (what a later pass
+        learned of a part it had skipped or failed on)."""
+        end = min(position + size, self.end)
+        if end <= position:
+            return
+        code = ord(status)
+        first = bisect_right(self._starts, position) - 1
+        last = bisect_right(self._starts, end - 1) - 1
+        # what the range covered before, uncounted
+        for index in range(first, last + 1):
+            run_start = max(self._starts[index], position)
+            run_end = min(self._run_end(index), end)
+            self._count(chr(self._status[index]), -(run_end - run_start), 0)
+        self._count(status, end - position, 0)
+        # the new runs: the start of the first old one, the range, the rest of the last one
+        pieces: list[tuple[int, int]] = []
+        if self._starts[first] < position:
+            pieces.append((self._starts[first], self._status[first]))
+        pieces.append((position, code))
+        if end < self._run_end(last):
+            pieces.append((end, self._status[last]))
+        # merged with the runs either side when of the same status
+        low, high = first, last + 1
+        if low > 0 and self._status[low - 1] == pieces[0][1]:
+            low -= 1
+            pieces[0] = (self._starts[low], pieces[0][1])
+        if high < len(self._status) and self._status[high] == pieces[-1][1]:
+            high += 1
+        merged: list[tuple[int, int]] = []
+        for start, piece in pieces:
+            if merged and merged[-1][1] == piece:
+                continue
+            merged.append((start, piece))
+        for index in range(low, high):
+            self._runs[chr(self._status[index])] -= 1
+        for _, piece in merged:
+            self._runs[chr(piece)] = self._runs.get(chr(piece), 0) + 1
+        self._starts[low:high] = array("Q", [start for start, _ in merged])
+        self._status[low:high] = bytes(piece for _, piece in merged)
+
+    def _run_end(self, index: int) -> int:
+        return self._starts[index + 1] if index + 1 < len(self._starts) else self.end
+
+    def _count(self, status: str, size: int, runs: int) -> None:
+        self._bytes[status] = self._bytes.get(status, 0) + size
+        self._runs[status] = self._runs.get(status, 0) + runs
+
+    def runs(self, start: int = 0, end: int | None = None) -> Iterator[tuple[int, int, str]]:
+        """(position, size, status) of every run, in order, clipped to ``[start, end)``."""
+        end = self.end if end is None else min(end, self.end)
+        index = max(bisect_right(self._starts, start) - 1, 0)
+        while index < len(self._status) and self._starts[index] < end:
+            run_start = max(self._starts[index], start)
+            run_end = min(self._run_end(index), end)
+            if run_end > run_start:
+                yield run_start, run_end - run_start, chr(self._status[index])
+            index += 1
+
+    def ranges(self, status: str, start: int = 0, end: int | None = None
+               ) -> Iterator[tuple[int, int]]:
         """(position, size) of every run with *status*."""
-        return [(int(p), int(s)) for p, s, st in self.runs if st == status]
+        return ((p, s) for p, s, st in self.runs(start, end) if st == status)
+
+    def first(self, status: str) -> int | None:
+        return next((p for p, _ in self.ranges(status)), None)
 
     def count(self, status: str) -> int:
-        return sum(size for _, size in self.ranges(status))
+        return self._bytes.get(status, 0)
+
+    def range_count(self, status: str) -> int:
+        return self._runs.get(status, 0)
+
+    def overlap(self, statuses: str, start: int, end: int) -> int:
+        """Bytes of ``[start, end)`` whose status is one of *statuses*."""
+        return sum(s for _, s, st in self.runs(start, end) if st in statuses)
 
     def sectors(self, status: str, sector: int) -> int:
         """Sectors with *status*, a partial one counted whole: a device whose size is not a
         whole number of its logical sectors (a 4096-byte-sector loop device over a file of
-        512-byte multiples) ends in one the kernel will not read."""
-        return sum(-(-size // sector) for _, size in self.ranges(status))
+        512-byte multiples) ends in one the kernel will not read. Every run starts on a sector,
+        so only the image's last run may end in a partial one."""
+        return -(-self.count(status) // sector)
 
-    def mapfile(self, comments: list[str]) -> bytes:
+    def mapfile(self, comments: list[str], phase: str | None = None,
+                at: int | None = None) -> MapfileText:
         """The map as a GNU ddrescue mapfile (ddrescue's manual, "Mapfile structure"): comment
-        lines, the status line (current position, ``+`` finished, or ``?`` still copying where
-        the device stopped answering, as ddrescue leaves it when interrupted; pass 1), then one
-        line per run, positions and sizes in hex."""
+        lines, the status line (current position and what was being done: ``+`` finished,
+        ``?`` copying, ``*`` trimming, ``/`` scraping, ``-`` retrying, as ddrescue leaves it when
+        interrupted), then one line per run, positions and sizes in hex."""
         lines = [f"# {printable(line)}" for line in comments]
         lines.append("# current_pos  current_status  current_pass")
-        untried = self.ranges(UNTRIED)
-        end = sum(int(run[1]) for run in self.runs)
-        position, status = (untried[0][0], UNTRIED) if untried else (end, READ)
-        lines.append(f"0x{position:08X}     {status}               1")
+        unfinished = phase is not None and phase != READ
+        position = self.end
+        if unfinished:  # where it stopped, else the first byte a pass would still read
+            position = at if at is not None else next(
+                (p for p, _, st in self.runs() if st not in (READ, BAD)), self.end)
+        lines.append(f"0x{position:08X}     {phase if unfinished else READ}               1")
         lines.append("#      pos        size  status")
-        lines += [f"0x{int(p):08X}  0x{int(s):08X}  {st}" for p, s, st in self.runs]
-        return ("\n".join(lines) + "\n").encode("ascii")
+        head = ("\n".join(lines) + "\n").encode("ascii")
+        return MapfileText(head, self)
+
+
+class MapfileText:
+    """A mapfile's text made as it is read, a line per run (a disk with millions of bad ranges
+    makes a mapfile of tens of megabytes: it is never held whole)."""
+
+    def __init__(self, head: bytes, runs: ReadMap) -> None:
+        self._head = head
+        self._map = runs
+        self.size = len(head) + sum(len(_line(p, s, st)) for p, s, st in runs.runs())
+        self._pending = memoryview(head)
+        self._lines = runs.runs()
+
+    def readinto(self, buffer: memoryview) -> int:
+        while not self._pending:
+            batch = b"".join(_line(p, s, st) for p, s, st in islice(self._lines, 4096))
+            if not batch:
+                return 0
+            self._pending = memoryview(batch)
+        count = min(len(buffer), len(self._pending))
+        buffer[:count] = self._pending[:count]
+        self._pending = self._pending[count:]
+        return count
+
+    def changes(self) -> list[str]:
+        return []
+
+    def read(self) -> bytes:
+        """All of it (for tests and small maps)."""
+        return self._head + b"".join(_line(p, s, st) for p, s, st in self._map.runs())
+
+
+def _line(position: int, size: int, status: str) -> bytes:
+    return b"0x%08X  0x%08X  %s\n" % (position, size, status.encode("ascii"))
 
 
 def printable(text: str) -> str:
@@ -107,7 +249,7 @@ class SectorReader:
     def __init__(self, fd: int, size: int, sector: int, *, direct: bool,
                  retries: int = DEFAULT_RETRIES,
                  still_there: Callable[[], bool] | None = None,
-                 block: int = BLOCK) -> None:
+                 block: int = BLOCK, spool_folder: Path | None = None) -> None:
         self.fd = fd
         self.size = size
         self.sector = sector
@@ -124,6 +266,17 @@ class SectorReader:
         self._last_good: int | None = None  # the last sector of the latest span that read
         self._failed_in_a_row = 0  # sectors that failed every try since the last good read
         self._probed = False  # whether the rest was probed for a sector that reads
+        # Where the rest of the image waits when a block fails (None: bad areas are split and
+        # retried where they are found, as verify --against does)
+        self._spool_folder = spool_folder
+        self.spool: ImageSpool | None = None
+        self.skip_ahead: dict[str, Any] = {"done": False, "from": None,
+                                           "why": "no bad area" if spool_folder else
+                                           "not asked for"}
+        # what a pass was doing (ddrescue's current_status): "?" copying, then "*", "/", "-"
+        # when reading past a bad area; "+" once done
+        self.phase = UNTRIED
+        self.tell: Callable[[str], None] | None = None  # progress while reading past bad areas
 
     @property
     def block_size(self) -> int:
@@ -136,6 +289,8 @@ class SectorReader:
         for buffer in (self._buffer, self._probe):
             with contextlib.suppress(BufferError):
                 buffer.close()
+        if self.spool is not None:
+            self.spool.close()
 
     def blocks(self) -> Blocks:
         return Blocks(self)
@@ -148,11 +303,15 @@ class SectorReader:
         # is asked for whole (the read stops at the file's end).
         whole = -(-length // self.sector) * self.sector if self.direct else length
         view = memoryview(self._buffer)[:whole]
-        if self.vanished is not None:
+        if self.spool is not None and position >= self.spool.start:
+            self.spool.read(position, view[:length])
+        elif self.vanished is not None:
             view[:] = bytes(whole)
             self._add(position, whole, UNTRIED)
         else:
-            self._read_span(position, view)
+            self._read_span(position, view, first=True)
+        if position + length >= self.size and self.phase == UNTRIED and self.vanished is None:
+            self.phase = READ
         block = view[:length]
         view.release()
         return block
@@ -161,8 +320,9 @@ class SectorReader:
         """Record a run, clipped to the image's end."""
         self.map.add(position, min(length, self.size - position), status)
 
-    def _read_span(self, position: int, view: memoryview) -> None:
-        """Fill *view* from *position*: whole, or split where it fails."""
+    def _read_span(self, position: int, view: memoryview, first: bool = False) -> None:
+        """Fill *view* from *position*: whole, or split where it fails (*first*: a block of the
+        first pass, from which the rest of the disk may be read past the failure instead)."""
         length = len(view)
         if self.vanished is not None:  # gone while an earlier part of this block was read
             view[:] = bytes(length)
@@ -176,6 +336,10 @@ class SectorReader:
                              f"({exc.strerror or exc})")
                 return
             self.reads_failed += 1
+            if first and self._read_past(position):
+                assert self.spool is not None
+                self.spool.read(position, view[:min(length, self.size - position)])
+                return
             if length <= self.sector:
                 self._retry_sector(position, view)
                 return
@@ -193,6 +357,61 @@ class SectorReader:
         self._last_good = position + (length - 1) // self.sector * self.sector
         self._failed_in_a_row = 0
         self._add(position, length, READ)
+
+    def _read_past(self, position: int) -> bool:
+        """Read the rest of the disk from *position* as ddrescue does (evidencekit.sources.rescue),
+        into a spool, when there is room for it; whether that was done."""
+        from evidencekit.sources.rescue import ImageSpool, Rescue, spool_room
+
+        if self._spool_folder is None or self.skip_ahead["from"] is not None:
+            return False  # (refused for want of room at the first bad area: not asked again)
+        why = spool_room(self._spool_folder, self.size - position)
+        if why is not None:
+            self.skip_ahead = {"done": False, "from": position, "why": why}
+            return False
+        self.spool = ImageSpool(self._spool_folder, position, self.size)
+        self.skip_ahead = {"done": True, "from": position, "why": None}
+        Rescue(self, self.spool, self.tell).run()
+        return True
+
+    def attempt(self, position: int, length: int) -> memoryview | None:
+        """One read of ``[position, position + length)`` (whole sectors), for the passes of
+        evidencekit.sources.rescue: its bytes (a view of the reader's buffer, to release), or None
+        when it failed; when the device is gone, :attr:`vanished` says so."""
+        whole = -(-length // self.sector) * self.sector if self.direct else length
+        view = memoryview(self._buffer)[:whole]
+        try:
+            got = self._pread(view, position)
+        except OSError as exc:
+            view.release()
+            if self._gone(exc):
+                self._went(position, f"the device stopped answering at byte {position} "
+                           f"({exc.strerror or exc})")
+                return None
+            self.reads_failed += 1
+            self._failed_in_a_row += 1
+            if (self._good_sector is None and self._failed_in_a_row >= DEAD_AFTER
+                    and not self._answers_further_on(position + length)):
+                self._went(position, f"the device does not answer: none of the first "
+                           f"{DEAD_AFTER} reads tried could be done, nor any of {PROBES} "
+                           "sectors further on")
+            return None
+        if got < length and position + got < self.size:
+            view.release()
+            self._went(position + got, f"the device ended at byte {position + got}, before "
+                       f"the {self.size} bytes it reported")
+            return None
+        if self._good_sector is None:
+            self._good_sector = position
+        self._last_good = position + (length - 1) // self.sector * self.sector
+        self._failed_in_a_row = 0
+        data = view[:length]
+        view.release()
+        return data
+
+    def _went(self, position: int, how: str) -> None:
+        if self.vanished is None:
+            self.vanished = Vanished(position, how)
 
     def _retry_sector(self, position: int, view: memoryview) -> None:
         for _ in range(self.retries):
@@ -272,8 +491,7 @@ class SectorReader:
 
     def _vanish(self, position: int, view: memoryview, how: str) -> None:
         view[:] = bytes(len(view))
-        if self.vanished is None:
-            self.vanished = Vanished(position, how)
+        self._went(position, how)
         self._add(position, len(view), UNTRIED)
 
 

@@ -198,10 +198,16 @@ def test_a_disk_whose_first_sectors_are_all_bad_is_read_to_its_end(tmp_path: Pat
     image_and_oracles_agree(tmp_path, [(0, 64 << 10)])
 
 
-def image_and_oracles_agree(tmp_path: Path, bad: list[tuple[int, int]]) -> None:
-    content = patterned(8 * MIB)
-    with bad_disk(tmp_path, content, Faults(bad=bad)) as device:
+def image_and_oracles_agree(tmp_path: Path, bad: list[tuple[int, int]], size: int = 8 * MIB,
+                            log: Path | None = None) -> list[tuple[int, int]]:
+    """Image a disk *bad* where said, check the image and the bad sectors against ddrescue's
+    and dc3dd's; our reads (offset, size), in order, when *log* is given."""
+    content = patterned(size)
+    with bad_disk(tmp_path, content, Faults(bad=bad), log=log) as device:
         result, report, data = image_of(tmp_path, DeviceSource(device))
+        ours_read = [] if log is None else [
+            (int(offset), int(length)) for offset, length in
+            (line.split() for line in log.read_text().splitlines())]
         by_ddrescue = bad_sectors_by_ddrescue(device, tmp_path)
         by_dc3dd = bad_sectors_by_dc3dd(device, tmp_path)
     name = f"{os.path.basename(device)}.raw"
@@ -229,6 +235,8 @@ def image_and_oracles_agree(tmp_path: Path, bad: list[tuple[int, int]]) -> None:
     assert f"data/{name} imaged from {device}" in line
     assert f"{plural(sectors, 'bad sector')} stored as zeros, the first at byte {bad[0][0]}" \
         in line and f"data/{name}.mapfile" in line
+    assert found["read"]["skip_ahead"]["done"] is True
+    return ours_read
 
 
 def test_without_sysfs_a_bad_sector_is_not_taken_for_a_vanished_device(
@@ -388,7 +396,10 @@ def test_a_device_that_never_answers_is_not_read_sector_by_sector(tmp_path: Path
     name = f"{os.path.basename(device)}.raw"
     assert (data / name).read_bytes() == bytes(len(content))
     runs = mapfile_runs(data / f"{name}.mapfile")
-    assert runs[0] == (0, 63 * 512, "-") and runs[-1][2] == "?"
+    # what was found bad from the start, and the rest left as the passes had it (non-scraped,
+    # here), never marked read
+    assert runs[0][0] == 0 and runs[0][2] == "-" and runs[0][1] >= 32 * 512
+    assert "+" not in [status for _, _, status in runs]
     assert runs[-1][0] + runs[-1][1] == len(content)
     assert len(log.read_text().splitlines()) < 1000  # not 16,384 sectors x 3 tries
     [problem] = result.problems
@@ -534,3 +545,69 @@ def test_writes_to_the_device_while_it_is_read_are_said(tmp_path: Path) -> None:
         said = image.content.changes()  # (and its file's modification time moved)
         assert any("the kernel wrote to the device while it was read" in s for s in said)
         entries.close()
+
+
+def test_a_large_bad_area_is_read_past_and_the_good_data_after_it_read_first(tmp_path: Path
+                                                                           ) -> None:
+    # a bad area across a block boundary: before, it was split and retried sector by sector
+    # where it was found, and a dying disk could die before the good data after it was read
+    bad = (7 * MIB // 2, 9 * MIB // 2)
+    reads = image_and_oracles_agree(tmp_path, [bad], size=16 * MIB, log=tmp_path / "reads.log")
+    last_mib = min(i for i, (offset, size) in enumerate(reads) if offset + size > 15 * MIB)
+    sector_reads = [i for i, (offset, size) in enumerate(reads)
+                    if size <= 4096 and bad[0] <= offset < bad[1]]
+    assert sector_reads and last_mib < sector_reads[0]
+    # each bad sector tried three times in all (the first try, then --retries 2), no more
+    tries = [offset for offset, size in reads if size == 512 and bad[0] <= offset < bad[1]]
+    assert max(tries.count(offset) for offset in set(tries)) <= 3
+
+
+def test_a_device_that_vanishes_while_reading_past_a_bad_area_leaves_an_honest_mapfile(
+        tmp_path: Path) -> None:
+    # the map says, in ddrescue's statuses, what was still unread when the device went: the
+    # failed block not trimmed (*), what was skipped and what was never reached (?)
+    content = patterned(16 * MIB)
+    faults = Faults(bad=[(2 * MIB, 3 * MIB)], vanish_at=12 * MIB)
+    with bad_disk(tmp_path, content, faults) as device:
+        result, _, data = image_of(tmp_path, DeviceSource(device))
+    name = f"{os.path.basename(device)}.raw"
+    image = (data / name).read_bytes()
+    runs = mapfile_runs(data / f"{name}.mapfile")
+    assert sum(size for _, size, _ in runs) == len(content)
+    for position, size, status in runs:  # read: as on the disk; anything else: zeros
+        expected = content if status == "+" else bytes(len(content))
+        assert image[position:position + size] == expected[position:position + size], status
+    statuses = [status for _, _, status in runs]
+    assert "*" in statuses and "?" in statuses and "+" in statuses
+    assert runs[0] == (0, 4 * MIB, "*")  # the first block failed, and was not come back to
+    found = document(data, name)
+    assert found["read"]["skip_ahead"] == {"done": True, "from": 0, "why": None}
+    assert found["read"]["non_trimmed_ranges"] == [[0, 4 * MIB]]
+    [problem] = result.problems
+    unread = sum(size for _, size, status in runs if status in "?*/")
+    assert f"{unread} bytes were never read" in problem.problem
+    require_tool("ddrescuelog")
+    said = subprocess.run(["ddrescuelog", "-t", str(data / f"{name}.mapfile")],
+                          capture_output=True, text=True, check=True).stdout
+    assert "current status: copying" in said and "non-trimmed:" in said
+
+
+def test_without_room_to_read_past_a_bad_area_it_is_read_where_found(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import evidencekit.sources.rescue as rescue
+
+    monkeypatch.setattr(rescue, "spool_room", lambda folder, rest: "no room, as a test says")
+    content = patterned(8 * MIB)
+    bad = [(512, 1024), (6 * MIB - 512, 6 * MIB + 512)]
+    with bad_disk(tmp_path, content, Faults(bad=bad)) as device:
+        result, _, data = image_of(tmp_path, DeviceSource(device))
+    name = f"{os.path.basename(device)}.raw"
+    zeroed = bytearray(content)
+    for start, end in bad:
+        zeroed[start:end] = bytes(end - start)
+    assert (data / name).read_bytes() == bytes(zeroed)
+    found = document(data, name)
+    assert found["read"]["skip_ahead"] == {"done": False, "from": 0,
+                                           "why": "no room, as a test says"}
+    assert found["read"]["bad_ranges"] == [[s, e - s] for s, e in bad]
+    assert not result.seal.complete

@@ -1,0 +1,268 @@
+"""Reading past a failing area first, and coming back to it later, as GNU ddrescue does.
+
+When a block of a disk fails to read, :class:`evidencekit.sources.sectors.SectorReader` hands the
+rest of the disk to :class:`Rescue`, which reads it in passes (docs/decisions/device-rescue.md):
+
+1. **copying**: the rest in large blocks; a block that fails is marked non-trimmed (``*``) and
+   the next bytes are skipped (left non-tried, ``?``), 64 KiB after the first failure, twice as
+   many after each failure in a row, up to 1 % of the disk (at most 1 GiB); a block that reads
+   brings the skip back to 64 KiB. Then the skipped parts, in blocks, without skipping.
+2. **trimming**: each failed block is read from both its ends towards its middle, in spans that
+   double while they read and halve when they fail, down to the first bad sector from either
+   side (``-``); what lies between is non-scraped (``/``).
+3. **scraping**: each non-scraped part, 64 KiB at a time, and sector by sector where that fails.
+4. **retrying**: every bad sector, ``retries`` more times.
+
+The good data of a disk with a large bad area is thus read before the disk is asked, thousands of
+times, for sectors that do not answer (a dying disk may not last that long). The bundle stores the
+image in order, in one pass, so what is read ahead waits in an :class:`ImageSpool`: a temporary
+file with no name, encrypted (the evidence is never on disk in clear), read back in order once
+the passes are over. The read map says at every moment what is still unread, in ddrescue's
+statuses, and what the last pass was doing when the device stopped answering.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+from evidencekit.errors import OutputError
+from evidencekit.sources.sectors import BAD, NON_SCRAPED, NON_TRIMMED, READ, UNTRIED
+
+if TYPE_CHECKING:
+    from evidencekit.sources.sectors import SectorReader
+
+SKIP_FIRST = 64 << 10  # ddrescue's initial skip size
+SKIP_MOST = 1 << 30
+SCRAPE = 64 << 10  # bytes read at once while scraping, before reading sector by sector
+SPOOL_BLOCK = 1 << 20
+_NONCE = 12
+_TAG = 16
+MARGIN = 64 << 20  # free space left over after the spool and the rest of the bundle
+
+
+def spool_room(folder: Path, rest: int) -> str | None:
+    """Why the *rest* of an image cannot wait in *folder*, or None when it can: the spool and
+    the bundle it is then written to may share that disk."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError as exc:
+        return f"its folder {folder} cannot be used: {exc.strerror}"
+    blocks = -(-rest // SPOOL_BLOCK)
+    needed = rest + blocks * (_NONCE + _TAG) + rest + MARGIN
+    if needed > free:
+        return (f"{needed} bytes would be needed in {folder} to read past bad areas first, "
+                f"{free} are free")
+    return None
+
+
+class ImageSpool:
+    """Bytes ``[start, size)`` of an image, written in any order and read back once in order
+    (never written: zeros).
+
+    Each block of :data:`SPOOL_BLOCK` bytes is sealed with ChaCha20-Poly1305 under a key that
+    exists only in this process, with a fresh random nonce each time it is written (a block is
+    rewritten when a later pass reads sectors of it) and its number as associated data: reading
+    back checks that every block is the one written there, unchanged."""
+
+    def __init__(self, folder: Path, start: int, size: int,
+                 random: Callable[[int], bytes] = os.urandom) -> None:
+        self.start = start
+        self.size = size
+        self._folder = folder
+        self._random = random
+        self._cipher = ChaCha20Poly1305(random(32))
+        self._written = bytearray(-(-(size - start) // SPOOL_BLOCK))
+        self._file: IO[bytes] = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115 (close)
+
+    def _length(self, index: int) -> int:
+        return min(SPOOL_BLOCK, self.size - self.start - index * SPOOL_BLOCK)
+
+    def write(self, position: int, data: memoryview) -> None:
+        """Keep *data*, the image's bytes from *position* (clipped to the image's end)."""
+        data = data[:max(0, self.size - position)]
+        while data:
+            index, offset = divmod(position - self.start, SPOOL_BLOCK)
+            length = self._length(index)
+            count = min(len(data), length - offset)
+            if offset == 0 and count == length:
+                self._put(index, data[:count])
+            else:
+                block = bytearray(self._get(index))
+                block[offset:offset + count] = data[:count]
+                self._put(index, memoryview(block))
+            position += count
+            data = data[count:]
+
+    def read(self, position: int, view: memoryview) -> None:
+        """Fill *view* with the image's bytes from *position*."""
+        done = 0
+        while done < len(view):
+            index, offset = divmod(position + done - self.start, SPOOL_BLOCK)
+            block = self._get(index)
+            count = min(len(view) - done, len(block) - offset)
+            view[done:done + count] = block[offset:offset + count]
+            done += count
+
+    def _put(self, index: int, plain: memoryview) -> None:
+        nonce = self._random(_NONCE)
+        sealed = self._cipher.encrypt(nonce, plain, index.to_bytes(8, "big"))
+        os.pwrite(self._file.fileno(), nonce + sealed, index * (SPOOL_BLOCK + _NONCE + _TAG))
+        self._written[index] = 1
+
+    def _get(self, index: int) -> bytes:
+        length = self._length(index)
+        if not self._written[index]:
+            return bytes(length)
+        stored = os.pread(self._file.fileno(), length + _NONCE + _TAG,
+                          index * (SPOOL_BLOCK + _NONCE + _TAG))
+        try:
+            return self._cipher.decrypt(stored[:_NONCE], stored[_NONCE:],
+                                        index.to_bytes(8, "big"))
+        except InvalidTag:
+            raise OutputError(
+                f"the encrypted temporary copy of the image in {self._folder} was changed or "
+                f"cut short (at block {index}) while the capture was running",
+                hint="nothing was saved; run the capture again") from None
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class Rescue:
+    """The passes over ``[start, size)`` of *reader*'s device, into *spool*."""
+
+    def __init__(self, reader: SectorReader, spool: ImageSpool,
+                 tell: Callable[[str], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._reader = reader
+        self._spool = spool
+        self._map = reader.map
+        self._sector = reader.sector
+        self._tell = tell
+        self._clock = clock
+        self._told = 0.0
+        self._most_skip = max(SKIP_FIRST, min(SKIP_MOST, reader.size // 100
+                                              // reader.sector * reader.sector))
+
+    def run(self) -> None:
+        reader = self._reader
+        self._map.add(self._spool.start, reader.size - self._spool.start, UNTRIED)
+        passes: list[tuple[str, Callable[[], None]]] = [
+            (UNTRIED, partial(self._copy, skipping=True)),
+            (UNTRIED, partial(self._copy, skipping=False)),
+            (NON_TRIMMED, self._trim), (NON_SCRAPED, self._scrape), (BAD, self._retry)]
+        for phase, work in passes:
+            reader.phase = phase
+            work()
+            if reader.vanished is not None:
+                return
+        reader.phase = READ
+
+    # --- the passes ---------------------------------------------------------------------------
+    def _copy(self, skipping: bool) -> None:
+        block = self._reader.block_size
+        for start, size in list(self._map.ranges(UNTRIED, self._spool.start)):
+            position, end, skip = start, start + size, 0
+            while position < end and self._reader.vanished is None:
+                length = min(block, end - position)
+                if self._read(position, length):
+                    skip = 0
+                elif self._reader.vanished is None:  # (a device gone: left non-tried)
+                    self._map.set(position, length, NON_TRIMMED)
+                    if skipping:
+                        skip = min(skip * 2 or SKIP_FIRST, self._most_skip)
+                        position += skip  # left non-tried, for the second copying pass
+                position += length
+                self._say(f"bad area at byte {start}: reading past it first")
+
+    def _trim(self) -> None:
+        for start, size in list(self._map.ranges(NON_TRIMMED, self._spool.start)):
+            low, high = start, start + size
+            low = self._trim_from(low, high, forward=True)
+            if self._reader.vanished is None and low < high:
+                high = self._trim_from(low, high, forward=False)
+            if self._reader.vanished is None and low < high:
+                self._map.set(low, high - low, NON_SCRAPED)
+            self._say("trimming the failed blocks")
+
+    def _trim_from(self, low: int, high: int, forward: bool) -> int:
+        """Read from one end of ``[low, high)`` towards the other, up to and including the first
+        sector that fails (marked bad); the new *low* (forward) or *high* (backward)."""
+        span = self._sector
+        while low < high and self._reader.vanished is None:
+            length = min(span, high - low)
+            position = low if forward else high - length
+            if self._read(position, length):
+                span = min(span * 2, self._reader.block_size)
+                if forward:
+                    low += length
+                else:
+                    high -= length
+            elif self._reader.vanished is not None:
+                break
+            elif length > self._sector:
+                span = max(self._sector, length // 2 // self._sector * self._sector)
+            else:
+                self._map.set(position, length, BAD)
+                return low + length if forward else high - length
+        return low if forward else high
+
+    def _scrape(self) -> None:
+        for start, size in list(self._map.ranges(NON_SCRAPED, self._spool.start)):
+            position, end = start, start + size
+            while position < end and self._reader.vanished is None:
+                length = min(SCRAPE, end - position)
+                if not self._read(position, length):
+                    self._sector_by_sector(position, length, mark_bad=True)
+                position += length
+                self._say("reading the failed areas sector by sector")
+
+    def _retry(self) -> None:
+        for _ in range(self._reader.retries):
+            for start, size in list(self._map.ranges(BAD, self._spool.start)):
+                self._sector_by_sector(start, size, mark_bad=False)
+                if self._reader.vanished is not None:
+                    return
+                self._say("trying the bad sectors again")
+
+    def _sector_by_sector(self, start: int, size: int, mark_bad: bool) -> None:
+        for position in range(start, start + size, self._sector):
+            if self._reader.vanished is not None:
+                return
+            length = min(self._sector, start + size - position)
+            if not self._read(position, length) and mark_bad and self._reader.vanished is None:
+                self._map.set(position, length, BAD)
+
+    # --- one read ---------------------------------------------------------------------------
+    def _read(self, position: int, length: int) -> bool:
+        """Read ``[position, position + length)`` into the spool and mark it read; False when it
+        failed (or the device is gone: then :attr:`SectorReader.vanished` says so)."""
+        data = self._reader.attempt(position, length)
+        if data is None:
+            return False
+        self._spool.write(position, data)
+        self._map.set(position, length, READ)
+        data.release()
+        return True
+
+    def _say(self, doing: str) -> None:
+        """What is being done, and how far, for the progress bar (at most once a second)."""
+        now = self._clock()
+        if self._tell is None or now - self._told < 1:
+            return
+        self._told = now
+        left = self._map.overlap(UNTRIED + NON_TRIMMED + NON_SCRAPED, self._spool.start,
+                                 self._reader.size)
+        bad = self._map.sectors(BAD, self._sector)
+        self._tell(f"{doing}; {left} bytes left to read, {bad} bad sector"
+                   f"{'' if bad == 1 else 's'} so far")
