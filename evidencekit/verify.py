@@ -765,15 +765,15 @@ def _check_tag_headers(manifest: Manifest, scan: PayloadScan, findings: Findings
         if name.startswith("data/") or member.kind == "directory":
             continue  # data/: the tree comparison; a folder outside data/: the scan
         if (member.mode, member.uid, member.gid) != (TAG_MODE, 0, 0) or \
-                not _same_time(started, member.mtime_ns):
+                not _same_time(started, member):
             findings.error("bag", name, "tag file's tar header is not the one evidencekit writes "
                            "(mode 0644, owner 0:0, mtime the capture's start)",
                            f"mode 0644, uid 0, gid 0, mtime {started}", _described(member))
 
 
-def _same_time(text: object, ns: int) -> bool:
+def _same_time(text: object, member: StoredMember) -> bool:
     try:
-        return isinstance(text, str) and parse_rfc3339(text) == ns
+        return isinstance(text, str) and member.has_time(parse_rfc3339(text))
     except ValueError:
         return False
 

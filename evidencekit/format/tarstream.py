@@ -67,7 +67,7 @@ _FOREIGN_TYPES = {
 }
 _DECIMAL = re.compile(r"[0-9]{1,20}")
 _TIME = re.compile(r"-?[0-9]{1,20}(\.[0-9]{0,30})?")
-_PAX_MTIME = re.compile(r"(-?[0-9]{1,20})\.([0-9]{9})")  # as evidencekit writes it
+_PAX_MTIME = re.compile(r"(-?)([0-9]{1,20})\.([0-9]{9})")  # as evidencekit writes it
 _LENGTH_DIGITS = 20
 _NOT_TAR = "the decrypted payload is not a valid tar: "
 _FOREIGN = "the decrypted payload holds a tar header evidencekit never writes: "
@@ -197,13 +197,28 @@ def parse_header(block: bytes, offset: int) -> tarfile.TarInfo:
 
 def mtime_ns(member: tarfile.TarInfo) -> int:
     """The member's modification time in nanoseconds: the pax ``mtime`` record, as evidencekit
-    writes it (seconds, a dot, nine digits), or the ustar field (whole seconds)."""
+    writes it (seconds, a dot, nine digits; a minus sign before 1970), read as POSIX and tar
+    read it, or the ustar field (whole seconds)."""
     record = member.pax_headers.get("mtime")
     if record is not None:
         match = _PAX_MTIME.fullmatch(record)
         if match is not None:
-            return int(match[1]) * 1_000_000_000 + int(match[2])
+            magnitude = int(match[2]) * 1_000_000_000 + int(match[3])
+            return -magnitude if match[1] else magnitude
     return int(member.mtime) * 1_000_000_000
+
+
+def legacy_mtime_ns(member: tarfile.TarInfo) -> int | None:
+    """The time an older evidencekit meant by the member's pax ``mtime`` record when that
+    differs from :func:`mtime_ns`: it wrote a time before 1970 with a fraction of a second as
+    its whole seconds rounded down and the fraction above them (-1.5 s as ``-2.500000000``,
+    -2 s + 0.5 s), bundles of format versions 1 to 3 hold it, and readers take it (FORMAT.md
+    §4.2). None for any other record: the same time either way, or never written so."""
+    record = member.pax_headers.get("mtime")
+    match = None if record is None else _PAX_MTIME.fullmatch(record)
+    if match is None or not match[1] or int(match[2]) == 0 or int(match[3]) == 0:
+        return None  # from 1970 on, whole seconds, or -0.x (rounded down it is -1.x)
+    return -int(match[2]) * 1_000_000_000 + int(match[3])
 
 
 def _canonical(info: tarfile.TarInfo, pax: bool) -> bytes | None:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from evidencekit.clock import rfc3339
+from evidencekit.clock import parse_rfc3339, rfc3339
 from evidencekit.payload import StoredMember
 
 Problem = tuple[str, str, object, object]  # where, what, expected, found
@@ -112,7 +112,7 @@ class TreeComparison:
             fields = [("mode", _octal(mode), _octal(member.mode)),
                       ("uid", entry.get("uid"), member.uid),
                       ("gid", entry.get("gid"), member.gid),
-                      ("mtime", entry.get("mtime"), _time(member.mtime_ns))]
+                      ("mtime", entry.get("mtime"), _time(_closest(member, entry.get("mtime"))))]
         expected: list[str] = []
         found: list[str] = []
         for field, wanted, actual in fields:
@@ -144,6 +144,17 @@ class TreeComparison:
 
 def _octal(mode: object) -> object:
     return f"{mode:04o}" if isinstance(mode, int) and not isinstance(mode, bool) else mode
+
+
+def _closest(member: StoredMember, recorded: object) -> int:
+    """The member's time as the manifest records it when its header says so, in the encoding
+    of now or of an older writer (before 1970, payload.StoredMember.legacy_mtime_ns); else as
+    read now."""
+    try:
+        wanted = parse_rfc3339(recorded) if isinstance(recorded, str) else None
+    except ValueError:
+        wanted = None
+    return wanted if wanted is not None and member.has_time(wanted) else member.mtime_ns
 
 
 def _time(ns: int) -> str:

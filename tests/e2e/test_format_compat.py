@@ -113,3 +113,22 @@ def test_format_v3_bundle_decrypts_and_extracts(tmp_path: Path):
     data = tmp_path / "out" / "data" / "evidence"
     assert (data / "phish-copy.eml").read_bytes().startswith(b"From: bank@examp1e.com")
     assert os.stat(data / "phish-copy.eml").st_ino == os.stat(data / "mail" / "phish.eml").st_ino
+
+
+PRE1970_PASSPHRASE = b"evidencekit pre-1970 times test vector"  # make_pre1970_bundle.py
+PRE1970_NS = {"old/minus-1.5s.txt": -1_500_000_000, "old/minus-1ns.txt": -1,
+              "old/minus-2s.txt": -2_000_000_000, "old/1960.txt": -315_619_199_750_000_000,
+              "old": -250_000_000}
+
+
+def test_times_before_1970_in_the_old_pax_encoding_verify_and_extract(tmp_path: Path):
+    """Written before the pax mtime records of such times were corrected (FORMAT.md §4.2):
+    -1.5 s as -2.500000000. The reader takes that encoding for what the manifest says."""
+    bundle = ASSETS / "format-v3-pre1970.evidence"
+    identities = [age.ScryptIdentity(PRE1970_PASSPHRASE)]
+    report = verify(bundle, identities)
+    assert report.ok and report.decrypted and report.files_checked == 4, report.findings.items
+    result = extract(bundle, tmp_path / "out", identities)
+    assert result.output is not None
+    data = tmp_path / "out" / "data" / "evidence"
+    assert {name: os.stat(data / name).st_mtime_ns for name in PRE1970_NS} == PRE1970_NS

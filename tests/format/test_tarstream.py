@@ -13,7 +13,7 @@ import pytest
 
 from evidencekit.format.inner import member_header
 from evidencekit.format.outer import BLOCK, padding
-from evidencekit.format.tarstream import TarFormatError, TarReader
+from evidencekit.format.tarstream import TarFormatError, TarReader, legacy_mtime_ns, mtime_ns
 from tests.support.tools import skip_or_fail
 
 MTIME_NS = 1_796_615_241_878_401_155
@@ -95,3 +95,24 @@ def test_bytes_hidden_in_a_members_padding_are_refused() -> None:
     with pytest.raises(TarFormatError, match=r"non-zero bytes in the padding after member "
                                              r"'bag/data/scam\.eml'"):
         read_all(hidden + END)
+
+
+@pytest.mark.parametrize(("record", "posix", "legacy"), [
+    ("-1.500000000", -1_500_000_000, -500_000_000),  # as written now; old: -2.5 s
+    ("-2.500000000", -2_500_000_000, -1_500_000_000),  # the old writer's -1.5 s
+    ("-0.250000000", -250_000_000, None),  # never written by the old writer (it gave -1.75)
+    ("-2.000000000", -2_000_000_000, None),  # whole seconds: the same either way
+    ("1.500000000", 1_500_000_000, None),
+])
+def test_a_pax_time_before_1970_is_read_as_posix_and_as_the_old_writer_meant_it(
+        record: str, posix: int, legacy: int | None) -> None:
+    member = tarfile.TarInfo("bag/data/f")
+    member.pax_headers = {"mtime": record}
+    assert (mtime_ns(member), legacy_mtime_ns(member)) == (posix, legacy)
+
+
+def test_times_before_1970_are_written_as_posix_says() -> None:
+    header = member_header("bag/data/f", tarfile.REGTYPE, 0, 0o644, -1_500_000_000, 0, 0)
+    assert header is not None and b" mtime=-1.500000000\n" in header
+    tiny = member_header("bag/data/f", tarfile.REGTYPE, 0, 0o644, -1, 0, 0)
+    assert tiny is not None and b" mtime=-0.000000001\n" in tiny
