@@ -29,7 +29,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -161,6 +161,49 @@ def rfc3339(when: datetime) -> str:
 
 # --- talking to the store ------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Patience:
+    """How long the store may stay silent before evidencekit gives up on a request.
+
+    ``silence``: the longest wait for an answer (botocore's read timeout, between any two bytes
+    received); ``stall``: the longest wait for a connection, and for any progress while sending
+    (the connect timeout, which urllib3 keeps on the socket while it sends a request, per 16 KiB
+    block since parts are sent from a file-like body: see :class:`_PartBody`); ``attempts``:
+    tries per request, the first included. A slow store that keeps answering, or a slow network
+    that keeps taking bytes, never trips these; a stalled or unreachable one ends in a StoreError
+    after about ``attempts`` x ``silence`` (plus botocore's backoff, a few seconds).
+    ``EVIDENCEKIT_S3_TIMEOUT`` (seconds) and ``AWS_MAX_ATTEMPTS`` change them.
+    """
+
+    silence: float = 30.0
+    stall: float = 10.0
+    attempts: int = 3
+
+    @classmethod
+    def from_environment(cls) -> Patience:
+        silence = _positive_number("EVIDENCEKIT_S3_TIMEOUT", cls.silence)
+        attempts = int(_positive_number("AWS_MAX_ATTEMPTS", cls.attempts, whole=True))
+        return cls(silence, min(silence, cls.stall), attempts)
+
+    @property
+    def tries(self) -> str:
+        return "1 try" if self.attempts == 1 else f"{self.attempts} tries"
+
+
+def _positive_number(name: str, default: float, whole: bool = False) -> float:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text) if whole else float(text)
+    except ValueError:
+        value = 0
+    if not 0 < value < 86_400:
+        raise UsageError(f"{name}={text}: not a {'whole ' if whole else ''}number of "
+                         f"{'tries' if whole else 'seconds'} (default {default:g})")
+    return value
+
+
 def make_client(endpoint: str | None) -> Any:
     """An S3 client with boto3's standard credential chain; *endpoint* for S3-compatible
     stores (path-style addressing there: their buckets are rarely DNS names)."""
@@ -172,7 +215,12 @@ def make_client(endpoint: str | None) -> Any:
     # botocore reads AWS_ENDPOINT_URL(_S3) itself when no --endpoint is given
     custom = endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get(
         "AWS_ENDPOINT_URL")
-    config = Config(retries={"max_attempts": 5, "mode": "standard"},
+    patience = Patience.from_environment()
+    # botocore's 60 s timeouts, with the 6 tries asked for before, kept a command waiting
+    # on a stalled store for six minutes per request
+    config = Config(connect_timeout=patience.stall, read_timeout=patience.silence,
+                    retries={"total_max_attempts": patience.attempts, "mode": "standard"},
+                    tcp_keepalive=True,
                     s3={"addressing_style": "path"} if custom else {},
                     # the checksums are given explicitly (SHA-256), never guessed
                     request_checksum_calculation="when_required",
@@ -194,13 +242,33 @@ def talking_to(where: str) -> Iterator[None]:
         raise StoreError(f"no credentials for {where}",
                          hint="set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, "
                          "or run where an instance role gives them") from None
-    except (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError) as exc:
+    except bx.ReadTimeoutError:
+        patience = Patience.from_environment()
+        raise StoreError(f"{where} stopped answering (nothing for {patience.silence:g} s, "
+                         f"{patience.tries})",
+                         hint=_STALLED_HINT) from None
+    except bx.ConnectTimeoutError:
+        patience = Patience.from_environment()
+        raise StoreError(f"cannot reach {where}: no connection within {patience.stall:g} s "
+                         f"({patience.tries})",
+                         hint="check --endpoint and the network") from None
+    except bx.EndpointConnectionError as exc:
         raise StoreError(f"cannot reach {where}: {_scrubbed(str(exc))}",
                          hint="check --endpoint and the network") from None
+    except bx.ConnectionClosedError:
+        # also what urllib3 makes of a send that made no progress for the connect timeout
+        patience = Patience.from_environment()
+        raise StoreError(f"the connection to {where} broke or stalled (closed, or no progress "
+                         f"for {patience.stall:g} s; {patience.tries})", hint=_STALLED_HINT
+                         ) from None
     except bx.ClientError as exc:
         _raise_refusal(exc, where)
     except bx.BotoCoreError as exc:
         raise StoreError(f"{where}: {_scrubbed(str(exc))}") from None
+
+
+_STALLED_HINT = ("the store or the network is stalled; try again later (a slow store that "
+                 "needs longer: EVIDENCEKIT_S3_TIMEOUT=SECONDS)")
 
 
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s\"'<>]*@")
@@ -262,6 +330,47 @@ def part_size(number: int) -> int:
 
 def _b64_sha256(data: bytes | bytearray | memoryview) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
+
+
+class _PartBody(io.RawIOBase):
+    """A part's bytes as a file, not as one bytes object: urllib3 sends a bytes body with one
+    ``sendall``, whose socket timeout (the connect timeout) then bounds the whole part's
+    sending, so a 16 MiB part on a slow uplink (under about 1.6 MB/s for 10 s) failed however
+    steadily it went. A file is sent 16 KiB at a time, each block under that timeout: a slow
+    link works, a stalled one is noticed. Seekable, so that botocore can hash it for the
+    signature and send it again on a retry."""
+
+    def __init__(self, part: bytearray) -> None:
+        super().__init__()
+        self._view = memoryview(part)
+        self._at = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def __len__(self) -> int:
+        return len(self._view)
+
+    def readinto(self, buffer: Any) -> int:
+        count = min(len(buffer), len(self._view) - self._at)
+        memoryview(buffer).cast("B")[:count] = self._view[self._at : self._at + count]
+        self._at += count
+        return count
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._at, io.SEEK_END: len(self._view)}[whence]
+        self._at = min(max(0, base + offset), len(self._view))
+        return self._at
+
+    def tell(self) -> int:
+        return self._at
+
+    def close(self) -> None:
+        self._view.release()
+        super().close()
 
 
 class ObjectExists(StoreError):
@@ -369,10 +478,11 @@ class ObjectWriter:
 
     def _upload_part(self, number: int, part: bytearray) -> None:
         checksum = _b64_sha256(part)
-        with talking_to(self._where):
+        with talking_to(self._where), _PartBody(part) as body:
             answer = self._client.upload_part(
                 Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, PartNumber=number,
-                Body=part, ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum)
+                Body=body, ContentLength=len(part), ChecksumAlgorithm="SHA256",
+                ChecksumSHA256=checksum)
         self._parts[number] = (len(part), checksum, str(answer["ETag"]))
         spares = self._spare.setdefault(len(part), [])
         if len(spares) < self._threads:
@@ -417,15 +527,30 @@ class ObjectWriter:
         sizes = [(self._parts[n][0], base64.b64decode(self._parts[n][1]).hex()) for n in numbers]
         return Uploaded(self.key, str(answer.get("VersionId") or ""), self.size, sizes)
 
-    def abort(self) -> None:
-        """Give up: no object is left (parts already sent are discarded by the server)."""
+    def abort(self) -> bool:
+        """Give up: no object is left (parts already sent are discarded by the server). False
+        when the store could not be told (stalled, unreachable): the parts then wait there,
+        invisible, for the bucket's lifecycle rule."""
         for future in self._futures:
             future.cancel()
         self._pool.shutdown(wait=True)
         self.held = None
-        with suppress(Exception):  # the error that made us give up is the one to report
+        try:
             self._client.abort_multipart_upload(Bucket=self.bucket, Key=self.key,
                                                 UploadId=self._upload_id)
+        except Exception:  # the error that made us give up is the one to report
+            return False
+        return True
+
+    def give_up(self, error: BaseException) -> None:
+        """Abort, and say in *error* (a StoreError, the store failing mid-upload) what that
+        left: no object either way, but perhaps parts the store could not be told to drop."""
+        aborted = self.abort()
+        if isinstance(error, StoreError) and "nothing was" not in error.message:
+            error.message += ("; nothing was stored" if aborted else
+                              "; nothing was stored, but the parts sent could not be removed "
+                              "(the bucket's lifecycle rule for incomplete uploads will)")
+            error.args = (error.message,)
 
 
 def read_back(client: Any, uploaded: Uploaded, bucket: str) -> str:
@@ -518,8 +643,8 @@ class S3Store:
             if found is None:
                 raise
             return self._found(key, found)
-        except BaseException:
-            writer.abort()
+        except BaseException as exc:
+            writer.give_up(exc)
             raise
         with stored_already(f"{SCHEME}{self.url.bucket}/{key}", "run the same 'evidencekit "
                             "store put' again: it finds the stored copy, checks and records it"):
@@ -722,8 +847,8 @@ class S3Capture:
         try:
             yield cast(BinaryIO, SeekableUpload(writer))
             uploaded = writer.complete()
-        except BaseException:
-            writer.abort()
+        except BaseException as exc:
+            writer.give_up(exc)
             raise
         with stored_already(self.location, f"'evidencekit verify {self.location}' checks it"):
             head = self.store.head(self.key, uploaded.version_id)

@@ -1,0 +1,109 @@
+"""A TCP proxy on 127.0.0.1 in front of a test server that can go slow or stall, as a store or
+a network does: what timeouts must notice (a stall) and must not trip over (a slow link).
+
+:func:`tcp_proxy` is a context manager: it listens before it returns, and stops (closing every
+connection, joining every thread) whatever happens. Each connection it accepts is forwarded to
+*upstream* (``host:port`` on 127.0.0.1; None: nothing behind, the proxy is a server that
+accepts and never answers), the client's bytes at most *rate* bytes a second; once a connection
+has carried more than *stall_after* bytes from the client, the proxy stops reading it (nothing
+more goes through, nothing comes back, the connection stays open) while new connections carry
+on: a part of an upload stalls, a small request (abort) still gets through.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+_BLOCK = 16 << 10
+
+
+@dataclass
+class Proxy:
+    endpoint: str  # http://127.0.0.1:PORT
+    stalls: int = 0  # connections stalled so far
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def stalled(self) -> None:
+        with self._lock:
+            self.stalls += 1
+
+
+@contextmanager
+def tcp_proxy(upstream: int | None, *, stall_after: int | None = None,
+              rate: int | None = None) -> Iterator[Proxy]:
+    listener = socket.create_server(("127.0.0.1", 0))
+    # a small receive buffer: the client's bytes wait at its end, as behind a slow link
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
+    listener.settimeout(0.05)
+    stopping = threading.Event()
+    proxy = Proxy(f"http://127.0.0.1:{listener.getsockname()[1]}")
+    sockets: list[socket.socket] = []
+    threads: list[threading.Thread] = []
+
+    def start(target: object, *args: object) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)  # type: ignore[arg-type]
+        threads.append(thread)
+        thread.start()
+
+    def upward(client: socket.socket, server: socket.socket | None) -> None:
+        carried = 0
+        with contextlib.suppress(OSError):
+            while not stopping.is_set():
+                if stall_after is not None and carried > stall_after:
+                    proxy.stalled()
+                    stopping.wait()
+                    return
+                data = client.recv(_BLOCK)
+                if not data:
+                    break
+                carried += len(data)
+                if server is not None:
+                    server.sendall(data)
+                if rate:
+                    time.sleep(len(data) / rate)
+        if server is not None:
+            with contextlib.suppress(OSError):
+                server.shutdown(socket.SHUT_WR)
+
+    def downward(server: socket.socket, client: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := server.recv(_BLOCK):
+                client.sendall(data)
+        with contextlib.suppress(OSError):
+            client.shutdown(socket.SHUT_WR)
+
+    def accept() -> None:
+        while not stopping.is_set():
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            client.settimeout(None)
+            sockets.append(client)
+            server = None
+            if upstream is not None:
+                server = socket.create_connection(("127.0.0.1", upstream))
+                sockets.append(server)
+                start(downward, server, client)
+            start(upward, client, server)
+
+    start(accept)
+    try:
+        yield proxy
+    finally:
+        stopping.set()
+        threads[0].join(timeout=5)  # accept(): no new connection after this
+        for s in [*sockets, listener]:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+        for thread in threads:
+            thread.join(timeout=5)
