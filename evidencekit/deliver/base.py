@@ -32,13 +32,37 @@ class BundleFacts:
     # the file as it was when verified (file_state): a destination refuses to complete a copy
     # of a file that has changed since, so what it stores is what was verified
     verified_state: tuple[int, ...] | None = None
+    # its signed seal and custody events (JSON as signed): what a copy found at a destination
+    # is compared with (:meth:`why_not_a_copy`)
+    seal_json: bytes = b""
+    custody: tuple[bytes, ...] = ()
 
     @classmethod
     def of(cls, report: Report, verified_state: tuple[int, ...] | None = None) -> BundleFacts:
         require_intact(report)
         assert report.seal is not None and report.payload_sha256 is not None
         return cls(report.seal.case_id, report.events[0].host, report.payload_sha256,
-                   verified_state)
+                   verified_state, report.seal.to_json(),
+                   tuple(event.to_json() for event in report.events))
+
+    def why_not_a_copy(self, found: Report) -> str | None:
+        """None when *found* (the public verification of a bundle found at a destination) is
+        this bundle as it is or was: intact, the same seal and payload, and a custody log that
+        this one's begins with (the copy was delivered before later events were added here).
+        Otherwise what differs, in a few words."""
+        if not found.ok:
+            errors = found.findings.errors
+            return "it is not an intact bundle" + (
+                f" ({errors[0].where}: {errors[0].problem})" if errors else "")
+        if found.seal is None or found.seal.to_json() != self.seal_json:
+            return "it is another bundle (another seal)"
+        if found.payload_sha256 != self.payload_sha256:
+            return "its payload is not this bundle's"
+        theirs = tuple(event.to_json() for event in found.events)
+        if theirs != self.custody[: len(theirs)]:
+            return ("its custody log is not this bundle's (events this one does not have, or "
+                    "other ones)")
+        return None
 
     def changed_since_verified(self, bundle: Path) -> bool:
         return self.verified_state is not None and file_state(bundle) != self.verified_state

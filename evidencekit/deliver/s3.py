@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import json
 import os
 import re
 import threading
@@ -37,7 +38,7 @@ from typing import Any, BinaryIO, NoReturn, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from evidencekit.deliver.base import BundleFacts, Delivery
-from evidencekit.errors import BundleError, Interrupted, StoreError, UsageError
+from evidencekit.errors import BundleError, InputError, Interrupted, StoreError, UsageError
 from evidencekit.progress import Progress
 
 SCHEME = "s3://"
@@ -618,7 +619,7 @@ class S3Store:
         key = object_key(self.url.prefix, facts)
         existing = self.head(key)
         if existing is not None:
-            return self._found(key, existing)
+            return self._found(key, existing, facts, progress)
         digest = _sha256_of_file(bundle)
         writer = ObjectWriter(self.client, self.url.bucket, key, self.lock,
                               {"sha256": digest})
@@ -642,7 +643,7 @@ class S3Store:
             found = self.head(key)
             if found is None:
                 raise
-            return self._found(key, found)
+            return self._found(key, found, facts, progress)
         except BaseException as exc:
             writer.give_up(exc)
             raise
@@ -656,11 +657,56 @@ class S3Store:
             assert facts_now is not None
             return self.delivery(key, self.ensure_locked(key, facts_now), already_there=False)
 
-    def _found(self, key: str, head: dict[str, Any]) -> Delivery:
-        """An earlier delivery under *key*: taken as this one only when nobody wrote over it
-        (the newest version would otherwise be locked and recorded as the bundle)."""
-        the_only_version(self.client, S3Url(self.url.bucket, key))
+    def _found(self, key: str, head: dict[str, Any], facts: BundleFacts,
+               progress: Progress) -> Delivery:
+        """An object under *key* already: taken as an earlier delivery of this bundle only when
+        nobody wrote over it (the newest version would otherwise be locked and recorded as the
+        bundle) and it is this bundle (:meth:`_is_this_bundle`); otherwise BundleError, and
+        nothing is stored or recorded."""
+        url = S3Url(self.url.bucket, key)
+        version = the_only_version(self.client, url) or str(head.get("VersionId") or "")
+        why_not = None if self._recorded(key, head, facts) else self._why_not_this_bundle(
+            url, version, facts, progress)
+        if why_not is not None:
+            raise BundleError(f"{url} exists and is not this bundle: {why_not}; nothing was "
+                              "stored or recorded",
+                              hint="find out who put it there (aws s3api head-object); keep "
+                              "this bundle under another prefix (s3://BUCKET/OTHER/)")
         return self.delivery(key, self.ensure_locked(key, head), already_there=True)
+
+    def _recorded(self, key: str, head: dict[str, Any], facts: BundleFacts) -> bool:
+        """Whether the bundle's own signed custody log names this very version, stored by an
+        earlier ``store put`` (a retry after success): a version id names bytes that never
+        change, so nothing needs reading. Not for a store without versions (no id, or 'null':
+        another object could have taken the key since)."""
+        version = str(head.get("VersionId") or "")
+        if version in ("", "null"):
+            return False
+        wanted = {"destination": "s3", "endpoint": self.endpoint or "",
+                  "bucket": self.url.bucket, "key": key, "version_id": version,
+                  "size": str(head.get("ContentLength", ""))}
+        return any(_recorded_delivery(event, wanted) for event in facts.custody)
+
+    def _why_not_this_bundle(self, url: S3Url, version: str, facts: BundleFacts,
+                             progress: Progress) -> str | None:
+        """Read the object found (once, by ranges, nothing on disk) and verify it as a bundle:
+        None when it is this bundle as it is or was (an upload completed whose recording was
+        interrupted, perhaps before later events were added here), else what differs. The
+        metadata's SHA-256 is not trusted: whoever may write to the bucket sets it."""
+        from evidencekit.format.reader import open_stream
+        from evidencekit.verify import verify
+
+        try:
+            opened = open_stream(cast(BinaryIO, RemoteObject(self.client, url, version)),
+                                 Path(url.key))
+        except (BundleError, InputError) as exc:
+            return f"it is not a bundle ({exc.message})"
+        try:
+            with talking_to(str(url)):
+                found = verify(opened.path, opened=opened, progress=progress)
+        finally:
+            opened.close()
+        return facts.why_not_a_copy(found)
 
     def ensure_locked(self, key: str, head: dict[str, Any]) -> dict[str, Any]:
         """The object's head once it holds the protection asked for. A store may ignore the lock
@@ -756,6 +802,15 @@ def _without_secrets(endpoint: str) -> str:
     if parts.port is not None:
         netloc += f":{parts.port}"
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _recorded_delivery(event_json: bytes, wanted: dict[str, str]) -> bool:
+    """Whether a custody event (its JSON as signed) is a ``transferred`` event whose details
+    hold every item of *wanted*."""
+    event = json.loads(event_json)
+    details = event.get("details") or {}
+    return bool(event.get("action") == "transferred"
+                and all(details.get(name) == value for name, value in wanted.items()))
 
 
 def _sha256_of_file(path: Path) -> str:

@@ -356,3 +356,70 @@ def test_an_endpoint_from_the_environment_is_recorded(bundle: Path, keys: dict[s
     assert result.code == 0, result.stdout + result.stderr
     assert result.json()["details"]["endpoint"] == s3_server.endpoint
     assert verify(bundle).events[-1].details["endpoint"] == s3_server.endpoint
+
+
+def _key_of(bundle: Path) -> str:
+    """The key `store put BUNDLE s3://BUCKET/` takes."""
+    from evidencekit.deliver import checked_facts
+    from evidencekit.deliver.s3 import object_key
+
+    return object_key("", checked_facts(bundle)[0])
+
+
+@pytest.mark.parametrize("what", ["not a bundle", "another bundle"])
+def test_put_refuses_a_key_that_holds_something_else(
+        what: str, bundle: Path, keys: dict[str, Any], tree: Path, tmp_path: Path,
+        s3_server: S3Server) -> None:
+    """An object at the bundle's key is taken as an earlier delivery only if it is this
+    bundle: the metadata's SHA-256 (sha256) is whatever whoever put it there wrote."""
+    bucket = s3_server.new_bucket()
+    key = _key_of(bundle)
+    if what == "not a bundle":
+        body = b"not evidence"
+    else:
+        other = tmp_path / "other.evidence"
+        made = invoke("capture", tree, "--case", "CASE-1", "-R", keys["recipient"],
+                      "--sign-key", keys["signer"], "-o", other)
+        assert made.code == 0, made.stderr
+        body = other.read_bytes()
+    client = s3_server.client()
+    client.put_object(Bucket=bucket, Key=key, Body=body, Metadata={
+        "sha256": hashlib.sha256(bundle.read_bytes()).hexdigest()})
+    before = bundle.read_bytes()
+    result = _put(bundle, keys, s3_server, f"s3://{bucket}/", "--retain-days", "1")
+    assert result.code == 1, result.stdout + result.stderr
+    message = result.json()["error"]["message"]
+    assert f"s3://{bucket}/{key} exists and is not this bundle: " in message
+    assert ("it is not a bundle" if what == "not a bundle" else "another seal") in message
+    assert message.endswith("nothing was stored or recorded")
+    assert bundle.read_bytes() == before
+    assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == body
+    assert len(client.list_object_versions(Bucket=bucket)["Versions"]) == 1
+
+
+def test_an_upload_whose_recording_was_lost_is_found_by_reading_it(
+        bundle: Path, keys: dict[str, Any], tmp_path: Path, s3_server: S3Server) -> None:
+    """The object holds this bundle as it was before a later custody event (the upload
+    completed, its recording was lost, then the bundle was copied elsewhere): taken as the
+    delivery. The reverse, a stored copy with an event this bundle lacks, is refused."""
+    bucket = s3_server.new_bucket()
+    key = _key_of(bundle)
+    as_captured = bundle.read_bytes()
+    client = s3_server.client()
+    client.put_object(Bucket=bucket, Key=key, Body=as_captured)
+    copied = invoke("store", "put", bundle, tmp_path / "copy.evidence", "--sign-key",
+                    keys["signer"])
+    assert copied.code == 0, copied.stderr
+    found = _put(bundle, keys, s3_server, f"s3://{bucket}/", "--retain-days", "1")
+    assert found.code == 0, found.stdout + found.stderr
+    assert found.json()["already_there"] is True and found.json()["custody_event"] == 3
+    assert len(client.list_object_versions(Bucket=bucket)["Versions"]) == 1
+
+    older = tmp_path / "older.evidence"
+    older.write_bytes(as_captured)
+    ahead = s3_server.new_bucket()
+    client.put_object(Bucket=ahead, Key=key, Body=bundle.read_bytes())  # 3 events
+    refused = _put(older, keys, s3_server, f"s3://{ahead}/", "--retain-days", "1")
+    assert refused.code == 1, refused.stdout + refused.stderr
+    assert "its custody log is not this bundle's" in refused.json()["error"]["message"]
+    assert older.read_bytes() == as_captured
