@@ -366,6 +366,7 @@ def _key_of(bundle: Path) -> str:
     return object_key("", checked_facts(bundle)[0])
 
 
+@pytest.mark.slow  # the session's SeaweedFS
 @pytest.mark.parametrize("what", ["not a bundle", "another bundle"])
 def test_put_refuses_a_key_that_holds_something_else(
         what: str, bundle: Path, keys: dict[str, Any], tree: Path, tmp_path: Path,
@@ -397,6 +398,7 @@ def test_put_refuses_a_key_that_holds_something_else(
     assert len(client.list_object_versions(Bucket=bucket)["Versions"]) == 1
 
 
+@pytest.mark.slow  # the session's SeaweedFS
 def test_an_upload_whose_recording_was_lost_is_found_by_reading_it(
         bundle: Path, keys: dict[str, Any], tmp_path: Path, s3_server: S3Server) -> None:
     """The object holds this bundle as it was before a later custody event (the upload

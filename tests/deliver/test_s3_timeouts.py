@@ -45,6 +45,7 @@ def test_patience_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) ->
             Patience.from_environment()
 
 
+@pytest.mark.slow  # the session's SeaweedFS, and timeouts waited for
 def test_a_store_that_never_answers_is_given_up_in_bounded_time(
         bundle: Path, keys: dict[str, Any], s3_server: S3Server) -> None:
     """It accepts the connection and reads the request, then nothing: botocore's defaults
@@ -68,6 +69,7 @@ def test_a_store_that_never_answers_is_given_up_in_bounded_time(
     assert bundle.read_bytes() == before  # no custody event: nothing was stored
 
 
+@pytest.mark.slow  # the session's SeaweedFS, and timeouts waited for
 def test_a_capture_whose_upload_stalls_aborts_it_and_leaves_no_object(
         tmp_path: Path, tree: Path, keys: dict[str, Any], user: Path,
         s3_server: S3Server) -> None:
@@ -95,6 +97,7 @@ def test_a_capture_whose_upload_stalls_aborts_it_and_leaves_no_object(
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing on local disk
 
 
+@pytest.mark.slow  # the session's SeaweedFS, and timeouts waited for
 def test_a_slow_link_that_keeps_moving_completes_a_16_mib_part(
         s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
     """4 MB/s with a 2 s timeout: the part takes about 4 s to send. A part given to botocore as
