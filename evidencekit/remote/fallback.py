@@ -11,7 +11,7 @@ from pathlib import Path
 from evidencekit.capture import CaptureRequest, CaptureResult, capture
 from evidencekit.errors import RemoteError
 from evidencekit.remote.receive import ErrorChannel, RemoteRequest
-from evidencekit.remote.sftp import SftpError, SftpSession
+from evidencekit.remote.sftp import SftpError, SftpSession, SftpStalled
 from evidencekit.remote.ssh import connection
 from evidencekit.sources.remote_logical import RemoteHost, RemoteLogicalSource, remote_paths
 
@@ -27,7 +27,11 @@ def capture_over_sftp(request: RemoteRequest, command_line: list[str],
         assert process.stderr is not None
         errors = ErrorChannel(process.stderr)
         try:
-            session = SftpSession(process)
+            session = SftpSession(process, request.stall_timeout, str(endpoint))
+        except SftpStalled:
+            process.kill()
+            process.wait()
+            raise
         except SftpError:
             process.kill()
             process.wait()

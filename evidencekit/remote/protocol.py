@@ -162,7 +162,7 @@ def receive(source: IO[bytes], fd: int, advance: Callable[[int], None],
     protocol; Stalled if nothing arrives for *stall* seconds; what *advance* raises (called
     with each new frame's byte count once it is written: progress, limits). The caller removes
     the file then."""
-    incoming = _Incoming(source, stall)
+    incoming = Incoming(source, stall)
     magic = incoming.exactly(len(MAGIC))
     if magic != MAGIC:
         raise StreamBroken("it did not answer as evidencekit does")
@@ -196,9 +196,10 @@ def receive(source: IO[bytes], fd: int, advance: Callable[[int], None],
             raise StreamBroken(f"a frame at {offset} overlaps the end of what arrived")
 
 
-class _Incoming:
+class Incoming:
     """The stream's bytes, read exactly as asked (nothing read ahead), waiting at most *stall*
-    seconds for each (when *source* is a pipe; a test's bytes in memory never wait)."""
+    seconds for each (when *source* is a pipe; a test's bytes in memory never wait). Also
+    what the SFTP client (evidencekit.remote.sftp) reads its answers with."""
 
     def __init__(self, source: IO[bytes], stall: float | None) -> None:
         self._source = source
@@ -234,7 +235,7 @@ class _Incoming:
         return data
 
 
-def _require_end(incoming: _Incoming) -> None:
+def _require_end(incoming: Incoming) -> None:
     """Nothing after the end frame, and the stream closed within _END_GRACE seconds (the
     remote evidencekit closes it after the end frame): a sender that keeps it open, writing
     nothing, would otherwise be waited for without end."""

@@ -4,6 +4,11 @@
 Only what reading evidence needs: LSTAT, OPENDIR/READDIR, READLINK, OPEN for reading, READ
 (several requests in flight, so that a file comes at the link's speed), FSTAT, CLOSE. Nothing
 that writes or changes anything on the server is ever sent.
+
+The server may be the compromised host's: an answer to a READ longer than asked is refused (it
+would shift every byte after it), data past the size the file had when listed is noted (the file
+grew, or the server lies) and never stored, and a server that stops answering is given up after
+the stall timeout (SftpStalled: the whole capture ends, nothing kept).
 """
 
 from __future__ import annotations
@@ -14,6 +19,9 @@ import subprocess
 from collections import deque
 from dataclasses import dataclass
 from typing import IO
+
+from evidencekit.errors import RemoteError
+from evidencekit.remote import protocol
 
 _INIT, _VERSION = 1, 2
 _OPEN, _CLOSE, _READ, _LSTAT, _FSTAT = 3, 4, 5, 7, 8
@@ -30,6 +38,17 @@ _LARGEST_PACKET = 1 << 20
 
 class SftpError(OSError):
     """A request the server refused (its status code and message) or a broken session."""
+
+
+class SftpStalled(RemoteError):
+    """The SFTP server stopped answering: the capture ends there, nothing kept (not an
+    OSError: one file's read error would let the next request wait as long again)."""
+
+
+def _refused(what: str) -> SftpError:
+    error = SftpError(what)
+    error.strerror = what
+    return error
 
 
 @dataclass(frozen=True)
@@ -96,10 +115,12 @@ def _string(data: bytes) -> bytes:
 class SftpSession:
     """One SFTP session over *process* (``ssh … -s HOST sftp``), its pipes as given."""
 
-    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+    def __init__(self, process: subprocess.Popen[bytes], stall: float | None = None,
+                 where: str = "the host") -> None:
         assert process.stdin is not None and process.stdout is not None
         self.process = process
-        self._in: IO[bytes] = process.stdout
+        self._in = protocol.Incoming(process.stdout, stall)
+        self._where = where
         self._out: IO[bytes] = process.stdin
         self._next_id = 0
         self._send(_INIT, struct.pack(">I", 3), with_id=False)
@@ -121,14 +142,15 @@ class SftpSession:
         return request
 
     def _exactly(self, count: int) -> bytes:
-        parts = []
-        while count:
-            block = self._in.read(count)
-            if not block:
-                raise SftpError("the SFTP session ended")
-            parts.append(block)
-            count -= len(block)
-        return b"".join(parts)
+        try:
+            return bytes(self._in.exactly(count))
+        except protocol.Stalled as exc:
+            raise SftpStalled(f"the SFTP server on {self._where} stopped answering ({exc}); "
+                              "the capture was ended and nothing was kept",
+                              hint="the host or the link may be stuck: run it again, or with "
+                              "a longer --stall-timeout") from None
+        except protocol.StreamBroken:
+            raise SftpError("the SFTP session ended") from None
 
     def _packet(self) -> tuple[int, bytes]:
         (length,) = struct.unpack(">I", self._exactly(4))
@@ -186,10 +208,12 @@ class SftpSession:
             self._close(handle)
         return sorted(found)
 
-    def open(self, path: bytes) -> RemoteFile:
+    def open(self, path: bytes, size: int | None = None) -> RemoteFile:
+        """*path* open for reading; *size*, what it was listed with, is what data past is
+        noted against (RemoteFile.past_size)."""
         body = _string(path) + struct.pack(">II", _READ_FLAG, 0)
         handle = self._expect(self._send(_OPEN, body), _HANDLE, _text(path)).string()
-        return RemoteFile(self, handle, path)
+        return RemoteFile(self, handle, path, size)
 
     def _close(self, handle: bytes) -> None:
         kind, _reader = self._reply(self._send(_CLOSE, _string(handle)))
@@ -209,34 +233,34 @@ class SftpSession:
 class RemoteFile:
     """A file open for reading, read in order with several READs in flight."""
 
-    def __init__(self, session: SftpSession, handle: bytes, path: bytes) -> None:
+    def __init__(self, session: SftpSession, handle: bytes, path: bytes,
+                 size: int | None = None) -> None:
         self._session = session
         self._handle = handle
         self._path = path
-        self._pending: deque[int] = deque()
+        self._size = size
+        self._pending: deque[tuple[int, int]] = deque()  # (request, offset) of READs sent
         self._offset = 0  # of the next READ to send
         self._eof = False
-        self._left = b""
+        self.past_size = False  # data came past *size* (the file grew, or the server lies)
 
     def _fill(self) -> None:
         while not self._eof and len(self._pending) < _IN_FLIGHT:
             body = _string(self._handle) + struct.pack(">QI", self._offset, _CHUNK)
-            self._pending.append(self._session._send(_READ, body))
+            self._pending.append((self._session._send(_READ, body), self._offset))
             self._offset += _CHUNK
 
     def read(self) -> bytes:
         """The next bytes in order; b"" at the end."""
-        if self._left:
-            data, self._left = self._left, b""
-            return data
         self._fill()
         while self._pending:
-            request = self._pending.popleft()
+            request, offset = self._pending.popleft()
             kind, reader = self._session._reply(request)
             if kind == _DATA:
-                data = reader.string()
+                data = self._data(reader, offset)
                 if len(data) < _CHUNK:  # a short read: ask again from where it stopped
-                    self._restart(request, len(data))
+                    self._drain(errors_count=True)  # those sent asked for the wrong offsets
+                    self._offset = offset + len(data)
                 return data
             if kind == _STATUS and reader.u32() == _EOF:
                 self._eof = True
@@ -245,27 +269,39 @@ class RemoteFile:
             raise _status_error(reader, _text(self._path))
         return b""
 
-    def _restart(self, request: int, got: int) -> None:
-        """After a short answer the requests already sent ask for the wrong offsets: drain
-        them and ask again from the byte after the short one."""
-        ahead = len(self._pending)
-        position = self._offset - (ahead + 1) * _CHUNK + got
-        while self._pending:
-            pending = self._pending.popleft()
-            kind, reader = self._session._reply(pending)
-            if kind == _STATUS and reader.u32() not in (_EOF,):
-                reader.at -= 4
-                raise _status_error(reader, _text(self._path))
-        self._offset = position
+    def _data(self, reader: _Reader, offset: int) -> bytes:
+        data = reader.string()
+        if len(data) > _CHUNK:
+            raise _refused(f"the SFTP server answered a READ of {_CHUNK} bytes at byte {offset} "
+                           f"with {len(data)} bytes; not read further")
+        if self._size is not None and offset + len(data) > self._size:
+            self.past_size = True
+        return data
 
     def fstat(self) -> Attrs:
         self._drain()
         return self._session._expect(self._session._send(_FSTAT, _string(self._handle)),
                                      _ATTRS, _text(self._path)).attrs()
 
-    def _drain(self) -> None:
+    def _drain(self, errors_count: bool = False) -> None:
+        """The answers to the READs still in flight, all read (the session stays in step) and
+        dropped, their data not asked for after all: data past the size listed is noted, an
+        answer longer than asked refused, and with *errors_count* a refusal too (at the end,
+        reads past the end may be refused as a server likes)."""
+        problem: SftpError | None = None
         while self._pending:
-            self._session._reply(self._pending.popleft())
+            request, offset = self._pending.popleft()
+            kind, reader = self._session._reply(request)
+            try:
+                if kind == _DATA:
+                    self._data(reader, offset)
+                elif kind == _STATUS and reader.u32() != _EOF and errors_count:
+                    reader.at -= 4
+                    raise _status_error(reader, _text(self._path))
+            except SftpError as exc:
+                problem = problem or exc
+        if problem is not None:
+            raise problem
 
     def close(self) -> None:
         self._drain()

@@ -241,7 +241,7 @@ class _SftpContent:
     def readinto(self, buffer: memoryview) -> int:
         try:
             if self._file is None:
-                self._file = self._session.open(self._path)
+                self._file = self._session.open(self._path, self._attrs.size)
             if not self._left:
                 self._left = memoryview(self._file.read())
         except SftpError as exc:
@@ -261,6 +261,10 @@ class _SftpContent:
             self._file.close()
         except SftpError as exc:
             return [f"it could not be checked after reading: {exc.strerror or exc}"]
+        if self._file.past_size:
+            found.append(f"the server sent data past the {self._attrs.size} bytes it listed "
+                         f"(the file grew, or the server is not to be trusted); the first "
+                         f"{self._attrs.size} bytes are stored")
         if after.size != self._attrs.size:
             found.append(f"its size changed while it was read (from {self._attrs.size} to "
                          f"{after.size} bytes)")

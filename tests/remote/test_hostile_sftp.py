@@ -8,6 +8,7 @@ import shlex
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 
 from tests.support import sshd as sshd_support
 from tests.support.cli import run_cli
+from tests.support.hostile_sftp import CONTENT
 
 WORKTREE = Path(__file__).resolve().parents[2]
 
@@ -44,12 +46,13 @@ def served() -> Iterator[tuple[sshd_support.Sshd, Path]]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _capture(server: sshd_support.Sshd, keys: dict[str, Path], out: Path) -> object:
+def _capture(server: sshd_support.Sshd, keys: dict[str, Path], out: Path,
+             *extra: str) -> object:
     config = out.parent / "config"
     config.mkdir(exist_ok=True)
     return run_cli("capture", "--remote", server.remote, "--host-key", server.fingerprint,
                    "--ssh-identity", server.client_key, "--sftp", "-R", keys["recipient"],
-                   "--sign-key", keys["signer"], "--case", "IR-7", "-o", out, "--json", "/x",
+                   "--sign-key", keys["signer"], "--case", "IR-7", "-o", out, "--json", *extra, "/x",
                    env={"XDG_CONFIG_HOME": str(config), "PYTHONPATH": str(WORKTREE)})
 
 
@@ -75,3 +78,52 @@ def test_answers_out_of_order_leave_no_traceback(
     done = _capture(server, keys, out)
     assert done.code in (0, 2, 3), done.stderr[-3000:]  # type: ignore[attr-defined]
     assert "internal error" not in done.stderr  # type: ignore[attr-defined]
+
+
+def _problems(done: object) -> dict[str, str]:
+    found = done.json()["problems"]  # type: ignore[attr-defined]
+    return {p["path"].rsplit("\u2215", 1)[-1]: p["problem"] for p in found}
+
+
+def test_an_answer_longer_than_the_read_asked_is_refused(
+        served: tuple[sshd_support.Sshd, Path], keys: dict[str, Path], tmp_path: Path) -> None:
+    """Taken, the 100 bytes more shifted every byte after them: a file silently not the one
+    served, exit 0."""
+    server, mode = served
+    mode.write_text("long-read")
+    out = tmp_path / "x.evidence"
+    done = _capture(server, keys, out)
+    assert done.code == 3, done.stderr[-3000:]  # type: ignore[attr-defined]
+    problem = _problems(done)["f.txt"]
+    assert "answered a READ of 65536 bytes at byte 0 with 65636 bytes" in problem, problem
+
+
+def test_data_past_the_size_listed_is_recorded_and_not_stored(
+        served: tuple[sshd_support.Sshd, Path], keys: dict[str, Path], tmp_path: Path) -> None:
+    server, mode = served
+    mode.write_text("past-eof")
+    out = tmp_path / "x.evidence"
+    done = _capture(server, keys, out)
+    assert done.code == 3, done.stderr[-3000:]  # type: ignore[attr-defined]
+    problem = _problems(done)["f.txt"]
+    assert "sent data past the 200192 bytes it listed" in problem, problem
+    folder = tmp_path / "extracted"
+    extracted = run_cli("extract", out, "-i", keys["identity"], "-o", folder, env={
+        "XDG_CONFIG_HOME": str(tmp_path / "config")})
+    assert extracted.code in (0, 3, 6), extracted.stdout + extracted.stderr
+    stored = [f for f in folder.rglob("*f.txt") if f.is_file()]
+    assert len(stored) == 1 and stored[0].read_bytes() == CONTENT
+
+
+def test_a_server_that_stops_answering_is_given_up(
+        served: tuple[sshd_support.Sshd, Path], keys: dict[str, Path], tmp_path: Path) -> None:
+    server, mode = served
+    mode.write_text("stalled")
+    out = tmp_path / "x.evidence"
+    started = time.monotonic()
+    done = _capture(server, keys, out, "--stall-timeout", "5")
+    assert time.monotonic() - started < 60
+    assert done.code == 2, done.stderr[-3000:]  # type: ignore[attr-defined]
+    message = done.json()["error"]["message"]  # type: ignore[attr-defined]
+    assert "stopped answering (nothing arrived for 5 seconds)" in message, message
+    assert not [n for n in os.listdir(tmp_path) if out.name in n]

@@ -3,7 +3,10 @@
 ``/x`` holding ``f.txt`` (200,000 bytes), and as MODE says:
 
 - ``empty-name``: ``/x`` also lists an entry whose name is empty (``/x/`` is ``/x`` again);
-- ``reordered``: answers the READs it has been sent in reverse order.
+- ``reordered``: answers the READs it has been sent in reverse order;
+- ``long-read``: answers the first READ with 100 bytes more than asked;
+- ``past-eof``: answers READs past the end of ``f.txt`` with data, never with EOF;
+- ``stalled``: never answers a READ (the session held open).
 """
 
 from __future__ import annotations
@@ -95,6 +98,12 @@ class _Server:
         elif kind == 5:  # READ
             offset, count = struct.unpack_from(">QI", body, 8 + len(argument))
             data = CONTENT[offset:offset + count]
+            if self.mode == "stalled":
+                return
+            if self.mode == "long-read" and offset == 0:
+                data = CONTENT[:count + 100]
+            if self.mode == "past-eof" and offset >= len(CONTENT):
+                data = b"\xee" * count
             reply = struct.pack(">I", request) + _string(data)
             if not data:
                 self.status(request, 1)
