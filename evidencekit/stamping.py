@@ -27,7 +27,6 @@ from evidencekit.custody.append import (
 from evidencekit.errors import BundleError
 from evidencekit.format.documents import SEAL_SIG, timestamp_member
 from evidencekit.format.reader import open_bundle, timestamp_names
-from evidencekit.verify import verify
 
 
 @dataclass
@@ -53,6 +52,8 @@ def add_timestamps(bundle: Path, urls: Sequence[str],
                    waiting: Callable[[], None] | None = None) -> Stamped:
     """Ask every TSA in *urls* to timestamp the bundle's seal signature and append the good
     answers (docs/FORMAT.md §6.1). With *roots*, an answer must also verify against them."""
+    from evidencekit.verify import verify  # here: capture declares --tsa, and reads no bundle
+
     signature = _seal_signature(bundle)
     result = Stamped()
     tokens: list[tuple[str, timestamps.Token]] = []

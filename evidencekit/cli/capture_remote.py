@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 
 import click
 
@@ -33,16 +33,7 @@ from evidencekit.crypto.keys import SigningKey
 from evidencekit.errors import ExitCode, UsageError
 from evidencekit.hostinfo import host_name
 from evidencekit.remote import protocol
-from evidencekit.remote.fallback import capture_over_sftp
-from evidencekit.remote.receive import (
-    PROBLEM_PREFIX,
-    SERVE_COMMAND,
-    STALL_TIMEOUT,
-    NotInstalled,
-    RemoteRequest,
-    RemoteResult,
-    capture_remote,
-)
+from evidencekit.remote.protocol import PROBLEM_PREFIX, SERVE_COMMAND, STALL_TIMEOUT
 from evidencekit.remote.ssh import (
     Endpoint,
     HostKey,
@@ -51,7 +42,9 @@ from evidencekit.remote.ssh import (
     pin_from_known_hosts,
 )
 from evidencekit.sources.files.profiles.model import parse_size
-from evidencekit.sources.remote_logical import ACCESS_TIME, NOT_RECORDED
+
+if TYPE_CHECKING:  # the receiver and the SFTP fallback are imported when --remote is used
+    from evidencekit.remote.receive import RemoteRequest, RemoteResult
 
 _META = "evidencekit.remote"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -227,6 +220,9 @@ def run_remote(asked: RemoteAsked, paths: tuple[Path, ...], output: Path, case: 
                as_json: bool, progress: str) -> int:
     """capture --remote, from the options cmd_capture.py parsed (*case* without an examiner
     takes the signing key's name, as a local capture does)."""
+    from evidencekit.remote.fallback import capture_over_sftp
+    from evidencekit.remote.receive import NotInstalled, RemoteRequest, capture_remote
+
     check_case(case)
     fs.require_new(output)
     signing = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json, may_create=True)
@@ -259,6 +255,8 @@ def run_remote(asked: RemoteAsked, paths: tuple[Path, ...], output: Path, case: 
 
 def say_sftp(result: CaptureResult, request: RemoteRequest, case: CaseInfo,
              as_json: bool) -> int:
+    from evidencekit.sources.remote_logical import ACCESS_TIME, NOT_RECORDED
+
     code = ExitCode.OK if result.seal.complete else ExitCode.CAPTURE_INCOMPLETE
     logical: dict[str, Any] = {"host": str(request.endpoint),
                                "host_key": request.host_key.fingerprint,

@@ -187,8 +187,9 @@ def capture_command(sources: tuple[Path, ...], output: Path | str | None, case_i
                                     hashes=hashes, status=partial(show_status, bar),
                                     spool_folder=spool_folder)
                        for device in devices)
-        piped += live_sources(live or bool(selection and selection.profile.live), memory_tool,
-                              memory_timeout)
+        live_state = live_sources(live or bool(selection and selection.profile.live),
+                                  memory_tool, memory_timeout)
+        piped += live_state
         piped += web
         mail = capture_mail.requested()  # asks for the password now, before any other work
         if (not paths and not piped and not mail and interactive() and not as_json
@@ -256,7 +257,7 @@ def capture_command(sources: tuple[Path, ...], output: Path | str | None, case_i
             render.emit_json(document)
         else:
             render.capture_text(result)
-            say_live_done(piped)
+            say_live_done(live_state)
             if mailbox is not None:
                 capture_mail.say_done(mailbox)
             capture_web.say_done(web)

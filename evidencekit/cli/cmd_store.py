@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -23,15 +23,6 @@ from evidencekit.cli.app import (
     run,
     signing_options,
 )
-from evidencekit.custody.events import EventRequest
-from evidencekit.deliver import (
-    Delivery,
-    Destination,
-    LocalFile,
-    already_recorded,
-    checked_facts,
-    record_delivery,
-)
 from evidencekit.errors import (
     EvidenceKitError,
     ExitCode,
@@ -39,6 +30,10 @@ from evidencekit.errors import (
     OutputError,
     UsageError,
 )
+
+if TYPE_CHECKING:  # capture declares this module's options: it imports deliver when it stores
+    from evidencekit.custody.events import EventRequest
+    from evidencekit.deliver import Delivery, Destination
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -83,6 +78,9 @@ def store_put(bundle: Path, destination: str, retain_until: str | None,
     add a signed 'transferred' event to BUNDLE naming where it went."""
 
     def body() -> int:
+        from evidencekit.custody.events import EventRequest
+        from evidencekit.deliver import already_recorded, checked_facts
+
         target = _destination(destination, retain_until, retain_days, legal_hold, no_lock,
                               endpoint)
         key = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json)
@@ -101,6 +99,8 @@ def store_put(bundle: Path, destination: str, retain_until: str | None,
 def _record(bundle: Path, delivery: Delivery, request: EventRequest, report: Any) -> Any:
     """The delivery's custody event; when it cannot be added (a full disk), the error says that
     the copy exists all the same (it may be locked for years) and how to record it later."""
+    from evidencekit.deliver import record_delivery
+
     try:
         return record_delivery(bundle, delivery, request, report,
                                waiting=render.waiting_for_writer(bundle))
@@ -121,7 +121,7 @@ def _record(bundle: Path, delivery: Delivery, request: EventRequest, report: Any
 
 def _destination(text: str, retain_until: str | None, retain_days: int | None,
                  legal_hold: bool, no_lock: bool, endpoint: str | None) -> Destination:
-    from evidencekit.deliver import s3
+    from evidencekit.deliver import LocalFile, s3
 
     if not s3.is_s3_url(text):
         if retain_until or retain_days is not None or legal_hold or no_lock or endpoint:
@@ -280,9 +280,9 @@ class BundleOrStore(click.ParamType):  # type: ignore[type-arg]
 
     def convert(self, value: Any, param: click.Parameter | None,
                 ctx: click.Context | None) -> Path | str:
-        from evidencekit.deliver import s3
-
-        if isinstance(value, str) and s3.is_s3_url(value):
+        # s3.is_s3_url, without importing the store (deliver imports custody and verify) for
+        # every local bundle a capture writes
+        if isinstance(value, str) and value.lower().startswith("s3://"):
             return value
         return self._local.convert(value, param, ctx)
 

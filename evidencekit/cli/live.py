@@ -1,26 +1,33 @@
 """``capture --live``, ``--memory-tool``, ``--memory-timeout``: the options and the checks made
-before anything is collected (evidencekit.sources.live collects)."""
+before anything is collected (evidencekit.sources.live collects).
+
+evidencekit.sources.live (and psutil with it) is imported only when --live is used: every
+capture declares these options (start-up cost, tests/cli/test_startup.py)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from evidencekit.cli import render
 from evidencekit.errors import UsageError
-from evidencekit.sources.live import DEFAULT_IDLE_TIMEOUT, LiveSource
-from evidencekit.sources.live.common import is_root
+
+if TYPE_CHECKING:
+    from evidencekit.sources.live import LiveSource
 
 F = TypeVar("F", bound=Callable[..., Any])
+# sources.live.memory.DEFAULT_IDLE_TIMEOUT, which the tests check this is (importing it here
+# would import the live source, psutil included, into every capture)
+MEMORY_IDLE_TIMEOUT = 120.0
 
 
 def live_options(command: F) -> F:
     command = click.option(
-        "--memory-timeout", type=click.FloatRange(min=1), default=DEFAULT_IDLE_TIMEOUT,
+        "--memory-timeout", type=click.FloatRange(min=1), default=MEMORY_IDLE_TIMEOUT,
         show_default=True, metavar="SECONDS",
         help="Stop the memory tool when it writes nothing for this long (recorded).")(command)
     command = click.option(
@@ -54,15 +61,20 @@ def live_sources(live: bool, memory_tool: Path | None, memory_timeout: float
             raise UsageError(f"--memory-tool {memory_tool}: not an executable file",
                              hint="give the path of the acquisition tool (e.g. /usr/local/bin/avml)")
         memory_tool = memory_tool.absolute()
+    from evidencekit.sources.live import LiveSource
+
     return (LiveSource(memory_tool, memory_idle_timeout=memory_timeout),)
 
 
-def say_done(sources: tuple[object, ...]) -> None:
+def say_done(sources: tuple[LiveSource, ...]) -> None:
     """On stderr, when the system refused part of the live state (not run as administrator or
-    root): how much, so that a capture that looks complete is not taken as the whole picture."""
+    root): how much, so that a capture that looks complete is not taken as the whole picture.
+    *sources*: what live_sources made."""
+    if not sources:
+        return
+    from evidencekit.sources.live.common import is_root
+
     for source in sources:
-        if not isinstance(source, LiveSource):
-            continue
         processes, connections = source.withheld.get("processes", 0), \
             source.withheld.get("connections", 0)
         if processes or connections:

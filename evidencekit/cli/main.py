@@ -7,7 +7,7 @@ from evidencekit.cli.app import cli, main
 
 cli.add_lazy({
     "capture": "evidencekit.cli.cmd_capture",
-    # hidden: the remote side of capture --remote (evidencekit.remote.receive.SERVE_COMMAND)
+    # hidden: the remote side of capture --remote (evidencekit.remote.protocol.SERVE_COMMAND)
     "serve-capture": "evidencekit.cli.capture_remote",
     "custody": "evidencekit.cli.cmd_custody",
     "reseal": "evidencekit.cli.cmd_custody",

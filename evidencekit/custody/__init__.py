@@ -9,38 +9,25 @@ The names below were evidencekit.custody's when it was one module; they stay imp
 here for code written before the split. New code imports them from their module.
 """
 
-from evidencekit.custody.append import (
-    append_failed,
-    append_outer_members,
-    appendable,
-    check_appendable,
-    require_intact,
-)
-from evidencekit.custody.events import (
-    APPENDABLE,
-    COUNTERPARTY_OPTION,
-    EventRequest,
-    append_event,
-    build_event,
-    checked_for_note,
-    counterparty_for,
-    counterparty_text,
-    event_summary,
-    signer_of,
-)
-from evidencekit.custody.receipt import (
-    RECEIPT_FIELDS,
-    RECEIPT_TITLE,
-    ReceiptCheck,
-    check_receipt,
-    parse_receipt,
-    receipt_fields,
-    receipt_text,
-)
-from evidencekit.custody.resealing import ResealResult, reseal
+import importlib
+from typing import Any
 
-__all__ = ["APPENDABLE", "COUNTERPARTY_OPTION", "RECEIPT_FIELDS", "RECEIPT_TITLE", "EventRequest",
-           "ReceiptCheck", "ResealResult", "append_event", "append_failed", "append_outer_members",
-           "appendable", "build_event", "check_appendable", "check_receipt", "checked_for_note",
-           "counterparty_for", "counterparty_text", "event_summary", "parse_receipt",
-           "receipt_fields", "receipt_text", "require_intact", "reseal", "signer_of"]
+# name → its module, imported when the name is first asked for (events and resealing import
+# verify, which appending a timestamp, say, does not need)
+_HOMES = {
+    **dict.fromkeys(("append_failed", "append_outer_members", "appendable", "check_appendable",
+                     "require_intact"), "append"),
+    **dict.fromkeys(("APPENDABLE", "COUNTERPARTY_OPTION", "EventRequest", "append_event",
+                     "build_event", "checked_for_note", "counterparty_for", "counterparty_text",
+                     "event_summary", "signer_of"), "events"),
+    **dict.fromkeys(("RECEIPT_FIELDS", "RECEIPT_TITLE", "ReceiptCheck", "check_receipt",
+                     "parse_receipt", "receipt_fields", "receipt_text"), "receipt"),
+    **dict.fromkeys(("ResealResult", "reseal"), "resealing"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)

@@ -31,6 +31,11 @@ from typing import IO, Any, BinaryIO
 
 from evidencekit.format.outer import BLOCK, HEADER_LEN
 
+# Named by both ends, and by capture's options, which every capture imports (receive.py is heavy)
+SERVE_COMMAND = "serve-capture"  # the remote evidencekit's hidden command (cli/capture_remote)
+PROBLEM_PREFIX = "evidencekit-remote-problem "  # a line on its stderr: one item not fully read
+STALL_TIMEOUT = 300  # seconds without a byte before a remote capture is given up (default)
+
 MAGIC = b"evidencekit-remote 1\n"
 _FRAME = struct.Struct(">cQI")
 DATA = b"D"

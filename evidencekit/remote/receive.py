@@ -41,17 +41,15 @@ from evidencekit.format.outer import END_OF_ARCHIVE, OuterWriter
 from evidencekit.progress import NoProgress, Progress
 from evidencekit.protection import payload_header, recipients_in
 from evidencekit.remote import protocol
+from evidencekit.remote.protocol import PROBLEM_PREFIX, SERVE_COMMAND, STALL_TIMEOUT
 from evidencekit.remote.ssh import Connection, Endpoint, HostKey, connection
 from evidencekit.text import exact_size, human_size
 from evidencekit.verify import Report, verify
 
-SERVE_COMMAND = "serve-capture"  # the remote evidencekit's hidden command (cli/capture_remote)
-PROBLEM_PREFIX = "evidencekit-remote-problem "  # a line on its stderr: one item not fully read
 _LARGEST_BUNDLE = 1 << 50  # a frame beyond this is a broken stream, not a bundle
 _STDERR_KEPT = 16 << 20  # its messages, one line per item it could not read
 _STDERR_TAIL = 64 << 10  # and the last of them (its error), whatever came before
 _MESSAGE_SHOWN = 1000  # characters of the remote's own message in ours
-STALL_TIMEOUT = 300  # seconds without a byte before a remote capture is given up (default)
 DISK_RESERVE = 64 << 20  # free bytes a received stream never eats into (more than a frame)
 _ROOM_CHECK_EVERY = 8 << 20  # bytes received between two looks at the free space
 

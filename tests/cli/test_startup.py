@@ -45,10 +45,30 @@ def test_version_and_verify_import_no_heavy_library() -> None:
     assert loaded(modules_of_a_run("verify", "--help"), HEAVY) == []
 
 
-def test_capture_imports_the_libraries_of_options_only_when_they_are_used() -> None:
-    # psutil not yet: capture's --live option takes its default from evidencekit.sources.live
-    others = tuple(name for name in HEAVY if name != "psutil")
-    assert loaded(modules_of_a_run("capture", "--help"), others) == []
+# What only one of capture's options needs: a remote host (SSH, SFTP), a store (evidencekit
+# .deliver), the live state (psutil), a timestamp's check of the bundle (verify, custody).
+CAPTURE_OPTIONS_ONLY = (*HEAVY, "evidencekit.remote.receive", "evidencekit.remote.fallback",
+                        "evidencekit.remote.sftp", "evidencekit.sources.remote_logical",
+                        "evidencekit.deliver", "evidencekit.sources.live", "evidencekit.verify",
+                        "evidencekit.custody.events", "evidencekit.custody.resealing")
+
+
+def test_capture_imports_the_libraries_of_options_only_when_they_are_used(
+        tmp_path, user, keys, tree) -> None:
+    assert loaded(modules_of_a_run("capture", "--help"), CAPTURE_OPTIONS_ONLY) == []
+    out = tmp_path / "one.evidence"
+    modules = modules_of_a_run("capture", str(tree), "-R", str(keys["recipient"]), "--sign-key",
+                               str(keys["signer"]), "-o", str(out), "--json")
+    assert out.exists()  # the capture ran, and imported only what it used
+    assert "evidencekit.capture" in modules
+    assert loaded(modules, CAPTURE_OPTIONS_ONLY) == []
+
+
+def test_the_live_option_default_is_the_live_sources() -> None:
+    from evidencekit.cli.live import MEMORY_IDLE_TIMEOUT
+    from evidencekit.sources.live.memory import DEFAULT_IDLE_TIMEOUT
+
+    assert MEMORY_IDLE_TIMEOUT == DEFAULT_IDLE_TIMEOUT
 
 
 def test_every_command_defined_is_named_with_its_module() -> None:

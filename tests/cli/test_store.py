@@ -259,7 +259,7 @@ def test_a_custody_log_that_cannot_record_the_delivery_says_the_copy_exists(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Uploaded and locked, but the event could not be added (a full disk): the error says the
     copy exists and how to record it; the retry records it without storing anything twice."""
-    import evidencekit.cli.cmd_store as cmd_store
+    import evidencekit.deliver as deliver  # cmd_store imports it when it stores
     from evidencekit.errors import OutputError
 
     def disk_full(*_: Any, **__: Any) -> None:
@@ -269,7 +269,7 @@ def test_a_custody_log_that_cannot_record_the_delivery_says_the_copy_exists(
     bucket = s3_server.new_bucket()
     before = bundle.read_bytes()
     with monkeypatch.context() as patch:
-        patch.setattr(cmd_store, "record_delivery", disk_full)
+        patch.setattr(deliver, "record_delivery", disk_full)
         failed = _put(bundle, keys, s3_server, f"s3://{bucket}/", "--retain-days", "1")
     assert failed.code == 2
     error = failed.json()["error"]
