@@ -1,0 +1,77 @@
+"""Print the SHA-256 of a bundle captured with a fixed clock, fixed randomness and fixed keys.
+
+A change meant to make capture faster must not change a byte of its output. Capture the same
+tree with two versions and compare the digests (run from the repository root):
+
+    python benchmarks/identical.py TREE                         # this checkout
+    PYTHONPATH=/path/to/other/checkout python benchmarks/identical.py TREE
+
+Everything that varies from one capture to the next is fixed here: the clock (a counter of
+nanoseconds from 2026-01-01), the age file key, nonce and ephemeral share (SHA-256 in counter
+mode), the Ed25519 signing key and the age recipient. What remains comes from the machine (host
+and user names, the clock's source) and from the tree itself (names, contents, times), which
+must not change between the two runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+
+def counter_random(seed: bytes) -> Callable[[int], bytes]:
+    counter = itertools.count()
+
+    def random(size: int) -> bytes:
+        out = b""
+        while len(out) < size:
+            out += hashlib.sha256(seed + next(counter).to_bytes(8, "big")).digest()
+        return out[:size]
+
+    return random
+
+
+def counter_clock() -> Callable[[], int]:
+    ticks = itertools.count()
+    start = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
+
+    def clock() -> int:
+        return start + next(ticks) * 1_000_003
+
+    return clock
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("tree", type=Path)
+    parser.add_argument("--keep", type=Path, help="write the bundle here instead of a temporary file")
+    args = parser.parse_args()
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from evidencekit.capture import CaptureRequest, CaseInfo, capture
+    from evidencekit.crypto.age.x25519 import X25519Identity
+    from evidencekit.crypto.keys import SigningKey
+
+    identity = X25519Identity(hashlib.sha256(b"identical: age").digest())
+    signer = SigningKey(Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"identical: ed25519").digest()),
+                        "identical")
+    with tempfile.TemporaryDirectory(prefix="evidencekit-identical-") as folder:
+        output = args.keep or Path(folder) / "out.evidence"
+        capture(CaptureRequest([os.fsencode(args.tree.resolve())], output,
+                               CaseInfo("IDENTICAL-1", "Bench"), [identity.recipient()], signer,
+                               ["evidencekit", "capture"], clock=counter_clock(),
+                               random=counter_random(b"identical")))
+        digest = hashlib.sha256(output.read_bytes()).hexdigest()
+    print(digest)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
