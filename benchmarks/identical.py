@@ -3,14 +3,17 @@
 A change meant to make capture faster must not change a byte of its output. Capture the same
 tree with two versions and compare the digests (run from the repository root):
 
-    python benchmarks/identical.py TREE                         # this checkout
-    PYTHONPATH=/path/to/other/checkout python benchmarks/identical.py TREE
+    PYTHONPATH=CHECKOUT_A python benchmarks/identical.py TREE
+    PYTHONPATH=CHECKOUT_B python benchmarks/identical.py TREE
 
-Everything that varies from one capture to the next is fixed here: the clock (a counter of
-nanoseconds from 2026-01-01), the age file key, nonce and ephemeral share (SHA-256 in counter
-mode), the Ed25519 signing key and the age recipient. What remains comes from the machine (host
-and user names, the clock's source) and from the tree itself (names, contents, times), which
-must not change between the two runs.
+with a Python in which evidencekit is NOT installed (only its dependencies): an editable install
+takes precedence over PYTHONPATH, and the manifest records the Python's path, so both runs need
+the same one. Everything that varies from one capture to the next is fixed here: the clock (a
+counter of nanoseconds from 2026-01-01), the age file key, nonce and ephemeral share (SHA-256 in
+counter mode), the Ed25519 signing key and the age recipient, the working folder (/). What
+remains comes from the machine (host and user names, the clock's source, the tools' versions)
+and from the tree itself (names, contents, times: reading it with anything that updates access
+times changes them), which must not change between the two runs.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ def main() -> int:
     parser.add_argument("tree", type=Path)
     parser.add_argument("--keep", type=Path, help="write the bundle here instead of a temporary file")
     args = parser.parse_args()
+    keep = args.keep.resolve() if args.keep else None
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -62,9 +66,11 @@ def main() -> int:
     identity = X25519Identity(hashlib.sha256(b"identical: age").digest())
     signer = SigningKey(Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"identical: ed25519").digest()),
                         "identical")
+    tree = args.tree.resolve()
+    os.chdir("/")  # recorded in the manifest (capture.cwd)
     with tempfile.TemporaryDirectory(prefix="evidencekit-identical-") as folder:
-        output = args.keep or Path(folder) / "out.evidence"
-        capture(CaptureRequest([os.fsencode(args.tree.resolve())], output,
+        output = keep or Path(folder) / "out.evidence"
+        capture(CaptureRequest([os.fsencode(tree)], output,
                                CaseInfo("IDENTICAL-1", "Bench"), [identity.recipient()], signer,
                                ["evidencekit", "capture"], clock=counter_clock(),
                                random=counter_random(b"identical")))

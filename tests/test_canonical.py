@@ -20,3 +20,12 @@ def test_non_canonical_or_invalid_is_rejected(text):
 def test_floats_are_refused_when_writing():
     with pytest.raises(TypeError):
         canonical.dumps({"a": 0.5})
+
+
+@pytest.mark.parametrize("document", [
+    {"b": 1, "a": "ü\n\"\\\x00\x1f\u2028", "c": None, "d": True, "e": False, "f": -(10**30)},
+    {"changes": ["x", "ÿ"], "xattrs": {"user.b": "Qg==", "user.a": ""}, "empty": {}, "list": []},
+    {},
+])
+def test_typed_documents_are_encoded_as_dumps_encodes_them(document):
+    assert canonical.dumps_typed(document) + b"\n" == canonical.dumps(document)

@@ -108,7 +108,7 @@ class ManifestWriter:
         self._size = 0  # of the entries joined with commas
 
     def add(self, entry: ManifestEntry) -> None:
-        encoded = canonical.dumps(entry.to_json()).rstrip(b"\n")
+        encoded = canonical.dumps_typed(entry.to_json())
         self._size += len(encoded) + (1 if self.count else 0)
         self.count += 1
         self._current.append(encoded)
