@@ -28,13 +28,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evidencekit import identify, records, walk  # noqa: E402
-from evidencekit.birthtime import birth_time_ns  # noqa: E402
+from evidencekit import identify  # noqa: E402
 from evidencekit.clock import rfc3339  # noqa: E402
 from evidencekit.format import inner  # noqa: E402
 from evidencekit.format.entries import Stored  # noqa: E402
 from evidencekit.format.manifest import ManifestWriter  # noqa: E402
-from evidencekit.sources.files import open_regular  # noqa: E402
+from evidencekit.sources.files import records, walk  # noqa: E402
+from evidencekit.sources.files.birthtime import birth_time_ns  # noqa: E402
+from evidencekit.sources.files.source import open_regular  # noqa: E402
 
 
 def cpu() -> float:
