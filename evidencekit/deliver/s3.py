@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn, cast
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from evidencekit.deliver.base import BundleFacts, Delivery
 from evidencekit.errors import BundleError, InputError, Interrupted, StoreError, UsageError
@@ -97,6 +97,20 @@ def object_key(prefix: str, facts: BundleFacts) -> str:
 def _safe(text: str) -> str:
     name = _SAFE.sub("_", text)[:100]
     return "_" if name in ("", ".", "..") else name
+
+
+def finding_metadata(case_id: str, host: str, written_by: str,
+                     payload_sha256: str = "") -> dict[str, str]:
+    """User metadata (x-amz-meta-*) that lets ``store list`` say whose bundle an object is,
+    whatever prefix it was stored under: the case and host exactly (percent-encoded: header
+    values are ASCII), what wrote it, and the payload's SHA-256 when it is known as the upload
+    starts (store put; a capture's is not). Whoever may write to the bucket can set these too:
+    they help find bundles (a host that delivered twice), verification says what they are."""
+    found = {"case": quote(case_id[:200], safe=""), "host": quote(host[:200], safe=""),
+             "written-by": written_by}
+    if payload_sha256:
+        found["payload-sha256"] = payload_sha256
+    return found
 
 
 @dataclass(frozen=True)
@@ -621,8 +635,9 @@ class S3Store:
         if existing is not None:
             return self._found(key, existing, facts, progress)
         digest = _sha256_of_file(bundle)
-        writer = ObjectWriter(self.client, self.url.bucket, key, self.lock,
-                              {"sha256": digest})
+        writer = ObjectWriter(self.client, self.url.bucket, key, self.lock, {
+            "sha256": digest, **finding_metadata(facts.case_id, facts.host, "store put",
+                                                 facts.payload_sha256)})
         try:
             with bundle.open("rb") as source:
                 progress.start("Uploading", None, bundle.stat().st_size)
@@ -875,6 +890,7 @@ class S3Capture:
     def __init__(self, store: S3Store, case_id: str, host: str, now: datetime,
                  random_hex: str) -> None:
         self.store = store
+        self.metadata = finding_metadata(case_id, host, "capture")
         stamp = now.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         self.key = (f"{store.url.prefix}{_safe(case_id)}/{_safe(host)}/"
                     f"capture-{stamp}-{random_hex}{SUFFIX}")
@@ -898,7 +914,7 @@ class S3Capture:
     @contextmanager
     def open(self) -> Iterator[BinaryIO]:
         writer = ObjectWriter(self.store.client, self.store.url.bucket, self.key,
-                              self.store.lock, hold_first=True)
+                              self.store.lock, self.metadata, hold_first=True)
         try:
             yield cast(BinaryIO, SeekableUpload(writer))
             uploaded = writer.complete()
@@ -929,12 +945,19 @@ class StoredObject:
     # versions and delete markers under this key (0: not known); more than 1: written over,
     # and what the other fields describe (the newest) is not what evidencekit stored
     versions: int = 0
+    # from the metadata set as the upload started (finding_metadata; '' when none)
+    case: str = ""
+    host: str = ""
+    written_by: str = ""
+    payload_sha256: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {"key": self.key, "size": self.size, "last_modified": self.last_modified,
                 "version_id": self.version_id, "sha256": self.sha256,
                 "retention_mode": self.retention_mode, "retain_until": self.retain_until,
-                "legal_hold": self.legal_hold, "versions": self.versions}
+                "legal_hold": self.legal_hold, "versions": self.versions,
+                "case": self.case, "host": self.host, "written_by": self.written_by,
+                "payload_sha256": self.payload_sha256}
 
 
 def list_objects(client: Any, url: S3Url) -> list[StoredObject]:
@@ -948,14 +971,17 @@ def list_objects(client: Any, url: S3Url) -> list[StoredObject]:
             for item in page.get("Contents", []):
                 head = client.head_object(Bucket=url.bucket, Key=item["Key"])
                 until = head.get("ObjectLockRetainUntilDate")
+                metadata = {str(k).lower(): str(v) for k, v in
+                            (head.get("Metadata") or {}).items()}
                 found.append(StoredObject(
                     item["Key"], int(item["Size"]), rfc3339(item["LastModified"]),
-                    str(head.get("VersionId") or ""),
-                    str(head.get("Metadata", {}).get("sha256", "")),
+                    str(head.get("VersionId") or ""), metadata.get("sha256", ""),
                     str(head.get("ObjectLockMode") or ""),
                     rfc3339(until) if isinstance(until, datetime) else "",
                     head.get("ObjectLockLegalHoldStatus") == "ON",
-                    versions.get(item["Key"], 0)))
+                    versions.get(item["Key"], 0), unquote(metadata.get("case", "")),
+                    unquote(metadata.get("host", "")), metadata.get("written-by", ""),
+                    metadata.get("payload-sha256", "")))
     return found
 
 

@@ -105,6 +105,9 @@ def test_list_and_get(stored: tuple[str, str, str], bundle: Path, tmp_path: Path
     [item] = listed.json()["objects"]
     assert (item["key"], item["version_id"], item["retention_mode"], item["versions"]) == (
         key, version, "COMPLIANCE", 1)
+    report = verify(bundle)
+    assert (item["case"], item["host"], item["written_by"], item["payload_sha256"]) == (
+        "CASE-1", report.events[0].host, "store put", report.payload_sha256)
     out = tmp_path / "fetched.evidence"
     got = invoke("store", "get", f"s3://{bucket}/{key}", "-o", out, "--endpoint",
                  s3_server.endpoint, "--json", env=s3_server.env())
@@ -425,3 +428,31 @@ def test_an_upload_whose_recording_was_lost_is_found_by_reading_it(
     assert refused.code == 1, refused.stdout + refused.stderr
     assert "its custody log is not this bundle's" in refused.json()["error"]["message"]
     assert older.read_bytes() == as_captured
+
+
+@pytest.mark.slow  # the session's SeaweedFS, two captures
+def test_a_retried_capture_is_a_second_bundle_that_store_list_names_by_case_and_host(
+        tree: Path, keys: dict[str, Any], user: Path, s3_server: S3Server) -> None:
+    """A capture's key cannot carry its payload's hash (docs/decisions/s3-store.md), and a
+    retried capture is another bundle anyway (new encryption key, new times): store list
+    --json gives each object's case, host and writer, so a playbook finds a host that
+    delivered twice."""
+    bucket = s3_server.new_bucket()
+    keys_stored = []
+    for _ in range(2):
+        result = invoke("capture", tree, "--case", "CASE 9/é", "-R", keys["recipient"],
+                        "--sign-key", keys["signer"], "-o", f"s3://{bucket}/cases/",
+                        "--endpoint", s3_server.endpoint, "--retain-days", "1", "--json",
+                        env=s3_server.env())
+        assert result.code == 0, result.stdout + result.stderr
+        keys_stored.append(result.json()["store"]["key"])
+    listed = invoke("store", "list", f"s3://{bucket}/", "--endpoint", s3_server.endpoint,
+                    "--json", env=s3_server.env())
+    assert listed.code == 0, listed.stderr
+    assert_valid(listed.json(), "store-list")
+    objects = listed.json()["objects"]
+    assert sorted(o["key"] for o in objects) == sorted(keys_stored)
+    assert len({o["key"] for o in objects}) == 2
+    assert {(o["case"], o["host"], o["written_by"], o["payload_sha256"]) for o in objects} == {
+        ("CASE 9/é", objects[0]["host"], "capture", "")}
+    assert objects[0]["host"]
