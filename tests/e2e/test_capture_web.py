@@ -74,7 +74,7 @@ def test_a_web_page_is_captured_verified_and_extracted(tmp_path: Path, keys: dic
         "url": site.base + "/", "final_url": site.base + "/page.html",
         "files": ["data/127.0.0.1.page.warc.gz", "data/127.0.0.1.screenshot.png",
                   "data/127.0.0.1.page.pdf", "data/127.0.0.1.web-capture.json"],
-        "status": 200, "requests": 6, "complete": True,
+        "status": 200, "requests": 7, "complete": True,  # the favicon asked by Chromium too
         "problems": [], "certificate_verified": False,
         "certificate_error": "self-signed certificate", "screenshot": True, "pdf": True,
         "absent": {}}]
@@ -91,7 +91,9 @@ def test_a_web_page_is_captured_verified_and_extracted(tmp_path: Path, keys: dic
         site.base + "/page.html"
     assert document["complete"] and document["status"] == 200
     assert [e["role"] for e in document["exchanges"]] == ["page", "redirected"] + \
-        ["resource"] * 4
+        ["resource"] * 4 + ["browser"]
+    assert document["exchanges"][-1]["url"] == site.base + "/favicon.ico"  # asked by Chromium
+    assert site.hits["/favicon.ico"] == 1  # once, for two pictures
     tls = document["exchanges"][1]["tls"]
     assert tls["verified"] is False and "self-signed" in tls["verify_error"]
     assert tls["certificates"][0]["subject"] == "CN=fake-bank.test"

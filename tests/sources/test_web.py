@@ -23,6 +23,7 @@ from evidencekit.sources.web.render import BROWSER_ENV, render
 from tests.support.schemas import assert_valid
 from tests.support.tools import require_tool
 from tests.support.web_server import (
+    CONFIG,
     CSS,
     FONT,
     MORE_CSS,
@@ -31,6 +32,7 @@ from tests.support.web_server import (
     SCRIPT,
     SITE_CSS,
     Site,
+    gzip_bomb,
     https_site,
     warcio_command,
 )
@@ -423,3 +425,151 @@ def test_refreshes_that_go_round_stop_at_the_redirect_limit(site: Site, tmp_path
 def test_a_refresh_is_read_as_browsers_read_it(content: str, target: str | None) -> None:
     from evidencekit.sources.web.resources import refresh_target
     assert refresh_target(content) == target
+
+
+def metadata_roles(capture: PageCapture) -> dict[str, str]:
+    """URL -> the role the WARC's metadata record gives its exchange."""
+    import json
+
+    from warcio.archiveiterator import ArchiveIterator
+    return {record.rec_headers.get_header("WARC-Target-URI"):
+            json.loads(record.content_stream().read())["role"]
+            for record in ArchiveIterator(io.BytesIO(capture.warc))
+            if record.rec_type == "metadata"}
+
+
+def test_what_the_page_loads_in_the_browser_is_fetched_once_and_recorded(
+        site: Site, tmp_path: Path) -> None:
+    """A page built by its script: the capture holds the page and the script; what the script
+    loads in Chromium (a JSON, then a picture it names) is fetched once for it, recorded in
+    the WARC as the browser's, and replayed to the second picture (the PDF) without asking
+    again. The script's request to another local port is refused, its POST never sent, and
+    Chromium's own calls home never leave the machine."""
+    browser = require_tool("chromium")
+    capture = capture_page(site.base + "/scripted.html", QUICK)
+    assert [e.url.removeprefix(site.base) for role, e in capture.exchanges
+            if role == "resource"] == ["/loader.js"]
+    assert capture.browser is not None
+    rendering = render(site.base + "/scripted.html", capture.replay(), browser,
+                       fetch_missing=capture.browser)
+    capture.browser.close()
+    assert rendering.absent == {} and rendering.withheld == {}
+    asked = {e.url.removeprefix(site.base): e for role, e in capture.exchanges
+             if role == "browser"}
+    assert asked["/api/config.json"].status == 200
+    assert asked["/img/dynamic-logo.png"].status == 200
+    assert f"Referer: {site.base}/scripted.html\r\n".encode() in asked["/api/config.json"].request
+    for path in ("/scripted.html", "/loader.js", "/api/config.json", "/img/dynamic-logo.png"):
+        assert site.hits[path] == 1, path  # two pictures made, each URL asked once
+    assert not [hit for hit in site.hits if hit.startswith("POST")]
+    assert f"{site.base}/api/collect" in rendering.not_captured  # asked by POST: 404, listed
+    refused = asked["http://127.0.0.1:631/admin"]
+    assert refused.request == b"" and (refused.error or "").startswith(
+        "not connected to: 127.0.0.1 is on this computer or its local network")
+    assert all(e.url.startswith(("http://127.0.0.1", site.base)) for _, e in capture.exchanges)
+    assert capture.problems() == [
+        "the resource http://127.0.0.1:631/admin was not captured whole: " + (refused.error or "")]
+
+    checked_by_warcio(tmp_path, capture)
+    assert responses(capture)[site.base + "/api/config.json"][1] == CONFIG
+    roles = metadata_roles(capture)
+    assert roles[site.base + "/api/config.json"] == "browser"
+    assert roles[site.base + "/loader.js"] == "resource"
+    document = capture_json(capture, {"warc": "x.page.warc.gz", "screenshot": None,
+                                      "pdf": None, "absent": {}, "browser": None,
+                                      "rendered_from": "-",
+                                      "asked_by_browser_not_captured": rendering.not_captured,
+                                      "withheld_from_browser": []})
+    assert_valid(document, "web-capture")
+
+
+def test_the_browser_asks_within_the_limit_on_resources(site: Site) -> None:
+    """What the browser asks counts with the page's resources: past the limit, nothing is
+    fetched for it, and what it asked is listed as not fetched."""
+    from evidencekit.sources.web.page import BrowserFetches
+    capture = capture_page(site.base + "/scripted.html", Limits(timeout=1.0, max_resources=1,
+                                                                user_agent="t"))
+    fetches = capture.browser
+    assert isinstance(fetches, BrowserFetches)
+    assert fetches(site.base + "/api/config.json") is None
+    assert capture.not_fetched == [(site.base + "/api/config.json",
+                                    "not fetched: more than 1 resources")]
+    assert fetches(site.base + "/api/config.json") is None  # asked once, not counted again
+    assert len(capture.not_fetched) == 1 and "/api/config.json" not in site.hits
+    fetches.close()
+    assert fetches(site.base + "/img/x.png") is None and "/img/x.png" not in site.hits
+
+
+def test_a_compression_bomb_in_the_capture_is_not_handed_to_chromium(site: Site,
+                                                                    tmp_path: Path) -> None:
+    """A picture served gzip-compressed, 64 KiB that become 64 MiB: the capture keeps it as
+    served (the WARC is the evidence); the browser is not handed it (a real one, 20 MiB that
+    become 20 GiB, would take the computer's memory), and the document says so."""
+    from evidencekit.sources.web.render import DECODED_AT_MOST
+    browser = require_tool("chromium")
+    capture = capture_page(site.base + "/bomb.html", QUICK)
+    [bomb] = [e for _, e in capture.exchanges if e.url.endswith("/bomb.png")]
+    assert bomb.status == 200 and len(bomb.response) < 1 << 20 and capture.problems() == []
+    assert capture.browser is not None
+    rendering = render(site.base + "/bomb.html", capture.replay(), browser,
+                       fetch_missing=capture.browser)
+    capture.browser.close()
+    assert rendering.withheld == {
+        site.base + "/bomb.png": f"it decompresses to more than {DECODED_AT_MOST} bytes "
+        "(a compression bomb)"}
+    assert rendering.screenshot is not None and rendering.pdf is not None
+    assert site.hits["/bomb.png"] == 1
+    checked_by_warcio(tmp_path, capture)
+
+
+def _answer(body: bytes, *headers: str) -> bytes:
+    return ("HTTP/1.1 200 OK\r\n" + "".join(f"{h}\r\n" for h in headers)).encode() + \
+        b"\r\n" + body
+
+
+def test_what_a_browser_would_decompress_is_measured_within_a_bound() -> None:
+    import zlib
+
+    from evidencekit.sources.web.fetch import decoded_size, parsed
+    limit = 1 << 20
+    bomb = gzip_bomb()
+    raw = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    bare_deflate = raw.compress(bytes(4 << 20)) + raw.flush()
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(bomb), bomb)
+    cases = [
+        (_answer(b"hello", "Content-Length: 5"), 5, None),
+        (_answer(zlib.compress(b"x" * 1000), "Content-Encoding: deflate"), 1000, None),
+        (_answer(bomb, "Content-Encoding: gzip"), limit + 1, "decompresses to more than"),
+        (_answer(chunked, "Transfer-Encoding: chunked", "Content-Encoding: gzip"), limit + 1,
+         "decompresses to more than"),
+        (_answer(bare_deflate, "Content-Encoding: deflate"), limit + 1,
+         "decompresses to more than"),
+        (_answer(b"\x1b\x00", "Content-Encoding: br"), 2, "content coding 'br' cannot be "
+         "measured"),
+        (_answer(b"not gzip", "Content-Encoding: gzip"), 8, "its gzip body cannot be read"),
+    ]
+    for response, size, why in cases:
+        found, reason = decoded_size(parsed("https://x.example/", response), limit)
+        assert found == size and (reason is None if why is None else why in (reason or "")), \
+            (response[:60], found, reason)
+
+
+def test_the_browser_is_handed_a_bounded_amount_in_all(site: Site,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import http.client
+    import importlib
+    render_module = importlib.import_module("evidencekit.sources.web.render")  # not the function
+    monkeypatch.setattr(render_module, "DECODED_IN_ALL", 100)
+    recorded = {f"http://plain.test/{n}": _answer(bytes(60), "Content-Length: 60")
+                for n in range(3)}
+    with render_module._ReplayProxy(recorded) as proxy:
+        statuses = []
+        for n in (0, 1, 0, 2):
+            plain = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
+            plain.request("GET", f"http://plain.test/{n}")
+            statuses.append(plain.getresponse().status)
+            plain.close()
+    assert statuses == [200, 404, 200, 404]  # the first kept, judged once; the rest withheld
+    assert proxy.withheld == {
+        f"http://plain.test/{n}": "the answers handed to the browser reached 100 bytes in "
+        "all, decompressed" for n in (1, 2)}

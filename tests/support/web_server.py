@@ -2,7 +2,8 @@
 by the test: a page with an image, a style sheet and a script, a redirect to it, a response that
 never comes (``/slow``) and one that never ends (``/forever``), a page styled by style sheets
 that name fonts and pictures (``/styled.html``), a page that sends the browser on by a
-``<meta>`` refresh (``/landing.html``).
+``<meta>`` refresh (``/landing.html``), a page built by its script (``/scripted.html``), a
+page with a gzip bomb for a picture (``/bomb.html``).
 
 :func:`https_site` is a context manager: it waits until the server answers and stops it (and
 wakes every handler still waiting) whatever happens.
@@ -61,6 +62,30 @@ MORE_CSS = b".logo { background: url(../img/logo-bg.png) no-repeat; }\n"
 LANDING_PAGE = b"""<!doctype html><html><head>
 <meta http-equiv="Refresh" content="0; URL='/page.html'"></head><body>Loading</body></html>
 """
+
+# A page built by its script: what the script loads (a JSON, then a picture it names) is only
+# seen by a browser; the script also asks for another local port (refused) and a JSON by POST
+# (never sent to the site)
+SCRIPTED_PAGE = b"""<!doctype html><html><head><title>Fake Bank</title></head><body>
+<div id="brand">loading</div><script src="/loader.js"></script></body></html>
+"""
+LOADER = b"""fetch('/api/config.json').then(function (r) { return r.json(); }).then(function (c) {
+  document.getElementById('brand').textContent = c.brand;
+  var logo = new Image(); logo.src = c.logo; document.body.appendChild(logo);
+});
+fetch('http://127.0.0.1:631/admin').catch(function () {});
+fetch('/api/collect', {method: 'POST', body: 'x'}).catch(function () {});
+"""
+CONFIG = b'{"brand": "Fake Bank (built by script)", "logo": "/img/dynamic-logo.png"}'
+BOMB_DECODED = 64 << 20  # zeros: some 64 KiB gzip-compressed
+
+
+def gzip_bomb() -> bytes:
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    return packer.compress(bytes(BOMB_DECODED)) + packer.flush()
+
+
+BOMB_PAGE = b'<!doctype html><html><body><h1>Fake Bank</h1><img src="/bomb.png"></body></html>'
 
 # Names a page may hold that cannot go on a request line as they are, or not at all
 ODD_PAGE = """<!doctype html><html><body>
@@ -127,6 +152,12 @@ def https_site(folder: Path, slow_seconds: float = 5.0, tls: bool = True,
     cert_path, key_path, der, ca_file = _certificate(folder, ca_names)
     stopping = threading.Event()
     hits: dict[str, int] = {}
+    made: list[bytes] = []
+
+    def bomb() -> bytes:
+        if not made:
+            made.append(gzip_bomb())
+        return made[0]
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -176,6 +207,16 @@ def https_site(folder: Path, slow_seconds: float = 5.0, tls: bool = True,
             elif self.path == "/refresh-loop2.html":
                 self._send(200, b'<meta http-equiv="refresh" content="1;url=/refresh-loop.html">',
                            "text/html")
+            elif self.path == "/scripted.html":
+                self._send(200, SCRIPTED_PAGE, "text/html; charset=utf-8")
+            elif self.path == "/loader.js":
+                self._send(200, LOADER, "application/javascript")
+            elif self.path == "/api/config.json":
+                self._send(200, CONFIG, "application/json")
+            elif self.path == "/bomb.html":
+                self._send(200, BOMB_PAGE, "text/html")
+            elif self.path == "/bomb.png":
+                self._send(200, bomb(), "image/png", {"Content-Encoding": "gzip"})
             elif self.path == "/odd.html":
                 self._send(200, ODD_PAGE, "text/html; charset=utf-8")
             elif self.path == "/loop":
@@ -201,6 +242,10 @@ def https_site(folder: Path, slow_seconds: float = 5.0, tls: bool = True,
                     stopping.wait(0.01)
             else:
                 self._send(404, b"not here\n", "text/plain")
+
+        def do_POST(self) -> None:  # counted: the capture never sends one
+            hits["POST " + self.path] = hits.get("POST " + self.path, 0) + 1
+            self._send(404, b"not here\n", "text/plain")
 
         def _chunked(self, body: bytes, content_type: str) -> None:
             self.send_response(200)

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import hashlib
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from evidencekit import canonical
 from evidencekit.clock import Clock, rfc3339, system_clock
@@ -39,7 +39,7 @@ from evidencekit.sources.web.page import (
     capture_json,
     capture_page,
 )
-from evidencekit.sources.web.render import Rendering, render
+from evidencekit.sources.web.render import FetchMissing, Rendering, render
 from evidencekit.sources.web.urls import check_url, check_user_agent
 
 KIND = "web"
@@ -49,7 +49,12 @@ PDF_NAME = "page.pdf"
 DOCUMENT_NAME = "web-capture.json"
 FILES = (WARC_NAME, SCREENSHOT_NAME, PDF_NAME, DOCUMENT_NAME)  # data/HOST.FILE, in this order
 
-Renderer = Callable[[str, dict[str, bytes]], Rendering]
+
+
+class Renderer(Protocol):
+    def __call__(self, url: str, replay: dict[str, bytes], browser: str | None = None,
+                 fetch_missing: FetchMissing | None = None) -> Rendering: ...
+
 
 __all__ = ["KIND", "Limits", "WebSource", "check_url"]
 
@@ -166,7 +171,11 @@ class WebSource:
         self._final[number] = capture.final_url
         replay = capture.replay()
         if replay:
-            rendering = self._renderer(url, replay)
+            try:  # what the page loads in the browser that the capture lacks is fetched for it
+                rendering = self._renderer(url, replay, fetch_missing=capture.browser)
+            finally:
+                if capture.browser is not None:
+                    capture.browser.close()
         else:
             nothing = "nothing was received from the site: there is nothing to render"
             rendering = Rendering(absent={"screenshot": nothing, "pdf": nothing})
@@ -182,8 +191,13 @@ class WebSource:
                                     "pdf": None,
                                     "absent": rendering.absent, "browser": rendering.browser,
                                     "rendered_from": "the WARC, through a replay proxy on "
-                                    "127.0.0.1 (no second fetch)",
-                                    "asked_by_browser_not_captured": rendering.not_captured}
+                                    "127.0.0.1; what the browser asked that the WARC did not "
+                                    "hold was fetched once and added to it (role browser); "
+                                    "no URL was fetched twice",
+                                    "asked_by_browser_not_captured": rendering.not_captured,
+                                    "withheld_from_browser": [
+                                        {"url": url, "reason": why}
+                                        for url, why in rendering.withheld.items()]}
         if rendering.screenshot is not None:
             files["screenshot"] = f"{name}.{SCREENSHOT_NAME}"
             yield entry(SCREENSHOT_NAME, BytesContent(rendering.screenshot))

@@ -446,6 +446,50 @@ def _interim(status: str) -> bool:
     return len(status) == 3 and status.startswith("1") and status != "101"
 
 
+def parsed(url: str, response: bytes) -> Exchange:
+    """A response as received, read as :func:`fetch` reads one (status, headers, body)."""
+    exchange = Exchange(url, 0, response=response)
+    _parse_head(exchange)
+    return exchange
+
+
+def decoded_size(exchange: Exchange, limit: int) -> tuple[int, str | None]:
+    """The answer's body size once its content codings are undone, up to *limit* + 1, and why
+    it must not be handed to a browser (None: it may): a coding that decompresses past *limit*
+    bytes (a gzip bomb: 20 MiB served become 20 GiB in the browser), one that cannot be
+    measured here (br, zstd: the browser would undo them without bound), or a stream that is
+    not what it says (the browser's decoder might read it otherwise)."""
+    codings = [c.strip().lower() for c in (exchange.header("Content-Encoding") or "").split(",")
+               if c.strip() and c.strip().lower() != "identity"]
+    data = exchange.response[exchange.body_offset:]
+    if codings and (exchange.header("Transfer-Encoding") or "").lower().strip().endswith(
+            "chunked"):
+        data = _dechunk(data)
+    for coding in reversed(codings):  # the last coding applied is undone first
+        if coding not in ("gzip", "x-gzip", "deflate"):
+            return len(data), (f"its content coding {coding!r} cannot be measured before a "
+                               "browser undoes it")
+        undone = _inflated(data, coding, limit + 1)
+        if undone is None:
+            return len(data), f"its {coding} body cannot be read"
+        data = undone
+        if len(data) > limit:
+            return len(data), f"it decompresses to more than {limit} bytes (a compression bomb)"
+    return len(data), None
+
+
+def _inflated(data: bytes, coding: str, at_most: int) -> bytes | None:
+    """*data* decompressed, *at_most* bytes at most; "deflate" is a zlib stream or, from some
+    servers, a bare one (browsers take both)."""
+    for wbits in ((16 + zlib.MAX_WBITS,) if coding != "deflate" else
+                  (zlib.MAX_WBITS, -zlib.MAX_WBITS)):
+        try:
+            return zlib.decompressobj(wbits).decompress(data, at_most)
+        except zlib.error:
+            continue
+    return None
+
+
 def _parse_head(exchange: Exchange) -> None:
     """The final answer's status and headers, past any interim (1xx) ones."""
     start = 0

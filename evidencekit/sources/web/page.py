@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import ipaddress
+import threading
 import time
 import urllib.parse
 from collections import deque
@@ -35,7 +36,9 @@ DEFAULT_USER_AGENT = (f"evidencekit/{__version__} (evidence preservation: one pa
                       "resources)")
 LISTED_AT_MOST = 10_000  # resources of one page listed (fetched: Limits.max_resources)
 PAGE_TIME_FACTOR = 10  # a whole page (redirects and resources) gets ten exchanges' time
-_NOT_THE_PAGE = ("resource",)  # roles of exchanges that are not on the way to the page
+# roles of exchanges that are not on the way to the page: named by the page or its style
+# sheets, or asked by the browser that made the pictures (BrowserFetches)
+_NOT_THE_PAGE = ("resource", "browser")
 
 
 @dataclass
@@ -52,6 +55,7 @@ class PageCapture:
     unlisted: str | None = None  # why some resources the page names are not even listed
     warc: bytes = b""
     finished_ns: int = 0
+    browser: BrowserFetches | None = field(default=None, repr=False, compare=False)
 
     @property
     def page(self) -> Exchange | None:
@@ -123,6 +127,7 @@ def capture_page(url: str, limits: Limits, clock: Clock = system_clock,
         _fetch_resources(capture, run, named, page.url)
     capture.warc = b"".join(run.out)
     capture.finished_ns = clock()
+    capture.browser = BrowserFetches(capture, run)
     return capture
 
 
@@ -176,11 +181,9 @@ def _fetch_resources(capture: PageCapture, run: _Run, named: list[str], page_url
     pictures, @import), each asked with the page, or the style sheet naming it, as Referer."""
     listed = set(named)
     queue = deque((resource, page_url, 1) for resource in named)
-    index = 0
     while queue:
         resource, referer, depth = queue.popleft()
-        why = run.refusal(index)
-        index += 1
+        why = run.refusal()
         if why is None:
             why = run.follow(resource, "resource", referer=referer)
             answer = capture.exchanges[-1][1]
@@ -233,6 +236,7 @@ class _Run:
         self.received = 0
         self.own_local: tuple[str, int] | None = None  # the person's address, when local
         self.asked = False  # whether the person's own address has been asked yet
+        self.resources = 0  # resources asked for or refused so far (page, style sheets, browser)
 
     def _refusal_for(self, url: str) -> Callable[[str], str | None] | None:
         if not self.asked:
@@ -248,9 +252,10 @@ class _Run:
                     "there (only the address given to --url may be local)")
         return refuse
 
-    def refusal(self, index: int) -> str | None:
-        """Why the resource numbered *index* is not asked for (a limit reached), or None."""
+    def refusal(self) -> str | None:
+        """Why the next resource is not asked for (a limit reached), or None; counted."""
         limits = self.capture.limits
+        index, self.resources = self.resources, self.resources + 1
         if index >= limits.max_resources:
             return f"not fetched: more than {limits.max_resources} resources"
         if self.monotonic() >= self.deadline:
@@ -296,7 +301,7 @@ class _Run:
                     self.own_local = ((parts.hostname or "").lower(), exchange.port)
             self.capture.exchanges.append((role if role in _NOT_THE_PAGE or hop == first_hop
                                            else "redirected", exchange))
-            self.out.extend(_records(exchange, self.capture))
+            self.out.extend(_records(exchange, self.capture, self.capture.exchanges[-1][0]))
             self.received += len(exchange.response)
             if exchange.redirect_to is None:
                 return None
@@ -304,9 +309,59 @@ class _Run:
         return f"not reached: more than {self.capture.limits.max_redirects} redirects"
 
 
-def _records(exchange: Exchange, capture: PageCapture) -> list[bytes]:
+class BrowserFetches:
+    """What the browser making the pictures asks that the capture does not hold (what the
+    page's scripts load, the favicon), fetched for it once, as any resource, and recorded in
+    the WARC with the role ``browser``: the WARC then replays the page as the browser saw it.
+
+    Called by the replay proxy (render.py) from its threads: one fetch at a time, each URL
+    once; after :meth:`close` (the pictures made) nothing more is fetched, and the WARC and
+    the end of the capture include what was. Within the page's limits (resources, bytes,
+    time, no local address): the browser asks through the capture's own fetcher, with its
+    user agent, no cookies, and the page as Referer; only GET (render.py asks for nothing
+    else).
+    """
+
+    def __init__(self, capture: PageCapture, run: _Run) -> None:
+        self._capture = capture
+        self._run = run
+        self._lock = threading.Lock()
+        self._tried: set[str] = set()
+        self._closed = False
+
+    def __call__(self, url: str) -> dict[str, bytes] | None:
+        """Fetch *url* for the browser; the replay with it (None: nothing new to replay)."""
+        with self._lock:
+            if self._closed:
+                return None
+            try:
+                url = fetchable(url)
+            except Unfetchable:
+                return None  # the proxy lists it as asked and not captured
+            held = {exchange.url for _, exchange in self._capture.exchanges}
+            if url in held or url in self._tried:
+                return None
+            self._tried.add(url)
+            why = self._run.refusal()
+            if why is None:
+                why = self._run.follow(url, "browser", referer=self._capture.final_url)
+            if why is not None:
+                self._capture.not_fetched.append((url, why))
+                return None
+            return self._capture.replay()
+
+    def close(self) -> None:
+        """No more fetches (waits for one under way, bounded by its time limit); the WARC and
+        the capture's end as they now stand."""
+        with self._lock:
+            self._closed = True
+            self._capture.warc = b"".join(self._run.out)
+            self._capture.finished_ns = self._run.clock()
+
+
+def _records(exchange: Exchange, capture: PageCapture, role: str) -> list[bytes]:
     """The request, the response (when any byte came back) and the connection's metadata
-    (addresses, TLS, what went wrong) of one exchange."""
+    (its role, addresses, TLS, what went wrong) of one exchange."""
     out: list[bytes] = []
     request_id = warc.record_id()
     response_id = warc.record_id() if exchange.response else None
@@ -330,7 +385,7 @@ def _records(exchange: Exchange, capture: PageCapture) -> list[bytes]:
                                response_id, payload_offset=offset))
     about = response_id or (request_id if exchange.request else None)
     refers = [("WARC-Concurrent-To", about)] if about else []
-    metadata = canonical.dumps(connection_json(exchange))
+    metadata = canonical.dumps({"role": role, **connection_json(exchange)})
     out.append(warc.record("metadata", metadata, exchange.started_ns, "application/json",
                            [("WARC-Target-URI", exchange.url), *refers], warc.record_id()))
     capture.record_ids.append((request_id if exchange.request else "", response_id))

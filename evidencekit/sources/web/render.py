@@ -25,6 +25,7 @@ import subprocess
 import tempfile
 import threading
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from evidencekit.sources.web.fetch import decoded_size, parsed
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 BROWSER_ENV = "EVIDENCEKIT_CHROMIUM"
@@ -43,8 +46,26 @@ _QUIET_FEATURES = ("NetworkTimeServiceQuerying", "AutofillServerCommunication",
                    "OptimizationHints", "MediaRouter", "Translate", "SafeBrowsing",
                    "CertificateTransparencyComponentUpdater", "AccountConsistency",
                    "DialMediaRouteProvider", "InterestFeedContentSuggestions")
-_NOT_CAPTURED = (b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 44\r\n"
-                 b"Connection: close\r\n\r\nNot part of the evidencekit capture (replay)\n")
+
+
+def _not_found(text: bytes) -> bytes:
+    return (b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
+            b"Connection: close\r\n\r\n%s" % (len(text), text))
+
+
+_NOT_CAPTURED = _not_found(b"Not part of the evidencekit capture (replay)\n")
+_WITHHELD = _not_found(b"In the capture, not shown to the browser (evidencekit)\n")
+# What the browser is handed, once decompressed: a gzip bomb in the capture (20 MiB that
+# become 20 GiB) would take the computer's memory in the browser, so an answer is handed over
+# only when it decompresses to at most this much, and all of them to at most the second.
+DECODED_AT_MOST = 32 << 20
+DECODED_IN_ALL = 256 << 20
+# What a page asks for has Sec-Fetch-Site same-origin, same-site or cross-site (over https),
+# or a Referer; the browser's own calls home (its account and search services) have "none"
+# and no Referer: only the page's are fetched for it.
+_ASKED_BY_A_PAGE = ("same-origin", "same-site", "cross-site")
+
+FetchMissing = Callable[[str], "dict[str, bytes] | None"]  # URL -> the replay with it, or None
 
 
 @dataclass
@@ -56,6 +77,7 @@ class Rendering:
     absent: dict[str, str] = field(default_factory=dict)  # "screenshot"/"pdf" -> why
     browser: str | None = None  # the browser's version line
     not_captured: list[str] = field(default_factory=list)  # asked by the browser, 404
+    withheld: dict[str, str] = field(default_factory=dict)  # captured, not shown: URL -> why
 
 
 def find_browser() -> str | None:
@@ -69,8 +91,11 @@ def find_browser() -> str | None:
     return None
 
 
-def render(url: str, replay: dict[str, bytes], browser: str | None = None) -> Rendering:
-    """Pictures of *url* as replayed from *replay* (URL -> response as received)."""
+def render(url: str, replay: dict[str, bytes], browser: str | None = None,
+           fetch_missing: FetchMissing | None = None) -> Rendering:
+    """Pictures of *url* as replayed from *replay* (URL -> response as received).
+    *fetch_missing*: asked for what a page in the browser loads that *replay* does not hold
+    (page.BrowserFetches: fetched once and recorded); without it, that is answered 404."""
     result = Rendering()
     program = browser or find_browser()
     if not program:
@@ -79,7 +104,7 @@ def render(url: str, replay: dict[str, bytes], browser: str | None = None) -> Re
         result.absent = {"screenshot": missing, "pdf": missing}
         return result
     result.browser = _version(program)
-    with _ReplayProxy(replay) as proxy, tempfile.TemporaryDirectory(prefix="ek-web-") as work:
+    with _ReplayProxy(replay, fetch_missing) as proxy, tempfile.TemporaryDirectory(prefix="ek-web-") as work:
         folder = Path(work)
         for what, flag, name in (("screenshot", "--screenshot", "page.png"),
                                  ("pdf", "--print-to-pdf", "page.pdf")):
@@ -92,6 +117,7 @@ def render(url: str, replay: dict[str, bytes], browser: str | None = None) -> Re
             if why:
                 result.absent[what] = why
         result.not_captured = sorted(proxy.missing)
+        result.withheld = dict(sorted(proxy.withheld.items()))
     return result
 
 
@@ -166,8 +192,14 @@ def _key(url: str) -> tuple[str, str, int, str]:
 class _ReplayProxy:
     """An HTTP proxy on 127.0.0.1 that only replays recorded responses."""
 
-    def __init__(self, replay: dict[str, bytes]) -> None:
+    def __init__(self, replay: dict[str, bytes], fetch_missing: FetchMissing | None = None
+                 ) -> None:
         self._responses = {_key(url): response for url, response in replay.items()}
+        self._fetch_missing = fetch_missing
+        self._lock = threading.Lock()  # the answers, what is missing or withheld, the budget
+        self._judged: dict[tuple[str, str, int, str], str | None] = {}  # key -> why withheld
+        self._decoded = 0  # bytes handed to the browser so far, decompressed
+        self.withheld: dict[str, str] = {}
         self.missing: set[str] = set()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.1)  # closing it does not wake accept(): it looks again
@@ -207,25 +239,68 @@ class _ReplayProxy:
             head = _read_head(connection)
             method, target = _request_line(head)
             if method == "CONNECT":
-                host, _, port = target.rpartition(":")
+                host, _, port = target.rpartition(":")  # an IPv6 host keeps its brackets
                 connection.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
                 connection = self._tls.wrap_socket(connection, server_side=True)
-                _, inner = _request_line(_read_head(connection))
-                url = f"https://{host.strip('[]')}:{port}{inner}"
+                head = _read_head(connection)
+                method, inner = _request_line(head)
+                url = f"https://{host}{'' if port == '443' else ':' + port}{inner}"
             else:
                 url = target
-            self._answer(connection, url)
+            self._answer(connection, url, method, head)
         except (OSError, ValueError, ssl.SSLError):
             pass  # the browser gave up or spoke nonsense: nothing to replay
         finally:
             connection.close()
 
-    def _answer(self, connection: socket.socket, url: str) -> None:
-        response = self._responses.get(_key(url))
+    def _answer(self, connection: socket.socket, url: str, method: str, head: bytes) -> None:
+        response = self._held(url)
+        if response is None and method == "GET" and self._fetch_missing is not None and \
+                _asked_by_a_page(head):
+            replay = self._fetch_missing(url)  # one at a time, bounded by the page's limits
+            if replay is not None:
+                with self._lock:
+                    self._responses = {_key(known): answer for known, answer in replay.items()}
+                response = self._held(url)
         if response is None:
-            self.missing.add(url)
+            with self._lock:
+                self.missing.add(url)
             response = _NOT_CAPTURED
+        elif self._withheld(url, response):
+            response = _WITHHELD
         connection.sendall(response)
+
+    def _held(self, url: str) -> bytes | None:
+        with self._lock:
+            return self._responses.get(_key(url))
+
+    def _withheld(self, url: str, response: bytes) -> bool:
+        """Whether the answer is kept from the browser (a compression bomb, or past what the
+        browser is handed in all): judged once for each URL, counted once."""
+        key = _key(url)
+        with self._lock:
+            if key not in self._judged:
+                size, why = decoded_size(parsed(url, response), DECODED_AT_MOST)
+                if why is None and self._decoded + size > DECODED_IN_ALL:
+                    why = (f"the answers handed to the browser reached {DECODED_IN_ALL} bytes "
+                           "in all, decompressed")
+                self._decoded += size if why is None else 0
+                self._judged[key] = why
+                if why is not None:
+                    self.withheld[url] = why
+            return self._judged[key] is not None
+
+
+def _asked_by_a_page(head: bytes) -> bool:
+    """Whether a request comes from a page (its scripts, its pictures), not from the browser
+    itself: by the headers browsers send for that (see _ASKED_BY_A_PAGE)."""
+    fields = {}
+    for line in head.decode("latin-1").split("\r\n")[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            fields[name.strip().lower()] = value.strip().lower()
+    site = fields.get("sec-fetch-site")
+    return site in _ASKED_BY_A_PAGE if site is not None else bool(fields.get("referer"))
 
 
 def _read_head(connection: socket.socket) -> bytes:
