@@ -573,3 +573,18 @@ def test_the_browser_is_handed_a_bounded_amount_in_all(site: Site,
     assert proxy.withheld == {
         f"http://plain.test/{n}": "the answers handed to the browser reached 100 bytes in "
         "all, decompressed" for n in (1, 2)}
+
+
+def test_a_redirect_by_script_is_followed_by_the_browser_and_recorded(site: Site) -> None:
+    """location.replace() in a script: the capture (which runs no script) has the first page;
+    Chromium goes on, and the page it went to, with its resources, is fetched for it."""
+    browser = require_tool("chromium")
+    capture = capture_page(site.base + "/script-redirect.html", QUICK)
+    assert [role for role, _ in capture.exchanges] == ["page"] and capture.browser is not None
+    render(site.base + "/script-redirect.html", capture.replay(), browser,
+           fetch_missing=capture.browser)
+    capture.browser.close()
+    asked = [e.url.removeprefix(site.base) for role, e in capture.exchanges if role == "browser"]
+    assert asked[0] == "/page.html"
+    assert {"/style.css", "/app.js", "/logo.png"} <= set(asked)
+    assert responses(capture)[site.base + "/page.html"][1] == PAGE

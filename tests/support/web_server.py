@@ -85,6 +85,9 @@ def gzip_bomb() -> bytes:
     return packer.compress(bytes(BOMB_DECODED)) + packer.flush()
 
 
+# A page that sends the browser on by script: only a browser running it goes there
+SCRIPT_REDIRECT_PAGE = b"<!doctype html><html><body>Loading<script>location.replace('/page.html')"\
+    b"</script></body></html>"
 BOMB_PAGE = b'<!doctype html><html><body><h1>Fake Bank</h1><img src="/bomb.png"></body></html>'
 
 # Names a page may hold that cannot go on a request line as they are, or not at all
@@ -213,6 +216,8 @@ def https_site(folder: Path, slow_seconds: float = 5.0, tls: bool = True,
                 self._send(200, LOADER, "application/javascript")
             elif self.path == "/api/config.json":
                 self._send(200, CONFIG, "application/json")
+            elif self.path == "/script-redirect.html":
+                self._send(200, SCRIPT_REDIRECT_PAGE, "text/html")
             elif self.path == "/bomb.html":
                 self._send(200, BOMB_PAGE, "text/html")
             elif self.path == "/bomb.png":

@@ -171,8 +171,12 @@ class WebSource:
         self._final[number] = capture.final_url
         replay = capture.replay()
         if replay:
-            try:  # what the page loads in the browser that the capture lacks is fetched for it
-                rendering = self._renderer(url, replay, fetch_missing=capture.browser)
+            # where the redirects and refreshes ended: a refresh after some seconds would
+            # otherwise be pictured before it happens (Chromium's virtual time is 5 s); and
+            # what the page loads in the browser that the capture lacks is fetched for it
+            try:
+                rendering = self._renderer(capture.final_url, replay,
+                                           fetch_missing=capture.browser)
             finally:
                 if capture.browser is not None:
                     capture.browser.close()
