@@ -588,3 +588,23 @@ def test_a_redirect_by_script_is_followed_by_the_browser_and_recorded(site: Site
     assert asked[0] == "/page.html"
     assert {"/style.css", "/app.js", "/logo.png"} <= set(asked)
     assert responses(capture)[site.base + "/page.html"][1] == PAGE
+
+
+def test_what_the_browser_asks_gets_a_bounded_time_in_all(site: Site,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A site answering the scripts' requests slowly would cost the pictures (Chromium waits
+    for them, 60 s a picture): the browser's fetches end within BROWSER_SECONDS in all."""
+    from evidencekit.sources.web import page as page_module
+    monkeypatch.setattr(page_module, "BROWSER_SECONDS", 0.5)
+    capture = capture_page(site.base + "/scripted.html", Limits(timeout=5.0, user_agent="t"))
+    fetches = capture.browser
+    assert fetches is not None
+    started = time.monotonic()
+    assert site.base + "/slow" not in (fetches(site.base + "/slow") or {})  # no answer in time
+    assert time.monotonic() - started < 2
+    [(role, slow)] = [(r, e) for r, e in capture.exchanges if e.url.endswith("/slow")]
+    assert role == "browser" and (slow.error or "").startswith("the server did not answer within 0.")
+    assert fetches(site.base + "/api/config.json") is None
+    assert capture.not_fetched == [(site.base + "/api/config.json", "not fetched: the 0.5 s "
+                                    "given to what the browser asks had run out")]
+    fetches.close()

@@ -309,6 +309,9 @@ class _Run:
         return f"not reached: more than {self.capture.limits.max_redirects} redirects"
 
 
+BROWSER_SECONDS = 20.0  # for all the browser's fetches: the pictures have 60 s each
+
+
 class BrowserFetches:
     """What the browser making the pictures asks that the capture does not hold (what the
     page's scripts load, the favicon), fetched for it once, as any resource, and recorded in
@@ -317,9 +320,10 @@ class BrowserFetches:
     Called by the replay proxy (render.py) from its threads: one fetch at a time, each URL
     once; after :meth:`close` (the pictures made) nothing more is fetched, and the WARC and
     the end of the capture include what was. Within the page's limits (resources, bytes,
-    time, no local address): the browser asks through the capture's own fetcher, with its
-    user agent, no cookies, and the page as Referer; only GET (render.py asks for nothing
-    else).
+    time, no local address), and within :data:`BROWSER_SECONDS` from the first (Chromium
+    waits for what it asked: a site answering its scripts slowly would otherwise cost the
+    pictures): the browser asks through the capture's own fetcher, with its user agent, no
+    cookies, and the page as Referer; only GET (render.py asks for nothing else).
     """
 
     def __init__(self, capture: PageCapture, run: _Run) -> None:
@@ -328,6 +332,7 @@ class BrowserFetches:
         self._lock = threading.Lock()
         self._tried: set[str] = set()
         self._closed = False
+        self._until: float | None = None  # the end of the browser's time, from its first ask
 
     def __call__(self, url: str) -> dict[str, bytes] | None:
         """Fetch *url* for the browser; the replay with it (None: nothing new to replay)."""
@@ -344,11 +349,27 @@ class BrowserFetches:
             self._tried.add(url)
             why = self._run.refusal()
             if why is None:
-                why = self._run.follow(url, "browser", referer=self._capture.final_url)
+                why = self._within_time(url)
             if why is not None:
                 self._capture.not_fetched.append((url, why))
                 return None
             return self._capture.replay()
+
+    def _within_time(self, url: str) -> str | None:
+        """:meth:`_Run.follow` within the browser's time as well as the page's."""
+        run = self._run
+        now = run.monotonic()
+        if self._until is None:
+            self._until = now + BROWSER_SECONDS
+        if now >= self._until:
+            return (f"not fetched: the {BROWSER_SECONDS:g} s given to what the browser asks "
+                    "had run out")
+        page_deadline = run.deadline
+        run.deadline = min(page_deadline, self._until)
+        try:
+            return run.follow(url, "browser", referer=self._capture.final_url)
+        finally:
+            run.deadline = page_deadline
 
     def close(self) -> None:
         """No more fetches (waits for one under way, bounded by its time limit); the WARC and
