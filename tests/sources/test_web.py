@@ -608,3 +608,19 @@ def test_what_the_browser_asks_gets_a_bounded_time_in_all(site: Site,
     assert capture.not_fetched == [(site.base + "/api/config.json", "not fetched: the 0.5 s "
                                     "given to what the browser asks had run out")]
     fetches.close()
+
+
+def test_over_plain_http_what_the_page_asks_is_told_by_its_referer(tmp_path: Path) -> None:
+    """Over http Chromium sends no Sec-Fetch-* headers: a page's requests are told from the
+    browser's own by their Referer."""
+    browser = require_tool("chromium")
+    with https_site(tmp_path, tls=False) as site:
+        capture = capture_page(site.base + "/scripted.html", QUICK)
+        assert capture.browser is not None
+        rendering = render(site.base + "/scripted.html", capture.replay(), browser,
+                           fetch_missing=capture.browser)
+        capture.browser.close()
+    asked = {e.url.removeprefix(site.base): e.status for role, e in capture.exchanges
+             if role == "browser"}
+    assert asked["/api/config.json"] == 200 and asked["/img/dynamic-logo.png"] == 200
+    assert site.hits["/api/config.json"] == 1 and rendering.screenshot is not None
