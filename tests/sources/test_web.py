@@ -624,3 +624,17 @@ def test_over_plain_http_what_the_page_asks_is_told_by_its_referer(tmp_path: Pat
              if role == "browser"}
     assert asked["/api/config.json"] == 200 and asked["/img/dynamic-logo.png"] == 200
     assert site.hits["/api/config.json"] == 1 and rendering.screenshot is not None
+
+
+@pytest.mark.parametrize(("head", "by_a_page"), [
+    (b"GET /a HTTP/1.1\r\nSec-Fetch-Site: same-origin\r\n\r\n", True),
+    (b"GET /a HTTP/1.1\r\nSec-Fetch-Site: cross-site\r\nReferer: https://x/\r\n\r\n", True),
+    (b"GET /a HTTP/1.1\r\nSec-Fetch-Site: none\r\nReferer: https://x/\r\n\r\n", False),
+    (b"GET /a HTTP/1.1\r\nReferer: http://x/\r\n\r\n", True),  # http: no Sec-Fetch-*
+    (b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n", False),
+    (b"POST /a HTTP/1.1\r\nContent-Length: 20\r\n\r\nReferer: http://x/\r\n", False)],
+    ids=["same-origin", "cross-site", "browser-itself", "http-referer", "nothing", "in-body"])
+def test_a_page_s_requests_are_told_from_the_browser_s_own(head: bytes, by_a_page: bool) -> None:
+    import importlib
+    render_module = importlib.import_module("evidencekit.sources.web.render")
+    assert render_module._asked_by_a_page(head) is by_a_page

@@ -295,7 +295,8 @@ def _asked_by_a_page(head: bytes) -> bool:
     """Whether a request comes from a page (its scripts, its pictures), not from the browser
     itself: by the headers browsers send for that (see _ASKED_BY_A_PAGE)."""
     fields = {}
-    for line in head.decode("latin-1").split("\r\n")[1:]:
+    header_block = head.split(b"\r\n\r\n", 1)[0]  # not what a body sent with it says
+    for line in header_block.decode("latin-1").split("\r\n")[1:]:
         name, sep, value = line.partition(":")
         if sep:
             fields[name.strip().lower()] = value.strip().lower()
