@@ -16,7 +16,6 @@ import os
 import shutil
 import stat
 import tarfile
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from evidencekit.crypto.keys import PublicKey
 from evidencekit.errors import BundleError, Interrupted, OutputError
 from evidencekit.format.entries import raw_field, safe_bag_path
 from evidencekit.format.manifest import Manifest
+from evidencekit.fs.staging import StagingFolder, StaleStaging, remove_stale
 from evidencekit.payload import PayloadReaders
 from evidencekit.progress import Progress
 from evidencekit.text import human_size
@@ -63,6 +63,8 @@ class ExtractResult:
     symlinks: int = 0
     skipped_links: list[str] = field(default_factory=list)
     renamed: int = 0
+    # Staging folders of the same output left by an extract killed outright (fs.staging).
+    stale: StaleStaging = field(default_factory=StaleStaging)
 
 
 class _Tree:
@@ -317,11 +319,12 @@ def extract(bundle: Path, output: Path, identities: Sequence[age.Identity],
     """
     fs.require_new(output, refusal="extract writes into a new folder only",
                    hint="choose another folder with -o")
-    parent = output.absolute().parent
+    stale = remove_stale(output)  # left by an extract to the same folder killed outright
     try:
-        staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".partial", dir=parent))
+        folder = StagingFolder(output)
     except OSError as exc:
         raise _output_error(output, exc) from None
+    staging = folder.path
     try:
         root = staging / "bag"
         os.mkdir(root, 0o700)
@@ -334,8 +337,8 @@ def extract(bundle: Path, output: Path, identities: Sequence[age.Identity],
                 raise _output_error(output, writer.failure)
             if not report.ok or not report.decrypted or report.manifest is None:
                 tree.close()
-                return _discard(staging, output, report, keep_untrusted)
-            result = ExtractResult(report, output, files=writer.files)
+                return _discard(staging, output, report, keep_untrusted, stale)
+            result = ExtractResult(report, output, files=writer.files, stale=stale)
             _write_tag_files(tree, report)
             addenda.write_files(tree, report.addenda)  # addenda/NNNNNN.json next to them
             _finish_tree(tree, report.manifest, result, restore=not as_stored)
@@ -355,7 +358,7 @@ def extract(bundle: Path, output: Path, identities: Sequence[age.Identity],
                           hint=f"{output} was not created and the bundle was not changed"
                           ) from None
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        folder.remove()
 
 
 def _output_error(output: Path, exc: OSError) -> OutputError:
@@ -363,13 +366,14 @@ def _output_error(output: Path, exc: OSError) -> OutputError:
                        hint="check free space and permissions; nothing was left behind")
 
 
-def _discard(staging: Path, output: Path, report: Report, keep: bool) -> ExtractResult:
+def _discard(staging: Path, output: Path, report: Report, keep: bool,
+             stale: StaleStaging) -> ExtractResult:
     if keep and report.decrypted:
         untrusted = output.with_name(output.name + ".UNTRUSTED")
         with suppress(FileExistsError):
             fs.publish_folder(staging / "bag", untrusted)
-            return ExtractResult(report, None, untrusted=untrusted)
-    return ExtractResult(report, None)
+            return ExtractResult(report, None, untrusted=untrusted, stale=stale)
+    return ExtractResult(report, None, stale=stale)
 
 
 def _write_tag_files(tree: _Tree, report: Report) -> None:

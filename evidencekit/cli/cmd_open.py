@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 
 import click
@@ -35,6 +36,7 @@ from evidencekit.custody.receipt import check_receipt, parse_receipt
 from evidencekit.errors import EvidenceKitError, ExitCode, InputError, UsageError
 from evidencekit.extract import extract
 from evidencekit.findings import Findings
+from evidencekit.fs.staging import StaleStaging
 from evidencekit.inspect import inspect_bundle
 from evidencekit.payload import PayloadReaders
 from evidencekit.protection import passphrase_opens, payload_header
@@ -333,9 +335,12 @@ def extract_command(bundle: Path, identities: tuple[Path, ...], passphrase_file:
                              "untrusted": str(result.untrusted) if result.untrusted else None,
                              "files": result.files, "symlinks": result.symlinks,
                              "skipped_links": result.skipped_links,
-                             "renamed_to_original": result.renamed, "recorded": recorded})
+                             "renamed_to_original": result.renamed, "recorded": recorded,
+                             "stale_staging_removed": [str(p) for p in result.stale.removed],
+                             "stale_staging_left": [str(p) for p in result.stale.unknown]})
             render.emit_json(document)
             return code
+        _say_stale(result.stale)
         render.report_text(result.report, keys)
         if result.output is not None:
             render.out.print(f"Extracted {result.files} files into "
@@ -353,3 +358,18 @@ def extract_command(bundle: Path, identities: tuple[Path, ...], passphrase_file:
         return code
 
     run("extract", as_json, body)
+
+
+def _say_stale(stale: StaleStaging) -> None:
+    """What an extract to the same folder, killed outright (kill -9, a power cut), left: the
+    staging folders removed, and those without a lock to tell whether their run still works."""
+    for path in stale.removed:
+        render.err.print(f"Removed {render.escape(str(path))}: left by an extract to the same "
+                         "folder that was stopped before it could clean up (decrypted files, "
+                         "not all verified).")
+    for path in stale.unknown:
+        render.err.print(f"[yellow]evidencekit: warning:[/] {render.escape(str(path))} was left "
+                         "by an extract to the same folder that was stopped (kill -9, a power "
+                         "cut) or by one still running from an older evidencekit: it holds "
+                         "decrypted files, not all verified. Once no other extract runs, "
+                         f"delete it: rm -rf {render.escape(shlex.quote(str(path)))}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import stat
@@ -95,6 +96,27 @@ def test_signal_mid_extract_leaves_no_decrypted_file(tmp_path: Path, home: Path,
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
     assert os.listdir(out_dir) == []
+
+
+def test_the_next_extract_removes_what_a_kill_9_left(tmp_path: Path, home: Path,
+                                                     large_bundle: dict[str, Path]) -> None:
+    """SIGKILL cannot be answered: the staging folder (decrypted files, not all verified) stays.
+    The next extract to the same folder finds its lock free, removes it and says so."""
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    args = ("extract", large_bundle["bundle"], "-i", large_bundle["identity"], "-o",
+            out_dir / "opened")
+    proc = _start(*args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _when_writing(proc, out_dir)
+    proc.kill()
+    proc.wait(timeout=60)
+    [left] = list(out_dir.iterdir())
+    assert left.name.startswith(".opened.") and left.name.endswith(".partial")
+    again = subprocess.run([sys.executable, "-m", "evidencekit", *map(str, args), "--json"],
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["stale_staging_removed"] == [str(left)]
+    assert os.listdir(out_dir) == ["opened"]
 
 
 @pytest.mark.parametrize("sig", ENDING)
