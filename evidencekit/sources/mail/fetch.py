@@ -117,15 +117,37 @@ def attributes(capabilities: Sequence[str]) -> list[str]:
     return wanted
 
 
+@dataclass(frozen=True)
+class Asked:
+    """A UID FETCH sent and not yet answered (see :func:`ask`)."""
+
+    tag: Any
+    uids: tuple[int, ...]
+
+
 def fetch(client: Any, uids: Sequence[int], items: Sequence[str]) -> list[Message]:
     """UID FETCH *items* of *uids*; the messages the server answered for, in UID order."""
+    return answer(client, ask(client, uids, items))
+
+
+def ask(client: Any, uids: Sequence[int], items: Sequence[str]) -> Asked | None:
+    """Send UID FETCH *items* of *uids* without waiting for the answer, so that the server
+    prepares it while the previous one is dealt with; None when there is nothing to ask.
+    :func:`answer` must read it before any other command is sent."""
+    if not uids:
+        return None
+    tag = client._imap._command("UID", "FETCH", uid_set(uids), "(" + " ".join(items) + ")")
+    return Asked(tag, tuple(uids))
+
+
+def answer(client: Any, asked: Asked | None) -> list[Message]:
+    """The server's answer to *asked*: the messages it answered for, in UID order."""
     from imapclient.response_parser import gen_parsed_response
 
-    if not uids:
+    if asked is None:
         return []
     imap = client._imap
-    tag = imap._command("UID", "FETCH", uid_set(uids), "(" + " ".join(items) + ")")
-    kind, data = imap._command_complete("FETCH", tag)
+    kind, data = imap._command_complete("FETCH", asked.tag)
     if kind != "OK":
         raise MailError(f"the server refused to send messages: {_text(data[0] if data else '')}")
     kind, data = imap._untagged_response(kind, data, "FETCH")
@@ -141,7 +163,7 @@ def fetch(client: Any, uids: Sequence[int], items: Sequence[str]) -> list[Messag
         if message is not None:  # an unsolicited FETCH without UID (flags of another message)
             found.setdefault(message.uid, message).__dict__.update(
                 {k: v for k, v in message.__dict__.items() if v is not None and k != "uid"})
-    wanted = set(uids)
+    wanted = set(asked.uids)
     return [found[uid] for uid in sorted(found) if uid in wanted]
 
 

@@ -82,6 +82,11 @@ def open_connection(account: Account, trust: Trust, clock: Clock) -> tuple[Any, 
     except Exception as exc:  # imaplib's own errors (a greeting that is not IMAP)
         raise MailError(f"{account.host} port {account.port} does not answer as an IMAP "
                         f"server: {exc}") from None
+    # imapclient sets imaplib's debug level to 5 so that imaplib logs to imapclient's logger;
+    # imaplib then formats every answer (the messages' bytes, with repr) whether or not anything
+    # is logged: twice each message, 40 % of the processor time of a capture. Nothing is lost
+    # (evidencekit never turns that logger on; it would also log the traffic's contents).
+    client._imap.debug = 0
     tls_socket = client.socket()
     chain = _chain(tls_socket)
     leaf = hashlib.sha256(chain[0]).digest() if chain else b""

@@ -62,6 +62,15 @@ class _Prepared:
 
 
 @dataclass(frozen=True)
+class _Request:
+    """A batch of UIDs: those an earlier run kept (bytes, when fetched) and the FETCH sent."""
+
+    batch: list[int]
+    kept: dict[int, tuple[bytes, int]]
+    asked: imap.Asked | None
+
+
+@dataclass(frozen=True)
 class _Examined:
     when: int
     renumbered: bool  # UIDVALIDITY differs from when the folder was searched
@@ -228,11 +237,25 @@ class MailSource:
             renumbered = folder.uidvalidity != planned
             yield folder, _Examined(self._clock(), renumbered)
             if not renumbered:
-                state = None if self._resume is None else \
-                    self._resume.folder_state(folder.name_utf7, folder.uidvalidity)
-                for batch in imap.batches(folder.uids, folder.sizes):
-                    yield folder, self._fetched(folder, batch, state)
+                yield from self._folder_batches(folder)
             yield folder, None
+
+    def _folder_batches(self, folder: Folder) -> Iterator[tuple[Folder, list[_Prepared | int]]]:
+        """The folder's messages batch by batch. The FETCH of the next batch is sent as soon
+        as the answer to this one is read, before this one is hashed, kept and handed on: the
+        server prepares it meanwhile instead of waiting for the next command."""
+        state = None if self._resume is None else \
+            self._resume.folder_state(folder.name_utf7, folder.uidvalidity)
+        batches = list(imap.batches(folder.uids, folder.sizes))
+        if not batches:
+            return
+        request: _Request | None = self._ask(folder, batches[0], state)
+        for following in [*batches[1:], None]:
+            assert request is not None  # asked at the end of the turn before
+            fresh, known = self._answered(folder, request)
+            current = request
+            request = None if following is None else self._ask(folder, following, state)
+            yield folder, self._fetched(folder, current, fresh, known, state)
 
     def _batch_entries(self, directory: str, folder: Folder, batch: list[_Prepared | int],
                        summary: dict[str, Any]) -> Iterator[StreamEntry]:
@@ -249,10 +272,9 @@ class MailSource:
             yield self._stream(f"{name}.eml", item.body, item.when, MESSAGE_MIME)
             yield self._stream(f"{name}.json", item.record, item.when, JSON_MIME)
 
-    def _fetched(self, folder: Folder, batch: list[int], state: FolderState | None
-                 ) -> list[_Prepared | int]:
-        """Each message of *batch* with its record, or its UID alone if the server no longer
-        has it; from an earlier run's state when it is there."""
+    def _ask(self, folder: Folder, batch: list[int], state: FolderState | None) -> _Request:
+        """Read what an earlier run kept of *batch*, and send the FETCH of the rest (answered
+        later: :meth:`_answered`)."""
         kept: dict[int, tuple[bytes, int]] = {}
         if state is not None:
             for uid in batch:
@@ -262,9 +284,23 @@ class MailSource:
                         kept[uid] = found
         items = imap.attributes(self._capabilities)
         with self._connection_kept(f"fetching messages of {folder.name!r}"):
-            fresh = imap.fetch(self._client, [u for u in batch if u not in kept],
-                               [*items, "BODY.PEEK[]"])
-            known = imap.fetch(self._client, sorted(kept), items) if kept else []
+            asked = imap.ask(self._client, [u for u in batch if u not in kept],
+                             [*items, "BODY.PEEK[]"])
+        return _Request(batch, kept, asked)
+
+    def _answered(self, folder: Folder, request: _Request) -> tuple[list[Message], list[Message]]:
+        """The messages fetched for *request*, and the attributes of those kept before."""
+        items = imap.attributes(self._capabilities)
+        with self._connection_kept(f"fetching messages of {folder.name!r}"):
+            fresh = imap.answer(self._client, request.asked)
+            known = imap.fetch(self._client, sorted(request.kept), items) if request.kept else []
+        return fresh, known
+
+    def _fetched(self, folder: Folder, request: _Request, fresh: list[Message],
+                 known: list[Message], state: FolderState | None) -> list[_Prepared | int]:
+        """Each message of the batch with its record, or its UID alone if the server no longer
+        has it; from an earlier run's state when it is there."""
+        kept = request.kept
         now = self._clock()
         if state is not None:
             for message in fresh:
@@ -274,7 +310,7 @@ class MailSource:
         answered = {message.uid: message for message in [*fresh, *known]}
         self.fetched += len(fresh)
         result: list[_Prepared | int] = []
-        for uid in batch:
+        for uid in request.batch:
             reply = answered.get(uid)
             if uid in kept and reply is not None:
                 reply.body, fetched = kept[uid]
