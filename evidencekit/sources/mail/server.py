@@ -84,7 +84,7 @@ def open_connection(account: Account, trust: Trust, clock: Clock) -> tuple[Any, 
                         f"server: {exc}") from None
     # imapclient sets imaplib's debug level to 5 so that imaplib logs to imapclient's logger;
     # imaplib then formats every answer (the messages' bytes, with repr) whether or not anything
-    # is logged: twice each message, 40 % of the processor time of a capture. Nothing is lost
+    # is logged: twice each message, a fifth of a capture's processor time. Nothing is lost
     # (evidencekit never turns that logger on; it would also log the traffic's contents).
     client._imap.debug = 0
     tls_socket = client.socket()
