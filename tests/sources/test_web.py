@@ -638,3 +638,17 @@ def test_a_page_s_requests_are_told_from_the_browser_s_own(head: bytes, by_a_pag
     import importlib
     render_module = importlib.import_module("evidencekit.sources.web.render")
     assert render_module._asked_by_a_page(head) is by_a_page
+
+
+def test_a_refresh_header_is_followed_and_one_for_browsers_without_scripts_is_not(
+        site: Site) -> None:
+    """A Refresh header (PHP's header("Refresh: 0; url=…")) is obeyed as a <meta> refresh; a
+    <meta> refresh inside <noscript> is not: a browser running scripts (the victim's, and the
+    one making the pictures) ignores it, and a cloaking kit uses it to send others away."""
+    by_header = capture_page(site.base + "/refresh-header", QUICK)
+    assert [(role, e.url.removeprefix(site.base)) for role, e in by_header.exchanges][:2] == [
+        ("page", "/refresh-header"), ("refreshed", "/page.html")]
+    assert by_header.final_url == site.base + "/page.html" and by_header.problems() == []
+    cloaked = capture_page(site.base + "/noscript-refresh.html", QUICK)
+    assert [role for role, _ in cloaked.exchanges] == ["page"]
+    assert "/for-bots.html" not in site.hits

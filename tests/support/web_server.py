@@ -204,6 +204,12 @@ def https_site(folder: Path, slow_seconds: float = 5.0, tls: bool = True,
                 self._send(200, PNG, "image/png")
             elif self.path == "/landing.html":
                 self._send(200, LANDING_PAGE, "text/html")
+            elif self.path == "/refresh-header":  # PHP's header("Refresh: 0; url=…")
+                self._send(200, b"Loading", "text/html", {"Refresh": "0; url=/page.html"})
+            elif self.path == "/noscript-refresh.html":  # what a browser without scripts gets
+                self._send(200, b'<html><head><noscript><meta http-equiv="refresh" content="0; '
+                           b'url=/for-bots.html"></noscript></head><body>Fake Bank</body></html>',
+                           "text/html")
             elif self.path == "/refresh-loop.html":
                 self._send(200, b'<meta http-equiv="refresh" content="1;url=/refresh-loop2.html">',
                            "text/html")

@@ -27,6 +27,7 @@ from evidencekit.sources.web.resources import (
     is_css,
     is_html,
     read_page,
+    refresh_target,
     stylesheet_resources,
 )
 from evidencekit.sources.web.urls import Unfetchable, fetchable
@@ -147,21 +148,38 @@ def _links(page: Exchange | None) -> PageLinks | None:
     return read_page(body, page.url, charset_of(content_type), at_most=LISTED_AT_MOST + 1)
 
 
+def _refresh(page: Exchange | None, links: PageLinks | None) -> tuple[str, str] | None:
+    """Where the page sends the browser on, and by what: its ``Refresh`` header (which
+    browsers obey first), else its ``<meta http-equiv="refresh">``."""
+    if page is None or page.status != 200 or page.error:
+        return None
+    header = page.header("Refresh")
+    target = refresh_target(header) if header else None
+    if target is not None:
+        return urllib.parse.urldefrag(urllib.parse.urljoin(page.url, target))[0], "Refresh header"
+    if links is not None and links.refresh is not None:
+        return links.refresh, "<meta> refresh"
+    return None
+
+
 def _follow_refreshes(capture: PageCapture, run: _Run) -> PageLinks | None:
-    """Follow the page's ``<meta http-equiv="refresh">`` (a phishing kit's landing page often
-    sends the browser on this way, seconds later) as a browser would, within the same count as
-    HTTP redirects; the links of the page where it ends (None: not a whole HTML page)."""
+    """Follow the page's refresh (a ``Refresh`` header or ``<meta http-equiv="refresh">``: a
+    phishing kit's landing page often sends the browser on this way, seconds later) as a
+    browser would, within the same count as HTTP redirects; the links of the page where it
+    ends (None: not a whole HTML page)."""
     limits = capture.limits
     while capture.unfollowed is None:
         page = capture.page
         links = _links(page)
-        if page is None or links is None or links.refresh is None:
+        refresh = _refresh(page, links)
+        if page is None or refresh is None:
             return links
+        where, how = refresh
         try:
-            target = fetchable(links.refresh)
+            target = fetchable(where)
         except Unfetchable as exc:
-            capture.unfollowed = (f"not reached: its <meta> refresh leads to {links.refresh}, "
-                                  f"which is not fetched: {exc}")
+            capture.unfollowed = (f"not reached: its {how} leads to {where}, which is not "
+                                  f"fetched: {exc}")
             return None
         if target == page.url:
             return links  # a page that reloads itself

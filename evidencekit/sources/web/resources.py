@@ -40,6 +40,7 @@ class _Finder(HTMLParser):
         self.refresh: str | None = None
         self._refreshed = False  # a browser obeys the first refresh only
         self._style: list[str] | None = None  # a <style> block's text so far, inside one
+        self._noscript = 0  # inside <noscript>: what a browser running scripts does not read
         self._seen: set[str] = set()  # "not in found" was quadratic: a page of 40,000 tags, 23 s
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -48,8 +49,11 @@ class _Finder(HTMLParser):
             self.base = urllib.parse.urljoin(self.base, values["href"])
         elif tag == "link" and _LINK_RELS & set((values.get("rel") or "").lower().split()):
             self.add(values.get("href"))
-        elif tag == "meta" and (values.get("http-equiv") or "").strip().lower() == "refresh":
+        elif tag == "meta" and (values.get("http-equiv") or "").strip().lower() == "refresh" \
+                and not self._noscript:  # a cloaking kit sends browsers without scripts away
             self._meta_refresh(values.get("content") or "")
+        elif tag == "noscript":
+            self._noscript += 1
         for name in _SOURCES.get(tag, ()):
             self.add(values.get(name))
         if tag in ("img", "source") and "srcset" in values:
@@ -62,6 +66,8 @@ class _Finder(HTMLParser):
             self._style = []
 
     def handle_endtag(self, tag: str) -> None:
+        if tag == "noscript":
+            self._noscript = max(0, self._noscript - 1)
         self.end_style()
 
     def handle_data(self, data: str) -> None:
