@@ -19,7 +19,7 @@ from evidencekit.addenda import ADDENDA_DIR, FoundAddendum, scan_member
 from evidencekit.addenda import CHECK as ADDENDA_CHECK
 from evidencekit.findings import Findings
 from evidencekit.format.bag import BAG_ROOT
-from evidencekit.format.tarstream import EXTENDED_LIMIT, TarReader, legacy_mtime_ns, mtime_ns
+from evidencekit.format.tarstream import EXTENDED_LIMIT, TarReader, mtime_readings
 
 READ_SIZE = 1 << 20
 TAG_FILE_LIMIT = 1 << 30  # a manifest for millions of files; more is refused, never allocated
@@ -71,7 +71,7 @@ class StoredMember:
     gid: int
     mtime_ns: int
     # Before 1970 with a fraction of a second: the time an older writer meant by the same
-    # record (format/tarstream.legacy_mtime_ns), also accepted as the manifest's; else None.
+    # record (format/tarstream.mtime_readings), also accepted as the manifest's; else None.
     legacy_mtime_ns: int | None = None
 
     def has_time(self, ns: int) -> bool:
@@ -167,8 +167,8 @@ def scan_payload(stream: IO[bytes] | PieceSource, findings: Findings,
 
 def _remember(member: tarfile.TarInfo, name: str, scan: PayloadScan) -> None:
     kind = "directory" if member.isdir() else "hard link" if member.islnk() else "file"
-    scan.members[name] = StoredMember(kind, member.mode, member.uid, member.gid, mtime_ns(member),
-                                      legacy_mtime_ns(member))
+    scan.members[name] = StoredMember(kind, member.mode, member.uid, member.gid,
+                                      *mtime_readings(member))
     if name.startswith("data/"):
         scan.data_order.append(name)
 

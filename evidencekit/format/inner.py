@@ -20,7 +20,7 @@ def _pax_time(ns: int) -> str:
     then the whole seconds and the fraction of the time's absolute value (-1.5 s is
     ``-1.500000000``, as GNU tar writes it). Older writers gave ``-2.500000000`` (whole seconds
     rounded down, the fraction above them), which tar reads as -2.5 s: readers still take it
-    (evidencekit.format.tarstream.legacy_mtime_ns, docs/FORMAT.md §4.2)."""
+    (evidencekit.format.tarstream.mtime_readings, docs/FORMAT.md §4.2)."""
     seconds, fraction = divmod(abs(ns), 1_000_000_000)
     return f"{'-' if ns < 0 else ''}{seconds}.{fraction:09d}"
 

@@ -199,26 +199,25 @@ def mtime_ns(member: tarfile.TarInfo) -> int:
     """The member's modification time in nanoseconds: the pax ``mtime`` record, as evidencekit
     writes it (seconds, a dot, nine digits; a minus sign before 1970), read as POSIX and tar
     read it, or the ustar field (whole seconds)."""
-    record = member.pax_headers.get("mtime")
-    if record is not None:
-        match = _PAX_MTIME.fullmatch(record)
-        if match is not None:
-            magnitude = int(match[2]) * 1_000_000_000 + int(match[3])
-            return -magnitude if match[1] else magnitude
-    return int(member.mtime) * 1_000_000_000
+    return mtime_readings(member)[0]
 
 
-def legacy_mtime_ns(member: tarfile.TarInfo) -> int | None:
-    """The time an older evidencekit meant by the member's pax ``mtime`` record when that
-    differs from :func:`mtime_ns`: it wrote a time before 1970 with a fraction of a second as
-    its whole seconds rounded down and the fraction above them (-1.5 s as ``-2.500000000``,
-    -2 s + 0.5 s), bundles of format versions 1 to 3 hold it, and readers take it (FORMAT.md
-    §4.2). None for any other record: the same time either way, or never written so."""
+def mtime_readings(member: tarfile.TarInfo) -> tuple[int, int | None]:
+    """:func:`mtime_ns`, and the time an older evidencekit meant by the same pax ``mtime``
+    record when that differs: it wrote a time before 1970 with a fraction of a second as its
+    whole seconds rounded down and the fraction above them (-1.5 s as ``-2.500000000``, -2 s +
+    0.5 s); bundles of format versions 1 to 3 hold it, and readers take it (FORMAT.md §4.2).
+    None for any other record: the same time either way, or never written so (``-0.x``: rounded
+    down, such a time was ``-1.x``)."""
     record = member.pax_headers.get("mtime")
     match = None if record is None else _PAX_MTIME.fullmatch(record)
-    if match is None or not match[1] or int(match[2]) == 0 or int(match[3]) == 0:
-        return None  # from 1970 on, whole seconds, or -0.x (rounded down it is -1.x)
-    return -int(match[2]) * 1_000_000_000 + int(match[3])
+    if match is None:
+        return int(member.mtime) * 1_000_000_000, None
+    whole, fraction = int(match[2]), int(match[3])
+    if not match[1]:
+        return whole * 1_000_000_000 + fraction, None
+    legacy = -whole * 1_000_000_000 + fraction if whole and fraction else None
+    return -(whole * 1_000_000_000 + fraction), legacy
 
 
 def _canonical(info: tarfile.TarInfo, pax: bool) -> bytes | None:

@@ -150,6 +150,8 @@ def _closest(member: StoredMember, recorded: object) -> int:
     """The member's time as the manifest records it when its header says so, in the encoding
     of now or of an older writer (before 1970, payload.StoredMember.legacy_mtime_ns); else as
     read now."""
+    if member.legacy_mtime_ns is None:  # nearly always: one reading only, nothing to parse
+        return member.mtime_ns
     try:
         wanted = parse_rfc3339(recorded) if isinstance(recorded, str) else None
     except ValueError:
