@@ -12,6 +12,7 @@ wakes every handler still waiting) whatever happens.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import shutil
 import socket
 import ssl
@@ -80,6 +81,7 @@ CONFIG = b'{"brand": "Fake Bank (built by script)", "logo": "/img/dynamic-logo.p
 BOMB_DECODED = 64 << 20  # zeros: some 64 KiB gzip-compressed
 
 
+@functools.cache  # made once (seconds on a loaded machine: not within a request's time)
 def gzip_bomb() -> bytes:
     packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
     return packer.compress(bytes(BOMB_DECODED)) + packer.flush()
@@ -155,12 +157,6 @@ def https_site(folder: Path, slow_seconds: float = 5.0, tls: bool = True,
     cert_path, key_path, der, ca_file = _certificate(folder, ca_names)
     stopping = threading.Event()
     hits: dict[str, int] = {}
-    made: list[bytes] = []
-
-    def bomb() -> bytes:
-        if not made:
-            made.append(gzip_bomb())
-        return made[0]
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -227,7 +223,7 @@ def https_site(folder: Path, slow_seconds: float = 5.0, tls: bool = True,
             elif self.path == "/bomb.html":
                 self._send(200, BOMB_PAGE, "text/html")
             elif self.path == "/bomb.png":
-                self._send(200, bomb(), "image/png", {"Content-Encoding": "gzip"})
+                self._send(200, gzip_bomb(), "image/png", {"Content-Encoding": "gzip"})
             elif self.path == "/odd.html":
                 self._send(200, ODD_PAGE, "text/html; charset=utf-8")
             elif self.path == "/loop":
