@@ -63,7 +63,9 @@ def imap_options(command: F) -> F:
                      expose_value=False,
                      help="Also capture e-mails from this mailbox, read-only (nothing is marked "
                      "read). The password is asked for (or --imap-password-file, or the variable "
-                     f"{PASSWORD_ENV}); never put it in the address."),
+                     f"{PASSWORD_ENV}); never put it in the address. imap://USER@HOST (port 143) "
+                     "for a server that offers TLS only by STARTTLS: required, never a login in "
+                     "clear."),
         click.option("--folder", "folders", multiple=True, metavar="NAME", callback=_keep,
                      expose_value=False,
                      help="With --imap: capture this folder (repeatable; default: all folders)."),

@@ -54,10 +54,15 @@ class Dovecot:
     fingerprint: bytes  # SHA-256 of the server certificate's DER bytes
     mail_uid: int
     mail_gid: int
+    starttls_port: int = 0  # plain IMAP, TLS by STARTTLS (required before any login)
 
     @property
     def url(self) -> str:
         return f"imaps://{USER}@127.0.0.1:{self.port}"
+
+    @property
+    def starttls_url(self) -> str:
+        return f"imap://{USER}@127.0.0.1:{self.starttls_port}"
 
     def folder(self, name_utf7: str) -> Path:
         """The Maildir++ folder of a (modified UTF-7) IMAP name; INBOX is the Maildir itself."""
@@ -148,8 +153,8 @@ class _Introspection(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def _config(root: Path, port: int, cert: Path, key: Path, uid: int, gid: int, internal: str,
-            login: str) -> str:
+def _config(root: Path, port: int, starttls_port: int, cert: Path, key: Path, uid: int,
+            gid: int, internal: str, login: str) -> str:
     group = grp.getgrgid(gid).gr_name
     return f"""\
 base_dir = {root}/run
@@ -185,7 +190,8 @@ userdb {{
 }}
 service imap-login {{
   inet_listener imap {{
-    port = 0
+    address = 127.0.0.1
+    port = {starttls_port}
   }}
   inet_listener imaps {{
     address = 127.0.0.1
@@ -217,12 +223,13 @@ def running(populate: callable | None = None) -> Iterator[Dovecot]:  # type: ign
         for part in ("cur", "new", "tmp"):
             (maildir / part).mkdir(parents=True)
         (root / "passwd").write_text(f"{USER}:{{PLAIN}}{PASSWORD}::::::\n")
-        server = Dovecot(root, _free_port(), maildir, fingerprint, uid, gid)
+        server = Dovecot(root, _free_port(), maildir, fingerprint, uid, gid, _free_port())
         if populate is not None:
             populate(server)
         for path in [root / "home", *(root / "home").rglob("*")]:
             os.chown(path, uid, gid)
-        config.write_text(_config(root, server.port, cert, key, uid, gid, internal, login))
+        config.write_text(_config(root, server.port, server.starttls_port, cert, key, uid, gid,
+                                  internal, login))
         introspection = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Introspection)
         threading.Thread(target=introspection.serve_forever, daemon=True).start()
         (root / "oauth2.conf.ext").write_text(_oauth2_config(root, introspection.server_address[1]))
@@ -263,7 +270,10 @@ def _wait_until_answering(server: Dovecot, timeout: float = 20.0) -> None:
             with socket.create_connection(("127.0.0.1", server.port), timeout=2) as raw, \
                     context.wrap_socket(raw) as tls:
                 if tls.recv(100).startswith(b"* OK"):
-                    return
+                    with socket.create_connection(("127.0.0.1", server.starttls_port),
+                                                  timeout=2) as plain:
+                        if plain.recv(100).startswith(b"* OK"):  # the STARTTLS port too
+                            return
         except OSError:
             pass
         if time.monotonic() > deadline:

@@ -2,8 +2,10 @@
 
 The address is ``imaps://USER@HOST[:PORT]``: the user name as the provider knows it (often the
 whole e-mail address: ``imaps://jane@example.com@imap.example.com`` or with ``%40``), never the
-password. The address typed goes into the bundle (the manifest's source record and the recorded
-command line), so one holding a password is refused before anything else is done.
+password. ``imap://USER@HOST[:PORT]`` (port 143) is a server that offers TLS by STARTTLS: it is
+required there, never a login in clear. The address typed goes into the bundle (the manifest's
+source record and the recorded command line), so one holding a password is refused before
+anything else is done.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from evidencekit.errors import InputError, UsageError
 
 IMAPS_PORT = 993
+IMAP_PORT = 143  # imap://: TLS by STARTTLS, required
 
 
 class MailError(InputError):
@@ -28,12 +31,15 @@ class Account:
     user: str
     host: str
     port: int
+    starttls: bool = False  # imap://: TLS after the greeting, by STARTTLS (required)
 
     @property
     def url(self) -> str:
-        """The normalised address: ``imaps://USER@HOST:PORT`` (the user percent-encoded)."""
+        """The normalised address: ``imaps://USER@HOST:PORT`` (the user percent-encoded), or
+        ``imap://…`` for STARTTLS."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"imaps://{urllib.parse.quote(self.user, safe='')}@{host}:{self.port}"
+        scheme = "imap" if self.starttls else "imaps"
+        return f"{scheme}://{urllib.parse.quote(self.user, safe='')}@{host}:{self.port}"
 
     @property
     def name(self) -> str:
@@ -42,13 +48,11 @@ class Account:
 
 
 def parse_account(text: str) -> Account:
-    """The account *text* names; UsageError for anything but ``imaps://USER@HOST[:PORT]``."""
+    """The account *text* names; UsageError for anything but ``imaps://USER@HOST[:PORT]`` or
+    ``imap://USER@HOST[:PORT]`` (STARTTLS)."""
     example = "e.g. --imap imaps://jane@mail.example.com"
     parts = urllib.parse.urlsplit(text)
-    if parts.scheme.lower() == "imap":
-        raise UsageError("only encrypted connections are used (imaps://…): plain imap:// would "
-                         "send the password unprotected", hint=example)
-    if parts.scheme.lower() != "imaps" or not parts.hostname:
+    if parts.scheme.lower() not in ("imaps", "imap") or not parts.hostname:
         raise UsageError(f"--imap needs an address like imaps://USER@HOST, not {text!r}",
                          hint=example)
     if parts.password is not None:
@@ -60,11 +64,12 @@ def parse_account(text: str) -> Account:
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise UsageError(f"the --imap address should name only the user and the server: {text!r}",
                          hint="choose folders with --folder NAME (or --all-folders)")
+    starttls = parts.scheme.lower() == "imap"
     try:
-        port = parts.port or IMAPS_PORT
+        port = parts.port or (IMAP_PORT if starttls else IMAPS_PORT)
     except ValueError:
         raise UsageError(f"the port in {text!r} is not a number from 1 to 65535") from None
-    return Account(text, urllib.parse.unquote(parts.username), parts.hostname, port)
+    return Account(text, urllib.parse.unquote(parts.username), parts.hostname, port, starttls)
 
 
 @dataclass(frozen=True)

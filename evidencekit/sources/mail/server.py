@@ -4,6 +4,11 @@ The certificate is checked against the system's trusted authorities and the host
 when a fingerprint is pinned (``--imap-fingerprint SHA256:…``, for a server with a certificate
 of its own), it must be exactly that certificate. Either check happens before anything is sent:
 a server that fails it never sees the user name or the password.
+
+``imap://`` (port 143): the connection starts in clear and is secured by STARTTLS before
+anything else is sent but CAPABILITY; a server that does not offer STARTTLS (or refuses it) is
+refused, never logged in to in clear. What it said before TLS (greeting, capabilities) could
+have been changed by anyone in between: only what it says after is used.
 """
 
 from __future__ import annotations
@@ -67,8 +72,13 @@ def open_connection(account: Account, trust: Trust, clock: Clock) -> tuple[Any, 
     context = _tls_context(trust)
     started = clock()
     try:
-        client = IMAPClient(account.host, account.port, ssl=True, ssl_context=context,
+        client = IMAPClient(account.host, account.port, ssl=not account.starttls,
+                            ssl_context=context,
                             timeout=SocketTimeout(CONNECT_TIMEOUT, READ_TIMEOUT))
+        if account.starttls:
+            _start_tls(client, account, context)
+    except MailError:
+        raise
     except ssl.SSLCertVerificationError as exc:
         raise MailError(f"the certificate of {account.host} is not trusted: "
                         f"{exc.verify_message or exc.reason}; nothing was sent to it",
@@ -104,6 +114,7 @@ def open_connection(account: Account, trust: Trust, clock: Clock) -> tuple[Any, 
         "connected_to": tls_socket.getpeername()[0],
         "connected": rfc3339(started),
         "tls": {"version": tls_socket.version(), "cipher": (tls_socket.cipher() or ("",))[0],
+                "starttls": account.starttls,
                 "trust": "system" if trust.pinned is None else "pinned",
                 "pinned_sha256": None if trust.pinned is None else trust.pinned.hex(),
                 "chain": [_certificate(der) for der in chain]},
@@ -111,6 +122,31 @@ def open_connection(account: Account, trust: Trust, clock: Clock) -> tuple[Any, 
         "capability_before_login": _capabilities(client),
     }
     return client, facts
+
+
+def _start_tls(client: Any, account: Account, context: ssl.SSLContext) -> None:
+    """Secure a connection that began in clear (imap://) by STARTTLS, or refuse the server:
+    the user name and password are never sent in clear. The certificate is checked in the
+    handshake (system trust) or right after it (pinned), as for imaps://."""
+    from imapclient.exceptions import IMAPClientError
+
+    offered = {str(c).upper() for c in getattr(client._imap, "capabilities", ())}
+    if "STARTTLS" not in offered:
+        _close(client)
+        raise MailError(f"{account.host} port {account.port} does not offer STARTTLS (TLS on a "
+                        "connection that starts in clear): the password would travel "
+                        "unprotected, so nothing was sent to it",
+                        hint="use imaps://USER@HOST (port 993) if the server has it, or ask its "
+                        "administrator; someone in between may also have removed STARTTLS from "
+                        "its answer")
+    try:
+        client.starttls(context)
+    except IMAPClientError as exc:
+        _close(client)
+        raise MailError(f"{account.host} refused STARTTLS: {_server_words(exc)}; nothing was "
+                        "sent to it", hint="use imaps://USER@HOST (port 993) if the server has "
+                        "it") from None
+    client._cached_capabilities = None  # those said in clear are not believed
 
 
 def log_in(client: Any, account: Account, credential: Credential) -> list[str]:

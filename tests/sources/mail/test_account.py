@@ -17,11 +17,19 @@ def test_an_address_names_user_host_and_port() -> None:
     assert (whole.user, whole.port) == ("jane@example.com", 1993)
     assert whole.url == "imaps://jane%40example.com@imap.example.com:1993"
     assert parse_account("imaps://jane@example.com@imap.example.com").user == "jane@example.com"
+    assert not account.starttls and not whole.starttls
+
+
+def test_imap_means_starttls_required() -> None:
+    plain = parse_account("imap://jane@mail.example.com")
+    assert (plain.port, plain.starttls) == (143, True)
+    assert plain.url == "imap://jane@mail.example.com:143"
+    assert plain.name == "jane@mail.example.com"  # the same files in the bag as over imaps://
 
 
 @pytest.mark.parametrize(("text", "says"), [
     ("imaps://jane:secret@mail.example.com", "do not put the password"),
-    ("imap://jane@mail.example.com", "only encrypted connections"),
+    ("imap://jane:secret@mail.example.com", "do not put the password"),
     ("https://jane@mail.example.com", "needs an address like"),
     ("imaps://mail.example.com", "names no user"),
     ("imaps://jane@mail.example.com/INBOX", "only the user and the server"),

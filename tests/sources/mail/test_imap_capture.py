@@ -381,6 +381,79 @@ def test_a_certificate_that_is_not_the_pinned_one_is_refused(server: Dovecot, tm
     assert not (tmp_path / "mail.evidence").exists()
 
 
+def test_starttls_secures_a_plain_imap_connection_before_the_login(
+        server: Dovecot, tmp_path: Path, env: dict[str, str]) -> None:
+    """imap:// (port 143 style): STARTTLS first, the pinned certificate checked, then the
+    login; what the server said in clear is not what is recorded as its capabilities."""
+    done = capture(tmp_path, env, "--imap-fingerprint", pin(server), "--folder", "Junk",
+                   url=server.starttls_url)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["mail"]["account"] == server.starttls_url
+    data = extracted(tmp_path, env, tmp_path / "mail.evidence")
+    facts = json.loads(next((data / "data").glob("*.server.json")).read_bytes())
+    assert_valid(facts, "mail-server")
+    tls = facts["server"]["tls"]
+    assert tls["starttls"] is True and tls["version"].startswith("TLSv1.")
+    assert tls["chain"][0]["sha256"] == server.fingerprint.hex()
+    before_login = facts["server"]["capability_before_login"]
+    assert "STARTTLS" not in before_login and "LOGINDISABLED" not in before_login  # after TLS
+    assert "AUTH=PLAIN" in before_login
+    wrong = capture(tmp_path, env, "--imap-fingerprint", "SHA256:" + "00" * 32,
+                    url=server.starttls_url, name="wrong.evidence")
+    assert wrong.returncode == 2
+    assert "not the one pinned" in json.loads(wrong.stdout)["error"]["message"]
+
+
+class NoStarttls:
+    """An IMAP server on 127.0.0.1 that does not offer STARTTLS (or one whose offer someone in
+    between removed): it greets, answers CAPABILITY without it, and keeps what it was sent."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.received = b""
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        with contextlib.suppress(OSError):
+            connection, _ = self._listener.accept()
+            with connection:
+                connection.settimeout(20)
+                connection.sendall(b"* OK IMAP4rev1 ready\r\n")
+                while line := connection.recv(4096):
+                    self.received += line
+                    tag = line.split(b" ", 1)[0]
+                    if b"CAPABILITY" in line.upper():
+                        connection.sendall(b"* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n" + tag +
+                                           b" OK done\r\n")
+                    elif b"LOGOUT" in line.upper():
+                        connection.sendall(b"* BYE\r\n" + tag + b" OK bye\r\n")
+                        return
+                    else:
+                        connection.sendall(tag + b" OK fine, go on\r\n")
+
+    def close(self) -> None:
+        self._listener.close()
+        self._thread.join(timeout=10)
+
+
+def test_a_server_without_starttls_is_never_sent_the_login(tmp_path: Path,
+                                                           env: dict[str, str]) -> None:
+    fake = NoStarttls()
+    try:
+        done = capture(tmp_path, env, url=f"imap://jane@127.0.0.1:{fake.port}")
+    finally:
+        fake.close()
+    assert done.returncode == 2, done.stderr
+    error = json.loads(done.stdout)["error"]
+    assert "does not offer STARTTLS" in error["message"] and "imaps://" in error["hint"]
+    assert b"CAPABILITY" in fake.received.upper()
+    assert b"LOGIN" not in fake.received.upper() and b"AUTHENTICATE" not in fake.received.upper()
+    assert PASSWORD.encode() not in fake.received and b"jane" not in fake.received
+    assert not (tmp_path / "mail.evidence").exists()
+
+
 def test_a_self_signed_certificate_is_not_trusted_without_a_pin(
         server: Dovecot, tmp_path: Path, env: dict[str, str]) -> None:
     done = capture(tmp_path, env, url=server.url)
