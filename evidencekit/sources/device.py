@@ -35,7 +35,6 @@ import struct
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from itertools import islice
 from pathlib import Path
@@ -621,8 +620,9 @@ class DeviceContent:
     """The image as the pipeline reads it, hashed per window (and with --hash) on the way.
 
     The window hashes are a second SHA-256 over every byte (the pipeline makes the first, the
-    image's): they are made on a thread of their own, over each block while the pipeline
-    copies and hashes the same block, so that imaging stays at the speed of one hash."""
+    image's): they are made on the thread that reads the device (sectors.Blocks), over each
+    block as it is read, while the pipeline copies and hashes the blocks before it, so that
+    imaging stays at the speed of one hash."""
 
     def __init__(self, reader: SectorReader, hashes: Sequence[str],
                  watched: tuple[str, os.stat_result] | None,
@@ -634,14 +634,11 @@ class DeviceContent:
         self._status = status
         self._said = ""
         self._blocks = reader.blocks()
-        self._blocks.on_block = self._hash_soon
-        self._blocks.before_next = self._wait
+        self._blocks.on_block = self._hash_block
         self._extra = {name: hashlib.new(name) for name in hashes}
         self._window: Any = hashlib.sha256()
         self._window_start = 0
         self._watched = watched  # (path, stat before reading) of the file behind the image
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="evidencekit-windows")
-        self._pending: Future[None] | None = None
         self.windows: list[tuple[int, int, str]] = []
         self.partition_table: dict[str, Any] = _field(None, None)
         self.done = False
@@ -653,6 +650,8 @@ class DeviceContent:
 
     def readinto(self, buffer: memoryview) -> int:
         count = self._blocks.readinto(buffer)
+        if self._status is not None:  # (on this thread: the progress bar is not shared)
+            self._say_status()
         if self._blocks.exhausted:  # the pipeline stops at the known size
             self.finish()
         return count
@@ -668,16 +667,8 @@ class DeviceContent:
         self.extra = {name: digest.hexdigest() for name, digest in self._extra.items()}
 
     def close(self) -> None:
-        """Wait for the last block's hashes and stop the thread (also when interrupted)."""
-        try:
-            self._wait()
-        finally:
-            self._pool.shutdown(wait=True)
-
-    def _hash_soon(self, position: int, block: memoryview) -> None:
-        self._pending = self._pool.submit(self._hash_block, position, block)
-        if self._status is not None:
-            self._say_status()
+        """Stop the thread that reads the device (also when interrupted)."""
+        self._blocks.close()
 
     def _say_status(self) -> None:
         """Bad sectors so far (and a vanished device), for the progress bar."""
@@ -689,11 +680,6 @@ class DeviceContent:
         if text != self._said:
             self._said = text
             self._status(text)
-
-    def _wait(self) -> None:
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            pending.result()
 
     def _hash_block(self, position: int, block: memoryview) -> None:
         if position == 0:

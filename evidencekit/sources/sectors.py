@@ -24,6 +24,8 @@ import contextlib
 import errno
 import mmap
 import os
+import queue
+import threading
 from array import array
 from bisect import bisect_right
 from collections.abc import Callable, Iterator
@@ -277,6 +279,8 @@ class SectorReader:
         # when reading past a bad area; "+" once done
         self.phase = UNTRIED
         self.tell: Callable[[str], None] | None = None  # progress while reading past bad areas
+        self.stopping = False  # set by another thread: raise ReadingStopped at the next read
+        self._reading: Blocks | None = None
 
     @property
     def block_size(self) -> int:
@@ -284,8 +288,10 @@ class SectorReader:
         return self._block
 
     def close(self) -> None:
-        """Free the buffers; when a view of one is still held (reading was interrupted midway
-        through a block), it is freed with the last view instead."""
+        """Stop reading ahead and free the buffers; when a view of one is still held (reading
+        was interrupted midway through a block), it is freed with the last view instead."""
+        if self._reading is not None:
+            self._reading.close()
         for buffer in (self._buffer, self._probe):
             with contextlib.suppress(BufferError):
                 buffer.close()
@@ -293,16 +299,24 @@ class SectorReader:
             self.spool.close()
 
     def blocks(self) -> Blocks:
-        return Blocks(self)
+        self._reading = Blocks(self)
+        return self._reading
 
-    def read_block(self, position: int) -> memoryview:
+    def new_buffer(self) -> mmap.mmap:
+        """Memory for one block, page-aligned as O_DIRECT needs."""
+        return mmap.mmap(-1, self._block)
+
+    def read_block(self, position: int, buffer: mmap.mmap | None = None) -> memoryview:
         """The next block from *position*: its bytes as stored (zeros where nothing read), a
-        view of the reader's buffer, to release before the next."""
+        view of *buffer* (from :meth:`new_buffer`; by default the reader's own), to release
+        before the buffer is read into again."""
+        if self.stopping:
+            raise ReadingStopped
         length = min(self._block, self.size - position)
         # With O_DIRECT every read is of whole sectors, so an image file's last partial sector
         # is asked for whole (the read stops at the file's end).
         whole = -(-length // self.sector) * self.sector if self.direct else length
-        view = memoryview(self._buffer)[:whole]
+        view = memoryview(self._buffer if buffer is None else buffer)[:whole]
         if self.spool is not None and position >= self.spool.start:
             self.spool.read(position, view[:length])
         elif self.vanished is not None:
@@ -459,6 +473,8 @@ class SectorReader:
 
     def _pread(self, view: memoryview, position: int) -> int:
         """Read all of *view* at *position* (short only at the device's end)."""
+        if self.stopping:  # the capture was interrupted while a bad area was being read
+            raise ReadingStopped
         done = 0
         while done < len(view):
             count = os.preadv(self.fd, [view[done:]], position + done)
@@ -495,39 +511,107 @@ class SectorReader:
         self._add(position, len(view), UNTRIED)
 
 
+class ReadingStopped(Exception):
+    """Reading was stopped from another thread (the capture was interrupted)."""
+
+
 class Blocks:
-    """The image as a stream for the sealing pipeline (``readinto``), block after block."""
+    """The image as a stream for the sealing pipeline (``readinto``), block after block.
+
+    The blocks are read on a thread of their own, up to :data:`AHEAD` blocks ahead: an O_DIRECT
+    read has no read-ahead of its own, so without it the device would wait while a block is
+    hashed and encrypted, and the pipeline while the next is read. ``on_block`` is called on
+    that thread with each block as it is read (a view, to release when done with it), so what it
+    does (the window hashes) overlaps the pipeline's work too."""
+
+    AHEAD = 3
 
     def __init__(self, reader: SectorReader) -> None:
         self._reader = reader
-        self._position = 0  # the next byte of the image to read from the device
+        self._position = 0  # the next byte of the image to hand out
         self._block: memoryview | None = None  # the block being handed out, from _offset
+        self._buffer: mmap.mmap | None = None  # the buffer it is in
         self._offset = 0
-        # Told of each block as it is read (a view of the reader's buffer, to release when
-        # done with it), and asked to be done with it before the buffer is read into again.
         self.on_block: Callable[[int, memoryview], None] | None = None
-        self.before_next: Callable[[], None] | None = None
+        self._free: queue.SimpleQueue[mmap.mmap] = queue.SimpleQueue()
+        self._ready: queue.Queue[tuple[mmap.mmap, memoryview] | BaseException | None] = \
+            queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._buffers: list[mmap.mmap] = []
 
     @property
     def exhausted(self) -> bool:
         """Every byte of the image was handed out."""
         return self._block is None and self._position >= self._reader.size
 
+    def _start(self) -> None:
+        self._buffers = [self._reader.new_buffer() for _ in range(self.AHEAD)]
+        for buffer in self._buffers:
+            self._free.put(buffer)
+        self._thread = threading.Thread(target=self._read_ahead, daemon=True,
+                                        name="evidencekit-device-read")
+        self._thread.start()
+
+    def _read_ahead(self) -> None:
+        position = 0
+        try:
+            while position < self._reader.size:
+                buffer = self._free.get()
+                if self._reader.stopping:
+                    return
+                block = self._reader.read_block(position, buffer)
+                if self.on_block is not None:
+                    self.on_block(position, block[:])
+                self._ready.put((buffer, block))
+                position += len(block)
+        except ReadingStopped:
+            return
+        except BaseException as exc:  # handed to the pipeline, in order
+            self._ready.put(exc)
+            return
+        self._ready.put(None)
+
     def readinto(self, buffer: memoryview) -> int:
         if self._block is None:
             if self._position >= self._reader.size:
                 return 0
-            if self.before_next is not None:
-                self.before_next()
-            self._block = self._reader.read_block(self._position)
+            if self._thread is None:
+                self._start()
+            item = self._ready.get()
+            if isinstance(item, BaseException):
+                raise item
+            assert item is not None
+            self._buffer, self._block = item
             self._offset = 0
-            if self.on_block is not None:
-                self.on_block(self._position, self._block[:])
-            self._position += len(self._block)
         count = min(len(buffer), len(self._block) - self._offset)
         buffer[:count] = self._block[self._offset:self._offset + count]
         self._offset += count
         if self._offset == len(self._block):
-            self._block.release()  # the reader's buffer is reused for the next block
+            self._position += len(self._block)
+            self._block.release()
             self._block = None
+            assert self._buffer is not None
+            self._free.put(self._buffer)  # read into again
+            self._buffer = None
         return count
+
+    def close(self) -> None:
+        """Stop the reading thread (also midway through a bad area: at its next read)."""
+        if self._thread is None:
+            return
+        self._reader.stopping = True
+        for buffer in self._buffers:
+            self._free.put(buffer)  # a thread waiting for a buffer wakes up, and stops
+        self._thread.join(timeout=30)
+        while not self._ready.empty():
+            item = self._ready.get_nowait()
+            if isinstance(item, tuple):
+                item[1].release()
+        if self._block is not None:
+            self._block.release()
+            self._block = None
+        if not self._thread.is_alive():
+            for buffer in self._buffers:
+                with contextlib.suppress(BufferError):
+                    buffer.close()
+        self._thread = None

@@ -235,3 +235,29 @@ def test_an_interrupted_imaging_leaves_nothing(tmp_path: Path, keys: dict[str, P
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
     assert os.listdir(out) == []
+
+
+def test_an_imaging_interrupted_while_reading_past_a_bad_area_leaves_nothing(
+        tmp_path: Path, keys: dict[str, Path], home: Path) -> None:
+    # the rest of the disk waits in a spool beside the bundle, read on a thread of its own:
+    # Ctrl-C stops that thread at its next read, and the spool has no name to leave behind
+    out = tmp_path / "out"
+    out.mkdir()
+    faults = Faults(bad=[(MIB, 7 * MIB)])  # 12,288 sectors to read one by one, three times
+    with bad_disk(tmp_path, os.urandom(8 * MIB), faults) as device:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "evidencekit", "capture", "--device", device, "-R",
+             keys["recipient"], "--sign-key", keys["signer"], "-o", out / "disk.evidence"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while not any(out.iterdir()) and time.monotonic() < deadline:  # writing has begun
+            time.sleep(0.05)
+        time.sleep(1)
+        assert proc.poll() is None  # still reading the bad area
+        proc.send_signal(signal.SIGINT)
+        started = time.monotonic()
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert time.monotonic() - started < 15  # not after the whole bad area
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert os.listdir(out) == []
