@@ -18,10 +18,11 @@ from typing import Any, TypeVar
 import click
 
 from evidencekit.cli import render
+from evidencekit.cli.app import refuse_without
 from evidencekit.cli.secrets import interactive
 from evidencekit.crypto.keys import SigningKey
 from evidencekit.errors import InputError, PassphraseRequired, UsageError
-from evidencekit.sources.files.walk import read_user_file
+from evidencekit.fs.noatime import read_user_file
 from evidencekit.sources.mail import (
     Account,
     BearerToken,
@@ -100,12 +101,10 @@ def requested() -> MailRequest | None:
     given = click.get_current_context().meta.get(_META, {})
     url = given.get("imap_url")
     if not url:
-        used = [name for name in ("folders", "all_folders", "since", "search",
-                                  "imap_password_file", "imap_token_file", "imap_fingerprint")
-                if given.get(name)]
-        if used:
-            raise UsageError(f"--{used[0].replace('_', '-').rstrip('s')} is for a mailbox: "
-                             "it needs --imap imaps://USER@HOST")
+        refuse_without(given, ("folders", "all_folders", "since", "search", "imap_password_file",
+                               "imap_token_file", "imap_fingerprint"), "a mailbox",
+                       "--imap imaps://USER@HOST",
+                       lambda name: "--" + name.replace("_", "-").rstrip("s"))
         return None
     account = parse_account(url)
     if importlib.util.find_spec("imapclient") is None:

@@ -24,7 +24,7 @@ import click
 from evidencekit import fs
 from evidencekit.capture import CaptureRequest, CaptureResult, CaseInfo, capture, check_case
 from evidencekit.cli import render
-from evidencekit.cli.app import actor_name, cli, resolve_signing_key, run
+from evidencekit.cli.app import actor_name, cli, refuse_without, resolve_signing_key, run
 from evidencekit.cli.keyring import default_signing_key_path, recipients_from
 from evidencekit.cli.live import live_sources
 from evidencekit.cli.secrets import recorded_command_line
@@ -123,12 +123,9 @@ def requested() -> RemoteAsked | None:
         raise UsageError("--imap cannot be used with --remote",
                          hint="capture the mailbox separately, from here")
     if not given.get("remote"):
-        used = [name for name in ("host_key", "known_hosts", "ssh_identity", "ssh_config",
-                                  "sftp", "stall_timeout", "max_size")
-                if given.get(name)]
-        if used:
-            raise UsageError(f"--{used[0].replace('_', '-')} is for a remote capture: it needs "
-                             "--remote USER@HOST")
+        refuse_without(given, ("host_key", "known_hosts", "ssh_identity", "ssh_config", "sftp",
+                               "stall_timeout", "max_size"), "a remote capture",
+                       "--remote USER@HOST")
         return None
     fingerprint = given.get("host_key")
     return RemoteAsked(Endpoint.parse(given["remote"]),

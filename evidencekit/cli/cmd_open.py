@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
 
-from evidencekit.against import WindowsCollector, check_target, compare
+from evidencekit.against import Comparison, WindowsCollector, check_target, compare
 from evidencekit.cli import render
 from evidencekit.cli.app import (
     F,
@@ -32,7 +33,7 @@ from evidencekit.crypto import age
 from evidencekit.crypto.keys import SigningKey
 from evidencekit.custody.append import check_appendable
 from evidencekit.custody.events import EventRequest, append_event
-from evidencekit.custody.receipt import check_receipt, parse_receipt
+from evidencekit.custody.receipt import ReceiptCheck, check_receipt, parse_receipt
 from evidencekit.errors import EvidenceKitError, ExitCode, InputError, UsageError
 from evidencekit.extract import extract
 from evidencekit.findings import Findings
@@ -213,21 +214,9 @@ def verify_command(bundle: Path | str, identities: tuple[Path, ...],
         code = render.exit_code_for(report)
         if against_findings.errors and code == ExitCode.OK:
             code = ExitCode.EVIDENCE_PROBLEM  # the bundle is sound; the device is not the same
-        if as_json:
-            report.findings.items += against_findings.items
-            document = render.report_json(report, code)
-            document["recorded"] = recorded
-            document["against"] = None if compared is None else compared.to_json()
-            document["receipt"] = None if checked is None else {
-                "file": str(receipt_file), **checked.to_json()}
-            render.emit_json(document)
-        else:
-            render.report_text(report, keys, None if checked is None else
-                               (str(receipt_file), checked))
-            if against is not None:
-                render.against_text(compared, against_findings)
-            if recorded:
-                render.err.print(recorded)
+        _say_verified(report, code, keys, None if checked is None else (receipt_file, checked),
+                      as_json, recorded,
+                      None if against is None else (compared, against_findings))
         return code
 
     run("verify", as_json, body)
@@ -256,19 +245,36 @@ def _verify_stored(location: str, identities: tuple[Path, ...], passphrase_file:
         report.bundle = location
         checked = None if receipt is None else check_receipt(report, receipt, report.findings)
         code = render.exit_code_for(report)
-        if as_json:
-            document = render.report_json(report, code)
-            document["recorded"] = None
-            document["against"] = None
-            document["receipt"] = None if checked is None else {
-                "file": str(receipt_file), **checked.to_json()}
-            render.emit_json(document)
-        else:
-            render.report_text(report, keys, None if checked is None else
-                               (str(receipt_file), checked))
+        _say_verified(report, code, keys, None if checked is None else (receipt_file, checked),
+                      as_json)
         return code
 
     run("verify", as_json, body)
+
+
+def _say_verified(report: Report, code: int, keys: Sequence[age.Identity],
+                  receipt: tuple[Path | None, ReceiptCheck] | None, as_json: bool,
+                  recorded: str | None = None,
+                  against: tuple[Comparison | None, Findings] | None = None) -> None:
+    """What verify found, as text or one JSON document: with the *receipt* file checked and
+    what it found, the ``verified`` event *recorded* (--record), what *against* found (the
+    comparison and its findings, --against)."""
+    if as_json:
+        if against is not None:
+            report.findings.items += against[1].items
+        document = render.report_json(report, code)
+        document["recorded"] = recorded
+        document["against"] = None if against is None or against[0] is None else \
+            against[0].to_json()
+        document["receipt"] = None if receipt is None else {
+            "file": str(receipt[0]), **receipt[1].to_json()}
+        render.emit_json(document)
+        return
+    render.report_text(report, keys, None if receipt is None else (str(receipt[0]), receipt[1]))
+    if against is not None:
+        render.against_text(*against)
+    if recorded:
+        render.err.print(recorded)
 
 
 def _against_needs_a_local_bundle() -> int:

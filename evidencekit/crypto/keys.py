@@ -123,6 +123,13 @@ def _comment_problem(comment: str) -> str | None:
     return None
 
 
+def _refuse_comment(comment: str) -> None:
+    """UsageError for a comment a key cannot hold (_comment_problem)."""
+    problem = _comment_problem(comment)
+    if problem:
+        raise UsageError(problem)
+
+
 # --------------------------------------------------------------------------- public keys
 
 
@@ -134,9 +141,7 @@ class PublicKey:
     comment: str = ""
 
     def __post_init__(self) -> None:
-        problem = _comment_problem(self.comment)
-        if problem:
-            raise UsageError(problem)
+        _refuse_comment(self.comment)
 
     @property
     def raw(self) -> bytes:
@@ -234,9 +239,7 @@ class SigningKey:
     comment: str = ""
 
     def __post_init__(self) -> None:
-        problem = _comment_problem(self.comment)
-        if problem:
-            raise UsageError(problem)
+        _refuse_comment(self.comment)
 
     @property
     def public(self) -> PublicKey:

@@ -35,7 +35,7 @@ from evidencekit.fs.publish import (
     takes_new_files,
     umask_mode,
 )
-from evidencekit.fs.replace import NotEnoughSpace, locked, replace_end
+from evidencekit.fs.replace import NotEnoughSpace, locked, replace_end, still_names
 
 __all__ = [
     "FAT32_LARGEST",
@@ -64,6 +64,7 @@ __all__ = [
     "require_new",
     "set_mode",
     "staged",
+    "still_names",
     "sync_folder",
     "takes_new_files",
     "umask_mode",

@@ -59,14 +59,16 @@ def locked(path: Path, waiting: Callable[[], None] | None = None) -> Iterator[in
                         waiting()
                         told = True
                     fcntl.flock(fd, fcntl.LOCK_EX)
-            if _names(path, fd):
+            if still_names(path, fd):
                 yield fd
                 return
         finally:
             os.close(fd)  # also releases the lock
 
 
-def _names(path: Path, fd: int) -> bool:
+def still_names(path: Path, fd: int) -> bool:
+    """Whether *path* names the file open as *fd* (a lock taken on a file that another process
+    then replaced, or removed, is no lock on what the name names now)."""
     try:
         now = os.stat(path)
     except FileNotFoundError:

@@ -225,17 +225,23 @@ def _live(events: list[CustodyEvent], manifest: dict[str, Any]) -> str:
     return f"{counts} (collected on {host}; in data/{visible(str(record.get('bag_name', '')))}.*)"
 
 
+def _source_records(manifest: dict[str, Any], kind: str
+                    ) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """The manifest's source records of *kind*, each with its ``details`` ({} when it has
+    none, or they are not an object: the report shows what it can)."""
+    sources = manifest.get("sources")
+    for record in sources if isinstance(sources, list) else []:
+        if isinstance(record, dict) and record.get("kind") == kind:
+            given = record.get("details")
+            yield record, given if isinstance(given, dict) else {}
+
+
 def web_pages(manifest: dict[str, Any]) -> list[str]:
     """Each captured web page in a line, from its signed source record (FORMAT.md §4.3, kind
     ``web``): the address asked for and where it led, when, from which IP address, under which
     certificate, and whether it is whole."""
-    sources = manifest.get("sources")
     found = []
-    for record in sources if isinstance(sources, list) else []:
-        if not isinstance(record, dict) or record.get("kind") != "web":
-            continue
-        given = record.get("details")
-        details: dict[str, Any] = given if isinstance(given, dict) else {}
+    for record, details in _source_records(manifest, "web"):
         asked, reached = visible(str(record.get("given", "?"))), visible(str(record.get("path")))
         said = [asked + (f" → {reached}" if reached != asked else "")]
         if isinstance(details.get("started"), str):
@@ -263,13 +269,8 @@ def remote_hosts(manifest: dict[str, Any], events: list[CustodyEvent]) -> list[s
     """How evidence came from another host (capture --remote): files read over SFTP and sealed
     here, labelled remote-logical with what SFTP cannot tell (FORMAT.md §4.3); or a bundle made
     there and received over SSH (its signed 'received' event, FORMAT.md §6)."""
-    sources = manifest.get("sources")
     found = []
-    for record in sources if isinstance(sources, list) else []:
-        if not isinstance(record, dict) or record.get("kind") != "remote-logical":
-            continue
-        given = record.get("details")
-        details: dict[str, Any] = given if isinstance(given, dict) else {}
+    for record, details in _source_records(manifest, "remote-logical"):
         bag = visible(str(record.get("bag_name", "?")))
         found.append(f"REMOTE-LOGICAL: files read over SFTP from {visible(str(record.get('given')))}"
                      f" (host key {visible(str(details.get('host_key', '?')))}) and sealed by the "
@@ -292,13 +293,8 @@ def remote_hosts(manifest: dict[str, Any], events: list[CustodyEvent]) -> list[s
 def _devices(manifest: dict[str, Any]) -> list[str]:
     """Each imaged device in a line, from its signed source record (FORMAT.md §4.3, kind
     ``device``): where from, model and serial, size, and what could not be read."""
-    sources = manifest.get("sources")
     found = []
-    for record in sources if isinstance(sources, list) else []:
-        if not isinstance(record, dict) or record.get("kind") != "device":
-            continue
-        given = record.get("details")
-        details: dict[str, Any] = given if isinstance(given, dict) else {}
+    for record, details in _source_records(manifest, "device"):
         name = visible(str(record.get("bag_name", "?")))
         said = [f"data/{name} imaged from {visible(str(record.get('path', '?')))}"]
         known = [f"{label} {visible(str(details[key]))}" for key, label in

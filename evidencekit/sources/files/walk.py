@@ -19,9 +19,6 @@ from typing import AnyStr
 
 from evidencekit.errors import InputError
 from evidencekit.fs.noatime import open_directory
-from evidencekit.fs.noatime import open_keeping_atime as open_keeping_atime  # capture's import
-from evidencekit.fs.noatime import read_user_file as read_user_file  # the old home, kept
-from evidencekit.fs.noatime import scan_directory as scan_directory  # the old home, kept
 
 KIND_BY_FORMAT = {
     stat.S_IFREG: "file",

@@ -35,7 +35,7 @@ from typing import Any
 from evidencekit import __version__
 from evidencekit.clock import Clock, rfc3339, system_clock
 from evidencekit.hostinfo import host_name, operating_system
-from evidencekit.sources.base import Skip, SourceRecord, StreamEntry
+from evidencekit.sources.base import BytesContent, Skip, SourceRecord, StreamEntry
 from evidencekit.sources.files.walk import Entry, unique_name
 from evidencekit.sources.live import changes, clock, network, processes, system
 from evidencekit.sources.live.common import Document, Gaps, encoded, envelope
@@ -61,27 +61,6 @@ DISTURBS = [
     "the memory tool itself, when one is named: it may load a driver or kernel module of its "
     "own (LiME, WinPmem); evidencekit loads none and writes no setting",
 ]
-
-
-class _Bytes:
-    """A document already encoded, as the Content of its entry."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data = memoryview(data)
-        self._offset = 0
-
-    @property
-    def size(self) -> int | None:
-        return len(self._data)
-
-    def readinto(self, buffer: memoryview) -> int:
-        count = min(len(buffer), len(self._data) - self._offset)
-        buffer[:count] = self._data[self._offset:self._offset + count]
-        self._offset += count
-        return count
-
-    def changes(self) -> list[str]:
-        return []
 
 
 class _HeldFile:
@@ -239,7 +218,7 @@ class LiveSource:
 
     def _document(self, name: str, document: Document) -> StreamEntry:
         return StreamEntry(self._index, self._path(name), self._bag(name),
-                           _Bytes(encoded(document)), mtime_ns=self._clock())
+                           BytesContent(encoded(document)), mtime_ns=self._clock())
 
 
 __all__ = ["DEFAULT_IDLE_TIMEOUT", "KIND", "LiveSource"]

@@ -19,7 +19,7 @@ from typing import Any
 import psutil
 
 from evidencekit.clock import Clock, rfc3339
-from evidencekit.sources.files.walk import open_keeping_atime
+from evidencekit.fs.noatime import open_keeping_atime
 from evidencekit.sources.live.common import IS_LINUX, Document, Gaps, envelope, reason, text
 
 _DELETED = b" (deleted)"

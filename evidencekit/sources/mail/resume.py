@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from evidencekit.fs.replace import still_names
 from evidencekit.sources.mail.account import Account, MailError
 
 _INFO = b"evidencekit mail resume state v1\x00"
@@ -95,7 +96,7 @@ class ResumeState:
                     "messages it fetched are not fetched again") from None
             # The run before may have removed the file between our open and our lock
             # (discard): then lock the file that the name names now.
-            if _same_file(self._lock_path, fd):
+            if still_names(self._lock_path, fd):
                 self._lock = fd
                 return
             os.close(fd)
@@ -121,15 +122,6 @@ class ResumeState:
                 self._lock_path.unlink()  # while locked: a run that opened it opens anew
             os.close(self._lock)
             self._lock = None
-
-
-def _same_file(path: Path, fd: int) -> bool:
-    try:
-        named = os.stat(path)
-    except FileNotFoundError:
-        return False
-    held = os.fstat(fd)
-    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
 
 
 class FolderState:

@@ -86,7 +86,7 @@ def open_connection(account: Account, trust: Trust, clock: Clock) -> tuple[Any, 
                         "own, pin it with --imap-fingerprint SHA256:… (ask its administrator "
                         "for the fingerprint)") from None
     except (OSError, ssl.SSLError) as exc:
-        raise MailError(f"cannot connect to {account.host} port {account.port}: {_why(exc)}",
+        raise MailError(f"cannot connect to {account.host} port {account.port}: {why_failed(exc)}",
                         hint="check the server's name and port and your Internet connection"
                         ) from None
     except Exception as exc:  # imaplib's own errors (a greeting that is not IMAP)
@@ -167,7 +167,7 @@ def log_in(client: Any, account: Account, credential: Credential) -> list[str]:
                         "security settings) rather than your usual one") from None
     except (OSError, ssl.SSLError) as exc:
         raise MailError(f"the connection to {account.host} was lost while logging in: "
-                        f"{_why(exc)}") from None
+                        f"{why_failed(exc)}") from None
     client._cached_capabilities = None
     return _capabilities(client)
 
@@ -176,7 +176,7 @@ def _addresses(account: Account) -> list[str]:
     try:
         found = socket.getaddrinfo(account.host, account.port, type=socket.SOCK_STREAM)
     except OSError as exc:
-        raise MailError(f"cannot find the server {account.host}: {_why(exc)}",
+        raise MailError(f"cannot find the server {account.host}: {why_failed(exc)}",
                         hint="check its name (for example imap.gmail.com) and your Internet "
                         "connection") from None
     return sorted({str(info[4][0]) for info in found})
@@ -249,7 +249,8 @@ def _server_words(exc: Exception) -> str:
     return text[2:-1] if text.startswith(("b'", 'b"')) else text
 
 
-def _why(exc: BaseException) -> str:
+def why_failed(exc: BaseException) -> str:
+    """What went wrong with a connection, in words (a timeout says nothing by itself)."""
     if isinstance(exc, socket.timeout):
         return "no answer (timed out)"
     if isinstance(exc, OSError) and exc.strerror:

@@ -20,7 +20,6 @@ import contextlib
 import hashlib
 import imaplib
 import queue
-import socket
 import ssl
 import threading
 from collections.abc import Iterator, Sequence
@@ -37,7 +36,7 @@ from evidencekit.sources.mail import fetch as imap
 from evidencekit.sources.mail.account import Account, BearerToken, Credential, MailError
 from evidencekit.sources.mail.fetch import Folder, Message
 from evidencekit.sources.mail.resume import FolderState, ResumeState
-from evidencekit.sources.mail.server import Trust, log_in, open_connection
+from evidencekit.sources.mail.server import Trust, log_in, open_connection, why_failed
 
 KIND = "mail"
 SERVER_DOCUMENT = "server.json"
@@ -411,7 +410,7 @@ class MailSource:
         if self._resume is not None:
             self._resume.close()
         return MailError(f"the connection to {self.account.host} was lost while {doing}: "
-                         f"{_why(exc)}; no bundle was written{saved}",
+                         f"{why_failed(exc)}; no bundle was written{saved}",
                          hint="run the same command again: it goes on from where it stopped")
 
 
@@ -567,12 +566,6 @@ def _seconds_ns(text: str | None) -> int | None:
     return int(dt.datetime.fromisoformat(text).timestamp()) * 1_000_000_000
 
 
-def _why(exc: BaseException) -> str:
-    if isinstance(exc, socket.timeout):
-        return "no answer (timed out)"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or type(exc).__name__
 
 
 class _Unfetched(BytesContent):
