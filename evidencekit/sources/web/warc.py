@@ -62,8 +62,8 @@ def warcinfo(date_ns: int, filename: str, rec_id: str) -> bytes:
             "format: WARC File Format 1.1\r\n"
             "conformsTo: https://iso.org/standard/68004.html\r\n"
             "description: one web page and its own resources (images, style sheets, scripts, "
-            "and what its style sheets name), captured as evidence; robots.txt is not "
-            "consulted\r\n")
+            "what its style sheets name, and what it asked in the browser that made its "
+            "pictures), captured as evidence; robots.txt is not consulted\r\n")
     return record("warcinfo", text.encode(), date_ns, "application/warc-fields",
                   [("WARC-Filename", filename)], rec_id)
 
