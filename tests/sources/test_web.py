@@ -506,7 +506,8 @@ def test_a_compression_bomb_in_the_capture_is_not_handed_to_chromium(site: Site,
                                                                     tmp_path: Path) -> None:
     """A picture served gzip-compressed, 64 KiB that become 64 MiB: the capture keeps it as
     served (the WARC is the evidence); the browser is not handed it (a real one, 20 MiB that
-    become 20 GiB, would take the computer's memory), and the document says so."""
+    become 20 GiB, would cost the pictures their time, or the computer its memory), and the
+    document says so."""
     from evidencekit.sources.web.render import DECODED_AT_MOST
     browser = require_tool("chromium")
     gzip_bomb()  # made before the site is asked, not within the request's time
