@@ -11,7 +11,7 @@ U+2215, as remote-logical writes a path: ``Reçu.Archiv`` (delimiter ``.``) is `
 server stops everything before a bundle is begun): it connects, logs in, examines and searches
 the folders and asks each message's size (for the progress bar and for fetching in batches of
 bounded size). The messages themselves are fetched while the bundle is written, batch by batch:
-only one batch is held in memory at a time.
+at most three batches are held in memory at a time (one sealed, one waiting, one fetched).
 """
 
 from __future__ import annotations
