@@ -138,6 +138,10 @@ def test_a_web_page_is_captured_verified_and_extracted(tmp_path: Path, keys: dic
     oracle = subprocess.run([warcio_command(), "check", str(found)], capture_output=True,
                             text=True, timeout=60)
     assert oracle.returncode == 0, oracle.stdout
+    index = subprocess.run([warcio_command(), "index", "-f", "warc-type,warc-target-uri",
+                            str(found)], capture_output=True, text=True, timeout=60)
+    assert f'"warc-type": "response", "warc-target-uri": "{site.base}/favicon.ico"' in \
+        index.stdout  # what Chromium asked, in the stored WARC (written after the pictures)
 
 
 def test_a_page_that_never_answers_makes_an_incomplete_capture(
