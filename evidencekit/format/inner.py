@@ -6,6 +6,7 @@ import os
 import stat
 import tarfile
 from collections.abc import Iterable
+from functools import lru_cache
 
 from evidencekit.format.bag import BAG_ROOT
 from evidencekit.format.outer import BLOCK, padding
@@ -42,6 +43,13 @@ def _header(name: str, kind: bytes, size: int, mode: int, mtime_ns: int,
     return header
 
 
+@lru_cache(maxsize=1024)
+def _pax_header_block(size: int) -> bytes:
+    """The ustar block before *size* bytes of pax records: only the size changes from one
+    member to the next (most members' records are of a few lengths)."""
+    return ustar_block(PAX_HEADER_NAME, tarfile.XHDTYPE, size, 0, 0, 0, 0)
+
+
 def member_header(path: str, kind: bytes, size: int, mode: int, mtime_ns: int, uid: int,
                   gid: int, linkpath: str | None = None) -> bytes | None:
     """The canonical header bytes of a payload member (pax header, its records, ustar block):
@@ -58,18 +66,27 @@ def member_header(path: str, kind: bytes, size: int, mode: int, mtime_ns: int, u
             encoded_link = _pax_field(records, "linkpath", linkpath)
     except UnicodeEncodeError:
         return None
+    if not (0 <= uid < _MAX_ID and 0 <= gid < _MAX_ID and 0 <= size < _MAX_NUMBER):
+        uid, gid, size = _large_numbers(records, uid, gid, size)
+    if not 0 <= mtime < _MAX_NUMBER:
+        mtime = 0  # the pax mtime record holds it
+    data = b"".join(records)
+    return (_pax_header_block(len(data)) + data + padding(len(data))
+            + ustar_block(encoded, kind, size, mode, mtime, uid, gid, encoded_link))
+
+
+_MAX_ID, _MAX_NUMBER = MAX_OCTAL[8], MAX_OCTAL[12]
+
+
+def _large_numbers(records: list[bytes], uid: int, gid: int, size: int) -> tuple[int, int, int]:
+    """A pax record for each number too large (or negative) for its ustar field, which then
+    holds 0: the fields' values."""
     numbers = {"uid": uid, "gid": gid, "size": size}
     for keyword, width in (("uid", 8), ("gid", 8), ("size", 12)):
         if not 0 <= numbers[keyword] < MAX_OCTAL[width]:
             records.append(pax_record(keyword, str(numbers[keyword])))
             numbers[keyword] = 0
-    if not 0 <= mtime < MAX_OCTAL[12]:
-        mtime = 0  # the pax mtime record holds it
-    data = b"".join(records)
-    return (ustar_block(PAX_HEADER_NAME, tarfile.XHDTYPE, len(data), 0, 0, 0, 0)
-            + data + padding(len(data))
-            + ustar_block(encoded, kind, numbers["size"], mode, mtime, numbers["uid"],
-                          numbers["gid"], encoded_link))
+    return numbers["uid"], numbers["gid"], numbers["size"]
 
 
 def ustar_header(name: str, kind: bytes, size: int, mode: int, mtime: int, uid: int,
