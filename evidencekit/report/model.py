@@ -581,7 +581,7 @@ def emails_left_out_text(found: Previews) -> str:
 def full_headers_texts(data: ReportData) -> tuple[str, list[str]]:
     """The introduction of the full headers, and the notes after them (plain text)."""
     found = data.previews
-    marked = " ".join(repr(m) for m in found.marks)
+    marked = ", ".join(repr(m) for m in found.marks)
     if found.marks:
         intro = (f"The whole header block of the e-mails asked for ({marked}): the route each "
                  "message took (Received), the sender's authentication (DKIM, SPF), its "

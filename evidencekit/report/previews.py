@@ -205,10 +205,12 @@ class PreviewCollector:
             found.headers.append(FullHeaders(name, digest.hexdigest(), size, text, cut, marked))
 
     def _marked(self, name: str) -> bool:
-        """Whether a --headers pattern names the file (``X.eml`` in ``data/`` or its path)."""
+        """Whether a --full-headers pattern names the file: its path in ``data/`` (as the
+        report lists it), its path in the bag, or its own name."""
         short = name.removeprefix("data/")
+        names = (short, name, short.rsplit("/", 1)[-1])
         hits = [mark for mark in self.found.marks
-                if fnmatch.fnmatchcase(short, mark) or fnmatch.fnmatchcase(name, mark)]
+                if any(fnmatch.fnmatchcase(candidate, mark) for candidate in names)]
         for mark in hits:
             self._unmatched.pop(mark, None)
         return bool(hits)
