@@ -56,13 +56,10 @@ from evidencekit.sources import FileSource, PartlyRead, Skip, StreamEntry, Whole
 from evidencekit.sources import Source as EvidenceSource  # walk.Source: one root of FileSource
 from evidencekit.sources.files import records
 from evidencekit.sources.files.selection import Filters
-from evidencekit.sources.files.source import Replaced, open_regular
-from evidencekit.sources.files.source import scan_totals as scan_totals  # where it was
+from evidencekit.sources.files.source import Replaced, open_regular, repeat_warnings, scan_totals, sources_of
 from evidencekit.sources.files.walk import (
     Entry,
     Source,
-    named_again,
-    resolve_sources,
     source_reaching,
 )
 from evidencekit.spool import Spool
@@ -380,25 +377,6 @@ def _identities_of(paths: tuple[Path, ...]) -> set[tuple[int, int]]:
             info = os.stat(path)
             found.add((info.st_dev, info.st_ino))
     return found
-
-
-def sources_of(paths: Sequence[bytes], unreachable: Sequence[tuple[bytes, str]] = (),
-               found_by_profile: Mapping[bytes, bytes] | None = None) -> list[Source]:
-    """The sources a capture of *paths* walks: those a profile could not reach are left out (they
-    are recorded as errors instead), as are those named again (warned of by repeat_warnings),
-    each checked to exist (InputError)."""
-    blocked = {os.path.normpath(path) for path, _ in unreachable}
-    again = {position for later in named_again(paths).values() for position in later}
-    return resolve_sources([path for position, path in enumerate(paths)
-                            if position not in again and os.path.normpath(path) not in blocked],
-                           found_by_profile)
-
-
-def repeat_warnings(paths: Sequence[bytes]) -> list[str]:
-    """One warning per source named more than once (typed twice, or typed and found by a
-    profile), which is captured once (sources_of)."""
-    return [f"{os.fsdecode(paths[kept])}: named more than once: captured once"
-            for kept in named_again(paths)]
 
 
 def check_output(output: Path, sources: list[Source], default_place: bool = False) -> None:

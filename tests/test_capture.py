@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from evidencekit.capture import CaptureRequest, CaseInfo, capture, scan_totals
+from evidencekit.capture import CaptureRequest, CaseInfo, capture
 from evidencekit.crypto import age
 from evidencekit.crypto.keys import SigningKey
 from evidencekit.progress import Throttled
+from evidencekit.sources.files.source import scan_totals
 from evidencekit.sources.files.walk import resolve_sources
 from tests.support.tools import atimes, stale_atimes
 

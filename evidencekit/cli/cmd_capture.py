@@ -19,7 +19,6 @@ from evidencekit.capture import (
     capture,
     check_case,
     check_output,
-    sources_of,
 )
 from evidencekit.cli import capture_mail, capture_remote, capture_web, guided, render
 from evidencekit.cli.app import (
@@ -66,6 +65,7 @@ from evidencekit.sources import StdinSource
 from evidencekit.sources.base import Source as EvidenceSource
 from evidencekit.sources.device import DeviceSource, parse_hashes
 from evidencekit.sources.files.profiles import OS_NAMES
+from evidencekit.sources.files.source import sources_of
 from evidencekit.stamping import Stamped, add_timestamps, later_command
 
 

@@ -25,7 +25,7 @@ from rich.markup import escape
 
 from evidencekit import amounts
 from evidencekit import incident as inc
-from evidencekit.capture import CaptureRequest, CaseInfo, capture, sources_of
+from evidencekit.capture import CaptureRequest, CaseInfo, capture
 from evidencekit.cli import capture_mail, guided_mail, render
 from evidencekit.cli.app import resolve_signing_key
 from evidencekit.cli.capture_web import say_done as say_pages
@@ -47,6 +47,7 @@ from evidencekit.errors import (
 from evidencekit.fs.noatime import read_user_file, scan_directory
 from evidencekit.hostinfo import user_name
 from evidencekit.publictext import check_line
+from evidencekit.sources.files.source import sources_of
 from evidencekit.sources.files.walk import Source, entries_below, source_reaching
 from evidencekit.sources.mail import Trust
 from evidencekit.sources.web import WebSource, check_url

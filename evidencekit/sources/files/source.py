@@ -5,16 +5,17 @@ The source decides what the pipeline does with each file the walk finds (`FileSo
 a profile's filters leave out is yielded with the reason as its error (not read), and another
 name of a file already stored whole and unchanged is yielded with ``link_to`` (stored as a tar
 hard link to the first name, FORMAT.md §4.2). Each regular file to read is opened and read here
-(`open_regular`, `OpenedFile`, a Content the pipeline reads once). Resolving the paths
-(walk.resolve_sources, capture.sources_of) and the walk itself are in walk.py; what a file's
-manifest entry says from its metadata is in records.py.
+(`open_regular`, `OpenedFile`, a Content the pipeline reads once). The roots a capture walks
+are the paths given, each once (`sources_of`, `repeat_warnings`), resolved by
+walk.resolve_sources; the walk itself is in walk.py; what a file's manifest entry says from its
+metadata is in records.py.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from types import TracebackType
@@ -25,7 +26,15 @@ from evidencekit.fs.noatime import open_keeping_atime
 from evidencekit.sources.base import BytesContent, Skip, SourceRecord, StreamEntry
 from evidencekit.sources.files import kernel_files, records
 from evidencekit.sources.files.selection import Filters, relative_to_source
-from evidencekit.sources.files.walk import Entry, entries_below, escape_name, unique_name, walk
+from evidencekit.sources.files.walk import (
+    Entry,
+    entries_below,
+    escape_name,
+    named_again,
+    resolve_sources,
+    unique_name,
+    walk,
+)
 from evidencekit.sources.files.walk import Source as Root
 from evidencekit.text import human_size
 
@@ -116,6 +125,25 @@ class _FirstName:
     size: int | None
     mtime: str
     ctime: str
+
+
+def sources_of(paths: Sequence[bytes], unreachable: Sequence[tuple[bytes, str]] = (),
+               found_by_profile: Mapping[bytes, bytes] | None = None) -> list[Root]:
+    """The sources a capture of *paths* walks: those a profile could not reach are left out (they
+    are recorded as errors instead), as are those named again (warned of by repeat_warnings),
+    each checked to exist (InputError)."""
+    blocked = {os.path.normpath(path) for path, _ in unreachable}
+    again = {position for later in named_again(paths).values() for position in later}
+    return resolve_sources([path for position, path in enumerate(paths)
+                            if position not in again and os.path.normpath(path) not in blocked],
+                           found_by_profile)
+
+
+def repeat_warnings(paths: Sequence[bytes]) -> list[str]:
+    """One warning per source named more than once (typed twice, or typed and found by a
+    profile), which is captured once (sources_of)."""
+    return [f"{os.fsdecode(paths[kept])}: named more than once: captured once"
+            for kept in named_again(paths)]
 
 
 def _unreachable_roots(unreachable: Sequence[tuple[bytes, str]], first_index: int,
