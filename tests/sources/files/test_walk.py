@@ -3,13 +3,13 @@ import subprocess
 
 import pytest
 
+from evidencekit.fs.noatime import scan_directory
 from evidencekit.sources.files.walk import (
     ESTIMATE_DEPTH,
     entries_below,
     escape_name,
     named_again,
     resolve_sources,
-    scan_directory,
     source_reaching,
     walk,
 )

@@ -98,7 +98,7 @@ def test_builtin_profiles_are_valid_and_cover_every_system():
     names = builtin_names()
     assert {"browser-history", "mail", "shell-history", "system-logs", "user-files",
             "chat-apps"} <= set(names)
-    folder = Path(__file__).resolve().parents[2] / "evidencekit/sources/files/profiles/builtin"
+    folder = Path(__file__).resolve().parents[4] / "evidencekit/sources/files/profiles/builtin"
     for name in names:
         profile = find_profile(name)
         assert profile.name == name and profile.origin == "built-in"
