@@ -127,6 +127,11 @@ def requested() -> RemoteAsked | None:
                                "stall_timeout", "max_size"), "a remote capture",
                        "--remote USER@HOST")
         return None
+    if given.get("sftp") and given.get("max_size"):
+        raise UsageError("--max-size bounds a bundle streamed by evidencekit on the remote host, "
+                         "not files read with --sftp", hint="over SFTP each file is stored at "
+                         "the size it was listed with, and the disk here is watched as in any "
+                         "capture")
     fingerprint = given.get("host_key")
     return RemoteAsked(Endpoint.parse(given["remote"]),
                        check_fingerprint(fingerprint) if fingerprint else None,
@@ -238,6 +243,9 @@ def run_remote(asked: RemoteAsked, paths: tuple[Path, ...], output: Path, case: 
             if live or profile:
                 raise
             fell_back = f"{exc.message}; reading the files over SFTP instead"
+            if asked.max_size is not None:
+                fell_back += (" (--max-size does not apply there: each file is stored at the "
+                              "size it was listed with)")
             render.err.print(f"[yellow]evidencekit: warning:[/] {render.escape(fell_back)}")
             result = capture_over_sftp(request, recorded_command_line(),
                                        (sign_key or default_signing_key_path(),))
@@ -245,6 +253,7 @@ def run_remote(asked: RemoteAsked, paths: tuple[Path, ...], output: Path, case: 
             return say_sftp(result, request, case, as_json)
     elif live or profile:
         raise UsageError("--live and --profile need evidencekit on the remote host, not --sftp")
+
     exclude = (sign_key or default_signing_key_path(),)
     result = capture_over_sftp(request, recorded_command_line(), exclude)
     return say_sftp(result, request, case, as_json)

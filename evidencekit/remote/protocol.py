@@ -187,7 +187,7 @@ def receive(source: IO[bytes], fd: int, advance: Callable[[int], None],
         if kind != DATA or length > LARGEST_FRAME or offset > size or offset + length > largest:
             raise StreamBroken(f"a frame ({kind!r} at {offset}, {length} bytes) breaks the "
                                "protocol")
-        data = memoryview(incoming.exactly(length))
+        data = incoming.frame(length)
         _write_at(fd, data, offset)
         if offset == size:
             if len(head) < HEADER_LEN:
@@ -216,6 +216,7 @@ class Incoming:
         if self._fd is not None:
             self._poll = select.poll()
             self._poll.register(self._fd, select.POLLIN)
+        self._buffer = bytearray()  # frame(): one buffer for all frames, reused
 
     def ready(self, seconds: float | None) -> bool:
         """Whether bytes (or the stream's end) came within *seconds* (None: waits on)."""
@@ -223,9 +224,24 @@ class Incoming:
             return True
         return bool(self._poll.poll(None if seconds is None else int(seconds * 1000)))
 
+    def frame(self, count: int) -> memoryview:
+        """*count* bytes, in a buffer that the next call overwrites: a new one per frame,
+        zeroed and faulted in page by page, cost more CPU than hashing the payload."""
+        if len(self._buffer) < count:
+            self._buffer = bytearray(count)
+        view = memoryview(self._buffer)[:count]
+        self._fill(view)
+        return view
+
     def exactly(self, count: int, at_end_ok: bool = False) -> bytearray:
         data = bytearray(count)
-        view = memoryview(data)
+        if not self._fill(memoryview(data), at_end_ok):
+            return bytearray()
+        return data
+
+    def _fill(self, view: memoryview, at_end_ok: bool = False) -> bool:
+        """*view* filled from the stream; False if it had ended before (with *at_end_ok*)."""
+        count = len(view)
         got = 0
         while got < count:
             if not self.ready(self._stall):
@@ -234,10 +250,10 @@ class Incoming:
                 else self._source.readinto(view[got:])  # type: ignore[attr-defined]
             if not read:
                 if at_end_ok and got == 0:
-                    return bytearray()
+                    return False
                 raise StreamBroken("it ended before the whole bundle arrived")
             got += read
-        return data
+        return True
 
 
 def _require_end(incoming: Incoming) -> None:

@@ -35,6 +35,7 @@ def test_what_only_a_local_capture_can_do_is_refused(extra: tuple[str, ...], sai
     (("capture", "--stall-timeout", "60", "/etc"), "--stall-timeout is for a remote"),
     (("capture", "--max-size", "1GB", "/etc"), "--max-size is for a remote"),
     ((*REMOTE, "--max-size", "lots"), "--max-size 'lots' is not a size"),
+    ((*REMOTE, "--max-size", "1GB", "--sftp"), "not files read with --sftp"),
 ])
 def test_remote_options_are_checked_first(args: tuple[str, ...], said: str,
                                           user: object) -> None:
