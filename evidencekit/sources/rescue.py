@@ -27,7 +27,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -171,7 +171,7 @@ class Rescue:
     # --- the passes ---------------------------------------------------------------------------
     def _copy(self, skipping: bool) -> None:
         block = self._reader.block_size
-        for start, size in list(self._map.ranges(UNTRIED, self._spool.start)):
+        for start, size in self._areas(UNTRIED):
             position, end, skip = start, start + size, 0
             while position < end and self._reader.vanished is None:
                 length = min(block, end - position)
@@ -186,7 +186,7 @@ class Rescue:
                 self._say(f"bad area at byte {start}: reading past it first")
 
     def _trim(self) -> None:
-        for start, size in list(self._map.ranges(NON_TRIMMED, self._spool.start)):
+        for start, size in self._areas(NON_TRIMMED):
             low, high = start, start + size
             low = self._trim_from(low, high, forward=True)
             if self._reader.vanished is None and low < high:
@@ -218,7 +218,7 @@ class Rescue:
         return low if forward else high
 
     def _scrape(self) -> None:
-        for start, size in list(self._map.ranges(NON_SCRAPED, self._spool.start)):
+        for start, size in self._areas(NON_SCRAPED):
             position, end = start, start + size
             while position < end and self._reader.vanished is None:
                 length = min(SCRAPE, end - position)
@@ -229,7 +229,7 @@ class Rescue:
 
     def _retry(self) -> None:
         for _ in range(self._reader.retries):
-            for start, size in list(self._map.ranges(BAD, self._spool.start)):
+            for start, size in self._areas(BAD):
                 self._sector_by_sector(start, size, mark_bad=False)
                 if self._reader.vanished is not None:
                     return
@@ -242,6 +242,17 @@ class Rescue:
             length = min(self._sector, start + size - position)
             if not self._read(position, length) and mark_bad and self._reader.vanished is None:
                 self._map.set(position, length, BAD)
+
+    def _areas(self, status: str) -> Iterator[tuple[int, int]]:
+        """The runs with *status* from the spool's start, in order, found one at a time while
+        the pass changes the map (a list of them could be millions long)."""
+        position = self._spool.start
+        while self._reader.vanished is None:
+            found = self._map.next_run(status, position)
+            if found is None:
+                return
+            yield found
+            position = found[0] + found[1]
 
     # --- one read ---------------------------------------------------------------------------
     def _read(self, position: int, length: int) -> bool:
@@ -261,8 +272,9 @@ class Rescue:
         if self._tell is None or now - self._told < 1:
             return
         self._told = now
-        left = self._map.overlap(UNTRIED + NON_TRIMMED + NON_SCRAPED, self._spool.start,
-                                 self._reader.size)
+        # (nothing before the spool's start is left unread: reading past began at the first
+        # failure)
+        left = sum(self._map.count(status) for status in (UNTRIED, NON_TRIMMED, NON_SCRAPED))
         bad = self._map.sectors(BAD, self._sector)
         self._tell(f"{doing}; {left} bytes left to read, {bad} bad sector"
                    f"{'' if bad == 1 else 's'} so far")

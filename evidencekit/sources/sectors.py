@@ -153,6 +153,18 @@ class ReadMap:
         """(position, size) of every run with *status*."""
         return ((p, s) for p, s, st in self.runs(start, end) if st == status)
 
+    def next_run(self, status: str, position: int) -> tuple[int, int] | None:
+        """(position, size) of the first run with *status* at or after *position* (clipped to
+        it), or None: a pass walks the map with it while changing it, holding no list."""
+        code = ord(status)
+        index = max(bisect_right(self._starts, position) - 1, 0)
+        while index < len(self._status):
+            if self._status[index] == code and self._run_end(index) > position:
+                start = max(self._starts[index], position)
+                return start, self._run_end(index) - start
+            index += 1
+        return None
+
     def first(self, status: str) -> int | None:
         return next((p for p, _ in self.ranges(status)), None)
 
@@ -524,7 +536,7 @@ class Blocks:
     that thread with each block as it is read (a view, to release when done with it), so what it
     does (the window hashes) overlaps the pipeline's work too."""
 
-    AHEAD = 3
+    AHEAD = 2
 
     def __init__(self, reader: SectorReader) -> None:
         self._reader = reader

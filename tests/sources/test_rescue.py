@@ -38,6 +38,11 @@ def test_the_map_changed_anywhere_stays_exact_merged_and_counted() -> None:
             assert found.count(kind) == expected.count(kind)
             assert found.range_count(kind) == sum(1 for run in runs if run[2] == kind)
     assert found.overlap("-?", 100, 200) == sum(s in "-?" for s in expected[100:200])
+    for position in range(0, 300, 7):  # what a pass finds next, without a list
+        at = next((i for i in range(position, 300) if expected[i] == "-"), None)
+        size = None if at is None else next(
+            (i for i in range(at, 300) if expected[i] != "-"), 300) - at
+        assert found.next_run("-", position) == (None if at is None else (at, size))
 
 
 STRESS = """
