@@ -398,6 +398,9 @@ class Uploaded:
     version_id: str
     size: int
     parts: list[tuple[int, str]] = field(default_factory=list)  # (size, SHA-256 hex) per part
+    # the SHA-256 of the parts' SHA-256s (base64), as a store reports a multipart object's
+    # checksum ("composite", with "-N" after it)
+    composite: str = ""
 
 
 class ObjectWriter:
@@ -534,13 +537,40 @@ class ObjectWriter:
                     Bucket=self.bucket, Key=self.key, UploadId=self._upload_id,
                     MultipartUpload={"Parts": parts}, IfNoneMatch="*")
             except bx.ClientError as exc:
-                if error_code(exc) in ("PreconditionFailed", "ConditionalRequestConflict"):
+                if error_code(exc) not in ("PreconditionFailed", "ConditionalRequestConflict",
+                                           "NoSuchUpload"):
+                    raise
+                answer = self._completed_by_an_earlier_try(numbers)
+                if answer is None:
                     self.abort()
                     raise ObjectExists(f"{self._where} exists already; nothing was "
                                        "overwritten") from None
-                raise
         sizes = [(self._parts[n][0], base64.b64decode(self._parts[n][1]).hex()) for n in numbers]
-        return Uploaded(self.key, str(answer.get("VersionId") or ""), self.size, sizes)
+        return Uploaded(self.key, str(answer.get("VersionId") or ""), self.size, sizes,
+                        self._composite(numbers))
+
+    def _composite(self, numbers: list[int]) -> str:
+        return base64.b64encode(hashlib.sha256(b"".join(
+            base64.b64decode(self._parts[n][1]) for n in numbers)).digest()).decode("ascii")
+
+    def _completed_by_an_earlier_try(self, numbers: list[int]) -> dict[str, Any] | None:
+        """The object's head when it is this very upload, completed by a try whose answer was
+        lost (botocore then tries again, and the store says the key is taken, or the upload
+        gone); None when it is another object, or the store does not say. The store's
+        checksum of a multipart object is the SHA-256 of its parts' SHA-256s (a "composite"
+        checksum, which it computed from the bytes it checked), so an equal one with the same
+        size is these bytes in these parts."""
+        import botocore.exceptions as bx
+
+        try:
+            head = self._client.head_object(Bucket=self.bucket, Key=self.key,
+                                            ChecksumMode="ENABLED")
+        except bx.ClientError:
+            return None
+        if (stored_composite(head) != self._composite(numbers)
+                or int(head.get("ContentLength", -1)) != self.size):
+            return None
+        return dict(head)
 
     def abort(self) -> bool:
         """Give up: no object is left (parts already sent are discarded by the server). False
@@ -566,6 +596,11 @@ class ObjectWriter:
                               "; nothing was stored, but the parts sent could not be removed "
                               "(the bucket's lifecycle rule for incomplete uploads will)")
             error.args = (error.message,)
+
+
+def stored_composite(head: dict[str, Any]) -> str:
+    """The store's composite SHA-256 of an object ('' when it reports none)."""
+    return str(head.get("ChecksumSHA256") or "").split("-", 1)[0]
 
 
 def read_back(client: Any, uploaded: Uploaded, bucket: str) -> str:
@@ -923,7 +958,8 @@ class S3Capture:
             raise
         with stored_already(self.location, f"'evidencekit verify {self.location}' checks it"):
             head = self.store.head(self.key, uploaded.version_id)
-            if head is None or int(head.get("ContentLength", -1)) != uploaded.size:
+            if head is None or int(head.get("ContentLength", -1)) != uploaded.size or (
+                    stored_composite(head) not in ("", uploaded.composite)):
                 raise BundleError(f"{self.location}: the store does not hold what was uploaded",
                                   hint="do not rely on this copy")
             self.delivery = self.store.delivery(

@@ -327,7 +327,7 @@ def test_an_interrupt_once_the_object_exists_says_where_it_is(
         monkeypatch: pytest.MonkeyPatch, where: str) -> None:
     """Ctrl-C after the upload was completed (while it is read back, or recorded): the locked
     object exists, so the message names it instead of 'nothing was written'."""
-    import evidencekit.cli.cmd_store as cmd_store
+    import evidencekit.deliver as deliver  # cmd_store imports it when it stores
     import evidencekit.deliver.s3 as s3
 
     def interrupt(*_: Any, **__: Any) -> None:
@@ -337,7 +337,7 @@ def test_an_interrupt_once_the_object_exists_says_where_it_is(
     before = bundle.read_bytes()
     with monkeypatch.context() as patch:
         patch.setattr(*((s3, "read_back") if where == "read_back"
-                        else (cmd_store, "record_delivery")), interrupt)
+                        else (deliver, "record_delivery")), interrupt)
         cut = _put(bundle, keys, s3_server, f"s3://{bucket}/", "--retain-days", "1")
     assert cut.code == 130
     [item] = s3_server.client().list_objects_v2(Bucket=bucket)["Contents"]

@@ -119,3 +119,28 @@ def test_a_slow_link_that_keeps_moving_completes_a_16_mib_part(
         assert time.monotonic() - started > 3  # it really was slow
         assert proxy.stalls == 0
     assert read_back(s3_server.client(), uploaded, bucket) == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.slow  # the session's SeaweedFS, a timeout waited for
+def test_a_completion_whose_answer_was_lost_is_recognised_as_done(
+        tree: Path, keys: dict[str, Any], user: Path, s3_server: S3Server) -> None:
+    """The store completes the upload but its answer never arrives: botocore tries again,
+    and the store says the key is taken (by this very upload). The capture must not report
+    a failure (exit 2) while its bundle sits in the store, locked: the object's checksum
+    (the SHA-256 of the parts' SHA-256s, computed by the store) shows it is these bytes."""
+    bucket = s3_server.new_bucket()
+    with tcp_proxy(_port(s3_server), lose_first_answer_to=rb"^POST [^ ]*\?uploadId=") as proxy:
+        result = invoke("capture", tree, "--case", "CASE-L", "-R", keys["recipient"],
+                        "--sign-key", keys["signer"], "-o", f"s3://{bucket}/",
+                        "--endpoint", proxy.endpoint, "--retain-days", "1", "--json",
+                        env={**s3_server.env(), **SHORT})
+        assert proxy.answers_lost == 1
+    assert result.code == 0, result.stdout + result.stderr
+    key = result.json()["store"]["key"]
+    client = s3_server.client()
+    assert [o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]] == [key]
+    assert result.json()["store"]["version_id"] == client.head_object(
+        Bucket=bucket, Key=key)["VersionId"]
+    checked = invoke("verify", f"s3://{bucket}/{key}", "-i", keys["identity"], "--endpoint",
+                     s3_server.endpoint, "--json", env=s3_server.env())
+    assert checked.code == 0, checked.stdout

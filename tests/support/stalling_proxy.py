@@ -7,12 +7,16 @@ connection, joining every thread) whatever happens. Each connection it accepts i
 accepts and never answers), the client's bytes at most *rate* bytes a second; once a connection
 has carried more than *stall_after* bytes from the client, the proxy stops reading it (nothing
 more goes through, nothing comes back, the connection stays open) while new connections carry
-on: a part of an upload stalls, a small request (abort) still gets through.
+on: a part of an upload stalls, a small request (abort) still gets through. With
+*lose_first_answer_to* (a regular expression), the first request whose bytes match it reaches
+the server, but its answer is never passed back (the connection stays open, silent): a request
+the server carried out whose answer was lost, which the client then tries again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import threading
 import time
@@ -27,6 +31,7 @@ _BLOCK = 16 << 10
 class Proxy:
     endpoint: str  # http://127.0.0.1:PORT
     stalls: int = 0  # connections stalled so far
+    answers_lost: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def stalled(self) -> None:
@@ -36,7 +41,8 @@ class Proxy:
 
 @contextmanager
 def tcp_proxy(upstream: int | None, *, stall_after: int | None = None,
-              rate: int | None = None) -> Iterator[Proxy]:
+              rate: int | None = None,
+              lose_first_answer_to: bytes | None = None) -> Iterator[Proxy]:
     listener = socket.create_server(("127.0.0.1", 0))
     # a small receive buffer: the client's bytes wait at its end, as behind a slow link
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
@@ -45,6 +51,7 @@ def tcp_proxy(upstream: int | None, *, stall_after: int | None = None,
     proxy = Proxy(f"http://127.0.0.1:{listener.getsockname()[1]}")
     sockets: list[socket.socket] = []
     threads: list[threading.Thread] = []
+    muted: set[int] = set()  # ids of the client sockets whose answers are dropped
 
     def start(target: object, *args: object) -> None:
         thread = threading.Thread(target=target, args=args, daemon=True)  # type: ignore[arg-type]
@@ -63,6 +70,11 @@ def tcp_proxy(upstream: int | None, *, stall_after: int | None = None,
                 if not data:
                     break
                 carried += len(data)
+                if lose_first_answer_to is not None and re.search(lose_first_answer_to, data):
+                    with proxy._lock:
+                        if not proxy.answers_lost:
+                            proxy.answers_lost += 1
+                            muted.add(id(client))
                 if server is not None:
                     server.sendall(data)
                 if rate:
@@ -74,7 +86,8 @@ def tcp_proxy(upstream: int | None, *, stall_after: int | None = None,
     def downward(server: socket.socket, client: socket.socket) -> None:
         with contextlib.suppress(OSError):
             while data := server.recv(_BLOCK):
-                client.sendall(data)
+                if id(client) not in muted:
+                    client.sendall(data)
         with contextlib.suppress(OSError):
             client.shutdown(socket.SHUT_WR)
 
