@@ -19,7 +19,7 @@ from evidencekit.deliver.s3 import Lock, ObjectWriter, Patience, make_client, re
 from evidencekit.errors import UsageError
 from tests.support.cli import invoke
 from tests.support.s3server import S3Server
-from tests.support.stalling_proxy import tcp_proxy
+from tests.support.stalling_proxy import tcp_proxy, unreachable
 
 SHORT = {"EVIDENCEKIT_S3_TIMEOUT": "1", "AWS_MAX_ATTEMPTS": "2"}
 
@@ -67,6 +67,22 @@ def test_a_store_that_never_answers_is_given_up_in_bounded_time(
             assert took < 15, (command, took)  # 2 tries of 1 s, and botocore's backoff
         assert silent.stalls >= 6
     assert bundle.read_bytes() == before  # no custody event: nothing was stored
+
+
+@pytest.mark.slow  # timeouts waited for
+def test_a_store_that_cannot_be_reached_is_given_up_in_bounded_time() -> None:
+    """Connections that are never made (a firewall dropping packets) waited 60 s per try."""
+    with unreachable() as endpoint:
+        started = time.monotonic()
+        result = invoke("store", "list", "s3://evidence/", "--endpoint", endpoint, "--json",
+                        env={"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y",
+                             "AWS_DEFAULT_REGION": "us-east-1",
+                             "AWS_EC2_METADATA_DISABLED": "true", **SHORT})
+        took = time.monotonic() - started
+    assert result.code == 2, result.stdout + result.stderr
+    message = result.json()["error"]["message"]
+    assert message == "cannot reach s3://evidence/: no connection within 1 s (2 tries)"
+    assert took < 15
 
 
 @pytest.mark.slow  # the session's SeaweedFS, and timeouts waited for

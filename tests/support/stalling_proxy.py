@@ -120,3 +120,19 @@ def tcp_proxy(upstream: int | None, *, stall_after: int | None = None,
             s.close()
         for thread in threads:
             thread.join(timeout=5)
+
+
+@contextmanager
+def unreachable() -> Iterator[str]:
+    """``http://127.0.0.1:PORT`` where a connection is never made, as behind a firewall that
+    drops packets: a listening socket that never accepts, its queue already full (Linux then
+    drops further SYNs, so connect() waits for its timeout instead of being refused)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    filler = socket.create_connection(listener.getsockname(), timeout=5)
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        filler.close()
+        listener.close()
