@@ -93,8 +93,17 @@ class Pending:
         self._index = index
 
     def done(self) -> bool:
+        """Whether the type is known, asking the worker only now and then: a caller typically
+        asks once per file read while a batch of up to BATCH_FILES is typed (each question was a
+        poll and a Python round of its own; the answer only comes sooner or later, never
+        different)."""
         batch = self._batch
-        return batch.answers is not None or (batch.sent and batch.owner.collect_ready(batch))
+        if batch.answers is not None:
+            return True
+        if not batch.sent:
+            return False
+        batch.questions += 1
+        return batch.questions % _ASK_EVERY == 1 and batch.owner.collect_ready(batch)
 
     def result(self) -> str | None:
         return self._batch.owner.wait(self._batch)[self._index]
@@ -108,6 +117,10 @@ class _Batch:
         self.sent = False
         self.worker: _Worker | None = None  # the one it was sent to
         self.answers: list[str | None] | None = None
+        self.questions = 0  # Pending.done() calls since it was sent
+
+
+_ASK_EVERY = 8  # Pending.done() polls the worker at the first call and every 8th after
 
 
 def _widen_pipe(fd: int) -> int:
