@@ -49,5 +49,8 @@ def capture_over_sftp(request: RemoteRequest, command_line: list[str],
                 [], request.output, request.case, request.recipients, request.signing_key,
                 command_line=command_line, clock=request.clock, progress=request.progress,
                 exclude_paths=exclude, more_sources=(source,)))
+        except SftpStalled:  # not waited for as a session that ends well is
+            process.kill()
+            raise
         finally:
             session.close()
