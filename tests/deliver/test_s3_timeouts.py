@@ -47,7 +47,7 @@ def test_patience_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) ->
 
 @pytest.mark.slow  # the session's SeaweedFS, and timeouts waited for
 def test_a_store_that_never_answers_is_given_up_in_bounded_time(
-        bundle: Path, keys: dict[str, Any], s3_server: S3Server) -> None:
+        bundle: Path, keys: dict[str, Any], tmp_path: Path, s3_server: S3Server) -> None:
     """It accepts the connection and reads the request, then nothing: botocore's defaults
     waited 60 s per try, six tries, for each request."""
     before = bundle.read_bytes()
@@ -56,7 +56,9 @@ def test_a_store_that_never_answers_is_given_up_in_bounded_time(
         for command in (("store", "list", "s3://evidence/"),
                         ("store", "put", bundle, "s3://evidence/", "--retain-days", "1",
                          "--sign-key", keys["signer"]),
-                        ("verify", "s3://evidence/CASE-1/x.evidence")):
+                        ("verify", "s3://evidence/CASE-1/x.evidence"),
+                        ("store", "get", "s3://evidence/CASE-1/x.evidence", "-o",
+                         tmp_path / "got.evidence")):
             started = time.monotonic()
             result = invoke(*command, "--endpoint", silent.endpoint, "--json", env=env)
             took = time.monotonic() - started
@@ -65,8 +67,9 @@ def test_a_store_that_never_answers_is_given_up_in_bounded_time(
             assert "stopped answering (nothing for 1 s, 2 tries)" in message, message
             assert "\n" not in message and "Traceback" not in result.stderr
             assert took < 15, (command, took)  # 2 tries of 1 s, and botocore's backoff
-        assert silent.stalls >= 6
+        assert silent.stalls >= 8
     assert bundle.read_bytes() == before  # no custody event: nothing was stored
+    assert not (tmp_path / "got.evidence").exists()
 
 
 @pytest.mark.slow  # timeouts waited for
