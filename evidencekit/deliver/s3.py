@@ -14,6 +14,8 @@ Facts this module is built on (docs/decisions/s3-store.md, docs/FORMAT.md §6):
   the object before the date), plus an optional legal hold; a bucket without object lock is
   refused unless the caller says so (``--no-lock``, recorded in the custody event);
 - after the upload the object is read back and compared part by part with what was sent.
+- a store that stalls or cannot be reached is given up in bounded time (:class:`Patience`),
+  with one line and the upload aborted; a slow link that keeps moving is not cut.
 
 Credentials come from boto3's standard chain (environment, profile, instance role); nothing
 here prints or records them. boto3 is an optional extra (``pip install 'evidencekit[s3]'``).
@@ -182,8 +184,8 @@ class Patience:
 
     ``silence``: the longest wait for an answer (botocore's read timeout, between any two bytes
     received); ``stall``: the longest wait for a connection, and for any progress while sending
-    (the connect timeout, which urllib3 keeps on the socket while it sends a request, per 16 KiB
-    block since parts are sent from a file-like body: see :class:`_PartBody`); ``attempts``:
+    (the connect timeout, which urllib3 keeps on the socket while it sends a request: per block
+    of 128 KiB, since parts are sent from a file-like body, see :class:`_PartBody`); ``attempts``:
     tries per request, the first included. A slow store that keeps answering, or a slow network
     that keeps taking bytes, never trips these; a stalled or unreachable one ends in a StoreError
     after about ``attempts`` x ``silence`` (plus botocore's backoff, a few seconds).
@@ -351,7 +353,7 @@ class _PartBody(io.RawIOBase):
     """A part's bytes as a file, not as one bytes object: urllib3 sends a bytes body with one
     ``sendall``, whose socket timeout (the connect timeout) then bounds the whole part's
     sending, so a 16 MiB part on a slow uplink (under about 1.6 MB/s for 10 s) failed however
-    steadily it went. A file is sent 16 KiB at a time, each block under that timeout: a slow
+    steadily it went. A file is sent a block at a time (128 KiB), each under that timeout: a slow
     link works, a stalled one is noticed. Seekable, so that botocore can hash it for the
     signature and send it again on a retry."""
 
