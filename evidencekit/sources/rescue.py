@@ -72,7 +72,9 @@ class ImageSpool:
     Each block of :data:`SPOOL_BLOCK` bytes is sealed with ChaCha20-Poly1305 under a key that
     exists only in this process, with a fresh random nonce each time it is written (a block is
     rewritten when a later pass reads sectors of it) and its number as associated data: reading
-    back checks that every block is the one written there, unchanged."""
+    back checks that every block is the one written there, unchanged. The block a pass last
+    wrote into is kept in memory until it writes into another, so that a pass reading a block
+    piece by piece seals and writes it once, not once a piece."""
 
     def __init__(self, folder: Path, start: int, size: int,
                  random: Callable[[int], bytes] = os.urandom) -> None:
@@ -83,6 +85,8 @@ class ImageSpool:
         self._cipher = ChaCha20Poly1305(random(32))
         self._written = bytearray(-(-(size - start) // SPOOL_BLOCK))
         self._file: IO[bytes] = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115 (close)
+        self._open_index: int | None = None  # the block being written piece by piece
+        self._open = bytearray()
 
     def _length(self, index: int) -> int:
         return min(SPOOL_BLOCK, self.size - self.start - index * SPOOL_BLOCK)
@@ -95,16 +99,26 @@ class ImageSpool:
             length = self._length(index)
             count = min(len(data), length - offset)
             if offset == 0 and count == length:
+                if self._open_index == index:
+                    self._open_index = None
                 self._put(index, data[:count])
             else:
-                block = bytearray(self._get(index))
-                block[offset:offset + count] = data[:count]
-                self._put(index, memoryview(block))
+                if self._open_index != index:
+                    self._seal_open()
+                    self._open = bytearray(self._get(index))
+                    self._open_index = index
+                self._open[offset:offset + count] = data[:count]
             position += count
             data = data[count:]
 
+    def _seal_open(self) -> None:
+        if self._open_index is not None:
+            self._put(self._open_index, memoryview(self._open))
+            self._open_index = None
+
     def read(self, position: int, view: memoryview) -> None:
         """Fill *view* with the image's bytes from *position*."""
+        self._seal_open()
         done = 0
         while done < len(view):
             index, offset = divmod(position + done - self.start, SPOOL_BLOCK)
@@ -197,24 +211,30 @@ class Rescue:
 
     def _trim_from(self, low: int, high: int, forward: bool) -> int:
         """Read from one end of ``[low, high)`` towards the other, up to and including the first
-        sector that fails (marked bad); the new *low* (forward) or *high* (backward)."""
-        span = self._sector
+        sector that fails (marked bad); the new *low* (forward) or *high* (backward). The spans
+        start and end on sectors, but for the image's end, which may fall inside one."""
+        sector = self._sector
+        top = -(-high // sector) * sector
+        span = sector
         while low < high and self._reader.vanished is None:
-            length = min(span, high - low)
-            position = low if forward else high - length
+            if forward:
+                position, length = low, min(span, high - low)
+            else:
+                position = max(low, top - span)
+                length = high - position
             if self._read(position, length):
                 span = min(span * 2, self._reader.block_size)
                 if forward:
                     low += length
                 else:
-                    high -= length
+                    high = top = position
             elif self._reader.vanished is not None:
                 break
-            elif length > self._sector:
-                span = max(self._sector, length // 2 // self._sector * self._sector)
+            elif span > sector:
+                span = max(sector, span // 2 // sector * sector)
             else:
                 self._map.set(position, length, BAD)
-                return low + length if forward else high - length
+                return low + length if forward else position
         return low if forward else high
 
     def _scrape(self) -> None:

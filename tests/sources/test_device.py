@@ -611,3 +611,23 @@ def test_without_room_to_read_past_a_bad_area_it_is_read_where_found(
                                            "why": "no room, as a test says"}
     assert found["read"]["bad_ranges"] == [[s, e - s] for s, e in bad]
     assert not result.seal.complete
+
+
+def test_a_4kn_disk_read_past_a_bad_sector_near_its_partial_end(tmp_path: Path) -> None:
+    # trimming a failed area backwards from the image's end, which falls inside a 4096-byte
+    # sector here, must ask for whole sectors (O_DIRECT) and still stop: the bad sector before
+    # the end and the partial last one, nothing else
+    content = patterned(4 * MIB + 2560)
+    bad = (4 * MIB - 8192, 4 * MIB - 4096)
+    with bad_disk(tmp_path, content, Faults(bad=[bad]), sector_size=4096) as device:
+        result, _, data = image_of(tmp_path, DeviceSource(device))
+    name = f"{os.path.basename(device)}.raw"
+    zeroed = bytearray(content)
+    zeroed[bad[0]:bad[1]] = bytes(4096)
+    zeroed[4 * MIB:] = bytes(2560)
+    assert (data / name).read_bytes() == bytes(zeroed)
+    found = document(data, name)
+    assert found["read"]["bad_ranges"] == [[bad[0], 4096], [4 * MIB, 2560]]
+    assert found["read"]["skip_ahead"]["done"] is True
+    [problem] = result.problems
+    assert problem.problem.startswith("2 bad sectors")

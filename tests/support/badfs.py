@@ -168,9 +168,10 @@ def _writable_again(device: str) -> None:
 
 
 @contextmanager
-def bad_disk(folder: Path, content: bytes, faults: Faults, log: Path | None = None
-             ) -> Iterator[str]:
-    """A read-only /dev/loopN showing *content*, failing as *faults* says."""
+def bad_disk(folder: Path, content: bytes, faults: Faults, log: Path | None = None,
+             sector_size: int | None = None) -> Iterator[str]:
+    """A read-only /dev/loopN showing *content*, failing as *faults* says (with logical
+    sectors of *sector_size* bytes: 4096 for a "4Kn" disk)."""
     require_loop_and_fuse()
     image = folder / "badfs-image"
     image.write_bytes(content)
@@ -188,7 +189,7 @@ def bad_disk(folder: Path, content: bytes, faults: Faults, log: Path | None = No
                               cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         _wait_mounted(where, server)
-        with loop_device(where / "disk") as device:
+        with loop_device(where / "disk", sector_size=sector_size) as device:
             yield device
     finally:
         _unmount(where)
