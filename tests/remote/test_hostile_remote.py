@@ -265,6 +265,15 @@ def test_a_capture_that_stops_sending_is_given_up_after_the_stall_timeout(
     _nothing_left(tmp_path, out)
 
 
+def test_a_slow_capture_that_keeps_moving_is_not_given_up(
+        server: sshd_support.Sshd, notes: Path, keys: dict[str, Path], tmp_path: Path) -> None:
+    """Four pieces 2 s apart, 8 s in all: longer than --stall-timeout 5, never 5 s silent."""
+    out = tmp_path / "x.evidence"
+    done = _capture(server, keys, out, _sender(server, "slow"), "--stall-timeout", "5", notes)
+    assert done.code == 0, done.stderr
+    assert out.exists()
+
+
 def test_an_endless_stream_is_stopped_at_max_size(
         server: sshd_support.Sshd, notes: Path, keys: dict[str, Path], tmp_path: Path) -> None:
     """Frames in order without end: received until the disk was full."""

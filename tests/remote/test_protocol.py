@@ -141,3 +141,25 @@ def test_what_the_receiver_refuses_on_the_way_ends_the_stream(framed: bytes,
 
     with (tmp_path / "x").open("w+b") as out, pytest.raises(protocol.Refused, match="no room"):
         protocol.receive(io.BytesIO(framed), out.fileno(), refuse, 1 << 40)
+
+
+def test_the_sender_holds_bytes_back_at_most_a_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The remote's standard output is buffered (1 MiB): a slow capture's bytes would wait
+    there, and the receiver would take it for a stalled one."""
+    now = [100.0]
+    monkeypatch.setattr("evidencekit.remote.protocol.time.monotonic", lambda: now[0])
+
+    class Out(io.BytesIO):
+        flushes = 0
+
+        def flush(self) -> None:
+            Out.flushes += 1
+
+    out = Out()
+    writer = protocol.FramedWriter(out)
+    assert Out.flushes == 1  # the magic line goes at once
+    writer.write(b"a")
+    assert Out.flushes == 1
+    now[0] += 1.0
+    writer.write(b"b")
+    assert Out.flushes == 2

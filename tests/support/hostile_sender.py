@@ -78,7 +78,17 @@ def _endless(writer: FramedWriter, bundle: bytes) -> None:
         writer.write(block)
 
 
-STREAMS = {"stalled": _stalled, "endless": _endless}
+def _slow(writer: FramedWriter, bundle: bytes) -> None:
+    """The whole bundle in four pieces, 2 s apart (a slow capture, moving), then its end."""
+    step = len(bundle) // 4 + 1
+    for start in range(0, len(bundle), step):
+        writer.write(bundle[start:start + step])
+        writer.flush()
+        time.sleep(2)
+    writer.finish()
+
+
+STREAMS = {"stalled": _stalled, "endless": _endless, "slow": _slow}
 
 
 def main() -> None:
