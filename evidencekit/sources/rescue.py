@@ -130,15 +130,27 @@ class ImageSpool:
     def _put(self, index: int, plain: memoryview) -> None:
         nonce = self._random(_NONCE)
         sealed = self._cipher.encrypt(nonce, plain, index.to_bytes(8, "big"))
-        os.pwrite(self._file.fileno(), nonce + sealed, index * (SPOOL_BLOCK + _NONCE + _TAG))
+        try:
+            os.pwrite(self._file.fileno(), nonce + sealed, index * (SPOOL_BLOCK + _NONCE + _TAG))
+        except OSError as exc:  # not the device's failure: the capture cannot go on
+            raise OutputError(
+                f"the encrypted temporary copy of the image in {self._folder} could not be "
+                f"written: {exc.strerror}", hint="free some space there, or capture with the "
+                "bundle on another disk; nothing was saved") from None
         self._written[index] = 1
 
     def _get(self, index: int) -> bytes:
         length = self._length(index)
         if not self._written[index]:
             return bytes(length)
-        stored = os.pread(self._file.fileno(), length + _NONCE + _TAG,
-                          index * (SPOOL_BLOCK + _NONCE + _TAG))
+        try:
+            stored = os.pread(self._file.fileno(), length + _NONCE + _TAG,
+                              index * (SPOOL_BLOCK + _NONCE + _TAG))
+        except OSError as exc:
+            raise OutputError(
+                f"the encrypted temporary copy of the image in {self._folder} could not be "
+                f"read back: {exc.strerror}", hint="nothing was saved; run the capture again"
+                ) from None
         try:
             return self._cipher.decrypt(stored[:_NONCE], stored[_NONCE:],
                                         index.to_bytes(8, "big"))

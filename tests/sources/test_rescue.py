@@ -122,3 +122,18 @@ def test_a_spool_changed_on_disk_is_refused(tmp_path: Path) -> None:
             spool.read(0, memoryview(bytearray(SPOOL_BLOCK)))
     finally:
         spool.close()
+
+
+def test_a_spool_that_cannot_be_written_stops_the_capture_not_the_device(tmp_path: Path
+                                                                         ) -> None:
+    # a full disk under the spool (ENOSPC) reached the pipeline as an OSError, which it takes
+    # for the device's read error: "the remaining bytes are stored as zeros", sealed
+    spool = ImageSpool(tmp_path, 0, SPOOL_BLOCK)
+    try:
+        spool._file.close()
+        spool._file = open(os.devnull, "rb")  # noqa: SIM115 (closed by the spool)
+        with pytest.raises(OutputError, match="could not be written"):
+            spool.write(0, memoryview(bytes(SPOOL_BLOCK)))
+        assert not isinstance(OutputError("x"), OSError)
+    finally:
+        spool.close()
