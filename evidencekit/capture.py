@@ -200,11 +200,14 @@ class _Tally:
     def problem(self, record: ManifestEntry, text: str) -> None:
         self.problems.append(Problem(record.shown_path(), text))
 
-    def mime(self, first_block: bytes) -> str | identify.Pending:
+    def mime(self, first_block: bytes, content_sha256: str | None = None) -> str | identify.Pending:
+        """*content_sha256*: the SHA-256 of *first_block* when it is the whole file."""
         if self.identifier is None or not first_block:
             return identify.mime_type(first_block)
-        self.pending_bytes += len(first_block)
-        return self.identifier.identify(first_block)
+        mime = self.identifier.identify(first_block, content_sha256)
+        if isinstance(mime, identify.Pending):
+            self.pending_bytes += len(first_block)
+        return mime
 
     def add_entry(self, waiting: _Waiting) -> None:
         """Encode *waiting*'s record into the manifest's entries, in walk order, once its MIME
@@ -874,12 +877,14 @@ def _file_stored(record: ManifestEntry, bag_path: str, stored: tuple[Any, bytes,
     reading it found."""
     digest, first, size = stored
     waiting = _Waiting(record)
-    mime = known_mime or tally.mime(first)  # maybe Pending: see _Tally.add_entry
-    if isinstance(mime, identify.Pending):
+    sha256 = digest.hexdigest()
+    # (the first bytes are the whole file when it is small and was read in full: no zeros)
+    mime = known_mime or tally.mime(first, sha256 if len(first) == size else None)
+    if isinstance(mime, identify.Pending):  # maybe Pending: see _Tally.add_entry
         waiting.mime, waiting.first_size = mime, len(first)
     else:
         record.mime = mime
-    record.stored = Stored(digest.hexdigest(), tuple(changes))
+    record.stored = Stored(sha256, tuple(changes))
     tally.counts["files"] += 1
     tally.total_bytes += size
     tally.manifest_lines.append(bag.manifest_line(record.stored.sha256, bag_path))

@@ -119,6 +119,12 @@ class _Batch:
         self.answers: list[str | None] | None = None
         self.questions = 0  # Pending.done() calls since it was sent
 
+    def answered(self, answers: list[str | None]) -> None:
+        """Keep the answers; the blocks are no longer needed (a batch outlives its answer in
+        Identifier's table of known contents, which must not hold the files' bytes)."""
+        self.answers = answers
+        self.blocks = []
+
 
 _ASK_EVERY = 8  # Pending.done() polls the worker at the first call and every 8th after
 
@@ -240,7 +246,7 @@ class _Worker:
         answers: list[str | None] = list(frame.decode("utf-8", "replace").split("\n"))
         if len(answers) != len(batch.blocks):  # a garbled answer: trust none of it
             answers = [None] * len(batch.blocks)
-        batch.answers = answers
+        batch.answered(answers)
 
     def close(self, wait: float = 5.0) -> None:
         self.hang_up()
@@ -309,6 +315,7 @@ class Identifier:
     BATCH_BYTES = 256 << 10
     IN_FLIGHT = 2
     MAX_CRASHES = 16  # files libmagic may crash on before the rest go untyped too
+    KNOWN_CONTENTS = 4096  # contents whose type is remembered (64 bytes of key each)
 
     def __init__(self, workers: int | None = None, command: Sequence[str] | None = None,
                  hang_seconds: float = 60.0) -> None:
@@ -320,10 +327,29 @@ class Identifier:
         self._in_process = False  # no worker could be started: libmagic runs here
         self._batch = _Batch(self)
         self.crashes = 0  # files libmagic crashed on
+        self._known: dict[str, Pending] = {}  # SHA-256 of a small file's content: its type
         self._start()  # it loads libmagic (about 50 ms) while the caller reads the first files
 
-    def identify(self, first_block: bytes) -> Pending:
-        """The MIME type of a file whose first bytes are *first_block*, decided in the background."""
+    def identify(self, first_block: bytes, content_sha256: str | None = None) -> Pending | str:
+        """The MIME type of a file whose first bytes are *first_block*, decided in the background.
+
+        *content_sha256*, the SHA-256 of *first_block* when it is the whole file, lets a file
+        with the same bytes as one typed before take its answer (libmagic answers from the bytes
+        alone): copies of one file are common in evidence (mail attachments, installed
+        packages, backups), and libmagic is the largest cost of a small file."""
+        if content_sha256 is not None:
+            known = self._known.get(content_sha256)
+            if known is not None:
+                answer = known.result() if known.done() else None
+                return known if answer is None else answer  # (None: it crashed libmagic)
+        pending = self._ask(first_block)
+        if content_sha256 is not None:
+            if len(self._known) >= self.KNOWN_CONTENTS:
+                del self._known[next(iter(self._known))]  # the oldest
+            self._known[content_sha256] = pending
+        return pending
+
+    def _ask(self, first_block: bytes) -> Pending:
         batch = self._batch
         block = first_block[:MAGIC_BYTES]
         batch.blocks.append(block)
@@ -372,7 +398,7 @@ class Identifier:
         while True:
             worker = self._worker()
             if worker is None:
-                batch.answers = [mime_type(block) for block in batch.blocks]
+                batch.answered([mime_type(block) for block in batch.blocks])
                 return
             while not worker.dead and not worker.can_take(batch, self.IN_FLIGHT):
                 worker.read_some()
@@ -421,7 +447,7 @@ class Identifier:
         batches = list(dead.in_flight)
         dead.in_flight.clear()
         for batch in batches:
-            batch.answers = [self._ask_alone(block) for block in batch.blocks]
+            batch.answered([self._ask_alone(block) for block in batch.blocks])
 
     def _ask_alone(self, block: bytes) -> str | None:
         if self.crashes >= self.MAX_CRASHES:  # something is wrong with libmagic itself

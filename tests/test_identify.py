@@ -24,7 +24,7 @@ SAMPLES = [b"%PDF-1.7\n", b"hello world\n" * 10, os.urandom(3000), b"\x89PNG\r\n
 def _identify_all(identifier: Identifier, blocks: list[bytes]) -> list[str | None]:
     try:
         pending = [identifier.identify(block) for block in blocks]
-        return [p.result() for p in pending]
+        return [p if isinstance(p, str) else p.result() for p in pending]
     finally:
         identifier.close()
 
@@ -267,3 +267,34 @@ def test_capture_records_a_crash_as_untyped_and_says_which_file(tmp_path: Path,
                          "evidence/b-sample.bin": "application/octet-stream",
                          "evidence/c-page.html": "text/html"}
 
+
+
+def test_a_content_typed_before_takes_its_answer_and_libmagic_is_not_asked_again(tmp_path: Path):
+    import hashlib
+
+    identifier = Identifier(workers=1)
+    try:
+        keys = [hashlib.sha256(block).hexdigest() for block in SAMPLES]
+        first = [identifier.identify(block, key) for block, key in zip(SAMPLES, keys, strict=True)]
+        again = [identifier.identify(block, key) for block, key in zip(SAMPLES, keys, strict=True)]
+        assert all(b is a for a, b in zip(first, again, strict=True))  # in flight: the same question
+        answers = [a.result() for a in first if isinstance(a, identify.Pending)]
+        assert answers == [mime_type(block) for block in SAMPLES]
+        later = [identifier.identify(block, key) for block, key in zip(SAMPLES, keys, strict=True)]
+        assert later == answers  # known: the answer itself
+        assert identifier.identify(SAMPLES[0]) is not first[0]  # no key: asked again
+    finally:
+        identifier.close()
+
+
+def test_the_table_of_known_contents_is_bounded(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(Identifier, "KNOWN_CONTENTS", 2)
+    identifier = Identifier(workers=1)
+    try:
+        one = identifier.identify(b"one\n", "1")
+        identifier.identify(b"two\n", "2")
+        identifier.identify(b"three\n", "3")  # the oldest, "1", is forgotten
+        assert identifier.identify(b"one\n", "1") is not one
+        assert len(identifier._known) == 2
+    finally:
+        identifier.close()
