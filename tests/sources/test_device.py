@@ -631,3 +631,14 @@ def test_a_4kn_disk_read_past_a_bad_sector_near_its_partial_end(tmp_path: Path) 
     assert found["read"]["skip_ahead"]["done"] is True
     [problem] = result.problems
     assert problem.problem.startswith("2 bad sectors")
+
+
+def test_many_scattered_bad_sectors_read_past_agree_with_ddrescue_and_dc3dd(tmp_path: Path
+                                                                           ) -> None:
+    # a failing disk of many small defects: most blocks fail, so nearly every part of the map
+    # goes through every pass (skipped, trimmed, scraped, retried); one of 8 sectors at the
+    # start of the second MiB, a pair across each MiB boundary after, a run of 40 near the end
+    bad = [(MIB + n * 4096, MIB + n * 4096 + 512) for n in range(0, 256, 8)]
+    bad += [(m * MIB - 512, m * MIB + 512) for m in range(3, 15)]
+    bad += [(15 * MIB + 4096, 15 * MIB + 4096 + 40 * 512)]
+    image_and_oracles_agree(tmp_path, bad, size=16 * MIB)
