@@ -21,16 +21,18 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, Inexact, localcontext
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-import yaml
 
 from evidencekit import amounts, canonical
 from evidencekit.clock import rfc3339
 from evidencekit.errors import BundleError, InputError, UsageError
 from evidencekit.format.documents import CustodyEvent
+
+if TYPE_CHECKING:
+    import yaml
 
 INCIDENT_DOC_TYPE = "evidencekit.incident"
 INCIDENT_VERSION = 1
@@ -613,8 +615,10 @@ def _strings(value: Any, where: str) -> tuple[str, ...]:
 
 def load_yaml(text: str, source: str = "incident file") -> Incident:
     """Parse an incident YAML file. Numbers, dates and times are kept exactly as written."""
+    import yaml  # here: only an incident file given to capture is YAML (start-up of the rest)
+
     try:
-        data = yaml.load(text, Loader=_KeepScalars)  # a SafeLoader subclass: safe_load
+        data = yaml.load(text, Loader=_keep_scalars())  # a SafeLoader subclass: safe_load
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -628,18 +632,23 @@ def load_yaml(text: str, source: str = "incident file") -> Incident:
                             field=exc.field, problem=exc.problem) from None
 
 
-class _KeepScalars(yaml.SafeLoader):
-    """``yaml.safe_load``, except that numbers, booleans, dates and times stay the text that was
-    written: an amount of 0.10 must not become a binary float, an account number 0012 the octal
-    integer 10, a time 14:05 the base-60 integer 845, nor a user name "no" the boolean False."""
+@lru_cache(maxsize=1)
+def _keep_scalars() -> type[yaml.SafeLoader]:
+    """``yaml.safe_load``'s loader, except that numbers, booleans, dates and times stay the text
+    that was written: an amount of 0.10 must not become a binary float, an account number 0012
+    the octal integer 10, a time 14:05 the base-60 integer 845, nor a user name "no" the boolean
+    False. Made on first use, with yaml imported then."""
+    import yaml
 
+    class KeepScalars(yaml.SafeLoader):
+        pass
 
-def _as_written(loader: yaml.SafeLoader, node: yaml.Node) -> str:
-    return str(loader.construct_scalar(node))  # type: ignore[arg-type]
+    def as_written(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+        return str(loader.construct_scalar(node))  # type: ignore[arg-type]
 
-
-for _tag in ("int", "float", "bool", "timestamp"):
-    _KeepScalars.add_constructor(f"tag:yaml.org,2002:{_tag}", _as_written)
+    for tag in ("int", "float", "bool", "timestamp"):
+        KeepScalars.add_constructor(f"tag:yaml.org,2002:{tag}", as_written)
+    return KeepScalars
 
 
 # ---------------------------------------------------------------------------- the stored record

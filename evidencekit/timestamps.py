@@ -18,8 +18,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import re
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -71,6 +69,9 @@ def request(url: str, signature: bytes, roots: list[x509.Certificate] | None = N
     not granted, another nonce or imprint, no signing certificate with the critical
     timeStamping usage; with *roots*, also not signed by a certificate chaining to them. Without
     roots the signature itself is left to ``verify --tsa-ca`` (nothing here would anchor it)."""
+    import urllib.error  # here: 30 ms of start-up that only asking a TSA needs
+    import urllib.request
+
     from rfc3161_client import (
         HashAlgorithm,
         PKIStatus,

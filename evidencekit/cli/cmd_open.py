@@ -6,10 +6,10 @@ import os
 import shlex
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from evidencekit.against import Comparison, WindowsCollector, check_target, compare
 from evidencekit.cli import render
 from evidencekit.cli.app import (
     F,
@@ -42,6 +42,9 @@ from evidencekit.inspect import inspect_bundle
 from evidencekit.payload import PayloadReaders
 from evidencekit.protection import passphrase_opens, payload_header
 from evidencekit.verify import Report, verify
+
+if TYPE_CHECKING:
+    from evidencekit.against import Comparison
 
 
 # ------------------------------------------------------------------------------ inspect
@@ -195,15 +198,24 @@ def verify_command(bundle: Path | str, identities: tuple[Path, ...],
         # Asked for (and checked) before the work, not once it is done.
         signer = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json) \
             if record else None
+        windows = None
         if against:
+            # here: comparing with a device reads sectors (sources.sectors and the sources
+            # package: 25 ms of start-up that every other verify would pay)
+            from evidencekit.against import WindowsCollector, check_target
+
             check_target(against)
-        windows = WindowsCollector() if against else None
+            windows = WindowsCollector()
         report = verify(bundle, keys, trusted_from(trusted),
                         progress=render.progress_for(as_json, progress), tsa_roots=tsa_roots,
                         readers=PayloadReaders(files=windows))
         against_findings = Findings()
-        compared = None if against is None or windows is None else compare(
-            report, windows, against, against_findings, render.progress_for(as_json, progress))
+        compared = None
+        if against is not None and windows is not None:
+            from evidencekit.against import compare
+
+            compared = compare(report, windows, against, against_findings,
+                               render.progress_for(as_json, progress))
         checked = None if receipt is None else check_receipt(report, receipt, report.findings)
         recorded = None
         if record:

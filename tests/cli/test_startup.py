@@ -91,3 +91,20 @@ def test_the_capture_library_does_not_import_what_reads_bundles() -> None:
     modules = modules_after("import evidencekit.capture")
     assert loaded(modules, ("evidencekit.verify", "evidencekit.custody",
                             "evidencekit.deliver")) == []
+
+
+# What only an option of verify needs: a device to compare with (--against: the sector reader and
+# the sources), asking a timestamp authority (urllib).
+VERIFY_OPTIONS_ONLY = (*HEAVY, "evidencekit.against", "evidencekit.sources", "urllib.request")
+
+
+def test_verify_imports_the_libraries_of_options_only_when_they_are_used(
+        tmp_path, user, keys, tree) -> None:
+    out = tmp_path / "one.evidence"
+    subprocess.run([sys.executable, "-m", "evidencekit", "capture", str(tree), "-R",
+                    str(keys["recipient"]), "--sign-key", str(keys["signer"]), "-o", str(out),
+                    "--json"], check=True, capture_output=True, timeout=120)
+    assert loaded(modules_of_a_run("verify", "--help"), VERIFY_OPTIONS_ONLY) == []
+    modules = modules_of_a_run("verify", str(out), "--json")
+    assert "evidencekit.verify" in modules  # it ran
+    assert loaded(modules, VERIFY_OPTIONS_ONLY) == []
