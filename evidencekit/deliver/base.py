@@ -45,18 +45,19 @@ class BundleFacts:
                    verified_state, report.seal.to_json(),
                    tuple(event.to_json() for event in report.events))
 
-    def why_not_a_copy(self, found: Report) -> str | None:
+    def why_not_a_copy(self, found: Report, payload_read: bool = True) -> str | None:
         """None when *found* (the public verification of a bundle found at a destination) is
         this bundle as it is or was: intact, the same seal and payload, and a custody log that
         this one's begins with (the copy was delivered before later events were added here).
-        Otherwise what differs, in a few words."""
+        Otherwise what differs, in a few words. *payload_read* False: *found* was verified
+        without reading the payload (``check_payload_hash=False``), whose hash is not judged."""
         if not found.ok:
             errors = found.findings.errors
             return "it is not an intact bundle" + (
                 f" ({errors[0].where}: {errors[0].problem})" if errors else "")
         if found.seal is None or found.seal.to_json() != self.seal_json:
             return "it is another bundle (another seal)"
-        if found.payload_sha256 != self.payload_sha256:
+        if payload_read and found.payload_sha256 != self.payload_sha256:
             return "its payload is not this bundle's"
         theirs = tuple(event.to_json() for event in found.events)
         if theirs != self.custody[: len(theirs)]:

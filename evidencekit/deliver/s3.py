@@ -755,10 +755,16 @@ class S3Store:
             return f"it is not a bundle ({exc.message})"
         try:
             with talking_to(str(url)):
-                found = verify(opened.path, opened=opened, progress=progress)
+                # its seal and custody log first (a few kilobytes): another bundle is told
+                # without reading its payload; then the payload, hashed as it is read
+                glance = verify(opened.path, opened=opened, check_payload_hash=False)
+                why_not = facts.why_not_a_copy(glance, payload_read=False)
+                if why_not is None:
+                    found = verify(opened.path, opened=opened, progress=progress)
+                    why_not = facts.why_not_a_copy(found)
         finally:
             opened.close()
-        return facts.why_not_a_copy(found)
+        return why_not
 
     def ensure_locked(self, key: str, head: dict[str, Any]) -> dict[str, Any]:
         """The object's head once it holds the protection asked for. A store may ignore the lock

@@ -370,7 +370,7 @@ def _key_of(bundle: Path) -> str:
 
 
 @pytest.mark.slow  # the session's SeaweedFS
-@pytest.mark.parametrize("what", ["not a bundle", "another bundle"])
+@pytest.mark.parametrize("what", ["not a bundle", "another bundle", "a changed copy"])
 def test_put_refuses_a_key_that_holds_something_else(
         what: str, bundle: Path, keys: dict[str, Any], tree: Path, tmp_path: Path,
         s3_server: S3Server) -> None:
@@ -380,6 +380,10 @@ def test_put_refuses_a_key_that_holds_something_else(
     key = _key_of(bundle)
     if what == "not a bundle":
         body = b"not evidence"
+    elif what == "a changed copy":  # its seal and custody log are this bundle's
+        changed = bytearray(bundle.read_bytes())
+        changed[len(changed) // 2] ^= 1  # inside the payload
+        body = bytes(changed)
     else:
         other = tmp_path / "other.evidence"
         made = invoke("capture", tree, "--case", "CASE-1", "-R", keys["recipient"],
@@ -394,7 +398,8 @@ def test_put_refuses_a_key_that_holds_something_else(
     assert result.code == 1, result.stdout + result.stderr
     message = result.json()["error"]["message"]
     assert f"s3://{bucket}/{key} exists and is not this bundle: " in message
-    assert ("it is not a bundle" if what == "not a bundle" else "another seal") in message
+    assert {"not a bundle": "it is not a bundle (", "another bundle": "another seal",
+            "a changed copy": "it is not an intact bundle ("}[what] in message
     assert message.endswith("nothing was stored or recorded")
     assert bundle.read_bytes() == before
     assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == body
