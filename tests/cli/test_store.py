@@ -369,7 +369,6 @@ def _key_of(bundle: Path) -> str:
     return object_key("", checked_facts(bundle)[0])
 
 
-@pytest.mark.slow  # the session's SeaweedFS
 @pytest.mark.parametrize("what", ["not a bundle", "another bundle", "a changed copy"])
 def test_put_refuses_a_key_that_holds_something_else(
         what: str, bundle: Path, keys: dict[str, Any], tree: Path, tmp_path: Path,
@@ -406,7 +405,6 @@ def test_put_refuses_a_key_that_holds_something_else(
     assert len(client.list_object_versions(Bucket=bucket)["Versions"]) == 1
 
 
-@pytest.mark.slow  # the session's SeaweedFS
 def test_an_upload_whose_recording_was_lost_is_found_by_reading_it(
         bundle: Path, keys: dict[str, Any], tmp_path: Path, s3_server: S3Server) -> None:
     """The object holds this bundle as it was before a later custody event (the upload
@@ -435,7 +433,6 @@ def test_an_upload_whose_recording_was_lost_is_found_by_reading_it(
     assert older.read_bytes() == as_captured
 
 
-@pytest.mark.slow  # the session's SeaweedFS, two captures
 def test_a_retried_capture_is_a_second_bundle_that_store_list_names_by_case_and_host(
         tree: Path, keys: dict[str, Any], user: Path, s3_server: S3Server) -> None:
     """A capture's key cannot carry its payload's hash (docs/decisions/s3-store.md), and a

@@ -45,7 +45,6 @@ def test_patience_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) ->
             Patience.from_environment()
 
 
-@pytest.mark.slow  # the session's SeaweedFS, and timeouts waited for
 def test_a_store_that_never_answers_is_given_up_in_bounded_time(
         bundle: Path, keys: dict[str, Any], tmp_path: Path, s3_server: S3Server) -> None:
     """It accepts the connection and reads the request, then nothing: botocore's defaults
@@ -72,7 +71,6 @@ def test_a_store_that_never_answers_is_given_up_in_bounded_time(
     assert not (tmp_path / "got.evidence").exists()
 
 
-@pytest.mark.slow  # timeouts waited for
 def test_a_store_that_cannot_be_reached_is_given_up_in_bounded_time() -> None:
     """Connections that are never made (a firewall dropping packets) waited 60 s per try."""
     with unreachable() as endpoint:
@@ -88,7 +86,6 @@ def test_a_store_that_cannot_be_reached_is_given_up_in_bounded_time() -> None:
     assert took < 15
 
 
-@pytest.mark.slow  # the session's SeaweedFS, and timeouts waited for
 def test_a_capture_whose_upload_stalls_aborts_it_and_leaves_no_object(
         tmp_path: Path, tree: Path, keys: dict[str, Any], user: Path,
         s3_server: S3Server) -> None:
@@ -116,7 +113,6 @@ def test_a_capture_whose_upload_stalls_aborts_it_and_leaves_no_object(
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing on local disk
 
 
-@pytest.mark.slow  # the session's SeaweedFS, and timeouts waited for
 def test_a_slow_link_that_keeps_moving_completes_a_16_mib_part(
         s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
     """4 MB/s with a 2 s timeout: the part takes about 4 s to send. A part given to botocore as
@@ -140,7 +136,6 @@ def test_a_slow_link_that_keeps_moving_completes_a_16_mib_part(
     assert read_back(s3_server.client(), uploaded, bucket) == hashlib.sha256(data).hexdigest()
 
 
-@pytest.mark.slow  # the session's SeaweedFS, a timeout waited for
 def test_a_completion_whose_answer_was_lost_is_recognised_as_done(
         tree: Path, keys: dict[str, Any], user: Path, s3_server: S3Server) -> None:
     """The store completes the upload but its answer never arrives: botocore tries again,
