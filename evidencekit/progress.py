@@ -48,6 +48,7 @@ class Throttled:
         self._counter: threading.Thread | None = None
         self._counted: list[tuple[int, int | None]] = []
         self._label = ""
+        self._status: str | None = None  # said before the bar started: shown once it has
         self.wants_totals = getattr(inner, "wants_totals", False)
 
     def start(self, label: str, total_files: int | None, total_bytes: int | None) -> None:
@@ -75,6 +76,8 @@ class Throttled:
         self._counter = None
         files, nbytes = self._counted[0] if self._counted else (None, None)
         self.start(self._label, files, nbytes)
+        if self._status is not None:
+            show_status(self._inner, self._status)
         return True
 
     def advance(self, files: int = 0, nbytes: int = 0) -> None:
@@ -91,7 +94,13 @@ class Throttled:
             self._inner.advance(files=files, nbytes=nbytes)
 
     def status(self, text: str) -> None:
-        show_status(self._inner, text)
+        """Shown at once, but never before the bar has started (a device read past a bad area
+        says what it does long before the first byte is stored: the bar starts then, so that
+        its label and time are there)."""
+        self._status = text
+        waiting = self._counter is not None
+        if self._started() and not waiting:  # (if it starts now, it shows the status itself)
+            show_status(self._inner, text)
 
     def finish(self) -> None:
         if self._counter is not None:

@@ -759,3 +759,45 @@ def test_throttled_progress_counts_totals_on_a_thread_and_starts_late():
     release.set()
     progress.finish()
     assert events == [("start", "Capturing", 7, 700), ("advance", 1, 100), ("finish",)]
+
+
+def test_throttled_progress_shows_a_status_only_once_started():
+    # a device read past a bad area says what it does before any byte is stored: those
+    # statuses went out before the bar's start (--progress json: label "", the time since boot)
+    events: list[tuple[Any, ...]] = []
+
+    class Recording:
+        wants_totals = True
+
+        def start(self, label: str, total_files: int | None, total_bytes: int | None) -> None:
+            events.append(("start", label))
+
+        def advance(self, files: int = 0, nbytes: int = 0) -> None:
+            events.append(("advance", nbytes))
+
+        def status(self, text: str) -> None:
+            events.append(("status", text))
+
+        def finish(self) -> None:
+            events.append(("finish",))
+
+    release = threading.Event()
+    progress = Throttled(Recording(), interval=0)
+    progress.start_counting("Capturing", lambda: (release.wait(5), (1, 10))[1])
+    progress.status("reading past a bad area")  # counting not done: held
+    assert events == []
+    release.set()
+    while progress._counter is not None and progress._counter.is_alive():
+        time.sleep(0.01)
+    progress.status("2 bad sectors")  # the bar starts, then shows the latest
+    progress.status("3 bad sectors")
+    progress.finish()
+    assert events == [("start", "Capturing"), ("status", "2 bad sectors"),
+                      ("status", "3 bad sectors"), ("finish",)]
+    events.clear()
+    progress = Throttled(Recording(), interval=0)
+    progress.start_counting("Capturing", lambda: (1, 10))
+    progress.status("reading past a bad area")  # whether or not counting is done yet
+    progress.advance(nbytes=5)
+    progress.finish()
+    assert events[:2] == [("start", "Capturing"), ("status", "reading past a bad area")]

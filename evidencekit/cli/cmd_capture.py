@@ -60,7 +60,7 @@ from evidencekit.errors import (
     UsageError,
 )
 from evidencekit.hostinfo import user_name
-from evidencekit.progress import show_status
+from evidencekit.progress import show_status, throttled
 from evidencekit.sources import StdinSource
 from evidencekit.sources.base import Source as EvidenceSource
 from evidencekit.sources.device import DeviceSource, parse_hashes
@@ -178,7 +178,9 @@ def capture_command(sources: tuple[Path, ...], output: Path | str | None, case_i
         piped: tuple[EvidenceSource, ...] = () if stdin_name is None else (
             StdinSource(stdin_name),)  # refuses a terminal
         hashes = parse_hashes(extra_hashes)
-        bar = render.progress_for(as_json, progress)
+        # throttled here, not only in capture: a device's status (reading past a bad area, long
+        # before a byte is stored) then starts the bar, with its label and time
+        bar = throttled(render.progress_for(as_json, progress))
         # what is read past a bad area waits beside the bundle, encrypted (not in /tmp, often
         # a file system in memory)
         spool_folder = local.absolute().parent if local else Path.cwd() if output is None \
