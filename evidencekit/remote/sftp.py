@@ -34,6 +34,10 @@ _NO_SUCH_FILE, _PERMISSION_DENIED = 2, 3
 _CHUNK = 64 << 10  # bytes per READ (servers serve at least 32 KiB; OpenSSH 256 KiB)
 _IN_FLIGHT = 32  # READ requests outstanding at once
 _LARGEST_PACKET = 1 << 20
+# Entries one folder may list: a server that lists without end (never EOF) would fill this
+# process's memory; no real folder comes near (ext4 and XFS folders of 10 million files are
+# already unusable), and a folder cut there is recorded, not read further.
+MOST_ENTRIES = 10_000_000
 
 
 class SftpError(OSError):
@@ -204,6 +208,9 @@ class SftpSession:
                     attrs = reader.attrs()
                     if name not in (b".", b".."):
                         found.append((name, attrs))
+                if len(found) > MOST_ENTRIES:
+                    raise _refused(f"the server listed more than {MOST_ENTRIES:,} entries in "
+                                   "it; not listed further")
         finally:
             self._close(handle)
         return sorted(found)

@@ -6,7 +6,8 @@
 - ``reordered``: answers the READs it has been sent in reverse order;
 - ``long-read``: answers the first READ with 100 bytes more than asked;
 - ``past-eof``: answers READs past the end of ``f.txt`` with data, never with EOF;
-- ``stalled``: never answers a READ (the session held open).
+- ``stalled``: never answers a READ (the session held open);
+- ``endless-folder``: ``/x`` lists new names without end, never EOF.
 """
 
 from __future__ import annotations
@@ -81,6 +82,13 @@ class _Server:
         elif kind in (11, 3):  # OPENDIR, OPEN
             self.send(102, struct.pack(">I", request) + _string(argument))
         elif kind == 12:  # READDIR
+            if self.mode == "endless-folder":
+                first = len(self.listed)
+                self.listed.add(argument + str(first).encode())
+                names = [(f"n{first}-{i}".encode(), _attrs(_FILE, 1)) for i in range(100)]
+                self.send(104, struct.pack(">II", request, len(names)) + b"".join(
+                    _string(n) + _string(n) + a for n, a in names))
+                return
             if argument in self.listed:
                 self.status(request, 1)
                 return
