@@ -6,6 +6,8 @@ inflate the way it does wall time. The stages in the order a capture runs them:
 
     python benchmarks/per_file.py TREE            # e.g. run.py's 20,000 files of 2-5 KB
     python benchmarks/per_file.py TREE --files 5000 --repeat 3
+    PYTHONPATH=OTHER_CHECKOUT python benchmarks/per_file.py TREE   # with a Python where
+                                              # evidencekit is not installed (identical.py)
 
 The sum is what one core spends per file outside start-up; libmagic runs in worker processes
 beside the capture's main thread, the rest on it (reading, hashing, headers, records, JSON) or on
@@ -26,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT))  # after PYTHONPATH: another checkout's package may be measured
 
 from evidencekit import identify  # noqa: E402
 from evidencekit.clock import rfc3339  # noqa: E402
@@ -55,8 +57,9 @@ def timed(stage: Callable[[], object], files: int, repeat: int) -> float:
 def whole_capture(tree: Path) -> float:
     """CPU seconds of a capture of *tree* (benchmarks/identical.py), its libmagic workers too."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    package = Path(identify.__file__).resolve().parents[1]  # the checkout measured
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "identical.py"), str(tree)],
-                   check=True, stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                   check=True, stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(package)})
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
