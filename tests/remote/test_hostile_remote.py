@@ -128,10 +128,10 @@ def test_a_bundle_for_another_case_is_refused(
 
 
 def _sender(server: sshd_support.Sshd, mode: str) -> str:
-    """tests.support.hostile_sender in *mode*, run there with this worktree's interpreter."""
+    """tests.support.hostile_sender in *mode*, run there with the interpreter and path that run
+    evidencekit there (from / : the checkout may be in a folder the login user cannot enter)."""
     python = EVIDENCEKIT.rsplit(" -m evidencekit", 1)[0]
-    worktree = shlex.quote(str(Path(__file__).parents[2]))
-    return _remote_script(server, f'cd {worktree} && exec {python} -m '
+    return _remote_script(server, f'cd / && exec {python} -m '
                                   f'tests.support.hostile_sender {mode} "$@"')
 
 

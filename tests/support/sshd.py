@@ -105,7 +105,7 @@ _readable: list[Path] = []  # the copy readable_python_path made (once per test 
 def readable_python_path() -> str:
     """A PYTHONPATH another user may read: a checkout cloned into a private (0700) folder is
     out of the login user's reach, so evidencekit, its run-time dependencies and the stdlib-only
-    test servers (tests/support/hostile_sftp.py) are linked, or copied, once into a 0755
+    test servers (tests/support/hostile_*.py) are linked, or copied, once into a 0755
     temporary folder, removed when the tests end."""
     if not _readable:
         root = Path(tempfile.mkdtemp(prefix="evidencekit-readable-python-"))
@@ -114,9 +114,9 @@ def readable_python_path() -> str:
         atexit.register(shutil.rmtree, root, True)
         _share_tree(WORKTREE / "evidencekit", root / "evidencekit")
         for relative in ("tests/__init__.py", "tests/support/__init__.py",
-                         "tests/support/hostile_sftp.py"):
+                         "tests/support/hostile_sftp.py", "tests/support/hostile_sender.py"):
             _share_file(WORKTREE / relative, root / relative)
-        for distribution in _runtime_distributions("evidencekit"):
+        for distribution in _runtime_distributions("evidencekit", extras=("s3",)):
             for file in distribution.files or ():
                 source = Path(str(distribution.locate_file(file)))
                 if source.is_file() and not file.parts[0].startswith(".."):
@@ -124,20 +124,24 @@ def readable_python_path() -> str:
     return str(_readable[0])
 
 
-def _runtime_distributions(name: str) -> list[importlib.metadata.Distribution]:
-    """*name*'s distribution and every one its run-time requirements (no extras) reach."""
+def _runtime_distributions(name: str,
+                           extras: tuple[str, ...] = ()) -> list[importlib.metadata.Distribution]:
+    """*name*'s distribution and every one its run-time requirements reach, with *name*'s
+    *extras* (a fleet's hosts capture with `-o s3://`: boto3 comes with the `s3` extra)."""
     found: dict[str, importlib.metadata.Distribution] = {}
-    waiting = [name]
+    waiting = [(name, ("", *extras))]
     while waiting:
-        wanted = canonicalize_name(waiting.pop())
+        wanted, with_extras = waiting.pop()
+        wanted = canonicalize_name(wanted)
         if wanted in found:
             continue
         distribution = importlib.metadata.distribution(wanted)
         found[wanted] = distribution
         for line in distribution.requires or ():
             requirement = Requirement(line)
-            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
-                waiting.append(requirement.name)
+            if requirement.marker is None or any(requirement.marker.evaluate({"extra": extra})
+                                                 for extra in with_extras):
+                waiting.append((requirement.name, ("",)))
     return list(found.values())
 
 
