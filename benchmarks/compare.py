@@ -6,9 +6,11 @@ interleaved in one session can be compared. Run from the repository root:
     python benchmarks/compare.py 155c0cd 2d27bff HEAD          # git revisions, the first is the base
     python benchmarks/compare.py --files 20000 --big-mib 1024 --repeat 3 main HEAD
 
-Each revision's ``evidencekit/`` is exported (``git archive``) and run with this Python
-(``python -m evidencekit``, the revision first on PYTHONPATH), so the dependencies are the ones
-installed here. The data sets are run.py's (20,000 files of 2-5 KB of random bytes in 100 folders,
+Each revision's ``evidencekit/`` is exported (``git archive``) and run with this Python, so the
+dependencies are the ones installed here: ``python -S``, the revision first on the path, then this
+Python's site-packages (``-S``: an editable install's path hook, a .pth file, would otherwise
+import the working tree's evidencekit whatever the path says; the libmagic workers are started
+with ``-S`` too). The data sets are run.py's (20,000 files of 2-5 KB of random bytes in 100 folders,
 and one file of random bytes), built once in ``--work`` and kept there. Every round runs every
 revision once on each data set, in turn; the fastest wall time and the least CPU time (user +
 system, of the command and every process it waited for) of each are kept (run.py's ``run_once``:
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import shutil
 import subprocess
@@ -69,13 +70,18 @@ def keys(work: Path, tree: Path) -> tuple[str, Path, Path]:
     recipient = subprocess.run(["age-keygen", "-y", str(identity)], check=True,
                                capture_output=True, text=True).stdout.strip()
     sign_key = folder / "signer"
-    subprocess.run([sys.executable, "-m", "evidencekit", "key", "generate", "-o", str(sign_key),
-                    "--json"], check=True, capture_output=True, env=_env(tree))
+    subprocess.run(f"{_command(shlex.quote(sys.executable), tree)} key generate -o "
+                   f"{shlex.quote(str(sign_key))} --json", shell=True, check=True,
+                   capture_output=True)
     return recipient, identity, sign_key
 
 
-def _env(tree: Path) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(tree)}
+def _command(python: str, tree: Path) -> str:
+    """The shell words that run the evidencekit package in *tree* (arguments to follow)."""
+    site = [p for p in sys.path if p.endswith("site-packages")]
+    code = (f"import sys; sys.path[:0] = {[str(tree), *site]!r}; sys.argv[0] = 'evidencekit'; "
+            "from evidencekit.cli.main import main; main()")
+    return f"{python} -S -c {shlex.quote(code)}"
 
 
 def main() -> int:
@@ -103,7 +109,7 @@ def main() -> int:
                 for revision, tree in trees.items():
                     bundle = out / f"{tree.name}-{data}.evidence"
                     bundle.unlink(missing_ok=True)
-                    prefix = f"PYTHONPATH={shlex.quote(str(tree))} {python} -m evidencekit"
+                    prefix = _command(python, tree)
                     commands = {"capture": (f"{prefix} capture {shlex.quote(str(source))} -r "
                                             f"{recipient} --sign-key {shlex.quote(str(sign_key))} "
                                             f"--case BENCH -o {shlex.quote(str(bundle))} --json")}

@@ -297,7 +297,9 @@ def worker_command() -> list[str]:
         path.insert(0, home)
     code = (f"import sys; sys.path[:] = {path!r}; "
             f"from evidencekit.identify import main; main(parent={os.getpid()})")
-    return [sys.executable, "-I", "-c", code]
+    # -S as this process was started (without site's path hooks, e.g. an editable install's,
+    # which would import another evidencekit than this one: benchmarks/compare.py)
+    return [sys.executable, "-I", *(["-S"] if sys.flags.no_site else []), "-c", code]
 
 
 class Identifier:
