@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -75,3 +77,26 @@ def test_growth_with_size_is_read_off_the_command_process(bench):
     checks = {c.what: c for c in bench.evaluate(measurements, {4})}
     assert checks["capture RSS growth 10x bytes"].met
     assert checks["capture 2 GiB peak RSS"].value == pytest.approx(84.7)  # the limit: all of them
+
+
+def _bundle_digest(tree: Path) -> str:
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "identical.py"), str(tree)],
+                          capture_output=True, text=True, timeout=120, check=True)
+    return done.stdout.strip()
+
+
+def test_identical_gives_the_same_digest_for_the_same_tree_and_another_for_a_change(
+        tmp_path: Path):
+    # benchmarks/identical.py is how a speed-up shows it changed no byte of the bundle: it is
+    # only worth that if a capture with its fixed clock, randomness and keys is reproducible,
+    # and if a change in the evidence shows.
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "a.txt").write_bytes(b"hello\n")
+    (tree / "sub" / "b.bin").write_bytes(bytes(range(256)) * 20)
+    os.utime(tree / "a.txt", ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
+    first = _bundle_digest(tree)
+    assert len(first) == 64
+    assert _bundle_digest(tree) == first
+    (tree / "sub" / "b.bin").write_bytes(bytes(range(256)) * 21)
+    assert _bundle_digest(tree) != first
