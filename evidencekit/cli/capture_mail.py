@@ -104,7 +104,8 @@ def requested() -> MailRequest | None:
         refuse_without(given, ("folders", "all_folders", "since", "search", "imap_password_file",
                                "imap_token_file", "imap_fingerprint"), "a mailbox",
                        "--imap imaps://USER@HOST",
-                       lambda name: "--" + name.replace("_", "-").rstrip("s"))
+                       lambda name: "--folder" if name == "folders"
+                       else "--" + name.replace("_", "-"))
         return None
     account = parse_account(url)
     if importlib.util.find_spec("imapclient") is None:
