@@ -131,13 +131,21 @@ class ImageSpool:
         nonce = self._random(_NONCE)
         sealed = self._cipher.encrypt(nonce, plain, index.to_bytes(8, "big"))
         try:
-            os.pwrite(self._file.fileno(), nonce + sealed, index * (SPOOL_BLOCK + _NONCE + _TAG))
+            self._write_all(nonce + sealed, index * (SPOOL_BLOCK + _NONCE + _TAG))
         except OSError as exc:  # not the device's failure: the capture cannot go on
             raise OutputError(
                 f"the encrypted temporary copy of the image in {self._folder} could not be "
                 f"written: {exc.strerror}", hint="free some space there, or capture with the "
                 "bundle on another disk; nothing was saved") from None
         self._written[index] = 1
+
+    def _write_all(self, data: bytes, offset: int) -> None:
+        """Write all of *data* at *offset*: a disk filling up in the middle of a block takes
+        part of it without an error, and the error (ENOSPC) comes with the next write."""
+        view = memoryview(data)
+        while view:
+            written = os.pwrite(self._file.fileno(), view, offset)
+            view, offset = view[written:], offset + written
 
     def _get(self, index: int) -> bytes:
         length = self._length(index)

@@ -16,6 +16,7 @@ import pytest
 from evidencekit.errors import OutputError
 from evidencekit.sources.rescue import SPOOL_BLOCK, ImageSpool
 from evidencekit.sources.sectors import BAD, READ, UNTRIED, ReadMap
+from tests.support.tools import skip_or_fail
 
 
 def expanded(found: ReadMap) -> list[str]:
@@ -137,3 +138,24 @@ def test_a_spool_that_cannot_be_written_stops_the_capture_not_the_device(tmp_pat
         assert not isinstance(OutputError("x"), OSError)
     finally:
         spool.close()
+
+
+def test_a_spool_block_cut_short_by_a_full_disk_is_said_at_once(tmp_path: Path) -> None:
+    # a disk that fills up in the middle of a block takes part of it and says nothing (write()
+    # returns fewer bytes); the block was counted as stored, the passes went on over the rest
+    # of the disk, and the read back at the end said the copy was "changed or cut short while
+    # the capture was running", as if someone had tampered with it
+    if os.geteuid() != 0:
+        skip_or_fail("mounting a small tmpfs needs root")
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)], check=True)
+    try:
+        spool = ImageSpool(small, 0, 2 * SPOOL_BLOCK)  # a block and its 28 bytes: > 1 MiB
+        try:
+            with pytest.raises(OutputError, match="could not be written: No space left"):
+                spool.write(0, memoryview(bytes(SPOOL_BLOCK)))
+        finally:
+            spool.close()
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
