@@ -297,8 +297,8 @@ def worker_command() -> list[str]:
         path.insert(0, home)
     code = (f"import sys; sys.path[:] = {path!r}; "
             f"from evidencekit.identify import main; main(parent={os.getpid()})")
-    # -S as this process was started (without site's path hooks, e.g. an editable install's,
-    # which would import another evidencekit than this one: benchmarks/compare.py)
+    # -S when this process was started so (benchmarks/compare.py runs a revision's package
+    # that way, with no site path hooks that could bring another evidencekit)
     return [sys.executable, "-I", *(["-S"] if sys.flags.no_site else []), "-c", code]
 
 
