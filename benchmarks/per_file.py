@@ -6,8 +6,7 @@ inflate the way it does wall time. The stages in the order a capture runs them:
 
     python benchmarks/per_file.py TREE            # e.g. run.py's 20,000 files of 2-5 KB
     python benchmarks/per_file.py TREE --files 5000 --repeat 3
-    PYTHONPATH=OTHER_CHECKOUT python benchmarks/per_file.py TREE   # with a Python where
-                                              # evidencekit is not installed (identical.py)
+    PYTHONPATH=OTHER_CHECKOUT python benchmarks/per_file.py TREE   # another checkout's package
 
 The sum is what one core spends per file outside start-up; libmagic runs in worker processes
 beside the capture's main thread, the rest on it (reading, hashing, headers, records, JSON) or on
