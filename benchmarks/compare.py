@@ -9,8 +9,9 @@ interleaved in one session can be compared. Run from the repository root:
 Each revision's ``evidencekit/`` is exported (``git archive``) and run with this Python, so the
 dependencies are the ones installed here: ``python -S``, the revision first on the path, then this
 Python's site-packages, so that nothing else can be imported as evidencekit (not the working
-folder, nor an editable install's path hook); the libmagic workers are started with ``-S`` too. The data sets are run.py's (20,000 files of 2-5 KB of random bytes in 100 folders,
-and one file of random bytes), built once in ``--work`` and kept there. Every round runs every
+folder, nor an editable install's path hook); the libmagic workers are started with ``-S`` too.
+The data sets are run.py's (20,000 files of 2-5 KB of random bytes in 100 folders, and one file
+of random bytes), built once in ``--work`` and kept there. Every round runs every
 revision once on each data set, in turn; the fastest wall time and the least CPU time (user +
 system, of the command and every process it waited for) of each are kept (run.py's ``run_once``:
 GNU time) and printed with their ratios to the first revision. On a machine shared with other

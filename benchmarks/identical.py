@@ -7,9 +7,10 @@ tree with two versions and compare the digests (run from the repository root):
     PYTHONPATH=CHECKOUT_B python benchmarks/identical.py TREE
 
 with the same Python for both (the manifest records its path); PYTHONPATH comes before an
-editable install's path hook, so the checkout named there is the one run. Everything that varies from one capture to the next is fixed here: the clock (a
-counter of nanoseconds from 2026-01-01), the age file key, nonce and ephemeral share (SHA-256 in
-counter mode), the Ed25519 signing key and the age recipient, the working folder (/). What
+editable install's path hook, so the checkout named there is the one run. Everything that
+varies from one capture to the next is fixed here: the clock (a counter of nanoseconds from
+2026-01-01), the age file key, nonce and ephemeral share (SHA-256 in counter mode), the Ed25519
+signing key and the age recipient, the working folder (/). What
 remains comes from the machine (host and user names, the clock's source, the tools' versions)
 and from the tree itself (names, contents, times: reading it with anything that updates access
 times changes them), which must not change between the two runs.
