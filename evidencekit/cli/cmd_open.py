@@ -355,7 +355,8 @@ def extract_command(bundle: Path, identities: tuple[Path, ...], passphrase_file:
                              "skipped_links": result.skipped_links,
                              "renamed_to_original": result.renamed, "recorded": recorded,
                              "stale_staging_removed": [str(p) for p in result.stale.removed],
-                             "stale_staging_left": [str(p) for p in result.stale.unknown]})
+                             "stale_staging_left": [str(p) for p in result.stale.unknown]
+                             + [str(p) for p, _ in result.stale.kept]})
             render.emit_json(document)
             return code
         _say_stale(result.stale)
@@ -391,3 +392,8 @@ def _say_stale(stale: StaleStaging) -> None:
                          "cut) or by one still running from an older evidencekit: it holds "
                          "decrypted files, not all verified. Once no other extract runs, "
                          f"delete it: rm -rf {render.escape(shlex.quote(str(path)))}")
+    for path, why in stale.kept:
+        render.err.print(f"[yellow]evidencekit: warning:[/] {render.escape(str(path))} was left "
+                         "by an extract to the same folder that was stopped before it could "
+                         "clean up (decrypted files, not all verified), and was not removed: "
+                         f"{render.escape(why)}.")

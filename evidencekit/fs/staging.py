@@ -7,7 +7,9 @@ holds a lock file, locked (flock) for as long as its process lives: the kernel r
 when the process dies, however it dies. A later run for the same output removes each such
 folder whose lock it can take (its process is gone), leaves one whose lock is held (another run
 at work), and names one without a lock file (made by an evidencekit from before the lock, or
-killed in the instant between making the folder and its lock) for the person to delete.
+killed in the instant between making the folder and its lock) for the person to delete. A
+folder with a file system mounted in it is never removed (that file system's files would go with
+it), nor one that could not be removed whole: both are named for the person.
 """
 
 from __future__ import annotations
@@ -34,9 +36,13 @@ class StagingFolder:
         self.path = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=SUFFIX,
                                           dir=final.absolute().parent))
         try:
-            self._lock = os.open(self.path / LOCK_NAME,
-                                 os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            # made under another name and given its own once locked: a run looking for stale
+            # folders in between would find a lock file free and take this folder for stale
+            making = self.path / f"{LOCK_NAME}.new"
+            self._lock = os.open(making, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                                 0o600)
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: never blocks
+            os.rename(making, self.path / LOCK_NAME)
         except BaseException:
             remove_tree(self.path)
             raise
@@ -54,6 +60,8 @@ class StagingFolder:
 class StaleStaging:
     removed: list[Path] = field(default_factory=list)  # left by a run that died: removed
     unknown: list[Path] = field(default_factory=list)  # no lock to tell: for the person
+    # left by a run that died, but not removed (or not all of it), and why: for the person
+    kept: list[tuple[Path, str]] = field(default_factory=list)
 
 
 def remove_stale(final: Path) -> StaleStaging:
@@ -73,12 +81,61 @@ def remove_stale(final: Path) -> StaleStaging:
         path = folder / name
         state = _state(path)
         if state == "stale":
-            remove_tree(path)
-            if not os.path.lexists(path):
-                found.removed.append(path)
+            _remove_stale_folder(path, found)
         elif state == "unknown":
             found.unknown.append(path)
     return found
+
+
+def _remove_stale_folder(path: Path, found: StaleStaging) -> None:
+    """Remove *path*, a staging folder whose run died, unless a file system is mounted on it or
+    inside it (someone looking into what was left): removing would delete that file system's
+    files, which are not ours."""
+    mounted = mount_points_in(path)
+    if mounted:
+        found.kept.append((path, f"{mounted[0]} inside it is a mount point: unmount it first, "
+                                 "then delete the folder"))
+        return
+    remove_tree(path)
+    if not os.path.lexists(path):
+        found.removed.append(path)
+        return
+    left = next((os.path.join(root, name) for root, _, files in os.walk(path)
+                 for name in files), str(path))
+    found.kept.append((path, f"{left} (and what else is left) could not be removed"))
+
+
+def mount_points_in(path: Path) -> list[str]:
+    """The mount points at or under *path*: those the kernel lists (bind mounts of the same file
+    system included), and folders on another device than *path* (where there is no list)."""
+    real = os.fsencode(os.path.realpath(path))
+    points = {os.fsdecode(point) for point in _mount_table()
+              if point == real or point.startswith(real.rstrip(b"/") + b"/")}
+    try:
+        device = os.lstat(path).st_dev
+    except OSError:
+        return sorted(points)
+    for root, folders, _ in os.walk(path):
+        for name in folders:
+            inner = os.path.join(root, name)
+            with suppress(OSError):
+                if os.lstat(inner).st_dev != device:
+                    points.add(inner)
+    return sorted(points)
+
+
+_MOUNTINFO_ESCAPE = re.compile(rb"\\([0-7]{3})")
+
+
+def _mount_table() -> list[bytes]:
+    """The mount points in /proc/self/mountinfo (Linux), unescaped; none elsewhere."""
+    try:
+        with open("/proc/self/mountinfo", "rb") as table:
+            lines = table.read().splitlines()
+    except OSError:
+        return []
+    return [_MOUNTINFO_ESCAPE.sub(lambda m: bytes([int(m.group(1), 8)]), line.split(b" ")[4])
+            for line in lines if len(line.split(b" ")) > 4]
 
 
 def _state(path: Path) -> str:
@@ -92,12 +149,16 @@ def _state(path: Path) -> str:
             stat.S_IMODE(info.st_mode) != 0o700:
         return "busy"  # not a folder this user's evidencekit made
     try:
-        lock = os.open(path / LOCK_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        # (O_NONBLOCK: a FIFO put there would block the open until a writer came)
+        lock = os.open(path / LOCK_NAME,
+                       os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return "unknown"
     except OSError:
         return "busy"
     try:
+        if not stat.S_ISREG(os.fstat(lock).st_mode):
+            return "busy"  # not a lock file evidencekit made
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         return "busy"  # EWOULDBLOCK: its run is at work
@@ -110,10 +171,11 @@ def remove_tree(path: Path) -> None:
     """Remove *path* and all it holds, best effort, never following a symbolic link. Folders
     given back their original modes (extract restores them last) may be read-only: each is
     made 0700 first, or its files could not be removed."""
-    for root, folders, _ in os.walk(path):
-        for name in folders:
-            inner = os.path.join(root, name)
-            if not os.path.islink(inner):
-                with suppress(OSError):
-                    os.chmod(inner, 0o700)
+    # fwalk, not walk: walk follows *path* itself when it is (or became, by another user's
+    # rename in a shared folder) a link, and would make the folders it points to 0700
+    for _, folders, _, folder in os.fwalk(path, follow_symlinks=False):
+        for name in folders:  # (links to folders are among them)
+            with suppress(OSError):
+                if stat.S_ISDIR(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode):
+                    os.chmod(name, 0o700, dir_fd=folder)
     shutil.rmtree(path, ignore_errors=True)
