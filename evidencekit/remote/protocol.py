@@ -175,6 +175,7 @@ def receive(source: IO[bytes], fd: int, advance: Callable[[int], None],
     wire = len(MAGIC)
     head = b""
     hasher = _PayloadHash()
+    went_back = False  # the one frame that goes back (payload.age's header) came
     while True:
         kind, offset, length = _FRAME.unpack(incoming.exactly(_FRAME.size))
         wire += _FRAME.size + length
@@ -184,9 +185,13 @@ def receive(source: IO[bytes], fd: int, advance: Callable[[int], None],
             _require_end(incoming)
             digest, payload_size = hasher.result()
             return Received(size, wire, digest, payload_size)
-        if kind != DATA or length > LARGEST_FRAME or offset > size or offset + length > largest:
+        # A frame that does not grow the bundle escapes --max-size, the free-space guard and
+        # the stall timeout: only one may come (the header), and none empty.
+        if kind != DATA or not length or length > LARGEST_FRAME or offset > size or \
+                offset + length > largest or (offset < size and went_back):
             raise StreamBroken(f"a frame ({kind!r} at {offset}, {length} bytes) breaks the "
                                "protocol")
+        went_back = went_back or offset < size
         data = incoming.frame(length)
         _write_at(fd, data, offset)
         if offset == size:

@@ -163,3 +163,49 @@ def test_the_sender_holds_bytes_back_at_most_a_second(monkeypatch: pytest.Monkey
     now[0] += 1.0
     writer.write(b"b")
     assert Out.flushes == 2
+
+
+class _Flood(io.RawIOBase):
+    """A hostile sender's stream: the magic, one byte of data, then frames that never make the
+    bundle grow (each going back over that byte, or empty) for *count* frames, then an end."""
+
+    def __init__(self, frame: bytes, count: int) -> None:
+        start = protocol.MAGIC + struct.pack(">cQI", b"D", 0, 1) + b"x"
+        self._parts = [start]
+        self._frame = frame
+        self._left = count
+        self.frames_read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def,override]
+        if not self._parts:
+            if self._left:
+                self._left -= 1
+                self.frames_read += 1
+                self._parts.append(self._frame)
+            else:
+                self._parts.append(struct.pack(">cQI", b"E", 1, 0))
+        part = self._parts[0]
+        count = min(len(buffer), len(part))
+        buffer[:count] = part[:count]
+        self._parts[0] = part[count:]
+        if not self._parts[0]:
+            self._parts.pop(0)
+        return count
+
+
+@pytest.mark.parametrize("frame", [struct.pack(">cQI", b"D", 0, 1) + b"y",
+                                   struct.pack(">cQI", b"D", 1, 0)],
+                         ids=["going-back", "empty"])
+def test_frames_that_never_grow_the_bundle_are_not_taken_without_end(
+        frame: bytes, tmp_path: Path) -> None:
+    """Such frames pass --max-size and the free-space guard (the bundle does not grow) and
+    reset the stall timeout: a host sending them for ever was received for ever. The sender
+    sends one frame going back (payload.age's header) and never an empty one."""
+    flood = _Flood(frame, 100_000)
+    with (tmp_path / "flood").open("wb") as out, \
+            pytest.raises(protocol.StreamBroken, match="breaks the protocol"):
+        protocol.receive(flood, out.fileno(), lambda n: None, 1 << 40)  # type: ignore[arg-type]
+    assert flood.frames_read <= 2
