@@ -179,7 +179,7 @@ class _Flood(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def,override]
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
         if not self._parts:
             if self._left:
                 self._left -= 1
