@@ -36,6 +36,7 @@ from evidencekit.errors import (
     ExitCode,
     Interrupted,
     KeyFileError,
+    OutputError,
     UsageError,
 )
 from evidencekit.hostinfo import user_name
@@ -433,7 +434,12 @@ def refuse_stdout(output: Path | str | None, what: str, hint: str | None = None)
 
 def stdout_binary() -> BinaryIO:
     """Standard output for bytes, without the tolerance of a broken pipe that messages get
-    (_Tolerant): an export that did not reach its reader whole must fail, not end 'written'."""
+    (_Tolerant): an export that did not reach its reader whole must fail, not end 'written'.
+    Refused when the command started with standard output closed (it is the null device)."""
+    if 1 in _closed_at_start:
+        raise OutputError("-o - means standard output, and it is closed: what was asked for "
+                          "would go nowhere", hint="give the output's name with -o, or start "
+                          "the command with its standard output open (a file, a pipe)")
     stream = sys.stdout
     stream.flush()
     raw = stream._stream if isinstance(stream, _Tolerant) else stream
@@ -593,8 +599,34 @@ def _allow_more_open_files() -> None:
             return
 
 
+_closed_at_start: set[int] = set()  # standard streams closed when the command started
+
+
+def _open_closed_standard_streams() -> None:
+    """Give a standard stream closed at start (``>&-``, a daemon without a terminal) the null
+    device. Python leaves sys.stdout None then, and --json, an error message or -o - failed with
+    a traceback; and the first file this process opened took the number 0, 1 or 2."""
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            pass
+        try:
+            null = os.open(os.devnull, os.O_RDWR)  # the lowest free number: fd itself
+        except OSError:
+            return
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)
+        _closed_at_start.add(fd)
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(fd, mode, encoding="utf-8", closefd=False))  # noqa: SIM115
+
+
 def main(args: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if args is None else args)
+    _open_closed_standard_streams()
     _tolerate_broken_output()
     _clean_up_on_ending_signals()
     _allow_more_open_files()

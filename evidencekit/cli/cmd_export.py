@@ -68,6 +68,7 @@ def export_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
                 raise UsageError("--json and -o - would both write to standard output",
                                  hint="name the export's file with -o, or leave out --json")
             exports.refuse_format_on_stdout(chosen, terminal=sys.stdout.isatty())
+        target = stdout_binary() if to_stdout else output  # (refused now if it is closed)
         tsa_roots = roots_from(tsa_ca)
         if record:
             check_appendable(bundle)  # asked now, not after a long export
@@ -77,7 +78,7 @@ def export_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
         context = exports.ExportContext(bundle, rfc3339(system_clock()),
                                         f"evidencekit {__version__}",
                                         None if to_stdout else output)
-        done = exports.export(bundle, chosen, stdout_binary() if to_stdout else output,
+        done = exports.export(bundle, chosen, target,
                               context, keys, trusted_from(trusted),
                               progress=render.progress_for(as_json, progress),
                               tsa_roots=tsa_roots)

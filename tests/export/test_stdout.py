@@ -124,3 +124,37 @@ def test_receipt_to_standard_output_is_printed(sealed: Sealed, tmp_path: Path) -
     assert done.code == 0, done.stderr
     assert done.stdout == run_cli("receipt", sealed.bundle, env=sealed.env).stdout
     assert list(tmp_path.iterdir()) == []
+
+
+def run_with_standard_output_closed(sealed: Sealed, cwd: Path, *args: str
+                                    ) -> subprocess.CompletedProcess[str]:
+    """The real command started as a daemon or ``>&-`` starts it: no file number 1 at all."""
+    return subprocess.run(["sh", "-c", 'exec "$@" >&-', "sh", sys.executable, "-m",
+                           "evidencekit", *args], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, env={**os.environ, **sealed.env},
+                          cwd=cwd, timeout=120)
+
+
+def test_an_export_to_a_closed_standard_output_is_refused(sealed: Sealed, tmp_path: Path
+                                                          ) -> None:
+    # it ended in "internal error: AttributeError: 'NoneType' object has no attribute
+    # 'isatty'" (exit 5)
+    bundle = tmp_path / "copy.evidence"
+    bundle.write_bytes(sealed.bundle.read_bytes())
+    done = run_with_standard_output_closed(
+        sealed, tmp_path, "export", str(bundle), "-i", str(sealed.identity), "--format",
+        "hashdeep", "-o", "-", "--record", "--sign-key", str(sealed.signer))
+    assert done.returncode == 2, done.stderr
+    assert "standard output, and it is closed" in done.stderr
+    assert "internal error" not in done.stderr and "Traceback" not in done.stderr
+    assert sorted(tmp_path.iterdir()) == [bundle]
+    shown = sealed.cli("custody", "show", bundle, "--json")
+    assert [e["action"] for e in shown.json()["custody"]][-1] != "exported"
+
+
+def test_json_with_standard_output_closed_is_no_traceback(sealed: Sealed, tmp_path: Path
+                                                        ) -> None:
+    done = run_with_standard_output_closed(sealed, tmp_path, "verify", str(sealed.bundle),
+                                           "-i", str(sealed.identity), "--json")
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
