@@ -22,6 +22,7 @@ from typing import IO
 
 from evidencekit.errors import RemoteError
 from evidencekit.remote import protocol
+from evidencekit.text import exact_size
 
 _INIT, _VERSION = 1, 2
 _OPEN, _CLOSE, _READ, _LSTAT, _FSTAT = 3, 4, 5, 7, 8
@@ -38,6 +39,9 @@ _LARGEST_PACKET = 1 << 20
 # process's memory; no real folder comes near (ext4 and XFS folders of 10 million files are
 # already unusable), and a folder cut there is recorded, not read further.
 MOST_ENTRIES = 10_000_000
+# ... and bytes of names: the count alone let names of up to a packet each (1 MiB) fill memory.
+# Ten million names of 107 bytes reach it; real names average far less.
+MOST_NAME_BYTES = 1 << 30
 
 
 class SftpError(OSError):
@@ -78,26 +82,27 @@ class _Reader:
         self.data = data
         self.at = 0
 
+    def _take(self, count: int) -> bytes:
+        """The next *count* bytes; a server's answer cut short is an SftpError (struct.error
+        or IndexError would reach the CLI as an internal error)."""
+        if self.at + count > len(self.data):
+            raise SftpError("a truncated SFTP packet")
+        self.at += count
+        return self.data[self.at - count:self.at]
+
     def u8(self) -> int:
-        self.at += 1
-        return self.data[self.at - 1]
+        return self._take(1)[0]
 
     def u32(self) -> int:
-        value: int = struct.unpack_from(">I", self.data, self.at)[0]
-        self.at += 4
+        value: int = struct.unpack(">I", self._take(4))[0]
         return value
 
     def u64(self) -> int:
-        value: int = struct.unpack_from(">Q", self.data, self.at)[0]
-        self.at += 8
+        value: int = struct.unpack(">Q", self._take(8))[0]
         return value
 
     def string(self) -> bytes:
-        length = self.u32()
-        self.at += length
-        if self.at > len(self.data):
-            raise SftpError("a truncated SFTP packet")
-        return self.data[self.at - length:self.at]
+        return self._take(self.u32())
 
     def attrs(self) -> Attrs:
         flags = self.u32()
@@ -191,6 +196,7 @@ class SftpSession:
         handle = self._expect(self._send(_OPENDIR, _string(path)), _HANDLE,
                               _text(path)).string()
         found: list[tuple[bytes, Attrs]] = []
+        name_bytes = 0
         try:
             while True:
                 kind, reader = self._reply(self._send(_READDIR, _string(handle)))
@@ -208,9 +214,13 @@ class SftpSession:
                     attrs = reader.attrs()
                     if name not in (b".", b".."):
                         found.append((name, attrs))
+                        name_bytes += len(name)
                 if len(found) > MOST_ENTRIES:
                     raise _refused(f"the server listed more than {MOST_ENTRIES:,} entries in "
                                    "it; not listed further")
+                if name_bytes > MOST_NAME_BYTES:
+                    raise _refused(f"the server listed more than {exact_size(MOST_NAME_BYTES)} "
+                                   "of names in it; not listed further")
         finally:
             self._close(handle)
         return sorted(found)

@@ -7,7 +7,10 @@
 - ``long-read``: answers the first READ with 100 bytes more than asked;
 - ``past-eof``: answers READs past the end of ``f.txt`` with data, never with EOF;
 - ``stalled``: never answers a READ (the session held open);
-- ``endless-folder``: ``/x`` lists new names without end, never EOF.
+- ``endless-folder``: ``/x`` lists new names without end, never EOF;
+- ``long-names``: ``/x`` lists 300 names of 60,000 bytes each (18 MB of names), one an answer;
+- ``truncated``: answers LSTAT of ``/x/f.txt`` with attributes cut short (a size announced, no
+  bytes for it).
 """
 
 from __future__ import annotations
@@ -75,6 +78,8 @@ class _Server:
         if kind == 7:  # LSTAT
             if argument.rstrip(b"/") == b"/x":
                 self.send(105, struct.pack(">I", request) + _attrs(_DIR, 4096))
+            elif argument == b"/x/f.txt" and self.mode == "truncated":
+                self.send(105, struct.pack(">II", request, 0x1) + b"\0\0")
             elif argument == b"/x/f.txt":
                 self.send(105, struct.pack(">I", request) + _attrs(_FILE, len(CONTENT)))
             else:
@@ -89,7 +94,13 @@ class _Server:
                 self.send(104, struct.pack(">II", request, len(names)) + b"".join(
                     _string(n) + _string(n) + a for n, a in names))
                 return
-            if argument in self.listed:
+            if self.mode == "long-names" and len(self.listed) < 300:
+                name = str(len(self.listed)).encode().rjust(60_000, b"n")
+                self.listed.add(name)
+                self.send(104, struct.pack(">II", request, 1) + _string(name) + _string(b"")
+                          + _attrs(_FILE, 1))
+                return
+            if argument in self.listed or self.mode == "long-names":
                 self.status(request, 1)
                 return
             self.listed.add(argument)
