@@ -51,7 +51,8 @@ _LARGEST_BUNDLE = 1 << 50  # a frame beyond this is a broken stream, not a bundl
 _STDERR_KEPT = 16 << 20  # its messages, one line per item it could not read
 _STDERR_TAIL = 64 << 10  # and the last of them (its error), whatever came before
 _MESSAGE_SHOWN = 1000  # characters of the remote's own message in ours
-DISK_RESERVE = 64 << 20  # free bytes a received stream never eats into (more than a frame)
+DISK_RESERVE = 64 << 20  # free bytes a received stream never eats into (more than a frame;
+# half the free space on a disk with less: StreamLimit)
 _ROOM_CHECK_EVERY = 8 << 20  # bytes received between two looks at the free space
 _PIPE_SIZE = 1 << 20  # at most /proc/sys/fs/pipe-max-size for an unprivileged user (1 MiB)
 
@@ -232,9 +233,12 @@ def _receive(request: RemoteRequest, stdout: IO[bytes], out: BinaryIO,
 class StreamLimit:
     """How far a stream may grow here. The host may send without end (a compromised one, or a
     capture of something endless): it is stopped past --max-size, and as soon as the free space
-    where it is written is below DISK_RESERVE (looked at every _ROOM_CHECK_EVERY bytes, so at
-    most that and a frame more are written after a look: the disk keeps some 40 MiB), never
-    when the disk is full. (On FAT32 a write past 4 GiB fails: capture_remote says so.)"""
+    where it is written is below the reserve (looked at every eighth of it, at most
+    _ROOM_CHECK_EVERY bytes, so at most that and a frame more are written after a look: the
+    disk keeps some 40 MiB), never when the disk is full. The reserve is DISK_RESERVE, or half
+    the free space when the stream begins if that is less: a small bundle still fits on a
+    small disk (a USB stick with 20 MiB free), as a local capture does. (On FAT32 a write past
+    4 GiB fails: capture_remote says so.)"""
 
     def __init__(self, folder: Path, max_size: int | None, progress: Progress,
                  free_space: Callable[[Path], int | None] | None = None) -> None:
@@ -242,8 +246,11 @@ class StreamLimit:
         self._max_size = max_size
         self._progress = progress
         self._free_space = free_space or free_bytes
+        at_start = self._free_space(folder)
+        self._reserve = DISK_RESERVE if at_start is None else min(DISK_RESERVE, at_start // 2)
+        self._every = max(1, min(_ROOM_CHECK_EVERY, self._reserve // 8))
         self._received = 0
-        self._unchecked = _ROOM_CHECK_EVERY  # look at once
+        self._unchecked = self._every  # look at once
 
     def advance(self, count: int) -> None:
         self._received += count
@@ -252,13 +259,13 @@ class StreamLimit:
         if largest is not None and self._received > largest:
             raise protocol.Refused(f"it grew past --max-size ({exact_size(largest)})")
         self._unchecked += count
-        if self._unchecked >= _ROOM_CHECK_EVERY:
+        if self._unchecked >= self._every:
             self._unchecked = 0
             self._check_room()
 
     def _check_room(self) -> None:
         free = self._free_space(self._folder)
-        if free is not None and free < DISK_RESERVE:
+        if free is not None and free < self._reserve:
             got = human_size(self._received)
             raise protocol.Refused(f"the disk it is written to ({self._folder}) has only "
                                    f"{human_size(free)} free left after {got} received")

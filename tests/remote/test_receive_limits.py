@@ -42,3 +42,22 @@ def test_the_free_space_is_the_file_systems(tmp_path: Path) -> None:
     free = free_bytes(tmp_path)
     assert free is not None and free > 0
     assert free_bytes(tmp_path / "missing") is None
+
+
+def test_a_small_bundle_fits_on_a_disk_with_less_free_than_the_reserve(tmp_path: Path) -> None:
+    """A USB stick with 20 MiB free took a local capture of 1 MiB, but a remote one of 1.5 KiB
+    was refused at its first frame ('only 20.0 MiB free left'): on such a disk the reserve is
+    half of what was free when the stream began."""
+    disk = {"free": 20 * MiB}
+
+    def free(folder: Path) -> int:
+        return disk["free"]
+
+    limit = StreamLimit(tmp_path, None, NoProgress(), free)
+    for _ in range(9):  # 9 MiB of a bundle that ends there
+        disk["free"] -= MiB
+        limit.advance(MiB)
+    with pytest.raises(protocol.Refused, match=r"has only 9\.0 MiB free left after 11\.0 MiB"):
+        for _ in range(20):  # a flood goes on: stopped once half the free space is used
+            disk["free"] -= MiB
+            limit.advance(MiB)
