@@ -744,10 +744,21 @@ class DeviceContent:
             sectors = found.sectors(BAD, reader.sector)
             said.append(f"{sectors} bad sector{'s' if sectors != 1 else ''}"
                         f" ({bad} bytes in {ranges} range{'s' if ranges != 1 else ''}, "
-                        f"the first at byte {found.first(BAD)}) could not be read after "
-                        f"{reader.retries} retries")
+                        f"the first at byte {found.first(BAD)}) could not be read"
+                        f"{_retried(reader)}")
         if reader.vanished is not None:
             said.append(f"{reader.vanished.how}; {unread} bytes were never read")
         if not said:
             return None
         return "; ".join(said) + "; stored as zeros (see the .mapfile beside the image)"
+
+
+def _retried(reader: SectorReader) -> str:
+    """How often the bad sectors were tried again. Read past (rescue), they are tried again in
+    the last pass: a device that stopped answering before or during it did not get them all."""
+    if reader.vanished is None or not reader.skip_ahead.get("done"):
+        return f" after {reader.retries} retries"  # (in place: each retried where it failed)
+    if reader.phase == BAD:
+        return (f" after at most {reader.retries} retries (the device stopped answering "
+                "during them)")
+    return " (not tried again: the device stopped answering first)"

@@ -642,3 +642,22 @@ def test_many_scattered_bad_sectors_read_past_agree_with_ddrescue_and_dc3dd(tmp_
     bad += [(m * MIB - 512, m * MIB + 512) for m in range(3, 15)]
     bad += [(15 * MIB + 4096, 15 * MIB + 4096 + 40 * 512)]
     image_and_oracles_agree(tmp_path, bad, size=16 * MIB)
+
+
+@pytest.mark.parametrize(("failures", "said"), [
+    (300, "could not be read (not tried again: the device stopped answering first)"),
+    (2400, "could not be read after at most 2 retries (the device stopped answering during "
+           "them)")])
+def test_bad_sectors_of_a_device_that_vanished_before_its_retries_are_not_said_retried(
+        tmp_path: Path, failures: int, said: str) -> None:
+    # the device dies while its bad MiB is read sector by sector (300 failed reads), or while
+    # those sectors are tried again (2,400): the problem said they "could not be read after 2
+    # retries", which had not been made
+    content = patterned(8 * MIB)
+    faults = Faults(bad=[(2 * MIB, 3 * MIB)], vanish_after_failures=failures)
+    with bad_disk(tmp_path, content, faults) as device:
+        result, _, data = image_of(tmp_path, DeviceSource(device))
+    [problem] = result.problems
+    assert said in problem.problem and "the device stopped answering at byte" in problem.problem
+    runs = mapfile_runs(data / f"{os.path.basename(device)}.raw.mapfile")
+    assert any(status == "-" for _, _, status in runs)

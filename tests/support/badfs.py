@@ -16,6 +16,8 @@ told what to do by a JSON spec:
 - ``fail_later``: ranges whose first read works, later reads fail (a weak sector);
 - ``slow``: ranges whose reads take ``slow_seconds`` each;
 - ``vanish_at``: once a read reaches this byte, every read fails (a disk pulled out);
+- ``vanish_after_failures``: once this many reads failed on ``bad``, every read fails (a disk
+  that dies while it is asked again and again for its bad sectors);
 - ``log``: a file where each read is appended as ``offset size``.
 """
 
@@ -43,6 +45,7 @@ class Faults:
     slow: list[Range] = field(default_factory=list)
     slow_seconds: float = 0.3
     vanish_at: int | None = None
+    vanish_after_failures: int | None = None
 
 
 def _touches(ranges: list[Range], offset: int, size: int) -> list[Range]:
@@ -66,9 +69,10 @@ def serve(spec_path: str, mountpoint: str) -> None:
     read_once: set[tuple[int, int]] = set()
     slow = [tuple(r) for r in spec.get("slow", [])]
     vanish_at = spec.get("vanish_at")
+    vanish_after = spec.get("vanish_after_failures")
     failed_once: set[tuple[int, int]] = set()
     lock = threading.Lock()
-    state = {"gone": False}
+    state = {"gone": False, "failures": 0}
     log = open(spec["log"], "a", buffering=1) if spec.get("log") else None  # noqa: SIM115
 
     class Disk(fuse.Operations):  # type: ignore[misc]
@@ -98,6 +102,9 @@ def serve(spec_path: str, mountpoint: str) -> None:
                 if state["gone"]:
                     raise fuse.FuseOSError(errno.EIO)
                 if _touches(bad, offset, length):
+                    state["failures"] += 1
+                    if vanish_after is not None and state["failures"] >= vanish_after:
+                        state["gone"] = True
                     raise fuse.FuseOSError(errno.EIO)
                 fresh = [r for r in _touches(once, offset, length) if r not in failed_once]
                 if fresh:
@@ -183,6 +190,7 @@ def bad_disk(folder: Path, content: bytes, faults: Faults, log: Path | None = No
                                 "fail_later": faults.fail_later,
                                 "slow_seconds": faults.slow_seconds,
                                 "vanish_at": faults.vanish_at,
+                                "vanish_after_failures": faults.vanish_after_failures,
                                 "log": str(log) if log else None}))
     root = Path(__file__).resolve().parents[2]
     server = subprocess.Popen([sys.executable, "-m", "tests.support.badfs", str(spec), str(where)],
