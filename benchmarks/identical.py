@@ -14,6 +14,9 @@ signing key and the age recipient, the working folder (/). What
 remains comes from the machine (host and user names, the clock's source, the tools' versions)
 and from the tree itself (names, contents, times: reading it with anything that updates access
 times changes them), which must not change between the two runs.
+
+``capture_fixed`` is that capture as a function: benchmarks/same_bytes.py runs it with each of
+several git revisions (and more of capture's options) on a tree of its own.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def counter_random(seed: bytes) -> Callable[[int], bytes]:
@@ -50,13 +54,12 @@ def counter_clock() -> Callable[[], int]:
     return clock
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("tree", type=Path)
-    parser.add_argument("--keep", type=Path, help="write the bundle here instead of a temporary file")
-    args = parser.parse_args()
-    keep = args.keep.resolve() if args.keep else None
-
+def capture_fixed(paths: list[Path], output: Path, *, case: Any = None,
+                  command: tuple[str, ...] = ("evidencekit", "capture"), **options: Any) -> str:
+    """Capture *paths* into *output* with the fixed clock, randomness and keys, from the folder /;
+    return the bundle's SHA-256 (hex). *options* go to ``CaptureRequest`` as they are (filters,
+    more_sources, profile, ...). evidencekit is imported here, not above: the caller chooses
+    which checkout is on the path."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from evidencekit.capture import CaptureRequest, CaseInfo, capture
@@ -64,18 +67,26 @@ def main() -> int:
     from evidencekit.crypto.keys import SigningKey
 
     identity = X25519Identity(hashlib.sha256(b"identical: age").digest())
-    signer = SigningKey(Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"identical: ed25519").digest()),
-                        "identical")
-    tree = args.tree.resolve()
+    signer = SigningKey(Ed25519PrivateKey.from_private_bytes(
+        hashlib.sha256(b"identical: ed25519").digest()), "identical")
+    sources = [os.fsencode(path.resolve()) for path in paths]
+    output = output.resolve()
     os.chdir("/")  # recorded in the manifest (capture.cwd)
+    capture(CaptureRequest(sources, output,
+                           case or CaseInfo("IDENTICAL-1", "Bench"), [identity.recipient()],
+                           signer, list(command), clock=counter_clock(),
+                           random=counter_random(b"identical"), **options))
+    return hashlib.sha256(output.read_bytes()).hexdigest()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("tree", type=Path)
+    parser.add_argument("--keep", type=Path, help="write the bundle here instead of a temporary file")
+    args = parser.parse_args()
+    keep = args.keep.resolve() if args.keep else None
     with tempfile.TemporaryDirectory(prefix="evidencekit-identical-") as folder:
-        output = keep or Path(folder) / "out.evidence"
-        capture(CaptureRequest([os.fsencode(tree)], output,
-                               CaseInfo("IDENTICAL-1", "Bench"), [identity.recipient()], signer,
-                               ["evidencekit", "capture"], clock=counter_clock(),
-                               random=counter_random(b"identical")))
-        digest = hashlib.sha256(output.read_bytes()).hexdigest()
-    print(digest)
+        print(capture_fixed([args.tree], keep or Path(folder) / "out.evidence"))
     return 0
 
 

@@ -10,9 +10,10 @@ Each revision's ``evidencekit/`` is exported as benchmarks/compare.py does and r
 Python, in turn, on one tree built once in ``--work``: folders, a 3 MiB file, an empty file,
 a file with three names (hard links: one left out by a filter), a symbolic link, a FIFO, files
 a profile's filters leave out (a pattern, max_file_size and max_total), and a source of two
-streams besides the file walk (one whose type is given). The host's name, the user, the working
-folder and the tools are the same for every revision in one run, so they drop out; times come
-from a clock that ticks one second a call and randomness from SHAKE-256 of a counter.
+streams besides the file walk (one whose type is given). The capture is
+benchmarks/identical.py's (``capture_fixed``: its clock, randomness, keys and working folder)
+with those filters, that source and a profile added. The host's name, the user and the tools
+are the same for every revision in one run, so they drop out.
 
 Prints each revision's SHA-256 of the bundle and exits 1 when they differ.
 """
@@ -24,75 +25,56 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from compare import export
+from identical import capture_fixed
 
-SEAL = r'''
-import hashlib, os, sys
-from pathlib import Path
-
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-from evidencekit.capture import CaptureRequest, CaseInfo, capture
-from evidencekit.crypto import age
-from evidencekit.crypto.keys import SigningKey
-from evidencekit.sources import BytesContent, SourceRecord, StreamEntry
-
-try:  # where it is since issue 21, and before
-    from evidencekit.sources.files.selection import Filters
-except ImportError:
-    from evidencekit.selection import Filters
-
-tree, out = Path(sys.argv[1]), Path(sys.argv[2])
 MTIME = 1_700_000_000_000_000_000
 
 
 class Notes:
-    """Two streams, the second with its type given (libmagic not asked)."""
+    """Two streams, the second with its type given (libmagic not asked). evidencekit is imported
+    where it is used: this runs with the revision under test on the path."""
 
-    def place(self, first, taken):
-        self.index, self.name = first, "notes"
+    index = 0
+    name = "notes"
+
+    def place(self, first: int, taken: set[str]) -> None:
+        self.index = first
         taken.add(self.name)
 
-    def records(self):
+    def records(self) -> list[Any]:
+        from evidencekit.sources import SourceRecord
+
         return [SourceRecord(self.index, b"notes", b"notes", self.name, kind="test-notes")]
 
-    def estimate(self, skip):
+    def estimate(self, skip: object) -> tuple[int, None]:
         return 2, None
 
-    def entries(self, skip):
+    def entries(self, skip: object) -> Iterator[Any]:
+        from evidencekit.sources import BytesContent, StreamEntry
+
         yield StreamEntry(self.index, b"notes/a.txt", f"data/{self.name}/a.txt",
                           BytesContent(b"a note\n"), MTIME)
         yield StreamEntry(self.index, b"notes/b.json", f"data/{self.name}/b.json",
                           BytesContent(b"{}\n"), MTIME, mime="application/json")
 
 
-now = [1_750_000_000_000_000_000]
+def seal_here(tree: Path, out: Path) -> str:
+    """The capture compared, with the evidencekit on this process's path."""
+    from evidencekit.capture import CaseInfo
 
+    try:  # where it is since issue 21, and before
+        from evidencekit.sources.files.selection import Filters
+    except ImportError:
+        from evidencekit.selection import Filters  # type: ignore[no-redef]
 
-def clock():
-    now[0] += 1_000_000_000
-    return now[0]
-
-
-drawn = [0]
-
-
-def random(count):
-    drawn[0] += 1
-    return hashlib.shake_256(b"%d" % drawn[0]).digest(count)
-
-
-key = SigningKey(Ed25519PrivateKey.from_private_bytes(bytes(range(32))), "same-bytes")
-recipient = age.X25519Identity(bytes(range(32, 64))).recipient()
-filters = Filters(exclude=("*.skip",), max_file_size=4500, max_total_bytes=(3 << 20) + 3000)
-capture(CaptureRequest([os.fsencode(tree)], out, CaseInfo("SAME-1", "Jane", "same bytes"),
-                       [recipient], key, ["same_bytes.py"], clock=clock, random=random,
-                       filters=filters, more_sources=[Notes()],
-                       profile={"name": "t", "origin": "test", "sha256": "0" * 64}))
-print(hashlib.sha256(out.read_bytes()).hexdigest())
-'''
+    filters = Filters(exclude=("*.skip",), max_file_size=4500, max_total_bytes=(3 << 20) + 3000)
+    return capture_fixed([tree], out, case=CaseInfo("SAME-1", "Jane", "same bytes"),
+                         command=("same_bytes.py",), filters=filters, more_sources=[Notes()],
+                         profile={"name": "t", "origin": "test", "sha256": "0" * 64})
 
 
 def build_tree(tree: Path) -> None:
@@ -115,8 +97,11 @@ def build_tree(tree: Path) -> None:
 
 
 def seal(package: Path, tree: Path, out: Path) -> str:
-    done = subprocess.run([sys.executable, "-c", SEAL, str(tree), str(out)], check=True,
-                          capture_output=True, text=True, cwd=tree.parent,
+    """Run ``seal_here`` in a new process with *package* (a revision's export) on the path:
+    PYTHONPATH comes before an editable install's path hook, and this script's folder (first
+    on the path) holds no evidencekit."""
+    done = subprocess.run([sys.executable, __file__, "--seal", str(tree), str(out)], check=True,
+                          capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(package)})
     out.unlink()
     return done.stdout.strip()
@@ -124,11 +109,20 @@ def seal(package: Path, tree: Path, out: Path) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("revisions", nargs="+", help="git revisions, all compared")
+    parser.add_argument("revisions", nargs="*", help="git revisions, all compared")
     parser.add_argument("--work", type=Path, help="a folder for the trees (default: temporary)")
+    parser.add_argument("--seal", nargs=2, type=Path, metavar=("TREE", "OUT"),
+                        help=argparse.SUPPRESS)  # one revision's run, in its own process
     args = parser.parse_args()
+    if args.seal:
+        print(seal_here(*args.seal))
+        return 0
+    if not args.revisions:
+        parser.error("name at least one git revision")
+    from compare import export
+
     with tempfile.TemporaryDirectory(prefix="same-bytes-") as temporary:
-        work = args.work or Path(temporary)
+        work = (args.work or Path(temporary)).resolve()
         evidence = Path(tempfile.mkdtemp(prefix="evidence-", dir=work)) / "tree"
         build_tree(evidence)
         # A first seal, not compared: reading a symbolic link (readlink) sets its access time

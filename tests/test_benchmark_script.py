@@ -100,3 +100,30 @@ def test_identical_gives_the_same_digest_for_the_same_tree_and_another_for_a_cha
     assert _bundle_digest(tree) == first
     (tree / "sub" / "b.bin").write_bytes(bytes(range(256)) * 21)
     assert _bundle_digest(tree) != first
+
+
+def test_same_bytes_seals_its_tree_the_same_twice_with_identicals_fixed_capture(tmp_path: Path):
+    # benchmarks/same_bytes.py runs identical.py's fixed capture with filters, a second source
+    # and a profile; here with this checkout only (comparing revisions needs git's history).
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import same_bytes
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+        sys.modules.pop("identical", None)
+    tree = tmp_path / "tree"
+    same_bytes.build_tree(tree)
+    sys.modules.pop("same_bytes", None)
+
+    def seal() -> str:
+        out = tmp_path / "out.evidence"
+        done = subprocess.run([sys.executable, str(BENCHMARKS / "same_bytes.py"), "--seal",
+                               str(tree), str(out)], capture_output=True, text=True, timeout=120,
+                              check=True)
+        out.unlink()
+        return done.stdout.strip()
+
+    seal()  # sets the symbolic link's access time (same_bytes.py does the same)
+    first = seal()
+    assert len(first) == 64 and seal() == first
+    assert _bundle_digest(tree) != first  # the options it adds are in the bundle
