@@ -717,27 +717,35 @@ class S3Store:
         nothing is stored or recorded."""
         url = S3Url(self.url.bucket, key)
         version = the_only_version(self.client, url) or str(head.get("VersionId") or "")
-        why_not = None if self._recorded(key, head, facts) else self._why_not_this_bundle(
-            url, version, facts, progress)
-        if why_not is not None:
-            raise BundleError(f"{url} exists and is not this bundle: {why_not}; nothing was "
-                              "stored or recorded",
-                              hint="find out who put it there (aws s3api head-object); keep "
-                              "this bundle under another prefix (s3://BUCKET/OTHER/)")
-        return self.delivery(key, self.ensure_locked(key, head), already_there=True)
+        # the SHA-256 recorded is of bytes read (now, or by the delivery the custody log
+        # names), never the metadata's: whoever put the object there wrote that
+        sha256 = self._recorded(key, head, facts)
+        if sha256 is None:
+            why_not = self._why_not_this_bundle(url, version, facts, progress)
+            if why_not is not None:
+                raise BundleError(f"{url} exists and is not this bundle: {why_not}; nothing "
+                                  "was stored or recorded",
+                                  hint="find out who put it there (aws s3api head-object); "
+                                  "keep this bundle under another prefix (s3://BUCKET/OTHER/)")
+            sha256 = _sha256_of_object(self.client, url, version)
+        return self.delivery(key, self.ensure_locked(key, head), already_there=True,
+                             sha256=sha256)
 
-    def _recorded(self, key: str, head: dict[str, Any], facts: BundleFacts) -> bool:
-        """Whether the bundle's own signed custody log names this very version, stored by an
-        earlier ``store put`` (a retry after success): a version id names bytes that never
-        change, so nothing needs reading. Not for a store without versions (no id, or 'null':
-        another object could have taken the key since)."""
+    def _recorded(self, key: str, head: dict[str, Any], facts: BundleFacts) -> str | None:
+        """The SHA-256 recorded when the bundle's own signed custody log names this very
+        version, stored by an earlier ``store put`` (a retry after success): a version id names
+        bytes that never change, so nothing needs reading. None otherwise, and for a store
+        without versions (no id, or 'null': another object could have taken the key since)."""
         version = str(head.get("VersionId") or "")
         if version in ("", "null"):
-            return False
+            return None
         wanted = {"destination": "s3", "endpoint": self.endpoint or "",
                   "bucket": self.url.bucket, "key": key, "version_id": version,
                   "size": str(head.get("ContentLength", ""))}
-        return any(_recorded_delivery(event, wanted) for event in facts.custody)
+        for event in facts.custody:
+            if _recorded_delivery(event, wanted):
+                return str(json.loads(event)["details"].get("sha256", ""))
+        return None
 
     def _why_not_this_bundle(self, url: S3Url, version: str, facts: BundleFacts,
                              progress: Progress) -> str | None:
@@ -818,7 +826,10 @@ class S3Store:
                     return None
                 raise
 
-    def delivery(self, key: str, head: dict[str, Any], already_there: bool) -> Delivery:
+    def delivery(self, key: str, head: dict[str, Any], already_there: bool,
+                 sha256: str | None = None) -> Delivery:
+        """What is recorded of the object at *key*: *sha256* as read, else (an upload just
+        read back, whose metadata this process wrote) the metadata's."""
         location = f"{SCHEME}{self.url.bucket}/{key}"
         until = head.get("ObjectLockRetainUntilDate")
         details = {
@@ -827,7 +838,8 @@ class S3Store:
             "bucket": self.url.bucket,
             "key": key,
             "version_id": str(head.get("VersionId") or ""),
-            "sha256": str(head.get("Metadata", {}).get("sha256", "")),
+            "sha256": sha256 if sha256 is not None
+            else str(head.get("Metadata", {}).get("sha256", "")),
             "size": str(head.get("ContentLength", "")),
             "retention_mode": str(head.get("ObjectLockMode") or ""),
             "retain_until": rfc3339(until) if isinstance(until, datetime) else "",
@@ -869,6 +881,17 @@ def _recorded_delivery(event_json: bytes, wanted: dict[str, str]) -> bool:
     details = event.get("details") or {}
     return bool(event.get("action") == "transferred"
                 and all(details.get(name) == value for name, value in wanted.items()))
+
+
+def _sha256_of_object(client: Any, url: S3Url, version_id: str) -> str:
+    """The SHA-256 of one version of an object, read once in blocks (constant memory)."""
+    digest = hashlib.sha256()
+    with talking_to(str(url)):
+        body = client.get_object(Bucket=url.bucket, Key=url.key,
+                                 **({"VersionId": version_id} if version_id else {}))["Body"]
+        while block := body.read(_READ_CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _sha256_of_file(path: Path) -> str:

@@ -458,3 +458,21 @@ def test_a_retried_capture_is_a_second_bundle_that_store_list_names_by_case_and_
     assert {(o["case"], o["host"], o["written_by"], o["payload_sha256"]) for o in objects} == {
         ("CASE 9/é", objects[0]["host"], "capture", "")}
     assert objects[0]["host"]
+
+
+def test_an_object_found_at_the_key_is_recorded_with_the_sha256_of_its_bytes(
+        bundle: Path, keys: dict[str, Any], s3_server: S3Server) -> None:
+    """This bundle put at its key by someone else (or by an upload whose recording was lost),
+    with metadata whose sha256 is not its bytes': the signed transferred event records the
+    SHA-256 of what was read, never the metadata's word."""
+    bucket = s3_server.new_bucket()
+    key = _key_of(bundle)
+    body = bundle.read_bytes()
+    client = s3_server.client()
+    client.put_object(Bucket=bucket, Key=key, Body=body, Metadata={"sha256": "0" * 64})
+    found = _put(bundle, keys, s3_server, f"s3://{bucket}/", "--retain-days", "1")
+    assert found.code == 0, found.stdout + found.stderr
+    assert found.json()["already_there"] is True
+    details = found.json()["details"]
+    assert details["sha256"] == hashlib.sha256(body).hexdigest()
+    assert verify(bundle).events[-1].details == details
