@@ -24,8 +24,10 @@ from evidencekit import canonical
 from evidencekit.clock import Clock, rfc3339, system_clock
 from evidencekit.remote.sftp import Attrs, RemoteFile, SftpError, SftpSession
 from evidencekit.sources.base import BytesContent, Skip, SourceRecord, StreamEntry
+from evidencekit.sources.files.kernel_files import READ_TO_END_LIMIT
 from evidencekit.sources.files.walk import Entry, escape_name, unique_name
 from evidencekit.sources.files.walk import Source as Root
+from evidencekit.text import exact_size
 
 KIND = "remote-logical"
 DOCUMENT = "remote-logical.json"
@@ -233,12 +235,19 @@ class _SftpContent:
         self._item = item
         self._file: RemoteFile | None = None
         self._left = memoryview(b"")
+        self._read = 0
+        self._unread: str | None = None
 
     @property
     def size(self) -> int | None:
         return self._attrs.size
 
     def readinto(self, buffer: memoryview) -> int:
+        if self._attrs.size is None:  # read to its end, which a server may never send
+            buffer = buffer[:max(0, READ_TO_END_LIMIT - self._read)]
+            if not buffer:
+                self._beyond_the_limit()
+                return 0
         try:
             if self._file is None:
                 self._file = self._session.open(self._path, self._attrs.size)
@@ -250,7 +259,30 @@ class _SftpContent:
         count = min(len(buffer), len(self._left))
         buffer[:count] = self._left[:count]
         self._left = self._left[count:]
+        self._read += count
         return count
+
+    def _beyond_the_limit(self) -> None:
+        """A file listed without a size (the free-space watch has nothing to go by) is read
+        as a kernel file is, at most READ_TO_END_LIMIT bytes: what more it gives is said."""
+        if self._unread is not None:
+            return
+        try:
+            more = bool(self._left) or (self._file is not None and bool(self._file.read()))
+        except SftpError as exc:
+            more, self._unread = False, (f"not read past {exact_size(READ_TO_END_LIMIT)}: the "
+                                         "server listed no size for it, and asked for more, it "
+                                         f"answered {exc.strerror or exc}")
+        if more:
+            self._unread = (f"not read to its end: the server listed no size for it, and it "
+                            f"still gave more after {exact_size(READ_TO_END_LIMIT)}; the first "
+                            f"{READ_TO_END_LIMIT} bytes are stored")
+        self._item.error = self._unread
+
+    def unread(self) -> str | None:
+        """What was not read (evidencekit.sources.base.PartlyRead): the manifest entry's
+        error, and the capture incomplete."""
+        return self._unread
 
     def changes(self) -> list[str]:
         if self._file is None:

@@ -127,3 +127,17 @@ def test_a_server_that_stops_answering_is_given_up(
     message = done.json()["error"]["message"]  # type: ignore[attr-defined]
     assert "stopped answering (nothing arrived for 5 seconds)" in message, message
     assert not [n for n in os.listdir(tmp_path) if out.name in n]
+
+
+def test_a_file_listed_without_a_size_and_without_end_is_cut_and_recorded(
+        served: tuple[sshd_support.Sshd, Path], keys: dict[str, Path], tmp_path: Path) -> None:
+    """It was spooled next to the bundle without end, until the disk was full."""
+    server, mode = served
+    mode.write_text("sizeless")
+    out = tmp_path / "x.evidence"
+    done = _capture(server, keys, out)
+    assert done.code == 3, done.stderr[-3000:]  # type: ignore[attr-defined]
+    problem = _problems(done)["f.txt"]
+    assert "the server listed no size for it, and it still gave more after 16 MiB" in problem, \
+        problem
+    assert out.stat().st_size < 20 << 20

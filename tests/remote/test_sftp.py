@@ -63,3 +63,30 @@ def test_an_answer_cut_short_is_an_sftp_error_not_a_crash() -> None:
         with pytest.raises(sftp.SftpError, match="a truncated SFTP packet"):
             session.lstat(b"/x/f.txt")
         assert session.lstat(b"/x").mode == 0o040755  # the session is still in step
+
+
+def test_a_file_listed_without_a_size_is_read_at_most_the_limit_and_says_so(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file the server lists with no size is read until its end, which a hostile server
+    never sends: it was spooled next to the bundle until the disk was full (the free-space
+    watch looks at sizes listed). It is read as a kernel file is, at most
+    READ_TO_END_LIMIT bytes, and the rest recorded as not read."""
+    from evidencekit.sources import remote_logical
+
+    monkeypatch.setattr(remote_logical, "READ_TO_END_LIMIT", 1 << 20, raising=False)
+    for session in _session("sizeless"):
+        attrs = session.lstat(b"/x/f.txt")
+        assert attrs.size is None
+        item = remote_logical._Item(b"/x/f.txt", "file", attrs)
+        content = remote_logical._SftpContent(session, b"/x/f.txt", attrs, item)
+        buffer = memoryview(bytearray(1 << 16))
+        read = 0
+        for _ in range(64):  # 4 MiB at most
+            count = content.readinto(buffer)
+            if not count:
+                break
+            read += count
+        assert read == 1 << 20
+        unread = content.unread()
+        assert unread is not None and "listed no size" in unread and "1 MiB" in unread, unread
+        assert item.error == unread

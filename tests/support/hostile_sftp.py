@@ -9,6 +9,7 @@
 - ``stalled``: never answers a READ (the session held open);
 - ``endless-folder``: ``/x`` lists new names without end, never EOF;
 - ``long-names``: ``/x`` lists 300 names of 60,000 bytes each (18 MB of names), one an answer;
+- ``sizeless``: lists ``f.txt`` without a size and answers its READs with data without end;
 - ``truncated``: answers LSTAT of ``/x/f.txt`` with attributes cut short (a size announced, no
   bytes for it).
 """
@@ -23,9 +24,12 @@ from typing import BinaryIO
 
 CONTENT = bytes(range(256)) * 782  # 200,192 bytes
 _DIR, _FILE = 0o040755, 0o100644
+MODE = sys.argv[1] if __name__ == "__main__" else ""
 
 
 def _attrs(mode: int, size: int) -> bytes:
+    if MODE == "sizeless" and mode == _FILE:
+        return struct.pack(">IIII", 0x4 | 0x8, mode, 1_700_000_000, 1_700_000_000)
     return struct.pack(">IQIII", 0x1 | 0x4 | 0x8, size, mode, 1_700_000_000, 1_700_000_000)
 
 
@@ -121,7 +125,7 @@ class _Server:
                 return
             if self.mode == "long-read" and offset == 0:
                 data = CONTENT[:count + 100]
-            if self.mode == "past-eof" and offset >= len(CONTENT):
+            if self.mode in ("past-eof", "sizeless") and offset >= len(CONTENT):
                 data = b"\xee" * count
             reply = struct.pack(">I", request) + _string(data)
             if not data:
