@@ -240,17 +240,19 @@ class _SftpContent:
 
     @property
     def size(self) -> int | None:
-        return self._attrs.size
+        """The size listed; None (read to its end) when none was, or 0, which says nothing (a
+        file in /proc, one written since it was listed), as for a local file (kernel_files)."""
+        return self._attrs.size or None
 
     def readinto(self, buffer: memoryview) -> int:
-        if self._attrs.size is None:  # read to its end, which a server may never send
+        if self.size is None:  # read to its end, which a server may never send
             buffer = buffer[:max(0, READ_TO_END_LIMIT - self._read)]
             if not buffer:
                 self._beyond_the_limit()
                 return 0
         try:
             if self._file is None:
-                self._file = self._session.open(self._path, self._attrs.size)
+                self._file = self._session.open(self._path, self.size)
             if not self._left:
                 self._left = memoryview(self._file.read())
         except SftpError as exc:
@@ -271,13 +273,16 @@ class _SftpContent:
             more = bool(self._left) or (self._file is not None and bool(self._file.read()))
         except SftpError as exc:
             more, self._unread = False, (f"not read past {exact_size(READ_TO_END_LIMIT)}: the "
-                                         "server listed no size for it, and asked for more, it "
-                                         f"answered {exc.strerror or exc}")
+                                         f"server listed {self._listed()} for it, and asked "
+                                         f"for more, it answered {exc.strerror or exc}")
         if more:
-            self._unread = (f"not read to its end: the server listed no size for it, and it "
-                            f"still gave more after {exact_size(READ_TO_END_LIMIT)}; the first "
+            self._unread = (f"not read to its end: the server listed {self._listed()} for "
+                            f"it, and it still gave more after {exact_size(READ_TO_END_LIMIT)}; the first "
                             f"{READ_TO_END_LIMIT} bytes are stored")
         self._item.error = self._unread
+
+    def _listed(self) -> str:
+        return "no size" if self._attrs.size is None else "0 bytes"
 
     def unread(self) -> str | None:
         """What was not read (evidencekit.sources.base.PartlyRead): the manifest entry's

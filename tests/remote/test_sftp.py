@@ -90,3 +90,23 @@ def test_a_file_listed_without_a_size_is_read_at_most_the_limit_and_says_so(
         unread = content.unread()
         assert unread is not None and "listed no size" in unread and "1 MiB" in unread, unread
         assert item.error == unread
+
+
+def test_a_file_listed_empty_is_read_to_its_end_as_a_local_one_is() -> None:
+    """A size of 0 says nothing (/proc's files, a file written since it was listed): a local
+    capture reads such a file to its end, the SFTP fallback read nothing and stored it empty,
+    saying nothing."""
+    from evidencekit.sources import remote_logical
+    from tests.support.hostile_sftp import CONTENT
+
+    for session in _session("empty-name"):  # its files are served as any server does
+        attrs = sftp.Attrs(0, None, None, 0o100644, None, 1_700_000_000)
+        item = remote_logical._Item(b"/x/f.txt", "file", attrs)
+        content = remote_logical._SftpContent(session, b"/x/f.txt", attrs, item)
+        assert content.size is None  # spooled, read to its end
+        buffer = memoryview(bytearray(1 << 16))
+        got = bytearray()
+        while count := content.readinto(buffer):
+            got += buffer[:count]
+        assert bytes(got) == CONTENT
+        assert "past the 0 bytes" not in " ".join(content.changes())
