@@ -18,6 +18,12 @@ FAT32_LARGEST = (1 << 32) - 1
 _FAT_TYPES = frozenset({"vfat", "msdos", "umsdos", "fat", "fuse.fusefat", "fusefat"})
 
 
+# File systems without Unix modes: each file shows the modes the mount gives all (exfat-fuse:
+# 0777; the kernel's vfat and exFAT drivers: its umask), whatever was asked at creation. FUSE's
+# "fuseblk" is exfat-fuse or ntfs-3g (without its "permissions" option), both of that kind.
+_NO_MODE_TYPES = _FAT_TYPES | {"exfat", "fuseblk", "ntfs", "ntfs3"}
+
+
 def file_system_type(folder: Path) -> str | None:
     """The type of the file system *folder* lies on ("ext4", "vfat", "fuse.fusefat" …), from
     /proc/self/mountinfo (Linux); None where that cannot be told."""
@@ -52,6 +58,12 @@ def _type_of_device(device: int) -> str | None:
             continue
         found = fields[fields.index("-", 6) + 1]  # the last mount of that device wins
     return found
+
+
+def keeps_modes(folder: Path) -> bool:
+    """Whether *folder*'s file system keeps the modes files are made with (False on FAT and
+    exFAT, the file systems of USB sticks and SD cards); True where that cannot be told."""
+    return file_system_type(folder) not in _NO_MODE_TYPES
 
 
 def largest_file(folder: Path) -> int | None:

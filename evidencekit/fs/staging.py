@@ -24,6 +24,8 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from evidencekit.fs.limits import keeps_modes
+
 LOCK_NAME = ".evidencekit-staging.lock"  # in the staging folder, beside what is published
 SUFFIX = ".partial"
 _RANDOM = "[a-z0-9_]{8}"  # what tempfile.mkdtemp puts between prefix and suffix
@@ -48,12 +50,32 @@ class StagingFolder:
             raise
 
     def remove(self) -> None:
-        """Remove the folder and all it holds, then release the lock (in that order: a run
-        that sees the lock free finds nothing of this folder left to take for stale)."""
+        """Remove all the folder holds but the lock, release the lock, then remove the lock
+        file and the folder (in that order: a run that sees the lock free finds nothing of this
+        folder left to take for stale but an empty folder). Removing the lock file while it is
+        open would leave the folder on FUSE file systems (exfat-fuse, fusefat: USB sticks),
+        which keep a file removed while open as .fuse_hiddenNNNN until it is closed."""
         try:
-            remove_tree(self.path)
+            _remove_all_but_the_lock(self.path)
         finally:
             os.close(self._lock)
+        remove_tree(self.path)
+
+
+def _remove_all_but_the_lock(path: Path) -> None:
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return
+    for name in names:
+        inner = path / name
+        if name == LOCK_NAME:
+            continue
+        if inner.is_dir() and not inner.is_symlink():
+            remove_tree(inner)
+        else:
+            with suppress(OSError):
+                os.unlink(inner)
 
 
 @dataclass
@@ -146,8 +168,8 @@ def _state(path: Path) -> str:
     except OSError:
         return "busy"
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or \
-            stat.S_IMODE(info.st_mode) != 0o700:
-        return "busy"  # not a folder this user's evidencekit made
+            (stat.S_IMODE(info.st_mode) != 0o700 and keeps_modes(path)):
+        return "busy"  # not a folder this user's evidencekit made (FAT, exFAT: no modes)
     try:
         # (O_NONBLOCK: a FIFO put there would block the open until a writer came)
         lock = os.open(path / LOCK_NAME,

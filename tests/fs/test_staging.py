@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from evidencekit.fs.staging import LOCK_NAME, StagingFolder, StaleStaging, remove_stale, remove_tree
+from tests.fs.mounts import KINDS, mounted
 from tests.support.tools import require_tool, skip_or_fail
 
 
@@ -24,7 +25,8 @@ def left_by_a_killed_run(output: Path) -> Path:
                "folder = StagingFolder(Path(sys.argv[1]))\n"
                "(folder.path / 'bag' / 'data').mkdir(parents=True)\n"
                "(folder.path / 'bag' / 'data' / 'secret.txt').write_text('decrypted')\n"
-               "os.chmod(folder.path / 'bag' / 'data', 0o500)\n"
+               "try:\n    os.chmod(folder.path / 'bag' / 'data', 0o500)\n"
+               "except OSError:\n    pass  # fusefat has no chmod\n"
                "print(folder.path, flush=True)\n"
                "os.kill(os.getpid(), signal.SIGKILL)\n")
     done = subprocess.run([sys.executable, "-c", program, str(output)], capture_output=True,
@@ -192,3 +194,28 @@ def test_a_fifo_in_place_of_the_lock_does_not_hang_the_run(tmp_path: Path) -> No
                           capture_output=True, text=True, timeout=10)
     assert done.returncode == 0, done.stderr
     assert folder.is_dir()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_folder_left_on_a_usb_stick_is_removed(tmp_path: Path, kind: str) -> None:
+    # exFAT shows every folder 0777 (no Unix modes): the folder a killed extract left there was
+    # taken for "not one evidencekit made", neither removed nor named, its decrypted files left
+    # on the stick for good
+    with mounted(kind, tmp_path) as stick:
+        output = stick / "opened"
+        left = left_by_a_killed_run(output)
+        found = remove_stale(output)
+        assert found.removed == [left] and (found.unknown, found.kept) == ([], [])
+        assert not left.exists()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_folder_removed_on_a_usb_stick_leaves_nothing(tmp_path: Path, kind: str) -> None:
+    # the lock file, removed while open, became .fuse_hiddenNNNN on exfat-fuse: the folder could
+    # not be removed, and every extract to a stick left an empty .OUT.XXXXXXXX.partial behind
+    with mounted(kind, tmp_path) as stick:
+        working = StagingFolder(stick / "opened")
+        (working.path / "bag" / "data").mkdir(parents=True)
+        (working.path / "bag" / "data" / "secret.txt").write_text("decrypted")
+        working.remove()
+        assert os.listdir(stick) == []
