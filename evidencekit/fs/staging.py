@@ -102,22 +102,22 @@ def remove_stale(final: Path) -> StaleStaging:
             continue
         path = folder / name
         state = _state(path)
-        if state == "stale":
+        if state == "busy":
+            continue
+        mounted = mount_points_in(path)
+        if mounted:  # (never to remove, nor to advise 'rm -rf' for: rm crosses mount points)
+            found.kept.append((path, f"{mounted[0]} inside it is a mount point: unmount it "
+                                     "first, then delete the folder"))
+        elif state == "stale":
             _remove_stale_folder(path, found)
-        elif state == "unknown":
+        else:
             found.unknown.append(path)
     return found
 
 
 def _remove_stale_folder(path: Path, found: StaleStaging) -> None:
-    """Remove *path*, a staging folder whose run died, unless a file system is mounted on it or
-    inside it (someone looking into what was left): removing would delete that file system's
-    files, which are not ours."""
-    mounted = mount_points_in(path)
-    if mounted:
-        found.kept.append((path, f"{mounted[0]} inside it is a mount point: unmount it first, "
-                                 "then delete the folder"))
-        return
+    """Remove *path*, a staging folder whose run died (no file system mounted in it: removing
+    would delete that file system's files, which are not ours)."""
     remove_tree(path)
     if not os.path.lexists(path):
         found.removed.append(path)

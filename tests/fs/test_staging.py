@@ -219,3 +219,21 @@ def test_a_folder_removed_on_a_usb_stick_leaves_nothing(tmp_path: Path, kind: st
         (working.path / "bag" / "data" / "secret.txt").write_text("decrypted")
         working.remove()
         assert os.listdir(stick) == []
+
+
+def test_a_folder_without_a_lock_holding_a_mount_point_is_not_said_to_rm_rf(tmp_path: Path
+                                                                            ) -> None:
+    # 'delete it: rm -rf FOLDER' was advised, and rm -rf deletes the mounted file system's files
+    output = tmp_path / "opened"
+    old = tmp_path / ".opened.ab3_x9zq.partial"  # as an evidencekit without the lock made it
+    (old / "bag").mkdir(parents=True)
+    old.chmod(0o700)
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    mount_bind(precious, old / "bag")
+    try:
+        found = remove_stale(output)
+    finally:
+        subprocess.run(["umount", str(old / "bag")], check=True)
+    assert found.unknown == [] and [path for path, _ in found.kept] == [old]
+    assert "inside it is a mount point" in found.kept[0][1]
