@@ -38,6 +38,11 @@ NOT_RECORDED = ["ctime (change time)", "inode and device numbers", "link counts"
 ACCESS_TIME = ("reading a file over SFTP may have updated its access time on the remote host "
                "(the atime recorded here is from before it was read)")
 _SEPARATOR = "\u2215"  # DIVISION SLASH: a path's "/" in a flat name
+# A folder whose path is longer is not listed (recorded so, exit 3): Linux's sftp-server serves
+# paths up to 4,096 bytes, and a server whose every folder holds another would be walked without
+# end, its paths (all kept) growing memory as the square of the depth: at most 8,192 levels of
+# "/d" here, some 64 MiB of paths.
+MOST_PATH_BYTES = 16 << 10
 
 
 @dataclass(frozen=True)
@@ -176,6 +181,11 @@ class RemoteLogicalSource:
         or with a "/") is the server's invention: recorded as such, never followed (an empty
         one would name the folder itself again, without end)."""
         item = _Item(path, "directory", attrs)
+        if len(path) > MOST_PATH_BYTES:
+            item.error = (f"its path is longer than {MOST_PATH_BYTES} bytes, which no file "
+                          "system gives; its contents were not listed")
+            self._record(item)
+            return []
         try:
             children = self._session.listdir(path)
         except SftpError as exc:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,7 @@ def test_a_folder_listed_without_end_is_cut_not_held_whole(
         endless_folder.listdir(b"/x")
 
 
+@contextmanager
 def _session(mode: str) -> Iterator[sftp.SftpSession]:
     process = subprocess.Popen([sys.executable, "-m", "tests.support.hostile_sftp", mode],
                                cwd=WORKTREE, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
@@ -51,15 +53,15 @@ def test_a_folder_of_endless_names_is_cut_by_their_bytes_not_only_their_count(
     """MOST_ENTRIES bounds the count, not the memory: a server listing names of up to a packet
     each (1 MiB) made ten million of them ten terabytes. 300 names of 60,000 bytes here."""
     monkeypatch.setattr(sftp, "MOST_NAME_BYTES", 4 << 20, raising=False)
-    for session in _session("long-names"):
-        with pytest.raises(sftp.SftpError, match="more than 4 MiB of names in it"):
-            session.listdir(b"/x")
+    with _session("long-names") as session, \
+            pytest.raises(sftp.SftpError, match="more than 4 MiB of names in it"):
+        session.listdir(b"/x")
 
 
 def test_an_answer_cut_short_is_an_sftp_error_not_a_crash() -> None:
     """Attributes that announce a size and hold no bytes for it raised struct.error, which no
     caller expects ('internal error', exit 5)."""
-    for session in _session("truncated"):
+    with _session("truncated") as session:
         with pytest.raises(sftp.SftpError, match="a truncated SFTP packet"):
             session.lstat(b"/x/f.txt")
         assert session.lstat(b"/x").mode == 0o040755  # the session is still in step
@@ -74,7 +76,7 @@ def test_a_file_listed_without_a_size_is_read_at_most_the_limit_and_says_so(
     from evidencekit.sources import remote_logical
 
     monkeypatch.setattr(remote_logical, "READ_TO_END_LIMIT", 1 << 20, raising=False)
-    for session in _session("sizeless"):
+    with _session("sizeless") as session:
         attrs = session.lstat(b"/x/f.txt")
         assert attrs.size is None
         item = remote_logical._Item(b"/x/f.txt", "file", attrs)
@@ -99,7 +101,7 @@ def test_a_file_listed_empty_is_read_to_its_end_as_a_local_one_is() -> None:
     from evidencekit.sources import remote_logical
     from tests.support.hostile_sftp import CONTENT
 
-    for session in _session("empty-name"):  # its files are served as any server does
+    with _session("empty-name") as session:  # its files are served as any server does
         attrs = sftp.Attrs(0, None, None, 0o100644, None, 1_700_000_000)
         item = remote_logical._Item(b"/x/f.txt", "file", attrs)
         content = remote_logical._SftpContent(session, b"/x/f.txt", attrs, item)
@@ -110,3 +112,28 @@ def test_a_file_listed_empty_is_read_to_its_end_as_a_local_one_is() -> None:
             got += buffer[:count]
         assert bytes(got) == CONTENT
         assert "past the 0 bytes" not in " ".join(content.changes())
+
+
+def test_a_tree_without_bottom_is_not_walked_without_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server whose every folder holds another: each level's path is longer by two bytes
+    and all of them are kept (the JSON document), so memory grew as the square of the depth,
+    without end. No file system gives a path longer than MOST_PATH_BYTES."""
+    from evidencekit.sources import remote_logical
+
+    monkeypatch.setattr(remote_logical, "MOST_PATH_BYTES", 1000, raising=False)
+    with _session("endless-depth") as session:
+        asked = [0]
+        lstat = session.lstat
+
+        def counted(path: bytes) -> sftp.Attrs:
+            asked[0] += 1
+            assert asked[0] < 5000, "walked without end"
+            return lstat(path)
+
+        monkeypatch.setattr(session, "lstat", counted)
+        host = remote_logical.RemoteHost("u@h", "h", 22, "u", "SHA256:x", "ssh-ed25519")
+        source = remote_logical.RemoteLogicalSource(session, host, [b"/x"])
+        source.place(0, set())
+        entries = list(source.entries(set()))
+        errors = [getattr(e, "error", None) for e in entries if getattr(e, "error", None)]
+        assert len(errors) == 1 and "longer than 1000 bytes" in str(errors[0]), errors

@@ -10,6 +10,7 @@
 - ``endless-folder``: ``/x`` lists new names without end, never EOF;
 - ``long-names``: ``/x`` lists 300 names of 60,000 bytes each (18 MB of names), one an answer;
 - ``sizeless``: lists ``f.txt`` without a size and answers its READs with data without end;
+- ``endless-depth``: every folder below ``/x`` holds a folder ``d``, without bottom;
 - ``truncated``: answers LSTAT of ``/x/f.txt`` with attributes cut short (a size announced, no
   bytes for it).
 """
@@ -80,7 +81,8 @@ class _Server:
 
     def answer(self, kind: int, request: int, argument: bytes, body: bytes) -> None:
         if kind == 7:  # LSTAT
-            if argument.rstrip(b"/") == b"/x":
+            if argument.rstrip(b"/") == b"/x" or (self.mode == "endless-depth" and
+                                                  argument.startswith(b"/x/")):
                 self.send(105, struct.pack(">I", request) + _attrs(_DIR, 4096))
             elif argument == b"/x/f.txt" and self.mode == "truncated":
                 self.send(105, struct.pack(">II", request, 0x1) + b"\0\0")
@@ -97,6 +99,11 @@ class _Server:
                 names = [(f"n{first}-{i}".encode(), _attrs(_FILE, 1)) for i in range(100)]
                 self.send(104, struct.pack(">II", request, len(names)) + b"".join(
                     _string(n) + _string(n) + a for n, a in names))
+                return
+            if self.mode == "endless-depth" and argument not in self.listed:
+                self.listed.add(argument)
+                self.send(104, struct.pack(">II", request, 1) + _string(b"d") + _string(b"d")
+                          + _attrs(_DIR, 4096))
                 return
             if self.mode == "long-names" and len(self.listed) < 300:
                 name = str(len(self.listed)).encode().rjust(60_000, b"n")
