@@ -74,7 +74,7 @@ class CaseJob(NoContent):
     def __init__(self, context: ExportContext) -> None:
         self.context = context
 
-    def finish(self, checked: Report, out: BinaryIO, staged: Path) -> Written:
+    def finish(self, checked: Report, out: BinaryIO, staged: Path | None) -> Written:
         out.write(b'{\n"@context": ' + json.dumps(CONTEXT, sort_keys=True).encode() +
                   b',\n"@graph": [\n')
         first = True

@@ -46,7 +46,7 @@ class DfxmlJob:
     def abandon(self) -> None:
         return None
 
-    def finish(self, checked: Report, out: BinaryIO, staged: Path) -> Written:
+    def finish(self, checked: Report, out: BinaryIO, staged: Path | None) -> Written:
         assert checked.seal is not None and checked.manifest is not None
         out.write(self._head(checked).encode("utf-8"))
         for number, entry in enumerate(checked.manifest.entries(), 1):

@@ -122,7 +122,9 @@ class E01Job:
         return " ".join(text.split()) or "no output"
 
     # --------------------------------------------------------------------------- the end
-    def finish(self, checked: Report, out: BinaryIO, staged: Path) -> Written:
+    def finish(self, checked: Report, out: BinaryIO, staged: Path | None) -> Written:
+        if staged is None:  # (refused before: an E01 is a file another program writes)
+            raise UsageError("an E01 is written as a file, not to standard output")
         if self.streamed is None and self.refused is not None:
             raise UsageError(f"no E01 was made: {self.refused}")
         if self.streamed is None or not self.segment.exists():

@@ -37,7 +37,7 @@ class HashdeepJob:
     def abandon(self) -> None:
         return None
 
-    def finish(self, checked: Report, out: BinaryIO, staged: Path) -> Written:
+    def finish(self, checked: Report, out: BinaryIO, staged: Path | None) -> Written:
         written = Written()
         case = checked.seal.case_id if checked.seal else ""
         out.write(HEADER.encode())

@@ -53,8 +53,9 @@ class Job(Protocol):
     def visitor(self) -> Visitor | None:
         """Sees each decrypted file as verify reads it; None when the format needs no content."""
 
-    def finish(self, checked: Report, out: BinaryIO, staged: Path) -> Written:
-        """Write the export into *out* (the staged file at *staged*) from a verified report."""
+    def finish(self, checked: Report, out: BinaryIO, staged: Path | None) -> Written:
+        """Write the export into *out* (the staged file at *staged*; None, a file without a
+        name, for standard output) from a verified report."""
 
     def abandon(self) -> None:
         """Remove whatever the job made besides the staged file (the export failed)."""

@@ -29,7 +29,7 @@ class ReportJob:
     def abandon(self) -> None:
         return None
 
-    def finish(self, checked: Report, out: BinaryIO, staged: Path) -> Written:
+    def finish(self, checked: Report, out: BinaryIO, staged: Path | None) -> Written:
         data = collect(checked, self.context.bundle.name, self.context.generated, self.previews)
         render_into(data, out, self.kind)
         return Written(notices=data.notices[:1] if data.not_counted else [])

@@ -11,14 +11,13 @@ and the export's SHA-256 (docs/FORMAT.md §6).
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from evidencekit import fs, timestamps
 from evidencekit.crypto import age
@@ -68,7 +67,7 @@ def export(bundle: Path, fmt: Format, output: Path | BinaryIO, context: ExportCo
             refuse_unless_verified(checked, bundle, identities)
             written = job.finish(checked, stage.file, stage.path)
             stage.file.flush()
-            digest, size = _sha256_of(stage.path)
+            digest, size = _sha256_of(stage.path, stage.file)
     except FileExistsError:
         raise OutputError(f"{output} appeared while the export was written; it was left as it "
                           "was", hint="choose another name with -o") from None
@@ -94,20 +93,27 @@ def refuse_format_on_stdout(fmt: Format, *, terminal: bool) -> None:
                          f"name the file with -o, e.g. -o export{fmt.suffix}")
 
 
+class _Unnamed:
+    """The staged export for standard output: a temporary file without a name."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self.file = file
+        self.path: Path | None = None
+
+
 @contextmanager
-def _staged_for(stream: BinaryIO) -> Iterator[fs.Staged]:
-    """fs.staged for standard output: the export is written into a private temporary folder
-    (0700, removed whatever happens) and copied to *stream* only when the block ends normally,
-    after every check passed."""
-    with tempfile.TemporaryDirectory(prefix="evidencekit-export-") as folder:
-        path = Path(folder) / "export"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        with os.fdopen(fd, "w+b") as file:
-            yield fs.Staged(file, path)
-            file.flush()
-            with open(path, "rb") as written:  # the path: a format may have replaced the file
-                shutil.copyfileobj(written, stream, READ_SIZE)
-            stream.flush()
+def _staged_for(stream: BinaryIO) -> Iterator[_Unnamed]:
+    """fs.staged for standard output: the export is written into a temporary file without a
+    name (O_TMPFILE; elsewhere removed as soon as made), so that nothing of it is left on disk
+    whatever happens, kill -9 included (a named one in a private folder stayed in /tmp for good,
+    the export in clear), and copied to *stream* only when the block ends normally, after every
+    check passed."""
+    with tempfile.TemporaryFile() as file:  # (0600)
+        yield _Unnamed(cast(BinaryIO, file))
+        file.flush()
+        file.seek(0)
+        shutil.copyfileobj(file, stream, READ_SIZE)
+        stream.flush()
 
 
 def refuse_unless_verified(report: Report, bundle: Path, identities: Sequence[age.Identity],
@@ -131,12 +137,14 @@ def refuse_unless_verified(report: Report, bundle: Path, identities: Sequence[ag
                           + (f"; {forcing}" if forcing else ""))
 
 
-def _sha256_of(staged: Path) -> tuple[str, int]:
-    """The export's SHA-256 as it lies on disk, read back from the staged file (a format
-    written by another program puts its file there): what the custody event names."""
+def _sha256_of(staged: Path | None, unnamed: BinaryIO) -> tuple[str, int]:
+    """The export's SHA-256 as it lies on disk, read back from the staged file at *staged* (a
+    format written by another program puts its file there), or from *unnamed*, the file without
+    a name for standard output: what the custody event names."""
     digest = hashlib.sha256()
     size = 0
-    with open(staged, "rb") as file:
+    with open(staged, "rb") if staged is not None else nullcontext(unnamed) as file:
+        file.seek(0)
         while block := file.read(READ_SIZE):
             digest.update(block)
             size += len(block)

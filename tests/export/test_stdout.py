@@ -158,3 +158,29 @@ def test_json_with_standard_output_closed_is_no_traceback(sealed: Sealed, tmp_pa
                                            "-i", str(sealed.identity), "--json")
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_an_export_to_standard_output_killed_leaves_nothing_on_disk(sealed: Sealed,
+                                                                    tmp_path: Path) -> None:
+    # the export waited for standard output in a private folder of the temporary directory,
+    # named: kill -9 (or a power cut) left it there for good, in clear
+    import fcntl
+    import select
+    import signal
+
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    reading, writing = os.pipe()
+    fcntl.fcntl(writing, 1031, 4096)  # F_SETPIPE_SZ: the export cannot be written out whole
+    proc = subprocess.Popen([sys.executable, "-m", "evidencekit", "export", str(sealed.bundle),
+                             "-i", str(sealed.identity), "--format", "html", "-o", "-"],
+                            stdout=writing, stderr=subprocess.DEVNULL, cwd=tmp_path,
+                            env={**os.environ, **sealed.env, "TMPDIR": str(temporary)})
+    os.close(writing)
+    try:
+        assert select.select([reading], [], [], 60)[0]  # copying it out: checked, made
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        os.close(reading)
+    assert list(temporary.iterdir()) == []
