@@ -656,3 +656,34 @@ def test_a_refresh_header_is_followed_and_one_for_browsers_without_scripts_is_no
     cloaked = capture_page(site.base + "/noscript-refresh.html", PATIENT)
     assert [role for role, _ in cloaked.exchanges] == ["page"]
     assert "/for-bots.html" not in site.hits
+
+
+def test_a_script_asking_for_thousands_of_addresses_is_listed_then_counted(
+        site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page's script asking, in a loop, for thousands of addresses of 60 KB each made a
+    capture document of 700 MB (each listed as not fetched and as not captured): past a
+    number, what the browser asks is neither tried nor listed, only counted."""
+    import http.client
+    import importlib
+
+    from evidencekit.sources.web import page as page_module
+    render_module = importlib.import_module("evidencekit.sources.web.render")  # not the function
+    monkeypatch.setattr(render_module, "NOT_CAPTURED_LISTED_AT_MOST", 3)
+    monkeypatch.setattr(page_module, "BROWSER_LISTED_AT_MOST", 3)
+    capture = capture_page(site.base + "/scripted.html", Limits(timeout=5.0, max_resources=1,
+                                                                user_agent="t"))
+    assert capture.browser is not None
+    with render_module._ReplayProxy(capture.replay(), capture.browser) as proxy:
+        for number in range(10):
+            asked = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
+            asked.request("GET", f"{site.base}/many/{number}?{'a' * 1000}",
+                          headers={"Referer": site.base + "/scripted.html"})
+            assert asked.getresponse().status == 404
+            asked.close()
+    capture.browser.close()
+    assert len(capture.not_fetched) == 3 and len(proxy.missing) == 3 and proxy.unlisted == 7
+    assert not any(path.startswith("/many/") for path in site.hits)
+    capture.browser_unlisted = proxy.unlisted
+    assert capture.problems()[-1] == ("the browser, making the pictures, asked for more than 3 "
+                                      "addresses the capture does not hold: 7 more requests "
+                                      "were neither fetched nor listed")

@@ -183,6 +183,7 @@ class WebSource:
         else:
             nothing = "nothing was received from the site: there is nothing to render"
             rendering = Rendering(absent={"screenshot": nothing, "pdf": nothing})
+        capture.browser_unlisted = rendering.unlisted
         self.captured.append(Captured(capture, rendering, name))
         problems = capture.problems()
 

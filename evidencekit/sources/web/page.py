@@ -21,6 +21,7 @@ from evidencekit import __version__, canonical
 from evidencekit.clock import Clock, rfc3339, system_clock
 from evidencekit.sources.web import warc
 from evidencekit.sources.web.fetch import Exchange, Limits, fetch, head_end
+from evidencekit.sources.web.render import NOT_CAPTURED_LISTED_AT_MOST
 from evidencekit.sources.web.resources import (
     PageLinks,
     charset_of,
@@ -54,6 +55,8 @@ class PageCapture:
     record_ids: list[tuple[str, str | None]] = field(default_factory=list)  # request, response
     unfollowed: str | None = None  # why the page's redirects were not followed to the end
     unlisted: str | None = None  # why some resources the page names are not even listed
+    # the browser's requests past what the replay proxy lists as not captured: counted
+    browser_unlisted: int = 0
     warc: bytes = b""
     finished_ns: int = 0
     browser: BrowserFetches | None = field(default=None, repr=False, compare=False)
@@ -82,6 +85,11 @@ class PageCapture:
         failed = [(e.url, f"not captured whole: {e.error}") for role, e in self.exchanges
                   if role in _NOT_THE_PAGE and e.error]
         found += _grouped(failed + [(url, why) for url, why in self.not_fetched])
+        if self.browser_unlisted:
+            found.append(f"the browser, making the pictures, asked for more than "
+                         f"{BROWSER_LISTED_AT_MOST} addresses the capture does not hold: "
+                         f"{self.browser_unlisted} more requests were neither fetched nor "
+                         "listed")
         return found + ([self.unlisted] if self.unlisted else [])
 
     def replay(self) -> dict[str, bytes]:
@@ -328,6 +336,11 @@ class _Run:
 
 
 BROWSER_SECONDS = 20.0  # for all the browser's fetches: the pictures have 60 s each
+# addresses the browser asks for that are tried (fetched, or listed as not fetched): a page's
+# script asking for thousands of addresses of 60 KB each (3,000 in a loop, asked again for
+# the PDF) made a capture document of 700 MB and took 2.3 GB of memory; past this, the replay
+# proxy lists them as not captured, as many again at most, then only counts them
+BROWSER_LISTED_AT_MOST = NOT_CAPTURED_LISTED_AT_MOST
 
 
 class BrowserFetches:
@@ -364,6 +377,8 @@ class BrowserFetches:
             held = {exchange.url for _, exchange in self._capture.exchanges}
             if url in held or url in self._tried:
                 return None
+            if len(self._tried) >= BROWSER_LISTED_AT_MOST:
+                return None  # the replay proxy lists it as not captured, or counts it
             self._tried.add(url)
             why = self._run.refusal()
             if why is None:

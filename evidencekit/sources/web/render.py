@@ -61,6 +61,9 @@ _WITHHELD = _not_found(b"In the capture, not shown to the browser (evidencekit)\
 # memory; so an answer is handed over only when it decompresses to at most this much, and
 # all of them to at most the second.
 DECODED_AT_MOST = 32 << 20
+# addresses asked for and not held that are listed (asked_by_browser_not_captured); past it,
+# requests are counted (a page's script can ask for thousands of addresses of 60 KB each)
+NOT_CAPTURED_LISTED_AT_MOST = 1000
 DECODED_IN_ALL = 256 << 20
 # What a page asks for has Sec-Fetch-Site same-origin, same-site or cross-site (over https),
 # or a Referer; the browser's own calls home (its account and search services) have "none"
@@ -80,6 +83,7 @@ class Rendering:
     browser: str | None = None  # the browser's version line
     not_captured: list[str] = field(default_factory=list)  # asked by the browser, 404
     withheld: dict[str, str] = field(default_factory=dict)  # captured, not shown: URL -> why
+    unlisted: int = 0  # requests for what is not captured, past those listed
 
 
 def find_browser() -> str | None:
@@ -119,6 +123,7 @@ def render(url: str, replay: dict[str, bytes], browser: str | None = None,
             if why:
                 result.absent[what] = why
         result.not_captured = sorted(proxy.missing)
+        result.unlisted = proxy.unlisted
         result.withheld = dict(sorted(proxy.withheld.items()))
     return result
 
@@ -203,6 +208,7 @@ class _ReplayProxy:
         self._decoded = 0  # bytes handed to the browser so far, decompressed
         self.withheld: dict[str, str] = {}
         self.missing: set[str] = set()
+        self.unlisted = 0  # requests for what is not held, past those listed
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.1)  # closing it does not wake accept(): it looks again
         self._stopping = threading.Event()
@@ -266,7 +272,10 @@ class _ReplayProxy:
                 response = self._held(url)
         if response is None:
             with self._lock:
-                self.missing.add(url)
+                if url in self.missing or len(self.missing) < NOT_CAPTURED_LISTED_AT_MOST:
+                    self.missing.add(url)
+                else:
+                    self.unlisted += 1
             response = _NOT_CAPTURED
         elif self._withheld(url, response):
             response = _WITHHELD
