@@ -26,6 +26,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 from collections.abc import Iterator
@@ -43,6 +44,31 @@ SECTOR = 512
 PROGRAM = "ewfacquirestream"
 SEGMENT = "7.9EiB"  # EnCase 6's largest: one segment file, whatever the image's size
 
+# ewfacquirestream finishes a valid E01 of whatever it read when its input ends: after
+# evidencekit is killed outright (kill -9, a power cut of the process), the pipe's end would
+# make an E01 of part of the image that ewfverify passes. This guard holds a copy of the
+# pipe's writing end, so that the input never ends that way: it lets go when evidencekit says
+# the image was fed whole ("1" on the control pipe); when that pipe ends without it (evidencekit
+# is gone), it kills ewfacquirestream first. (-B, the image's size, would make a short input an
+# error, but ewfacquirestream 20140813 then writes a broken E01 when a read of the pipe is short.)
+_GUARD = """
+import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for evidencekit, which ends us
+child, control = int(sys.argv[1]), int(sys.argv[2])
+try:
+    handle = os.pidfd_open(child)
+except (AttributeError, OSError):
+    handle = None
+if os.read(control, 1) != b"1":
+    try:
+        if handle is not None:
+            signal.pidfd_send_signal(handle, signal.SIGKILL)
+        else:
+            os.kill(child, signal.SIGKILL)
+    except OSError:
+        pass
+"""
+
 
 class E01Job:
     def __init__(self, context: ExportContext) -> None:
@@ -56,12 +82,16 @@ class E01Job:
         self.context = context
         self.fields = _public_fields(context.bundle)
         # ewfacquirestream writes the decrypted image under the umask (0644, for any user to
-        # read while it is written) and a kill -9 leaves an E01 that ewfverify passes: it writes
-        # in a private folder (0700) whose name says what it is, made at the first file.
+        # read while it is written) and a kill -9 leaves what it wrote (an E01 that ewfverify
+        # refuses: _GUARD): it writes in a private folder (0700) whose name says what it is,
+        # made at the first file.
         self.folder = context.output.absolute().parent / \
             f".{context.output.name}.{secrets.token_hex(6)}.partial-e01"
         self.target = self.folder / "image"
         self.process: subprocess.Popen[bytes] | None = None
+        self.feed: BinaryIO | None = None  # the writing end of ewfacquirestream's input
+        self.guard: subprocess.Popen[bytes] | None = None
+        self.control: int | None = None  # "1" here: the image was fed whole
         self.errors: IO[bytes] | None = None
         self.streamed: str | None = None  # the bag path of the file fed to ewfacquirestream
         self.refused: str | None = None  # why the first file passed by could not be an E01
@@ -89,13 +119,14 @@ class E01Job:
             return
         self.streamed = name
         self._start(name)
-        assert self.process is not None and self.process.stdin is not None
+        assert self.process is not None and self.feed is not None
         try:
             for chunk in chunks:
-                self.process.stdin.write(chunk)
-            self.process.stdin.close()
+                self.feed.write(chunk)
+            self.feed.close()
         except BrokenPipeError:
             pass  # said below, with what the program wrote
+        self._release_guard(fed=True)
         if self.process.wait() != 0:
             raise OutputError(f"{PROGRAM} failed: {self._said()}",
                               hint="check free space next to the output")
@@ -110,9 +141,33 @@ class E01Job:
                    "-e", fields["examiner"], "-E", name,
                    "-N", f"Exported by {self.context.tool} from the verified evidence bundle "
                    f"{self.context.bundle.name}, sealed by {fields['sealer']}"]
-        self.process = subprocess.Popen(command, stdin=subprocess.PIPE,
-                                        stdout=subprocess.DEVNULL, stderr=self.errors,
-                                        umask=0o077)
+        reading, writing = os.pipe()
+        control_reading, self.control = os.pipe()
+        try:
+            self.process = subprocess.Popen(command, stdin=reading,
+                                            stdout=subprocess.DEVNULL, stderr=self.errors,
+                                            umask=0o077)
+            self.guard = subprocess.Popen(
+                [sys.executable, "-S", "-c", _GUARD, str(self.process.pid),
+                 str(control_reading)], pass_fds=(writing, control_reading),
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        finally:
+            os.close(reading)
+            os.close(control_reading)
+        self.feed = os.fdopen(writing, "wb")
+
+    def _release_guard(self, fed: bool) -> None:
+        """Tell the guard the image was fed whole (*fed*: it lets go of the input, which then
+        ends) or not (it kills ewfacquirestream first), and wait for it."""
+        if self.control is not None:
+            with suppress(OSError):
+                if fed:
+                    os.write(self.control, b"1")
+            os.close(self.control)
+            self.control = None
+        if self.guard is not None:
+            self.guard.wait()
+            self.guard = None
 
     def _said(self) -> str:
         if self.errors is None:
@@ -144,6 +199,10 @@ class E01Job:
         return Written()
 
     def abandon(self) -> None:
+        if self.feed is not None:
+            with suppress(OSError):
+                self.feed.close()
+        self._release_guard(fed=False)
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()

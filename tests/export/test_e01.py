@@ -123,3 +123,54 @@ def test_a_device_captured_with_notes_is_exported(imaged: tuple[Sealed, Path, Pa
     info = subprocess.run([require_tool("ewfinfo"), str(output)], capture_output=True, text=True,
                           timeout=60).stdout
     assert hashlib.md5(image.read_bytes()).hexdigest() in info
+
+
+KILLED_MIDWAY = """
+import sys, tarfile, time
+from pathlib import Path
+from evidencekit.export.e01 import E01Job
+from evidencekit.export.registry import ExportContext
+
+bundle, image, output = map(Path, sys.argv[1:])
+job = E01Job(ExportContext(bundle, "2026-01-01T00:00:00Z", "evidencekit 1", output))
+
+def chunks():
+    data = image.read_bytes()
+    yield data[:65536]
+    while not job.segment.exists():
+        time.sleep(0.05)
+    print(job.process.pid, job.segment, flush=True)
+    time.sleep(600)  # killed here, the image half fed
+    yield data[65536:]
+
+member = tarfile.TarInfo("data/stick.img")
+member.size = image.stat().st_size
+job.file("data/stick.img", member, chunks())
+"""
+
+
+def test_an_export_killed_outright_leaves_no_e01_that_verifies(
+        imaged: tuple[Sealed, Path, Path], tmp_path: Path) -> None:
+    # ewfacquirestream outlived evidencekit's kill -9, read the end of its input and finished
+    # an E01 of the part of the image it had: ewfverify said SUCCESS
+    import signal
+    import sys
+    import time
+
+    _, bundle, image = imaged
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_MIDWAY, str(bundle), str(image),
+                             str(tmp_path / "stick.E01")], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    pid, segment = proc.stdout.readline().split()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    deadline = time.monotonic() + 30
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        with open(f"/proc/{pid}/stat") as stat:  # a zombie until its parent (init) reaps it
+            if stat.read().split(") ")[1].startswith("Z"):
+                break
+        time.sleep(0.1)
+    checked = subprocess.run([require_tool("ewfverify"), "-q", segment], capture_output=True,
+                             text=True, timeout=120)
+    assert checked.returncode != 0, checked.stdout
+    assert "SUCCESS" not in checked.stdout
