@@ -687,3 +687,28 @@ def test_a_script_asking_for_thousands_of_addresses_is_listed_then_counted(
     assert capture.problems()[-1] == ("the browser, making the pictures, asked for more than 3 "
                                       "addresses the capture does not hold: 7 more requests "
                                       "were neither fetched nor listed")
+
+
+def test_what_a_style_sheet_names_is_read_as_before() -> None:
+    from evidencekit.sources.web.resources import stylesheet_resources
+    css = (b"@import 'a.css'; @import \"b.css\" screen; @import url(c.css);\n"
+           b"/* url(commented.png) */ body { background: url( d.png ) }\n"
+           b"p { background: URL(\"e 1.png\") } q { background: url('f.png') }"
+           b" r { background: url() } s { background: url(data:image/png;base64,AAAA) }")
+    assert stylesheet_resources(css, "http://x.test/css/s.css") == [
+        f"http://x.test/css/{name}" for name in ("a.css", "b.css", "c.css", "d.png",
+                                                 "e 1.png", "f.png")]
+
+
+@pytest.mark.parametrize("css", [b"url(" * 100_000, b"url(" + b" " * 400_000 + b"x",
+                                 b"@import" + b" " * 400_000 + b"x",
+                                 b"url(\"" + b"url(" * 100_000])
+def test_a_style_sheet_made_to_stall_the_parser_is_read_in_linear_time(css: bytes) -> None:
+    """url( repeated without its ')' (or followed by spaces without end) made the reading of a
+    style sheet quadratic: 80 KB took 10 s, the 20 MiB an answer may hold would take days, the
+    page's time limit never checked meanwhile (a <style> block or a style attribute too)."""
+    from evidencekit.sources.web.resources import read_page, stylesheet_resources
+    started = time.monotonic()
+    assert stylesheet_resources(css, "http://x.test/s.css") == []
+    read_page(b"<style>" + css + b"</style><p style='" + css[:40_000] + b"'>", "http://x.test/")
+    assert time.monotonic() - started < 5
