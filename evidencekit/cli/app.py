@@ -602,6 +602,12 @@ def _allow_more_open_files() -> None:
 _closed_at_start: set[int] = set()  # standard streams closed when the command started
 
 
+def closed_at_start(fd: int) -> bool:
+    """Whether the standard stream *fd* was closed when the command started (it is the null
+    device now): `capture --stdin` with standard input closed must be refused, not read empty."""
+    return fd in _closed_at_start
+
+
 def _open_closed_standard_streams() -> None:
     """Give a standard stream closed at start (``>&-``, a daemon without a terminal) the null
     device. Python leaves sys.stdout None then, and --json, an error message or -o - failed with

@@ -24,6 +24,7 @@ from evidencekit.cli import capture_mail, capture_remote, capture_web, guided, r
 from evidencekit.cli.app import (
     actor_name,
     cli,
+    closed_at_start,
     encryption_for,
     flags_over_defaults,
     given_on_command_line,
@@ -176,7 +177,7 @@ def capture_command(sources: tuple[Path, ...], output: Path | str | None, case_i
         web = web_sources(incident_args)  # its options out of the incident's; URLs checked
         record = guided.incident_record(incident_args)  # checked before any question
         piped: tuple[EvidenceSource, ...] = () if stdin_name is None else (
-            StdinSource(stdin_name),)  # refuses a terminal
+            StdinSource(stdin_name, closed_at_start=closed_at_start(0)),)  # refuses a terminal
         hashes = parse_hashes(extra_hashes)
         # throttled here, not only in capture: a device's status (reading past a bad area, long
         # before a byte is stored) then starts the bar, with its label and time

@@ -42,13 +42,18 @@ def check_name(name: str) -> bytes:
 class StdinSource:
     """Standard input (the descriptor *fd*) as a Source of one file named *name*.
 
-    Refuses (UsageError) a terminal, which would wait for typing, and a closed descriptor."""
+    Refuses (UsageError) a terminal, which would wait for typing, and a closed descriptor, or
+    one that was closed when the program started (*closed_at_start*: the command line gives it
+    the null device then, so that no file opened later takes its number)."""
 
-    def __init__(self, name: str, fd: int = 0, clock: Clock = system_clock) -> None:
+    def __init__(self, name: str, fd: int = 0, clock: Clock = system_clock, *,
+                 closed_at_start: bool = False) -> None:
         self._raw = check_name(name)
         self._fd = fd
         self._clock = clock
         try:
+            if closed_at_start:
+                raise OSError(f"descriptor {fd} was closed at start")
             self._info = os.fstat(fd)
         except OSError:
             raise UsageError("--stdin: standard input is closed",

@@ -52,7 +52,7 @@ def errors(document: Any, name: str) -> list[str]:
 
 
 def read_as_evidencekit_does(text: str) -> Any:
-    return yaml.load(text, Loader=inc._KeepScalars)
+    return yaml.load(text, Loader=inc._keep_scalars())
 
 
 def guide_examples() -> list[str]:
