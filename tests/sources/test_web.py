@@ -712,3 +712,26 @@ def test_a_style_sheet_made_to_stall_the_parser_is_read_in_linear_time(css: byte
     assert stylesheet_resources(css, "http://x.test/s.css") == []
     read_page(b"<style>" + css + b"</style><p style='" + css[:40_000] + b"'>", "http://x.test/")
     assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("html", [b"</" * 250_000, b"<a" + b" b" * 1_000_000,
+                                  b"<img src=/a.png>" + b"<!--" + b"x" * 3_000_000])
+def test_a_page_made_to_stall_the_html_parser_is_read_in_bounded_time(html: bytes) -> None:
+    """What html.parser holds unparsed (an end tag, tag or comment never closed, to the end)
+    it read in quadratic time: "</" repeated took 16 s for 500 KB. Such a rest is, for a
+    browser, the inside of what was never closed: nothing in it is loaded."""
+    from evidencekit.sources.web.resources import read_page
+    started = time.monotonic()
+    found = read_page(html, "http://x.test/").resources
+    assert time.monotonic() - started < 5
+    assert found == (["http://x.test/a.png"] if html.startswith(b"<img") else [])
+
+
+def test_a_style_block_never_closed_still_names_what_it_loads() -> None:
+    from evidencekit.sources.web.resources import read_page
+    for filler in (b"", b"x" * 200_000):
+        html = b"<p>hi</p><style>body{background:url(/bg.png)}" + filler
+        assert read_page(html, "http://x.test/").resources == ["http://x.test/bg.png"]
+    short = b"<!-- never closed <img src=/a.png>"  # short: html.parser's reading, as before
+    assert read_page(short, "http://x.test/").resources == \
+        read_page(short + b" ", "http://x.test/").resources

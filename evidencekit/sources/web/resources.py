@@ -75,6 +75,9 @@ class _Finder(HTMLParser):
         if self._style is not None:  # a <style> block comes whole or in pieces: kept whole
             self._style.append(data)
 
+    def in_style(self) -> bool:
+        return self._style is not None
+
     def end_style(self) -> None:
         if self._style is not None:
             for reference in _css_references("".join(self._style)):
@@ -123,9 +126,29 @@ def read_page(html: bytes, url: str, charset: str | None = None,
         finder.feed(text[at:at + _PIECE])
         if at_most is not None and len(finder.found) >= at_most:
             return PageLinks(finder.found[:at_most], finder.refresh)
-    finder.close()
-    finder.end_style()  # a <style> never closed
+        if len(finder.rawdata) > HELD_AT_MOST:
+            break  # an opening never closed: what follows is inside it, for a browser too
+    _finish(finder)
     return PageLinks(finder.found, finder.refresh)
+
+
+# What html.parser holds unparsed (from a tag, comment or end tag never closed, to the end) is
+# parsed again at every piece fed, and its close() reads what it holds in quadratic time: a
+# page of "</" repeated took 16 s for 500 KB (days for the 20 MiB an answer may hold), "<a b b
+# b…" 6 s for 2 MB. A browser reads such a rest as the inside of what was never closed (no
+# tag in it is loaded); the parser is given it only when it is short, and a <style> never
+# closed keeps its text (what it names is loaded; html.parser's close() dropped it).
+HELD_AT_MOST = 1 << 20  # characters held unparsed: the rest of the page is not fed
+CLOSED_AT_MOST = _PIECE  # characters held unparsed that close() is given to read
+
+
+def _finish(finder: _Finder) -> None:
+    held = finder.rawdata
+    if finder.in_style():  # html.parser's close() would drop its text
+        finder.handle_data(held)
+    elif len(held) <= CLOSED_AT_MOST:
+        finder.close()
+    finder.end_style()  # a <style> never closed
 
 
 def page_resources(html: bytes, url: str, charset: str | None = None,
