@@ -216,19 +216,26 @@ def test_verify_against_says_which_differences_were_unreadable_at_capture(
     assert b"512 bytes were unreadable at capture" in text.stdout
 
 
+def _imaging_started(device: str | Path, keys: dict[str, Path],
+                     out: Path) -> subprocess.Popen[str]:
+    """`capture --device` run in the background, once it has begun writing into *out*."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "evidencekit", "capture", "--device", device, "-R",
+         keys["recipient"], "--sign-key", keys["signer"], "-o", out / "disk.evidence"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not any(out.iterdir()) and time.monotonic() < deadline:  # writing has begun
+        time.sleep(0.05)
+    return proc
+
+
 def test_an_interrupted_imaging_leaves_nothing(tmp_path: Path, keys: dict[str, Path],
                                                home: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
     slow = Faults(slow=[(0, 8 * MIB)], slow_seconds=0.1)  # every read waits: seconds in all
     with bad_disk(tmp_path, os.urandom(8 * MIB), slow) as device:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "evidencekit", "capture", "--device", device, "-R",
-             keys["recipient"], "--sign-key", keys["signer"], "-o", out / "disk.evidence"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 30
-        while not any(out.iterdir()) and time.monotonic() < deadline:  # writing has begun
-            time.sleep(0.05)
+        proc = _imaging_started(device, keys, out)
         time.sleep(0.3)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
@@ -245,13 +252,7 @@ def test_an_imaging_interrupted_while_reading_past_a_bad_area_leaves_nothing(
     out.mkdir()
     faults = Faults(bad=[(MIB, 7 * MIB)])  # 12,288 sectors to read one by one, three times
     with bad_disk(tmp_path, os.urandom(8 * MIB), faults) as device:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "evidencekit", "capture", "--device", device, "-R",
-             keys["recipient"], "--sign-key", keys["signer"], "-o", out / "disk.evidence"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 30
-        while not any(out.iterdir()) and time.monotonic() < deadline:  # writing has begun
-            time.sleep(0.05)
+        proc = _imaging_started(device, keys, out)
         time.sleep(1)
         assert proc.poll() is None  # still reading the bad area
         proc.send_signal(signal.SIGINT)

@@ -18,15 +18,8 @@ WORKTREE = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def endless_folder() -> Iterator[sftp.SftpSession]:
-    process = subprocess.Popen([sys.executable, "-m", "tests.support.hostile_sftp",
-                                "endless-folder"], cwd=WORKTREE, stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE)
-    session = sftp.SftpSession(process, stall=10)
-    try:
+    with _session("endless-folder") as session:
         yield session
-    finally:
-        process.kill()
-        session.close()
 
 
 def test_a_folder_listed_without_end_is_cut_not_held_whole(
