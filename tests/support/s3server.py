@@ -101,6 +101,11 @@ def seaweedfs(folder: Path) -> Iterator[S3Server]:
     command = [weed, f"-logdir={logs}", "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
                f"-s3.config={config}", "-webdav=false", "-admin.ui=false",
                "-s3.port.iceberg=0", "-s3.port.lance=0",
+               # By default weed allows free disk space / volume size volumes, and every bucket
+               # takes several: on a disk with 20 GB free, the buckets of a whole test run used
+               # them up and later uploads failed with InternalError. Volumes are sparse files,
+               # so many small ones cost nothing until written.
+               "-volume.max=1000", "-master.volumeSizeLimitMB=64",
                f"-filer.localSocket={folder / 'filer.sock'}",
                f"-s3.localSocket={folder / 's3.sock'}",
                *(f"-{name}.port={port}" for name, port in ports.items())]
