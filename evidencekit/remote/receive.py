@@ -458,6 +458,16 @@ class ErrorChannel:
 
 _SSH_FAILED = 255  # ssh's own exit code: it could not connect, authenticate, or lost the link
 _NOT_FOUND = (126, 127)  # the shell's: the command could not be run, or does not exist
+_SIGNALLED = 128  # above it, the remote command was killed by a signal (128 + its number)
+# What OpenSSH's client says when the connection itself ended. When the server's side of the
+# connection is killed, ssh may report the remote command's death by signal (137) before the
+# closed link: then the link, not the capture, is what failed.
+_LINK_LOST = ("closed by remote host", "Connection reset", "Broken pipe", "not responding",
+              "Connection closed")
+
+
+def _link_lost(said: str) -> bool:
+    return any(words in said for words in _LINK_LOST)
 
 
 def _failure(request: RemoteRequest, conn: Connection, code: int | None, said: str,
@@ -466,7 +476,7 @@ def _failure(request: RemoteRequest, conn: Connection, code: int | None, said: s
     remote side wrote on its error channel."""
     where = str(request.endpoint)
     last = _last_message(said)
-    if code == _SSH_FAILED:
+    if code == _SSH_FAILED or (code is not None and code > _SIGNALLED and _link_lost(said)):
         if "Host key verification failed" in said or "REMOTE HOST IDENTIFICATION" in said:
             return RemoteError(f"{where}: the host key is not the one pinned "
                                f"({conn.key.fingerprint}); nothing was captured", exit_code=1,
