@@ -43,19 +43,27 @@ def _checksum(hrp: str, data: Sequence[int]) -> list[int]:
     return [(polymod >> 5 * (5 - index)) & 31 for index in range(_CHECKSUM_LENGTH)]
 
 
-def _to_five_bits(data: bytes) -> list[int]:
-    """Regroup 8-bit bytes into 5-bit groups, zero-padding the last group."""
+def _regroup(values: Iterable[int], width: int, new_width: int) -> tuple[list[int], int, int]:
+    """Regroup *width*-bit values into *new_width*-bit ones (BIP 173's bit conversion): the
+    whole groups, and the bits left over (their count and value) for the caller to judge."""
     accumulator = 0
     bits = 0
+    mask = (1 << new_width) - 1
     groups: list[int] = []
-    for byte in data:
-        accumulator = (accumulator << 8) | byte
-        bits += 8
-        while bits >= 5:
-            bits -= 5
-            groups.append((accumulator >> bits) & 31)
+    for value in values:
+        accumulator = (accumulator << width) | value
+        bits += width
+        while bits >= new_width:
+            bits -= new_width
+            groups.append((accumulator >> bits) & mask)
+    return groups, bits, accumulator & ((1 << bits) - 1)
+
+
+def _to_five_bits(data: bytes) -> list[int]:
+    """Regroup 8-bit bytes into 5-bit groups, zero-padding the last group."""
+    groups, bits, rest = _regroup(data, 8, 5)
     if bits:
-        groups.append((accumulator << (5 - bits)) & 31)
+        groups.append(rest << (5 - bits))
     return groups
 
 
@@ -64,18 +72,10 @@ def _to_bytes(groups: Sequence[int]) -> bytes:
 
     Strictness matters: a lenient decoder would accept several strings for one key.
     """
-    accumulator = 0
-    bits = 0
-    out = bytearray()
-    for group in groups:
-        accumulator = (accumulator << 5) | group
-        bits += 5
-        if bits >= 8:
-            bits -= 8
-            out.append((accumulator >> bits) & 0xFF)
+    out, bits, rest = _regroup(groups, 5, 8)
     if bits >= 5:
         raise ValueError("bech32 data has a whole unused 5-bit group at the end")
-    if accumulator & ((1 << bits) - 1):
+    if rest:
         raise ValueError("bech32 data has non-zero padding bits")
     return bytes(out)
 

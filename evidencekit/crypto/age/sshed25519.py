@@ -20,6 +20,7 @@ from evidencekit.crypto.age.stanza import (
     encrypt_file_key,
     expect_args,
     expect_wrapped_key,
+    first_unwrapped,
     hkdf,
     random_bytes,
     shorten,
@@ -135,13 +136,7 @@ class SshEd25519Identity:
         return "SHA256:" + b64encode(hashlib.sha256(self._wire).digest())
 
     def unwrap(self, stanzas: Sequence[Stanza]) -> bytes | None:
-        for stanza in stanzas:
-            if stanza.type != "ssh-ed25519":
-                continue
-            file_key = self._unwrap_one(stanza)
-            if file_key is not None:
-                return file_key
-        return None
+        return first_unwrapped(stanzas, "ssh-ed25519", self._unwrap_one)
 
     def _unwrap_one(self, stanza: Stanza) -> bytes | None:
         expect_args(stanza, 2)

@@ -111,6 +111,19 @@ class Identity(Protocol):
     def unwrap(self, stanzas: Sequence[Stanza]) -> bytes | None: ...
 
 
+def first_unwrapped(stanzas: Sequence[Stanza], kind: str,
+                    unwrap_one: Callable[[Stanza], bytes | None]) -> bytes | None:
+    """The file key of the first stanza of type *kind* that *unwrap_one* opens; None when none
+    is addressed to this identity (a key type that may hold several stanzas: X25519, SSH)."""
+    for stanza in stanzas:
+        if stanza.type != kind:
+            continue
+        file_key = unwrap_one(stanza)
+        if file_key is not None:
+            return file_key
+    return None
+
+
 def expect_args(stanza: Stanza, count: int) -> None:
     if len(stanza.args) != count:
         raise AgeHeaderError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from evidencekit.crypto import bech32
 from evidencekit.crypto.age.stanza import (
@@ -15,15 +16,52 @@ from evidencekit.crypto.age.stanza import (
     encrypt_file_key,
     expect_args,
     expect_wrapped_key,
+    first_unwrapped,
     hkdf,
     random_bytes,
     shorten,
     x25519_base,
     x25519_exchange,
 )
-from evidencekit.errors import AgeHeaderError, KeyFileError, RecipientError
+from evidencekit.errors import AgeHeaderError, EvidenceKitError, KeyFileError, RecipientError
 
 _X25519_LABEL = b"age-encryption.org/v1/X25519"
+
+
+@dataclass(frozen=True)
+class _Wording:
+    """What a key's error says: not Bech32 (``{problem}``), another kind of key, or a wrong
+    ``{length}``; ``{text}`` is the key as typed, shortened (never for a secret key)."""
+
+    invalid: str
+    other_kind: str
+    length: str
+
+
+_RECIPIENT_WORDING = _Wording(
+    invalid="recipient {text!r} is not a valid age1… key: {problem}",
+    other_kind="recipient {text!r} is not an X25519 age1… key (upper-case, post-quantum, tag and "
+    "plugin recipients are not supported)",
+    length="recipient {text!r} has {length} key bytes, not 32")
+_IDENTITY_WORDING = _Wording(
+    invalid="not a valid AGE-SECRET-KEY-1… identity: {problem}",
+    other_kind="not an X25519 AGE-SECRET-KEY-1… identity (it must be upper case; post-quantum "
+    "and plugin identities are not supported)",
+    length="the AGE-SECRET-KEY-1… identity holds {length} bytes, not 32")
+
+
+def _key_bytes(text: str, hrp: str, error: type[EvidenceKitError], wording: _Wording) -> bytes:
+    """The 32 key bytes of the Bech32 *text* under *hrp*; else *error* with *wording*."""
+    shown = shorten(text)
+    try:
+        found, data = bech32.decode(text)
+    except ValueError as err:
+        raise error(wording.invalid.format(text=shown, problem=err)) from None
+    if found != hrp:
+        raise error(wording.other_kind.format(text=shown))
+    if len(data) != 32:
+        raise error(wording.length.format(text=shown, length=len(data)))
+    return data
 
 
 class X25519Recipient:
@@ -36,18 +74,7 @@ class X25519Recipient:
 
     @classmethod
     def from_string(cls, text: str) -> X25519Recipient:
-        try:
-            hrp, data = bech32.decode(text)
-        except ValueError as err:
-            raise RecipientError(f"recipient {shorten(text)!r} is not a valid age1… key: {err}") from None
-        if hrp != "age":
-            raise RecipientError(
-                f"recipient {shorten(text)!r} is not an X25519 age1… key "
-                "(upper-case, post-quantum, tag and plugin recipients are not supported)"
-            )
-        if len(data) != 32:
-            raise RecipientError(f"recipient {shorten(text)!r} has {len(data)} key bytes, not 32")
-        return cls(data)
+        return cls(_key_bytes(text, "age", RecipientError, _RECIPIENT_WORDING))
 
     @property
     def public_bytes(self) -> bytes:
@@ -92,18 +119,7 @@ class X25519Identity:
     @classmethod
     def from_string(cls, text: str) -> X25519Identity:
         # Never put the key text into messages: it is a secret.
-        try:
-            hrp, data = bech32.decode(text)
-        except ValueError as err:
-            raise KeyFileError(f"not a valid AGE-SECRET-KEY-1… identity: {err}") from None
-        if hrp != "AGE-SECRET-KEY-":
-            raise KeyFileError(
-                "not an X25519 AGE-SECRET-KEY-1… identity (it must be upper case; "
-                "post-quantum and plugin identities are not supported)"
-            )
-        if len(data) != 32:
-            raise KeyFileError(f"the AGE-SECRET-KEY-1… identity holds {len(data)} bytes, not 32")
-        return cls(data)
+        return cls(_key_bytes(text, "AGE-SECRET-KEY-", KeyFileError, _IDENTITY_WORDING))
 
     def __str__(self) -> str:
         return bech32.encode("AGE-SECRET-KEY-", self._secret)
@@ -115,13 +131,7 @@ class X25519Identity:
         return X25519Recipient(self._public)
 
     def unwrap(self, stanzas: Sequence[Stanza]) -> bytes | None:
-        for stanza in stanzas:
-            if stanza.type != "X25519":
-                continue
-            file_key = self._unwrap_one(stanza)
-            if file_key is not None:
-                return file_key
-        return None
+        return first_unwrapped(stanzas, "X25519", self._unwrap_one)
 
     def _unwrap_one(self, stanza: Stanza) -> bytes | None:
         expect_args(stanza, 1)
