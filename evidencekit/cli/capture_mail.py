@@ -19,6 +19,7 @@ import click
 
 from evidencekit.cli import render
 from evidencekit.cli.app import refuse_without
+from evidencekit.cli.options import Kept, option_group
 from evidencekit.cli.secrets import interactive
 from evidencekit.crypto.keys import SigningKey
 from evidencekit.errors import InputError, PassphraseRequired, UsageError
@@ -38,7 +39,7 @@ from evidencekit.sources.mail.resume import ResumeState, derive_key
 from evidencekit.sources.mail.source import selection_from
 
 PASSWORD_ENV = "EVIDENCEKIT_IMAP_PASSWORD"
-_META = "evidencekit.imap"
+KEPT = Kept("evidencekit.imap")
 _SECRET_LIMIT = 64 << 10  # a password or an access token; refuse to read a whole disk image
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -52,53 +53,41 @@ class MailRequest:
     trust: Trust
 
 
-def _keep(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    ctx.meta.setdefault(_META, {})[param.name] = value
-    return value
-
-
 def imap_options(command: F) -> F:
     """The mailbox options of ``capture`` (kept in the context: see :func:`requested`)."""
     options = [
-        click.option("--imap", "imap_url", metavar="imaps://USER@HOST[:PORT]", callback=_keep,
-                     expose_value=False,
-                     help="Also capture e-mails from this mailbox, read-only (nothing is marked "
-                     "read). The password is asked for (or --imap-password-file, or the variable "
-                     f"{PASSWORD_ENV}); never put it in the address. imap://USER@HOST (port 143) "
-                     "for a server that offers TLS only by STARTTLS: required, never a login in "
-                     "clear."),
-        click.option("--folder", "folders", multiple=True, metavar="NAME", callback=_keep,
-                     expose_value=False,
-                     help="With --imap: capture this folder (repeatable; default: all folders)."),
-        click.option("--all-folders", is_flag=True, callback=_keep, expose_value=False,
-                     help="With --imap: capture every folder (the default without --folder)."),
-        click.option("--since", metavar="DATE", callback=_keep, expose_value=False,
-                     help="With --imap: only messages received on or after DATE (2026-11-01)."),
-        click.option("--search", metavar="CRITERIA", callback=_keep, expose_value=False,
-                     help="With --imap: only messages matching these IMAP SEARCH criteria, "
-                     "e.g. 'FROM scam@example.net'."),
-        click.option("--imap-password-file", type=click.Path(path_type=Path, dir_okay=False),
-                     callback=_keep, expose_value=False,
-                     help="With --imap: read the password (or app password) from this file."),
-        click.option("--imap-token-file", type=click.Path(path_type=Path, dir_okay=False),
-                     callback=_keep, expose_value=False,
-                     help="With --imap: log in with the OAuth2 access token in this file "
-                     "(XOAUTH2) instead of a password."),
-        click.option("--imap-fingerprint", metavar="SHA256:…", callback=_keep,
-                     expose_value=False,
-                     help="With --imap: trust exactly the server certificate with this SHA-256 "
-                     "fingerprint (a server with its own certificate) instead of the system's "
-                     "authorities; any other certificate is refused."),
+        KEPT.option("--imap", "imap_url", metavar="imaps://USER@HOST[:PORT]",
+                    help="Also capture e-mails from this mailbox, read-only (nothing is marked "
+                    "read). The password is asked for (or --imap-password-file, or the variable "
+                    f"{PASSWORD_ENV}); never put it in the address. imap://USER@HOST (port 143) "
+                    "for a server that offers TLS only by STARTTLS: required, never a login in "
+                    "clear."),
+        KEPT.option("--folder", "folders", multiple=True, metavar="NAME",
+                    help="With --imap: capture this folder (repeatable; default: all folders)."),
+        KEPT.option("--all-folders", is_flag=True,
+                    help="With --imap: capture every folder (the default without --folder)."),
+        KEPT.option("--since", metavar="DATE",
+                    help="With --imap: only messages received on or after DATE (2026-11-01)."),
+        KEPT.option("--search", metavar="CRITERIA",
+                    help="With --imap: only messages matching these IMAP SEARCH criteria, "
+                    "e.g. 'FROM scam@example.net'."),
+        KEPT.option("--imap-password-file", type=click.Path(path_type=Path, dir_okay=False),
+                    help="With --imap: read the password (or app password) from this file."),
+        KEPT.option("--imap-token-file", type=click.Path(path_type=Path, dir_okay=False),
+                    help="With --imap: log in with the OAuth2 access token in this file "
+                    "(XOAUTH2) instead of a password."),
+        KEPT.option("--imap-fingerprint", metavar="SHA256:…",
+                    help="With --imap: trust exactly the server certificate with this SHA-256 "
+                    "fingerprint (a server with its own certificate) instead of the system's "
+                    "authorities; any other certificate is refused."),
     ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+    return option_group(options)(command)
 
 
 def requested() -> MailRequest | None:
     """The mailbox the options name, with its credential; None without --imap. UsageError for
     mailbox options without --imap."""
-    given = click.get_current_context().meta.get(_META, {})
+    given = KEPT.given()
     url = given.get("imap_url")
     if not url:
         refuse_without(given, ("folders", "all_folders", "since", "search", "imap_password_file",

@@ -23,10 +23,11 @@ import click
 
 from evidencekit import fs
 from evidencekit.capture import CaptureRequest, CaptureResult, CaseInfo, capture, check_case
-from evidencekit.cli import render
+from evidencekit.cli import capture_mail, render
 from evidencekit.cli.app import actor_name, cli, refuse_without, resolve_signing_key, run
 from evidencekit.cli.keyring import default_signing_key_path, recipients_from
 from evidencekit.cli.live import live_sources
+from evidencekit.cli.options import Kept, option_group
 from evidencekit.cli.secrets import recorded_command_line
 from evidencekit.crypto import age
 from evidencekit.crypto.keys import SigningKey
@@ -46,54 +47,43 @@ from evidencekit.sources.files.profiles.model import parse_size
 if TYPE_CHECKING:  # the receiver and the SFTP fallback are imported when --remote is used
     from evidencekit.remote.receive import RemoteRequest, RemoteResult
 
-_META = "evidencekit.remote"
+_KEPT = Kept("evidencekit.remote")
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _keep(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    ctx.meta.setdefault(_META, {})[param.name] = value
-    return value
 
 
 def remote_options(command: F) -> F:
     """The remote options of ``capture`` (kept in the context: see :func:`requested`)."""
     options = [
-        click.option("--remote", metavar="USER@HOST[:PORT]", callback=_keep, expose_value=False,
+        _KEPT.option("--remote", metavar="USER@HOST[:PORT]",
                      help="Capture on this host over SSH: evidencekit there seals and encrypts "
                      "the bundle and sends it back; the SOURCES are paths on that host."),
-        click.option("--host-key", metavar="SHA256:…", callback=_keep, expose_value=False,
+        _KEPT.option("--host-key", metavar="SHA256:…",
                      help="With --remote: the host's SSH key fingerprint; any other key is "
                      "refused (default: the key known_hosts records; an unknown host is "
                      "refused)."),
-        click.option("--known-hosts", type=click.Path(path_type=Path, dir_okay=False),
-                     callback=_keep, expose_value=False,
+        _KEPT.option("--known-hosts", type=click.Path(path_type=Path, dir_okay=False),
                      help="With --remote: the known_hosts file to pin the host key from."),
-        click.option("--remote-command", metavar="COMMAND", default="evidencekit",
-                     callback=_keep, expose_value=False, show_default=True,
+        _KEPT.option("--remote-command", metavar="COMMAND", default="evidencekit",
+                     show_default=True,
                      help="With --remote: how evidencekit is started there, e.g. "
                      "'sudo evidencekit' or a path."),
-        click.option("--ssh-identity", type=click.Path(path_type=Path, dir_okay=False),
-                     callback=_keep, expose_value=False,
+        _KEPT.option("--ssh-identity", type=click.Path(path_type=Path, dir_okay=False),
                      help="With --remote: log in with this SSH private key (default: ssh's)."),
-        click.option("--sftp", is_flag=True, callback=_keep, expose_value=False,
+        _KEPT.option("--sftp", is_flag=True,
                      help="With --remote: read the files over SFTP and seal them here, as when "
                      "evidencekit is not installed there (less is recorded: no ctime, inode "
                      "or extended attributes, and access times there may change)."),
-        click.option("--ssh-config", type=click.Path(path_type=Path, dir_okay=False),
-                     callback=_keep, expose_value=False,
+        _KEPT.option("--ssh-config", type=click.Path(path_type=Path, dir_okay=False),
                      help="With --remote: use this ssh configuration file instead of yours."),
-        click.option("--stall-timeout", type=click.IntRange(5, 86400), metavar="SECONDS",
-                     callback=_keep, expose_value=False,
+        _KEPT.option("--stall-timeout", type=click.IntRange(5, 86400), metavar="SECONDS",
                      help=f"With --remote: give up when nothing arrives for this long, keeping "
                      f"nothing (exit 2)  [default: {STALL_TIMEOUT}]"),
-        click.option("--max-size", metavar="SIZE", callback=_keep, expose_value=False,
+        _KEPT.option("--max-size", metavar="SIZE",
                      help="With --remote: stop, keeping nothing (exit 2), when the bundle grows "
                      "past SIZE (e.g. 20GB; default: it is stopped only before the disk "
                      "here fills)."),
     ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+    return option_group(options)(command)
 
 
 @dataclass(frozen=True)
@@ -117,9 +107,8 @@ class RemoteAsked:
 def requested() -> RemoteAsked | None:
     """The remote capture the options ask for; None without --remote (UsageError for remote
     options without it)."""
-    context = click.get_current_context()
-    given = context.meta.get(_META, {})
-    if given.get("remote") and context.meta.get("evidencekit.imap", {}).get("imap_url"):
+    given = _KEPT.given()
+    if given.get("remote") and capture_mail.KEPT.given().get("imap_url"):
         raise UsageError("--imap cannot be used with --remote",
                          hint="capture the mailbox separately, from here")
     if not given.get("remote"):

@@ -9,6 +9,7 @@ import click
 from rich.markup import escape
 
 from evidencekit.cli import render
+from evidencekit.cli.options import option_group
 from evidencekit.sources.web import WARC_NAME, Limits, WebSource
 from evidencekit.sources.web.page import DEFAULT_USER_AGENT
 
@@ -36,9 +37,7 @@ def web_options(f: F) -> F:
                      help="The User-Agent sent with --url (default: evidencekit's own, which "
                      "says what it is; a site that hides from robots may need a browser's)."),
     ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+    return option_group(options)(f)
 
 
 def web_sources(options: dict[str, Any]) -> tuple[WebSource, ...]:

@@ -34,6 +34,7 @@ from evidencekit.cli.keyring import (
     recipients_from,
     refuse_new_key_inside,
 )
+from evidencekit.cli.options import option_group
 from evidencekit.cli.secrets import recorded_command_line
 from evidencekit.crypto import age
 from evidencekit.crypto.keys import SigningKey
@@ -1035,9 +1036,7 @@ def incident_options(f: F) -> F:
         click.option("--affected-device", "affected_devices", multiple=True,
                      help="An affected device. Repeatable."),
     ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+    return option_group(options)(f)
 
 
 def incident_from_options(options: dict[str, Any]) -> bytes | None:

@@ -8,6 +8,7 @@ import grp
 import os
 import pwd
 import stat
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -27,20 +28,22 @@ def bytes_from_field(record: dict[str, Any], key: str) -> bytes:
     return value.encode("utf-8")
 
 
-@lru_cache(maxsize=1024)
-def owner_name(uid: int) -> str | None:
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return None
+def _names(lookup: Callable[[int], Sequence[Any]]) -> Callable[[int], str | None]:
+    """A cached lookup of the name of a user or group number (the first field of what *lookup*
+    returns: ``pw_name``, ``gr_name``); None for a number the system does not know."""
+
+    @lru_cache(maxsize=1024)
+    def name(number: int) -> str | None:
+        try:
+            return str(lookup(number)[0])
+        except KeyError:
+            return None
+
+    return name
 
 
-@lru_cache(maxsize=1024)
-def group_name(gid: int) -> str | None:
-    try:
-        return grp.getgrgid(gid).gr_name
-    except KeyError:
-        return None
+owner_name = _names(pwd.getpwuid)
+group_name = _names(grp.getgrgid)
 
 
 def stat_fields(info: os.stat_result, entry: Entry) -> StatFields:
