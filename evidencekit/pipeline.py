@@ -236,19 +236,25 @@ class ReadAheadStream(io.RawIOBase):
 
     def readinto(self, buffer: WriteableBuffer) -> int:
         target = memoryview(buffer).cast("B")
+        view = self.read_view(len(target))
+        target[: len(view)] = view
+        return len(view)
+
+    def read_view(self, size: int) -> memoryview:
+        """Up to *size* bytes (fewer at the end of a block), lent without a copy: the view is
+        valid until the next read. An empty view at the end."""
         if not self._view:
             if self._block is not None:
                 self._spare.put(self._block)
                 self._block = None
             item = self._ahead.get()
             if item is None:
-                return 0
+                return memoryview(b"")
             self._block, count = item
             self._view = memoryview(self._block)[:count]
-        count = min(len(target), len(self._view))
-        target[:count] = self._view[:count]
-        self._view = self._view[count:]
-        return count
+        view = self._view[:size]
+        self._view = self._view[size:]
+        return view
 
     def close(self) -> None:
         """Stop reading ahead (the source stays open, positioned after what was read)."""

@@ -52,6 +52,7 @@ from evidencekit.errors import (
     NoMatchingKey,
     RecipientError,
 )
+from evidencekit.pipeline import ReadAheadStream
 
 ENCRYPTED_CHUNK = CHUNK_SIZE + 16
 SIZES = [0, 1, 65535, 65536, 65537, 2 * 65536]
@@ -383,6 +384,70 @@ def test_bit_flips_anywhere_are_errors(
                 released: bytes = info.value.released  # type: ignore[attr-defined]
                 assert released == data[: (offset - start) // ENCRYPTED_CHUNK * CHUNK_SIZE]
 
+
+
+def released_into(data: bytes, identities: Sequence[Identity], source_block: int | None) -> bytes:
+    """Like read_released, with readinto() of buffers of several chunks (the path that decrypts
+    straight into the caller's buffer), from a BytesIO or a ReadAheadStream lending its blocks.
+    Checks that a failing call leaves no unauthenticated plaintext past what it returned."""
+    src: io.RawIOBase | io.BytesIO = io.BytesIO(data)
+    if source_block is not None:
+        src = ReadAheadStream(src, depth=2, block_size=source_block)
+    reader = AgeReader(src, identities)  # type: ignore[arg-type]
+    released = bytearray()
+    buffer = bytearray(3 * CHUNK_SIZE + 100)
+    try:
+        while True:
+            buffer[:] = b"\xee" * len(buffer)
+            try:
+                count = reader.readinto(buffer)
+            except AgePayloadError:
+                assert set(buffer) <= {0, 0xEE}  # the failed chunk was wiped
+                raise
+            assert set(buffer[count:]) <= {0, 0xEE}
+            if not count:
+                return bytes(released)
+            released += buffer[:count]
+    except AgePayloadError as err:
+        err.released = bytes(released)  # type: ignore[attr-defined]
+        raise
+
+
+@pytest.mark.parametrize("source_block", [None, 70_000, 1 << 20])
+def test_whole_chunk_reads_release_only_authenticated_data(
+    x25519: X25519Identity, three_chunks: tuple[bytes, bytes, int], source_block: int | None
+) -> None:
+    data, ciphertext, start = three_chunks
+    assert released_into(ciphertext, [x25519], source_block) == data
+    for offset in truncation_offsets(len(ciphertext), start):
+        if offset <= start:
+            continue
+        with pytest.raises(AgePayloadError) as info:
+            released_into(ciphertext[:offset], [x25519], source_block)
+        released: bytes = info.value.released  # type: ignore[attr-defined]
+        assert len(released) % CHUNK_SIZE == 0 and released == data[: len(released)]
+    for offset in flip_offsets(len(ciphertext), start):
+        if offset < start:  # header damage: covered above, never reaches the chunks
+            continue
+        damaged = bytearray(ciphertext)
+        damaged[offset] ^= 1
+        with pytest.raises(AgePayloadError) as info:
+            released_into(bytes(damaged), [x25519], source_block)
+        released = info.value.released  # type: ignore[attr-defined]
+        assert released == data[: (offset - start) // ENCRYPTED_CHUNK * CHUNK_SIZE]
+    with pytest.raises(AgePayloadError):  # the short last chunk is no longer the last
+        released_into(ciphertext + b"x", [x25519], source_block)
+    whole = encrypt(data[: 2 * CHUNK_SIZE], [x25519.recipient()])
+    with pytest.raises(AgePayloadError, match="after its final chunk"):
+        released_into(whole + b"x", [x25519], source_block)
+
+
+@pytest.mark.parametrize("size", [0, 1, CHUNK_SIZE, 2 * CHUNK_SIZE, 3 * CHUNK_SIZE + 5])
+def test_whole_chunk_reads_of_every_shape(x25519: X25519Identity, size: int) -> None:
+    data = payload(size)
+    ciphertext = encrypt(data, [x25519.recipient()])
+    for block in (None, 4096, 65_552, 100_000):
+        assert released_into(ciphertext, [x25519], block) == data
 
 def test_mac_damage_is_an_hmac_failure(x25519: X25519Identity) -> None:
     ciphertext = encrypt(b"x", [x25519.recipient()])

@@ -261,9 +261,20 @@ class AgeReader(io.RawIOBase):
 
     def readinto(self, buffer: WriteableBuffer) -> int:
         target = memoryview(buffer).cast("B")
+        size = len(target)
         filled = 0
-        while filled < len(target) and self._ensure_plain(have_data=filled > 0):
-            part = self._take(len(target) - filled)
+        while filled < size:
+            if size - filled >= CHUNK_SIZE and self._offset >= len(self._plain):
+                # Whole chunks are decrypted straight into the caller's buffer: no plaintext
+                # object per chunk, no copy (verify spends one core on this stage).
+                count = self._chunk_into(target[filled:], have_data=filled > 0)
+                if count < 0:  # the stream ended, or an error is kept for the next call
+                    break
+                filled += count
+                continue
+            if not self._ensure_plain(have_data=filled > 0):
+                break
+            part = self._take(size - filled)
             target[filled : filled + len(part)] = part
             filled += len(part)
         return filled
@@ -308,16 +319,64 @@ class AgeReader(io.RawIOBase):
 
     def _next_chunk(self) -> None:
         if self._final_seen:
-            if self._src.read(1):
-                raise AgePayloadError(f"age payload has data after its final chunk (chunk {self._counter})")
-            self._eof = True
+            self._check_end()
             return
         size = self._read_into(self._cipher)
         self._plain = self._open(memoryview(self._cipher)[:size], size)
         self._offset = 0
         self._counter += 1
 
-    def _open(self, chunk: memoryview, size: int) -> bytes:
+    def _check_end(self) -> None:
+        if self._src.read(1):
+            raise AgePayloadError(f"age payload has data after its final chunk (chunk {self._counter})")
+        self._eof = True
+
+    def _chunk_into(self, target: memoryview, *, have_data: bool) -> int:
+        """Decrypt the next chunk into *target* (room for CHUNK_SIZE bytes at least): its size,
+        or -1 at the end or when an error was found while the caller already holds data (kept
+        for the next call, as _ensure_plain does). A chunk that fails leaves zeros behind, never
+        unauthenticated plaintext."""
+        if self.closed:
+            raise ValueError("read from a closed AgeReader")
+        try:
+            if self._error is not None:
+                raise self._error
+            if self._final_seen:
+                if not self._eof:
+                    self._check_end()
+                return -1
+            chunk = self._cipher_chunk()
+            size = len(chunk)
+            out = target[: max(size - TAG_SIZE, 0)]
+            try:
+                self._open(chunk, size, out)
+            except AgePayloadError:
+                out[:] = bytes(len(out))
+                raise
+        except AgePayloadError as err:
+            self._error = err
+            if have_data:
+                return -1
+            raise
+        self._counter += 1
+        return len(out)
+
+    def _cipher_chunk(self) -> memoryview:
+        """The next encrypted chunk: a view of the source's own block where the source lends
+        one (ReadAheadStream.read_view) and the chunk lies whole in it, else read into a copy."""
+        read_view = getattr(self._src, "read_view", None)
+        if read_view is None:
+            return memoryview(self._cipher)[: self._read_into(self._cipher)]
+        view: memoryview = read_view(ENCRYPTED_CHUNK_SIZE)
+        if len(view) == ENCRYPTED_CHUNK_SIZE or not view:
+            return view
+        filled = len(view)
+        self._cipher[:filled] = view  # across two blocks: join the pieces
+        rest = memoryview(self._cipher)[filled:]
+        filled += self._read_into_view(rest)
+        return memoryview(self._cipher)[:filled]
+
+    def _open(self, chunk: memoryview, size: int, out: memoryview | None = None) -> bytes:
         index = self._counter
         if size == 0:
             if index == 0:
@@ -333,17 +392,22 @@ class AgeReader(io.RawIOBase):
             # A short chunk can only be the final one, and only the first chunk may be empty.
             if size == TAG_SIZE and index > 0:
                 raise AgePayloadError(f"age payload is malformed: final chunk {index + 1} is empty")
-            return self._decrypt(chunk, final=True)
+            return self._decrypt(chunk, final=True, out=out)
         try:
-            return self._decrypt(chunk, final=False)
+            return self._decrypt(chunk, final=False, out=out)
         except AgePayloadError:
             # A full-size chunk may still be the final one (payload a multiple of 64 KiB).
-            return self._decrypt(chunk, final=True)
+            return self._decrypt(chunk, final=True, out=out)
 
-    def _decrypt(self, chunk: memoryview, *, final: bool) -> bytes:
+    def _decrypt(self, chunk: memoryview, *, final: bool, out: memoryview | None = None) -> bytes:
+        """The chunk's plaintext; with *out*, written there instead (and b"" returned)."""
         _set_counter(self._nonce, self._counter, final)
         try:
-            plain = self._aead.decrypt(self._nonce, chunk, None)
+            if out is None:
+                plain = self._aead.decrypt(self._nonce, chunk, None)
+            else:
+                self._aead.decrypt_into(self._nonce, chunk, None, out)
+                plain = b""
         except InvalidTag:
             raise AgePayloadError(
                 f"age payload chunk {self._counter + 1} does not authenticate: the file is "
@@ -355,7 +419,9 @@ class AgeReader(io.RawIOBase):
 
     def _read_into(self, buffer: bytearray) -> int:
         """Fill ``buffer`` from the source, looping over short reads; returns bytes read."""
-        view = memoryview(buffer)
+        return self._read_into_view(memoryview(buffer))
+
+    def _read_into_view(self, view: memoryview) -> int:
         readinto = getattr(self._src, "readinto", None)
         filled = 0
         while filled < len(view):
