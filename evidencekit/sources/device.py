@@ -329,7 +329,10 @@ class DeviceSource:
             return {"done": False, "why": "--no-write-block"}
         assert self._sys is not None
         devices = [self._path] + [f"/dev/{p['name']}" for p in _partitions(self._sys)]
-        results = [_set_read_only(path) for path in devices]
+        # Every flag is read before any is set: once the disk is read-only the kernel reports
+        # its partitions read-only too (BLKROGET), which would record them as read-only before.
+        before = {path: _read_only_flag(path) for path in devices}
+        results = [_set_read_only(path, before[path]) for path in devices]
         return {"done": all(r["read_only_after"] for r in results), "how": "ioctl BLKROSET",
                 "devices": results}
 
@@ -397,15 +400,28 @@ def _hpa_dco(path: str, transport: object) -> dict[str, Any]:
     return {"checked": True, "how": "hdparm -N, hdparm --dco-identify", "output": said}
 
 
-def _set_read_only(path: str) -> dict[str, Any]:
+def _read_only_flag(path: str) -> bool | None:
+    """The kernel's read-only flag of the block device *path* (BLKROGET); None if unknown."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        flag = ioctl_int(fd, BLKROGET, "i")
+    finally:
+        os.close(fd)
+    return None if flag is None else bool(flag)
+
+
+def _set_read_only(path: str, before: bool | None) -> dict[str, Any]:
     result: dict[str, Any] = {"device": path}
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
-        return {**result, "read_only_before": None, "read_only_after": False,
+        return {**result, "read_only_before": before, "read_only_after": False,
                 "error": f"could not open: {exc.strerror}"}
     try:
-        result["read_only_before"] = bool(ioctl_int(fd, BLKROGET, "i"))
+        result["read_only_before"] = before
         try:
             fcntl.ioctl(fd, BLKROSET, struct.pack("i", 1))
         except OSError as exc:

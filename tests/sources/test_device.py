@@ -661,3 +661,76 @@ def test_bad_sectors_of_a_device_that_vanished_before_its_retries_are_not_said_r
     assert said in problem.problem and "the device stopped answering at byte" in problem.problem
     runs = mapfile_runs(data / f"{os.path.basename(device)}.raw.mapfile")
     assert any(status == "-" for _, _, status in runs)
+
+
+def partitioned(path: Path, size: int = 12 * MIB) -> None:
+    """An MBR disk image with two partitions (1-5 MiB and 5 MiB to the end), made by sfdisk."""
+    sfdisk = require_tool("sfdisk")
+    with open(path, "wb") as f:
+        f.truncate(size)
+    subprocess.run([sfdisk, "-q", str(path)], input="label: dos\n,4M\n,\n", text=True,
+                   check=True, capture_output=True)
+
+
+def _flags(device: str) -> list[bool]:
+    """The kernel's read-only flag of *device* and of each of its partitions (in sysfs: the
+    partition's own, not BLKROGET's, which is also set when its disk is)."""
+    name = os.path.basename(device)
+    folder = Path(f"/sys/block/{name}")
+    return [(folder / "ro").read_text().strip() == "1"] + [
+        (part / "ro").read_text().strip() == "1" for part in sorted(folder.glob(f"{name}p*"))]
+
+
+def test_a_partitioned_device_and_its_partitions_are_write_blocked_and_listed(
+        tmp_path: Path) -> None:
+    partitioned(tmp_path / "disk")
+    with loop_device(tmp_path / "disk", read_only=False, partitions=True) as device:
+        assert _flags(device) == [False, False, False]
+        source = DeviceSource(device)
+        assert _flags(device) == [True, True, True]  # before the first byte is read
+        fd = os.open(f"{device}p2", os.O_WRONLY)
+        try:
+            with pytest.raises(PermissionError):  # EPERM: the kernel refuses the write
+                os.write(fd, b"x" * 512)
+        finally:
+            os.close(fd)
+        result, _, data = image_of(tmp_path, source)
+        # left read-only afterwards (docs/decisions/device-write-block.md), until
+        # blockdev --setrw
+        assert _flags(device) == [True, True, True]
+    assert result.seal.complete
+    name = os.path.basename(device)
+    assert (data / f"{name}.raw").read_bytes() == (tmp_path / "disk").read_bytes()
+    found = document(data, f"{name}.raw")
+    assert found["identity"]["partition_table"]["value"] == "mbr"
+    assert found["identity"]["partitions"]["value"] == [
+        {"name": f"{name}p1", "number": 1, "start": MIB, "size": 4 * MIB},
+        {"name": f"{name}p2", "number": 2, "start": 5 * MIB, "size": 7 * MIB}]
+    # each flag as it was before any was set (the disk's flag makes BLKROGET of its
+    # partitions say read-only)
+    assert [(d["device"], d["read_only_before"], d["read_only_after"])
+            for d in found["write_block"]["devices"]] == [
+        (device, False, True), (f"{device}p1", False, True), (f"{device}p2", False, True)]
+    assert found["write_counters"]["unchanged"] is True
+
+
+def test_a_partition_mounted_read_write_is_refused_before_anything_is_set(
+        tmp_path: Path) -> None:
+    mkfs = require_tool("mkfs.ext4")
+    partitioned(tmp_path / "disk")
+    where = tmp_path / "mnt"
+    where.mkdir()
+    with loop_device(tmp_path / "disk", read_only=False, partitions=True) as device:
+        subprocess.run([mkfs, "-q", f"{device}p2"], check=True, capture_output=True)
+        subprocess.run(["mount", f"{device}p2", str(where)], check=True, capture_output=True)
+        try:
+            with pytest.raises(UsageError, match=f"mounted read-write at {where}"):
+                DeviceSource(device)
+            assert _flags(device) == [False, False, False]
+            subprocess.run(["mount", "-o", "remount,ro", str(where)], check=True,
+                           capture_output=True)
+            source = DeviceSource(device)  # mounted read-only: imaged, and the mount recorded
+            assert [m["mountpoint"] for m in source._mounts] == [str(where)]
+            assert _flags(device) == [True, True, True]
+        finally:
+            subprocess.run(["umount", str(where)], capture_output=True)

@@ -146,14 +146,24 @@ def require_loop_and_fuse() -> None:
 
 
 @contextmanager
-def loop_device(image: Path, read_only: bool = True, sector_size: int | None = None
-                ) -> Iterator[str]:
+def loop_device(image: Path, read_only: bool = True, sector_size: int | None = None,
+                partitions: bool = False) -> Iterator[str]:
     """A loop device over *image* (with logical sectors of *sector_size* bytes: 4096 for a
-    "4Kn" disk), detached afterwards whatever happened."""
+    "4Kn" disk), detached afterwards whatever happened (its partitions go with it).
+
+    *partitions*: the partitions of *image*'s partition table become /dev/loopNpM. The
+    kernels of these machines have no partition-table parsers (``losetup -P`` finds none), so
+    ``partx -a`` reads the table and tells the kernel, as it does where there are."""
     require_loop_and_fuse()
     device = _run("losetup", "--find", "--show", *(["-r"] if read_only else []),
-                  *(["--sector-size", sector_size] if sector_size else []), image)
+                  *(["--sector-size", sector_size] if sector_size else []),
+                  *(["-P"] if partitions else []), image)
     try:
+        name = os.path.basename(device)
+        if partitions and not any(Path(f"/sys/block/{name}").glob(f"{name}p*")):
+            from tests.support.tools import require_tool
+
+            _run(require_tool("partx"), "-a", device)
         yield device
     finally:
         _writable_again(device)
