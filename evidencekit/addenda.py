@@ -25,17 +25,16 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from evidencekit import canonical
 from evidencekit import incident as inc
 from evidencekit.crypto import sshsig
 from evidencekit.errors import BundleError
 from evidencekit.findings import Findings
 from evidencekit.format.documents import (
     CustodyEvent,
-    Fields,
     Seal,
     Signer,
-    check_header,
+    document_json,
+    open_document,
 )
 from evidencekit.incident import NoteContent as NoteContent  # its home; addenda.NoteContent kept
 
@@ -73,10 +72,7 @@ class Addendum:
     format_version: int = FIRST_VERSION
 
     def to_json(self) -> bytes:
-        return canonical.dumps({
-            "type": ADDENDUM_TYPE,
-            "format_version": self.format_version,
-            "case_id": self.case_id,
+        return document_json(ADDENDUM_TYPE, self.format_version, self.case_id, {
             "sequence": self.sequence,
             "time": self.time,
             "author": self.author.person_json(self.author_name),
@@ -86,16 +82,13 @@ class Addendum:
 
     @classmethod
     def from_json(cls, data: bytes, what: str) -> Addendum:
-        f = Fields(canonical.loads(data, what), what)
-        version = check_header(f, ADDENDUM_TYPE)
+        f, version = open_document(data, what, ADDENDUM_TYPE)
         if version < FIRST_VERSION:
             raise BundleError(f"{what} says format version {version}; addenda exist from "
                               f"version {FIRST_VERSION} on")
         f.exact_keys(_KEYS)
         author = f.person("author")
-        sequence = f.integer("sequence")
-        if sequence < 1:
-            raise BundleError(f"{what}: sequence must start at 1")
+        sequence = f.sequence()
         details = f.text_map("details")
         return cls(
             case_id=f.text("case_id"), sequence=sequence, time=f.time("time"),

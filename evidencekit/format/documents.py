@@ -77,6 +77,13 @@ class Fields:
         value: dict[str, Any] = self._get(key, dict, doc)
         return value
 
+    def sequence(self) -> int:
+        """The ``sequence`` of an event or addendum: numbered from 1."""
+        value = self.integer("sequence")
+        if value < 1:
+            raise BundleError(f"{self._what}: sequence must start at 1")
+        return value
+
     def text_map(self, key: str) -> dict[str, str]:
         """An object whose values are all strings (the ``details`` of events and addenda)."""
         value = self.obj(key)
@@ -116,15 +123,25 @@ class Fields:
                               f"{sorted(missing)}")
 
 
-def check_header(fields: Fields, expected_type: str) -> int:
-    if fields.text("type") != expected_type:
-        raise BundleError(f"{fields._what} is not of type {expected_type}")
+def document_json(doc_type: str, version: int, case_id: str, fields: dict[str, Any]) -> bytes:
+    """The canonical JSON of a signed document: the header every kind carries (its ``type``,
+    ``format_version`` and ``case_id``) and its own *fields*."""
+    return canonical.dumps({"type": doc_type, "format_version": version, "case_id": case_id,
+                            **fields})
+
+
+def open_document(data: bytes, what: str, doc_type: str) -> tuple[Fields, int]:
+    """Parse the canonical JSON of a signed document of type *doc_type*: its fields and its
+    format version (one this evidencekit reads); BundleError naming *what* otherwise."""
+    fields = Fields(canonical.loads(data, what), what)
+    if fields.text("type") != doc_type:
+        raise BundleError(f"{what} is not of type {doc_type}")
     version = fields.integer("format_version")
     if version not in SUPPORTED_VERSIONS:
-        raise BundleError(f"{fields._what} has format version {version}, which this evidencekit "
+        raise BundleError(f"{what} has format version {version}, which this evidencekit "
                           f"does not know (it reads versions {list(SUPPORTED_VERSIONS)})",
                           hint="update evidencekit")
-    return version
+    return fields, version
 
 
 @dataclass(frozen=True)
@@ -161,10 +178,7 @@ class Seal:
     format_version: int = FORMAT_VERSION
 
     def to_json(self) -> bytes:
-        return canonical.dumps({
-            "type": SEAL_TYPE,
-            "format_version": self.format_version,
-            "case_id": self.case_id,
+        return document_json(SEAL_TYPE, self.format_version, self.case_id, {
             "created": self.created,
             "capture_started": self.capture_started,
             "readme_sha256": self.readme_sha256,
@@ -181,8 +195,7 @@ class Seal:
 
     @classmethod
     def from_json(cls, data: bytes) -> Seal:
-        f = Fields(canonical.loads(data, "seal.json"), "seal.json")
-        version = check_header(f, SEAL_TYPE)
+        f, version = open_document(data, "seal.json", SEAL_TYPE)
         f.exact_keys(_SEAL_KEYS)
         payload = f.obj("payload")
         f.exact_keys({"name", "size", "sha256"}, payload)
@@ -228,10 +241,7 @@ class CustodyEvent:
     format_version: int = FORMAT_VERSION
 
     def to_json(self) -> bytes:
-        return canonical.dumps({
-            "type": EVENT_TYPE,
-            "format_version": self.format_version,
-            "case_id": self.case_id,
+        return document_json(EVENT_TYPE, self.format_version, self.case_id, {
             "sequence": self.sequence,
             "action": self.action,
             "time": self.time,
@@ -247,16 +257,13 @@ class CustodyEvent:
 
     @classmethod
     def from_json(cls, data: bytes, what: str) -> CustodyEvent:
-        f = Fields(canonical.loads(data, what), what)
-        version = check_header(f, EVENT_TYPE)
+        f, version = open_document(data, what, EVENT_TYPE)
         f.exact_keys(_EVENT_KEYS)
         actor = f.person("actor")
         action = f.text("action")
         if action not in ACTIONS:
             raise BundleError(f"{what}: unknown custody action {action!r}")
-        sequence = f.integer("sequence")
-        if sequence < 1:
-            raise BundleError(f"{what}: sequence must start at 1")
+        sequence = f.sequence()
         details = f.text_map("details")
         return cls(
             case_id=f.text("case_id"), sequence=sequence, action=action, time=f.time("time"),
