@@ -216,20 +216,9 @@ class ReadAheadStream(io.RawIOBase):
     def __init__(self, source: SupportsReadinto | BinaryIO, depth: int = 4,
                  block_size: int = BLOCK_SIZE) -> None:
         super().__init__()
-        self._readinto = cast(SupportsReadinto, source).readinto  # BinaryIO lacks it in typing
-        self._block_size = block_size
-        self._spare: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
         self._view = memoryview(b"")
-        self._block: bytearray | None = None
-        self._ahead = ReadAhead(self._fill, depth, "evidencekit-read-ahead")
-
-    def _fill(self) -> tuple[bytearray, int] | None:
-        try:
-            block = self._spare.get_nowait()
-        except queue.Empty:
-            block = bytearray(self._block_size)
-        count = self._readinto(block) or 0
-        return (block, count) if count else None
+        self._blocks = PieceReadAhead(cast(SupportsReadinto, source),  # BinaryIO lacks it in typing
+                                      block_size, depth=depth, name="evidencekit-read-ahead")
 
     def readable(self) -> bool:
         return True
@@ -244,14 +233,9 @@ class ReadAheadStream(io.RawIOBase):
         """Up to *size* bytes (fewer at the end of a block), lent without a copy: the view is
         valid until the next read. An empty view at the end."""
         if not self._view:
-            if self._block is not None:
-                self._spare.put(self._block)
-                self._block = None
-            item = self._ahead.get()
-            if item is None:
-                return memoryview(b"")
-            self._block, count = item
-            self._view = memoryview(self._block)[:count]
+            self._view = memoryview(self._blocks.read_piece())
+            if not self._view:
+                return self._view
         view = self._view[:size]
         self._view = self._view[size:]
         return view
@@ -259,7 +243,7 @@ class ReadAheadStream(io.RawIOBase):
     def close(self) -> None:
         """Stop reading ahead (the source stays open, positioned after what was read)."""
         if not self.closed:
-            self._ahead.close()
+            self._blocks.close()
         super().close()
 
 
@@ -274,13 +258,14 @@ class PieceReadAhead:
     """
 
     def __init__(self, source: SupportsReadinto, block_size: int = BLOCK_SIZE,
-                 tee: Writable | None = None, depth: int = 4) -> None:
+                 tee: Writable | None = None, depth: int = 4,
+                 name: str = "evidencekit-decrypt") -> None:
         self._readinto = source.readinto
         self._block_size = block_size
         self._tee = tee
         self._spare: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
         self._lent: bytearray | None = None
-        self._ahead = ReadAhead(self._fill, depth, "evidencekit-decrypt")
+        self._ahead = ReadAhead(self._fill, depth, name)
 
     def _fill(self) -> tuple[bytearray, int] | None:
         try:
