@@ -233,19 +233,35 @@ def tree_peaks_kb(pid: int, peaks: dict[int, int]) -> None:
     worker that started between two samples is counted in full); it may count a bit more than
     was ever resident at once, never less.
     """
-    todo = _children(pid)
+    todo = [(child, pid) for child in _children(pid)]
     while todo:
-        child = todo.pop()
+        child, parent = todo.pop()
         try:
             with open(f"/proc/{child}/status") as status:
                 peak = next((int(line.split()[1]) for line in status
                              if line.startswith("VmHWM:")), 0)
+            # A child caught between fork (or vfork) and exec shows its parent's memory, the
+            # same pages counted twice; a short-lived one (ldconfig, hdparm) can end before
+            # the next sample corrects it, and its parent's peak stays counted again (164 MB
+            # for a capture --device whose processes held 98 MB). Not yet exec'd: nothing of
+            # its own yet (the programs measured run no process without exec).
+            if _same_program(child, parent):
+                peak = 0
         except OSError:
             continue  # it ended in between
-        # The latest value, not the largest: a child caught between fork and exec shows its
-        # parent's memory, and exec starts its peak afresh (from then on it only grows).
+        # The latest value, not the largest: exec starts its peak afresh (from then on it only
+        # grows).
         peaks[child] = peak
-        todo += _children(child)
+        todo += [(grandchild, child) for grandchild in _children(child)]
+
+
+def _same_program(child: int, parent: int) -> bool:
+    """Whether *child* still runs its parent's program with its parent's arguments: a fork
+    that has not exec'd yet."""
+    with open(f"/proc/{child}/cmdline", "rb") as mine, \
+            open(f"/proc/{parent}/cmdline", "rb") as theirs:
+        return mine.read() == theirs.read() and \
+            os.readlink(f"/proc/{child}/exe") == os.readlink(f"/proc/{parent}/exe")
 
 
 def _children(pid: int) -> list[int]:
@@ -648,11 +664,16 @@ DEVICE_LIMIT_DD_AGE = 1.1  # issue 22: imaging <= 1.1 x dd bs=1M | age -r R (whi
 DEVICE_LIMIT_DC3DD = 3.0  # issue 22: imaging at least 3 x faster than dc3dd hash=sha256
 
 
-def device_imaging(size: int, repeat: int, json_out: Path | None) -> int:
+def device_imaging(size: int, repeat: int, json_out: Path | None, base: str | None = None
+                   ) -> int:
     """Issue 22's targets, in one run: ``capture --device`` of a read-only loop device over a
     file of *size* random bytes held in the page cache, against ``dd if=DEV bs=1M | age -r R``
     and ``dc3dd if=DEV of=IMAGE hash=sha256``, interleaved, fastest of *repeat* each. Needs
-    root (losetup); the loop device is detached whatever happens."""
+    root (losetup); the loop device is detached whatever happens.
+
+    Also timed, for what they show: ``sha256sum DEV`` and Python's hashlib reading it (one
+    SHA-256 pass, the unit of imaging's work), and with *base* (a git revision) that revision's
+    capture on the same device, to compare before and after a change in the same run."""
     for tool in ("losetup", "dd", "age", "age-keygen", "dc3dd", "/usr/bin/time"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is not installed (apt install mount coreutils age dc3dd "
@@ -684,7 +705,18 @@ def device_imaging(size: int, repeat: int, json_out: Path | None) -> int:
             "dc3dd_device": (f"dc3dd if={dev} of={shlex.quote(str(out / 'dc3dd.img'))} "
                              f"hash=sha256 log={shlex.quote(str(out / 'dc3dd.log'))} "
                              "> /dev/null 2>&1", out / "dc3dd.img"),
+            "sha256sum_device": (f"sha256sum {dev} > /dev/null", out / "none"),
+            "hashlib_device": (f"{shlex.quote(sys.executable)} -c {shlex.quote(_HASHLIB_PASS)} "
+                               f"{dev}", out / "none"),
         }
+        if base is not None:
+            from compare import _command, export
+
+            tree = export(base, work / "trees")
+            commands["capture_device_base"] = (
+                f"{_command(shlex.quote(sys.executable), tree)} capture --device {dev} -r "
+                f"{recipient} --sign-key {shlex.quote(str(sign_key))} --case BENCH -o "
+                f"{shlex.quote(str(out / 'base.evidence'))} --json", out / "base.evidence")
         measurements = {name: Measurement(name, command) for name, (command, _) in commands.items()}
         for turn in range(repeat):
             for name, (command, output) in commands.items():
@@ -724,6 +756,17 @@ def device_imaging(size: int, repeat: int, json_out: Path | None) -> int:
             "repeat": repeat, "cpus": os.cpu_count(), "load_average_at_end": os.getloadavg(),
             **judged(checks, measurements, text)}, indent=2) + "\n")
     return _exit_code(checks)
+
+
+# One SHA-256 pass over a device as imaging makes it: O_DIRECT reads of 4 MiB, hashlib.
+_HASHLIB_PASS = """
+import hashlib, mmap, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECT)
+buffer, digest = mmap.mmap(-1, 4 << 20), hashlib.sha256()
+view = memoryview(buffer)
+while count := os.readv(fd, [buffer]):
+    digest.update(view[:count])
+"""
 
 
 def _writable_again(device: str) -> None:
@@ -1083,6 +1126,9 @@ def main() -> int:
                         help="run nothing else: time capture --device of a 2 GiB loop device "
                              "(--quick: 256 MiB) against dd | age and dc3dd (issue 22; needs "
                              "root); results in benchmarks/results/device-latest.json")
+    parser.add_argument("--device-base", metavar="REVISION",
+                        help="with --device: also time that git revision's capture --device "
+                             "(before and after a change, in the same run)")
     parser.add_argument("--s3", type=int, metavar="MIB", nargs="?", const=2048,
                         help="run nothing else: capture one file of MIB MiB (default 2048) to a "
                              "local file and to s3:// on SeaweedFS on 127.0.0.1 (issue 26: <= "
@@ -1108,7 +1154,7 @@ def main() -> int:
         return mail_capture(args.mail, args.repeat or 3, results("mail"))
     if args.device:
         return device_imaging(256 * MiB if args.quick else 2 * GiB, args.repeat or 3,
-                              results("device"))
+                              results("device"), args.device_base)
     if args.s3 is not None:
         return s3_capture(args.s3 * MiB, args.repeat or 3, results("s3"))
     if args.reevaluate:

@@ -63,6 +63,12 @@ WINDOW = 16 << 20  # bytes per hash window: 4,096 lines for 64 GiB, a change fou
 EXTRA_HASHES = ("md5", "sha1")
 UNKNOWN = "unknown"
 DOCUMENTS = (".mapfile", ".windows", ".device.json")
+# The manifest's types, known without libmagic (whose worker process, some 23 MB, is then not
+# started): what libmagic says of these documents, and of a raw image of a disk, partitioned
+# or not, whatever its file systems (their kind is in NAME.device.json's identity instead).
+IMAGE_MIME = "application/octet-stream"
+DOCUMENT_MIMES = {".mapfile": "text/plain", ".windows": "text/plain",
+                  ".device.json": "application/json"}
 # ranges of each kind listed in NAME.device.json: a disk with millions of bad ranges must not
 # make a document of hundreds of megabytes, built in memory; the .mapfile lists every one
 LISTED = 10_000
@@ -197,7 +203,7 @@ class DeviceSource:
         self._started = rfc3339(self._clock())
         try:
             yield StreamEntry(self._index, self._name.encode(), f"data/{self._name}",
-                              self._content, mtime_ns=self._clock())
+                              self._content, mtime_ns=self._clock(), mime=IMAGE_MIME)
         finally:  # also when the capture stops here (Ctrl-C, a full disk)
             self._content.close()
             self._reader.close()
@@ -212,7 +218,8 @@ class DeviceSource:
             (".device.json", BytesContent(self._document()))]
         for suffix, content in documents:
             yield StreamEntry(self._index, (self._name + suffix).encode(),
-                              f"data/{self._name}{suffix}", content, mtime_ns=now)
+                              f"data/{self._name}{suffix}", content, mtime_ns=now,
+                              mime=DOCUMENT_MIMES[suffix])
 
     # --- what is learned -------------------------------------------------------------------
     def _details(self) -> dict[str, Any]:

@@ -734,3 +734,21 @@ def test_a_partition_mounted_read_write_is_refused_before_anything_is_set(
             assert _flags(device) == [True, True, True]
         finally:
             subprocess.run(["umount", str(where)], capture_output=True)
+
+
+def test_the_image_and_its_documents_are_typed_without_starting_libmagic(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # libmagic's worker (a process of some 23 MB, most of the 100 MB allowed to imaging) says
+    # nothing of a disk image that its source does not know: it is not started
+    from evidencekit import identify
+
+    started: list[object] = []
+    real = identify._Worker
+    monkeypatch.setattr(identify, "_Worker", lambda *a: started.append(a) or real(*a))
+    (tmp_path / "disk.img").write_bytes(os.urandom(MIB))
+    image_of(tmp_path, DeviceSource(str(tmp_path / "disk.img")))
+    manifest = json.loads((tmp_path / "out" / "evidencekit" / "manifest.json").read_text())
+    assert [(e["path"], e["mime"]) for e in manifest["entries"]] == [
+        ("disk.img", "application/octet-stream"), ("disk.img.mapfile", "text/plain"),
+        ("disk.img.windows", "text/plain"), ("disk.img.device.json", "application/json")]
+    assert started == []
