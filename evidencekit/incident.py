@@ -146,8 +146,8 @@ class Identifier:
     value: str
     note: str = ""
 
-    def to_json(self) -> dict[str, str]:
-        return {"kind": self.kind, "value": self.value, "note": self.note}
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # every field, under its own name
 
 
 @dataclass(frozen=True)
@@ -160,9 +160,7 @@ class Loss:
     description: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"amount": self.amount, "currency": self.currency, "date": self.date,
-                "institution": self.institution, "reference": self.reference,
-                "description": self.description}
+        return dataclasses.asdict(self)  # every field, under its own name
 
 
 @dataclass(frozen=True)
