@@ -8,6 +8,7 @@ import copy
 import functools
 import importlib
 import os
+import shlex
 import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -43,6 +44,7 @@ from evidencekit.hostinfo import user_name
 from evidencekit.publictext import check_line
 
 if TYPE_CHECKING:  # the walk is imported by capture, not by every command
+    from evidencekit.fs.leftovers import Leftover
     from evidencekit.sources.files.walk import Source
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -264,6 +266,7 @@ def run(command: str, as_json: bool, body: Callable[[], int]) -> NoReturn:
     from evidencekit import fs
 
     fs.begin()
+    fs.leftovers.listen(_say_leftover)
     try:
         pending = _pending_config_error()
         if pending is not None:
@@ -281,6 +284,20 @@ def run(command: str, as_json: bool, body: Callable[[], int]) -> NoReturn:
                                           "EVIDENCEKIT_DEBUG=1 and report the traceback"),
                             command, as_json)
     sys.exit(code)
+
+
+def _say_leftover(leftover: Leftover) -> None:
+    """An unfinished file beside the output, left by an evidencekit command killed outright
+    (kill -9, a power cut): removed, or named for the person to delete."""
+    shown = render.escape(str(leftover.path))
+    if leftover.removed:
+        render.err.print(f"Removed {shown}: an unfinished file left by an evidencekit command "
+                         "that was stopped (kill -9, a power cut) before it could clean up.")
+    else:
+        render.err.print(f"[yellow]evidencekit: warning:[/] {shown} is an unfinished file left "
+                         "by an evidencekit command that was stopped, or by one still running "
+                         "from an older evidencekit. Once no other evidencekit writes there, "
+                         f"delete it: rm {render.escape(shlex.quote(str(leftover.path)))}")
 
 
 def _interrupted() -> Interrupted:

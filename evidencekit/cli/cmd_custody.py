@@ -153,11 +153,12 @@ def reseal_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
 
 
 def _write_receipt(output: Path, text: str) -> None:
-    """Whole or not at all, never over another file, as open() would have made it."""
+    """Whole or not at all, never over another file; 0600 whatever the umask, as the bundle
+    and every export: a receipt names the case, the people and the files handed over."""
     if os.path.lexists(output):
         raise OutputError(f"{output} already exists")
     try:
-        with fs.staged(output, fs.umask_mode(0o666)) as stage:
+        with fs.staged(output, 0o600) as stage:
             stage.file.write(text.encode("utf-8"))
     except FileExistsError:
         raise OutputError(f"{output} already exists") from None

@@ -30,7 +30,7 @@ class LocalFile:
             raise OutputError(f"{target} exists; nothing was copied",
                               hint="choose another name or folder")
         try:
-            with bundle.open("rb") as source, fs.staged(target, 0o444) as stage:
+            with bundle.open("rb") as source, fs.staged(target, 0o400) as stage:
                 digest, size = _copy(source, stage.file, progress)
                 stage.file.flush()
                 stage.file.seek(0)

@@ -60,8 +60,10 @@ def export(bundle: Path, fmt: Format, output: Path | BinaryIO, context: ExportCo
     try:
         # 0600 whatever the umask, as the bundle and the extracted folder: every format reveals
         # the evidence (names, hashes, the incident record, pictures, an E01 the image itself).
-        with fs.staged(output, PRIVATE) if isinstance(output, Path) else _staged_for(output) \
-                as stage:
+        # (named: a format written by another program puts its own file in the staged one's
+        # place by a rename, which a file without a name has none for)
+        with fs.staged(output, PRIVATE, named=fmt.stdout is Stdout.NEVER) \
+                if isinstance(output, Path) else _staged_for(output) as stage:
             checked = verify(bundle, identities, trusted_keys, progress=progress,
                              readers=PayloadReaders(files=job.visitor()), tsa_roots=tsa_roots)
             refuse_unless_verified(checked, bundle, identities)

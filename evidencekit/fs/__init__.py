@@ -3,6 +3,7 @@ replacing a bundle atomically under a lock (custody appends), what a destination
 opening what may be evidence without touching its access time (``fs.noatime``).
 """
 
+from evidencekit.fs import leftovers
 from evidencekit.fs.commit import (
     begin,
     committing,
@@ -54,6 +55,7 @@ __all__ = [
     "interruptible_now",
     "interruptible_wait",
     "largest_file",
+    "leftovers",
     "locked",
     "made",
     "on_fuse",

@@ -20,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -29,7 +30,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from evidencekit.errors import OutputError
+from evidencekit.fs import leftovers
 from evidencekit.fs.commit import committing
+from evidencekit.fs.limits import on_fuse
 
 # What a file system without hard links answers to link().
 NO_HARD_LINKS = frozenset({errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP,
@@ -233,7 +236,8 @@ class NameNotAllowed(CannotCreate):
 
 
 class Staged:
-    """A temporary file in the destination's folder: :attr:`file` to write, :attr:`path`."""
+    """A temporary file for the destination: :attr:`file` to write; :attr:`path` a name it can
+    be opened by again while it is written (``/proc/self/fd/N`` for a file without a name)."""
 
     def __init__(self, file: BinaryIO, path: Path) -> None:
         self.file = file
@@ -241,35 +245,141 @@ class Staged:
 
 
 @contextmanager
-def staged(final: Path, mode: int = 0o600, *, replace: bool = False,
-           result: bool = True) -> Iterator[Staged]:
+def staged(final: Path, mode: int = 0o600, *, replace: bool = False, result: bool = True,
+           named: bool = False) -> Iterator[Staged]:
     """Write a new file for *final*: yields a :class:`Staged` temporary file (mode 0600 while it
     is written, whatever it holds). When the block ends normally, the file is flushed, fsynced,
     given *mode* and published under *final* (never replacing a file, FileExistsError; with
     *replace*, atomically renamed over *final* instead). On any exception, including Ctrl-C and
     the signals the CLI turns into it, the temporary file is removed and *final* is untouched.
     Once named, a *result* is no longer undone by a signal (evidencekit.fs.commit).
+
+    The temporary file has no name where the file system allows it (O_TMPFILE, see
+    evidencekit.fs.leftovers): a kill -9 then leaves nothing. Elsewhere, or when another program
+    must rename a file over it (*named*), it is a hidden file beside *final* that a kill -9
+    leaves, and that the next command writing there removes.
     """
     folder = final.absolute().parent
+    leftovers.clean(final)
+    fd = None if named else _nameless_in(folder)
+    if fd is not None:
+        with os.fdopen(fd, "w+b") as out:
+            yield Staged(out, Path(f"/proc/self/fd/{fd}"))
+            _finish(out, mode)
+            with committing(final, result):
+                _name_nameless(out, final, replace)
+        return
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".partial", dir=folder)
+        fd, name = tempfile.mkstemp(prefix=leftovers.prefix_for(final),
+                                    suffix=leftovers.SUFFIX, dir=folder)
     except OSError as exc:
         if refuses_name(folder, exc):  # the temporary name holds the final one
             raise NameNotAllowed(final, exc) from None
         raise CannotCreate(exc.errno, exc.strerror, str(folder)) from None
     temp = Path(name)
     try:
+        leftovers.hold(fd)
         with os.fdopen(fd, "w+b") as out:
             yield Staged(out, temp)
-            out.flush()
-            os.fsync(out.fileno())
-            set_mode(out.fileno(), mode)
+            _finish(out, mode)
         with committing(final, result):
-            if replace:
-                os.replace(temp, final)
-                sync_folder(folder)
-            else:
-                publish(temp, final)
+            _name_temporary(temp, final, replace)
+    finally:
+        with suppress(FileNotFoundError):
+            os.unlink(temp)
+
+
+def _finish(out: BinaryIO, mode: int) -> None:
+    out.flush()
+    os.fsync(out.fileno())
+    set_mode(out.fileno(), mode)
+
+
+def _name_temporary(temp: Path, final: Path, replace: bool) -> None:
+    if replace:
+        os.replace(temp, final)
+        sync_folder(final.absolute().parent)
+    else:
+        publish(temp, final)
+
+
+# What open(O_TMPFILE) answers where files without a name cannot be made: the file system
+# (EOPNOTSUPP), a kernel from before 3.11 (EISDIR), or the flags (EINVAL).
+_NO_NAMELESS = frozenset({errno.EOPNOTSUPP, errno.ENOTSUP, errno.EISDIR, errno.EINVAL,
+                          errno.ENOSYS})
+
+
+def _nameless_in(folder: Path) -> int | None:
+    """A new file without a name in *folder* (O_TMPFILE, Linux), 0600; None where it cannot be
+    made, or could not be named afterwards. On FUSE file systems it is never tried: the file
+    system may make it, then refuse to link it (exfat-fuse has no links)."""
+    flag = getattr(os, "O_TMPFILE", 0)
+    if not flag or not os.path.isdir("/proc/self/fd"):  # named through /proc/self/fd
+        return None
+    try:
+        fd = os.open(folder, flag | os.O_RDWR | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        if exc.errno in _NO_NAMELESS:
+            return None
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.EACCES, errno.EROFS):
+            raise CannotCreate(exc.errno, exc.strerror, str(folder)) from None
+        return None
+    if on_fuse(fd):
+        os.close(fd)
+        return None
+    return fd
+
+
+def _name_nameless(out: BinaryIO, final: Path, replace: bool) -> None:
+    """Give the finished file without a name its name *final*: linked (exclusive) in one step;
+    with *replace*, linked under a temporary name then renamed over *final*. Where the link is
+    refused, a named copy is published instead."""
+    source = f"/proc/self/fd/{out.fileno()}"
+    target = final
+    if replace:
+        target = final.absolute().parent / (
+            f"{leftovers.prefix_for(final)}{secrets.token_hex(4)}{leftovers.SUFFIX}")
+    try:
+        _link_following(source, target)
+    except FileExistsError:
+        raise
+    except OSError:
+        _publish_a_copy(out, final, replace)
+        return
+    if replace:
+        try:
+            os.replace(target, final)
+        except BaseException:
+            with suppress(OSError):
+                os.unlink(target)
+            raise
+    sync_folder(final.absolute().parent)
+
+
+def _link_following(source: str, target: Path) -> None:
+    """linkat(AT_SYMLINK_FOLLOW): *source*, a /proc/self/fd link, names the file it leads to
+    (os.link calls plain link(), which would link the /proc entry itself, unless a folder
+    descriptor is given)."""
+    folder = os.open(target.absolute().parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.link(source, target.name, dst_dir_fd=folder, follow_symlinks=True)
+    finally:
+        os.close(folder)
+
+
+def _publish_a_copy(out: BinaryIO, final: Path, replace: bool) -> None:
+    """Publish a named copy of *out* (the file system made a file without a name but refused
+    to link it)."""
+    fd, name = tempfile.mkstemp(prefix=leftovers.prefix_for(final), suffix=leftovers.SUFFIX,
+                                dir=final.absolute().parent)
+    temp = Path(name)
+    try:
+        leftovers.hold(fd)
+        with os.fdopen(fd, "w+b") as copy:
+            out.seek(0)
+            shutil.copyfileobj(out, copy, 1 << 20)
+            _finish(copy, os.fstat(out.fileno()).st_mode & 0o7777)
+        _name_temporary(temp, final, replace)
     finally:
         with suppress(FileNotFoundError):
             os.unlink(temp)

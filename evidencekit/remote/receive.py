@@ -156,7 +156,8 @@ def _receive_and_record(request: RemoteRequest, conn: Connection, command: str,
     _widen(process.stdout)
     errors = ErrorChannel(process.stderr)
     try:
-        received = _receive(request, process.stdout, stage.file, stage.path.parent)
+        received = _receive(request, process.stdout, stage.file,
+                            request.output.absolute().parent)
     except (protocol.Stalled, protocol.Refused) as exc:  # the remote may go on: it is stopped
         _stop(process, wait=0)
         raise _stopped(request, exc) from None

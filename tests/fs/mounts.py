@@ -72,3 +72,20 @@ def mounted(kind: str, folder: Path, size_mib: int = 96) -> Iterator[Path]:
             _unmount(where)
     finally:
         subprocess.run(["losetup", "-d", device], capture_output=True)
+
+
+@contextmanager
+def tmpfs(folder: Path, size_mib: int = 64) -> Iterator[Path]:
+    """A fresh tmpfs (memory) file system of *size_mib* MiB mounted at *folder*/ram."""
+    require_tool("mount")
+    if os.geteuid() != 0:
+        skip_or_fail("mounting a tmpfs needs root")
+    where = folder / "ram"
+    where.mkdir()
+    _run("mount", "-t", "tmpfs", "-o", f"size={size_mib}m,mode=0700", "tmpfs", where)
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", str(where)], capture_output=True)
+        if os.path.ismount(where):
+            subprocess.run(["umount", "-l", str(where)], capture_output=True)

@@ -1,0 +1,122 @@
+"""Unfinished files a writer killed outright left beside its output, and how the next run deals
+with them.
+
+Where the file system allows it (ext4, XFS, Btrfs, tmpfs …) an output is written into a file
+without a name (O_TMPFILE) and only named when finished: a kill -9 or a power cut leaves nothing
+to see. Elsewhere (FAT and exFAT sticks through FUSE, network shares) it is written into a hidden
+file beside the output, ``.NAME.PID.XXXXXXXX.partial``, which a kill -9 leaves behind. Its writer
+holds a lock on it (flock) for as long as it lives, and its name holds the writer's process id:
+the next evidencekit command that writes into the same folder removes each such file whose lock
+is free and whose process is gone, and leaves those of a writer at work. Files of the older
+pattern ``.NAME.XXXXXXXX.partial`` (no process id: an evidencekit from before) cannot be judged:
+they are named to the person, for the same output only.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import re
+import stat
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+SUFFIX = ".partial"
+_RANDOM = "[a-z0-9_]{8}"  # what tempfile.mkstemp puts between prefix and suffix
+# .NAME.PID.XXXXXXXX.partial, NAME anything (a bundle's name holds dots)
+_OURS = re.compile(r"\..+\.([1-9][0-9]{0,9})\." + _RANDOM + re.escape(SUFFIX), re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """An unfinished file found beside an output: *removed*, or named for the person."""
+
+    path: Path
+    removed: bool
+
+
+_listeners: list[Callable[[Leftover], None]] = []
+
+
+def listen(listener: Callable[[Leftover], None] | None) -> None:
+    """Have *listener* told of every leftover found from now on (the CLI says it); None: nobody."""
+    _listeners.clear()
+    if listener is not None:
+        _listeners.append(listener)
+
+
+def prefix_for(final: Path) -> str:
+    """The start of the name of this process's temporary file for *final*."""
+    return f".{final.name}.{os.getpid()}."
+
+
+def hold(fd: int) -> None:
+    """Lock the temporary file *fd* for as long as this process lives (best effort: a file
+    system without locks still has the process id to tell)."""
+    with suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def clean(final: Path) -> list[Leftover]:
+    """Remove from *final*'s folder the unfinished files whose writer is dead; name the files of
+    the older pattern for *final*. Each is told to the listener and returned."""
+    folder = final.absolute().parent
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    older = re.compile(re.escape(f".{final.name}.") + _RANDOM + re.escape(SUFFIX))
+    found: list[Leftover] = []
+    for name in sorted(names):
+        ours = _OURS.fullmatch(name)
+        if ours is not None and _left_by_a_dead_writer(folder / name, int(ours.group(1))):
+            with suppress(FileNotFoundError):
+                os.unlink(folder / name)
+            found.append(Leftover(folder / name, removed=not os.path.lexists(folder / name)))
+        elif ours is None and older.fullmatch(name) and _own_file(folder / name):
+            found.append(Leftover(folder / name, removed=False))
+    for leftover in found:
+        for listener in _listeners:
+            listener(leftover)
+    return found
+
+
+def _own_file(path: Path) -> bool:
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid()
+
+
+def _left_by_a_dead_writer(path: Path, pid: int) -> bool:
+    """Whether *path* is a file of this user's whose writer is gone: its process does not run
+    and nobody holds its lock (a process id reused since, or a writer on another computer
+    sharing the folder, keeps it: better left than taken from a writer at work)."""
+    if pid == os.getpid() or _running(pid) or not _own_file(path):
+        return False
+    try:
+        # (O_NONBLOCK: a FIFO put there would block the open until a writer came)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        return exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN)  # no locks here: pid says
+    finally:
+        os.close(fd)
+    return True
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's process (EPERM): running
+    return True

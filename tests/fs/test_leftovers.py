@@ -1,0 +1,178 @@
+"""What a writer killed outright (kill -9) leaves beside its output (evidencekit.fs.leftovers):
+nothing where files without a name can be made (tmpfs, ext4); on FAT and exFAT sticks a hidden
+``.NAME.PID.XXXXXXXX.partial`` that the next command writing there removes, never one whose
+writer still runs. Real SIGKILLs, injected into real write() calls by strace."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from evidencekit import fs
+from evidencekit.fs.leftovers import Leftover, clean
+from tests.fs.mounts import KINDS, mounted, tmpfs
+from tests.support.cli import run_cli
+from tests.support.tools import require_tool
+
+OURS = re.compile(r"\.case\.evidence\.[0-9]+\.[a-z0-9_]{8}\.partial")
+
+
+def _evidence(tmp_path: Path) -> Path:
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    (evidence / "photo.bin").write_bytes(os.urandom(2 << 20))
+    (evidence / "chat.txt").write_text("pay now\n")
+    return evidence
+
+
+def _capture(evidence: Path, keys: dict[str, Path], output: Path) -> list[str]:
+    return [sys.executable, "-m", "evidencekit", "capture", str(evidence), "-R",
+            str(keys["recipient"]), "--sign-key", str(keys["signer"]), "-o", str(output)]
+
+
+def _add(bundle: Path, keys: dict[str, Path]) -> list[str]:
+    return [sys.executable, "-m", "evidencekit", "custody", "add", str(bundle), "--action",
+            "transferred", "--to", "Police", "--note", "x" * 20000, "--sign-key",
+            str(keys["signer"])]
+
+
+def _killed_at_write(command: list[str], when: int, syscall: str = "pwrite64") -> None:
+    """Run *command*, killed with SIGKILL at the *when*-th *syscall* of one of its threads
+    (strace): capture writes the bundle's payload with pwrite64 in its own thread."""
+    strace = require_tool("strace")
+    done = subprocess.run([strace, "-f", "-qq", "-o", os.devnull, "-e", f"trace={syscall}",
+                           "-e", f"inject={syscall}:signal=KILL:when={when}", *command],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == -9, (done.returncode, done.stderr)
+
+
+@pytest.mark.parametrize("where", ["tmpfs", "disk"])
+def test_a_capture_killed_mid_write_leaves_nothing(tmp_path: Path, keys: dict[str, Path],
+                                                  home: Path, where: str) -> None:
+    evidence = _evidence(tmp_path)
+    if where == "tmpfs":
+        with tmpfs(tmp_path) as ram:
+            _killed_at_write(_capture(evidence, keys, ram / "case.evidence"), 2)
+            assert os.listdir(ram) == []
+    else:
+        folder = tmp_path / "out"
+        folder.mkdir()
+        _killed_at_write(_capture(evidence, keys, folder / "case.evidence"), 2)
+        assert os.listdir(folder) == []
+
+
+def test_a_custody_add_killed_mid_write_leaves_nothing(tmp_path: Path, keys: dict[str, Path],
+                                                      home: Path) -> None:
+    with tmpfs(tmp_path) as ram:
+        bundle = ram / "case.evidence"
+        assert run_cli(*_capture(_evidence(tmp_path), keys, bundle)[3:]).code == 0
+        before = bundle.read_bytes()
+        _killed_at_write(_add(bundle, keys), 1, "fsync")
+        assert os.listdir(ram) == ["case.evidence"] and bundle.read_bytes() == before
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_capture_killed_on_a_stick_leaves_a_file_the_next_run_removes(
+        tmp_path: Path, keys: dict[str, Path], home: Path, kind: str) -> None:
+    evidence = _evidence(tmp_path)
+    with mounted(kind, tmp_path) as stick:
+        bundle = stick / "case.evidence"
+        _killed_at_write(_capture(evidence, keys, bundle), 1, "fsync")  # written whole
+        left = os.listdir(stick)
+        assert len(left) == 1 and OURS.fullmatch(left[0]), left  # hidden, never the name
+        again = run_cli(*_capture(evidence, keys, bundle)[3:])
+        assert again.code == 0, again.stderr
+        assert f"Removed {stick / left[0]}" in " ".join(again.stderr.split())
+        assert os.listdir(stick) == ["case.evidence"]
+        assert run_cli("verify", bundle).code == 0
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_custody_add_killed_on_a_stick_keeps_the_bundle_and_is_cleaned_up(
+        tmp_path: Path, keys: dict[str, Path], home: Path, kind: str) -> None:
+    with mounted(kind, tmp_path) as stick:
+        bundle = stick / "case.evidence"
+        assert run_cli(*_capture(_evidence(tmp_path), keys, bundle)[3:]).code == 0
+        before = bundle.read_bytes()
+        _killed_at_write(_add(bundle, keys), 1, "fsync")
+        assert bundle.read_bytes() == before and run_cli("verify", bundle).code == 0
+        left = [name for name in os.listdir(stick) if name != "case.evidence"]
+        assert len(left) == 1 and OURS.fullmatch(left[0]), left
+        added = run_cli(*_add(bundle, keys)[3:])
+        assert added.code == 0, added.stderr
+        assert "Removed" in added.stderr
+        assert os.listdir(stick) == ["case.evidence"]
+
+
+def test_a_file_being_written_has_no_name(tmp_path: Path) -> None:
+    final = tmp_path / "report.html"
+    with fs.staged(final, 0o640) as stage:
+        stage.file.write(b"<p>case</p>")
+        stage.file.flush()
+        assert os.listdir(tmp_path) == [] and str(stage.path).startswith("/proc/self/fd/")
+        with open(stage.path, "rb") as again:  # readable by its name while written (export)
+            assert again.read() == b"<p>case</p>"
+    assert final.read_bytes() == b"<p>case</p>"
+    assert final.stat().st_mode & 0o777 == 0o640 and os.listdir(tmp_path) == ["report.html"]
+
+
+def test_a_file_replaced_through_a_file_without_a_name(tmp_path: Path) -> None:
+    final = tmp_path / "case.evidence"
+    final.write_bytes(b"old")
+    with fs.staged(final, 0o600, replace=True) as stage:
+        stage.file.write(b"new")
+        assert os.listdir(tmp_path) == ["case.evidence"]
+    assert final.read_bytes() == b"new" and os.listdir(tmp_path) == ["case.evidence"]
+
+
+def test_a_file_being_written_is_never_published_over_another(tmp_path: Path) -> None:
+    final = tmp_path / "key"
+    with pytest.raises(FileExistsError), fs.staged(final) as stage:
+        stage.file.write(b"mine")
+        final.write_bytes(b"someone else's")
+    assert final.read_bytes() == b"someone else's" and os.listdir(tmp_path) == ["key"]
+
+
+_WRITER = ("import sys, time\nfrom pathlib import Path\nfrom evidencekit import fs\n"
+           "with fs.staged(Path(sys.argv[1]), named=True) as stage:\n"
+           "    print(stage.path, flush=True)\n    time.sleep(60)\n")
+
+
+def test_only_a_leftover_whose_writer_is_dead_is_removed(tmp_path: Path) -> None:
+    final = tmp_path / "case.evidence"
+    writer = subprocess.Popen([sys.executable, "-c", _WRITER, str(final)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout is not None
+        temporary = Path(writer.stdout.readline().strip())
+        assert OURS.fullmatch(temporary.name) and str(writer.pid) in temporary.name
+        assert clean(final) == [] and temporary.exists()  # its writer is at work
+    finally:
+        writer.kill()
+        writer.wait()
+    told: list[Leftover] = []
+    fs.leftovers.listen(told.append)
+    try:
+        assert clean(final) == [Leftover(temporary, removed=True)] == told
+    finally:
+        fs.leftovers.listen(None)
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_leftover_of_an_older_evidencekit_is_named_not_removed(tmp_path: Path) -> None:
+    older = tmp_path / ".case.evidence.k2j9x_aq.partial"
+    older.write_bytes(b"half a bundle")
+    (tmp_path / ".other.evidence.k2j9x_aq.partial").write_bytes(b"another output's")
+    assert clean(tmp_path / "case.evidence") == [Leftover(older, removed=False)]
+    assert older.exists()
+
+
+def test_a_folder_or_another_users_file_is_left_alone(tmp_path: Path) -> None:
+    (tmp_path / ".case.evidence.999999999.abcdefgh.partial").mkdir()  # (extract's are folders)
+    assert clean(tmp_path / "case.evidence") == []
+    assert (tmp_path / ".case.evidence.999999999.abcdefgh.partial").is_dir()
