@@ -359,10 +359,10 @@ def _name_nameless(out: BinaryIO, final: Path, replace: bool) -> None:
 def _link_following(source: str, target: Path) -> None:
     """linkat(AT_SYMLINK_FOLLOW): *source*, a /proc/self/fd link, names the file it leads to
     (os.link calls plain link(), which would link the /proc entry itself, unless a folder
-    descriptor is given)."""
+    descriptor is given; *target* is absolute, so which folder does not matter)."""
     folder = os.open(target.absolute().parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        os.link(source, target.name, dst_dir_fd=folder, follow_symlinks=True)
+        os.link(source, target.absolute(), dst_dir_fd=folder, follow_symlinks=True)
     finally:
         os.close(folder)
 

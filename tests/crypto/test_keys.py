@@ -15,6 +15,7 @@ import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -378,10 +379,10 @@ def test_race_on_second_file_rolls_back_the_first(tmp_path: Path, monkeypatch: p
     """If k.pub appears after the up-front check, k is removed again: all or nothing."""
     real_link = os.link
 
-    def link_then_collide(src: str, dst: str) -> None:
+    def link_then_collide(src: str, dst: str, **options: Any) -> None:
         if str(dst).endswith(".pub"):
             Path(dst).write_text("someone else's")
-        real_link(src, dst)
+        real_link(src, dst, **options)
 
     monkeypatch.setattr(os, "link", link_then_collide)
     with pytest.raises(OutputError, match=r"k\.pub already exists"):
@@ -393,10 +394,10 @@ def test_race_on_second_file_rolls_back_the_first(tmp_path: Path, monkeypatch: p
 def test_interrupt_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real_link = os.link
 
-    def interrupted(src: str, dst: str) -> None:
+    def interrupted(src: str, dst: str, **options: Any) -> None:
         if str(dst).endswith(".pub"):
             raise KeyboardInterrupt
-        real_link(src, dst)
+        real_link(src, dst, **options)
 
     monkeypatch.setattr(os, "link", interrupted)
     with pytest.raises(KeyboardInterrupt):
@@ -405,7 +406,7 @@ def test_interrupt_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_file_systems_without_hard_links(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_links(src: str, dst: str) -> None:
+    def no_links(src: str, dst: str, **options: Any) -> None:
         raise OSError(errno.EPERM, "Operation not permitted")
 
     monkeypatch.setattr(os, "link", no_links)
@@ -428,7 +429,15 @@ def test_unwritable_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     def denied(*args: object, **kwargs: object) -> tuple[int, str]:
         raise PermissionError(errno.EACCES, "Permission denied")
 
+    real_open = os.open
+
+    def denied_without_a_name(path: object, flags: int, *args: Any, **kwargs: Any) -> int:
+        if flags & getattr(os, "O_TMPFILE", 0) == getattr(os, "O_TMPFILE", -1):
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real_open(path, flags, *args, **kwargs)  # type: ignore[arg-type]
+
     monkeypatch.setattr(tempfile, "mkstemp", denied)
+    monkeypatch.setattr(os, "open", denied_without_a_name)
     with pytest.raises(OutputError, match="permission denied"):
         SigningKey.generate().save(tmp_path / "k")
     assert list(tmp_path.iterdir()) == []
