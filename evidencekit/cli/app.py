@@ -12,6 +12,7 @@ import shlex
 import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, TypeVar, cast
 
@@ -83,6 +84,41 @@ def signing_options(f: F) -> F:
 def actor_option(f: F) -> F:
     return click.option("--actor", help="Your name as it should appear in the custody log "
                         "(default: your signing key's name, its comment).")(f)
+
+
+@dataclass(frozen=True)
+class Signer:
+    """Who signs a custody event, as ``signer_options`` gathers it: --actor, --sign-key and its
+    passphrase file."""
+
+    actor: str | None
+    sign_key: Path | None
+    sign_key_passphrase_file: Path | None
+
+    def key(self, quiet: bool) -> SigningKey:
+        """The signing key, its passphrase asked for now (call it before the work, so that a
+        key that cannot be used stops the command before anything is done)."""
+        return resolve_signing_key(self.sign_key, self.sign_key_passphrase_file, quiet)
+
+    def name(self, key: SigningKey) -> str:
+        """The signer's name in the custody log (:func:`actor_name`)."""
+        return actor_name(self.actor, key)
+
+    def resolve(self, quiet: bool) -> tuple[SigningKey, str]:
+        key = self.key(quiet)
+        return key, self.name(key)
+
+
+def signer_options(f: F) -> F:
+    """--actor, --sign-key and --sign-key-passphrase-file, reaching the command as one
+    :class:`Signer` named ``signer``."""
+    return actor_option(signing_options(gather_signer(f)))
+
+
+def gather_signer(f: F) -> F:
+    """Written below a command's --actor and signing options: they reach it as ``signer``."""
+    parameters = {name: name for name in ("actor", "sign_key", "sign_key_passphrase_file")}
+    return gathered("signer", Signer, parameters)(f)
 
 
 def actor_name(actor: str | None, key: SigningKey, option: str = "--actor") -> str:

@@ -10,8 +10,7 @@ import click
 from evidencekit import fs
 from evidencekit.cli import render
 from evidencekit.cli.app import (
-    actor_name,
-    actor_option,
+    Signer,
     cli,
     encryption_for,
     identity_option,
@@ -20,9 +19,8 @@ from evidencekit.cli.app import (
     new_recipient_options,
     progress_option,
     refuse_stdout,
-    resolve_signing_key,
     run,
-    signing_options,
+    signer_options,
     trusted_option,
 )
 from evidencekit.cli.cmd_open import identities_for
@@ -48,18 +46,16 @@ def custody() -> None:
 @click.option("--to", "to_party", help="transferred: to whom it was handed (required there).")
 @click.option("--from", "from_party", help="received: who handed it over (required there).")
 @click.option("--note", default="", help="Free text: how, why, receipt or parcel numbers.")
-@actor_option
-@signing_options
+@signer_options
 @json_option
 def custody_add(bundle: Path, action: str, to_party: str | None, from_party: str | None,
-                note: str, actor: str | None, sign_key: Path | None,
-                sign_key_passphrase_file: Path | None, as_json: bool) -> None:
+                note: str, signer: Signer, as_json: bool) -> None:
     """Append a signed event to the bundle's custody log (the evidence is not touched)."""
 
     def body() -> int:
         counterparty = counterparty_for(action, to_party, from_party)
-        key = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json)
-        request = EventRequest(action, actor_name(actor, key), key, note, counterparty)
+        key, name = signer.resolve(as_json)
+        request = EventRequest(action, name, key, note, counterparty)
         event = append_event(bundle, request, waiting=render.waiting_for_writer(bundle),
                              linked=render.other_names_left(bundle))
         if as_json:
@@ -114,23 +110,22 @@ def custody_show(bundle: Path, trusted: tuple[str, ...], as_json: bool) -> None:
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
               help="The new bundle to write.")
 @click.option("--note", default="", help="Why it is resealed (e.g. MLA request number).")
-@actor_option
-@signing_options
+@signer_options
 @progress_option
 @json_option
 def reseal_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: Path | None,
                    ask_passphrase: bool, recipients: tuple[str, ...],
                    recipient_files: tuple[Path, ...], new_passphrase_file: Path | None,
-                   output: Path, note: str, actor: str | None, sign_key: Path | None,
-                   sign_key_passphrase_file: Path | None, progress: str, as_json: bool) -> None:
+                   output: Path, note: str, signer: Signer, progress: str, as_json: bool
+                   ) -> None:
     """Re-encrypt a bundle for a new holder; evidence, seal and custody log carry over."""
 
     def body() -> int:
         refuse_stdout(output, "a bundle")
         keys = identities_for(bundle, identities, passphrase_file, ask_passphrase, required=True)
         new_recipients = encryption_for(recipients, recipient_files, False, new_passphrase_file)
-        signing = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json)
-        request = EventRequest("resealed", actor_name(actor, signing), signing, note)
+        signing, name = signer.resolve(as_json)
+        request = EventRequest("resealed", name, signing, note)
         try:
             result = reseal(bundle, output, keys, new_recipients, request,
                             progress=render.progress_for(as_json, progress))

@@ -11,13 +11,12 @@ from evidencekit import __version__
 from evidencekit import export as exports
 from evidencekit.cli import render
 from evidencekit.cli.app import (
-    actor_name,
+    Signer,
     cli,
     identity_option,
     is_stdout,
     json_option,
     progress_option,
-    resolve_signing_key,
     run,
     stdout_binary,
     trusted_option,
@@ -51,8 +50,8 @@ def _format_help() -> str:
 @json_option
 def export_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: Path | None,
                    ask_passphrase: bool, trusted: tuple[str, ...], fmt: str, output: Path,
-                   tsa_ca: Path | None, record: bool, actor: str | None, sign_key: Path | None,
-                   sign_key_passphrase_file: Path | None, progress: str, as_json: bool) -> None:
+                   tsa_ca: Path | None, record: bool, signer: Signer, progress: str,
+                   as_json: bool) -> None:
     """Decrypt and verify a bundle, and export it in a format investigators' tools read.
 
     Nothing is written unless every check passes. The export is made from the decrypted
@@ -72,8 +71,7 @@ def export_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
         tsa_roots = roots_from(tsa_ca)
         if record:
             check_appendable(bundle)  # asked now, not after a long export
-        signer = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json) \
-            if record else None
+        key = signer.key(as_json) if record else None
         keys = identities_for(bundle, identities, passphrase_file, ask_passphrase, required=True)
         context = exports.ExportContext(bundle, rfc3339(system_clock()),
                                         f"evidencekit {__version__}",
@@ -83,11 +81,11 @@ def export_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
                               progress=render.progress_for(as_json, progress),
                               tsa_roots=tsa_roots)
         event = None
-        if signer is not None:
+        if key is not None:
             details = {"format": done.format, "sha256": done.sha256, "size": str(done.size)}
             try:
-                event = append_event(bundle, EventRequest("exported", actor_name(actor, signer),
-                                                          signer, details=details), done.report,
+                event = append_event(bundle, EventRequest("exported", signer.name(key), key,
+                                                          details=details), done.report,
                                      waiting=render.waiting_for_writer(bundle),
                                      linked=render.other_names_left(bundle))
             except EvidenceKitError as exc:  # the export is there: say so, not only the error

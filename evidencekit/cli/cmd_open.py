@@ -13,14 +13,14 @@ import click
 from evidencekit.cli import render
 from evidencekit.cli.app import (
     F,
-    actor_name,
+    Signer,
     actor_option,
     cli,
+    gather_signer,
     identity_option,
     json_option,
     progress_option,
     refuse_stdout,
-    resolve_signing_key,
     run,
     signing_options,
     trusted_option,
@@ -140,18 +140,18 @@ def _bundle_passphrase(bundle: Path, passphrase_file: Path | None) -> age.Scrypt
 
 
 def record_option(f: F) -> F:
-    f = signing_options(actor_option(f))
+    f = signing_options(actor_option(gather_signer(f)))
     return click.option("--record", is_flag=True,
                         help="Add a signed custody event saying you did this (needs your "
                         "signing key).")(f)
 
 
-def _record(bundle: Path, report: Report, action: str, actor: str | None, key: SigningKey,
+def _record(bundle: Path, report: Report, action: str, signer: Signer, key: SigningKey,
             details: dict[str, str]) -> str | None:
     """Append a 'verified'/'accessed' event; return its summary line, or why it was not added."""
     if not report.ok:
         return "not recorded in the custody log: verification failed"
-    event = append_event(bundle, EventRequest(action, actor_name(actor, key), key,
+    event = append_event(bundle, EventRequest(action, signer.name(key), key,
                                               details=details), report,
                          waiting=render.waiting_for_writer(bundle),
                          linked=render.other_names_left(bundle))
@@ -174,8 +174,7 @@ def _record(bundle: Path, report: Report, action: str, actor: str | None, key: S
 @json_option
 def verify_command(bundle: Path | str, identities: tuple[Path, ...],
                    passphrase_file: Path | None, ask_passphrase: bool, trusted: tuple[str, ...],
-                   receipt_file: Path | None, record: bool, actor: str | None,
-                   sign_key: Path | None, sign_key_passphrase_file: Path | None, progress: str,
+                   receipt_file: Path | None, record: bool, signer: Signer, progress: str,
                    as_json: bool, tsa_ca: Path | None, endpoint: str | None,
                    against: str | None) -> None:
     """Check a bundle: seal, signatures, custody and payload hash; with a key, every file too.
@@ -196,8 +195,7 @@ def verify_command(bundle: Path | str, identities: tuple[Path, ...],
         receipt = _read_receipt(receipt_file) if receipt_file else None
         tsa_roots = roots_from(tsa_ca)
         # Asked for (and checked) before the work, not once it is done.
-        signer = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json) \
-            if record else None
+        key = signer.key(as_json) if record else None
         windows = None
         if against:
             # here: comparing with a device reads sectors (sources.sectors and the sources
@@ -221,8 +219,8 @@ def verify_command(bundle: Path | str, identities: tuple[Path, ...],
         if record:
             details = {"result": "ok", "decrypted": str(report.decrypted).lower(),
                        "files_checked": str(report.files_checked)}
-            assert signer is not None
-            recorded = _record(bundle, report, "verified", actor, signer, details)
+            assert key is not None
+            recorded = _record(bundle, report, "verified", signer, key, details)
         code = render.exit_code_for(report)
         if against_findings.errors and code == ExitCode.OK:
             code = ExitCode.EVIDENCE_PROBLEM  # the bundle is sound; the device is not the same
@@ -318,8 +316,7 @@ def _read_receipt(path: Path) -> dict[str, str]:
 @json_option
 def extract_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: Path | None,
                     ask_passphrase: bool, trusted: tuple[str, ...], output: Path,
-                    keep_untrusted: bool, as_stored: bool, record: bool, actor: str | None,
-                    sign_key: Path | None, sign_key_passphrase_file: Path | None,
+                    keep_untrusted: bool, as_stored: bool, record: bool, signer: Signer,
                     progress: str, as_json: bool) -> None:
     """Verify and open a bundle into a new folder; nothing is kept unless every check passes."""
 
@@ -328,8 +325,7 @@ def extract_command(bundle: Path, identities: tuple[Path, ...], passphrase_file:
         keys = identities_for(bundle, identities, passphrase_file, ask_passphrase, required=True)
         # Asked for (and checked) before extracting: a key that cannot be used must not leave
         # a finished folder behind an error.
-        signer = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json) \
-            if record else None
+        key = signer.key(as_json) if record else None
         if record:
             check_appendable(bundle)
         result = extract(bundle, output, keys, trusted_from(trusted), keep_untrusted,
@@ -338,9 +334,9 @@ def extract_command(bundle: Path, identities: tuple[Path, ...], passphrase_file:
         if code == ExitCode.OK and result.output is None:
             code = ExitCode.EVIDENCE_PROBLEM
         recorded = None
-        if signer is not None and result.output is not None:
+        if key is not None and result.output is not None:
             try:
-                recorded = _record(bundle, result.report, "accessed", actor, signer,
+                recorded = _record(bundle, result.report, "accessed", signer, key,
                                    {"operation": "extract", "files": str(result.files)})
             except EvidenceKitError as exc:  # never silent about the folder that is there
                 exc.message = (f"{result.output} was extracted (complete and verified), but no "

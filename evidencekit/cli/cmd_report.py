@@ -16,8 +16,7 @@ from evidencekit import addenda, fs
 from evidencekit import incident as inc
 from evidencekit.cli import render
 from evidencekit.cli.app import (
-    actor_name,
-    actor_option,
+    Signer,
     cli,
     encryption_for,
     gathered,
@@ -26,9 +25,8 @@ from evidencekit.cli.app import (
     new_recipient_options,
     progress_option,
     refuse_stdout,
-    resolve_signing_key,
     run,
-    signing_options,
+    signer_options,
     trusted_option,
 )
 from evidencekit.cli.cmd_open import identities_for
@@ -37,7 +35,6 @@ from evidencekit.cli.keyring import trusted_from
 from evidencekit.cli.secrets import PASSPHRASE_ENV, interactive, obtain
 from evidencekit.clock import rfc3339, system_clock
 from evidencekit.crypto import age
-from evidencekit.crypto.keys import SigningKey
 from evidencekit.custody.events import EventRequest, append_event, checked_for_note, event_summary
 from evidencekit.custody.resealing import reseal
 from evidencekit.errors import ExitCode, NoMatchingKey, UsageError
@@ -168,19 +165,6 @@ class _PrivateTarget:
     output: Path | None
 
 
-@dataclass(frozen=True)
-class _Signer:
-    """Who signs the note: --actor, --sign-key and its passphrase file."""
-
-    actor: str | None
-    sign_key: Path | None
-    sign_key_passphrase_file: Path | None
-
-    def resolve(self, as_json: bool) -> tuple[SigningKey, str]:
-        key = resolve_signing_key(self.sign_key, self.sign_key_passphrase_file, as_json)
-        return key, actor_name(self.actor, key)
-
-
 @cli.command("note", short_help="Add to the incident record later (a signed note).")
 @click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--text", default="", help="The note: what happened, or what this entry is.")
@@ -211,17 +195,14 @@ class _Signer:
 @new_recipient_options
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="--private: the new bundle to write (never overwritten).")
-@actor_option
-@signing_options
+@signer_options
 @progress_option
 @json_option
 @gathered("asked", inc.NoteRequest, {"kind": "kind", "text": "text", "when": "time",
                                      "time_zone": "time_zone", **NOTE_FIELD_OPTIONS})
 @gathered("target", _PrivateTarget, {name: name for name in PRIVATE_OPTIONS})
-@gathered("signer", _Signer, {name: name for name in ("actor", "sign_key",
-                                                       "sign_key_passphrase_file")})
 def note_command(bundle: Path, asked: inc.NoteRequest, confirmed: bool, private: bool,
-                 target: _PrivateTarget, signer: _Signer, progress: str, as_json: bool) -> None:
+                 target: _PrivateTarget, signer: Signer, progress: str, as_json: bool) -> None:
     """Add to the incident record later, as a signed custody note (no key needed).
 
     The note is public metadata: it is NOT encrypted. You are asked to confirm on a terminal;
@@ -270,7 +251,7 @@ def _refuse_private_options() -> None:
                          "a public note")
 
 
-def _private_note(bundle: Path, content: NoteContent, target: _PrivateTarget, signer: _Signer,
+def _private_note(bundle: Path, content: NoteContent, target: _PrivateTarget, signer: Signer,
                   progress: str, as_json: bool) -> int:
     """note --private: a reseal whose new payload holds the note as a signed addendum."""
     if target.output is None:

@@ -13,15 +13,13 @@ import click
 from evidencekit import fs
 from evidencekit.cli import render
 from evidencekit.cli.app import (
-    actor_name,
-    actor_option,
+    Signer,
     cli,
     json_option,
     progress_option,
     refuse_stdout,
-    resolve_signing_key,
     run,
-    signing_options,
+    signer_options,
 )
 from evidencekit.errors import (
     EvidenceKitError,
@@ -66,14 +64,12 @@ def lock_options(f: F) -> F:
 @click.argument("destination")
 @lock_options
 @click.option("--note", default="", help="Free text for the custody event (why, who asked).")
-@actor_option
-@signing_options
+@signer_options
 @progress_option
 @json_option
 def store_put(bundle: Path, destination: str, retain_until: str | None,
               retain_days: int | None, legal_hold: bool, no_lock: bool, endpoint: str | None,
-              note: str, actor: str | None, sign_key: Path | None,
-              sign_key_passphrase_file: Path | None, progress: str, as_json: bool) -> None:
+              note: str, signer: Signer, progress: str, as_json: bool) -> None:
     """Copy BUNDLE to DESTINATION (s3://BUCKET/PREFIX/ or a local path), check the copy, and
     add a signed 'transferred' event to BUNDLE naming where it went."""
 
@@ -83,8 +79,8 @@ def store_put(bundle: Path, destination: str, retain_until: str | None,
 
         target = _destination(destination, retain_until, retain_days, legal_hold, no_lock,
                               endpoint)
-        key = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json)
-        request = EventRequest("transferred", actor_name(actor, key), key, note)
+        key, name = signer.resolve(as_json)
+        request = EventRequest("transferred", name, key, note)
         facts, report = checked_facts(bundle)
         delivery = target.deliver(bundle, facts, render.progress_for(as_json, progress))
         event = None
