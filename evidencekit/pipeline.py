@@ -81,6 +81,13 @@ class BackgroundWriter:
     def write(self, data: ReadableBuffer) -> int:
         """Copy *data* into the stream (queued for writing once a block is full)."""
         self._raise_if_failed()
+        block = self._block
+        if block is not None and type(data) is bytes:  # a tar header: once per small file
+            end = self._filled + len(data)
+            if end < self._block_size:
+                block[self._filled : end] = data
+                self._filled = end
+                return len(data)
         view = memoryview(data)
         if view.format != "B" or view.ndim != 1:
             view = view.cast("B")

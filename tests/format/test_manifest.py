@@ -76,11 +76,14 @@ def _entries(count: int, note_size: int = 0) -> list[ManifestEntry]:
             for n in range(count)]
 
 
+@pytest.mark.parametrize("raw_bytes", [0, 2 << 20, manifest.RAW_BYTES])
 @pytest.mark.parametrize(("count", "note_size"), [(0, 0), (1, 0), (3000, 1000)])
-def test_the_document_is_the_canonical_json_of_head_and_entries(count: int, note_size: int):
-    """3000 entries of about 1.7 KB: several packed blocks, joined back in order."""
+def test_the_document_is_the_canonical_json_of_head_and_entries(count: int, note_size: int,
+                                                                raw_bytes: int):
+    """3000 entries of about 1.7 KB: several blocks (compressed, held as they are, or the first
+    held and the others compressed), joined back in order."""
     entries = _entries(count, note_size)
-    writer = manifest.ManifestWriter()
+    writer = manifest.ManifestWriter(raw_bytes)
     for entry in entries:
         writer.add(entry)
     pieces, size = writer.document(HEAD)
@@ -97,9 +100,10 @@ def test_the_document_is_the_canonical_json_of_head_and_entries(count: int, note
 
 def test_entries_are_held_packed_not_as_objects():
     """Constant memory per entry: what the writer holds for 3000 entries of 1.7 KB each
-    (5 MB of JSON) is a few compressed blocks, not the entries."""
-    writer = manifest.ManifestWriter()
+    (5 MB of JSON) beyond its first 2 MiB is a few compressed blocks, not the entries."""
+    writer = manifest.ManifestWriter(raw_bytes=2 << 20)
     for entry in _entries(3000, 1000):
         writer.add(entry)
-    held = sum(map(len, writer._blocks)) + sum(map(len, writer._current))
-    assert writer.count == 3000 and held < 1.2 * (1 << 20)
+    held = sum(len(block) for _, block in writer._blocks) + sum(map(len, writer._current))
+    assert writer.count == 3000 and held < (2 << 20) + 1.2 * (1 << 20)
+    assert [compressed for compressed, _ in writer._blocks][:2] == [False, True]
