@@ -817,17 +817,24 @@ def s3_capture(size: int, repeat: int, json_out: Path | None) -> int:
             # threads, as capture does), no capture at all: what the store can take here.
             upload = (f"{shlex.quote(sys.executable)} -c {shlex.quote(_UPLOAD_ONLY)} "
                       f"{server.endpoint} {bucket} out/upload.evidence")
+            # The store's own floor: one plain PUT of the same bytes by curl (SigV4 with
+            # UNSIGNED-PAYLOAD: no hashing, no parts, hardly any CPU on this side).
+            curl = ("curl -sS -f -o /dev/null -T out/upload.evidence --aws-sigv4 "
+                    "aws:amz:us-east-1:s3 --user \"$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY\" "
+                    "-H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' "
+                    f"{server.endpoint}/{bucket}/curl-only.bin")
             measured = {"local": Measurement("local", f"{base} -o out/local.evidence"),
                         "s3": Measurement("s3", f"{base} -o s3://{bucket}/bench/ --endpoint "
                                           f"{server.endpoint} --retain-days 1"),
-                        "upload": Measurement("upload", upload)}
+                        "upload": Measurement("upload", upload),
+                        "curl": Measurement("curl", curl)}
             # the store's own CPU during each run (SeaweedFS shares the two cores)
             store_cpu: dict[str, list[float]] = {name: [] for name in measured}
             for turn in range(repeat):
                 warm(source)
-                for name in ("local", "s3", "upload") if turn % 2 == 0 else (
-                        "upload", "s3", "local"):  # upload: a copy of the first local bundle
-                    if name == "upload" and not (work / "out" / "upload.evidence").exists():
+                for name in ("local", "s3", "upload", "curl") if turn % 2 == 0 else (
+                        "curl", "upload", "s3", "local"):  # uploads: a copy of a local bundle
+                    if name in ("upload", "curl") and not (work / "out" / "upload.evidence").exists():
                         shutil.copy(work / "out" / "local.evidence", work / "out" /
                                     "upload.evidence")  # a bundle of the same size
                         warm(work / "out" / "upload.evidence")
@@ -842,13 +849,14 @@ def s3_capture(size: int, repeat: int, json_out: Path | None) -> int:
                           f"  store cpu {store_cpu[name][-1]:6.2f} s", file=sys.stderr)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    local, remote, floor = (measured[n].wall for n in ("local", "s3", "upload"))
+    local, remote, floor, plain = (measured[n].wall for n in ("local", "s3", "upload", "curl"))
     ratio = remote / local
     met = ratio <= S3_LIMIT_RATIO
     print(f"capture of {size / MiB:.0f} MiB: to a local file {local:.2f} s, to s3:// (SeaweedFS "
           f"on 127.0.0.1) {remote:.2f} s (fastest of {repeat}): {ratio:.2f} x (limit "
           f"{S3_LIMIT_RATIO} x: {'met' if met else 'NOT met'}); boto3 alone uploads a bundle of "
-          f"that size in {floor:.2f} s (capture to s3:// = {remote / floor:.2f} x that); peak "
+          f"that size in {floor:.2f} s (capture to s3:// = {remote / floor:.2f} x that), curl "
+          f"in one plain PUT {plain:.2f} s ({remote / plain:.2f} x); peak "
           f"RSS {measured['s3'].rss:.0f} MB to s3://, {measured['local'].rss:.0f} MB to a file")
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
@@ -856,6 +864,7 @@ def s3_capture(size: int, repeat: int, json_out: Path | None) -> int:
             "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "target": "issue 26: capture -o s3:// <= 1.2 x capture to a local file",
             "bytes": size, "ratio": ratio, "met": met, "ratio_to_upload_alone": remote / floor,
+            "ratio_to_plain_put": remote / plain,
             "measurements": {n: {"command": m.command, "wall_s": m.wall, "cpu_s": m.cpu,
                                  "max_rss_mb": m.rss, "samples": [asdict(s) for s in m.samples],
                                  "store_cpu_s": store_cpu[n]}

@@ -345,6 +345,20 @@ def part_size(number: int) -> int:
     return PART_SIZE * (1 + (number - 1) // 1000)
 
 
+def _checksum_signs_part_body(context: dict[str, Any], **_: Any) -> None:
+    """A part's body is sent as UNSIGNED-PAYLOAD: its SHA-256 travels in the
+    ``x-amz-checksum-sha256`` header, which the signature covers and the store checks against
+    the body, so SigV4's own hash of the body (which botocore computes over plain http, one more
+    SHA-256 pass over every byte uploaded) protects nothing more. botocore does the same by
+    itself over https when a checksum is given; here also over http (a store on loopback)."""
+    from botocore.config import Config
+
+    config = context.get("client_config")
+    if config is not None:
+        context["client_config"] = config.merge(Config(s3={
+            **(getattr(config, "s3", None) or {}), "payload_signing_enabled": False}))
+
+
 def _b64_sha256(data: bytes | bytearray | memoryview) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
 
@@ -421,6 +435,9 @@ class ObjectWriter:
                  threads: int = UPLOAD_THREADS) -> None:
         self._client, self.bucket, self.key = client, bucket, key
         self._where = f"{SCHEME}{bucket}/{key}"
+        client.meta.events.register("before-parameter-build.s3.UploadPart",
+                                    _checksum_signs_part_body,
+                                    unique_id="evidencekit-checksum-signs-part-body")
         with talking_to(self._where):
             answer = client.create_multipart_upload(
                 Bucket=bucket, Key=key, ChecksumAlgorithm="SHA256",

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 from datetime import datetime, timedelta, timezone
@@ -152,6 +153,45 @@ def test_the_held_first_part_is_patched_and_sent_last(s3_server: S3Server) -> No
     assert read_back(client, uploaded, bucket) == hashlib.sha256(data).hexdigest()
     head = client.head_object(Bucket=bucket, Key="held.evidence")
     assert head["ObjectLockMode"] == "COMPLIANCE"
+
+
+def test_parts_are_signed_by_their_checksum_not_hashed_twice(s3_server: S3Server) -> None:
+    """Over plain http botocore would SHA-256 every part's body for the signature, on top of
+    the checksum the store checks: the parts go as UNSIGNED-PAYLOAD, with the checksum header
+    among the signed headers, and the store still refuses a body that does not match it."""
+    client = s3_server.client()
+    bucket = s3_server.new_bucket()
+    seen: list[tuple[str, str, str]] = []
+
+    def note(request: Any, **_: Any) -> None:
+        if "uploadId=" in request.url and "partNumber=" in request.url:
+            headers = {k.lower(): (v.decode() if isinstance(v, bytes) else str(v))
+                       for k, v in request.headers.items()}
+            seen.append((headers["x-amz-content-sha256"], headers["x-amz-checksum-sha256"],
+                         headers["authorization"]))
+
+    client.meta.events.register("before-send.s3", note)
+    data = os.urandom(PART_SIZE + 1000)
+    writer = ObjectWriter(client, bucket, "unsigned.evidence", _lock())
+    writer.write(data)
+    writer.complete()
+    assert len(seen) == 2
+    for content, _checksum, authorization in seen:
+        assert content == "UNSIGNED-PAYLOAD"
+        assert "x-amz-checksum-sha256" in authorization.split("SignedHeaders=")[1]
+    assert seen[0][1] in {_b64(data[:PART_SIZE]), _b64(data[PART_SIZE:])}
+    assert client.get_object(Bucket=bucket, Key="unsigned.evidence")["Body"].read() == data
+    # the body is protected by the checksum: one that does not match is refused
+    upload = client.create_multipart_upload(Bucket=bucket, Key="bad.evidence",
+                                            ChecksumAlgorithm="SHA256")
+    with pytest.raises(ClientError):
+        client.upload_part(Bucket=bucket, Key="bad.evidence", UploadId=upload["UploadId"],
+                           PartNumber=1, Body=b"x" * 100, ChecksumAlgorithm="SHA256",
+                           ChecksumSHA256=_b64(b"y" * 100))
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
 
 
 def test_completion_never_replaces_an_object(s3_server: S3Server) -> None:
