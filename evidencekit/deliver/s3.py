@@ -435,9 +435,10 @@ class ObjectWriter:
                  threads: int = UPLOAD_THREADS) -> None:
         self._client, self.bucket, self.key = client, bucket, key
         self._where = f"{SCHEME}{bucket}/{key}"
-        client.meta.events.register("before-parameter-build.s3.UploadPart",
-                                    _checksum_signs_part_body,
-                                    unique_id="evidencekit-checksum-signs-part-body")
+        events = getattr(getattr(client, "meta", None), "events", None)  # (a test's stand-in)
+        if events is not None:
+            events.register("before-parameter-build.s3.UploadPart", _checksum_signs_part_body,
+                            unique_id="evidencekit-checksum-signs-part-body")
         with talking_to(self._where):
             answer = client.create_multipart_upload(
                 Bucket=bucket, Key=key, ChecksumAlgorithm="SHA256",
