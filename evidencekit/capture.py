@@ -708,8 +708,11 @@ def _write_bag(request: CaptureRequest, evidence: list[EvidenceSource], inner: I
     tag(bag.BAGIT, bag.BAGIT_TXT)
     tally.identifier = identify.Identifier()
     try:
-        tally.room = _OutputRoom(request.output.absolute().parent)
-        tally.spool_folder = request.output.absolute().parent  # outside the sources, writable
+        # a bundle streamed to a store takes no room on this disk: no file is refused for it
+        tally.room = None if request.stream_to else _OutputRoom(request.output.absolute().parent)
+        # outside the sources, writable (streamed to a store: the current folder, where
+        # 'request.output' names no file)
+        tally.spool_folder = request.output.absolute().parent
         tally.unread = skip
         for source in _collection_order(evidence):
             told = getattr(source, "stored", None)  # a source that learns from what was stored

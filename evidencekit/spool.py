@@ -55,11 +55,21 @@ class Spool:
         if (len(self._in_memory) + 1) * BLOCK <= self._memory_limit:
             self._in_memory.append(block)
             return
-        if self._file is None:
-            self._file = tempfile.TemporaryFile(dir=self._folder)  # noqa: SIM115 (see close)
-            self._cipher = ChaCha20Poly1305(self._random(32))
-        assert self._cipher is not None
-        self._file.write(self._cipher.encrypt(_nonce(self._on_disk), block, None))
+        try:
+            if self._file is None:
+                self._file = tempfile.TemporaryFile(dir=self._folder)  # noqa: SIM115 (see close)
+                self._cipher = ChaCha20Poly1305(self._random(32))
+            assert self._cipher is not None
+            self._file.write(self._cipher.encrypt(_nonce(self._on_disk), block, None))
+        except OSError as exc:
+            # said here: the bundle's own name (a store's key, when it goes to one) is not
+            # where this failed
+            raise OutputError(
+                f"cannot hold the stream in {self._folder} ({self.size} bytes so far, "
+                f"encrypted): {exc.strerror or exc}; nothing was saved",
+                hint="the stream waits there until its end: run the capture from a folder "
+                "with room for it (twice its size when the bundle is written there too)"
+                ) from None
         self._on_disk += 1
 
     def blocks(self) -> Iterator[bytes]:

@@ -234,6 +234,30 @@ def test_an_interrupted_capture_to_the_store_leaves_no_object(tmp_path: Any,
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_capture_to_the_store_refuses_no_file_for_want_of_local_room(
+        tmp_path: Path, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bundle streamed to a store takes no room on this disk: the local free space (here
+    none at all, for any file) refuses no file, as it does when the bundle is a local file."""
+    from evidencekit import capture as capture_module
+
+    monkeypatch.setattr(capture_module._OutputRoom, "refusal",
+                        lambda self, info: "not read: does not fit")
+    evidence = tmp_path / "big.log"
+    evidence.write_bytes(os.urandom(100_000))
+    bucket = s3_server.new_bucket()
+    store = S3Store(S3Url(bucket, "room/"), _lock(), s3_server.endpoint, s3_server.client())
+    target = S3Capture(store, "CASE-1", "host", datetime.now(timezone.utc), "0123abcd")
+
+    def request(**where: Any) -> CaptureRequest:
+        return CaptureRequest([os.fsencode(evidence)], tmp_path / "CASE-1.evidence",
+                              CaseInfo("CASE-1", "tester"),
+                              [age.X25519Identity.generate().recipient()],
+                              SigningKey.generate("t@test"), command_line=["test"], **where)
+
+    assert capture(request(stream_to=target)).problems == []
+    assert capture(request()).problems[0].problem == "not read: does not fit"  # a local file
+
+
 class _Recorder:
     """A client that accepts every part (the part-count limit is the writer's own rule)."""
 

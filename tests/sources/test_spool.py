@@ -77,3 +77,11 @@ def test_a_spool_changed_on_disk_is_refused(tmp_path: Path, damage: str) -> None
                 raw.truncate(2 * (BLOCK + 16) + 100)
         with pytest.raises(OutputError, match="changed or cut short"):
             b"".join(spool.blocks())
+
+
+def test_a_spool_that_cannot_be_written_says_where(tmp_path: Path) -> None:
+    """The stream's folder is named, not the bundle's (with -o s3:// there is no bundle file)."""
+    missing = tmp_path / "gone"
+    with Spool(missing, memory_limit=0) as spool, \
+            pytest.raises(OutputError, match=f"cannot hold the stream in {missing}"):
+        spool.write(bytes(BLOCK))
