@@ -6,7 +6,7 @@
 The seeds are real bundles made with evidencekit's own capture API: a small tree with odd names,
 a symbolic link, a hard link (a second name of one file), an empty file and an incident record; a
 single file; the single file with a custody event appended; the single file resealed with an
-encrypted addendum (``addenda/000002.json``, made with ``custody.reseal`` as ``note --private``
+encrypted addendum (``addenda/000002.json``, made with ``custody.resealing.reseal`` as ``note --private``
 makes it). The tree also holds an empty folder and a FIFO, and three more payload seeds are that
 tree's plaintext with a header trick or a tree change (issue 19): a folder the manifest does not
 list, an old-style member (type NUL) under a pax ``path``, a pax keyword evidencekit never
@@ -289,7 +289,7 @@ def prepare_work(work: Path) -> int:
     # An encrypted addendum (FORMAT.md §4.6), added the way `note --private` adds it: a reseal.
     sealed = made("addendum-source", single)
     private = work / "addendum.evidence"
-    note = addenda.NoteContent(incident.note_details("loss", amount="35,50", currency="gbp",
+    note = incident.NoteContent(incident.note_details("loss", amount="35,50", currency="gbp",
                                                      institution="PayPal", reference="PP-1"),
                                incident.note_text("a second payment, to the same seller"))
     reseal(sealed, private, [identity], [identity.recipient()],

@@ -36,7 +36,6 @@ from evidencekit.format.documents import (
     document_json,
     open_document,
 )
-from evidencekit.incident import NoteContent as NoteContent  # its home; addenda.NoteContent kept
 
 CHECK = "addenda"  # the verification step (docs/FORMAT.md §7.1)
 ADDENDA_DIR = "addenda/"
@@ -270,7 +269,7 @@ def _check_against_event(addendum: FoundAddendum, document: Addendum,
 
 # ----------------------------------------------------------------------------------- writing
 def new_addendum(case_id: str, sequence: int, time: str, author_name: str, author: Signer,
-                 content: NoteContent) -> Addendum:
+                 content: inc.NoteContent) -> Addendum:
     return Addendum(case_id, sequence, time, author_name, author, dict(content.details),
                     content.text)
 

@@ -66,7 +66,7 @@ from evidencekit.format.reader import (
     timestamp_names,
 )
 from evidencekit.format.tree import TreeComparison
-from evidencekit.payload import PayloadReaders, PayloadScan, StoredMember, Visitor, scan_payload
+from evidencekit.payload import PayloadReaders, PayloadScan, StoredMember, scan_payload
 from evidencekit.pipeline import PieceReadAhead, ReadAheadStream
 from evidencekit.progress import NoProgress, Progress
 from evidencekit.protection import RecipientInfo, read_payload_header, recipients_in
@@ -179,7 +179,7 @@ class Report:
 
 
 def verify(path: Path, identities: Sequence[age.Identity] = (),
-           trusted_keys: Sequence[PublicKey] = (), visitor: Visitor | None = None,
+           trusted_keys: Sequence[PublicKey] = (), *,
            progress: Progress | None = None, check_payload_hash: bool = True,
            opened: OuterBundle | None = None,
            tsa_roots: Sequence[timestamps.Certificate] | None = None,
@@ -188,8 +188,7 @@ def verify(path: Path, identities: Sequence[age.Identity] = (),
 
     *readers* take the decrypted payload as it is checked (extract, reseal, the report and the
     exports: payload.PayloadReaders); what they were given is trustworthy only if the returned
-    report is ok. *visitor* is ``readers=PayloadReaders(files=visitor)``, kept for the callers
-    written before PayloadReaders. ``check_payload_hash=False`` skips
+    report is ok. ``check_payload_hash=False`` skips
     step 7 (reading the whole payload) for a quick look at the custody log. *opened*: the
     bundle at *path* already open (reseal carries members of the very file it verified, not of
     one that a custody append put under that name meanwhile); it is left open. *tsa_roots*
@@ -198,8 +197,6 @@ def verify(path: Path, identities: Sequence[age.Identity] = (),
     """
     report = Report(str(path))
     progress = progress or NoProgress()
-    if visitor is not None:
-        readers = PayloadReaders(visitor, None if readers is None else readers.plaintext)
     try:
         bundle = open_bundle(path) if opened is None else opened
     except BundleError as exc:

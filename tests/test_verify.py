@@ -83,14 +83,6 @@ def test_files_are_shown_to_the_visitor_as_verify_checks_them(sealed):
     assert "data/evidence/sub" in files.directories
 
 
-def test_visitor_is_a_shorthand_for_readers_files(sealed):
-    bundle, identity = sealed
-    old, new = Files(), Files()
-    verify(bundle, [identity], visitor=old)
-    verify(bundle, [identity], readers=PayloadReaders(files=new))
-    assert old.files == new.files and old.links == new.links and old.files
-
-
 def test_the_plaintext_copy_is_the_whole_payload_tar_and_learns_where_it_ends(sealed):
     bundle, identity = sealed
     copy = Copy()

@@ -23,6 +23,7 @@ from evidencekit.errors import BundleError, OutputError, UsageError
 from evidencekit.format.documents import PAYLOAD, README, SEAL, CustodyEvent, custody_member
 from evidencekit.format.outer import END_OF_ARCHIVE, OuterWriter, read_member
 from evidencekit.format.reader import SMALL_MEMBER_LIMIT, OuterBundle, open_bundle
+from evidencekit.incident import NoteContent
 from evidencekit.payload import PayloadReaders
 from evidencekit.progress import Progress
 from evidencekit.verify import Report, verify
@@ -93,7 +94,7 @@ class ResealResult:
 def reseal(bundle: Path, output: Path, identities: Sequence[age.Identity],
            recipients: Sequence[age.Recipient], request: EventRequest,
            random: age.RandomSource = os.urandom, progress: Progress | None = None,
-           addendum: addenda.NoteContent | None = None) -> ResealResult:
+           addendum: NoteContent | None = None) -> ResealResult:
     """Re-encrypt *bundle*'s payload for *recipients* into a new bundle at *output*.
 
     The old payload is decrypted, fully verified and re-encrypted in one pass; the new bundle is
@@ -142,7 +143,7 @@ def _refuse_too_big_for_destination(bundle: Path, output: Path) -> None:
 def _write_resealed(bundle: Path, out: BinaryIO, identities: Sequence[age.Identity],
                     recipients: Sequence[age.Recipient], request: EventRequest,
                     random: age.RandomSource, progress: Progress | None = None,
-                    content: addenda.NoteContent | None = None) -> ResealResult:
+                    content: NoteContent | None = None) -> ResealResult:
     # One open of the bundle for the members carried over and for the verify: a custody append
     # may put a new file under that name meanwhile (it replaces the bundle), whose log holds
     # an event the members read before do not.
@@ -157,7 +158,7 @@ def _write_resealed(bundle: Path, out: BinaryIO, identities: Sequence[age.Identi
 def _reseal_open(source: OuterBundle, bundle: Path, out: BinaryIO,
                  identities: Sequence[age.Identity], recipients: Sequence[age.Recipient],
                  request: EventRequest, random: age.RandomSource, progress: Progress | None,
-                 content: addenda.NoteContent | None) -> ResealResult:
+                 content: NoteContent | None) -> ResealResult:
     carried = {m.name: read_member(source.file, m, SMALL_MEMBER_LIMIT)
                for m in source.members if m.name != PAYLOAD}
     times = {m.name: m.mtime for m in source.members}
@@ -205,7 +206,7 @@ def _reseal_open(source: OuterBundle, bundle: Path, out: BinaryIO,
     return ResealResult(Path(), report, event, added)
 
 
-def _addendum_members(report: Report, request: EventRequest, content: addenda.NoteContent,
+def _addendum_members(report: Report, request: EventRequest, content: NoteContent,
                       now: int) -> tuple[addenda.Addendum, bytes]:
     """The addendum of the coming "resealed" event, signed, as plaintext tar members."""
     assert report.seal is not None and report.events

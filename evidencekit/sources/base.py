@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from evidencekit.sources.files.records import bytes_field
+from evidencekit.format.entries import bytes_field
 from evidencekit.sources.files.walk import Entry
 
 Skip = set[tuple[int, int]]  # (device, inode) never to read: the bundle being written, the key

@@ -16,12 +16,12 @@ import tempfile
 from pathlib import Path
 
 from evidencekit import incident
-from evidencekit.addenda import NoteContent
 from evidencekit.capture import CaptureRequest, CaseInfo, capture
 from evidencekit.crypto import age
 from evidencekit.crypto.keys import SigningKey
 from evidencekit.custody.events import EventRequest
 from evidencekit.custody.resealing import reseal
+from evidencekit.incident import NoteContent
 
 PASSPHRASE = b"evidencekit format v2 test vector"
 HERE = Path(__file__).resolve().parent

@@ -387,7 +387,7 @@ def test_bundles_from_older_writers_with_control_characters_still_verify(
     report = verify(bundle)
     event = build_event(report, EventRequest("note", "Old Writer", key, "fine"))
     old = dataclasses.replace(event, note="bell\x07 and escape\x1b[2J", actor_name="Old\x01")
-    with fs.locked(bundle, None) as fd:  # as evidencekit.custody.append_event does
+    with fs.locked(bundle, None) as fd:  # as evidencekit.custody.events.append_event does
         append_event_members(bundle, fd, old, key)
     checked = run_cli("verify", bundle, "--json")
     assert checked.code == 0, checked.stderr

@@ -32,7 +32,7 @@ import pytest
 
 from evidencekit import addenda
 from evidencekit import incident as inc
-from evidencekit.addenda import Addendum, NoteContent, addendum_member
+from evidencekit.addenda import Addendum, addendum_member
 from evidencekit.capture import CaptureRequest, CaseInfo, capture
 from evidencekit.crypto import age, sshsig
 from evidencekit.crypto.keys import SigningKey
@@ -45,6 +45,7 @@ from evidencekit.findings import Finding
 from evidencekit.format import bag
 from evidencekit.format.documents import CustodyEvent, custody_member
 from evidencekit.format.outer import OuterWriter, read_member, read_members
+from evidencekit.incident import NoteContent
 from evidencekit.report import collect
 from evidencekit.report.html import render_html
 from evidencekit.verify import Report, verify

@@ -14,7 +14,6 @@ from typing import Any
 
 from evidencekit.clock import rfc3339
 from evidencekit.format.entries import ManifestEntry, StatFields
-from evidencekit.format.entries import bytes_field as bytes_field  # where it was
 from evidencekit.sources.files.birthtime import birth_time_ns
 from evidencekit.sources.files.walk import Entry
 
