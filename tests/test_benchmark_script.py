@@ -79,6 +79,26 @@ def test_growth_with_size_is_read_off_the_command_process(bench):
     assert checks["capture 2 GiB peak RSS"].value == pytest.approx(84.7)  # the limit: all of them
 
 
+def test_cold_cache_rows_compare_cold_runs_only_and_count_as_information(bench):
+    """1c, 2c and 3c set evidencekit's cold runs against its baselines' cold runs (never a
+    warm baseline), beside the warm targets, without deciding the run's verdict."""
+    def measured(name: str, wall: float):
+        sample = bench.Sample(wall=wall, user=1.0, system=0.1, max_rss_mb=50.0, code=0)
+        return bench.Measurement(name, "cmd", [sample])
+
+    walls = {"capture_big_cold": 6.0, "tar_age_big_cold": 5.0, "verify_big_cold": 3.0,
+             "openssl_big_cold": 2.5, "capture_tree_cold": 9.0, "verify_tree_cold": 4.0,
+             "tar_age_tree_cold": 1.0, "hashdeep_tree_cold": 2.0,
+             "capture_big": 1.0, "tar_age_big": 9.0, "openssl_big": 9.0}
+    measurements = {name: measured(name, wall) for name, wall in walls.items()}
+    checks = {(str(c.target), c.what): c for c in bench.evaluate(measurements, set(bench.COLD))}
+    assert checks[("1c", "cold: capture 2 GiB / tar\\|age")].value == pytest.approx(1.2)
+    assert checks[("2c", "cold: verify -i 2 GiB / openssl sha256")].value == pytest.approx(1.2)
+    tree = {what: c.value for (target, what), c in checks.items() if target == "3c"}
+    assert sorted(tree.values()) == pytest.approx([4.0 / 3.0, 3.0])
+    assert all(c.informational for c in checks.values())
+    assert bench._exit_code(list(checks.values())) == 0
+
 def _bundle_digest(tree: Path) -> str:
     done = subprocess.run([sys.executable, str(BENCHMARKS / "identical.py"), str(tree)],
                           capture_output=True, text=True, timeout=120, check=True)
