@@ -130,8 +130,8 @@ class ImageSpool:
     def _put(self, index: int, plain: memoryview) -> None:
         nonce = self._random(_NONCE)
         sealed = self._cipher.encrypt(nonce, plain, index.to_bytes(8, "big"))
-        try:
-            self._write_all(nonce + sealed, index * (SPOOL_BLOCK + _NONCE + _TAG))
+        try:  # (the nonce and the block written side by side: no copy of them joined)
+            self._write_all([nonce, sealed], index * (SPOOL_BLOCK + _NONCE + _TAG))
         except OSError as exc:  # not the device's failure: the capture cannot go on
             raise OutputError(
                 f"the encrypted temporary copy of the image in {self._folder} could not be "
@@ -139,13 +139,19 @@ class ImageSpool:
                 "bundle on another disk; nothing was saved") from None
         self._written[index] = 1
 
-    def _write_all(self, data: bytes, offset: int) -> None:
-        """Write all of *data* at *offset*: a disk filling up in the middle of a block takes
-        part of it without an error, and the error (ENOSPC) comes with the next write."""
-        view = memoryview(data)
-        while view:
-            written = os.pwrite(self._file.fileno(), view, offset)
-            view, offset = view[written:], offset + written
+    def _write_all(self, parts: list[bytes], offset: int) -> None:
+        """Write all of *parts*, one after the other, at *offset*: a disk filling up in the
+        middle of a block takes part of it without an error, and the error (ENOSPC) comes with
+        the next write."""
+        views = [memoryview(part) for part in parts]
+        while views:
+            written = os.pwritev(self._file.fileno(), views, offset)
+            offset += written
+            while views and written >= len(views[0]):
+                written -= len(views[0])
+                views.pop(0)
+            if views:
+                views[0] = views[0][written:]
 
     def _get(self, index: int) -> bytes:
         length = self._length(index)
@@ -159,8 +165,8 @@ class ImageSpool:
                 f"the encrypted temporary copy of the image in {self._folder} could not be "
                 f"read back: {exc.strerror}", hint="nothing was saved; run the capture again"
                 ) from None
-        try:
-            return self._cipher.decrypt(stored[:_NONCE], stored[_NONCE:],
+        try:  # (a view: slicing the bytes read would copy the block once more)
+            return self._cipher.decrypt(stored[:_NONCE], memoryview(stored)[_NONCE:],
                                         index.to_bytes(8, "big"))
         except InvalidTag:
             raise OutputError(
