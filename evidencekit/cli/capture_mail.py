@@ -8,15 +8,17 @@ nowhere but to the server.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from evidencekit.capture import CaptureRequest, CaptureResult, capture
 from evidencekit.cli import render
 from evidencekit.cli.app import refuse_without
 from evidencekit.cli.options import Kept, option_group
@@ -165,6 +167,21 @@ def connected(request: MailRequest, signing: SigningKey, quiet: bool) -> MailSou
                          f"collect in {folders} folder{'s' if folders != 1 else ''} (read-only: "
                          "nothing is marked read).")
     return source
+
+
+def capture_with(request: CaptureRequest, mailboxes: Sequence[MailSource]) -> CaptureResult:
+    """Seal *request* with the connected *mailboxes* after its other sources. Each mailbox is
+    closed whatever happens; its resume state is removed only once the bundle holds every
+    message (a capture that failed resumes where it stopped)."""
+    request = dataclasses.replace(request, more_sources=(*request.more_sources, *mailboxes))
+    try:
+        result = capture(request)
+    finally:
+        for mailbox in mailboxes:
+            mailbox.close()
+    for mailbox in mailboxes:
+        mailbox.finished()
+    return result
 
 
 def summary(source: MailSource) -> dict[str, Any]:

@@ -16,7 +16,6 @@ from evidencekit import timestamps
 from evidencekit.capture import (
     CaptureRequest,
     CaseInfo,
-    capture,
     check_case,
     check_output,
 )
@@ -233,15 +232,8 @@ def capture_command(sources: tuple[Path, ...], output: Path | str | None, case_i
                                  found_by_profile=found_by_profile,
                                  exclude_paths=(sign_key or default_signing_key_path(),),
                                  incident=incident,
-                                 more_sources=(*piped, *([mailbox] if mailbox else [])),
-                                 stream_to=store)
-        try:
-            result = capture(request)
-        finally:
-            if mailbox is not None:
-                mailbox.close()
-        if mailbox is not None:
-            mailbox.finished()  # the bundle holds every message: the resume state goes
+                                 more_sources=piped, stream_to=store)
+        result = capture_mail.capture_with(request, [mailbox] if mailbox else [])
         stamped = _timestamp(result.output, urls, tsa_roots, as_json)
         code = ExitCode.OK if result.seal.complete else ExitCode.CAPTURE_INCOMPLETE
         if code == ExitCode.OK and stamped.failed:

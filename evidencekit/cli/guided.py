@@ -25,7 +25,7 @@ from rich.markup import escape
 
 from evidencekit import amounts
 from evidencekit import incident as inc
-from evidencekit.capture import CaptureRequest, CaseInfo, capture
+from evidencekit.capture import CaptureRequest, CaseInfo
 from evidencekit.cli import capture_mail, guided_mail, render
 from evidencekit.cli.app import resolve_signing_key
 from evidencekit.cli.capture_web import say_done as say_pages
@@ -1136,14 +1136,8 @@ def guided_capture(prompter: Prompter, defaults: GuidedDefaults, case: CaseInfo,
             command_line=recorded_command_line(), progress=render.progress_for(False),
             exclude_paths=(sign_key or default_signing_key_path(),),
             incident=None if plan.incident.empty else plan.incident.to_json(),
-            more_sources=(*pages, *mail))
-        try:
-            result = capture(request)
-        finally:
-            for mailbox in mail:
-                mailbox.close()
-        for mailbox in mail:
-            mailbox.finished()  # the bundle holds every message: the resume state goes
+            more_sources=pages)
+        result = capture_mail.capture_with(request, mail)
         render.capture_text(result)
         say_pages(pages)
         for mailbox in mail:
