@@ -327,8 +327,8 @@ def _say_leftover(leftover: Leftover) -> None:
     (kill -9, a power cut): removed, or named for the person to delete."""
     shown = render.escape(str(leftover.path))
     if leftover.removed:
-        render.err.print(f"Removed {shown}: an unfinished file left by an evidencekit command "
-                         "that was stopped (kill -9, a power cut) before it could clean up.")
+        render.err.print(f"Removed {shown}: left unfinished by an evidencekit command that "
+                         "was stopped (kill -9, a power cut) before it could clean up.")
     else:
         render.err.print(f"[yellow]evidencekit: warning:[/] {shown} is an unfinished file left "
                          "by an evidencekit command that was stopped, or by one still running "

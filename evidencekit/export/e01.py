@@ -37,6 +37,7 @@ from typing import IO, Any, BinaryIO
 from evidencekit.errors import BundleError, OutputError, UsageError
 from evidencekit.export.registry import ExportContext, Format, Stdout, Written, register
 from evidencekit.export.stored import evidence_files
+from evidencekit.fs import leftovers
 from evidencekit.payload import Visitor
 from evidencekit.verify import Report, verify
 
@@ -84,9 +85,11 @@ class E01Job:
         # ewfacquirestream writes the decrypted image under the umask (0644, for any user to
         # read while it is written) and a kill -9 leaves what it wrote (an E01 that ewfverify
         # refuses: _GUARD): it writes in a private folder (0700) whose name says what it is,
-        # made at the first file.
+        # made at the first file. Its name holds this process's id: the next command writing
+        # there removes it once that process is gone (evidencekit.fs.leftovers).
         self.folder = context.output.absolute().parent / \
-            f".{context.output.name}.{secrets.token_hex(6)}.partial-e01"
+            f"{leftovers.prefix_for(context.output)}{secrets.token_hex(6)}" \
+            f"{leftovers.E01_SUFFIX}"
         self.target = self.folder / "image"
         self.process: subprocess.Popen[bytes] | None = None
         self.feed: BinaryIO | None = None  # the writing end of ewfacquirestream's input

@@ -9,7 +9,9 @@ holds a lock on it (flock) for as long as it lives, and its name holds the write
 the next evidencekit command that writes into the same folder removes each such file whose lock
 is free and whose process is gone, and leaves those of a writer at work. Files of the older
 pattern ``.NAME.XXXXXXXX.partial`` (no process id: an evidencekit from before) cannot be judged:
-they are named to the person, for the same output only.
+they are named to the person, for the same output only. The private folder an E01 export writes
+in, ``.NAME.PID.XXXXXXXXXXXX.partial-e01`` (a decrypted image), is removed once its process is
+gone (ewfacquirestream, its child, ends with its input).
 """
 
 from __future__ import annotations
@@ -24,10 +26,16 @@ from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+from evidencekit.fs.limits import keeps_modes
+from evidencekit.fs.staging import remove_tree
+
 SUFFIX = ".partial"
+E01_SUFFIX = ".partial-e01"  # the private folder ewfacquirestream writes into (export.e01)
 _RANDOM = "[a-z0-9_]{8}"  # what tempfile.mkstemp puts between prefix and suffix
 # .NAME.PID.XXXXXXXX.partial, NAME anything (a bundle's name holds dots)
 _OURS = re.compile(r"\..+\.([1-9][0-9]{0,9})\." + _RANDOM + re.escape(SUFFIX), re.DOTALL)
+# .NAME.PID.XXXXXXXXXXXX.partial-e01: a folder holding a decrypted image
+_E01 = re.compile(r"\..+\.([1-9][0-9]{0,9})\.[0-9a-f]{12}" + re.escape(E01_SUFFIX), re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -72,9 +80,14 @@ def clean(final: Path) -> list[Leftover]:
     found: list[Leftover] = []
     for name in sorted(names):
         ours = _OURS.fullmatch(name)
+        e01 = _E01.fullmatch(name)
         if ours is not None and _left_by_a_dead_writer(folder / name, int(ours.group(1))):
             with suppress(FileNotFoundError):
                 os.unlink(folder / name)
+            found.append(Leftover(folder / name, removed=not os.path.lexists(folder / name)))
+        elif e01 is not None and _own_folder(folder / name) and \
+                not _running(int(e01.group(1))):
+            remove_tree(folder / name)
             found.append(Leftover(folder / name, removed=not os.path.lexists(folder / name)))
         elif ours is None and older.fullmatch(name) and _own_file(folder / name):
             found.append(Leftover(folder / name, removed=False))
@@ -90,6 +103,16 @@ def _own_file(path: Path) -> bool:
     except OSError:
         return False
     return stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid()
+
+
+def _own_folder(path: Path) -> bool:
+    """A folder of this user's, private where the file system keeps modes (a link is not)."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid() and \
+        (stat.S_IMODE(info.st_mode) == 0o700 or not keeps_modes(path))
 
 
 def _left_by_a_dead_writer(path: Path, pid: int) -> bool:

@@ -176,3 +176,25 @@ def test_a_folder_or_another_users_file_is_left_alone(tmp_path: Path) -> None:
     (tmp_path / ".case.evidence.999999999.abcdefgh.partial").mkdir()  # (extract's are folders)
     assert clean(tmp_path / "case.evidence") == []
     assert (tmp_path / ".case.evidence.999999999.abcdefgh.partial").is_dir()
+
+
+_E01_WRITER = ("import os, signal, sys\nfrom pathlib import Path\n"
+               "from evidencekit.fs import leftovers\n"
+               "output = Path(sys.argv[1])\n"
+               "folder = output.parent / (leftovers.prefix_for(output) + 'a1b2c3d4e5f6'"
+               " + leftovers.E01_SUFFIX)\n"
+               "os.mkdir(folder, 0o700)\n(folder / 'image.E01').write_bytes(b'decrypted')\n"
+               "print(folder, flush=True)\nos.kill(os.getpid(), signal.SIGKILL)\n")
+
+
+def test_the_folder_of_an_e01_export_killed_outright_is_removed(tmp_path: Path) -> None:
+    output = tmp_path / "stick.E01"
+    done = subprocess.run([sys.executable, "-c", _E01_WRITER, str(output)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == -9, done.stderr
+    left = Path(done.stdout.strip())
+    assert left.is_dir()
+    mine = tmp_path / f"{fs.leftovers.prefix_for(output)}0123456789ab{fs.leftovers.E01_SUFFIX}"
+    mine.mkdir(mode=0o700)  # this process's: at work
+    assert clean(output) == [Leftover(left, removed=True)]
+    assert not left.exists() and mine.is_dir()
