@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -33,6 +34,21 @@ PYTHONS = ("3.10", "3.11", "3.12", "3.13", "3.14")
 
 
 def main() -> int:
+    try:
+        return build()
+    except subprocess.CalledProcessError as exc:
+        print(f"build_release: error: {' '.join(map(str, exc.cmd[:4]))} … failed (exit "
+              f"{exc.returncode}); what it said is above", file=sys.stderr)
+        return 1
+
+
+def build() -> int:
+    if importlib.util.find_spec("build") is None:
+        print(f"build_release: error: the 'build' package is missing for {sys.executable}; "
+              "install it (python3 -m pip install build, or a venv with the test extras: "
+              ".venv/bin/pip install -e '.[test]', then .venv/bin/python .ci/build_release.py)",
+              file=sys.stderr)
+        return 1
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--outdir", type=Path, default=ROOT / "dist")
     parser.add_argument("--this-python-only", action="store_true",
@@ -165,7 +181,12 @@ def pip_install(*args: object, quiet_failure: bool = False) -> None:
 
 
 def run(*command: object, quiet_failure: bool = False) -> None:
-    done = subprocess.run([str(c) for c in command], capture_output=quiet_failure, text=True)
+    # Started in an empty folder: "python -m build" imports from the current folder first, and
+    # the repository holds a build/ folder after any "pip install ." (setuptools' scratch
+    # folder), which it then took for the package ("No module named build.__main__").
+    with tempfile.TemporaryDirectory(prefix="evidencekit-release-") as elsewhere:
+        done = subprocess.run([str(c) for c in command], capture_output=quiet_failure,
+                              text=True, cwd=elsewhere)
     done.check_returncode()
 
 

@@ -341,7 +341,7 @@ def _confirm_public(text: str, details: dict[str, str], as_json: bool, bundle: P
     render.err.print(PUBLIC_WARNING)
     render.err.print("  The note: " + escape(text or "(no text)"))
     for key, value in details.items():
-        if key != "kind":
+        if key != "kind" and value:  # (fields left out are empty: "institution: " said nothing)
             render.err.print(f"    {escape(key)}: {escape(value)}")
     needs = "passphrase" if needs_passphrase(payload_protection(bundle)) else \
         "key, and the new holder's public key"

@@ -121,3 +121,31 @@ def test_the_release_installs_and_runs_without_a_package_index(tmp_path: Path, k
         assert refused.returncode == 2, (version, refused.stderr)
         assert f"made for Python {', '.join(served)}" in refused.stderr
         assert "pipx install ./evidencekit-" in refused.stderr
+
+
+def _release_script() -> object:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_release", ROOT / ".ci" / "build_release.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_build_does_not_take_a_build_folder_for_the_package(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch
+                                                                ) -> None:
+    # "pip install ." leaves build/ in the repository; "python -m build" started there imported
+    # it ("No module named build.__main__") and the release script ended in a traceback
+    (tmp_path / "build").mkdir()
+    monkeypatch.chdir(tmp_path)
+    script = _release_script()
+    script.run(sys.executable, "-c",  # type: ignore[attr-defined]
+               "import os, sys; sys.exit(1 if os.path.exists('build') else 0)")
+
+
+def test_a_missing_build_package_is_said_without_a_traceback(tmp_path: Path) -> None:
+    done = run(base_python(), "-S", ROOT / ".ci" / "build_release.py", "--outdir", tmp_path)
+    assert done.returncode == 1
+    assert "the 'build' package is missing" in done.stderr and "Traceback" not in done.stderr
