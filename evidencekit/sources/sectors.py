@@ -357,9 +357,7 @@ class SectorReader:
         try:
             got = self._pread(view, position)
         except OSError as exc:
-            if self._gone(exc):
-                self._vanish(position, view, f"the device stopped answering at byte {position} "
-                             f"({exc.strerror or exc})")
+            if self._stopped_answering(exc, position, view):
                 return
             self.reads_failed += 1
             if first and self._read_past(position):
@@ -447,9 +445,7 @@ class SectorReader:
                     self._failed_in_a_row = 0
                     return
             except OSError as exc:
-                if self._gone(exc):
-                    self._vanish(position, view, f"the device stopped answering at byte "
-                                 f"{position} ({exc.strerror or exc})")
+                if self._stopped_answering(exc, position, view):
                     return
                 self.reads_failed += 1
         self._failed_in_a_row += 1
@@ -515,6 +511,15 @@ class SectorReader:
             except OSError:
                 continue
             return False
+        return True
+
+    def _stopped_answering(self, exc: OSError, position: int, view: memoryview) -> bool:
+        """Whether the read of *view* at *position* failed because the device is gone (then
+        it is recorded so, and *view* as untried) rather than because the span is bad."""
+        if not self._gone(exc):
+            return False
+        self._vanish(position, view, f"the device stopped answering at byte {position} "
+                     f"({exc.strerror or exc})")
         return True
 
     def _vanish(self, position: int, view: memoryview, how: str) -> None:
