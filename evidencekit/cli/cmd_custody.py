@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -25,10 +26,13 @@ from evidencekit.cli.app import (
 )
 from evidencekit.cli.cmd_open import identities_for
 from evidencekit.cli.keyring import trusted_from
+from evidencekit.crypto import age
 from evidencekit.custody.events import APPENDABLE, EventRequest, append_event, counterparty_for, event_summary
 from evidencekit.custody.receipt import receipt_text
-from evidencekit.custody.resealing import reseal
+from evidencekit.custody.resealing import ResealResult, reseal
 from evidencekit.errors import BundleError, ExitCode, NoMatchingKey, OutputError
+from evidencekit.incident import NoteContent
+from evidencekit.progress import Progress
 from evidencekit.protection import wrong_key_for
 from evidencekit.verify import verify
 
@@ -124,14 +128,8 @@ def reseal_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
         refuse_stdout(output, "a bundle")
         keys = identities_for(bundle, identities, passphrase_file, ask_passphrase, required=True)
         new_recipients = encryption_for(recipients, recipient_files, False, new_passphrase_file)
-        signing, name = signer.resolve(as_json)
-        request = EventRequest("resealed", name, signing, note)
-        try:
-            result = reseal(bundle, output, keys, new_recipients, request,
-                            progress=render.progress_for(as_json, progress))
-        except NoMatchingKey:  # say what protects the bundle, in plain words
-            advice = wrong_key_for(bundle, keys)
-            raise NoMatchingKey(advice.message, hint=advice.hint) from None
+        result = resealed(bundle, output, keys, new_recipients, signer, note,
+                          render.progress_for(as_json, progress), as_json)
         if as_json:
             render.emit_json({"command": "reseal", "ok": True, "exit_code": 0,
                               "bundle": str(bundle), "output": str(result.output),
@@ -145,6 +143,23 @@ def reseal_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
         return ExitCode.OK
 
     run("reseal", as_json, body)
+
+
+def resealed(bundle: Path, output: Path, keys: Sequence[age.Identity],
+             new_recipients: Sequence[age.Recipient], signer: Signer, note: str,
+             progress: Progress, quiet: bool, addendum: NoteContent | None = None
+             ) -> ResealResult:
+    """reseal, and note --private (with its *addendum*): *bundle* re-encrypted into *output*
+    for *new_recipients*, the "resealed" event signed by *signer*; keys that open nothing are
+    refused saying what protects the bundle, in plain words."""
+    signing, name = signer.resolve(quiet)
+    request = EventRequest("resealed", name, signing, note)
+    try:
+        return reseal(bundle, output, keys, new_recipients, request, progress=progress,
+                      addendum=addendum)
+    except NoMatchingKey:
+        advice = wrong_key_for(bundle, keys)
+        raise NoMatchingKey(advice.message, hint=advice.hint) from None
 
 
 def _write_receipt(output: Path, text: str) -> None:

@@ -29,6 +29,7 @@ from evidencekit.cli.app import (
     signer_options,
     trusted_option,
 )
+from evidencekit.cli.cmd_custody import resealed
 from evidencekit.cli.cmd_open import identities_for
 from evidencekit.cli.cmd_timestamp import roots_from, tsa_ca_option
 from evidencekit.cli.keyring import trusted_from
@@ -36,12 +37,11 @@ from evidencekit.cli.secrets import PASSPHRASE_ENV, interactive, obtain
 from evidencekit.clock import rfc3339, system_clock
 from evidencekit.crypto import age
 from evidencekit.custody.events import EventRequest, append_event, checked_for_note, event_summary
-from evidencekit.custody.resealing import reseal
-from evidencekit.errors import ExitCode, NoMatchingKey, UsageError
+from evidencekit.errors import ExitCode, UsageError
 from evidencekit.export import refuse_unless_verified
 from evidencekit.incident import NoteContent
 from evidencekit.payload import PayloadReaders
-from evidencekit.protection import needs_passphrase, payload_protection, wrong_key_for
+from evidencekit.protection import needs_passphrase, payload_protection
 from evidencekit.report import collect, report_format, write_report
 from evidencekit.report.model import ReportData
 from evidencekit.report.previews import FEW_EMAILS, MAX_EMAILS, PreviewCollector
@@ -261,14 +261,8 @@ def _private_note(bundle: Path, content: NoteContent, target: _PrivateTarget, si
                           target.ask_passphrase, required=True)
     new_recipients = _new_protection(keys, target.recipients, target.recipient_files,
                                      target.new_passphrase_file)
-    signing, actor = signer.resolve(as_json)
-    request = EventRequest("resealed", actor, signing, addenda.RESEAL_NOTE)
-    try:
-        result = reseal(bundle, target.output, keys, new_recipients, request,
-                        progress=render.progress_for(as_json, progress), addendum=content)
-    except NoMatchingKey:  # say what protects the bundle, in plain words (as reseal does)
-        advice = wrong_key_for(bundle, keys)
-        raise NoMatchingKey(advice.message, hint=advice.hint) from None
+    result = resealed(bundle, target.output, keys, new_recipients, signer, addenda.RESEAL_NOTE,
+                      render.progress_for(as_json, progress), as_json, addendum=content)
     added = result.addendum
     assert added is not None
     digest = result.event.details[addenda.DETAIL]
