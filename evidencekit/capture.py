@@ -33,7 +33,9 @@ from evidencekit.crypto import age, sshsig
 from evidencekit.crypto.keys import SigningKey
 from evidencekit.errors import OutputError, UsageError
 from evidencekit.format import bag
+from evidencekit.format.compression import ZSTD, Compressing
 from evidencekit.format.documents import (
+    COMPRESSED_VERSION,
     FORMAT_VERSION,
     PAYLOAD,
     README,
@@ -249,8 +251,12 @@ def capture(request: CaptureRequest) -> CaptureResult:
     if request.stream_to is None:
         whole = sum(s.required_bytes() for s in request.more_sources
                     if isinstance(s, WholeOrNothing))
-        _refuse_too_big_for_destination(request.output, sources, request.exclude_paths, whole)
-        _refuse_without_room(request.output, whole)
+        if payload_compression(request) is None:
+            _refuse_too_big_for_destination(request.output, sources, request.exclude_paths, whole)
+            _refuse_without_room(request.output, whole)
+        else:  # how far a disk image compresses is known only once it is read: _RoomWatch
+            _refuse_too_big_for_destination(request.output, sources, request.exclude_paths)
+            _refuse_without_room(request.output, whole, compressed=True)
     request = dataclasses.replace(request, progress=throttled(request.progress))
     started = request.clock()
     try:
@@ -320,10 +326,21 @@ def _refuse_too_big_for_destination(output: Path, sources: list[Source],
                           "folder (your computer's disk), with -o")
 
 
-def _refuse_without_room(output: Path, whole: int) -> None:
+def payload_compression(request: CaptureRequest) -> str | None:
+    """"zstd" when the bundle holds a disk image (format version 4: an empty or mostly-zero
+    device must not make a bundle of its whole size); None for every other capture, which
+    stays a version 3 bundle byte for byte (docs/decisions/device-image-size.md)."""
+    if any(isinstance(s, WholeOrNothing) for s in request.more_sources):
+        return ZSTD
+    return None
+
+
+def _refuse_without_room(output: Path, whole: int, compressed: bool = False) -> None:
     """Disk images (*whole* bytes in all) that cannot fit in the free space where the bundle is
     written: refused before anything is read, as a capture of a 1 TB disk onto 500 GB would
-    otherwise end in "disk full" hours later."""
+    otherwise end in "disk full" hours later. A *compressed* image (format version 4) may make a
+    bundle of kilobytes: only less room than any bundle needs is refused here, and the bundle
+    is watched as it is written (_RoomWatch)."""
     if not whole:
         return
     try:
@@ -331,6 +348,12 @@ def _refuse_without_room(output: Path, whole: int) -> None:
     except OSError:
         return  # unknown: try, and let a real disk-full say so
     free = found.f_bavail * found.f_frsize
+    if compressed:
+        if free < _OutputRoom.MARGIN + _RoomWatch.STEP:
+            raise OutputError(f"only {human_size(free)} is free in {output.absolute().parent}, "
+                              "too little for any bundle of a disk image; nothing was written",
+                              hint="write the bundle to a larger disk with -o")
+        return
     if whole + whole // 4096 + _OutputRoom.MARGIN > free:
         raise OutputError(f"the disk image ({human_size(whole)}) does not fit in the "
                           f"{human_size(free)} free in {output.absolute().parent}; nothing was "
@@ -421,7 +444,8 @@ def _write_bundle(request: CaptureRequest, sources: list[Source], out: BinaryIO,
                   skip: set[tuple[int, int]]) -> CaptureResult:
     outer = OuterWriter(out)
     mtime = started // 1_000_000_000
-    readme = readme_text(request.case.case_id, rfc3339(started)).encode("utf-8")
+    readme = readme_text(request.case.case_id, rfc3339(started),
+                         compressed=payload_compression(request) is not None).encode("utf-8")
     outer.add_bytes(README, readme, mtime)
     tally = _Tally()
     files = FileSource(sources, request.unreachable, request.filters, lambda: tally.total_bytes)
@@ -437,17 +461,25 @@ def _write_bundle(request: CaptureRequest, sources: list[Source], out: BinaryIO,
     # Three stages (evidencekit.pipeline): this thread reads and hashes the evidence, one thread
     # encrypts it and hashes the ciphertext, one writes the ciphertext to the bundle file.
     disk_file = _DiskWriter(out)
-    disk = BackgroundWriter(disk_file, name="evidencekit-disk")
+    compression = payload_compression(request)
+    watched = _RoomWatch(disk_file, request.output) if compression and not request.stream_to \
+        else disk_file
+    disk = BackgroundWriter(watched, name="evidencekit-disk")
     try:
         with outer.add_stream(PAYLOAD, mtime, through=disk) as payload_sink:
             encryptor = age.AgeWriter(cast(BinaryIO, payload_sink), request.recipients,
                                       random=request.random)
-            background = BackgroundWriter(encryptor, name="evidencekit-encrypt")
+            # Format version 4 (a disk image): the tar is compressed on the encrypting thread,
+            # just before age (zstd at level 1 stores what does not compress at memory speed).
+            compressing = Compressing(encryptor) if compression else None
+            background = BackgroundWriter(compressing or encryptor, name="evidencekit-encrypt")
             try:
                 inner = InnerTarWriter(background)
                 manifest_sha256, root = _write_bag(request, evidence, inner, tally, started,
                                                    skip)
                 background.close()
+                if compressing is not None:
+                    compressing.close()
             except BaseException:
                 background.abort()
                 raise
@@ -469,6 +501,8 @@ def _write_bundle(request: CaptureRequest, sources: list[Source], out: BinaryIO,
         total_bytes=tally.total_bytes,
         complete=tally.counts["errors"] == 0 and tally.counts["changed"] == 0,
         signer=_signer(request.signing_key), tool_version=__version__,
+        format_version=FORMAT_VERSION if compression is None else COMPRESSED_VERSION,
+        payload_compression=compression,
     )
     seal_json = seal.to_json()
     seal_mtime = finished // 1_000_000_000
@@ -488,6 +522,39 @@ def _write_bundle(request: CaptureRequest, sources: list[Source], out: BinaryIO,
                 + tally.type_warnings)
     return CaptureResult(request.output, seal, _sha256(seal_json), _sha256(event_json),
                          tally.problems, warnings)
+
+
+class _RoomWatch:
+    """Passes the payload on to *out* (on the disk thread), and stops the capture when the free
+    space where the bundle is written falls below the margin: a compressed disk image's bundle
+    has no size known in advance (zeros make kilobytes, random data the image's size), so it is
+    watched as it grows rather than refused. Stopping leaves nothing (fs.staged), and the disk
+    is not filled to its last byte, which the system on it may need."""
+
+    STEP = 256 << 20  # bytes written between two looks at the free space
+
+    def __init__(self, out: _DiskWriter, output: Path) -> None:
+        self._out = out
+        self._folder = output.absolute().parent
+        self._unchecked = 0
+
+    def write(self, data: memoryview) -> None:
+        self._unchecked += len(data)
+        if self._unchecked >= self.STEP:
+            self._unchecked = 0
+            self._check()
+        self._out.write(data)
+
+    def _check(self) -> None:
+        try:
+            found = os.statvfs(self._folder)
+        except OSError:
+            return  # unknown: let a real disk-full say so
+        free = found.f_bavail * found.f_frsize
+        if free < _OutputRoom.MARGIN + self.STEP:
+            raise OutputError(f"the disk in {self._folder} is nearly full ({human_size(free)} "
+                              "free): the disk image does not compress enough to fit; nothing "
+                              "was kept", hint="write the bundle to a larger disk with -o")
 
 
 class _DiskWriter:
@@ -1002,14 +1069,20 @@ def _tar_info(entry: StreamEntry, size: int) -> os.stat_result:
                            seconds), {"st_mtime_ns": entry.mtime_ns})
 
 
-def readme_text(case_id: str, created: str) -> str:
+def readme_text(case_id: str, created: str, compressed: bool = False) -> str:
+    if compressed:  # format version 4
+        payload = "the evidence, compressed with zstd, then encrypted with age"
+        version, opening = COMPRESSED_VERSION, "age -d, zstd -d"
+    else:
+        payload = "the evidence, encrypted with age (https://age-encryption.org)"
+        version, opening = FORMAT_VERSION, "age -d"
     return f"""This file is an evidencekit evidence bundle.
 
 Case: {case_id}
 Sealed from: {created}
 
 It is a tar archive. It holds:
-  payload.age         the evidence, encrypted with age (https://age-encryption.org)
+  payload.age         {payload}
   seal.json           public facts about the evidence: sizes, hashes, who sealed it
   seal.json.sig       the sealer's SSH signature over seal.json
   custody/*.json      the chain-of-custody log, each event signed (.sig)
@@ -1019,8 +1092,8 @@ Do not change, rename or re-pack this file: any change makes it fail verificatio
 To check it:   evidencekit verify BUNDLE            (no key needed)
 To open it:    evidencekit extract BUNDLE -i KEY -o FOLDER
 Without evidencekit: see "Verifying by hand" in evidencekit's docs/FORMAT.md
-(tar, ssh-keygen -Y check-novalidate -n evidencekit, sha256sum, age -d).
-Format: evidencekit bundle format version {FORMAT_VERSION}.
+(tar, ssh-keygen -Y check-novalidate -n evidencekit, sha256sum, {opening}).
+Format: evidencekit bundle format version {version}.
 """
 
 

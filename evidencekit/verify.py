@@ -44,6 +44,7 @@ from evidencekit.errors import (
 )
 from evidencekit.findings import Findings
 from evidencekit.format import bag
+from evidencekit.format.compression import ZSTD, Decompressing
 from evidencekit.format.documents import (
     MANIFEST_TYPE,
     PAYLOAD,
@@ -66,8 +67,14 @@ from evidencekit.format.reader import (
     timestamp_names,
 )
 from evidencekit.format.tree import TreeComparison
-from evidencekit.payload import PayloadReaders, PayloadScan, StoredMember, scan_payload
-from evidencekit.pipeline import PieceReadAhead, ReadAheadStream
+from evidencekit.payload import (
+    TAG_FILE_LIMIT,
+    PayloadReaders,
+    PayloadScan,
+    StoredMember,
+    scan_payload,
+)
+from evidencekit.pipeline import PieceReadAhead, ReadAheadStream, SupportsReadinto
 from evidencekit.progress import NoProgress, Progress
 from evidencekit.protection import RecipientInfo, read_payload_header, recipients_in
 
@@ -551,7 +558,11 @@ def _decrypt_and_check(reader: BinaryIO, report: Report, identities: Sequence[ag
     plaintext: PieceReadAhead | None = None
     try:
         decrypted = age.AgeReader(cast(BinaryIO, ciphertext), identities)
-        plaintext = PieceReadAhead(decrypted, tee=readers.plaintext)
+        tar: SupportsReadinto = decrypted
+        assert report.seal is not None
+        if report.seal.payload_compression == ZSTD:  # format version 4
+            tar = Decompressing(decrypted, plaintext_limit(report.seal, len(report.events)))
+        plaintext = PieceReadAhead(tar, tee=readers.plaintext)
         # Reads the age stream to its authenticated end, so truncation and anything hidden after
         # the tar are caught too.
         scan = scan_payload(plaintext, findings, readers.files)
@@ -578,6 +589,23 @@ def _decrypt_and_check(reader: BinaryIO, report: Report, identities: Sequence[ag
     report.addenda = addenda.check_addenda(scan.addenda, report.events, report.seal, findings)
     if readers.plaintext is not None and scan.end_offset is not None:
         readers.plaintext.tar_ended(scan.end_offset)
+
+
+# What a version 4 payload may decompress to at most, beyond the evidence's bytes: per entry of
+# the manifest (its tar headers, its lines in manifest.json and manifest-sha256.txt, with a
+# long path escaped: far more than any writes), per custody event (an addendum, its signature and
+# their headers), and once (incident.json, at most a tag file's limit, and the other tag files).
+PER_ENTRY = 128 << 10
+PER_EVENT = addenda.ADDENDUM_LIMIT + addenda.SIGNATURE_LIMIT + (8 << 10)
+FIXED = TAG_FILE_LIMIT + (16 << 20)
+
+
+def plaintext_limit(seal: Seal, events: int) -> int:
+    """The most a compressed payload may expand to (docs/FORMAT.md §4.1): derived from what the
+    signed seal declares, so a crafted frame of a few kilobytes cannot make a verifier read
+    petabytes, while any tar a writer makes for those counts fits, whatever its names."""
+    entries = sum(seal.counts.values())
+    return seal.total_bytes + PER_ENTRY * entries + PER_EVENT * events + FIXED
 
 
 def _check_bag(scan: PayloadScan, seal: Seal, findings: Findings) -> None:

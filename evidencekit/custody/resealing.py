@@ -20,7 +20,8 @@ from evidencekit.clock import rfc3339
 from evidencekit.crypto import age, sshsig
 from evidencekit.custody.events import EventRequest, build_event, member_time, signer_of
 from evidencekit.errors import BundleError, OutputError, UsageError
-from evidencekit.format.documents import PAYLOAD, README, SEAL, CustodyEvent, custody_member
+from evidencekit.format.compression import ZSTD, Compressing, Writable
+from evidencekit.format.documents import PAYLOAD, README, SEAL, CustodyEvent, Seal, custody_member
 from evidencekit.format.outer import END_OF_ARCHIVE, OuterWriter, read_member
 from evidencekit.format.reader import SMALL_MEMBER_LIMIT, OuterBundle, open_bundle
 from evidencekit.incident import NoteContent
@@ -42,7 +43,7 @@ class _Tee:
 
     ZEROS = bytes(1 << 16)
 
-    def __init__(self, sink: age.AgeWriter) -> None:
+    def __init__(self, sink: Writable) -> None:
         self.sink = sink
         self.size = 0  # plaintext bytes seen
         self.withheld = 0  # zero bytes at the end of what was seen, not written yet
@@ -168,7 +169,9 @@ def _reseal_open(source: OuterBundle, bundle: Path, out: BinaryIO,
     writer.add_bytes(README, carried[README], times[README])
     with writer.add_stream(PAYLOAD, times[PAYLOAD]) as sink:
         encryptor = age.AgeWriter(cast(BinaryIO, sink), recipients, random=random)
-        tee = _Tee(encryptor)
+        # A version 4 payload is compressed again as it was (the seal, carried over, says so).
+        compressing = Compressing(encryptor) if _compressed(carried.get(SEAL, b"")) else None
+        tee = _Tee(compressing or encryptor)
         report = verify(bundle, identities, progress=progress, opened=source,
                         readers=PayloadReaders(plaintext=tee))
         if not report.ok or not report.decrypted:
@@ -182,6 +185,8 @@ def _reseal_open(source: OuterBundle, bundle: Path, out: BinaryIO,
             else:
                 added, members = _addendum_members(report, request, content, now)
                 tee.finish(members)
+            if compressing is not None:
+                compressing.close()
         except BaseException:
             encryptor.abort()
             raise
@@ -204,6 +209,15 @@ def _reseal_open(source: OuterBundle, bundle: Path, out: BinaryIO,
     writer.add_bytes(member + ".sig", sshsig.sign(request.signing_key, data), member_time(event.time))
     writer.finish()
     return ResealResult(Path(), report, event, added)
+
+
+def _compressed(seal_json: bytes) -> bool:
+    """Whether the seal says the payload is compressed (format version 4). A seal that does not
+    parse is not: verify then fails, and nothing is resealed."""
+    try:
+        return Seal.from_json(seal_json).payload_compression == ZSTD
+    except BundleError:
+        return False
 
 
 def _addendum_members(report: Report, request: EventRequest, content: NoteContent,

@@ -16,6 +16,11 @@ from evidencekit.errors import BundleError
 
 FORMAT_VERSION = 2
 SUPPORTED_VERSIONS = (1, 2)
+# Format version 4: a seal that says the payload is compressed (docs/FORMAT.md §3, §9). Only the
+# seal says 4; the manifest and the custody events keep version 2, as nothing in them changed.
+COMPRESSED_VERSION = 4
+SEAL_VERSIONS = (*SUPPORTED_VERSIONS, COMPRESSED_VERSION)
+COMPRESSIONS = ("zstd",)
 SEAL_TYPE = "evidencekit.seal"
 EVENT_TYPE = "evidencekit.custody-event"
 MANIFEST_TYPE = "evidencekit.manifest"
@@ -130,16 +135,17 @@ def document_json(doc_type: str, version: int, case_id: str, fields: dict[str, A
                             **fields})
 
 
-def open_document(data: bytes, what: str, doc_type: str) -> tuple[Fields, int]:
+def open_document(data: bytes, what: str, doc_type: str,
+                  versions: tuple[int, ...] = SUPPORTED_VERSIONS) -> tuple[Fields, int]:
     """Parse the canonical JSON of a signed document of type *doc_type*: its fields and its
-    format version (one this evidencekit reads); BundleError naming *what* otherwise."""
+    format version (one of *versions*); BundleError naming *what* otherwise."""
     fields = Fields(canonical.loads(data, what), what)
     if fields.text("type") != doc_type:
         raise BundleError(f"{what} is not of type {doc_type}")
     version = fields.integer("format_version")
-    if version not in SUPPORTED_VERSIONS:
+    if version not in versions:
         raise BundleError(f"{what} has format version {version}, which this evidencekit "
-                          f"does not know (it reads versions {list(SUPPORTED_VERSIONS)})",
+                          f"does not know (it reads versions {list(versions)})",
                           hint="update evidencekit")
     return fields, version
 
@@ -176,9 +182,14 @@ class Seal:
     signer: Signer
     tool_version: str
     format_version: int = FORMAT_VERSION
+    # Version 4 only: how the payload tar was compressed before age encrypted it ("zstd").
+    payload_compression: str | None = None
 
     def to_json(self) -> bytes:
+        compression = {} if self.payload_compression is None else \
+            {"payload_compression": self.payload_compression}
         return document_json(SEAL_TYPE, self.format_version, self.case_id, {
+            **compression,
             "created": self.created,
             "capture_started": self.capture_started,
             "readme_sha256": self.readme_sha256,
@@ -195,8 +206,17 @@ class Seal:
 
     @classmethod
     def from_json(cls, data: bytes) -> Seal:
-        f, version = open_document(data, "seal.json", SEAL_TYPE)
-        f.exact_keys(_SEAL_KEYS)
+        f, version = open_document(data, "seal.json", SEAL_TYPE, SEAL_VERSIONS)
+        compression = None
+        if version == COMPRESSED_VERSION:
+            f.exact_keys(_SEAL_KEYS | {"payload_compression"})
+            compression = f.text("payload_compression")
+            if compression not in COMPRESSIONS:
+                raise BundleError(f"seal.json: the payload is compressed with {compression[:40]!r},"
+                                  " which this evidencekit does not know (it knows "
+                                  f"{', '.join(COMPRESSIONS)})", hint="update evidencekit")
+        else:
+            f.exact_keys(_SEAL_KEYS)
         payload = f.obj("payload")
         f.exact_keys({"name", "size", "sha256"}, payload)
         if f.text("name", payload) != PAYLOAD:
@@ -215,6 +235,7 @@ class Seal:
             complete=f.flag("complete"),
             signer=Signer(f.text("public_key", signer), f.text("fingerprint", signer)),
             tool_version=f.text("version", tool), format_version=version,
+            payload_compression=compression,
         )
 
 

@@ -27,12 +27,15 @@ def evidencekit(*args: object) -> subprocess.CompletedProcess[bytes]:
                           capture_output=True, stdin=subprocess.DEVNULL, timeout=300)
 
 
-def by_hand(bundle: Path, identity: Path, folder: Path, member: str) -> str:
-    """The sha256sum of *member* in the payload, found with the standard tools alone."""
-    for tool in ("tar", "age", "sha256sum", "sh"):
+def by_hand(bundle: Path, identity: Path, folder: Path, member: str,
+            compressed: bool = False) -> str:
+    """The sha256sum of *member* in the payload, found with the standard tools alone (with
+    `zstd -d` for a *compressed* payload: format version 4)."""
+    for tool in ("tar", "age", "sha256sum", "sh", *(("zstd",) if compressed else ())):
         require_tool(tool)
     folder.mkdir()
-    subprocess.run(["sh", "-c", 'tar -xOf "$1" payload.age | age -d -i "$2" | tar -xf - -C "$3"',
+    unpack = "zstd -d -c | tar -xf - -C \"$3\"" if compressed else "tar -xf - -C \"$3\""
+    subprocess.run(["sh", "-c", f'tar -xOf "$1" payload.age | age -d -i "$2" | {unpack}',
                     "sh", bundle, identity, folder], check=True, timeout=300)
     out = subprocess.run(["sha256sum", "--", f"bag/{member}"], cwd=folder, check=True,
                          capture_output=True, timeout=300).stdout.decode()
