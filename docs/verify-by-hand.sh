@@ -136,7 +136,16 @@ cd outer || exit 2
 step "2, 3. The seal and its signature"
 one_document seal.json evidencekit.seal || fail "seal.json is not one line of JSON of type evidencekit.seal"
 version=$(jget seal.json format_version '[0-9]+')
-case $version in 1|2) ok "format version $version" ;; *) fail "seal.json: unknown format version '$version'" ;; esac
+compression=none
+case $version in
+  1|2) ok "format version $version" ;;
+  4) if compression=$(jget seal.json payload_compression "$STRING") && [ "$compression" = zstd ]; then
+       ok "format version 4: the payload tar is compressed with zstd before age (zstd -d undoes it)"
+     else
+       fail "seal.json: a version 4 seal says \"payload_compression\":\"zstd\""
+     fi ;;
+  *) fail "seal.json: unknown format version '$version'" ;;
+esac
 case_id=$(jget seal.json case_id "$STRING") || fail "seal.json: no case_id"
 signer=$(jget seal.json public_key "$STRING")
 if is_key "$signer"; then
@@ -238,6 +247,16 @@ else
   warn "no key given (-i or -p): the evidence itself is not checked"
 fi
 [ "$decrypted" = yes ] || [ -z "$identity$passphrase" ] || fail "age could not decrypt payload.age"
+if [ "$decrypted" = yes ] && [ "$compression" = zstd ]; then  # format version 4
+  mv payload.tar payload.tar.zst
+  if zstd -d -q -o payload.tar payload.tar.zst; then
+    ok "zstd -d: the decrypted payload decompressed"
+  else
+    fail "zstd could not decompress the decrypted payload"
+    decrypted=no
+  fi
+  rm -f payload.tar.zst
+fi
 if [ "$decrypted" = yes ]; then
   tar -tvf payload.tar > payload.tv && tar -tf payload.tar > payload.names ||
     fail "the decrypted payload is not a tar that tar can list"

@@ -10,6 +10,7 @@ import pytest
 from evidencekit.capture import CaptureRequest, CaseInfo, capture
 from evidencekit.crypto import age
 from evidencekit.crypto.keys import SigningKey
+from evidencekit.errors import OutputError
 from evidencekit.progress import Throttled
 from evidencekit.sources.files.source import scan_totals
 from evidencekit.sources.files.walk import resolve_sources
@@ -92,3 +93,49 @@ def test_a_source_named_again_is_captured_once_with_a_warning(tmp_path: Path,
                                     SigningKey.generate(), ["test"]))
     assert result.seal.counts["files"] == 4
     assert result.warnings == ["tree: named more than once: captured once"]
+
+
+# --- format version 4: a disk image's bundle has no size known in advance
+
+
+class _Free:
+    """os.statvfs's answer for a disk with *free* bytes available."""
+
+    def __init__(self, free: int) -> None:
+        self.f_bavail, self.f_frsize = free // 4096, 4096
+
+
+def test_a_compressed_image_larger_than_the_free_space_is_not_refused_in_advance(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from evidencekit import capture as capturing
+
+    monkeypatch.setattr(capturing.os, "statvfs", lambda _: _Free(1 << 30))
+    with pytest.raises(OutputError, match=r"does not fit in the 1\.0 GiB free"):
+        capturing._refuse_without_room(tmp_path / "out.evidence", 64 << 30)
+    capturing._refuse_without_room(tmp_path / "out.evidence", 64 << 30, compressed=True)
+    monkeypatch.setattr(capturing.os, "statvfs", lambda _: _Free(100 << 20))
+    with pytest.raises(OutputError, match="too little for any bundle of a disk image"):
+        capturing._refuse_without_room(tmp_path / "out.evidence", 64 << 30, compressed=True)
+
+
+def test_a_compressed_image_that_outgrows_the_free_space_stops_before_the_disk_is_full(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from evidencekit import capture as capturing
+
+    written: list[int] = []
+
+    class Disk:
+        def write(self, data: memoryview) -> None:
+            written.append(len(data))
+
+    free = [1 << 30]
+    monkeypatch.setattr(capturing.os, "statvfs", lambda _: _Free(free[0]))
+    watch = capturing._RoomWatch(Disk(), tmp_path / "out.evidence")  # type: ignore[arg-type]
+    block = memoryview(bytes(1 << 20))
+    for _ in range(600):  # 600 MiB with 1 GiB free: goes on
+        watch.write(block)
+    free[0] = 200 << 20  # then the disk fills (what did not compress)
+    with pytest.raises(OutputError, match="does not compress enough to fit"):
+        for _ in range(600):
+            watch.write(block)
+    assert sum(written) < 900 << 20

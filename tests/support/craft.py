@@ -30,7 +30,9 @@ from evidencekit.clock import rfc3339
 from evidencekit.crypto import age, sshsig
 from evidencekit.crypto.keys import SigningKey
 from evidencekit.format import bag
+from evidencekit.format.compression import ZSTD, Compressing
 from evidencekit.format.documents import (
+    COMPRESSED_VERSION,
     FORMAT_VERSION,
     MANIFEST_TYPE,
     PAYLOAD,
@@ -44,6 +46,7 @@ from evidencekit.format.documents import (
 from evidencekit.format.inner import member_header
 from evidencekit.format.outer import BLOCK, OuterWriter
 from evidencekit.payload import TAG_FILE_LIMIT
+from evidencekit.verify import plaintext_limit
 
 CASE = "HOSTILE-0001"
 STARTED = 1_780_000_000_123_456_789  # a fixed capture time (ns)
@@ -494,6 +497,78 @@ def age_truncated_payload(folder: Path, keys: Keys) -> Path:
     return write_bundle(_bundle(folder, "age-truncated-payload"), keys,
                         build_bag(keys, {"data/evidence/big": b""}),
                         Outer(payload=payload[: len(payload) // 2]))
+
+
+# --- format version 4: the payload tar compressed with zstd (docs/FORMAT.md §4.1)
+
+
+def zstd(plaintext: bytes, zeros_after: int = 0) -> bytes:
+    """*plaintext* compressed as capture compresses it, followed by *zeros_after* zero bytes in
+    the same frame (a few kilobytes per gigabyte)."""
+    out = io.BytesIO()
+    writer = Compressing(out)
+    writer.write(plaintext)
+    zeros = bytes(1 << 20)
+    while zeros_after > 0:
+        writer.write(zeros[: min(zeros_after, len(zeros))])
+        zeros_after -= len(zeros)
+    writer.close()
+    return out.getvalue()
+
+
+def version_4(seal: Seal) -> Seal:
+    return replace(seal, format_version=COMPRESSED_VERSION, payload_compression=ZSTD)
+
+
+def _compressed_bundle(folder: Path, keys: Keys, name: str, payload_plaintext: bytes,
+                       inner: Bag, edit: Callable[[Seal], Seal] = version_4) -> Path:
+    payload = encrypt(payload_plaintext, [keys.identity.recipient()])
+    return write_bundle(_bundle(folder, name), keys, inner, Outer(payload=payload, seal_edit=edit))
+
+
+@case("valid-v4", exit_codes=(0,))
+def valid_v4(folder: Path, keys: Keys) -> Path:
+    """Control: a correct version 4 bundle verifies and extracts."""
+    inner = build_bag(keys)
+    return _compressed_bundle(folder, keys, "valid-v4", zstd(inner.plaintext), inner)
+
+
+@case("zstd-bomb", phrase="decompression bomb", memory_bound=True)
+def zstd_bomb(folder: Path, keys: Keys) -> Path:
+    """A few kilobytes of zstd that expand past what the seal allows: the reader stops there."""
+    inner = build_bag(keys)
+    seal = version_4(Seal(CASE, "", "", "0" * 64, 0, "0" * 64, "0" * 64, "0" * 64,
+                          inner.counts, inner.total_bytes, True, Signer("", ""), ""))
+    beyond = plaintext_limit(seal, events=1) + (1 << 20)
+    return _compressed_bundle(folder, keys, "zstd-bomb", zstd(inner.plaintext, beyond), inner)
+
+
+@case("zstd-cut-short", phrase="middle of a zstd frame")
+def zstd_cut_short(folder: Path, keys: Keys) -> Path:
+    inner = build_bag(keys)
+    return _compressed_bundle(folder, keys, "zstd-cut-short", zstd(inner.plaintext)[:-20], inner)
+
+
+@case("zstd-seal-but-plain-tar", phrase="not the zstd data")
+def zstd_seal_but_plain_tar(folder: Path, keys: Keys) -> Path:
+    inner = build_bag(keys)
+    return _compressed_bundle(folder, keys, "zstd-seal-but-plain-tar", inner.plaintext, inner)
+
+
+@case("seal-unknown-compression", phrase="compressed with 'gzip'")
+def seal_unknown_compression(folder: Path, keys: Keys) -> Path:
+    inner = build_bag(keys)
+    return _compressed_bundle(folder, keys, "seal-unknown-compression", zstd(inner.plaintext),
+                              inner, lambda seal: replace(version_4(seal),
+                                                          payload_compression="gzip"))
+
+
+@case("seal-compression-in-version-2", phrase="unexpected fields ['payload_compression']")
+def seal_compression_in_version_2(folder: Path, keys: Keys) -> Path:
+    inner = build_bag(keys)
+    return _compressed_bundle(folder, keys, "seal-compression-in-version-2",
+                              zstd(inner.plaintext), inner,
+                              lambda seal: replace(seal, payload_compression=ZSTD))
 
 
 # --- the inner tar tries to escape or confuse
