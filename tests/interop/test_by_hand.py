@@ -350,15 +350,21 @@ def test_a_pax_path_record_that_renames_a_listed_file_fails(logged: Path, keys: 
 @pytest.mark.parametrize(("asset", "passphrase"), [
     ("format-v1.evidence", "evidencekit format v1 test vector"),
     ("format-v2.evidence", "evidencekit format v2 test vector"),
+    ("format-v3.evidence", "evidencekit format v3 test vector"),
+    ("format-v4.evidence", "evidencekit format v4 test vector"),
 ])
 def test_the_bundles_of_every_format_version_pass(asset: str, passphrase: str, toolbox: Path,
                                                   tmp_path: Path) -> None:
-    """tests/assets (public test passphrases, tests/e2e/test_format_compat.py): version 1, and
-    version 2 with a file of three names and an addendum."""
+    """tests/assets (public test passphrases, tests/e2e/test_format_compat.py): version 1,
+    version 2 with a file of three names and an addendum, version 3 with a timestamp, version 4
+    with a zstd payload (a disk image), decompressed with the real zstd."""
     bundle = copy_of(ROOT / "tests" / "assets" / asset, tmp_path)
     output = passed(by_hand(toolbox, bundle, "-p", answer=passphrase))
     if asset == "format-v2.evidence":
         assert re.search(r"ok: addenda/\d{6}\.json is the addendum that custody event", output)
+    if asset == "format-v4.evidence":
+        assert "ok: zstd -d: the decrypted payload decompressed" in output
+        assert "ok: format version 4: the payload tar is compressed with zstd" in output
 
 
 def test_a_hard_link_whose_target_name_says_link_to_passes(tmp_path: Path, keys: Keys,
