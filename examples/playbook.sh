@@ -58,7 +58,9 @@ case $captured in
     0) say "capture complete" ;;
     3) say "capture finished, but $(json "$outdir/capture.json" 'length(problems)') item(s) were" \
            "not captured completely or were skipped by the profile (see capture.json)" ;;
-    *) fail "capture exited with $captured: $(json "$outdir/capture.json" error.message 2>/dev/null)" \
+    *) hint=$(json "$outdir/capture.json" error.hint 2>/dev/null)
+       case $hint in ""|null) hint= ;; *) hint=" ($hint)" ;; esac
+       fail "capture exited with $captured: $(json "$outdir/capture.json" error.message 2>/dev/null)$hint" \
             "$captured" ;;
 esac
 [ "$(json "$outdir/capture.json" ok)" = true ] || fail "capture.json does not say ok"

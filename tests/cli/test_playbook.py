@@ -77,7 +77,10 @@ def test_playbook_stops_with_the_capture_exit_code(tmp_path: Path, host):
     assert result.returncode == 2
     assert "found nothing to capture" in result.stderr
     assert "FAILED: capture exited with 2: the profile chat-apps found nothing" in result.stderr
-    assert result.stderr.rstrip().endswith("looked for)"), result.stderr  # not "… 2"
+    # with evidencekit's hint, so the reader knows what to do; the exit code not in the text
+    assert result.stderr.rstrip().endswith(
+        "looked for) ('evidencekit profiles show chat-apps' lists what it looks for)"), \
+        result.stderr
     again = playbook(tmp_path, host, "user-files", "nothing")
     assert again.returncode == 2
     assert again.stderr.splitlines()[-1] == \
