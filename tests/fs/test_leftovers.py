@@ -198,3 +198,43 @@ def test_the_folder_of_an_e01_export_killed_outright_is_removed(tmp_path: Path) 
     mine.mkdir(mode=0o700)  # this process's: at work
     assert clean(output) == [Leftover(left, removed=True)]
     assert not left.exists() and mine.is_dir()
+
+
+def _writers(bundle: Path, keys: dict[str, Path], folder: Path) -> dict[str, list[str]]:
+    """The other commands that write a file beside the bundle, each with its own output."""
+    ek = [sys.executable, "-m", "evidencekit"]
+    opened = ["-i", str(keys["identity"])]
+    return {
+        "export": [*ek, "export", str(bundle), *opened, "--format", "dfxml", "-o",
+                   str(folder / "files.xml")],
+        "report": [*ek, "report", str(bundle), *opened, "-o", str(folder / "report.html")],
+        "reseal": [*ek, "reseal", str(bundle), *opened, "-R", str(keys["recipient"]),
+                   "--sign-key", str(keys["signer"]), "-o", str(folder / "again.evidence")],
+        "receipt": [*ek, "receipt", str(bundle), "-o", str(folder / "receipt.txt")],
+    }
+
+
+@pytest.mark.parametrize("command", ["export", "report", "reseal", "receipt"])
+def test_every_writer_killed_before_naming_its_file_leaves_nothing(
+        tmp_path: Path, keys: dict[str, Path], home: Path, command: str) -> None:
+    with tmpfs(tmp_path) as ram:
+        bundle = ram / "case.evidence"
+        assert run_cli(*_capture(_evidence(tmp_path), keys, bundle)[3:]).code == 0
+        _killed_at_write(_writers(bundle, keys, ram)[command], 1, "fsync")
+        assert os.listdir(ram) == ["case.evidence"]
+
+
+@pytest.mark.parametrize("command", ["export", "report", "reseal", "receipt"])
+def test_every_writer_killed_on_a_stick_is_cleaned_up_by_its_next_run(
+        tmp_path: Path, keys: dict[str, Path], home: Path, command: str) -> None:
+    with mounted("exfat", tmp_path) as stick:
+        bundle = stick / "case.evidence"
+        assert run_cli(*_capture(_evidence(tmp_path), keys, bundle)[3:]).code == 0
+        argv = _writers(bundle, keys, stick)[command]
+        _killed_at_write(argv, 1, "fsync")
+        left = [name for name in os.listdir(stick) if name != "case.evidence"]
+        assert len(left) == 1 and left[0].endswith(".partial"), left
+        again = run_cli(*argv[3:])
+        assert again.code == 0, again.stderr
+        assert f"Removed {stick / left[0]}" in " ".join(again.stderr.split())
+        assert left[0] not in os.listdir(stick)
