@@ -100,7 +100,7 @@ def test_5_internal_error(tmp_path: Path, user, keys, tree, monkeypatch):
         raise RuntimeError("simulated bug")
 
     monkeypatch.delenv("EVIDENCEKIT_DEBUG", raising=False)
-    monkeypatch.setattr("evidencekit.cli.cmd_capture.capture", broken)
+    monkeypatch.setattr("evidencekit.cli.capture_mail.capture", broken)
     result = invoke(*capture_args(tmp_path, keys, tree))
     assert result.code == ExitCode.INTERNAL
     document = result.json()
@@ -114,7 +114,7 @@ def test_130_interrupted(tmp_path: Path, user, keys, tree, monkeypatch):
     def interrupted(request):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("evidencekit.cli.cmd_capture.capture", interrupted)
+    monkeypatch.setattr("evidencekit.cli.capture_mail.capture", interrupted)
     result = invoke(*capture_args(tmp_path, keys, tree))
     assert result.code == ExitCode.INTERRUPTED
     assert result.json()["error"]["kind"] == "Interrupted"
@@ -127,7 +127,7 @@ def test_130_when_a_click_prompt_is_interrupted(tmp_path: Path, user, keys, tree
     def aborted(request):
         raise click.exceptions.Abort
 
-    monkeypatch.setattr("evidencekit.cli.cmd_capture.capture", aborted)
+    monkeypatch.setattr("evidencekit.cli.capture_mail.capture", aborted)
     result = invoke(*capture_args(tmp_path, keys, tree))
     assert result.code == ExitCode.INTERRUPTED
     assert result.json()["error"]["kind"] == "Interrupted"

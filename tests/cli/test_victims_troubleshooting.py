@@ -63,7 +63,7 @@ class Case:
         def stop(request: object) -> None:
             raise KeyboardInterrupt
 
-        self.monkeypatch.setattr("evidencekit.cli.cmd_capture.capture", stop)
+        self.monkeypatch.setattr("evidencekit.cli.capture_mail.capture", stop)
         return invoke("capture", self.tree, "-R", self.keys["recipient"], "--sign-key",
                       self.keys["signer"], "-o", self.tmp_path / "c.evidence")
 
