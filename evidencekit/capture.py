@@ -111,6 +111,10 @@ class CaptureRequest:
     # each with the leading folders its pattern names: a symbolic link is followed only there,
     # and a source that is a link is recorded as the link (walk.resolve_sources).
     found_by_profile: Mapping[bytes, bytes] = field(default_factory=dict)
+    # ``sources`` as the caller resolved them with the three fields above (sources_of), for
+    # checks of its own before the capture (cmd_capture: the output, a new signing key), so that
+    # they are resolved once; None: capture resolves them.
+    roots: Sequence[Source] | None = None
     # Evidence other than files, captured after them (evidencekit.sources: e.g. StdinSource).
     more_sources: Sequence[EvidenceSource] = ()
     # Where the bundle goes instead of the file *output* (deliver.s3.S3Capture: straight to a
@@ -241,7 +245,8 @@ class _Tally:
 def capture(request: CaptureRequest) -> CaptureResult:
     """Make the bundle described by *request*; raise EvidenceKitError on failure (nothing left)."""
     check_case(request.case)
-    sources = sources_of(request.sources, request.unreachable, request.found_by_profile)
+    sources = list(request.roots) if request.roots is not None else \
+        sources_of(request.sources, request.unreachable, request.found_by_profile)
     if request.stream_to is None:
         check_output(request.output, sources)
     else:

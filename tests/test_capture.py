@@ -95,6 +95,25 @@ def test_a_source_named_again_is_captured_once_with_a_warning(tmp_path: Path,
     assert result.warnings == ["tree: named more than once: captured once"]
 
 
+def test_sources_the_caller_resolved_are_not_resolved_again(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch):
+    """The CLI resolves the paths for its own checks and hands them over (roots)."""
+    tree = tmp_path / "tree"
+    make_tree(tree)
+    named = [os.fsencode(tree)]
+    roots = resolve_sources(named)
+
+    def again(*args: object) -> None:
+        raise AssertionError("the sources were resolved a second time")
+
+    monkeypatch.setattr("evidencekit.capture.sources_of", again)
+    identity = age.X25519Identity.generate()
+    result = capture(CaptureRequest(named, tmp_path / "out.evidence", CaseInfo("ONCE-1", "Jane"),
+                                    [identity.recipient()], SigningKey.generate(), ["test"],
+                                    roots=roots))
+    assert result.seal.counts["files"] == 3 and result.seal.complete
+
+
 # --- format version 4: a disk image's bundle has no size known in advance
 
 

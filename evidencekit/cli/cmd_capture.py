@@ -229,7 +229,7 @@ def capture_command(sources: tuple[Path, ...], output: Path | str | None, case_i
                                  filters=selection.filters if selection else None,
                                  unreachable=selection.unreachable if selection else (),
                                  profile=selection.record() if selection else None,
-                                 found_by_profile=found_by_profile,
+                                 found_by_profile=found_by_profile, roots=captured,
                                  exclude_paths=(sign_key or default_signing_key_path(),),
                                  incident=incident,
                                  more_sources=piped, stream_to=store)
