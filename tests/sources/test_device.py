@@ -714,6 +714,25 @@ def test_a_partitioned_device_and_its_partitions_are_write_blocked_and_listed(
     assert found["write_counters"]["unchanged"] is True
 
 
+def test_a_partition_mounted_read_write_by_fuse_is_refused(tmp_path: Path) -> None:
+    # a FUSE file system (fusefat, exfat-fuse, ntfs-3g) has device numbers of its own, and
+    # mountinfo does not say it is read-write: the partition is found held open for writing
+    mkfs, fusefat = require_tool("mkfs.vfat"), require_tool("fusefat")
+    partitioned(tmp_path / "disk")
+    where = tmp_path / "mnt"
+    where.mkdir()
+    with loop_device(tmp_path / "disk", read_only=False, partitions=True) as device:
+        subprocess.run([mkfs, f"{device}p1"], check=True, capture_output=True)
+        subprocess.run([fusefat, "-o", "rw+", f"{device}p1", str(where)], check=True)
+        try:
+            with pytest.raises(UsageError, match=r"fusefat \(process \d+\) has it open for "
+                               "writing"):
+                DeviceSource(device)
+            assert _flags(device) == [False, False, False]
+        finally:
+            subprocess.run(["fusermount", "-u", str(where)], capture_output=True)
+
+
 def test_a_partition_mounted_read_write_is_refused_before_anything_is_set(
         tmp_path: Path) -> None:
     mkfs = require_tool("mkfs.ext4")
