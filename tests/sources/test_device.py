@@ -673,8 +673,8 @@ def partitioned(path: Path, size: int = 12 * MIB) -> None:
 
 
 def _flags(device: str) -> list[bool]:
-    """The kernel's read-only flag of *device* and of each of its partitions (in sysfs: the
-    partition's own, not BLKROGET's, which is also set when its disk is)."""
+    """Whether the kernel takes *device* and each of its partitions as read-only (sysfs, as
+    BLKROGET: a partition is also read-only while its disk is)."""
     name = os.path.basename(device)
     folder = Path(f"/sys/block/{name}")
     return [(folder / "ro").read_text().strip() == "1"] + [
@@ -698,6 +698,10 @@ def test_a_partitioned_device_and_its_partitions_are_write_blocked_and_listed(
         # left read-only afterwards (docs/decisions/device-write-block.md), until
         # blockdev --setrw
         assert _flags(device) == [True, True, True]
+        # each partition has a flag of its own, set too: `blockdev --setrw` of the disk alone
+        # leaves them read-only
+        subprocess.run([require_tool("blockdev"), "--setrw", device], check=True)
+        assert _flags(device) == [False, True, True]
     assert result.seal.complete
     name = os.path.basename(device)
     assert (data / f"{name}.raw").read_bytes() == (tmp_path / "disk").read_bytes()
