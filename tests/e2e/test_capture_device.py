@@ -11,14 +11,17 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from tests.support.badfs import Faults, bad_disk, loop_device
 from tests.support.by_hand import by_hand as documented
 from tests.support.by_hand import passed, toolbox_in
 from tests.support.piped import by_hand, capture, evidencekit, manifest
 from tests.support.schemas import assert_valid
-from tests.support.tools import require_tool
+from tests.support.tools import require_tool, skip_or_fail
 
 MIB = 1 << 20
 
@@ -82,23 +85,66 @@ def test_a_missing_device_is_a_usage_error(tmp_path: Path, keys: dict[str, Path]
 
 def test_a_mostly_empty_image_makes_a_small_bundle(tmp_path: Path, keys: dict[str, Path],
                                                    home: Path) -> None:
-    # format version 4: the image is compressed; a sparse image of 256 MiB holding 1 MiB of
-    # data makes a bundle of about that megabyte, not of 256 MiB
+    # format version 4: the image is compressed; a sparse image of 64 MiB holding 1 MiB of
+    # data makes a bundle of about that megabyte, not of 64 MiB
     image = tmp_path / "disk.img"
     data = os.urandom(MIB)
     with open(image, "wb") as f:
-        f.truncate(256 * MIB)
-        f.seek(100 * MIB)
+        f.truncate(64 * MIB)
+        f.seek(40 * MIB)
         f.write(data)
     done = capture(tmp_path, keys, "--device", image)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "out.evidence").stat().st_size < 2 * MIB
     seal = json.loads(done.stdout)["seal"]
-    assert seal["format_version"] == 4 and seal["total_bytes"] > 256 * MIB
+    assert seal["format_version"] == 4 and seal["total_bytes"] > 64 * MIB
     checked = evidencekit("verify", tmp_path / "out.evidence", "-i", keys["identity"], "--json")
     assert checked.returncode == 0, checked.stdout
     assert by_hand(tmp_path / "out.evidence", keys["identity"], tmp_path / "hand",
                    "data/disk.img", compressed=True) == hashlib.sha256(image.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A tmpfs of 300 MiB: room to start a device capture (272 MiB), not for 300 MiB that do
+    not compress."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300m", "tmpfs", str(mount)],
+                          capture_output=True, check=False)
+    if done.returncode != 0:
+        skip_or_fail(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_an_image_that_does_not_compress_enough_stops_before_the_disk_is_full(
+        tmp_path: Path, keys: dict[str, Path], home: Path, small_disk: Path) -> None:
+    # the bundle's size is known only once the image is read (format version 4): the capture
+    # starts, looks at the free space every 256 MiB written, and stops with 272 MiB left
+    image = tmp_path / "photos.img"
+    with open(image, "wb") as f:
+        for _ in range(300):
+            f.write(os.urandom(MIB))
+    done = capture(tmp_path, keys, "--device", image, "-o", small_disk / "photos.evidence")
+    assert done.returncode == 2, done.stderr
+    message = json.loads(done.stdout)["error"]["message"]
+    assert "does not compress enough to fit; nothing was kept" in message
+    assert os.listdir(small_disk) == []
+
+
+def test_a_disk_with_too_little_room_for_any_bundle_is_refused_before_reading(
+        tmp_path: Path, keys: dict[str, Path], home: Path, small_disk: Path) -> None:
+    (small_disk / "filler").write_bytes(bytes(100 * MIB))
+    image = tmp_path / "stick.img"
+    with open(image, "wb") as f:
+        f.truncate(64 * MIB)
+    done = capture(tmp_path, keys, "--device", image, "-o", small_disk / "stick.evidence")
+    assert done.returncode == 2, done.stderr
+    assert "too little for any bundle of a disk image" in json.loads(done.stdout)["error"]["message"]
+    assert os.listdir(small_disk) == ["filler"]
 
 
 def test_an_empty_image_is_the_same_as_itself(tmp_path: Path, keys: dict[str, Path],
