@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.writing import being_written, writes_into
+
 ENDING = [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT]
 
 
@@ -29,7 +31,7 @@ def test_signal_mid_capture_leaves_nothing(tmp_path: Path, home: Path, keys: dic
          "--sign-key", str(keys["signer"]), "-o", str(out_dir / "case.evidence")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
-    while not any(out_dir.iterdir()) and time.monotonic() < deadline:  # wait until writing starts
+    while not writes_into(proc.pid, out_dir) and time.monotonic() < deadline:  # writing starts
         time.sleep(0.05)
     time.sleep(0.3)
     proc.send_signal(sig)
@@ -48,7 +50,8 @@ def _start(*args: object, **kwargs: object) -> subprocess.Popen[str]:
 def _when_writing(proc: subprocess.Popen[str], folder: Path) -> None:
     """Wait until *proc* writes its temporary file or staging folder into *folder*."""
     deadline = time.monotonic() + 60
-    while not any(folder.iterdir()) and time.monotonic() < deadline and proc.poll() is None:
+    while not writes_into(proc.pid, folder) and time.monotonic() < deadline and \
+            proc.poll() is None:
         time.sleep(0.02)
     assert proc.poll() is None, "the command ended before it could be interrupted"
     time.sleep(0.2)
@@ -129,7 +132,8 @@ def test_signal_mid_reseal_leaves_nothing(tmp_path: Path, home: Path,
                   large_bundle["recipient"], "--sign-key", large_bundle["signer"], "-o",
                   out_dir / "new.evidence", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _when_writing(proc, out_dir)
-    assert stat.S_IMODE(next(out_dir.iterdir()).stat().st_mode) == 0o600
+    [written] = being_written(proc.pid, out_dir)  # (a file without a name where it can)
+    assert stat.S_IMODE(os.stat(written).st_mode) == 0o600
     proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr

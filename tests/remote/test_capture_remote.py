@@ -23,6 +23,7 @@ from tests.support.bundles import contents
 from tests.support.by_hand import by_hand, passed, toolbox_in
 from tests.support.cli import run_cli
 from tests.support.schemas import assert_valid
+from tests.support.writing import writes_into
 
 REMOTE_COMMAND = ""  # the remote evidencekit: this worktree's (set by the server fixture)
 
@@ -279,16 +280,6 @@ def test_the_live_state_is_collected_there(
                processes["processes"]), "the remote capture's own process is missing"
 
 
-def _arriving(folder: Path) -> bool:
-    """Bytes of the stream are in the temporary file (it is made before ssh connects: killing
-    the server's processes for the connection as soon as it exists could kill none yet)."""
-    for name in os.listdir(folder):
-        with contextlib.suppress(FileNotFoundError):  # gone: the command ended (said after)
-            if name.endswith(".partial") and (folder / name).stat().st_size > 0:
-                return True
-    return False
-
-
 def test_an_interrupt_mid_stream_leaves_nothing_and_stops_ssh(
         server: sshd_support.Sshd, remote_tree: Path, keys: dict[str, Path],
         tmp_path: Path) -> None:
@@ -304,7 +295,7 @@ def test_an_interrupt_mid_stream_leaves_nothing_and_stops_ssh(
          str(out), str(remote_tree / "big.bin")],
         env={**os.environ, **_env(tmp_path)}, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while not _arriving(tmp_path):
+    while not writes_into(process.pid, tmp_path, nonempty=True):  # bytes arrive
         assert process.poll() is None and time.monotonic() < deadline, "nothing arrived"
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
@@ -330,7 +321,7 @@ def test_a_connection_dropped_mid_stream_leaves_nothing(
          str(out), str(remote_tree / "big.bin")],
         env={**os.environ, **_env(tmp_path)}, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while not _arriving(tmp_path):
+    while not writes_into(process.pid, tmp_path, nonempty=True):  # bytes arrive
         assert process.poll() is None and time.monotonic() < deadline, "nothing arrived"
         time.sleep(0.05)
     # the server's processes for this connection die, its TCP socket with them: the link is gone

@@ -158,7 +158,9 @@ class FolderState:
     def add(self, uid: int, fetched_ns: int, body: bytes) -> None:
         if self._file is None:
             self._path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._file = open(self._path, "a+b")  # noqa: SIM115 (closed by close())
+            # 0600 whatever the umask, as every file evidencekit keeps (encrypted, but it
+            # holds the mailbox's messages)
+            self._file = open(self._path, "a+b", opener=_private)  # noqa: SIM115 (close())
             self._end = self._file.seek(0, os.SEEK_END)
         nonce = os.urandom(_NONCE)
         sealed = self._cipher.encrypt(nonce, _PLAIN.pack(uid, fetched_ns) + body, self._label)
@@ -203,3 +205,7 @@ class FolderState:
             return None
         uid, fetched = _PLAIN.unpack_from(plain)
         return uid, fetched, plain[_PLAIN.size:]
+
+
+def _private(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)

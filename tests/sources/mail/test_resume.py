@@ -89,3 +89,16 @@ def test_one_capture_of_an_account_at_a_time(tmp_path: Path) -> None:
     second = state(tmp_path)
     second.lock()  # free again
     second.discard()
+
+
+def test_what_is_kept_is_private_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        kept = state(tmp_path).folder_state("INBOX", 1)
+        kept.add(1, 1, b"a message")
+        kept.close()
+    finally:
+        os.umask(old)
+    [path] = list(tmp_path.rglob("*.state"))
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.parent.stat().st_mode & 0o777 == 0o700
