@@ -192,6 +192,7 @@ def seal_json(seal: Seal) -> dict[str, Any]:
     return {"case_id": seal.case_id, "created": seal.created,
             "capture_started": seal.capture_started, "format_version": seal.format_version,
             "payload": {"size": seal.payload_size, "sha256": seal.payload_sha256},
+            "payload_compression": seal.payload_compression,
             "manifest_root": seal.manifest_root, "counts": seal.counts,
             "total_bytes": seal.total_bytes, "complete": seal.complete,
             "signer": {"fingerprint": seal.signer.fingerprint,
