@@ -158,3 +158,35 @@ def test_a_compressed_image_that_outgrows_the_free_space_stops_before_the_disk_i
         for _ in range(600):
             watch.write(block)
     assert sum(written) < 900 << 20
+
+
+def test_only_a_disk_image_makes_a_version_4_bundle(tmp_path: Path) -> None:
+    """A capture of files stays a version 2 seal, uncompressed (byte for byte as before: see
+    benchmarks/same_bytes.py); one holding a disk image is version 4, its payload zstd."""
+    import tarfile
+
+    from evidencekit.sources.device import DeviceSource
+
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "note.txt").write_bytes(b"hello\n" * 1000)
+    image = tmp_path / "disk.img"
+    with open(image, "wb") as f:
+        f.truncate(1 << 20)
+    identity, key = age.X25519Identity.generate(), SigningKey.generate()
+    files = capture(CaptureRequest([os.fsencode(tree)], tmp_path / "files.evidence",
+                                   CaseInfo("V-2", "Jane"), [identity.recipient()], key, ["t"]))
+    device = capture(CaptureRequest([], tmp_path / "device.evidence", CaseInfo("V-4", "Jane"),
+                                    [identity.recipient()], key, ["t"],
+                                    more_sources=(DeviceSource(str(image)),)))
+    assert (files.seal.format_version, files.seal.payload_compression) == (2, None)
+    assert (device.seal.format_version, device.seal.payload_compression) == (4, "zstd")
+    for name, version, opening in (("files", 2, b"age -d)"), ("device", 4, b"age -d, zstd -d)")):
+        with tarfile.open(tmp_path / f"{name}.evidence") as bundle:
+            seal = bundle.extractfile("seal.json").read()  # type: ignore[union-attr]
+            readme = bundle.extractfile("README.txt").read()  # type: ignore[union-attr]
+            payload = bundle.extractfile("payload.age").read()  # type: ignore[union-attr]
+        assert (b'"payload_compression":"zstd"' in seal) == (version == 4)
+        assert f"format version {version}.".encode() in readme and opening in readme
+        plaintext = age.decrypt(payload, [identity])
+        assert plaintext.startswith(b"\x28\xb5\x2f\xfd") == (version == 4)  # zstd's magic
