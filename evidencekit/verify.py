@@ -8,7 +8,8 @@
  6. custody           each event is well-formed, signed by its actor, chained, bound to the payload
  7. payload-hash      payload.age has the size and SHA-256 recorded in the seal
  --- with a decryption key ---
- 8. payload-decrypt   the age payload decrypts and authenticates to its last chunk
+ 8. payload-decrypt   the age payload decrypts and authenticates to its last chunk (format
+                      version 4: and decompresses, within plaintext_limit, with zstd)
  9. bag               bagit.txt, manifest-sha256.txt (every file, no more, no less), tag manifest,
                       Payload-Oxum; the manifest's hash is the seal's root hash
 10. manifest          evidencekit/manifest.json matches the seal and is signed by the sealer;
