@@ -23,6 +23,12 @@ byte picks what the rest is:
                            ``verify`` with the key (mutations reach the inner tar reader, which
                            the encryption keeps them from in mode 1)
 3. the payload plaintext → the same, then ``extract``; nothing may appear outside its folder
+4. a zstd stream         → sealed as the payload of a format version 4 bundle (the seal says
+                           zstd), then ``verify`` with the key (mutations reach the bounded
+                           decompressor, format/compression.py, and the tar reader behind it)
+
+A capture of a disk image (a small sparse image file, ``capture --device``'s source) is a seed
+too: a version 4 bundle for modes 0 and 1, its tar for 2 and 3, that tar compressed for 4.
 
 Expected outcomes are a report (with or without findings) and the errors the CLI turns into exit
 code 1 or 2 (``BundleError`` and the other ``EvidenceKitError`` of those codes). Anything else
@@ -59,7 +65,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 CHILD_ENV = "EK_FUZZ_CHILD_WORK"  # set in the libFuzzer process: the work folder
-MODES = ("verify-without-key", "verify-with-key", "payload-verify", "payload-extract")
+MODES = ("verify-without-key", "verify-with-key", "payload-verify", "payload-extract",
+         "zstd-payload-verify")
 EXPECTED_EXIT_CODES = (1, 2)  # what the CLI maps BundleError / InputError / OutputError … to
 STATUS_EVERY = 2.0  # seconds between two status files of the libFuzzer process
 
@@ -111,16 +118,17 @@ class Targets:
         if mode == 1:
             self.bundle.write_bytes(data)
             return _outcome(verify(self.bundle, self.identities))
-        self._seal_payload(data)
-        if mode == 2:
+        self._seal_payload(data, compressed=mode == 4)
+        if mode in (2, 4):
             return _outcome(verify(self.bundle, self.identities))
         return self._extract()
 
-    def _seal_payload(self, plaintext: bytes) -> None:
+    def _seal_payload(self, plaintext: bytes, compressed: bool = False) -> None:
         from tests.support import craft
 
         bag = craft.Bag(plaintext, "0" * 64, "0" * 64, dict.fromkeys(craft.COUNT_KEYS, 0), 0)
-        craft.write_bundle(self.bundle, self.keys, bag)
+        outer = craft.Outer(seal_edit=craft.version_4) if compressed else None
+        craft.write_bundle(self.bundle, self.keys, bag, outer)
 
     def _extract(self) -> str:
         from evidencekit.extract import extract
@@ -240,7 +248,9 @@ def prepare_work(work: Path) -> int:
     from evidencekit.custody.events import EventRequest, append_event
     from evidencekit.custody.resealing import reseal
     from evidencekit.payload import PayloadReaders
+    from evidencekit.sources.device import DeviceSource
     from evidencekit.verify import verify
+    from tests.support import craft
 
     corpus = work / "corpus"
     keys = work / "keys"
@@ -296,6 +306,16 @@ def prepare_work(work: Path) -> int:
            EventRequest("resealed", "Fuzzer", signer, addenda.RESEAL_NOTE), addendum=note)
     sealed.unlink()
     bundles["addendum"] = private
+    # Format version 4: a disk image's bundle, its payload compressed with zstd.
+    image = seeds / "stick.img"
+    with open(image, "wb") as f:
+        f.truncate(1 << 20)
+        f.write(b"\xeb\x3c\x90MSDOS5.0")
+    compressed = work / "device.evidence"
+    capture(CaptureRequest([], compressed, CaseInfo("FUZZ-device", "Fuzzer"),
+                           [identity.recipient()], signer, ["fuzz"],
+                           more_sources=(DeviceSource(str(image)),)))
+    bundles["device"] = compressed
     (keys / "seeds.json").write_text(json.dumps(
         [hashlib.sha256(b.read_bytes()).hexdigest() for b in bundles.values()]))
     for name, bundle in bundles.items():
@@ -312,6 +332,9 @@ def prepare_work(work: Path) -> int:
         (corpus / f"{name}-with-key").write_bytes(b"\1" + data)
         (corpus / f"{name}-payload-verify").write_bytes(b"\2" + plaintext.getvalue())
         (corpus / f"{name}-payload-extract").write_bytes(b"\3" + plaintext.getvalue())
+        if name == "device":
+            (corpus / f"{name}-zstd-payload-verify").write_bytes(b"\4" +
+                                                                 craft.zstd(plaintext.getvalue()))
         if name == "tree":
             for trick, changed in header_tricks(plaintext.getvalue()).items():
                 (corpus / f"tree-{trick}-payload-verify").write_bytes(b"\2" + changed)

@@ -40,5 +40,16 @@ def test_every_seed_runs_and_the_tricks_are_findings(harness, tmp_path: Path) ->
     assert sorted(tricks) == ["tree-extra-folder-payload-verify", "tree-old-style-payload-verify",
                               "tree-pax-keyword-payload-verify"]
     assert set(tricks.values()) == {"findings"}, tricks
-    for name in ("tree-with-key", "single-with-key", "custody-with-key", "addendum-with-key"):
+    for name in ("tree-with-key", "single-with-key", "custody-with-key", "addendum-with-key",
+                 "device-with-key"):
         assert outcomes[name] == "ok", (name, outcomes)
+    # mode 4 decompresses to the same tar mode 2 reads (findings: the crafted seal's root is 0s)
+    assert outcomes["device-zstd-payload-verify"] == outcomes["device-payload-verify"] == \
+        "findings", outcomes
+    from evidencekit.verify import verify
+
+    targets.run((work / "corpus" / "device-zstd-payload-verify").read_bytes())
+    report = verify(targets.bundle, targets.identities)
+    assert report.decrypted and report.seal is not None and report.seal.format_version == 4
+    assert not [f for f in report.findings.errors if f.check == "payload-decrypt"], \
+        report.findings.items
