@@ -7,9 +7,10 @@ Where neither works (old kernels, file systems without it) the answer is None, r
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import sys
+
+from evidencekit.libc import libc
 
 _AT_SYMLINK_NOFOLLOW = 0x100
 _STATX_BTIME = 0x800
@@ -40,8 +41,8 @@ def _load_statx() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
     if not sys.platform.startswith("linux"):
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        function = libc.statx
+        c_library = libc()
+        function = c_library.statx
     except (OSError, AttributeError):
         return None
     function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint,

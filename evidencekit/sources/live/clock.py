@@ -9,13 +9,13 @@ is only in the daemon (``chronyc tracking``), which evidencekit does not run.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import time
 from typing import Any
 
 import psutil
 
 from evidencekit.clock import Clock, clock_source, rfc3339
+from evidencekit.libc import libc
 from evidencekit.sources.live.common import IS_LINUX, Document, Gaps, envelope
 
 _STA_UNSYNC = 0x0040
@@ -65,10 +65,10 @@ def _ntp(gaps: Gaps) -> dict[str, Any] | None:
 
 
 def _adjtimex() -> dict[str, Any]:
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    c_library = libc()
     timex = _Timex()
     timex.modes = 0  # read only: nothing about the clock is changed
-    state = libc.adjtimex(ctypes.byref(timex))
+    state = c_library.adjtimex(ctypes.byref(timex))
     if state < 0:
         error = ctypes.get_errno()
         raise OSError(error, f"adjtimex failed (errno {error})")
