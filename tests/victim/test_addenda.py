@@ -328,6 +328,33 @@ def test_a_payload_padded_to_a_full_tar_record_gets_the_addendum_before_its_end(
     assert [a.sequence for a in report.addenda] == [3]
 
 
+def test_a_format_version_4_bundle_is_resealed_compressed_with_its_addendum(
+        tmp_path: Path) -> None:
+    """The seal, carried over, says zstd: the new payload is compressed the same way, and holds
+    the addendum after the bag; the real tools open it (age -d | zstd -d | tar)."""
+    asset = Path(__file__).resolve().parents[1] / "assets" / "format-v4.evidence"
+    keys = [age.ScryptIdentity(b"evidencekit format v4 test vector")]
+    identity = age.X25519Identity.generate()
+    result = reseal(asset, tmp_path / "v4-note.evidence", keys, [identity.recipient()],
+                    EventRequest("resealed", "Officer", SigningKey.generate("officer")),
+                    addendum=LOSS)
+    report = verify(result.output, [identity])
+    assert report.ok, errors(report)
+    assert report.seal is not None and report.seal.format_version == 4
+    assert len(report.addenda) == 1 and report.files_checked == 4
+    with tarfile.open(result.output) as bundle:
+        payload = bundle.extractfile("payload.age").read()  # type: ignore[union-attr]
+    compressed = age.decrypt(payload, [identity])
+    assert compressed.startswith(b"\x28\xb5\x2f\xfd")  # zstd's magic number
+    require_tool("zstd")
+    tar = subprocess.run(["zstd", "-d", "-c"], input=compressed, capture_output=True,
+                         check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(tar)) as inner:
+        names = inner.getnames()
+    assert "bag/data/stick.img" in names and names[-2:] == ["addenda/000003.json",
+                                                            "addenda/000003.json.sig"]
+
+
 def test_a_format_version_1_bundle_takes_an_addendum(tmp_path: Path) -> None:
     """The bag stays version 1 (its manifest is the sealer's); the addendum and its event are 2."""
     asset = Path(__file__).resolve().parents[1] / "assets" / "format-v1.evidence"
