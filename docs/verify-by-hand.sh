@@ -248,14 +248,24 @@ else
 fi
 [ "$decrypted" = yes ] || [ -z "$identity$passphrase" ] || fail "age could not decrypt payload.age"
 if [ "$decrypted" = yes ] && [ "$compression" = zstd ]; then  # format version 4
+  # at most what the seal allows (§4.1), so that a few kilobytes cannot fill the disk
+  limit=$(jget outer/seal.json total_bytes '[0-9]+')
+  for count in files directories symlinks special errors changed skipped; do
+    limit=$((limit + 131072 * $(jget outer/seal.json "$count" '[0-9]+')))
+  done
+  limit=$((limit + 1073152 * events + 1090519040))
   mv payload.tar payload.tar.zst
-  if zstd -d -q -o payload.tar payload.tar.zst; then
-    ok "zstd -d: the decrypted payload decompressed"
-  else
+  { zstd -d -q -c payload.tar.zst || echo failed > zstd.failed; } | head -c $((limit + 1)) > payload.tar
+  if [ -f zstd.failed ] && [ "$(wc -c < payload.tar)" -le "$limit" ]; then
     fail "zstd could not decompress the decrypted payload"
     decrypted=no
+  elif [ "$(wc -c < payload.tar)" -gt "$limit" ]; then
+    fail "the payload decompresses to more than the $limit bytes that its seal allows (a decompression bomb, or a damaged bundle)"
+    decrypted=no
+  else
+    ok "zstd -d: the decrypted payload decompressed ($(wc -c < payload.tar | tr -d ' ') bytes, at most $limit)"
   fi
-  rm -f payload.tar.zst
+  rm -f payload.tar.zst zstd.failed
 fi
 if [ "$decrypted" = yes ]; then
   tar -tvf payload.tar > payload.tv && tar -tf payload.tar > payload.names ||

@@ -433,3 +433,21 @@ def test_a_bundle_with_trusted_timestamps_passes_and_openssl_checks_them(
                            outer / "seal.json.sig", "-in", outer / "timestamps" / "000002.tsr",
                            "-CAfile", tsa.root], capture_output=True, text=True, check=False)
     assert proc.returncode == 0 and "Verification: OK" in proc.stdout, proc.stderr
+
+
+@pytest.mark.parametrize(("defect", "phrase"), [
+    ("zstd-cut-short", "zstd could not decompress the decrypted payload"),
+    ("zstd-bomb", "that its seal allows (a decompression bomb, or a damaged bundle)"),
+])
+def test_a_damaged_or_exploding_version_4_payload_fails(defect: str, phrase: str, toolbox: Path,
+                                                        tmp_path: Path) -> None:
+    """Format version 4 by hand: `zstd -d` is stopped (`head -c`) at the bound the seal gives
+    (FORMAT.md §4.1), the same as evidencekit's, so a few kilobytes cannot fill the disk; a
+    frame cut short is what zstd says it is. The crafted bundles are self-consistent, signed by
+    their (generated) sealer: only the payload is wrong."""
+    from tests.support import craft
+
+    keys = craft.Keys.create(tmp_path / "keys")
+    bundle = {c.name: c for c in craft.CATALOGUE}[defect].build(tmp_path, keys)
+    output = failed(by_hand(toolbox, bundle, "-i", keys.identity_file), phrase)
+    assert "unpacked into" not in output
