@@ -4,6 +4,7 @@ tar -x, sha256sum), the bad ranges read back by GNU ddrescue's own ddrescuelog."
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -276,9 +277,23 @@ def _imaging_started(device: str | Path, keys: dict[str, Path],
          keys["recipient"], "--sign-key", keys["signer"], "-o", out / "disk.evidence"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
-    while not any(out.iterdir()) and time.monotonic() < deadline:  # writing has begun
+    while not _writes_into(proc.pid, out) and time.monotonic() < deadline:
         time.sleep(0.05)
     return proc
+
+
+def _writes_into(pid: int, folder: Path) -> bool:
+    """Whether process *pid* has a file in *folder* open: writing has begun. (The bundle is a
+    file without a name until it is finished, O_TMPFILE: the folder itself shows nothing.)"""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith(f"{folder}/"):
+                return True
+    return False
 
 
 def test_an_interrupted_imaging_leaves_nothing(tmp_path: Path, keys: dict[str, Path],
