@@ -255,7 +255,7 @@ if [ "$decrypted" = yes ] && [ "$compression" = zstd ]; then  # format version 4
   done
   limit=$((limit + 1073152 * events + 1090519040))
   mv payload.tar payload.tar.zst
-  { zstd -d -q -c payload.tar.zst || echo failed > zstd.failed; } | head -c $((limit + 1)) > payload.tar
+  { zstd -d -q -c --memory=8MB payload.tar.zst || echo failed > zstd.failed; } | head -c $((limit + 1)) > payload.tar
   if [ -f zstd.failed ] && [ "$(wc -c < payload.tar)" -le "$limit" ]; then
     fail "zstd could not decompress the decrypted payload"
     decrypted=no

@@ -28,6 +28,11 @@ ZSTD = "zstd"  # the only value of the seal's payload_compression
 # well above SHA-256, so imaging stays at hashing speed (docs/performance.md).
 LEVEL = 1
 READ_SIZE = 1 << 18  # compressed bytes taken from the decrypted stream at a time
+# The largest window a frame may declare: 8 MiB, what RFC 8878 (§3.1.1.1.2) asks every decoder
+# to support and no encoder to exceed. A decoder holds the window in memory, so zstd's own
+# default (128 MiB) would let a crafted frame take that much of a verifier's; level 1 uses 512 KiB.
+WINDOW_LOG_MAX = 23
+_SKIPPABLE = range(0x184D2A50, 0x184D2A60)  # magic numbers of skippable frames
 
 
 def _binding() -> ModuleType:
@@ -70,10 +75,11 @@ class Compressing:
 class Decompressing:
     """The plaintext of the zstd stream read from *source*, through :meth:`readinto`.
 
-    It reads what ``zstd -d`` reads, no more: one frame or several in a row (skippable frames
-    are skipped); anything else, a frame cut short at the end, or more than *limit* bytes of
-    output is damage (BundleError), said before the excess is handed on. Each call returns at
-    most the caller's buffer, so memory stays flat whatever a frame expands to.
+    It reads the one frame evidencekit writes and nothing else: a skippable frame, a second
+    frame or any byte after the frame (which no reader would show, or each of which would cost a
+    decoder's set-up), a frame cut short at the end, a window beyond 8 MiB, or more than *limit*
+    bytes of output is damage (BundleError), said before the excess is handed on. Each call
+    returns at most the caller's buffer, so memory stays flat whatever a frame expands to.
     """
 
     def __init__(self, source: Readable, limit: int) -> None:
@@ -81,8 +87,9 @@ class Decompressing:
         self._source = source
         self._limit = limit
         self._produced = 0
-        self._frame = self._zstd.ZstdDecompressor()
-        self._in_frame = False  # input given to the current frame, whose end was not seen yet
+        self._frame = self._zstd.ZstdDecompressor(
+            options={self._zstd.DecompressionParameter.window_log_max: WINDOW_LOG_MAX})
+        self._in_frame = False  # input given to the frame, whose end was not seen yet
 
     def readinto(self, buffer: WriteableBuffer) -> int:
         view = memoryview(buffer).cast("B")
@@ -98,15 +105,9 @@ class Decompressing:
     def _next(self, size: int) -> bytes:
         """Up to *size* bytes of output; b"" only at the end of the input."""
         while True:
-            if self._frame.eof:  # a frame ended: what follows must be another one
-                rest = self._frame.unused_data
-                self._frame = self._zstd.ZstdDecompressor()
-                self._in_frame = False
-                if rest:
-                    data = self._decompress(rest, size)
-                    if data:
-                        return data
-                continue
+            if self._frame.eof:
+                self._refuse_what_follows()
+                return b""
             if not self._frame.needs_input:  # output left from the input already given
                 data = self._decompress(b"", size)
                 if data:
@@ -122,11 +123,28 @@ class Decompressing:
             if data:
                 return data
 
+    def _refuse_what_follows(self) -> None:
+        """The frame ended: the stream must end with it."""
+        rest = self._frame.unused_data or self._source.read(READ_SIZE)
+        if rest:
+            raise BundleError("the payload is not the zstd data its seal says: more follows "
+                              "after its zstd frame (evidencekit writes one frame and nothing "
+                              "after it, which no reader would show)")
+
     def _decompress(self, compressed: bytes, size: int) -> bytes:
-        if compressed:
+        if compressed and not self._in_frame:
             self._in_frame = True
+            if int.from_bytes(compressed[:4].ljust(4, b"\0"), "little") in _SKIPPABLE:
+                raise BundleError("the payload is not the zstd data its seal says: it starts "
+                                  "with a zstd skippable frame (bytes no reader shows, which "
+                                  "evidencekit never writes)")
         try:
             data: bytes = self._frame.decompress(compressed, size)
         except self._zstd.ZstdError as exc:
-            raise BundleError(f"the payload is not the zstd data its seal says ({exc})") from None
+            raise BundleError(f"the payload is not the zstd data its seal says ({exc}"
+                              f"{_WINDOW_NOTE if 'memory' in str(exc) else ''})") from None
         return data
+
+
+_WINDOW_NOTE = (": its zstd window is larger than the 8 MiB a reader allows, RFC 8878's limit"
+                " for interoperability")

@@ -56,10 +56,6 @@ def test_the_zstd_tool_reads_what_is_written_and_the_reader_what_it_writes() -> 
     assert read_all(written) == data
 
 
-def test_frames_in_a_row_and_skippable_frames_are_read_as_zstd_reads_them() -> None:
-    assert read_all(compressed(b"one ") + SKIPPABLE + compressed(b"two")) == b"one two"
-
-
 @pytest.mark.parametrize("damage", ["cut", "garbage after", "not zstd"])
 def test_damage_is_refused(damage: str) -> None:
     frame = compressed(os.urandom(1000) + bytes(100_000))
@@ -94,3 +90,35 @@ def test_a_bomb_stops_at_the_limit_with_memory_flat() -> None:
 def test_exactly_the_limit_is_allowed() -> None:
     data = bytes(12345)
     assert read_all(compressed(data), limit=12345) == data
+
+
+def _frame_with_window(data: bytes, window_log: int) -> bytes:
+    from tests.support.craft import _zstd_window
+    return _zstd_window(data, window_log, 0)
+
+
+def test_a_window_beyond_8_mib_is_refused_before_it_is_allocated() -> None:
+    """RFC 8878 §3.1.1.1.2: decoders support windows up to 8 MiB, encoders stay within it;
+    a larger one (zstd allows 128 MiB by default) would be memory a crafted frame takes."""
+    data = os.urandom(1000) + bytes(100_000)
+    assert read_all(_frame_with_window(data, 23)) == data
+    with pytest.raises(BundleError) as raised:
+        read_all(_frame_with_window(data, 24))
+    assert "zstd window" in raised.value.message and "8 MiB" in raised.value.message
+
+
+@pytest.mark.parametrize("after", ["a second frame", "a skippable frame", "an empty frame"])
+def test_anything_after_the_one_frame_is_refused(after: str) -> None:
+    """evidencekit writes one frame: what follows it would be bytes no reader shows (a
+    skippable frame), or a decoder set up again per frame of a few bytes."""
+    follows = {"a second frame": compressed(b"two"), "a skippable frame": SKIPPABLE,
+               "an empty frame": compressed(b"")}[after]
+    with pytest.raises(BundleError) as raised:
+        read_all(compressed(b"one ") + follows)
+    assert "after its zstd frame" in raised.value.message
+
+
+def test_a_skippable_frame_first_is_refused() -> None:
+    with pytest.raises(BundleError) as raised:
+        read_all(SKIPPABLE + compressed(b"one"))
+    assert "skippable frame" in raised.value.message

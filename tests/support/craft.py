@@ -543,6 +543,60 @@ def zstd_bomb(folder: Path, keys: Keys) -> Path:
     return _compressed_bundle(folder, keys, "zstd-bomb", zstd(inner.plaintext, beyond), inner)
 
 
+def _zstd_library() -> Any:
+    if sys.version_info >= (3, 14):
+        from compression import zstd as library
+    else:
+        from backports import zstd as library
+    return library
+
+
+def _zstd_window(plaintext: bytes, window_log: int, zeros_after: int) -> bytes:
+    """*plaintext* and *zeros_after* zeros in one frame that declares a window of 2^window_log
+    bytes (which a decoder must allocate, and fills as the output goes through it)."""
+    zstd_module = _zstd_library()
+    options = {zstd_module.CompressionParameter.compression_level: 1,
+               zstd_module.CompressionParameter.window_log: window_log}
+    compressor = zstd_module.ZstdCompressor(options=options)
+    parts = [compressor.compress(plaintext)]
+    zeros = bytes(1 << 20)
+    while zeros_after > 0:
+        parts.append(compressor.compress(zeros[: min(zeros_after, len(zeros))]))
+        zeros_after -= len(zeros)
+    parts.append(compressor.flush())
+    return b"".join(parts)
+
+
+@case("zstd-huge-window", phrase="zstd window", memory_bound=True)
+def zstd_huge_window(folder: Path, keys: Keys) -> Path:
+    """A frame declaring zstd's largest default window (128 MiB) and filling it with zeros,
+    within what the seal allows: a decoder that accepts it holds 128 MiB more."""
+    inner = build_bag(keys)
+    return _compressed_bundle(folder, keys, "zstd-huge-window",
+                              _zstd_window(inner.plaintext, 27, 512 << 20), inner)
+
+
+def _skippable(content: bytes) -> bytes:
+    return (0x184D2A50).to_bytes(4, "little") + len(content).to_bytes(4, "little") + content
+
+
+@case("zstd-skippable-frame", phrase="after its zstd frame")
+def zstd_skippable_frame(folder: Path, keys: Keys) -> Path:
+    """Bytes hidden in a skippable frame after the tar's frame: zstd -d skips them, so nothing
+    would ever show them while the bundle verified."""
+    inner = build_bag(keys)
+    return _compressed_bundle(folder, keys, "zstd-skippable-frame",
+                              zstd(inner.plaintext) + _skippable(b"hidden " * 1000), inner)
+
+
+@case("zstd-many-frames", phrase="after its zstd frame")
+def zstd_many_frames(folder: Path, keys: Keys) -> Path:
+    """The tar, then 100,000 empty frames (9 bytes each; each a decoder's set-up to pay)."""
+    inner = build_bag(keys)
+    return _compressed_bundle(folder, keys, "zstd-many-frames",
+                              zstd(inner.plaintext) + zstd(b"") * 100_000, inner)
+
+
 @case("zstd-cut-short", phrase="middle of a zstd frame")
 def zstd_cut_short(folder: Path, keys: Keys) -> Path:
     inner = build_bag(keys)
