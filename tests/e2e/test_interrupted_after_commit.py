@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import run_cli
+from tests.support.writing import writes_into
 
 
 def _bundle(tmp_path: Path, keys: dict[str, Path]) -> Path:
@@ -166,7 +167,7 @@ def test_a_capture_that_first_made_the_personal_key_can_still_be_stopped(
                              str(keys["recipient"]), "-o", str(out / "case.evidence")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
-    while not any(out.iterdir()) and time.monotonic() < deadline:
+    while not writes_into(proc.pid, out) and time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.02)
     time.sleep(0.3)
@@ -197,7 +198,7 @@ def test_nohup_is_obeyed(tmp_path: Path, keys: dict[str, Path], home: Path) -> N
                              str(out / "case.evidence")], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, preexec_fn=like_nohup)
     deadline = time.monotonic() + 60
-    while not any(out.iterdir()) and time.monotonic() < deadline:
+    while not writes_into(proc.pid, out) and time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.02)
     proc.send_signal(signal.SIGHUP)

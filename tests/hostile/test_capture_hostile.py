@@ -921,8 +921,11 @@ def test_unwritable_output_folder_even_for_root(tmp_path, home, keys):
         subprocess.run(["chattr", "-i", str(locked)], check=False)
 
 
-def test_temporary_file_creation_failure_is_exit_2_not_a_crash(tmp_path, lib, monkeypatch):
-    """access() may say yes and creating the file still fail (ACLs, races, read-only mounts)."""
+@pytest.mark.parametrize("made_as", ["without a name", "named"])
+def test_temporary_file_creation_failure_is_exit_2_not_a_crash(tmp_path, lib, monkeypatch,
+                                                               made_as):
+    """access() may say yes and creating the file still fail (ACLs, races, read-only mounts):
+    the file without a name (O_TMPFILE), or the named one where there is none."""
     import importlib
 
     publish_module = importlib.import_module("evidencekit.fs.publish")  # fs.publish is a function
@@ -934,7 +937,18 @@ def test_temporary_file_creation_failure_is_exit_2_not_a_crash(tmp_path, lib, mo
     def refuse(*args: object, **kwargs: object) -> None:
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
 
+    real_open = os.open
+
+    def refuse_without_a_name(path, flags, *args, **kwargs):
+        if flags & os.O_TMPFILE == os.O_TMPFILE:
+            refuse()
+        return real_open(path, flags, *args, **kwargs)
+
     monkeypatch.setattr(publish_module.tempfile, "mkstemp", refuse)
+    if made_as == "named":
+        monkeypatch.setattr(publish_module, "_nameless_in", lambda folder: None)
+    else:
+        monkeypatch.setattr(os, "open", refuse_without_a_name)
     with pytest.raises(OutputError, match="cannot write to the folder"):
         lib.capture(src)
 
