@@ -4,12 +4,13 @@ with them.
 Where the file system allows it (ext4, XFS, Btrfs, tmpfs …) an output is written into a file
 without a name (O_TMPFILE) and only named when finished: a kill -9 or a power cut leaves nothing
 to see. Elsewhere (FAT and exFAT sticks through FUSE, network shares) it is written into a hidden
-file beside the output, ``.NAME.PID.XXXXXXXX.partial``, which a kill -9 leaves behind. Its writer
+file beside the output, ``.NAME.PID.XXXXXXXX.evidencekit.partial``, which a kill -9 leaves behind. Its writer
 holds a lock on it (flock) for as long as it lives, and its name holds the writer's process id:
 the next evidencekit command that writes into the same folder removes each such file whose lock
 is free and whose process is gone, and leaves those of a writer at work. Files of the older
-pattern ``.NAME.XXXXXXXX.partial`` (no process id: an evidencekit from before) cannot be judged:
-they are named to the person, for the same output only. The private folder an E01 export writes
+patterns ``.NAME.XXXXXXXX.partial`` and ``.NAME.PID.XXXXXXXX.partial`` (an evidencekit from
+before; a person's own file may have such a name too) cannot be judged: they are named to the
+person, for the same output only, never removed. The private folder an E01 export writes
 in, ``.NAME.PID.XXXXXXXXXXXX.partial-e01`` (a decrypted image), is removed once its process is
 gone (ewfacquirestream, its child, ends with its input).
 """
@@ -29,10 +30,13 @@ from pathlib import Path
 from evidencekit.fs.limits import keeps_modes
 from evidencekit.fs.staging import remove_tree
 
-SUFFIX = ".partial"
+# Marked as evidencekit's: a person's own hidden file may well read ".notes.2024.december.partial"
+# (NAME.NUMBER.EIGHT-LETTERS.partial), and only what is surely ours may be removed.
+SUFFIX = ".evidencekit.partial"
+_OLDER_SUFFIX = ".partial"  # before the mark: named for the person, never removed
 E01_SUFFIX = ".partial-e01"  # the private folder ewfacquirestream writes into (export.e01)
 _RANDOM = "[a-z0-9_]{8}"  # what tempfile.mkstemp puts between prefix and suffix
-# .NAME.PID.XXXXXXXX.partial, NAME anything (a bundle's name holds dots)
+# .NAME.PID.XXXXXXXX.evidencekit.partial, NAME anything (a bundle's name holds dots)
 _OURS = re.compile(r"\..+\.([1-9][0-9]{0,9})\." + _RANDOM + re.escape(SUFFIX), re.DOTALL)
 # .NAME.PID.XXXXXXXXXXXX.partial-e01: a folder holding a decrypted image
 _E01 = re.compile(r"\..+\.([1-9][0-9]{0,9})\.[0-9a-f]{12}" + re.escape(E01_SUFFIX), re.DOTALL)
@@ -76,7 +80,8 @@ def clean(final: Path) -> list[Leftover]:
         names = os.listdir(folder)
     except OSError:
         return []
-    older = re.compile(re.escape(f".{final.name}.") + _RANDOM + re.escape(SUFFIX))
+    older = re.compile(re.escape(f".{final.name}.") + r"(?:[1-9][0-9]{0,9}\.)?" + _RANDOM +
+                       re.escape(_OLDER_SUFFIX))
     found: list[Leftover] = []
     for name in sorted(names):
         ours = _OURS.fullmatch(name)

@@ -1,7 +1,8 @@
 """What a writer killed outright (kill -9) leaves beside its output (evidencekit.fs.leftovers):
 nothing where files without a name can be made (tmpfs, ext4); on FAT and exFAT sticks a hidden
-``.NAME.PID.XXXXXXXX.partial`` that the next command writing there removes, never one whose
-writer still runs. Real SIGKILLs, injected into real write() calls by strace."""
+``.NAME.PID.XXXXXXXX.evidencekit.partial`` that the next command writing there removes, never
+one whose writer still runs, nor a file only named like one. Real SIGKILLs, injected into real
+write() calls by strace."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from tests.fs.mounts import KINDS, mounted, tmpfs
 from tests.support.cli import run_cli
 from tests.support.tools import require_tool
 
-OURS = re.compile(r"\.case\.evidence\.[0-9]+\.[a-z0-9_]{8}\.partial")
+OURS = re.compile(r"\.case\.evidence\.[0-9]+\.[a-z0-9_]{8}\.evidencekit\.partial")
 
 
 def _evidence(tmp_path: Path) -> Path:
@@ -176,6 +177,33 @@ def test_a_folder_or_another_users_file_is_left_alone(tmp_path: Path) -> None:
     (tmp_path / ".case.evidence.999999999.abcdefgh.partial").mkdir()  # (extract's are folders)
     assert clean(tmp_path / "case.evidence") == []
     assert (tmp_path / ".case.evidence.999999999.abcdefgh.partial").is_dir()
+
+
+def _no_such_process() -> int:
+    """A process id that no process has now."""
+    pid = 4_000_000  # above pid_max's default (4,194,304 at most): checked, not assumed
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        except PermissionError:
+            pass
+        pid += 1
+
+
+@pytest.mark.parametrize("name", [".notes.{pid}.december.partial",  # a person's own file
+                                  ".case.{pid}.k2j9x_aq.partial"])  # an older evidencekit's,
+def test_a_file_only_named_like_a_leftover_is_never_removed(tmp_path: Path, name: str) -> None:
+    """Only what evidencekit itself names as its unfinished file is removed: a person's hidden
+    file whose name happens to read as NAME.NUMBER.EIGHT-LETTERS.partial, or the leftover of an
+    evidencekit from before the process id for an output named "case.NUMBER" (which cannot be
+    judged), stays where it is, whatever output is written beside it."""
+    mine = tmp_path / name.format(pid=_no_such_process())
+    mine.write_bytes(b"my own notes")
+    clean(tmp_path / "case.evidence")
+    clean(tmp_path / mine.name.split(".")[1])
+    assert mine.read_bytes() == b"my own notes"
 
 
 _E01_WRITER = ("import os, signal, sys\nfrom pathlib import Path\n"
