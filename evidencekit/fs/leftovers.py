@@ -12,7 +12,10 @@ patterns ``.NAME.XXXXXXXX.partial`` and ``.NAME.PID.XXXXXXXX.partial`` (an evide
 before; a person's own file may have such a name too) cannot be judged: they are named to the
 person, for the same output only, never removed. The private folder an E01 export writes
 in, ``.NAME.PID.XXXXXXXXXXXX.partial-e01`` (a decrypted image), is removed once its process is
-gone (ewfacquirestream, its child, ends with its input).
+gone (ewfacquirestream, its child, ends with its input). Private working folders in the system's
+temporary folder (a web capture's browser profile and renders, a memory capture's pipe) are named
+``PREFIX-PID-XXXXXXXX`` the same way (:func:`working_folder`): the next one made removes those of
+its kind whose process is gone.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import fcntl
 import os
 import re
 import stat
+import tempfile
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
@@ -148,3 +152,19 @@ def _running(pid: int) -> bool:
     except OSError:
         return True  # another user's process (EPERM): running
     return True
+
+
+def working_folder(kind: str) -> str:
+    """A new private folder (0700) in the system's temporary folder for this process's work of
+    *kind* ("ek-web"), named ``KIND-PID-XXXXXXXX``; first, the folders of that kind left by
+    processes that are gone (killed outright: nothing removed them) are removed."""
+    root = tempfile.gettempdir()
+    pattern = re.compile(re.escape(kind) + r"-([1-9][0-9]{0,9})-" + _RANDOM)
+    with suppress(OSError):
+        for name in os.listdir(root):
+            found = pattern.fullmatch(name)
+            path = Path(root) / name
+            if found is not None and int(found.group(1)) != os.getpid() and \
+                    not _running(int(found.group(1))) and _own_folder(path):
+                remove_tree(path)
+    return tempfile.mkdtemp(prefix=f"{kind}-{os.getpid()}-")

@@ -266,3 +266,28 @@ def test_every_writer_killed_on_a_stick_is_cleaned_up_by_its_next_run(
         assert again.code == 0, again.stderr
         assert f"Removed {stick / left[0]}" in " ".join(again.stderr.split())
         assert left[0] not in os.listdir(stick)
+
+
+_WORKER = ("import os, signal\nfrom pathlib import Path\nfrom evidencekit.fs import leftovers\n"
+           "folder = Path(leftovers.working_folder('ek-test'))\n"
+           "(folder / 'page.png').write_bytes(b'a render of the evidence')\n"
+           "print(folder, flush=True)\nos.kill(os.getpid(), signal.SIGKILL)\n")
+
+
+def test_a_working_folder_left_by_a_killed_run_goes_with_the_next_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a web capture's browser profile and renders, a memory capture's pipe: in the system's
+    # temporary folder, where nothing removed them after a kill -9
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    done = subprocess.run([sys.executable, "-c", _WORKER], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert done.returncode == -9, done.stderr
+    left = Path(done.stdout.strip())
+    assert left.parent == tmp_path and left.name.startswith("ek-test-") and left.is_dir()
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", None)  # (computed again from TMPDIR)
+    mine = Path(fs.leftovers.working_folder("ek-test"))
+    assert not left.exists() and mine.is_dir() and str(os.getpid()) in mine.name
+    assert mine.stat().st_mode & 0o777 == 0o700
+    other = Path(fs.leftovers.working_folder("ek-test"))  # this process's own: kept
+    assert mine.is_dir() and other.is_dir()

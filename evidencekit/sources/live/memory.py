@@ -24,7 +24,6 @@ import select
 import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 import weakref
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from evidencekit.clock import Clock, rfc3339
+from evidencekit.fs import leftovers
 from evidencekit.sources.live.common import Document, Gaps, envelope, reason, text
 
 DEFAULT_IDLE_TIMEOUT = 120.0  # seconds without a byte from the tool before it is stopped
@@ -130,7 +130,8 @@ class MemoryImage:
         return None  # known only at the end: the pipeline holds it in its encrypted spool
 
     def _start(self) -> None:
-        self._folder = tempfile.mkdtemp(prefix="evidencekit-memory-")  # mode 0700
+        # mode 0700; named with this process's id: one a kill -9 left is removed by the next
+        self._folder = leftovers.working_folder("evidencekit-memory")
         pipe = os.path.join(self._folder, "image")
         self._facts["tool_version"] = tool_version(self._tool, self._folder,
                                                      min(_VERSION_TIMEOUT, self._idle_timeout))

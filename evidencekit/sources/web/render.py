@@ -25,7 +25,8 @@ import subprocess
 import tempfile
 import threading
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +35,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from evidencekit.fs import leftovers
+from evidencekit.fs.staging import remove_tree
 from evidencekit.sources.web.fetch import decoded_size, parsed
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -110,7 +113,8 @@ def render(url: str, replay: dict[str, bytes], browser: str | None = None,
         result.absent = {"screenshot": missing, "pdf": missing}
         return result
     result.browser = _version(program)
-    with _ReplayProxy(replay, fetch_missing) as proxy, tempfile.TemporaryDirectory(prefix="ek-web-") as work:
+    # (named with this process's id: one a kill -9 left is removed by the next web capture)
+    with _ReplayProxy(replay, fetch_missing) as proxy, _working_folder() as work:
         folder = Path(work)
         for what, flag, name in (("screenshot", "--screenshot", "page.png"),
                                  ("pdf", "--print-to-pdf", "page.pdf")):
@@ -352,3 +356,12 @@ def _tls_context() -> ssl.SSLContext:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert_path, key_path)
     return context
+
+
+@contextmanager
+def _working_folder() -> Iterator[str]:
+    folder = leftovers.working_folder("ek-web")
+    try:
+        yield folder
+    finally:
+        remove_tree(Path(folder))
