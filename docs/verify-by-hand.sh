@@ -248,11 +248,20 @@ else
 fi
 [ "$decrypted" = yes ] || [ -z "$identity$passphrase" ] || fail "age could not decrypt payload.age"
 if [ "$decrypted" = yes ] && [ "$compression" = zstd ]; then  # format version 4
-  # at most what the seal allows (§4.1), so that a few kilobytes cannot fill the disk
-  limit=$(jget outer/seal.json total_bytes '[0-9]+')
+  # at most what the seal allows (§4.1), so that a few kilobytes cannot fill the disk; sizes
+  # beyond any disk (up to 18 digits for total_bytes, 12 for each count) would overflow sh's
+  # 64-bit arithmetic into a negative bound
+  limit=$(jget outer/seal.json total_bytes '[0-9]+') && [ "${#limit}" -le 18 ] || limit=
   for count in files directories symlinks special errors changed skipped; do
-    limit=$((limit + 131072 * $(jget outer/seal.json "$count" '[0-9]+')))
+    n=$(jget outer/seal.json "$count" '[0-9]+') && [ "${#n}" -le 12 ] && [ -n "$limit" ] &&
+      limit=$((limit + 131072 * n)) || limit=
   done
+  if [ -z "$limit" ]; then
+    fail "seal.json: its total_bytes and counts bound what the payload may decompress to, and these are not sizes a disk holds"
+    decrypted=no
+  fi
+fi
+if [ "$decrypted" = yes ] && [ "$compression" = zstd ]; then
   limit=$((limit + 1073152 * events + 1090519040))
   mv payload.tar payload.tar.zst
   { zstd -d -q -c --memory=8MB payload.tar.zst || echo failed > zstd.failed; } | head -c $((limit + 1)) > payload.tar

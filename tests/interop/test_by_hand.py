@@ -452,3 +452,30 @@ def test_a_damaged_or_exploding_version_4_payload_fails(defect: str, phrase: str
     bundle = {c.name: c for c in craft.CATALOGUE}[defect].build(tmp_path, keys)
     output = failed(by_hand(toolbox, bundle, "-i", keys.identity_file), phrase)
     assert "unpacked into" not in output
+
+
+@pytest.mark.parametrize("declared", [{"files": 1 << 46}, {"total_bytes": 10**19}])
+def test_sizes_no_disk_holds_are_refused_before_decompressing(declared: dict[str, int],
+                                                              toolbox: Path,
+                                                              tmp_path: Path) -> None:
+    """A seal (signed by its own, untrusted, sealer) declaring 2^46 files or 10^19 bytes would
+    overflow the shell's 64-bit arithmetic: the bound became negative, and `head -c -N` then
+    held everything zstd gave in memory. Such sizes are refused before zstd runs."""
+    from dataclasses import replace
+
+    from tests.support import craft
+
+    keys = craft.Keys.create(tmp_path / "keys")
+    inner = craft.build_bag(keys)
+
+    def declaring(seal: craft.Seal) -> craft.Seal:
+        seal = craft.version_4(seal)
+        if "files" in declared:
+            return replace(seal, counts={**seal.counts, **declared})
+        return replace(seal, total_bytes=declared["total_bytes"])
+
+    bundle = craft._compressed_bundle(tmp_path, keys, "declared", craft.zstd(inner.plaintext,
+                                      64 << 20), inner, declaring)
+    output = failed(by_hand(toolbox, bundle, "-i", keys.identity_file),
+                    "bound what the payload may decompress to")
+    assert "zstd -d: the decrypted payload decompressed" not in output
