@@ -15,13 +15,13 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from evidencekit.errors import RemoteError, UsageError
+from evidencekit.fs import leftovers
 
 _ALIAS = "evidencekit-pinned-host"
 _TIMEOUT = 20  # seconds to connect (ssh-keyscan and ssh)
@@ -184,7 +184,7 @@ class Connection:
 def connection(endpoint: Endpoint, key: HostKey, identity: Path | None = None,
                config: Path | None = None) -> Iterator[Connection]:
     """A :class:`Connection` whose known_hosts file (one line: *key*) lives while it is used."""
-    folder = tempfile.mkdtemp(prefix="evidencekit-ssh-")
+    folder = leftovers.working_folder("evidencekit-ssh")  # (one a kill -9 left goes next time)
     try:
         known = Path(folder) / "known_hosts"
         fd = os.open(known, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
