@@ -476,3 +476,23 @@ def test_an_object_found_at_the_key_is_recorded_with_the_sha256_of_its_bytes(
     details = found.json()["details"]
     assert details["sha256"] == hashlib.sha256(body).hexdigest()
     assert verify(bundle).events[-1].details == details
+
+
+def test_verify_streams_a_stored_version_4_bundle(keys: dict[str, Any], tmp_path: Path,
+                                                  s3_server: S3Server) -> None:
+    """A disk image's bundle (format version 4, zstd under age) read from the store in place:
+    the decompressor sits on the streamed payload as on a local file's."""
+    assets = Path(__file__).parents[1] / "assets"
+    bundle = tmp_path / "v4.evidence"
+    bundle.write_bytes((assets / "format-v4.evidence").read_bytes())
+    passphrase = tmp_path / "passphrase"
+    passphrase.write_text("evidencekit format v4 test vector\n")
+    bucket = s3_server.new_bucket()
+    put = _put(bundle, keys, s3_server, f"s3://{bucket}/V4/", "--retain-days", "1")
+    assert put.code == 0, put.stderr
+    location = put.json()["location"]
+    result = invoke("verify", location, "--passphrase-file", passphrase, "--endpoint",
+                    s3_server.endpoint, "--json", env=s3_server.env())
+    assert result.code == 0, result.stdout + result.stderr
+    document = result.json()
+    assert document["decrypted"] is True and document["files_checked"] == 4
