@@ -54,6 +54,18 @@ CONFIG_HINT = "$XDG_CONFIG_HOME/evidencekit/config.yaml"
 json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print one JSON document on stdout (and nothing else there).")
 
+# BUNDLE, a bundle file on this machine (verify and inspect take an s3:// address too: BUNDLE_OR_STORE)
+bundle_argument = click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
+
+
+def output_option(help: str, *, folder: bool = False, required: bool = True
+                  ) -> Callable[[F], F]:
+    """-o/--output: what the command writes, a file (or, with *folder*, a folder); *help* says
+    which and whether it may exist."""
+    kind = (click.Path(path_type=Path, file_okay=False) if folder
+            else click.Path(path_type=Path, dir_okay=False))
+    return click.option("-o", "--output", type=kind, required=required, help=help)
+
 
 def identity_option(f: F) -> F:
     f = click.option("-p", "--passphrase", "ask_passphrase", is_flag=True,

@@ -12,12 +12,14 @@ from evidencekit import fs
 from evidencekit.cli import render
 from evidencekit.cli.app import (
     Signer,
+    bundle_argument,
     cli,
     encryption_for,
     identity_option,
     is_stdout,
     json_option,
     new_recipient_options,
+    output_option,
     progress_option,
     refuse_stdout,
     run,
@@ -44,7 +46,7 @@ def custody() -> None:
 
 @custody.command("add",
                  short_help="Append a signed event to the custody log (evidence untouched).")
-@click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
+@bundle_argument
 @click.option("--action", required=True, type=click.Choice(APPENDABLE),
               help="What happened to the bundle.")
 @click.option("--to", "to_party", help="transferred: to whom it was handed (required there).")
@@ -75,7 +77,7 @@ def custody_add(bundle: Path, action: str, to_party: str | None, from_party: str
 
 
 @custody.command("show")
-@click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
+@bundle_argument
 @trusted_option
 @json_option
 def custody_show(bundle: Path, trusted: tuple[str, ...], as_json: bool) -> None:
@@ -108,11 +110,10 @@ def custody_show(bundle: Path, trusted: tuple[str, ...], as_json: bool) -> None:
 
 
 @cli.command("reseal", short_help="Re-encrypt a bundle for a new holder; custody log kept.")
-@click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
+@bundle_argument
 @identity_option
 @new_recipient_options
-@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
-              help="The new bundle to write.")
+@output_option("The new bundle to write.")
 @click.option("--note", default="", help="Why it is resealed (e.g. MLA request number).")
 @signer_options
 @progress_option
@@ -177,9 +178,8 @@ def _write_receipt(output: Path, text: str) -> None:
 
 
 @cli.command("receipt", short_help="A printable receipt of the bundle handed over.")
-@click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
-              help="Write the receipt to this file (default, or -: print it).")
+@bundle_argument
+@output_option("Write the receipt to this file (default, or -: print it).", required=False)
 @json_option
 def receipt_command(bundle: Path, output: Path | None, as_json: bool) -> None:
     """A short printable receipt proving later which bundle was handed over."""

@@ -12,10 +12,12 @@ from evidencekit import export as exports
 from evidencekit.cli import render
 from evidencekit.cli.app import (
     Signer,
+    bundle_argument,
     cli,
     identity_option,
     is_stdout,
     json_option,
+    output_option,
     progress_option,
     run,
     stdout_binary,
@@ -36,14 +38,13 @@ def _format_help() -> str:
 
 
 @cli.command("export", short_help="Export for investigators' tools (CASE, DFXML, E01, hashdeep).")
-@click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
+@bundle_argument
 @identity_option
 @trusted_option
 @click.option("--format", "fmt", required=True, type=click.Choice(exports.names()),
               help=_format_help())
-@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
-              help="The file to write (never overwritten), or - for standard output (not e01; "
-              "pdf not to a terminal), once every check passed.")
+@output_option("The file to write (never overwritten), or - for standard output (not e01; "
+               "pdf not to a terminal), once every check passed.")
 @tsa_ca_option
 @record_option
 @progress_option

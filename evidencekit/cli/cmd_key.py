@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from evidencekit.cli import render
-from evidencekit.cli.app import cli, json_option, refuse_stdout, run
+from evidencekit.cli.app import cli, json_option, output_option, refuse_stdout, run
 from evidencekit.cli.keyring import generate_key_files
 from evidencekit.cli.secrets import KEY_PASSPHRASE_ENV, obtain
 from evidencekit.errors import ExitCode
@@ -24,8 +24,7 @@ def key() -> None:
 
 
 @key.command("generate")
-@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
-              help="Where to write the private key; the public key goes to OUTPUT.pub.")
+@output_option("Where to write the private key; the public key goes to OUTPUT.pub.")
 @click.option("--comment", default=None,
               help="The key's name, e.g. your own (default: user@host): what you sign with it "
               "is in this name unless --actor says otherwise.")

@@ -15,10 +15,12 @@ from evidencekit.cli.app import (
     F,
     Signer,
     actor_option,
+    bundle_argument,
     cli,
     gather_signer,
     identity_option,
     json_option,
+    output_option,
     progress_option,
     refuse_stdout,
     run,
@@ -49,7 +51,7 @@ if TYPE_CHECKING:
 
 # ------------------------------------------------------------------------------ inspect
 @cli.command("inspect", short_help="Show what a bundle says about itself (no key needed).")
-@click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
+@bundle_argument
 @json_option
 def inspect_command(bundle: Path, as_json: bool) -> None:
     """Show what a bundle says about itself (no key needed; use verify to check it)."""
@@ -301,11 +303,10 @@ def _read_receipt(path: Path) -> dict[str, str]:
 
 # ------------------------------------------------------------------------------ extract
 @cli.command("extract", short_help="Verify a bundle and open it into a new folder.")
-@click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
+@bundle_argument
 @identity_option
 @trusted_option
-@click.option("-o", "--output", type=click.Path(path_type=Path, file_okay=False), required=True,
-              help="A new folder to extract into (must not exist).")
+@output_option("A new folder to extract into (must not exist).", folder=True)
 @click.option("--keep-untrusted", is_flag=True,
               help="If verification fails, keep what was decrypted as OUTPUT.UNTRUSTED.")
 @click.option("--as-stored", is_flag=True,

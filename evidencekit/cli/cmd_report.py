@@ -17,12 +17,14 @@ from evidencekit import incident as inc
 from evidencekit.cli import render
 from evidencekit.cli.app import (
     Signer,
+    bundle_argument,
     cli,
     encryption_for,
     gathered,
     identity_option,
     json_option,
     new_recipient_options,
+    output_option,
     progress_option,
     refuse_stdout,
     run,
@@ -51,11 +53,10 @@ from evidencekit.verify import verify
 
 # -------------------------------------------------------------------------------- report
 @cli.command("report", short_help="A printable report for police, banks and insurers.")
-@click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
+@bundle_argument
 @identity_option
 @trusted_option
-@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
-              help="The report to write: report.html or report.pdf (never overwritten).")
+@output_option("The report to write: report.html or report.pdf (never overwritten).")
 @click.option("--format", "fmt", type=click.Choice(["html", "pdf"]),
               help="html or pdf (default: from the output's name).")
 @click.option("--force", is_flag=True,
@@ -166,7 +167,7 @@ class _PrivateTarget:
 
 
 @cli.command("note", short_help="Add to the incident record later (a signed note).")
-@click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
+@bundle_argument
 @click.option("--text", default="", help="The note: what happened, or what this entry is.")
 @click.option("--kind", type=click.Choice(inc.NOTE_KINDS), default="note", show_default=True,
               help="timeline: a dated event (--time); identifier: a suspicious contact or "
@@ -193,8 +194,7 @@ class _PrivateTarget:
               "-p; the new bundle is for -r/-R, or a new passphrase).")
 @identity_option
 @new_recipient_options
-@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
-              help="--private: the new bundle to write (never overwritten).")
+@output_option("--private: the new bundle to write (never overwritten).", required=False)
 @signer_options
 @progress_option
 @json_option

@@ -14,8 +14,10 @@ from evidencekit import fs
 from evidencekit.cli import render
 from evidencekit.cli.app import (
     Signer,
+    bundle_argument,
     cli,
     json_option,
+    output_option,
     progress_option,
     refuse_stdout,
     run,
@@ -60,7 +62,7 @@ def lock_options(f: F) -> F:
 
 
 @store.command("put", short_help="Upload a bundle, locked, and record it in its custody log.")
-@click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
+@bundle_argument
 @click.argument("destination")
 @lock_options
 @click.option("--note", default="", help="Free text for the custody event (why, who asked).")
@@ -217,8 +219,7 @@ def store_list(location: str, endpoint: str | None, as_json: bool) -> None:
 
 @store.command("get", short_help="Download a bundle from an s3:// store to a new file.")
 @click.argument("location")
-@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
-              help="The new file to write (never replaced).")
+@output_option("The new file to write (never replaced).")
 @endpoint_option
 @progress_option
 @json_option

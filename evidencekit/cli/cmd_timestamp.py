@@ -10,7 +10,7 @@ import click
 
 from evidencekit import timestamps
 from evidencekit.cli import render
-from evidencekit.cli.app import cli, json_option, run
+from evidencekit.cli.app import bundle_argument, cli, json_option, run
 from evidencekit.errors import ExitCode, UsageError
 from evidencekit.stamping import Stamped, add_timestamps, later_command
 
@@ -61,7 +61,7 @@ def say_stamped(bundle: Path, stamped: Stamped) -> None:
 
 
 @cli.command("timestamp", short_help="Add a trusted (RFC 3161) timestamp to a bundle.")
-@click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
+@bundle_argument
 @tsa_option
 @tsa_ca_option
 @json_option
