@@ -41,6 +41,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from evidencekit.deliver.base import BundleFacts, Delivery
 from evidencekit.errors import BundleError, InputError, Interrupted, StoreError, UsageError
+from evidencekit.format.outer import SeekBack
 from evidencekit.progress import Progress
 
 SCHEME = "s3://"
@@ -922,14 +923,19 @@ def _sha256_of_file(path: Path) -> str:
 
 # --- a capture straight into the store ------------------------------------------------------
 
-class SeekableUpload:
+class SeekableUpload(SeekBack):
     """The file capture writes a bundle to, when it goes straight to a store: writes append to
     an :class:`ObjectWriter` that holds the first part back; a seek back (to complete the
     payload's outer header, which lies in the first kilobytes) changes that held part."""
 
+    what = "an upload"
+
     def __init__(self, writer: ObjectWriter) -> None:
+        super().__init__()
         self._writer = writer
-        self._position = 0
+
+    def written(self) -> int:
+        return self._writer.size
 
     def write(self, data: Any) -> int:
         view = memoryview(data).cast("B")
@@ -940,24 +946,8 @@ class SeekableUpload:
         self._position += len(view)
         return len(view)
 
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if whence == io.SEEK_END:
-            offset += self._writer.size
-        elif whence == io.SEEK_CUR:
-            offset += self._position
-        if not 0 <= offset <= self._writer.size:
-            raise ValueError(f"cannot seek to {offset} in an upload")
-        self._position = offset
-        return offset
-
-    def tell(self) -> int:
-        return self._position
-
     def flush(self) -> None:
         pass
-
-    def fileno(self) -> int:
-        raise io.UnsupportedOperation("an upload has no file descriptor")
 
 
 class S3Capture:

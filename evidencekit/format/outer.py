@@ -88,6 +88,38 @@ class OuterWriter:
         self._out.write(END_OF_ARCHIVE)
 
 
+class SeekBack:
+    """What :class:`OuterWriter` needs of an output that is not a local file (an upload, a
+    stream to another machine): it takes the bytes in order and lets the writer seek back over
+    what it has written (to complete a member's header). A subclass writes, flushes and says how
+    far it has written (``written``); *what* names it in errors."""
+
+    what = "this output"
+
+    def __init__(self) -> None:
+        self._position = 0
+
+    def written(self) -> int:
+        raise NotImplementedError
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        size = self.written()
+        if whence == io.SEEK_END:
+            offset += size
+        elif whence == io.SEEK_CUR:
+            offset += self._position
+        if not 0 <= offset <= size:
+            raise ValueError(f"cannot seek to {offset} in {self.what} of {size} bytes")
+        self._position = offset
+        return offset
+
+    def tell(self) -> int:
+        return self._position
+
+    def fileno(self) -> int:
+        raise io.UnsupportedOperation(f"{self.what} has no file descriptor")
+
+
 class HashingSink(io.RawIOBase):
     """A write-only stream that counts and SHA-256-hashes what passes through to *out*."""
 

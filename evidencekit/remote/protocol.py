@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any, BinaryIO
 
-from evidencekit.format.outer import BLOCK, HEADER_LEN
+from evidencekit.format.outer import BLOCK, HEADER_LEN, SeekBack
 
 # Named by both ends, and by capture's options, which every capture imports (receive.py is heavy)
 SERVE_COMMAND = "serve-capture"  # the remote evidencekit's hidden command (cli/capture_remote)
@@ -45,14 +45,16 @@ _END_GRACE = 20  # seconds a sender may take to close the stream after its end f
 _FLUSH_EVERY = 1.0  # seconds a sender holds bytes at most (see the module's docstring)
 
 
-class FramedWriter:
+class FramedWriter(SeekBack):
     """The file a remote capture writes its bundle to (evidencekit.capture's ``stream_to``):
     every write becomes a frame on *out*, in order; a write after a seek back (the payload's
     header) is a frame at its own offset. Nothing is held back."""
 
+    what = "a stream over SSH"
+
     def __init__(self, out: BinaryIO) -> None:
+        super().__init__()
         self._out = out
-        self._position = 0
         self._size = 0
         out.write(MAGIC)
         out.flush()
@@ -72,24 +74,11 @@ class FramedWriter:
             self._flushed = now
         return len(view)
 
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if whence == io.SEEK_END:
-            offset += self._size
-        elif whence == io.SEEK_CUR:
-            offset += self._position
-        if not 0 <= offset <= self._size:
-            raise ValueError(f"cannot seek to {offset} in a stream of {self._size} bytes")
-        self._position = offset
-        return offset
-
-    def tell(self) -> int:
-        return self._position
+    def written(self) -> int:
+        return self._size
 
     def flush(self) -> None:
         self._out.flush()
-
-    def fileno(self) -> int:
-        raise io.UnsupportedOperation("a stream over SSH has no file descriptor to capture")
 
     def finish(self) -> None:
         """The end frame: what came before is the whole bundle."""
