@@ -64,9 +64,19 @@ def listen(listener: Callable[[Leftover], None] | None) -> None:
         _listeners.append(listener)
 
 
+# What a temporary name adds to the output's: ".", ".PID." (up to 10 digits), 12 random
+# characters at most (an E01 folder's) and the longer suffix; NAME_MAX is 255 bytes (ext4, XFS …).
+_ADDED = 1 + 12 + 12 + max(len(SUFFIX), len(E01_SUFFIX))
+_NAME_ROOM = 255 - _ADDED
+
+
 def prefix_for(final: Path) -> str:
-    """The start of the name of this process's temporary file for *final*."""
-    return f".{final.name}.{os.getpid()}."
+    """The start of the name of this process's temporary file for *final*: the output's name
+    cut, where long, so that the whole fits in 255 bytes (a name of up to 255 is allowed)."""
+    name = final.name
+    while len(os.fsencode(name)) > _NAME_ROOM:
+        name = name[:-1]
+    return f".{name}.{os.getpid()}."
 
 
 def hold(fd: int) -> None:

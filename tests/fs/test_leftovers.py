@@ -291,3 +291,23 @@ def test_a_working_folder_left_by_a_killed_run_goes_with_the_next_one(
     assert mine.stat().st_mode & 0o777 == 0o700
     other = Path(fs.leftovers.working_folder("ek-test"))  # this process's own: kept
     assert mine.is_dir() and other.is_dir()
+
+
+@pytest.mark.parametrize("replace", [False, True])
+def test_an_output_with_a_long_name_gets_a_temporary_name_that_fits(tmp_path: Path,
+                                                                    replace: bool) -> None:
+    """A name of 250 bytes is allowed (NAME_MAX is 255); its temporary name adds up to 45, so
+    the name's part of it is cut: a custody event could not be added in place to a bundle
+    named with more than 214 bytes ("File name too long"), nor could a named temporary
+    file be made for it (FAT and exFAT sticks)."""
+    final = tmp_path / ("é" * 60 + "c" * 121 + ".evidence")
+    assert len(os.fsencode(final.name)) == 250
+    if replace:
+        final.write_bytes(b"old")
+    with fs.staged(final, replace=replace, named=not replace) as stage:
+        stage.file.write(b"new")
+    assert final.read_bytes() == b"new"
+    assert os.listdir(tmp_path) == [final.name]
+    temporary = fs.leftovers.prefix_for(final) + "abcdefgh" + fs.leftovers.SUFFIX
+    assert len(os.fsencode(temporary)) <= 255
+    assert fs.leftovers._OURS.fullmatch(temporary)
