@@ -264,6 +264,13 @@ fi
 if [ "$decrypted" = yes ] && [ "$compression" = zstd ]; then
   limit=$((limit + 1073152 * events + 1090519040))
   mv payload.tar payload.tar.zst
+  # one frame and nothing else (§4.1): zstd -d would skip a skippable frame's bytes unseen
+  frames=$(zstd -l payload.tar.zst 2> /dev/null | awk 'NR == 2 && $1 ~ /^[0-9]+$/ && $2 ~ /^[0-9]+$/ { print $1 " " $2 }')
+  case $frames in
+    "1 0") ;;
+    '') warn "zstd -l could not count the frames of the decrypted payload: it must be one zstd frame and nothing else" ;;
+    *) fail "the decrypted payload is not one zstd frame and nothing else (zstd -l counts frames, then skippable ones: $frames)" ;;
+  esac
   { zstd -d -q -c --memory=8MB payload.tar.zst || echo failed > zstd.failed; } | head -c $((limit + 1)) > payload.tar
   if [ -f zstd.failed ] && [ "$(wc -c < payload.tar)" -le "$limit" ]; then
     fail "zstd could not decompress the decrypted payload"

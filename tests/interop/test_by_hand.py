@@ -439,6 +439,8 @@ def test_a_bundle_with_trusted_timestamps_passes_and_openssl_checks_them(
     ("zstd-cut-short", "zstd could not decompress the decrypted payload"),
     ("zstd-bomb", "that its seal allows (a decompression bomb, or a damaged bundle)"),
     ("zstd-huge-window", "zstd could not decompress the decrypted payload"),  # --memory=8MB
+    ("zstd-skippable-frame", "is not one zstd frame and nothing else"),  # (zstd -l: 2 1)
+    ("zstd-many-frames", "is not one zstd frame and nothing else"),
 ])
 def test_a_damaged_or_exploding_version_4_payload_fails(defect: str, phrase: str, toolbox: Path,
                                                         tmp_path: Path) -> None:
