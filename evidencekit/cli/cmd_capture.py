@@ -14,7 +14,6 @@ import click
 
 from evidencekit import timestamps
 from evidencekit.capture import (
-    CaptureRequest,
     CaseInfo,
     check_case,
     check_output,
@@ -30,9 +29,9 @@ from evidencekit.cli.app import (
     json_option,
     progress_option,
     refuse_stdout,
-    resolve_signing_key,
     run,
 )
+from evidencekit.cli.capture_request import capture_request, chosen, signing_key_for
 from evidencekit.cli.capture_web import web_options, web_sources
 from evidencekit.cli.cmd_profiles import ProfileSelection, complete_profile, select_profile
 from evidencekit.cli.cmd_store import BUNDLE_OR_STORE, capture_target, lock_options, say_stored
@@ -44,14 +43,13 @@ from evidencekit.cli.cmd_timestamp import (
     tsa_ca_option,
     tsa_option,
 )
-from evidencekit.cli.keyring import default_signing_key_path, recipients_from
+from evidencekit.cli.keyring import recipients_from
 from evidencekit.cli.live import live_options, live_sources
 from evidencekit.cli.live import say_done as say_live_done
 from evidencekit.cli.secrets import (
     KEY_PASSPHRASE_ENV,
     PASSPHRASE_ENV,
     interactive,
-    recorded_command_line,
 )
 from evidencekit.crypto import age
 from evidencekit.errors import (
@@ -65,7 +63,6 @@ from evidencekit.sources import StdinSource
 from evidencekit.sources.base import Source as EvidenceSource
 from evidencekit.sources.device import DeviceSource, parse_hashes
 from evidencekit.sources.files.profiles import OS_NAMES
-from evidencekit.sources.files.source import sources_of
 from evidencekit.stamping import Stamped, add_timestamps, later_command
 
 
@@ -211,28 +208,22 @@ def capture_command(sources: tuple[Path, ...], output: Path | str | None, case_i
                              "-o case.evidence (or run 'evidencekit capture' on a terminal "
                              "for a guided session)")
         incident = None if record.empty else record.to_json()
-        chosen = encryption_for(recipients, recipient_files, use_passphrase, passphrase_file)
-        wanted = [os.fsencode(s) for s in paths]
-        found_by_profile = _found_by_profile(selection, sources)
-        captured = sources_of(wanted, selection.unreachable if selection else (), found_by_profile)
+        protection = encryption_for(recipients, recipient_files, use_passphrase, passphrase_file)
+        files = chosen([os.fsencode(s) for s in paths],
+                       selection.unreachable if selection else (),
+                       _found_by_profile(selection, sources))
         target = local or Path(_safe_filename(case.case_id) + ".evidence")
         if store is None:
-            check_output(target, captured, default_place=output is None)  # before any key
-        signing = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json, captured,
-                                      may_create=True)
+            check_output(target, files.roots, default_place=output is None)  # before any key
+        signing = signing_key_for(files, sign_key, sign_key_passphrase_file, as_json)
         if not fields["examiner"]:  # the key's own name, as every custody event does
             case = dataclasses.replace(case, examiner=actor_name(None, signing, "--examiner"))
         mailbox = capture_mail.connected(mail, signing, as_json) if mail else None
-        request = CaptureRequest(wanted, target, case, chosen, signing,
-                                 command_line=recorded_command_line(),
-                                 progress=bar,
-                                 filters=selection.filters if selection else None,
-                                 unreachable=selection.unreachable if selection else (),
-                                 profile=selection.record() if selection else None,
-                                 found_by_profile=found_by_profile, roots=captured,
-                                 exclude_paths=(sign_key or default_signing_key_path(),),
-                                 incident=incident,
-                                 more_sources=piped, stream_to=store)
+        request = capture_request(files, target, case, protection, signing, sign_key,
+                                  progress=bar, incident=incident, more_sources=piped,
+                                  filters=selection.filters if selection else None,
+                                  profile=selection.record() if selection else None,
+                                  stream_to=store)
         result = capture_mail.capture_with(request, [mailbox] if mailbox else [])
         stamped = _timestamp(result.output, urls, tsa_roots, as_json)
         code = ExitCode.OK if result.seal.complete else ExitCode.CAPTURE_INCOMPLETE

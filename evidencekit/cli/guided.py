@@ -25,9 +25,9 @@ from rich.markup import escape
 
 from evidencekit import amounts
 from evidencekit import incident as inc
-from evidencekit.capture import CaptureRequest, CaseInfo
+from evidencekit.capture import CaseInfo
 from evidencekit.cli import capture_mail, guided_mail, render
-from evidencekit.cli.app import resolve_signing_key
+from evidencekit.cli.capture_request import capture_request, chosen, signing_key_for
 from evidencekit.cli.capture_web import say_done as say_pages
 from evidencekit.cli.keyring import (
     default_signing_key_path,
@@ -35,7 +35,6 @@ from evidencekit.cli.keyring import (
     refuse_new_key_inside,
 )
 from evidencekit.cli.options import option_group
-from evidencekit.cli.secrets import recorded_command_line
 from evidencekit.crypto import age
 from evidencekit.crypto.keys import SigningKey
 from evidencekit.errors import (
@@ -1122,19 +1121,17 @@ def guided_capture(prompter: Prompter, defaults: GuidedDefaults, case: CaseInfo,
         own_key=sign_key or personal)
 
     def make_bundle(plan: Plan) -> int:
-        signing = resolve_signing_key(sign_key, sign_key_passphrase_file, False,
-                                      _walked(plan.sources), may_create=True)
+        # resolved once, as the command line does: a source gone since it was chosen is refused
+        files = chosen([os.fsencode(s) for s in plan.sources])
+        signing = signing_key_for(files, sign_key, sign_key_passphrase_file, False)
         recipients = plan.protection.recipients
         if plan.opened_with_own_key:
             recipients = with_own_key(recipients, signing)
         pages = (WebSource(plan.pages),) if plan.pages else ()
         mail = [capture_mail.connected(m.request, signing, False) for m in plan.mailboxes]
-        request = CaptureRequest(
-            [os.fsencode(s) for s in plan.sources], plan.output,
-            dataclasses.replace(case, examiner=plan.examiner or case.examiner),
-            recipients, signing,
-            command_line=recorded_command_line(), progress=render.progress_for(False),
-            exclude_paths=(sign_key or default_signing_key_path(),),
+        request = capture_request(
+            files, plan.output, dataclasses.replace(case, examiner=plan.examiner or case.examiner),
+            recipients, signing, sign_key, progress=render.progress_for(False),
             incident=None if plan.incident.empty else plan.incident.to_json(),
             more_sources=pages)
         result = capture_mail.capture_with(request, mail)

@@ -15,7 +15,7 @@ import pytest
 from evidencekit import incident as inc
 from evidencekit.capture import CaseInfo
 from evidencekit.cli import guided
-from evidencekit.errors import ExitCode, Interrupted
+from evidencekit.errors import ExitCode, InputError, Interrupted
 from evidencekit.verify import verify
 from tests.support.cli import run_cli
 from tests.support.tools import atimes, stale_atimes
@@ -646,3 +646,33 @@ def test_a_configured_tsa_is_offered_after_the_capture(tmp_path, victim_home, ke
     report = verify(out / "EK-TEST.evidence")
     assert report.ok, report.findings.items
     assert len(report.timestamps) == (1 if answer == "yes" else 0)
+
+
+class RemovesBeforeYes(ScriptedPrompter):
+    """Removes *gone* just before the last answer (the "save it?" at the summary)."""
+
+    def __init__(self, answers: list[str], gone: Path) -> None:
+        super().__init__(answers)
+        self.gone = gone
+
+    def _next(self, question: str) -> str:
+        if len(self.answers) == 1:
+            self.gone.unlink()
+        return super()._next(question)
+
+
+def test_a_file_removed_after_it_was_chosen_is_refused_not_left_out(tmp_path, victim_home,
+                                                                    home, monkeypatch):
+    """The paths are resolved once, when the bundle is made, as on the command line: a source
+    gone since the person chose it stops the capture (it is never silently smaller), before
+    anything is written, the personal signing key included."""
+    monkeypatch.setenv("HOME", str(victim_home))
+    out = tmp_path / "out"
+    out.mkdir()
+    prompter = RemovesBeforeYes(ALL_ANSWERS, victim_home / "Documents" / "seller.eml")
+    with pytest.raises(InputError, match="source not found: .*seller.eml"):
+        guided.guided_capture(prompter, defaults(victim_home, out),
+                              CaseInfo("EK-TEST", "Jane Victim"), "EK-TEST", None, None)
+    assert prompter.answers == []
+    assert os.listdir(out) == []
+    assert not (home / "evidencekit").exists()
