@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from evidencekit.errors import InputError
+
+if TYPE_CHECKING:
+    import yaml
 
 PathKey = tuple[str | int, ...]
 
@@ -63,6 +64,10 @@ def dotted(path: Sequence[str | int]) -> str:
 
 
 def load(text: str, file: str, error_type: type[YamlFileError] = YamlFileError) -> Document:
+    # Imported here: every command imports this module (the configuration file's errors), few
+    # read a YAML file (PyYAML's import is 5-10 ms of every command's start-up).
+    import yaml
+
     try:
         data = yaml.safe_load(text)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -84,6 +89,8 @@ def load(text: str, file: str, error_type: type[YamlFileError] = YamlFileError) 
 
 
 def _index(node: yaml.Node, path: PathKey, document: Document) -> None:
+    import yaml  # loaded by load() already: a look-up in sys.modules
+
     if isinstance(node, yaml.MappingNode):
         seen: dict[Any, int] = {}
         for key_node, value_node in node.value:
@@ -105,6 +112,8 @@ def _index(node: yaml.Node, path: PathKey, document: Document) -> None:
 
 
 def _key(node: yaml.Node) -> Any:
+    import yaml
+
     if isinstance(node, yaml.ScalarNode):
         return yaml.SafeLoader("").construct_object(node)
     return f"<{type(node).__name__}>"

@@ -94,8 +94,10 @@ def test_the_capture_library_does_not_import_what_reads_bundles() -> None:
 
 
 # What only an option of verify needs: a device to compare with (--against: the sector reader and
-# the sources), asking a timestamp authority (urllib).
-VERIFY_OPTIONS_ONLY = (*HEAVY, "evidencekit.against", "evidencekit.sources", "urllib.request")
+# the sources), asking a timestamp authority (urllib), reading a YAML file (a configuration file,
+# an incident file: PyYAML).
+VERIFY_OPTIONS_ONLY = (*HEAVY, "evidencekit.against", "evidencekit.sources", "urllib.request",
+                       "yaml")
 
 
 def test_verify_imports_the_libraries_of_options_only_when_they_are_used(
