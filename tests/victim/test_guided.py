@@ -670,7 +670,7 @@ def test_a_file_removed_after_it_was_chosen_is_refused_not_left_out(tmp_path, vi
     out = tmp_path / "out"
     out.mkdir()
     prompter = RemovesBeforeYes(ALL_ANSWERS, victim_home / "Documents" / "seller.eml")
-    with pytest.raises(InputError, match="source not found: .*seller.eml"):
+    with pytest.raises(InputError, match=r"source not found: .*seller\.eml"):
         guided.guided_capture(prompter, defaults(victim_home, out),
                               CaseInfo("EK-TEST", "Jane Victim"), "EK-TEST", None, None)
     assert prompter.answers == []
