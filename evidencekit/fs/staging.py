@@ -31,11 +31,20 @@ SUFFIX = ".partial"
 _RANDOM = "[a-z0-9_]{8}"  # what tempfile.mkdtemp puts between prefix and suffix
 
 
+def _prefix(final: Path) -> str:
+    """``.NAME.``, NAME the output's name cut, where long, so that the staging folder's whole
+    name fits in 255 bytes (NAME_MAX; an output's name may be that long)."""
+    name = final.name
+    while len(os.fsencode(name)) > 255 - len("..") - 8 - len(SUFFIX):
+        name = name[:-1]
+    return f".{name}."
+
+
 class StagingFolder:
     """A new staging folder for *final* in its parent folder, locked until :meth:`remove`."""
 
     def __init__(self, final: Path) -> None:
-        self.path = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=SUFFIX,
+        self.path = Path(tempfile.mkdtemp(prefix=_prefix(final), suffix=SUFFIX,
                                           dir=final.absolute().parent))
         try:
             # made under another name and given its own once locked: a run looking for stale
@@ -91,7 +100,7 @@ def remove_stale(final: Path) -> StaleStaging:
     is free); report those it cannot tell about. Folders in use, not ours (owner, mode, a link)
     or that cannot be read are left alone."""
     folder = final.absolute().parent
-    pattern = re.compile(re.escape(f".{final.name}.") + _RANDOM + re.escape(SUFFIX))
+    pattern = re.compile(re.escape(_prefix(final)) + _RANDOM + re.escape(SUFFIX))
     found = StaleStaging()
     try:
         names = os.listdir(folder)

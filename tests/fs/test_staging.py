@@ -237,3 +237,17 @@ def test_a_folder_without_a_lock_holding_a_mount_point_is_not_said_to_rm_rf(tmp_
         subprocess.run(["umount", str(old / "bag")], check=True)
     assert found.unknown == [] and [path for path, _ in found.kept] == [old]
     assert "inside it is a mount point" in found.kept[0][1]
+
+
+def test_an_output_folder_with_a_long_name_is_staged_and_cleaned(tmp_path: Path) -> None:
+    """A folder name of 250 bytes is allowed (NAME_MAX 255); its staging folder's name adds 18
+    more, so the name's part of it is cut: extract into such a folder failed ('File name too
+    long'), and the folder of a killed run must still be found by the next."""
+    output = tmp_path / ("é" * 60 + "o" * 130)
+    assert len(os.fsencode(output.name)) == 250
+    folder = StagingFolder(output)
+    assert len(os.fsencode(folder.path.name)) <= 255
+    folder.remove()
+    left = left_by_a_killed_run(output)
+    assert remove_stale(output).removed == [left]
+    assert list(tmp_path.iterdir()) == []
