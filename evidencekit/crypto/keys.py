@@ -123,25 +123,27 @@ def _comment_problem(comment: str) -> str | None:
     return None
 
 
-def _refuse_comment(comment: str) -> None:
-    """UsageError for a comment a key cannot hold (_comment_problem)."""
-    problem = _comment_problem(comment)
-    if problem:
-        raise UsageError(problem)
+class _Commented:
+    """A key with a comment, its name: one a key cannot hold (_comment_problem) is refused when
+    the key is made (UsageError)."""
+
+    comment: str
+
+    def __post_init__(self) -> None:
+        problem = _comment_problem(self.comment)
+        if problem:
+            raise UsageError(problem)
 
 
 # --------------------------------------------------------------------------- public keys
 
 
 @dataclass(frozen=True, eq=False)
-class PublicKey:
+class PublicKey(_Commented):
     """An ssh-ed25519 public key; equality and hashing look at the key bytes only."""
 
     key: Ed25519PublicKey
     comment: str = ""
-
-    def __post_init__(self) -> None:
-        _refuse_comment(self.comment)
 
     @property
     def raw(self) -> bytes:
@@ -232,14 +234,11 @@ def _parse_public_line(line: str, subject: str) -> PublicKey:
 
 
 @dataclass(frozen=True, eq=False)
-class SigningKey:
+class SigningKey(_Commented):
     """An Ed25519 private key and its comment (the comment is copied to the public key)."""
 
     private: Ed25519PrivateKey
     comment: str = ""
-
-    def __post_init__(self) -> None:
-        _refuse_comment(self.comment)
 
     @property
     def public(self) -> PublicKey:
