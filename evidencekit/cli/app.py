@@ -338,7 +338,15 @@ def _say_leftover(leftover: Leftover) -> None:
     """An unfinished file beside the output, left by an evidencekit command killed outright
     (kill -9, a power cut): removed, or named for the person to delete."""
     shown = render.escape(str(leftover.path))
-    if leftover.removed:
+    if leftover.finished_for is not None:
+        named = render.escape(str(leftover.finished_for))
+        render.err.print(
+            f"[yellow]evidencekit: warning:[/] {shown} holds a finished output that an "
+            f"evidencekit command was naming {named} when it was stopped (kill -9, a power cut); "
+            f"{named} is left empty. Check it (evidencekit verify, for a bundle), then put it in "
+            f"place: mv -f {render.escape(shlex.quote(str(leftover.path)))} "
+            f"{render.escape(shlex.quote(str(leftover.finished_for)))}")
+    elif leftover.removed:
         render.err.print(f"Removed {shown}: left unfinished by an evidencekit command that "
                          "was stopped (kill -9, a power cut) before it could clean up.")
     else:

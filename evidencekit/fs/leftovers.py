@@ -41,7 +41,7 @@ _OLDER_SUFFIX = ".partial"  # before the mark: named for the person, never remov
 E01_SUFFIX = ".partial-e01"  # the private folder ewfacquirestream writes into (export.e01)
 _RANDOM = "[a-z0-9_]{8}"  # what tempfile.mkstemp puts between prefix and suffix
 # .NAME.PID.XXXXXXXX.evidencekit.partial, NAME anything (a bundle's name holds dots)
-_OURS = re.compile(r"\..+\.([1-9][0-9]{0,9})\." + _RANDOM + re.escape(SUFFIX), re.DOTALL)
+_OURS = re.compile(r"\.(.+)\.([1-9][0-9]{0,9})\." + _RANDOM + re.escape(SUFFIX), re.DOTALL)
 # .NAME.PID.XXXXXXXXXXXX.partial-e01: a folder holding a decrypted image
 _E01 = re.compile(r"\..+\.([1-9][0-9]{0,9})\.[0-9a-f]{12}" + re.escape(E01_SUFFIX), re.DOTALL)
 
@@ -52,6 +52,9 @@ class Leftover:
 
     path: Path
     removed: bool
+    # kept because it is a finished output whose naming was cut short: *path* holds it, this
+    # name (left empty, the placeholder of fs.publish on FUSE) was to be its name
+    finished_for: Path | None = None
 
 
 _listeners: list[Callable[[Leftover], None]] = []
@@ -100,10 +103,8 @@ def clean(final: Path) -> list[Leftover]:
     for name in sorted(names):
         ours = _OURS.fullmatch(name)
         e01 = _E01.fullmatch(name)
-        if ours is not None and _left_by_a_dead_writer(folder / name, int(ours.group(1))):
-            with suppress(FileNotFoundError):
-                os.unlink(folder / name)
-            found.append(Leftover(folder / name, removed=not os.path.lexists(folder / name)))
+        if ours is not None and _left_by_a_dead_writer(folder / name, int(ours.group(2))):
+            found.append(_finished_or_removed(folder / name, folder / ours.group(1)))
         elif e01 is not None and _own_folder(folder / name) and \
                 not _running(int(e01.group(1))):
             remove_tree(folder / name)
@@ -114,6 +115,19 @@ def clean(final: Path) -> list[Leftover]:
         for listener in _listeners:
             listener(leftover)
     return found
+
+
+def _finished_or_removed(temporary: Path, named: Path) -> Leftover:
+    """Remove a dead writer's *temporary*, unless it is finished: on a file system without
+    exclusive renames (FUSE) publish reserves the name with an empty file and renames the
+    finished temporary over it, and a kill -9 between the two leaves the output whole in
+    *temporary* beside an empty *named*. A capture of a failing disk may not be repeatable:
+    that one is kept and named, never removed."""
+    if _own_file(named) and os.lstat(named).st_size == 0 and os.lstat(temporary).st_size > 0:
+        return Leftover(temporary, removed=False, finished_for=named)
+    with suppress(FileNotFoundError):
+        os.unlink(temporary)
+    return Leftover(temporary, removed=not os.path.lexists(temporary))
 
 
 def _own_file(path: Path) -> bool:

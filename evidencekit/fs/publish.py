@@ -33,6 +33,7 @@ from evidencekit.errors import OutputError
 from evidencekit.fs import leftovers
 from evidencekit.fs.commit import committing
 from evidencekit.fs.limits import on_fuse
+from evidencekit.libc import libc
 
 # What a file system without hard links answers to link().
 NO_HARD_LINKS = frozenset({errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP,
@@ -149,16 +150,11 @@ def _rename_onto_placeholder(temp: Path, final: Path) -> None:
         raise
 
 
-_LIBC: list[ctypes.CDLL | None] = []
-
-
 def _libc() -> ctypes.CDLL | None:
-    if not _LIBC:
-        try:
-            _LIBC.append(ctypes.CDLL(None, use_errno=True))
-        except OSError:  # pragma: no cover - no C library to speak of (Windows)
-            _LIBC.append(None)
-    return _LIBC[0]
+    try:
+        return libc()
+    except OSError:  # pragma: no cover - no C library to speak of (Windows)
+        return None
 
 
 def sync_folder(folder: Path) -> None:

@@ -311,3 +311,31 @@ def test_an_output_with_a_long_name_gets_a_temporary_name_that_fits(tmp_path: Pa
     temporary = fs.leftovers.prefix_for(final) + "abcdefgh" + fs.leftovers.SUFFIX
     assert len(os.fsencode(temporary)) <= 255
     assert fs.leftovers._OURS.fullmatch(temporary)
+
+
+def test_a_finished_output_whose_naming_was_cut_short_is_kept_and_named(tmp_path: Path) -> None:
+    """On FUSE sticks the name is reserved with an empty file and the finished temporary renamed
+    over it: a kill -9 between the two must not cost the only copy of a capture."""
+    final = tmp_path / "case.evidence"
+    final.touch()  # the placeholder
+    finished = tmp_path / ".case.evidence.999999999.k2j9x_aq.evidencekit.partial"
+    finished.write_bytes(b"a whole bundle")
+    assert clean(final) == [Leftover(finished, removed=False, finished_for=final)]
+    assert finished.read_bytes() == b"a whole bundle"
+    final.write_bytes(b"something else")  # not a placeholder: the temporary is only unfinished
+    assert clean(final) == [Leftover(finished, removed=True)]
+
+
+def test_a_finished_output_left_unnamed_is_told_with_the_command_that_names_it(
+        tmp_path: Path, keys: dict[str, Path], home: Path) -> None:
+    evidence = _evidence(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "case.evidence").touch()
+    finished = out / ".case.evidence.999999999.k2j9x_aq.evidencekit.partial"
+    finished.write_bytes(b"a whole bundle")
+    done = subprocess.run(_capture(evidence, keys, out / "other.evidence"), capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "holds a finished output" in done.stderr and "mv -f" in done.stderr, done.stderr
+    assert finished.read_bytes() == b"a whole bundle"
