@@ -271,15 +271,29 @@ if [ "$decrypted" = yes ] && [ "$compression" = zstd ]; then
     '') warn "zstd -l could not count the frames of the decrypted payload: it must be one zstd frame and nothing else" ;;
     *) fail "the decrypted payload is not one zstd frame and nothing else (zstd -l counts frames, then skippable ones: $frames)" ;;
   esac
-  { zstd -d -q -c --memory=8MB payload.tar.zst || echo failed > zstd.failed; } | head -c $((limit + 1)) > payload.tar
-  if [ -f zstd.failed ] && [ "$(wc -c < payload.tar)" -le "$limit" ]; then
-    fail "zstd could not decompress the decrypted payload"
-    decrypted=no
-  elif [ "$(wc -c < payload.tar)" -gt "$limit" ]; then
-    fail "the payload decompresses to more than the $limit bytes that its seal allows (a decompression bomb, or a damaged bundle)"
-    decrypted=no
-  else
-    ok "zstd -d: the decrypted payload decompressed ($(wc -c < payload.tar | tr -d ' ') bytes, at most $limit)"
+  # the free space here (df -P -k: 1024-byte blocks, column 4): when the seal's bound is more,
+  # count what the payload decompresses to, stopping once it would not fit, before writing it
+  room=$(df -P -k . 2> /dev/null | awk 'NR == 2 && $4 ~ /^[0-9]+$/ && length($4) <= 15 { print $4 }')
+  if [ -z "$room" ]; then
+    warn "df could not tell the free space in $top: if payload.tar fills that disk, stop, make room, run again"
+  elif [ "$limit" -gt $((room * 1024)) ]; then
+    room=$((room * 1024))
+    if [ "$({ zstd -d -q -c --memory=8MB payload.tar.zst 2> /dev/null || :; } | head -c $((room + 1)) | wc -c)" -gt "$room" ]; then
+      fail "not enough free space to check the evidence: the payload decompresses to more than the $room bytes free in $top (its seal allows up to $limit); make room, or give a folder on a larger disk with -o"
+      decrypted=no
+    fi
+  fi
+  if [ "$decrypted" = yes ]; then
+    { zstd -d -q -c --memory=8MB payload.tar.zst || echo failed > zstd.failed; } | head -c $((limit + 1)) > payload.tar
+    if [ -f zstd.failed ] && [ "$(wc -c < payload.tar)" -le "$limit" ]; then
+      fail "zstd could not decompress the decrypted payload"
+      decrypted=no
+    elif [ "$(wc -c < payload.tar)" -gt "$limit" ]; then
+      fail "the payload decompresses to more than the $limit bytes that its seal allows (a decompression bomb, or a damaged bundle)"
+      decrypted=no
+    else
+      ok "zstd -d: the decrypted payload decompressed ($(wc -c < payload.tar | tr -d ' ') bytes, at most $limit)"
+    fi
   fi
   rm -f payload.tar.zst zstd.failed
 fi

@@ -481,3 +481,45 @@ def test_sizes_no_disk_holds_are_refused_before_decompressing(declared: dict[str
     output = failed(by_hand(toolbox, bundle, "-i", keys.identity_file),
                     "bound what the payload may decompress to")
     assert "zstd -d: the decrypted payload decompressed" not in output
+
+
+def _version_4_bundle(tmp_path: Path, name: str, zeros_after: int, total_bytes: int | None
+                      ) -> tuple[Path, Path]:
+    """A self-consistent version 4 bundle whose tar is followed by *zeros_after* zeros (a few
+    kilobytes of zstd), its seal declaring *total_bytes* when given; and its identity file."""
+    from dataclasses import replace
+
+    from tests.support import craft
+
+    keys = craft.Keys.create(tmp_path / f"{name}-keys")
+    inner = craft.build_bag(keys)
+
+    def declaring(seal: craft.Seal) -> craft.Seal:
+        seal = craft.version_4(seal)
+        return seal if total_bytes is None else replace(seal, total_bytes=total_bytes)
+
+    bundle = craft._compressed_bundle(tmp_path, keys, name,
+                                      craft.zstd(inner.plaintext, zeros_after), inner, declaring)
+    return bundle, keys.identity_file
+
+
+def test_a_payload_larger_than_the_free_space_is_refused_before_it_is_written(
+        toolbox: Path, tmp_path: Path) -> None:
+    """A seal (signed by its own, untrusted, sealer) declaring a terabyte lets `head -c BOUND`
+    write up to a terabyte: on the investigator's disk, by hand, it stopped only when the disk
+    was full. Now, when the bound is more than the free space where payload.tar is written
+    (here a 16 MiB tmpfs), what the payload decompresses to is counted first: 64 MiB does not
+    fit, so it is refused in plain words and nothing of it is written. A small honest version 4
+    bundle, whose bound (over 1 GiB) is also more than the free space, still passes there."""
+    from tests.fs.mounts import tmpfs
+
+    hostile, identity = _version_4_bundle(tmp_path, "terabyte", 64 << 20, 1 << 40)
+    honest, honest_identity = _version_4_bundle(tmp_path, "honest", 0, None)
+    with tmpfs(tmp_path, size_mib=16) as ram:
+        output = failed(by_hand(toolbox, hostile, "-i", identity, "-o", ram / "hostile"),
+                        "not enough free space to check the evidence")
+        assert re.search(r"more than the \d+ bytes free in \S*/ram/hostile", output), output
+        assert "zstd -d: the decrypted payload decompressed" not in output
+        assert not (ram / "hostile" / "payload.tar").exists()
+        assert os.statvfs(ram).f_bfree * os.statvfs(ram).f_frsize > 15 << 20  # nothing filled
+        passed(by_hand(toolbox, honest, "-i", honest_identity, "-o", ram / "honest"))

@@ -39,7 +39,7 @@ SECOND = 10**9
 # Everything the procedure may call; nothing else is on PATH when it runs.
 TOOLS = ("dash", "tar", "age", "ssh-keygen", "sha256sum", "awk", "sed", "grep", "find", "sort",
          "uniq", "comm", "cut", "paste", "wc", "tr", "cmp", "diff", "mkdir", "rm", "cat", "tail",
-         "basename", "expr", "printf", "mv", "zstd", "head")  # mv, zstd, head: version 4
+         "basename", "expr", "printf", "mv", "zstd", "head", "df")  # mv, zstd, head, df: v4
 
 
 def documented_blocks() -> list[str]:
