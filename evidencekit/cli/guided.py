@@ -567,8 +567,11 @@ def _select(p: Prompter, item: Suggestion, items: list[Suggestion]) -> bool:
 
 def _holding(path: Path, folders: list[Path]) -> Path | None:
     """The one of *folders* whose copy includes *path* (the same folder, or one inside it),
-    compared as the capture compares them (device and inode: links, other spellings)."""
-    place = path if path.is_dir() and not path.is_symlink() else path.parent
+    compared as the capture compares them (device and inode: links, other spellings). A link
+    typed is what it points to: a folder's copy stores a link inside it as a link, not what
+    the link reaches (a chosen source that is a link is followed, as on the command line)."""
+    target = path.resolve() if path.exists() else path  # a broken link: as its folder holds it
+    place = target if target.is_dir() and not target.is_symlink() else target.parent
     if not place.is_dir():
         return None
     for folder in folders:

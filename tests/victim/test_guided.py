@@ -676,3 +676,24 @@ def test_a_file_removed_after_it_was_chosen_is_refused_not_left_out(tmp_path, vi
     assert prompter.answers == []
     assert os.listdir(out) == []
     assert not (home / "evidencekit").exists()
+
+
+def test_a_link_to_a_folder_elsewhere_is_added_not_said_to_be_copied_with_its_folder(
+        victim_home, tmp_path):
+    """A link inside a chosen folder is stored as a link: what it points to elsewhere is not in
+    that folder's copy. Typed by the victim, it was refused as 'copied with it', so the folder
+    they asked for was silently left out. It is added on its own (followed, as the command line
+    follows a link given as a source); a link to a file inside the folder is still not added
+    twice."""
+    shots = victim_home / "Pictures" / "Screenshots"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "receipt.pdf").write_bytes(b"%PDF receipt")
+    (shots / "to-receipts").symlink_to(elsewhere)
+    (shots / "to-chat").symlink_to(shots / "chat.png")
+    prompter = ScriptedPrompter([str(shots / "to-receipts"), str(shots / "to-chat"), ""])
+    chosen = guided._ask_sources(prompter, None, defaults(victim_home, tmp_path))
+    assert shots / "to-receipts" in chosen
+    assert shots / "to-chat" not in chosen
+    text = " ".join(prompter.transcript.split())
+    assert "to-receipts is inside" not in text and "to-chat is inside" in text
