@@ -10,7 +10,9 @@ more goes through, nothing comes back, the connection stays open) while new conn
 on: a part of an upload stalls, a small request (abort) still gets through. With
 *lose_first_answer_to* (a regular expression), the first request whose bytes match it reaches
 the server, but its answer is never passed back (the connection stays open, silent): a request
-the server carried out whose answer was lost, which the client then tries again.
+the server carried out whose answer was lost, which the client then tries again. With
+*flip_after*, one bit of the client's bytes is flipped in flight just after each connection
+has carried that many (a body altered on the way: what a store must refuse).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class Proxy:
     endpoint: str  # http://127.0.0.1:PORT
     stalls: int = 0  # connections stalled so far
     answers_lost: int = 0
+    flipped: int = 0  # bytes altered in flight so far
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def stalled(self) -> None:
@@ -42,7 +45,8 @@ class Proxy:
 @contextmanager
 def tcp_proxy(upstream: int | None, *, stall_after: int | None = None,
               rate: int | None = None,
-              lose_first_answer_to: bytes | None = None) -> Iterator[Proxy]:
+              lose_first_answer_to: bytes | None = None,
+              flip_after: int | None = None) -> Iterator[Proxy]:
     listener = socket.create_server(("127.0.0.1", 0))
     # a small receive buffer: the client's bytes wait at its end, as behind a slow link
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
@@ -69,6 +73,10 @@ def tcp_proxy(upstream: int | None, *, stall_after: int | None = None,
                 data = client.recv(_BLOCK)
                 if not data:
                     break
+                if flip_after is not None and carried <= flip_after < carried + len(data):
+                    data = _flipped(data, flip_after - carried)
+                    with proxy._lock:
+                        proxy.flipped += 1
                 carried += len(data)
                 if lose_first_answer_to is not None and re.search(lose_first_answer_to, data):
                     with proxy._lock:
@@ -120,6 +128,10 @@ def tcp_proxy(upstream: int | None, *, stall_after: int | None = None,
             s.close()
         for thread in threads:
             thread.join(timeout=5)
+
+
+def _flipped(data: bytes, at: int) -> bytes:
+    return data[:at] + bytes([data[at] ^ 0x01]) + data[at + 1:]
 
 
 @contextmanager
