@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import ipaddress
 import json
 import os
 import re
@@ -360,6 +361,25 @@ def _checksum_signs_part_body(context: dict[str, Any], **_: Any) -> None:
             **(getattr(config, "s3", None) or {}), "payload_signing_enabled": False}))
 
 
+def parts_may_go_unsigned(endpoint_url: str) -> bool:
+    """Whether parts may go as UNSIGNED-PAYLOAD to *endpoint_url*: over https (TLS keeps the
+    bytes as sent) or to a store on this machine (loopback), not over plain http across a
+    network. There a store that does not check ``x-amz-checksum-sha256`` (moto does not, nor
+    do S3-compatible stores older than flexible checksums) would keep a part altered on the
+    way, and complete it into a locked object that only the read-back then finds wrong:
+    SigV4's hash of the body is what makes such a store refuse the part."""
+    url = urlsplit(endpoint_url)
+    if url.scheme == "https":
+        return True
+    host = url.hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _b64_sha256(data: bytes | bytearray | memoryview) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
 
@@ -436,8 +456,9 @@ class ObjectWriter:
                  threads: int = UPLOAD_THREADS) -> None:
         self._client, self.bucket, self.key = client, bucket, key
         self._where = f"{SCHEME}{bucket}/{key}"
-        events = getattr(getattr(client, "meta", None), "events", None)  # (a test's stand-in)
-        if events is not None:
+        meta = getattr(client, "meta", None)  # (a test's stand-in has none)
+        events = getattr(meta, "events", None)
+        if events is not None and parts_may_go_unsigned(str(getattr(meta, "endpoint_url", ""))):
             events.register("before-parameter-build.s3.UploadPart", _checksum_signs_part_body,
                             unique_id="evidencekit-checksum-signs-part-body")
         with talking_to(self._where):
