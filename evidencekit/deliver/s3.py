@@ -364,10 +364,10 @@ def _checksum_signs_part_body(context: dict[str, Any], **_: Any) -> None:
 def parts_may_go_unsigned(endpoint_url: str) -> bool:
     """Whether parts may go as UNSIGNED-PAYLOAD to *endpoint_url*: over https (TLS keeps the
     bytes as sent) or to a store on this machine (loopback), not over plain http across a
-    network. There a store that does not check ``x-amz-checksum-sha256`` (moto does not, nor
-    do S3-compatible stores older than flexible checksums) would keep a part altered on the
-    way, and complete it into a locked object that only the read-back then finds wrong:
-    SigV4's hash of the body is what makes such a store refuse the part."""
+    network. There a store that does not check ``x-amz-checksum-sha256`` (S3-compatible
+    stores older than flexible checksums) would keep a part altered on the way, and complete
+    it into a locked object that only the read-back then finds wrong: SigV4's hash of the
+    body, which such stores check, makes them refuse the part."""
     url = urlsplit(endpoint_url)
     if url.scheme == "https":
         return True

@@ -88,10 +88,10 @@ def test_only_the_parts_go_unsigned(tmp_path: Path, tree: Path, keys: dict[str, 
 ])
 def test_parts_go_unsigned_only_where_nothing_can_alter_them_on_the_way(endpoint: str,
                                                                        unsigned: bool) -> None:
-    """Over plain http across a network, a store that ignores x-amz-checksum-sha256 (moto
-    does) kept a part altered on the way and completed it into a locked object, which only the
-    read-back found wrong ('do not rely on this copy'): there the body is signed (SigV4), which
-    such a store does check."""
+    """Over plain http across a network, a store that ignores x-amz-checksum-sha256 keeps a
+    part altered on the way and completes it into a locked object, which only the read-back
+    finds wrong ('do not rely on this copy'; seen with moto behind a bit-flipping proxy): there
+    the body stays signed (SigV4), which stores older than flexible checksums do check."""
     from evidencekit.deliver.s3 import parts_may_go_unsigned
 
     assert parts_may_go_unsigned(endpoint) is unsigned
