@@ -581,11 +581,20 @@ def _holding(path: Path, folders: list[Path]) -> Path | None:
 
 
 def _typed_path(answer: str) -> Path:
-    """A path as typed or dragged into a terminal: quotes, ~ and backslash-escaped spaces."""
+    """A path as typed or dragged into a terminal: quotes, ~ and backslash-escaped spaces. A
+    name that exists as typed is that name (`note'` is not `note`); then as a shell reads it
+    (a terminal quotes `it's.txt` as 'it'\\''s.txt'); then the quotes at its ends dropped."""
+    readings = [answer.strip()]
+    with suppress(ValueError):  # an unclosed quote
+        words = shlex.split(answer)
+        if len(words) == 1:
+            readings.append(words[0])
     text = answer.strip().strip("'\"")
     if not os.path.lexists(os.path.expanduser(text)) and "\\" in text:
         text = re.sub(r"\\(.)", r"\1", text)  # macOS Terminal drags in "My\ File.png"
-    return Path(os.path.expanduser(text)).absolute()
+    readings.append(text)
+    found = next((r for r in readings if os.path.lexists(os.path.expanduser(r))), text)
+    return Path(os.path.expanduser(found)).absolute()
 
 
 def _ask_protection(p: Prompter, defaults: GuidedDefaults) -> Protection:

@@ -697,3 +697,19 @@ def test_a_link_to_a_folder_elsewhere_is_added_not_said_to_be_copied_with_its_fo
     assert shots / "to-chat" not in chosen
     text = " ".join(prompter.transcript.split())
     assert "to-receipts is inside" not in text and "to-chat is inside" in text
+
+
+def test_a_typed_or_dragged_name_with_quotes_is_the_file_named(victim_home, tmp_path):
+    """Quotes were stripped from both ends of whatever was typed: `note'` (a file that exists,
+    beside `note`) chose `note` instead, silently; a name with a quote dragged from a terminal
+    that quotes it as a shell would ('it'\\''s.txt') was 'not found'."""
+    folder = tmp_path / "letters"
+    folder.mkdir()
+    for name in ("note", "note'", "it's.txt", "a b.txt"):
+        (folder / name).write_text(name)
+    prompter = ScriptedPrompter([str(folder / "note'"), f"'{folder}/it'\\''s.txt'",
+                                 f"'{folder}/a b.txt'", ""])
+    chosen = guided._ask_sources(prompter, None, defaults(victim_home, tmp_path))
+    assert {folder / "note'", folder / "it's.txt", folder / "a b.txt"} <= set(chosen)
+    assert folder / "note" not in chosen
+    assert "Not found" not in prompter.transcript
