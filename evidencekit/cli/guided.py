@@ -520,6 +520,9 @@ def _ask_sources(p: Prompter, incident_type: str | None, defaults: GuidedDefault
         if not os.path.lexists(path):
             p.say(f"  Not found: {escape(str(path))}. Check the spelling, or drag the file into "
                   "this window to paste its path.")
+        elif not path.exists():  # the capture would refuse it, after every other question
+            p.say(f"  {escape(str(path))} is a shortcut (link) that points to something that no "
+                  "longer exists: type the path of the file or folder itself.")
         elif any(s.path == path for s in items):
             _select(p, next(s for s in items if s.path == path), items)
         else:

@@ -713,3 +713,15 @@ def test_a_typed_or_dragged_name_with_quotes_is_the_file_named(victim_home, tmp_
     assert {folder / "note'", folder / "it's.txt", folder / "a b.txt"} <= set(chosen)
     assert folder / "note" not in chosen
     assert "Not found" not in prompter.transcript
+
+
+def test_a_broken_link_is_said_when_typed_not_refused_after_every_question(victim_home,
+                                                                           tmp_path):
+    """A link to something gone was put in the list, and the capture, after every other
+    question, refused it ('a broken symbolic link', exit 2): all the answers lost."""
+    gone = tmp_path / "gone-shortcut"
+    gone.symlink_to(tmp_path / "no-longer-there")
+    prompter = ScriptedPrompter([str(gone), ""])
+    chosen = guided._ask_sources(prompter, None, defaults(victim_home, tmp_path))
+    assert gone not in chosen
+    assert "points to something that no longer exists" in " ".join(prompter.transcript.split())
