@@ -14,6 +14,7 @@ import os
 import platform
 import re
 import shlex
+import urllib.parse
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -538,7 +539,7 @@ def _page_answer(p: Prompter, answer: str, pages: list[Page], first: int) -> boo
         page = pages[int(answer) - first - 1]
         page.selected = not page.selected
         return True
-    if "://" not in answer and not answer.lower().startswith("www."):
+    if ("://" not in answer and not answer.lower().startswith("www.")) or _file_uri(answer):
         return False  # a path
     url = _page_url(answer)
     if url is None:
@@ -583,10 +584,16 @@ def _holding(path: Path, folders: list[Path]) -> Path | None:
     return None
 
 
+def _file_uri(answer: str) -> bool:
+    return answer.strip().strip("'\"").lower().startswith("file://")
+
+
 def _typed_path(answer: str) -> Path:
     """A path as typed or dragged into a terminal: quotes, ~ and backslash-escaped spaces. A
     name that exists as typed is that name (`note'` is not `note`); then as a shell reads it
     (a terminal quotes `it's.txt` as 'it'\\''s.txt'); then the quotes at its ends dropped."""
+    if _file_uri(answer):  # some file managers drag in file:///home/jane/My%20File.png
+        return _path_of_file_uri(answer.strip().strip("'\""))
     readings = [answer.strip()]
     with suppress(ValueError):  # an unclosed quote
         words = shlex.split(answer)
@@ -598,6 +605,15 @@ def _typed_path(answer: str) -> Path:
     readings.append(text)
     found = next((r for r in readings if os.path.lexists(os.path.expanduser(r))), text)
     return Path(os.path.expanduser(found)).absolute()
+
+
+def _path_of_file_uri(uri: str) -> Path:
+    """The path of a file:// address on this computer (file:///x or file://localhost/x);
+    another host's is kept as typed, so it is said not found."""
+    parts = urllib.parse.urlsplit(uri)
+    if parts.netloc not in ("", "localhost"):
+        return Path(uri)
+    return Path(urllib.parse.unquote(parts.path)).absolute()
 
 
 def _ask_protection(p: Prompter, defaults: GuidedDefaults) -> Protection:

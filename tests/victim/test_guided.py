@@ -725,3 +725,20 @@ def test_a_broken_link_is_said_when_typed_not_refused_after_every_question(victi
     chosen = guided._ask_sources(prompter, None, defaults(victim_home, tmp_path))
     assert gone not in chosen
     assert "points to something that no longer exists" in " ".join(prompter.transcript.split())
+
+
+@pytest.mark.parametrize("pages", [None, []])
+def test_a_file_dragged_in_as_a_file_address_is_that_file(victim_home, tmp_path, pages):
+    """Some file managers drag a file into a terminal as file:///…/My%20Photo.png: it was
+    'not found' (or, with web pages offered, 'not a web address evidencekit can save')."""
+    folder = tmp_path / "My Photos"
+    folder.mkdir()
+    (folder / "scam ad.png").write_bytes(b"\x89PNG")
+    uri = (folder / "scam ad.png").as_uri()
+    prompter = ScriptedPrompter([uri, f"'{(folder).as_uri()}'", "file://elsewhere/x.png", ""])
+    chosen = guided._ask_sources(prompter, None, defaults(victim_home, tmp_path), pages=pages)
+    assert folder in chosen and "%20" in uri
+    text = " ".join(prompter.transcript.split())
+    assert "scam ad.png is inside" in text  # chosen, then its folder: copied with it
+    assert "Not found: file:/elsewhere/x.png" in text  # another computer's: not this one's /x.png
+    assert "not a web address" not in text
