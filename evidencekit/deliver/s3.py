@@ -318,7 +318,15 @@ def _raise_refusal(exc: Any, where: str) -> NoReturn:
     if code in ("AccessDenied", "403"):
         raise StoreError(f"{where} refused: access denied", hint="the credentials may lack a "
                          "permission this needs") from None
+    if code in _DIGEST_CODES:  # SeaweedFS says "Content-Md5" of a SHA-256 that did not match
+        raise StoreError(f"{where} refused the upload: the bytes it received do not match the "
+                         f"checksum sent with them ({code}): they were changed on the way",
+                         hint="check the network path to the store (a proxy, a faulty link) "
+                         "and try again") from None
     raise StoreError(f"{where} refused: {message} ({code})") from None
+
+
+_DIGEST_CODES = frozenset({"BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"})
 
 
 def error_code(exc: BaseException) -> str:

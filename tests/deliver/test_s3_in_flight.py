@@ -34,7 +34,9 @@ def test_a_part_altered_in_flight_is_refused_and_nothing_is_stored(
                         env={**s3_server.env(), "AWS_MAX_ATTEMPTS": "2"})
     assert proxy.flipped >= 1
     assert result.code == 2, result.stdout + result.stderr
-    assert result.json()["error"]["message"].endswith("; nothing was stored"), result.stdout
+    message = result.json()["error"]["message"]
+    assert message.endswith("; nothing was stored"), result.stdout
+    assert "changed on the way" in message and "Content-Md5" not in message, message
     client = s3_server.client()
     assert "Contents" not in client.list_objects_v2(Bucket=bucket)
     assert not client.list_multipart_uploads(Bucket=bucket).get("Uploads")
