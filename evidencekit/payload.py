@@ -60,7 +60,9 @@ class PayloadReaders:
     plaintext: PlaintextCopy | None = None
 
 
-@dataclass(frozen=True)
+# Slots: verify holds one per member until the end (100,000 files: 7 MB less than with a
+# __dict__ each).
+@dataclass(frozen=True, slots=True)
 class StoredMember:
     """What the payload tar says about one member of ``bag/`` (docs/FORMAT.md §4.2): compared
     with manifest.json's entry (data/) or with what the writer gives every tag file."""
@@ -91,6 +93,7 @@ class PayloadScan:
     # against manifest.json: the payload must be exactly the tree the sealer signed).
     members: dict[str, StoredMember] = field(default_factory=dict)
     data_order: list[str] = field(default_factory=list)
+    modes: dict[int, int] = field(default_factory=dict, repr=False)  # each mode's one int
     addenda: list[FoundAddendum] = field(default_factory=list)  # after the bag (v2)
     end_offset: int | None = None  # where the tar's end-of-archive blocks start
 
@@ -120,7 +123,6 @@ def scan_payload(stream: IO[bytes] | PieceSource, findings: Findings,
     evidencekit.format.tarstream, a strict streaming reader made for untrusted input.
     """
     scan = PayloadScan()
-    seen: set[str] = set()
     read_piece = getattr(stream, "read_piece", None)
     if read_piece is None:
         reader = cast(IO[bytes], stream)
@@ -137,10 +139,9 @@ def scan_payload(stream: IO[bytes] | PieceSource, findings: Findings,
             findings.error("payload-structure", member.name,
                            "unsafe or unexpected member name in the payload (not extracted)")
             continue
-        if name in seen:
+        if name in scan.members:  # every name so far (no set of its own: 4 MB per 100,000)
             findings.error("payload-structure", name, "member appears twice in the payload")
             continue
-        seen.add(name)
         scan.order.append(name)
         _remember(member, name, scan)
         if member.isdir():
@@ -167,7 +168,10 @@ def scan_payload(stream: IO[bytes] | PieceSource, findings: Findings,
 
 def _remember(member: tarfile.TarInfo, name: str, scan: PayloadScan) -> None:
     kind = "directory" if member.isdir() else "hard link" if member.islnk() else "file"
-    scan.members[name] = StoredMember(kind, member.mode, member.uid, member.gid,
+    # A bundle holds a handful of modes: one int object each, not one per member (3 MB per
+    # 100,000: above 256, Python makes a new int for each header read).
+    mode = scan.modes.setdefault(member.mode, member.mode)
+    scan.members[name] = StoredMember(kind, mode, member.uid, member.gid,
                                       *mtime_readings(member))
     if name.startswith("data/"):
         scan.data_order.append(name)

@@ -210,6 +210,11 @@ class ReadAhead(Generic[T]):
             except queue.Empty:
                 pass
             self._thread.join(timeout=0.05)
+        try:  # what the producer queued last, before it saw it should stop
+            while True:
+                self._queue.get_nowait()
+        except queue.Empty:
+            pass
         self._done = True
 
 
@@ -251,6 +256,7 @@ class ReadAheadStream(io.RawIOBase):
         """Stop reading ahead (the source stays open, positioned after what was read)."""
         if not self.closed:
             self._blocks.close()
+            self._view = memoryview(b"")
         super().close()
 
 
@@ -297,4 +303,9 @@ class PieceReadAhead:
         return memoryview(self._lent)[:count]
 
     def close(self) -> None:
+        """Stop reading ahead and let the blocks go (verify checks the manifest after the
+        payload's last block, with its plaintext reader still in scope: the 10 MB or so of
+        blocks would otherwise stay held at its peak). A view lent out keeps its own block."""
         self._ahead.close()
+        self._lent = None
+        self._spare = queue.SimpleQueue()

@@ -862,30 +862,29 @@ def _check_manifest_fields(manifest: Manifest, scan: PayloadScan, seal: Seal,
 
 class _EntryComparison:
     """Each manifest entry checked as it is read (format/entries.py) and against the file the
-    payload holds; only the problems and the paths already matched are kept."""
+    payload holds; only the problems and the paths seen but not matched to a file are kept (the
+    paths seen are the sanity check's: one set of 100,000 paths, not one per check)."""
 
     def __init__(self, scan: PayloadScan) -> None:
         self._files = scan.data_files
         self._hard_links = scan.hard_links
         self._sane = EntryChecker()
-        self._matched: set[str] = set()
-        self._seen: set[str] = set()
+        self._unmatched: set[str] = set()  # seen first in an entry that is no stored file
         self._tree = TreeComparison(scan.members, scan.data_order)
         self._problems: list[tuple[str, str, object, object]] = []
 
     def check(self, entry: Any) -> None:
+        path = entry.get("bag_path") if isinstance(entry, dict) else None
+        first = isinstance(path, str) and not self._sane.seen(path)
         for where, problem in self._sane.problems(entry):
             self._problems.append((where, problem, None, None))
-        if not (isinstance(entry, dict) and isinstance(entry.get("bag_path"), str)):
-            return
-        path = entry["bag_path"]
-        if path in self._seen:
-            return  # listed twice: reported by the sanity check
-        self._seen.add(path)
+        if not first:
+            return  # not a path, or listed twice: reported by the sanity check
+        assert isinstance(entry, dict) and isinstance(path, str)
         self._tree.check(entry, path)
         if not (entry.get("kind") == "file" and isinstance(entry.get("sha256"), str)):
+            self._unmatched.add(path)
             return
-        self._matched.add(path)
         found = self._files.get(path)
         if found is None:
             self._problems.append((path, "file recorded in manifest.json is not in the payload",
@@ -902,7 +901,8 @@ class _EntryComparison:
                                    self._hard_links.get(path)))
 
     def report(self, findings: Findings) -> None:
-        unlisted = [path for path in self._files if path not in self._matched]
+        unlisted = [path for path in self._files
+                     if not self._sane.seen(path) or path in self._unmatched]
         tree = self._tree.problems(check_order=not (self._problems or unlisted))
         for where, problem, expected, found in [*self._problems, *tree]:
             findings.error("manifest", where, problem, expected, found)

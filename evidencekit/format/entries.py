@@ -172,11 +172,16 @@ def entry_problems(entries: object) -> Iterator[tuple[str, str]]:
 
 class EntryChecker:
     """`entry_problems` one entry at a time, for a manifest read as a stream: what it keeps
-    between entries is the set of bag paths seen, to catch one listed twice."""
+    between entries is the set of bag paths seen, to catch one listed twice (`seen` lets a
+    caller ask, rather than keep a set of 100,000 paths of its own)."""
 
     def __init__(self) -> None:
-        self._seen: set[str] = set()
+        self._seen: set[str] = set()  # every string bag_path, unsafe ones too
         self._number = 0
+
+    def seen(self, bag_path: str) -> bool:
+        """Whether an entry checked before this one had *bag_path*."""
+        return bag_path in self._seen
 
     def problems(self, entry: object) -> Iterator[tuple[str, str]]:
         where = f"entries[{self._number}]"
@@ -185,13 +190,15 @@ class EntryChecker:
             yield where, "manifest entry is not an object"
             return
         bag_path = entry.get("bag_path")
+        repeated = isinstance(bag_path, str) and bag_path in self._seen
+        if isinstance(bag_path, str):
+            self._seen.add(bag_path)
         if not safe_bag_path(bag_path):
             yield where, f"manifest entry has an unsafe or malformed bag_path {bag_path!r}"
             return
         assert isinstance(bag_path, str)
-        if bag_path in self._seen:
+        if repeated:
             yield bag_path, "manifest lists this bag_path twice"
-        self._seen.add(bag_path)
         for problem in _field_problems(entry):
             yield bag_path, f"manifest entry: {problem}"
 

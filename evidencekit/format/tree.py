@@ -70,7 +70,7 @@ class TreeComparison:
     def __init__(self, members: dict[str, StoredMember], order: list[str]) -> None:
         self._members = members
         self._order = order  # data/ members in the order the tar holds them
-        self._matched: set[str] = set()
+        self._matched: set[str] = set()  # folders only: only they are looked for afterwards
         self._expected_order: list[str] = []
         self._problems: list[Problem] = []
 
@@ -78,7 +78,7 @@ class TreeComparison:
         """*entry* is a dict whose ``bag_path`` is *path*, seen for the first time."""
         stored = stored_as(entry)
         member = self._members.get(path)
-        if member is not None:
+        if member is not None and member.kind == DIRECTORY:
             self._matched.add(path)
         if stored is None:
             if member is not None:
