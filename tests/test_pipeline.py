@@ -16,6 +16,7 @@ import re
 import tarfile
 import threading
 import time
+import tracemalloc
 from collections.abc import Iterator
 from typing import Any
 
@@ -801,3 +802,19 @@ def test_throttled_progress_shows_a_status_only_once_started():
     progress.advance(nbytes=5)
     progress.finish()
     assert events[:2] == [("start", "Capturing"), ("status", "reading past a bad area")]
+
+
+def test_piece_read_ahead_lets_its_blocks_go_when_closed():
+    """verify checks manifest.json after the payload's last block with the reader still in
+    scope: its blocks (some 10 MB in verify) must not be held then."""
+    block = 1 << 20
+    tracemalloc.start()
+    try:
+        ahead = PieceReadAhead(io.BytesIO(bytes(8 * block)), block_size=block, depth=2)
+        while ahead.read_piece():
+            pass
+        held = tracemalloc.get_traced_memory()[0]
+        ahead.close()
+        assert held - tracemalloc.get_traced_memory()[0] >= 2 * block
+    finally:
+        tracemalloc.stop()

@@ -107,3 +107,19 @@ def test_entries_are_held_packed_not_as_objects():
     held = sum(len(block) for _, block in writer._blocks) + sum(map(len, writer._current))
     assert writer.count == 3000 and held < (2 << 20) + 1.2 * (1 << 20)
     assert [compressed for compressed, _ in writer._blocks][:2] == [False, True]
+
+
+def test_the_entry_checker_says_which_bag_paths_it_has_seen_unsafe_ones_too():
+    """verify asks it (EntryChecker.seen) instead of keeping its own set of every path."""
+    checker = EntryChecker()
+    file = ManifestEntry(0, "data/e/a", "file", b"e/a", size=3,
+                         stored=Stored("ab" * 32)).to_json()
+    unsafe = {**file, "bag_path": "data/../x"}
+    assert not checker.seen("data/e/a")
+    assert list(checker.problems(file)) == []
+    assert checker.seen("data/e/a")
+    assert list(checker.problems(file)) == [("data/e/a", "manifest lists this bag_path twice")]
+    for _ in range(2):  # unsafe each time, never also "twice"
+        assert [problem for _, problem in checker.problems(unsafe)] == [
+            "manifest entry has an unsafe or malformed bag_path 'data/../x'"]
+    assert checker.seen("data/../x") and not checker.seen("data/e/b")
