@@ -505,15 +505,15 @@ def _ask_sources(p: Prompter, incident_type: str | None, defaults: GuidedDefault
             continue
         if not answer:
             chosen = [s.path for s in items if s.selected]
-            if not _key_would_change(p, defaults, chosen):
+            if not _gone_said(p, items) and not _key_would_change(p, defaults, chosen):
                 return chosen
             continue
         if answer.isdigit() and 1 <= int(answer) <= len(items):
             item = items[int(answer) - 1]
-            if not item.path.exists():
-                p.say(f"  {escape(str(item.path))} does not exist on this computer.")
-            elif item.selected:
+            if item.selected:  # even one no longer there: leaving it out is the way on
                 item.selected = False
+            elif not item.path.exists():
+                p.say(f"  {escape(str(item.path))} does not exist on this computer.")
             else:
                 _select(p, item, items)
             continue
@@ -530,6 +530,28 @@ def _ask_sources(p: Prompter, incident_type: str | None, defaults: GuidedDefault
             item = Suggestion(path, "added by you", selected=False)
             if _select(p, item, items):
                 items.append(item)
+
+
+def _gone(sources: list[Path]) -> list[Path]:
+    """The chosen files and folders no longer there (deleted, moved, a USB stick pulled out):
+    the capture would refuse them ('source not found'), as it refuses a broken link."""
+    return [path for path in sources if not path.exists()]
+
+
+def _say_gone(p: Prompter, paths: list[Path]) -> None:
+    for path in paths:
+        p.say(f"\n[yellow]{escape(str(path))} is no longer there.[/]")
+    p.say("  If it was on a USB stick or a disk, plug it back in, then press Enter at the "
+          "list; or type its number to leave it out. Nothing has been written yet, and your "
+          "other answers are kept.")
+
+
+def _gone_said(p: Prompter, items: list[Suggestion]) -> bool:
+    """Say so when something ticked in the list is no longer there (it would be refused)."""
+    missing = _gone([item.path for item in items if item.selected])
+    if missing:
+        _say_gone(p, missing)
+    return bool(missing)
 
 
 def _page_answer(p: Prompter, answer: str, pages: list[Page], first: int) -> bool:
@@ -785,6 +807,10 @@ def interview(p: Prompter, defaults: GuidedDefaults, case_id: str) -> Plan | Non
     while True:
         _summary(p, plan)
         section = _confirm(p, plan)
+        missing = _gone(plan.sources) if section is None else []
+        if missing:  # since it was chosen: back to the list, not a refusal losing every answer
+            _say_gone(p, missing)
+            section = 7
         if section is None:
             return plan
         if section == 0:
@@ -1152,7 +1178,7 @@ def guided_capture(prompter: Prompter, defaults: GuidedDefaults, case: CaseInfo,
         own_key=sign_key or personal)
 
     def make_bundle(plan: Plan) -> int:
-        # resolved once, as the command line does: a source gone since it was chosen is refused
+        # resolved once, as the command line does: a source gone since the "yes" is refused
         files = chosen([os.fsencode(s) for s in plan.sources])
         signing = signing_key_for(files, sign_key, sign_key_passphrase_file, False)
         recipients = plan.protection.recipients

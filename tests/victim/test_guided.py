@@ -15,7 +15,8 @@ import pytest
 from evidencekit import incident as inc
 from evidencekit.capture import CaseInfo
 from evidencekit.cli import guided
-from evidencekit.errors import ExitCode, InputError, Interrupted
+from evidencekit.crypto import age
+from evidencekit.errors import ExitCode, Interrupted
 from evidencekit.verify import verify
 from tests.support.cli import run_cli
 from tests.support.tools import atimes, stale_atimes
@@ -648,34 +649,64 @@ def test_a_configured_tsa_is_offered_after_the_capture(tmp_path, victim_home, ke
     assert len(report.timestamps) == (1 if answer == "yes" else 0)
 
 
-class RemovesBeforeYes(ScriptedPrompter):
-    """Removes *gone* just before the last answer (the "save it?" at the summary)."""
+class RemovesAtTheSummary(ScriptedPrompter):
+    """Removes *gone* when the summary first asks "Make the bundle now?" (a USB stick pulled,
+    a file deleted, between choosing it and saying yes)."""
 
     def __init__(self, answers: list[str], gone: Path) -> None:
         super().__init__(answers)
         self.gone = gone
+        self.saved = gone.read_bytes()
 
     def _next(self, question: str) -> str:
-        if len(self.answers) == 1:
+        if question.startswith("Make the bundle now?") and self.asked.count(question) == 0:
             self.gone.unlink()
         return super()._next(question)
 
 
-def test_a_file_removed_after_it_was_chosen_is_refused_not_left_out(tmp_path, victim_home,
-                                                                    home, monkeypatch):
-    """The paths are resolved once, when the bundle is made, as on the command line: a source
-    gone since the person chose it stops the capture (it is never silently smaller), before
-    anything is written, the personal signing key included."""
+@pytest.mark.parametrize("then", ["plugged back in", "left out"])
+def test_a_file_removed_after_it_was_chosen_takes_the_person_back_to_the_list(
+        tmp_path, victim_home, home, monkeypatch, then):
+    """A source gone between choosing it and saying yes stopped the capture (exit 2, 'source
+    not found') and every answer was lost. It is said in plain words at the summary and the
+    list of what to copy is asked again, every other answer kept: plug it back in, or leave it
+    out. Never silently left out; nothing written, no key made, until the person says yes to a
+    list that exists. (The command line still refuses it: tests/cli/test_exit_codes.py.)"""
     monkeypatch.setenv("HOME", str(victim_home))
     out = tmp_path / "out"
     out.mkdir()
-    prompter = RemovesBeforeYes(ALL_ANSWERS, victim_home / "Documents" / "seller.eml")
-    with pytest.raises(InputError, match=r"source not found: .*seller\.eml"):
-        guided.guided_capture(prompter, defaults(victim_home, out),
-                              CaseInfo("EK-TEST", "Jane Victim"), "EK-TEST", None, None)
+    gone = victim_home / "Documents" / "seller.eml"
+
+    class Back(RemovesAtTheSummary):
+        def ask(self, question: str, hint: str = "") -> str:
+            if question == "Change the list?" and self.answers[0] == "PUT BACK":
+                assert os.listdir(out) == [] and not (home / "evidencekit").exists()
+                gone.write_bytes(self.saved)
+                self.answers[0] = ""
+            elif question == "Change the list?" and self.answers[0] == "LEAVE OUT":
+                shown = next(line for line in reversed(self.said) if str(gone) in line)
+                found = re.search(r"(\d+)\) ", shown)
+                assert found is not None
+                self.answers[0] = found.group(1)  # its number in the list
+            return super().ask(question, hint)
+
+    back = ["PUT BACK"] if then == "plugged back in" else ["LEAVE OUT", ""]
+    prompter = Back([*ALL_ANSWERS, *back, "yes"], gone)
+    code = guided.guided_capture(prompter, defaults(victim_home, out),
+                                 CaseInfo("EK-TEST", "Jane Victim"), "EK-TEST", None, None)
+    assert code == ExitCode.OK
     assert prompter.answers == []
-    assert os.listdir(out) == []
-    assert not (home / "evidencekit").exists()
+    text = " ".join(prompter.transcript.split())
+    assert f"{gone} is no longer there" in text
+    after_yes = prompter.asked[prompter.asked.index("Make the bundle now? (yes/no)"):]
+    assert after_yes.count("Change the list?") == len(back)  # straight back to the list
+    report = verify(out / "EK-TEST.evidence", [age.ScryptIdentity(PASSPHRASE.encode())])
+    assert report.ok and report.decrypted, report.findings.items
+    paths = {e["path"] for e in report.manifest.entries()}
+    assert ("seller.eml" in paths) == (then == "plugged back in")
+    record = json.loads(report.tag_files["evidencekit/incident.json"])  # every answer kept
+    assert record["incident_type"] == "online-fraud" and len(record["losses"]) == 2
+    assert [e.actor_name for e in report.events] == ["Jane Q. Victim"]
 
 
 def test_a_link_to_a_folder_elsewhere_is_added_not_said_to_be_copied_with_its_folder(
