@@ -16,7 +16,7 @@ from evidencekit import incident as inc
 from evidencekit.capture import CaseInfo
 from evidencekit.cli import guided
 from evidencekit.crypto import age
-from evidencekit.errors import ExitCode, Interrupted
+from evidencekit.errors import ExitCode, InputError, Interrupted
 from evidencekit.verify import verify
 from tests.support.cli import run_cli
 from tests.support.tools import atimes, stale_atimes
@@ -707,6 +707,24 @@ def test_a_file_removed_after_it_was_chosen_takes_the_person_back_to_the_list(
     record = json.loads(report.tag_files["evidencekit/incident.json"])  # every answer kept
     assert record["incident_type"] == "online-fraud" and len(record["losses"]) == 2
     assert [e.actor_name for e in report.events] == ["Jane Q. Victim"]
+
+
+def test_a_file_removed_in_the_moment_after_yes_is_still_refused(tmp_path, victim_home, home,
+                                                                 monkeypatch):
+    """Gone after the check at the "yes" (the race that check cannot close): the capture
+    resolves the paths once, as on the command line, and refuses it (exit 2) before anything
+    is written, the personal signing key included; never silently smaller."""
+    monkeypatch.setenv("HOME", str(victim_home))
+    monkeypatch.setattr(guided, "_gone", lambda sources: [])  # the check saw it still there
+    out = tmp_path / "out"
+    out.mkdir()
+    prompter = RemovesAtTheSummary(ALL_ANSWERS, victim_home / "Documents" / "seller.eml")
+    with pytest.raises(InputError, match=r"source not found: .*seller\.eml"):
+        guided.guided_capture(prompter, defaults(victim_home, out),
+                              CaseInfo("EK-TEST", "Jane Victim"), "EK-TEST", None, None)
+    assert prompter.answers == []
+    assert os.listdir(out) == []
+    assert not (home / "evidencekit").exists()
 
 
 def test_a_link_to_a_folder_elsewhere_is_added_not_said_to_be_copied_with_its_folder(
