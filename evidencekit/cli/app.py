@@ -366,8 +366,9 @@ def _interrupted() -> Interrupted:
         return Interrupted("interrupted; nothing was written", hint="the source was not changed")
     names = ", ".join(str(path) for path in made)
     return Interrupted(f"interrupted after {names} was written (it is complete); the rest of "
-                       "the command was not done", hint="with --record: no custody event was "
-                       "added; run 'evidencekit custody add' to add one")
+                       "the command was not done", hint="what comes after it was not added: a "
+                       "trusted timestamp ('evidencekit timestamp' adds one later) or, with "
+                       "--record, the custody event ('evidencekit custody add')")
 
 
 def _naming_the_source(exc: EvidenceKitError) -> EvidenceKitError:

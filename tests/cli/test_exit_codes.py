@@ -202,3 +202,19 @@ def test_a_refused_open_file_limit_is_tried_lower(monkeypatch):
     monkeypatch.setattr(resource, "setrlimit", refuse_above_10240)
     app._allow_more_open_files()
     assert asked == [65536, 10240]
+
+
+def test_an_interrupt_after_the_output_was_made_says_it_is_whole_and_what_was_not_added(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C at the guided session's timestamp offer, or while extract --record waits for
+    another writer, comes after the output was made: it is kept, and the hint names what the
+    rest of the command would have added (not only --record's custody event)."""
+    from evidencekit.cli import app
+    from evidencekit.fs import commit
+
+    monkeypatch.setattr(commit, "_made", [tmp_path / "case.evidence"])
+    said = app._interrupted()
+    assert str(said).startswith(f"interrupted after {tmp_path / 'case.evidence'} was written "
+                                "(it is complete)")
+    assert "evidencekit timestamp" in said.hint and "custody add" in said.hint
+    assert said.exit_code == 130
