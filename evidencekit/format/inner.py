@@ -44,7 +44,7 @@ def _header(name: str, kind: bytes, size: int, mode: int, mtime_ns: int,
 
 
 @lru_cache(maxsize=1024)
-def _pax_header_block(size: int) -> bytes:
+def pax_header_block(size: int) -> bytes:
     """The ustar block before *size* bytes of pax records: only the size changes from one
     member to the next (most members' records are of a few lengths)."""
     return ustar_block(PAX_HEADER_NAME, tarfile.XHDTYPE, size, 0, 0, 0, 0)
@@ -71,7 +71,7 @@ def member_header(path: str, kind: bytes, size: int, mode: int, mtime_ns: int, u
     if not 0 <= mtime < _MAX_NUMBER:
         mtime = 0  # the pax mtime record holds it
     data = b"".join(records)
-    return (_pax_header_block(len(data)) + data + padding(len(data))
+    return (pax_header_block(len(data)) + data + padding(len(data))
             + ustar_block(encoded, kind, size, mode, mtime, uid, gid, encoded_link))
 
 

@@ -41,7 +41,12 @@ import tarfile
 from collections.abc import Callable, Iterator
 
 from evidencekit.errors import BundleError
-from evidencekit.format.inner import member_header, ustar_header
+from evidencekit.format.inner import (
+    PAX_HEADER_NAME,
+    member_header,
+    pax_header_block,
+    ustar_header,
+)
 
 BLOCK = 512
 EXTENDED_LIMIT = 1 << 20  # bytes of one pax header: a path and a few numbers fit many times over
@@ -51,6 +56,7 @@ _GNU_MAGIC = b"ustar  \x00"
 _MEMBER_TYPES = (tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.LNKTYPE)  # all evidencekit writes
 _NO_DATA = (tarfile.DIRTYPE, tarfile.LNKTYPE)
 _PAX = tarfile.XHDTYPE
+_PAX_NAME = PAX_HEADER_NAME + b"\0"  # the name of the pax header blocks evidencekit writes
 # What a type evidencekit never writes is, in the words of the refusal.
 _FOREIGN_TYPES = {
     tarfile.AREGTYPE: "an old-style regular file (type NUL)",
@@ -195,6 +201,22 @@ def parse_header(block: bytes, offset: int) -> tarfile.TarInfo:
     return info
 
 
+def _canonical_pax_size(block: bytes) -> int | None:
+    """The size a pax header block declares when the block is exactly the one evidencekit
+    writes for that size (it precedes every member: parsing it field by field would be half
+    the headers' cost); None for any other block, which parse_header reads."""
+    if block[156:157] != _PAX or not block.startswith(_PAX_NAME):
+        return None
+    digits = block[124:135]
+    if not digits.isdigit():  # ASCII digits only: int() would take "_" and spaces
+        return None
+    try:
+        size = int(digits, 8)
+    except ValueError:  # an 8 or a 9
+        return None
+    return size if block == pax_header_block(size) else None
+
+
 def mtime_ns(member: tarfile.TarInfo) -> int:
     """The member's modification time in nanoseconds: the pax ``mtime`` record, as evidencekit
     writes it (seconds, a dot, nine digits; a minus sign before 1970), read as POSIX and tar
@@ -213,6 +235,11 @@ def mtime_readings(member: tarfile.TarInfo) -> tuple[int, int | None]:
     match = None if record is None else _PAX_MTIME.fullmatch(record)
     if match is None:
         return int(member.mtime) * 1_000_000_000, None
+    return _readings(match)
+
+
+def _readings(match: re.Match[str]) -> tuple[int, int | None]:
+    """:func:`mtime_readings` of a pax ``mtime`` record that _PAX_MTIME matched."""
     whole, fraction = int(match[2]), int(match[3])
     if not match[1]:
         return whole * 1_000_000_000 + fraction, None
@@ -238,10 +265,12 @@ def _canonical(info: tarfile.TarInfo, pax: bool) -> bytes | None:
         return ustar_header(info.name, info.type, info.size, info.mode, int(info.mtime),
                             info.uid, info.gid)
     record = info.pax_headers.get("mtime")
-    if record is None or _PAX_MTIME.fullmatch(record) is None:
+    match = None if record is None else _PAX_MTIME.fullmatch(record)
+    if match is None:
         return None
-    return member_header(info.name, info.type, info.size, info.mode, mtime_ns(info), info.uid,
-                         info.gid, info.linkname if info.type == tarfile.LNKTYPE else None)
+    return member_header(info.name, info.type, info.size, info.mode, _readings(match)[0],
+                         info.uid, info.gid,
+                         info.linkname if info.type == tarfile.LNKTYPE else None)
 
 
 def _same_header(found: bytes, expected: bytes) -> int | None:
@@ -348,15 +377,18 @@ class TarReader:
                                          "by a member")
                 self.end_offset = offset
                 return
-            info = parse_header(block, offset)
-            kind = info.type
-            if kind == _PAX:
+            size = _canonical_pax_size(block)  # a pax header block as evidencekit writes it
+            if size is None:
+                info = parse_header(block, offset)
+                size = info.size if info.type == _PAX else None
+            if size is not None:
                 if pending is not None:
                     raise TarFormatError(f"{_NOT_TAR}two pax headers in a row (byte "
                                          f"{offset})")
                 start = offset
-                pending, extended = self._read_extended(info, block, offset)
+                pending, extended = self._read_extended(size, block)
                 continue
+            kind = info.type
             if kind not in _MEMBER_TYPES:
                 what = _FOREIGN_TYPES.get(kind, f"of a type evidencekit never writes ({kind!r})")
                 raise TarFormatError(f"{_FOREIGN}the member at byte {offset} is {what}")
@@ -402,19 +434,17 @@ class TarReader:
         raise TarFormatError(f"{_NOT_TAR}unexpected end of data (member {self._current!r} "
                              f"ends {self._left - got} bytes short of its declared size)")
 
-    def _read_extended(self, info: tarfile.TarInfo, block: bytes, offset: int
-                       ) -> tuple[dict[str, str], bytes]:
-        """The records of a pax header, and its raw bytes (header block, records, padding)."""
-        if info.size > EXTENDED_LIMIT:
-            raise TarFormatError(f"payload tar: an extended (pax) header declares {info.size} "
+    def _read_extended(self, size: int, block: bytes) -> tuple[dict[str, str], bytes]:
+        """The records of a pax header of *size* bytes, and its raw bytes (header block,
+        records, padding)."""
+        if size > EXTENDED_LIMIT:
+            raise TarFormatError(f"payload tar: an extended (pax) header declares {size} "
                                  f"bytes, more than the {EXTENDED_LIMIT} allowed")
-        data = self._input.read_exact(info.size)
-        if len(data) < info.size:
+        # The records and their padding in one read: a pax header precedes every member.
+        padded = self._input.read_exact(size + -size % BLOCK)
+        if len(padded) < size + -size % BLOCK:
             raise TarFormatError(f"{_NOT_TAR}unexpected end of data (in a pax header)")
-        padding = self._input.read_exact(-info.size % BLOCK)
-        if len(padding) < -info.size % BLOCK:
-            raise TarFormatError(f"{_NOT_TAR}unexpected end of data (in a pax header)")
-        return pax_records(data), block + data + padding
+        return pax_records(padded[:size]), block + padded
 
     def data(self) -> Iterator[memoryview]:
         """The current member's data, in the pieces it arrives in (valid until the next read)."""

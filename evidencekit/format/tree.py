@@ -100,6 +100,8 @@ class TreeComparison:
         self._compare_metadata(entry, path, member)
 
     def _compare_metadata(self, entry: dict[str, Any], path: str, member: StoredMember) -> None:
+        if _same_metadata(entry, member):
+            return  # nearly always: no field to put in words
         if "mode" not in entry:
             # A stream (capture --stdin) has no stat fields: its member has mode 0600, owner 0
             # and the time reading began, which the manifest does not record (FORMAT.md §4.3).
@@ -140,6 +142,19 @@ class TreeComparison:
             problems.append((where, "payload members are not in the order manifest.json lists "
                              "them", None, None))
         return problems
+
+
+def _same_metadata(entry: dict[str, Any], member: StoredMember) -> bool:
+    """True when the member's header agrees with *entry* on every field (what
+    :meth:`TreeComparison._compare_metadata` compares, compared as values: it formats them
+    only to report a difference). False when anything differs, or may."""
+    mode = entry.get("mode")
+    if type(mode) is not int or member.legacy_mtime_ns is not None:
+        return False  # a stream, a malformed mode, or a time with two readings: the long way
+    if member.kind == DIRECTORY:
+        mode |= _FOLDER_OWNER_BITS
+    return (mode == member.mode and entry.get("uid") == member.uid
+            and entry.get("gid") == member.gid and entry.get("mtime") == _time(member.mtime_ns))
 
 
 def _octal(mode: object) -> object:

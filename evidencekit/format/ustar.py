@@ -59,7 +59,9 @@ def byte_sum(data: bytes) -> int:
 def pax_record(keyword: str, value: str) -> bytes:
     """One pax extended-header record, ``<length> <keyword>=<value>\\n``."""
     body = b" %s=%s\n" % (keyword.encode("utf-8"), value.encode("utf-8"))
-    length = len(body)  # the record's length includes its own decimal digits
+    # The record's length includes its own decimal digits: start from the body's length plus
+    # its digits, which is already the answer unless adding them carries into another digit.
+    length = len(body) + len(b"%d" % len(body))
     while len(b"%d" % length) + len(body) != length:
         length = len(b"%d" % length) + len(body)
     return b"%d" % length + body
