@@ -7,26 +7,20 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.sealed import Sealed
-from tests.support.tools import skip_or_fail
+from tests.support.tools import require_python_tool
 
 pytestmark = pytest.mark.interop
 
 
 def case_validate(document: Path) -> subprocess.CompletedProcess[str]:
-    tool = Path(sys.executable).parent / "case_validate"
-    if not tool.exists():
-        found = shutil.which("case_validate")
-        if found is None:
-            skip_or_fail("case_validate (PyPI case-utils, the test extra) is not installed")
-        tool = Path(found)
-    return subprocess.run([str(tool), str(document)], capture_output=True, text=True,
+    tool = require_python_tool("case_validate", "case-utils")
+    return subprocess.run([tool, str(document)], capture_output=True, text=True,
                           timeout=300)
 
 

