@@ -7,8 +7,6 @@ certificate made here, pinned."""
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import hashlib
 import socket
 import ssl
 import threading
@@ -16,34 +14,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from evidencekit.clock import system_clock
 from evidencekit.sources.mail.account import Account, MailError
 from evidencekit.sources.mail.server import Trust, open_connection
+from tests.support.dovecot import make_certificate
 
 INJECTED = b"* CAPABILITY IMAP4rev1 AUTH=PLAIN INJECTED\r\n"
 
 
 def _certificate(folder: Path) -> tuple[ssl.SSLContext, bytes]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(hours=1))
-            .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256()))
-    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (folder / "key.pem").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
+    cert, key, fingerprint = make_certificate(folder, "127.0.0.1")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
-    der = cert.public_bytes(serialization.Encoding.DER)
-    return context, hashlib.sha256(der).digest()
+    context.load_cert_chain(cert, key)
+    return context, fingerprint
 
 
 class Injecting:
