@@ -52,6 +52,7 @@ from evidencekit.format.manifest import ManifestHead, ManifestWriter
 from evidencekit.format.outer import OuterWriter
 from evidencekit.format.tree import STREAM_MODE
 from evidencekit.hostinfo import host_name, operating_system, tool_versions, user_name
+from evidencekit.libc import libc
 from evidencekit.pipeline import BackgroundWriter
 from evidencekit.progress import NoProgress, Progress, Throttled, throttled
 from evidencekit.sources import FileSource, PartlyRead, Skip, StreamEntry, WholeOrNothing
@@ -687,7 +688,7 @@ def _load_sync_file_range() -> Any:
     if not sys.platform.startswith("linux"):
         return None
     try:
-        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+        function = libc().sync_file_range
     except (OSError, AttributeError):
         return None
     function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]

@@ -16,7 +16,6 @@ Protocol on the worker's stdin and stdout (big-endian lengths):
 
 from __future__ import annotations
 
-import ctypes
 import fcntl
 import os
 import select
@@ -29,6 +28,8 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from typing import Any, BinaryIO
+
+from evidencekit.libc import libc
 
 MAGIC_BYTES = 1 << 20  # libmagic's own default read size
 FALLBACK = "application/octet-stream"  # what libmagic says of data it cannot type
@@ -540,7 +541,7 @@ def _die_with(parent: int) -> None:
     would otherwise never notice, and run on."""
     if sys.platform.startswith("linux"):
         with _suppressed():
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+            libc().prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     if os.getppid() != parent:  # it ended before that took effect
         os._exit(0)
 
