@@ -123,8 +123,10 @@ def _finished_or_removed(temporary: Path, named: Path) -> Leftover:
     finished temporary over it, and a kill -9 between the two leaves the output whole in
     *temporary* beside an empty *named*. A capture of a failing disk may not be repeatable:
     that one is kept and named, never removed."""
-    if _own_file(named) and os.lstat(named).st_size == 0 and os.lstat(temporary).st_size > 0:
-        return Leftover(temporary, removed=False, finished_for=named)
+    with suppress(OSError):  # either may go meanwhile (another command cleaning up)
+        if _own_file(named) and os.lstat(named).st_size == 0 and \
+                os.lstat(temporary).st_size > 0:
+            return Leftover(temporary, removed=False, finished_for=named)
     with suppress(FileNotFoundError):
         os.unlink(temporary)
     return Leftover(temporary, removed=not os.path.lexists(temporary))
