@@ -33,7 +33,7 @@ from evidencekit.crypto import age, sshsig
 from evidencekit.crypto.keys import SigningKey
 from evidencekit.errors import OutputError, UsageError
 from evidencekit.format import bag
-from evidencekit.format.compression import ZSTD, Compressing
+from evidencekit.format.compression import ZSTD
 from evidencekit.format.documents import (
     COMPRESSED_VERSION,
     FORMAT_VERSION,
@@ -48,6 +48,7 @@ from evidencekit.format.documents import (
 )
 from evidencekit.format.entries import ManifestEntry, Stored
 from evidencekit.format.inner import InnerTarWriter
+from evidencekit.format.layers import PayloadLayers
 from evidencekit.format.manifest import ManifestHead, ManifestWriter
 from evidencekit.format.outer import OuterWriter
 from evidencekit.format.tree import STREAM_MODE
@@ -473,23 +474,20 @@ def _write_bundle(request: CaptureRequest, sources: list[Source], out: BinaryIO,
     disk = BackgroundWriter(watched, name="evidencekit-disk")
     try:
         with outer.add_stream(PAYLOAD, mtime, through=disk) as payload_sink:
-            encryptor = age.AgeWriter(cast(BinaryIO, payload_sink), request.recipients,
-                                      random=request.random)
             # Format version 4 (a disk image): the tar is compressed on the encrypting thread,
             # just before age (zstd at level 1 stores what does not compress at memory speed).
-            compressing = Compressing(encryptor) if compression else None
-            background = BackgroundWriter(compressing or encryptor, name="evidencekit-encrypt")
+            layers = PayloadLayers(cast(BinaryIO, payload_sink), request.recipients,
+                                   request.random, compressed=compression is not None)
+            background = BackgroundWriter(layers.top, name="evidencekit-encrypt")
             try:
                 inner = InnerTarWriter(background)
                 manifest_sha256, root = _write_bag(request, evidence, inner, tally, started,
                                                    skip)
                 background.close()
-                if compressing is not None:
-                    compressing.close()
             except BaseException:
                 background.abort()
                 raise
-            encryptor.close()
+            layers.close()
             disk.close()  # all of the payload is in the file before its header is completed
             disk_file.finish()
     except BaseException:

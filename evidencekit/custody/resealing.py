@@ -20,8 +20,9 @@ from evidencekit.clock import rfc3339
 from evidencekit.crypto import age, sshsig
 from evidencekit.custody.events import EventRequest, build_event, member_time, signer_of
 from evidencekit.errors import BundleError, OutputError, UsageError
-from evidencekit.format.compression import ZSTD, Compressing, Writable
+from evidencekit.format.compression import ZSTD, Writable
 from evidencekit.format.documents import PAYLOAD, README, SEAL, CustodyEvent, Seal, custody_member
+from evidencekit.format.layers import PayloadLayers
 from evidencekit.format.outer import END_OF_ARCHIVE, OuterWriter, read_member
 from evidencekit.format.reader import SMALL_MEMBER_LIMIT, OuterBundle, open_bundle
 from evidencekit.incident import NoteContent
@@ -168,14 +169,14 @@ def _reseal_open(source: OuterBundle, bundle: Path, out: BinaryIO,
     writer = OuterWriter(out)
     writer.add_bytes(README, carried[README], times[README])
     with writer.add_stream(PAYLOAD, times[PAYLOAD]) as sink:
-        encryptor = age.AgeWriter(cast(BinaryIO, sink), recipients, random=random)
         # A version 4 payload is compressed again as it was (the seal, carried over, says so).
-        compressing = Compressing(encryptor) if _compressed(carried.get(SEAL, b"")) else None
-        tee = _Tee(compressing or encryptor)
+        layers = PayloadLayers(cast(BinaryIO, sink), recipients, random,
+                               compressed=_compressed(carried.get(SEAL, b"")))
+        tee = _Tee(layers.top)
         report = verify(bundle, identities, progress=progress, opened=source,
                         readers=PayloadReaders(plaintext=tee))
         if not report.ok or not report.decrypted:
-            encryptor.abort()
+            layers.abort()
             _raise_failed(report)
         now = request.clock()  # the time of the "resealed" event and of its addendum
         request = dataclasses.replace(request, clock=lambda: now)
@@ -185,12 +186,10 @@ def _reseal_open(source: OuterBundle, bundle: Path, out: BinaryIO,
             else:
                 added, members = _addendum_members(report, request, content, now)
                 tee.finish(members)
-            if compressing is not None:
-                compressing.close()
         except BaseException:
-            encryptor.abort()
+            layers.abort()
             raise
-        encryptor.close()
+        layers.close()
     # The seal, the custody log and any timestamps (format version 3, which countersign the
     # seal's signature and so stay valid), byte for byte and in their order.
     for name in order[order.index(SEAL):]:
