@@ -19,6 +19,7 @@ import hashlib
 import re
 import socket
 import ssl
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,27 +72,12 @@ def open_connection(account: Account, trust: Trust, clock: Clock) -> tuple[Any, 
     addresses = _addresses(account)
     context = _tls_context(trust)
     started = clock()
-    try:
+    with _failures_said(account, _CONNECTING):
         client = IMAPClient(account.host, account.port, ssl=not account.starttls,
                             ssl_context=context,
                             timeout=SocketTimeout(CONNECT_TIMEOUT, READ_TIMEOUT))
         if account.starttls:
             _start_tls(client, account, context)
-    except MailError:
-        raise
-    except ssl.SSLCertVerificationError as exc:
-        raise MailError(f"the certificate of {account.host} is not trusted: "
-                        f"{exc.verify_message or exc.reason}; nothing was sent to it",
-                        hint="check the server's name; for a server with a certificate of its "
-                        "own, pin it with --imap-fingerprint SHA256:… (ask its administrator "
-                        "for the fingerprint)") from None
-    except (OSError, ssl.SSLError) as exc:
-        raise MailError(f"cannot connect to {account.host} port {account.port}: {why_failed(exc)}",
-                        hint="check the server's name and port and your Internet connection"
-                        ) from None
-    except Exception as exc:  # imaplib's own errors (a greeting that is not IMAP)
-        raise MailError(f"{account.host} port {account.port} does not answer as an IMAP "
-                        f"server: {exc}") from None
     # imapclient sets imaplib's debug level to 5 so that imaplib logs to imapclient's logger;
     # imaplib then formats every answer (the messages' bytes, with repr) whether or not anything
     # is logged: twice each message, a fifth of a capture's processor time. Nothing is lost
@@ -139,13 +125,11 @@ def _start_tls(client: Any, account: Account, context: ssl.SSLContext) -> None:
                         hint="use imaps://USER@HOST (port 993) if the server has it, or ask its "
                         "administrator; someone in between may also have removed STARTTLS from "
                         "its answer")
-    try:
+    refused = _Failure(IMAPClientError, "{host} refused STARTTLS: {why}; nothing was sent to it",
+                       _server_words, hint="use imaps://USER@HOST (port 993) if the server has it",
+                       close=True)
+    with _failures_said(account, (refused,), client):
         client.starttls(context)
-    except IMAPClientError as exc:
-        _close(client)
-        raise MailError(f"{account.host} refused STARTTLS: {_server_words(exc)}; nothing was "
-                        "sent to it", hint="use imaps://USER@HOST (port 993) if the server has "
-                        "it") from None
     client._cached_capabilities = None  # those said in clear are not believed
 
 
@@ -153,32 +137,24 @@ def log_in(client: Any, account: Account, credential: Credential) -> list[str]:
     """Log in; the CAPABILITY after it. MailError when the server refuses."""
     from imapclient.exceptions import IMAPClientError
 
-    try:
+    refused = _Failure(IMAPClientError, "{host} refused the login of {user}: {why}",
+                       _server_words, hint="check the user name and the password; providers "
+                       "such as Gmail, Outlook, Yahoo and iCloud want an app password (made in "
+                       "the account's security settings) rather than your usual one", close=True)
+    lost = _Failure(OSError, "the connection to {host} was lost while logging in: {why}",
+                    why_failed)
+    with _failures_said(account, (refused, lost), client):
         if isinstance(credential, BearerToken):
             client.oauth2_login(account.user, credential.secret)
         else:
             client.login(account.user, credential.secret)
-    except IMAPClientError as exc:
-        _close(client)
-        raise MailError(f"{account.host} refused the login of {account.user}: "
-                        f"{_server_words(exc)}",
-                        hint="check the user name and the password; providers such as Gmail, "
-                        "Outlook, Yahoo and iCloud want an app password (made in the account's "
-                        "security settings) rather than your usual one") from None
-    except (OSError, ssl.SSLError) as exc:
-        raise MailError(f"the connection to {account.host} was lost while logging in: "
-                        f"{why_failed(exc)}") from None
     client._cached_capabilities = None
     return _capabilities(client)
 
 
 def _addresses(account: Account) -> list[str]:
-    try:
+    with _failures_said(account, _RESOLVING):
         found = socket.getaddrinfo(account.host, account.port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise MailError(f"cannot find the server {account.host}: {why_failed(exc)}",
-                        hint="check its name (for example imap.gmail.com) and your Internet "
-                        "connection") from None
     return sorted({str(info[4][0]) for info in found})
 
 
@@ -261,3 +237,51 @@ def why_failed(exc: BaseException) -> str:
 def _close(client: Any) -> None:
     with contextlib.suppress(Exception):  # a connection that may already be gone
         client.shutdown()
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """What an error of *kind* means at one step, in *words* ({host}, {port}, {user} of the
+    account; {why}: *why* of the error), with a *hint*; *close*: the client is closed first."""
+
+    kind: type[Exception]
+    words: str
+    why: Callable[[Any], str] = str
+    hint: str | None = None
+    close: bool = False
+
+
+_RESOLVING = (
+    _Failure(OSError, "cannot find the server {host}: {why}", why_failed,
+             hint="check its name (for example imap.gmail.com) and your Internet connection"),
+)
+_CONNECTING = (
+    _Failure(ssl.SSLCertVerificationError, "the certificate of {host} is not trusted: {why}; "
+             "nothing was sent to it", lambda exc: exc.verify_message or exc.reason,
+             hint="check the server's name; for a server with a certificate of its own, pin it "
+             "with --imap-fingerprint SHA256:… (ask its administrator for the fingerprint)"),
+    _Failure(OSError, "cannot connect to {host} port {port}: {why}", why_failed,
+             hint="check the server's name and port and your Internet connection"),
+    # imaplib's own errors (a greeting that is not IMAP)
+    _Failure(Exception, "{host} port {port} does not answer as an IMAP server: {why}"),
+)
+
+
+@contextlib.contextmanager
+def _failures_said(account: Account, failures: Sequence[_Failure], client: Any = None
+                   ) -> Iterator[None]:
+    """Turn an error of the block into a MailError in the words of the first of *failures* it
+    is a kind of (another error, and a MailError, pass as they are)."""
+    try:
+        yield
+    except MailError:
+        raise
+    except Exception as exc:
+        failure = next((f for f in failures if isinstance(exc, f.kind)), None)
+        if failure is None:
+            raise
+        if failure.close:
+            _close(client)
+        words = failure.words.format(host=account.host, port=account.port, user=account.user,
+                                     why=failure.why(exc))
+        raise MailError(words, hint=failure.hint) from None
