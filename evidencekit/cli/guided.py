@@ -157,7 +157,7 @@ class Plan:
     examiner: str = ""  # who is capturing, as the record (custody log, manifest) will say
     own_key: Path | None = None  # also encrypted to this signing key (never with a passphrase)
     pages: list[str] = field(default_factory=list)  # web pages to save (capture --url)
-    mailboxes: list[guided_mail.MailChoice] = field(default_factory=list)  # capture --imap
+    mailboxes: list[capture_mail.MailRequest] = field(default_factory=list)  # capture --imap
 
     @property
     def opened_with_own_key(self) -> bool:
@@ -462,7 +462,7 @@ def _page_url(text: str) -> str | None:
 
 def _ask_sources(p: Prompter, incident_type: str | None, defaults: GuidedDefaults,
                  chosen: list[Path] | None = None, pages: list[Page] | None = None,
-                 mailboxes: list[guided_mail.MailChoice] | None = None) -> list[Path]:
+                 mailboxes: list[capture_mail.MailRequest] | None = None) -> list[Path]:
     """The files and folders to copy; with *pages*, web pages too (typed as https://…, chosen
     in *pages* itself)."""
     items = suggestions(incident_type, defaults.home, defaults.system)
@@ -491,7 +491,7 @@ def _ask_sources(p: Prompter, incident_type: str | None, defaults: GuidedDefault
             mark = "[green]✓[/]" if page.selected else " "
             p.say(f"  {mark} {n}) {escape(page.url)} — {escape(page.why)}")
         for mailbox in mailboxes or []:
-            p.say(f"  [green]✓[/]    {escape(mailbox.label)} (type the address again to leave "
+            p.say(f"  [green]✓[/]    {escape(guided_mail.label(mailbox))} (type the address again to leave "
                   "it out)")
         if not items and not pages:
             p.say("  (no suggestions: type the path of a file or folder to add it)")
@@ -796,7 +796,7 @@ def interview(p: Prompter, defaults: GuidedDefaults, case_id: str) -> Plan | Non
     _welcome(p, defaults)
     record = _ask_incident(p, defaults.incident, _session_zone(defaults))
     pages = _named_pages(record)
-    mailboxes: list[guided_mail.MailChoice] = []
+    mailboxes: list[capture_mail.MailRequest] = []
     sources = _ask_sources(p, record.incident_type, defaults, pages=pages, mailboxes=mailboxes)
     protection = _ask_protection(p, defaults)
     p.say("\n[bold]9. Saving[/]")
@@ -1010,7 +1010,7 @@ def _summary(p: Prompter, plan: Plan) -> None:
                                            f"{_short(i.value, 50)}"
                                            for i in record.identifiers) or "—"),
             (7, "Copy", "\n".join([*map(str, plan.sources), *plan.pages,
-                                   *(m.label for m in plan.mailboxes)]) or "nothing chosen"),
+                                   *(guided_mail.label(m) for m in plan.mailboxes)]) or "nothing chosen"),
             (8, "Protected by", _protected_by(plan)),
             (9, "Your name", plan.examiner or "—"),
             (9, "Save as", str(plan.output))]
@@ -1185,7 +1185,7 @@ def guided_capture(prompter: Prompter, defaults: GuidedDefaults, case: CaseInfo,
         if plan.opened_with_own_key:
             recipients = with_own_key(recipients, signing)
         pages = (WebSource(plan.pages),) if plan.pages else ()
-        mail = [capture_mail.connected(m.request, signing, False) for m in plan.mailboxes]
+        mail = [capture_mail.connected(m, signing, False) for m in plan.mailboxes]
         request = capture_request(
             files, plan.output, dataclasses.replace(case, examiner=plan.examiner or case.examiner),
             recipients, signing, sign_key, progress=render.progress_for(False),

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import re
 import urllib.parse
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from evidencekit.cli.capture_mail import MailRequest
@@ -54,14 +53,10 @@ NO_IMAP = {"proton.me": "Proton Mail", "protonmail.com": "Proton Mail", "tutanot
 _ADDRESS = re.compile(r"^[^@\s/]+@([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+)$")
 
 
-@dataclass(frozen=True)
-class MailChoice:
-    address: str
-    request: MailRequest
-
-    @property
-    def label(self) -> str:
-        return f"e-mails of {self.address} (all folders, read-only, from {self.request.account.host})"
+def label(mailbox: MailRequest) -> str:
+    """How the session names a mailbox it chose (its user is the address typed)."""
+    account = mailbox.account
+    return f"e-mails of {account.user} (all folders, read-only, from {account.host})"
 
 
 def guess_server(address: str) -> tuple[str, str, str | None] | None:
@@ -73,7 +68,7 @@ def is_address(answer: str) -> bool:
     return bool(_ADDRESS.match(answer.strip()))
 
 
-def take_answer(p: Prompter, answer: str, chosen: list[MailChoice], trust: Trust | None = None
+def take_answer(p: Prompter, answer: str, chosen: list[MailRequest], trust: Trust | None = None
                 ) -> bool:
     """Whether *answer* was an e-mail address: then its mailbox is added to *chosen* (asking
     the server when it cannot be guessed, and the password, tried at once), or removed from it
@@ -83,7 +78,7 @@ def take_answer(p: Prompter, answer: str, chosen: list[MailChoice], trust: Trust
     address = answer.strip()
     if not is_address(address):
         return False
-    known = [c for c in chosen if c.address.lower() == address.lower()]
+    known = [c for c in chosen if c.account.user.lower() == address.lower()]
     if known:
         chosen.remove(known[0])
         p.say(f"  The e-mails of {escape(address)} will not be copied.")
@@ -125,7 +120,7 @@ def take_answer(p: Prompter, answer: str, chosen: list[MailChoice], trust: Trust
             p.say(f"  {escape(exc.hint)}")
         p.say("  Type the address again to try once more.")
         return True
-    chosen.append(MailChoice(address, request))
+    chosen.append(request)  # its account's user is *address*
     p.say(f"  [green]✓[/] the e-mails of {escape(address)} will be copied.")
     return True
 
