@@ -153,7 +153,7 @@ def _first_line(path: Path, what: str) -> str:
 def connected(request: MailRequest, signing: SigningKey, quiet: bool) -> MailSource:
     """The mailbox, connected, logged in and searched; its resume state is keyed by *signing*
     (docs/decisions/mail-resume.md)."""
-    seed = signing.private.private_bytes_raw()
+    seed = signing.key.private_bytes_raw()
     state = ResumeState(request.account, derive_key(seed, request.account))
     state.lock()  # before the password is sent: a second capture of the account stops here
     source = MailSource(request.account, request.credential, request.selection, request.trust,

@@ -1159,7 +1159,7 @@ def _input_form(record: inc.Incident) -> dict[str, Any]:
 def with_own_key(recipients: list[age.Recipient], signing: SigningKey) -> list[age.Recipient]:
     """*recipients* and the signer's own key (an ssh-ed25519 key is an age recipient), so that
     whoever made the bundle can open it again, e.g. to print its report."""
-    own = age.SshEd25519Recipient(signing.private.public_key())
+    own = age.SshEd25519Recipient(signing.key.public_key())
     if any(str(r) == str(own) for r in recipients):
         return recipients
     return [*recipients, own]

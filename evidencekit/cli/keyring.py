@@ -145,7 +145,7 @@ def identities_from(paths: tuple[Path, ...], passphrase: Callable[[Path], bytes]
             raise KeyFileError(f"cannot read the key file {path}: {exc.strerror}") from None
         if OPENSSH_PRIVATE in data:
             secret = passphrase(path) if private_key_is_encrypted(data) else None
-            identities.append(age.SshEd25519Identity(load_signing_key(path, secret).private))
+            identities.append(age.SshEd25519Identity(load_signing_key(path, secret).key))
         elif b"AGE-SECRET-KEY-" in data:
             identities.extend(age.parse_identity_file(data))
         else:

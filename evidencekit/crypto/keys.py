@@ -17,6 +17,7 @@ import os
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import bcrypt
 from cryptography.exceptions import InvalidTag
@@ -123,11 +124,16 @@ def _comment_problem(comment: str) -> str | None:
     return None
 
 
-class _Commented:
-    """A key with a comment, its name: one a key cannot hold (_comment_problem) is refused when
-    the key is made (UsageError)."""
+_Key = TypeVar("_Key", Ed25519PublicKey, Ed25519PrivateKey)
 
-    comment: str
+
+@dataclass(frozen=True, eq=False)
+class _Commented(Generic[_Key]):
+    """An Ed25519 key (public or private) with a comment, its name: one a key cannot hold
+    (_comment_problem) is refused when the key is made (UsageError)."""
+
+    key: _Key
+    comment: str = ""
 
     def __post_init__(self) -> None:
         problem = _comment_problem(self.comment)
@@ -138,12 +144,8 @@ class _Commented:
 # --------------------------------------------------------------------------- public keys
 
 
-@dataclass(frozen=True, eq=False)
-class PublicKey(_Commented):
+class PublicKey(_Commented[Ed25519PublicKey]):
     """An ssh-ed25519 public key; equality and hashing look at the key bytes only."""
-
-    key: Ed25519PublicKey
-    comment: str = ""
 
     @property
     def raw(self) -> bytes:
@@ -233,16 +235,13 @@ def _parse_public_line(line: str, subject: str) -> PublicKey:
 # --------------------------------------------------------------------------- signing keys
 
 
-@dataclass(frozen=True, eq=False)
-class SigningKey(_Commented):
-    """An Ed25519 private key and its comment (the comment is copied to the public key)."""
-
-    private: Ed25519PrivateKey
-    comment: str = ""
+class SigningKey(_Commented[Ed25519PrivateKey]):
+    """An Ed25519 private key (``key``) and its comment (the comment is copied to the public
+    key)."""
 
     @property
     def public(self) -> PublicKey:
-        return PublicKey(self.private.public_key(), self.comment)
+        return PublicKey(self.key.public_key(), self.comment)
 
     @classmethod
     def generate(cls, comment: str = "") -> SigningKey:
@@ -540,7 +539,7 @@ def _container_header(cipher: str, kdf: str, kdf_options: bytes, public_wire: by
 def _private_section(key: SigningKey, block_len: int) -> bytes:
     """Check values, the key, its comment, then padding 1, 2, 3… to a whole block."""
     checkint = os.urandom(4)
-    seed = key.private.private_bytes_raw()
+    seed = key.key.private_bytes_raw()
     public_raw = key.public.raw
     plain = (
         checkint

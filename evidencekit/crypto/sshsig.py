@@ -76,7 +76,7 @@ def sign_digest(key: SigningKey, digest: bytes, hash_alg: str, *, namespace: str
     _check_namespace(namespace)
     if len(digest) != _DIGEST_SIZES[hash_alg]:
         raise UsageError(f"a {hash_alg} digest is {_DIGEST_SIZES[hash_alg]} bytes, got {len(digest)}")
-    raw = key.private.sign(_signed_data(namespace, hash_alg, digest))
+    raw = key.key.sign(_signed_data(namespace, hash_alg, digest))
     blob = (
         _MAGIC
         + encode_uint32(_VERSION)

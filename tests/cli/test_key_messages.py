@@ -109,7 +109,7 @@ def test_inspect_names_what_each_recipient_reveals(tmp_path: Path, user: Path, t
                       "identifies_key": False,
                       "description": "an age key (age1…), the bundle does not reveal which"}
     assert ssh["fingerprint_start"] == start and ssh["identifies_key"] is True
-    identity = age.SshEd25519Identity(load_signing_key(ssh_keys["investigator"], None).private)
+    identity = age.SshEd25519Identity(load_signing_key(ssh_keys["investigator"], None).key)
     assert ssh["key_tag"] == identity.key_tag
 
 

@@ -223,7 +223,7 @@ def test_comments_must_be_printable_single_line(comment: str) -> None:
     with pytest.raises(UsageError, match="one line of printable text"):
         SigningKey.generate(comment)
     with pytest.raises(UsageError):
-        PublicKey(SigningKey.generate().private.public_key(), comment)
+        PublicKey(SigningKey.generate().key.public_key(), comment)
 
 
 def test_repr_shows_fingerprint_not_secrets() -> None:

@@ -86,7 +86,7 @@ def build(
         signed_reserved,
     )
     if raw is None:
-        raw = key.private.sign(to_sign)
+        raw = key.key.sign(to_sign)
     blob = (
         magic
         + encode_uint32(version)
