@@ -34,7 +34,12 @@ from evidencekit.crypto.keys import SigningKey
 from evidencekit.errors import ExitCode, UsageError
 from evidencekit.hostinfo import host_name
 from evidencekit.remote import protocol
-from evidencekit.remote.protocol import PROBLEM_PREFIX, SERVE_COMMAND, STALL_TIMEOUT
+from evidencekit.remote.protocol import (
+    PROBLEM_PREFIX,
+    SERVE_COMMAND,
+    STALL_LEAST,
+    STALL_TIMEOUT,
+)
 from evidencekit.remote.ssh import (
     Endpoint,
     HostKey,
@@ -76,8 +81,12 @@ def remote_options(command: F) -> F:
         _KEPT.option("--ssh-config", type=click.Path(path_type=Path, dir_okay=False),
                      help="With --remote: use this ssh configuration file instead of yours."),
         _KEPT.option("--stall-timeout", type=click.IntRange(5, 86400), metavar="SECONDS",
-                     help=f"With --remote: give up when nothing arrives for this long, keeping "
+                     help=f"With --remote: give up when less than {STALL_LEAST // 1024} KiB "
+                     f"arrives in this long (over SFTP: an answer takes longer), keeping "
                      f"nothing (exit 2)  [default: {STALL_TIMEOUT}]"),
+        _KEPT.option("--remote-timeout", type=click.IntRange(5, None), metavar="SECONDS",
+                     help="With --remote: give up when the transfer has not ended after this "
+                     "long, keeping nothing (exit 2; default: no limit)."),
         _KEPT.option("--max-size", metavar="SIZE",
                      help="With --remote: stop, keeping nothing (exit 2), when the bundle grows "
                      "past SIZE (e.g. 20GB; default: it is stopped only before the disk "
@@ -97,6 +106,7 @@ class RemoteAsked:
     sftp: bool = False
     stall_timeout: float = STALL_TIMEOUT
     max_size: int | None = None
+    timeout: float | None = None  # --remote-timeout
 
     def pinned(self) -> HostKey:
         if self.fingerprint is not None:
@@ -113,7 +123,8 @@ def requested() -> RemoteAsked | None:
                          hint="capture the mailbox separately, from here")
     if not given.get("remote"):
         refuse_without(given, ("host_key", "known_hosts", "ssh_identity", "ssh_config", "sftp",
-                               "stall_timeout", "max_size"), "a remote capture",
+                               "stall_timeout", "remote_timeout", "max_size"),
+                       "a remote capture",
                        "--remote USER@HOST")
         return None
     if given.get("sftp") and given.get("max_size"):
@@ -127,7 +138,7 @@ def requested() -> RemoteAsked | None:
                        given.get("known_hosts"), given.get("remote_command") or "evidencekit",
                        given.get("ssh_identity"), given.get("ssh_config"),
                        bool(given.get("sftp")), given.get("stall_timeout") or STALL_TIMEOUT,
-                       _size_option(given.get("max_size")))
+                       _size_option(given.get("max_size")), given.get("remote_timeout"))
 
 
 def _size_option(text: str | None) -> int | None:
@@ -224,7 +235,8 @@ def run_remote(asked: RemoteAsked, paths: tuple[Path, ...], output: Path, case: 
                             output, case, recipients, signing, case.examiner, live=live,
                             profile=profile, identity=asked.identity, ssh_config=asked.config,
                             progress=render.progress_for(as_json, progress),
-                            stall_timeout=asked.stall_timeout, max_size=asked.max_size)
+                            stall_timeout=asked.stall_timeout, max_size=asked.max_size,
+                            timeout=asked.timeout)
     if not asked.sftp:
         try:
             return say_received(capture_remote(request), case, as_json)

@@ -20,6 +20,7 @@ def capture_over_sftp(request: RemoteRequest, command_line: list[str],
                       exclude: tuple[Path, ...] = ()) -> CaptureResult:
     """Read *request.paths* over SFTP and seal them into *request.output*, signed here."""
     endpoint = request.endpoint
+    deadline = request.deadline()
     with connection(endpoint, request.host_key, request.identity, request.ssh_config) as conn:
         process = subprocess.Popen([*conn.ssh_argv(subsystem=True), "sftp"],
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -27,7 +28,7 @@ def capture_over_sftp(request: RemoteRequest, command_line: list[str],
         assert process.stderr is not None
         errors = ErrorChannel(process.stderr)
         try:
-            session = SftpSession(process, request.stall_timeout, str(endpoint))
+            session = SftpSession(process, request.stall_timeout, str(endpoint), deadline)
         except SftpStalled:
             process.kill()
             process.wait()

@@ -14,7 +14,11 @@ without its end frame (a dropped connection, a remote failure) is never taken fo
 This is a transport between two evidencekit processes, not part of the bundle format.
 
 The sender flushes what it holds at least once a second, so a receiver that hears nothing for
-a while (``capture --remote --stall-timeout``) knows the capture there is not moving.
+a while (``capture --remote --stall-timeout``) knows the capture there is not moving. Moving
+means more than a byte now and then: the payload crosses in age chunks of 64 KiB, so a sender
+that brings less than STALL_LEAST bytes in a stall period is taken for a stalled one (a host
+trickling one byte per period would otherwise be waited for without end). And a receiver may
+set a deadline for the whole stream (``--remote-timeout``).
 """
 
 from __future__ import annotations
@@ -35,6 +39,9 @@ from evidencekit.format.outer import BLOCK, HEADER_LEN, SeekBack
 SERVE_COMMAND = "serve-capture"  # the remote evidencekit's hidden command (cli/capture_remote)
 PROBLEM_PREFIX = "evidencekit-remote-problem "  # a line on its stderr: one item not fully read
 STALL_TIMEOUT = 300  # seconds without a byte before a remote capture is given up (default)
+# bytes that must arrive in each stall period: a quarter of an age chunk, so that a chunk cut
+# across two periods by the pipe still counts as moving in both
+STALL_LEAST = 16 << 10
 
 MAGIC = b"evidencekit-remote 1\n"
 _FRAME = struct.Struct(">cQI")
@@ -94,6 +101,10 @@ class Stalled(StreamBroken):
     """Nothing arrived for the time the receiver waits (the capture there is not moving)."""
 
 
+class TimedOut(Stalled):
+    """The stream did not end by the deadline set for it (``--remote-timeout``)."""
+
+
 class Refused(StreamBroken):
     """The receiver stopped the stream itself (*advance* raised it: too large, no room left).
     Its message is said to people as it is."""
@@ -150,13 +161,14 @@ class _PayloadHash:
 
 
 def receive(source: IO[bytes], fd: int, advance: Callable[[int], None],
-            largest: int, stall: float | None = None) -> Received:
+            largest: int, stall: float | None = None, deadline: float | None = None) -> Received:
     """Write the framed bundle read from *source* into the file *fd* (empty, seekable); raise
     StreamBroken if it ends before its end frame, goes past *largest* bytes, or breaks the
-    protocol; Stalled if nothing arrives for *stall* seconds; what *advance* raises (called
-    with each new frame's byte count once it is written: progress, limits). The caller removes
-    the file then."""
-    incoming = Incoming(source, stall)
+    protocol; Stalled if less than STALL_LEAST bytes arrive in *stall* seconds; TimedOut if it
+    has not ended by *deadline* (time.monotonic()); what *advance* raises (called with each new
+    frame's byte count once it is written: progress, limits). The caller removes the file
+    then."""
+    incoming = Incoming(source, stall, least=STALL_LEAST, deadline=deadline)
     magic = incoming.exactly(len(MAGIC))
     if magic != MAGIC:
         raise StreamBroken("it did not answer as evidencekit does")
@@ -196,13 +208,20 @@ def receive(source: IO[bytes], fd: int, advance: Callable[[int], None],
 
 
 class Incoming:
-    """The stream's bytes, read exactly as asked (nothing read ahead), waiting at most *stall*
-    seconds for each (when *source* is a pipe; a test's bytes in memory never wait). Also
-    what the SFTP client (evidencekit.remote.sftp) reads its answers with."""
+    """The stream's bytes, read exactly as asked (nothing read ahead), when *source* is a pipe
+    (a test's bytes in memory never wait): at least *least* bytes must arrive in every *stall*
+    seconds (counted from the start, then from each time *least* more bytes came, or from
+    :meth:`restart`), and the whole stream by *deadline* (time.monotonic(); None: no limit).
+    Also what the SFTP client (evidencekit.remote.sftp) reads its answers with."""
 
-    def __init__(self, source: IO[bytes], stall: float | None) -> None:
+    def __init__(self, source: IO[bytes], stall: float | None, *, least: int = 1,
+                 deadline: float | None = None, too_slow: str = "a moving capture sends at "
+                 "least {least:,} in that time") -> None:
         self._source = source
         self._stall = stall
+        self._least = least
+        self._too_slow = too_slow  # why too few bytes is stalled, said to people
+        self._deadline = deadline
         try:
             self._fd: int | None = source.fileno()
         except (io.UnsupportedOperation, AttributeError):
@@ -211,12 +230,20 @@ class Incoming:
             self._poll = select.poll()
             self._poll.register(self._fd, select.POLLIN)
         self._buffer = bytearray()  # frame(): one buffer for all frames, reused
+        self.restart()
+
+    def restart(self) -> None:
+        """The stall period counted from now, with nothing arrived in it yet."""
+        self._mark = time.monotonic()
+        self._since_mark = 0
 
     def ready(self, seconds: float | None) -> bool:
         """Whether bytes (or the stream's end) came within *seconds* (None: waits on)."""
         if self._fd is None:
             return True
-        return bool(self._poll.poll(None if seconds is None else int(seconds * 1000)))
+        if seconds is not None and seconds <= 0:
+            return bool(self._poll.poll(0))
+        return bool(self._poll.poll(None if seconds is None else max(1, int(seconds * 1000))))
 
     def frame(self, count: int) -> memoryview:
         """*count* bytes, in a buffer that the next call overwrites: a new one per frame,
@@ -238,8 +265,7 @@ class Incoming:
         count = len(view)
         got = 0
         while got < count:
-            if not self.ready(self._stall):
-                raise Stalled(f"nothing arrived for {self._stall:g} seconds")
+            self._wait()
             read = os.readv(self._fd, [view[got:]]) if self._fd is not None \
                 else self._source.readinto(view[got:])  # type: ignore[attr-defined]
             if not read:
@@ -247,7 +273,30 @@ class Incoming:
                     return False
                 raise StreamBroken("it ended before the whole bundle arrived")
             got += read
+            self._since_mark += read
+            if self._since_mark >= self._least:
+                self.restart()
         return True
+
+    def _wait(self) -> None:
+        """Until bytes can be read; Stalled or TimedOut when the time for them has passed."""
+        if self._fd is None:
+            return
+        while not self._poll.poll(0):
+            now = time.monotonic()
+            if self._deadline is not None and now >= self._deadline:
+                raise TimedOut("it did not end in the time given to it")
+            if self._stall is not None and now >= self._mark + self._stall:
+                raise self._stalled()
+            ends = [t for t in (self._deadline, None if self._stall is None
+                                else self._mark + self._stall) if t is not None]
+            self.ready(min(ends) - now + 0.001 if ends else None)
+
+    def _stalled(self) -> Stalled:
+        if not self._since_mark:
+            return Stalled(f"nothing arrived for {self._stall:g} seconds")
+        return Stalled(f"only {self._since_mark:,} bytes arrived in {self._stall:g} seconds; "
+                       + self._too_slow.format(least=self._least))
 
 
 def _require_end(incoming: Incoming) -> None:

@@ -24,6 +24,7 @@ import os
 import shlex
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,7 +81,14 @@ class RemoteRequest:
     progress: Progress = field(default_factory=NoProgress)
     clock: Clock = system_clock
     stall_timeout: float | None = STALL_TIMEOUT  # seconds without a byte (None: no limit)
+    # ... or with less than protocol.STALL_LEAST bytes
+    timeout: float | None = None  # seconds the whole transfer may take (None: no limit)
     max_size: int | None = None  # bytes the received bundle may reach (None: what fits)
+
+
+    def deadline(self) -> float | None:
+        """When the transfer must have ended by (time.monotonic()), from now; None: never."""
+        return None if self.timeout is None else time.monotonic() + self.timeout
 
 
 @dataclass(frozen=True)
@@ -222,11 +230,12 @@ def _problems_of(said: str) -> tuple[list[tuple[str, str]], str]:
 
 def _receive(request: RemoteRequest, stdout: IO[bytes], out: BinaryIO,
              folder: Path) -> protocol.Received:
+    deadline = request.deadline()
     request.progress.start(f"Receiving from {request.endpoint.host}", None, None)
     limit = StreamLimit(folder, request.max_size, request.progress)
     try:
         return protocol.receive(stdout, out.fileno(), limit.advance, _LARGEST_BUNDLE,
-                                request.stall_timeout)
+                                request.stall_timeout, deadline)
     finally:
         request.progress.finish()
 
@@ -283,8 +292,14 @@ def free_bytes(folder: Path) -> int | None:
 
 
 def _stopped(request: RemoteRequest, exc: protocol.StreamBroken) -> RemoteError:
-    """The receiver stopped the stream: it did not move for --stall-timeout, or grew too big."""
+    """The receiver stopped the stream: it did not move for --stall-timeout, took longer than
+    --remote-timeout, or grew too big."""
     where = str(request.endpoint)
+    if isinstance(exc, protocol.TimedOut):
+        return RemoteError(f"the capture on {where} did not finish within --remote-timeout "
+                           f"({request.timeout:g} seconds); it was ended and nothing was kept",
+                           hint="run it again with a longer --remote-timeout, or naming fewer "
+                           "paths; a host that sends a trickle is not to be trusted")
     if isinstance(exc, protocol.Stalled):
         return RemoteError(f"the capture on {where} stopped sending ({exc}); it was ended "
                            "and nothing was kept", hint="the capture there may be stuck (a "

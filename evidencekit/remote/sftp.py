@@ -8,7 +8,9 @@ that writes or changes anything on the server is ever sent.
 The server may be the compromised host's: an answer to a READ longer than asked is refused (it
 would shift every byte after it), data past the size the file had when listed is noted (the file
 grew, or the server lies) and never stored, and a server that stops answering is given up after
-the stall timeout (SftpStalled: the whole capture ends, nothing kept).
+the stall timeout (SftpStalled: the whole capture ends, nothing kept): each answer must arrive
+whole within it, so that one trickled a byte at a time is not waited for without end; and the
+whole session must end by the deadline given (``--remote-timeout``).
 """
 
 from __future__ import annotations
@@ -125,10 +127,12 @@ class SftpSession:
     """One SFTP session over *process* (``ssh … -s HOST sftp``), its pipes as given."""
 
     def __init__(self, process: subprocess.Popen[bytes], stall: float | None = None,
-                 where: str = "the host") -> None:
+                 where: str = "the host", deadline: float | None = None) -> None:
         assert process.stdin is not None and process.stdout is not None
         self.process = process
-        self._in = protocol.Incoming(process.stdout, stall)
+        # an answer is never more than a packet and its length: it all comes within *stall*
+        self._in = protocol.Incoming(process.stdout, stall, least=_LARGEST_PACKET + 5,
+                                     deadline=deadline, too_slow="an answer comes whole")
         self._where = where
         self._out: IO[bytes] = process.stdin
         self._next_id = 0
@@ -153,6 +157,11 @@ class SftpSession:
     def _exactly(self, count: int) -> bytes:
         try:
             return bytes(self._in.exactly(count))
+        except protocol.TimedOut:
+            raise SftpStalled(f"the SFTP session with {self._where} did not end within "
+                              "--remote-timeout; the capture was ended and nothing was kept",
+                              hint="run it again with a longer --remote-timeout, or naming "
+                              "fewer paths") from None
         except protocol.Stalled as exc:
             raise SftpStalled(f"the SFTP server on {self._where} stopped answering ({exc}); "
                               "the capture was ended and nothing was kept",
@@ -162,6 +171,7 @@ class SftpSession:
             raise SftpError("the SFTP session ended") from None
 
     def _packet(self) -> tuple[int, bytes]:
+        self._in.restart()  # the answer's time counts from when it is waited for
         (length,) = struct.unpack(">I", self._exactly(4))
         if not 1 <= length <= _LARGEST_PACKET:
             raise SftpError("a malformed SFTP packet")

@@ -260,18 +260,66 @@ def test_a_capture_that_stops_sending_is_given_up_after_the_stall_timeout(
                     notes)
     assert time.monotonic() - started < 60
     assert done.code == 2, done.stderr
-    assert "stopped sending (nothing arrived for 5 seconds)" in done.stderr, done.stderr
+    assert "stopped sending (" in done.stderr and " 5 seconds" in done.stderr, done.stderr
     assert "--stall-timeout" in done.stderr  # the hint names the option
     _nothing_left(tmp_path, out)
 
 
 def test_a_slow_capture_that_keeps_moving_is_not_given_up(
         server: sshd_support.Sshd, notes: Path, keys: dict[str, Path], tmp_path: Path) -> None:
-    """Four pieces 2 s apart, 8 s in all: longer than --stall-timeout 5, never 5 s silent."""
+    """Four pieces 2 s apart, 8 s in all: longer than --stall-timeout 5, never 5 s silent, and
+    each piece more than protocol.STALL_LEAST (16 KiB) of a bundle holding 100 kB of noise."""
+    noise = notes.parent / "noise.bin"
+    noise.write_bytes(os.urandom(100_000))
+    server.owned(noise)
     out = tmp_path / "x.evidence"
-    done = _capture(server, keys, out, _sender(server, "slow"), "--stall-timeout", "5", notes)
+    done = _capture(server, keys, out, _sender(server, "slow"), "--stall-timeout", "5", notes,
+                    noise)
     assert done.code == 0, done.stderr
     assert out.exists()
+
+
+def test_a_stream_trickled_a_byte_at_a_time_is_given_up(
+        server: sshd_support.Sshd, notes: Path, keys: dict[str, Path], tmp_path: Path) -> None:
+    """A byte a second, in frames that follow the protocol, never 5 s silent: before
+    protocol.STALL_LEAST it was received for as long as the host liked."""
+    out = tmp_path / "x.evidence"
+    started = time.monotonic()
+    done = _capture(server, keys, out, _sender(server, "trickle"), "--stall-timeout", "5",
+                    notes)
+    assert time.monotonic() - started < 60
+    assert done.code == 2, done.stderr
+    assert "arrived in 5 seconds; a moving capture sends at least 16,384" in done.stderr, \
+        done.stderr
+    _nothing_left(tmp_path, out)
+
+
+def test_a_capture_that_trickles_through_a_shell_is_given_up(
+        server: sshd_support.Sshd, notes: Path, keys: dict[str, Path], tmp_path: Path) -> None:
+    """The real evidencekit's stream let through one byte every 2 s by the remote command."""
+    out = tmp_path / "x.evidence"
+    trickler = _remote_script(server, '$EK "$@" | { head -c 100; while dd bs=1 count=1 '
+                              'status=none; do sleep 2; done; }')
+    started = time.monotonic()
+    done = _capture(server, keys, out, trickler, "--stall-timeout", "5", notes)
+    assert time.monotonic() - started < 60
+    assert done.code == 2, done.stderr
+    assert "stopped sending (only " in done.stderr, done.stderr
+    _nothing_left(tmp_path, out)
+
+
+def test_a_capture_past_its_remote_timeout_is_given_up(
+        server: sshd_support.Sshd, notes: Path, keys: dict[str, Path], tmp_path: Path) -> None:
+    """Moving enough for --stall-timeout, but not done by --remote-timeout: the deadline a
+    playbook can rely on, whatever the host sends."""
+    out = tmp_path / "x.evidence"
+    started = time.monotonic()
+    done = _capture(server, keys, out, _sender(server, "trickle"), "--stall-timeout", "600",
+                    "--remote-timeout", "6", notes)
+    assert time.monotonic() - started < 60
+    assert done.code == 2, done.stderr
+    assert "did not finish within --remote-timeout (6 seconds)" in done.stderr, done.stderr
+    _nothing_left(tmp_path, out)
 
 
 def test_an_endless_stream_is_stopped_at_max_size(

@@ -129,6 +129,22 @@ def test_a_server_that_stops_answering_is_given_up(
     assert not [n for n in os.listdir(tmp_path) if out.name in n]
 
 
+def test_a_server_that_trickles_its_answers_is_given_up(
+        served: tuple[sshd_support.Sshd, Path], keys: dict[str, Path], tmp_path: Path) -> None:
+    """A READ answered a byte a second: never 5 s silent, so it was waited for as long as
+    the server liked (64 KiB: 18 hours)."""
+    server, mode = served
+    mode.write_text("trickled")
+    out = tmp_path / "x.evidence"
+    started = time.monotonic()
+    done = _capture(server, keys, out, "--stall-timeout", "5")
+    assert time.monotonic() - started < 60
+    assert done.code == 2, done.stderr[-3000:]  # type: ignore[attr-defined]
+    message = done.json()["error"]["message"]  # type: ignore[attr-defined]
+    assert "arrived in 5 seconds; an answer comes whole" in message, message
+    assert not [n for n in os.listdir(tmp_path) if out.name in n]
+
+
 def test_a_file_listed_without_a_size_and_without_end_is_cut_and_recorded(
         served: tuple[sshd_support.Sshd, Path], keys: dict[str, Path], tmp_path: Path) -> None:
     """It was spooled next to the bundle without end, until the disk was full."""

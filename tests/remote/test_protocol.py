@@ -3,10 +3,13 @@ capture written through FramedWriter, received into a file, byte for byte the bu
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
 import struct
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -127,11 +130,71 @@ def test_a_stream_that_stops_moving_is_given_up(framed: bytes, tmp_path: Path) -
     try:
         os.write(write_end, framed[:len(framed) // 2][:60_000])
         with open(read_end, "rb", closefd=False) as source, (tmp_path / "stalled").open(
-                "w+b") as out, pytest.raises(protocol.Stalled, match=r"for 0\.3 seconds"):
+                "w+b") as out, pytest.raises(protocol.Stalled,
+                                             match=r"arrived (for|in) 0\.3 seconds"):
             protocol.receive(source, out.fileno(), lambda n: None, 1 << 40, stall=0.3)
     finally:
         os.close(read_end)
         os.close(write_end)
+
+
+def _trickled(data: bytes, every: float) -> tuple[int, threading.Thread]:
+    """A pipe's read end, *data* written into it a byte every *every* seconds by a thread
+    (which stops when the reader closes it)."""
+    read_end, write_end = os.pipe()
+
+    def trickle() -> None:
+        with contextlib.suppress(OSError):
+            for at in range(len(data)):
+                os.write(write_end, data[at:at + 1])
+                time.sleep(every)
+        os.close(write_end)
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    return read_end, thread
+
+
+def test_a_stream_trickled_a_byte_at_a_time_is_stalled(framed: bytes, tmp_path: Path) -> None:
+    """Never 0.5 s without a byte, but far less than STALL_LEAST in 0.5 s: a host sending one
+    byte per stall period was received for as long as it liked."""
+    read_end, thread = _trickled(framed, 0.02)
+    started = time.monotonic()
+    with open(read_end, "rb") as source, (tmp_path / "t").open("w+b") as out, \
+            pytest.raises(protocol.Stalled, match=r"only \d+ bytes arrived in 0\.5 seconds"):
+        protocol.receive(source, out.fileno(), lambda n: None, 1 << 40, stall=0.5)
+    assert time.monotonic() - started < 5
+    thread.join(5)
+
+
+def test_a_stream_not_ended_by_its_deadline_is_timed_out(framed: bytes, tmp_path: Path) -> None:
+    read_end, thread = _trickled(framed, 0.02)
+    deadline = time.monotonic() + 0.4
+    with open(read_end, "rb") as source, (tmp_path / "t").open("w+b") as out, \
+            pytest.raises(protocol.TimedOut):
+        protocol.receive(source, out.fileno(), lambda n: None, 1 << 40, stall=None,
+                         deadline=deadline)
+    assert time.monotonic() - deadline < 2
+    thread.join(5)
+
+
+def test_a_stream_moving_enough_is_not_stalled(framed: bytes, tmp_path: Path) -> None:
+    """STALL_LEAST bytes in every stall period is moving, however long it takes in all."""
+    read_end, write_end = os.pipe()
+    piece = protocol.STALL_LEAST * 4
+
+    def send() -> None:
+        for at in range(0, len(framed), piece):
+            os.write(write_end, framed[at:at + piece])
+            time.sleep(0.2)
+        os.close(write_end)
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    with open(read_end, "rb") as source, (tmp_path / "t").open("w+b") as out:
+        got = protocol.receive(source, out.fileno(), lambda n: None, 1 << 40, stall=0.5)
+    thread.join(5)
+    assert got.size > 0
 
 
 def test_what_the_receiver_refuses_on_the_way_ends_the_stream(framed: bytes,

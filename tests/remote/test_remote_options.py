@@ -34,6 +34,7 @@ def test_what_only_a_local_capture_can_do_is_refused(extra: tuple[str, ...], sai
     (("capture", "--remote", "a@b", "--host-key", "MD5:00:11", "/etc"), "not a SHA-256"),
     (("capture", "--stall-timeout", "60", "/etc"), "--stall-timeout is for a remote"),
     (("capture", "--max-size", "1GB", "/etc"), "--max-size is for a remote"),
+    (("capture", "--remote-timeout", "600", "/etc"), "--remote-timeout is for a remote"),
     ((*REMOTE, "--max-size", "lots"), "--max-size 'lots' is not a size"),
     ((*REMOTE, "--max-size", "1GB", "--sftp"), "not files read with --sftp"),
 ])

@@ -88,7 +88,17 @@ def _slow(writer: FramedWriter, bundle: bytes) -> None:
     writer.finish()
 
 
-STREAMS = {"stalled": _stalled, "endless": _endless, "slow": _slow}
+def _trickle(writer: FramedWriter, bundle: bytes) -> None:
+    """The bundle one byte a second, each in its own frame (a host that never stalls by the
+    byte and never ends: 2 KiB would take over half an hour)."""
+    for at in range(len(bundle)):
+        writer.write(bundle[at:at + 1])
+        writer.flush()
+        time.sleep(1)
+    writer.finish()
+
+
+STREAMS = {"stalled": _stalled, "endless": _endless, "slow": _slow, "trickle": _trickle}
 
 
 def main() -> None:

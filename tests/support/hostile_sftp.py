@@ -7,6 +7,7 @@
 - ``long-read``: answers the first READ with 100 bytes more than asked;
 - ``past-eof``: answers READs past the end of ``f.txt`` with data, never with EOF;
 - ``stalled``: never answers a READ (the session held open);
+- ``trickled``: answers READs a byte a second (never silent for long, never done);
 - ``endless-folder``: ``/x`` lists new names without end, never EOF;
 - ``long-names``: ``/x`` lists 300 names of 60,000 bytes each (18 MB of names), one an answer;
 - ``sizeless``: lists ``f.txt`` without a size and answers its READs with data without end;
@@ -21,6 +22,7 @@ import os
 import select
 import struct
 import sys
+import time
 from typing import BinaryIO
 
 CONTENT = bytes(range(256)) * 782  # 200,192 bytes
@@ -47,6 +49,12 @@ class _Server:
     def send(self, kind: int, body: bytes) -> None:
         self.out.write(struct.pack(">IB", len(body) + 1, kind) + body)
         self.out.flush()
+
+    def trickle(self, kind: int, body: bytes) -> None:
+        for byte in struct.pack(">IB", len(body) + 1, kind) + body:
+            self.out.write(bytes([byte]))
+            self.out.flush()
+            time.sleep(1)
 
     def status(self, request: int, code: int) -> None:
         self.send(101, struct.pack(">II", request, code) + _string(b"") + _string(b""))
@@ -129,6 +137,9 @@ class _Server:
             offset, count = struct.unpack_from(">QI", body, 8 + len(argument))
             data = CONTENT[offset:offset + count]
             if self.mode == "stalled":
+                return
+            if self.mode == "trickled":
+                self.trickle(103, struct.pack(">I", request) + _string(data))
                 return
             if self.mode == "long-read" and offset == 0:
                 data = CONTENT[:count + 100]
