@@ -16,16 +16,14 @@ from evidencekit.crypto.age.stanza import (
     b64decode,
     b64encode,
     decode_share,
-    decrypt_file_key,
-    encrypt_file_key,
     expect_args,
     expect_wrapped_key,
     first_unwrapped,
     hkdf,
-    random_bytes,
     shorten,
+    unwrap_from_share,
+    wrap_to_point,
     x25519_base,
-    x25519_exchange,
 )
 from evidencekit.crypto.sshwire import encode_string, encode_uint32
 from evidencekit.errors import AgeHeaderError, RecipientError
@@ -37,6 +35,11 @@ _P = 2**255 - 19  # the field prime of Curve25519 / Ed25519
 def _ssh_wire(public_key: Ed25519PublicKey) -> bytes:
     """The SSH wire encoding of an Ed25519 public key (RFC 8709)."""
     return encode_string(b"ssh-ed25519") + encode_string(public_key.public_bytes_raw())
+
+
+def _tweak(wire: bytes) -> bytes:
+    """What binds the shared secret to this exact SSH key (reference implementation)."""
+    return hkdf(b"", wire, _SSH_ED25519_LABEL)
 
 
 def _ssh_tag(wire: bytes) -> str:
@@ -96,14 +99,9 @@ class SshEd25519Recipient:
         return self._tag
 
     def wrap(self, file_key: bytes, random: RandomSource) -> Stanza:
-        ephemeral = random_bytes(random, 32)
-        share = x25519_base(ephemeral)
-        # The tweak binds the shared secret to this exact SSH key (reference implementation).
-        tweak = hkdf(b"", self._wire, _SSH_ED25519_LABEL)
-        shared = x25519_exchange(tweak, x25519_exchange(ephemeral, self._montgomery))
-        wrap_key = hkdf(shared, share + self._montgomery, _SSH_ED25519_LABEL)
-        args = (self._tag, b64encode(share))
-        return Stanza("ssh-ed25519", args, encrypt_file_key(wrap_key, file_key))
+        share, wrapped = wrap_to_point(file_key, self._montgomery, _SSH_ED25519_LABEL, random,
+                                       tweak=_tweak(self._wire))
+        return Stanza("ssh-ed25519", (self._tag, b64encode(share)), wrapped)
 
 
 class SshEd25519Identity:
@@ -148,12 +146,10 @@ class SshEd25519Identity:
             return None  # addressed to another SSH key
         expect_wrapped_key(stanza)
         try:
-            tweak = hkdf(b"", self._wire, _SSH_ED25519_LABEL)
-            shared = x25519_exchange(tweak, x25519_exchange(self._scalar, share))
+            file_key = unwrap_from_share(self._scalar, self._montgomery, share, stanza.body,
+                                         _SSH_ED25519_LABEL, tweak=_tweak(self._wire))
         except ValueError:
             raise AgeHeaderError("age header: ssh-ed25519 stanza share is a low-order point") from None
-        wrap_key = hkdf(shared, share + self._montgomery, _SSH_ED25519_LABEL)
-        file_key = decrypt_file_key(wrap_key, stanza.body)
         if file_key is None:
             # The tag says this stanza is ours, so failing to open it is damage, not a mismatch
             # (the reference implementation treats it as fatal too).

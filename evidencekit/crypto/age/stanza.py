@@ -82,6 +82,31 @@ def decrypt_file_key(wrap_key: bytes, body: bytes) -> bytes | None:
         return None
 
 
+def wrap_to_point(file_key: bytes, point: bytes, label: bytes, random: RandomSource,
+                  tweak: bytes | None = None) -> tuple[bytes, bytes]:
+    """The key agreement of X25519 and ssh-ed25519 stanzas (c2sp.org/age): a new ephemeral
+    share, and the file key wrapped for *point* under HKDF(shared secret, share || point,
+    *label*); ssh-ed25519 multiplies the shared secret by its *tweak* first. Returns (share,
+    wrapped key); ValueError when *point* is of low order (an all-zero shared secret)."""
+    ephemeral = random_bytes(random, 32)
+    share = x25519_base(ephemeral)
+    shared = x25519_exchange(ephemeral, point)
+    if tweak is not None:
+        shared = x25519_exchange(tweak, shared)
+    return share, encrypt_file_key(hkdf(shared, share + point, label), file_key)
+
+
+def unwrap_from_share(scalar: bytes, point: bytes, share: bytes, body: bytes, label: bytes,
+                      tweak: bytes | None = None) -> bytes | None:
+    """The other side of :func:`wrap_to_point`: the file key for the secret *scalar* whose
+    public *point* it was wrapped for; None when it does not decrypt; ValueError when *share*
+    is of low order."""
+    shared = x25519_exchange(scalar, share)
+    if tweak is not None:
+        shared = x25519_exchange(tweak, shared)
+    return decrypt_file_key(hkdf(shared, share + point, label), body)
+
+
 def random_bytes(random: RandomSource, size: int) -> bytes:
     value = random(size)
     if len(value) != size:  # a broken test double must not silently weaken keys

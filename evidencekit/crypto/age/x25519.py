@@ -12,16 +12,14 @@ from evidencekit.crypto.age.stanza import (
     Stanza,
     b64encode,
     decode_share,
-    decrypt_file_key,
-    encrypt_file_key,
     expect_args,
     expect_wrapped_key,
     first_unwrapped,
-    hkdf,
     random_bytes,
     shorten,
+    unwrap_from_share,
+    wrap_to_point,
     x25519_base,
-    x25519_exchange,
 )
 from evidencekit.errors import AgeHeaderError, EvidenceKitError, KeyFileError, RecipientError
 
@@ -93,14 +91,11 @@ class X25519Recipient:
         return hash(self._public)
 
     def wrap(self, file_key: bytes, random: RandomSource) -> Stanza:
-        ephemeral = random_bytes(random, 32)
-        share = x25519_base(ephemeral)
         try:
-            shared = x25519_exchange(ephemeral, self._public)
+            share, wrapped = wrap_to_point(file_key, self._public, _X25519_LABEL, random)
         except ValueError:
             raise RecipientError(f"recipient {self} is a low-order point and cannot be used") from None
-        wrap_key = hkdf(shared, share + self._public, _X25519_LABEL)
-        return Stanza("X25519", (b64encode(share),), encrypt_file_key(wrap_key, file_key))
+        return Stanza("X25519", (b64encode(share),), wrapped)
 
 
 class X25519Identity:
@@ -138,9 +133,8 @@ class X25519Identity:
         share = decode_share(stanza, stanza.args[0])
         expect_wrapped_key(stanza)
         try:
-            shared = x25519_exchange(self._secret, share)
+            return unwrap_from_share(self._secret, self._public, share, stanza.body, _X25519_LABEL)
         except ValueError:
             raise AgeHeaderError(
                 "age header: X25519 stanza share is a low-order point (all-zero shared secret)"
             ) from None
-        return decrypt_file_key(hkdf(shared, share + self._public, _X25519_LABEL), stanza.body)
