@@ -14,23 +14,7 @@ from rich.markup import escape
 
 from evidencekit import addenda, fs
 from evidencekit import incident as inc
-from evidencekit.cli import render
-from evidencekit.cli.app import (
-    Signer,
-    bundle_argument,
-    cli,
-    encryption_for,
-    gathered,
-    identity_option,
-    json_option,
-    new_recipient_options,
-    output_option,
-    progress_option,
-    refuse_stdout,
-    run,
-    signer_options,
-    trusted_option,
-)
+from evidencekit.cli import app, render
 from evidencekit.cli.cmd_custody import resealed
 from evidencekit.cli.cmd_open import identities_for
 from evidencekit.cli.cmd_timestamp import roots_from, tsa_ca_option
@@ -52,11 +36,11 @@ from evidencekit.verify import verify
 
 
 # -------------------------------------------------------------------------------- report
-@cli.command("report", short_help="A printable report for police, banks and insurers.")
-@bundle_argument
-@identity_option
-@trusted_option
-@output_option("The report to write: report.html or report.pdf (never overwritten).")
+@app.cli.command("report", short_help="A printable report for police, banks and insurers.")
+@app.bundle_argument
+@app.identity_option
+@app.trusted_option
+@app.output_option("The report to write: report.html or report.pdf (never overwritten).")
 @click.option("--format", "fmt", type=click.Choice(["html", "pdf"]),
               help="html or pdf (default: from the output's name).")
 @click.option("--force", is_flag=True,
@@ -70,7 +54,7 @@ from evidencekit.verify import verify
 @click.option("--all-emails", is_flag=True,
               help=f"List every e-mail (sender, date, subject), not only the first {MAX_EMAILS}.")
 @tsa_ca_option
-@json_option
+@app.json_option
 def report_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: Path | None,
                    ask_passphrase: bool, trusted: tuple[str, ...], output: Path,
                    fmt: str | None, force: bool, marks: tuple[str, ...], all_emails: bool,
@@ -85,7 +69,7 @@ def report_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
     """
 
     def body() -> int:
-        refuse_stdout(output, "this command's report", hint="'evidencekit export --format html "
+        app.refuse_stdout(output, "this command's report", hint="'evidencekit export --format html "
                       "-o -' writes the report to standard output; or name the file with -o")
         kind = report_format(output, fmt)
         fs.require_new(output)  # before any passphrase is asked
@@ -127,7 +111,7 @@ def report_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
                              "anyway (--force); it is marked as failed on every page.")
         return code
 
-    run("report", as_json, body)
+    app.run("report", as_json, body)
 
 
 def _emails_json(data: ReportData) -> dict[str, object]:
@@ -166,8 +150,8 @@ class _PrivateTarget:
     output: Path | None
 
 
-@cli.command("note", short_help="Add to the incident record later (a signed note).")
-@bundle_argument
+@app.cli.command("note", short_help="Add to the incident record later (a signed note).")
+@app.bundle_argument
 @click.option("--text", default="", help="The note: what happened, or what this entry is.")
 @click.option("--kind", type=click.Choice(inc.NOTE_KINDS), default="note", show_default=True,
               help="timeline: a dated event (--time); identifier: a suspicious contact or "
@@ -192,17 +176,17 @@ class _PrivateTarget:
               help="Keep the note encrypted instead: write a new bundle (-o) whose payload holds "
               "it, signed by you, as 'reseal' does (needs the bundle's key, -i, or passphrase, "
               "-p; the new bundle is for -r/-R, or a new passphrase).")
-@identity_option
-@new_recipient_options
-@output_option("--private: the new bundle to write (never overwritten).", required=False)
-@signer_options
-@progress_option
-@json_option
-@gathered("asked", inc.NoteRequest, {"kind": "kind", "text": "text", "when": "time",
+@app.identity_option
+@app.new_recipient_options
+@app.output_option("--private: the new bundle to write (never overwritten).", required=False)
+@app.signer_options
+@app.progress_option
+@app.json_option
+@app.gathered("asked", inc.NoteRequest, {"kind": "kind", "text": "text", "when": "time",
                                      "time_zone": "time_zone", **NOTE_FIELD_OPTIONS})
-@gathered("target", _PrivateTarget, {name: name for name in PRIVATE_OPTIONS})
+@app.gathered("target", _PrivateTarget, {name: name for name in PRIVATE_OPTIONS})
 def note_command(bundle: Path, asked: inc.NoteRequest, confirmed: bool, private: bool,
-                 target: _PrivateTarget, signer: Signer, progress: str, as_json: bool) -> None:
+                 target: _PrivateTarget, signer: app.Signer, progress: str, as_json: bool) -> None:
     """Add to the incident record later, as a signed custody note (no key needed).
 
     The note is public metadata: it is NOT encrypted. You are asked to confirm on a terminal;
@@ -216,7 +200,7 @@ def note_command(bundle: Path, asked: inc.NoteRequest, confirmed: bool, private:
             _refuse_private_options()
         content = asked.content(inc.local_zone()[0])
         if private:
-            refuse_stdout(target.output, "a bundle")
+            app.refuse_stdout(target.output, "a bundle")
             return _private_note(bundle, content, target, signer, progress, as_json)
         checked = checked_for_note(bundle)
         if not confirmed and not _confirm_public(content.text, content.details, as_json, bundle):
@@ -236,7 +220,7 @@ def note_command(bundle: Path, asked: inc.NoteRequest, confirmed: bool, private:
                              "It is public: anyone with the bundle can read it.")
         return ExitCode.OK
 
-    run("note", as_json, body)
+    app.run("note", as_json, body)
 
 
 def _refuse_private_options() -> None:
@@ -251,7 +235,7 @@ def _refuse_private_options() -> None:
                          "a public note")
 
 
-def _private_note(bundle: Path, content: NoteContent, target: _PrivateTarget, signer: Signer,
+def _private_note(bundle: Path, content: NoteContent, target: _PrivateTarget, signer: app.Signer,
                   progress: str, as_json: bool) -> int:
     """note --private: a reseal whose new payload holds the note as a signed addendum."""
     if target.output is None:
@@ -298,7 +282,7 @@ def _new_protection(keys: list[age.Identity], recipients: tuple[str, ...],
     given = any(ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
                 for name in ("recipients", "recipient_files", "new_passphrase_file"))
     if given or not any(isinstance(k, age.ScryptIdentity) for k in keys):
-        return encryption_for(recipients, recipient_files, False, new_passphrase_file)
+        return app.encryption_for(recipients, recipient_files, False, new_passphrase_file)
     secret = obtain("the new bundle (it may be the same as before)", None, PASSPHRASE_ENV,
                     "--new-passphrase-file", confirm=True)
     return [age.ScryptRecipient(secret)]

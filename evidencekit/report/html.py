@@ -17,26 +17,7 @@ import html
 from collections.abc import Iterable, Sequence
 
 from evidencekit.custody.events import counterparty_text
-from evidencekit.report.model import (
-    BY_HAND_INTRO,
-    NOT_GATHERED,
-    NOT_SEALED,
-    PREVIEWS_NOTE,
-    TIMELINE_NOTE,
-    VERIFY_INTRO,
-    ReportData,
-    by_hand_more,
-    emails_left_out_text,
-    full_headers,
-    full_headers_texts,
-    header_cut_text,
-    how_to_verify,
-    previewed,
-    short_fingerprint,
-    shown_in_previews,
-    utc_human,
-    verify_by_hand,
-)
+from evidencekit.report import model
 from evidencekit.report.previews import MAX_PICTURES, FullHeaders, Picture
 from evidencekit.text import plural, size_text, visible
 
@@ -151,7 +132,7 @@ def _mono(value: str) -> str:
     return f"<code>{esc(value)}</code>" if value else '<span class="muted">—</span>'
 
 
-def render_html(data: ReportData) -> str:
+def render_html(data: model.ReportData) -> str:
     parts = [_head(data), _status(data), _summary(data), _incident(data), _timeline(data),
              _losses(data), _identifiers(data), _previews(data), _items(data), _custody(data),
              _signers(data),
@@ -159,7 +140,7 @@ def render_html(data: ReportData) -> str:
     return "".join(parts) + "</body></html>\n"
 
 
-def _head(data: ReportData) -> str:
+def _head(data: model.ReportData) -> str:
     body_class = "" if data.verified else ' class="failed"'
     mark = "" if data.verified else (
         '<div class="failed-mark">VERIFICATION FAILED — do not rely on this report</div>')
@@ -170,11 +151,11 @@ def _head(data: ReportData) -> str:
             f"<title>{esc(visible(data.title))}</title><style>{CSS}</style></head>"
             f"<body{body_class}>{mark}<header><h1>Evidence report</h1>"
             f'<p class="muted">Case <b>{esc(visible(data.seal.case_id))}</b> · bundle '
-            f"{esc(visible(data.bundle_name))} · report made {esc(utc_human(data.generated))} "
+            f"{esc(visible(data.bundle_name))} · report made {esc(model.utc_human(data.generated))} "
             f"by evidencekit {esc(data.tool_version)}</p></header>")
 
 
-def _status(data: ReportData) -> str:
+def _status(data: model.ReportData) -> str:
     if data.verified:
         trust = {True: " The sealer's key is one the reader named as trusted.",
                  False: "", None: " Check the sealer's fingerprint below with the person who "
@@ -191,7 +172,7 @@ def _status(data: ReportData) -> str:
             f"<ul>{problems}</ul></div>")
 
 
-def _summary(data: ReportData) -> str:
+def _summary(data: model.ReportData) -> str:
     seal = data.seal
     record = data.incident
     counts = seal.counts
@@ -201,7 +182,7 @@ def _summary(data: ReportData) -> str:
          '<span class="muted">no incident record</span>'),
         ("Evidence", esc(f"{plural(counts['files'], 'file')} ({size_text(seal.total_bytes)} "
                          f"bytes), {plural(counts['directories'], 'folder')}"
-                         + shown_in_previews(data))
+                         + model.shown_in_previews(data))
          + ("" if seal.complete else " — <b>capture incomplete</b> (see remarks)")),
         ("Money lost", esc(data.money_lost)),
         *([("Live state", esc(data.live))] if data.live else []),
@@ -209,7 +190,7 @@ def _summary(data: ReportData) -> str:
         *[("Web page", esc(line)) for line in data.web_pages],
         *[("Remote host", esc(line)) for line in data.remote],
         ("Captured by", esc(visible(data.case.get("examiner", ""))) or "—"),
-        ("Capture", esc(f"{utc_human(seal.capture_started)} to {utc_human(seal.created)}")),
+        ("Capture", esc(f"{model.utc_human(seal.capture_started)} to {model.utc_human(seal.created)}")),
         ("Sealed by key", _mono(seal.signer.fingerprint)),
         ("Root hash", _mono(seal.manifest_root)),
         ("Payload SHA-256", _mono(data.payload_sha256)),
@@ -217,27 +198,27 @@ def _summary(data: ReportData) -> str:
     return "<section><h2>Summary</h2>" + _facts(pairs) + "</section>"
 
 
-def _all_files(data: ReportData) -> str:
+def _all_files(data: model.ReportData) -> str:
     files = data.seal.counts["files"]
     return "the 1 file" if files == 1 else f"all {files} files"
 
 
-def _unsealed_mark(data: ReportData, before: str = "") -> str:
+def _unsealed_mark(data: model.ReportData, before: str = "") -> str:
     """The warning for parts shown from an incident record that fails verification."""
     if data.incident is None or data.incident_sealed:
         return ""
-    return f'{before}<span class="unsealed">{esc(NOT_SEALED)}</span>'
+    return f'{before}<span class="unsealed">{esc(model.NOT_SEALED)}</span>'
 
 
-def _unsealed_note(data: ReportData) -> str:
+def _unsealed_note(data: model.ReportData) -> str:
     if data.incident is None or data.incident_sealed:
         return ""
-    return (f'<p class="unsealed">{esc(NOT_SEALED)}: the incident record in this bundle is not '
+    return (f'<p class="unsealed">{esc(model.NOT_SEALED)}: the incident record in this bundle is not '
             "the one its signed manifest names. What it says here may have been changed after "
             "sealing.</p>")
 
 
-def _incident(data: ReportData) -> str:
+def _incident(data: model.ReportData) -> str:
     out = ["<section><h2>1. What happened" + _unsealed_mark(data, " — ") + "</h2>",
            _unsealed_note(data)]
     record = data.incident
@@ -269,15 +250,15 @@ def _moment(moment: object) -> str:
     return human_time(moment) if isinstance(moment, Moment) else "—"
 
 
-def _timeline(data: ReportData) -> str:
+def _timeline(data: model.ReportData) -> str:
     rows = [(esc(r.when), esc(visible(r.what, True)).replace("\n", "<br>"),
              f'<span class="muted">{esc(visible(r.source))}</span>') for r in data.timeline]
     return (f"<section><h2>2. Timeline</h2>{_unsealed_note(data)}<p class=muted>"
-            f"{esc(TIMELINE_NOTE)}</p>"
+            f"{esc(model.TIMELINE_NOTE)}</p>"
             + _table(["When", "What happened", "Recorded in"], rows) + "</section>")
 
 
-def _losses(data: ReportData) -> str:
+def _losses(data: model.ReportData) -> str:
     if not data.losses:
         return "<section><h2>3. Financial losses</h2><p>None recorded.</p></section>"
     rows = [(esc(r.amount_text), esc(r.loss.currency), esc(r.loss.date or "—"),
@@ -293,7 +274,7 @@ def _losses(data: ReportData) -> str:
             "</section>")
 
 
-def _identifiers(data: ReportData) -> str:
+def _identifiers(data: model.ReportData) -> str:
     from evidencekit.incident import IDENTIFIER_KINDS
 
     if not data.identifiers:
@@ -308,21 +289,21 @@ def _identifiers(data: ReportData) -> str:
             + _table(["Kind", "Value", "Note", "Recorded in"], rows) + "</section>")
 
 
-def _previews(data: ReportData) -> str:
+def _previews(data: model.ReportData) -> str:
     out = ['<section id="previews"><h2>5. Pictures and e-mails in the evidence</h2>']
     if not data.verified:
         out.append("<p><b>Not shown: the bundle did not pass verification, so nothing in it is "
                    "shown as evidence.</b></p></section>")
         return "".join(out)
-    pictures, emails = previewed(data)
+    pictures, emails = model.previewed(data)
     found = data.previews
     if not found.gathered:
-        out.append(f"<p>{esc(NOT_GATHERED)}</p></section>")
+        out.append(f"<p>{esc(model.NOT_GATHERED)}</p></section>")
         return "".join(out)
     if not (pictures or emails):
         out.append("<p>No pictures or e-mails were found among the evidence files.</p></section>")
         return "".join(out)
-    out.append(f"<p class=muted>{esc(PREVIEWS_NOTE)}</p>")
+    out.append(f"<p class=muted>{esc(model.PREVIEWS_NOTE)}</p>")
     if pictures:
         out.append('<div class="pictures">')
         for item, picture in pictures:
@@ -341,17 +322,17 @@ def _previews(data: ReportData) -> str:
         out.append("<h3>E-mails</h3>" + _table(["#", "File and SHA-256", "From", "To", "Date",
                                                   "Subject"], rows, numeric=(0,)))
     if found.emails_left_out:
-        out.append(f"<p>{esc(emails_left_out_text(found))}</p>")
+        out.append(f"<p>{esc(model.emails_left_out_text(found))}</p>")
     if emails or found.headers:
         out.append(_full_headers(data))
     out.append("</section>")
     return "".join(out)
 
 
-def _full_headers(data: ReportData) -> str:
+def _full_headers(data: model.ReportData) -> str:
     """Each chosen e-mail's whole header block, as stored (and how to choose them)."""
-    shown = full_headers(data)
-    intro, notes = full_headers_texts(data)
+    shown = model.full_headers(data)
+    intro, notes = model.full_headers_texts(data)
     out = []
     if shown:
         out.append(f'<h3 id="headers">Full headers</h3><p class=muted>{esc(intro)}</p>')
@@ -362,7 +343,7 @@ def _full_headers(data: ReportData) -> str:
 
 def _header_block(number: int, path: str, headers: FullHeaders) -> str:
     lines = [esc(visible(line.expandtabs(8))) for line in headers.text.split("\n")]
-    cut = f"<p class=muted>{esc(header_cut_text())}</p>" if headers.cut else ""
+    cut = f"<p class=muted>{esc(model.header_cut_text())}</p>" if headers.cut else ""
     return (f"<h4>#{number} {esc(path)}</h4><p class=muted>SHA-256 <span class=mono>"
             f"{esc(headers.sha256)}</span></p><pre class=headers>{chr(10).join(lines)}</pre>"
             + cut)
@@ -379,7 +360,7 @@ def _figure(number: int, path: str, picture: Picture) -> str:
             f"{caption}</figure>")
 
 
-def _items(data: ReportData) -> str:
+def _items(data: model.ReportData) -> str:
     total = len(data.items)
     out = ['<section id="items"><h2>6. Evidence items</h2>',
            f"<p>{total} items recorded in the signed manifest, in capture order. Files are "
@@ -409,8 +390,8 @@ def _items(data: ReportData) -> str:
     return "".join(out)
 
 
-def _custody(data: ReportData) -> str:
-    rows = [(str(e.sequence), esc(utc_human(e.time)), esc(e.action),
+def _custody(data: model.ReportData) -> str:
+    rows = [(str(e.sequence), esc(model.utc_human(e.time)), esc(e.action),
              esc(visible(data.actor_label(e))) + f"<br><code>{esc(e.actor.fingerprint)}</code>",
              esc(visible(counterparty_text(e))) or "—", esc(visible(e.note, True)).replace("\n", "<br>")
              + _details(e.details)) for e in data.custody]
@@ -421,11 +402,11 @@ def _custody(data: ReportData) -> str:
             + "</section>")
 
 
-def _timestamps(data: ReportData) -> str:
+def _timestamps(data: model.ReportData) -> str:
     if not data.timestamps:
         return ('<h3 id="timestamps">Trusted timestamps</h3><p>None: the time of the seal is '
                 "the signer's own clock.</p>")
-    rows = [(esc(utc_human(t.time)), esc(visible(t.authority)), f"<code>{esc(t.policy)}</code>",
+    rows = [(esc(model.utc_human(t.time)), esc(visible(t.authority)), f"<code>{esc(t.policy)}</code>",
              f"<code>{esc(t.serial)}</code>", esc(t.checked)) for t in data.timestamps]
     return ('<h3 id="timestamps">Trusted timestamps</h3><p class=muted>A time stamping '
             "authority (RFC 3161) countersigned the seal's signature: the sealed evidence "
@@ -441,14 +422,14 @@ def _details(details: dict[str, str]) -> str:
     return items
 
 
-def _signers(data: ReportData) -> str:
+def _signers(data: model.ReportData) -> str:
     rows = [(esc(visible(s.name)) or "—", esc(s.role), f"<code>{esc(s.fingerprint)}</code>",
              f"<code>{esc(s.public_key)}</code>") for s in data.signers]
     return ("<section><h2>8. Who signed</h2>"
             + _table(["Name", "Role", "Key fingerprint", "Public key"], rows) + "</section>")
 
 
-def _hashes(data: ReportData) -> str:
+def _hashes(data: model.ReportData) -> str:
     seal = data.seal
     capture = data.capture
     pairs = [
@@ -471,19 +452,19 @@ def _hashes(data: ReportData) -> str:
             + "</section>")
 
 
-def _verify(data: ReportData) -> str:
+def _verify(data: model.ReportData) -> str:
     steps = "".join(f"<li>{esc(text)}" + (f"<code>{esc(visible(cmd))}</code>" if cmd else "")
-                    + "</li>" for text, cmd in how_to_verify(data))
+                    + "</li>" for text, cmd in model.how_to_verify(data))
     by_hand = "".join(f"<li>{esc(text)}<code>{esc(visible(cmd))}</code></li>"
-                      for text, cmd in verify_by_hand(data))
+                      for text, cmd in model.verify_by_hand(data))
     return ('<section id="verify"><h2>10. How to verify this bundle</h2>'
-            f"<p>{esc(VERIFY_INTRO)}</p>"
-            f'<ol class="verify">{steps}</ol><h3>Without evidencekit</h3><p>{esc(BY_HAND_INTRO)}'
-            f'</p><ol class="verify">{by_hand}</ol><p>{esc(visible(by_hand_more(data)))}</p></section>')
+            f"<p>{esc(model.VERIFY_INTRO)}</p>"
+            f'<ol class="verify">{steps}</ol><h3>Without evidencekit</h3><p>{esc(model.BY_HAND_INTRO)}'
+            f'</p><ol class="verify">{by_hand}</ol><p>{esc(visible(model.by_hand_more(data)))}</p></section>')
 
 
-def _footer(data: ReportData) -> str:
+def _footer(data: model.ReportData) -> str:
     return (f"<footer>This report summarises the bundle {esc(visible(data.bundle_name))}; the "
             "bundle itself is the evidence. Made by evidencekit "
-            f"{esc(data.tool_version)} at {esc(utc_human(data.generated))}. Sealer "
-            f"{esc(short_fingerprint(data.seal.signer.fingerprint))}.</footer>")
+            f"{esc(data.tool_version)} at {esc(model.utc_human(data.generated))}. Sealer "
+            f"{esc(model.short_fingerprint(data.seal.signer.fingerprint))}.</footer>")

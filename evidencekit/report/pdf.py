@@ -38,27 +38,7 @@ from reportlab.platypus import (
 
 from evidencekit.custody.events import counterparty_text
 from evidencekit.incident import IDENTIFIER_KINDS, Moment, human_time
-from evidencekit.report.model import (
-    BY_HAND_INTRO,
-    NOT_GATHERED,
-    NOT_SEALED,
-    PREVIEWS_NOTE,
-    TIMELINE_NOTE,
-    VERIFY_INTRO,
-    EvidenceItem,
-    ReportData,
-    by_hand_more,
-    emails_left_out_text,
-    full_headers,
-    full_headers_texts,
-    header_cut_text,
-    how_to_verify,
-    previewed,
-    short_fingerprint,
-    shown_in_previews,
-    utc_human,
-    verify_by_hand,
-)
+from evidencekit.report import model
 from evidencekit.report.previews import MAX_PICTURES, FullHeaders, Picture
 from evidencekit.text import plural, size_text, visible
 
@@ -224,7 +204,7 @@ class _Styles:
 
 
 class _Builder:
-    def __init__(self, data: ReportData, fonts: Fonts) -> None:
+    def __init__(self, data: model.ReportData, fonts: Fonts) -> None:
         self.data, self.fonts, self.s = data, fonts, _Styles(fonts)
         self.story: list[Flowable] = []
 
@@ -287,7 +267,7 @@ class _Builder:
         self.story.append(self.p(self.t("Evidence report"), self.s.title))
         self.story.append(self.p(self.t(
             f"Case {data.seal.case_id} · bundle {data.bundle_name} · report made "
-            f"{utc_human(data.generated)} by evidencekit {data.tool_version}"), self.s.muted))
+            f"{model.utc_human(data.generated)} by evidencekit {data.tool_version}"), self.s.muted))
         self.story.append(Spacer(0, 6))
         self.status()
         notes_at = len(self.story)
@@ -343,7 +323,7 @@ class _Builder:
              else "no incident record"),
             ("Evidence", f"{plural(counts['files'], 'file')} ({size_text(seal.total_bytes)} "
                          f"bytes), {plural(counts['directories'], 'folder')}"
-                         + shown_in_previews(data)
+                         + model.shown_in_previews(data)
                          + ("" if seal.complete else " — capture incomplete (see remarks)")),
             ("Money lost", data.money_lost),
             *([("Live state", data.live)] if data.live else []),
@@ -351,7 +331,7 @@ class _Builder:
             *[("Web page", line) for line in data.web_pages],
             *[("Remote host", line) for line in data.remote],
             ("Captured by", data.case.get("examiner", "") or "—"),
-            ("Capture", f"{utc_human(seal.capture_started)} to {utc_human(seal.created)}"),
+            ("Capture", f"{model.utc_human(seal.capture_started)} to {model.utc_human(seal.created)}"),
             ("Sealed by key", self.mono(seal.signer.fingerprint)),
             ("Root hash", self.mono(seal.manifest_root)),
             ("Payload SHA-256", self.mono(data.payload_sha256)),
@@ -359,13 +339,13 @@ class _Builder:
 
     def unsealed_suffix(self) -> str:
         data = self.data
-        return "" if data.incident is None or data.incident_sealed else f" — {NOT_SEALED}"
+        return "" if data.incident is None or data.incident_sealed else f" — {model.NOT_SEALED}"
 
     def unsealed_note(self) -> None:
         """Under each section that shows an incident record failing verification."""
         if self.unsealed_suffix():
             self.story.append(self.p(self.t(
-                f"{NOT_SEALED}: the incident record in this bundle is not the one its signed "
+                f"{model.NOT_SEALED}: the incident record in this bundle is not the one its signed "
                 "manifest names. What it says here may have been changed after sealing."),
                 self.s.failed_detail))
 
@@ -400,7 +380,7 @@ class _Builder:
     def timeline(self) -> None:
         self.h2("2. Timeline")
         self.unsealed_note()
-        self.story.append(self.p(self.t(TIMELINE_NOTE), self.s.muted))
+        self.story.append(self.p(self.t(model.TIMELINE_NOTE), self.s.muted))
         rows = [[self.cell(r.when), self.cell(r.what, True), self.p(self.t(r.source),
                                                                      self.s.muted)]
                 for r in self.data.timeline]
@@ -449,15 +429,15 @@ class _Builder:
                 "Not shown: the bundle did not pass verification, so nothing in it is shown as "
                 "evidence."), self.s.failed_detail))
             return
-        pictures, emails = previewed(data)
+        pictures, emails = model.previewed(data)
         if not data.previews.gathered:
-            self.story.append(self.p(self.t(NOT_GATHERED)))
+            self.story.append(self.p(self.t(model.NOT_GATHERED)))
             return
         if not (pictures or emails):
             self.story.append(self.p(self.t(
                 "No pictures or e-mails were found among the evidence files.")))
             return
-        self.story.append(self.p(self.t(PREVIEWS_NOTE), self.s.muted))
+        self.story.append(self.p(self.t(model.PREVIEWS_NOTE), self.s.muted))
         self.story.append(Spacer(0, 3))
         cells: list[Any] = [self.figure(item.number, item.path, picture) for item, picture in pictures]
         if cells:
@@ -486,7 +466,7 @@ class _Builder:
             self.table(["#", "File and SHA-256", "From", "To", "Date", "Subject"], email_rows,
                        [8 * mm, 40 * mm, 34 * mm, 34 * mm, 28 * mm, WIDTH - 144 * mm])
         if data.previews.emails_left_out:
-            self.story.append(self.p(self.t(emails_left_out_text(data.previews))))
+            self.story.append(self.p(self.t(model.emails_left_out_text(data.previews))))
         if emails or data.previews.headers:
             self.full_headers()
 
@@ -496,8 +476,8 @@ class _Builder:
 
     def full_headers(self) -> None:
         """Each chosen e-mail's whole header block, as stored (and how to choose them)."""
-        shown = full_headers(self.data)
-        intro, notes = full_headers_texts(self.data)
+        shown = model.full_headers(self.data)
+        intro, notes = model.full_headers_texts(self.data)
         if shown:
             self.story.append(self.p(self.t("Full headers"), self.s.h3))
             self.story.append(self.p(self.t(intro), self.s.muted))
@@ -519,7 +499,7 @@ class _Builder:
             indent = "&nbsp;" * (len(expanded) - len(rest))
             self.story.append(self.p(indent + self.t(rest), self.s.header_line))
         if headers.cut:
-            self.story.append(self.p(self.t(header_cut_text()), self.s.muted))
+            self.story.append(self.p(self.t(model.header_cut_text()), self.s.muted))
         self.story.append(Spacer(0, 4))
 
     def figure(self, number: int, path: str, picture: Picture) -> list[Flowable]:
@@ -569,7 +549,7 @@ class _Builder:
                    extra=[("FONTSIZE", (4, 1), (4, -1), 7), ("LEADING", (4, 1), (4, -1), 9),
                           ("FONTNAME", (0, 0), (-1, 0), self.fonts.bold)])
 
-    def item_row(self, item: EvidenceItem, hash_size: float) -> list[Any]:
+    def item_row(self, item: model.EvidenceItem, hash_size: float) -> list[Any]:
         path = self.t(item.path)
         if item.sha256:
             path += (f'<br/><font name="{self.fonts.mono}" size="{hash_size:.2f}">'
@@ -595,7 +575,7 @@ class _Builder:
                 f'<br/><font color="#5b5b5b">{self.t(k)}: {self.t(v)}</font>'
                 for k, v in sorted(e.details.items()))
             rows.append([self.number(e.sequence),
-                         self.cell(utc_human(e.time)[:19], wrap_anywhere=False),
+                         self.cell(model.utc_human(e.time)[:19], wrap_anywhere=False),
                          self.cell(e.action), self.p(by, self.s.cell_break),
                          self.cell(counterparty_text(e)),
                          self.p(note or "—", self.s.cell_break)])
@@ -613,7 +593,7 @@ class _Builder:
         self.story.append(self.p(self.t("A time stamping authority (RFC 3161) countersigned the "
                                         "seal's signature: the sealed evidence existed at that "
                                         "time."), self.s.muted))
-        rows = [[self.cell(utc_human(t.time)[:19], wrap_anywhere=False), self.cell(t.authority),
+        rows = [[self.cell(model.utc_human(t.time)[:19], wrap_anywhere=False), self.cell(t.authority),
                  self.mono(t.policy), self.mono(t.serial), self.cell(t.checked)]
                 for t in self.data.timestamps]
         self.table(["Time (UTC)", "Authority", "Policy", "Serial", "Checked"], rows,
@@ -650,13 +630,13 @@ class _Builder:
 
     def verify(self) -> None:
         self.h2("10. How to verify this bundle")
-        self.story.append(self.p(self.t(VERIFY_INTRO)))
+        self.story.append(self.p(self.t(model.VERIFY_INTRO)))
         self.story.append(Spacer(0, 4))
-        self.steps(how_to_verify(self.data))
+        self.steps(model.how_to_verify(self.data))
         self.story.append(self.p(self.t("Without evidencekit"), self.s.h3))
-        self.story.append(self.p(self.t(BY_HAND_INTRO)))
+        self.story.append(self.p(self.t(model.BY_HAND_INTRO)))
         self.story.append(Spacer(0, 3))
-        self.steps(verify_by_hand(self.data), closing=by_hand_more(self.data))
+        self.steps(model.verify_by_hand(self.data), closing=model.by_hand_more(self.data))
 
     def steps(self, steps: list[tuple[str, str]], closing: str = "") -> None:
         for n, (text, command) in enumerate(steps, 1):
@@ -686,9 +666,9 @@ def _scaled(jpeg: bytes, width: float, height: float) -> Image | None:
     return shown
 
 
-def _canvas_class(data: ReportData, fonts: Fonts) -> type[Canvas]:
+def _canvas_class(data: model.ReportData, fonts: Fonts) -> type[Canvas]:
     footer = visible(f"Case {data.seal.case_id} · evidence report · sealer "
-                     f"{short_fingerprint(data.seal.signer.fingerprint)}")
+                     f"{model.short_fingerprint(data.seal.signer.fingerprint)}")
     if not fonts.unicode:
         footer = footer.encode("cp1252", "replace").decode("cp1252")
 
@@ -728,7 +708,7 @@ def _canvas_class(data: ReportData, fonts: Fonts) -> type[Canvas]:
     return NumberedCanvas
 
 
-def render_pdf(data: ReportData, output: IO[bytes]) -> Fonts:
+def render_pdf(data: model.ReportData, output: IO[bytes]) -> Fonts:
     """Write the PDF to the binary file *output*; return the fonts used."""
     fonts = load_fonts()
     story = _Builder(data, fonts).build()
