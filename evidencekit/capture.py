@@ -466,14 +466,18 @@ def _write_bundle(request: CaptureRequest, sources: list[Source], out: BinaryIO,
     else:
         request.progress.start("Capturing", None, None)
     # Three stages (evidencekit.pipeline): this thread reads and hashes the evidence, one thread
-    # encrypts it and hashes the ciphertext, one writes the ciphertext to the bundle file.
+    # encrypts it, one hashes the ciphertext (for the seal) and writes it to the bundle file.
+    # The ciphertext's SHA-256 is on the disk thread, which otherwise only waits for the disk:
+    # on the encrypting thread, beside ChaCha20 (which holds the GIL) and zstd, it made that
+    # thread the slowest stage of a device image (docs/performance.md).
     disk_file = _DiskWriter(out)
     compression = payload_compression(request)
     watched = _RoomWatch(disk_file, request.output) if compression and not request.stream_to \
         else disk_file
-    disk = BackgroundWriter(watched, name="evidencekit-disk")
+    ciphertext = _Hashed(watched)
+    disk = BackgroundWriter(ciphertext, name="evidencekit-disk")
     try:
-        with outer.add_stream(PAYLOAD, mtime, through=disk) as payload_sink:
+        with outer.add_stream(PAYLOAD, mtime, through=disk, hashing=False) as payload_sink:
             # Format version 4 (a disk image): the tar is compressed on the encrypting thread,
             # just before age (zstd at level 1 stores what does not compress at memory speed).
             layers = PayloadLayers(cast(BinaryIO, payload_sink), request.recipients,
@@ -500,7 +504,7 @@ def _write_bundle(request: CaptureRequest, sources: list[Source], out: BinaryIO,
     seal = Seal(
         case_id=request.case.case_id, created=rfc3339(finished), capture_started=rfc3339(started),
         readme_sha256=_sha256(readme), payload_size=payload_sink.size,
-        payload_sha256=payload_sink.hexdigest(), manifest_root=root,
+        payload_sha256=ciphertext.hexdigest(), manifest_root=root,
         manifest_sha256=manifest_sha256, counts=tally.counts,
         total_bytes=tally.total_bytes,
         complete=tally.counts["errors"] == 0 and tally.counts["changed"] == 0,
@@ -526,6 +530,21 @@ def _write_bundle(request: CaptureRequest, sources: list[Source], out: BinaryIO,
                 + tally.type_warnings)
     return CaptureResult(request.output, seal, _sha256(seal_json), _sha256(event_json),
                          tally.problems, warnings)
+
+
+class _Hashed:
+    """Passes the payload on to *out* and SHA-256-hashes it on the way (on the disk thread)."""
+
+    def __init__(self, out: _DiskWriter | _RoomWatch) -> None:
+        self._out = out
+        self._hash = hashlib.sha256()
+
+    def write(self, data: memoryview) -> None:
+        self._hash.update(data)
+        self._out.write(data)
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
 
 
 class _RoomWatch:

@@ -67,16 +67,18 @@ class OuterWriter:
         self._out.write(padding(len(data)))
 
     @contextmanager
-    def add_stream(self, name: str, mtime: int, through: Any = None) -> Iterator[HashingSink]:
+    def add_stream(self, name: str, mtime: int, through: Any = None, hashing: bool = True
+                   ) -> Iterator[HashingSink]:
         """Yield a sink for a member of unknown size; its header is completed on exit.
 
         With *through* (e.g. a BackgroundWriter writing to the same file), the sink writes the
         data there instead; the caller makes sure all of it has reached the file before the
-        ``with`` block ends.
+        ``with`` block ends. Without *hashing* the sink only counts: the caller hashes the data
+        elsewhere (capture does it on its disk thread, to spread the work over the cores).
         """
         start = self._out.tell()
         self._out.write(member_header(name, 0, mtime))
-        sink = HashingSink(self._out if through is None else through)
+        sink = HashingSink(self._out if through is None else through, hashing)
         yield sink
         end = self._out.tell()
         self._out.seek(start)
@@ -121,19 +123,21 @@ class SeekBack:
 
 
 class HashingSink(io.RawIOBase):
-    """A write-only stream that counts and SHA-256-hashes what passes through to *out*."""
+    """A write-only stream that counts and (with *hashing*) SHA-256-hashes what passes through
+    to *out*."""
 
-    def __init__(self, out: BinaryIO) -> None:
+    def __init__(self, out: BinaryIO, hashing: bool = True) -> None:
         super().__init__()
         self._out = out
-        self._hash = hashlib.sha256()
+        self._hash = hashlib.sha256() if hashing else None
         self.size = 0
 
     def writable(self) -> bool:
         return True
 
     def write(self, data: Any) -> int:
-        self._hash.update(data)
+        if self._hash is not None:
+            self._hash.update(data)
         written = self._out.write(data)
         self.size += len(data)
         return written if written is not None else len(data)
@@ -144,6 +148,8 @@ class HashingSink(io.RawIOBase):
             flush()
 
     def hexdigest(self) -> str:
+        if self._hash is None:
+            raise ValueError("this sink was made without hashing")
         return self._hash.hexdigest()
 
 
