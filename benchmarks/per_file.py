@@ -132,7 +132,7 @@ def main() -> int:
     def headers_all() -> None:
         for entry, info in zip(entries, infos, strict=True):
             assert info is not None
-            inner._header(entry.bag_path, b"0", info.st_size, 0o644, info.st_mtime_ns, info)
+            inner.bag_header(entry.bag_path, b"0", info.st_size, 0o644, info.st_mtime_ns, info)
 
     def hash_all() -> None:
         for data in contents:

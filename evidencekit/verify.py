@@ -734,7 +734,7 @@ def _check_manifest(scan: PayloadScan, report: Report, findings: Findings) -> Ma
         entries.report(findings)
         _check_tag_headers(manifest, scan, findings)
         _check_bag_info(manifest, scan, findings)
-        _check_incident(manifest, scan, findings)
+        check_incident(manifest, scan, findings)
     except BundleError as exc:
         findings.error("manifest", bag.EK_MANIFEST, exc.message)
         return None
@@ -809,7 +809,7 @@ def _described(member: StoredMember) -> str:
             f"{member.mtime_ns} ns")
 
 
-def _check_incident(manifest: Manifest, scan: PayloadScan, findings: Findings) -> None:
+def check_incident(manifest: Manifest, scan: PayloadScan, findings: Findings) -> None:
     """Step 10: incident.json is the one manifest.json names (null or absent: none) and parses."""
     expected = manifest.get("incident_sha256")
     data = scan.tag_files.get(bag.EK_INCIDENT)

@@ -26,7 +26,7 @@ from evidencekit.clock import rfc3339
 from evidencekit.crypto import age
 from evidencekit.errors import AgePayloadError, BundleError
 from evidencekit.findings import Findings
-from evidencekit.format.inner import InnerTarWriter, _header, _tarfile_header, member_header
+from evidencekit.format.inner import InnerTarWriter, bag_header, member_header, tarfile_bag_header
 from evidencekit.format.tarstream import EXTENDED_LIMIT, TarFormatError, TarReader, pax_records
 from evidencekit.payload import scan_payload
 from evidencekit.pipeline import BackgroundWriter, PieceReadAhead, ReadAhead, ReadAheadStream
@@ -318,13 +318,13 @@ def test_fast_headers_are_byte_for_byte_what_tarfile_writes(seed: int):
         mode = rng.randrange(0o10000)
         link = None if kind != tarfile.LNKTYPE else "data/" + "".join(
             rng.choice(alphabet) for _ in range(rng.choice([1, 94, 95, 96, 300])))
-        assert _header(name, kind, size, mode, mtime, info, link) == \
-            _tarfile_header(name, kind, size, mode, mtime, info, link), name  # type: ignore[arg-type]
+        assert bag_header(name, kind, size, mode, mtime, info, link) == \
+            tarfile_bag_header(name, kind, size, mode, mtime, info, link), name  # type: ignore[arg-type]
     odd = "data/not-utf8-\udce9"
-    assert _header(odd, tarfile.REGTYPE, 1, 0o644, 5, None) == \
-        _tarfile_header(odd, tarfile.REGTYPE, 1, 0o644, 5, None)
-    assert _header("data/a", tarfile.LNKTYPE, 0, 0o644, 5, None, odd) == \
-        _tarfile_header("data/a", tarfile.LNKTYPE, 0, 0o644, 5, None, odd)
+    assert bag_header(odd, tarfile.REGTYPE, 1, 0o644, 5, None) == \
+        tarfile_bag_header(odd, tarfile.REGTYPE, 1, 0o644, 5, None)
+    assert bag_header("data/a", tarfile.LNKTYPE, 0, 0o644, 5, None, odd) == \
+        tarfile_bag_header("data/a", tarfile.LNKTYPE, 0, 0o644, 5, None, odd)
 
 
 def test_rfc3339_is_unchanged_by_its_cache():

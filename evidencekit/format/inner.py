@@ -29,17 +29,18 @@ def _pax_time(ns: int) -> str:
 PAX_HEADER_NAME = b"././@PaxHeader"
 
 
-def _header(name: str, kind: bytes, size: int, mode: int, mtime_ns: int,
-            info: os.stat_result | None, link_to: str | None = None) -> bytes:
-    """The member's header: byte for byte what ``tarfile`` writes in PAX_FORMAT, about ten
-    times faster (it matters for folders of small files). Unusual names go through tarfile.
+def bag_header(name: str, kind: bytes, size: int, mode: int, mtime_ns: int,
+               info: os.stat_result | None, link_to: str | None = None) -> bytes:
+    """The header of the bag member *name* (under ``bag/``): byte for byte what ``tarfile``
+    writes in PAX_FORMAT, about ten times faster (it matters for folders of small files).
+    Unusual names go through tarfile.
 
     *link_to* (a hard link, format version 2) is the bag name of the file it links to."""
     uid, gid = (info.st_uid, info.st_gid) if info is not None else (0, 0)
     header = member_header(f"{BAG_ROOT}/{name}", kind, size, mode, mtime_ns, uid, gid,
                            None if link_to is None else f"{BAG_ROOT}/{link_to}")
     if header is None:  # surrogates: tarfile switches to hdrcharset=BINARY
-        return _tarfile_header(name, kind, size, mode, mtime_ns, info, link_to)
+        return tarfile_bag_header(name, kind, size, mode, mtime_ns, info, link_to)
     return header
 
 
@@ -116,9 +117,9 @@ def _pax_field(records: list[bytes], keyword: str, value: str) -> bytes:
     return encoded
 
 
-def _tarfile_header(name: str, kind: bytes, size: int, mode: int, mtime_ns: int,
-                    info: os.stat_result | None, link_to: str | None = None) -> bytes:
-    """The reference: the header tarfile itself makes (what _header must equal)."""
+def tarfile_bag_header(name: str, kind: bytes, size: int, mode: int, mtime_ns: int,
+                       info: os.stat_result | None, link_to: str | None = None) -> bytes:
+    """The reference: the header tarfile itself makes (what :func:`bag_header` must equal)."""
     member = tarfile.TarInfo(f"{BAG_ROOT}/{name}")
     member.type = kind
     if link_to is not None:
@@ -140,13 +141,13 @@ class InnerTarWriter:
         self._scratch = bytearray()
 
     def add_bytes(self, name: str, data: bytes, mtime_ns: int) -> None:
-        self._out.write(_header(name, tarfile.REGTYPE, len(data), TAG_MODE, mtime_ns, None))
+        self._out.write(bag_header(name, tarfile.REGTYPE, len(data), TAG_MODE, mtime_ns, None))
         self._out.write(data)
         self._out.write(padding(len(data)))
 
     def add_chunks(self, name: str, chunks: Iterable[bytes], size: int, mtime_ns: int) -> None:
         """A tag file given in pieces (of *size* bytes in all): the same bytes as add_bytes()."""
-        self._out.write(_header(name, tarfile.REGTYPE, size, TAG_MODE, mtime_ns, None))
+        self._out.write(bag_header(name, tarfile.REGTYPE, size, TAG_MODE, mtime_ns, None))
         written = 0
         for chunk in chunks:
             self._out.write(chunk)
@@ -156,16 +157,16 @@ class InnerTarWriter:
         self._out.write(padding(size))
 
     def add_directory(self, name: str, info: os.stat_result) -> None:
-        self._out.write(_header(name, tarfile.DIRTYPE, 0, stat.S_IMODE(info.st_mode) | 0o700,
+        self._out.write(bag_header(name, tarfile.DIRTYPE, 0, stat.S_IMODE(info.st_mode) | 0o700,
                                 info.st_mtime_ns, info))
 
     def begin_file(self, name: str, size: int, info: os.stat_result) -> None:
-        self._out.write(_header(name, tarfile.REGTYPE, size, stat.S_IMODE(info.st_mode),
+        self._out.write(bag_header(name, tarfile.REGTYPE, size, stat.S_IMODE(info.st_mode),
                                 info.st_mtime_ns, info))
 
     def add_hard_link(self, name: str, link_to: str, info: os.stat_result) -> None:
         """A second name of a file already stored as *link_to* (format version 2): no data."""
-        self._out.write(_header(name, tarfile.LNKTYPE, 0, stat.S_IMODE(info.st_mode),
+        self._out.write(bag_header(name, tarfile.LNKTYPE, 0, stat.S_IMODE(info.st_mode),
                                 info.st_mtime_ns, info, link_to))
 
     def write(self, data: bytes) -> None:

@@ -171,7 +171,7 @@ def _receive_and_record(request: RemoteRequest, conn: Connection, command: str,
         raise _stopped(request, exc) from None
     except protocol.StreamBroken as exc:
         _stop(process)
-        raise _failure(request, conn, process.returncode, errors.said(), str(exc)) from None
+        raise stream_failure(request, conn, process.returncode, errors.said(), str(exc)) from None
     except BaseException:  # interrupted here (Ctrl-C, SIGTERM): ssh is stopped at once
         _stop(process, wait=0)
         raise
@@ -179,9 +179,9 @@ def _receive_and_record(request: RemoteRequest, conn: Connection, command: str,
     said = errors.said()
     finished = request.clock()
     if code not in (ExitCode.OK, ExitCode.CAPTURE_INCOMPLETE):
-        raise _failure(request, conn, code, said, "it failed after sending its bundle")
+        raise stream_failure(request, conn, code, said, "it failed after sending its bundle")
     stage.file.flush()
-    report = _verified(stage.path, received, request.endpoint)
+    report = verified_on_arrival(stage.path, received, request.endpoint)
     assert report.seal is not None
     _check_as_asked(stage.path, report, request)
     details = {"via": "ssh", "remote": str(request.endpoint),
@@ -312,7 +312,7 @@ def _stopped(request: RemoteRequest, exc: protocol.StreamBroken) -> RemoteError:
                        "is not to be trusted")
 
 
-def _verified(path: Path, received: protocol.Received, endpoint: Endpoint) -> Report:
+def verified_on_arrival(path: Path, received: protocol.Received, endpoint: Endpoint) -> Report:
     """The received bundle's public parts verified; its payload's hash is the one computed as
     it arrived when it could be (else read again), and must be the seal's."""
     report = verify(path, check_payload_hash=received.payload_sha256 is None)
@@ -486,8 +486,8 @@ def _link_lost(said: str) -> bool:
     return any(words in said for words in _LINK_LOST)
 
 
-def _failure(request: RemoteRequest, conn: Connection, code: int | None, said: str,
-             what: str) -> RemoteError:
+def stream_failure(request: RemoteRequest, conn: Connection, code: int | None, said: str,
+                   what: str) -> RemoteError:
     """What to tell people when the stream did not end well, from ssh's exit code and what the
     remote side wrote on its error channel."""
     where = str(request.endpoint)

@@ -19,7 +19,7 @@ from evidencekit.crypto import age
 from evidencekit.crypto.keys import SigningKey
 from evidencekit.errors import BundleError
 from evidencekit.remote import protocol
-from evidencekit.remote.receive import _verified
+from evidencekit.remote.receive import verified_on_arrival
 from evidencekit.remote.ssh import Endpoint
 from evidencekit.verify import verify
 
@@ -118,9 +118,9 @@ def test_a_changed_byte_in_the_payload_is_refused_on_arrival(
     assert received.payload_sha256 is not None
     assert received.payload_sha256 != hashlib.sha256(b"").hexdigest()
     with pytest.raises(BundleError, match="is not the one its seal names"):
-        _verified(bundle, received, Endpoint("admin", "web-17.example"))
+        verified_on_arrival(bundle, received, Endpoint("admin", "web-17.example"))
     intact = tmp_path / "intact.evidence"
-    report = _verified(intact, _receive(framed, intact), Endpoint("admin", "web-17.example"))
+    report = verified_on_arrival(intact, _receive(framed, intact), Endpoint("admin", "web-17.example"))
     assert report.payload_sha256 == _receive(framed, tmp_path / "again").payload_sha256
 
 

@@ -7,14 +7,14 @@ from typing import Any, cast
 
 import pytest
 
-from evidencekit.remote.receive import _failure
+from evidencekit.remote.receive import stream_failure
 from evidencekit.remote.ssh import Endpoint
 
 
 def _said(code: int | None, stderr: str) -> str:
     request = cast(Any, SimpleNamespace(endpoint=Endpoint("ek", "127.0.0.1", 2222)))
     conn = cast(Any, SimpleNamespace(key=SimpleNamespace(fingerprint="SHA256:x")))
-    return str(_failure(request, conn, code, stderr, "the stream ended early"))
+    return str(stream_failure(request, conn, code, stderr, "the stream ended early"))
 
 
 @pytest.mark.parametrize("code", [255, 137, 143])

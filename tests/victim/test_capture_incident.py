@@ -17,7 +17,7 @@ from evidencekit.custody.resealing import reseal
 from evidencekit.findings import Findings
 from evidencekit.format import bag
 from evidencekit.payload import PayloadScan
-from evidencekit.verify import _check_incident, verify
+from evidencekit.verify import check_incident, verify
 from tests.support.cli import run_cli
 from tests.support.schemas import assert_valid
 from tests.support.victim import INCIDENT_YAML
@@ -141,7 +141,7 @@ def test_incident_reseal_keeps_the_record_verifiable(tmp_path, home, keys):
 
 def _step10(manifest: dict, tag_files: dict[str, bytes]) -> list[str]:
     findings = Findings()
-    _check_incident(manifest, PayloadScan(tag_files=tag_files), findings)
+    check_incident(manifest, PayloadScan(tag_files=tag_files), findings)
     return [f.problem for f in findings.errors]
 
 
