@@ -18,6 +18,10 @@ from evidencekit.sources.mail.account import MailError
 BATCH_BYTES = 8 << 20  # messages fetched in one command: at most this much (or one message)
 BATCH_COUNT = 500
 SIZES_BATCH = 2000  # UIDs per command when only sizes are asked
+LARGEST_MESSAGE = 256 << 20  # a message announced larger is recorded, not fetched (memory)
+ANSWER_LIMIT = 64 << 20  # bytes of the answer to any command but a FETCH of messages
+_ANSWER_SLACK = 1 << 20  # a FETCH answer's own lines beyond the messages' bytes...
+_PER_MESSAGE = 64 << 10  # ... and each message's attributes (flags, Gmail labels)
 
 
 @dataclass
@@ -47,6 +51,68 @@ class Message:
     modseq: int | None = None
     gmail: dict[str, Any] | None = None
     body: bytes | None = None
+
+
+class AnswerTooLarge(MailError):
+    """The server sent more in answer to one command than it may (see :class:`AnswerLimit`);
+    the connection is no longer usable (the rest of the answer was not read)."""
+
+
+class AnswerLimit:
+    """How many bytes the server may send in answer to one command, counted as imaplib reads
+    them. imaplib keeps a whole answer in memory until its tagged end and reads a literal of
+    whatever size the server announces in one piece: a hostile server answering a FETCH with
+    ``{3221225472}`` made the capture hold 3 GiB, and one answering with FETCH responses
+    without end filled memory (9 GiB in 25 s) until the system killed it. Installed on
+    imaplib's object (its read, readline and send, which its parser calls); each command sent
+    gets ANSWER_LIMIT, or what :meth:`expect` said before it (a FETCH of messages: their
+    announced sizes)."""
+
+    def __init__(self, imap: Any) -> None:
+        self._read, self._readline, self._send = imap.read, imap.readline, imap.send
+        self._limit = self._left = ANSWER_LIMIT
+        self._next: int | None = None
+        imap.read, imap.readline, imap.send = self.read, self.readline, self.send
+
+    @classmethod
+    def of(cls, client: Any) -> AnswerLimit:
+        imap = client._imap
+        found = getattr(imap, "_evidencekit_limit", None)
+        if not isinstance(found, AnswerLimit):
+            found = imap._evidencekit_limit = cls(imap)
+        return found
+
+    def expect(self, limit: int) -> None:
+        """The answer to the next command sent may hold *limit* bytes."""
+        self._next = limit
+
+    def send(self, data: bytes) -> None:
+        self._limit = self._left = ANSWER_LIMIT if self._next is None else self._next
+        self._next = None
+        self._send(data)
+
+    def read(self, size: int) -> bytes:
+        self._spend(size)  # before reading: the literal is read in one piece
+        return bytes(self._read(size))
+
+    def readline(self) -> bytes:
+        line = bytes(self._readline())
+        self._spend(len(line))
+        return line
+
+    def _spend(self, count: int) -> None:
+        self._left -= count
+        if self._left < 0:
+            raise AnswerTooLarge(f"the server sent more than {self._limit:,} bytes in answer "
+                                 "to one command (more than the messages asked for hold, or "
+                                 "without end); it was not read further")
+
+
+def fetch_limit(uids: Sequence[int], sizes: dict[int, int]) -> int:
+    """What an answer to a FETCH of *uids* with their bytes may hold: their announced sizes
+    (LARGEST_MESSAGE for one not announced), with room for the answer's own lines."""
+    announced = sum(min(sizes.get(uid, LARGEST_MESSAGE), LARGEST_MESSAGE) for uid in uids)
+    return announced + _ANSWER_SLACK + _PER_MESSAGE * len(uids)
 
 
 def list_folders(client: Any) -> list[Folder]:
@@ -130,12 +196,16 @@ def fetch(client: Any, uids: Sequence[int], items: Sequence[str]) -> list[Messag
     return answer(client, ask(client, uids, items))
 
 
-def ask(client: Any, uids: Sequence[int], items: Sequence[str]) -> Asked | None:
+def ask(client: Any, uids: Sequence[int], items: Sequence[str],
+        limit: int | None = None) -> Asked | None:
     """Send UID FETCH *items* of *uids* without waiting for the answer, so that the server
     prepares it while the previous one is dealt with; None when there is nothing to ask.
-    :func:`answer` must read it before any other command is sent."""
+    :func:`answer` must read it before any other command is sent. Its answer may hold
+    *limit* bytes (ANSWER_LIMIT if None: AnswerLimit)."""
     if not uids:
         return None
+    if limit is not None:
+        AnswerLimit.of(client).expect(limit)
     tag = client._imap._command("UID", "FETCH", uid_set(uids), "(" + " ".join(items) + ")")
     return Asked(tag, tuple(uids))
 

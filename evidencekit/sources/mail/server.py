@@ -26,6 +26,7 @@ from typing import Any
 from evidencekit.clock import Clock, rfc3339
 from evidencekit.errors import UsageError
 from evidencekit.sources.mail.account import Account, BearerToken, Credential, MailError
+from evidencekit.sources.mail.fetch import AnswerLimit
 
 CONNECT_TIMEOUT = 30.0  # seconds
 READ_TIMEOUT = 300.0  # a large message on a slow line
@@ -76,6 +77,7 @@ def open_connection(account: Account, trust: Trust, clock: Clock) -> tuple[Any, 
         client = IMAPClient(account.host, account.port, ssl=not account.starttls,
                             ssl_context=context,
                             timeout=SocketTimeout(CONNECT_TIMEOUT, READ_TIMEOUT))
+        AnswerLimit.of(client)  # what the server may send is bounded from here on
         if account.starttls:
             _start_tls(client, account, context)
     # imapclient sets imaplib's debug level to 5 so that imaplib logs to imapclient's logger;

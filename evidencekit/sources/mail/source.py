@@ -61,6 +61,18 @@ class _Prepared:
 
 
 @dataclass(frozen=True)
+class _NotFetched:
+    """A message of a batch that was not fetched, and why (its entry's error: exit code 3)."""
+
+    uid: int
+    problem: str
+
+
+_GONE = ("the message was no longer on the server when it was fetched (deleted or moved "
+         "meanwhile)")
+
+
+@dataclass(frozen=True)
 class _Request:
     """A batch of UIDs: those an earlier run kept (bytes, when fetched) and the FETCH sent."""
 
@@ -226,7 +238,7 @@ class MailSource:
         self.close()
 
     # -------------------------------------------------------------------- the messages
-    def _fetching(self) -> Iterator[tuple[Folder, _Examined | list[_Prepared | int] | None]]:
+    def _fetching(self) -> Iterator[tuple[Folder, _Examined | list[_Prepared | _NotFetched] | None]]:
         """All the server traffic of the capture, run on the fetching thread: for each folder,
         that it was examined, each batch of its messages, and None at its end."""
         for folder in self.folders:
@@ -239,7 +251,7 @@ class MailSource:
                 yield from self._folder_batches(folder)
             yield folder, None
 
-    def _folder_batches(self, folder: Folder) -> Iterator[tuple[Folder, list[_Prepared | int]]]:
+    def _folder_batches(self, folder: Folder) -> Iterator[tuple[Folder, list[_Prepared | _NotFetched]]]:
         """The folder's messages batch by batch. The FETCH of the next batch is sent as soon
         as the answer to this one is read, before this one is hashed, kept and handed on: the
         server prepares it meanwhile instead of waiting for the next command."""
@@ -256,14 +268,12 @@ class MailSource:
             request = None if following is None else self._ask(folder, following, state)
             yield folder, self._fetched(folder, current, fresh, known, state)
 
-    def _batch_entries(self, directory: str, folder: Folder, batch: list[_Prepared | int],
+    def _batch_entries(self, directory: str, folder: Folder, batch: list[_Prepared | _NotFetched],
                        summary: dict[str, Any]) -> Iterator[StreamEntry]:
         for item in batch:
-            if isinstance(item, int):
-                problem = ("the message was no longer on the server when it was fetched "
-                           "(deleted or moved meanwhile)")
-                summary["failed"].append({"uid": item, "problem": problem})
-                yield self._failed(directory, folder, item, problem)
+            if isinstance(item, _NotFetched):
+                summary["failed"].append({"uid": item.uid, "problem": item.problem})
+                yield self._failed(directory, folder, item.uid, item.problem)
                 continue
             summary["stored"] += 1
             summary["from_earlier_run"] += item.earlier
@@ -282,9 +292,10 @@ class MailSource:
                     if found is not None:
                         kept[uid] = found
         items = imap.attributes(self._capabilities)
+        wanted = [u for u in batch if u not in kept and not _too_large(folder, u)]
         with self._connection_kept(f"fetching messages of {folder.name!r}"):
-            asked = imap.ask(self._client, [u for u in batch if u not in kept],
-                             [*items, "BODY.PEEK[]"])
+            asked = imap.ask(self._client, wanted, [*items, "BODY.PEEK[]"],
+                             limit=imap.fetch_limit(wanted, folder.sizes))
         return _Request(batch, kept, asked)
 
     def _answered(self, folder: Folder, request: _Request) -> tuple[list[Message], list[Message]]:
@@ -296,7 +307,7 @@ class MailSource:
         return fresh, known
 
     def _fetched(self, folder: Folder, request: _Request, fresh: list[Message],
-                 known: list[Message], state: FolderState | None) -> list[_Prepared | int]:
+                 known: list[Message], state: FolderState | None) -> list[_Prepared | _NotFetched]:
         """Each message of the batch with its record, or its UID alone if the server no longer
         has it; from an earlier run's state when it is there."""
         kept = request.kept
@@ -308,7 +319,7 @@ class MailSource:
             state.flush()
         answered = {message.uid: message for message in [*fresh, *known]}
         self.fetched += len(fresh)
-        result: list[_Prepared | int] = []
+        result: list[_Prepared | _NotFetched] = []
         for uid in request.batch:
             reply = answered.get(uid)
             if uid in kept and reply is not None:
@@ -317,8 +328,13 @@ class MailSource:
                 result.append(self._record(folder, reply, fetched, True))
             elif reply is not None and reply.body is not None:
                 result.append(self._record(folder, reply, now, False))
+            elif uid not in kept and _too_large(folder, uid):
+                result.append(_NotFetched(uid, (
+                    f"not fetched: the server announced {folder.sizes[uid]:,} bytes, more than "
+                    f"evidencekit fetches in one message ({imap.LARGEST_MESSAGE:,}); save it "
+                    "from a mail program")))
             else:
-                result.append(uid)
+                result.append(_NotFetched(uid, _GONE))
         return result
 
     def _record(self, folder: Folder, message: Message, fetched: int, earlier: bool
@@ -402,16 +418,31 @@ class MailSource:
         return _ConnectionKept(self, doing)
 
     def lost(self, doing: str, exc: BaseException) -> MailError:
+        return self._given_up(f"the connection to {self.account.host} was lost while {doing}: "
+                              f"{why_failed(exc)}",
+                              "run the same command again: it goes on from where it stopped")
+
+    def unreadable(self, doing: str, exc: BaseException) -> MailError:
+        """The server's answer broke the protocol (a number that is not one, an answer larger
+        than what was asked holds): the connection is dropped, the capture stopped."""
+        what = exc.message if isinstance(exc, MailError) else f"it could not be read ({exc})"
+        return self._given_up(f"{self.account.host} did not answer as an IMAP server does while "
+                              f"{doing}: {what}",
+                              "if it happens again, the server (or something in between) is "
+                              "broken or hostile: save the messages with a mail program")
+
+    def _given_up(self, said: str, hint: str) -> MailError:
         kept = self.fetched + self.resumed
         saved = (f"; the {kept} message{'s' if kept != 1 else ''} fetched so far are kept, "
                  f"encrypted, in {self._resume.folder} for the next run"
                  if self._resume is not None and kept else "")
-        self._client = None
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):  # out of step: not logged out, just closed
+                client.shutdown()
         if self._resume is not None:
             self._resume.close()
-        return MailError(f"the connection to {self.account.host} was lost while {doing}: "
-                         f"{why_failed(exc)}; no bundle was written{saved}",
-                         hint="run the same command again: it goes on from where it stopped")
+        return MailError(f"{said}; no bundle was written{saved}", hint=hint)
 
 
 class _ConnectionKept:
@@ -426,6 +457,9 @@ class _ConnectionKept:
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: Any) -> None:
+        if isinstance(error, (imap.AnswerTooLarge, ValueError)):
+            # imapclient's parsers, and ours, raise ValueError for what is not IMAP
+            raise self._source.unreadable(self._doing, error) from None
         if error is None or isinstance(error, (MailError, UsageError)):
             return
         if isinstance(error, (OSError, ssl.SSLError, imaplib.IMAP4.error, EOFError)) or \
@@ -556,6 +590,10 @@ def _clashes(candidate: str, taken: set[str]) -> bool:
     """Whether a name taken is *candidate* or one of the names ``candidate.…``."""
     prefix = f"{candidate}."
     return any(name == candidate or name.startswith(prefix) for name in taken)
+
+
+def _too_large(folder: Folder, uid: int) -> bool:
+    return folder.sizes.get(uid, 0) > imap.LARGEST_MESSAGE
 
 
 def _seconds_ns(text: str | None) -> int | None:

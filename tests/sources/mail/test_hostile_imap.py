@@ -1,0 +1,65 @@
+"""capture --imap against a hostile server (tests/support/hostile_imap.py), through the real
+command: what is not IMAP is said plainly (exit 2, no traceback, no bundle), what the server
+sends is bounded in memory whatever it announces, and a message too large to fetch is
+recorded as such (exit 3)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from evidencekit.crypto.keys import SigningKey
+from evidencekit.sources.mail.fetch import LARGEST_MESSAGE
+from tests.support.cli import Result, run_cli
+from tests.support.hostile_imap import HostileImap, hostile_imap
+
+
+def capture(tmp_path: Path, server: HostileImap) -> Result:
+    (tmp_path / "password").write_text("secret\n")
+    SigningKey.generate("examiner@test").save(tmp_path / "signer")
+    return run_cli("capture", "--case", "MAIL-1", "-p", "--sign-key", tmp_path / "signer",
+                   "-o", tmp_path / "mail.evidence", "--json", "--imap", server.url,
+                   "--imap-fingerprint", server.fingerprint,
+                   "--imap-password-file", tmp_path / "password",
+                   env={"EVIDENCEKIT_PASSPHRASE": "test passphrase of the bundle",
+                        "XDG_STATE_HOME": str(tmp_path / "state"),
+                        "XDG_CONFIG_HOME": str(tmp_path / "config")})
+
+
+@pytest.mark.parametrize("mode", ["bad-uid", "bad-uidvalidity"])
+def test_a_number_that_is_not_one_is_said_plainly(tmp_path: Path, mode: str) -> None:
+    """Before: 'internal error: ValueError: invalid literal for int()' (exit 5)."""
+    with hostile_imap(tmp_path, mode) as server:
+        done = capture(tmp_path, server)
+    assert done.code == 2, done.stderr
+    error = done.json()["error"]["message"]
+    assert "did not answer as an IMAP server does" in error and "no bundle" in error
+    assert not (tmp_path / "mail.evidence").exists()
+
+
+@pytest.mark.parametrize("mode", ["huge-literal", "endless-answers"])
+def test_what_the_server_sends_is_bounded_whatever_it_announces(tmp_path: Path,
+                                                                mode: str) -> None:
+    """A literal of 3 GiB was read whole into memory (3.2 GB resident); FETCH responses
+    without end filled memory (9 GB in 25 s) until the system killed the capture. The
+    server here gives up after 200 MiB: before, all of it was read."""
+    with hostile_imap(tmp_path, mode) as server:
+        done = capture(tmp_path, server)
+        sent = server.sent
+    assert done.code == 2, done.stderr
+    assert "more than" in done.json()["error"]["message"]
+    assert sent < 32 << 20
+    assert not (tmp_path / "mail.evidence").exists()
+
+
+def test_a_message_announced_too_large_is_recorded_not_fetched(tmp_path: Path) -> None:
+    """Its bytes would all be held in memory: it is listed as not fetched (exit 3)."""
+    with hostile_imap(tmp_path, "too-large") as server:
+        done = capture(tmp_path, server)
+        asked = server.bodies_asked
+    assert done.code == 3, done.stderr
+    assert asked == 0
+    problems = json.dumps(done.json()["problems"])
+    assert "300,000,000 bytes" in problems and f"{LARGEST_MESSAGE:,}" in problems
