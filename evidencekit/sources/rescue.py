@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from evidencekit.errors import OutputError
 from evidencekit.sources.sectors import BAD, NON_SCRAPED, NON_TRIMMED, READ, UNTRIED
+from evidencekit.text import human_size
 
 if TYPE_CHECKING:
     from evidencekit.sources.sectors import SectorReader
@@ -48,6 +49,10 @@ SPOOL_BLOCK = 1 << 20
 _NONCE = 12
 _TAG = 16
 MARGIN = 64 << 20  # free space left over after the spool and the rest of the bundle
+# Spool bytes written between two looks at the free space (as capture's watch over the bundle,
+# capture._RoomWatch): the room counted before the first bad area can be taken by someone else
+# while the passes run, for hours on a failing disk.
+LOOK_EVERY = 64 << 20
 
 
 def spool_room(folder: Path, rest: int) -> str | None:
@@ -87,6 +92,7 @@ class ImageSpool:
         self._file: IO[bytes] = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115 (close)
         self._open_index: int | None = None  # the block being written piece by piece
         self._open = bytearray()
+        self._unlooked = LOOK_EVERY  # spool bytes written since the last look at the free space
 
     def _length(self, index: int) -> int:
         return min(SPOOL_BLOCK, self.size - self.start - index * SPOOL_BLOCK)
@@ -128,6 +134,7 @@ class ImageSpool:
             done += count
 
     def _put(self, index: int, plain: memoryview) -> None:
+        self._look_at_room(len(plain))
         nonce = self._random(_NONCE)
         sealed = self._cipher.encrypt(nonce, plain, index.to_bytes(8, "big"))
         try:  # (the nonce and the block written side by side: no copy of them joined)
@@ -138,6 +145,25 @@ class ImageSpool:
                 f"written: {exc.strerror}", hint="free some space there, or capture with the "
                 "bundle on another disk; nothing was saved") from None
         self._written[index] = 1
+
+    def _look_at_room(self, size: int) -> None:
+        """Stop the capture, plainly, before the spool fills the disk it shares with the bundle
+        (and with the system, which may need its last bytes); nothing is kept then."""
+        self._unlooked += size
+        if self._unlooked < LOOK_EVERY:
+            return
+        self._unlooked = 0
+        try:
+            free = shutil.disk_usage(self._folder).free
+        except OSError:
+            return  # unknown: a real disk-full says so (ENOSPC, below)
+        if free < MARGIN:
+            raise OutputError(
+                f"the disk holding {self._folder} is full ({human_size(free)} free): the "
+                "encrypted temporary copy of the image, kept while bad areas are read past, "
+                "was stopped before it took the last of it",
+                hint="free some space there, or capture with the bundle on another disk; "
+                "nothing was saved")
 
     def _write_all(self, parts: list[bytes], offset: int) -> None:
         """Write all of *parts*, one after the other, at *offset*: a disk filling up in the

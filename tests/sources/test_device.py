@@ -775,3 +775,30 @@ def test_the_image_and_its_documents_are_typed_without_starting_libmagic(
         ("disk.img", "application/octet-stream"), ("disk.img.mapfile", "text/plain"),
         ("disk.img.windows", "text/plain"), ("disk.img.device.json", "application/json")]
     assert started == []
+
+
+def test_a_disk_filling_up_under_the_spool_stops_the_capture_plainly_and_keeps_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the room for reading past a bad area is counted once, at the first bad area: when the
+    # disk fills meanwhile, the spool stops before its last bytes, and no bundle is left
+    import evidencekit.capture as capturing
+    import evidencekit.sources.rescue as rescue
+    from evidencekit.errors import OutputError
+    from tests.fs.mounts import tmpfs
+
+    # the room asked for by capture and by the spool, scaled down to a 10 MiB disk
+    monkeypatch.setattr(capturing._OutputRoom, "MARGIN", MIB)
+    monkeypatch.setattr(capturing._RoomWatch, "STEP", MIB)
+    monkeypatch.setattr(rescue, "spool_room", lambda folder, rest: None)  # "there was room"
+    monkeypatch.setattr(rescue, "MARGIN", 4 * MIB)
+    monkeypatch.setattr(rescue, "LOOK_EVERY", MIB)
+    content = patterned(16 * MIB)
+    with tmpfs(tmp_path, size_mib=10) as small, \
+            bad_disk(tmp_path, content, Faults(bad=[(512, 1024)])) as device:
+        identity = age.X25519Identity.generate()
+        request = CaptureRequest([], small / "dev.evidence", CaseInfo("DEV-1", "Jane"),
+                                 [identity.recipient()], SigningKey.generate(), ["test"],
+                                 more_sources=[DeviceSource(device, spool_folder=small)])
+        with pytest.raises(OutputError, match=r"ram is full \(.*\): the encrypted temporary"):
+            capture(request)
+        assert list(small.iterdir()) == []

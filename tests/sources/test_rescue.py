@@ -141,11 +141,15 @@ def test_a_spool_that_cannot_be_written_stops_the_capture_not_the_device(tmp_pat
         spool.close()
 
 
-def test_a_spool_block_cut_short_by_a_full_disk_is_said_at_once(tmp_path: Path) -> None:
+def test_a_spool_block_cut_short_by_a_full_disk_is_said_at_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # a disk that fills up in the middle of a block takes part of it and says nothing (write()
     # returns fewer bytes); the block was counted as stored, the passes went on over the rest
     # of the disk, and the read back at the end said the copy was "changed or cut short while
     # the capture was running", as if someone had tampered with it
+    import evidencekit.sources.rescue as rescue
+
+    monkeypatch.setattr(rescue, "MARGIN", 0)  # the watch aside: the disk full before it looks
     if os.geteuid() != 0:
         skip_or_fail("mounting a small tmpfs needs root")
     small = tmp_path / "small"
@@ -160,3 +164,25 @@ def test_a_spool_block_cut_short_by_a_full_disk_is_said_at_once(tmp_path: Path) 
             spool.close()
     finally:
         subprocess.run(["umount", str(small)], check=True)
+
+
+def test_a_spool_filling_the_disk_is_stopped_before_it_takes_the_last_of_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the room was counted once, before the first bad area: the spool then wrote until ENOSPC,
+    # taking the last bytes of a disk the system (or the bundle's own end) may need
+    import evidencekit.sources.rescue as rescue
+    from tests.fs.mounts import tmpfs
+
+    monkeypatch.setattr(rescue, "MARGIN", 3 * SPOOL_BLOCK)
+    monkeypatch.setattr(rescue, "LOOK_EVERY", SPOOL_BLOCK)
+    with tmpfs(tmp_path, size_mib=8) as small:
+        spool = ImageSpool(small, 0, 16 * SPOOL_BLOCK)
+        try:
+            written = 0
+            with pytest.raises(OutputError, match=r"is full \(.* free\).* was stopped before"):
+                for index in range(16):
+                    spool.write(index * SPOOL_BLOCK, memoryview(bytes(SPOOL_BLOCK)))
+                    written += 1
+            assert 3 <= written <= 5  # stopped with about 3 MiB left, not at ENOSPC
+        finally:
+            spool.close()
