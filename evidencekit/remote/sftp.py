@@ -61,7 +61,7 @@ def _refused(what: str) -> SftpError:
     return error
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Attrs:
     """What SFTP v3 says about a file: no ctime, no inode, no extended attributes, times in
     whole seconds."""
@@ -202,7 +202,15 @@ class SftpSession:
         reader.u32()
         return reader.string()
 
-    def listdir(self, path: bytes) -> list[tuple[bytes, Attrs]]:
+    def listdir(self, path: bytes, most_entries: int | None = None,
+                most_bytes: int | None = None) -> list[tuple[bytes, Attrs]]:
+        """What the folder *path* holds, in name order; SftpError past *most_entries* entries
+        (MOST_ENTRIES by default) or *most_bytes* bytes of paths (MOST_NAME_BYTES of names
+        by default; each counted as ``path/name``), as soon as it is passed (the caller's
+        budget: evidencekit.sources.remote_logical)."""
+        most_entries = MOST_ENTRIES if most_entries is None else min(most_entries, MOST_ENTRIES)
+        prefix = 0 if most_bytes is None else len(path.rstrip(b"/")) + 1
+        most_bytes = MOST_NAME_BYTES if most_bytes is None else most_bytes
         handle = self._expect(self._send(_OPENDIR, _string(path)), _HANDLE,
                               _text(path)).string()
         found: list[tuple[bytes, Attrs]] = []
@@ -224,13 +232,14 @@ class SftpSession:
                     attrs = reader.attrs()
                     if name not in (b".", b".."):
                         found.append((name, attrs))
-                        name_bytes += len(name)
-                if len(found) > MOST_ENTRIES:
-                    raise _refused(f"the server listed more than {MOST_ENTRIES:,} entries in "
+                        name_bytes += prefix + len(name)
+                if len(found) > most_entries:
+                    raise _refused(f"the server listed more than {most_entries:,} entries in "
                                    "it; not listed further")
-                if name_bytes > MOST_NAME_BYTES:
-                    raise _refused(f"the server listed more than {exact_size(MOST_NAME_BYTES)} "
-                                   "of names in it; not listed further")
+                if name_bytes > most_bytes:
+                    what = "of paths" if prefix else "of names"
+                    raise _refused(f"the server listed more than {exact_size(most_bytes)} "
+                                   f"{what} in it; not listed further")
         finally:
             self._close(handle)
         return sorted(found)

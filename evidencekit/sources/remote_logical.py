@@ -43,6 +43,14 @@ _SEPARATOR = "\u2215"  # DIVISION SLASH: a path's "/" in a flat name
 # end, its paths (all kept) growing memory as the square of the depth: at most 8,192 levels of
 # "/d" here, some 64 MiB of paths.
 MOST_PATH_BYTES = 16 << 10
+# What one capture over SFTP records at most: every item found is held here until the end (the
+# JSON document, the manifest), some 1.4 KB each, more for a long path (its bytes held several
+# times: measured 115 KB per item of a 15 KB path). A server listing without end, or a wide
+# folder deep down, filled memory; past either bound, a folder is recorded as not listed
+# (exit 3), and what was listed before it is captured. A real tree this large is better
+# captured by evidencekit installed there, or in several captures.
+MOST_ITEMS = 250_000
+MOST_PATH_TOTAL = 32 << 20  # bytes of all the paths recorded
 
 
 @dataclass(frozen=True)
@@ -57,7 +65,7 @@ class RemoteHost:
     host_key_type: str
 
 
-@dataclass
+@dataclass(slots=True)
 class _Item:
     path: bytes
     kind: str
@@ -96,6 +104,8 @@ class RemoteLogicalSource:
         self._started = 0
         self._bytes = 0
         self._failed: list[_Item] = []
+        self._held_items = 0  # items listed (recorded, or pending to be): MOST_ITEMS
+        self._held_bytes = 0  # and the bytes of their paths: MOST_PATH_TOTAL
 
     def place(self, first_index: int, taken: set[str]) -> None:
         self._index = first_index
@@ -122,6 +132,8 @@ class RemoteLogicalSource:
 
     def entries(self, skip: Skip) -> Iterator[Entry | StreamEntry]:
         self._started = self._clock()
+        self._held_items = len(self._paths)
+        self._held_bytes = sum(len(p) for p in self._paths)
         for path in self._paths:
             yield from self._walk(path)
         document = self._document(self._clock())
@@ -186,12 +198,20 @@ class RemoteLogicalSource:
                           "system gives; its contents were not listed")
             self._record(item)
             return []
+        room = MOST_ITEMS - self._held_items
+        room_bytes = MOST_PATH_TOTAL - self._held_bytes
         try:
-            children = self._session.listdir(path)
+            children = self._session.listdir(path, room, room_bytes)
         except SftpError as exc:
             item.error = f"its contents could not be listed: {exc.strerror or exc}"
+            if "not listed further" in str(exc):
+                item.error += (f" (one capture over SFTP records at most {MOST_ITEMS:,} items "
+                               f"and {exact_size(MOST_PATH_TOTAL)} of paths: capture this "
+                               "folder separately, or with evidencekit installed there)")
             self._record(item)
             return []
+        self._held_items += len(children)
+        self._held_bytes += sum(len(path.rstrip(b"/")) + 1 + len(n) for n, _ in children)
         self.items.append(item)
         inside = []
         for name, child in children:

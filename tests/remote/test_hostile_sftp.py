@@ -3,9 +3,11 @@ run by a real OpenSSH server on 127.0.0.1 as its SFTP subsystem: the real CLI, n
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -143,6 +145,35 @@ def test_a_server_that_trickles_its_answers_is_given_up(
     message = done.json()["error"]["message"]  # type: ignore[attr-defined]
     assert "arrived in 5 seconds; an answer comes whole" in message, message
     assert not [n for n in os.listdir(tmp_path) if out.name in n]
+
+
+def test_a_wide_folder_deep_down_is_recorded_not_held_in_memory(
+        served: tuple[sshd_support.Sshd, Path], keys: dict[str, Path], tmp_path: Path) -> None:
+    """20,000 names in a folder 60 levels of 250 bytes down: each item costs several times its
+    15 KB path until the end, 2,000 of them took 304 MB, these would take some 3 GB. Past the
+    walk's budget (remote_logical.MOST_PATH_TOTAL) the folder is recorded as not listed
+    (exit 3), and the capture's peak memory, measured around it, stays small."""
+    server, mode = served
+    mode.write_text("wide-deep")
+    out = tmp_path / "x.evidence"
+    config = tmp_path / "config"
+    config.mkdir()
+    measure = ("import resource, subprocess, sys; done = subprocess.run(sys.argv[1:]); "
+               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)"
+               "; sys.exit(done.returncode)")
+    done = subprocess.run(
+        [sys.executable, "-c", measure, sys.executable, "-m", "evidencekit", "capture",
+         "--remote", server.remote, "--host-key", server.fingerprint, "--ssh-identity",
+         str(server.client_key), "--sftp", "-R", str(keys["recipient"]), "--sign-key",
+         str(keys["signer"]), "--case", "IR-7", "-o", str(out), "--json", "/x"],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "XDG_CONFIG_HOME": str(config), "PYTHONPATH": str(WORKTREE)})
+    assert done.returncode == 3, done.stderr[-3000:]
+    problems = [p["problem"] for p in json.loads(done.stdout)["problems"]]
+    assert any("of paths in it; not listed further" in p and "32 MiB of paths" in p
+               for p in problems), problems
+    peak_kib = int(done.stderr.strip().splitlines()[-1])
+    assert peak_kib < 150 << 10, f"peak {peak_kib >> 10} MiB"
 
 
 def test_a_file_listed_without_a_size_and_without_end_is_cut_and_recorded(

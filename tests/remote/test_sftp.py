@@ -130,3 +130,33 @@ def test_a_tree_without_bottom_is_not_walked_without_end(monkeypatch: pytest.Mon
         entries = list(source.entries(set()))
         errors = [getattr(e, "error", None) for e in entries if getattr(e, "error", None)]
         assert len(errors) == 1 and "longer than 1000 bytes" in str(errors[0]), errors
+
+
+def test_a_folder_is_cut_by_the_bytes_of_its_paths_when_a_budget_is_given() -> None:
+    """A name of 8 bytes in a folder whose path is 15 KB is held as 15 KB: the caller's
+    budget counts ``path/name``, not the name alone."""
+    with _session("wide-deep:500:0") as session, \
+            pytest.raises(sftp.SftpError, match="more than 1000 bytes of paths in it"):
+        session.listdir(b"/x", most_bytes=1000)
+
+
+@pytest.mark.parametrize(("shape", "bound", "said"), [
+    ("wide-deep:5000:0", "MOST_ITEMS", "records at most 1,000 items"),
+    ("wide-deep:100:40", "MOST_PATH_TOTAL", "and 500 KiB of paths"),
+])
+def test_a_wide_folder_past_the_walks_budget_is_recorded_not_held(
+        shape: str, bound: str, said: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every item found is held until the end (the JSON document, the manifest): a server
+    listing a wide folder (ten million entries each) filled memory, several times more for a
+    folder deep down (100 names there, 40 levels of 250 bytes: 1 MB of paths)."""
+    from evidencekit.sources import remote_logical
+
+    monkeypatch.setattr(remote_logical, bound, 1000 if bound == "MOST_ITEMS" else 500 << 10)
+    with _session(shape) as session:
+        host = remote_logical.RemoteHost("u@h", "h", 22, "u", "SHA256:x", "ssh-ed25519")
+        source = remote_logical.RemoteLogicalSource(session, host, [b"/x"])
+        source.place(0, set())
+        entries = list(source.entries(set()))
+    errors = [str(e.error) for e in entries if getattr(e, "error", None)]
+    assert len(errors) == 1 and "not listed further" in errors[0] and said in errors[0], errors
+    assert len(source.items) < 100

@@ -12,6 +12,9 @@
 - ``long-names``: ``/x`` lists 300 names of 60,000 bytes each (18 MB of names), one an answer;
 - ``sizeless``: lists ``f.txt`` without a size and answers its READs with data without end;
 - ``endless-depth``: every folder below ``/x`` holds a folder ``d``, without bottom;
+- ``wide-deep[:WIDE:CHAIN]``: ``/x`` is the top of a chain of CHAIN (60) folders of 250-byte
+  names (paths of 15 KB), the last listing WIDE (20,000) names that LSTAT says do not exist:
+  each item costing memory several times its path, a wide folder that deep filled memory;
 - ``truncated``: answers LSTAT of ``/x/f.txt`` with attributes cut short (a size announced, no
   bytes for it).
 """
@@ -27,7 +30,9 @@ from typing import BinaryIO
 
 CONTENT = bytes(range(256)) * 782  # 200,192 bytes
 _DIR, _FILE = 0o040755, 0o100644
-MODE = sys.argv[1] if __name__ == "__main__" else ""
+MODE, *_SHAPE = (sys.argv[1] if __name__ == "__main__" else "").split(":")
+_WIDE, _CHAIN = (int(n) for n in _SHAPE) if _SHAPE else (20_000, 60)  # wide-deep[:WIDE:CHAIN]
+_LINK_NAME = b"d" * 250
 
 
 def _attrs(mode: int, size: int) -> bytes:
@@ -42,13 +47,35 @@ def _string(data: bytes) -> bytes:
 
 class _Server:
     def __init__(self, mode: str, inp: BinaryIO, out: BinaryIO) -> None:
+        mode = mode.split(":")[0]
         self.mode, self.inp, self.out = mode, inp, out
         self.listed: set[bytes] = set()
         self.held: list[bytes] = []
+        self.listed_count: dict[bytes, int] = {}
 
     def send(self, kind: int, body: bytes) -> None:
         self.out.write(struct.pack(">IB", len(body) + 1, kind) + body)
         self.out.flush()
+
+    def wide_deep(self, kind: int, request: int, path: bytes) -> None:
+        levels = path.rstrip(b"/").count(b"/") - 1  # /x is 0
+        if kind == 7:  # LSTAT: the chain's folders exist, the wide folder's names do not
+            if path.startswith(b"/x") and levels <= _CHAIN:
+                self.send(105, struct.pack(">I", request) + _attrs(_DIR, 4096))
+            else:
+                self.status(request, 2)
+            return
+        listed = self.listed_count.get(path, 0)  # READDIR
+        if levels < _CHAIN:
+            names = [] if listed else [_LINK_NAME]
+        else:
+            names = [b"%08d" % i for i in range(listed, min(listed + 100, _WIDE))]
+        if not names:
+            self.status(request, 1)
+            return
+        self.listed_count[path] = listed + len(names)
+        self.send(104, struct.pack(">II", request, len(names)) + b"".join(
+            _string(n) + _string(b"") + _attrs(_DIR, 4096) for n in names))
 
     def trickle(self, kind: int, body: bytes) -> None:
         for byte in struct.pack(">IB", len(body) + 1, kind) + body:
@@ -88,6 +115,9 @@ class _Server:
             self.answer(kind, request, argument, body)
 
     def answer(self, kind: int, request: int, argument: bytes, body: bytes) -> None:
+        if self.mode == "wide-deep" and kind in (7, 12):
+            self.wide_deep(kind, request, argument)
+            return
         if kind == 7:  # LSTAT
             if argument.rstrip(b"/") == b"/x" or (self.mode == "endless-depth" and
                                                   argument.startswith(b"/x/")):
@@ -130,6 +160,7 @@ class _Server:
                 _string(n) + _string(n) + a for n, a in names))
         elif kind == 4:  # CLOSE
             self.listed.discard(argument)
+            self.listed_count.pop(argument, None)
             self.status(request, 0)
         elif kind == 8:  # FSTAT
             self.send(105, struct.pack(">I", request) + _attrs(_FILE, len(CONTENT)))
