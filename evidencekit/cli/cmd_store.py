@@ -205,13 +205,15 @@ def store_list(location: str, endpoint: str | None, as_json: bool) -> None:
         if not objects:
             render.out.print(f"Nothing under {render.escape(str(url))}")
         for item in objects:
-            lock = f"locked until {item.retain_until}" if item.retention_mode else "not locked"
+            lock = ("" if item.missing else f"locked until {item.retain_until}"
+                    if item.retention_mode else "not locked")
             hold = ", legal hold" if item.legal_hold else ""
             over = (f"  [bold red]WRITTEN OVER[/] ({item.versions} versions and delete markers:"
                     " the newest, described here, is not the one stored)"
                     if item.versions > 1 else "")
+            problem = f"  [bold red]{render.escape(item.problem)}[/]" if item.problem else ""
             render.out.print(f"{render.escape(item.key)}  {item.size:,} bytes  "
-                             f"{item.last_modified}  {lock}{hold}{over}")
+                             f"{item.last_modified}  {lock}{hold}{over}{problem}")
         return ExitCode.OK
 
     run("store list", as_json, body)

@@ -44,6 +44,7 @@ from evidencekit.deliver.base import BundleFacts, Delivery
 from evidencekit.errors import BundleError, InputError, Interrupted, StoreError, UsageError
 from evidencekit.format.outer import SeekBack
 from evidencekit.progress import Progress
+from evidencekit.text import plural
 
 SCHEME = "s3://"
 SUFFIX = ".evidence"
@@ -775,7 +776,8 @@ class S3Store:
                                   "was stored or recorded",
                                   hint="find out who put it there (aws s3api head-object); "
                                   "keep this bundle under another prefix (s3://BUCKET/OTHER/)")
-            sha256 = _sha256_of_object(self.client, url, version)
+            sha256 = _sha256_of_object(self.client, url, version,
+                                       int(head.get("ContentLength", -1)))
         return self.delivery(key, self.ensure_locked(key, head), already_there=True,
                              sha256=sha256)
 
@@ -931,15 +933,40 @@ def _recorded_delivery(event_json: bytes, wanted: dict[str, str]) -> bool:
                 and all(details.get(name) == value for name, value in wanted.items()))
 
 
-def _sha256_of_object(client: Any, url: S3Url, version_id: str) -> str:
-    """The SHA-256 of one version of an object, read once in blocks (constant memory)."""
+def _sha256_of_object(client: Any, url: S3Url, version_id: str, size: int) -> str:
+    """The SHA-256 of one version of an object of *size* bytes, read once in blocks (constant
+    memory)."""
     digest = hashlib.sha256()
     with talking_to(str(url)):
-        body = client.get_object(Bucket=url.bucket, Key=url.key,
-                                 **({"VersionId": version_id} if version_id else {}))["Body"]
-        while block := body.read(_READ_CHUNK):
+        answer = client.get_object(Bucket=url.bucket, Key=url.key,
+                                   **({"VersionId": version_id} if version_id else {}))
+        for block in object_blocks(answer, size, url):
             digest.update(block)
     return digest.hexdigest()
+
+
+def object_blocks(answer: dict[str, Any], size: int, url: S3Url) -> Iterator[bytes]:
+    """The body of a GET *answer* in blocks: exactly *size* bytes (the object's, as its head
+    or the answer's Content-Length gives it), else StoreError. A store that kept sending
+    (a chunked answer without end) filled the disk of 'store get' to its last byte: 428 MB
+    written for an object of 3 MB when a file size limit stopped it."""
+    body = answer["Body"]
+    left = size
+    while left >= 0:
+        block = body.read(min(_READ_CHUNK, left + 1))
+        if not block:
+            break
+        left -= len(block)
+        if left < 0:
+            body.close()
+            raise StoreError(f"{url}: the store sent more than the {plural(size, 'byte')} the "
+                             "object holds; it was stopped and nothing was kept",
+                             hint="the store (or something in between) is broken or hostile")
+        yield block
+    if left:
+        raise StoreError(f"{url}: the store sent {plural(size - left, 'byte')} of the "
+                         f"{plural(size, 'byte')} the object holds; nothing was kept",
+                         hint="try again; the connection may have been cut")
 
 
 def _sha256_of_file(path: Path) -> str:
@@ -1054,6 +1081,9 @@ class StoredObject:
     host: str = ""
     written_by: str = ""
     payload_sha256: str = ""
+    # what the store said of this key that does not hold together ('' when nothing)
+    problem: str = ""
+    missing: bool = False  # listed, but not found when asked for (problem says so)
 
     def to_json(self) -> dict[str, Any]:
         return {"key": self.key, "size": self.size, "last_modified": self.last_modified,
@@ -1061,11 +1091,14 @@ class StoredObject:
                 "retention_mode": self.retention_mode, "retain_until": self.retain_until,
                 "legal_hold": self.legal_hold, "versions": self.versions,
                 "case": self.case, "host": self.host, "written_by": self.written_by,
-                "payload_sha256": self.payload_sha256}
+                "payload_sha256": self.payload_sha256, "problem": self.problem}
 
 
 def list_objects(client: Any, url: S3Url) -> list[StoredObject]:
-    """Every object under *url*'s prefix, with its lock as the store reports it."""
+    """Every object under *url*'s prefix, with its lock as the store reports it. Each is
+    asked for again (its head: the lock, the metadata, the size a download gets); a key
+    listed that is then not found (deleted meanwhile, or a listing that is wrong), and a size
+    the listing gives that is not the object's, are said in its ``problem``, never dropped."""
     found: list[StoredObject] = []
     versions = _versions_per_key(client, url)
     with talking_to(str(url)):
@@ -1073,20 +1106,35 @@ def list_objects(client: Any, url: S3Url) -> list[StoredObject]:
                                                                  Prefix=url.prefix)
         for page in pages:
             for item in page.get("Contents", []):
-                head = client.head_object(Bucket=url.bucket, Key=item["Key"])
-                until = head.get("ObjectLockRetainUntilDate")
-                metadata = {str(k).lower(): str(v) for k, v in
-                            (head.get("Metadata") or {}).items()}
-                found.append(StoredObject(
-                    item["Key"], int(item["Size"]), rfc3339(item["LastModified"]),
-                    str(head.get("VersionId") or ""), metadata.get("sha256", ""),
-                    str(head.get("ObjectLockMode") or ""),
-                    rfc3339(until) if isinstance(until, datetime) else "",
-                    head.get("ObjectLockLegalHoldStatus") == "ON",
-                    versions.get(item["Key"], 0), unquote(metadata.get("case", "")),
-                    unquote(metadata.get("host", "")), metadata.get("written-by", ""),
-                    metadata.get("payload-sha256", "")))
+                found.append(_stored_object(client, url, item, versions.get(item["Key"], 0)))
     return found
+
+
+def _stored_object(client: Any, url: S3Url, item: dict[str, Any], versions: int
+                   ) -> StoredObject:
+    import botocore.exceptions as bx
+
+    key, listed = str(item["Key"]), int(item["Size"])
+    try:
+        head = client.head_object(Bucket=url.bucket, Key=key)
+    except bx.ClientError as exc:
+        if error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
+            raise
+        return StoredObject(key, listed, rfc3339(item["LastModified"]), "", "", "", "", False,
+                            versions, problem="listed by the store, but not found when asked "
+                            "for (deleted meanwhile, or the listing is wrong)", missing=True)
+    until = head.get("ObjectLockRetainUntilDate")
+    metadata = {str(k).lower(): str(v) for k, v in (head.get("Metadata") or {}).items()}
+    size = int(head.get("ContentLength", listed))
+    problem = "" if size == listed else (f"the listing says {plural(listed, 'byte')}, the "
+                                         f"object holds {plural(size, 'byte')}")
+    return StoredObject(
+        key, size, rfc3339(item["LastModified"]), str(head.get("VersionId") or ""),
+        metadata.get("sha256", ""), str(head.get("ObjectLockMode") or ""),
+        rfc3339(until) if isinstance(until, datetime) else "",
+        head.get("ObjectLockLegalHoldStatus") == "ON", versions,
+        unquote(metadata.get("case", "")), unquote(metadata.get("host", "")),
+        metadata.get("written-by", ""), metadata.get("payload-sha256", ""), problem)
 
 
 def _versions_per_key(client: Any, url: S3Url) -> dict[str, int]:
@@ -1153,9 +1201,13 @@ def download(client: Any, url: S3Url, out: BinaryIO, progress: Progress) -> tupl
         answer = client.get_object(Bucket=url.bucket, Key=url.key,
                                    **({"VersionId": version} if version else {}))
         recorded = str(answer.get("Metadata", {}).get("sha256", ""))
-        progress.start("Downloading", None, int(answer.get("ContentLength") or 0) or None)
-        body = answer["Body"]
-        while block := body.read(_READ_CHUNK):
+        size = answer.get("ContentLength")
+        if size is None:  # a chunked answer: the object's size is its head's
+            size = client.head_object(Bucket=url.bucket, Key=url.key,
+                                      **({"VersionId": version} if version else {})
+                                      )["ContentLength"]
+        progress.start("Downloading", None, int(size) or None)
+        for block in object_blocks(answer, int(size), url):
             digest.update(block)
             out.write(block)
             progress.advance(nbytes=len(block))
@@ -1204,6 +1256,8 @@ class RemoteObject(io.RawIOBase):
                                       **({"VersionId": version_id} if version_id else {}))
         self.size = int(head["ContentLength"])
         self.version_id = str(head.get("VersionId") or version_id)  # every range of one version
+        # a store without versions: every range of the object as it was at the head
+        self._etag = "" if self.version_id else str(head.get("ETag") or "")
         self._position = 0
         self._main, self._side = _Cursor(), _Cursor()
 
@@ -1259,10 +1313,38 @@ class RemoteObject(io.RawIOBase):
         cursor.window = min(cursor.window * 2, cursor.LAST_WINDOW) if sequential \
             else cursor.FIRST_WINDOW
         end = min(self.size, offset + max(wanted, cursor.window))
-        answer = self._client.get_object(
-            Bucket=self._url.bucket, Key=self._url.key, Range=f"bytes={offset}-{end - 1}",
-            **({"VersionId": self.version_id} if self.version_id else {}))
+        import botocore.exceptions as bx
+
+        try:
+            answer = self._client.get_object(
+                Bucket=self._url.bucket, Key=self._url.key, Range=f"bytes={offset}-{end - 1}",
+                **({"VersionId": self.version_id} if self.version_id else {}),
+                **({"IfMatch": self._etag} if self._etag else {}))
+        except bx.ClientError as exc:
+            if error_code(exc) != "PreconditionFailed":
+                raise
+            raise StoreError(f"{self._url} was replaced while it was being read (the store "
+                             "keeps no versions of it)", hint="read it again; if it changes "
+                             "again, find out who writes to that key") from None
+        self._require_range(answer, offset, end)
         cursor.body, cursor.at, cursor.end = answer["Body"], offset, end
+
+    def _require_range(self, answer: dict[str, Any], offset: int, end: int) -> None:
+        """The bytes asked for, or the whole object from its start (HTTP lets a server ignore
+        a range): a store that answers other bytes, read as the ones asked for, made verify
+        report the bundle as damaged ('non-zero padding after member README.txt', exit 1)
+        when the store was at fault."""
+        said = str(answer.get("ContentRange") or "")
+        if said == f"bytes {offset}-{end - 1}/{self.size}" or (
+                not said and offset == 0 and int(answer.get("ContentLength", -1)) == self.size):
+            return
+        answer["Body"].close()
+        raise StoreError(f"{self._url}: asked for bytes {offset} to {end - 1} of "
+                         f"{self.size:,}, the store answered "
+                         f"{repr(said[:100]) if said else 'the whole object'}: it does not "
+                         "serve byte ranges as S3 does, so the bundle cannot be read in place "
+                         "(nothing was found wrong with the bundle itself)",
+                         hint="download it with 'evidencekit store get' and verify the copy")
 
     def close(self) -> None:
         self._main.close()

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,37 +14,13 @@ import pytest
 
 from evidencekit.verify import verify
 from tests.support.cli import invoke
-from tests.support.tools import skip_or_fail
+from tests.support.s3server import moto_s3
 
 
 @pytest.fixture(scope="module")
 def moto() -> Iterator[dict[str, str]]:
-    try:
-        from moto.server import ThreadedMotoServer
-    except ImportError:
-        skip_or_fail("moto's server is not installed (PyPI moto[server])")
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        _wait_until_it_answers(endpoint)
-        yield {"endpoint": endpoint, "AWS_ACCESS_KEY_ID": "moto", "AWS_SECRET_ACCESS_KEY": "moto",
-               "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
-    finally:
-        server.stop()
-
-
-def _wait_until_it_answers(endpoint: str) -> None:
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(endpoint, timeout=1).close()
-            return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("moto's server did not answer")
+    with moto_s3() as server:
+        yield {"endpoint": server.endpoint, **server.env()}
 
 
 def _client(moto: dict[str, str]) -> Any:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.support.tools import require_python_tool
+from tests.support.tools import require_python_tool, skip_or_fail
 
 READY_WITHIN = 60.0  # seconds; about 12 s on a busy two-core machine
 
@@ -55,6 +55,37 @@ class S3Server:
         name = f"t{secrets.token_hex(6)}"
         self.client().create_bucket(Bucket=name, ObjectLockEnabledForBucket=lock)
         return name
+
+
+@contextmanager
+def moto_s3() -> Iterator[S3Server]:
+    """moto's S3 server on 127.0.0.1 (in this process): strict about AWS's headers, ready at
+    once; it keeps no object lock for multipart uploads (evidencekit sets it afterwards)."""
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        skip_or_fail("moto's server is not installed (PyPI moto[server])")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        _wait_until_answering(endpoint)
+        yield S3Server(endpoint, "moto", "moto")
+    finally:
+        server.stop()
+
+
+def _wait_until_answering(endpoint: str) -> None:
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(endpoint, timeout=1).close()
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("moto's server did not answer")
 
 
 def weed_binary() -> str:
