@@ -184,7 +184,8 @@ def capture_command(sources: tuple[Path, ...], output: Path | str | None, case_i
             else None
         piped += tuple(DeviceSource(device, write_block=not no_write_block, retries=retries,
                                     hashes=hashes, status=partial(show_status, bar),
-                                    spool_folder=spool_folder)
+                                    spool_folder=spool_folder,
+                                    bundle_beside=store is None)
                        for device in devices)
         live_state = live_sources(live or bool(selection and selection.profile.live),
                                   memory_tool, memory_timeout)

@@ -126,7 +126,7 @@ class DeviceSource:
                  mountinfo: Path = Path("/proc/self/mountinfo"),
                  swaps: Path = Path("/proc/swaps"),
                  status: Callable[[str], None] | None = None,
-                 spool_folder: Path | None = None) -> None:
+                 spool_folder: Path | None = None, bundle_beside: bool = True) -> None:
         if retries < 0:
             raise UsageError("--retries must be 0 or more")
         self._given = given
@@ -137,6 +137,7 @@ class DeviceSource:
         # where the rest of the image waits, encrypted, while a bad area is read past and come
         # back to (evidencekit.sources.rescue): the bundle's folder from the CLI
         self._spool_folder = spool_folder or Path(tempfile.gettempdir())
+        self._bundle_beside = bundle_beside  # False: the bundle goes to a store, not this disk
         self._path = os.path.realpath(given)
         try:
             info = os.stat(self._path)
@@ -196,7 +197,8 @@ class DeviceSource:
     def entries(self, skip: Skip) -> Iterator[Entry | StreamEntry]:
         self._reader = SectorReader(self._fd, self.size, self.sector, direct=self._direct,
                                     retries=self._retries, still_there=self._still_there,
-                                    spool_folder=self._spool_folder)
+                                    spool_folder=self._spool_folder,
+                                    bundle_beside=self._bundle_beside)
         self._reader.tell = self._status
         self._content = DeviceContent(self._reader, self._hashes, self._watched, self._status,
                                       partial(_write_counters, self._sys) if self._sys else None)

@@ -55,15 +55,16 @@ MARGIN = 64 << 20  # free space left over after the spool and the rest of the bu
 LOOK_EVERY = 64 << 20
 
 
-def spool_room(folder: Path, rest: int) -> str | None:
+def spool_room(folder: Path, rest: int, bundle_beside: bool = True) -> str | None:
     """Why the *rest* of an image cannot wait in *folder*, or None when it can: the spool and
-    the bundle it is then written to may share that disk."""
+    the bundle it is then written to may share that disk (*bundle_beside*; not when the bundle
+    goes to an S3 store: only the spool is then written here)."""
     try:
         free = shutil.disk_usage(folder).free
     except OSError as exc:
         return f"its folder {folder} cannot be used: {exc.strerror}"
     blocks = -(-rest // SPOOL_BLOCK)
-    needed = rest + blocks * (_NONCE + _TAG) + rest + MARGIN
+    needed = rest + blocks * (_NONCE + _TAG) + (rest if bundle_beside else 0) + MARGIN
     if needed > free:
         return (f"{needed} bytes would be needed in {folder} to read past bad areas first, "
                 f"{free} are free")

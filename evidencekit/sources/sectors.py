@@ -263,7 +263,8 @@ class SectorReader:
     def __init__(self, fd: int, size: int, sector: int, *, direct: bool,
                  retries: int = DEFAULT_RETRIES,
                  still_there: Callable[[], bool] | None = None,
-                 block: int = BLOCK, spool_folder: Path | None = None) -> None:
+                 block: int = BLOCK, spool_folder: Path | None = None,
+                 bundle_beside: bool = True) -> None:
         self.fd = fd
         self.size = size
         self.sector = sector
@@ -283,6 +284,7 @@ class SectorReader:
         # Where the rest of the image waits when a block fails (None: bad areas are split and
         # retried where they are found, as verify --against does)
         self._spool_folder = spool_folder
+        self._bundle_beside = bundle_beside  # the bundle is written on the spool's disk too
         self.spool: ImageSpool | None = None
         self.skip_ahead: dict[str, Any] = {"done": False, "from": None,
                                            "why": "no bad area" if spool_folder else
@@ -389,7 +391,8 @@ class SectorReader:
 
         if self._spool_folder is None or self.skip_ahead["from"] is not None:
             return False  # (refused for want of room at the first bad area: not asked again)
-        why = spool_room(self._spool_folder, self.size - position)
+        why = spool_room(self._spool_folder, self.size - position,
+                         bundle_beside=self._bundle_beside)
         if why is not None:
             self.skip_ahead = {"done": False, "from": position, "why": why}
             return False

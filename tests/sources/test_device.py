@@ -596,7 +596,7 @@ def test_without_room_to_read_past_a_bad_area_it_is_read_where_found(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import evidencekit.sources.rescue as rescue
 
-    monkeypatch.setattr(rescue, "spool_room", lambda folder, rest: "no room, as a test says")
+    monkeypatch.setattr(rescue, "spool_room", lambda folder, rest, **_: "no room, as a test says")
     content = patterned(8 * MIB)
     bad = [(512, 1024), (6 * MIB - 512, 6 * MIB + 512)]
     with bad_disk(tmp_path, content, Faults(bad=bad)) as device:
@@ -789,7 +789,7 @@ def test_a_disk_filling_up_under_the_spool_stops_the_capture_plainly_and_keeps_n
     # the room asked for by capture and by the spool, scaled down to a 10 MiB disk
     monkeypatch.setattr(capturing._OutputRoom, "MARGIN", MIB)
     monkeypatch.setattr(capturing._RoomWatch, "STEP", MIB)
-    monkeypatch.setattr(rescue, "spool_room", lambda folder, rest: None)  # "there was room"
+    monkeypatch.setattr(rescue, "spool_room", lambda folder, rest, **_: None)  # "there was room"
     monkeypatch.setattr(rescue, "MARGIN", 4 * MIB)
     monkeypatch.setattr(rescue, "LOOK_EVERY", MIB)
     content = patterned(16 * MIB)
@@ -802,3 +802,27 @@ def test_a_disk_filling_up_under_the_spool_stops_the_capture_plainly_and_keeps_n
         with pytest.raises(OutputError, match=r"ram is full \(.*\): the encrypted temporary"):
             capture(request)
         assert list(small.iterdir()) == []
+
+
+def test_a_bundle_written_elsewhere_leaves_the_spools_disk_to_the_spool(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """capture --device -o s3://: the bundle goes to the store (here: another disk), so a disk
+    with room for the spool alone is enough to read past a bad area; it was refused, the image
+    counted a second time for a bundle that is not written there."""
+    import evidencekit.sources.rescue as rescue
+    from tests.fs.mounts import tmpfs
+
+    monkeypatch.setattr(rescue, "MARGIN", 4 * MIB)
+    monkeypatch.setattr(rescue, "LOOK_EVERY", MIB)
+    content = patterned(16 * MIB)
+    found: dict[bool, dict[str, Any]] = {}
+    with tmpfs(tmp_path, size_mib=24) as small, \
+            bad_disk(tmp_path, content, Faults(bad=[(512, 1024)])) as device:
+        for beside in (True, False):
+            (tmp_path / f"beside-{beside}").mkdir()
+            _, _, data = image_of(tmp_path / f"beside-{beside}", DeviceSource(
+                device, spool_folder=small, bundle_beside=beside))
+            found[beside] = document(data, f"{os.path.basename(device)}.raw")["read"]
+    assert found[True]["skip_ahead"]["done"] is False
+    assert "would be needed" in found[True]["skip_ahead"]["why"]
+    assert found[False]["skip_ahead"]["done"] is True, found[False]["skip_ahead"]

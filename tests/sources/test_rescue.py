@@ -186,3 +186,21 @@ def test_a_spool_filling_the_disk_is_stopped_before_it_takes_the_last_of_it(
             assert 3 <= written <= 5  # stopped with about 3 MiB left, not at ENOSPC
         finally:
             spool.close()
+
+
+@pytest.mark.parametrize(("bundle_beside", "room"), [(True, False), (False, True)])
+def test_the_room_to_read_past_counts_the_bundle_only_where_it_is_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bundle_beside: bool,
+        room: bool) -> None:
+    """With -o s3:// the bundle goes to the store: only the spool is written here. Counting
+    the image twice refused a spool that fitted (read where found instead, slowly)."""
+    import shutil
+
+    from evidencekit.sources import rescue
+
+    rest = 10 << 30
+    free = rest + (rest // SPOOL_BLOCK) * 28 + rescue.MARGIN + (1 << 30)  # the spool, not two
+    usage = shutil.disk_usage(tmp_path)._replace(free=free)
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage)
+    why = rescue.spool_room(tmp_path, rest, bundle_beside=bundle_beside)
+    assert (why is None) == room, why
