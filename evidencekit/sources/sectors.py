@@ -25,6 +25,7 @@ import errno
 import mmap
 import os
 import queue
+import tempfile
 import threading
 from array import array
 from bisect import bisect_right
@@ -32,7 +33,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from evidencekit.sources.rescue import ImageSpool
@@ -53,26 +54,63 @@ READ, BAD, UNTRIED, NON_TRIMMED, NON_SCRAPED = "+", "-", "?", "*", "/"
 NOT_READ = UNTRIED + NON_TRIMMED + NON_SCRAPED  # what a pass would still have read
 
 
-class ReadMap:
-    """Runs of one status each covering the image from byte 0, adjacent runs of the same status
-    merged: a GNU ddrescue map.
+class _Runs:
+    """A page of the :class:`ReadMap`: the runs covering ``[start, end)`` of the image, adjacent
+    runs of the same status merged (within the page), each run 9 bytes: its start in an
+    ``array`` of 8-byte integers, its status in a ``bytearray``. The bytes and runs of each
+    status are counted, as they change, in the map's totals (*bytes*, *runs*)."""
 
-    Kept compact, whatever the device: a run is its start in an ``array`` of 8-byte integers and
-    its status in a ``bytearray`` (9 bytes, where a list of Python objects took some 150), and
-    the bytes and runs of each status are counted as they change, so that the progress bar's
-    "N bad sectors" costs nothing on a disk with millions of them. A disk whose every other
-    sector is bad still needs 9 bytes per run (a million bad ranges: 18 MB).
-    """
-
-    def __init__(self) -> None:
+    def __init__(self, start: int, bytes_: dict[str, int], runs: dict[str, int]) -> None:
+        self.start = start
         self._starts = array("Q")
         self._status = bytearray()
-        self.end = 0  # the first byte not yet in the map
-        self._bytes: dict[str, int] = {}
-        self._runs: dict[str, int] = {}
+        self.end = start  # the first byte not yet in the page
+        self._bytes = bytes_
+        self._runs = runs
+        self.slot: tuple[int, int] | None = None  # (offset, room) in the spill file
+        self.held = True  # its runs are in memory (else in the spill file, at slot)
+        self.changed = False  # since it was last written to the spill file
+        self.length = 0  # runs, also while they are in the spill file
+        self.edges = (0, 0)  # its first and last run's status, also while in the spill file
 
     def __len__(self) -> int:
-        return len(self._status)
+        return self.length
+
+    def _changed(self) -> None:
+        self.changed = True
+        self.length = len(self._status)
+        self.edges = (self._status[0], self._status[-1]) if self._status else (0, 0)
+
+    def dump(self) -> bytes:
+        """Its runs, for the spill file (then no longer held in memory)."""
+        data = self._starts.tobytes() + bytes(self._status)
+        self._starts, self._status, self.held = array("Q"), bytearray(), False
+        return data
+
+    def load(self, data: bytes) -> None:
+        self._starts = array("Q", data[:8 * self.length])
+        self._status = bytearray(data[8 * self.length:])
+        self.held, self.changed = True, False
+
+    def split(self, bytes_: dict[str, int], runs: dict[str, int]) -> _Runs:
+        """Move its second half of runs into a new page, which is returned (no run is cut, so
+        the counts do not change)."""
+        half = len(self._status) // 2
+        rest = _Runs(self._starts[half], bytes_, runs)
+        rest._starts, rest._status, rest.end = self._starts[half:], self._status[half:], self.end
+        del self._starts[half:]
+        del self._status[half:]
+        self.end = rest.start
+        self._changed()
+        rest._changed()
+        return rest
+
+    def index_at(self, position: int) -> int:
+        return max(bisect_right(self._starts, position) - 1, 0)
+
+    def run_at(self, index: int) -> tuple[int, int, int]:
+        """(start, end, status code) of run *index* (which exists)."""
+        return self._starts[index], self._run_end(index), self._status[index]
 
     def add(self, position: int, size: int, status: str) -> None:
         """Append a run at the map's end (*position* must be :attr:`end`)."""
@@ -88,6 +126,7 @@ class ReadMap:
         self._status.append(code)
         self.end += size
         self._count(status, size, 1)
+        self._changed()
 
     def set(self, position: int, size: int, status: str) -> None:
         """Give *status* to ``[position, position + size)``, inside the map (what a later pass
@@ -129,6 +168,7 @@ class ReadMap:
             self._runs[chr(piece)] = self._runs.get(chr(piece), 0) + 1
         self._starts[low:high] = array("Q", [start for start, _ in merged])
         self._status[low:high] = bytes(piece for _, piece in merged)
+        self._changed()
 
     def _run_end(self, index: int) -> int:
         return self._starts[index + 1] if index + 1 < len(self._starts) else self.end
@@ -137,16 +177,161 @@ class ReadMap:
         self._bytes[status] = self._bytes.get(status, 0) + size
         self._runs[status] = self._runs.get(status, 0) + runs
 
+
+PAGE_RUNS = 1 << 16  # runs a page of the read map holds before it is split (at most twice)
+PAGES_HELD = 4  # pages of the read map held in memory; the others wait in a temporary file
+
+
+class ReadMap:
+    """Runs of one status each covering the image from byte 0, adjacent runs of the same status
+    merged: a GNU ddrescue map.
+
+    Bounded in memory, whatever the device: the runs are kept in pages of at most
+    2 x :data:`PAGE_RUNS` runs (9 bytes a run: its start as an 8-byte integer, its status as a
+    byte), at most :data:`PAGES_HELD` of them in memory, the others in a temporary file without
+    a name (positions and statuses only, no evidence), the least recently used written out
+    first: a disk with millions of bad sectors no longer grows the process by 9 bytes each
+    (the passes over the map go through it in order, a page at a time). Runs are merged across
+    pages as they are read out, so the map is the same whatever its pages. The bytes and runs
+    of each status are counted as they change, so that the progress bar's "N bad sectors" costs
+    nothing on a disk with millions of them.
+    """
+
+    def __init__(self, page_runs: int = 0, held: int = 0) -> None:
+        self._page_runs = page_runs or PAGE_RUNS
+        self._held_most = max(held or PAGES_HELD, 2)
+        self._bytes: dict[str, int] = {}
+        self._pieces: dict[str, int] = {}  # runs within pages (a run across pages counts twice)
+        self._pages = [_Runs(0, self._bytes, self._pieces)]
+        self._page_starts = [0]
+        self._held: dict[int, _Runs] = {id(self._pages[0]): self._pages[0]}  # oldest use first
+        self._spill: IO[bytes] | None = None
+        self._spill_end = 0
+        self._recent = id(self._pages[0])  # the page last used (the last of _held)
+
+    @property
+    def end(self) -> int:
+        """The first byte not yet in the map."""
+        return self._pages[-1].end
+
+    def __len__(self) -> int:
+        return sum(self._pieces.values()) - sum(self._merged().values())
+
+    # pages in memory and out of it
+
+    def _hold(self, page: _Runs) -> _Runs:
+        """*page*, its runs in memory (read back from the spill file if need be)."""
+        key = id(page)
+        if key == self._recent:
+            return page
+        self._recent = key
+        if key in self._held:
+            self._held[key] = self._held.pop(key)  # the most recently used, last
+            return page
+        if not page.held:
+            assert self._spill is not None and page.slot is not None
+            offset, _ = page.slot
+            page.load(os.pread(self._spill.fileno(), 9 * page.length, offset))
+        self._held[key] = page
+        self._trim()
+        return page
+
+    def _trim(self) -> None:
+        """Write out the least recently used pages beyond the number held (never the last
+        two used: a page and the half just split from it)."""
+        while len(self._held) > self._held_most:
+            self._let_go(self._held.pop(next(iter(self._held))))
+
+    def _let_go(self, page: _Runs) -> None:
+        """Write *page*'s runs to the spill file (where they were, when they still fit)."""
+        if not page.changed and page.slot is not None:
+            page.dump()
+            return
+        data = page.dump()
+        if self._spill is None:
+            self._spill = tempfile.TemporaryFile(prefix="evidencekit-map-")  # noqa: SIM115
+        if page.slot is None or page.slot[1] < len(data):
+            page.slot = (self._spill_end, 2 * len(data))  # room to grow before it moves
+            self._spill_end += 2 * len(data)
+        os.pwrite(self._spill.fileno(), data, page.slot[0])
+        page.changed = False
+
+    def _page_index(self, position: int) -> int:
+        return max(bisect_right(self._page_starts, position) - 1, 0)
+
+    def _merged(self) -> dict[str, int]:
+        """Runs that continue across a page boundary, by status (counted twice in _pieces)."""
+        merged: dict[str, int] = {}
+        for before, after in zip(self._pages, self._pages[1:], strict=False):
+            if before.length and after.length and before.edges[1] == after.edges[0]:
+                status = chr(after.edges[0])
+                merged[status] = merged.get(status, 0) + 1
+        return merged
+
+    # changes
+
+    def add(self, position: int, size: int, status: str) -> None:
+        """Append a run at the map's end (*position* must be :attr:`end`)."""
+        if size <= 0:
+            return
+        last = self._hold(self._pages[-1])
+        if len(last) >= self._page_runs and last.edges[1] != ord(status):
+            last = self._hold(self._new_page(len(self._pages), last.end))
+        last.add(position, size, status)
+
+    def _new_page(self, index: int, start: int) -> _Runs:
+        page = _Runs(start, self._bytes, self._pieces)
+        self._pages.insert(index, page)
+        self._page_starts.insert(index, start)
+        return page
+
+    def set(self, position: int, size: int, status: str) -> None:
+        """Give *status* to ``[position, position + size)``, inside the map (what a later pass
+        learned of a part it had skipped or failed on)."""
+        end = min(position + size, self.end)
+        index = self._page_index(position)
+        while position < end:
+            page = self._hold(self._pages[index])
+            upto = min(end, page.end)
+            page.set(position, upto - position, status)
+            if len(page) > 2 * self._page_runs:
+                rest = page.split(self._bytes, self._pieces)
+                self._pages.insert(index + 1, rest)
+                self._page_starts.insert(index + 1, rest.start)
+                self._held[id(rest)] = rest
+                self._trim()
+                index += 1
+            position = upto
+            index += 1
+
+    # reading it
+
     def runs(self, start: int = 0, end: int | None = None) -> Iterator[tuple[int, int, str]]:
         """(position, size, status) of every run, in order, clipped to ``[start, end)``."""
         end = self.end if end is None else min(end, self.end)
-        index = max(bisect_right(self._starts, start) - 1, 0)
-        while index < len(self._status) and self._starts[index] < end:
-            run_start = max(self._starts[index], start)
-            run_end = min(self._run_end(index), end)
-            if run_end > run_start:
-                yield run_start, run_end - run_start, chr(self._status[index])
-            index += 1
+        pending: tuple[int, int, int] | None = None  # (start, end, code), maybe continued
+        page_index = self._page_index(start)
+        while page_index < len(self._pages) and self._page_starts[page_index] < end:
+            page = self._pages[page_index]
+            index = self._hold(page).index_at(start)
+            while index < page.length:
+                if not page.held:  # (the caller used other pages between two runs)
+                    self._hold(page)
+                run_start, run_end, code = page.run_at(index)
+                if run_start >= end:
+                    break
+                run_start, run_end = max(run_start, start), min(run_end, end)
+                if run_end > run_start:
+                    if pending is not None and pending[2] == code and pending[1] == run_start:
+                        pending = (pending[0], run_end, code)
+                    else:
+                        if pending is not None:
+                            yield pending[0], pending[1] - pending[0], chr(pending[2])
+                        pending = (run_start, run_end, code)
+                index += 1
+            page_index += 1
+        if pending is not None:
+            yield pending[0], pending[1] - pending[0], chr(pending[2])
 
     def ranges(self, status: str, start: int = 0, end: int | None = None
                ) -> Iterator[tuple[int, int]]:
@@ -157,13 +342,27 @@ class ReadMap:
         """(position, size) of the first run with *status* at or after *position* (clipped to
         it), or None: a pass walks the map with it while changing it, holding no list."""
         code = ord(status)
-        index = max(bisect_right(self._starts, position) - 1, 0)
-        while index < len(self._status):
-            if self._status[index] == code and self._run_end(index) > position:
-                start = max(self._starts[index], position)
-                return start, self._run_end(index) - start
-            index += 1
+        for page_index in range(self._page_index(position), len(self._pages)):
+            page = self._hold(self._pages[page_index])
+            index = page.index_at(position)
+            while index < len(page):
+                run_start, run_end, found = page.run_at(index)
+                if found == code and run_end > position:
+                    start = max(run_start, position)
+                    return start, self._continued(page_index, run_end, code) - start
+                index += 1
         return None
+
+    def _continued(self, page_index: int, run_end: int, code: int) -> int:
+        """Where a run ending at *run_end*, the end of page *page_index* or not, really ends:
+        it may go on in the next pages."""
+        while page_index + 1 < len(self._pages) and run_end == self._pages[page_index].end:
+            page_index += 1
+            page = self._pages[page_index]
+            if not page.length or page.edges[0] != code:
+                break
+            run_end = self._hold(page).run_at(0)[1]
+        return run_end
 
     def first(self, status: str) -> int | None:
         return next((p for p, _ in self.ranges(status)), None)
@@ -172,7 +371,7 @@ class ReadMap:
         return self._bytes.get(status, 0)
 
     def range_count(self, status: str) -> int:
-        return self._runs.get(status, 0)
+        return self._pieces.get(status, 0) - self._merged().get(status, 0)
 
     def overlap(self, statuses: str, start: int, end: int) -> int:
         """Bytes of ``[start, end)`` whose status is one of *statuses*."""

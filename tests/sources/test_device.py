@@ -644,6 +644,30 @@ def test_many_scattered_bad_sectors_read_past_agree_with_ddrescue_and_dc3dd(tmp_
     image_and_oracles_agree(tmp_path, bad, size=16 * MIB)
 
 
+def test_a_read_map_in_pages_mostly_out_of_memory_gives_the_same_image_and_mapfile(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the map of a disk with millions of bad sectors is kept in pages, most of them in a
+    # temporary file: here pages of 4 runs, 2 held, so that every pass over the 45 bad ranges
+    # goes through pages written out and read back, split, and runs merged across them
+    import evidencekit.sources.sectors as sectors
+
+    monkeypatch.setattr(sectors, "PAGE_RUNS", 4)
+    monkeypatch.setattr(sectors, "PAGES_HELD", 2)
+    made: list[sectors.ReadMap] = []
+    real = sectors.ReadMap
+
+    def watched(*args: int) -> sectors.ReadMap:
+        made.append(real(*args))
+        return made[-1]
+
+    monkeypatch.setattr(sectors, "ReadMap", watched)
+    bad = [(MIB + n * 4096, MIB + n * 4096 + 512) for n in range(0, 256, 8)]
+    bad += [(m * MIB - 512, m * MIB + 512) for m in range(3, 15)]
+    image_and_oracles_agree(tmp_path, bad, size=16 * MIB)
+    [found] = made
+    assert found._spill is not None and len(found._pages) > 20  # it really was paged
+
+
 @pytest.mark.parametrize(("failures", "said"), [
     (300, "could not be read (not tried again: the device stopped answering first)"),
     (2400, "could not be read after at most 2 retries (the device stopped answering during "
