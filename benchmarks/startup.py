@@ -6,9 +6,11 @@ Run from the repository root (the evidencekit under test is the one on PATH next
     python benchmarks/startup.py --repeat 20
     python benchmarks/startup.py --source DIR # the evidencekit package in DIR instead (an older
                                               # commit: git archive COMMIT evidencekit | tar -x -C DIR)
+    python benchmarks/startup.py --source OLD --source NEW   # several, interleaved run by run
 
 CPU time rather than wall time, and the minimum of several runs, because these commands are short
-and the machine may be busy: the minimum is the cost that other work did not inflate. The commands
+and the machine may be busy: the minimum is the cost that other work did not inflate (the median
+and the largest peak RSS of the command's own process are printed beside it). The commands
 are ``--version``, ``verify --help``, a capture of one small file and a verify of that bundle, so
 most of what is measured is importing Python modules (issue 27, docs/performance.md).
 """
@@ -19,6 +21,7 @@ import argparse
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,15 +39,21 @@ def from_source(folder: Path) -> list[str]:
     return [sys.executable, "-S", "-c", code]
 
 
-def cpu_seconds(command: list[str]) -> float:
-    """The user + system CPU time one run of *command* took, with its children."""
+def cpu_seconds(command: list[str]) -> tuple[float, float]:
+    """The user + system CPU time one run of *command* took, with its children, and the peak
+    RSS of its own process (MB)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise subprocess.CalledProcessError(process.returncode, command)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), \
+        usage.ru_maxrss / 1024
 
 
-def commands(work: Path) -> dict[str, list[str]]:
+def commands(work: Path, evidencekit: list[str]) -> dict[str, list[str]]:
     identity = work / "identity.txt"
     subprocess.run(["age-keygen", "-o", str(identity)], check=True, capture_output=True)
     recipient = subprocess.run(["age-keygen", "-y", str(identity)], check=True,
@@ -60,12 +69,13 @@ def commands(work: Path) -> dict[str, list[str]]:
                "--case", "BENCH", "-o", str(bundle), "--json"]
     subprocess.run(capture, check=True, capture_output=True)
     again = work / "again.evidence"
+    capture[:1] = evidencekit
     return {
-        "--version": [*EVIDENCEKIT, "--version"],
-        "verify --help": [*EVIDENCEKIT, "verify", "--help"],
+        "--version": [*evidencekit, "--version"],
+        "verify --help": [*evidencekit, "verify", "--help"],
         # capture refuses an existing output: each run writes a new bundle, removed after it
         "capture (1 small file)": [*capture[:-3], "-o", str(again), "--json"],
-        "verify (that bundle)": [*EVIDENCEKIT, "verify", str(bundle), "-i", str(identity),
+        "verify (that bundle)": [*evidencekit, "verify", str(bundle), "-i", str(identity),
                                  "--json"],
     }
 
@@ -73,20 +83,36 @@ def commands(work: Path) -> dict[str, list[str]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=10)
-    parser.add_argument("--source", type=Path, help="run the evidencekit package in this folder")
+    parser.add_argument("--source", type=Path, action="append", default=[],
+                        help="run the evidencekit package in this folder (repeatable: each is "
+                        "run in turn, interleaved)")
     args = parser.parse_args()
-    if args.source is not None:
-        EVIDENCEKIT[:] = from_source(args.source.resolve())
+    programs = {str(s): from_source(s.resolve()) for s in args.source} or \
+        {"installed": EVIDENCEKIT}
     work = Path(tempfile.mkdtemp(prefix="evidencekit-startup-"))
     try:
-        runs = commands(work)
-        best = {name: float("inf") for name in runs}
+        runs = {}
+        for index, (label, program) in enumerate(programs.items()):
+            (work / str(index)).mkdir()
+            runs.update({(label, name): command
+                         for name, command in commands(work / str(index), program).items()})
+        cpu: dict[tuple[str, str], list[float]] = {key: [] for key in runs}
+        rss: dict[tuple[str, str], float] = dict.fromkeys(runs, 0.0)
         for _ in range(args.repeat):  # interleaved, so a busy moment touches every command alike
-            for name, command in runs.items():
-                best[name] = min(best[name], cpu_seconds(command))
-                (work / "again.evidence").unlink(missing_ok=True)
-        for name, seconds in best.items():
-            print(f"{name:24} {seconds:.3f} s CPU (minimum of {args.repeat})")
+            for key, command in runs.items():
+                seconds, peak = cpu_seconds(command)
+                cpu[key].append(seconds)
+                rss[key] = max(rss[key], peak)
+                for again in work.glob("*/again.evidence"):
+                    again.unlink()
+        print(f"{'':24} {'least':>7} {'median':>7} {'peak RSS':>9}  (CPU s, of {args.repeat} runs)")
+        for label in programs:
+            if len(programs) > 1:
+                print(label)
+            for (owner, name), seconds in cpu.items():
+                if owner == label:
+                    print(f"{name:24} {min(seconds):7.3f} {statistics.median(seconds):7.3f} "
+                          f"{rss[owner, name]:6.1f} MB")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

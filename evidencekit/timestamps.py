@@ -22,27 +22,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import ExtendedKeyUsageOID
-
 from evidencekit.clock import rfc3339
 from evidencekit.errors import BundleError, InputError
 
 if TYPE_CHECKING:
+    from cryptography import x509
     from rfc3161_client import TimeStampResponse
+
+    Certificate = x509.Certificate
 
 # rfc3161_client is imported by the functions that read or ask for a token: every command that
 # verifies imports this module, and most bundles carry no timestamp (issue 27, start-up cost).
-
-Certificate = x509.Certificate
+# cryptography's x509 likewise (15 ms of every capture and verify): where a certificate is read.
 
 MAX_TOKEN = 64 * 1024  # a response with a chain of a few certificates is 2-10 KB
 MAX_TIMESTAMPS = 1000  # per bundle (docs/FORMAT.md §6.1): verify parses every one
 REQUEST_TIMEOUT = 20.0  # seconds per TSA
 # More than this between the TSA's time and the signer's claimed time is a warning.
 CLOCK_TOLERANCE_SECONDS = 300
-_SHA256_OID = x509.ObjectIdentifier("2.16.840.1.101.3.4.2.1")
+_SHA256_OID = "2.16.840.1.101.3.4.2.1"
 
 
 class TimestampError(Exception):
@@ -129,7 +127,7 @@ def parse(der: bytes, signature: bytes) -> Token:
         response = decode_timestamp_response(der)
         info = response.tst_info
         imprint = info.message_imprint
-        matches = (imprint.hash_algorithm == _SHA256_OID
+        matches = (imprint.hash_algorithm.dotted_string == _SHA256_OID
                    and imprint.message == hashlib.sha256(signature).digest())
         return Token(der, info.gen_time.astimezone(datetime.timezone.utc), info.policy.dotted_string,
                      info.serial_number, _signer_subject(response), matches)
@@ -206,6 +204,7 @@ def _check_signed(response: TimeStampResponse, signature: bytes,
                   roots: list[x509.Certificate]) -> None:
     """The response's signature and its chain to *roots* at the token's time, the signing
     certificate's critical timeStamping usage and the imprint (rfc3161-client's verifier)."""
+    from cryptography import x509
     from rfc3161_client import VerificationError, VerifierBuilder
 
     carried = [x509.load_der_x509_certificate(c) for c in response.signed_data.certificates]
@@ -241,6 +240,8 @@ def _plain(exc: Exception) -> str:
 
 def _signer(response: TimeStampResponse) -> x509.Certificate | None:
     """The carried certificate the (single) SignerInfo names."""
+    from cryptography import x509
+
     infos = list(response.signed_data.signer_infos)
     for der in response.signed_data.certificates:
         cert = x509.load_der_x509_certificate(der)
@@ -257,6 +258,9 @@ def _signer_subject(response: TimeStampResponse) -> str:
 
 def _signing_certificate(response: TimeStampResponse) -> x509.Certificate | None:
     """The signer's certificate if it has the critical timeStamping usage (RFC 3161 §2.3)."""
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
     cert = _signer(response)
     if cert is None:
         return None
@@ -271,6 +275,8 @@ def _signing_certificate(response: TimeStampResponse) -> x509.Certificate | None
 
 def load_roots(path: str) -> list[x509.Certificate]:
     """The PEM certificates of a --tsa-ca file (InputError when there are none)."""
+    from cryptography import x509
+
     try:
         with open(path, "rb") as f:
             data = f.read(1 << 20)
@@ -287,4 +293,6 @@ def load_roots(path: str) -> list[x509.Certificate]:
 
 
 def pem(cert: x509.Certificate) -> bytes:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
     return cert.public_bytes(Encoding.PEM)

@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -26,19 +26,9 @@ from evidencekit.cli.secrets import interactive
 from evidencekit.crypto.keys import SigningKey
 from evidencekit.errors import InputError, PassphraseRequired, UsageError
 from evidencekit.fs.noatime import read_user_file
-from evidencekit.sources.mail import (
-    Account,
-    BearerToken,
-    Credential,
-    MailSource,
-    Password,
-    Selection,
-    Trust,
-    parse_account,
-    parse_fingerprint,
-)
-from evidencekit.sources.mail.resume import ResumeState, derive_key
-from evidencekit.sources.mail.source import selection_from
+
+if TYPE_CHECKING:  # the mail source (ssl, IMAP, 24 ms) is imported when a mailbox is asked for
+    from evidencekit.sources.mail import Account, Credential, MailSource, Selection, Trust
 
 PASSWORD_ENV = "EVIDENCEKIT_IMAP_PASSWORD"
 KEPT = Kept("evidencekit.imap")
@@ -98,6 +88,9 @@ def requested() -> MailRequest | None:
                        lambda name: "--folder" if name == "folders"
                        else "--" + name.replace("_", "-"))
         return None
+    from evidencekit.sources.mail import Trust, parse_account, parse_fingerprint
+    from evidencekit.sources.mail.source import selection_from
+
     account = parse_account(url)
     if importlib.util.find_spec("imapclient") is None:
         raise UsageError("capture --imap needs the package imapclient, which is missing from "
@@ -115,6 +108,8 @@ def requested() -> MailRequest | None:
 def credential_for(account: Account, password_file: Path | None, token_file: Path | None
                    ) -> Credential:
     """The token file, else the password file, else $EVIDENCEKIT_IMAP_PASSWORD, else a prompt."""
+    from evidencekit.sources.mail import BearerToken, Password
+
     if password_file is not None and token_file is not None:
         raise UsageError("choose either --imap-password-file or --imap-token-file, not both")
     if token_file is not None:
@@ -153,6 +148,9 @@ def _first_line(path: Path, what: str) -> str:
 def connected(request: MailRequest, signing: SigningKey, quiet: bool) -> MailSource:
     """The mailbox, connected, logged in and searched; its resume state is keyed by *signing*
     (docs/decisions/mail-resume.md)."""
+    from evidencekit.sources.mail import MailSource
+    from evidencekit.sources.mail.resume import ResumeState, derive_key
+
     seed = signing.key.private_bytes_raw()
     state = ResumeState(request.account, derive_key(seed, request.account))
     state.lock()  # before the password is sent: a second capture of the account stops here

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.markup import escape
 
 from evidencekit.cli import render
 from evidencekit.cli.options import option_group
-from evidencekit.sources.web import WARC_NAME, Limits, WebSource
-from evidencekit.sources.web.page import DEFAULT_USER_AGENT
+from evidencekit.sources.web_limits import DEFAULT_USER_AGENT, Limits
+
+if TYPE_CHECKING:  # the web source itself is imported when --url is given (issue 27)
+    from evidencekit.sources.web import WebSource
 
 F = TypeVar("F", bound=Callable[..., Any])
 _DEFAULTS = Limits()
@@ -46,6 +48,8 @@ def web_sources(options: dict[str, Any]) -> tuple[WebSource, ...]:
     urls, timeout, max_size, user_agent = (options.pop(key) for key in _KEYS)
     if not urls:
         return ()
+    from evidencekit.sources.web import WebSource
+
     limits = Limits(timeout=timeout, max_response=max_size, user_agent=user_agent)
     return (WebSource(list(urls), limits),)  # checks every URL before anything is read
 
@@ -59,6 +63,8 @@ def summary(sources: Sequence[WebSource]) -> list[dict[str, Any]] | None:
 
 def say_done(sources: Sequence[WebSource]) -> None:
     """Each page in a few plain lines on stderr: where it went, what is missing and why."""
+    from evidencekit.sources.web import WARC_NAME
+
     for source in sources:
         for page in source.captured:
             found = page.to_json()

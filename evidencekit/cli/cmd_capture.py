@@ -61,7 +61,6 @@ from evidencekit.hostinfo import user_name
 from evidencekit.progress import show_status, throttled
 from evidencekit.sources import StdinSource
 from evidencekit.sources.base import Source as EvidenceSource
-from evidencekit.sources.device import DeviceSource, parse_hashes
 from evidencekit.sources.files.profiles import OS_NAMES
 from evidencekit.stamping import Stamped, add_timestamps, later_command
 
@@ -174,7 +173,7 @@ def capture_command(sources: tuple[Path, ...], output: Path | str | None, case_i
         record = guided.incident_record(incident_args)  # checked before any question
         piped: tuple[EvidenceSource, ...] = () if stdin_name is None else (
             StdinSource(stdin_name, closed_at_start=closed_at_start(0)),)  # refuses a terminal
-        hashes = parse_hashes(extra_hashes)
+        hashes = _device_hashes(extra_hashes, devices)
         # throttled here, not only in capture: a device's status (reading past a bad area, long
         # before a byte is stored) then starts the bar, with its label and time
         bar = throttled(render.progress_for(as_json, progress))
@@ -182,11 +181,15 @@ def capture_command(sources: tuple[Path, ...], output: Path | str | None, case_i
         # a file system in memory)
         spool_folder = local.absolute().parent if local else Path.cwd() if output is None \
             else None
-        piped += tuple(DeviceSource(device, write_block=not no_write_block, retries=retries,
-                                    hashes=hashes, status=partial(show_status, bar),
-                                    spool_folder=spool_folder,
-                                    bundle_beside=store is None)
-                       for device in devices)
+        if devices:
+            from evidencekit.sources.device import DeviceSource
+
+            piped += tuple(DeviceSource(device, write_block=not no_write_block,
+                                        retries=retries, hashes=hashes,
+                                        status=partial(show_status, bar),
+                                        spool_folder=spool_folder,
+                                        bundle_beside=store is None)
+                           for device in devices)
         live_state = live_sources(live or bool(selection and selection.profile.live),
                                   memory_tool, memory_timeout)
         piped += live_state
@@ -254,6 +257,16 @@ def capture_command(sources: tuple[Path, ...], output: Path | str | None, case_i
         return code
 
     run("capture", as_json, body)
+
+
+def _device_hashes(extra_hashes: str, devices: tuple[str, ...]) -> tuple[str, ...]:
+    """``--hash``'s names, checked; the device module is imported only when asked for (issue 27:
+    a capture of files does not pay for it at start-up)."""
+    if not (extra_hashes or devices):
+        return ()
+    from evidencekit.sources.device import parse_hashes
+
+    return parse_hashes(extra_hashes)
 
 
 def _protection_defaults(defaults: guided.GuidedDefaults, recipients: tuple[str, ...],

@@ -27,9 +27,8 @@ from rich.markup import escape
 from evidencekit import amounts
 from evidencekit import incident as inc
 from evidencekit.capture import CaseInfo
-from evidencekit.cli import capture_mail, guided_mail, render
+from evidencekit.cli import capture_mail, render
 from evidencekit.cli.capture_request import capture_request, chosen, signing_key_for
-from evidencekit.cli.capture_web import say_done as say_pages
 from evidencekit.cli.keyring import (
     default_signing_key_path,
     recipients_from,
@@ -50,12 +49,16 @@ from evidencekit.hostinfo import user_name
 from evidencekit.publictext import check_line
 from evidencekit.sources.files.source import sources_of
 from evidencekit.sources.files.walk import Source, entries_below, source_reaching
-from evidencekit.sources.mail import Trust
-from evidencekit.sources.web import WebSource, check_url
 from evidencekit.text import human_size, plural
 
 if TYPE_CHECKING:
     from cryptography.x509 import Certificate
+
+    from evidencekit.cli import guided_mail
+    from evidencekit.sources.mail import Trust
+
+# The mail and web sources (ssl, IMAP, HTML parsing: some 40 ms) are imported where a session
+# uses them, not by every capture, which imports this module for its incident options (issue 27).
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -454,6 +457,8 @@ def _page_url(text: str) -> str | None:
     text = text.strip()
     if "://" not in text:
         text = "https://" + text
+    from evidencekit.sources.web import check_url
+
     try:
         return check_url(text)
     except EvidenceKitError:
@@ -500,8 +505,7 @@ def _ask_sources(p: Prompter, incident_type: str | None, defaults: GuidedDefault
                        + (", or a web address." if pages is not None else "."))
         if pages is not None and _page_answer(p, answer, pages, len(items)):
             continue
-        if mailboxes is not None and guided_mail.take_answer(p, answer, mailboxes,
-                                                             defaults.mail_trust):
+        if mailboxes is not None and _take_mailbox(p, answer, mailboxes, defaults.mail_trust):
             continue
         if not answer:
             chosen = [s.path for s in items if s.selected]
@@ -552,6 +556,14 @@ def _gone_said(p: Prompter, items: list[Suggestion]) -> bool:
     if missing:
         _say_gone(p, missing)
     return bool(missing)
+
+
+def _take_mailbox(p: Prompter, answer: str, chosen: list[guided_mail.MailChoice],
+                  trust: Trust | None) -> bool:
+    """guided_mail.take_answer, imported only when a session reaches its list of sources."""
+    from evidencekit.cli import guided_mail
+
+    return guided_mail.take_answer(p, answer, chosen, trust)
 
 
 def _page_answer(p: Prompter, answer: str, pages: list[Page], first: int) -> bool:
@@ -1184,6 +1196,9 @@ def guided_capture(prompter: Prompter, defaults: GuidedDefaults, case: CaseInfo,
         recipients = plan.protection.recipients
         if plan.opened_with_own_key:
             recipients = with_own_key(recipients, signing)
+        from evidencekit.cli.capture_web import say_done as say_pages
+        from evidencekit.sources.web import WebSource
+
         pages = (WebSource(plan.pages),) if plan.pages else ()
         mail = [capture_mail.connected(m, signing, False) for m in plan.mailboxes]
         request = capture_request(

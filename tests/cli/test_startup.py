@@ -46,11 +46,15 @@ def test_version_and_verify_import_no_heavy_library() -> None:
 
 
 # What only one of capture's options needs: a remote host (SSH, SFTP), a store (evidencekit
-# .deliver), the live state (psutil), a timestamp's check of the bundle (verify, custody).
+# .deliver), the live state (psutil), a timestamp's check of the bundle (verify, custody), a
+# mailbox (--imap), a web page (--url), a device (--device), a TSA's certificates (--tsa-ca).
 CAPTURE_OPTIONS_ONLY = (*HEAVY, "evidencekit.remote.receive", "evidencekit.remote.fallback",
                         "evidencekit.remote.sftp", "evidencekit.sources.remote_logical",
                         "evidencekit.deliver", "evidencekit.sources.live", "evidencekit.verify",
-                        "evidencekit.custody.events", "evidencekit.custody.resealing")
+                        "evidencekit.custody.events", "evidencekit.custody.resealing",
+                        "evidencekit.sources.mail", "evidencekit.sources.web",
+                        "evidencekit.cli.guided_mail", "evidencekit.sources.device",
+                        "cryptography.x509")
 
 
 def test_capture_imports_the_libraries_of_options_only_when_they_are_used(
@@ -95,9 +99,10 @@ def test_the_capture_library_does_not_import_what_reads_bundles() -> None:
 
 # What only an option of verify needs: a device to compare with (--against: the sector reader and
 # the sources), asking a timestamp authority (urllib), reading a YAML file (a configuration file,
-# an incident file: PyYAML).
+# an incident file: PyYAML), a timestamp's certificates (cryptography.x509: read only when the
+# bundle holds a timestamp).
 VERIFY_OPTIONS_ONLY = (*HEAVY, "evidencekit.against", "evidencekit.sources", "urllib.request",
-                       "yaml")
+                       "yaml", "cryptography.x509")
 
 
 def test_verify_imports_the_libraries_of_options_only_when_they_are_used(

@@ -17,9 +17,9 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from evidencekit.errors import UsageError
 from evidencekit.sources.web import check_url
-from evidencekit.sources.web.fetch import Limits
 from evidencekit.sources.web.page import PageCapture, capture_json, capture_page
 from evidencekit.sources.web.render import BROWSER_ENV, render
+from evidencekit.sources.web_limits import Limits
 from tests.support.schemas import assert_valid
 from tests.support.tools import require_tool
 from tests.support.web_server import (

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from evidencekit.sources.web.fetch import Limits
 from evidencekit.sources.web.page import PAGE_TIME_FACTOR, PageCapture, capture_page
+from evidencekit.sources.web_limits import Limits
 from tests.support.raw_http import PAUSE, RESET, raw_server
 from tests.support.tools import require_tool
 from tests.support.web_server import warcio_command

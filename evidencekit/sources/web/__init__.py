@@ -32,15 +32,14 @@ from evidencekit.clock import Clock, rfc3339, system_clock
 from evidencekit.errors import UsageError
 from evidencekit.sources.base import BytesContent, Content, Skip, SourceRecord, StreamEntry
 from evidencekit.sources.files.walk import Entry
-from evidencekit.sources.web.fetch import Limits
 from evidencekit.sources.web.page import (
-    DEFAULT_USER_AGENT,
     PageCapture,
     capture_json,
     capture_page,
 )
 from evidencekit.sources.web.render import FetchMissing, Rendering, render
 from evidencekit.sources.web.urls import check_url, check_user_agent
+from evidencekit.sources.web_limits import DEFAULT_USER_AGENT, Limits
 
 KIND = "web"
 WARC_NAME = "page.warc.gz"

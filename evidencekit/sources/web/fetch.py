@@ -27,23 +27,12 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from evidencekit.clock import Clock, system_clock
+from evidencekit.sources.web_limits import Limits
 
 _RECEIVE = 1 << 16
 _MAX_HEADER = 1 << 20  # a header block larger than this is not HTTP we can use
 REDIRECTS = (301, 302, 303, 307, 308)
 MAX_ENTITY = 32 << 20  # a compressed page is read (for its resources) up to this much: no bomb
-
-
-@dataclass(frozen=True)
-class Limits:
-    """How long and how much (documented in README and FORMAT.md §4.3)."""
-
-    timeout: float = 30.0  # seconds for one exchange: resolve, connect, TLS, request, response
-    max_response: int = 20 << 20  # bytes of one response (headers and body as received)
-    max_resources: int = 100  # images, style sheets, scripts... of one page
-    max_page: int = 100 << 20  # bytes of all a page's answers: no resource asked for past it
-    max_redirects: int = 10
-    user_agent: str = ""
 
 
 @dataclass

@@ -17,10 +17,10 @@ from typing import Any
 
 from cryptography import x509
 
-from evidencekit import __version__, canonical
+from evidencekit import canonical
 from evidencekit.clock import Clock, rfc3339, system_clock
 from evidencekit.sources.web import warc
-from evidencekit.sources.web.fetch import Exchange, Limits, fetch, head_end
+from evidencekit.sources.web.fetch import Exchange, fetch, head_end
 from evidencekit.sources.web.render import NOT_CAPTURED_LISTED_AT_MOST
 from evidencekit.sources.web.resources import (
     PageLinks,
@@ -32,10 +32,9 @@ from evidencekit.sources.web.resources import (
     stylesheet_resources,
 )
 from evidencekit.sources.web.urls import Unfetchable, fetchable
+from evidencekit.sources.web_limits import Limits
 
 DOCUMENT_TYPE = "evidencekit.web-capture"
-DEFAULT_USER_AGENT = (f"evidencekit/{__version__} (evidence preservation: one page and its own "
-                      "resources)")
 LISTED_AT_MOST = 10_000  # resources of one page listed (fetched: Limits.max_resources)
 PAGE_TIME_FACTOR = 10  # a whole page (redirects and resources) gets ten exchanges' time
 # roles of exchanges that are not on the way to the page: named by the page or its style
