@@ -27,7 +27,7 @@ from rich.markup import escape
 from evidencekit import amounts
 from evidencekit import incident as inc
 from evidencekit.capture import CaseInfo
-from evidencekit.cli import capture_mail, render
+from evidencekit.cli import capture_mail, guided_mail, render
 from evidencekit.cli.capture_request import capture_request, chosen, signing_key_for
 from evidencekit.cli.keyring import (
     default_signing_key_path,
@@ -54,7 +54,6 @@ from evidencekit.text import human_size, plural
 if TYPE_CHECKING:
     from cryptography.x509 import Certificate
 
-    from evidencekit.cli import guided_mail
     from evidencekit.sources.mail import Trust
 
 # The mail and web sources (ssl, IMAP, HTML parsing: some 40 ms) are imported where a session
@@ -505,7 +504,8 @@ def _ask_sources(p: Prompter, incident_type: str | None, defaults: GuidedDefault
                        + (", or a web address." if pages is not None else "."))
         if pages is not None and _page_answer(p, answer, pages, len(items)):
             continue
-        if mailboxes is not None and _take_mailbox(p, answer, mailboxes, defaults.mail_trust):
+        if mailboxes is not None and guided_mail.take_answer(p, answer, mailboxes,
+                                                             defaults.mail_trust):
             continue
         if not answer:
             chosen = [s.path for s in items if s.selected]
@@ -556,14 +556,6 @@ def _gone_said(p: Prompter, items: list[Suggestion]) -> bool:
     if missing:
         _say_gone(p, missing)
     return bool(missing)
-
-
-def _take_mailbox(p: Prompter, answer: str, chosen: list[guided_mail.MailChoice],
-                  trust: Trust | None) -> bool:
-    """guided_mail.take_answer, imported only when a session reaches its list of sources."""
-    from evidencekit.cli import guided_mail
-
-    return guided_mail.take_answer(p, answer, chosen, trust)
 
 
 def _page_answer(p: Prompter, answer: str, pages: list[Page], first: int) -> bool:

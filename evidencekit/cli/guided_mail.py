@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING
 from evidencekit.cli.capture_mail import MailRequest
 from evidencekit.clock import system_clock
 from evidencekit.errors import UsageError
-from evidencekit.sources.mail import MailError, Password, Selection, Trust, parse_account
-from evidencekit.sources.mail.server import log_in, open_connection
 
 if TYPE_CHECKING:
     from evidencekit.cli.guided import Prompter
+    from evidencekit.sources.mail import Trust
+
+# The mail source (ssl, IMAP) is imported once an address is typed: every capture imports the
+# guided session for its incident options, and with it this module (issue 27, start-up).
 
 _APP_PASSWORD = ("{name} does not let programs use your usual password: make an [bold]app "
                  "password[/] for evidencekit ({where}) and type that. It only reads your "
@@ -102,6 +104,8 @@ def take_answer(p: Prompter, answer: str, chosen: list[MailRequest], trust: Trus
                        "Enter to give up this mailbox.")
         if not server:
             return True
+    from evidencekit.sources.mail import MailError, Password, Selection, Trust, parse_account
+
     try:
         account = parse_account(f"imaps://{urllib.parse.quote(address, safe='')}@{server}")
     except UsageError as exc:
@@ -126,6 +130,8 @@ def take_answer(p: Prompter, answer: str, chosen: list[MailRequest], trust: Trus
 
 
 def _try_login(request: MailRequest) -> None:
+    from evidencekit.sources.mail.server import log_in, open_connection
+
     client, _ = open_connection(request.account, request.trust, system_clock)
     try:
         log_in(client, request.account, request.credential)

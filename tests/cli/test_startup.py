@@ -53,7 +53,7 @@ CAPTURE_OPTIONS_ONLY = (*HEAVY, "evidencekit.remote.receive", "evidencekit.remot
                         "evidencekit.deliver", "evidencekit.sources.live", "evidencekit.verify",
                         "evidencekit.custody.events", "evidencekit.custody.resealing",
                         "evidencekit.sources.mail", "evidencekit.sources.web",
-                        "evidencekit.cli.guided_mail", "evidencekit.sources.device",
+                        "evidencekit.sources.device",
                         "cryptography.x509")
 
 
