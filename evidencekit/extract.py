@@ -24,7 +24,6 @@ from typing import Any
 
 from evidencekit import addenda, fs
 from evidencekit.clock import parse_rfc3339
-from evidencekit.crypto import age
 from evidencekit.crypto.keys import PublicKey
 from evidencekit.errors import BundleError, Interrupted, OutputError
 from evidencekit.format.entries import raw_field, safe_bag_path
@@ -32,6 +31,7 @@ from evidencekit.format.manifest import Manifest
 from evidencekit.fs.staging import StagingFolder, StaleStaging, remove_stale
 from evidencekit.payload import PayloadReaders
 from evidencekit.progress import Progress
+from evidencekit.protection import Keys
 from evidencekit.text import human_size
 from evidencekit.verify import Report, verify
 
@@ -309,7 +309,7 @@ def _copy_file(source_fd: int, source_name: bytes, where: tuple[int, bytes]) -> 
         shutil.copyfileobj(source, out, 1 << 20)
 
 
-def extract(bundle: Path, output: Path, identities: Sequence[age.Identity],
+def extract(bundle: Path, output: Path, identities: Keys,
             trusted_keys: Sequence[PublicKey] = (), keep_untrusted: bool = False,
             progress: Progress | None = None, as_stored: bool = False) -> ExtractResult:
     """Verify *bundle* while extracting it into the new folder *output*.

@@ -13,6 +13,7 @@ import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from evidencekit.crypto import age
 from evidencekit.errors import EvidenceKitError, InputError
@@ -270,14 +271,45 @@ def wrong_key_for(bundle: Path | str, identities: Sequence[age.Identity],
                      recipients=recipients, tried=identities)
 
 
-def passphrase_opens(bundle: Path | str, identity: age.ScryptIdentity) -> bool | None:
-    """Whether *identity* opens the payload of a passphrase-protected bundle, from its header
-    alone (no payload is read). None when that cannot be told here: no passphrase protects it,
-    or the bundle is damaged (verification then says what is wrong)."""
+def passphrase_opens(header: age.Header | None, identity: age.ScryptIdentity) -> bool | None:
+    """Whether *identity* opens a payload whose age header is *header* (no payload is read).
+    None when that cannot be told from it: no passphrase protects the payload, or the header is
+    damaged or missing (verification then says what is wrong)."""
     try:
-        header = payload_header(bundle)
         if header is None or not needs_passphrase({stanza.type for stanza in header.stanzas}):
             return None
         return identity.unwrap(header.stanzas) is not None
     except EvidenceKitError:
         return None
+
+
+class KeySource(Protocol):
+    """Keys that are asked for once the payload's age header is known, from the bundle that is
+    being read (never opened again for it): a passphrase asked only when the header shows one
+    protects the payload, and a typed one checked against it at once (:func:`passphrase_opens`).
+    *header* is None when the bundle has no payload or its header cannot be read."""
+
+    def keys_for(self, header: age.Header | None) -> Sequence[age.Identity]: ...
+
+    @property
+    def given(self) -> Sequence[age.Identity]:
+        """What :meth:`keys_for` gave (the advice on a wrong key names them); none before."""
+
+
+Keys = Sequence[age.Identity] | KeySource  # what verify, extract and reseal open a payload with
+
+
+def keys_given(keys: Keys) -> Sequence[age.Identity]:
+    """The keys *keys* are, or gave when asked."""
+    return keys if isinstance(keys, Sequence) else keys.given
+
+
+def keys_for_bundle(keys: Keys, bundle: OuterBundle) -> Sequence[age.Identity]:
+    """*keys* as given, or those a KeySource gives for the header of *bundle* (already open)."""
+    if isinstance(keys, Sequence):
+        return keys
+    try:
+        header = read_payload_header(bundle)
+    except EvidenceKitError:  # a read error there: verification reports it
+        header = None
+    return keys.keys_for(header)

@@ -77,7 +77,7 @@ from evidencekit.payload import (
 )
 from evidencekit.pipeline import PieceReadAhead, ReadAheadStream, SupportsReadinto
 from evidencekit.progress import NoProgress, Progress
-from evidencekit.protection import RecipientInfo, read_payload_header, recipients_in
+from evidencekit.protection import Keys, RecipientInfo, keys_for_bundle, read_payload_header, recipients_in
 
 
 @dataclass
@@ -186,7 +186,7 @@ class Report:
         return list(rows.values())
 
 
-def verify(path: Path, identities: Sequence[age.Identity] = (),
+def verify(path: Path, identities: Keys = (),
            trusted_keys: Sequence[PublicKey] = (), *,
            progress: Progress | None = None, check_payload_hash: bool = True,
            opened: OuterBundle | None = None,
@@ -202,6 +202,8 @@ def verify(path: Path, identities: Sequence[age.Identity] = (),
     one that a custody append put under that name meanwhile); it is left open. *tsa_roots*
     (``--tsa-ca``): the roots timestamps are checked against; without them a timestamp's
     imprint is checked but it is reported as not checked against a trusted root.
+    *identities*: the keys, or a protection.KeySource asked for them with the payload's header
+    as soon as the bundle is open (before any check and before *progress* starts).
     """
     report = Report(str(path))
     progress = progress or NoProgress()
@@ -211,14 +213,17 @@ def verify(path: Path, identities: Sequence[age.Identity] = (),
         report.findings.error("outer-structure", str(path), exc.message)
         return report
     try:
-        _verify_open(bundle, report, identities, trusted_keys, readers or PayloadReaders(),
-                     progress, check_payload_hash, tsa_roots)
-    except KeyboardInterrupt:
-        # Said here, not by the CLI's generic "nothing was written / the source was not changed"
-        # (capture's words): what a reader of bundles was doing, and that the bundle is intact.
-        raise Interrupted("interrupted while checking the bundle; verification did not finish",
-                          hint=f"{path} was not changed; run the command again to check it"
-                          ) from None
+        keys = keys_for_bundle(identities, bundle)
+        try:
+            _verify_open(bundle, report, keys, trusted_keys, readers or PayloadReaders(),
+                         progress, check_payload_hash, tsa_roots)
+        except KeyboardInterrupt:
+            # Said here, not by the CLI's generic "nothing was written / the source was not
+            # changed" (capture's words): what a reader of bundles was doing, and that the
+            # bundle is intact.
+            raise Interrupted("interrupted while checking the bundle; verification did not "
+                              "finish", hint=f"{path} was not changed; run the command again "
+                              "to check it") from None
     finally:
         if opened is None:
             bundle.close()

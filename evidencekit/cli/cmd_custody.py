@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -28,14 +27,13 @@ from evidencekit.cli.app import (
 )
 from evidencekit.cli.cmd_open import identities_for
 from evidencekit.cli.keyring import trusted_from
-from evidencekit.crypto import age
 from evidencekit.custody.events import APPENDABLE, EventRequest, append_event, counterparty_for, event_summary
 from evidencekit.custody.receipt import receipt_text
-from evidencekit.custody.resealing import ResealResult, reseal
+from evidencekit.custody.resealing import NewRecipients, ResealResult, reseal
 from evidencekit.errors import BundleError, ExitCode, NoMatchingKey, OutputError
 from evidencekit.incident import NoteContent
 from evidencekit.progress import Progress
-from evidencekit.protection import wrong_key_for
+from evidencekit.protection import Keys, keys_given, wrong_key_for
 from evidencekit.verify import verify
 
 
@@ -146,10 +144,9 @@ def reseal_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
     run("reseal", as_json, body)
 
 
-def resealed(bundle: Path, output: Path, keys: Sequence[age.Identity],
-             new_recipients: Sequence[age.Recipient], signer: Signer, note: str,
-             progress: Progress, quiet: bool, addendum: NoteContent | None = None
-             ) -> ResealResult:
+def resealed(bundle: Path, output: Path, keys: Keys, new_recipients: NewRecipients,
+             signer: Signer, note: str, progress: Progress, quiet: bool,
+             addendum: NoteContent | None = None) -> ResealResult:
     """reseal, and note --private (with its *addendum*): *bundle* re-encrypted into *output*
     for *new_recipients*, the "resealed" event signed by *signer*; keys that open nothing are
     refused saying what protects the bundle, in plain words."""
@@ -159,7 +156,7 @@ def resealed(bundle: Path, output: Path, keys: Sequence[age.Identity],
         return reseal(bundle, output, keys, new_recipients, request, progress=progress,
                       addendum=addendum)
     except NoMatchingKey:
-        advice = wrong_key_for(bundle, keys)
+        advice = wrong_key_for(bundle, keys_given(keys))
         raise NoMatchingKey(advice.message, hint=advice.hint) from None
 
 

@@ -42,7 +42,7 @@ from evidencekit.findings import Findings
 from evidencekit.fs.staging import StaleStaging
 from evidencekit.inspect import inspect_bundle
 from evidencekit.payload import PayloadReaders
-from evidencekit.protection import passphrase_opens, payload_header
+from evidencekit.protection import Keys, keys_given, needs_passphrase, passphrase_opens
 from evidencekit.verify import Report, verify
 
 if TYPE_CHECKING:
@@ -95,49 +95,81 @@ def inspect_command(bundle: Path, as_json: bool) -> None:
 
 
 # ------------------------------------------------------------------------------- verify
-def _payload_needs_passphrase(bundle: Path) -> bool:
-    header = payload_header(bundle)  # None when damaged: verify itself reports the damage
-    return header is not None and any(s.type == "scrypt" for s in header.stanzas)
-
-
 def identities_for(bundle: Path, paths: tuple[Path, ...], passphrase_file: Path | None,
-                   ask: bool, required: bool = False) -> list[age.Identity]:
+                   ask: bool, required: bool = False) -> Keys:
     """Keys from -i files, plus a passphrase when one was given or should be asked for.
 
     With *required*, a passphrase-protected bundle opened without -i asks for its passphrase
-    (or fails with exit code 2 naming --passphrase-file when there is no terminal).
+    (or fails with exit code 2 naming --passphrase-file when there is no terminal). Whether it
+    is, and whether a typed passphrase opens it, the payload's header says: such keys are a
+    :class:`BundleKeys`, asked by verify (or reseal) once it has opened the bundle.
     """
-    ask = ask or (required and not paths and _payload_needs_passphrase(bundle))
     identities = identities_from(paths, lambda p: obtain(f"the key {p}", None, KEY_PASSPHRASE_ENV,
                                                          "--passphrase-file", confirm=False))
-    if ask or passphrase_file is not None or os.environ.get(PASSPHRASE_ENV):
-        identities.append(_bundle_passphrase(bundle, passphrase_file))
-    if required and not identities:
-        raise UsageError("a key is needed to open the bundle",
-                         hint="give -i KEYFILE (age identity or OpenSSH private key), "
-                         "or --passphrase-file FILE for a passphrase-protected bundle")
+    if passphrase_file is not None or os.environ.get(PASSPHRASE_ENV):
+        identities.append(_asked_passphrase(passphrase_file))  # never asked again: as given
+        return identities
+    if ask and not interactive():
+        _asked_passphrase(None)  # PassphraseRequired, naming --passphrase-file
+    if ask or (required and not paths):
+        return BundleKeys(identities, ask, required)
     return identities
+
+
+def _asked_passphrase(passphrase_file: Path | None) -> age.ScryptIdentity:
+    """The bundle's passphrase from the file, the variable or the terminal."""
+    return age.ScryptIdentity(obtain("the bundle", passphrase_file, PASSPHRASE_ENV,
+                                     "--passphrase-file", confirm=False))
 
 
 PASSPHRASE_TRIES = 3
 
 
-def _bundle_passphrase(bundle: Path, passphrase_file: Path | None) -> age.ScryptIdentity:
-    """The bundle's passphrase from the file, the variable or the terminal. Typed on a terminal,
-    it is checked against the bundle's header at once and asked again when it does not open it
-    (a few tries), as a login would: a typing mistake must not end the command."""
-    def ask() -> age.ScryptIdentity:
-        return age.ScryptIdentity(obtain("the bundle", passphrase_file, PASSPHRASE_ENV,
-                                         "--passphrase-file", confirm=False))
+class BundleKeys:
+    """The keys of -i (*files*), and a passphrase asked for once the payload's header is known
+    (a protection.KeySource): with -p (*ask*), or, when *required* and no -i was given, when the
+    header shows that a passphrase protects the payload; else, *required* with no key at all is
+    a usage error (exit code 2). Verify asks before its progress bar starts."""
 
-    typed = passphrase_file is None and not os.environ.get(PASSPHRASE_ENV) and interactive()
-    identity, tries = ask(), 1
-    while typed and tries < PASSPHRASE_TRIES and passphrase_opens(bundle, identity) is False:
+    def __init__(self, files: list[age.Identity], ask: bool, required: bool) -> None:
+        self._files = files
+        self._ask = ask
+        self._required = required
+        self._given: list[age.Identity] | None = None
+
+    @property
+    def given(self) -> list[age.Identity]:
+        return self._files if self._given is None else self._given
+
+    def keys_for(self, header: age.Header | None) -> list[age.Identity]:
+        if self._given is None:
+            self._given = self._keys(header)
+        return self._given
+
+    def _keys(self, header: age.Header | None) -> list[age.Identity]:
+        protected = header is not None and needs_passphrase({s.type for s in header.stanzas})
+        if self._ask or (self._required and not self._files and protected):
+            return [*self._files, _typed_passphrase(header)]
+        if self._required and not self._files:
+            raise UsageError("a key is needed to open the bundle",
+                             hint="give -i KEYFILE (age identity or OpenSSH private key), "
+                             "or --passphrase-file FILE for a passphrase-protected bundle")
+        return self._files
+
+
+def _typed_passphrase(header: age.Header | None) -> age.ScryptIdentity:
+    """The bundle's passphrase, typed on the terminal (without one: PassphraseRequired, naming
+    --passphrase-file). It is checked against the payload's *header* at once and asked again
+    when it does not open it (a few tries), as a login would: a typing mistake must not end the
+    command."""
+    typed = interactive()
+    identity, tries = _asked_passphrase(None), 1
+    while typed and tries < PASSPHRASE_TRIES and passphrase_opens(header, identity) is False:
         left = PASSPHRASE_TRIES - tries
         render.err.print("[yellow]That passphrase does not open this bundle.[/] Check Caps Lock "
                          "and the keyboard layout, and try again "
                          f"({left} {'try' if left == 1 else 'tries'} left).")
-        identity, tries = ask(), tries + 1
+        identity, tries = _asked_passphrase(None), tries + 1
     return identity  # the last one, right or not: verification then says what opens the bundle
 
 
@@ -226,8 +258,8 @@ def verify_command(bundle: Path | str, identities: tuple[Path, ...],
         code = render.exit_code_for(report)
         if against_findings.errors and code == ExitCode.OK:
             code = ExitCode.EVIDENCE_PROBLEM  # the bundle is sound; the device is not the same
-        _say_verified(report, code, keys, None if checked is None else (receipt_file, checked),
-                      as_json, recorded,
+        _say_verified(report, code, keys_given(keys),
+                      None if checked is None else (receipt_file, checked), as_json, recorded,
                       None if against is None else (compared, against_findings))
         return code
 
@@ -257,8 +289,8 @@ def _verify_stored(location: str, identities: tuple[Path, ...], passphrase_file:
         report.bundle = location
         checked = None if receipt is None else check_receipt(report, receipt, report.findings)
         code = render.exit_code_for(report)
-        _say_verified(report, code, keys, None if checked is None else (receipt_file, checked),
-                      as_json)
+        _say_verified(report, code, keys_given(keys),
+                      None if checked is None else (receipt_file, checked), as_json)
         return code
 
     run("verify", as_json, body)
@@ -357,7 +389,7 @@ def extract_command(bundle: Path, identities: tuple[Path, ...], passphrase_file:
             render.emit_json(document)
             return code
         _say_stale(result.stale)
-        render.report_text(result.report, keys)
+        render.report_text(result.report, keys_given(keys))
         if result.output is not None:
             render.out.print(f"Extracted {result.files} files into "
                              f"{render.escape(str(result.output))}")

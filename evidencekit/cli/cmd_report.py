@@ -5,6 +5,7 @@ a new bundle as an addendum, docs/FORMAT.md §4.6)."""
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -243,8 +244,11 @@ def _private_note(bundle: Path, content: NoteContent, target: _PrivateTarget, si
                          hint=f"e.g. -o {_private_name(bundle)}")
     keys = identities_for(bundle, target.identities, target.passphrase_file,
                           target.ask_passphrase, required=True)
-    new_recipients = _new_protection(keys, target.recipients, target.recipient_files,
-                                     target.new_passphrase_file)
+
+    def new_recipients(opened_with: Sequence[age.Identity]) -> list[age.Recipient]:
+        return _new_protection(opened_with, target.recipients, target.recipient_files,
+                               target.new_passphrase_file)
+
     result = resealed(bundle, target.output, keys, new_recipients, signer, addenda.RESEAL_NOTE,
                       render.progress_for(as_json, progress), as_json, addendum=content)
     added = result.addendum
@@ -272,7 +276,7 @@ def _private_note(bundle: Path, content: NoteContent, target: _PrivateTarget, si
     return ExitCode.OK
 
 
-def _new_protection(keys: list[age.Identity], recipients: tuple[str, ...],
+def _new_protection(keys: Sequence[age.Identity], recipients: tuple[str, ...],
                     recipient_files: tuple[Path, ...], new_passphrase_file: Path | None
                     ) -> list[age.Recipient]:
     """Who can open the new bundle: -r/-R/--new-passphrase-file as for reseal; without them, a

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, cast
@@ -28,6 +28,7 @@ from evidencekit.format.reader import SMALL_MEMBER_LIMIT, OuterBundle, open_bund
 from evidencekit.incident import NoteContent
 from evidencekit.payload import PayloadReaders
 from evidencekit.progress import Progress
+from evidencekit.protection import Keys, keys_for_bundle
 from evidencekit.verify import Report, verify
 
 
@@ -93,11 +94,19 @@ class ResealResult:
     addendum: addenda.Addendum | None = None  # the encrypted addition made by this reseal
 
 
-def reseal(bundle: Path, output: Path, identities: Sequence[age.Identity],
-           recipients: Sequence[age.Recipient], request: EventRequest,
+# Who can open the new payload: recipients, or a function of the keys that opened the old one
+# (note --private: a bundle opened with a passphrase is given a passphrase again).
+NewRecipients = Sequence[age.Recipient] | Callable[[Sequence[age.Identity]], Sequence[age.Recipient]]
+
+
+def reseal(bundle: Path, output: Path, identities: Keys, recipients: NewRecipients,
+           request: EventRequest,
            random: age.RandomSource = os.urandom, progress: Progress | None = None,
            addendum: NoteContent | None = None) -> ResealResult:
     """Re-encrypt *bundle*'s payload for *recipients* into a new bundle at *output*.
+
+    *identities*: the keys, or a protection.KeySource asked with the payload's header once the
+    bundle is open (it is opened once); *recipients* may depend on the keys given then.
 
     The old payload is decrypted, fully verified and re-encrypted in one pass; the new bundle is
     published only if every check passed. With *addendum*, the new payload also holds it as an
@@ -142,8 +151,8 @@ def _refuse_too_big_for_destination(bundle: Path, output: Path) -> None:
                           "folder, with -o")
 
 
-def _write_resealed(bundle: Path, out: BinaryIO, identities: Sequence[age.Identity],
-                    recipients: Sequence[age.Recipient], request: EventRequest,
+def _write_resealed(bundle: Path, out: BinaryIO, identities: Keys,
+                    recipients: NewRecipients, request: EventRequest,
                     random: age.RandomSource, progress: Progress | None = None,
                     content: NoteContent | None = None) -> ResealResult:
     # One open of the bundle for the members carried over and for the verify: a custody append
@@ -158,9 +167,11 @@ def _write_resealed(bundle: Path, out: BinaryIO, identities: Sequence[age.Identi
 
 
 def _reseal_open(source: OuterBundle, bundle: Path, out: BinaryIO,
-                 identities: Sequence[age.Identity], recipients: Sequence[age.Recipient],
+                 identities: Keys, new_recipients: NewRecipients,
                  request: EventRequest, random: age.RandomSource, progress: Progress | None,
                  content: NoteContent | None) -> ResealResult:
+    keys = keys_for_bundle(identities, source)  # before any work: a passphrase may be asked
+    recipients = new_recipients if isinstance(new_recipients, Sequence) else new_recipients(keys)
     carried = {m.name: read_member(source.file, m, SMALL_MEMBER_LIMIT)
                for m in source.members if m.name != PAYLOAD}
     times = {m.name: m.mtime for m in source.members}
@@ -173,7 +184,7 @@ def _reseal_open(source: OuterBundle, bundle: Path, out: BinaryIO,
         layers = PayloadLayers(cast(BinaryIO, sink), recipients, random,
                                compressed=_compressed(carried.get(SEAL, b"")))
         tee = _Tee(layers.top)
-        report = verify(bundle, identities, progress=progress, opened=source,
+        report = verify(bundle, keys, progress=progress, opened=source,
                         readers=PayloadReaders(plaintext=tee))
         if not report.ok or not report.decrypted:
             layers.abort()

@@ -20,13 +20,12 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 from evidencekit import fs, timestamps
-from evidencekit.crypto import age
 from evidencekit.crypto.keys import PublicKey
 from evidencekit.errors import BundleError, NoMatchingKey, OutputError, UsageError
 from evidencekit.export.registry import ExportContext, Format, Stdout, Written
 from evidencekit.payload import PayloadReaders
 from evidencekit.progress import Progress
-from evidencekit.protection import wrong_key_for
+from evidencekit.protection import Keys, keys_given, wrong_key_for
 from evidencekit.verify import Report, verify
 
 READ_SIZE = 1 << 20
@@ -44,7 +43,7 @@ class Exported:
 
 
 def export(bundle: Path, fmt: Format, output: Path | BinaryIO, context: ExportContext,
-           identities: Sequence[age.Identity], trusted_keys: Sequence[PublicKey] = (),
+           identities: Keys, trusted_keys: Sequence[PublicKey] = (),
            progress: Progress | None = None,
            tsa_roots: Sequence[timestamps.Certificate] | None = None) -> Exported:
     """Verify *bundle* with *identities*, let *fmt* watch the decrypted files, and publish its
@@ -118,7 +117,7 @@ def _staged_for(stream: BinaryIO) -> Iterator[_Unnamed]:
         stream.flush()
 
 
-def refuse_unless_verified(report: Report, bundle: Path, identities: Sequence[age.Identity],
+def refuse_unless_verified(report: Report, bundle: Path, identities: Keys,
                            *, outcome: str = "nothing was exported", force: bool = False,
                            forcing: str = "") -> None:
     """No export from a bundle that did not verify to its last file: an export vouches for
@@ -126,7 +125,7 @@ def refuse_unless_verified(report: Report, bundle: Path, identities: Sequence[ag
     (``report --force``, whose report then says VERIFICATION FAILED) only a file that is not a
     bundle at all is refused; *forcing* tells how to force it, in the hint."""
     if report.no_matching_key and not force:
-        advice = wrong_key_for(bundle, identities)
+        advice = wrong_key_for(bundle, keys_given(identities))
         raise NoMatchingKey(advice.message_with(f", so {outcome}"), hint=advice.hint)
     if report.seal is None:
         raise BundleError(f"this file is not a readable evidence bundle, so {outcome}",
