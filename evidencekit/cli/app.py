@@ -655,7 +655,7 @@ def _ignore_ending_signals() -> None:
                 signal.signal(number, signal.SIG_IGN)
 
 
-def _allow_more_open_files() -> None:
+def allow_more_open_files() -> None:
     """The walk holds a descriptor per folder level, and the progress bar's count up to 64
     more: a deep tree must not fail for want of descriptors while the system allows more."""
     try:
@@ -709,7 +709,7 @@ def main(args: Sequence[str] | None = None) -> None:
     _open_closed_standard_streams()
     _tolerate_broken_output()
     _clean_up_on_ending_signals()
-    _allow_more_open_files()
+    allow_more_open_files()
     try:
         _run_cli(argv)
     finally:

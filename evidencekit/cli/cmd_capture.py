@@ -201,7 +201,7 @@ def capture_command(sources: tuple[Path, ...], output: Path | str | None, case_i
                                              incident_source=guided.incident_source(incident_args),
                                              examiner_given=given_on_command_line("examiner"),
                                              tsa_urls=tuple(urls), tsa_roots=tsa_roots)
-            _protection_defaults(defaults, recipients, recipient_files, use_passphrase,
+            protection_defaults(defaults, recipients, recipient_files, use_passphrase,
                                  passphrase_file)
             return guided.guided_capture(guided.RichPrompter(), defaults, case,
                                          _safe_filename(case.case_id), sign_key,
@@ -269,7 +269,7 @@ def _device_hashes(extra_hashes: str, devices: tuple[str, ...]) -> tuple[str, ..
     return parse_hashes(extra_hashes)
 
 
-def _protection_defaults(defaults: guided.GuidedDefaults, recipients: tuple[str, ...],
+def protection_defaults(defaults: guided.GuidedDefaults, recipients: tuple[str, ...],
                          recipient_files: tuple[Path, ...], use_passphrase: bool,
                          passphrase_file: Path | None) -> None:
     """Put the protection the command line (or the settings) chose into *defaults*, so that the

@@ -175,8 +175,8 @@ def collect(report: Report, bundle_name: str, generated: str,
     data = ReportData(
         bundle_name=bundle_name, generated=generated, verified=report.ok and report.decrypted,
         decrypted=report.decrypted, trusted=report.trusted,
-        problems=[_finding_line(f) for f in report.findings.errors],
-        warnings=[_finding_line(f) for f in report.findings.items if f.severity != "error"],
+        problems=[finding_line(f) for f in report.findings.errors],
+        warnings=[finding_line(f) for f in report.findings.items if f.severity != "error"],
         seal=seal, payload_sha256=report.payload_sha256 or "",
         newest_event_sha256=hashlib.sha256(events[-1].to_json()).hexdigest() if events else "",
         custody=list(events))
@@ -371,7 +371,7 @@ def check_label(check: str) -> str:
     return CHECK_LABELS.get(check, check)
 
 
-def _finding_line(finding: Any) -> str:
+def finding_line(finding: Any) -> str:
     line = f"{check_label(finding.check)} — {finding.where}: {finding.problem}"
     if finding.expected is not None or finding.found is not None:
         line += f" (expected {finding.expected}, found {finding.found})"

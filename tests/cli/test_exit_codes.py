@@ -171,14 +171,14 @@ def test_3_for_real_as_user_nobody(tmp_path: Path):
 def test_the_command_raises_its_open_file_limit_for_deep_trees():
     import resource
 
-    from evidencekit.cli.app import _allow_more_open_files
+    from evidencekit.cli.app import allow_more_open_files
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard <= 256:
         pytest.skip("the hard limit leaves nothing to raise")
     resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
     try:
-        _allow_more_open_files()
+        allow_more_open_files()
         raised, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
         assert raised == (65536 if hard == resource.RLIM_INFINITY else min(hard, 65536))
     finally:
@@ -200,7 +200,7 @@ def test_a_refused_open_file_limit_is_tried_lower(monkeypatch):
 
     monkeypatch.setattr(resource, "getrlimit", lambda which: (256, resource.RLIM_INFINITY))
     monkeypatch.setattr(resource, "setrlimit", refuse_above_10240)
-    app._allow_more_open_files()
+    app.allow_more_open_files()
     assert asked == [65536, 10240]
 
 

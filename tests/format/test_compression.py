@@ -93,8 +93,8 @@ def test_exactly_the_limit_is_allowed() -> None:
 
 
 def _frame_with_window(data: bytes, window_log: int) -> bytes:
-    from tests.support.craft import _zstd_window
-    return _zstd_window(data, window_log, 0)
+    from tests.support.craft import zstd_window
+    return zstd_window(data, window_log, 0)
 
 
 def test_a_window_beyond_8_mib_is_refused_before_it_is_allocated() -> None:

@@ -652,7 +652,7 @@ def test_a_file_that_reports_no_size_and_never_ends_is_stored_up_to_the_limit(li
 
 
 def test_the_file_systems_that_make_files_as_read_are_found_in_mountinfo():
-    from evidencekit.sources.files.kernel_files import _kernel_made
+    from evidencekit.sources.files.kernel_files import kernel_made
 
     lines = [b"22 28 0:21 / /proc rw,nosuid shared:12 - proc proc rw",
              b"23 28 0:22 / /sys rw,nosuid shared:2 master:1 - sysfs sysfs rw",
@@ -660,7 +660,7 @@ def test_the_file_systems_that_make_files_as_read_are_found_in_mountinfo():
              b"40 23 0:35 / /sys/kernel/debug rw - debugfs debugfs rw",
              b"41 28 0:36 / /odd\\040name rw - cgroup2 cgroup2 rw",
              b"broken line", b""]
-    assert _kernel_made(lines) == {os.makedev(0, 21), os.makedev(0, 22), os.makedev(0, 35),
+    assert kernel_made(lines) == {os.makedev(0, 21), os.makedev(0, 22), os.makedev(0, 35),
                                    os.makedev(0, 36)}
 
 

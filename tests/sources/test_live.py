@@ -328,7 +328,7 @@ def test_permission_denied_says_what_to_do_only_when_not_root(
 
 
 def test_what_the_system_refused_is_counted() -> None:
-    from evidencekit.sources.live import _withheld
+    from evidencekit.sources.live import withheld_counts
 
     denied = {"exe": "permission denied (run as administrator/root to collect it)"}
     processes = {"processes": [{"not_collected": denied}, {"not_collected": {}},
@@ -336,4 +336,4 @@ def test_what_the_system_refused_is_counted() -> None:
     connections = [{"pid": None, "not_collected": {"pid": "the owning process could not be "
                                                    "seen (another user's: permission denied)"}},
                    {"pid": 7}, {"pid": None, "not_collected": {"pid": "no process owns it"}}]
-    assert _withheld(processes, connections) == {"processes": 1, "connections": 1}
+    assert withheld_counts(processes, connections) == {"processes": 1, "connections": 1}

@@ -226,19 +226,19 @@ def test_redirects_that_lead_nowhere_are_recorded(site: Site, tmp_path: Path, pa
 
 
 def test_the_end_of_an_answer_is_found_however_it_arrives() -> None:
-    from evidencekit.sources.web.fetch import _End
+    from evidencekit.sources.web.fetch import ResponseEnd
     chunked = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                + b"".join(f"{len(p):x}\r\n".encode() + p + b"\r\n" for p in [b"ab"] * 50)
                + b"0\r\nX-Trailer: 1\r\n\r\n")
     sized = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
     for whole in (chunked, sized):
-        end, received = _End(), bytearray()
+        end, received = ResponseEnd(), bytearray()
         seen = []
         for byte in whole:  # one byte at a time: every cut a network could make
             received.append(byte)
             seen.append(end.complete(received))
         assert seen[-1] and not any(seen[:-1])
-    closed = _End()
+    closed = ResponseEnd()
     assert not closed.complete(bytearray(b"HTTP/1.0 200 OK\r\n\r\nbody"))
     assert closed.complete(bytearray(b"HTTP/1.0 200 OK\r\n\r\nbody"), closed=True)
 
@@ -259,12 +259,12 @@ def test_the_replay_proxy_serves_only_what_was_captured(site: Site) -> None:
     import http.client
     import ssl
 
-    from evidencekit.sources.web.render import _ReplayProxy
+    from evidencekit.sources.web.render import ReplayProxy
     capture = capture_page(site.base + "/", QUICK)
     recorded = capture.replay()
     recorded["http://plain.test/a"] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"
     before = dict(site.hits)
-    with _ReplayProxy(recorded) as proxy:
+    with ReplayProxy(recorded) as proxy:
         plain = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
         plain.request("GET", "http://plain.test/a")
         assert plain.getresponse().read() == b"hi"
@@ -566,7 +566,7 @@ def test_the_browser_is_handed_a_bounded_amount_in_all(site: Site,
     monkeypatch.setattr(render_module, "DECODED_IN_ALL", 100)
     recorded = {f"http://plain.test/{n}": _answer(bytes(60), "Content-Length: 60")
                 for n in range(3)}
-    with render_module._ReplayProxy(recorded) as proxy:
+    with render_module.ReplayProxy(recorded) as proxy:
         statuses = []
         for n in (0, 1, 0, 2):
             plain = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
@@ -673,7 +673,7 @@ def test_a_script_asking_for_thousands_of_addresses_is_listed_then_counted(
     capture = capture_page(site.base + "/scripted.html", Limits(timeout=5.0, max_resources=1,
                                                                 user_agent="t"))
     assert capture.browser is not None
-    with render_module._ReplayProxy(capture.replay(), capture.browser) as proxy:
+    with render_module.ReplayProxy(capture.replay(), capture.browser) as proxy:
         for number in range(10):
             asked = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
             asked.request("GET", f"{site.base}/many/{number}?{'a' * 1000}",

@@ -194,10 +194,10 @@ def test_a_page_that_hangs_chromium_is_bounded_recorded_and_leaves_nothing(
 def test_a_header_block_that_never_ends_is_scanned_once_not_at_every_read() -> None:
     """8 MiB of header lines and no blank line, in 64 KiB reads: looking for the end from the
     start again at each read took seconds (40 MB/s), 13.9 s for 8 MiB from a real server."""
-    from evidencekit.sources.web.fetch import _End
+    from evidencekit.sources.web.fetch import ResponseEnd
     line = b"X-Junk: " + b"a" * 1000 + b"\r\n"
     data = b"HTTP/1.1 200 OK\r\n" + line * (8 << 10)
-    end, received = _End(), bytearray()
+    end, received = ResponseEnd(), bytearray()
     started = time.monotonic()
     for at in range(0, len(data), 1 << 16):
         received += data[at:at + (1 << 16)]

@@ -551,7 +551,7 @@ def _zstd_library() -> Any:
     return library
 
 
-def _zstd_window(plaintext: bytes, window_log: int, zeros_after: int) -> bytes:
+def zstd_window(plaintext: bytes, window_log: int, zeros_after: int) -> bytes:
     """*plaintext* and *zeros_after* zeros in one frame that declares a window of 2^window_log
     bytes (which a decoder must allocate, and fills as the output goes through it)."""
     zstd_module = _zstd_library()
@@ -573,7 +573,7 @@ def zstd_huge_window(folder: Path, keys: Keys) -> Path:
     within what the seal allows: a decoder that accepts it holds 128 MiB more."""
     inner = build_bag(keys)
     return _compressed_bundle(folder, keys, "zstd-huge-window",
-                              _zstd_window(inner.plaintext, 27, 512 << 20), inner)
+                              zstd_window(inner.plaintext, 27, 512 << 20), inner)
 
 
 def _skippable(content: bytes) -> bytes:

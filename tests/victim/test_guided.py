@@ -394,28 +394,28 @@ def test_passphrase_flag_goes_straight_to_the_passphrase(tmp_path, victim_home, 
 
 def test_protection_options_are_checked_and_labelled_before_the_session(tmp_path, keys,
                                                                         monkeypatch):
-    from evidencekit.cli.cmd_capture import _protection_defaults
+    from evidencekit.cli.cmd_capture import protection_defaults
     from evidencekit.crypto import age
     from evidencekit.errors import UsageError
 
     monkeypatch.delenv("EVIDENCEKIT_PASSPHRASE", raising=False)
     recipient = keys["recipient"].read_text().strip()
     with pytest.raises(UsageError, match="not both"):  # -p with -r: refused, nothing asked
-        _protection_defaults(guided.GuidedDefaults(), (recipient,), (), True, None)
+        protection_defaults(guided.GuidedDefaults(), (recipient,), (), True, None)
     by_key = guided.GuidedDefaults()
-    _protection_defaults(by_key, (), (keys["recipient"],), False, None)
+    protection_defaults(by_key, (), (keys["recipient"],), False, None)
     assert str(by_key.recipients[0]) == recipient and recipient[:20] in by_key.protection
     secret = tmp_path / "pass.txt"
     secret.write_text(PASSPHRASE + "\n")
     by_file = guided.GuidedDefaults()
-    _protection_defaults(by_file, (), (), False, secret)
+    protection_defaults(by_file, (), (), False, secret)
     assert isinstance(by_file.recipients[0], age.ScryptRecipient)
     assert "pass.txt" in by_file.protection and not by_file.ask_passphrase
     asked = guided.GuidedDefaults()
-    _protection_defaults(asked, (), (), True, None)
+    protection_defaults(asked, (), (), True, None)
     assert asked.ask_passphrase and not asked.recipients
     nothing = guided.GuidedDefaults()
-    _protection_defaults(nothing, (), (), False, None)
+    protection_defaults(nothing, (), (), False, None)
     assert not nothing.ask_passphrase and not nothing.recipients  # the session asks
 
 

@@ -470,15 +470,15 @@ def test_pdf_evidence_list_fits_25_items_a_page(tmp_path):
 
 def test_problems_are_named_in_plain_words_not_by_check_name():
     from evidencekit.findings import Finding
-    from evidencekit.report.model import _finding_line
+    from evidencekit.report.model import finding_line
 
     custody = Finding("custody", "custody/000003.json", "event does not chain to the one before",
                       "ab12", "cd34")
-    assert _finding_line(custody) == ("Chain of custody — custody/000003.json: event does not "
+    assert finding_line(custody) == ("Chain of custody — custody/000003.json: event does not "
                                       "chain to the one before (expected ab12, found cd34)")
     warning = Finding("custody", "custody/000002.json", "time goes backwards", severity="warning")
-    assert _finding_line(warning) == "Chain of custody — custody/000002.json: time goes backwards"
-    assert _finding_line(Finding("new-check", "x", "odd")) == "new-check — x: odd"  # fallback
+    assert finding_line(warning) == "Chain of custody — custody/000002.json: time goes backwards"
+    assert finding_line(Finding("new-check", "x", "odd")) == "new-check — x: odd"  # fallback
 
 
 def test_a_forced_report_names_the_failed_checks_in_plain_words(case, tmp_path):

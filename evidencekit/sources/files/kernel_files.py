@@ -38,10 +38,10 @@ def kernel_made_devices() -> frozenset[int]:
             lines = table.read().splitlines()
     except OSError:
         return frozenset()
-    return frozenset(_kernel_made(lines))
+    return frozenset(kernel_made(lines))
 
 
-def _kernel_made(lines: list[bytes]) -> set[int]:
+def kernel_made(lines: list[bytes]) -> set[int]:
     found = set()
     for line in lines:
         # "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw": the optional fields

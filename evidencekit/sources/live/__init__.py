@@ -83,7 +83,7 @@ class _HeldFile:
         return []
 
 
-def _withheld(snapshot: Document, connections: list[dict[str, Any]]) -> dict[str, int]:
+def withheld_counts(snapshot: Document, connections: list[dict[str, Any]]) -> dict[str, int]:
     """How many processes lack a detail, and connections their owner, because the system
     refused them (not run as administrator/root): each reason is in the documents, but a
     person reading only "Sealed" would not know how much is missing."""
@@ -163,7 +163,7 @@ class LiveSource:
         yield self._document("05-system.json", system.collect(self._clock))
         second = changes.collect(self._clock, snapshot.document, connections_first["connections"])
         yield self._document("06-second-snapshot.json", second)
-        self.withheld = _withheld(snapshot.document, connections_first["connections"] or [])
+        self.withheld = withheld_counts(snapshot.document, connections_first["connections"] or [])
         self.counts = {"processes": snapshot.document["count"],
                        "connections": len(connections_first["connections"] or []),
                        "deleted executables copied": len(snapshot.deleted),

@@ -229,7 +229,7 @@ def answer(client: Any, asked: Asked | None) -> list[Message]:
         values = next(tokens)
         if not isinstance(values, tuple) or len(values) % 2:
             raise MailError(f"the server's answer to FETCH could not be read: {values!r:.200}")
-        message = _message(values)
+        message = message_from_fetch(values)
         if message is not None:  # an unsolicited FETCH without UID (flags of another message)
             found.setdefault(message.uid, message).__dict__.update(
                 {k: v for k, v in message.__dict__.items() if v is not None and k != "uid"})
@@ -237,7 +237,7 @@ def answer(client: Any, asked: Asked | None) -> list[Message]:
     return [found[uid] for uid in sorted(found) if uid in wanted]
 
 
-def _message(values: tuple[Any, ...]) -> Message | None:
+def message_from_fetch(values: tuple[Any, ...]) -> Message | None:
     fields = {_text(values[i]).upper(): values[i + 1] for i in range(0, len(values), 2)}
     if "UID" not in fields:
         return None

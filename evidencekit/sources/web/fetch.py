@@ -279,7 +279,7 @@ def _request(parts: urllib.parse.SplitResult, user_agent: str, referer: str | No
 def _receive(sock: socket.socket, exchange: Exchange, limits: Limits, deadline: _Deadline,
              clock: Clock) -> None:
     received = bytearray()
-    ends = _End()
+    ends = ResponseEnd()
     while True:
         try:  # the time runs out in recv, or between two (deadline.left raises)
             sock.settimeout(deadline.left())
@@ -315,7 +315,7 @@ def _receive(sock: socket.socket, exchange: Exchange, limits: Limits, deadline: 
         exchange.error = "the server closed the connection before the end of its answer"
 
 
-class _End:
+class ResponseEnd:
     """Whether a response received so far is complete, learned incrementally: the header block
     is parsed once, chunks are walked once (a 20 MiB answer is not scanned again at each read)."""
 

@@ -114,7 +114,7 @@ def render(url: str, replay: dict[str, bytes], browser: str | None = None,
         return result
     result.browser = _version(program)
     # (named with this process's id: one a kill -9 left is removed by the next web capture)
-    with _ReplayProxy(replay, fetch_missing) as proxy, _working_folder() as work:
+    with ReplayProxy(replay, fetch_missing) as proxy, _working_folder() as work:
         folder = Path(work)
         for what, flag, name in (("screenshot", "--screenshot", "page.png"),
                                  ("pdf", "--print-to-pdf", "page.pdf")):
@@ -200,7 +200,7 @@ def _key(url: str) -> tuple[str, str, int, str]:
     return parts.scheme, (parts.hostname or "").lower(), port, target
 
 
-class _ReplayProxy:
+class ReplayProxy:
     """An HTTP proxy on 127.0.0.1 that only replays recorded responses."""
 
     def __init__(self, replay: dict[str, bytes], fetch_missing: FetchMissing | None = None
@@ -222,7 +222,7 @@ class _ReplayProxy:
         self._accepting = threading.Thread(target=self._accept, daemon=True,
                                            name="evidencekit-replay")
 
-    def __enter__(self) -> _ReplayProxy:
+    def __enter__(self) -> ReplayProxy:
         self._accepting.start()
         return self
 

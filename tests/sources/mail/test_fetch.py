@@ -56,7 +56,7 @@ def test_a_gmail_fetch_answer_keeps_its_labels_and_raw_date() -> None:
     """A FETCH answer as Gmail writes it (X-GM-EXT-1), read as fetch() reads the server's."""
     from imapclient.response_parser import gen_parsed_response
 
-    from evidencekit.sources.mail.fetch import _message
+    from evidencekit.sources.mail.fetch import message_from_fetch
 
     line = (b'7 (X-GM-THRID 1822340000000000001 X-GM-MSGID 1822340000000000002 '
             b'X-GM-LABELS ("\\\\Important" "&AMk-v&AOk-nements" Scam) UID 42 MODSEQ (9001) '
@@ -64,7 +64,7 @@ def test_a_gmail_fetch_answer_keeps_its_labels_and_raw_date() -> None:
             b'RFC822.SIZE 10 BODY[] {10}')
     tokens = gen_parsed_response([(line, b"Hello\r\nBye"), b")"])
     assert next(tokens) == 7
-    message = _message(next(tokens))
+    message = message_from_fetch(next(tokens))
     assert message is not None and message.uid == 42 and message.modseq == 9001
     assert message.internaldate == " 7-Dec-2026 05:00:00 +0100"  # as written, day padding too
     assert message.flags == ["\\Seen", "$Phishing"] and message.rfc822_size == 10
