@@ -3,7 +3,8 @@
 A test CA and TSA certificate are made with openssl; a tiny HTTP server (in a thread) answers each
 POSTed request by running ``openssl ts -reply``. The server is stopped whatever happens (the
 fixture's ``finally``). Modes make it misbehave in the ways a test needs: another nonce than the
-request's (a replayed answer), a certificate already expired.
+request's (a replayed answer), a certificate already expired, a signature that does not verify
+(its last byte changed), an answer sent a byte at a time (drip).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import http.server
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,7 +49,7 @@ class LocalTSA:
     folder: Path
     root: Path  # the CA certificate (PEM), for --tsa-ca
     cert: Path  # the TSA certificate (PEM), for openssl ts -verify -untrusted
-    mode: str = "good"  # "good", "other-nonce", "expired"
+    mode: str = "good"  # "good", "other-nonce", "expired", "bad-signature", "drip"
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -121,10 +123,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self.send_error(500)
                 return
             answer = (Path(work) / "r.tsr").read_bytes()
+        if self.tsa.mode == "bad-signature":  # the last byte is the signature's
+            answer = answer[:-1] + bytes([answer[-1] ^ 1])
         self.send_response(200)
         self.send_header("Content-Type", "application/timestamp-reply")
         self.send_header("Content-Length", str(len(answer)))
         self.end_headers()
+        if self.tsa.mode == "drip":  # a byte every 20 ms: each read is quick, the whole is not
+            for byte in answer:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.02)
+            return
         self.wfile.write(answer)
 
     def log_message(self, format: str, *args: object) -> None:

@@ -226,6 +226,34 @@ def test_an_answer_with_another_nonce_is_refused_at_request_time(
     assert not any(m.startswith("timestamps/") for m in members(bundle))
 
 
+def test_an_answer_whose_signature_does_not_verify_is_refused_at_request_time(
+        tmp_path: Path, user: Path, keys: dict[str, Any], tree: Path, tsa: LocalTSA):
+    """Before: stored (exit 0, 'Timestamped by CN=Test TSA'), and from then on every
+    'verify --tsa-ca' of the bundle said VERIFICATION FAILED (a timestamp cannot be taken
+    out): without a root, the signature was not checked at all."""
+    tsa.mode = "bad-signature"
+    bundle, document = capture(tmp_path, keys, tree, "--tsa", tsa.url,
+                               code=ExitCode.TIMESTAMP_MISSING)
+    [failed] = document["timestamps"]["failed"]
+    assert "signature over the token is not valid" in failed["problem"]
+    assert not any(m.startswith("timestamps/") for m in members(bundle))
+
+
+def test_a_tsa_that_answers_a_byte_at_a_time_is_given_up_in_the_time_said(
+        tsa: LocalTSA) -> None:
+    """Each byte came well within the timeout of a socket read, so the answer (1.3 KB, here
+    some 26 s) was waited for whole, however long the time said per TSA."""
+    import time
+
+    from evidencekit import timestamps
+
+    tsa.mode = "drip"
+    started = time.monotonic()
+    with pytest.raises(timestamps.TimestampError, match="did not answer in full within 1 s"):
+        timestamps.request(tsa.url, b"a seal.json.sig", timeout=1.0)
+    assert time.monotonic() - started < 3
+
+
 def test_a_tsa_certificate_that_had_expired_is_refused(
         tmp_path: Path, user: Path, keys: dict[str, Any], tree: Path, tsa: LocalTSA):
     tsa.mode = "expired"
