@@ -3,14 +3,12 @@ of ending the command: through a real pseudo-terminal (pexpect)."""
 
 from __future__ import annotations
 
-import io
-import os
-import sys
 from pathlib import Path
 
 import pytest
 
 from evidencekit.errors import ExitCode
+from tests.support.terminal import evidencekit_on_a_pty
 
 pexpect = pytest.importorskip("pexpect")
 
@@ -20,14 +18,8 @@ RIGHT = "bundle secret"  # passphrase_bundle's (tests/cli/conftest.py)
 
 
 def spawn(tmp_path: Path, *args: object):
-    env = {**os.environ, "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config"),
-           "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "200"}
-    env.pop("EVIDENCEKIT_PASSPHRASE", None)
-    child = pexpect.spawn(sys.executable, ["-m", "evidencekit", *map(str, args)],
-                          cwd=str(tmp_path), env=env, encoding="utf-8", timeout=60,
-                          dimensions=(50, 200))
-    child.logfile_read = io.StringIO()
-    return child
+    return evidencekit_on_a_pty(args, cwd=tmp_path, env={"HOME": tmp_path,
+                                                         "XDG_CONFIG_HOME": tmp_path / "config"})
 
 
 def finish(child) -> tuple[int, str]:

@@ -6,7 +6,8 @@ cli.py       the command run in this process (invoke) or as a real process (run_
 env.py       a test's own user: no real ~/.config, no inherited EVIDENCEKIT_* settings
 keys.py      key files generated in the test (make_keys)
 fixtures.py  user, home, isolated_environment (per module), keys, tree, bundle
-terminal.py  a tool run on a pseudo-terminal, its passphrase prompts answered
+terminal.py  a tool run on a pseudo-terminal, its passphrase prompts answered; evidencekit
+             on one to expect and answer its prompts (evidencekit_on_a_pty, pexpect)
 tools.py     real tools and root-only tricks: skip locally, fail in CI (skip_or_fail)
 schemas.py   documents checked against docs/schemas
 craft.py     hostile bundles built by hand (also the fuzzers' seeds); hostile.py runs them

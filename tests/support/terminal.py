@@ -1,13 +1,17 @@
 """Running a tool on a pseudo-terminal, as a person would: age reads a passphrase from the
-terminal only (/dev/tty), never from standard input."""
+terminal only (/dev/tty), never from standard input; evidencekit asks on the terminal only."""
 
 from __future__ import annotations
 
+import io
 import os
 import pty
 import select
+import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 
 def on_a_terminal(argv: list[str], answers: list[str], *, prompt: bytes = b"passphrase",
@@ -48,3 +52,20 @@ def on_a_terminal(argv: list[str], answers: list[str], *, prompt: bytes = b"pass
         os.close(fd)
         _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
+
+
+def evidencekit_on_a_pty(args: Sequence[object], *, cwd: Path, env: Mapping[str, object] = {},
+                         columns: int = 200, timeout: float = 60) -> Any:
+    """``evidencekit ARGS`` on a pseudo-terminal (a pexpect child, to expect prompts and answer
+    them), in *cwd*, with *env* added to this environment: plain output *columns* wide, and no
+    EVIDENCEKIT_PASSPHRASE (what is asked must be asked). All it showed is kept in
+    ``child.logfile_read`` (a StringIO)."""
+    import pexpect
+
+    full = {**os.environ, "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": str(columns),
+            **{name: str(value) for name, value in env.items()}}
+    full.pop("EVIDENCEKIT_PASSPHRASE", None)
+    child = pexpect.spawn(sys.executable, ["-m", "evidencekit", *map(str, args)], cwd=str(cwd),
+                          env=full, encoding="utf-8", timeout=timeout, dimensions=(50, columns))
+    child.logfile_read = io.StringIO()
+    return child

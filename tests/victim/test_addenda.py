@@ -22,11 +22,11 @@ import shlex
 import shutil
 import stat
 import subprocess
-import sys
 import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,6 +51,7 @@ from evidencekit.report.html import render_html
 from evidencekit.verify import Report, verify
 from tests.support.cli import run_cli
 from tests.support.schemas import assert_valid
+from tests.support.terminal import evidencekit_on_a_pty
 from tests.support.tools import require_tool
 from tests.support.victim import INCIDENT_YAML, PASSPHRASE
 
@@ -759,12 +760,9 @@ def test_the_public_note_warning_offers_the_private_command_and_it_works(
     assert run_cli("capture", evidence, "--passphrase-file", tmp_path / "pass.txt",
                    "--sign-key", keys["signer"], "-o", bundle).code == 0
     before = bundle.read_bytes()
-    env = {**os.environ, "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "250"}
-    env.pop("EVIDENCEKIT_PASSPHRASE", None)
 
-    def spawn(args: list[str]) -> object:
-        return pexpect.spawn(sys.executable, ["-m", "evidencekit", *args], env=env,
-                             encoding="utf-8", timeout=60, dimensions=(50, 250), cwd=tmp_path)
+    def spawn(args: list[str]) -> Any:
+        return evidencekit_on_a_pty(args, cwd=tmp_path, columns=250)
 
     child = spawn(["note", str(bundle), "--kind", "loss", "--amount", "12.50", "--currency",
                    "EUR", "--text", "Account 12345678 was used", "--sign-key",

@@ -3,14 +3,13 @@ and types, including hidden passphrase entry and Ctrl-C."""
 
 from __future__ import annotations
 
-import io
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.support.cli import run_cli
+from tests.support.terminal import evidencekit_on_a_pty
 from tests.support.victim import PASSPHRASE
 
 pexpect = pytest.importorskip("pexpect")
@@ -23,15 +22,11 @@ def spawn(tmp_path: Path, victim_home: Path, keys: dict[str, Path], *extra: str,
           columns: int = 200):
     out = tmp_path / "out"
     out.mkdir()
-    env = {**os.environ, "HOME": str(victim_home), "XDG_CONFIG_HOME": str(tmp_path / "config"),
-           "TZ": "Europe/Berlin", "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": str(columns)}
-    env.pop("EVIDENCEKIT_PASSPHRASE", None)
-    child = pexpect.spawn(sys.executable, ["-m", "evidencekit", "capture", "--case", "PTY-1",
-                                           "--sign-key", str(keys["signer"]), *extra],
-                          cwd=str(out), env=env, encoding="utf-8", timeout=TIMEOUT,
-                          dimensions=(50, columns))
-    child.logfile_read = io.StringIO()  # everything the person saw, for the assertions
-    return child, out
+    child = evidencekit_on_a_pty(
+        ["capture", "--case", "PTY-1", "--sign-key", keys["signer"], *extra], cwd=out,
+        env={"HOME": victim_home, "XDG_CONFIG_HOME": tmp_path / "config", "TZ": "Europe/Berlin"},
+        columns=columns, timeout=TIMEOUT)
+    return child, out  # child.logfile_read: everything the person saw, for the assertions
 
 
 def seen(child) -> str:
@@ -266,11 +261,8 @@ def test_note_on_a_terminal_warns_that_it_is_public(tmp_path, keys, reply, writt
     assert run_cli("capture", evidence, "-R", keys["recipient"], "--sign-key", keys["signer"],
                    "-o", bundle).code == 0
     before = bundle.read_bytes()
-    env = {**os.environ, "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "200"}
-    child = pexpect.spawn(sys.executable, ["-m", "evidencekit", "note", str(bundle), "--text",
-                                           "Account number 12345678 was used",
-                                           "--sign-key", str(keys["signer"])],
-                          env=env, encoding="utf-8", timeout=TIMEOUT, dimensions=(50, 200))
+    child = evidencekit_on_a_pty(["note", bundle, "--text", "Account number 12345678 was used",
+                                  "--sign-key", keys["signer"]], cwd=tmp_path, timeout=TIMEOUT)
     child.expect_exact("This note will be public.")
     child.expect_exact("To keep it private instead")
     answer(child, "Write this public note? [y/N]:", reply)
