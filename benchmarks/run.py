@@ -186,6 +186,10 @@ class Measurement:
         return min(s.wall for s in self.samples)
 
     @property
+    def median_wall(self) -> float:
+        return statistics.median(s.wall for s in self.samples)
+
+    @property
     def rss(self) -> float:
         """Peak memory: evidencekit's libmagic workers are processes of their own, so what
         counts is the sum of the command's processes' peaks, not its largest one."""
@@ -998,6 +1002,11 @@ def remote_capture(size: int, repeat: int, json_out: Path | None) -> int:
           f" x: {'met' if met else 'NOT met'}); peak RSS {measured['remote'].rss:.0f} MB")
     total = {n: min(s.user + s.system + there for s, there in zip(
         measured[n].samples, server_cpu[n], strict=True)) for n in measured}
+    medians = {n: m.median_wall for n, m in measured.items()}
+    print(f"medians of {repeat} interleaved runs: capture --remote {medians['remote']:.2f} s, "
+          f"ssh cat | age {medians['ssh_cat_age']:.2f} s: "
+          f"{medians['remote'] / medians['ssh_cat_age']:.2f} x; load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"CPU of both ends (least of {repeat}): capture --remote {total['remote']:.2f} s, "
           f"ssh cat | age {total['ssh_cat_age']:.2f} s: {total['remote'] / total['ssh_cat_age']:.2f}"
           " x")
@@ -1007,6 +1016,7 @@ def remote_capture(size: int, repeat: int, json_out: Path | None) -> int:
             "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "target": "issue 26: capture --remote <= 1.3 x ssh HOST cat FILE | age -r R > out",
             "bytes": size, "ratio": ratio, "met": met,
+            "median_wall_s": medians, "median_ratio": medians["remote"] / medians["ssh_cat_age"],
             "cpu_both_ends_s": total,
             "measurements": {n: {"command": m.command, "wall_s": m.wall, "cpu_s": m.cpu,
                                  "server_cpu_s": server_cpu[n],
