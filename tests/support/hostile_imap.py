@@ -5,7 +5,8 @@ mailbox of one message as a server does, except in the way its *mode* says:
 - ``bad-uidvalidity``: EXAMINE answers UIDVALIDITY ``abc``;
 - ``huge-literal``: the message's FETCH announces a literal of 3 GiB, then sends it;
 - ``endless-answers``: the message's FETCH is answered by FETCH responses without end;
-- ``too-large``: the message is announced (RFC822.SIZE) at 300 MB.
+- ``too-large``: the message is announced (RFC822.SIZE) at 300 MB;
+- ``greeting-literal``: the greeting holds a literal of 3 GiB, then sends it.
 
 It never sends more than SENT_AT_MOST bytes of a message (then closes): ``sent`` says how many
 went out, so a test tells a client that stopped reading from one that read all it was given."""
@@ -54,6 +55,10 @@ class HostileImap:
                     self._session(connection)
 
     def _session(self, connection: ssl.SSLSocket) -> None:
+        if self.mode == "greeting-literal":
+            connection.sendall(b"* OK {%d}\r\n" % (3 << 30))
+            self._send_blocks(connection, b"")
+            return
         connection.sendall(b"* OK IMAP4rev1 ready\r\n")
         reader = connection.makefile("rb")
         while line := reader.readline():

@@ -22,6 +22,7 @@ LARGEST_MESSAGE = 256 << 20  # a message announced larger is recorded, not fetch
 ANSWER_LIMIT = 64 << 20  # bytes of the answer to any command but a FETCH of messages
 _ANSWER_SLACK = 1 << 20  # a FETCH answer's own lines beyond the messages' bytes...
 _PER_MESSAGE = 64 << 10  # ... and each message's attributes (flags, Gmail labels)
+_GREETING_LIMIT = 1 << 20  # the server's greeting, read as the connection is made
 
 
 @dataclass
@@ -63,49 +64,68 @@ class AnswerLimit:
     them. imaplib keeps a whole answer in memory until its tagged end and reads a literal of
     whatever size the server announces in one piece: a hostile server answering a FETCH with
     ``{3221225472}`` made the capture hold 3 GiB, and one answering with FETCH responses
-    without end filled memory (9 GiB in 25 s) until the system killed it. Installed on
-    imaplib's object (its read, readline and send, which its parser calls); each command sent
-    gets ANSWER_LIMIT, or what :meth:`expect` said before it (a FETCH of messages: their
-    announced sizes)."""
+    without end filled memory (9 GiB in 25 s) until the system killed it; a greeting holding a
+    literal was read whole before the certificate's pin was even looked at (400 MiB held in
+    the test). imaplib's class is made to count (:func:`bounded`) from the connection's first
+    byte; each command sent gets ANSWER_LIMIT, or what :meth:`expect` said before it (a FETCH
+    of messages: their announced sizes); the greeting gets _GREETING_LIMIT."""
 
-    def __init__(self, imap: Any) -> None:
-        self._read, self._readline, self._send = imap.read, imap.readline, imap.send
-        self._limit = self._left = ANSWER_LIMIT
+    def __init__(self) -> None:
+        self._limit = self._left = _GREETING_LIMIT
         self._next: int | None = None
-        imap.read, imap.readline, imap.send = self.read, self.readline, self.send
 
     @classmethod
     def of(cls, client: Any) -> AnswerLimit:
-        imap = client._imap
-        found = getattr(imap, "_evidencekit_limit", None)
+        return cls.of_imap(client._imap)
+
+    @classmethod
+    def of_imap(cls, imap: Any) -> AnswerLimit:
+        found = imap.__dict__.get("_evidencekit_limit")
         if not isinstance(found, AnswerLimit):
-            found = imap._evidencekit_limit = cls(imap)
+            found = imap.__dict__["_evidencekit_limit"] = cls()
         return found
 
     def expect(self, limit: int) -> None:
         """The answer to the next command sent may hold *limit* bytes."""
         self._next = limit
 
-    def send(self, data: bytes) -> None:
+    def sending(self) -> None:
         self._limit = self._left = ANSWER_LIMIT if self._next is None else self._next
         self._next = None
-        self._send(data)
 
-    def read(self, size: int) -> bytes:
-        self._spend(size)  # before reading: the literal is read in one piece
-        return bytes(self._read(size))
-
-    def readline(self) -> bytes:
-        line = bytes(self._readline())
-        self._spend(len(line))
-        return line
-
-    def _spend(self, count: int) -> None:
+    def spend(self, count: int) -> None:
         self._left -= count
         if self._left < 0:
-            raise AnswerTooLarge(f"the server sent more than {self._limit:,} bytes in answer "
-                                 "to one command (more than the messages asked for hold, or "
-                                 "without end); it was not read further")
+            raise AnswerTooLarge(f"the server sent more than {self._limit:,} bytes at once (in "
+                                 "its greeting, or in answer to one command: more than the "
+                                 "messages asked for hold, or without end); it was not read "
+                                 "further")
+
+
+_BOUNDED: dict[type, type] = {}
+
+
+def bounded(base: type) -> type:
+    """*base* (an imaplib.IMAP4 class) whose reads are counted by its AnswerLimit: a literal
+    before it is read (it is read in one piece), a line once read."""
+
+    def read(self: Any, size: int) -> bytes:
+        AnswerLimit.of_imap(self).spend(size)
+        return bytes(base.read(self, size))  # type: ignore[attr-defined]
+
+    def readline(self: Any) -> bytes:
+        line = bytes(base.readline(self))  # type: ignore[attr-defined]
+        AnswerLimit.of_imap(self).spend(len(line))
+        return line
+
+    def send(self: Any, data: bytes) -> None:
+        AnswerLimit.of_imap(self).sending()
+        base.send(self, data)  # type: ignore[attr-defined]
+
+    if base not in _BOUNDED:
+        _BOUNDED[base] = type(f"Bounded{base.__name__}", (base,),
+                              {"read": read, "readline": readline, "send": send})
+    return _BOUNDED[base]
 
 
 def fetch_limit(uids: Sequence[int], sizes: dict[int, int]) -> int:

@@ -26,7 +26,7 @@ from typing import Any
 from evidencekit.clock import Clock, rfc3339
 from evidencekit.errors import UsageError
 from evidencekit.sources.mail.account import Account, BearerToken, Credential, MailError
-from evidencekit.sources.mail.fetch import AnswerLimit
+from evidencekit.sources.mail.fetch import bounded
 
 CONNECT_TIMEOUT = 30.0  # seconds
 READ_TIMEOUT = 300.0  # a large message on a slow line
@@ -67,17 +67,15 @@ def fingerprint_text(digest: bytes) -> str:
 def open_connection(account: Account, trust: Trust, clock: Clock) -> tuple[Any, dict[str, Any]]:
     """Connect and check the certificate; return the client (not logged in) and what the server
     is (server.json's ``server``). MailError when it cannot be reached or trusted."""
-    from imapclient import IMAPClient
     from imapclient.imapclient import SocketTimeout
 
     addresses = _addresses(account)
     context = _tls_context(trust)
     started = clock()
     with _failures_said(account, _CONNECTING):
-        client = IMAPClient(account.host, account.port, ssl=not account.starttls,
+        client = _client_class()(account.host, account.port, ssl=not account.starttls,
                             ssl_context=context,
                             timeout=SocketTimeout(CONNECT_TIMEOUT, READ_TIMEOUT))
-        AnswerLimit.of(client)  # what the server may send is bounded from here on
         if account.starttls:
             _start_tls(client, account, context)
     # imapclient sets imaplib's debug level to 5 so that imaplib logs to imapclient's logger;
@@ -110,6 +108,22 @@ def open_connection(account: Account, trust: Trust, clock: Clock) -> tuple[Any, 
         "capability_before_login": _capabilities(client),
     }
     return client, facts
+
+
+def _client_class() -> Any:
+    """IMAPClient over an imaplib connection whose reads are bounded from its first byte
+    (fetch.AnswerLimit): the greeting is read as the connection is made, before any check of
+    the certificate's pin, so even someone in between could send a literal of gigabytes."""
+    from imapclient import IMAPClient, imap4, tls
+
+    class BoundedClient(IMAPClient):  # type: ignore[misc]
+        def _create_IMAP4(self) -> Any:
+            timeout = getattr(self._timeout, "connect", None)
+            if self.ssl:
+                return bounded(tls.IMAP4_TLS)(self.host, self.port, self.ssl_context, timeout)
+            return bounded(imap4.IMAP4WithTimeout)(self.host, self.port, timeout)
+
+    return BoundedClient
 
 
 def _start_tls(client: Any, account: Account, context: ssl.SSLContext) -> None:
