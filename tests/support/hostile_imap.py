@@ -6,7 +6,8 @@ mailbox of one message as a server does, except in the way its *mode* says:
 - ``huge-literal``: the message's FETCH announces a literal of 3 GiB, then sends it;
 - ``endless-answers``: the message's FETCH is answered by FETCH responses without end;
 - ``too-large``: the message is announced (RFC822.SIZE) at 300 MB;
-- ``greeting-literal``: the greeting holds a literal of 3 GiB, then sends it.
+- ``greeting-literal``: the greeting holds a literal of 3 GiB, then sends it;
+- ``understated``: a message of 3 MiB announced at 1.5 MiB (as servers that estimate do).
 
 It never sends more than SENT_AT_MOST bytes of a message (then closes): ``sent`` says how many
 went out, so a test tells a client that stopped reading from one that read all it was given."""
@@ -23,6 +24,7 @@ from pathlib import Path
 from tests.support.dovecot import make_certificate
 
 MESSAGE = b"From: scam@example.net\r\nSubject: pay now\r\n\r\nPay.\r\n"
+LARGE = MESSAGE + b"x" * (3 << 20)
 SENT_AT_MOST = 200 << 20
 _BLOCK = b"x" * (1 << 20)
 
@@ -83,7 +85,8 @@ class HostileImap:
             return b"* SEARCH 1\r\n"
         if command.startswith(b"UID FETCH") and b"BODY.PEEK[]" not in command:
             uid = b"abc" if self.mode == "bad-uid" else b"1"
-            size = 300_000_000 if self.mode == "too-large" else len(MESSAGE)
+            size = {"too-large": 300_000_000, "understated": 3 << 19}.get(self.mode,
+                                                                           len(MESSAGE))
             return b"* 1 FETCH (UID %s RFC822.SIZE %d)\r\n" % (uid, size)
         if command.startswith(b"UID FETCH"):
             self.bodies_asked += 1
@@ -104,8 +107,8 @@ class HostileImap:
             self._send_blocks(connection, b"* 1 FETCH (UID 1 BODY[] {%d}\r\n" % len(_BLOCK),
                               b")\r\n")
             return None
-        return b"* 1 FETCH (UID 1 %s BODY[] {%d}\r\n%s)\r\n" % (attributes, len(MESSAGE),
-                                                                 MESSAGE)
+        body = LARGE if self.mode == "understated" else MESSAGE
+        return b"* 1 FETCH (UID 1 %s BODY[] {%d}\r\n%s)\r\n" % (attributes, len(body), body)
 
     def _send_blocks(self, connection: ssl.SSLSocket, before: bytes, after: bytes = b"") -> None:
         while self.sent < SENT_AT_MOST:

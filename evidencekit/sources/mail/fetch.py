@@ -129,10 +129,12 @@ def bounded(base: type) -> type:
 
 
 def fetch_limit(uids: Sequence[int], sizes: dict[int, int]) -> int:
-    """What an answer to a FETCH of *uids* with their bytes may hold: their announced sizes
-    (LARGEST_MESSAGE for one not announced), with room for the answer's own lines."""
+    """What an answer to a FETCH of *uids* with their bytes may hold: twice their announced
+    sizes (LARGEST_MESSAGE for one not announced; some servers, Exchange among them, announce
+    an estimate: a message converted to MIME as it is sent may come out larger), with room
+    for the answer's own lines."""
     announced = sum(min(sizes.get(uid, LARGEST_MESSAGE), LARGEST_MESSAGE) for uid in uids)
-    return announced + _ANSWER_SLACK + _PER_MESSAGE * len(uids)
+    return 2 * announced + _ANSWER_SLACK + _PER_MESSAGE * len(uids)
 
 
 def list_folders(client: Any) -> list[Folder]:

@@ -64,3 +64,10 @@ def test_a_message_announced_too_large_is_recorded_not_fetched(tmp_path: Path) -
     assert asked == 0
     problems = json.dumps(done.json()["problems"])
     assert "300,000,000 bytes" in problems and f"{LARGEST_MESSAGE:,}" in problems
+
+
+def test_a_message_larger_than_announced_within_reason_is_captured(tmp_path: Path) -> None:
+    """Some servers (Exchange) announce an estimate: twice the announced size is taken."""
+    with hostile_imap(tmp_path, "understated") as server:
+        done = capture(tmp_path, server)
+    assert done.code == 0, done.stderr
