@@ -293,7 +293,8 @@ class KeySource(Protocol):
 
     @property
     def given(self) -> Sequence[age.Identity]:
-        """What :meth:`keys_for` gave (the advice on a wrong key names them); none before."""
+        """What :meth:`keys_for` gave (the advice on a wrong key names them); before it was
+        asked, the keys known already."""
 
 
 Keys = Sequence[age.Identity] | KeySource  # what verify, extract and reseal open a payload with
