@@ -82,7 +82,7 @@ def remote_options(command: F) -> F:
                      help="With --remote: use this ssh configuration file instead of yours."),
         _KEPT.option("--stall-timeout", type=click.IntRange(5, 86400), metavar="SECONDS",
                      help=f"With --remote: give up when less than {STALL_LEAST // 1024} KiB "
-                     f"arrives in this long (over SFTP: an answer takes longer), keeping "
+                     f"arrives in this long (over SFTP: when one answer takes longer), keeping "
                      f"nothing (exit 2)  [default: {STALL_TIMEOUT}]"),
         _KEPT.option("--remote-timeout", type=click.IntRange(5, None), metavar="SECONDS",
                      help="With --remote: give up when the transfer has not ended after this "
