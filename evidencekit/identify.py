@@ -298,9 +298,12 @@ def worker_command() -> list[str]:
         path.insert(0, home)
     code = (f"import sys; sys.path[:] = {path!r}; "
             f"from evidencekit.identify import main; main(parent={os.getpid()})")
-    # -S when this process was started so (benchmarks/compare.py runs a revision's package
-    # that way, with no site path hooks that could bring another evidencekit)
-    return [sys.executable, "-I", *(["-S"] if sys.flags.no_site else []), "-c", code]
+    # -S: no site module. The path is set above whole (site's directories, added in this
+    # process, are in it), and the .pth files' path hooks (an editable install's) are not
+    # wanted: `home` is on the path. Site's imports cost each worker 14 ms of its 48 ms of CPU
+    # at start (issue 27). benchmarks/compare.py runs a revision's package with -S for the same
+    # reason: no hook that could bring another evidencekit.
+    return [sys.executable, "-I", "-S", "-c", code]
 
 
 class Identifier:
