@@ -25,10 +25,12 @@ module reports folders, kinds, metadata and order.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evidencekit.clock import parse_rfc3339, rfc3339
-from evidencekit.payload import StoredMember
+
+if TYPE_CHECKING:  # capture imports this module for STREAM_MODE, and reads no payload
+    from evidencekit.payload import StoredMember
 
 Problem = tuple[str, str, object, object]  # where, what, expected, found
 
