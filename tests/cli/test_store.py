@@ -4,6 +4,7 @@ per session by the ``s3_server`` fixture), and store put to a local file."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -496,3 +497,39 @@ def test_verify_streams_a_stored_version_4_bundle(keys: dict[str, Any], tmp_path
     assert result.code == 0, result.stdout + result.stderr
     document = result.json()
     assert document["decrypted"] is True and document["files_checked"] == 4
+
+
+def test_a_device_captured_to_the_store_reads_past_a_bad_area_with_room_for_the_spool_alone(
+        tmp_path: Path, keys: dict[str, Any], user: Path, s3_server: S3Server,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """capture --device -o s3://: the rest of the image waits in $TMPDIR while a bad area is
+    read past; the bundle goes to the store. A $TMPDIR with room for the spool, not for the
+    image twice (16 MiB + 16 MiB + the margin), was refused: bad areas read where found."""
+    import tempfile
+
+    import evidencekit.sources.rescue as rescue
+    from tests.fs.mounts import tmpfs
+    from tests.support.badfs import Faults, bad_disk
+
+    monkeypatch.setattr(rescue, "MARGIN", 4 << 20)
+    monkeypatch.setattr(rescue, "LOOK_EVERY", 1 << 20)
+    content = bytes(range(256)) * (16 << 12)  # 16 MiB
+    bucket = s3_server.new_bucket()
+    with tmpfs(tmp_path, size_mib=24) as small, \
+            bad_disk(tmp_path, content, Faults(bad=[(512, 1024)])) as device:
+        monkeypatch.setattr(tempfile, "tempdir", str(small))
+        result = invoke("capture", "--device", device, "--no-write-block", "--case", "DEV-2",
+                        "-R", keys["recipient"], "--sign-key", keys["signer"], "-o",
+                        f"s3://{bucket}/", "--endpoint", s3_server.endpoint, "--retain-days",
+                        "1", "--json", env=s3_server.env())
+        assert result.code == 3, result.stdout + result.stderr  # one bad sector
+        assert list(small.iterdir()) == []
+    out = tmp_path / "got.evidence"
+    got = invoke("store", "get", result.json()["bundle"], "-o", out, "--endpoint",
+                 s3_server.endpoint, "--json", env=s3_server.env())
+    assert got.code == 0, got.stdout + got.stderr
+    extracted = invoke("extract", out, "-i", keys["identity"], "-o", tmp_path / "x")
+    assert extracted.code in (0, 3), extracted.stdout + extracted.stderr
+    [found] = (tmp_path / "x").rglob("*.device.json")
+    skip = json.loads(found.read_text())["read"]["skip_ahead"]
+    assert skip["done"] is True, skip
