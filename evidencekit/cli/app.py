@@ -29,6 +29,7 @@ from evidencekit.cli.keyring import (
     recipients_from,
     refuse_new_key_inside,
 )
+from evidencekit.cli.options import FILE_PATH
 from evidencekit.cli.secrets import KEY_PASSPHRASE_ENV, PASSPHRASE_ENV, obtain
 from evidencekit.config import CONFIG_ENV, PROGRESS_MODES, Config, load_config
 from evidencekit.crypto import age
@@ -55,7 +56,7 @@ json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print one JSON document on stdout (and nothing else there).")
 
 # BUNDLE, a bundle file on this machine (verify and inspect take an s3:// address too: BUNDLE_OR_STORE)
-bundle_argument = click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
+bundle_argument = click.argument("bundle", type=FILE_PATH)
 
 
 def output_option(help: str, *, folder: bool = False, required: bool = True
@@ -63,18 +64,18 @@ def output_option(help: str, *, folder: bool = False, required: bool = True
     """-o/--output: what the command writes, a file (or, with *folder*, a folder); *help* says
     which and whether it may exist."""
     kind = (click.Path(path_type=Path, file_okay=False) if folder
-            else click.Path(path_type=Path, dir_okay=False))
+            else FILE_PATH)
     return click.option("-o", "--output", type=kind, required=required, help=help)
 
 
 def identity_option(f: F) -> F:
     f = click.option("-p", "--passphrase", "ask_passphrase", is_flag=True,
                      help="The bundle is protected by a passphrase: ask for it.")(f)
-    f = click.option("--passphrase-file", type=click.Path(path_type=Path, dir_okay=False),
+    f = click.option("--passphrase-file", type=FILE_PATH,
                      help=f"Read the bundle's passphrase from this file (or set {PASSPHRASE_ENV})."
                      )(f)
     return click.option("-i", "--identity", "identities", multiple=True,
-                        type=click.Path(path_type=Path, dir_okay=False),
+                        type=FILE_PATH,
                         help="Decryption key: an age identity file or an OpenSSH private key. "
                         "Repeatable.")(f)
 
@@ -86,9 +87,9 @@ def trusted_option(f: F) -> F:
 
 
 def signing_options(f: F) -> F:
-    f = click.option("--sign-key-passphrase-file", type=click.Path(path_type=Path, dir_okay=False),
+    f = click.option("--sign-key-passphrase-file", type=FILE_PATH,
                      help=f"Passphrase of the signing key (or set {KEY_PASSPHRASE_ENV}).")(f)
-    return click.option("--sign-key", type=click.Path(path_type=Path, dir_okay=False),
+    return click.option("--sign-key", type=FILE_PATH,
                         help="Your signing key (default: your personal key; only capture "
                         "creates it, on first use).")(f)
 
@@ -148,10 +149,10 @@ def actor_name(actor: str | None, key: SigningKey, option: str = "--actor") -> s
 
 def new_recipient_options(f: F) -> F:
     """Who can open a new bundle made from an existing one (reseal, note --private)."""
-    f = click.option("--new-passphrase-file", type=click.Path(path_type=Path, dir_okay=False),
+    f = click.option("--new-passphrase-file", type=FILE_PATH,
                      help="Protect the new bundle with the passphrase in this file instead.")(f)
     f = click.option("-R", "--recipient-file", "recipient_files", multiple=True,
-                     type=click.Path(path_type=Path, dir_okay=False),
+                     type=FILE_PATH,
                      help="File with the new holder's public keys. Repeatable.")(f)
     return click.option("-r", "--recipient", "recipients", multiple=True, metavar="KEY",
                         help="New holder's public key (age1… or 'ssh-ed25519 AAAA…'). "
@@ -236,7 +237,7 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]},
              epilog=EPILOG)
 @click.version_option(__version__, prog_name="evidencekit")
-@click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
+@click.option("--config", "config_file", type=FILE_PATH,
               help=f"Read defaults from this YAML file (default: {CONFIG_HINT}, or "
               f"${CONFIG_ENV}). Precedence: flags > EVIDENCEKIT_* variables > file.")
 @click.pass_context

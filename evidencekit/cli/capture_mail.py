@@ -21,7 +21,7 @@ import click
 from evidencekit.capture import CaptureRequest, CaptureResult, capture
 from evidencekit.cli import render
 from evidencekit.cli.app import refuse_without
-from evidencekit.cli.options import Kept, option_group
+from evidencekit.cli.options import FILE_PATH, Kept, option_group
 from evidencekit.cli.secrets import interactive
 from evidencekit.crypto.keys import SigningKey
 from evidencekit.errors import InputError, PassphraseRequired, UsageError
@@ -63,9 +63,9 @@ def imap_options(command: F) -> F:
         KEPT.option("--search", metavar="CRITERIA",
                     help="With --imap: only messages matching these IMAP SEARCH criteria, "
                     "e.g. 'FROM scam@example.net'."),
-        KEPT.option("--imap-password-file", type=click.Path(path_type=Path, dir_okay=False),
+        KEPT.option("--imap-password-file", type=FILE_PATH,
                     help="With --imap: read the password (or app password) from this file."),
-        KEPT.option("--imap-token-file", type=click.Path(path_type=Path, dir_okay=False),
+        KEPT.option("--imap-token-file", type=FILE_PATH,
                     help="With --imap: log in with the OAuth2 access token in this file "
                     "(XOAUTH2) instead of a password."),
         KEPT.option("--imap-fingerprint", metavar="SHA256:…",

@@ -27,7 +27,7 @@ from evidencekit.cli import capture_mail, render
 from evidencekit.cli.app import actor_name, cli, refuse_without, resolve_signing_key, run
 from evidencekit.cli.keyring import default_signing_key_path, recipients_from
 from evidencekit.cli.live import live_sources
-from evidencekit.cli.options import Kept, option_group
+from evidencekit.cli.options import FILE_PATH, Kept, option_group
 from evidencekit.cli.secrets import recorded_command_line
 from evidencekit.crypto import age
 from evidencekit.crypto.keys import SigningKey
@@ -66,19 +66,19 @@ def remote_options(command: F) -> F:
                      help="With --remote: the host's SSH key fingerprint; any other key is "
                      "refused (default: the key known_hosts records; an unknown host is "
                      "refused)."),
-        _KEPT.option("--known-hosts", type=click.Path(path_type=Path, dir_okay=False),
+        _KEPT.option("--known-hosts", type=FILE_PATH,
                      help="With --remote: the known_hosts file to pin the host key from."),
         _KEPT.option("--remote-command", metavar="COMMAND", default="evidencekit",
                      show_default=True,
                      help="With --remote: how evidencekit is started there, e.g. "
                      "'sudo evidencekit' or a path."),
-        _KEPT.option("--ssh-identity", type=click.Path(path_type=Path, dir_okay=False),
+        _KEPT.option("--ssh-identity", type=FILE_PATH,
                      help="With --remote: log in with this SSH private key (default: ssh's)."),
         _KEPT.option("--sftp", is_flag=True,
                      help="With --remote: read the files over SFTP and seal them here, as when "
                      "evidencekit is not installed there (less is recorded: no ctime, inode "
                      "or extended attributes, and access times there may change)."),
-        _KEPT.option("--ssh-config", type=click.Path(path_type=Path, dir_okay=False),
+        _KEPT.option("--ssh-config", type=FILE_PATH,
                      help="With --remote: use this ssh configuration file instead of yours."),
         _KEPT.option("--stall-timeout", type=click.IntRange(5, 86400), metavar="SECONDS",
                      help=f"With --remote: give up when less than {STALL_LEAST // 1024} KiB "

@@ -46,6 +46,7 @@ from evidencekit.cli.cmd_timestamp import (
 from evidencekit.cli.keyring import recipients_from
 from evidencekit.cli.live import live_options, live_sources
 from evidencekit.cli.live import say_done as say_live_done
+from evidencekit.cli.options import FILE_PATH
 from evidencekit.cli.secrets import (
     KEY_PASSPHRASE_ENV,
     PASSPHRASE_ENV,
@@ -83,15 +84,15 @@ from evidencekit.stamping import Stamped, add_timestamps, later_command
 @click.option("-r", "--recipient", "recipients", multiple=True, metavar="KEY",
               help="Encrypt to this public key (age1… or 'ssh-ed25519 AAAA…'). Repeatable.")
 @click.option("-R", "--recipient-file", "recipient_files", multiple=True,
-              type=click.Path(path_type=Path, dir_okay=False),
+              type=FILE_PATH,
               help="Encrypt to the public keys in this file (e.g. investigator.pub). Repeatable.")
 @click.option("-p", "--passphrase", "use_passphrase", is_flag=True,
               help="Encrypt with a passphrase instead (asked twice on the terminal).")
-@click.option("--passphrase-file", type=click.Path(path_type=Path, dir_okay=False),
+@click.option("--passphrase-file", type=FILE_PATH,
               help=f"Encrypt with the passphrase in this file (or set {PASSPHRASE_ENV}).")
-@click.option("--sign-key", type=click.Path(path_type=Path, dir_okay=False),
+@click.option("--sign-key", type=FILE_PATH,
               help="Your signing key (default: your personal key, created on first use).")
-@click.option("--sign-key-passphrase-file", type=click.Path(path_type=Path, dir_okay=False),
+@click.option("--sign-key-passphrase-file", type=FILE_PATH,
               help=f"Passphrase of the signing key (or set {KEY_PASSPHRASE_ENV}).")
 @click.option("--profile", metavar="NAME|FILE", shell_complete=complete_profile,
               help="Collect what this profile names on this machine (a built-in or your own "

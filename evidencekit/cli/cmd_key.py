@@ -9,6 +9,7 @@ import click
 from evidencekit.cli import render
 from evidencekit.cli.app import cli, json_option, output_option, refuse_stdout, run
 from evidencekit.cli.keyring import generate_key_files
+from evidencekit.cli.options import FILE_PATH
 from evidencekit.cli.secrets import KEY_PASSPHRASE_ENV, obtain
 from evidencekit.errors import ExitCode
 
@@ -28,7 +29,7 @@ def key() -> None:
 @click.option("--comment", default=None,
               help="The key's name, e.g. your own (default: user@host): what you sign with it "
               "is in this name unless --actor says otherwise.")
-@click.option("--passphrase-file", type=click.Path(path_type=Path, dir_okay=False),
+@click.option("--passphrase-file", type=FILE_PATH,
               help="Protect the key with the passphrase in this file.")
 @click.option("--ask-passphrase", is_flag=True, help="Ask for a passphrase on the terminal.")
 @json_option

@@ -30,6 +30,7 @@ from evidencekit.cli.app import (
 from evidencekit.cli.cmd_store import BUNDLE_OR_STORE, endpoint_option, open_stored
 from evidencekit.cli.cmd_timestamp import roots_from, tsa_ca_option
 from evidencekit.cli.keyring import identities_from, trusted_from
+from evidencekit.cli.options import FILE_PATH
 from evidencekit.cli.secrets import KEY_PASSPHRASE_ENV, PASSPHRASE_ENV, interactive, obtain
 from evidencekit.crypto import age
 from evidencekit.crypto.keys import SigningKey
@@ -196,7 +197,7 @@ def _record(bundle: Path, report: Report, action: str, signer: Signer, key: Sign
 @click.argument("bundle", type=BUNDLE_OR_STORE)
 @identity_option
 @trusted_option
-@click.option("--receipt", "receipt_file", type=click.Path(path_type=Path, dir_okay=False),
+@click.option("--receipt", "receipt_file", type=FILE_PATH,
               help="Also check the bundle against a receipt made by 'evidencekit receipt'.")
 @tsa_ca_option
 @click.option("--against", metavar="DEVICE|IMAGE",

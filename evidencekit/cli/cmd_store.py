@@ -23,6 +23,7 @@ from evidencekit.cli.app import (
     run,
     signer_options,
 )
+from evidencekit.cli.options import FILE_PATH
 from evidencekit.errors import (
     EvidenceKitError,
     ExitCode,
@@ -275,7 +276,7 @@ class BundleOrStore(click.ParamType):  # type: ignore[type-arg]
     by verify, extract, inspect, report...)."""
 
     name = "BUNDLE"
-    _local = click.Path(path_type=Path, dir_okay=False)
+    _local = FILE_PATH
 
     def convert(self, value: Any, param: click.Parameter | None,
                 ctx: click.Context | None) -> Path | str:

@@ -11,6 +11,7 @@ import click
 from evidencekit import timestamps
 from evidencekit.cli import render
 from evidencekit.cli.app import bundle_argument, cli, json_option, run
+from evidencekit.cli.options import FILE_PATH
 from evidencekit.errors import ExitCode, UsageError
 from evidencekit.stamping import Stamped, add_timestamps, later_command
 
@@ -18,7 +19,7 @@ tsa_option = click.option(
     "--tsa", "tsa_urls", multiple=True, metavar="URL",
     help="An RFC 3161 time stamping authority to countersign the seal (repeatable).")
 tsa_ca_option = click.option(
-    "--tsa-ca", type=click.Path(path_type=Path, dir_okay=False),
+    "--tsa-ca", type=FILE_PATH,
     help="The root certificate (PEM) a timestamp's TSA must chain to.")
 
 

@@ -34,7 +34,7 @@ from evidencekit.cli.keyring import (
     recipients_from,
     refuse_new_key_inside,
 )
-from evidencekit.cli.options import option_group
+from evidencekit.cli.options import FILE_PATH, option_group
 from evidencekit.crypto import age
 from evidencekit.crypto.keys import SigningKey
 from evidencekit.errors import (
@@ -1070,8 +1070,7 @@ def next_steps(plan: Plan) -> str:
 def incident_options(f: F) -> F:
     """The incident-record options of ``capture`` (all optional, combinable with --incident)."""
     options = [
-        click.option("--incident", "incident_file", type=click.Path(path_type=Path,
-                                                                    dir_okay=False),
+        click.option("--incident", "incident_file", type=FILE_PATH,
                      help="Read the incident record from this YAML file (see docs/victims.md)."),
         click.option("--incident-type", type=click.Choice(list(inc.INCIDENT_TYPES)),
                      help="What happened."),

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from evidencekit.cli import render
+from evidencekit.cli.options import FILE_PATH
 from evidencekit.errors import UsageError
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ def live_options(command: F) -> F:
         show_default=True, metavar="SECONDS",
         help="Stop the memory tool when it writes nothing for this long (recorded).")(command)
     command = click.option(
-        "--memory-tool", type=click.Path(path_type=Path, dir_okay=False),
+        "--memory-tool", type=FILE_PATH,
         help="With --live: acquire RAM with this tool (AVML, or a wrapper around LiME, WinPmem "
         "…), run as 'PATH OUTPUT' (after 'PATH --version', recorded: a wrapper must answer "
         "it and acquire nothing); what it writes to OUTPUT (a pipe) goes straight into the "

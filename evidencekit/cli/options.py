@@ -9,11 +9,16 @@ so that cmd_capture.py neither lists nor forwards them.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# A file named on the command line (a folder there is a usage error): one type for every such
+# option, so that they all say and check the same.
+FILE_PATH = click.Path(path_type=Path, dir_okay=False)
 
 
 def option_group(options: Sequence[Callable[[F], F]]) -> Callable[[F], F]:
