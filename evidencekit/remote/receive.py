@@ -338,7 +338,8 @@ def _check_as_asked(path: Path, report: Report, request: RemoteRequest) -> None:
     compromised one) runs what it likes. It must be a fresh capture: one custody event, the
     capture's, signed by the key that signed the seal (a history before it arrived, such as a
     'transferred' in the investigator's name, would have the investigator's 'received' signed
-    after it). Its case must be ours, and its payload's age header must
+    after it). Its case must be ours, its capture event's examiner and note (the description)
+    the ones given here, and its payload's age header must
     hold one stanza per recipient given here, of the same types, an ssh-ed25519 stanza with the
     tag of one of our SSH keys. An age1 (X25519) stanza does not say whose key it is, so one age1
     key swapped for another is not seen here (verify -i with the investigator's key sees it)."""
@@ -354,6 +355,16 @@ def _check_as_asked(path: Path, report: Report, request: RemoteRequest) -> None:
                    "sealed it")
     if seal.case_id != request.case.case_id:
         _not_asked(where, f"it is for case {seal.case_id}, not {request.case.case_id}")
+    # what the capture event says in public, in the examiner's name, is what was asked: the
+    # host ran what it liked, and the investigator's 'received' is signed after it (before,
+    # a description swapped there, 'Seized under warrant 42' for 'Collected with the owner's
+    # consent', was received with exit 0)
+    if events[0].actor_name != request.case.examiner:
+        _not_asked(where, f"its capture event names the examiner {events[0].actor_name!r}, "
+                   f"not {request.case.examiner!r}")
+    if events[0].note != request.case.description:
+        _not_asked(where, "its capture event's note (the public description) is "
+                   f"{_quoted(events[0].note)}, not {_quoted(request.case.description)}")
     wanted = sorted(_stanza_signature(r.wrap(os.urandom(age.FILE_KEY_SIZE), os.urandom))
                     for r in request.recipients)
     header = payload_header(path)
@@ -362,6 +373,10 @@ def _check_as_asked(path: Path, report: Report, request: RemoteRequest) -> None:
     if found != wanted:
         _not_asked(where, f"it is not encrypted to the recipients given here "
                    f"({_described(found)} instead of {_described(wanted)})")
+
+
+def _quoted(text: str) -> str:
+    return repr(text) if len(text) <= 200 else repr(text[:200]) + "…"
 
 
 def recipients_checked(recipients: Sequence[age.Recipient]) -> str:

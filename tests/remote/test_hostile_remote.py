@@ -127,6 +127,30 @@ def test_a_bundle_for_another_case_is_refused(
     _nothing_left(tmp_path, out)
 
 
+@pytest.mark.parametrize(("option", "forged", "said"), [
+    ("--description", "Collected with the owner's consent", "note (the public description)"),
+    ("--examiner", "Someone Else", "names the examiner 'Someone Else'")])
+def test_a_bundle_whose_public_description_or_examiner_was_swapped_is_refused(
+        server: sshd_support.Sshd, notes: Path, keys: dict[str, Path], tmp_path: Path,
+        option: str, forged: str, said: str) -> None:
+    """The capture event's note and actor name are public, in the examiner's name, and the
+    investigator's 'received' was signed after them: before, exit 0."""
+    out = tmp_path / "x.evidence"
+    config = tmp_path / "config"
+    config.mkdir(exist_ok=True)
+    done = run_cli("capture", "--remote", server.remote, "--host-key", server.fingerprint,
+                   "--ssh-identity", server.client_key,
+                   "--remote-command", _replacing(server, option, forged),
+                   "-R", keys["recipient"], "--sign-key", keys["signer"], "--case", "IR-7",
+                   "--description", "Seized under warrant 42", "--examiner", "Jane Examiner",
+                   "-o", out, "--json", notes,
+                   env={"XDG_CONFIG_HOME": str(config),
+                        "PYTHONPATH": str(Path(__file__).parents[2])})
+    assert done.code == 1, done.stderr
+    assert "not the one asked for" in done.stderr and said in done.stderr, done.stderr
+    _nothing_left(tmp_path, out)
+
+
 def _sender(server: sshd_support.Sshd, mode: str) -> str:
     """tests.support.hostile_sender in *mode*, run there with the interpreter and path that run
     evidencekit there (from / : the checkout may be in a folder the login user cannot enter)."""
