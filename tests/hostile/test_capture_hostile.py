@@ -1067,3 +1067,29 @@ def test_no_hostile_case_is_skipped_silently(monkeypatch):
     monkeypatch.delenv("EVIDENCEKIT_REQUIRE_TOOLS")
     with pytest.raises(pytest.skip.Exception, match="cannot here"):
         skip_or_fail("cannot here")
+
+
+def test_disk_full_during_direct_writes_on_a_small_ext4(tmp_path, home, keys):
+    # ext4 takes O_DIRECT, so the payload's stages are written by a thread of their own while
+    # the next one fills: a full disk there must still end the capture plainly, leaving nothing
+    from tests.support.tools import require_tool
+
+    for tool in ("mkfs.ext4", "mount", "umount"):
+        require_tool(tool)
+    if os.geteuid() != 0:
+        skip_or_fail("mounting an ext4 image needs root")
+    image, disk = tmp_path / "ext4.img", tmp_path / "ext4"
+    with open(image, "wb") as f:
+        f.truncate(16 << 20)
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True, capture_output=True)
+    disk.mkdir()
+    subprocess.run(["mount", "-o", "loop", str(image), str(disk)], check=True)
+    try:
+        src = tmp_path / "src"
+        src.mkdir()
+        (src / "big.bin").write_bytes(os.urandom(24 << 20))
+        before = snapshot(src)
+        result, _ = cli_capture(tmp_path, keys, src, out=disk / "case.evidence", timeout=60)
+        _write_failure_leaves_nothing(result, disk, src, before, "No space left on device")
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)
