@@ -199,6 +199,7 @@ def store_list(location: str, endpoint: str | None, as_json: bool) -> None:
 
         url = s3.S3Url.parse(location)
         objects = s3.list_objects(s3.make_client(endpoint), url)
+        now = s3.rfc3339(datetime.now(timezone.utc))
         if as_json:
             render.emit_json({"command": "store list", "ok": True, "exit_code": 0,
                               "location": str(url), "objects": [o.to_json() for o in objects]})
@@ -206,8 +207,7 @@ def store_list(location: str, endpoint: str | None, as_json: bool) -> None:
         if not objects:
             render.out.print(f"Nothing under {render.escape(str(url))}")
         for item in objects:
-            lock = ("" if item.missing else f"locked until {item.retain_until}"
-                    if item.retention_mode else "not locked")
+            lock = "" if item.missing else _lock_said(item, now)
             hold = ", legal hold" if item.legal_hold else ""
             over = (f"  [bold red]WRITTEN OVER[/] ({item.versions} versions and delete markers:"
                     " the newest, described here, is not the one stored)"
@@ -218,6 +218,18 @@ def store_list(location: str, endpoint: str | None, as_json: bool) -> None:
         return ExitCode.OK
 
     run("store list", as_json, body)
+
+
+def _lock_said(item: Any, now: str) -> str:
+    """An object's lock as of *now* (both RFC 3339 UTC, compared as text): a retention whose
+    date has passed protects nothing, though the store still reports its mode (before:
+    'locked until 2020-01-01T00:00:00Z')."""
+    if not item.retention_mode:
+        return "not locked"
+    if item.retain_until and item.retain_until <= now:
+        return (f"[bold yellow]lock expired[/] on {item.retain_until}: it can be deleted or "
+                "replaced")
+    return f"locked until {item.retain_until}"
 
 
 @store.command("get", short_help="Download a bundle from an s3:// store to a new file.")

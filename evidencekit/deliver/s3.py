@@ -777,7 +777,7 @@ class S3Store:
                                   hint="find out who put it there (aws s3api head-object); "
                                   "keep this bundle under another prefix (s3://BUCKET/OTHER/)")
             sha256 = _sha256_of_object(self.client, url, version,
-                                       int(head.get("ContentLength", -1)))
+                                       int(head.get("ContentLength") or 0))
         return self.delivery(key, self.ensure_locked(key, head), already_there=True,
                              sha256=sha256)
 

@@ -81,6 +81,16 @@ def test_a_size_the_listing_lies_about_is_said(stored: Stored, proxy: LyingStore
     assert found["problem"] == f"the listing says 1 byte, the object holds {stored.size:,} bytes"
 
 
+def test_a_lock_whose_date_has_passed_is_not_called_locked(stored: Stored,
+                                                          proxy: LyingStore) -> None:
+    """Before: 'locked until 2020-01-01T00:00:00Z' (the store still reports the mode)."""
+    proxy.mode = "expired-lock"
+    shown = invoke("store", "list", "s3://hostile/cases/", "--endpoint", proxy.endpoint,
+                   env=stored.store.env())
+    assert "lock expired on 2020-01-01T00:00:00Z: it can be deleted" in shown.stdout
+    assert "locked until" not in shown.stdout
+
+
 def test_a_store_that_ignores_byte_ranges_is_not_taken_for_a_damaged_bundle(
         stored: Stored, proxy: LyingStore) -> None:
     """Before: 'non-zero padding after member README.txt', exit 1 (verification failed) for a

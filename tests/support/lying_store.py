@@ -4,6 +4,7 @@
 - ``lying-size``: a listing gives every object's size as 1 byte;
 - ``ignore-range``: a GET is sent on without its Range header (the store answers the whole
   object, which HTTP allows, with status 200);
+- ``expired-lock``: an object's head gives a retention date long past (2020-01-01);
 - ``endless``: a GET of one version of an object is answered with its headers, then bytes
   without end (chunked), at most ENDLESS_AT_MOST (``sent`` says how many went out).
 
@@ -63,6 +64,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             data = _lying_listing(data, mode)
         self.send_response(answer.status)
         for name, value in answer.getheaders():
+            if mode == "expired-lock" and \
+                    name.lower() == "x-amz-object-lock-retain-until-date":
+                value = "2020-01-01T00:00:00.000Z"
             if name.lower() not in _HOP:
                 self.send_header(name, value)
         if mode == "endless" and self.command == "GET" and answer.status == 200 and \
