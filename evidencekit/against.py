@@ -22,7 +22,7 @@ from typing import Any
 from evidencekit.errors import UsageError
 from evidencekit.findings import Findings
 from evidencekit.progress import NoProgress, Progress
-from evidencekit.sources.sectors import BAD, NOT_READ, SectorReader
+from evidencekit.sources.sectors import BAD, NON_TRIMMED, NOT_READ, READ, SectorReader
 from evidencekit.verify import Report
 
 CHECK = "device-against"
@@ -178,8 +178,13 @@ def check_target(target: str) -> None:
 
 def _read_windows(fd: int, size: int, sector: int, direct: bool, windows: list[Window],
                   progress: Progress) -> str | None:
-    """Each window's SHA-256 as read now; how the target stopped answering, if it did."""
-    reader = SectorReader(fd, size, sector, direct=direct)
+    """Each window's SHA-256 as read now; how the target stopped answering, if it did.
+
+    As capture does, what reads is read first: a block that fails leaves its window for later
+    (a failing disk may not last through thousands of sector reads, and the rest of it would
+    then not be compared at all); once every window was read, each window with a failed block
+    is read again, its failing blocks split down to the sector and retried, as at capture."""
+    reader = SectorReader(fd, size, sector, direct=direct, split_later=True)
     blocks = reader.blocks()
     progress.start("Comparing", None, size)
     buffer = memoryview(bytearray(4 << 20))
@@ -200,10 +205,40 @@ def _read_windows(fd: int, size: int, sector: int, direct: bool, windows: list[W
             if end == window.offset + window.size:
                 window.found = digest.hexdigest()
             window.unread_now = reader.map.overlap(BAD + NOT_READ, window.offset, end)
-        return None if reader.vanished is None else reader.vanished.how
+        if reader.vanished is not None:
+            return reader.vanished.how
+        for window in windows:
+            if reader.map.overlap(NON_TRIMMED, window.offset, window.offset + window.size):
+                stopped = _read_again(fd, size, sector, direct, window)
+                if stopped is not None:
+                    return stopped
+        return None
     finally:
         buffer.release()
         progress.finish()
+        reader.close()
+
+
+def _read_again(fd: int, size: int, sector: int, direct: bool, window: Window) -> str | None:
+    """Read *window* again, its failing blocks split down to the sector and each bad sector
+    retried (capture's in-place engine); how the target stopped answering, if it did."""
+    reader = SectorReader(fd, size, sector, direct=direct)
+    end = min(window.offset + window.size, size)
+    reader.map.add(0, window.offset, READ)  # (compared already: only this window is read)
+    digest = hashlib.sha256()
+    try:
+        position = window.offset
+        while position < end:
+            block = reader.read_block(position)
+            count = min(len(block), end - position)
+            digest.update(block[:count])
+            block.release()
+            position += count
+        if end == window.offset + window.size:
+            window.found = digest.hexdigest()
+        window.unread_now = reader.map.overlap(BAD + NOT_READ, window.offset, end)
+        return None if reader.vanished is None else reader.vanished.how
+    finally:
         reader.close()
 
 

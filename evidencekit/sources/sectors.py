@@ -463,7 +463,7 @@ class SectorReader:
                  retries: int = DEFAULT_RETRIES,
                  still_there: Callable[[], bool] | None = None,
                  block: int = BLOCK, spool_folder: Path | None = None,
-                 bundle_beside: bool = True) -> None:
+                 bundle_beside: bool = True, split_later: bool = False) -> None:
         self.fd = fd
         self.size = size
         self.sector = sector
@@ -484,6 +484,9 @@ class SectorReader:
         # retried where they are found, as verify --against does)
         self._spool_folder = spool_folder
         self._bundle_beside = bundle_beside  # the bundle is written on the spool's disk too
+        # A block that fails is left non-trimmed (zeros), not split, for the caller to come
+        # back to once the rest is read (verify --against, by hash window)
+        self._split_later = split_later
         self.spool: ImageSpool | None = None
         self.skip_ahead: dict[str, Any] = {"done": False, "from": None,
                                            "why": "no bad area" if spool_folder else
@@ -564,6 +567,10 @@ class SectorReader:
             if first and self._read_past(position):
                 assert self.spool is not None
                 self.spool.read(position, view[:min(length, self.size - position)])
+                return
+            if first and self._split_later:
+                view[:] = bytes(length)
+                self._add(position, length, NON_TRIMMED)
                 return
             if length <= self.sector:
                 self._retry_sector(position, view)

@@ -329,3 +329,31 @@ def test_an_imaging_interrupted_while_reading_past_a_bad_area_leaves_nothing(
     assert time.monotonic() - started < 15  # not after the whole bad area
     assert "interrupted" in stderr and "Traceback" not in stderr
     assert os.listdir(out) == []
+
+
+def test_verify_against_reads_past_a_failing_window_and_comes_back_to_it(
+        tmp_path: Path, keys: dict[str, Path], home: Path) -> None:
+    # the device was read in order, a failing block split and retried where it was found: a
+    # dying disk could die there before the windows after it were compared; now the rest is
+    # compared first, then the failing window again, sector by sector, as at capture
+    content = os.urandom(48 * MIB)
+    (tmp_path / "disk.img").write_bytes(content)
+    assert capture(tmp_path, keys, "--device", tmp_path / "disk.img").returncode == 0
+    bad = (2 * MIB, 2 * MIB + 4096)  # 8 bad sectors in the first window
+    log = tmp_path / "reads.log"
+    with bad_disk(tmp_path, content, Faults(bad=[bad]), log=log) as device:
+        done = evidencekit("verify", tmp_path / "out.evidence", "-i", keys["identity"],
+                           "--against", device, "--json")
+    assert done.returncode == 1, done.stdout
+    result = json.loads(done.stdout)
+    assert_valid(result, "verify")
+    [window] = result["against"]["differing"]  # the others are the same
+    assert (window["offset"], window["unread_now"]) == (0, 4096)  # exactly the bad sectors
+    reads = [(int(offset), int(size)) for offset, size in
+             (line.split() for line in log.read_text().splitlines())]
+    last_window = min(i for i, (offset, _) in enumerate(reads) if offset >= 32 * MIB)
+    sector_reads = [i for i, (offset, size) in enumerate(reads)
+                    if size <= 4096 and bad[0] <= offset < bad[1]]
+    assert sector_reads and last_window < sector_reads[0]
+    tries = [offset for offset, size in reads if size == 512 and bad[0] <= offset < bad[1]]
+    assert max(tries.count(offset) for offset in set(tries)) <= 3  # --retries 2, as capture
