@@ -44,6 +44,18 @@ REQUEST_TIMEOUT = 20.0  # seconds per TSA, its whole answer included
 # More than this between the TSA's time and the signer's claimed time is a warning.
 CLOCK_TOLERANCE_SECONDS = 300
 _SHA256_OID = "2.16.840.1.101.3.4.2.1"
+# what rfc3161-client and cryptography raise for DER they cannot read (a name with an unknown
+# string type: KeyError), as a stranger's token may hold; with cryptography's own (unreadable())
+_UNREADABLE = (ValueError, KeyError, TypeError)
+
+
+def unreadable(*more: type[Exception]) -> tuple[type[Exception], ...]:
+    """Every exception that reading a stranger's token and its certificates may raise (and
+    *more*)."""
+    from cryptography import x509
+
+    return (*more, *_UNREADABLE, x509.InvalidVersion, x509.DuplicateExtension,
+            x509.UnsupportedGeneralNameType)
 
 
 class TimestampError(Exception):
@@ -74,14 +86,7 @@ def request(url: str, signature: bytes, roots: list[x509.Certificate] | None = N
     import urllib.error  # here: 30 ms of start-up that only asking a TSA needs
     import urllib.request
 
-    from rfc3161_client import (
-        HashAlgorithm,
-        PKIStatus,
-        TimestampRequestBuilder,
-        decode_timestamp_response,
-    )
-
-    from evidencekit.cms import Unverifiable, check_signature
+    from rfc3161_client import HashAlgorithm, TimestampRequestBuilder
 
     query = (TimestampRequestBuilder().data(signature).hash_algorithm(HashAlgorithm.SHA256)
              .nonce(nonce=True).cert_request(cert_request=True).build())
@@ -98,13 +103,30 @@ def request(url: str, signature: bytes, roots: list[x509.Certificate] | None = N
     if len(der) > MAX_TOKEN:
         raise TimestampError(f"the TSA's answer is larger than {MAX_TOKEN} bytes")
     try:
+        return _judged(der, query.nonce, signature, roots)
+    except unreadable(BundleError, AttributeError) as exc:
+        # rfc3161-client reads most fields only when asked: an answer that decodes may still
+        # hold an unknown status or a certificate that cannot be read (before: 'internal
+        # error', exit 5, after the bundle was written)
+        text = exc.message if isinstance(exc, BundleError) else str(exc) or type(exc).__name__
+        raise TimestampError(f"the TSA's answer cannot be read ({text})") from None
+
+
+def _judged(der: bytes, nonce: int | None, signature: bytes,
+            roots: list[x509.Certificate] | None) -> Token:
+    """The token in the TSA's answer *der* to a request with *nonce* (see :func:`request`)."""
+    from rfc3161_client import PKIStatus, decode_timestamp_response
+
+    from evidencekit.cms import Unverifiable, check_signature
+
+    try:
         response = decode_timestamp_response(der)
     except ValueError:
         raise TimestampError("the TSA's answer is not an RFC 3161 response") from None
     if PKIStatus(response.status) not in (PKIStatus.GRANTED, PKIStatus.GRANTED_WITH_MODS):
         raise TimestampError(f"the TSA refused the request (status {response.status}: "
                              f"{' '.join(response.status_string) or 'no reason given'})")
-    if response.tst_info.nonce != query.nonce:
+    if response.tst_info.nonce != nonce:
         raise TimestampError("the TSA's answer carries another nonce than the request (a "
                              "replayed or misdirected answer); it was not stored")
     if roots is not None:
@@ -169,7 +191,7 @@ def parse(der: bytes, signature: bytes) -> Token:
                    and imprint.message == hashlib.sha256(signature).digest())
         return Token(der, info.gen_time.astimezone(datetime.timezone.utc), info.policy.dotted_string,
                      info.serial_number, _signer_subject(response), matches)
-    except (ValueError, AttributeError) as exc:
+    except unreadable(AttributeError) as exc:
         raise BundleError(f"not a readable RFC 3161 response ({exc})") from None
 
 
@@ -245,12 +267,17 @@ def _check_signed(response: TimeStampResponse, signature: bytes,
     from cryptography import x509
     from rfc3161_client import VerificationError, VerifierBuilder
 
-    carried = [x509.load_der_x509_certificate(c) for c in response.signed_data.certificates]
+    try:
+        carried = [x509.load_der_x509_certificate(c)
+                   for c in response.signed_data.certificates]
+    except unreadable():
+        raise TimestampError("the timestamp does not verify: a certificate it carries cannot "
+                             "be read") from None
     builder = VerifierBuilder(roots=list(roots),
                               intermediates=[c for c in carried if c not in roots])
     try:
         builder.build().verify_message(response, signature)
-    except (VerificationError, ValueError) as exc:
+    except unreadable(VerificationError) as exc:
         raise TimestampError(f"the timestamp does not verify: {_plain(exc)}") from None
 
 
@@ -277,21 +304,32 @@ def _plain(exc: Exception) -> str:
 
 
 def _signer(response: TimeStampResponse) -> x509.Certificate | None:
-    """The carried certificate the (single) SignerInfo names."""
+    """The carried certificate the (single) SignerInfo names; None also when a name or a
+    certificate cannot be read (rfc3161-client reads a name when it is asked for: a stranger's
+    token with a name holding an unknown string type made verify end in 'internal error:
+    KeyError: 0', exit 5; anyone holding a bundle can append a timestamp)."""
     from cryptography import x509
 
-    infos = list(response.signed_data.signer_infos)
-    for der in response.signed_data.certificates:
-        cert = x509.load_der_x509_certificate(der)
-        if len(infos) == 1 and cert.issuer == infos[0].issuer \
-                and cert.serial_number == infos[0].serial_number:
-            return cert
+    try:
+        infos = list(response.signed_data.signer_infos)
+        if len(infos) != 1:
+            return None
+        issuer, serial = infos[0].issuer, infos[0].serial_number
+        for der in response.signed_data.certificates:
+            cert = x509.load_der_x509_certificate(der)
+            if cert.issuer == issuer and cert.serial_number == serial:
+                return cert
+    except unreadable():
+        return None
     return None
 
 
 def _signer_subject(response: TimeStampResponse) -> str:
     cert = _signer(response)
-    return "" if cert is None else cert.subject.rfc4514_string()
+    try:
+        return "" if cert is None else cert.subject.rfc4514_string()
+    except unreadable():
+        return ""
 
 
 def _signing_certificate(response: TimeStampResponse) -> x509.Certificate | None:

@@ -4,7 +4,7 @@ A test CA and TSA certificate are made with openssl; a tiny HTTP server (in a th
 POSTed request by running ``openssl ts -reply``. The server is stopped whatever happens (the
 fixture's ``finally``). Modes make it misbehave in the ways a test needs: another nonce than the
 request's (a replayed answer), a certificate already expired, a signature that does not verify
-(its last byte changed), an answer sent a byte at a time (drip).
+(its last byte changed), an answer sent a byte at a time (drip), a status no RFC defines.
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ class LocalTSA:
     folder: Path
     root: Path  # the CA certificate (PEM), for --tsa-ca
     cert: Path  # the TSA certificate (PEM), for openssl ts -verify -untrusted
-    mode: str = "good"  # "good", "other-nonce", "expired", "bad-signature", "drip"
+    # "good", "other-nonce", "expired", "bad-signature", "drip", "unknown-status"
+    mode: str = "good"
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -125,6 +126,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             answer = (Path(work) / "r.tsr").read_bytes()
         if self.tsa.mode == "bad-signature":  # the last byte is the signature's
             answer = answer[:-1] + bytes([answer[-1] ^ 1])
+        if self.tsa.mode == "unknown-status":  # 30 82 LL LL 30 03 02 01 <status>
+            assert answer[4:8] == b"\x30\x03\x02\x01"
+            answer = answer[:8] + b"\x07" + answer[9:]
         self.send_response(200)
         self.send_header("Content-Type", "application/timestamp-reply")
         self.send_header("Content-Length", str(len(answer)))

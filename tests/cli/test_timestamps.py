@@ -239,6 +239,41 @@ def test_an_answer_whose_signature_does_not_verify_is_refused_at_request_time(
     assert not any(m.startswith("timestamps/") for m in members(bundle))
 
 
+def test_an_answer_that_decodes_but_cannot_be_read_is_refused_not_a_crash(
+        tmp_path: Path, user: Path, keys: dict[str, Any], tree: Path, tsa: LocalTSA):
+    """rfc3161-client reads most fields only when asked: a status of 7 made capture --tsa end
+    in 'internal error: ValueError' (exit 5), the bundle written."""
+    tsa.mode = "unknown-status"
+    bundle, document = capture(tmp_path, keys, tree, "--tsa", tsa.url,
+                               code=ExitCode.TIMESTAMP_MISSING)
+    assert "cannot be read" in document["timestamps"]["failed"][0]["problem"]
+    assert not any(m.startswith("timestamps/") for m in members(bundle))
+
+
+def test_a_strangers_token_with_a_name_that_cannot_be_read_is_a_finding_not_a_crash(
+        tmp_path: Path, user: Path, keys: dict[str, Any], tree: Path, tsa: LocalTSA):
+    """Anyone holding a bundle may append a timestamp. One whose SignerInfo names its issuer
+    with a string type that does not exist (tag 0) made verify end in 'internal error:
+    KeyError: 0' (exit 5), with --tsa-ca or without."""
+    from evidencekit import timestamps
+
+    bundle, _ = capture(tmp_path, keys, tree)
+    signature = member_data(bundle, SEAL_SIG)
+    response = bytearray(_raw_response(tsa, signature))
+    name = response.rindex(b"Test TSA Root")  # the SignerInfo's, after the certificates
+    assert response[name - 2] == 0x0C  # UTF8String
+    response[name - 2] = 0
+    token = timestamps.parse(bytes(response), signature)
+    _append_raw(bundle, "timestamps/000001.tsr", bytes(response),
+                int(token.gen_time.timestamp()))
+    plain = invoke("verify", bundle, "--json")
+    assert plain.code == 0, plain.stdout + plain.stderr
+    assert plain.json()["timestamps"][0]["tsa"] == ""
+    anchored = invoke("verify", bundle, "--tsa-ca", tsa.root, "--json")
+    assert anchored.code == ExitCode.EVIDENCE_PROBLEM, anchored.stdout + anchored.stderr
+    assert "does not verify" in anchored.json()["timestamps"][0]["problem"]
+
+
 def test_a_tsa_that_answers_a_byte_at_a_time_is_given_up_in_the_time_said(
         tsa: LocalTSA) -> None:
     """Each byte came well within the timeout of a socket read, so the answer (1.3 KB, here
