@@ -12,16 +12,20 @@ import pytest
 from cryptography import x509
 
 from evidencekit.cms import Unverifiable, check_signature
-from tests.tsa_server import running_tsa
+from tests.tsa_server import make_pki, running_tsa
 
 SIGNED = b"the bytes of a seal.json.sig"
 
 
-@pytest.fixture(scope="module")
-def token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[bytes, x509.Certificate]]:
+@pytest.fixture(scope="module", params=["ec", "rsa"])
+def token(tmp_path_factory: pytest.TempPathFactory,
+          request: pytest.FixtureRequest) -> Iterator[tuple[bytes, x509.Certificate]]:
+    """A real TSA's token (P-256 or RSA, as most public TSAs), and its signer's certificate."""
     from rfc3161_client import HashAlgorithm, TimestampRequestBuilder
 
-    with running_tsa(tmp_path_factory.mktemp("pki")) as tsa:
+    folder = tmp_path_factory.mktemp("pki")
+    make_pki(folder, rsa=request.param == "rsa")
+    with running_tsa(folder) as tsa:
         query = (TimestampRequestBuilder().data(SIGNED).hash_algorithm(HashAlgorithm.SHA256)
                  .nonce(nonce=True).cert_request(cert_request=True).build())
         request = urllib.request.Request(tsa.url, data=query.as_bytes(), method="POST")

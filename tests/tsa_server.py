@@ -57,11 +57,12 @@ def _openssl(*args: str, cwd: Path) -> None:
     subprocess.run([require_tool("openssl"), *args], cwd=cwd, check=True, capture_output=True)
 
 
-def make_pki(folder: Path, name: str = "Test TSA Root") -> None:
+def make_pki(folder: Path, name: str = "Test TSA Root", rsa: bool = False) -> None:
     """ca.crt/ca.key, and tsa.crt (valid) and expired.crt (expired) for tsa.key, with the
     critical timeStamping usage."""
     folder.mkdir(parents=True, exist_ok=True)
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    ec = ["-newkey", "rsa:2048", "-nodes"] if rsa else \
+        ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
     _openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "3650",
              "-subj", f"/CN={name}", "-addext", "basicConstraints=critical,CA:TRUE",
              "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=folder)
