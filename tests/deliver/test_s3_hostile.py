@@ -14,6 +14,7 @@ from tests.support.cli import invoke
 from tests.support.keys import KeyFiles, make_keys
 from tests.support.lying_store import GHOST_KEY, LyingStore, lying_store
 from tests.support.s3server import S3Server, moto_s3
+from tests.support.schemas import assert_valid
 
 
 @dataclass
@@ -61,6 +62,7 @@ def test_a_key_listed_but_not_there_is_said_and_the_rest_listed(stored: Stored,
     listed = invoke("store", "list", "s3://hostile/cases/", "--endpoint", proxy.endpoint,
                     "--json", env=stored.store.env())
     assert listed.code == 0, listed.stdout + listed.stderr
+    assert_valid(listed.json(), "store-list")
     objects = {o["key"]: o for o in listed.json()["objects"]}
     assert "not found when asked for" in objects[GHOST_KEY]["problem"]
     assert objects[GHOST_KEY]["retention_mode"] == ""
