@@ -8,7 +8,7 @@ import os
 import re
 from functools import partial
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
@@ -18,7 +18,7 @@ from evidencekit.capture import (
     check_case,
     check_output,
 )
-from evidencekit.cli import capture_mail, capture_remote, capture_web, guided, render
+from evidencekit.cli import capture_mail, capture_remote, capture_web, incident_options, render
 from evidencekit.cli.app import (
     actor_name,
     cli,
@@ -64,6 +64,9 @@ from evidencekit.sources import StdinSource
 from evidencekit.sources.base import Source as EvidenceSource
 from evidencekit.sources.files.profiles import OS_NAMES
 from evidencekit.stamping import Stamped, add_timestamps, later_command
+
+if TYPE_CHECKING:
+    from evidencekit.cli.guided import GuidedDefaults
 
 
 # ------------------------------------------------------------------------------ capture
@@ -120,7 +123,7 @@ from evidencekit.stamping import Stamped, add_timestamps, later_command
 @tsa_ca_option
 @lock_options
 @progress_option
-@guided.incident_options
+@incident_options.incident_options
 @json_option
 def capture_command(sources: tuple[Path, ...], output: Path | str | None, case_id: str | None,
                     examiner: str | None, description: str, legal_basis: str, organisation: str,
@@ -171,7 +174,7 @@ def capture_command(sources: tuple[Path, ...], output: Path | str | None, case_i
         local = output if isinstance(output, Path) else None
         tsa_roots = roots_from(tsa_ca)
         web = web_sources(incident_args)  # its options out of the incident's; URLs checked
-        record = guided.incident_record(incident_args)  # checked before any question
+        record = incident_options.incident_record(incident_args)  # checked before any question
         piped: tuple[EvidenceSource, ...] = () if stdin_name is None else (
             StdinSource(stdin_name, closed_at_start=closed_at_start(0)),)  # refuses a terminal
         hashes = _device_hashes(extra_hashes, devices)
@@ -198,10 +201,12 @@ def capture_command(sources: tuple[Path, ...], output: Path | str | None, case_i
         mail = capture_mail.requested()  # asks for the password now, before any other work
         if (not paths and not piped and not mail and interactive() and not as_json
                 and store is None):
-            defaults = guided.GuidedDefaults(local, incident=record,
-                                             incident_source=guided.incident_source(incident_args),
-                                             examiner_given=given_on_command_line("examiner"),
-                                             tsa_urls=tuple(urls), tsa_roots=tsa_roots)
+            from evidencekit.cli import guided  # the session's prompts: only when it runs
+
+            defaults = guided.GuidedDefaults(
+                local, incident=record, incident_source=incident_options.incident_source(
+                    incident_args), examiner_given=given_on_command_line("examiner"),
+                tsa_urls=tuple(urls), tsa_roots=tsa_roots)
             protection_defaults(defaults, recipients, recipient_files, use_passphrase,
                                  passphrase_file)
             return guided.guided_capture(guided.RichPrompter(), defaults, case,
@@ -270,7 +275,7 @@ def _device_hashes(extra_hashes: str, devices: tuple[str, ...]) -> tuple[str, ..
     return parse_hashes(extra_hashes)
 
 
-def protection_defaults(defaults: guided.GuidedDefaults, recipients: tuple[str, ...],
+def protection_defaults(defaults: GuidedDefaults, recipients: tuple[str, ...],
                          recipient_files: tuple[Path, ...], use_passphrase: bool,
                          passphrase_file: Path | None) -> None:
     """Put the protection the command line (or the settings) chose into *defaults*, so that the
