@@ -35,6 +35,8 @@ from itertools import islice
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from evidencekit.errors import OutputError
+
 if TYPE_CHECKING:
     from evidencekit.sources.rescue import ImageSpool
 
@@ -231,7 +233,15 @@ class ReadMap:
         if not page.held:
             assert self._spill is not None and page.slot is not None
             offset, _ = page.slot
-            page.load(os.pread(self._spill.fileno(), 9 * page.length, offset))
+            try:
+                data = os.pread(self._spill.fileno(), 9 * page.length, offset)
+            except OSError as exc:
+                raise _spill_failed("read back", exc) from None
+            if len(data) != 9 * page.length:
+                raise OutputError("the temporary file holding the map of what was read was "
+                                  "cut short while the capture was running",
+                                  hint="nothing was saved; run the capture again")
+            page.load(data)
         self._held[key] = page
         self._trim()
         return page
@@ -248,12 +258,18 @@ class ReadMap:
             page.dump()
             return
         data = page.dump()
-        if self._spill is None:
-            self._spill = tempfile.TemporaryFile(prefix="evidencekit-map-")  # noqa: SIM115
-        if page.slot is None or page.slot[1] < len(data):
-            page.slot = (self._spill_end, 2 * len(data))  # room to grow before it moves
-            self._spill_end += 2 * len(data)
-        os.pwrite(self._spill.fileno(), data, page.slot[0])
+        # (an OSError here must not reach the read engine, which takes OSError for the device's)
+        try:
+            if self._spill is None:
+                self._spill = tempfile.TemporaryFile(prefix="evidencekit-map-")  # noqa: SIM115
+            if page.slot is None or page.slot[1] < len(data):
+                page.slot = (self._spill_end, 2 * len(data))  # room to grow before it moves
+                self._spill_end += 2 * len(data)
+            written = os.pwrite(self._spill.fileno(), data, page.slot[0])
+        except OSError as exc:
+            raise _spill_failed("written", exc) from None
+        if written != len(data):  # (a disk filling up takes part of it without an error)
+            raise _spill_failed("written", OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
         page.changed = False
 
     def _page_index(self, position: int) -> int:
@@ -401,6 +417,13 @@ class ReadMap:
         lines.append("#      pos        size  status")
         head = ("\n".join(lines) + "\n").encode("ascii")
         return MapfileText(head, self)
+
+
+def _spill_failed(what: str, exc: OSError) -> OutputError:
+    return OutputError(f"the temporary file holding the map of what was read (in "
+                       f"{tempfile.gettempdir()}) could not be {what}: {exc.strerror or exc}",
+                       hint="free some space there (or set TMPDIR to another folder); nothing "
+                       "was saved")
 
 
 class MapfileText:

@@ -209,3 +209,23 @@ def test_the_room_to_read_past_counts_the_bundle_only_where_it_is_written(
     monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage)
     why = rescue.spool_room(tmp_path, rest, bundle_beside=bundle_beside)
     assert (why is None) == room, why
+
+
+def test_a_map_that_cannot_be_written_out_stops_the_capture_not_taken_for_the_device(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # the read engine takes an OSError for the device's (a bad sector): a full disk under the
+    # map's temporary file must be said as what it is, and stop the capture
+    from types import SimpleNamespace
+
+    import evidencekit.sources.sectors as sectors
+
+    monkeypatch.setattr(sectors, "tempfile", SimpleNamespace(
+        TemporaryFile=lambda **_: open("/dev/full", "r+b"),  # noqa: SIM115 (the map's)
+        gettempdir=lambda: "/full"))
+    found = ReadMap(2, 2)
+    with pytest.raises(OutputError, match=r"map of what was read \(in /full\) could not be "
+                       r"written: No space left"):
+        for number in range(100):
+            found.add(number * 1024, 512, READ)
+            found.add(number * 1024 + 512, 512, BAD)
+    assert not issubclass(OutputError, OSError)
