@@ -60,8 +60,10 @@ def test_every_secret_is_asked_for_by_name_never_prompted(tmp_path: Path, user, 
             ("--sign-key-passphrase-file", "EVIDENCEKIT_KEY_PASSPHRASE")),
         "extract a passphrase bundle": (["extract", passphrase_bundle, "-o", out / "x"],
                                         ("--passphrase-file", "EVIDENCEKIT_PASSPHRASE")),
+        # the signing key is given: it is loaded before the bundle is opened
         "reseal a passphrase bundle": (["reseal", passphrase_bundle, "-r",
-                                        keys["recipient_line"], "-o", out / "r.evidence"],
+                                        keys["recipient_line"], "--sign-key", keys["signer"],
+                                        "-o", out / "r.evidence"],
                                        ("--passphrase-file", "EVIDENCEKIT_PASSPHRASE")),
         "custody add, protected signing key": (
             ["custody", "add", bundle, "--action", "received", "--from", "Bob", "--sign-key",
