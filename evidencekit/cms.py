@@ -75,10 +75,14 @@ def _expect(child: tuple[int, int, int, int], tag: int, what: str) -> tuple[int,
     return child[2], child[3]
 
 
-def _first(children: list[tuple[int, int, int, int]], what: str) -> tuple[int, int, int, int]:
-    if not children:
-        raise Unverifiable(f"the token's {what} is empty")
-    return children[0]
+def _inside(data: bytes, child: tuple[int, int, int, int], tag: int, what: str,
+            at_least: int = 0, missing: str = "") -> list[tuple[int, int, int, int]]:
+    """The children of *child*, a *tag* element: at least *at_least* of them, else
+    Unverifiable(*missing*), so that a walk down the token reads as a path."""
+    children = _children(data, *_expect(child, tag, what))
+    if len(children) < at_least:
+        raise Unverifiable(missing or f"the token's {what} is empty")
+    return children
 
 
 def _oid(data: bytes, start: int, end: int) -> str:
@@ -96,10 +100,7 @@ def _oid(data: bytes, start: int, end: int) -> str:
 
 
 def _algorithm(data: bytes, child: tuple[int, int, int, int], what: str) -> str:
-    start, end = _expect(child, _SEQUENCE, what)
-    inner = _children(data, start, end)
-    if not inner:
-        raise Unverifiable(f"the token's {what} is empty")
+    inner = _inside(data, child, _SEQUENCE, what, 1)
     return _oid(data, *_expect(inner[0], _OID, what))
 
 
@@ -107,23 +108,16 @@ def check_signature(response_der: bytes, signer: x509.Certificate) -> None:
     """Unverifiable unless the TimeStampResp *response_der* holds one SignerInfo whose
     signature is made by *signer*'s key over signed attributes naming the token's content."""
     data = response_der
-    _, start, end = _element(data, 0)
-    response = _children(data, start, end)
-    if len(response) < 2:
-        raise Unverifiable("the answer holds no token")
-    token = _children(data, *_expect(response[1], _SEQUENCE, "content"))
-    if len(token) < 2:
-        raise Unverifiable("the token holds no signed data")
-    wrapped = _children(data, *_expect(token[1], _CONTEXT_0, "signed data"))
-    signed = _children(data, *_expect(_first(wrapped, "signed data"), _SEQUENCE, "signed data"))
-    if len(signed) < 4:
-        raise Unverifiable("the token's signed data is incomplete")
-    encapsulated = _children(data, *_expect(signed[2], _SEQUENCE, "content"))
-    if len(encapsulated) < 2:
-        raise Unverifiable("the token has no content")
-    octets = _children(data, *_expect(encapsulated[1], _CONTEXT_0, "content"))
-    content = data[slice(*_expect(_first(octets, "content"), _OCTETS, "content"))]
-    infos = _children(data, *_expect(signed[-1], _SET, "signer infos"))
+    tag, start, end = _element(data, 0)
+    response = _inside(data, (tag, 0, start, end), tag, "answer", 2, "the answer holds no token")
+    token = _inside(data, response[1], _SEQUENCE, "content", 2, "the token holds no signed data")
+    wrapped = _inside(data, token[1], _CONTEXT_0, "signed data", 1)
+    signed = _inside(data, wrapped[0], _SEQUENCE, "signed data", 4,
+                     "the token's signed data is incomplete")
+    encapsulated = _inside(data, signed[2], _SEQUENCE, "content", 2, "the token has no content")
+    octets = _inside(data, encapsulated[1], _CONTEXT_0, "content", 1)
+    content = data[slice(*_expect(octets[0], _OCTETS, "content"))]
+    infos = _inside(data, signed[-1], _SET, "signer infos")
     if len(infos) != 1:
         raise Unverifiable(f"the token has {len(infos)} signer infos, not one")
     info = _children(data, *_expect(infos[0], _SEQUENCE, "signer info"))
