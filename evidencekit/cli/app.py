@@ -444,16 +444,6 @@ def flags_over_defaults(recipients: tuple[str, ...], files: tuple[Path, ...]
     return recipients, files
 
 
-def refuse_without(given: Mapping[str, Any], names: Sequence[str], purpose: str, needs: str,
-                   option: Callable[[str], str] = lambda name: "--" + name.replace("_", "-")
-                   ) -> None:
-    """UsageError for the first of the options *names* (parameter names, as *given*) used
-    without the option they are for: "--NAME is for *purpose*: it needs *needs*"."""
-    used = [name for name in names if given.get(name)]
-    if used:
-        raise UsageError(f"{option(used[0])} is for {purpose}: it needs {needs}")
-
-
 def given_on_command_line(parameter: str) -> bool:
     """True when the running command got *parameter* as a flag (not from settings or defaults)."""
     ctx = click.get_current_context(silent=True)

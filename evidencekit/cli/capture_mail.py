@@ -20,7 +20,6 @@ import click
 
 from evidencekit.capture import CaptureRequest, CaptureResult, capture
 from evidencekit.cli import render
-from evidencekit.cli.app import refuse_without
 from evidencekit.cli.options import FILE_PATH, Kept, option_group
 from evidencekit.cli.secrets import interactive
 from evidencekit.crypto.keys import SigningKey
@@ -31,7 +30,8 @@ if TYPE_CHECKING:  # the mail source (ssl, IMAP, 24 ms) is imported when a mailb
     from evidencekit.sources.mail import Account, Credential, MailSource, Selection, Trust
 
 PASSWORD_ENV = "EVIDENCEKIT_IMAP_PASSWORD"
-KEPT = Kept("evidencekit.imap")
+KEPT = Kept("evidencekit.imap", gate="--imap", purpose="a mailbox",
+            needs="--imap imaps://USER@HOST")
 _SECRET_LIMIT = 64 << 10  # a password or an access token; refuse to read a whole disk image
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -54,24 +54,24 @@ def imap_options(command: F) -> F:
                     f"{PASSWORD_ENV}); never put it in the address. imap://USER@HOST (port 143) "
                     "for a server that offers TLS only by STARTTLS: required, never a login in "
                     "clear."),
-        KEPT.option("--folder", "folders", multiple=True, metavar="NAME",
-                    help="With --imap: capture this folder (repeatable; default: all folders)."),
-        KEPT.option("--all-folders", is_flag=True,
-                    help="With --imap: capture every folder (the default without --folder)."),
-        KEPT.option("--since", metavar="DATE",
-                    help="With --imap: only messages received on or after DATE (2026-11-01)."),
-        KEPT.option("--search", metavar="CRITERIA",
-                    help="With --imap: only messages matching these IMAP SEARCH criteria, "
-                    "e.g. 'FROM scam@example.net'."),
-        KEPT.option("--imap-password-file", type=FILE_PATH,
-                    help="With --imap: read the password (or app password) from this file."),
-        KEPT.option("--imap-token-file", type=FILE_PATH,
-                    help="With --imap: log in with the OAuth2 access token in this file "
-                    "(XOAUTH2) instead of a password."),
-        KEPT.option("--imap-fingerprint", metavar="SHA256:…",
-                    help="With --imap: trust exactly the server certificate with this SHA-256 "
-                    "fingerprint (a server with its own certificate) instead of the system's "
-                    "authorities; any other certificate is refused."),
+        KEPT.gated("--folder", "folders", multiple=True, metavar="NAME",
+                   help="capture this folder (repeatable; default: all folders)."),
+        KEPT.gated("--all-folders", is_flag=True,
+                   help="capture every folder (the default without --folder)."),
+        KEPT.gated("--since", metavar="DATE",
+                   help="only messages received on or after DATE (2026-11-01)."),
+        KEPT.gated("--search", metavar="CRITERIA",
+                   help="only messages matching these IMAP SEARCH criteria, e.g. "
+                   "'FROM scam@example.net'."),
+        KEPT.gated("--imap-password-file", type=FILE_PATH,
+                   help="read the password (or app password) from this file."),
+        KEPT.gated("--imap-token-file", type=FILE_PATH,
+                   help="log in with the OAuth2 access token in this file (XOAUTH2) "
+                   "instead of a password."),
+        KEPT.gated("--imap-fingerprint", metavar="SHA256:…",
+                   help="trust exactly the server certificate with this SHA-256 fingerprint "
+                   "(a server with its own certificate) instead of the system's authorities; "
+                   "any other certificate is refused."),
     ]
     return option_group(options)(command)
 
@@ -82,11 +82,7 @@ def requested() -> MailRequest | None:
     given = KEPT.given()
     url = given.get("imap_url")
     if not url:
-        refuse_without(given, ("folders", "all_folders", "since", "search", "imap_password_file",
-                               "imap_token_file", "imap_fingerprint"), "a mailbox",
-                       "--imap imaps://USER@HOST",
-                       lambda name: "--folder" if name == "folders"
-                       else "--" + name.replace("_", "-"))
+        KEPT.refuse_ungated()
         return None
     from evidencekit.sources.mail import Trust, parse_account, parse_fingerprint
     from evidencekit.sources.mail.source import selection_from

@@ -24,7 +24,7 @@ import click
 from evidencekit import fs
 from evidencekit.capture import CaptureRequest, CaptureResult, CaseInfo, capture, check_case
 from evidencekit.cli import capture_mail, render
-from evidencekit.cli.app import actor_name, cli, refuse_without, resolve_signing_key, run
+from evidencekit.cli.app import actor_name, cli, resolve_signing_key, run
 from evidencekit.cli.keyring import default_signing_key_path, recipients_from
 from evidencekit.cli.live import live_sources
 from evidencekit.cli.options import FILE_PATH, Kept, option_group
@@ -52,7 +52,8 @@ from evidencekit.sources.files.profiles.model import parse_size
 if TYPE_CHECKING:  # the receiver and the SFTP fallback are imported when --remote is used
     from evidencekit.remote.receive import RemoteRequest, RemoteResult
 
-_KEPT = Kept("evidencekit.remote")
+_KEPT = Kept("evidencekit.remote", gate="--remote", purpose="a remote capture",
+             needs="--remote USER@HOST")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -62,35 +63,32 @@ def remote_options(command: F) -> F:
         _KEPT.option("--remote", metavar="USER@HOST[:PORT]",
                      help="Capture on this host over SSH: evidencekit there seals and encrypts "
                      "the bundle and sends it back; the SOURCES are paths on that host."),
-        _KEPT.option("--host-key", metavar="SHA256:…",
-                     help="With --remote: the host's SSH key fingerprint; any other key is "
-                     "refused (default: the key known_hosts records; an unknown host is "
-                     "refused)."),
-        _KEPT.option("--known-hosts", type=FILE_PATH,
-                     help="With --remote: the known_hosts file to pin the host key from."),
-        _KEPT.option("--remote-command", metavar="COMMAND", default="evidencekit",
-                     show_default=True,
-                     help="With --remote: how evidencekit is started there, e.g. "
-                     "'sudo evidencekit' or a path."),
-        _KEPT.option("--ssh-identity", type=FILE_PATH,
-                     help="With --remote: log in with this SSH private key (default: ssh's)."),
-        _KEPT.option("--sftp", is_flag=True,
-                     help="With --remote: read the files over SFTP and seal them here, as when "
-                     "evidencekit is not installed there (less is recorded: no ctime, inode "
-                     "or extended attributes, and access times there may change)."),
-        _KEPT.option("--ssh-config", type=FILE_PATH,
-                     help="With --remote: use this ssh configuration file instead of yours."),
-        _KEPT.option("--stall-timeout", type=click.IntRange(5, 86400), metavar="SECONDS",
-                     help=f"With --remote: give up when less than {STALL_LEAST // 1024} KiB "
-                     f"arrives in this long (over SFTP: when one answer takes longer), keeping "
-                     f"nothing (exit 2)  [default: {STALL_TIMEOUT}]"),
-        _KEPT.option("--remote-timeout", type=click.IntRange(5, None), metavar="SECONDS",
-                     help="With --remote: give up when the transfer has not ended after this "
-                     "long, keeping nothing (exit 2; default: no limit)."),
-        _KEPT.option("--max-size", metavar="SIZE",
-                     help="With --remote: stop, keeping nothing (exit 2), when the bundle grows "
-                     "past SIZE (e.g. 20GB; default: it is stopped only before the disk "
-                     "here fills)."),
+        _KEPT.gated("--host-key", metavar="SHA256:…",
+                    help="the host's SSH key fingerprint; any other key is refused "
+                    "(default: the key known_hosts records; an unknown host is refused)."),
+        _KEPT.gated("--known-hosts", type=FILE_PATH,
+                    help="the known_hosts file to pin the host key from."),
+        _KEPT.gated("--remote-command", metavar="COMMAND", default="evidencekit",
+                    show_default=True,
+                    help="how evidencekit is started there, e.g. 'sudo evidencekit' or a path."),
+        _KEPT.gated("--ssh-identity", type=FILE_PATH,
+                    help="log in with this SSH private key (default: ssh's)."),
+        _KEPT.gated("--sftp", is_flag=True,
+                    help="read the files over SFTP and seal them here, as when evidencekit "
+                    "is not installed there (less is recorded: no ctime, inode or extended "
+                    "attributes, and access times there may change)."),
+        _KEPT.gated("--ssh-config", type=FILE_PATH,
+                    help="use this ssh configuration file instead of yours."),
+        _KEPT.gated("--stall-timeout", type=click.IntRange(5, 86400), metavar="SECONDS",
+                    help=f"give up when less than {STALL_LEAST // 1024} KiB arrives in this "
+                    "long (over SFTP: when one answer takes longer), keeping nothing (exit 2)  "
+                    f"[default: {STALL_TIMEOUT}]"),
+        _KEPT.gated("--remote-timeout", type=click.IntRange(5, None), metavar="SECONDS",
+                    help="give up when the transfer has not ended after this long, keeping "
+                    "nothing (exit 2; default: no limit)."),
+        _KEPT.gated("--max-size", metavar="SIZE",
+                    help="stop, keeping nothing (exit 2), when the bundle grows past SIZE "
+                    "(e.g. 20GB; default: it is stopped only before the disk here fills)."),
     ]
     return option_group(options)(command)
 
@@ -122,10 +120,7 @@ def requested() -> RemoteAsked | None:
         raise UsageError("--imap cannot be used with --remote",
                          hint="capture the mailbox separately, from here")
     if not given.get("remote"):
-        refuse_without(given, ("host_key", "known_hosts", "ssh_identity", "ssh_config", "sftp",
-                               "stall_timeout", "remote_timeout", "max_size"),
-                       "a remote capture",
-                       "--remote USER@HOST")
+        _KEPT.refuse_ungated()
         return None
     if given.get("sftp") and given.get("max_size"):
         raise UsageError("--max-size bounds a bundle streamed by evidencekit on the remote host, "

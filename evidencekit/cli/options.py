@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 
 import click
 
+from evidencekit.errors import UsageError
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 # A file named on the command line (a folder there is a usage error): one type for every such
@@ -33,14 +35,25 @@ def option_group(options: Sequence[Callable[[F], F]]) -> Callable[[F], F]:
 
 
 class Kept:
-    """Options kept in click's context under *name* (e.g. ``evidencekit.imap``)."""
+    """Options kept in click's context under *name* (e.g. ``evidencekit.imap``).
 
-    def __init__(self, name: str) -> None:
+    A group may have a *gate*, the option that the others are for (``--imap``): each option
+    declared with :meth:`gated` says so at the start of its help ("With --imap: …"), and
+    :meth:`refuse_ungated` refuses it used without the gate, naming *purpose* and what it
+    *needs*, so that neither the words nor the list of those options is written twice."""
+
+    def __init__(self, name: str, gate: str = "", purpose: str = "", needs: str = "") -> None:
         self.name = name
+        self.gate, self.purpose, self.needs = gate, purpose, needs
 
     def option(self, *declarations: str, **attributes: Any) -> Callable[[F], F]:
         """``click.option`` whose value is kept, not passed to the command."""
         return click.option(*declarations, callback=self._keep, expose_value=False, **attributes)
+
+    def gated(self, *declarations: str, help: str, **attributes: Any) -> Callable[[F], F]:
+        """A kept option that is only for the gate: *help* follows "With GATE: "."""
+        return click.option(*declarations, callback=self._keep_gated, expose_value=False,
+                            help=f"With {self.gate}: {help}", **attributes)
 
     def given(self, context: click.Context | None = None) -> dict[str, Any]:
         """The kept values of the running command (of *context*), by parameter name; empty when
@@ -49,6 +62,19 @@ class Kept:
         found: dict[str, Any] = context.meta.get(self.name, {})
         return found
 
+    def refuse_ungated(self) -> None:
+        """UsageError for the first gated option (in the order declared) that the running
+        command got, other than at its default: "--NAME is for PURPOSE: it needs NEEDS"."""
+        context = click.get_current_context()
+        given = self.given(context)
+        for param in context.command.params:
+            value = given.get(param.name or "")
+            if param.callback == self._keep_gated and value and value != param.default:
+                raise UsageError(f"{param.opts[0]} is for {self.purpose}: it needs {self.needs}")
+
     def _keep(self, ctx: click.Context, param: click.Parameter, value: Any) -> Any:
         ctx.meta.setdefault(self.name, {})[param.name] = value
         return value
+
+    def _keep_gated(self, ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        return self._keep(ctx, param, value)

@@ -12,6 +12,7 @@ from tests.support.cli import invoke
     (("--all-folders",), "--all-folders is for a mailbox"),
     (("--since", "2026-11-01"), "--since is for a mailbox"),
     (("--search", "FROM x@example.net"), "--search is for a mailbox"),
+    (("--imap-fingerprint", "SHA256:x", "--folder", "INBOX"), "--folder is for a mailbox"),
 ])
 def test_mailbox_options_without_imap_are_named_as_typed(extra: tuple[str, ...], said: str,
                                                          user: object) -> None:
