@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from evidencekit.errors import UsageError
 
@@ -64,12 +65,13 @@ class Kept:
 
     def refuse_ungated(self) -> None:
         """UsageError for the first gated option (in the order declared) that the running
-        command got, other than at its default: "--NAME is for PURPOSE: it needs NEEDS"."""
+        command was given (not left at its default): "--NAME is for PURPOSE: it needs NEEDS"."""
         context = click.get_current_context()
         given = self.given(context)
         for param in context.command.params:
-            value = given.get(param.name or "")
-            if param.callback == self._keep_gated and value and value != param.default:
+            name = param.name or ""
+            if param.callback == self._keep_gated and given.get(name) and \
+                    context.get_parameter_source(name) is not ParameterSource.DEFAULT:
                 raise UsageError(f"{param.opts[0]} is for {self.purpose}: it needs {self.needs}")
 
     def _keep(self, ctx: click.Context, param: click.Parameter, value: Any) -> Any:

@@ -36,7 +36,9 @@ def test_what_only_a_local_capture_can_do_is_refused(extra: tuple[str, ...], sai
     (("capture", "--max-size", "1GB", "/etc"), "--max-size is for a remote"),
     (("capture", "--remote-timeout", "600", "/etc"), "--remote-timeout is for a remote"),
     (("capture", "--remote-command", "sudo evidencekit", "/etc"),
-     "--remote-command is for a remote"),  # at its default it is not said, so not refused
+     "--remote-command is for a remote"),
+    (("capture", "--remote-command", "evidencekit", "/etc"),
+     "--remote-command is for a remote"),  # given, though its default
     (("capture", "--ssh-config", "/dev/null", "--known-hosts", "/dev/null", "/etc"),
      "--known-hosts is for a remote"),  # the first of them in --help's order
     ((*REMOTE, "--max-size", "lots"), "--max-size 'lots' is not a size"),
