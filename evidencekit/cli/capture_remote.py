@@ -174,6 +174,7 @@ def refuse_local_only(**given: Any) -> None:
 def say_received(result: RemoteResult, case: CaseInfo, as_json: bool) -> int:
     code = ExitCode.OK if result.seal.complete else ExitCode.CAPTURE_INCOMPLETE
     details = result.event.details
+    unlike = result.problems_unlike_seal
     if as_json:
         render.emit_json({
             "command": "capture", "ok": True, "exit_code": code, "bundle": str(result.output),
@@ -181,7 +182,8 @@ def say_received(result: RemoteResult, case: CaseInfo, as_json: bool) -> int:
             "custody_head_sha256": hashlib.sha256(result.event.to_json()).hexdigest(),
             "seal": render.seal_json(result.seal),
             "problems": [{"path": p, "problem": why} for p, why in result.problems],
-            "warnings": [], "case": dataclasses.asdict(case), "profile": None, "web": None,
+            "warnings": [unlike] if unlike else [], "case": dataclasses.asdict(case),
+            "profile": None, "web": None,
             "remote": {"host": details["remote"], "host_key": details["host_key"],
                        "command": result.command, "bytes": result.size,
                        "received_event": result.event.sequence,
@@ -198,10 +200,14 @@ def say_received(result: RemoteResult, case: CaseInfo, as_json: bool) -> int:
     render.out.print(f"  {counts.get('files', 0):,} files; sealed there with a key made for "
                      f"this acquisition ({details['remote_signer']})")
     if result.problems:
-        render.err.print(f"[yellow]{len(result.problems)} item(s) could not be captured "
-                         "completely there (recorded in the manifest):[/]")
+        render.err.print(f"[yellow]The remote host reports {len(result.problems)} item(s) it "
+                         "could not capture completely (its manifest records them):[/]")
         for path, why in result.problems[:50]:
             render.err.print(f"  {render.escape(path)}: {render.escape(why)}")
+        if len(result.problems) > 50:
+            render.err.print(f"  … and {len(result.problems) - 50} more (see --json)")
+    if unlike:
+        render.err.print(f"[yellow]evidencekit: warning:[/] {render.escape(unlike)}")
     render.out.print(f"Recorded as custody event #{result.event.sequence} (received), signed "
                      "by you.")
     if "X25519" in details.get("recipients_checked", ""):

@@ -102,6 +102,25 @@ class RemoteResult:
     remote_messages: str  # what the remote evidencekit said (warnings), as it said it
     problems: list[tuple[str, str]]  # what it could not read completely: (path, problem)
 
+    @property
+    def problems_unlike_seal(self) -> str | None:
+        """Why the host's list of problems cannot be taken as the manifest's, or None.
+
+        The list comes from the host's standard error, which nothing signs; the seal it signed
+        counts them (each problem is one unreadable, skipped or changed item). Here, without
+        the key, only the number can be compared: a host that hides or invents items is caught
+        when the numbers differ, and only ``verify -i KEY`` shows the list the manifest holds.
+        """
+        counts = self.seal.counts
+        sealed = sum(counts.get(name, 0) for name in ("errors", "skipped", "changed"))
+        if sealed == len(self.problems):
+            return None
+        return (f"the remote host listed {len(self.problems)} item(s) it could not capture "
+                f"completely, but the seal it signed counts {sealed} "
+                f"({counts.get('errors', 0)} unreadable, {counts.get('skipped', 0)} skipped, "
+                f"{counts.get('changed', 0)} changed): its list is not the manifest's; "
+                "'evidencekit verify -i KEY' shows the items the manifest records")
+
 
 def serve_arguments(request: RemoteRequest) -> list[str]:
     """The remote evidencekit's arguments: the case, the recipients (public keys only), what to

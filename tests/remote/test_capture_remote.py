@@ -260,6 +260,7 @@ def test_a_remote_capture_of_something_unreadable_is_incomplete(
     assert done.code == 3, done.stderr
     problems = done.json()["problems"]
     assert any(p["path"].endswith("secret") for p in problems), problems
+    assert done.json()["warnings"] == []  # the host's list matches the count in its seal
     assert out.exists()
 
 

@@ -354,3 +354,24 @@ def test_an_endless_stream_is_stopped_at_max_size(
     assert done.code == 2, done.stderr
     assert "it grew past --max-size (8 MiB)" in done.stderr, done.stderr
     _nothing_left(tmp_path, out)
+
+
+def test_a_problem_list_unlike_the_seal_is_said_to_be_the_hosts_word(
+        server: sshd_support.Sshd, notes: Path, keys: dict[str, Path], tmp_path: Path) -> None:
+    """The problem lines come on the host's standard error, which nothing signs: an invented
+    one (here, a file the host claims it could not read) does not match the count in the seal
+    it signed, and the investigator is told that only verify -i shows the manifest's list."""
+    line = 'evidencekit-remote-problem {"path": "/etc/shadow", "problem": "permission denied"}'
+    invent = _remote_script(server, f'$EK "$@"; code=$?\necho {shlex.quote(line)} >&2\n'
+                            'exit $code')
+    out = tmp_path / "x.evidence"
+    done = _capture(server, keys, out, invent, notes)
+    assert done.code == 0, done.stderr
+    document = done.json()
+    assert document["problems"] == [{"path": "/etc/shadow", "problem": "permission denied"}]
+    assert len(document["warnings"]) == 1, document["warnings"]
+    assert "seal it signed counts 0" in document["warnings"][0]
+    assert "verify -i KEY" in document["warnings"][0]
+    honest = tmp_path / "honest.evidence"
+    done = _capture(server, keys, honest, EVIDENCEKIT, notes)
+    assert done.code == 0 and done.json()["warnings"] == [], done.stderr
