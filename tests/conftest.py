@@ -9,24 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.fixtures import (  # noqa: F401  (shared fixtures: visible to every test)
-    bundle,
-    home,
-    isolated_environment,
-    keys,
-    passphrase_bundle,
-    tree,
-    user,
-)
-from tests.support.tools import (  # noqa: F401  (old names, kept while other branches move)
-    NOBODY,
-    atimes,
-    require_env_dir,
-    require_tool,
-    skip_or_fail,
-    stale_atimes,
-    unprivileged_python,
-)
+# The shared fixtures (an isolated user and home, keys, a tree, a bundle), visible to every test
+pytest_plugins = ["tests.support.fixtures"]
 
 SLOW_TESTS = frozenset(
     line.strip() for line in (Path(__file__).parent / "slow_tests.txt").read_text().splitlines()

@@ -14,7 +14,7 @@ pexpect = pytest.importorskip("pexpect")
 
 PROMPT = "Passphrase for the bundle:"
 AGAIN = "That passphrase does not open this bundle."
-RIGHT = "bundle secret"  # passphrase_bundle's (tests/cli/conftest.py)
+RIGHT = "bundle secret"  # passphrase_bundle's (tests/support/fixtures.py)
 
 
 def spawn(tmp_path: Path, *args: object):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.interop import test_by_hand
+from tests.support import by_hand as procedure
 from tests.support.piped import by_hand, capture, evidencekit, manifest
 from tests.support.processes import children
 
@@ -66,8 +66,8 @@ def test_live_state_files_and_memory_in_one_bundle(tmp_path: Path, keys: dict[st
     assert evidencekit_pids == [listed["own_pid"]] and listed["own_pid"] != os.getpid()
 
     # FORMAT.md §7.2's procedure, standard tools only: the live files are plain files of the bag
-    toolbox = test_by_hand.toolbox_in(tmp_path / "toolbox")
-    checked = test_by_hand.by_hand(toolbox, tmp_path / "out.evidence", "-i", keys["identity"])
+    toolbox = procedure.toolbox_in(tmp_path / "toolbox")
+    checked = procedure.by_hand(toolbox, tmp_path / "out.evidence", "-i", keys["identity"])
     assert checked.code == 0, checked.verdict
 
 

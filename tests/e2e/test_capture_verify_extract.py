@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from evidencekit.sources.files.birthtime import birth_time_ns
-from tests.e2e.conftest import make_tree, run_cli
+from tests.support.cli import run_cli
+from tests.support.trees import make_tree
 
 
 def file_digests(root: Path) -> dict[bytes, tuple[str, int, int]]:

@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -19,8 +16,9 @@ from evidencekit.crypto import age
 from evidencekit.sources.web.render import BROWSER_ENV
 from evidencekit.verify import verify
 from tests.support.by_hand import by_hand, toolbox_in
-from tests.support.schemas import SCHEMAS, assert_valid
+from tests.support.schemas import assert_valid
 from tests.support.tools import require_tool
+from tests.support.web_capture import capture, evidencekit, extracted, valid_capture_document
 from tests.support.web_server import PNG, Site, https_site, warcio_command
 
 
@@ -28,38 +26,6 @@ from tests.support.web_server import PNG, Site, https_site, warcio_command
 def site(tmp_path: Path) -> Iterator[Site]:
     with https_site(tmp_path) as running:
         yield running
-
-
-def evidencekit(*args: object, env: dict[str, str] | None = None
-                ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "evidencekit", *map(str, args)],
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300,
-                          env={**os.environ, **(env or {})})
-
-
-def capture(tmp_path: Path, keys: dict[str, Path], *args: object,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return evidencekit("capture", "--case", "WEB-1", "-R", keys["recipient"], "--sign-key",
-                       keys["signer"], "-o", tmp_path / "out.evidence", "--json",
-                       "--url-timeout", "2", *args, env=env)
-
-
-def extracted(tmp_path: Path, keys: dict[str, Path]) -> Path:
-    checked = evidencekit("verify", tmp_path / "out.evidence", "-i", keys["identity"], "--json")
-    assert checked.returncode == 0 and json.loads(checked.stdout)["ok"], checked.stdout
-    done = evidencekit("extract", tmp_path / "out.evidence", "-i", keys["identity"],
-                       "-o", tmp_path / "out")
-    assert done.returncode == 0, done.stderr
-    return tmp_path / "out" / "data"
-
-
-def valid_capture_document(path: Path) -> dict[str, Any]:
-    from jsonschema import Draft202012Validator
-    schema = json.loads((SCHEMAS / "web-capture.schema.json").read_text())
-    document: dict[str, Any] = json.loads(path.read_bytes())
-    errors = list(Draft202012Validator(schema).iter_errors(document))
-    assert not errors, [e.message for e in errors]
-    return document
 
 
 def test_a_web_page_is_captured_verified_and_extracted(tmp_path: Path, keys: dict[str, Path],

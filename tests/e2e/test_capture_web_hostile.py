@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from evidencekit.sources.web.render import BROWSER_ENV
-from tests.e2e.test_capture_web import capture, extracted, valid_capture_document
 from tests.support.by_hand import by_hand, toolbox_in
 from tests.support.raw_http import PAUSE, RESET, raw_server
 from tests.support.schemas import assert_valid
+from tests.support.web_capture import capture, extracted, valid_capture_document
 from tests.support.web_server import warcio_command
 
 

@@ -25,8 +25,8 @@ from evidencekit.clock import parse_rfc3339, rfc3339
 from evidencekit.crypto import age, sshsig
 from evidencekit.crypto.keys import SigningKey
 from evidencekit.format.documents import CustodyEvent, Signer, custody_member
-from tests.e2e.conftest import Run, run_cli
 from tests.support.bundles import Member, contents, rebuild
+from tests.support.cli import Run, run_cli
 
 # No test here touches the real ~/.config or inherits a passphrase (tests/support/env.py).
 pytestmark = pytest.mark.usefixtures("isolated_environment")

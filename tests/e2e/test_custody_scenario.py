@@ -8,7 +8,7 @@ from pathlib import Path
 
 from evidencekit.crypto import age
 from evidencekit.crypto.keys import SigningKey
-from tests.e2e.conftest import run_cli
+from tests.support.cli import run_cli
 
 
 def make_person(folder: Path, name: str) -> dict[str, Path]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import run_cli
+from tests.support.cli import run_cli
 from tests.support.writing import writes_into
 
 

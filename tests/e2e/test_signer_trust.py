@@ -15,7 +15,7 @@ from pypdf import PdfReader
 
 from evidencekit.crypto import age
 from evidencekit.crypto.keys import SigningKey, load_signing_key
-from tests.e2e.conftest import Run, run_cli
+from tests.support.cli import Run, run_cli
 
 
 @dataclass

@@ -24,8 +24,8 @@ from evidencekit.crypto import age, sshsig
 from evidencekit.crypto.keys import SigningKey
 from evidencekit.format.documents import CustodyEvent, Seal, Signer
 from evidencekit.format.outer import BLOCK, Member, read_members
-from tests.e2e.conftest import Run, run_cli
 from tests.support.bundles import contents, rebuild
+from tests.support.cli import Run, run_cli
 
 # No test here touches the real ~/.config or inherits a passphrase (tests/support/env.py).
 pytestmark = pytest.mark.usefixtures("isolated_environment")

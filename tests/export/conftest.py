@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.sealed import (  # noqa: F401  (old names, kept while other branches move)
-    Sealed,
-    make_evidence,
-    seal,
-)
+from tests.support.sealed import Sealed, seal
 
 
 @pytest.fixture(scope="module")

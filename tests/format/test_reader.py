@@ -13,8 +13,8 @@ import pytest
 
 from evidencekit.format.outer import OuterWriter, read_members
 from evidencekit.format.reader import LISTED_PROBLEMS, NotABundle, open_bundle
-from tests.e2e.conftest import run_cli
 from tests.support import craft
+from tests.support.cli import run_cli
 
 JUNK = 100_000
 

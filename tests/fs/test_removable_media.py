@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import run_cli
 from tests.fs.mounts import mounted
+from tests.support.cli import run_cli
 
 
 def _evidence(root: Path) -> Path:

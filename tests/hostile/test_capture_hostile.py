@@ -1055,7 +1055,7 @@ def test_an_unreadable_config_folder_is_not_a_traceback(shared_tmp, home, keys):
 
 
 def test_no_hostile_case_is_skipped_silently(monkeypatch):
-    """Every "cannot do that here" goes through tests.conftest.skip_or_fail, which fails in CI
+    """Every "cannot do that here" goes through tests.support.tools.skip_or_fail, which fails in CI
     (EVIDENCEKIT_REQUIRE_TOOLS=1) instead of skipping."""
     bare = "pytest." + "skip("
     offenders = [path.name for path in Path(__file__).parent.glob("*.py")

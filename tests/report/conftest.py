@@ -6,17 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.fraud_case import (  # noqa: F401  (old names, kept while other branches move)
-    BANK_EML,
-    CHAT_LINES,
-    SELLER_EML,
-    SELLER_SUBJECT,
-    FraudCase,
-    capture_case,
-    make_evidence,
-    report_of,
-    screenshot,
-)
+from tests.support.fraud_case import FraudCase, capture_case, make_evidence
 from tests.support.keys import make_keys
 
 

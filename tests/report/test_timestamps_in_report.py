@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from tests.e2e.conftest import run_cli
+from tests.support.cli import run_cli
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 

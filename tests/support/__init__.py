@@ -13,4 +13,5 @@ schemas.py   documents checked against docs/schemas
 craft.py     hostile bundles built by hand (also the fuzzers' seeds); hostile.py runs them
 bundles.py   a bundle's outer tar taken apart and rebuilt; by_hand.py: FORMAT.md §7.2 run by hand
 trees.py, victim.py, fraud_case.py, sealed.py, html.py: evidence and cases for the suites
+web_capture.py capture --url run as the real command, its bundle verified and extracted
 """

@@ -8,7 +8,7 @@ Everything lives in a temporary folder: its own configuration (``dovecot -c FILE
 passwd-file with one test user, and that user's Maildir, owned by an unprivileged account
 (``nobody`` when the tests run as root, else the user running them). :func:`running` waits until
 the server answers and stops it whatever happens. Missing Dovecot skips locally and fails in CI
-(tests/conftest.skip_or_fail).
+(tests/support/tools.skip_or_fail).
 """
 
 from __future__ import annotations

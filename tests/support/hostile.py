@@ -64,7 +64,7 @@ def _limit_memory(limit: int) -> None:
 def run_bounded(*args: object, env: dict[str, str] | None = None, memory: int | None = None,
                 timeout: float = TIME_LIMIT, user: str | None = None) -> Bounded:
     """Run ``python -m evidencekit`` with a time limit, optionally under RLIMIT_AS or as user
-    nobody (*user* ``"nobody"``: see tests.conftest.unprivileged_python)."""
+    nobody (*user* ``"nobody"``: see tests.support.tools.unprivileged_python)."""
     python = [sys.executable]
     if user is not None:
         assert user == "nobody", "only user nobody is set up for tests"

@@ -6,7 +6,7 @@ an authorized_keys file. When the tests run as root (CI), the server runs as the
 account :data:`USER`, made here once if missing (an sshd that is not root logs in only its own
 user, and needs no privilege separation folder); otherwise it runs as, and logs in, the user
 running the tests. :func:`running` waits until the server answers and stops it whatever happens.
-A missing sshd skips locally and fails in CI (tests/conftest.skip_or_fail).
+A missing sshd skips locally and fails in CI (tests/support/tools.skip_or_fail).
 """
 
 from __future__ import annotations

@@ -7,16 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cli import run_cli  # noqa: F401  (old import path)
-from tests.support.keys import make_keys  # noqa: F401  (old import path)
-from tests.support.victim import (  # noqa: F401  (old names, kept while other branches move)
-    INCIDENT_YAML,
-    PASSPHRASE,
-    CaseBundle,
-    ScriptedPrompter,
-    make_case_bundle,
-)
-
 
 @pytest.fixture
 def victim_home(tmp_path: Path) -> Path:
