@@ -210,6 +210,28 @@ def test_odd_addresses_in_a_page_are_encoded_or_refused_never_a_crash(site: Site
         "user name or password (they would be stored in the bundle's records)"]
 
 
+def test_addresses_under_schemes_not_fetched_are_recorded_not_dropped(site: Site) -> None:
+    """A <meta> refresh to file:, pictures at file:, ftp:, smb: are not fetched, and the capture
+    says so; about:blank and javascript: name nothing to fetch."""
+    capture = capture_page(site.base + "/other-schemes.html", QUICK)
+    assert [(role, e.url.removeprefix(site.base)) for role, e in capture.exchanges] == [
+        ("page", "/other-schemes.html"), ("resource", "/small.png")]
+    only = "is not fetched (evidencekit fetches http:// and https:// only)"
+    assert capture.not_fetched == [
+        ("file:///etc/passwd", "not followed: the page's <meta> refresh leads there, and its "
+         f"scheme file: {only}"),
+        ("file:///C:/Users/victim/photo.jpg", f"not fetched: its scheme file: {only}"),
+        ("ftp://127.0.0.1/x.png", f"not fetched: its scheme ftp: {only}"),
+        ("smb://nas.local/share/bg.png", f"not fetched: its scheme smb: {only}")]
+    assert len(capture.problems()) == 4 and "file:///etc/passwd" in capture.problems()[0]
+    document = capture_json(capture, {"warc": "127.0.0.1.page.warc.gz", "screenshot": None,
+                                      "pdf": None, "absent": {}, "browser": None,
+                                      "rendered_from": "-", "asked_by_browser_not_captured": [],
+                                      "withheld_from_browser": []})
+    assert document["complete"] is False and len(document["not_fetched"]) == 4
+    assert_valid(document, "web-capture")
+
+
 @pytest.mark.parametrize(("path", "why"), [
     ("/loop", "not reached: more than 3 redirects"),
     ("/to-ftp", "not reached: it redirects to ftp://127.0.0.1/file, which is not fetched: it is "

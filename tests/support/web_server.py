@@ -97,6 +97,15 @@ ODD_PAGE = """<!doctype html><html><body>
 <script src="data:text/javascript,1"></script></body></html>
 """.encode()
 
+# names what evidencekit does not fetch (file:, ftp:, a custom scheme), and what names nothing to
+# fetch (about:blank, javascript:, data:)
+OTHER_SCHEMES_PAGE = b"""<!doctype html><html><head>
+<meta http-equiv="refresh" content="0; url=file:///etc/passwd"></head><body>
+<img src="file:///C:/Users/victim/photo.jpg"><img src="ftp://127.0.0.1/x.png">
+<iframe src="about:blank"></iframe><img src="javascript:void(0)"><img src="/small.png">
+<div style="background: url(smb://nas.local/share/bg.png)"></div></body></html>
+"""
+
 
 @dataclass
 class Site:
@@ -222,6 +231,8 @@ def https_site(folder: Path, slow_seconds: float = 5.0, tls: bool = True,
                 self._send(200, BOMB_PAGE, "text/html")
             elif self.path == "/bomb.png":
                 self._send(200, gzip_bomb(), "image/png", {"Content-Encoding": "gzip"})
+            elif self.path == "/other-schemes.html":
+                self._send(200, OTHER_SCHEMES_PAGE, "text/html")
             elif self.path == "/odd.html":
                 self._send(200, ODD_PAGE, "text/html; charset=utf-8")
             elif self.path == "/loop":

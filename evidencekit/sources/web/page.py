@@ -23,13 +23,14 @@ from evidencekit.sources.web import warc
 from evidencekit.sources.web.fetch import Exchange, fetch, head_end
 from evidencekit.sources.web.render import NOT_CAPTURED_LISTED_AT_MOST
 from evidencekit.sources.web.resources import (
+    REFUSED_LISTED_AT_MOST,
     PageLinks,
     charset_of,
     is_css,
     is_html,
     read_page,
     refresh_target,
-    stylesheet_resources,
+    stylesheet_links,
 )
 from evidencekit.sources.web.urls import Unfetchable, fetchable
 from evidencekit.sources.web_limits import Limits
@@ -54,6 +55,8 @@ class PageCapture:
     record_ids: list[tuple[str, str | None]] = field(default_factory=list)  # request, response
     unfollowed: str | None = None  # why the page's redirects were not followed to the end
     unlisted: str | None = None  # why some resources the page names are not even listed
+    refused_listed: int = 0  # addresses under a scheme not fetched, listed in not_fetched
+    refused_unlisted: int = 0  # and past REFUSED_LISTED_AT_MOST (the page's and style sheets')
     # the browser's requests past what the replay proxy lists as not captured: counted
     browser_unlisted: int = 0
     warc: bytes = b""
@@ -89,6 +92,9 @@ class PageCapture:
                          f"{BROWSER_LISTED_AT_MOST} addresses the capture does not hold: "
                          f"{self.browser_unlisted} more requests were neither fetched nor "
                          "listed")
+        if self.refused_unlisted:
+            found.append(f"{self.refused_unlisted} more addresses the page names under a scheme "
+                         "evidencekit does not fetch were neither fetched nor listed")
         return found + ([self.unlisted] if self.unlisted else [])
 
     def replay(self) -> dict[str, bytes]:
@@ -128,6 +134,7 @@ def capture_page(url: str, limits: Limits, clock: Clock = system_clock,
     links = _follow_refreshes(capture, run)
     page = capture.page
     if links is not None and page is not None:
+        _record_refused(capture, links)
         named = links.resources
         if len(named) > LISTED_AT_MOST:
             named = named[:LISTED_AT_MOST]
@@ -137,6 +144,21 @@ def capture_page(url: str, limits: Limits, clock: Clock = system_clock,
     capture.finished_ns = clock()
     capture.browser = BrowserFetches(capture, run)
     return capture
+
+
+def _record_refused(capture: PageCapture, links: PageLinks) -> None:
+    """What the page (or a style sheet) names under a scheme that is not fetched (``file:``,
+    ``ftp:``...): not fetched, and said so, never dropped."""
+    room = max(0, REFUSED_LISTED_AT_MOST - capture.refused_listed)
+    capture.refused_listed += min(room, len(links.refused))
+    capture.refused_unlisted += links.refused_unlisted + max(0, len(links.refused) - room)
+    for url, how in links.refused[:room]:
+        scheme = urllib.parse.urlsplit(url).scheme.lower()
+        why = (f"its scheme {scheme}: is not fetched (evidencekit fetches http:// and https:// "
+               "only)")
+        capture.not_fetched.append(
+            (url, f"not followed: the page's {how} leads there, and {why}"
+             if how != "resource" else f"not fetched: {why}"))
 
 
 def _unlisted() -> str:
@@ -214,9 +236,11 @@ def _fetch_resources(capture: PageCapture, run: _Run, named: list[str], page_url
             answer = capture.exchanges[-1][1]
             if why is None and depth < STYLESHEET_DEPTH and answer.status == 200 and \
                     not answer.error and is_css(answer.header("Content-Type"), answer.url):
-                for found in stylesheet_resources(answer.body(), answer.url,
-                                                  charset_of(answer.header("Content-Type")),
-                                                  at_most=LISTED_AT_MOST + 1):
+                sheet = stylesheet_links(answer.body(), answer.url,
+                                         charset_of(answer.header("Content-Type")),
+                                         at_most=LISTED_AT_MOST + 1)
+                _record_refused(capture, sheet)
+                for found in sheet.resources:
                     if found in listed:
                         continue
                     if len(listed) >= LISTED_AT_MOST:

@@ -1,7 +1,9 @@
 """What a page asks the browser to load with it: what its HTML names (images, style sheets,
 scripts, icons, media, and the ``url(…)`` of its ``<style>`` blocks and ``style`` attributes),
 what its style sheets name in turn (``@import``, fonts, background pictures), and where a
-``<meta http-equiv="refresh">`` sends it: absolute http(s) URLs, in the page's order.
+``<meta http-equiv="refresh">`` sends it: absolute http(s) URLs, in the page's order; and, apart,
+what it names under a scheme evidencekit does not fetch (``file:``, ``ftp:``, ...), to be
+recorded as not fetched rather than dropped.
 
 What a script loads is not read here (scripts are not run by the capture): the browser that
 makes the pictures asks for it, and render.py records it (FORMAT.md §4.3).
@@ -22,6 +24,10 @@ _SOURCES = {"img": ("src",), "script": ("src",), "iframe": ("src",), "embed": ("
 
 
 _PIECE = 1 << 16  # characters of the page given to the parser at a time
+# schemes whose address names nothing to fetch: the content is in the page itself (data:,
+# blob:) or is no content at all (about:blank, javascript:); a browser fetches nothing there
+_IN_THE_PAGE = ("data", "blob", "about", "javascript")
+REFUSED_LISTED_AT_MOST = 1000  # addresses under a scheme not fetched, listed; past it counted
 
 
 @dataclass
@@ -30,6 +36,9 @@ class PageLinks:
 
     resources: list[str] = field(default_factory=list)
     refresh: str | None = None  # the URL of the first <meta http-equiv="refresh"> naming one
+    # what it names under a scheme that is not fetched: (URL, "resource" or "<meta> refresh")
+    refused: list[tuple[str, str]] = field(default_factory=list)
+    refused_unlisted: int = 0  # those past REFUSED_LISTED_AT_MOST, counted
 
 
 class _Finder(HTMLParser):
@@ -43,6 +52,8 @@ class _Finder(HTMLParser):
         self._noscript = 0  # inside <noscript>: what a browser running scripts does not read
         self._seen: set[str] = set()  # "not in found" was quadratic: a page of 40,000 tags, 23 s
         self._asked: set[tuple[str, str]] = set()  # (base, reference) already resolved
+        self.refused: list[tuple[str, str]] = []
+        self.refused_unlisted = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = {name: value for name, value in attrs if value}
@@ -91,8 +102,10 @@ class _Finder(HTMLParser):
         target = refresh_target(content)
         if target:
             url = urllib.parse.urldefrag(urllib.parse.urljoin(self.base, target))[0]
-            self.refresh = url if urllib.parse.urlsplit(url).scheme in ("http", "https") \
-                else None
+            if urllib.parse.urlsplit(url).scheme in ("http", "https"):
+                self.refresh = url
+            else:
+                self._refuse(url, "<meta> refresh")
 
     def add(self, reference: str | None) -> None:
         if not reference or (self.base, reference) in self._asked or \
@@ -103,9 +116,27 @@ class _Finder(HTMLParser):
         self._asked.add((self.base, reference))
         url = urllib.parse.urljoin(self.base, reference.strip())
         url = urllib.parse.urldefrag(url)[0]
-        if urllib.parse.urlsplit(url).scheme in ("http", "https") and url not in self._seen:
-            self._seen.add(url)
+        if url in self._seen:
+            return
+        self._seen.add(url)
+        if urllib.parse.urlsplit(url).scheme in ("http", "https"):
             self.found.append(url)
+        else:
+            self._refuse(url, "resource")
+
+    def _refuse(self, url: str, how: str) -> None:
+        """*url* is not fetched for its scheme: listed (nothing silent), unless the scheme names
+        nothing to fetch; past REFUSED_LISTED_AT_MOST, counted (a page may name millions)."""
+        if urllib.parse.urlsplit(url).scheme.lower() in _IN_THE_PAGE:
+            return
+        if len(self.refused) < REFUSED_LISTED_AT_MOST:
+            self.refused.append((url, how))
+        else:
+            self.refused_unlisted += 1
+
+    def links(self, at_most: int | None = None) -> PageLinks:
+        found = self.found if at_most is None else self.found[:at_most]
+        return PageLinks(found, self.refresh, self.refused, self.refused_unlisted)
 
 
 def _decoded(data: bytes, charset: str | None) -> str:
@@ -125,11 +156,11 @@ def read_page(html: bytes, url: str, charset: str | None = None,
     for at in range(0, len(text), _PIECE):
         finder.feed(text[at:at + _PIECE])
         if at_most is not None and len(finder.found) >= at_most:
-            return PageLinks(finder.found[:at_most], finder.refresh)
+            return finder.links(at_most)
         if len(finder.rawdata) > HELD_AT_MOST:
             break  # an opening never closed: what follows is inside it, for a browser too
     _finish(finder)
-    return PageLinks(finder.found, finder.refresh)
+    return finder.links()
 
 
 # What html.parser holds unparsed (from a tag, comment or end tag never closed, to the end) is
@@ -200,17 +231,23 @@ def _css_references(text: str, imports: bool = True) -> list[str]:
     return found
 
 
-def stylesheet_resources(css: bytes, url: str, charset: str | None = None,
-                         at_most: int | None = None) -> list[str]:
+def stylesheet_links(css: bytes, url: str, charset: str | None = None,
+                     at_most: int | None = None) -> PageLinks:
     """What a style sheet (served at *url*) names: ``@import``, fonts, pictures (absolute, each
-    once, in order; the first *at_most*). Relative names are read against the style sheet's
-    own address, as browsers do."""
+    once, in order; the first *at_most*), and what it names under a scheme not fetched.
+    Relative names are read against the style sheet's own address, as browsers do."""
     finder = _Finder(url)
     for reference in _css_references(_decoded(css, charset)):
         finder.add(reference)  # the same resolving, each once
         if at_most is not None and len(finder.found) >= at_most:
             break
-    return finder.found
+    return finder.links()
+
+
+def stylesheet_resources(css: bytes, url: str, charset: str | None = None,
+                         at_most: int | None = None) -> list[str]:
+    """The resources of :func:`stylesheet_links`."""
+    return stylesheet_links(css, url, charset, at_most).resources
 
 
 def is_css(content_type: str | None, url: str) -> bool:
