@@ -71,7 +71,9 @@ def toolbox(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
+def parties(tmp_path_factory: pytest.TempPathFactory) -> Keys:
+    """Who signs here (the sealer, an officer, a stranger) and the payload's identity: named
+    apart from the shared ``keys`` fixture, a dict of key files, which this module does not use."""
     folder = tmp_path_factory.mktemp("keys")
     sealer, officer, stranger = (SigningKey.generate(n) for n in ("victim", "officer", "mallory"))
     for name, key in (("sealer", sealer), ("officer", officer), ("stranger", stranger)):
@@ -89,16 +91,16 @@ def ok(result: Run) -> Run:
     return result
 
 
-def capture(folder: Path, keys: Keys, tree: Path, *encryption: object) -> Path:
+def capture(folder: Path, parties: Keys, tree: Path, *encryption: object) -> Path:
     out = folder / "case.evidence"
     ok(run_cli("capture", tree, "--case", CASE, "--examiner", "Victim V.",
-               *(encryption or ("-r", str(keys.identity.recipient()))),
-               "--sign-key", keys.file("sealer"), "-o", out))
+               *(encryption or ("-r", str(parties.identity.recipient()))),
+               "--sign-key", parties.file("sealer"), "-o", out))
     return out
 
 
 @pytest.fixture(scope="module")
-def logged(tmp_path_factory: pytest.TempPathFactory, keys: Keys) -> Path:
+def logged(tmp_path_factory: pytest.TempPathFactory, parties: Keys) -> Path:
     """A bundle with odd names (and a hard link) and three custody events: 1 captured,
     2 transferred (victim), 3 received (officer)."""
     folder = tmp_path_factory.mktemp("logged")
@@ -107,24 +109,25 @@ def logged(tmp_path_factory: pytest.TempPathFactory, keys: Keys) -> Path:
     (tree / "mail" / "folder with\nnewline").mkdir()
     (tree / "mail" / "folder with\nnewline" / "tab\there").write_text("tab\n")
     os.link(tree / "mail" / "inbox" / "scam.eml", tree / "second-name.eml")
-    bundle = capture(folder, keys, tree)
+    bundle = capture(folder, parties, tree)
     ok(run_cli("custody", "add", bundle, "--action", "transferred", "--to", "Det. A. Smith",
                "--note", "USB stick, receipt 4411", "--actor", "Victim V.",
-               "--sign-key", keys.file("sealer")))
+               "--sign-key", parties.file("sealer")))
     ok(run_cli("custody", "add", bundle, "--action", "received", "--from", "Victim V.",
-               "--actor", "Det. A. Smith", "--sign-key", keys.file("officer")))
+               "--actor", "Det. A. Smith", "--sign-key", parties.file("officer")))
     os.chmod(bundle, 0o444)
     return bundle
 
 
-def test_a_good_bundle_with_odd_names_and_a_custody_log_passes(logged: Path, keys: Keys,
+def test_a_good_bundle_with_odd_names_and_a_custody_log_passes(logged: Path, parties: Keys,
                                                                  toolbox: Path,
                                                                  tmp_path: Path) -> None:
     bundle = copy_of(logged, tmp_path)
-    output = passed(by_hand(toolbox, bundle, "-i", keys.file("identity.txt")))
+    output = passed(by_hand(toolbox, bundle, "-i", parties.file("identity.txt")))
     # seal, three events, manifest: each checked against the key its document names
     assert output.count('Good "evidencekit" signature for signer') == 5
-    assert keys.sealer.public.fingerprint in output and keys.officer.public.fingerprint in output
+    assert parties.sealer.public.fingerprint in output
+    assert parties.officer.public.fingerprint in output
     assert "3 custody events" in output
     # every file, names with a newline, a tab, quotes, % and a hard link included
     files = sum(1 for _ in (tmp_path / "case.evidence.checked" / "payload" / "bag")
@@ -136,73 +139,73 @@ def test_a_good_bundle_with_odd_names_and_a_custody_log_passes(logged: Path, key
         os.stat(data / "mail" / "inbox" / "scam.eml").st_ino
     assert "the 5 folders manifest.json lists are there, and no others" in output
     # without -t the sealer's fingerprint is shown, to compare with the one given
-    assert f"the sealer is {keys.sealer.public.fingerprint}: compare" in output
+    assert f"the sealer is {parties.sealer.public.fingerprint}: compare" in output
 
 
-def test_trusted_keys_are_weighed(logged: Path, keys: Keys, toolbox: Path,
+def test_trusted_keys_are_weighed(logged: Path, parties: Keys, toolbox: Path,
                                   tmp_path: Path) -> None:
     bundle = copy_of(logged, tmp_path)
-    output = passed(by_hand(toolbox, bundle, "-t", keys.file("trusted.pub")), evidence=False)
+    output = passed(by_hand(toolbox, bundle, "-t", parties.file("trusted.pub")), evidence=False)
     assert "is in" in output and "warning: no key given" in output
     stranger = tmp_path / "stranger.pub"
-    stranger.write_text(keys.stranger.public.openssh_line() + "\n")
+    stranger.write_text(parties.stranger.public.openssh_line() + "\n")
     failed(by_hand(toolbox, bundle, "-t", stranger),
-           f"the sealer, {keys.sealer.public.fingerprint}, is not one of the keys")
+           f"the sealer, {parties.sealer.public.fingerprint}, is not one of the keys")
 
 
-def test_a_bundle_for_an_openssh_key_passes(tmp_path: Path, keys: Keys, toolbox: Path) -> None:
+def test_a_bundle_for_an_openssh_key_passes(tmp_path: Path, parties: Keys, toolbox: Path) -> None:
     tree = tmp_path / "evidence"
     tree.mkdir()
     (tree / "chat.png").write_bytes(b"\x89PNG fake")
-    bundle = capture(tmp_path, keys, tree, "-r", keys.officer.public.openssh_line())
-    passed(by_hand(toolbox, bundle, "-i", keys.file("officer")))
+    bundle = capture(tmp_path, parties, tree, "-r", parties.officer.public.openssh_line())
+    passed(by_hand(toolbox, bundle, "-i", parties.file("officer")))
     # the wrong key: age refuses, and the procedure says so
-    failed(by_hand(toolbox, bundle, "-i", keys.file("stranger")),
+    failed(by_hand(toolbox, bundle, "-i", parties.file("stranger")),
            "age could not decrypt payload.age")
 
 
-def test_a_passphrase_bundle_passes_with_the_passphrase_typed(tmp_path: Path, keys: Keys,
+def test_a_passphrase_bundle_passes_with_the_passphrase_typed(tmp_path: Path, parties: Keys,
                                                                toolbox: Path) -> None:
     tree = tmp_path / "evidence"
     (tree / "sub").mkdir(parents=True)
     (tree / "sub" / "statement.csv").write_text("2026-11-16,-499.00,EUR\n")
-    bundle = capture(tmp_path, keys, tree, "--passphrase-file", keys.file("passphrase.txt"))
+    bundle = capture(tmp_path, parties, tree, "--passphrase-file", parties.file("passphrase.txt"))
     output = passed(by_hand(toolbox, bundle, "-p", answer=PASSPHRASE))
     assert "Enter passphrase" in output
     failed(by_hand(toolbox, bundle, "-p", answer="wrong passphrase"),
            "age could not decrypt payload.age")
 
 
-def test_a_legitimate_reseal_passes_with_a_warning(logged: Path, keys: Keys, toolbox: Path,
+def test_a_legitimate_reseal_passes_with_a_warning(logged: Path, parties: Keys, toolbox: Path,
                                                    tmp_path: Path) -> None:
     new = age.X25519Identity.generate()
     (tmp_path / "new.txt").write_text(f"{new}\n")
     resealed = tmp_path / "resealed.evidence"
-    ok(run_cli("reseal", logged, "-i", keys.file("identity.txt"), "-r", str(new.recipient()),
-               "-o", resealed, "--actor", "Det. A. Smith", "--sign-key", keys.file("officer")))
+    ok(run_cli("reseal", logged, "-i", parties.file("identity.txt"), "-r", str(new.recipient()),
+               "-o", resealed, "--actor", "Det. A. Smith", "--sign-key", parties.file("officer")))
     output = passed(by_hand(toolbox, resealed, "-i", tmp_path / "new.txt",
-                            "-t", keys.file("trusted.pub")))
+                            "-t", parties.file("trusted.pub")))
     assert f"event 4: the payload was resealed (re-encrypted) by " \
-           f"{keys.officer.public.fingerprint}" in output
+           f"{parties.officer.public.fingerprint}" in output
     # the old key no longer opens it
-    failed(by_hand(toolbox, resealed, "-i", keys.file("identity.txt")),
+    failed(by_hand(toolbox, resealed, "-i", parties.file("identity.txt")),
            "age could not decrypt")
 
 
-def test_a_reseal_by_a_stranger_that_changes_nothing_is_weighed(logged: Path, keys: Keys,
+def test_a_reseal_by_a_stranger_that_changes_nothing_is_weighed(logged: Path, parties: Keys,
                                                                 toolbox: Path,
                                                                 tmp_path: Path) -> None:
     """Re-encrypted by a key nobody trusts, the evidence untouched: with the key, the payload
     is checked against the sealer's manifest (a warning); without it, an error under -t."""
-    forged = forged_reseal(logged, tmp_path / "case.evidence", keys, lambda items: None)
-    output = passed(by_hand(toolbox, forged, "-i", keys.file("identity.txt"),
-                            "-t", keys.file("trusted.pub")))
+    forged = forged_reseal(logged, tmp_path / "case.evidence", parties, lambda items: None)
+    output = passed(by_hand(toolbox, forged, "-i", parties.file("identity.txt"),
+                            "-t", parties.file("trusted.pub")))
     assert "but the payload is exactly what the sealer signed" in output
-    failed(by_hand(toolbox, forged, "-t", keys.file("trusted.pub")),
+    failed(by_hand(toolbox, forged, "-t", parties.file("trusted.pub")),
            "resealed by a key not in", "the payload was not checked")
 
 
-def test_a_custody_event_resigned_by_a_strangers_key_fails(logged: Path, keys: Keys,
+def test_a_custody_event_resigned_by_a_strangers_key_fails(logged: Path, parties: Keys,
                                                             toolbox: Path,
                                                             tmp_path: Path) -> None:
     """The officer's event edited (another note) and re-signed by a stranger: ssh-keygen
@@ -210,66 +213,66 @@ def test_a_custody_event_resigned_by_a_strangers_key_fails(logged: Path, keys: K
     members = contents(logged)
     event = dataclasses.replace(event_of(members, 3), note="never received anything")
     forged = rebuild(tmp_path / "case.evidence",
-                     replace_event(members, 3, event, keys.stranger))
+                     replace_event(members, 3, event, parties.stranger))
     output = failed(by_hand(toolbox, forged),
                     "custody/000003.json) is not signed by the key it names, "
-                    f"{keys.officer.public.fingerprint}")
+                    f"{parties.officer.public.fingerprint}")
     assert output.count("   FAILED:") == 1
 
 
-def test_a_middle_event_rewritten_by_a_stranger_breaks_the_chain(logged: Path, keys: Keys,
+def test_a_middle_event_rewritten_by_a_stranger_breaks_the_chain(logged: Path, parties: Keys,
                                                                  toolbox: Path,
                                                                  tmp_path: Path) -> None:
     """Event 2 rewritten and signed consistently by the stranger it now names: its signature
     holds, but event 3 no longer chains to it."""
     members = contents(logged)
-    event = dataclasses.replace(event_of(members, 2), actor=signer_of(keys.stranger),
+    event = dataclasses.replace(event_of(members, 2), actor=signer_of(parties.stranger),
                                 counterparty="Mallory")
     forged = rebuild(tmp_path / "case.evidence",
-                     replace_event(members, 2, event, keys.stranger))
-    failed(by_hand(toolbox, forged, "-i", keys.file("identity.txt")),
+                     replace_event(members, 2, event, parties.stranger))
+    failed(by_hand(toolbox, forged, "-i", parties.file("identity.txt")),
            "custody/000003.json: previous_sha256 is not the SHA-256 of the event before")
 
 
-def test_an_event_removed_from_the_middle_breaks_the_chain(logged: Path, keys: Keys,
+def test_an_event_removed_from_the_middle_breaks_the_chain(logged: Path, parties: Keys,
                                                            toolbox: Path,
                                                            tmp_path: Path) -> None:
     """Event 2 dropped, event 3 renumbered and re-signed by its own actor (the officer)."""
     members = contents(logged)
     third = dataclasses.replace(event_of(members, 3), sequence=2)
     kept = [m for m in members if not m[0].startswith(custody_member(3))]
-    forged = rebuild(tmp_path / "case.evidence", replace_event(kept, 2, third, keys.officer))
+    forged = rebuild(tmp_path / "case.evidence", replace_event(kept, 2, third, parties.officer))
     failed(by_hand(toolbox, forged),
            "custody/000002.json: previous_sha256 is not the SHA-256 of the event before")
 
 
-def test_an_event_about_another_payload_fails(logged: Path, keys: Keys, toolbox: Path,
+def test_an_event_about_another_payload_fails(logged: Path, parties: Keys, toolbox: Path,
                                               tmp_path: Path) -> None:
     members = contents(logged)
     event = dataclasses.replace(event_of(members, 3), payload_sha256="0" * 64)
-    forged = rebuild(tmp_path / "case.evidence", replace_event(members, 3, event, keys.officer))
+    forged = rebuild(tmp_path / "case.evidence", replace_event(members, 3, event, parties.officer))
     failed(by_hand(toolbox, forged), "custody/000003.json: payload_sha256 is not the payload")
 
 
-def test_a_tampered_manifest_json_fails(logged: Path, keys: Keys, toolbox: Path,
+def test_a_tampered_manifest_json_fails(logged: Path, parties: Keys, toolbox: Path,
                                         tmp_path: Path) -> None:
     """manifest.json edited in the payload (another examiner): its SHA-256 is no longer the
     seal's manifest_sha256, and the sealer's signature no longer holds."""
     def edit(items: list[tuple[tarfile.TarInfo, bytes]]) -> None:
         at = member_named(items, "bag/evidencekit/manifest.json")
         items[at] = (items[at][0], items[at][1].replace(b"Victim V.", b"Someone E"))
-    forged = forged_reseal(logged, tmp_path / "case.evidence", keys, edit)
-    failed(by_hand(toolbox, forged, "-i", keys.file("identity.txt")),
+    forged = forged_reseal(logged, tmp_path / "case.evidence", parties, edit)
+    failed(by_hand(toolbox, forged, "-i", parties.file("identity.txt")),
            "evidencekit/manifest.json: its SHA-256 is not the seal's manifest_sha256",
            "the manifest, by the sealer (evidencekit/manifest.json) is not signed by the key")
 
 
-def test_a_tampered_file_in_the_bag_fails(logged: Path, keys: Keys, toolbox: Path,
+def test_a_tampered_file_in_the_bag_fails(logged: Path, parties: Keys, toolbox: Path,
                                           tmp_path: Path) -> None:
-    forged = forged_reseal(logged, tmp_path / "case.evidence", keys,
+    forged = forged_reseal(logged, tmp_path / "case.evidence", parties,
                            change_file("bag/data/evidence/mail/inbox/scam.eml",
                                        b"From: a@b\n\nPay to another account\n"))
-    failed(by_hand(toolbox, forged, "-i", keys.file("identity.txt")),
+    failed(by_hand(toolbox, forged, "-i", parties.file("identity.txt")),
            "data/evidence/mail/inbox/scam.eml: FAILED")
 
 
@@ -277,27 +280,27 @@ def test_a_tampered_file_in_the_bag_fails(logged: Path, keys: Keys, toolbox: Pat
     ("bag/data/evidence/new-folder/", "an added folder"),
     ("bag/data/evidence/link-to-scam/", "a symbolic link turned into a folder"),
 ])
-def test_a_folder_added_in_a_resealed_payload_fails(logged: Path, keys: Keys, toolbox: Path,
+def test_a_folder_added_in_a_resealed_payload_fails(logged: Path, parties: Keys, toolbox: Path,
                                                     tmp_path: Path, name: str,
                                                     why: str) -> None:
-    forged = forged_reseal(logged, tmp_path / "case.evidence", keys, add_folder(name))
-    failed(by_hand(toolbox, forged, "-i", keys.file("identity.txt")),
+    forged = forged_reseal(logged, tmp_path / "case.evidence", parties, add_folder(name))
+    failed(by_hand(toolbox, forged, "-i", parties.file("identity.txt")),
            "bag/data holds 6 folders, manifest.json lists 5: folders were added or removed; "
            f"not listed: {name[4:-1]}")
 
 
-def test_an_empty_folder_dropped_from_a_resealed_payload_fails(logged: Path, keys: Keys,
+def test_an_empty_folder_dropped_from_a_resealed_payload_fails(logged: Path, parties: Keys,
                                                                toolbox: Path,
                                                                tmp_path: Path) -> None:
     def edit(items: list[tuple[tarfile.TarInfo, bytes]]) -> None:
         del items[member_named(items, "bag/data/evidence/empty-folder")]
-    forged = forged_reseal(logged, tmp_path / "case.evidence", keys, edit)
-    failed(by_hand(toolbox, forged, "-i", keys.file("identity.txt")),
+    forged = forged_reseal(logged, tmp_path / "case.evidence", parties, edit)
+    failed(by_hand(toolbox, forged, "-i", parties.file("identity.txt")),
            "folder data/evidence/empty-folder (listed in manifest.json) is not in the payload")
 
 
 @pytest.mark.parametrize("kind", ["symlink", "extra file", "file outside the bag"])
-def test_a_member_that_is_not_in_the_manifest_fails(logged: Path, keys: Keys, toolbox: Path,
+def test_a_member_that_is_not_in_the_manifest_fails(logged: Path, parties: Keys, toolbox: Path,
                                                     tmp_path: Path, kind: str) -> None:
     def edit(items: list[tuple[tarfile.TarInfo, bytes]]) -> None:
         at = member_named(items, "bag/manifest-sha256.txt")
@@ -308,32 +311,32 @@ def test_a_member_that_is_not_in_the_manifest_fails(logged: Path, keys: Keys, to
         else:
             name = "bag/data/evidence/planted.txt" if kind == "extra file" else "notes.txt"
             items.insert(at, (tarfile.TarInfo(name), b"attacker text\n"))
-    forged = forged_reseal(logged, tmp_path / "case.evidence", keys, edit)
+    forged = forged_reseal(logged, tmp_path / "case.evidence", parties, edit)
     phrase = {"symlink": "not a file, folder or hard link of the bag (tar type l)",
               "extra file": "bag/data holds 11 files, manifest-sha256.txt lists 10, the seal counts "
                             "10: files were added or removed; not listed: "
                             "data/evidence/planted.txt",
               "file outside the bag": "not a file, folder or hard link of the bag (tar type -)"}
-    failed(by_hand(toolbox, forged, "-i", keys.file("identity.txt")), phrase[kind])
+    failed(by_hand(toolbox, forged, "-i", parties.file("identity.txt")), phrase[kind])
 
 
-def test_a_payload_swapped_without_a_reseal_event_fails(logged: Path, keys: Keys,
+def test_a_payload_swapped_without_a_reseal_event_fails(logged: Path, parties: Keys,
                                                         toolbox: Path, tmp_path: Path) -> None:
     members = contents(logged)
-    forged_payload = age.encrypt(b"\0" * 1024, [keys.identity.recipient()])
+    forged_payload = age.encrypt(b"\0" * 1024, [parties.identity.recipient()])
     forged = rebuild(tmp_path / "case.evidence",
                      [(n, forged_payload if n == "payload.age" else d, t) for n, d, t in members])
     failed(by_hand(toolbox, forged), "payload.age: its SHA-256 or size is not the seal's")
 
 
-def test_an_extra_outer_member_fails(logged: Path, keys: Keys, toolbox: Path,
+def test_an_extra_outer_member_fails(logged: Path, parties: Keys, toolbox: Path,
                                      tmp_path: Path) -> None:
     members = contents(logged)
     forged = rebuild(tmp_path / "case.evidence", [*members, ("notes.txt", b"hello\n", 0)])
     failed(by_hand(toolbox, forged), "the members are not README.txt, payload.age")
 
 
-def test_a_pax_path_record_that_renames_a_listed_file_fails(logged: Path, keys: Keys,
+def test_a_pax_path_record_that_renames_a_listed_file_fails(logged: Path, parties: Keys,
                                                             toolbox: Path,
                                                             tmp_path: Path) -> None:
     """A header trick (issue 19): the ustar name is a listed file, a pax 'path' record names
@@ -342,8 +345,8 @@ def test_a_pax_path_record_that_renames_a_listed_file_fails(logged: Path, keys: 
     raw = raw_pax_member("bag/data/evidence/empty.txt",
                          pax_record("path", "bag/data/evidence/planted.txt"),
                          b"attacker text\n").encode()
-    forged = forged_reseal(logged, tmp_path / "case.evidence", keys, lambda items: None, raw=raw)
-    failed(by_hand(toolbox, forged, "-i", keys.file("identity.txt")),
+    forged = forged_reseal(logged, tmp_path / "case.evidence", parties, lambda items: None, raw=raw)
+    failed(by_hand(toolbox, forged, "-i", parties.file("identity.txt")),
            "not listed: data/evidence/planted.txt")
 
 
@@ -367,7 +370,7 @@ def test_the_bundles_of_every_format_version_pass(asset: str, passphrase: str, t
         assert "ok: format version 4: the payload tar is compressed with zstd" in output
 
 
-def test_a_hard_link_whose_target_name_says_link_to_passes(tmp_path: Path, keys: Keys,
+def test_a_hard_link_whose_target_name_says_link_to_passes(tmp_path: Path, parties: Keys,
                                                            toolbox: Path) -> None:
     """tar -tv writes a hard link as 'NAME link to TARGET': the target is found after the
     link's own name, not after the last ' link to ' (a file may be named so)."""
@@ -376,33 +379,33 @@ def test_a_hard_link_whose_target_name_says_link_to_passes(tmp_path: Path, keys:
     (tree / "a link to b").write_text("the first name\n")
     os.link(tree / "a link to b", tree / "second name")
     (tree / "back\\slash").write_text("backslash\n")
-    bundle = capture(tmp_path, keys, tree)
-    output = passed(by_hand(toolbox, bundle, "-i", keys.file("identity.txt")))
+    bundle = capture(tmp_path, parties, tree)
+    output = passed(by_hand(toolbox, bundle, "-i", parties.file("identity.txt")))
     assert "all regular files, folders or hard links under bag/" in output
 
 
 @pytest.mark.parametrize("target", ["bag/bag-info.txt", "bag/data/x link to bag/bagit.txt"])
-def test_a_hard_link_out_of_the_data_folder_fails(logged: Path, keys: Keys, toolbox: Path,
+def test_a_hard_link_out_of_the_data_folder_fails(logged: Path, parties: Keys, toolbox: Path,
                                                   tmp_path: Path, target: str) -> None:
-    forged = forged_reseal(logged, tmp_path / "case.evidence", keys,
+    forged = forged_reseal(logged, tmp_path / "case.evidence", parties,
                            hard_link("bag/data/evidence/second-name.eml", target))
-    failed(by_hand(toolbox, forged, "-i", keys.file("identity.txt")),
+    failed(by_hand(toolbox, forged, "-i", parties.file("identity.txt")),
            "hard links to something outside bag/data" if target.startswith("bag/bag-info")
            else "payload was not unpacked")
 
 
 def test_a_bundle_named_with_a_leading_dash_and_a_windows_trusted_key_file_pass(
-        logged: Path, keys: Keys, toolbox: Path, tmp_path: Path) -> None:
+        logged: Path, parties: Keys, toolbox: Path, tmp_path: Path) -> None:
     """'-- -case.evidence' (basename took the name for an option and unpacked into a hidden
     '.checked'); a trusted-keys file saved on Windows (CRLF) trusts as evidencekit does."""
     copy_of(logged, tmp_path, "-case.evidence")
     trusted = tmp_path / "trusted.pub"
     trusted.write_bytes(b"".join(b" ".join(line.split()[:2]) + b"\r\n" for line in
-                                 keys.file("trusted.pub").read_bytes().splitlines()))
+                                 parties.file("trusted.pub").read_bytes().splitlines()))
     script = tmp_path / "by-hand.sh"
     script.write_text(documented_procedure(), encoding="utf-8")
     done = subprocess.run([str(toolbox / "dash"), str(script), "-i",
-                           str(keys.file("identity.txt")), "-t", "trusted.pub", "--",
+                           str(parties.file("identity.txt")), "-t", "trusted.pub", "--",
                            "-case.evidence"], cwd=tmp_path, capture_output=True,
                           env={"PATH": str(toolbox), "HOME": str(tmp_path), "LC_ALL": "C"},
                           timeout=300, check=False)
@@ -412,19 +415,19 @@ def test_a_bundle_named_with_a_leading_dash_and_a_windows_trusted_key_file_pass(
 
 
 def test_a_bundle_with_trusted_timestamps_passes_and_openssl_checks_them(
-        tmp_path: Path, keys: Keys, toolbox: Path) -> None:
+        tmp_path: Path, parties: Keys, toolbox: Path) -> None:
     """Format version 3: timestamps between custody events are counted by step 1, and the
     §7.2 openssl command (after the script) checks one against the TSA's root."""
     tree = tmp_path / "tree"
     tree.mkdir()
     (tree / "a.txt").write_text("a\n")
     with running_tsa(tmp_path / "pki") as tsa:
-        bundle = capture(tmp_path, keys, tree)
+        bundle = capture(tmp_path, parties, tree)
         ok(run_cli("timestamp", bundle, "--tsa", tsa.url))
         ok(run_cli("custody", "add", bundle, "--action", "note", "--note", "n",
-                   "--sign-key", keys.file("sealer")))
+                   "--sign-key", parties.file("sealer")))
         ok(run_cli("timestamp", bundle, "--tsa", tsa.url))
-    output = passed(by_hand(toolbox, bundle, "-i", keys.file("identity.txt")))
+    output = passed(by_hand(toolbox, bundle, "-i", parties.file("identity.txt")))
     assert "and 2 trusted timestamps" in output
     outer = tmp_path / "outer"
     with tarfile.open(bundle) as tar:
