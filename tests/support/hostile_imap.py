@@ -7,7 +7,8 @@ mailbox of one message as a server does, except in the way its *mode* says:
 - ``endless-answers``: the message's FETCH is answered by FETCH responses without end;
 - ``too-large``: the message is announced (RFC822.SIZE) at 300 MB;
 - ``greeting-literal``: the greeting holds a literal of 3 GiB, then sends it;
-- ``understated``: a message of 3 MiB announced at 1.5 MiB (as servers that estimate do).
+- ``understated``: a message of 3 MiB announced at 1.5 MiB (as servers that estimate do);
+- ``bad-folder-name``: LIST names, beside INBOX, a folder ``Q&A`` (not modified UTF-7).
 
 It never sends more than SENT_AT_MOST bytes of a message (then closes): ``sent`` says how many
 went out, so a test tells a client that stopped reading from one that read all it was given."""
@@ -76,7 +77,8 @@ class HostileImap:
         if command.startswith((b"LOGIN", b"NOOP")):
             return b""
         if command.startswith(b"LIST"):
-            return b'* LIST () "/" INBOX\r\n'
+            other = b'* LIST () "/" Q&A\r\n' if self.mode == "bad-folder-name" else b""
+            return b'* LIST () "/" INBOX\r\n' + other
         if command.startswith((b"EXAMINE", b"SELECT")):
             validity = b"abc" if self.mode == "bad-uidvalidity" else b"7"
             return (b"* 1 EXISTS\r\n* OK [UIDVALIDITY " + validity + b"] ok\r\n"

@@ -39,6 +39,7 @@ class Folder:
     highestmodseq: int | None = None
     uids: list[int] = field(default_factory=list)  # matched by the search, ascending
     sizes: dict[int, int] = field(default_factory=dict)  # RFC822.SIZE of each
+    unnamed: str | None = None  # why its name could not be read, when it could not: not opened
 
 
 @dataclass
@@ -138,14 +139,36 @@ def fetch_limit(uids: Sequence[int], sizes: dict[int, int]) -> int:
 
 
 def list_folders(client: Any) -> list[Folder]:
+    """The folders as LISTed, INBOX first. One whose name is not modified UTF-7 (a raw
+    ``Q&A``) is listed too, its ``unnamed`` saying why it is not opened: imapclient's own
+    decoding raised on it and stopped the whole capture."""
+    encoding = client.folder_encode
+    client.folder_encode = False  # names as sent: decoded here, one by one
+    try:
+        listed = client.list_folders()
+    finally:
+        client.folder_encode = encoding
+    found = [_listed_folder(name, _text(delimiter) if delimiter else None,
+                            [_text(f) for f in flags]) for flags, delimiter, name in listed]
+    return sorted(found, key=lambda f: (f.name.upper() != "INBOX", f.name))
+
+
+def _listed_folder(name: Any, delimiter: str | None, flags: list[str]) -> Folder:
     from imapclient import imap_utf7
 
-    found = []
-    for flags, delimiter, name in client.list_folders():
-        folder_name = name if isinstance(name, str) else imap_utf7.decode(name)
-        found.append(Folder(folder_name, _text(imap_utf7.encode(folder_name)),
-                            _text(delimiter) if delimiter else None, [_text(f) for f in flags]))
-    return sorted(found, key=lambda f: (f.name.upper() != "INBOX", f.name))
+    if isinstance(name, str):  # a number, as imapclient gives it
+        name = name.encode("ascii")
+    try:
+        decoded = imap_utf7.decode(name)
+    except UnicodeError:
+        # kept as sent, escaped (a byte past ASCII as \xNN): not named back to the server,
+        # whose name for it is unclear; listed so that an investigator knows it exists
+        raw = name.decode("ascii", "backslashreplace")
+        return Folder(raw, raw, delimiter, flags, unnamed=(
+            f"its name as the server sent it, {raw!r}, is not valid modified UTF-7 (RFC 3501 "
+            "§5.1.3, the way IMAP writes folder names): it was not opened; save it with a mail "
+            "program"))
+    return Folder(decoded, _text(imap_utf7.encode(decoded)), delimiter, flags)
 
 
 def selectable(folder: Folder) -> bool:

@@ -140,8 +140,8 @@ class MailSource:
 
     def _chosen(self, listed: list[Folder]) -> list[Folder]:
         if not self.selection.folders:
-            return [folder for folder in listed if imap.selectable(folder)]
-        by_name = {folder.name: folder for folder in listed}
+            return [folder for folder in listed if imap.selectable(folder) and not folder.unnamed]
+        by_name = {folder.name: folder for folder in listed if not folder.unnamed}
         by_name.update({f.name.upper(): f for f in listed if f.name.upper() == "INBOX"})
         chosen, missing = [], []
         for name in self.selection.folders:
@@ -216,7 +216,8 @@ class MailSource:
             raise RuntimeError("MailSource.connect() must be called before the capture")
         if not self._flat:
             self._flat = flat_folder_names(self.folders, len(self._bag_name.encode("utf-8")))
-        yield self._document(SERVER_DOCUMENT, self._server_document(), self._clock())
+        yield self._stream(SERVER_DOCUMENT, canonical.dumps(self._server_document()),
+                           self._clock(), JSON_MIME, self._not_opened())
         directory, examined = "", 0
         summary: dict[str, Any] = {}
         for folder, news in in_background(self._fetching()):
@@ -375,13 +376,23 @@ class MailSource:
             "authentication": "xoauth2" if isinstance(self._credential, BearerToken)
             else "password",
             "folders_listed": [{"name": f.name, "name_utf7": f.name_utf7,
-                                "delimiter": f.delimiter, "flags": f.flags}
+                                "delimiter": f.delimiter, "flags": f.flags,
+                                **({"not_captured": f.unnamed} if f.unnamed else {})}
                                for f in self._listed],
             "selection": {"folders": list(self.selection.folders) or None,
                           "since": self.selection.since, "search": self.selection.search,
                           "criteria": self.selection.criteria()},
             "read_only": "EXAMINE and BODY.PEEK[] only: no flag was changed",
         }
+
+    def _not_opened(self) -> str | None:
+        """What server.json's entry says is missing: the folders that would have been captured
+        but whose names could not be read (the capture is then incomplete, exit code 3)."""
+        if self.selection.folders:
+            return None  # not asked for: the folders named were
+        missed = [f"the folder {f.name!r} was not captured: {f.unnamed}"
+                  for f in self._listed if f.unnamed and imap.selectable(f)]
+        return "; ".join(missed) or None
 
     def _folder_document(self, folder: Folder, summary: dict[str, Any], examined: int
                          ) -> dict[str, Any]:
@@ -409,9 +420,11 @@ class MailSource:
             return (self._name(f"{flat}.{FOLDER_DOCUMENT}"),)
         return self._name(f"{flat}.{uid}.eml"), self._name(f"{flat}.{uid}.json")
 
-    def _stream(self, relative: str, data: bytes, when: int, mime: str) -> StreamEntry:
+    def _stream(self, relative: str, data: bytes, when: int, mime: str,
+                missing: str | None = None) -> StreamEntry:
         path = self._name(relative)
-        return StreamEntry(self._index, path.encode("utf-8"), f"data/{path}", BytesContent(data),
+        content = BytesContent(data) if missing is None else _Incomplete(data, missing)
+        return StreamEntry(self._index, path.encode("utf-8"), f"data/{path}", content,
                            mtime_ns=when, mime=mime)
 
     def _connection_kept(self, doing: str) -> _ConnectionKept:
@@ -604,6 +617,17 @@ def _seconds_ns(text: str | None) -> int | None:
     return int(dt.datetime.fromisoformat(text).timestamp()) * 1_000_000_000
 
 
+
+
+class _Incomplete(BytesContent):
+    """A document stored whole whose entry's ``error`` says what it lists was not captured."""
+
+    def __init__(self, data: bytes, missing: str) -> None:
+        super().__init__(data)
+        self._missing = missing
+
+    def unread(self) -> str:
+        return self._missing
 
 
 class _Unfetched(BytesContent):

@@ -14,6 +14,7 @@ from evidencekit.crypto.keys import SigningKey
 from evidencekit.sources.mail.fetch import LARGEST_MESSAGE
 from tests.support.cli import Result, run_cli
 from tests.support.hostile_imap import HostileImap, hostile_imap
+from tests.support.schemas import assert_valid
 
 
 def capture(tmp_path: Path, server: HostileImap) -> Result:
@@ -71,3 +72,26 @@ def test_a_message_larger_than_announced_within_reason_is_captured(tmp_path: Pat
     with hostile_imap(tmp_path, "understated") as server:
         done = capture(tmp_path, server)
     assert done.code == 0, done.stderr
+
+
+def test_a_folder_name_that_is_not_modified_utf7_is_recorded_the_others_captured(
+        tmp_path: Path) -> None:
+    """A folder named Q&A as sent (not modified UTF-7) stopped the whole capture (exit 2); now
+    INBOX is captured and Q&A is listed as not captured, its name as sent (exit 3)."""
+    with hostile_imap(tmp_path, "bad-folder-name") as server:
+        done = capture(tmp_path, server)
+        asked = server.bodies_asked
+    assert done.code == 3, done.stderr
+    assert asked == 1  # INBOX's message
+    problems = json.dumps(done.json()["problems"])
+    assert "the folder 'Q&A' was not captured" in problems and "modified UTF-7" in problems
+    extracted = run_cli("extract", tmp_path / "mail.evidence", "-o", tmp_path / "out",
+                        env={"EVIDENCEKIT_PASSPHRASE": "test passphrase of the bundle"})
+    assert extracted.code in (0, 3), extracted.stderr
+    [server_json] = (tmp_path / "out").rglob("*.server.json")
+    document = json.loads(server_json.read_bytes())
+    assert_valid(document, "mail-server")
+    listed = {f["name_utf7"]: f for f in document["folders_listed"]}
+    assert "not_captured" not in listed["INBOX"]
+    assert "not valid modified UTF-7" in listed["Q&A"]["not_captured"]
+    assert list((tmp_path / "out").rglob("*.INBOX.1.eml"))
