@@ -1,5 +1,5 @@
 """evidencekit.cms: a TSA's token checked against the certificate that names itself its signer,
-with tokens made by a real TSA (openssl ts -reply, tests/tsa_server.py) and changed here."""
+with tokens made by a real TSA (openssl ts -reply, tests/support/tsa_server.py) and changed here."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from cryptography import x509
 
 from evidencekit.cms import Unverifiable, check_signature
-from tests.tsa_server import make_pki, running_tsa
+from tests.support.tsa_server import make_pki, running_tsa
 
 SIGNED = b"the bytes of a seal.json.sig"
 

@@ -3,7 +3,7 @@ later evidencekit still verifies and opens version-3 bundles (docs/FORMAT.md §9
 
 Run once per format version:  python tests/assets/make_v3_bundle.py
 It holds what version 3 added: a trusted (RFC 3161) timestamp of the seal, from a TSA run here
-on 127.0.0.1 by tests/tsa_server.py (openssl ts -reply, a test CA made for this run), followed by
+on 127.0.0.1 by tests/support/tsa_server.py (openssl ts -reply, a test CA made for this run), followed by
 a custody event appended after it. The TSA's root certificate is kept beside it as
 format-v3-tsa-root.pem (public; the CA's private key is thrown away), so the timestamp can be
 checked against it (--tsa-ca). Sealed with the public test passphrase below (not a secret: it
@@ -26,7 +26,7 @@ from evidencekit.crypto import age
 from evidencekit.crypto.keys import SigningKey
 from evidencekit.custody.events import EventRequest, append_event
 from evidencekit.stamping import add_timestamps
-from tests.tsa_server import running_tsa
+from tests.support.tsa_server import running_tsa
 
 PASSPHRASE = b"evidencekit format v3 test vector"
 HERE = Path(__file__).resolve().parent

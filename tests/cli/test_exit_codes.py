@@ -37,7 +37,7 @@ def test_readme_documents_every_code():
 def test_7_timestamp_missing(tmp_path: Path, user, keys, tree):
     """The bundle is written; the TSA could not be reached (tests/cli/test_timestamps.py has
     the rest: a refused answer, one TSA of two)."""
-    from tests.tsa_server import down_url
+    from tests.support.tsa_server import down_url
 
     result = invoke(*capture_args(tmp_path, keys, tree), "--tsa", down_url())
     assert result.code == ExitCode.TIMESTAMP_MISSING

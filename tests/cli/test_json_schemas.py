@@ -14,7 +14,7 @@ import pytest
 from evidencekit.cli.main import cli, main
 from tests.support.cli import commands_of, invoke
 from tests.support.schemas import SCHEMAS, assert_valid, assert_valid_definition, schema_validator
-from tests.tsa_server import down_url
+from tests.support.tsa_server import down_url
 
 
 def command_paths(group: click.Group = cli, prefix: str = "") -> list[str]:

@@ -508,8 +508,8 @@ def test_a_device_captured_to_the_store_reads_past_a_bad_area_with_room_for_the_
     import tempfile
 
     import evidencekit.sources.rescue as rescue
-    from tests.fs.mounts import tmpfs
     from tests.support.badfs import Faults, bad_disk
+    from tests.support.mounts import tmpfs
 
     monkeypatch.setattr(rescue, "MARGIN", 4 << 20)
     monkeypatch.setattr(rescue, "LOOK_EVERY", 1 << 20)

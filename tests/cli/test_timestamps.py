@@ -19,7 +19,7 @@ from evidencekit.verify import verify
 from tests.support.cli import invoke
 from tests.support.schemas import assert_valid
 from tests.support.tools import require_tool
-from tests.tsa_server import LocalTSA, down_url, make_pki, running_tsa
+from tests.support.tsa_server import LocalTSA, down_url, make_pki, running_tsa
 
 
 @pytest.fixture(scope="module")

@@ -72,7 +72,7 @@ def test_old_bundles_take_a_trusted_timestamp_and_still_verify(tmp_path: Path, n
     """Format version 3 adds timestamp members to a bundle of any version (FORMAT.md §9)."""
     from evidencekit import timestamps
     from evidencekit.stamping import add_timestamps
-    from tests.tsa_server import running_tsa
+    from tests.support.tsa_server import running_tsa
 
     bundle = tmp_path / name
     shutil.copyfile(ASSETS / name, bundle)

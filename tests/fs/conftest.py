@@ -1,4 +1,4 @@
-"""Fixtures: a mounted exFAT or FAT32 stick (tests.fs.mounts); keys and the runner are shared."""
+"""Fixtures: a mounted exFAT or FAT32 stick (tests.support.mounts); keys and the runner are shared."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fs.mounts import KINDS, mounted
+from tests.support.mounts import KINDS, mounted
 
 
 @pytest.fixture(params=KINDS)

@@ -16,8 +16,8 @@ import pytest
 
 from evidencekit import fs
 from evidencekit.fs.leftovers import Leftover, clean
-from tests.fs.mounts import KINDS, mounted, tmpfs
 from tests.support.cli import run_cli
+from tests.support.mounts import KINDS, mounted, tmpfs
 from tests.support.tools import require_tool
 
 OURS = re.compile(r"\.case\.evidence\.[0-9]+\.[a-z0-9_]{8}\.evidencekit\.partial")

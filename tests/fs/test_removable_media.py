@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fs.mounts import mounted
 from tests.support.cli import run_cli
+from tests.support.mounts import mounted
 
 
 def _evidence(root: Path) -> Path:

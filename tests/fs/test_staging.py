@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from evidencekit.fs.staging import LOCK_NAME, StagingFolder, StaleStaging, remove_stale, remove_tree
-from tests.fs.mounts import KINDS, mounted
+from tests.support.mounts import KINDS, mounted
 from tests.support.tools import require_tool, skip_or_fail
 
 

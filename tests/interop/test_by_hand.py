@@ -50,7 +50,7 @@ from tests.support.cli import Run, run_cli
 from tests.support.craft import pax_record, raw_pax_member
 from tests.support.tools import require_tool
 from tests.support.trees import make_tree
-from tests.tsa_server import running_tsa
+from tests.support.tsa_server import running_tsa
 
 pytestmark = [pytest.mark.interop, pytest.mark.usefixtures("isolated_environment")]
 
@@ -514,7 +514,7 @@ def test_a_payload_larger_than_the_free_space_is_refused_before_it_is_written(
     (here a 16 MiB tmpfs), what the payload decompresses to is counted first: 64 MiB does not
     fit, so it is refused in plain words and nothing of it is written. A small honest version 4
     bundle, whose bound (over 1 GiB) is also more than the free space, still passes there."""
-    from tests.fs.mounts import tmpfs
+    from tests.support.mounts import tmpfs
 
     hostile, identity = _version_4_bundle(tmp_path, "terabyte", 64 << 20, 1 << 40)
     honest, honest_identity = _version_4_bundle(tmp_path, "honest", 0, None)

@@ -808,7 +808,7 @@ def test_a_disk_filling_up_under_the_spool_stops_the_capture_plainly_and_keeps_n
     import evidencekit.capture as capturing
     import evidencekit.sources.rescue as rescue
     from evidencekit.errors import OutputError
-    from tests.fs.mounts import tmpfs
+    from tests.support.mounts import tmpfs
 
     # the room asked for by capture and by the spool, scaled down to a 10 MiB disk
     monkeypatch.setattr(capturing._OutputRoom, "MARGIN", MIB)
@@ -834,7 +834,7 @@ def test_a_bundle_written_elsewhere_leaves_the_spools_disk_to_the_spool(
     with room for the spool alone is enough to read past a bad area; it was refused, the image
     counted a second time for a bundle that is not written there."""
     import evidencekit.sources.rescue as rescue
-    from tests.fs.mounts import tmpfs
+    from tests.support.mounts import tmpfs
 
     monkeypatch.setattr(rescue, "MARGIN", 4 * MIB)
     monkeypatch.setattr(rescue, "LOOK_EVERY", MIB)

@@ -176,7 +176,7 @@ def test_a_spool_filling_the_disk_is_stopped_before_it_takes_the_last_of_it(
     # the room was counted once, before the first bad area: the spool then wrote until ENOSPC,
     # taking the last bytes of a disk the system (or the bundle's own end) may need
     import evidencekit.sources.rescue as rescue
-    from tests.fs.mounts import tmpfs
+    from tests.support.mounts import tmpfs
 
     monkeypatch.setattr(rescue, "MARGIN", 3 * SPOOL_BLOCK)
     monkeypatch.setattr(rescue, "LOOK_EVERY", SPOOL_BLOCK)

@@ -629,7 +629,7 @@ def test_a_configured_tsa_is_offered_after_the_capture(tmp_path, victim_home, ke
     """With a TSA configured (or --tsa), the session offers a trusted timestamp once the bundle
     is written; yes adds it, no leaves the bundle as it is."""
     from evidencekit import timestamps
-    from tests.tsa_server import running_tsa
+    from tests.support.tsa_server import running_tsa
 
     monkeypatch.setenv("HOME", str(victim_home))
     out = tmp_path / "out"
