@@ -16,9 +16,10 @@ from evidencekit.crypto import age
 from evidencekit.sources.web.render import BROWSER_ENV
 from evidencekit.verify import verify
 from tests.support.by_hand import by_hand, toolbox_in
+from tests.support.cli import run_cli
 from tests.support.schemas import assert_valid
 from tests.support.tools import require_tool
-from tests.support.web_capture import capture, evidencekit, extracted, valid_capture_document
+from tests.support.web_capture import capture, extracted, valid_capture_document
 from tests.support.web_server import PNG, Site, https_site, warcio_command
 
 
@@ -32,7 +33,7 @@ def test_a_web_page_is_captured_verified_and_extracted(tmp_path: Path, keys: dic
                                                        home: Path, site: Site) -> None:
     require_tool("chromium")
     done = capture(tmp_path, keys, "--url", site.base + "/")
-    assert done.returncode == 0, done.stderr + done.stdout
+    assert done.code == 0, done.stderr + done.stdout
     result = json.loads(done.stdout)
     assert_valid(result, "capture")
     assert result["seal"]["complete"]
@@ -79,9 +80,9 @@ def test_a_web_page_is_captured_verified_and_extracted(tmp_path: Path, keys: dic
 
     # the report for the police lists the page, from the signed manifest
     for name in ("report.html", "report.pdf"):
-        made = evidencekit("report", tmp_path / "out.evidence", "-i", keys["identity"],
-                           "-o", tmp_path / name)
-        assert made.returncode == 0, made.stderr
+        made = run_cli("report", tmp_path / "out.evidence", "-i", keys["identity"],
+                       "-o", tmp_path / name)
+        assert made.code == 0, made.stderr
     html = (tmp_path / "report.html").read_text()
     assert "Web page" in html and f"{site.base}/ → {site.base}/page.html" in html
     assert f"HTTP 200 from 127.0.0.1; certificate SHA-256 {source['details']['certificate_sha256']}" \
@@ -114,7 +115,7 @@ def test_a_page_that_never_answers_makes_an_incomplete_capture(
         tmp_path: Path, keys: dict[str, Path], home: Path, site: Site) -> None:
     done = capture(tmp_path, keys, "--url", site.base + "/slow",
                    env={BROWSER_ENV: str(tmp_path / "no-browser")})
-    assert done.returncode == 3, done.stderr + done.stdout
+    assert done.code == 3, done.stderr + done.stdout
     result = json.loads(done.stdout)
     assert_valid(result, "capture")
     assert not result["seal"]["complete"] and result["seal"]["counts"]["errors"] == 1
@@ -128,17 +129,17 @@ def test_a_page_that_never_answers_makes_an_incomplete_capture(
 def test_a_url_that_cannot_be_fetched_is_a_usage_error(tmp_path: Path, keys: dict[str, Path],
                                                        home: Path) -> None:
     done = capture(tmp_path, keys, "--url", "ftp://example.org/file")
-    assert done.returncode == 2 and "http:// or https://" in done.stdout + done.stderr
+    assert done.code == 2 and "http:// or https://" in done.stdout + done.stderr
     assert not (tmp_path / "out.evidence").exists()
 
 
 def test_the_text_summary_says_what_was_captured_and_what_is_missing(
         tmp_path: Path, keys: dict[str, Path], home: Path, site: Site) -> None:
-    done = evidencekit("capture", "--case", "WEB-2", "-R", keys["recipient"], "--sign-key",
-                       keys["signer"], "-o", tmp_path / "out.evidence", "--url-timeout", "1",
-                       "--url", site.base + "/odd.html", "--url", site.base + "/slow",
-                       env={BROWSER_ENV: str(tmp_path / "no-browser"), "COLUMNS": "200"})
-    assert done.returncode == 3, done.stderr
+    done = run_cli("capture", "--case", "WEB-2", "-R", keys["recipient"], "--sign-key",
+                   keys["signer"], "-o", tmp_path / "out.evidence", "--url-timeout", "1",
+                   "--url", site.base + "/odd.html", "--url", site.base + "/slow",
+                   env={BROWSER_ENV: str(tmp_path / "no-browser"), "COLUMNS": "200"})
+    assert done.code == 3, done.stderr
     said = " ".join(done.stderr.split())
     assert f"Web page {site.base}/odd.html: HTTP 200, 4 requests, no screenshot or PDF; stored " \
         "as data/127.0.0.1.*" in said

@@ -39,7 +39,7 @@ def test_a_hostile_site_is_captured_as_far_as_it_went_and_says_what_is_missing(
             done = capture(tmp_path, keys, "--url", site.base + "/", "--url",
                            second.base + "/", env={BROWSER_ENV: str(tmp_path / "none")})
         assert inside.requests == []
-    assert done.returncode == 3, done.stderr + done.stdout
+    assert done.code == 3, done.stderr + done.stdout
     result = json.loads(done.stdout)
     assert_valid(result, "capture")
     first, other = result["web"]
@@ -73,6 +73,6 @@ def test_limits_that_cannot_work_are_refused_before_anything_is_asked(
     with raw_server([[answer(b"<p>page</p>")]]) as site:
         done = capture(tmp_path, keys, "--url", site.base + "/", option, value)
         assert site.requests == []
-    assert done.returncode == 2, done.stderr + done.stdout
+    assert done.code == 2, done.stderr + done.stdout
     assert said in done.stdout + done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "out.evidence").exists()

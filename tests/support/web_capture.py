@@ -4,35 +4,26 @@ and extracted, the capture document against its JSON Schema (the web suites shar
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
+from tests.support.cli import Result, run_cli
 from tests.support.schemas import SCHEMAS
 
 
-def evidencekit(*args: object, env: dict[str, str] | None = None
-                ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "evidencekit", *map(str, args)],
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300,
-                          env={**os.environ, **(env or {})})
-
-
 def capture(tmp_path: Path, keys: dict[str, Path], *args: object,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return evidencekit("capture", "--case", "WEB-1", "-R", keys["recipient"], "--sign-key",
-                       keys["signer"], "-o", tmp_path / "out.evidence", "--json",
-                       "--url-timeout", "2", *args, env=env)
+            env: dict[str, str] | None = None) -> Result:
+    return run_cli("capture", "--case", "WEB-1", "-R", keys["recipient"], "--sign-key",
+                   keys["signer"], "-o", tmp_path / "out.evidence", "--json",
+                   "--url-timeout", "2", *args, env=env)
 
 
 def extracted(tmp_path: Path, keys: dict[str, Path]) -> Path:
-    checked = evidencekit("verify", tmp_path / "out.evidence", "-i", keys["identity"], "--json")
-    assert checked.returncode == 0 and json.loads(checked.stdout)["ok"], checked.stdout
-    done = evidencekit("extract", tmp_path / "out.evidence", "-i", keys["identity"],
-                       "-o", tmp_path / "out")
-    assert done.returncode == 0, done.stderr
+    checked = run_cli("verify", tmp_path / "out.evidence", "-i", keys["identity"], "--json")
+    assert checked.code == 0 and json.loads(checked.stdout)["ok"], checked.stdout
+    done = run_cli("extract", tmp_path / "out.evidence", "-i", keys["identity"],
+                   "-o", tmp_path / "out")
+    assert done.code == 0, done.stderr
     return tmp_path / "out" / "data"
 
 
