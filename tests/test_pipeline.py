@@ -8,7 +8,6 @@ tarfile writes, refuse what evidencekit never writes, and never trust a declared
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import io
 import os
 import random
@@ -24,13 +23,12 @@ import pytest
 
 from evidencekit.clock import rfc3339
 from evidencekit.crypto import age
-from evidencekit.errors import AgePayloadError, BundleError
-from evidencekit.findings import Findings
+from evidencekit.errors import AgePayloadError
 from evidencekit.format.inner import InnerTarWriter, bag_header, member_header, tarfile_bag_header
 from evidencekit.format.tarstream import EXTENDED_LIMIT, TarFormatError, TarReader, pax_records
-from evidencekit.payload import scan_payload
 from evidencekit.pipeline import BackgroundWriter, PieceReadAhead, ReadAhead, ReadAheadStream
 from evidencekit.progress import NoProgress, Throttled, throttled
+from tests.support.tars import END, canonical_member, tar_member, tar_of
 
 
 class Collector:
@@ -337,28 +335,6 @@ def test_rfc3339_is_unchanged_by_its_cache():
 # ------------------------------------------------------------------------- tar reader
 
 
-def _tar(members: list[tuple[tarfile.TarInfo, bytes]], fmt: int = tarfile.PAX_FORMAT) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w", format=fmt) as tar:
-        for info, data in members:
-            tar.addfile(info, io.BytesIO(data) if info.isreg() else None)
-    return out.getvalue()
-
-
-def _member(name: str, data: bytes = b"", kind: bytes = tarfile.REGTYPE, **extra: Any
-            ) -> tuple[tarfile.TarInfo, bytes]:
-    """A member as evidencekit writes it: tarfile's PAX format with a pax mtime record (the
-    reader accepts only those headers, format/tarstream.py)."""
-    info = tarfile.TarInfo(name)
-    info.type = kind
-    info.size = len(data) if kind == tarfile.REGTYPE else 0
-    info.mtime = 1_780_000_000
-    info.pax_headers = {"mtime": "1780000000.000000000"}
-    for key, value in extra.items():
-        setattr(info, key, value)
-    return info, data
-
-
 def _pieces(data: bytes, size: int) -> Iterator[bytes]:
     for start in range(0, len(data), size):
         yield data[start : start + size]
@@ -380,15 +356,15 @@ def _read_all(data: bytes, piece: int = 1 << 20) -> list[tuple[tarfile.TarInfo, 
 def test_reader_reads_what_tarfile_writes_whatever_the_piece_sizes(piece: int):
     long_name = "bag/data/" + "deep/" * 40 + "file.txt"
     members = [
-        _member("bag/data", kind=tarfile.DIRTYPE, mode=0o755),
-        _member("bag/data/plain.txt", b"hello\n", uid=1000, gid=1000),
-        _member(long_name, os.urandom(5000)),
-        _member("bag/data/Überweisung €.txt", b"unicode"),
-        _member("bag/data/empty", b""),
-        _member("bag/data/exact", b"x" * 1024),
+        tar_member("bag/data", kind=tarfile.DIRTYPE, mode=0o755),
+        tar_member("bag/data/plain.txt", b"hello\n", uid=1000, gid=1000),
+        tar_member(long_name, os.urandom(5000)),
+        tar_member("bag/data/Überweisung €.txt", b"unicode"),
+        tar_member("bag/data/empty", b""),
+        tar_member("bag/data/exact", b"x" * 1024),
     ]
     members[1][0].pax_headers = {"mtime": "1780000000.123456789"}
-    read = _read_all(_tar(members), piece)
+    read = _read_all(tar_of(members), piece)
     assert [(i.name, c) for i, _, c in read] == [(i.name.rstrip("/"), d) for i, d in members]
     assert read[0][0].isdir() and read[1][0].uid == 1000
     assert read[1][0].mtime == pytest.approx(1780000000.123456789)
@@ -399,12 +375,12 @@ def test_reader_refuses_ustar_prefix_and_gnu_headers_it_never_writes():
     """Headers another tar writes (a ustar prefix, GNU magic, no pax mtime): evidencekit's
     writer never does, so they are refused rather than read (issue 19)."""
     name = "bag/data/" + "p" * 120 + "/file"
-    info, data = _member(name, b"abc")
+    info, data = tar_member(name, b"abc")
     info.pax_headers = {}
     with pytest.raises(TarFormatError, match="not in the form evidencekit writes"):
-        _read_all(_tar([(info, data)], tarfile.USTAR_FORMAT))
+        _read_all(tar_of([(info, data)], tarfile.USTAR_FORMAT))
     with pytest.raises(TarFormatError, match="not in the form evidencekit writes"):
-        _read_all(_tar([_member("bag/data/g", b"gnu")], tarfile.GNU_FORMAT))
+        _read_all(tar_of([tar_member("bag/data/g", b"gnu")], tarfile.GNU_FORMAT))
 
 
 def test_reader_reads_evidencekit_inner_tar():
@@ -425,7 +401,7 @@ def test_reader_reads_evidencekit_inner_tar():
 
 def test_gnu_long_names_stop_reading():
     long_name = "bag/data/" + "../" * 40 + "escaped"
-    data = _tar([_member(long_name, b"owned\n"), _member("bag/data/after", b"ok")],
+    data = tar_of([tar_member(long_name, b"owned\n"), tar_member("bag/data/after", b"ok")],
                 tarfile.GNU_FORMAT)
     with pytest.raises(TarFormatError, match=r"is a GNU long name \(type 'L'\)"):
         _read_all(data)
@@ -466,17 +442,6 @@ def _file(name: bytes, data: bytes) -> bytes:
     return _raw_header(name, len(data), b"0") + data + bytes(-len(data) % 512)
 
 
-def _canonical(name: str, data: bytes, size: int | None = None) -> bytes:
-    """A member with the header evidencekit writes (format/inner.py)."""
-    header = member_header(name, tarfile.REGTYPE, len(data) if size is None else size, 0o644,
-                           1_780_000_000 * 10**9, 0, 0)
-    assert header is not None
-    return header + data + bytes(-len(data) % 512)
-
-
-END = bytes(1024)
-
-
 def test_pax_headers_larger_than_the_limit_are_refused_before_reading():
     data = _pax(b"", declared=10**15) + _file(b"bag/data/x", b"x") + END
     with pytest.raises(TarFormatError, match=r"pax\) header declares 1000000000000000 bytes"):
@@ -503,7 +468,7 @@ def test_pax_records_are_parsed_strictly_and_in_linear_time():
 
 def test_pax_path_size_and_mtime_apply_to_the_next_member():
     long_path = "bag/data/" + "n" * 120
-    read = _read_all(_canonical(long_path, b"content") + END)
+    read = _read_all(canonical_member(long_path, b"content") + END)
     assert read[0][0].name == long_path and read[0][2] == b"content"
     assert read[0][0].pax_headers["path"] == long_path
     with pytest.raises(TarFormatError, match="malformed pax record"):
@@ -563,7 +528,7 @@ def test_sparse_members_are_refused():
 
 
 def test_a_huge_declared_size_is_never_allocated_only_found_missing():
-    data = _canonical("bag/data/huge", b"tiny\n", size=10**15) + END
+    data = canonical_member("bag/data/huge", b"tiny\n", size=10**15) + END
     started = time.monotonic()
     with pytest.raises(TarFormatError, match="unexpected end of data"):
         _read_all(data)
@@ -587,7 +552,7 @@ def test_bad_checksum_is_refused():
 
 
 def test_truncation_anywhere_is_an_error_never_a_short_success():
-    data = _tar([_member("bag/data/a", os.urandom(3000)), _member("bag/data/b", b"b" * 600)])
+    data = tar_of([tar_member("bag/data/a", os.urandom(3000)), tar_member("bag/data/b", b"b" * 600)])
     end = len(data) - len(data.rstrip(b"\0"))  # trailing zeros: end blocks and record padding
     for cut in range(0, len(data) - end + 512, 512):
         with pytest.raises(TarFormatError, match="not a valid tar"):
@@ -598,103 +563,11 @@ def test_truncation_anywhere_is_an_error_never_a_short_success():
 
 
 def test_bytes_after_the_end_are_counted():
-    data = _canonical("bag/data/x", b"x") + END + b"hidden\n" + bytes(100)
+    data = canonical_member("bag/data/x", b"x") + END + b"hidden\n" + bytes(100)
     source = _pieces(data, 300)
     reader = TarReader(lambda: next(source, b""))
     assert [i.name for i, _ in reader] == ["bag/data/x"]
     assert reader.nonzero_after_end() == len(b"hidden\n")
-
-
-# ---------------------------------------------------------------------- scan_payload
-
-
-class Recorder:
-    def __init__(self, read: int | None = None) -> None:
-        self.files: dict[str, bytes] = {}
-        self.directories: list[str] = []
-        self.read = read
-
-    def directory(self, name: str, member: tarfile.TarInfo) -> None:
-        self.directories.append(name)
-
-    def file(self, name: str, member: tarfile.TarInfo, chunks: Iterator[bytes]) -> None:
-        parts = []
-        for chunk in chunks:
-            assert isinstance(chunk, bytes)
-            parts.append(chunk)
-            if self.read is not None:
-                break  # a visitor may stop early: the rest is still hashed
-        self.files[name] = b"".join(parts)
-
-    def hard_link(self, name: str, member: tarfile.TarInfo, target: str) -> None:
-        self.files[name] = self.files[target]
-
-
-def test_scan_payload_hashes_files_and_reports_every_unsafe_member():
-    big = os.urandom(200_000)
-    members = [
-        _member("bag/data", kind=tarfile.DIRTYPE),
-        _member("bag/data/big", big),
-        _member("bag/manifest-sha256.txt", b"tag\n"),
-        _member("../escape", b"x"),
-        _member("/tmp/absolute", b"x"),
-        _member("bag/data/../../up", b"x"),
-        _member("bag/data/hard", kind=tarfile.LNKTYPE, linkname="/etc/passwd"),
-        _member("bag/data/big", b"again"),
-    ]
-    findings = Findings()
-    visitor = Recorder(read=1)
-    scan = scan_payload(io.BytesIO(_tar(members)), findings, visitor)
-    assert scan.data_files["data/big"] == (hashlib.sha256(big).hexdigest(), len(big))
-    assert scan.tag_files == {"manifest-sha256.txt": b"tag\n"}
-    assert visitor.directories == ["data"] and big.startswith(visitor.files["data/big"])
-    problems = [(f.where, f.problem) for f in findings.items]
-    assert sum("unsafe" in p for _, p in problems) == 3
-    assert ("data/hard", "payload member is a hard link to '/etc/passwd', which is not a file "
-            "stored before it in data/ (not extracted)") in problems
-    assert ("data/big", "member appears twice in the payload") in problems
-
-
-def test_scan_payload_takes_a_hard_link_only_to_a_file_stored_before_it_in_data():
-    members = [
-        _member("bag/data/a", b"content"),
-        _member("bag/data/b", kind=tarfile.LNKTYPE, linkname="bag/data/a"),
-        _member("bag/data/before", kind=tarfile.LNKTYPE, linkname="bag/data/later"),
-        _member("bag/data/later", b"x"),
-        _member("bag/data/up", kind=tarfile.LNKTYPE, linkname="bag/data/../data/a"),
-        _member("bag/data/tag", kind=tarfile.LNKTYPE, linkname="bag/bagit.txt"),
-        _member("bag/data/chain", kind=tarfile.LNKTYPE, linkname="bag/data/b"),
-        _member("bag/bagit.txt", b"tag"),
-        _member("bag/outside", kind=tarfile.LNKTYPE, linkname="bag/data/a"),
-    ]
-    findings = Findings()
-    visitor = Recorder()
-    scan = scan_payload(io.BytesIO(_tar(members)), findings, visitor)
-    assert scan.hard_links == {"data/b": "data/a"}
-    assert scan.data_files["data/b"] == scan.data_files["data/a"]
-    assert visitor.files["data/b"] == b"content"
-    refused = sorted(f.where for f in findings.items if "hard link" in f.problem)
-    assert refused == ["data/before", "data/chain", "data/tag", "data/up", "outside"]
-
-
-def test_scan_payload_stops_at_links_and_special_files():
-    for kind in (tarfile.SYMTYPE, tarfile.CHRTYPE, tarfile.FIFOTYPE):
-        data = _tar([_member("bag/data/a", b"x"), _member("bag/data/odd", kind=kind)])
-        with pytest.raises(BundleError, match="holds a tar header evidencekit never writes"):
-            scan_payload(io.BytesIO(data), Findings())
-
-
-def test_scan_payload_reports_hidden_bytes_after_the_tar():
-    findings = Findings()
-    scan_payload(io.BytesIO(_canonical("bag/data/x", b"x") + END + b"hidden!"), findings)
-    assert [f.problem for f in findings.items] == ["7 non-zero bytes follow the end of the "
-                                                    "payload tar"]
-
-
-def test_scan_payload_with_a_truncated_tar_raises_a_bundle_error():
-    data = _tar([_member("bag/data/a", os.urandom(3000))])
-    with pytest.raises(BundleError, match="unexpected end of data"):
-        scan_payload(io.BytesIO(data[:1536]), Findings())
 
 
 # ------------------------------------------------------------------ progress, libmagic

@@ -13,6 +13,7 @@ schemas.py   documents checked against docs/schemas
 craft.py     hostile bundles built by hand (also the fuzzers' seeds); hostile.py runs them
 bundles.py   a bundle's outer tar taken apart and rebuilt; by_hand.py: FORMAT.md §7.2 run by hand
 trees.py, victim.py, fraud_case.py, sealed.py, html.py: evidence and cases for the suites
+tars.py      tars made for tests (tarfile's, or with evidencekit's member headers)
 web_capture.py capture --url run as the real command, its bundle verified and extracted
 tsa_server.py a real RFC 3161 TSA (openssl ts -reply) on 127.0.0.1; mounts.py exFAT, FAT32 and
               tmpfs mounted for a test on a loop device, unmounted whatever happens
