@@ -4,6 +4,7 @@ pictures."""
 
 from __future__ import annotations
 
+import importlib
 import io
 import ipaddress
 import subprocess
@@ -170,6 +171,25 @@ def test_chromium_renders_the_capture_without_fetching_again(site: Site, tmp_pat
     assert site.hits == before  # the pictures come from the WARC: the site saw nothing more
     assert f"{site.base}/favicon.ico" in rendering.not_captured  # asked, refused, listed
     assert rendering.browser is not None and "Chromium" in rendering.browser
+
+
+def test_a_redirect_to_a_scheme_not_fetched_is_pictured_as_it_stands(
+        site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chromium handed ftp://… to another program and waited for it until the time limit, for
+    each picture (122 s, none made): the redirect is withheld from it, and recorded."""
+    browser = require_tool("chromium")
+    # the module, not the function web/__init__ names render too
+    monkeypatch.setattr(importlib.import_module("evidencekit.sources.web.render"),
+                        "RENDER_TIMEOUT", 15.0)
+    capture = capture_page(site.base + "/to-ftp", QUICK)
+    started = time.monotonic()
+    rendering = render(capture.final_url, capture.replay(), browser)
+    assert rendering.absent == {} and time.monotonic() - started < 15
+    assert rendering.screenshot is not None and rendering.pdf is not None
+    assert rendering.withheld == {site.base + "/to-ftp": (
+        "its redirect to ftp://127.0.0.1/file was not handed to the browser: evidencekit does "
+        "not fetch that scheme, and Chromium would wait for a program to open it; the answer "
+        "is pictured without it")}
 
 
 def test_without_chromium_the_pictures_are_recorded_absent(monkeypatch: pytest.MonkeyPatch,

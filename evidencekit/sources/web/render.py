@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import shutil
 import signal
 import socket
@@ -283,7 +284,29 @@ class ReplayProxy:
             response = _NOT_CAPTURED
         elif self._withheld(url, response):
             response = _WITHHELD
+        else:
+            response = self._not_elsewhere(url, response)
         connection.sendall(response)
+
+    def _not_elsewhere(self, url: str, response: bytes) -> bytes:
+        """*response*, but for a redirect to a scheme that is not fetched (``ftp:``,
+        ``file:``, a program's own): without its Location, recorded in ``withheld``. Chromium
+        hands such an address to another program and waits for it without end (measured: no
+        picture, 60 s lost for each); the answer is then pictured as it stands."""
+        answer = parsed(url, response)
+        target = answer.header("Location")
+        if answer.status is None or not 300 <= answer.status < 400 or target is None:
+            return response
+        where = urllib.parse.urljoin(url, target.strip())
+        if urllib.parse.urlsplit(where).scheme.lower() in ("http", "https"):
+            return response
+        with self._lock:
+            self.withheld[url] = (f"its redirect to {where} was not handed to the browser: "
+                                  "evidencekit does not fetch that scheme, and Chromium would "
+                                  "wait for a program to open it; the answer is pictured "
+                                  "without it")
+        head = _LOCATION.sub(b"", response[:answer.body_offset])
+        return head + response[answer.body_offset:]
 
     def _held(self, url: str) -> bytes | None:
         with self._lock:
@@ -304,6 +327,9 @@ class ReplayProxy:
                 if why is not None:
                     self.withheld[url] = why
             return self._judged[key] is not None
+
+
+_LOCATION = re.compile(rb"^location[ \t]*:[^\n]*\n", re.IGNORECASE | re.MULTILINE)
 
 
 def _asked_by_a_page(head: bytes) -> bool:
