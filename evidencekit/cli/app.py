@@ -411,8 +411,15 @@ def _without_flag(message: str, opts: Sequence[str]) -> str:
 
 
 # ----------------------------------------------------------- shared by capture, custody, reseal
+# How reseal and note --private are told to protect the new bundle by a passphrase
+NEW_PASSPHRASE = "--new-passphrase-file FILE"
+
+
 def encryption_for(recipients: tuple[str, ...], files: tuple[Path, ...], use_passphrase: bool,
-                passphrase_file: Path | None) -> list[age.Recipient]:
+                passphrase_file: Path | None, *, passphrase_option: str = "--passphrase"
+                ) -> list[age.Recipient]:
+    """Who can open the bundle written. *passphrase_option*: how this command is told to use a
+    passphrase for it (reseal's and note's --passphrase is the bundle read's, not the new one's)."""
     recipients, files = flags_over_defaults(recipients, files)
     by_key = recipients_from(recipients, files)
     wants_passphrase = use_passphrase or passphrase_file is not None or (
@@ -426,7 +433,7 @@ def encryption_for(recipients: tuple[str, ...], files: tuple[Path, ...], use_pas
         raise UsageError("no way to encrypt the bundle was given; evidencekit never writes "
                          "evidence unencrypted",
                          hint="add --recipient age1… (the investigator's key), --recipient-file "
-                         "FILE, or --passphrase")
+                         f"FILE, or {passphrase_option}")
     secret = obtain("the bundle", passphrase_file, PASSPHRASE_ENV, "--passphrase-file",
                     confirm=True)
     return [age.ScryptRecipient(secret)]

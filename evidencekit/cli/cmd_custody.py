@@ -10,6 +10,7 @@ import click
 from evidencekit import fs
 from evidencekit.cli import render
 from evidencekit.cli.app import (
+    NEW_PASSPHRASE,
     Signer,
     bundle_argument,
     cli,
@@ -126,7 +127,8 @@ def reseal_command(bundle: Path, identities: tuple[Path, ...], passphrase_file: 
     def body() -> int:
         refuse_stdout(output, "a bundle")
         keys = identities_for(bundle, identities, passphrase_file, ask_passphrase, required=True)
-        new_recipients = encryption_for(recipients, recipient_files, False, new_passphrase_file)
+        new_recipients = encryption_for(recipients, recipient_files, False, new_passphrase_file,
+                                        passphrase_option=NEW_PASSPHRASE)
         result = resealed(bundle, output, keys, new_recipients, signer, note,
                           render.progress_for(as_json, progress), as_json)
         if as_json:

@@ -286,7 +286,8 @@ def _new_protection(keys: Sequence[age.Identity], recipients: tuple[str, ...],
     given = any(ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
                 for name in ("recipients", "recipient_files", "new_passphrase_file"))
     if given or not any(isinstance(k, age.ScryptIdentity) for k in keys):
-        return app.encryption_for(recipients, recipient_files, False, new_passphrase_file)
+        return app.encryption_for(recipients, recipient_files, False, new_passphrase_file,
+                                  passphrase_option=app.NEW_PASSPHRASE)
     secret = obtain("the new bundle (it may be the same as before)", None, PASSPHRASE_ENV,
                     "--new-passphrase-file", confirm=True)
     return [age.ScryptRecipient(secret)]

@@ -271,6 +271,17 @@ def trust_json(report: Report) -> dict[str, Any]:
             "signers": report.signers(), "untrusted_entries": report.untrusted_entries}
 
 
+def _how_to_open(report: Report) -> str:
+    """What opens this bundle, as the option to give: its passphrase (-p) when one protects it,
+    else its key (a bundle in a store is not opened again to tell)."""
+    from evidencekit.protection import needs_passphrase, payload_protection
+
+    if not report.bundle.startswith("s3://") and needs_passphrase(
+            payload_protection(report.bundle)):
+        return "give its passphrase with -p"
+    return "give -i KEY"
+
+
 def report_text(report: Report, tried: Sequence[age.Identity] | None = None,
                 receipt: tuple[str, ReceiptCheck] | None = None) -> None:
     """The report for people; *tried*: the keys and passphrases given, when known, to say which
@@ -303,7 +314,7 @@ def report_text(report: Report, tried: Sequence[age.Identity] | None = None,
     if report.ok:
         what = (f"all {report.files_checked} files decrypted and match their hashes"
                 if report.decrypted else "seal, signatures, custody log and payload hash are "
-                "intact (give -i KEY to check every file too)")
+                f"intact ({_how_to_open(report)} to check every file too)")
         untrusted = report.untrusted_entries
         if untrusted:
             out.print(f"[bold yellow]VERIFIED, BUT NOT ALL SIGNERS ARE TRUSTED[/]: {what}; "
