@@ -24,6 +24,7 @@ import pytest
 from pypdf import PdfReader
 
 from tests.support.cli import run_cli
+from tests.support.env import bare_home
 from tests.support.fraud_case import FraudCase, report_of
 from tests.support.tools import require_tool
 
@@ -40,11 +41,7 @@ def users_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
     """The home every test here runs under (empty, in the temporary folder), checked still
     empty at the end: Chromium writes .config/chromium, .cache and .local/share under HOME even
     with --user-data-dir, and a test run must not touch the real one."""
-    home = tmp_path / "users-home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    for name in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
-        monkeypatch.delenv(name, raising=False)
+    home = bare_home(monkeypatch, tmp_path / "users-home")
     yield home
     assert sorted(str(p.relative_to(home)) for p in home.rglob("*")) == []
 

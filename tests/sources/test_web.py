@@ -21,6 +21,7 @@ from evidencekit.sources.web import check_url
 from evidencekit.sources.web.page import PageCapture, capture_json, capture_page
 from evidencekit.sources.web.render import BROWSER_ENV, render
 from evidencekit.sources.web_limits import Limits
+from tests.support.env import bare_home
 from tests.support.schemas import assert_valid
 from tests.support.tools import require_tool
 from tests.support.web_server import (
@@ -158,11 +159,7 @@ def test_chromium_renders_the_capture_without_fetching_again(site: Site, tmp_pat
     browser = require_tool("chromium")
     capture = capture_page(site.base + "/", QUICK)
     before = dict(site.hits)
-    home = tmp_path / "victim-home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    for name in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
-        monkeypatch.delenv(name, raising=False)
+    home = bare_home(monkeypatch, tmp_path / "victim-home")
     rendering = render(site.base + "/", capture.replay(), browser)
     assert list(home.iterdir()) == []  # Chromium left nothing in the user's home
     assert rendering.absent == {}

@@ -35,6 +35,17 @@ def isolate_user(patch: pytest.MonkeyPatch, folder: Path) -> Path:
     return home
 
 
+def bare_home(patch: pytest.MonkeyPatch, home: Path) -> Path:
+    """HOME an empty *home* (made here) with no XDG_CONFIG/CACHE/DATA_HOME, so that a program
+    that writes under the user's home (Chromium: .config/chromium, .cache, .local/share, even
+    with --user-data-dir) writes only there, for the test to check it left nothing."""
+    home.mkdir()
+    patch.setenv("HOME", str(home))
+    for name in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
+        patch.delenv(name, raising=False)
+    return home
+
+
 @contextmanager
 def isolated(config: Path) -> Iterator[pytest.MonkeyPatch]:
     """:func:`isolate` for longer than one test (a module-scoped fixture)."""
