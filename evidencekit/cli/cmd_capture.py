@@ -267,12 +267,22 @@ def capture_command(sources: tuple[Path, ...], output: Path | str | None, case_i
 
 def _device_hashes(extra_hashes: str, devices: tuple[str, ...]) -> tuple[str, ...]:
     """``--hash``'s names, checked; the device module is imported only when asked for (issue 27:
-    a capture of files does not pay for it at start-up)."""
-    if not (extra_hashes or devices):
+    a capture of files does not pay for it at start-up). The options of --device given
+    without it are refused: a capture asked for an MD5 must not end without one, unsaid."""
+    if not devices:
+        _refuse_device_options_alone()
         return ()
     from evidencekit.sources.device import parse_hashes
 
     return parse_hashes(extra_hashes)
+
+
+def _refuse_device_options_alone() -> None:
+    context = click.get_current_context()
+    for name in ("extra_hashes", "retries", "no_write_block"):
+        if context.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE:
+            option = next(p.opts[0] for p in context.command.params if p.name == name)
+            raise UsageError(f"{option} is for a device image: it needs --device DEVICE|IMAGE")
 
 
 def protection_defaults(defaults: GuidedDefaults, recipients: tuple[str, ...],
