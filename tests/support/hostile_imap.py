@@ -8,7 +8,9 @@ mailbox of one message as a server does, except in the way its *mode* says:
 - ``too-large``: the message is announced (RFC822.SIZE) at 300 MB;
 - ``greeting-literal``: the greeting holds a literal of 3 GiB, then sends it;
 - ``understated``: a message of 3 MiB announced at 1.5 MiB (as servers that estimate do);
-- ``bad-folder-name``: LIST names, beside INBOX, a folder ``Q&A`` (not modified UTF-7).
+- ``bad-folder-name``: LIST names, beside INBOX, a folder ``Q&A`` (not modified UTF-7);
+- ``drip``: two messages; the first is answered at once, the second one byte every
+  DRIP_SECONDS, until the client leaves (or DRIP_AT_MOST bytes).
 
 It never sends more than SENT_AT_MOST bytes of a message (then closes): ``sent`` says how many
 went out, so a test tells a client that stopped reading from one that read all it was given."""
@@ -19,6 +21,7 @@ import contextlib
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +31,8 @@ MESSAGE = b"From: scam@example.net\r\nSubject: pay now\r\n\r\nPay.\r\n"
 LARGE = MESSAGE + b"x" * (3 << 20)
 SENT_AT_MOST = 200 << 20
 _BLOCK = b"x" * (1 << 20)
+DRIP_SECONDS = 0.05
+DRIP_AT_MOST = 400  # bytes: 20 s
 
 
 class HostileImap:
@@ -84,12 +89,18 @@ class HostileImap:
             return (b"* 1 EXISTS\r\n* OK [UIDVALIDITY " + validity + b"] ok\r\n"
                     b"* OK [UIDNEXT 2] ok\r\n")
         if command.startswith(b"UID SEARCH"):
-            return b"* SEARCH 1\r\n"
+            return b"* SEARCH 1 2\r\n" if self.mode == "drip" else b"* SEARCH 1\r\n"
         if command.startswith(b"UID FETCH") and b"BODY.PEEK[]" not in command:
             uid = b"abc" if self.mode == "bad-uid" else b"1"
             size = {"too-large": 300_000_000, "understated": 3 << 19}.get(self.mode,
                                                                            len(MESSAGE))
-            return b"* 1 FETCH (UID %s RFC822.SIZE %d)\r\n" % (uid, size)
+            second = b"* 2 FETCH (UID 2 RFC822.SIZE %d)\r\n" % len(MESSAGE) \
+                if self.mode == "drip" else b""
+            return b"* 1 FETCH (UID %s RFC822.SIZE %d)\r\n" % (uid, size) + second
+        if command.startswith(b"UID FETCH 2 ") and self.mode == "drip":
+            self.bodies_asked += 1
+            self._drip(connection)
+            return None
         if command.startswith(b"UID FETCH"):
             self.bodies_asked += 1
             return self._bodies(connection)
@@ -111,6 +122,14 @@ class HostileImap:
             return None
         body = LARGE if self.mode == "understated" else MESSAGE
         return b"* 1 FETCH (UID 1 %s BODY[] {%d}\r\n%s)\r\n" % (attributes, len(body), body)
+
+    def _drip(self, connection: ssl.SSLSocket) -> None:
+        """The second message's answer, one byte at a time, each well within any read timeout."""
+        answer = b"* 2 FETCH (UID 2 BODY[] {%d}\r\n%s)\r\n" % (len(MESSAGE), MESSAGE)
+        for byte in answer[:DRIP_AT_MOST]:
+            connection.sendall(bytes([byte]))
+            self.sent += 1
+            time.sleep(DRIP_SECONDS)
 
     def _send_blocks(self, connection: ssl.SSLSocket, before: bytes, after: bytes = b"") -> None:
         while self.sent < SENT_AT_MOST:

@@ -9,6 +9,9 @@ the record keeps the date exactly as the server wrote it.
 from __future__ import annotations
 
 import datetime as dt
+import io
+import socket
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +26,15 @@ ANSWER_LIMIT = 64 << 20  # bytes of the answer to any command but a FETCH of mes
 _ANSWER_SLACK = 1 << 20  # a FETCH answer's own lines beyond the messages' bytes...
 _PER_MESSAGE = 64 << 10  # ... and each message's attributes (flags, Gmail labels)
 _GREETING_LIMIT = 1 << 20  # the server's greeting, read as the connection is made
+# Time, as bytes: an answer may take ANSWER_GRACE seconds of waiting (a server searching a large
+# mailbox says nothing meanwhile; the socket's own read timeout is as long), and one second
+# more for every ANSWER_MIN_RATE bytes it has sent so far. A server sending one byte each time
+# the read timeout is about to end kept a capture waiting for days (bounded in memory, not in
+# time); now the answer to one command lasts at most ANSWER_GRACE + its byte limit at the
+# slowest rate. Only the time spent waiting for the server counts, not the capture's own work
+# between sending a FETCH and reading its answer.
+ANSWER_GRACE = 300.0
+ANSWER_MIN_RATE = 4096  # bytes a second: 32 kbit/s, slower than any line still in use
 
 
 @dataclass
@@ -60,6 +72,11 @@ class AnswerTooLarge(MailError):
     the connection is no longer usable (the rest of the answer was not read)."""
 
 
+class AnswerTooSlow(MailError):
+    """The server's answer to one command came more slowly than :data:`ANSWER_MIN_RATE` after
+    :data:`ANSWER_GRACE` (see :class:`AnswerLimit`); the connection is no longer usable."""
+
+
 class AnswerLimit:
     """How many bytes the server may send in answer to one command, counted as imaplib reads
     them. imaplib keeps a whole answer in memory until its tagged end and reads a literal of
@@ -74,6 +91,18 @@ class AnswerLimit:
     def __init__(self) -> None:
         self._limit = self._left = _GREETING_LIMIT
         self._next: int | None = None
+        self.received = 0  # bytes of the current answer received from the socket
+        self.waited = 0.0  # seconds spent waiting for them
+
+    def time_left(self) -> float:
+        """Seconds the server may still take before its next bytes (see ANSWER_GRACE)."""
+        return ANSWER_GRACE + self.received / ANSWER_MIN_RATE - self.waited
+
+    def too_slow(self) -> AnswerTooSlow:
+        return AnswerTooSlow(
+            f"the server sent {self.received:,} bytes in {self.waited:,.0f} s of waiting in "
+            f"answer to one command: slower than {ANSWER_MIN_RATE:,} bytes a second after "
+            f"{ANSWER_GRACE:g} s; it was not waited for further")
 
     @classmethod
     def of(cls, client: Any) -> AnswerLimit:
@@ -93,6 +122,7 @@ class AnswerLimit:
     def sending(self) -> None:
         self._limit = self._left = ANSWER_LIMIT if self._next is None else self._next
         self._next = None
+        self.received, self.waited = 0, 0.0
 
     def spend(self, count: int) -> None:
         self._left -= count
@@ -103,18 +133,66 @@ class AnswerLimit:
                                  "further")
 
 
+class _TimedSocket(io.RawIOBase):
+    """The socket as imaplib reads it, each wait bounded by the answer's time left
+    (:meth:`AnswerLimit.time_left`): imaplib reads a literal, or a line, in one call that
+    waits as long as bytes keep coming, however slowly."""
+
+    def __init__(self, sock: socket.socket, limit: AnswerLimit) -> None:
+        super().__init__()
+        self._sock = sock
+        self._limit = limit
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        limit = self._limit
+        left = limit.time_left()
+        if left <= 0:
+            raise limit.too_slow()
+        timeout = self._sock.gettimeout()  # the connection's own (imapclient sets it later)
+        bounded_by_limit = timeout is None or left < timeout
+        self._sock.settimeout(left if bounded_by_limit else timeout)
+        started = time.monotonic()
+        try:
+            count = self._sock.recv_into(buffer)
+        except TimeoutError:
+            limit.waited += time.monotonic() - started
+            if bounded_by_limit:
+                raise limit.too_slow() from None
+            raise
+        finally:
+            self._sock.settimeout(timeout)
+        limit.waited += time.monotonic() - started
+        limit.received += count
+        return count
+
+
+def _timed_file(imap: Any) -> None:
+    """imaplib's file over its socket, replaced by one read through :class:`_TimedSocket`
+    before anything is read from it (imaplib makes a new one after STARTTLS)."""
+    if not isinstance(getattr(imap.file, "raw", None), _TimedSocket):
+        made, imap.file = imap.file, io.BufferedReader(
+            _TimedSocket(imap.sock, AnswerLimit.of_imap(imap)))
+        if made is not None:
+            made.close()  # nothing read from it yet; the socket stays open
+
+
 _BOUNDED: dict[type, type] = {}
 
 
 def bounded(base: type) -> type:
     """*base* (an imaplib.IMAP4 class) whose reads are counted by its AnswerLimit: a literal
-    before it is read (it is read in one piece), a line once read."""
+    before it is read (it is read in one piece), a line once read; and timed (_TimedSocket)."""
 
     def read(self: Any, size: int) -> bytes:
         AnswerLimit.of_imap(self).spend(size)
+        _timed_file(self)
         return bytes(base.read(self, size))  # type: ignore[attr-defined]
 
     def readline(self: Any) -> bytes:
+        _timed_file(self)
         line = bytes(base.readline(self))  # type: ignore[attr-defined]
         AnswerLimit.of_imap(self).spend(len(line))
         return line

@@ -444,6 +444,15 @@ class MailSource:
                               "if it happens again, the server (or something in between) is "
                               "broken or hostile: save the messages with a mail program")
 
+    def too_slow(self, doing: str, exc: imap.AnswerTooSlow) -> MailError:
+        """The server answered too slowly (imap.ANSWER_MIN_RATE): the connection is dropped,
+        the capture stopped, what was fetched kept for the next run."""
+        return self._given_up(f"{self.account.host} answered too slowly while {doing}: "
+                              f"{exc.message}",
+                              "run the same command again: it goes on from where it stopped; "
+                              "if it happens again, the server (or the line) is too slow or "
+                              "hostile: save the messages with a mail program")
+
     def _given_up(self, said: str, hint: str) -> MailError:
         kept = self.fetched + self.resumed
         saved = (f"; the {kept} message{'s' if kept != 1 else ''} fetched so far are kept, "
@@ -470,6 +479,8 @@ class _ConnectionKept:
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: Any) -> None:
+        if isinstance(error, imap.AnswerTooSlow):
+            raise self._source.too_slow(self._doing, error) from None
         if isinstance(error, (imap.AnswerTooLarge, ValueError)):
             # imapclient's parsers, and ours, raise ValueError for what is not IMAP
             raise self._source.unreadable(self._doing, error) from None

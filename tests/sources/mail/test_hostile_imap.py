@@ -6,6 +6,7 @@ recorded as such (exit 3)."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,40 @@ def test_a_folder_name_that_is_not_modified_utf7_is_recorded_the_others_captured
     assert "not_captured" not in listed["INBOX"]
     assert "not valid modified UTF-7" in listed["Q&A"]["not_captured"]
     assert list((tmp_path / "out").rglob("*.INBOX.1.eml"))
+
+
+def test_a_server_dripping_its_answer_is_given_up_in_time_the_rest_kept(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One byte at a time, each within the 300 s read timeout, kept a capture waiting for days.
+    Now an answer slower than ANSWER_MIN_RATE after ANSWER_GRACE is given up (exit 2, as a
+    connection lost), and the message fetched before is kept for the next run. (Short times
+    here: the rule is the same.)"""
+    from evidencekit.sources.mail import fetch, parse_account
+    from evidencekit.sources.mail.account import MailError, Password
+    from evidencekit.sources.mail.resume import ResumeState, derive_key
+    from evidencekit.sources.mail.server import Trust, parse_fingerprint
+    from evidencekit.sources.mail.source import MailSource, Selection
+
+    monkeypatch.setattr(fetch, "BATCH_COUNT", 1)  # a FETCH for each message
+    monkeypatch.setattr(fetch, "ANSWER_GRACE", 0.3)
+    monkeypatch.setattr(fetch, "ANSWER_MIN_RATE", 100)  # the server drips 20 bytes a second
+    with hostile_imap(tmp_path, "drip") as server:
+        account = parse_account(server.url)
+        state = ResumeState(account, derive_key(b"k" * 32, account), tmp_path / "state")
+        source = MailSource(account, Password("secret"), Selection(),
+                            Trust(parse_fingerprint(server.fingerprint)), resume=state)
+        source.connect()
+        started = time.monotonic()
+        with pytest.raises(MailError) as raised:
+            list(source.entries(set()))
+        took = time.monotonic() - started
+        dripped = server.sent
+    assert took < 1.5 and dripped < 40
+    said = raised.value.message
+    assert "answered too slowly while fetching messages of 'INBOX'" in said
+    assert "slower than 100 bytes a second after 0.3 s" in said
+    assert "the 1 message fetched so far are kept" in said
+    again = ResumeState(account, derive_key(b"k" * 32, account), tmp_path / "state")
+    kept = again.folder_state("INBOX", 7)
+    assert 1 in kept and 2 not in kept
+    again.close()
