@@ -9,7 +9,7 @@ import click
 from rich.markup import escape
 
 from evidencekit.cli import render
-from evidencekit.cli.options import option_group
+from evidencekit.cli.options import option_group, refuse_given_without
 from evidencekit.sources.web_limits import DEFAULT_USER_AGENT, Limits
 
 if TYPE_CHECKING:  # the web source itself is imported when --url is given (issue 27)
@@ -46,7 +46,8 @@ def web_sources(options: dict[str, Any]) -> tuple[WebSource, ...]:
     """The web source the options ask for (none without --url); the options are taken out of
     *options* (the command's remaining keyword arguments)."""
     urls, timeout, max_size, user_agent = (options.pop(key) for key in _KEYS)
-    if not urls:
+    if not urls:  # the guided session's pages have the default limits
+        refuse_given_without(_KEYS[1:], "a web page", "--url URL")
         return ()
     from evidencekit.sources.web import WebSource
 

@@ -46,7 +46,7 @@ from evidencekit.cli.cmd_timestamp import (
 from evidencekit.cli.keyring import recipients_from
 from evidencekit.cli.live import live_options, live_sources
 from evidencekit.cli.live import say_done as say_live_done
-from evidencekit.cli.options import FILE_PATH
+from evidencekit.cli.options import FILE_PATH, refuse_given_without
 from evidencekit.cli.secrets import (
     KEY_PASSPHRASE_ENV,
     PASSPHRASE_ENV,
@@ -160,6 +160,8 @@ def capture_command(sources: tuple[Path, ...], output: Path | str | None, case_i
                                                              + ".evidence"), case,
                 encryption_for(recipients, recipient_files, use_passphrase, passphrase_file),
                 sign_key, sign_key_passphrase_file, profile, live, as_json, progress)
+        if not profile:
+            refuse_given_without(("profile_os",), "a profile", "--profile NAME|FILE")
         selection = select_profile(profile, profile_os, bool(sources), as_json) if profile else None
         paths = [*sources, *selection.paths] if selection else list(sources)
         given: dict[str, Any] = {"examiner": examiner, "description": description,
@@ -270,19 +272,12 @@ def _device_hashes(extra_hashes: str, devices: tuple[str, ...]) -> tuple[str, ..
     a capture of files does not pay for it at start-up). The options of --device given
     without it are refused: a capture asked for an MD5 must not end without one, unsaid."""
     if not devices:
-        _refuse_device_options_alone()
+        refuse_given_without(("extra_hashes", "retries", "no_write_block"), "a device image",
+                             "--device DEVICE|IMAGE")
         return ()
     from evidencekit.sources.device import parse_hashes
 
     return parse_hashes(extra_hashes)
-
-
-def _refuse_device_options_alone() -> None:
-    context = click.get_current_context()
-    for name in ("extra_hashes", "retries", "no_write_block"):
-        if context.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE:
-            option = next(p.opts[0] for p in context.command.params if p.name == name)
-            raise UsageError(f"{option} is for a device image: it needs --device DEVICE|IMAGE")
 
 
 def protection_defaults(defaults: GuidedDefaults, recipients: tuple[str, ...],

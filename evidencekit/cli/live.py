@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from evidencekit.cli import render
-from evidencekit.cli.options import FILE_PATH
+from evidencekit.cli.options import FILE_PATH, refuse_given_without
 from evidencekit.errors import UsageError
 
 if TYPE_CHECKING:
@@ -47,6 +47,8 @@ def live_options(command: F) -> F:
 def live_sources(live: bool, memory_tool: Path | None, memory_timeout: float
                  ) -> tuple[LiveSource, ...]:
     """The live source asked for, checked (UsageError) before anything is read."""
+    if memory_tool is None:
+        refuse_given_without(("memory_timeout",), "a memory tool", "--memory-tool FILE")
     if memory_tool is not None and not live:
         raise UsageError("--memory-tool acquires RAM as part of --live",
                          hint="add --live (or use a profile with 'live: true')")

@@ -80,3 +80,14 @@ class Kept:
 
     def _keep_gated(self, ctx: click.Context, param: click.Parameter, value: Any) -> Any:
         return self._keep(ctx, param, value)
+
+
+def refuse_given_without(names: Sequence[str], purpose: str, needs: str) -> None:
+    """UsageError for the first of the parameters *names* that the command line gave when
+    what they are for was not asked: "--NAME is for PURPOSE: it needs NEEDS" (an option that
+    would be silently ignored, as Kept.refuse_ungated says for a kept group)."""
+    context = click.get_current_context()
+    for param in context.command.params:
+        if param.name in names and \
+                context.get_parameter_source(param.name) is ParameterSource.COMMANDLINE:
+            raise UsageError(f"{param.opts[0]} is for {purpose}: it needs {needs}")
