@@ -10,7 +10,8 @@ mailbox of one message as a server does, except in the way its *mode* says:
 - ``understated``: a message of 3 MiB announced at 1.5 MiB (as servers that estimate do);
 - ``bad-folder-name``: LIST names, beside INBOX, a folder ``Q&A`` (not modified UTF-7);
 - ``drip``: two messages; the first is answered at once, the second one byte every
-  DRIP_SECONDS, until the client leaves (or DRIP_AT_MOST bytes).
+  DRIP_SECONDS, until the client leaves (or DRIP_AT_MOST bytes);
+- ``drip-greeting``: the greeting, one byte every DRIP_SECONDS.
 
 It never sends more than SENT_AT_MOST bytes of a message (then closes): ``sent`` says how many
 went out, so a test tells a client that stopped reading from one that read all it was given."""
@@ -66,6 +67,9 @@ class HostileImap:
         if self.mode == "greeting-literal":
             connection.sendall(b"* OK {%d}\r\n" % (3 << 30))
             self._send_blocks(connection, b"")
+            return
+        if self.mode == "drip-greeting":
+            self._drip(connection, b"* OK IMAP4rev1 ready" + b" " * DRIP_AT_MOST + b"\r\n")
             return
         connection.sendall(b"* OK IMAP4rev1 ready\r\n")
         reader = connection.makefile("rb")
@@ -123,9 +127,11 @@ class HostileImap:
         body = LARGE if self.mode == "understated" else MESSAGE
         return b"* 1 FETCH (UID 1 %s BODY[] {%d}\r\n%s)\r\n" % (attributes, len(body), body)
 
-    def _drip(self, connection: ssl.SSLSocket) -> None:
-        """The second message's answer, one byte at a time, each well within any read timeout."""
-        answer = b"* 2 FETCH (UID 2 BODY[] {%d}\r\n%s)\r\n" % (len(MESSAGE), MESSAGE)
+    def _drip(self, connection: ssl.SSLSocket, answer: bytes | None = None) -> None:
+        """The second message's answer (or *answer*), one byte at a time, each well within any
+        read timeout."""
+        if answer is None:
+            answer = b"* 2 FETCH (UID 2 BODY[] {%d}\r\n%s)\r\n" % (len(MESSAGE), MESSAGE)
         for byte in answer[:DRIP_AT_MOST]:
             connection.sendall(bytes([byte]))
             self.sent += 1

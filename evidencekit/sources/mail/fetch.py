@@ -100,9 +100,9 @@ class AnswerLimit:
 
     def too_slow(self) -> AnswerTooSlow:
         return AnswerTooSlow(
-            f"the server sent {self.received:,} bytes in {self.waited:,.0f} s of waiting in "
-            f"answer to one command: slower than {ANSWER_MIN_RATE:,} bytes a second after "
-            f"{ANSWER_GRACE:g} s; it was not waited for further")
+            f"the server sent {self.received:,} bytes in {self.waited:,.0f} s of waiting (in "
+            f"its greeting, or in answer to one command): slower than {ANSWER_MIN_RATE:,} "
+            f"bytes a second after {ANSWER_GRACE:g} s; it was not waited for further")
 
     @classmethod
     def of(cls, client: Any) -> AnswerLimit:

@@ -133,3 +133,22 @@ def test_a_server_dripping_its_answer_is_given_up_in_time_the_rest_kept(
     kept = again.folder_state("INBOX", 7)
     assert 1 in kept and 2 not in kept
     again.close()
+
+
+def test_a_greeting_dripped_is_given_up_in_time(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The greeting is read before any command: its time is bounded the same way."""
+    from evidencekit.clock import system_clock
+    from evidencekit.sources.mail import fetch, parse_account
+    from evidencekit.sources.mail.account import MailError
+    from evidencekit.sources.mail.server import Trust, open_connection, parse_fingerprint
+
+    monkeypatch.setattr(fetch, "ANSWER_GRACE", 0.3)
+    monkeypatch.setattr(fetch, "ANSWER_MIN_RATE", 100)
+    with hostile_imap(tmp_path, "drip-greeting") as server:
+        started = time.monotonic()
+        with pytest.raises(MailError, match=r"slower than 100 bytes a second after 0\.3 s"):
+            open_connection(parse_account(server.url),
+                            Trust(parse_fingerprint(server.fingerprint)), system_clock)
+        took = time.monotonic() - started
+    assert took < 1.5
