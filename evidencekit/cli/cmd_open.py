@@ -37,13 +37,26 @@ from evidencekit.crypto.keys import SigningKey
 from evidencekit.custody.append import check_appendable
 from evidencekit.custody.events import EventRequest, append_event
 from evidencekit.custody.receipt import ReceiptCheck, check_receipt, parse_receipt
-from evidencekit.errors import EvidenceKitError, ExitCode, InputError, UsageError
+from evidencekit.errors import (
+    EvidenceKitError,
+    ExitCode,
+    InputError,
+    NoMatchingKey,
+    UsageError,
+)
 from evidencekit.extract import extract
 from evidencekit.findings import Findings
 from evidencekit.fs.staging import StaleStaging
 from evidencekit.inspect import inspect_bundle
 from evidencekit.payload import PayloadReaders
-from evidencekit.protection import Keys, keys_given, needs_passphrase, passphrase_opens
+from evidencekit.protection import (
+    Keys,
+    keys_given,
+    needs_passphrase,
+    passphrase_opens,
+    recipients_in,
+    wrong_key,
+)
 from evidencekit.verify import Report, verify
 
 if TYPE_CHECKING:
@@ -149,6 +162,8 @@ class BundleKeys:
 
     def _keys(self, header: age.Header | None) -> list[age.Identity]:
         protected = header is not None and needs_passphrase({s.type for s in header.stanzas})
+        if self._ask and header is not None and not protected:
+            return self._not_a_passphrase(header)
         if self._ask or (self._required and not self._files and protected):
             return [*self._files, _typed_passphrase(header)]
         if self._required and not self._files:
@@ -156,6 +171,15 @@ class BundleKeys:
                              hint="give -i KEYFILE (age identity or OpenSSH private key), "
                              "or --passphrase-file FILE for a passphrase-protected bundle")
         return self._files
+
+    def _not_a_passphrase(self, header: age.Header) -> list[age.Identity]:
+        """-p for a bundle made for keys: no passphrase can open it, so none is asked; the keys
+        of -i, if any, are tried, else NoMatchingKey says which key opens it."""
+        if self._files:
+            return self._files
+        advice = wrong_key({s.type for s in header.stanzas}, gave_passphrase=True,
+                           gave_keys=False, recipients=recipients_in(header.stanzas))
+        raise NoMatchingKey(advice.message, hint=advice.hint)
 
 
 def _typed_passphrase(header: age.Header | None) -> age.ScryptIdentity:

@@ -81,3 +81,17 @@ def test_a_passphrase_from_a_file_is_never_asked_again(tmp_path: Path, passphras
     code, seen = finish(child)
     assert code == ExitCode.NO_MATCHING_KEY, seen
     assert PROMPT not in seen and AGAIN not in seen
+
+
+@pytest.mark.parametrize("command", ["verify", "extract"])
+def test_a_bundle_made_for_a_key_is_not_asked_a_passphrase_with_p(
+        tmp_path: Path, bundle: Path, command: str):
+    # -p typed by mistake: the header shows no passphrase opens the bundle, so none is asked
+    # for (typing one could only fail); the message says which key it is made for
+    output = ("-o", tmp_path / "opened") if command == "extract" else ()
+    child = spawn(tmp_path, command, bundle, "-p", *output)
+    code, seen = finish(child)
+    assert code == ExitCode.NO_MATCHING_KEY, seen
+    assert PROMPT not in seen
+    assert "this bundle is protected by a key, not a passphrase" in seen
+    assert not (tmp_path / "opened").exists()
