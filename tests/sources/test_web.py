@@ -189,6 +189,22 @@ def test_a_redirect_to_a_scheme_not_fetched_is_pictured_as_it_stands(
         "is pictured without it")}
 
 
+def test_a_script_sending_the_browser_to_a_scheme_not_fetched_is_pictured_all_the_same(
+        site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A navigation by script to ftp://… stayed pending (Chromium waits for another program):
+    no picture within the time limit. Chromium now stops navigations after NAVIGATION_STOP
+    (short here) and pictures the page as it stands."""
+    browser = require_tool("chromium")
+    module = importlib.import_module("evidencekit.sources.web.render")
+    monkeypatch.setattr(module, "RENDER_TIMEOUT", 15.0)
+    monkeypatch.setattr(module, "NAVIGATION_STOP", 2.0)
+    capture = capture_page(site.base + "/script-to-ftp.html", QUICK)
+    started = time.monotonic()
+    rendering = render(capture.final_url, capture.replay(), browser)
+    assert rendering.absent == {} and time.monotonic() - started < 15
+    assert rendering.screenshot is not None and rendering.pdf is not None
+
+
 def test_without_chromium_the_pictures_are_recorded_absent(monkeypatch: pytest.MonkeyPatch,
                                                            tmp_path: Path) -> None:
     monkeypatch.setenv(BROWSER_ENV, str(tmp_path / "no-such-browser"))

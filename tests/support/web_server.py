@@ -231,6 +231,9 @@ def https_site(folder: Path, slow_seconds: float = 5.0, tls: bool = True,
                 self._send(200, BOMB_PAGE, "text/html")
             elif self.path == "/bomb.png":
                 self._send(200, gzip_bomb(), "image/png", {"Content-Encoding": "gzip"})
+            elif self.path == "/script-to-ftp.html":
+                self._send(200, b"<!doctype html><p>Pay now<script>location.href="
+                           b"'ftp://127.0.0.1/f'</script>", "text/html")
             elif self.path == "/other-schemes.html":
                 self._send(200, OTHER_SCHEMES_PAGE, "text/html")
             elif self.path == "/odd.html":

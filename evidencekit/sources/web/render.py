@@ -43,6 +43,13 @@ from evidencekit.sources.web.fetch import decoded_size, parsed
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 BROWSER_ENV = "EVIDENCEKIT_CHROMIUM"
 RENDER_TIMEOUT = 60.0  # seconds for one picture
+# Seconds after which headless Chromium stops the page's navigations and pictures what it has
+# (its --timeout). A page's script sending the browser to ftp:// or a program's own scheme
+# (mailto:, a chat app) leaves a navigation pending that never ends: Chromium hands the address
+# to another program and waits, and no picture came before RENDER_TIMEOUT (measured: none in
+# 60 s, for each). After the 20 s the browser's own fetches may take (page.BROWSER_SECONDS),
+# well before RENDER_TIMEOUT.
+NAVIGATION_STOP = 30.0
 WINDOW = "1280,1024"
 _TMPDIR_AT_MOST = 48  # bytes: + /org.chromium.Chromium.XXXXXX/SingletonSocket < 104
 # The browser's own calls home, turned off (the replay proxy would refuse them anyway).
@@ -156,7 +163,8 @@ def _run(browser: str, url: str, port: int, folder: Path, output: list[str], mad
                "--disable-features=" + ",".join(_QUIET_FEATURES),
                "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
                "--mute-audio", "--hide-scrollbars", f"--window-size={WINDOW}",
-               "--no-pdf-header-footer", "--virtual-time-budget=5000", *output, url]
+               "--no-pdf-header-footer", "--virtual-time-budget=5000",
+               f"--timeout={round(NAVIGATION_STOP * 1000)}", *output, url]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.insert(1, "--no-sandbox")  # Chromium refuses to start as root otherwise
     # Its own home too: Chromium writes crash settings, dconf and font caches under the user's
