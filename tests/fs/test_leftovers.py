@@ -23,10 +23,10 @@ from tests.support.tools import require_tool
 OURS = re.compile(r"\.case\.evidence\.[0-9]+\.[a-z0-9_]{8}\.evidencekit\.partial")
 
 
-def _evidence(tmp_path: Path) -> Path:
+def _evidence(tmp_path: Path, photo: int = 2 << 20) -> Path:
     evidence = tmp_path / "evidence"
     evidence.mkdir()
-    (evidence / "photo.bin").write_bytes(os.urandom(2 << 20))
+    (evidence / "photo.bin").write_bytes(os.urandom(photo))
     (evidence / "chat.txt").write_text("pay now\n")
     return evidence
 
@@ -44,7 +44,8 @@ def _add(bundle: Path, keys: dict[str, Path]) -> list[str]:
 
 def _killed_at_write(command: list[str], when: int, syscall: str = "pwrite64") -> None:
     """Run *command*, killed with SIGKILL at the *when*-th *syscall* of one of its threads
-    (strace): capture writes the bundle's payload with pwrite64 in its own thread."""
+    (strace counts each thread's calls apart): capture writes the bundle's payload with
+    pwrite64 from more than one thread (the O_DIRECT stages have a thread of their own)."""
     strace = require_tool("strace")
     done = subprocess.run([strace, "-f", "-qq", "-o", os.devnull, "-e", f"trace={syscall}",
                            "-e", f"inject={syscall}:signal=KILL:when={when}", *command],
@@ -55,7 +56,9 @@ def _killed_at_write(command: list[str], when: int, syscall: str = "pwrite64") -
 @pytest.mark.parametrize("where", ["tmpfs", "disk"])
 def test_a_capture_killed_mid_write_leaves_nothing(tmp_path: Path, keys: dict[str, Path],
                                                   home: Path, where: str) -> None:
-    evidence = _evidence(tmp_path)
+    # 6 MiB: enough that one thread writes the payload more than once (2 MiB, written by
+    # three threads once each, ended the capture before any second write: nothing was killed)
+    evidence = _evidence(tmp_path, 6 << 20)
     if where == "tmpfs":
         with tmpfs(tmp_path) as ram:
             _killed_at_write(_capture(evidence, keys, ram / "case.evidence"), 2)
