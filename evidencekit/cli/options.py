@@ -65,14 +65,11 @@ class Kept:
 
     def refuse_ungated(self) -> None:
         """UsageError for the first gated option (in the order declared) that the running
-        command was given (not left at its default): "--NAME is for PURPOSE: it needs NEEDS"."""
-        context = click.get_current_context()
-        given = self.given(context)
-        for param in context.command.params:
-            name = param.name or ""
-            if param.callback == self._keep_gated and given.get(name) and \
-                    context.get_parameter_source(name) is not ParameterSource.DEFAULT:
-                raise UsageError(f"{param.opts[0]} is for {self.purpose}: it needs {self.needs}")
+        command line gave: "--NAME is for PURPOSE: it needs NEEDS" (:func:`refuse_given_without`
+        for this group's gated options)."""
+        params = click.get_current_context().command.params
+        refuse_given_without([param.name or "" for param in params
+                              if param.callback == self._keep_gated], self.purpose, self.needs)
 
     def _keep(self, ctx: click.Context, param: click.Parameter, value: Any) -> Any:
         ctx.meta.setdefault(self.name, {})[param.name] = value
