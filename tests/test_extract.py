@@ -3,31 +3,20 @@ hard links as captured; anything else leaves no folder, or, when asked, only OUT
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from evidencekit.capture import CaptureRequest, CaseInfo, capture
 from evidencekit.crypto import age
 from evidencekit.crypto.keys import SigningKey
 from evidencekit.errors import OutputError
 from evidencekit.extract import extract
+from tests.support.sealed import sealed_by_library
 
 
 @pytest.fixture(scope="module")
 def sealed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, age.X25519Identity]:
-    folder = tmp_path_factory.mktemp("extract")
-    src = folder / "evidence"
-    (src / "sub").mkdir(parents=True)
-    (src / "a.txt").write_bytes(b"first file\n")
-    (src / "sub" / "b.bin").write_bytes(os.urandom(70_000))
-    os.link(src / "a.txt", src / "sub" / "another-name.txt")
-    identity = age.X25519Identity.generate()
-    bundle = folder / "case.evidence"
-    capture(CaptureRequest([os.fsencode(src)], bundle, CaseInfo("X-1", "Jane"),
-                           [identity.recipient()], SigningKey.generate(), ["test"]))
-    return bundle, identity
+    return sealed_by_library(tmp_path_factory.mktemp("extract"), "X-1", 70_000)
 
 
 def _files(root: Path) -> dict[str, bytes]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,27 +13,16 @@ import pytest
 
 from evidencekit import protection
 from evidencekit import verify as verify_module
-from evidencekit.capture import CaptureRequest, CaseInfo, capture
 from evidencekit.crypto import age
-from evidencekit.crypto.keys import SigningKey
 from evidencekit.format import reader
 from evidencekit.payload import PayloadReaders
 from evidencekit.verify import verify
+from tests.support.sealed import sealed_by_library
 
 
 @pytest.fixture(scope="module")
 def sealed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, age.X25519Identity]:
-    folder = tmp_path_factory.mktemp("verify")
-    src = folder / "evidence"
-    (src / "sub").mkdir(parents=True)
-    (src / "a.txt").write_bytes(b"first file\n")
-    (src / "sub" / "b.bin").write_bytes(os.urandom(300_000))
-    os.link(src / "a.txt", src / "sub" / "another-name.txt")
-    identity = age.X25519Identity.generate()
-    bundle = folder / "case.evidence"
-    capture(CaptureRequest([os.fsencode(src)], bundle, CaseInfo("V-1", "Jane"),
-                           [identity.recipient()], SigningKey.generate(), ["test"]))
-    return bundle, identity
+    return sealed_by_library(tmp_path_factory.mktemp("verify"), "V-1", 300_000)
 
 
 class Files:

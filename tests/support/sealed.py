@@ -1,4 +1,5 @@
-"""A small sealed bundle for export tests (:func:`seal`), made through the CLI."""
+"""Small sealed bundles: for export tests (:func:`seal`), made through the CLI; for the library's
+unit tests (:func:`sealed_by_library`), made by ``capture()`` itself."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from evidencekit.capture import CaptureRequest, CaseInfo, capture
 from evidencekit.crypto import age
 from evidencekit.crypto.keys import SigningKey
 from tests.support.cli import Run, run_cli
@@ -62,3 +64,19 @@ def seal(root: Path, *, odd_names: bool = True, extra: tuple[str, ...] = ()) -> 
                    "-r", identity.recipient(), "--sign-key", keys / "signer", *extra, env=env)
     assert done.code == 0, done.stderr
     return Sealed(bundle, keys / "signer", keys / "identity.txt", evidence, env)
+
+
+def sealed_by_library(folder: Path, case_id: str, big: int) -> tuple[Path, age.X25519Identity]:
+    """*folder*/case.evidence, sealed by ``capture()`` for a new X25519 identity (returned):
+    a small file, a random one of *big* bytes in a subfolder, and a second name of the first
+    (a hard link)."""
+    src = folder / "evidence"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.txt").write_bytes(b"first file\n")
+    (src / "sub" / "b.bin").write_bytes(os.urandom(big))
+    os.link(src / "a.txt", src / "sub" / "another-name.txt")
+    identity = age.X25519Identity.generate()
+    bundle = folder / "case.evidence"
+    capture(CaptureRequest([os.fsencode(src)], bundle, CaseInfo(case_id, "Jane"),
+                           [identity.recipient()], SigningKey.generate(), ["test"]))
+    return bundle, identity
