@@ -597,7 +597,7 @@ class ObjectWriter:
                     raise ObjectExists(f"{self._where} exists already; nothing was "
                                        "overwritten") from None
         sizes = [(self._parts[n][0], base64.b64decode(self._parts[n][1]).hex()) for n in numbers]
-        return Uploaded(self.key, str(answer.get("VersionId") or ""), self.size, sizes,
+        return Uploaded(self.key, version_of(answer), self.size, sizes,
                         self._composite(numbers))
 
     def _composite(self, numbers: list[int]) -> str:
@@ -647,6 +647,14 @@ class ObjectWriter:
                               "; nothing was stored, but the parts sent could not be removed "
                               "(the bucket's lifecycle rule for incomplete uploads will)")
             error.args = (error.message,)
+
+
+def version_of(answer: dict[str, Any]) -> str:
+    """The version an answer names; '' when the bucket keeps none: AWS then names no version,
+    moto and LocalStack name it "null" and refuse a HEAD or GET range naming it (400), though it
+    is the object itself (a bucket without versioning has that one, which a write replaces)."""
+    version = str(answer.get("VersionId") or "")
+    return "" if version == "null" else version
 
 
 def stored_composite(head: dict[str, Any]) -> str:
@@ -765,7 +773,7 @@ class S3Store:
         bundle) and it is this bundle (:meth:`_is_this_bundle`); otherwise BundleError, and
         nothing is stored or recorded."""
         url = S3Url(self.url.bucket, key)
-        version = the_only_version(self.client, url) or str(head.get("VersionId") or "")
+        version = the_only_version(self.client, url) or version_of(head)
         # the SHA-256 recorded is of bytes read (now, or by the delivery the custody log
         # names), never the metadata's: whoever put the object there wrote that
         sha256 = self._recorded(key, head, facts)
@@ -786,7 +794,7 @@ class S3Store:
         version, stored by an earlier ``store put`` (a retry after success): a version id names
         bytes that never change, so nothing needs reading. None otherwise, and for a store
         without versions (no id, or 'null': another object could have taken the key since)."""
-        version = str(head.get("VersionId") or "")
+        version = version_of(head)
         if version in ("", "null"):
             return None
         wanted = {"destination": "s3", "endpoint": self.endpoint or "",
@@ -832,7 +840,7 @@ class S3Store:
         does not hold it: the object exists, unprotected, and the caller must know."""
         if not self.lock.enabled or self._holds(head):
             return head
-        version = str(head.get("VersionId") or "")
+        version = version_of(head)
         where = f"{SCHEME}{self.url.bucket}/{key}"
         target = {"Bucket": self.url.bucket, "Key": key,
                   **({"VersionId": version} if version else {})}
@@ -887,7 +895,7 @@ class S3Store:
             "endpoint": self.endpoint or "",
             "bucket": self.url.bucket,
             "key": key,
-            "version_id": str(head.get("VersionId") or ""),
+            "version_id": version_of(head),
             "sha256": sha256 if sha256 is not None
             else str(head.get("Metadata", {}).get("sha256", "")),
             "size": str(head.get("ContentLength", "")),
@@ -1129,7 +1137,7 @@ def _stored_object(client: Any, url: S3Url, item: dict[str, Any], versions: int
     problem = "" if size == listed else (f"the listing says {plural(listed, 'byte')}, the "
                                          f"object holds {plural(size, 'byte')}")
     return StoredObject(
-        key, size, rfc3339(item["LastModified"]), str(head.get("VersionId") or ""),
+        key, size, rfc3339(item["LastModified"]), version_of(head),
         metadata.get("sha256", ""), str(head.get("ObjectLockMode") or ""),
         rfc3339(until) if isinstance(until, datetime) else "",
         head.get("ObjectLockLegalHoldStatus") == "ON", versions,
@@ -1174,7 +1182,7 @@ def the_only_version(client: Any, url: S3Url) -> str:
     versions = [v for v in answer.get("Versions", []) if v.get("Key") == url.key]
     markers = [m for m in answer.get("DeleteMarkers", []) if m.get("Key") == url.key]
     if len(versions) + len(markers) <= 1:
-        return str(versions[0].get("VersionId") or "") if versions else ""
+        return version_of(versions[0]) if versions else ""
     # S3 lists a key's versions newest first; times tie within a second
     versions = sorted(reversed(versions), key=lambda v: v["LastModified"])
     first = versions[0] if versions else None
@@ -1255,7 +1263,7 @@ class RemoteObject(io.RawIOBase):
             head = client.head_object(Bucket=url.bucket, Key=url.key,
                                       **({"VersionId": version_id} if version_id else {}))
         self.size = int(head["ContentLength"])
-        self.version_id = str(head.get("VersionId") or version_id)  # every range of one version
+        self.version_id = version_of(head) or version_id  # every range of one version
         # a store without versions: every range of the object as it was at the head
         self._etag = "" if self.version_id else str(head.get("ETag") or "")
         self._position = 0

@@ -73,3 +73,22 @@ def test_capture_to_a_strict_store(tree: Path, keys: dict[str, Any], user: Path,
                      moto["endpoint"], "--json", env=_env(moto))
     assert checked.code == 0, checked.stdout
     assert checked.json()["files_checked"] == 3
+
+
+def test_put_without_lock_to_a_bucket_never_versioned(bundle: Path, keys: dict[str, Any],
+                                                      moto: dict[str, str]) -> None:
+    # moto (and LocalStack, built on it) names the one version of such a bucket "null", and
+    # refuses a HEAD that names it (400): that version is the object itself, named by none
+    client = _client(moto)
+    client.create_bucket(Bucket="plain-unlocked")
+    result = invoke("store", "put", bundle, "s3://plain-unlocked/cases/", "--endpoint",
+                    moto["endpoint"], "--no-lock", "--sign-key", keys["signer"], "--json",
+                    env=_env(moto))
+    assert result.code == 0, result.stdout + result.stderr
+    details = result.json()["details"]
+    assert details["version_id"] == "" and details["object_lock"] == "not required (--no-lock)"
+    stored = client.get_object(Bucket="plain-unlocked", Key=details["key"])["Body"].read()
+    assert hashlib.sha256(stored).hexdigest() == details["sha256"]
+    again = invoke("verify", f"s3://plain-unlocked/{details['key']}", "--endpoint",
+                   moto["endpoint"], "--json", env=_env(moto))
+    assert again.code == 0, again.stdout + again.stderr
