@@ -10,11 +10,12 @@ the blocks reused, so memory stays flat whatever the size of the evidence.
 
 from __future__ import annotations
 
-import io
 import queue
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, BinaryIO, Generic, Protocol, TypeVar, cast
+
+from evidencekit.rawreader import RawReader
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer, WriteableBuffer
@@ -218,7 +219,7 @@ class ReadAhead(Generic[T]):
         self._done = True
 
 
-class ReadAheadStream(io.RawIOBase):
+class ReadAheadStream(RawReader):
     """A raw stream read ahead on a background thread, in reusable blocks of *block_size*.
 
     The thread calls ``source.readinto`` (so whatever the source does per read, such as hashing
@@ -231,9 +232,6 @@ class ReadAheadStream(io.RawIOBase):
         self._view = memoryview(b"")
         self._blocks = PieceReadAhead(cast(SupportsReadinto, source),  # BinaryIO lacks it in typing
                                       block_size, depth=depth, name="evidencekit-read-ahead")
-
-    def readable(self) -> bool:
-        return True
 
     def readinto(self, buffer: WriteableBuffer) -> int:
         target = memoryview(buffer).cast("B")

@@ -78,6 +78,7 @@ from evidencekit.payload import (
 from evidencekit.pipeline import PieceReadAhead, ReadAheadStream, SupportsReadinto
 from evidencekit.progress import NoProgress, Progress
 from evidencekit.protection import Keys, RecipientInfo, keys_for_bundle, read_payload_header, recipients_in
+from evidencekit.rawreader import RawReader
 
 
 @dataclass
@@ -532,7 +533,7 @@ def _recipients(bundle: OuterBundle) -> list[RecipientInfo] | None:
     return None if header is None else recipients_in(header.stanzas)
 
 
-class _BundleReads(io.RawIOBase):
+class _BundleReads(RawReader):
     """The payload member as read from disk. A read error there (EIO from a damaged disk) is
     the input's fault: exit 2 naming the file, neither a damaged bundle nor a bug. Output errors
     of extract's writer stay OSError (extract reports those itself)."""
@@ -541,9 +542,6 @@ class _BundleReads(io.RawIOBase):
         super().__init__()
         self._raw = raw
         self._path = path
-
-    def readable(self) -> bool:
-        return True
 
     def readinto(self, buffer: Any) -> int:
         try:

@@ -44,6 +44,7 @@ from evidencekit.deliver.base import BundleFacts, Delivery
 from evidencekit.errors import BundleError, InputError, Interrupted, StoreError, UsageError
 from evidencekit.format.outer import SeekBack
 from evidencekit.progress import Progress
+from evidencekit.rawreader import RawReader
 from evidencekit.text import plural
 
 SCHEME = "s3://"
@@ -393,7 +394,7 @@ def _b64_sha256(data: bytes | bytearray | memoryview) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
 
 
-class _PartBody(io.RawIOBase):
+class _PartBody(RawReader):
     """A part's bytes as a file, not as one bytes object: urllib3 sends a bytes body with one
     ``sendall``, whose socket timeout (the connect timeout) then bounds the whole part's
     sending, so a 16 MiB part on a slow uplink (under about 1.6 MB/s for 10 s) failed however
@@ -405,9 +406,6 @@ class _PartBody(io.RawIOBase):
         super().__init__()
         self._view = memoryview(part)
         self._at = 0
-
-    def readable(self) -> bool:
-        return True
 
     def seekable(self) -> bool:
         return True
@@ -1248,7 +1246,7 @@ class _Cursor:
             self.body = None
 
 
-class RemoteObject(io.RawIOBase):
+class RemoteObject(RawReader):
     """A read-only, seekable file over one version of an S3 object, read by byte ranges.
 
     ``pread_into`` (what evidencekit.format.outer.MemberReader uses instead of a descriptor's
@@ -1268,9 +1266,6 @@ class RemoteObject(io.RawIOBase):
         self._etag = "" if self.version_id else str(head.get("ETag") or "")
         self._position = 0
         self._main, self._side = _Cursor(), _Cursor()
-
-    def readable(self) -> bool:
-        return True
 
     def seekable(self) -> bool:
         return True

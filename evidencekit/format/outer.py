@@ -25,6 +25,7 @@ from typing import Any, BinaryIO
 
 from evidencekit.errors import BundleError
 from evidencekit.format.ustar import MAX_OCTAL, pax_record, ustar_block
+from evidencekit.rawreader import RawReader
 
 BLOCK = 512
 HEADER_LEN = 3 * BLOCK
@@ -236,7 +237,7 @@ def read_member(f: BinaryIO, member: Member, limit: int) -> bytes:
     return f.read(member.size)
 
 
-class MemberReader(io.RawIOBase):
+class MemberReader(RawReader):
     """A read-only stream over one member's data (e.g. the payload), hashing what it returns.
 
     Reads with ``pread`` at its own position, so other reads of the same file do not disturb it
@@ -254,9 +255,6 @@ class MemberReader(io.RawIOBase):
         self._position = member.offset
         self._left = member.size
         self._hash = hashlib.sha256()
-
-    def readable(self) -> bool:
-        return True
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")

@@ -32,6 +32,7 @@ from evidencekit.errors import (
     NoMatchingKey,
     RecipientError,
 )
+from evidencekit.rawreader import RawReader
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer, WriteableBuffer
@@ -207,7 +208,7 @@ def _unwrap_file_key(header: Header, identities: Sequence[Identity]) -> bytes:
     )
 
 
-class AgeReader(io.RawIOBase):
+class AgeReader(RawReader):
     """Decrypt an age stream. The header is parsed and checked in the constructor (raising
     AgeHeaderError, NoMatchingKey or AgeHeaderMacError); ``read`` then returns plaintext one
     authenticated chunk at a time and raises AgePayloadError where the payload goes wrong:
@@ -236,9 +237,6 @@ class AgeReader(io.RawIOBase):
         self._final_seen = False
         self._eof = False
         self._error: AgePayloadError | None = None
-
-    def readable(self) -> bool:
-        return True
 
     # -- public reading API --
 

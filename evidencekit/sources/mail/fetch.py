@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from evidencekit.rawreader import RawReader
 from evidencekit.sources.mail.account import MailError
 
 BATCH_BYTES = 8 << 20  # messages fetched in one command: at most this much (or one message)
@@ -133,7 +134,7 @@ class AnswerLimit:
                                  "further")
 
 
-class _TimedSocket(io.RawIOBase):
+class _TimedSocket(RawReader):
     """The socket as imaplib reads it, each wait bounded by the answer's time left
     (:meth:`AnswerLimit.time_left`): imaplib reads a literal, or a line, in one call that
     waits as long as bytes keep coming, however slowly."""
@@ -142,9 +143,6 @@ class _TimedSocket(io.RawIOBase):
         super().__init__()
         self._sock = sock
         self._limit = limit
-
-    def readable(self) -> bool:
-        return True
 
     def readinto(self, buffer: Any) -> int:
         limit = self._limit
