@@ -71,7 +71,7 @@ if TYPE_CHECKING:
 
 # ------------------------------------------------------------------------------ capture
 @cli.command("capture", short_help="Capture files and folders into a signed, encrypted bundle.")
-@click.argument("sources", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("sources", nargs=-1, type=click.Path(path_type=Path, readable=False))
 @click.option("-o", "--output", type=BUNDLE_OR_STORE,
               help="The bundle to write (default: CASE.evidence in the current folder), or "
               "s3://BUCKET/PREFIX/ to write it straight to a store (see 'store put').")

@@ -386,6 +386,32 @@ def test_unreadable_items_for_real_as_an_unprivileged_user(shared_tmp, keys):
     assert os.listdir(root_owned) == []
 
 
+def test_a_named_source_that_cannot_be_read_is_recorded_not_refused(shared_tmp, keys):
+    """A file or folder named on the command line that the user may not read is recorded, as
+    one inside a folder is (exit 3, the rest captured): it ended the whole capture with click's
+    "Path '…' is not readable" (exit 2), nothing kept of what could be read."""
+    unprivileged_python()
+    src, out_dir, config = shared_tmp / "src", shared_tmp / "out", shared_tmp / "config"
+    for folder in (src / "locked", out_dir, config):
+        folder.mkdir(parents=True)
+    (src / "secret.txt").write_text("cannot be read\n")
+    (src / "readable.txt").write_text("fine\n")
+    signer, recipient = shared_tmp / "signer", shared_tmp / "recipient.txt"
+    shutil.copy(keys["signer"], signer)
+    shutil.copy(keys["recipient"], recipient)
+    _give_to_nobody(out_dir, config, signer)
+    os.chmod(src / "locked", 0o000)
+    os.chmod(src / "secret.txt", 0o000)
+    env = {"XDG_CONFIG_HOME": str(config), "HOME": str(config)}
+    result = run_bounded("capture", src / "readable.txt", src / "secret.txt", src / "locked",
+                         "-R", recipient, "--sign-key", signer, "-o", out_dir / "named.evidence",
+                         "--json", env=env, user="nobody")
+    assert result.code == ExitCode.CAPTURE_INCOMPLETE, result.stdout + result.stderr
+    problems = {p["path"]: p["problem"] for p in result.json()["problems"]}
+    assert problems == {"secret.txt": "could not open: Permission denied",
+                        "locked": "could not open the folder: Permission denied"}
+
+
 # ----------------------------------------------------------- files that change while read
 
 
