@@ -41,9 +41,9 @@ def tool_versions() -> dict[str, str]:
     except Exception:  # reporting only; never fail a capture over a version string
         pass
     try:
-        import magic
+        from evidencekit.identify import import_magic  # libmagic by its soname: no ldconfig
 
-        versions["libmagic"] = str(magic.version())  # type: ignore[no-untyped-call]
+        versions["libmagic"] = str(import_magic().version())
     except Exception:
         versions["libmagic"] = "not available"
     return versions

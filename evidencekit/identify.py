@@ -44,13 +44,49 @@ _READY = b"READY"
 _UNAVAILABLE = b"UNAVAILABLE "
 
 
+_SONAME = "libmagic.so.1"  # the name python-magic's own loader tries last on Linux
+
+
+def import_magic() -> Any:
+    """python-magic, with libmagic loaded by its soname rather than through `ldconfig -p`.
+
+    python-magic's loader asks ctypes.util.find_library('magic') first, which on Linux forks
+    and execs `ldconfig -p` (twice: the package and its compat module each load the library):
+    four processes for a capture of one file, two in each libmagic worker and two in the
+    capture's version lookup (issue 27). While magic is imported, find_library('magic')
+    answers the soname when the dynamic linker loads it by that name; that is the name
+    find_library would return there, so the same library is loaded. Anywhere else (another
+    system, another soname) find_library runs as before. Raises ImportError or OSError as
+    ``import magic`` does."""
+    import ctypes.util
+
+    original = ctypes.util.find_library
+
+    def find_library(name: str) -> str | None:
+        if name == "magic" and sys.platform.startswith("linux"):
+            try:
+                ctypes.CDLL(_SONAME)
+                return _SONAME
+            except OSError:
+                pass
+        return original(name)
+
+    ctypes.util.find_library = find_library  # type: ignore[assignment]
+    try:
+        import magic
+    finally:
+        ctypes.util.find_library = original
+        loader = sys.modules.get("magic.loader")
+        if getattr(loader, "find_library", None) is find_library:  # it kept the name it saw
+            loader.find_library = original  # type: ignore[union-attr]
+    return magic
+
+
 def _load() -> Any:
     global _magic, _unavailable
     if _magic is None and _unavailable is None:
         try:
-            import magic
-
-            _magic = magic.Magic(mime=True)
+            _magic = import_magic().Magic(mime=True)
         except (ImportError, OSError) as exc:  # libmagic missing: degrade, say so once
             _unavailable = f"libmagic is not available ({exc})"
     return _magic
