@@ -71,7 +71,7 @@ def import_magic() -> Any:
                 pass
         return original(name)
 
-    ctypes.util.find_library = find_library  # type: ignore[assignment]
+    ctypes.util.find_library = find_library
     try:
         import magic
     finally:

@@ -298,3 +298,46 @@ def test_the_table_of_known_contents_is_bounded(monkeypatch: pytest.MonkeyPatch)
         assert len(identifier._known) == 2
     finally:
         identifier.close()
+
+
+_LOADED = textwrap.dedent("""\
+    import json, subprocess, sys
+    started = []
+    real_popen = subprocess.Popen
+    class Recording(real_popen):
+        def __init__(self, args, *rest, **kw):
+            started.append(str(args))
+            super().__init__(args, *rest, **kw)
+    subprocess.Popen = Recording
+    {load}
+    import ctypes.util
+    print(json.dumps({{"started": started, "library": magic.libmagic._name,
+                       "version": magic.version(), "pdf": magic.from_buffer(b"%PDF-1.7\\n", mime=True),
+                       "find_library_restored": magic.loader.find_library is ctypes.util.find_library}}))
+    """)
+
+
+def _loaded(load: str) -> dict[str, object]:
+    """What a fresh interpreter started and loaded when it imported python-magic by *load*."""
+    import json
+
+    code = _LOADED.format(load=load)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return dict(json.loads(done.stdout))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the soname shortcut is Linux's")
+def test_python_magic_is_loaded_without_running_ldconfig_and_loads_the_same_library():
+    plain = _loaded("import magic")
+    shortcut = _loaded("from evidencekit.identify import import_magic; magic = import_magic()")
+    assert any("ldconfig" in command for command in plain["started"])  # what issue 27 saw
+    assert shortcut["started"] == []
+    assert {k: shortcut[k] for k in ("library", "version", "pdf", "find_library_restored")} == \
+        {k: plain[k] for k in ("library", "version", "pdf", "find_library_restored")}
+
+
+def test_without_the_soname_python_magic_finds_libmagic_as_before():
+    fallback = _loaded("from evidencekit import identify; identify._SONAME = 'libmagic-absent.so.9'; "
+                       "magic = identify.import_magic()")
+    plain = _loaded("import magic")
+    assert fallback == plain
