@@ -47,7 +47,7 @@ from evidencekit.remote.ssh import (
     pin_by_fingerprint,
     pin_from_known_hosts,
 )
-from evidencekit.sources.files.profiles.model import parse_size
+from evidencekit.sources.files.profile_terms import parse_size
 
 if TYPE_CHECKING:  # the receiver and the SFTP fallback are imported when --remote is used
     from evidencekit.remote.receive import RemoteRequest, RemoteResult

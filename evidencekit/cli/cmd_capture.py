@@ -33,7 +33,6 @@ from evidencekit.cli.app import (
 )
 from evidencekit.cli.capture_request import capture_request, chosen, signing_key_for
 from evidencekit.cli.capture_web import web_options, web_sources
-from evidencekit.cli.cmd_profiles import ProfileSelection, complete_profile, select_profile
 from evidencekit.cli.cmd_store import BUNDLE_OR_STORE, capture_target, lock_options, say_stored
 from evidencekit.cli.cmd_timestamp import (
     checked_urls,
@@ -62,11 +61,27 @@ from evidencekit.hostinfo import user_name
 from evidencekit.progress import show_status, throttled
 from evidencekit.sources import StdinSource
 from evidencekit.sources.base import Source as EvidenceSource
-from evidencekit.sources.files.profiles import OS_NAMES
+from evidencekit.sources.files.profile_terms import OS_NAMES
 from evidencekit.stamping import Stamped, add_timestamps, later_command
 
 if TYPE_CHECKING:
+    from evidencekit.cli.cmd_profiles import ProfileSelection
     from evidencekit.cli.guided import GuidedDefaults
+
+
+def _complete_profile(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    """cmd_profiles.complete_profile, imported when a shell asks: the profiles package (12 ms)
+    is not needed to build capture's options (issue 27)."""
+    from evidencekit.cli.cmd_profiles import complete_profile
+
+    return complete_profile(ctx, param, incomplete)
+
+
+def _select_profile(profile: str, profile_os: str | None, sources_given: bool, as_json: bool
+                    ) -> ProfileSelection:
+    from evidencekit.cli.cmd_profiles import select_profile  # only when --profile is given
+
+    return select_profile(profile, profile_os, sources_given, as_json)
 
 
 # ------------------------------------------------------------------------------ capture
@@ -97,7 +112,7 @@ if TYPE_CHECKING:
               help="Your signing key (default: your personal key, created on first use).")
 @click.option("--sign-key-passphrase-file", type=FILE_PATH,
               help=f"Passphrase of the signing key (or set {KEY_PASSPHRASE_ENV}).")
-@click.option("--profile", metavar="NAME|FILE", shell_complete=complete_profile,
+@click.option("--profile", metavar="NAME|FILE", shell_complete=_complete_profile,
               help="Collect what this profile names on this machine (a built-in or your own "
               "profile, or a .yaml file); see 'evidencekit profiles list'.")
 @click.option("--stdin", "stdin_name", metavar="NAME",
@@ -162,7 +177,7 @@ def capture_command(sources: tuple[Path, ...], output: Path | str | None, case_i
                 sign_key, sign_key_passphrase_file, profile, live, as_json, progress)
         if not profile:
             refuse_given_without(("profile_os",), "a profile", "--profile NAME|FILE")
-        selection = select_profile(profile, profile_os, bool(sources), as_json) if profile else None
+        selection = _select_profile(profile, profile_os, bool(sources), as_json) if profile else None
         paths = [*sources, *selection.paths] if selection else list(sources)
         given: dict[str, Any] = {"examiner": examiner, "description": description,
                                  "legal_basis": legal_basis, "organisation": organisation}

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from evidencekit.errors import InputError
 from evidencekit.fs.noatime import read_user_file, scan_directory
+from evidencekit.sources.files.profile_terms import OS_NAMES
 from evidencekit.sources.files.profiles.expand import (
     Found,
     Missing,
@@ -22,7 +23,7 @@ from evidencekit.sources.files.profiles.expand import (
     resolve,
     variables,
 )
-from evidencekit.sources.files.profiles.model import OS_NAMES, Profile, ProfileError, Target, read_profile
+from evidencekit.sources.files.profiles.model import Profile, ProfileError, Target, read_profile
 
 __all__ = ["OS_NAMES", "Found", "Missing", "Profile", "ProfileError", "Resolution", "Target",
            "Unreachable", "builtin_names", "current_os", "find_profile", "list_profiles",

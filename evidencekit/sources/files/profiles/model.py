@@ -12,10 +12,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from evidencekit.sources.files.profile_terms import OS_NAMES, parse_size
 from evidencekit.sources.files.selection import Filters, GlobError, compile_glob
 from evidencekit.yamlfile import Document, PathKey, YamlFileError, load
 
-OS_NAMES = ("linux", "macos", "windows")
 CASE_FIELDS = ("examiner", "description", "organisation", "legal_basis")
 PROFILE_KEYS = ("name", "description", "version", "case", "limits", "include", "exclude",
                 "targets", "live")
@@ -32,9 +32,6 @@ VARIABLES: dict[str, tuple[str, ...]] = {
 }
 _BRACED = re.compile(r"\{([^{}]*)\}")
 _PERCENT = re.compile(r"%([A-Za-z_][A-Za-z0-9_()]*)%")
-_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*", re.IGNORECASE)
-_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
-          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
 
 
 class ProfileError(YamlFileError):
@@ -73,21 +70,6 @@ class Profile:
 
     def operating_systems(self) -> list[str]:
         return [o for o in OS_NAMES if any(t.paths.get(o) for t in self.targets)]
-
-
-def parse_size(value: Any) -> int | None:
-    """``1048576``, ``"500 MB"``, ``"2GiB"`` → bytes; None if *value* is not a size."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if value >= 0 else None
-    if not isinstance(value, str):
-        return None
-    match = _SIZE.fullmatch(value)
-    if not match:
-        return None
-    unit = (match.group(2) or "B").upper()
-    return int(float(match.group(1)) * _UNITS[unit])
 
 
 def read_profile(text: str, file: str, origin: str, default_name: str | None = None,

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from evidencekit.sources.files.profile_terms import parse_size
 from evidencekit.sources.files.profiles import ProfileError, builtin_names, find_profile, list_profiles
-from evidencekit.sources.files.profiles.model import parse_size, read_profile
+from evidencekit.sources.files.profiles.model import read_profile
 from tests.support.cli import invoke
 from tests.support.schemas import SCHEMAS, assert_valid, schema_validator
 
