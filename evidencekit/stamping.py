@@ -18,15 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evidencekit import fs, timestamps
-from evidencekit.custody.append import (
-    append_failed,
-    append_outer_members,
-    appendable,
-    require_intact,
-)
 from evidencekit.errors import BundleError
-from evidencekit.format.documents import SEAL_SIG, timestamp_member
-from evidencekit.format.reader import open_bundle, timestamp_names
+
+# The bundle's reader and the custody log's appending are imported where a timestamp is added:
+# capture imports this module for its --tsa options and result, and a capture without --tsa
+# reads no bundle (issue 27: 6 ms at every start).
 
 
 @dataclass
@@ -52,6 +48,7 @@ def add_timestamps(bundle: Path, urls: Sequence[str],
                    waiting: Callable[[], None] | None = None) -> Stamped:
     """Ask every TSA in *urls* to timestamp the bundle's seal signature and append the good
     answers (docs/FORMAT.md §6.1). With *roots*, an answer must also verify against them."""
+    from evidencekit.custody.append import append_failed, appendable, require_intact
     from evidencekit.verify import verify  # here: capture declares --tsa, and reads no bundle
 
     signature = _seal_signature(bundle)
@@ -80,6 +77,9 @@ def add_timestamps(bundle: Path, urls: Sequence[str],
 
 
 def _seal_signature(bundle: Path) -> bytes:
+    from evidencekit.format.documents import SEAL_SIG
+    from evidencekit.format.reader import open_bundle
+
     opened = open_bundle(bundle)
     try:
         if SEAL_SIG not in opened.by_name:
@@ -94,6 +94,10 @@ def _append(bundle: Path, fd: int, tokens: list[tuple[str, timestamps.Token]]
             ) -> list[tuple[str, str, timestamps.Token]]:
     """Replace the end-of-archive blocks by the new timestamp members and a new end. Each
     member's header time is its token's genTime (whole seconds), which verify checks."""
+    from evidencekit.custody.append import append_outer_members
+    from evidencekit.format.documents import timestamp_member
+    from evidencekit.format.reader import open_bundle, timestamp_names
+
     opened = open_bundle(bundle)
     try:
         first = len(timestamp_names(opened)) + 1

@@ -48,7 +48,8 @@ def test_version_and_verify_import_no_heavy_library() -> None:
 # What only one of capture's options needs: a remote host (SSH, SFTP), a store (evidencekit
 # .deliver), the live state (psutil), a timestamp's check of the bundle (verify, custody), a
 # mailbox (--imap), a web page (--url), a device (--device), a TSA's certificates (--tsa-ca),
-# the guided session (a capture with nothing named, on a terminal), a profile (--profile).
+# the guided session (a capture with nothing named, on a terminal), a profile (--profile),
+# appending a timestamp (--tsa).
 CAPTURE_OPTIONS_ONLY = (*HEAVY, "evidencekit.remote.receive", "evidencekit.remote.fallback",
                         "evidencekit.remote.sftp", "evidencekit.sources.remote_logical",
                         "evidencekit.deliver", "evidencekit.sources.live", "evidencekit.verify",
@@ -56,6 +57,7 @@ CAPTURE_OPTIONS_ONLY = (*HEAVY, "evidencekit.remote.receive", "evidencekit.remot
                         "evidencekit.sources.mail", "evidencekit.sources.web",
                         "evidencekit.sources.device", "evidencekit.cli.guided",
                         "evidencekit.sources.files.profiles", "evidencekit.cli.cmd_profiles",
+                        "evidencekit.custody.append",
                         "cryptography.x509")
 
 
