@@ -312,7 +312,8 @@ def report_text(report: Report, tried: Sequence[age.Identity] | None = None,
             err.print(f"  {escape(detail)}")
         err.print(f"[yellow]evidencekit: hint:[/] {escape(advice.hint)}")
     if report.ok:
-        what = (f"all {report.files_checked} files decrypted and match their hashes"
+        what = (("its 1 file decrypted and matches its hash" if report.files_checked == 1 else
+                 f"all {report.files_checked} files decrypted and match their hashes")
                 if report.decrypted else "seal, signatures, custody log and payload hash are "
                 f"intact ({_how_to_open(report)} to check every file too)")
         untrusted = report.untrusted_entries

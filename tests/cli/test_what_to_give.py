@@ -32,3 +32,14 @@ def test_reseal_and_a_private_note_without_a_new_holder_name_the_new_passphrase_
         assert "or --passphrase\n" not in result.stderr
         assert not (tmp_path / "new.evidence").exists()
         assert not (tmp_path / "noted.evidence").exists()
+
+
+def test_one_file_is_said_in_the_singular(tmp_path: Path, user: Path, keys: KeyFiles) -> None:
+    one = tmp_path / "one.txt"
+    one.write_text("alone\n")
+    out = tmp_path / "one.evidence"
+    assert invoke("capture", one, "-R", keys["recipient"], "--sign-key", keys["signer"], "-o",
+                  out).code == 0
+    result = invoke("verify", out, "-i", keys["identity"], "--progress", "none")
+    assert result.code == 0, result.stderr
+    assert "VERIFIED: its 1 file decrypted and matches its hash" in " ".join(result.stdout.split())
