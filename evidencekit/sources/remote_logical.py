@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from evidencekit import canonical
@@ -73,7 +73,7 @@ class _Item:
     stored_as: str | None = None
     link_target: bytes | None = None
     error: str | None = None
-    changes: list[str] = field(default_factory=list)
+    changes: list[str] | None = None  # None, not a list of its own: one per item found
 
     def to_json(self) -> dict[str, Any]:
         item: dict[str, Any] = {"path": escape_name(self.path), "type": self.kind,
@@ -100,7 +100,14 @@ class RemoteLogicalSource:
         self._index = 0
         self._bag_name = _bag_candidate(host.host)
         self._taken: set[str] = set()
-        self.items: list[_Item] = []
+        # Every item found is in the JSON document, written at the end: each is kept as its
+        # canonical JSON (some 200 bytes and its path), not as objects (some 1.4 KB). A file's
+        # line is written once it has been read (its error, its changes): when the walk goes on.
+        self._lines: list[bytes] = []
+        self._reading: _Item | None = None
+        self.recorded = 0  # items in the document
+        self._files = 0
+        self._errors = 0
         self._started = 0
         self._bytes = 0
         self._failed: list[_Item] = []
@@ -118,10 +125,10 @@ class RemoteLogicalSource:
         self._taken = taken
 
     def records(self) -> list[SourceRecord]:
-        files = [i for i in self.items if i.kind == "file"]
+        self._written()
         details = {"host": self._host.host, "host_key": self._host.host_key,
-                   "files": len(files), "bytes": self._bytes,
-                   "errors": sum(1 for i in self.items if i.error),
+                   "files": self._files, "bytes": self._bytes,
+                   "errors": self._errors,
                    "not_recorded": ", ".join(NOT_RECORDED)}
         return [SourceRecord(self._index, self._host.given.encode("utf-8"),
                              self._host.host.encode("utf-8"), self._bag_name, kind=KIND,
@@ -143,37 +150,76 @@ class RemoteLogicalSource:
 
     def _walk(self, top: bytes) -> Iterator[Entry | StreamEntry]:
         """*top* and what it holds, depth first in name order, without recursion: a tree may
-        be deeper than Python's stack (an SFTP path may be 4096 bytes long: 2,000 levels)."""
-        pending = [top]
-        while pending:
-            path = pending.pop()
+        be deeper than Python's stack (an SFTP path may be 4096 bytes long: 2,000 levels).
+        What is pending is each open folder's path and the names (and attributes) it listed
+        not yet visited, the last first: nothing of what was visited is held but its line."""
+        yield from self._unread()
+        try:
+            attrs = self._session.lstat(top)
+        except SftpError as exc:
+            self._record(_Item(top, "missing", None, error=exc.strerror or str(exc)))
             yield from self._unread()
+            return
+        pending: list[tuple[bytes, list[tuple[bytes, Attrs]]]] = []
+        yield from self._visit(top, attrs, pending)
+        while pending:
+            folder, children = pending[-1]
+            if not children:
+                pending.pop()
+                continue
+            name, attrs = children.pop()
+            yield from self._visit(folder.rstrip(b"/") + b"/" + name, attrs, pending)
+        yield from self._unread()
+
+    def _visit(self, path: bytes, attrs: Attrs,
+               pending: list[tuple[bytes, list[tuple[bytes, Attrs]]]]
+               ) -> Iterator[Entry | StreamEntry]:
+        """*path* as READDIR (or, for a path given, LSTAT) described it. Not LSTAT'ed again:
+        that narrowed, never closed, the time in which it may be replaced before it is read
+        (SFTP has no inode to check, nor an open that follows no link); a file is checked by
+        FSTAT once read instead (_SftpContent.changes, docs/decisions/remote-capture.md)."""
+        self._written()
+        yield from self._unread()
+        mode = attrs.mode
+        if mode is None:  # a server listing without a type: asked (OpenSSH lists lstat's)
             try:
                 attrs = self._session.lstat(path)
             except SftpError as exc:
                 self._record(_Item(path, "missing", None, error=exc.strerror or str(exc)))
-                continue
+                return
             mode = attrs.mode or 0
-            if stat.S_ISDIR(mode):
-                pending.extend(reversed(self._directory(path, attrs)))
-            elif stat.S_ISREG(mode):
-                yield self._file(path, attrs)
-            elif stat.S_ISLNK(mode):
-                item = _Item(path, "symlink", attrs)
-                try:
-                    item.link_target = self._session.readlink(path)
-                except SftpError as exc:
-                    item.error = f"its target could not be read: {exc.strerror or exc}"
-                self._record(item)
-            else:
-                self.items.append(_Item(path, "other", attrs))
-        yield from self._unread()
+        if stat.S_ISDIR(mode):
+            children = self._directory(path, attrs)
+            children.reverse()  # popped from the end: the first name first
+            pending.append((path, children))
+        elif stat.S_ISREG(mode):
+            yield self._file(path, attrs)
+        elif stat.S_ISLNK(mode):
+            item = _Item(path, "symlink", attrs)
+            try:
+                item.link_target = self._session.readlink(path)
+            except SftpError as exc:
+                item.error = f"its target could not be read: {exc.strerror or exc}"
+            self._record(item)
+        else:
+            self._record(_Item(path, "other", attrs))
+
+    def _written(self) -> None:
+        """The file last yielded, read by now (or never to be), in the document."""
+        if self._reading is not None:
+            item, self._reading = self._reading, None
+            self._write(item)
+
+    def _write(self, item: _Item) -> None:
+        self._lines.append(canonical.dumps_typed(item.to_json()))
+        self.recorded += 1
+        self._errors += item.error is not None
 
     def _record(self, item: _Item) -> None:
         """*item* in the JSON document; if it could not be read, in the manifest too, as an
         entry of kind ``unknown`` with its error: the capture is then incomplete, said in the
         report and the exit code (nothing silent)."""
-        self.items.append(item)
+        self._write(item)
         if item.error:
             self._failed.append(item)
 
@@ -188,8 +234,9 @@ class RemoteLogicalSource:
             yield Entry(root, name.encode("utf-8"), f"data/{name}", "unknown", None, -1,
                         item.path, error=item.error)
 
-    def _directory(self, path: bytes, attrs: Attrs) -> list[bytes]:
-        """The folder recorded; the paths of what it holds. A name no file system gives (empty,
+    def _directory(self, path: bytes, attrs: Attrs) -> list[tuple[bytes, Attrs]]:
+        """The folder recorded; the names it holds, in name order, with what READDIR said of
+        each. A name no file system gives (empty,
         or with a "/") is the server's invention: recorded as such, never followed (an empty
         one would name the folder itself again, without end)."""
         item = _Item(path, "directory", attrs)
@@ -212,16 +259,15 @@ class RemoteLogicalSource:
             return []
         self._held_items += len(children)
         self._held_bytes += sum(len(path.rstrip(b"/")) + 1 + len(n) for n, _ in children)
-        self.items.append(item)
+        self._write(item)
         inside = []
         for name, child in children:
-            joined = path.rstrip(b"/") + b"/" + name
             if not name or b"/" in name:
-                self._record(_Item(joined, "other", child, error=(
+                self._record(_Item(path.rstrip(b"/") + b"/" + name, "other", child, error=(
                     f"the server listed {escape_name(name)!r} in this folder, which is not a "
                     "file name; not read")))
             else:
-                inside.append(joined)
+                inside.append((name, child))
         return inside
 
     def _file(self, path: bytes, attrs: Attrs) -> StreamEntry:
@@ -229,15 +275,20 @@ class RemoteLogicalSource:
         name = unique_name(f"{self._bag_name}.{flat}", self._taken)
         self._taken.add(name)
         item = _Item(path, "file", attrs, stored_as=f"data/{name}")
-        self.items.append(item)
+        self._reading = item
+        self._files += 1
         self._bytes += attrs.size or 0
         mtime = attrs.mtime * 1_000_000_000 if attrs.mtime is not None else self._clock()
         return StreamEntry(self._index, name.encode("utf-8"), f"data/{name}",
                            _SftpContent(self._session, path, attrs, item), mtime_ns=mtime)
 
     def _document(self, finished: int) -> bytes:
+        """The JSON document, its items the lines kept (canonical JSON is the same bytes
+        whether an item is encoded alone or inside the document)."""
+        self._written()
         host = self._host
-        return canonical.dumps({
+        mark = os.urandom(16).hex()  # where the items go: in no path, nor anything else here
+        document = canonical.dumps({
             "type": DOCUMENT_TYPE, "version": 1,
             "remote": {"given": host.given, "host": host.host, "port": host.port,
                        "user": host.user, "host_key": host.host_key,
@@ -246,9 +297,12 @@ class RemoteLogicalSource:
                         "client (ssh -s HOST sftp)",
             "collected_started": rfc3339(self._started), "collected_finished": rfc3339(finished),
             "paths_given": [escape_name(p) for p in self._paths],
-            "items": [item.to_json() for item in self.items],
+            "items": [mark],
             "not_recorded": NOT_RECORDED, "access_time": ACCESS_TIME,
         })
+        before, after = document.split(f'"items":["{mark}"]'.encode(), 1)
+        lines, self._lines = self._lines, []
+        return b"".join((before, b'"items":[', b",".join(lines), b"]", after))
 
 
 def _bag_candidate(host: str) -> str:
@@ -338,8 +392,26 @@ class _SftpContent:
         if after.mtime != self._attrs.mtime and after.mtime is not None:
             found.append("it was modified while it was read (mtime "
                          f"{self._attrs.mtime} → {after.mtime})")
+        found.extend(_replaced(self._attrs, after))
         self._item.changes = found
         return found
+
+
+def _replaced(listed: Attrs, opened: Attrs) -> list[str]:
+    """What says the file read is not the one listed (replaced, or its type or owner changed
+    since READDIR): the walk does not LSTAT it again, and SFTP has no inode to compare, so the
+    attributes of the open file are compared with those listed (the record keeps the listed
+    ones, and says this)."""
+    found = []
+    for what, before, now in (("type and permissions", listed.mode, opened.mode),
+                              ("owner (uid)", listed.uid, opened.uid),
+                              ("group (gid)", listed.gid, opened.gid)):
+        if before is not None and now is not None and before != now:
+            shown = (f"{before:o} → {now:o}" if what.startswith("type") else
+                     f"{before} → {now}")
+            found.append(f"its {what} changed between being listed and read ({shown}): it "
+                         "may have been replaced; what is stored is what was read")
+    return found
 
 
 def remote_paths(paths: list[str]) -> list[bytes]:

@@ -116,14 +116,14 @@ def test_a_tree_without_bottom_is_not_walked_without_end(monkeypatch: pytest.Mon
     monkeypatch.setattr(remote_logical, "MOST_PATH_BYTES", 1000, raising=False)
     with _session("endless-depth") as session:
         asked = [0]
-        lstat = session.lstat
+        listdir = session.listdir
 
-        def counted(path: bytes) -> sftp.Attrs:
+        def counted(path: bytes, *limits: int | None) -> list[tuple[bytes, sftp.Attrs]]:
             asked[0] += 1
             assert asked[0] < 5000, "walked without end"
-            return lstat(path)
+            return listdir(path, *limits)
 
-        monkeypatch.setattr(session, "lstat", counted)
+        monkeypatch.setattr(session, "listdir", counted)
         host = remote_logical.RemoteHost("u@h", "h", 22, "u", "SHA256:x", "ssh-ed25519")
         source = remote_logical.RemoteLogicalSource(session, host, [b"/x"])
         source.place(0, set())
@@ -159,4 +159,54 @@ def test_a_wide_folder_past_the_walks_budget_is_recorded_not_held(
         entries = list(source.entries(set()))
     errors = [str(e.error) for e in entries if getattr(e, "error", None)]
     assert len(errors) == 1 and "not listed further" in errors[0] and said in errors[0], errors
-    assert len(source.items) < 100
+    assert source.recorded < 100
+
+
+def test_what_a_folder_listed_is_not_looked_up_again_and_is_recorded_in_order() -> None:
+    """READDIR gives each name's attributes (OpenSSH's are lstat's): every child was LSTAT'ed
+    again, a round trip each. Only the paths given are; the document's items are each
+    listed once, depth first in name order, as canonical JSON."""
+    from evidencekit import canonical
+    from evidencekit.sources import remote_logical
+
+    with _session("wide-deep:30:2") as session:  # /x, 2 folders down, 30 FIFOs there
+        asked: list[bytes] = []
+        lstat = session.lstat
+
+        def counted(path: bytes) -> sftp.Attrs:
+            asked.append(path)
+            return lstat(path)
+
+        session.lstat = counted  # type: ignore[method-assign]
+        host = remote_logical.RemoteHost("u@h", "h", 22, "u", "SHA256:x", "ssh-ed25519")
+        source = remote_logical.RemoteLogicalSource(session, host, [b"/x"])
+        source.place(0, set())
+        entries = list(source.entries(set()))
+    assert asked == [b"/x"]
+    document = bytearray()
+    buffer = memoryview(bytearray(1 << 16))
+    while count := entries[-1].content.readinto(buffer):  # type: ignore[union-attr]
+        document += buffer[:count]
+    items = canonical.loads(bytes(document), "the document")["items"]
+    assert [i["type"] for i in items] == ["directory"] * 3 + ["other"] * 30
+    paths = [i["path"] for i in items]
+    assert paths[3:] == sorted(paths[3:]) and paths[3].endswith("/00000000")
+    assert source.recorded == 33 and source.records()[0].details["errors"] == 0
+
+
+def test_a_file_whose_type_differs_from_its_listing_when_read_is_said_to_be_replaced() -> None:
+    """Not LSTAT'ed again before it is opened (that narrowed the window, never closed it):
+    what FSTAT says of the file read is compared with what was listed, type included."""
+    from evidencekit.sources import remote_logical
+    from tests.support.hostile_sftp import CONTENT
+
+    with _session("empty-name") as session:  # FSTAT answers a regular file, 0644
+        attrs = sftp.Attrs(len(CONTENT), 0, 0, 0o100600, None, 1_700_000_000)
+        item = remote_logical._Item(b"/x/f.txt", "file", attrs)
+        content = remote_logical._SftpContent(session, b"/x/f.txt", attrs, item)
+        buffer = memoryview(bytearray(1 << 16))
+        while content.readinto(buffer):
+            pass
+        changes = content.changes()
+    assert len(changes) == 1 and "type and permissions changed" in changes[0], changes
+    assert "100600 → 100644" in changes[0] and item.changes == changes

@@ -13,7 +13,7 @@
 - ``sizeless``: lists ``f.txt`` without a size and answers its READs with data without end;
 - ``endless-depth``: every folder below ``/x`` holds a folder ``d``, without bottom;
 - ``wide-deep[:WIDE:CHAIN]``: ``/x`` is the top of a chain of CHAIN (60) folders of 250-byte
-  names (paths of 15 KB), the last listing WIDE (20,000) names that LSTAT says do not exist:
+  names (paths of 15 KB), the last listing WIDE (20,000) names of FIFOs (nothing read):
   each item costing memory several times its path, a wide folder that deep filled memory;
 - ``truncated``: answers LSTAT of ``/x/f.txt`` with attributes cut short (a size announced, no
   bytes for it).
@@ -29,7 +29,7 @@ import time
 from typing import BinaryIO
 
 CONTENT = bytes(range(256)) * 782  # 200,192 bytes
-_DIR, _FILE = 0o040755, 0o100644
+_DIR, _FILE, _FIFO = 0o040755, 0o100644, 0o010644
 MODE, *_SHAPE = (sys.argv[1] if __name__ == "__main__" else "").split(":")
 _WIDE, _CHAIN = (int(n) for n in _SHAPE) if _SHAPE else (20_000, 60)  # wide-deep[:WIDE:CHAIN]
 _LINK_NAME = b"d" * 250
@@ -75,7 +75,8 @@ class _Server:
             return
         self.listed_count[path] = listed + len(names)
         self.send(104, struct.pack(">II", request, len(names)) + b"".join(
-            _string(n) + _string(b"") + _attrs(_DIR, 4096) for n in names))
+            _string(n) + _string(b"") + (_attrs(_DIR, 4096) if levels < _CHAIN
+                                                      else _attrs(_FIFO, 0)) for n in names))
 
     def trickle(self, kind: int, body: bytes) -> None:
         for byte in struct.pack(">IB", len(body) + 1, kind) + body:
