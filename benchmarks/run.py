@@ -1027,6 +1027,54 @@ def remote_capture(size: int, repeat: int, json_out: Path | None) -> int:
     return 0 if met else 1
 
 
+def remote_sftp_capture(files: int, repeat: int, json_out: Path | None) -> int:
+    """``capture --remote --sftp`` (the fallback: files read over SFTP, sealed here) of *files*
+    files of 100 bytes, 1,000 a folder, through a real sshd on 127.0.0.1 (tests/support/sshd.py,
+    started here and stopped whatever happens): wall time and peak RSS, fastest of *repeat*.
+    No target: what each item costs in memory and round trips (docs/performance.md)."""
+    sys.path.insert(0, str(HERE.parent))
+    from tests.support.sshd import running
+
+    work = Path(tempfile.mkdtemp(prefix="evidencekit-bench-sftp-"))
+    try:
+        (work / "out").mkdir()
+        recipient, _, sign_key = setup_keys(work)
+        with running() as server:
+            tree = server.root / "tree"
+            for number in range(files):
+                folder = tree / f"dir{number // 1000:04d}"
+                if number % 1000 == 0:
+                    folder.mkdir(parents=True)
+                (folder / f"file-{number:07d}.log").write_bytes(b"x" * 100)
+            server.owned(tree)
+            command = (f"{shlex.quote(EVIDENCEKIT)} capture --remote {server.remote} --host-key "
+                       f"{server.fingerprint} --ssh-identity "
+                       f"{shlex.quote(str(server.client_key))} --sftp -r {recipient} --sign-key "
+                       f"{shlex.quote(str(sign_key))} --case BENCH --json -o out/sftp.evidence "
+                       f"{shlex.quote(str(tree))}")
+            measured = Measurement("remote_sftp", command)
+            for _ in range(repeat):
+                _remove(work / "out" / "sftp.evidence")
+                sample = run_once(command, work)
+                measured.samples.append(sample)
+                print(f"  remote_sftp {sample.wall:8.3f} s  rss {sample.max_rss_mb:7.1f} MB",
+                      file=sys.stderr)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"capture --remote --sftp of {files:,} files over SSH on 127.0.0.1: "
+          f"{measured.wall:.2f} s (fastest of {repeat}); peak RSS {measured.rss:.0f} MB; load "
+          f"average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps({
+            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "files": files,
+            "wall_s": measured.wall, "max_rss_mb": measured.rss, "command": command,
+            "samples": [asdict(s) for s in measured.samples], "cpus": os.cpu_count(),
+            "load_average_at_end": os.getloadavg(),
+            "python": platform.python_version()}, indent=2) + "\n")
+    return 0
+
+
 class _ServerCpu:
     """The CPU seconds of the test sshd's session processes (sshd's own per connection, the
     shell, cat or the remote evidencekit) while a command runs, sampled every 50 ms from a
@@ -1207,6 +1255,11 @@ def main() -> int:
                              "1024) over SSH on 127.0.0.1 against ssh cat | age (issue 26: <= "
                              "1.3 x; starts its own sshd, as root: an unprivileged login user); "
                              "results in benchmarks/results/remote-latest.json")
+    parser.add_argument("--remote-sftp", type=int, metavar="FILES", nargs="?", const=100_000,
+                        help="run nothing else: capture --remote --sftp of FILES files of 100 "
+                             "bytes (default 100,000) through an sshd on 127.0.0.1 (as root); "
+                             "wall time and peak RSS in "
+                             "benchmarks/results/remote-sftp-latest.json")
     parser.add_argument("--mail", type=int, metavar="MESSAGES", nargs="?", const=10_000,
                         help="run nothing else: time capture --imap of this many messages of "
                              "about 20 KB from a local Dovecot against imapclient alone (default "
@@ -1219,6 +1272,8 @@ def main() -> int:
 
     if args.remote is not None:
         return remote_capture(args.remote * MiB, args.repeat or 3, results("remote"))
+    if args.remote_sftp is not None:
+        return remote_sftp_capture(args.remote_sftp, args.repeat or 1, results("remote-sftp"))
     if args.mail is not None:
         return mail_capture(args.mail, args.repeat or 3, results("mail"))
     if args.device:
