@@ -838,13 +838,19 @@ def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-def test_disk_full_during_capture_on_a_small_tmpfs(tmp_path, home, keys, tiny_tmpfs):
+def _capture_onto_a_full_disk(tmp_path: Path, keys, disk: Path, size: int) -> None:
+    """A capture of *size* random bytes into *disk*, which has less room: it ends plainly and
+    leaves nothing there, the source untouched."""
     src = tmp_path / "src"
     src.mkdir()
-    (src / "big.bin").write_bytes(os.urandom(3 << 20))
+    (src / "big.bin").write_bytes(os.urandom(size))
     before = snapshot(src)
-    result, _ = cli_capture(tmp_path, keys, src, out=tiny_tmpfs / "case.evidence", timeout=60)
-    _write_failure_leaves_nothing(result, tiny_tmpfs, src, before, "No space left on device")
+    result, _ = cli_capture(tmp_path, keys, src, out=disk / "case.evidence", timeout=60)
+    _write_failure_leaves_nothing(result, disk, src, before, "No space left on device")
+
+
+def test_disk_full_during_capture_on_a_small_tmpfs(tmp_path, home, keys, tiny_tmpfs):
+    _capture_onto_a_full_disk(tmp_path, keys, tiny_tmpfs, 3 << 20)
 
 
 def test_disk_full_during_extract_on_a_small_tmpfs(tmp_path, home, keys, tiny_tmpfs):
@@ -1111,11 +1117,6 @@ def test_disk_full_during_direct_writes_on_a_small_ext4(tmp_path, home, keys):
     disk.mkdir()
     subprocess.run(["mount", "-o", "loop", str(image), str(disk)], check=True)
     try:
-        src = tmp_path / "src"
-        src.mkdir()
-        (src / "big.bin").write_bytes(os.urandom(24 << 20))
-        before = snapshot(src)
-        result, _ = cli_capture(tmp_path, keys, src, out=disk / "case.evidence", timeout=60)
-        _write_failure_leaves_nothing(result, disk, src, before, "No space left on device")
+        _capture_onto_a_full_disk(tmp_path, keys, disk, 24 << 20)
     finally:
         subprocess.run(["umount", str(disk)], capture_output=True)

@@ -275,20 +275,6 @@ def test_a_stream_left_open_after_its_end_is_not_waited_for_without_end(
     _nothing_left(tmp_path, out)
 
 
-def test_a_capture_that_stops_sending_is_given_up_after_the_stall_timeout(
-        server: sshd_support.Sshd, notes: Path, keys: dict[str, Path], tmp_path: Path) -> None:
-    """Half a bundle, then the channel held open, nothing sent: it waited for ever."""
-    out = tmp_path / "x.evidence"
-    started = time.monotonic()
-    done = _capture(server, keys, out, _sender(server, "stalled"), "--stall-timeout", "5",
-                    notes)
-    assert time.monotonic() - started < 60
-    assert done.code == 2, done.stderr
-    assert "stopped sending (" in done.stderr and " 5 seconds" in done.stderr, done.stderr
-    assert "--stall-timeout" in done.stderr  # the hint names the option
-    _nothing_left(tmp_path, out)
-
-
 def test_a_slow_capture_that_keeps_moving_is_not_given_up(
         server: sshd_support.Sshd, notes: Path, keys: dict[str, Path], tmp_path: Path) -> None:
     """Four pieces 2 s apart, 8 s in all: longer than --stall-timeout 5, never 5 s silent, and
@@ -303,56 +289,41 @@ def test_a_slow_capture_that_keeps_moving_is_not_given_up(
     assert out.exists()
 
 
-def test_a_stream_trickled_a_byte_at_a_time_is_given_up(
-        server: sshd_support.Sshd, notes: Path, keys: dict[str, Path], tmp_path: Path) -> None:
-    """A byte a second, in frames that follow the protocol, never 5 s silent: before
-    protocol.STALL_LEAST it was received for as long as the host liked."""
+# Hosts that send a bundle too slowly, or without end, and what ending them says (exit 2,
+# nothing kept). Each waited for ever, or until the disk was full, before its bound:
+#  stalled: half a bundle, then the channel held open, nothing sent;
+#  trickle: a byte a second, in frames that follow the protocol, never 5 s silent (before
+#    protocol.STALL_LEAST it was received for as long as the host liked);
+#  shell-trickle: the real evidencekit's stream let through a byte every 2 s by the command;
+#  remote-timeout: moving enough for --stall-timeout, but not done by --remote-timeout (the
+#    deadline a playbook can rely on, whatever the host sends);
+#  endless: frames in order without end.
+SHELL_TRICKLE = '$EK "$@" | { head -c 100; while dd bs=1 count=1 status=none; do sleep 2; done; }'
+GIVEN_UP = {
+    "stalled": ("stalled", ("--stall-timeout", "5"),
+                ("stopped sending (", " 5 seconds", "--stall-timeout")),
+    "trickle": ("trickle", ("--stall-timeout", "5"),
+                ("arrived in 5 seconds; a moving capture sends at least 16,384",)),
+    "shell-trickle": (None, ("--stall-timeout", "5"), ("stopped sending (only ",)),
+    "remote-timeout": ("trickle", ("--stall-timeout", "600", "--remote-timeout", "6"),
+                       ("did not finish within --remote-timeout (6 seconds)",)),
+    "endless": ("endless", ("--max-size", "8MiB"), ("it grew past --max-size (8 MiB)",)),
+}
+
+
+@pytest.mark.parametrize("case", list(GIVEN_UP))
+def test_a_host_sending_too_slowly_or_without_end_is_given_up(
+        server: sshd_support.Sshd, notes: Path, keys: dict[str, Path], tmp_path: Path,
+        case: str) -> None:
+    mode, options, said = GIVEN_UP[case]
+    command = _sender(server, mode) if mode else _remote_script(server, SHELL_TRICKLE)
     out = tmp_path / "x.evidence"
     started = time.monotonic()
-    done = _capture(server, keys, out, _sender(server, "trickle"), "--stall-timeout", "5",
-                    notes)
+    done = _capture(server, keys, out, command, *options, notes)
     assert time.monotonic() - started < 60
     assert done.code == 2, done.stderr
-    assert "arrived in 5 seconds; a moving capture sends at least 16,384" in done.stderr, \
-        done.stderr
-    _nothing_left(tmp_path, out)
-
-
-def test_a_capture_that_trickles_through_a_shell_is_given_up(
-        server: sshd_support.Sshd, notes: Path, keys: dict[str, Path], tmp_path: Path) -> None:
-    """The real evidencekit's stream let through one byte every 2 s by the remote command."""
-    out = tmp_path / "x.evidence"
-    trickler = _remote_script(server, '$EK "$@" | { head -c 100; while dd bs=1 count=1 '
-                              'status=none; do sleep 2; done; }')
-    started = time.monotonic()
-    done = _capture(server, keys, out, trickler, "--stall-timeout", "5", notes)
-    assert time.monotonic() - started < 60
-    assert done.code == 2, done.stderr
-    assert "stopped sending (only " in done.stderr, done.stderr
-    _nothing_left(tmp_path, out)
-
-
-def test_a_capture_past_its_remote_timeout_is_given_up(
-        server: sshd_support.Sshd, notes: Path, keys: dict[str, Path], tmp_path: Path) -> None:
-    """Moving enough for --stall-timeout, but not done by --remote-timeout: the deadline a
-    playbook can rely on, whatever the host sends."""
-    out = tmp_path / "x.evidence"
-    started = time.monotonic()
-    done = _capture(server, keys, out, _sender(server, "trickle"), "--stall-timeout", "600",
-                    "--remote-timeout", "6", notes)
-    assert time.monotonic() - started < 60
-    assert done.code == 2, done.stderr
-    assert "did not finish within --remote-timeout (6 seconds)" in done.stderr, done.stderr
-    _nothing_left(tmp_path, out)
-
-
-def test_an_endless_stream_is_stopped_at_max_size(
-        server: sshd_support.Sshd, notes: Path, keys: dict[str, Path], tmp_path: Path) -> None:
-    """Frames in order without end: received until the disk was full."""
-    out = tmp_path / "x.evidence"
-    done = _capture(server, keys, out, _sender(server, "endless"), "--max-size", "8MiB", notes)
-    assert done.code == 2, done.stderr
-    assert "it grew past --max-size (8 MiB)" in done.stderr, done.stderr
+    for words in said:
+        assert words in done.stderr, done.stderr
     _nothing_left(tmp_path, out)
 
 

@@ -16,9 +16,10 @@ import contextlib
 import http.client
 import http.server
 import socketserver
-import threading
 from collections.abc import Iterator
 from urllib.parse import urlsplit
+
+from tests.support.serving import serving
 
 GHOST_KEY = "cases/ghost.evidence"
 ENDLESS_AT_MOST = 256 << 20
@@ -106,11 +107,5 @@ def _lying_listing(data: bytes, mode: str) -> bytes:
 @contextlib.contextmanager
 def lying_store(upstream: str) -> Iterator[LyingStore]:
     proxy = LyingStore(upstream)
-    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(proxy):
         yield proxy
-    finally:
-        proxy.shutdown()
-        proxy.server_close()
-        thread.join(timeout=10)

@@ -12,13 +12,13 @@ from __future__ import annotations
 import http.server
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.serving import serving
 from tests.support.tools import require_tool
 
 _CONFIG = """\
@@ -163,14 +163,8 @@ def running_tsa(folder: Path, mode: str = "good") -> Iterator[LocalTSA]:
     tsa = LocalTSA(f"http://127.0.0.1:{server.server_address[1]}/", folder, folder / "ca.crt",
                   folder / ("expired.crt" if mode == "expired" else "tsa.crt"), mode)
     server.RequestHandlerClass = type("Handler", (_Handler,), {"tsa": tsa})
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield tsa
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def down_url() -> str:

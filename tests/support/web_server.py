@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.support.serving import serving
 from tests.support.tools import require_python_tool
 
 # a 1x1 red PNG (made by hand: signature, IHDR, IDAT, IEND)
@@ -291,18 +292,13 @@ def https_site(folder: Path, slow_seconds: float = 5.0, tls: bool = True,
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_path, key_path)
     server = Server(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
     port = server.server_address[1]
-    try:
-        _wait_until_answering(port, tls)
-        yield Site(f"{'https' if tls else 'http'}://127.0.0.1:{port}", der, hits, ca_file)
-    finally:
-        stopping.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with serving(server, poll_interval=0.05):
+        try:
+            _wait_until_answering(port, tls)
+            yield Site(f"{'https' if tls else 'http'}://127.0.0.1:{port}", der, hits, ca_file)
+        finally:
+            stopping.set()  # handlers still sending end before the server is shut down
 
 
 def _wait_until_answering(port: int, tls: bool) -> None:
