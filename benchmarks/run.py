@@ -53,6 +53,7 @@ Informational (not one of issue 5's targets, never counted as met or not met):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import mmap
 import os
@@ -66,7 +67,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -947,53 +948,62 @@ def _cpu_seconds_of(folder: Path) -> float:
 REMOTE_LIMIT_RATIO = 1.3  # issue 26: capture --remote at most 1.3 x ssh cat | age
 
 
+
+@contextlib.contextmanager
+def _sshd_and_work(prefix: str) -> Iterator[tuple[Path, str, Path, Any]]:
+    """A work folder (with out/ and the benchmark keys) and the test sshd on 127.0.0.1
+    (tests/support/sshd.py): the folder removed and the server stopped whatever happens."""
+    sys.path.insert(0, str(HERE.parent))
+    from tests.support.sshd import running
+
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        (work / "out").mkdir()
+        recipient, _, sign_key = setup_keys(work)
+        with running() as server:
+            yield work, recipient, sign_key, server
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def remote_capture(size: int, repeat: int, json_out: Path | None) -> int:
     """Issue 26's target: ``capture --remote`` of one *size*-byte file (random bytes) over SSH
     on loopback takes at most 1.3 x ``ssh HOST cat FILE | age -r R > out``, runs interleaved,
     fastest of *repeat*. The server is a real OpenSSH sshd on 127.0.0.1 logging in an
     unprivileged user (tests/support/sshd.py), started here and stopped whatever happens; the
     remote evidencekit is this checkout's. Both sides share the machine's CPUs."""
-    sys.path.insert(0, str(HERE.parent))
-    from tests.support.sshd import running
-
-    work = Path(tempfile.mkdtemp(prefix="evidencekit-bench-remote-"))
-    try:
-        (work / "out").mkdir()
-        recipient, _, sign_key = setup_keys(work)
-        with running() as server:
-            data = server.root / "bench"
-            data.mkdir()
-            source = data / "big.bin"
-            write_random_file(source, size)
-            server.owned(data)
-            command = server.evidencekit_command()
-            ssh = (f"ssh -T -i {shlex.quote(str(server.client_key))} -p {server.port} "
-                   "-o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
-                   f"-o LogLevel=ERROR {server.user}@127.0.0.1")
-            baseline = f"{ssh} cat {shlex.quote(str(source))} | age -r {recipient} > out/ssh.age"
-            remote = (f"{shlex.quote(EVIDENCEKIT)} capture --remote {server.remote} --host-key "
-                      f"{server.fingerprint} --ssh-identity {shlex.quote(str(server.client_key))}"
-                      f" --remote-command {shlex.quote(command)} -r {recipient} --sign-key "
-                      f"{shlex.quote(str(sign_key))} --case BENCH --json -o out/remote.evidence "
-                      f"{shlex.quote(str(source))}")
-            measured = {"ssh_cat_age": Measurement("ssh_cat_age", baseline),
-                        "remote": Measurement("remote", remote)}
-            server_cpu: dict[str, list[float]] = {"ssh_cat_age": [], "remote": []}
-            for turn in range(repeat):
-                warm(source)
-                for name in ("ssh_cat_age", "remote") if turn % 2 == 0 else (
-                        "remote", "ssh_cat_age"):
-                    _remove(work / "out" / "remote.evidence")
-                    with _ServerCpu(server.process.pid) as there:
-                        sample = run_once(measured[name].command, work)
-                    server_cpu[name].append(there.seconds)
-                    measured[name].samples.append(sample)
-                    print(f"  {name:14} {sample.wall:8.3f} s  cpu here "
-                          f"{sample.user + sample.system:7.2f} s, there (sshd and what it ran) "
-                          f"{server_cpu[name][-1]:6.2f} s  rss {sample.max_rss_mb:7.1f} MB",
-                          file=sys.stderr)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with _sshd_and_work("evidencekit-bench-remote-") as (work, recipient, sign_key, server):
+        data = server.root / "bench"
+        data.mkdir()
+        source = data / "big.bin"
+        write_random_file(source, size)
+        server.owned(data)
+        command = server.evidencekit_command()
+        ssh = (f"ssh -T -i {shlex.quote(str(server.client_key))} -p {server.port} "
+               "-o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+               f"-o LogLevel=ERROR {server.user}@127.0.0.1")
+        baseline = f"{ssh} cat {shlex.quote(str(source))} | age -r {recipient} > out/ssh.age"
+        remote = (f"{shlex.quote(EVIDENCEKIT)} capture --remote {server.remote} --host-key "
+                  f"{server.fingerprint} --ssh-identity {shlex.quote(str(server.client_key))}"
+                  f" --remote-command {shlex.quote(command)} -r {recipient} --sign-key "
+                  f"{shlex.quote(str(sign_key))} --case BENCH --json -o out/remote.evidence "
+                  f"{shlex.quote(str(source))}")
+        measured = {"ssh_cat_age": Measurement("ssh_cat_age", baseline),
+                    "remote": Measurement("remote", remote)}
+        server_cpu: dict[str, list[float]] = {"ssh_cat_age": [], "remote": []}
+        for turn in range(repeat):
+            warm(source)
+            for name in ("ssh_cat_age", "remote") if turn % 2 == 0 else (
+                    "remote", "ssh_cat_age"):
+                _remove(work / "out" / "remote.evidence")
+                with _ServerCpu(server.process.pid) as there:
+                    sample = run_once(measured[name].command, work)
+                server_cpu[name].append(there.seconds)
+                measured[name].samples.append(sample)
+                print(f"  {name:14} {sample.wall:8.3f} s  cpu here "
+                      f"{sample.user + sample.system:7.2f} s, there (sshd and what it ran) "
+                      f"{server_cpu[name][-1]:6.2f} s  rss {sample.max_rss_mb:7.1f} MB",
+                      file=sys.stderr)
     floor, ours = measured["ssh_cat_age"].wall, measured["remote"].wall
     ratio = ours / floor
     met = ratio <= REMOTE_LIMIT_RATIO
@@ -1032,35 +1042,26 @@ def remote_sftp_capture(files: int, repeat: int, json_out: Path | None) -> int:
     files of 100 bytes, 1,000 a folder, through a real sshd on 127.0.0.1 (tests/support/sshd.py,
     started here and stopped whatever happens): wall time and peak RSS, fastest of *repeat*.
     No target: what each item costs in memory and round trips (docs/performance.md)."""
-    sys.path.insert(0, str(HERE.parent))
-    from tests.support.sshd import running
-
-    work = Path(tempfile.mkdtemp(prefix="evidencekit-bench-sftp-"))
-    try:
-        (work / "out").mkdir()
-        recipient, _, sign_key = setup_keys(work)
-        with running() as server:
-            tree = server.root / "tree"
-            for number in range(files):
-                folder = tree / f"dir{number // 1000:04d}"
-                if number % 1000 == 0:
-                    folder.mkdir(parents=True)
-                (folder / f"file-{number:07d}.log").write_bytes(b"x" * 100)
-            server.owned(tree)
-            command = (f"{shlex.quote(EVIDENCEKIT)} capture --remote {server.remote} --host-key "
-                       f"{server.fingerprint} --ssh-identity "
-                       f"{shlex.quote(str(server.client_key))} --sftp -r {recipient} --sign-key "
-                       f"{shlex.quote(str(sign_key))} --case BENCH --json -o out/sftp.evidence "
-                       f"{shlex.quote(str(tree))}")
-            measured = Measurement("remote_sftp", command)
-            for _ in range(repeat):
-                _remove(work / "out" / "sftp.evidence")
-                sample = run_once(command, work)
-                measured.samples.append(sample)
-                print(f"  remote_sftp {sample.wall:8.3f} s  rss {sample.max_rss_mb:7.1f} MB",
-                      file=sys.stderr)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with _sshd_and_work("evidencekit-bench-sftp-") as (work, recipient, sign_key, server):
+        tree = server.root / "tree"
+        for number in range(files):
+            folder = tree / f"dir{number // 1000:04d}"
+            if number % 1000 == 0:
+                folder.mkdir(parents=True)
+            (folder / f"file-{number:07d}.log").write_bytes(b"x" * 100)
+        server.owned(tree)
+        command = (f"{shlex.quote(EVIDENCEKIT)} capture --remote {server.remote} --host-key "
+                   f"{server.fingerprint} --ssh-identity "
+                   f"{shlex.quote(str(server.client_key))} --sftp -r {recipient} --sign-key "
+                   f"{shlex.quote(str(sign_key))} --case BENCH --json -o out/sftp.evidence "
+                   f"{shlex.quote(str(tree))}")
+        measured = Measurement("remote_sftp", command)
+        for _ in range(repeat):
+            _remove(work / "out" / "sftp.evidence")
+            sample = run_once(command, work)
+            measured.samples.append(sample)
+            print(f"  remote_sftp {sample.wall:8.3f} s  rss {sample.max_rss_mb:7.1f} MB",
+                  file=sys.stderr)
     print(f"capture --remote --sftp of {files:,} files over SSH on 127.0.0.1: "
           f"{measured.wall:.2f} s (fastest of {repeat}); peak RSS {measured.rss:.0f} MB; load "
           f"average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
