@@ -45,7 +45,7 @@ from evidencekit.cli.cmd_timestamp import (
 from evidencekit.cli.keyring import recipients_from
 from evidencekit.cli.live import live_options, live_sources
 from evidencekit.cli.live import say_done as say_live_done
-from evidencekit.cli.options import FILE_PATH, refuse_given_without
+from evidencekit.cli.options import FILE_PATH, refuse_an_option_as_value, refuse_given_without
 from evidencekit.cli.secrets import (
     KEY_PASSPHRASE_ENV,
     PASSPHRASE_ENV,
@@ -160,6 +160,7 @@ def capture_command(sources: tuple[Path, ...], output: Path | str | None, case_i
     def body() -> int:
         refuse_stdout(output, "a bundle", hint="give the bundle's name with -o (a bundle is "
                       "written to a file, then completed at its start), or s3://BUCKET/PREFIX/")
+        refuse_an_option_as_value("--stdin", stdin_name)
         remote = capture_remote.requested()
         if remote is not None:  # made on another host, over SSH (cli/capture_remote.py)
             capture_remote.refuse_local_only(stdin=stdin_name, device=devices, tsa=tsa_urls,

@@ -88,3 +88,17 @@ def refuse_given_without(names: Sequence[str], purpose: str, needs: str) -> None
         if param.name in names and \
                 context.get_parameter_source(param.name) is ParameterSource.COMMANDLINE:
             raise UsageError(f"{param.opts[0]} is for {purpose}: it needs {needs}")
+
+
+def refuse_an_option_as_value(option: str, value: str | None) -> None:
+    """UsageError when *value*, the value click gave *option*, is one of the command's own
+    options: ``--stdin -R key.pub`` made "-R" the stream's name and key.pub a file to capture,
+    and the capture then failed on what went missing (no recipient), far from the cause."""
+    if value is None:
+        return
+    command = click.get_current_context().command
+    if any(value in (*param.opts, *param.secondary_opts) for param in command.params):
+        raise UsageError(f"{option} needs its value right after it: {value} is an option, "
+                         f"not a value for {option}",
+                         hint=f"put {option}'s value right after it, then {value} with its "
+                         "own (e.g. --stdin journal.export -R key.pub)")

@@ -115,3 +115,15 @@ def test_a_name_that_is_not_one_plain_file_name_is_refused(tmp_path: Path,
     assert done.returncode == 2
     assert "--stdin needs a plain file name" in json.loads(done.stdout)["error"]["message"]
     assert not (tmp_path / "out.evidence").exists()
+
+
+def test_an_option_taken_as_the_name_is_said_to_be_one(tmp_path: Path, keys: dict[str, Path],
+                                                       home: Path) -> None:
+    """``--stdin -R key.pub``: click gives --stdin the name "-R" and key.pub becomes a file to
+    capture; the capture then failed on the missing recipient, far from the cause."""
+    done = capture(tmp_path, keys, "--stdin", "-R", keys["recipient"], feed=b"data")
+    assert done.returncode == 2, done.stderr
+    message = json.loads(done.stdout)["error"]["message"]
+    assert message == "--stdin needs its value right after it: -R is an option, not a value " \
+        "for --stdin", message
+    assert not (tmp_path / "out.evidence").exists()
