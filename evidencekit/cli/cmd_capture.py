@@ -160,7 +160,7 @@ def capture_command(sources: tuple[Path, ...], output: Path | str | None, case_i
     def body() -> int:
         refuse_stdout(output, "a bundle", hint="give the bundle's name with -o (a bundle is "
                       "written to a file, then completed at its start), or s3://BUCKET/PREFIX/")
-        refuse_an_option_as_value("--stdin", stdin_name)
+        refuse_an_option_as_value("--stdin", stdin_name, "--stdin journal.export -R key.pub")
         remote = capture_remote.requested()
         if remote is not None:  # made on another host, over SSH (cli/capture_remote.py)
             capture_remote.refuse_local_only(stdin=stdin_name, device=devices, tsa=tsa_urls,

@@ -90,10 +90,11 @@ def refuse_given_without(names: Sequence[str], purpose: str, needs: str) -> None
             raise UsageError(f"{param.opts[0]} is for {purpose}: it needs {needs}")
 
 
-def refuse_an_option_as_value(option: str, value: str | None) -> None:
+def refuse_an_option_as_value(option: str, value: str | None, example: str) -> None:
     """UsageError when *value*, the value click gave *option*, is one of the command's own
     options: ``--stdin -R key.pub`` made "-R" the stream's name and key.pub a file to capture,
-    and the capture then failed on what went missing (no recipient), far from the cause."""
+    and the capture then failed on what went missing (no recipient), far from the cause.
+    *example* shows the option used rightly, for the hint."""
     if value is None:
         return
     command = click.get_current_context().command
@@ -101,4 +102,4 @@ def refuse_an_option_as_value(option: str, value: str | None) -> None:
         raise UsageError(f"{option} needs its value right after it: {value} is an option, "
                          f"not a value for {option}",
                          hint=f"put {option}'s value right after it, then {value} with its "
-                         "own (e.g. --stdin journal.export -R key.pub)")
+                         f"own (e.g. {example})")
