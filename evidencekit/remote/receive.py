@@ -80,11 +80,10 @@ class RemoteRequest:
     note: str = ""
     progress: Progress = field(default_factory=NoProgress)
     clock: Clock = system_clock
-    stall_timeout: float | None = STALL_TIMEOUT  # seconds without a byte (None: no limit)
-    # ... or with less than protocol.STALL_LEAST bytes
+    # seconds in which less than protocol.STALL_LEAST bytes arrive (None: no limit)
+    stall_timeout: float | None = STALL_TIMEOUT
     timeout: float | None = None  # seconds the whole transfer may take (None: no limit)
     max_size: int | None = None  # bytes the received bundle may reach (None: what fits)
-
 
     def deadline(self) -> float | None:
         """When the transfer must have ended by (time.monotonic()), from now; None: never."""
