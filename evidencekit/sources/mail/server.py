@@ -26,7 +26,7 @@ from typing import Any
 from evidencekit.clock import Clock, rfc3339
 from evidencekit.errors import UsageError
 from evidencekit.sources.mail.account import Account, BearerToken, Credential, MailError
-from evidencekit.sources.mail.fetch import bounded
+from evidencekit.sources.mail.fetch import AnswerTooLarge, AnswerTooSlow, bounded
 
 CONNECT_TIMEOUT = 30.0  # seconds
 READ_TIMEOUT = 300.0  # a large message on a slow line
@@ -272,6 +272,12 @@ _RESOLVING = (
              hint="check its name (for example imap.gmail.com) and your Internet connection"),
 )
 _CONNECTING = (
+    # what fetch.AnswerLimit bounds, from the connection's first byte (the greeting, STARTTLS)
+    _Failure(AnswerTooSlow, "{host} port {port} answered too slowly while connecting: {why}",
+             lambda exc: exc.message, hint="if it happens again, the server (or the line) is "
+             "too slow or hostile: save the messages with a mail program"),
+    _Failure(AnswerTooLarge, "{host} port {port} did not answer as an IMAP server does while "
+             "connecting: {why}", lambda exc: exc.message),
     _Failure(ssl.SSLCertVerificationError, "the certificate of {host} is not trusted: {why}; "
              "nothing was sent to it", lambda exc: exc.verify_message or exc.reason,
              hint="check the server's name; for a server with a certificate of its own, pin it "
@@ -287,14 +293,14 @@ _CONNECTING = (
 def _failures_said(account: Account, failures: Sequence[_Failure], client: Any = None
                    ) -> Iterator[None]:
     """Turn an error of the block into a MailError in the words of the first of *failures* it
-    is a kind of (another error, and a MailError, pass as they are)."""
+    is a kind of (another error passes as it is, and so does a MailError unless one of
+    *failures* names its kind: fetch.AnswerTooSlow says nothing of the host)."""
     try:
         yield
-    except MailError:
-        raise
     except Exception as exc:
         failure = next((f for f in failures if isinstance(exc, f.kind)), None)
-        if failure is None:
+        if failure is None or (isinstance(exc, MailError)
+                               and not issubclass(failure.kind, MailError)):
             raise
         if failure.close:
             _close(client)

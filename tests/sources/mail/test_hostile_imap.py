@@ -52,7 +52,10 @@ def test_what_the_server_sends_is_bounded_whatever_it_announces(tmp_path: Path,
         done = capture(tmp_path, server)
         sent = server.sent
     assert done.code == 2, done.stderr
-    assert "more than" in done.json()["error"]["message"]
+    said = done.json()["error"]["message"]
+    assert "more than" in said
+    if mode == "greeting-literal":  # it named neither host nor port
+        assert said.startswith("127.0.0.1 port ") and "while connecting" in said, said
     assert sent < 32 << 20
     assert not (tmp_path / "mail.evidence").exists()
 
@@ -147,8 +150,12 @@ def test_a_greeting_dripped_is_given_up_in_time(tmp_path: Path,
     monkeypatch.setattr(fetch, "ANSWER_MIN_RATE", 100)
     with hostile_imap(tmp_path, "drip-greeting") as server:
         started = time.monotonic()
-        with pytest.raises(MailError, match=r"slower than 100 bytes a second after 0\.3 s"):
-            open_connection(parse_account(server.url),
+        with pytest.raises(MailError, match=r"slower than 100 bytes a second after 0\.3 s") \
+                as raised:
+            open_connection(account := parse_account(server.url),
                             Trust(parse_fingerprint(server.fingerprint)), system_clock)
         took = time.monotonic() - started
     assert took < 1.5
+    # it said neither host nor port, where the other errors of connecting say both
+    assert raised.value.message.startswith(
+        f"{account.host} port {account.port} answered too slowly while connecting: ")
