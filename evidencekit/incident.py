@@ -623,11 +623,23 @@ def load_yaml(text: str, source: str = "incident file") -> Incident:
         raise IncidentError(f"{source} is not valid YAML{where}: "
                             f"{getattr(exc, 'problem', None) or exc}",
                             hint="check the indentation and quoting near that line") from None
+    if not isinstance(data, Mapping):  # said of the file, not of a field named ''
+        raise IncidentError(f"{source} must be a mapping of fields (key: value lines); it "
+                            f"holds {_yaml_kind(data)}",
+                            hint="write one field a line, e.g. 'description: …' (see "
+                            "'For support workers and scripts' in docs/victims.md)")
     try:
         return from_input(data)
     except IncidentError as exc:
         raise IncidentError(f"{source}, field '{exc.field}': {exc.problem}", hint=exc.hint,
                             field=exc.field, problem=exc.problem) from None
+
+
+def _yaml_kind(data: Any) -> str:
+    """What a YAML document that is not a mapping holds, in words."""
+    if data is None:
+        return "nothing"
+    return "a list" if isinstance(data, list) else "a single value"
 
 
 @lru_cache(maxsize=1)

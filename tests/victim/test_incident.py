@@ -82,6 +82,20 @@ def test_errors_name_the_field(yaml_text: str, field: str, words: str) -> None:
     assert error.exit_code == ExitCode.USAGE
 
 
+@pytest.mark.parametrize(("yaml_text", "holds"), [
+    ("- description: ok\n", "a list"), ("just words\n", "a single value"), ("", "nothing"),
+    ("# only a comment\n", "nothing"), ("~\n", "nothing")])
+def test_a_file_that_is_not_a_mapping_is_said_of_the_file(yaml_text: str, holds: str) -> None:
+    """Before: "incident.yaml, field '': must be a mapping" for a list or a scalar, and an empty
+    file was taken for an empty record, silently."""
+    with pytest.raises(inc.IncidentError) as caught:
+        inc.load_yaml(yaml_text, "incident.yaml")
+    assert caught.value.message == ("incident.yaml must be a mapping of fields (key: value "
+                                    f"lines); it holds {holds}")
+    assert "field ''" not in caught.value.message
+    assert caught.value.exit_code == ExitCode.USAGE
+
+
 def test_broken_yaml_names_the_line() -> None:
     with pytest.raises(inc.IncidentError, match=r"not valid YAML \(line 3, column 3\)"):
         inc.load_yaml("description: ok\nlosses: [\n  - {amount: 1\nnext: 2\n", "incident.yaml")

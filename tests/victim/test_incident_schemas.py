@@ -143,8 +143,9 @@ def test_a_broken_record_fails_the_schema_and_verification(change) -> None:
 
 
 # -------------------------------------------------------------------------- the incident file
-@pytest.mark.parametrize("text", [INCIDENT_YAML, DATE_ONLY_YAML, EVERY_FIELD_YAML, ""],
-                         ids=["fraud", "dates-alone", "every-field", "empty-file"])
+# an empty file is refused (a file saved empty by mistake): "{}" is the record with nothing
+@pytest.mark.parametrize("text", [INCIDENT_YAML, DATE_ONLY_YAML, EVERY_FIELD_YAML, "{}\n"],
+                         ids=["fraud", "dates-alone", "every-field", "empty-mapping"])
 def test_files_evidencekit_reads_validate(text: str) -> None:
     inc.load_yaml(text)
     assert errors(read_as_evidencekit_does(text) or {}, "incident-input") == []
