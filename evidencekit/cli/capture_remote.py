@@ -275,7 +275,7 @@ def say_sftp(result: CaptureResult, request: RemoteRequest, case: CaseInfo,
                          "remote_logical": logical})
         render.emit_json(document)
         return code
-    render.capture_text(result)
+    render.capture_text(result, request.recipients)
     render.err.print(f"[bold yellow]Remote-logical capture[/] of "
                      f"{render.escape(str(request.endpoint))} (host key "
                      f"{request.host_key.fingerprint}), read over SFTP and sealed here. Not "

@@ -270,7 +270,7 @@ def capture_command(sources: tuple[Path, ...], output: Path | str | None, case_i
                 document["store"] = store.delivery.details
             render.emit_json(document)
         else:
-            render.capture_text(result)
+            render.capture_text(result, protection)
             say_live_done(live_state)
             if mailbox is not None:
                 capture_mail.say_done(mailbox)

@@ -1099,7 +1099,7 @@ def guided_capture(prompter: Prompter, defaults: GuidedDefaults, case: CaseInfo,
             incident=None if plan.incident.empty else plan.incident.to_json(),
             more_sources=pages)
         result = capture_mail.capture_with(request, mail)
-        render.capture_text(result)
+        render.capture_text(result, recipients)
         say_pages(pages)
         for mailbox in mail:
             capture_mail.say_done(mailbox)

@@ -214,7 +214,7 @@ def capture_json(result: CaptureResult, exit_code: int) -> dict[str, Any]:
             "warnings": result.warnings}
 
 
-def capture_text(result: CaptureResult) -> None:
+def capture_text(result: CaptureResult, recipients: Sequence[age.Recipient]) -> None:
     seal = result.seal
     counts = seal.counts
     out.print(f"[bold green]Sealed[/] {escape(result.location or str(result.output))}")
@@ -242,8 +242,22 @@ def capture_text(result: CaptureResult) -> None:
             err.print(f"  {escape(problem.path)}: {escape(problem.problem)}")
         if len(problems) > 50:
             err.print(f"  … and {len(problems) - 50} more (see --json)")
-    out.print("Keep this bundle unchanged. Check it any time with: evidencekit verify "
-              f"{escape(result.location or str(result.output))}")
+    out.print(escape(check_hint(result.location or str(result.output), recipients)))
+
+
+def check_hint(bundle: str, recipients: Sequence[age.Recipient]) -> str:
+    """The closing line of a capture: the command that checks every file too, for a bundle
+    opened by a passphrase as for one opened by a key. 'verify BUNDLE' alone checks the seal,
+    signatures and custody, not the files (they are encrypted)."""
+    from evidencekit.crypto.age import ScryptRecipient
+
+    if any(isinstance(r, ScryptRecipient) for r in recipients):
+        return (f"Keep this bundle unchanged. Check it any time, every file too, with: "
+                f"evidencekit verify -p {bundle} (without -p, only its seal, signatures and "
+                "custody are checked)")
+    return (f"Keep this bundle unchanged. Check it any time, every file too, with: "
+            f"evidencekit verify -i KEYFILE {bundle} (KEYFILE: the private key of one of its "
+            "recipients; without -i, only its seal, signatures and custody are checked)")
 
 
 def report_json(report: Report, exit_code: int, command: str = "verify") -> dict[str, Any]:
