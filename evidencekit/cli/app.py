@@ -29,7 +29,7 @@ from evidencekit.cli.keyring import (
     recipients_from,
     refuse_new_key_inside,
 )
-from evidencekit.cli.options import FILE_PATH
+from evidencekit.cli.options import FILE_PATH, TEXT, NamedPath
 from evidencekit.cli.secrets import KEY_PASSPHRASE_ENV, PASSPHRASE_ENV, obtain
 from evidencekit.config import CONFIG_ENV, PROGRESS_MODES, Config, load_config
 from evidencekit.crypto import age
@@ -63,7 +63,7 @@ def output_option(help: str, *, folder: bool = False, required: bool = True
                   ) -> Callable[[F], F]:
     """-o/--output: what the command writes, a file (or, with *folder*, a folder); *help* says
     which and whether it may exist."""
-    kind = (click.Path(path_type=Path, file_okay=False) if folder
+    kind = (NamedPath(file_okay=False) if folder
             else FILE_PATH)
     return click.option("-o", "--output", type=kind, required=required, help=help)
 
@@ -81,7 +81,7 @@ def identity_option(f: F) -> F:
 
 
 def trusted_option(f: F) -> F:
-    return click.option("--trusted-key", "trusted", multiple=True, metavar="KEY",
+    return click.option("--trusted-key", "trusted", multiple=True, type=TEXT, metavar="KEY",
                         help="A signer you trust: a .pub file or 'ssh-ed25519 AAAA…'. "
                         "Repeatable.")(f)
 
@@ -95,7 +95,7 @@ def signing_options(f: F) -> F:
 
 
 def actor_option(f: F) -> F:
-    return click.option("--actor", help="Your name as it should appear in the custody log "
+    return click.option("--actor", type=TEXT, help="Your name as it should appear in the custody log "
                         "(default: your signing key's name, its comment).")(f)
 
 
@@ -154,7 +154,7 @@ def new_recipient_options(f: F) -> F:
     f = click.option("-R", "--recipient-file", "recipient_files", multiple=True,
                      type=FILE_PATH,
                      help="File with the new holder's public keys. Repeatable.")(f)
-    return click.option("-r", "--recipient", "recipients", multiple=True, metavar="KEY",
+    return click.option("-r", "--recipient", "recipients", multiple=True, type=TEXT, metavar="KEY",
                         help="New holder's public key (age1… or 'ssh-ed25519 AAAA…'). "
                         "Repeatable.")(f)
 

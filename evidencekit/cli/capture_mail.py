@@ -20,7 +20,7 @@ import click
 
 from evidencekit.capture import CaptureRequest, CaptureResult, capture
 from evidencekit.cli import render
-from evidencekit.cli.options import FILE_PATH, Kept, option_group
+from evidencekit.cli.options import FILE_PATH, TEXT, Kept, option_group
 from evidencekit.cli.secrets import interactive
 from evidencekit.crypto.keys import SigningKey
 from evidencekit.errors import InputError, PassphraseRequired, UsageError
@@ -48,19 +48,19 @@ class MailRequest:
 def imap_options(command: F) -> F:
     """The mailbox options of ``capture`` (kept in the context: see :func:`requested`)."""
     options = [
-        KEPT.option("--imap", "imap_url", metavar="imaps://USER@HOST[:PORT]",
+        KEPT.option("--imap", "imap_url", type=TEXT, metavar="imaps://USER@HOST[:PORT]",
                     help="Also capture e-mails from this mailbox, read-only (nothing is marked "
                     "read). The password is asked for (or --imap-password-file, or the variable "
                     f"{PASSWORD_ENV}); never put it in the address. imap://USER@HOST (port 143) "
                     "for a server that offers TLS only by STARTTLS: required, never a login in "
                     "clear."),
-        KEPT.gated("--folder", "folders", multiple=True, metavar="NAME",
+        KEPT.gated("--folder", "folders", multiple=True, type=TEXT, metavar="NAME",
                    help="capture this folder (repeatable; default: all folders)."),
         KEPT.gated("--all-folders", is_flag=True,
                    help="capture every folder (the default without --folder)."),
-        KEPT.gated("--since", metavar="DATE",
+        KEPT.gated("--since", type=TEXT, metavar="DATE",
                    help="only messages received on or after DATE (2026-11-01)."),
-        KEPT.gated("--search", metavar="CRITERIA",
+        KEPT.gated("--search", type=TEXT, metavar="CRITERIA",
                    help="only messages matching these IMAP SEARCH criteria, e.g. "
                    "'FROM scam@example.net'."),
         KEPT.gated("--imap-password-file", type=FILE_PATH,
@@ -68,7 +68,7 @@ def imap_options(command: F) -> F:
         KEPT.gated("--imap-token-file", type=FILE_PATH,
                    help="log in with the OAuth2 access token in this file (XOAUTH2) "
                    "instead of a password."),
-        KEPT.gated("--imap-fingerprint", metavar="SHA256:…",
+        KEPT.gated("--imap-fingerprint", type=TEXT, metavar="SHA256:…",
                    help="trust exactly the server certificate with this SHA-256 fingerprint "
                    "(a server with its own certificate) instead of the system's authorities; "
                    "any other certificate is refused."),

@@ -27,7 +27,7 @@ from evidencekit.cli import capture_mail, render
 from evidencekit.cli.app import actor_name, cli, resolve_signing_key, run
 from evidencekit.cli.keyring import default_signing_key_path, recipients_from
 from evidencekit.cli.live import live_sources
-from evidencekit.cli.options import FILE_PATH, Kept, option_group
+from evidencekit.cli.options import FILE_PATH, TEXT, Kept, option_group
 from evidencekit.cli.secrets import recorded_command_line
 from evidencekit.crypto import age
 from evidencekit.crypto.keys import SigningKey
@@ -60,15 +60,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 def remote_options(command: F) -> F:
     """The remote options of ``capture`` (kept in the context: see :func:`requested`)."""
     options = [
-        _KEPT.option("--remote", metavar="USER@HOST[:PORT]",
+        _KEPT.option("--remote", type=TEXT, metavar="USER@HOST[:PORT]",
                      help="Capture on this host over SSH: evidencekit there seals and encrypts "
                      "the bundle and sends it back; the SOURCES are paths on that host."),
-        _KEPT.gated("--host-key", metavar="SHA256:…",
+        _KEPT.gated("--host-key", type=TEXT, metavar="SHA256:…",
                     help="the host's SSH key fingerprint; any other key is refused "
                     "(default: the key known_hosts records; an unknown host is refused)."),
         _KEPT.gated("--known-hosts", type=FILE_PATH,
                     help="the known_hosts file to pin the host key from."),
-        _KEPT.gated("--remote-command", metavar="COMMAND", default="evidencekit",
+        _KEPT.gated("--remote-command", type=TEXT, metavar="COMMAND", default="evidencekit",
                     show_default=True,
                     help="how evidencekit is started there, e.g. 'sudo evidencekit' or a path."),
         _KEPT.gated("--ssh-identity", type=FILE_PATH,
@@ -86,7 +86,7 @@ def remote_options(command: F) -> F:
         _KEPT.gated("--remote-timeout", type=click.IntRange(5, None), metavar="SECONDS",
                     help="give up when the transfer has not ended after this long, keeping "
                     "nothing (exit 2; default: no limit)."),
-        _KEPT.gated("--max-size", metavar="SIZE",
+        _KEPT.gated("--max-size", type=TEXT, metavar="SIZE",
                     help="stop, keeping nothing (exit 2), when the bundle grows past SIZE "
                     "(e.g. 20GB; default: it is stopped only before the disk here fills)."),
     ]

@@ -9,7 +9,7 @@ import click
 from rich.markup import escape
 
 from evidencekit.cli import render
-from evidencekit.cli.options import option_group, refuse_given_without
+from evidencekit.cli.options import TEXT, option_group, refuse_given_without
 from evidencekit.sources.web_limits import DEFAULT_USER_AGENT, Limits
 
 if TYPE_CHECKING:  # the web source itself is imported when --url is given (issue 27)
@@ -35,7 +35,7 @@ def web_options(f: F) -> F:
                      default=_DEFAULTS.max_response, show_default=True,
                      help="Largest answer kept for each request of --url (larger ones are "
                      "kept cut, and recorded as cut)."),
-        click.option("--user-agent", metavar="TEXT", default=DEFAULT_USER_AGENT,
+        click.option("--user-agent", type=TEXT, metavar="TEXT", default=DEFAULT_USER_AGENT,
                      help="The User-Agent sent with --url (default: evidencekit's own, which "
                      "says what it is; a site that hides from robots may need a browser's)."),
     ]

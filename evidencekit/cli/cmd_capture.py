@@ -45,7 +45,13 @@ from evidencekit.cli.cmd_timestamp import (
 from evidencekit.cli.keyring import recipients_from
 from evidencekit.cli.live import live_options, live_sources
 from evidencekit.cli.live import say_done as say_live_done
-from evidencekit.cli.options import FILE_PATH, refuse_an_option_as_value, refuse_given_without
+from evidencekit.cli.options import (
+    FILE_PATH,
+    TEXT,
+    NamedPath,
+    refuse_an_option_as_value,
+    refuse_given_without,
+)
 from evidencekit.cli.secrets import (
     KEY_PASSPHRASE_ENV,
     PASSPHRASE_ENV,
@@ -86,12 +92,12 @@ def _select_profile(profile: str, profile_os: str | None, sources_given: bool, a
 
 # ------------------------------------------------------------------------------ capture
 @cli.command("capture", short_help="Capture files and folders into a signed, encrypted bundle.")
-@click.argument("sources", nargs=-1, type=click.Path(path_type=Path, readable=False))
+@click.argument("sources", nargs=-1, type=NamedPath(readable=False))
 @click.option("-o", "--output", type=BUNDLE_OR_STORE,
               help="The bundle to write (default: CASE.evidence in the current folder), or "
               "s3://BUCKET/PREFIX/ to write it straight to a store (see 'store put').")
-@click.option("--case", "case_id", help="Case or reference number (default: EK-date-time).")
-@click.option("--examiner", help="Who is capturing (default: your signing key's name, its "
+@click.option("--case", "case_id", type=TEXT, help="Case or reference number (default: EK-date-time).")
+@click.option("--examiner", type=TEXT, help="Who is capturing (default: your signing key's name, its "
               "comment; else your user name).")
 @click.option("--description", default="",
               help="A short neutral label for the case, printed in the PUBLIC custody log that "
@@ -99,7 +105,7 @@ def _select_profile(profile: str, profile_os: str | None, sources_given: bool, a
               "private details in --narrative instead, which is encrypted.")
 @click.option("--legal-basis", default="", help="Authorisation or legal basis, if any.")
 @click.option("--organisation", default="", help="Organisation capturing the evidence.")
-@click.option("-r", "--recipient", "recipients", multiple=True, metavar="KEY",
+@click.option("-r", "--recipient", "recipients", multiple=True, type=TEXT, metavar="KEY",
               help="Encrypt to this public key (age1… or 'ssh-ed25519 AAAA…'). Repeatable.")
 @click.option("-R", "--recipient-file", "recipient_files", multiple=True,
               type=FILE_PATH,
@@ -112,13 +118,13 @@ def _select_profile(profile: str, profile_os: str | None, sources_given: bool, a
               help="Your signing key (default: your personal key, created on first use).")
 @click.option("--sign-key-passphrase-file", type=FILE_PATH,
               help=f"Passphrase of the signing key (or set {KEY_PASSPHRASE_ENV}).")
-@click.option("--profile", metavar="NAME|FILE", shell_complete=_complete_profile,
+@click.option("--profile", type=TEXT, metavar="NAME|FILE", shell_complete=_complete_profile,
               help="Collect what this profile names on this machine (a built-in or your own "
               "profile, or a .yaml file); see 'evidencekit profiles list'.")
 @click.option("--stdin", "stdin_name", metavar="NAME",
               help="Also capture what is piped in, as the file NAME (e.g. 'journalctl -o export "
               "| evidencekit capture --stdin journal.export …').")
-@click.option("--device", "devices", multiple=True, metavar="DEVICE|IMAGE",
+@click.option("--device", "devices", multiple=True, type=TEXT, metavar="DEVICE|IMAGE",
               help="Image this whole block device (e.g. /dev/sdb: set read-only first) or raw "
               "disk image file, bad sectors and all. Repeatable.")
 @click.option("--retries", type=click.IntRange(0, 100), default=2, show_default=True,

@@ -28,6 +28,7 @@ from evidencekit.cli.app import (
 )
 from evidencekit.cli.cmd_open import identities_for
 from evidencekit.cli.keyring import trusted_from
+from evidencekit.cli.options import TEXT
 from evidencekit.custody.events import APPENDABLE, EventRequest, append_event, counterparty_for, event_summary
 from evidencekit.custody.receipt import receipt_text
 from evidencekit.custody.resealing import NewRecipients, ResealResult, reseal
@@ -48,8 +49,8 @@ def custody() -> None:
 @bundle_argument
 @click.option("--action", required=True, type=click.Choice(APPENDABLE),
               help="What happened to the bundle.")
-@click.option("--to", "to_party", help="transferred: to whom it was handed (required there).")
-@click.option("--from", "from_party", help="received: who handed it over (required there).")
+@click.option("--to", "to_party", type=TEXT, help="transferred: to whom it was handed (required there).")
+@click.option("--from", "from_party", type=TEXT, help="received: who handed it over (required there).")
 @click.option("--note", default="", help="Free text: how, why, receipt or parcel numbers.")
 @signer_options
 @json_option

@@ -30,7 +30,7 @@ from evidencekit.cli.app import (
 from evidencekit.cli.cmd_store import BUNDLE_OR_STORE, endpoint_option, open_stored
 from evidencekit.cli.cmd_timestamp import roots_from, tsa_ca_option
 from evidencekit.cli.keyring import identities_from, trusted_from
-from evidencekit.cli.options import FILE_PATH
+from evidencekit.cli.options import FILE_PATH, TEXT
 from evidencekit.cli.secrets import KEY_PASSPHRASE_ENV, PASSPHRASE_ENV, interactive, obtain
 from evidencekit.crypto import age
 from evidencekit.crypto.keys import SigningKey
@@ -224,7 +224,7 @@ def _record(bundle: Path, report: Report, action: str, signer: Signer, key: Sign
 @click.option("--receipt", "receipt_file", type=FILE_PATH,
               help="Also check the bundle against a receipt made by 'evidencekit receipt'.")
 @tsa_ca_option
-@click.option("--against", metavar="DEVICE|IMAGE",
+@click.option("--against", type=TEXT, metavar="DEVICE|IMAGE",
               help="Read this device (or an image of it) again and say which parts of the "
               "device image in the bundle it no longer matches (needs -i).")
 @record_option

@@ -23,7 +23,7 @@ from evidencekit.cli.app import (
     run,
     signer_options,
 )
-from evidencekit.cli.options import FILE_PATH
+from evidencekit.cli.options import FILE_PATH, TEXT
 from evidencekit.errors import (
     EvidenceKitError,
     ExitCode,
@@ -39,7 +39,7 @@ if TYPE_CHECKING:  # capture declares this module's options: it imports deliver 
 F = TypeVar("F", bound=Callable[..., Any])
 
 endpoint_option = click.option(
-    "--endpoint", metavar="URL",
+    "--endpoint", type=TEXT, metavar="URL",
     help="An S3-compatible store's address (default: AWS, or $AWS_ENDPOINT_URL). Credentials "
     "come from the usual AWS places: environment, profile, instance role.")
 

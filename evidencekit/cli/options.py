@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar, cast
 
 import click
 from click.core import ParameterSource
@@ -19,9 +19,49 @@ from evidencekit.errors import UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+
+def _refuse_empty(kind: click.ParamType, param: click.Parameter | None,  # type: ignore[type-arg]
+                  ctx: click.Context | None) -> NoReturn:
+    """click's usage error for an empty value: "Invalid value for '--remote': it is empty …"."""
+    if isinstance(param, click.Argument):
+        kind.fail('one of them is empty (""): name a file or folder', param, ctx)
+    kind.fail("it is empty: give a value, or leave the option out", param, ctx)
+
+
+class Text(click.ParamType):  # type: ignore[type-arg]
+    """Text that must say something (a host, a key, a name): "" or blanks refused, naming the
+    option. ``--remote ""`` made a local capture, silently, and ``--imap ""`` one without the
+    mailbox; an empty variable in a script's command line is the usual cause."""
+
+    name = "text"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip():
+            _refuse_empty(self, param, ctx)
+        return value
+
+
+class NamedPath(click.Path):
+    """A Path named on the command line, "" refused (click takes it for the current folder:
+    ``-o ""`` said ". already exists", ``--sign-key ""`` "cannot read the signing key ."). A
+    name of blanks is a name. Checks as click.Path does (*checks*: dir_okay, readable ...)."""
+
+    def __init__(self, **checks: Any) -> None:
+        super().__init__(path_type=Path, **checks)
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Path:
+        if isinstance(value, str) and value == "":
+            _refuse_empty(self, param, ctx)
+        return cast(Path, super().convert(value, param, ctx))
+
+
+TEXT = Text()
+
 # A file named on the command line (a folder there is a usage error): one type for every such
 # option, so that they all say and check the same.
-FILE_PATH = click.Path(path_type=Path, dir_okay=False)
+FILE_PATH = NamedPath(dir_okay=False)
 
 
 def option_group(options: Sequence[Callable[[F], F]]) -> Callable[[F], F]:
