@@ -11,7 +11,7 @@ from pathlib import Path
 from evidencekit.capture import CaptureRequest, CaptureResult, capture
 from evidencekit.errors import RemoteError
 from evidencekit.remote.receive import ErrorChannel, RemoteRequest
-from evidencekit.remote.sftp import SftpError, SftpSession, SftpStalled
+from evidencekit.remote.sftp import SftpEnded, SftpError, SftpSession, SftpSessionOver, SftpStalled
 from evidencekit.remote.ssh import connection
 from evidencekit.sources.remote_logical import RemoteHost, RemoteLogicalSource, remote_paths
 
@@ -33,7 +33,7 @@ def capture_over_sftp(request: RemoteRequest, command_line: list[str],
             process.kill()
             process.wait()
             raise
-        except SftpError:
+        except (SftpError, SftpEnded):
             process.kill()
             process.wait()
             said = errors.said()[-4096:]
@@ -50,8 +50,17 @@ def capture_over_sftp(request: RemoteRequest, command_line: list[str],
                 [], request.output, request.case, request.recipients, request.signing_key,
                 command_line=command_line, clock=request.clock, progress=request.progress,
                 exclude_paths=exclude, more_sources=(source,)))
-        except SftpStalled:  # not waited for as a session that ends well is
+        except SftpSessionOver as exc:  # not waited for as a session that ends well is
             process.kill()
+            if isinstance(exc, SftpEnded) and (said := _last_line(errors)):
+                exc.message += f" (ssh said: {said})"
+                exc.args = (exc.message,)
             raise
         finally:
             session.close()
+
+
+def _last_line(errors: ErrorChannel) -> str:
+    """ssh's last message (e.g. 'Connection to HOST closed by remote host.'), for people."""
+    lines = [line.strip() for line in errors.said().splitlines() if line.strip()]
+    return lines[-1][:500] if lines else ""

@@ -50,9 +50,21 @@ class SftpError(OSError):
     """A request the server refused (its status code and message) or a broken session."""
 
 
-class SftpStalled(RemoteError):
-    """The SFTP server stopped answering: the capture ends there, nothing kept (not an
-    OSError: one file's read error would let the next request wait as long again)."""
+class SftpSessionOver(RemoteError):
+    """The session cannot go on: the capture ends there, nothing kept (not an OSError, which
+    is one file's read error: recorded, and the walk goes on with the next)."""
+
+
+class SftpStalled(SftpSessionOver):
+    """The SFTP server stopped answering (an OSError would let the next request wait as long
+    again)."""
+
+
+class SftpEnded(SftpSessionOver):
+    """The session ended under the capture (the connection closed, the server stopped):
+    every request after it would fail too, and as file read errors they made a bundle that
+    looked valid, exit 3, with the rest of the file being read stored as zeros and every file
+    after it recorded as unreadable."""
 
 
 def _refused(what: str) -> SftpError:
@@ -151,7 +163,7 @@ class SftpSession:
             self._out.write(struct.pack(">I", len(payload)) + payload)
             self._out.flush()
         except (BrokenPipeError, ValueError):
-            raise SftpError("the SFTP session ended") from None
+            raise self._ended() from None
         return request
 
     def _exactly(self, count: int) -> bytes:
@@ -168,7 +180,13 @@ class SftpSession:
                               hint="the host or the link may be stuck: run it again, or with "
                               "a longer --stall-timeout") from None
         except protocol.StreamBroken:
-            raise SftpError("the SFTP session ended") from None
+            raise self._ended() from None
+
+    def _ended(self) -> SftpEnded:
+        return SftpEnded(f"the SFTP session with {self._where} ended before the capture was "
+                         "done (the connection was closed, or the server stopped); the capture "
+                         "was ended and nothing was kept",
+                         hint="run it again; if it ends again, check the network and the host")
 
     def _packet(self) -> tuple[int, bytes]:
         self._in.restart()  # the answer's time counts from when it is waited for

@@ -194,7 +194,7 @@ class RemoteLogicalSource:
             children.reverse()  # popped from the end: the first name first
             pending.append((path, children))
         elif stat.S_ISREG(mode):
-            yield self._file(path, attrs)
+            yield from self._file(path, attrs)
         elif stat.S_ISLNK(mode):
             item = _Item(path, "symlink", attrs)
             try:
@@ -271,7 +271,16 @@ class RemoteLogicalSource:
                 inside.append((name, child))
         return inside
 
-    def _file(self, path: bytes, attrs: Attrs) -> StreamEntry:
+    def _file(self, path: bytes, attrs: Attrs) -> Iterator[StreamEntry | Entry]:
+        """The file, opened before it is given to the capture: one the server will not open
+        (its user may not read it) is recorded unread, as a local capture records it, not
+        stored as a file of zeros its listed size (the tar member's size is written before
+        its first byte is read)."""
+        try:
+            opened = self._session.open(path, attrs.size or None)
+        except SftpError as exc:
+            yield from self._unopened(path, attrs, exc)
+            return
         flat = escape_name(path.strip(b"/")).replace("/", _SEPARATOR)
         name = unique_name(f"{self._bag_name}.{flat}", self._taken)
         self._taken.add(name)
@@ -280,8 +289,14 @@ class RemoteLogicalSource:
         self._files += 1
         self._bytes += attrs.size or 0
         mtime = attrs.mtime * 1_000_000_000 if attrs.mtime is not None else self._clock()
-        return StreamEntry(self._index, name.encode("utf-8"), f"data/{name}",
-                           _SftpContent(self._session, path, attrs, item), mtime_ns=mtime)
+        yield StreamEntry(self._index, name.encode("utf-8"), f"data/{name}",
+                          _SftpContent(self._session, path, attrs, item, opened),
+                          mtime_ns=mtime)
+
+    def _unopened(self, path: bytes, attrs: Attrs, exc: SftpError) -> Iterator[Entry]:
+        self._record(_Item(path, "file", attrs,
+                           error=f"could not open: {exc.strerror or exc}"))
+        yield from self._unread()
 
     def _document(self, finished: int) -> bytes:
         """The JSON document, its items the lines kept (canonical JSON is the same bytes
@@ -313,12 +328,13 @@ def _bag_candidate(host: str) -> str:
 class _SftpContent:
     """A remote file, opened when first read; its size is what LSTAT said."""
 
-    def __init__(self, session: SftpSession, path: bytes, attrs: Attrs, item: _Item) -> None:
+    def __init__(self, session: SftpSession, path: bytes, attrs: Attrs, item: _Item,
+                 opened: RemoteFile | None = None) -> None:
         self._session = session
         self._path = path
         self._attrs = attrs
         self._item = item
-        self._file: RemoteFile | None = None
+        self._file: RemoteFile | None = opened
         self._left = memoryview(b"")
         self._read = 0
         self._unread: str | None = None

@@ -184,3 +184,40 @@ def test_a_file_listed_without_a_size_and_without_end_is_cut_and_recorded(
     assert "the server listed no size for it, and it still gave more after 16 MiB" in problem, \
         problem
     assert out.stat().st_size < 20 << 20
+
+
+def test_a_session_that_ends_mid_file_ends_the_capture_and_keeps_nothing(
+        served: tuple[sshd_support.Sshd, Path], keys: dict[str, Path], tmp_path: Path) -> None:
+    """The connection gone mid-file (found in a walkthrough by killing the session's sshd):
+    the rest of the file was stored as zeros, 'read error at byte N: None', every file after
+    it unreadable, and a bundle that looked valid kept with exit 3."""
+    server, mode = served
+    mode.write_text("hangup")
+    out = tmp_path / "x.evidence"
+    done = _capture(server, keys, out)
+    assert done.code == 2, done.stderr[-3000:]  # type: ignore[attr-defined]
+    message = done.json()["error"]["message"]  # type: ignore[attr-defined]
+    assert "SFTP session with" in message and "ended before the capture was done" in message
+    assert "nothing was kept" in message and "None" not in message, message
+    assert not [n for n in os.listdir(tmp_path) if out.name in n]
+
+
+def test_a_file_the_server_will_not_open_is_recorded_unread_not_stored_as_zeros(
+        served: tuple[sshd_support.Sshd, Path], keys: dict[str, Path], tmp_path: Path) -> None:
+    """A file its user may not read (/etc/shadow for a login user): it was stored as a file of
+    zeros its listed size ('read error at byte 0: permission denied; the remaining 200192
+    bytes are stored as zeros'), where a local capture says 'could not open' and stores
+    nothing."""
+    server, mode = served
+    mode.write_text("denied")
+    out = tmp_path / "x.evidence"
+    done = _capture(server, keys, out)
+    assert done.code == 3, done.stderr[-3000:]  # type: ignore[attr-defined]
+    problem = _problems(done)["f.txt"]
+    assert problem == "could not open: permission denied", problem
+    assert done.json()["seal"]["total_bytes"] < len(CONTENT)  # type: ignore[attr-defined]
+    folder = tmp_path / "extracted"
+    extracted = run_cli("extract", out, "-i", keys["identity"], "-o", folder, env={
+        "XDG_CONFIG_HOME": str(tmp_path / "config")})
+    assert extracted.code in (0, 3, 6), extracted.stdout + extracted.stderr
+    assert not [f for f in folder.rglob("*f.txt") if f.is_file()]

@@ -15,6 +15,10 @@
 - ``wide-deep[:WIDE:CHAIN]``: ``/x`` is the top of a chain of CHAIN (60) folders of 250-byte
   names (paths of 15 KB), the last listing WIDE (20,000) names of FIFOs (nothing read):
   each item costing memory several times its path, a wide folder that deep filled memory;
+- ``hangup``: answers the first READ of ``f.txt``, then ends (the session gone mid-file, as
+  when the connection drops);
+- ``denied``: refuses to OPEN ``f.txt`` (permission denied), as a server does a file its user
+  may not read;
 - ``truncated``: answers LSTAT of ``/x/f.txt`` with attributes cut short (a size announced, no
   bytes for it).
 """
@@ -129,6 +133,8 @@ class _Server:
                 self.send(105, struct.pack(">I", request) + _attrs(_FILE, len(CONTENT)))
             else:
                 self.status(request, 2)
+        elif kind == 3 and self.mode == "denied":  # OPEN
+            self.status(request, 3)
         elif kind in (11, 3):  # OPENDIR, OPEN
             self.send(102, struct.pack(">I", request) + _string(argument))
         elif kind == 12:  # READDIR
@@ -170,6 +176,8 @@ class _Server:
             data = CONTENT[offset:offset + count]
             if self.mode == "stalled":
                 return
+            if self.mode == "hangup" and offset > 0:
+                os._exit(0)
             if self.mode == "trickled":
                 self.trickle(103, struct.pack(">I", request) + _string(data))
                 return
