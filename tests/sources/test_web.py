@@ -713,6 +713,23 @@ def test_a_refresh_header_is_followed_and_one_for_browsers_without_scripts_is_no
     assert "/for-bots.html" not in site.hits
 
 
+@pytest.mark.parametrize(("path", "target", "scheme"), [
+    ("/refresh-header-to-file", "file:///etc/passwd", "file"),
+    ("/refresh-header-to-ftp", "ftp://127.0.0.1/x", "ftp")])
+def test_a_refresh_header_to_a_scheme_not_fetched_is_listed_as_a_meta_refresh_is(
+        site: Site, path: str, target: str, scheme: str) -> None:
+    """It ended the capture as "not reached", and was missing from not_fetched, where a
+    <meta> refresh to file: is listed; the page's own pictures were not fetched either."""
+    capture = capture_page(site.base + path, PATIENT)
+    assert capture.unfollowed is None
+    assert [(role, e.url.removeprefix(site.base)) for role, e in capture.exchanges] == [
+        ("page", path), ("resource", "/small.png")]
+    assert capture.not_fetched == [
+        (target, "not followed: the page's Refresh header leads there, and its scheme "
+         f"{scheme}: is not fetched (evidencekit fetches http:// and https:// only)")]
+    assert len(capture.problems()) == 1 and target in capture.problems()[0]
+
+
 def test_a_script_asking_for_thousands_of_addresses_is_listed_then_counted(
         site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
     """A page's script asking, in a loop, for thousands of addresses of 60 KB each made a

@@ -208,6 +208,11 @@ def https_site(folder: Path, slow_seconds: float = 5.0, tls: bool = True,
                 self._send(200, PNG, "image/png")
             elif self.path == "/landing.html":
                 self._send(200, LANDING_PAGE, "text/html")
+            elif self.path in ("/refresh-header-to-file", "/refresh-header-to-ftp"):
+                target = "file:///etc/passwd" if self.path.endswith("file") \
+                    else "ftp://127.0.0.1/x"
+                self._send(200, b'<html><body>Pay now<img src="/small.png"></body></html>',
+                           "text/html", {"Refresh": "0; url=" + target})
             elif self.path == "/refresh-header":  # PHP's header("Refresh: 0; url=…")
                 self._send(200, b"Loading", "text/html", {"Refresh": "0; url=/page.html"})
             elif self.path == "/noscript-refresh.html":  # what a browser without scripts gets

@@ -23,6 +23,7 @@ from evidencekit.sources.web import warc
 from evidencekit.sources.web.fetch import Exchange, fetch, head_end
 from evidencekit.sources.web.render import NOT_CAPTURED_LISTED_AT_MOST
 from evidencekit.sources.web.resources import (
+    IN_THE_PAGE,
     REFUSED_LISTED_AT_MOST,
     PageLinks,
     charset_of,
@@ -177,15 +178,26 @@ def _links(page: Exchange | None) -> PageLinks | None:
     return read_page(body, page.url, charset_of(content_type), at_most=LISTED_AT_MOST + 1)
 
 
-def _refresh(page: Exchange | None, links: PageLinks | None) -> tuple[str, str] | None:
+def _refresh(capture: PageCapture, page: Exchange | None, links: PageLinks | None
+             ) -> tuple[str, str] | None:
     """Where the page sends the browser on, and by what: its ``Refresh`` header (which
-    browsers obey first), else its ``<meta http-equiv="refresh">``."""
+    browsers obey first), else its ``<meta http-equiv="refresh">``. A Refresh header to a
+    scheme not fetched (file:, ftp:) is listed in *capture*'s not_fetched and not followed,
+    the page is where it ends, as resources.py does for such a <meta> refresh (before, it
+    ended the capture as "not reached", unlisted, the page's resources not fetched); a
+    browser obeys the first refresh only."""
     if page is None or page.status != 200 or page.error:
         return None
     header = page.header("Refresh")
     target = refresh_target(header) if header else None
     if target is not None:
-        return urllib.parse.urldefrag(urllib.parse.urljoin(page.url, target))[0], "Refresh header"
+        where = urllib.parse.urldefrag(urllib.parse.urljoin(page.url, target))[0]
+        scheme = urllib.parse.urlsplit(where).scheme.lower()
+        if scheme in ("http", "https"):
+            return where, "Refresh header"
+        if scheme not in IN_THE_PAGE:
+            _record_refused(capture, PageLinks(refused=[(where, "Refresh header")]))
+        return None
     if links is not None and links.refresh is not None:
         return links.refresh, "<meta> refresh"
     return None
@@ -200,7 +212,7 @@ def _follow_refreshes(capture: PageCapture, run: _Run) -> PageLinks | None:
     while capture.unfollowed is None:
         page = capture.page
         links = _links(page)
-        refresh = _refresh(page, links)
+        refresh = _refresh(capture, page, links)
         if page is None or refresh is None:
             return links
         where, how = refresh

@@ -26,7 +26,7 @@ _SOURCES = {"img": ("src",), "script": ("src",), "iframe": ("src",), "embed": ("
 _PIECE = 1 << 16  # characters of the page given to the parser at a time
 # schemes whose address names nothing to fetch: the content is in the page itself (data:,
 # blob:) or is no content at all (about:blank, javascript:); a browser fetches nothing there
-_IN_THE_PAGE = ("data", "blob", "about", "javascript")
+IN_THE_PAGE = ("data", "blob", "about", "javascript")
 REFUSED_LISTED_AT_MOST = 1000  # addresses under a scheme not fetched, listed; past it counted
 
 
@@ -127,7 +127,7 @@ class _Finder(HTMLParser):
     def _refuse(self, url: str, how: str) -> None:
         """*url* is not fetched for its scheme: listed (nothing silent), unless the scheme names
         nothing to fetch; past REFUSED_LISTED_AT_MOST, counted (a page may name millions)."""
-        if urllib.parse.urlsplit(url).scheme.lower() in _IN_THE_PAGE:
+        if urllib.parse.urlsplit(url).scheme.lower() in IN_THE_PAGE:
             return
         if len(self.refused) < REFUSED_LISTED_AT_MOST:
             self.refused.append((url, how))
