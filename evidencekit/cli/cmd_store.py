@@ -123,6 +123,7 @@ def _destination(text: str, retain_until: str | None, retain_days: int | None,
     from evidencekit.deliver import LocalFile, s3
 
     if not s3.is_s3_url(text):
+        refuse_a_mistyped_store(text, "DESTINATION")
         if retain_until or retain_days is not None or legal_hold or no_lock or endpoint:
             raise UsageError("--retain-until, --retain-days, --legal-hold, --no-lock and "
                              "--endpoint are for an s3:// store")
@@ -132,12 +133,32 @@ def _destination(text: str, retain_until: str | None, retain_days: int | None,
     return s3.S3Store(s3.S3Url.parse(text), lock, endpoint)
 
 
+def refuse_a_mistyped_store(text: str, where: str) -> None:
+    """A local path that is an s3:// location typed wrong (s3:/bucket/, s3:bucket/): taken
+    for a path, it was a local copy into a folder 's3:' (or 'the folder s3:/evidence does not
+    exist'), and with the lock options the message said they were 'for an s3:// store', as if
+    none had been named."""
+    if _mistyped_store(Path(text)):
+        raise UsageError(f"{where} {text!r} is not an S3 location: one starts with s3://",
+                         hint="write s3://BUCKET/PREFIX/, e.g. s3://evidence/CASE-1/ (for a "
+                         "local file of that name, give its full path: /…/s3:…)")
+
+
+def _mistyped_store(path: Path) -> bool:
+    """Whether *path*, as typed, begins like an s3:// location but is not one ('s3/' may be a
+    folder of that name, 's3:' hardly)."""
+    text = str(path).lower()
+    return text.startswith("s3:") and not text.startswith("s3://")
+
+
 def capture_target(output: Path | str | None, case_id: str, retain_until: str | None,
                    retain_days: int | None, legal_hold: bool, no_lock: bool,
                    endpoint: str | None, timestamps: bool) -> Any:
     """``capture -o s3://…``: the store the bundle is written to (deliver.s3.S3Capture), or
     None for a local file (then the store's options are refused)."""
     if not isinstance(output, str):
+        if output is not None:
+            refuse_a_mistyped_store(str(output), "-o")
         if retain_until or retain_days is not None or legal_hold or no_lock or endpoint:
             raise UsageError("--retain-until, --retain-days, --legal-hold, --no-lock and "
                              "--endpoint are for -o s3://BUCKET/PREFIX/")

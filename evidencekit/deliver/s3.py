@@ -236,6 +236,7 @@ def make_client(endpoint: str | None) -> Any:
     # botocore reads AWS_ENDPOINT_URL(_S3) itself when no --endpoint is given
     custom = endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get(
         "AWS_ENDPOINT_URL")
+    _check_endpoint(endpoint)
     patience = Patience.from_environment()
     # botocore's 60 s timeouts, with the 6 tries asked for before, kept a command waiting
     # on a stalled store for six minutes per request
@@ -247,7 +248,37 @@ def make_client(endpoint: str | None) -> Any:
                     request_checksum_calculation="when_required",
                     response_checksum_validation="when_required")
     with talking_to(_without_secrets(endpoint) if endpoint else "S3"):
-        return boto3.session.Session().client("s3", endpoint_url=endpoint, config=config)
+        try:
+            return boto3.session.Session().client("s3", endpoint_url=endpoint, config=config)
+        except ValueError as exc:  # an endpoint from the environment or an AWS profile
+            raise UsageError(f"the S3 store's address is not usable: {_shown(str(exc))}",
+                             hint=_ENDPOINT_HINT) from None
+
+
+_ENDPOINT_HINT = ("write the store's address with http:// or https://, e.g. --endpoint "
+                  "https://s3.example.org:9000 (or AWS_ENDPOINT_URL_S3)")
+
+
+def _shown(text: str) -> str:
+    """*text* without a user name and password, also where no scheme comes before them
+    (KEY:SECRET@host:9000, which _scrubbed leaves)."""
+    return re.sub(r"[^\s/@\"'<>]+@", "", _scrubbed(text))
+
+
+def _check_endpoint(endpoint: str | None) -> None:
+    """--endpoint as typed: without a scheme (127.0.0.1:9000) or empty, boto3 raised a
+    ValueError when the client was made, which reached the CLI as an internal error (exit 5)."""
+    if endpoint is None:
+        return
+    parts = urlsplit(endpoint)
+    try:
+        host = parts.hostname
+        parts.port  # noqa: B018 (a port that is not a number raises ValueError)
+    except ValueError:
+        host = None
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        raise UsageError(f"--endpoint {_shown(endpoint)!r} is not the address of a store",
+                         hint=_ENDPOINT_HINT)
 
 
 @contextmanager

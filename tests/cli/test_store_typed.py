@@ -1,0 +1,74 @@
+"""What a user types wrong for a store (found in a walkthrough): an endpoint without its
+scheme, an s3:// location missing a slash. Refused before anything is read or sent: no server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.cli import invoke
+
+SECRET = "wJalrXUtnFEMI-walkthrough-secret"
+
+
+@pytest.mark.parametrize("endpoint", ["127.0.0.1:9000", "ftp://127.0.0.1:9000",
+                                      "http://", "http://127.0.0.1:port",
+                                      f"AKIDWALK:{SECRET}@127.0.0.1:9000"])
+def test_an_endpoint_that_is_no_address_is_a_usage_error_not_an_internal_one(
+        endpoint: str) -> None:
+    """Without a scheme, boto3's ValueError reached the CLI: 'internal error:
+    ValueError: Invalid endpoint: 127.0.0.1:9000', exit 5."""
+    result = invoke("store", "list", "s3://evidence/", "--endpoint", endpoint, "--json")
+    assert result.code == 2, result.stdout + result.stderr
+    error = result.json()["error"]
+    assert error["kind"] == "UsageError" and "is not the address of a store" in error["message"]
+    assert "http://" in error["hint"]
+    assert SECRET not in result.stdout + result.stderr
+
+
+def test_an_endpoint_in_the_environment_that_is_no_address_is_a_usage_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    result = invoke("store", "list", "s3://evidence/", "--json",
+                    env={"AWS_ENDPOINT_URL": f"AKIDWALK:{SECRET}@127.0.0.1:9000",
+                         "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"})
+    assert result.code == 2, result.stdout + result.stderr
+    error = result.json()["error"]
+    assert "address is not usable" in error["message"] and "http://" in error["hint"]
+    assert SECRET not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("location", ["s3:/evidence/CASE-1/", "S3:evidence/CASE-1/"])
+def test_store_put_to_a_mistyped_location_names_it(location: str, bundle: Path,
+                                                   keys: dict[str, Any], tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Taken for a local path: 'could not copy … to s3:/evidence/CASE-1: No such file or
+    directory', or with --retain-days, '--retain-until, … are for an s3:// store'."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    for options in ((), ("--retain-days", "5")):
+        result = invoke("store", "put", bundle, location, "--sign-key", keys["signer"],
+                        "--json", *options)
+        assert result.code == 2, result.stdout + result.stderr
+        error = result.json()["error"]
+        assert error["message"] == f"DESTINATION {location!r} is not an S3 location: one " \
+                                   "starts with s3://", error
+        assert "s3://BUCKET/PREFIX/" in error["hint"]
+    assert list(work.iterdir()) == []
+
+
+def test_capture_to_a_mistyped_location_names_it(tmp_path: Path, keys: dict[str, Any],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    source = work / "a.txt"
+    source.write_text("a")
+    result = invoke("capture", source, "-R", keys["recipient"], "--sign-key", keys["signer"],
+                    "-o", "s3:/evidence/CASE-1/", "--retain-days", "5", "--json")
+    assert result.code == 2, result.stdout + result.stderr
+    error = result.json()["error"]
+    assert "'s3:/evidence/CASE-1' is not an S3 location" in error["message"], error
+    assert sorted(p.name for p in work.iterdir()) == ["a.txt"]
