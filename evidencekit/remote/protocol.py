@@ -23,6 +23,7 @@ set a deadline for the whole stream (``--remote-timeout``).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -194,7 +195,7 @@ def receive(source: IO[bytes], fd: int, advance: Callable[[int], None],
                                "protocol")
         went_back = went_back or offset < size
         data = incoming.frame(length)
-        _write_at(fd, data, offset)
+        write_at(fd, data, offset)
         if offset == size:
             if len(head) < HEADER_LEN:
                 head = (head + bytes(data[:HEADER_LEN]))[:HEADER_LEN]
@@ -318,8 +319,12 @@ def _member_size(header: bytes) -> int | None:
         return None
 
 
-def _write_at(fd: int, data: memoryview, offset: int) -> None:
+def write_at(fd: int, data: memoryview, offset: int) -> None:
+    """All of *data* at *offset*: pwrite may write less than asked (a disk that fills, a file
+    size limit), and only an error that follows says why."""
     while data:
         written = os.pwrite(fd, data, offset)
+        if not written:  # (never for a regular file; a loop without end otherwise)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         data = data[written:]
         offset += written

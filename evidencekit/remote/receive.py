@@ -165,8 +165,9 @@ def capture_remote(request: RemoteRequest) -> RemoteResult:
             raise OutputError(f"{request.output} appeared while receiving; it was not "
                               "replaced and nothing was kept") from None
         except OSError as exc:
-            hint = ("the destination cannot hold a file that large (FAT32 stops at 4 GiB): "
-                    "use an exFAT or NTFS disk, or another folder, with -o"
+            hint = ("the destination cannot hold a file that large (FAT32 stops at 4 GiB, "
+                    "and 'ulimit -f' may set a lower limit): use an exFAT or NTFS disk, or "
+                    "another folder, with -o"
                     if exc.errno == errno.EFBIG else "check free space and permissions")
             raise OutputError(f"could not write {request.output}: {exc.strerror or exc}; "
                               "nothing was kept", hint=hint) from None
@@ -446,7 +447,7 @@ def _append_in_place(out: BinaryIO, size: int, event: CustodyEvent, key: Signing
     writer.add_bytes(name, data, mtime)
     writer.add_bytes(name + ".sig", sshsig.sign(key, data), mtime)
     writer.finish()
-    os.pwrite(fd, encoded.getvalue(), at)
+    protocol.write_at(fd, encoded.getbuffer(), at)
 
 
 def _seconds(stamp: str) -> int:
