@@ -251,7 +251,8 @@ def run_remote(asked: RemoteAsked, paths: tuple[Path, ...], output: Path, case: 
             render.err.print(f"[yellow]evidencekit: warning:[/] {render.escape(fell_back)}")
             result = capture_over_sftp(request, recorded_command_line(),
                                        (sign_key or default_signing_key_path(),))
-            result.warnings.insert(0, fell_back)
+            if as_json:  # the text said it already, before the files were read
+                result.warnings.insert(0, fell_back)
             return say_sftp(result, request, case, as_json)
     elif live or profile:
         raise UsageError("--live and --profile need evidencekit on the remote host, not --sftp")

@@ -21,6 +21,7 @@ import fcntl
 import io
 import json
 import os
+import re
 import shlex
 import subprocess
 import threading
@@ -139,13 +140,33 @@ def serve_arguments(request: RemoteRequest) -> list[str]:
 
 
 def remote_command_line(request: RemoteRequest) -> str:
+    return shell_command(request.remote_command, serve_arguments(request))
+
+
+def shell_command(remote_command: str, arguments: Sequence[str]) -> str:
+    """*remote_command*'s words, then *arguments*, each one word for the remote shell. A word
+    of *remote_command* starting with ``~/`` or ``~USER/`` keeps its tilde unquoted, so that
+    the remote shell expands it to that home: ``--remote-command "~/.local/bin/evidencekit"``
+    (where pipx installs it, not on the PATH of a command run over SSH) was sent quoted, not
+    found, and the capture fell back to SFTP."""
     try:
-        prefix = shlex.split(request.remote_command)
+        prefix = shlex.split(remote_command)
     except ValueError as exc:
-        raise UsageError(f"--remote-command {request.remote_command!r}: {exc}") from None
+        raise UsageError(f"--remote-command {remote_command!r}: {exc}") from None
     if not prefix:
         raise UsageError("--remote-command is empty", hint="e.g. --remote-command evidencekit")
-    return shlex.join([*prefix, *serve_arguments(request)])
+    return " ".join([*map(_home_kept, prefix), *map(shlex.quote, arguments)])
+
+
+_HOME = re.compile(r"~(?:[a-z_][a-z0-9_.-]*)?(?:/|$)")  # the slash unquoted too: POSIX
+
+
+def _home_kept(word: str) -> str:
+    home = _HOME.match(word)
+    if home is None:
+        return shlex.quote(word)
+    rest = word[home.end():]
+    return home.group() + (shlex.quote(rest) if rest else "")
 
 
 def capture_remote(request: RemoteRequest) -> RemoteResult:

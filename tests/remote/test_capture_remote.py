@@ -236,6 +236,18 @@ def test_the_bundle_made_there_verifies_by_hand(
     passed(by_hand(toolbox_in(tmp_path / "toolbox"), out, "-i", keys["identity"]))
 
 
+def test_the_fallback_to_sftp_is_said_once(server: sshd_support.Sshd, remote_tree: Path,
+                                          keys: dict[str, Path], tmp_path: Path) -> None:
+    """Said before the files were read, then again among the capture's warnings."""
+    out = tmp_path / "sftp.evidence"
+    done = run_cli("capture", "--remote", server.remote, "--host-key", server.fingerprint,
+                   "--ssh-identity", server.client_key, "--remote-command",
+                   "/nonexistent/evidencekit", "-R", keys["recipient"], "--sign-key",
+                   keys["signer"], "-o", out, remote_tree / "notes.txt", env=_env(tmp_path))
+    assert done.code == 0, done.stderr
+    assert done.stderr.count("reading the files over SFTP instead") == 1, done.stderr
+
+
 def test_what_sftp_cannot_read_makes_an_incomplete_capture(
         server: sshd_support.Sshd, remote_tree: Path, keys: dict[str, Path],
         tmp_path: Path) -> None:
