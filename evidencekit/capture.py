@@ -581,6 +581,11 @@ class _RoomWatch:
                               "was kept", hint="write the bundle to a larger disk with -o")
 
 
+# The free space _RoomWatch wants at each look (or it stops the capture): what a source
+# writing beside the bundle must leave (sources.rescue.spool_room).
+LEAST_FREE_BESIDE_BUNDLE = _OutputRoom.MARGIN + _RoomWatch.STEP
+
+
 class _DiskWriter:
     """Writes the payload to the bundle file (on the writer thread); :meth:`finish` at the end.
 

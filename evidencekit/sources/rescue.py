@@ -36,6 +36,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from evidencekit.errors import OutputError
+from evidencekit.libc import punch_hole
 from evidencekit.sources.sectors import BAD, NON_SCRAPED, NON_TRIMMED, READ, UNTRIED
 from evidencekit.text import human_size
 
@@ -48,6 +49,7 @@ SCRAPE = 64 << 10  # bytes read at once while scraping, before reading sector by
 SPOOL_BLOCK = 1 << 20
 _NONCE = 12
 _TAG = 16
+_FREED = 2  # ImageSpool._written: a block read back, its space given back to the file system
 MARGIN = 64 << 20  # free space left over after the spool and the rest of the bundle
 # Spool bytes written between two looks at the free space (as capture's watch over the bundle,
 # capture._RoomWatch): the room counted before the first bad area can be taken by someone else
@@ -55,16 +57,32 @@ MARGIN = 64 << 20  # free space left over after the spool and the rest of the bu
 LOOK_EVERY = 64 << 20
 
 
-def spool_room(folder: Path, rest: int, bundle_beside: bool = True) -> str | None:
-    """Why the *rest* of an image cannot wait in *folder*, or None when it can: the spool and
-    the bundle it is then written to may share that disk (*bundle_beside*; not when the bundle
-    goes to an S3 store: only the spool is then written here)."""
+def spool_room(folder: Path, rest: int, bundle_beside: bool = True,
+               frees_as_read: bool = False) -> str | None:
+    """Why the *rest* of an image cannot wait in *folder*, or None when it can.
+
+    The spool holds all of it (encrypted, 28 bytes a block more) once the passes are over. When
+    the bundle is written on the same disk (*bundle_beside*; not with an S3 store), the bundle
+    then grows by the rest of the image while the spool is read back: by as much at worst
+    (random data does not compress; 1/1024 more for the format's own bytes). A spool that
+    *frees_as_read* (ImageSpool.frees_as_read) gives back each block's space as the bundle
+    takes it, so the two together never hold much more than the larger of them; one on a file
+    system that cannot (FAT, exFAT) holds the whole rest until the end, beside the bundle's
+    copy. Left free beside the bundle: what capture's own watch over it wants
+    (capture.LEAST_FREE_BESIDE_BUNDLE: below that it stops the capture, keeping nothing)."""
     try:
         free = shutil.disk_usage(folder).free
     except OSError as exc:
         return f"its folder {folder} cannot be used: {exc.strerror}"
-    blocks = -(-rest // SPOOL_BLOCK)
-    needed = rest + blocks * (_NONCE + _TAG) + (rest if bundle_beside else 0) + MARGIN
+    spool = rest + -(-rest // SPOOL_BLOCK) * (_NONCE + _TAG)
+    if bundle_beside:
+        from evidencekit.capture import LEAST_FREE_BESIDE_BUNDLE
+
+        bundle = rest + rest // 1024
+        both = max(spool, bundle) + SPOOL_BLOCK if frees_as_read else spool + bundle
+        needed = both + max(MARGIN, LEAST_FREE_BESIDE_BUNDLE)
+    else:
+        needed = spool + MARGIN
     if needed > free:
         return (f"{needed} bytes would be needed in {folder} to read past bad areas first, "
                 f"{free} are free")
@@ -94,6 +112,9 @@ class ImageSpool:
         self._open_index: int | None = None  # the block being written piece by piece
         self._open = bytearray()
         self._unlooked = LOOK_EVERY  # spool bytes written since the last look at the free space
+        # Whether each block's space is given back once it is read back (spool_room counts on
+        # it): asked of the file system on the empty file.
+        self.frees_as_read = self._punch(0, SPOOL_BLOCK)
 
     def _length(self, index: int) -> int:
         return min(SPOOL_BLOCK, self.size - self.start - index * SPOOL_BLOCK)
@@ -124,7 +145,8 @@ class ImageSpool:
             self._open_index = None
 
     def read(self, position: int, view: memoryview) -> None:
-        """Fill *view* with the image's bytes from *position*."""
+        """Fill *view* with the image's bytes from *position*. The spool is read back once, in
+        order: a block read to its end is freed (:attr:`frees_as_read`)."""
         self._seal_open()
         done = 0
         while done < len(view):
@@ -133,6 +155,17 @@ class ImageSpool:
             count = min(len(view) - done, len(block) - offset)
             view[done:done + count] = block[offset:offset + count]
             done += count
+            if offset + count == len(block) and self.frees_as_read and self._written[index]:
+                self._punch(index * (SPOOL_BLOCK + _NONCE + _TAG), len(block) + _NONCE + _TAG)
+                self._written[index] = _FREED
+
+    def _punch(self, offset: int, length: int) -> bool:
+        """Give the space of these bytes of the spool back; whether that could be done (not
+        being able to is no error: the space is then given back when the spool is closed)."""
+        try:
+            return punch_hole(self._file.fileno(), offset, length)
+        except OSError:
+            return False
 
     def _put(self, index: int, plain: memoryview) -> None:
         self._look_at_room(len(plain))
@@ -184,6 +217,10 @@ class ImageSpool:
         length = self._length(index)
         if not self._written[index]:
             return bytes(length)
+        if self._written[index] == _FREED:  # read back twice: its bytes are gone, never zeros
+            raise OutputError(f"block {index} of the encrypted temporary copy of the image in "
+                              f"{self._folder} was asked for again after it was read back and "
+                              "freed", hint="nothing was saved; run the capture again")
         try:
             stored = os.pread(self._file.fileno(), length + _NONCE + _TAG,
                               index * (SPOOL_BLOCK + _NONCE + _TAG))

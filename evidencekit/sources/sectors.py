@@ -620,12 +620,20 @@ class SectorReader:
 
         if self._spool_folder is None or self.skip_ahead["from"] is not None:
             return False  # (refused for want of room at the first bad area: not asked again)
-        why = spool_room(self._spool_folder, self.size - position,
-                         bundle_beside=self._bundle_beside)
+        try:  # made first: whether it gives space back as it is read changes the room needed
+            spool = ImageSpool(self._spool_folder, position, self.size)
+        except OSError as exc:
+            why: str | None = f"its folder {self._spool_folder} cannot be used: {exc.strerror}"
+        else:
+            why = spool_room(self._spool_folder, self.size - position,
+                             bundle_beside=self._bundle_beside,
+                             frees_as_read=spool.frees_as_read)
+            if why is not None:
+                spool.close()
         if why is not None:
             self.skip_ahead = {"done": False, "from": position, "why": why}
             return False
-        self.spool = ImageSpool(self._spool_folder, position, self.size)
+        self.spool = spool
         self.skip_ahead = {"done": True, "from": position, "why": None}
         Rescue(self, self.spool, self.tell).run()
         return True

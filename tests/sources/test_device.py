@@ -860,3 +860,39 @@ def test_a_bundle_written_elsewhere_leaves_the_spools_disk_to_the_spool(
     assert found[True]["skip_ahead"]["done"] is False
     assert "would be needed" in found[True]["skip_ahead"]["why"]
     assert found[False]["skip_ahead"]["done"] is True, found[False]["skip_ahead"]
+
+
+def test_a_bundle_beside_the_spool_needs_room_for_the_image_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rest of the image was counted twice at the first bad area (the spool, and the
+    bundle's copy of it), and held twice until the end: the spool now gives each block back
+    as it is read into the bundle, so a disk with room for the image once (and the margins)
+    reads past the bad area. Random content: the bundle does not shrink it. (Margins scaled
+    down to a 26 MiB disk; the image is 16 MiB.)"""
+    import evidencekit.capture as capturing
+    import evidencekit.sources.rescue as rescue
+    from tests.support.mounts import tmpfs
+
+    monkeypatch.setattr(rescue, "MARGIN", 4 * MIB)
+    monkeypatch.setattr(rescue, "LOOK_EVERY", MIB)
+    monkeypatch.setattr(capturing._OutputRoom, "MARGIN", MIB)
+    monkeypatch.setattr(capturing._RoomWatch, "STEP", MIB)
+    monkeypatch.setattr(capturing, "LEAST_FREE_BESIDE_BUNDLE", 2 * MIB)
+    content = os.urandom(16 * MIB)
+    bad = (512, 1024)
+    with tmpfs(tmp_path, size_mib=26) as small, \
+            bad_disk(tmp_path, content, Faults(bad=[bad])) as device:
+        identity = age.X25519Identity.generate()
+        output = small / "dev.evidence"
+        request = CaptureRequest([], output, CaseInfo("DEV-1", "Jane"), [identity.recipient()],
+                                 SigningKey.generate(), ["test"],
+                                 more_sources=[DeviceSource(device, spool_folder=small)])
+        capture(request)
+        assert verify(output, [identity]).ok
+        extract(output, tmp_path / "out", [identity])
+    name = f"{os.path.basename(device)}.raw"
+    data = tmp_path / "out" / "data"
+    assert document(data, name)["read"]["skip_ahead"] == {"done": True, "from": 0, "why": None}
+    expected = bytearray(content)
+    expected[bad[0]:bad[1]] = bytes(bad[1] - bad[0])
+    assert (data / name).read_bytes() == bytes(expected)

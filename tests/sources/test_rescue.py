@@ -211,6 +211,66 @@ def test_the_room_to_read_past_counts_the_bundle_only_where_it_is_written(
     assert (why is None) == room, why
 
 
+REST = 10 << 30
+SPOOL = REST + (REST // SPOOL_BLOCK) * 28  # the rest of the image, encrypted in blocks
+
+
+@pytest.mark.parametrize(("free", "frees_as_read", "room"), [
+    # the bundle's watch (capture._RoomWatch) stops a capture below 272 MiB free: a spool
+    # leaving 100 MiB was taken, and the capture stopped at its end, hours later
+    (SPOOL + REST + (REST >> 10) + (100 << 20), False, False),
+    (SPOOL + REST + (REST >> 10) + (300 << 20), False, True),
+    # a spool giving each block back as it is read back: the image once, not twice
+    (SPOOL + SPOOL_BLOCK + (300 << 20), True, True),
+    (SPOOL + SPOOL_BLOCK + (300 << 20), False, False),
+    (SPOOL + SPOOL_BLOCK + (100 << 20), True, False)],
+    ids=["beside-short-of-the-bundle-watch", "beside-twice", "beside-freed-once",
+         "beside-not-freed-once", "beside-freed-short-of-the-watch"])
+def test_the_room_to_read_past_beside_the_bundle_is_what_is_really_needed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, free: int, frees_as_read: bool,
+        room: bool) -> None:
+    import shutil
+
+    from evidencekit.sources import rescue
+
+    usage = shutil.disk_usage(tmp_path)._replace(free=free)
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage)
+    why = rescue.spool_room(tmp_path, REST, bundle_beside=True, frees_as_read=frees_as_read)
+    assert (why is None) == room, why
+
+
+def test_the_spool_gives_each_block_back_once_read_back(tmp_path: Path) -> None:
+    """The rest of the image was held twice until the end (the spool, the bundle's copy): each
+    block's space is now given back to the file system once it is read back (a real tmpfs),
+    and a block asked for again is an error, never zeros."""
+    from tests.support.mounts import tmpfs
+
+    with tmpfs(tmp_path, size_mib=96) as ram:  # (the spool stops below 64 MiB free)
+        image = os.urandom(6 * SPOOL_BLOCK)
+        spool = ImageSpool(ram, 0, len(image))
+        try:
+            assert spool.frees_as_read
+            spool.write(0, memoryview(image))
+            held = [_used(ram)]
+            back = bytearray(len(image))
+            for index in range(6):
+                piece = slice(index * SPOOL_BLOCK, (index + 1) * SPOOL_BLOCK)
+                spool.read(piece.start, memoryview(back)[piece])
+                held.append(_used(ram))
+            assert bytes(back) == image
+            assert held[0] >= 6 * SPOOL_BLOCK and held[-1] < SPOOL_BLOCK // 4, held
+            assert all(later < earlier for earlier, later in pairwise(held)), held
+            with pytest.raises(OutputError, match="asked for again after it was read back"):
+                spool.read(0, memoryview(bytearray(16)))
+        finally:
+            spool.close()
+
+
+def _used(folder: Path) -> int:
+    found = os.statvfs(folder)
+    return (found.f_blocks - found.f_bfree) * found.f_frsize
+
+
 def test_a_map_that_cannot_be_written_out_stops_the_capture_not_taken_for_the_device(
         monkeypatch: pytest.MonkeyPatch) -> None:
     # the read engine takes an OSError for the device's (a bad sector): a full disk under the
