@@ -48,6 +48,7 @@ from evidencekit.remote.ssh import (
     pin_from_known_hosts,
 )
 from evidencekit.sources.files.profile_terms import parse_size
+from evidencekit.text import plural
 
 if TYPE_CHECKING:  # the receiver and the SFTP fallback are imported when --remote is used
     from evidencekit.remote.receive import RemoteRequest, RemoteResult
@@ -197,8 +198,8 @@ def say_received(result: RemoteResult, case: CaseInfo, as_json: bool) -> int:
                      f"{details['host_key']}) and received as "
                      f"{render.escape(str(result.output))} ({result.size:,} bytes)")
     counts = result.seal.counts
-    render.out.print(f"  {counts.get('files', 0):,} files; sealed there with a key made for "
-                     f"this acquisition ({details['remote_signer']})")
+    render.out.print(f"  {plural(counts.get('files', 0), 'file')}; sealed there with a key "
+                     f"made for this acquisition ({details['remote_signer']})")
     if result.problems:
         render.err.print(f"[yellow]The remote host reports {len(result.problems)} item(s) it "
                          "could not capture completely (its manifest records them):[/]")

@@ -276,7 +276,8 @@ def capture_command(sources: tuple[Path, ...], output: Path | str | None, case_i
                 document["store"] = store.delivery.details
             render.emit_json(document)
         else:
-            render.capture_text(result, protection)
+            render.capture_text(result, protection, store.delivery.details["endpoint"]
+                                if store is not None and store.delivery is not None else "")
             say_live_done(live_state)
             if mailbox is not None:
                 capture_mail.say_done(mailbox)

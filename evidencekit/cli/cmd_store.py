@@ -204,8 +204,9 @@ def say_stored(delivery: Delivery) -> None:
     lock = (f"locked (COMPLIANCE) until {d['retain_until']}" if d["retention_mode"]
             else "[bold yellow]not locked[/]: it can be deleted or replaced")
     hold = ", legal hold on" if d["legal_hold"] == "on" else ""
-    render.out.print(f"  stored as {render.escape(delivery.location)}, version "
-                     f"{render.escape(d['version_id'])}, {lock}{hold}")
+    version = (f"version {render.escape(d['version_id'])}" if d["version_id"] else
+               "no version (the bucket keeps none)")
+    render.out.print(f"  stored as {render.escape(delivery.location)}, {version}, {lock}{hold}")
 
 
 @store.command("list", short_help="List the bundles under an s3:// prefix, with their locks.")

@@ -214,7 +214,8 @@ def capture_json(result: CaptureResult, exit_code: int) -> dict[str, Any]:
             "warnings": result.warnings}
 
 
-def capture_text(result: CaptureResult, recipients: Sequence[age.Recipient]) -> None:
+def capture_text(result: CaptureResult, recipients: Sequence[age.Recipient],
+                 endpoint: str = "") -> None:
     seal = result.seal
     counts = seal.counts
     out.print(f"[bold green]Sealed[/] {escape(result.location or str(result.output))}")
@@ -242,14 +243,18 @@ def capture_text(result: CaptureResult, recipients: Sequence[age.Recipient]) -> 
             err.print(f"  {escape(problem.path)}: {escape(problem.problem)}")
         if len(problems) > 50:
             err.print(f"  … and {len(problems) - 50} more (see --json)")
-    out.print(escape(check_hint(result.location or str(result.output), recipients)))
+    out.print(escape(check_hint(result.location or str(result.output), recipients, endpoint)))
 
 
-def check_hint(bundle: str, recipients: Sequence[age.Recipient]) -> str:
+def check_hint(bundle: str, recipients: Sequence[age.Recipient], endpoint: str = "") -> str:
     """The closing line of a capture: the command that checks every file too, for a bundle
     opened by a passphrase as for one opened by a key. 'verify BUNDLE' alone checks the seal,
-    signatures and custody, not the files (they are encrypted)."""
+    signatures and custody, not the files (they are encrypted). A bundle in an S3-compatible
+    store needs its *endpoint* (without it, verify asks AWS)."""
     from evidencekit.crypto.age import ScryptRecipient
+
+    if endpoint:
+        bundle = f"{bundle} --endpoint {endpoint}"
 
     if any(isinstance(r, ScryptRecipient) for r in recipients):
         return (f"Keep this bundle unchanged. Check it any time, every file too, with: "
@@ -307,7 +312,8 @@ def report_text(report: Report, tried: Sequence[age.Identity] | None = None,
         trust = {None: "not checked against a trusted key (use --trusted-key)",
                  True: "[green]a key you trust[/]", False: "[red]NOT a key you trust[/]"}
         out.print(f"Signer   {escape(seal.signer.fingerprint)}: {trust[report.trusted]}")
-        out.print(f"Evidence {seal.counts['files']} files, {human_size(seal.total_bytes)}"
+        out.print(f"Evidence {plural(seal.counts['files'], 'file')}, "
+                  f"{human_size(seal.total_bytes)}"
                   + ("" if seal.complete else " [yellow](capture was incomplete)[/]"))
     if receipt is not None:
         out.print(f"Receipt  {receipt_line(*receipt)}")

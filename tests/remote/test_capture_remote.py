@@ -248,6 +248,18 @@ def test_the_fallback_to_sftp_is_said_once(server: sshd_support.Sshd, remote_tre
     assert done.stderr.count("reading the files over SFTP instead") == 1, done.stderr
 
 
+def test_one_file_received_is_one_file(server: sshd_support.Sshd, remote_tree: Path,
+                                       keys: dict[str, Path], tmp_path: Path) -> None:
+    """It said '1 files; sealed there…'."""
+    out = tmp_path / "one.evidence"
+    done = run_cli("capture", "--remote", server.remote, "--host-key", server.fingerprint,
+                   "--ssh-identity", server.client_key, "--remote-command", REMOTE_COMMAND,
+                   "-R", keys["recipient"], "--sign-key", keys["signer"], "-o", out,
+                   remote_tree / "notes.txt", env=_env(tmp_path))
+    assert done.code == 0, done.stderr
+    assert "  1 file; sealed there" in done.stdout, done.stdout
+
+
 def test_what_sftp_cannot_read_makes_an_incomplete_capture(
         server: sshd_support.Sshd, remote_tree: Path, keys: dict[str, Path],
         tmp_path: Path) -> None:
