@@ -109,7 +109,7 @@ class RemoteAsked:
 
     def pinned(self) -> HostKey:
         if self.fingerprint is not None:
-            return pin_by_fingerprint(self.endpoint, self.fingerprint)
+            return pin_by_fingerprint(self.endpoint, self.fingerprint, self.known_hosts)
         return pin_from_known_hosts(self.endpoint, self.known_hosts)
 
 

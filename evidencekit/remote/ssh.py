@@ -4,12 +4,15 @@ OpenSSH does the cryptography, the authentication (keys, agent, ~/.ssh/config) a
 check; evidencekit decides which host key it accepts. The key is pinned in a known_hosts file of
 one line, written for this connection only, with StrictHostKeyChecking=yes and the host key
 algorithm restricted to that key's: ssh itself refuses any other key
-(docs/decisions/remote-capture.md).
+(docs/decisions/remote-capture.md). Nothing else may vouch for a key: not the user's ssh
+configuration (a KnownHostsCommand, or VerifyHostKeyDNS trusting a key published in DNS, are
+turned off for this connection), and not a key that a known_hosts file marks ``@revoked``.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import os
 import re
@@ -101,11 +104,14 @@ def host_keys(endpoint: Endpoint) -> list[HostKey]:
     return keys
 
 
-def pin_by_fingerprint(endpoint: Endpoint, fingerprint: str) -> HostKey:
-    """The host's key whose fingerprint is *fingerprint*; RemoteError when it offers none."""
+def pin_by_fingerprint(endpoint: Endpoint, fingerprint: str,
+                       known_hosts: Path | None = None) -> HostKey:
+    """The host's key whose fingerprint is *fingerprint*; RemoteError when it offers none, or
+    when a known_hosts file marks that key revoked."""
     offered = host_keys(endpoint)
     for key in offered:
         if key.fingerprint == fingerprint:
+            _refuse_if_revoked(endpoint, key, _known_hosts_files(known_hosts))
             return key
     raise RemoteError(
         f"the host key of {endpoint.host} port {endpoint.port} is not the one given "
@@ -118,18 +124,9 @@ def pin_by_fingerprint(endpoint: Endpoint, fingerprint: str) -> HostKey:
 def pin_from_known_hosts(endpoint: Endpoint, known_hosts: Path | None = None) -> HostKey:
     """The host's key as known_hosts records it (StrictHostKeyChecking=yes: an unknown host is
     refused, never learned)."""
-    files = [known_hosts] if known_hosts else [Path.home() / ".ssh" / "known_hosts",
-                                                Path("/etc/ssh/ssh_known_hosts")]
-    name = endpoint.host if endpoint.port == 22 else f"[{endpoint.host}]:{endpoint.port}"
-    known: list[HostKey] = []
-    for path in files:
-        if path.is_file():
-            done = subprocess.run([_tool("ssh-keygen"), "-F", name, "-f", str(path)],
-                                  capture_output=True, check=False)
-            for line in done.stdout.decode("ascii", "replace").splitlines():
-                fields = line.split()
-                if len(fields) >= 3 and not line.startswith("#"):
-                    known.append(HostKey(fields[1], fields[2]))
+    files = _known_hosts_files(known_hosts)
+    name = _known_hosts_name(endpoint)
+    known = [key for key, marker, _ in _entries(name, files) if not marker]
     if not known:
         raise RemoteError(f"{name} is not in known_hosts; its host key was not pinned, so "
                           "nothing was captured", exit_code=1,
@@ -138,11 +135,53 @@ def pin_from_known_hosts(endpoint: Endpoint, known_hosts: Path | None = None) ->
     offered = {(k.kind, k.blob) for k in host_keys(endpoint)}
     for key in known:
         if (key.kind, key.blob) in offered:
+            _refuse_if_revoked(endpoint, key, files)
             return key
     raise RemoteError(f"the host key of {name} has CHANGED: it offers none of the keys "
                       "known_hosts records for it. Nothing was captured", exit_code=1,
                       hint="someone may be impersonating the host: check with its "
                       "administrator before trusting a new key")
+
+
+def _known_hosts_files(given: Path | None) -> list[Path]:
+    return [given] if given else [Path.home() / ".ssh" / "known_hosts",
+                                  Path("/etc/ssh/ssh_known_hosts")]
+
+
+def _known_hosts_name(endpoint: Endpoint) -> str:
+    return endpoint.host if endpoint.port == 22 else f"[{endpoint.host}]:{endpoint.port}"
+
+
+def _entries(name: str, files: list[Path]) -> list[tuple[HostKey, str, Path]]:
+    """The keys the known_hosts *files* hold for *name* (hashed entries too: ssh-keygen -F
+    finds them), each with its marker ('' , '@revoked', '@cert-authority') and its file."""
+    found = []
+    for path in files:
+        if not path.is_file():
+            continue
+        done = subprocess.run([_tool("ssh-keygen"), "-F", name, "-f", str(path)],
+                              capture_output=True, check=False)
+        for line in done.stdout.decode("ascii", "replace").splitlines():
+            fields = line.split()
+            marker = fields[0] if fields and fields[0].startswith("@") else ""
+            at = 2 if marker else 1  # after the marker and the host patterns
+            if len(fields) > at + 1 and not line.startswith("#"):
+                found.append((HostKey(fields[at], fields[at + 1]), marker, path))
+    return found
+
+
+def _refuse_if_revoked(endpoint: Endpoint, key: HostKey, files: list[Path]) -> None:
+    """RemoteError when a known_hosts file marks *key* ``@revoked`` for this host (as ssh
+    itself refuses it): a key withdrawn there, stolen or replaced, speaks for nobody, also when
+    its fingerprint is given with --host-key or another entry still lists it."""
+    name = _known_hosts_name(endpoint)
+    for found, marker, path in _entries(name, files):
+        if marker == "@revoked" and (found.kind, found.blob) == (key.kind, key.blob):
+            raise RemoteError(
+                f"the host key of {name} ({key.fingerprint}) is marked @revoked in {path}: "
+                "it must not be trusted. Nothing was captured", exit_code=1,
+                hint="the key was withdrawn (stolen or replaced): ask the host's "
+                "administrator for its new key over another channel")
 
 
 @dataclass(frozen=True)
@@ -166,6 +205,9 @@ class Connection:
                 "-o", f"HostKeyAlias={_ALIAS}",
                 "-o", f"HostKeyAlgorithms={_ALGORITHMS.get(self.key.kind, self.key.kind)}",
                 "-o", "UpdateHostKeys=no", "-o", "CheckHostIP=no",
+                # the pin alone vouches for the host: a user's ssh configuration may trust
+                # keys from DNS (SSHFP) or from a command, beside any known_hosts file
+                "-o", "VerifyHostKeyDNS=no", *_no_known_hosts_command(),
                 "-o", "ClearAllForwardings=yes", "-o", "PermitLocalCommand=no",
                 "-o", f"ConnectTimeout={_TIMEOUT}",
                 "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4",
@@ -193,6 +235,21 @@ def connection(endpoint: Endpoint, key: HostKey, identity: Path | None = None,
         yield Connection(endpoint, key, known, identity, config)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@functools.cache
+def _no_known_hosts_command() -> tuple[str, ...]:
+    """``-o KnownHostsCommand=none`` where ssh knows the option (OpenSSH 8.5 and later; an older
+    ssh refuses the whole command for an option it does not know, and reads none from a
+    configuration either)."""
+    option = ("-o", "KnownHostsCommand=none")
+    try:
+        done = subprocess.run([_tool("ssh"), "-G", "-F", "/dev/null", *option,
+                               "evidencekit-probe"], capture_output=True, check=False,
+                              timeout=_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return option
+    return option if done.returncode == 0 else ()
 
 
 def _tool(name: str) -> str:

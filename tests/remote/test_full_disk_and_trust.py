@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import sshd as sshd_support
+from tests.support.ssh_splitter import splitter
 
 EVIDENCEKIT = ""  # this worktree's evidencekit as the login user runs it (set by the fixture)
 
@@ -71,3 +72,69 @@ def test_a_disk_that_fills_as_the_received_event_is_added_is_said_as_that(
     error = json.loads(done.stdout)["error"]["message"]
     assert "could not write" in error and "nothing was kept" in error, error
     assert not [n for n in os.listdir(tmp_path) if "full.evidence" in n]
+
+
+def test_the_users_ssh_configuration_cannot_trust_a_key_beside_the_pinned_one(
+        server: sshd_support.Sshd, keys: dict[str, Path], tmp_path: Path) -> None:
+    """ssh also trusts keys from a KnownHostsCommand or (with VerifyHostKeyDNS) from DNS, when
+    the user's ssh configuration says so: a host that showed the pinned key to the look-up and
+    another one to ssh was captured, and the 'received' event named the pinned key."""
+    with sshd_support.running() as other:  # the impostor, its own host key
+        remote_command = other.evidencekit_command()
+        data = other.root / "notes.txt"
+        data.write_text("what the impostor shows\n")
+        other.owned(data)
+        config = tmp_path / "ssh_config"
+        config.write_text(f"KnownHostsCommand /bin/echo %H {other.host_key_line}\n"
+                          "VerifyHostKeyDNS yes\n")
+        with splitter(server.port, other.port) as port:
+            out = tmp_path / "x.evidence"
+            done = subprocess.run(
+                [sys.executable, "-m", "evidencekit", "capture", "--remote",
+                 f"{other.user}@127.0.0.1:{port}", "--host-key", server.fingerprint,
+                 "--ssh-config", str(config), "--ssh-identity", str(other.client_key),
+                 "--remote-command", remote_command, "-R", str(keys["recipient"]),
+                 "--sign-key", str(keys["signer"]), "--case", "IR-7", "-o", str(out),
+                 "--json", str(data)],
+                env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config"),
+                     "PYTHONPATH": str(Path(__file__).parents[2])},
+                capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stdout + done.stderr
+    error = json.loads(done.stdout)["error"]["message"]
+    assert "not the one pinned" in error and "nothing was captured" in error, error
+    assert not out.exists()
+
+
+def _known_hosts(server: sshd_support.Sshd, tmp_path: Path, *lines: str) -> Path:
+    known = tmp_path / "known_hosts"
+    known.write_text("".join(f"{line}\n" for line in lines))
+    return known
+
+
+def test_a_host_key_marked_revoked_in_known_hosts_is_refused(
+        server: sshd_support.Sshd, notes: Path, keys: dict[str, Path], tmp_path: Path) -> None:
+    """ssh refuses a key that known_hosts marks @revoked; evidencekit pins in a known_hosts of
+    its own, where that mark is not: a withdrawn key that another line (or --host-key) still
+    named was trusted."""
+    name = f"[127.0.0.1]:{server.port}"
+    known = _known_hosts(server, tmp_path, f"@revoked * {server.host_key_line}",
+                         f"{name} {server.host_key_line}")
+    for pinned in (("--known-hosts", known),
+                   ("--known-hosts", known, "--host-key", server.fingerprint)):
+        out = tmp_path / "x.evidence"
+        done = _capture(server, keys, out, *pinned, notes)
+        assert done.returncode == 1, done.stdout + done.stderr
+        error = json.loads(done.stdout)["error"]["message"]
+        assert f"({server.fingerprint}) is marked @revoked in {known}" in error, error
+        assert not out.exists()
+
+
+def test_a_hashed_known_hosts_entry_pins_the_host(
+        server: sshd_support.Sshd, notes: Path, keys: dict[str, Path], tmp_path: Path) -> None:
+    known = _known_hosts(server, tmp_path, f"[127.0.0.1]:{server.port} {server.host_key_line}")
+    subprocess.run(["ssh-keygen", "-q", "-H", "-f", str(known)], check=True, capture_output=True)
+    assert str(server.port) not in known.read_text()  # hashed
+    out = tmp_path / "x.evidence"
+    done = _capture(server, keys, out, "--known-hosts", known, notes)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["remote"]["host_key"] == server.fingerprint
