@@ -55,7 +55,8 @@ MAX_PARTS = 10_000  # S3's most parts in one upload
 UPLOAD_THREADS = 2
 _READ_CHUNK = 1 << 20
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
-INSTALL_HINT = "install the S3 support with: pip install 'evidencekit[s3]'"
+INSTALL_HINT = ("install the S3 support into evidencekit's environment: pip install "
+                "'evidencekit[s3]' (installed with pipx: pipx inject evidencekit boto3)")
 
 
 @dataclass(frozen=True)
