@@ -219,11 +219,16 @@ class Checked:
     tsa: str
     trusted: bool | None  # None: no --tsa-ca given, so not checked against a root
     problem: str | None
+    # Whether the TSA's signature verifies with the certificate the token carries as its
+    # signer's (cms.check_signature: asked without --tsa-ca too), and why not; None when not
+    # asked (a token over other data: *problem* says so)
+    signature_valid: bool | None = None
+    unsigned: str | None = None
 
     def to_json(self) -> dict[str, object]:
         return {"member": self.name, "time": self.time, "policy": self.policy,
                 "serial": str(self.serial), "tsa": self.tsa, "trusted": self.trusted,
-                "problem": self.problem}
+                "problem": self.problem, "signature_valid": self.signature_valid}
 
 
 def examine(name: str, der: bytes, signature: bytes,
@@ -237,16 +242,42 @@ def examine(name: str, der: bytes, signature: bytes,
     ns = int(token.gen_time.timestamp()) * 1_000_000_000 + token.gen_time.microsecond * 1000
     problem: str | None = None
     trusted: bool | None = None
+    unsigned: str | None = None
     if not token.imprint_matches:
         problem = "this timestamp is not over this bundle's seal.json.sig (its imprint differs)"
-    elif roots is not None:
-        try:
-            check(token, signature, roots)
-            trusted = True
-        except BundleError as exc:
-            problem, trusted = exc.message, False
+    else:
+        unsigned = own_signature_problem(der)
+        if roots is not None:
+            try:
+                check(token, signature, roots)
+                trusted = True
+            except BundleError as exc:
+                problem, trusted = exc.message, False
     return Checked(name, rfc3339(ns), int(token.gen_time.timestamp()), token.policy,
-                   token.serial, token.tsa, trusted, problem)
+                   token.serial, token.tsa, trusted, problem,
+                   None if not token.imprint_matches else unsigned is None, unsigned)
+
+
+def own_signature_problem(der: bytes) -> str | None:
+    """Why the stored response *der*'s signature does not verify with the certificate it
+    carries as its signer's (evidencekit.cms), None when it does. Without --tsa-ca nothing
+    else says it: a bundle stamped before capture checked the TSA's answers this way may hold
+    a timestamp that no root will ever verify, and one changed since (its time) is another."""
+    from rfc3161_client import decode_timestamp_response
+
+    from evidencekit.cms import Unverifiable, check_signature
+
+    try:
+        cert = _signer(decode_timestamp_response(der))
+    except unreadable():
+        cert = None
+    if cert is None:
+        return "it carries no readable certificate of its signer to check its signature with"
+    try:
+        check_signature(der, cert)
+    except Unverifiable as exc:
+        return f"the TSA's signature does not verify with the certificate it carries: {exc}"
+    return None
 
 
 def describe_gap(seconds: int) -> str:

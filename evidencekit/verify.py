@@ -19,7 +19,8 @@
                       author and is the one its "resealed" custody event names; none is missing
 --- without a key too ---
 12. timestamps        (format version 3) each timestamps/NNNNNN.tsr is an RFC 3161 response over
-                      seal.json.sig; with --tsa-ca, signed by a TSA chaining to that root
+                      seal.json.sig; with --tsa-ca, signed by a TSA chaining to that root;
+                      without, a signature its own certificate did not make is a warning
 """
 
 from __future__ import annotations
@@ -380,6 +381,10 @@ def _check_timestamps(bundle: OuterBundle, seal: Seal, findings: Findings,
         if result.problem is not None:
             findings.error("timestamps", name, result.problem)
             continue
+        if result.unsigned is not None:  # (with --tsa-ca, problem says it, as an error)
+            findings.warning("timestamps", name, f"{result.unsigned}: this timestamp proves "
+                             "nothing about when the bundle existed (give --tsa-ca ROOT.pem to "
+                             "check it against its authority)")
         if bundle.by_name[name].mtime != result.seconds:
             findings.error("member-times", name, "tar header time differs from the time the "
                            "timestamp gives", result.seconds, bundle.by_name[name].mtime)

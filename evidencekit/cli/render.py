@@ -441,6 +441,8 @@ def timestamps_text(report: Report) -> None:
     for stamp in report.timestamps:
         if stamp.problem is not None:
             standing = "[red]does not verify[/] (see below)"
+        elif stamp.signature_valid is False:
+            standing = "[yellow]its signature does not check: it proves nothing[/] (see below)"
         elif stamp.trusted:
             standing = "[green]checked against your --tsa-ca root[/]"
         else:

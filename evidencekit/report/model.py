@@ -322,9 +322,14 @@ def _devices(manifest: dict[str, Any]) -> list[str]:
 
 
 def _timestamp_row(stamp: Checked) -> TimestampRow:
-    checked = ("checked against the trusted root given (--tsa-ca)" if stamp.trusted else
-               "its signature matches the seal, but it was not checked against a root you "
-               "trust: give the TSA's root certificate with --tsa-ca")
+    if stamp.signature_valid is False:
+        checked = ("its signature does not check with the TSA's own certificate: it proves "
+                   "nothing about when the bundle existed")
+    elif stamp.trusted:
+        checked = "checked against the trusted root given (--tsa-ca)"
+    else:
+        checked = ("its signature matches the seal, but it was not checked against a root you "
+                   "trust: give the TSA's root certificate with --tsa-ca")
     return TimestampRow(stamp.time, stamp.tsa or "unnamed authority", stamp.policy,
                         str(stamp.serial), checked)
 

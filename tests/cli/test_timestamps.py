@@ -388,3 +388,41 @@ def test_a_configured_tsa_countersigns_every_capture(tmp_path: Path, user: Path,
     [added] = result.json()["timestamps"]["added"]
     assert added["tsa"] == tsa.url
     assert members(out)[-1] == "timestamps/000001.tsr"
+
+
+def test_a_stored_token_its_own_certificate_did_not_sign_is_a_warning_without_tsa_ca(
+        tmp_path: Path, user: Path, keys: dict[str, Any], tree: Path, tsa: LocalTSA):
+    """A bundle stamped before capture checked a TSA's answer against the certificate it
+    carries (evidencekit.cms) may hold one whose signature does not verify: without --tsa-ca
+    it verified silently ('not checked against a trusted root'), as if it proved the time.
+    Now a warning (the bundle itself is intact: exit 0), signature_valid false in --json;
+    with --tsa-ca an error, as before. A good token: no warning, signature_valid true."""
+    from evidencekit import timestamps
+
+    good, _ = capture(tmp_path / "good", keys, tree, "--tsa", tsa.url)
+    checked = invoke("verify", good, "--json")
+    assert checked.code == 0 and checked.json()["timestamps"][0]["signature_valid"] is True
+    assert not [f for f in checked.json()["findings"] if f["check"] == "timestamps"]
+
+    bundle, _ = capture(tmp_path / "old", keys, tree)
+    tsa.mode = "bad-signature"  # stored by hand, as capture did before it checked
+    response = _raw_response(tsa, member_data(bundle, SEAL_SIG))
+    token = timestamps.parse(response, member_data(bundle, SEAL_SIG))
+    _append_raw(bundle, "timestamps/000001.tsr", response, int(token.gen_time.timestamp()))
+    checked = invoke("verify", bundle, "--json")
+    assert checked.code == 0, checked.stdout
+    assert_valid(checked.json(), "verify")
+    [stamp] = checked.json()["timestamps"]
+    assert stamp["signature_valid"] is False and stamp["problem"] is None
+    [warning] = [f for f in checked.json()["findings"] if f["check"] == "timestamps"]
+    assert warning["severity"] == "warning" and warning["where"] == "timestamps/000001.tsr"
+    assert warning["problem"].startswith("the TSA's signature does not verify with the "
+                                         "certificate it carries: ")
+    assert "proves nothing" in warning["problem"]
+    people = invoke("verify", bundle)
+    assert people.code == 0
+    assert "its signature does not check: it proves nothing" in people.stdout
+    assert "not checked against a trusted root" not in people.stdout
+    anchored = invoke("verify", bundle, "--tsa-ca", tsa.root, "--json")
+    assert anchored.code == ExitCode.EVIDENCE_PROBLEM
+    assert anchored.json()["timestamps"][0]["signature_valid"] is False
