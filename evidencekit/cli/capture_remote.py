@@ -229,10 +229,12 @@ def run_remote(asked: RemoteAsked, paths: tuple[Path, ...], output: Path, case: 
 
     check_case(case)
     fs.require_new(output)
+    # the host pinned first: a host refused made the user's own signing key all the same
+    # ('Created your personal signing key', then 'not in known_hosts')
+    key = asked.pinned()
     signing = resolve_signing_key(sign_key, sign_key_passphrase_file, as_json, may_create=True)
     if not case.examiner:
         case = dataclasses.replace(case, examiner=actor_name(None, signing, "--examiner"))
-    key = asked.pinned()
     request = RemoteRequest(asked.endpoint, key, asked.command, [str(p) for p in paths],
                             output, case, recipients, signing, case.examiner, live=live,
                             profile=profile, identity=asked.identity, ssh_config=asked.config,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from evidencekit.cli.keyring import default_signing_key_path
 from tests.support.cli import invoke
 
 REMOTE = ("capture", "--remote", "admin@127.0.0.1:9", "--host-key", "SHA256:" + "A" * 43,
@@ -58,6 +59,9 @@ def test_a_host_not_in_known_hosts_is_refused_not_learned(user: object, tmp_path
                     "-r", REMOTE[6], "/var/log", "--json")
     assert result.code == 1, result.stdout + result.stderr
     assert "[127.0.0.1]:9 is not in known_hosts" in result.json()["error"]["message"]
+    # nothing made for a capture that did not happen: not the user's own signing key either
+    assert not default_signing_key_path().exists()
+    assert "signing key" not in result.stderr
     assert known.read_text().count("\n") == 1  # nothing was added to it
 
 
