@@ -27,7 +27,12 @@ from evidencekit.cli.app import (
     signing_options,
     trusted_option,
 )
-from evidencekit.cli.cmd_store import BUNDLE_OR_STORE, endpoint_option, open_stored
+from evidencekit.cli.cmd_store import (
+    BUNDLE_OR_STORE,
+    endpoint_option,
+    judge_stored_name,
+    open_stored,
+)
 from evidencekit.cli.cmd_timestamp import roots_from, tsa_ca_option
 from evidencekit.cli.keyring import identities_from, trusted_from
 from evidencekit.cli.options import FILE_PATH, TEXT
@@ -311,6 +316,7 @@ def _verify_stored(location: str, identities: tuple[Path, ...], passphrase_file:
                             tsa_roots=roots_from(tsa_ca))
         finally:
             opened.close()
+        judge_stored_name(location, report)
         report.bundle = location
         checked = None if receipt is None else check_receipt(report, receipt, report.findings)
         code = render.exit_code_for(report)

@@ -278,6 +278,8 @@ def store_get(location: str, output: Path, endpoint: str | None, progress: str,
             with fs.staged(output) as stage:
                 digest, recorded = s3.download(client, url, stage.file,
                                                render.progress_for(as_json, progress))
+                stage.file.flush()
+                s3.require_named_bundle(url, stage.path)
         except FileExistsError:
             raise OutputError(f"{output} exists; nothing was written",
                               hint="choose another name with -o") from None
@@ -297,7 +299,7 @@ def _say_get(url: Any, output: Path, digest: str, recorded: str, as_json: bool) 
         return
     render.out.print(f"Wrote {render.escape(str(output))} (SHA-256 {digest})")
     if recorded:
-        render.out.print("  same SHA-256 as recorded when it was uploaded")
+        render.out.print("  same SHA-256 as the object's metadata records (written with it)")
     else:
         render.err.print("[yellow]evidencekit: warning:[/] the store recorded no SHA-256 for "
                          "this object; 'evidencekit verify' checks the bundle itself")
@@ -329,3 +331,10 @@ def open_stored(location: str, endpoint: str | None) -> Any:
     from evidencekit.deliver import s3
 
     return s3.open_remote_bundle(s3.make_client(endpoint), s3.S3Url.parse(location))
+
+
+def judge_stored_name(location: str, report: Any) -> None:
+    """verify s3://…: whether the bundle read is the one the object's name says."""
+    from evidencekit.deliver import s3
+
+    s3.judge_name(location, report)

@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, BinaryIO, NoReturn, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, cast
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from evidencekit.deliver.base import BundleFacts, Delivery
@@ -46,6 +46,9 @@ from evidencekit.format.outer import SeekBack
 from evidencekit.progress import Progress
 from evidencekit.rawreader import RawReader
 from evidencekit.text import plural
+
+if TYPE_CHECKING:
+    from evidencekit.verify import Report
 
 SCHEME = "s3://"
 SUFFIX = ".evidence"
@@ -99,6 +102,71 @@ def object_key(prefix: str, facts: BundleFacts) -> str:
     """``PREFIX/CASE/HOST/PAYLOAD-SHA256.evidence``: names made of letters, digits, '.', '_' and
     '-' only (others become '_'); the hash alone keeps two bundles apart."""
     return f"{prefix}{_safe(facts.case_id)}/{_safe(facts.host)}/{facts.payload_sha256}{SUFFIX}"
+
+
+# The names evidencekit gives objects (object_key, S3Capture), the folders before them the case
+# and the host made safe (_safe): what verify s3:// and store get hold the bundle read to.
+_PUT_NAME = re.compile(r"(?:.*/)?([^/]+)/([^/]+)/([0-9a-f]{64})" + re.escape(SUFFIX))
+_CAPTURE_NAME = re.compile(r"(?:.*/)?([^/]+)/([^/]+)/capture-[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}"
+                           + re.escape(SUFFIX))
+
+
+def why_not_the_named_bundle(url: S3Url, report: Report) -> str | None:
+    """Why the bundle read at *url* (its public parts verified: *report*) is not the one the
+    object's name says it is, or None. A bundle verifies wherever it lies: one put in place of
+    another (an unlocked bucket, a version deleted and written again) verified as if it were the
+    one named, and ``store get`` said 'same SHA-256 as recorded when it was uploaded' (the
+    metadata, which whoever writes the object sets). A name ``store put`` gives holds the case,
+    the host and the payload's SHA-256; one ``capture -o s3://`` gives is recorded, whole, in
+    the bundle's signed capture event. The prefix before the case is not judged (a bucket
+    replicated, or copied under another prefix, holds the same bundle), nor another name
+    (renamed by hand)."""
+    seal = report.seal
+    if seal is None or not report.events or report.payload is None:
+        return None  # verification already says what is wrong
+    first = report.events[0]
+    named = _PUT_NAME.fullmatch(url.key)
+    if named:
+        case, host, payload = named.groups()
+        if payload != report.payload.sha256:
+            return (f"its name says payload {payload}, the bundle it holds has payload "
+                    f"{report.payload.sha256}")
+        if (case, host) != (_safe(seal.case_id), _safe(first.host)):
+            return (f"its name says case {case!r} and host {host!r}, the bundle it holds is "
+                    f"of case {seal.case_id!r}, captured on {first.host!r}")
+        return None
+    named = _CAPTURE_NAME.fullmatch(url.key)
+    if named:
+        recorded = first.details.get("key") if first.details.get("destination") == "s3" \
+            else None
+        if recorded is None or recorded.split("/")[-3:] != url.key.split("/")[-3:]:
+            return ("its capture event records that it was written "
+                    + (f"to key {recorded!r}" if recorded else "elsewhere (not to a store)")
+                    + f", not to {url.key!r}")
+    return None
+
+
+def judge_name(location: str, report: Report) -> None:
+    """verify s3://…: a finding when the bundle read is not the one the object's name says
+    (:func:`why_not_the_named_bundle`)."""
+    why = why_not_the_named_bundle(S3Url.parse(location), report)
+    if why is not None:
+        report.findings.error("store-name", location,
+                              f"the object is not the bundle its name says: {why} (replaced, "
+                              "or stored under another bundle's name)")
+
+
+def require_named_bundle(url: S3Url, downloaded: Path) -> None:
+    """store get: BundleError when the bundle downloaded to *downloaded* (not yet published) is
+    not the one the object's name says (:func:`why_not_the_named_bundle`)."""
+    from evidencekit.verify import verify
+
+    why = why_not_the_named_bundle(url, verify(downloaded, check_payload_hash=False))
+    if why is not None:
+        raise BundleError(f"{url}: the object is not the bundle its name says: {why}; "
+                          "nothing was kept", hint="someone replaced it, or stored another "
+                          "bundle under this name: read its versions with the store's own tools "
+                          "(aws s3api list-object-versions) and find out who wrote it")
 
 
 def _safe(text: str) -> str:

@@ -92,3 +92,71 @@ def test_put_without_lock_to_a_bucket_never_versioned(bundle: Path, keys: dict[s
     again = invoke("verify", f"s3://plain-unlocked/{details['key']}", "--endpoint",
                    moto["endpoint"], "--json", env=_env(moto))
     assert again.code == 0, again.stdout + again.stderr
+
+
+def _another_bundle(tree: Path, keys: dict[str, Any], case: str = "CASE-1") -> Path:
+    """A second bundle of the same case and host: what a writer to an unlocked bucket puts in
+    place of the first."""
+    (tree / "notes.txt").write_text("what happened, told otherwise\n")
+    out = tree.parent / f"other-{os.urandom(4).hex()}.evidence"
+    result = invoke("capture", tree, "--case", case, "-R", keys["recipient"], "--sign-key",
+                    keys["signer"], "-o", out, "--json")
+    assert result.code == 0, result.stderr
+    return out
+
+
+def test_a_bundle_put_in_place_of_the_one_its_name_says_is_found_out(
+        bundle: Path, tree: Path, keys: dict[str, Any], moto: dict[str, str]) -> None:
+    """Another bundle (signed, intact) stored under the first one's key, with its SHA-256 in
+    the metadata: verify s3:// said VERIFIED (exit 0) and store get 'same SHA-256 as recorded
+    when it was uploaded'."""
+    client = _client(moto)
+    client.create_bucket(Bucket="swapped-unlocked")
+    result = invoke("store", "put", bundle, "s3://swapped-unlocked/cases/", "--endpoint",
+                    moto["endpoint"], "--no-lock", "--sign-key", keys["signer"], "--json",
+                    env=_env(moto))
+    assert result.code == 0, result.stdout + result.stderr
+    key = result.json()["details"]["key"]
+    other = _another_bundle(tree, keys).read_bytes()
+    client.put_object(Bucket="swapped-unlocked", Key=key, Body=other,
+                      Metadata={"sha256": hashlib.sha256(other).hexdigest()})
+    location = f"s3://swapped-unlocked/{key}"
+    checked = invoke("verify", location, "--endpoint", moto["endpoint"], "--json",
+                     env=_env(moto))
+    assert checked.code == 1, checked.stdout
+    found = [f for f in checked.json()["findings"] if f["check"] == "store-name"]
+    payload = key.rsplit("/", 1)[1].removesuffix(".evidence")
+    assert found and found[0]["where"] == location and payload in found[0]["problem"], found
+    out = bundle.parent / "got.evidence"
+    got = invoke("store", "get", location, "-o", out, "--endpoint", moto["endpoint"], "--json",
+                 env=_env(moto))
+    assert got.code == 1, got.stdout
+    assert "not the bundle its name says" in got.json()["error"]["message"]
+    assert not out.exists()
+
+
+def test_a_captured_bundle_put_in_place_of_another_is_found_out_not_one_copied_elsewhere(
+        tree: Path, keys: dict[str, Any], user: Path, moto: dict[str, str]) -> None:
+    client = _client(moto)
+    client.create_bucket(Bucket="captured-unlocked")
+    stored = []
+    for _ in range(2):
+        result = invoke("capture", tree, "--case", "CASE-M", "-R", keys["recipient"],
+                        "--sign-key", keys["signer"], "-o", "s3://captured-unlocked/in/",
+                        "--endpoint", moto["endpoint"], "--no-lock", "--json", env=_env(moto))
+        assert result.code == 0, result.stdout + result.stderr
+        stored.append(result.json()["store"]["key"])
+    first, second = stored
+    source = {"Bucket": "captured-unlocked", "Key": second}
+    copied = "archive/2027/" + first.removeprefix("in/")  # the same bundle under a new prefix
+    client.copy_object(Bucket="captured-unlocked", Key=copied,
+                       CopySource={"Bucket": "captured-unlocked", "Key": first})
+    client.copy_object(Bucket="captured-unlocked", Key=first, CopySource=source)
+    swapped = invoke("verify", f"s3://captured-unlocked/{first}", "--endpoint",
+                     moto["endpoint"], "--json", env=_env(moto))
+    assert swapped.code == 1, swapped.stdout
+    problems = [f["problem"] for f in swapped.json()["findings"] if f["check"] == "store-name"]
+    assert problems and second in problems[0], problems
+    moved = invoke("verify", f"s3://captured-unlocked/{copied}", "--endpoint",
+                   moto["endpoint"], "--json", env=_env(moto))
+    assert moved.code == 0, moved.stdout
