@@ -267,7 +267,7 @@ def run_remote(asked: RemoteAsked, paths: tuple[Path, ...], output: Path, case: 
 
 def say_sftp(result: CaptureResult, request: RemoteRequest, case: CaseInfo,
              as_json: bool) -> int:
-    from evidencekit.sources.remote_logical import ACCESS_TIME, NOT_RECORDED
+    from evidencekit.sources.remote_logical import ACCESS_TIME, DOCUMENT, NOT_RECORDED
 
     code = ExitCode.OK if result.seal.complete else ExitCode.CAPTURE_INCOMPLETE
     logical: dict[str, Any] = {"host": str(request.endpoint),
@@ -282,8 +282,11 @@ def say_sftp(result: CaptureResult, request: RemoteRequest, case: CaseInfo,
     render.capture_text(result, request.recipients)
     render.err.print(f"[bold yellow]Remote-logical capture[/] of "
                      f"{render.escape(str(request.endpoint))} (host key "
-                     f"{request.host_key.fingerprint}), read over SFTP and sealed here. Not "
-                     f"recorded: {', '.join(NOT_RECORDED)}; {ACCESS_TIME}.")
+                     f"{request.host_key.fingerprint}), read over SFTP and sealed here. Its "
+                     "files are stored flat; its folders, symbolic links and other items are "
+                     f"not counted above but recorded, with what SFTP said of each, in "
+                     f"data/…{DOCUMENT}. Not recorded: {', '.join(NOT_RECORDED)}; "
+                     f"{ACCESS_TIME}.")
     return code
 
 

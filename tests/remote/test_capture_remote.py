@@ -246,6 +246,10 @@ def test_the_fallback_to_sftp_is_said_once(server: sshd_support.Sshd, remote_tre
                    keys["signer"], "-o", out, remote_tree / "notes.txt", env=_env(tmp_path))
     assert done.code == 0, done.stderr
     assert done.stderr.count("reading the files over SFTP instead") == 1, done.stderr
+    # '0 folders, 0 symbolic links' counts the bag's entries: where the others are is said
+    said = " ".join(done.stderr.split())
+    assert "folders, symbolic links and other items are not counted above but recorded" in said
+    assert "remote-logical.json" in said
 
 
 def test_one_file_received_is_one_file(server: sshd_support.Sshd, remote_tree: Path,
