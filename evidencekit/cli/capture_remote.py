@@ -164,10 +164,12 @@ def refuse_local_only(**given: Any) -> None:
         raise UsageError("a remote capture is encrypted to public keys, not a passphrase",
                          hint="give the investigator's public key with -R FILE or -r KEY")
     for option, value in given.items():
+        if value and option == "output_to_a_store":
+            raise UsageError("-o s3://… cannot be used with --remote",
+                             hint="receive it into a file (-o FILE), then 'evidencekit store "
+                             "put FILE s3://…' (docs/playbooks.md)")
         if value:
-            named = "-o s3://…" if option == "output_to_a_store" else \
-                f"--{option.replace('_', '-')}"
-            raise UsageError(f"{named} cannot be used with --remote",
+            raise UsageError(f"--{option.replace('_', '-')} cannot be used with --remote",
                              hint="a remote capture collects paths (and --live) on the remote "
                              "host; capture the rest separately")
 
@@ -318,7 +320,9 @@ def serve_capture(sources: tuple[str, ...], case_id: str, examiner: str, descrip
         if profile:
             from evidencekit.cli.cmd_profiles import select_profile
 
-            selection = select_profile(profile, None, bool(sources), True)
+            # what the profile does not find there is said on the error channel, which the
+            # receiving side passes on (quiet, it was said nowhere: not here, not in the bundle)
+            selection = select_profile(profile, None, bool(sources), False)
             paths += [str(p) for p in selection.paths]
             named = {os.fsencode(p) for p in sources}  # as cmd_capture: links named are followed
             found = {os.fsencode(path): os.fsencode(selection.resolution.followed(path))

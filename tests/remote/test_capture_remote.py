@@ -236,6 +236,22 @@ def test_the_bundle_made_there_verifies_by_hand(
     passed(by_hand(toolbox_in(tmp_path / "toolbox"), out, "-i", keys["identity"]))
 
 
+def test_what_a_profile_does_not_find_there_is_said_here(
+        server: sshd_support.Sshd, remote_tree: Path, keys: dict[str, Path],
+        tmp_path: Path) -> None:
+    """A local capture lists a profile's paths not present (stderr, profile.missing); a remote
+    one said nothing of them, anywhere."""
+    profile = remote_tree / "gone.yaml"
+    profile.write_text("name: gone\ndescription: Logs, one gone\ntargets:\n  - name: logs\n"
+                       f"    linux: ['{remote_tree}/logs', '{remote_tree}/no-such-log']\n")
+    server.owned(profile)
+    out = tmp_path / "gone.evidence"
+    done = _capture(server, keys, out, extra=("--profile", str(profile)))
+    assert done.code == 0, done.stderr
+    said = " ".join(done.json()["remote"]["messages"].split())
+    assert "1 not present here" in said and f"{remote_tree}/no-such-log" in said, said
+
+
 def test_the_fallback_to_sftp_is_said_once(server: sshd_support.Sshd, remote_tree: Path,
                                           keys: dict[str, Path], tmp_path: Path) -> None:
     """Said before the files were read, then again among the capture's warnings."""

@@ -69,3 +69,13 @@ def test_a_stall_timeout_too_short_to_mean_anything_is_refused(user: object) -> 
     result = invoke(*REMOTE, "--stall-timeout", "1")
     assert result.code == 2, result.stdout + result.stderr
     assert "1 is not in the range 5<=x<=86400" in result.stderr
+
+
+def test_a_store_as_output_says_how_to_get_there(user: object) -> None:
+    """Its hint said 'a remote capture collects paths (and --live) on the remote host; capture
+    the rest separately', which says nothing of how to store a remote capture."""
+    result = invoke(*REMOTE, "-o", "s3://evidence/CASE-1/", "--retain-days", "1", "--json")
+    assert result.code == 2, result.stdout + result.stderr
+    error = result.json()["error"]
+    assert error["message"] == "-o s3://… cannot be used with --remote"
+    assert "-o FILE" in error["hint"] and "store put FILE s3://" in error["hint"], error
