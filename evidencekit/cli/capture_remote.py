@@ -297,15 +297,16 @@ def say_sftp(result: CaptureResult, request: RemoteRequest, case: CaseInfo,
 @click.argument("sources", nargs=-1)
 @click.option("--case", "case_id", required=True)
 @click.option("--examiner", required=True)
+@click.option("--request", "request_id", default="")
 @click.option("--description", default="")
 @click.option("--legal-basis", default="")
 @click.option("--organisation", default="")
 @click.option("-r", "--recipient", "recipients", multiple=True, required=True)
 @click.option("--profile", default=None)
 @click.option("--live", is_flag=True)
-def serve_capture(sources: tuple[str, ...], case_id: str, examiner: str, description: str,
-                  legal_basis: str, organisation: str, recipients: tuple[str, ...],
-                  profile: str | None, live: bool) -> None:
+def serve_capture(sources: tuple[str, ...], case_id: str, examiner: str, request_id: str,
+                  description: str, legal_basis: str, organisation: str,
+                  recipients: tuple[str, ...], profile: str | None, live: bool) -> None:
     """Capture here for 'capture --remote' on another machine: the bundle, framed, on standard
     output (nothing else ever goes there); messages on standard error."""
     data = _take_standard_output()
@@ -333,7 +334,7 @@ def serve_capture(sources: tuple[str, ...], case_id: str, examiner: str, descrip
             raise UsageError("nothing to capture: name the paths on the remote host")
         key = SigningKey.generate(f"evidencekit per-acquisition key, {case_id} on "
                                   f"{host_name()}")
-        target = _FramedTarget(data)
+        target = _FramedTarget(data, request_id)
         result = capture(CaptureRequest(
             [os.fsencode(p) for p in paths], Path("remote.evidence"), case, chosen, key,
             command_line=recorded_command_line(),
@@ -366,14 +367,18 @@ class _FramedTarget:
 
     location = "(sent over SSH)"
 
-    def __init__(self, out: BinaryIO) -> None:
+    def __init__(self, out: BinaryIO, request_id: str) -> None:
         self._out = out
+        self._request_id = request_id
 
     def check(self) -> None:
         pass
 
     def public_details(self) -> dict[str, str]:
-        return {"destination": "ssh-stream"}
+        """Signed into the capture event: the receiver checks that its request is the one it
+        made for this capture (remote.receive, a bundle made before cannot be sent again)."""
+        return {"destination": "ssh-stream",
+                **({"request": self._request_id} if self._request_id else {})}
 
     @contextmanager
     def open(self) -> Iterator[BinaryIO]:

@@ -22,6 +22,7 @@ import io
 import json
 import os
 import re
+import secrets
 import shlex
 import subprocess
 import threading
@@ -85,6 +86,10 @@ class RemoteRequest:
     stall_timeout: float | None = STALL_TIMEOUT
     timeout: float | None = None  # seconds the whole transfer may take (None: no limit)
     max_size: int | None = None  # bytes the received bundle may reach (None: what fits)
+    # made here for this capture alone: the host must sign it into its capture event, so that
+    # a bundle captured there earlier (when the host could still be trusted) cannot be sent
+    # again as this one
+    request_id: str = field(default_factory=lambda: secrets.token_hex(16))
 
     def deadline(self) -> float | None:
         """When the transfer must have ended by (time.monotonic()), from now; None: never."""
@@ -125,7 +130,8 @@ class RemoteResult:
 def serve_arguments(request: RemoteRequest) -> list[str]:
     """The remote evidencekit's arguments: the case, the recipients (public keys only), what to
     capture. Each is one word for the remote shell (shlex.join)."""
-    args = [SERVE_COMMAND, "--case", request.case.case_id, "--examiner", request.case.examiner]
+    args = [SERVE_COMMAND, "--case", request.case.case_id, "--examiner", request.case.examiner,
+            "--request", request.request_id]
     for option, value in (("--description", request.case.description),
                           ("--legal-basis", request.case.legal_basis),
                           ("--organisation", request.case.organisation),
@@ -229,6 +235,7 @@ def _receive_and_record(request: RemoteRequest, conn: Connection, command: str,
                "command": command, "bytes": str(received.size),
                "started": rfc3339(started), "finished": rfc3339(finished),
                "remote_exit": str(code), "remote_signer": report.seal.signer.fingerprint,
+               "request": request.request_id,
                "recipients_checked": recipients_checked(request.recipients)}
     event_request = EventRequest("received", request.actor_name, request.signing_key,
                                  request.note, f"evidencekit on {request.endpoint} over SSH",
@@ -376,7 +383,9 @@ def verified_on_arrival(path: Path, received: protocol.Received, endpoint: Endpo
 def _check_as_asked(path: Path, report: Report, request: RemoteRequest) -> None:
     """A bundle that verifies may still not be the one asked for: the host (maybe the
     compromised one) runs what it likes. It must be a fresh capture: one custody event, the
-    capture's, signed by the key that signed the seal (a history before it arrived, such as a
+    capture's, carrying the request made for this capture (a bundle the host captured earlier,
+    when it could still be trusted, signed by a key made then, is not sent again as this one),
+    signed by the key that signed the seal (a history before it arrived, such as a
     'transferred' in the investigator's name, would have the investigator's 'received' signed
     after it). Its case must be ours, its capture event's examiner and note (the description)
     the ones given here, and its payload's age header must
@@ -393,6 +402,10 @@ def _check_as_asked(path: Path, report: Report, request: RemoteRequest) -> None:
     if events[0].actor.fingerprint != seal.signer.fingerprint:
         _not_asked(where, "its capture event is signed by a key other than the one that "
                    "sealed it")
+    if events[0].details.get("request") != request.request_id:
+        _not_asked(where, "its capture event does not carry the request made for this capture "
+                   f"({_quoted(events[0].details.get('request', ''))} instead of "
+                   f"{request.request_id!r}): a bundle made before, sent again?")
     if seal.case_id != request.case.case_id:
         _not_asked(where, f"it is for case {seal.case_id}, not {request.case.case_id}")
     # what the capture event says in public, in the examiner's name, is what was asked: the

@@ -346,3 +346,22 @@ def test_a_problem_list_unlike_the_seal_is_said_to_be_the_hosts_word(
     honest = tmp_path / "honest.evidence"
     done = _capture(server, keys, honest, EVIDENCEKIT, notes)
     assert done.code == 0 and done.json()["warnings"] == [], done.stderr
+
+
+def test_a_bundle_captured_before_and_sent_again_is_refused(
+        server: sshd_support.Sshd, notes: Path, keys: dict[str, Path], tmp_path: Path) -> None:
+    """The host keeps the stream of a capture made while it could be trusted and sends it again
+    for every capture that follows: an intact bundle, of this case, examiner and recipients,
+    signed by a key made for that earlier acquisition. It was received (exit 0) as new."""
+    saved = server.root / f"saved-{os.urandom(4).hex()}.stream"
+    replaying = _remote_script(server, f'if [ -s {saved} ]; then cat {saved}; '
+                                       f'else $EK "$@" | tee {saved}; fi')
+    first = _capture(server, keys, tmp_path / "first.evidence", replaying, notes)
+    assert first.code == 0, first.stderr
+    received = json.loads(first.stdout)
+    out = tmp_path / "again.evidence"
+    done = _capture(server, keys, out, replaying, notes)
+    assert done.code == 1, done.stdout + done.stderr
+    assert "does not carry the request made for this capture" in done.stderr, done.stderr
+    _nothing_left(tmp_path, out)
+    assert received["remote"]["received_event"] == 2  # the first was taken, as it should

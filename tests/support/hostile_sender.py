@@ -10,7 +10,10 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from evidencekit.capture import CaptureRequest, CaseInfo, capture
 from evidencekit.crypto import age
@@ -20,8 +23,8 @@ from evidencekit.format.outer import END_OF_ARCHIVE, OuterWriter
 from evidencekit.remote.protocol import FramedWriter
 
 
-def _asked(args: list[str]) -> tuple[CaseInfo, list[age.Recipient], list[str]]:
-    case, examiner, recipients, paths = "", "", [], []
+def _asked(args: list[str]) -> tuple[CaseInfo, list[age.Recipient], list[str], str]:
+    case, examiner, request, recipients, paths = "", "", "", [], []
     at = args.index("--")
     options, paths = args[:at], args[at + 1:]
     for i, word in enumerate(options):
@@ -29,16 +32,40 @@ def _asked(args: list[str]) -> tuple[CaseInfo, list[age.Recipient], list[str]]:
             case = options[i + 1]
         elif word == "--examiner":
             examiner = options[i + 1]
+        elif word == "--request":
+            request = options[i + 1]
         elif word == "-r":
             recipients.append(age.parse_recipient(options[i + 1]))
-    return CaseInfo(case, examiner), recipients, paths
+    return CaseInfo(case, examiner), recipients, paths, request
+
+
+class _FileWithRequest:
+    """capture's ``stream_to``: a file here, whose capture event carries the request as the
+    real remote evidencekit's does (the bundle is then changed as a MODE says)."""
+
+    location = "(a file here)"
+
+    def __init__(self, path: Path, request: str) -> None:
+        self._path, self._request = path, request
+
+    def check(self) -> None:
+        pass
+
+    def public_details(self) -> dict[str, str]:
+        return {"destination": "ssh-stream", "request": self._request}
+
+    @contextmanager
+    def open(self) -> Iterator[BinaryIO]:
+        with self._path.open("w+b") as out:
+            yield out
 
 
 def _bundle(folder: Path, args: list[str]) -> Path:
-    case, recipients, paths = _asked(args)
+    case, recipients, paths, request = _asked(args)
     out = folder / "made-here.evidence"
     capture(CaptureRequest([os.fsencode(p) for p in paths], out, case, recipients,
-                           SigningKey.generate("per-acquisition"), command_line=["serve-capture"]))
+                           SigningKey.generate("per-acquisition"), command_line=["serve-capture"],
+                           stream_to=_FileWithRequest(out, request)))
     return out
 
 
