@@ -80,6 +80,10 @@ def store_put(bundle: Path, destination: str, retain_until: str | None,
         from evidencekit.custody.events import EventRequest
         from evidencekit.deliver import already_recorded, checked_facts
 
+        if _mistyped_store(bundle):  # s3://B/K, which the path folded to s3:/B/K
+            raise UsageError(f"{bundle}: store put sends a bundle on this machine",
+                             hint="to copy one from a store, fetch it first: evidencekit "
+                             "store get s3://BUCKET/KEY -o FILE")
         target = _destination(destination, retain_until, retain_days, legal_hold, no_lock,
                               endpoint)
         key, name = signer.resolve(as_json)

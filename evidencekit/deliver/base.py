@@ -16,6 +16,7 @@ from typing import Protocol
 
 from evidencekit.custody.append import require_intact
 from evidencekit.custody.events import EventRequest, append_event
+from evidencekit.errors import InputError
 from evidencekit.format.documents import CustodyEvent
 from evidencekit.progress import Progress
 from evidencekit.verify import Report, verify
@@ -99,7 +100,12 @@ class Destination(Protocol):
 def checked_facts(bundle: Path) -> tuple[BundleFacts, Report]:
     """Verify the public parts of *bundle* (signatures, custody chain, payload hash) and return
     what destinations name it by: only an intact bundle is delivered."""
-    state = file_state(bundle)
+    try:
+        state = file_state(bundle)
+    except FileNotFoundError:  # before, 'internal error: FileNotFoundError' (exit 5)
+        raise InputError(f"bundle not found: {bundle}", hint="check the path") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {bundle}: {exc.strerror or exc}") from None
     report = verify(bundle)
     return BundleFacts.of(report, state), report
 

@@ -72,3 +72,24 @@ def test_capture_to_a_mistyped_location_names_it(tmp_path: Path, keys: dict[str,
     error = result.json()["error"]
     assert "'s3:/evidence/CASE-1' is not an S3 location" in error["message"], error
     assert sorted(p.name for p in work.iterdir()) == ["a.txt"]
+
+
+def test_store_put_of_a_bundle_that_is_not_there_says_so(tmp_path: Path, keys: dict[str, Any],
+                                                         user: Path) -> None:
+    """'internal error: FileNotFoundError' (exit 5), for a bundle's name typed wrong."""
+    for destination, options in (("s3://evidence/CASE-1/", ("--retain-days", "1")),
+                                 (str(tmp_path / "copy.evidence"), ())):
+        result = invoke("store", "put", tmp_path / "typo.evidence", destination, "--sign-key",
+                        keys["signer"], "--json", *options)
+        assert result.code == 2, result.stdout + result.stderr
+        assert result.json()["error"]["message"] == f"bundle not found: {tmp_path}/typo.evidence"
+    assert not (tmp_path / "copy.evidence").exists()
+
+
+def test_store_put_from_a_store_says_to_get_it_first(keys: dict[str, Any], user: Path) -> None:
+    result = invoke("store", "put", "s3://evidence/CASE-1/x.evidence", "s3://evidence/B/",
+                    "--retain-days", "1", "--sign-key", keys["signer"], "--json")
+    assert result.code == 2, result.stdout + result.stderr
+    error = result.json()["error"]
+    assert "store put sends a bundle on this machine" in error["message"]
+    assert "store get s3://BUCKET/KEY -o FILE" in error["hint"]
