@@ -283,7 +283,7 @@ def store_get(location: str, output: Path, endpoint: str | None, progress: str,
                 digest, recorded = s3.download(client, url, stage.file,
                                                render.progress_for(as_json, progress))
                 stage.file.flush()
-                s3.require_named_bundle(url, stage.path)
+                s3.check_downloaded(url, stage.path, render.progress_for(as_json, progress))
         except FileExistsError:
             raise OutputError(f"{output} exists; nothing was written",
                               hint="choose another name with -o") from None
@@ -302,6 +302,8 @@ def _say_get(url: Any, output: Path, digest: str, recorded: str, as_json: bool) 
                           "sha256_checked": bool(recorded)})
         return
     render.out.print(f"Wrote {render.escape(str(output))} (SHA-256 {digest})")
+    render.out.print("  verified: seal, signatures, custody log and payload hash intact, and it "
+                     "is the bundle its name in the store says")
     if recorded:
         render.out.print("  same SHA-256 as the object's metadata records (written with it)")
     else:

@@ -156,12 +156,23 @@ def judge_name(location: str, report: Report) -> None:
                               "or stored under another bundle's name)")
 
 
-def require_named_bundle(url: S3Url, downloaded: Path) -> None:
-    """store get: BundleError when the bundle downloaded to *downloaded* (not yet published) is
-    not the one the object's name says (:func:`why_not_the_named_bundle`)."""
+def check_downloaded(url: S3Url, downloaded: Path, progress: Progress) -> None:
+    """store get: BundleError when the bundle downloaded to *downloaded* (not yet published)
+    does not verify (its public parts and payload hash, read once more here), or is not the one
+    the object's name says (:func:`why_not_the_named_bundle`). Its SHA-256 matching the
+    object's metadata proves nothing against whoever wrote the object: they set both."""
     from evidencekit.verify import verify
 
-    why = why_not_the_named_bundle(url, verify(downloaded, check_payload_hash=False))
+    report = verify(downloaded, progress=progress)
+    errors = report.findings.errors
+    if errors:
+        first = errors[0]
+        more = f", and {plural(len(errors) - 1, 'other problem')}" if len(errors) > 1 else ""
+        raise BundleError(f"{url}: the bundle read does not verify ({first.where}: "
+                          f"{first.problem}{more}); nothing was kept",
+                          hint=f"'evidencekit verify {url}' lists every finding; the store's own "
+                          "tools (aws s3api get-object) copy the object as it is, to examine it")
+    why = why_not_the_named_bundle(url, report)
     if why is not None:
         raise BundleError(f"{url}: the object is not the bundle its name says: {why}; "
                           "nothing was kept", hint="someone replaced it, or stored another "

@@ -160,3 +160,26 @@ def test_a_captured_bundle_put_in_place_of_another_is_found_out_not_one_copied_e
     moved = invoke("verify", f"s3://captured-unlocked/{copied}", "--endpoint",
                    moto["endpoint"], "--json", env=_env(moto))
     assert moved.code == 0, moved.stdout
+
+
+def test_a_bundle_altered_in_the_store_with_its_metadata_is_not_kept_by_store_get(
+        bundle: Path, keys: dict[str, Any], moto: dict[str, str]) -> None:
+    """One bit of the payload flipped, and the metadata's SHA-256 made to match: store get
+    wrote it and said 'same SHA-256 as recorded when it was uploaded' (exit 0)."""
+    client = _client(moto)
+    client.create_bucket(Bucket="altered-unlocked")
+    result = invoke("store", "put", bundle, "s3://altered-unlocked/cases/", "--endpoint",
+                    moto["endpoint"], "--no-lock", "--sign-key", keys["signer"], "--json",
+                    env=_env(moto))
+    assert result.code == 0, result.stdout + result.stderr
+    key = result.json()["details"]["key"]
+    altered = bytearray(client.get_object(Bucket="altered-unlocked", Key=key)["Body"].read())
+    altered[altered.index(b"age-encryption.org/v1") + 40] ^= 1  # in payload.age
+    client.put_object(Bucket="altered-unlocked", Key=key, Body=bytes(altered),
+                      Metadata={"sha256": hashlib.sha256(altered).hexdigest()})
+    out = bundle.parent / "got.evidence"
+    got = invoke("store", "get", f"s3://altered-unlocked/{key}", "-o", out, "--endpoint",
+                 moto["endpoint"], "--json", env=_env(moto))
+    assert got.code == 1, got.stdout
+    assert "payload SHA-256 differs" in got.json()["error"]["message"], got.stdout
+    assert not out.exists()
