@@ -38,6 +38,18 @@ class Findings:
     def ok(self) -> bool:
         return not self.errors
 
+    def first_error_said(self, bundle: str) -> str:
+        """The first error in a few words, for a message about *bundle* itself: its place
+        left out when it is the bundle's own path (a file not yet named is /proc/self/fd/N,
+        which means nothing to people), and how many more there are."""
+        errors = self.errors
+        if not errors:
+            return ""
+        first = errors[0]
+        said = first.problem if first.where == bundle else f"{first.where}: {first.problem}"
+        more = len(errors) - 1
+        return said + (f", and {more} other problem{'s' if more > 1 else ''}" if more else "")
+
 
 def _text(value: object) -> str | None:
     return None if value is None else str(value)

@@ -164,12 +164,10 @@ def check_downloaded(url: S3Url, downloaded: Path, progress: Progress) -> None:
     from evidencekit.verify import verify
 
     report = verify(downloaded, progress=progress)
-    errors = report.findings.errors
-    if errors:
-        first = errors[0]
-        more = f", and {plural(len(errors) - 1, 'other problem')}" if len(errors) > 1 else ""
-        raise BundleError(f"{url}: the bundle read does not verify ({first.where}: "
-                          f"{first.problem}{more}); nothing was kept",
+    if not report.findings.ok:
+        raise BundleError(f"{url}: the bundle read does not verify "
+                          f"({report.findings.first_error_said(str(downloaded))}); nothing was "
+                          "kept",
                           hint=f"'evidencekit verify {url}' lists every finding; the store's own "
                           "tools (aws s3api get-object) copy the object as it is, to examine it")
     why = why_not_the_named_bundle(url, report)

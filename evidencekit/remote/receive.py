@@ -374,8 +374,9 @@ def verified_on_arrival(path: Path, received: protocol.Received, endpoint: Endpo
     try:
         require_intact(report)
     except BundleError as exc:
-        raise BundleError(f"the bundle received from {endpoint} does not verify; nothing was "
-                          f"kept ({exc.message})", hint="try again; if it happens again, the "
+        said = report.findings.first_error_said(str(path)) or exc.message
+        raise BundleError(f"the bundle received from {endpoint} does not verify ({said}); "
+                          "nothing was kept", hint="try again; if it happens again, the "
                           "remote evidencekit or the host is not to be trusted") from None
     return report
 

@@ -180,6 +180,19 @@ def test_a_bundle_with_a_member_more_is_refused(
     _nothing_left(tmp_path, out)
 
 
+def test_a_damaged_bundle_is_said_where_it_is_damaged_not_where_it_was_read_from(
+        server: sshd_support.Sshd, notes: Path, keys: dict[str, Path], tmp_path: Path) -> None:
+    """The received file has no name yet (/proc/self/fd/N): the message named that, and said
+    'no custody event was added' besides 'nothing was kept'."""
+    out = tmp_path / "x.evidence"
+    done = _capture(server, keys, out, _sender(server, "damaged-header"), notes)
+    assert done.code == 1, done.stdout + done.stderr
+    assert "does not verify (damaged tar header for member 'README.txt' at byte 100); " \
+        "nothing was kept" in done.stderr, done.stderr
+    assert "/proc/self" not in done.stderr
+    _nothing_left(tmp_path, out)
+
+
 FLOOD = 40_000_000  # bytes the host writes on its error channel
 FILE_SIZE_LIMIT = 16 << 20  # the local side may write no file larger (RLIMIT_FSIZE)
 

@@ -87,7 +87,17 @@ def _extra_member(bundle: Path) -> None:
         writer.finish()
 
 
-MODES = {"forged-custody": _forged_custody, "extra-member": _extra_member}
+def _damaged_header(bundle: Path) -> None:
+    """One bit flipped in the first member's tar header (byte 100: its mode)."""
+    with bundle.open("r+b") as f:
+        f.seek(100)
+        byte = f.read(1)[0]
+        f.seek(100)
+        f.write(bytes([byte ^ 1]))
+
+
+MODES = {"forged-custody": _forged_custody, "extra-member": _extra_member,
+         "damaged-header": _damaged_header}
 
 
 def _stalled(writer: FramedWriter, bundle: bytes) -> None:
