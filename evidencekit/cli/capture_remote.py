@@ -129,12 +129,23 @@ def requested() -> RemoteAsked | None:
                          "the size it was listed with, and the disk here is watched as in any "
                          "capture")
     fingerprint = given.get("host_key")
+    for option in ("ssh_identity", "known_hosts", "ssh_config"):
+        _require_file(given.get(option), f"--{option.replace('_', '-')}")
     return RemoteAsked(Endpoint.parse(given["remote"]),
                        check_fingerprint(fingerprint) if fingerprint else None,
                        given.get("known_hosts"), given.get("remote_command") or "evidencekit",
                        given.get("ssh_identity"), given.get("ssh_config"),
                        bool(given.get("sftp")), given.get("stall_timeout") or STALL_TIMEOUT,
                        _size_option(given.get("max_size")), given.get("remote_timeout"))
+
+
+def _require_file(path: Path | None, option: str) -> None:
+    """A file named for ssh that is not there: ssh went on without it, and what was said was
+    'Permission denied (publickey)' (--ssh-identity) or 'not in known_hosts' (--known-hosts),
+    far from the cause."""
+    if path is not None and not path.is_file():
+        raise UsageError(f"{option} {path}: no such file" if not path.exists() else
+                         f"{option} {path}: not a file")
 
 
 def _size_option(text: str | None) -> int | None:
@@ -230,6 +241,11 @@ def run_remote(asked: RemoteAsked, paths: tuple[Path, ...], output: Path, case: 
     from evidencekit.remote.receive import NotInstalled, RemoteRequest, capture_remote
 
     check_case(case)
+    if not paths and not live and not profile:
+        # over SFTP (evidencekit not there) it made a bundle holding nothing, exit 0
+        raise UsageError(f"nothing to capture on {asked.endpoint}: name the paths there",
+                         hint="e.g. evidencekit capture --remote USER@HOST … /var/log /etc "
+                         "-R inv.pub -o host.evidence (or --profile NAME, --live)")
     fs.require_new(output)
     # the host pinned first: a host refused made the user's own signing key all the same
     # ('Created your personal signing key', then 'not in known_hosts')

@@ -79,3 +79,22 @@ def test_a_store_as_output_says_how_to_get_there(user: object) -> None:
     error = result.json()["error"]
     assert error["message"] == "-o s3://… cannot be used with --remote"
     assert "-o FILE" in error["hint"] and "store put FILE s3://" in error["hint"], error
+
+
+def test_nothing_to_capture_there_is_refused_before_connecting(user: object,
+                                                                tmp_path: Path) -> None:
+    """Over SFTP (evidencekit not installed there) it made a bundle holding nothing, exit 0."""
+    result = invoke(*REMOTE[:-1], "-o", tmp_path / "x.evidence", "--json")
+    assert result.code == 2, result.stdout + result.stderr
+    assert "nothing to capture on admin@127.0.0.1:9" in result.json()["error"]["message"]
+    assert not (tmp_path / "x.evidence").exists()
+
+
+@pytest.mark.parametrize("option", ["--ssh-identity", "--known-hosts", "--ssh-config"])
+def test_a_file_for_ssh_that_is_not_there_is_named(option: str, user: object,
+                                                   tmp_path: Path) -> None:
+    """ssh went on without it: 'Permission denied (publickey)', 'not in known_hosts'."""
+    missing = tmp_path / "no-such-file"
+    result = invoke(*REMOTE, option, missing, "--json")
+    assert result.code == 2, result.stdout + result.stderr
+    assert result.json()["error"]["message"] == f"{option} {missing}: no such file"
