@@ -75,12 +75,20 @@ class HostKey:
 
 
 def check_fingerprint(text: str) -> str:
-    """A --host-key as given (``SHA256:`` and 43 base64 characters), or UsageError."""
-    if not _FINGERPRINT.match(text.strip()):
-        raise UsageError(f"--host-key {text!r} is not a SHA-256 key fingerprint",
+    """A --host-key as ``SHA256:`` and 43 base64 characters, or UsageError. Also taken: the
+    prefix in any case (``sha256:``) and the whole line ``ssh-keygen -lf`` prints (``256
+    SHA256:… root@host (ED25519)``), which is what an administrator reads out or pastes; the
+    base64 itself is compared exactly (its case matters)."""
+    words = [w for w in text.split() if w[:7].upper() == "SHA256:"]
+    candidate = "SHA256:" + words[0][7:] if len(words) == 1 else text.strip()
+    if not _FINGERPRINT.match(candidate):
+        md5 = text.strip().upper().startswith("MD5:") or re.fullmatch(
+            r"(?:[0-9a-fA-F]{2}:){15}[0-9a-fA-F]{2}", text.strip()) is not None
+        raise UsageError(f"--host-key {text!r} is not a SHA-256 key fingerprint"
+                         + (" (an MD5 fingerprint does not pin a key safely)" if md5 else ""),
                          hint="ask the host's administrator for 'ssh-keygen -lf "
                          "/etc/ssh/ssh_host_ed25519_key.pub' (SHA256:…)")
-    return text.strip().rstrip("=")
+    return candidate.rstrip("=")
 
 
 def host_keys(endpoint: Endpoint) -> list[HostKey]:

@@ -36,9 +36,19 @@ def test_a_host_key_is_a_sha256_fingerprint() -> None:
     good = "SHA256:" + "A" * 43
     assert check_fingerprint(good) == good
     assert check_fingerprint(good + "=") == good
-    for bad in ("MD5:aa:bb", "SHA256:short", "ssh-ed25519 AAAA", ""):
+    for bad in ("MD5:aa:bb", "SHA256:short", "ssh-ed25519 AAAA", "",
+                f"{good} SHA256:{'B' * 43}"):
         with pytest.raises(UsageError):
             check_fingerprint(bad)
+
+
+def test_a_host_key_may_be_given_as_people_read_it_out() -> None:
+    """'sha256:' in any case, or the whole line ssh-keygen -lf prints, were refused (exit 2)."""
+    good = "SHA256:" + "Ab" * 21 + "c"
+    assert check_fingerprint("sha256:" + good[7:]) == good
+    assert check_fingerprint(f"256 {good} root@web-17 (ED25519)") == good
+    with pytest.raises(UsageError, match="MD5 fingerprint does not pin"):
+        check_fingerprint("MD5:0b:3a:ea:c6:c7:81:3a:3b:7e:9d:65:5c:da:0c:7f:7d")
 
 
 def test_the_fingerprint_is_the_one_ssh_keygen_shows() -> None:
