@@ -375,6 +375,15 @@ class Identifier:
         # device image and its documents) starts none, and saves a process of some 23 MB and
         # its start-up.
 
+    def get_ready(self) -> None:
+        """Start the first worker now, if none was: a file is about to be read, and its worker
+        loads libmagic while it is. A file is typed once read; a large file's first bytes (a
+        megabyte) do not fit in the worker's pipe, so without this the last of the file waited
+        for a worker's start (0.1 s) before the bundle could be finished (one file of a
+        gigabyte, the usual remote capture)."""
+        if not self._workers and not self._in_process:
+            self._start()
+
     def identify(self, first_block: bytes, content_sha256: str | None = None) -> Pending | str:
         """The MIME type of a file whose first bytes are *first_block*, decided in the background.
 

@@ -269,6 +269,47 @@ def test_capture_records_a_crash_as_untyped_and_says_which_file(tmp_path: Path,
 
 
 
+def test_capture_starts_a_worker_before_reading_a_file_not_after(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch):
+    """A file is typed once read, and a large file's first bytes (a megabyte) do not fit in a
+    worker's pipe: started then, the worker's start (0.1 s) was waited for at the end of the
+    capture, after the file. It starts as the first file is opened, and types the same."""
+    from evidencekit import capture as capture_module
+    from evidencekit.capture import CaptureRequest, CaseInfo, capture
+    from evidencekit.crypto import age
+    from evidencekit.crypto.keys import SigningKey
+    from evidencekit.verify import verify
+
+    hashed = [0]
+    started_after: list[int] = []  # bytes of the file read when each worker was started
+    read_and_hashed = capture_module._hash_and_peek
+    start = Identifier._start
+
+    def counting(data: memoryview, digest: object, first: bytearray) -> None:
+        hashed[0] += len(data)
+        read_and_hashed(data, digest, first)
+
+    def recording(self: Identifier) -> object:
+        started_after.append(hashed[0])
+        return start(self)
+
+    monkeypatch.setattr(capture_module, "_hash_and_peek", counting)
+    monkeypatch.setattr(Identifier, "_start", recording)
+    content = b"%PDF-1.7\n" + os.urandom(2 * identify.MAGIC_BYTES)
+    (tmp_path / "big.pdf").write_bytes(content)
+    (tmp_path / "empty.txt").write_bytes(b"")
+    identity = age.X25519Identity.generate()
+    bundle = tmp_path / "out.evidence"
+    capture(CaptureRequest([os.fsencode(tmp_path / "empty.txt"), os.fsencode(tmp_path / "big.pdf")],
+                           bundle, CaseInfo("EARLY-1", "Jane"), [identity.recipient()],
+                           SigningKey.generate(), ["test"]))
+    assert started_after == [0]  # one worker, before a byte was read (none for the empty file)
+    report = verify(bundle, [identity])
+    assert report.ok and report.manifest is not None
+    assert {e["path"]: e["mime"] for e in report.manifest.entries() if e["kind"] == "file"} == \
+        {"empty.txt": "inode/x-empty", "big.pdf": mime_type(content[:identify.MAGIC_BYTES])}
+
+
 def test_a_content_typed_before_takes_its_answer_and_libmagic_is_not_asked_again(tmp_path: Path):
     import hashlib
 

@@ -374,6 +374,10 @@ def _take_standard_output() -> BinaryIO:
     kept = os.dup(1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
+    # sshd reads the pipe in small pieces: 64 KiB deep, this process and sshd took turns every
+    # few of them (52,000 context switches for 1 GiB, against 9,000-13,000 at 1 MiB, and
+    # 0.25 s less CPU on this side)
+    protocol.widen_pipe(kept)
     return open(kept, "wb", buffering=1 << 20)
 
 

@@ -23,7 +23,9 @@ set a deadline for the whole stream (``--remote-timeout``).
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import hashlib
 import io
 import os
@@ -35,6 +37,7 @@ from dataclasses import dataclass
 from typing import IO, Any, BinaryIO
 
 from evidencekit.format.outer import BLOCK, HEADER_LEN, SeekBack
+from evidencekit.fs.direct import DiskWriter
 
 # Named by both ends, and by capture's options, which every capture imports (receive.py is heavy)
 SERVE_COMMAND = "serve-capture"  # the remote evidencekit's hidden command (cli/capture_remote)
@@ -51,6 +54,7 @@ END = b"E"
 LARGEST_FRAME = 16 << 20  # what a sender never exceeds, so a receiver never holds more
 _END_GRACE = 20  # seconds a sender may take to close the stream after its end frame
 _FLUSH_EVERY = 1.0  # seconds a sender holds bytes at most (see the module's docstring)
+PIPE_SIZE = 1 << 20  # at most /proc/sys/fs/pipe-max-size for an unprivileged user (1 MiB)
 
 
 class FramedWriter(SeekBack):
@@ -161,15 +165,28 @@ class _PayloadHash:
         return self.digest.hexdigest(), self.size
 
 
-def receive(source: IO[bytes], fd: int, advance: Callable[[int], None],
+def receive(source: IO[bytes], out: BinaryIO, advance: Callable[[int], None],
             largest: int, stall: float | None = None, deadline: float | None = None) -> Received:
-    """Write the framed bundle read from *source* into the file *fd* (empty, seekable); raise
+    """Write the framed bundle read from *source* into the file *out* (empty, seekable; when it
+    is a plain file opened "w+b", its bytes go straight to disk: evidencekit.fs.direct); raise
     StreamBroken if it ends before its end frame, goes past *largest* bytes, or breaks the
     protocol; Stalled if less than STALL_LEAST bytes arrive in *stall* seconds; TimedOut if it
     has not ended by *deadline* (time.monotonic()); what *advance* raises (called with each new
     frame's byte count once it is written: progress, limits). The caller removes the file
     then."""
-    incoming = Incoming(source, stall, least=STALL_LEAST, deadline=deadline)
+    disk = DiskWriter(out)
+    try:
+        received = _receive_into(Incoming(source, stall, least=STALL_LEAST, deadline=deadline),
+                                 out, disk, advance, largest)
+        disk.finish()
+        out.flush()
+        return received
+    finally:
+        disk.close()
+
+
+def _receive_into(incoming: Incoming, out: BinaryIO, disk: DiskWriter,
+                  advance: Callable[[int], None], largest: int) -> Received:
     magic = incoming.exactly(len(MAGIC))
     if magic != MAGIC:
         raise StreamBroken("it did not answer as evidencekit does")
@@ -193,16 +210,21 @@ def receive(source: IO[bytes], fd: int, advance: Callable[[int], None],
                 offset + length > largest or (offset < size and went_back):
             raise StreamBroken(f"a frame ({kind!r} at {offset}, {length} bytes) breaks the "
                                "protocol")
-        went_back = went_back or offset < size
         data = incoming.frame(length)
-        write_at(fd, data, offset)
         if offset == size:
+            disk.write(data)
             if len(head) < HEADER_LEN:
                 head = (head + bytes(data[:HEADER_LEN]))[:HEADER_LEN]
             hasher.appended(offset, data, head)
             size += length
             advance(length)
         elif offset + length <= size:
+            went_back = True
+            # the payload's header, sent again at the payload's end: what went straight to
+            # disk is all there first (what follows, the seal and the log, is small)
+            disk.finish()
+            out.flush()
+            write_at(out.fileno(), data, offset)
             hasher.patched(offset, data)
         else:
             raise StreamBroken(f"a frame at {offset} overlaps the end of what arrived")
@@ -317,6 +339,14 @@ def _member_size(header: bytes) -> int | None:
         return int(record.split(b" size=", 1)[1].rstrip(b"\n"))
     except (IndexError, ValueError):
         return None
+
+
+def widen_pipe(fd: int) -> None:
+    """The pipe *fd* made PIPE_SIZE deep (Linux; 64 KiB by default): the stream's two ends, on
+    either host (ssh and the receiver here, the sender and sshd there), take turns less often.
+    Anything else (a file, a socket, another system) is left as it is."""
+    with contextlib.suppress(OSError, AttributeError):
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
 
 
 def write_at(fd: int, data: memoryview, offset: int) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import io
 import json
 import os
@@ -57,7 +56,6 @@ _MESSAGE_SHOWN = 1000  # characters of the remote's own message in ours
 DISK_RESERVE = 64 << 20  # free bytes a received stream never eats into (more than a frame;
 # half the free space on a disk with less: StreamLimit)
 _ROOM_CHECK_EVERY = 8 << 20  # bytes received between two looks at the free space
-_PIPE_SIZE = 1 << 20  # at most /proc/sys/fs/pipe-max-size for an unprivileged user (1 MiB)
 
 
 class NotInstalled(RemoteError):
@@ -207,7 +205,7 @@ def _receive_and_record(request: RemoteRequest, conn: Connection, command: str,
     process = subprocess.Popen([*conn.ssh_argv(), command], stdin=subprocess.DEVNULL,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert process.stdout is not None and process.stderr is not None
-    _widen(process.stdout)
+    protocol.widen_pipe(process.stdout.fileno())  # ssh and this process take turns less often
     errors = ErrorChannel(process.stderr)
     try:
         received = _receive(request, process.stdout, stage.file,
@@ -252,13 +250,6 @@ def _receive_and_record(request: RemoteRequest, conn: Connection, command: str,
                         messages, problems)
 
 
-def _widen(pipe: IO[bytes]) -> None:
-    """The pipe from ssh made 1 MiB deep (Linux; 64 KiB by default), so that ssh and this
-    process take turns less often."""
-    with contextlib.suppress(OSError, AttributeError):
-        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
-
-
 def _problems_of(said: str) -> tuple[list[tuple[str, str]], str]:
     """The remote's problem lines (PROBLEM_PREFIX + JSON), and the rest of what it said."""
     problems: list[tuple[str, str]] = []
@@ -281,7 +272,7 @@ def _receive(request: RemoteRequest, stdout: IO[bytes], out: BinaryIO,
     request.progress.start(f"Receiving from {request.endpoint.host}", None, None)
     limit = StreamLimit(folder, request.max_size, request.progress)
     try:
-        return protocol.receive(stdout, out.fileno(), limit.advance, _LARGEST_BUNDLE,
+        return protocol.receive(stdout, out, limit.advance, _LARGEST_BUNDLE,
                                 request.stall_timeout, deadline)
     finally:
         request.progress.finish()

@@ -4,10 +4,13 @@ capture written through FramedWriter, received into a file, byte for byte the bu
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import io
 import os
 import struct
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -55,6 +58,17 @@ def framed(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     folder = tmp_path_factory.mktemp("framed")
     (folder / "a.txt").write_text("evidence\n")
     (folder / "b.bin").write_bytes(os.urandom(300_000))
+    return _frame_capture_of(folder)
+
+
+def _receive(data: bytes, into: Path, mode: str = "wb") -> protocol.Received:
+    """*mode* "w+b": a plain file as capture --remote stages it, whose bytes go straight to disk
+    (O_DIRECT, evidencekit.fs.direct) where the file system takes it; "wb" through the cache."""
+    with into.open(mode) as out:
+        return protocol.receive(io.BytesIO(data), out, lambda n: None, 1 << 40)
+
+
+def _frame_capture_of(folder: Path) -> bytes:
     target = _Target()
     capture(CaptureRequest([os.fsencode(folder)], folder / "unused.evidence",
                            CaseInfo("T-1", "tester"), [age.X25519Identity.generate().recipient()],
@@ -63,15 +77,64 @@ def framed(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return target.stream.getvalue()
 
 
-def _receive(data: bytes, into: Path) -> protocol.Received:
-    with into.open("wb") as out:
-        return protocol.receive(io.BytesIO(data), out.fileno(), lambda n: None, 1 << 40)
+@pytest.fixture(scope="module")
+def framed_large(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """A stream of a few MiB: several of fs.direct's 1 MiB stages, written on its thread,
+    before the payload's header comes back at the payload's end."""
+    folder = tmp_path_factory.mktemp("framed-large")
+    (folder / "big.bin").write_bytes(os.urandom(3 * (1 << 20) + 12_345))
+    return _frame_capture_of(folder)
 
 
-def test_a_received_stream_is_the_bundle_with_its_payload_hashed_on_arrival(
-        framed: bytes, tmp_path: Path) -> None:
+def _bundle_of(framed: bytes) -> bytes:
+    """The bundle a stream carries, put together here from its frames alone (no fs.direct)."""
+    bundle = bytearray()
+    at = len(protocol.MAGIC)
+    while True:
+        kind, offset, length = struct.unpack(">cQI", framed[at:at + 13])
+        at += 13
+        if kind == protocol.END:
+            return bytes(bundle)
+        bundle[offset:offset + length] = framed[at:at + length]
+        at += length
+
+
+@pytest.mark.parametrize("mode", ["wb", "w+b"])
+def test_a_large_stream_received_straight_to_disk_is_the_bundle_byte_for_byte(
+        framed_large: bytes, mode: str, tmp_path: Path) -> None:
     bundle = tmp_path / "got.evidence"
-    received = _receive(framed, bundle)
+    received = _receive(framed_large, bundle, mode)
+    assert bundle.read_bytes() == _bundle_of(framed_large)
+    report = verified_on_arrival(bundle, received, Endpoint("admin", "web-17.example"))
+    assert report.findings.ok, report.findings.errors
+    assert report.seal is not None and received.payload_sha256 == report.seal.payload_sha256
+
+
+@pytest.mark.parametrize("mode", ["wb", "w+b"])
+def test_a_changed_byte_in_a_large_stream_is_refused_however_it_is_written(
+        framed_large: bytes, mode: str, tmp_path: Path) -> None:
+    changed = bytearray(framed_large)
+    changed[len(changed) // 2] ^= 1  # in the payload, within a stage written on the thread
+    bundle = tmp_path / "changed.evidence"
+    received = _receive(bytes(changed), bundle, mode)
+    with pytest.raises(BundleError, match="is not the one its seal names"):
+        verified_on_arrival(bundle, received, Endpoint("admin", "web-17.example"))
+
+
+def test_a_large_stream_cut_short_is_refused_and_the_writer_thread_ends(
+        framed_large: bytes, tmp_path: Path) -> None:
+    before = threading.active_count()
+    with pytest.raises(protocol.StreamBroken):
+        _receive(framed_large[:len(framed_large) // 2], tmp_path / "cut", "w+b")
+    assert threading.active_count() == before
+
+
+@pytest.mark.parametrize("mode", ["wb", "w+b"])
+def test_a_received_stream_is_the_bundle_with_its_payload_hashed_on_arrival(
+        framed: bytes, mode: str, tmp_path: Path) -> None:
+    bundle = tmp_path / "got.evidence"
+    received = _receive(framed, bundle, mode)
+    assert bundle.read_bytes() == _bundle_of(framed)
     assert received.size == bundle.stat().st_size and received.wire_bytes == len(framed)
     report = verify(bundle)
     assert report.findings.ok, report.findings.errors
@@ -132,7 +195,7 @@ def test_a_stream_that_stops_moving_is_given_up(framed: bytes, tmp_path: Path) -
         with open(read_end, "rb", closefd=False) as source, (tmp_path / "stalled").open(
                 "w+b") as out, pytest.raises(protocol.Stalled,
                                              match=r"arrived (for|in) 0\.3 seconds"):
-            protocol.receive(source, out.fileno(), lambda n: None, 1 << 40, stall=0.3)
+            protocol.receive(source, out, lambda n: None, 1 << 40, stall=0.3)
     finally:
         os.close(read_end)
         os.close(write_end)
@@ -162,7 +225,7 @@ def test_a_stream_trickled_a_byte_at_a_time_is_stalled(framed: bytes, tmp_path: 
     started = time.monotonic()
     with open(read_end, "rb") as source, (tmp_path / "t").open("w+b") as out, \
             pytest.raises(protocol.Stalled, match=r"only \d+ bytes arrived in 0\.5 seconds"):
-        protocol.receive(source, out.fileno(), lambda n: None, 1 << 40, stall=0.5)
+        protocol.receive(source, out, lambda n: None, 1 << 40, stall=0.5)
     assert time.monotonic() - started < 5
     thread.join(5)
 
@@ -172,7 +235,7 @@ def test_a_stream_not_ended_by_its_deadline_is_timed_out(framed: bytes, tmp_path
     deadline = time.monotonic() + 0.4
     with open(read_end, "rb") as source, (tmp_path / "t").open("w+b") as out, \
             pytest.raises(protocol.TimedOut):
-        protocol.receive(source, out.fileno(), lambda n: None, 1 << 40, stall=None,
+        protocol.receive(source, out, lambda n: None, 1 << 40, stall=None,
                          deadline=deadline)
     assert time.monotonic() - deadline < 2
     thread.join(5)
@@ -194,7 +257,7 @@ def test_a_stream_moving_enough_is_not_stalled(framed: bytes, tmp_path: Path) ->
     thread = threading.Thread(target=send, daemon=True)
     thread.start()
     with open(read_end, "rb") as source, (tmp_path / "t").open("w+b") as out:
-        got = protocol.receive(source, out.fileno(), lambda n: None, 1 << 40, stall=2)
+        got = protocol.receive(source, out, lambda n: None, 1 << 40, stall=2)
     thread.join(5)
     assert got.size > 0
 
@@ -205,7 +268,7 @@ def test_what_the_receiver_refuses_on_the_way_ends_the_stream(framed: bytes,
         raise protocol.Refused("no room")
 
     with (tmp_path / "x").open("w+b") as out, pytest.raises(protocol.Refused, match="no room"):
-        protocol.receive(io.BytesIO(framed), out.fileno(), refuse, 1 << 40)
+        protocol.receive(io.BytesIO(framed), out, refuse, 1 << 40)
 
 
 def test_the_sender_holds_bytes_back_at_most_a_second(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -272,5 +335,31 @@ def test_frames_that_never_grow_the_bundle_are_not_taken_without_end(
     flood = _Flood(frame, 100_000)
     with (tmp_path / "flood").open("wb") as out, \
             pytest.raises(protocol.StreamBroken, match="breaks the protocol"):
-        protocol.receive(flood, out.fileno(), lambda n: None, 1 << 40)  # type: ignore[arg-type]
+        protocol.receive(flood, out, lambda n: None, 1 << 40)  # type: ignore[arg-type]
     assert flood.frames_read <= 2
+
+
+def test_serve_capture_widens_its_standard_output_and_its_stream_is_received(
+        tmp_path: Path) -> None:
+    """The remote end's pipe to sshd made 1 MiB deep, as the receiving end's from ssh: at 64 KiB
+    the sender and sshd took turns every few pieces (52,000 context switches for 1 GiB)."""
+    (tmp_path / "note.txt").write_text("evidence\n")
+    identity = age.X25519Identity.generate()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "evidencekit", protocol.SERVE_COMMAND, "--case", "T-1",
+         "--examiner", "tester", "-r", str(identity.recipient()), "--",
+         str(tmp_path / "note.txt")],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert process.stdout is not None
+    try:
+        with (tmp_path / "got.evidence").open("w+b") as out:
+            received = protocol.receive(process.stdout, out, lambda n: None, 1 << 40, stall=60)
+        assert process.wait(timeout=60) == 0
+        assert fcntl.fcntl(process.stdout.fileno(), fcntl.F_GETPIPE_SZ) == protocol.PIPE_SIZE
+    finally:
+        process.kill()
+        process.wait()
+        process.stdout.close()
+    report = verify(tmp_path / "got.evidence", [identity])
+    assert report.ok and report.files_checked == 1
+    assert report.seal is not None and received.payload_sha256 == report.seal.payload_sha256
