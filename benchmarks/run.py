@@ -966,12 +966,15 @@ def _sshd_and_work(prefix: str) -> Iterator[tuple[Path, str, Path, Any]]:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def remote_capture(size: int, repeat: int, json_out: Path | None) -> int:
+def remote_capture(size: int, repeat: int, json_out: Path | None,
+                   base: str | None = None) -> int:
     """Issue 26's target: ``capture --remote`` of one *size*-byte file (random bytes) over SSH
     on loopback takes at most 1.3 x ``ssh HOST cat FILE | age -r R > out``, runs interleaved,
     fastest of *repeat*. The server is a real OpenSSH sshd on 127.0.0.1 logging in an
     unprivileged user (tests/support/sshd.py), started here and stopped whatever happens; the
-    remote evidencekit is this checkout's. Both sides share the machine's CPUs."""
+    remote evidencekit is this checkout's. Both sides share the machine's CPUs. With *base* (a
+    git revision), that revision's evidencekit runs too, on both ends, interleaved with the
+    others ("remote_base")."""
     with _sshd_and_work("evidencekit-bench-remote-") as (work, recipient, sign_key, server):
         data = server.root / "bench"
         data.mkdir()
@@ -990,12 +993,15 @@ def remote_capture(size: int, repeat: int, json_out: Path | None) -> int:
                   f"{shlex.quote(str(source))}")
         measured = {"ssh_cat_age": Measurement("ssh_cat_age", baseline),
                     "remote": Measurement("remote", remote)}
-        server_cpu: dict[str, list[float]] = {"ssh_cat_age": [], "remote": []}
+        if base is not None:
+            measured["remote_base"] = Measurement("remote_base", _remote_base_command(
+                base, server, remote, command))
+        server_cpu: dict[str, list[float]] = {name: [] for name in measured}
         for turn in range(repeat):
             warm(source)
-            for name in ("ssh_cat_age", "remote") if turn % 2 == 0 else (
-                    "remote", "ssh_cat_age"):
-                _remove(work / "out" / "remote.evidence")
+            for name in list(measured) if turn % 2 == 0 else reversed(list(measured)):
+                for bundle in ("remote.evidence", "remote-base.evidence"):
+                    _remove(work / "out" / bundle)
                 with _ServerCpu(server.process.pid) as there:
                     sample = run_once(measured[name].command, work)
                 server_cpu[name].append(there.seconds)
@@ -1013,6 +1019,10 @@ def remote_capture(size: int, repeat: int, json_out: Path | None) -> int:
     total = {n: min(s.user + s.system + there for s, there in zip(
         measured[n].samples, server_cpu[n], strict=True)) for n in measured}
     medians = {n: m.median_wall for n, m in measured.items()}
+    if base is not None:
+        print(f"{base} (remote_base): {measured['remote_base'].wall:.2f} s fastest, "
+              f"{medians['remote_base']:.2f} s median, CPU of both ends "
+              f"{total['remote_base']:.2f} s")
     print(f"medians of {repeat} interleaved runs: capture --remote {medians['remote']:.2f} s, "
           f"ssh cat | age {medians['ssh_cat_age']:.2f} s: "
           f"{medians['remote'] / medians['ssh_cat_age']:.2f} x; load average "
@@ -1035,6 +1045,21 @@ def remote_capture(size: int, repeat: int, json_out: Path | None) -> int:
             "cpus": os.cpu_count(), "load_average_at_end": os.getloadavg(),
             "python": platform.python_version()}, indent=2) + "\n")
     return 0 if met else 1
+
+
+def _remote_base_command(base: str, server: Any, remote: str, command: str) -> str:
+    """*remote* (this checkout's capture --remote) run by *base*'s evidencekit on both ends:
+    its package exported where the server's login user can read it, first on that side's
+    PYTHONPATH, and run here as benchmarks/compare.py runs a revision."""
+    from compare import _command, export
+
+    tree = export(base, server.root / "trees")
+    server.owned(server.root / "trees")
+    theirs = command.replace("PYTHONPATH=", f"PYTHONPATH={tree}:", 1)
+    assert theirs != command, command
+    ours = remote.replace(shlex.quote(EVIDENCEKIT), _command(shlex.quote(sys.executable), tree),
+                          1).replace(shlex.quote(command), shlex.quote(theirs), 1)
+    return ours.replace("out/remote.evidence", "out/remote-base.evidence")
 
 
 def remote_sftp_capture(files: int, repeat: int, json_out: Path | None) -> int:
@@ -1256,6 +1281,9 @@ def main() -> int:
                              "1024) over SSH on 127.0.0.1 against ssh cat | age (issue 26: <= "
                              "1.3 x; starts its own sshd, as root: an unprivileged login user); "
                              "results in benchmarks/results/remote-latest.json")
+    parser.add_argument("--remote-base", metavar="REVISION",
+                        help="with --remote: also run REVISION's evidencekit (on both ends), "
+                             "interleaved, for a before/after in the same run")
     parser.add_argument("--remote-sftp", type=int, metavar="FILES", nargs="?", const=100_000,
                         help="run nothing else: capture --remote --sftp of FILES files of 100 "
                              "bytes (default 100,000) through an sshd on 127.0.0.1 (as root); "
@@ -1272,7 +1300,8 @@ def main() -> int:
         return args.json_out or HERE / "results" / f"{mode}-latest.json"
 
     if args.remote is not None:
-        return remote_capture(args.remote * MiB, args.repeat or 3, results("remote"))
+        return remote_capture(args.remote * MiB, args.repeat or 3, results("remote"),
+                              args.remote_base)
     if args.remote_sftp is not None:
         return remote_sftp_capture(args.remote_sftp, args.repeat or 1, results("remote-sftp"))
     if args.mail is not None:
