@@ -157,7 +157,10 @@ def _known_hosts_files(given: Path | None) -> list[Path]:
 
 
 def _known_hosts_name(endpoint: Endpoint) -> str:
-    return endpoint.host if endpoint.port == 22 else f"[{endpoint.host}]:{endpoint.port}"
+    """The host as known_hosts names it: lower case, as ssh looks it up (a hashed entry is
+    not found under 'Web-17.example'), with its port when it is not 22."""
+    host = endpoint.host.lower()
+    return host if endpoint.port == 22 else f"[{host}]:{endpoint.port}"
 
 
 def _entries(name: str, files: list[Path]) -> list[tuple[HostKey, str, Path]]:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from evidencekit.errors import UsageError
+from evidencekit.remote import ssh
 from evidencekit.remote.ssh import Endpoint, HostKey, check_fingerprint, connection
 
 
@@ -72,3 +74,18 @@ def test_ssh_checks_exactly_the_pinned_key_and_asks_nothing(tmp_path: Path) -> N
                    "VerifyHostKeyDNS=no", "KnownHostsCommand=none"):
         assert wanted in options
     assert argv[-2:] == ["--", "web-17.example"] and "-a" in argv and "-x" in argv
+
+
+def test_a_hashed_known_hosts_entry_is_found_whatever_the_case_of_the_host_given(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ssh looks a host up in lower case; a hashed entry (a hash of the lower-case name) was
+    not found for --remote admin@Web-17.Example, and the capture refused as for a host never
+    seen ('is not in known_hosts')."""
+    blob = base64.b64encode(b"\0\0\0\x0bssh-ed25519\0\0\0\x20" + bytes(32)).decode()
+    known = tmp_path / "known_hosts"
+    known.write_text(f"[web-17.example]:2222 ssh-ed25519 {blob}\n")
+    subprocess.run(["ssh-keygen", "-q", "-H", "-f", str(known)], check=True, capture_output=True)
+    assert "web-17" not in known.read_text()
+    monkeypatch.setattr(ssh, "host_keys", lambda endpoint: [HostKey("ssh-ed25519", blob)])
+    pinned = ssh.pin_from_known_hosts(Endpoint.parse("admin@Web-17.Example:2222"), known)
+    assert pinned == HostKey("ssh-ed25519", blob)
