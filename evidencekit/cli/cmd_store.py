@@ -3,6 +3,7 @@ to a local file; each delivery recorded in the bundle's custody log."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -131,7 +132,7 @@ def _destination(text: str, retain_until: str | None, retain_days: int | None,
         if retain_until or retain_days is not None or legal_hold or no_lock or endpoint:
             raise UsageError("--retain-until, --retain-days, --legal-hold, --no-lock and "
                              "--endpoint are for an s3:// store")
-        return LocalFile(Path(text))
+        return LocalFile(Path(text), folder=text.endswith(("/", os.sep)))
     lock = s3.Lock.from_options(retain_until, retain_days, legal_hold, no_lock,
                                 datetime.now(timezone.utc))
     return s3.S3Store(s3.S3Url.parse(text), lock, endpoint)

@@ -18,11 +18,18 @@ _CHUNK = 1 << 20
 class LocalFile:
     """Deliver to the file *path* (or into the folder *path*, under the bundle's own name)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, folder: bool = False) -> None:
         self.path = path
+        self.folder = folder  # typed with a trailing "/": a folder, never a file of that name
 
     def target(self, bundle: Path) -> Path:
-        return self.path / bundle.name if self.path.is_dir() else self.path
+        if self.folder and not self.path.is_dir():
+            # (it made a file named as the folder: 'store put B copies/' wrote 'copies')
+            raise OutputError(f"the folder {self.path}/ does not exist; nothing was copied",
+                              hint="make it first, or name the copy's file")
+        # absolute: the custody event is read later, elsewhere, where a relative path names
+        # nothing
+        return (self.path / bundle.name if self.path.is_dir() else self.path).absolute()
 
     def deliver(self, bundle: Path, facts: BundleFacts, progress: Progress) -> Delivery:
         target = self.target(bundle)

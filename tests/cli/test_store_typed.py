@@ -93,3 +93,27 @@ def test_store_put_from_a_store_says_to_get_it_first(keys: dict[str, Any], user:
     error = result.json()["error"]
     assert "store put sends a bundle on this machine" in error["message"]
     assert "store get s3://BUCKET/KEY -o FILE" in error["hint"]
+
+
+def test_store_put_into_a_folder_that_is_not_there_copies_nothing(
+        bundle: Path, keys: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+        ) -> None:
+    """'copies/' (a folder, by its slash) that did not exist: a file named 'copies' was made."""
+    monkeypatch.chdir(tmp_path)
+    result = invoke("store", "put", bundle, "copies/", "--sign-key", keys["signer"], "--json")
+    assert result.code == 2, result.stdout + result.stderr
+    assert result.json()["error"]["message"] == \
+        "the folder copies/ does not exist; nothing was copied"
+    assert not (tmp_path / "copies").exists()
+
+
+def test_store_put_records_where_the_copy_is_whatever_the_folder_it_ran_in(
+        bundle: Path, keys: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+        ) -> None:
+    """The event said 'a copy at copies/case.evidence': relative to a folder nobody knows."""
+    (tmp_path / "copies").mkdir()
+    monkeypatch.chdir(tmp_path)
+    result = invoke("store", "put", bundle, "copies/", "--sign-key", keys["signer"], "--json")
+    assert result.code == 0, result.stdout + result.stderr
+    copy = tmp_path / "copies" / bundle.name
+    assert result.json()["details"]["path"] == str(copy) and copy.is_file()
