@@ -89,6 +89,7 @@ def store_put(bundle: Path, destination: str, retain_until: str | None,
                               endpoint)
         key, name = signer.resolve(as_json)
         request = EventRequest("transferred", name, key, note)
+        _require_recordable(bundle)
         facts, report = checked_facts(bundle)
         delivery = target.deliver(bundle, facts, render.progress_for(as_json, progress))
         event = None
@@ -98,6 +99,23 @@ def store_put(bundle: Path, destination: str, retain_until: str | None,
         return ExitCode.OK
 
     run("store put", as_json, body)
+
+
+def _require_recordable(bundle: Path) -> None:
+    """Refused before anything is stored: a bundle whose custody log cannot take the delivery's
+    event (read-only, in a folder that cannot be written). It was uploaded first, and locked
+    in the store for years, unrecorded until someone made it writable."""
+    from evidencekit.custody.append import check_appendable
+
+    try:
+        check_appendable(bundle)
+    except EvidenceKitError as exc:
+        exc.message += ("; nothing was stored: the delivery could not be recorded in its "
+                        "custody log")
+        exc.args = (exc.message,)
+        exc.hint = (f"make it writable for the time of 'store put' (chmod u+w {bundle}, or "
+                    "its folder), or copy it where it can be written")
+        raise
 
 
 def _record(bundle: Path, delivery: Delivery, request: EventRequest, report: Any) -> Any:

@@ -183,3 +183,21 @@ def test_a_bundle_altered_in_the_store_with_its_metadata_is_not_kept_by_store_ge
     assert got.code == 1, got.stdout
     assert "payload SHA-256 differs" in got.json()["error"]["message"], got.stdout
     assert not out.exists()
+
+
+def test_a_bundle_whose_custody_log_cannot_be_written_is_not_stored(
+        bundle: Path, keys: dict[str, Any], moto: dict[str, str]) -> None:
+    """A read-only bundle was uploaded (and locked for the retention asked), then its custody
+    log could not record it: refused now before anything is stored."""
+    client = _client(moto)
+    client.create_bucket(Bucket="read-only-bundle", ObjectLockEnabledForBucket=True)
+    before = bundle.read_bytes()
+    bundle.chmod(0o444)
+    result = invoke("store", "put", bundle, "s3://read-only-bundle/cases/", "--endpoint",
+                    moto["endpoint"], "--retain-days", "1", "--sign-key", keys["signer"],
+                    "--json", env=_env(moto))
+    assert result.code == 2, result.stdout + result.stderr
+    assert "read-only; nothing was stored" in result.json()["error"]["message"]
+    assert "Contents" not in client.list_objects_v2(Bucket="read-only-bundle")
+    assert not client.list_multipart_uploads(Bucket="read-only-bundle").get("Uploads")
+    assert bundle.read_bytes() == before
