@@ -14,14 +14,16 @@ also names what is missing.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from evidencekit import canonical
 from evidencekit.clock import Clock, rfc3339, system_clock
+from evidencekit.errors import InputError
 from evidencekit.remote.sftp import Attrs, RemoteFile, SftpError, SftpSession
 from evidencekit.sources.base import BytesContent, Skip, SourceRecord, StreamEntry
 from evidencekit.sources.files.kernel_files import READ_TO_END_LIMIT
@@ -142,14 +144,21 @@ class RemoteLogicalSource:
         self._started = self._clock()
         self._held_items = len(self._paths)
         self._held_bytes = sum(len(p) for p in self._paths)
+        missing = 0
         for path in self._paths:
-            yield from self._walk(path)
+            missing += not (yield from self._walk(path))
+        if self._paths and missing == len(self._paths):
+            # as a local capture, and evidencekit there, refuse it ('source not found'): it
+            # made a bundle holding nothing but the JSON document, exit 3
+            shown = ", ".join(escape_name(p) for p in self._paths)
+            raise InputError(f"not found on {self._host.given}: {shown}; nothing was kept",
+                             hint="check the paths on that host (they are its own, not yours)")
         document = self._document(self._clock())
         yield StreamEntry(self._index, f"{self._bag_name}.{DOCUMENT}".encode(),
                           f"data/{self._bag_name}.{DOCUMENT}", BytesContent(document),
                           mtime_ns=self._clock())
 
-    def _walk(self, top: bytes) -> Iterator[Entry | StreamEntry]:
+    def _walk(self, top: bytes) -> Generator[Entry | StreamEntry, None, bool]:
         """*top* and what it holds, depth first in name order, without recursion: a tree may
         be deeper than Python's stack (an SFTP path may be 4096 bytes long: 2,000 levels).
         What is pending is each open folder's path and the names (and attributes) it listed
@@ -160,7 +169,7 @@ class RemoteLogicalSource:
         except SftpError as exc:
             self._record(_Item(top, "missing", None, error=exc.strerror or str(exc)))
             yield from self._unread()
-            return
+            return exc.errno != errno.ENOENT  # found, though it could not be looked at
         pending: list[tuple[bytes, list[tuple[bytes, Attrs]]]] = []
         yield from self._visit(top, attrs, pending)
         while pending:
@@ -171,6 +180,7 @@ class RemoteLogicalSource:
             name, attrs = children.pop()
             yield from self._visit(folder.rstrip(b"/") + b"/" + name, attrs, pending)
         yield from self._unread()
+        return True
 
     def _visit(self, path: bytes, attrs: Attrs,
                pending: list[tuple[bytes, list[tuple[bytes, Attrs]]]]

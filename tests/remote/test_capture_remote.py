@@ -252,6 +252,21 @@ def test_what_a_profile_does_not_find_there_is_said_here(
     assert "1 not present here" in said and f"{remote_tree}/no-such-log" in said, said
 
 
+def test_over_sftp_paths_none_of_which_is_there_are_refused(
+        server: sshd_support.Sshd, remote_tree: Path, keys: dict[str, Path],
+        tmp_path: Path) -> None:
+    """Refused as a local capture and evidencekit there refuse them ('source not found'); it
+    made a bundle holding nothing but the JSON document, exit 3."""
+    out = tmp_path / "none.evidence"
+    done = _capture(server, keys, out, remote_tree / "gone", "/no/such/path",
+                    extra=("--sftp",))
+    assert done.code == 2, done.stderr
+    message = done.json()["error"]["message"]
+    assert message == (f"not found on {server.remote}: {remote_tree}/gone, /no/such/path; "
+                       "nothing was kept"), message
+    assert not [n for n in os.listdir(tmp_path) if out.name in n]
+
+
 def test_the_fallback_to_sftp_is_said_once(server: sshd_support.Sshd, remote_tree: Path,
                                           keys: dict[str, Path], tmp_path: Path) -> None:
     """Said before the files were read, then again among the capture's warnings."""
