@@ -62,6 +62,7 @@ from evidencekit.protection import (
     recipients_in,
     wrong_key,
 )
+from evidencekit.text import plural
 from evidencekit.verify import Report, verify
 
 if TYPE_CHECKING:
@@ -422,7 +423,7 @@ def extract_command(bundle: Path, identities: tuple[Path, ...], passphrase_file:
         _say_stale(result.stale)
         render.report_text(result.report, keys_given(keys))
         if result.output is not None:
-            render.out.print(f"Extracted {result.files} files into "
+            render.out.print(f"Extracted {plural(result.files, 'file')} into "
                              f"{render.escape(str(result.output))}")
             for link in result.skipped_links:  # name and target as the bundle's manifest says
                 render.err.print("  link not created (points outside the folder): "

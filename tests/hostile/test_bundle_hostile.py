@@ -482,7 +482,7 @@ def test_extract_shows_skipped_links_and_folders_never_sends_them(crafted, tmp_p
                     if line.lstrip().startswith("VERIFIED: all fine")], text
     assert ("  link not created (points outside the folder): data/evidence/l -> "
             f"../../../escaped-{FORGED_SHOWN}") in result.stderr.splitlines()
-    assert f"Extracted 1 files into {tmp_path}/out[U+001B][2J" in result.stdout.splitlines()
+    assert f"Extracted 1 file into {tmp_path}/out[U+001B][2J" in result.stdout.splitlines()
 
     kept = run_bounded("extract", bundles["manifest-lies-about-sizes"], "-i", keys.identity_file,
                        "-o", tmp_path / "bad\x1b[2J", "--keep-untrusted")
