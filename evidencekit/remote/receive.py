@@ -565,6 +565,14 @@ def stream_failure(request: RemoteRequest, conn: Connection, code: int | None, s
                            f"({last or 'command not found'}); nothing was captured",
                            hint="install evidencekit there, give its path with "
                            "--remote-command, or read the files over SFTP with --sftp")
+    if code == ExitCode.USAGE and _OTHER_VERSION.search(said):
+        # click's words for a request it does not know: an evidencekit older or newer than
+        # this one ('No such option: --request'), which says nothing of what to do
+        return RemoteError(f"the evidencekit on {where} does not understand this one's request "
+                           f"({last or what}): it is another version; nothing was captured",
+                           hint="install the same evidencekit version there as here "
+                           "(evidencekit --version on both), or read the files over SFTP "
+                           "with --sftp")
     if code is not None and code not in (ExitCode.OK, ExitCode.CAPTURE_INCOMPLETE):
         return RemoteError(f"the capture on {where} failed (its exit code {code}): "
                            f"{last or what}; nothing was kept",
@@ -572,6 +580,9 @@ def stream_failure(request: RemoteRequest, conn: Connection, code: int | None, s
                            exit_code=code if 0 < code < 128 else None)
     return RemoteError(f"the bundle from {where} did not arrive whole ({what}); nothing was "
                        "kept", hint="run the capture again: the source was only read")
+
+
+_OTHER_VERSION = re.compile(r"^Error: No such (option|command)\b", re.MULTILINE)
 
 
 def _last_message(said: str) -> str:

@@ -267,6 +267,28 @@ def test_over_sftp_paths_none_of_which_is_there_are_refused(
     assert not [n for n in os.listdir(tmp_path) if out.name in n]
 
 
+def test_an_evidencekit_of_another_version_there_is_said_to_be_one(
+        server: sshd_support.Sshd, remote_tree: Path, keys: dict[str, Path],
+        tmp_path: Path) -> None:
+    """Found in a walkthrough with a host installed a day earlier: 'the capture failed (its
+    exit code 2): Error: No such option '--request'. Did you mean '--recipient'?', with the
+    hint 'what follows the exit code is what evidencekit said there'."""
+    older = server.root / f"older-{os.urandom(4).hex()}.sh"  # click's answer, as 0.1 gave it
+    older.write_text("#!/bin/sh\necho \"Usage: evidencekit serve-capture [OPTIONS] [SOURCES]...\""
+                     " >&2\necho \"Error: No such option '--request'. Did you mean "
+                     "'--recipient'?\" >&2\nexit 2\n")
+    older.chmod(0o755)
+    server.owned(older)
+    out = tmp_path / "skew.evidence"
+    done = _capture(server, keys, out, remote_tree / "notes.txt", command=str(older))
+    assert done.code == 2, done.stderr
+    error = done.json()["error"]
+    assert "does not understand this one's request" in error["message"], error
+    assert "it is another version" in error["message"]
+    assert "install the same evidencekit version there as here" in error["hint"]
+    assert not [n for n in os.listdir(tmp_path) if out.name in n]
+
+
 def test_the_fallback_to_sftp_is_said_once(server: sshd_support.Sshd, remote_tree: Path,
                                           keys: dict[str, Path], tmp_path: Path) -> None:
     """Said before the files were read, then again among the capture's warnings."""
