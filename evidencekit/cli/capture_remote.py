@@ -71,7 +71,8 @@ def remote_options(command: F) -> F:
                     help="the known_hosts file to pin the host key from."),
         _KEPT.gated("--remote-command", type=TEXT, metavar="COMMAND", default="evidencekit",
                     show_default=True,
-                    help="how evidencekit is started there, e.g. 'sudo evidencekit' or a path."),
+                    help="how evidencekit is started there, e.g. 'sudo evidencekit' or a path "
+                    "('~/.local/bin/evidencekit', quoted: ~ is that host's home)."),
         _KEPT.gated("--ssh-identity", type=FILE_PATH,
                     help="log in with this SSH private key (default: ssh's)."),
         _KEPT.gated("--sftp", is_flag=True,
