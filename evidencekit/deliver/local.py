@@ -4,6 +4,7 @@ another file, never half-written), read back and compared before it gets its nam
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import BinaryIO
 
@@ -34,6 +35,9 @@ class LocalFile:
     def deliver(self, bundle: Path, facts: BundleFacts, progress: Progress) -> Delivery:
         target = self.target(bundle)
         if target.exists():
+            earlier = _recorded_copy(target, facts)
+            if earlier is not None:
+                return earlier
             raise OutputError(f"{target} exists; nothing was copied",
                               hint="choose another name or folder")
         try:
@@ -58,6 +62,32 @@ class LocalFile:
         return Delivery(str(target), f"a copy at {target}",
                         {"destination": "file", "path": str(target), "sha256": digest,
                          "size": str(size), "payload_sha256": facts.payload_sha256})
+
+
+def _recorded_copy(target: Path, facts: BundleFacts) -> Delivery | None:
+    """A retry of a delivery that succeeded, as a store's retry finds its object: the bundle's
+    own signed log has a 'transferred' event naming this very file, and the file still has the
+    SHA-256 recorded there (a retry was refused: 'exists; nothing was copied')."""
+    recorded = [details for details in (_details(event) for event in facts.custody)
+                if details.get("destination") == "file" and details.get("path") == str(target)
+                and details.get("payload_sha256") == facts.payload_sha256]
+    if not recorded:
+        return None
+    try:
+        with target.open("rb") as f:
+            digest = _sha256_of(f)
+    except OSError:
+        return None
+    for details in recorded:
+        if details.get("sha256") == digest:
+            return Delivery(str(target), f"a copy at {target}", dict(details),
+                            already_there=True)
+    return None
+
+
+def _details(event: bytes) -> dict[str, str]:
+    details = json.loads(event).get("details")
+    return details if isinstance(details, dict) else {}
 
 
 def _copy(source: BinaryIO, out: BinaryIO, progress: Progress) -> tuple[str, int]:

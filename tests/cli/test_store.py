@@ -170,7 +170,10 @@ def test_put_to_a_local_file(bundle: Path, keys: dict[str, Any], tmp_path: Path)
     event = verify(bundle).events[-1]
     assert event.action == "transferred" and event.details["path"] == str(copy)
     assert event.details["sha256"] == hashlib.sha256(before).hexdigest()
-    again = invoke("store", "put", bundle, copy, "--sign-key", keys["signer"])
+    # a retry finds the copy its log records (tests/cli/test_store_typed.py), another file not
+    other = tmp_path / "other.evidence"
+    other.write_bytes(b"not that copy")
+    again = invoke("store", "put", bundle, other, "--sign-key", keys["signer"])
     assert again.code == 2 and "exists" in again.stderr
 
 

@@ -3,6 +3,7 @@ scheme, an s3:// location missing a slash. Refused before anything is read or se
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -117,3 +118,23 @@ def test_store_put_records_where_the_copy_is_whatever_the_folder_it_ran_in(
     assert result.code == 0, result.stdout + result.stderr
     copy = tmp_path / "copies" / bundle.name
     assert result.json()["details"]["path"] == str(copy) and copy.is_file()
+
+
+def test_store_put_to_a_local_file_again_finds_the_copy_recorded(
+        bundle: Path, keys: dict[str, Any], tmp_path: Path) -> None:
+    """As a store's retry does; it was refused ('exists; nothing was copied', exit 2), so a
+    playbook that retried a put that had succeeded failed."""
+    copy = tmp_path / "copy.evidence"
+    first = invoke("store", "put", bundle, copy, "--sign-key", keys["signer"], "--json")
+    assert first.code == 0, first.stdout + first.stderr
+    again = invoke("store", "put", bundle, copy, "--sign-key", keys["signer"], "--json")
+    assert again.code == 0, again.stdout + again.stderr
+    document = again.json()
+    assert document["already_there"] is True and document["custody_event"] is None
+    assert document["details"] == first.json()["details"]
+    # a file there that is not that copy is still refused
+    os.chmod(copy, 0o600)
+    copy.write_bytes(copy.read_bytes() + b"x")
+    refused = invoke("store", "put", bundle, copy, "--sign-key", keys["signer"], "--json")
+    assert refused.code == 2 and "exists; nothing was copied" in \
+        refused.json()["error"]["message"]
