@@ -110,8 +110,9 @@ class RemoteAsked:
 
     def pinned(self) -> HostKey:
         if self.fingerprint is not None:
-            return pin_by_fingerprint(self.endpoint, self.fingerprint, self.known_hosts)
-        return pin_from_known_hosts(self.endpoint, self.known_hosts)
+            return pin_by_fingerprint(self.endpoint, self.fingerprint, self.known_hosts,
+                                      self.config)
+        return pin_from_known_hosts(self.endpoint, self.known_hosts, self.config)
 
 
 def requested() -> RemoteAsked | None:

@@ -12,7 +12,7 @@ from evidencekit.capture import CaptureRequest, CaptureResult, capture
 from evidencekit.errors import RemoteError
 from evidencekit.remote.receive import ErrorChannel, RemoteRequest
 from evidencekit.remote.sftp import SftpEnded, SftpError, SftpSession, SftpSessionOver, SftpStalled
-from evidencekit.remote.ssh import connection
+from evidencekit.remote.ssh import as_configured, connection
 from evidencekit.sources.remote_logical import RemoteHost, RemoteLogicalSource, remote_paths
 
 
@@ -41,7 +41,8 @@ def capture_over_sftp(request: RemoteRequest, command_line: list[str],
                               f"{said or 'the server offers no SFTP'}; nothing was captured",
                               hint="check the address and your SSH key (--ssh-identity), or "
                               "install evidencekit there") from None
-        host = RemoteHost(str(endpoint), endpoint.host, endpoint.port, endpoint.user,
+        port = as_configured(endpoint, request.ssh_config).port  # an alias's, not 22
+        host = RemoteHost(str(endpoint), endpoint.host, port, endpoint.user,
                           request.host_key.fingerprint, request.host_key.kind)
         source = RemoteLogicalSource(session, host, remote_paths(list(request.paths)),
                                      clock=request.clock)

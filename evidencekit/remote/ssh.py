@@ -20,7 +20,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from evidencekit.errors import RemoteError, UsageError
@@ -44,6 +44,9 @@ class Endpoint:
     user: str
     host: str
     port: int = 22
+    # the port was typed (USER@HOST:PORT); without it, the ssh configuration's Port for HOST
+    # applies, as it does for ssh itself
+    port_given: bool = field(default=True, compare=False)
 
     @classmethod
     def parse(cls, text: str) -> Endpoint:
@@ -54,7 +57,7 @@ class Endpoint:
         port = int(match.group(3) or 22)
         if not 0 < port < 65536:
             raise UsageError(f"--remote {text!r}: {port} is not a port number")
-        return cls(match.group(1), match.group(2).strip("[]"), port)
+        return cls(match.group(1), match.group(2).strip("[]"), port, match.group(3) is not None)
 
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -91,6 +94,28 @@ def check_fingerprint(text: str) -> str:
     return candidate.rstrip("=")
 
 
+def as_configured(endpoint: Endpoint, config: Path | None = None) -> Endpoint:
+    """Where ssh will connect for *endpoint*: the HostName and Port its configuration
+    (*config*, else the user's and the system's) gives the host named, an alias (``Host
+    web-17`` / ``HostName 10.0.0.17`` / ``Port 2222``) as often as not. ssh-keyscan reads no
+    configuration: it was sent to 'web-17' port 22 ('cannot reach an SSH server'), and ssh
+    itself was given -p 22 over the configured Port. A port typed in --remote wins, as -p
+    does for ssh."""
+    argv = [_tool("ssh"), "-G", *(("-F", str(config)) if config else ()),
+            *(("-p", str(endpoint.port)) if endpoint.port_given else ()),
+            "-l", endpoint.user, "--", endpoint.host]
+    try:
+        done = subprocess.run(argv, capture_output=True, check=False, timeout=_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return endpoint
+    said = dict(line.split(" ", 1) for line in done.stdout.decode("utf-8", "replace")
+                .splitlines() if " " in line)
+    host, port = said.get("hostname", endpoint.host), said.get("port", "")
+    if done.returncode != 0 or not port.isdigit() or not 0 < int(port) < 65536:
+        return endpoint
+    return Endpoint(endpoint.user, host, int(port))
+
+
 def host_keys(endpoint: Endpoint) -> list[HostKey]:
     """The keys the host offers (ssh-keyscan). They are only candidates: the connection that
     follows checks that the host holds the private half of the one pinned."""
@@ -113,9 +138,10 @@ def host_keys(endpoint: Endpoint) -> list[HostKey]:
 
 
 def pin_by_fingerprint(endpoint: Endpoint, fingerprint: str,
-                       known_hosts: Path | None = None) -> HostKey:
+                       known_hosts: Path | None = None, config: Path | None = None) -> HostKey:
     """The host's key whose fingerprint is *fingerprint*; RemoteError when it offers none, or
     when a known_hosts file marks that key revoked."""
+    endpoint = as_configured(endpoint, config)
     offered = host_keys(endpoint)
     for key in offered:
         if key.fingerprint == fingerprint:
@@ -129,9 +155,11 @@ def pin_by_fingerprint(endpoint: Endpoint, fingerprint: str,
         "fingerprint with its administrator over another channel before trying again")
 
 
-def pin_from_known_hosts(endpoint: Endpoint, known_hosts: Path | None = None) -> HostKey:
+def pin_from_known_hosts(endpoint: Endpoint, known_hosts: Path | None = None,
+                         config: Path | None = None) -> HostKey:
     """The host's key as known_hosts records it (StrictHostKeyChecking=yes: an unknown host is
-    refused, never learned)."""
+    refused, never learned), under the name ssh records it by (its configured HostName)."""
+    endpoint = as_configured(endpoint, config)
     files = _known_hosts_files(known_hosts)
     name = _known_hosts_name(endpoint)
     known = [key for key, marker, _ in _entries(name, files) if not marker]
@@ -207,7 +235,8 @@ class Connection:
 
     def ssh_argv(self, *, subsystem: bool = False) -> list[str]:
         """ssh's options, up to the destination (the remote command follows)."""
-        argv = [_tool("ssh"), "-T", "-x", "-a", "-p", str(self.endpoint.port),
+        port = ("-p", str(self.endpoint.port)) if self.endpoint.port_given else ()
+        argv = [_tool("ssh"), "-T", "-x", "-a", *port,
                 "-l", self.endpoint.user,
                 "-o", "BatchMode=yes",
                 "-o", "StrictHostKeyChecking=yes",

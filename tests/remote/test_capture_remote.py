@@ -289,6 +289,28 @@ def test_an_evidencekit_of_another_version_there_is_said_to_be_one(
     assert not [n for n in os.listdir(tmp_path) if out.name in n]
 
 
+def test_a_host_named_by_an_alias_of_the_ssh_configuration_is_captured(
+        server: sshd_support.Sshd, remote_tree: Path, keys: dict[str, Path],
+        tmp_path: Path) -> None:
+    """README: ssh logs in 'with your ~/.ssh/config (--ssh-config FILE)'; a Host alias was
+    scanned for its key as 'web-17' port 22: 'cannot reach an SSH server at web-17 port 22'."""
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host web-17\n    HostName 127.0.0.1\n    Port {server.port}\n"
+                      f"    IdentityFile {server.client_key}\n")
+    for option in ((), ("--sftp",)):
+        out = tmp_path / f"alias{len(option)}.evidence"
+        done = run_cli("capture", "--remote", f"{server.user}@web-17", "--host-key",
+                       server.fingerprint, "--ssh-config", config, "--remote-command",
+                       REMOTE_COMMAND, "-R", keys["recipient"], "--sign-key", keys["signer"],
+                       "-o", out, "--json", *option, remote_tree / "notes.txt",
+                       env=_env(tmp_path))
+        assert done.code == 0, done.stderr
+        if option:
+            assert done.json()["remote_logical"]["host_key"] == server.fingerprint
+        else:
+            assert done.json()["remote"]["host_key"] == server.fingerprint
+
+
 def test_the_fallback_to_sftp_is_said_once(server: sshd_support.Sshd, remote_tree: Path,
                                           keys: dict[str, Path], tmp_path: Path) -> None:
     """Said before the files were read, then again among the capture's warnings."""

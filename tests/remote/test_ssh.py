@@ -89,3 +89,24 @@ def test_a_hashed_known_hosts_entry_is_found_whatever_the_case_of_the_host_given
     monkeypatch.setattr(ssh, "host_keys", lambda endpoint: [HostKey("ssh-ed25519", blob)])
     pinned = ssh.pin_from_known_hosts(Endpoint.parse("admin@Web-17.Example:2222"), known)
     assert pinned == HostKey("ssh-ed25519", blob)
+
+
+def test_a_host_named_by_an_alias_is_reached_where_the_ssh_configuration_says(
+        tmp_path: Path) -> None:
+    """ssh-keyscan reads no configuration: a Host alias was scanned as 'web-17' port 22 ('cannot
+    reach an SSH server'), and ssh was given -p 22 over the configured Port. ssh -G says where
+    ssh will go (no connection made); a port typed in --remote wins, as -p does."""
+    config = tmp_path / "config"
+    config.write_text("Host web-17\n    HostName 192.0.2.17\n    Port 2222\n")
+    assert ssh.as_configured(Endpoint.parse("admin@web-17"), config) == \
+        Endpoint("admin", "192.0.2.17", 2222)
+    assert ssh.as_configured(Endpoint.parse("admin@web-17:2200"), config) == \
+        Endpoint("admin", "192.0.2.17", 2200)
+    assert ssh.as_configured(Endpoint.parse("admin@192.0.2.9"), config) == \
+        Endpoint("admin", "192.0.2.9", 22)
+    key = HostKey("ssh-ed25519", "AAAAC3NzaC1lZDI1NTE5AAAAIOfake")
+    with connection(Endpoint.parse("admin@web-17"), key, config=config) as conn:
+        assert "-p" not in conn.ssh_argv()  # the configured Port applies
+    with connection(Endpoint.parse("admin@web-17:2200"), key, config=config) as conn:
+        argv = conn.ssh_argv()
+        assert argv[argv.index("-p") + 1] == "2200"
