@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import BinaryIO
 
 from evidencekit import fs
 from evidencekit.deliver.base import BundleFacts, Delivery
-from evidencekit.errors import BundleError, InputError, OutputError
+from evidencekit.errors import BundleError, EvidenceKitError, InputError, OutputError
 from evidencekit.progress import Progress
 
 _CHUNK = 1 << 20
@@ -34,12 +35,11 @@ class LocalFile:
 
     def deliver(self, bundle: Path, facts: BundleFacts, progress: Progress) -> Delivery:
         target = self.target(bundle)
-        if target.exists():
-            earlier = _recorded_copy(target, facts)
+        if os.path.lexists(target):
+            earlier = _recorded_copy(target, facts)  # a retry after success: no reading
             if earlier is not None:
                 return earlier
-            raise OutputError(f"{target} exists; nothing was copied",
-                              hint="choose another name or folder")
+            return self._found(target, facts, progress)
         try:
             with bundle.open("rb") as source, fs.staged(target, 0o400) as stage:
                 digest, size = _copy(source, stage.file, progress)
@@ -59,9 +59,35 @@ class LocalFile:
         except OSError as exc:
             raise OutputError(f"could not copy {bundle} to {target}: {exc.strerror or exc}; "
                               "nothing was left there") from None
-        return Delivery(str(target), f"a copy at {target}",
-                        {"destination": "file", "path": str(target), "sha256": digest,
-                         "size": str(size), "payload_sha256": facts.payload_sha256})
+        return _delivery(target, digest, size, facts)
+
+    def _found(self, target: Path, facts: BundleFacts, progress: Progress) -> Delivery:
+        """A file at *target* already: an earlier copy of this bundle (a 'store put' whose
+        recording failed or was interrupted: its error says to run it again, which then said
+        'exists; nothing was copied' and never recorded it) when it verifies as this bundle as
+        it is or was; anything else is left alone and refused (OutputError)."""
+        from evidencekit.verify import verify
+
+        if not target.is_file() or target.is_symlink():
+            why_not: str | None = "it is not a file"
+        else:
+            try:
+                why_not = facts.why_not_a_copy(verify(target, progress=progress))
+            except EvidenceKitError as exc:  # (not a bundle at all)
+                why_not = exc.message
+        if why_not is not None:
+            raise OutputError(f"{target} exists and is not a copy of this bundle ({why_not}); "
+                              "nothing was copied", hint="choose another name or folder")
+        with target.open("rb") as copy:
+            digest, size = _sha256_of(copy), target.stat().st_size
+        return _delivery(target, digest, size, facts, already_there=True)
+
+
+def _delivery(target: Path, digest: str, size: int, facts: BundleFacts,
+              already_there: bool = False) -> Delivery:
+    return Delivery(str(target), f"a copy at {target}",
+                    {"destination": "file", "path": str(target), "sha256": digest,
+                     "size": str(size), "payload_sha256": facts.payload_sha256}, already_there)
 
 
 def _recorded_copy(target: Path, facts: BundleFacts) -> Delivery | None:

@@ -177,6 +177,21 @@ def test_put_to_a_local_file(bundle: Path, keys: dict[str, Any], tmp_path: Path)
     assert again.code == 2 and "exists" in again.stderr
 
 
+def test_a_copy_made_but_not_recorded_is_recorded_by_the_same_put_again(
+        bundle: Path, keys: dict[str, Any], tmp_path: Path) -> None:
+    """The copy was made, then the custody log could not record it (a full disk, a kill): the
+    error said to run the same put again, which said 'exists; nothing was copied' (exit 2) and
+    never recorded it."""
+    copy = tmp_path / "copy.evidence"
+    copy.write_bytes(bundle.read_bytes())  # what the interrupted put left
+    result = invoke("store", "put", bundle, copy, "--sign-key", keys["signer"], "--json")
+    assert result.code == 0, result.stderr
+    assert result.json()["already_there"] is True and result.json()["custody_event"] == 2
+    event = verify(bundle).events[-1]
+    assert event.action == "transferred" and event.details["path"] == str(copy)
+    assert event.details["sha256"] == hashlib.sha256(copy.read_bytes()).hexdigest()
+
+
 def test_without_boto3_the_message_says_how_to_install(bundle: Path, keys: dict[str, Any],
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     import sys

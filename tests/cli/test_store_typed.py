@@ -136,5 +136,5 @@ def test_store_put_to_a_local_file_again_finds_the_copy_recorded(
     os.chmod(copy, 0o600)
     copy.write_bytes(copy.read_bytes() + b"x")
     refused = invoke("store", "put", bundle, copy, "--sign-key", keys["signer"], "--json")
-    assert refused.code == 2 and "exists; nothing was copied" in \
-        refused.json()["error"]["message"]
+    message = refused.json()["error"]["message"]
+    assert refused.code == 2 and "exists and is not a copy of this bundle" in message, message
