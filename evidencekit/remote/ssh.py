@@ -101,19 +101,27 @@ def as_configured(endpoint: Endpoint, config: Path | None = None) -> Endpoint:
     configuration: it was sent to 'web-17' port 22 ('cannot reach an SSH server'), and ssh
     itself was given -p 22 over the configured Port. A port typed in --remote wins, as -p
     does for ssh."""
+    said = _configuration(endpoint, config)
+    host, port = said.get("hostname", endpoint.host), said.get("port", "")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        return endpoint
+    return Endpoint(endpoint.user, host, int(port))
+
+
+def _configuration(endpoint: Endpoint, config: Path | None) -> dict[str, str]:
+    """What ssh's configuration (*config*, else the user's and the system's) says for
+    *endpoint* (``ssh -G``: option names in lower case); {} when ssh cannot tell."""
     argv = [_tool("ssh"), "-G", *(("-F", str(config)) if config else ()),
             *(("-p", str(endpoint.port)) if endpoint.port_given else ()),
             "-l", endpoint.user, "--", endpoint.host]
     try:
         done = subprocess.run(argv, capture_output=True, check=False, timeout=_TIMEOUT)
     except subprocess.TimeoutExpired:
-        return endpoint
-    said = dict(line.split(" ", 1) for line in done.stdout.decode("utf-8", "replace")
+        return {}
+    if done.returncode != 0:
+        return {}
+    return dict(line.split(" ", 1) for line in done.stdout.decode("utf-8", "replace")
                 .splitlines() if " " in line)
-    host, port = said.get("hostname", endpoint.host), said.get("port", "")
-    if done.returncode != 0 or not port.isdigit() or not 0 < int(port) < 65536:
-        return endpoint
-    return Endpoint(endpoint.user, host, int(port))
 
 
 def host_keys(endpoint: Endpoint) -> list[HostKey]:
@@ -141,11 +149,12 @@ def pin_by_fingerprint(endpoint: Endpoint, fingerprint: str,
                        known_hosts: Path | None = None, config: Path | None = None) -> HostKey:
     """The host's key whose fingerprint is *fingerprint*; RemoteError when it offers none, or
     when a known_hosts file marks that key revoked."""
+    files = _known_hosts_files(known_hosts, endpoint, config)
     endpoint = as_configured(endpoint, config)
     offered = host_keys(endpoint)
     for key in offered:
         if key.fingerprint == fingerprint:
-            _refuse_if_revoked(endpoint, key, _known_hosts_files(known_hosts))
+            _refuse_if_revoked(endpoint, key, files)
             return key
     raise RemoteError(
         f"the host key of {endpoint.host} port {endpoint.port} is not the one given "
@@ -159,8 +168,8 @@ def pin_from_known_hosts(endpoint: Endpoint, known_hosts: Path | None = None,
                          config: Path | None = None) -> HostKey:
     """The host's key as known_hosts records it (StrictHostKeyChecking=yes: an unknown host is
     refused, never learned), under the name ssh records it by (its configured HostName)."""
+    files = _known_hosts_files(known_hosts, endpoint, config)
     endpoint = as_configured(endpoint, config)
-    files = _known_hosts_files(known_hosts)
     name = _known_hosts_name(endpoint)
     known = [key for key, marker, _ in _entries(name, files) if not marker]
     if not known:
@@ -179,9 +188,18 @@ def pin_from_known_hosts(endpoint: Endpoint, known_hosts: Path | None = None,
                       "administrator before trusting a new key")
 
 
-def _known_hosts_files(given: Path | None) -> list[Path]:
-    return [given] if given else [Path.home() / ".ssh" / "known_hosts",
-                                  Path("/etc/ssh/ssh_known_hosts")]
+def _known_hosts_files(given: Path | None, endpoint: Endpoint,
+                       config: Path | None) -> list[Path]:
+    """*given* (--known-hosts), else the files ssh itself would check for *endpoint*: its
+    configuration's UserKnownHostsFile and GlobalKnownHostsFile (~/.ssh/known_hosts2 and
+    /etc/ssh/ssh_known_hosts2 by default; a file the configuration names instead was not read,
+    and a host recorded there, or a key marked @revoked there, was not seen)."""
+    if given:
+        return [given]
+    said = _configuration(endpoint, config)
+    named = [Path(word) for option in ("userknownhostsfile", "globalknownhostsfile")
+             for word in said.get(option, "").split() if word != "none"]
+    return named or [Path.home() / ".ssh" / "known_hosts", Path("/etc/ssh/ssh_known_hosts")]
 
 
 def _known_hosts_name(endpoint: Endpoint) -> str:

@@ -138,3 +138,24 @@ def test_a_hashed_known_hosts_entry_pins_the_host(
     done = _capture(server, keys, out, "--known-hosts", known, notes)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["remote"]["host_key"] == server.fingerprint
+
+
+def test_the_known_hosts_files_are_those_ssh_is_configured_with(
+        server: sshd_support.Sshd, notes: Path, keys: dict[str, Path], tmp_path: Path) -> None:
+    """Without --known-hosts, the files ssh itself checks: a UserKnownHostsFile named in the
+    ssh configuration was not read (the host 'not in known_hosts', exit 1), nor a key marked
+    @revoked there."""
+    known = _known_hosts(server, tmp_path, f"[127.0.0.1]:{server.port} {server.host_key_line}")
+    config = tmp_path / "ssh_config"
+    config.write_text(f"UserKnownHostsFile {known}\nGlobalKnownHostsFile /dev/null\n")
+    done = _capture(server, keys, tmp_path / "x.evidence", "--ssh-config", config, notes)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["remote"]["host_key"] == server.fingerprint
+    with known.open("a") as more:
+        more.write(f"@revoked * {server.host_key_line}\n")
+    out = tmp_path / "y.evidence"
+    for pinned in ((), ("--host-key", server.fingerprint)):
+        done = _capture(server, keys, out, "--ssh-config", config, *pinned, notes)
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "is marked @revoked in" in json.loads(done.stdout)["error"]["message"]
+        assert not out.exists()
