@@ -6,7 +6,8 @@ one line, written for this connection only, with StrictHostKeyChecking=yes and t
 algorithm restricted to that key's: ssh itself refuses any other key
 (docs/decisions/remote-capture.md). Nothing else may vouch for a key: not the user's ssh
 configuration (a KnownHostsCommand, or VerifyHostKeyDNS trusting a key published in DNS, are
-turned off for this connection), and not a key that a known_hosts file marks ``@revoked``.
+turned off for this connection, and so is a connection shared with one opened before, through
+ControlMaster, which checks no host key), and not a key that a known_hosts file marks ``@revoked``.
 """
 
 from __future__ import annotations
@@ -266,6 +267,9 @@ class Connection:
                 # the pin alone vouches for the host: a user's ssh configuration may trust
                 # keys from DNS (SSHFP) or from a command, beside any known_hosts file
                 "-o", "VerifyHostKeyDNS=no", *_no_known_hosts_command(),
+                # a connection shared with one opened before (ControlMaster) checks no host
+                # key at all: the pin would not be checked
+                "-o", "ControlMaster=no", "-o", "ControlPath=none",
                 "-o", "ClearAllForwardings=yes", "-o", "PermitLocalCommand=no",
                 "-o", f"ConnectTimeout={_TIMEOUT}",
                 "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4",

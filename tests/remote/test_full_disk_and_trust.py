@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -159,3 +161,46 @@ def test_the_known_hosts_files_are_those_ssh_is_configured_with(
         assert done.returncode == 1, done.stdout + done.stderr
         assert "is marked @revoked in" in json.loads(done.stdout)["error"]["message"]
         assert not out.exists()
+
+
+def test_a_shared_ssh_connection_opened_before_is_not_used(
+        server: sshd_support.Sshd, keys: dict[str, Path], tmp_path: Path) -> None:
+    """With ControlMaster in the user's ssh configuration, ssh runs a command over a connection
+    already open to the host (opened earlier, its key accepted then) without checking any host
+    key: a connection to an impostor, opened before, carried a capture pinned to the real
+    host's key, and the 'received' event named that key."""
+    with sshd_support.running() as other:  # the impostor, its own host key
+        remote_command = other.evidencekit_command()
+        data = other.root / "notes.txt"
+        data.write_text("what the impostor shows\n")
+        other.owned(data)
+        sockets = Path(tempfile.mkdtemp(prefix="ek-mux-"))  # short: a socket path is < 108 bytes
+        config = tmp_path / "ssh_config"
+        config.write_text(f"ControlMaster auto\nControlPath {sockets}/%C\nControlPersist 60\n")
+        with splitter(server.port, other.port) as port:
+            master = subprocess.run(  # opened earlier, the impostor's key accepted then
+                ["ssh", "-F", str(config), "-i", str(other.client_key), "-p", str(port),
+                 "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+                 "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+                 f"{other.user}@127.0.0.1", "true"], capture_output=True, timeout=60)
+            try:
+                assert master.returncode == 0, master.stderr
+                out = tmp_path / "x.evidence"
+                done = subprocess.run(
+                    [sys.executable, "-m", "evidencekit", "capture", "--remote",
+                     f"{other.user}@127.0.0.1:{port}", "--host-key", server.fingerprint,
+                     "--ssh-config", str(config), "--ssh-identity", str(other.client_key),
+                     "--remote-command", remote_command, "-R", str(keys["recipient"]),
+                     "--sign-key", str(keys["signer"]), "--case", "IR-7", "-o", str(out),
+                     "--json", str(data)],
+                    env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config"),
+                         "PYTHONPATH": str(Path(__file__).parents[2])},
+                    capture_output=True, text=True, timeout=300)
+            finally:
+                subprocess.run(["ssh", "-F", str(config), "-p", str(port), "-O", "exit",
+                                f"{other.user}@127.0.0.1"], capture_output=True, timeout=30)
+                shutil.rmtree(sockets, ignore_errors=True)
+    assert done.returncode == 1, done.stdout + done.stderr
+    error = json.loads(done.stdout)["error"]["message"]
+    assert "not the one pinned" in error and "nothing was captured" in error, error
+    assert not out.exists()
