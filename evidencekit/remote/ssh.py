@@ -266,7 +266,7 @@ class Connection:
                 "-o", "UpdateHostKeys=no", "-o", "CheckHostIP=no",
                 # the pin alone vouches for the host: a user's ssh configuration may trust
                 # keys from DNS (SSHFP) or from a command, beside any known_hosts file
-                "-o", "VerifyHostKeyDNS=no", *_no_known_hosts_command(),
+                "-o", "VerifyHostKeyDNS=no", *_other_trust_off(),
                 # a connection shared with one opened before (ControlMaster) checks no host
                 # key at all: the pin would not be checked
                 "-o", "ControlMaster=no", "-o", "ControlPath=none",
@@ -299,12 +299,19 @@ def connection(endpoint: Endpoint, key: HostKey, identity: Path | None = None,
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def _other_trust_off() -> tuple[str, ...]:
+    """Options that keep anything but the pin from vouching for the host, where this ssh knows
+    them (an ssh refuses the whole command for an option it does not know, and then reads none
+    from a configuration either): KnownHostsCommand (OpenSSH 8.5 and later) would add keys a
+    command prints; GSSAPIKeyExchange (Debian's and others' patched OpenSSH) would let Kerberos
+    stand in for the host key."""
+    return tuple(word for setting in ("KnownHostsCommand=none", "GSSAPIKeyExchange=no")
+                 for word in _if_known(setting))
+
+
 @functools.cache
-def _no_known_hosts_command() -> tuple[str, ...]:
-    """``-o KnownHostsCommand=none`` where ssh knows the option (OpenSSH 8.5 and later; an older
-    ssh refuses the whole command for an option it does not know, and reads none from a
-    configuration either)."""
-    option = ("-o", "KnownHostsCommand=none")
+def _if_known(setting: str) -> tuple[str, ...]:
+    option = ("-o", setting)
     try:
         done = subprocess.run([_tool("ssh"), "-G", "-F", "/dev/null", *option,
                                "evidencekit-probe"], capture_output=True, check=False,
