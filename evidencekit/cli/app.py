@@ -704,10 +704,14 @@ def _open_closed_standard_streams() -> None:
 
 def main(args: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if args is None else args)
-    _open_closed_standard_streams()
-    _tolerate_broken_output()
-    _clean_up_on_ending_signals()
-    allow_more_open_files()
+    try:
+        _open_closed_standard_streams()
+        _tolerate_broken_output()
+        _clean_up_on_ending_signals()
+        allow_more_open_files()
+    except KeyboardInterrupt:  # Ctrl-C before any command ran: a message, not a traceback
+        render.err.print("evidencekit: interrupted; nothing was done")
+        sys.exit(ExitCode.INTERRUPTED)
     try:
         _run_cli(argv)
     finally:

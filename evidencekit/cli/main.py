@@ -3,7 +3,13 @@ command is used, so that every command does not pay for every other one's import
 
 from __future__ import annotations
 
-from evidencekit.cli.app import cli, main
+import sys
+
+try:
+    from evidencekit.cli.app import cli, main
+except KeyboardInterrupt:  # Ctrl-C while Python loads evidencekit: no command ran yet
+    sys.stderr.write("evidencekit: interrupted; nothing was done\n")
+    sys.exit(130)  # ExitCode.INTERRUPTED (errors is not loaded yet); not a traceback
 
 cli.add_lazy({
     "capture": "evidencekit.cli.cmd_capture",

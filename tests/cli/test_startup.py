@@ -121,3 +121,20 @@ def test_verify_imports_the_libraries_of_options_only_when_they_are_used(
     modules = modules_of_a_run("verify", str(out), "--json")
     assert "evidencekit.verify" in modules  # it ran
     assert loaded(modules, VERIFY_OPTIONS_ONLY) == []
+
+
+def test_ctrl_c_while_python_loads_evidencekit_is_said_plainly() -> None:
+    """Ctrl-C pressed at once (here: while the CLI's modules load) printed a traceback."""
+    interrupted = (
+        "import sys, runpy\n"
+        "class Interrupt:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'evidencekit.cli.keyring':\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, Interrupt())\n"
+        "sys.argv = ['evidencekit', 'verify', 'x.evidence']\n"
+        "runpy.run_module('evidencekit', run_name='__main__')\n")
+    done = subprocess.run([sys.executable, "-c", interrupted], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 130, done.stderr
+    assert "Traceback" not in done.stderr and "evidencekit: interrupted" in done.stderr
