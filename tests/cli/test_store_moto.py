@@ -14,6 +14,7 @@ import pytest
 
 from evidencekit.verify import verify
 from tests.support.cli import invoke
+from tests.support.schemas import assert_valid
 from tests.support.s3server import moto_s3
 
 
@@ -124,6 +125,7 @@ def test_a_bundle_put_in_place_of_the_one_its_name_says_is_found_out(
     checked = invoke("verify", location, "--endpoint", moto["endpoint"], "--json",
                      env=_env(moto))
     assert checked.code == 1, checked.stdout
+    assert_valid(checked.json(), "verify")
     found = [f for f in checked.json()["findings"] if f["check"] == "store-name"]
     payload = key.rsplit("/", 1)[1].removesuffix(".evidence")
     assert found and found[0]["where"] == location and payload in found[0]["problem"], found
