@@ -14,8 +14,8 @@ import pytest
 
 from evidencekit.verify import verify
 from tests.support.cli import invoke
-from tests.support.schemas import assert_valid
 from tests.support.s3server import moto_s3
+from tests.support.schemas import assert_valid
 
 
 @pytest.fixture(scope="module")
