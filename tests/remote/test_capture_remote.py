@@ -387,8 +387,10 @@ def test_the_live_state_is_collected_there(
 def test_an_interrupt_mid_stream_leaves_nothing_and_stops_ssh(
         server: sshd_support.Sshd, remote_tree: Path, keys: dict[str, Path],
         tmp_path: Path) -> None:
-    stall = server.root / f"stall-{os.urandom(4).hex()}.sh"  # 200 kB, then nothing for 10 s
-    stall.write_text(f"#!/bin/sh\n{REMOTE_COMMAND} \"$@\" | {{ head -c 200000; sleep 10; cat; }}\n")
+    # 1.5 MB (more than the 1 MiB the receiver gathers before its first write straight to disk,
+    # fs.direct: bytes are in the file), then nothing for 10 s
+    stall = server.root / f"stall-{os.urandom(4).hex()}.sh"
+    stall.write_text(f"#!/bin/sh\n{REMOTE_COMMAND} \"$@\" | {{ head -c 1500000; sleep 10; cat; }}\n")
     stall.chmod(0o755)
     server.owned(stall)
     out = tmp_path / "stopped.evidence"
@@ -412,8 +414,10 @@ def test_an_interrupt_mid_stream_leaves_nothing_and_stops_ssh(
 def test_a_connection_dropped_mid_stream_leaves_nothing(
         server: sshd_support.Sshd, remote_tree: Path, keys: dict[str, Path],
         tmp_path: Path) -> None:
-    stall = server.root / f"stall-{os.urandom(4).hex()}.sh"  # 200 kB, then nothing for 10 s
-    stall.write_text(f"#!/bin/sh\n{REMOTE_COMMAND} \"$@\" | {{ head -c 200000; sleep 10; cat; }}\n")
+    # 1.5 MB (more than the 1 MiB the receiver gathers before its first write straight to disk,
+    # fs.direct: bytes are in the file), then nothing for 10 s
+    stall = server.root / f"stall-{os.urandom(4).hex()}.sh"
+    stall.write_text(f"#!/bin/sh\n{REMOTE_COMMAND} \"$@\" | {{ head -c 1500000; sleep 10; cat; }}\n")
     stall.chmod(0o755)
     server.owned(stall)
     out = tmp_path / "dropped.evidence"
