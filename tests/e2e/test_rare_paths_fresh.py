@@ -78,6 +78,7 @@ def test_a_tsa_that_does_not_answer(tmp_path: Path, sealed: Path, keys: KeyFiles
 
 
 def test_a_remote_host_not_pinned(tmp_path: Path, user: Path, keys: KeyFiles) -> None:
+    (tmp_path / "known_hosts").write_text("")  # a known_hosts that does not name the host
     result = run_cli("capture", "/etc/hostname", "--remote", f"root@127.0.0.1:{closed_port()}",
                      "--known-hosts", tmp_path / "known_hosts", "--remote-timeout", "5",
                      "-R", keys["recipient"], "--sign-key", keys["signer"], "-o",

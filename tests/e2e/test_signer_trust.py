@@ -258,7 +258,7 @@ def test_custody_add_never_mints_a_key(tmp_path: Path, case: Case, config: dict[
 
 @pytest.mark.parametrize(("args", "says"), [
     (["--action", "transferred"], "--action transferred needs --to"),
-    (["--action", "transferred", "--to", " "], "--action transferred needs --to"),
+    (["--action", "transferred", "--to", " "], "Invalid value for '--to': it is empty"),
     (["--action", "transferred", "--from", "Bob"], "--from cannot be used with --action "
                                                    "transferred"),
     (["--action", "received"], "--action received needs --from"),

@@ -1029,7 +1029,7 @@ def test_unreadable_files_with_hostile_names_are_listed_safely(tmp_path, lib, mo
     monkeypatch.undo()
     assert acted and len(result.problems) == len(EVIL_NAMES)
     capsys.readouterr()
-    render.capture_text(result)
+    render.capture_text(result, [])
     _assert_shown_not_sent(capsys.readouterr().err)
 
 
