@@ -7,6 +7,8 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+import pytest
+
 from tests.support.cli import invoke
 from tests.support.keys import BUNDLE_PASSPHRASE, make_keys
 
@@ -18,30 +20,27 @@ def advised(stdout: str) -> list[str]:
     return shlex.split(command)
 
 
-def test_a_passphrase_bundle_is_checked_with_its_passphrase(tmp_path: Path) -> None:
+@pytest.mark.parametrize("protection", ["passphrase", "key"])
+def test_the_closing_line_names_the_command_that_checks_every_file(
+        tmp_path: Path, protection: str) -> None:
+    """Run as the closing line says, the command decrypts the bundle and checks its file."""
     keys = make_keys(tmp_path)
     (tmp_path / "note.txt").write_text("evidence\n")
-    bundle = tmp_path / "p.evidence"
-    done = invoke("capture", tmp_path / "note.txt", "--passphrase-file", keys["passphrase"],
-                  "--sign-key", keys["signer"], "-o", bundle)
+    bundle = tmp_path / "b.evidence"
+    protect = (["--passphrase-file", keys["passphrase"]] if protection == "passphrase" else
+               ["-R", keys["recipient"]])
+    done = invoke("capture", tmp_path / "note.txt", *protect, "--sign-key", keys["signer"],
+                  "-o", bundle)
     assert done.code == 0, done.stderr
     words = advised(done.stdout)
-    assert words == ["evidencekit", "verify", "-p", str(bundle)]
-    checked = invoke(*words[1:], "--json", env={"EVIDENCEKIT_PASSPHRASE": BUNDLE_PASSPHRASE})
-    assert checked.code == 0 and checked.json()["decrypted"] is True
+    env: dict[str, str] = {}
+    if protection == "passphrase":
+        assert words == ["evidencekit", "verify", "-p", str(bundle)]
+        env = {"EVIDENCEKIT_PASSPHRASE": BUNDLE_PASSPHRASE}
+    else:
+        assert words == ["evidencekit", "verify", "-i", "KEYFILE", str(bundle)]
+        assert "KEYFILE: the private key of one of its recipients" in done.stdout
+        words[words.index("KEYFILE")] = str(keys["identity"])
+    checked = invoke(*words[1:], "--json", env=env)
+    assert checked.code == 0 and checked.json()["decrypted"] is True, checked.stderr
     assert checked.json()["files_checked"] == 1
-
-
-def test_a_key_bundle_is_checked_with_a_recipients_key(tmp_path: Path) -> None:
-    keys = make_keys(tmp_path)
-    (tmp_path / "note.txt").write_text("evidence\n")
-    bundle = tmp_path / "k.evidence"
-    done = invoke("capture", tmp_path / "note.txt", "-R", keys["recipient"],
-                  "--sign-key", keys["signer"], "-o", bundle)
-    assert done.code == 0, done.stderr
-    words = advised(done.stdout)
-    assert words == ["evidencekit", "verify", "-i", "KEYFILE", str(bundle)]
-    assert "KEYFILE: the private key of one of its recipients" in done.stdout
-    words[words.index("KEYFILE")] = str(keys["identity"])
-    checked = invoke(*words[1:], "--json")
-    assert checked.code == 0 and checked.json()["files_checked"] == 1

@@ -36,6 +36,18 @@ def _env(moto: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in moto.items() if k != "endpoint"}
 
 
+def _put_unlocked(client: Any, bucket: str, bundle: Path, keys: dict[str, Any],
+                  moto: dict[str, str]) -> dict[str, Any]:
+    """*bundle* put by `store put --no-lock` into a new unlocked *bucket*: its details."""
+    client.create_bucket(Bucket=bucket)
+    result = invoke("store", "put", bundle, f"s3://{bucket}/cases/", "--endpoint",
+                    moto["endpoint"], "--no-lock", "--sign-key", keys["signer"], "--json",
+                    env=_env(moto))
+    assert result.code == 0, result.stdout + result.stderr
+    details: dict[str, Any] = result.json()["details"]
+    return details
+
+
 def test_put_to_a_strict_store_that_ignores_the_upload_lock(bundle: Path, keys: dict[str, Any],
                                                             moto: dict[str, str]) -> None:
     client = _client(moto)
@@ -81,12 +93,7 @@ def test_put_without_lock_to_a_bucket_never_versioned(bundle: Path, keys: dict[s
     # moto (and LocalStack, built on it) names the one version of such a bucket "null", and
     # refuses a HEAD that names it (400): that version is the object itself, named by none
     client = _client(moto)
-    client.create_bucket(Bucket="plain-unlocked")
-    result = invoke("store", "put", bundle, "s3://plain-unlocked/cases/", "--endpoint",
-                    moto["endpoint"], "--no-lock", "--sign-key", keys["signer"], "--json",
-                    env=_env(moto))
-    assert result.code == 0, result.stdout + result.stderr
-    details = result.json()["details"]
+    details = _put_unlocked(client, "plain-unlocked", bundle, keys, moto)
     assert details["version_id"] == "" and details["object_lock"] == "not required (--no-lock)"
     stored = client.get_object(Bucket="plain-unlocked", Key=details["key"])["Body"].read()
     assert hashlib.sha256(stored).hexdigest() == details["sha256"]
@@ -112,12 +119,7 @@ def test_a_bundle_put_in_place_of_the_one_its_name_says_is_found_out(
     the metadata: verify s3:// said VERIFIED (exit 0) and store get 'same SHA-256 as recorded
     when it was uploaded'."""
     client = _client(moto)
-    client.create_bucket(Bucket="swapped-unlocked")
-    result = invoke("store", "put", bundle, "s3://swapped-unlocked/cases/", "--endpoint",
-                    moto["endpoint"], "--no-lock", "--sign-key", keys["signer"], "--json",
-                    env=_env(moto))
-    assert result.code == 0, result.stdout + result.stderr
-    key = result.json()["details"]["key"]
+    key = _put_unlocked(client, "swapped-unlocked", bundle, keys, moto)["key"]
     other = _another_bundle(tree, keys).read_bytes()
     client.put_object(Bucket="swapped-unlocked", Key=key, Body=other,
                       Metadata={"sha256": hashlib.sha256(other).hexdigest()})
@@ -169,12 +171,7 @@ def test_a_bundle_altered_in_the_store_with_its_metadata_is_not_kept_by_store_ge
     """One bit of the payload flipped, and the metadata's SHA-256 made to match: store get
     wrote it and said 'same SHA-256 as recorded when it was uploaded' (exit 0)."""
     client = _client(moto)
-    client.create_bucket(Bucket="altered-unlocked")
-    result = invoke("store", "put", bundle, "s3://altered-unlocked/cases/", "--endpoint",
-                    moto["endpoint"], "--no-lock", "--sign-key", keys["signer"], "--json",
-                    env=_env(moto))
-    assert result.code == 0, result.stdout + result.stderr
-    key = result.json()["details"]["key"]
+    key = _put_unlocked(client, "altered-unlocked", bundle, keys, moto)["key"]
     altered = bytearray(client.get_object(Bucket="altered-unlocked", Key=key)["Body"].read())
     altered[altered.index(b"age-encryption.org/v1") + 40] ^= 1  # in payload.age
     client.put_object(Bucket="altered-unlocked", Key=key, Body=bytes(altered),

@@ -25,16 +25,6 @@ from tests.support.cli import run_cli
 from tests.support.schemas import assert_valid
 from tests.support.writing import writes_into
 
-REMOTE_COMMAND = ""  # the remote evidencekit: this worktree's (set by the server fixture)
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[sshd_support.Sshd]:
-    global REMOTE_COMMAND
-    with sshd_support.running() as running:
-        REMOTE_COMMAND = running.evidencekit_command()
-        yield running
-
 
 @pytest.fixture
 def remote_tree(server: sshd_support.Sshd) -> Iterator[Path]:
@@ -59,8 +49,9 @@ def _capture(server: sshd_support.Sshd, keys: dict[str, Path], out: Path, *paths
              extra: tuple[str, ...] = ()) -> object:
     return run_cli("capture", "--remote", server.remote, "--host-key",
                    host_key or server.fingerprint, "--ssh-identity", server.client_key,
-                   "--remote-command", command or REMOTE_COMMAND, "-R", keys["recipient"], "--sign-key",
-                   keys["signer"], "--case", "IR-7", "-o", out, "--json", *extra, *paths,
+                   "--remote-command", command or server.evidencekit_command(),
+                   "-R", keys["recipient"], "--sign-key", keys["signer"], "--case", "IR-7",
+                   "-o", out, "--json", *extra, *paths,
                    env=_env(out.parent))
 
 
@@ -130,7 +121,7 @@ def test_a_host_missing_from_known_hosts_is_refused(
     known.write_text(f"[127.0.0.1]:{server.port} {_other_key_line(tmp_path)}\n")
     out = tmp_path / "x.evidence"
     done = run_cli("capture", "--remote", server.remote, "--known-hosts", known,
-                   "--ssh-identity", server.client_key, "--remote-command", REMOTE_COMMAND,
+                   "--ssh-identity", server.client_key, "--remote-command", server.evidencekit_command(),
                    "-R", keys["recipient"], "--sign-key", keys["signer"], "-o", out,
                    remote_tree / "notes.txt", env=_env(tmp_path))
     assert done.code == 1, done.stderr
@@ -138,7 +129,7 @@ def test_a_host_missing_from_known_hosts_is_refused(
     assert not out.exists()
     known.write_text(f"[127.0.0.1]:{server.port} {server.host_key_line}\n")
     done = run_cli("capture", "--remote", server.remote, "--known-hosts", known,
-                   "--ssh-identity", server.client_key, "--remote-command", REMOTE_COMMAND,
+                   "--ssh-identity", server.client_key, "--remote-command", server.evidencekit_command(),
                    "-R", keys["recipient"], "--sign-key", keys["signer"], "-o", out,
                    remote_tree / "notes.txt", env=_env(tmp_path))
     assert done.code == 0, done.stderr
@@ -164,7 +155,7 @@ def test_a_stream_cut_mid_way_leaves_nothing(
         tmp_path: Path) -> None:
     then, said = CUTS[how]
     cut = server.root / f"cut-{os.urandom(4).hex()}.sh"
-    cut.write_text(f"#!/bin/sh\n{REMOTE_COMMAND} \"$@\" | {{ head -c 200000{then}; }}\n")
+    cut.write_text(f"#!/bin/sh\n{server.evidencekit_command()} \"$@\" | {{ head -c 200000{then}; }}\n")
     cut.chmod(0o755)
     server.owned(cut)
     out = tmp_path / "cut.evidence"
@@ -301,7 +292,7 @@ def test_a_host_named_by_an_alias_of_the_ssh_configuration_is_captured(
         out = tmp_path / f"alias{len(option)}.evidence"
         done = run_cli("capture", "--remote", f"{server.user}@web-17", "--host-key",
                        server.fingerprint, "--ssh-config", config, "--remote-command",
-                       REMOTE_COMMAND, "-R", keys["recipient"], "--sign-key", keys["signer"],
+                       server.evidencekit_command(), "-R", keys["recipient"], "--sign-key", keys["signer"],
                        "-o", out, "--json", *option, remote_tree / "notes.txt",
                        env=_env(tmp_path))
         assert done.code == 0, done.stderr
@@ -332,7 +323,7 @@ def test_one_file_received_is_one_file(server: sshd_support.Sshd, remote_tree: P
     """It said '1 files; sealed there…'."""
     out = tmp_path / "one.evidence"
     done = run_cli("capture", "--remote", server.remote, "--host-key", server.fingerprint,
-                   "--ssh-identity", server.client_key, "--remote-command", REMOTE_COMMAND,
+                   "--ssh-identity", server.client_key, "--remote-command", server.evidencekit_command(),
                    "-R", keys["recipient"], "--sign-key", keys["signer"], "-o", out,
                    remote_tree / "notes.txt", env=_env(tmp_path))
     assert done.code == 0, done.stderr
@@ -384,26 +375,34 @@ def test_the_live_state_is_collected_there(
                processes["processes"]), "the remote capture's own process is missing"
 
 
-def test_an_interrupt_mid_stream_leaves_nothing_and_stops_ssh(
-        server: sshd_support.Sshd, remote_tree: Path, keys: dict[str, Path],
-        tmp_path: Path) -> None:
-    # 1.5 MB (more than the 1 MiB the receiver gathers before its first write straight to disk,
-    # fs.direct: bytes are in the file), then nothing for 10 s
+def _capture_stalled_mid_stream(server: sshd_support.Sshd, remote_tree: Path,
+                                keys: dict[str, Path], out: Path) -> subprocess.Popen[str]:
+    """A capture into *out* whose host sends 1.5 MB (more than the 1 MiB the receiver gathers
+    before its first write straight to disk, fs.direct), then nothing for 10 s; returned once
+    bytes are in the file."""
     stall = server.root / f"stall-{os.urandom(4).hex()}.sh"
-    stall.write_text(f"#!/bin/sh\n{REMOTE_COMMAND} \"$@\" | {{ head -c 1500000; sleep 10; cat; }}\n")
+    stall.write_text(f"#!/bin/sh\n{server.evidencekit_command()} \"$@\" | "
+                     "{ head -c 1500000; sleep 10; cat; }\n")
     stall.chmod(0o755)
     server.owned(stall)
-    out = tmp_path / "stopped.evidence"
     process = subprocess.Popen(
         [sys.executable, "-m", "evidencekit", "capture", "--remote", server.remote, "--host-key",
          server.fingerprint, "--ssh-identity", str(server.client_key), "--remote-command",
          str(stall), "-R", str(keys["recipient"]), "--sign-key", str(keys["signer"]), "-o",
          str(out), str(remote_tree / "big.bin")],
-        env={**os.environ, **_env(tmp_path)}, stderr=subprocess.PIPE, text=True)
+        env={**os.environ, **_env(out.parent)}, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while not writes_into(process.pid, tmp_path, nonempty=True):  # bytes arrive
+    while not writes_into(process.pid, out.parent, nonempty=True):  # bytes arrive
         assert process.poll() is None and time.monotonic() < deadline, "nothing arrived"
         time.sleep(0.05)
+    return process
+
+
+def test_an_interrupt_mid_stream_leaves_nothing_and_stops_ssh(
+        server: sshd_support.Sshd, remote_tree: Path, keys: dict[str, Path],
+        tmp_path: Path) -> None:
+    out = tmp_path / "stopped.evidence"
+    process = _capture_stalled_mid_stream(server, remote_tree, keys, out)
     process.send_signal(signal.SIGINT)
     _, said = process.communicate(timeout=20)
     assert process.returncode == 130, said
@@ -414,24 +413,9 @@ def test_an_interrupt_mid_stream_leaves_nothing_and_stops_ssh(
 def test_a_connection_dropped_mid_stream_leaves_nothing(
         server: sshd_support.Sshd, remote_tree: Path, keys: dict[str, Path],
         tmp_path: Path) -> None:
-    # 1.5 MB (more than the 1 MiB the receiver gathers before its first write straight to disk,
-    # fs.direct: bytes are in the file), then nothing for 10 s
-    stall = server.root / f"stall-{os.urandom(4).hex()}.sh"
-    stall.write_text(f"#!/bin/sh\n{REMOTE_COMMAND} \"$@\" | {{ head -c 1500000; sleep 10; cat; }}\n")
-    stall.chmod(0o755)
-    server.owned(stall)
     out = tmp_path / "dropped.evidence"
     before = set(psutil.Process(server.process.pid).children(recursive=True))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "evidencekit", "capture", "--remote", server.remote, "--host-key",
-         server.fingerprint, "--ssh-identity", str(server.client_key), "--remote-command",
-         str(stall), "-R", str(keys["recipient"]), "--sign-key", str(keys["signer"]), "-o",
-         str(out), str(remote_tree / "big.bin")],
-        env={**os.environ, **_env(tmp_path)}, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not writes_into(process.pid, tmp_path, nonempty=True):  # bytes arrive
-        assert process.poll() is None and time.monotonic() < deadline, "nothing arrived"
-        time.sleep(0.05)
+    process = _capture_stalled_mid_stream(server, remote_tree, keys, out)
     # the server's processes for this connection die, its TCP socket with them: the link is gone
     for started in set(psutil.Process(server.process.pid).children(recursive=True)) - before:
         with contextlib.suppress(psutil.NoSuchProcess):

@@ -10,32 +10,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.support import sshd as sshd_support
 from tests.support.ssh_splitter import splitter
-
-EVIDENCEKIT = ""  # this worktree's evidencekit as the login user runs it (set by the fixture)
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[sshd_support.Sshd]:
-    global EVIDENCEKIT
-    with sshd_support.running() as running:
-        EVIDENCEKIT = running.evidencekit_command()
-        yield running
-
-
-@pytest.fixture
-def notes(server: sshd_support.Sshd) -> Path:
-    folder = server.root / f"data-{os.urandom(4).hex()}"
-    folder.mkdir()
-    (folder / "notes.txt").write_text("what the admin saw\n")
-    server.owned(folder)
-    return folder / "notes.txt"
 
 
 def _capture(server: sshd_support.Sshd, keys: dict[str, Path], out: Path, *args: object,
@@ -50,12 +28,36 @@ def _capture(server: sshd_support.Sshd, keys: dict[str, Path], out: Path, *args:
     config.mkdir(exist_ok=True)
     return subprocess.run(
         [sys.executable, "-m", "evidencekit", "capture", "--remote", server.remote,
-         "--ssh-identity", str(server.client_key), "--remote-command", EVIDENCEKIT,
+         "--ssh-identity", str(server.client_key), "--remote-command", server.evidencekit_command(),
          "-R", str(keys["recipient"]), "--sign-key", str(keys["signer"]), "--case", "IR-7",
          "-o", str(out), "--json", *map(str, args)],
         env={**os.environ, "XDG_CONFIG_HOME": str(config),
              "PYTHONPATH": str(Path(__file__).parents[2])},
         capture_output=True, text=True, timeout=300, preexec_fn=limited)
+
+
+def _capture_through(port: int, other: sshd_support.Sshd, pinned: str, config: Path,
+                     keys: dict[str, Path], out: Path, data: Path
+                     ) -> subprocess.CompletedProcess[str]:
+    """capture --remote --json of *data* on *other*, reached at *port* (a splitter), with
+    *pinned* as --host-key and the ssh configuration *config*."""
+    return subprocess.run(
+        [sys.executable, "-m", "evidencekit", "capture", "--remote",
+         f"{other.user}@127.0.0.1:{port}", "--host-key", pinned, "--ssh-config", str(config),
+         "--ssh-identity", str(other.client_key), "--remote-command",
+         other.evidencekit_command(), "-R", str(keys["recipient"]),
+         "--sign-key", str(keys["signer"]), "--case", "IR-7", "-o", str(out), "--json",
+         str(data)],
+        env={**os.environ, "XDG_CONFIG_HOME": str(out.parent / "config"),
+             "PYTHONPATH": str(Path(__file__).parents[2])},
+        capture_output=True, text=True, timeout=300)
+
+
+def _refused_as_not_the_pinned_host(done: subprocess.CompletedProcess[str], out: Path) -> None:
+    assert done.returncode == 1, done.stdout + done.stderr
+    error = json.loads(done.stdout)["error"]["message"]
+    assert "not the one pinned" in error and "nothing was captured" in error, error
+    assert not out.exists()
 
 
 def test_a_disk_that_fills_as_the_received_event_is_added_is_said_as_that(
@@ -82,7 +84,6 @@ def test_the_users_ssh_configuration_cannot_trust_a_key_beside_the_pinned_one(
     the user's ssh configuration says so: a host that showed the pinned key to the look-up and
     another one to ssh was captured, and the 'received' event named the pinned key."""
     with sshd_support.running() as other:  # the impostor, its own host key
-        remote_command = other.evidencekit_command()
         data = other.root / "notes.txt"
         data.write_text("what the impostor shows\n")
         other.owned(data)
@@ -91,20 +92,8 @@ def test_the_users_ssh_configuration_cannot_trust_a_key_beside_the_pinned_one(
                           "VerifyHostKeyDNS yes\n")
         with splitter(server.port, other.port) as port:
             out = tmp_path / "x.evidence"
-            done = subprocess.run(
-                [sys.executable, "-m", "evidencekit", "capture", "--remote",
-                 f"{other.user}@127.0.0.1:{port}", "--host-key", server.fingerprint,
-                 "--ssh-config", str(config), "--ssh-identity", str(other.client_key),
-                 "--remote-command", remote_command, "-R", str(keys["recipient"]),
-                 "--sign-key", str(keys["signer"]), "--case", "IR-7", "-o", str(out),
-                 "--json", str(data)],
-                env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config"),
-                     "PYTHONPATH": str(Path(__file__).parents[2])},
-                capture_output=True, text=True, timeout=300)
-    assert done.returncode == 1, done.stdout + done.stderr
-    error = json.loads(done.stdout)["error"]["message"]
-    assert "not the one pinned" in error and "nothing was captured" in error, error
-    assert not out.exists()
+            done = _capture_through(port, other, server.fingerprint, config, keys, out, data)
+    _refused_as_not_the_pinned_host(done, out)
 
 
 def _known_hosts(server: sshd_support.Sshd, tmp_path: Path, *lines: str) -> Path:
@@ -170,7 +159,6 @@ def test_a_shared_ssh_connection_opened_before_is_not_used(
     key: a connection to an impostor, opened before, carried a capture pinned to the real
     host's key, and the 'received' event named that key."""
     with sshd_support.running() as other:  # the impostor, its own host key
-        remote_command = other.evidencekit_command()
         data = other.root / "notes.txt"
         data.write_text("what the impostor shows\n")
         other.owned(data)
@@ -186,21 +174,9 @@ def test_a_shared_ssh_connection_opened_before_is_not_used(
             try:
                 assert master.returncode == 0, master.stderr
                 out = tmp_path / "x.evidence"
-                done = subprocess.run(
-                    [sys.executable, "-m", "evidencekit", "capture", "--remote",
-                     f"{other.user}@127.0.0.1:{port}", "--host-key", server.fingerprint,
-                     "--ssh-config", str(config), "--ssh-identity", str(other.client_key),
-                     "--remote-command", remote_command, "-R", str(keys["recipient"]),
-                     "--sign-key", str(keys["signer"]), "--case", "IR-7", "-o", str(out),
-                     "--json", str(data)],
-                    env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config"),
-                         "PYTHONPATH": str(Path(__file__).parents[2])},
-                    capture_output=True, text=True, timeout=300)
+                done = _capture_through(port, other, server.fingerprint, config, keys, out, data)
             finally:
                 subprocess.run(["ssh", "-F", str(config), "-p", str(port), "-O", "exit",
                                 f"{other.user}@127.0.0.1"], capture_output=True, timeout=30)
                 shutil.rmtree(sockets, ignore_errors=True)
-    assert done.returncode == 1, done.stdout + done.stderr
-    error = json.loads(done.stdout)["error"]["message"]
-    assert "not the one pinned" in error and "nothing was captured" in error, error
-    assert not out.exists()
+    _refused_as_not_the_pinned_host(done, out)

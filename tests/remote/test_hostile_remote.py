@@ -12,7 +12,6 @@ import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,30 +20,11 @@ from evidencekit.crypto import age
 from tests.support import sshd as sshd_support
 from tests.support.cli import Result, run_cli
 
-EVIDENCEKIT = ""  # this worktree's evidencekit as the login user runs it (set by the fixture)
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[sshd_support.Sshd]:
-    global EVIDENCEKIT
-    with sshd_support.running() as running:
-        EVIDENCEKIT = running.evidencekit_command()
-        yield running
-
-
-@pytest.fixture
-def notes(server: sshd_support.Sshd) -> Path:
-    folder = server.root / f"data-{os.urandom(4).hex()}"
-    folder.mkdir()
-    (folder / "notes.txt").write_text("what the admin saw\n")
-    server.owned(folder)
-    return folder / "notes.txt"
-
 
 def _remote_script(server: sshd_support.Sshd, body: str) -> str:
     """A shell script on the host standing in for evidencekit; ``$EK`` runs the real one."""
     script = server.root / f"hostile-{os.urandom(4).hex()}.sh"
-    script.write_text(f"#!/bin/bash\nEK={shlex.quote(EVIDENCEKIT)}\n{body}\n")
+    script.write_text(f"#!/bin/bash\nEK={shlex.quote(server.evidencekit_command())}\n{body}\n")
     script.chmod(0o755)
     server.owned(script)
     return str(script)
@@ -154,7 +134,7 @@ def test_a_bundle_whose_public_description_or_examiner_was_swapped_is_refused(
 def _sender(server: sshd_support.Sshd, mode: str) -> str:
     """tests.support.hostile_sender in *mode*, run there with the interpreter and path that run
     evidencekit there (from / : the checkout may be in a folder the login user cannot enter)."""
-    python = EVIDENCEKIT.rsplit(" -m evidencekit", 1)[0]
+    python = server.evidencekit_command().rsplit(" -m evidencekit", 1)[0]
     return _remote_script(server, f'cd / && exec {python} -m '
                                   f'tests.support.hostile_sender {mode} "$@"')
 
@@ -357,7 +337,7 @@ def test_a_problem_list_unlike_the_seal_is_said_to_be_the_hosts_word(
     assert "seal it signed counts 0" in document["warnings"][0]
     assert "verify -i KEY" in document["warnings"][0]
     honest = tmp_path / "honest.evidence"
-    done = _capture(server, keys, honest, EVIDENCEKIT, notes)
+    done = _capture(server, keys, honest, server.evidencekit_command(), notes)
     assert done.code == 0 and done.json()["warnings"] == [], done.stderr
 
 

@@ -82,6 +82,20 @@ def test_answers_out_of_order_leave_no_traceback(
     assert "internal error" not in done.stderr  # type: ignore[attr-defined]
 
 
+def _capture_served(served: tuple[sshd_support.Sshd, Path], behaviour: str,
+                    keys: dict[str, Path], out: Path) -> object:
+    """capture --sftp of /x from the server of *served* behaving as *behaviour*."""
+    server, mode = served
+    mode.write_text(behaviour)
+    return _capture(server, keys, out)
+
+
+def _recorded_of_f(done: object) -> str:
+    """What an incomplete capture (exit 3) recorded of the served file f.txt."""
+    assert done.code == 3, done.stderr[-3000:]  # type: ignore[attr-defined]
+    return _problems(done)["f.txt"]
+
+
 def _problems(done: object) -> dict[str, str]:
     found = done.json()["problems"]  # type: ignore[attr-defined]
     return {p["path"].rsplit("\u2215", 1)[-1]: p["problem"] for p in found}
@@ -91,23 +105,17 @@ def test_an_answer_longer_than_the_read_asked_is_refused(
         served: tuple[sshd_support.Sshd, Path], keys: dict[str, Path], tmp_path: Path) -> None:
     """Taken, the 100 bytes more shifted every byte after them: a file silently not the one
     served, exit 0."""
-    server, mode = served
-    mode.write_text("long-read")
     out = tmp_path / "x.evidence"
-    done = _capture(server, keys, out)
-    assert done.code == 3, done.stderr[-3000:]  # type: ignore[attr-defined]
-    problem = _problems(done)["f.txt"]
+    done = _capture_served(served, "long-read", keys, out)
+    problem = _recorded_of_f(done)
     assert "answered a READ of 65536 bytes at byte 0 with 65636 bytes" in problem, problem
 
 
 def test_data_past_the_size_listed_is_recorded_and_not_stored(
         served: tuple[sshd_support.Sshd, Path], keys: dict[str, Path], tmp_path: Path) -> None:
-    server, mode = served
-    mode.write_text("past-eof")
     out = tmp_path / "x.evidence"
-    done = _capture(server, keys, out)
-    assert done.code == 3, done.stderr[-3000:]  # type: ignore[attr-defined]
-    problem = _problems(done)["f.txt"]
+    done = _capture_served(served, "past-eof", keys, out)
+    problem = _recorded_of_f(done)
     assert "sent data past the 200192 bytes it listed" in problem, problem
     folder = tmp_path / "extracted"
     extracted = run_cli("extract", out, "-i", keys["identity"], "-o", folder, env={
@@ -175,12 +183,9 @@ def test_a_wide_folder_deep_down_is_recorded_not_held_in_memory(
 def test_a_file_listed_without_a_size_and_without_end_is_cut_and_recorded(
         served: tuple[sshd_support.Sshd, Path], keys: dict[str, Path], tmp_path: Path) -> None:
     """It was spooled next to the bundle without end, until the disk was full."""
-    server, mode = served
-    mode.write_text("sizeless")
     out = tmp_path / "x.evidence"
-    done = _capture(server, keys, out)
-    assert done.code == 3, done.stderr[-3000:]  # type: ignore[attr-defined]
-    problem = _problems(done)["f.txt"]
+    done = _capture_served(served, "sizeless", keys, out)
+    problem = _recorded_of_f(done)
     assert "the server listed no size for it, and it still gave more after 16 MiB" in problem, \
         problem
     assert out.stat().st_size < 20 << 20
@@ -208,12 +213,9 @@ def test_a_file_the_server_will_not_open_is_recorded_unread_not_stored_as_zeros(
     zeros its listed size ('read error at byte 0: permission denied; the remaining 200192
     bytes are stored as zeros'), where a local capture says 'could not open' and stores
     nothing."""
-    server, mode = served
-    mode.write_text("denied")
     out = tmp_path / "x.evidence"
-    done = _capture(server, keys, out)
-    assert done.code == 3, done.stderr[-3000:]  # type: ignore[attr-defined]
-    problem = _problems(done)["f.txt"]
+    done = _capture_served(served, "denied", keys, out)
+    problem = _recorded_of_f(done)
     assert problem == "could not open: permission denied", problem
     assert done.json()["seal"]["total_bytes"] < len(CONTENT)  # type: ignore[attr-defined]
     folder = tmp_path / "extracted"

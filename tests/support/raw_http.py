@@ -11,12 +11,15 @@ a close, ``PAUSE`` for a short pause (a second packet).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import socket
 import struct
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+
+from tests.support.serving import accept_until
 
 RESET = b"\x00reset"
 PAUSE = b"\x00pause"
@@ -60,20 +63,13 @@ def raw_server(answers: list[list[bytes]]) -> Iterator[RawSite]:
                     connection.sendall(part)
             stopping.wait(0.05)  # let the bytes leave before the close
 
-    def accept() -> None:
-        served = 0
-        while not stopping.is_set():
-            try:
-                connection, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            parts = answers[min(served, len(answers) - 1)]
-            served += 1
-            threading.Thread(target=answer, args=(connection, parts), daemon=True).start()
+    served = itertools.count()
 
-    thread = threading.Thread(target=accept, daemon=True)
+    def take(connection: socket.socket) -> None:
+        parts = answers[min(next(served), len(answers) - 1)]
+        threading.Thread(target=answer, args=(connection, parts), daemon=True).start()
+
+    thread = threading.Thread(target=accept_until, args=(listener, stopping, take), daemon=True)
     thread.start()
     try:
         yield site

@@ -16,6 +16,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from tests.support.serving import accept_until
+
 _BLOCK = 16 << 10
 _SILENCE = 1.0  # seconds
 
@@ -29,18 +31,11 @@ def splitter(keyscan_port: int, others_port: int) -> Iterator[int]:
     threads: list[threading.Thread] = []
     sockets: list[socket.socket] = []
 
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                client, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            sockets.append(client)
-            thread = threading.Thread(target=route, args=(client,), daemon=True)
-            threads.append(thread)
-            thread.start()
+    def take(client: socket.socket) -> None:
+        sockets.append(client)
+        thread = threading.Thread(target=route, args=(client,), daemon=True)
+        threads.append(thread)
+        thread.start()
 
     def route(client: socket.socket) -> None:
         with contextlib.suppress(OSError):
@@ -69,7 +64,7 @@ def splitter(keyscan_port: int, others_port: int) -> Iterator[int]:
         with contextlib.suppress(OSError):
             target.shutdown(socket.SHUT_WR)
 
-    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor = threading.Thread(target=accept_until, args=(listener, stop, take), daemon=True)
     acceptor.start()
     try:
         yield int(listener.getsockname()[1])

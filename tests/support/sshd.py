@@ -29,7 +29,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
@@ -53,6 +53,7 @@ class Sshd:
     host_key_line: str  # "ssh-ed25519 AAAA…"
     fingerprint: str  # SHA256:… of the host key
     process: subprocess.Popen[bytes]
+    _command: str = field(default="", init=False, repr=False)  # evidencekit_command's answer
 
     @property
     def remote(self) -> str:
@@ -80,7 +81,12 @@ class Sshd:
     def evidencekit_command(self) -> str:
         """How the login user runs this worktree's evidencekit there: the tests' interpreter if
         that user may run it, else the system's Python of the same version, given the tests'
-        packages (compiled for that version) on PYTHONPATH."""
+        packages (compiled for that version) on PYTHONPATH. Found once per server."""
+        if not self._command:
+            self._command = self._find_evidencekit_command()
+        return self._command
+
+    def _find_evidencekit_command(self) -> str:
         version = f"{sys.version_info.major}.{sys.version_info.minor}"
         for python, path in ((os.path.realpath(sys.executable), tests_python_path()),
                              (f"/usr/bin/python{version}", tests_python_path()),

@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from tests.support.serving import accept_until
+
 _BLOCK = 16 << 10
 
 
@@ -99,24 +101,17 @@ def tcp_proxy(upstream: int | None, *, stall_after: int | None = None,
         with contextlib.suppress(OSError):
             client.shutdown(socket.SHUT_WR)
 
-    def accept() -> None:
-        while not stopping.is_set():
-            try:
-                client, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            client.settimeout(None)
-            sockets.append(client)
-            server = None
-            if upstream is not None:
-                server = socket.create_connection(("127.0.0.1", upstream))
-                sockets.append(server)
-                start(downward, server, client)
-            start(upward, client, server)
+    def take(client: socket.socket) -> None:
+        client.settimeout(None)
+        sockets.append(client)
+        server = None
+        if upstream is not None:
+            server = socket.create_connection(("127.0.0.1", upstream))
+            sockets.append(server)
+            start(downward, server, client)
+        start(upward, client, server)
 
-    start(accept)
+    start(accept_until, listener, stopping, take)
     try:
         yield proxy
     finally:
