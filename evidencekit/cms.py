@@ -148,7 +148,11 @@ def _require_digest(data: bytes, attributes: tuple[int, int, int, int], wanted: 
 
 def _verify(signer: x509.Certificate, signature: bytes, signed: bytes, digest: str,
             method: str) -> None:
-    key = signer.public_key()
+    try:  # a stranger's certificate: its key may be of a type or on a curve cryptography lacks
+        key = signer.public_key()
+    except (UnsupportedAlgorithm, ValueError) as exc:
+        raise Unverifiable(f"its signer's certificate holds a key evidencekit cannot read "
+                           f"({exc})") from None
     algorithm: hashes.HashAlgorithm = {"sha1": hashes.SHA1(), "sha256": hashes.SHA256(),
                                        "sha384": hashes.SHA384(),
                                        "sha512": hashes.SHA512()}[digest]

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from evidencekit import timestamps
 from evidencekit.errors import ExitCode
 from evidencekit.format.documents import SEAL_SIG
 from evidencekit.format.outer import END_OF_ARCHIVE, OuterWriter, member_header
@@ -426,3 +427,28 @@ def test_a_stored_token_its_own_certificate_did_not_sign_is_a_warning_without_ts
     anchored = invoke("verify", bundle, "--tsa-ca", tsa.root, "--json")
     assert anchored.code == ExitCode.EVIDENCE_PROBLEM
     assert anchored.json()["timestamps"][0]["signature_valid"] is False
+
+
+def test_a_stored_token_whose_certificate_holds_a_key_of_no_known_kind_is_a_warning(
+        tmp_path: Path, user: Path, keys: dict[str, Any], tree: Path, tsa: LocalTSA):
+    """Anyone holding a bundle can append a timestamp: one whose signer's certificate holds a
+    key cryptography cannot load (a key type or a curve it does not know) ended verify without
+    --tsa-ca in 'internal error' (exit 5: UnsupportedAlgorithm or ValueError escaped the check
+    of the token's own signature); now the warning of a signature that does not verify."""
+    bundle, _ = capture(tmp_path, keys, tree)
+    response = _raw_response(tsa, member_data(bundle, SEAL_SIG))
+    mtime = int(timestamps.parse(response, member_data(bundle, SEAL_SIG)).gen_time.timestamp())
+    ec_key, p256 = bytes.fromhex("06072a8648ce3d0201"), bytes.fromhex("06082a8648ce3d030107")
+    assert ec_key in response and p256 in response  # the TSA's (and its root's) P-256 keys
+    for name, forged in (
+            ("unknown-type", response.replace(ec_key, bytes.fromhex("06072a8648ce3d0209"))),
+            ("unknown-curve", response.replace(p256, bytes.fromhex("06082a8648ce3d030101")))):
+        copy = tmp_path / f"{name}.evidence"
+        copy.write_bytes(bundle.read_bytes())
+        _append_raw(copy, "timestamps/000001.tsr", forged, mtime)
+        checked = invoke("verify", copy, "--json")
+        assert checked.code == 0, name + checked.stdout + checked.stderr
+        assert checked.json()["timestamps"][0]["signature_valid"] is False
+        [warning] = [f for f in checked.json()["findings"] if f["check"] == "timestamps"]
+        assert "proves nothing" in warning["problem"], warning
+        assert invoke("verify", copy, "--tsa-ca", tsa.root).code == ExitCode.EVIDENCE_PROBLEM
