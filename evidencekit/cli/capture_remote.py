@@ -81,6 +81,9 @@ def remote_options(command: F) -> F:
                     "attributes, and access times there may change)."),
         _KEPT.gated("--ssh-config", type=FILE_PATH,
                     help="use this ssh configuration file instead of yours."),
+        _KEPT.gated("--jump", type=TEXT, metavar="USER@BASTION[:PORT]",
+                    help="reach the host through this bastion (as ssh -J); its own key must be "
+                    "in your known_hosts (an unknown bastion is refused)."),
         _KEPT.gated("--stall-timeout", type=click.IntRange(5, 86400), metavar="SECONDS",
                     help=f"give up when less than {STALL_LEAST // 1024} KiB arrives in this "
                     "long (over SFTP: when one answer takes longer), keeping nothing (exit 2)  "
@@ -107,12 +110,13 @@ class RemoteAsked:
     stall_timeout: float = STALL_TIMEOUT
     max_size: int | None = None
     timeout: float | None = None  # --remote-timeout
+    jump: Endpoint | None = None  # --jump
 
     def pinned(self) -> HostKey:
         if self.fingerprint is not None:
             return pin_by_fingerprint(self.endpoint, self.fingerprint, self.known_hosts,
-                                      self.config)
-        return pin_from_known_hosts(self.endpoint, self.known_hosts, self.config)
+                                      self.config, self.jump)
+        return pin_from_known_hosts(self.endpoint, self.known_hosts, self.config, self.jump)
 
 
 def requested() -> RemoteAsked | None:
@@ -138,7 +142,21 @@ def requested() -> RemoteAsked | None:
                        given.get("known_hosts"), given.get("remote_command") or "evidencekit",
                        given.get("ssh_identity"), given.get("ssh_config"),
                        bool(given.get("sftp")), given.get("stall_timeout") or STALL_TIMEOUT,
-                       _size_option(given.get("max_size")), given.get("remote_timeout"))
+                       _size_option(given.get("max_size")), given.get("remote_timeout"),
+                       _jump_option(given.get("jump")))
+
+
+def _jump_option(text: str | None) -> Endpoint | None:
+    """--jump USER@BASTION[:PORT], checked as --remote is (one bastion: a chain of them is
+    written as ProxyJump in the ssh configuration)."""
+    if text is None:
+        return None
+    try:
+        return Endpoint.parse(text)
+    except UsageError:
+        raise UsageError(f"--jump {text!r}: expected USER@BASTION or USER@BASTION:PORT",
+                         hint="e.g. --jump admin@bastion.example (more than one bastion: "
+                         "ProxyJump in an ssh configuration, --ssh-config FILE)") from None
 
 
 def _require_file(path: Path | None, option: str) -> None:
@@ -258,6 +276,7 @@ def run_remote(asked: RemoteAsked, paths: tuple[Path, ...], output: Path, case: 
     request = RemoteRequest(asked.endpoint, key, asked.command, [str(p) for p in paths],
                             output, case, recipients, signing, case.examiner, live=live,
                             profile=profile, identity=asked.identity, ssh_config=asked.config,
+                            jump=asked.jump,
                             progress=render.progress_for(as_json, progress),
                             stall_timeout=asked.stall_timeout, max_size=asked.max_size,
                             timeout=asked.timeout)

@@ -21,7 +21,8 @@ def capture_over_sftp(request: RemoteRequest, command_line: list[str],
     """Read *request.paths* over SFTP and seal them into *request.output*, signed here."""
     endpoint = request.endpoint
     deadline = request.deadline()
-    with connection(endpoint, request.host_key, request.identity, request.ssh_config) as conn:
+    with connection(endpoint, request.host_key, request.identity, request.ssh_config,
+                    request.jump) as conn:
         process = subprocess.Popen([*conn.ssh_argv(subsystem=True), "sftp"],
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE)

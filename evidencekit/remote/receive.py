@@ -77,6 +77,7 @@ class RemoteRequest:
     profile: str | None = None
     identity: Path | None = None
     ssh_config: Path | None = None
+    jump: Endpoint | None = None  # --jump: the bastion the connection goes through
     note: str = ""
     progress: Progress = field(default_factory=NoProgress)
     clock: Clock = system_clock
@@ -182,7 +183,7 @@ def capture_remote(request: RemoteRequest) -> RemoteResult:
     fs.require_new(request.output)
     command = remote_command_line(request)
     with connection(request.endpoint, request.host_key, request.identity,
-                    request.ssh_config) as conn:
+                    request.ssh_config, request.jump) as conn:
         try:
             with fs.staged(request.output) as stage:
                 result = _receive_and_record(request, conn, command, stage)

@@ -17,9 +17,10 @@ import functools
 import hashlib
 import os
 import re
+import shlex
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,12 @@ _ALIAS = "evidencekit-pinned-host"
 _TIMEOUT = 20  # seconds to connect (ssh-keyscan and ssh)
 # Host key algorithms a key type may be checked with (RSA keys sign with SHA-2 today).
 _ALGORITHMS = {"ssh-rsa": "rsa-sha2-512,rsa-sha2-256,ssh-rsa"}
+# The plain (not certificate) host key algorithms a host reached through a bastion is asked
+# for, in ssh's order of preference (evidencekit.remote.ssh.offered_through_ssh).
+_PLAIN_ALGORITHMS = ("ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
+                     "ecdsa-sha2-nistp521", "sk-ssh-ed25519@openssh.com",
+                     "sk-ecdsa-sha2-nistp256@openssh.com", "rsa-sha2-512", "rsa-sha2-256",
+                     "ssh-rsa")
 # What the bundle crosses the wire in is already age ciphertext: SSH's own cipher is for the
 # channel, and AES-GCM (hardware-accelerated on most servers) costs the two ends the least CPU.
 # "^" moves these to the front of OpenSSH's defaults and keeps the rest after them.
@@ -147,12 +154,18 @@ def host_keys(endpoint: Endpoint) -> list[HostKey]:
 
 
 def pin_by_fingerprint(endpoint: Endpoint, fingerprint: str,
-                       known_hosts: Path | None = None, config: Path | None = None) -> HostKey:
+                       known_hosts: Path | None = None, config: Path | None = None,
+                       jump: Endpoint | None = None) -> HostKey:
     """The host's key whose fingerprint is *fingerprint*; RemoteError when it offers none, or
-    when a known_hosts file marks that key revoked."""
+    when a known_hosts file marks that key revoked. A host reached through a bastion (*jump*,
+    or ProxyJump / ProxyCommand in the ssh configuration) is asked through ssh itself."""
     files = _known_hosts_files(known_hosts, endpoint, config)
+    if jump is not None or proxied(endpoint, config):
+        offered = offered_through_ssh(endpoint, config, jump, list(_PLAIN_ALGORITHMS),
+                                      lambda key: key.fingerprint == fingerprint)
+    else:
+        offered = host_keys(as_configured(endpoint, config))
     endpoint = as_configured(endpoint, config)
-    offered = host_keys(endpoint)
     for key in offered:
         if key.fingerprint == fingerprint:
             _refuse_if_revoked(endpoint, key, files)
@@ -166,19 +179,28 @@ def pin_by_fingerprint(endpoint: Endpoint, fingerprint: str,
 
 
 def pin_from_known_hosts(endpoint: Endpoint, known_hosts: Path | None = None,
-                         config: Path | None = None) -> HostKey:
+                         config: Path | None = None, jump: Endpoint | None = None) -> HostKey:
     """The host's key as known_hosts records it (StrictHostKeyChecking=yes: an unknown host is
     refused, never learned), under the name ssh records it by (its configured HostName)."""
     files = _known_hosts_files(known_hosts, endpoint, config)
-    endpoint = as_configured(endpoint, config)
-    name = _known_hosts_name(endpoint)
+    configured = as_configured(endpoint, config)
+    name = _known_hosts_name(configured)
     known = [key for key, marker, _ in _entries(name, files) if not marker]
     if not known:
         raise RemoteError(f"{name} is not in known_hosts; its host key was not pinned, so "
                           "nothing was captured", exit_code=1,
                           hint="give its fingerprint with --host-key SHA256:… (ask its "
                           "administrator for it over another channel)")
-    offered = {(k.kind, k.blob) for k in host_keys(endpoint)}
+    if jump is not None or proxied(endpoint, config):
+        recorded = {(k.kind, k.blob) for k in known}
+        types = {algorithm for k in known for algorithm in _algorithms_of(k.kind)}
+        found = offered_through_ssh(endpoint, config, jump,
+                                    [a for a in _PLAIN_ALGORITHMS if a in types],
+                                    lambda key: (key.kind, key.blob) in recorded)
+    else:
+        found = host_keys(configured)
+    endpoint = configured
+    offered = {(k.kind, k.blob) for k in found}
     for key in known:
         if (key.kind, key.blob) in offered:
             _refuse_if_revoked(endpoint, key, files)
@@ -187,6 +209,129 @@ def pin_from_known_hosts(endpoint: Endpoint, known_hosts: Path | None = None,
                       "known_hosts records for it. Nothing was captured", exit_code=1,
                       hint="someone may be impersonating the host: check with its "
                       "administrator before trusting a new key")
+
+
+def proxied(endpoint: Endpoint, config: Path | None) -> bool:
+    """Whether ssh's configuration reaches *endpoint* through another host (ProxyJump or
+    ProxyCommand): ssh-keyscan, which reads no configuration, cannot ask it for its keys."""
+    said = _configuration(endpoint, config)
+    return any(said.get(option, "none") != "none" for option in ("proxyjump", "proxycommand"))
+
+
+def offered_through_ssh(endpoint: Endpoint, config: Path | None, jump: Endpoint | None,
+                        algorithms: list[str], wanted: Callable[[HostKey], bool]) -> list[HostKey]:
+    """The keys the host offers, asked through ssh itself (so that the bastion of --jump or of
+    the ssh configuration carries the connection), one connection per key: each run offers
+    *algorithms* less those of the keys already seen, records the key the host answers with in
+    a known_hosts file made for it (StrictHostKeyChecking=accept-new) and authenticates with
+    nothing (PreferredAuthentications=none). It stops at the first key *wanted*, or when the
+    host has no other key. Like ssh-keyscan's, these keys are only candidates (the host signs
+    the key exchange, but ssh may record a key before it checks that signature): the connection
+    that follows, with the key pinned, is what proves the host holds it."""
+    offered: list[HostKey] = []
+    folder = leftovers.working_folder("evidencekit-ssh")
+    try:
+        remaining = list(algorithms)
+        while remaining:
+            key = _offered_once(endpoint, config, jump, remaining, Path(folder), first=not offered)
+            if key is None:
+                break
+            offered.append(key)
+            if wanted(key):
+                break
+            remaining = [a for a in remaining if a not in _algorithms_of(key.kind)]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return offered
+
+
+def _offered_once(endpoint: Endpoint, config: Path | None, jump: Endpoint | None,
+                  algorithms: list[str], folder: Path, first: bool) -> HostKey | None:
+    known = folder / "offered"
+    known.unlink(missing_ok=True)
+    argv = [*_ssh_base(endpoint, config, jump),
+            "-o", "StrictHostKeyChecking=accept-new",
+            "-o", f"UserKnownHostsFile={known}",
+            "-o", f"HostKeyAlgorithms={','.join(algorithms)}",
+            # no key, password or ticket is offered to a host not yet proven
+            "-o", "PreferredAuthentications=none", "-o", "NumberOfPasswordPrompts=0",
+            "-o", "PubkeyAuthentication=no", "-o", "GSSAPIAuthentication=no",
+            "--", endpoint.host, "true"]
+    try:
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
+                              check=False, timeout=_TIMEOUT * 3)
+    except subprocess.TimeoutExpired:
+        raise RemoteError(f"{endpoint.host} did not answer through "
+                          f"{_route(endpoint, config, jump)}") from None
+    for line in (known.read_text("ascii", "replace") if known.exists() else "").splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and fields[0] == _ALIAS:
+            return HostKey(fields[1], fields[2])
+    said = done.stderr.decode("utf-8", "replace")
+    if "no matching host key type" in said or not first:
+        return None  # it has no key of these types (none other than those seen)
+    lines = [line.strip() for line in said.splitlines() if line.strip()][-3:]
+    route = _route(endpoint, config, jump)
+    if "Host key verification failed" in said:  # the bastion's (the host's is accepted here)
+        raise RemoteError(f"the bastion's host key is unknown or has changed ({route}): "
+                          f"{'; '.join(lines)}. Nothing was captured", exit_code=1,
+                          hint="the bastion's own key is checked by ssh against your "
+                          "known_hosts: add it there once you have checked its fingerprint "
+                          "with its administrator")
+    raise RemoteError(f"cannot reach an SSH server at {endpoint.host} through {route}: "
+                      f"{'; '.join(lines) or 'no answer'}",
+                      hint="check that ssh reaches the bastion and that the bastion may "
+                      "connect to the host")
+
+
+def _route(endpoint: Endpoint, config: Path | None, jump: Endpoint | None) -> str:
+    if jump is not None:
+        return f"--jump {jump}"
+    said = _configuration(endpoint, config)
+    if said.get("proxyjump", "none") != "none":
+        return f"ProxyJump {said['proxyjump']}"
+    return "the ProxyCommand of your ssh configuration"
+
+
+def _algorithms_of(kind: str) -> list[str]:
+    return _ALGORITHMS.get(kind, kind).split(",")
+
+
+def proxy_command(jump: Endpoint, config: Path | None) -> str:
+    """ssh's ProxyCommand for --jump: a second ssh to the bastion that forwards to the host
+    (as ssh -J does), in batch mode and with the bastion's key checked strictly against the
+    known_hosts ssh is configured with: an unknown bastion is refused, never asked about
+    (ssh -J's own ssh is given neither). The bastion carries only the encrypted connection;
+    the host's own key is pinned by the ssh it carries."""
+    argv = [_tool("ssh"), *(("-F", str(config)) if config else ()),
+            "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+            "-o", "ControlMaster=no", "-o", "ControlPath=none",
+            "-l", jump.user, *(("-p", str(jump.port)) if jump.port_given else ()),
+            "-W", "[%h]:%p", "--", jump.host]
+    # ssh expands %-tokens in the whole command, then runs it with the shell
+    return " ".join(word if word == "[%h]:%p" else shlex.quote(word.replace("%", "%%"))
+                    for word in argv)
+
+
+def _ssh_base(endpoint: Endpoint, config: Path | None, jump: Endpoint | None) -> list[str]:
+    """ssh's options shared by every connection to the host: batch mode, nothing forwarded,
+    nothing but the known_hosts given vouching for its key, the route (--jump) to it."""
+    port = ("-p", str(endpoint.port)) if endpoint.port_given else ()
+    return [_tool("ssh"), *(("-F", str(config)) if config else ()), "-T", "-x", "-a", *port,
+            "-l", endpoint.user,
+            "-o", "BatchMode=yes",
+            "-o", "GlobalKnownHostsFile=/dev/null",
+            "-o", f"HostKeyAlias={_ALIAS}",
+            "-o", "UpdateHostKeys=no", "-o", "CheckHostIP=no",
+            # the pin alone vouches for the host: a user's ssh configuration may trust
+            # keys from DNS (SSHFP) or from a command, beside any known_hosts file
+            "-o", "VerifyHostKeyDNS=no", *_other_trust_off(),
+            # a connection shared with one opened before (ControlMaster) checks no host
+            # key at all: the pin would not be checked
+            "-o", "ControlMaster=no", "-o", "ControlPath=none",
+            "-o", "ClearAllForwardings=yes", "-o", "PermitLocalCommand=no",
+            "-o", f"ConnectTimeout={_TIMEOUT}",
+            *(("-o", f"ProxyCommand={proxy_command(jump, config)}") if jump else ())]
 
 
 def _known_hosts_files(given: Path | None, endpoint: Endpoint,
@@ -251,32 +396,17 @@ class Connection:
     known_hosts: Path
     identity: Path | None = None
     config: Path | None = None
+    jump: Endpoint | None = None  # --jump: the bastion ssh goes through
 
     def ssh_argv(self, *, subsystem: bool = False) -> list[str]:
         """ssh's options, up to the destination (the remote command follows)."""
-        port = ("-p", str(self.endpoint.port)) if self.endpoint.port_given else ()
-        argv = [_tool("ssh"), "-T", "-x", "-a", *port,
-                "-l", self.endpoint.user,
-                "-o", "BatchMode=yes",
+        argv = [*_ssh_base(self.endpoint, self.config, self.jump),
                 "-o", "StrictHostKeyChecking=yes",
                 "-o", f"UserKnownHostsFile={self.known_hosts}",
-                "-o", "GlobalKnownHostsFile=/dev/null",
-                "-o", f"HostKeyAlias={_ALIAS}",
                 "-o", f"HostKeyAlgorithms={_ALGORITHMS.get(self.key.kind, self.key.kind)}",
-                "-o", "UpdateHostKeys=no", "-o", "CheckHostIP=no",
-                # the pin alone vouches for the host: a user's ssh configuration may trust
-                # keys from DNS (SSHFP) or from a command, beside any known_hosts file
-                "-o", "VerifyHostKeyDNS=no", *_other_trust_off(),
-                # a connection shared with one opened before (ControlMaster) checks no host
-                # key at all: the pin would not be checked
-                "-o", "ControlMaster=no", "-o", "ControlPath=none",
-                "-o", "ClearAllForwardings=yes", "-o", "PermitLocalCommand=no",
-                "-o", f"ConnectTimeout={_TIMEOUT}",
                 "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4",
                 "-o", f"Ciphers={_CIPHERS}",
                 "-o", "LogLevel=ERROR"]
-        if self.config is not None:
-            argv[1:1] = ["-F", str(self.config)]
         if self.identity is not None:
             argv += ["-i", str(self.identity), "-o", "IdentitiesOnly=yes"]
         if subsystem:
@@ -286,7 +416,8 @@ class Connection:
 
 @contextmanager
 def connection(endpoint: Endpoint, key: HostKey, identity: Path | None = None,
-               config: Path | None = None) -> Iterator[Connection]:
+               config: Path | None = None,
+               jump: Endpoint | None = None) -> Iterator[Connection]:
     """A :class:`Connection` whose known_hosts file (one line: *key*) lives while it is used."""
     folder = leftovers.working_folder("evidencekit-ssh")  # (one a kill -9 left goes next time)
     try:
@@ -294,7 +425,7 @@ def connection(endpoint: Endpoint, key: HostKey, identity: Path | None = None,
         fd = os.open(known, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(f"{_ALIAS} {key.kind} {key.blob}\n")
-        yield Connection(endpoint, key, known, identity, config)
+        yield Connection(endpoint, key, known, identity, config, jump)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -111,3 +111,29 @@ def test_a_host_named_by_an_alias_is_reached_where_the_ssh_configuration_says(
     with connection(Endpoint.parse("admin@web-17:2200"), key, config=config) as conn:
         argv = conn.ssh_argv()
         assert argv[argv.index("-p") + 1] == "2200"
+
+
+def test_jump_is_a_proxy_command_that_checks_the_bastion_strictly(tmp_path: Path) -> None:
+    """--jump: ssh -J's own ssh gets neither BatchMode nor strict checking (an unknown bastion
+    was asked about on the terminal); this one gets both, and what it is given is quoted for
+    the shell and kept from ssh's %-expansion."""
+    config = tmp_path / "my 100% config"
+    command = ssh.proxy_command(Endpoint.parse("ops@bastion.example:2200"), config)
+    assert "BatchMode=yes" in command and "StrictHostKeyChecking=yes" in command
+    assert f"-F '{tmp_path}/my 100%% config'" in command
+    assert command.endswith("-p 2200 -W [%h]:%p -- bastion.example")
+    key = HostKey("ssh-ed25519", "AAAAC3NzaC1lZDI1NTE5AAAAIOfake")
+    with connection(Endpoint.parse("admin@10.0.0.17"), key,
+                    jump=Endpoint.parse("ops@bastion.example")) as conn:
+        argv = conn.ssh_argv()
+    assert "ProxyCommand=" + ssh.proxy_command(Endpoint.parse("ops@bastion.example"),
+                                               None) in argv
+    assert "StrictHostKeyChecking=yes" in argv
+
+
+def test_a_host_behind_a_proxy_in_the_ssh_configuration_is_seen_as_such(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    config.write_text("Host web-17\n  ProxyJump bastion\nHost db-3\n  ProxyCommand nc %h %p\n")
+    assert ssh.proxied(Endpoint.parse("admin@web-17"), config)
+    assert ssh.proxied(Endpoint.parse("admin@db-3"), config)
+    assert not ssh.proxied(Endpoint.parse("admin@mail-1"), config)

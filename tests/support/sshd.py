@@ -253,14 +253,14 @@ def _wait_until_answering(port: int, process: subprocess.Popen[bytes], log: Path
 
 
 @contextmanager
-def running(sftp: str = "internal-sftp") -> Iterator[Sshd]:
+def running(sftp: str = "internal-sftp", config: str = "") -> Iterator[Sshd]:
     """The server; *sftp*: the command it runs as its SFTP subsystem (through the login user's
-    shell)."""
+    shell); *config*: more sshd_config lines (e.g. a bastion's ``PermitOpen``)."""
     with contextlib.ExitStack() as stack:  # the account, if one is made, outlives the server
-        yield from _running(stack, sftp)
+        yield from _running(stack, sftp, config)
 
 
-def _running(stack: contextlib.ExitStack, sftp: str) -> Iterator[Sshd]:
+def _running(stack: contextlib.ExitStack, sftp: str, config: str) -> Iterator[Sshd]:
     if not os.path.exists(SSHD):
         skip_or_fail("OpenSSH's server is not installed (Debian: openssh-server)")
     for tool in ("ssh", "ssh-keygen", "ssh-keyscan"):
@@ -281,7 +281,7 @@ def _running(stack: contextlib.ExitStack, sftp: str) -> Iterator[Sshd]:
             f"AuthorizedKeysFile {root / 'authorized_keys'}\nPidFile none\n"
             "StrictModes no\nUsePAM no\nPasswordAuthentication no\n"
             "KbdInteractiveAuthentication no\nPermitRootLogin no\n"
-            f"Subsystem sftp {sftp}\n")
+            f"Subsystem sftp {sftp}\n{config}")
         client = Path(tempfile.mkdtemp(prefix="evidencekit-ssh-client-"))
         shutil.move(root / "client_key", client / "client_key")  # the test's, not the user's
         host_line = (root / "host_key.pub").read_text().strip()
