@@ -38,6 +38,11 @@ def capture_over_sftp(request: RemoteRequest, command_line: list[str],
             process.kill()
             process.wait()
             said = errors.said()[-4096:]
+            if "Host key verification failed" in said:  # (ssh's long banner said nothing more)
+                raise RemoteError(f"{endpoint}: the host key is not the one pinned "
+                                  f"({conn.key.fingerprint}); nothing was captured",
+                                  exit_code=1, hint="check the fingerprint with the host's "
+                                  "administrator") from None
             raise RemoteError(f"could not open an SFTP session on {endpoint}: "
                               f"{said or 'the server offers no SFTP'}; nothing was captured",
                               hint="check the address and your SSH key (--ssh-identity), or "

@@ -57,6 +57,11 @@ def _config(hosts: Hosts, folder: Path, bastion_known: bool = True) -> Path:
         f"Host web-17\n  HostName 127.0.0.1\n  Port {target.port}\n  ProxyJump bastion\n"
         f"Host web-17-swapped\n  HostName 127.0.0.1\n  Port {target.port}\n"
         f"  ProxyCommand ssh -F {config} -W 127.0.0.1:{hosts.impostor.port} bastion\n"
+        # honest when asked for the key, the impostor for the capture that follows
+        f"Host web-17-switching\n  HostName 127.0.0.1\n  Port {target.port}\n"
+        f"  ProxyCommand sh -c 'if [ -e {folder}/asked ]; then exec ssh -F {config} -W "
+        f"127.0.0.1:{hosts.impostor.port} bastion; fi; touch {folder}/asked; exec ssh -F "
+        f"{config} -W 127.0.0.1:{target.port} bastion'\n"
         # --jump 127.0.0.1:PORT: the bastion's login key and known_hosts (the host's own
         # known_hosts is the one evidencekit writes, given on the command line, which wins)
         f"Host 127.0.0.1\n  IdentityFile {bastion.client_key}\n  UserKnownHostsFile {known}\n")
@@ -158,4 +163,20 @@ def test_jump_goes_through_a_bastion_whose_own_key_is_known(
                     "--jump", jump, config=config)
     assert done.code == 1, done.stderr
     assert "(--jump " in done.stderr and "bastion's host key" in done.stderr
+    assert _nothing_left(tmp_path)
+
+
+@pytest.mark.parametrize("sftp", [False, True])
+def test_a_bastion_honest_when_the_key_is_asked_then_swapping_the_host_is_refused(
+        hosts: Hosts, keys: dict[str, Path], tmp_path: Path, sftp: bool) -> None:
+    """The key learnt through the bastion is only a candidate: the capture's own connection,
+    with it pinned, is what proves the host holds it. A bastion that lets the key question
+    through to the host and then delivers the impostor for the capture gets nothing."""
+    out = tmp_path / "web-17.evidence"
+    done = _capture(hosts, keys, out, "web-17-switching", "--host-key",
+                    hosts.target.fingerprint, *(("--sftp",) if sftp else ()))
+    assert (tmp_path / "asked").exists()  # the key was asked of the real host
+    assert done.code == 1, done.stderr
+    assert f"the host key is not the one pinned ({hosts.target.fingerprint})" in done.stderr
+    assert _logins(hosts.impostor) == 0
     assert _nothing_left(tmp_path)
