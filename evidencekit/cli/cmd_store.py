@@ -59,13 +59,14 @@ def lock_options(f: F) -> F:
                      "until someone allowed to lifts it).")(f)
     f = click.option("--retain-days", type=int, metavar="N",
                      help="s3://: ... or for N days from now.")(f)
-    return click.option("--retain-until", metavar="DATE", help="s3://: nobody may delete or "
+    return click.option("--retain-until", type=TEXT, metavar="DATE",
+                        help="s3://: nobody may delete or "
                         "change the bundle before this date (YYYY-MM-DD, UTC).")(f)
 
 
 @store.command("put", short_help="Upload a bundle, locked, and record it in its custody log.")
 @bundle_argument
-@click.argument("destination")
+@click.argument("destination", type=TEXT)
 @lock_options
 @click.option("--note", default="", help="Free text for the custody event (why, who asked).")
 @signer_options

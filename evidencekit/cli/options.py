@@ -24,7 +24,8 @@ def _refuse_empty(kind: click.ParamType, param: click.Parameter | None,  # type:
                   ctx: click.Context | None) -> NoReturn:
     """click's usage error for an empty value: "Invalid value for '--remote': it is empty …"."""
     if isinstance(param, click.Argument):
-        kind.fail('one of them is empty (""): name a file or folder', param, ctx)
+        kind.fail('one of them is empty (""): name a file or folder' if param.nargs != 1
+                  else 'it is empty (""): give a value', param, ctx)
     kind.fail("it is empty: give a value, or leave the option out", param, ctx)
 
 

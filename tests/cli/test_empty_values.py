@@ -63,15 +63,24 @@ def test_capture_refuses_an_empty_source(tmp_path: Path, user: Path, keys: KeyFi
     ["custody", "add", "BUNDLE", "--action", "received", "--from", ""],
     ["custody", "add", "BUNDLE", "--action", "received", "--actor", "", "--from", "Bob"],
     ["store", "list", "s3://bucket/prefix/", "--endpoint", ""],
+    # a copy into the current folder, recorded as a 'transferred' event (exit 0)
+    ["store", "put", "BUNDLE", ""],
+    ["store", "put", "BUNDLE", "s3://bucket/prefix/", "--retain-until", ""],
+    ["capture", "BUNDLE", "-o", "OUT", "--retain-until", ""],  # ignored, as if not given
 ], ids=lambda args: " ".join(a or "''" for a in args))
-def test_other_commands_refuse_an_empty_value(args: list[str], tmp_path: Path,
-                                              user: Path) -> None:
+def test_other_commands_refuse_an_empty_value(args: list[str], tmp_path: Path, user: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    here = tmp_path / "here"  # "" taken for the current folder would write here
+    here.mkdir()
+    monkeypatch.chdir(here)
     bundle = tmp_path / "case.evidence"
     bundle.write_bytes(b"not read: the value is refused first")
-    result = invoke(*[str(bundle) if a == "BUNDLE" else a for a in args])
+    result = invoke(*[str(bundle) if a == "BUNDLE" else str(tmp_path / "out.evidence")
+                      if a == "OUT" else a for a in args])
     assert result.code == 2, result.stdout + result.stderr
     assert "is empty" in result.stderr, result.stderr
     assert bundle.read_bytes() == b"not read: the value is refused first"
+    assert list(tmp_path.rglob("*.evidence")) == [bundle] and not list(here.iterdir())
 
 
 def test_a_name_of_blanks_is_still_a_name(tmp_path: Path, user: Path, keys: KeyFiles,
