@@ -233,7 +233,7 @@ def offered_through_ssh(endpoint: Endpoint, config: Path | None, jump: Endpoint 
     try:
         remaining = list(algorithms)
         while remaining:
-            key = _offered_once(endpoint, config, jump, remaining, Path(folder), first=not offered)
+            key = _offered_once(endpoint, config, jump, remaining, Path(folder))
             if key is None:
                 break
             offered.append(key)
@@ -246,7 +246,9 @@ def offered_through_ssh(endpoint: Endpoint, config: Path | None, jump: Endpoint 
 
 
 def _offered_once(endpoint: Endpoint, config: Path | None, jump: Endpoint | None,
-                  algorithms: list[str], folder: Path, first: bool) -> HostKey | None:
+                  algorithms: list[str], folder: Path) -> HostKey | None:
+    """The key the host answers with when offered *algorithms*; None when it has none of
+    their types."""
     known = folder / "offered"
     known.unlink(missing_ok=True)
     argv = [*_ssh_base(endpoint, config, jump),
@@ -268,8 +270,8 @@ def _offered_once(endpoint: Endpoint, config: Path | None, jump: Endpoint | None
         if len(fields) >= 3 and fields[0] == _ALIAS:
             return HostKey(fields[1], fields[2])
     said = done.stderr.decode("utf-8", "replace")
-    if "no matching host key type" in said or not first:
-        return None  # it has no key of these types (none other than those seen)
+    if "no matching host key type" in said:
+        return None  # ("Unable to negotiate …: no matching host key type found. Their offer: …")
     lines = [line.strip() for line in said.splitlines() if line.strip()][-3:]
     route = _route(endpoint, config, jump)
     if "Host key verification failed" in said:  # the bastion's (the host's is accepted here)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,11 +28,25 @@ class Hosts:
     impostor: sshd_support.Sshd
     command: str  # how the target's login user runs this worktree's evidencekit
     tree: Path  # files on the target
+    ecdsa: str  # the fingerprint of the target's second host key, ECDSA
 
 
 @pytest.fixture(scope="module")
 def hosts() -> Iterator[Hosts]:
-    with sshd_support.running() as target, sshd_support.running() as impostor, \
+    # the target's second host key, where its sshd (not root, in CI) may read it: sshd refuses
+    # a key file of its own that others may read, and reads one of root's that it may
+    with tempfile.TemporaryDirectory(prefix="evidencekit-hostkey-") as folder:
+        os.chmod(folder, 0o755)
+        second = Path(folder) / "ecdsa"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ecdsa", "-N", "", "-f", str(second)],
+                       check=True)
+        os.chmod(second, 0o644 if os.geteuid() == 0 else 0o600)
+        yield from _hosts(second)
+
+
+def _hosts(second: Path) -> Iterator[Hosts]:
+    with sshd_support.running(config=f"HostKey {second}\n") as target, \
+            sshd_support.running() as impostor, \
             sshd_support.running(config=f"PermitOpen 127.0.0.1:{target.port} "
                                  f"127.0.0.1:{impostor.port}\n") as bastion:
         tree = target.root / "data"
@@ -38,7 +54,8 @@ def hosts() -> Iterator[Hosts]:
         (tree / "logs" / "auth.log").write_bytes(b"Dec  7 sshd[1]: Accepted publickey\n" * 50)
         (tree / "notes.txt").write_text("what the admin saw\n")
         target.owned(tree)
-        yield Hosts(target, bastion, impostor, target.evidencekit_command(), tree)
+        yield Hosts(target, bastion, impostor, target.evidencekit_command(), tree,
+                    sshd_support.fingerprint_of(second.with_suffix(".pub").read_text()))
 
 
 def _config(hosts: Hosts, folder: Path, bastion_known: bool = True) -> Path:
@@ -149,13 +166,17 @@ def test_a_bastion_that_delivers_another_host_is_refused(
 
 def test_jump_goes_through_a_bastion_whose_own_key_is_known(
         hosts: Hosts, keys: dict[str, Path], tmp_path: Path) -> None:
+    """Pinned here: the host's second key (ECDSA). Asked through the bastion, the host answers
+    with its Ed25519 key first, then, Ed25519 no longer offered, with the ECDSA key; the capture
+    is made with that key alone."""
     jump = f"{hosts.bastion.user}@127.0.0.1:{hosts.bastion.port}"
     target = f"127.0.0.1:{hosts.target.port}"
     out = tmp_path / "web-17.evidence"
-    done = _capture(hosts, keys, out, target, "--host-key", hosts.target.fingerprint,
-                    "--jump", jump)
+    through_bastion = _logins(hosts.bastion)
+    done = _capture(hosts, keys, out, target, "--host-key", hosts.ecdsa, "--jump", jump)
     assert done.code == 0, done.stderr
-    assert done.json()["remote"]["host_key"] == hosts.target.fingerprint
+    assert done.json()["remote"]["host_key"] == hosts.ecdsa
+    assert _logins(hosts.bastion) == through_bastion + 3  # two keys asked, one capture
     # a bastion whose key the investigator's known_hosts does not hold: refused, not asked
     os.remove(out)
     config = _config(hosts, tmp_path, bastion_known=False)
