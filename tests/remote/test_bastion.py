@@ -142,6 +142,14 @@ def test_a_wrong_pin_behind_a_bastion_is_refused(
     assert "is not the one given" in done.stderr
     assert hosts.target.fingerprint in done.stderr  # what it offers, to compare by phone
     assert _logins(hosts.target) == logins  # nobody logged in there
+    # the right pin, but a known_hosts file marks that key revoked: refused as well
+    revoked = tmp_path / "known_hosts"
+    revoked.write_text(f"@revoked [127.0.0.1]:{hosts.target.port} {hosts.target.host_key_line}\n")
+    done = _capture(hosts, keys, out, "web-17", "--host-key", hosts.target.fingerprint,
+                    "--known-hosts", revoked)
+    assert done.code == 1, done.stderr
+    assert "@revoked" in done.stderr
+    assert _logins(hosts.target) == logins
     assert _nothing_left(tmp_path)
 
 

@@ -43,6 +43,9 @@ def test_what_only_a_local_capture_can_do_is_refused(extra: tuple[str, ...], sai
     (("capture", "--ssh-config", "/dev/null", "--known-hosts", "/dev/null", "/etc"),
      "--known-hosts is for a remote"),  # the first of them in --help's order
     ((*REMOTE, "--max-size", "lots"), "--max-size 'lots' is not a size"),
+    (("capture", "--jump", "ops@bastion", "/etc"), "--jump is for a remote"),
+    ((*REMOTE, "--jump", "-oProxyCommand=x@bastion"), "expected USER@BASTION"),
+    ((*REMOTE, "--jump", "bastion"), "expected USER@BASTION"),
     ((*REMOTE, "--max-size", "1GB", "--sftp"), "not files read with --sftp"),
 ])
 def test_remote_options_are_checked_first(args: tuple[str, ...], said: str,
