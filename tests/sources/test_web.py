@@ -268,7 +268,9 @@ def test_addresses_under_schemes_not_fetched_are_recorded_not_dropped(site: Site
 @pytest.mark.parametrize(("path", "why"), [
     ("/loop", "not reached: more than 3 redirects"),
     ("/to-ftp", "not reached: it redirects to ftp://127.0.0.1/file, which is not fetched: it is "
-     "not an http:// or https:// address")])
+     "not an http:// or https:// address"),
+    ("/to-bad-address", "not reached: it redirects to http://[bad/x, which is not fetched: it "
+     "is not an address that can be read (RFC 3986)")])
 def test_redirects_that_lead_nowhere_are_recorded(site: Site, tmp_path: Path, path: str,
                                                  why: str) -> None:
     capture = capture_page(site.base + path, Limits(timeout=1.0, max_redirects=3,
@@ -728,6 +730,21 @@ def test_a_refresh_header_to_a_scheme_not_fetched_is_listed_as_a_meta_refresh_is
         (target, "not followed: the page's Refresh header leads there, and its scheme "
          f"{scheme}: is not fetched (evidencekit fetches http:// and https:// only)")]
     assert len(capture.problems()) == 1 and target in capture.problems()[0]
+
+
+def test_addresses_that_cannot_be_read_are_listed_not_fetched(site: Site) -> None:
+    """A page naming 'http://[bad/…' (an unclosed IPv6 bracket) in a picture, a style or its
+    Refresh header ended capture --url in 'internal error: ValueError: Invalid IPv6 URL' (exit
+    5), keeping nothing: any page could stop its own capture."""
+    capture = capture_page(site.base + "/bad-addresses", PATIENT)
+    assert [(role, e.url.removeprefix(site.base)) for role, e in capture.exchanges] == [
+        ("page", "/bad-addresses"), ("resource", "/small.png")]
+    why = "it is not an address that can be read (RFC 3986)"
+    assert sorted(capture.not_fetched) == [
+        ("http://[bad/css", f"not fetched: {why}"),
+        ("http://[bad/img", f"not fetched: {why}"),
+        ("http://[bad/refresh", f"not followed: the page's Refresh header leads there, and "
+         f"{why}")]
 
 
 def test_a_script_asking_for_thousands_of_addresses_is_listed_then_counted(

@@ -213,6 +213,10 @@ def https_site(folder: Path, slow_seconds: float = 5.0, tls: bool = True,
                     else "ftp://127.0.0.1/x"
                 self._send(200, b'<html><body>Pay now<img src="/small.png"></body></html>',
                            "text/html", {"Refresh": "0; url=" + target})
+            elif self.path == "/bad-addresses":  # addresses urllib cannot split
+                self._send(200, b'<html><body><img src="http://[bad/img"><img src="/small.png">'
+                           b'<style>p{background:url(http://[bad/css)}</style></body></html>',
+                           "text/html", {"Refresh": "0; url=http://[bad/refresh"})
             elif self.path == "/refresh-header":  # PHP's header("Refresh: 0; url=…")
                 self._send(200, b"Loading", "text/html", {"Refresh": "0; url=/page.html"})
             elif self.path == "/noscript-refresh.html":  # what a browser without scripts gets
@@ -246,6 +250,8 @@ def https_site(folder: Path, slow_seconds: float = 5.0, tls: bool = True,
                 self._send(200, ODD_PAGE, "text/html; charset=utf-8")
             elif self.path == "/loop":
                 self._send(302, b"", "text/html", {"Location": "/loop"})
+            elif self.path == "/to-bad-address":  # ValueError: Invalid IPv6 URL (exit 5)
+                self._send(302, b"", "text/html", {"Location": "http://[bad/x"})
             elif self.path == "/to-ftp":
                 self._send(301, b"", "text/html", {"Location": "ftp://127.0.0.1/file"})
             elif self.path == "/half-head":  # a status line, half a header, then nothing

@@ -79,7 +79,10 @@ class Exchange:
             # latin-1 reading again, which asked the site for a page it does not have
             raw = location.strip().encode("latin-1")
             ascii_only = urllib.parse.quote(raw, safe=bytes(range(0x21, 0x7f)))
-            return urllib.parse.urljoin(self.url, ascii_only)
+            try:
+                return urllib.parse.urljoin(self.url, ascii_only)
+            except ValueError:  # ('http://[bad/': urls.fetchable says why it is not followed)
+                return ascii_only
         return None
 
     def body(self) -> bytes:

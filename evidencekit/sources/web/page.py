@@ -25,12 +25,15 @@ from evidencekit.sources.web.render import NOT_CAPTURED_LISTED_AT_MOST
 from evidencekit.sources.web.resources import (
     IN_THE_PAGE,
     REFUSED_LISTED_AT_MOST,
+    UNREADABLE,
     PageLinks,
     charset_of,
     is_css,
     is_html,
+    joined,
     read_page,
     refresh_target,
+    scheme_of,
     stylesheet_links,
 )
 from evidencekit.sources.web.urls import Unfetchable, fetchable
@@ -154,9 +157,10 @@ def _record_refused(capture: PageCapture, links: PageLinks) -> None:
     capture.refused_listed += min(room, len(links.refused))
     capture.refused_unlisted += links.refused_unlisted + max(0, len(links.refused) - room)
     for url, how in links.refused[:room]:
-        scheme = urllib.parse.urlsplit(url).scheme.lower()
-        why = (f"its scheme {scheme}: is not fetched (evidencekit fetches http:// and https:// "
-               "only)")
+        scheme = scheme_of(url)
+        why = UNREADABLE if scheme is None else (
+            f"its scheme {scheme}: is not fetched (evidencekit fetches http:// and https:// "
+            "only)")
         capture.not_fetched.append(
             (url, f"not followed: the page's {how} leads there, and {why}"
              if how != "resource" else f"not fetched: {why}"))
@@ -191,12 +195,12 @@ def _refresh(capture: PageCapture, page: Exchange | None, links: PageLinks | Non
     header = page.header("Refresh")
     target = refresh_target(header) if header else None
     if target is not None:
-        where = urllib.parse.urldefrag(urllib.parse.urljoin(page.url, target))[0]
-        scheme = urllib.parse.urlsplit(where).scheme.lower()
-        if scheme in ("http", "https"):
+        where = joined(page.url, target)
+        scheme = None if where is None else scheme_of(where)
+        if where is not None and scheme in ("http", "https"):
             return where, "Refresh header"
         if scheme not in IN_THE_PAGE:
-            _record_refused(capture, PageLinks(refused=[(where, "Refresh header")]))
+            _record_refused(capture, PageLinks(refused=[(where or target, "Refresh header")]))
         return None
     if links is not None and links.refresh is not None:
         return links.refresh, "<meta> refresh"

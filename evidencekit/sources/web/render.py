@@ -39,6 +39,7 @@ from cryptography.x509.oid import NameOID
 from evidencekit.fs import leftovers
 from evidencekit.fs.staging import remove_tree
 from evidencekit.sources.web.fetch import decoded_size, parsed
+from evidencekit.sources.web.resources import joined, scheme_of
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 BROWSER_ENV = "EVIDENCEKIT_CHROMIUM"
@@ -305,9 +306,9 @@ class ReplayProxy:
         target = answer.header("Location")
         if answer.status is None or not 300 <= answer.status < 400 or target is None:
             return response
-        where = urllib.parse.urljoin(url, target.strip())
-        if urllib.parse.urlsplit(where).scheme.lower() in ("http", "https"):
-            return response
+        where = joined(url, target.strip())
+        if where is None or scheme_of(where) in ("http", "https"):
+            return response  # (one that cannot be read: the browser says so in its picture)
         with self._lock:
             self.withheld[url] = (f"its redirect to {where} was not handed to the browser: "
                                   "evidencekit does not fetch that scheme, and Chromium would "

@@ -28,6 +28,25 @@ _PIECE = 1 << 16  # characters of the page given to the parser at a time
 # blob:) or is no content at all (about:blank, javascript:); a browser fetches nothing there
 IN_THE_PAGE = ("data", "blob", "about", "javascript")
 REFUSED_LISTED_AT_MOST = 1000  # addresses under a scheme not fetched, listed; past it counted
+UNREADABLE = "it is not an address that can be read (RFC 3986)"
+
+
+def joined(base: str, reference: str) -> str | None:
+    """*reference* read against *base*, without its fragment; None when urllib cannot read it
+    ('http://[bad/', an IPv6 bracket left open: ValueError, which ended capture --url as an
+    internal error, exit 5, whatever page named it)."""
+    try:
+        return urllib.parse.urldefrag(urllib.parse.urljoin(base, reference))[0]
+    except ValueError:
+        return None
+
+
+def scheme_of(url: str) -> str | None:
+    """*url*'s scheme in lower case; None when urllib cannot read *url*."""
+    try:
+        return urllib.parse.urlsplit(url).scheme.lower()
+    except ValueError:
+        return None
 
 
 @dataclass
@@ -58,7 +77,7 @@ class _Finder(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = {name: value for name, value in attrs if value}
         if tag == "base" and "href" in values:
-            self.base = urllib.parse.urljoin(self.base, values["href"])
+            self.base = joined(self.base, values["href"] or "") or self.base
         elif tag == "link" and _LINK_RELS & set((values.get("rel") or "").lower().split()):
             self.add(values.get("href"))
         elif tag == "meta" and (values.get("http-equiv") or "").strip().lower() == "refresh" \
@@ -101,11 +120,11 @@ class _Finder(HTMLParser):
         self._refreshed = True
         target = refresh_target(content)
         if target:
-            url = urllib.parse.urldefrag(urllib.parse.urljoin(self.base, target))[0]
-            if urllib.parse.urlsplit(url).scheme in ("http", "https"):
+            url = joined(self.base, target)
+            if url is not None and scheme_of(url) in ("http", "https"):
                 self.refresh = url
             else:
-                self._refuse(url, "<meta> refresh")
+                self._refuse(target if url is None else url, "<meta> refresh")
 
     def add(self, reference: str | None) -> None:
         if not reference or (self.base, reference) in self._asked or \
@@ -114,12 +133,14 @@ class _Finder(HTMLParser):
         # the same name again is not resolved again: "url(a)" 3 million times in a style
         # sheet of 18 MB took 15 s of urljoin
         self._asked.add((self.base, reference))
-        url = urllib.parse.urljoin(self.base, reference.strip())
-        url = urllib.parse.urldefrag(url)[0]
+        url = joined(self.base, reference.strip())
+        if url is None:
+            self._refuse(reference.strip(), "resource")
+            return
         if url in self._seen:
             return
         self._seen.add(url)
-        if urllib.parse.urlsplit(url).scheme in ("http", "https"):
+        if scheme_of(url) in ("http", "https"):
             self.found.append(url)
         else:
             self._refuse(url, "resource")
@@ -127,7 +148,7 @@ class _Finder(HTMLParser):
     def _refuse(self, url: str, how: str) -> None:
         """*url* is not fetched for its scheme: listed (nothing silent), unless the scheme names
         nothing to fetch; past REFUSED_LISTED_AT_MOST, counted (a page may name millions)."""
-        if urllib.parse.urlsplit(url).scheme.lower() in IN_THE_PAGE:
+        if scheme_of(url) in IN_THE_PAGE:
             return
         if len(self.refused) < REFUSED_LISTED_AT_MOST:
             self.refused.append((url, how))

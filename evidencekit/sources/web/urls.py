@@ -17,7 +17,10 @@ def fetchable(text: str) -> str:
     """*text* as a URL to fetch: http or https, a host, no user name or password in it (they
     would be stored in the manifest), non-ASCII host names in IDNA and non-ASCII paths
     percent-encoded, no fragment. Unfetchable otherwise."""
-    parts = urllib.parse.urlsplit(text.strip())
+    try:
+        parts = urllib.parse.urlsplit(text.strip())
+    except ValueError:  # an IPv6 bracket left open: 'http://[bad/'
+        raise Unfetchable("it is not an address that can be read (RFC 3986)") from None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise Unfetchable("it is not an http:// or https:// address")
     if parts.username is not None or parts.password is not None:
