@@ -109,7 +109,10 @@ def as_configured(endpoint: Endpoint, config: Path | None = None) -> Endpoint:
     configuration: it was sent to 'web-17' port 22 ('cannot reach an SSH server'), and ssh
     itself was given -p 22 over the configured Port. A port typed in --remote wins, as -p
     does for ssh."""
-    said = _configuration(endpoint, config)
+    return _as_said(endpoint, _configuration(endpoint, config))
+
+
+def _as_said(endpoint: Endpoint, said: dict[str, str]) -> Endpoint:
     host, port = said.get("hostname", endpoint.host), said.get("port", "")
     if not port.isdigit() or not 0 < int(port) < 65536:
         return endpoint
@@ -159,13 +162,14 @@ def pin_by_fingerprint(endpoint: Endpoint, fingerprint: str,
     """The host's key whose fingerprint is *fingerprint*; RemoteError when it offers none, or
     when a known_hosts file marks that key revoked. A host reached through a bastion (*jump*,
     or ProxyJump / ProxyCommand in the ssh configuration) is asked through ssh itself."""
-    files = _known_hosts_files(known_hosts, endpoint, config)
-    if jump is not None or proxied(endpoint, config):
+    said = _configuration(endpoint, config)  # (asked once: ssh -G takes some 5 ms)
+    files = _known_hosts_files(known_hosts, said)
+    if jump is not None or _proxied(said):
         offered = offered_through_ssh(endpoint, config, jump, list(_PLAIN_ALGORITHMS),
                                       lambda key: key.fingerprint == fingerprint)
     else:
-        offered = host_keys(as_configured(endpoint, config))
-    endpoint = as_configured(endpoint, config)
+        offered = host_keys(_as_said(endpoint, said))
+    endpoint = _as_said(endpoint, said)
     for key in offered:
         if key.fingerprint == fingerprint:
             _refuse_if_revoked(endpoint, key, files)
@@ -182,8 +186,9 @@ def pin_from_known_hosts(endpoint: Endpoint, known_hosts: Path | None = None,
                          config: Path | None = None, jump: Endpoint | None = None) -> HostKey:
     """The host's key as known_hosts records it (StrictHostKeyChecking=yes: an unknown host is
     refused, never learned), under the name ssh records it by (its configured HostName)."""
-    files = _known_hosts_files(known_hosts, endpoint, config)
-    configured = as_configured(endpoint, config)
+    said = _configuration(endpoint, config)
+    files = _known_hosts_files(known_hosts, said)
+    configured = _as_said(endpoint, said)
     name = _known_hosts_name(configured)
     known = [key for key, marker, _ in _entries(name, files) if not marker]
     if not known:
@@ -191,7 +196,7 @@ def pin_from_known_hosts(endpoint: Endpoint, known_hosts: Path | None = None,
                           "nothing was captured", exit_code=1,
                           hint="give its fingerprint with --host-key SHA256:… (ask its "
                           "administrator for it over another channel)")
-    if jump is not None or proxied(endpoint, config):
+    if jump is not None or _proxied(said):
         recorded = {(k.kind, k.blob) for k in known}
         types = {algorithm for k in known for algorithm in _algorithms_of(k.kind)}
         found = offered_through_ssh(endpoint, config, jump,
@@ -214,7 +219,10 @@ def pin_from_known_hosts(endpoint: Endpoint, known_hosts: Path | None = None,
 def proxied(endpoint: Endpoint, config: Path | None) -> bool:
     """Whether ssh's configuration reaches *endpoint* through another host (ProxyJump or
     ProxyCommand): ssh-keyscan, which reads no configuration, cannot ask it for its keys."""
-    said = _configuration(endpoint, config)
+    return _proxied(_configuration(endpoint, config))
+
+
+def _proxied(said: dict[str, str]) -> bool:
     return any(said.get(option, "none") != "none" for option in ("proxyjump", "proxycommand"))
 
 
@@ -336,15 +344,13 @@ def _ssh_base(endpoint: Endpoint, config: Path | None, jump: Endpoint | None) ->
             *(("-o", f"ProxyCommand={proxy_command(jump, config)}") if jump else ())]
 
 
-def _known_hosts_files(given: Path | None, endpoint: Endpoint,
-                       config: Path | None) -> list[Path]:
-    """*given* (--known-hosts), else the files ssh itself would check for *endpoint*: its
-    configuration's UserKnownHostsFile and GlobalKnownHostsFile (~/.ssh/known_hosts2 and
+def _known_hosts_files(given: Path | None, said: dict[str, str]) -> list[Path]:
+    """*given* (--known-hosts), else the files ssh itself would check for the host (*said*: its
+    configuration for it): UserKnownHostsFile and GlobalKnownHostsFile (~/.ssh/known_hosts2 and
     /etc/ssh/ssh_known_hosts2 by default; a file the configuration names instead was not read,
     and a host recorded there, or a key marked @revoked there, was not seen)."""
     if given:
         return [given]
-    said = _configuration(endpoint, config)
     named = [Path(word) for option in ("userknownhostsfile", "globalknownhostsfile")
              for word in said.get(option, "").split() if word != "none"]
     return named or [Path.home() / ".ssh" / "known_hosts", Path("/etc/ssh/ssh_known_hosts")]
