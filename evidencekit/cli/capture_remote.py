@@ -162,10 +162,10 @@ def _jump_option(text: str | None) -> Endpoint | None:
 def _require_file(path: Path | None, option: str) -> None:
     """A file named for ssh that is not there: ssh went on without it, and what was said was
     'Permission denied (publickey)' (--ssh-identity) or 'not in known_hosts' (--known-hosts),
-    far from the cause."""
-    if path is not None and not path.is_file():
-        raise UsageError(f"{option} {path}: no such file" if not path.exists() else
-                         f"{option} {path}: not a file")
+    far from the cause. What ssh can read is taken, not only a regular file: ``--ssh-config
+    /dev/null`` (none of the user's configuration, as ``ssh -F /dev/null``), a pipe."""
+    if path is not None and not path.exists():  # (a folder: refused by FILE_PATH)
+        raise UsageError(f"{option} {path}: no such file")
 
 
 def _size_option(text: str | None) -> int | None:

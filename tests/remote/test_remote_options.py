@@ -101,3 +101,14 @@ def test_a_file_for_ssh_that_is_not_there_is_named(option: str, user: object,
     result = invoke(*REMOTE, option, missing, "--json")
     assert result.code == 2, result.stdout + result.stderr
     assert result.json()["error"]["message"] == f"{option} {missing}: no such file"
+
+
+def test_ssh_config_dev_null_is_taken(user: object, tmp_path: Path) -> None:
+    """--ssh-config /dev/null (ssh -F /dev/null: none of the user's ssh configuration) was
+    refused as 'not a file' by the check that names a file that is not there; ssh reads it."""
+    result = invoke(*REMOTE, "--ssh-config", "/dev/null", "-o", tmp_path / "x.evidence",
+                    "--json")
+    assert "not a file" not in result.stdout + result.stderr
+    assert result.json()["error"]["message"] == "cannot reach an SSH server at 127.0.0.1 port 9", \
+        result.stdout
+    assert invoke(*REMOTE, "--ssh-config", tmp_path, "--json").code == 2  # a folder is not
