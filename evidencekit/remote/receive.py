@@ -45,7 +45,7 @@ from evidencekit.progress import NoProgress, Progress
 from evidencekit.protection import payload_header, recipients_in
 from evidencekit.remote import protocol
 from evidencekit.remote.protocol import PROBLEM_PREFIX, SERVE_COMMAND, STALL_TIMEOUT
-from evidencekit.remote.ssh import Connection, Endpoint, HostKey, connection
+from evidencekit.remote.ssh import Connection, Endpoint, HostKey, connection, route
 from evidencekit.text import exact_size, human_size
 from evidencekit.verify import Report, verify
 
@@ -236,6 +236,9 @@ def _receive_and_record(request: RemoteRequest, conn: Connection, command: str,
                "remote_exit": str(code), "remote_signer": report.seal.signer.fingerprint,
                "request": request.request_id,
                "recipients_checked": recipients_checked(request.recipients)}
+    taken = route(request.endpoint, request.ssh_config, request.jump)
+    if taken is not None:  # a bastion carried it (its own key is checked by ssh, not pinned)
+        details["route"] = taken
     event_request = EventRequest("received", request.actor_name, request.signing_key,
                                  request.note, f"evidencekit on {request.endpoint} over SSH",
                                  details, request.clock)

@@ -294,13 +294,22 @@ def _offered_once(endpoint: Endpoint, config: Path | None, jump: Endpoint | None
                       "connect to the host")
 
 
-def _route(endpoint: Endpoint, config: Path | None, jump: Endpoint | None) -> str:
+def route(endpoint: Endpoint, config: Path | None, jump: Endpoint | None) -> str | None:
+    """How ssh reaches *endpoint*, when not directly, in words (the received event records it):
+    ``--jump USER@BASTION``, ``ProxyJump BASTION (ssh configuration)`` or ``ProxyCommand (ssh
+    configuration)`` (the command itself, which may name local files, is not written down)."""
     if jump is not None:
         return f"--jump {jump}"
     said = _configuration(endpoint, config)
     if said.get("proxyjump", "none") != "none":
-        return f"ProxyJump {said['proxyjump']}"
-    return "the ProxyCommand of your ssh configuration"
+        return f"ProxyJump {said['proxyjump']} (ssh configuration)"
+    if said.get("proxycommand", "none") != "none":
+        return "ProxyCommand (ssh configuration)"
+    return None
+
+
+def _route(endpoint: Endpoint, config: Path | None, jump: Endpoint | None) -> str:
+    return route(endpoint, config, jump) or "a direct connection"
 
 
 def _algorithms_of(kind: str) -> list[str]:

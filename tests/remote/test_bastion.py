@@ -117,6 +117,7 @@ def test_a_host_behind_a_bastion_is_captured_with_its_own_key_pinned(
     assert received["action"] == "received"
     assert received["details"]["host_key"] == hosts.target.fingerprint  # the host's, not the
     assert hosts.bastion.fingerprint != hosts.target.fingerprint  # bastion's
+    assert received["details"]["route"] == "ProxyJump bastion (ssh configuration)"
     # the bastion carried both connections: the key asked for, then the capture
     assert _logins(hosts.bastion) == through_bastion + 2
     checked = run_cli("verify", out, "-i", keys["identity"], "--json")

@@ -80,6 +80,7 @@ def test_a_remote_capture_arrives_verified_with_a_received_event(
     assert received["details"]["host_key"] == server.fingerprint
     assert received["details"]["bytes"] == str(remote["bytes"])
     assert "serve-capture" in received["details"]["command"]
+    assert "route" not in received["details"]  # a direct connection: no bastion named
     # signed here, by the investigator's key; the seal by a key made for this acquisition
     investigator = load_public_key_file(keys["signer_pub"]).fingerprint
     assert received["actor"]["fingerprint"] == investigator
