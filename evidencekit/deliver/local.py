@@ -35,6 +35,11 @@ class LocalFile:
 
     def deliver(self, bundle: Path, facts: BundleFacts, progress: Progress) -> Delivery:
         target = self.target(bundle)
+        if _same_file(bundle, target):
+            # it verifies as this bundle, and was taken for an earlier copy: a 'transferred'
+            # event recorded a copy that does not exist
+            raise OutputError(f"{target} is the bundle itself, not a copy; nothing was copied",
+                              hint="name another file or folder for the copy")
         if os.path.lexists(target):
             earlier = _recorded_copy(target, facts)  # a retry after success: no reading
             if earlier is not None:
@@ -81,6 +86,14 @@ class LocalFile:
         with target.open("rb") as copy:
             digest, size = _sha256_of(copy), target.stat().st_size
         return _delivery(target, digest, size, facts, already_there=True)
+
+
+def _same_file(bundle: Path, target: Path) -> bool:
+    """Whether *target* is *bundle* (the same path, a link, another name of it)."""
+    try:
+        return os.path.samefile(bundle, target)
+    except OSError:  # (nothing there yet)
+        return False
 
 
 def _delivery(target: Path, digest: str, size: int, facts: BundleFacts,

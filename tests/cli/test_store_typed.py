@@ -138,3 +138,23 @@ def test_store_put_to_a_local_file_again_finds_the_copy_recorded(
     refused = invoke("store", "put", bundle, copy, "--sign-key", keys["signer"], "--json")
     message = refused.json()["error"]["message"]
     assert refused.code == 2 and "exists and is not a copy of this bundle" in message, message
+
+
+@pytest.mark.parametrize("destination", ["itself", "its-folder", "a-hard-link"])
+def test_store_put_to_the_bundle_itself_is_no_copy(
+        destination: str, bundle: Path, keys: dict[str, Any], tmp_path: Path) -> None:
+    """'store put B B', 'store put B ./' run in B's folder, a hard link of B: the file found
+    there verified as this bundle and was taken for an earlier copy, and a 'transferred' event
+    recorded 'a copy at' the bundle itself (exit 0; again at each run): a copy that does not
+    exist, in the custody log. It is the bundle, not a copy: refused, nothing recorded."""
+    before = bundle.read_bytes()
+    target = {"itself": bundle, "its-folder": Path(f"{bundle.parent}/"),
+              "a-hard-link": tmp_path / "linked" / bundle.name}[destination]
+    if destination == "a-hard-link":
+        target.parent.mkdir()
+        os.link(bundle, target)
+    result = invoke("store", "put", bundle, f"{target}/" if destination == "its-folder"
+                    else target, "--sign-key", keys["signer"], "--json")
+    assert result.code == 2, result.stdout + result.stderr
+    assert "is the bundle itself, not a copy" in result.json()["error"]["message"]
+    assert bundle.read_bytes() == before
