@@ -281,14 +281,14 @@ def _offered_once(endpoint: Endpoint, config: Path | None, jump: Endpoint | None
     if "no matching host key type" in said:
         return None  # ("Unable to negotiate …: no matching host key type found. Their offer: …")
     lines = [line.strip() for line in said.splitlines() if line.strip()][-3:]
-    route = _route(endpoint, config, jump)
+    via = _route(endpoint, config, jump)
     if "Host key verification failed" in said:  # the bastion's (the host's is accepted here)
-        raise RemoteError(f"the bastion's host key is unknown or has changed ({route}): "
+        raise RemoteError(f"the bastion's host key is unknown or has changed ({via}): "
                           f"{'; '.join(lines)}. Nothing was captured", exit_code=1,
                           hint="the bastion's own key is checked by ssh against your "
                           "known_hosts: add it there once you have checked its fingerprint "
                           "with its administrator")
-    raise RemoteError(f"cannot reach an SSH server at {endpoint.host} through {route}: "
+    raise RemoteError(f"cannot reach an SSH server at {endpoint.host} through {via}: "
                       f"{'; '.join(lines) or 'no answer'}",
                       hint="check that ssh reaches the bastion and that the bastion may "
                       "connect to the host")
