@@ -67,8 +67,11 @@ class DiskWriter:
             if data:
                 self._normal(data)
             return
-        assert self._stage is not None
         while data:
+            if self._direct is None:  # O_DIRECT refused at the first stage: the rest as usual
+                self._normal(data)  # (staged, it was left there, never written)
+                return
+            assert self._stage is not None
             count = min(len(data), _STAGE - self._staged)
             self._stage[self._staged : self._staged + count] = data[:count]
             self._staged += count

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -358,3 +359,25 @@ def test_serve_capture_widens_its_standard_output_and_its_stream_is_received(
     report = verify(tmp_path / "got.evidence", [identity])
     assert report.ok and report.files_checked == 1
     assert report.seal is not None and received.payload_sha256 == report.seal.payload_sha256
+
+
+def test_a_stream_received_where_o_direct_is_refused_at_the_first_write_is_whole(
+        framed_large: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file system that opens a file O_DIRECT but refuses its first write (EINVAL): the bytes
+    of the frame that filled the first stage, past it, were left staged and never written
+    (fs.direct fell back, then went on staging): every received bundle 'did not verify'."""
+    import errno
+
+    pwrite = os.pwrite
+
+    def refused(fd: int, data: Any, offset: int) -> int:
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        return pwrite(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", refused)
+    bundle = tmp_path / "got.evidence"
+    received = _receive(framed_large, bundle, "w+b")
+    monkeypatch.undo()
+    assert bundle.read_bytes() == _bundle_of(framed_large)
+    assert verified_on_arrival(bundle, received, Endpoint("admin", "web-17.example")).findings.ok
