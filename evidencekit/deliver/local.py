@@ -41,7 +41,7 @@ class LocalFile:
             raise OutputError(f"{target} is the bundle itself, not a copy; nothing was copied",
                               hint="name another file or folder for the copy")
         if os.path.lexists(target):
-            earlier = _recorded_copy(target, facts)  # a retry after success: no reading
+            earlier = _recorded_copy(target, facts)  # a retry after success: hashed, not verified again
             if earlier is not None:
                 return earlier
             return self._found(target, facts, progress)

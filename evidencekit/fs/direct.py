@@ -29,8 +29,9 @@ class DiskWriter:
     through the page cache would only cost CPU (copying gigabytes into fresh cache pages is the
     most expensive step of a capture on some virtual machines) and push the evidence being read
     out of the cache. The bytes before the first 4 KiB boundary and after the last one go through
-    the file object as usual. Where O_DIRECT is refused (tmpfs, some network file systems), the
-    payload is written normally and every 32 MiB the kernel is asked to start writing it back
+    the file object as usual. Where O_DIRECT is refused (tmpfs before Linux 6.6, some network
+    file systems; at open, or at the first write), the payload is written normally and every
+    32 MiB the kernel is asked to start writing it back
     (sync_file_range, which does not wait), so the final fsync finds little left to do.
 
     An O_DIRECT write waits for the disk: once the first has gone through, each full stage is

@@ -336,7 +336,8 @@ def _bag_candidate(host: str) -> str:
 
 
 class _SftpContent:
-    """A remote file, opened when first read; its size is what LSTAT said."""
+    """A remote file, opened before it is given to capture (one the server will not open is
+    recorded unread: RemoteLogicalSource._file); its size is what LSTAT said."""
 
     def __init__(self, session: SftpSession, path: bytes, attrs: Attrs, item: _Item,
                  opened: RemoteFile | None = None) -> None:
