@@ -164,8 +164,14 @@ def _require_file(path: Path | None, option: str) -> None:
     'Permission denied (publickey)' (--ssh-identity) or 'not in known_hosts' (--known-hosts),
     far from the cause. What ssh can read is taken, not only a regular file: ``--ssh-config
     /dev/null`` (none of the user's configuration, as ``ssh -F /dev/null``), a pipe."""
-    if path is not None and not path.exists():  # (a folder: refused by FILE_PATH)
-        raise UsageError(f"{option} {path}: no such file")
+    if path is None:
+        return
+    try:
+        os.stat(path)  # (a folder: refused by FILE_PATH)
+    except (FileNotFoundError, NotADirectoryError):
+        raise UsageError(f"{option} {path}: no such file") from None
+    except OSError as exc:  # a folder not ours to enter, a name too long: not exit 5
+        raise UsageError(f"{option} {path}: {exc.strerror or exc}") from None
 
 
 def _size_option(text: str | None) -> int | None:

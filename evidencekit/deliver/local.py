@@ -25,13 +25,18 @@ class LocalFile:
         self.folder = folder  # typed with a trailing "/": a folder, never a file of that name
 
     def target(self, bundle: Path) -> Path:
-        if self.folder and not self.path.is_dir():
+        try:
+            is_folder = self.path.is_dir()
+        except OSError as exc:  # a name too long, a folder not ours to enter: not exit 5
+            raise OutputError(f"cannot use {self.path}: {exc.strerror or exc}; nothing was "
+                              "copied") from None
+        if self.folder and not is_folder:
             # (it made a file named as the folder: 'store put B copies/' wrote 'copies')
             raise OutputError(f"the folder {self.path}/ does not exist; nothing was copied",
                               hint="make it first, or name the copy's file")
         # absolute: the custody event is read later, elsewhere, where a relative path names
         # nothing
-        return (self.path / bundle.name if self.path.is_dir() else self.path).absolute()
+        return (self.path / bundle.name if is_folder else self.path).absolute()
 
     def deliver(self, bundle: Path, facts: BundleFacts, progress: Progress) -> Delivery:
         target = self.target(bundle)

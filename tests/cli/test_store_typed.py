@@ -158,3 +158,15 @@ def test_store_put_to_the_bundle_itself_is_no_copy(
     assert result.code == 2, result.stdout + result.stderr
     assert "is the bundle itself, not a copy" in result.json()["error"]["message"]
     assert bundle.read_bytes() == before
+
+
+@pytest.mark.parametrize("slash", ["", "/"])
+def test_store_put_to_a_path_that_cannot_be_looked_at_is_said(
+        slash: str, bundle: Path, keys: dict[str, Any]) -> None:
+    """A name too long (or a folder not the user's to enter) was 'internal error: OSError'
+    (exit 5)."""
+    result = invoke("store", "put", bundle, "k" * 300 + slash, "--sign-key", keys["signer"],
+                    "--json")
+    assert result.code == 2, result.stdout + result.stderr
+    assert result.json()["error"]["message"] == \
+        f"cannot use {'k' * 300}: File name too long; nothing was copied"

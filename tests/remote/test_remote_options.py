@@ -112,3 +112,12 @@ def test_ssh_config_dev_null_is_taken(user: object, tmp_path: Path) -> None:
     assert result.json()["error"]["message"] == "cannot reach an SSH server at 127.0.0.1 port 9", \
         result.stdout
     assert invoke(*REMOTE, "--ssh-config", tmp_path, "--json").code == 2  # a folder is not
+
+
+@pytest.mark.parametrize("option", ["--ssh-identity", "--known-hosts", "--ssh-config"])
+def test_a_file_for_ssh_that_cannot_be_looked_at_is_named(option: str, user: object) -> None:
+    """A name too long (or, for another user, a folder not theirs to enter: EACCES) ended the
+    check that the file is there in 'internal error: OSError' (exit 5)."""
+    result = invoke(*REMOTE, option, "k" * 300, "--json")
+    assert result.code == 2, result.stdout + result.stderr
+    assert result.json()["error"]["message"] == f"{option} {'k' * 300}: File name too long"
