@@ -414,10 +414,15 @@ def check_output(output: Path, sources: list[Source], default_place: bool = Fals
     """Refuse an *output* that exists, lies in a missing or read-only folder, or in a folder being
     captured (*default_place*: the current folder was chosen for the user, so the error says
     so)."""
-    if output.exists() or output.is_symlink():
+    try:
+        taken, folder_there = output.exists() or output.is_symlink(), output.parent.is_dir()
+    except OSError as exc:  # a name too long, a folder not ours to enter: not exit 5
+        raise OutputError(f"cannot use {output}: {exc.strerror or exc}",
+                          hint="choose another name or folder with -o") from None
+    if taken:
         raise OutputError(f"{output} already exists; evidencekit never overwrites a bundle",
                           hint="choose another name with -o")
-    if not output.parent.is_dir():
+    if not folder_there:
         raise OutputError(f"the folder {output.parent} does not exist")
     _refuse_output_inside(output, sources, default_place)
     if not os.access(output.parent, os.W_OK):

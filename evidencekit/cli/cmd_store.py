@@ -28,6 +28,7 @@ from evidencekit.cli.options import FILE_PATH, TEXT
 from evidencekit.errors import (
     EvidenceKitError,
     ExitCode,
+    InputError,
     Interrupted,
     OutputError,
     UsageError,
@@ -110,6 +111,8 @@ def _require_recordable(bundle: Path) -> None:
 
     try:
         check_appendable(bundle)
+    except OSError as exc:  # a name too long, a folder not ours to enter: not exit 5
+        raise InputError(f"cannot read {bundle}: {exc.strerror or exc}") from None
     except EvidenceKitError as exc:
         exc.message += ("; nothing was stored: the delivery could not be recorded in its "
                         "custody log")

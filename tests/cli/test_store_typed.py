@@ -170,3 +170,19 @@ def test_store_put_to_a_path_that_cannot_be_looked_at_is_said(
     assert result.code == 2, result.stdout + result.stderr
     assert result.json()["error"]["message"] == \
         f"cannot use {'k' * 300}: File name too long; nothing was copied"
+
+
+def test_store_put_of_a_bundle_that_cannot_be_looked_at_is_said(
+        tmp_path: Path, keys: dict[str, Any], user: Path) -> None:
+    result = invoke("store", "put", "k" * 300, tmp_path / "copy.evidence", "--sign-key",
+                    keys["signer"], "--json")
+    assert result.code == 2, result.stdout + result.stderr
+    assert result.json()["error"]["message"] == f"cannot read {'k' * 300}: File name too long"
+
+
+def test_capture_to_a_path_that_cannot_be_looked_at_is_said(
+        tmp_path: Path, keys: dict[str, Any], user: Path, tree: Path) -> None:
+    result = invoke("capture", tree, "-R", keys["recipient"], "--sign-key", keys["signer"],
+                    "-o", "k" * 300, "--json")
+    assert result.code == 2, result.stdout + result.stderr
+    assert result.json()["error"]["message"] == f"cannot use {'k' * 300}: File name too long"
