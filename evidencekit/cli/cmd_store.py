@@ -24,7 +24,7 @@ from evidencekit.cli.app import (
     run,
     signer_options,
 )
-from evidencekit.cli.options import FILE_PATH, TEXT
+from evidencekit.cli.options import FILE_PATH, NAMED, TEXT
 from evidencekit.errors import (
     EvidenceKitError,
     ExitCode,
@@ -67,7 +67,7 @@ def lock_options(f: F) -> F:
 
 @store.command("put", short_help="Upload a bundle, locked, and record it in its custody log.")
 @bundle_argument
-@click.argument("destination", type=TEXT)
+@click.argument("destination", type=NAMED)
 @lock_options
 @click.option("--note", default="", help="Free text for the custody event (why, who asked).")
 @signer_options

@@ -58,7 +58,19 @@ class NamedPath(click.Path):
         return cast(Path, super().convert(value, param, ctx))
 
 
+class Named(Text):
+    """A file's name or a location (``store put``'s DESTINATION: a path, or s3://): only ""
+    refused; a name of blanks is a name, as for NamedPath."""
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        if value == "":
+            _refuse_empty(self, param, ctx)
+        return value
+
+
 TEXT = Text()
+NAMED = Named()
 
 # A file named on the command line (a folder there is a usage error): one type for every such
 # option, so that they all say and check the same.

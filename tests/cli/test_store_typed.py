@@ -186,3 +186,13 @@ def test_capture_to_a_path_that_cannot_be_looked_at_is_said(
                     "-o", "k" * 300, "--json")
     assert result.code == 2, result.stdout + result.stderr
     assert result.json()["error"]["message"] == f"cannot use {'k' * 300}: File name too long"
+
+
+def test_store_put_to_a_file_named_with_a_blank_copies_there(
+        bundle: Path, keys: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+        ) -> None:
+    """Only "" is refused (an unset variable); ' ' is a file name like any other."""
+    monkeypatch.chdir(tmp_path)
+    result = invoke("store", "put", bundle, " ", "--sign-key", keys["signer"], "--json")
+    assert result.code == 0, result.stdout + result.stderr
+    assert (tmp_path / " ").is_file()
