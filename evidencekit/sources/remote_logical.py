@@ -17,7 +17,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,34 +144,47 @@ class RemoteLogicalSource:
         self._started = self._clock()
         self._held_items = len(self._paths)
         self._held_bytes = sum(len(p) for p in self._paths)
-        missing = 0
-        for path in self._paths:
-            missing += not (yield from self._walk(path))
-        if self._paths and missing == len(self._paths):
-            # as a local capture, and evidencekit there, refuse it ('source not found'): it
-            # made a bundle holding nothing but the JSON document, exit 3
-            shown = ", ".join(escape_name(p) for p in self._paths)
-            raise InputError(f"not found on {self._host.given}: {shown}; nothing was kept",
-                             hint="check the paths on that host (they are its own, not yours)")
+        for path, looked in self._looked_up_all_there():
+            yield from self._walk(path, looked)
         document = self._document(self._clock())
         yield StreamEntry(self._index, f"{self._bag_name}.{DOCUMENT}".encode(),
                           f"data/{self._bag_name}.{DOCUMENT}", BytesContent(document),
                           mtime_ns=self._clock())
 
-    def _walk(self, top: bytes) -> Generator[Entry | StreamEntry, None, bool]:
+    def _looked_up_all_there(self) -> list[tuple[bytes, Attrs | SftpError]]:
+        """Each path given and its attributes (or why they could not be had), once every one
+        is known to be there: one that is not is refused before anything is read, as a local
+        capture and evidencekit there refuse it ('source not found'): a typo is not evidence
+        that something is missing. (One absent among others was recorded and the capture went
+        on, exit 3; all absent made a bundle holding only its JSON document.) A path there that
+        cannot be looked at is recorded by the walk, as a local one is."""
+        looked: list[tuple[bytes, Attrs | SftpError]] = []
+        for path in self._paths:
+            try:
+                looked.append((path, self._session.lstat(path)))
+            except SftpError as exc:
+                looked.append((path, exc))
+        absent = [path for path, found in looked
+                  if isinstance(found, SftpError) and found.errno == errno.ENOENT]
+        if absent:
+            shown = ", ".join(escape_name(p) for p in absent)
+            raise InputError(f"not found on {self._host.given}: {shown}; nothing was kept",
+                             hint="check the paths on that host (they are its own, not yours)")
+        return looked
+
+    def _walk(self, top: bytes, looked: Attrs | SftpError) -> Iterator[Entry | StreamEntry]:
         """*top* and what it holds, depth first in name order, without recursion: a tree may
         be deeper than Python's stack (an SFTP path may be 4096 bytes long: 2,000 levels).
         What is pending is each open folder's path and the names (and attributes) it listed
-        not yet visited, the last first: nothing of what was visited is held but its line."""
+        not yet visited, the last first: nothing of what was visited is held but its line.
+        *looked*: *top*'s attributes, or why they could not be had."""
         yield from self._unread()
-        try:
-            attrs = self._session.lstat(top)
-        except SftpError as exc:
-            self._record(_Item(top, "missing", None, error=exc.strerror or str(exc)))
+        if isinstance(looked, SftpError):
+            self._record(_Item(top, "missing", None, error=looked.strerror or str(looked)))
             yield from self._unread()
-            return exc.errno != errno.ENOENT  # found, though it could not be looked at
+            return
         pending: list[tuple[bytes, list[tuple[bytes, Attrs]]]] = []
-        yield from self._visit(top, attrs, pending)
+        yield from self._visit(top, looked, pending)
         while pending:
             folder, children = pending[-1]
             if not children:
@@ -180,7 +193,6 @@ class RemoteLogicalSource:
             name, attrs = children.pop()
             yield from self._visit(folder.rstrip(b"/") + b"/" + name, attrs, pending)
         yield from self._unread()
-        return True
 
     def _visit(self, path: bytes, attrs: Attrs,
                pending: list[tuple[bytes, list[tuple[bytes, Attrs]]]]

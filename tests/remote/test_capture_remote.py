@@ -244,14 +244,16 @@ def test_what_a_profile_does_not_find_there_is_said_here(
     assert "1 not present here" in said and f"{remote_tree}/no-such-log" in said, said
 
 
-def test_over_sftp_paths_none_of_which_is_there_are_refused(
+@pytest.mark.parametrize("there", [(), ("notes.txt",)])
+def test_over_sftp_a_path_not_there_is_refused(
         server: sshd_support.Sshd, remote_tree: Path, keys: dict[str, Path],
-        tmp_path: Path) -> None:
-    """Refused as a local capture and evidencekit there refuse them ('source not found'); it
-    made a bundle holding nothing but the JSON document, exit 3."""
+        tmp_path: Path, there: tuple[str, ...]) -> None:
+    """Refused as a local capture and evidencekit there refuse it ('source not found'): all
+    absent made a bundle holding nothing but the JSON document (exit 3), one absent among
+    others was recorded and the capture went on (exit 3)."""
     out = tmp_path / "none.evidence"
-    done = _capture(server, keys, out, remote_tree / "gone", "/no/such/path",
-                    extra=("--sftp",))
+    done = _capture(server, keys, out, *(remote_tree / name for name in there),
+                    remote_tree / "gone", "/no/such/path", extra=("--sftp",))
     assert done.code == 2, done.stderr
     message = done.json()["error"]["message"]
     assert message == (f"not found on {server.remote}: {remote_tree}/gone, /no/such/path; "
