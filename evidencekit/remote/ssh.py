@@ -58,9 +58,17 @@ class Endpoint:
 
     @classmethod
     def parse(cls, text: str) -> Endpoint:
-        match = re.fullmatch(r"([^@\s]+)@(\[[0-9A-Fa-f:.]+\]|[^:@\s\[\]]+)(?::(\d{1,5}))?", text)
+        # A host name, an IPv4 or [IPv6] address, nothing a shell reads: --jump's ProxyCommand
+        # holds the host (%h) unquoted, and an OpenSSH older than 9.6 (and a user's own
+        # ProxyCommand or Match exec with %h / %r) hands it to the shell as it is:
+        # 'admin@x$(touch f)' ran 'touch f' here. ssh 9.6 refuses such names itself.
+        match = re.fullmatch(r"([^@\s\x00-\x1f\x7f'`\"$\\;&<>|(){}*?!#~\[\]]+)@"
+                             r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::(\d{1,5}))?", text)
         if not match or match.group(1).startswith("-") or match.group(2).startswith("-"):
-            raise UsageError(f"--remote {text!r}: expected USER@HOST or USER@HOST:PORT",
+            shaped = re.fullmatch(r"[^@\s]+@[^@\s]+", text) is not None
+            raise UsageError(f"--remote {text!r}: expected USER@HOST or USER@HOST:PORT"
+                             + ("; a user or host name holds none of ' \" ` $ \\ ; & < > | "
+                                "( ) { } * ? ! # ~ (a shell would read them)" if shaped else ""),
                              hint="e.g. --remote admin@web-17.example:22")
         port = int(match.group(3) or 22)
         if not 0 < port < 65536:

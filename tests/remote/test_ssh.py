@@ -34,6 +34,16 @@ def test_anything_else_is_refused_before_ssh_sees_it(text: str) -> None:
         Endpoint.parse(text)
 
 
+@pytest.mark.parametrize("text", ["admin@x$(touch${IFS}f)", "admin@x`id`", "admin@a;id",
+                                  "admin@a|id", "admin@a&id", "admin@host*", "u$(id)@host",
+                                  "u'x@host", "u;id@host", "admin@a\x1b[2Kb"])
+def test_a_name_a_shell_would_read_is_refused(text: str) -> None:
+    """--jump's ProxyCommand holds the host unquoted (-W [%h]:%p): an OpenSSH older than 9.6
+    hands a host such as 'x$(touch f)' to the shell as it is."""
+    with pytest.raises(UsageError, match="a shell would read them"):
+        Endpoint.parse(text)
+
+
 def test_a_host_key_is_a_sha256_fingerprint() -> None:
     good = "SHA256:" + "A" * 43
     assert check_fingerprint(good) == good
