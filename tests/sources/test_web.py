@@ -223,7 +223,8 @@ def test_urls_are_normalised(given: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize("given", ["ftp://example.org/", "example.org", "https://",
-                                   "https://jane:secret@example.org/"])
+                                   "https://jane:secret@example.org/",
+                                   "http://[bad/"])  # (ValueError: internal error, exit 5)
 def test_urls_that_cannot_be_fetched_are_refused(given: str) -> None:
     with pytest.raises(UsageError):
         check_url(given)
