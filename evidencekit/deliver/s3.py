@@ -106,9 +106,12 @@ def object_key(prefix: str, facts: BundleFacts) -> str:
 
 # The names evidencekit gives objects (object_key, S3Capture), the folders before them the case
 # and the host made safe (_safe): what verify s3:// and store get hold the bundle read to.
-_PUT_NAME = re.compile(r"(?:.*/)?([^/]+)/([^/]+)/([0-9a-f]{64})" + re.escape(SUFFIX))
+# A hex digest says the same in any case, and so does the suffix to a reader: a bundle stored as
+# '…/E9B6….EVIDENCE', beside the one named, was not judged (verify exit 0 with another payload).
+_PUT_NAME = re.compile(r"(?:.*/)?([^/]+)/([^/]+)/([0-9a-f]{64})" + re.escape(SUFFIX),
+                       re.IGNORECASE)
 _CAPTURE_NAME = re.compile(r"(?:.*/)?([^/]+)/([^/]+)/capture-[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}"
-                           + re.escape(SUFFIX))
+                           + re.escape(SUFFIX), re.IGNORECASE)
 
 
 def why_not_the_named_bundle(url: S3Url, report: Report) -> str | None:
@@ -128,7 +131,7 @@ def why_not_the_named_bundle(url: S3Url, report: Report) -> str | None:
     named = _PUT_NAME.fullmatch(url.key)
     if named:
         case, host, payload = named.groups()
-        if payload != report.payload.sha256:
+        if payload.lower() != report.payload.sha256:
             return (f"its name says payload {payload}, the bundle it holds has payload "
                     f"{report.payload.sha256}")
         if (case, host) != (_safe(seal.case_id), _safe(first.host)):
@@ -139,11 +142,18 @@ def why_not_the_named_bundle(url: S3Url, report: Report) -> str | None:
     if named:
         recorded = first.details.get("key") if first.details.get("destination") == "s3" \
             else None
-        if recorded is None or recorded.split("/")[-3:] != url.key.split("/")[-3:]:
+        if recorded is None or _last_three(recorded) != _last_three(url.key):
             return ("its capture event records that it was written "
                     + (f"to key {recorded!r}" if recorded else "elsewhere (not to a store)")
                     + f", not to {url.key!r}")
     return None
+
+
+def _last_three(key: str) -> list[str]:
+    """The case, the host and the name of a capture's key, the name in lower case (as the
+    pattern that finds it takes it)."""
+    *folders, name = key.split("/")[-3:]
+    return [*folders, name.lower()]
 
 
 def judge_name(location: str, report: Report) -> None:
