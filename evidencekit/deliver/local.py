@@ -115,8 +115,8 @@ def _recorded_copy(target: Path, facts: BundleFacts) -> Delivery | None:
     recorded = [details for details in (_details(event) for event in facts.custody)
                 if details.get("destination") == "file" and details.get("path") == str(target)
                 and details.get("payload_sha256") == facts.payload_sha256]
-    if not recorded:
-        return None
+    if not recorded or not target.is_file() or target.is_symlink():
+        return None  # (a named pipe there, opened to be hashed, held the put forever)
     try:
         with target.open("rb") as f:
             digest = _sha256_of(f)

@@ -196,3 +196,31 @@ def test_store_put_to_a_file_named_with_a_blank_copies_there(
     result = invoke("store", "put", bundle, " ", "--sign-key", keys["signer"], "--json")
     assert result.code == 0, result.stdout + result.stderr
     assert (tmp_path / " ").is_file()
+
+
+def test_store_put_again_where_the_recorded_copy_was_replaced_by_a_pipe_does_not_hang(
+        bundle: Path, keys: dict[str, Any], tmp_path: Path) -> None:
+    """The retry that finds the recorded copy opened whatever was there to hash it: a named
+    pipe in its place (no writer) held store put forever. Not a file: refused, as any other."""
+    import threading
+
+    copy = tmp_path / "copy.evidence"
+    first = invoke("store", "put", bundle, copy, "--sign-key", keys["signer"], "--json")
+    assert first.code == 0, first.stdout + first.stderr
+    copy.chmod(0o600)
+    copy.unlink()
+    os.mkfifo(copy)
+    results: list[Any] = []
+    again = threading.Thread(target=lambda: results.append(invoke(
+        "store", "put", bundle, copy, "--sign-key", keys["signer"], "--json")))
+    again.start()
+    again.join(10)
+    hung = again.is_alive()
+    if hung:  # let it go: a writer that writes nothing
+        os.close(os.open(copy, os.O_WRONLY | os.O_NONBLOCK))
+        again.join(10)
+    assert not hung
+    [result] = results
+    assert result.code == 2, result.stdout + result.stderr
+    assert "exists and is not a copy of this bundle (it is not a file)" in \
+        result.json()["error"]["message"]
