@@ -245,7 +245,7 @@ def offered_through_ssh(endpoint: Endpoint, config: Path | None, jump: Endpoint 
     the key exchange, but ssh may record a key before it checks that signature): the connection
     that follows, with the key pinned, is what proves the host holds it."""
     offered: list[HostKey] = []
-    folder = leftovers.working_folder("evidencekit-ssh")
+    folder = _working_folder()
     try:
         remaining = list(algorithms)
         while remaining:
@@ -444,7 +444,7 @@ def connection(endpoint: Endpoint, key: HostKey, identity: Path | None = None,
                config: Path | None = None,
                jump: Endpoint | None = None) -> Iterator[Connection]:
     """A :class:`Connection` whose known_hosts file (one line: *key*) lives while it is used."""
-    folder = leftovers.working_folder("evidencekit-ssh")  # (one a kill -9 left goes next time)
+    folder = _working_folder()  # (one a kill -9 left goes next time)
     try:
         known = Path(folder) / "known_hosts"
         fd = os.open(known, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -453,6 +453,26 @@ def connection(endpoint: Endpoint, key: HostKey, identity: Path | None = None,
         yield Connection(endpoint, key, known, identity, config, jump)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+# What ssh reads in an option's value in its own way: it splits UserKnownHostsFile at whitespace
+# (a list of files), reads quotes and backslashes, and expands %-tokens and a leading ~.
+_READ_BY_SSH = re.compile(r"[\s\"'\\%#]|^~")
+
+
+def _working_folder() -> str:
+    """A private folder for the known_hosts files given to ssh (UserKnownHostsFile=PATH), in
+    the system's temporary folder. Under a TMPDIR such as '/tmp/case 42', ssh read
+    '/tmp/case' (a file any local user may make) and 'dir/…' instead of the pin's file: a key
+    written there by someone else was trusted for the host. Such a folder is refused."""
+    folder = leftovers.working_folder("evidencekit-ssh")
+    if _READ_BY_SSH.search(folder):
+        shutil.rmtree(folder, ignore_errors=True)
+        raise UsageError(f"the temporary folder {os.path.dirname(folder)!r} has a space, a "
+                         "quote, a backslash, '%' or '#' in its name: ssh would read the pinned "
+                         "host key's file under another name, so nothing was captured",
+                         hint="set TMPDIR to a folder without one, e.g. TMPDIR=/tmp")
+    return folder
 
 
 def _other_trust_off() -> tuple[str, ...]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,28 @@ def test_ssh_checks_exactly_the_pinned_key_and_asks_nothing(tmp_path: Path) -> N
                    "GSSAPIKeyExchange=no"):  # (Debian's OpenSSH, as on CI, knows it)
         assert wanted in options
     assert argv[-2:] == ["--", "web-17.example"] and "-a" in argv and "-x" in argv
+
+
+@pytest.mark.parametrize("name", ["case 42", "a%hb", "quote'd", "back\\slash"])
+def test_a_temporary_folder_ssh_would_read_otherwise_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """ssh splits UserKnownHostsFile at spaces and expands %-tokens: under TMPDIR '/tmp/case 42'
+    it read '/tmp/case' (any local user may make it) for the pinned key's file, and trusted an
+    impostor's key written there (seen against a real sshd behind a man in the middle)."""
+    odd = tmp_path / name
+    odd.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(odd))
+    key = HostKey("ssh-ed25519", "AAAAC3NzaC1lZDI1NTE5AAAAIOfake")
+    with pytest.raises(UsageError, match="ssh would read"), \
+            connection(Endpoint("admin", "web-17.example"), key):
+        pass
+    with pytest.raises(UsageError, match="ssh would read"):
+        ssh.offered_through_ssh(Endpoint("admin", "web-17.example"), None, None,
+                                ["ssh-ed25519"], lambda key: True)
+    assert list(odd.iterdir()) == []  # no folder left there
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # a plain one is taken
+    with connection(Endpoint("admin", "web-17.example"), key) as conn:
+        assert conn.known_hosts.parent.parent == tmp_path
 
 
 def test_a_hashed_known_hosts_entry_is_found_whatever_the_case_of_the_host_given(
