@@ -188,12 +188,25 @@ class Report:
         return list(rows.values())
 
 
+@dataclass(frozen=True)
+class HashedRange:
+    """The SHA-256 of bytes *offset* to *offset* + *size* of a bundle file, computed from the
+    very bytes written to it as they were written (``store get`` hashes the payload while it
+    downloads): step 7 takes it instead of reading the payload again, when it is exactly the
+    payload member's range."""
+
+    offset: int
+    size: int
+    sha256: str
+
+
 def verify(path: Path, identities: Keys = (),
            trusted_keys: Sequence[PublicKey] = (), *,
            progress: Progress | None = None, check_payload_hash: bool = True,
            opened: OuterBundle | None = None,
            tsa_roots: Sequence[timestamps.Certificate] | None = None,
-           readers: PayloadReaders | None = None) -> Report:
+           readers: PayloadReaders | None = None,
+           payload_hashed: HashedRange | None = None) -> Report:
     """Run every check that the given keys allow; never stop at the first problem.
 
     *readers* take the decrypted payload as it is checked (extract, reseal, the report and the
@@ -204,8 +217,10 @@ def verify(path: Path, identities: Keys = (),
     one that a custody append put under that name meanwhile); it is left open. *tsa_roots*
     (``--tsa-ca``): the roots timestamps are checked against; without them a timestamp's
     imprint is checked but it is reported as not checked against a trusted root.
-    *identities*: the keys, or a protection.KeySource asked for them with the payload's header
-    as soon as the bundle is open (before any check and before *progress* starts).
+    *payload_hashed*: the payload's hash, already computed (:class:`HashedRange`; not used
+    with keys, which read the payload anyway). *identities*: the keys, or a
+    protection.KeySource asked for them with the payload's header as soon as the bundle is
+    open (before any check and before *progress* starts).
     """
     report = Report(str(path))
     progress = progress or NoProgress()
@@ -218,7 +233,7 @@ def verify(path: Path, identities: Keys = (),
         keys = keys_for_bundle(identities, bundle)
         try:
             _verify_open(bundle, report, keys, trusted_keys, readers or PayloadReaders(),
-                         progress, check_payload_hash, tsa_roots)
+                         progress, check_payload_hash, tsa_roots, payload_hashed)
         except KeyboardInterrupt:
             # Said here, not by the CLI's generic "nothing was written / the source was not
             # changed" (capture's words): what a reader of bundles was doing, and that the
@@ -235,7 +250,8 @@ def verify(path: Path, identities: Keys = (),
 def _verify_open(bundle: OuterBundle, report: Report, identities: Sequence[age.Identity],
                  trusted_keys: Sequence[PublicKey], readers: PayloadReaders,
                  progress: Progress, check_payload_hash: bool = True,
-                 tsa_roots: Sequence[timestamps.Certificate] | None = None) -> None:
+                 tsa_roots: Sequence[timestamps.Certificate] | None = None,
+                 payload_hashed: HashedRange | None = None) -> None:
     findings = report.findings
     for problem in structure_problems(bundle):  # step 1
         findings.error("outer-structure", bundle.path.name, problem)
@@ -257,7 +273,8 @@ def _verify_open(bundle: OuterBundle, report: Report, identities: Sequence[age.I
                                   report.payload)
     report.timestamps = _check_timestamps(bundle, seal, findings, tsa_roots)  # step 12
     if check_payload_hash or identities:
-        _check_payload(bundle, report, identities, readers, progress)  # steps 7-10
+        _check_payload(bundle, report, identities, readers, progress,  # steps 7-10
+                       payload_hashed)
     _check_resealers(report, trusted_keys)
     _check_other_signers(report)
 
@@ -500,10 +517,15 @@ def _check_event(bundle: OuterBundle, event: CustodyEvent, data: bytes, name: st
 
 
 def _check_payload(bundle: OuterBundle, report: Report, identities: Sequence[age.Identity],
-                   readers: PayloadReaders, progress: Progress) -> None:
+                   readers: PayloadReaders, progress: Progress,
+                   hashed: HashedRange | None = None) -> None:
     member = bundle.by_name.get(PAYLOAD)
     seal = report.seal
     if member is None or seal is None:
+        return
+    if not identities and hashed is not None and (hashed.offset, hashed.size) == (
+            member.offset, member.size):
+        _compare_payload(report, seal, member.size, hashed.sha256)
         return
     if identities:
         report.recipients = _recipients(bundle)
@@ -517,11 +539,16 @@ def _check_payload(bundle: OuterBundle, report: Report, identities: Sequence[age
         drain(stream)
     finally:
         progress.finish()
+    _compare_payload(report, seal, member.size, reader.hexdigest())
+
+
+def _compare_payload(report: Report, seal: Seal, size: int, sha256: str) -> None:
+    """Step 7: the payload's size and SHA-256 against the seal and the custody log."""
     expected = report.payload or PayloadExpectation(seal.payload_sha256, seal.payload_size)
-    if member.size != expected.size:
+    if size != expected.size:
         report.findings.error("payload-hash", PAYLOAD, "payload size differs from the seal "
-                              "and custody log", expected.size, member.size)
-    report.payload_sha256 = reader.hexdigest()
+                              "and custody log", expected.size, size)
+    report.payload_sha256 = sha256
     if report.payload_sha256 != expected.sha256:
         report.findings.error("payload-hash", PAYLOAD, "payload SHA-256 differs from the seal "
                               "and custody log (the encrypted evidence was changed)",

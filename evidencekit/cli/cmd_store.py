@@ -303,10 +303,15 @@ def store_get(location: str, output: Path, endpoint: str | None, progress: str,
         client = s3.make_client(endpoint)
         try:
             with fs.staged(output) as stage:
+                # the payload is hashed as it is written: verifying the copy then reads only
+                # its small members again, not the whole bundle (a few seconds per GiB)
+                watch = s3.PayloadWatch()
                 digest, recorded = s3.download(client, url, stage.file,
-                                               render.progress_for(as_json, progress))
+                                               render.progress_for(as_json, progress),
+                                               watch)
                 stage.file.flush()
-                s3.check_downloaded(url, stage.path, render.progress_for(as_json, progress))
+                s3.check_downloaded(url, stage.path, render.progress_for(as_json, progress),
+                                    watch.hashed())
         except FileExistsError:
             raise OutputError(f"{output} exists; nothing was written",
                               hint="choose another name with -o") from None

@@ -181,7 +181,7 @@ def read_members(f: BinaryIO) -> list[Member]:
             _check_end(f, offset, file_size)
             return members
         header = first + f.read(2 * BLOCK)
-        member = _parse_member(header, offset, file_size)
+        member = parse_member(header, offset, file_size)
         members.append(member)
         offset = member.offset + member.size + len(padding(member.size))
         f.seek(member.offset + member.size)
@@ -201,7 +201,9 @@ def _check_end(f: BinaryIO, offset: int, file_size: int) -> None:
                           f"archive (byte {offset + 2 * BLOCK})")
 
 
-def _parse_member(header: bytes, offset: int, file_size: int) -> Member:
+def parse_member(header: bytes, offset: int, file_size: int) -> Member:
+    """The member whose header (HEADER_LEN bytes) lies at *offset* of a bundle of *file_size*
+    bytes; BundleError when it is not an evidencekit member header."""
     if len(header) < HEADER_LEN:
         raise BundleError(f"bundle is truncated at byte {offset}: incomplete member header")
     name = header[2 * BLOCK : 2 * BLOCK + 100].split(b"\0", 1)[0]

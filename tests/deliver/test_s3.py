@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -16,13 +17,14 @@ from botocore.exceptions import ClientError
 from evidencekit.capture import CaptureRequest, CaseInfo, capture
 from evidencekit.crypto import age
 from evidencekit.crypto.keys import SigningKey
-from evidencekit.deliver import BundleFacts, checked_facts
+from evidencekit.deliver import BundleFacts, checked_facts, s3
 from evidencekit.deliver.s3 import (
     MIN_PART,
     PART_SIZE,
     Lock,
     ObjectExists,
     ObjectWriter,
+    PayloadWatch,
     S3Capture,
     S3Store,
     S3Url,
@@ -31,7 +33,10 @@ from evidencekit.deliver.s3 import (
     read_back,
 )
 from evidencekit.errors import BundleError, Interrupted, StoreError, UsageError
+from evidencekit.format.documents import PAYLOAD
+from evidencekit.format.reader import open_bundle
 from evidencekit.progress import NoProgress
+from evidencekit.verify import HashedRange, verify
 from tests.support.s3server import S3Server
 from tests.support.streams import OneStream, Pieces
 
@@ -86,10 +91,52 @@ def test_lock_options() -> None:
             Lock.from_options(*args, NOW)
 
 
-def test_parts_grow_so_10000_hold_880_gib() -> None:
-    assert part_size(1) == part_size(1000) == PART_SIZE >= MIN_PART
-    assert part_size(1001) == 2 * PART_SIZE
-    assert sum(part_size(n) for n in range(1, 10_001)) == 55_000 * PART_SIZE
+def test_parts_grow_so_10000_hold_820_gib() -> None:
+    assert part_size(1) == part_size(500) == PART_SIZE == 8 << 20 >= MIN_PART
+    assert part_size(501) == 2 * PART_SIZE
+    assert sum(part_size(n) for n in range(1, 10_001)) == 105_000 * PART_SIZE  # 820 GiB
+
+
+class _SlowStore:
+    """Takes parts more slowly than they are written, and keeps none of them."""
+
+    def create_multipart_upload(self, **_: Any) -> dict[str, Any]:
+        return {"UploadId": "u"}
+
+    def upload_part(self, **arguments: Any) -> dict[str, Any]:
+        time.sleep(0.05)
+        arguments["Body"].read()
+        return {"ETag": f"e{arguments['PartNumber']}"}
+
+    def complete_multipart_upload(self, **_: Any) -> dict[str, Any]:
+        return {}
+
+
+def test_at_most_three_parts_are_in_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two on their way and one filling: a buffer made for the next part while the writer
+    waited for a free thread was a fourth (69 MiB of parts in a capture -o s3://)."""
+    live = {"now": 0, "most": 0}
+
+    class Counted(bytearray):
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
+            if len(self) >= MIN_PART:
+                live["now"] += 1
+                live["most"] = max(live["most"], live["now"])
+
+        def __del__(self) -> None:
+            if len(self) >= MIN_PART:
+                live["now"] -= 1
+
+    monkeypatch.setattr(s3, "bytearray", Counted, raising=False)
+    monkeypatch.setattr(s3, "PART_SIZE", MIN_PART)
+    writer = ObjectWriter(_SlowStore(), "b", "k", _lock())
+    block = bytes(1 << 20)
+    for _ in range(10 * MIN_PART // len(block)):
+        writer.write(block)
+    uploaded = writer.complete()
+    assert len(uploaded.parts) == 10
+    assert live["most"] == 3
 
 
 def _lock() -> Lock:
@@ -341,3 +388,43 @@ def test_an_interrupt_after_a_capture_was_stored_names_the_object(
         out.write(b"x" * 1000)
     monkeypatch.undo()
     assert store.head(target.key) is not None
+
+
+def _watched(data: bytes, block: int) -> PayloadWatch:
+    watch = PayloadWatch()
+    watch.begin(len(data))
+    for at in range(0, len(data), block):
+        watch.feed(data[at : at + block])
+    return watch
+
+
+def test_store_get_hashes_the_payload_as_it_downloads(bundle: Path) -> None:
+    """The payload's range is found from the headers before it, in blocks of any size, and
+    its hash is the one verify computes reading the file."""
+    data = bundle.read_bytes()
+    report = verify(bundle)
+    payload = open_bundle(bundle).by_name[PAYLOAD]
+    for block in (1, 511, 1536, 4096, 1 << 20):
+        hashed = _watched(data, block).hashed()
+        assert hashed == HashedRange(payload.offset, payload.size, report.payload_sha256)
+
+
+def test_verify_takes_the_payload_hash_given_for_the_payload_only(bundle: Path) -> None:
+    payload = open_bundle(bundle).by_name[PAYLOAD]
+    wrong = HashedRange(payload.offset, payload.size, "0" * 64)
+    report = verify(bundle, payload_hashed=wrong)  # not read again: the hash given is judged
+    assert [f.check for f in report.findings.errors] == ["payload-hash"]
+    elsewhere = HashedRange(payload.offset + 512, payload.size, "0" * 64)
+    assert verify(bundle, payload_hashed=elsewhere).ok  # another range: the payload is read
+
+
+def test_no_payload_hash_from_a_stream_cut_short_or_not_a_bundle(bundle: Path) -> None:
+    data = bundle.read_bytes()
+    cut = PayloadWatch()
+    cut.begin(len(data))
+    cut.feed(data[: len(data) // 2])
+    assert cut.hashed() is None
+    assert _watched(b"x" * len(data), 4096).hashed() is None
+    damaged = bytearray(data)
+    damaged[10] ^= 1  # README.txt's header
+    assert _watched(bytes(damaged), 4096).hashed() is None

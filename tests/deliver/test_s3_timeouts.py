@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from evidencekit.deliver import s3
 from evidencekit.deliver.s3 import Lock, ObjectWriter, Patience, make_client, read_back
 from evidencekit.errors import UsageError
 from tests.support.cli import invoke
@@ -120,6 +121,7 @@ def test_a_slow_link_that_keeps_moving_completes_a_16_mib_part(
     2 s however steadily the bytes went."""
     monkeypatch.setenv("EVIDENCEKIT_S3_TIMEOUT", "2")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    monkeypatch.setattr(s3, "PART_SIZE", 16 << 20)  # one part, sent for longer than 2 s
     for name, value in s3_server.env().items():
         monkeypatch.setenv(name, value)
     bucket = s3_server.new_bucket()
