@@ -294,6 +294,7 @@ def store_get(location: str, output: Path, endpoint: str | None, progress: str,
 
     def body() -> int:
         from evidencekit.deliver import s3
+        from evidencekit.fs.direct import DiskWriter
 
         refuse_stdout(output, "a bundle")
         url = s3.S3Url.parse(location)
@@ -304,11 +305,18 @@ def store_get(location: str, output: Path, endpoint: str | None, progress: str,
         try:
             with fs.staged(output) as stage:
                 # the payload is hashed as it is written: verifying the copy then reads only
-                # its small members again, not the whole bundle (a few seconds per GiB)
+                # its small members again, not the whole bundle (a few seconds per GiB); the
+                # file is written past the page cache (O_DIRECT, on a thread of its own), as
+                # capture writes a bundle, so that the final fsync has little left to wait for
                 watch = s3.PayloadWatch()
-                digest, recorded = s3.download(client, url, stage.file,
-                                               render.progress_for(as_json, progress),
-                                               watch)
+                disk = DiskWriter(stage.file)
+                try:
+                    digest, recorded = s3.download(client, url, disk,
+                                                   render.progress_for(as_json, progress),
+                                                   watch)
+                    disk.finish()
+                finally:
+                    disk.close()
                 stage.file.flush()
                 s3.check_downloaded(url, stage.path, render.progress_for(as_json, progress),
                                     watch.hashed())

@@ -48,6 +48,7 @@ from evidencekit.rawreader import RawReader
 from evidencekit.text import plural
 
 if TYPE_CHECKING:
+    from evidencekit.fs.direct import DiskWriter
     from evidencekit.verify import HashedRange, Report
 
 SCHEME = "s3://"
@@ -1404,7 +1405,7 @@ class PayloadWatch:
         return HashedRange(first, end - first, self._hash.hexdigest())
 
 
-def download(client: Any, url: S3Url, out: BinaryIO, progress: Progress,
+def download(client: Any, url: S3Url, out: BinaryIO | DiskWriter, progress: Progress,
              watch: PayloadWatch | None = None) -> tuple[str, str]:
     """Write the object at *url* to *out*; (its SHA-256 as read, the one recorded at upload or
     ''). BundleError when they differ, or when the key was written over. *watch* is given
@@ -1425,7 +1426,7 @@ def download(client: Any, url: S3Url, out: BinaryIO, progress: Progress,
         progress.start("Downloading", None, int(size) or None)
         for block in object_blocks(answer, int(size), url):
             digest.update(block)
-            out.write(block)
+            out.write(memoryview(block))
             if watch is not None:
                 watch.feed(block)
             progress.advance(nbytes=len(block))
