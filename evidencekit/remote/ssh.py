@@ -270,6 +270,8 @@ def _offered_once(endpoint: Endpoint, config: Path | None, jump: Endpoint | None
     argv = [*_ssh_base(endpoint, config, jump),
             "-o", "StrictHostKeyChecking=accept-new",
             "-o", f"UserKnownHostsFile={known}",
+            # the alias is looked for in that file: Debian's /etc/ssh/ssh_config hashes names
+            "-o", "HashKnownHosts=no",
             "-o", f"HostKeyAlgorithms={','.join(algorithms)}",
             # no key, password or ticket is offered to a host not yet proven
             "-o", "PreferredAuthentications=none", "-o", "NumberOfPasswordPrompts=0",
