@@ -272,6 +272,9 @@ def _offered_once(endpoint: Endpoint, config: Path | None, jump: Endpoint | None
             "-o", f"UserKnownHostsFile={known}",
             # the alias is looked for in that file: Debian's /etc/ssh/ssh_config hashes names
             "-o", "HashKnownHosts=no",
+            # what ssh says is read below ('no matching host key type', said at INFO): a
+            # configuration's 'LogLevel ERROR' made a host with no other key 'cannot reach'
+            "-o", "LogLevel=INFO",
             "-o", f"HostKeyAlgorithms={','.join(algorithms)}",
             # no key, password or ticket is offered to a host not yet proven
             "-o", "PreferredAuthentications=none", "-o", "NumberOfPasswordPrompts=0",

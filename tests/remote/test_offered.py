@@ -20,3 +20,16 @@ def test_the_key_is_found_where_ssh_hashes_the_names_it_records(
     offered = ssh.offered_through_ssh(Endpoint(server.user, "127.0.0.1", server.port), config,
                                       None, ["ssh-ed25519"], lambda key: True)
     assert [key.fingerprint for key in offered] == [server.fingerprint]
+
+
+def test_a_host_with_no_other_key_is_told_from_one_not_reached_whatever_the_log_level(
+        server: sshd_support.Sshd, tmp_path: Path) -> None:
+    """ssh says 'no matching host key type' at LogLevel INFO: a configuration that says
+    'LogLevel ERROR' (to hide 'Permanently added …') made a pin the host does not hold 'cannot
+    reach an SSH server' (exit 2), not 'the host key … is not the one given' (exit 1)."""
+    config = tmp_path / "ssh_config"
+    config.write_text("Host *\n  LogLevel ERROR\n")
+    offered = ssh.offered_through_ssh(Endpoint(server.user, "127.0.0.1", server.port), config,
+                                      None, ["ssh-ed25519", "ecdsa-sha2-nistp256"],
+                                      lambda key: False)
+    assert [key.fingerprint for key in offered] == [server.fingerprint]
