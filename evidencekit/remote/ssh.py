@@ -362,6 +362,9 @@ def _ssh_base(endpoint: Endpoint, config: Path | None, jump: Endpoint | None) ->
             # key at all: the pin would not be checked
             "-o", "ControlMaster=no", "-o", "ControlPath=none",
             "-o", "ClearAllForwardings=yes", "-o", "PermitLocalCommand=no",
+            # the command is evidencekit's: a configuration's RemoteCommand made ssh refuse
+            # ('Cannot execute command-line and remote command')
+            *_if_known("RemoteCommand=none"),
             "-o", f"ConnectTimeout={_TIMEOUT}",
             *(("-o", f"ProxyCommand={proxy_command(jump, config)}") if jump else ())]
 
