@@ -43,6 +43,8 @@ _PLAIN_ALGORITHMS = ("ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384"
 # "^" moves these to the front of OpenSSH's defaults and keeps the rest after them.
 _CIPHERS = "^aes128-gcm@openssh.com,aes256-gcm@openssh.com"
 _FINGERPRINT = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}=?$")
+# What a shell reads in a word (and control characters), refused in a user name (Endpoint.parse)
+_SHELL_READS = r"\x00-\x1f\x7f'`\"$;&<>|(){}*?!#~\[\]"
 
 
 @dataclass(frozen=True)
@@ -61,13 +63,15 @@ class Endpoint:
         # A host name, an IPv4 or [IPv6] address, nothing a shell reads: --jump's ProxyCommand
         # holds the host (%h) unquoted, and an OpenSSH older than 9.6 (and a user's own
         # ProxyCommand or Match exec with %h / %r) hands it to the shell as it is:
-        # 'admin@x$(touch f)' ran 'touch f' here. ssh 9.6 refuses such names itself.
-        match = re.fullmatch(r"([^@\s\x00-\x1f\x7f'`\"$\\;&<>|(){}*?!#~\[\]]+)@"
-                             r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::(\d{1,5}))?", text)
-        if not match or match.group(1).startswith("-") or match.group(2).startswith("-"):
+        # 'admin@x$(touch f)' ran 'touch f' here. ssh 9.6 refuses such names itself. A user
+        # may be DOMAIN\\name (Windows' OpenSSH), not end in a backslash (as for ssh).
+        match = re.fullmatch(rf"([^@\s{_SHELL_READS}]+)@(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)"
+                             r"(?::(\d{1,5}))?", text)
+        if not match or match.group(1).startswith("-") or match.group(2).startswith("-") \
+                or match.group(1).endswith("\\"):
             shaped = re.fullmatch(r"[^@\s]+@[^@\s]+", text) is not None
             raise UsageError(f"--remote {text!r}: expected USER@HOST or USER@HOST:PORT"
-                             + ("; a user or host name holds none of ' \" ` $ \\ ; & < > | "
+                             + ("; a user or host name holds none of ' \" ` $ ; & < > | "
                                 "( ) { } * ? ! # ~ (a shell would read them)" if shaped else ""),
                              hint="e.g. --remote admin@web-17.example:22")
         port = int(match.group(3) or 22)

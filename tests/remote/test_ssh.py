@@ -21,6 +21,7 @@ from evidencekit.remote.ssh import Endpoint, HostKey, check_fingerprint, connect
     ("admin@web-17.example:2222", Endpoint("admin", "web-17.example", 2222)),
     ("root@192.0.2.7:22", Endpoint("root", "192.0.2.7", 22)),
     ("ops@[2001:db8::1]:2200", Endpoint("ops", "2001:db8::1", 2200)),
+    ("CORP\\alice@winhost", Endpoint("CORP\\alice", "winhost", 22)),  # Windows' OpenSSH
 ])
 def test_a_remote_is_user_at_host_and_an_optional_port(text: str, expected: Endpoint) -> None:
     assert Endpoint.parse(text) == expected
@@ -37,7 +38,8 @@ def test_anything_else_is_refused_before_ssh_sees_it(text: str) -> None:
 
 @pytest.mark.parametrize("text", ["admin@x$(touch${IFS}f)", "admin@x`id`", "admin@a;id",
                                   "admin@a|id", "admin@a&id", "admin@host*", "u$(id)@host",
-                                  "u'x@host", "u;id@host", "admin@a\x1b[2Kb"])
+                                  "u'x@host", "u;id@host", "admin@a\x1b[2Kb",
+                                  "alice\\@host"])
 def test_a_name_a_shell_would_read_is_refused(text: str) -> None:
     """--jump's ProxyCommand holds the host unquoted (-W [%h]:%p): an OpenSSH older than 9.6
     hands a host such as 'x$(touch f)' to the shell as it is."""
