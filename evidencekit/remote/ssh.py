@@ -13,12 +13,14 @@ ControlMaster, which checks no host key), and not a key that a known_hosts file 
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import hashlib
 import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,6 +32,7 @@ from evidencekit.fs import leftovers
 
 _ALIAS = "evidencekit-pinned-host"
 _TIMEOUT = 20  # seconds to connect (ssh-keyscan and ssh)
+_ASK_TIMEOUT = _TIMEOUT * 3  # seconds one ssh run asking for the host's key may take
 # Host key algorithms a key type may be checked with (RSA keys sign with SHA-2 today).
 _ALGORITHMS = {"ssh-rsa": "rsa-sha2-512,rsa-sha2-256,ssh-rsa"}
 # The plain (not certificate) host key algorithms a host reached through a bastion is asked
@@ -285,8 +288,7 @@ def _offered_once(endpoint: Endpoint, config: Path | None, jump: Endpoint | None
             "-o", "PubkeyAuthentication=no", "-o", "GSSAPIAuthentication=no",
             "--", endpoint.host, "true"]
     try:
-        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
-                              check=False, timeout=_TIMEOUT * 3)
+        done = _run_ending_its_proxy(argv, _ASK_TIMEOUT)
     except subprocess.TimeoutExpired:
         raise RemoteError(f"{endpoint.host} did not answer through "
                           f"{_route(endpoint, config, jump)}") from None
@@ -309,6 +311,23 @@ def _offered_once(endpoint: Endpoint, config: Path | None, jump: Endpoint | None
                       f"{'; '.join(lines) or 'no answer'}",
                       hint="check that ssh reaches the bastion and that the bastion may "
                       "connect to the host")
+
+
+def _run_ending_its_proxy(argv: list[str], timeout: float) -> subprocess.CompletedProcess[bytes]:
+    """ssh run to its end, or stopped after *timeout* seconds (TimeoutExpired) with its
+    ProxyCommand: ssh runs in a process group of its own, killed whole. Killed alone
+    (subprocess.run's timeout), ssh left that command running (an ``ssh -W`` to the bastion;
+    a stalled one, for ever)."""
+    with subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, start_new_session=True) as process:
+        try:
+            out, err = process.communicate(timeout=timeout)
+        except BaseException:  # the timeout, or an interrupt (Ctrl-C reaches this group no more)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            raise
+        return subprocess.CompletedProcess(argv, process.returncode, out, err)
 
 
 def route(endpoint: Endpoint, config: Path | None, jump: Endpoint | None) -> str | None:

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
+import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -172,3 +175,27 @@ def test_a_host_behind_a_proxy_in_the_ssh_configuration_is_seen_as_such(tmp_path
     assert ssh.proxied(Endpoint.parse("admin@web-17"), config)
     assert ssh.proxied(Endpoint.parse("admin@db-3"), config)
     assert not ssh.proxied(Endpoint.parse("admin@mail-1"), config)
+
+
+def test_a_proxy_that_stalls_is_ended_with_the_run_that_asks_for_the_key(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bastion's route that sends a banner, then nothing: the run asking for the host's key
+    is stopped (its timeout), and its ProxyCommand with it (ssh killed outright left it
+    running: an ssh -W to the bastion, for as long as the bastion held it)."""
+    monkeypatch.setattr(ssh, "_ASK_TIMEOUT", 1)
+    pid_file = tmp_path / "proxy.pid"
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host stalled\n  HostName 127.0.0.1\n  ProxyCommand sh -c 'echo $$ > "
+                      f"{pid_file}; printf \"SSH-2.0-OpenSSH_9.2\\r\\n\"; exec sleep 30'\n")
+    with pytest.raises(ssh.RemoteError, match="did not answer"):
+        ssh.offered_through_ssh(Endpoint("admin", "stalled"), config, None, ["ssh-ed25519"],
+                                lambda key: True)
+    proxy = int(pid_file.read_text())
+    for _ in range(50):
+        if not Path(f"/proc/{proxy}").exists() or \
+                Path(f"/proc/{proxy}/stat").read_text().split()[2] == "Z":
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(proxy, signal.SIGKILL)
+        pytest.fail("the ProxyCommand was left running")
