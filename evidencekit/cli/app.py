@@ -416,10 +416,11 @@ NEW_PASSPHRASE = "--new-passphrase-file FILE"
 
 
 def encryption_for(recipients: tuple[str, ...], files: tuple[Path, ...], use_passphrase: bool,
-                passphrase_file: Path | None, *, passphrase_option: str = "--passphrase"
+                passphrase_file: Path | None, *, passphrase_option: str | None = "--passphrase"
                 ) -> list[age.Recipient]:
     """Who can open the bundle written. *passphrase_option*: how this command is told to use a
-    passphrase for it (reseal's and note's --passphrase is the bundle read's, not the new one's)."""
+    passphrase for it (reseal's and note's --passphrase is the bundle read's, not the new one's);
+    None where a passphrase cannot be used (capture --remote: public keys only)."""
     recipients, files = flags_over_defaults(recipients, files)
     by_key = recipients_from(recipients, files)
     wants_passphrase = use_passphrase or passphrase_file is not None or (
@@ -429,6 +430,11 @@ def encryption_for(recipients: tuple[str, ...], files: tuple[Path, ...], use_pas
                          hint="the age format allows a passphrase only on its own")
     if by_key:
         return by_key
+    if not wants_passphrase and passphrase_option is None:
+        raise UsageError("no public key to encrypt the bundle to was given; evidencekit never "
+                         "writes evidence unencrypted",
+                         hint="add --recipient age1… (the investigator's key) or "
+                         "--recipient-file FILE")
     if not wants_passphrase:
         raise UsageError("no way to encrypt the bundle was given; evidencekit never writes "
                          "evidence unencrypted",

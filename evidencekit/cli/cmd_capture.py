@@ -180,7 +180,8 @@ def capture_command(sources: tuple[Path, ...], output: Path | str | None, case_i
             return capture_remote.run_remote(
                 remote, sources, cast(Path, output) or Path(_safe_filename(case.case_id)
                                                              + ".evidence"), case,
-                encryption_for(recipients, recipient_files, use_passphrase, passphrase_file),
+                encryption_for(recipients, recipient_files, use_passphrase, passphrase_file,
+                               passphrase_option=None),
                 sign_key, sign_key_passphrase_file, profile, live, as_json, progress)
         if not profile:
             refuse_given_without(("profile_os",), "a profile", "--profile NAME|FILE")

@@ -121,3 +121,14 @@ def test_a_file_for_ssh_that_cannot_be_looked_at_is_named(option: str, user: obj
     result = invoke(*REMOTE, option, "k" * 300, "--json")
     assert result.code == 2, result.stdout + result.stderr
     assert result.json()["error"]["message"] == f"{option} {'k' * 300}: File name too long"
+
+
+def test_no_recipient_names_the_options_a_remote_capture_takes(user: object) -> None:
+    """A remote capture takes public keys only: the hint must not send the user to
+    --passphrase, which the next run would refuse."""
+    without_keys = tuple(a for a in REMOTE if a != "-r" and not a.startswith("age1"))
+    result = invoke(*without_keys, "--json")
+    assert result.code == 2, result.stdout + result.stderr
+    error = result.json()["error"]
+    assert "public key" in error["message"]
+    assert "--recipient-file" in error["hint"] and "passphrase" not in error["hint"]
