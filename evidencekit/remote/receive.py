@@ -561,7 +561,8 @@ def stream_failure(request: RemoteRequest, conn: Connection, code: int | None, s
             return RemoteError(f"{where}: the host key is not the one pinned "
                                f"({conn.key.fingerprint}); nothing was captured", exit_code=1,
                                hint="check the fingerprint with the host's administrator")
-        return RemoteError(f"could not capture over SSH from {where}: {last or what}; nothing "
+        return RemoteError(f"could not capture over SSH from {where}: "
+                           f"{(last or what).rstrip('.')}; nothing "
                            "was kept", hint="check the address, your SSH key (--ssh-identity) "
                            "and the network; an interrupted capture can simply be run again")
     if code in _NOT_FOUND:

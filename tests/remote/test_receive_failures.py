@@ -34,3 +34,8 @@ def test_a_remote_capture_killed_without_losing_the_link_is_its_failure() -> Non
 def test_a_remote_capture_that_fails_by_itself_names_its_exit_code() -> None:
     said = _said(1, "evidencekit: error: no such file: /nope")
     assert "failed (its exit code 1)" in said and "no such file: /nope" in said
+
+
+def test_what_ssh_said_reads_as_one_sentence() -> None:
+    said = _said(255, "ek@127.0.0.1: Permission denied (publickey).")
+    assert "Permission denied (publickey); nothing was kept" in said, said
