@@ -321,9 +321,11 @@ def _positive_number(name: str, default: float, whole: bool = False) -> float:
 
 def make_client(endpoint: str | None) -> Any:
     """An S3 client with boto3's standard credential chain; *endpoint* for S3-compatible
-    stores (path-style addressing there: their buckets are rarely DNS names)."""
+    stores (path-style addressing there: their buckets are rarely DNS names). Made by botocore
+    itself: boto3's session adds resources and transfer helpers nothing here uses, and 3 MB to
+    every process that talks to a store."""
     try:
-        import boto3
+        import botocore.session
         from botocore.config import Config
     except ImportError:
         raise UsageError("S3 support is not installed", hint=INSTALL_HINT) from None
@@ -343,7 +345,8 @@ def make_client(endpoint: str | None) -> Any:
                     response_checksum_validation="when_required")
     with talking_to(_without_secrets(endpoint) if endpoint else "S3"):
         try:
-            return boto3.session.Session().client("s3", endpoint_url=endpoint, config=config)
+            return botocore.session.get_session().create_client("s3", endpoint_url=endpoint,
+                                                                config=config)
         except ValueError as exc:  # an endpoint from the environment or an AWS profile
             raise UsageError(f"the S3 store's address is not usable: {_shown(str(exc))}",
                              hint=_ENDPOINT_HINT) from None

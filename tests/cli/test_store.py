@@ -196,7 +196,8 @@ def test_without_boto3_the_message_says_how_to_install(bundle: Path, keys: dict[
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
-    monkeypatch.setitem(sys.modules, "boto3", None)
+    for name in ("boto3", "botocore"):  # botocore comes with boto3: both are missing then
+        monkeypatch.setitem(sys.modules, name, None)
     result = invoke("store", "list", "s3://evidence/", "--json")
     assert result.code == 2
     assert "evidencekit[s3]" in result.json()["error"]["hint"]
