@@ -73,6 +73,7 @@ if TYPE_CHECKING:  # a package whose __init__ imports custody and verify, which 
 CHUNK = 1 << 20
 _MAX_PENDING = 1024  # records waiting for libmagic
 _MAX_PENDING_BYTES = 32 << 20  # and the first blocks they hold
+DISK_QUEUE = 8  # blocks of 1 MiB queued for the thread that writes the bundle
 
 
 @dataclass(frozen=True)
@@ -478,7 +479,8 @@ def _write_bundle(request: CaptureRequest, sources: list[Source], out: BinaryIO,
     watched = _RoomWatch(disk_file, request.output) if compression and not request.stream_to \
         else disk_file
     ciphertext = _Hashed(watched)
-    disk = BackgroundWriter(ciphertext, name="evidencekit-disk")
+    disk = BackgroundWriter(ciphertext, name="evidencekit-disk", depth=DISK_QUEUE
+                            if request.stream_to is None else request.stream_to.queue_blocks)
     try:
         with outer.add_stream(PAYLOAD, mtime, through=disk, hashing=False) as payload_sink:
             # Format version 4 (a disk image): the tar is compressed on the encrypting thread,

@@ -419,6 +419,7 @@ class _FramedTarget:
     written only when the capture has finished."""
 
     location = "(sent over SSH)"
+    queue_blocks = 8  # as a file's: the pipe to ssh holds little
 
     def __init__(self, out: BinaryIO, request_id: str) -> None:
         self._out = out

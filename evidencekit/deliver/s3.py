@@ -1175,6 +1175,10 @@ class S3Capture:
         self.location = f"{SCHEME}{store.url.bucket}/{self.key}"
         self.delivery: Delivery | None = None
 
+    # The upload fills a part in memory and waits for a free thread when both are busy: a
+    # queue of 8 MiB before it only held as much again (6 MB of a capture's peak)
+    queue_blocks = 2
+
     def public_details(self) -> dict[str, str]:
         """For the first custody event: where the bundle is written and how it is locked."""
         lock = self.store.lock

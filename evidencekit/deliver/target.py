@@ -11,6 +11,9 @@ class StreamTarget(Protocol):
     """A destination a capture writes its bundle to as it is sealed."""
 
     location: str  # where the bundle will be, for messages (s3://BUCKET/KEY)
+    # how many blocks of 1 MiB capture may queue for it (capture.DISK_QUEUE for a file): a
+    # target that holds what it is given in buffers of its own needs few
+    queue_blocks: int
 
     def check(self) -> None:
         """Refuse now, before any evidence is read, a destination that cannot take it."""

@@ -32,6 +32,7 @@ class _Target:
     """capture's stream_to, framing into memory (as serve-capture frames onto stdout)."""
 
     location = "(memory)"
+    queue_blocks = 8
 
     def __init__(self) -> None:
         self.stream = io.BytesIO()

@@ -44,6 +44,7 @@ class _FileWithRequest:
     real remote evidencekit's does (the bundle is then changed as a MODE says)."""
 
     location = "(a file here)"
+    queue_blocks = 8
 
     def __init__(self, path: Path, request: str) -> None:
         self._path, self._request = path, request
