@@ -343,8 +343,8 @@ def _say_get(url: Any, output: Path, digest: str, recorded: str, as_json: bool) 
     if recorded:
         render.out.print("  same SHA-256 as the object's metadata records (written with it)")
     else:
-        render.err.print("[yellow]evidencekit: warning:[/] the store recorded no SHA-256 for "
-                         "this object; 'evidencekit verify' checks the bundle itself")
+        render.out.print("  no SHA-256 recorded at upload (as for a bundle written by 'capture "
+                         "-o s3://'): the verification above is what checked the copy")
 
 
 class BundleOrStore(click.ParamType):  # type: ignore[type-arg]

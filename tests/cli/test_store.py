@@ -261,6 +261,13 @@ def test_capture_straight_to_the_store(tmp_path: Path, tree: Path, keys: dict[st
     head = s3_server.client().head_object(Bucket=bucket, Key=stored["key"])
     assert head["ObjectLockMode"] == "COMPLIANCE" and head["ContentLength"] == int(
         stored["size"])
+    # capture -o s3:// records no SHA-256 in the object's metadata: store get says so, without
+    # sending the user to a 'verify' it has just made itself
+    got = invoke("store", "get", document["bundle"], "-o", tmp_path / "got.evidence",
+                 "--endpoint", s3_server.endpoint, env=s3_server.env())
+    assert got.code == 0, got.stdout + got.stderr
+    assert "warning" not in got.stderr and "evidencekit verify" not in got.stdout + got.stderr
+    assert "no SHA-256 recorded at upload" in got.stdout
 
 
 def test_capture_to_a_bucket_without_lock_is_refused_before_reading(
