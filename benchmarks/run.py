@@ -22,7 +22,8 @@ Targets (issue 5):
     ``--progress none``; --json: against a plain run)
 
 Issue 26 (``--s3 [MIB]``, run on its own): ``capture -o s3://`` of a 2 GiB file to SeaweedFS on
-127.0.0.1 at most 1.2 x the same capture to a local file.
+127.0.0.1 at most 1.2 x the same capture to a local file; ``store put`` and ``store get`` of a
+bundle of that size are timed beside it (wall, CPU, peak RSS; no target).
 
 Issue 23 (``--live``, run on its own): the live snapshot without memory (``capture --live``'s
 collection of clock, network, processes, system state and the second snapshot) at most 2 s with
@@ -843,7 +844,7 @@ from boto3.s3.transfer import TransferConfig
 endpoint, bucket, path = sys.argv[1:]
 client = boto3.session.Session().client("s3", endpoint_url=endpoint)
 client.upload_file(path, bucket, "upload-only/" + path.replace("/", "_"), Config=TransferConfig(
-    multipart_threshold=16 << 20, multipart_chunksize=16 << 20, max_concurrency=2))
+    multipart_threshold=8 << 20, multipart_chunksize=8 << 20, max_concurrency=2))
 """
 
 
@@ -868,7 +869,7 @@ def s3_capture(size: int, repeat: int, json_out: Path | None) -> int:
             os.environ.update(server.env())
             base = (f"{shlex.quote(EVIDENCEKIT)} capture {shlex.quote(str(source))} "
                     f"-r {recipient} --sign-key {shlex.quote(str(sign_key))} --case BENCH --json")
-            # The floor: boto3 alone uploading a bundle of the same size (16 MiB parts, two
+            # The floor: boto3 alone uploading a bundle of the same size (8 MiB parts, two
             # threads, as capture does), no capture at all: what the store can take here.
             upload = (f"{shlex.quote(sys.executable)} -c {shlex.quote(_UPLOAD_ONLY)} "
                       f"{server.endpoint} {bucket} out/upload.evidence")
@@ -878,21 +879,37 @@ def s3_capture(size: int, repeat: int, json_out: Path | None) -> int:
                     "aws:amz:us-east-1:s3 --user \"$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY\" "
                     "-H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' "
                     f"{server.endpoint}/{bucket}/curl-only.bin")
+            # store put of a copy of a local bundle (each to a prefix of its own: a second put
+            # finds the first), and store get of one stored before the timed runs
+            put = (f"{shlex.quote(EVIDENCEKIT)} store put out/put.evidence "
+                   f"s3://{bucket}/put$(date +%s%N)/ --endpoint {server.endpoint} "
+                   f"--retain-days 1 --sign-key {shlex.quote(str(sign_key))} --json")
+            get = (f"rm -f out/got.evidence && {shlex.quote(EVIDENCEKIT)} store get "
+                   f"\"$(cat out/get-location)\" -o out/got.evidence --endpoint "
+                   f"{server.endpoint} --json")
             measured = {"local": Measurement("local", f"{base} -o out/local.evidence"),
                         "s3": Measurement("s3", f"{base} -o s3://{bucket}/bench/ --endpoint "
                                           f"{server.endpoint} --retain-days 1"),
                         "upload": Measurement("upload", upload),
-                        "curl": Measurement("curl", curl)}
+                        "curl": Measurement("curl", curl),
+                        "put": Measurement("put", put), "get": Measurement("get", get)}
             # the store's own CPU during each run (SeaweedFS shares the two cores)
             store_cpu: dict[str, list[float]] = {name: [] for name in measured}
             for turn in range(repeat):
                 warm(source)
-                for name in ("local", "s3", "upload", "curl") if turn % 2 == 0 else (
-                        "curl", "upload", "s3", "local"):  # uploads: a copy of a local bundle
-                    if name in ("upload", "curl") and not (work / "out" / "upload.evidence").exists():
+                for name in ("local", "s3", "upload", "curl", "put", "get") if turn % 2 == 0 \
+                        else ("get", "put", "curl", "upload", "s3", "local"):
+                    if name in ("upload", "curl", "put", "get") and not (
+                            work / "out" / "upload.evidence").exists():
                         shutil.copy(work / "out" / "local.evidence", work / "out" /
                                     "upload.evidence")  # a bundle of the same size
                         warm(work / "out" / "upload.evidence")
+                    if name == "get" and not (work / "out" / "get-location").exists():
+                        _store_one(work, put)
+                    if name == "put":  # store put records the delivery in the bundle
+                        shutil.copy(work / "out" / "upload.evidence", work / "out" /
+                                    "put.evidence")
+                        warm(work / "out" / "put.evidence")
                     if name == "local":
                         _remove(work / "out" / "local.evidence")
                     before = _cpu_seconds_of(work / "server")
@@ -912,7 +929,10 @@ def s3_capture(size: int, repeat: int, json_out: Path | None) -> int:
           f"{S3_LIMIT_RATIO} x: {'met' if met else 'NOT met'}); boto3 alone uploads a bundle of "
           f"that size in {floor:.2f} s (capture to s3:// = {remote / floor:.2f} x that), curl "
           f"in one plain PUT {plain:.2f} s ({remote / plain:.2f} x); peak "
-          f"RSS {measured['s3'].rss:.0f} MB to s3://, {measured['local'].rss:.0f} MB to a file")
+          f"RSS {measured['s3'].rss:.0f} MB to s3://, {measured['local'].rss:.0f} MB to a file; "
+          f"store put of that bundle {measured['put'].wall:.2f} s (CPU {measured['put'].cpu:.2f} s,"
+          f" peak RSS {measured['put'].rss:.0f} MB), store get {measured['get'].wall:.2f} s "
+          f"(CPU {measured['get'].cpu:.2f} s, peak RSS {measured['get'].rss:.0f} MB)")
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps({
@@ -927,6 +947,14 @@ def s3_capture(size: int, repeat: int, json_out: Path | None) -> int:
             "cpus": os.cpu_count(), "load_average_at_end": os.getloadavg(),
             "python": platform.python_version()}, indent=2) + "\n")
     return 0 if met else 1
+
+
+def _store_one(work: Path, put: str) -> None:
+    """Store a copy of the benchmark's bundle; its location in out/get-location."""
+    shutil.copy(work / "out" / "upload.evidence", work / "out" / "put.evidence")
+    done = subprocess.run(["/bin/sh", "-c", put], cwd=work, capture_output=True, text=True,
+                          check=True)
+    (work / "out" / "get-location").write_text(json.loads(done.stdout)["location"])
 
 
 def _cpu_seconds_of(folder: Path) -> float:
