@@ -307,6 +307,13 @@ def _offered_once(endpoint: Endpoint, config: Path | None, jump: Endpoint | None
                           hint="the bastion's own key is checked by ssh against your "
                           "known_hosts: add it there once you have checked its fingerprint "
                           "with its administrator")
+    if "Permission denied" in said:  # the bastion's (the host is asked for no login here)
+        raise RemoteError(f"the bastion refused the login ({via}): "
+                          f"{'; '.join(line.rstrip('.') for line in lines)}. Nothing was captured",
+                          hint="--ssh-identity is the host's key: ssh logs in to the bastion with "
+                          "your agent, default keys and ssh configuration; add the bastion's key "
+                          "to your agent (ssh-add KEY) or give the bastion an IdentityFile in an "
+                          "ssh configuration (--ssh-config FILE)")
     raise RemoteError(f"cannot reach an SSH server at {endpoint.host} through {via}: "
                       f"{'; '.join(lines) or 'no answer'}",
                       hint="check that ssh reaches the bastion and that the bastion may "

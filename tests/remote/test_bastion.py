@@ -196,6 +196,27 @@ def test_jump_goes_through_a_bastion_whose_own_key_is_known(
     assert _nothing_left(tmp_path)
 
 
+def test_a_bastion_that_refuses_the_login_is_named_with_the_key_it_wants(
+        hosts: Hosts, keys: dict[str, Path], tmp_path: Path) -> None:
+    """--ssh-identity is the host's key: ssh logs in to the bastion with the agent, the default
+    keys and the configuration. A bastion refusing them was 'cannot reach an SSH server …
+    check that ssh reaches the bastion', which sent a new user looking at the network."""
+    stranger = tmp_path / "stranger"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)],
+                   check=True)
+    config = _config(hosts, tmp_path)
+    config.write_text(config.read_text().replace(str(hosts.bastion.client_key), str(stranger)))
+    out = tmp_path / "web-17.evidence"
+    done = _capture(hosts, keys, out, "web-17", "--host-key", hosts.target.fingerprint,
+                    config=config)
+    assert done.code == 2, done.stderr
+    error = json.loads(done.stdout)["error"]
+    assert "the bastion refused the login" in error["message"]
+    assert "Permission denied" in error["message"]
+    assert "--ssh-identity" in error["hint"] and "--ssh-config" in error["hint"]
+    assert _nothing_left(tmp_path)
+
+
 @pytest.mark.parametrize("sftp", [False, True])
 def test_a_bastion_honest_when_the_key_is_asked_then_swapping_the_host_is_refused(
         hosts: Hosts, keys: dict[str, Path], tmp_path: Path, sftp: bool) -> None:
