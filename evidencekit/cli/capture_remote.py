@@ -178,6 +178,9 @@ def _size_option(text: str | None) -> int | None:
     if text is None:
         return None
     size = parse_size(text.strip())
+    if size == 0:  # a size, but no bundle fits in it
+        raise UsageError("--max-size must be more than 0", hint="e.g. --max-size 20GB or "
+                         "--max-size 500MiB; leave it out for no limit")
     if not size:
         raise UsageError(f"--max-size {text!r} is not a size", hint="e.g. --max-size 20GB or "
                          "--max-size 500MiB")

@@ -43,6 +43,7 @@ def test_what_only_a_local_capture_can_do_is_refused(extra: tuple[str, ...], sai
     (("capture", "--ssh-config", "/dev/null", "--known-hosts", "/dev/null", "/etc"),
      "--known-hosts is for a remote"),  # the first of them in --help's order
     ((*REMOTE, "--max-size", "lots"), "--max-size 'lots' is not a size"),
+    ((*REMOTE, "--max-size", "0"), "--max-size must be more than 0"),
     (("capture", "--jump", "ops@bastion", "/etc"), "--jump is for a remote"),
     ((*REMOTE, "--jump", "-oProxyCommand=x@bastion"), "expected USER@BASTION"),
     ((*REMOTE, "--jump", "bastion"), "expected USER@BASTION"),
