@@ -574,10 +574,11 @@ def stream_failure(request: RemoteRequest, conn: Connection, code: int | None, s
         # click's words for a request it does not know: an evidencekit older or newer than
         # this one ('No such option: --request'), which says nothing of what to do
         return RemoteError(f"the evidencekit on {where} does not understand this one's request "
-                           f"({last or what}): it is another version; nothing was captured",
+                           f"({last or what}): it is another version, or --remote-command "
+                           "gives it an option it does not know; nothing was captured",
                            hint="install the same evidencekit version there as here "
-                           "(evidencekit --version on both), or read the files over SFTP "
-                           "with --sftp")
+                           "(evidencekit --version on both), check --remote-command, or read "
+                           "the files over SFTP with --sftp")
     if code is not None and code not in (ExitCode.OK, ExitCode.CAPTURE_INCOMPLETE):
         return RemoteError(f"the capture on {where} failed (its exit code {code}): "
                            f"{last or what}; nothing was kept",

@@ -39,3 +39,10 @@ def test_a_remote_capture_that_fails_by_itself_names_its_exit_code() -> None:
 def test_what_ssh_said_reads_as_one_sentence() -> None:
     said = _said(255, "ek@127.0.0.1: Permission denied (publickey).")
     assert "Permission denied (publickey); nothing was kept" in said, said
+
+
+def test_an_option_the_remote_evidencekit_does_not_know_may_be_the_remote_commands() -> None:
+    """'--remote-command "evidencekit --bogus"' is the user's own option, not another version."""
+    said = _said(2, "Usage: evidencekit [OPTIONS]\nError: No such option: --bogus")
+    assert "does not understand this one's request" in said
+    assert "--remote-command" in said, said
