@@ -305,8 +305,9 @@ def _offered_once(endpoint: Endpoint, config: Path | None, jump: Endpoint | None
         raise RemoteError(f"the bastion's host key is unknown or has changed ({via}): "
                           f"{'; '.join(lines)}. Nothing was captured", exit_code=1,
                           hint="the bastion's own key is checked by ssh against your "
-                          "known_hosts: add it there once you have checked its fingerprint "
-                          "with its administrator")
+                          "known_hosts (~/.ssh/known_hosts, or the file your ssh configuration "
+                          "names for it; --known-hosts pins the host only): add it there once "
+                          "you have checked its fingerprint with its administrator")
     if "Permission denied" in said:  # the bastion's (the host is asked for no login here)
         raise RemoteError(f"the bastion refused the login ({via}): "
                           f"{'; '.join(line.rstrip('.') for line in lines)}. Nothing was captured",

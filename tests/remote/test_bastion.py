@@ -193,6 +193,8 @@ def test_jump_goes_through_a_bastion_whose_own_key_is_known(
                     "--jump", jump, config=config)
     assert done.code == 1, done.stderr
     assert "(--jump " in done.stderr and "bastion's host key" in done.stderr
+    # where to add it: not the --known-hosts given for the host
+    assert "--known-hosts pins the host only" in done.json()["error"]["hint"]
     assert _nothing_left(tmp_path)
 
 
