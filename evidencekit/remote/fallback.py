@@ -5,6 +5,7 @@ written to disk here, and nothing is written there."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from evidencekit.capture import CaptureRequest, CaptureResult, capture
 from evidencekit.errors import RemoteError
 from evidencekit.remote.receive import ErrorChannel, RemoteRequest
 from evidencekit.remote.sftp import SftpEnded, SftpError, SftpSession, SftpSessionOver, SftpStalled
-from evidencekit.remote.ssh import as_configured, connection
+from evidencekit.remote.ssh import as_configured, connection, signal_all, start
 from evidencekit.sources.remote_logical import RemoteHost, RemoteLogicalSource, remote_paths
 
 
@@ -23,19 +24,17 @@ def capture_over_sftp(request: RemoteRequest, command_line: list[str],
     deadline = request.deadline()
     with connection(endpoint, request.host_key, request.identity, request.ssh_config,
                     request.jump) as conn:
-        process = subprocess.Popen([*conn.ssh_argv(subsystem=True), "sftp"],
-                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE)
+        process = start([*conn.ssh_argv(subsystem=True), "sftp"], subprocess.PIPE)
         assert process.stderr is not None
         errors = ErrorChannel(process.stderr)
         try:
             session = SftpSession(process, request.stall_timeout, str(endpoint), deadline)
         except SftpStalled:
-            process.kill()
+            signal_all(process, signal.SIGKILL)
             process.wait()
             raise
         except (SftpError, SftpEnded):
-            process.kill()
+            signal_all(process, signal.SIGKILL)
             process.wait()
             said = errors.said()[-4096:]
             if "Host key verification failed" in said:  # (ssh's long banner said nothing more)
@@ -58,7 +57,7 @@ def capture_over_sftp(request: RemoteRequest, command_line: list[str],
                 command_line=command_line, clock=request.clock, progress=request.progress,
                 exclude_paths=exclude, more_sources=(source,)))
         except SftpSessionOver as exc:  # not waited for as a session that ends well is
-            process.kill()
+            signal_all(process, signal.SIGKILL)
             if isinstance(exc, SftpEnded) and (said := _last_line(errors)):
                 exc.message += f" (ssh said: {said})"
                 exc.args = (exc.message,)

@@ -23,6 +23,7 @@ import os
 import re
 import secrets
 import shlex
+import signal
 import subprocess
 import threading
 import time
@@ -43,7 +44,7 @@ from evidencekit.format.documents import CustodyEvent, Seal, custody_member
 from evidencekit.format.outer import END_OF_ARCHIVE, OuterWriter
 from evidencekit.progress import NoProgress, Progress
 from evidencekit.protection import payload_header, recipients_in
-from evidencekit.remote import protocol
+from evidencekit.remote import protocol, ssh
 from evidencekit.remote.protocol import PROBLEM_PREFIX, SERVE_COMMAND, STALL_TIMEOUT
 from evidencekit.remote.ssh import Connection, Endpoint, HostKey, connection, route
 from evidencekit.text import exact_size, human_size
@@ -203,8 +204,7 @@ def capture_remote(request: RemoteRequest) -> RemoteResult:
 def _receive_and_record(request: RemoteRequest, conn: Connection, command: str,
                         stage: fs.Staged) -> RemoteResult:
     started = request.clock()
-    process = subprocess.Popen([*conn.ssh_argv(), command], stdin=subprocess.DEVNULL,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = ssh.start([*conn.ssh_argv(), command], subprocess.DEVNULL)
     assert process.stdout is not None and process.stderr is not None
     protocol.widen_pipe(process.stdout.fileno())  # ssh and this process take turns less often
     errors = ErrorChannel(process.stderr)
@@ -488,16 +488,18 @@ def _seconds(stamp: str) -> int:
 
 def _stop(process: subprocess.Popen[bytes], wait: float = 5) -> None:
     """ssh ended (its exit code tells why), or is made to after *wait* seconds (a stream that
-    breaks the protocol, an interrupt)."""
+    breaks the protocol, an interrupt); then what it started and left (a bastion's
+    ProxyCommand) is ended too."""
     try:
         process.wait(timeout=wait)
     except subprocess.TimeoutExpired:
-        process.terminate()
+        ssh.signal_all(process, signal.SIGTERM)
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            process.kill()
+            ssh.signal_all(process, signal.SIGKILL)
             process.wait()
+    ssh.signal_all(process, signal.SIGKILL)
 
 
 class ErrorChannel:

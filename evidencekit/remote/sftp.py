@@ -16,6 +16,7 @@ whole session must end by the deadline given (``--remote-timeout``).
 from __future__ import annotations
 
 import contextlib
+import signal
 import struct
 import subprocess
 from collections import deque
@@ -24,6 +25,7 @@ from typing import IO
 
 from evidencekit.errors import RemoteError
 from evidencekit.remote import protocol
+from evidencekit.remote.ssh import signal_all
 from evidencekit.text import exact_size
 
 _INIT, _VERSION = 1, 2
@@ -280,7 +282,7 @@ class SftpSession:
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            signal_all(self.process, signal.SIGKILL)
             self.process.wait()
 
 

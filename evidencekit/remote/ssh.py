@@ -321,18 +321,30 @@ def _offered_once(endpoint: Endpoint, config: Path | None, jump: Endpoint | None
                       "connect to the host")
 
 
+def start(argv: list[str], stdin: int) -> subprocess.Popen[bytes]:
+    """ssh started for a session (its output and errors piped here) in a process group of its
+    own, so that stopping it (:func:`signal_all`) stops what it started too: killed alone, ssh
+    leaves its ProxyCommand (an ``ssh -W`` to a bastion) running, a stalled one for ever. Ctrl-C
+    then reaches ssh no more: whoever started it stops it."""
+    return subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+
+
+def signal_all(process: subprocess.Popen[bytes], sig: int) -> None:
+    """*sig* to an ssh :func:`start` started and to what it started (its process group), those
+    still there."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, sig)
+
+
 def _run_ending_its_proxy(argv: list[str], timeout: float) -> subprocess.CompletedProcess[bytes]:
     """ssh run to its end, or stopped after *timeout* seconds (TimeoutExpired) with its
-    ProxyCommand: ssh runs in a process group of its own, killed whole. Killed alone
-    (subprocess.run's timeout), ssh left that command running (an ``ssh -W`` to the bastion;
-    a stalled one, for ever)."""
-    with subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, start_new_session=True) as process:
+    ProxyCommand (subprocess.run's timeout kills ssh alone)."""
+    with start(argv, subprocess.DEVNULL) as process:
         try:
             out, err = process.communicate(timeout=timeout)
-        except BaseException:  # the timeout, or an interrupt (Ctrl-C reaches this group no more)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
+        except BaseException:  # the timeout, or an interrupt
+            signal_all(process, signal.SIGKILL)
             process.wait()
             raise
         return subprocess.CompletedProcess(argv, process.returncode, out, err)

@@ -379,7 +379,8 @@ def test_the_live_state_is_collected_there(
 
 
 def _capture_stalled_mid_stream(server: sshd_support.Sshd, remote_tree: Path,
-                                keys: dict[str, Path], out: Path) -> subprocess.Popen[str]:
+                                keys: dict[str, Path], out: Path,
+                                *extra: str) -> subprocess.Popen[str]:
     """A capture into *out* whose host sends 1.5 MB (more than the 1 MiB the receiver gathers
     before its first write straight to disk, fs.direct), then nothing for 10 s; returned once
     bytes are in the file."""
@@ -392,7 +393,7 @@ def _capture_stalled_mid_stream(server: sshd_support.Sshd, remote_tree: Path,
         [sys.executable, "-m", "evidencekit", "capture", "--remote", server.remote, "--host-key",
          server.fingerprint, "--ssh-identity", str(server.client_key), "--remote-command",
          str(stall), "-R", str(keys["recipient"]), "--sign-key", str(keys["signer"]), "-o",
-         str(out), str(remote_tree / "big.bin")],
+         str(out), *extra, str(remote_tree / "big.bin")],
         env={**os.environ, **_env(out.parent)}, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while not writes_into(process.pid, out.parent, nonempty=True):  # bytes arrive
@@ -401,16 +402,78 @@ def _capture_stalled_mid_stream(server: sshd_support.Sshd, remote_tree: Path,
     return process
 
 
+# A ProxyCommand: the bytes of ssh's standard input to HOST PORT, and back (one process)
+RELAY = """import os, socket, sys, threading
+link = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+def up():
+    while data := os.read(0, 1 << 16):
+        link.sendall(data)
+    link.shutdown(socket.SHUT_WR)
+threading.Thread(target=up, daemon=True).start()
+while data := link.recv(1 << 16):
+    os.write(1, data)
+"""
+
+
+@pytest.mark.parametrize("proxied", [False, True])
 def test_an_interrupt_mid_stream_leaves_nothing_and_stops_ssh(
         server: sshd_support.Sshd, remote_tree: Path, keys: dict[str, Path],
-        tmp_path: Path) -> None:
+        tmp_path: Path, proxied: bool) -> None:
+    """ssh, and what it started: a ProxyCommand (an ``ssh -W`` to a bastion, here a relay of
+    bash's) outlived an ssh stopped alone."""
+    extra: tuple[str, ...] = ()
+    if proxied:
+        relay = tmp_path / "relay.py"
+        relay.write_text(RELAY)
+        config = tmp_path / "ssh_config"
+        config.write_text(f"Host 127.0.0.1\n    ProxyCommand {sys.executable} {relay} %h %p\n")
+        extra = ("--ssh-config", str(config))
     out = tmp_path / "stopped.evidence"
-    process = _capture_stalled_mid_stream(server, remote_tree, keys, out)
+    process = _capture_stalled_mid_stream(server, remote_tree, keys, out, *extra)
+    started = psutil.Process(process.pid).children(recursive=True)
+    assert any(p.name() == "ssh" for p in started), started
+    assert not proxied or any("relay.py" in " ".join(p.cmdline()) for p in started), started
     process.send_signal(signal.SIGINT)
     _, said = process.communicate(timeout=20)
     assert process.returncode == 130, said
     assert "interrupted; nothing was written" in said
     assert not [n for n in os.listdir(tmp_path) if "stopped.evidence" in n]
+    _, alive = psutil.wait_procs(started, timeout=5)
+    assert not alive, f"left running: {alive}"
+
+
+def test_an_interrupt_while_a_proxy_command_stalls_stops_it_too(
+        server: sshd_support.Sshd, remote_tree: Path, keys: dict[str, Path],
+        tmp_path: Path) -> None:
+    """The host key asked through the ProxyCommand, then the capture's own connection stalled
+    in it (a bastion that stops answering) and Ctrl-C: ssh, stopped before it logged in, died
+    alone and the ProxyCommand ran on."""
+    relay = tmp_path / "relay.py"
+    stalled = tmp_path / "stalled"
+    relay.write_text(f"import os, sys, time\nif os.path.exists({str(tmp_path / 'asked')!r}):\n"
+                     f"    open({str(stalled)!r}, 'w').close()\n    time.sleep(300)\n"
+                     f"open({str(tmp_path / 'asked')!r}, 'w').close()\n{RELAY}")
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host 127.0.0.1\n    ProxyCommand {sys.executable} {relay} %h %p\n")
+    out = tmp_path / "stopped.evidence"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "evidencekit", "capture", "--remote", server.remote, "--host-key",
+         server.fingerprint, "--ssh-identity", str(server.client_key), "--ssh-config",
+         str(config), "--remote-command", server.evidencekit_command(), "-R",
+         str(keys["recipient"]), "--sign-key", str(keys["signer"]), "-o", str(out),
+         str(remote_tree / "notes.txt")],
+        env={**os.environ, **_env(tmp_path)}, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not stalled.exists():
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr
+        time.sleep(0.05)
+    started = psutil.Process(process.pid).children(recursive=True)
+    assert any("relay.py" in " ".join(p.cmdline()) for p in started), started
+    process.send_signal(signal.SIGINT)
+    _, said = process.communicate(timeout=30)
+    assert process.returncode == 130, said
+    _, alive = psutil.wait_procs(started, timeout=5)
+    assert not alive, f"left running: {alive}"
 
 
 def test_a_connection_dropped_mid_stream_leaves_nothing(
