@@ -9,9 +9,17 @@ from typing import Any
 
 import pytest
 
-from tests.support.cli import invoke
+from tests.support.cli import Result, invoke
 
 SECRET = "wJalrXUtnFEMI-walkthrough-secret"
+
+
+def _put_here(bundle: Path, destination: str, keys: dict[str, Any], code: int) -> Result:
+    """store put --json of *bundle* to *destination* (relative to the current folder), ended
+    with exit *code*."""
+    result = invoke("store", "put", bundle, destination, "--sign-key", keys["signer"], "--json")
+    assert result.code == code, result.stdout + result.stderr
+    return result
 
 
 @pytest.mark.parametrize("endpoint", ["127.0.0.1:9000", "ftp://127.0.0.1:9000",
@@ -101,8 +109,7 @@ def test_store_put_into_a_folder_that_is_not_there_copies_nothing(
         ) -> None:
     """'copies/' (a folder, by its slash) that did not exist: a file named 'copies' was made."""
     monkeypatch.chdir(tmp_path)
-    result = invoke("store", "put", bundle, "copies/", "--sign-key", keys["signer"], "--json")
-    assert result.code == 2, result.stdout + result.stderr
+    result = _put_here(bundle, "copies/", keys, 2)
     assert result.json()["error"]["message"] == \
         "the folder copies/ does not exist; nothing was copied"
     assert not (tmp_path / "copies").exists()
@@ -114,8 +121,7 @@ def test_store_put_records_where_the_copy_is_whatever_the_folder_it_ran_in(
     """The event said 'a copy at copies/case.evidence': relative to a folder nobody knows."""
     (tmp_path / "copies").mkdir()
     monkeypatch.chdir(tmp_path)
-    result = invoke("store", "put", bundle, "copies/", "--sign-key", keys["signer"], "--json")
-    assert result.code == 0, result.stdout + result.stderr
+    result = _put_here(bundle, "copies/", keys, 0)
     copy = tmp_path / "copies" / bundle.name
     assert result.json()["details"]["path"] == str(copy) and copy.is_file()
 
@@ -193,8 +199,7 @@ def test_store_put_to_a_file_named_with_a_blank_copies_there(
         ) -> None:
     """Only "" is refused (an unset variable); ' ' is a file name like any other."""
     monkeypatch.chdir(tmp_path)
-    result = invoke("store", "put", bundle, " ", "--sign-key", keys["signer"], "--json")
-    assert result.code == 0, result.stdout + result.stderr
+    _put_here(bundle, " ", keys, 0)
     assert (tmp_path / " ").is_file()
 
 

@@ -6,16 +6,15 @@ thread left behind."""
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import threading
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from evidencekit.fs.direct import DiskWriter
 from tests.support.mounts import tmpfs
+from tests.support.writing import refuse_o_direct_writes
 
 MIB = 1 << 20
 
@@ -46,14 +45,7 @@ def test_o_direct_refused_at_the_first_write_falls_back_to_normal_writes(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """As a file system that opens a file O_DIRECT but refuses its writes (EINVAL): nothing
     lost, nothing written twice."""
-    pwrite = os.pwrite
-
-    def refused(fd: int, data: Any, offset: int) -> int:
-        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
-            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
-        return pwrite(fd, data, offset)
-
-    monkeypatch.setattr(os, "pwrite", refused)
+    refuse_o_direct_writes(monkeypatch)
     data = os.urandom(3 * MIB + 5)
     writer = _write(tmp_path / "out", data)
     assert (tmp_path / "out").read_bytes() == b"H" * 1000 + data + b"T"

@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -98,6 +99,13 @@ def _capture(hosts: Hosts, keys: dict[str, Path], out: Path, host: str, *options
                         "PYTHONPATH": str(Path(__file__).parents[2])})
 
 
+def _web_17(hosts: Hosts, keys: dict[str, Path], tmp_path: Path,
+            *options: object) -> tuple[Path, Any]:
+    """The bundle's path, and capture --remote of web-17 (behind the bastion) into it."""
+    out = tmp_path / "web-17.evidence"
+    return out, _capture(hosts, keys, out, "web-17", *options)
+
+
 def _logins(server: sshd_support.Sshd) -> int:
     return (server.root / "sshd.log").read_text(errors="replace").count("Accepted publickey")
 
@@ -109,8 +117,7 @@ def _nothing_left(folder: Path) -> bool:
 def test_a_host_behind_a_bastion_is_captured_with_its_own_key_pinned(
         hosts: Hosts, keys: dict[str, Path], tmp_path: Path) -> None:
     through_bastion = _logins(hosts.bastion)
-    out = tmp_path / "web-17.evidence"
-    done = _capture(hosts, keys, out, "web-17", "--host-key", hosts.target.fingerprint)
+    out, done = _web_17(hosts, keys, tmp_path, "--host-key", hosts.target.fingerprint)
     assert done.code == 0, done.stderr
     assert done.json()["remote"]["host_key"] == hosts.target.fingerprint
     received = json.loads(dict((n, d) for n, d, _ in contents(out))[custody_member(2)])
@@ -128,8 +135,7 @@ def test_over_sftp_behind_a_bastion_the_key_known_hosts_records_is_pinned(
         hosts: Hosts, keys: dict[str, Path], tmp_path: Path) -> None:
     known = tmp_path / "known_hosts"  # the name ssh records it by: its HostName and Port
     known.write_text(f"[127.0.0.1]:{hosts.target.port} {hosts.target.host_key_line}\n")
-    out = tmp_path / "web-17.evidence"
-    done = _capture(hosts, keys, out, "web-17", "--known-hosts", known, "--sftp")
+    _, done = _web_17(hosts, keys, tmp_path, "--known-hosts", known, "--sftp")
     assert done.code == 0, done.stderr
     assert done.json()["remote_logical"]["host_key"] == hosts.target.fingerprint
 
@@ -137,8 +143,7 @@ def test_over_sftp_behind_a_bastion_the_key_known_hosts_records_is_pinned(
 def test_a_wrong_pin_behind_a_bastion_is_refused(
         hosts: Hosts, keys: dict[str, Path], tmp_path: Path) -> None:
     logins = _logins(hosts.target)
-    out = tmp_path / "web-17.evidence"
-    done = _capture(hosts, keys, out, "web-17", "--host-key", hosts.impostor.fingerprint)
+    out, done = _web_17(hosts, keys, tmp_path, "--host-key", hosts.impostor.fingerprint)
     assert done.code == 1, done.stderr
     assert "is not the one given" in done.stderr
     assert hosts.target.fingerprint in done.stderr  # what it offers, to compare by phone

@@ -14,7 +14,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -26,6 +25,7 @@ from evidencekit.remote import protocol
 from evidencekit.remote.receive import verified_on_arrival
 from evidencekit.remote.ssh import Endpoint
 from evidencekit.verify import verify
+from tests.support.writing import refuse_o_direct_writes
 
 
 class _Target:
@@ -367,16 +367,7 @@ def test_a_stream_received_where_o_direct_is_refused_at_the_first_write_is_whole
     """A file system that opens a file O_DIRECT but refuses its first write (EINVAL): the bytes
     of the frame that filled the first stage, past it, were left staged and never written
     (fs.direct fell back, then went on staging): every received bundle 'did not verify'."""
-    import errno
-
-    pwrite = os.pwrite
-
-    def refused(fd: int, data: Any, offset: int) -> int:
-        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
-            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
-        return pwrite(fd, data, offset)
-
-    monkeypatch.setattr(os, "pwrite", refused)
+    refuse_o_direct_writes(monkeypatch)
     bundle = tmp_path / "got.evidence"
     received = _receive(framed_large, bundle, "w+b")
     monkeypatch.undo()

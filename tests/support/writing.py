@@ -5,8 +5,13 @@ evidencekit.fs.staged makes where it can) that the process holds open."""
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import os
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 
 def being_written(pid: int, folder: Path) -> list[str]:
@@ -33,3 +38,17 @@ def writes_into(pid: int, folder: Path, *, nonempty: bool = False) -> bool:
                     os.stat(path).st_size > 0:
                 return True
     return False
+
+
+def refuse_o_direct_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """os.pwrite refuses (EINVAL) every write to a file opened O_DIRECT, as a file system that
+    opens such a file but refuses its writes, for the length of the test (or until
+    ``monkeypatch.undo()``)."""
+    pwrite = os.pwrite
+
+    def refused(fd: int, data: Any, offset: int) -> int:
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        return pwrite(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", refused)
