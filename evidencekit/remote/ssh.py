@@ -178,16 +178,13 @@ def pin_by_fingerprint(endpoint: Endpoint, fingerprint: str,
     when a known_hosts file marks that key revoked. A host reached through a bastion (*jump*,
     or ProxyJump / ProxyCommand in the ssh configuration) is asked through ssh itself."""
     said = _configuration(endpoint, config)  # (asked once: ssh -G takes some 5 ms)
-    files = _known_hosts_files(known_hosts, said)
-    if jump is not None or _proxied(said):
-        offered = offered_through_ssh(endpoint, config, jump, list(_PLAIN_ALGORITHMS),
-                                      lambda key: key.fingerprint == fingerprint)
-    else:
-        offered = host_keys(_as_said(endpoint, said))
+    offered = _offered(endpoint, said, config, jump, list(_PLAIN_ALGORITHMS),
+                       lambda key: key.fingerprint == fingerprint)
     endpoint = _as_said(endpoint, said)
     for key in offered:
         if key.fingerprint == fingerprint:
-            _refuse_if_revoked(endpoint, key, files)
+            name = _known_hosts_name(endpoint)
+            _refuse_if_revoked(name, key, _entries(name, _known_hosts_files(known_hosts, said)))
             return key
     raise RemoteError(
         f"the host key of {endpoint.host} port {endpoint.port} is not the one given "
@@ -202,33 +199,38 @@ def pin_from_known_hosts(endpoint: Endpoint, known_hosts: Path | None = None,
     """The host's key as known_hosts records it (StrictHostKeyChecking=yes: an unknown host is
     refused, never learned), under the name ssh records it by (its configured HostName)."""
     said = _configuration(endpoint, config)
-    files = _known_hosts_files(known_hosts, said)
-    configured = _as_said(endpoint, said)
-    name = _known_hosts_name(configured)
-    known = [key for key, marker, _ in _entries(name, files) if not marker]
+    name = _known_hosts_name(_as_said(endpoint, said))
+    entries = _entries(name, _known_hosts_files(known_hosts, said))
+    known = [key for key, marker, _ in entries if not marker]
     if not known:
         raise RemoteError(f"{name} is not in known_hosts; its host key was not pinned, so "
                           "nothing was captured", exit_code=1,
                           hint="give its fingerprint with --host-key SHA256:… (ask its "
                           "administrator for it over another channel)")
-    if jump is not None or _proxied(said):
-        recorded = {(k.kind, k.blob) for k in known}
-        types = {algorithm for k in known for algorithm in _algorithms_of(k.kind)}
-        found = offered_through_ssh(endpoint, config, jump,
-                                    [a for a in _PLAIN_ALGORITHMS if a in types],
-                                    lambda key: (key.kind, key.blob) in recorded)
-    else:
-        found = host_keys(configured)
-    endpoint = configured
-    offered = {(k.kind, k.blob) for k in found}
+    recorded = {(k.kind, k.blob) for k in known}
+    types = {algorithm for k in known for algorithm in _algorithms_of(k.kind)}
+    offered = {(k.kind, k.blob) for k in _offered(
+        endpoint, said, config, jump, [a for a in _PLAIN_ALGORITHMS if a in types],
+        lambda key: (key.kind, key.blob) in recorded)}
     for key in known:
         if (key.kind, key.blob) in offered:
-            _refuse_if_revoked(endpoint, key, files)
+            _refuse_if_revoked(name, key, entries)
             return key
     raise RemoteError(f"the host key of {name} has CHANGED: it offers none of the keys "
                       "known_hosts records for it. Nothing was captured", exit_code=1,
                       hint="someone may be impersonating the host: check with its "
                       "administrator before trusting a new key")
+
+
+def _offered(endpoint: Endpoint, said: dict[str, str], config: Path | None,
+             jump: Endpoint | None, algorithms: list[str],
+             wanted: Callable[[HostKey], bool]) -> list[HostKey]:
+    """The keys the host offers (candidates: the connection that follows proves one): asked
+    through ssh when a bastion carries the connection (*jump*, or the configuration *said*),
+    else by ssh-keyscan at the address the configuration gives."""
+    if jump is not None or _proxied(said):
+        return offered_through_ssh(endpoint, config, jump, algorithms, wanted)
+    return host_keys(_as_said(endpoint, said))
 
 
 def proxied(endpoint: Endpoint, config: Path | None) -> bool:
@@ -449,12 +451,13 @@ def _entries(name: str, files: list[Path]) -> list[tuple[HostKey, str, Path]]:
     return found
 
 
-def _refuse_if_revoked(endpoint: Endpoint, key: HostKey, files: list[Path]) -> None:
-    """RemoteError when a known_hosts file marks *key* ``@revoked`` for this host (as ssh
-    itself refuses it): a key withdrawn there, stolen or replaced, speaks for nobody, also when
-    its fingerprint is given with --host-key or another entry still lists it."""
-    name = _known_hosts_name(endpoint)
-    for found, marker, path in _entries(name, files):
+def _refuse_if_revoked(name: str, key: HostKey,
+                       entries: list[tuple[HostKey, str, Path]]) -> None:
+    """RemoteError when one of the known_hosts *entries* for *name* (:func:`_entries`) marks
+    *key* ``@revoked`` (as ssh itself refuses it): a key withdrawn there, stolen or replaced,
+    speaks for nobody, also when its fingerprint is given with --host-key or another entry
+    still lists it."""
+    for found, marker, path in entries:
         if marker == "@revoked" and (found.kind, found.blob) == (key.kind, key.blob):
             raise RemoteError(
                 f"the host key of {name} ({key.fingerprint}) is marked @revoked in {path}: "
