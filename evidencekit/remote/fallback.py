@@ -11,7 +11,7 @@ from pathlib import Path
 
 from evidencekit.capture import CaptureRequest, CaptureResult, capture
 from evidencekit.errors import RemoteError
-from evidencekit.remote.receive import ErrorChannel, RemoteRequest
+from evidencekit.remote.receive import ErrorChannel, RemoteRequest, host_key_refused
 from evidencekit.remote.sftp import SftpEnded, SftpError, SftpSession, SftpSessionOver, SftpStalled
 from evidencekit.remote.ssh import as_configured, connection, signal_all, start
 from evidencekit.sources.remote_logical import RemoteHost, RemoteLogicalSource, remote_paths
@@ -37,11 +37,9 @@ def capture_over_sftp(request: RemoteRequest, command_line: list[str],
             signal_all(process, signal.SIGKILL)
             process.wait()
             said = errors.said()[-4096:]
-            if "Host key verification failed" in said:  # (ssh's long banner said nothing more)
-                raise RemoteError(f"{endpoint}: the host key is not the one pinned "
-                                  f"({conn.key.fingerprint}); nothing was captured",
-                                  exit_code=1, hint="check the fingerprint with the host's "
-                                  "administrator") from None
+            refused = host_key_refused(str(endpoint), conn, said)
+            if refused is not None:  # (ssh's long banner says nothing more)
+                raise refused from None
             raise RemoteError(f"could not open an SFTP session on {endpoint}: "
                               f"{said or 'the server offers no SFTP'}; nothing was captured",
                               hint="check the address and your SSH key (--ssh-identity), or "

@@ -559,10 +559,9 @@ def stream_failure(request: RemoteRequest, conn: Connection, code: int | None, s
     where = str(request.endpoint)
     last = _last_message(said)
     if code == _SSH_FAILED or (code is not None and code > _SIGNALLED and _link_lost(said)):
-        if "Host key verification failed" in said or "REMOTE HOST IDENTIFICATION" in said:
-            return RemoteError(f"{where}: the host key is not the one pinned "
-                               f"({conn.key.fingerprint}); nothing was captured", exit_code=1,
-                               hint="check the fingerprint with the host's administrator")
+        refused = host_key_refused(where, conn, said)
+        if refused is not None:
+            return refused
         return RemoteError(f"could not capture over SSH from {where}: "
                            f"{(last or what).rstrip('.')}; nothing "
                            "was kept", hint="check the address, your SSH key (--ssh-identity) "
@@ -588,6 +587,16 @@ def stream_failure(request: RemoteRequest, conn: Connection, code: int | None, s
                            exit_code=code if 0 < code < 128 else None)
     return RemoteError(f"the bundle from {where} did not arrive whole ({what}); nothing was "
                        "kept", hint="run the capture again: the source was only read")
+
+
+def host_key_refused(where: str, conn: Connection, said: str) -> RemoteError | None:
+    """The error to give when ssh refused the host's key (*said*: its error channel): the host
+    proved no key but one other than the pinned one. None when ssh said nothing of it."""
+    if "Host key verification failed" not in said and "REMOTE HOST IDENTIFICATION" not in said:
+        return None
+    return RemoteError(f"{where}: the host key is not the one pinned ({conn.key.fingerprint}); "
+                       "nothing was captured", exit_code=1,
+                       hint="check the fingerprint with the host's administrator")
 
 
 _OTHER_VERSION = re.compile(r"^Error: No such (option|command)\b", re.MULTILINE)
